@@ -1,0 +1,3 @@
+"""orchestra: Kubernetes, faithfully, in one Python process."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,164 @@
+"""API errors as Kubernetes `Status` objects (reason, code, message, details.causes).
+
+Owns: the exception hierarchy every api-layer module raises and the Status rendering.
+Must not import: anything above the api layer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+
+@attrs.frozen
+class Cause:
+    """One entry of `details.causes` (e.g. a field that failed validation)."""
+
+    reason: str
+    message: str
+    field: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        d = {"reason": self.reason, "message": self.message}
+        if self.field:
+            d["field"] = self.field
+        return d
+
+
+class ApiError(Exception):
+    """An error the API returns to a client as a `Status` with this code and reason."""
+
+    code = 500
+    reason = "InternalError"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        name: str = "",
+        group: str = "",
+        kind: str = "",
+        causes: tuple[Cause, ...] | list[Cause] = (),
+        retry_after: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.name = name
+        self.group = group
+        self.kind = kind
+        self.causes = tuple(causes)
+        self.retry_after = retry_after
+
+    def status(self) -> dict[str, Any]:
+        details: dict[str, Any] = {}
+        if self.name:
+            details["name"] = self.name
+        if self.group:
+            details["group"] = self.group
+        if self.kind:
+            details["kind"] = self.kind
+        if self.causes:
+            details["causes"] = [c.to_dict() for c in self.causes]
+        if self.retry_after is not None:
+            details["retryAfterSeconds"] = self.retry_after
+        out: dict[str, Any] = {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "code": self.code,
+        }
+        if details:
+            out["details"] = details
+        return out
+
+
+class BadRequest(ApiError):
+    code, reason = 400, "BadRequest"
+
+
+class Unauthorized(ApiError):
+    code, reason = 401, "Unauthorized"
+
+
+class Forbidden(ApiError):
+    code, reason = 403, "Forbidden"
+
+
+class NotFound(ApiError):
+    code, reason = 404, "NotFound"
+
+
+class MethodNotAllowed(ApiError):
+    code, reason = 405, "MethodNotAllowed"
+
+
+class NotAcceptable(ApiError):
+    code, reason = 406, "NotAcceptable"
+
+
+class AlreadyExists(ApiError):
+    code, reason = 409, "AlreadyExists"
+
+
+class Conflict(ApiError):
+    code, reason = 409, "Conflict"
+
+
+class Gone(ApiError):
+    """The requested resourceVersion is older than the retained history."""
+
+    code, reason = 410, "Expired"
+
+
+class RequestEntityTooLarge(ApiError):
+    code, reason = 413, "RequestEntityTooLarge"
+
+
+class UnsupportedMediaType(ApiError):
+    code, reason = 415, "UnsupportedMediaType"
+
+
+class Invalid(ApiError):
+    code, reason = 422, "Invalid"
+
+
+class TooManyRequests(ApiError):
+    code, reason = 429, "TooManyRequests"
+
+
+class InternalError(ApiError):
+    code, reason = 500, "InternalError"
+
+
+class Timeout(ApiError):
+    code, reason = 504, "Timeout"
+
+
+def not_found(group_resource: str, name: str, *, group: str, plural: str) -> NotFound:
+    return NotFound(f'{group_resource} "{name}" not found', name=name, group=group, kind=plural)
+
+
+def already_exists(group_resource: str, name: str, *, group: str, plural: str) -> AlreadyExists:
+    return AlreadyExists(f'{group_resource} "{name}" already exists', name=name, group=group, kind=plural)
+
+
+def conflict(group_resource: str, name: str, *, group: str, plural: str) -> Conflict:
+    return Conflict(
+        f'Operation cannot be fulfilled on {group_resource} "{name}": the object has been modified; '
+        "please apply your changes to the latest version and try again",
+        name=name,
+        group=group,
+        kind=plural,
+    )
+
+
+def invalid(kind: str, name: str, causes: list[Cause], *, group: str = "") -> Invalid:
+    """422 with kube-apiserver's message: `The Deployment "web" is invalid: spec.x: Required value`."""
+    parts = [f"{c.field}: {c.message}" if c.field else c.message for c in causes]
+    joined = parts[0] if len(parts) == 1 else "[" + ", ".join(parts) + "]"
+    qualified = f"{kind}.{group}" if group else kind
+    return Invalid(f'{qualified} "{name}" is invalid: {joined}', name=name, group=group, kind=kind, causes=causes)
