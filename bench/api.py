@@ -1,0 +1,181 @@
+"""API benchmark: GET / LIST / create requests per second over HTTP, watch delivery latency, server RSS.
+
+Runs `orchestra` (durable store, fsync=always, the `orchestra up` default) in a subprocess and loads it
+from this process with keep-alive HTTP/1.1 connections in threads. Both share this 2-core machine, so
+the figures include the client's own cost. Usage: .venv/bin/python bench/api.py [--seconds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time  # wall-clock: a benchmark measures real time
+from pathlib import Path
+from urllib.parse import urlparse
+
+SERVER = """
+import sys, trio
+from pathlib import Path
+from orchestra.app import ClusterConfig, run_cluster
+trio.run(run_cluster, ClusterConfig(state_dir=Path(sys.argv[1]), listen_port=0, store=sys.argv[2], podman=False))
+"""
+
+
+def start_server(state: Path, store: str) -> tuple[subprocess.Popen[bytes], str, str]:
+    proc = subprocess.Popen([sys.executable, "-c", SERVER, str(state), store], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    global _CTX
+    kc = state / "kubeconfig"
+    for _ in range(600):
+        if kc.exists():
+            cfg = json.loads(kc.read_text())
+            url, token = cfg["clusters"][0]["cluster"]["server"], cfg["users"][0]["user"]["token"]
+            _CTX = ssl.create_default_context(cafile=str(state / "pki" / "ca.crt"))
+            try:
+                c = _conn(url, 2)
+                c.request("GET", "/readyz")
+                if c.getresponse().status == 200:
+                    return proc, url, token
+            except OSError:
+                pass
+        time.sleep(0.05)
+    proc.kill()
+    raise SystemExit("server did not start")
+
+
+_CTX: ssl.SSLContext | None = None
+
+
+def _conn(url: str, timeout: float) -> http.client.HTTPSConnection:
+    """A keep-alive HTTPS connection that trusts the cluster CA (set by start_server)."""
+    return http.client.HTTPSConnection(urlparse(url).netloc, timeout=timeout, context=_CTX)
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def load(url: str, token: str, threads: int, seconds: float, make_request) -> tuple[float, list[float]]:  # type: ignore[no-untyped-def]
+    netloc = urlparse(url).netloc
+    count = [0] * threads
+    lat: list[list[float]] = [[] for _ in range(threads)]
+    stop = time.perf_counter() + seconds
+
+    def worker(i: int) -> None:
+        conn = _conn(url, 10)
+        n = 0
+        while time.perf_counter() < stop:
+            method, path, body = make_request(i, n)
+            t0 = time.perf_counter()
+            conn.request(method, path, body=body, headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json",
+                                                             "Accept": "application/json"})
+            resp = conn.getresponse()
+            resp.read()
+            if resp.status >= 300:
+                raise SystemExit(f"{method} {path}: {resp.status}")
+            lat[i].append(time.perf_counter() - t0)
+            n += 1
+        count[i] = n
+
+    ts = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
+    t0 = time.perf_counter()
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    elapsed = time.perf_counter() - t0
+    return sum(count) / elapsed, [x for part in lat for x in part]
+
+
+def pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(len(xs) * p))] * 1000 if xs else float("nan")
+
+
+def watch_latency(url: str, token: str, n: int = 200) -> list[float]:
+    netloc = urlparse(url).netloc
+    got: dict[str, float] = {}
+    ready = threading.Event()
+    done = threading.Event()
+
+    def watcher() -> None:
+        conn = _conn(url, 30)
+        conn.request("GET", "/api/v1/namespaces/default/configmaps?watch=true&labelSelector=bench%3Dwatch",
+                     headers={"Authorization": f"Bearer {token}"})
+        resp = conn.getresponse()
+        ready.set()
+        while len(got) < n:
+            line = resp.readline()
+            if not line:
+                break
+            ev = json.loads(line)
+            got[ev["object"]["metadata"]["name"]] = time.perf_counter()
+        done.set()
+
+    threading.Thread(target=watcher, daemon=True).start()
+    ready.wait(10)
+    time.sleep(0.2)
+    conn = _conn(url, 10)
+    sent: dict[str, float] = {}
+    for i in range(n):
+        name = f"wl-{i}"
+        body = json.dumps({"metadata": {"name": name, "labels": {"bench": "watch"}}})
+        sent[name] = time.perf_counter()
+        conn.request("POST", "/api/v1/namespaces/default/configmaps", body=body,
+                     headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+        conn.getresponse().read()
+        time.sleep(0.002)
+    done.wait(30)
+    return [got[k] - sent[k] for k in sent if k in got]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--threads", type=int, default=4)
+    args = ap.parse_args()
+    for store in ("durable", "memory"):
+        with tempfile.TemporaryDirectory() as d:
+            proc, url, token = start_server(Path(d), store)
+            try:
+                print(f"== store={store} (server pid {proc.pid}; {args.threads} client threads, {args.seconds:.0f}s each)")
+                # seed: 100 configmaps to GET and LIST
+                _seed(url, token, 100)
+                rps, lat = load(url, token, args.threads, args.seconds,
+                                lambda i, n: ("GET", f"/api/v1/namespaces/default/configmaps/seed-{n % 100}", None))
+                print(f"GET    {rps:8.0f} req/s   p50 {pct(lat, .5):6.2f} ms  p99 {pct(lat, .99):6.2f} ms   (target >= 2000/s)")
+                rps, lat = load(url, token, args.threads, args.seconds,
+                                lambda i, n: ("GET", "/api/v1/namespaces/default/configmaps?limit=500", None))
+                print(f"LIST   {rps:8.0f} req/s   p50 {pct(lat, .5):6.2f} ms  p99 {pct(lat, .99):6.2f} ms   (100 objects each)")
+                rps, lat = load(url, token, args.threads, args.seconds,
+                                lambda i, n: ("POST", "/api/v1/namespaces/default/configmaps",
+                                              json.dumps({"metadata": {"name": f"c-{i}-{n}"}, "data": {"k": "v"}})))
+                print(f"CREATE {rps:8.0f} req/s   p50 {pct(lat, .5):6.2f} ms  p99 {pct(lat, .99):6.2f} ms   (target >= 500/s)")
+                wl = watch_latency(url, token)
+                print(f"WATCH  delivery p50 {pct(wl, .5):6.2f} ms  p99 {pct(wl, .99):6.2f} ms  ({len(wl)} events, create ack -> event read)")
+                print(f"RSS    {rss_mb(proc.pid):8.1f} MB (server process)")
+            finally:
+                proc.kill()
+                proc.wait()
+
+
+def _seed(url: str, token: str, n: int) -> None:
+    conn = _conn(url, 10)
+    for i in range(n):
+        conn.request("POST", "/api/v1/namespaces/default/configmaps", body=json.dumps({"metadata": {"name": f"seed-{i}"}, "data": {"k": "v" * 100}}),
+                     headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+        r = conn.getresponse()
+        r.read()
+
+
+if __name__ == "__main__":
+    main()

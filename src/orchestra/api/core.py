@@ -1,0 +1,663 @@
+"""The API core: Kubernetes object semantics over the MVCC store.
+
+Owns: create/get/list/update/patch/delete with resourceVersion, uid, generation, generateName,
+finalizers and deletionTimestamp, spec/status separation, validation (real 1.32 schema + semantic
+rules), defaulting, the scale and binding subresources. Used in-process by controllers and over
+HTTP by the apiserver, so every writer sees the same rules.
+Must not import: the apiserver, cli, reconcilers, node agent or runtime.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import orjson
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from orchestra.api import defaults, patch, validation
+from orchestra.api.allocators import ServiceAllocator
+from orchestra.api.errors import (
+    AlreadyExists,
+    BadRequest,
+    Cause,
+    Conflict,
+    Forbidden,
+    Gone,
+    MethodNotAllowed,
+    NotFound,
+    Timeout,
+    UnsupportedMediaType,
+    already_exists,
+    conflict,
+    invalid,
+    not_found,
+)
+from orchestra.api.objects import Obj, decode, deep_copy, encode, meta, new_uid, now_rfc3339, random_suffix, spec_part
+from orchestra.api.registry import DEFAULT_REGISTRY, Registry, ResourceType
+from orchestra.api.schema import Schema, load_schema
+from orchestra.api.selectors import FieldSelector, LabelSelector, from_label_selector_object
+from orchestra.api.strategy import prepare_for_create, prepare_for_update, tracks_generation
+from orchestra.store import CompactedError, CompareFailed, KeyValue, Store
+
+PATCH_TYPES = {
+    "application/json-patch+json": "json",
+    "application/merge-patch+json": "merge",
+    "application/strategic-merge-patch+json": "strategic",
+    "application/apply-patch+yaml": "apply",
+    "application/apply-patch+cbor": "apply-cbor",
+}
+FIELD_VALIDATION = ("Strict", "Warn", "Ignore")
+MAX_RETRIES = 8
+
+
+@attrs.define
+class WriteOptions:
+    dry_run: bool = False
+    field_validation: str = "Strict"
+    field_manager: str = ""
+    force: bool = False
+
+
+@attrs.define
+class WriteResult:
+    obj: Obj
+    warnings: list[str] = attrs.field(factory=list)
+    created: bool = False
+
+
+@attrs.define
+class DeleteOptions:
+    propagation_policy: str | None = None  # Background | Foreground | Orphan
+    grace_period_seconds: int | None = None
+    uid: str | None = None
+    resource_version: str | None = None
+    dry_run: bool = False
+
+
+@attrs.define
+class ListResult:
+    items: list[Obj]
+    resource_version: str
+    continue_token: str = ""
+    remaining: int | None = None
+
+
+def _strip_rv(obj: Obj) -> None:
+    m = obj.get("metadata")
+    if isinstance(m, dict):
+        m.pop("resourceVersion", None)
+
+
+def _with_rv(obj: Obj, kv: KeyValue) -> Obj:
+    meta(obj)["resourceVersion"] = str(kv.mod_revision)
+    return obj
+
+
+def parse_rv(value: str | None, what: str = "resourceVersion") -> int | None:
+    if value in (None, ""):
+        return None
+    try:
+        rv = int(value)  # type: ignore[arg-type]
+    except ValueError:
+        raise BadRequest(f'invalid {what}: "{value}"') from None
+    if rv < 0:
+        raise BadRequest(f'invalid {what}: "{value}"')
+    return rv
+
+
+class ApiCore:
+    """Kubernetes object semantics on top of a Store. All methods run in the trio thread."""
+
+    def __init__(self, store: Store, *, registry: Registry = DEFAULT_REGISTRY, schema: Schema | None = None,
+                 allocator: ServiceAllocator | None = None) -> None:
+        self.store = store
+        self.registry = registry
+        self.schema = schema or load_schema()
+        self.allocator = allocator or ServiceAllocator()
+        self._yaml = YAML(typ="safe", pure=True)
+
+    # --- reads -------------------------------------------------------------------------------
+
+    def _load(self, kv: KeyValue) -> Obj:
+        return _with_rv(decode(kv.value), kv)
+
+    def _get_kv(self, rt: ResourceType, namespace: str | None, name: str) -> KeyValue:
+        kv = self.store.get(rt.key(namespace, name))
+        if kv is None:
+            raise not_found(rt.group_resource, name, group=rt.group, plural=rt.plural)
+        return kv
+
+    def get(self, rt: ResourceType, namespace: str | None, name: str) -> Obj:
+        return self._load(self._get_kv(rt, namespace, name))
+
+    def list(
+        self,
+        rt: ResourceType,
+        namespace: str | None = None,
+        *,
+        label_selector: LabelSelector | None = None,
+        field_selector: FieldSelector | None = None,
+        resource_version: str | None = None,
+        limit: int | None = None,
+        continue_token: str | None = None,
+    ) -> ListResult:
+        prefix = rt.key_prefix(namespace)
+        revision: int | None = None
+        start_after: str | None = None
+        if continue_token:
+            revision, start_after = self._decode_continue(continue_token, prefix)
+        elif resource_version not in (None, "", "0"):
+            want = parse_rv(resource_version)
+            if want is not None and want > self.store.revision:
+                raise _too_new(want, self.store.revision)
+        pred = _predicate(label_selector, field_selector)
+        name = field_selector.exact_name() if field_selector else None
+        try:
+            if name is not None and (namespace or not rt.namespaced):
+                kv = self.store.get(rt.key(namespace, name), revision=revision)
+                kvs, rev = ([kv] if kv else []), (revision or self.store.revision)
+            else:
+                kvs, rev = self.store.range(prefix, revision=revision, start_after=start_after)
+        except CompactedError:
+            raise Gone("The provided continue parameter is too old to display a consistent list result. "
+                       "You can start a new list without the continue parameter.") from None
+        items: list[Obj] = []
+        next_token = ""
+        remaining = None
+        for i, kv in enumerate(kvs):
+            obj = self._load(kv)
+            if pred is None or pred(obj):
+                items.append(obj)
+                if limit and len(items) >= limit and i + 1 < len(kvs):
+                    next_token = self._encode_continue(rev, kv.key)
+                    remaining = len(kvs) - i - 1
+                    break
+        return ListResult(items, str(rev), next_token, remaining)
+
+    @staticmethod
+    def _encode_continue(rev: int, key: str) -> str:
+        return base64.urlsafe_b64encode(orjson.dumps({"v": "meta.k8s.io/v1", "rv": rev, "start": key})).decode()
+
+    @staticmethod
+    def _decode_continue(token: str, prefix: str) -> tuple[int, str]:
+        try:
+            data = orjson.loads(base64.urlsafe_b64decode(token.encode()))
+            rev, start = int(data["rv"]), str(data["start"])
+        except (ValueError, KeyError, TypeError, orjson.JSONDecodeError):
+            raise BadRequest("continue key is not valid: incorrect encoded start resourceVersion") from None
+        if not start.startswith(prefix):
+            raise BadRequest("continue key is not valid: key is not under the requested prefix")
+        return rev, start
+
+    # --- create ------------------------------------------------------------------------------
+
+    async def create(self, rt: ResourceType, namespace: str | None, body: Any, opts: WriteOptions | None = None) -> WriteResult:
+        opts = opts or WriteOptions()
+        obj = self._check_body(rt, namespace, body)
+        warnings = self._schema_check(rt, obj, opts)
+        self._check_namespace(rt, namespace)
+        m = meta(obj)
+        if not m.get("name"):
+            if m.get("generateName"):
+                m["name"] = f"{m['generateName']}{random_suffix()}"
+            else:
+                raise invalid(rt.kind, "", [Cause("FieldValueRequired", "name or generateName is required", "metadata.name")], group=rt.group)
+        for server_field in ("uid", "resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):
+            m.pop(server_field, None)
+        m["uid"] = new_uid()
+        m["creationTimestamp"] = now_rfc3339()
+        if tracks_generation(rt):
+            m["generation"] = 1
+        else:
+            m.pop("generation", None)
+        prepare_for_create(rt, obj)
+        obj = defaults.default(rt.kind, obj)
+        self._validate(rt, obj, None)
+        key = rt.key(namespace, m["name"])
+        if self.store.get(key) is not None:  # before allocating anything for it
+            raise already_exists(rt.group_resource, m["name"], group=rt.group, plural=rt.plural)
+        if rt.kind == "Service":
+            self.allocator.allocate(obj, self._all(rt))
+        if opts.dry_run:
+            return WriteResult(obj, warnings, created=True)
+        try:
+            kv = self.store.put(key, encode(obj), expect_mod_revision=0)
+        except CompareFailed:
+            raise already_exists(rt.group_resource, m["name"], group=rt.group, plural=rt.plural) from None
+        await self.store.wait_durable(kv.mod_revision)
+        return WriteResult(_with_rv(obj, kv), warnings, created=True)
+
+    def _all(self, rt: ResourceType) -> list[Obj]:
+        kvs, _ = self.store.range(rt.key_prefix())
+        return [decode(kv.value) for kv in kvs]
+
+    def _check_body(self, rt: ResourceType, namespace: str | None, body: Any) -> Obj:
+        if not isinstance(body, dict):
+            raise BadRequest(f"{rt.kind} in version \"{rt.version}\" cannot be handled as a {rt.kind}: "
+                             "the request body is not a JSON object")
+        obj = deep_copy(body)
+        kind = obj.get("kind") or rt.kind
+        api_version = obj.get("apiVersion") or rt.api_version
+        if kind != rt.kind or api_version != rt.api_version:
+            raise BadRequest(f'the API version in the data ({api_version}) does not match the expected API version '
+                             f'({rt.api_version})' if api_version != rt.api_version else
+                             f'{kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
+                             f'no kind "{kind}" is registered for version "{api_version}"')
+        obj["kind"], obj["apiVersion"] = rt.kind, rt.api_version
+        if obj.get("metadata") is not None and not isinstance(obj.get("metadata"), dict):
+            raise BadRequest(f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: metadata must be an object')
+        m = meta(obj)
+        if rt.namespaced:
+            if m.get("namespace") and namespace and m["namespace"] != namespace:
+                raise BadRequest("the namespace of the provided object does not match the namespace sent on the request")
+            if namespace:
+                m["namespace"] = namespace
+        else:
+            m.pop("namespace", None)
+        return obj
+
+    def _schema_check(self, rt: ResourceType, obj: Obj, opts: WriteOptions, *, partial: bool = False) -> list[str]:
+        """Schema errors: wrong types and (Strict) unknown fields are 400; missing required fields 422.
+
+        `partial` is for apply configurations, which may leave out required fields the live object has.
+        """
+        if opts.field_validation not in FIELD_VALIDATION:
+            raise BadRequest(f"fieldValidation must be one of Strict, Warn, Ignore, got {opts.field_validation!r}")
+        res = self.schema.validate(obj, rt.definition)
+        prefix = f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
+        if res.type_errors:
+            raise BadRequest(prefix + res.type_errors[0].message, kind=rt.kind, causes=res.type_errors)
+        unknown = [f'unknown field "{p}"' for p in res.unknown_fields]
+        if unknown and opts.field_validation == "Strict":
+            raise BadRequest(prefix + "strict decoding error: " + ", ".join(unknown), kind=rt.kind,
+                             causes=[Cause("FieldValueInvalid", u, p) for u, p in zip(unknown, res.unknown_fields, strict=True)])
+        if res.missing_required and not partial:
+            name = str(meta(obj).get("name") or "")
+            raise invalid(rt.kind, name, list(res.missing_required), group=rt.group)
+        return unknown if opts.field_validation == "Warn" else []
+
+    def _validate(self, rt: ResourceType, obj: Obj, old: Obj | None) -> None:
+        causes = validation.validate(rt.kind, obj, old)
+        if causes:
+            raise invalid(rt.kind, str(meta(obj).get("name") or ""), causes, group=rt.group)
+
+    def _check_namespace(self, rt: ResourceType, namespace: str | None) -> None:
+        if not rt.namespaced:
+            return
+        if not namespace:
+            raise BadRequest("the server could not find the requested resource: a namespace is required")
+        ns_rt = self.registry.by_kind("Namespace")
+        assert ns_rt is not None
+        kv = self.store.get(ns_rt.key(None, namespace))
+        if kv is None:
+            raise NotFound(f'namespaces "{namespace}" not found', name=namespace, kind="namespaces")
+        if (decode(kv.value).get("metadata") or {}).get("deletionTimestamp"):
+            raise Forbidden(f"{rt.plural} \"\" is forbidden: unable to create new content in namespace {namespace} "
+                            "because it is being terminated", kind=rt.plural)
+
+    # --- update ------------------------------------------------------------------------------
+
+    async def update(self, rt: ResourceType, namespace: str | None, name: str, body: Any,
+                     opts: WriteOptions | None = None, *, subresource: str = "") -> WriteResult:
+        opts = opts or WriteOptions()
+        if subresource not in ("", "status"):
+            raise MethodNotAllowed(f"update is not supported on {rt.plural}/{subresource}")
+        obj = self._check_body(rt, namespace, body)
+        warnings = self._schema_check(rt, obj, opts)
+        body_name = meta(obj).get("name")
+        if body_name and body_name != name:
+            raise BadRequest(f"the name of the object ({body_name}) does not match the name on the URL ({name})")
+        meta(obj)["name"] = name
+        want_rv = parse_rv(meta(obj).get("resourceVersion"))
+        kv = self.store.get(rt.key(namespace, name))
+        if kv is None:
+            if subresource:
+                raise not_found(rt.group_resource, name, group=rt.group, plural=rt.plural)
+            # PUT creates when the object does not exist (AllowCreateOnUpdate for most kinds)
+            meta(obj).pop("resourceVersion", None)
+            return await self.create(rt, namespace, obj, opts)
+        if want_rv is not None and want_rv != kv.mod_revision:
+            raise conflict(rt.group_resource, name, group=rt.group, plural=rt.plural)
+        result = await self._replace(rt, kv, obj, opts, subresource)
+        result.warnings = warnings + result.warnings
+        return result
+
+    async def _replace(self, rt: ResourceType, kv: KeyValue, new: Obj, opts: WriteOptions, subresource: str) -> WriteResult:
+        """Write `new` over the stored `kv` (CAS on its revision), applying spec/status rules."""
+        old = decode(kv.value)
+        new = self._merge_rules(rt, old, new, subresource)
+        new = defaults.default(rt.kind, new)
+        self._validate(rt, new, old)
+        om = meta(old)
+        if om.get("deletionTimestamp") and not meta(new).get("finalizers") and not self._graceful_pending(rt, new):
+            if opts.dry_run:
+                return WriteResult(_with_rv(new, kv))
+            return WriteResult(await self._remove(rt, kv, new))
+        if new == old:
+            return WriteResult(_with_rv(new, kv))
+        if opts.dry_run:
+            return WriteResult(_with_rv(new, kv))
+        try:
+            nkv = self.store.put(kv.key, encode(new), expect_mod_revision=kv.mod_revision)
+        except CompareFailed:
+            raise conflict(rt.group_resource, om.get("name", ""), group=rt.group, plural=rt.plural) from None
+        await self.store.wait_durable(nkv.mod_revision)
+        return WriteResult(_with_rv(new, nkv))
+
+    def _merge_rules(self, rt: ResourceType, old: Obj, new: Obj, subresource: str) -> Obj:
+        om, nm = meta(old), meta(new)
+        _strip_rv(new)
+        if subresource == "status":
+            merged = deep_copy(old)
+            merged["status"] = new.get("status", {})
+            return merged
+        # immutable server metadata
+        for k in ("uid", "creationTimestamp", "namespace", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"):
+            if k in om:
+                nm[k] = om[k]
+            else:
+                nm.pop(k, None)
+        if rt.has_subresource("status"):
+            if "status" in old:
+                new["status"] = old["status"]
+            else:
+                new.pop("status", None)
+        if om.get("deletionTimestamp"):
+            # finalizers may only be removed from an object being deleted, not added
+            added = set(nm.get("finalizers") or []) - set(om.get("finalizers") or [])
+            if added:
+                raise Forbidden(f"no new finalizers can be added if the object is being deleted, found new finalizers {sorted(added)!r}")
+        prepare_for_update(rt, new, old)
+        if tracks_generation(rt) and spec_part(new) != spec_part(old):
+            nm["generation"] = int(om.get("generation") or 0) + 1
+        return new
+
+    def _graceful_pending(self, rt: ResourceType, obj: Obj) -> bool:
+        return False
+
+    # --- patch -------------------------------------------------------------------------------
+
+    async def patch(self, rt: ResourceType, namespace: str | None, name: str, content_type: str, body: bytes,
+                    opts: WriteOptions | None = None, *, subresource: str = "") -> WriteResult:
+        opts = opts or WriteOptions()
+        ptype = PATCH_TYPES.get(content_type.split(";")[0].strip().lower())
+        if ptype is None or ptype == "apply-cbor":
+            raise UnsupportedMediaType(f"the body of the request was in an unknown format - accepted media types include: "
+                                       f"{', '.join(t for t in PATCH_TYPES if 'cbor' not in t)}")
+        if subresource not in ("", "status"):
+            raise MethodNotAllowed(f"patch is not supported on {rt.plural}/{subresource}")
+        if ptype == "apply":
+            return await self._apply(rt, namespace, name, body, opts, subresource)
+        doc = self._parse_json(body)
+        for _ in range(MAX_RETRIES):
+            kv = self._get_kv(rt, namespace, name)
+            current = self._load(kv)
+            patched = self._patched(rt, current, ptype, doc)
+            if subresource == "status":
+                # a status patch changes status only
+                patched = {**current, "status": patched.get("status", {})}
+            want_rv = parse_rv(meta(patched).get("resourceVersion"))
+            if want_rv is not None and want_rv != kv.mod_revision:
+                raise conflict(rt.group_resource, name, group=rt.group, plural=rt.plural)
+            meta(patched)["name"] = name
+            warnings = self._schema_check(rt, patched, opts)
+            try:
+                result = await self._replace(rt, kv, patched, opts, subresource)
+            except Conflict:
+                if want_rv is not None:
+                    raise
+                continue  # someone wrote in between: re-read and re-apply the patch
+            result.warnings = warnings
+            return result
+        raise conflict(rt.group_resource, name, group=rt.group, plural=rt.plural)
+
+    def _parse_json(self, body: bytes) -> Any:
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise BadRequest(f"error decoding patch: {exc}") from None
+
+    def _patched(self, rt: ResourceType, current: Obj, ptype: str, doc: Any) -> Obj:
+        try:
+            if ptype == "json":
+                if not isinstance(doc, list):
+                    raise BadRequest("json patch must be a list of operations")
+                return patch.json_patch(current, doc)
+            if not isinstance(doc, dict):
+                raise BadRequest("patch body must be a JSON object")
+            if ptype == "merge":
+                return patch.merge_patch(current, doc)
+            return patch.strategic_merge_patch(current, doc, self.schema, rt.definition)
+        except patch.PatchError as exc:
+            raise BadRequest(str(exc)) from None
+
+    async def _apply(self, rt: ResourceType, namespace: str | None, name: str, body: bytes,
+                     opts: WriteOptions, subresource: str) -> WriteResult:
+        if not opts.field_manager:
+            raise BadRequest("PATCH, application/apply-patch+yaml requires fieldManager to be set")
+        try:
+            config = self._yaml.load(body.decode("utf-8"))
+        except (YAMLError, UnicodeDecodeError) as exc:
+            raise BadRequest(f"error decoding YAML: {exc}") from None
+        config = _plain(config)
+        if not isinstance(config, dict):
+            raise BadRequest("apply patch body must be a YAML or JSON object")
+        cm = config.get("metadata") or {}
+        if cm.get("name") and cm["name"] != name:
+            raise BadRequest(f"the name of the object ({cm['name']}) does not match the name on the URL ({name})")
+        self._check_body(rt, namespace, config)  # kind/apiVersion/namespace agreement
+        warnings = self._schema_check(rt, {**config, "kind": rt.kind, "apiVersion": rt.api_version}, opts, partial=True)
+        for _ in range(MAX_RETRIES):
+            kv = self.store.get(rt.key(namespace, name))
+            live = self._load(kv) if kv else None
+            try:
+                merged = patch.apply_patch(live, config, opts.field_manager, force=opts.force,
+                                           schema=self.schema, definition=rt.definition)
+            except patch.ApplyConflict as exc:
+                raise _apply_conflict(exc, rt) from None
+            except patch.PatchError as exc:
+                raise BadRequest(str(exc)) from None
+            meta(merged)["name"] = name
+            self._schema_check(rt, merged, attrs.evolve(opts, field_validation="Ignore"))
+            try:
+                if kv is None:
+                    if subresource:
+                        raise not_found(rt.group_resource, name, group=rt.group, plural=rt.plural)
+                    result = await self.create(rt, namespace, merged, attrs.evolve(opts, field_validation="Ignore"))
+                else:
+                    meta(merged).pop("resourceVersion", None)
+                    result = await self._replace(rt, kv, merged, opts, subresource)
+            except (Conflict, AlreadyExists):
+                continue
+            result.warnings = warnings
+            return result
+        raise conflict(rt.group_resource, name, group=rt.group, plural=rt.plural)
+
+    # --- delete ------------------------------------------------------------------------------
+
+    async def delete(self, rt: ResourceType, namespace: str | None, name: str, opts: DeleteOptions | None = None) -> tuple[Obj, bool]:
+        """Delete; returns (object, gone): gone=False when the object lives on (finalizers, grace)."""
+        opts = opts or DeleteOptions()
+        if opts.propagation_policy not in (None, "Background", "Foreground", "Orphan"):
+            raise BadRequest(f"propagationPolicy must be Background, Foreground or Orphan, got {opts.propagation_policy!r}")
+        for _ in range(MAX_RETRIES):
+            kv = self._get_kv(rt, namespace, name)
+            obj = self._load(kv)
+            m = meta(obj)
+            if opts.uid and opts.uid != m.get("uid"):
+                raise Conflict(f'Operation cannot be fulfilled on {rt.group_resource} "{name}": Precondition failed: '
+                               f"UID in precondition: {opts.uid}, UID in object meta: {m.get('uid')}", name=name, group=rt.group, kind=rt.plural)
+            if opts.resource_version and parse_rv(opts.resource_version) != kv.mod_revision:
+                raise conflict(rt.group_resource, name, group=rt.group, plural=rt.plural)
+            finalizers = list(m.get("finalizers") or [])
+            policy = opts.propagation_policy or self._default_policy(rt)
+            if policy == "Foreground" and "foregroundDeletion" not in finalizers:
+                finalizers.append("foregroundDeletion")
+            elif policy == "Orphan" and "orphan" not in finalizers:
+                finalizers.append("orphan")
+            grace = self._grace(rt, obj, opts)
+            if not finalizers and grace == 0:
+                if opts.dry_run:
+                    return obj, True
+                return await self._remove(rt, kv, obj), True
+            if m.get("deletionTimestamp") and finalizers == list(m.get("finalizers") or []) and grace != 0:
+                return obj, False  # already terminating
+            new = deep_copy(obj)
+            nm = meta(new)
+            nm.pop("resourceVersion", None)
+            nm.setdefault("deletionTimestamp", now_rfc3339())
+            nm["deletionGracePeriodSeconds"] = grace
+            if finalizers:
+                nm["finalizers"] = finalizers
+            if rt.kind == "Namespace":
+                new.setdefault("status", {})["phase"] = "Terminating"
+            if opts.dry_run:
+                return new, False
+            try:
+                nkv = self.store.put(kv.key, encode(new), expect_mod_revision=kv.mod_revision)
+            except CompareFailed:
+                continue
+            await self.store.wait_durable(nkv.mod_revision)
+            return _with_rv(new, nkv), False
+        raise conflict(rt.group_resource, name, group=rt.group, plural=rt.plural)
+
+    def _default_policy(self, rt: ResourceType) -> str:
+        return "Background"
+
+    def _grace(self, rt: ResourceType, obj: Obj, opts: DeleteOptions) -> int:
+        """Graceful deletion applies to pods bound to a node: the node agent finishes the delete."""
+        if rt.kind == "Namespace":
+            return -1  # namespaces always go through the namespace controller (spec.finalizers)
+        if rt.kind != "Pod" or not (obj.get("spec") or {}).get("nodeName"):
+            return 0
+        if (obj.get("status") or {}).get("phase") in ("Succeeded", "Failed") and opts.grace_period_seconds is None:
+            return 0
+        if opts.grace_period_seconds is not None:
+            return max(0, opts.grace_period_seconds)
+        return int((obj.get("spec") or {}).get("terminationGracePeriodSeconds", 30))
+
+    async def _remove(self, rt: ResourceType, kv: KeyValue, obj: Obj) -> Obj:
+        try:
+            prev = self.store.delete(kv.key, expect_mod_revision=kv.mod_revision)
+        except CompareFailed:
+            raise conflict(rt.group_resource, meta(obj).get("name", ""), group=rt.group, plural=rt.plural) from None
+        rev = self.store.revision
+        await self.store.wait_durable(rev)
+        out = decode(prev.value) if prev else obj
+        meta(out)["resourceVersion"] = str(rev)
+        return out
+
+    # --- subresources ------------------------------------------------------------------------
+
+    def get_scale(self, rt: ResourceType, namespace: str | None, name: str) -> Obj:
+        if not rt.has_subresource("scale"):
+            raise NotFound(f"the server could not find the requested resource ({rt.plural}/scale)")
+        return self._scale_of(self.get(rt, namespace, name))
+
+    def _scale_of(self, obj: Obj) -> Obj:
+        m = obj["metadata"]
+        spec, status = obj.get("spec") or {}, obj.get("status") or {}
+        selector = from_label_selector_object(spec.get("selector"))
+        return {
+            "kind": "Scale",
+            "apiVersion": "autoscaling/v1",
+            "metadata": {k: m[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp") if k in m},
+            "spec": {"replicas": int(spec.get("replicas", 1))},
+            "status": {"replicas": int(status.get("replicas", 0)), "selector": str(selector)},
+        }
+
+    async def update_scale(self, rt: ResourceType, namespace: str | None, name: str, body: Any,
+                           content_type: str | None = None, opts: WriteOptions | None = None) -> Obj:
+        """PUT (content_type None) or PATCH of the Scale subresource."""
+        current = self.get_scale(rt, namespace, name)
+        if content_type is None:
+            scale = body if isinstance(body, dict) else {}
+        else:
+            ptype = PATCH_TYPES.get(content_type.split(";")[0].strip().lower())
+            if ptype in (None, "apply", "apply-cbor"):
+                raise UnsupportedMediaType(f"unsupported patch type for scale: {content_type}")
+            doc = self._parse_json(body)
+            scale = patch.json_patch(current, doc) if ptype == "json" else patch.merge_patch(current, doc)
+        replicas = (scale.get("spec") or {}).get("replicas")
+        if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+            raise invalid("Scale", name, [Cause("FieldValueInvalid", f"Invalid value: {replicas!r}: must be greater than or equal to 0", "spec.replicas")], group="autoscaling")
+        want_rv = (scale.get("metadata") or {}).get("resourceVersion")
+        if content_type is not None and want_rv == current["metadata"]["resourceVersion"]:
+            want_rv = None  # a patch of the current scale carries the RV it read; only a PUT is a precondition
+        obj = self.get(rt, namespace, name)
+        obj["spec"]["replicas"] = replicas
+        if want_rv is None:
+            meta(obj).pop("resourceVersion", None)
+        else:
+            meta(obj)["resourceVersion"] = want_rv
+        result = await self.update(rt, namespace, name, obj, opts)
+        return self._scale_of(result.obj)
+
+    async def bind(self, namespace: str, name: str, binding: Any) -> None:
+        """pods/binding: set spec.nodeName once and mark PodScheduled (as the scheduler's bind does)."""
+        rt = self.registry.by_kind("Pod")
+        assert rt is not None
+        target = (binding or {}).get("target") or {} if isinstance(binding, dict) else {}
+        node = target.get("name")
+        if not node:
+            raise invalid("Binding", name, [Cause("FieldValueRequired", "Required value", "target.name")])
+        for _ in range(MAX_RETRIES):
+            kv = self._get_kv(rt, namespace, name)
+            pod = self._load(kv)
+            if meta(pod).get("deletionTimestamp"):
+                raise Conflict(f'Operation cannot be fulfilled on pods/binding "{name}": pod {name} is being deleted, cannot be assigned to a host')
+            spec = pod.setdefault("spec", {})
+            if spec.get("nodeName"):
+                raise Conflict(f'Operation cannot be fulfilled on pods/binding "{name}": pod {name} is already assigned to node "{spec["nodeName"]}"', name=name, kind="pods/binding")
+            spec["nodeName"] = node
+            status = pod.setdefault("status", {})
+            conds = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
+            conds.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None, "lastTransitionTime": now_rfc3339()})
+            status["conditions"] = conds
+            meta(pod).pop("resourceVersion", None)
+            try:
+                nkv = self.store.put(kv.key, encode(pod), expect_mod_revision=kv.mod_revision)
+            except CompareFailed:
+                continue
+            await self.store.wait_durable(nkv.mod_revision)
+            return
+        raise conflict("pods", name, group="", plural="pods")
+
+
+def _predicate(label: LabelSelector | None, field: FieldSelector | None) -> Callable[[Obj], bool] | None:
+    if (label is None or label.empty) and (field is None or field.empty):
+        return None
+
+    def match(obj: Obj) -> bool:
+        if label is not None and not label.matches((obj.get("metadata") or {}).get("labels")):
+            return False
+        return field is None or field.matches(obj)
+
+    return match
+
+
+def _too_new(want: int, current: int) -> Timeout:
+    """kube-apiserver answers 504 `Too large resource version` with a retry hint."""
+    return Timeout(f"Too large resource version: {want}, current: {current}",
+                   causes=(Cause("ResourceVersionTooLarge", "Too large resource version"),), retry_after=1)
+
+
+def _apply_conflict(exc: patch.ApplyConflict, rt: ResourceType) -> Conflict:
+    n = len(exc.conflicts)
+    lines = [f'conflict with "{mgr}" using {rt.api_version}: {field}' for mgr, field in exc.conflicts]
+    msg = f"Apply failed with {n} conflict{'s' if n != 1 else ''}: " + "; ".join(lines)
+    causes = [Cause("FieldManagerConflict", f'conflict with "{mgr}" using {rt.api_version}', field) for mgr, field in exc.conflicts]
+    return Conflict(msg, causes=causes)
+
+
+def _plain(value: Any) -> Any:
+    """ruamel's safe loader gives plain types already; normalise keys to strings for JSON."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value

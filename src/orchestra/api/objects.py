@@ -1,0 +1,81 @@
+"""Small helpers on Kubernetes objects as JSON dicts: metadata access, timestamps, uids, encoding.
+
+Owns: the wire encoding of stored objects (orjson) and the server-set metadata helpers.
+Must not import: anything above the api layer.
+"""
+
+from __future__ import annotations
+
+import copy
+import secrets
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+Obj = dict[str, Any]
+
+_NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # kube's utilrand alphabet (no vowels, no 0/1/3)
+
+
+def now_rfc3339() -> str:
+    """Wall-clock time for object timestamps (creationTimestamp etc.), RFC 3339 with `Z`."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_rfc3339(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def new_uid() -> str:
+    return str(uuid.uuid4())
+
+
+def random_suffix(n: int = 5) -> str:
+    return "".join(secrets.choice(_NAME_ALPHABET) for _ in range(n))
+
+
+def meta(obj: Obj) -> Obj:
+    """The object's metadata dict, created if absent."""
+    m = obj.get("metadata")
+    if not isinstance(m, dict):
+        m = obj["metadata"] = {}
+    return m
+
+
+def name_of(obj: Obj) -> str:
+    return str((obj.get("metadata") or {}).get("name") or "")
+
+
+def namespace_of(obj: Obj) -> str:
+    return str((obj.get("metadata") or {}).get("namespace") or "")
+
+
+def encode(obj: Obj) -> bytes:
+    return orjson.dumps(obj)
+
+
+def decode(data: bytes) -> Obj:
+    obj = orjson.loads(data)
+    if not isinstance(obj, dict):
+        raise ValueError("stored value is not an object")
+    return obj
+
+
+def deep_copy(obj: Obj) -> Obj:
+    # orjson round trip is ~3x faster than copy.deepcopy for JSON-shaped data
+    try:
+        return orjson.loads(orjson.dumps(obj))  # type: ignore[no-any-return]
+    except TypeError:
+        return copy.deepcopy(obj)
+
+
+def spec_part(obj: Obj) -> Obj:
+    """Everything except metadata and status: what a generation bump is computed from."""
+    return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}

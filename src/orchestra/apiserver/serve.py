@@ -1,0 +1,38 @@
+"""Serving the ASGI API app with hypercorn's trio worker.
+
+Owns: listener configuration and the `serve_api(..., task_status)` start protocol.
+Must not import: cli, reconcilers, node, runtime.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import trio
+from hypercorn.config import Config
+from hypercorn.trio import serve
+
+from orchestra.apiserver.server import ApiServer
+from orchestra.apiserver.tls import ServingCert
+
+
+def hypercorn_config(host: str, port: int, tls: ServingCert | None = None) -> Config:
+    config = Config()
+    if tls is not None:
+        config.certfile = str(tls.cert)
+        config.keyfile = str(tls.key)
+        config.alpn_protocols = ["http/1.1"]  # kubectl's SPDY/WebSocket upgrades need HTTP/1.1
+    config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    config.accesslog = None
+    config.errorlog = logging.getLogger("orchestra.http")
+    config.keep_alive_timeout = 75  # kubectl keeps connections alive between requests
+    config.keep_alive_max_requests = 100_000
+    config.h11_max_incomplete_size = 64 * 1024
+    config.graceful_timeout = 1
+    config.websocket_ping_interval = None
+    return config
+
+
+async def serve_api(server: ApiServer, host: str, port: int, tls: ServingCert | None = None, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
+    """Serve until cancelled; `started()` reports the bound addresses once the socket listens."""
+    await serve(server, hypercorn_config(host, port, tls), task_status=task_status, mode="asgi")  # type: ignore[arg-type]

@@ -1,0 +1,354 @@
+"""The Kubernetes REST API over HTTP: an ASGI app served by hypercorn's trio worker.
+
+Owns: authentication, routing to the API core, content negotiation (JSON, server-side Tables),
+watch streaming, and the HTTP shape of errors. Streaming pod subresources (log, exec,
+portforward) are delegated to a PodStreams provider when the node agent supplies one.
+Must not import: cli, reconcilers, node, runtime.
+"""
+
+from __future__ import annotations
+
+import hmac
+from contextlib import aclosing
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import orjson
+import trio
+
+from orchestra.api import tables
+from orchestra.api.core import ApiCore, DeleteOptions, WriteOptions, WriteResult
+from orchestra.api.errors import ApiError, BadRequest, InternalError, MethodNotAllowed, NotFound, Unauthorized
+from orchestra.api.registry import ResourceType
+from orchestra.api.selectors import parse_field_selector, parse_label_selector
+from orchestra.api.watch import watch
+from orchestra.apiserver.discovery import Discovery, version_info, wants_aggregated
+from orchestra.apiserver.http import Receive, Request, Scope, Send, send_bytes, send_error, send_json, warning_headers
+from orchestra.apiserver.routes import Route, parse_resource_path
+
+PUBLIC_PATHS = {"/healthz", "/livez", "/readyz"}
+WATCH_DEFAULT_TIMEOUT = 1800.0  # kube-apiserver uses 30-60 min for watches without timeoutSeconds
+
+
+class PodStreams(Protocol):
+    """Implemented by the node layer: serves pods/log, pods/exec, pods/portforward."""
+
+    async def handle(self, req: Request, route: Route, pod: dict[str, Any]) -> None: ...
+
+
+class ApiServer:
+    def __init__(self, core: ApiCore, *, token: str | None, server_address: str = "127.0.0.1:6443",
+                 pod_streams: PodStreams | None = None, bookmark_interval: float = 60.0) -> None:
+        self.core = core
+        self.token = token
+        self.discovery = Discovery(core.registry, server_address)
+        self.pod_streams = pod_streams
+        self.bookmark_interval = bookmark_interval
+        self.ready = False
+        self.requests_total = 0
+
+    # --- ASGI entry ---------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] not in ("http", "websocket"):
+            return
+        req = Request.from_scope(scope, receive, send)
+        self.requests_total += 1
+        try:
+            if req.path not in PUBLIC_PATHS:
+                self._authenticate(req)
+            await self._dispatch(req)
+        except ApiError as err:
+            await self._fail(req, err)
+        except trio.Cancelled:
+            raise
+        except Exception as exc:  # noqa: BLE001 - last line of defence: every failure is a Status, never a bare 500 page
+            await self._fail(req, InternalError(f"Internal error occurred: {type(exc).__name__}: {exc}"))
+
+    async def _fail(self, req: Request, err: ApiError) -> None:
+        if req.scope["type"] == "websocket":
+            await req.send({"type": "websocket.close", "code": 1008 if err.code in (401, 403) else 1011})
+            return
+        await send_error(req.send, err)
+
+    def _authenticate(self, req: Request) -> None:
+        if self.token is None:
+            return
+        auth = req.headers.get("authorization", "")
+        scheme, _, given = auth.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), self.token.encode()):
+            raise Unauthorized("Unauthorized")
+
+    # --- dispatch -----------------------------------------------------------------------------
+
+    async def _dispatch(self, req: Request) -> None:
+        path = req.path.rstrip("/") or "/"
+        if path in PUBLIC_PATHS:
+            ok = self.ready or path == "/livez"
+            await send_bytes(req.send, 200 if ok else 503, b"ok" if ok else b"not ready", b"text/plain; charset=utf-8")
+            return
+        if path == "/version":
+            await send_json(req.send, 200, version_info())
+            return
+        parts = path.strip("/").split("/")
+        if parts[0] in ("api", "apis") and len(parts) <= 3 and (parts[0] == "apis" or len(parts) <= 2):
+            if await self._discovery(req, parts):
+                return
+        if parts[0] == "openapi":
+            await self._openapi(req, parts)
+            return
+        route = parse_resource_path(self.core.registry, parts)
+        if route is None:
+            raise NotFound("the server could not find the requested resource")
+        await self._resource(req, route)
+
+    async def _discovery(self, req: Request, parts: list[str]) -> bool:
+        d = self.discovery
+        if parts == ["api"] or parts == ["apis"]:
+            agg = wants_aggregated(req.headers.get("accept", ""))
+            if agg:
+                await send_bytes(req.send, 200, d.aggregated(parts == ["api"], agg), agg.encode())
+            else:
+                await send_bytes(req.send, 200, d.api_versions() if parts == ["api"] else d.api_group_list())
+            return True
+        if parts[0] == "api" and len(parts) == 2:
+            body = d.resource_list("", parts[1])
+        elif parts[0] == "apis" and len(parts) == 2:
+            body = d.api_group(parts[1])
+        elif parts[0] == "apis" and len(parts) == 3:
+            body = d.resource_list(parts[1], parts[2])
+        else:
+            return False
+        if body is None:
+            raise NotFound("the server could not find the requested resource")
+        await send_bytes(req.send, 200, body)
+        return True
+
+    async def _openapi(self, req: Request, parts: list[str]) -> None:
+        d = self.discovery
+        if parts == ["openapi", "v3"]:
+            await send_bytes(req.send, 200, d.openapi_index())
+            return
+        if len(parts) >= 4 and parts[1] == "v3":
+            group = "" if parts[2] == "api" else (parts[3] if len(parts) >= 5 else "")
+            body = d.openapi_gv_doc(group) if (parts[2] == "api" or len(parts) >= 5) else None
+            if body is not None:
+                await send_bytes(req.send, 200, body)
+                return
+        # /openapi/v2 is protobuf-only in kubectl; a 404 makes it fall back cleanly
+        raise NotFound("the server could not find the requested resource")
+
+    # --- resources ----------------------------------------------------------------------------
+
+    async def _resource(self, req: Request, route: Route) -> None:
+        m = req.method
+        if route.subresource:
+            await self._subresource(req, route)
+        elif route.name is None:
+            if m == "GET":
+                if req.flag("watch"):
+                    await self._watch(req, route)
+                else:
+                    await self._list(req, route)
+            elif m == "POST":
+                await self._write(req, await self.core.create(route.rt, route.namespace, await req.json_body(), self._write_opts(req)))
+            elif m == "DELETE":
+                await self._delete_collection(req, route)
+            else:
+                raise MethodNotAllowed(f"the server does not allow this method on the requested resource ({m})")
+        elif m == "GET":
+            obj = self.core.get(route.rt, route.namespace, route.name)
+            await self._send_object(req, route.rt, obj)
+        elif m == "PUT":
+            await self._write(req, await self.core.update(route.rt, route.namespace, route.name, await req.json_body(), self._write_opts(req)))
+        elif m == "PATCH":
+            await self._patch(req, route)
+        elif m == "DELETE":
+            await self._delete(req, route)
+        else:
+            raise MethodNotAllowed(f"the server does not allow this method on the requested resource ({m})")
+
+    def _write_opts(self, req: Request) -> WriteOptions:
+        dry = req.arg("dryRun")
+        if dry not in (None, "", "All"):
+            raise BadRequest(f'dryRun: Unsupported value: "{dry}": supported values: "All"')
+        return WriteOptions(
+            dry_run=dry == "All",
+            field_validation=req.arg("fieldValidation") or "Warn",  # kube-apiserver's default
+            field_manager=req.arg("fieldManager") or "",
+            force=req.flag("force"),
+        )
+
+    async def _write(self, req: Request, result: WriteResult) -> None:
+        status = 201 if result.created else 200
+        await send_json(req.send, status, result.obj, warning_headers(result.warnings))
+
+    async def _patch(self, req: Request, route: Route) -> None:
+        body = await req.body()
+        result = await self.core.patch(route.rt, route.namespace, route.name or "", req.content_type, body,
+                                       self._write_opts(req), subresource=route.subresource)
+        await self._write(req, result)
+
+    async def _delete(self, req: Request, route: Route) -> None:
+        opts = await self._delete_opts(req)
+        obj, gone = await self.core.delete(route.rt, route.namespace, route.name or "", opts)
+        status = 200 if gone or opts.propagation_policy not in ("Foreground", "Orphan") else 202
+        await send_json(req.send, status, obj)
+
+    async def _delete_opts(self, req: Request) -> DeleteOptions:
+        body = await req.json_body(allow_empty=True) or {}
+        if not isinstance(body, dict):
+            raise BadRequest("DeleteOptions must be a JSON object")
+        pre = body.get("preconditions") or {}
+        dry = body.get("dryRun") or ([req.arg("dryRun")] if req.arg("dryRun") else [])
+        grace = body.get("gracePeriodSeconds", req.int_arg("gracePeriodSeconds"))
+        if body.get("orphanDependents") is True:
+            body.setdefault("propagationPolicy", "Orphan")
+        return DeleteOptions(
+            propagation_policy=body.get("propagationPolicy") or req.arg("propagationPolicy"),
+            grace_period_seconds=int(grace) if grace is not None else None,
+            uid=pre.get("uid"),
+            resource_version=pre.get("resourceVersion"),
+            dry_run="All" in (dry or []),
+        )
+
+    async def _delete_collection(self, req: Request, route: Route) -> None:
+        listed = self._do_list(req, route)
+        opts = await self._delete_opts(req)
+        items = []
+        for obj in listed.items:
+            try:
+                deleted, _ = await self.core.delete(route.rt, obj["metadata"].get("namespace"), obj["metadata"]["name"], opts)
+            except NotFound:
+                continue
+            items.append(deleted)
+        await send_json(req.send, 200, {"kind": route.rt.list_kind, "apiVersion": route.rt.api_version,
+                                        "metadata": {"resourceVersion": str(self.core.store.revision)}, "items": items})
+
+    def _do_list(self, req: Request, route: Route) -> Any:
+        return self.core.list(
+            route.rt,
+            route.namespace,
+            label_selector=parse_label_selector(req.arg("labelSelector")),
+            field_selector=parse_field_selector(req.arg("fieldSelector"), route.rt.kind),
+            resource_version=req.arg("resourceVersion"),
+            limit=req.int_arg("limit"),
+            continue_token=req.arg("continue"),
+        )
+
+    async def _list(self, req: Request, route: Route) -> None:
+        listed = self._do_list(req, route)
+        if _wants_table(req):
+            await send_json(req.send, 200, self._table(req, route.rt, listed.items, listed.resource_version, listed.continue_token))
+            return
+        lm: dict[str, Any] = {"resourceVersion": listed.resource_version}
+        if listed.continue_token:
+            lm["continue"] = listed.continue_token
+            lm["remainingItemCount"] = listed.remaining
+        body = orjson.dumps({"kind": route.rt.list_kind, "apiVersion": route.rt.api_version, "metadata": lm, "items": listed.items})
+        await send_bytes(req.send, 200, body)
+
+    def _table(self, req: Request, rt: ResourceType, items: list[dict[str, Any]], rv: str, cont: str = "") -> dict[str, Any]:
+        t = tables.table(rt, items, now=datetime.now(UTC), include_object=req.arg("includeObject") or "Metadata",
+                         resource_version=rv)
+        if cont:
+            t["metadata"]["continue"] = cont
+        return t
+
+    async def _send_object(self, req: Request, rt: ResourceType, obj: dict[str, Any]) -> None:
+        if _wants_table(req):
+            await send_json(req.send, 200, self._table(req, rt, [obj], obj["metadata"].get("resourceVersion", "")))
+        else:
+            await send_json(req.send, 200, obj)
+
+    async def _subresource(self, req: Request, route: Route) -> None:
+        rt, sub, m = route.rt, route.subresource, req.method
+        name = route.name or ""
+        if sub == "status" and rt.has_subresource("status") or (rt.kind == "Namespace" and sub == "finalize"):
+            if m == "GET":
+                await self._send_object(req, rt, self.core.get(rt, route.namespace, name))
+            elif m == "PUT":
+                await self._write(req, await self.core.update(rt, route.namespace, name, await req.json_body(), self._write_opts(req),
+                                                              subresource="status"))
+            elif m == "PATCH":
+                await self._patch(req, route)
+            else:
+                raise MethodNotAllowed(f"{m} is not supported on {rt.plural}/{sub}")
+        elif sub == "scale" and rt.has_subresource("scale"):
+            if m == "GET":
+                await send_json(req.send, 200, self.core.get_scale(rt, route.namespace, name))
+            elif m in ("PUT", "PATCH"):
+                body: Any = await req.json_body() if m == "PUT" else await req.body()
+                scale = await self.core.update_scale(rt, route.namespace, name, body,
+                                                     None if m == "PUT" else req.content_type, self._write_opts(req))
+                await send_json(req.send, 200, scale)
+            else:
+                raise MethodNotAllowed(f"{m} is not supported on {rt.plural}/scale")
+        elif rt.kind == "Pod" and sub == "binding" and m == "POST":
+            await self.core.bind(route.namespace or "", name, await req.json_body())
+            await send_json(req.send, 201, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201})
+        elif rt.kind == "Pod" and sub in ("log", "exec", "portforward", "attach"):
+            pod = self.core.get(rt, route.namespace, name)
+            if self.pod_streams is None:
+                raise BadRequest(f"pods/{sub} needs a node agent, and none is running in this server")
+            await self.pod_streams.handle(req, route, pod)
+        else:
+            raise NotFound("the server could not find the requested resource")
+
+    # --- watch --------------------------------------------------------------------------------
+
+    async def _watch(self, req: Request, route: Route) -> None:
+        label = parse_label_selector(req.arg("labelSelector"))
+        field = parse_field_selector(req.arg("fieldSelector"), route.rt.kind)
+        timeout = req.int_arg("timeoutSeconds")
+        as_table = _wants_table(req)
+        bookmarks = self.bookmark_interval if req.flag("allowWatchBookmarks") else None
+        stream = watch(self.core, route.rt, route.namespace, resource_version=req.arg("resourceVersion"),
+                       label_selector=label, field_selector=field, bookmark_interval=bookmarks)
+        await req.send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-type", b"application/json"), (b"cache-control", b"no-cache, private")]})
+        async with aclosing(stream), trio.open_nursery() as nursery:
+            nursery.start_soon(_cancel_on_disconnect, req.receive, nursery.cancel_scope)
+            with trio.move_on_after(timeout if timeout is not None else WATCH_DEFAULT_TIMEOUT):
+                first = True
+                async for etype, obj in stream:
+                    if as_table and etype in ("ADDED", "MODIFIED", "DELETED"):
+                        obj = self._table(req, route.rt, [obj], obj["metadata"].get("resourceVersion", ""))
+                        if not first:
+                            obj["columnDefinitions"] = []
+                        first = False
+                    await req.send({"type": "http.response.body", "body": orjson.dumps({"type": etype, "object": obj}) + b"\n",
+                                    "more_body": True})
+                    if etype == "ERROR":
+                        break
+            nursery.cancel_scope.cancel()
+        try:
+            await req.send({"type": "http.response.body", "body": b"", "more_body": False})
+        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # the client went away first; nothing to finish
+
+
+def _wants_table(req: Request) -> bool:
+    accept = req.headers.get("accept", "")
+    return "as=Table" in accept and "g=meta.k8s.io" in accept
+
+
+async def _cancel_on_disconnect(receive: Receive, scope: trio.CancelScope) -> None:
+    while True:
+        msg = await receive()
+        if msg["type"] == "http.disconnect":
+            scope.cancel()
+            return
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        msg = await receive()
+        if msg["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif msg["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

@@ -1,0 +1,146 @@
+"""run_cluster(): one trio nursery hosting the store, the API server and every controller.
+
+Owns: start-up order (store → API core → bootstrap objects → HTTP → controllers → node agents),
+the state directory layout (store, token, kubeconfig), and clean shutdown.
+Must not import: cli (and so never click or rich).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import secrets
+from pathlib import Path
+
+import attrs
+import orjson
+import trio
+
+from orchestra.api.core import ApiCore
+from orchestra.api.errors import AlreadyExists
+from orchestra.apiserver.serve import serve_api
+from orchestra.apiserver.server import ApiServer
+from orchestra.apiserver.tls import ensure_serving_cert
+from orchestra.store import Store
+
+log = logging.getLogger("orchestra")
+
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+@attrs.frozen
+class ClusterConfig:
+    state_dir: Path
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 6443
+    store: str = "durable"  # "durable" | "memory"
+    simulate_nodes: int = 0
+    apply_paths: tuple[Path, ...] = ()
+    dashboard: bool = False
+    podman: bool = True
+    fsync: str = "always"
+
+
+@attrs.define
+class Cluster:
+    """Handles to the running pieces, given to whoever started the cluster (tests, the dashboard)."""
+
+    config: ClusterConfig
+    store: Store
+    core: ApiCore
+    server: ApiServer
+    token: str
+    kubeconfig: Path
+    url: str
+    ca_cert: Path
+
+
+def load_or_create_token(state_dir: Path) -> str:
+    """The bearer token every API request needs; created once, mode 0600."""
+    path = state_dir / "token"
+    if path.exists():
+        token = path.read_text().strip()
+        if token:
+            return token
+    token = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    os.chmod(path, 0o600)
+    return token
+
+
+def write_kubeconfig(path: Path, url: str, token: str, ca_cert: Path) -> None:
+    ca_data = base64.b64encode(ca_cert.read_bytes()).decode()
+    doc = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "orchestra", "cluster": {"server": url, "certificate-authority-data": ca_data}}],
+        "users": [{"name": "orchestra-admin", "user": {"token": token}}],
+        "contexts": [{"name": "orchestra", "context": {"cluster": "orchestra", "user": "orchestra-admin", "namespace": "default"}}],
+        "current-context": "orchestra",
+        "preferences": {},
+    }
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+    os.replace(tmp, path)
+
+
+def open_store(config: ClusterConfig) -> Store:
+    if config.store == "memory":
+        return Store.open_memory()
+    return Store.open_durable(config.state_dir / "store", fsync=config.fsync)  # type: ignore[arg-type]
+
+
+async def bootstrap(core: ApiCore) -> None:
+    """Objects every cluster has: the system namespaces and the `kubernetes` Service."""
+    ns_rt = core.registry.by_kind("Namespace")
+    svc_rt = core.registry.by_kind("Service")
+    assert ns_rt and svc_rt
+    for ns in SYSTEM_NAMESPACES:
+        try:
+            await core.create(ns_rt, None, {"metadata": {"name": ns}})
+        except AlreadyExists:
+            pass  # restart: already there
+    try:
+        await core.create(svc_rt, "default", {
+            "metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
+            "spec": {"clusterIP": core.allocator.kubernetes_ip, "ports": [{"name": "https", "port": 443, "targetPort": 6443}]},
+        })
+    except AlreadyExists:
+        pass
+
+
+async def run_cluster(config: ClusterConfig, *, task_status: trio.TaskStatus[Cluster] = trio.TASK_STATUS_IGNORED) -> None:
+    state = Path(config.state_dir)
+    state.mkdir(parents=True, exist_ok=True)
+    os.chmod(state, 0o700)
+    token = load_or_create_token(state)
+    store = open_store(config)
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(store.run)
+            core = ApiCore(store)
+            await bootstrap(core)
+            server = ApiServer(core, token=token, server_address=f"{config.listen_host}:{config.listen_port}")
+            tls = ensure_serving_cert(state, [config.listen_host])
+            bound = await nursery.start(serve_api, server, config.listen_host, config.listen_port, tls)
+            url = _url(bound, config)
+            kubeconfig = state / "kubeconfig"
+            write_kubeconfig(kubeconfig, url, token, tls.ca_cert)
+            server.ready = True
+            cluster = Cluster(config, store, core, server, token, kubeconfig, url, tls.ca_cert)
+            log.info("API server ready at %s; kubeconfig %s", url, kubeconfig)
+            task_status.started(cluster)
+    finally:
+        store.close()
+
+
+def _url(bound: list[str], config: ClusterConfig) -> str:
+    for b in bound or []:
+        if b.startswith("https://"):
+            return b
+    return f"https://{config.listen_host}:{config.listen_port}"

@@ -1,0 +1,99 @@
+"""Shared fixtures: a real orchestra control plane running in a background thread."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import attrs
+import pytest
+import trio
+
+KUBECTL = "/usr/lib/google-cloud-sdk/bin/kubectl.1.32"
+
+
+@attrs.define
+class LiveCluster:
+    url: str
+    token: str
+    kubeconfig: Path
+    state_dir: Path
+    home: Path
+    ca_cert: Path  # a throw-away HOME so kubectl's discovery cache never leaks between runs
+
+    def kubectl_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update({"KUBECONFIG": str(self.kubeconfig), "HOME": str(self.home)})
+        return env
+
+
+class ClusterThread:
+    """Runs `run_cluster` under trio in a thread so sync tests (kubectl, the Python client) can use it."""
+
+    def __init__(self, config: object) -> None:
+        self.config = config
+        self.cluster: object = None
+        self._ready = threading.Event()
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._cancel: trio.CancelScope | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, daemon=True)
+
+    def _main(self) -> None:
+        from orchestra.app import run_cluster
+
+        async def main() -> None:
+            self._token = trio.lowlevel.current_trio_token()
+            with trio.CancelScope() as scope:
+                self._cancel = scope
+                async with trio.open_nursery() as nursery:
+                    self.cluster = await nursery.start(run_cluster, self.config)
+                    self._ready.set()
+
+        try:
+            trio.run(main)
+        except BaseException as exc:  # noqa: BLE001 - reported to the test thread
+            self._error = exc
+        finally:
+            self._ready.set()
+
+    def start(self) -> object:
+        self._thread.start()
+        self._ready.wait(60)
+        if self._error is not None:
+            raise RuntimeError("cluster failed to start") from self._error
+        return self.cluster
+
+    def stop(self) -> None:
+        if self._token is not None and self._cancel is not None:
+            try:
+                trio.from_thread.run_sync(self._cancel.cancel, trio_token=self._token)
+            except trio.RunFinishedError:
+                pass
+        self._thread.join(30)
+
+
+@pytest.fixture(scope="session")
+def live_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveCluster]:
+    from orchestra.app import ClusterConfig
+
+    state = tmp_path_factory.mktemp("state")
+    home = tmp_path_factory.mktemp("home")
+    config = ClusterConfig(state_dir=state, listen_port=0, store="memory", podman=False)
+    runner = ClusterThread(config)
+    cluster = runner.start()
+    yield LiveCluster(cluster.url, cluster.token, cluster.kubeconfig, state, home, cluster.ca_cert)  # type: ignore[attr-defined]
+    runner.stop()
+
+
+@pytest.fixture(scope="session")
+def kubectl_bin() -> str:
+    if not os.path.exists(KUBECTL):
+        found = shutil.which("kubectl")
+        if not found:
+            pytest.fail("kubectl 1.32 is required for these tests (/usr/lib/google-cloud-sdk/bin/kubectl.1.32)")
+        return found
+    return KUBECTL
