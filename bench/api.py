@@ -11,7 +11,6 @@ import argparse
 import http.client
 import json
 import ssl
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -65,7 +64,6 @@ def rss_mb(pid: int) -> float:
 
 
 def load(url: str, token: str, threads: int, seconds: float, make_request) -> tuple[float, list[float]]:  # type: ignore[no-untyped-def]
-    netloc = urlparse(url).netloc
     count = [0] * threads
     lat: list[list[float]] = [[] for _ in range(threads)]
     stop = time.perf_counter() + seconds
@@ -102,7 +100,6 @@ def pct(xs: list[float], p: float) -> float:
 
 
 def watch_latency(url: str, token: str, n: int = 200) -> list[float]:
-    netloc = urlparse(url).netloc
     got: dict[str, float] = {}
     ready = threading.Event()
     done = threading.Event()

@@ -55,7 +55,7 @@ class ClusterThread:
 
         try:
             trio.run(main)
-        except BaseException as exc:  # noqa: BLE001 - reported to the test thread
+        except BaseException as exc:
             self._error = exc
         finally:
             self._ready.set()

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import ssl
-
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import threading

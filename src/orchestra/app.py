@@ -115,9 +115,7 @@ async def bootstrap(core: ApiCore) -> None:
 
 
 async def run_cluster(config: ClusterConfig, *, task_status: trio.TaskStatus[Cluster] = trio.TASK_STATUS_IGNORED) -> None:
-    state = Path(config.state_dir)
-    state.mkdir(parents=True, exist_ok=True)
-    os.chmod(state, 0o700)
+    state = _prepare_state_dir(Path(config.state_dir))
     token = load_or_create_token(state)
     store = open_store(config)
     try:
@@ -137,6 +135,12 @@ async def run_cluster(config: ClusterConfig, *, task_status: trio.TaskStatus[Clu
             task_status.started(cluster)
     finally:
         store.close()
+
+
+def _prepare_state_dir(state: Path) -> Path:
+    state.mkdir(parents=True, exist_ok=True)
+    os.chmod(state, 0o700)  # holds the token, the CA key and the store
+    return state
 
 
 def _url(bound: list[str], config: ClusterConfig) -> str:

@@ -10,6 +10,7 @@ Must not import: the apiserver, cli, reconcilers, node agent or runtime.
 from __future__ import annotations
 
 import base64
+import builtins
 from collections.abc import Callable
 from typing import Any
 
@@ -36,7 +37,17 @@ from orchestra.api.errors import (
     invalid,
     not_found,
 )
-from orchestra.api.objects import Obj, decode, deep_copy, encode, meta, new_uid, now_rfc3339, random_suffix, spec_part
+from orchestra.api.objects import (
+    Obj,
+    decode,
+    deep_copy,
+    encode,
+    meta,
+    new_uid,
+    now_rfc3339,
+    random_suffix,
+    spec_part,
+)
 from orchestra.api.registry import DEFAULT_REGISTRY, Registry, ResourceType
 from orchestra.api.schema import Schema, load_schema
 from orchestra.api.selectors import FieldSelector, LabelSelector, from_label_selector_object
@@ -165,7 +176,7 @@ class ApiCore:
         except CompactedError:
             raise Gone("The provided continue parameter is too old to display a consistent list result. "
                        "You can start a new list without the continue parameter.") from None
-        items: list[Obj] = []
+        items: builtins.list[Obj] = []
         next_token = ""
         remaining = None
         for i, kv in enumerate(kvs):
@@ -231,7 +242,7 @@ class ApiCore:
         await self.store.wait_durable(kv.mod_revision)
         return WriteResult(_with_rv(obj, kv), warnings, created=True)
 
-    def _all(self, rt: ResourceType) -> list[Obj]:
+    def _all(self, rt: ResourceType) -> builtins.list[Obj]:
         kvs, _ = self.store.range(rt.key_prefix())
         return [decode(kv.value) for kv in kvs]
 
@@ -260,7 +271,7 @@ class ApiCore:
             m.pop("namespace", None)
         return obj
 
-    def _schema_check(self, rt: ResourceType, obj: Obj, opts: WriteOptions, *, partial: bool = False) -> list[str]:
+    def _schema_check(self, rt: ResourceType, obj: Obj, opts: WriteOptions, *, partial: bool = False) -> builtins.list[str]:
         """Schema errors: wrong types and (Strict) unknown fields are 400; missing required fields 422.
 
         `partial` is for apply configurations, which may leave out required fields the live object has.

@@ -153,7 +153,7 @@ class Discovery:
         def build() -> dict[str, Any]:
             paths: dict[str, Any] = {}
             for t in types:
-                base = f"/api/v1" if not t.group else f"/apis/{t.group}/v1"
+                base = "/api/v1" if not t.group else f"/apis/{t.group}/v1"
                 path = f"{base}/namespaces/{{namespace}}/{t.plural}/{{name}}" if t.namespaced else f"{base}/{t.plural}/{{name}}"
                 op = {
                     "x-kubernetes-group-version-kind": {"group": t.group, "version": t.version, "kind": t.kind},

@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl
 import attrs
 import orjson
 
-from orchestra.api.errors import ApiError, BadRequest, RequestEntityTooLarge
+from orchestra.api.errors import ApiError, BadRequest, RequestEntityTooLarge, UnsupportedMediaType
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -91,11 +91,9 @@ class Request:
                 return None
             raise BadRequest("the request body is empty")
         ct = self.content_type.split(";")[0].strip().lower()
-        if ct and ct not in ("application/json", "*/*", "application/yaml", "text/plain"):
-            if "protobuf" in ct or "cbor" in ct:
-                from orchestra.api.errors import UnsupportedMediaType
-
-                raise UnsupportedMediaType(f"the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {ct})")
+        if ct and ct not in ("application/json", "*/*", "application/yaml", "text/plain") and ("protobuf" in ct or "cbor" in ct):
+            raise UnsupportedMediaType("the body of the request was in an unknown format - accepted media types include: "
+                                       f"application/json, application/yaml (got {ct})")
         try:
             return orjson.loads(data)
         except orjson.JSONDecodeError as exc:

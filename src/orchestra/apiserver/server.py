@@ -23,7 +23,16 @@ from orchestra.api.registry import ResourceType
 from orchestra.api.selectors import parse_field_selector, parse_label_selector
 from orchestra.api.watch import watch
 from orchestra.apiserver.discovery import Discovery, version_info, wants_aggregated
-from orchestra.apiserver.http import Receive, Request, Scope, Send, send_bytes, send_error, send_json, warning_headers
+from orchestra.apiserver.http import (
+    Receive,
+    Request,
+    Scope,
+    Send,
+    send_bytes,
+    send_error,
+    send_json,
+    warning_headers,
+)
 from orchestra.apiserver.routes import Route, parse_resource_path
 
 PUBLIC_PATHS = {"/healthz", "/livez", "/readyz"}
@@ -65,7 +74,7 @@ class ApiServer:
             await self._fail(req, err)
         except trio.Cancelled:
             raise
-        except Exception as exc:  # noqa: BLE001 - last line of defence: every failure is a Status, never a bare 500 page
+        except Exception as exc:
             await self._fail(req, InternalError(f"Internal error occurred: {type(exc).__name__}: {exc}"))
 
     async def _fail(self, req: Request, err: ApiError) -> None:
@@ -94,9 +103,9 @@ class ApiServer:
             await send_json(req.send, 200, version_info())
             return
         parts = path.strip("/").split("/")
-        if parts[0] in ("api", "apis") and len(parts) <= 3 and (parts[0] == "apis" or len(parts) <= 2):
-            if await self._discovery(req, parts):
-                return
+        is_discovery = parts[0] in ("api", "apis") and len(parts) <= 3 and (parts[0] == "apis" or len(parts) <= 2)
+        if is_discovery and await self._discovery(req, parts):
+            return
         if parts[0] == "openapi":
             await self._openapi(req, parts)
             return
@@ -267,7 +276,7 @@ class ApiServer:
     async def _subresource(self, req: Request, route: Route) -> None:
         rt, sub, m = route.rt, route.subresource, req.method
         name = route.name or ""
-        if sub == "status" and rt.has_subresource("status") or (rt.kind == "Namespace" and sub == "finalize"):
+        if (sub == "status" and rt.has_subresource("status")) or (rt.kind == "Namespace" and sub == "finalize"):
             if m == "GET":
                 await self._send_object(req, rt, self.core.get(rt, route.namespace, name))
             elif m == "PUT":
@@ -310,7 +319,7 @@ class ApiServer:
                        label_selector=label, field_selector=field, bookmark_interval=bookmarks)
         await req.send({"type": "http.response.start", "status": 200,
                         "headers": [(b"content-type", b"application/json"), (b"cache-control", b"no-cache, private")]})
-        async with aclosing(stream), trio.open_nursery() as nursery:
+        async with aclosing(stream), trio.open_nursery() as nursery:  # type: ignore[type-var]
             nursery.start_soon(_cancel_on_disconnect, req.receive, nursery.cancel_scope)
             with trio.move_on_after(timeout if timeout is not None else WATCH_DEFAULT_TIMEOUT):
                 first = True

@@ -1,0 +1,679 @@
+"""`SimulatedRuntime`: the `Runtime` Protocol in memory, driven by a script, on trio time only.
+
+Owns: a fake of Podman honest enough that the contract suite (tests/runtime/) passes against
+both: the same states, transitions, exit codes (SIGKILL 137, ignored SIGTERM waits the stop
+timeout), errors (NotFound, InvalidState, ImageNotFound), events and labels. Behaviour that
+would need a real process comes from a `SimScript` (kwok-style scripted lifecycle):
+
+    script = SimScript(containers={"web": ContainerScript(serves={8080: b"hi"})},
+                       images={"crasher:1": ContainerScript(exit_after=2, exit_code=1)})
+    async with open_simulated_runtime(script) as runtime: ...
+
+Containers run as tasks in the runtime's own nursery (`run(*, task_status)`), so the whole
+thing is deterministic under trio's MockClock.
+Must not import: podman, httpx, anything above the runtime layer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import math
+import shlex
+import signal as signal_module
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+
+import attrs
+import trio
+
+from orchestra.runtime.base import (
+    LABEL_CONTAINER_NAME,
+    LABEL_MANAGED,
+    LABEL_POD_NAME,
+    LABEL_POD_NAMESPACE,
+    LABEL_POD_UID,
+    LABEL_SANDBOX_ID,
+    ContainerSpec,
+    ContainerState,
+    ContainerStatus,
+    EventType,
+    ExecResult,
+    ExecSession,
+    ExecTimeout,
+    ImageNotFound,
+    ImagePullError,
+    InvalidState,
+    NotFound,
+    PodSandboxSpec,
+    PullPolicy,
+    Runtime,
+    RuntimeEvent,
+    RuntimeFailure,
+    RuntimeUnavailable,
+    RuntimeVersion,
+    SandboxState,
+    SandboxStatus,
+)
+
+EPOCH = datetime(2025, 1, 1, tzinfo=UTC)  # virtual time 0 as a wall-clock timestamp
+SIGKILL_EXIT = 128 + signal_module.SIGKILL
+
+
+# ------------------------------------------------------------------------------------------ script
+
+
+@attrs.frozen
+class ExecScript:
+    exit_code: int = 0
+    stdout: bytes = b""
+    stderr: bytes = b""
+    duration: float = 0.0
+
+
+ExecHandler = Callable[[tuple[str, ...]], ExecScript | None]
+
+
+@attrs.frozen
+class ContainerScript:
+    """What the container's main process does once started."""
+
+    start_delay: float = 0.0  # start_container returns after this long
+    output: tuple[tuple[float, int, bytes], ...] = ()  # (seconds after start, 1|2, line)
+    exit_after: float | None = None  # None: runs until stopped/killed
+    exit_code: int = 0
+    on_sigterm: int | None = 128 + signal_module.SIGTERM  # None: ignores it (PID 1, no handler)
+    start_error: str | None = None  # start fails (e.g. "executable file not found"), exit 127
+    serves: Mapping[int, bytes] = attrs.field(factory=dict)  # port -> body for `wget` from the pod
+    exec: Mapping[tuple[str, ...], ExecScript] = attrs.field(factory=dict)
+    exec_handler: ExecHandler | None = None
+
+
+@attrs.define
+class SimScript:
+    """Scripted behaviour, looked up by container name, then by image."""
+
+    containers: dict[str, ContainerScript] = attrs.field(factory=dict)
+    images: dict[str, ContainerScript] = attrs.field(factory=dict)
+    present_images: set[str] = attrs.field(factory=lambda: {"localhost/busybox:latest"})
+    pullable_images: set[str] = attrs.field(factory=set)  # pulls of these succeed
+    pull_errors: dict[str, str] = attrs.field(factory=dict)  # image -> error (ImagePullError)
+    pull_delay: float = 0.0
+    sandbox_start_delay: float = 0.0
+
+    def for_container(self, spec: ContainerSpec) -> ContainerScript:
+        return self.containers.get(spec.name) or self.images.get(spec.image) or ContainerScript()
+
+
+def normalize_image(ref: str) -> str:
+    """Short names resolve to localhost/ like Podman's local lookup; a missing tag is :latest."""
+    name = ref
+    last = name.rsplit("/", 1)[-1]
+    if ":" not in last and "@" not in last:
+        name += ":latest"
+    first = name.split("/", 1)[0]
+    if "/" not in name or not ("." in first or ":" in first or first == "localhost"):
+        name = "localhost/" + name
+    return name
+
+
+# ------------------------------------------------------------------------------------------- state
+
+
+@attrs.define(eq=False)
+class _Container:
+    id: str
+    name: str
+    sandbox: _Sandbox
+    spec: ContainerSpec
+    script: ContainerScript
+    image: str
+    image_id: str
+    labels: dict[str, str]
+    infra: bool = False
+    state: ContainerState = ContainerState.CREATED
+    exit_code: int | None = None
+    created_at: float = 0.0
+    started_at: float | None = None
+    finished_at: float | None = None
+    log: list[tuple[float, int, bytes]] = attrs.field(factory=list)
+    changed: trio.Event = attrs.field(factory=trio.Event)
+    scope: trio.CancelScope | None = None
+
+    def notify(self) -> None:
+        self.changed.set()
+        self.changed = trio.Event()
+
+
+@attrs.define(eq=False)
+class _Sandbox:
+    id: str
+    spec: PodSandboxSpec
+    labels: dict[str, str]
+    created_at: float
+    infra: _Container | None = None
+    ip: str = ""
+
+
+def _time(t: float | None) -> datetime | None:
+    return None if t is None else EPOCH + timedelta(seconds=t)
+
+
+def _signal_number(signal: str | int) -> int:
+    if isinstance(signal, int) or signal.isdigit():
+        return int(signal)
+    name = signal.upper()
+    return int(signal_module.Signals[name if name.startswith("SIG") else "SIG" + name])
+
+
+class SimulatedRuntime:
+    """A `Runtime` in memory. Call its `run` in a nursery (or use `open_simulated_runtime`)."""
+
+    def __init__(self, script: SimScript | None = None):
+        self.script = script or SimScript()
+        self._sandboxes: dict[str, _Sandbox] = {}
+        self._containers: dict[str, _Container] = {}
+        self._ids = itertools.count(1)
+        self._ips = itertools.count(2)
+        self._subscribers: list[tuple[Mapping[str, str], trio.MemorySendChannel[RuntimeEvent]]] = []
+        self._nursery: trio.Nursery | None = None
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            task_status.started()
+            try:
+                await trio.sleep_forever()
+            finally:
+                self._nursery = None
+
+    async def aclose(self) -> None:
+        for _, channel in self._subscribers:
+            channel.close()
+
+    def _new_id(self, kind: str) -> str:
+        return hashlib.sha256(f"{kind}-{next(self._ids)}".encode()).hexdigest()
+
+    def _running_nursery(self) -> trio.Nursery:
+        if self._nursery is None:
+            raise RuntimeUnavailable("the simulated runtime is not running (start SimulatedRuntime.run)")
+        return self._nursery
+
+    def _emit(self, kind: EventType, c: _Container) -> None:
+        event = RuntimeEvent(
+            type=kind,
+            container_id=c.id,
+            sandbox_id=c.sandbox.id,
+            infra=c.infra,
+            exit_code=c.exit_code if kind == EventType.DIED else None,
+            labels=c.labels,
+        )
+        for wanted, channel in list(self._subscribers):
+            if all(event.labels.get(k) == v for k, v in wanted.items()):
+                try:
+                    channel.send_nowait(event)
+                except trio.ClosedResourceError:  # subscriber left; removed in its finally
+                    pass
+
+    # ---------------------------------------------------------------------------------- images
+
+    async def version(self) -> RuntimeVersion:
+        self._running_nursery()
+        return RuntimeVersion(name="simulated", version="4.3.1-sim", api_version="4.3.1")
+
+    def _image_id(self, image: str) -> str:
+        name = normalize_image(image)
+        return hashlib.sha256(name.encode()).hexdigest() if name in self.script.present_images else ""
+
+    async def ensure_image(self, image: str, pull_policy: PullPolicy = PullPolicy.IF_NOT_PRESENT) -> str:
+        self._running_nursery()
+        name = normalize_image(image)
+        present = self._image_id(name)
+        if present and (pull_policy != PullPolicy.ALWAYS or name.startswith("localhost/")):
+            return present
+        if pull_policy == PullPolicy.NEVER:
+            raise ImageNotFound(f"image {image!r} is not present and the pull policy is Never")
+        await trio.sleep(self.script.pull_delay)
+        error = self.script.pull_errors.get(image) or self.script.pull_errors.get(name)
+        if (
+            error is None
+            and name not in self.script.pullable_images
+            and image not in self.script.pullable_images
+        ):
+            error = f"initializing source docker://{name}: registry unreachable (simulated)"
+        if error is not None:
+            if present:
+                raise ImagePullError(f"pulling image {image!r} failed: {error}")
+            raise ImageNotFound(f"image {image!r} is not present locally and pulling it failed: {error}")
+        self.script.present_images.add(name)
+        return self._image_id(name)
+
+    # ------------------------------------------------------------------------------- sandboxes
+
+    def _sandbox(self, sandbox_id: str) -> _Sandbox:
+        sandbox = self._sandboxes.get(sandbox_id)
+        if sandbox is None:
+            raise NotFound(f"sandbox {sandbox_id} not found")
+        return sandbox
+
+    async def create_sandbox(self, spec: PodSandboxSpec) -> str:
+        self._running_nursery()
+        if any(s.spec.name == spec.name for s in self._sandboxes.values()):
+            raise InvalidState(f"sandbox {spec.name!r} already exists")
+        labels = {
+            **spec.labels,
+            LABEL_MANAGED: "true",
+            LABEL_POD_NAME: spec.name,
+            LABEL_POD_NAMESPACE: spec.namespace,
+            LABEL_POD_UID: spec.uid,
+        }
+        sandbox = _Sandbox(id=self._new_id("pod"), spec=spec, labels=labels, created_at=trio.current_time())
+        infra_spec = ContainerSpec(name="infra", image="localhost/podman-pause:4.3.1-0")
+        sandbox.infra = self._make_container(sandbox, infra_spec, ContainerScript(on_sigterm=None), labels)
+        sandbox.infra.infra = True
+        self._sandboxes[sandbox.id] = sandbox
+        self._emit(EventType.CREATED, sandbox.infra)
+        return sandbox.id
+
+    def _make_container(
+        self, sandbox: _Sandbox, spec: ContainerSpec, script: ContainerScript, labels: dict[str, str]
+    ) -> _Container:
+        c = _Container(
+            id=self._new_id("ctr"),
+            name=spec.name,
+            sandbox=sandbox,
+            spec=spec,
+            script=script,
+            image=spec.image,
+            image_id=hashlib.sha256(normalize_image(spec.image).encode()).hexdigest(),
+            labels=labels,
+            created_at=trio.current_time(),
+        )
+        self._containers[c.id] = c
+        return c
+
+    async def start_sandbox(self, sandbox_id: str) -> None:
+        sandbox = self._sandbox(sandbox_id)
+        assert sandbox.infra is not None
+        await self._start(sandbox.infra)
+
+    async def sandbox_status(self, sandbox_id: str) -> SandboxStatus:
+        return self._sandbox_status(self._sandbox(sandbox_id))
+
+    def _sandbox_status(self, sandbox: _Sandbox) -> SandboxStatus:
+        assert sandbox.infra is not None
+        state = {
+            ContainerState.RUNNING: SandboxState.READY,
+            ContainerState.CREATED: SandboxState.CREATED,
+        }.get(sandbox.infra.state, SandboxState.NOT_READY)
+        return SandboxStatus(
+            id=sandbox.id,
+            name=sandbox.spec.name,
+            uid=sandbox.spec.uid,
+            namespace=sandbox.spec.namespace,
+            state=state,
+            ip=sandbox.ip if state == SandboxState.READY else "",
+            created_at=_time(sandbox.created_at),
+            labels=sandbox.labels,
+        )
+
+    def _members(self, sandbox: _Sandbox) -> list[_Container]:
+        return [c for c in self._containers.values() if c.sandbox is sandbox and not c.infra]
+
+    async def stop_sandbox(self, sandbox_id: str, grace_period: float) -> None:
+        sandbox = self._sandboxes.get(sandbox_id)
+        if sandbox is None:
+            return
+        async with trio.open_nursery() as nursery:
+            for c in self._members(sandbox):
+                nursery.start_soon(self._stop, c, grace_period)
+        assert sandbox.infra is not None
+        await self._stop(sandbox.infra, 0)
+
+    async def remove_sandbox(self, sandbox_id: str) -> None:
+        sandbox = self._sandboxes.get(sandbox_id)
+        if sandbox is None:
+            return
+        assert sandbox.infra is not None
+        for c in [*self._members(sandbox), sandbox.infra]:
+            if c.state == ContainerState.RUNNING:
+                self._exit(c, SIGKILL_EXIT)
+        for c in [*self._members(sandbox), sandbox.infra]:
+            self._remove(c)
+        del self._sandboxes[sandbox_id]
+
+    async def list_sandboxes(self, labels: Mapping[str, str] | None = None) -> list[SandboxStatus]:
+        self._running_nursery()
+        wanted = dict(labels or {})
+        return [
+            self._sandbox_status(s)
+            for s in self._sandboxes.values()
+            if all(s.labels.get(k) == v for k, v in wanted.items())
+        ]
+
+    # ------------------------------------------------------------------------------ containers
+
+    def _container(self, container_id: str) -> _Container:
+        c = self._containers.get(container_id)
+        if c is None:
+            raise NotFound(f"container {container_id} not found")
+        return c
+
+    async def list_containers(
+        self, labels: Mapping[str, str] | None = None, sandbox_id: str | None = None
+    ) -> list[ContainerStatus]:
+        self._running_nursery()
+        wanted = dict(labels or {})
+        return [
+            self._status(c)
+            for c in self._containers.values()
+            if not c.infra
+            and (sandbox_id is None or c.sandbox.id == sandbox_id)
+            and all(c.labels.get(k) == v for k, v in wanted.items())
+        ]
+
+    async def create_container(self, sandbox_id: str, spec: ContainerSpec) -> str:
+        sandbox = self._sandbox(sandbox_id)
+        if not self._image_id(spec.image):
+            raise ImageNotFound(f"image {spec.image!r} is not present")
+        labels = {
+            **spec.labels,
+            **{k: sandbox.labels[k] for k in (LABEL_POD_NAME, LABEL_POD_NAMESPACE, LABEL_POD_UID)},
+            LABEL_MANAGED: "true",
+            LABEL_SANDBOX_ID: sandbox.id,
+            LABEL_CONTAINER_NAME: spec.name,
+        }
+        c = self._make_container(sandbox, spec, self.script.for_container(spec), labels)
+        self._emit(EventType.CREATED, c)
+        return c.id
+
+    async def start_container(self, container_id: str) -> None:
+        c = self._container(container_id)
+        if c.infra:
+            raise InvalidState(f"{container_id} is an infra container: start its sandbox")
+        assert c.sandbox.infra is not None
+        if c.sandbox.infra.state != ContainerState.RUNNING:
+            await self._start(c.sandbox.infra)  # Podman starts the infra as a dependency
+        await self._start(c)
+
+    async def _start(self, c: _Container) -> None:
+        nursery = self._running_nursery()
+        if c.state == ContainerState.RUNNING:
+            return
+        script = c.script
+        await trio.sleep(self.script.sandbox_start_delay if c.infra else script.start_delay)
+        if c.id not in self._containers:
+            raise NotFound(f"container {c.id} was removed while starting")
+        c.exit_code = c.finished_at = None
+        if script.start_error is not None:
+            c.state, c.exit_code, c.finished_at = ContainerState.EXITED, 127, trio.current_time()
+            c.notify()
+            raise RuntimeFailure(f"starting container {c.id}: {script.start_error}")
+        if c.infra:
+            n = next(self._ips)
+            c.sandbox.ip = f"10.88.{n // 250}.{n % 250 + 2}"
+        c.state, c.started_at = ContainerState.RUNNING, trio.current_time()
+        c.scope = trio.CancelScope()
+        nursery.start_soon(self._process, c, c.scope)
+        self._emit(EventType.STARTED, c)
+
+    async def _process(self, c: _Container, scope: trio.CancelScope) -> None:
+        with scope:
+            start = trio.current_time()
+            for at, stream, data in sorted(c.script.output, key=lambda item: item[0]):
+                if c.script.exit_after is not None and at > c.script.exit_after:
+                    break
+                await trio.sleep_until(start + at)
+                c.log.append((trio.current_time(), stream, data if data.endswith(b"\n") else data + b"\n"))
+                c.notify()
+            if c.script.exit_after is None:
+                await trio.sleep_forever()
+            await trio.sleep_until(start + c.script.exit_after)
+            self._exit(c, c.script.exit_code)
+
+    def _exit(self, c: _Container, code: int) -> None:
+        if c.state != ContainerState.RUNNING:
+            return
+        c.state, c.exit_code, c.finished_at = ContainerState.EXITED, code, trio.current_time()
+        if c.scope is not None:
+            c.scope.cancel()
+        c.notify()
+        self._emit(EventType.DIED, c)
+
+    async def stop_container(self, container_id: str, grace_period: float) -> None:
+        await self._stop(self._container(container_id), grace_period)
+
+    async def _stop(self, c: _Container, grace_period: float) -> None:
+        if c.state != ContainerState.RUNNING:
+            return
+        self._signal(c, signal_module.SIGTERM)
+        with trio.move_on_after(max(0, math.ceil(grace_period))):  # podman rounds up to seconds
+            while c.state == ContainerState.RUNNING:
+                await c.changed.wait()
+        self._exit(c, SIGKILL_EXIT)
+
+    def _signal(self, c: _Container, number: int) -> None:
+        if number == signal_module.SIGKILL:
+            self._exit(c, SIGKILL_EXIT)
+        elif number == signal_module.SIGTERM and c.script.on_sigterm is not None:
+            self._exit(c, c.script.on_sigterm)
+        # other signals (and an ignored SIGTERM) change nothing
+
+    async def kill_container(self, container_id: str, signal: str = "SIGKILL") -> None:
+        c = self._container(container_id)
+        if c.state != ContainerState.RUNNING:
+            raise InvalidState(f"can only kill running containers; {container_id} is {c.state}")
+        self._signal(c, _signal_number(signal))
+
+    async def remove_container(self, container_id: str) -> None:
+        c = self._containers.get(container_id)
+        if c is None:
+            return
+        if c.infra:
+            raise InvalidState(f"{container_id} is an infra container: remove its sandbox instead")
+        self._exit(c, SIGKILL_EXIT)
+        self._remove(c)
+
+    def _remove(self, c: _Container) -> None:
+        self._containers.pop(c.id, None)
+        c.notify()
+        self._emit(EventType.REMOVED, c)
+
+    async def container_status(self, container_id: str) -> ContainerStatus:
+        return self._status(self._container(container_id))
+
+    def _status(self, c: _Container) -> ContainerStatus:
+        return ContainerStatus(
+            id=c.id,
+            name=c.name,
+            sandbox_id=c.sandbox.id,
+            state=c.state,
+            exit_code=c.exit_code if c.state == ContainerState.EXITED else None,
+            created_at=_time(c.created_at),
+            started_at=_time(c.started_at),
+            finished_at=_time(c.finished_at) if c.state == ContainerState.EXITED else None,
+            image=normalize_image(c.image),
+            image_id=c.image_id,
+            labels=c.labels,
+        )
+
+    # --------------------------------------------------------------------------------- streams
+
+    @asynccontextmanager
+    async def logs(
+        self,
+        container_id: str,
+        *,
+        follow: bool = False,
+        tail: int | None = None,
+        timestamps: bool = False,
+        since: datetime | None = None,
+    ) -> AsyncIterator[AsyncIterator[bytes]]:
+        yield self._log_lines(self._container(container_id), follow, tail, timestamps, since)
+
+    async def _log_lines(
+        self, c: _Container, follow: bool, tail: int | None, timestamps: bool, since: datetime | None
+    ) -> AsyncIterator[bytes]:
+        start = (since - EPOCH).total_seconds() if since is not None else -math.inf
+        entries = [e for e in c.log if e[0] >= start]
+        if tail is not None:
+            entries = entries[-tail:] if tail > 0 else []
+        seen = len(c.log)
+        for at, _, line in entries:
+            yield _stamp(at, line) if timestamps else line
+        while follow and c.state == ContainerState.RUNNING and c.id in self._containers:
+            await c.changed.wait()
+            for at, _, line in c.log[seen:]:
+                yield _stamp(at, line) if timestamps else line
+            seen = len(c.log)
+
+    @asynccontextmanager
+    async def exec(
+        self, container_id: str, cmd: Sequence[str], *, stdin: bool = False, tty: bool = False
+    ) -> AsyncIterator[ExecSession]:
+        c = self._container(container_id)
+        if c.state != ContainerState.RUNNING:
+            raise InvalidState(f"container {container_id} is not running")
+        session = SimExecSession(tty)
+        if not stdin:
+            await session.close_stdin()  # like /dev/null: `cat` sees EOF at once
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._exec_process, c, tuple(cmd), session)
+            yield session
+            nursery.cancel_scope.cancel()
+
+    async def _exec_process(self, c: _Container, cmd: tuple[str, ...], session: SimExecSession) -> None:
+        if cmd[:1] == ("busybox",):
+            cmd = cmd[1:]
+        result = c.script.exec.get(cmd) or (c.script.exec_handler and c.script.exec_handler(cmd))
+        if not result and cmd[:1] == ("cat",) and len(cmd) == 1:
+            async for data in session.stdin_receive:
+                await session.emit(1, data)
+            result = ExecScript()
+        result = result or self._builtin(c, cmd)
+        await trio.sleep(result.duration)
+        if result.stdout:
+            await session.emit(1, result.stdout)
+        if result.stderr:
+            await session.emit(2, result.stderr)
+        session.finish(result.exit_code)
+
+    def _builtin(self, c: _Container, cmd: tuple[str, ...]) -> ExecScript:
+        """A few busybox applets, enough for probes and the contract suite."""
+        if cmd == ("true",):
+            return ExecScript()
+        if cmd == ("false",):
+            return ExecScript(exit_code=1)
+        if cmd[:1] == ("echo",):
+            return ExecScript(stdout=" ".join(cmd[1:]).encode() + b"\n")
+        if cmd[:1] == ("sleep",) and len(cmd) == 2:
+            return ExecScript(duration=float(cmd[1]))
+        if cmd[:2] == ("sh", "-c") and len(cmd) >= 3:
+            words = shlex.split(cmd[2])
+            if words[:1] == ["exit"] and len(words) == 2:
+                return ExecScript(exit_code=int(words[1]))
+            return self._builtin(c, tuple(words))
+        if cmd[:1] == ("wget",) and cmd[-1].startswith("http://"):
+            return self._wget(c, cmd[-1])
+        return ExecScript(exit_code=127, stderr=f"exec: {cmd[0]!r}: executable file not found\n".encode())
+
+    def _wget(self, c: _Container, url: str) -> ExecScript:
+        hostport = url.removeprefix("http://").split("/", 1)[0]
+        host, _, port = hostport.partition(":")
+        port_number = int(port or 80)
+        if host in ("127.0.0.1", "localhost", c.sandbox.ip):
+            for other in self._members(c.sandbox):
+                if other.state == ContainerState.RUNNING and port_number in other.script.serves:
+                    return ExecScript(stdout=other.script.serves[port_number])
+        return ExecScript(
+            exit_code=1, stderr=f"wget: can't connect to remote host ({host}): Connection refused\n".encode()
+        )
+
+    async def exec_run(self, container_id: str, cmd: Sequence[str], timeout: float) -> ExecResult:  # noqa: ASYNC109 (probe timeoutSeconds)
+        out: dict[int, bytearray] = {1: bytearray(), 2: bytearray()}
+        with trio.move_on_after(timeout) as scope:
+            async with self.exec(container_id, cmd) as session:
+                async for stream, data in session:
+                    out[stream] += data
+                code = await session.wait()
+        if scope.cancelled_caught:
+            raise ExecTimeout(f"exec {list(cmd)!r} in {container_id} did not finish within {timeout} s")
+        return ExecResult(exit_code=code, stdout=bytes(out[1]), stderr=bytes(out[2]))
+
+    @asynccontextmanager
+    async def events(
+        self, labels: Mapping[str, str] | None = None
+    ) -> AsyncIterator[AsyncIterator[RuntimeEvent]]:
+        self._running_nursery()
+        send, receive = trio.open_memory_channel[RuntimeEvent](math.inf)  # writers never wait
+        entry = ({**(labels or {}), LABEL_MANAGED: "true"}, send)
+        self._subscribers.append(entry)
+        try:
+            async with receive:
+                yield receive
+        finally:
+            self._subscribers.remove(entry)
+            send.close()
+
+
+class SimExecSession:
+    def __init__(self, tty: bool):
+        self._tty = tty
+        self._stdin_send, self.stdin_receive = trio.open_memory_channel[bytes](math.inf)
+        self._out_send, self._out_receive = trio.open_memory_channel[tuple[int, bytes]](math.inf)
+        self._exit_code: int | None = None
+        self._done = trio.Event()
+
+    async def emit(self, stream: int, data: bytes) -> None:
+        self._out_send.send_nowait((1 if self._tty else stream, data))
+
+    def finish(self, code: int) -> None:
+        self._exit_code = code
+        self._out_send.close()
+        self._done.set()
+
+    async def send_stdin(self, data: bytes) -> None:
+        try:
+            self._stdin_send.send_nowait(data)
+        except trio.ClosedResourceError:  # like writing to a closed pipe: ignored by the runtime
+            pass
+
+    async def close_stdin(self) -> None:
+        self._stdin_send.close()
+
+    async def resize(self, width: int, height: int) -> None:
+        return None
+
+    def __aiter__(self) -> AsyncIterator[tuple[int, bytes]]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[tuple[int, bytes]]:
+        async for item in self._out_receive:
+            yield item
+
+    async def wait(self) -> int:
+        await self._done.wait()
+        assert self._exit_code is not None
+        return self._exit_code
+
+
+def _stamp(at: float, line: bytes) -> bytes:
+    stamp = (EPOCH + timedelta(seconds=at)).strftime("%Y-%m-%dT%H:%M:%S.%f000Z")
+    return stamp.encode() + b" " + line
+
+
+@asynccontextmanager
+async def open_simulated_runtime(script: SimScript | None = None) -> AsyncIterator[SimulatedRuntime]:
+    runtime = SimulatedRuntime(script)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(runtime.run)
+        try:
+            yield runtime
+        finally:
+            await runtime.aclose()
+            nursery.cancel_scope.cancel()
+
+
+def _conforms(runtime: SimulatedRuntime) -> Runtime:  # mypy checks SimulatedRuntime against the Protocol here
+    return runtime
