@@ -244,3 +244,17 @@ async def test_service_allocation(core: ApiCore) -> None:
     assert 30000 <= port["nodePort"] <= 32767 and port["targetPort"] == 80 and port["protocol"] == "TCP"
     with pytest.raises(Invalid, match="already allocated"):
         await core.create(s, "default", {"metadata": {"name": "dup"}, "spec": {"clusterIP": svc["spec"]["clusterIP"], "ports": [{"port": 1}]}})
+
+
+async def test_namespace_finalize_removes_terminating_namespace(core: ApiCore) -> None:
+    ns_rt = rt(core, "Namespace")
+    await core.create(ns_rt, None, {"metadata": {"name": "gone"}})
+    ns, gone = await core.delete(ns_rt, None, "gone")
+    assert not gone and ns["spec"]["finalizers"] == ["kubernetes"]
+    ns["metadata"]["labels"] = {"still": "here"}  # a metadata update keeps it (spec.finalizers pending)
+    ns = (await core.update(ns_rt, None, "gone", ns)).obj
+    assert ns["status"]["phase"] == "Terminating"
+    ns["spec"]["finalizers"] = []
+    await core.update(ns_rt, None, "gone", ns, subresource="finalize")
+    with pytest.raises(NotFound):
+        core.get(ns_rt, None, "gone")

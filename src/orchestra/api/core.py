@@ -315,7 +315,7 @@ class ApiCore:
     async def update(self, rt: ResourceType, namespace: str | None, name: str, body: Any,
                      opts: WriteOptions | None = None, *, subresource: str = "") -> WriteResult:
         opts = opts or WriteOptions()
-        if subresource not in ("", "status"):
+        if subresource not in ("", "status", "finalize") or (subresource == "finalize" and rt.kind != "Namespace"):
             raise MethodNotAllowed(f"update is not supported on {rt.plural}/{subresource}")
         obj = self._check_body(rt, namespace, body)
         warnings = self._schema_check(rt, obj, opts)
@@ -344,7 +344,7 @@ class ApiCore:
         new = defaults.default(rt.kind, new)
         self._validate(rt, new, old)
         om = meta(old)
-        if om.get("deletionTimestamp") and not meta(new).get("finalizers") and not self._graceful_pending(rt, new):
+        if om.get("deletionTimestamp") and not _finalizers_pending(rt, new):
             if opts.dry_run:
                 return WriteResult(_with_rv(new, kv))
             return WriteResult(await self._remove(rt, kv, new))
@@ -366,6 +366,10 @@ class ApiCore:
             merged = deep_copy(old)
             merged["status"] = new.get("status", {})
             return merged
+        if subresource == "finalize":  # namespaces/finalize: only spec.finalizers changes
+            merged = deep_copy(old)
+            merged.setdefault("spec", {})["finalizers"] = list((new.get("spec") or {}).get("finalizers") or [])
+            return merged
         # immutable server metadata
         for k in ("uid", "creationTimestamp", "namespace", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"):
             if k in om:
@@ -386,9 +390,6 @@ class ApiCore:
         if tracks_generation(rt) and spec_part(new) != spec_part(old):
             nm["generation"] = int(om.get("generation") or 0) + 1
         return new
-
-    def _graceful_pending(self, rt: ResourceType, obj: Obj) -> bool:
-        return False
 
     # --- patch -------------------------------------------------------------------------------
 
@@ -521,7 +522,7 @@ class ApiCore:
             nm = meta(new)
             nm.pop("resourceVersion", None)
             nm.setdefault("deletionTimestamp", now_rfc3339())
-            nm["deletionGracePeriodSeconds"] = grace
+            nm["deletionGracePeriodSeconds"] = max(grace, 0)
             if finalizers:
                 nm["finalizers"] = finalizers
             if rt.kind == "Namespace":
@@ -637,6 +638,13 @@ class ApiCore:
             await self.store.wait_durable(nkv.mod_revision)
             return
         raise conflict("pods", name, group="", plural="pods")
+
+
+def _finalizers_pending(rt: ResourceType, obj: Obj) -> bool:
+    """Whether a terminating object must stay: metadata finalizers, or a namespace's spec.finalizers."""
+    if (obj.get("metadata") or {}).get("finalizers"):
+        return True
+    return rt.kind == "Namespace" and bool((obj.get("spec") or {}).get("finalizers"))
 
 
 def _predicate(label: LabelSelector | None, field: FieldSelector | None) -> Callable[[Obj], bool] | None:

@@ -14,6 +14,8 @@ import attrs
 import orjson
 
 from orchestra.api.errors import ApiError, BadRequest, RequestEntityTooLarge, UnsupportedMediaType
+from orchestra.api.protobuf import CONTENT_TYPE as PROTOBUF
+from orchestra.api.protobuf import ProtobufError, decode_k8s_protobuf
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -91,9 +93,15 @@ class Request:
                 return None
             raise BadRequest("the request body is empty")
         ct = self.content_type.split(";")[0].strip().lower()
-        if ct and ct not in ("application/json", "*/*", "application/yaml", "text/plain") and ("protobuf" in ct or "cbor" in ct):
+        if ct == PROTOBUF:
+            # kubectl 1.32+ `create <generator>` sends protobuf for built-in kinds
+            try:
+                return decode_k8s_protobuf(data)
+            except ProtobufError as exc:
+                raise BadRequest(f"error decoding protobuf body: {exc}") from None
+        if "cbor" in ct or "protobuf" in ct:
             raise UnsupportedMediaType("the body of the request was in an unknown format - accepted media types include: "
-                                       f"application/json, application/yaml (got {ct})")
+                                       f"application/json, application/yaml, {PROTOBUF} (got {ct})")
         try:
             return orjson.loads(data)
         except orjson.JSONDecodeError as exc:

@@ -281,7 +281,7 @@ class ApiServer:
                 await self._send_object(req, rt, self.core.get(rt, route.namespace, name))
             elif m == "PUT":
                 await self._write(req, await self.core.update(rt, route.namespace, name, await req.json_body(), self._write_opts(req),
-                                                              subresource="status"))
+                                                              subresource=sub))
             elif m == "PATCH":
                 await self._patch(req, route)
             else:
