@@ -1,0 +1,291 @@
+"""The service proxy (kube-proxy's role, userspace mode on trio).
+
+Owns: one listener per Service port on its ClusterIP (TCP and UDP), on every NodePort, and on the
+host address for `type: LoadBalancer` (the k3s ServiceLB idea, with status.loadBalancer filled);
+forwarding to ready endpoints round-robin, or by client IP with `sessionAffinity: ClientIP`.
+Listeners follow Services live; backends follow EndpointSlices live, so an endpoint that stops
+being ready gets no new connection from the next event on.
+Must not import: apiserver, cli, runtime, node.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import trio
+
+from orchestra.api.errors import ApiError
+from orchestra.client.base import Client, Obj
+from orchestra.controller.informer import Informer
+from orchestra.net.common import kind, object_key, slice_service_key
+
+log = logging.getLogger("orchestra.net.proxy")
+
+CONNECT_TIMEOUT = 3.0
+UDP_IDLE = 30.0
+BUFSIZE = 256 * 1024
+DEFAULT_AFFINITY_TIMEOUT = 10800
+
+
+
+@attrs.frozen
+class ListenKey:
+    host: str
+    port: int
+    protocol: str  # TCP | UDP
+
+
+@attrs.define
+class Backends:
+    """The live backend list of one Service port; listeners read it on every new connection."""
+
+    service: str  # ns/name
+    port_name: str
+    target: list[tuple[str, int]] = attrs.field(factory=list)
+    affinity_timeout: float | None = None
+    _rr: Any = attrs.field(default=None)
+    _affinity: dict[str, tuple[tuple[str, int], float]] = attrs.field(factory=dict)
+    connections: int = 0
+
+    def pick(self, client_ip: str, exclude: set[tuple[str, int]] = frozenset()) -> tuple[str, int] | None:  # type: ignore[assignment]
+        choices = [b for b in self.target if b not in exclude]
+        if not choices:
+            return None
+        now = trio.current_time()
+        if self.affinity_timeout is not None:
+            hit = self._affinity.get(client_ip)
+            if hit and hit[0] in choices and now - hit[1] < self.affinity_timeout:
+                self._affinity[client_ip] = (hit[0], now)
+                return hit[0]
+        if self._rr is None or len(choices) != len(self.target):
+            self._rr = itertools.count()
+        chosen = choices[next(self._rr) % len(choices)]
+        if self.affinity_timeout is not None:
+            self._affinity[client_ip] = (chosen, now)
+        return chosen
+
+
+def _endpoint_targets(svc: Obj, port: Obj, slices: list[Obj]) -> list[tuple[str, int]]:
+    name = port.get("name") or ""
+    out: list[tuple[str, int]] = []
+    for sl in slices:
+        sport = next((p for p in sl.get("ports") or [] if (p.get("name") or "") == name), None)
+        if sport is None or sport.get("port") is None:
+            continue
+        for ep in sl.get("endpoints") or []:
+            if (ep.get("conditions") or {}).get("ready") is False:
+                continue
+            for ip in ep.get("addresses") or []:
+                out.append((ip, int(sport["port"])))
+    return sorted(set(out))
+
+
+class ServiceProxy:
+    def __init__(self, client: Client, *, host_addresses: list[str], bind: Callable[[str], str] | None = None,
+                 nodeport_host: str = "0.0.0.0") -> None:
+        """`host_addresses[0]` answers LoadBalancer Services; `bind` maps a ClusterIP to the address
+        actually bound (identity in production, where the service range is routed to `lo`)."""
+        self.client = client
+        self.host_addresses = host_addresses
+        self.bind = bind or (lambda ip: ip)
+        self.nodeport_host = nodeport_host
+        self.services = Informer(client, kind("Service"))
+        self.slices = Informer(client, kind("EndpointSlice"), indexers={"service": slice_service_key})
+        self._listeners: dict[ListenKey, tuple[trio.CancelScope, Backends]] = {}
+        self._backends: dict[tuple[str, str], Backends] = {}
+        self._dirty: set[str] = set()
+        self._wake = trio.Event()
+        self._nursery: trio.Nursery | None = None
+        self.errors: dict[ListenKey, str] = {}
+
+    # --- desired state -----------------------------------------------------------------------
+
+    def _on_service(self, _t: str, old: Obj | None, new: Obj | None) -> None:
+        self._dirty.update(object_key(o) for o in (old, new) if o)
+        self._wake.set()
+
+    def _on_slice(self, _t: str, old: Obj | None, new: Obj | None) -> None:
+        for o in (old, new):
+            if o:
+                self._dirty.update(slice_service_key(o))
+        self._wake.set()
+
+    def desired(self, svc: Obj) -> list[tuple[ListenKey, Obj]]:
+        spec = svc.get("spec") or {}
+        stype = spec.get("type", "ClusterIP")
+        if stype == "ExternalName":
+            return []
+        out: list[tuple[ListenKey, Obj]] = []
+        cluster_ip = spec.get("clusterIP")
+        for port in spec.get("ports") or []:
+            proto = str(port.get("protocol", "TCP"))
+            if proto not in ("TCP", "UDP"):
+                continue
+            if cluster_ip and cluster_ip != "None":
+                out.append((ListenKey(self.bind(cluster_ip), int(port["port"]), proto), port))
+            if stype in ("NodePort", "LoadBalancer") and port.get("nodePort"):
+                out.append((ListenKey(self.nodeport_host, int(port["nodePort"]), proto), port))
+            if stype == "LoadBalancer" and self.host_addresses:
+                out.append((ListenKey(self.host_addresses[0], int(port["port"]), proto), port))
+        return out
+
+    async def _sync(self, key: str) -> None:
+        ns, _, name = key.partition("/")
+        svc = self.services.get(ns, name)
+        wanted: dict[ListenKey, Obj] = dict(self.desired(svc)) if svc else {}
+        slices = self.slices.by_index("service", key)
+        for lk, port in wanted.items():
+            bk = self._backends.setdefault((key, port.get("name") or str(port["port"])), Backends(key, port.get("name") or ""))
+            bk.target = _endpoint_targets(svc or {}, port, slices)
+            aff = (svc or {}).get("spec", {}).get("sessionAffinity") == "ClientIP"
+            tmo = (((svc or {}).get("spec", {}).get("sessionAffinityConfig") or {}).get("clientIP") or {}).get("timeoutSeconds")
+            bk.affinity_timeout = float(tmo or DEFAULT_AFFINITY_TIMEOUT) if aff else None
+            current = self._listeners.get(lk)
+            if current is None or current[1] is not bk:
+                if current is not None:
+                    current[0].cancel()
+                await self._open(lk, bk)
+        for lk, (scope, bk) in list(self._listeners.items()):
+            if bk.service == key and lk not in wanted:
+                scope.cancel()
+                del self._listeners[lk]
+        if svc is None:
+            for k in [k for k in self._backends if k[0] == key]:
+                del self._backends[k]
+        elif (svc.get("spec") or {}).get("type") == "LoadBalancer":
+            await self._set_lb_status(svc)
+
+    async def _set_lb_status(self, svc: Obj) -> None:
+        ingress = [{"ip": ip, "ipMode": "VIP"} for ip in self.host_addresses[:1]]
+        if ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") == ingress:
+            return
+        m = svc["metadata"]
+        try:
+            await self.client.patch(kind("Service"), m["namespace"], m["name"], {"status": {"loadBalancer": {"ingress": ingress}}},
+                                    subresource="status")
+        except ApiError as exc:
+            log.warning("could not set load balancer status of %s/%s: %s", m["namespace"], m["name"], exc.message)
+
+    async def _open(self, lk: ListenKey, bk: Backends) -> None:
+        assert self._nursery is not None
+        try:
+            scope = await self._nursery.start(self._listen, lk, bk)
+        except OSError as exc:
+            self.errors[lk] = str(exc)
+            log.warning("cannot listen on %s:%d/%s for %s: %s", lk.host, lk.port, lk.protocol, bk.service, exc)
+            return
+        self.errors.pop(lk, None)
+        self._listeners[lk] = (scope, bk)
+
+    async def _listen(self, lk: ListenKey, bk: Backends, *, task_status: trio.TaskStatus[trio.CancelScope]) -> None:
+        with trio.CancelScope() as scope:
+            if lk.protocol == "TCP":
+                listeners = await trio.open_tcp_listeners(lk.port, host=lk.host)
+                task_status.started(scope)
+                await trio.serve_listeners(lambda s: self._tcp_conn(s, bk), listeners)  # type: ignore[arg-type]
+            else:
+                family = trio.socket.AF_INET6 if ":" in lk.host else trio.socket.AF_INET
+                with trio.socket.socket(family, trio.socket.SOCK_DGRAM) as sock:
+                    await sock.bind((lk.host, lk.port))
+                    task_status.started(scope)
+                    await self._udp_loop(sock, bk)
+
+    # --- data path ---------------------------------------------------------------------------
+
+    async def _tcp_conn(self, client: trio.SocketStream, bk: Backends) -> None:
+        peer = client.socket.getpeername()[0]
+        tried: set[tuple[str, int]] = set()
+        async with client:
+            while True:
+                backend = bk.pick(peer, tried)
+                if backend is None:
+                    return  # no ready endpoint: close, like kube-proxy's REJECT
+                tried.add(backend)
+                try:
+                    with trio.fail_after(CONNECT_TIMEOUT):
+                        upstream = await trio.open_tcp_stream(*backend)
+                except (OSError, trio.TooSlowError):
+                    continue
+                break
+            bk.connections += 1
+            async with upstream, trio.open_nursery() as nursery:
+                nursery.start_soon(_pump, client, upstream)
+                nursery.start_soon(_pump, upstream, client)
+
+    async def _udp_loop(self, sock: trio.socket.SocketType, bk: Backends) -> None:
+        flows: dict[Any, trio.socket.SocketType] = {}
+        async with trio.open_nursery() as nursery:
+            while True:
+                data, addr = await sock.recvfrom(65535)
+                up = flows.get(addr)
+                if up is None:
+                    backend = bk.pick(addr[0])
+                    if backend is None:
+                        continue
+                    up = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
+                    await up.connect(backend)
+                    flows[addr] = up
+                    nursery.start_soon(_udp_return, sock, up, addr, flows)
+                try:
+                    await up.send(data)
+                except OSError:
+                    pass  # the backend went away; the client will retry like with any UDP loss
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            await nursery.start(self.services.run)
+            await nursery.start(self.slices.run)
+            self.services.add_handler(self._on_service)
+            self.slices.add_handler(self._on_slice)
+            await self._drain()
+            task_status.started()
+            while True:
+                await self._wake.wait()
+                self._wake = trio.Event()
+                await self._drain()
+
+    async def _drain(self) -> None:
+        while self._dirty:
+            key = self._dirty.pop()
+            await self._sync(key)
+
+    def statistics(self) -> dict[str, Any]:
+        return {
+            "listeners": len(self._listeners),
+            "errors": {f"{k.host}:{k.port}/{k.protocol}": v for k, v in self.errors.items()},
+            "connections": sum(b.connections for b in self._backends.values()),
+        }
+
+
+async def _pump(src: trio.SocketStream, dst: trio.SocketStream) -> None:
+    try:
+        while True:
+            data = await src.receive_some(BUFSIZE)
+            if not data:
+                break
+            await dst.send_all(data)
+        await dst.send_eof()  # half-close: the other direction may still be talking
+    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+        await trio.aclose_forcefully(dst)
+
+
+async def _udp_return(sock: trio.socket.SocketType, up: trio.socket.SocketType, addr: Any, flows: dict[Any, Any]) -> None:
+    with up:
+        while True:
+            with trio.move_on_after(UDP_IDLE) as idle:
+                try:
+                    data = await up.recv(65535)
+                except OSError:
+                    break
+                await sock.sendto(data, addr)
+            if idle.cancelled_caught:
+                break
+    flows.pop(addr, None)
+

@@ -1,0 +1,51 @@
+"""Host set-up the service proxy needs: the service range routed to the loopback device.
+
+`ip route add local <cidr> dev lo` makes every address of the range bindable on this host (AnyIP),
+so a listener can sit on any ClusterIP and pods reach it through their default route. It needs root
+(CAP_NET_ADMIN); orchestra adds the route at start and removes it at exit, unless it was already
+there (another instance, or the administrator, owns it then).
+Must not import: apiserver, cli, runtime, node.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import attrs
+
+
+class NetworkSetupError(Exception):
+    """The host cannot be prepared for service networking; the message says what to do."""
+
+
+@attrs.define
+class ServiceRoute:
+    cidr: str
+    added: bool = False
+
+    def _ip(self, *args: str) -> subprocess.CompletedProcess[str]:
+        ip = shutil.which("ip") or "/usr/sbin/ip"
+        return subprocess.run([ip, *args], capture_output=True, text=True, timeout=10, check=False)
+
+    def present(self) -> bool:
+        out = self._ip("route", "show", "table", "local", self.cidr).stdout
+        return f"local {self.cidr}" in out
+
+    def ensure(self) -> None:
+        if self.present():
+            return
+        if os.geteuid() != 0:
+            raise NetworkSetupError(
+                f"service networking needs root (CAP_NET_ADMIN) to route the service range {self.cidr} to lo; "
+                "run orchestra as root, or start it with --no-proxy")
+        res = self._ip("route", "add", "local", self.cidr, "dev", "lo")
+        if res.returncode != 0 and not self.present():
+            raise NetworkSetupError(f"could not add route 'local {self.cidr} dev lo': {res.stderr.strip()}")
+        self.added = True
+
+    def remove(self) -> None:
+        if self.added:
+            self._ip("route", "del", "local", self.cidr, "dev", "lo")
+            self.added = False
