@@ -258,3 +258,16 @@ async def test_namespace_finalize_removes_terminating_namespace(core: ApiCore) -
     await core.update(ns_rt, None, "gone", ns, subresource="finalize")
     with pytest.raises(NotFound):
         core.get(ns_rt, None, "gone")
+
+
+async def test_status_write_during_grace_period_keeps_the_pod(core: ApiCore) -> None:
+    p = rt(core, "Pod")
+    await core.create(p, "default", {"metadata": {"name": "g"}, "spec": {"containers": [{"name": "c", "image": "i"}]}})
+    await core.bind("default", "g", {"target": {"kind": "Node", "name": "n1"}})
+    pod, gone = await core.delete(p, "default", "g")
+    assert not gone
+    pod["status"]["phase"] = "Running"
+    await core.update(p, "default", "g", pod, subresource="status")  # the agent reports while terminating
+    assert core.get(p, "default", "g")["status"]["phase"] == "Running"
+    _, gone = await core.delete(p, "default", "g", DeleteOptions(grace_period_seconds=0))
+    assert gone

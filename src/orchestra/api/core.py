@@ -344,7 +344,8 @@ class ApiCore:
         new = defaults.default(rt.kind, new)
         self._validate(rt, new, old)
         om = meta(old)
-        if om.get("deletionTimestamp") and not _finalizers_pending(rt, new):
+        if om.get("deletionTimestamp") and not _finalizers_pending(rt, new) and not om.get("deletionGracePeriodSeconds"):
+            # finalizers gone and no graceful period pending (a pod's agent ends that with a grace-0 delete)
             if opts.dry_run:
                 return WriteResult(_with_rv(new, kv))
             return WriteResult(await self._remove(rt, kv, new))

@@ -6,6 +6,7 @@ Must not import: apiserver, reconcilers, node, net, cli.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 import orjson
@@ -34,10 +35,12 @@ class LocalClient:
 
     async def watch(self, rt: ResourceType, namespace: str | None = None, *, resource_version: str | None = None,
                     label_selector: str | None = None, field_selector: str | None = None) -> AsyncIterator[WatchEvent]:
-        async for ev in watch(self.core, rt, namespace, resource_version=resource_version,
-                              label_selector=parse_label_selector(label_selector),
-                              field_selector=parse_field_selector(field_selector, rt.kind)):
-            yield ev
+        stream = watch(self.core, rt, namespace, resource_version=resource_version,
+                       label_selector=parse_label_selector(label_selector),
+                       field_selector=parse_field_selector(field_selector, rt.kind))
+        async with aclosing(stream):
+            async for ev in stream:
+                yield ev
 
     async def create(self, rt: ResourceType, namespace: str | None, obj: Obj) -> Obj:
         return (await self.core.create(rt, namespace, obj, self.opts)).obj
@@ -63,6 +66,10 @@ class LocalClient:
 
     async def bind(self, namespace: str, name: str, node_name: str) -> None:
         await self.core.bind(namespace, name, {"target": {"kind": "Node", "name": node_name}})
+
+    async def finalize_namespace(self, obj: Obj) -> Obj:
+        rt = self.kind("Namespace")
+        return (await self.core.update(rt, None, obj["metadata"]["name"], obj, self.opts, subresource="finalize")).obj
 
     def kind(self, kind: str) -> ResourceType:
         rt = self.registry.by_kind(kind)

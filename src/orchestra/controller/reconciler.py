@@ -1,0 +1,181 @@
+"""Controller: informers → keyed work queue → N workers calling a level-based `reconcile(key)`.
+
+Owns: the worker loop and what a reconcile's outcome does to its key —
+  * `Result()` / None: done, backoff forgotten;
+  * `Result(requeue_after=s)`: forgotten, then re-queued after `s` seconds (a timer, not an error);
+  * `TemporaryError(delay=)`: re-queued after `delay`, or with the key's backoff when delay is None;
+  * `PermanentError`: logged, forgotten, not retried (a later change to the object re-queues it);
+  * the API's `Conflict`: re-queued at once with the key's backoff (5 ms, 10 ms, ...);
+  * any other exception: logged with its traceback and re-queued with backoff.
+Subclasses create their informers in `__init__` (via `self.informer(...)`), map informer events
+to keys with `self.enqueue_on(informer, mapper)` — handlers only map events to keys — and
+implement `reconcile(key)`, which reads the caches and converges through the client.
+Must not import: reconcilers, node, net, apiserver, cli.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import attrs
+import trio
+
+from orchestra.api.errors import Conflict
+from orchestra.api.registry import DEFAULT_REGISTRY, Registry, ResourceType
+from orchestra.client.base import Client, Obj
+from orchestra.controller.errors import PermanentError, TemporaryError
+from orchestra.controller.events import EventRecorder
+from orchestra.controller.informer import Informer, object_key
+from orchestra.workqueue import QueueShutDown, QueueStatistics, RateLimiter, WorkQueue
+
+log = logging.getLogger("orchestra.controller")
+
+KeyMapper = Callable[[str, Obj | None, Obj | None], Iterable[str]]
+
+
+@attrs.frozen
+class Result:
+    requeue_after: float | None = None
+
+
+@attrs.frozen
+class ControllerStatistics:
+    name: str
+    workers: int
+    reconciles: int
+    errors: int
+    conflicts: int
+    requeues: int
+    queue: QueueStatistics
+    informers: tuple[dict[str, object], ...]
+
+
+def registry_of(client: Client) -> Registry:
+    """The client's registry of kinds (LocalClient has one), else the built-in one."""
+    registry = getattr(client, "registry", None)
+    return registry if isinstance(registry, Registry) else DEFAULT_REGISTRY
+
+
+def keys_of_object(event_type: str, old: Obj | None, new: Obj | None) -> list[str]:
+    """The default mapper: the changed object's own `namespace/name` key."""
+    obj = new if new is not None else old
+    return [object_key(obj)] if obj is not None else []
+
+
+class Controller:
+    """Base class; see the module docstring. `name` is also the event source component."""
+
+    name = "controller"
+
+    def __init__(self, client: Client, *, workers: int = 1, recorder: EventRecorder | None = None,
+                 rate_limiter: RateLimiter | None = None) -> None:
+        self.client = client
+        self.workers = workers
+        self.queue: WorkQueue[str] = WorkQueue(rate_limiter=rate_limiter, name=self.name)
+        self.informers: list[Informer] = []
+        self._own_recorder = recorder is None
+        self.recorder = recorder or EventRecorder(client, self.name)
+        self._stats = {"reconciles": 0, "errors": 0, "conflicts": 0, "requeues": 0}
+
+    # --- wiring (called from subclasses' __init__) -------------------------------------------------
+
+    def informer(self, rt: ResourceType | str, **kwargs: Any) -> Informer:
+        """Create an informer this controller starts and owns."""
+        if isinstance(rt, str):
+            found = registry_of(self.client).by_kind(rt)
+            if found is None:
+                raise KeyError(rt)
+            rt = found
+        inf = Informer(self.client, rt, **kwargs)
+        self.informers.append(inf)
+        return inf
+
+    def use_informer(self, informer: Informer) -> Informer:
+        """Share an informer another component created (started by whoever runs first)."""
+        self.informers.append(informer)
+        return informer
+
+    def enqueue_on(self, informer: Informer, mapper: KeyMapper = keys_of_object) -> None:
+        def handler(event_type: str, old: Obj | None, new: Obj | None) -> None:
+            for key in mapper(event_type, old, new):
+                self.queue.add(key)
+
+        informer.add_handler(handler)
+
+    # --- the reconcile contract ----------------------------------------------------------------------
+
+    async def reconcile(self, key: str) -> Result | None:
+        raise NotImplementedError
+
+    # --- running -----------------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Start the event writer and informers (started() once every cache synced), then workers."""
+        try:
+            async with trio.open_nursery() as nursery:
+                if self._own_recorder:
+                    await nursery.start(self.recorder.run)
+                for inf in self.informers:
+                    if not inf.running and not inf.has_synced:
+                        await nursery.start(inf.run)
+                for inf in self.informers:
+                    await inf.wait_synced()
+                for i in range(self.workers):
+                    nursery.start_soon(self._worker, name=f"{self.name}-worker-{i}")
+                task_status.started()
+        finally:
+            self.queue.shutdown()
+
+    async def _worker(self) -> None:
+        while True:
+            try:
+                key = await self.queue.get()
+            except QueueShutDown:
+                return
+            try:
+                await self.process(key)
+            finally:
+                self.queue.done(key)
+
+    async def process(self, key: str) -> None:
+        """One reconcile of `key` and its retry policy (public so tests can drive a single step)."""
+        self._stats["reconciles"] += 1
+        try:
+            result = await self.reconcile(key)
+        except TemporaryError as exc:
+            self._stats["errors"] += 1
+            log.info("%s: %s: temporary error: %s", self.name, key, exc)
+            if exc.delay is None:
+                self.queue.add_rate_limited(key)
+            else:
+                self.queue.add_after(key, exc.delay)
+            return
+        except PermanentError as exc:
+            self._stats["errors"] += 1
+            log.warning("%s: %s: permanent error (not retried): %s", self.name, key, exc)
+            self.queue.forget(key)
+            return
+        except Conflict:
+            self._stats["conflicts"] += 1
+            self.queue.add_rate_limited(key)
+            return
+        except Exception:  # any other failure: log it and retry with backoff (client-go HandleError)
+            self._stats["errors"] += 1
+            log.exception("%s: reconcile %s failed", self.name, key)
+            self.queue.add_rate_limited(key)
+            return
+        self.queue.forget(key)
+        if result is not None and result.requeue_after is not None:
+            self._stats["requeues"] += 1
+            self.queue.add_after(key, result.requeue_after)
+
+    def statistics(self) -> ControllerStatistics:
+        return ControllerStatistics(
+            name=self.name,
+            workers=self.workers,
+            queue=self.queue.statistics(),
+            informers=tuple(inf.statistics() for inf in self.informers),
+            **self._stats,
+        )

@@ -1,0 +1,44 @@
+"""The cluster controllers as one service: what kube-controller-manager runs besides workloads.
+
+Owns: constructing and starting the garbage collector, namespace lifecycle, node lifecycle and
+Endpoints/EndpointSlice controllers on one client. `run_cluster_controllers` reports started()
+with the controllers once every one of them has synced its caches and started its workers.
+Must not import: node, net, apiserver, cli, runtime.
+"""
+
+from __future__ import annotations
+
+import trio
+
+from orchestra.client.base import Client
+from orchestra.controller import Controller
+from orchestra.reconcilers.endpoints import EndpointsController
+from orchestra.reconcilers.garbage_collector import GarbageCollector
+from orchestra.reconcilers.namespace import NamespaceController
+from orchestra.reconcilers.node_lifecycle import (
+    DEFAULT_TIMINGS,
+    NodeLifecycleController,
+    NodeLifecycleTimings,
+)
+
+
+def cluster_controllers(client: Client, *, timings: NodeLifecycleTimings = DEFAULT_TIMINGS) -> list[Controller]:
+    return [
+        GarbageCollector(client),
+        NamespaceController(client),
+        NodeLifecycleController(client, timings=timings),
+        EndpointsController(client, workers=2),
+    ]
+
+
+async def run_cluster_controllers(
+    client: Client,
+    *,
+    timings: NodeLifecycleTimings = DEFAULT_TIMINGS,
+    task_status: trio.TaskStatus[list[Controller]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    controllers = cluster_controllers(client, timings=timings)
+    async with trio.open_nursery() as nursery:
+        for controller in controllers:
+            await nursery.start(controller.run)
+        task_status.started(controllers)
