@@ -82,7 +82,7 @@ def live_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveClust
 
     state = tmp_path_factory.mktemp("state")
     home = tmp_path_factory.mktemp("home")
-    config = ClusterConfig(state_dir=state, listen_port=0, store="memory", podman=False)
+    config = ClusterConfig(state_dir=state, listen_port=0, store="memory", podman=False, network=False)
     runner = ClusterThread(config)
     cluster = runner.start()
     yield LiveCluster(cluster.url, cluster.token, cluster.kubeconfig, state, home, cluster.ca_cert)  # type: ignore[attr-defined]

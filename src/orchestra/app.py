@@ -8,20 +8,29 @@ Must not import: cli (and so never click or rich).
 from __future__ import annotations
 
 import base64
+import functools
 import logging
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 
 import attrs
 import orjson
 import trio
 
+from orchestra.api.allocators import DEFAULT_SERVICE_CIDR, ServiceAllocator
 from orchestra.api.core import ApiCore
 from orchestra.api.errors import AlreadyExists
 from orchestra.apiserver.serve import serve_api
 from orchestra.apiserver.server import ApiServer
 from orchestra.apiserver.tls import ensure_serving_cert
+from orchestra.client.local import LocalClient
+from orchestra.net.dns import ClusterDNS
+from orchestra.net.proxy import SERVED_BY_ORCHESTRA, ServiceProxy
+from orchestra.net.routes import ServiceRoute, host_addresses
+from orchestra.reconcilers.cluster import run_cluster_controllers
+from orchestra.reconcilers.node_lifecycle import DEFAULT_TIMINGS, FAST_TIMINGS
 from orchestra.store import Store
 
 log = logging.getLogger("orchestra")
@@ -40,6 +49,10 @@ class ClusterConfig:
     dashboard: bool = False
     podman: bool = True
     fsync: str = "always"
+    network: bool = False  # service proxy + cluster DNS (root: routes the service range); `orchestra up` turns it on
+    controllers: bool = True
+    timings: str = "default"  # node lifecycle: "default" (Kubernetes' 40 s grace) or "fast" (10 s)
+    service_cidr: str = DEFAULT_SERVICE_CIDR
 
 
 @attrs.define
@@ -54,6 +67,9 @@ class Cluster:
     kubeconfig: Path
     url: str
     ca_cert: Path
+    controllers: list[Any] = attrs.field(factory=list)
+    proxy: Any = None
+    dns: Any = None
 
 
 def load_or_create_token(state_dir: Path) -> str:
@@ -105,23 +121,35 @@ async def bootstrap(core: ApiCore) -> None:
             await core.create(ns_rt, None, {"metadata": {"name": ns}})
         except AlreadyExists:
             pass  # restart: already there
-    try:
-        await core.create(svc_rt, "default", {
-            "metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
-            "spec": {"clusterIP": core.allocator.kubernetes_ip, "ports": [{"name": "https", "port": 443, "targetPort": 6443}]},
-        })
-    except AlreadyExists:
-        pass
+    well_known = [
+        ("default", {"metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
+                     "spec": {"clusterIP": core.allocator.kubernetes_ip,
+                              "ports": [{"name": "https", "port": 443, "targetPort": 6443}]}}),
+        # served by orchestra's own DNS server on this ClusterIP, not by pods (so: no selector)
+        ("kube-system", {"metadata": {"name": "kube-dns", "labels": {"k8s-app": "kube-dns"},
+                                      "annotations": {SERVED_BY_ORCHESTRA: "dns"}},
+                         "spec": {"clusterIP": core.allocator.dns_ip,
+                                  "ports": [{"name": "dns", "port": 53, "protocol": "UDP"},
+                                            {"name": "dns-tcp", "port": 53, "protocol": "TCP"}]}}),
+    ]
+    for ns, svc in well_known:
+        try:
+            await core.create(svc_rt, ns, svc)
+        except AlreadyExists:
+            pass
 
 
 async def run_cluster(config: ClusterConfig, *, task_status: trio.TaskStatus[Cluster] = trio.TASK_STATUS_IGNORED) -> None:
+    """Run every component in one nursery; `started()` hands back a Cluster once the API is ready
+    and every controller has synced its caches."""
     state = _prepare_state_dir(Path(config.state_dir))
     token = load_or_create_token(state)
     store = open_store(config)
+    route = ServiceRoute(config.service_cidr)
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(store.run)
-            core = ApiCore(store)
+            core = ApiCore(store, allocator=ServiceAllocator(config.service_cidr))
             await bootstrap(core)
             server = ApiServer(core, token=token, server_address=f"{config.listen_host}:{config.listen_port}")
             tls = ensure_serving_cert(state, [config.listen_host])
@@ -132,9 +160,31 @@ async def run_cluster(config: ClusterConfig, *, task_status: trio.TaskStatus[Clu
             server.ready = True
             cluster = Cluster(config, store, core, server, token, kubeconfig, url, tls.ca_cert)
             log.info("API server ready at %s; kubeconfig %s", url, kubeconfig)
+            if config.controllers:
+                await _start_controllers(nursery, cluster)
+            if config.network:
+                route.ensure()
+                await _start_network(nursery, cluster)
             task_status.started(cluster)
     finally:
+        route.remove()
         store.close()
+
+
+async def _start_controllers(nursery: trio.Nursery, cluster: Cluster) -> None:
+    client = LocalClient(cluster.core, field_manager="kube-controller-manager")
+    timings = FAST_TIMINGS if cluster.config.timings == "fast" else DEFAULT_TIMINGS
+    cluster.controllers.extend(await nursery.start(functools.partial(run_cluster_controllers, client, timings=timings)))
+
+
+async def _start_network(nursery: trio.Nursery, cluster: Cluster) -> None:
+    client = LocalClient(cluster.core, field_manager="kube-proxy")
+    host_ips = host_addresses()
+    proxy = ServiceProxy(client, host_addresses=host_ips)
+    await nursery.start(proxy.run)
+    dns = ClusterDNS(client, host=cluster.core.allocator.dns_ip)
+    await nursery.start(dns.run)
+    cluster.proxy, cluster.dns = proxy, dns
 
 
 def _prepare_state_dir(state: Path) -> Path:

@@ -7,7 +7,7 @@ Must not import: reconcilers, node, net, apiserver, cli.
 
 from orchestra.controller.errors import PermanentError, ReconcileError, TemporaryError
 from orchestra.controller.events import NORMAL, WARNING, EventRecorder, involved_object
-from orchestra.controller.informer import Informer, index_by_namespace, object_key, split_key
+from orchestra.controller.informer import Informer, SharedInformers, index_by_namespace, object_key, split_key
 from orchestra.controller.reconciler import (
     Controller,
     ControllerStatistics,
@@ -27,6 +27,7 @@ __all__ = [
     "PermanentError",
     "QueueShutDown",
     "RateLimiter",
+    "SharedInformers",
     "ReconcileError",
     "Result",
     "TemporaryError",

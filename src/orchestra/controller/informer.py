@@ -12,6 +12,7 @@ Must not import: reconcilers, node, net, apiserver, cli.
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -286,3 +287,50 @@ def _int(rv: str) -> int:
 
 def _rv(obj: Obj) -> str:
     return str((obj.get("metadata") or {}).get("resourceVersion") or "")
+
+
+class SharedInformers:
+    """One informer per (kind, namespace, selectors) for every controller on a client.
+
+    Controllers that watch the same kind share one cache and one watch stream, as client-go's
+    SharedInformerFactory does; at 30,000 pods a cache per controller would cost gigabytes.
+    Informers with a `transform` are never shared (their cached objects differ).
+    """
+
+    _by_client: weakref.WeakKeyDictionary[Any, SharedInformers] = weakref.WeakKeyDictionary()
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self._informers: dict[tuple[Any, ...], Informer] = {}
+
+    @classmethod
+    def of(cls, client: Client) -> SharedInformers:
+        found = cls._by_client.get(client)
+        if found is None:
+            found = cls._by_client[client] = cls(client)
+        return found
+
+    def informer(self, rt: ResourceType, *, namespace: str | None = None, label_selector: str | None = None,
+                 field_selector: str | None = None, indexers: Mapping[str, IndexFunc] | None = None,
+                 transform: Transform | None = None) -> Informer:
+        if transform is not None:
+            return Informer(self.client, rt, namespace=namespace, label_selector=label_selector,
+                            field_selector=field_selector, indexers=indexers, transform=transform)
+        key = (rt.group, rt.plural, namespace, label_selector, field_selector)
+        inf = self._informers.get(key)
+        if inf is None:
+            inf = self._informers[key] = Informer(self.client, rt, namespace=namespace, label_selector=label_selector,
+                                                  field_selector=field_selector, indexers=indexers)
+            return inf
+        for name, fn in (indexers or {}).items():
+            existing = inf._indexers.get(name)
+            if existing is None:
+                inf.add_indexer(name, fn)
+            elif existing is not fn and getattr(existing, "__code__", None) is not getattr(fn, "__code__", None):
+                # same index name, different meaning: give this caller a private informer
+                return Informer(self.client, rt, namespace=namespace, label_selector=label_selector,
+                                field_selector=field_selector, indexers=indexers)
+        return inf
+
+    def statistics(self) -> dict[str, object]:
+        return {"informers": len(self._informers), "items": sum(len(i.keys()) for i in self._informers.values())}

@@ -27,7 +27,7 @@ from orchestra.api.registry import DEFAULT_REGISTRY, Registry, ResourceType
 from orchestra.client.base import Client, Obj
 from orchestra.controller.errors import PermanentError, TemporaryError
 from orchestra.controller.events import EventRecorder
-from orchestra.controller.informer import Informer, object_key
+from orchestra.controller.informer import Informer, SharedInformers, object_key
 from orchestra.workqueue import QueueShutDown, QueueStatistics, RateLimiter, WorkQueue
 
 log = logging.getLogger("orchestra.controller")
@@ -82,14 +82,15 @@ class Controller:
     # --- wiring (called from subclasses' __init__) -------------------------------------------------
 
     def informer(self, rt: ResourceType | str, **kwargs: Any) -> Informer:
-        """Create an informer this controller starts and owns."""
+        """An informer for this controller, shared with every other controller on the same client."""
         if isinstance(rt, str):
             found = registry_of(self.client).by_kind(rt)
             if found is None:
                 raise KeyError(rt)
             rt = found
-        inf = Informer(self.client, rt, **kwargs)
-        self.informers.append(inf)
+        inf = SharedInformers.of(self.client).informer(rt, **kwargs)
+        if inf not in self.informers:
+            self.informers.append(inf)
         return inf
 
     def use_informer(self, informer: Informer) -> Informer:

@@ -29,6 +29,8 @@ CONNECT_TIMEOUT = 3.0
 UDP_IDLE = 30.0
 BUFSIZE = 256 * 1024
 DEFAULT_AFFINITY_TIMEOUT = 10800
+# Services orchestra answers itself (kube-dns): the proxy leaves their ClusterIP ports alone.
+SERVED_BY_ORCHESTRA = "orchestra.io/served-by"
 
 
 
@@ -117,7 +119,7 @@ class ServiceProxy:
     def desired(self, svc: Obj) -> list[tuple[ListenKey, Obj]]:
         spec = svc.get("spec") or {}
         stype = spec.get("type", "ClusterIP")
-        if stype == "ExternalName":
+        if stype == "ExternalName" or SERVED_BY_ORCHESTRA in ((svc.get("metadata") or {}).get("annotations") or {}):
             return []
         out: list[tuple[ListenKey, Obj]] = []
         cluster_ip = spec.get("clusterIP")

@@ -49,3 +49,21 @@ class ServiceRoute:
         if self.added:
             self._ip("route", "del", "local", self.cidr, "dev", "lo")
             self.added = False
+
+
+def host_addresses() -> list[str]:
+    """The host's non-loopback IPv4 addresses (LoadBalancer Services answer on the first)."""
+    ip = shutil.which("ip") or "/usr/sbin/ip"
+    try:
+        out = subprocess.run([ip, "-4", "-o", "addr", "show", "scope", "global"], capture_output=True, text=True,
+                             timeout=5, check=False).stdout
+    except OSError:
+        return []
+    addrs = []
+    for line in out.splitlines():
+        parts = line.split()
+        if "inet" in parts:
+            addr = parts[parts.index("inet") + 1].split("/")[0]
+            if not addr.startswith("10.88."):  # podman's bridge is not the host's address
+                addrs.append(addr)
+    return addrs

@@ -97,7 +97,9 @@ class EndpointsController(Controller):
         self.endpoints = self.informer("Endpoints")
         self.slices = self.informer("EndpointSlice", indexers={"service": _slice_service_key})
         self.enqueue_on(self.services)
-        self.enqueue_on(self.endpoints)
+        # like kube's endpoints controller: only a deleted Endpoints re-triggers its Service, so
+        # Endpoints a user made for a Service that does not exist are left alone
+        self.enqueue_on(self.endpoints, lambda t, old, new: [object_key(old)] if t == "DELETED" and old else [])
         self.enqueue_on(self.pods, self._services_for_pod)
         self.enqueue_on(self.slices, lambda _t, old, new: _slice_service_key(new or old or {}))
         self._last_write: dict[str, tuple[str, str]] = {}  # service key -> (endpoints rv, slices rv)
