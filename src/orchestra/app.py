@@ -31,6 +31,7 @@ from orchestra.net.proxy import SERVED_BY_ORCHESTRA, ServiceProxy
 from orchestra.net.routes import ServiceRoute, host_addresses
 from orchestra.reconcilers.cluster import run_cluster_controllers
 from orchestra.reconcilers.node_lifecycle import DEFAULT_TIMINGS, FAST_TIMINGS
+from orchestra.reconcilers.workloads import workload_controllers
 from orchestra.store import Store
 
 log = logging.getLogger("orchestra")
@@ -175,6 +176,9 @@ async def _start_controllers(nursery: trio.Nursery, cluster: Cluster) -> None:
     client = LocalClient(cluster.core, field_manager="kube-controller-manager")
     timings = FAST_TIMINGS if cluster.config.timings == "fast" else DEFAULT_TIMINGS
     cluster.controllers.extend(await nursery.start(functools.partial(run_cluster_controllers, client, timings=timings)))
+    for controller in workload_controllers(client):
+        await nursery.start(controller.run)
+        cluster.controllers.append(controller)
 
 
 async def _start_network(nursery: trio.Nursery, cluster: Cluster) -> None:

@@ -1,0 +1,292 @@
+"""The `orchestra` command: `up` runs the cluster; apply/get/describe/delete/version talk to it.
+
+Owns: the click group (kubectl-like exit codes: 0 ok, 1 error, never a traceback), `up` option
+parsing, `describe` and `version`. The server is imported lazily inside `up`, so client commands
+start fast and do not need the server's dependencies.
+Must not import (at module level): orchestra.app or anything of the server side.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from orchestra import __version__
+from orchestra.cli.apply import apply_command
+from orchestra.cli.config import default_state_dir
+from orchestra.cli.delete import delete_command
+from orchestra.cli.describe import describe_object
+from orchestra.cli.errors import ApiStatusError, CliError
+from orchestra.cli.get import get_command
+from orchestra.cli.rest import resource_path
+from orchestra.cli.session import Session, client_options
+from orchestra.cli.targets import parse_targets
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class OrchestraGroup(click.Group):
+    """Runs commands with kubectl's exit codes: usage errors exit 1 (click uses 2), Ctrl-C 130."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.UsageError as exc:
+            exc.show()
+            sys.exit(1)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except (click.Abort, KeyboardInterrupt):
+            sys.exit(130)
+        except BrokenPipeError:
+            sys.exit(1)  # e.g. `orchestra get pods | head`
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+@click.group(cls=OrchestraGroup, context_settings=CONTEXT_SETTINGS)
+@click.version_option(__version__, "--version", prog_name="orchestra", message="%(prog)s %(version)s")
+def cli() -> None:
+    """orchestra: Kubernetes in one Python process.
+
+    \b
+    Start a cluster, then use this CLI or kubectl against it:
+      orchestra up                      # runs until Ctrl-C; writes <state dir>/kubeconfig
+      orchestra apply -f examples/      # in another terminal
+      orchestra get pods -o wide
+      kubectl --kubeconfig ~/.local/share/orchestra/kubeconfig get pods
+    """
+
+
+cli.add_command(apply_command)
+cli.add_command(get_command)
+cli.add_command(delete_command)
+
+
+# -- up -------------------------------------------------------------------------------------------
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """`HOST:PORT`, `:PORT` (127.0.0.1) or `[::1]:PORT`."""
+    host, sep, port = value.rpartition(":")
+    if not sep:
+        raise click.BadParameter(f"expected HOST:PORT, got {value!r}")
+    host = host.strip("[]") or "127.0.0.1"
+    try:
+        number = int(port)
+    except ValueError:
+        raise click.BadParameter(f"port must be a number, got {port!r}") from None
+    if not 0 <= number <= 65535:
+        raise click.BadParameter(f"port must be between 0 and 65535, got {number}")
+    return host, number
+
+
+class ListenType(click.ParamType):
+    name = "HOST:PORT"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[str, int]:
+        if isinstance(value, tuple):
+            return value
+        try:
+            return parse_listen(str(value))
+        except click.BadParameter as exc:
+            self.fail(exc.message, param, ctx)
+
+
+UP_HELP = """Run a cluster in this process until Ctrl-C.
+
+Starts the store, API server, scheduler, controllers and node agent, writes
+<state dir>/kubeconfig and prints how to point kubectl at it. State persists in the state
+directory across restarts (unless --memory). Every option can also be set in the environment
+(ORCHESTRA_STATE_DIR, ORCHESTRA_LISTEN, ORCHESTRA_MEMORY, ORCHESTRA_SIMULATE_NODES,
+ORCHESTRA_APPLY (paths separated by spaces), ORCHESTRA_NO_PODMAN, ORCHESTRA_DASHBOARD,
+ORCHESTRA_NO_NETWORK, ORCHESTRA_TIMINGS).
+
+\b
+Examples:
+  orchestra up
+  orchestra up --listen 127.0.0.1:7443 --state-dir /tmp/demo --apply examples/
+  orchestra up --memory --no-podman --simulate-nodes 100
+"""
+
+
+@cli.command("up", help=UP_HELP)
+@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), envvar="ORCHESTRA_STATE_DIR",
+              help="Where the store, token and kubeconfig live [default: the user data dir].")
+@click.option("--listen", type=ListenType(), default="127.0.0.1:6443", show_default=True,
+              envvar="ORCHESTRA_LISTEN", help="Address for the API server.")
+@click.option("--memory", is_flag=True, envvar="ORCHESTRA_MEMORY",
+              help="Keep state in memory only (lost on exit) instead of the durable store.")
+@click.option("--simulate-nodes", type=click.IntRange(min=0), default=0, show_default=True,
+              envvar="ORCHESTRA_SIMULATE_NODES", help="Also run N simulated nodes (no containers).")
+@click.option("--apply", "apply_paths", multiple=True, type=click.Path(exists=True, path_type=Path),
+              envvar="ORCHESTRA_APPLY", help="Apply these manifests (file or directory) once ready (repeatable).")
+@click.option("--no-podman", is_flag=True, envvar="ORCHESTRA_NO_PODMAN",
+              help="Do not run containers with Podman (simulated nodes only).")
+@click.option("--dashboard/--no-dashboard", default=None, envvar="ORCHESTRA_DASHBOARD",
+              help="Show the live terminal dashboard [default: on when stdout is a terminal].")
+@click.option("--no-network", is_flag=True, envvar="ORCHESTRA_NO_NETWORK",
+              help="No service proxy or cluster DNS (they need root to route the service range).")
+@click.option("--timings", type=click.Choice(["default", "fast"]), default="default", show_default=True,
+              envvar="ORCHESTRA_TIMINGS",
+              help="Node failure detection: Kubernetes' defaults (40 s grace) or fast (10 s) for local use.")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv: debug).")
+def up_command(
+    state_dir: Path | None,
+    listen: tuple[str, int],
+    memory: bool,
+    simulate_nodes: int,
+    apply_paths: tuple[Path, ...],
+    no_podman: bool,
+    dashboard: bool | None,
+    no_network: bool,
+    timings: str,
+    verbose: int,
+) -> None:
+    import trio
+
+    from orchestra.cli.up import up_main
+
+    try:
+        from orchestra.app import ClusterConfig
+    except ImportError as exc:
+        raise CliError(f"the cluster runtime is not available in this installation ({exc})") from None
+    config = ClusterConfig(
+        state_dir=state_dir or default_state_dir(),
+        listen_host=listen[0],
+        listen_port=listen[1],
+        store="memory" if memory else "durable",
+        simulate_nodes=simulate_nodes,
+        apply_paths=tuple(apply_paths),
+        dashboard=bool(dashboard),
+        podman=not no_podman,
+        network=not no_network,
+        timings=timings,
+    )
+    show_dashboard = sys.stdout.isatty() if dashboard is None else dashboard
+    _configure_logging(verbose, quiet=show_dashboard)
+    try:
+        trio.run(functools.partial(up_main, config, dashboard=show_dashboard))
+    except BaseException as exc:
+        # The nursery wraps Ctrl-C (and start-up failures) in exception groups; look at the leaves.
+        leaves = list(_leaves(exc))
+        if all(isinstance(e, KeyboardInterrupt | trio.Cancelled) for e in leaves):
+            click.echo("orchestra: stopped", err=True)
+            return
+        os_errors = [e for e in leaves if isinstance(e, OSError)]
+        if os_errors and len(os_errors) == len(leaves):
+            # e.g. the port is taken: the server cannot start, and a traceback would not help.
+            raise CliError(f"cannot start the cluster: {os_errors[0].strerror or os_errors[0]}") from None
+        raise
+
+
+def _leaves(exc: BaseException) -> Iterator[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            yield from _leaves(inner)
+    else:
+        yield exc
+
+
+def _configure_logging(verbose: int, *, quiet: bool = False) -> None:
+    """The server logs through `logging`; `up` is where those records get printed (stderr).
+    Under the dashboard only warnings print (they would tear the full-screen view)."""
+    import logging
+
+    level = logging.DEBUG if verbose >= 2 else (logging.WARNING if quiet and not verbose else logging.INFO)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    if verbose < 2:
+        # Third-party libraries are chatty at INFO (hypercorn's access log, httpx).
+        for noisy in ("hypercorn", "hypercorn.access", "hypercorn.error", "httpx"):
+            logging.getLogger(noisy).setLevel(logging.WARNING if verbose == 0 else logging.INFO)
+
+
+# -- describe -------------------------------------------------------------------------------------
+
+DESCRIBE_HELP = """Show details of a resource, with its recent events.
+
+\b
+Examples:
+  orchestra describe pod web-1
+  orchestra describe deploy/web
+  orchestra describe nodes           # every node
+  orchestra describe svc web -n shop
+"""
+
+
+@cli.command("describe", help=DESCRIBE_HELP)
+@click.argument("args", nargs=-1, required=True, metavar="(TYPE [NAME...] | TYPE/NAME...)")
+@click.option("-l", "--selector", metavar="SELECTOR", help="Describe every object matching the label selector.")
+@click.option("-A", "--all-namespaces", is_flag=True, help="Look in every namespace.")
+@client_options
+def describe_command(args: tuple[str, ...], selector: str | None, all_namespaces: bool, session: Session) -> None:
+    client = session.client
+    texts: list[str] = []
+    failed = False
+    for target in parse_targets(args):
+        ns = session.namespace if target.rt.namespaced and not all_namespaces else None
+        if target.names:
+            objs = []
+            for name in target.names:
+                try:
+                    objs.append(client.get(resource_path(target.rt, ns or session.namespace, name)))
+                except ApiStatusError as exc:
+                    if not exc.not_found:
+                        raise
+                    exc.show()
+                    failed = True
+        else:
+            params = {"labelSelector": selector} if selector else {}
+            objs = client.get(resource_path(target.rt, ns), params=params).get("items") or []
+        texts.extend(describe_object(client, target.rt, obj) for obj in objs)
+    if texts:
+        click.echo("\n\n".join(t.rstrip("\n") for t in texts))
+    elif not failed:
+        namespaced = any(t.rt.namespaced for t in parse_targets(args)) and not all_namespaces
+        click.echo(f"No resources found in {session.namespace} namespace." if namespaced else "No resources found",
+                   err=True)
+    if failed:
+        raise SystemExit(1)
+
+
+# -- version --------------------------------------------------------------------------------------
+
+
+@cli.command("version")
+@click.option("--client", "client_only", is_flag=True, help="Only print the client version.")
+@client_options
+def version_command(client_only: bool, session: Session) -> None:
+    """Print the client version, and the server's if it is reachable.
+
+    \b
+    Examples:
+      orchestra version
+      orchestra version --client
+    """
+    click.echo(f"Client Version: v{__version__}")
+    if client_only:
+        return
+    try:
+        info = session.client.get("/version")
+    except CliError as exc:
+        click.echo(f"Server Version: unavailable ({exc.message})", err=True)
+        return
+    click.echo(f"Server Version: {info.get('gitVersion', '<unknown>')}")
+
+
+def main() -> None:
+    cli.main(prog_name="orchestra")

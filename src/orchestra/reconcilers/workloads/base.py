@@ -1,0 +1,71 @@
+"""WorkloadController: the Controller every workload controller derives from.
+
+Owns: the injected clock, the Pod informer (own or shared), write expectations, the PodControl,
+mapping pod events to their controller's key (and orphans to every owner whose selector matches,
+so they get adopted), and the status write that only happens when the status changed.
+Must not import: node, net, apiserver, cli, runtime.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from orchestra.api.objects import deep_copy
+from orchestra.api.selectors import from_label_selector_object
+from orchestra.client.base import Client, Obj
+from orchestra.controller import Controller, Informer, object_key
+from orchestra.reconcilers.workloads.common import (
+    Clock,
+    Expectations,
+    controller_ref,
+    meta,
+    owner_keys,
+    wall_clock,
+)
+from orchestra.reconcilers.workloads.pods import PodControl
+
+
+class WorkloadController(Controller):
+    kind = ""  # the owner kind (ReplicaSet, DaemonSet, ...)
+
+    def __init__(self, client: Client, *, clock: Clock = wall_clock, pods: Informer | None = None,
+                 workers: int = 1, **kwargs: Any) -> None:
+        super().__init__(client, workers=workers, **kwargs)
+        self.clock = clock
+        self.expect = Expectations()
+        self.owners = self.informer(self.kind)
+        self.pods = self.use_informer(pods) if pods is not None else self.informer("Pod")
+        self.pod_control = PodControl(client, self.recorder, self.pods.rt)
+        self.enqueue_on(self.owners)
+        self.pods.add_handler(self.expect.observe)
+        self.enqueue_on(self.pods, self.owners_of_pod)
+
+    def owners_of_pod(self, event_type: str, old: Obj | None, new: Obj | None) -> Iterable[str]:
+        keys: set[str] = set()
+        for pod in (old, new):
+            if pod is None:
+                continue
+            if controller_ref(pod) is not None:
+                keys.update(owner_keys(pod, self.kind))
+                continue
+            labels = meta(pod).get("labels") or {}
+            for owner in self.owners.by_index("namespace", str(meta(pod).get("namespace") or "")):
+                sel = (owner.get("spec") or {}).get("selector")
+                if sel and from_label_selector_object(sel).matches(labels):
+                    keys.add(object_key(owner))
+        return keys
+
+    def pods_of(self, namespace: str) -> list[Obj]:
+        """Pods of a namespace from the cache, without those this controller has just deleted."""
+        return [p for p in self.pods.by_index("namespace", namespace) if not self.expect.hidden(p)]
+
+    async def write_status(self, key: str, obj: Obj, new_status: Obj) -> Obj:
+        """Write `new_status` through the status subresource when it differs (with the rv read)."""
+        if (obj.get("status") or {}) == new_status:
+            return obj
+        out = deep_copy(obj)
+        out["status"] = new_status
+        written = await self.client.update_status(self.owners.rt, out)
+        self.expect.wrote(key, self.owners, written)
+        return written

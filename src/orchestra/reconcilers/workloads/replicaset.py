@@ -1,0 +1,121 @@
+"""ReplicaSet controller (kube's pkg/controller/replicaset).
+
+Owns: keeping `spec.replicas` active pods for each ReplicaSet —
+  * claims pods: adopts orphans matching the selector, releases owned pods that stopped matching;
+  * creates missing pods (generateName `<rs>-`) in slow-start batches of 1, 2, 4, ... (at most 500
+    a sync), deletes surplus pods in kube's victim order (pods.deletion_key);
+  * status: replicas, fullyLabeledReplicas, readyReplicas, availableReplicas (minReadySeconds,
+    from the Ready condition's lastTransitionTime), observedGeneration, and the ReplicaFailure
+    condition (FailedCreate / FailedDelete) while creates or deletes fail;
+  * events SuccessfulCreate / SuccessfulDelete ("Created pod: web-abc12").
+Not built: kube's co-location rank (victims on nodes running more replicas first).
+Must not import: node, net, apiserver, cli, runtime.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orchestra.api.errors import ApiError
+from orchestra.api.selectors import from_label_selector_object
+from orchestra.client.base import Client, Obj
+from orchestra.controller import Result, split_key
+from orchestra.reconcilers.workloads.base import WorkloadController
+from orchestra.reconcilers.workloads.common import (
+    fmt_time,
+    int_or,
+    is_pod_active,
+    is_pod_available,
+    is_pod_ready,
+    is_terminating,
+    meta,
+    remove_condition,
+    seconds_until_available,
+    set_condition,
+    spec,
+)
+from orchestra.reconcilers.workloads.pods import (
+    BURST_REPLICAS,
+    claim,
+    deletion_order,
+    pod_from_template,
+    slow_start,
+)
+
+
+class ReplicaSetController(WorkloadController):
+    name = "replicaset-controller"
+    kind = "ReplicaSet"
+
+    def __init__(self, client: Client, **kwargs: Any) -> None:
+        super().__init__(client, **kwargs)
+
+    async def reconcile(self, key: str) -> Result | None:
+        await self.expect.settle(key)
+        ns, name = split_key(key)
+        rs = self.owners.get(ns, name)
+        if rs is None:
+            return None
+        selector = from_label_selector_object(spec(rs).get("selector"))
+        candidates = [p for p in self.pods_of(ns or "") if is_pod_active(p)]
+        pods = await claim(self.client, self.pods.rt, rs, selector, candidates,
+                           on_write=lambda o: self.expect.wrote(key, self.pods, o))
+        failure: tuple[str, str] | None = None
+        if not is_terminating(rs):
+            failure = await self._manage(key, rs, pods)
+        # Like kube, status counts the pods this sync started from; the writes above re-queue us.
+        return await self._sync_status(key, rs, pods, failure)
+
+    async def _manage(self, key: str, rs: Obj, pods: list[Obj]) -> tuple[str, str] | None:
+        diff = len(pods) - int_or(spec(rs).get("replicas"), 1)
+        if diff < 0:
+            want = min(-diff, BURST_REPLICAS)
+            template = spec(rs).get("template") or {}
+
+            async def create(_: int) -> None:
+                pod = await self.pod_control.create(rs, pod_from_template(template, rs))
+                self.expect.wrote(key, self.pods, pod)
+
+            _, error = await slow_start(want, create)
+            if error is not None:
+                return "FailedCreate", str(error)
+        elif diff > 0:
+            for victim in deletion_order(pods)[:min(diff, BURST_REPLICAS)]:
+                try:
+                    out = await self.pod_control.delete(rs, victim)
+                except ApiError as exc:
+                    return "FailedDelete", str(exc)
+                if out is None:
+                    self.expect.deleted(victim)
+                else:
+                    self.expect.wrote(key, self.pods, out)
+                    self.expect.deleted(victim)
+        return None
+
+    async def _sync_status(self, key: str, rs: Obj, pods: list[Obj], failure: tuple[str, str] | None) -> Result | None:
+        now = self.clock()
+        min_ready = int_or(spec(rs).get("minReadySeconds"), 0)
+        template_labels = ((spec(rs).get("template") or {}).get("metadata") or {}).get("labels") or {}
+        new_status: Obj = {**(rs.get("status") or {})}
+        new_status.update({
+            "replicas": len(pods),
+            "fullyLabeledReplicas": sum(1 for p in pods if _has_labels(p, template_labels)),
+            "readyReplicas": sum(1 for p in pods if is_pod_ready(p)),
+            "availableReplicas": sum(1 for p in pods if is_pod_available(p, min_ready, now)),
+            "observedGeneration": meta(rs).get("generation", 0),
+        })
+        if failure is not None:
+            set_condition(new_status, {"type": "ReplicaFailure", "status": "True", "reason": failure[0],
+                                       "message": failure[1], "lastTransitionTime": fmt_time(now)})
+        else:
+            remove_condition(new_status, "ReplicaFailure")
+        await self.write_status(key, rs, new_status)
+        if failure is not None:
+            return Result(requeue_after=1.0)
+        wait = seconds_until_available(pods, min_ready, now)
+        return Result(requeue_after=wait) if wait is not None else None
+
+
+def _has_labels(pod: Obj, labels: dict[str, str]) -> bool:
+    have = meta(pod).get("labels") or {}
+    return all(have.get(k) == v for k, v in labels.items())

@@ -1,0 +1,83 @@
+"""DaemonSet controller: a pod per eligible node, tolerations, rolling update."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+import trio.testing
+
+from orchestra.reconcilers.workloads.daemonset import DaemonSetController, target_node
+from tests.controller.harness import Api
+from tests.reconcilers.test_workloads_support import CLOCK, FakeKubelet, active, running, until
+
+Obj = dict[str, Any]
+
+
+def factories() -> list[Any]:
+    return [lambda api: DaemonSetController(api.client, clock=CLOCK), lambda api: FakeKubelet(api, delay=1)]
+
+
+def node(name: str, labels: dict[str, str] | None = None, taints: list[Obj] | None = None) -> Obj:
+    return {"metadata": {"name": name, "labels": labels or {}}, "spec": {"taints": taints or []}}
+
+
+def ds(**pod_spec: Any) -> Obj:
+    return {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent"},
+            "spec": {"selector": {"matchLabels": {"app": "agent"}},
+                     "template": {"metadata": {"labels": {"app": "agent"}},
+                                  "spec": {"containers": [{"name": "c", "image": "v1"}], **pod_spec}}}}
+
+
+def placed(api: Api) -> dict[str, str]:
+    return {target_node(p) or "": p["spec"]["containers"][0]["image"] for p in active(api, "app=agent")}
+
+
+async def test_one_pod_per_eligible_node_with_tolerations(autojump_clock: trio.testing.MockClock) -> None:
+    with trio.fail_after(600):
+        async with running(*factories()) as api:
+            await api.create("Node", node("n1", {"disk": "ssd"}), None)
+            await api.create("Node", node("n2", {"disk": "hdd"}), None)
+            await api.create("Node", node("n3", {"disk": "ssd"}, [{"key": "dedicated", "value": "x", "effect": "NoSchedule"}]), None)
+            await api.create("Node", node("n4", {"disk": "ssd"}, [{"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}]), None)
+            await api.create("DaemonSet", ds(nodeSelector={"disk": "ssd"}))
+            await until(api, lambda: set(placed(api)) == {"n1", "n4"})
+            pod = active(api, "app=agent")[0]
+            keys = {t["key"] for t in pod["spec"]["tolerations"]}
+            assert {"node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable", "node.kubernetes.io/disk-pressure",
+                    "node.kubernetes.io/memory-pressure", "node.kubernetes.io/pid-pressure",
+                    "node.kubernetes.io/unschedulable"} <= keys
+            term = pod["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0]
+            assert term["matchFields"][0]["key"] == "metadata.name"
+            assert pod["metadata"]["labels"]["controller-revision-hash"]
+
+            def st() -> Obj:
+                return api.get("DaemonSet", "agent").get("status", {})  # type: ignore[union-attr]
+
+            await until(api, lambda: st().get("numberReady") == 2)
+            assert st()["desiredNumberScheduled"] == 2 and st()["currentNumberScheduled"] == 2
+            assert st()["numberMisscheduled"] == 0 and st()["updatedNumberScheduled"] == 2
+            # a new eligible node gets a pod
+            await api.create("Node", node("n5", {"disk": "ssd"}), None)
+            await until(api, lambda: set(placed(api)) == {"n1", "n4", "n5"})
+
+
+async def test_rolling_update_max_unavailable(autojump_clock: trio.testing.MockClock) -> None:
+    with trio.fail_after(600):
+        async with running(*factories()) as api:
+            for i in range(4):
+                await api.create("Node", node(f"n{i}"), None)
+            await api.create("DaemonSet", ds())
+            await until(api, lambda: api.get("DaemonSet", "agent").get("status", {}).get("numberAvailable") == 4)  # type: ignore[union-attr]
+            d = api.get("DaemonSet", "agent")
+            d["spec"]["template"]["spec"]["containers"][0]["image"] = "v2"  # type: ignore[index]
+            await api.client.update(api.rt("DaemonSet"), d)  # type: ignore[arg-type]
+            while not (len(placed(api)) == 4 and set(placed(api).values()) == {"v2"}):
+                ready = [p for p in active(api, "app=agent") if any(
+                    c["type"] == "Ready" and c["status"] == "True" for c in p.get("status", {}).get("conditions", []))]
+                assert len(ready) >= 3  # maxUnavailable 1
+                async with api.store.watch("", start_revision=api.store.revision + 1) as changes:
+                    await trio.testing.wait_all_tasks_blocked()
+                    if len(placed(api)) == 4 and set(placed(api).values()) == {"v2"}:
+                        break
+                    await changes.__anext__()
