@@ -92,7 +92,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     port = _free_port()
     log = (state / "server.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "orchestra", "up", "--memory", "--no-podman", "--simulate-nodes", "1",
+        [sys.executable, "-m", "orchestra", "up", "--memory", "--no-podman", "--no-network", "--simulate-nodes", "1",
          "--state-dir", str(state), "--listen", f"127.0.0.1:{port}"],
         stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "ORCHESTRA_NO_PODMAN": "1"},
     )

@@ -11,7 +11,9 @@ import base64
 import functools
 import logging
 import os
+import re
 import secrets
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +28,20 @@ from orchestra.apiserver.serve import serve_api
 from orchestra.apiserver.server import ApiServer
 from orchestra.apiserver.tls import ensure_serving_cert
 from orchestra.client.local import LocalClient
+from orchestra.controller import SharedInformers
 from orchestra.net.dns import ClusterDNS
 from orchestra.net.proxy import SERVED_BY_ORCHESTRA, ServiceProxy
 from orchestra.net.routes import ServiceRoute, host_addresses
+from orchestra.net.service_env import env_for_pod
+from orchestra.node.agent import AgentConfig, NodeAgent
+from orchestra.node.simulated import SimulatedNodes
 from orchestra.reconcilers.cluster import run_cluster_controllers
 from orchestra.reconcilers.node_lifecycle import DEFAULT_TIMINGS, FAST_TIMINGS
 from orchestra.reconcilers.workloads import workload_controllers
+from orchestra.runtime.images import ensure_busybox_image
+from orchestra.runtime.podman import PodmanRuntime
+from orchestra.runtime.service import PodmanService, given_socket
+from orchestra.runtime.simulated import SimulatedRuntime
 from orchestra.store import Store
 
 log = logging.getLogger("orchestra")
@@ -71,6 +81,7 @@ class Cluster:
     controllers: list[Any] = attrs.field(factory=list)
     proxy: Any = None
     dns: Any = None
+    agents: list[Any] = attrs.field(factory=list)
 
 
 def load_or_create_token(state_dir: Path) -> str:
@@ -166,6 +177,7 @@ async def run_cluster(config: ClusterConfig, *, task_status: trio.TaskStatus[Clu
             if config.network:
                 route.ensure()
                 await _start_network(nursery, cluster)
+            await _start_nodes(nursery, cluster)
             task_status.started(cluster)
     finally:
         route.remove()
@@ -189,6 +201,44 @@ async def _start_network(nursery: trio.Nursery, cluster: Cluster) -> None:
     dns = ClusterDNS(client, host=cluster.core.allocator.dns_ip)
     await nursery.start(dns.run)
     cluster.proxy, cluster.dns = proxy, dns
+
+
+async def _start_nodes(nursery: trio.Nursery, cluster: Cluster) -> None:
+    """The node agents: this host's (Podman) and, with --simulate-nodes, N simulated ones."""
+    config = cluster.config
+    if not (config.podman or config.simulate_nodes):
+        return
+    client = LocalClient(cluster.core, field_manager="kubelet")
+    services = SharedInformers.of(client).informer(cluster.core.registry.by_kind("Service"))  # type: ignore[arg-type]
+    await nursery.start(services.run)
+
+    def extra_env(pod: dict[str, Any]) -> dict[str, str]:
+        return env_for_pod(pod, services.list())
+
+    dns = cluster.core.allocator.dns_ip if config.network else None
+    if config.podman:
+        socket_path = given_socket() or await nursery.start(PodmanService(config.state_dir / "podman").run)
+        await ensure_busybox_image(config.state_dir / "podman")
+        runtime = PodmanRuntime(socket_path)
+        agent = NodeAgent(client, runtime, AgentConfig(
+            node_name=node_name(), state_dir=config.state_dir / "node", cluster_dns=dns, control_plane=True),
+            extra_env=extra_env)
+        await nursery.start(agent.run)
+        cluster.agents.append(agent)
+    if config.simulate_nodes:
+        sim = SimulatedRuntime()
+        await nursery.start(sim.run)
+        nodes = SimulatedNodes(client, sim, config.simulate_nodes, state_dir=config.state_dir / "sim-nodes",
+                               extra_env=extra_env, cluster_dns=dns)
+        await nursery.start(nodes.run)
+        cluster.agents.append(nodes)
+
+
+def node_name() -> str:
+    """This host's node name: its hostname as a DNS-1123 subdomain."""
+    raw = socket.gethostname().lower()
+    name = re.sub(r"[^a-z0-9.-]", "-", raw).strip("-.") or "orchestra"
+    return name[:63]
 
 
 def _prepare_state_dir(state: Path) -> Path:

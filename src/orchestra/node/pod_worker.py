@@ -1,0 +1,668 @@
+"""One pod worker per pod bound to the node: a trio task that converges the runtime to the pod.
+
+Owns: the level-based sync of one pod — sandbox, volumes, init containers in order, app
+containers, restarts with CrashLoopBackOff, image pulls with ErrImagePull/ImagePullBackOff,
+liveness/startup kills, activeDeadlineSeconds, the terminal phases, graceful termination (preStop,
+SIGTERM, SIGKILL after the grace period, sandbox removal, the final delete with grace 0) — and
+writing the pod status when it changed. Every sync re-reads the runtime (containers labelled
+with the pod uid, the newest `orchestra.io/attempt` is the current instance, the one before it the
+previous instance kept for `logs --previous`), so a restarted agent simply carries on.
+The worker is woken by pod changes (not its own status writes), runtime events, probe results
+and timers; nothing here polls.
+Must not import: podman, reconcilers, apiserver.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+import trio
+
+from orchestra.api.errors import ApiError, Conflict, NotFound
+from orchestra.api.objects import now_rfc3339
+from orchestra.client.base import Client
+from orchestra.controller.events import NORMAL, WARNING, EventRecorder
+from orchestra.node.backoff import Backoff, go_duration
+from orchestra.node.env import (
+    ConfigError,
+    NodeFacts,
+    Sources,
+    expand_command,
+    referenced_sources,
+    resolve_env,
+)
+from orchestra.node.probes import ProbeManager, Prober, named_port
+from orchestra.node.sandbox import LABEL_ATTEMPT, LABEL_INIT, LABEL_NODE, resources_of, sandbox_spec
+from orchestra.node.status import ContainerView, PodFacts, build_status
+from orchestra.node.volumes import PodVolume, VolumeManager, mounts_for
+from orchestra.runtime.base import (
+    LABEL_POD_UID,
+    ContainerSpec,
+    ContainerState,
+    ContainerStatus,
+    ImagePullError,
+    InvalidState,
+    PortMapping,
+    PullPolicy,
+    RuntimeFailure,
+    SandboxState,
+)
+from orchestra.runtime.base import NotFound as RuntimeNotFound
+from orchestra.runtime.base import Runtime as RuntimeProtocol
+
+log = logging.getLogger("orchestra.node.pod_worker")
+
+Obj = dict[str, Any]
+MIN_STOP_GRACE = 2.0  # kubelet's minimum grace after a preStop hook
+ERROR_RETRY = (1.0, 30.0)
+TERMINAL = ("Succeeded", "Failed")
+
+
+@attrs.define
+class AgentCounters:
+    syncs: int = 0
+    sync_errors: int = 0
+    containers_started: int = 0
+    containers_restarted: int = 0
+    liveness_kills: int = 0
+    status_writes: int = 0
+    status_conflicts: int = 0
+    sandboxes_created: int = 0
+    pods_terminated: int = 0
+
+
+@attrs.define(eq=False)
+class AgentContext:
+    """What every worker of one agent shares."""
+
+    node_name: str
+    host_ip: str
+    client: Client
+    runtime: RuntimeProtocol
+    recorder: EventRecorder
+    volumes: VolumeManager
+    prober: Prober
+    pod_rt: Any
+    config_map_rt: Any
+    secret_rt: Any
+    cluster_dns: str | None = None
+    cluster_domain: str = "cluster.local"
+    resolv_conf: Path | None = Path("/etc/resolv.conf")
+    extra_env: Callable[[Obj], Mapping[str, str]] | None = None
+    allocatable: Mapping[str, str] = attrs.field(factory=dict)
+    resync_seconds: float = 60.0
+    pod_pids_limit: int | None = None
+    crash_backoff: Backoff = attrs.field(factory=Backoff)
+    pull_backoff: Backoff = attrs.field(factory=Backoff)
+    counters: AgentCounters = attrs.field(factory=AgentCounters)
+
+
+def attempt_of(c: ContainerStatus) -> int:
+    try:
+        return int(c.labels.get(LABEL_ATTEMPT, "0"))
+    except ValueError:
+        return 0
+
+
+def pod_ref(pod: Obj) -> str:
+    """kubelet's format.Pod: name_namespace(uid)."""
+    m = pod.get("metadata") or {}
+    return f"{m.get('name', '')}_{m.get('namespace', '')}({m.get('uid', '')})"
+
+
+def _rv(obj: Obj | None) -> int:
+    try:
+        return int(((obj or {}).get("metadata") or {}).get("resourceVersion") or 0)
+    except ValueError:
+        return 0
+
+
+def _semantic(pod: Obj) -> tuple[Any, ...]:
+    """What a pod change must differ in to wake the worker (its own status writes do not)."""
+    m = pod.get("metadata") or {}
+    return (pod.get("spec"), m.get("labels"), m.get("annotations"), m.get("deletionTimestamp"),
+            m.get("deletionGracePeriodSeconds"))
+
+
+class PodWorker:
+    def __init__(self, ctx: AgentContext, pod: Obj, *, sandbox_id: str | None = None) -> None:
+        m = pod["metadata"]
+        self.ctx = ctx
+        self.uid: str = m["uid"]
+        self.namespace: str = m.get("namespace", "default")
+        self.name: str = m["name"]
+        self.pod: Obj = pod
+        self.deleted = False
+        self.sandbox_id = sandbox_id
+        self.pod_ip = ""
+        self.terminal = (pod.get("status") or {}).get("phase") in TERMINAL
+        self.done = trio.Event()
+        self.exit_seen: dict[str, float] = {}  # container id -> trio time its exit was noticed
+        self.waiting: dict[str, tuple[str, str]] = {}
+        self.image_ids: dict[str, str] = {}
+        self.pull_retry: dict[str, float] = {}
+        self.volumes: dict[str, PodVolume] = {}
+        self._volumes_due = -math.inf
+        self._written: Obj | None = None
+        self._wake = trio.Event()
+        self._deadline = math.inf
+        self._errors = 0
+        self._reported: set[tuple[str, str]] = set()  # (reason, id) pairs already evented for this back-off
+        self._start_trio: float | None = None
+        self._stopped_sandbox = False
+        self.probes: ProbeManager | None = None
+
+    # --- waking ---------------------------------------------------------------------------------
+
+    def update(self, pod: Obj, *, deleted: bool = False) -> None:
+        old = self.pod
+        self.pod = pod
+        if deleted or _semantic(old) != _semantic(pod):
+            self.deleted = self.deleted or deleted
+            self.wake()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _schedule(self, at: float) -> None:
+        self._deadline = min(self._deadline, at)
+
+    def container_exited(self, container_id: str) -> None:
+        self.exit_seen.setdefault(container_id, trio.current_time())
+        self.wake()
+
+    # --- the loop -------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        try:
+            async with trio.open_nursery() as nursery:
+                self.probes = ProbeManager(self.ctx.prober, nursery, self.wake, self._probe_failed)
+                await self._loop()
+                self.probes.stop_all()
+        finally:
+            self.done.set()
+
+    async def _loop(self) -> None:
+        while True:
+            wake = self._wake = trio.Event()
+            self._deadline = trio.current_time() + self.ctx.resync_seconds * random.uniform(0.9, 1.1)
+            self.ctx.counters.syncs += 1
+            try:
+                if await self._sync():
+                    return
+                self._errors = 0
+            except (RuntimeFailure, ApiError, OSError) as exc:  # retried with back-off; level-based
+                self._errors += 1
+                self.ctx.counters.sync_errors += 1
+                log.warning("pod %s/%s: sync failed: %s", self.namespace, self.name, exc)
+                self._schedule(trio.current_time() + min(ERROR_RETRY[0] * 2 ** (self._errors - 1), ERROR_RETRY[1]))
+            with trio.move_on_at(self._deadline):
+                await wake.wait()
+
+    async def _sync(self) -> bool:
+        """Converge once; True when the pod is gone and the worker is finished."""
+        pod = self.pod
+        if self.deleted or (pod.get("metadata") or {}).get("deletionTimestamp"):
+            await self._terminate()
+            return True
+        if self._start_trio is None:
+            self._start_trio = trio.current_time()
+        if self.terminal:
+            await self._stop_terminal()
+            return False
+        facts = await self._converge(pod)
+        observed = await self._observe()
+        await self._write_status(self._status(pod, observed, facts))
+        return False
+
+    async def _converge(self, pod: Obj) -> PodFacts:
+        spec = pod.get("spec") or {}
+        deadline_facts = await self._check_deadline(spec)
+        if deadline_facts is not None:
+            return deadline_facts
+        observed = await self._observe()
+        if not await self._ensure_sandbox():
+            return self._facts(False, False, False)
+        if not await self._ensure_volumes(pod):
+            return self._facts(True, False, False)
+        initialized, init_failed = await self._step_init(spec, observed)
+        if initialized:
+            for c in spec.get("containers") or []:
+                await self._step_app(spec, c, observed.get(c["name"], []))
+        return self._facts(True, initialized, init_failed)
+
+    def _facts(self, sandbox: bool, initialized: bool, init_failed: bool, **extra: str) -> PodFacts:
+        return PodFacts(sandbox_ready=sandbox and bool(self.pod_ip), pod_ip=self.pod_ip, host_ip=self.ctx.host_ip,
+                        start_time=now_rfc3339(), initialized=initialized, init_failed=init_failed, **extra)
+
+    # --- observing ------------------------------------------------------------------------------
+
+    async def _observe(self) -> dict[str, list[ContainerStatus]]:
+        """The pod's containers in the runtime by name, newest attempt first."""
+        found = await self.ctx.runtime.list_containers({LABEL_POD_UID: self.uid})
+        groups: dict[str, list[ContainerStatus]] = {}
+        for c in found:
+            if self.sandbox_id and c.sandbox_id and c.sandbox_id != self.sandbox_id:
+                continue
+            groups.setdefault(c.name, []).append(c)
+        for instances in groups.values():
+            instances.sort(key=attempt_of, reverse=True)
+        return groups
+
+    # --- sandbox and volumes --------------------------------------------------------------------
+
+    async def _ensure_sandbox(self) -> bool:
+        rt = self.ctx.runtime
+        if self.sandbox_id:
+            try:
+                sandbox = await rt.sandbox_status(self.sandbox_id)
+            except RuntimeNotFound:
+                sandbox = None
+            if sandbox is not None and sandbox.state == SandboxState.CREATED:
+                await rt.start_sandbox(self.sandbox_id)
+                sandbox = await rt.sandbox_status(self.sandbox_id)
+            if sandbox is not None and sandbox.state == SandboxState.READY:
+                self.pod_ip = sandbox.ip
+                return True
+            self._event(NORMAL, "SandboxChanged", "Pod sandbox changed, it will be killed and re-created.")
+            await rt.remove_sandbox(self.sandbox_id)
+            self.sandbox_id = None
+        spec = sandbox_spec(self.pod, node_name=self.ctx.node_name, cluster_dns=self.ctx.cluster_dns,
+                            domain=self.ctx.cluster_domain, resolv_conf=self.ctx.resolv_conf)
+        try:
+            sandbox_id = await rt.create_sandbox(spec)
+        except InvalidState:  # a leftover with our name (a crash between create and record): replace it
+            for old in await rt.list_sandboxes({LABEL_POD_UID: self.uid}):
+                await rt.remove_sandbox(old.id)
+            sandbox_id = await rt.create_sandbox(spec)
+        self.sandbox_id = sandbox_id
+        self.ctx.counters.sandboxes_created += 1
+        await rt.start_sandbox(sandbox_id)
+        self.pod_ip = (await rt.sandbox_status(sandbox_id)).ip
+        return True
+
+    async def _sources(self, pod: Obj) -> Sources:
+        cm_names, secret_names = referenced_sources(pod)
+        cms = {n: o for n in sorted(cm_names) if (o := await self._get(self.ctx.config_map_rt, n)) is not None}
+        secrets = {n: o for n in sorted(secret_names) if (o := await self._get(self.ctx.secret_rt, n)) is not None}
+        return Sources(config_maps=cms, secrets=secrets)
+
+    async def _get(self, rt: Any, name: str) -> Obj | None:
+        try:
+            return await self.ctx.client.get(rt, self.namespace, name)
+        except NotFound:
+            return None
+
+    def node_facts(self) -> NodeFacts:
+        a = self.ctx.allocatable
+        return NodeFacts(node_name=self.ctx.node_name, host_ip=self.ctx.host_ip, pod_ip=self.pod_ip,
+                         allocatable_cpu=a.get("cpu", "1"), allocatable_memory=a.get("memory", "1Gi"))
+
+    async def _ensure_volumes(self, pod: Obj) -> bool:
+        """Write the pod's volumes (again every resync, so configMap/secret changes show up)."""
+        if not (pod.get("spec") or {}).get("volumes"):
+            return True
+        now = trio.current_time()
+        if now < self._volumes_due:
+            self._schedule(self._volumes_due)
+            return True
+        try:
+            self.volumes = await self.ctx.volumes.prepare(pod, await self._sources(pod), self.node_facts())
+        except ConfigError as exc:
+            self._event(WARNING, "FailedMount", f"MountVolume.SetUp failed: {exc}")
+            self._schedule(now + 10)
+            return False
+        self._volumes_due = now + self.ctx.resync_seconds
+        self._schedule(self._volumes_due)
+        return True
+
+    # --- containers -----------------------------------------------------------------------------
+
+    async def _step_init(self, spec: Obj, observed: dict[str, list[ContainerStatus]]) -> tuple[bool, bool]:
+        """(initialized, failed) after advancing the init containers one step."""
+        inits = spec.get("initContainers") or []
+        if not inits or any(observed.get(c["name"]) for c in spec.get("containers") or []):
+            return True, False
+        policy = spec.get("restartPolicy", "Always")
+        for c in inits:
+            instances = observed.get(c["name"], [])
+            cur = instances[0] if instances else None
+            if cur is not None and cur.state == ContainerState.EXITED and cur.exit_code == 0:
+                self.waiting.pop(c["name"], None)
+                continue
+            if cur is not None and cur.state == ContainerState.RUNNING:
+                return False, False
+            if cur is not None and cur.state == ContainerState.CREATED:
+                await self._start(c, cur.id, init=True)
+                return False, False
+            if cur is not None:  # failed
+                if policy == "Never":
+                    self.waiting.pop(c["name"], None)
+                    return False, True
+                if not self._may_restart(c, cur):
+                    return False, False
+            await self._run_container(c, instances, init=True)
+            return False, False
+        return True, False
+
+    async def _step_app(self, spec: Obj, c: Obj, instances: list[ContainerStatus]) -> None:
+        assert self.probes is not None
+        name = c["name"]
+        cur = instances[0] if instances else None
+        if cur is not None and cur.state == ContainerState.RUNNING:
+            health = self.probes.track(c, cur.id, self.pod_ip)
+            if not health.kill_reason:
+                self.waiting.pop(name, None)
+                return
+            self.ctx.counters.liveness_kills += 1
+            self._event(NORMAL, "Killing", f"Container {name} failed {health.kill_reason} probe, will be restarted")
+            self.probes.forget(name)
+            await self._stop_container(c, cur.id, self._grace(spec, c, health.kill_reason))
+            self.exit_seen.setdefault(cur.id, trio.current_time())
+            cur = await self.ctx.runtime.container_status(cur.id)
+            instances = [cur, *instances[1:]]
+        if cur is not None and cur.state == ContainerState.CREATED:
+            await self._start(c, cur.id, init=False)
+            return
+        if cur is not None:
+            if not _should_restart(spec.get("restartPolicy", "Always"), cur.exit_code):
+                self.waiting.pop(name, None)
+                return
+            if not self._may_restart(c, cur):
+                return
+        await self._run_container(c, instances, init=False)
+
+    def _may_restart(self, c: Obj, cur: ContainerStatus) -> bool:
+        """kubelet's doBackOff: False (and CrashLoopBackOff) while the container must wait."""
+        name = c["name"]
+        seen = self.exit_seen.setdefault(cur.id, trio.current_time())
+        key = f"{self.uid}/{name}"
+        backoff = self.ctx.crash_backoff
+        if backoff.in_backoff_since(key, seen):
+            delay = backoff.get(key)
+            message = f"back-off {go_duration(delay)} restarting failed container={name} pod={pod_ref(self.pod)}"
+            self.waiting[name] = ("CrashLoopBackOff", message)
+            if ("BackOff", cur.id) not in self._reported:
+                self._reported.add(("BackOff", cur.id))
+                self._event(WARNING, "BackOff", f"Back-off restarting failed container {name} in pod {pod_ref(self.pod)}")
+            self._schedule(seen + delay)
+            return False
+        backoff.next(key, seen)
+        return True
+
+    def _initial_attempt(self, name: str) -> int:
+        """A first instance after a lost sandbox continues the restart count from the pod status."""
+        status = self.pod.get("status") or {}
+        for cs in (status.get("containerStatuses") or []) + (status.get("initContainerStatuses") or []):
+            if cs.get("name") == name and cs.get("containerID"):
+                return int(cs.get("restartCount") or 0) + 1
+        return 0
+
+    async def _run_container(self, c: Obj, instances: list[ContainerStatus], *, init: bool) -> None:
+        name, image = c["name"], c.get("image", "")
+        now = trio.current_time()
+        retry = self.pull_retry.get(name)
+        if retry is not None and now < retry:
+            self.waiting[name] = ("ImagePullBackOff", f'Back-off pulling image "{image}"')
+            if ("ImagePullBackOff", str(retry)) not in self._reported:
+                self._reported.add(("ImagePullBackOff", str(retry)))
+                self._event(NORMAL, "BackOff", f'Back-off pulling image "{image}"')
+                self._event(WARNING, "Failed", "Error: ImagePullBackOff")
+            self._schedule(retry)
+            return
+        image_id = await self._pull(c)
+        if image_id is None:
+            return
+        attempt = attempt_of(instances[0]) + 1 if instances else self._initial_attempt(name)
+        try:
+            spec = await self._container_spec(c, attempt, init=init)
+        except ConfigError as exc:
+            self.waiting[name] = ("CreateContainerConfigError", str(exc))
+            self._event(WARNING, "Failed", f"Error: {exc}")
+            self._schedule(now + 10)
+            return
+        for old in instances[1:]:  # keep only the previous instance (for logs --previous)
+            await self.ctx.runtime.remove_container(old.id)
+            self.exit_seen.pop(old.id, None)
+        assert self.sandbox_id is not None
+        container_id = await self.ctx.runtime.create_container(self.sandbox_id, spec)
+        self._event(NORMAL, "Created", f"Created container {name}")
+        if instances:
+            self.ctx.counters.containers_restarted += 1
+        await self._start(c, container_id, init=init)
+
+    async def _pull(self, c: Obj) -> str | None:
+        name, image = c["name"], c.get("image", "")
+        policy = PullPolicy(c.get("imagePullPolicy") or "IfNotPresent")
+        key = f"{self.uid}/{name}/image"
+        try:
+            image_id = await self.ctx.runtime.ensure_image(image, policy)
+        except ImagePullError as exc:
+            now = trio.current_time()
+            delay = self.ctx.pull_backoff.next(key, now)
+            self.pull_retry[name] = now + delay
+            self.waiting[name] = ("ErrImagePull", str(exc))
+            if policy != PullPolicy.NEVER:
+                self._event(NORMAL, "Pulling", f'Pulling image "{image}"')
+            self._event(WARNING, "Failed", f'Failed to pull image "{image}": {exc}')
+            self._event(WARNING, "Failed", "Error: ErrImagePull")
+            self._schedule(now + 1)  # show ImagePullBackOff right after the failed pull, as kubelet does
+            return None
+        self.pull_retry.pop(name, None)
+        self.ctx.pull_backoff.forget(key)
+        self.image_ids[name] = image_id
+        self._event(NORMAL, "Pulled", f'Container image "{image}" already present on machine')
+        return image_id
+
+    async def _container_spec(self, c: Obj, attempt: int, *, init: bool) -> ContainerSpec:
+        pod = self.pod
+        # The hook sees the pod, so it decides what enableServiceLinks: false leaves out.
+        extra = dict(self.ctx.extra_env(pod)) if self.ctx.extra_env else {}
+        env = resolve_env(pod, c, await self._sources(pod), self.node_facts(), extra)
+        command, args = expand_command(c, env)
+        labels = {LABEL_NODE: self.ctx.node_name, LABEL_ATTEMPT: str(attempt)}
+        if init:
+            labels[LABEL_INIT] = "true"
+        ports = []
+        for p in c.get("ports") or []:
+            ports.append(PortMapping(container_port=int(p.get("containerPort", 0)),
+                                     host_port=int(p.get("hostPort") or 0), protocol=p.get("protocol", "TCP")))
+        fields: dict[str, Any] = {  # (a dict: mypy cannot type attrs' tuple converters)
+            "command": command, "args": args, "mounts": mounts_for(c, self.volumes), "ports": ports}
+        return ContainerSpec(
+            name=c["name"], image=c.get("image", ""), env=env, working_dir=c.get("workingDir", ""),
+            resources=resources_of(c, self.ctx.pod_pids_limit), labels=labels,
+            tty=bool(c.get("tty")), stdin=bool(c.get("stdin")), **fields,
+        )
+
+    async def _start(self, c: Obj, container_id: str, *, init: bool) -> None:
+        assert self.probes is not None
+        name = c["name"]
+        try:
+            await self.ctx.runtime.start_container(container_id)
+        except RuntimeNotFound:
+            raise
+        except RuntimeFailure as exc:  # e.g. executable not found: the container exited; back-off restarts it
+            self.exit_seen.setdefault(container_id, trio.current_time())
+            self._event(WARNING, "Failed", f"Error: {exc}")
+            return
+        self.waiting.pop(name, None)
+        self.ctx.counters.containers_started += 1
+        self._event(NORMAL, "Started", f"Started container {name}")
+        post_start = (c.get("lifecycle") or {}).get("postStart")
+        if post_start:
+            ok, message = await self._run_hook(post_start, c, container_id, 30.0)
+            if not ok:
+                self._event(WARNING, "FailedPostStartHook", f"PostStartHook failed: {message}")
+                await self.ctx.runtime.stop_container(container_id, self._grace(self.pod.get("spec") or {}, c, ""))
+                return
+        if not init:
+            self.probes.track(c, container_id, self.pod_ip)
+
+    async def _run_hook(self, hook: Obj, c: Obj, container_id: str, timeout: float) -> tuple[bool, str]:  # noqa: ASYNC109
+        if hook.get("sleep"):
+            await trio.sleep(float(hook["sleep"].get("seconds") or 0))
+            return True, ""
+        if hook.get("exec"):
+            try:
+                result = await self.ctx.runtime.exec_run(container_id, list(hook["exec"].get("command") or []), timeout)
+            except RuntimeFailure as exc:
+                return False, str(exc)
+            output = (result.stdout + result.stderr).decode(errors="replace").strip()
+            return result.exit_code == 0, f"command exited with {result.exit_code}: {output}"
+        if hook.get("httpGet"):
+            from orchestra.node.probes import ProbeSpec
+
+            try:
+                named_port(c, hook["httpGet"].get("port"))
+            except ValueError as exc:
+                return False, str(exc)
+            return await self.ctx.prober.probe(ProbeSpec(handler=hook, timeout=timeout), c, container_id, self.pod_ip)
+        return True, ""
+
+    def _grace(self, spec: Obj, c: Obj, probe_kind: str) -> float:
+        probe = c.get(f"{probe_kind}Probe") or {} if probe_kind else {}
+        if probe.get("terminationGracePeriodSeconds") is not None:
+            return float(probe["terminationGracePeriodSeconds"])
+        return float(spec.get("terminationGracePeriodSeconds", 30))
+
+    async def _stop_container(self, c: Obj | None, container_id: str, grace: float) -> None:
+        """preStop hook, then SIGTERM and SIGKILL after what is left of `grace`."""
+        deadline = trio.current_time() + grace
+        pre_stop = ((c or {}).get("lifecycle") or {}).get("preStop")
+        if pre_stop and c is not None:
+            with trio.move_on_at(deadline):
+                ok, message = await self._run_hook(pre_stop, c, container_id, max(grace, 1.0))
+                if not ok:
+                    self._event(WARNING, "FailedPreStopHook", f"PreStopHook failed: {message}")
+            remaining = max(deadline - trio.current_time(), MIN_STOP_GRACE)
+        else:
+            remaining = grace
+        try:
+            await self.ctx.runtime.stop_container(container_id, remaining)
+        except RuntimeNotFound:  # already gone: stopped enough
+            pass
+
+    # --- deadlines, termination -----------------------------------------------------------------
+
+    async def _check_deadline(self, spec: Obj) -> PodFacts | None:
+        seconds = spec.get("activeDeadlineSeconds")
+        if seconds is None or self._start_trio is None:
+            return None
+        deadline = self._start_trio + float(seconds)
+        if trio.current_time() < deadline:
+            self._schedule(deadline)
+            return None
+        message = "Pod was active on the node longer than the specified deadline"
+        self._event(NORMAL, "DeadlineExceeded", message)
+        await self._kill_all(self._grace(spec, {}, ""))
+        return self._facts(bool(self.pod_ip), True, False, reason="DeadlineExceeded", message=message, phase="Failed")
+
+    async def _kill_all(self, grace: float) -> None:
+        assert self.probes is not None
+        self.probes.stop_all()
+        observed = await self._observe()
+        specs = {c["name"]: c for key in ("initContainers", "containers") for c in (self.pod.get("spec") or {}).get(key) or []}
+        async with trio.open_nursery() as nursery:
+            for name, instances in observed.items():
+                if instances and instances[0].state == ContainerState.RUNNING:
+                    self._event(NORMAL, "Killing", f"Stopping container {name}")
+                    nursery.start_soon(self._stop_container, specs.get(name), instances[0].id, grace)
+
+    async def _stop_terminal(self) -> None:
+        """A finished pod keeps its exited containers (for logs) but not its sandbox's network."""
+        assert self.probes is not None
+        self.probes.stop_all()
+        if self.sandbox_id and not self._stopped_sandbox:
+            await self.ctx.runtime.stop_sandbox(self.sandbox_id, 0)
+            self._stopped_sandbox = True
+
+    async def _terminate(self) -> None:
+        pod = self.pod
+        m = pod.get("metadata") or {}
+        grace = m.get("deletionGracePeriodSeconds")
+        if grace is None:
+            grace = (pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30)
+        await self._kill_all(float(grace))
+        rt = self.ctx.runtime
+        for sandbox in await rt.list_sandboxes({LABEL_POD_UID: self.uid}):
+            await rt.remove_sandbox(sandbox.id)
+        for container in await rt.list_containers({LABEL_POD_UID: self.uid}):
+            await rt.remove_container(container.id)
+        self.sandbox_id = None
+        await self.ctx.volumes.cleanup(self.uid)
+        self.ctx.crash_backoff.forget_prefix(f"{self.uid}/")
+        self.ctx.pull_backoff.forget_prefix(f"{self.uid}/")
+        self.ctx.counters.pods_terminated += 1
+        if not self.deleted:
+            try:
+                await self.ctx.client.delete(self.ctx.pod_rt, self.namespace, self.name,
+                                             grace_period_seconds=0, uid=self.uid)
+            except (NotFound, Conflict):  # already gone, or a new pod took the name
+                pass
+
+    # --- status ---------------------------------------------------------------------------------
+
+    def _view(self, c: Obj, instances: list[ContainerStatus], *, init: bool) -> ContainerView:
+        name = c["name"]
+        cur = instances[0] if instances else None
+        prev = instances[1] if len(instances) > 1 else None
+        running = cur is not None and cur.state == ContainerState.RUNNING
+        health = self.probes.get(name, cur.id) if (self.probes and cur is not None and not init) else None
+        started = running and (health.started if health else not c.get("startupProbe"))
+        ready = running and (health.ready if health else not c.get("readinessProbe"))
+        restarts = attempt_of(cur) if cur is not None else max(self._initial_attempt(name) - 1, 0)
+        return ContainerView(name=name, image=c.get("image", ""), current=cur, previous=prev, restart_count=restarts,
+                             waiting=self.waiting.get(name), ready=ready and started, started=started,
+                             image_id=self.image_ids.get(name, ""))
+
+    def _status(self, pod: Obj, observed: dict[str, list[ContainerStatus]], facts: PodFacts) -> Obj:
+        spec = pod.get("spec") or {}
+        init_views = [self._view(c, observed.get(c["name"], []), init=True) for c in spec.get("initContainers") or []]
+        views = [self._view(c, observed.get(c["name"], []), init=False) for c in spec.get("containers") or []]
+        return build_status(self._latest(), facts, init_views, views, now_rfc3339())
+
+    def _latest(self) -> Obj:
+        """The newest copy of the pod we know: the informer's or the one our last write returned."""
+        return self._written if self._written is not None and _rv(self._written) > _rv(self.pod) else self.pod
+
+    async def _write_status(self, status: Obj) -> None:
+        for _ in range(3):
+            latest = self._latest()
+            if latest.get("status") == status:
+                break
+            try:
+                self._written = await self.ctx.client.update_status(self.ctx.pod_rt, {**latest, "status": status})
+                self.ctx.counters.status_writes += 1
+                break
+            except Conflict:  # someone else wrote the pod: re-read and try again
+                self.ctx.counters.status_conflicts += 1
+                self._written = await self.ctx.client.get(self.ctx.pod_rt, self.namespace, self.name)
+        if status.get("phase") in TERMINAL and not self.terminal:
+            self.terminal = True
+            await self._stop_terminal()
+
+    # --- events ---------------------------------------------------------------------------------
+
+    def _event(self, type_: str, reason: str, message: str) -> None:
+        m = self.pod.get("metadata") or {}
+        ref = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": m.get("name"), "namespace": m.get("namespace"),
+                                                               "uid": m.get("uid"), "resourceVersion": m.get("resourceVersion")}}
+        self.ctx.recorder.event(ref, type_, reason, message)
+
+    def _probe_failed(self, kind: str, name: str, message: str) -> None:
+        self._event(WARNING, "Unhealthy", f"{kind.capitalize()} probe failed: {message}")
+
+
+def _should_restart(policy: str, exit_code: int | None) -> bool:
+    if policy == "Always":
+        return True
+    if policy == "OnFailure":
+        return exit_code != 0
+    return False

@@ -1,0 +1,129 @@
+"""Many node agents on one runtime in one process: `--simulate-nodes N`.
+
+Owns: starting N `NodeAgent`s named sim-node-1..N on one (normally simulated) runtime, each with
+its own Node, Lease and EventRecorder, but sharing what would otherwise grow with N: one pod
+informer for the whole cluster (events dispatched to the agent of `spec.nodeName`), one runtime
+event stream (dispatched by the node label), and no per-node polling — each agent has one
+sleeping heartbeat task with a random phase within the renew interval, and node status is
+posted on change or every `status_report_seconds` (kubelet's 5 min report frequency).
+
+    nodes = SimulatedNodes(client, runtime, 1000, state_dir=state / "sim-nodes")
+    await nursery.start(nodes.run)
+Must not import: podman, reconcilers, apiserver, cli.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import attrs
+import trio
+
+from orchestra.api.registry import DEFAULT_REGISTRY, Registry
+from orchestra.client.base import Client
+from orchestra.controller.informer import Informer
+from orchestra.node.agent import AgentConfig, AgentStatistics, ExtraEnv, NodeAgent
+from orchestra.node.registration import simulated_host
+from orchestra.node.sandbox import LABEL_NODE
+from orchestra.runtime.base import Runtime as RuntimeProtocol
+from orchestra.runtime.base import RuntimeEvent, RuntimeFailure
+
+log = logging.getLogger("orchestra.node.simulated")
+
+Obj = dict[str, Any]
+NAME_PREFIX = "sim-node-"
+START_CONCURRENCY = 50
+
+
+@attrs.frozen
+class SimulatedNodesStatistics:
+    nodes: int
+    pods: int
+    workers: int
+    lease_renewals: int
+    status_updates: int
+    containers_started: int
+
+
+class SimulatedNodes:
+    def __init__(self, client: Client, runtime: RuntimeProtocol, count: int, *, state_dir: Path,
+                 name_prefix: str = NAME_PREFIX, extra_env: ExtraEnv | None = None,
+                 status_report_seconds: float = 300.0, resync_seconds: float = 300.0,
+                 **config: Any) -> None:
+        self.client = client
+        self.runtime = runtime
+        registry = getattr(client, "registry", None)
+        self.registry: Registry = registry if isinstance(registry, Registry) else DEFAULT_REGISTRY
+        self.agents: dict[str, NodeAgent] = {}
+        jitter = float(config.pop("heartbeat_jitter", 10.0))
+        for i in range(1, count + 1):
+            name = f"{name_prefix}{i}"
+            cfg = AgentConfig(
+                node_name=name, state_dir=Path(state_dir) / name, probe_mode="exec",
+                heartbeat_jitter=jitter,
+                status_report_seconds=status_report_seconds, resync_seconds=resync_seconds,
+                tmpfs_memory_volumes=False, host=None, **config)
+            self.agents[name] = NodeAgent(client, runtime, cfg, extra_env=extra_env,
+                                          own_pod_informer=False, own_runtime_events=False)
+
+    async def run(self, *, task_status: trio.TaskStatus[SimulatedNodes] = trio.TASK_STATUS_IGNORED) -> None:
+        version = await self.runtime.version()
+        runtime_version = f"{version.name}://{version.version}"
+        for index, (name, agent) in enumerate(self.agents.items(), start=1):
+            agent.config = attrs.evolve(agent.config, host=simulated_host(name, index, runtime_version))
+        pod_rt = self.registry.by_kind("Pod")
+        assert pod_rt is not None
+        informer = Informer(self.client, pod_rt)
+        informer.add_handler(self._dispatch_pod)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self._runtime_events)
+            await nursery.start(informer.run)
+            limiter = trio.CapacityLimiter(START_CONCURRENCY)
+            async with trio.open_nursery() as starters:
+                for agent in self.agents.values():
+                    starters.start_soon(self._start_agent, nursery, agent, limiter)
+            task_status.started(self)
+
+    async def _start_agent(self, nursery: trio.Nursery, agent: NodeAgent, limiter: trio.CapacityLimiter) -> None:
+        async with limiter:
+            await nursery.start(agent.run)
+
+    def _dispatch_pod(self, event_type: str, old: Obj | None, new: Obj | None) -> None:
+        obj = new if new is not None else old
+        node = ((obj or {}).get("spec") or {}).get("nodeName")
+        agent = self.agents.get(node or "")
+        if agent is not None:
+            agent.handle_pod_event(event_type, old, new)
+
+    def _dispatch_event(self, event: RuntimeEvent) -> None:
+        agent = self.agents.get(event.labels.get(LABEL_NODE, ""))
+        if agent is not None:
+            agent.handle_runtime_event(event)
+
+    async def _runtime_events(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        started = False
+        while True:
+            try:
+                async with self.runtime.events() as events:
+                    if not started:
+                        started = True
+                        task_status.started()
+                    async for event in events:
+                        self._dispatch_event(event)
+            except RuntimeFailure as exc:  # reconnect; workers re-sync on their own timers meanwhile
+                log.warning("simulated nodes: runtime events: %s; reconnecting", exc)
+                if not started:
+                    started = True
+                    task_status.started()
+            await trio.sleep(1.0)
+
+    def statistics(self) -> SimulatedNodesStatistics:
+        stats: list[AgentStatistics] = [a.statistics() for a in self.agents.values()]
+        return SimulatedNodesStatistics(
+            nodes=len(stats), pods=sum(s.pods for s in stats), workers=sum(s.workers for s in stats),
+            lease_renewals=sum(s.registration.lease_renewals for s in stats),
+            status_updates=sum(s.registration.status_updates for s in stats),
+            containers_started=sum(int(s.counters.get("containers_started", 0)) for s in stats),
+        )
