@@ -37,6 +37,7 @@ from orchestra.node.agent import AgentConfig, NodeAgent
 from orchestra.node.simulated import SimulatedNodes
 from orchestra.reconcilers.cluster import run_cluster_controllers
 from orchestra.reconcilers.node_lifecycle import DEFAULT_TIMINGS, FAST_TIMINGS
+from orchestra.reconcilers.scheduler import Scheduler
 from orchestra.reconcilers.workloads import workload_controllers
 from orchestra.runtime.images import ensure_busybox_image
 from orchestra.runtime.podman import PodmanRuntime
@@ -188,6 +189,10 @@ async def _start_controllers(nursery: trio.Nursery, cluster: Cluster) -> None:
     client = LocalClient(cluster.core, field_manager="kube-controller-manager")
     timings = FAST_TIMINGS if cluster.config.timings == "fast" else DEFAULT_TIMINGS
     cluster.controllers.extend(await nursery.start(functools.partial(run_cluster_controllers, client, timings=timings)))
+    scheduler_client = LocalClient(cluster.core, field_manager="default-scheduler")
+    scheduler = Scheduler(scheduler_client)
+    await nursery.start(scheduler.run)
+    cluster.controllers.append(scheduler)
     for controller in workload_controllers(client):
         await nursery.start(controller.run)
         cluster.controllers.append(controller)

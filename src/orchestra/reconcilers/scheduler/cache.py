@@ -1,0 +1,121 @@
+"""The scheduler cache: NodeInfo per node, fed by the Node and Pod informers, plus assumed pods.
+
+Owns (kube's internal/cache): which pods count against which node. A pod the scheduler decided to
+bind is *assumed* on its node at once, before the bind write completes, so the next decision in a
+burst already sees its requests; the informer's update for the bound pod confirms it, a failed bind
+forgets it. Pods bound by anyone else are added when the informer reports them. Terminal pods
+(Succeeded/Failed) and deleted pods no longer count.
+Must not import: client, controller.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orchestra.reconcilers.scheduler.nodeinfo import NodeInfo
+from orchestra.reconcilers.scheduler.podinfo import PodInfo
+
+Obj = dict[str, Any]
+
+
+class Cache:
+    def __init__(self) -> None:
+        self.nodes: dict[str, NodeInfo] = {}
+        self._pod_node: dict[str, str] = {}  # pod key -> node name it counts against
+        self.assumed: set[str] = set()
+        self._list: list[NodeInfo] | None = None
+        self.anti_affinity_pods = 0  # pods anywhere with required anti-affinity terms
+        self.affinity_pods = 0  # pods anywhere with any (anti-)affinity term
+        self.list_version = 0  # bumped whenever node_list() is rebuilt (indexes change)
+        self.changes: list[NodeInfo] = []  # nodes in the order their generation changed (see results.py)
+
+    # --- nodes ---------------------------------------------------------------------------------
+
+    def node_list(self) -> list[NodeInfo]:
+        """Nodes the cache knows (in a stable order: the order they were added)."""
+        if self._list is None:
+            self._list = [n for n in self.nodes.values() if n.node is not None]
+            for i, info in enumerate(self._list):
+                info.index = i
+            self.list_version += 1
+        return self._list
+
+    def set_node(self, node: Obj) -> NodeInfo:
+        name = node["metadata"]["name"]
+        info = self.nodes.get(name)
+        if info is None:
+            info = self.nodes[name] = NodeInfo(name)
+        if info.node is None:
+            self._list = None
+        info.set_node(node)
+        self.changes.append(info)
+        return info
+
+    def remove_node(self, name: str) -> None:
+        info = self.nodes.get(name)
+        if info is None:
+            return
+        self._list = None
+        if info.pods:
+            info.node = None  # keep the pods' accounting until they are deleted, like kube
+        else:
+            del self.nodes[name]
+
+    # --- pods ----------------------------------------------------------------------------------
+
+    def node_of(self, key: str) -> str | None:
+        return self._pod_node.get(key)
+
+    def pod(self, key: str) -> PodInfo | None:
+        node = self._pod_node.get(key)
+        info = self.nodes.get(node) if node else None
+        return info.pods.get(key) if info else None
+
+    def assume(self, pod: PodInfo, node_name: str) -> None:
+        self._place(pod, node_name)
+        self.assumed.add(pod.key)
+
+    def forget(self, key: str) -> None:
+        """A bind failed: the assumed pod no longer counts."""
+        if key in self.assumed:
+            self.assumed.discard(key)
+            self.remove_pod(key)
+
+    def add_or_update_pod(self, pod: PodInfo) -> None:
+        """An assigned pod as the informer reports it (confirms an assumed pod)."""
+        self.assumed.discard(pod.key)
+        self._place(pod, pod.node_name)
+
+    def remove_pod(self, key: str) -> PodInfo | None:
+        self.assumed.discard(key)
+        node = self._pod_node.pop(key, None)
+        info = self.nodes.get(node) if node else None
+        if info is None:
+            return None
+        old = info.remove_pod(key)
+        self.changes.append(info)
+        if old is not None:
+            self._count(old, -1)
+        if info.node is None and not info.pods:
+            del self.nodes[info.name]
+        return old
+
+    def _place(self, pod: PodInfo, node_name: str) -> None:
+        if self._pod_node.get(pod.key) is not None:
+            self.remove_pod(pod.key)
+        info = self.nodes.get(node_name)
+        if info is None:
+            info = self.nodes[node_name] = NodeInfo(node_name)
+        info.add_pod(pod)
+        self.changes.append(info)
+        self._count(pod, 1)
+        self._pod_node[pod.key] = node_name
+
+    def _count(self, pod: PodInfo, sign: int) -> None:
+        if pod.anti_affinity:
+            self.anti_affinity_pods += sign
+        if pod.has_affinity_terms:
+            self.affinity_pods += sign
+
+    def statistics(self) -> dict[str, int]:
+        return {"nodes": len(self.node_list()), "pods": len(self._pod_node), "assumed": len(self.assumed)}

@@ -1,0 +1,329 @@
+"""Scheduler: kube-scheduler's default profile as one trio service.
+
+Owns the API side of scheduling —
+  * informers on Pods, Nodes and Namespaces feed the cache (assigned pods, nodes) and the queue
+    (pending pods with spec.schedulerName default-scheduler that are not terminating);
+  * the scheduling cycle, one pod at a time: the framework picks a node, the pod is assumed on it
+    (so the next pod already sees its requests), and the bind runs as its own task through the
+    pods/binding subresource, followed by a Normal "Scheduled" event;
+  * failures: PostFilter (preemption) may nominate a node — victims get the DisruptionTarget
+    condition, a graceful delete and a "Preempted" event, the preemptor status.nominatedNodeName —
+    then the pod's PodScheduled condition becomes False/Unschedulable with kube's message (status
+    subresource), a Warning FailedScheduling event is recorded and the pod goes back to the queue;
+  * cluster events (node added or changed, assigned pods added, deleted or finished) move parked pods.
+Usage: `scheduler = Scheduler(client)`; `await nursery.start(scheduler.run)`.
+Must not import: node, net, apiserver, cli, runtime.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import deque
+from typing import Any
+
+import attrs
+import trio
+
+from orchestra.api.errors import ApiError, NotFound
+from orchestra.api.objects import now_rfc3339
+from orchestra.client.base import Client, Obj
+from orchestra.controller import NORMAL, WARNING, EventRecorder, Informer, object_key, registry_of
+from orchestra.reconcilers.scheduler import preemption
+from orchestra.reconcilers.scheduler.cache import Cache
+from orchestra.reconcilers.scheduler.framework import FitError, Framework, NoNodesError
+from orchestra.reconcilers.scheduler.podinfo import PodInfo
+from orchestra.reconcilers.scheduler.queue import (
+    INITIAL_BACKOFF,
+    MAX_BACKOFF,
+    QueuedPod,
+    QueueStatistics,
+    SchedulingQueue,
+)
+
+log = logging.getLogger("orchestra.reconcilers.scheduler")
+
+SCHEDULER_NAME = "default-scheduler"
+SMP = "application/strategic-merge-patch+json"
+AFFINITY_PLUGINS = frozenset({"InterPodAffinity", "PodTopologySpread"})
+LATENCY_SAMPLES = 100_000
+
+
+@attrs.frozen
+class SchedulerStatistics:
+    queue: QueueStatistics
+    nodes: int
+    pods: int
+    assumed: int
+    attempts: int
+    scheduled: int
+    unschedulable: int  # attempts that found no node
+    errors: int  # attempts that failed otherwise (no nodes, bind errors)
+    preemptions: int
+    latency_p50: float  # seconds from first queued to bound, over recent pods
+    latency_p99: float
+
+
+def _phase_done(pod: Obj) -> bool:
+    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+
+
+def _same_spec(pending: Obj, bound: Obj) -> bool:
+    """The bound pod's spec is the pending one's plus spec.nodeName (same uid)."""
+    a, b = pending.get("spec") or {}, bound.get("spec") or {}
+    if (pending.get("metadata") or {}).get("uid") != (bound.get("metadata") or {}).get("uid") or len(b) != len(a) + 1:
+        return False
+    return all(k == "nodeName" or a.get(k) == v for k, v in b.items())
+
+
+def _node_relevant(node: Obj) -> tuple[Any, ...]:
+    """What a node update must change for scheduling results to change."""
+    spec, status = node.get("spec") or {}, node.get("status") or {}
+    return ((node.get("metadata") or {}).get("labels"), spec.get("taints"), spec.get("unschedulable"),
+            status.get("allocatable"), status.get("capacity"))
+
+
+class Scheduler:
+    name = SCHEDULER_NAME
+
+    def __init__(self, client: Client, *, recorder: EventRecorder | None = None, seed: int | None = None,
+                 percentage_of_nodes_to_score: int = 0, initial_backoff: float = INITIAL_BACKOFF,
+                 max_backoff: float = MAX_BACKOFF, pods: Informer | None = None, nodes: Informer | None = None,
+                 namespaces: Informer | None = None) -> None:
+        """`pods` / `nodes` / `namespaces`: informers shared with other components (all objects of
+        the kind, no selectors); whoever runs first starts them. `seed` makes tie-breaks repeatable."""
+        self.client = client
+        registry = registry_of(client)
+        self._pod_rt = registry.by_kind("Pod")
+        assert self._pod_rt is not None
+        self.pods = pods or Informer(client, self._pod_rt)
+        self.nodes = nodes or Informer(client, registry.by_kind("Node"))  # type: ignore[arg-type]
+        self.namespaces = namespaces or Informer(client, registry.by_kind("Namespace"))  # type: ignore[arg-type]
+        self._own_recorder = recorder is None
+        self.recorder = recorder or EventRecorder(client, SCHEDULER_NAME)
+        self.cache = Cache()
+        self.queue = SchedulingQueue(initial_backoff=initial_backoff, max_backoff=max_backoff)
+        self.framework = Framework(self.cache, ns_labels=self._ns_labels, rng=random.Random(seed),
+                                   percentage_of_nodes_to_score=percentage_of_nodes_to_score)
+        self._ns_cache: dict[str, Any] | None = None
+        self._counts = {"attempts": 0, "scheduled": 0, "unschedulable": 0, "errors": 0, "preemptions": 0}
+        self._latencies: deque[float] = deque(maxlen=LATENCY_SAMPLES)
+        self.pods.add_handler(self._on_pod)
+        self.nodes.add_handler(self._on_node)
+        self.namespaces.add_handler(self._on_namespace)
+
+    # --- running ---------------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Start informers (started() once the caches are synced), then schedule until cancelled."""
+        try:
+            async with trio.open_nursery() as nursery:
+                if self._own_recorder:
+                    await nursery.start(self.recorder.run)
+                for inf in (self.namespaces, self.nodes, self.pods):
+                    if not inf.running and not inf.has_synced:
+                        await nursery.start(inf.run)
+                    await inf.wait_synced()
+                task_status.started()
+                while True:
+                    qp = await self.queue.pop()
+                    await self.schedule_one(qp, nursery)
+                    await trio.lowlevel.checkpoint()  # let informers and binds run between pods
+        finally:
+            self.queue.close()
+
+    # --- the scheduling cycle --------------------------------------------------------------------
+
+    async def schedule_one(self, qp: QueuedPod, nursery: trio.Nursery) -> None:
+        pod = qp.info
+        self._counts["attempts"] += 1
+        try:
+            result = self.framework.schedule(pod)
+        except NoNodesError as exc:
+            self._counts["errors"] += 1
+            self.queue.error(qp)
+            await self._record_failure(pod, str(exc), "SchedulerError", None)
+            return
+        except FitError as fit:
+            await self._unschedulable(qp, fit)
+            return
+        self.cache.assume(pod, result.node)
+        self.framework.nominate(pod, None)
+        self.queue.done(pod.key)
+        nursery.start_soon(self._bind, qp, result.node)
+
+    async def _bind(self, qp: QueuedPod, node: str) -> None:
+        pod = qp.info
+        try:
+            await self.client.bind(pod.namespace, pod.name, node)
+        except ApiError as exc:  # conflict (bound elsewhere or deleted meanwhile) or not found
+            self.cache.forget(pod.key)
+            self.queue.move_all()  # the assumed resources are free again (kube's AssignedPodDelete)
+            if isinstance(exc, NotFound) or self.pods.get(pod.namespace, pod.name) is None:
+                return
+            log.info("binding %s to %s failed: %s", pod.key, node, exc)
+            self._counts["errors"] += 1
+            self.queue.error(qp, requeue=True)
+            await self._record_failure(pod, f"binding rejected: {exc}", "SchedulerError", None)
+            return
+        self._counts["scheduled"] += 1
+        self._latencies.append(trio.current_time() - qp.initial)
+        self.recorder.event(pod.obj, NORMAL, "Scheduled", f"Successfully assigned {pod.key} to {node}")
+
+    async def _unschedulable(self, qp: QueuedPod, fit: FitError) -> None:
+        pod = qp.info
+        self._counts["unschedulable"] += 1
+        diagnosis = fit.diagnosis
+        outcome = preemption.preempt(self.framework, pod, diagnosis)
+        diagnosis.postfilter_msg = outcome.message
+        nominated: str | None = None
+        current = str((pod.obj.get("status") or {}).get("nominatedNodeName") or "")
+        if outcome.candidate is not None:
+            nominated = outcome.candidate.node
+            await self._prepare_candidate(pod, outcome.candidate)
+        elif current and not outcome.message.startswith("preemption: not eligible"):
+            nominated = ""  # kube clears a stale nomination when preemption cannot help
+        if nominated is not None:
+            self.framework.nominate(pod, nominated)
+        self.queue.unschedulable(qp, diagnosis.plugins)
+        await self._record_failure(pod, diagnosis.message(), "Unschedulable", nominated)
+
+    async def _prepare_candidate(self, pod: PodInfo, candidate: preemption.Candidate) -> None:
+        self._counts["preemptions"] += 1
+        assert self._pod_rt is not None
+        for victim in candidate.victims:
+            if victim.terminating:
+                continue  # graceful deletion already started
+            condition = {"type": "DisruptionTarget", "status": "True", "reason": "PreemptionByScheduler",
+                         "message": f"{SCHEDULER_NAME}: preempting to accommodate a higher priority pod",
+                         "lastTransitionTime": now_rfc3339()}
+            try:
+                await self.client.patch(self._pod_rt, victim.namespace, victim.name,
+                                        {"status": {"conditions": [condition]}}, patch_type=SMP, subresource="status")
+                await self.client.delete(self._pod_rt, victim.namespace, victim.name)
+            except NotFound:
+                continue  # already gone: that is what we wanted
+            self.recorder.event(victim.obj, NORMAL, "Preempted", f"Preempted by pod {pod.uid} on node {candidate.node}")
+        for other in list(self.framework.nominated.get(candidate.node, {}).values()):
+            if other.priority < pod.priority:  # they may no longer fit there: let them look again
+                self.framework.nominate(other, None)
+                await self._patch_status(other, {"nominatedNodeName": None})
+
+    async def _record_failure(self, pod: PodInfo, message: str, reason: str, nominated: str | None) -> None:
+        """kube's handleSchedulingFailure: the event, then PodScheduled=False (and the nomination)."""
+        current = self.pods.get(pod.namespace, pod.name)
+        if current is None or (current.get("spec") or {}).get("nodeName"):
+            return  # deleted or bound meanwhile
+        self.recorder.event(current, WARNING, "FailedScheduling", message)
+        status = current.get("status") or {}
+        old = next((c for c in status.get("conditions") or [] if c.get("type") == "PodScheduled"), None)
+        patch: Obj = {}
+        if old is None or (old.get("status"), old.get("reason"), old.get("message")) != ("False", reason, message):
+            changed = old is None or old.get("status") != "False"
+            patch["conditions"] = [{
+                "type": "PodScheduled", "status": "False", "reason": reason, "message": message,
+                "lastProbeTime": None,
+                "lastTransitionTime": now_rfc3339() if changed else old.get("lastTransitionTime"),  # type: ignore[union-attr]
+            }]
+        if nominated is not None and (status.get("nominatedNodeName") or "") != nominated:
+            patch["nominatedNodeName"] = nominated or None
+        if patch:
+            await self._patch_status(pod, patch)
+
+    async def _patch_status(self, pod: PodInfo, status: Obj) -> None:
+        assert self._pod_rt is not None
+        try:
+            await self.client.patch(self._pod_rt, pod.namespace, pod.name, {"status": status}, patch_type=SMP,
+                                    subresource="status")
+        except NotFound:
+            pass  # the pod is gone: nothing to report on
+
+    # --- informer handlers (they only update the cache and the queue) ---------------------------
+
+    def _on_pod(self, event_type: str, old: Obj | None, new: Obj | None) -> None:
+        if new is None:
+            assert old is not None
+            key = object_key(old)
+            self.queue.delete(key)
+            info = self.cache.pod(key)
+            if info is not None:
+                self.framework.nominate(info, None)
+            if self.cache.remove_pod(key) is not None:
+                self.queue.move_all()  # AssignedPodDelete: resources freed
+            return
+        key = object_key(new)
+        spec = new.get("spec") or {}
+        if spec.get("nodeName"):
+            self._on_assigned(key, old, new)
+            return
+        if key in self.cache.assumed:
+            return  # our bind is in flight: the informer has not seen it yet (kube's skipPodUpdate)
+        if spec.get("schedulerName", SCHEDULER_NAME) != SCHEDULER_NAME:
+            return
+        if (new.get("metadata") or {}).get("deletionTimestamp") or _phase_done(new):
+            self.queue.delete(key)
+            return
+        info = PodInfo.from_pod(new)
+        nominated = (new.get("status") or {}).get("nominatedNodeName")
+        self.framework.nominate(info, nominated or None)
+        if key in self.queue:
+            self.queue.update(info)
+        else:
+            self.queue.add(info)
+
+    def _on_assigned(self, key: str, old: Obj | None, new: Obj) -> None:
+        self.queue.delete(key)
+        if _phase_done(new):
+            if self.cache.remove_pod(key) is not None:
+                self.queue.move_all()  # a finished pod frees its node's resources
+            return
+        assumed = key in self.cache.assumed
+        known = self.cache.node_of(key) is not None and not assumed
+        prior = self.cache.pod(key) if assumed else None
+        if prior is not None and _same_spec(prior.obj, new):  # confirming our own bind: reuse the parse
+            m = new.get("metadata") or {}
+            info = attrs.evolve(prior, obj=new, node_name=str(new["spec"]["nodeName"]), labels=m.get("labels") or {},
+                                terminating=bool(m.get("deletionTimestamp")))
+        else:
+            info = PodInfo.from_pod(new)
+        self.framework.nominate(info, None)
+        self.cache.add_or_update_pod(info)
+        old_labels = ((old or {}).get("metadata") or {}).get("labels")
+        if not known or old_labels != info.labels:
+            self.queue.move_all(AFFINITY_PLUGINS)  # AssignedPodAdd / label update
+
+    def _on_node(self, event_type: str, old: Obj | None, new: Obj | None) -> None:
+        if new is None:
+            assert old is not None
+            self.cache.remove_node(old["metadata"]["name"])
+            return
+        info = self.cache.nodes.get(new["metadata"]["name"])
+        if info is not None and info.node is not None and old is not None and _node_relevant(old) == _node_relevant(new):
+            info.node = new  # e.g. a heartbeat: nothing the plugins read changed
+            return
+        self.cache.set_node(new)
+        self.queue.move_all()  # NodeAdd / NodeUpdate
+
+    def _on_namespace(self, event_type: str, old: Obj | None, new: Obj | None) -> None:
+        self._ns_cache = None
+
+    def _ns_labels(self) -> dict[str, Any]:
+        if self._ns_cache is None:
+            self._ns_cache = {n["metadata"]["name"]: (n["metadata"].get("labels") or {}) for n in self.namespaces.list()}
+        return self._ns_cache
+
+    # --- introspection ---------------------------------------------------------------------------
+
+    def statistics(self) -> SchedulerStatistics:
+        lat = sorted(self._latencies)
+        cache = self.cache.statistics()
+        return SchedulerStatistics(
+            queue=self.queue.statistics(), nodes=cache["nodes"], pods=cache["pods"], assumed=cache["assumed"],
+            latency_p50=percentile(lat, 0.50), latency_p99=percentile(lat, 0.99), **self._counts,
+        )
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return 0.0
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
