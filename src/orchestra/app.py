@@ -225,9 +225,10 @@ async def _start_nodes(nursery: trio.Nursery, cluster: Cluster) -> None:
         socket_path = given_socket() or await nursery.start(PodmanService(config.state_dir / "podman").run)
         await ensure_busybox_image(config.state_dir / "podman")
         runtime = PodmanRuntime(socket_path)
+        cluster_id = cluster.core.get(cluster.core.registry.by_kind("Namespace"), None, "kube-system")["metadata"]["uid"]  # type: ignore[arg-type]
         agent = NodeAgent(client, runtime, AgentConfig(
-            node_name=node_name(), state_dir=config.state_dir / "node", cluster_dns=dns, control_plane=True),
-            extra_env=extra_env)
+            node_name=node_name(), state_dir=config.state_dir / "node", cluster_dns=dns, control_plane=True,
+            cluster_id=cluster_id), extra_env=extra_env)
         await nursery.start(agent.run)
         cluster.agents.append(agent)
     if config.simulate_nodes:

@@ -32,7 +32,7 @@ from orchestra.controller.informer import Informer
 from orchestra.node.pod_worker import AgentContext, PodWorker, attempt_of
 from orchestra.node.probes import Prober
 from orchestra.node.registration import HostInfo, NodeRegistration, RegistrationStatistics, probe_host
-from orchestra.node.sandbox import LABEL_NODE
+from orchestra.node.sandbox import LABEL_CLUSTER, LABEL_NODE
 from orchestra.node.volumes import VolumeManager
 from orchestra.runtime.base import (
     LABEL_CONTAINER_NAME,
@@ -71,6 +71,7 @@ class AgentConfig:
     tmpfs_memory_volumes: bool | None = None  # None: when running as root on a real runtime
     resolv_conf: Path | None = Path("/etc/resolv.conf")
     host: HostInfo | None = None  # None: probe the real host
+    cluster_id: str = ""  # labels every runtime object, so another cluster on this host never adopts it
 
 
 @attrs.frozen
@@ -193,6 +194,7 @@ class NodeAgent:
             prober=Prober(self.runtime, mode=cfg.probe_mode), pod_rt=self.pod_rt,
             config_map_rt=self.registry.by_kind("ConfigMap"), secret_rt=self.registry.by_kind("Secret"),
             cluster_dns=cfg.cluster_dns, cluster_domain=cfg.cluster_domain, resolv_conf=cfg.resolv_conf,
+            owner_labels={LABEL_CLUSTER: cfg.cluster_id} if cfg.cluster_id else {},
             extra_env=self.extra_env, allocatable=dict(self.host.allocatable), resync_seconds=cfg.resync_seconds,
             pod_pids_limit=cfg.pod_pids_limit,
         )
@@ -231,7 +233,8 @@ class NodeAgent:
         keep: dict[str, str] = {}
         doomed: list[str] = []
         by_uid: dict[str, list[Any]] = {}
-        for sandbox in await rt.list_sandboxes({LABEL_NODE: self.node_name}):
+        mine = {**(self.ctx.owner_labels if self.ctx else {}), LABEL_NODE: self.node_name}
+        for sandbox in await rt.list_sandboxes(mine):
             by_uid.setdefault(sandbox.uid, []).append(sandbox)
         for uid, sandboxes in by_uid.items():
             if uid in self._pods:
@@ -239,7 +242,7 @@ class NodeAgent:
                 best = max(ready, key=lambda s: s.created_at.timestamp() if s.created_at else 0.0)
                 keep[uid] = best.id
             doomed += [s.id for s in sandboxes if s.id != keep.get(uid)]
-        containers = await rt.list_containers({LABEL_NODE: self.node_name})
+        containers = await rt.list_containers(mine)
         stray = [c.id for c in containers if c.sandbox_id not in keep.values() and c.sandbox_id not in doomed]
         limiter = trio.CapacityLimiter(ADOPT_CONCURRENCY)
 

@@ -98,6 +98,7 @@ class AgentContext:
     allocatable: Mapping[str, str] = attrs.field(factory=dict)
     resync_seconds: float = 60.0
     pod_pids_limit: int | None = None
+    owner_labels: Mapping[str, str] = attrs.field(factory=dict)  # e.g. the cluster id label
     crash_backoff: Backoff = attrs.field(factory=Backoff)
     pull_backoff: Backoff = attrs.field(factory=Backoff)
     counters: AgentCounters = attrs.field(factory=AgentCounters)
@@ -273,7 +274,8 @@ class PodWorker:
             self._event(NORMAL, "SandboxChanged", "Pod sandbox changed, it will be killed and re-created.")
             await rt.remove_sandbox(self.sandbox_id)
             self.sandbox_id = None
-        spec = sandbox_spec(self.pod, node_name=self.ctx.node_name, cluster_dns=self.ctx.cluster_dns,
+        spec = sandbox_spec(self.pod, node_name=self.ctx.node_name, owner_labels=self.ctx.owner_labels,
+                            cluster_dns=self.ctx.cluster_dns,
                             domain=self.ctx.cluster_domain, resolv_conf=self.ctx.resolv_conf)
         try:
             sandbox_id = await rt.create_sandbox(spec)
@@ -466,7 +468,7 @@ class PodWorker:
         extra = dict(self.ctx.extra_env(pod)) if self.ctx.extra_env else {}
         env = resolve_env(pod, c, await self._sources(pod), self.node_facts(), extra)
         command, args = expand_command(c, env)
-        labels = {LABEL_NODE: self.ctx.node_name, LABEL_ATTEMPT: str(attempt)}
+        labels = {**self.ctx.owner_labels, LABEL_NODE: self.ctx.node_name, LABEL_ATTEMPT: str(attempt)}
         if init:
             labels[LABEL_INIT] = "true"
         ports = []

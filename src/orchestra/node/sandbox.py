@@ -10,6 +10,7 @@ Must not import: the client, trio, podman.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,8 @@ from orchestra.runtime.base import HostAlias, PodSandboxSpec, PortMapping, Resou
 Obj = dict[str, Any]
 
 LABEL_NODE = "orchestra.io/node"
+# which cluster made the object: two orchestra instances on one host never adopt each other's pods
+LABEL_CLUSTER = "orchestra.io/cluster"
 LABEL_ATTEMPT = "orchestra.io/attempt"
 LABEL_INIT = "orchestra.io/init-container"
 CPU_PERIOD = 100_000
@@ -81,7 +84,7 @@ def dns_settings(pod: Obj, cluster_dns: str | None, domain: str,
 
 
 def sandbox_spec(pod: Obj, *, node_name: str, cluster_dns: str | None, domain: str,
-                 resolv_conf: Path | None) -> PodSandboxSpec:
+                 resolv_conf: Path | None, owner_labels: Mapping[str, str] | None = None) -> PodSandboxSpec:
     m = pod.get("metadata") or {}
     spec = pod.get("spec") or {}
     servers, searches, options = dns_settings(pod, cluster_dns, domain, resolv_conf)
@@ -96,7 +99,7 @@ def sandbox_spec(pod: Obj, *, node_name: str, cluster_dns: str | None, domain: s
         "ports": ports, "dns_servers": servers, "dns_searches": searches, "dns_options": options, "hosts": hosts}
     return PodSandboxSpec(
         name=sandbox_name(pod), uid=m.get("uid", ""), namespace=m.get("namespace", "default"),
-        labels={LABEL_NODE: node_name}, hostname=(spec.get("hostname") or m.get("name", ""))[:63], **fields,
+        labels={**(owner_labels or {}), LABEL_NODE: node_name}, hostname=(spec.get("hostname") or m.get("name", ""))[:63], **fields,
     )
 
 
