@@ -10,8 +10,11 @@ Must not import: apiserver, cli, runtime, node.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import itertools
 import logging
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -21,17 +24,17 @@ import trio
 from orchestra.api.errors import ApiError
 from orchestra.client.base import Client, Obj
 from orchestra.controller.informer import Informer
-from orchestra.net.common import kind, object_key, slice_service_key
+from orchestra.net.common import SERVED_BY_ORCHESTRA, kind, object_key, slice_service_key
 
 log = logging.getLogger("orchestra.net.proxy")
 
 CONNECT_TIMEOUT = 3.0
 UDP_IDLE = 30.0
 BUFSIZE = 256 * 1024
+PIPE_SIZE = 1024 * 1024  # splice pipe capacity (fs.pipe-max-size is 1 MiB by default)
+F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+SPLICE_FLAGS = getattr(os, "SPLICE_F_MOVE", 1) | getattr(os, "SPLICE_F_NONBLOCK", 2)
 DEFAULT_AFFINITY_TIMEOUT = 10800
-# Services orchestra answers itself (kube-dns): the proxy leaves their ClusterIP ports alone.
-SERVED_BY_ORCHESTRA = "orchestra.io/served-by"
-
 
 
 @attrs.frozen
@@ -203,20 +206,22 @@ class ServiceProxy:
         tried: set[tuple[str, int]] = set()
         async with client:
             while True:
-                backend = bk.pick(peer, tried)
+                backend = bk.pick(peer, tried)  # reads the live list: a removed endpoint is never picked
                 if backend is None:
                     return  # no ready endpoint: close, like kube-proxy's REJECT
                 tried.add(backend)
                 try:
-                    with trio.fail_after(CONNECT_TIMEOUT):
-                        upstream = await trio.open_tcp_stream(*backend)
+                    upstream = await _connect(backend)
                 except (OSError, trio.TooSlowError):
                     continue
                 break
             bk.connections += 1
+            _nodelay(client.socket)
+            # the connection stays on its backend until either side closes, whatever the
+            # EndpointSlices do meanwhile (kube-proxy keeps conntrack entries the same way)
             async with upstream, trio.open_nursery() as nursery:
-                nursery.start_soon(_pump, client, upstream)
-                nursery.start_soon(_pump, upstream, client)
+                nursery.start_soon(PUMP, client, upstream)
+                nursery.start_soon(PUMP, upstream, client)
 
     async def _udp_loop(self, sock: trio.socket.SocketType, bk: Backends) -> None:
         flows: dict[Any, trio.socket.SocketType] = {}
@@ -266,7 +271,31 @@ class ServiceProxy:
         }
 
 
-async def _pump(src: trio.SocketStream, dst: trio.SocketStream) -> None:
+async def _connect(backend: tuple[str, int]) -> trio.SocketStream:
+    """A TCP connection to a numeric endpoint address (no resolver, no happy-eyeballs nursery:
+    this is on every connection's path)."""
+    family = trio.socket.AF_INET6 if ":" in backend[0] else trio.socket.AF_INET
+    sock = trio.socket.socket(family, trio.socket.SOCK_STREAM)
+    try:
+        _nodelay(sock)
+        with trio.fail_after(CONNECT_TIMEOUT):
+            await sock.connect(backend)
+    except BaseException:
+        sock.close()
+        raise
+    return trio.SocketStream(sock)
+
+
+def _nodelay(sock: trio.socket.SocketType) -> None:
+    # the proxy forwards what it has at once; Nagle would hold back the tail of every response
+    try:
+        sock.setsockopt(trio.socket.IPPROTO_TCP, trio.socket.TCP_NODELAY, 1)
+    except OSError:
+        pass  # not TCP (a test's socketpair): nothing to tune
+
+
+async def _copy_pump(src: trio.SocketStream, dst: trio.SocketStream) -> None:
+    """Forward src → dst through user space (where os.splice is not available)."""
     try:
         while True:
             data = await src.receive_some(BUFSIZE)
@@ -276,6 +305,39 @@ async def _pump(src: trio.SocketStream, dst: trio.SocketStream) -> None:
         await dst.send_eof()  # half-close: the other direction may still be talking
     except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
         await trio.aclose_forcefully(dst)
+
+
+async def _splice_pump(src: trio.SocketStream, dst: trio.SocketStream) -> None:
+    """Forward src → dst in the kernel: socket → pipe → socket with splice(2), no copy through
+    Python. trio only waits for readiness; both sockets are non-blocking, and so is the pipe."""
+    rfd, wfd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        with contextlib.suppress(OSError):  # a smaller pipe only means more rounds
+            fcntl.fcntl(wfd, F_SETPIPE_SZ, PIPE_SIZE)
+        s, d = src.socket, dst.socket
+        while True:
+            try:
+                n = os.splice(s.fileno(), wfd, PIPE_SIZE, flags=SPLICE_FLAGS)
+            except BlockingIOError:  # the pipe is empty here, so: nothing to read yet
+                await trio.lowlevel.wait_readable(s)
+                continue
+            if n == 0:
+                break
+            while n:
+                try:
+                    n -= os.splice(rfd, d.fileno(), n, flags=SPLICE_FLAGS)
+                except BlockingIOError:
+                    await trio.lowlevel.wait_writable(d)
+            await trio.lowlevel.checkpoint()  # a fast sender must not starve the other tasks
+        d.shutdown(trio.socket.SHUT_WR)  # half-close: the other direction may still be talking
+    except (trio.ClosedResourceError, OSError):
+        await trio.aclose_forcefully(dst)
+    finally:
+        os.close(rfd)
+        os.close(wfd)
+
+
+PUMP = _splice_pump if hasattr(os, "splice") else _copy_pump
 
 
 async def _udp_return(sock: trio.socket.SocketType, up: trio.socket.SocketType, addr: Any, flows: dict[Any, Any]) -> None:

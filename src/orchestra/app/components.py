@@ -1,0 +1,99 @@
+"""Starting the components that come after the API: controllers, network, node agents.
+
+Imports happen inside each starter, so the path to "API ready" loads none of them (start-up time).
+Must not import: cli.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import socket
+from typing import Any
+
+import trio
+
+from orchestra.app.config import Cluster
+from orchestra.client.local import LocalClient
+from orchestra.controller import SharedInformers
+
+
+async def start_controllers(nursery: trio.Nursery, cluster: Cluster) -> None:
+    """kube-controller-manager's controllers and the scheduler, each started once its caches synced."""
+    from orchestra.reconcilers.cluster import run_cluster_controllers
+    from orchestra.reconcilers.node_lifecycle import DEFAULT_TIMINGS, FAST_TIMINGS
+    from orchestra.reconcilers.scheduler import Scheduler
+    from orchestra.reconcilers.workloads import workload_controllers
+
+    client = LocalClient(cluster.core, field_manager="kube-controller-manager")
+    timings = FAST_TIMINGS if cluster.config.timings == "fast" else DEFAULT_TIMINGS
+    cluster.controllers.extend(await nursery.start(functools.partial(run_cluster_controllers, client, timings=timings)))
+    scheduler_client = LocalClient(cluster.core, field_manager="default-scheduler")
+    scheduler = Scheduler(scheduler_client)
+    await nursery.start(scheduler.run)
+    cluster.controllers.append(scheduler)
+    for controller in workload_controllers(client):
+        await nursery.start(controller.run)
+        cluster.controllers.append(controller)
+
+
+async def start_network(nursery: trio.Nursery, cluster: Cluster) -> None:
+    """The service proxy and cluster DNS (the service range must already be routed to lo)."""
+    from orchestra.net.dns import ClusterDNS
+    from orchestra.net.proxy import ServiceProxy
+    from orchestra.net.routes import host_addresses
+
+    client = LocalClient(cluster.core, field_manager="kube-proxy")
+    host_ips = host_addresses()
+    proxy = ServiceProxy(client, host_addresses=host_ips)
+    await nursery.start(proxy.run)
+    dns = ClusterDNS(client, host=cluster.core.allocator.dns_ip)
+    await nursery.start(dns.run)
+    cluster.proxy, cluster.dns = proxy, dns
+
+
+async def start_nodes(nursery: trio.Nursery, cluster: Cluster) -> None:
+    """The node agents: this host's (Podman) and, with --simulate-nodes, N simulated ones."""
+    from orchestra.net.service_env import env_for_pod
+    from orchestra.node.agent import AgentConfig, NodeAgent
+    from orchestra.node.simulated import SimulatedNodes
+    from orchestra.runtime.images import ensure_busybox_image
+    from orchestra.runtime.podman import PodmanRuntime
+    from orchestra.runtime.service import PodmanService, given_socket
+    from orchestra.runtime.simulated import SimulatedRuntime
+
+    config = cluster.config
+    if not (config.podman or config.simulate_nodes):
+        return
+    client = LocalClient(cluster.core, field_manager="kubelet")
+    services = SharedInformers.of(client).informer(cluster.core.registry.by_kind("Service"))  # type: ignore[arg-type]
+    await nursery.start(services.run)
+
+    def extra_env(pod: dict[str, Any]) -> dict[str, str]:
+        return env_for_pod(pod, services.list())
+
+    dns = cluster.core.allocator.dns_ip if config.network else None
+    if config.podman:
+        socket_path = given_socket() or await nursery.start(PodmanService(config.state_dir / "podman").run)
+        await ensure_busybox_image(config.state_dir / "podman")
+        runtime = PodmanRuntime(socket_path)
+        cluster_id = cluster.core.get(cluster.core.registry.by_kind("Namespace"), None, "kube-system")["metadata"]["uid"]  # type: ignore[arg-type]
+        agent = NodeAgent(client, runtime, AgentConfig(
+            node_name=node_name(), state_dir=config.state_dir / "node", cluster_dns=dns, control_plane=True,
+            cluster_id=cluster_id), extra_env=extra_env)
+        await nursery.start(agent.run)
+        cluster.agents.append(agent)
+    if config.simulate_nodes:
+        sim = SimulatedRuntime()
+        await nursery.start(sim.run)
+        nodes = SimulatedNodes(client, sim, config.simulate_nodes, state_dir=config.state_dir / "sim-nodes",
+                               extra_env=extra_env, cluster_dns=dns)
+        await nursery.start(nodes.run)
+        cluster.agents.append(nodes)
+
+
+def node_name() -> str:
+    """This host's node name: its hostname as a DNS-1123 subdomain."""
+    raw = socket.gethostname().lower()
+    name = re.sub(r"[^a-z0-9.-]", "-", raw).strip("-.") or "orchestra"
+    return name[:63]

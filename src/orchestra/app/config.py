@@ -1,0 +1,51 @@
+"""Cluster configuration and the handle `run_cluster` gives back once the cluster is up.
+
+Must not import: cli.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from orchestra.api.allocators import DEFAULT_SERVICE_CIDR
+from orchestra.api.core import ApiCore
+from orchestra.apiserver.server import ApiServer
+from orchestra.store import Store
+
+
+@attrs.frozen
+class ClusterConfig:
+    state_dir: Path
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 6443
+    store: str = "durable"  # "durable" | "memory"
+    simulate_nodes: int = 0
+    apply_paths: tuple[Path, ...] = ()
+    dashboard: bool = False
+    podman: bool = True
+    fsync: str = "always"
+    network: bool = False  # service proxy + cluster DNS (root: routes the service range); `orchestra up` turns it on
+    controllers: bool = True
+    timings: str = "default"  # node lifecycle: "default" (Kubernetes' 40 s grace) or "fast" (10 s)
+    service_cidr: str = DEFAULT_SERVICE_CIDR
+
+
+@attrs.define
+class Cluster:
+    """Handles to the running pieces, given to whoever started the cluster (tests, the dashboard)."""
+
+    config: ClusterConfig
+    store: Store
+    core: ApiCore
+    server: ApiServer
+    token: str
+    kubeconfig: Path
+    url: str
+    ca_cert: Path
+    controllers: list[Any] = attrs.field(factory=list)
+    proxy: Any = None
+    dns: Any = None
+    agents: list[Any] = attrs.field(factory=list)

@@ -1,0 +1,66 @@
+"""run_cluster(): one trio nursery hosting the store, the API server and every controller.
+
+Owns: start-up order (store → API core → bootstrap objects → HTTP → controllers → network → node
+agents) and clean shutdown. The API answers (and /readyz says ready) before the rest starts.
+Must not import: cli (and so never click or rich).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import trio
+
+from orchestra.api.allocators import ServiceAllocator
+from orchestra.api.core import ApiCore
+from orchestra.apiserver.serve import serve_api
+from orchestra.apiserver.server import ApiServer
+from orchestra.apiserver.tls import ensure_serving_cert
+from orchestra.app.bootstrap import bootstrap
+from orchestra.app.components import start_controllers, start_network, start_nodes
+from orchestra.app.config import Cluster, ClusterConfig
+from orchestra.app.state import load_or_create_token, open_store, prepare_state_dir, write_kubeconfig
+from orchestra.net.routes import ServiceRoute
+
+log = logging.getLogger("orchestra")
+
+
+async def run_cluster(config: ClusterConfig, *, task_status: trio.TaskStatus[Cluster] = trio.TASK_STATUS_IGNORED) -> None:
+    """Run every component in one nursery; `started()` hands back a Cluster once the API is ready
+    and every controller has synced its caches."""
+    state = prepare_state_dir(Path(config.state_dir))
+    token = load_or_create_token(state)
+    store = open_store(config)
+    route = ServiceRoute(config.service_cidr)
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(store.run)
+            core = ApiCore(store, allocator=ServiceAllocator(config.service_cidr))
+            await bootstrap(core)
+            server = ApiServer(core, token=token, server_address=f"{config.listen_host}:{config.listen_port}")
+            tls = ensure_serving_cert(state, [config.listen_host])
+            bound = await nursery.start(serve_api, server, config.listen_host, config.listen_port, tls)
+            url = _url(bound, config)
+            kubeconfig = state / "kubeconfig"
+            write_kubeconfig(kubeconfig, url, token, tls.ca_cert)
+            server.ready = True
+            cluster = Cluster(config, store, core, server, token, kubeconfig, url, tls.ca_cert)
+            log.info("API server ready at %s; kubeconfig %s", url, kubeconfig)
+            if config.controllers:
+                await start_controllers(nursery, cluster)
+            if config.network:
+                route.ensure()
+                await start_network(nursery, cluster)
+            await start_nodes(nursery, cluster)
+            task_status.started(cluster)
+    finally:
+        route.remove()
+        store.close()
+
+
+def _url(bound: list[str], config: ClusterConfig) -> str:
+    for b in bound or []:
+        if b.startswith("https://"):
+            return b
+    return f"https://{config.listen_host}:{config.listen_port}"

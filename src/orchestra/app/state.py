@@ -1,0 +1,61 @@
+"""The state directory: the bearer token, the kubeconfig, the store.
+
+Must not import: cli.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+from pathlib import Path
+
+import orjson
+
+from orchestra.app.config import ClusterConfig
+from orchestra.store import Store
+
+
+def load_or_create_token(state_dir: Path) -> str:
+    """The bearer token every API request needs; created once, mode 0600."""
+    path = state_dir / "token"
+    if path.exists():
+        token = path.read_text().strip()
+        if token:
+            return token
+    token = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    os.chmod(path, 0o600)
+    return token
+
+
+def write_kubeconfig(path: Path, url: str, token: str, ca_cert: Path) -> None:
+    ca_data = base64.b64encode(ca_cert.read_bytes()).decode()
+    doc = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "orchestra", "cluster": {"server": url, "certificate-authority-data": ca_data}}],
+        "users": [{"name": "orchestra-admin", "user": {"token": token}}],
+        "contexts": [{"name": "orchestra", "context": {"cluster": "orchestra", "user": "orchestra-admin", "namespace": "default"}}],
+        "current-context": "orchestra",
+        "preferences": {},
+    }
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+    os.replace(tmp, path)
+
+
+def open_store(config: ClusterConfig) -> Store:
+    if config.store == "memory":
+        return Store.open_memory()
+    return Store.open_durable(config.state_dir / "store", fsync=config.fsync)  # type: ignore[arg-type]
+
+
+def prepare_state_dir(state: Path) -> Path:
+    state.mkdir(parents=True, exist_ok=True)
+    os.chmod(state, 0o700)  # holds the token, the CA key and the store
+    return state
