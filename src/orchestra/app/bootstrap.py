@@ -5,8 +5,11 @@ Must not import: cli.
 
 from __future__ import annotations
 
+from typing import Any
+from urllib.parse import urlparse
+
 from orchestra.api.core import ApiCore
-from orchestra.api.errors import AlreadyExists
+from orchestra.api.errors import AlreadyExists, NotFound
 from orchestra.net.common import SERVED_BY_ORCHESTRA
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
@@ -38,3 +41,33 @@ async def bootstrap(core: ApiCore) -> None:
             await core.create(svc_rt, ns, svc)
         except AlreadyExists:
             pass
+
+
+def in_cluster_names(core: ApiCore) -> list[str]:
+    """Names pods use for the API (the serving certificate must cover them)."""
+    return [core.allocator.kubernetes_ip, "kubernetes", "kubernetes.default", "kubernetes.default.svc",
+            "kubernetes.default.svc.cluster.local"]
+
+
+async def publish_api_endpoints(core: ApiCore, url: str) -> None:
+    """Point the `kubernetes` Service at this API server, so pods reach it on 10.96.0.1:443."""
+    parsed = urlparse(url)
+    host, port = parsed.hostname or "127.0.0.1", parsed.port or 443
+    if host in ("0.0.0.0", "::"):
+        host = "127.0.0.1"  # the proxy runs on this host, so loopback reaches a wildcard listener
+    slice_rt, ep_rt = core.registry.by_kind("EndpointSlice"), core.registry.by_kind("Endpoints")
+    assert slice_rt and ep_rt
+    eps: dict[str, Any] = {"metadata": {"name": "kubernetes", "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+           "subsets": [{"addresses": [{"ip": host}], "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}]}
+    sl: dict[str, Any] = {"metadata": {"name": "kubernetes", "labels": {"kubernetes.io/service-name": "kubernetes",
+                                                         "endpointslice.kubernetes.io/managed-by": "orchestra"}},
+          "addressType": "IPv4",
+          "endpoints": [{"addresses": [host], "conditions": {"ready": True}}],
+          "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}
+    for rt, body in ((ep_rt, eps), (slice_rt, sl)):
+        try:
+            current = core.get(rt, "default", "kubernetes")
+        except NotFound:
+            await core.create(rt, "default", body)
+            continue
+        await core.update(rt, "default", "kubernetes", {**body, "metadata": {**current["metadata"], **body["metadata"]}})

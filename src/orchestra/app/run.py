@@ -17,7 +17,7 @@ from orchestra.api.core import ApiCore
 from orchestra.apiserver.serve import serve_api
 from orchestra.apiserver.server import ApiServer
 from orchestra.apiserver.tls import ensure_serving_cert
-from orchestra.app.bootstrap import bootstrap
+from orchestra.app.bootstrap import bootstrap, in_cluster_names, publish_api_endpoints
 from orchestra.app.components import start_controllers, start_network, start_nodes
 from orchestra.app.config import Cluster, ClusterConfig
 from orchestra.app.state import load_or_create_token, open_store, prepare_state_dir, write_kubeconfig
@@ -39,11 +39,12 @@ async def run_cluster(config: ClusterConfig, *, task_status: trio.TaskStatus[Clu
             core = ApiCore(store, allocator=ServiceAllocator(config.service_cidr))
             await bootstrap(core)
             server = ApiServer(core, token=token, server_address=f"{config.listen_host}:{config.listen_port}")
-            tls = ensure_serving_cert(state, [config.listen_host])
+            tls = ensure_serving_cert(state, [config.listen_host, *in_cluster_names(core)])
             bound = await nursery.start(serve_api, server, config.listen_host, config.listen_port, tls)
             url = _url(bound, config)
             kubeconfig = state / "kubeconfig"
             write_kubeconfig(kubeconfig, url, token, tls.ca_cert)
+            await publish_api_endpoints(core, url)
             server.ready = True
             cluster = Cluster(config, store, core, server, token, kubeconfig, url, tls.ca_cert)
             log.info("API server ready at %s; kubeconfig %s", url, kubeconfig)
