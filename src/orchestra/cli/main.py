@@ -9,6 +9,7 @@ Must not import (at module level): orchestra.app or anything of the server side.
 from __future__ import annotations
 
 import functools
+import importlib
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -19,6 +20,7 @@ import click
 from orchestra import __version__
 from orchestra.cli.apply import apply_command
 from orchestra.cli.config import default_state_dir
+from orchestra.cli.dashboard.input import is_interactive
 from orchestra.cli.delete import delete_command
 from orchestra.cli.describe import describe_object
 from orchestra.cli.errors import ApiStatusError, CliError
@@ -30,8 +32,25 @@ from orchestra.cli.targets import parse_targets
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
+# Commands whose modules are heavy (trio, httpx, rich Live) load only when they are run.
+LAZY_COMMANDS = {
+    "dashboard": ("orchestra.cli.dashboard.command", "dashboard_command"),
+    "explain": ("orchestra.cli.explain", "explain_command"),
+    "why": ("orchestra.cli.explain", "why_command"),
+}
+
+
 class OrchestraGroup(click.Group):
     """Runs commands with kubectl's exit codes: usage errors exit 1 (click uses 2), Ctrl-C 130."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in LAZY_COMMANDS and cmd_name not in self.commands:
+            module, attr = LAZY_COMMANDS[cmd_name]
+            self.add_command(getattr(importlib.import_module(module), attr), cmd_name)
+        return super().get_command(ctx, cmd_name)
 
     def main(  # type: ignore[override]
         self,
@@ -75,6 +94,7 @@ def cli() -> None:
 cli.add_command(apply_command)
 cli.add_command(get_command)
 cli.add_command(delete_command)
+
 
 
 # -- up -------------------------------------------------------------------------------------------
@@ -177,7 +197,7 @@ def up_command(
         network=not no_network,
         timings=timings,
     )
-    show_dashboard = sys.stdout.isatty() if dashboard is None else dashboard
+    show_dashboard = is_interactive() if dashboard is None else dashboard
     _configure_logging(verbose, quiet=show_dashboard)
     try:
         trio.run(functools.partial(up_main, config, dashboard=show_dashboard))

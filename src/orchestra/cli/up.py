@@ -8,7 +8,6 @@ The server side is imported lazily so client commands stay light.
 from __future__ import annotations
 
 import signal
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import click
 import trio
 
 from orchestra.cli.apply import apply_manifests
+from orchestra.cli.dashboard.input import is_interactive
 from orchestra.cli.errors import CliError
 from orchestra.cli.session import Session
 
@@ -62,18 +62,8 @@ async def up_main(config: Any, *, dashboard: bool) -> None:
                 await trio.to_thread.run_sync(apply_paths, cluster.kubeconfig, config.apply_paths)
             except (CliError, SystemExit) as exc:
                 click.echo(f"orchestra: applying {', '.join(map(str, config.apply_paths))} failed: {exc}", err=True)
-        if dashboard and sys.stdout.isatty():
-            await _dashboard(cluster)
+        if dashboard and is_interactive():
+            from orchestra.cli.dashboard.app import run_in_process
+
+            await run_in_process(cluster)  # until q / Ctrl-C in the dashboard
             nursery.cancel_scope.cancel()
-
-
-async def _dashboard(cluster: Any) -> None:
-    try:
-        from orchestra.cli.dashboard.app import run_dashboard
-    except ImportError:
-        click.echo("orchestra: the dashboard is not available in this installation", err=True)
-        await trio.sleep_forever()
-        return
-    from orchestra.client.local import LocalClient
-
-    await run_dashboard(LocalClient(cluster.core, field_manager="orchestra-dashboard"), title=cluster.url)

@@ -1,6 +1,3 @@
-"""Clients of the API: the same interface in-process (over ApiCore) and over HTTP."""
-
-from orchestra.client.base import Client, WatchEvent
-from orchestra.client.local import LocalClient
-
-__all__ = ["Client", "LocalClient", "WatchEvent"]
+"""Clients of the API with one interface: `base.Client`; `local.LocalClient` (in-process, over the API
+core) and `http.HttpClient` (over HTTPS). Import the one you need from its module (the package itself
+imports nothing, so a light client does not load the API core)."""

@@ -38,7 +38,7 @@ class LocalClient:
         stream = watch(self.core, rt, namespace, resource_version=resource_version,
                        label_selector=parse_label_selector(label_selector),
                        field_selector=parse_field_selector(field_selector, rt.kind))
-        async with aclosing(stream):
+        async with aclosing(stream):  # type: ignore[type-var]
             async for ev in stream:
                 yield ev
 
