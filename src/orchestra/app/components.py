@@ -41,14 +41,19 @@ async def start_network(nursery: trio.Nursery, cluster: Cluster) -> None:
     """The service proxy and cluster DNS (the service range must already be routed to lo)."""
     from orchestra.net.dns import ClusterDNS
     from orchestra.net.proxy import ServiceProxy
-    from orchestra.net.routes import host_addresses
+    from orchestra.net.routes import NetworkSetupError, host_addresses
 
     client = LocalClient(cluster.core, field_manager="kube-proxy")
     host_ips = host_addresses()
     proxy = ServiceProxy(client, host_addresses=host_ips)
     await nursery.start(proxy.run)
     dns = ClusterDNS(client, host=cluster.core.allocator.dns_ip)
-    await nursery.start(dns.run)
+    try:
+        await nursery.start(dns.run)
+    except OSError as exc:
+        raise NetworkSetupError(
+            f"cannot serve cluster DNS on {cluster.core.allocator.dns_ip}:53 ({exc.strerror or exc}); is another "
+            "orchestra with networking running on this host? Stop it, or start this one with --no-network") from None
     cluster.proxy, cluster.dns = proxy, dns
 
 
@@ -77,6 +82,7 @@ async def start_nodes(nursery: trio.Nursery, cluster: Cluster) -> None:
         socket_path = given_socket() or await nursery.start(PodmanService(config.state_dir / "podman").run)
         await ensure_busybox_image(config.state_dir / "podman")
         runtime = PodmanRuntime(socket_path)
+        nursery.start_soon(_close_on_exit, runtime)
         cluster_id = cluster.core.get(cluster.core.registry.by_kind("Namespace"), None, "kube-system")["metadata"]["uid"]  # type: ignore[arg-type]
         agent = NodeAgent(client, runtime, AgentConfig(
             node_name=node_name(), state_dir=config.state_dir / "node", cluster_dns=dns, control_plane=True,
@@ -97,3 +103,12 @@ def node_name() -> str:
     raw = socket.gethostname().lower()
     name = re.sub(r"[^a-z0-9.-]", "-", raw).strip("-.") or "orchestra"
     return name[:63]
+
+
+async def _close_on_exit(runtime: Any) -> None:
+    """Close the runtime's connections when the cluster shuts down."""
+    try:
+        await trio.sleep_forever()
+    finally:
+        with trio.CancelScope(shield=True):
+            await runtime.aclose()

@@ -207,6 +207,10 @@ def up_command(
         if all(isinstance(e, KeyboardInterrupt | trio.Cancelled) for e in leaves):
             click.echo("orchestra: stopped", err=True)
             return
+        setup = [e for e in leaves if type(e).__name__ in ("NetworkSetupError", "RuntimeUnavailable")]
+        if setup:
+            # the host is not ready for what was asked; the message says what to do
+            raise CliError(f"cannot start the cluster: {setup[0]}") from None
         os_errors = [e for e in leaves if isinstance(e, OSError)]
         if os_errors and len(os_errors) == len(leaves):
             # e.g. the port is taken: the server cannot start, and a traceback would not help.

@@ -33,6 +33,8 @@ UDP_IDLE = 30.0
 BUFSIZE = 256 * 1024
 PIPE_SIZE = 1024 * 1024  # splice pipe capacity (fs.pipe-max-size is 1 MiB by default)
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+NOTSENT_LOWAT_OFF = 2**31 - 1  # the kernel's default (net.ipv4.tcp_notsent_lowat, "unlimited")
+YIELD_EVERY = 8  # chunks a pump may move without waiting before it lets other tasks run
 SPLICE_FLAGS = getattr(os, "SPLICE_F_MOVE", 1) | getattr(os, "SPLICE_F_NONBLOCK", 2)
 DEFAULT_AFFINITY_TIMEOUT = 10800
 
@@ -216,12 +218,13 @@ class ServiceProxy:
                     continue
                 break
             bk.connections += 1
-            _nodelay(client.socket)
+            _bulk(client.socket)
+            _bulk(upstream.socket)
             # the connection stays on its backend until either side closes, whatever the
             # EndpointSlices do meanwhile (kube-proxy keeps conntrack entries the same way)
             async with upstream, trio.open_nursery() as nursery:
                 nursery.start_soon(PUMP, client, upstream)
-                nursery.start_soon(PUMP, upstream, client)
+                await PUMP(upstream, client)  # in this task: one spawn less per connection
 
     async def _udp_loop(self, sock: trio.socket.SocketType, bk: Backends) -> None:
         flows: dict[Any, trio.socket.SocketType] = {}
@@ -277,7 +280,6 @@ async def _connect(backend: tuple[str, int]) -> trio.SocketStream:
     family = trio.socket.AF_INET6 if ":" in backend[0] else trio.socket.AF_INET
     sock = trio.socket.socket(family, trio.socket.SOCK_STREAM)
     try:
-        _nodelay(sock)
         with trio.fail_after(CONNECT_TIMEOUT):
             await sock.connect(backend)
     except BaseException:
@@ -286,12 +288,13 @@ async def _connect(backend: tuple[str, int]) -> trio.SocketStream:
     return trio.SocketStream(sock)
 
 
-def _nodelay(sock: trio.socket.SocketType) -> None:
-    # the proxy forwards what it has at once; Nagle would hold back the tail of every response
-    try:
-        sock.setsockopt(trio.socket.IPPROTO_TCP, trio.socket.TCP_NODELAY, 1)
-    except OSError:
-        pass  # not TCP (a test's socketpair): nothing to tune
+def _bulk(sock: trio.socket.SocketType) -> None:
+    """Undo trio's TCP_NOTSENT_LOWAT (16 KiB, for interactive senders): with it every socket
+    accepts only ~16 KiB ahead of the wire, so a MiB takes dozens of wake-ups. TCP_NODELAY, which
+    trio also sets, stays: the proxy forwards what it has at once."""
+    if hasattr(trio.socket, "TCP_NOTSENT_LOWAT"):
+        with contextlib.suppress(OSError):  # not TCP (a test's socketpair): nothing to tune
+            sock.setsockopt(trio.socket.IPPROTO_TCP, trio.socket.TCP_NOTSENT_LOWAT, NOTSENT_LOWAT_OFF)
 
 
 async def _copy_pump(src: trio.SocketStream, dst: trio.SocketStream) -> None:
@@ -315,11 +318,13 @@ async def _splice_pump(src: trio.SocketStream, dst: trio.SocketStream) -> None:
         with contextlib.suppress(OSError):  # a smaller pipe only means more rounds
             fcntl.fcntl(wfd, F_SETPIPE_SZ, PIPE_SIZE)
         s, d = src.socket, dst.socket
+        busy = 0  # chunks moved since this task last waited
         while True:
             try:
                 n = os.splice(s.fileno(), wfd, PIPE_SIZE, flags=SPLICE_FLAGS)
             except BlockingIOError:  # the pipe is empty here, so: nothing to read yet
                 await trio.lowlevel.wait_readable(s)
+                busy = 0
                 continue
             if n == 0:
                 break
@@ -328,7 +333,11 @@ async def _splice_pump(src: trio.SocketStream, dst: trio.SocketStream) -> None:
                     n -= os.splice(rfd, d.fileno(), n, flags=SPLICE_FLAGS)
                 except BlockingIOError:
                     await trio.lowlevel.wait_writable(d)
-            await trio.lowlevel.checkpoint()  # a fast sender must not starve the other tasks
+                    busy = 0
+            busy += 1
+            if busy >= YIELD_EVERY:  # a sender that never blocks must not starve the other tasks
+                await trio.lowlevel.checkpoint()
+                busy = 0
         d.shutdown(trio.socket.SHUT_WR)  # half-close: the other direction may still be talking
     except (trio.ClosedResourceError, OSError):
         await trio.aclose_forcefully(dst)

@@ -117,8 +117,8 @@ def container_status_from_list(entry: Mapping[str, Any]) -> ContainerStatus:
 
 def error_for(status: int, message: str, path: str) -> RuntimeFailure:
     """One mapping of libpod HTTP errors for both client paths."""
-    if status == 404:
-        return NotFound(message)
+    if status == 404 or "no such pod" in message or "no such container" in message:
+        return NotFound(message)  # podman 4.3 answers 500 for objects removed under a request
     if status in (304, 409) or "container state improper" in message:
         return InvalidState(message)
     return RuntimeFailure(f"podman {path}: {message} (HTTP {status})")
