@@ -1,8 +1,9 @@
 """API benchmark: GET / LIST / create requests per second over HTTP, watch delivery latency, server RSS.
 
 Runs `orchestra` (durable store, fsync=always, the `orchestra up` default) in a subprocess and loads it
-from this process with keep-alive HTTP/1.1 connections in threads. Both share this 2-core machine, so
-the figures include the client's own cost. Usage: .venv/bin/python bench/api.py [--seconds 5]
+from this process with keep-alive HTTPS connections in threads (Python clients: their own CPU counts
+against the server on this 2-core machine), then with `wrk` (a C client, 8 connections) when it is
+installed (`apt-get install wrk`). Usage: .venv/bin/python bench/api.py [--seconds 5]
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import shutil
 import ssl
 import subprocess
 import sys
@@ -94,6 +96,33 @@ def load(url: str, token: str, threads: int, seconds: float, make_request) -> tu
     return sum(count) / elapsed, [x for part in lat for x in part]
 
 
+WRK_CREATE = """
+counter = 0
+request = function()
+  counter = counter + 1
+  local body = '{"metadata":{"name":"wrk-' .. tostring(math.random(1, 1000000000)) .. '-' .. counter .. '"},"data":{"k":"v"}}'
+  return wrk.format("POST", "/api/v1/namespaces/default/configmaps", {["Content-Type"]="application/json",
+    ["Authorization"]="Bearer TOKEN"}, body)
+end
+"""
+
+
+def wrk(url: str, token: str, path: str, seconds: float, script: str | None = None) -> str:
+    """req/s and latency from wrk (a C client, so the client's own CPU barely counts)."""
+    cmd = ["wrk", "-t1", "-c8", f"-d{max(1, int(seconds))}s", "--latency", "-H", f"Authorization: Bearer {token}"]
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        if script:
+            f.write(script.replace("TOKEN", token))
+            cmd += ["-s", f.name]
+    out = subprocess.run([*cmd, url + path], capture_output=True, text=True, check=False).stdout
+    Path(f.name).unlink()
+    rps = next((line.split()[1] for line in out.splitlines() if line.startswith("Requests/sec")), "?")
+    p50 = next((line.split()[1] for line in out.splitlines() if line.strip().startswith("50%")), "?")
+    p99 = next((line.split()[1] for line in out.splitlines() if line.strip().startswith("99%")), "?")
+    non2xx = next((line.strip() for line in out.splitlines() if "Non-2xx" in line), "")
+    return f"{float(rps):8.0f} req/s   p50 {p50:>7}  p99 {p99:>7}  {non2xx}" if rps != "?" else out
+
+
 def pct(xs: list[float], p: float) -> float:
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(len(xs) * p))] * 1000 if xs else float("nan")
@@ -153,10 +182,16 @@ def main() -> None:
                 rps, lat = load(url, token, args.threads, args.seconds,
                                 lambda i, n: ("GET", "/api/v1/namespaces/default/configmaps?limit=500", None))
                 print(f"LIST   {rps:8.0f} req/s   p50 {pct(lat, .5):6.2f} ms  p99 {pct(lat, .99):6.2f} ms   (100 objects each)")
+                if shutil.which("wrk"):
+                    print(f"wrk GET    {wrk(url, token, '/api/v1/namespaces/default/configmaps/seed-1', args.seconds)}")
+                    print(f"wrk LIST   {wrk(url, token, '/api/v1/namespaces/default/configmaps?limit=500', args.seconds)}"
+                          "   (100 objects each)")
                 rps, lat = load(url, token, args.threads, args.seconds,
                                 lambda i, n: ("POST", "/api/v1/namespaces/default/configmaps",
                                               json.dumps({"metadata": {"name": f"c-{i}-{n}"}, "data": {"k": "v"}})))
                 print(f"CREATE {rps:8.0f} req/s   p50 {pct(lat, .5):6.2f} ms  p99 {pct(lat, .99):6.2f} ms   (target >= 500/s)")
+                if shutil.which("wrk"):
+                    print(f"wrk CREATE {wrk(url, token, '', args.seconds, WRK_CREATE)}")
                 wl = watch_latency(url, token)
                 print(f"WATCH  delivery p50 {pct(wl, .5):6.2f} ms  p99 {pct(wl, .99):6.2f} ms  ({len(wl)} events, create ack -> event read)")
                 print(f"RSS    {rss_mb(proc.pid):8.1f} MB (server process)")
