@@ -3,7 +3,8 @@
 Owns: revisions, the per-key revision index, the global event history, compare-and-swap, atomic
 transactions, range at a past revision, watches, compaction/retention, and (through storelog.py) the
 durable backend. Values are opaque bytes.
-Must not import: anything from orchestra except its own orchestra.storelog (it is a leaf layer).
+Must not import: anything from orchestra except its own helpers (it is a leaf layer): storetypes
+(records, errors), storeindex (key index, reads, compaction), storewatch (Watcher), storelog (disk).
 
 Semantics, fixed here so the API core can rely on them:
 - Revisions: an empty store is at revision 0; the first write makes revision 1. Every put, every
@@ -31,20 +32,33 @@ Semantics, fixed here so the API core can rely on them:
 from __future__ import annotations
 
 import bisect
-import itertools
 import math
 import weakref
 from collections import deque
 from collections.abc import Sequence
-from operator import attrgetter
 from pathlib import Path
-from types import TracebackType
-from typing import Final, Literal
 
-import attrs
 import trio
 
+from orchestra.storeindex import KeyIndex
 from orchestra.storelog import FSYNC_POLICIES, OP_DELETE, OP_PUT, DurableLog, FsyncPolicy, LogError, Op
+from orchestra.storetypes import (
+    DELETE,
+    PUT,
+    CompactedError,
+    Compare,
+    CompareFailed,
+    Delete,
+    Event,
+    FutureRevisionError,
+    KeyValue,
+    Put,
+    StoreClosedError,
+    StoreError,
+    TxnResult,
+    rev_of,
+)
+from orchestra.storewatch import Watcher
 
 __all__ = [
     "CompactedError",
@@ -62,220 +76,19 @@ __all__ = [
     "Watcher",
 ]
 
-PUT: Final = "PUT"
-DELETE: Final = "DELETE"
 _TICK = 0.05  # run()'s upkeep period: the batch-fsync interval
-_WATCH_SCAN = 1024  # history events a watcher scans per batch before yielding
 
 
-class StoreError(Exception):
-    """Base of every error the store raises."""
-
-
-class CompactedError(StoreError):
-    """The requested revision is at or before compact_revision (Kubernetes: 410 Gone)."""
-
-    def __init__(self, requested: int, compact_revision: int) -> None:
-        super().__init__(f"revision {requested} has been compacted (compact revision {compact_revision})")
-        self.requested = requested
-        self.compact_revision = compact_revision
-
-
-class FutureRevisionError(StoreError):
-    """The requested revision has not happened yet."""
-
-    def __init__(self, requested: int, current: int) -> None:
-        super().__init__(f"revision {requested} is in the future (current revision {current})")
-        self.requested = requested
-        self.current = current
-
-
-class CompareFailed(StoreError):
-    """A conditional write found another mod revision (0 = absent) than it expected."""
-
-    def __init__(self, key: str, expected: int, actual: int) -> None:
-        super().__init__(f"{key}: expected mod revision {expected}, found {actual}")
-        self.key = key
-        self.expected = expected
-        self.actual = actual
-
-
-class StoreClosedError(StoreError):
-    """The store was closed."""
-
-
-@attrs.frozen
-class KeyValue:
-    key: str
-    value: bytes
-    create_revision: int
-    mod_revision: int
-    version: int
-
-
-@attrs.frozen
-class Event:
-    type: Literal["PUT", "DELETE"]
-    kv: KeyValue
-    prev_kv: KeyValue | None = None
-
-    @property
-    def revision(self) -> int:
-        return self.kv.mod_revision
-
-
-_TARGETS = ("mod", "create", "version", "value")
-_OPS = ("==", "!=", "<", ">")
-
-
-@attrs.frozen
-class Compare:
-    """A txn guard on the current state of `key`; absent keys have mod/create/version 0 and value
-    None (so only "!=" holds for a value compare on an absent key)."""
-
-    key: str
-    target: Literal["mod", "create", "version", "value"] = attrs.field(
-        validator=attrs.validators.in_(_TARGETS)
-    )
-    op: Literal["==", "!=", "<", ">"] = attrs.field(validator=attrs.validators.in_(_OPS))
-    value: int | bytes
-
-
-@attrs.frozen
-class Put:
-    key: str
-    value: bytes
-
-
-@attrs.frozen
-class Delete:
-    key: str
-
-
-@attrs.frozen
-class TxnResult:
-    """revision: the txn's revision if it wrote, else the revision it read at. responses, one per op
-    of the branch taken: the new KeyValue for a Put, the previous KeyValue (or None) for a Delete."""
-
-    succeeded: bool
-    revision: int
-    responses: list[KeyValue | None]
-
-
-_rev_of = attrgetter("kv.mod_revision")
-
-
-class Watcher:
-    """A cursor into the store's history. `async with store.watch(...) as w: async for batch in w`.
-    Each batch is a non-empty list of events in revision order (a txn's events never straddle two
-    batches)."""
-
-    __slots__ = ("__weakref__", "_closed", "_cursor", "_next_revision", "_prefix", "_store")
-
-    def __init__(self, store: Store, prefix: str, cursor: int, start_revision: int) -> None:
-        self._store = store
-        self._prefix = prefix
-        self._cursor = cursor  # absolute index into the history (survives compaction)
-        self._next_revision = start_revision
-        self._closed = False
-
-    async def __aenter__(self) -> Watcher:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
-
-    def __aiter__(self) -> Watcher:
-        return self
-
-    async def __anext__(self) -> list[Event]:
-        store, waited = self._store, False
-        while True:
-            if self._closed:
-                raise StopAsyncIteration
-            if store._closed:
-                raise StoreClosedError("store closed")
-            if self._cursor < store._base + len(store._history):
-                if not waited:
-                    await trio.lowlevel.checkpoint()
-                    waited = True
-                    continue  # re-check: the store may have been closed or compacted meanwhile
-                batch = self._take()
-                if batch:
-                    return batch
-                waited = False  # only filtered-out events: yield before scanning further
-                continue
-            store._waiting = True
-            await store._changed.wait()
-            waited = True
-
-    def receive_nowait(self) -> list[Event]:
-        """The next batch without waiting; trio.WouldBlock if the watcher is caught up."""
-        if self._closed or self._store._closed:
-            raise StoreClosedError("watcher or store closed")
-        while self._cursor < self._store._base + len(self._store._history):
-            batch = self._take()
-            if batch:
-                return batch
-        raise trio.WouldBlock
-
-    def _take(self) -> list[Event]:
-        store = self._store
-        start = self._cursor - store._base
-        if start < 0:
-            raise CompactedError(self._next_revision, store._compact_revision)
-        history = store._history
-        end = len(history)
-        stop = min(end, start + _WATCH_SCAN)
-        if stop < end:
-            last = history[stop - 1].kv.mod_revision
-            while stop < end and history[stop].kv.mod_revision == last:
-                stop += 1
-        prefix = self._prefix
-        events = history[start:stop]
-        if prefix:
-            events = [ev for ev in events if ev.kv.key.startswith(prefix)]
-        self._cursor += stop - start
-        self._next_revision = history[stop - 1].kv.mod_revision + 1
-        return events
-
-    @property
-    def lag(self) -> int:
-        """History events this watcher has not read yet."""
-        return self._store._base + len(self._store._history) - self._cursor
-
-    async def aclose(self) -> None:
-        self.close()
-        await trio.lowlevel.checkpoint()
-
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._store._watchers.discard(self)
-            self._store._wake()  # a task parked in __anext__ on this watcher should see it closed
-
-
-class Store:
+class Store(KeyIndex):
     """See the module docstring. Construct with open_memory() or open_durable()."""
 
     __slots__ = (
         "__weakref__",
-        "_base",
         "_changed",
         "_closed",
-        "_compact_revision",
-        "_history",
-        "_index",
-        "_live",
         "_log",
-        "_max_history",
-        "_new_keys",
         "_retention",
-        "_revision",
         "_snapshot_every",
-        "_sorted",
         "_trim_at",
         "_waiting",
         "_watchers",
@@ -358,94 +171,6 @@ class Store:
             self.txn([], [Put(key, value) if kind == OP_PUT else Delete(key) for kind, key, value in ops])
         if self._revision != revision or before + 1 != revision:
             raise LogError(f"replaying record {revision} produced revision {self._revision}")
-
-    # --- reads -----------------------------------------------------------------------------------
-
-    @property
-    def revision(self) -> int:
-        return self._revision
-
-    @property
-    def compact_revision(self) -> int:
-        return self._compact_revision
-
-    def _check_read_revision(self, revision: int) -> None:
-        if revision > self._revision:
-            raise FutureRevisionError(revision, self._revision)
-        if revision < self._compact_revision:
-            raise CompactedError(revision, self._compact_revision)
-
-    def get(self, key: str, *, revision: int | None = None) -> KeyValue | None:
-        if revision is not None:
-            self._check_read_revision(revision)
-        events = self._index.get(key)
-        if events is None:
-            return None
-        ev = events[-1]
-        if revision is not None and ev.kv.mod_revision > revision:
-            i = bisect.bisect_right(events, revision, key=_rev_of) - 1
-            if i < 0:
-                return None
-            ev = events[i]
-        return ev.kv if ev.type == PUT else None
-
-    def range(
-        self,
-        prefix: str,
-        *,
-        revision: int | None = None,
-        limit: int | None = None,
-        start_after: str | None = None,
-    ) -> tuple[list[KeyValue], int]:
-        """Live keys starting with `prefix` at `revision` (default: now), sorted, after
-        `start_after`, at most `limit`; returns them and the revision they were read at."""
-        if revision is None:
-            revision = self._revision
-        else:
-            self._check_read_revision(revision)
-        past = revision < self._revision
-        keys = self._sorted_keys()
-        lo = bisect.bisect_left(keys, prefix)
-        if start_after is not None:
-            lo = max(lo, bisect.bisect_right(keys, start_after))
-        out: list[KeyValue] = []
-        index = self._index
-        for key in itertools.islice(keys, lo, None):
-            if not key.startswith(prefix):
-                break
-            events = index[key]
-            ev = events[-1]
-            if past and ev.kv.mod_revision > revision:
-                i = bisect.bisect_right(events, revision, key=_rev_of) - 1
-                if i < 0:
-                    continue
-                ev = events[i]
-            if ev.type == PUT:
-                out.append(ev.kv)
-                if limit is not None and len(out) >= limit:
-                    break
-        return out, revision
-
-    def count(self, prefix: str) -> int:
-        """The number of live keys starting with `prefix`."""
-        if not prefix:
-            return self._live
-        keys = self._sorted_keys()
-        index, n = self._index, 0
-        for key in itertools.islice(keys, bisect.bisect_left(keys, prefix), None):
-            if not key.startswith(prefix):
-                break
-            n += index[key][-1].type == PUT
-        return n
-
-    def _sorted_keys(self) -> list[str]:
-        if self._new_keys:
-            # Timsort merges the sorted run with the new keys in O(n + k log k); insort per key
-            # would make every create O(n).
-            self._sorted += self._new_keys
-            self._new_keys.clear()
-            self._sorted.sort()
-        return self._sorted
 
     # --- writes ----------------------------------------------------------------------------------
 
@@ -548,12 +273,6 @@ class Store:
             self._commit(revision, events)
         return TxnResult(succeeded, self._revision, responses)
 
-    def _current(self, key: str) -> KeyValue | None:
-        events = self._index.get(key)
-        if events is None or events[-1].type != PUT:
-            return None
-        return events[-1].kv
-
     def _holds(self, c: Compare) -> bool:
         kv = self._current(c.key)
         actual: int | bytes | None
@@ -612,37 +331,6 @@ class Store:
             changed, self._changed = self._changed, trio.Event()
             changed.set()
 
-    # --- history ---------------------------------------------------------------------------------
-
-    def compact(self, revision: int) -> None:
-        """Drop history at and before `revision` (the state at `revision` stays readable)."""
-        if revision > self._revision:
-            raise FutureRevisionError(revision, self._revision)
-        if revision <= self._compact_revision:
-            return
-        history = self._history
-        cut = bisect.bisect_right(history, revision, key=_rev_of)
-        touched = {ev.kv.key for ev in itertools.islice(history, cut)}
-        del history[:cut]
-        self._base += cut
-        self._compact_revision = revision
-        index, removed = self._index, False
-        for key in touched:
-            events = index[key]
-            i = bisect.bisect_right(events, revision, key=_rev_of)
-            keep = i - 1 if events[i - 1].type == PUT else i  # the state at `revision` stays
-            del events[:keep]
-            if not events:
-                del index[key]
-                removed = True
-        if removed:
-            self._sorted = [key for key in self._sorted_keys() if key in index]
-
-    def _trim(self) -> None:
-        excess = len(self._history) - self._max_history
-        if excess > 0:
-            self.compact(self._history[excess - 1].kv.mod_revision)
-
     def watch(self, prefix: str, *, start_revision: int) -> Watcher:
         """Events for keys starting with `prefix` at revisions >= start_revision: retained history
         first, then live. Raises CompactedError / FutureRevisionError here, not on iteration."""
@@ -653,7 +341,7 @@ class Store:
             raise CompactedError(start_revision, self._compact_revision)
         if start > self._revision + 1:
             raise FutureRevisionError(start_revision, self._revision)
-        position = bisect.bisect_left(self._history, start, key=_rev_of)
+        position = bisect.bisect_left(self._history, start, key=rev_of)
         watcher = Watcher(self, prefix, self._base + position, start)
         self._watchers.add(watcher)
         return watcher

@@ -1,0 +1,58 @@
+"""Server-side `Table` output (`kubectl get`), cell for cell like kube-apiserver 1.32's printers.
+
+Owns: the column definitions and row printers of pkg/printers/internalversion for the kinds orchestra
+serves, kube's HumanDuration, and the Table / PartialObjectMetadata envelope (also for watch events).
+The apiserver always prints with Wide=true: every row carries the priority-1 cells too.
+This package's public surface; the parts live in format (cells), columns, pods, workloads, core
+(the other kinds' printers) and envelope (Table, rows, watch events).
+Must not import: the store, the HTTP server, or anything above the api layer.
+"""
+
+from orchestra.api.tables.columns import (
+    AGE_DESC,
+    CONTAINERS_DESC,
+    IMAGES_DESC,
+    NAME_DESC,
+    SELECTOR_DESC,
+    column_definitions,
+)
+from orchestra.api.tables.core import format_endpoints, node_roles
+from orchestra.api.tables.envelope import table, table_row, table_row_event
+from orchestra.api.tables.format import (
+    Cell,
+    Obj,
+    format_label_selector,
+    format_labels,
+    format_service_ports,
+    human_duration,
+    layout_containers,
+    parse_time,
+    selector_string,
+    since,
+)
+from orchestra.api.tables.pods import pod_status_reason
+
+__all__ = [
+    "AGE_DESC",
+    "CONTAINERS_DESC",
+    "IMAGES_DESC",
+    "NAME_DESC",
+    "SELECTOR_DESC",
+    "Cell",
+    "Obj",
+    "column_definitions",
+    "format_endpoints",
+    "format_label_selector",
+    "format_labels",
+    "format_service_ports",
+    "human_duration",
+    "layout_containers",
+    "node_roles",
+    "parse_time",
+    "pod_status_reason",
+    "selector_string",
+    "since",
+    "table",
+    "table_row",
+    "table_row_event",
+]

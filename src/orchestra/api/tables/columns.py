@@ -1,0 +1,196 @@
+"""The Table column definitions per kind (pkg/printers/internalversion's TableColumnDefinitions).
+
+Owns: names, types, formats, descriptions and priorities of every column orchestra prints.
+Must not import: the row printers or the Table envelope (rows must match these, not the reverse).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orchestra.api.registry import ResourceType
+
+# --- column definitions ------------------------------------------------------------------------------
+
+NAME_DESC = (
+    "Name must be unique within a namespace. Is required when creating resources, although some resources "
+    "may allow a client to request the generation of an appropriate name automatically. Name is primarily "
+    "intended for creation idempotence and configuration definition. Cannot be updated. More info: "
+    "https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names"
+)
+AGE_DESC = (
+    "CreationTimestamp is a timestamp representing the server time when this object was created. It is not "
+    "guaranteed to be set in happens-before order across separate operations. Clients may not set this "
+    "value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for "
+    "lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata"
+)
+CONTAINERS_DESC = "Names of each container in the template."
+IMAGES_DESC = "Images referenced by each container in the template."
+SELECTOR_DESC = "A label query over pods that should match the replica count."
+
+
+def _col(
+    name: str, type_: str = "string", desc: str = "", *, priority: int = 0, fmt: str = ""
+) -> dict[str, Any]:
+    return {"name": name, "type": type_, "format": fmt, "description": desc, "priority": priority}
+
+
+def _name_col(priority: int = 0) -> dict[str, Any]:
+    return _col("Name", "string", NAME_DESC, priority=priority, fmt="name")
+
+
+def _age_col() -> dict[str, Any]:
+    return _col("Age", "string", AGE_DESC)
+
+
+def _wide_template_cols(*, selector: bool = True) -> list[dict[str, Any]]:
+    cols = [
+        _col("Containers", desc=CONTAINERS_DESC, priority=1),
+        _col("Images", desc=IMAGES_DESC, priority=1),
+    ]
+    if selector:
+        cols.append(_col("Selector", desc=SELECTOR_DESC, priority=1))
+    return cols
+
+
+_COLUMNS: dict[str, list[dict[str, Any]]] = {
+    "Pod": [
+        _name_col(),
+        _col("Ready", desc="The aggregate readiness state of this pod for accepting traffic."),
+        _col("Status", desc="The aggregate status of the containers in this pod."),
+        _col("Restarts", desc="The number of times the containers in this pod have been restarted and when the last container in this pod has restarted."),
+        _age_col(),
+        _col("IP", desc="podIP address allocated to the pod. Routable at least within the cluster. Empty if not yet allocated.", priority=1),
+        _col("Node", desc="NodeName indicates in which node this pod is scheduled.", priority=1),
+        _col("Nominated Node", desc="nominatedNodeName is set only when this pod preempts other pods on the node, but it cannot be scheduled right away as preemption victims receive their graceful termination periods.", priority=1),
+        _col("Readiness Gates", desc="If specified, all readiness gates will be evaluated for pod readiness.", priority=1),
+    ],
+    "Deployment": [
+        _name_col(),
+        _col("Ready", desc="Number of the pod with ready state"),
+        _col("Up-to-date", desc="Total number of non-terminated pods targeted by this deployment that have the desired template spec."),
+        _col("Available", desc="Total number of available pods (ready for at least minReadySeconds) targeted by this deployment."),
+        _age_col(),
+        *_wide_template_cols(),
+    ],
+    "ReplicaSet": [
+        _name_col(),
+        _col("Desired", "integer", "Replicas is the number of desired replicas."),
+        _col("Current", "integer", "Replicas is the most recently observed number of replicas."),
+        _col("Ready", "integer", "The number of ready replicas for this replica set."),
+        _age_col(),
+        *_wide_template_cols(),
+    ],
+    "DaemonSet": [
+        _name_col(),
+        _col("Desired", "integer", "The total number of nodes that should be running the daemon pod (including nodes correctly running the daemon pod)."),
+        _col("Current", "integer", "The number of nodes that are running at least 1 daemon pod and are supposed to run the daemon pod."),
+        _col("Ready", "integer", "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and ready."),
+        _col("Up-to-date", "integer", "The total number of nodes that are running updated daemon pod"),
+        _col("Available", "integer", "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and available (ready for at least spec.minReadySeconds)"),
+        _col("Node Selector", desc="NodeSelector is a selector which must be true for the pod to fit on a node."),
+        _age_col(),
+        *_wide_template_cols(),
+    ],
+    "StatefulSet": [
+        _name_col(),
+        _col("Ready", desc="Number of the pod with ready state"),
+        _age_col(),
+        *_wide_template_cols(selector=False),
+    ],
+    "Job": [
+        _name_col(),
+        _col("Status", desc="Status of the job."),
+        _col("Completions", desc="The number of pods which reached phase Succeeded."),
+        _col("Duration", desc="Time required to complete the job."),
+        _age_col(),
+        *_wide_template_cols(),
+    ],
+    "CronJob": [
+        _name_col(),
+        _col("Schedule", desc="The schedule in Cron format, see https://en.wikipedia.org/wiki/Cron."),
+        _col("Timezone", desc="The time zone name for the given schedule, see https://en.wikipedia.org/wiki/List_of_tz_database_time_zones."),
+        _col("Suspend", "boolean", "This flag tells the controller to suspend subsequent executions, it does not apply to already started executions.  Defaults to false."),
+        _col("Active", "integer", "A list of pointers to currently running jobs."),
+        _col("Last Schedule", desc="Information when was the last time the job was successfully scheduled."),
+        _age_col(),
+        *_wide_template_cols(),
+    ],
+    "Service": [
+        _name_col(),
+        _col("Type", desc="type determines how the Service is exposed."),
+        _col("Cluster-IP", desc="clusterIP is the IP address of the service and is usually assigned randomly."),
+        _col("External-IP", desc="externalIPs is a list of IP addresses for which nodes in the cluster will also accept traffic for this service."),
+        _col("Port(s)", desc="The list of ports that are exposed by this service."),
+        _age_col(),
+        _col("Selector", desc="Route service traffic to pods with label keys and values matching this selector.", priority=1),
+    ],
+    "Endpoints": [
+        _name_col(),
+        _col("Endpoints", desc="The set of all endpoints is the union of all subsets."),
+        _age_col(),
+    ],
+    "EndpointSlice": [
+        _name_col(),
+        _col("AddressType", desc="addressType specifies the type of address carried by this EndpointSlice."),
+        _col("Ports", desc="ports specifies the list of network ports exposed by each endpoint in this slice."),
+        _col("Endpoints", desc="endpoints is a list of unique endpoints in this slice."),
+        _age_col(),
+    ],
+    "Node": [
+        _name_col(),
+        _col("Status", desc="The status of the node"),
+        _col("Roles", desc="The roles of the node"),
+        _age_col(),
+        _col("Version", desc="Kubelet Version reported by the node."),
+        _col("Internal-IP", desc="List of addresses reachable to the node.", priority=1),
+        _col("External-IP", desc="List of addresses reachable to the node.", priority=1),
+        _col("OS-Image", desc="OS Image reported by the node from /etc/os-release (e.g. Debian GNU/Linux 7 (wheezy)).", priority=1),
+        _col("Kernel-Version", desc="Kernel Version reported by the node from 'uname -r' (e.g. 3.16.0-0.bpo.4-amd64).", priority=1),
+        _col("Container-Runtime", desc="ContainerRuntime Version reported by the node through runtime remote API (e.g. containerd://1.4.2).", priority=1),
+    ],
+    "Namespace": [_name_col(), _col("Status", desc="The status of the namespace"), _age_col()],
+    "Event": [
+        _col("Last Seen", desc="The time at which the most recent occurrence of this event was recorded."),
+        _col("Type", desc="Type of this event (Normal, Warning), new types could be added in the future"),
+        _col("Reason", desc="This should be a short, machine understandable string that gives the reason for the transition into the object's current status."),
+        _col("Object", desc="The object that this event is about."),
+        _col("Subobject", desc="If referring to a piece of an object instead of an entire object, this string should contain a valid JSON/Go field access statement, such as desiredState.manifest.containers[2].", priority=1),
+        _col("Source", desc="The component reporting this event. Should be a short machine understandable string.", priority=1),
+        _col("Message", desc="A human-readable description of the status of this operation."),
+        _col("First Seen", desc="The time at which the event was first recorded. (Time of server receipt is in TypeMeta.)", priority=1),
+        _col("Count", desc="The number of times this event has occurred.", priority=1),
+        _name_col(priority=1),
+    ],
+    "ConfigMap": [_name_col(), _col("Data", desc="Data contains the configuration data."), _age_col()],
+    "Secret": [
+        _name_col(),
+        _col("Type", desc="Used to facilitate programmatic handling of secret data."),
+        _col("Data", desc="Data contains the secret data."),
+        _age_col(),
+    ],
+    "ServiceAccount": [
+        _name_col(),
+        _col("Secrets", desc="Secrets is a list of the secrets in the same namespace that pods running using this ServiceAccount are allowed to use."),
+        _age_col(),
+    ],
+    "Lease": [
+        _name_col(),
+        _col("Holder", desc="holderIdentity contains the identity of the holder of a current lease."),
+        _age_col(),
+    ],
+}  # fmt: skip
+
+_GENERIC_COLUMNS = [
+    _name_col(),
+    _col(
+        "Created At",
+        "date",
+        "CreationTimestamp is a timestamp representing the server time when this object was created.",
+    ),
+]
+
+
+def column_definitions(rt: ResourceType) -> list[dict[str, Any]]:
+    """The Table columns for `rt` (priority 1 = shown only with `-o wide`)."""
+    return [dict(c) for c in _COLUMNS.get(rt.kind, _GENERIC_COLUMNS)]

@@ -1,0 +1,235 @@
+"""Row printers for the core kinds: Service, Endpoints, EndpointSlice, Node, Namespace, Event,
+ConfigMap, Secret, ServiceAccount, Lease, and the generic fallback (Name, Created At).
+
+Owns: those kinds' cells, and the endpoint / node-role formatting that only they use.
+Must not import: the other printers, the column definitions, or the Table envelope.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import datetime
+from typing import Any
+
+from orchestra.api.tables.format import (
+    Cell,
+    Obj,
+    _d,
+    _int,
+    _ld,
+    format_labels,
+    format_service_ports,
+    since,
+)
+
+
+def _external_ip(spec: Obj, status: Obj) -> str:
+    external_ips = [str(ip) for ip in spec.get("externalIPs") or []]
+    stype = spec.get("type")
+    if stype in ("ClusterIP", "NodePort"):
+        return ",".join(external_ips) if external_ips else "<none>"
+    if stype == "LoadBalancer":
+        ingress = _ld(_d(status.get("loadBalancer")).get("ingress"))
+        lb = sorted(
+            {str(i.get("ip") or i.get("hostname")) for i in ingress if i.get("ip") or i.get("hostname")}
+        )
+        if external_ips:
+            return ",".join([*lb, *external_ips])
+        return ",".join(lb) if lb else "<pending>"
+    if stype == "ExternalName":
+        return str(spec.get("externalName", ""))
+    return "<unknown>"
+
+
+def _print_service(obj: Obj, now: datetime) -> list[Cell]:
+    meta, spec, status = _d(obj.get("metadata")), _d(obj.get("spec")), _d(obj.get("status"))
+    cluster_ips = spec.get("clusterIPs") or ([spec["clusterIP"]] if spec.get("clusterIP") else [])
+    return [
+        str(meta.get("name", "")),
+        str(spec.get("type", "")),
+        str(cluster_ips[0]) if cluster_ips else "<none>",
+        _external_ip(spec, status),
+        format_service_ports(spec.get("ports")),
+        since(meta.get("creationTimestamp"), now),
+        format_labels(spec.get("selector")),
+    ]
+
+
+def _join_host_port(host: str, port: Any) -> str:
+    try:
+        if isinstance(ipaddress.ip_address(host), ipaddress.IPv6Address):
+            return f"[{host}]:{port}"
+    except ValueError:
+        pass  # a hostname, not an IP: printed as is
+    return f"{host}:{port}"
+
+
+def _list_with_more(items: list[str], count: int, limit: int = 3, *, empty: str = "<unset>") -> str:
+    text = ",".join(items[:limit])
+    if count > limit:
+        return f"{text} + {count - limit} more..."
+    return text or empty
+
+
+def format_endpoints(obj: Obj) -> str:
+    subsets = _ld(obj.get("subsets"))
+    if not subsets:
+        return "<none>"
+    out: list[str] = []
+    count = 0
+    for ss in subsets:
+        addresses = [str(a.get("ip", "")) for a in _ld(ss.get("addresses"))]
+        ports = _ld(ss.get("ports"))
+        if not ports:
+            count += len(addresses)
+            out += addresses
+            continue
+        for port in ports:
+            count += len(addresses)
+            out += [_join_host_port(a, port.get("port")) for a in addresses]
+    return _list_with_more(out, count, empty="")
+
+
+def _print_endpoints(obj: Obj, now: datetime) -> list[Cell]:
+    meta = _d(obj.get("metadata"))
+    return [str(meta.get("name", "")), format_endpoints(obj), since(meta.get("creationTimestamp"), now)]
+
+
+def _print_endpointslice(obj: Obj, now: datetime) -> list[Cell]:
+    meta = _d(obj.get("metadata"))
+    ports = []
+    for p in _ld(obj.get("ports")):
+        if p.get("port") is not None:
+            ports.append(str(p["port"]))
+        elif p.get("name") is not None:
+            ports.append(str(p["name"]))
+        else:
+            ports.append("*")
+    addresses = [str(a) for e in _ld(obj.get("endpoints")) for a in e.get("addresses") or []]
+    return [
+        str(meta.get("name", "")),
+        str(obj.get("addressType", "")),
+        _list_with_more(ports, len(ports)),
+        _list_with_more(addresses, len(addresses)),
+        since(meta.get("creationTimestamp"), now),
+    ]
+
+
+def node_roles(labels: Any) -> str:
+    roles = set()
+    for key, value in _d(labels).items():
+        if key.startswith("node-role.kubernetes.io/") and key[len("node-role.kubernetes.io/") :]:
+            roles.add(key[len("node-role.kubernetes.io/") :])
+        elif key == "kubernetes.io/role" and value:
+            roles.add(str(value))
+    return ",".join(sorted(roles)) or "<none>"
+
+
+def _node_address(status: Obj, kind: str) -> str:
+    for a in _ld(status.get("addresses")):
+        if a.get("type") == kind:
+            return str(a.get("address", ""))
+    return "<none>"
+
+
+def _print_node(obj: Obj, now: datetime) -> list[Cell]:
+    meta, spec, status = _d(obj.get("metadata")), _d(obj.get("spec")), _d(obj.get("status"))
+    states = [
+        ("Ready" if c.get("status") == "True" else "NotReady")
+        for c in _ld(status.get("conditions"))
+        if c.get("type") == "Ready"
+    ][-1:] or ["Unknown"]
+    if spec.get("unschedulable"):
+        states.append("SchedulingDisabled")
+    info = _d(status.get("nodeInfo"))
+    return [
+        str(meta.get("name", "")),
+        ",".join(states),
+        node_roles(meta.get("labels")),
+        since(meta.get("creationTimestamp"), now),
+        str(info.get("kubeletVersion", "")),
+        _node_address(status, "InternalIP"),
+        _node_address(status, "ExternalIP"),
+        str(info.get("osImage") or "<unknown>"),
+        str(info.get("kernelVersion") or "<unknown>"),
+        str(info.get("containerRuntimeVersion") or "<unknown>"),
+    ]
+
+
+def _print_namespace(obj: Obj, now: datetime) -> list[Cell]:
+    meta = _d(obj.get("metadata"))
+    return [
+        str(meta.get("name", "")),
+        str(_d(obj.get("status")).get("phase", "")),
+        since(meta.get("creationTimestamp"), now),
+    ]
+
+
+def _print_event(obj: Obj, now: datetime) -> list[Cell]:
+    meta, involved = _d(obj.get("metadata")), _d(obj.get("involvedObject"))
+    first = (
+        since(obj.get("firstTimestamp"), now)
+        if obj.get("firstTimestamp")
+        else since(obj.get("eventTime"), now)
+    )
+    last = since(obj.get("lastTimestamp"), now) if obj.get("lastTimestamp") else first
+    count = _int(obj.get("count"))
+    series = obj.get("series")
+    if isinstance(series, dict):
+        last = since(series.get("lastObservedTime"), now)
+        count = _int(series.get("count"))
+    elif count == 0:
+        count = 1
+    kind = str(involved.get("kind", "")).lower()
+    target = f"{kind}/{involved['name']}" if involved.get("name") else kind
+    source = _d(obj.get("source"))
+    component = source.get("component") or obj.get("reportingComponent") or ""
+    host = source.get("host") or obj.get("reportingInstance") or ""
+    return [
+        last,
+        str(obj.get("type", "")),
+        str(obj.get("reason", "")),
+        target,
+        str(involved.get("fieldPath", "")),
+        f"{component}, {host}" if host else str(component),
+        str(obj.get("message", "")).strip(),
+        first,
+        count,
+        str(meta.get("name", "")),
+    ]
+
+
+def _print_configmap(obj: Obj, now: datetime) -> list[Cell]:
+    meta = _d(obj.get("metadata"))
+    data = len(_d(obj.get("data"))) + len(_d(obj.get("binaryData")))
+    return [str(meta.get("name", "")), data, since(meta.get("creationTimestamp"), now)]
+
+
+def _print_secret(obj: Obj, now: datetime) -> list[Cell]:
+    meta = _d(obj.get("metadata"))
+    return [
+        str(meta.get("name", "")),
+        str(obj.get("type", "")),
+        len(_d(obj.get("data"))),
+        since(meta.get("creationTimestamp"), now),
+    ]
+
+
+def _print_serviceaccount(obj: Obj, now: datetime) -> list[Cell]:
+    meta = _d(obj.get("metadata"))
+    return [
+        str(meta.get("name", "")),
+        len(_ld(obj.get("secrets"))),
+        since(meta.get("creationTimestamp"), now),
+    ]
+
+
+def _print_lease(obj: Obj, now: datetime) -> list[Cell]:
+    meta = _d(obj.get("metadata"))
+    holder = _d(obj.get("spec")).get("holderIdentity")
+    return [str(meta.get("name", "")), str(holder or ""), since(meta.get("creationTimestamp"), now)]
+
+
+def _print_generic(obj: Obj, now: datetime) -> list[Cell]:
+    meta = _d(obj.get("metadata"))
+    return [str(meta.get("name", "")), str(meta.get("creationTimestamp") or "")]

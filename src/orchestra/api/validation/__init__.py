@@ -1,0 +1,189 @@
+"""Semantic validation of the built-in kinds, worded exactly like kube-apiserver 1.32.
+
+Owns: `validate(kind, obj, old) -> list[Cause]` — the `ValidateX`/`ValidateXUpdate` rules of
+k8s.io/kubernetes/pkg/apis/*/validation, with kube's field paths (`spec.containers[0].image`) and
+messages (`Required value`, `Invalid value: "x": ...`, `Unsupported value: ...`). Runs on defaulted
+objects. Immutability of metadata.name/namespace/uid is the core's job, not this package's.
+This module is the package's public surface and the kind -> validator dispatch; the rules live in
+field (cause constructors), names, meta (object meta, selectors), container, pod, workloads (apps/v1),
+jobs and cron (batch/v1), service (Service, Endpoints, EndpointSlice) and config (the other kinds).
+Must not import: the store, the HTTP server, or anything above the api layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from orchestra.api.errors import Cause
+from orchestra.api.validation.config import (
+    _validate_configmap,
+    _validate_event,
+    _validate_generic,
+    _validate_lease,
+    _validate_namespace,
+    _validate_node,
+    _validate_secret,
+)
+from orchestra.api.validation.cron import cron_error
+from orchestra.api.validation.field import (
+    DUPLICATE,
+    FORBIDDEN,
+    IMMUTABLE,
+    INVALID,
+    NEGATIVE,
+    NOT_FOUND,
+    NOT_SUPPORTED,
+    REQUIRED,
+    TOO_LONG,
+    GoRepr,
+    NameFn,
+    Obj,
+    duplicate,
+    forbidden,
+    go_label_selector,
+    go_quote,
+    go_string_map,
+    go_value,
+    invalid,
+    not_found,
+    not_supported,
+    required,
+    too_long,
+)
+from orchestra.api.validation.jobs import _validate_cronjob, _validate_job
+from orchestra.api.validation.meta import (
+    selector_matches,
+    validate_annotations,
+    validate_label_selector,
+    validate_labels,
+    validate_object_meta,
+)
+from orchestra.api.validation.names import (
+    CONFIG_KEY_FMT,
+    CONFIG_KEY_MSG,
+    DNS1035_LABEL_FMT,
+    DNS1035_LABEL_MSG,
+    DNS1123_LABEL_FMT,
+    DNS1123_LABEL_MSG,
+    DNS1123_SUBDOMAIN_FMT,
+    DNS1123_SUBDOMAIN_MSG,
+    LABEL_VALUE_FMT,
+    LABEL_VALUE_MSG,
+    PERCENT_FMT,
+    PORT_RANGE_MSG,
+    QNAME_ERR,
+    QNAME_FMT,
+    is_config_map_key,
+    is_dns1035_label,
+    is_dns1123_label,
+    is_dns1123_subdomain,
+    is_qualified_name,
+    is_valid_label_value,
+    is_valid_port_name,
+    max_len_error,
+    regex_error,
+)
+from orchestra.api.validation.pod import (
+    POD_UPDATE_MSG,
+    _validate_pod,
+    validate_pod_spec,
+    validate_pod_template,
+)
+from orchestra.api.validation.service import (
+    NODE_PORT_RANGE,
+    _validate_endpoints,
+    _validate_endpointslice,
+    _validate_service,
+)
+from orchestra.api.validation.workloads import (
+    _validate_daemonset,
+    _validate_deployment,
+    _validate_replicaset,
+    _validate_statefulset,
+)
+
+_BY_KIND: dict[str, Callable[[Obj, Obj | None], list[Cause]]] = {
+    "Pod": _validate_pod,
+    "Deployment": _validate_deployment,
+    "ReplicaSet": _validate_replicaset,
+    "DaemonSet": _validate_daemonset,
+    "StatefulSet": _validate_statefulset,
+    "Job": _validate_job,
+    "CronJob": _validate_cronjob,
+    "Service": _validate_service,
+    "ConfigMap": _validate_configmap,
+    "Secret": _validate_secret,
+    "Namespace": _validate_namespace,
+    "Node": _validate_node,
+    "Event": _validate_event,
+    "Lease": _validate_lease,
+    "EndpointSlice": _validate_endpointslice,
+    "Endpoints": _validate_endpoints,
+}
+
+
+def validate(kind: str, obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
+    """Every semantic problem with `obj` (a defaulted object), in kube's order; [] when valid."""
+    return _BY_KIND.get(kind, _validate_generic)(obj, old)
+
+
+__all__ = [
+    "CONFIG_KEY_FMT",
+    "CONFIG_KEY_MSG",
+    "DNS1035_LABEL_FMT",
+    "DNS1035_LABEL_MSG",
+    "DNS1123_LABEL_FMT",
+    "DNS1123_LABEL_MSG",
+    "DNS1123_SUBDOMAIN_FMT",
+    "DNS1123_SUBDOMAIN_MSG",
+    "DUPLICATE",
+    "FORBIDDEN",
+    "IMMUTABLE",
+    "INVALID",
+    "LABEL_VALUE_FMT",
+    "LABEL_VALUE_MSG",
+    "NEGATIVE",
+    "NODE_PORT_RANGE",
+    "NOT_FOUND",
+    "NOT_SUPPORTED",
+    "PERCENT_FMT",
+    "POD_UPDATE_MSG",
+    "PORT_RANGE_MSG",
+    "QNAME_ERR",
+    "QNAME_FMT",
+    "REQUIRED",
+    "TOO_LONG",
+    "GoRepr",
+    "NameFn",
+    "Obj",
+    "cron_error",
+    "duplicate",
+    "forbidden",
+    "go_label_selector",
+    "go_quote",
+    "go_string_map",
+    "go_value",
+    "invalid",
+    "is_config_map_key",
+    "is_dns1035_label",
+    "is_dns1123_label",
+    "is_dns1123_subdomain",
+    "is_qualified_name",
+    "is_valid_label_value",
+    "is_valid_port_name",
+    "max_len_error",
+    "not_found",
+    "not_supported",
+    "regex_error",
+    "required",
+    "selector_matches",
+    "too_long",
+    "validate",
+    "validate_annotations",
+    "validate_label_selector",
+    "validate_labels",
+    "validate_object_meta",
+    "validate_pod_spec",
+    "validate_pod_template",
+]

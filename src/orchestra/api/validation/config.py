@@ -1,0 +1,154 @@
+"""The remaining kinds: ConfigMap and Secret (keys, immutability, secret types), Namespace, Node, Event,
+Lease, and the generic fallback (object meta only).
+
+Owns: the validators of those kinds.
+Must not import: the pod, workload or service validators, or the dispatch in __init__.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orchestra.api.errors import Cause
+from orchestra.api.validation.container import (
+    _TAINT_EFFECTS,
+)
+from orchestra.api.validation.field import (
+    IMMUTABLE,
+    Obj,
+    _d,
+    _enum,
+    _is_int,
+    _l,
+    _ld,
+    _nonneg,
+    forbidden,
+    invalid,
+    not_supported,
+    required,
+    too_long,
+)
+from orchestra.api.validation.meta import (
+    validate_object_meta,
+)
+from orchestra.api.validation.names import (
+    is_config_map_key,
+    is_dns1123_label,
+    is_dns1123_subdomain,
+    is_qualified_name,
+    is_valid_label_value,
+)
+
+
+def _validate_data_keys(data: Any, path: str) -> list[Cause]:
+    errs: list[Cause] = []
+    for key in sorted(_d(data)):
+        errs += [invalid(f"{path}[{key}]", key, m) for m in is_config_map_key(key)]
+    return errs
+
+
+def _immutable_data(obj: Obj, old: Obj | None, keys: tuple[str, ...]) -> list[Cause]:
+    if old is None or old.get("immutable") is not True:
+        return []
+    errs: list[Cause] = []
+    if obj.get("immutable") is not True:
+        errs.append(forbidden("immutable", "field is immutable when `immutable` is set"))
+    for key in keys:
+        if (obj.get(key) or {}) != (old.get(key) or {}):
+            errs.append(forbidden(key, "field is immutable when `immutable` is set"))
+    return errs
+
+
+def _validate_configmap(obj: Obj, old: Obj | None) -> list[Cause]:
+    errs = validate_object_meta(obj.get("metadata"), is_dns1123_subdomain)
+    errs += _validate_data_keys(obj.get("data"), "data")
+    for key in sorted(_d(obj.get("data"))):
+        if key in _d(obj.get("binaryData")):
+            errs.append(invalid(f"data[{key}]", key, "duplicate of key present in binaryData"))
+    errs += _validate_data_keys(obj.get("binaryData"), "binaryData")
+    size = sum(len(str(v)) for v in _d(obj.get("data")).values()) + sum(
+        len(str(v)) * 3 // 4 for v in _d(obj.get("binaryData")).values()
+    )
+    if size > 1024 * 1024:
+        errs.append(too_long("", 1024 * 1024))
+    return errs + _immutable_data(obj, old, ("data", "binaryData"))
+
+
+_SECRET_REQUIRED_KEYS = {
+    "kubernetes.io/tls": ("tls.crt", "tls.key"),
+    "kubernetes.io/dockerconfigjson": (".dockerconfigjson",),
+    "kubernetes.io/dockercfg": (".dockercfg",),
+    "kubernetes.io/ssh-auth": ("ssh-privatekey",),
+}
+
+
+def _validate_secret(obj: Obj, old: Obj | None) -> list[Cause]:
+    errs = validate_object_meta(obj.get("metadata"), is_dns1123_subdomain)
+    data = _d(obj.get("data"))
+    errs += _validate_data_keys(data, "data")
+    for key in _SECRET_REQUIRED_KEYS.get(str(obj.get("type")), ()):
+        if key not in data:
+            errs.append(required(f"data[{key}]", ""))
+    if obj.get("type") == "kubernetes.io/basic-auth" and "username" not in data and "password" not in data:
+        errs.append(required("data[username]", ""))
+        errs.append(required("data[password]", ""))
+    if old is not None and old.get("type") != obj.get("type"):
+        errs.append(invalid("type", obj.get("type"), IMMUTABLE))
+    return errs + _immutable_data(obj, old, ("data",))
+
+
+def _validate_namespace(obj: Obj, old: Obj | None) -> list[Cause]:
+    errs = validate_object_meta(obj.get("metadata"), is_dns1123_label)
+    for i, fin in enumerate(_l(_d(obj.get("spec")).get("finalizers"))):
+        fin = str(fin)
+        errs += [invalid(f"spec.finalizers[{i}]", fin, m) for m in is_qualified_name(fin)]
+        if "/" not in fin and fin != "kubernetes":
+            errs.append(
+                invalid(
+                    f"spec.finalizers[{i}]",
+                    fin,
+                    "name is neither a standard finalizer name nor is it fully qualified",
+                )
+            )
+    return errs
+
+
+def _validate_node(obj: Obj, old: Obj | None) -> list[Cause]:
+    errs = validate_object_meta(obj.get("metadata"), is_dns1123_subdomain)
+    for i, taint in enumerate(_ld(_d(obj.get("spec")).get("taints"))):
+        p = f"spec.taints[{i}]"
+        key = taint.get("key") or ""
+        errs += [invalid(f"{p}.key", key, m) for m in is_qualified_name(key)]
+        if taint.get("value"):
+            errs += [
+                invalid(f"{p}.value", taint["value"], m) for m in is_valid_label_value(str(taint["value"]))
+            ]
+        errs += _enum(taint.get("effect"), f"{p}.effect", _TAINT_EFFECTS)
+    return errs
+
+
+def _validate_event(obj: Obj, old: Obj | None) -> list[Cause]:
+    errs = validate_object_meta(obj.get("metadata"), is_dns1123_subdomain)
+    involved = _d(obj.get("involvedObject"))
+    namespace = _d(obj.get("metadata")).get("namespace") or ""
+    if involved.get("namespace") and namespace and involved["namespace"] != namespace:
+        errs.append(
+            invalid("involvedObject.namespace", involved["namespace"], "does not match event.namespace")
+        )
+    if obj.get("type") not in (None, "", "Normal", "Warning"):
+        errs.append(not_supported("type", obj.get("type"), ("Normal", "Warning")))
+    return errs
+
+
+def _validate_lease(obj: Obj, old: Obj | None) -> list[Cause]:
+    errs = validate_object_meta(obj.get("metadata"), is_dns1123_subdomain)
+    spec = _d(obj.get("spec"))
+    duration = spec.get("leaseDurationSeconds")
+    if _is_int(duration) and duration <= 0:
+        errs.append(invalid("spec.leaseDurationSeconds", duration, "must be greater than 0"))
+    errs += _nonneg(spec.get("leaseTransitions"), "spec.leaseTransitions")
+    return errs
+
+
+def _validate_generic(obj: Obj, old: Obj | None) -> list[Cause]:
+    return validate_object_meta(obj.get("metadata"), is_dns1123_subdomain)

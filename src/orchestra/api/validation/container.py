@@ -1,0 +1,244 @@
+"""Containers: images, ports, env, volume mounts, probes and lifecycle handlers, resource requests and
+limits; plus the pod-spec enums (protocols, policies, taint effects) other kinds reuse.
+
+Owns: _validate_container and the checks it is made of.
+Must not import: pod.py or any per-kind module (they import this one).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orchestra.api.errors import Cause
+from orchestra.api.quantity import QUANTITY_ERROR, Quantity, QuantityError
+from orchestra.api.validation.field import (
+    NEGATIVE,
+    Obj,
+    _d,
+    _enum,
+    _is_int,
+    _l,
+    _ld,
+    _nonneg,
+    duplicate,
+    forbidden,
+    invalid,
+    not_found,
+    not_supported,
+    required,
+)
+from orchestra.api.validation.names import (
+    _port_num,
+    _port_num_or_name,
+    is_dns1123_label,
+    is_valid_port_name,
+)
+
+# --- pod spec ----------------------------------------------------------------------------------------
+
+_PROTOCOLS = ("SCTP", "TCP", "UDP")
+_RESTART_POLICIES = ("Always", "OnFailure", "Never")
+_DNS_POLICIES = ("ClusterFirstWithHostNet", "ClusterFirst", "Default", "None")
+_PULL_POLICIES = ("Always", "IfNotPresent", "Never")
+_TERMINATION_MESSAGE_POLICIES = ("File", "FallbackToLogsOnError")
+_TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+_STANDARD_CONTAINER_RESOURCES = ("cpu", "memory", "ephemeral-storage")
+_VOLUME_SOURCES = (
+    "hostPath", "emptyDir", "gcePersistentDisk", "awsElasticBlockStore", "gitRepo", "secret", "nfs",
+    "iscsi", "glusterfs", "persistentVolumeClaim", "rbd", "flexVolume", "cinder", "cephfs", "flocker",
+    "downwardAPI", "fc", "azureFile", "configMap", "vsphereVolume", "quobyte", "azureDisk",
+    "photonPersistentDisk", "projected", "portworxVolume", "scaleIO", "storageos", "csi", "ephemeral",
+    "image",
+)  # fmt: skip
+_FILE_MODE_MSG = "must be a number between 0 and 0777 (octal), both inclusive"
+
+
+def _validate_handler(handler: Obj, path: str, kinds: tuple[str, ...]) -> list[Cause]:
+    errs: list[Cause] = []
+    count = 0
+    for kind in kinds:
+        action = handler.get(kind)
+        if action is None:
+            continue
+        if count > 0:
+            errs.append(forbidden(f"{path}.{kind}", "may not specify more than 1 handler type"))
+            continue
+        count += 1
+        action, p = _d(action), f"{path}.{kind}"
+        if kind == "exec" and not _l(action.get("command")):
+            errs.append(required(f"{p}.command", ""))
+        elif kind == "httpGet":
+            if not action.get("path"):
+                errs.append(required(f"{p}.path", ""))
+            errs += _port_num_or_name(action.get("port", 0), f"{p}.port")
+            if action.get("scheme") not in ("HTTP", "HTTPS"):
+                errs.append(not_supported(f"{p}.scheme", action.get("scheme", ""), ("HTTP", "HTTPS")))
+        elif kind == "tcpSocket":
+            errs += _port_num_or_name(action.get("port", 0), f"{p}.port")
+        elif kind == "grpc":
+            errs += _port_num(action.get("port", 0), f"{p}.port")
+    if count == 0:
+        errs.append(required(path, "must specify a handler type"))
+    return errs
+
+
+def _validate_probe(probe: Obj, path: str) -> list[Cause]:
+    errs = _validate_handler(probe, path, ("exec", "httpGet", "tcpSocket", "grpc"))
+    for key in (
+        "initialDelaySeconds",
+        "timeoutSeconds",
+        "periodSeconds",
+        "successThreshold",
+        "failureThreshold",
+    ):
+        errs += _nonneg(probe.get(key, 0), f"{path}.{key}")
+    grace = probe.get("terminationGracePeriodSeconds")
+    if _is_int(grace) and grace <= 0:
+        errs.append(invalid(f"{path}.terminationGracePeriodSeconds", grace, "must be greater than 0"))
+    return errs
+
+
+def _quantity(value: Any, path: str, errs: list[Cause]) -> Quantity | None:
+    try:
+        return Quantity.parse(value)
+    except QuantityError:
+        errs.append(invalid(path, value, QUANTITY_ERROR))
+        return None
+
+
+def _validate_resources(res: Any, path: str) -> list[Cause]:
+    res = _d(res)
+    errs: list[Cause] = []
+    limits: dict[str, Quantity] = {}
+    for section in ("limits", "requests"):
+        for name, raw in sorted(_d(res.get(section)).items()):
+            p = f"{path}.{section}[{name}]"
+            if (
+                name not in _STANDARD_CONTAINER_RESOURCES
+                and not name.startswith("hugepages-")
+                and "/" not in name
+            ):
+                errs.append(invalid(p, name, "must be a standard resource for containers"))
+            q = _quantity(raw, p, errs)
+            if q is None:
+                continue
+            if q.value < 0:
+                errs.append(invalid(p, str(q), NEGATIVE))
+            if section == "limits":
+                limits[name] = q
+            elif name in limits and q.value > limits[name].value:
+                errs.append(
+                    invalid(
+                        f"{path}.requests",
+                        str(q),
+                        f"must be less than or equal to {name} limit of {limits[name]}",
+                    )
+                )
+    return errs
+
+
+def _validate_env(env: Any, path: str) -> list[Cause]:
+    errs: list[Cause] = []
+    for i, var in enumerate(_ld(env)):
+        p = f"{path}[{i}]"
+        name = var.get("name") or ""
+        if not name:
+            errs.append(required(f"{p}.name", ""))
+        elif any(ord(ch) < 32 or ord(ch) > 126 or ch == "=" for ch in name):
+            errs.append(
+                invalid(
+                    f"{p}.name",
+                    name,
+                    "a valid environment variable name must consist only of printable ASCII characters other than '='",
+                )
+            )
+        if var.get("value") and var.get("valueFrom") is not None:
+            errs.append(invalid(f"{p}.valueFrom", "", "may not be specified when `value` is not empty"))
+    return errs
+
+
+def _validate_container_ports(ports: Any, path: str) -> list[Cause]:
+    errs: list[Cause] = []
+    names: set[str] = set()
+    for i, port in enumerate(_ld(ports)):
+        p = f"{path}[{i}]"
+        name = port.get("name") or ""
+        if name:
+            msgs = is_valid_port_name(name)
+            if msgs:
+                errs += [invalid(f"{p}.name", name, m) for m in msgs]
+            elif name in names:
+                errs.append(duplicate(f"{p}.name", name))
+            else:
+                names.add(name)
+        cp = port.get("containerPort", 0)
+        errs += (
+            [required(f"{p}.containerPort", "")] if cp in (0, None) else _port_num(cp, f"{p}.containerPort")
+        )
+        if port.get("hostPort") not in (0, None):
+            errs += _port_num(port.get("hostPort"), f"{p}.hostPort")
+        errs += _enum(port.get("protocol"), f"{p}.protocol", _PROTOCOLS)
+    return errs
+
+
+def _validate_volume_mounts(mounts: Any, volumes: set[str], path: str) -> list[Cause]:
+    errs: list[Cause] = []
+    seen: set[str] = set()
+    for i, m in enumerate(_ld(mounts)):
+        p = f"{path}[{i}]"
+        name, mount_path = m.get("name") or "", m.get("mountPath") or ""
+        if not name:
+            errs.append(required(f"{p}.name", ""))
+        if name not in volumes:
+            errs.append(not_found(f"{p}.name", name))
+        if not mount_path:
+            errs.append(required(f"{p}.mountPath", ""))
+        if mount_path in seen:
+            errs.append(invalid(f"{p}.mountPath", mount_path, "must be unique"))
+        seen.add(mount_path)
+    return errs
+
+
+def _validate_container(c: Obj, path: str, volumes: set[str], *, init: bool) -> list[Cause]:
+    errs: list[Cause] = []
+    name = c.get("name") or ""
+    if not name:
+        errs.append(required(f"{path}.name", ""))
+    else:
+        errs += [invalid(f"{path}.name", name, m) for m in is_dns1123_label(name)]
+    image = c.get("image") or ""
+    if not image:
+        errs.append(required(f"{path}.image", ""))
+    elif image != image.strip():
+        errs.append(invalid(f"{path}.image", image, "must not have leading or trailing whitespace"))
+    errs += _validate_container_ports(c.get("ports"), f"{path}.ports")
+    errs += _validate_env(c.get("env"), f"{path}.env")
+    errs += _validate_volume_mounts(c.get("volumeMounts"), volumes, f"{path}.volumeMounts")
+    errs += _enum(
+        c.get("terminationMessagePolicy"), f"{path}.terminationMessagePolicy", _TERMINATION_MESSAGE_POLICIES
+    )
+    errs += _enum(c.get("imagePullPolicy"), f"{path}.imagePullPolicy", _PULL_POLICIES)
+    errs += _validate_resources(c.get("resources"), f"{path}.resources")
+    sidecar = init and c.get("restartPolicy") == "Always"
+    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+        if c.get(probe) is None:
+            continue
+        if init and not sidecar:
+            errs.append(
+                forbidden(
+                    f"{path}.{probe}", "may not be set for init containers without restartPolicy=Always"
+                )
+            )
+            continue
+        errs += _validate_probe(_d(c[probe]), f"{path}.{probe}")
+        if probe != "readinessProbe" and _d(c[probe]).get("successThreshold", 1) != 1:
+            errs.append(
+                invalid(f"{path}.{probe}.successThreshold", _d(c[probe]).get("successThreshold"), "must be 1")
+            )
+    lifecycle = _d(c.get("lifecycle"))
+    for hook in ("postStart", "preStop"):
+        if lifecycle.get(hook) is not None:
+            errs += _validate_handler(
+                _d(lifecycle[hook]), f"{path}.lifecycle.{hook}", ("exec", "httpGet", "tcpSocket", "sleep")
+            )
+    return errs

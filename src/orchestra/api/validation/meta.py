@@ -1,0 +1,145 @@
+"""ObjectMeta and label selectors: name, generateName, labels, annotations, owner references,
+matchLabels / matchExpressions (and selector_matches, used to check a template against its selector).
+
+Owns: validate_object_meta, validate_labels, validate_annotations, validate_label_selector.
+Must not import: anything in orchestra.api.validation but field and names.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orchestra.api.errors import Cause
+from orchestra.api.validation.field import (
+    NameFn,
+    _d,
+    _l,
+    _ld,
+    forbidden,
+    invalid,
+    required,
+    too_long,
+)
+from orchestra.api.validation.names import (
+    is_dns1123_label,
+    is_qualified_name,
+    is_valid_label_value,
+)
+
+# --- metadata ----------------------------------------------------------------------------------------
+
+
+def validate_labels(labels: Any, path: str) -> list[Cause]:
+    errs: list[Cause] = []
+    for key, value in sorted(_d(labels).items()):
+        errs += [invalid(path, key, m) for m in is_qualified_name(key)]
+        errs += [invalid(path, value, m) for m in is_valid_label_value(str(value))]
+    return errs
+
+
+def validate_annotations(annotations: Any, path: str) -> list[Cause]:
+    errs: list[Cause] = []
+    total = 0
+    for key, value in sorted(_d(annotations).items()):
+        errs += [invalid(path, key, m) for m in is_qualified_name(key.lower())]
+        total += len(key) + len(str(value))
+    if total > 256 * 1024:
+        errs.append(too_long(path, 256 * 1024))
+    return errs
+
+
+def validate_object_meta(meta: Any, name_fn: NameFn, path: str = "metadata") -> list[Cause]:
+    meta = _d(meta)
+    errs: list[Cause] = []
+    generate_name = meta.get("generateName") or ""
+    if generate_name:
+        masked = generate_name[:-1] if generate_name.endswith("-") else generate_name
+        errs += [invalid(f"{path}.generateName", generate_name, m) for m in name_fn(masked)]
+    name = meta.get("name") or ""
+    if not name:
+        if not generate_name:
+            errs.append(required(f"{path}.name", "name or generateName is required"))
+    else:
+        errs += [invalid(f"{path}.name", name, m) for m in name_fn(name)]
+    namespace = meta.get("namespace") or ""
+    if namespace:
+        errs += [invalid(f"{path}.namespace", namespace, m) for m in is_dns1123_label(namespace)]
+    errs += validate_labels(meta.get("labels"), f"{path}.labels")
+    errs += validate_annotations(meta.get("annotations"), f"{path}.annotations")
+    errs += _validate_owner_refs(meta.get("ownerReferences"), f"{path}.ownerReferences")
+    for fin in _l(meta.get("finalizers")):
+        errs += [invalid(f"{path}.finalizers", fin, m) for m in is_qualified_name(str(fin))]
+    return errs
+
+
+def _validate_owner_refs(refs: Any, path: str) -> list[Cause]:
+    errs: list[Cause] = []
+    controllers = []
+    for ref in _ld(refs):
+        for key, what in (("apiVersion", "version"), ("kind", "kind"), ("name", "name"), ("uid", "uid")):
+            if not ref.get(key):
+                errs.append(invalid(f"{path}.{key}", "", f"{what} must not be empty"))
+        if ref.get("controller") is True:
+            controllers.append(str(ref.get("name", "")))
+    if len(controllers) > 1:
+        errs.append(
+            invalid(path, _l(refs), "Only one reference can have Controller set to true. Found \"true\" in "
+                    f"references for {' and '.join(controllers)}")
+        )  # fmt: skip
+    return errs
+
+
+# --- label selectors ---------------------------------------------------------------------------------
+
+_SELECTOR_OPS = ("In", "NotIn", "Exists", "DoesNotExist")
+
+
+def validate_label_selector(sel: Any, path: str) -> list[Cause]:
+    sel = _d(sel)
+    errs: list[Cause] = []
+    for i, req in enumerate(_ld(sel.get("matchExpressions"))):
+        p = f"{path}.matchExpressions[{i}]"
+        op, values = req.get("operator", ""), _l(req.get("values"))
+        if op in ("In", "NotIn"):
+            if not values:
+                errs.append(required(f"{p}.values", "must be specified when `operator` is 'In' or 'NotIn'"))
+        elif op in ("Exists", "DoesNotExist"):
+            if values:
+                errs.append(
+                    forbidden(
+                        f"{p}.values", "may not be specified when `operator` is 'Exists' or 'DoesNotExist'"
+                    )
+                )
+        else:
+            errs.append(invalid(f"{p}.operator", op, "not a valid selector operator"))
+        errs += [
+            invalid(f"{p}.key", req.get("key", ""), m) for m in is_qualified_name(str(req.get("key", "")))
+        ]
+    errs += validate_labels(sel.get("matchLabels"), f"{path}.matchLabels")
+    return errs
+
+
+def selector_matches(sel: Any, labels: Any) -> bool:
+    """LabelSelectorAsSelector(sel).Matches(labels); a nil selector matches nothing, {} everything."""
+    if not isinstance(sel, dict):
+        return False
+    labels = _d(labels)
+    for k, v in _d(sel.get("matchLabels")).items():
+        if labels.get(k) != v:
+            return False
+    for req in _ld(sel.get("matchExpressions")):
+        key, op, values = req.get("key"), req.get("operator"), _l(req.get("values"))
+        present = key in labels
+        if (
+            (op == "In" and (not present or labels[key] not in values))
+            or (op == "NotIn" and present and labels[key] in values)
+            or (op == "Exists" and not present)
+            or (op == "DoesNotExist" and present)
+        ):
+            return False
+    return True
+
+
+def _selector_empty(sel: Any) -> bool:
+    sel = _d(sel)
+    return not _d(sel.get("matchLabels")) and not _l(sel.get("matchExpressions"))

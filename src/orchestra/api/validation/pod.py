@@ -1,0 +1,258 @@
+"""The pod spec and the Pod kind: volumes, tolerations, the spec itself, pod templates, and which pod
+fields an update may change (with kube's spec diff in the message).
+
+Owns: validate_pod_spec, validate_pod_template, POD_UPDATE_MSG, and the Pod validator.
+Must not import: the workload, service or config validators (workloads import this one).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from orchestra.api.errors import Cause
+from orchestra.api.validation.container import (
+    _DNS_POLICIES,
+    _FILE_MODE_MSG,
+    _RESTART_POLICIES,
+    _TAINT_EFFECTS,
+    _VOLUME_SOURCES,
+    _validate_container,
+)
+from orchestra.api.validation.field import (
+    GoRepr,
+    Obj,
+    _d,
+    _enum,
+    _is_int,
+    _l,
+    _ld,
+    duplicate,
+    forbidden,
+    go_quote,
+    invalid,
+    not_supported,
+    required,
+)
+from orchestra.api.validation.meta import (
+    validate_annotations,
+    validate_labels,
+    validate_object_meta,
+)
+from orchestra.api.validation.names import (
+    is_dns1123_label,
+    is_dns1123_subdomain,
+    is_qualified_name,
+    is_valid_label_value,
+)
+
+
+def _validate_volumes(volumes: Any, path: str) -> tuple[list[Cause], set[str]]:
+    errs: list[Cause] = []
+    names: set[str] = set()
+    for i, vol in enumerate(_ld(volumes)):
+        p = f"{path}[{i}]"
+        el = _validate_volume_source(vol, p)
+        name = vol.get("name") or ""
+        if not name:
+            el.append(required(f"{p}.name", ""))
+        else:
+            el += [invalid(f"{p}.name", name, m) for m in is_dns1123_label(name)]
+        if name in names:
+            el.append(duplicate(f"{p}.name", name))
+        if el:
+            errs += el
+        else:
+            names.add(name)
+    return errs, names
+
+
+def _validate_volume_source(vol: Obj, path: str) -> list[Cause]:
+    sources = [k for k in _VOLUME_SOURCES if vol.get(k) is not None]
+    if not sources:
+        return [required(path, "must specify a volume type")]
+    errs = [forbidden(f"{path}.{k}", "may not specify more than 1 volume type") for k in sources[1:]]
+    src, p = _d(vol.get(sources[0])), f"{path}.{sources[0]}"
+    must = {
+        "configMap": "name",
+        "secret": "secretName",
+        "hostPath": "path",
+        "persistentVolumeClaim": "claimName",
+    }
+    if sources[0] in must and not src.get(must[sources[0]]):
+        errs.append(required(f"{p}.{must[sources[0]]}", ""))
+    mode = src.get("defaultMode")
+    if _is_int(mode) and not 0 <= mode <= 0o777:
+        errs.append(invalid(f"{p}.defaultMode", mode, _FILE_MODE_MSG))
+    return errs
+
+
+def _validate_tolerations(tolerations: Any, path: str) -> list[Cause]:
+    errs: list[Cause] = []
+    for i, t in enumerate(_ld(tolerations)):
+        p = f"{path}[{i}]"
+        key, op, value, effect = (
+            t.get("key", ""),
+            t.get("operator", ""),
+            t.get("value", ""),
+            t.get("effect", ""),
+        )
+        if key:
+            errs += [invalid(f"{p}.key", key, m) for m in is_qualified_name(key)]
+        if not key and op != "Exists":
+            errs.append(
+                invalid(
+                    f"{p}.operator",
+                    op,
+                    'operator must be Exists when `key` is empty, which means "match all values and all keys"',
+                )
+            )
+        if t.get("tolerationSeconds") is not None and effect != "NoExecute":
+            errs.append(
+                invalid(f"{p}.effect", effect, "effect must be 'NoExecute' when `tolerationSeconds` is set")
+            )
+        if op in ("Equal", ""):
+            msgs = is_valid_label_value(str(value))
+            if msgs:
+                errs.append(invalid(f"{p}.operator", value, ";".join(msgs)))
+        elif op == "Exists":
+            if value:
+                errs.append(
+                    invalid(
+                        f"{p}.operator",
+                        GoRepr(
+                            f'core.Toleration{{Key:{go_quote(key)}, Operator:"Exists", Value:{go_quote(str(value))}}}'
+                        ),
+                        "value must be empty when `operator` is 'Exists'",
+                    )
+                )
+        else:
+            errs.append(not_supported(f"{p}.operator", op, ("Equal", "Exists")))
+        if effect and effect not in _TAINT_EFFECTS:
+            errs.append(not_supported(f"{p}.effect", effect, _TAINT_EFFECTS))
+    return errs
+
+
+def validate_pod_spec(spec: Any, path: str) -> list[Cause]:
+    """ValidatePodSpec for a pod's or a template's spec at `path` (`spec`, `spec.template.spec`)."""
+    spec = _d(spec)
+    errs, volumes = _validate_volumes(spec.get("volumes"), f"{path}.volumes")
+    containers = _ld(spec.get("containers"))
+    init_containers = _ld(spec.get("initContainers"))
+    if not containers:
+        errs.append(required(f"{path}.containers", ""))
+    names: set[str] = set()
+    for i, c in enumerate(containers):
+        p = f"{path}.containers[{i}]"
+        errs += _validate_container(c, p, volumes, init=False)
+        if c.get("name") in names:
+            errs.append(duplicate(f"{p}.name", c.get("name")))
+        names.add(c.get("name") or "")
+    init_names = set(names)
+    for i, c in enumerate(init_containers):
+        p = f"{path}.initContainers[{i}]"
+        errs += _validate_container(c, p, volumes, init=True)
+        if c.get("name") in init_names:
+            errs.append(duplicate(f"{p}.name", c.get("name")))
+        init_names.add(c.get("name") or "")
+    errs += _enum(spec.get("restartPolicy"), f"{path}.restartPolicy", _RESTART_POLICIES)
+    errs += _enum(spec.get("dnsPolicy"), f"{path}.dnsPolicy", _DNS_POLICIES)
+    errs += validate_labels(spec.get("nodeSelector"), f"{path}.nodeSelector")
+    sa = spec.get("serviceAccountName") or ""
+    if sa:
+        errs += [invalid(f"{path}.serviceAccountName", sa, m) for m in is_dns1123_subdomain(sa)]
+    deadline = spec.get("activeDeadlineSeconds")
+    if _is_int(deadline) and not 1 <= deadline <= 2147483647:
+        errs.append(
+            invalid(f"{path}.activeDeadlineSeconds", deadline, "must be between 1 and 2147483647, inclusive")
+        )
+    for key in ("hostname", "subdomain"):
+        if spec.get(key):
+            errs += [invalid(f"{path}.{key}", spec[key], m) for m in is_dns1123_label(str(spec[key]))]
+    errs += _validate_tolerations(spec.get("tolerations"), f"{path}.tolerations")
+    return errs
+
+
+def validate_pod_template(template: Any, path: str) -> list[Cause]:
+    """ValidatePodTemplateSpec: template labels/annotations and the pod spec."""
+    template = _d(template)
+    meta = _d(template.get("metadata"))
+    errs = validate_labels(meta.get("labels"), f"{path}.metadata.labels")
+    errs += validate_annotations(meta.get("annotations"), f"{path}.metadata.annotations")
+    return errs + validate_pod_spec(template.get("spec"), f"{path}.spec")
+
+
+# --- per kind ----------------------------------------------------------------------------------------
+
+
+def _validate_pod(obj: Obj, old: Obj | None) -> list[Cause]:
+    errs = validate_object_meta(obj.get("metadata"), is_dns1123_subdomain)
+    errs += validate_pod_spec(obj.get("spec"), "spec")
+    if old is not None:
+        errs += _validate_pod_update(_d(obj.get("spec")), _d(old.get("spec")))
+    return errs
+
+
+POD_UPDATE_MSG = (
+    "pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,"
+    "`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),"
+    "`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)"
+)
+
+
+def _validate_pod_update(new: Obj, old: Obj) -> list[Cause]:
+    new_deadline, old_deadline = new.get("activeDeadlineSeconds"), old.get("activeDeadlineSeconds")
+    if (
+        new_deadline is not None
+        and old_deadline is not None
+        and _is_int(new_deadline)
+        and new_deadline > old_deadline
+    ):
+        return [
+            invalid(
+                "spec.activeDeadlineSeconds", new_deadline, "must be less than or equal to previous value"
+            )
+        ]
+    if new_deadline is None and old_deadline is not None:
+        return [
+            invalid(
+                "spec.activeDeadlineSeconds", None, "must not update from a positive integer to nil value"
+            )
+        ]
+    munged = json.loads(json.dumps(new))
+    for key in ("containers", "initContainers"):
+        for c_new, c_old in zip(_ld(munged.get(key)), _ld(old.get(key)), strict=False):
+            if "image" in c_old:
+                c_new["image"] = c_old["image"]
+    munged.pop("activeDeadlineSeconds", None)
+    if old_deadline is not None:
+        munged["activeDeadlineSeconds"] = old_deadline
+    old_tolerations = _l(old.get("tolerations"))
+    if all(t in _l(munged.get("tolerations")) for t in old_tolerations):
+        if old_tolerations or "tolerations" in old:
+            munged["tolerations"] = old.get("tolerations")
+        else:
+            munged.pop("tolerations", None)
+    if (
+        _is_int(old.get("terminationGracePeriodSeconds"))
+        and old["terminationGracePeriodSeconds"] < 0
+        and new.get("terminationGracePeriodSeconds") == 1
+    ):
+        munged["terminationGracePeriodSeconds"] = old["terminationGracePeriodSeconds"]
+    if munged == old:
+        return []
+    diff = _spec_diff(old, munged)
+    return [forbidden("spec", POD_UPDATE_MSG + "\n" + diff)]
+
+
+def _spec_diff(old: Obj, new: Obj) -> str:
+    """A short stand-in for cmp.Diff: the top-level spec fields that differ."""
+    keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    lines = ["  core.PodSpec{"]
+    for k in keys:
+        if k in old:
+            lines.append(f"-  {k}: {json.dumps(old[k], sort_keys=True)},")
+        if k in new:
+            lines.append(f"+  {k}: {json.dumps(new[k], sort_keys=True)},")
+    lines.append("  }")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,112 @@
+"""Watcher: a cursor into a Store's shared history (see orchestra.store for the watch semantics).
+
+Owns: iterating, filtering and batching history events for one watch, and noticing compaction and
+close. Writers never wait for it: it parks on the store's change event and reads at its own pace.
+Must not import: anything from orchestra except orchestra.storetypes (and orchestra.store for types).
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+import trio
+
+from orchestra.storetypes import CompactedError, Event, StoreClosedError
+
+if TYPE_CHECKING:
+    from orchestra.store import Store
+
+_WATCH_SCAN = 1024  # history events a watcher scans per batch before yielding
+
+
+class Watcher:
+    """A cursor into the store's history. `async with store.watch(...) as w: async for batch in w`.
+    Each batch is a non-empty list of events in revision order (a txn's events never straddle two
+    batches)."""
+
+    __slots__ = ("__weakref__", "_closed", "_cursor", "_next_revision", "_prefix", "_store")
+
+    def __init__(self, store: Store, prefix: str, cursor: int, start_revision: int) -> None:
+        self._store = store
+        self._prefix = prefix
+        self._cursor = cursor  # absolute index into the history (survives compaction)
+        self._next_revision = start_revision
+        self._closed = False
+
+    async def __aenter__(self) -> Watcher:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    def __aiter__(self) -> Watcher:
+        return self
+
+    async def __anext__(self) -> list[Event]:
+        store, waited = self._store, False
+        while True:
+            if self._closed:
+                raise StopAsyncIteration
+            if store._closed:
+                raise StoreClosedError("store closed")
+            if self._cursor < store._base + len(store._history):
+                if not waited:
+                    await trio.lowlevel.checkpoint()
+                    waited = True
+                    continue  # re-check: the store may have been closed or compacted meanwhile
+                batch = self._take()
+                if batch:
+                    return batch
+                waited = False  # only filtered-out events: yield before scanning further
+                continue
+            store._waiting = True
+            await store._changed.wait()
+            waited = True
+
+    def receive_nowait(self) -> list[Event]:
+        """The next batch without waiting; trio.WouldBlock if the watcher is caught up."""
+        if self._closed or self._store._closed:
+            raise StoreClosedError("watcher or store closed")
+        while self._cursor < self._store._base + len(self._store._history):
+            batch = self._take()
+            if batch:
+                return batch
+        raise trio.WouldBlock
+
+    def _take(self) -> list[Event]:
+        store = self._store
+        start = self._cursor - store._base
+        if start < 0:
+            raise CompactedError(self._next_revision, store._compact_revision)
+        history = store._history
+        end = len(history)
+        stop = min(end, start + _WATCH_SCAN)
+        if stop < end:
+            last = history[stop - 1].kv.mod_revision
+            while stop < end and history[stop].kv.mod_revision == last:
+                stop += 1
+        prefix = self._prefix
+        events = history[start:stop]
+        if prefix:
+            events = [ev for ev in events if ev.kv.key.startswith(prefix)]
+        self._cursor += stop - start
+        self._next_revision = history[stop - 1].kv.mod_revision + 1
+        return events
+
+    @property
+    def lag(self) -> int:
+        """History events this watcher has not read yet."""
+        return self._store._base + len(self._store._history) - self._cursor
+
+    async def aclose(self) -> None:
+        self.close()
+        await trio.lowlevel.checkpoint()
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._store._watchers.discard(self)
+            self._store._wake()  # a task parked in __anext__ on this watcher should see it closed
