@@ -3,7 +3,7 @@
 Owns: authentication, routing to the API core, content negotiation (JSON, server-side Tables),
 watch streaming, and the HTTP shape of errors. Streaming pod subresources (log, exec,
 portforward) are delegated to a PodStreams provider when the node agent supplies one.
-Must not import: cli, reconcilers, node, runtime.
+Must not import: cli, reconcilers, node, or any runtime adapter (streams use only the Runtime protocol).
 """
 
 from __future__ import annotations
@@ -79,7 +79,11 @@ class ApiServer:
 
     async def _fail(self, req: Request, err: ApiError) -> None:
         if req.scope["type"] == "websocket":
-            await req.send({"type": "websocket.close", "code": 1008 if err.code in (401, 403) else 1011})
+            # refuse the upgrade with the Status as a plain HTTP answer (kubectl shows its message)
+            body = orjson.dumps(err.status())
+            await req.send({"type": "websocket.http.response.start", "status": err.code,
+                            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+            await req.send({"type": "websocket.http.response.body", "body": body})
             return
         await send_error(req.send, err)
 

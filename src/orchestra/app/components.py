@@ -89,9 +89,11 @@ async def start_nodes(nursery: trio.Nursery, cluster: Cluster) -> None:
             cluster_id=cluster_id), extra_env=extra_env)
         await nursery.start(agent.run)
         cluster.agents.append(agent)
+        cluster.locator.runtimes[agent.node_name] = runtime
     if config.simulate_nodes:
         sim = SimulatedRuntime()
         await nursery.start(sim.run)
+        cluster.locator.fallback = sim
         nodes = SimulatedNodes(client, sim, config.simulate_nodes, state_dir=config.state_dir / "sim-nodes",
                                extra_env=extra_env, cluster_dns=dns)
         await nursery.start(nodes.run)
@@ -112,3 +114,33 @@ async def _close_on_exit(runtime: Any) -> None:
     finally:
         with trio.CancelScope(shield=True):
             await runtime.aclose()
+
+
+class AgentLocator:
+    """Finds a pod's containers for logs/exec/port-forward: the runtime of the node the pod runs on."""
+
+    def __init__(self) -> None:
+        self.runtimes: dict[str, Any] = {}  # node name -> runtime
+        self.fallback: Any = None  # the simulated runtime serves every sim-node-N
+
+    def runtime_for(self, pod: dict[str, Any]) -> Any:
+        node = (pod.get("spec") or {}).get("nodeName") or ""
+        return self.runtimes.get(node, self.fallback)
+
+    async def locate(self, pod: dict[str, Any], container: str, *, previous: bool = False) -> tuple[Any, str]:
+        from orchestra.api.errors import BadRequest
+        from orchestra.node.agent import ContainerLookupError, find_container
+
+        runtime = self.runtime_for(pod)
+        if runtime is None:
+            name = (pod.get("metadata") or {}).get("name", "")
+            raise BadRequest(f'container "{container}" in pod "{name}" is waiting to start: ContainerCreating')
+        try:
+            ref = await find_container(runtime, pod, container or None, previous=previous)
+        except ContainerLookupError as exc:
+            raise BadRequest(str(exc)) from None
+        return ref.runtime, ref.container_id
+
+    def pod_ip(self, pod: dict[str, Any]) -> str | None:
+        ip = (pod.get("status") or {}).get("podIP")
+        return str(ip) if ip else None

@@ -49,3 +49,4 @@ class Cluster:
     proxy: Any = None
     dns: Any = None
     agents: list[Any] = attrs.field(factory=list)
+    locator: Any = None  # finds containers for pods/log, exec, portforward

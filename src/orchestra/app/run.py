@@ -16,9 +16,10 @@ from orchestra.api.allocators import ServiceAllocator
 from orchestra.api.core import ApiCore
 from orchestra.apiserver.serve import serve_api
 from orchestra.apiserver.server import ApiServer
+from orchestra.apiserver.streams import PodStreamsHandler
 from orchestra.apiserver.tls import ensure_serving_cert
 from orchestra.app.bootstrap import bootstrap, in_cluster_names, publish_api_endpoints
-from orchestra.app.components import start_controllers, start_network, start_nodes
+from orchestra.app.components import AgentLocator, start_controllers, start_network, start_nodes
 from orchestra.app.config import Cluster, ClusterConfig
 from orchestra.app.state import load_or_create_token, open_store, prepare_state_dir, write_kubeconfig
 from orchestra.net.routes import ServiceRoute
@@ -38,7 +39,9 @@ async def run_cluster(config: ClusterConfig, *, task_status: trio.TaskStatus[Clu
             await nursery.start(store.run)
             core = ApiCore(store, allocator=ServiceAllocator(config.service_cidr))
             await bootstrap(core)
-            server = ApiServer(core, token=token, server_address=f"{config.listen_host}:{config.listen_port}")
+            locator = AgentLocator()
+            server = ApiServer(core, token=token, server_address=f"{config.listen_host}:{config.listen_port}",
+                               pod_streams=PodStreamsHandler(locator))
             tls = ensure_serving_cert(state, [config.listen_host, *in_cluster_names(core)])
             bound = await nursery.start(serve_api, server, config.listen_host, config.listen_port, tls)
             url = _url(bound, config)
@@ -46,7 +49,7 @@ async def run_cluster(config: ClusterConfig, *, task_status: trio.TaskStatus[Clu
             write_kubeconfig(kubeconfig, url, token, tls.ca_cert)
             await publish_api_endpoints(core, url)
             server.ready = True
-            cluster = Cluster(config, store, core, server, token, kubeconfig, url, tls.ca_cert)
+            cluster = Cluster(config, store, core, server, token, kubeconfig, url, tls.ca_cert, locator=locator)
             log.info("API server ready at %s; kubeconfig %s", url, kubeconfig)
             if config.controllers:
                 await start_controllers(nursery, cluster)
