@@ -303,6 +303,8 @@ class ApiServer:
         elif rt.kind == "Pod" and sub == "binding" and m == "POST":
             await self.core.bind(route.namespace or "", name, await req.json_body())
             await send_json(req.send, 201, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201})
+        elif rt.kind == "Pod" and sub == "eviction" and m == "POST":
+            await self._evict(req, route)
         elif rt.kind == "Pod" and sub in ("log", "exec", "portforward", "attach"):
             pod = self.core.get(rt, route.namespace, name)
             if self.pod_streams is None:
@@ -310,6 +312,23 @@ class ApiServer:
             await self.pod_streams.handle(req, route, pod)
         else:
             raise NotFound("the server could not find the requested resource")
+
+    async def _evict(self, req: Request, route: Route) -> None:
+        """pods/eviction (policy/v1 Eviction): a graceful delete. orchestra has no PodDisruptionBudgets,
+        so an eviction is never refused for budget reasons (kube would answer 429 then)."""
+        body = await req.json_body(allow_empty=True) or {}
+        if not isinstance(body, dict):
+            raise BadRequest("Eviction must be a JSON object")
+        name = (body.get("metadata") or {}).get("name")
+        if name and name != route.name:
+            raise BadRequest(f"name in URL does not match name in Eviction object ({name} != {route.name})")
+        opts = body.get("deleteOptions") or {}
+        pre = opts.get("preconditions") or {}
+        grace = opts.get("gracePeriodSeconds")
+        await self.core.delete(route.rt, route.namespace, route.name or "", DeleteOptions(
+            propagation_policy=opts.get("propagationPolicy"), grace_period_seconds=int(grace) if grace is not None else None,
+            uid=pre.get("uid"), resource_version=pre.get("resourceVersion"), dry_run="All" in (opts.get("dryRun") or [])))
+        await send_json(req.send, 201, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201})
 
     # --- watch --------------------------------------------------------------------------------
 
