@@ -258,3 +258,48 @@ async def test_history_limit_cleans_old_replicasets(autojump_clock: trio.testing
                 await patch_template(api, "web", image=image)
             await until(api, lambda: rollout_status(api) == "done" and len(rss(api)) == 2)
             assert new_rs(api, "v4") is not None and new_rs(api, "v3") is not None
+
+
+async def test_undo_as_kubectl_sends_it_reuses_old_rs(autojump_clock: trio.testing.MockClock) -> None:
+    """kubectl 1.32's rollout undo: a JSON patch replacing /spec/template with the old RS's template as
+    Go serializes it (`metadata.creationTimestamp: null`, no pod-template-hash label). null is Go's zero
+    value, so the template equals the old RS's and that RS is scaled back up; no third RS appears."""
+    import orjson
+
+    with trio.fail_after(600):
+        async with running(*controllers()) as api:
+            await api.create("Deployment", deployment(replicas=2))
+            await until(api, lambda: rollout_status(api) == "done")
+            await patch_template(api, "web", image="v2")
+            await until(api, lambda: rollout_status(api) == "done" and new_rs(api, "v2") is not None
+                        and len(active(api, "app=web")) == 2)
+            v1 = new_rs(api, "v1")
+            assert v1 is not None
+            template = v1["spec"]["template"]
+            del template["metadata"]["labels"]["pod-template-hash"]
+            template["metadata"]["creationTimestamp"] = None
+            patch = [{"op": "replace", "path": "/spec/template", "value": template},
+                     {"op": "replace", "path": "/metadata/annotations", "value": {}}]
+            await api.client.patch(api.rt("Deployment"), "default", "web", orjson.dumps(patch),
+                                   patch_type="application/json-patch+json")
+            await until(api, lambda: rollout_status(api) == "done" and
+                        all(p["spec"]["containers"][0]["image"] == "v1" for p in active(api, "app=web")))
+            assert set(rss(api)) == {v1["metadata"]["name"], new_rs(api, "v2")["metadata"]["name"]}  # type: ignore[index]
+            assert rss(api)[v1["metadata"]["name"]]["spec"]["replicas"] == 2
+
+
+AVAILABLE_CASES = [
+    # (spec.replicas, status.availableReplicas) per ReplicaSet -> pods available once they converge
+    pytest.param([(3, 2), (2, 3)], 4, id="old-rs-just-scaled-down-still-reports-its-victims"),
+    pytest.param([(1, 0), (4, 4)], 4, id="converged"),
+    pytest.param([(0, 1), (3, 3)], 3, id="scaled-to-zero-stale-status"),
+    pytest.param([(2, 0), (0, 0)], 0, id="nothing-available"),
+]
+
+
+@pytest.mark.parametrize(("sets", "expected"), AVAILABLE_CASES)
+def test_scale_down_budget_counts_available_pods_up_to_spec(sets: list[tuple[int, int]], expected: int) -> None:
+    from orchestra.reconcilers.workloads import rollout as ro
+
+    rss_ = [{"metadata": {}, "spec": {"replicas": n}, "status": {"availableReplicas": a}} for n, a in sets]
+    assert ro.available_after_scaling(rss_) == expected

@@ -143,3 +143,32 @@ async def test_pod_deleted_is_replaced(autojump_clock: trio.testing.MockClock) -
             victim = pods(api, "app=web")[0]["metadata"]["name"]
             await api.client.delete(api.rt("Pod"), "default", victim)
             await until(api, lambda: len(pods(api, "app=web")) == 2 and victim not in {p["metadata"]["name"] for p in pods(api)})
+
+
+
+async def test_status_after_scale_down_does_not_count_the_victims(autojump_clock: trio.testing.MockClock) -> None:
+    """A Deployment reads availableReplicas mid-rollout: the status written by the sync that deletes
+    pods must not still count them as available, or an old ReplicaSet gets scaled down too far."""
+    with trio.fail_after(60):
+        async with running(rs_factory) as api:
+            await api.create("ReplicaSet", replicaset(replicas=3))
+            await until(api, lambda: len(pods(api, "app=web")) == 3)
+            for p in pods(api, "app=web"):
+                await set_pod(api, p["metadata"]["name"])
+            await until(api, lambda: api.get("ReplicaSet", "web")["status"].get("availableReplicas") == 3)  # type: ignore[index]
+            seen: list[tuple[int, int]] = []  # (observedGeneration, availableReplicas) of each status write
+            _, rv = await api.client.list(api.rt("ReplicaSet"), "default")
+
+            async def record(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+                task_status.started()
+                async for _, obj in api.client.watch(api.rt("ReplicaSet"), "default", resource_version=rv):
+                    st = obj.get("status") or {}
+                    seen.append((st.get("observedGeneration", 0), st.get("availableReplicas", 0)))
+
+            async with trio.open_nursery() as nursery:
+                await nursery.start(record)
+                await scale(api, "web", 1)
+                await until(api, lambda: len(active(api, "app=web")) == 1 and (2, 1) in seen)
+                nursery.cancel_scope.cancel()
+            scaled = [available for generation, available in seen if generation == 2]
+            assert scaled and max(scaled) == 1, seen

@@ -65,19 +65,24 @@ async def start_nodes(nursery: trio.Nursery, cluster: Cluster) -> None:
     from orchestra.runtime.images import ensure_busybox_image
     from orchestra.runtime.podman import PodmanRuntime
     from orchestra.runtime.service import PodmanService, given_socket
-    from orchestra.runtime.simulated import SimulatedRuntime
+    from orchestra.runtime.simulated import SimScript, SimulatedRuntime
 
     config = cluster.config
     if not (config.podman or config.simulate_nodes):
         return
     client = LocalClient(cluster.core, field_manager="kubelet")
     services = SharedInformers.of(client).informer(cluster.core.registry.by_kind("Service"))  # type: ignore[arg-type]
-    await nursery.start(services.run)
+    if not services.running:  # shared: the endpoints controller may have started it already
+        await nursery.start(services.run)
+    await services.wait_synced()
 
     def extra_env(pod: dict[str, Any]) -> dict[str, str]:
         return env_for_pod(pod, services.list())
 
     dns = cluster.core.allocator.dns_ip if config.network else None
+    # with fast node-failure detection (10 s grace) kubelets must renew faster than every 10 s
+    heartbeat: dict[str, Any] = ({"lease_renew_seconds": 2.5, "lease_duration_seconds": 10, "status_update_seconds": 2.5}
+                                 if config.timings == "fast" else {})
     if config.podman:
         socket_path = given_socket() or await nursery.start(PodmanService(config.state_dir / "podman").run)
         await ensure_busybox_image(config.state_dir / "podman")
@@ -86,16 +91,17 @@ async def start_nodes(nursery: trio.Nursery, cluster: Cluster) -> None:
         cluster_id = cluster.core.get(cluster.core.registry.by_kind("Namespace"), None, "kube-system")["metadata"]["uid"]  # type: ignore[arg-type]
         agent = NodeAgent(client, runtime, AgentConfig(
             node_name=node_name(), state_dir=config.state_dir / "node", cluster_dns=dns, control_plane=True,
-            cluster_id=cluster_id), extra_env=extra_env)
+            cluster_id=cluster_id, **heartbeat), extra_env=extra_env)
         await nursery.start(agent.run)
         cluster.agents.append(agent)
         cluster.locator.runtimes[agent.node_name] = runtime
     if config.simulate_nodes:
-        sim = SimulatedRuntime()
+        sim = SimulatedRuntime(SimScript(pull_any=True))
         await nursery.start(sim.run)
         cluster.locator.fallback = sim
         nodes = SimulatedNodes(client, sim, config.simulate_nodes, state_dir=config.state_dir / "sim-nodes",
-                               extra_env=extra_env, cluster_dns=dns)
+                               extra_env=extra_env, cluster_dns=dns,
+                               **({**heartbeat, "heartbeat_jitter": 2.0} if heartbeat else {}))
         await nursery.start(nodes.run)
         cluster.agents.append(nodes)
 

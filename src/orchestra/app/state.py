@@ -49,10 +49,15 @@ def write_kubeconfig(path: Path, url: str, token: str, ca_cert: Path) -> None:
     os.replace(tmp, path)
 
 
+# Watch history kept in memory: enough for every watcher to catch up after a burst, small enough
+# that 30,000 pods do not keep every past revision for the whole retention window.
+HISTORY = 50_000
+
+
 def open_store(config: ClusterConfig) -> Store:
     if config.store == "memory":
-        return Store.open_memory()
-    return Store.open_durable(config.state_dir / "store", fsync=config.fsync)  # type: ignore[arg-type]
+        return Store.open_memory(max_history=HISTORY)
+    return Store.open_durable(config.state_dir / "store", fsync=config.fsync, max_history=HISTORY)  # type: ignore[arg-type]
 
 
 def prepare_state_dir(state: Path) -> Path:

@@ -127,6 +127,9 @@ class Informer:
         keys = self._indexes[index].get(value, ())
         return [self._items[k] for k in keys]
 
+    def has_indexer(self, name: str) -> bool:
+        return name in self._indexers
+
     def add_indexer(self, name: str, fn: IndexFunc) -> None:
         """Add an index (also over objects already cached)."""
         self._indexers[name] = fn
@@ -305,9 +308,12 @@ class SharedInformers:
 
     @classmethod
     def of(cls, client: Client) -> SharedInformers:
-        found = cls._by_client.get(client)
+        """The shared informers of `client`'s API: in-process clients of one API core (controllers,
+        scheduler, node agents, proxy) share one cache per kind, whatever their field manager."""
+        key = getattr(client, "core", client)
+        found = cls._by_client.get(key)
         if found is None:
-            found = cls._by_client[client] = cls(client)
+            found = cls._by_client[key] = cls(client)
         return found
 
     def informer(self, rt: ResourceType, *, namespace: str | None = None, label_selector: str | None = None,

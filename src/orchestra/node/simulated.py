@@ -23,7 +23,7 @@ import trio
 
 from orchestra.api.registry import DEFAULT_REGISTRY, Registry
 from orchestra.client.base import Client
-from orchestra.controller.informer import Informer
+from orchestra.controller.informer import SharedInformers
 from orchestra.node.agent import AgentConfig, AgentStatistics, ExtraEnv, NodeAgent
 from orchestra.node.registration import simulated_host
 from orchestra.node.sandbox import LABEL_NODE
@@ -75,11 +75,13 @@ class SimulatedNodes:
             agent.config = attrs.evolve(agent.config, host=simulated_host(name, index, runtime_version))
         pod_rt = self.registry.by_kind("Pod")
         assert pod_rt is not None
-        informer = Informer(self.client, pod_rt)
+        informer = SharedInformers.of(self.client).informer(pod_rt)  # the controllers' pod cache
         informer.add_handler(self._dispatch_pod)
         async with trio.open_nursery() as nursery:
             await nursery.start(self._runtime_events)
-            await nursery.start(informer.run)
+            if not informer.running:
+                await nursery.start(informer.run)
+            await informer.wait_synced()
             limiter = trio.CapacityLimiter(START_CONCURRENCY)
             async with trio.open_nursery() as starters:
                 for agent in self.agents.values():

@@ -98,6 +98,7 @@ class SimScript:
     images: dict[str, ContainerScript] = attrs.field(factory=dict)
     present_images: set[str] = attrs.field(factory=lambda: {"localhost/busybox:latest"})
     pullable_images: set[str] = attrs.field(factory=set)  # pulls of these succeed
+    pull_any: bool = False  # every pull succeeds (simulated nodes of `orchestra up`: there is no registry to ask)
     pull_errors: dict[str, str] = attrs.field(factory=dict)  # image -> error (ImagePullError)
     pull_delay: float = 0.0
     sandbox_start_delay: float = 0.0
@@ -238,6 +239,7 @@ class SimulatedRuntime:
         error = self.script.pull_errors.get(image) or self.script.pull_errors.get(name)
         if (
             error is None
+            and not self.script.pull_any
             and name not in self.script.pullable_images
             and image not in self.script.pullable_images
         ):

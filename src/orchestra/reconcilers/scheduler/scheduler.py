@@ -28,7 +28,15 @@ import trio
 from orchestra.api.errors import ApiError, NotFound
 from orchestra.api.objects import now_rfc3339
 from orchestra.client.base import Client, Obj
-from orchestra.controller import NORMAL, WARNING, EventRecorder, Informer, object_key, registry_of
+from orchestra.controller import (
+    NORMAL,
+    WARNING,
+    EventRecorder,
+    Informer,
+    SharedInformers,
+    object_key,
+    registry_of,
+)
 from orchestra.reconcilers.scheduler import preemption
 from orchestra.reconcilers.scheduler.cache import Cache
 from orchestra.reconcilers.scheduler.framework import FitError, Framework, NoNodesError
@@ -96,9 +104,10 @@ class Scheduler:
         registry = registry_of(client)
         self._pod_rt = registry.by_kind("Pod")
         assert self._pod_rt is not None
-        self.pods = pods or Informer(client, self._pod_rt)
-        self.nodes = nodes or Informer(client, registry.by_kind("Node"))  # type: ignore[arg-type]
-        self.namespaces = namespaces or Informer(client, registry.by_kind("Namespace"))  # type: ignore[arg-type]
+        shared = SharedInformers.of(client)  # the same caches as the controllers on this API
+        self.pods = pods or shared.informer(self._pod_rt)
+        self.nodes = nodes or shared.informer(registry.by_kind("Node"))  # type: ignore[arg-type]
+        self.namespaces = namespaces or shared.informer(registry.by_kind("Namespace"))  # type: ignore[arg-type]
         self._own_recorder = recorder is None
         self.recorder = recorder or EventRecorder(client, SCHEDULER_NAME)
         self.cache = Cache()

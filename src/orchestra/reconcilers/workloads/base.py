@@ -14,7 +14,7 @@ from typing import Any
 from orchestra.api.objects import deep_copy
 from orchestra.api.selectors import from_label_selector_object
 from orchestra.client.base import Client, Obj
-from orchestra.controller import Controller, Informer, object_key
+from orchestra.controller import Controller, Informer, keys_of_object, object_key
 from orchestra.reconcilers.workloads.common import (
     Clock,
     Expectations,
@@ -24,6 +24,13 @@ from orchestra.reconcilers.workloads.common import (
     wall_clock,
 )
 from orchestra.reconcilers.workloads.pods import PodControl
+
+_ORPHAN = "orphan/"  # index value of a pod without a controller: orphan/<namespace>
+
+
+def _controller_index(pod: Obj) -> list[str]:
+    ref = controller_ref(pod)
+    return [str(ref.get("uid") or "")] if ref is not None else [_ORPHAN + str(meta(pod).get("namespace") or "")]
 
 
 class WorkloadController(Controller):
@@ -35,11 +42,17 @@ class WorkloadController(Controller):
         self.clock = clock
         self.expect = Expectations()
         self.owners = self.informer(self.kind)
-        self.pods = self.use_informer(pods) if pods is not None else self.informer("Pod")
+        self.pods = self.use_informer(pods) if pods is not None else self.informer("Pod", indexers={"controller": _controller_index})
+        if not self.pods.has_indexer("controller"):
+            self.pods.add_indexer("controller", _controller_index)
         self.pod_control = PodControl(client, self.recorder, self.pods.rt)
-        self.enqueue_on(self.owners)
+        self.enqueue_on(self.owners, self.owner_keys)
         self.pods.add_handler(self.expect.observe)
         self.enqueue_on(self.pods, self.owners_of_pod)
+
+    def owner_keys(self, event_type: str, old: Obj | None, new: Obj | None) -> Iterable[str]:
+        """Keys for an owner event (default: its own key). Subclasses skip what cannot matter."""
+        return keys_of_object(event_type, old, new)
 
     def owners_of_pod(self, event_type: str, old: Obj | None, new: Obj | None) -> Iterable[str]:
         keys: set[str] = set()
@@ -56,9 +69,14 @@ class WorkloadController(Controller):
                     keys.add(object_key(owner))
         return keys
 
-    def pods_of(self, namespace: str) -> list[Obj]:
-        """Pods of a namespace from the cache, without those this controller has just deleted."""
-        return [p for p in self.pods.by_index("namespace", namespace) if not self.expect.hidden(p)]
+    def pods_of(self, owner: Obj) -> list[Obj]:
+        """The pods `owner` may claim, from the cache: those it controls and the orphans of its
+        namespace (kube lists the whole namespace; the rest belong to other controllers and claim
+        skips them), without those this controller has just deleted."""
+        m = meta(owner)
+        pods = self.pods.by_index("controller", str(m.get("uid") or ""))
+        pods += self.pods.by_index("controller", _ORPHAN + str(m.get("namespace") or ""))
+        return [p for p in pods if not self.expect.hidden(p)]
 
     async def write_status(self, key: str, obj: Obj, new_status: Obj) -> Obj:
         """Write `new_status` through the status subresource when it differs (with the rv read)."""

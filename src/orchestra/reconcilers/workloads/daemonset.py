@@ -174,7 +174,7 @@ class DaemonSetController(WorkloadController):
         if ds is None:
             return None
         selector = from_label_selector_object(spec(ds).get("selector"))
-        pods = await claim(self.client, self.pods.rt, ds, selector, self.pods_of(ns or ""),
+        pods = await claim(self.client, self.pods.rt, ds, selector, self.pods_of(ds),
                            on_write=lambda o: self.expect.wrote(key, self.pods, o))
         by_node: dict[str, list[Obj]] = {}
         for p in pods:

@@ -329,7 +329,7 @@ class _Run:
         return total
 
     async def _scale_down_old(self, min_available: int) -> int:
-        available = ro.status_total(self.rss, "availableReplicas")
+        available = ro.available_after_scaling(self.rss)
         if available <= min_available:
             return 0
         budget = available - min_available

@@ -106,7 +106,7 @@ class JobController(WorkloadController):
             return None
         now = self.clock()
         selector = from_label_selector_object(spec(job).get("selector"))
-        pods = await claim(self.client, self.pods.rt, job, selector, self.pods_of(ns or ""),
+        pods = await claim(self.client, self.pods.rt, job, selector, self.pods_of(job),
                            on_write=lambda o: self.expect.wrote(key, self.pods, o))
         if condition_true(job, "Complete") or condition_true(job, "Failed"):
             return await self._finished(key, job, pods, now)

@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from orchestra.api.objects import deep_copy
 from orchestra.client.base import Obj
 from orchestra.reconcilers.workloads.common import (
     fmt_time,
@@ -68,8 +67,18 @@ def by_creation(rss: Sequence[Obj]) -> list[Obj]:
     return sorted(rss, key=lambda r: (meta(r).get("creationTimestamp") or "", meta(r).get("name") or ""))
 
 
+def _without_nulls(value: object) -> object:
+    """JSON null is Go's zero value: `creationTimestamp: null` (which `kubectl rollout undo` sends
+    back in the template it copies from a ReplicaSet) means the same as an absent field."""
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
 def _template_without_hash(template: Obj) -> Obj:
-    t = deep_copy(template or {})
+    t: Obj = _without_nulls(template or {})  # type: ignore[assignment]  # a fresh copy
     labels = (t.get("metadata") or {}).get("labels")
     if isinstance(labels, dict):
         labels.pop(HASH_LABEL, None)
@@ -130,6 +139,14 @@ def spec_total(rss: Sequence[Obj | None]) -> int:
 
 def status_total(rss: Sequence[Obj | None], field: str) -> int:
     return sum(int(status(rs).get(field) or 0) for rs in rss if rs is not None)
+
+
+def available_after_scaling(rss: Sequence[Obj | None]) -> int:
+    """Available pods once each ReplicaSet has converged on its spec: min(available, replicas).
+    A ReplicaSet just scaled down still reports the pods it is deleting (its status is written
+    from the pods its last sync started from, or predates the scale-down); counting those would
+    let a rolling update take availability below replicas - maxUnavailable."""
+    return sum(min(int(status(rs).get("availableReplicas") or 0), replicas(rs)) for rs in rss if rs is not None)
 
 
 def new_rs_replicas(deploy: Obj, all_rss: Sequence[Obj], new_rs: Obj) -> int:

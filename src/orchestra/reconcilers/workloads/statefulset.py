@@ -78,7 +78,7 @@ class StatefulSetController(WorkloadController):
         if sts is None:
             return None
         selector = from_label_selector_object(spec(sts).get("selector"))
-        pods = await claim(self.client, self.pods.rt, sts, selector, self.pods_of(ns or ""),
+        pods = await claim(self.client, self.pods.rt, sts, selector, self.pods_of(sts),
                            on_write=lambda o: self.expect.wrote(key, self.pods, o))
         by_ord = {o: p for p in pods if (o := ordinal(sts, p)) is not None}
         update_rev = self.update_revision(sts)
