@@ -321,3 +321,18 @@ class Runtime(Protocol):
     ) -> AbstractAsyncContextManager[AsyncIterator[RuntimeEvent]]: ...
 
     async def aclose(self) -> None: ...
+
+
+async def run_to_completion(runtime: Runtime, container_id: str, cmd: Sequence[str], timeout: float) -> ExecResult:  # noqa: ASYNC109 (probe timeoutSeconds)
+    """`exec_run` for any runtime: collect stdout/stderr of one exec and its exit code within `timeout`."""
+    import trio  # the protocol module itself stays free of trio
+
+    out: dict[int, bytearray] = {1: bytearray(), 2: bytearray()}
+    with trio.move_on_after(timeout) as scope:
+        async with runtime.exec(container_id, cmd) as session:
+            async for stream, data in session:
+                out[stream] += data
+            code = await session.wait()
+    if scope.cancelled_caught:
+        raise ExecTimeout(f"exec {list(cmd)!r} in {container_id} did not finish within {timeout} s")
+    return ExecResult(exit_code=code, stdout=bytes(out[1]), stderr=bytes(out[2]))

@@ -54,7 +54,6 @@ from orchestra.runtime.base import (
     ContainerStatus,
     ExecResult,
     ExecSession,
-    ExecTimeout,
     ImageNotFound,
     ImagePullError,
     InvalidState,
@@ -67,6 +66,7 @@ from orchestra.runtime.base import (
     RuntimeUnavailable,
     RuntimeVersion,
     SandboxStatus,
+    run_to_completion,
 )
 
 T = TypeVar("T")
@@ -432,15 +432,7 @@ class PodmanRuntime:
             yield session
 
     async def exec_run(self, container_id: str, cmd: Sequence[str], timeout: float) -> ExecResult:  # noqa: ASYNC109 (probe timeoutSeconds)
-        out: dict[int, bytearray] = {1: bytearray(), 2: bytearray()}
-        with trio.move_on_after(timeout) as scope:
-            async with self.exec(container_id, cmd) as session:
-                async for stream, data in session:
-                    out[stream] += data
-                code = await session.wait()
-        if scope.cancelled_caught:
-            raise ExecTimeout(f"exec {list(cmd)!r} in {container_id} did not finish within {timeout} s")
-        return ExecResult(exit_code=code, stdout=bytes(out[1]), stderr=bytes(out[2]))
+        return await run_to_completion(self, container_id, cmd, timeout)
 
     @asynccontextmanager
     async def events(

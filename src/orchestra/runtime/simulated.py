@@ -41,7 +41,6 @@ from orchestra.runtime.base import (
     EventType,
     ExecResult,
     ExecSession,
-    ExecTimeout,
     ImageNotFound,
     ImagePullError,
     InvalidState,
@@ -55,6 +54,7 @@ from orchestra.runtime.base import (
     RuntimeVersion,
     SandboxState,
     SandboxStatus,
+    run_to_completion,
 )
 
 EPOCH = datetime(2025, 1, 1, tzinfo=UTC)  # virtual time 0 as a wall-clock timestamp
@@ -593,15 +593,7 @@ class SimulatedRuntime:
         )
 
     async def exec_run(self, container_id: str, cmd: Sequence[str], timeout: float) -> ExecResult:  # noqa: ASYNC109 (probe timeoutSeconds)
-        out: dict[int, bytearray] = {1: bytearray(), 2: bytearray()}
-        with trio.move_on_after(timeout) as scope:
-            async with self.exec(container_id, cmd) as session:
-                async for stream, data in session:
-                    out[stream] += data
-                code = await session.wait()
-        if scope.cancelled_caught:
-            raise ExecTimeout(f"exec {list(cmd)!r} in {container_id} did not finish within {timeout} s")
-        return ExecResult(exit_code=code, stdout=bytes(out[1]), stderr=bytes(out[2]))
+        return await run_to_completion(self, container_id, cmd, timeout)
 
     @asynccontextmanager
     async def events(
