@@ -27,7 +27,7 @@ objects without metadata.namespace go to -n / the kubeconfig's namespace.
 
 \b
 Examples:
-  orchestra apply -f examples/web.yaml
+  orchestra apply -f examples/web-app.yaml
   orchestra apply -f examples/            # every .yaml/.yml/.json file, sorted
   cat web.yaml | orchestra apply -f -
   orchestra apply -f web.yaml --dry-run   # validate on the server, change nothing

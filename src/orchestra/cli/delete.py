@@ -29,7 +29,7 @@ By default waits until each object is really gone (e.g. a pod's containers have 
 Examples:
   orchestra delete pod web-1
   orchestra delete deploy/web svc/web
-  orchestra delete -f examples/web.yaml
+  orchestra delete -f examples/web-app.yaml
   orchestra delete pods -l app=web --wait=false
 """
 

@@ -144,6 +144,11 @@ class Informer:
             for obj in list(self._items.values()):
                 handler("ADDED", None, obj)
 
+    def remove_handler(self, handler: Handler) -> None:
+        """Stop calling `handler` (a component sharing this informer is shutting down)."""
+        if handler in self._handlers:
+            self._handlers.remove(handler)
+
     def statistics(self) -> dict[str, object]:
         return {"kind": self.rt.kind, "items": len(self._items), "synced": self.has_synced,
                 "resource_version": self.resource_version, "relists": self._relists, "events": self._events}

@@ -23,7 +23,7 @@ import trio
 
 from orchestra.api.registry import DEFAULT_REGISTRY, Registry
 from orchestra.client.base import Client
-from orchestra.controller.informer import SharedInformers
+from orchestra.controller.informer import Informer, SharedInformers
 from orchestra.node.agent import AgentConfig, AgentStatistics, ExtraEnv, NodeAgent
 from orchestra.node.registration import simulated_host
 from orchestra.node.sandbox import LABEL_NODE
@@ -77,6 +77,12 @@ class SimulatedNodes:
         assert pod_rt is not None
         informer = SharedInformers.of(self.client).informer(pod_rt)  # the controllers' pod cache
         informer.add_handler(self._dispatch_pod)
+        try:
+            await self._run_agents(informer, task_status)
+        finally:
+            informer.remove_handler(self._dispatch_pod)  # the informer is shared and outlives us
+
+    async def _run_agents(self, informer: Informer, task_status: trio.TaskStatus[SimulatedNodes]) -> None:
         async with trio.open_nursery() as nursery:
             await nursery.start(self._runtime_events)
             if not informer.running:
