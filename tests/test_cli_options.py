@@ -30,6 +30,7 @@ class FakeClusterConfig:
     podman: bool = True
     network: bool = True
     timings: str = "default"
+    stop_pods_on_exit: bool = False
 
 
 @attrs.frozen
@@ -54,7 +55,7 @@ def fake_app(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     module.run_cluster = run_cluster  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "orchestra.app", module)
     for var in ("STATE_DIR", "LISTEN", "MEMORY", "SIMULATE_NODES", "APPLY", "NO_PODMAN", "DASHBOARD", "KUBECONFIG",
-                "NO_NETWORK", "TIMINGS"):
+                "NO_NETWORK", "TIMINGS", "STOP_PODS"):
         monkeypatch.delenv(f"ORCHESTRA_{var}", raising=False)
     return started
 

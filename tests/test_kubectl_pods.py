@@ -138,10 +138,11 @@ class PodmanCluster:
             self.podman("rm", "-f", "-t", "0", *ctrs, check=False)
 
 
-def start_cluster(state: Path, home: Path, store: str) -> PodmanCluster:
+def start_cluster(state: Path, home: Path, store: str, *, stop_pods: bool = False) -> PodmanCluster:
     from orchestra.app import ClusterConfig
 
-    config = ClusterConfig(state_dir=state, listen_port=0, store=store, podman=True, network=False, fsync="never")
+    config = ClusterConfig(state_dir=state, listen_port=0, store=store, podman=True, network=False, fsync="never",
+                           stop_pods_on_exit=stop_pods)
     runner = ClusterThread(config)
     try:
         c: Any = runner.start()
@@ -486,3 +487,21 @@ def test_restarted_cluster_adopts_running_pods(tmp_path_factory: pytest.TempPath
             second.http.close()
         first.remove_leftovers()
         first.http.close()
+
+
+def test_stop_pods_on_exit_removes_the_clusters_pods(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """`orchestra up --stop-pods`: a clean shutdown stops and removes this cluster's pods."""
+    if os.environ.get("ORCHESTRA_NO_PODMAN") == "1":
+        pytest.skip("ORCHESTRA_NO_PODMAN=1")
+    state, home = tmp_path_factory.mktemp("stopping"), tmp_path_factory.mktemp("home3")
+    c = start_cluster(state, home, "memory", stop_pods=True)
+    try:
+        c.apply(deployment("bye", replicas=1))
+        c.kubectl("rollout", "status", "deployment/bye", "--timeout=90s", timeout=100)
+        assert len(c.pod_ps()) == 1
+        c.stop()
+        assert c.pod_ps() == []
+    finally:
+        c.stop()
+        c.remove_leftovers()
+        c.http.close()

@@ -7,6 +7,7 @@ Must not import: cli.
 from __future__ import annotations
 
 import functools
+import logging
 import re
 import socket
 from typing import Any
@@ -16,6 +17,8 @@ import trio
 from orchestra.app.config import Cluster
 from orchestra.client.local import LocalClient
 from orchestra.controller import SharedInformers
+
+log = logging.getLogger("orchestra")
 
 
 async def start_controllers(nursery: trio.Nursery, cluster: Cluster) -> None:
@@ -84,11 +87,19 @@ async def start_nodes(nursery: trio.Nursery, cluster: Cluster) -> None:
     heartbeat: dict[str, Any] = ({"lease_renew_seconds": 2.5, "lease_duration_seconds": 10, "status_update_seconds": 2.5}
                                  if config.timings == "fast" else {})
     if config.podman:
-        socket_path = given_socket() or await nursery.start(PodmanService(config.state_dir / "podman").run)
-        await ensure_busybox_image(config.state_dir / "podman")
-        runtime = PodmanRuntime(socket_path)
-        nursery.start_soon(_close_on_exit, runtime)
         cluster_id = cluster.core.get(cluster.core.registry.by_kind("Namespace"), None, "kube-system")["metadata"]["uid"]  # type: ignore[arg-type]
+        # The Podman service must outlive the cluster's cancellation long enough for _close_on_exit to
+        # remove pods (--stop-pods) through it; _close_on_exit cancels it last.
+        service_scope = trio.CancelScope(shield=True)
+
+        async def podman_service(*, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+            with service_scope:
+                await PodmanService(config.state_dir / "podman").run(task_status=task_status)
+
+        socket_path = given_socket() or await nursery.start(podman_service)
+        runtime = PodmanRuntime(socket_path)
+        nursery.start_soon(_close_on_exit, runtime, cluster_id if config.stop_pods_on_exit else None, service_scope)
+        await ensure_busybox_image(config.state_dir / "podman")
         agent = NodeAgent(client, runtime, AgentConfig(
             node_name=node_name(), state_dir=config.state_dir / "node", cluster_dns=dns, control_plane=True,
             cluster_id=cluster_id, **heartbeat), extra_env=extra_env)
@@ -113,13 +124,27 @@ def node_name() -> str:
     return name[:63]
 
 
-async def _close_on_exit(runtime: Any) -> None:
-    """Close the runtime's connections when the cluster shuts down."""
+async def _close_on_exit(runtime: Any, stop_cluster: str | None, service_scope: trio.CancelScope) -> None:
+    """When the cluster shuts down: with `stop_cluster` (a cluster id), stop and remove its pods
+    (`orchestra up --stop-pods`; by default they keep running and are adopted on the next start),
+    then close the runtime's connections."""
+    from orchestra.node.sandbox import LABEL_CLUSTER
+    from orchestra.runtime.base import RuntimeFailure
+
     try:
         await trio.sleep_forever()
     finally:
         with trio.CancelScope(shield=True):
+            if stop_cluster:
+                with trio.move_on_after(60):
+                    for sandbox in await runtime.list_sandboxes({LABEL_CLUSTER: stop_cluster}):
+                        try:
+                            await runtime.stop_sandbox(sandbox.id, 10)
+                            await runtime.remove_sandbox(sandbox.id)
+                        except RuntimeFailure as exc:  # best effort: the next start removes orphans
+                            log.warning("could not remove pod sandbox %s: %s", sandbox.id[:12], exc)
             await runtime.aclose()
+        service_scope.cancel()  # now the Podman service this cluster started may stop
 
 
 class AgentLocator:

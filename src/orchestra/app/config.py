@@ -31,6 +31,7 @@ class ClusterConfig:
     controllers: bool = True
     timings: str = "default"  # node lifecycle: "default" (Kubernetes' 40 s grace) or "fast" (10 s)
     service_cidr: str = DEFAULT_SERVICE_CIDR
+    stop_pods_on_exit: bool = False  # else pods keep running and are adopted on the next start
 
 
 @attrs.define

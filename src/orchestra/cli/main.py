@@ -134,7 +134,7 @@ Starts the store, API server, scheduler, controllers and node agent, writes
 directory across restarts (unless --memory). Every option can also be set in the environment
 (ORCHESTRA_STATE_DIR, ORCHESTRA_LISTEN, ORCHESTRA_MEMORY, ORCHESTRA_SIMULATE_NODES,
 ORCHESTRA_APPLY (paths separated by spaces), ORCHESTRA_NO_PODMAN, ORCHESTRA_DASHBOARD,
-ORCHESTRA_NO_NETWORK, ORCHESTRA_TIMINGS).
+ORCHESTRA_NO_NETWORK, ORCHESTRA_TIMINGS, ORCHESTRA_STOP_PODS).
 
 \b
 Examples:
@@ -159,6 +159,9 @@ Examples:
               help="Do not run containers with Podman (simulated nodes only).")
 @click.option("--dashboard/--no-dashboard", default=None, envvar="ORCHESTRA_DASHBOARD",
               help="Show the live terminal dashboard [default: on when stdout is a terminal].")
+@click.option("--stop-pods", is_flag=True, envvar="ORCHESTRA_STOP_PODS",
+              help="On exit, stop and remove this cluster's pods (default: they keep running and are adopted "
+                   "by the next `orchestra up`).")
 @click.option("--no-network", is_flag=True, envvar="ORCHESTRA_NO_NETWORK",
               help="No service proxy or cluster DNS (they need root to route the service range).")
 @click.option("--timings", type=click.Choice(["default", "fast"]), default="default", show_default=True,
@@ -173,6 +176,7 @@ def up_command(
     apply_paths: tuple[Path, ...],
     no_podman: bool,
     dashboard: bool | None,
+    stop_pods: bool,
     no_network: bool,
     timings: str,
     verbose: int,
@@ -196,6 +200,7 @@ def up_command(
         podman=not no_podman,
         network=not no_network,
         timings=timings,
+        stop_pods_on_exit=stop_pods,
     )
     show_dashboard = is_interactive() if dashboard is None else dashboard
     _configure_logging(verbose, quiet=show_dashboard)
