@@ -63,7 +63,7 @@ def delete_command(
     for rt, ns, name in work:
         deleter.delete(rt, ns, name)
     if wait:
-        deadline = time.monotonic() + timeout if timeout > 0 else None
+        deadline = time.monotonic() + timeout if timeout > 0 else None  # wall-clock: a CLI waiting on a server
         for rt, ns, name, uid, rv in deleter.pending:
             deleter.wait_gone(rt, ns, name, uid=uid, resource_version=rv, deadline=deadline)
     if deleter.failed:
@@ -135,7 +135,7 @@ class Deleter:
             current = self.client.get_optional(resource_path(rt, ns, name))
             if current is None or (uid and (current.get("metadata") or {}).get("uid") != uid):
                 return
-            if deadline is not None and time.monotonic() >= deadline:
+            if deadline is not None and time.monotonic() >= deadline:  # wall-clock: CLI deadline
                 raise CliError(f'timed out waiting for {kind_prefix(rt)} "{name}" to be deleted')
             rv = (current.get("metadata") or {}).get("resourceVersion") or resource_version
             params = {"fieldSelector": f"metadata.name={name}", "resourceVersion": str(rv),
@@ -157,4 +157,4 @@ class Deleter:
 def _watch_seconds(deadline: float | None) -> int:
     if deadline is None:
         return 60
-    return max(1, min(60, int(deadline - time.monotonic()) + 1))
+    return max(1, min(60, int(deadline - time.monotonic()) + 1))  # wall-clock: CLI deadline

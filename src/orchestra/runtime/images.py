@@ -46,7 +46,7 @@ _DIRS = {
 def build_rootfs_tar(busybox: str, target: Path) -> None:
     """Write the image's rootfs tarball (uid/gid 0) to `target`."""
     applets = subprocess.run([busybox, "--list"], check=True, capture_output=True, text=True).stdout.split()
-    now = time.time()
+    now = time.time()  # wall-clock: file timestamps in the image tarball
     with tarfile.open(target, "w") as tar:
         for name, mode in _DIRS.items():
             info = tarfile.TarInfo(name)
