@@ -58,7 +58,17 @@ def namespace_of(obj: Obj) -> str:
 
 
 def encode(obj: Obj) -> bytes:
-    return orjson.dumps(obj)
+    """The stored form of `obj`, exactly as long as its JSON.
+
+    orjson hands back its working buffer as the bytes object without shrinking it (at least 4 KiB,
+    whatever the length), so a stored value kept as is costs 4 KiB even for a 700-byte Event: at
+    30,000 pods and their history that is most of the process. One copy (~0.4 us) trims it."""
+    return exact_bytes(orjson.dumps(obj))
+
+
+def exact_bytes(data: bytes) -> bytes:
+    """A copy of `data` in an allocation of its own length: for orjson output that is kept."""
+    return memoryview(data).tobytes()
 
 
 def decode(data: bytes) -> Obj:

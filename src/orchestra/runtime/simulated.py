@@ -21,7 +21,7 @@ import itertools
 import math
 import shlex
 import signal as signal_module
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
@@ -155,6 +155,7 @@ class _Sandbox:
     created_at: float
     infra: _Container | None = None
     ip: str = ""
+    members: dict[str, _Container] = attrs.field(factory=dict)  # container id -> container, infra included
 
 
 def _time(t: float | None) -> datetime | None:
@@ -175,6 +176,10 @@ class SimulatedRuntime:
         self.script = script or SimScript()
         self._sandboxes: dict[str, _Sandbox] = {}
         self._containers: dict[str, _Container] = {}
+        # Indexes, so that a pod's lookups stay O(its own containers) with 30,000 pods on one runtime:
+        # sandbox name -> sandbox, pod uid label -> {container id: container} (infra included).
+        self._sandbox_by_name: dict[str, _Sandbox] = {}
+        self._by_pod_uid: dict[str, dict[str, _Container]] = {}
         self._ids = itertools.count(1)
         self._ips = itertools.count(2)
         self._subscribers: list[tuple[Mapping[str, str], trio.MemorySendChannel[RuntimeEvent]]] = []
@@ -261,7 +266,7 @@ class SimulatedRuntime:
 
     async def create_sandbox(self, spec: PodSandboxSpec) -> str:
         self._running_nursery()
-        if any(s.spec.name == spec.name for s in self._sandboxes.values()):
+        if spec.name in self._sandbox_by_name:
             raise InvalidState(f"sandbox {spec.name!r} already exists")
         labels = {
             **spec.labels,
@@ -275,6 +280,7 @@ class SimulatedRuntime:
         sandbox.infra = self._make_container(sandbox, infra_spec, ContainerScript(on_sigterm=None), labels)
         sandbox.infra.infra = True
         self._sandboxes[sandbox.id] = sandbox
+        self._sandbox_by_name[spec.name] = sandbox
         self._emit(EventType.CREATED, sandbox.infra)
         return sandbox.id
 
@@ -293,6 +299,8 @@ class SimulatedRuntime:
             created_at=trio.current_time(),
         )
         self._containers[c.id] = c
+        self._by_pod_uid.setdefault(labels.get(LABEL_POD_UID, ""), {})[c.id] = c
+        sandbox.members[c.id] = c
         return c
 
     async def start_sandbox(self, sandbox_id: str) -> None:
@@ -321,7 +329,7 @@ class SimulatedRuntime:
         )
 
     def _members(self, sandbox: _Sandbox) -> list[_Container]:
-        return [c for c in self._containers.values() if c.sandbox is sandbox and not c.infra]
+        return [c for c in sandbox.members.values() if not c.infra]
 
     async def stop_sandbox(self, sandbox_id: str, grace_period: float) -> None:
         sandbox = self._sandboxes.get(sandbox_id)
@@ -344,6 +352,8 @@ class SimulatedRuntime:
         for c in [*self._members(sandbox), sandbox.infra]:
             self._remove(c)
         del self._sandboxes[sandbox_id]
+        if self._sandbox_by_name.get(sandbox.spec.name) is sandbox:
+            del self._sandbox_by_name[sandbox.spec.name]
 
     async def list_sandboxes(self, labels: Mapping[str, str] | None = None) -> list[SandboxStatus]:
         self._running_nursery()
@@ -367,9 +377,17 @@ class SimulatedRuntime:
     ) -> list[ContainerStatus]:
         self._running_nursery()
         wanted = dict(labels or {})
+        candidates: Iterable[_Container]
+        if sandbox_id is not None:
+            sandbox = self._sandboxes.get(sandbox_id)
+            candidates = sandbox.members.values() if sandbox is not None else ()
+        elif LABEL_POD_UID in wanted:
+            candidates = self._by_pod_uid.get(wanted[LABEL_POD_UID], {}).values()
+        else:
+            candidates = self._containers.values()
         return [
             self._status(c)
-            for c in self._containers.values()
+            for c in candidates
             if not c.infra
             and (sandbox_id is None or c.sandbox.id == sandbox_id)
             and all(c.labels.get(k) == v for k, v in wanted.items())
@@ -479,6 +497,13 @@ class SimulatedRuntime:
 
     def _remove(self, c: _Container) -> None:
         self._containers.pop(c.id, None)
+        c.sandbox.members.pop(c.id, None)
+        uid = c.labels.get(LABEL_POD_UID, "")
+        same_pod = self._by_pod_uid.get(uid)
+        if same_pod is not None:
+            same_pod.pop(c.id, None)
+            if not same_pod:
+                del self._by_pod_uid[uid]
         c.notify()
         self._emit(EventType.REMOVED, c)
 

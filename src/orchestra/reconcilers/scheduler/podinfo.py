@@ -19,6 +19,7 @@ from typing import Any
 import attrs
 import orjson
 
+from orchestra.api.objects import exact_bytes
 from orchestra.api.quantity import QuantityError, parse_quantity
 from orchestra.api.selectors import LabelSelector, from_label_selector_object
 
@@ -227,8 +228,8 @@ class PodInfo:
                       for c in spec.get("containers") or [] for p in c.get("ports") or [] if p.get("hostPort"))
         node_selector = spec.get("nodeSelector") or {}
         tolerations = spec.get("tolerations") or []
-        signature = orjson.dumps((sorted(requests.items()), non_zero.get(CPU), non_zero.get(MEMORY), ports,
-                                  node_selector, node_aff, tolerations), option=orjson.OPT_SORT_KEYS)
+        signature = exact_bytes(orjson.dumps((sorted(requests.items()), non_zero.get(CPU), non_zero.get(MEMORY), ports,
+                                              node_selector, node_aff, tolerations), option=orjson.OPT_SORT_KEYS))
         return cls(
             obj=pod, key=f"{ns}/{m.get('name', '')}", namespace=ns, name=str(m.get("name") or ""),
             uid=str(m.get("uid") or ""), labels=labels, priority=int(spec.get("priority") or 0),
