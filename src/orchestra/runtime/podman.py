@@ -87,6 +87,9 @@ class PodmanRuntime:
         self._clients_lock = threading.Lock()
         self._streams = _streams.LibpodStreams(socket_path, API_VERSION)
         self._infra_pods: dict[str, str] = {}  # infra container id -> pod id (for events)
+        # What never changes about a pod (Id, Name, Labels, Created, InfraContainerID), so starting a
+        # pod does not inspect it three times; live state always comes from the infra container.
+        self._static_pods: dict[str, dict[str, Any]] = {}
 
     async def aclose(self) -> None:
         await self._streams.aclose()
@@ -248,6 +251,14 @@ class PodmanRuntime:
             raise NotFound(f"sandbox {sandbox_id} not found") from exc
         return info
 
+    async def _pod_static(self, sandbox_id: str) -> dict[str, Any]:
+        pod = self._static_pods.get(sandbox_id)
+        if pod is None:
+            live = await self._pod(sandbox_id)
+            pod = {k: live.get(k) for k in ("Id", "Name", "Labels", "Created", "InfraContainerID")}
+            self._static_pods[sandbox_id] = pod
+        return pod
+
     async def _inspect(self, container_id: str) -> dict[str, Any]:
         try:
             info: dict[str, Any] = await self._get(f"/containers/{container_id}/json")
@@ -256,15 +267,17 @@ class PodmanRuntime:
         return info
 
     async def start_sandbox(self, sandbox_id: str) -> None:
-        pod = await self._pod(sandbox_id)
+        pod = await self._pod_static(sandbox_id)
         # Start only the infra container (`pods/start` would also start every app container).
         await self._post(f"/containers/{pod['InfraContainerID']}/start")
 
     async def sandbox_status(self, sandbox_id: str) -> SandboxStatus:
-        pod = await self._pod(sandbox_id)
+        pod = await self._pod_static(sandbox_id)
         try:
             infra = await self._inspect(pod["InfraContainerID"])
-        except NotFound:  # pod being removed under us
+        except NotFound:  # pod being removed under us, or gone: only a live inspect can tell
+            self._static_pods.pop(sandbox_id, None)
+            pod = await self._pod(sandbox_id)  # raises NotFound when the sandbox is gone
             infra = {}
         return self._sandbox_status(pod, infra)
 
@@ -304,6 +317,7 @@ class PodmanRuntime:
             pass
 
     async def remove_sandbox(self, sandbox_id: str) -> None:
+        self._static_pods.pop(sandbox_id, None)
         try:
             pod = await self._pod(sandbox_id)
         except NotFound:
@@ -342,7 +356,7 @@ class PodmanRuntime:
         return [container_status_from_list(e) for e in entries if not e.get("IsInfra")]
 
     async def create_container(self, sandbox_id: str, spec: ContainerSpec) -> str:
-        pod = await self._pod(sandbox_id)
+        pod = await self._pod_static(sandbox_id)
         pod_labels = pod.get("Labels") or {}
         labels = {
             **spec.labels,
