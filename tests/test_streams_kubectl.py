@@ -357,7 +357,17 @@ async def test_kubectl_exec_errors(harness: Harness) -> None:
         assert b'pods "p-missing" not found' in out.stderr
 
 
-async def test_kubectl_before_1_30_gets_a_clear_error(harness: Harness) -> None:
+@pytest.fixture
+async def hypercorn_harness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Harness]:
+    """Served by hypercorn, which has no raw upgrade: old kubectl's SPDY gets a clear 400 there."""
+    monkeypatch.setenv("ORCHESTRA_HTTP_SERVER", "hypercorn")
+    async with open_simulated_runtime(SCRIPT) as sim, open_harness(tmp_path, ShellRuntime(sim)) as h:  # type: ignore[arg-type]
+        yield h
+
+
+async def test_kubectl_before_1_30_gets_a_clear_error(hypercorn_harness: Harness) -> None:
+    # with orchestra's h11 server it works: tests/test_streams_spdy.py
+    harness = hypercorn_harness
     with trio.fail_after(30):
         await harness.make_pod("p")
         out = await harness.kubectl("exec", "p", "--", "true", check=False, version="1.29")
@@ -563,7 +573,8 @@ def test_kubectl_binaries_present() -> None:
     assert shutil.which(KUBECTL) or os.path.exists(KUBECTL)
 
 
-async def test_kubectl_port_forward_before_1_31_gets_a_clear_error(harness: Harness, echo_port: int) -> None:
+async def test_kubectl_port_forward_before_1_31_gets_a_clear_error(hypercorn_harness: Harness, echo_port: int) -> None:
+    harness = hypercorn_harness
     with trio.fail_after(30):
         await harness.make_pod("p")
         out = await harness.kubectl("port-forward", "pod/p", f":{echo_port}", check=False, version="1.30")

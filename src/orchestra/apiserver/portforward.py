@@ -1,8 +1,10 @@
-"""pods/portforward: relaying TCP connections into a pod over a WebSocket.
+"""pods/portforward: relaying TCP connections into a pod over a WebSocket or a raw SPDY upgrade.
 
-Owns: two server-side port-forward protocols, both over an accepted `WebSocket`:
-* `SPDY/3.1+portforward.k8s.io` (kubectl >= 1.31): the binary messages carry a SPDY/3.1 byte
-  stream. Per local connection the client opens two streams with the same `requestid`
+Owns: two server-side port-forward protocols, and `StreamTransport` (a raw upgraded socket seen
+as a `Transport`):
+* SPDY/3.1 (`SpdyPortForward`), over any `Transport`: a WebSocket `SPDY/3.1+portforward.k8s.io`
+  (kubectl >= 1.31; the binary messages carry the SPDY byte stream) or the raw bytes of an
+  `Upgrade: SPDY/3.1` connection (kubectl <= 1.30, `portforward.k8s.io`). Per local connection the client opens two streams with the same `requestid`
   (`streamtype: error` and `streamtype: data`, header `port`); we reply to both, connect to the
   pod's port and pump bytes both ways (DATA frames, FIN on close, RST aborts). A failure is text
   on the error stream; the error stream's FIN ends the request for the client.
@@ -15,6 +17,7 @@ Must not import: cli, reconcilers, node, runtime.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import attrs
 import trio
@@ -26,6 +29,31 @@ Connect = Callable[[str, int], Awaitable[trio.abc.Stream]]
 READ_SIZE = 32 * 1024
 INBOUND_BUFFER = 64  # DATA frames queued per stream before the reader waits (head-of-line, like TCP)
 CLOSE_GRACE = 1.0  # after the pod closes, how long the client may keep sending (as containerd does)
+
+
+class Transport(Protocol):
+    """A SPDY byte stream: `receive()` gives the next chunk (None at the end), `send()` writes one."""
+
+    async def receive(self) -> bytes | None: ...
+
+    async def send(self, data: bytes) -> None: ...
+
+
+class StreamTransport:
+    """A raw upgraded connection (`orchestra.raw_upgrade`) as a `Transport`."""
+
+    def __init__(self, stream: trio.abc.Stream) -> None:
+        self.stream = stream
+
+    async def receive(self) -> bytes | None:
+        try:
+            data = await self.stream.receive_some(READ_SIZE)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return None
+        return bytes(data) or None
+
+    async def send(self, data: bytes) -> None:
+        await self.stream.send_all(data)
 
 
 async def open_tcp(host: str, port: int) -> trio.abc.Stream:
@@ -51,8 +79,8 @@ class _Pair:
 class SpdyPortForward:
     """Serves one tunnelled SPDY session until the client goes away."""
 
-    def __init__(self, ws: WebSocket, pod_ip: str, pod_label: str, connect: Connect = open_tcp) -> None:
-        self._ws = ws
+    def __init__(self, ws: Transport, pod_ip: str, pod_label: str, connect: Connect = open_tcp) -> None:
+        self._ws = ws  # a WebSocket (binary messages) or a StreamTransport (raw bytes)
         self._ip = pod_ip
         self._label = pod_label  # "namespace/name, uid ..." for error messages
         self._connect = connect
