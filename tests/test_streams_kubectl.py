@@ -437,23 +437,28 @@ async def _roundtrip(port: int, payload: bytes) -> bytes:
     return bytes(received)
 
 
-@pytest.mark.parametrize("version", ["1.31", "1.32", "1.33"])
-async def test_kubectl_port_forward(harness: Harness, echo_port: int, version: str) -> None:
+async def port_forward_scenario(harness: Harness, echo_port: int, version: str, *, size: int, conns: int) -> None:
+    """Round trips through `kubectl port-forward`: small, `size` bytes, `conns` at once, small again."""
     with trio.fail_after(60):
         await harness.make_pod("p")
         proc, local = await _start_port_forward(harness, echo_port, version)
         try:
             assert await _roundtrip(local, b"ping\n") == b"ping\n"
-            payload = os.urandom(5 * MiB)
+            payload = os.urandom(size)
             assert await _roundtrip(local, payload) == payload
             # several connections at once, each its own SPDY stream pair
             async with trio.open_nursery() as nursery:
-                for i in range(4):
+                for i in range(conns):
                     nursery.start_soon(_roundtrip, local, f"conn {i}\n".encode() * 1000)
             assert await _roundtrip(local, b"still alive") == b"still alive"
         finally:
             proc.terminate()
             await proc.wait()
+
+
+@pytest.mark.parametrize("version", ["1.31", "1.32", "1.33"])
+async def test_kubectl_port_forward(harness: Harness, echo_port: int, version: str) -> None:
+    await port_forward_scenario(harness, echo_port, version, size=5 * MiB, conns=4)
 
 
 # ------------------------------------------------------------------------------- python client

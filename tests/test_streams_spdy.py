@@ -6,7 +6,6 @@ available) with the real kubectl binaries, plus a hand-driven SPDY exec session.
 
 from __future__ import annotations
 
-import os
 import ssl
 
 import orjson
@@ -17,10 +16,9 @@ from orchestra.apiserver import spdy
 from tests.test_streams_kubectl import (  # noqa: F401  (fixtures)
     TOKEN,
     Harness,
-    _roundtrip,
-    _start_port_forward,
     echo_port,
     harness,
+    port_forward_scenario,
 )
 
 MiB = 1024 * 1024
@@ -49,20 +47,7 @@ async def test_kubectl_exec_stdin_over_spdy(harness: Harness) -> None:  # noqa: 
 
 @pytest.mark.parametrize("version", ["1.27", "1.30"])
 async def test_kubectl_port_forward_over_spdy(harness: Harness, echo_port: int, version: str) -> None:  # noqa: F811
-    with trio.fail_after(60):
-        await harness.make_pod("p")
-        proc, local = await _start_port_forward(harness, echo_port, version)
-        try:
-            assert await _roundtrip(local, b"ping\n") == b"ping\n"
-            payload = os.urandom(2 * MiB)
-            assert await _roundtrip(local, payload) == payload
-            async with trio.open_nursery() as nursery:
-                for i in range(3):
-                    nursery.start_soon(_roundtrip, local, f"conn {i}\n".encode() * 1000)
-            assert await _roundtrip(local, b"still alive") == b"still alive"
-        finally:
-            proc.terminate()
-            await proc.wait()
+    await port_forward_scenario(harness, echo_port, version, size=2 * MiB, conns=3)
 
 
 async def test_spdy_exec_by_hand(harness: Harness) -> None:  # noqa: F811
