@@ -4,6 +4,7 @@ preemption and assumed pods — against the real store, API core and LocalClient
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 import pytest
 import trio
@@ -24,6 +25,8 @@ from tests.reconcilers.test_scheduler_helpers import (
     wait_bound,
     wait_unschedulable,
 )
+
+Obj = dict[str, Any]
 
 
 async def test_binds_and_records_scheduled_event(autojump_clock: trio.testing.MockClock) -> None:
@@ -200,6 +203,40 @@ async def test_soft_topology_spread_prefers_the_emptier_zone(autojump_clock: tri
             await api.create("Pod", spod("y", labels={"app": "web"}, topologySpreadConstraints=[constraint]))
             await wait_bound(api, "y")
         assert node_of(api, "y") == "b"
+
+
+@pytest.mark.parametrize("belongs_to", ["ReplicaSet", "StatefulSet", "Service", None])
+async def test_system_default_spreading(autojump_clock: trio.testing.MockClock, belongs_to: str | None) -> None:
+    """kube's System default constraints (hostname maxSkew 3, zone maxSkew 5, ScheduleAnyway) spread the
+    pods of a ReplicaSet, StatefulSet or Service over every node even when LeastAllocated alone would
+    leave a busier node out; a pod that belongs to none of them is not spread."""
+    with trio.fail_after(60):
+        api = await make_api()
+        await add_nodes(api, node("a"), node("b"), node("c"))
+        await api.create("Pod", spod("load", labels={"app": "load"}, node_name="a", cpu="1", memory="2Gi"))
+        owner: list[Obj] = []
+        if belongs_to == "Service":
+            await api.create("Service", {"metadata": {"name": "web"},
+                                         "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}})
+        elif belongs_to is not None:
+            spec: Obj = {"selector": {"matchLabels": {"app": "web"}},
+                         "template": {"metadata": {"labels": {"app": "web"}}, "spec": spod("t")["spec"]}}
+            if belongs_to == "StatefulSet":
+                spec["serviceName"] = "web"
+            created = await api.create(belongs_to, {"metadata": {"name": "web"}, "spec": spec})
+            owner = [{"apiVersion": "apps/v1", "kind": belongs_to, "name": "web", "uid": created["metadata"]["uid"],
+                      "controller": True}]
+        async with running(api):
+            for i in range(6):
+                pod = spod(f"w{i}", labels={"app": "web"})
+                pod["metadata"]["ownerReferences"] = owner
+                await api.create("Pod", pod)
+            await wait_bound(api, *(f"w{i}" for i in range(6)))
+        per_node = Counter(node_of(api, f"w{i}") for i in range(6))
+        if belongs_to is None:
+            assert per_node["a"] == 0  # LeastAllocated alone: the loaded node gets nothing
+        else:
+            assert per_node == {"a": 2, "b": 2, "c": 2}
 
 
 async def test_anti_affinity_spreads_replicas(autojump_clock: trio.testing.MockClock) -> None:

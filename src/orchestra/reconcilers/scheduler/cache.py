@@ -5,17 +5,25 @@ bind is *assumed* on its node at once, before the bind write completes, so the n
 burst already sees its requests; the informer's update for the bound pod confirms it, a failed bind
 forgets it. Pods bound by anyone else are added when the informer reports them. Terminal pods
 (Succeeded/Failed) and deleted pods no longer count.
+Also an index for topology spreading: live pods counted per namespace, label set and node, and
+`counts_by_node(selector, namespace)` — how many matching pods each node has — found by matching the
+selector against the namespace's distinct label sets (memoised until that set changes), not per pod.
 Must not import: client, controller.
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
+from orchestra.api.selectors import LabelSelector
 from orchestra.reconcilers.scheduler.nodeinfo import NodeInfo
 from orchestra.reconcilers.scheduler.podinfo import PodInfo
 
 Obj = dict[str, Any]
+LabelGroup = tuple[tuple[str, str], ...]
+MEMO_LIMIT = 10_000
 
 
 class Cache:
@@ -28,6 +36,10 @@ class Cache:
         self.affinity_pods = 0  # pods anywhere with any (anti-)affinity term
         self.list_version = 0  # bumped whenever node_list() is rebuilt (indexes change)
         self.changes: list[NodeInfo] = []  # nodes in the order their generation changed (see results.py)
+        # namespace -> label set -> (labels, node name -> live pods with them there)
+        self._groups: dict[str, dict[LabelGroup, tuple[Any, dict[str, int]]]] = {}
+        self._groups_version: dict[str, int] = {}  # bumped when a namespace's label sets change
+        self._matching: dict[tuple[str, LabelSelector], tuple[int, list[dict[str, int]]]] = {}
 
     # --- nodes ---------------------------------------------------------------------------------
 
@@ -95,7 +107,7 @@ class Cache:
         old = info.remove_pod(key)
         self.changes.append(info)
         if old is not None:
-            self._count(old, -1)
+            self._count(old, -1, info.name)
         if info.node is None and not info.pods:
             del self.nodes[info.name]
         return old
@@ -108,10 +120,47 @@ class Cache:
             info = self.nodes[node_name] = NodeInfo(node_name)
         info.add_pod(pod)
         self.changes.append(info)
-        self._count(pod, 1)
+        self._count(pod, 1, node_name)
         self._pod_node[pod.key] = node_name
 
-    def _count(self, pod: PodInfo, sign: int) -> None:
+    def counts_by_node(self, selector: LabelSelector, namespace: str) -> Mapping[str, int]:
+        """Node name -> live pods in `namespace` there whose labels match `selector`."""
+        version = self._groups_version.get(namespace, 0)
+        memo = self._matching.get((namespace, selector))
+        if memo is None or memo[0] != version:
+            groups = self._groups.get(namespace) or {}
+            memo = (version, [per_node for labels, per_node in groups.values() if selector.matches(labels)])
+            if len(self._matching) >= MEMO_LIMIT:
+                self._matching.clear()
+            self._matching[(namespace, selector)] = memo
+        if len(memo[1]) == 1:
+            return memo[1][0]  # the usual case: one workload's pods (read only: the live index)
+        out: Counter[str] = Counter()
+        for per_node in memo[1]:
+            out.update(per_node)
+        return out
+
+    def _group(self, pod: PodInfo, node: str, sign: int) -> None:
+        groups = self._groups.setdefault(pod.namespace, {})
+        group = groups.get(pod.label_group)
+        if group is None:
+            if sign < 0:
+                return
+            group = groups[pod.label_group] = (pod.labels, {})
+            self._groups_version[pod.namespace] = self._groups_version.get(pod.namespace, 0) + 1
+        per_node = group[1]
+        n = per_node.get(node, 0) + sign
+        if n > 0:
+            per_node[node] = n
+        else:
+            per_node.pop(node, None)
+            if not per_node:
+                del groups[pod.label_group]
+                self._groups_version[pod.namespace] += 1
+
+    def _count(self, pod: PodInfo, sign: int, node: str) -> None:
+        if not pod.terminating:
+            self._group(pod, node, sign)
         if pod.anti_affinity:
             self.anti_affinity_pods += sign
         if pod.has_affinity_terms:

@@ -23,11 +23,12 @@ from collections.abc import Callable, Mapping, Sequence
 
 import attrs
 
+from orchestra.api.selectors import LabelSelector
 from orchestra.reconcilers.scheduler import interpod, spread
 from orchestra.reconcilers.scheduler.cache import Cache
 from orchestra.reconcilers.scheduler.filters import Status, run_local_filters
 from orchestra.reconcilers.scheduler.nodeinfo import NodeInfo
-from orchestra.reconcilers.scheduler.podinfo import PodInfo
+from orchestra.reconcilers.scheduler.podinfo import PodInfo, SpreadConstraint
 from orchestra.reconcilers.scheduler.results import Entry, Results, SignatureResults
 from orchestra.reconcilers.scheduler.scores import (
     WEIGHT_INTERPOD,
@@ -43,6 +44,7 @@ MIN_FEASIBLE_PERCENTAGE = 5  # minFeasibleNodesPercentageToFind
 NO_NODES = "no nodes available to schedule pods"
 
 NsLabels = Mapping[str, Mapping[str, str]]
+DefaultSelector = Callable[[PodInfo], LabelSelector]
 
 
 @attrs.define
@@ -114,9 +116,12 @@ class CycleState:
 
 class Framework:
     def __init__(self, cache: Cache, *, ns_labels: Callable[[], NsLabels], rng: random.Random | None = None,
-                 percentage_of_nodes_to_score: int = 0) -> None:
+                 percentage_of_nodes_to_score: int = 0, default_selector: DefaultSelector | None = None) -> None:
+        """`default_selector`: the selector of the Services / ReplicaSets / StatefulSets a pod belongs
+        to (kube's helper.DefaultSelector), for the system default spreading; None turns it off."""
         self.cache = cache
         self.ns_labels = ns_labels
+        self.default_selector = default_selector
         self.rng = rng or random.Random()
         self.percentage = percentage_of_nodes_to_score
         self.next_start = 0
@@ -183,15 +188,21 @@ class Framework:
             status, _ = self.filter_node(pod, info, state, results)
             if status is None:
                 return ScheduleResult(nominated, 1, 1)
-        if self._uniform(pod, state, results):
+        soft, require_all = spread.soft_constraints(pod, self._default_constraints(pod))
+        if not soft and self._uniform(pod, state, results):
             return self._schedule_uniform(results, nodes)
         feasible, statuses = self._find_feasible(pod, nodes, state, results)
         if not feasible:
             raise FitError(pod, Diagnosis(len(nodes), statuses))
         if len(feasible) == 1:
             return ScheduleResult(feasible[0][0].name, len(feasible) + len(statuses), 1)
-        totals = self._prioritize(pod, feasible, nodes)
+        totals = self._prioritize(pod, feasible, nodes, soft, require_all)
         return ScheduleResult(self._select(feasible, totals), len(feasible) + len(statuses), len(feasible))
+
+    def _default_constraints(self, pod: PodInfo) -> tuple[SpreadConstraint, ...]:
+        if pod.spread or self.default_selector is None:
+            return ()
+        return spread.system_default_constraints(self.default_selector(pod))
 
     def _uniform(self, pod: PodInfo, state: CycleState, results: SignatureResults) -> bool:
         """Whether only fit + balanced can differ between nodes (and every node passes)."""
@@ -247,7 +258,8 @@ class Framework:
         self.next_start = (start + processed) % n
         return feasible, statuses
 
-    def _prioritize(self, pod: PodInfo, feasible: list[tuple[NodeInfo, Entry]], nodes: list[NodeInfo]) -> list[int]:
+    def _prioritize(self, pod: PodInfo, feasible: list[tuple[NodeInfo, Entry]], nodes: list[NodeInfo],
+                    soft: tuple[SpreadConstraint, ...], require_all: bool) -> list[int]:
         totals = [e[2] for _, e in feasible]
         affinity = [e[3] for _, e in feasible]
         taints = [e[4] for _, e in feasible]
@@ -263,9 +275,9 @@ class Framework:
             raw = [interpod.score_node(scores, node) for node in infos]
             for i, s in enumerate(min_max_normalize(raw)):
                 totals[i] += WEIGHT_INTERPOD * s
-        spread_state = spread.prescore(pod, infos, nodes)
+        spread_state = spread.prescore(pod, soft, require_all, infos, self.cache.nodes, self.cache.counts_by_node)
         if spread_state is not None:
-            raw = [spread.score_node(spread_state, pod, node) for node in infos]
+            raw = spread.scores(spread_state, infos)
             for i, s in enumerate(spread.normalize(spread_state, infos, raw)):
                 totals[i] += WEIGHT_SPREAD * s
         return totals

@@ -2,7 +2,9 @@
 
 Owns: the per-node aggregates every filter and score reads — allocatable and requested resources
 (exact requests and the non-zero variant), pod count, used host ports, the pods with (anti-)affinity
-terms — kept incrementally as pods come and go, and a `generation` that changes with any of them
+terms, and the live (not terminating) pods counted per namespace and label set (what topology spreading
+counts: the pods of one workload share a label set, so a selector is matched once per set, not per
+pod) — kept incrementally as pods come and go, and a `generation` that changes with any of them
 (the framework caches node-local results against it).
 Must not import: client, controller.
 """
@@ -14,6 +16,7 @@ from typing import Any
 
 import attrs
 
+from orchestra.api.selectors import LabelSelector
 from orchestra.reconcilers.scheduler.podinfo import CPU, MEMORY, PODS, PodInfo, resource_map
 
 Obj = dict[str, Any]
@@ -48,6 +51,8 @@ class NodeInfo:
     used_ports: dict[tuple[str, int], dict[str, int]] = attrs.Factory(dict)  # (proto, port) -> ip -> n
     affinity_pods: dict[str, PodInfo] = attrs.Factory(dict)  # pods with any (anti-)affinity term
     anti_affinity_pods: dict[str, PodInfo] = attrs.Factory(dict)  # pods with required anti-affinity
+    # namespace -> label set -> (labels, number of live pods with them)
+    label_groups: dict[str, dict[tuple[tuple[str, str], ...], tuple[Mapping[str, str], int]]] = attrs.Factory(dict)
     generation: int = attrs.Factory(next_generation)
     index: int = -1  # position in Cache.node_list()
 
@@ -87,6 +92,15 @@ class NodeInfo:
         self.req_memory = self.requested.get(MEMORY, 0)
         self.nz_cpu += sign * pod.non_zero_cpu
         self.nz_memory += sign * pod.non_zero_memory
+        if not pod.terminating:
+            groups = self.label_groups.setdefault(pod.namespace, {})
+            n = groups.get(pod.label_group, (pod.labels, 0))[1] + sign
+            if n > 0:
+                groups[pod.label_group] = (pod.labels, n)
+            else:
+                groups.pop(pod.label_group, None)
+                if not groups:
+                    del self.label_groups[pod.namespace]
         for ip, proto, port in pod.host_ports:
             ips = self.used_ports.setdefault((proto, port), {})
             ips[ip] = ips.get(ip, 0) + sign
@@ -107,4 +121,12 @@ class NodeInfo:
         """A copy whose pod set can be changed (preemption's dry runs, nominated pods)."""
         return attrs.evolve(self, requested=dict(self.requested), pods=dict(self.pods),
                             used_ports={k: dict(v) for k, v in self.used_ports.items()},
-                            affinity_pods=dict(self.affinity_pods), anti_affinity_pods=dict(self.anti_affinity_pods))
+                            affinity_pods=dict(self.affinity_pods), anti_affinity_pods=dict(self.anti_affinity_pods),
+                            label_groups={ns: dict(g) for ns, g in self.label_groups.items()})
+
+    def count_matching(self, selector: LabelSelector, namespace: str) -> int:
+        """Live pods in `namespace` whose labels match `selector` (kube's countPodsMatchSelector)."""
+        groups = self.label_groups.get(namespace)
+        if not groups:
+            return 0
+        return sum(n for labels, n in groups.values() if selector.matches(labels))

@@ -29,6 +29,7 @@ CPU, MEMORY, EPHEMERAL, PODS = "cpu", "memory", "ephemeral-storage", "pods"
 DEFAULT_MILLI_CPU = 100  # kube's schedutil.DefaultMilliCPURequest
 DEFAULT_MEMORY = 200 * 1024 * 1024  # schedutil.DefaultMemoryRequest
 HOSTNAME = "kubernetes.io/hostname"
+ZONE = "topology.kubernetes.io/zone"
 
 
 def quantity_int(name: str, value: Any) -> int:
@@ -198,6 +199,7 @@ class PodInfo:
     preferred_anti_affinity: tuple[AffinityTerm, ...]
     spread: tuple[SpreadConstraint, ...]
     signature: bytes
+    label_group: tuple[tuple[str, str], ...] = ()  # the labels as a hashable key (NodeInfo groups by it)
 
     @property
     def cpu(self) -> int:
@@ -242,5 +244,5 @@ class PodInfo:
             tolerations=tolerations, affinity=aff, anti_affinity=anti, preferred_affinity=pref_aff,
             preferred_anti_affinity=pref_anti,
             spread=tuple(_spread(c, labels) for c in spec.get("topologySpreadConstraints") or []),
-            signature=signature,
+            signature=signature, label_group=tuple(sorted(labels.items())),
         )

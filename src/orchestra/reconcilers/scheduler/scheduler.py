@@ -1,7 +1,8 @@
 """Scheduler: kube-scheduler's default profile as one trio service.
 
 Owns the API side of scheduling —
-  * informers on Pods, Nodes and Namespaces feed the cache (assigned pods, nodes) and the queue
+  * informers on Pods, Nodes and Namespaces feed the cache (Services, ReplicaSets and StatefulSets
+    give the system default spreading its selectors) (assigned pods, nodes) and the queue
     (pending pods with spec.schedulerName default-scheduler that are not terminating);
   * the scheduling cycle, one pod at a time: the framework picks a node, the pod is assumed on it
     (so the next pod already sees its requests), and the bind runs as its own task through the
@@ -39,6 +40,7 @@ from orchestra.controller import (
 )
 from orchestra.reconcilers.scheduler import preemption
 from orchestra.reconcilers.scheduler.cache import Cache
+from orchestra.reconcilers.scheduler.defaultselector import DefaultSelector
 from orchestra.reconcilers.scheduler.framework import FitError, Framework, NoNodesError
 from orchestra.reconcilers.scheduler.podinfo import PodInfo
 from orchestra.reconcilers.scheduler.queue import (
@@ -108,12 +110,16 @@ class Scheduler:
         self.pods = pods or shared.informer(self._pod_rt)
         self.nodes = nodes or shared.informer(registry.by_kind("Node"))  # type: ignore[arg-type]
         self.namespaces = namespaces or shared.informer(registry.by_kind("Namespace"))  # type: ignore[arg-type]
+        # what the system default spreading reads (kube's DefaultSelector): Services and workloads
+        self.services, self.replicasets, self.statefulsets = (
+            shared.informer(registry.by_kind(kind)) for kind in ("Service", "ReplicaSet", "StatefulSet"))  # type: ignore[arg-type]
         self._own_recorder = recorder is None
         self.recorder = recorder or EventRecorder(client, SCHEDULER_NAME)
         self.cache = Cache()
         self.queue = SchedulingQueue(initial_backoff=initial_backoff, max_backoff=max_backoff)
         self.framework = Framework(self.cache, ns_labels=self._ns_labels, rng=random.Random(seed),
-                                   percentage_of_nodes_to_score=percentage_of_nodes_to_score)
+                                   percentage_of_nodes_to_score=percentage_of_nodes_to_score,
+                                   default_selector=DefaultSelector(self.services, self.replicasets, self.statefulsets))
         self._ns_cache: dict[str, Any] | None = None
         self._counts = {"attempts": 0, "scheduled": 0, "unschedulable": 0, "errors": 0, "preemptions": 0}
         self._latencies: deque[float] = deque(maxlen=LATENCY_SAMPLES)
@@ -129,7 +135,7 @@ class Scheduler:
             async with trio.open_nursery() as nursery:
                 if self._own_recorder:
                     await nursery.start(self.recorder.run)
-                for inf in (self.namespaces, self.nodes, self.pods):
+                for inf in (self.namespaces, self.services, self.replicasets, self.statefulsets, self.nodes, self.pods):
                     if not inf.running and not inf.has_synced:
                         await nursery.start(inf.run)
                     await inf.wait_synced()
