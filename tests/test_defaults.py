@@ -26,8 +26,7 @@ def test_pod_spec_and_container_defaults():
     assert spec["terminationGracePeriodSeconds"] == 30
     assert spec["securityContext"] == {}
     assert spec["enableServiceLinks"] is True
-    assert spec["priority"] == 0
-    assert spec["preemptionPolicy"] == "PreemptLowerPriority"
+    assert "priority" not in spec and "preemptionPolicy" not in spec  # the Priority admission plugin's job
     assert spec["serviceAccountName"] == "default"
     c = spec["containers"][0]
     assert c["terminationMessagePath"] == "/dev/termination-log"
@@ -450,6 +449,7 @@ SAMPLES = {
         }
     },
     "Lease": {"spec": {"holderIdentity": "me", "leaseDurationSeconds": 15}},
+    "PriorityClass": {"value": 1000, "description": "batch work"},
     "EndpointSlice": {
         "addressType": "IPv4",
         "endpoints": [{"addresses": ["10.0.0.1"]}],

@@ -16,6 +16,7 @@ from orchestra.reconcilers.scheduler.queue import SchedulingQueue
 from tests.controller.harness import make_api, wait_for
 from tests.reconcilers.test_scheduler_helpers import (
     add_nodes,
+    add_priority_classes,
     events,
     node,
     node_of,
@@ -259,11 +260,12 @@ async def test_preemption_of_a_lower_priority_pod(autojump_clock: trio.testing.M
     with trio.fail_after(120):
         api = await make_api()
         await add_nodes(api, node("a", cpu="2"))
+        await add_priority_classes(api, p1=1, p5=5, p10=10)
         async with running(api) as scheduler:
-            await api.create("Pod", spod("low", cpu="1500m", priority=1))
-            await api.create("Pod", spod("mid", cpu="500m", priority=5))
+            await api.create("Pod", spod("low", cpu="1500m", priorityClassName="p1"))
+            await api.create("Pod", spod("mid", cpu="500m", priorityClassName="p5"))
             await wait_bound(api, "low", "mid")
-            preemptor = await api.create("Pod", spod("high", cpu="1", priority=10))
+            preemptor = await api.create("Pod", spod("high", cpu="1", priorityClassName="p10"))
             await wait_for(api, lambda: bool((api.get("Pod", "low") or {}).get("metadata", {}).get("deletionTimestamp")))
             low = api.get("Pod", "low")
             assert low is not None
@@ -276,7 +278,7 @@ async def test_preemption_of_a_lower_priority_pod(autojump_clock: trio.testing.M
             await wait_for(api, lambda: bool(events(api, "Preempted", "low")))
             assert events(api, "Preempted", "low")[0]["message"] == f"Preempted by pod {preemptor['metadata']['uid']} on node a"
             # while the victim terminates, a lower-priority pod must not take the nominated room
-            await api.create("Pod", spod("sneaky", cpu="1", priority=1))
+            await api.create("Pod", spod("sneaky", cpu="1", priorityClassName="p1"))
             await wait_unschedulable(api, "sneaky")
             await api.client.delete(api.rt("Pod"), "default", "low", grace_period_seconds=0)  # the kubelet finishes
             await wait_bound(api, "high")

@@ -11,6 +11,7 @@ from orchestra.reconcilers.scheduler.filters import term_matches
 from tests.controller.harness import make_api, wait_for
 from tests.reconcilers.test_scheduler_helpers import (
     add_nodes,
+    add_priority_classes,
     events,
     node,
     node_of,
@@ -112,7 +113,7 @@ CASES: dict[str, tuple[list[Obj], list[Obj], Obj, str]] = {
         f"preemption: 0/2 nodes are available: 1 {NO_VICTIMS}, 1 {NOT_HELPFUL}.",
     ),
     "preemption-policy-never": (
-        [node("a", cpu="1")], [spod("x", cpu="1", node_name="a")], spod("p", cpu="1", priority=10, preemptionPolicy="Never"),
+        [node("a", cpu="1")], [spod("x", cpu="1", node_name="a")], spod("p", cpu="1", priorityClassName="p10-never"),
         "0/1 nodes are available: 1 Insufficient cpu. preemption: not eligible due to preemptionPolicy=Never.",
     ),
 }
@@ -124,6 +125,7 @@ async def test_filter_failure_message(case: str, autojump_clock: trio.testing.Mo
     with trio.fail_after(60):
         api = await make_api()
         await add_nodes(api, *nodes)
+        await add_priority_classes(api, p10_never=10)
         for p in bound:
             await api.create("Pod", p)
         async with running(api):

@@ -41,6 +41,16 @@ def spod(name: str, *, cpu: str | None = None, memory: str | None = None, labels
     return obj
 
 
+async def add_priority_classes(api: Api, **values: int) -> None:
+    """PriorityClasses by name (a name ending in -never gets preemptionPolicy Never); pods then use
+    spec.priorityClassName, since the Priority admission plugin rejects a bare spec.priority."""
+    for name, value in values.items():
+        pc: Obj = {"metadata": {"name": name.replace("_", "-")}, "value": value}
+        if name.endswith("never"):
+            pc["preemptionPolicy"] = "Never"
+        await api.create("PriorityClass", pc, None)
+
+
 async def add_nodes(api: Api, *nodes: Obj) -> None:
     for n in nodes:
         await api.create("Node", n, None)

@@ -19,7 +19,7 @@ import orjson
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
-from orchestra.api import defaults, patch, validation
+from orchestra.api import admission, defaults, patch, validation
 from orchestra.api.allocators import ServiceAllocator
 from orchestra.api.errors import (
     AlreadyExists,
@@ -228,6 +228,7 @@ class ApiCore(SubresourceMixin):
             m.pop("generation", None)
         prepare_for_create(rt, obj)
         obj = defaults.default(rt.kind, obj)
+        admission.admit_create(rt.kind, obj, self._priority_classes)
         self._validate(rt, obj, None)
         key = rt.key(namespace, m["name"])
         if self.store.get(key) is not None:  # before allocating anything for it
@@ -242,6 +243,9 @@ class ApiCore(SubresourceMixin):
             raise already_exists(rt.group_resource, m["name"], group=rt.group, plural=rt.plural) from None
         await self.store.wait_durable(kv.mod_revision)
         return WriteResult(_with_rv(obj, kv), warnings, created=True)
+
+    def _priority_classes(self) -> builtins.list[Obj]:
+        return self._all(self.registry.by_kind("PriorityClass"))  # type: ignore[arg-type]
 
     def _all(self, rt: ResourceType) -> builtins.list[Obj]:
         kvs, _ = self.store.range(rt.key_prefix())
@@ -343,6 +347,8 @@ class ApiCore(SubresourceMixin):
         old = decode(kv.value)
         new = self._merge_rules(rt, old, new, subresource)
         new = defaults.default(rt.kind, new)
+        if not subresource:
+            admission.admit_update(rt.kind, new, self._priority_classes)
         self._validate(rt, new, old)
         om = meta(old)
         if om.get("deletionTimestamp") and not _finalizers_pending(rt, new) and not om.get("deletionGracePeriodSeconds"):
@@ -496,6 +502,7 @@ class ApiCore(SubresourceMixin):
     async def delete(self, rt: ResourceType, namespace: str | None, name: str, opts: DeleteOptions | None = None) -> tuple[Obj, bool]:
         """Delete; returns (object, gone): gone=False when the object lives on (finalizers, grace)."""
         opts = opts or DeleteOptions()
+        admission.admit_delete(rt.kind, name)
         if opts.propagation_policy not in (None, "Background", "Foreground", "Orphan"):
             raise BadRequest(f"propagationPolicy must be Background, Foreground or Orphan, got {opts.propagation_policy!r}")
         for _ in range(MAX_RETRIES):

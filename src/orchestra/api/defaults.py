@@ -215,9 +215,8 @@ def _default_pod(pod: Obj) -> None:
     spec = default_pod_spec(_map(pod, "spec"))
     _requests_from_limits(spec)
     spec.setdefault("enableServiceLinks", True)
-    # Admission plugins every real cluster runs (Priority, ServiceAccount, DefaultTolerationSeconds).
-    spec.setdefault("priority", 0)
-    spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
+    # Admission plugins every real cluster runs (ServiceAccount, DefaultTolerationSeconds); priority
+    # and preemptionPolicy come from the Priority admission plugin (api/admission.py) on create.
     spec.setdefault("serviceAccountName", spec.get("serviceAccount") or "default")
     spec.setdefault("serviceAccount", spec["serviceAccountName"])
     _default_tolerations(spec)
@@ -399,6 +398,10 @@ def _noop(obj: Obj) -> None:
     _map(obj, "metadata")
 
 
+def _default_priority_class(pc: Obj) -> None:
+    pc.setdefault("preemptionPolicy", "PreemptLowerPriority")
+
+
 _BY_KIND: dict[str, Callable[[Obj], None]] = {
     "Pod": _default_pod,
     "Deployment": _default_deployment,
@@ -417,4 +420,5 @@ _BY_KIND: dict[str, Callable[[Obj], None]] = {
     "ConfigMap": _noop,
     "ServiceAccount": _noop,
     "Lease": _noop,
+    "PriorityClass": _default_priority_class,
 }

@@ -133,6 +133,8 @@ BUILTIN: tuple[ResourceType, ...] = (
     _rt("batch", "CronJob", "cronjobs", short=("cj",), cats=("all",), definition_pkg="batch"),
     _rt("coordination.k8s.io", "Lease", "leases", status=False, definition_pkg="coordination"),
     _rt("discovery.k8s.io", "EndpointSlice", "endpointslices", status=False, definition_pkg="discovery"),
+    _rt("scheduling.k8s.io", "PriorityClass", "priorityclasses", namespaced=False, short=("pc",), status=False,
+        definition_pkg="scheduling"),
 )
 
 

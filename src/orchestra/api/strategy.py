@@ -16,7 +16,8 @@ from orchestra.api.registry import ResourceType
 # leases have no status; everything else starts with an empty status like kube-apiserver).
 _KEEP_STATUS_ON_CREATE = {"Node", "Event", "Lease", "Endpoints", "EndpointSlice", "ConfigMap", "Secret", "ServiceAccount"}
 # Kinds without a spec generation (kube-apiserver leaves generation unset for them).
-_NO_GENERATION = {"Event", "ConfigMap", "Secret", "Endpoints", "EndpointSlice", "Lease", "ServiceAccount", "Namespace", "Node"}
+_NO_GENERATION = {"Event", "ConfigMap", "Secret", "Endpoints", "EndpointSlice", "Lease", "ServiceAccount", "Namespace", "Node",
+                  "PriorityClass"}
 
 
 def tracks_generation(rt: ResourceType) -> bool:
@@ -34,6 +35,11 @@ def prepare_for_create(rt: ResourceType, obj: Obj) -> None:
 def prepare_for_update(rt: ResourceType, new: Obj, old: Obj) -> None:
     if rt.kind == "Service":
         _service_keep_allocations(new, old)
+    if rt.kind == "Pod":  # the Priority admission plugin keeps what it computed on create
+        nspec, ospec = new.setdefault("spec", {}), old.get("spec") or {}
+        for field in ("priority", "preemptionPolicy"):
+            if nspec.get(field) is None and ospec.get(field) is not None:
+                nspec[field] = ospec[field]
     if rt.kind == "Namespace":
         new["status"] = old.get("status") or {"phase": "Active"}
         if (old.get("metadata") or {}).get("deletionTimestamp"):

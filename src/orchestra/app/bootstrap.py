@@ -1,4 +1,5 @@
-"""Objects every cluster has from its first start: system namespaces, well-known Services.
+"""Objects every cluster has from its first start: system namespaces, well-known Services, the
+system PriorityClasses.
 
 Must not import: cli.
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlparse
 
+from orchestra.api.admission import SYSTEM_CLASS_OBJECTS
 from orchestra.api.core import ApiCore
 from orchestra.api.errors import AlreadyExists, NotFound
 from orchestra.net.common import SERVED_BY_ORCHESTRA
@@ -16,10 +18,17 @@ SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
 async def bootstrap(core: ApiCore) -> None:
-    """Objects every cluster has: the system namespaces and the `kubernetes` Service."""
+    """Objects every cluster has: the system namespaces, the `kubernetes` Service, the system
+    PriorityClasses (kube-apiserver's post-start hook)."""
     ns_rt = core.registry.by_kind("Namespace")
     svc_rt = core.registry.by_kind("Service")
-    assert ns_rt and svc_rt
+    pc_rt = core.registry.by_kind("PriorityClass")
+    assert ns_rt and svc_rt and pc_rt
+    for pc in SYSTEM_CLASS_OBJECTS:
+        try:
+            await core.create(pc_rt, None, pc)
+        except AlreadyExists:
+            pass
     for ns in SYSTEM_NAMESPACES:
         try:
             await core.create(ns_rt, None, {"metadata": {"name": ns}})

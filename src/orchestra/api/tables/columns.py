@@ -174,6 +174,13 @@ _COLUMNS: dict[str, list[dict[str, Any]]] = {
         _col("Secrets", desc="Secrets is a list of the secrets in the same namespace that pods running using this ServiceAccount are allowed to use."),
         _age_col(),
     ],
+    "PriorityClass": [
+        _name_col(),
+        _col("Value", "integer", "value represents the integer value of this priority class. This is the actual priority that pods receive when they have the name of this class in their pod spec."),
+        _col("Global-Default", "boolean", "globalDefault specifies whether this PriorityClass should be considered as the default priority for pods that do not have any priority class. Only one PriorityClass can be marked as `globalDefault`. However, if more than one PriorityClasses exists with their `globalDefault` field set to true, the smallest value of such global default PriorityClasses will be used as the default priority."),
+        _age_col(),
+        _col("PreemptionPolicy", "string", "preemptionPolicy is the Policy for preempting pods with lower priority. One of Never, PreemptLowerPriority. Defaults to PreemptLowerPriority if unset."),
+    ],
     "Lease": [
         _name_col(),
         _col("Holder", desc="holderIdentity contains the identity of the holder of a current lease."),

@@ -1,5 +1,5 @@
 """Row printers for the core kinds: Service, Endpoints, EndpointSlice, Node, Namespace, Event,
-ConfigMap, Secret, ServiceAccount, Lease, and the generic fallback (Name, Created At).
+ConfigMap, Secret, ServiceAccount, Lease, PriorityClass, and the generic fallback (Name, Created At).
 
 Owns: those kinds' cells, and the endpoint / node-role formatting that only they use.
 Must not import: the other printers, the column definitions, or the Table envelope.
@@ -228,6 +228,12 @@ def _print_lease(obj: Obj, now: datetime) -> list[Cell]:
     meta = _d(obj.get("metadata"))
     holder = _d(obj.get("spec")).get("holderIdentity")
     return [str(meta.get("name", "")), str(holder or ""), since(meta.get("creationTimestamp"), now)]
+
+
+def _print_priority_class(obj: Obj, now: datetime) -> list[Cell]:
+    meta = _d(obj.get("metadata"))
+    return [str(meta.get("name", "")), _int(obj.get("value")), bool(obj.get("globalDefault")),
+            since(meta.get("creationTimestamp"), now), str(obj.get("preemptionPolicy") or "PreemptLowerPriority")]
 
 
 def _print_generic(obj: Obj, now: datetime) -> list[Cell]:

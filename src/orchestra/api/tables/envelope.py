@@ -22,6 +22,7 @@ from orchestra.api.tables.core import (
     _print_lease,
     _print_namespace,
     _print_node,
+    _print_priority_class,
     _print_secret,
     _print_service,
     _print_serviceaccount,
@@ -59,6 +60,7 @@ _PRINTERS: dict[str, Callable[[Obj, datetime], list[Cell]]] = {
     "Secret": _print_secret,
     "ServiceAccount": _print_serviceaccount,
     "Lease": _print_lease,
+    "PriorityClass": _print_priority_class,
 }
 
 _POD_CONDITIONS = {

@@ -23,6 +23,7 @@ from orchestra.api.validation.config import (
     _validate_lease,
     _validate_namespace,
     _validate_node,
+    _validate_priority_class,
     _validate_secret,
 )
 from orchestra.api.validation.cron import cron_error
@@ -118,6 +119,7 @@ _BY_KIND: dict[str, Callable[[Obj, Obj | None], list[Cause]]] = {
     "Node": _validate_node,
     "Event": _validate_event,
     "Lease": _validate_lease,
+    "PriorityClass": _validate_priority_class,
     "EndpointSlice": _validate_endpointslice,
     "Endpoints": _validate_endpoints,
 }

@@ -150,5 +150,42 @@ def _validate_lease(obj: Obj, old: Obj | None) -> list[Cause]:
     return errs
 
 
+SYSTEM_PRIORITY_CLASSES = {"system-node-critical": 2000001000, "system-cluster-critical": 2000000000}
+HIGHEST_USER_PRIORITY = 1_000_000_000
+_PREEMPTION_POLICIES = ("Never", "PreemptLowerPriority")
+
+
+def _validate_priority_class(obj: Obj, old: Obj | None) -> list[Cause]:
+    """ValidatePriorityClass / ValidatePriorityClassUpdate."""
+    name = str(_d(obj.get("metadata")).get("name") or "")
+    errs = validate_object_meta(obj.get("metadata"), is_dns1123_subdomain)
+    value = obj.get("value")
+    if name.startswith("system-"):
+        known = SYSTEM_PRIORITY_CLASSES.get(name)
+        if known is None:
+            reason = f"{name!r} is not a known system priority class".replace("'", '"')
+        elif value != known:
+            reason = f"value of {name} PriorityClass must be {known}"
+        elif obj.get("globalDefault"):
+            reason = f"globalDefault of {name} PriorityClass must be false"
+        else:
+            reason = ""
+        if reason:
+            errs.append(forbidden("metadata.name", "priority class names with 'system-' prefix are reserved for "
+                                  f"system use only. error: {reason}"))
+    elif _is_int(value) and value > HIGHEST_USER_PRIORITY:
+        errs.append(forbidden("value", f"maximum allowed value of a user defined priority is {HIGHEST_USER_PRIORITY}"))
+    policy = obj.get("preemptionPolicy")
+    if policy is not None:
+        errs += _enum(policy, "preemptionPolicy", _PREEMPTION_POLICIES)
+    if old is not None:
+        if value != old.get("value"):
+            errs.append(forbidden("value", "may not be changed in an update."))
+        if policy != old.get("preemptionPolicy"):
+            errs.append(Cause(IMMUTABLE, "Invalid value: " + (f'"{policy}"' if policy is not None else "null")
+                              + ": field is immutable", "preemptionPolicy"))
+    return errs
+
+
 def _validate_generic(obj: Obj, old: Obj | None) -> list[Cause]:
     return validate_object_meta(obj.get("metadata"), is_dns1123_subdomain)
