@@ -37,6 +37,7 @@ from orchestra.api.errors import (
     invalid,
     not_found,
 )
+from orchestra.api.labelcache import LabelCache
 from orchestra.api.objects import (
     Obj,
     decode,
@@ -64,6 +65,7 @@ PATCH_TYPES = {
 }
 FIELD_VALIDATION = ("Strict", "Warn", "Ignore")
 MAX_RETRIES = 8
+LABEL_CACHE_MIN = 256  # below this many objects a label-selected LIST just decodes them all
 
 
 @attrs.define
@@ -130,6 +132,7 @@ class ApiCore(SubresourceMixin):
         self.registry = registry
         self.schema = schema or load_schema()
         self.allocator = allocator or ServiceAllocator()
+        self.labels = LabelCache(decode)
         self._yaml = YAML(typ="safe", pure=True)
 
     # --- reads -------------------------------------------------------------------------------
@@ -180,7 +183,12 @@ class ApiCore(SubresourceMixin):
         items: builtins.list[Obj] = []
         next_token = ""
         remaining = None
+        wanted = None  # with a label selector over many objects: only the keys whose labels match
+        if label_selector is not None and not label_selector.empty and len(kvs) > LABEL_CACHE_MIN:
+            wanted = self.labels.matching_keys(prefix, kvs, label_selector.matches)
         for i, kv in enumerate(kvs):
+            if wanted is not None and kv.key not in wanted:
+                continue
             obj = self._load(kv)
             if pred is None or pred(obj):
                 items.append(obj)
