@@ -39,10 +39,15 @@ for JSON and are kept in the table:
   apart from a real inline). The script also checks every other field name against those
   definitions, so a proto name that is not the JSON name would be reported.
 
+One more flag comes from those OpenAPI definitions: `required`, the field is in its definition's
+`required` list, i.e. its Go JSON tag has no `omitempty` (and no `+optional` marker), so Go's JSON
+writes it even at its zero value (a PodDisruptionBudget status's counts, a PriorityClass's `value: 0`);
+the decoder keeps such zeros instead of dropping them.
+
 Output format (src/orchestra/data/k8s-proto.json):
 
     {"<message full name>": {"<field number>": [json name, type, message type or null,
-                                                 repeated, map, nullable, inline]}}
+                                                 repeated, map, nullable, inline, required]}}
 
 type is the protobuf scalar type name ("string", "int32", "int64", "bool", "bytes", "double",
 "float", "uint32", "uint64", ...), or "message"/"enum". For a map field (a repeated *Entry message with
@@ -197,6 +202,11 @@ def openapi_properties(definitions: dict[str, dict], message: str) -> set[str] |
     return None if d is None or "properties" not in d else set(d["properties"])
 
 
+def openapi_required(definitions: dict[str, dict], message: str) -> set[str]:
+    d = definitions.get("io.k8s." + message.removeprefix("k8s.io.")) or {}
+    return set(d.get("required") or ())
+
+
 def build_table(messages: dict[str, descriptor_pb2.DescriptorProto], start: list[str]) -> dict:
     definitions = openapi_definitions()
     table: dict[str, dict[str, list]] = {}
@@ -209,6 +219,7 @@ def build_table(messages: dict[str, descriptor_pb2.DescriptorProto], start: list
             raise SystemExit(f"message {name} not found in the binary's descriptors")
         msg = messages[name]
         props = openapi_properties(definitions, name)
+        required = openapi_required(definitions, name)
         fields: dict[str, list] = {}
         for f in msg.field:
             ftype, tname = f.type, f.type_name.lstrip(".") or None
@@ -247,6 +258,7 @@ def build_table(messages: dict[str, descriptor_pb2.DescriptorProto], start: list
                 int(is_map),
                 int(nullable),
                 int(embed),
+                int(f.name in required),
             ]
             if tname:
                 todo.append(tname)

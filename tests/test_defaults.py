@@ -450,6 +450,8 @@ SAMPLES = {
     },
     "Lease": {"spec": {"holderIdentity": "me", "leaseDurationSeconds": 15}},
     "PriorityClass": {"value": 1000, "description": "batch work"},
+    "PodDisruptionBudget": {"spec": {"minAvailable": "50%", "selector": {"matchLabels": {"app": "web"}}}},
+    "ControllerRevision": {"data": {"spec": {"template": {"$patch": "replace"}}}, "revision": 1},
     "EndpointSlice": {
         "addressType": "IPv4",
         "endpoints": [{"addresses": ["10.0.0.1"]}],
@@ -457,6 +459,13 @@ SAMPLES = {
     },
 }
 MODEL = {"Event": "CoreV1Event"}
+
+
+def test_pdb_defaults_nothing():
+    """policy/v1 has no defaulting: unhealthyPodEvictionPolicy stays unset (IfHealthyBudget by behaviour)."""
+    obj = {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "p"},
+           "spec": {"maxUnavailable": 1, "selector": {}}}
+    assert default("PodDisruptionBudget", copy.deepcopy(obj)) == obj
 
 
 def test_samples_cover_every_registered_kind():

@@ -411,3 +411,70 @@ def test_delete_deployment_removes_replicasets_and_pods(kubectl: Kubectl) -> Non
     wait_for("ReplicaSets and pods gone", lambda: not replicasets(kubectl, ns)
              and not get_json(kubectl, "pods", "-n", ns)["items"])
 
+
+
+def test_drain_honours_a_pod_disruption_budget(kubectl: Kubectl) -> None:
+    """A Deployment of 3 under a PDB with minAvailable 3: drain keeps getting 429 and gives up at its
+    timeout; with minAvailable 2 the same drain evicts the node's pod (which comes back elsewhere)."""
+    ns, app = "budget", "budget"
+    apply_namespace(kubectl, ns)
+    kubectl("apply", "-f", "-", input=deployment(ns, app, replicas=3))
+    rollout_status(kubectl, ns, app)
+    out = kubectl("create", "pdb", app, "-n", ns, f"--selector=app={app}", "--min-available=3").stdout  # protobuf body
+    assert f"poddisruptionbudget.policy/{app} created" in out
+
+    def budget_is(current: int, allowed: int, generation: int) -> bool:
+        st = get_json(kubectl, "pdb", app, "-n", ns).get("status") or {}
+        return (st.get("observedGeneration"), st.get("currentHealthy"), st.get("disruptionsAllowed")) == (generation, current, allowed)
+
+    wait_for("the budget computed", lambda: budget_is(3, 0, 1))
+    lines = kubectl("get", "pdb", "-n", ns).stdout.splitlines()
+    assert lines[0].split() == ["NAME", "MIN", "AVAILABLE", "MAX", "UNAVAILABLE", "ALLOWED", "DISRUPTIONS", "AGE"]
+    assert lines[1].split()[:4] == [app, "3", "N/A", "0"]
+    node = live_pods(kubectl, ns, f"app={app}")[0]["spec"]["nodeName"]
+    drain = ("drain", node, "--ignore-daemonsets", "--delete-emptydir-data", "--force", f"--pod-selector=app={app}")
+    try:
+        refused = kubectl(*drain, "--timeout=10s", check=False)
+        assert refused.returncode != 0
+        assert "(will retry after 5s): Cannot evict pod as it would violate the pod's disruption budget." in refused.stderr
+        assert "global timeout reached: 10s" in refused.stderr
+        assert len(live_pods(kubectl, ns, f"app={app}")) == 3, "nothing was evicted"
+        kubectl("patch", "pdb", app, "-n", ns, "--type=merge", "-p", '{"spec": {"minAvailable": 2}}')
+        wait_for("the budget recomputed", lambda: budget_is(3, 1, 2))
+        assert f"node/{node} drained" in kubectl(*drain, "--timeout=60s").stdout
+        wait_for(f"3 ready pods, none on {node}", lambda: (
+            [p["spec"].get("nodeName") for p in live_pods(kubectl, ns, f"app={app}") if ready(p)].count(node) == 0
+            and len([p for p in live_pods(kubectl, ns, f"app={app}") if ready(p)]) == 3))
+        wait_for("the budget back to one disruption", lambda: budget_is(3, 1, 2))
+    finally:
+        kubectl("uncordon", node)
+
+
+def test_daemonset_rollout_history_and_undo(kubectl: Kubectl) -> None:
+    """ControllerRevisions make `rollout history` and `rollout undo` work for a DaemonSet."""
+    ns = "ds-undo"
+    apply_namespace(kubectl, ns)
+    ds = {"apiVersion": "apps/v1", "kind": "DaemonSet",
+          "metadata": {"name": "agent", "namespace": ns},
+          "spec": {"selector": {"matchLabels": {"app": "agent"}},
+                   "template": {"metadata": {"labels": {"app": "agent"}}, "spec": {"containers": [
+                       {"name": "c", "image": IMAGE_V1, "command": ["sleep", "3600"]}]}}}}
+    kubectl("apply", "-f", "-", input=json.dumps(ds))
+    kubectl("rollout", "status", "ds/agent", "-n", ns, "--timeout=60s")
+
+    def images() -> set[str]:
+        return {p["spec"]["containers"][0]["image"] for p in live_pods(kubectl, ns, "app=agent")}
+
+    kubectl("set", "image", "ds/agent", f"c={IMAGE_V2}", "-n", ns)
+    kubectl("rollout", "status", "ds/agent", "-n", ns, "--timeout=60s")
+    wait_for("pods on the second image", lambda: images() == {IMAGE_V2} and len(live_pods(kubectl, ns, "app=agent")) == 3)
+    history = kubectl("rollout", "history", "ds/agent", "-n", ns).stdout
+    assert [line.split()[0] for line in history.splitlines()[2:] if line.strip()] == ["1", "2"], history
+    revs = get_json(kubectl, "controllerrevisions", "-n", ns)["items"]
+    assert sorted(r["revision"] for r in revs) == [1, 2]
+    assert "daemonset.apps/agent" in kubectl("get", "controllerrevisions", "-n", ns).stdout
+    assert "rolled back" in kubectl("rollout", "undo", "ds/agent", "-n", ns).stdout
+    kubectl("rollout", "status", "ds/agent", "-n", ns, "--timeout=60s")
+    wait_for("pods back on the first image", lambda: images() == {IMAGE_V1} and len(live_pods(kubectl, ns, "app=agent")) == 3)
+    history = kubectl("rollout", "history", "ds/agent", "-n", ns).stdout
+    assert [line.split()[0] for line in history.splitlines()[2:] if line.strip()] == ["2", "3"], history

@@ -285,9 +285,23 @@ def test_delete_options_scale_eviction() -> None:
                    "propagationPolicy": "Foreground"}
     out = decode_k8s_protobuf(envelope("autoscaling/v1", "Scale", msg(
         f_bytes(1, object_meta("web")), f_bytes(2, f_varint(1, 5)), f_bytes(3, f_varint(1, 0) + f_bytes(2, "")))))
-    assert out["spec"] == {"replicas": 5} and out["status"] == {}
+    assert out["spec"] == {"replicas": 5} and out["status"] == {"replicas": 0}  # required: Go writes its zero
     out = decode_k8s_protobuf(envelope("policy/v1", "Eviction", msg(f_bytes(1, object_meta("p", namespace="d")))))
     assert out == {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "p", "namespace": "d"}}
+
+
+def test_zeros_of_required_fields_are_kept() -> None:
+    """`kubectl create pdb` sends the zero status; its counts have no omitempty (Go's JSON writes them),
+    so they stay, like a PriorityClass's `value: 0`; an omitempty zero (globalDefault) still goes."""
+    status = msg(f_varint(3, 0), f_varint(4, 0), f_varint(5, 0), f_varint(6, 0))
+    spec = msg(f_bytes(1, f_varint(1, 0) + f_varint(2, 3)), f_bytes(2, entry(1, "app", "web")))
+    out = decode_k8s_protobuf(envelope("policy/v1", "PodDisruptionBudget",
+                                       msg(f_bytes(1, object_meta("web")), f_bytes(2, spec), f_bytes(3, status))))
+    assert out["spec"] == {"minAvailable": 3, "selector": {"matchLabels": {"app": "web"}}}
+    assert out["status"] == {"disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0, "expectedPods": 0}
+    out = decode_k8s_protobuf(envelope("scheduling.k8s.io/v1", "PriorityClass",
+                                       msg(f_bytes(1, object_meta("zero")), f_varint(2, 0), f_varint(3, 0))))
+    assert out == {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": "zero"}, "value": 0}
 
 
 def test_every_served_kind_has_a_schema() -> None:

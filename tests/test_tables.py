@@ -56,6 +56,7 @@ def test_columns_for_every_kind():
         "Secret": ["Name", "Type", "Data", "Age"],
         "ServiceAccount": ["Name", "Secrets", "Age"],
         "Lease": ["Name", "Holder", "Age"],
+        "PodDisruptionBudget": ["Name", "Min Available", "Max Unavailable", "Allowed Disruptions", "Age"],
     }  # fmt: skip
     for kind, names in expected.items():
         cols = column_definitions(rt(kind))
@@ -463,6 +464,24 @@ def test_small_kinds():
     assert cells("ServiceAccount", {"metadata": meta}) == ["x", 0, "7s"]
     assert cells("Lease", {"metadata": meta, "spec": {"holderIdentity": "node-1"}}) == ["x", "node-1", "7s"]
     assert cells("Namespace", {"metadata": {"name": "y"}, "status": {}}) == ["y", "", "<unknown>"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "status", "expected"),
+    [
+        ({"minAvailable": 2}, {"disruptionsAllowed": 1}, ["web", "2", "N/A", 1, "7s"]),
+        ({"maxUnavailable": "25%"}, {"disruptionsAllowed": 0}, ["web", "N/A", "25%", 0, "7s"]),
+        ({"minAvailable": "50%"}, {}, ["web", "50%", "N/A", 0, "7s"]),
+        ({}, None, ["web", "N/A", "N/A", 0, "7s"]),
+    ],
+    ids=["min-int", "max-percent", "min-percent-no-status", "neither"],
+)
+def test_pdb_cells(spec, status, expected):
+    obj = {"metadata": {"name": "web", "creationTimestamp": ts(7)}, "spec": spec, "status": status}
+    assert cells("PodDisruptionBudget", obj) == expected
+    cols = column_definitions(rt("PodDisruptionBudget"))
+    assert [c["type"] for c in cols] == ["string", "string", "string", "integer", "string"]
+    assert cols[3]["description"] == "Calculated number of pods that may be disrupted at this time."
 
 
 def test_endpoints_cells():

@@ -248,3 +248,67 @@ def test_invalid_renders_kube_message():
 )
 def test_cron_parser(schedule, error):
     assert cron_error(schedule) == error
+
+
+# --- policy/v1 PodDisruptionBudget ------------------------------------------------------------------
+
+
+def pdb(name="web", **spec):
+    return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": name, "namespace": "default"},
+            "spec": {"selector": {"matchLabels": {"app": "web"}}, **spec}}  # fmt: skip
+
+
+PERCENT_MSG = ("a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or '93%', "
+               "regex used for validation is '[0-9]+%')")
+PDB_CASES = [
+    ("both-set", pdb(minAvailable=1, maxUnavailable="10%"), [(
+        "spec", "FieldValueInvalid",
+        "Invalid value: policy.PodDisruptionBudgetSpec{MinAvailable:(*intstr.IntOrString)(0xc000000000), "
+        "Selector:(*v1.LabelSelector)(0xc000000000), MaxUnavailable:(*intstr.IntOrString)(0xc000000000), "
+        "UnhealthyPodEvictionPolicy:(*policy.UnhealthyPodEvictionPolicyType)(nil)}: "
+        "minAvailable and maxUnavailable cannot be both set")]),
+    ("negative-int", pdb(minAvailable=-1), [("spec.minAvailable", "FieldValueInvalid", "Invalid value: -1: must be greater than or equal to 0")]),
+    ("over-100-percent", pdb(maxUnavailable="120%"), [(
+        "spec.maxUnavailable", "FieldValueInvalid",
+        'Invalid value: intstr.IntOrString{Type:1, IntVal:0, StrVal:"120%"}: must not be greater than 100%')]),
+    ("not-a-percent", pdb(minAvailable="half"), [(
+        "spec.minAvailable", "FieldValueInvalid", f'Invalid value: intstr.IntOrString{{Type:1, IntVal:0, StrVal:"half"}}: {PERCENT_MSG}')]),
+    ("bad-policy", pdb(minAvailable=1, unhealthyPodEvictionPolicy="Sometimes"), [(
+        "spec.unhealthyPodEvictionPolicy", "FieldValueNotSupported",
+        'Unsupported value: "Sometimes": supported values: "AlwaysAllow", "IfHealthyBudget"')]),
+    ("bad-selector", pdb(minAvailable=1, selector={"matchExpressions": [{"key": "app", "operator": "In"}]}), [(
+        "spec.selector.matchExpressions[0].values", "FieldValueRequired",
+        "Required value: must be specified when `operator` is 'In' or 'NotIn'")]),
+    ("negative-status", {**pdb(minAvailable=1), "status": {"disruptionsAllowed": -1, "currentHealthy": 0, "desiredHealthy": 0, "expectedPods": 0}},
+     [("status.disruptionsAllowed", "FieldValueInvalid", "Invalid value: -1: must be greater than or equal to 0")]),
+    ("bad-condition", {**pdb(minAvailable=1), "status": {"conditions": [{"type": "DisruptionAllowed", "status": "Maybe", "reason": "9lives",
+                                                                          "lastTransitionTime": "2024-01-01T00:00:00Z", "message": ""}]}},
+     [("status.conditions[0].status", "FieldValueNotSupported", 'Unsupported value: "Maybe": supported values: "False", "True", "Unknown"'),
+      ("status.conditions[0].reason", "FieldValueInvalid",
+       "Invalid value: \"9lives\": a condition reason must start with alphabetic character, optionally followed by a string of "
+       "alphanumeric characters or '_,:', and must end with an alphanumeric character or '_' (e.g. 'my_name',  or 'MY_NAME',  "
+       "or 'MyName',  or 'ReasonA,ReasonB',  or 'ReasonA:ReasonB', regex used for validation is '[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?')")]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("obj", "expected"), [c[1:] for c in PDB_CASES], ids=[c[0] for c in PDB_CASES])
+def test_pdb_rule(obj, expected):
+    assert check("PodDisruptionBudget", obj) == expected
+
+
+@pytest.mark.parametrize("spec", [{"minAvailable": 0}, {"minAvailable": "100%"}, {"maxUnavailable": 2},
+                                  {"maxUnavailable": "0%", "unhealthyPodEvictionPolicy": "AlwaysAllow"}, {}])
+def test_valid_pdbs(spec):
+    assert check("PodDisruptionBudget", pdb(**spec)) == []
+
+
+def test_pdb_names_are_path_segments_checked_after_the_spec():
+    """The generic registry checks names as path segments (uppercase is fine) and only once the
+    strategy's validation passed."""
+    assert check("PodDisruptionBudget", pdb("Web_Budget", minAvailable=1)) == []
+    assert check("PodDisruptionBudget", pdb("a%b", minAvailable=1)) == [
+        ("metadata.name", "FieldValueInvalid", "Invalid value: \"a%b\": may not contain '%'")]
+    assert [c[0] for c in check("PodDisruptionBudget", pdb("a%b", minAvailable=-1))] == ["spec.minAvailable"]
+    causes = validate("PodDisruptionBudget", default("PodDisruptionBudget", pdb(minAvailable=-1)), None)
+    assert invalid("PodDisruptionBudget", "web", causes, group="policy").message == (
+        'PodDisruptionBudget.policy "web" is invalid: spec.minAvailable: Invalid value: -1: must be greater than or equal to 0')

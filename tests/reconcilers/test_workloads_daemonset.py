@@ -81,3 +81,37 @@ async def test_rolling_update_max_unavailable(autojump_clock: trio.testing.MockC
                     if len(placed(api)) == 4 and set(placed(api).values()) == {"v2"}:
                         break
                     await changes.__anext__()
+
+
+async def test_controller_revisions_follow_the_template_and_are_pruned(autojump_clock: trio.testing.MockClock) -> None:
+    def revisions() -> dict[str, int]:
+        return {r["metadata"]["name"]: r["revision"] for r in api.list("ControllerRevision", "default")}
+
+    async def set_image(image: str) -> None:
+        d = api.get("DaemonSet", "agent")
+        d["spec"]["template"]["spec"]["containers"][0]["image"] = image  # type: ignore[index]
+        await api.client.update(api.rt("DaemonSet"), d)  # type: ignore[arg-type]
+        await until(api, lambda: set(placed(api).values()) == {image})
+
+    with trio.fail_after(600):
+        async with running(*factories()) as api:
+            await api.create("Node", node("n1"), None)
+            d = ds()
+            d["spec"]["revisionHistoryLimit"] = 1
+            d["metadata"]["annotations"] = {"kubernetes.io/change-cause": "first"}
+            await api.create("DaemonSet", d)
+            await until(api, lambda: len(revisions()) == 1 and bool(placed(api)))
+            (rev,) = api.list("ControllerRevision", "default")
+            pod_hash = active(api, "app=agent")[0]["metadata"]["labels"]["controller-revision-hash"]
+            assert rev["metadata"]["name"] == f"agent-{pod_hash}" and rev["revision"] == 1
+            assert rev["metadata"]["annotations"]["kubernetes.io/change-cause"] == "first"
+            assert rev["data"]["spec"]["template"]["spec"]["containers"][0]["image"] == "v1"
+            first = rev["metadata"]["name"]
+            await set_image("v2")
+            await until(api, lambda: len(revisions()) == 2)
+            assert revisions()[first] == 1 and max(revisions().values()) == 2
+            await set_image("v1")  # an undo: the first revision is re-numbered, nothing is added
+            await until(api, lambda: revisions().get(first) == 3)
+            await set_image("v3")  # limit 1: of the two old revisions, the older one goes
+            await until(api, lambda: len(revisions()) == 2 and max(revisions().values()) == 4)
+            assert revisions()[first] == 3

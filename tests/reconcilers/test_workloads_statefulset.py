@@ -81,3 +81,40 @@ async def test_rolling_update_reverse_with_partition(autojump_clock: trio.testin
             st = api.get("StatefulSet", "db")["status"]  # type: ignore[index]
             assert st["currentRevision"] == first_rev and st["updateRevision"] != first_rev
             assert st["currentReplicas"] == 1
+
+
+def revisions(api: Api) -> dict[str, int]:
+    return {r["metadata"]["name"]: r["revision"] for r in api.list("ControllerRevision", "default")}
+
+
+async def test_revisions_and_a_pod_below_the_partition_keeps_the_current_template(
+        autojump_clock: trio.testing.MockClock) -> None:
+    with trio.fail_after(600):
+        async with running(*factories(delay=1)) as api:
+            await api.create("StatefulSet", sts(3, partition=2))
+            await until(api, lambda: api.get("StatefulSet", "db").get("status", {}).get("readyReplicas") == 3)  # type: ignore[union-attr]
+            s = api.get("StatefulSet", "db")
+            v1 = s["status"]["currentRevision"]  # type: ignore[index]
+            assert revisions(api) == {v1: 1}
+            (rev,) = api.list("ControllerRevision", "default")
+            assert rev["data"]["spec"]["template"]["$patch"] == "replace"
+            assert rev["metadata"]["ownerReferences"][0]["kind"] == "StatefulSet"
+            assert rev["metadata"]["labels"]["app"] == "db"
+            s["spec"]["template"]["spec"]["containers"][0]["image"] = "v2"  # type: ignore[index]
+            await api.client.update(api.rt("StatefulSet"), s)  # type: ignore[arg-type]
+            await until(api, lambda: len(revisions(api)) == 2 and images(api).get("db-2") == "v2")
+            v2 = api.get("StatefulSet", "db")["status"]["updateRevision"]  # type: ignore[index]
+            assert revisions(api) == {v1: 1, v2: 2}
+            # db-0 fails and is recreated: below the partition it gets the current revision (v1)
+            await api.client.delete(api.rt("Pod"), "default", "db-0", grace_period_seconds=0)
+            await until(api, lambda: images(api).get("db-0") == "v1")
+            assert api.get("Pod", "db-0")["metadata"]["labels"]["controller-revision-hash"] == v1  # type: ignore[index]
+            # back to v1 (what rollout undo does): the old revision is re-numbered, none is added
+            s = api.get("StatefulSet", "db")
+            s["spec"]["template"]["spec"]["containers"][0]["image"] = "v1"  # type: ignore[index]
+            await api.client.update(api.rt("StatefulSet"), s)  # type: ignore[arg-type]
+            await until(api, lambda: revisions(api) == {v1: 3, v2: 2})
+
+
+def images(api: Api) -> dict[str, str]:
+    return {p["metadata"]["name"]: p["spec"]["containers"][0]["image"] for p in active(api, "app=db")}

@@ -421,4 +421,5 @@ _BY_KIND: dict[str, Callable[[Obj], None]] = {
     "ServiceAccount": _noop,
     "Lease": _noop,
     "PriorityClass": _default_priority_class,
+    "PodDisruptionBudget": _noop,  # policy/v1 defaults nothing (unhealthyPodEvictionPolicy stays unset)
 }

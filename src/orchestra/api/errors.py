@@ -71,6 +71,8 @@ class ApiError(Exception):
             "reason": self.reason,
             "code": self.code,
         }
+        if not self.reason:  # a bare Status (kube's eviction answers some failures that way)
+            del out["reason"]
         if details:
             out["details"] = details
         return out

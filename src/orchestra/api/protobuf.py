@@ -12,8 +12,9 @@ The dict is what kube-apiserver would see after decoding into the Go struct, wri
 
 * gogo protobuf writes a non-pointer ("non-nullable") scalar even when it is zero (`generateName: ""`,
   `generation: 0`, `hostNetwork: false`); Go treats such a zero exactly as an absent field, so these
-  zeros are dropped. A pointer field is on the wire only when set, so it is kept even when zero
-  (`replicas: 0`, `suspend: false`).
+  zeros are dropped — except in fields the API marks required (no omitempty: Go's JSON writes their
+  zero, e.g. a PodDisruptionBudget status's counts, a PriorityClass's `value: 0`). A pointer field
+  is on the wire only when set, so it is kept even when zero (`replicas: 0`, `suspend: false`).
 * non-pointer structs stay, even when empty (`status: {}`, `strategy: {}`), as in Go's JSON.
 * the inline embedded structs (Probe's handler, Volume's volumeSource, LocalObjectReference in the
   key selectors) are merged into their parent.
@@ -55,8 +56,8 @@ _I64_TYPES = frozenset({"double", "fixed64", "sfixed64"})
 _I32_TYPES = frozenset({"float", "fixed32", "sfixed32"})
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-# field spec: (json name, type, message type, repeated, map, nullable, inline)
-_Field = tuple[str, str, str | None, bool, bool, bool, bool]
+# field spec: (json name, type, message type, repeated, map, nullable, inline, required)
+_Field = tuple[str, str, str | None, bool, bool, bool, bool, bool]
 _Table = dict[str, dict[int, _Field]]
 
 
@@ -71,7 +72,7 @@ def _table() -> _Table:
     table: _Table = {}
     for msg, fields in raw.items():
         table[msg] = {
-            int(num): (f[0], f[1], f[2], bool(f[3]), bool(f[4]), bool(f[5]), bool(f[6]))
+            int(num): (f[0], f[1], f[2], bool(f[3]), bool(f[4]), bool(f[5]), bool(f[6]), bool(f[7]))
             for num, f in fields.items()
         }
     return table
@@ -267,7 +268,7 @@ def _decode_into(
         spec = fields.get(num)
         if spec is None:
             continue  # unknown field: skipped, as Go's generated code does
-        name, typ, mtype, repeated, is_map, nullable, inline = spec
+        name, typ, mtype, repeated, is_map, nullable, inline, required = spec
         expected = _expected_wire_type(typ)
         if is_map:
             if wt != _LEN:
@@ -316,8 +317,8 @@ def _decode_into(
         value = _scalar(typ, wt, a, b, buf)
         if repeated:
             _append(out, name, value)
-        elif not nullable and _is_zero(value):
-            out.pop(name, None)  # a Go value field at its zero value: as if absent
+        elif not nullable and not required and _is_zero(value):
+            out.pop(name, None)  # a Go value field at its zero value (omitempty): as if absent
         else:
             out[name] = value
 

@@ -1,7 +1,8 @@
 """Per-kind create/update strategies (kube-apiserver's `PrepareForCreate`/`PrepareForUpdate`).
 
 Owns: what the server resets, derives or keeps for each kind on create and update (status reset,
-pod QoS class, job selectors, namespace phase), and which kinds bump `metadata.generation`.
+pod QoS class, job selectors, namespace phase, a PodDisruptionBudget's zero status), and which
+kinds bump `metadata.generation`.
 Must not import: anything above the api layer.
 """
 
@@ -17,7 +18,7 @@ from orchestra.api.registry import ResourceType
 _KEEP_STATUS_ON_CREATE = {"Node", "Event", "Lease", "Endpoints", "EndpointSlice", "ConfigMap", "Secret", "ServiceAccount"}
 # Kinds without a spec generation (kube-apiserver leaves generation unset for them).
 _NO_GENERATION = {"Event", "ConfigMap", "Secret", "Endpoints", "EndpointSlice", "Lease", "ServiceAccount", "Namespace", "Node",
-                  "PriorityClass"}
+                  "PriorityClass", "ControllerRevision"}
 
 
 def tracks_generation(rt: ResourceType) -> bool:
@@ -65,6 +66,12 @@ def _pod_create(pod: Obj) -> None:
     pod["status"] = status
 
 
+def _pdb_create(pdb: Obj) -> None:
+    """A PodDisruptionBudget starts with the zero status kube serializes (its four counts are not
+    omitempty); the disruption controller fills it in."""
+    pdb["status"] = {"disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0, "expectedPods": 0}
+
+
 def _namespace_create(ns: Obj) -> None:
     ns["status"] = {"phase": "Active"}
 
@@ -87,7 +94,8 @@ def _job_create(job: Obj) -> None:
     tmeta["labels"] = {**(tmeta.get("labels") or {}), **labels}
 
 
-_CREATE_HOOKS = {"Pod": _pod_create, "Namespace": _namespace_create, "Job": _job_create}
+_CREATE_HOOKS = {"Pod": _pod_create, "Namespace": _namespace_create, "Job": _job_create,
+                 "PodDisruptionBudget": _pdb_create}
 
 
 def qos_class(spec: Obj) -> str:

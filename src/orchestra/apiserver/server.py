@@ -1,7 +1,7 @@
 """The Kubernetes REST API over HTTP: an ASGI app served by hypercorn's trio worker.
 
 Owns: authentication, routing to the API core, content negotiation (JSON, server-side Tables),
-watch streaming, and the HTTP shape of errors. Streaming pod subresources (log, exec,
+watch streaming, and the HTTP shape of errors. Streaming pod subresources (log, exec, attach,
 portforward) are delegated to a PodStreams provider when the node agent supplies one.
 Must not import: cli, reconcilers, node, or any runtime adapter (streams use only the Runtime protocol).
 """
@@ -19,6 +19,7 @@ import trio
 from orchestra.api import tables
 from orchestra.api.core import ApiCore, DeleteOptions, WriteOptions, WriteResult
 from orchestra.api.errors import ApiError, BadRequest, InternalError, MethodNotAllowed, NotFound, Unauthorized
+from orchestra.api.eviction import evict
 from orchestra.api.registry import ResourceType
 from orchestra.api.selectors import parse_field_selector, parse_label_selector
 from orchestra.api.watch import watch
@@ -40,7 +41,7 @@ WATCH_DEFAULT_TIMEOUT = 1800.0  # kube-apiserver uses 30-60 min for watches with
 
 
 class PodStreams(Protocol):
-    """Implemented by the node layer: serves pods/log, pods/exec, pods/portforward."""
+    """Implemented by the node layer: serves pods/log, pods/exec, pods/attach, pods/portforward."""
 
     async def handle(self, req: Request, route: Route, pod: dict[str, Any]) -> None: ...
 
@@ -314,20 +315,10 @@ class ApiServer:
             raise NotFound("the server could not find the requested resource")
 
     async def _evict(self, req: Request, route: Route) -> None:
-        """pods/eviction (policy/v1 Eviction): a graceful delete. orchestra has no PodDisruptionBudgets,
-        so an eviction is never refused for budget reasons (kube would answer 429 then)."""
-        body = await req.json_body(allow_empty=True) or {}
-        if not isinstance(body, dict):
-            raise BadRequest("Eviction must be a JSON object")
-        name = (body.get("metadata") or {}).get("name")
-        if name and name != route.name:
-            raise BadRequest(f"name in URL does not match name in Eviction object ({name} != {route.name})")
-        opts = body.get("deleteOptions") or {}
-        pre = opts.get("preconditions") or {}
-        grace = opts.get("gracePeriodSeconds")
-        await self.core.delete(route.rt, route.namespace, route.name or "", DeleteOptions(
-            propagation_policy=opts.get("propagationPolicy"), grace_period_seconds=int(grace) if grace is not None else None,
-            uid=pre.get("uid"), resource_version=pre.get("resourceVersion"), dry_run="All" in (opts.get("dryRun") or [])))
+        """pods/eviction (policy/v1 Eviction): a delete that honours PodDisruptionBudgets — 429
+        TooManyRequests while the pod's budget allows no disruption, 500 for a pod under several
+        budgets, else the budget is spent and the pod deleted (api/eviction.py)."""
+        await evict(self.core, route.namespace or "", route.name or "", await req.json_body(allow_empty=True))
         await send_json(req.send, 201, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201})
 
     # --- watch --------------------------------------------------------------------------------

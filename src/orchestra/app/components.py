@@ -148,7 +148,7 @@ async def _close_on_exit(runtime: Any, stop_cluster: str | None, service_scope: 
 
 
 class AgentLocator:
-    """Finds a pod's containers for logs/exec/port-forward: the runtime of the node the pod runs on."""
+    """Finds a pod's containers for logs/exec/attach/port-forward: the runtime of the node the pod runs on."""
 
     def __init__(self) -> None:
         self.runtimes: dict[str, Any] = {}  # node name -> runtime

@@ -1,7 +1,7 @@
 """The cluster controllers as one service: what kube-controller-manager runs besides workloads.
 
-Owns: constructing and starting the garbage collector, namespace lifecycle, node lifecycle and
-Endpoints/EndpointSlice controllers on one client. `run_cluster_controllers` reports started()
+Owns: constructing and starting the garbage collector, namespace lifecycle, node lifecycle,
+Endpoints/EndpointSlice and disruption (PodDisruptionBudget) controllers on one client. `run_cluster_controllers` reports started()
 with the controllers once every one of them has synced its caches and started its workers.
 Must not import: node, net, apiserver, cli, runtime.
 """
@@ -12,6 +12,7 @@ import trio
 
 from orchestra.client.base import Client
 from orchestra.controller import Controller
+from orchestra.reconcilers.disruption import DisruptionController
 from orchestra.reconcilers.endpoints import EndpointsController
 from orchestra.reconcilers.garbage_collector import GarbageCollector
 from orchestra.reconcilers.namespace import NamespaceController
@@ -28,6 +29,7 @@ def cluster_controllers(client: Client, *, timings: NodeLifecycleTimings = DEFAU
         NamespaceController(client),
         NodeLifecycleController(client, timings=timings),
         EndpointsController(client, workers=2),
+        DisruptionController(client),
     ]
 
 

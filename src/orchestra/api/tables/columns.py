@@ -174,12 +174,25 @@ _COLUMNS: dict[str, list[dict[str, Any]]] = {
         _col("Secrets", desc="Secrets is a list of the secrets in the same namespace that pods running using this ServiceAccount are allowed to use."),
         _age_col(),
     ],
+    "ControllerRevision": [
+        _name_col(),
+        _col("Controller", "string", "Controller of the object"),
+        _col("Revision", "string", "Revision indicates the revision of the state represented by Data."),
+        _age_col(),
+    ],
     "PriorityClass": [
         _name_col(),
         _col("Value", "integer", "value represents the integer value of this priority class. This is the actual priority that pods receive when they have the name of this class in their pod spec."),
         _col("Global-Default", "boolean", "globalDefault specifies whether this PriorityClass should be considered as the default priority for pods that do not have any priority class. Only one PriorityClass can be marked as `globalDefault`. However, if more than one PriorityClasses exists with their `globalDefault` field set to true, the smallest value of such global default PriorityClasses will be used as the default priority."),
         _age_col(),
         _col("PreemptionPolicy", "string", "preemptionPolicy is the Policy for preempting pods with lower priority. One of Never, PreemptLowerPriority. Defaults to PreemptLowerPriority if unset."),
+    ],
+    "PodDisruptionBudget": [
+        _name_col(),
+        _col("Min Available", desc="The minimum number of pods that must be available."),
+        _col("Max Unavailable", desc="The maximum number of pods that may be unavailable."),
+        _col("Allowed Disruptions", "integer", "Calculated number of pods that may be disrupted at this time."),
+        _age_col(),
     ],
     "Lease": [
         _name_col(),

@@ -1,5 +1,6 @@
 """Row printers for the core kinds: Service, Endpoints, EndpointSlice, Node, Namespace, Event,
-ConfigMap, Secret, ServiceAccount, Lease, PriorityClass, and the generic fallback (Name, Created At).
+ConfigMap, Secret, ServiceAccount, Lease, PriorityClass, PodDisruptionBudget, and the generic fallback
+(Name, Created At).
 
 Owns: those kinds' cells, and the endpoint / node-role formatting that only they use.
 Must not import: the other printers, the column definitions, or the Table envelope.
@@ -230,10 +231,32 @@ def _print_lease(obj: Obj, now: datetime) -> list[Cell]:
     return [str(meta.get("name", "")), str(holder or ""), since(meta.get("creationTimestamp"), now)]
 
 
+def _print_controller_revision(obj: Obj, now: datetime) -> list[Cell]:
+    meta = _d(obj.get("metadata"))
+    controller = "<none>"
+    for ref in meta.get("ownerReferences") or []:
+        if isinstance(ref, dict) and ref.get("controller"):
+            group = str(ref.get("apiVersion") or "").rpartition("/")[0]
+            kind = str(ref.get("kind") or "").lower()
+            controller = f"{kind}.{group}/{ref.get('name')}" if group else f"{kind}/{ref.get('name')}"
+    return [str(meta.get("name", "")), controller, _int(obj.get("revision")), since(meta.get("creationTimestamp"), now)]
+
+
 def _print_priority_class(obj: Obj, now: datetime) -> list[Cell]:
     meta = _d(obj.get("metadata"))
     return [str(meta.get("name", "")), _int(obj.get("value")), bool(obj.get("globalDefault")),
             since(meta.get("creationTimestamp"), now), str(obj.get("preemptionPolicy") or "PreemptLowerPriority")]
+
+
+def _intstr_or_na(value: Any) -> str:
+    """IntOrString.String() of a set field, "N/A" for an unset one (printPodDisruptionBudget)."""
+    return "N/A" if value is None else str(value)
+
+
+def _print_pdb(obj: Obj, now: datetime) -> list[Cell]:
+    meta, spec = _d(obj.get("metadata")), _d(obj.get("spec"))
+    return [str(meta.get("name", "")), _intstr_or_na(spec.get("minAvailable")), _intstr_or_na(spec.get("maxUnavailable")),
+            _int(_d(obj.get("status")).get("disruptionsAllowed")), since(meta.get("creationTimestamp"), now)]
 
 
 def _print_generic(obj: Obj, now: datetime) -> list[Cell]:

@@ -15,6 +15,7 @@ from orchestra.api.registry import ResourceType
 from orchestra.api.tables.columns import column_definitions
 from orchestra.api.tables.core import (
     _print_configmap,
+    _print_controller_revision,
     _print_endpoints,
     _print_endpointslice,
     _print_event,
@@ -22,6 +23,7 @@ from orchestra.api.tables.core import (
     _print_lease,
     _print_namespace,
     _print_node,
+    _print_pdb,
     _print_priority_class,
     _print_secret,
     _print_service,
@@ -61,6 +63,8 @@ _PRINTERS: dict[str, Callable[[Obj, datetime], list[Cell]]] = {
     "ServiceAccount": _print_serviceaccount,
     "Lease": _print_lease,
     "PriorityClass": _print_priority_class,
+    "ControllerRevision": _print_controller_revision,
+    "PodDisruptionBudget": _print_pdb,
 }
 
 _POD_CONDITIONS = {

@@ -6,7 +6,8 @@ messages (`Required value`, `Invalid value: "x": ...`, `Unsupported value: ...`)
 objects. Immutability of metadata.name/namespace/uid is the core's job, not this package's.
 This module is the package's public surface and the kind -> validator dispatch; the rules live in
 field (cause constructors), names, meta (object meta, selectors), container, pod, workloads (apps/v1),
-jobs and cron (batch/v1), service (Service, Endpoints, EndpointSlice) and config (the other kinds).
+jobs and cron (batch/v1), service (Service, Endpoints, EndpointSlice), policy (PodDisruptionBudget)
+and config (the other kinds).
 Must not import: the store, the HTTP server, or anything above the api layer.
 """
 
@@ -18,6 +19,7 @@ from typing import Any
 from orchestra.api.errors import Cause
 from orchestra.api.validation.config import (
     _validate_configmap,
+    _validate_controller_revision,
     _validate_event,
     _validate_generic,
     _validate_lease,
@@ -91,6 +93,7 @@ from orchestra.api.validation.pod import (
     validate_pod_spec,
     validate_pod_template,
 )
+from orchestra.api.validation.policy import _validate_pdb
 from orchestra.api.validation.service import (
     NODE_PORT_RANGE,
     _validate_endpoints,
@@ -120,6 +123,8 @@ _BY_KIND: dict[str, Callable[[Obj, Obj | None], list[Cause]]] = {
     "Event": _validate_event,
     "Lease": _validate_lease,
     "PriorityClass": _validate_priority_class,
+    "ControllerRevision": _validate_controller_revision,
+    "PodDisruptionBudget": _validate_pdb,
     "EndpointSlice": _validate_endpointslice,
     "Endpoints": _validate_endpoints,
 }

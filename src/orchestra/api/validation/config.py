@@ -187,5 +187,16 @@ def _validate_priority_class(obj: Obj, old: Obj | None) -> list[Cause]:
     return errs
 
 
+def _validate_controller_revision(obj: Obj, old: Obj | None) -> list[Cause]:
+    """ValidateControllerRevision / ValidateControllerRevisionUpdate."""
+    errs = validate_object_meta(obj.get("metadata"), is_dns1123_subdomain)
+    if obj.get("data") is None:
+        errs.append(required("data", "data is mandatory"))
+    errs += _nonneg(obj.get("revision"), "revision")
+    if old is not None and obj.get("data") != old.get("data"):
+        errs.append(Cause(IMMUTABLE, "Invalid value: \"object\": field is immutable", "data"))
+    return errs
+
+
 def _validate_generic(obj: Obj, old: Obj | None) -> list[Cause]:
     return validate_object_meta(obj.get("metadata"), is_dns1123_subdomain)

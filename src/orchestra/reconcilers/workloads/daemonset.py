@@ -13,7 +13,8 @@ Owns, per DaemonSet:
     longer qualify (untolerated NoExecute, selector/affinity mismatch) deleted;
   * RollingUpdate with maxUnavailable (int or percent of desired, rounded up, at least 1):
     unavailable old pods first, then available ones within the budget; OnDelete: nothing;
-  * labels controller-revision-hash (template hash; ControllerRevision is not served) and
+  * a ControllerRevision per template (history.py: `kubectl rollout history/undo` read and patch
+    them back), pods labelled controller-revision-hash (the template hash) and
     pod-template-generation;
   * status: currentNumberScheduled, numberMisscheduled, desiredNumberScheduled, numberReady,
     updatedNumberScheduled, numberAvailable, numberUnavailable, observedGeneration.
@@ -43,6 +44,7 @@ from orchestra.reconcilers.workloads.common import (
     status,
     template_hash,
 )
+from orchestra.reconcilers.workloads.history import RevisionHistory
 from orchestra.reconcilers.workloads.pods import claim, pod_from_template
 
 REVISION_LABEL = "controller-revision-hash"
@@ -163,6 +165,7 @@ class DaemonSetController(WorkloadController):
         self.bind_directly = bind_directly
         self.nodes = self.use_informer(nodes) if nodes is not None else self.informer("Node")
         self.enqueue_on(self.nodes, lambda *_: [object_key(ds) for ds in self.owners.list()])
+        self.history = RevisionHistory(self)
 
     def revision(self, ds: Obj) -> str:
         return template_hash(spec(ds).get("template") or {}, status(ds).get("collisionCount"))
@@ -184,8 +187,11 @@ class DaemonSetController(WorkloadController):
         pod_spec = (spec(ds).get("template") or {}).get("spec") or {}
         nodes = {meta(n)["name"]: n for n in self.nodes.list()}
         if not is_terminating(ds):
+            current = await self.history.sync(ds, self.revision(ds))
             await self._manage(key, ds, nodes, by_node, pod_spec)
             await self._rolling_update(key, ds, nodes, by_node, pod_spec)
+            in_use = {meta(current)["name"]} | {f"{name}-{_revision(p)}" for p in pods if not is_terminating(p)}
+            await self.history.prune(ds, in_use)
         return await self._status(key, ds, nodes, by_node, pod_spec)
 
     async def _manage(self, key: str, ds: Obj, nodes: dict[str, Obj], by_node: dict[str, list[Obj]],

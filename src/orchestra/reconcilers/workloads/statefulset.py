@@ -12,9 +12,10 @@ Owns, per StatefulSet:
   * failed pods are deleted and recreated;
   * status: replicas, readyReplicas, availableReplicas, currentReplicas, updatedReplicas,
     currentRevision, updateRevision, collisionCount, observedGeneration.
-ControllerRevision is not served: a revision is the template hash (kept in the
-controller-revision-hash label and in status.currentRevision/updateRevision). Without the
-old template, a pod below the partition that has to be recreated gets the update revision.
+Revisions are ControllerRevisions `<sts>-<template hash>` (history.py; `kubectl rollout
+history/undo` read and patch them back), named in the pods' controller-revision-hash label and in
+status.currentRevision/updateRevision; a pod below the partition that has to be recreated gets the
+current revision's template, like kube.
 Must not import: node, net, apiserver, cli, runtime.
 """
 
@@ -37,6 +38,7 @@ from orchestra.reconcilers.workloads.common import (
     status,
     template_hash,
 )
+from orchestra.reconcilers.workloads.history import RevisionHistory, template_of
 from orchestra.reconcilers.workloads.pods import claim, pod_from_template
 
 REVISION_LABEL = "controller-revision-hash"
@@ -61,10 +63,13 @@ class StatefulSetController(WorkloadController):
 
     def __init__(self, client: Client, **kwargs: Any) -> None:
         super().__init__(client, **kwargs)
+        self.history = RevisionHistory(self)
+
+    def update_hash(self, sts: Obj) -> str:
+        return template_hash(spec(sts).get("template") or {}, status(sts).get("collisionCount"))
 
     def update_revision(self, sts: Obj) -> str:
-        h = template_hash(spec(sts).get("template") or {}, status(sts).get("collisionCount"))
-        return f"{meta(sts)['name']}-{h}"
+        return f"{meta(sts)['name']}-{self.update_hash(sts)}"
 
     def _healthy(self, sts: Obj, pod: Obj) -> bool:
         min_ready = int_or(spec(sts).get("minReadySeconds"), 0)
@@ -84,16 +89,19 @@ class StatefulSetController(WorkloadController):
         update_rev = self.update_revision(sts)
         current_rev = str(status(sts).get("currentRevision") or update_rev)
         if not is_terminating(sts):
-            await self._sync(key, sts, by_ord, update_rev)
+            await self.history.sync(sts, self.update_hash(sts))
+            await self._sync(key, sts, by_ord, update_rev, current_rev)
+            in_use = {update_rev, current_rev} | {_revision(p) for p in by_ord.values()}
+            await self.history.prune(sts, in_use)
         return await self._status(key, sts, list(by_ord.values()), current_rev, update_rev)
 
-    async def _sync(self, key: str, sts: Obj, by_ord: dict[int, Obj], update_rev: str) -> None:
+    async def _sync(self, key: str, sts: Obj, by_ord: dict[int, Obj], update_rev: str, current_rev: str) -> None:
         n = int_or(spec(sts).get("replicas"), 1)
         monotonic = (spec(sts).get("podManagementPolicy") or "OrderedReady") == "OrderedReady"
         for i in range(n):
             pod = by_ord.get(i)
             if pod is None:
-                await self._create(key, sts, i, update_rev)
+                await self._create(key, sts, i, *self._version_for(sts, i, update_rev, current_rev))
                 if monotonic:
                     return
                 continue
@@ -132,9 +140,20 @@ class StatefulSetController(WorkloadController):
             if not self._healthy(sts, pod):
                 return
 
-    async def _create(self, key: str, sts: Obj, i: int, rev: str) -> None:
+    def _version_for(self, sts: Obj, i: int, update_rev: str, current_rev: str) -> tuple[str, Obj]:
+        """kube's newVersionedStatefulSetPod: below a RollingUpdate partition a pod is made from the
+        current revision, otherwise from the update revision (the spec's template)."""
+        strategy = spec(sts).get("updateStrategy") or {}
+        partition = int_or((strategy.get("rollingUpdate") or {}).get("partition"), 0)
+        if current_rev != update_rev and (strategy.get("type") or "RollingUpdate") == "RollingUpdate" and i < partition:
+            for rev in self.history.of(sts):
+                if meta(rev).get("name") == current_rev:
+                    return current_rev, template_of(rev)
+        return update_rev, spec(sts).get("template") or {}
+
+    async def _create(self, key: str, sts: Obj, i: int, rev: str, template: Obj) -> None:
         name = f"{meta(sts)['name']}-{i}"
-        pod = pod_from_template(spec(sts).get("template") or {}, sts, name=name,
+        pod = pod_from_template(template, sts, name=name,
                                 labels={POD_NAME_LABEL: name, POD_INDEX_LABEL: str(i), REVISION_LABEL: rev})
         pod["spec"]["hostname"] = name
         if spec(sts).get("serviceName"):
