@@ -5,10 +5,8 @@ timings, no Podman, no network) in a thread; kubectl runs as a subprocess with a
 The simulated runtime is scripted the kwok way, through the cluster handle: the registry "has"
 localhost/busybox:v2 (so `set image` can pull it) and containers named `worker` exit 0 after a
 second (so a Job completes; by default a simulated container runs until it is stopped).
-The fast node-lifecycle profile (10 s grace) needs kubelets that heartbeat well within 10 s, but
-`run_cluster` starts simulated agents with kubelet's defaults (Lease renewed every 10 s, first beat
-up to 10 s late): the nodes flap NotReady/unreachable. Until the app layer gives agents the kubelet
-side of the profile, the fixture does (`_fast_kubelets`: renew every 2 s, 1 s of jitter).
+With the fast node-lifecycle profile (10 s grace) `run_cluster` gives the simulated kubelets the
+matching heartbeat (Lease renewed every 2.5 s, up to 2 s of jitter), so nodes stay Ready.
 The rolling-update watcher is a pod watch on the in-process API core, run in the cluster's trio
 loop from a helper thread; it records (pods not terminating, ready pods not terminating) at every
 change. Every test uses its own namespace, so they can run in any order.
@@ -26,9 +24,7 @@ from typing import Any
 import pytest
 import trio
 
-import orchestra.node.simulated
 from orchestra.client.local import LocalClient
-from orchestra.node.agent import AgentConfig
 from orchestra.runtime.simulated import ContainerScript
 from tests.conftest import ClusterThread, LiveCluster
 
@@ -50,13 +46,6 @@ class SimCluster(LiveCluster):
         return trio.from_thread.run_sync(fn, *args, trio_token=self.runner._token)
 
 
-def _fast_kubelets(**kwargs: Any) -> AgentConfig:
-    """AgentConfig with the kubelet side of the fast profile: a Lease every 2 s (a quarter of its
-    10 s duration, as kubelet does with 40 s), so the 10 s grace period never expires on a live node."""
-    return AgentConfig(**{**kwargs, "lease_duration_seconds": 10, "lease_renew_seconds": 2.0,
-                          "status_update_seconds": 2.0, "heartbeat_jitter": 1.0})
-
-
 @pytest.fixture(scope="module")
 def sim_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimCluster]:
     from orchestra.app import ClusterConfig
@@ -66,9 +55,7 @@ def sim_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimCluster
     config = ClusterConfig(state_dir=state, listen_port=0, store="memory", podman=False, network=False,
                            simulate_nodes=3, timings="fast")
     runner = ClusterThread(config)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(orchestra.node.simulated, "AgentConfig", _fast_kubelets)
-        cluster: Any = runner.start()
+    cluster: Any = runner.start()
     live = SimCluster(cluster.url, cluster.token, cluster.kubeconfig, state, home, cluster.ca_cert)
     live.runner = runner
     nodes = cluster.agents[-1]

@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from orchestra.api.errors import BadRequest
 from orchestra.apiserver import spdy
 from orchestra.apiserver.http import Request
-from orchestra.apiserver.streams import PodStreamsHandler, _resizes, pick_container
+from orchestra.apiserver.remotecommand import resizes
+from orchestra.apiserver.streams import PodStreamsHandler, pick_container
 from orchestra.apiserver.websocket_channels import choose_subprotocol, decode, encode, exit_code_status
 from orchestra.runtime.base import ContainerSpec, PodSandboxSpec, Runtime
 from orchestra.runtime.simulated import open_simulated_runtime
@@ -121,9 +122,9 @@ def test_exit_code_status_is_what_kubectl_parses() -> None:
 
 
 def test_resize_messages() -> None:
-    assert _resizes(b'{"Width":80,"Height":24}') == [(80, 24)]
-    assert _resizes(b'{"Width":80,"Height":24}\n{"Width":100,"Height":30}') == [(80, 24), (100, 30)]
-    assert _resizes(b"garbage") == []
+    assert resizes(b'{"Width":80,"Height":24}') == [(80, 24)]
+    assert resizes(b'{"Width":80,"Height":24}\n{"Width":100,"Height":30}') == [(80, 24), (100, 30)]
+    assert resizes(b"garbage") == []
 
 
 def _pod(containers: list[str], init: tuple[str, ...] = (), default: str | None = None) -> dict[str, Any]:

@@ -44,6 +44,10 @@ SIM_SCRIPT = SimScript(
         "ticker": ContainerScript(
             output=tuple((0.3 * i, 1, f"tick{i}".encode()) for i in range(1, 4)), exit_after=1.0
         ),
+        "attach-ticker": ContainerScript(
+            output=tuple((0.2 * i, 1, f"tick {i}".encode()) for i in range(1, 1000)), on_sigterm=None
+        ),
+        "attach-cat": ContainerScript(echo_stdin=True),  # `cat`, with stdin (and stdin_once or a TTY)
         "shell": ContainerScript(
             on_sigterm=None,
             exec={

@@ -482,7 +482,7 @@ class PodWorker:
         return ContainerSpec(
             name=c["name"], image=c.get("image", ""), env=env, working_dir=c.get("workingDir", ""),
             resources=resources_of(c, self.ctx.pod_pids_limit), labels=labels,
-            tty=bool(c.get("tty")), stdin=bool(c.get("stdin")), **fields,
+            tty=bool(c.get("tty")), stdin=bool(c.get("stdin")), stdin_once=bool(c.get("stdinOnce")), **fields,
         )
 
     async def _start(self, c: Obj, container_id: str, *, init: bool) -> None:

@@ -1,18 +1,25 @@
 """Pure translations between libpod JSON and the runtime's data types (no I/O).
 
-Owns: timestamp parsing, state mapping, label filters, error mapping by HTTP status.
+Owns: timestamp parsing, state mapping, label filters, error mapping by HTTP status, the
+container create body, and the stdio configuration a container was created with (what attach
+must match).
 Must not import: podman, httpx, trio, anything above the runtime layer.
 """
 
 from __future__ import annotations
 
+import secrets
+import signal as signal_module
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import attrs
+
 from orchestra.runtime.base import (
     LABEL_CONTAINER_NAME,
     LABEL_SANDBOX_ID,
+    ContainerSpec,
     ContainerState,
     ContainerStatus,
     InvalidState,
@@ -115,6 +122,31 @@ def container_status_from_list(entry: Mapping[str, Any]) -> ContainerStatus:
     )
 
 
+# libpod has no StdinOnce (the create body ignores it), so the adapter keeps it in a label.
+LABEL_STDIN_ONCE = "orchestra.io/stdin-once"
+
+
+@attrs.frozen
+class StdioConfig:
+    """How a container's stdio was set up at create time (from its inspect)."""
+
+    running: bool
+    stdin: bool
+    stdin_once: bool
+    tty: bool
+
+
+def stdio_config(info: Mapping[str, Any]) -> StdioConfig:
+    config = info.get("Config") or {}
+    labels = config.get("Labels") or {}
+    return StdioConfig(
+        running=bool((info.get("State") or {}).get("Running")),
+        stdin=bool(config.get("OpenStdin")),
+        stdin_once=labels.get(LABEL_STDIN_ONCE) == "true",
+        tty=bool(config.get("Tty")),
+    )
+
+
 def error_for(status: int, message: str, path: str) -> RuntimeFailure:
     """One mapping of libpod HTTP errors for both client paths."""
     if status == 404 or "no such pod" in message or "no such container" in message:
@@ -122,3 +154,57 @@ def error_for(status: int, message: str, path: str) -> RuntimeFailure:
     if status in (304, 409) or "container state improper" in message:
         return InvalidState(message)
     return RuntimeFailure(f"podman {path}: {message} (HTTP {status})")
+
+
+def container_body(spec: ContainerSpec, pod: Mapping[str, Any], labels: Mapping[str, str]) -> dict[str, Any]:
+    """The libpod create body of `spec` in the pod `pod` (its static inspect fields)."""
+    body: dict[str, Any] = {
+        "name": f"{pod.get('Name', 'pod')}-{spec.name}-{secrets.token_hex(3)}",  # restarts make new ones
+        "pod": pod["Id"],
+        "image": spec.image,
+        "labels": dict(labels),
+        "env": dict(spec.env),
+        "terminal": spec.tty,
+        "stdin": spec.stdin,
+        "restart_policy": "no",  # restarts are the agent's job
+    }
+    if spec.command:
+        body["entrypoint"] = list(spec.command)  # also drops the image CMD, as in Kubernetes
+    if spec.args:
+        body["command"] = list(spec.args)
+    if spec.working_dir:
+        body["work_dir"] = spec.working_dir
+    if spec.stop_signal:
+        body["stop_signal"] = int(signal_module.Signals[spec.stop_signal.upper()])
+    if spec.mounts:
+        body["mounts"] = [
+            {
+                "type": "bind",
+                "source": m.host_path,
+                "destination": m.container_path,
+                "options": ["rbind", "ro" if m.read_only else "rw"],
+            }
+            for m in spec.mounts
+        ]
+    limits = resource_limits(spec)
+    if limits:
+        body["resource_limits"] = limits
+    return body
+
+
+def resource_limits(spec: ContainerSpec) -> dict[str, Any]:
+    r = spec.resources
+    limits: dict[str, Any] = {}
+    if r.memory_limit_bytes is not None:
+        limits["memory"] = {"limit": r.memory_limit_bytes}
+    cpu: dict[str, int] = {}
+    if r.cpu_quota is not None:
+        cpu["quota"] = r.cpu_quota
+        cpu["period"] = r.cpu_period or 100_000
+    if r.cpu_shares is not None:
+        cpu["shares"] = r.cpu_shares
+    if cpu:
+        limits["cpu"] = cpu
+    if r.pids_limit is not None:
+        limits["pids"] = {"limit": r.pids_limit}
+    return limits

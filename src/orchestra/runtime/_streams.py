@@ -1,8 +1,9 @@
-"""Streaming libpod calls on trio with httpx over the unix socket: logs, exec, events.
+"""Streaming libpod calls on trio with httpx over the unix socket: logs, exec, attach, events.
 
 Owns: the cancellable half of the Podman adapter (a thread blocked in a socket read could not be
-cancelled), the 8-byte-header stream demultiplexer, and exec over a hijacked connection (HTTP
-101 "Upgrade: tcp", then raw bytes both ways; closing stdin is a write-side socket shutdown).
+cancelled), the 8-byte-header stream demultiplexer, and exec and attach over a hijacked
+connection (HTTP 101 "Upgrade: tcp", then raw bytes both ways; closing stdin is a write-side
+socket shutdown, which podman passes on to conmon, which closes the process's stdin).
 Streams use h11 on their own trio unix-socket connection; short calls use an httpx client.
 Must not import: podman (podman-py; `podman.py` is its only importer), anything above runtime.
 """
@@ -20,8 +21,8 @@ import h11
 import httpx
 import trio
 
-from orchestra.runtime._convert import error_for, label_filters
-from orchestra.runtime.base import InvalidState, RuntimeUnavailable
+from orchestra.runtime._convert import StdioConfig, error_for, label_filters, stdio_config
+from orchestra.runtime.base import InvalidState, NotFound, RuntimeUnavailable
 
 _READ_SIZE = 65536
 
@@ -115,6 +116,19 @@ class LibpodStreams:
             if not stream.upgraded:
                 raise InvalidState("exec start did not upgrade the connection")
             yield PodmanExecSession(self, exec_id, stream, tty)
+
+    # -------------------------------------------------------------------------------------- attach
+
+    @asynccontextmanager
+    async def attach(
+        self, container_id: str, config: StdioConfig, *, stdin: bool, stdout: bool, stderr: bool
+    ) -> AsyncIterator[PodmanAttachSession]:
+        # logs=false (the default): only output written from now on, like a CRI attach.
+        params = {"stream": "true", "stdin": _bool(stdin), "stdout": _bool(stdout), "stderr": _bool(stderr)}
+        async with self._stream("POST", f"/containers/{container_id}/attach", params, None, True) as stream:
+            if not stream.upgraded:
+                raise InvalidState("attach did not upgrade the connection")
+            yield PodmanAttachSession(self, container_id, stream, config, stdin=stdin)
 
     # -------------------------------------------------------------------------------------- events
 
@@ -219,6 +233,80 @@ class PodmanExecSession:
             if not info.get("Running"):
                 return int(info.get("ExitCode", -1))
             await trio.sleep(0.01)
+
+
+class PodmanAttachSession:
+    """An `AttachSession` on a hijacked libpod attach connection (see base.AttachSession).
+
+    Ending the session is closing the connection: podman then closes its conmon attach socket,
+    and conmon (run without --leave-stdin-open) closes a non-TTY container's stdin."""
+
+    EXIT_WAIT = 5.0  # after the stream ends, how long the exit may take to be recorded
+
+    def __init__(
+        self, streams: LibpodStreams, container_id: str, stream: _HttpStream, config: StdioConfig, *, stdin: bool
+    ):
+        self._streams = streams
+        self.container_id = container_id
+        self._stream = stream
+        self._config = config
+        self._stdin = stdin
+        self._ended = False  # by us: the container may well still run
+        self._output = _Frames(self._receive, config.tty)
+
+    async def _receive(self) -> bytes:
+        if self._ended:
+            return b""
+        try:
+            return await self._stream.receive_raw()
+        except (trio.ClosedResourceError, trio.BrokenResourceError):  # ended under a reader
+            return b""
+
+    async def send_stdin(self, data: bytes) -> None:
+        if self._stdin and not self._ended:
+            try:
+                await self._stream.sock.send_all(data)
+            except (trio.ClosedResourceError, trio.BrokenResourceError):  # the container is gone
+                pass
+
+    async def close_stdin(self) -> None:
+        if not self._stdin or self._ended:
+            return  # no stdin attached: nothing to close (containerd ignores it too)
+        if self._config.stdin_once and not self._config.tty:
+            try:
+                await self._stream.sock.send_eof()  # conmon closes the process's stdin
+            except (trio.ClosedResourceError, trio.BrokenResourceError):  # the container is gone
+                pass
+        else:
+            await self.end()
+
+    async def end(self) -> None:
+        if not self._ended:
+            self._ended = True
+            await self._stream.sock.aclose()  # a task blocked in receive gets ClosedResourceError
+
+    async def resize(self, width: int, height: int) -> None:
+        await self._streams._call("POST", f"/containers/{self.container_id}/resize", params={"h": height, "w": width})
+
+    def __aiter__(self) -> AsyncIterator[tuple[int, bytes]]:
+        return self._output
+
+    async def wait(self) -> int | None:
+        async for _ in self._output:  # discard what the caller did not read
+            pass
+        if self._ended:
+            return None
+        # The stream ends when the process exits, just before podman records it: poll briefly.
+        with trio.move_on_after(self.EXIT_WAIT):
+            while True:
+                try:
+                    info = await self._streams._call("GET", f"/containers/{self.container_id}/json")
+                except NotFound:  # removed right after it exited: the code is gone with it
+                    return None
+                if not stdio_config(info).running:
+                    return int((info.get("State") or {}).get("ExitCode", -1))
+                await trio.sleep(0.01)
+        return None
 
 
 # Plain iterator classes rather than async generators: they need no closing when abandoned.

@@ -9,13 +9,16 @@ Vocabulary follows the CRI: a *sandbox* is a Kubernetes pod's shared environment
 with its infra container and network namespace); *containers* run inside a sandbox. Restart
 policy is the agent's job: the runtime never restarts anything by itself.
 
-Streaming calls (`logs`, `exec`, `events`) are async context managers, so the connection they
-hold is closed when the caller leaves the block (structured concurrency, no dangling readers):
+Streaming calls (`logs`, `exec`, `attach`, `events`) are async context managers, so the
+connection they hold is closed when the caller leaves the block (structured concurrency, no
+dangling readers):
 
     async with runtime.logs(cid, follow=True) as lines:
         async for line in lines: ...
     async with runtime.exec(cid, ["sh"], stdin=True, tty=True) as session:
         await session.send_stdin(b"exit 3\\n"); code = await session.wait()
+    async with runtime.attach(cid, stdin=True) as session:   # the main process; it keeps running
+        await session.send_stdin(b"hello\\n"); await session.close_stdin()
     async with runtime.events() as events:   # subscribed once the block is entered
         async for event in events: ...
 """
@@ -174,6 +177,7 @@ class ContainerSpec:
     labels: Mapping[str, str] = attrs.field(factory=dict, converter=_str_map, hash=False)
     tty: bool = False
     stdin: bool = False
+    stdin_once: bool = False  # an attach session's stdin EOF closes the container's stdin (kubectl run -i)
     stop_signal: str = ""  # "" = image default (SIGTERM)
 
 
@@ -252,6 +256,51 @@ class ExecSession(Protocol):
         ...
 
 
+class AttachSession(Protocol):
+    """An attach to a container's main process (shaped like an ExecSession). Iterate it for the
+    output `(1 | 2, bytes)` written from the moment of attaching (a TTY gives only 1); it ends
+    when the container exits or the session does. Leaving the session never stops the container.
+
+    Stdin follows containerd's CRI semantics (what kubelet relies on): `close_stdin` on a container
+    with `stdin_once` and no TTY closes the container's stdin and output goes on until it exits;
+    otherwise `close_stdin` ends the session and stdin stays as it is. Podman 4.3 adds one
+    difference that the simulation copies: conmon runs without --leave-stdin-open, so when any
+    attach session to a non-TTY container with stdin ends, that container's stdin is closed (an
+    output-only session's end takes effect after the next write). A TTY's stdin stays open."""
+
+    async def send_stdin(self, data: bytes) -> None: ...
+    async def close_stdin(self) -> None: ...
+    async def resize(self, width: int, height: int) -> None: ...
+    def __aiter__(self) -> AsyncIterator[tuple[int, bytes]]: ...
+    async def wait(self) -> int | None:
+        """Discard unread output until the session ends; the container's exit code if it exited,
+        None if the session ended while the container still runs."""
+        ...
+
+
+def check_attach(
+    container_id: str,
+    *,
+    running: bool,
+    has_stdin: bool,
+    has_tty: bool,
+    stdin: bool,
+    stdout: bool,
+    stderr: bool,
+    tty: bool,
+) -> None:
+    """The attach preconditions every runtime enforces (InvalidState otherwise)."""
+    if not running:
+        raise InvalidState(f"container {container_id} is not running")
+    if not (stdin or stdout or stderr):
+        raise InvalidState("one of stdin, stdout and stderr must be set")
+    if stdin and not has_stdin:
+        raise InvalidState(f"container {container_id} was created without stdin: stdin cannot be attached")
+    if tty != has_tty:
+        having = "with" if has_tty else "without"
+        raise InvalidState(f"container {container_id} was created {having} a TTY: attach with tty={has_tty}")
+
+
 @runtime_checkable
 class Runtime(Protocol):
     async def version(self) -> RuntimeVersion: ...
@@ -314,6 +363,20 @@ class Runtime(Protocol):
 
     async def exec_run(self, container_id: str, cmd: Sequence[str], timeout: float) -> ExecResult:  # noqa: ASYNC109 (probe timeoutSeconds)
         """Run to completion (for probes); ExecTimeout after `timeout` s."""
+        ...
+
+    def attach(
+        self,
+        container_id: str,
+        *,
+        stdin: bool = False,
+        stdout: bool = True,
+        stderr: bool = True,
+        tty: bool = False,
+    ) -> AbstractAsyncContextManager[AttachSession]:
+        """Attach to the running main process (see `AttachSession`); `check_attach`'s InvalidState
+        when it is not running, `stdin` is asked of a container without stdin, or `tty` differs
+        from the container's."""
         ...
 
     def events(

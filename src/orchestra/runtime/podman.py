@@ -8,8 +8,8 @@ Two paths, both over the service's unix socket (see ../shared/reference/PODMAN.m
   threads behind a `CapacityLimiter`, one client per thread (a `requests.Session` is not
   thread-safe). We send raw libpod JSON bodies instead of podman-py's docker-style kwargs, so
   the filter-stringification and exec-demux client bugs (§2.3 items 1, 2) cannot bite.
-* streams (`logs`, `exec` with a hijacked connection for stdin/TTY, `events`) use httpx on trio
-  (`_streams.py`), because a thread blocked in a socket read cannot be cancelled.
+* streams (`logs`, `exec` and `attach` on hijacked connections for stdin/TTY, `events`) use h11
+  and httpx on trio (`_streams.py`), because a thread blocked in a socket read cannot be cancelled.
 
 Podman 4.3.1 workarounds applied here (§2.3): a Degraded pod ignores `pods/stop` (304), so
 sandboxes are stopped container by container; force-remove ignores the stop timeout, so we kill
@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import json
 import math
-import secrets
-import signal as signal_module
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -35,6 +33,8 @@ import trio
 
 from orchestra.runtime import _streams
 from orchestra.runtime._convert import (
+    LABEL_STDIN_ONCE,
+    container_body,
     container_status_from_inspect,
     container_status_from_list,
     error_for,
@@ -42,6 +42,7 @@ from orchestra.runtime._convert import (
     parse_time,
     pod_ip,
     sandbox_state_from_infra,
+    stdio_config,
 )
 from orchestra.runtime.base import (
     LABEL_CONTAINER_NAME,
@@ -50,6 +51,7 @@ from orchestra.runtime.base import (
     LABEL_POD_NAMESPACE,
     LABEL_POD_UID,
     LABEL_SANDBOX_ID,
+    AttachSession,
     ContainerSpec,
     ContainerStatus,
     ExecResult,
@@ -66,6 +68,7 @@ from orchestra.runtime.base import (
     RuntimeUnavailable,
     RuntimeVersion,
     SandboxStatus,
+    check_attach,
     run_to_completion,
 )
 
@@ -364,8 +367,9 @@ class PodmanRuntime:
             LABEL_MANAGED: "true",
             LABEL_SANDBOX_ID: pod["Id"],
             LABEL_CONTAINER_NAME: spec.name,
+            **({LABEL_STDIN_ONCE: "true"} if spec.stdin_once else {}),
         }
-        body = _container_body(spec, pod, labels)
+        body = container_body(spec, pod, labels)
         try:
             created = await self._post("/containers/create", body=body)
         except RuntimeFailure as exc:  # 4.3.1 answers 500 "image not known"
@@ -449,6 +453,17 @@ class PodmanRuntime:
         return await run_to_completion(self, container_id, cmd, timeout)
 
     @asynccontextmanager
+    async def attach(
+        self, container_id: str, *, stdin: bool = False, stdout: bool = True, stderr: bool = True, tty: bool = False
+    ) -> AsyncIterator[AttachSession]:
+        info = await self._inspect(container_id)
+        config = stdio_config(info)
+        check_attach(container_id, running=config.running, has_stdin=config.stdin, has_tty=config.tty,
+                     stdin=stdin, stdout=stdout, stderr=stderr, tty=tty)
+        async with self._streams.attach(info["Id"], config, stdin=stdin, stdout=stdout, stderr=stderr) as session:
+            yield session
+
+    @asynccontextmanager
     async def events(
         self, labels: Mapping[str, str] | None = None
     ) -> AsyncIterator[AsyncIterator[RuntimeEvent]]:
@@ -515,59 +530,6 @@ _EVENT_TYPES: dict[str, Any] = {
     "oom": "oom",
     "remove": "removed",
 }
-
-
-def _container_body(spec: ContainerSpec, pod: Mapping[str, Any], labels: Mapping[str, str]) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "name": f"{pod.get('Name', 'pod')}-{spec.name}-{secrets.token_hex(3)}",  # restarts make new ones
-        "pod": pod["Id"],
-        "image": spec.image,
-        "labels": dict(labels),
-        "env": dict(spec.env),
-        "terminal": spec.tty,
-        "stdin": spec.stdin,
-        "restart_policy": "no",  # restarts are the agent's job
-    }
-    if spec.command:
-        body["entrypoint"] = list(spec.command)  # also drops the image CMD, as in Kubernetes
-    if spec.args:
-        body["command"] = list(spec.args)
-    if spec.working_dir:
-        body["work_dir"] = spec.working_dir
-    if spec.stop_signal:
-        body["stop_signal"] = int(signal_module.Signals[spec.stop_signal.upper()])
-    if spec.mounts:
-        body["mounts"] = [
-            {
-                "type": "bind",
-                "source": m.host_path,
-                "destination": m.container_path,
-                "options": ["rbind", "ro" if m.read_only else "rw"],
-            }
-            for m in spec.mounts
-        ]
-    limits = _resource_limits(spec)
-    if limits:
-        body["resource_limits"] = limits
-    return body
-
-
-def _resource_limits(spec: ContainerSpec) -> dict[str, Any]:
-    r = spec.resources
-    limits: dict[str, Any] = {}
-    if r.memory_limit_bytes is not None:
-        limits["memory"] = {"limit": r.memory_limit_bytes}
-    cpu: dict[str, int] = {}
-    if r.cpu_quota is not None:
-        cpu["quota"] = r.cpu_quota
-        cpu["period"] = r.cpu_period or 100_000
-    if r.cpu_shares is not None:
-        cpu["shares"] = r.cpu_shares
-    if cpu:
-        limits["cpu"] = cpu
-    if r.pids_limit is not None:
-        limits["pids"] = {"limit": r.pids_limit}
-    return limits
 
 
 def _error_message(response: Any) -> str:

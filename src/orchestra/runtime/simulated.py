@@ -10,7 +10,8 @@ would need a real process comes from a `SimScript` (kwok-style scripted lifecycl
     async with open_simulated_runtime(script) as runtime: ...
 
 Containers run as tasks in the runtime's own nursery (`run(*, task_status)`), so the whole
-thing is deterministic under trio's MockClock.
+thing is deterministic under trio's MockClock. Stdin, TTYs and the exec/attach sessions live in
+`simstdio.py`.
 Must not import: podman, httpx, anything above the runtime layer.
 """
 
@@ -35,6 +36,7 @@ from orchestra.runtime.base import (
     LABEL_POD_NAMESPACE,
     LABEL_POD_UID,
     LABEL_SANDBOX_ID,
+    AttachSession,
     ContainerSpec,
     ContainerState,
     ContainerStatus,
@@ -54,8 +56,10 @@ from orchestra.runtime.base import (
     RuntimeVersion,
     SandboxState,
     SandboxStatus,
+    check_attach,
     run_to_completion,
 )
+from orchestra.runtime.simstdio import SimAttachSession, SimExecSession, SimStdio, echo_stdin
 
 EPOCH = datetime(2025, 1, 1, tzinfo=UTC)  # virtual time 0 as a wall-clock timestamp
 SIGKILL_EXIT = 128 + signal_module.SIGKILL
@@ -88,6 +92,7 @@ class ContainerScript:
     serves: Mapping[int, bytes] = attrs.field(factory=dict)  # port -> body for `wget` from the pod
     exec: Mapping[tuple[str, ...], ExecScript] = attrs.field(factory=dict)
     exec_handler: ExecHandler | None = None
+    echo_stdin: bool = False  # after `output`, runs like `cat` until stdin's EOF, then exits with exit_code
 
 
 @attrs.define
@@ -141,10 +146,22 @@ class _Container:
     log: list[tuple[float, int, bytes]] = attrs.field(factory=list)
     changed: trio.Event = attrs.field(factory=trio.Event)
     scope: trio.CancelScope | None = None
+    stdio: SimStdio = attrs.field(default=attrs.Factory(lambda self: self.new_stdio(), takes_self=True))
 
     def notify(self) -> None:
         self.changed.set()
         self.changed = trio.Event()
+
+    def new_stdio(self) -> SimStdio:
+        return SimStdio(stdin=self.spec.stdin, tty=self.spec.tty, echo=self.write_output)
+
+    def write_output(self, stream: int, data: bytes) -> None:
+        """A line the process wrote (a TTY turns its newline into CRLF, like ONLCR)."""
+        line = data if data.endswith(b"\n") else data + b"\n"
+        if self.spec.tty:
+            line = line.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+        self.log.append((trio.current_time(), stream, line))
+        self.notify()
 
 
 @attrs.define(eq=False)
@@ -434,6 +451,7 @@ class SimulatedRuntime:
             n = next(self._ips)
             c.sandbox.ip = f"10.88.{n // 250}.{n % 250 + 2}"
         c.state, c.started_at = ContainerState.RUNNING, trio.current_time()
+        c.stdio = c.new_stdio()  # a new process, a new stdin
         c.scope = trio.CancelScope()
         nursery.start_soon(self._process, c, c.scope)
         self._emit(EventType.STARTED, c)
@@ -445,8 +463,11 @@ class SimulatedRuntime:
                 if c.script.exit_after is not None and at > c.script.exit_after:
                     break
                 await trio.sleep_until(start + at)
-                c.log.append((trio.current_time(), stream, data if data.endswith(b"\n") else data + b"\n"))
-                c.notify()
+                c.write_output(stream, data)
+            if c.script.echo_stdin:
+                await echo_stdin(c)
+                self._exit(c, c.script.exit_code)
+                return
             if c.script.exit_after is None:
                 await trio.sleep_forever()
             await trio.sleep_until(start + c.script.exit_after)
@@ -621,6 +642,19 @@ class SimulatedRuntime:
         return await run_to_completion(self, container_id, cmd, timeout)
 
     @asynccontextmanager
+    async def attach(
+        self, container_id: str, *, stdin: bool = False, stdout: bool = True, stderr: bool = True, tty: bool = False
+    ) -> AsyncIterator[AttachSession]:
+        c = self._container(container_id)
+        check_attach(container_id, running=c.state == ContainerState.RUNNING, has_stdin=c.spec.stdin,
+                     has_tty=c.spec.tty, stdin=stdin, stdout=stdout, stderr=stderr, tty=tty)
+        session = SimAttachSession(c, stdin=stdin, stdout=stdout, stderr=stderr, stdin_once=c.spec.stdin_once)
+        try:
+            yield session
+        finally:
+            session.end()
+
+    @asynccontextmanager
     async def events(
         self, labels: Mapping[str, str] | None = None
     ) -> AsyncIterator[AsyncIterator[RuntimeEvent]]:
@@ -634,47 +668,6 @@ class SimulatedRuntime:
         finally:
             self._subscribers.remove(entry)
             send.close()
-
-
-class SimExecSession:
-    def __init__(self, tty: bool):
-        self._tty = tty
-        self._stdin_send, self.stdin_receive = trio.open_memory_channel[bytes](math.inf)
-        self._out_send, self._out_receive = trio.open_memory_channel[tuple[int, bytes]](math.inf)
-        self._exit_code: int | None = None
-        self._done = trio.Event()
-
-    async def emit(self, stream: int, data: bytes) -> None:
-        self._out_send.send_nowait((1 if self._tty else stream, data))
-
-    def finish(self, code: int) -> None:
-        self._exit_code = code
-        self._out_send.close()
-        self._done.set()
-
-    async def send_stdin(self, data: bytes) -> None:
-        try:
-            self._stdin_send.send_nowait(data)
-        except trio.ClosedResourceError:  # like writing to a closed pipe: ignored by the runtime
-            pass
-
-    async def close_stdin(self) -> None:
-        self._stdin_send.close()
-
-    async def resize(self, width: int, height: int) -> None:
-        return None
-
-    def __aiter__(self) -> AsyncIterator[tuple[int, bytes]]:
-        return self._iterate()
-
-    async def _iterate(self) -> AsyncIterator[tuple[int, bytes]]:
-        async for item in self._out_receive:
-            yield item
-
-    async def wait(self) -> int:
-        await self._done.wait()
-        assert self._exit_code is not None
-        return self._exit_code
 
 
 def _stamp(at: float, line: bytes) -> bytes:
