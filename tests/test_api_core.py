@@ -9,7 +9,8 @@ from contextlib import aclosing
 import pytest
 import trio
 
-from orchestra.api.core import ApiCore, DeleteOptions, WriteOptions
+from orchestra.api.core import ApiCore, WriteOptions
+from orchestra.api.deletion import DeleteOptions
 from orchestra.api.errors import AlreadyExists, BadRequest, Conflict, Forbidden, Invalid, NotFound
 from orchestra.api.selectors import parse_field_selector, parse_label_selector
 from orchestra.api.watch import watch

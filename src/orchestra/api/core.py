@@ -2,7 +2,8 @@
 
 Owns: create/get/list/update/patch/delete with resourceVersion, uid, generation, generateName,
 finalizers and deletionTimestamp, spec/status separation, validation (real 1.32 schema + semantic
-rules), defaulting, the scale and binding subresources. Used in-process by controllers and over
+rules), defaulting, admission (admission.py), deletion (deletion.py), the scale and binding
+subresources (subresources.py). Used in-process by controllers and over
 HTTP by the apiserver, so every writer sees the same rules.
 Must not import: the apiserver, cli, reconcilers, node agent or runtime.
 """
@@ -21,6 +22,7 @@ from ruamel.yaml.error import YAMLError
 
 from orchestra.api import admission, defaults, patch, validation
 from orchestra.api.allocators import ServiceAllocator
+from orchestra.api.deletion import DeletionMixin, finalizers_pending
 from orchestra.api.errors import (
     AlreadyExists,
     BadRequest,
@@ -46,8 +48,10 @@ from orchestra.api.objects import (
     meta,
     new_uid,
     now_rfc3339,
+    parse_rv,
     random_suffix,
     spec_part,
+    with_rv,
 )
 from orchestra.api.registry import DEFAULT_REGISTRY, Registry, ResourceType
 from orchestra.api.schema import Schema, load_schema
@@ -84,15 +88,6 @@ class WriteResult:
 
 
 @attrs.define
-class DeleteOptions:
-    propagation_policy: str | None = None  # Background | Foreground | Orphan
-    grace_period_seconds: int | None = None
-    uid: str | None = None
-    resource_version: str | None = None
-    dry_run: bool = False
-
-
-@attrs.define
 class ListResult:
     items: list[Obj]
     resource_version: str
@@ -106,24 +101,9 @@ def _strip_rv(obj: Obj) -> None:
         m.pop("resourceVersion", None)
 
 
-def _with_rv(obj: Obj, kv: KeyValue) -> Obj:
-    meta(obj)["resourceVersion"] = str(kv.mod_revision)
-    return obj
 
 
-def parse_rv(value: str | None, what: str = "resourceVersion") -> int | None:
-    if value in (None, ""):
-        return None
-    try:
-        rv = int(value)  # type: ignore[arg-type]
-    except ValueError:
-        raise BadRequest(f'invalid {what}: "{value}"') from None
-    if rv < 0:
-        raise BadRequest(f'invalid {what}: "{value}"')
-    return rv
-
-
-class ApiCore(SubresourceMixin):
+class ApiCore(SubresourceMixin, DeletionMixin):
     """Kubernetes object semantics on top of a Store. All methods run in the trio thread."""
 
     def __init__(self, store: Store, *, registry: Registry = DEFAULT_REGISTRY, schema: Schema | None = None,
@@ -138,7 +118,7 @@ class ApiCore(SubresourceMixin):
     # --- reads -------------------------------------------------------------------------------
 
     def _load(self, kv: KeyValue) -> Obj:
-        return _with_rv(decode(kv.value), kv)
+        return with_rv(decode(kv.value), kv)
 
     def _get_kv(self, rt: ResourceType, namespace: str | None, name: str) -> KeyValue:
         kv = self.store.get(rt.key(namespace, name))
@@ -250,7 +230,7 @@ class ApiCore(SubresourceMixin):
         except CompareFailed:
             raise already_exists(rt.group_resource, m["name"], group=rt.group, plural=rt.plural) from None
         await self.store.wait_durable(kv.mod_revision)
-        return WriteResult(_with_rv(obj, kv), warnings, created=True)
+        return WriteResult(with_rv(obj, kv), warnings, created=True)
 
     def _priority_classes(self) -> builtins.list[Obj]:
         return self._all(self.registry.by_kind("PriorityClass"))  # type: ignore[arg-type]
@@ -359,21 +339,21 @@ class ApiCore(SubresourceMixin):
             admission.admit_update(rt.kind, new, self._priority_classes)
         self._validate(rt, new, old)
         om = meta(old)
-        if om.get("deletionTimestamp") and not _finalizers_pending(rt, new) and not om.get("deletionGracePeriodSeconds"):
+        if om.get("deletionTimestamp") and not finalizers_pending(rt, new) and not om.get("deletionGracePeriodSeconds"):
             # finalizers gone and no graceful period pending (a pod's agent ends that with a grace-0 delete)
             if opts.dry_run:
-                return WriteResult(_with_rv(new, kv))
+                return WriteResult(with_rv(new, kv))
             return WriteResult(await self._remove(rt, kv, new))
         if new == old:
-            return WriteResult(_with_rv(new, kv))
+            return WriteResult(with_rv(new, kv))
         if opts.dry_run:
-            return WriteResult(_with_rv(new, kv))
+            return WriteResult(with_rv(new, kv))
         try:
             nkv = self.store.put(kv.key, encode(new), expect_mod_revision=kv.mod_revision)
         except CompareFailed:
             raise conflict(rt.group_resource, om.get("name", ""), group=rt.group, plural=rt.plural) from None
         await self.store.wait_durable(nkv.mod_revision)
-        return WriteResult(_with_rv(new, nkv))
+        return WriteResult(with_rv(new, nkv))
 
     def _merge_rules(self, rt: ResourceType, old: Obj, new: Obj, subresource: str) -> Obj:
         om, nm = meta(old), meta(new)
@@ -504,88 +484,6 @@ class ApiCore(SubresourceMixin):
             result.warnings = warnings
             return result
         raise conflict(rt.group_resource, name, group=rt.group, plural=rt.plural)
-
-    # --- delete ------------------------------------------------------------------------------
-
-    async def delete(self, rt: ResourceType, namespace: str | None, name: str, opts: DeleteOptions | None = None) -> tuple[Obj, bool]:
-        """Delete; returns (object, gone): gone=False when the object lives on (finalizers, grace)."""
-        opts = opts or DeleteOptions()
-        admission.admit_delete(rt.kind, name)
-        if opts.propagation_policy not in (None, "Background", "Foreground", "Orphan"):
-            raise BadRequest(f"propagationPolicy must be Background, Foreground or Orphan, got {opts.propagation_policy!r}")
-        for _ in range(MAX_RETRIES):
-            kv = self._get_kv(rt, namespace, name)
-            obj = self._load(kv)
-            m = meta(obj)
-            if opts.uid and opts.uid != m.get("uid"):
-                raise Conflict(f'Operation cannot be fulfilled on {rt.group_resource} "{name}": Precondition failed: '
-                               f"UID in precondition: {opts.uid}, UID in object meta: {m.get('uid')}", name=name, group=rt.group, kind=rt.plural)
-            if opts.resource_version and parse_rv(opts.resource_version) != kv.mod_revision:
-                raise conflict(rt.group_resource, name, group=rt.group, plural=rt.plural)
-            finalizers = list(m.get("finalizers") or [])
-            policy = opts.propagation_policy or self._default_policy(rt)
-            if policy == "Foreground" and "foregroundDeletion" not in finalizers:
-                finalizers.append("foregroundDeletion")
-            elif policy == "Orphan" and "orphan" not in finalizers:
-                finalizers.append("orphan")
-            grace = self._grace(rt, obj, opts)
-            if not finalizers and grace == 0:
-                if opts.dry_run:
-                    return obj, True
-                return await self._remove(rt, kv, obj), True
-            if m.get("deletionTimestamp") and finalizers == list(m.get("finalizers") or []) and grace != 0:
-                return obj, False  # already terminating
-            new = deep_copy(obj)
-            nm = meta(new)
-            nm.pop("resourceVersion", None)
-            nm.setdefault("deletionTimestamp", now_rfc3339())
-            nm["deletionGracePeriodSeconds"] = max(grace, 0)
-            if finalizers:
-                nm["finalizers"] = finalizers
-            if rt.kind == "Namespace":
-                new.setdefault("status", {})["phase"] = "Terminating"
-            if opts.dry_run:
-                return new, False
-            try:
-                nkv = self.store.put(kv.key, encode(new), expect_mod_revision=kv.mod_revision)
-            except CompareFailed:
-                continue
-            await self.store.wait_durable(nkv.mod_revision)
-            return _with_rv(new, nkv), False
-        raise conflict(rt.group_resource, name, group=rt.group, plural=rt.plural)
-
-    def _default_policy(self, rt: ResourceType) -> str:
-        return "Background"
-
-    def _grace(self, rt: ResourceType, obj: Obj, opts: DeleteOptions) -> int:
-        """Graceful deletion applies to pods bound to a node: the node agent finishes the delete."""
-        if rt.kind == "Namespace":
-            return -1  # namespaces always go through the namespace controller (spec.finalizers)
-        if rt.kind != "Pod" or not (obj.get("spec") or {}).get("nodeName"):
-            return 0
-        if (obj.get("status") or {}).get("phase") in ("Succeeded", "Failed") and opts.grace_period_seconds is None:
-            return 0
-        if opts.grace_period_seconds is not None:
-            return max(0, opts.grace_period_seconds)
-        return int((obj.get("spec") or {}).get("terminationGracePeriodSeconds", 30))
-
-    async def _remove(self, rt: ResourceType, kv: KeyValue, obj: Obj) -> Obj:
-        try:
-            prev = self.store.delete(kv.key, expect_mod_revision=kv.mod_revision)
-        except CompareFailed:
-            raise conflict(rt.group_resource, meta(obj).get("name", ""), group=rt.group, plural=rt.plural) from None
-        rev = self.store.revision
-        await self.store.wait_durable(rev)
-        out = decode(prev.value) if prev else obj
-        meta(out)["resourceVersion"] = str(rev)
-        return out
-
-
-def _finalizers_pending(rt: ResourceType, obj: Obj) -> bool:
-    """Whether a terminating object must stay: metadata finalizers, or a namespace's spec.finalizers."""
-    if (obj.get("metadata") or {}).get("finalizers"):
-        return True
-    return rt.kind == "Namespace" and bool((obj.get("spec") or {}).get("finalizers"))
 
 
 def _predicate(label: LabelSelector | None, field: FieldSelector | None) -> Callable[[Obj], bool] | None:

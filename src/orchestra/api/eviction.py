@@ -25,7 +25,8 @@ from typing import Any
 import attrs
 
 from orchestra.api import pdb as budgets
-from orchestra.api.core import ApiCore, DeleteOptions
+from orchestra.api.core import ApiCore
+from orchestra.api.deletion import DeleteOptions
 from orchestra.api.errors import BadRequest, Cause, Conflict, Forbidden, InternalError, TooManyRequests
 from orchestra.api.objects import Obj, deep_copy, now_rfc3339
 from orchestra.api.registry import ResourceType

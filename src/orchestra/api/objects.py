@@ -14,6 +14,8 @@ from typing import Any
 
 import orjson
 
+from orchestra.api.errors import BadRequest
+
 Obj = dict[str, Any]
 
 _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # kube's utilrand alphabet (no vowels, no 0/1/3)
@@ -89,3 +91,21 @@ def deep_copy(obj: Obj) -> Obj:
 def spec_part(obj: Obj) -> Obj:
     """Everything except metadata and status: what a generation bump is computed from."""
     return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
+
+
+def with_rv(obj: Obj, kv: Any) -> Obj:
+    """`obj` with metadata.resourceVersion set from a store KeyValue's mod_revision."""
+    meta(obj)["resourceVersion"] = str(kv.mod_revision)
+    return obj
+
+
+def parse_rv(value: str | None, what: str = "resourceVersion") -> int | None:
+    if value in (None, ""):
+        return None
+    try:
+        rv = int(value)  # type: ignore[arg-type]
+    except ValueError:
+        raise BadRequest(f'invalid {what}: "{value}"') from None
+    if rv < 0:
+        raise BadRequest(f'invalid {what}: "{value}"')
+    return rv

@@ -12,9 +12,9 @@ from collections.abc import AsyncIterator, Callable
 
 import trio
 
-from orchestra.api.core import ApiCore, _predicate, parse_rv
+from orchestra.api.core import ApiCore, _predicate
 from orchestra.api.errors import Gone, Timeout
-from orchestra.api.objects import Obj, decode
+from orchestra.api.objects import Obj, decode, parse_rv
 from orchestra.api.registry import ResourceType
 from orchestra.api.selectors import FieldSelector, LabelSelector
 from orchestra.store import CompactedError, Event, FutureRevisionError

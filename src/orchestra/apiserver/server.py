@@ -17,7 +17,8 @@ import orjson
 import trio
 
 from orchestra.api import tables
-from orchestra.api.core import ApiCore, DeleteOptions, WriteOptions, WriteResult
+from orchestra.api.core import ApiCore, WriteOptions, WriteResult
+from orchestra.api.deletion import DeleteOptions
 from orchestra.api.errors import ApiError, BadRequest, InternalError, MethodNotAllowed, NotFound, Unauthorized
 from orchestra.api.eviction import evict
 from orchestra.api.registry import ResourceType

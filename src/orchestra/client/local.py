@@ -11,7 +11,8 @@ from typing import Any
 
 import orjson
 
-from orchestra.api.core import ApiCore, DeleteOptions, WriteOptions
+from orchestra.api.core import ApiCore, WriteOptions
+from orchestra.api.deletion import DeleteOptions
 from orchestra.api.registry import ResourceType
 from orchestra.api.selectors import parse_field_selector, parse_label_selector
 from orchestra.api.watch import watch
