@@ -474,3 +474,43 @@ async def test_memory_wait_durable_returns_at_once(store: Store) -> None:
         store.put("k", b"v")
         await store.wait_durable(1)
         await store.snapshot()  # no-op in memory
+
+
+def test_prefix_revision_moves_only_with_writes_under_the_prefix(store: Store) -> None:
+    store.put("/a/1", b"x")
+    assert store.prefix_revision("/a/") == store.revision  # first call: tracked from now
+    before = store.prefix_revision("/a/")
+    store.put("/b/1", b"x")
+    assert store.prefix_revision("/a/") == before
+    kv = store.put("/a/2", b"x")
+    assert store.prefix_revision("/a/") == kv.mod_revision
+    store.delete("/a/1")
+    assert store.prefix_revision("/a/") == store.revision
+    store.put("/b/2", b"x")
+    store.txn([], [Put("/a/3", b"x")])
+    assert store.prefix_revision("/a/") == store.revision
+
+
+async def test_writes_wake_only_watchers_of_their_prefix(store: Store) -> None:
+    """A caught-up watcher parks on its prefix: writes elsewhere leave it parked, a write under
+    its prefix (or a watch of everything) delivers."""
+    got: dict[str, list[str]] = {"/a/": [], "/b/": [], "": []}
+
+    async def follow(prefix: str) -> None:
+        async with store.watch(prefix, start_revision=store.revision + 1) as w:
+            async for batch in w:
+                got[prefix] += [ev.kv.key for ev in batch]
+
+    async with trio.open_nursery() as nursery:
+        for prefix in got:
+            nursery.start_soon(follow, prefix)
+        await trio.testing.wait_all_tasks_blocked()
+        store.put("/b/1", b"x")
+        await trio.testing.wait_all_tasks_blocked()
+        assert got == {"/a/": [], "/b/": ["/b/1"], "": ["/b/1"]}
+        assert set(store._parked) == {"/a/", "/b/", ""}  # all caught up and parked again
+        store.put("/a/1", b"x")
+        store.delete("/b/1")
+        await trio.testing.wait_all_tasks_blocked()
+        assert got == {"/a/": ["/a/1"], "/b/": ["/b/1", "/b/1"], "": ["/b/1", "/a/1", "/b/1"]}
+        nursery.cancel_scope.cancel()

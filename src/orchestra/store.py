@@ -84,13 +84,13 @@ class Store(KeyIndex):
 
     __slots__ = (
         "__weakref__",
-        "_changed",
         "_closed",
         "_log",
+        "_parked",
         "_retention",
         "_snapshot_every",
+        "_tracked",
         "_trim_at",
-        "_waiting",
         "_watchers",
     )
 
@@ -109,8 +109,8 @@ class Store(KeyIndex):
         self._retention = retention_seconds
         self._max_history = max_history
         self._trim_at = max_history + max(1, max_history // 4)
-        self._changed = trio.Event()
-        self._waiting = False
+        self._parked: dict[str, trio.Event] = {}  # watched prefix -> set on the next write under it
+        self._tracked: dict[str, int] = {}  # prefix -> revision of the last write under it
         self._watchers: weakref.WeakSet[Watcher] = weakref.WeakSet()
         self._log: DurableLog | None = None
         self._snapshot_every = 50_000
@@ -204,8 +204,10 @@ class Store(KeyIndex):
             events.append(ev)
         self._history.append(ev)
         self._revision = revision
-        if self._waiting:
-            self._wake()
+        if self._parked:
+            self._wake_key(key)
+        if self._tracked:
+            self._track(key, revision)
         if len(self._history) > self._trim_at:
             self._trim()
         return kv
@@ -230,8 +232,10 @@ class Store(KeyIndex):
         self._history.append(ev)
         self._live -= 1
         self._revision = revision
-        if self._waiting:
-            self._wake()
+        if self._parked:
+            self._wake_key(key)
+        if self._tracked:
+            self._track(key, revision)
         if len(self._history) > self._trim_at:
             self._trim()
         return prev
@@ -314,6 +318,8 @@ class Store(KeyIndex):
                 self._live -= 1
         self._history += events
         self._revision = revision
+        for ev in events if self._tracked else ():
+            self._track(ev.kv.key, revision)
         self._wake()
         if len(self._history) > self._trim_at:
             self._trim()
@@ -325,11 +331,37 @@ class Store(KeyIndex):
         except LogError as exc:
             raise StoreError(str(exc)) from exc
 
+    def prefix_revision(self, prefix: str) -> int:
+        """The revision of the last write of a key under `prefix` (at most the current revision);
+        a prefix is tracked from its first call, which answers the current revision. For caches of
+        a few small, rarely written collections (e.g. the PriorityClasses every pod create reads)."""
+        rev = self._tracked.get(prefix)
+        if rev is None:
+            rev = self._tracked[prefix] = self._revision
+        return rev
+
+    def _track(self, key: str, revision: int) -> None:
+        for prefix in self._tracked:
+            if key.startswith(prefix):
+                self._tracked[prefix] = revision
+
+    def _park(self, prefix: str) -> trio.Event:
+        """The event a caught-up watcher of `prefix` waits on: set by the next write of a key under
+        it, so a write wakes only the watchers it concerns (not every informer in the process)."""
+        event = self._parked.get(prefix)
+        if event is None:
+            event = self._parked[prefix] = trio.Event()
+        return event
+
+    def _wake_key(self, key: str) -> None:
+        for prefix in [p for p in self._parked if key.startswith(p)]:
+            self._parked.pop(prefix).set()
+
     def _wake(self) -> None:
-        if self._waiting:
-            self._waiting = False
-            changed, self._changed = self._changed, trio.Event()
-            changed.set()
+        """Wake every parked watcher (txns, close, compaction)."""
+        parked, self._parked = self._parked, {}
+        for event in parked.values():
+            event.set()
 
     def watch(self, prefix: str, *, start_revision: int) -> Watcher:
         """Events for keys starting with `prefix` at revisions >= start_revision: retained history
@@ -425,7 +457,6 @@ class Store(KeyIndex):
         if self._closed:
             return
         self._closed = True
-        self._waiting = True
         self._wake()
         if self._log is not None:
             try:

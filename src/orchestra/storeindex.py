@@ -9,9 +9,13 @@ Must not import: anything from orchestra except orchestra.storetypes.
 from __future__ import annotations
 
 import bisect
+import heapq
 import itertools
+from collections.abc import Iterator
 
 from orchestra.storetypes import PUT, CompactedError, Event, FutureRevisionError, KeyValue, rev_of
+
+MERGE_MIN = 1024  # new keys kept apart (sorted on their own) up to this many, or 1/16 of the sorted ones
 
 
 class KeyIndex:
@@ -84,13 +88,9 @@ class KeyIndex:
         else:
             self._check_read_revision(revision)
         past = revision < self._revision
-        keys = self._sorted_keys()
-        lo = bisect.bisect_left(keys, prefix)
-        if start_after is not None:
-            lo = max(lo, bisect.bisect_right(keys, start_after))
         out: list[KeyValue] = []
         index = self._index
-        for key in itertools.islice(keys, lo, None):
+        for key in self._keys_from(prefix, start_after):
             if not key.startswith(prefix):
                 break
             events = index[key]
@@ -110,13 +110,31 @@ class KeyIndex:
         """The number of live keys starting with `prefix`."""
         if not prefix:
             return self._live
-        keys = self._sorted_keys()
         index, n = self._index, 0
-        for key in itertools.islice(keys, bisect.bisect_left(keys, prefix), None):
+        for key in self._keys_from(prefix, None):
             if not key.startswith(prefix):
                 break
             n += index[key][-1].type == PUT
         return n
+
+    def _keys_from(self, prefix: str, start_after: str | None) -> Iterator[str]:
+        """Keys in order from the first >= prefix (and > start_after); callers stop at the first
+        key outside the prefix. While the new keys are few next to the sorted ones they are sorted
+        on their own and merged into this one read, so a read between creates costs O(log n + k)
+        rather than a merge of every key (a create-heavy burst interleaved with small reads)."""
+        new = self._new_keys
+        if len(new) > max(MERGE_MIN, len(self._sorted) >> 4):
+            self._sorted_keys()
+        parts = [self._sorted, new] if new else [self._sorted]
+        if new:
+            new.sort()
+        its = []
+        for keys in parts:
+            lo = bisect.bisect_left(keys, prefix)
+            if start_after is not None:
+                lo = max(lo, bisect.bisect_right(keys, start_after))
+            its.append(itertools.islice(keys, lo, None))
+        return heapq.merge(*its) if len(its) > 1 else its[0]
 
     def _sorted_keys(self) -> list[str]:
         if self._new_keys:

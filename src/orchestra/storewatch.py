@@ -62,8 +62,7 @@ class Watcher:
                     return batch
                 waited = False  # only filtered-out events: yield before scanning further
                 continue
-            store._waiting = True
-            await store._changed.wait()
+            await store._park(self._prefix).wait()
             waited = True
 
     def receive_nowait(self) -> list[Event]:

@@ -1,4 +1,4 @@
-"""Admission that reads other objects: kube-apiserver's Priority admission plugin.
+"""Admission that reads other objects: kube-apiserver's Priority and DefaultStorageClass plugins.
 
 Owns, for the write paths of the API core (after defaulting, before validation):
   * Pod create — spec.priority and spec.preemptionPolicy from the PriorityClass named by
@@ -7,6 +7,9 @@ Owns, for the write paths of the API core (after defaulting, before validation):
     spec that differs from the class's, is 403 Forbidden with kube's wording;
   * PriorityClass create and update — only one class may be globalDefault;
   * PriorityClass delete — the built-in system classes cannot be deleted.
+  * PersistentVolumeClaim create — a claim without spec.storageClassName (and without the beta
+    annotation) gets the default StorageClass's name (the newest default when there are several);
+    an explicit "" means "no class" and is kept.
 The built-in classes themselves (system-node-critical, system-cluster-critical) are created at
 start-up by the app's bootstrap. Pod updates keep the priority computed on create (strategy.py).
 Must not import: anything above the api layer.
@@ -22,6 +25,11 @@ from orchestra.api.validation.config import SYSTEM_PRIORITY_CLASSES
 
 Obj = dict[str, Any]
 PriorityClasses = Callable[[], list[Obj]]
+StorageClasses = Callable[[], list[Obj]]
+DEFAULT_CLASS_ANNOTATIONS = (
+    "storageclass.kubernetes.io/is-default-class",
+    "storageclass.beta.kubernetes.io/is-default-class",
+)
 PREEMPT_LOWER = "PreemptLowerPriority"
 GROUP = "scheduling.k8s.io"
 
@@ -51,11 +59,33 @@ def default_class(classes: list[Obj]) -> Obj | None:
     return min(defaults, key=lambda pc: int(pc.get("value") or 0)) if defaults else None
 
 
-def admit_create(kind: str, obj: Obj, priority_classes: PriorityClasses) -> None:
+def admit_create(kind: str, obj: Obj, priority_classes: PriorityClasses,
+                 storage_classes: StorageClasses | None = None) -> None:
     if kind == "Pod":
         _admit_pod(obj, priority_classes)
     elif kind == "PriorityClass":
         _admit_priority_class(obj, priority_classes, updating=False)
+    elif kind == "PersistentVolumeClaim" and storage_classes is not None:
+        _admit_claim(obj, storage_classes)
+
+
+def default_storage_class(classes: list[Obj]) -> Obj | None:
+    """storageutil.GetDefaultClass: of the classes marked default, the newest (then by name)."""
+    marked = [c for c in classes
+              if any((c.get("metadata") or {}).get("annotations", {}).get(a) == "true" for a in DEFAULT_CLASS_ANNOTATIONS)]
+    if not marked:
+        return None
+    return max(marked, key=lambda c: (str((c.get("metadata") or {}).get("creationTimestamp") or ""), _name(c)))
+
+
+def _admit_claim(pvc: Obj, storage_classes: StorageClasses) -> None:
+    spec = pvc.setdefault("spec", {})
+    annotations = (pvc.get("metadata") or {}).get("annotations") or {}
+    if spec.get("storageClassName") is not None or "volume.beta.kubernetes.io/storage-class" in annotations:
+        return
+    default = default_storage_class(storage_classes())
+    if default is not None:
+        spec["storageClassName"] = _name(default)
 
 
 def admit_update(kind: str, obj: Obj, priority_classes: PriorityClasses) -> None:

@@ -113,6 +113,7 @@ class ApiCore(SubresourceMixin, DeletionMixin):
         self.schema = schema or load_schema()
         self.allocator = allocator or ServiceAllocator()
         self.labels = LabelCache(decode)
+        self._small: dict[str, tuple[int, builtins.list[Obj]]] = {}  # see _all_cached
         self._yaml = YAML(typ="safe", pure=True)
 
     # --- reads -------------------------------------------------------------------------------
@@ -216,7 +217,7 @@ class ApiCore(SubresourceMixin, DeletionMixin):
             m.pop("generation", None)
         prepare_for_create(rt, obj)
         obj = defaults.default(rt.kind, obj)
-        admission.admit_create(rt.kind, obj, self._priority_classes)
+        admission.admit_create(rt.kind, obj, self._priority_classes, self._storage_classes)
         self._validate(rt, obj, None)
         key = rt.key(namespace, m["name"])
         if self.store.get(key) is not None:  # before allocating anything for it
@@ -233,7 +234,21 @@ class ApiCore(SubresourceMixin, DeletionMixin):
         return WriteResult(with_rv(obj, kv), warnings, created=True)
 
     def _priority_classes(self) -> builtins.list[Obj]:
-        return self._all(self.registry.by_kind("PriorityClass"))  # type: ignore[arg-type]
+        return self._all_cached("PriorityClass")
+
+    def _storage_classes(self) -> builtins.list[Obj]:
+        return self._all_cached("StorageClass")
+
+    def _all_cached(self, kind: str) -> builtins.list[Obj]:
+        """Every object of a small cluster-wide kind that admission reads on each create, re-read
+        only after a write under its prefix (callers must not modify the objects)."""
+        rt = self.registry.by_kind(kind)
+        assert rt is not None
+        rev = self.store.prefix_revision(rt.key_prefix())
+        cached = self._small.get(kind)
+        if cached is None or cached[0] != rev:
+            cached = self._small[kind] = (rev, self._all(rt))
+        return cached[1]
 
     def _all(self, rt: ResourceType) -> builtins.list[Obj]:
         kvs, _ = self.store.range(rt.key_prefix())

@@ -1,7 +1,7 @@
 """Server-side defaulting, as kube-apiserver 1.32 does it on create and update.
 
 Owns: the `SetDefaults_*` functions of the built-in kinds (core/v1, apps/v1, batch/v1, discovery/v1,
-coordination/v1) plus the admission defaults a real cluster always applies to pods (Priority,
+coordination/v1, storage/v1) plus the admission defaults a real cluster always applies to pods (Priority,
 DefaultTolerationSeconds, ServiceAccount name). One entry point: `default(kind, obj)`.
 Never overwrites a field the user set. Does not allocate anything (clusterIP, nodePort, Job selector
 and controller-uid labels belong to the core).
@@ -402,6 +402,25 @@ def _default_priority_class(pc: Obj) -> None:
     pc.setdefault("preemptionPolicy", "PreemptLowerPriority")
 
 
+def _default_pvc(obj: Obj) -> None:
+    _map(obj, "spec").setdefault("volumeMode", "Filesystem")
+    _map(obj, "status").setdefault("phase", "Pending")
+
+
+def _default_pv(obj: Obj) -> None:
+    spec = _map(obj, "spec")
+    spec.setdefault("persistentVolumeReclaimPolicy", "Retain")  # the provisioner sets Delete explicitly
+    spec.setdefault("volumeMode", "Filesystem")
+    if isinstance(spec.get("hostPath"), dict):
+        spec["hostPath"].setdefault("type", "")
+    _map(obj, "status").setdefault("phase", "Pending")
+
+
+def _default_storage_class(obj: Obj) -> None:
+    obj.setdefault("reclaimPolicy", "Delete")
+    obj.setdefault("volumeBindingMode", "Immediate")
+
+
 _BY_KIND: dict[str, Callable[[Obj], None]] = {
     "Pod": _default_pod,
     "Deployment": _default_deployment,
@@ -421,5 +440,8 @@ _BY_KIND: dict[str, Callable[[Obj], None]] = {
     "ServiceAccount": _noop,
     "Lease": _noop,
     "PriorityClass": _default_priority_class,
+    "PersistentVolumeClaim": _default_pvc,
+    "PersistentVolume": _default_pv,
+    "StorageClass": _default_storage_class,
     "PodDisruptionBudget": _noop,  # policy/v1 defaults nothing (unhealthyPodEvictionPolicy stays unset)
 }

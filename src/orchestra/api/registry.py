@@ -135,6 +135,10 @@ BUILTIN: tuple[ResourceType, ...] = (
     _rt("policy", "PodDisruptionBudget", "poddisruptionbudgets", short=("pdb",), definition_pkg="policy"),
     _rt("coordination.k8s.io", "Lease", "leases", status=False, definition_pkg="coordination"),
     _rt("discovery.k8s.io", "EndpointSlice", "endpointslices", status=False, definition_pkg="discovery"),
+    _rt("", "PersistentVolumeClaim", "persistentvolumeclaims", short=("pvc",), definition_pkg="core"),
+    _rt("", "PersistentVolume", "persistentvolumes", namespaced=False, short=("pv",), definition_pkg="core"),
+    _rt("storage.k8s.io", "StorageClass", "storageclasses", namespaced=False, short=("sc",), status=False,
+        definition_pkg="storage"),
     _rt("scheduling.k8s.io", "PriorityClass", "priorityclasses", namespaced=False, short=("pc",), status=False,
         definition_pkg="scheduling"),
 )

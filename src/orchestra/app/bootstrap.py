@@ -1,5 +1,5 @@
 """Objects every cluster has from its first start: system namespaces, well-known Services, the
-system PriorityClasses.
+system PriorityClasses, the default StorageClass `local-path` (as k3s ships it).
 
 Must not import: cli.
 """
@@ -15,6 +15,11 @@ from orchestra.api.errors import AlreadyExists, NotFound
 from orchestra.net.common import SERVED_BY_ORCHESTRA
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+LOCAL_PATH_CLASS: dict[str, Any] = {
+    "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+    "metadata": {"name": "local-path", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+    "provisioner": "orchestra.io/local-path", "reclaimPolicy": "Delete", "volumeBindingMode": "WaitForFirstConsumer",
+}
 
 
 async def bootstrap(core: ApiCore) -> None:
@@ -50,6 +55,12 @@ async def bootstrap(core: ApiCore) -> None:
             await core.create(svc_rt, ns, svc)
         except AlreadyExists:
             pass
+    sc_rt = core.registry.by_kind("StorageClass")
+    assert sc_rt
+    try:
+        await core.create(sc_rt, None, LOCAL_PATH_CLASS)
+    except AlreadyExists:
+        pass  # restart (or an administrator's own local-path class): keep it
 
 
 def in_cluster_names(core: ApiCore) -> list[str]:

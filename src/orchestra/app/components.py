@@ -30,7 +30,8 @@ async def start_controllers(nursery: trio.Nursery, cluster: Cluster) -> None:
 
     client = LocalClient(cluster.core, field_manager="kube-controller-manager")
     timings = FAST_TIMINGS if cluster.config.timings == "fast" else DEFAULT_TIMINGS
-    cluster.controllers.extend(await nursery.start(functools.partial(run_cluster_controllers, client, timings=timings)))
+    cluster.controllers.extend(await nursery.start(functools.partial(run_cluster_controllers, client, timings=timings,
+                                                                       volumes_root=cluster.config.state_dir / "volumes")))
     scheduler_client = LocalClient(cluster.core, field_manager="default-scheduler")
     scheduler = Scheduler(scheduler_client)
     await nursery.start(scheduler.run)

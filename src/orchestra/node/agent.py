@@ -29,7 +29,8 @@ from orchestra.api.registry import DEFAULT_REGISTRY, Registry
 from orchestra.client.base import Client
 from orchestra.controller.events import EventRecorder
 from orchestra.controller.informer import Informer
-from orchestra.node.pod_worker import AgentContext, PodWorker, attempt_of
+from orchestra.node.context import AgentContext, attempt_of
+from orchestra.node.pod_worker import PodWorker
 from orchestra.node.probes import Prober
 from orchestra.node.registration import HostInfo, NodeRegistration, RegistrationStatistics, probe_host
 from orchestra.node.sandbox import LABEL_CLUSTER, LABEL_NODE
@@ -193,6 +194,7 @@ class NodeAgent:
             recorder=self.recorder, volumes=VolumeManager(Path(cfg.state_dir), tmpfs=tmpfs),
             prober=Prober(self.runtime, mode=cfg.probe_mode), pod_rt=self.pod_rt,
             config_map_rt=self.registry.by_kind("ConfigMap"), secret_rt=self.registry.by_kind("Secret"),
+            pvc_rt=self.registry.by_kind("PersistentVolumeClaim"), pv_rt=self.registry.by_kind("PersistentVolume"),
             cluster_dns=cfg.cluster_dns, cluster_domain=cfg.cluster_domain, resolv_conf=cfg.resolv_conf,
             owner_labels={LABEL_CLUSTER: cfg.cluster_id} if cfg.cluster_id else {},
             extra_env=self.extra_env, allocatable=dict(self.host.allocatable), resync_seconds=cfg.resync_seconds,

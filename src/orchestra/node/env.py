@@ -43,10 +43,13 @@ class NodeFacts:
 
 @attrs.frozen
 class Sources:
-    """ConfigMaps and Secrets of the pod's namespace by name; a missing name means "not found"."""
+    """ConfigMaps, Secrets and PersistentVolumeClaims (with their volumes) of the pod's namespace by
+    name; a missing name means "not found"."""
 
     config_maps: Mapping[str, Obj] = attrs.field(factory=dict)
     secrets: Mapping[str, Obj] = attrs.field(factory=dict)
+    claims: Mapping[str, Obj] = attrs.field(factory=dict)  # PersistentVolumeClaims by name
+    claim_volumes: Mapping[str, Obj] = attrs.field(factory=dict)  # claim name -> its bound PersistentVolume
 
 
 def _containers(spec: Obj) -> list[Obj]:

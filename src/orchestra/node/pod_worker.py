@@ -17,30 +17,34 @@ from __future__ import annotations
 import logging
 import math
 import random
-from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
-import attrs
 import trio
 
 from orchestra.api.errors import ApiError, Conflict, NotFound
 from orchestra.api.objects import now_rfc3339
-from orchestra.client.base import Client
-from orchestra.controller.events import NORMAL, WARNING, EventRecorder
-from orchestra.node.backoff import Backoff, go_duration
+from orchestra.controller.events import NORMAL, WARNING
+from orchestra.node.backoff import go_duration
+from orchestra.node.context import (
+    AgentContext,
+    attempt_of,
+    fetch_sources,
+    pod_ref,
+    resource_version,
+    should_restart,
+    wake_view,
+)
 from orchestra.node.env import (
     ConfigError,
     NodeFacts,
     Sources,
     expand_command,
-    referenced_sources,
     resolve_env,
 )
-from orchestra.node.probes import ProbeManager, Prober, named_port
+from orchestra.node.probes import ProbeManager, named_port
 from orchestra.node.sandbox import LABEL_ATTEMPT, LABEL_INIT, LABEL_NODE, resources_of, sandbox_spec
 from orchestra.node.status import ContainerView, PodFacts, build_status
-from orchestra.node.volumes import PodVolume, VolumeManager, mounts_for
+from orchestra.node.volumes import PodVolume, mounts_for
 from orchestra.runtime.base import (
     LABEL_POD_UID,
     ContainerSpec,
@@ -54,7 +58,6 @@ from orchestra.runtime.base import (
     SandboxState,
 )
 from orchestra.runtime.base import NotFound as RuntimeNotFound
-from orchestra.runtime.base import Runtime as RuntimeProtocol
 
 log = logging.getLogger("orchestra.node.pod_worker")
 
@@ -62,73 +65,6 @@ Obj = dict[str, Any]
 MIN_STOP_GRACE = 2.0  # kubelet's minimum grace after a preStop hook
 ERROR_RETRY = (1.0, 30.0)
 TERMINAL = ("Succeeded", "Failed")
-
-
-@attrs.define
-class AgentCounters:
-    syncs: int = 0
-    sync_errors: int = 0
-    containers_started: int = 0
-    containers_restarted: int = 0
-    liveness_kills: int = 0
-    status_writes: int = 0
-    status_conflicts: int = 0
-    sandboxes_created: int = 0
-    pods_terminated: int = 0
-
-
-@attrs.define(eq=False)
-class AgentContext:
-    """What every worker of one agent shares."""
-
-    node_name: str
-    host_ip: str
-    client: Client
-    runtime: RuntimeProtocol
-    recorder: EventRecorder
-    volumes: VolumeManager
-    prober: Prober
-    pod_rt: Any
-    config_map_rt: Any
-    secret_rt: Any
-    cluster_dns: str | None = None
-    cluster_domain: str = "cluster.local"
-    resolv_conf: Path | None = Path("/etc/resolv.conf")
-    extra_env: Callable[[Obj], Mapping[str, str]] | None = None
-    allocatable: Mapping[str, str] = attrs.field(factory=dict)
-    resync_seconds: float = 60.0
-    pod_pids_limit: int | None = None
-    owner_labels: Mapping[str, str] = attrs.field(factory=dict)  # e.g. the cluster id label
-    crash_backoff: Backoff = attrs.field(factory=Backoff)
-    pull_backoff: Backoff = attrs.field(factory=Backoff)
-    counters: AgentCounters = attrs.field(factory=AgentCounters)
-
-
-def attempt_of(c: ContainerStatus) -> int:
-    try:
-        return int(c.labels.get(LABEL_ATTEMPT, "0"))
-    except ValueError:
-        return 0
-
-
-def pod_ref(pod: Obj) -> str:
-    """kubelet's format.Pod: name_namespace(uid)."""
-    m = pod.get("metadata") or {}
-    return f"{m.get('name', '')}_{m.get('namespace', '')}({m.get('uid', '')})"
-
-
-def _rv(obj: Obj | None) -> int:
-    try:
-        return int(((obj or {}).get("metadata") or {}).get("resourceVersion") or 0)
-    except ValueError:
-        return 0
-
-
-def _semantic(pod: Obj) -> tuple[Any, ...]:
-    """What a pod change must differ in to wake the worker (its own status writes do not)."""
-    m = pod.get("metadata") or {}
-    return (pod.get("spec"), m.get("labels"), m.get("annotations"), m.get("deletionTimestamp"),
-            m.get("deletionGracePeriodSeconds"))
 
 
 class PodWorker:
@@ -164,9 +100,9 @@ class PodWorker:
     def update(self, pod: Obj, *, deleted: bool = False) -> None:
         old = self.pod
         self.pod = pod
-        if self._written is not None and _rv(pod) >= _rv(self._written):
+        if self._written is not None and resource_version(pod) >= resource_version(self._written):
             self._written = None  # the shared cache has caught up: do not keep a private copy per pod
-        if deleted or _semantic(old) != _semantic(pod):
+        if deleted or wake_view(old) != wake_view(pod):
             self.deleted = self.deleted or deleted
             self.wake()
 
@@ -292,16 +228,7 @@ class PodWorker:
         return True
 
     async def _sources(self, pod: Obj) -> Sources:
-        cm_names, secret_names = referenced_sources(pod)
-        cms = {n: o for n in sorted(cm_names) if (o := await self._get(self.ctx.config_map_rt, n)) is not None}
-        secrets = {n: o for n in sorted(secret_names) if (o := await self._get(self.ctx.secret_rt, n)) is not None}
-        return Sources(config_maps=cms, secrets=secrets)
-
-    async def _get(self, rt: Any, name: str) -> Obj | None:
-        try:
-            return await self.ctx.client.get(rt, self.namespace, name)
-        except NotFound:
-            return None
+        return await fetch_sources(self.ctx, pod)
 
     def node_facts(self) -> NodeFacts:
         a = self.ctx.allocatable
@@ -375,7 +302,7 @@ class PodWorker:
             await self._start(c, cur.id, init=False)
             return
         if cur is not None:
-            if not _should_restart(spec.get("restartPolicy", "Always"), cur.exit_code):
+            if not should_restart(spec.get("restartPolicy", "Always"), cur.exit_code):
                 self.waiting.pop(name, None)
                 return
             if not self._may_restart(c, cur):
@@ -634,7 +561,7 @@ class PodWorker:
 
     def _latest(self) -> Obj:
         """The newest copy of the pod we know: the informer's or the one our last write returned."""
-        return self._written if self._written is not None and _rv(self._written) > _rv(self.pod) else self.pod
+        return self._written if self._written is not None and resource_version(self._written) > resource_version(self.pod) else self.pod
 
     async def _write_status(self, status: Obj) -> None:
         for _ in range(3):
@@ -648,7 +575,7 @@ class PodWorker:
             except Conflict:  # someone else wrote the pod: re-read and try again
                 self.ctx.counters.status_conflicts += 1
                 self._written = await self.ctx.client.get(self.ctx.pod_rt, self.namespace, self.name)
-        if self._written is not None and _rv(self._written) <= _rv(self.pod):
+        if self._written is not None and resource_version(self._written) <= resource_version(self.pod):
             # The informer already delivered our write (perhaps while update_status awaited): keep
             # no private copy, or 30,000 pods cost a second decoded pod each.
             self._written = None
@@ -666,11 +593,3 @@ class PodWorker:
 
     def _probe_failed(self, kind: str, name: str, message: str) -> None:
         self._event(WARNING, "Unhealthy", f"{kind.capitalize()} probe failed: {message}")
-
-
-def _should_restart(policy: str, exit_code: int | None) -> bool:
-    if policy == "Always":
-        return True
-    if policy == "OnFailure":
-        return exit_code != 0
-    return False

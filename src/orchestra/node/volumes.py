@@ -3,8 +3,10 @@
 Owns: `<state>/pods/<uid>/volumes/<plugin>/<name>` for emptyDir (medium Memory → a tmpfs when the
 agent may mount one, else a plain directory), the files of configMap / secret / downwardAPI /
 projected volumes (keys or items, modes; rewritten in place when their sources change, which a
-read-only bind mount of the directory shows to the container at once), hostPath type checks, and
-removing it all when the pod goes. projected serviceAccountToken sources are skipped: orchestra
+read-only bind mount of the directory shows to the container at once), hostPath type checks,
+persistentVolumeClaim volumes (claim -> bound PV -> its hostPath / local path, bind-mounted as is;
+an unbound or missing claim is a ConfigError, so the pod waits in ContainerCreating with FailedMount),
+and removing the pod's own directories when the pod goes (never a claim's data). projected serviceAccountToken sources are skipped: orchestra
 issues no service-account tokens.
 File writes are small and local, so they run inline rather than in threads: a thread would let
 the test's autojump clock leap while it runs.
@@ -64,6 +66,9 @@ class VolumeManager:
             if volume.get("hostPath"):
                 result[name] = PodVolume(name, _host_path(volume["hostPath"]), False)
                 continue
+            if isinstance(volume.get("persistentVolumeClaim"), dict):
+                result[name] = _claim_volume(name, volume["persistentVolumeClaim"], pod, sources)
+                continue
             plugin = next((p for p in (*READ_ONLY_PLUGINS, "emptyDir") if p in volume), None)
             if plugin is None:  # unsupported plugin (nfs, csi, ...): an empty directory stands in
                 plugin = "emptyDir"
@@ -94,6 +99,35 @@ class VolumeManager:
 
     def known_pods(self) -> list[str]:
         return [p.name for p in self.root.iterdir()] if self.root.is_dir() else []
+
+
+def claim_names(pod: Obj) -> list[str]:
+    """The claims a pod's persistentVolumeClaim volumes name."""
+    return [str(v["persistentVolumeClaim"].get("claimName") or "") for v in (pod.get("spec") or {}).get("volumes") or []
+            if isinstance(v.get("persistentVolumeClaim"), dict)]
+
+
+def _claim_volume(name: str, source: Obj, pod: Obj, sources: Sources) -> PodVolume:
+    """kubelet's desired-state populator for a claim: it must exist and be bound to a PV we can mount."""
+    claim_name = str(source.get("claimName") or "")
+    ns = (pod.get("metadata") or {}).get("namespace", "")
+    pvc = sources.claims.get(claim_name)
+    if pvc is None:
+        raise ConfigError(f'persistentvolumeclaim "{claim_name}" not found')
+    phase = (pvc.get("status") or {}).get("phase") or ""
+    volume_name = (pvc.get("spec") or {}).get("volumeName") or ""
+    pv = sources.claim_volumes.get(claim_name)
+    if phase != "Bound" or not volume_name or pv is None:
+        raise ConfigError(f"PVC {ns}/{claim_name} has non-bound phase ({phase!r}) or empty pvc.Spec.VolumeName "
+                          f"({volume_name!r})".replace("'", '"'))
+    spec = pv.get("spec") or {}
+    if spec.get("hostPath"):
+        path = _host_path(spec["hostPath"])
+    elif (spec.get("local") or {}).get("path"):
+        path = str(spec["local"]["path"])
+    else:
+        raise ConfigError(f'volume "{volume_name}": only hostPath and local PersistentVolumes can be mounted here')
+    return PodVolume(name, path, bool(source.get("readOnly")))
 
 
 def _make_dir(path: Path) -> bool:

@@ -1,12 +1,15 @@
 """The cluster controllers as one service: what kube-controller-manager runs besides workloads.
 
 Owns: constructing and starting the garbage collector, namespace lifecycle, node lifecycle,
-Endpoints/EndpointSlice and disruption (PodDisruptionBudget) controllers on one client. `run_cluster_controllers` reports started()
+Endpoints/EndpointSlice, disruption (PodDisruptionBudget) and persistent volume (binding, local-path
+provisioning under `volumes_root`) controllers on one client. `run_cluster_controllers` reports started()
 with the controllers once every one of them has synced its caches and started its workers.
 Must not import: node, net, apiserver, cli, runtime.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import trio
 
@@ -21,15 +24,18 @@ from orchestra.reconcilers.node_lifecycle import (
     NodeLifecycleController,
     NodeLifecycleTimings,
 )
+from orchestra.reconcilers.volumes import PersistentVolumeController
 
 
-def cluster_controllers(client: Client, *, timings: NodeLifecycleTimings = DEFAULT_TIMINGS) -> list[Controller]:
+def cluster_controllers(client: Client, *, timings: NodeLifecycleTimings = DEFAULT_TIMINGS,
+                        volumes_root: Path | None = None) -> list[Controller]:
     return [
         GarbageCollector(client),
         NamespaceController(client),
         NodeLifecycleController(client, timings=timings),
         EndpointsController(client, workers=2),
         DisruptionController(client),
+        PersistentVolumeController(client, volumes_root=volumes_root),
     ]
 
 
@@ -37,9 +43,10 @@ async def run_cluster_controllers(
     client: Client,
     *,
     timings: NodeLifecycleTimings = DEFAULT_TIMINGS,
+    volumes_root: Path | None = None,
     task_status: trio.TaskStatus[list[Controller]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    controllers = cluster_controllers(client, timings=timings)
+    controllers = cluster_controllers(client, timings=timings, volumes_root=volumes_root)
     async with trio.open_nursery() as nursery:
         for controller in controllers:
             await nursery.start(controller.run)

@@ -10,8 +10,8 @@ would need a real process comes from a `SimScript` (kwok-style scripted lifecycl
     async with open_simulated_runtime(script) as runtime: ...
 
 Containers run as tasks in the runtime's own nursery (`run(*, task_status)`), so the whole
-thing is deterministic under trio's MockClock. Stdin, TTYs and the exec/attach sessions live in
-`simstdio.py`.
+thing is deterministic under trio's MockClock. The script types live in `simscript.py`; stdin,
+TTYs and the exec/attach sessions in `simstdio.py`.
 Must not import: podman, httpx, anything above the runtime layer.
 """
 
@@ -20,11 +20,11 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
-import shlex
 import signal as signal_module
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
+from functools import partial
 
 import attrs
 import trio
@@ -59,69 +59,20 @@ from orchestra.runtime.base import (
     check_attach,
     run_to_completion,
 )
+from orchestra.runtime.simscript import (
+    EPOCH,
+    builtin_exec,
+    normalize_image,
+    signal_number,
+    stamp_line,
+    virtual_time,
+)
+from orchestra.runtime.simscript import ContainerScript as ContainerScript
+from orchestra.runtime.simscript import ExecScript as ExecScript
+from orchestra.runtime.simscript import SimScript as SimScript
 from orchestra.runtime.simstdio import SimAttachSession, SimExecSession, SimStdio, echo_stdin
 
-EPOCH = datetime(2025, 1, 1, tzinfo=UTC)  # virtual time 0 as a wall-clock timestamp
 SIGKILL_EXIT = 128 + signal_module.SIGKILL
-
-
-# ------------------------------------------------------------------------------------------ script
-
-
-@attrs.frozen
-class ExecScript:
-    exit_code: int = 0
-    stdout: bytes = b""
-    stderr: bytes = b""
-    duration: float = 0.0
-
-
-ExecHandler = Callable[[tuple[str, ...]], ExecScript | None]
-
-
-@attrs.frozen
-class ContainerScript:
-    """What the container's main process does once started."""
-
-    start_delay: float = 0.0  # start_container returns after this long
-    output: tuple[tuple[float, int, bytes], ...] = ()  # (seconds after start, 1|2, line)
-    exit_after: float | None = None  # None: runs until stopped/killed
-    exit_code: int = 0
-    on_sigterm: int | None = 128 + signal_module.SIGTERM  # None: ignores it (PID 1, no handler)
-    start_error: str | None = None  # start fails (e.g. "executable file not found"), exit 127
-    serves: Mapping[int, bytes] = attrs.field(factory=dict)  # port -> body for `wget` from the pod
-    exec: Mapping[tuple[str, ...], ExecScript] = attrs.field(factory=dict)
-    exec_handler: ExecHandler | None = None
-    echo_stdin: bool = False  # after `output`, runs like `cat` until stdin's EOF, then exits with exit_code
-
-
-@attrs.define
-class SimScript:
-    """Scripted behaviour, looked up by container name, then by image."""
-
-    containers: dict[str, ContainerScript] = attrs.field(factory=dict)
-    images: dict[str, ContainerScript] = attrs.field(factory=dict)
-    present_images: set[str] = attrs.field(factory=lambda: {"localhost/busybox:latest"})
-    pullable_images: set[str] = attrs.field(factory=set)  # pulls of these succeed
-    pull_any: bool = False  # every pull succeeds (simulated nodes of `orchestra up`: there is no registry to ask)
-    pull_errors: dict[str, str] = attrs.field(factory=dict)  # image -> error (ImagePullError)
-    pull_delay: float = 0.0
-    sandbox_start_delay: float = 0.0
-
-    def for_container(self, spec: ContainerSpec) -> ContainerScript:
-        return self.containers.get(spec.name) or self.images.get(spec.image) or ContainerScript()
-
-
-def normalize_image(ref: str) -> str:
-    """Short names resolve to localhost/ like Podman's local lookup; a missing tag is :latest."""
-    name = ref
-    last = name.rsplit("/", 1)[-1]
-    if ":" not in last and "@" not in last:
-        name += ":latest"
-    first = name.split("/", 1)[0]
-    if "/" not in name or not ("." in first or ":" in first or first == "localhost"):
-        name = "localhost/" + name
-    return name
 
 
 # ------------------------------------------------------------------------------------------- state
@@ -173,17 +124,6 @@ class _Sandbox:
     infra: _Container | None = None
     ip: str = ""
     members: dict[str, _Container] = attrs.field(factory=dict)  # container id -> container, infra included
-
-
-def _time(t: float | None) -> datetime | None:
-    return None if t is None else EPOCH + timedelta(seconds=t)
-
-
-def _signal_number(signal: str | int) -> int:
-    if isinstance(signal, int) or signal.isdigit():
-        return int(signal)
-    name = signal.upper()
-    return int(signal_module.Signals[name if name.startswith("SIG") else "SIG" + name])
 
 
 class SimulatedRuntime:
@@ -341,7 +281,7 @@ class SimulatedRuntime:
             namespace=sandbox.spec.namespace,
             state=state,
             ip=sandbox.ip if state == SandboxState.READY else "",
-            created_at=_time(sandbox.created_at),
+            created_at=virtual_time(sandbox.created_at),
             labels=sandbox.labels,
         )
 
@@ -505,7 +445,7 @@ class SimulatedRuntime:
         c = self._container(container_id)
         if c.state != ContainerState.RUNNING:
             raise InvalidState(f"can only kill running containers; {container_id} is {c.state}")
-        self._signal(c, _signal_number(signal))
+        self._signal(c, signal_number(signal))
 
     async def remove_container(self, container_id: str) -> None:
         c = self._containers.get(container_id)
@@ -538,9 +478,9 @@ class SimulatedRuntime:
             sandbox_id=c.sandbox.id,
             state=c.state,
             exit_code=c.exit_code if c.state == ContainerState.EXITED else None,
-            created_at=_time(c.created_at),
-            started_at=_time(c.started_at),
-            finished_at=_time(c.finished_at) if c.state == ContainerState.EXITED else None,
+            created_at=virtual_time(c.created_at),
+            started_at=virtual_time(c.started_at),
+            finished_at=virtual_time(c.finished_at) if c.state == ContainerState.EXITED else None,
             image=normalize_image(c.image),
             image_id=c.image_id,
             labels=c.labels,
@@ -569,11 +509,11 @@ class SimulatedRuntime:
             entries = entries[-tail:] if tail > 0 else []
         seen = len(c.log)
         for at, _, line in entries:
-            yield _stamp(at, line) if timestamps else line
+            yield stamp_line(at, line) if timestamps else line
         while follow and c.state == ContainerState.RUNNING and c.id in self._containers:
             await c.changed.wait()
             for at, _, line in c.log[seen:]:
-                yield _stamp(at, line) if timestamps else line
+                yield stamp_line(at, line) if timestamps else line
             seen = len(c.log)
 
     @asynccontextmanager
@@ -599,32 +539,13 @@ class SimulatedRuntime:
             async for data in session.stdin_receive:
                 await session.emit(1, data)
             result = ExecScript()
-        result = result or self._builtin(c, cmd)
+        result = result or builtin_exec(partial(self._wget, c), cmd)
         await trio.sleep(result.duration)
         if result.stdout:
             await session.emit(1, result.stdout)
         if result.stderr:
             await session.emit(2, result.stderr)
         session.finish(result.exit_code)
-
-    def _builtin(self, c: _Container, cmd: tuple[str, ...]) -> ExecScript:
-        """A few busybox applets, enough for probes and the contract suite."""
-        if cmd == ("true",):
-            return ExecScript()
-        if cmd == ("false",):
-            return ExecScript(exit_code=1)
-        if cmd[:1] == ("echo",):
-            return ExecScript(stdout=" ".join(cmd[1:]).encode() + b"\n")
-        if cmd[:1] == ("sleep",) and len(cmd) == 2:
-            return ExecScript(duration=float(cmd[1]))
-        if cmd[:2] == ("sh", "-c") and len(cmd) >= 3:
-            words = shlex.split(cmd[2])
-            if words[:1] == ["exit"] and len(words) == 2:
-                return ExecScript(exit_code=int(words[1]))
-            return self._builtin(c, tuple(words))
-        if cmd[:1] == ("wget",) and cmd[-1].startswith("http://"):
-            return self._wget(c, cmd[-1])
-        return ExecScript(exit_code=127, stderr=f"exec: {cmd[0]!r}: executable file not found\n".encode())
 
     def _wget(self, c: _Container, url: str) -> ExecScript:
         hostport = url.removeprefix("http://").split("/", 1)[0]
@@ -668,11 +589,6 @@ class SimulatedRuntime:
         finally:
             self._subscribers.remove(entry)
             send.close()
-
-
-def _stamp(at: float, line: bytes) -> bytes:
-    stamp = (EPOCH + timedelta(seconds=at)).strftime("%Y-%m-%dT%H:%M:%S.%f000Z")
-    return stamp.encode() + b" " + line
 
 
 @asynccontextmanager

@@ -4,7 +4,7 @@ Owns: the column definitions and row printers of pkg/printers/internalversion fo
 serves, kube's HumanDuration, and the Table / PartialObjectMetadata envelope (also for watch events).
 The apiserver always prints with Wide=true: every row carries the priority-1 cells too.
 This package's public surface; the parts live in format (cells), columns, pods, workloads, core
-(the other kinds' printers) and envelope (Table, rows, watch events).
+(the other kinds' printers), storage (PV, PVC, StorageClass) and envelope (Table, rows, watch events).
 Must not import: the store, the HTTP server, or anything above the api layer.
 """
 
@@ -31,6 +31,7 @@ from orchestra.api.tables.format import (
     since,
 )
 from orchestra.api.tables.pods import pod_status_reason
+from orchestra.api.tables.storage import access_modes, claim_class, is_default_class
 
 __all__ = [
     "AGE_DESC",
@@ -40,12 +41,15 @@ __all__ = [
     "SELECTOR_DESC",
     "Cell",
     "Obj",
+    "access_modes",
+    "claim_class",
     "column_definitions",
     "format_endpoints",
     "format_label_selector",
     "format_labels",
     "format_service_ports",
     "human_duration",
+    "is_default_class",
     "layout_containers",
     "node_roles",
     "parse_time",

@@ -35,6 +35,7 @@ from orchestra.api.tables.format import (
     _d,
 )
 from orchestra.api.tables.pods import _print_pod
+from orchestra.api.tables.storage import _print_pv, _print_pvc, _print_storage_class
 from orchestra.api.tables.workloads import (
     _print_cronjob,
     _print_daemonset,
@@ -65,6 +66,9 @@ _PRINTERS: dict[str, Callable[[Obj, datetime], list[Cell]]] = {
     "PriorityClass": _print_priority_class,
     "ControllerRevision": _print_controller_revision,
     "PodDisruptionBudget": _print_pdb,
+    "PersistentVolume": _print_pv,
+    "PersistentVolumeClaim": _print_pvc,
+    "StorageClass": _print_storage_class,
 }
 
 _POD_CONDITIONS = {

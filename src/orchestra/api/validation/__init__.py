@@ -6,8 +6,8 @@ messages (`Required value`, `Invalid value: "x": ...`, `Unsupported value: ...`)
 objects. Immutability of metadata.name/namespace/uid is the core's job, not this package's.
 This module is the package's public surface and the kind -> validator dispatch; the rules live in
 field (cause constructors), names, meta (object meta, selectors), container, pod, workloads (apps/v1),
-jobs and cron (batch/v1), service (Service, Endpoints, EndpointSlice), policy (PodDisruptionBudget)
-and config (the other kinds).
+jobs and cron (batch/v1), service (Service, Endpoints, EndpointSlice), policy (PodDisruptionBudget),
+storage (PersistentVolumeClaim, PersistentVolume, StorageClass) and config (the other kinds).
 Must not import: the store, the HTTP server, or anything above the api layer.
 """
 
@@ -100,6 +100,13 @@ from orchestra.api.validation.service import (
     _validate_endpointslice,
     _validate_service,
 )
+from orchestra.api.validation.storage import (
+    PVC_IMMUTABLE_MSG,
+    _validate_pv,
+    _validate_pvc,
+    _validate_storage_class,
+    validate_pvc_spec,
+)
 from orchestra.api.validation.workloads import (
     _validate_daemonset,
     _validate_deployment,
@@ -127,6 +134,9 @@ _BY_KIND: dict[str, Callable[[Obj, Obj | None], list[Cause]]] = {
     "PodDisruptionBudget": _validate_pdb,
     "EndpointSlice": _validate_endpointslice,
     "Endpoints": _validate_endpoints,
+    "PersistentVolumeClaim": _validate_pvc,
+    "PersistentVolume": _validate_pv,
+    "StorageClass": _validate_storage_class,
 }
 
 
@@ -157,6 +167,7 @@ __all__ = [
     "PERCENT_FMT",
     "POD_UPDATE_MSG",
     "PORT_RANGE_MSG",
+    "PVC_IMMUTABLE_MSG",
     "QNAME_ERR",
     "QNAME_FMT",
     "REQUIRED",
@@ -193,4 +204,5 @@ __all__ = [
     "validate_object_meta",
     "validate_pod_spec",
     "validate_pod_template",
+    "validate_pvc_spec",
 ]

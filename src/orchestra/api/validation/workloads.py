@@ -201,6 +201,20 @@ _STS_MUTABLE = (
 )
 
 
+def _with_claim_volumes(spec: Obj) -> Obj:
+    """The spec with its template's volumes as the pods will have them: volumeMounts may name a
+    volumeClaimTemplate (kube does not validate the template's volumes against its mounts at all)."""
+    names = [_d(_d(t).get("metadata")).get("name") for t in spec.get("volumeClaimTemplates") or []]
+    template = _d(spec.get("template"))
+    pod_spec = _d(template.get("spec"))
+    present = {_d(v).get("name") for v in pod_spec.get("volumes") or []}
+    extra = [{"name": n, "persistentVolumeClaim": {"claimName": n}} for n in names if n and n not in present]
+    if not extra:
+        return spec
+    volumes = [*(pod_spec.get("volumes") or []), *extra]
+    return {**spec, "template": {**template, "spec": {**pod_spec, "volumes": volumes}}}
+
+
 def _validate_statefulset(obj: Obj, old: Obj | None) -> list[Cause]:
     spec = _d(obj.get("spec"))
     errs = validate_object_meta(obj.get("metadata"), is_dns1123_subdomain)
@@ -230,7 +244,7 @@ def _validate_statefulset(obj: Obj, old: Obj | None) -> list[Cause]:
         errs.append(invalid("spec.updateStrategy", strategy, "must be 'RollingUpdate' or 'OnDelete'"))
     errs += _nonneg(spec.get("replicas", 0), "spec.replicas")
     errs += _nonneg(spec.get("minReadySeconds", 0), "spec.minReadySeconds")
-    errs += _validate_selector_and_template(spec, "statefulset")
+    errs += _validate_selector_and_template(_with_claim_volumes(spec), "statefulset")
     errs += _restart_always(spec)
     if _d(_d(spec.get("template")).get("spec")).get("activeDeadlineSeconds") is not None:
         errs.append(

@@ -45,6 +45,7 @@ NO_NODES = "no nodes available to schedule pods"
 
 NsLabels = Mapping[str, Mapping[str, str]]
 DefaultSelector = Callable[[PodInfo], LabelSelector]
+ExtraFilter = Callable[[NodeInfo], "Status | None"]  # a per-pod filter the results cache cannot hold (volumes)
 
 
 @attrs.define
@@ -177,7 +178,8 @@ class Framework:
 
     # --- the algorithm -------------------------------------------------------------------------
 
-    def schedule(self, pod: PodInfo) -> ScheduleResult:
+    def schedule(self, pod: PodInfo, extra: ExtraFilter | None = None) -> ScheduleResult:
+        """`extra`: one more filter, run after the others (the VolumeBinding plugin's)."""
         nodes = self.cache.node_list()
         if not nodes:
             raise NoNodesError
@@ -186,12 +188,14 @@ class Framework:
         nominated = str((pod.obj.get("status") or {}).get("nominatedNodeName") or "")
         if nominated and (info := self.cache.nodes.get(nominated)) is not None and info.node is not None:
             status, _ = self.filter_node(pod, info, state, results)
+            if status is None and extra is not None:
+                status = extra(info)
             if status is None:
                 return ScheduleResult(nominated, 1, 1)
         soft, require_all = spread.soft_constraints(pod, self._default_constraints(pod))
-        if not soft and self._uniform(pod, state, results):
+        if not soft and extra is None and self._uniform(pod, state, results):
             return self._schedule_uniform(results, nodes)
-        feasible, statuses = self._find_feasible(pod, nodes, state, results)
+        feasible, statuses = self._find_feasible(pod, nodes, state, results, extra)
         if not feasible:
             raise FitError(pod, Diagnosis(len(nodes), statuses))
         if len(feasible) == 1:
@@ -232,13 +236,14 @@ class Framework:
         return ScheduleResult(nodes[(start + i) % n].name, want, want)
 
     def _find_feasible(self, pod: PodInfo, nodes: list[NodeInfo], state: CycleState,
-                       results: SignatureResults) -> tuple[list[tuple[NodeInfo, Entry]], dict[str, Status]]:
+                       results: SignatureResults, extra: ExtraFilter | None = None,
+                       ) -> tuple[list[tuple[NodeInfo, Entry]], dict[str, Status]]:
         n = len(nodes)
         want = num_feasible_to_find(n, self.percentage)
         start = self.next_start % n
         feasible: list[tuple[NodeInfo, Entry]] = []
         statuses: dict[str, Status] = {}
-        simple = state.interpod is None and state.spread is None and not self.nominated
+        simple = state.interpod is None and state.spread is None and not self.nominated and extra is None
         entries = results.entries
         processed = 0
         for node in nodes[start:] + nodes[:start]:
@@ -248,6 +253,8 @@ class Framework:
                 status: Status | None = e[1]
             else:
                 status, _ = self.filter_node(pod, node, state, results)
+                if status is None and extra is not None:
+                    status = extra(node)
                 e = entries[node.index]
             if status is None:
                 feasible.append((node, e))

@@ -11,7 +11,11 @@ Owns the API side of scheduling —
     condition, a graceful delete and a "Preempted" event, the preemptor status.nominatedNodeName —
     then the pod's PodScheduled condition becomes False/Unschedulable with kube's message (status
     subresource), a Warning FailedScheduling event is recorded and the pod goes back to the queue;
-  * cluster events (node added or changed, assigned pods added, deleted or finished) move parked pods.
+  * cluster events (node added or changed, assigned pods added, deleted or finished, claims and
+    volumes changed) move parked pods;
+  * volumes (volumebinding.py): pods with persistentVolumeClaim volumes are checked against their
+    claims and PVs; unbound WaitForFirstConsumer claims get the selected-node annotation before the
+    pod is bound.
 Usage: `scheduler = Scheduler(client)`; `await nursery.start(scheduler.run)`.
 Must not import: node, net, apiserver, cli, runtime.
 """
@@ -41,7 +45,7 @@ from orchestra.controller import (
 from orchestra.reconcilers.scheduler import preemption
 from orchestra.reconcilers.scheduler.cache import Cache
 from orchestra.reconcilers.scheduler.defaultselector import DefaultSelector
-from orchestra.reconcilers.scheduler.framework import FitError, Framework, NoNodesError
+from orchestra.reconcilers.scheduler.framework import Diagnosis, FitError, Framework, NoNodesError
 from orchestra.reconcilers.scheduler.podinfo import PodInfo
 from orchestra.reconcilers.scheduler.queue import (
     INITIAL_BACKOFF,
@@ -50,6 +54,7 @@ from orchestra.reconcilers.scheduler.queue import (
     QueueStatistics,
     SchedulingQueue,
 )
+from orchestra.reconcilers.scheduler.volumebinding import SELECTED_NODE, PodVolumes, claim_names, pod_volumes
 
 log = logging.getLogger("orchestra.reconcilers.scheduler")
 
@@ -113,6 +118,9 @@ class Scheduler:
         # what the system default spreading reads (kube's DefaultSelector): Services and workloads
         self.services, self.replicasets, self.statefulsets = (
             shared.informer(registry.by_kind(kind)) for kind in ("Service", "ReplicaSet", "StatefulSet"))  # type: ignore[arg-type]
+        self.claims, self.volumes, self.storage_classes = (
+            shared.informer(registry.by_kind(kind))  # type: ignore[arg-type]
+            for kind in ("PersistentVolumeClaim", "PersistentVolume", "StorageClass"))
         self._own_recorder = recorder is None
         self.recorder = recorder or EventRecorder(client, SCHEDULER_NAME)
         self.cache = Cache()
@@ -126,6 +134,8 @@ class Scheduler:
         self.pods.add_handler(self._on_pod)
         self.nodes.add_handler(self._on_node)
         self.namespaces.add_handler(self._on_namespace)
+        for inf in (self.claims, self.volumes, self.storage_classes):
+            inf.add_handler(self._on_volume_event)
 
     # --- running ---------------------------------------------------------------------------------
 
@@ -135,7 +145,8 @@ class Scheduler:
             async with trio.open_nursery() as nursery:
                 if self._own_recorder:
                     await nursery.start(self.recorder.run)
-                for inf in (self.namespaces, self.services, self.replicasets, self.statefulsets, self.nodes, self.pods):
+                for inf in (self.namespaces, self.services, self.replicasets, self.statefulsets, self.storage_classes,
+                            self.volumes, self.claims, self.nodes, self.pods):
                     if not inf.running and not inf.has_synced:
                         await nursery.start(inf.run)
                     await inf.wait_synced()
@@ -152,8 +163,12 @@ class Scheduler:
     async def schedule_one(self, qp: QueuedPod, nursery: trio.Nursery) -> None:
         pod = qp.info
         self._counts["attempts"] += 1
+        names = claim_names(pod.obj)
+        volumes = pod_volumes(pod.obj, names, self.claims.get, self.volumes.get, self.storage_classes.get) if names else None
         try:
-            result = self.framework.schedule(pod)
+            if volumes is not None and volumes.prefilter_msg:
+                raise FitError(pod, Diagnosis(len(self.cache.node_list()), prefilter_msg=volumes.prefilter_msg))
+            result = self.framework.schedule(pod, volumes.filter if volumes is not None else None)
         except NoNodesError as exc:
             self._counts["errors"] += 1
             self.queue.error(qp)
@@ -165,11 +180,13 @@ class Scheduler:
         self.cache.assume(pod, result.node)
         self.framework.nominate(pod, None)
         self.queue.done(pod.key)
-        nursery.start_soon(self._bind, qp, result.node)
+        nursery.start_soon(self._bind, qp, result.node, volumes)
 
-    async def _bind(self, qp: QueuedPod, node: str) -> None:
+    async def _bind(self, qp: QueuedPod, node: str, volumes: PodVolumes | None = None) -> None:
         pod = qp.info
         try:
+            if volumes is not None and volumes.delayed:
+                await self._select_node(pod, volumes.delayed, node)
             await self.client.bind(pod.namespace, pod.name, node)
         except ApiError as exc:  # conflict (bound elsewhere or deleted meanwhile) or not found
             self.cache.forget(pod.key)
@@ -184,6 +201,15 @@ class Scheduler:
         self._counts["scheduled"] += 1
         self._latencies.append(trio.current_time() - qp.initial)
         self.recorder.event(pod.obj, NORMAL, "Scheduled", f"Successfully assigned {pod.key} to {node}")
+
+    async def _select_node(self, pod: PodInfo, claims: tuple[str, ...], node: str) -> None:
+        """VolumeBinding's PreBind: the chosen node on each delayed claim, for the provisioner."""
+        rt = self.claims.rt
+        for name in claims:
+            await self.client.patch(rt, pod.namespace, name, {"metadata": {"annotations": {SELECTED_NODE: node}}})
+
+    def _on_volume_event(self, event_type: str, old: Obj | None, new: Obj | None) -> None:
+        self.queue.move_all(("VolumeBinding",))  # PVC / PV / StorageClass add or update
 
     async def _unschedulable(self, qp: QueuedPod, fit: FitError) -> None:
         pod = qp.info

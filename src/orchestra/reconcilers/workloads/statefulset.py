@@ -1,4 +1,4 @@
-"""StatefulSet controller (kube's pkg/controller/statefulset), without volume claims.
+"""StatefulSet controller (kube's pkg/controller/statefulset).
 
 Owns, per StatefulSet:
   * pods `<sts>-0 .. <sts>-(N-1)` with labels statefulset.kubernetes.io/pod-name,
@@ -10,6 +10,8 @@ Owns, per StatefulSet:
   * RollingUpdate from the highest ordinal down to spec.updateStrategy.rollingUpdate.partition,
     one pod at a time, waiting for the replacement to be healthy; OnDelete: nothing;
   * failed pods are deleted and recreated;
+  * volumeClaimTemplates (claims.py): each ordinal's claims are created before its pod and named
+    in its volumes; they outlive the pod (and, by default, the set);
   * status: replicas, readyReplicas, availableReplicas, currentReplicas, updatedReplicas,
     currentRevision, updateRevision, collisionCount, observedGeneration.
 Revisions are ControllerRevisions `<sts>-<template hash>` (history.py; `kubectl rollout
@@ -25,8 +27,9 @@ from typing import Any
 
 from orchestra.api.selectors import from_label_selector_object
 from orchestra.client.base import Client, Obj
-from orchestra.controller import Result, split_key
+from orchestra.controller import Result, registry_of, split_key
 from orchestra.reconcilers.workloads.base import WorkloadController
+from orchestra.reconcilers.workloads.claims import add_claim_volumes, ensure_claims, templates
 from orchestra.reconcilers.workloads.common import (
     int_or,
     is_pod_available,
@@ -156,6 +159,11 @@ class StatefulSetController(WorkloadController):
         pod = pod_from_template(template, sts, name=name,
                                 labels={POD_NAME_LABEL: name, POD_INDEX_LABEL: str(i), REVISION_LABEL: rev})
         pod["spec"]["hostname"] = name
+        if templates(sts):
+            rt = registry_of(self.client).by_kind("PersistentVolumeClaim")
+            assert rt is not None
+            await ensure_claims(self.client, rt, self.recorder, sts, i)
+            add_claim_volumes(pod, sts, i)
         if spec(sts).get("serviceName"):
             pod["spec"]["subdomain"] = spec(sts)["serviceName"]
         created = await self.pod_control.create(sts, pod)

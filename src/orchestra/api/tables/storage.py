@@ -1,0 +1,105 @@
+"""Row printers for the storage kinds: PersistentVolume, PersistentVolumeClaim, StorageClass
+(printPersistentVolume, printPersistentVolumeClaim, printStorageClass of kube 1.32).
+
+Owns: those kinds' cells, kube's access-mode abbreviations and the claim / class name helpers
+(`helper.GetPersistentVolumeClaimClass`, `storageutil.IsDefaultAnnotation`).
+Must not import: the other printers, the column definitions, or the Table envelope.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from orchestra.api.quantity import QuantityError, format_quantity
+from orchestra.api.tables.format import Cell, Obj, _d, since
+
+_MODE_ABBREV = (("ReadWriteOnce", "RWO"), ("ReadOnlyMany", "ROX"), ("ReadWriteMany", "RWX"), ("ReadWriteOncePod", "RWOP"))
+DEFAULT_CLASS_ANNOTATIONS = (
+    "storageclass.kubernetes.io/is-default-class",
+    "storageclass.beta.kubernetes.io/is-default-class",
+)
+BETA_CLASS_ANNOTATION = "volume.beta.kubernetes.io/storage-class"
+
+
+def access_modes(modes: Any) -> str:
+    """helper.GetAccessModesAsString: a fixed order, duplicates dropped."""
+    given = set(modes) if isinstance(modes, list) else set()
+    return ",".join(short for mode, short in _MODE_ABBREV if mode in given)
+
+
+def _quantity(value: Any) -> str:
+    if value is None:
+        return "0"  # an absent resource.Quantity prints as its zero value
+    try:
+        return format_quantity(value)
+    except QuantityError:
+        return str(value)
+
+
+def claim_class(obj: Obj) -> str:
+    """The storage class of a claim or volume: the beta annotation wins over spec.storageClassName."""
+    annotations = _d(_d(obj.get("metadata")).get("annotations"))
+    if BETA_CLASS_ANNOTATION in annotations:
+        return str(annotations[BETA_CLASS_ANNOTATION])
+    return str(_d(obj.get("spec")).get("storageClassName") or "")
+
+
+def is_default_class(obj: Obj) -> bool:
+    annotations = _d(_d(obj.get("metadata")).get("annotations"))
+    return any(annotations.get(a) == "true" for a in DEFAULT_CLASS_ANNOTATIONS)
+
+
+def _phase(obj: Obj, meta: Obj) -> str:
+    return "Terminating" if meta.get("deletionTimestamp") else str(_d(obj.get("status")).get("phase") or "")
+
+
+def _print_pv(obj: Obj, now: datetime) -> list[Cell]:
+    meta, spec = _d(obj.get("metadata")), _d(obj.get("spec"))
+    ref = spec.get("claimRef")
+    claim = f"{_d(ref).get('namespace') or ''}/{_d(ref).get('name') or ''}" if isinstance(ref, dict) else ""
+    return [
+        str(meta.get("name", "")),
+        _quantity(_d(spec.get("capacity")).get("storage")),
+        access_modes(spec.get("accessModes")),
+        str(spec.get("persistentVolumeReclaimPolicy") or ""),
+        _phase(obj, meta),
+        claim,
+        claim_class(obj),
+        str(spec.get("volumeAttributesClassName") or "<unset>"),
+        str(_d(obj.get("status")).get("reason") or ""),
+        since(meta.get("creationTimestamp"), now),
+        str(spec.get("volumeMode") or "<unset>"),
+    ]
+
+
+def _print_pvc(obj: Obj, now: datetime) -> list[Cell]:
+    meta, spec, status = _d(obj.get("metadata")), _d(obj.get("spec")), _d(obj.get("status"))
+    capacity = modes = ""
+    if spec.get("volumeName"):
+        modes = access_modes(status.get("accessModes"))
+        capacity = _quantity(_d(status.get("capacity")).get("storage"))
+    return [
+        str(meta.get("name", "")),
+        _phase(obj, meta),
+        str(spec.get("volumeName") or ""),
+        capacity,
+        modes,
+        claim_class(obj),
+        str(spec.get("volumeAttributesClassName") or "<unset>"),
+        since(meta.get("creationTimestamp"), now),
+        str(spec.get("volumeMode") or "<unset>"),
+    ]
+
+
+def _print_storage_class(obj: Obj, now: datetime) -> list[Cell]:
+    meta = _d(obj.get("metadata"))
+    name = str(meta.get("name", "")) + (" (default)" if is_default_class(obj) else "")
+    return [
+        name,
+        str(obj.get("provisioner") or ""),
+        str(obj.get("reclaimPolicy") or "Delete"),
+        str(obj.get("volumeBindingMode") or "Immediate"),
+        bool(obj.get("allowVolumeExpansion")),
+        since(meta.get("creationTimestamp"), now),
+    ]

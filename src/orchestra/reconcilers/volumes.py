@@ -1,0 +1,320 @@
+"""PersistentVolumeClaim binding and the local-path provisioner (kube's persistentvolume-controller
+plus k3s's local-path-provisioner, in one controller).
+
+Owns, per claim (key `pvc/<ns>/<name>`):
+  * static binding: an Available PV of the claim's class, volume mode and access modes, with enough
+    capacity and labels matching the claim's selector (the smallest such volume) gets the claim in
+    spec.claimRef; the claim gets spec.volumeName and pv.kubernetes.io/bind-completed /
+    bound-by-controller; both become Bound (the claim's status.capacity and accessModes from the PV);
+  * dynamic provisioning for classes whose provisioner is `orchestra.io/local-path`: PV
+    `pvc-<claim uid>` with hostPath `<volumes root>/<pv name>` (the directory made here),
+    reclaimPolicy from the class, pv.kubernetes.io/provisioned-by; for WaitForFirstConsumer only once
+    the scheduler put volume.kubernetes.io/selected-node on the claim, and then with a required node
+    affinity for that node;
+  * events like kube's: WaitForFirstConsumer, Provisioning, ProvisioningSucceeded, ProvisioningFailed,
+    ExternalProvisioning, FailedBinding.
+Per volume (key `pv/<name>`): Available when unclaimed; when its claim is gone (or has another uid)
+Released, then Retain leaves it, Delete removes a provisioned volume's directory and the PV (a
+static PV with Delete fails with VolumeFailedDelete: there is no deleter for it).
+Not done: pv-protection / pvc-protection finalizers, volume expansion, Recycle, claims bound by the
+scheduler to static PVs under WaitForFirstConsumer (they bind here once a node is selected).
+Directory work (one mkdir, one rmtree of a volume) is small and local, so it runs inline like the node
+agent's volume files: a thread would let a test's autojump clock leap while it runs.
+Must not import: node, net, apiserver, cli, runtime.
+"""
+
+from __future__ import annotations
+
+import shutil
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from orchestra.api.errors import AlreadyExists, NotFound
+from orchestra.api.objects import deep_copy, now_rfc3339
+from orchestra.api.quantity import QuantityError, parse_quantity
+from orchestra.api.selectors import from_label_selector_object
+from orchestra.api.tables import claim_class
+from orchestra.client.base import Client, Obj
+from orchestra.controller import NORMAL, WARNING, Controller, Result, TemporaryError, object_key
+
+LOCAL_PATH_PROVISIONER = "orchestra.io/local-path"
+BIND_COMPLETED = "pv.kubernetes.io/bind-completed"
+BOUND_BY_CONTROLLER = "pv.kubernetes.io/bound-by-controller"
+PROVISIONED_BY = "pv.kubernetes.io/provisioned-by"
+STORAGE_PROVISIONER = "volume.kubernetes.io/storage-provisioner"
+BETA_STORAGE_PROVISIONER = "volume.beta.kubernetes.io/storage-provisioner"
+SELECTED_NODE = "volume.kubernetes.io/selected-node"
+HOSTNAME_LABEL = "kubernetes.io/hostname"
+WAIT_FOR_FIRST_CONSUMER = "WaitForFirstConsumer"
+
+
+def _meta(obj: Obj | None) -> Obj:
+    return (obj or {}).get("metadata") or {}
+
+
+def _spec(obj: Obj | None) -> Obj:
+    return (obj or {}).get("spec") or {}
+
+
+def _phase(obj: Obj | None) -> str:
+    return str(((obj or {}).get("status") or {}).get("phase") or "")
+
+
+def _quantity(value: Any) -> Fraction:
+    try:
+        return parse_quantity(value) if value is not None else Fraction(0)
+    except QuantityError:
+        return Fraction(0)
+
+
+def requested(pvc: Obj) -> Any:
+    return ((_spec(pvc).get("resources") or {}).get("requests") or {}).get("storage")
+
+
+def volume_matches(pv: Obj, pvc: Obj) -> bool:
+    """kube's FindMatchingVolume for one volume: class, mode, access modes, capacity, selector."""
+    pv_spec, pvc_spec = _spec(pv), _spec(pvc)
+    ref = pv_spec.get("claimRef")
+    if ref and not (ref.get("namespace") == _meta(pvc).get("namespace") and ref.get("name") == _meta(pvc).get("name")
+                    and ref.get("uid") in (None, "", _meta(pvc).get("uid"))):
+        return False  # pre-bound to another claim
+    if (not ref and _phase(pv) not in ("Available", "Pending", "")) or _meta(pv).get("deletionTimestamp"):
+        return False
+    if claim_class(pv) != claim_class(pvc):
+        return False
+    if (pv_spec.get("volumeMode") or "Filesystem") != (pvc_spec.get("volumeMode") or "Filesystem"):
+        return False
+    if not set(pvc_spec.get("accessModes") or []) <= set(pv_spec.get("accessModes") or []):
+        return False
+    if _quantity((pv_spec.get("capacity") or {}).get("storage")) < _quantity(requested(pvc)):
+        return False
+    return from_label_selector_object(pvc_spec.get("selector")).matches(_meta(pv).get("labels") or {})
+
+
+def _claim_ref(pvc: Obj) -> Obj:
+    m = _meta(pvc)
+    return {"kind": "PersistentVolumeClaim", "namespace": m.get("namespace"), "name": m.get("name"),
+            "uid": m.get("uid"), "apiVersion": "v1", "resourceVersion": m.get("resourceVersion")}
+
+
+def _node_affinity(node: str) -> Obj:
+    return {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+        {"key": HOSTNAME_LABEL, "operator": "In", "values": [node]}]}]}}
+
+
+class PersistentVolumeController(Controller):
+    name = "persistentvolume-controller"
+
+    def __init__(self, client: Client, *, volumes_root: Path | None = None, **kwargs: Any) -> None:
+        super().__init__(client, workers=1, **kwargs)  # one worker: binding decisions never race
+        self.volumes_root = volumes_root
+        self.claims = self.informer("PersistentVolumeClaim")
+        self.volumes = self.informer("PersistentVolume")
+        self.classes = self.informer("StorageClass")
+        self.enqueue_on(self.claims, self._claim_keys)
+        self.enqueue_on(self.volumes, self._volume_keys)
+        self.enqueue_on(self.classes, self._class_keys)
+
+    # --- event -> key mappers ----------------------------------------------------------------------
+
+    def _claim_keys(self, _t: str, old: Obj | None, new: Obj | None) -> list[str]:
+        obj = new or old or {}
+        keys = [f"pvc/{object_key(obj)}"]
+        if _spec(obj).get("volumeName"):
+            keys.append(f"pv/{_spec(obj)['volumeName']}")
+        return keys
+
+    def _volume_keys(self, _t: str, old: Obj | None, new: Obj | None) -> list[str]:
+        obj = new or old or {}
+        keys = [f"pv/{_meta(obj).get('name')}"]
+        ref = _spec(obj).get("claimRef")
+        if ref:
+            keys.append(f"pvc/{ref.get('namespace')}/{ref.get('name')}")
+        elif new is not None and _phase(new) == "Available":  # a new volume may satisfy a waiting claim
+            keys += [f"pvc/{object_key(c)}" for c in self.claims.list() if not _spec(c).get("volumeName")]
+        return keys
+
+    def _class_keys(self, _t: str, old: Obj | None, new: Obj | None) -> list[str]:
+        return [f"pvc/{object_key(c)}" for c in self.claims.list() if not _spec(c).get("volumeName")]
+
+    # --- reconcile ------------------------------------------------------------------------------
+
+    async def reconcile(self, key: str) -> Result | None:
+        kind, _, rest = key.partition("/")
+        if kind == "pvc":
+            ns, _, name = rest.partition("/")
+            await self._sync_claim(ns, name)
+        else:
+            await self._sync_volume(rest)
+        return None
+
+    async def _sync_claim(self, ns: str, name: str) -> None:
+        pvc = self.claims.get(ns, name)
+        if pvc is None or _meta(pvc).get("deletionTimestamp"):
+            return
+        volume_name = _spec(pvc).get("volumeName")
+        if volume_name:
+            pv = self.volumes.get(None, volume_name)
+            if pv is None:
+                if _phase(pvc) == "Bound":
+                    await self._claim_status(pvc, {"phase": "Lost"})
+                    self.recorder.event(pvc, WARNING, "ClaimLost", "Bound claim has lost its PersistentVolume. "
+                                        "Data on the volume is lost!")
+                return
+            await self._bind(pvc, pv)
+            return
+        candidates = [pv for pv in self.volumes.list() if volume_matches(pv, pvc)]
+        if candidates:
+            pv = min(candidates, key=lambda v: (_quantity((_spec(v).get("capacity") or {}).get("storage")),
+                                                 _meta(v).get("name")))
+            await self._bind(pvc, pv)
+            return
+        await self._provision_or_wait(pvc)
+
+    async def _provision_or_wait(self, pvc: Obj) -> None:
+        class_name = claim_class(pvc)
+        if not class_name:
+            self.recorder.event(pvc, NORMAL, "FailedBinding",
+                                "no persistent volumes available for this claim and no storage class is set")
+            return
+        sc = self.classes.get(None, class_name)
+        if sc is None:
+            self.recorder.event(pvc, WARNING, "ProvisioningFailed",
+                                f'storageclass.storage.k8s.io "{class_name}" not found')
+            return
+        node = (_meta(pvc).get("annotations") or {}).get(SELECTED_NODE)
+        if sc.get("volumeBindingMode") == WAIT_FOR_FIRST_CONSUMER and not node:
+            self.recorder.event(pvc, NORMAL, "WaitForFirstConsumer",
+                                "waiting for first consumer to be created before binding")
+            return
+        provisioner = str(sc.get("provisioner") or "")
+        pvc = await self._annotate_provisioner(pvc, provisioner)
+        if provisioner != LOCAL_PATH_PROVISIONER or self.volumes_root is None:
+            self.recorder.event(pvc, NORMAL, "ExternalProvisioning",
+                                f"Waiting for a volume to be created either by the external provisioner '{provisioner}' "
+                                "or manually by the system administrator. If volume creation is delayed, please verify "
+                                "that the provisioner is running and correctly registered.")
+            return
+        await self._provision(pvc, sc, node)
+
+    async def _annotate_provisioner(self, pvc: Obj, provisioner: str) -> Obj:
+        annotations = _meta(pvc).get("annotations") or {}
+        if annotations.get(STORAGE_PROVISIONER) == provisioner:
+            return pvc
+        pvc = deep_copy(pvc)
+        pvc["metadata"]["annotations"] = {**annotations, STORAGE_PROVISIONER: provisioner,
+                                          BETA_STORAGE_PROVISIONER: provisioner}
+        return await self.client.update(self.claims.rt, pvc)
+
+    async def _provision(self, pvc: Obj, sc: Obj, node: str | None) -> None:
+        assert self.volumes_root is not None
+        m = _meta(pvc)
+        pv_name = f"pvc-{m['uid']}"
+        path = self.volumes_root / pv_name
+        self.recorder.event(pvc, NORMAL, "Provisioning",
+                            f'External provisioner is provisioning volume for claim "{m["namespace"]}/{m["name"]}"')
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            self.recorder.event(pvc, WARNING, "ProvisioningFailed", f"failed to provision volume: {exc}")
+            raise TemporaryError(str(exc)) from exc
+        spec: Obj = {
+            "capacity": {"storage": requested(pvc)},
+            "accessModes": list(_spec(pvc).get("accessModes") or []),
+            "hostPath": {"path": str(path), "type": "DirectoryOrCreate"},
+            "persistentVolumeReclaimPolicy": sc.get("reclaimPolicy") or "Delete",
+            "storageClassName": _meta(sc).get("name"),
+            "volumeMode": _spec(pvc).get("volumeMode") or "Filesystem",
+            "claimRef": _claim_ref(pvc),
+        }
+        if node:
+            spec["nodeAffinity"] = _node_affinity(node)
+        pv = {"apiVersion": "v1", "kind": "PersistentVolume",
+              "metadata": {"name": pv_name, "annotations": {PROVISIONED_BY: LOCAL_PATH_PROVISIONER}}, "spec": spec}
+        try:
+            created = await self.client.create(self.volumes.rt, None, pv)
+        except AlreadyExists:
+            return  # provisioned before; the volume's event brings this claim back
+        self.recorder.event(pvc, NORMAL, "ProvisioningSucceeded",
+                            f"Successfully provisioned volume {pv_name}")
+        await self._bind(pvc, created)
+
+    async def _bind(self, pvc: Obj, pv: Obj) -> None:
+        """Both halves of the bind, each only if not done yet (kube's syncBoundClaim/bind)."""
+        pv_name = _meta(pv)["name"]
+        if not _spec(pv).get("claimRef") or _spec(pv)["claimRef"].get("uid") != _meta(pvc).get("uid"):
+            pv = deep_copy(pv)
+            pv["spec"]["claimRef"] = _claim_ref(pvc)
+            pv["metadata"].setdefault("annotations", {})[BOUND_BY_CONTROLLER] = "yes"
+            pv = await self.client.update(self.volumes.rt, pv)
+        if _phase(pv) != "Bound":
+            await self._volume_status(pv, "Bound")
+        annotations = _meta(pvc).get("annotations") or {}
+        if _spec(pvc).get("volumeName") != pv_name or annotations.get(BIND_COMPLETED) != "yes":
+            pvc = deep_copy(pvc)
+            pvc["spec"]["volumeName"] = pv_name
+            pvc["metadata"]["annotations"] = {**annotations, BIND_COMPLETED: "yes", BOUND_BY_CONTROLLER: "yes"}
+            pvc = await self.client.update(self.claims.rt, pvc)
+        status = {"phase": "Bound", "accessModes": list(_spec(pv).get("accessModes") or []),
+                  "capacity": dict(_spec(pv).get("capacity") or {})}
+        if {k: (pvc.get("status") or {}).get(k) for k in status} != status:
+            await self._claim_status(pvc, status)
+
+    async def _claim_status(self, pvc: Obj, status: Obj) -> None:
+        pvc = deep_copy(pvc)
+        pvc["status"] = {**(pvc.get("status") or {}), **status}
+        await self.client.update_status(self.claims.rt, pvc)
+
+    async def _volume_status(self, pv: Obj, phase: str, message: str = "", reason: str = "") -> Obj:
+        pv = deep_copy(pv)
+        pv["status"] = {"phase": phase, "lastPhaseTransitionTime": now_rfc3339(),
+                        **({"message": message} if message else {}), **({"reason": reason} if reason else {})}
+        return await self.client.update_status(self.volumes.rt, pv)
+
+    # --- volumes ----------------------------------------------------------------------------------
+
+    async def _sync_volume(self, name: str) -> None:
+        pv = self.volumes.get(None, name)
+        if pv is None or _meta(pv).get("deletionTimestamp"):
+            return
+        ref = _spec(pv).get("claimRef")
+        if not ref:
+            if _phase(pv) in ("", "Pending", "Released"):
+                await self._volume_status(pv, "Available")
+            return
+        pvc = self.claims.get(ref.get("namespace"), str(ref.get("name") or ""))
+        if pvc is not None and ref.get("uid") in (None, "", _meta(pvc).get("uid")):
+            return  # bound or being bound: the claim's sync owns that
+        await self._reclaim(pv)
+
+    async def _reclaim(self, pv: Obj) -> None:
+        if _phase(pv) not in ("Released", "Failed"):
+            pv = await self._volume_status(pv, "Released")
+        policy = _spec(pv).get("persistentVolumeReclaimPolicy") or "Retain"
+        if policy != "Delete" or _phase(pv) == "Failed":
+            return  # Retain: the data and the PV stay until an administrator deals with them
+        name = _meta(pv)["name"]
+        if (_meta(pv).get("annotations") or {}).get(PROVISIONED_BY) != LOCAL_PATH_PROVISIONER or self.volumes_root is None:
+            message = f'error getting deleter volume plugin for volume "{name}": no deletable volume plugin matched'
+            await self._volume_status(pv, "Failed", message)
+            self.recorder.event(pv, WARNING, "VolumeFailedDelete", message)
+            return
+        await self._remove_directory(pv)
+        try:
+            await self.client.delete(self.volumes.rt, None, name)
+        except NotFound:
+            pass  # deleted already (an earlier attempt, or by hand)
+
+    async def _remove_directory(self, pv: Obj) -> None:
+        assert self.volumes_root is not None
+        path = Path(str((_spec(pv).get("hostPath") or {}).get("path") or ""))
+        if path.parent != self.volumes_root:
+            return  # never delete outside the provisioner's own root
+        try:
+            shutil.rmtree(path)
+        except FileNotFoundError:
+            pass  # already gone
+        except OSError as exc:
+            self.recorder.event(pv, WARNING, "VolumeFailedDelete", f"failed to delete {path}: {exc}")
+            raise TemporaryError(str(exc)) from exc
