@@ -21,15 +21,12 @@ from collections.abc import Callable
 from typing import Any
 
 from orchestra.api.errors import Forbidden
+from orchestra.api.storageclass import BETA_CLASS_ANNOTATION, is_default_class
 from orchestra.api.validation.config import SYSTEM_PRIORITY_CLASSES
 
 Obj = dict[str, Any]
 PriorityClasses = Callable[[], list[Obj]]
 StorageClasses = Callable[[], list[Obj]]
-DEFAULT_CLASS_ANNOTATIONS = (
-    "storageclass.kubernetes.io/is-default-class",
-    "storageclass.beta.kubernetes.io/is-default-class",
-)
 PREEMPT_LOWER = "PreemptLowerPriority"
 GROUP = "scheduling.k8s.io"
 
@@ -71,8 +68,7 @@ def admit_create(kind: str, obj: Obj, priority_classes: PriorityClasses,
 
 def default_storage_class(classes: list[Obj]) -> Obj | None:
     """storageutil.GetDefaultClass: of the classes marked default, the newest (then by name)."""
-    marked = [c for c in classes
-              if any((c.get("metadata") or {}).get("annotations", {}).get(a) == "true" for a in DEFAULT_CLASS_ANNOTATIONS)]
+    marked = [c for c in classes if is_default_class(c)]
     if not marked:
         return None
     return max(marked, key=lambda c: (str((c.get("metadata") or {}).get("creationTimestamp") or ""), _name(c)))
@@ -81,7 +77,7 @@ def default_storage_class(classes: list[Obj]) -> Obj | None:
 def _admit_claim(pvc: Obj, storage_classes: StorageClasses) -> None:
     spec = pvc.setdefault("spec", {})
     annotations = (pvc.get("metadata") or {}).get("annotations") or {}
-    if spec.get("storageClassName") is not None or "volume.beta.kubernetes.io/storage-class" in annotations:
+    if spec.get("storageClassName") is not None or BETA_CLASS_ANNOTATION in annotations:
         return
     default = default_storage_class(storage_classes())
     if default is not None:

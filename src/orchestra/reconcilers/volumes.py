@@ -34,7 +34,7 @@ from orchestra.api.errors import AlreadyExists, NotFound
 from orchestra.api.objects import deep_copy, now_rfc3339
 from orchestra.api.quantity import QuantityError, parse_quantity
 from orchestra.api.selectors import from_label_selector_object
-from orchestra.api.tables import claim_class
+from orchestra.api.storageclass import claim_class
 from orchestra.client.base import Client, Obj
 from orchestra.controller import NORMAL, WARNING, Controller, Result, TemporaryError, object_key
 

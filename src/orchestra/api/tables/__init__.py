@@ -31,7 +31,7 @@ from orchestra.api.tables.format import (
     since,
 )
 from orchestra.api.tables.pods import pod_status_reason
-from orchestra.api.tables.storage import access_modes, claim_class, is_default_class
+from orchestra.api.tables.storage import access_modes
 
 __all__ = [
     "AGE_DESC",
@@ -42,14 +42,12 @@ __all__ = [
     "Cell",
     "Obj",
     "access_modes",
-    "claim_class",
     "column_definitions",
     "format_endpoints",
     "format_label_selector",
     "format_labels",
     "format_service_ports",
     "human_duration",
-    "is_default_class",
     "layout_containers",
     "node_roles",
     "parse_time",

@@ -1,8 +1,7 @@
 """Row printers for the storage kinds: PersistentVolume, PersistentVolumeClaim, StorageClass
 (printPersistentVolume, printPersistentVolumeClaim, printStorageClass of kube 1.32).
 
-Owns: those kinds' cells, kube's access-mode abbreviations and the claim / class name helpers
-(`helper.GetPersistentVolumeClaimClass`, `storageutil.IsDefaultAnnotation`).
+Owns: those kinds' cells and kube's access-mode abbreviations (class helpers: api/storageclass.py).
 Must not import: the other printers, the column definitions, or the Table envelope.
 """
 
@@ -12,14 +11,10 @@ from datetime import datetime
 from typing import Any
 
 from orchestra.api.quantity import QuantityError, format_quantity
+from orchestra.api.storageclass import claim_class, is_default_class
 from orchestra.api.tables.format import Cell, Obj, _d, since
 
 _MODE_ABBREV = (("ReadWriteOnce", "RWO"), ("ReadOnlyMany", "ROX"), ("ReadWriteMany", "RWX"), ("ReadWriteOncePod", "RWOP"))
-DEFAULT_CLASS_ANNOTATIONS = (
-    "storageclass.kubernetes.io/is-default-class",
-    "storageclass.beta.kubernetes.io/is-default-class",
-)
-BETA_CLASS_ANNOTATION = "volume.beta.kubernetes.io/storage-class"
 
 
 def access_modes(modes: Any) -> str:
@@ -35,19 +30,6 @@ def _quantity(value: Any) -> str:
         return format_quantity(value)
     except QuantityError:
         return str(value)
-
-
-def claim_class(obj: Obj) -> str:
-    """The storage class of a claim or volume: the beta annotation wins over spec.storageClassName."""
-    annotations = _d(_d(obj.get("metadata")).get("annotations"))
-    if BETA_CLASS_ANNOTATION in annotations:
-        return str(annotations[BETA_CLASS_ANNOTATION])
-    return str(_d(obj.get("spec")).get("storageClassName") or "")
-
-
-def is_default_class(obj: Obj) -> bool:
-    annotations = _d(_d(obj.get("metadata")).get("annotations"))
-    return any(annotations.get(a) == "true" for a in DEFAULT_CLASS_ANNOTATIONS)
 
 
 def _phase(obj: Obj, meta: Obj) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 
 import attrs
 
+from orchestra.api.storageclass import claim_class
 from orchestra.reconcilers.scheduler.filters import Status, term_matches
 from orchestra.reconcilers.scheduler.nodeinfo import NodeInfo
 
@@ -57,12 +58,6 @@ class PodVolumes:
         return None
 
 
-def _class_of(pvc: Obj) -> str:
-    annotations = (pvc.get("metadata") or {}).get("annotations") or {}
-    return str(annotations.get("volume.beta.kubernetes.io/storage-class")
-               or (pvc.get("spec") or {}).get("storageClassName") or "")
-
-
 def pod_volumes(pod: Obj, names: list[str], claims: Getter, volumes: Getter, classes: Getter) -> PodVolumes:
     """PreFilter over the pod's claims (kube's podVolumeClaims + GetEligibleNodes, reduced)."""
     ns = str((pod.get("metadata") or {}).get("namespace") or "")
@@ -82,7 +77,8 @@ def pod_volumes(pod: Obj, names: list[str], claims: Getter, volumes: Getter, cla
             if required:
                 terms.append(list(required.get("nodeSelectorTerms") or []))
             continue
-        sc = classes(None, _class_of(pvc)) if _class_of(pvc) else None
+        class_name = claim_class(pvc)
+        sc = classes(None, class_name) if class_name else None
         if sc is None or sc.get("volumeBindingMode") != "WaitForFirstConsumer":
             return PodVolumes(prefilter_msg=ERR_UNBOUND_IMMEDIATE)
         node = ((pvc.get("metadata") or {}).get("annotations") or {}).get(SELECTED_NODE)

@@ -44,10 +44,9 @@ from orchestra.reconcilers.workloads.common import (
     status,
     template_hash,
 )
-from orchestra.reconcilers.workloads.history import RevisionHistory
+from orchestra.reconcilers.workloads.history import REVISION_LABEL, RevisionHistory
 from orchestra.reconcilers.workloads.pods import claim, pod_from_template
 
-REVISION_LABEL = "controller-revision-hash"
 GENERATION_LABEL = "pod-template-generation"
 _DEFAULT_TOLERATIONS = [
     ("node.kubernetes.io/not-ready", "NoExecute"), ("node.kubernetes.io/unreachable", "NoExecute"),

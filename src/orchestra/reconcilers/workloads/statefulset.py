@@ -41,10 +41,9 @@ from orchestra.reconcilers.workloads.common import (
     status,
     template_hash,
 )
-from orchestra.reconcilers.workloads.history import RevisionHistory, template_of
+from orchestra.reconcilers.workloads.history import REVISION_LABEL, RevisionHistory, template_of
 from orchestra.reconcilers.workloads.pods import claim, pod_from_template
 
-REVISION_LABEL = "controller-revision-hash"
 POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"
 POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"
 
