@@ -426,3 +426,48 @@ def _get(ip: str) -> str:
     with socket.create_connection((ip, 80), timeout=5) as s:
         s.sendall(b"GET / HTTP/1.0\r\n\r\n")
         return _read_all(s).split(b"\r\n\r\n", 1)[1].decode().strip()
+
+
+def _host_veth(net: NetCluster, pod: Obj) -> Path:
+    """The host side of a pod's eth0 (its peer's ifindex is the pod's eth0 iflink)."""
+    code, out = net.exec(pod, ["cat", "/sys/class/net/eth0/iflink"])
+    assert code == 0, out
+    index = out.strip()
+    return next(p for p in Path("/sys/class/net").iterdir() if (p / "ifindex").read_text().strip() == index)
+
+
+def _gateway_mac(net: NetCluster, pod: Obj) -> str:
+    """The MAC a pod has cached for its gateway, after talking through it once."""
+    code, out = net.exec(pod, ["sh", "-c", "timeout 12 wget -qO- http://web >/dev/null && cat /proc/net/arp"])
+    assert code == 0, out
+    return next(line.split()[3] for line in out.splitlines()[1:] if line.split()[0].endswith(".1"))
+
+
+def test_deleting_a_pod_keeps_the_bridge_address(net: NetCluster) -> None:
+    """netavark 1.4's bridge takes the lowest MAC of its ports; orchestra pins it, so deleting the pod
+    whose veth the address came from changes nothing for the others: the client, whose ARP entry for
+    its gateway holds that address, still reaches the Service at once."""
+    client = net.get("Pod", "client")
+    bridge = _host_veth(net, client).joinpath("master").resolve()
+    assert (bridge / "addr_assign_type").read_text().strip() == "3", f"{bridge.name}'s MAC address is not pinned"
+    before = (bridge / "address").read_text().strip()
+    assert _gateway_mac(net, client) == before
+    replicas = int(net.get("Deployment", "web")["spec"]["replicas"])  # earlier tests scale and replace pods
+    pods = net.running_ready("app=web", replicas)
+    veths = {p["metadata"]["name"]: _host_veth(net, p) for p in pods}
+    holder = next((n for n, v in veths.items() if (v / "address").read_text().strip() == before), None)
+    victim = holder or sorted(veths)[0]
+    print(f"bridge {bridge.name} {before}; deleting {victim} (holds the bridge's address: {holder is not None})")
+    index = (veths[victim] / "ifindex").read_text()
+
+    def gone() -> bool:  # a replacement pod's veth may take the same name, never the same index
+        try:
+            return (veths[victim] / "ifindex").read_text() != index
+        except OSError:
+            return True
+    net.run(lambda: net.client.delete(net.rt("Pod"), NS, victim, grace_period_seconds=0))
+    net.wait(f"{victim}'s veth gone", gone, limit=30)
+    assert (bridge / "address").read_text().strip() == before
+    t0 = time.monotonic()
+    assert _gateway_mac(net, client) == before  # the cached entry still right: the request went through
+    print(f"the client reached the Service {time.monotonic() - t0:.2f} s after the deletion")

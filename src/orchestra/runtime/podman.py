@@ -19,6 +19,7 @@ first; a failed pod create leaves a half-made pod, which we delete; no healthche
 from __future__ import annotations
 
 import json
+import logging
 import math
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -31,7 +32,7 @@ import podman
 import podman.errors
 import trio
 
-from orchestra.runtime import _streams
+from orchestra.runtime import _streams, bridge
 from orchestra.runtime._convert import (
     LABEL_STDIN_ONCE,
     container_body,
@@ -73,6 +74,7 @@ from orchestra.runtime.base import (
 )
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 API_VERSION = "4.3.1"
 _POD_LABELS = (LABEL_POD_NAME, LABEL_POD_NAMESPACE, LABEL_POD_UID)
@@ -93,6 +95,7 @@ class PodmanRuntime:
         # What never changes about a pod (Id, Name, Labels, Created, InfraContainerID), so starting a
         # pod does not inspect it three times; live state always comes from the infra container.
         self._static_pods: dict[str, dict[str, Any]] = {}
+        self._bridges: list[str] | None = None  # host interfaces of Podman's bridge networks
 
     async def aclose(self) -> None:
         await self._streams.aclose()
@@ -273,6 +276,21 @@ class PodmanRuntime:
         pod = await self._pod_static(sandbox_id)
         # Start only the infra container (`pods/start` would also start every app container).
         await self._post(f"/containers/{pod['InfraContainerID']}/start")
+        await self._pin_bridges()
+
+    async def _pin_bridges(self) -> None:
+        """netavark 1.4 lets its bridge's MAC follow the lowest port, so removing a pod can cut the
+        others off the host (see bridge.py). The first sandbox on a bridge creates it; pin it then."""
+        if self._bridges is None:
+            try:
+                nets = await self._get("/networks/json")
+            except RuntimeFailure as exc:
+                log.warning("could not list Podman's networks: %s", exc)
+                nets = []
+            self._bridges = [str(n["network_interface"]) for n in nets or ()
+                             if n.get("driver") == "bridge" and n.get("network_interface")]
+        for iface in self._bridges:
+            bridge.pin_mac(iface)  # two sysfs reads when pinned already: no thread needed
 
     async def sandbox_status(self, sandbox_id: str) -> SandboxStatus:
         pod = await self._pod_static(sandbox_id)
