@@ -6,18 +6,22 @@ closes a pipe stdin when an attach session ends, as Podman 4.3's conmon does (se
 base.AttachSession); `SimAttachSession` (output written after attaching, read from the
 container's log; input into its `SimStdio`); `SimExecSession`; and `echo_stdin`, the `cat`-like
 main process of a `ContainerScript(echo_stdin=True)`.
-Must not import: podman, httpx, simulated.py (which imports this), anything above the runtime layer.
+Must not import: podman, httpx, simulated.py or simstate.py at run time (they import this), anything
+above the runtime layer.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import AsyncIterator, Callable
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 import trio
 
 from orchestra.runtime.base import ContainerState
+
+if TYPE_CHECKING:
+    from orchestra.runtime.simstate import SimContainer
 
 
 class SimStdio:
@@ -62,20 +66,6 @@ class SimStdio:
             self.close()
         else:
             self.doomed = True
-
-
-class SimContainer(Protocol):
-    """What the sessions need of simulated.py's container record."""
-
-    state: ContainerState
-    exit_code: int | None
-    log: list[tuple[float, int, bytes]]
-    changed: trio.Event
-    stdio: SimStdio
-
-    def notify(self) -> None: ...
-
-    def write_output(self, stream: int, data: bytes) -> None: ...
 
 
 async def echo_stdin(c: SimContainer) -> None:

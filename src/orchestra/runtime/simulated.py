@@ -11,7 +11,7 @@ would need a real process comes from a `SimScript` (kwok-style scripted lifecycl
 
 Containers run as tasks in the runtime's own nursery (`run(*, task_status)`), so the whole
 thing is deterministic under trio's MockClock. The script types live in `simscript.py`; stdin,
-TTYs and the exec/attach sessions in `simstdio.py`.
+TTYs and the exec/attach sessions in `simstdio.py`; the container and sandbox records in `simstate.py`.
 Must not import: podman, httpx, anything above the runtime layer.
 """
 
@@ -26,7 +26,6 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from functools import partial
 
-import attrs
 import trio
 
 from orchestra.runtime.base import (
@@ -70,60 +69,10 @@ from orchestra.runtime.simscript import (
 from orchestra.runtime.simscript import ContainerScript as ContainerScript
 from orchestra.runtime.simscript import ExecScript as ExecScript
 from orchestra.runtime.simscript import SimScript as SimScript
-from orchestra.runtime.simstdio import SimAttachSession, SimExecSession, SimStdio, echo_stdin
+from orchestra.runtime.simstate import SimContainer, SimSandbox
+from orchestra.runtime.simstdio import SimAttachSession, SimExecSession, echo_stdin
 
 SIGKILL_EXIT = 128 + signal_module.SIGKILL
-
-
-# ------------------------------------------------------------------------------------------- state
-
-
-@attrs.define(eq=False)
-class _Container:
-    id: str
-    name: str
-    sandbox: _Sandbox
-    spec: ContainerSpec
-    script: ContainerScript
-    image: str
-    image_id: str
-    labels: dict[str, str]
-    infra: bool = False
-    state: ContainerState = ContainerState.CREATED
-    exit_code: int | None = None
-    created_at: float = 0.0
-    started_at: float | None = None
-    finished_at: float | None = None
-    log: list[tuple[float, int, bytes]] = attrs.field(factory=list)
-    changed: trio.Event = attrs.field(factory=trio.Event)
-    scope: trio.CancelScope | None = None
-    stdio: SimStdio = attrs.field(default=attrs.Factory(lambda self: self.new_stdio(), takes_self=True))
-
-    def notify(self) -> None:
-        self.changed.set()
-        self.changed = trio.Event()
-
-    def new_stdio(self) -> SimStdio:
-        return SimStdio(stdin=self.spec.stdin, tty=self.spec.tty, echo=self.write_output)
-
-    def write_output(self, stream: int, data: bytes) -> None:
-        """A line the process wrote (a TTY turns its newline into CRLF, like ONLCR)."""
-        line = data if data.endswith(b"\n") else data + b"\n"
-        if self.spec.tty:
-            line = line.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-        self.log.append((trio.current_time(), stream, line))
-        self.notify()
-
-
-@attrs.define(eq=False)
-class _Sandbox:
-    id: str
-    spec: PodSandboxSpec
-    labels: dict[str, str]
-    created_at: float
-    infra: _Container | None = None
-    ip: str = ""
-    members: dict[str, _Container] = attrs.field(factory=dict)  # container id -> container, infra included
 
 
 class SimulatedRuntime:
@@ -131,12 +80,12 @@ class SimulatedRuntime:
 
     def __init__(self, script: SimScript | None = None):
         self.script = script or SimScript()
-        self._sandboxes: dict[str, _Sandbox] = {}
-        self._containers: dict[str, _Container] = {}
+        self._sandboxes: dict[str, SimSandbox] = {}
+        self._containers: dict[str, SimContainer] = {}
         # Indexes, so that a pod's lookups stay O(its own containers) with 30,000 pods on one runtime:
         # sandbox name -> sandbox, pod uid label -> {container id: container} (infra included).
-        self._sandbox_by_name: dict[str, _Sandbox] = {}
-        self._by_pod_uid: dict[str, dict[str, _Container]] = {}
+        self._sandbox_by_name: dict[str, SimSandbox] = {}
+        self._by_pod_uid: dict[str, dict[str, SimContainer]] = {}
         self._ids = itertools.count(1)
         self._ips = itertools.count(2)
         self._subscribers: list[tuple[Mapping[str, str], trio.MemorySendChannel[RuntimeEvent]]] = []
@@ -163,7 +112,7 @@ class SimulatedRuntime:
             raise RuntimeUnavailable("the simulated runtime is not running (start SimulatedRuntime.run)")
         return self._nursery
 
-    def _emit(self, kind: EventType, c: _Container) -> None:
+    def _emit(self, kind: EventType, c: SimContainer) -> None:
         event = RuntimeEvent(
             type=kind,
             container_id=c.id,
@@ -215,7 +164,7 @@ class SimulatedRuntime:
 
     # ------------------------------------------------------------------------------- sandboxes
 
-    def _sandbox(self, sandbox_id: str) -> _Sandbox:
+    def _sandbox(self, sandbox_id: str) -> SimSandbox:
         sandbox = self._sandboxes.get(sandbox_id)
         if sandbox is None:
             raise NotFound(f"sandbox {sandbox_id} not found")
@@ -232,7 +181,7 @@ class SimulatedRuntime:
             LABEL_POD_NAMESPACE: spec.namespace,
             LABEL_POD_UID: spec.uid,
         }
-        sandbox = _Sandbox(id=self._new_id("pod"), spec=spec, labels=labels, created_at=trio.current_time())
+        sandbox = SimSandbox(id=self._new_id("pod"), spec=spec, labels=labels, created_at=trio.current_time())
         infra_spec = ContainerSpec(name="infra", image="localhost/podman-pause:4.3.1-0")
         sandbox.infra = self._make_container(sandbox, infra_spec, ContainerScript(on_sigterm=None), labels)
         sandbox.infra.infra = True
@@ -242,9 +191,9 @@ class SimulatedRuntime:
         return sandbox.id
 
     def _make_container(
-        self, sandbox: _Sandbox, spec: ContainerSpec, script: ContainerScript, labels: dict[str, str]
-    ) -> _Container:
-        c = _Container(
+        self, sandbox: SimSandbox, spec: ContainerSpec, script: ContainerScript, labels: dict[str, str]
+    ) -> SimContainer:
+        c = SimContainer(
             id=self._new_id("ctr"),
             name=spec.name,
             sandbox=sandbox,
@@ -268,7 +217,7 @@ class SimulatedRuntime:
     async def sandbox_status(self, sandbox_id: str) -> SandboxStatus:
         return self._sandbox_status(self._sandbox(sandbox_id))
 
-    def _sandbox_status(self, sandbox: _Sandbox) -> SandboxStatus:
+    def _sandbox_status(self, sandbox: SimSandbox) -> SandboxStatus:
         assert sandbox.infra is not None
         state = {
             ContainerState.RUNNING: SandboxState.READY,
@@ -285,7 +234,7 @@ class SimulatedRuntime:
             labels=sandbox.labels,
         )
 
-    def _members(self, sandbox: _Sandbox) -> list[_Container]:
+    def _members(self, sandbox: SimSandbox) -> list[SimContainer]:
         return [c for c in sandbox.members.values() if not c.infra]
 
     async def stop_sandbox(self, sandbox_id: str, grace_period: float) -> None:
@@ -323,7 +272,7 @@ class SimulatedRuntime:
 
     # ------------------------------------------------------------------------------ containers
 
-    def _container(self, container_id: str) -> _Container:
+    def _container(self, container_id: str) -> SimContainer:
         c = self._containers.get(container_id)
         if c is None:
             raise NotFound(f"container {container_id} not found")
@@ -334,7 +283,7 @@ class SimulatedRuntime:
     ) -> list[ContainerStatus]:
         self._running_nursery()
         wanted = dict(labels or {})
-        candidates: Iterable[_Container]
+        candidates: Iterable[SimContainer]
         if sandbox_id is not None:
             sandbox = self._sandboxes.get(sandbox_id)
             candidates = sandbox.members.values() if sandbox is not None else ()
@@ -374,7 +323,7 @@ class SimulatedRuntime:
             await self._start(c.sandbox.infra)  # Podman starts the infra as a dependency
         await self._start(c)
 
-    async def _start(self, c: _Container) -> None:
+    async def _start(self, c: SimContainer) -> None:
         nursery = self._running_nursery()
         if c.state == ContainerState.RUNNING:
             return
@@ -396,7 +345,7 @@ class SimulatedRuntime:
         nursery.start_soon(self._process, c, c.scope)
         self._emit(EventType.STARTED, c)
 
-    async def _process(self, c: _Container, scope: trio.CancelScope) -> None:
+    async def _process(self, c: SimContainer, scope: trio.CancelScope) -> None:
         with scope:
             start = trio.current_time()
             for at, stream, data in sorted(c.script.output, key=lambda item: item[0]):
@@ -413,7 +362,7 @@ class SimulatedRuntime:
             await trio.sleep_until(start + c.script.exit_after)
             self._exit(c, c.script.exit_code)
 
-    def _exit(self, c: _Container, code: int) -> None:
+    def _exit(self, c: SimContainer, code: int) -> None:
         if c.state != ContainerState.RUNNING:
             return
         c.state, c.exit_code, c.finished_at = ContainerState.EXITED, code, trio.current_time()
@@ -425,7 +374,7 @@ class SimulatedRuntime:
     async def stop_container(self, container_id: str, grace_period: float) -> None:
         await self._stop(self._container(container_id), grace_period)
 
-    async def _stop(self, c: _Container, grace_period: float) -> None:
+    async def _stop(self, c: SimContainer, grace_period: float) -> None:
         if c.state != ContainerState.RUNNING:
             return
         self._signal(c, signal_module.SIGTERM)
@@ -434,7 +383,7 @@ class SimulatedRuntime:
                 await c.changed.wait()
         self._exit(c, SIGKILL_EXIT)
 
-    def _signal(self, c: _Container, number: int) -> None:
+    def _signal(self, c: SimContainer, number: int) -> None:
         if number == signal_module.SIGKILL:
             self._exit(c, SIGKILL_EXIT)
         elif number == signal_module.SIGTERM and c.script.on_sigterm is not None:
@@ -456,7 +405,7 @@ class SimulatedRuntime:
         self._exit(c, SIGKILL_EXIT)
         self._remove(c)
 
-    def _remove(self, c: _Container) -> None:
+    def _remove(self, c: SimContainer) -> None:
         self._containers.pop(c.id, None)
         c.sandbox.members.pop(c.id, None)
         uid = c.labels.get(LABEL_POD_UID, "")
@@ -471,7 +420,7 @@ class SimulatedRuntime:
     async def container_status(self, container_id: str) -> ContainerStatus:
         return self._status(self._container(container_id))
 
-    def _status(self, c: _Container) -> ContainerStatus:
+    def _status(self, c: SimContainer) -> ContainerStatus:
         return ContainerStatus(
             id=c.id,
             name=c.name,
@@ -501,7 +450,7 @@ class SimulatedRuntime:
         yield self._log_lines(self._container(container_id), follow, tail, timestamps, since)
 
     async def _log_lines(
-        self, c: _Container, follow: bool, tail: int | None, timestamps: bool, since: datetime | None
+        self, c: SimContainer, follow: bool, tail: int | None, timestamps: bool, since: datetime | None
     ) -> AsyncIterator[bytes]:
         start = (since - EPOCH).total_seconds() if since is not None else -math.inf
         entries = [e for e in c.log if e[0] >= start]
@@ -531,7 +480,7 @@ class SimulatedRuntime:
             yield session
             nursery.cancel_scope.cancel()
 
-    async def _exec_process(self, c: _Container, cmd: tuple[str, ...], session: SimExecSession) -> None:
+    async def _exec_process(self, c: SimContainer, cmd: tuple[str, ...], session: SimExecSession) -> None:
         if cmd[:1] == ("busybox",):
             cmd = cmd[1:]
         result = c.script.exec.get(cmd) or (c.script.exec_handler and c.script.exec_handler(cmd))
@@ -547,7 +496,7 @@ class SimulatedRuntime:
             await session.emit(2, result.stderr)
         session.finish(result.exit_code)
 
-    def _wget(self, c: _Container, url: str) -> ExecScript:
+    def _wget(self, c: SimContainer, url: str) -> ExecScript:
         hostport = url.removeprefix("http://").split("/", 1)[0]
         host, _, port = hostport.partition(":")
         port_number = int(port or 80)
