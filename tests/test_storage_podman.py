@@ -1,7 +1,8 @@
 """Persistent storage end to end: a real orchestra cluster with Podman pods (the module-scoped cluster
 of test_kubectl_pods: podman=True, network=False) and kubectl 1.32. A pod writes into a claim of the
 default `local-path` class (WaitForFirstConsumer), is deleted, and a new pod with the same claim reads
-the file back; deleting the claim removes the provisioned volume and its directory."""
+the file back; a claim a running pod uses stays Terminating until the pod is gone, and deleting the
+claim removes the provisioned volume and its directory."""
 
 from __future__ import annotations
 
@@ -63,11 +64,19 @@ def test_data_survives_the_pod_and_goes_with_the_claim(cluster: PodmanCluster) -
                                         "orchestra.io/local-path", "Delete", "WaitForFirstConsumer", "false"]
                    for line in lines), table
         cluster.kubectl("delete", "pod", "reader", "--wait=true")
-        cluster.kubectl("delete", "pvc", "notes", "--wait=true")
+        # pvc-protection: a claim a running pod uses is only Terminating until the pod is gone
+        cluster.apply(claim_pod("holder", "exec sleep 3600"))
+        cluster.wait_pod("holder", lambda p: phase(p) == "Running", limit=90)
+        cluster.kubectl("delete", "pvc", "notes", "--wait=false")
+        time.sleep(1)  # wall-clock: time for the protection controller to (wrongly) let go
+        row = cluster.kubectl("get", "pvc", "notes", "--no-headers").stdout.split()
+        assert row[:3] == ["notes", "Terminating", volume], row
+        assert (directory / "note").exists()
+        cluster.kubectl("delete", "pod", "holder", "--wait=true")
         wait_until(lambda: cluster.kubectl("get", "pv", volume, check=False).returncode != 0)
         assert not directory.exists()
     finally:
-        delete_quietly(cluster, "writer", "reader")
+        delete_quietly(cluster, "writer", "reader", "holder")
         cluster.kubectl("delete", "pvc", "notes", "--ignore-not-found", "--wait=false", check=False)
 
 

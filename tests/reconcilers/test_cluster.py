@@ -25,7 +25,7 @@ async def test_namespace_with_service_and_owned_pods_is_removed(autojump_clock: 
                 functools.partial(run_cluster_controllers, api.client, timings=FAST_TIMINGS))
             assert {c.name for c in controllers} == {"garbage-collector-controller", "namespace-controller",
                                                       "node-controller", "endpoint-controller", "disruption-controller",
-                                                      "persistentvolume-controller"}
+                                                      "persistentvolume-controller", "storage-protection-controller"}
             await wait_for(api, lambda: bool(api.list("EndpointSlice", "shop")) and api.get("Endpoints", "web", "shop") is not None)
             assert len(api.get("Endpoints", "web", "shop")["subsets"][0]["addresses"]) == 3  # type: ignore[index]
             await api.client.delete(api.rt("ConfigMap"), "shop", "owner")  # background: the GC removes the pods

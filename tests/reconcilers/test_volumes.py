@@ -11,6 +11,7 @@ import pytest
 import trio
 import trio.testing
 
+from orchestra.reconcilers.protection import StorageProtectionController
 from orchestra.reconcilers.volumes import (
     BIND_COMPLETED,
     PROVISIONED_BY,
@@ -65,14 +66,17 @@ def phase(api: Api, kind: str, name: str) -> str:
     return str(obj.get("status", {}).get("phase") or "")
 
 
-def controller(root: Path) -> Any:
-    return lambda api: PersistentVolumeController(api.client, volumes_root=root)
+def controllers(root: Path) -> tuple[Any, ...]:
+    """The volume controller and, as in kube-controller-manager, the pvc/pv-protection controller
+    (every claim and volume carries its protection finalizer)."""
+    return (lambda api: PersistentVolumeController(api.client, volumes_root=root),
+            lambda api: StorageProtectionController(api.client))
 
 
 async def test_static_binding_picks_the_smallest_matching_volume(autojump_clock: trio.testing.MockClock,
                                                                   tmp_path: Path) -> None:
     with trio.fail_after(600):
-        async with running(controller(tmp_path)) as api:
+        async with running(*controllers(tmp_path)) as api:
             await api.create("PersistentVolume", pv("big", size="10Gi"), None)
             await api.create("PersistentVolume", pv("small", size="500Mi"), None)
             await api.create("PersistentVolume", pv("fits", size="2Gi"), None)
@@ -96,7 +100,7 @@ async def test_static_binding_picks_the_smallest_matching_volume(autojump_clock:
 
 async def test_selector_restricts_static_binding(autojump_clock: trio.testing.MockClock, tmp_path: Path) -> None:
     with trio.fail_after(600):
-        async with running(controller(tmp_path)) as api:
+        async with running(*controllers(tmp_path)) as api:
             await api.create("PersistentVolume", pv("warm", labels={"tier": "warm"}), None)
             await api.create("PersistentVolume", pv("cold", labels={"tier": "cold"}), None)
             await api.create("PersistentVolumeClaim", pvc("data", cls="manual", selector={"matchLabels": {"tier": "cold"}}))
@@ -107,7 +111,7 @@ async def test_selector_restricts_static_binding(autojump_clock: trio.testing.Mo
 
 async def test_retain_keeps_a_released_static_volume(autojump_clock: trio.testing.MockClock, tmp_path: Path) -> None:
     with trio.fail_after(600):
-        async with running(controller(tmp_path)) as api:
+        async with running(*controllers(tmp_path)) as api:
             await api.create("PersistentVolume", pv("keep"), None)
             await api.create("PersistentVolumeClaim", pvc("data", cls="manual"))
             await wait_for(api, lambda: phase(api, "PersistentVolumeClaim", "data") == "Bound")
@@ -120,7 +124,7 @@ async def test_retain_keeps_a_released_static_volume(autojump_clock: trio.testin
 async def test_claim_without_class_gets_the_default_class(autojump_clock: trio.testing.MockClock,
                                                           tmp_path: Path) -> None:
     with trio.fail_after(600):
-        async with running(controller(tmp_path)) as api:
+        async with running(*controllers(tmp_path)) as api:
             await api.create("StorageClass", storage_class(default=True), None)
             created = await api.create("PersistentVolumeClaim", pvc("data"))
             assert created["spec"]["storageClassName"] == "local-path"
@@ -132,7 +136,7 @@ async def test_claim_without_class_gets_the_default_class(autojump_clock: trio.t
 async def test_dynamic_provisioning_and_reclaim(autojump_clock: trio.testing.MockClock, tmp_path: Path,
                                                 policy: str) -> None:
     with trio.fail_after(600):
-        async with running(controller(tmp_path)) as api:
+        async with running(*controllers(tmp_path)) as api:
             await api.create("StorageClass", storage_class(policy=policy), None)
             claim = await api.create("PersistentVolumeClaim", pvc("data", cls="local-path"))
             name = f"pvc-{claim['metadata']['uid']}"
@@ -158,7 +162,7 @@ async def test_dynamic_provisioning_and_reclaim(autojump_clock: trio.testing.Moc
 async def test_wait_for_first_consumer_provisions_on_the_selected_node(autojump_clock: trio.testing.MockClock,
                                                                       tmp_path: Path) -> None:
     with trio.fail_after(600):
-        async with running(controller(tmp_path)) as api:
+        async with running(*controllers(tmp_path)) as api:
             await api.create("StorageClass", storage_class(mode="WaitForFirstConsumer"), None)
             await api.create("PersistentVolumeClaim", pvc("data", cls="local-path"))
             await wait_for(api, lambda: bool(events(api, "WaitForFirstConsumer", "data")))
@@ -185,7 +189,7 @@ def claim_pod(name: str, claim: str) -> Obj:
 async def test_scheduler_reports_missing_and_unbound_immediate_claims(autojump_clock: trio.testing.MockClock,
                                                                       tmp_path: Path) -> None:
     with trio.fail_after(600):
-        async with running(controller(tmp_path)) as api:
+        async with running(*controllers(tmp_path)) as api:
             await add_nodes(api, node("a"), node("b"))
             async with scheduler_running(api):
                 await api.create("Pod", claim_pod("missing", "nope"))
@@ -208,7 +212,7 @@ async def test_scheduler_reports_missing_and_unbound_immediate_claims(autojump_c
 async def test_scheduler_rejects_nodes_outside_the_volume_affinity(autojump_clock: trio.testing.MockClock,
                                                                    tmp_path: Path) -> None:
     with trio.fail_after(600):
-        async with running(controller(tmp_path)) as api:
+        async with running(*controllers(tmp_path)) as api:
             await add_nodes(api, node("a"))
             await api.create("PersistentVolume", pv("vol", affinity_node="elsewhere"), None)
             await api.create("PersistentVolumeClaim", pvc("data", cls="manual"))
@@ -222,7 +226,7 @@ async def test_scheduler_rejects_nodes_outside_the_volume_affinity(autojump_cloc
 async def test_scheduler_selects_a_node_for_wait_for_first_consumer(autojump_clock: trio.testing.MockClock,
                                                                     tmp_path: Path) -> None:
     with trio.fail_after(600):
-        async with running(controller(tmp_path)) as api:
+        async with running(*controllers(tmp_path)) as api:
             await add_nodes(api, node("a", labels={"kubernetes.io/hostname": "a"}))
             await api.create("StorageClass", storage_class(mode="WaitForFirstConsumer"), None)
             await api.create("PersistentVolumeClaim", pvc("data", cls="local-path"))
@@ -255,7 +259,7 @@ def sts(replicas: int) -> Obj:
 async def test_statefulset_claims_survive_scale_down_and_pod_recreation(autojump_clock: trio.testing.MockClock,
                                                                          tmp_path: Path) -> None:
     with trio.fail_after(600):
-        async with running(controller(tmp_path), lambda api: StatefulSetController(api.client, clock=CLOCK),
+        async with running(*controllers(tmp_path), lambda api: StatefulSetController(api.client, clock=CLOCK),
                            lambda api: FakeKubelet(api, delay=2)) as api:
             await api.create("StorageClass", storage_class(default=True), None)
             await api.create("StatefulSet", sts(2))
@@ -282,3 +286,68 @@ async def test_statefulset_claims_survive_scale_down_and_pod_recreation(autojump
             await api.client.patch(api.rt("StatefulSet"), "default", "db", {"spec": {"replicas": 2}})
             await wait_for(api, lambda: api.get("Pod", "db-1") is not None)
             assert len(api.list("PersistentVolumeClaim", "default")) == 2  # data-db-1 reused, not duplicated
+
+
+def _pod_with_claim(name: str, claim: str) -> Obj:
+    return {"metadata": {"name": name}, "spec": {
+        "containers": [{"name": "c", "image": "busybox"}],
+        "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": claim}}]}}
+
+
+async def test_claim_in_use_by_a_pod_stays_until_the_pod_is_gone(autojump_clock: trio.testing.MockClock,
+                                                                 tmp_path: Path) -> None:
+    """pvc-protection: `kubectl delete pvc` while a pod uses the claim leaves it Terminating and its
+    volume Bound; deleting the pod lets it go, and then the volume is released and reclaimed."""
+    with trio.fail_after(600):
+        async with running(*controllers(tmp_path)) as api:
+            await api.create("StorageClass", storage_class(), None)
+            created = await api.create("PersistentVolumeClaim", pvc("data", cls="local-path"))
+            assert created["metadata"]["finalizers"] == ["kubernetes.io/pvc-protection"]
+            await wait_for(api, lambda: phase(api, "PersistentVolumeClaim", "data") == "Bound")
+            volume = (api.get("PersistentVolumeClaim", "data") or {})["spec"]["volumeName"]
+            assert (api.get("PersistentVolume", volume, None) or {})["metadata"]["finalizers"] == \
+                ["kubernetes.io/pv-protection"]
+            await api.create("Pod", _pod_with_claim("user", "data"))
+            await api.create("Pod", _pod_with_claim("done", "data"))
+            done = api.get("Pod", "done") or {}
+            done["status"] = {"phase": "Succeeded"}
+            await api.client.update_status(api.rt("Pod"), done)  # a finished pod does not hold the claim
+
+            await api.client.delete(api.rt("PersistentVolumeClaim"), "default", "data")
+            await trio.sleep(30)
+            held = api.get("PersistentVolumeClaim", "data") or {}
+            assert held["metadata"].get("deletionTimestamp") and held["metadata"]["finalizers"] == \
+                ["kubernetes.io/pvc-protection"]
+            assert phase(api, "PersistentVolume", volume) == "Bound"
+
+            await api.client.delete(api.rt("Pod"), "default", "user", grace_period_seconds=0)
+            await wait_for(api, lambda: api.get("PersistentVolumeClaim", "data") is None)
+            await wait_for(api, lambda: api.get("PersistentVolume", volume, None) is None)  # reclaimPolicy Delete
+
+
+async def test_a_bound_volume_stays_until_its_claim_is_gone(autojump_clock: trio.testing.MockClock,
+                                                           tmp_path: Path) -> None:
+    """pv-protection: a volume deleted while Bound waits for its claim; once released it goes."""
+    with trio.fail_after(600):
+        async with running(*controllers(tmp_path)) as api:
+            await api.create("PersistentVolume", pv("keep"), None)
+            await api.create("PersistentVolumeClaim", pvc("data", cls="manual"))
+            await wait_for(api, lambda: phase(api, "PersistentVolumeClaim", "data") == "Bound")
+            await api.client.delete(api.rt("PersistentVolume"), None, "keep")
+            await trio.sleep(30)
+            held = api.get("PersistentVolume", "keep", None) or {}
+            assert held["metadata"].get("deletionTimestamp") and phase(api, "PersistentVolume", "keep") == "Bound"
+            await api.client.delete(api.rt("PersistentVolumeClaim"), "default", "data")
+            await wait_for(api, lambda: api.get("PersistentVolume", "keep", None) is None)
+
+
+async def test_protection_finalizer_is_put_back(autojump_clock: trio.testing.MockClock, tmp_path: Path) -> None:
+    """Claims and volumes that lack their finalizer (made before the admission) get it."""
+    with trio.fail_after(600):
+        async with running(*controllers(tmp_path)) as api:
+            await api.create("PersistentVolumeClaim", pvc("data", cls="manual"))
+            bare = api.get("PersistentVolumeClaim", "data") or {}
+            bare["metadata"]["finalizers"] = []
+            await api.client.update(api.rt("PersistentVolumeClaim"), bare)
+            await wait_for(api, lambda: (api.get("PersistentVolumeClaim", "data") or {})["metadata"].get("finalizers")
+                           == ["kubernetes.io/pvc-protection"])

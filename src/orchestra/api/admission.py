@@ -1,4 +1,5 @@
-"""Admission that reads other objects: kube-apiserver's Priority and DefaultStorageClass plugins.
+"""Admission that reads other objects: kube-apiserver's Priority, DefaultStorageClass and
+StorageObjectInUseProtection plugins.
 
 Owns, for the write paths of the API core (after defaulting, before validation):
   * Pod create — spec.priority and spec.preemptionPolicy from the PriorityClass named by
@@ -9,7 +10,10 @@ Owns, for the write paths of the API core (after defaulting, before validation):
   * PriorityClass delete — the built-in system classes cannot be deleted.
   * PersistentVolumeClaim create — a claim without spec.storageClassName (and without the beta
     annotation) gets the default StorageClass's name (the newest default when there are several);
-    an explicit "" means "no class" and is kept.
+    an explicit "" means "no class" and is kept;
+  * PersistentVolumeClaim and PersistentVolume create — StorageObjectInUseProtection: the
+    `kubernetes.io/pvc-protection` / `kubernetes.io/pv-protection` finalizer, which
+    reconcilers/protection.py removes once nothing uses the object.
 The built-in classes themselves (system-node-critical, system-cluster-critical) are created at
 start-up by the app's bootstrap. Pod updates keep the priority computed on create (strategy.py).
 Must not import: anything above the api layer.
@@ -28,6 +32,8 @@ Obj = dict[str, Any]
 PriorityClasses = Callable[[], list[Obj]]
 StorageClasses = Callable[[], list[Obj]]
 PREEMPT_LOWER = "PreemptLowerPriority"
+PVC_PROTECTION = "kubernetes.io/pvc-protection"
+PV_PROTECTION = "kubernetes.io/pv-protection"
 GROUP = "scheduling.k8s.io"
 
 SYSTEM_CLASS_OBJECTS: tuple[Obj, ...] = (
@@ -62,8 +68,18 @@ def admit_create(kind: str, obj: Obj, priority_classes: PriorityClasses,
         _admit_pod(obj, priority_classes)
     elif kind == "PriorityClass":
         _admit_priority_class(obj, priority_classes, updating=False)
-    elif kind == "PersistentVolumeClaim" and storage_classes is not None:
-        _admit_claim(obj, storage_classes)
+    elif kind == "PersistentVolumeClaim":
+        _protect(obj, PVC_PROTECTION)
+        if storage_classes is not None:
+            _admit_claim(obj, storage_classes)
+    elif kind == "PersistentVolume":
+        _protect(obj, PV_PROTECTION)
+
+
+def _protect(obj: Obj, finalizer: str) -> None:
+    finalizers = obj.setdefault("metadata", {}).setdefault("finalizers", [])
+    if finalizer not in finalizers:
+        finalizers.append(finalizer)
 
 
 def default_storage_class(classes: list[Obj]) -> Obj | None:

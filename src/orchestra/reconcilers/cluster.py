@@ -1,9 +1,10 @@
 """The cluster controllers as one service: what kube-controller-manager runs besides workloads.
 
 Owns: constructing and starting the garbage collector, namespace lifecycle, node lifecycle,
-Endpoints/EndpointSlice, disruption (PodDisruptionBudget) and persistent volume (binding, local-path
-provisioning under `volumes_root`) controllers on one client. `run_cluster_controllers` reports started()
-with the controllers once every one of them has synced its caches and started its workers.
+Endpoints/EndpointSlice, disruption (PodDisruptionBudget), persistent volume (binding, local-path
+provisioning under `volumes_root`) and storage in-use protection controllers on one client.
+`run_cluster_controllers` reports started() with the controllers once every one of them has synced
+its caches and started its workers.
 Must not import: node, net, apiserver, cli, runtime.
 """
 
@@ -24,6 +25,7 @@ from orchestra.reconcilers.node_lifecycle import (
     NodeLifecycleController,
     NodeLifecycleTimings,
 )
+from orchestra.reconcilers.protection import StorageProtectionController
 from orchestra.reconcilers.volumes import PersistentVolumeController
 
 
@@ -36,6 +38,7 @@ def cluster_controllers(client: Client, *, timings: NodeLifecycleTimings = DEFAU
         EndpointsController(client, workers=2),
         DisruptionController(client),
         PersistentVolumeController(client, volumes_root=volumes_root),
+        StorageProtectionController(client),
     ]
 
 

@@ -276,8 +276,8 @@ class PersistentVolumeController(Controller):
 
     async def _sync_volume(self, name: str) -> None:
         pv = self.volumes.get(None, name)
-        if pv is None or _meta(pv).get("deletionTimestamp"):
-            return
+        if pv is None:
+            return  # a volume being deleted is still released and reclaimed: pv-protection waits for that
         ref = _spec(pv).get("claimRef")
         if not ref:
             if _phase(pv) in ("", "Pending", "Released"):

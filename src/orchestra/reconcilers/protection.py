@@ -1,0 +1,101 @@
+"""Storage object in-use protection (kube-controller-manager's pvc-protection and pv-protection).
+
+Owns the two finalizers the StorageObjectInUseProtection admission (api/admission.py) puts on every
+new claim and volume:
+  * `kubernetes.io/pvc-protection` on a PersistentVolumeClaim is removed once the claim is being
+    deleted and no pod of its namespace uses it — a pod uses a claim when a volume names it
+    (`persistentVolumeClaim.claimName`) and the pod has not finished (phase Succeeded or Failed);
+    until then `kubectl delete pvc` leaves the claim Terminating and its volume bound, so data a
+    running pod writes is never reclaimed under it;
+  * `kubernetes.io/pv-protection` on a PersistentVolume is removed once the volume is being deleted
+    and is not Bound to a claim.
+Like kube, claims and volumes that lack their finalizer and are not being deleted (made before the
+admission existed) get it added. A pod that stops using a claim (deleted, finished, or created
+before the claim went away) re-checks the claims it names.
+Must not import: node, net, apiserver, cli, runtime.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from orchestra.api.admission import PV_PROTECTION, PVC_PROTECTION
+from orchestra.api.objects import deep_copy
+from orchestra.client.base import Client, Obj
+from orchestra.controller import Controller, Informer, Result, object_key
+
+FINISHED = ("Succeeded", "Failed")
+CLAIM_INDEX = "claims-named"
+
+
+def _meta(obj: Obj | None) -> Obj:
+    return (obj or {}).get("metadata") or {}
+
+
+def claims_of(pod: Obj) -> list[str]:
+    """`namespace/claim` for every claim the pod's volumes name."""
+    ns = _meta(pod).get("namespace") or ""
+    return sorted({f"{ns}/{claim}" for v in ((pod.get("spec") or {}).get("volumes") or [])
+                   if (claim := (v.get("persistentVolumeClaim") or {}).get("claimName"))})
+
+
+def _uses(pod: Obj) -> bool:
+    return str((pod.get("status") or {}).get("phase") or "") not in FINISHED
+
+
+class StorageProtectionController(Controller):
+    name = "storage-protection-controller"
+
+    def __init__(self, client: Client, **kwargs: Any) -> None:
+        super().__init__(client, workers=1, **kwargs)
+        self.claims = self.informer("PersistentVolumeClaim")
+        self.volumes = self.informer("PersistentVolume")
+        self.pods = self.informer("Pod", indexers={CLAIM_INDEX: claims_of})
+        self.enqueue_on(self.claims, lambda _t, old, new: [f"pvc/{object_key(new or old or {})}"])
+        self.enqueue_on(self.volumes, lambda _t, old, new: [f"pv/{_meta(new or old).get('name')}"])
+        self.enqueue_on(self.pods, self._pod_keys)
+
+    def _pod_keys(self, _t: str, old: Obj | None, new: Obj | None) -> list[str]:
+        if new is not None and old is not None and _uses(new) == _uses(old):
+            return []  # still using (or still not using) the same claims: nothing to re-check
+        return [f"pvc/{key}" for key in claims_of(new or old or {})]
+
+    async def reconcile(self, key: str) -> Result | None:
+        kind, _, rest = key.partition("/")
+        if kind == "pvc":
+            ns, _, name = rest.partition("/")
+            pvc = self.claims.get(ns, name)
+            if pvc is not None:
+                await self._sync(self.claims, pvc, PVC_PROTECTION, self._claim_in_use)
+        else:
+            pv = self.volumes.get(None, rest)
+            if pv is not None:
+                await self._sync(self.volumes, pv, PV_PROTECTION, self._volume_in_use)
+        return None
+
+    async def _claim_in_use(self, pvc: Obj) -> bool:
+        key = object_key(pvc)
+        if any(_uses(pod) for pod in self.pods.by_index(CLAIM_INDEX, key)):
+            return True
+        # like kube, ask the API server before letting go: a pod created a moment ago may not be
+        # in the cache yet
+        pods, _ = await self.client.list(self.pods.rt, _meta(pvc).get("namespace"))
+        return any(_uses(pod) and key in claims_of(pod) for pod in pods)
+
+    async def _volume_in_use(self, pv: Obj) -> bool:
+        return (pv.get("status") or {}).get("phase") == "Bound"
+
+    async def _sync(self, informer: Informer, obj: Obj, finalizer: str,
+                    in_use: Callable[[Obj], Awaitable[bool]]) -> None:
+        finalizers = list(_meta(obj).get("finalizers") or [])
+        deleting = bool(_meta(obj).get("deletionTimestamp"))
+        if not deleting and finalizer not in finalizers:
+            finalizers.append(finalizer)
+        elif deleting and finalizer in finalizers and not await in_use(obj):
+            finalizers.remove(finalizer)
+        else:
+            return
+        updated = deep_copy(obj)
+        updated["metadata"]["finalizers"] = finalizers
+        await self.client.update(informer.rt, updated)  # a Conflict re-queues the key; the cache has the newer object
