@@ -288,16 +288,18 @@ async def test_statefulset_claims_survive_scale_down_and_pod_recreation(autojump
             assert len(api.list("PersistentVolumeClaim", "default")) == 2  # data-db-1 reused, not duplicated
 
 
-def _pod_with_claim(name: str, claim: str) -> Obj:
+def _pod_with_claim(name: str, claim: str, node_name: str = "") -> Obj:
     return {"metadata": {"name": name}, "spec": {
+        **({"nodeName": node_name} if node_name else {}),
         "containers": [{"name": "c", "image": "busybox"}],
         "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": claim}}]}}
 
 
 async def test_claim_in_use_by_a_pod_stays_until_the_pod_is_gone(autojump_clock: trio.testing.MockClock,
                                                                  tmp_path: Path) -> None:
-    """pvc-protection: `kubectl delete pvc` while a pod uses the claim leaves it Terminating and its
-    volume Bound; deleting the pod lets it go, and then the volume is released and reclaimed."""
+    """pvc-protection: `kubectl delete pvc` while a pod bound to a node uses the claim leaves it
+    Terminating and its volume Bound (also when the pod has finished, as in kube); deleting the pods
+    lets it go, and then the volume is released and reclaimed. An unbound pod does not hold it."""
     with trio.fail_after(600):
         async with running(*controllers(tmp_path)) as api:
             await api.create("StorageClass", storage_class(), None)
@@ -307,22 +309,25 @@ async def test_claim_in_use_by_a_pod_stays_until_the_pod_is_gone(autojump_clock:
             volume = (api.get("PersistentVolumeClaim", "data") or {})["spec"]["volumeName"]
             assert (api.get("PersistentVolume", volume, None) or {})["metadata"]["finalizers"] == \
                 ["kubernetes.io/pv-protection"]
-            await api.create("Pod", _pod_with_claim("user", "data"))
-            await api.create("Pod", _pod_with_claim("done", "data"))
+            await api.create("Pod", _pod_with_claim("user", "data", node_name="n1"))
+            await api.create("Pod", _pod_with_claim("done", "data", node_name="n1"))
+            await api.create("Pod", _pod_with_claim("unbound", "data"))
             done = api.get("Pod", "done") or {}
             done["status"] = {"phase": "Succeeded"}
-            await api.client.update_status(api.rt("Pod"), done)  # a finished pod does not hold the claim
+            await api.client.update_status(api.rt("Pod"), done)
 
             await api.client.delete(api.rt("PersistentVolumeClaim"), "default", "data")
-            await trio.sleep(30)
-            held = api.get("PersistentVolumeClaim", "data") or {}
-            assert held["metadata"].get("deletionTimestamp") and held["metadata"]["finalizers"] == \
-                ["kubernetes.io/pvc-protection"]
-            assert phase(api, "PersistentVolume", volume) == "Bound"
-
-            await api.client.delete(api.rt("Pod"), "default", "user", grace_period_seconds=0)
+            for pod in ("user", "done", None):
+                if pod:
+                    await trio.sleep(30)
+                    held = api.get("PersistentVolumeClaim", "data") or {}
+                    assert held["metadata"].get("deletionTimestamp") and held["metadata"]["finalizers"] == \
+                        ["kubernetes.io/pvc-protection"], pod
+                    assert phase(api, "PersistentVolume", volume) == "Bound"
+                    await api.client.delete(api.rt("Pod"), "default", pod, grace_period_seconds=0)
             await wait_for(api, lambda: api.get("PersistentVolumeClaim", "data") is None)
             await wait_for(api, lambda: api.get("PersistentVolume", volume, None) is None)  # reclaimPolicy Delete
+            assert api.get("Pod", "unbound") is not None
 
 
 async def test_a_bound_volume_stays_until_its_claim_is_gone(autojump_clock: trio.testing.MockClock,

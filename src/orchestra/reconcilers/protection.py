@@ -3,15 +3,16 @@
 Owns the two finalizers the StorageObjectInUseProtection admission (api/admission.py) puts on every
 new claim and volume:
   * `kubernetes.io/pvc-protection` on a PersistentVolumeClaim is removed once the claim is being
-    deleted and no pod of its namespace uses it — a pod uses a claim when a volume names it
-    (`persistentVolumeClaim.claimName`) and the pod has not finished (phase Succeeded or Failed);
+    deleted and no pod of its namespace uses it — as in kube, a pod uses a claim when a volume names
+    it (`persistentVolumeClaim.claimName`) and the pod is bound to a node, until the pod object is
+    gone or deleted with grace period 0 (a finished pod still holds its claims: delete it first);
     until then `kubectl delete pvc` leaves the claim Terminating and its volume bound, so data a
     running pod writes is never reclaimed under it;
   * `kubernetes.io/pv-protection` on a PersistentVolume is removed once the volume is being deleted
     and is not Bound to a claim.
 Like kube, claims and volumes that lack their finalizer and are not being deleted (made before the
-admission existed) get it added. A pod that stops using a claim (deleted, finished, or created
-before the claim went away) re-checks the claims it names.
+admission existed) get it added. A pod that may have let go of its claims (deleted, finished, or
+not bound) re-checks the claims it names.
 Must not import: node, net, apiserver, cli, runtime.
 """
 
@@ -41,7 +42,17 @@ def claims_of(pod: Obj) -> list[str]:
 
 
 def _uses(pod: Obj) -> bool:
-    return str((pod.get("status") or {}).get("phase") or "") not in FINISHED
+    """kube's podUsesPVC: a pod holds its claims once bound to a node, until it is gone or shut down
+    (deleted with grace period 0: the kubelet is done with it, or it was force-deleted)."""
+    m = _meta(pod)
+    shut_down = bool(m.get("deletionTimestamp")) and m.get("deletionGracePeriodSeconds") == 0
+    return bool((pod.get("spec") or {}).get("nodeName")) and not shut_down
+
+
+def _may_release(pod: Obj) -> bool:
+    """kube's enqueuePVCs filter: only these pod events can let a claim go."""
+    phase = str((pod.get("status") or {}).get("phase") or "")
+    return phase in FINISHED or not (pod.get("spec") or {}).get("nodeName") or not _uses(pod)
 
 
 class StorageProtectionController(Controller):
@@ -57,8 +68,8 @@ class StorageProtectionController(Controller):
         self.enqueue_on(self.pods, self._pod_keys)
 
     def _pod_keys(self, _t: str, old: Obj | None, new: Obj | None) -> list[str]:
-        if new is not None and old is not None and _uses(new) == _uses(old):
-            return []  # still using (or still not using) the same claims: nothing to re-check
+        if new is not None and not _may_release(new):
+            return []
         return [f"pvc/{key}" for key in claims_of(new or old or {})]
 
     async def reconcile(self, key: str) -> Result | None:
