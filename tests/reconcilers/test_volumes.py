@@ -11,6 +11,7 @@ import pytest
 import trio
 import trio.testing
 
+from orchestra.reconcilers.garbage_collector import GarbageCollector
 from orchestra.reconcilers.protection import StorageProtectionController
 from orchestra.reconcilers.volumes import (
     BIND_COMPLETED,
@@ -286,6 +287,40 @@ async def test_statefulset_claims_survive_scale_down_and_pod_recreation(autojump
             await api.client.patch(api.rt("StatefulSet"), "default", "db", {"spec": {"replicas": 2}})
             await wait_for(api, lambda: api.get("Pod", "db-1") is not None)
             assert len(api.list("PersistentVolumeClaim", "default")) == 2  # data-db-1 reused, not duplicated
+
+
+@pytest.mark.parametrize("when_deleted", ["Retain", "Delete"])
+async def test_statefulset_retention_policy_when_scaled_delete(autojump_clock: trio.testing.MockClock,
+                                                              tmp_path: Path, when_deleted: str) -> None:
+    """persistentVolumeClaimRetentionPolicy: whenScaled Delete gives a condemned pod its claims just
+    before it is deleted, so they go with it; scaling up again makes fresh ones. whenDeleted Delete
+    makes the set their owner, so they go with the set."""
+    with trio.fail_after(600):
+        async with running(*controllers(tmp_path), lambda api: StatefulSetController(api.client, clock=CLOCK),
+                           lambda api: GarbageCollector(api.client), lambda api: FakeKubelet(api, delay=2)) as api:
+            await api.create("StorageClass", storage_class(default=True), None)
+            body = sts(3)
+            body["spec"]["persistentVolumeClaimRetentionPolicy"] = {"whenDeleted": when_deleted, "whenScaled": "Delete"}
+            await api.create("StatefulSet", body)
+            await wait_for(api, lambda: all(phase(api, "PersistentVolumeClaim", f"data-db-{i}") == "Bound"
+                                            for i in range(3)) and api.get("Pod", "db-2") is not None)
+            owners = [(r["kind"], r["name"]) for r in
+                      (api.get("PersistentVolumeClaim", "data-db-0") or {})["metadata"].get("ownerReferences") or []]
+            assert owners == ([("StatefulSet", "db")] if when_deleted == "Delete" else [])
+            old1 = (api.get("PersistentVolumeClaim", "data-db-1") or {})["metadata"]["uid"]
+            await api.client.patch(api.rt("StatefulSet"), "default", "db", {"spec": {"replicas": 1}})
+            await wait_for(api, lambda: api.get("PersistentVolumeClaim", "data-db-2") is None
+                           and api.get("PersistentVolumeClaim", "data-db-1") is None)
+            assert phase(api, "PersistentVolumeClaim", "data-db-0") == "Bound"
+            await api.client.patch(api.rt("StatefulSet"), "default", "db", {"spec": {"replicas": 2}})
+            await wait_for(api, lambda: phase(api, "PersistentVolumeClaim", "data-db-1") == "Bound"
+                           and api.get("Pod", "db-1") is not None)
+            assert (api.get("PersistentVolumeClaim", "data-db-1") or {})["metadata"]["uid"] != old1
+            await api.client.delete(api.rt("StatefulSet"), "default", "db")
+            await wait_for(api, lambda: not api.list("Pod", "default"))
+            await trio.sleep(30)
+            left = sorted(c["metadata"]["name"] for c in api.list("PersistentVolumeClaim", "default"))
+            assert left == ([] if when_deleted == "Delete" else ["data-db-0", "data-db-1"])
 
 
 def _pod_with_claim(name: str, claim: str, node_name: str = "") -> Obj:

@@ -11,7 +11,9 @@ Owns, per StatefulSet:
     one pod at a time, waiting for the replacement to be healthy; OnDelete: nothing;
   * failed pods are deleted and recreated;
   * volumeClaimTemplates (claims.py): each ordinal's claims are created before its pod and named
-    in its volumes; they outlive the pod (and, by default, the set);
+    in its volumes; they outlive the pod and, by default, the set (persistentVolumeClaimRetentionPolicy
+    whenDeleted / whenScaled Delete hand them to the garbage collector with the set / with a
+    scaled-down pod);
   * status: replicas, readyReplicas, availableReplicas, currentReplicas, updatedReplicas,
     currentRevision, updateRevision, collisionCount, observedGeneration.
 Revisions are ControllerRevisions `<sts>-<template hash>` (history.py; `kubectl rollout
@@ -25,11 +27,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from orchestra.api.registry import ResourceType
 from orchestra.api.selectors import from_label_selector_object
 from orchestra.client.base import Client, Obj
 from orchestra.controller import Result, registry_of, split_key
 from orchestra.reconcilers.workloads.base import WorkloadController
-from orchestra.reconcilers.workloads.claims import add_claim_volumes, ensure_claims, templates
+from orchestra.reconcilers.workloads.claims import (
+    add_claim_volumes,
+    ensure_claims,
+    templates,
+    update_claim_owners,
+)
 from orchestra.reconcilers.workloads.common import (
     int_or,
     is_pod_available,
@@ -123,6 +131,8 @@ class StatefulSetController(WorkloadController):
                 continue
             if monotonic and any(not self._healthy(sts, p) for i, p in by_ord.items() if i < n):
                 return
+            if templates(sts):  # whenScaled Delete: the claims go with the pod
+                await update_claim_owners(self.client, self._claims_rt(), sts, o, pod, condemned=True)
             await self._delete(key, sts, pod)
             if monotonic:
                 return
@@ -159,14 +169,17 @@ class StatefulSetController(WorkloadController):
                                 labels={POD_NAME_LABEL: name, POD_INDEX_LABEL: str(i), REVISION_LABEL: rev})
         pod["spec"]["hostname"] = name
         if templates(sts):
-            rt = registry_of(self.client).by_kind("PersistentVolumeClaim")
-            assert rt is not None
-            await ensure_claims(self.client, rt, self.recorder, sts, i)
+            await ensure_claims(self.client, self._claims_rt(), self.recorder, sts, i)
             add_claim_volumes(pod, sts, i)
         if spec(sts).get("serviceName"):
             pod["spec"]["subdomain"] = spec(sts)["serviceName"]
         created = await self.pod_control.create(sts, pod)
         self.expect.wrote(key, self.pods, created)
+
+    def _claims_rt(self) -> ResourceType:
+        rt = registry_of(self.client).by_kind("PersistentVolumeClaim")
+        assert rt is not None
+        return rt
 
     async def _delete(self, key: str, sts: Obj, pod: Obj) -> None:
         out = await self.pod_control.delete(sts, pod)
