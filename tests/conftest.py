@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,14 @@ import pytest
 import trio
 
 KUBECTL = "/usr/lib/google-cloud-sdk/bin/kubectl.1.32"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Tests stop servers they start with SIGINT (Ctrl-C). A suite launched as a background job of a
+    non-interactive shell inherits SIGINT ignored, and so would every Python it starts (Python keeps
+    an inherited SIG_IGN): handle it here, so children start with the default again."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @attrs.define
