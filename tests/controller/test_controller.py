@@ -107,3 +107,42 @@ async def test_shared_informer_started_once(autojump_clock: trio.testing.MockClo
             await trio.sleep(1)
             nursery.cancel_scope.cancel()
         assert [k for k, _ in first.calls] == [k for k, _ in second.calls] == ["default/a"]
+
+
+class PacedSync(Controller):
+    """Keyed by one name; ConfigMap events are paced; a sync takes `cost` seconds (of trio time)."""
+
+    name = "paced"
+
+    def __init__(self, client: Any, cost: float) -> None:
+        super().__init__(client)
+        self.cost = cost
+        self.calls: list[float] = []
+        self.enqueue_on(self.informer("ConfigMap"), lambda _t, _o, _n: ["the-key"], paced=True)
+
+    async def reconcile(self, key: str) -> Result | None:
+        self.calls.append(trio.current_time())
+        await trio.sleep(self.cost)
+        return None
+
+
+@pytest.mark.parametrize(("cost", "expected"), [(0.1, [0.0, 0.5]), (0.0005, [0.0, 0.2, 0.25])],
+                         ids=["expensive-key-waits", "cheap-key-does-not"])
+async def test_paced_events_wait_for_a_multiple_of_the_last_sync(autojump_clock: trio.testing.MockClock,
+                                                                 cost: float, expected: list[float]) -> None:
+    """An expensive key's paced events wait PACE_FACTOR x its last sync (and coalesce meanwhile); a key
+    that syncs in under a millisecond is synced again at once."""
+    with trio.fail_after(100):
+        api = await make_api()
+        ctl = PacedSync(api.client, cost)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(ctl.run)
+            start = trio.current_time()
+            await api.create("ConfigMap", {"metadata": {"name": "a"}})  # first sync: its cost is not known yet
+            await trio.sleep(0.2)
+            await api.create("ConfigMap", {"metadata": {"name": "b"}})  # expensive: due 0.2 + 3 x 0.1
+            await trio.sleep(0.05)
+            await api.create("ConfigMap", {"metadata": {"name": "c"}})  # expensive: coalesced with b
+            await trio.sleep(10)
+            nursery.cancel_scope.cancel()
+        assert [round(t - start, 6) for t in ctl.calls] == pytest.approx(expected)

@@ -10,6 +10,11 @@ Owns: the worker loop and what a reconcile's outcome does to its key —
 Subclasses create their informers in `__init__` (via `self.informer(...)`), map informer events
 to keys with `self.enqueue_on(informer, mapper)` — handlers only map events to keys — and
 implement `reconcile(key)`, which reads the caches and converges through the client.
+`enqueue_on(..., paced=True)` is for events that only refresh what a sync reports (a ReplicaSet's
+pods starting): the key is queued after PACE_FACTOR times its last reconcile's duration (at most
+PACE_MAX s), so a key whose sync walks thousands of objects cannot take the whole event loop by
+being re-synced on every event; a key that syncs in a millisecond is hardly delayed. Durations are
+trio time (0 under a virtual clock: tests see no pacing).
 Must not import: reconcilers, node, net, apiserver, cli.
 """
 
@@ -33,6 +38,9 @@ from orchestra.workqueue import QueueShutDown, QueueStatistics, RateLimiter, Wor
 log = logging.getLogger("orchestra.controller")
 
 KeyMapper = Callable[[str, Obj | None, Obj | None], Iterable[str]]
+PACE_FACTOR = 3.0  # a paced key spends at most ~1/(1+PACE_FACTOR) of the time syncing
+PACE_MAX = 1.0
+PACE_MIN_COST = 0.001  # cheaper syncs are not paced (and not remembered: a deleted key's last sync is cheap)
 
 
 @attrs.frozen
@@ -78,6 +86,8 @@ class Controller:
         self._own_recorder = recorder is None
         self.recorder = recorder or EventRecorder(client, self.name)
         self._stats = {"reconciles": 0, "errors": 0, "conflicts": 0, "requeues": 0}
+        self._paced = False
+        self._cost: dict[str, float] = {}  # last reconcile duration of keys that took over PACE_MIN_COST
 
     # --- wiring (called from subclasses' __init__) -------------------------------------------------
 
@@ -98,12 +108,17 @@ class Controller:
         self.informers.append(informer)
         return informer
 
-    def enqueue_on(self, informer: Informer, mapper: KeyMapper = keys_of_object) -> None:
+    def enqueue_on(self, informer: Informer, mapper: KeyMapper = keys_of_object, *, paced: bool = False) -> None:
         def handler(event_type: str, old: Obj | None, new: Obj | None) -> None:
             for key in mapper(event_type, old, new):
                 self.queue.add(key)
 
-        informer.add_handler(handler)
+        def paced_handler(event_type: str, old: Obj | None, new: Obj | None) -> None:
+            for key in mapper(event_type, old, new):
+                self.queue.add_after(key, min(PACE_MAX, PACE_FACTOR * self._cost.get(key, 0.0)))
+
+        self._paced = self._paced or paced
+        informer.add_handler(paced_handler if paced else handler)
 
     # --- the reconcile contract ----------------------------------------------------------------------
 
@@ -143,6 +158,7 @@ class Controller:
     async def process(self, key: str) -> None:
         """One reconcile of `key` and its retry policy (public so tests can drive a single step)."""
         self._stats["reconciles"] += 1
+        started = trio.current_time()
         try:
             result = await self.reconcile(key)
         except TemporaryError as exc:
@@ -167,6 +183,13 @@ class Controller:
             log.exception("%s: reconcile %s failed", self.name, key)
             self.queue.add_rate_limited(key)
             return
+        finally:
+            if self._paced:
+                cost = trio.current_time() - started
+                if cost > PACE_MIN_COST:
+                    self._cost[key] = cost
+                else:
+                    self._cost.pop(key, None)
         self.queue.forget(key)
         if result is not None and result.requeue_after is not None:
             self._stats["requeues"] += 1

@@ -48,7 +48,7 @@ class WorkloadController(Controller):
         self.pod_control = PodControl(client, self.recorder, self.pods.rt)
         self.enqueue_on(self.owners, self.owner_keys)
         self.pods.add_handler(self.expect.observe)
-        self.enqueue_on(self.pods, self.owners_of_pod)
+        self.enqueue_on(self.pods, self.owners_of_pod, paced=True)
 
     def owner_keys(self, event_type: str, old: Obj | None, new: Obj | None) -> Iterable[str]:
         """Keys for an owner event (default: its own key). Subclasses skip what cannot matter."""
