@@ -51,8 +51,7 @@ def _uses(pod: Obj) -> bool:
 
 def _may_release(pod: Obj) -> bool:
     """kube's enqueuePVCs filter: only these pod events can let a claim go."""
-    phase = str((pod.get("status") or {}).get("phase") or "")
-    return phase in FINISHED or not (pod.get("spec") or {}).get("nodeName") or not _uses(pod)
+    return str((pod.get("status") or {}).get("phase") or "") in FINISHED or not _uses(pod)
 
 
 class StorageProtectionController(Controller):
