@@ -234,7 +234,7 @@ async def test_scheduler_selects_a_node_for_wait_for_first_consumer(autojump_clo
             async with scheduler_running(api):
                 await api.create("Pod", claim_pod("p", "data"))
                 await wait_bound(api, "p")
-                await wait_for(api, lambda: phase(api, "PersistentVolumeClaim", "data") == "Bound")
+                assert phase(api, "PersistentVolumeClaim", "data") == "Bound"  # PreBind: the claim first
                 claim = api.get("PersistentVolumeClaim", "data") or {}
                 assert claim["metadata"]["annotations"][SELECTED_NODE] == "a"
                 # a second pod on the same (now node-bound) claim lands on the same node
@@ -321,6 +321,28 @@ async def test_statefulset_retention_policy_when_scaled_delete(autojump_clock: t
             await trio.sleep(30)
             left = sorted(c["metadata"]["name"] for c in api.list("PersistentVolumeClaim", "default"))
             assert left == ([] if when_deleted == "Delete" else ["data-db-0", "data-db-1"])
+
+
+async def test_prebind_gives_up_when_the_claim_is_never_bound(autojump_clock: trio.testing.MockClock,
+                                                              tmp_path: Path) -> None:
+    """A WaitForFirstConsumer claim nobody provisions: the pod is not bound, and after kube's 600 s
+    bind timeout the scheduler reports why and tries again."""
+    with trio.fail_after(6000):
+        async with running(*controllers(tmp_path)) as api:
+            await add_nodes(api, node("a", labels={"kubernetes.io/hostname": "a"}))
+            other = storage_class("elsewhere", mode="WaitForFirstConsumer")
+            other["provisioner"] = "example.com/not-here"
+            await api.create("StorageClass", other, None)
+            await api.create("PersistentVolumeClaim", pvc("data", cls="elsewhere"))
+            async with scheduler_running(api):
+                await api.create("Pod", claim_pod("p", "data"))
+                await wait_for(api, lambda: SELECTED_NODE in ((api.get("PersistentVolumeClaim", "data") or {})
+                                                              .get("metadata", {}).get("annotations") or {}))
+                await trio.sleep(599)
+                assert not (api.get("Pod", "p") or {})["spec"].get("nodeName")
+                await wait_for(api, lambda: any("binding volumes: timed out waiting for the condition" in m
+                                                for m in events(api, "FailedScheduling", "p")))
+                assert not (api.get("Pod", "p") or {})["spec"].get("nodeName")
 
 
 def _pod_with_claim(name: str, claim: str, node_name: str = "") -> Obj:

@@ -54,7 +54,14 @@ from orchestra.reconcilers.scheduler.queue import (
     QueueStatistics,
     SchedulingQueue,
 )
-from orchestra.reconcilers.scheduler.volumebinding import SELECTED_NODE, PodVolumes, claim_names, pod_volumes
+from orchestra.reconcilers.scheduler.volumebinding import (
+    BIND_TIMEOUT,
+    SELECTED_NODE,
+    PodVolumes,
+    claim_bound,
+    claim_names,
+    pod_volumes,
+)
 
 log = logging.getLogger("orchestra.reconcilers.scheduler")
 
@@ -131,6 +138,7 @@ class Scheduler:
         self._ns_cache: dict[str, Any] | None = None
         self._counts = {"attempts": 0, "scheduled": 0, "unschedulable": 0, "errors": 0, "preemptions": 0}
         self._latencies: deque[float] = deque(maxlen=LATENCY_SAMPLES)
+        self._volumes_changed = trio.Event()  # set (and replaced) on every claim / volume / class event
         self.pods.add_handler(self._on_pod)
         self.nodes.add_handler(self._on_node)
         self.namespaces.add_handler(self._on_namespace)
@@ -187,16 +195,22 @@ class Scheduler:
         try:
             if volumes is not None and volumes.delayed:
                 await self._select_node(pod, volumes.delayed, node)
+            if volumes is not None and volumes.unbound and not await self._claims_bound(pod, volumes.unbound):
+                self.cache.forget(pod.key)  # the pod went away meanwhile
+                self.queue.move_all()
+                return
             await self.client.bind(pod.namespace, pod.name, node)
-        except ApiError as exc:  # conflict (bound elsewhere or deleted meanwhile) or not found
+        except (ApiError, trio.TooSlowError) as exc:  # conflict (bound elsewhere or deleted meanwhile), not found
             self.cache.forget(pod.key)
             self.queue.move_all()  # the assumed resources are free again (kube's AssignedPodDelete)
             if isinstance(exc, NotFound) or self.pods.get(pod.namespace, pod.name) is None:
                 return
-            log.info("binding %s to %s failed: %s", pod.key, node, exc)
+            why = ('running PreBind plugin "VolumeBinding": binding volumes: timed out waiting for the condition'
+                   if isinstance(exc, trio.TooSlowError) else f"binding rejected: {exc}")
+            log.info("binding %s to %s failed: %s", pod.key, node, why)
             self._counts["errors"] += 1
             self.queue.error(qp, requeue=True)
-            await self._record_failure(pod, f"binding rejected: {exc}", "SchedulerError", None)
+            await self._record_failure(pod, why, "SchedulerError", None)
             return
         self._counts["scheduled"] += 1
         self._latencies.append(trio.current_time() - qp.initial)
@@ -208,8 +222,20 @@ class Scheduler:
         for name in claims:
             await self.client.patch(rt, pod.namespace, name, {"metadata": {"annotations": {SELECTED_NODE: node}}})
 
+    async def _claims_bound(self, pod: PodInfo, claims: tuple[str, ...]) -> bool:
+        """VolumeBinding's PreBind wait: True once every claim is Bound, False if the pod is gone
+        first; trio.TooSlowError after BIND_TIMEOUT."""
+        with trio.fail_after(BIND_TIMEOUT):
+            while not all(claim_bound(self.claims.get(pod.namespace, name)) for name in claims):
+                if self.pods.get(pod.namespace, pod.name) is None:
+                    return False
+                await self._volumes_changed.wait()
+        return True
+
     def _on_volume_event(self, event_type: str, old: Obj | None, new: Obj | None) -> None:
         self.queue.move_all(("VolumeBinding",))  # PVC / PV / StorageClass add or update
+        self._volumes_changed.set()
+        self._volumes_changed = trio.Event()
 
     async def _unschedulable(self, qp: QueuedPod, fit: FitError) -> None:
         pod = qp.info

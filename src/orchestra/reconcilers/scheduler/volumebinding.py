@@ -7,8 +7,9 @@ Owns, for a pod with `persistentVolumeClaim` volumes (pods without any never get
   * Filter: a bound claim's PV node affinity (and a delayed claim's selected node) must match the
     node, else "node(s) had volume node affinity conflict";
   * PreBind: unbound WaitForFirstConsumer claims get volume.kubernetes.io/selected-node (the
-    persistent volume controller then provisions on that node). Unlike kube the pod is bound right
-    away instead of after its claims: the node agent waits for them (ContainerCreating).
+    persistent volume controller then provisions on that node), and the pod is bound only once
+    every such claim is Bound (the scheduler's binding task waits, up to BIND_TIMEOUT like kube's
+    bindTimeoutSeconds).
 Must not import: client, controller.
 """
 
@@ -27,6 +28,7 @@ Obj = dict[str, Any]
 Getter = Callable[[str | None, str], Obj | None]
 PLUGIN = "VolumeBinding"
 SELECTED_NODE = "volume.kubernetes.io/selected-node"
+BIND_TIMEOUT = 600.0  # kube-scheduler's VolumeBinding bindTimeoutSeconds
 ERR_UNBOUND_IMMEDIATE = "pod has unbound immediate PersistentVolumeClaims"
 ERR_NODE_CONFLICT = "node(s) had volume node affinity conflict"
 _CONFLICT = Status(PLUGIN, False, (ERR_NODE_CONFLICT,))
@@ -48,6 +50,7 @@ class PodVolumes:
     node_terms: tuple[list[Obj], ...] = ()  # each bound PV's required nodeSelectorTerms
     selected_nodes: frozenset[str] = frozenset()
     delayed: tuple[str, ...] = ()  # unbound WaitForFirstConsumer claims (names) to annotate
+    unbound: tuple[str, ...] = ()  # every unbound WaitForFirstConsumer claim: PreBind waits for them
 
     def filter(self, node: NodeInfo) -> Status | None:
         if self.selected_nodes and node.name not in self.selected_nodes:
@@ -64,6 +67,7 @@ def pod_volumes(pod: Obj, names: list[str], claims: Getter, volumes: Getter, cla
     terms: list[list[Obj]] = []
     selected: set[str] = set()
     delayed: list[str] = []
+    unbound: list[str] = []
     for name in names:
         pvc = claims(ns, name)
         if pvc is None:
@@ -81,6 +85,7 @@ def pod_volumes(pod: Obj, names: list[str], claims: Getter, volumes: Getter, cla
         sc = classes(None, class_name) if class_name else None
         if sc is None or sc.get("volumeBindingMode") != "WaitForFirstConsumer":
             return PodVolumes(prefilter_msg=ERR_UNBOUND_IMMEDIATE)
+        unbound.append(name)
         node = ((pvc.get("metadata") or {}).get("annotations") or {}).get(SELECTED_NODE)
         if node:
             selected.add(str(node))
@@ -88,4 +93,11 @@ def pod_volumes(pod: Obj, names: list[str], claims: Getter, volumes: Getter, cla
             delayed.append(name)
     if len(selected) > 1:
         return PodVolumes(node_terms=tuple(terms), selected_nodes=frozenset({""}))  # no node has them all
-    return PodVolumes(node_terms=tuple(terms), selected_nodes=frozenset(selected), delayed=tuple(delayed))
+    return PodVolumes(node_terms=tuple(terms), selected_nodes=frozenset(selected), delayed=tuple(delayed),
+                      unbound=tuple(unbound))
+
+
+def claim_bound(pvc: Obj | None) -> bool:
+    if pvc is None:
+        return False
+    return bool((pvc.get("spec") or {}).get("volumeName")) and (pvc.get("status") or {}).get("phase") == "Bound"
