@@ -12,6 +12,13 @@ from pathlib import Path
 import attrs
 import pytest
 import trio
+from hypothesis import settings
+
+# CI runs the property tests with a fixed seed per test (a failure there is repeatable, and a clean
+# run means the same examples pass); locally every run explores new examples.
+settings.register_profile("ci", derandomize=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 KUBECTL = "/usr/lib/google-cloud-sdk/bin/kubectl.1.32"
 

@@ -134,6 +134,14 @@ def test_bad_patch_type_and_bad_apply_yaml(http: httpx.Client) -> None:
     assert r.status_code == 400 and _status(r)["reason"] == "BadRequest"
 
 
+def test_unknown_field_with_a_control_character_is_warned_about_escaped(http: httpx.Client) -> None:
+    """The Warning header names the field; a CR in its name must not break the response."""
+    http.post("/api/v1/namespaces/errs/configmaps", json={"metadata": {"name": "ctl"}})
+    r = http.put("/api/v1/namespaces/errs/configmaps/ctl", json={"metadata": {"name": "ctl"}, "\r": None})
+    assert r.status_code == 200, r.text
+    assert r.headers["warning"] == '299 - "unknown field \\"\\u000d\\""'
+
+
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(min_value=-(2**63), max_value=2**63 - 1) | st.floats(allow_nan=False) | st.text(max_size=20),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),

@@ -309,3 +309,21 @@ async def test_adoption_after_restart(runtime: Runtime, clock: object, reopen: C
         finally:
             if again is not runtime:
                 await again.aclose()
+
+
+async def test_stats_of_running_containers(runtime: Runtime, clock: object) -> None:
+    """Usage is reported for running containers only: CPU time that never goes down, a working set."""
+    with trio.fail_after(30):
+        sandbox_id = await ready_sandbox(runtime, "stats")
+        busy = await run_container(runtime, sandbox_id, ctr("busy", ["sh", "-c", "while :; do :; done"]))
+        idle = await run_container(runtime, sandbox_id, ctr("idle"))
+        await trio.sleep(0.5)
+        first = {s.id: s for s in await runtime.stats([busy, idle, "0" * 64])}
+        assert set(first) == {busy, idle}  # an unknown id is left out, not an error
+        assert all(s.memory_working_set_bytes > 0 for s in first.values())
+        await trio.sleep(0.5)
+        later = {s.id: s for s in await runtime.stats([busy])}
+        assert later[busy].cpu_usage_nanoseconds > first[busy].cpu_usage_nanoseconds
+        await runtime.stop_container(busy, 0)
+        assert [s.id for s in await runtime.stats([busy, idle])] == [idle]
+        assert await runtime.stats([]) == []

@@ -49,10 +49,22 @@ def wants_aggregated(accept: str) -> str | None:
 
 
 class Discovery:
-    def __init__(self, registry: Registry, server_address: str) -> None:
+    def __init__(self, registry: Registry, server_address: str, *, read_only: Registry | None = None) -> None:
+        """`read_only`: kinds served without the store (metrics.k8s.io), listed after the others."""
         self.registry = registry
+        self.read_only = read_only or Registry(())
         self.server_address = server_address
         self._cache: dict[str, bytes] = {}
+
+    def _groups(self) -> list[str]:
+        return [*self.registry.groups(), *(g for g in self.read_only.groups() if g not in self.registry.groups())]
+
+    def _version(self, group: str) -> str:
+        """The one version each group serves (v1, or v1beta1 for metrics.k8s.io)."""
+        return next((t.version for t in (*self.registry.types, *self.read_only.types) if t.group == group), "v1")
+
+    def _types(self, group: str, version: str) -> list[ResourceType]:
+        return self.registry.in_group(group, version) or self.read_only.in_group(group, version)
 
     def _cached(self, key: str, build: Any) -> bytes:
         data = self._cache.get(key)
@@ -70,23 +82,24 @@ class Discovery:
         })
 
     def _group(self, group: str) -> dict[str, Any]:
-        gv = {"groupVersion": f"{group}/v1", "version": "v1"}
+        version = self._version(group)
+        gv = {"groupVersion": f"{group}/{version}", "version": version}
         return {"name": group, "versions": [gv], "preferredVersion": gv}
 
     def api_group_list(self) -> bytes:
         return self._cached("apis", lambda: {
             "kind": "APIGroupList",
             "apiVersion": "v1",
-            "groups": [self._group(g) for g in self.registry.groups() if g],
+            "groups": [self._group(g) for g in self._groups() if g],
         })
 
     def api_group(self, group: str) -> bytes | None:
-        if group not in self.registry.groups() or not group:
+        if group not in self._groups() or not group:
             return None
         return self._cached(f"group/{group}", lambda: {"kind": "APIGroup", "apiVersion": "v1", **self._group(group)})
 
     def resource_list(self, group: str, version: str) -> bytes | None:
-        types = self.registry.in_group(group, version)
+        types = self._types(group, version)
         if not types:
             return None
 
@@ -113,7 +126,7 @@ class Discovery:
 
     def aggregated(self, legacy_core: bool, content_type: str) -> bytes:
         api_version = "apidiscovery.k8s.io/v2beta1" if "v2beta1" in content_type else "apidiscovery.k8s.io/v2"
-        groups = [""] if legacy_core else [g for g in self.registry.groups() if g]
+        groups = [""] if legacy_core else [g for g in self._groups() if g]
 
         def build() -> dict[str, Any]:
             items = []
@@ -121,9 +134,9 @@ class Discovery:
                 items.append({
                     "metadata": {"name": g, "creationTimestamp": None},
                     "versions": [{
-                        "version": "v1",
+                        "version": self._version(g),
                         "freshness": "Current",
-                        "resources": [_aggregated_resource(t) for t in self.registry.in_group(g)],
+                        "resources": [_aggregated_resource(t) for t in self._types(g, self._version(g))],
                     }],
                 })
             return {"kind": "APIGroupDiscoveryList", "apiVersion": api_version, "metadata": {}, "items": items}

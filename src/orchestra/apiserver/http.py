@@ -144,8 +144,11 @@ async def send_error(send: Send, err: ApiError) -> None:
 
 
 def warning_headers(warnings: list[str]) -> list[tuple[bytes, bytes]]:
+    """`Warning: 299 - "text"` headers; control characters (a field named "\\r" in a body) are written
+    escaped, since a header value cannot hold them."""
     out = []
     for w in warnings:
         text = w.replace("\\", "\\\\").replace('"', '\\"')
+        text = "".join(c if c == "\t" or (" " <= c != "\x7f") else f"\\u{ord(c):04x}" for c in text)
         out.append((b"warning", f'299 - "{text}"'.encode()))
     return out

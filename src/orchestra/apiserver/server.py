@@ -21,6 +21,7 @@ from orchestra.api.core import ApiCore, WriteOptions, WriteResult
 from orchestra.api.deletion import DeleteOptions
 from orchestra.api.errors import ApiError, BadRequest, InternalError, MethodNotAllowed, NotFound, Unauthorized
 from orchestra.api.eviction import evict
+from orchestra.api.metrics import METRICS_REGISTRY
 from orchestra.api.registry import ResourceType
 from orchestra.api.selectors import parse_field_selector, parse_label_selector
 from orchestra.api.watch import watch
@@ -35,6 +36,8 @@ from orchestra.apiserver.http import (
     send_json,
     warning_headers,
 )
+from orchestra.apiserver.metricsapi import PREFIX as METRICS_PREFIX
+from orchestra.apiserver.metricsapi import MetricsApi
 from orchestra.apiserver.routes import Route, parse_resource_path
 
 PUBLIC_PATHS = {"/healthz", "/livez", "/readyz"}
@@ -49,10 +52,13 @@ class PodStreams(Protocol):
 
 class ApiServer:
     def __init__(self, core: ApiCore, *, token: str | None, server_address: str = "127.0.0.1:6443",
-                 pod_streams: PodStreams | None = None, bookmark_interval: float = 60.0) -> None:
+                 pod_streams: PodStreams | None = None, bookmark_interval: float = 60.0,
+                 metrics: MetricsApi | None = None) -> None:
+        """`metrics`: serves metrics.k8s.io (and discovery lists it) when given."""
         self.core = core
         self.token = token
-        self.discovery = Discovery(core.registry, server_address)
+        self.metrics = metrics
+        self.discovery = Discovery(core.registry, server_address, read_only=METRICS_REGISTRY if metrics else None)
         self.pod_streams = pod_streams
         self.bookmark_interval = bookmark_interval
         self.ready = False
@@ -114,6 +120,9 @@ class ApiServer:
             return
         if parts[0] == "openapi":
             await self._openapi(req, parts)
+            return
+        if self.metrics is not None and tuple(parts[:3]) == METRICS_PREFIX:
+            await self.metrics.serve(req, parts[3:])
             return
         route = parse_resource_path(self.core.registry, parts)
         if route is None:

@@ -155,6 +155,10 @@ class AgentLocator:
         self.runtimes: dict[str, Any] = {}  # node name -> runtime
         self.fallback: Any = None  # the simulated runtime serves every sim-node-N
 
+    def all_runtimes(self) -> dict[str, Any]:
+        """Node name -> runtime for the host's nodes, plus the simulated runtime (under "*")."""
+        return {**self.runtimes, **({"*": self.fallback} if self.fallback is not None else {})}
+
     def runtime_for(self, pod: dict[str, Any]) -> Any:
         node = (pod.get("spec") or {}).get("nodeName") or ""
         return self.runtimes.get(node, self.fallback)

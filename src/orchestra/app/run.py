@@ -14,6 +14,7 @@ import trio
 
 from orchestra.api.allocators import ServiceAllocator
 from orchestra.api.core import ApiCore
+from orchestra.apiserver.metricsapi import MetricsApi
 from orchestra.apiserver.serve import serve_api
 from orchestra.apiserver.server import ApiServer
 from orchestra.apiserver.streams import PodStreamsHandler
@@ -23,6 +24,7 @@ from orchestra.app.components import AgentLocator, start_controllers, start_netw
 from orchestra.app.config import Cluster, ClusterConfig
 from orchestra.app.state import load_or_create_token, open_store, prepare_state_dir, write_kubeconfig
 from orchestra.net.routes import ServiceRoute
+from orchestra.node.metrics import UsageCollector
 
 log = logging.getLogger("orchestra")
 
@@ -40,8 +42,9 @@ async def run_cluster(config: ClusterConfig, *, task_status: trio.TaskStatus[Clu
             core = ApiCore(store, allocator=ServiceAllocator(config.service_cidr))
             await bootstrap(core)
             locator = AgentLocator()
+            usage = UsageCollector(locator.all_runtimes, lambda: set(locator.runtimes))
             server = ApiServer(core, token=token, server_address=f"{config.listen_host}:{config.listen_port}",
-                               pod_streams=PodStreamsHandler(locator))
+                               pod_streams=PodStreamsHandler(locator), metrics=MetricsApi(core, usage))
             tls = ensure_serving_cert(state, [config.listen_host, *in_cluster_names(core)])
             bound = await nursery.start(serve_api, server, config.listen_host, config.listen_port, tls)
             url = _url(bound, config)

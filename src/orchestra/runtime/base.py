@@ -221,6 +221,15 @@ class ContainerStatus:
 
 
 @attrs.frozen
+class ContainerStats:
+    """A running container's resource usage (what the kubelet's summary API reports)."""
+
+    id: str
+    cpu_usage_nanoseconds: int  # CPU time used since the container started (all cores)
+    memory_working_set_bytes: int
+
+
+@attrs.frozen
 class ExecResult:
     exit_code: int
     stdout: bytes
@@ -363,6 +372,10 @@ class Runtime(Protocol):
 
     async def exec_run(self, container_id: str, cmd: Sequence[str], timeout: float) -> ExecResult:  # noqa: ASYNC109 (probe timeoutSeconds)
         """Run to completion (for probes); ExecTimeout after `timeout` s."""
+        ...
+
+    async def stats(self, container_ids: Sequence[str]) -> list[ContainerStats]:
+        """Usage of those of `container_ids` that are running (the others are left out)."""
         ...
 
     def attach(

@@ -54,6 +54,7 @@ from orchestra.runtime.base import (
     LABEL_SANDBOX_ID,
     AttachSession,
     ContainerSpec,
+    ContainerStats,
     ContainerStatus,
     ExecResult,
     ExecSession,
@@ -466,6 +467,28 @@ class PodmanRuntime:
             raise InvalidState(f"container {container_id} is not running")
         async with self._streams.exec(info["Id"], list(cmd), stdin=stdin, tty=tty) as session:
             yield session
+
+    async def stats(self, container_ids: Sequence[str]) -> list[ContainerStats]:
+        if not container_ids:
+            return []
+        # one call for all; Podman fails the whole call when one of them is not running, so then
+        # ask one by one and leave out those that fail
+        out = await self._stats(list(container_ids))
+        if out is None:
+            out = []
+            for cid in container_ids:
+                out += await self._stats([cid]) or []
+        return out
+
+    async def _stats(self, ids: list[str]) -> list[ContainerStats] | None:
+        try:
+            reply = await self._get("/containers/stats", {"stream": "false", "containers": ids})
+        except (NotFound, InvalidState, RuntimeFailure):
+            return None
+        if not isinstance(reply, dict) or reply.get("Error") or reply.get("Stats") is None:
+            return None
+        return [ContainerStats(str(st["ContainerID"]), int(st.get("CPUNano") or 0), int(st.get("MemUsage") or 0))
+                for st in reply["Stats"] if int(st.get("PIDs") or 0) > 0]  # a stopped one comes back all zeros
 
     async def exec_run(self, container_id: str, cmd: Sequence[str], timeout: float) -> ExecResult:  # noqa: ASYNC109 (probe timeoutSeconds)
         return await run_to_completion(self, container_id, cmd, timeout)

@@ -47,6 +47,8 @@ class ContainerScript:
     exec: Mapping[tuple[str, ...], ExecScript] = attrs.field(factory=dict)
     exec_handler: ExecHandler | None = None
     echo_stdin: bool = False  # after `output`, runs like `cat` until stdin's EOF, then exits with exit_code
+    cpu: float = 0.0008  # cores it keeps busy while running (`kubectl top` rounds up: 1m)
+    memory: int = 4 << 20  # working set bytes while running (4Mi)
 
 
 @attrs.define

@@ -38,6 +38,7 @@ from orchestra.runtime.base import (
     AttachSession,
     ContainerSpec,
     ContainerState,
+    ContainerStats,
     ContainerStatus,
     EventType,
     ExecResult,
@@ -507,6 +508,17 @@ class SimulatedRuntime:
         return ExecScript(
             exit_code=1, stderr=f"wget: can't connect to remote host ({host}): Connection refused\n".encode()
         )
+
+    async def stats(self, container_ids: Sequence[str]) -> list[ContainerStats]:
+        """A running container uses its script's `cpu` cores since it started and `memory` bytes."""
+        now = trio.current_time()
+        out = []
+        for cid in container_ids:
+            c = self._containers.get(cid)
+            if c is None or c.state != ContainerState.RUNNING or c.started_at is None:
+                continue
+            out.append(ContainerStats(cid, int((now - c.started_at) * c.script.cpu * 1e9), c.script.memory))
+        return out
 
     async def exec_run(self, container_id: str, cmd: Sequence[str], timeout: float) -> ExecResult:  # noqa: ASYNC109 (probe timeoutSeconds)
         return await run_to_completion(self, container_id, cmd, timeout)

@@ -1,0 +1,155 @@
+"""Resource usage for the metrics API: metrics-server and the kubelet's summary API, in process.
+
+Owns: sampling what pods' containers use (the runtimes' `stats`: CPU time and working set) and what
+the host uses (/proc/stat, /proc/meminfo), and turning two samples into CPU rates. A request with a
+recent enough previous sample (kept at most STALE seconds) measures from it; otherwise it takes a
+sample, waits MIN_WINDOW and takes another, so the first `kubectl top` answers in about a second
+(metrics-server needs a scrape or two first). Samples closer than MIN_WINDOW are not re-taken: the
+previous answer is reused. A node whose runtime is the host's reports the host's usage, like the
+kubelet's root cgroup; a simulated node reports the sum of its pods.
+Time: trio time for rates; `timestamp` fields are wall-clock RFC 3339.
+Must not import: apiserver, app, cli.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+import trio
+
+from orchestra.api.objects import now_rfc3339
+from orchestra.runtime.base import LABEL_POD_UID, ContainerState, Runtime, RuntimeFailure
+
+Obj = dict[str, Any]
+MIN_WINDOW = 1.0
+STALE = 60.0
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+@attrs.frozen
+class Usage:
+    """One measurement: per pod uid, per container name (cpu cores, memory bytes); per node."""
+
+    timestamp: str
+    window: float
+    containers: Mapping[str, Mapping[str, tuple[float, int]]]
+    nodes: Mapping[str, tuple[float, int]]
+
+
+@attrs.frozen
+class _Sample:
+    at: float
+    cpu: Mapping[str, int]  # container id -> cpu ns
+    memory: Mapping[str, int]
+    owner: Mapping[str, tuple[str, str]]  # container id -> (pod uid, container name)
+    host_cpu: float  # seconds of busy CPU since boot
+    host_memory: int
+
+
+def host_usage(proc: Path = Path("/proc")) -> tuple[float, int]:
+    """(busy CPU seconds since boot, memory in use) of this machine, as the kubelet sees its root."""
+    try:
+        fields = (proc / "stat").read_text().split("\n", 1)[0].split()[1:]
+        ticks = [int(v) for v in fields]
+        busy = sum(ticks) - ticks[3] - (ticks[4] if len(ticks) > 4 else 0)  # all but idle and iowait
+        info = dict(line.split(":", 1) for line in (proc / "meminfo").read_text().splitlines() if ":" in line)
+        total = int(info["MemTotal"].split()[0]) * 1024
+        available = int(info["MemAvailable"].split()[0]) * 1024
+    except (OSError, ValueError, KeyError, IndexError):
+        return 0.0, 0
+    return busy / _CLOCK_TICKS, total - available
+
+
+class UsageCollector:
+    """`runtimes()`: node name -> runtime of the nodes this process runs (a shared runtime may serve
+    many, e.g. every simulated node); `host_nodes()`: the names of the nodes that are this host."""
+
+    def __init__(self, runtimes: Callable[[], Mapping[str, Runtime]], host_nodes: Callable[[], set[str]], *,
+                 host: Callable[[], tuple[float, int]] = host_usage) -> None:
+        self._runtimes = runtimes
+        self._host_nodes = host_nodes
+        self._host = host
+        self._lock = trio.Lock()
+        self._previous: _Sample | None = None
+        self._answer: Usage | None = None
+
+    async def usage(self) -> Usage:
+        async with self._lock:
+            now = trio.current_time()
+            if self._answer is not None and self._previous is not None and now - self._previous.at < MIN_WINDOW:
+                return self._answer
+            before = self._previous
+            if before is None or now - before.at > STALE:
+                before = await self._sample()
+                await trio.sleep(MIN_WINDOW)
+            after = await self._sample()
+            self._previous = after
+            self._answer = self._rates(before, after)
+            return self._answer
+
+    async def _sample(self) -> _Sample:
+        cpu: dict[str, int] = {}
+        memory: dict[str, int] = {}
+        owner: dict[str, tuple[str, str]] = {}
+        seen: set[int] = set()
+        for runtime in self._runtimes().values():
+            if id(runtime) in seen:
+                continue
+            seen.add(id(runtime))
+            try:
+                running = [c for c in await runtime.list_containers() if c.state == ContainerState.RUNNING]
+                for c in running:
+                    owner[c.id] = (str(c.labels.get(LABEL_POD_UID) or ""), c.name)
+                for st in await runtime.stats([c.id for c in running]):
+                    cpu[st.id] = st.cpu_usage_nanoseconds
+                    memory[st.id] = st.memory_working_set_bytes
+            except RuntimeFailure:
+                continue  # that runtime is down: its pods have no metrics, like an unreachable kubelet
+        host_cpu, host_memory = self._host()
+        return _Sample(trio.current_time(), cpu, memory, owner, host_cpu, host_memory)
+
+    def _rates(self, before: _Sample, after: _Sample) -> Usage:
+        window = max(after.at - before.at, 1e-9)
+        containers: dict[str, dict[str, tuple[float, int]]] = {}
+        for cid, total in after.cpu.items():
+            uid, name = after.owner.get(cid, ("", ""))
+            if not uid:
+                continue
+            used = max(0, total - before.cpu.get(cid, 0))  # a container new since `before` started from 0
+            containers.setdefault(uid, {})[name] = (used / 1e9 / window, after.memory.get(cid, 0))
+        host = (max(0.0, after.host_cpu - before.host_cpu) / window, after.host_memory)
+        return Usage(now_rfc3339(), window, containers, {name: host for name in self._host_nodes()})
+
+
+def pod_usage(usage: Usage, pod: Obj) -> list[tuple[str, float, int]] | None:
+    """(container, cpu, memory) in the pod's container order; None when none of them was measured."""
+    measured = usage.containers.get(str((pod.get("metadata") or {}).get("uid") or ""))
+    if not measured:
+        return None
+    names = [str(c.get("name")) for c in (pod.get("spec") or {}).get("containers") or []]
+    return [(n, *measured[n]) for n in names if n in measured]
+
+
+def node_usages(usage: Usage, nodes: list[str], pods: list[Obj]) -> dict[str, tuple[float, int]]:
+    """The host's usage for the host's node; for a simulated node the sum of its pods (0 without)."""
+    sums: dict[str, list[float]] = {}
+    for pod in pods:
+        node = (pod.get("spec") or {}).get("nodeName")
+        if not node or node in usage.nodes:
+            continue
+        acc = sums.setdefault(node, [0.0, 0.0])
+        for _name, cpu, memory in pod_usage(usage, pod) or ():
+            acc[0] += cpu
+            acc[1] += memory
+    out: dict[str, tuple[float, int]] = {}
+    for node in nodes:
+        if node in usage.nodes:
+            out[node] = usage.nodes[node]
+        else:
+            acc = sums.get(node, [0.0, 0.0])
+            out[node] = (acc[0], int(acc[1]))
+    return out
