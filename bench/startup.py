@@ -72,7 +72,7 @@ def rss_mb(pid: int) -> float:
 def stop(proc: subprocess.Popen[bytes]) -> None:
     proc.terminate()
     try:
-        proc.wait(20)
+        proc.wait(60)  # --stop-pods: pods that ignore SIGTERM take their grace period
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
@@ -108,7 +108,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as d:
         state, port = Path(d), free_port()
-        proc = subprocess.Popen(orchestra_cmd(state, port, [*extra, "--apply", str(ROOT / "examples")]),
+        # --stop-pods: the examples' Podman pods go with this throw-away cluster and its state directory
+        proc = subprocess.Popen(orchestra_cmd(state, port, [*extra, "--stop-pods", "--apply", str(ROOT / "examples")]),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
         try:
             wait_ready(state, port, proc)

@@ -496,10 +496,10 @@ def test_stop_pods_on_exit_removes_the_clusters_pods(tmp_path_factory: pytest.Te
     state, home = tmp_path_factory.mktemp("stopping"), tmp_path_factory.mktemp("home3")
     c = start_cluster(state, home, "memory", stop_pods=True)
     try:
-        c.apply(deployment("bye", replicas=1))
+        c.apply(deployment("bye", replicas=2))
         c.kubectl("rollout", "status", "deployment/bye", "--timeout=90s", timeout=100)
-        assert len(c.pod_ps()) == 1
-        c.stop()
+        assert len(c.pod_ps()) == 2
+        c.stop()  # both stopped at once (each may wait out its grace period)
         assert c.pod_ps() == []
     finally:
         c.stop()

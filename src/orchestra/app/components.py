@@ -118,6 +118,9 @@ async def start_nodes(nursery: trio.Nursery, cluster: Cluster) -> None:
         cluster.agents.append(nodes)
 
 
+STOP_GRACE = 10  # seconds each pod gets to stop on `orchestra up --stop-pods` exit
+
+
 def node_name() -> str:
     """This host's node name: its hostname as a DNS-1123 subdomain."""
     raw = socket.gethostname().lower()
@@ -137,13 +140,18 @@ async def _close_on_exit(runtime: Any, stop_cluster: str | None, service_scope: 
     finally:
         with trio.CancelScope(shield=True):
             if stop_cluster:
+                async def remove(sandbox_id: str) -> None:
+                    try:
+                        await runtime.stop_sandbox(sandbox_id, STOP_GRACE)
+                        await runtime.remove_sandbox(sandbox_id)
+                    except RuntimeFailure as exc:  # best effort: the next start removes orphans
+                        log.warning("could not remove pod sandbox %s: %s", sandbox_id[:12], exc)
+
                 with trio.move_on_after(60):
-                    for sandbox in await runtime.list_sandboxes({LABEL_CLUSTER: stop_cluster}):
-                        try:
-                            await runtime.stop_sandbox(sandbox.id, 10)
-                            await runtime.remove_sandbox(sandbox.id)
-                        except RuntimeFailure as exc:  # best effort: the next start removes orphans
-                            log.warning("could not remove pod sandbox %s: %s", sandbox.id[:12], exc)
+                    # all at once: pods that ignore SIGTERM each wait out the grace period
+                    async with trio.open_nursery() as removals:
+                        for sandbox in await runtime.list_sandboxes({LABEL_CLUSTER: stop_cluster}):
+                            removals.start_soon(remove, sandbox.id)
             await runtime.aclose()
         service_scope.cancel()  # now the Podman service this cluster started may stop
 
