@@ -13,8 +13,8 @@ import pytest
 import trio
 import trio.testing
 
-from orchestra.api.metrics import cpu_quantity, go_duration, memory_quantity
-from orchestra.node.metrics import MIN_WINDOW, UsageCollector, host_usage, node_usages, pod_usage
+from orchestra.api.metrics import cpu_quantity, go_duration, memory_quantity, node_usages, pod_usage
+from orchestra.node.metrics import MIN_WINDOW, UsageCollector, host_usage
 from orchestra.runtime.base import ContainerSpec, PodSandboxSpec
 from orchestra.runtime.simulated import ContainerScript, SimScript, open_simulated_runtime
 from tests.conftest import ClusterThread, LiveCluster

@@ -1,6 +1,7 @@
 """The resource metrics API (metrics.k8s.io/v1beta1, what metrics-server serves and `kubectl top` reads).
 
-Owns: the two read-only resource types — NodeMetrics (`nodes`, cluster-scoped) and PodMetrics
+Owns: `Usage` (one measurement, made by node/metrics.py) and reading a pod's or node's usage out of
+it; the two read-only resource types — NodeMetrics (`nodes`, cluster-scoped) and PodMetrics
 (`pods`, namespaced), get and list only — kept out of the main registry because nothing stores,
 watches or garbage-collects them (discovery lists them); and the objects metrics-server returns:
 usage as `<n>n` nanocores and `<n>Ki` memory, `timestamp` (when sampled) and `window` (the span the
@@ -10,7 +11,10 @@ Must not import: the store, the HTTP server, or anything above the api layer.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
+
+import attrs
 
 from orchestra.api.registry import Registry, ResourceType
 
@@ -65,3 +69,43 @@ def pod_metrics(pod: Obj, containers: list[tuple[str, float, int]], *, timestamp
 
 def metrics_list(rt: ResourceType, items: list[Obj]) -> Obj:
     return {"kind": rt.list_kind, "apiVersion": API_VERSION, "metadata": {}, "items": items}
+
+
+@attrs.frozen
+class Usage:
+    """One measurement: per pod uid, per container name (cpu cores, memory bytes); per node."""
+
+    timestamp: str
+    window: float
+    containers: Mapping[str, Mapping[str, tuple[float, int]]]
+    nodes: Mapping[str, tuple[float, int]]
+
+
+def pod_usage(usage: Usage, pod: Obj) -> list[tuple[str, float, int]] | None:
+    """(container, cpu, memory) in the pod's container order; None when none of them was measured."""
+    measured = usage.containers.get(str((pod.get("metadata") or {}).get("uid") or ""))
+    if not measured:
+        return None
+    names = [str(c.get("name")) for c in (pod.get("spec") or {}).get("containers") or []]
+    return [(n, *measured[n]) for n in names if n in measured]
+
+
+def node_usages(usage: Usage, nodes: list[str], pods: list[Obj]) -> dict[str, tuple[float, int]]:
+    """The host's usage for the host's node; for a simulated node the sum of its pods (0 without)."""
+    sums: dict[str, list[float]] = {}
+    for pod in pods:
+        node = (pod.get("spec") or {}).get("nodeName")
+        if not node or node in usage.nodes:
+            continue
+        acc = sums.setdefault(node, [0.0, 0.0])
+        for _name, cpu, memory in pod_usage(usage, pod) or ():
+            acc[0] += cpu
+            acc[1] += memory
+    out: dict[str, tuple[float, int]] = {}
+    for node in nodes:
+        if node in usage.nodes:
+            out[node] = usage.nodes[node]
+        else:
+            acc = sums.get(node, [0.0, 0.0])
+            out[node] = (acc[0], int(acc[1]))
+    return out

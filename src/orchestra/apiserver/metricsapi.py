@@ -2,28 +2,34 @@
 
 Owns: the routes metrics-server serves — `nodes`, `nodes/{name}`, `pods` (every namespace),
 `namespaces/{ns}/pods`, `namespaces/{ns}/pods/{name}` — with `labelSelector` on lists, answered
-from the in-process usage collector (node/metrics.py) and the API's Nodes and Pods. Like
-metrics-server: only Running pods whose containers were measured are listed; a name that has no
-metrics is 404 `podmetrics.metrics.k8s.io "x" not found`; anything but GET, and watch, is 405.
-Must not import: cli.
+from the in-process usage collector (node/metrics.py, handed in by the app) and the API's Nodes and
+Pods. Like metrics-server: only Running pods whose containers were measured are listed; a name that
+has no metrics is 404 `podmetrics.metrics.k8s.io "x" not found`; anything but GET, and watch, is 405.
+Must not import: cli, node, reconcilers, runtime (the collector is handed in).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from orchestra.api import metrics
 from orchestra.api.core import ApiCore
 from orchestra.api.errors import MethodNotAllowed, NotFound
+from orchestra.api.metrics import Usage, node_usages, pod_usage
 from orchestra.api.selectors import parse_label_selector
 from orchestra.apiserver.http import Request, send_json
-from orchestra.node.metrics import UsageCollector, node_usages, pod_usage
 
 PREFIX = ("apis", metrics.GROUP, metrics.VERSION)
 
 
+class UsageSource(Protocol):
+    """node/metrics.py's UsageCollector."""
+
+    async def usage(self) -> Usage: ...
+
+
 class MetricsApi:
-    def __init__(self, core: ApiCore, collector: UsageCollector) -> None:
+    def __init__(self, core: ApiCore, collector: UsageSource) -> None:
         self.core = core
         self.collector = collector
 

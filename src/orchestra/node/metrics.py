@@ -1,12 +1,12 @@
 """Resource usage for the metrics API: metrics-server and the kubelet's summary API, in process.
 
-Owns: sampling what pods' containers use (the runtimes' `stats`: CPU time and working set) and what
+Owns: `UsageCollector`, sampling what pods' containers use (the runtimes' `stats`: CPU time and working set) and what
 the host uses (/proc/stat, /proc/meminfo), and turning two samples into CPU rates. A request with a
 recent enough previous sample (kept at most STALE seconds) measures from it; otherwise it takes a
 sample, waits MIN_WINDOW and takes another, so the first `kubectl top` answers in about a second
 (metrics-server needs a scrape or two first). Samples closer than MIN_WINDOW are not re-taken: the
 previous answer is reused. A node whose runtime is the host's reports the host's usage, like the
-kubelet's root cgroup; a simulated node reports the sum of its pods.
+kubelet's root cgroup; a simulated node reports the sum of its pods (api/metrics.py reads them out).
 Time: trio time for rates; `timestamp` fields are wall-clock RFC 3339.
 Must not import: apiserver, app, cli.
 """
@@ -16,28 +16,17 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
 
 import attrs
 import trio
 
+from orchestra.api.metrics import Usage
 from orchestra.api.objects import now_rfc3339
 from orchestra.runtime.base import LABEL_POD_UID, ContainerState, Runtime, RuntimeFailure
 
-Obj = dict[str, Any]
 MIN_WINDOW = 1.0
 STALE = 60.0
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
-@attrs.frozen
-class Usage:
-    """One measurement: per pod uid, per container name (cpu cores, memory bytes); per node."""
-
-    timestamp: str
-    window: float
-    containers: Mapping[str, Mapping[str, tuple[float, int]]]
-    nodes: Mapping[str, tuple[float, int]]
 
 
 @attrs.frozen
@@ -123,33 +112,3 @@ class UsageCollector:
             containers.setdefault(uid, {})[name] = (used / 1e9 / window, after.memory.get(cid, 0))
         host = (max(0.0, after.host_cpu - before.host_cpu) / window, after.host_memory)
         return Usage(now_rfc3339(), window, containers, {name: host for name in self._host_nodes()})
-
-
-def pod_usage(usage: Usage, pod: Obj) -> list[tuple[str, float, int]] | None:
-    """(container, cpu, memory) in the pod's container order; None when none of them was measured."""
-    measured = usage.containers.get(str((pod.get("metadata") or {}).get("uid") or ""))
-    if not measured:
-        return None
-    names = [str(c.get("name")) for c in (pod.get("spec") or {}).get("containers") or []]
-    return [(n, *measured[n]) for n in names if n in measured]
-
-
-def node_usages(usage: Usage, nodes: list[str], pods: list[Obj]) -> dict[str, tuple[float, int]]:
-    """The host's usage for the host's node; for a simulated node the sum of its pods (0 without)."""
-    sums: dict[str, list[float]] = {}
-    for pod in pods:
-        node = (pod.get("spec") or {}).get("nodeName")
-        if not node or node in usage.nodes:
-            continue
-        acc = sums.setdefault(node, [0.0, 0.0])
-        for _name, cpu, memory in pod_usage(usage, pod) or ():
-            acc[0] += cpu
-            acc[1] += memory
-    out: dict[str, tuple[float, int]] = {}
-    for node in nodes:
-        if node in usage.nodes:
-            out[node] = usage.nodes[node]
-        else:
-            acc = sums.get(node, [0.0, 0.0])
-            out[node] = (acc[0], int(acc[1]))
-    return out
