@@ -1,7 +1,8 @@
 """Resource usage for the metrics API: metrics-server and the kubelet's summary API, in process.
 
-Owns: `UsageCollector`, sampling what pods' containers use (the runtimes' `stats`: CPU time and working set) and what
-the host uses (/proc/stat, /proc/meminfo), and turning two samples into CPU rates. A request with a
+Owns: `UsageCollector`, sampling what pods' containers use (the runtimes' `stats`: CPU time and
+working set) and what the host uses (/proc/stat, /proc/meminfo), and turning two samples into CPU
+rates. A request with a
 recent enough previous sample (kept at most STALE seconds) measures from it; otherwise it takes a
 sample, waits MIN_WINDOW and takes another, so the first `kubectl top` answers in about a second
 (metrics-server needs a scrape or two first). Samples closer than MIN_WINDOW are not re-taken: the
