@@ -1,3 +1,3 @@
-from orchestra.cli.main import main
+from orchestra.cli.entry import main
 
 main()

@@ -63,12 +63,11 @@ async def start_network(nursery: trio.Nursery, cluster: Cluster) -> None:
 
 async def start_nodes(nursery: trio.Nursery, cluster: Cluster) -> None:
     """The node agents: this host's (Podman) and, with --simulate-nodes, N simulated ones."""
+    from orchestra.app.leftovers import clean_up_host
     from orchestra.net.service_env import env_for_pod
     from orchestra.node.agent import AgentConfig, NodeAgent
     from orchestra.node.simulated import SimulatedNodes
     from orchestra.runtime.images import ensure_busybox_image
-    from orchestra.runtime.podman import PodmanRuntime
-    from orchestra.runtime.service import PodmanService, given_socket
     from orchestra.runtime.simulated import SimScript, SimulatedRuntime
 
     config = cluster.config
@@ -88,23 +87,22 @@ async def start_nodes(nursery: trio.Nursery, cluster: Cluster) -> None:
     heartbeat: dict[str, Any] = ({"lease_renew_seconds": 2.5, "lease_duration_seconds": 10, "status_update_seconds": 2.5}
                                  if config.timings == "fast" else {})
     if config.podman:
-        cluster_id = cluster.core.get(cluster.core.registry.by_kind("Namespace"), None, "kube-system")["metadata"]["uid"]  # type: ignore[arg-type]
-        # The Podman service must outlive the cluster's cancellation long enough for _close_on_exit to
-        # remove pods (--stop-pods) through it; _close_on_exit cancels it last.
-        service_scope = trio.CancelScope(shield=True)
-
-        async def podman_service(*, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-            with service_scope:
-                await PodmanService(config.state_dir / "podman").run(task_status=task_status)
-
-        socket_path = given_socket() or await nursery.start(podman_service)
-        runtime = PodmanRuntime(socket_path)
-        nursery.start_soon(_close_on_exit, runtime, cluster_id if config.stop_pods_on_exit else None, service_scope)
-        await ensure_busybox_image(config.state_dir / "podman")
-        agent = NodeAgent(client, runtime, AgentConfig(
-            node_name=node_name(), state_dir=config.state_dir / "node", cluster_dns=dns, control_plane=True,
-            cluster_id=cluster_id, **heartbeat), extra_env=extra_env)
-        await nursery.start(agent.run)
+        cluster_id = cluster.cluster_id
+        agent_done = trio.Event()  # --stop-pods lists the pods once no agent call can make another
+        handed_over = False
+        try:
+            runtime = await nursery.start(_podman_host, cluster, cluster_id, agent_done)
+            await ensure_busybox_image(config.state_dir / "podman")
+            agent = NodeAgent(client, runtime, AgentConfig(
+                node_name=node_name(), state_dir=config.state_dir / "node", cluster_dns=dns, control_plane=True,
+                cluster_id=cluster_id, cluster_state_dir=str(config.state_dir.resolve()), **heartbeat),
+                extra_env=extra_env)
+            await nursery.start(_set_when_done, agent.run, agent_done)
+            handed_over = True
+        finally:
+            if not handed_over:
+                agent_done.set()
+        nursery.start_soon(clean_up_host, runtime, cluster_id)
         cluster.agents.append(agent)
         cluster.locator.runtimes[agent.node_name] = runtime
     if config.simulate_nodes:
@@ -118,7 +116,7 @@ async def start_nodes(nursery: trio.Nursery, cluster: Cluster) -> None:
         cluster.agents.append(nodes)
 
 
-STOP_GRACE = 10  # seconds each pod gets to stop on `orchestra up --stop-pods` exit
+STOP_GRACE_CAP = 10  # seconds: `orchestra up --stop-pods` gives each pod its grace period, at most this
 
 
 def node_name() -> str:
@@ -128,32 +126,91 @@ def node_name() -> str:
     return name[:63]
 
 
-async def _close_on_exit(runtime: Any, stop_cluster: str | None, service_scope: trio.CancelScope) -> None:
-    """When the cluster shuts down: with `stop_cluster` (a cluster id), stop and remove its pods
-    (`orchestra up --stop-pods`; by default they keep running and are adopted on the next start),
-    then close the runtime's connections."""
+async def _set_when_done(run: Any, done: trio.Event, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    try:
+        await run(task_status=task_status)
+    finally:
+        done.set()
+
+
+async def _podman_host(cluster: Cluster, cluster_id: str, agent_done: trio.Event, *,
+                       task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    """This host's Podman for the cluster's lifetime: its own `podman system service` (unless a socket
+    was given) and the runtime talking to it, handed back through `started()`. When the cluster stops —
+    at any moment, start-up included — it stops the cluster's pods if asked (--stop-pods), closes the
+    runtime, and only then lets the service go (the service is shielded so the pods can still be
+    stopped through it; a forced stop cuts that short)."""
+    from orchestra.runtime.podman import PodmanRuntime
+    from orchestra.runtime.service import PodmanService, given_socket
+
+    shutdown = cluster.shutdown
+    service_scope = trio.CancelScope()
+
+    async def service(*, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        with service_scope:
+            await PodmanService(cluster.config.state_dir / "podman").run(task_status=task_status)
+
+    runtime = None
+    async with trio.open_nursery() as nursery:
+        try:
+            socket_path = given_socket() or await nursery.start(service)
+            # Shielded only once started: a shielded task that a cancelled start() waits for would
+            # never be handed over (trio keeps it in start() until it ends), and stop would hang.
+            service_scope.shield = True
+            runtime = PodmanRuntime(socket_path)
+            task_status.started(runtime)
+            await trio.sleep_forever()
+        finally:
+            if runtime is not None:
+                with shutdown.shielded(STOP_GRACE_CAP + 15):
+                    if cluster.config.stop_pods_on_exit:
+                        await agent_done.wait()
+                        await stop_cluster_pods(cluster, runtime, cluster_id)
+                    await runtime.aclose()
+            service_scope.cancel()  # now the Podman service this cluster started may stop
+
+
+async def stop_cluster_pods(cluster: Cluster, runtime: Any, cluster_id: str) -> None:
+    """Stop and remove the cluster's pods (`orchestra up --stop-pods`; by default they keep running and
+    are adopted on the next start): all at once, each with its pod's grace period (at most
+    STOP_GRACE_CAP), reporting progress."""
     from orchestra.node.sandbox import LABEL_CLUSTER
     from orchestra.runtime.base import RuntimeFailure
 
-    try:
-        await trio.sleep_forever()
-    finally:
-        with trio.CancelScope(shield=True):
-            if stop_cluster:
-                async def remove(sandbox_id: str) -> None:
-                    try:
-                        await runtime.stop_sandbox(sandbox_id, STOP_GRACE)
-                        await runtime.remove_sandbox(sandbox_id)
-                    except RuntimeFailure as exc:  # best effort: the next start removes orphans
-                        log.warning("could not remove pod sandbox %s: %s", sandbox_id[:12], exc)
+    sandboxes = await runtime.list_sandboxes({LABEL_CLUSTER: cluster_id})
+    if not sandboxes:
+        return
+    graces = _grace_periods(cluster)
+    longest = max(graces.get(s.uid, 30) for s in sandboxes)
+    log.warning("stopping %d pods (grace periods up to %d s; Ctrl-C again to leave them running)",
+                len(sandboxes), min(longest, STOP_GRACE_CAP))
+    stopped = 0
 
-                with trio.move_on_after(60):
-                    # all at once: pods that ignore SIGTERM each wait out the grace period
-                    async with trio.open_nursery() as removals:
-                        for sandbox in await runtime.list_sandboxes({LABEL_CLUSTER: stop_cluster}):
-                            removals.start_soon(remove, sandbox.id)
-            await runtime.aclose()
-        service_scope.cancel()  # now the Podman service this cluster started may stop
+    async def remove(sandbox: Any) -> None:
+        nonlocal stopped
+        try:
+            await runtime.stop_sandbox(sandbox.id, min(graces.get(sandbox.uid, 30), STOP_GRACE_CAP))
+            await runtime.remove_sandbox(sandbox.id)
+        except RuntimeFailure as exc:  # best effort: the next start adopts or removes what is left
+            log.warning("could not remove pod sandbox %s: %s", sandbox.name, exc)
+            return
+        stopped += 1
+        log.info("stopped pod %s (%d/%d)", sandbox.name, stopped, len(sandboxes))
+
+    async with trio.open_nursery() as removals:
+        for sandbox in sandboxes:
+            removals.start_soon(remove, sandbox)
+    log.warning("stopped %d of %d pods", stopped, len(sandboxes))
+
+
+def _grace_periods(cluster: Cluster) -> dict[str, int]:
+    """Pod uid -> its terminationGracePeriodSeconds, from the store (30 s when unset)."""
+    pods = cluster.core.list(cluster.core.registry.by_kind("Pod"), None).items  # type: ignore[arg-type]
+    out = {}
+    for pod in pods:
+        grace = (pod.get("spec") or {}).get("terminationGracePeriodSeconds")
+        out[pod["metadata"]["uid"]] = grace if isinstance(grace, int) and grace >= 0 else 30
+    return out
 
 
 class AgentLocator:

@@ -13,6 +13,7 @@ import attrs
 from orchestra.api.allocators import DEFAULT_SERVICE_CIDR
 from orchestra.api.core import ApiCore
 from orchestra.apiserver.server import ApiServer
+from orchestra.app.shutdown import Shutdown
 from orchestra.store import Store
 
 
@@ -51,3 +52,11 @@ class Cluster:
     dns: Any = None
     agents: list[Any] = attrs.field(factory=list)
     locator: Any = None  # finds containers for pods/log, exec, portforward
+    shutdown: Shutdown = attrs.field(factory=Shutdown)  # stop() / force() the cluster
+
+    @property
+    def cluster_id(self) -> str:
+        """kube-system's uid: labels this cluster's pods, recorded in <state-dir>/cluster-id."""
+        rt = self.core.registry.by_kind("Namespace")
+        assert rt is not None
+        return str(self.core.get(rt, None, "kube-system")["metadata"]["uid"])

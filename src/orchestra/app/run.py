@@ -22,48 +22,67 @@ from orchestra.apiserver.tls import ensure_serving_cert
 from orchestra.app.bootstrap import bootstrap, in_cluster_names, publish_api_endpoints
 from orchestra.app.components import AgentLocator, start_controllers, start_network, start_nodes
 from orchestra.app.config import Cluster, ClusterConfig
-from orchestra.app.state import load_or_create_token, open_store, prepare_state_dir, write_kubeconfig
+from orchestra.app.shutdown import Shutdown
+from orchestra.app.state import (
+    load_or_create_token,
+    open_store,
+    prepare_state_dir,
+    write_cluster_id,
+    write_kubeconfig,
+)
 from orchestra.net.routes import ServiceRoute
 from orchestra.node.metrics import UsageCollector
+from orchestra.store import Store
 
 log = logging.getLogger("orchestra")
 
 
-async def run_cluster(config: ClusterConfig, *, task_status: trio.TaskStatus[Cluster] = trio.TASK_STATUS_IGNORED) -> None:
+async def run_cluster(config: ClusterConfig, *, shutdown: Shutdown | None = None,
+                      task_status: trio.TaskStatus[Cluster] = trio.TASK_STATUS_IGNORED) -> None:
     """Run every component in one nursery; `started()` hands back a Cluster once the API is ready
-    and every controller has synced its caches."""
+    and every controller has synced its caches. `shutdown.stop()` ends it cleanly at any moment,
+    start-up included; `shutdown.force()` cuts the clean-up short."""
+    shutdown = shutdown or Shutdown()
     state = prepare_state_dir(Path(config.state_dir))
     token = load_or_create_token(state)
     store = open_store(config)
     route = ServiceRoute(config.service_cidr)
     try:
-        async with trio.open_nursery() as nursery:
-            await nursery.start(store.run)
-            core = ApiCore(store, allocator=ServiceAllocator(config.service_cidr))
-            await bootstrap(core)
-            locator = AgentLocator()
-            usage = UsageCollector(locator.all_runtimes, lambda: set(locator.runtimes))
-            server = ApiServer(core, token=token, server_address=f"{config.listen_host}:{config.listen_port}",
-                               pod_streams=PodStreamsHandler(locator), metrics=MetricsApi(core, usage))
-            tls = ensure_serving_cert(state, [config.listen_host, *in_cluster_names(core)])
-            bound = await nursery.start(serve_api, server, config.listen_host, config.listen_port, tls)
-            url = _url(bound, config)
-            kubeconfig = state / "kubeconfig"
-            write_kubeconfig(kubeconfig, url, token, tls.ca_cert)
-            await publish_api_endpoints(core, url)
-            server.ready = True
-            cluster = Cluster(config, store, core, server, token, kubeconfig, url, tls.ca_cert, locator=locator)
-            log.info("API server ready at %s; kubeconfig %s", url, kubeconfig)
-            if config.controllers:
-                await start_controllers(nursery, cluster)
-            if config.network:
-                route.ensure()
-                await start_network(nursery, cluster)
-            await start_nodes(nursery, cluster)
-            task_status.started(cluster)
+        with shutdown.scope:
+            await _run(config, shutdown, state, token, store, route, task_status)
     finally:
         route.remove()
         store.close()
+
+
+async def _run(config: ClusterConfig, shutdown: Shutdown, state: Path, token: str, store: Store, route: ServiceRoute,
+           task_status: trio.TaskStatus[Cluster]) -> None:
+    async with trio.open_nursery() as nursery:
+        await nursery.start(store.run)
+        core = ApiCore(store, allocator=ServiceAllocator(config.service_cidr))
+        await bootstrap(core)
+        locator = AgentLocator()
+        usage = UsageCollector(locator.all_runtimes, lambda: set(locator.runtimes))
+        server = ApiServer(core, token=token, server_address=f"{config.listen_host}:{config.listen_port}",
+                           pod_streams=PodStreamsHandler(locator), metrics=MetricsApi(core, usage))
+        tls = ensure_serving_cert(state, [config.listen_host, *in_cluster_names(core)])
+        bound = await nursery.start(serve_api, server, config.listen_host, config.listen_port, tls)
+        url = _url(bound, config)
+        kubeconfig = state / "kubeconfig"
+        write_kubeconfig(kubeconfig, url, token, tls.ca_cert)
+        await publish_api_endpoints(core, url)
+        server.ready = True
+        cluster = Cluster(config, store, core, server, token, kubeconfig, url, tls.ca_cert, locator=locator,
+                          shutdown=shutdown)
+        log.info("API server ready at %s; kubeconfig %s", url, kubeconfig)
+        write_cluster_id(state, cluster.cluster_id)
+        if config.controllers:
+            await start_controllers(nursery, cluster)
+        if config.network:
+            route.ensure()
+            await start_network(nursery, cluster)
+        await start_nodes(nursery, cluster)
+        task_status.started(cluster)
 
 
 def _url(bound: list[str], config: ClusterConfig) -> str:

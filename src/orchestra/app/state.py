@@ -1,4 +1,4 @@
-"""The state directory: the bearer token, the kubeconfig, the store.
+"""The state directory: the bearer token, the kubeconfig, the store, the id of the cluster it holds.
 
 Must not import: cli.
 """
@@ -64,3 +64,31 @@ def prepare_state_dir(state: Path) -> Path:
     state.mkdir(parents=True, exist_ok=True)
     os.chmod(state, 0o700)  # holds the token, the CA key and the store
     return state
+
+
+CLUSTER_ID_FILE = "cluster-id"
+
+
+def write_cluster_id(state_dir: Path, cluster_id: str) -> None:
+    """Record which cluster the state directory holds now (read back by `why_dead`)."""
+    path = state_dir / CLUSTER_ID_FILE
+    try:
+        if path.read_text().strip() == cluster_id:
+            return
+    except OSError:  # first start here
+        pass
+    path.write_text(cluster_id + "\n")
+
+
+def why_dead(cluster_id: str, state_dir: str) -> str | None:
+    """Why the cluster `cluster_id` that lived in `state_dir` can never come back, or None if it can."""
+    path = Path(state_dir)
+    if not path.is_dir():
+        return f"its state directory {state_dir} is gone"
+    try:
+        holder = (path / CLUSTER_ID_FILE).read_text().strip()
+    except OSError:  # never recorded (an older orchestra): it may still come back
+        return None
+    if holder and holder != cluster_id:
+        return f"its state directory {state_dir} now holds another cluster"
+    return None

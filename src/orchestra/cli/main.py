@@ -23,6 +23,7 @@ from orchestra.cli.config import default_state_dir
 from orchestra.cli.dashboard.input import is_interactive
 from orchestra.cli.delete import delete_command
 from orchestra.cli.describe import describe_object
+from orchestra.cli.entry import Terminated
 from orchestra.cli.errors import ApiStatusError, CliError
 from orchestra.cli.get import get_command
 from orchestra.cli.rest import resource_path
@@ -70,8 +71,9 @@ class OrchestraGroup(click.Group):
         except click.ClickException as exc:
             exc.show()
             sys.exit(exc.exit_code)
-        except (click.Abort, KeyboardInterrupt):
-            sys.exit(130)
+        except (click.Abort, KeyboardInterrupt) as exc:
+            # click turns KeyboardInterrupt into Abort; SIGTERM arrives as Terminated (cli/entry.py)
+            sys.exit(143 if isinstance(exc.__cause__ or exc, Terminated) else 130)
         except BrokenPipeError:
             sys.exit(1)  # e.g. `orchestra get pods | head`
         sys.exit(rv if isinstance(rv, int) else 0)

@@ -7,7 +7,9 @@ The server side is imported lazily so client commands stay light.
 
 from __future__ import annotations
 
+import os
 import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -38,32 +40,65 @@ def apply_paths(kubeconfig: Path, paths: tuple[Path, ...]) -> None:
         apply_manifests(tuple(str(p) for p in paths), session)
 
 
-async def _stop_on_sigterm(scope: trio.CancelScope) -> None:
-    with trio.open_signal_receiver(signal.SIGTERM) as signals:
-        async for _ in signals:
-            scope.cancel()
-            return
+FORCE_EXIT_AFTER = 5.0  # seconds a forced stop may take before the process exits regardless
+
+
+async def _handle_signals(signals: Any, shutdown: Any) -> None:
+    """First SIGTERM/SIGINT: stop cleanly. Second: cut the clean-up short (and if even that hangs,
+    leave the process after FORCE_EXIT_AFTER s — a thread, so a blocked event loop cannot stop it)."""
+    async for signum in signals:
+        name = signal.Signals(signum).name
+        if not shutdown.stopping:
+            click.echo(f"orchestra: {name}: stopping (again to force)", err=True)
+            shutdown.stop()
+            continue
+        click.echo(f"orchestra: {name}: forcing the stop", err=True)
+        shutdown.force()
+        timer = threading.Timer(FORCE_EXIT_AFTER, os._exit, (130,))
+        timer.daemon = True
+        timer.start()
+        return
 
 
 async def up_main(config: Any, *, dashboard: bool) -> None:
     from orchestra.app import run_cluster
+    from orchestra.app.shutdown import Shutdown
 
     started = time.perf_counter()  # wall-clock: start-up time shown to the user
+    shutdown = Shutdown()
+    # Signals are ours from the first moment of the event loop: a SIGTERM during start-up stops the
+    # cluster cleanly instead of interrupting whatever happened to run.
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with trio.open_nursery() as outer:
+            outer.start_soon(_handle_signals, signals, shutdown)
+            try:
+                await _run_up(config, dashboard, shutdown, started, run_cluster)
+            finally:
+                outer.cancel_scope.cancel()
+
+
+async def _run_up(config: Any, dashboard: bool, shutdown: Any, started: float, run_cluster: Any) -> None:
     async def cluster_then_stop(*, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        await run_cluster(config, task_status=task_status)
-        nursery.cancel_scope.cancel()  # the cluster ended by itself: nothing left to run
+        await run_cluster(config, shutdown=shutdown, task_status=task_status)
+        nursery.cancel_scope.cancel()  # the cluster ended (stopped, or by itself): nothing left to run
 
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(_stop_on_sigterm, nursery.cancel_scope)
-        cluster = await nursery.start(cluster_then_stop)
+        try:
+            cluster = await nursery.start(cluster_then_stop)
+        except RuntimeError:
+            if shutdown.stopping:  # stopped during start-up: run_cluster returned before it was ready
+                return
+            raise
         click.echo(hint(cluster, started), err=True)
         if config.apply_paths:
             try:
-                await trio.to_thread.run_sync(apply_paths, cluster.kubeconfig, config.apply_paths)
+                # abandoned on a stop: the HTTP calls fail once the server is gone, and nothing waits for them
+                await trio.to_thread.run_sync(apply_paths, cluster.kubeconfig, config.apply_paths,
+                                              abandon_on_cancel=True)
             except (CliError, SystemExit) as exc:
                 click.echo(f"orchestra: applying {', '.join(map(str, config.apply_paths))} failed: {exc}", err=True)
         if dashboard and is_interactive():
             from orchestra.cli.dashboard.app import run_in_process
 
             await run_in_process(cluster)  # until q / Ctrl-C in the dashboard
-            nursery.cancel_scope.cancel()
+            shutdown.stop()

@@ -3,17 +3,23 @@
 `ip route add local <cidr> dev lo` makes every address of the range bindable on this host (AnyIP),
 so a listener can sit on any ClusterIP and pods reach it through their default route. It needs root
 (CAP_NET_ADMIN); orchestra adds the route at start and removes it at exit, unless it was already
-there (another instance, or the administrator, owns it then).
+there (another instance, or the administrator, owns it then). The adding process's pid is kept in
+/run/orchestra, so a route left by a killed orchestra is taken over (and removed at exit) by the next.
 Must not import: apiserver, cli, runtime, node.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import attrs
+
+log = logging.getLogger("orchestra")
 
 
 class NetworkSetupError(Exception):
@@ -33,8 +39,17 @@ class ServiceRoute:
         out = self._ip("route", "show", "table", "local", self.cidr).stdout
         return f"local {self.cidr}" in out
 
+    marker_dir: Path = Path("/run/orchestra")  # host-wide: which process added the route
+
+    @property
+    def marker(self) -> Path:
+        return self.marker_dir / f"route-{self.cidr.replace('/', '_')}"
+
     def ensure(self) -> None:
         if self.present():
+            if self._owner_is_dead():  # a killed orchestra left it: ours now, removed at exit
+                log.warning("took over the route 'local %s dev lo' left by a stopped orchestra", self.cidr)
+                self._claim()
             return
         if os.geteuid() != 0:
             raise NetworkSetupError(
@@ -43,12 +58,37 @@ class ServiceRoute:
         res = self._ip("route", "add", "local", self.cidr, "dev", "lo")
         if res.returncode != 0 and not self.present():
             raise NetworkSetupError(f"could not add route 'local {self.cidr} dev lo': {res.stderr.strip()}")
-        self.added = True
+        self._claim()
 
     def remove(self) -> None:
         if self.added:
             self._ip("route", "del", "local", self.cidr, "dev", "lo")
             self.added = False
+            with contextlib.suppress(OSError):  # already gone: nothing to release
+                self.marker.unlink()
+
+    def _claim(self) -> None:
+        self.added = True
+        try:
+            self.marker_dir.mkdir(parents=True, exist_ok=True)
+            self.marker.write_text(f"{os.getpid()}\n")
+        except OSError as exc:  # without the marker a later start only cannot take the route over
+            log.info("cannot record the route's owner in %s: %s", self.marker, exc)
+
+    def _owner_is_dead(self) -> bool:
+        """True when the route was added by an orchestra process that no longer runs. No marker: an
+        administrator (or an older orchestra) added it, and it is left alone."""
+        try:
+            pid = int(self.marker.read_text().strip())
+        except (OSError, ValueError):
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:  # alive, someone else's
+            return False
+        return False
 
 
 def host_addresses() -> list[str]:

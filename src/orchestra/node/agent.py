@@ -33,7 +33,7 @@ from orchestra.node.context import AgentContext, attempt_of
 from orchestra.node.pod_worker import PodWorker
 from orchestra.node.probes import Prober
 from orchestra.node.registration import HostInfo, NodeRegistration, RegistrationStatistics, probe_host
-from orchestra.node.sandbox import LABEL_CLUSTER, LABEL_NODE
+from orchestra.node.sandbox import LABEL_CLUSTER, LABEL_NODE, LABEL_STATE_DIR
 from orchestra.node.volumes import VolumeManager
 from orchestra.runtime.base import (
     LABEL_CONTAINER_NAME,
@@ -73,6 +73,7 @@ class AgentConfig:
     resolv_conf: Path | None = Path("/etc/resolv.conf")
     host: HostInfo | None = None  # None: probe the real host
     cluster_id: str = ""  # labels every runtime object, so another cluster on this host never adopts it
+    cluster_state_dir: str = ""  # labels every sandbox: where the cluster lives (app/leftovers.py reads it)
 
 
 @attrs.frozen
@@ -150,6 +151,12 @@ def _waiting_reason(pod: Obj, name: str) -> str:
     return "ContainerCreating"
 
 
+def _owner_labels(cfg: AgentConfig) -> dict[str, str]:
+    if not cfg.cluster_id:
+        return {}
+    return {LABEL_CLUSTER: cfg.cluster_id, **({LABEL_STATE_DIR: cfg.cluster_state_dir} if cfg.cluster_state_dir else {})}
+
+
 class NodeAgent:
     def __init__(self, client: Client, runtime: RuntimeProtocol, config: AgentConfig, *,
                  extra_env: ExtraEnv | None = None, recorder: EventRecorder | None = None,
@@ -196,7 +203,7 @@ class NodeAgent:
             config_map_rt=self.registry.by_kind("ConfigMap"), secret_rt=self.registry.by_kind("Secret"),
             pvc_rt=self.registry.by_kind("PersistentVolumeClaim"), pv_rt=self.registry.by_kind("PersistentVolume"),
             cluster_dns=cfg.cluster_dns, cluster_domain=cfg.cluster_domain, resolv_conf=cfg.resolv_conf,
-            owner_labels={LABEL_CLUSTER: cfg.cluster_id} if cfg.cluster_id else {},
+            owner_labels=_owner_labels(cfg),
             extra_env=self.extra_env, allocatable=dict(self.host.allocatable), resync_seconds=cfg.resync_seconds,
             pod_pids_limit=cfg.pod_pids_limit,
         )
@@ -235,7 +242,8 @@ class NodeAgent:
         keep: dict[str, str] = {}
         doomed: list[str] = []
         by_uid: dict[str, list[Any]] = {}
-        mine = {**(self.ctx.owner_labels if self.ctx else {}), LABEL_NODE: self.node_name}
+        mine = {LABEL_CLUSTER: self.config.cluster_id, LABEL_NODE: self.node_name} if self.config.cluster_id else {
+            LABEL_NODE: self.node_name}
         for sandbox in await rt.list_sandboxes(mine):
             by_uid.setdefault(sandbox.uid, []).append(sandbox)
         for uid, sandboxes in by_uid.items():

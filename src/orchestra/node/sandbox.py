@@ -22,6 +22,7 @@ Obj = dict[str, Any]
 LABEL_NODE = "orchestra.io/node"
 # which cluster made the object: two orchestra instances on one host never adopt each other's pods
 LABEL_CLUSTER = "orchestra.io/cluster"
+LABEL_STATE_DIR = "orchestra.io/state-dir"  # the cluster's state directory (a dead cluster's is gone)
 LABEL_ATTEMPT = "orchestra.io/attempt"
 LABEL_INIT = "orchestra.io/init-container"
 CPU_PERIOD = 100_000

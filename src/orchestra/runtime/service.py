@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import sys
 from importlib import resources
 from pathlib import Path
 from typing import BinaryIO
@@ -27,6 +28,8 @@ import trio
 from orchestra.runtime.base import RuntimeUnavailable
 
 CONF_NAME = "containers.conf"
+# stdlib-only script, so no site-packages: it starts in milliseconds
+REAPER = (sys.executable, "-I", "-S", str(Path(__file__).with_name("reaper.py")), "--")
 SOCKET_ENV = "ORCHESTRA_PODMAN_SOCKET"
 
 
@@ -115,12 +118,22 @@ class PodmanService:
 
     async def run(self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
         cmd, env = self._prepare()
-        with self.log_path.open("ab") as log:
-            async with trio.open_nursery() as nursery:
-                process: trio.Process = await nursery.start(_run_quietly, cmd, env, log)
-                await self._wait_ready(process)
-                task_status.started(self.socket_path)
-                await process.wait()
+        # The service runs under reaper.py, whose stdin is a pipe only this process writes to: when
+        # this process ends, even by SIGKILL, the pipe closes and the reaper stops the service.
+        lifeline_r, lifeline_w = os.pipe()
+        try:
+            with self.log_path.open("ab") as log:
+                async with trio.open_nursery() as nursery:
+                    process: trio.Process = await nursery.start(_run_quietly, [*REAPER, *cmd], env, log, lifeline_r)
+                    os.close(lifeline_r)
+                    lifeline_r = -1
+                    await self._wait_ready(process)
+                    task_status.started(self.socket_path)
+                    await process.wait()
+        finally:
+            for fd in (lifeline_r, lifeline_w):
+                if fd >= 0:
+                    os.close(fd)
         raise RuntimeUnavailable(
             f"podman system service exited with status {process.returncode}; "
             f"last lines of {self.log_path}:\n{self._log_tail()}"
@@ -152,8 +165,11 @@ class PodmanService:
 
 
 async def _run_quietly(
-    cmd: list[str], env: dict[str, str], log: BinaryIO, *, task_status: trio.TaskStatus[trio.Process]
+    cmd: list[str], env: dict[str, str], log: BinaryIO, stdin: int, *, task_status: trio.TaskStatus[trio.Process]
 ) -> None:
     # trio.run_process sends SIGTERM on cancel and SIGKILL 5 s later; check=False because an
     # exit is reported by PodmanService.run with the log tail, not as CalledProcessError.
-    await trio.run_process(cmd, env=env, stdout=log, stderr=log, check=False, task_status=task_status)
+    # A session of its own: a Ctrl-C on the terminal goes to orchestra, which decides when the
+    # service stops (after --stop-pods has removed pods through it).
+    await trio.run_process(cmd, env=env, stdin=stdin, stdout=log, stderr=log, check=False, start_new_session=True,
+                           task_status=task_status)

@@ -1,0 +1,30 @@
+"""The `orchestra` command's entry point: signals are handled before the CLI's imports begin.
+
+A SIGTERM or Ctrl-C that arrives while Python is still importing the CLI (a tenth of a second) ends
+the process quietly, with the exit code kubectl-style tools use (130 for SIGINT, 143 for SIGTERM),
+instead of a traceback or an unhandled death. `orchestra up` takes both signals over once its event
+loop runs, and then stops the cluster cleanly.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from typing import Any, NoReturn
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so every handler of that one applies."""
+
+
+def _terminate(signum: int, frame: Any) -> NoReturn:
+    raise Terminated
+
+
+def main() -> None:
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        from orchestra.cli.main import main as cli_main
+    except KeyboardInterrupt as exc:
+        sys.exit(143 if isinstance(exc, Terminated) else 130)
+    cli_main()
