@@ -13,6 +13,7 @@ import pytest
 import trio
 from click.testing import CliRunner
 
+from orchestra.app.shutdown import Shutdown
 from orchestra.cli.config import ClientConfig
 from orchestra.cli.errors import CliError
 from orchestra.cli.main import cli, parse_listen
@@ -44,7 +45,8 @@ def fake_app(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """A stand-in for orchestra.app that records the config `up` builds (the real one runs a cluster)."""
     started: list[Any] = []
 
-    async def run_cluster(config: FakeClusterConfig, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    async def run_cluster(config: FakeClusterConfig, *, shutdown: Shutdown,
+                          task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         started.append(config)
         if config.listen_port == 1:
             raise KeyboardInterrupt  # what trio.run raises on Ctrl-C
@@ -53,6 +55,7 @@ def fake_app(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     module = types.ModuleType("orchestra.app")
     module.ClusterConfig = FakeClusterConfig  # type: ignore[attr-defined]
     module.run_cluster = run_cluster  # type: ignore[attr-defined]
+    module.Shutdown = Shutdown  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "orchestra.app", module)
     for var in ("STATE_DIR", "LISTEN", "MEMORY", "SIMULATE_NODES", "APPLY", "NO_PODMAN", "DASHBOARD", "KUBECONFIG",
                 "NO_NETWORK", "TIMINGS", "STOP_PODS"):

@@ -61,8 +61,7 @@ async def _handle_signals(signals: Any, shutdown: Any) -> None:
 
 
 async def up_main(config: Any, *, dashboard: bool) -> None:
-    from orchestra.app import run_cluster
-    from orchestra.app.shutdown import Shutdown
+    from orchestra.app import Shutdown, run_cluster
 
     started = time.perf_counter()  # wall-clock: start-up time shown to the user
     shutdown = Shutdown()
