@@ -14,6 +14,7 @@ from typing import Any
 
 from orchestra.api.errors import Cause
 from orchestra.api.quantity import QuantityError, parse_quantity
+from orchestra.api.validation.affinity import validate_node_selector
 from orchestra.api.validation.field import (
     Obj,
     _d,
@@ -122,6 +123,12 @@ def _validate_pv(obj: Obj, old: Obj | None) -> list[Cause]:
         errs.append(forbidden(f"spec.{sources[1]}", "may not specify more than 1 volume type"))
     if "hostPath" in sources and not _d(spec.get("hostPath")).get("path"):
         errs.append(required("spec.hostPath.path", ""))
+    if spec.get("nodeAffinity") is not None:  # validateVolumeNodeAffinity
+        node_affinity = _d(spec["nodeAffinity"])
+        if node_affinity.get("required") is None:
+            errs.append(required("spec.nodeAffinity.required", "must specify required node constraints"))
+        else:
+            errs += validate_node_selector(node_affinity["required"], "spec.nodeAffinity.required")
     if old is not None:
         old_spec = _d(old.get("spec"))
         if {k: spec.get(k) for k in PV_SOURCES} != {k: old_spec.get(k) for k in PV_SOURCES}:
