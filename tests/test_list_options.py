@@ -17,46 +17,96 @@ from orchestra.store import Store
 INVALID = 'ListOptions.meta.k8s.io "" is invalid: '
 OPTION_CASES = [
     # (id, watch, options, message after INVALID)
-    ("bogus-match", False, {"resource_version": "5", "match": "Bogus"},
-     'resourceVersionMatch: Unsupported value: "Bogus": supported values: "Exact", "NotOlderThan", ""'),
-    ("match-without-rv", False, {"match": "NotOlderThan"},
-     "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided"),
-    ("bogus-match-without-rv", False, {"match": "Bogus"},
-     "[resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided, "
-     'resourceVersionMatch: Unsupported value: "Bogus": supported values: "Exact", "NotOlderThan", ""]'),
-    ("exact-at-zero", False, {"resource_version": "0", "match": "Exact"},
-     'resourceVersionMatch: Forbidden: resourceVersionMatch "exact" is forbidden for resourceVersion "0"'),
-    ("match-with-continue", False, {"resource_version": "5", "match": "Exact", "continue_token": "x"},
-     "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden when continue is provided"),
-    ("send-initial-events-on-list", False, {"send_initial_events": "true"},
-     "sendInitialEvents: Forbidden: sendInitialEvents is forbidden for list"),
-    ("watch-match-without-send-initial-events", True, {"resource_version": "5", "match": "NotOlderThan"},
-     "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden for watch unless sendInitialEvents "
-     "is provided"),
-    ("watch-exact", True, {"resource_version": "5", "match": "Exact"},
-     "[resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden for watch unless sendInitialEvents "
-     'is provided, resourceVersionMatch: Unsupported value: "Exact": supported values: "NotOlderThan"]'),
-    ("watch-list-stream", True, {"match": "NotOlderThan", "send_initial_events": "true"},
-     "sendInitialEvents: Forbidden: sendInitialEvents is forbidden for watch unless the WatchList feature "
-     "gate is enabled"),
+    (
+        "bogus-match",
+        False,
+        {"resource_version": "5", "match": "Bogus"},
+        'resourceVersionMatch: Unsupported value: "Bogus": supported values: "Exact", "NotOlderThan", ""',
+    ),
+    (
+        "match-without-rv",
+        False,
+        {"match": "NotOlderThan"},
+        "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is "
+        "provided",
+    ),
+    (
+        "bogus-match-without-rv",
+        False,
+        {"match": "Bogus"},
+        "[resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is "
+        "provided, "
+        'resourceVersionMatch: Unsupported value: "Bogus": supported values: "Exact", "NotOlderThan", ""]',
+    ),
+    (
+        "exact-at-zero",
+        False,
+        {"resource_version": "0", "match": "Exact"},
+        'resourceVersionMatch: Forbidden: resourceVersionMatch "exact" is forbidden for resourceVersion "0"',
+    ),
+    (
+        "match-with-continue",
+        False,
+        {"resource_version": "5", "match": "Exact", "continue_token": "x"},
+        "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden when continue is provided",
+    ),
+    (
+        "send-initial-events-on-list",
+        False,
+        {"send_initial_events": "true"},
+        "sendInitialEvents: Forbidden: sendInitialEvents is forbidden for list",
+    ),
+    (
+        "watch-match-without-send-initial-events",
+        True,
+        {"resource_version": "5", "match": "NotOlderThan"},
+        "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden for watch unless "
+        "sendInitialEvents "
+        "is provided",
+    ),
+    (
+        "watch-exact",
+        True,
+        {"resource_version": "5", "match": "Exact"},
+        "[resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden for watch unless "
+        "sendInitialEvents "
+        'is provided, resourceVersionMatch: Unsupported value: "Exact": supported values: "NotOlderThan"]',
+    ),
+    (
+        "watch-list-stream",
+        True,
+        {"match": "NotOlderThan", "send_initial_events": "true"},
+        "sendInitialEvents: Forbidden: sendInitialEvents is forbidden for watch unless the WatchList feature "
+        "gate is enabled",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("watch", "options", "message"), [c[1:] for c in OPTION_CASES],
-                         ids=[c[0] for c in OPTION_CASES])
+@pytest.mark.parametrize(
+    ("watch", "options", "message"), [c[1:] for c in OPTION_CASES], ids=[c[0] for c in OPTION_CASES]
+)
 def test_refused_options_are_422_listoptions(watch: bool, options: dict[str, str], message: str) -> None:
     with pytest.raises(ApiError) as info:
         validate_list_options(watch=watch, **options)
     status = info.value.status()
     assert (status["code"], status["reason"], status["message"]) == (422, "Invalid", INVALID + message)
     assert status["details"]["kind"] == "ListOptions" and status["details"]["group"] == "meta.k8s.io"
-    assert all(c["field"] in ("resourceVersionMatch", "sendInitialEvents") for c in status["details"]["causes"])
+    assert all(
+        c["field"] in ("resourceVersionMatch", "sendInitialEvents") for c in status["details"]["causes"]
+    )
 
 
-@pytest.mark.parametrize(("watch", "options"), [
-    (False, {}), (False, {"resource_version": "0"}), (False, {"resource_version": "3", "match": "Exact"}),
-    (False, {"resource_version": "0", "match": "NotOlderThan"}), (True, {"resource_version": "3"}),
-], ids=["nothing", "rv-0", "exact", "not-older-than-0", "watch-rv"])
+@pytest.mark.parametrize(
+    ("watch", "options"),
+    [
+        (False, {}),
+        (False, {"resource_version": "0"}),
+        (False, {"resource_version": "3", "match": "Exact"}),
+        (False, {"resource_version": "0", "match": "NotOlderThan"}),
+        (True, {"resource_version": "3"}),
+    ],
+    ids=["nothing", "rv-0", "exact", "not-older-than-0", "watch-rv"],
+)
 def test_accepted_options(watch: bool, options: dict[str, str]) -> None:
     validate_list_options(watch=watch, **options)
 
@@ -120,5 +170,10 @@ async def test_exact_at_a_compacted_revision_is_410(core: ApiCore) -> None:
     assert status["message"] == "The resourceVersion for the provided list is too old."
     # the point lookup of a fieldSelector on metadata.name reads at the revision too
     with pytest.raises(Gone):
-        core.list(cm, "default", resource_version=str(at_first), resource_version_match="Exact",
-                  field_selector=parse_field_selector("metadata.name=c1", "ConfigMap"))
+        core.list(
+            cm,
+            "default",
+            resource_version=str(at_first),
+            resource_version_match="Exact",
+            field_selector=parse_field_selector("metadata.name=c1", "ConfigMap"),
+        )

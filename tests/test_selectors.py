@@ -8,24 +8,41 @@ import pytest
 from orchestra.api.errors import BadRequest
 from orchestra.api.selectors import parse_field_selector, parse_label_selector
 
-QNAME = ("must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an "
-         "alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is "
-         "'([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')")
-VALUE = ("a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and "
-         "must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', "
-         "regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')")
+QNAME = (
+    "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an "
+    "alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is "
+    "'([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"
+)
+VALUE = (
+    "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and "
+    "must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', "
+    "regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"
+)
 
 BAD_LABEL_SELECTORS = [
     ("non-ascii-key", "ñ=ü", f'unable to parse requirement: <nil>: Invalid value: "ñ": name part {QNAME}'),
     ("non-ascii-value", "a=ü", f'unable to parse requirement: values[0][a]: Invalid value: "ü": {VALUE}'),
-    ("long-key", "k" * 70, f'unable to parse requirement: <nil>: Invalid value: "{"k" * 70}": '
-                           "name part must be no more than 63 characters"),
-    ("long-value", "a=" + "v" * 64, f'unable to parse requirement: values[0][a]: Invalid value: "{"v" * 64}": '
-                                    "must be no more than 63 characters"),
-    ("prefix", "Bad_Prefix/a=b", "unable to parse requirement: <nil>: Invalid value: \"Bad_Prefix/a\": prefix "
-     "part a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and "
-     "must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is "
-     r"'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"),
+    (
+        "long-key",
+        "k" * 70,
+        f'unable to parse requirement: <nil>: Invalid value: "{"k" * 70}": '
+        "name part must be no more than 63 characters",
+    ),
+    (
+        "long-value",
+        "a=" + "v" * 64,
+        f'unable to parse requirement: values[0][a]: Invalid value: "{"v" * 64}": '
+        "must be no more than 63 characters",
+    ),
+    (
+        "prefix",
+        "Bad_Prefix/a=b",
+        'unable to parse requirement: <nil>: Invalid value: "Bad_Prefix/a": prefix '
+        "part a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or "
+        "'.', and "
+        "must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is "
+        r"'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')",
+    ),
     ("trailing-comma", "a=b,", "found '', expected: identifier after ','"),
     ("unclosed-set", "a in (x", "unable to parse requirement: found '', expected: ',' or ')'"),
     ("set-without-paren", "a in x", "unable to parse requirement: found 'x' expected: '('"),
@@ -33,13 +50,18 @@ BAD_LABEL_SELECTORS = [
     ("not-with-value", "!a=b", "found '=', expected: ',' or 'end of string'"),
     ("two-words", "a=b c", "found 'c', expected: ',' or 'end of string'"),
     ("operator-first", "=x", "found '=', expected: !, identifier, or 'end of string'"),
-    ("gt-not-integer", "n>x", "unable to parse requirement: values[0]: Invalid value: \"x\": for 'Gt', 'Lt' "
-     "operators, the value must be an integer"),
+    (
+        "gt-not-integer",
+        "n>x",
+        "unable to parse requirement: values[0]: Invalid value: \"x\": for 'Gt', 'Lt' "
+        "operators, the value must be an integer",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("text", "message"), [c[1:] for c in BAD_LABEL_SELECTORS],
-                         ids=[c[0] for c in BAD_LABEL_SELECTORS])
+@pytest.mark.parametrize(
+    ("text", "message"), [c[1:] for c in BAD_LABEL_SELECTORS], ids=[c[0] for c in BAD_LABEL_SELECTORS]
+)
 def test_bad_label_selector_is_a_400_with_kubes_message(text: str, message: str) -> None:
     with pytest.raises(BadRequest) as info:
         parse_label_selector(text)
@@ -65,15 +87,20 @@ MATCHES = [
 ]
 
 
-@pytest.mark.parametrize(("text", "labels", "expected"), [c[1:] for c in MATCHES], ids=[c[0] for c in MATCHES])
+@pytest.mark.parametrize(
+    ("text", "labels", "expected"), [c[1:] for c in MATCHES], ids=[c[0] for c in MATCHES]
+)
 def test_label_selector_matches_like_kube(text: str, labels: dict[str, str], expected: bool) -> None:
     assert parse_label_selector(text).matches(labels) is expected
 
 
 BAD_FIELD_SELECTORS = [
     ("no-operator", "metadata.name", "invalid selector: 'metadata.name'; can't understand 'metadata.name'"),
-    ("second-term", "metadata.name=a,status.phase",
-     "invalid selector: 'metadata.name=a,status.phase'; can't understand 'status.phase'"),
+    (
+        "second-term",
+        "metadata.name=a,status.phase",
+        "invalid selector: 'metadata.name=a,status.phase'; can't understand 'status.phase'",
+    ),
     ("unescaped-equals", "metadata.name=a=b", "invalid field selector: unescaped character in value: 61"),
     ("bad-escape", "metadata.name=a\\x", "invalid field selector: invalid escape sequence: \\x"),
     ("trailing-backslash", "metadata.name=a\\", "invalid field selector: invalid escape sequence: \\"),
@@ -82,8 +109,9 @@ BAD_FIELD_SELECTORS = [
 ]
 
 
-@pytest.mark.parametrize(("text", "message"), [c[1:] for c in BAD_FIELD_SELECTORS],
-                         ids=[c[0] for c in BAD_FIELD_SELECTORS])
+@pytest.mark.parametrize(
+    ("text", "message"), [c[1:] for c in BAD_FIELD_SELECTORS], ids=[c[0] for c in BAD_FIELD_SELECTORS]
+)
 def test_bad_field_selector_is_a_400_with_kubes_message(text: str, message: str) -> None:
     with pytest.raises(BadRequest) as info:
         parse_field_selector(text, "Pod")

@@ -32,15 +32,19 @@ async def _bind_first(api: Api) -> Obj:
     return api.get("PersistentVolumeClaim", "first") or {}
 
 
-async def test_a_bound_volume_is_not_taken_by_a_claim_naming_it(autojump_clock: trio.testing.MockClock,
-                                                                 tmp_path: Path) -> None:
+async def test_a_bound_volume_is_not_taken_by_a_claim_naming_it(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
     with trio.fail_after(600):
         async with running(*controllers(tmp_path)) as api:
             first = await _bind_first(api)
             await api.create("PersistentVolumeClaim", claim("second", "pv1", cls="manual"))
             await wait_for(api, lambda: events(api, "FailedBinding", "second") != [])
             await trio.sleep(30)
-            assert events(api, "FailedBinding", "second")[0] == 'volume "pv1" already bound to a different claim.'
+            assert (
+                events(api, "FailedBinding", "second")[0]
+                == 'volume "pv1" already bound to a different claim.'
+            )
             assert phase(api, "PersistentVolumeClaim", "second") == "Pending"
             assert phase(api, "PersistentVolumeClaim", "first") == "Bound"
             volume = api.get("PersistentVolume", "pv1", None) or {}
@@ -56,9 +60,12 @@ MISMATCHES = [
 ]
 
 
-@pytest.mark.parametrize(("claim_args", "reason"), [c[1:] for c in MISMATCHES], ids=[c[0] for c in MISMATCHES])
-async def test_a_requested_volume_must_fit_the_claim(autojump_clock: trio.testing.MockClock, tmp_path: Path,
-                                                     claim_args: dict[str, Any], reason: str) -> None:
+@pytest.mark.parametrize(
+    ("claim_args", "reason"), [c[1:] for c in MISMATCHES], ids=[c[0] for c in MISMATCHES]
+)
+async def test_a_requested_volume_must_fit_the_claim(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path, claim_args: dict[str, Any], reason: str
+) -> None:
     with trio.fail_after(600):
         async with running(*controllers(tmp_path)) as api:
             await api.create("PersistentVolume", pv("pv1"), None)
@@ -66,13 +73,17 @@ async def test_a_requested_volume_must_fit_the_claim(autojump_clock: trio.testin
             await api.create("PersistentVolumeClaim", claim("data", "pv1", **claim_args))
             await wait_for(api, lambda: events(api, "VolumeMismatch", "data") != [])
             await trio.sleep(30)
-            assert events(api, "VolumeMismatch", "data")[0] == f'Cannot bind to requested volume "pv1": {reason}'
+            assert (
+                events(api, "VolumeMismatch", "data")[0] == f'Cannot bind to requested volume "pv1": {reason}'
+            )
             assert phase(api, "PersistentVolumeClaim", "data") == "Pending"
             volume = api.get("PersistentVolume", "pv1", None) or {}
             assert "claimRef" not in volume["spec"] and volume["status"]["phase"] == "Available"
 
 
-async def test_a_requested_volume_that_fits_binds(autojump_clock: trio.testing.MockClock, tmp_path: Path) -> None:
+async def test_a_requested_volume_that_fits_binds(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
     with trio.fail_after(600):
         async with running(*controllers(tmp_path)) as api:
             await api.create("PersistentVolume", pv("pv1", size="2Gi"), None)
@@ -81,27 +92,35 @@ async def test_a_requested_volume_that_fits_binds(autojump_clock: trio.testing.M
             assert (api.get("PersistentVolume", "pv1", None) or {})["spec"]["claimRef"]["name"] == "data"
 
 
-async def test_a_claim_whose_volume_went_to_another_claim_is_lost(autojump_clock: trio.testing.MockClock,
-                                                                  tmp_path: Path) -> None:
+async def test_a_claim_whose_volume_went_to_another_claim_is_lost(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
     with trio.fail_after(600):
         async with running(*controllers(tmp_path)) as api:
             await _bind_first(api)
             other = await api.create("PersistentVolumeClaim", claim("other", cls="none"))
             volume = api.get("PersistentVolume", "pv1", None) or {}
-            volume["spec"]["claimRef"] = {"kind": "PersistentVolumeClaim", "namespace": "default", "name": "other",
-                                          "uid": other["metadata"]["uid"], "apiVersion": "v1"}
+            volume["spec"]["claimRef"] = {
+                "kind": "PersistentVolumeClaim",
+                "namespace": "default",
+                "name": "other",
+                "uid": other["metadata"]["uid"],
+                "apiVersion": "v1",
+            }
             await api.client.update(api.rt("PersistentVolume"), volume)
             await wait_for(api, lambda: phase(api, "PersistentVolumeClaim", "first") == "Lost")
             assert events(api, "ClaimMisbound", "first") == [
-                "Two claims are bound to the same volume, this one is bound incorrectly"]
+                "Two claims are bound to the same volume, this one is bound incorrectly"
+            ]
             first = api.get("PersistentVolumeClaim", "first") or {}
             assert "capacity" not in first["status"] and first["spec"]["volumeName"] == "pv1"
             # the volume, pre-bound to `other` by uid, binds it whatever its class (kube's pre-bound rule)
             await wait_for(api, lambda: phase(api, "PersistentVolumeClaim", "other") == "Bound")
 
 
-async def test_a_claim_without_class_gets_the_default_class_later(autojump_clock: trio.testing.MockClock,
-                                                                  tmp_path: Path) -> None:
+async def test_a_claim_without_class_gets_the_default_class_later(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
     with trio.fail_after(600):
         async with running(*controllers(tmp_path)) as api:
             await api.create("PersistentVolumeClaim", claim("data"))

@@ -18,8 +18,14 @@ EXACT, NOT_OLDER_THAN = "Exact", "NotOlderThan"
 MATCH = "resourceVersionMatch"
 
 
-def validate_list_options(*, watch: bool, resource_version: str | None = None, match: str | None = None,
-                          continue_token: str | None = None, send_initial_events: str | None = None) -> None:
+def validate_list_options(
+    *,
+    watch: bool,
+    resource_version: str | None = None,
+    match: str | None = None,
+    continue_token: str | None = None,
+    send_initial_events: str | None = None,
+) -> None:
     """Raise kube's 422 for options a LIST (or, with `watch`, a WATCH) may not combine."""
     check = _watch_errors if watch else _list_errors
     causes = check(resource_version or "", match or "", continue_token or "", send_initial_events)
@@ -48,12 +54,17 @@ def _watch_errors(rv: str, match: str, cont: str, send_initial_events: str | Non
     if send_initial_events is not None:
         if match != NOT_OLDER_THAN:
             errs.append(forbidden(MATCH, f"sendInitialEvents requires setting {MATCH} to {NOT_OLDER_THAN}"))
-        errs.append(forbidden("sendInitialEvents", "sendInitialEvents is forbidden for watch unless the "
-                                                   "WatchList feature gate is enabled"))
+        errs.append(
+            forbidden(
+                "sendInitialEvents",
+                "sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled",
+            )
+        )
     if match:
         if send_initial_events is None:
-            errs.append(forbidden(MATCH, f"{MATCH} is forbidden for watch unless sendInitialEvents is "
-                                         "provided"))
+            errs.append(
+                forbidden(MATCH, f"{MATCH} is forbidden for watch unless sendInitialEvents is provided")
+            )
         if match != NOT_OLDER_THAN:
             errs.append(not_supported(MATCH, match, (NOT_OLDER_THAN,)))
         if cont:

@@ -25,8 +25,19 @@ Req = tuple[str, str, tuple[str, ...]]  # (key, operator, values) with kube's op
 # --- lexer (labels.Lexer) ------------------------------------------------------------------------
 
 IDENT, END, ERROR = "identifier", "end", "error"
-_TOKENS = {")": ")", ",": ",", "!": "!", "==": "==", "=": "=", ">": ">", "in": "in", "<": "<",
-           "!=": "!=", "notin": "notin", "(": "("}
+_TOKENS = {
+    ")": ")",
+    ",": ",",
+    "!": "!",
+    "==": "==",
+    "=": "=",
+    ">": ">",
+    "in": "in",
+    "<": "<",
+    "!=": "!=",
+    "notin": "notin",
+    "(": "(",
+}
 _SPECIAL = set("=!(),><")
 _SPACE = set(" \t\r\n")
 BINARY_OPERATORS = ("in", "notin", "=", "==", "!=", "gt", "lt")
@@ -57,7 +68,7 @@ class _Lexer:
         start = self.pos
         while (ch := self._peek()) not in _SPECIAL and ch not in _SPACE and ch != "\0":
             self.pos += 1
-        word = self.text[start:self.pos]
+        word = self.text[start : self.pos]
         if self.pos < len(self.text) and self._peek() == "\0":
             self.pos += 1  # Go's read() consumed the NUL that ended the word
         return (_TOKENS[word], word) if word in _TOKENS else (IDENT, word)
@@ -208,11 +219,16 @@ def new_requirement(key: str, op: str, values: tuple[str, ...]) -> Req:
         errs.append(f"key: Invalid value: {go_value(key)}: {'; '.join(msgs)}")
     if op in ("gt", "lt"):
         if len(values) != 1:
-            errs.append(f"values: Invalid value: {_go_strings(values)}: "
-                        "for 'Gt', 'Lt' operators, exactly one value is required")
-        errs += [f"values[{i}]: Invalid value: {go_value(v)}: "
-                 "for 'Gt', 'Lt' operators, the value must be an integer"
-                 for i, v in enumerate(values) if not is_int64(v)]
+            errs.append(
+                f"values: Invalid value: {_go_strings(values)}: "
+                "for 'Gt', 'Lt' operators, exactly one value is required"
+            )
+        errs += [
+            f"values[{i}]: Invalid value: {go_value(v)}: "
+            "for 'Gt', 'Lt' operators, the value must be an integer"
+            for i, v in enumerate(values)
+            if not is_int64(v)
+        ]
     for i, v in enumerate(values):
         msgs = is_valid_label_value(v)
         if msgs:
@@ -258,7 +274,7 @@ def _split_term(term: str) -> tuple[str, str, str] | None:
     for i in range(len(term)):
         for op in ("!=", "==", "="):
             if term.startswith(op, i):
-                return term[:i], op, term[i + len(op):]
+                return term[:i], op, term[i + len(op) :]
     return None
 
 

@@ -52,12 +52,16 @@ def _node_requirement(req: Obj, path: str, *, check_values: bool) -> list[Cause]
             errs.append(required(f"{path}.values", "must be specified when `operator` is 'In' or 'NotIn'"))
     elif op in ("Exists", "DoesNotExist"):
         if values:
-            errs.append(forbidden(f"{path}.values",
-                                  "may not be specified when `operator` is 'Exists' or 'DoesNotExist'"))
+            errs.append(
+                forbidden(
+                    f"{path}.values", "may not be specified when `operator` is 'Exists' or 'DoesNotExist'"
+                )
+            )
     elif op in ("Gt", "Lt"):
         if len(values) != 1:
-            errs.append(required(f"{path}.values",
-                                 "must be specified single value when `operator` is 'Lt' or 'Gt'"))
+            errs.append(
+                required(f"{path}.values", "must be specified single value when `operator` is 'Lt' or 'Gt'")
+            )
     else:
         errs.append(invalid(f"{path}.operator", op, "not a valid selector operator"))
     errs += _label_name(req.get("key", ""), f"{path}.key")
@@ -69,15 +73,22 @@ def _node_field_requirement(req: Obj, path: str) -> list[Cause]:
     errs: list[Cause] = []
     if op in ("In", "NotIn"):
         if len(values) != 1:
-            errs.append(required(f"{path}.values", "must be only one value when `operator` is 'In' or "
-                                                   "'NotIn' for node field selector"))
+            errs.append(
+                required(
+                    f"{path}.values",
+                    "must be only one value when `operator` is 'In' or 'NotIn' for node field selector",
+                )
+            )
     else:
         errs.append(invalid(f"{path}.operator", op, "not a valid selector operator"))
     key = req.get("key", "")
     if key != "metadata.name":
         return [*errs, invalid(f"{path}.key", key, "not a valid field selector key")]
-    return errs + [invalid(f"{path}.values[{i}]", v, m) for i, v in enumerate(values)
-                   for m in is_dns1123_subdomain(str(v))]
+    return errs + [
+        invalid(f"{path}.values[{i}]", v, m)
+        for i, v in enumerate(values)
+        for m in is_dns1123_subdomain(str(v))
+    ]
 
 
 def _node_selector_term(term: Obj, path: str, *, check_values: bool) -> list[Cause]:
@@ -145,12 +156,17 @@ def _match_label_keys(term: Obj, path: str) -> list[Cause]:
         for expr in _ld(_d(selector).get("matchExpressions")):
             key = expr.get("key")
             if key in positions and key in seen:
-                errs.append(invalid(f"{path}[{positions[key]}]", key,
-                                    "exists in both matchLabelKeys and labelSelector"))
+                errs.append(
+                    invalid(
+                        f"{path}[{positions[key]}]", key, "exists in both matchLabelKeys and labelSelector"
+                    )
+                )
             seen.add(key)
-    errs += [invalid(f"{path}.matchLabelKeys[{i}]", key,
-                     "exists in both matchLabelKeys and mismatchLabelKeys")
-             for i, key in enumerate(match) if key in mismatch]
+    errs += [
+        invalid(f"{path}.matchLabelKeys[{i}]", key, "exists in both matchLabelKeys and mismatchLabelKeys")
+        for i, key in enumerate(match)
+        if key in mismatch
+    ]
     return errs
 
 
@@ -212,8 +228,13 @@ def _spread_constraint(c: Obj, rest: list[Obj], path: str) -> list[Cause]:
     if min_domains is not None:
         errs += _positive(min_domains, f"{path}.minDomains")
         if when != "DoNotSchedule":
-            errs.append(invalid(f"{path}.minDomains", min_domains,
-                                f"can only use minDomains if whenUnsatisfiable=DoNotSchedule, not {when}"))
+            errs.append(
+                invalid(
+                    f"{path}.minDomains",
+                    min_domains,
+                    f"can only use minDomains if whenUnsatisfiable=DoNotSchedule, not {when}",
+                )
+            )
     for policy in ("nodeAffinityPolicy", "nodeTaintsPolicy"):
         if c.get(policy) is not None and c[policy] not in _INCLUSION_POLICIES:
             errs.append(not_supported(f"{path}.{policy}", c[policy], _INCLUSION_POLICIES))
@@ -230,15 +251,17 @@ def _spread_label_keys(c: Obj, path: str) -> list[Cause]:
     selector = c.get("labelSelector")
     errs: list[Cause] = []
     if selector is None:
-        errs.append(forbidden(f"{path}.matchLabelKeys",
-                              "must not be specified when labelSelector is not set"))
+        errs.append(
+            forbidden(f"{path}.matchLabelKeys", "must not be specified when labelSelector is not set")
+        )
     in_selector: set[Any] = set(_d(_d(selector).get("matchLabels")))
     in_selector |= {e.get("key") for e in _ld(_d(selector).get("matchExpressions"))}
     for i, key in enumerate(keys):
         errs += _label_name(key, f"{path}.matchLabelKeys[{i}]")
         if key in in_selector:
-            errs.append(invalid(f"{path}.matchLabelKeys[{i}]", key,
-                                "exists in both matchLabelKeys and labelSelector"))
+            errs.append(
+                invalid(f"{path}.matchLabelKeys[{i}]", key, "exists in both matchLabelKeys and labelSelector")
+            )
     return errs
 
 
@@ -246,5 +269,5 @@ def validate_topology_spread_constraints(constraints: Any, path: str) -> list[Ca
     items = _ld(constraints)
     errs: list[Cause] = []
     for i, c in enumerate(items):
-        errs += _spread_constraint(c, items[i + 1:], f"{path}[{i}]")
+        errs += _spread_constraint(c, items[i + 1 :], f"{path}[{i}]")
     return errs

@@ -25,24 +25,57 @@ from orchestra.api.validation.field import (
 )
 from orchestra.api.validation.names import is_config_map_key, is_dns1123_subdomain, is_qualified_name
 
-ENV_FIELD_PATHS = ("metadata.name", "metadata.namespace", "metadata.uid", "spec.nodeName",
-                   "spec.serviceAccountName", "status.hostIP", "status.hostIPs", "status.podIP",
-                   "status.podIPs")
-VOLUME_FIELD_PATHS = ("metadata.annotations", "metadata.labels", "metadata.name", "metadata.namespace",
-                      "metadata.uid")
-RESOURCE_FIELD_PATHS = ("limits.cpu", "limits.ephemeral-storage", "limits.memory", "requests.cpu",
-                        "requests.ephemeral-storage", "requests.memory")
+ENV_FIELD_PATHS = (
+    "metadata.name",
+    "metadata.namespace",
+    "metadata.uid",
+    "spec.nodeName",
+    "spec.serviceAccountName",
+    "status.hostIP",
+    "status.hostIPs",
+    "status.podIP",
+    "status.podIPs",
+)
+VOLUME_FIELD_PATHS = (
+    "metadata.annotations",
+    "metadata.labels",
+    "metadata.name",
+    "metadata.namespace",
+    "metadata.uid",
+)
+RESOURCE_FIELD_PATHS = (
+    "limits.cpu",
+    "limits.ephemeral-storage",
+    "limits.memory",
+    "requests.cpu",
+    "requests.ephemeral-storage",
+    "requests.memory",
+)
 _HUGEPAGES = ("limits.hugepages-", "requests.hugepages-")
-_CONVERTIBLE = {"metadata.annotations", "metadata.labels", "metadata.name", "metadata.namespace",
-                "metadata.uid", "spec.nodeName", "spec.restartPolicy", "spec.serviceAccountName",
-                "spec.schedulerName", "status.phase", "status.hostIP", "status.hostIPs", "status.podIP",
-                "status.podIPs"}
+_CONVERTIBLE = {
+    "metadata.annotations",
+    "metadata.labels",
+    "metadata.name",
+    "metadata.namespace",
+    "metadata.uid",
+    "spec.nodeName",
+    "spec.restartPolicy",
+    "spec.serviceAccountName",
+    "spec.schedulerName",
+    "status.phase",
+    "status.hostIP",
+    "status.hostIPs",
+    "status.podIP",
+    "status.podIPs",
+}
 _FILE_MODE_MSG = "must be a number between 0 and 0777 (octal), both inclusive"
 _SIZES = ("1", "1k", "1M", "1G", "1T", "1P", "1E", "1Ki", "1Mi", "1Gi", "1Ti", "1Pi", "1Ei")
 _SIZES_MSG = "only divisor's values " + ", ".join(_SIZES) + " are supported with the "
-_DIVISORS = {"cpu": (("1m", "1"), "only divisor's values 1m and 1 are supported with the cpu resource"),
-             "memory": (_SIZES, _SIZES_MSG + "memory resource"),
-             "ephemeral-storage": (_SIZES, _SIZES_MSG + "local ephemeral storage resource")}
+_DIVISORS = {
+    "cpu": (("1m", "1"), "only divisor's values 1m and 1 are supported with the cpu resource"),
+    "memory": (_SIZES, _SIZES_MSG + "memory resource"),
+    "ephemeral-storage": (_SIZES, _SIZES_MSG + "local ephemeral storage resource"),
+}
 _HUGEPAGES_DIVISOR = _SIZES_MSG + "hugepages resource"
 
 
@@ -148,8 +181,13 @@ def validate_env_value_from(var: Obj, path: str) -> list[Cause]:
         else:
             errs += _key_selector(ref, p)
     if count == 0:
-        errs.append(invalid(path, "", "must specify one of: `fieldRef`, `resourceFieldRef`, "
-                                      "`configMapKeyRef` or `secretKeyRef`"))
+        errs.append(
+            invalid(
+                path,
+                "",
+                "must specify one of: `fieldRef`, `resourceFieldRef`, `configMapKeyRef` or `secretKeyRef`",
+            )
+        )
     elif var.get("value"):
         errs.append(invalid(path, "", "may not be specified when `value` is not empty"))
     elif count > 1:
@@ -175,8 +213,9 @@ def _volume_file(item: Obj, path: str) -> list[Cause]:
     if item.get("fieldRef") is not None:
         errs += _field_ref(_d(item["fieldRef"]), VOLUME_FIELD_PATHS, f"{path}.fieldRef")
         if item.get("resourceFieldRef") is not None:
-            errs.append(invalid(path, "resource",
-                                "fieldRef and resourceFieldRef can not be specified simultaneously"))
+            errs.append(
+                invalid(path, "resource", "fieldRef and resourceFieldRef can not be specified simultaneously")
+            )
     elif item.get("resourceFieldRef") is not None:
         errs += _resource_field_ref(_d(item["resourceFieldRef"]), f"{path}.resourceFieldRef", volume=True)
     else:
