@@ -81,7 +81,7 @@ CASES: dict[str, tuple[list[Obj], list[Obj], Obj, str]] = {
         [node("a", labels={"gen": "3"}), node("b", labels={"gen": "5"}), node("c", labels={"gen": "9"})], [],
         spod("p", affinity=_node_affinity(
             {"matchExpressions": [{"key": "gen", "operator": "Gt", "values": ["4"]}],
-             "matchFields": [{"key": "metadata.name", "operator": "In", "values": ["a", "c"]}]}), cpu="5"),
+             "matchFields": [{"key": "metadata.name", "operator": "NotIn", "values": ["b"]}]}), cpu="5"),
         "0/3 nodes are available: 1 Insufficient cpu, 2 node(s) didn't match Pod's node affinity/selector. "
         f"preemption: 0/3 nodes are available: 3 {NOT_HELPFUL}.",
     ),

@@ -40,6 +40,7 @@ from orchestra.api.errors import (
     not_found,
 )
 from orchestra.api.labelcache import LabelCache
+from orchestra.api.listoptions import EXACT, validate_list_options
 from orchestra.api.objects import (
     Obj,
     decode,
@@ -140,16 +141,24 @@ class ApiCore(SubresourceMixin, DeletionMixin):
         resource_version: str | None = None,
         limit: int | None = None,
         continue_token: str | None = None,
+        resource_version_match: str | None = None,
+        send_initial_events: str | None = None,
     ) -> ListResult:
+        validate_list_options(watch=False, resource_version=resource_version, match=resource_version_match,
+                              continue_token=continue_token, send_initial_events=send_initial_events)
         prefix = rt.key_prefix(namespace)
         revision: int | None = None
         start_after: str | None = None
         if continue_token:
+            if resource_version not in (None, "", "0"):
+                raise BadRequest("specifying resource version is not allowed when using continue")
             revision, start_after = self._decode_continue(continue_token, prefix)
         elif resource_version not in (None, "", "0"):
             want = parse_rv(resource_version)
             if want is not None and want > self.store.revision:
                 raise _too_new(want, self.store.revision)
+            if resource_version_match == EXACT or (not resource_version_match and limit):
+                revision = want  # Exact, and kube's legacy rule: a paged list at a given RV is exact
         pred = _predicate(label_selector, field_selector)
         name = field_selector.exact_name() if field_selector else None
         try:
@@ -159,6 +168,8 @@ class ApiCore(SubresourceMixin, DeletionMixin):
             else:
                 kvs, rev = self.store.range(prefix, revision=revision, start_after=start_after)
         except CompactedError:
+            if not continue_token:  # etcd's ErrCompacted for a list at an exact revision
+                raise Gone("The resourceVersion for the provided list is too old.") from None
             raise Gone("The provided continue parameter is too old to display a consistent list result. "
                        "You can start a new list without the continue parameter.") from None
         items: builtins.list[Obj] = []

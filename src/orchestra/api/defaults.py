@@ -123,8 +123,11 @@ def _default_volume(v: Obj) -> None:
             v[key].setdefault("defaultMode", DEFAULT_FILE_MODE)
     if isinstance(v.get("hostPath"), dict):
         v["hostPath"].setdefault("type", "")
-    if isinstance(v.get("downwardAPI"), dict):
-        for item in _dicts(v["downwardAPI"].get("items")):
+    downward = [v.get("downwardAPI")]
+    if isinstance(v.get("projected"), dict):
+        downward += [source.get("downwardAPI") for source in _dicts(v["projected"].get("sources"))]
+    for source in downward:
+        for item in _dicts(source.get("items")) if isinstance(source, dict) else []:
             if isinstance(item.get("fieldRef"), dict):
                 item["fieldRef"].setdefault("apiVersion", "v1")
     if isinstance(v.get("ephemeral"), dict):

@@ -6,19 +6,24 @@ Must not import: anything above the api layer.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
 
 from orchestra.api.errors import BadRequest
+from orchestra.api.selectorparse import (
+    SelectorSyntaxError,
+    is_int64,
+    parse_field_terms,
+    parse_label_requirements,
+)
 
 
 @attrs.frozen
 class Requirement:
     key: str
-    op: str  # "=", "!=", "in", "notin", "exists", "!"
+    op: str  # "=", "!=", "in", "notin", "exists", "!", "gt", "lt"
     values: frozenset[str] = frozenset()
 
     def matches(self, labels: Mapping[str, str]) -> bool:
@@ -27,10 +32,20 @@ class Requirement:
             return present
         if self.op == "!":
             return not present
+        if self.op in ("gt", "lt"):
+            return present and _compares(labels[self.key], self.op, self.values)
         if self.op in ("=", "in"):
             return present and labels[self.key] in self.values
         # "!=" and "notin" match objects without the key, like Kubernetes
         return not present or labels[self.key] not in self.values
+
+
+def _compares(label: str, op: str, values: frozenset[str]) -> bool:
+    """Gt / Lt: both the label and the one value must be integers (strconv.ParseInt), else no match."""
+    if len(values) != 1 or not is_int64(label) or not all(is_int64(v) for v in values):
+        return False
+    have, want = int(label), int(next(iter(values)))
+    return have > want if op == "gt" else have < want
 
 
 @attrs.frozen
@@ -55,40 +70,23 @@ class LabelSelector:
                 parts.append("!" + r.key)
             elif r.op in ("=", "!="):
                 parts.append(f"{r.key}{r.op}{vals[0]}")
+            elif r.op in ("gt", "lt"):
+                parts.append(f"{r.key}{'>' if r.op == 'gt' else '<'}{vals[0]}")
             else:
                 parts.append(f"{r.key} {r.op} ({','.join(vals)})")
         return ",".join(parts)
 
 
-_TOKEN = re.compile(
-    r"\s*(?:(?P<neg>!)\s*(?P<nkey>[^\s,!=()]+)"
-    r"|(?P<key>[^\s,!=()]+)\s*(?:(?P<op>==|=|!=)\s*(?P<val>[^\s,()]*)"
-    r"|\s+(?P<setop>in|notin)\s*\((?P<set>[^)]*)\)|))\s*(?:,|$)"
-)
-
-
 def parse_label_selector(text: str | None) -> LabelSelector:
-    """Parse `app=web,tier!=db,env in (a,b),!legacy` into a LabelSelector (400 on bad syntax)."""
-    if not text or not text.strip():
+    """Parse `app=web,tier!=db,env in (a,b),!legacy,n>3` like labels.Parse (400 with kube's message)."""
+    if not text:
         return LabelSelector()
-    reqs: list[Requirement] = []
-    pos = 0
-    while pos < len(text):
-        m = _TOKEN.match(text, pos)
-        if not m or m.end() == pos:
-            raise BadRequest(f"unable to parse requirement: invalid label selector: {text!r}")
-        pos = m.end()
-        if m.group("neg"):
-            reqs.append(Requirement(m.group("nkey"), "!"))
-        elif m.group("op"):
-            op = "=" if m.group("op") in ("=", "==") else "!="
-            reqs.append(Requirement(m.group("key"), op, frozenset([m.group("val")])))
-        elif m.group("setop"):
-            vals = frozenset(v.strip() for v in m.group("set").split(",") if v.strip())
-            reqs.append(Requirement(m.group("key"), m.group("setop"), vals))
-        else:
-            reqs.append(Requirement(m.group("key"), "exists"))
-    return LabelSelector(tuple(reqs))
+    try:
+        reqs = parse_label_requirements(text)
+    except SelectorSyntaxError as exc:
+        raise BadRequest(str(exc)) from None
+    return LabelSelector(tuple(Requirement(key, "=" if op == "==" else op, frozenset(values))
+                               for key, op, values in reqs))
 
 
 def from_label_selector_object(sel: Mapping[str, Any] | None) -> LabelSelector:
@@ -184,21 +182,17 @@ class FieldSelector:
 
 
 def parse_field_selector(text: str | None, kind: str) -> FieldSelector:
-    if not text or not text.strip():
+    """fields.ParseSelector, then the kind's ConvertFieldLabel (400 `field label not supported: x`)."""
+    if not text:
         return FieldSelector()
+    try:
+        terms = parse_field_terms(text)
+    except SelectorSyntaxError as exc:
+        raise BadRequest(str(exc)) from None
     allowed = _COMMON_FIELDS | SUPPORTED_FIELDS.get(kind, set())
-    terms = []
-    for raw in text.split(","):
-        raw = raw.strip()
-        if not raw:
-            continue
-        m = re.fullmatch(r"([^=!]+?)\s*(==|=|!=)\s*(.*)", raw)
-        if not m:
-            raise BadRequest(f"invalid selector: '{text}'; can't understand '{raw}'")
-        field, op, value = m.group(1).strip(), m.group(2), m.group(3).strip()
+    for field, _op, _value in terms:
         if field not in allowed:
-            raise BadRequest(f'field label not supported: {field}')
-        terms.append((field, "!=" if op == "!=" else "=", value))
+            raise BadRequest(f"field label not supported: {field}")
     return FieldSelector(tuple(terms))
 
 

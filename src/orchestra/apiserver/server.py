@@ -21,6 +21,7 @@ from orchestra.api.core import ApiCore, WriteOptions, WriteResult
 from orchestra.api.deletion import DeleteOptions
 from orchestra.api.errors import ApiError, BadRequest, InternalError, MethodNotAllowed, NotFound, Unauthorized
 from orchestra.api.eviction import evict
+from orchestra.api.listoptions import validate_list_options
 from orchestra.api.metrics import METRICS_REGISTRY
 from orchestra.api.registry import ResourceType
 from orchestra.api.selectors import parse_field_selector, parse_label_selector
@@ -261,6 +262,8 @@ class ApiServer:
             resource_version=req.arg("resourceVersion"),
             limit=req.int_arg("limit"),
             continue_token=req.arg("continue"),
+            resource_version_match=req.arg("resourceVersionMatch"),
+            send_initial_events=req.arg("sendInitialEvents"),
         )
 
     async def _list(self, req: Request, route: Route) -> None:
@@ -336,6 +339,9 @@ class ApiServer:
     async def _watch(self, req: Request, route: Route) -> None:
         label = parse_label_selector(req.arg("labelSelector"))
         field = parse_field_selector(req.arg("fieldSelector"), route.rt.kind)
+        validate_list_options(watch=True, resource_version=req.arg("resourceVersion"),
+                              match=req.arg("resourceVersionMatch"), continue_token=req.arg("continue"),
+                              send_initial_events=req.arg("sendInitialEvents"))
         timeout = req.int_arg("timeoutSeconds")
         as_table = _wants_table(req)
         bookmarks = self.bookmark_interval if req.flag("allowWatchBookmarks") else None

@@ -3,9 +3,15 @@ plus k3s's local-path-provisioner, in one controller).
 
 Owns, per claim (key `pvc/<ns>/<name>`):
   * static binding: an Available PV of the claim's class, volume mode and access modes, with enough
-    capacity and labels matching the claim's selector (the smallest such volume) gets the claim in
-    spec.claimRef; the claim gets spec.volumeName and pv.kubernetes.io/bind-completed /
-    bound-by-controller; both become Bound (the claim's status.capacity and accessModes from the PV);
+    capacity and labels matching the claim's selector (the smallest such volume; one pre-bound to the
+    claim first) gets the claim in spec.claimRef; the claim gets spec.volumeName and
+    pv.kubernetes.io/bind-completed / bound-by-controller; both become Bound (the claim's
+    status.capacity and accessModes from the PV);
+  * a claim naming its volume (spec.volumeName) binds only a free volume that fits it
+    (checkVolumeSatisfyClaim; else VolumeMismatch, Pending) or one reserved for it; a volume whose
+    claimRef names another claim is never taken (FailedBinding `volume "x" already bound to a
+    different claim.`, Pending); a bound claim whose volume names another claim is Lost
+    (ClaimMisbound); a claim without any class gets the default class (RetroactiveDefaultStorageClass);
   * dynamic provisioning for classes whose provisioner is `orchestra.io/local-path`: PV
     `pvc-<claim uid>` with hostPath `<volumes root>/<pv name>` (the directory made here),
     reclaimPolicy from the class, pv.kubernetes.io/provisioned-by; for WaitForFirstConsumer only once
@@ -30,11 +36,12 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from orchestra.api.admission import default_storage_class
 from orchestra.api.errors import AlreadyExists, NotFound
 from orchestra.api.objects import deep_copy, now_rfc3339
 from orchestra.api.quantity import QuantityError, parse_quantity
 from orchestra.api.selectors import from_label_selector_object
-from orchestra.api.storageclass import claim_class
+from orchestra.api.storageclass import BETA_CLASS_ANNOTATION, claim_class
 from orchestra.client.base import Client, Obj
 from orchestra.controller import NORMAL, WARNING, Controller, Result, TemporaryError, object_key
 
@@ -72,24 +79,53 @@ def requested(pvc: Obj) -> Any:
     return ((_spec(pvc).get("resources") or {}).get("requests") or {}).get("storage")
 
 
+def is_bound_to_claim(pv: Obj, pvc: Obj) -> bool:
+    """pvutil.IsVolumeBoundToClaim: the volume's claimRef names this claim (and its uid, once set)."""
+    ref = _spec(pv).get("claimRef") or {}
+    m = _meta(pvc)
+    return (bool(ref) and ref.get("namespace") == m.get("namespace") and ref.get("name") == m.get("name")
+            and ref.get("uid") in (None, "", m.get("uid")))
+
+
+def _too_small(pv: Obj, pvc: Obj) -> bool:
+    return _quantity((_spec(pv).get("capacity") or {}).get("storage")) < _quantity(requested(pvc))
+
+
+def _mode_differs(pv: Obj, pvc: Obj) -> bool:
+    return (_spec(pv).get("volumeMode") or "Filesystem") != (_spec(pvc).get("volumeMode") or "Filesystem")
+
+
+def _modes_fit(pv: Obj, pvc: Obj) -> bool:
+    return set(_spec(pvc).get("accessModes") or []) <= set(_spec(pv).get("accessModes") or [])
+
+
+def mismatch(pv: Obj, pvc: Obj) -> str:
+    """checkVolumeSatisfyClaim: why the volume cannot serve the claim, "" when it can."""
+    name = _meta(pv).get("name")
+    checks = (
+        (bool(_meta(pv).get("deletionTimestamp")), f'the volume is marked for deletion "{name}"'),
+        (_too_small(pv, pvc), "requested PV is too small"),
+        (claim_class(pv) != claim_class(pvc), "storageClassName does not match"),
+        (_mode_differs(pv, pvc), "incompatible volumeMode"),
+        (not _modes_fit(pv, pvc), "incompatible accessMode"),
+    )
+    return next((reason for failed, reason in checks if failed), "")
+
+
 def volume_matches(pv: Obj, pvc: Obj) -> bool:
-    """kube's FindMatchingVolume for one volume: class, mode, access modes, capacity, selector."""
-    pv_spec, pvc_spec = _spec(pv), _spec(pvc)
-    ref = pv_spec.get("claimRef")
-    if ref and not (ref.get("namespace") == _meta(pvc).get("namespace") and ref.get("name") == _meta(pvc).get("name")
-                    and ref.get("uid") in (None, "", _meta(pvc).get("uid"))):
-        return False  # pre-bound to another claim
-    if (not ref and _phase(pv) not in ("Available", "Pending", "")) or _meta(pv).get("deletionTimestamp"):
+    """kube's findMatchingVolume for one volume: large enough, of the claim's volume mode and access
+    modes, not being deleted; then either pre-bound to this claim (whatever its class), or available,
+    of the claim's class, with labels matching the claim's selector."""
+    if (_meta(pv).get("deletionTimestamp") or _too_small(pv, pvc) or _mode_differs(pv, pvc)
+            or not _modes_fit(pv, pvc)):
+        return False
+    if is_bound_to_claim(pv, pvc):
+        return True
+    if _spec(pv).get("claimRef") or _phase(pv) not in ("Available", "Pending", ""):
         return False
     if claim_class(pv) != claim_class(pvc):
         return False
-    if (pv_spec.get("volumeMode") or "Filesystem") != (pvc_spec.get("volumeMode") or "Filesystem"):
-        return False
-    if not set(pvc_spec.get("accessModes") or []) <= set(pv_spec.get("accessModes") or []):
-        return False
-    if _quantity((pv_spec.get("capacity") or {}).get("storage")) < _quantity(requested(pvc)):
-        return False
-    return from_label_selector_object(pvc_spec.get("selector")).matches(_meta(pv).get("labels") or {})
+    return from_label_selector_object(_spec(pvc).get("selector")).matches(_meta(pv).get("labels") or {})
 
 
 def _claim_ref(pvc: Obj) -> Obj:
@@ -127,12 +163,15 @@ class PersistentVolumeController(Controller):
 
     def _volume_keys(self, _t: str, old: Obj | None, new: Obj | None) -> list[str]:
         obj = new or old or {}
-        keys = [f"pv/{_meta(obj).get('name')}"]
+        name = _meta(obj).get("name")
+        keys = [f"pv/{name}"]
         ref = _spec(obj).get("claimRef")
         if ref:
             keys.append(f"pvc/{ref.get('namespace')}/{ref.get('name')}")
         elif new is not None and _phase(new) == "Available":  # a new volume may satisfy a waiting claim
             keys += [f"pvc/{object_key(c)}" for c in self.claims.list() if not _spec(c).get("volumeName")]
+        # claims naming this volume learn when it is taken, freed or re-pointed (no periodic resync here)
+        keys += [f"pvc/{object_key(c)}" for c in self.claims.list() if _spec(c).get("volumeName") == name]
         return keys
 
     def _class_keys(self, _t: str, old: Obj | None, new: Obj | None) -> list[str]:
@@ -154,23 +193,82 @@ class PersistentVolumeController(Controller):
         if pvc is None or _meta(pvc).get("deletionTimestamp"):
             return
         volume_name = _spec(pvc).get("volumeName")
-        if volume_name:
-            pv = self.volumes.get(None, volume_name)
-            if pv is None:
-                if _phase(pvc) == "Bound":
-                    await self._claim_status(pvc, {"phase": "Lost"})
-                    self.recorder.event(pvc, WARNING, "ClaimLost", "Bound claim has lost its PersistentVolume. "
-                                        "Data on the volume is lost!")
-                return
-            await self._bind(pvc, pv)
-            return
+        if BIND_COMPLETED in (_meta(pvc).get("annotations") or {}):
+            await self._sync_bound_claim(pvc, volume_name)
+        elif volume_name:
+            await self._sync_requested_volume(pvc, volume_name)
+        else:
+            await self._find_volume(pvc)
+
+    async def _find_volume(self, pvc: Obj) -> None:
+        """A claim that names no volume: the best match (a pre-bound one, else the smallest), the
+        default class for a claim that has none, or provisioning."""
         candidates = [pv for pv in self.volumes.list() if volume_matches(pv, pvc)]
         if candidates:
-            pv = min(candidates, key=lambda v: (_quantity((_spec(v).get("capacity") or {}).get("storage")),
-                                                 _meta(v).get("name")))
+            pv = min(candidates, key=lambda v: (not is_bound_to_claim(v, pvc),
+                                                _quantity((_spec(v).get("capacity") or {}).get("storage")),
+                                                _meta(v).get("name")))
             await self._bind(pvc, pv)
+        elif not await self._assign_default_class(pvc):
+            await self._provision_or_wait(pvc)
+
+    async def _assign_default_class(self, pvc: Obj) -> bool:
+        """RetroactiveDefaultStorageClass: a claim without any class gets today's default class."""
+        if _spec(pvc).get("storageClassName") is not None or BETA_CLASS_ANNOTATION in (
+                _meta(pvc).get("annotations") or {}):
+            return False
+        default = default_storage_class(self.classes.list())
+        if default is None:
+            return False
+        pvc = deep_copy(pvc)
+        pvc["spec"]["storageClassName"] = _meta(default).get("name")
+        await self.client.update(self.claims.rt, pvc)
+        return True  # the claim's update event brings it back with its class
+
+    async def _sync_requested_volume(self, pvc: Obj, volume_name: str) -> None:
+        """syncUnboundClaim for a claim naming its volume: bind only a free volume that fits, or one
+        already reserved for this claim; a volume bound to another claim is never taken."""
+        pv = self.volumes.get(None, volume_name)
+        if pv is None:
+            await self._claim_status(pvc, {"phase": "Pending"})
             return
-        await self._provision_or_wait(pvc)
+        if not _spec(pv).get("claimRef"):
+            reason = mismatch(pv, pvc)
+            if reason:
+                self.recorder.event(pvc, WARNING, "VolumeMismatch",
+                                    f'Cannot bind to requested volume "{volume_name}": {reason}')
+                await self._claim_status(pvc, {"phase": "Pending"})
+                return
+            await self._bind(pvc, pv)
+        elif is_bound_to_claim(pv, pvc):
+            await self._bind(pvc, pv)
+        else:
+            self.recorder.event(pvc, WARNING, "FailedBinding",
+                                f'volume "{volume_name}" already bound to a different claim.')
+            if BOUND_BY_CONTROLLER in (_meta(pvc).get("annotations") or {}):
+                ref = _spec(pv)["claimRef"]
+                raise TemporaryError(f'invalid binding of claim "{object_key(pvc)}" to volume '
+                                     f'"{volume_name}": volume already claimed by '
+                                     f'"{ref.get("namespace")}/{ref.get("name")}"')
+            await self._claim_status(pvc, {"phase": "Pending"})
+
+    async def _sync_bound_claim(self, pvc: Obj, volume_name: str | None) -> None:
+        """syncBoundClaim: keep a bound claim bound, or mark it Lost (never re-point the volume)."""
+        pv = self.volumes.get(None, volume_name) if volume_name else None
+        if pv is None:
+            message = ("Bound claim has lost its PersistentVolume. Data on the volume is lost!" if volume_name
+                       else "Bound claim has lost reference to PersistentVolume. Data on the volume is lost!")
+            await self._claim_lost(pvc, "ClaimLost", message)
+        elif not _spec(pv).get("claimRef") or _spec(pv)["claimRef"].get("uid") == _meta(pvc).get("uid"):
+            await self._bind(pvc, pv)
+        else:
+            await self._claim_lost(pvc, "ClaimMisbound",
+                                   "Two claims are bound to the same volume, this one is bound incorrectly")
+
+    async def _claim_lost(self, pvc: Obj, reason: str, message: str) -> None:
+        if _phase(pvc) != "Lost":  # updateClaimStatusWithEvent: the event only when the phase changes
+            await self._claim_status(pvc, {"phase": "Lost"})
+            self.recorder.event(pvc, WARNING, reason, message)
 
     async def _provision_or_wait(self, pvc: Obj) -> None:
         class_name = claim_class(pvc)
@@ -262,8 +360,16 @@ class PersistentVolumeController(Controller):
             await self._claim_status(pvc, status)
 
     async def _claim_status(self, pvc: Obj, status: Obj) -> None:
+        """updateClaimStatus: the phase, with the volume's capacity and access modes only when Bound."""
+        current = pvc.get("status") or {}
+        wanted = {**current, **status}
+        if status.get("phase") != "Bound":
+            wanted.pop("capacity", None)
+            wanted.pop("accessModes", None)
+        if wanted == current:
+            return
         pvc = deep_copy(pvc)
-        pvc["status"] = {**(pvc.get("status") or {}), **status}
+        pvc["status"] = wanted
         await self.client.update_status(self.claims.rt, pvc)
 
     async def _volume_status(self, pv: Obj, phase: str, message: str = "", reason: str = "") -> Obj:

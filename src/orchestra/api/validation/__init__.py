@@ -13,6 +13,7 @@ Must not import: the store, the HTTP server, or anything above the api layer.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -142,7 +143,23 @@ _BY_KIND: dict[str, Callable[[Obj, Obj | None], list[Cause]]] = {
 
 def validate(kind: str, obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
     """Every semantic problem with `obj` (a defaulted object), in kube's order; [] when valid."""
-    return _BY_KIND.get(kind, _validate_generic)(obj, old)
+    check = _BY_KIND.get(kind, _validate_generic)
+    causes = check(obj, old)
+    if (old is not None and any(_is_selector_value_cause(c) for c in causes)
+            and any(_is_selector_value_cause(c) for c in check(old, None))):
+        causes = [c for c in causes if not _is_selector_value_cause(c)]
+    return causes
+
+
+_SELECTOR_VALUE = re.compile(r".*\.values\[\d+\]")
+
+
+def _is_selector_value_cause(cause: Cause) -> bool:
+    """A selector requirement value that is not a valid label value. Like kube's
+    AllowInvalidLabelValueIn* options, an object stored with such values may keep them on updates
+    (they were accepted before these checks existed)."""
+    return (cause.reason == INVALID and bool(_SELECTOR_VALUE.fullmatch(cause.field))
+            and cause.message.endswith((LABEL_VALUE_MSG, max_len_error(63))))
 
 
 __all__ = [

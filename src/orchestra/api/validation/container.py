@@ -11,6 +11,7 @@ from typing import Any
 
 from orchestra.api.errors import Cause
 from orchestra.api.quantity import QUANTITY_ERROR, Quantity, QuantityError
+from orchestra.api.validation.downward import validate_env_value_from
 from orchestra.api.validation.field import (
     NEGATIVE,
     Obj,
@@ -152,8 +153,7 @@ def _validate_env(env: Any, path: str) -> list[Cause]:
                     "a valid environment variable name must consist only of printable ASCII characters other than '='",
                 )
             )
-        if var.get("value") and var.get("valueFrom") is not None:
-            errs.append(invalid(f"{p}.valueFrom", "", "may not be specified when `value` is not empty"))
+        errs += validate_env_value_from(var, f"{p}.valueFrom")
     return errs
 
 

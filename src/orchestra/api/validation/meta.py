@@ -1,7 +1,8 @@
 """ObjectMeta and label selectors: name, generateName, labels, annotations, owner references,
 matchLabels / matchExpressions (and selector_matches, used to check a template against its selector).
 
-Owns: validate_object_meta, validate_labels, validate_annotations, validate_label_selector.
+Owns: validate_object_meta, validate_labels, validate_annotations, validate_label_selector (and its
+requirement and value checks, shared with the affinity rules).
 Must not import: anything in orchestra.api.validation but field and names.
 """
 
@@ -12,6 +13,7 @@ from typing import Any
 from orchestra.api.errors import Cause
 from orchestra.api.validation.field import (
     NameFn,
+    Obj,
     _d,
     _l,
     _ld,
@@ -91,32 +93,37 @@ def _validate_owner_refs(refs: Any, path: str) -> list[Cause]:
 
 # --- label selectors ---------------------------------------------------------------------------------
 
-_SELECTOR_OPS = ("In", "NotIn", "Exists", "DoesNotExist")
-
 
 def validate_label_selector(sel: Any, path: str) -> list[Cause]:
+    """metav1validation.ValidateLabelSelector: matchLabels, then each requirement's operator, values
+    and key. Values that an existing object already had are allowed on its updates by validate()."""
     sel = _d(sel)
-    errs: list[Cause] = []
+    errs = validate_labels(sel.get("matchLabels"), f"{path}.matchLabels")
     for i, req in enumerate(_ld(sel.get("matchExpressions"))):
-        p = f"{path}.matchExpressions[{i}]"
-        op, values = req.get("operator", ""), _l(req.get("values"))
-        if op in ("In", "NotIn"):
-            if not values:
-                errs.append(required(f"{p}.values", "must be specified when `operator` is 'In' or 'NotIn'"))
-        elif op in ("Exists", "DoesNotExist"):
-            if values:
-                errs.append(
-                    forbidden(
-                        f"{p}.values", "may not be specified when `operator` is 'Exists' or 'DoesNotExist'"
-                    )
-                )
-        else:
-            errs.append(invalid(f"{p}.operator", op, "not a valid selector operator"))
-        errs += [
-            invalid(f"{p}.key", req.get("key", ""), m) for m in is_qualified_name(str(req.get("key", "")))
-        ]
-    errs += validate_labels(sel.get("matchLabels"), f"{path}.matchLabels")
+        errs += validate_selector_requirement(req, f"{path}.matchExpressions[{i}]")
     return errs
+
+
+def validate_selector_requirement(req: Obj, path: str) -> list[Cause]:
+    op, values = req.get("operator", ""), _l(req.get("values"))
+    errs: list[Cause] = []
+    if op in ("In", "NotIn"):
+        if not values:
+            errs.append(required(f"{path}.values", "must be specified when `operator` is 'In' or 'NotIn'"))
+    elif op in ("Exists", "DoesNotExist"):
+        if values:
+            errs.append(
+                forbidden(f"{path}.values", "may not be specified when `operator` is 'Exists' or 'DoesNotExist'")
+            )
+    else:
+        errs.append(invalid(f"{path}.operator", op, "not a valid selector operator"))
+    key = str(req.get("key", ""))
+    errs += [invalid(f"{path}.key", key, m) for m in is_qualified_name(key)]
+    return errs + validate_label_values(values, f"{path}.values")
+
+
+def validate_label_values(values: list[Any], path: str) -> list[Cause]:
+    return [invalid(f"{path}[{i}]", v, m) for i, v in enumerate(values) for m in is_valid_label_value(str(v))]
 
 
 def selector_matches(sel: Any, labels: Any) -> bool:

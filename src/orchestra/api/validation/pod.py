@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from orchestra.api.errors import Cause
+from orchestra.api.validation.affinity import validate_affinity, validate_topology_spread_constraints
 from orchestra.api.validation.container import (
     _DNS_POLICIES,
     _FILE_MODE_MSG,
@@ -19,6 +20,7 @@ from orchestra.api.validation.container import (
     _VOLUME_SOURCES,
     _validate_container,
 )
+from orchestra.api.validation.downward import validate_downward_api_items
 from orchestra.api.validation.field import (
     GoRepr,
     Obj,
@@ -84,6 +86,12 @@ def _validate_volume_source(vol: Obj, path: str) -> list[Cause]:
     mode = src.get("defaultMode")
     if _is_int(mode) and not 0 <= mode <= 0o777:
         errs.append(invalid(f"{p}.defaultMode", mode, _FILE_MODE_MSG))
+    if sources[0] == "downwardAPI":
+        errs += validate_downward_api_items(src.get("items"), p)
+    for i, projection in enumerate(_ld(src.get("sources")) if sources[0] == "projected" else []):
+        if projection.get("downwardAPI") is not None:
+            items = _d(projection["downwardAPI"]).get("items")
+            errs += validate_downward_api_items(items, f"{p}.sources[{i}].downwardAPI")
     return errs
 
 
@@ -158,6 +166,9 @@ def validate_pod_spec(spec: Any, path: str) -> list[Cause]:
     errs += _enum(spec.get("restartPolicy"), f"{path}.restartPolicy", _RESTART_POLICIES)
     errs += _enum(spec.get("dnsPolicy"), f"{path}.dnsPolicy", _DNS_POLICIES)
     errs += validate_labels(spec.get("nodeSelector"), f"{path}.nodeSelector")
+    errs += validate_affinity(spec.get("affinity"), f"{path}.affinity")
+    errs += validate_topology_spread_constraints(spec.get("topologySpreadConstraints"),
+                                                 f"{path}.topologySpreadConstraints")
     sa = spec.get("serviceAccountName") or ""
     if sa:
         errs += [invalid(f"{path}.serviceAccountName", sa, m) for m in is_dns1123_subdomain(sa)]

@@ -14,6 +14,8 @@ from typing import Any
 
 from orchestra.api.errors import Cause
 from orchestra.api.quantity import QuantityError, parse_quantity
+from orchestra.api.storageclass import BETA_CLASS_ANNOTATION
+from orchestra.api.validation.affinity import validate_node_selector
 from orchestra.api.validation.field import (
     Obj,
     _d,
@@ -80,8 +82,13 @@ def validate_pvc_spec(spec: Obj, path: str = "spec") -> list[Cause]:
 
 def _comparable_pvc_spec(new: Obj, old: Obj) -> tuple[Obj, Obj]:
     """The two specs with what kube lets change blanked out: requests.storage of a bound claim, a
-    volumeName set for the first time (the binder does that once)."""
+    volumeName set for the first time (the binder does that once), a storageClassName set where the
+    claim had none (the binder's retroactive default class)."""
     new_spec, old_spec = dict(_d(new.get("spec"))), dict(_d(old.get("spec")))
+    old_annotations = _d(_d(old.get("metadata")).get("annotations"))
+    if old_spec.get("storageClassName") is None and BETA_CLASS_ANNOTATION not in old_annotations:
+        new_spec.pop("storageClassName", None)  # a class may be set once (retroactive default class)
+        old_spec.pop("storageClassName", None)
     if not old_spec.get("volumeName"):
         old_spec.pop("volumeName", None)
         new_spec.pop("volumeName", None)
@@ -122,6 +129,12 @@ def _validate_pv(obj: Obj, old: Obj | None) -> list[Cause]:
         errs.append(forbidden(f"spec.{sources[1]}", "may not specify more than 1 volume type"))
     if "hostPath" in sources and not _d(spec.get("hostPath")).get("path"):
         errs.append(required("spec.hostPath.path", ""))
+    if spec.get("nodeAffinity") is not None:  # validateVolumeNodeAffinity
+        node_affinity = _d(spec["nodeAffinity"])
+        if node_affinity.get("required") is None:
+            errs.append(required("spec.nodeAffinity.required", "must specify required node constraints"))
+        else:
+            errs += validate_node_selector(node_affinity["required"], "spec.nodeAffinity.required")
     if old is not None:
         old_spec = _d(old.get("spec"))
         if {k: spec.get(k) for k in PV_SOURCES} != {k: old_spec.get(k) for k in PV_SOURCES}:
