@@ -445,6 +445,34 @@ async def test_closed_watcher_stops_iteration(store: Store) -> None:
             await w.aclose()
 
 
+def test_backlog_counts_unread_events_under_the_prefix(store: Store) -> None:
+    w = store.watch("/a/", start_revision=1)
+    for i in range(5):
+        store.put(f"/a/{i}", b"x")
+        store.put(f"/b/{i}", b"x")  # another prefix: never part of the backlog
+    assert w.backlog(100) == 5
+    assert w.backlog(3) == 3  # counting stops at the limit ...
+    assert w.backlog(100) == 5  # ... and resumes where it stopped
+    store.txn([], [Put("/a/x", b"1"), Put("/a/y", b"1")])
+    assert w.backlog(100) == 7
+    assert [e.kv.key for e in w.receive_nowait()] == [f"/a/{i}" for i in range(5)] + ["/a/x", "/a/y"]
+    assert w.backlog(100) == 0
+    store.delete("/a/0")
+    assert w.backlog(100) == 1
+    store.compact(store.revision)  # overtaken: as far behind as can be
+    assert w.backlog(10) == 10
+
+
+def test_backlog_after_partial_reads(store: Store) -> None:
+    w = store.watch("", start_revision=1)
+    for i in range(3000):
+        store.put(f"k{i}", b"x")
+    assert w.backlog(10_000) == 3000
+    taken = len(w.receive_nowait())  # one batch of at most 1024 events
+    assert 0 < taken < 3000
+    assert w.backlog(10_000) == 3000 - taken
+
+
 # --- run(): retention ------------------------------------------------------------------------------
 
 

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from orchestra.store import Store
 
 _WATCH_SCAN = 1024  # history events a watcher scans per batch before yielding
+_BACKLOG_SCAN = 16_384  # history events one backlog() call scans at most (it resumes next time)
 
 
 class Watcher:
@@ -25,7 +26,8 @@ class Watcher:
     Each batch is a non-empty list of events in revision order (a txn's events never straddle two
     batches)."""
 
-    __slots__ = ("__weakref__", "_closed", "_cursor", "_next_revision", "_prefix", "_store")
+    __slots__ = ("__weakref__", "_closed", "_counted", "_cursor", "_next_revision", "_pending", "_prefix",
+                 "_store")
 
     def __init__(self, store: Store, prefix: str, cursor: int, start_revision: int) -> None:
         self._store = store
@@ -33,6 +35,8 @@ class Watcher:
         self._cursor = cursor  # absolute index into the history (survives compaction)
         self._next_revision = start_revision
         self._closed = False
+        self._counted = cursor  # backlog(): history before this absolute index is counted ...
+        self._pending = 0  # ... and holds this many events under the prefix not yet taken
 
     async def __aenter__(self) -> Watcher:
         return self
@@ -93,7 +97,28 @@ class Watcher:
             events = [ev for ev in events if ev.kv.key.startswith(prefix)]
         self._cursor += stop - start
         self._next_revision = history[stop - 1].kv.mod_revision + 1
+        if self._cursor >= self._counted:
+            self._counted, self._pending = self._cursor, 0
+        else:  # everything taken had been counted
+            self._pending -= len(events)
         return events
+
+    def backlog(self, limit: int) -> int:
+        """Events under this watcher's prefix that it has not taken yet, counted up to `limit`;
+        `limit` too once compaction has overtaken it. Counting resumes where the last call stopped
+        (at most _BACKLOG_SCAN history events per call), so polling costs O(new history)."""
+        store = self._store
+        if self._cursor < store._base:
+            return limit
+        history, prefix = store._history, self._prefix
+        i = self._counted - store._base
+        stop = min(len(history), i + _BACKLOG_SCAN)
+        n = self._pending
+        while n < limit and i < stop:
+            n += history[i].kv.key.startswith(prefix)
+            i += 1
+        self._counted, self._pending = store._base + i, n
+        return min(n, limit)
 
     @property
     def lag(self) -> int:
