@@ -13,7 +13,7 @@ Must not import: anything above the api layer.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from contextlib import aclosing
 
 import trio
@@ -181,7 +181,7 @@ async def watch(
     field_selector: FieldSelector | None = None,
     bookmark_interval: float | None = None,
     page_size: int = PAGE_SIZE,
-) -> AsyncIterator[WatchEvent]:
+) -> AsyncGenerator[WatchEvent, None]:
     """Yield (type, object) pairs like kube-apiserver's watch; ends only when cancelled or on ERROR."""
     stream = WatchStream(core, rt, namespace, resource_version=resource_version, label_selector=label_selector,
                          field_selector=field_selector, bookmark_interval=bookmark_interval, page_size=page_size)
