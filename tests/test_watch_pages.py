@@ -160,3 +160,25 @@ async def test_compaction_past_the_list_revision_ends_the_watch_with_410(core: A
     status = got[-1][1]
     assert (status["code"], status["reason"]) == (410, "Expired")
     assert status["message"] == f"too old resource version: {revision} ({core.store.compact_revision})"
+
+
+async def test_bookmarks_after_the_list_carry_the_revision_reached(
+        core: ApiCore, autojump_clock: trio.testing.MockClock) -> None:
+    rt = cm_type(core)
+    n = len(core.list(rt, "default").items)
+    rv = core.store.revision
+    got: list[tuple[str, dict[str, Any], float]] = []
+    with trio.fail_after(100):
+        async with aclosing(watch(core, rt, "default", bookmark_interval=5, page_size=10)) as events:
+            async for etype, obj in events:
+                got.append((etype, obj, trio.current_time()))
+                if len(got) == n + 1:  # the list, then a bookmark at its revision
+                    await core.create(rt, "other", cm("elsewhere"))  # not this watch's, but a revision
+                elif len(got) == n + 2:
+                    await core.create(rt, "default", cm("here"))
+                elif len(got) == n + 4:
+                    break
+    assert [etype for etype, *_ in got[:n]] == ["ADDED"] * n
+    tail = [(etype, int(obj["metadata"]["resourceVersion"]), t) for etype, obj, t in got[n:]]
+    assert tail == [("BOOKMARK", rv, 5), ("BOOKMARK", rv + 1, 10), ("ADDED", rv + 2, 10), ("BOOKMARK", rv + 2, 15)]
+    assert got[n][1] == {"kind": "ConfigMap", "apiVersion": "v1", "metadata": {"resourceVersion": str(rv)}}
