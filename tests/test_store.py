@@ -473,6 +473,23 @@ def test_backlog_after_partial_reads(store: Store) -> None:
     assert w.backlog(10_000) == 3000 - taken
 
 
+def test_backlog_leaves_out_the_history_a_watch_replays(store: Store) -> None:
+    """Like kube's init events: only what is written after the watch began can put it behind."""
+    for i in range(1500):
+        store.put(f"old{i}", b"x")
+    w = store.watch("", start_revision=1)
+    assert w.backlog(10_000) == 0
+    for i in range(20):
+        store.put(f"new{i}", b"x")
+    assert w.backlog(10_000) == 20
+    replayed = w.receive_nowait()  # 1024 old events: none of them counted
+    assert len(replayed) == 1024 and w.backlog(10_000) == 20
+    rest = w.receive_nowait()  # the other 476 old ones and the 20 new
+    assert len(rest) == 496 and w.backlog(10_000) == 0
+    store.put("newer", b"x")
+    assert w.backlog(10_000) == 1
+
+
 # --- run(): retention ------------------------------------------------------------------------------
 
 

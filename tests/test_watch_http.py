@@ -239,6 +239,22 @@ async def test_a_slow_reader_too_far_behind_gets_the_end_of_the_stream(
             assert [e["object"]["metadata"]["name"] for e in got] == [f"fast-{i}" for i in range(len(got))]
 
 
+async def test_a_slow_reader_replaying_history_is_not_behind(
+        core: ApiCore, autojump_clock: trio.testing.MockClock) -> None:
+    """Events from before the watch began are what it asked for (kube's init events), not a backlog."""
+    first = core.get(cm_type(core), "default", "cm-0000")["metadata"]["resourceVersion"]
+    with trio.fail_after(600):
+        async with serving(core) as served:
+            client = served.connect("lockstep")
+            assert await client.request(f"{CM_PATH}?watch=true&resourceVersion={first}") == 200
+            got: list[dict[str, Any]] = []
+            while len(got) < OBJECTS - 1:
+                got += await client.read_lines(1)
+                await trio.sleep(0.1)  # 30 s for the replay, many times the grace
+            assert served.api.watch_stats.closed_behind == 0 and not client.ended
+            assert [e["object"]["metadata"]["name"] for e in got] == [f"cm-{i:04d}" for i in range(1, OBJECTS)]
+
+
 async def test_a_watch_that_keeps_up_is_not_closed(core: ApiCore, autojump_clock: trio.testing.MockClock) -> None:
     """Writes far beyond the backlog bound, at a steady rate a reading client keeps up with."""
     rt = cm_type(core)

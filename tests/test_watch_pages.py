@@ -13,7 +13,7 @@ import trio
 from orchestra.api.core import ApiCore
 from orchestra.api.registry import ResourceType
 from orchestra.api.selectors import parse_field_selector, parse_label_selector
-from orchestra.api.watch import WatchEvent, initial_pages, watch
+from orchestra.api.watch import WatchEvent, WatchStream, initial_pages, watch
 from orchestra.app import bootstrap
 from orchestra.store import KeyValue, Store
 
@@ -182,3 +182,25 @@ async def test_bookmarks_after_the_list_carry_the_revision_reached(
     tail = [(etype, int(obj["metadata"]["resourceVersion"]), t) for etype, obj, t in got[n:]]
     assert tail == [("BOOKMARK", rv, 5), ("BOOKMARK", rv + 1, 10), ("ADDED", rv + 2, 10), ("BOOKMARK", rv + 2, 15)]
     assert got[n][1] == {"kind": "ConfigMap", "apiVersion": "v1", "metadata": {"resourceVersion": str(rv)}}
+
+
+async def test_backlog_is_what_was_written_since_the_watch_began_and_not_yet_handed_out(core: ApiCore) -> None:
+    rt = cm_type(core)
+    stream = WatchStream(core, rt, "default", page_size=5)
+    assert stream.backlog(100) == 0  # not started
+    with trio.fail_after(5):
+        async with aclosing(stream.pages()) as pages:
+            [list(await anext(pages)) for _ in range(2)]  # two pages of the list
+            assert stream.backlog(100) == 0
+            for i in range(12):
+                await core.create(rt, "default", cm(f"new{i}"))
+            await core.create(rt, "other", cm("elsewhere"))  # not under this watch's prefix
+            assert stream.backlog(100) == 12 and stream.backlog(10) == 10
+            rest = [list(await anext(pages)) for _ in range(3)]  # the rest of the list: 5 + 5 + 3
+            assert [len(page) for page in rest] == [5, 5, 3] and stream.backlog(100) == 12
+            held = []
+            for _ in range(3):
+                page = list(await anext(pages))
+                held.append((len(page), stream.backlog(100)))
+            assert held == [(5, 7), (5, 2), (2, 0)]
+    assert stream.backlog(100) == 0  # ended

@@ -13,6 +13,7 @@ Must not import: anything above the api layer.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from contextlib import aclosing
 
@@ -24,6 +25,7 @@ from orchestra.api.objects import Obj, decode, parse_rv
 from orchestra.api.registry import ResourceType
 from orchestra.api.selectors import FieldSelector, LabelSelector
 from orchestra.store import CompactedError, Event, FutureRevisionError, KeyValue, Watcher
+from orchestra.storetypes import rev_of
 
 WatchEvent = tuple[str, Obj]
 # A page of events, decoded lazily as it is iterated; finish it before asking for the next page.
@@ -68,12 +70,18 @@ class WatchStream:
         self.bookmark_interval = bookmark_interval
         self.page_size = page_size
         self._watcher: Watcher | None = None
+        self._live_from = 0  # events after this revision were written once the watch had begun ...
+        self._held = 0  # ... and this many of them, taken from the store, are not yet in a page
 
     def backlog(self, limit: int) -> int:
-        """Live events under this watch's key prefix not read yet, counted up to `limit` (while the
-        initial list is sent: the writes since its revision); 0 before the stream starts or after
-        it ends. What kube-apiserver would be holding in the watcher's buffered channel."""
-        return 0 if self._watcher is None else self._watcher.backlog(limit)
+        """Events under this watch's key prefix written since it began and not yet handed out in
+        a page, counted up to `limit` (while the initial list is sent: the writes since its
+        revision; history a watch from an old resourceVersion replays does not count); 0 before
+        the stream starts or after it ends. What kube-apiserver would be holding in the watcher's
+        buffered channel."""
+        if self._watcher is None:
+            return 0
+        return min(limit, self._held + self._watcher.backlog(limit))
 
     async def pages(self) -> AsyncGenerator[Page, None]:
         store = self.core.store
@@ -90,7 +98,7 @@ class WatchStream:
         except FutureRevisionError:
             yield iter([_too_large(after, store.revision)])
             return
-        self._watcher = watcher
+        self._watcher, self._live_from = watcher, store.revision
         try:
             if not self.rv:
                 for page in initial_pages(self.core, self.rt, self.namespace, after, self.label_selector,
@@ -121,8 +129,12 @@ class WatchStream:
                 last_rv = max(last_rv, self.core.store.revision)
                 yield iter([("BOOKMARK", _bookmark(self.rt, last_rv))])
                 continue
+            first_live = bisect.bisect_right(batch, self._live_from, key=rev_of)
             for i in range(0, len(batch), self.page_size):
-                yield _translated(batch[i:i + self.page_size], pred)
+                end = i + self.page_size
+                self._held = len(batch) - max(end, first_live) if end < len(batch) else 0
+                yield _translated(batch[i:end], pred)
+            self._held = 0
             last_rv = batch[-1].kv.mod_revision
 
 
