@@ -8,8 +8,10 @@ timeout, its end when the client hangs up, and kube-apiserver's bound on slow wa
 gives each watcher a buffered channel (10-1000 events) and, when one is full for longer than a short
 blocking budget, logs "Forcing ... watcher close due to unresponsiveness" and ends that watch; the
 client re-lists or re-watches. Here a watcher is a cursor into the store's shared history, so lagging
-costs no memory, but the same rule applies: a watch whose backlog of unread live events stays at or
-above `backlog` for `grace` seconds is closed, in the initial list as in the live phase.
+costs no memory, but the same rule applies: a watch whose backlog (events written since it began
+that it has not sent; see WatchStream.backlog) stays at or above `backlog` for `grace` seconds is
+closed, in the initial list as in the live phase. The response ends after the write in flight, or
+the connection is dropped if the client does not take that write within FINAL_WRITE_TIMEOUT.
 Must not import: cli, reconcilers, node, runtime.
 """
 
@@ -57,7 +59,8 @@ class WatchStatistics:
 async def serve_watch(send: Send, receive: Receive, stream: WatchStream, encode: Encoder, *, lifetime: float,
                       limits: WatchLimits, stats: WatchStatistics) -> None:
     """Answer 200 and stream `stream` until it ends, the client hangs up, `lifetime` seconds pass
-    (the request's timeoutSeconds) or the watcher falls too far behind; then end the response (or drop the connection if a write was cut)."""
+    (the request's timeoutSeconds) or the watcher falls too far behind; then end the response (or
+    leave the connection to be dropped if a write was cut)."""
     await send({"type": "http.response.start", "status": 200,
                 "headers": [(b"content-type", b"application/json"), (b"cache-control", b"no-cache, private")]})
     stats.open += 1
