@@ -244,7 +244,8 @@ def main() -> None:
             p = probe(proc, state)
             print(f"after the watches closed: RSS {after:.0f} MiB; server fds {open_fds(pid)}")
             if base and p:
-                print(f"Python allocated blocks: {base['blocks']:.0f} before the watches, {p['blocks']:.0f} after; "
+                print(f"Python allocated blocks: {base['blocks']:.0f} before the watches, "
+                      f"{p['blocks']:.0f} after; "
                       f"RSS after malloc_trim(0): {p['rss_after_trim']:.0f} MiB")
             verdict = "OK" if peak < 300 and after < 300 else "OVER"
             print(f"RSS peak {peak:.0f} MiB, after close {after:.0f} MiB (target < 300 MiB): {verdict}")

@@ -45,7 +45,8 @@ class Client:
 
     async def request(self, target: str) -> int:
         req = h11.Request(method="GET", target=target, headers=[("host", "orchestra")])
-        await self.stream.send_all(self.conn.send(req) + self.conn.send(h11.EndOfMessage()))  # type: ignore[operator]
+        head, end = self.conn.send(req), self.conn.send(h11.EndOfMessage())
+        await self.stream.send_all((head or b"") + (end or b""))
         while True:
             event = await self._next()
             if isinstance(event, h11.Response):
@@ -227,7 +228,8 @@ async def test_a_slow_reader_too_far_behind_gets_the_end_of_the_stream(
 
             async def write() -> None:
                 for i in range(LIMITS.backlog * 10):
-                    await core.create(rt, "default", {"metadata": {"name": f"fast-{i}"}, "data": {"p": PAYLOAD}})
+                    obj = {"metadata": {"name": f"fast-{i}"}, "data": {"p": PAYLOAD}}
+                    await core.create(rt, "default", obj)
                     await trio.sleep(0.01)
 
             served.nursery.start_soon(write)
@@ -252,10 +254,12 @@ async def test_a_slow_reader_replaying_history_is_not_behind(
                 got += await client.read_lines(1)
                 await trio.sleep(0.1)  # 30 s for the replay, many times the grace
             assert served.api.watch_stats.closed_behind == 0 and not client.ended
-            assert [e["object"]["metadata"]["name"] for e in got] == [f"cm-{i:04d}" for i in range(1, OBJECTS)]
+            names = [e["object"]["metadata"]["name"] for e in got]
+            assert names == [f"cm-{i:04d}" for i in range(1, OBJECTS)]
 
 
-async def test_a_watch_that_keeps_up_is_not_closed(core: ApiCore, autojump_clock: trio.testing.MockClock) -> None:
+async def test_a_watch_that_keeps_up_is_not_closed(
+        core: ApiCore, autojump_clock: trio.testing.MockClock) -> None:
     """Writes far beyond the backlog bound, at a steady rate a reading client keeps up with."""
     rt = cm_type(core)
     writes = LIMITS.backlog * 6
@@ -279,7 +283,8 @@ async def test_a_watch_that_keeps_up_is_not_closed(core: ApiCore, autojump_clock
                 await trio.sleep(0.01)
             await last.wait()
             assert served.api.watch_stats.closed_behind == 0
-            assert [e["object"]["metadata"]["name"] for e in got[OBJECTS:]] == [f"burst-{i}" for i in range(writes)]
+            names = [e["object"]["metadata"]["name"] for e in got[OBJECTS:]]
+            assert names == [f"burst-{i}" for i in range(writes)]
 
 
 async def test_a_client_that_accepts_nothing_is_let_go_at_the_watch_timeout(

@@ -141,7 +141,8 @@ async def test_initial_list_is_the_state_at_its_revision_then_changes_follow(cor
                 if len(got) == len(names) + 3:
                     break
     assert got[:len(names)] == [("ADDED", n, n) for n in names]
-    assert got[len(names):] == [("MODIFIED", "c20", "changed"), ("DELETED", "c21", "c21"), ("ADDED", "c99", "c99")]
+    changes = [("MODIFIED", "c20", "changed"), ("DELETED", "c21", "c21"), ("ADDED", "c99", "c99")]
+    assert got[len(names):] == changes
 
 
 async def test_compaction_past_the_list_revision_ends_the_watch_with_410(core: ApiCore) -> None:
@@ -180,11 +181,12 @@ async def test_bookmarks_after_the_list_carry_the_revision_reached(
                     break
     assert [etype for etype, *_ in got[:n]] == ["ADDED"] * n
     tail = [(etype, int(obj["metadata"]["resourceVersion"]), t) for etype, obj, t in got[n:]]
-    assert tail == [("BOOKMARK", rv, 5), ("BOOKMARK", rv + 1, 10), ("ADDED", rv + 2, 10), ("BOOKMARK", rv + 2, 15)]
+    assert tail == [("BOOKMARK", rv, 5), ("BOOKMARK", rv + 1, 10), ("ADDED", rv + 2, 10),
+                    ("BOOKMARK", rv + 2, 15)]
     assert got[n][1] == {"kind": "ConfigMap", "apiVersion": "v1", "metadata": {"resourceVersion": str(rv)}}
 
 
-async def test_backlog_is_what_was_written_since_the_watch_began_and_not_yet_handed_out(core: ApiCore) -> None:
+async def test_backlog_is_what_was_written_since_the_watch_began_and_not_handed_out(core: ApiCore) -> None:
     rt = cm_type(core)
     stream = WatchStream(core, rt, "default", page_size=5)
     assert stream.backlog(100) == 0  # not started

@@ -26,8 +26,8 @@ class Watcher:
     Each batch is a non-empty list of events in revision order (a txn's events never straddle two
     batches)."""
 
-    __slots__ = ("__weakref__", "_closed", "_count_start", "_counted", "_cursor", "_next_revision", "_pending",
-                 "_prefix", "_store")
+    __slots__ = ("__weakref__", "_closed", "_count_start", "_counted", "_cursor", "_next_revision",
+                 "_pending", "_prefix", "_store")
 
     def __init__(self, store: Store, prefix: str, cursor: int, start_revision: int, live: int) -> None:
         """cursor: where reading starts; live: where the history stood when the watch was made
@@ -110,7 +110,8 @@ class Watcher:
         if hi > lo:
             if (lo, hi) != (start, stop):
                 base, prefix = self._store._base, self._prefix
-                taken = [ev for ev in self._store._history[lo - base:hi - base] if ev.kv.key.startswith(prefix)]
+                counted = self._store._history[lo - base:hi - base]
+                taken = [ev for ev in counted if ev.kv.key.startswith(prefix)]
             self._pending -= len(taken)
         self._counted = max(self._counted, stop)
 

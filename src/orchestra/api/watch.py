@@ -195,8 +195,9 @@ async def watch(
     page_size: int = PAGE_SIZE,
 ) -> AsyncGenerator[WatchEvent, None]:
     """Yield (type, object) pairs like kube-apiserver's watch; ends only when cancelled or on ERROR."""
-    stream = WatchStream(core, rt, namespace, resource_version=resource_version, label_selector=label_selector,
-                         field_selector=field_selector, bookmark_interval=bookmark_interval, page_size=page_size)
+    stream = WatchStream(core, rt, namespace, resource_version=resource_version,
+                         label_selector=label_selector, field_selector=field_selector,
+                         bookmark_interval=bookmark_interval, page_size=page_size)
     async with aclosing(stream.pages()) as pages:
         async for page in pages:
             for event in page:

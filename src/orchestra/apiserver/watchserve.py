@@ -62,7 +62,8 @@ async def serve_watch(send: Send, receive: Receive, stream: WatchStream, encode:
     (the request's timeoutSeconds) or the watcher falls too far behind; then end the response (or
     leave the connection to be dropped if a write was cut)."""
     await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"application/json"), (b"cache-control", b"no-cache, private")]})
+                "headers": [(b"content-type", b"application/json"),
+                            (b"cache-control", b"no-cache, private")]})
     stats.open += 1
     stats.total += 1
     closing = trio.Event()  # set when the watcher is too far behind: stop after the current write
