@@ -36,6 +36,7 @@ from orchestra.apiserver.h11server import HttpServer, server_ssl_context
 from orchestra.apiserver.tls import ensure_serving_cert
 
 LIMIT = 64 * 1024
+CUT_BODY = 32 * 1024 * 1024  # more than the socket buffers hold
 
 
 class ProbeApp:
@@ -48,6 +49,7 @@ class ProbeApp:
         self.called: list[str] = []
         self.ws_disconnect: dict[str, Any] | None = None
         self.ws_closed = trio.Event()
+        self.cut_refused = False
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         self.called.append(scope["path"])
@@ -91,6 +93,16 @@ class ProbeApp:
         while (await receive())["type"] != "http.disconnect":
             pass
         self.disconnected.set()
+
+    async def http_cut(self, scope: Any, receive: Any, send: Any) -> None:
+        """A write that a timeout cuts short (the client reads nothing), then the response's end."""
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        with trio.move_on_after(0.2):
+            await send({"type": "http.response.body", "body": b"z" * CUT_BODY, "more_body": True})
+        try:
+            await send({"type": "http.response.body", "body": b""})
+        except OSError:
+            self.cut_refused = True
 
     async def http_boom(self, scope: Any, receive: Any, send: Any) -> None:
         raise ValueError("boom before the response")
@@ -246,6 +258,22 @@ async def test_disconnect_reaches_the_app_when_the_client_leaves(served: Served)
         assert not served.app.disconnected.is_set()
         await stream.aclose()
         await served.app.disconnected.wait()
+
+
+async def test_a_write_cut_by_cancellation_ends_the_connection(served: Served) -> None:
+    """Part of the cut write may have gone out: nothing more is written (no chunk terminator after a
+    partial chunk, no waiting on a client that reads nothing) and the connection is closed."""
+    with trio.fail_after(10):
+        stream = await _connect(served)
+        conn = h11.Connection(h11.CLIENT)
+        request = conn.send(h11.Request(method="GET", target="/cut", headers=[("host", "x")]))
+        await stream.send_all(request or b"")
+        assert isinstance(await _next(stream, conn), h11.Response)
+        await trio.sleep(0.4)  # read nothing while the app's write is cut
+        assert served.app.cut_refused
+        received = len(await _read_all(stream))  # what went out, then the end of the connection
+        assert received < CUT_BODY
+        await stream.aclose()
 
 
 async def test_pipelined_requests_are_answered_in_order(served: Served) -> None:

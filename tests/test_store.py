@@ -445,6 +445,51 @@ async def test_closed_watcher_stops_iteration(store: Store) -> None:
             await w.aclose()
 
 
+def test_backlog_counts_unread_events_under_the_prefix(store: Store) -> None:
+    w = store.watch("/a/", start_revision=1)
+    for i in range(5):
+        store.put(f"/a/{i}", b"x")
+        store.put(f"/b/{i}", b"x")  # another prefix: never part of the backlog
+    assert w.backlog(100) == 5
+    assert w.backlog(3) == 3  # counting stops at the limit ...
+    assert w.backlog(100) == 5  # ... and resumes where it stopped
+    store.txn([], [Put("/a/x", b"1"), Put("/a/y", b"1")])
+    assert w.backlog(100) == 7
+    assert [e.kv.key for e in w.receive_nowait()] == [f"/a/{i}" for i in range(5)] + ["/a/x", "/a/y"]
+    assert w.backlog(100) == 0
+    store.delete("/a/0")
+    assert w.backlog(100) == 1
+    store.compact(store.revision)  # overtaken: as far behind as can be
+    assert w.backlog(10) == 10
+
+
+def test_backlog_after_partial_reads(store: Store) -> None:
+    w = store.watch("", start_revision=1)
+    for i in range(3000):
+        store.put(f"k{i}", b"x")
+    assert w.backlog(10_000) == 3000
+    taken = len(w.receive_nowait())  # one batch of at most 1024 events
+    assert 0 < taken < 3000
+    assert w.backlog(10_000) == 3000 - taken
+
+
+def test_backlog_leaves_out_the_history_a_watch_replays(store: Store) -> None:
+    """Like kube's init events: only what is written after the watch began can put it behind."""
+    for i in range(1500):
+        store.put(f"old{i}", b"x")
+    w = store.watch("", start_revision=1)
+    assert w.backlog(10_000) == 0
+    for i in range(20):
+        store.put(f"new{i}", b"x")
+    assert w.backlog(10_000) == 20
+    replayed = w.receive_nowait()  # 1024 old events: none of them counted
+    assert len(replayed) == 1024 and w.backlog(10_000) == 20
+    rest = w.receive_nowait()  # the other 476 old ones and the 20 new
+    assert len(rest) == 496 and w.backlog(10_000) == 0
+    store.put("newer", b"x")
+    assert w.backlog(10_000) == 1
+
+
 # --- run(): retention ------------------------------------------------------------------------------
 
 

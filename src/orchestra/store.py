@@ -374,7 +374,7 @@ class Store(KeyIndex):
         if start > self._revision + 1:
             raise FutureRevisionError(start_revision, self._revision)
         position = bisect.bisect_left(self._history, start, key=rev_of)
-        watcher = Watcher(self, prefix, self._base + position, start)
+        watcher = Watcher(self, prefix, self._base + position, start, self._base + len(self._history))
         self._watchers.add(watcher)
         return watcher
 

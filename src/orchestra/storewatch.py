@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from orchestra.store import Store
 
 _WATCH_SCAN = 1024  # history events a watcher scans per batch before yielding
+_BACKLOG_SCAN = 16_384  # history events one backlog() call scans at most (it resumes next time)
 
 
 class Watcher:
@@ -25,14 +26,21 @@ class Watcher:
     Each batch is a non-empty list of events in revision order (a txn's events never straddle two
     batches)."""
 
-    __slots__ = ("__weakref__", "_closed", "_cursor", "_next_revision", "_prefix", "_store")
+    __slots__ = ("__weakref__", "_closed", "_count_start", "_counted", "_cursor", "_next_revision",
+                 "_pending", "_prefix", "_store")
 
-    def __init__(self, store: Store, prefix: str, cursor: int, start_revision: int) -> None:
+    def __init__(self, store: Store, prefix: str, cursor: int, start_revision: int, live: int) -> None:
+        """cursor: where reading starts; live: where the history stood when the watch was made
+        (absolute indexes into the history, which survive compaction)."""
         self._store = store
         self._prefix = prefix
-        self._cursor = cursor  # absolute index into the history (survives compaction)
+        self._cursor = cursor
         self._next_revision = start_revision
         self._closed = False
+        # backlog(): events in [max(cursor, _count_start), _counted) are counted, _pending of them
+        # under the prefix; the history a watch replays (before `live`) is not backlog.
+        self._count_start = self._counted = max(cursor, live)
+        self._pending = 0
 
     async def __aenter__(self) -> Watcher:
         return self
@@ -91,9 +99,39 @@ class Watcher:
         events = history[start:stop]
         if prefix:
             events = [ev for ev in events if ev.kv.key.startswith(prefix)]
+        self._uncount(self._cursor, self._cursor + stop - start, events)
         self._cursor += stop - start
         self._next_revision = history[stop - 1].kv.mod_revision + 1
         return events
+
+    def _uncount(self, start: int, stop: int, taken: list[Event]) -> None:
+        """Events at absolute [start, stop) were taken (`taken`: those under the prefix)."""
+        lo, hi = max(start, self._count_start), min(stop, self._counted)
+        if hi > lo:
+            if (lo, hi) != (start, stop):
+                base, prefix = self._store._base, self._prefix
+                counted = self._store._history[lo - base:hi - base]
+                taken = [ev for ev in counted if ev.kv.key.startswith(prefix)]
+            self._pending -= len(taken)
+        self._counted = max(self._counted, stop)
+
+    def backlog(self, limit: int) -> int:
+        """Events under this watcher's prefix written since it was made that it has not taken yet
+        (what it replays from before is not counted), up to `limit`; `limit` too once compaction
+        has overtaken it. Counting resumes where the last call stopped (at most _BACKLOG_SCAN history
+        events per call), so polling costs O(new history)."""
+        store = self._store
+        if self._cursor < store._base:
+            return limit
+        history, prefix = store._history, self._prefix
+        i = self._counted - store._base
+        stop = min(len(history), i + _BACKLOG_SCAN)
+        n = self._pending
+        while n < limit and i < stop:
+            n += history[i].kv.key.startswith(prefix)
+            i += 1
+        self._counted, self._pending = store._base + i, n
+        return min(n, limit)
 
     @property
     def lag(self) -> int:

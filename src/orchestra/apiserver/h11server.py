@@ -224,6 +224,11 @@ class _Connection:
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             self.broken = True
             raise ClientDisconnected("the client went away") from exc
+        except trio.Cancelled:
+            # A cancelled send_all may have written part of `data` (an SSLStream is broken by it):
+            # nothing more may go out on this connection, and it is closed, not kept alive.
+            self.broken = True
+            raise
 
     async def close(self) -> None:
         if self.broken or self.eof:

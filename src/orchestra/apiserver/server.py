@@ -1,15 +1,16 @@
 """The Kubernetes REST API over HTTP: an ASGI app served by hypercorn's trio worker.
 
 Owns: authentication, routing to the API core, content negotiation (JSON, server-side Tables),
-watch streaming, and the HTTP shape of errors. Streaming pod subresources (log, exec, attach,
-portforward) are delegated to a PodStreams provider when the node agent supplies one.
+watch requests (streamed by watchserve.py), and the HTTP shape of errors. Streaming pod
+subresources (log, exec, attach, portforward) are delegated to a PodStreams provider when the node
+agent supplies one.
 Must not import: cli, reconcilers, node, or any runtime adapter (streams use only the Runtime protocol).
 """
 
 from __future__ import annotations
 
 import hmac
-from contextlib import aclosing
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -25,7 +26,7 @@ from orchestra.api.listoptions import validate_list_options
 from orchestra.api.metrics import METRICS_REGISTRY
 from orchestra.api.registry import ResourceType
 from orchestra.api.selectors import parse_field_selector, parse_label_selector
-from orchestra.api.watch import watch
+from orchestra.api.watch import WatchStream
 from orchestra.apiserver.discovery import Discovery, version_info, wants_aggregated
 from orchestra.apiserver.http import (
     Receive,
@@ -40,6 +41,7 @@ from orchestra.apiserver.http import (
 from orchestra.apiserver.metricsapi import PREFIX as METRICS_PREFIX
 from orchestra.apiserver.metricsapi import MetricsApi
 from orchestra.apiserver.routes import Route, parse_resource_path
+from orchestra.apiserver.watchserve import WatchLimits, WatchStatistics, serve_watch
 
 PUBLIC_PATHS = {"/healthz", "/livez", "/readyz"}
 WATCH_DEFAULT_TIMEOUT = 1800.0  # kube-apiserver uses 30-60 min for watches without timeoutSeconds
@@ -54,14 +56,17 @@ class PodStreams(Protocol):
 class ApiServer:
     def __init__(self, core: ApiCore, *, token: str | None, server_address: str = "127.0.0.1:6443",
                  pod_streams: PodStreams | None = None, bookmark_interval: float = 60.0,
-                 metrics: MetricsApi | None = None) -> None:
-        """`metrics`: serves metrics.k8s.io (and discovery lists it) when given."""
+                 metrics: MetricsApi | None = None, watch_limits: WatchLimits | None = None) -> None:
+        """`metrics`: serves metrics.k8s.io (and discovery lists it) when given; `watch_limits`:
+        page size, write size and the slow-watcher bound of watches (watchserve.py)."""
         self.core = core
         self.token = token
         self.metrics = metrics
         self.discovery = Discovery(core.registry, server_address, read_only=METRICS_REGISTRY if metrics else None)
         self.pod_streams = pod_streams
         self.bookmark_interval = bookmark_interval
+        self.watch_limits = watch_limits or WatchLimits()
+        self.watch_stats = WatchStatistics()
         self.ready = False
         self.requests_total = 0
 
@@ -343,44 +348,35 @@ class ApiServer:
                               match=req.arg("resourceVersionMatch"), continue_token=req.arg("continue"),
                               send_initial_events=req.arg("sendInitialEvents"))
         timeout = req.int_arg("timeoutSeconds")
-        as_table = _wants_table(req)
         bookmarks = self.bookmark_interval if req.flag("allowWatchBookmarks") else None
-        stream = watch(self.core, route.rt, route.namespace, resource_version=req.arg("resourceVersion"),
-                       label_selector=label, field_selector=field, bookmark_interval=bookmarks)
-        await req.send({"type": "http.response.start", "status": 200,
-                        "headers": [(b"content-type", b"application/json"), (b"cache-control", b"no-cache, private")]})
-        async with aclosing(stream), trio.open_nursery() as nursery:  # type: ignore[type-var]
-            nursery.start_soon(_cancel_on_disconnect, req.receive, nursery.cancel_scope)
-            with trio.move_on_after(timeout if timeout is not None else WATCH_DEFAULT_TIMEOUT):
-                first = True
-                async for etype, obj in stream:
-                    if as_table and etype in ("ADDED", "MODIFIED", "DELETED"):
-                        obj = self._table(req, route.rt, [obj], obj["metadata"].get("resourceVersion", ""))
-                        if not first:
-                            obj["columnDefinitions"] = []
-                        first = False
-                    await req.send({"type": "http.response.body", "body": orjson.dumps({"type": etype, "object": obj}) + b"\n",
-                                    "more_body": True})
-                    if etype == "ERROR":
-                        break
-            nursery.cancel_scope.cancel()
-        try:
-            await req.send({"type": "http.response.body", "body": b"", "more_body": False})
-        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
-            pass  # the client went away first; nothing to finish
+        stream = WatchStream(self.core, route.rt, route.namespace, resource_version=req.arg("resourceVersion"),
+                             label_selector=label, field_selector=field, bookmark_interval=bookmarks,
+                             page_size=self.watch_limits.page_size)
+        await serve_watch(req.send, req.receive, stream, self._watch_encoder(req, route.rt),
+                          lifetime=timeout if timeout is not None else WATCH_DEFAULT_TIMEOUT,
+                          limits=self.watch_limits, stats=self.watch_stats)
+
+    def _watch_encoder(self, req: Request, rt: ResourceType) -> Callable[[str, dict[str, Any]], bytes]:
+        """One watch event as a JSON line; with a Table Accept each object is a one-row Table, and
+        only the first carries the column definitions."""
+        as_table = _wants_table(req)
+        first = True
+
+        def encode(etype: str, obj: dict[str, Any]) -> bytes:
+            nonlocal first
+            if as_table and etype in ("ADDED", "MODIFIED", "DELETED"):
+                obj = self._table(req, rt, [obj], obj["metadata"].get("resourceVersion", ""))
+                if not first:
+                    obj["columnDefinitions"] = []
+                first = False
+            return orjson.dumps({"type": etype, "object": obj}, option=orjson.OPT_APPEND_NEWLINE)
+
+        return encode
 
 
 def _wants_table(req: Request) -> bool:
     accept = req.headers.get("accept", "")
     return "as=Table" in accept and "g=meta.k8s.io" in accept
-
-
-async def _cancel_on_disconnect(receive: Receive, scope: trio.CancelScope) -> None:
-    while True:
-        msg = await receive()
-        if msg["type"] == "http.disconnect":
-            scope.cancel()
-            return
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:
