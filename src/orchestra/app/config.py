@@ -13,6 +13,7 @@ import attrs
 from orchestra.api.allocators import DEFAULT_SERVICE_CIDR
 from orchestra.api.core import ApiCore
 from orchestra.apiserver.server import ApiServer
+from orchestra.controller.supervisor import Supervisor
 from orchestra.store import Store
 
 
@@ -51,3 +52,4 @@ class Cluster:
     dns: Any = None
     agents: list[Any] = attrs.field(factory=list)
     locator: Any = None  # finds containers for pods/log, exec, portforward
+    supervisor: Supervisor = attrs.field(factory=Supervisor)  # restarts a crashed component
