@@ -55,7 +55,8 @@ VARIANTS: dict[str, tuple[str, Obj, str]] = {
     "ephemeral-storage-1e25": ("Pod", pod("bad", container(requests={"ephemeral-storage": "1e25"})),
                                "ephemeral-storage"),
     "overhead-1e20": ("Pod", pod("bad", overhead={"cpu": "1e20"}), "cpu"),
-    "deployment-template-cpu-1e20": ("Deployment", deployment("bad", container(requests={"cpu": "1e20"})), "cpu"),
+    "deployment-template-cpu-1e20": ("Deployment", deployment("bad", container(requests={"cpu": "1e20"})),
+                                     "cpu"),
 }
 
 
@@ -115,13 +116,17 @@ async def test_a_pod_asking_for_more_than_any_node_has_stays_pending_and_the_clu
     with trio.fail_after(600):
         async with cluster(tmp_path, store="memory", simulate_nodes=1) as c:
             await create(c, kind, obj)  # accepted, as kube-apiserver accepts it
-            (bad,) = await until(lambda: [p for p in pods_of(c, "bad") if scheduled(p).get("status") == "False"])
+            (bad,) = await until(lambda: [p for p in pods_of(c, "bad")
+                                          if scheduled(p).get("status") == "False"])
             assert scheduled(bad)["reason"] == "Unschedulable"
-            assert scheduled(bad)["message"].startswith(f"0/1 nodes are available: 1 Insufficient {resource}.")
+            insufficient = f"0/1 nodes are available: 1 Insufficient {resource}."
+            assert scheduled(bad)["message"].startswith(insufficient)
             await create(c, "Pod", pod("good"))
             await until(lambda: phase(get(c, "Pod", "good")) == "Running")
-            events = [e for e in c.core.list(c.core.registry.by_kind("Event"), "default").items  # type: ignore[arg-type]
-                      if e["reason"] == "FailedScheduling" and e["involvedObject"]["name"] == bad["metadata"]["name"]]
+            event_rt = c.core.registry.by_kind("Event")
+            assert event_rt is not None
+            events = [e for e in c.core.list(event_rt, "default").items if e["reason"] == "FailedScheduling"
+                      and e["involvedObject"]["name"] == bad["metadata"]["name"]]
             assert events and events[0]["type"] == "Warning"
             assert f"Insufficient {resource}" in events[0]["message"]
             assert phase(get(c, "Pod", bad["metadata"]["name"])) == "Pending"
@@ -144,15 +149,18 @@ async def test_bad_objects_in_a_durable_store_are_loaded_on_restart_without_cras
     with trio.fail_after(600):
         async with cluster(tmp_path, store="durable", fsync="never", controllers=False) as c:
             await create(c, "Deployment", deployment("big", container(requests={"cpu": "1e20"})))
-            await create(c, "Pod", pod("huge", container(requests={"cpu": "1e20"}, limits={"memory": "1e30"})))
+            await create(c, "Pod", pod("huge", container(requests={"cpu": "1e20"},
+                                                         limits={"memory": "1e30"})))
             await create(c, "Pod", pod("prio"))
-            store_raw(c, "prio", lambda p: p["spec"].update(priority="high"))  # no int32: refused by the API now
+            # no int32 (the API refuses it now): stored by an older version, or an edited etcd
+            store_raw(c, "prio", lambda p: p["spec"].update(priority="high"))
             env = [{"name": "MEM", "valueFrom": {"resourceFieldRef": {"resource": "limits.memory"}}}]
-            await create(c, "Pod", pod("bound-huge", {**container(limits={"memory": "1e30", "cpu": "1e20"}), "env": env},
-                                       nodeName=NODE))
-            await create(c, "Pod", pod("bound-port", {**container(), "ports": [{"containerPort": 80, "hostPort": 18080}]},
-                                       nodeName=NODE))
-            store_raw(c, "bound-port", lambda p: p["spec"]["containers"][0]["ports"][0].update(containerPort="http"))
+            huge_limits = container(limits={"memory": "1e30", "cpu": "1e20"})
+            await create(c, "Pod", pod("bound-huge", {**huge_limits, "env": env}, nodeName=NODE))
+            ports = [{"containerPort": 80, "hostPort": 18080}]
+            await create(c, "Pod", pod("bound-port", {**container(), "ports": ports}, nodeName=NODE))
+            store_raw(c, "bound-port", lambda p: p["spec"]["containers"][0]["ports"][0].update(
+                containerPort="http"))
             await c.store.wait_durable(c.store.revision)
         async with cluster(tmp_path, store="durable", fsync="never", simulate_nodes=1) as c:
             await create(c, "Pod", pod("good"))
@@ -160,12 +168,14 @@ async def test_bad_objects_in_a_durable_store_are_loaded_on_restart_without_cras
             await until(lambda: phase(get(c, "Pod", "bound-huge")) == "Running")
             insufficient = "0/1 nodes are available: 1 Insufficient cpu"  # once the node has registered
             for name in ("huge", *(p["metadata"]["name"] for p in pods_of(c, "big"))):
-                await until(lambda n=name: scheduled(get(c, "Pod", n)).get("message", "").startswith(insufficient))  # type: ignore[misc]
+                await until(lambda n=name: scheduled(get(c, "Pod", n)).get(  # type: ignore[misc]
+                    "message", "").startswith(insufficient))
             assert len(pods_of(c, "big")) == 1
             await trio.sleep(10)
             scheduler = next(x for x in c.controllers if x.name == "default-scheduler")
             assert scheduler.statistics().handler_errors >= 3  # "prio": retried with backoff
-            assert not scheduled(get(c, "Pod", "prio")) and get(c, "Pod", "prio")["spec"]["priority"] == "high"  # type: ignore[index]
+            prio = get(c, "Pod", "prio")
+            assert prio is not None and not scheduled(prio) and prio["spec"]["priority"] == "high"
             (nodes,) = c.agents
             assert nodes.statistics().pods >= 3
             assert nodes.agents[NODE].statistics().counters["sync_crashes"] >= 3  # "bound-port": retried

@@ -48,9 +48,10 @@ async def test_a_crashing_component_restarts_with_backoff_while_others_continue(
         supervisor = Supervisor(RestartPolicy(initial=1.0, maximum=8.0, reset_after=60.0))
         flaky, ticker = Flaky(crashes=6), Ticker()
         async with trio.open_nursery() as nursery:
-            assert await nursery.start(supervisor.run, "flaky", flaky.run) == 1  # started() once: the first run's
+            # started() is reported once: the first run's value
+            assert await nursery.start(supervisor.run, "flaky", flaky.run) == 1
             await nursery.start(supervisor.run, "ticker", ticker.run)
-            await trio.sleep(100)
+            await trio.sleep(100.5)
             assert flaky.starts == [0.0, 1.0, 3.0, 7.0, 15.0, 23.0, 31.0]  # 1, 2, 4, 8, then the 8 s cap
             assert ticker.ticks == 100  # never disturbed
             stats = supervisor.statistics()
@@ -92,7 +93,8 @@ async def test_a_failure_before_the_first_start_is_the_starters() -> None:
 
 
 @pytest.mark.parametrize("during", ["running", "backoff"])
-async def test_cancellation_ends_supervision_at_once(autojump_clock: trio.testing.MockClock, during: str) -> None:
+async def test_cancellation_ends_supervision_at_once(autojump_clock: trio.testing.MockClock,
+                                                    during: str) -> None:
     supervisor = Supervisor(RestartPolicy(initial=30.0))
     flaky = Flaky(crashes=1 if during == "backoff" else 0, lasts=1.0)
     with trio.fail_after(100):

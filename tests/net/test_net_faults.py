@@ -87,7 +87,8 @@ async def test_dns_answers_servfail_for_records_it_cannot_build_and_serves_the_r
                 "clusterIP": "None", "selector": {"app": "db"}, "ports": [{"name": "pg", "port": 5432}]}})
             await client.create(slice_rt, "default", {
                 "metadata": {"name": "db-abc", "labels": {"kubernetes.io/service-name": "db"}},
-                "addressType": "IPv4", "endpoints": [{"addresses": ["10.88.0.5"], "conditions": {"ready": True}}],
+                "addressType": "IPv4",
+                "endpoints": [{"addresses": ["10.88.0.5"], "conditions": {"ready": True}}],
                 "ports": [{"name": "pg", "port": 5432, "protocol": "TCP"}]})
             store_raw(store, client, "EndpointSlice", "db-abc",
                       lambda s: s["endpoints"][0].update(addresses=["not-an-ip"]))

@@ -28,12 +28,13 @@ def store_raw(env: Env, name: str, change: Any) -> None:
     env.store.put(key, orjson.dumps(obj))
 
 
-async def test_a_stored_pod_its_sync_cannot_digest_is_retried(tmp_path: Path,
-                                                               autojump_clock: trio.testing.MockClock) -> None:
+async def test_a_stored_pod_its_sync_cannot_digest_is_retried(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
     with trio.fail_after(120):
         async with open_env(tmp_path, start=False) as env:
             await env.create_pod("bad", [{**C[0], "ports": [{"containerPort": 80, "hostPort": 18080}]}])
-            store_raw(env, "bad", lambda p: p["spec"]["containers"][0]["ports"][0].update(containerPort="http"))
+            store_raw(env, "bad", lambda p: p["spec"]["containers"][0]["ports"][0].update(
+                containerPort="http"))
             agent = await env.start_agent()
             await env.create_pod("good", C)
             await env.wait_pod("good", lambda p: phase(p) == "Running")

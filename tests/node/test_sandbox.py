@@ -27,8 +27,8 @@ from orchestra.runtime.base import Resources
         ({"limits": {"memory": "lots"}}, Resources()),
     ],
     ids=["ordinary", "min-shares", "max-shares", "huge-limits-unlimited", "cpu-milli-over-int64",
-         "memory-at-int64-unlimited", "memory-under-int64", "quota-within-kernel-max", "quota-over-kernel-max",
-         "malformed-ignored"],
+         "memory-at-int64-unlimited", "memory-under-int64", "quota-within-kernel-max",
+         "quota-over-kernel-max", "malformed-ignored"],
 )
 def test_resources_stay_within_what_the_runtime_accepts(resources: dict[str, Any], want: Resources) -> None:
     assert resources_of({"resources": resources}) == want

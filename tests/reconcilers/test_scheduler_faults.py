@@ -73,10 +73,12 @@ async def test_an_unexpected_scheduling_error_is_that_pods_scheduler_error(
                     raise RuntimeError("a bug")
                 return original(self, pod, *args)
 
-            scheduler.framework.schedule = schedule.__get__(scheduler.framework)  # type: ignore[method-assign]
+            bound = schedule.__get__(scheduler.framework)
+            scheduler.framework.schedule = bound  # type: ignore[method-assign]
             await api.create("Pod", spod("boom"))
             cond = await wait_unschedulable(api, "boom")
-            assert (cond["reason"], cond["message"]) == ("SchedulerError", "scheduling failed: RuntimeError('a bug')")
+            assert cond["reason"] == "SchedulerError"
+            assert cond["message"] == "scheduling failed: RuntimeError('a bug')"
             assert [e["type"] for e in events(api, "FailedScheduling", "boom")] == ["Warning"]
             await api.create("Pod", spod("fine"))
             await wait_bound(api, "fine")
@@ -85,7 +87,8 @@ async def test_an_unexpected_scheduling_error_is_that_pods_scheduler_error(
             assert scheduler.statistics().errors >= 1
 
 
-async def test_a_crashed_scheduler_is_restarted_from_the_caches(autojump_clock: trio.testing.MockClock) -> None:
+async def test_a_crashed_scheduler_is_restarted_from_the_caches(
+        autojump_clock: trio.testing.MockClock) -> None:
     with trio.fail_after(120):
         api = await make_api()
         await add_nodes(api, node("a", cpu="1"))

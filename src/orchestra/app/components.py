@@ -32,7 +32,8 @@ async def start_controllers(nursery: trio.Nursery, cluster: Cluster) -> None:
     client = LocalClient(cluster.core, field_manager="kube-controller-manager")
     timings = FAST_TIMINGS if cluster.config.timings == "fast" else DEFAULT_TIMINGS
     scheduler = Scheduler(LocalClient(cluster.core, field_manager="default-scheduler"))
-    controllers: list[Any] = [*cluster_controllers(client, timings=timings, volumes_root=cluster.config.state_dir / "volumes"),
+    volumes_root = cluster.config.state_dir / "volumes"
+    controllers: list[Any] = [*cluster_controllers(client, timings=timings, volumes_root=volumes_root),
                               scheduler, *workload_controllers(client)]
     for controller in controllers:
         await nursery.start(cluster.supervisor.run, controller.name, controller.run)

@@ -99,7 +99,8 @@ class Supervisor:
         stats.last_error = repr(_leaf(exc))
         delay = self.policy.delay(stats.consecutive)
         stats.restart_at = trio.current_time() + delay
-        log.error("%s crashed (crash %d); restarting in %.1fs", stats.name, stats.crashes, delay, exc_info=exc)
+        log.error("%s crashed (crash %d); restarting in %.1fs", stats.name, stats.crashes, delay,
+                  exc_info=exc)
 
     def statistics(self) -> dict[str, ComponentStatistics]:
         return {name: attrs.evolve(s) for name, s in self.components.items()}

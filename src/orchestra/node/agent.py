@@ -330,7 +330,8 @@ class NodeAgent:
             crashes = self._crashes[worker.uid] = self._crashes.get(worker.uid, 0) + 1
             if self.ctx is not None:
                 self.ctx.counters.sync_crashes += 1
-            log.exception("node %s: worker of pod %s/%s crashed", self.node_name, worker.namespace, worker.name)
+            log.exception("node %s: worker of pod %s/%s crashed", self.node_name, worker.namespace,
+                          worker.name)
         else:
             self._crashes.pop(worker.uid, None)
             return

@@ -128,7 +128,8 @@ def resources_of(container: Obj, pids_limit: int | None = None) -> Resources:
     limits, requests = res.get("limits") or {}, res.get("requests") or {}
     memory = _quantity(limits["memory"]) if "memory" in limits else None
     cpu_limit = _milli(limits["cpu"]) if "cpu" in limits else None
-    cpu_request = _milli(requests.get("cpu", limits.get("cpu"))) if ("cpu" in requests or "cpu" in limits) else None
+    has_cpu = "cpu" in requests or "cpu" in limits
+    cpu_request = _milli(requests.get("cpu", limits.get("cpu"))) if has_cpu else None
     memory_bytes = memory.int_value() if memory is not None else None
     if memory_bytes is not None and not 0 < memory_bytes < INT64_MAX:
         memory_bytes = None

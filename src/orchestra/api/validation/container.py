@@ -157,7 +157,8 @@ def validate_resource_requirements(res: Any, path: str) -> list[Cause]:
         elif q.value != limit.value and not _overcommit_allowed(name):
             errs.append(invalid(f"{path}.requests", str(q), f"must be equal to {name} limit of {limit}"))
         elif q.value > limit.value:
-            errs.append(invalid(f"{path}.requests", str(q), f"must be less than or equal to {name} limit of {limit}"))
+            errs.append(invalid(f"{path}.requests", str(q),
+                                f"must be less than or equal to {name} limit of {limit}"))
     return errs
 
 

@@ -139,8 +139,9 @@ class Scheduler:
         self._own_recorder = recorder is None
         self.recorder = recorder or EventRecorder(client, SCHEDULER_NAME)
         self._backoff = (initial_backoff, max_backoff)
-        self._framework_args = {"rng": random.Random(seed), "percentage_of_nodes_to_score": percentage_of_nodes_to_score,
-                                "default_selector": DefaultSelector(self.services, self.replicasets, self.statefulsets)}
+        self._framework_args = {
+            "rng": random.Random(seed), "percentage_of_nodes_to_score": percentage_of_nodes_to_score,
+            "default_selector": DefaultSelector(self.services, self.replicasets, self.statefulsets)}
         self._reset()
         self._retries = Retries(initial=initial_backoff, maximum=max_backoff)
         self._runs = 0
@@ -160,7 +161,8 @@ class Scheduler:
         """A fresh queue, cache and framework (on a restart the informers' caches refill them)."""
         self.cache = Cache()
         self.queue = SchedulingQueue(initial_backoff=self._backoff[0], max_backoff=self._backoff[1])
-        self.framework = Framework(self.cache, ns_labels=self._ns_labels, **self._framework_args)  # type: ignore[arg-type]
+        self.framework = Framework(self.cache, ns_labels=self._ns_labels,
+                                   **self._framework_args)  # type: ignore[arg-type]
         self._ns_cache: dict[str, Any] | None = None
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
