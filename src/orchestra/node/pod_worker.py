@@ -142,7 +142,7 @@ class PodWorker:
                 expected = isinstance(exc, RuntimeFailure | ApiError | OSError)
                 self.ctx.counters.sync_crashes += not expected
                 log.log(logging.WARNING if expected else logging.ERROR, "pod %s/%s: sync failed: %s",
-                        self.namespace, self.name, exc, exc_info=not expected)
+                        self.namespace, self.name, exc, exc_info=not expected and self._errors == 1)
                 self._schedule(trio.current_time() + min(ERROR_RETRY[0] * 2 ** (self._errors - 1), ERROR_RETRY[1]))
             with trio.move_on_at(self._deadline):
                 await wake.wait()

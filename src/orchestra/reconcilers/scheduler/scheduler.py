@@ -367,10 +367,12 @@ class Scheduler:
         key = object_key(obj) if obj is not None else ""
         try:
             self._handle_pod(event_type, old, new)
-        except Exception:  # a pod the scheduler cannot digest: contained to it, retried with backoff
+        except Exception as exc:  # a pod the scheduler cannot digest: contained to it, retried with backoff
             self._counts["handler_errors"] += 1
             delay = self._retries.failed(key)
-            log.exception("scheduler: %s event of pod %s failed; retrying in %.1fs", event_type, key, delay)
+            first = self._retries.attempts(key) == 1  # the traceback once, then one line per retry
+            log.error("scheduler: %s event of pod %s failed: %r; retrying in %.1fs", event_type, key, exc, delay,
+                      exc_info=first)
             return
         self._retries.forget(key)
 
