@@ -171,9 +171,12 @@ def test_unknown_field_path(schema, path, value, expected) -> None:  # type: ign
          " of type intstr.IntOrString"),
         (f"{CONTAINER}.resources.limits.cpu", "lots", "spec.template.spec.containers[0].resources.limits[cpu]",
          "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"),
+        (f"{CONTAINER}.resources.requests.cpu", "1e99999999999999999999",
+         "spec.template.spec.containers[0].resources.requests[cpu]", "unable to parse quantity's suffix"),
     ],
     ids=["string-for-int", "float-for-int", "int32-overflow", "bool-for-int", "number-for-string",
-         "object-for-array", "string-for-struct", "map-value", "array-item", "bool", "int-or-string", "quantity"],
+         "object-for-array", "string-for-struct", "map-value", "array-item", "bool", "int-or-string", "quantity",
+         "quantity-exponent-over-int64"],
 )
 def test_wrong_type(schema, path, value, field, message) -> None:  # type: ignore[no-untyped-def]
     res = schema.validate(_set(deployment(), path, value), DEPLOYMENT)

@@ -96,6 +96,23 @@ def test_valid_objects_have_no_causes(kind, obj):
     assert check(kind, obj) == []
 
 
+# kube-apiserver 1.32 refuses no quantity for its size (ValidateResourceQuantityValue checks the sign
+# and, for extended resources, wholeness): these are all valid, as they are in kube.
+LARGE = [
+    {"requests": {"cpu": "1e20"}}, {"requests": {"cpu": "1e400"}}, {"requests": {"cpu": "9223372036854776k"}},
+    {"requests": {"memory": "100Ei"}}, {"limits": {"memory": "1e30"}},
+    {"requests": {"example.com/foo": "1e30"}, "limits": {"example.com/foo": "1e30"}},
+    {"requests": {"ephemeral-storage": "1e25"}},
+]
+
+
+@pytest.mark.parametrize("resources", LARGE, ids=lambda r: str(r)[:60])
+def test_large_quantities_are_valid_like_kube(resources):
+    assert check("Pod", with_container(pod(), resources=resources)) == []
+    assert check("Pod", pod(overhead={"cpu": "1e20"})) == []
+    assert check("Deployment", with_container(deployment(), resources=resources)) == []
+
+
 CASES = [
     # metadata
     ("Pod", {**pod(), "metadata": {}}, ("metadata.name", "FieldValueRequired", "Required value: name or generateName is required")),
@@ -126,6 +143,13 @@ CASES = [
     ("Pod", with_container(pod(), volumeMounts=[{"name": "nope", "mountPath": "/x"}]), ("spec.containers[0].volumeMounts[0].name", "FieldValueNotFound", 'Not found: "nope"')),
     ("Pod", with_container(pod(), resources={"requests": {"cpu": "2"}, "limits": {"cpu": "1"}}), ("spec.containers[0].resources.requests", "FieldValueInvalid", 'Invalid value: "2": must be less than or equal to cpu limit of 1')),
     ("Pod", with_container(pod(), resources={"requests": {"memory": "-1Gi"}}), ("spec.containers[0].resources.requests[memory]", "FieldValueInvalid", 'Invalid value: "-1Gi": must be greater than or equal to 0')),
+    ("Pod", with_container(pod(), resources={"requests": {"cpu": "1e21"}, "limits": {"cpu": "1e20"}}), ("spec.containers[0].resources.requests", "FieldValueInvalid", 'Invalid value: "1e21": must be less than or equal to cpu limit of 100e18')),
+    ("Pod", with_container(pod(), resources={"limits": {"example.com/foo": "1500m"}}), ("spec.containers[0].resources.limits[example.com/foo]", "FieldValueInvalid", 'Invalid value: "1500m": must be an integer')),
+    ("Pod", with_container(pod(), resources={"requests": {"example.com/foo": "1"}}), ("spec.containers[0].resources.limits", "FieldValueRequired", "Required value: Limit must be set for non overcommitable resources")),
+    ("Pod", with_container(pod(), resources={"requests": {"example.com/foo": "1"}, "limits": {"example.com/foo": "2"}}), ("spec.containers[0].resources.requests", "FieldValueInvalid", 'Invalid value: "1": must be equal to example.com/foo limit of 2')),
+    ("Pod", pod(overhead={"cpu": "-1"}), ("spec.overhead.limits[cpu]", "FieldValueInvalid", 'Invalid value: "-1": must be greater than or equal to 0')),
+    ("Deployment", {**deployment(), "spec": {**deployment()["spec"], "template": {**deployment()["spec"]["template"], "spec": {"overhead": {"pods": "1"}, "containers": [{"name": "a", "image": "b"}]}}}},
+     ("spec.template.spec.overhead.limits[pods]", "FieldValueInvalid", 'Invalid value: "pods": must be a standard resource for containers')),
     ("Pod", with_container(pod(), livenessProbe={"periodSeconds": 5}), ("spec.containers[0].livenessProbe", "FieldValueRequired", "Required value: must specify a handler type")),
     ("Pod", with_container(pod(), readinessProbe={"exec": {"command": ["true"]}, "tcpSocket": {"port": 80}}), ("spec.containers[0].readinessProbe.tcpSocket", "FieldValueForbidden", "Forbidden: may not specify more than 1 handler type")),
     ("Pod", with_container(pod(), livenessProbe={"tcpSocket": {"port": 80}, "successThreshold": 2}), ("spec.containers[0].livenessProbe.successThreshold", "FieldValueInvalid", "Invalid value: 2: must be 1")),

@@ -106,3 +106,47 @@ async def test_wait_for_resource_version(autojump_clock: trio.testing.MockClock)
             assert inf.get("default", "a") is not None
             assert not await inf.wait_for_resource_version(int(created["metadata"]["resourceVersion"]) + 50, max_wait=1)
             nursery.cancel_scope.cancel()
+
+
+async def test_a_failing_handler_index_or_transform_is_contained_to_its_object(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """A stored object a handler cannot digest must not end the watch (nor the process hosting it)."""
+
+    def picky(event_type, old, new):  # type: ignore[no-untyped-def]
+        if (new or old)["data"]["v"] == "bad":
+            raise ValueError("cannot digest")
+
+    def index(obj):  # type: ignore[no-untyped-def]
+        return [str(int(obj["data"]["v"]))]  # "bad" is no int
+
+    def transform(obj):  # type: ignore[no-untyped-def]
+        return {**obj, "seen": 1 / (obj["data"]["v"] != "bad")}  # ZeroDivisionError for "bad"
+
+    with trio.fail_after(60):
+        api = await make_api()
+        await api.create("ConfigMap", cm("before", "bad"))
+        inf = Informer(api.client, api.rt("ConfigMap"), indexers={"v": index}, transform=transform)
+        events: list[Event] = []
+        inf.add_handler(picky)
+        inf.add_handler(recorder(events))
+        async with trio.open_nursery() as nursery:
+            await nursery.start(inf.run)
+            await api.create("ConfigMap", cm("during", "bad"))
+            await api.create("ConfigMap", cm("good", "1"))
+            await wait_for(api, lambda: inf.get("default", "good") is not None)
+            await trio.testing.wait_all_tasks_blocked()
+            assert inf.running
+            assert sorted(events) == [("ADDED", None, "before:bad"), ("ADDED", None, "during:bad"),
+                                      ("ADDED", None, "good:1")]
+            assert [o["metadata"]["name"] for o in inf.by_index("v", "1")] == ["good"]
+            assert inf.get("default", "good")["seen"] == 1  # type: ignore[index]
+            # each bad object: the transform, the index and the picky handler failed once
+            assert inf.statistics()["handler_errors"] == 6
+            await api.client.delete(api.rt("ConfigMap"), "default", "during")
+            await wait_for(api, lambda: inf.get("default", "during") is None)
+            assert inf.by_index("v", "1") == [inf.get("default", "good")]
+            late: list[str] = []
+            inf.add_handler(picky)  # a late handler's replay is contained the same way
+            inf.add_handler(lambda t, o, n: late.append(n["metadata"]["name"]))
+            assert sorted(late) == ["before", "good"]
+            nursery.cancel_scope.cancel()

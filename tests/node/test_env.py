@@ -127,3 +127,17 @@ async def test_env_reaches_container_and_config_errors_wait(tmp_path: Path, auto
             spec = next(c.spec for c in sim._containers.values() if c.name == "c")
             assert spec.env["MISSING"] == "v" and spec.env["KUBERNETES_SERVICE_HOST"] == "10.96.0.1"
             assert spec.command == ("echo", "hi")
+
+
+@pytest.mark.parametrize(
+    ("limit", "ref", "want"),
+    [("1e30", res("limits.memory"), str(2**63 - 1)), ("1e5000", res("limits.memory"), str(2**63 - 1)),
+     ("1e20", res("limits.cpu", "1m"), str(2**63 - 1)), ("100Ei", res("limits.memory", "1Ki"), str(2**53))],
+    ids=["memory-1e30", "memory-1e5000", "cpu-1e20-millis", "100Ei-capped-like-kube"],
+)
+def test_huge_resource_field_refs_saturate_at_int64(limit: str, ref: dict[str, Any], want: str) -> None:
+    """kube accepts these limits; the kubelet's int64 result saturates here instead of overflowing."""
+    what = ref["valueFrom"]["resourceFieldRef"]["resource"].split(".")[1]
+    container = {"name": "c", "resources": {"limits": {what: limit}}, "env": [{"name": "X", **ref}]}
+    pod = {**POD, "spec": {**POD["spec"], "containers": [container]}}
+    assert resolve_env(pod, container, SOURCES, FACTS)["X"] == want

@@ -26,15 +26,12 @@ import attrs
 import orjson
 
 from orchestra.api.errors import Cause
+from orchestra.api.quantity import Quantity, QuantityError
 
 __all__ = ["FieldInfo", "Schema", "SchemaResult", "load_schema"]
 
 _REF_PREFIX = "#/$defs/"
 _INT_RANGES = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
-_QUANTITY_RE = re.compile(r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$")
-_QUANTITY_MSG = (
-    "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
-)
 _INDEX_RE = re.compile(r"\[[^\]]*\]")
 
 # Definitions that are scalars or free-form JSON on the wire, whatever their schema says.
@@ -238,11 +235,13 @@ class Schema:
             out.type_errors.append(Cause("FieldValueInvalid", msg, path))
 
     def _check_quantity(self, v: Any, f: FieldInfo, path: str, struct: str, out: _Out) -> None:
-        if isinstance(v, str):
-            if not _QUANTITY_RE.match(v):
-                out.type_errors.append(Cause("FieldValueInvalid", _QUANTITY_MSG, path))
-        elif not isinstance(v, int | float) or isinstance(v, bool):
+        if not isinstance(v, str | int | float) or isinstance(v, bool):
             self._type_error(v, f, path, struct, out)
+            return
+        try:  # the one parser: its message is what kube's Quantity.UnmarshalJSON reports
+            Quantity.parse(v)
+        except QuantityError as exc:
+            out.type_errors.append(Cause("FieldValueInvalid", str(exc), path))
 
     def _type_error(self, v: Any, f: FieldInfo, path: str, struct: str, out: _Out) -> None:
         kind = _json_kind(v)

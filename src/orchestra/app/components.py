@@ -1,5 +1,7 @@
 """Starting the components that come after the API: controllers, network, node agents.
 
+Each long-lived component runs under the cluster's Supervisor (controller/supervisor.py): one that
+raises is logged, counted and restarted with backoff, and never ends the process.
 Imports happen inside each starter, so the path to "API ready" loads none of them (start-up time).
 Must not import: cli.
 """
@@ -23,21 +25,19 @@ log = logging.getLogger("orchestra")
 
 async def start_controllers(nursery: trio.Nursery, cluster: Cluster) -> None:
     """kube-controller-manager's controllers and the scheduler, each started once its caches synced."""
-    from orchestra.reconcilers.cluster import run_cluster_controllers
+    from orchestra.reconcilers.cluster import cluster_controllers
     from orchestra.reconcilers.node_lifecycle import DEFAULT_TIMINGS, FAST_TIMINGS
     from orchestra.reconcilers.scheduler import Scheduler
     from orchestra.reconcilers.workloads import workload_controllers
 
     client = LocalClient(cluster.core, field_manager="kube-controller-manager")
     timings = FAST_TIMINGS if cluster.config.timings == "fast" else DEFAULT_TIMINGS
-    cluster.controllers.extend(await nursery.start(functools.partial(run_cluster_controllers, client, timings=timings,
-                                                                       volumes_root=cluster.config.state_dir / "volumes")))
-    scheduler_client = LocalClient(cluster.core, field_manager="default-scheduler")
-    scheduler = Scheduler(scheduler_client)
-    await nursery.start(scheduler.run)
-    cluster.controllers.append(scheduler)
-    for controller in workload_controllers(client):
-        await nursery.start(controller.run)
+    scheduler = Scheduler(LocalClient(cluster.core, field_manager="default-scheduler"))
+    volumes_root = cluster.config.state_dir / "volumes"
+    controllers: list[Any] = [*cluster_controllers(client, timings=timings, volumes_root=volumes_root),
+                              scheduler, *workload_controllers(client)]
+    for controller in controllers:
+        await nursery.start(cluster.supervisor.run, controller.name, controller.run)
         cluster.controllers.append(controller)
 
 
@@ -50,10 +50,10 @@ async def start_network(nursery: trio.Nursery, cluster: Cluster) -> None:
     client = LocalClient(cluster.core, field_manager="kube-proxy")
     host_ips = host_addresses()
     proxy = ServiceProxy(client, host_addresses=host_ips)
-    await nursery.start(proxy.run)
+    await nursery.start(cluster.supervisor.run, "kube-proxy", proxy.run)
     dns = ClusterDNS(client, host=cluster.core.allocator.dns_ip)
     try:
-        await nursery.start(dns.run)
+        await nursery.start(cluster.supervisor.run, "cluster-dns", dns.run)
     except OSError as exc:
         raise NetworkSetupError(
             f"cannot serve cluster DNS on {cluster.core.allocator.dns_ip}:53 ({exc.strerror or exc}); is another "
@@ -76,7 +76,7 @@ async def start_nodes(nursery: trio.Nursery, cluster: Cluster) -> None:
     client = LocalClient(cluster.core, field_manager="kubelet")
     services = SharedInformers.of(client).informer(cluster.core.registry.by_kind("Service"))  # type: ignore[arg-type]
     if not services.running:  # shared: the endpoints controller may have started it already
-        await nursery.start(services.run)
+        await nursery.start(cluster.supervisor.run, "service-informer", services.run)
     await services.wait_synced()
 
     def extra_env(pod: dict[str, Any]) -> dict[str, str]:
@@ -97,7 +97,8 @@ async def start_nodes(nursery: trio.Nursery, cluster: Cluster) -> None:
                 node_name=node_name(), state_dir=config.state_dir / "node", cluster_dns=dns, control_plane=True,
                 cluster_id=cluster_id, cluster_state_dir=str(config.state_dir.resolve()), **heartbeat),
                 extra_env=extra_env)
-            await nursery.start(_set_when_done, agent.run, agent_done)
+            await nursery.start(_set_when_done, functools.partial(
+                cluster.supervisor.run, f"kubelet {agent.node_name}", agent.run), agent_done)
             handed_over = True
         finally:
             if not handed_over:
@@ -112,7 +113,7 @@ async def start_nodes(nursery: trio.Nursery, cluster: Cluster) -> None:
         nodes = SimulatedNodes(client, sim, config.simulate_nodes, state_dir=config.state_dir / "sim-nodes",
                                extra_env=extra_env, cluster_dns=dns,
                                **({**heartbeat, "heartbeat_jitter": 2.0} if heartbeat else {}))
-        await nursery.start(nodes.run)
+        await nursery.start(cluster.supervisor.run, "simulated-nodes", nodes.run)
         cluster.agents.append(nodes)
 
 

@@ -14,6 +14,7 @@ from orchestra.api.allocators import DEFAULT_SERVICE_CIDR
 from orchestra.api.core import ApiCore
 from orchestra.apiserver.server import ApiServer
 from orchestra.app.shutdown import Shutdown
+from orchestra.controller.supervisor import Supervisor
 from orchestra.store import Store
 
 
@@ -53,6 +54,7 @@ class Cluster:
     agents: list[Any] = attrs.field(factory=list)
     locator: Any = None  # finds containers for pods/log, exec, portforward
     shutdown: Shutdown = attrs.field(factory=Shutdown)  # stop() / force() the cluster
+    supervisor: Supervisor = attrs.field(factory=Supervisor)  # restarts a crashed component
 
     @property
     def cluster_id(self) -> str:

@@ -15,11 +15,13 @@ from orchestra.controller.reconciler import (
     keys_of_object,
     registry_of,
 )
+from orchestra.controller.supervisor import ComponentStatistics, RestartPolicy, Supervisor
 from orchestra.workqueue import QueueShutDown, RateLimiter, TokenBucket, WorkQueue
 
 __all__ = [
     "NORMAL",
     "WARNING",
+    "ComponentStatistics",
     "Controller",
     "ControllerStatistics",
     "EventRecorder",
@@ -28,8 +30,10 @@ __all__ = [
     "QueueShutDown",
     "RateLimiter",
     "ReconcileError",
+    "RestartPolicy",
     "Result",
     "SharedInformers",
+    "Supervisor",
     "TemporaryError",
     "TokenBucket",
     "WorkQueue",

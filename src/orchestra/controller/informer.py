@@ -5,6 +5,12 @@ Owns: the local cache controllers read from, and turning the API's watch stream 
 is synced), then watches from the list's resourceVersion. A 410 "too old resource version" ERROR,
 any other ERROR, or a stream that ends makes it re-list and emit synthetic ADDED / MODIFIED /
 DELETED events for the differences, so handlers never miss a change (only intermediate states).
+A handler, index function or transform that raises is contained to that object (client-go's
+HandleCrash): logged with the object's key, counted (`statistics()["handler_errors"]`), and the
+informer, the other handlers and the other objects carry on; a stored object a handler cannot
+digest must never stop the watch (and with it every component sharing the cache).
+`run()` may be called again after it ended (a supervisor restarting its component): it re-lists
+and emits the differences.
 Objects in the cache are shared: callers must never mutate them (copy with objects.deep_copy).
 Must not import: reconcilers, node, net, apiserver, cli.
 """
@@ -82,6 +88,7 @@ class Informer:
         self.resource_version = ""
         self._relists = 0
         self._events = 0
+        self._handler_errors = 0
 
     # --- cache API ---------------------------------------------------------------------------
 
@@ -141,8 +148,13 @@ class Informer:
         """Register a handler; if the cache is already synced, it first sees every object as ADDED."""
         self._handlers.append(handler)
         if self.has_synced:
-            for obj in list(self._items.values()):
-                handler("ADDED", None, obj)
+            self.replay(handler)
+
+    def replay(self, handler: Handler) -> None:
+        """Call `handler` with every cached object as ADDED (a restarted component rebuilding its
+        state); a failure is contained to its object, as for events."""
+        for obj in list(self._items.values()):
+            self._call(handler, "ADDED", None, obj)
 
     def remove_handler(self, handler: Handler) -> None:
         """Stop calling `handler` (a component sharing this informer is shutting down)."""
@@ -151,7 +163,8 @@ class Informer:
 
     def statistics(self) -> dict[str, object]:
         return {"kind": self.rt.kind, "items": len(self._items), "synced": self.has_synced,
-                "resource_version": self.resource_version, "relists": self._relists, "events": self._events}
+                "resource_version": self.resource_version, "relists": self._relists, "events": self._events,
+                "handler_errors": self._handler_errors}
 
     # --- the loop ----------------------------------------------------------------------------
 
@@ -224,7 +237,7 @@ class Informer:
             self._set_resource_version(str(rv))
         if event_type == "BOOKMARK":
             return
-        obj = self.transform(raw) if self.transform else raw
+        obj = self._transformed(raw)
         key = object_key(obj)
         self._events += 1
         if event_type == "DELETED":
@@ -238,7 +251,7 @@ class Informer:
         """Swap in a fresh list and emit the differences (all ADDED on the first list)."""
         fresh = {}
         for raw in items:
-            obj = self.transform(raw) if self.transform else raw
+            obj = self._transformed(raw)
             fresh[object_key(obj)] = obj
         for key in [k for k in self._items if k not in fresh]:
             old = self._delete(key)
@@ -268,22 +281,50 @@ class Informer:
 
     def _index_add(self, name: str, key: str, obj: Obj) -> None:
         index = self._indexes[name]
-        for value in self._indexers[name](obj):
+        for value in self._index_values(name, key, obj):
             index.setdefault(value, set()).add(key)
 
     def _unindex(self, key: str, obj: Obj) -> None:
-        for name, fn in self._indexers.items():
+        for name in self._indexers:
             index = self._indexes[name]
-            for value in fn(obj):
+            for value in self._index_values(name, key, obj):
                 keys = index.get(value)
                 if keys is not None:
                     keys.discard(key)
                     if not keys:
                         del index[value]
 
+    def _index_values(self, name: str, key: str, obj: Obj) -> tuple[str, ...]:
+        try:
+            return tuple(self._indexers[name](obj))
+        except Exception:  # an index function that cannot read this object: it is left out of the index
+            self._contained(f"index {name!r}", key)
+            return ()
+
+    def _transformed(self, raw: Obj) -> Obj:
+        if self.transform is None:
+            return raw
+        try:
+            return self.transform(raw)
+        except Exception:  # the transform cannot read this object: cache it as it came
+            self._contained("transform", object_key(raw))
+            return raw
+
     def _notify(self, event_type: str, old: Obj | None, new: Obj | None) -> None:
         for handler in self._handlers:
+            self._call(handler, event_type, old, new)
+
+    def _call(self, handler: Handler, event_type: str, old: Obj | None, new: Obj | None) -> None:
+        try:
             handler(event_type, old, new)
+        except Exception:  # contained to this object: the other handlers and the watch carry on
+            obj = new if new is not None else old
+            self._contained(f"{event_type} handler {getattr(handler, '__qualname__', handler)!r}",
+                            object_key(obj) if obj is not None else "")
+
+    def _contained(self, what: str, key: str) -> None:
+        self._handler_errors += 1
+        log.exception("%s informer: %s failed on %s", self.rt.plural, what, key)
 
 
 def _int(rv: str) -> int:

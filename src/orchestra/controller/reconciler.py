@@ -15,6 +15,9 @@ pods starting): the key is queued after PACE_FACTOR times its last reconcile's d
 PACE_MAX s), so a key whose sync walks thousands of objects cannot take the whole event loop by
 being re-synced on every event; a key that syncs in a millisecond is hardly delayed. Durations are
 trio time (0 under a virtual clock: tests see no pacing).
+`run()` may be called again after it raised (a supervisor restarting the controller): it starts a
+fresh queue, restarts informers nobody runs, calls `restarted()` (subclasses drop what they held
+from the old run) and queues the key of every cached object, as a fresh controller would.
 Must not import: reconcilers, node, net, apiserver, cli.
 """
 
@@ -81,8 +84,11 @@ class Controller:
                  rate_limiter: RateLimiter | None = None) -> None:
         self.client = client
         self.workers = workers
+        self._rate_limiter = rate_limiter
         self.queue: WorkQueue[str] = WorkQueue(rate_limiter=rate_limiter, name=self.name)
         self.informers: list[Informer] = []
+        self._event_handlers: list[tuple[Informer, Callable[[str, Obj | None, Obj | None], None]]] = []
+        self._runs = 0
         self._own_recorder = recorder is None
         self.recorder = recorder or EventRecorder(client, self.name)
         self._stats = {"reconciles": 0, "errors": 0, "conflicts": 0, "requeues": 0}
@@ -118,26 +124,39 @@ class Controller:
                 self.queue.add_after(key, min(PACE_MAX, PACE_FACTOR * self._cost.get(key, 0.0)))
 
         self._paced = self._paced or paced
-        informer.add_handler(paced_handler if paced else handler)
+        chosen = paced_handler if paced else handler
+        self._event_handlers.append((informer, chosen))
+        informer.add_handler(chosen)
 
     # --- the reconcile contract ----------------------------------------------------------------------
 
     async def reconcile(self, key: str) -> Result | None:
         raise NotImplementedError
 
+    def restarted(self) -> None:
+        """Called when `run()` starts again after a failure; drop state kept from the old run."""
+
     # --- running -----------------------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Start the event writer and informers (started() once every cache synced), then workers."""
+        restarted = self._runs > 0
+        self._runs += 1
+        if restarted:
+            self.queue = WorkQueue(rate_limiter=self._rate_limiter, name=self.name)
+            self.restarted()
         try:
             async with trio.open_nursery() as nursery:
                 if self._own_recorder:
                     await nursery.start(self.recorder.run)
                 for inf in self.informers:
-                    if not inf.running and not inf.has_synced:
+                    if not inf.running:  # not hosted by another component (or it stopped: restart it)
                         await nursery.start(inf.run)
                 for inf in self.informers:
                     await inf.wait_synced()
+                if restarted:  # the old queue's keys are lost: queue every cached object's keys
+                    for inf, handler in self._event_handlers:
+                        inf.replay(handler)
                 for i in range(self.workers):
                     nursery.start_soon(self._worker, name=f"{self.name}-worker-{i}")
                 task_status.started()

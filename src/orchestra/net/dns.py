@@ -8,6 +8,9 @@ wire format). Records, as CoreDNS's kubernetes plugin answers them:
 - ExternalName Services: CNAME to spec.externalName.
 - `<a-b-c-d>.<ns>.pod.<domain>` A: the dashed pod IP.
 Names outside the cluster domain are forwarded to the host's resolvers (from /etc/resolv.conf).
+A query whose records cannot be built (a stored object the resolver cannot digest) gets SERVFAIL
+and is logged and counted (`errors`); other queries are unaffected. `run()` may be called again after
+it raised (a supervisor restarting it).
 Must not import: apiserver, cli, runtime, node.
 """
 
@@ -114,7 +117,10 @@ class ClusterDNS:
                                indexers={"service": slice_service_key})
         self._by_service: dict[str, RecordTable] = {}
         self.queries = 0
+        self.errors = 0
         self.bound_port = port
+        self.services.add_handler(self._on_service)  # once: run() may run again on the same informers
+        self.slices.add_handler(self._on_slice)
 
     # --- records -----------------------------------------------------------------------------
 
@@ -203,7 +209,12 @@ class ClusterDNS:
             resp = dns.message.make_response(query)
             resp.set_rcode(dns.rcode.SERVFAIL)
             return resp.to_wire()
-        rcode, answers = self.lookup(qname, q.rdtype)
+        try:
+            rcode, answers = self.lookup(qname, q.rdtype)
+        except Exception:  # records built from a bad stored object: this query fails, the server does not
+            self.errors += 1
+            log.exception("cluster DNS: answering %s failed", qname)
+            rcode, answers = dns.rcode.SERVFAIL, []
         resp = dns.message.make_response(query)
         resp.flags |= dns.flags.AA | dns.flags.RA
         resp.set_rcode(rcode)
@@ -265,8 +276,6 @@ class ClusterDNS:
             async with trio.open_nursery() as nursery:
                 await nursery.start(self.services.run)
                 await nursery.start(self.slices.run)
-                self.services.add_handler(self._on_service)
-                self.slices.add_handler(self._on_slice)
                 self.bound_port = port
                 nursery.start_soon(self._serve_udp, udp)
                 nursery.start_soon(trio.serve_listeners, self._serve_tcp_conn, listeners)

@@ -5,6 +5,9 @@ host address for `type: LoadBalancer` (the k3s ServiceLB idea, with status.loadB
 forwarding to ready endpoints round-robin, or by client IP with `sessionAffinity: ClientIP`.
 Listeners follow Services live; backends follow EndpointSlices live, so an endpoint that stops
 being ready gets no new connection from the next event on.
+A Service whose sync fails (a stored object the proxy cannot digest) is logged and counted
+(`statistics()["sync_errors"]`) and tried again on its next change; the others are unaffected.
+`run()` may be called again after it raised (a supervisor restarting it): it opens every listener again.
 Must not import: apiserver, cli, runtime, node.
 """
 
@@ -108,6 +111,9 @@ class ServiceProxy:
         self._wake = trio.Event()
         self._nursery: trio.Nursery | None = None
         self.errors: dict[ListenKey, str] = {}
+        self.sync_errors = 0
+        self.services.add_handler(self._on_service)  # once: run() may run again on the same informers
+        self.slices.add_handler(self._on_slice)
 
     # --- desired state -----------------------------------------------------------------------
 
@@ -248,12 +254,13 @@ class ServiceProxy:
     # --- lifecycle ---------------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        self._listeners.clear()  # (on a restart) the old run's listeners went with its nursery
+        self._backends.clear()
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             await nursery.start(self.services.run)
             await nursery.start(self.slices.run)
-            self.services.add_handler(self._on_service)
-            self.slices.add_handler(self._on_slice)
+            self._dirty.update(self.services.keys())
             await self._drain()
             task_status.started()
             while True:
@@ -264,13 +271,18 @@ class ServiceProxy:
     async def _drain(self) -> None:
         while self._dirty:
             key = self._dirty.pop()
-            await self._sync(key)
+            try:
+                await self._sync(key)
+            except Exception:  # contained to this Service; its next change tries again
+                self.sync_errors += 1
+                log.exception("service proxy: syncing %s failed", key)
 
     def statistics(self) -> dict[str, Any]:
         return {
             "listeners": len(self._listeners),
             "errors": {f"{k.host}:{k.port}/{k.protocol}": v for k, v in self.errors.items()},
             "connections": sum(b.connections for b in self._backends.values()),
+            "sync_errors": self.sync_errors,
         }
 
 

@@ -11,6 +11,9 @@ container lookup the log/exec/port-forward streams use (`find_container`).
 
 For many agents in one process (`node.simulated`), pods and runtime events can be fed from one
 shared informer / event stream through `handle_pod_event` / `handle_runtime_event`.
+A pod worker that raises is contained to its pod: logged, counted (`sync_crashes`) and started again
+after a backoff (WORKER_RESTART). `run()` may be called again after it raised (a supervisor
+restarting the agent): it registers and adopts the running pods again, as after a process restart.
 Must not import: podman, reconcilers, apiserver, cli.
 """
 
@@ -51,6 +54,7 @@ log = logging.getLogger("orchestra.node.agent")
 Obj = dict[str, Any]
 ExtraEnv = Callable[[Obj], Mapping[str, str]]
 ADOPT_CONCURRENCY = 8
+WORKER_RESTART = (1.0, 30.0)  # backoff before a crashed pod worker starts again: initial, cap
 
 
 @attrs.frozen
@@ -179,6 +183,7 @@ class NodeAgent:
         self._workers: dict[str, PodWorker] = {}
         self._nursery: trio.Nursery | None = None
         self._ready = False
+        self._crashes: dict[str, int] = {}  # pod uid -> consecutive worker crashes
         self._runtime_ok = True
         self.ctx: AgentContext | None = None
         self.registration: NodeRegistration | None = None
@@ -189,6 +194,9 @@ class NodeAgent:
     # --- start-up -------------------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[NodeAgent] = trio.TASK_STATUS_IGNORED) -> None:
+        self._ready = False  # (again, on a restart) no worker starts before adoption
+        if self._own_pod_informer:
+            self.clear_pods()  # refilled by this run's informer
         version = await self.runtime.version()
         runtime_version = f"{version.name}://{version.version}"
         cfg = self.config
@@ -297,6 +305,10 @@ class NodeAgent:
         elif self._ready:
             self._start_worker(new)
 
+    def clear_pods(self) -> None:
+        """Forget the pods fed so far (whoever feeds `handle_pod_event` is about to replay them)."""
+        self._pods.clear()
+
     def _deleted(self, uid: str, last: Obj) -> None:
         self._pods.pop(uid, None)
         worker = self._workers.get(uid)
@@ -312,18 +324,36 @@ class NodeAgent:
         elif event.type in (EventType.DIED, EventType.REMOVED):
             worker.wake()
 
-    def _start_worker(self, pod: Obj, *, sandbox_id: str | None = None) -> None:
+    def _start_worker(self, pod: Obj, *, sandbox_id: str | None = None) -> PodWorker:
         assert self._nursery is not None and self.ctx is not None
         worker = PodWorker(self.ctx, pod, sandbox_id=sandbox_id)
         self._workers[worker.uid] = worker
         self._nursery.start_soon(self._run_worker, worker)
+        return worker
 
     async def _run_worker(self, worker: PodWorker) -> None:
         try:
             await worker.run()
+        except Exception:  # a bug in a sync or a probe: contained to this pod, its worker starts again
+            crashes = self._crashes[worker.uid] = self._crashes.get(worker.uid, 0) + 1
+            if self.ctx is not None:
+                self.ctx.counters.sync_crashes += 1
+            log.exception("node %s: worker of pod %s/%s crashed", self.node_name, worker.namespace,
+                          worker.name)
+        else:
+            self._crashes.pop(worker.uid, None)
+            return
         finally:
             if self._workers.get(worker.uid) is worker:
                 del self._workers[worker.uid]
+        await trio.sleep(min(WORKER_RESTART[0] * 2 ** (crashes - 1), WORKER_RESTART[1]))
+        if worker.uid in self._workers or not self._ready:
+            return  # the pod came back meanwhile and has a worker, or the agent is restarting
+        pod = self._pods.get(worker.uid)
+        if pod is not None:
+            self._start_worker(pod)
+        else:  # deleted meanwhile: a worker still has to stop and remove its containers
+            self._start_worker(worker.pod).update(worker.pod, deleted=True)
 
     async def _runtime_events(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         started = False

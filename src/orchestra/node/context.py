@@ -34,6 +34,7 @@ Obj = dict[str, Any]
 class AgentCounters:
     syncs: int = 0
     sync_errors: int = 0
+    sync_crashes: int = 0  # unexpected exceptions in a pod's sync or worker (contained, retried)
     containers_started: int = 0
     containers_restarted: int = 0
     liveness_kills: int = 0

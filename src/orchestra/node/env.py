@@ -14,12 +14,11 @@ import base64
 import math
 import re
 from collections.abc import Mapping
-from fractions import Fraction
 from typing import Any
 
 import attrs
 
-from orchestra.api.quantity import QuantityError, parse_quantity
+from orchestra.api.quantity import INT64_MAX, QuantityError, parse_quantity
 
 Obj = dict[str, Any]
 
@@ -155,9 +154,11 @@ def resource_value(pod: Obj, ref: Obj, default_container: str, facts: NodeFacts)
         divisor = parse_quantity(ref.get("divisor") or "1")
     except QuantityError as exc:
         raise ConfigError(f"resourceFieldRef {resource}: {exc}") from None
-    if divisor == 0:
+    if divisor <= 0:
         raise ConfigError(f"resourceFieldRef {resource}: divisor must be positive")
-    return str(max(math.ceil(Fraction(value) / Fraction(divisor)), 1 if what == "cpu" and value else 0))
+    # the kubelet's int64 arithmetic, saturated instead of overflowing (see orchestra.api.quantity)
+    result = min(math.ceil(value / divisor), INT64_MAX)
+    return str(max(result, 1 if what == "cpu" and value else 0))
 
 
 # ------------------------------------------------------------------------------------ expansion

@@ -136,10 +136,13 @@ class PodWorker:
                 if await self._sync():
                     return
                 self._errors = 0
-            except (RuntimeFailure, ApiError, OSError) as exc:  # retried with back-off; level-based
-                self._errors += 1
+            except Exception as exc:  # retried with back-off; level-based. A bug or a pod the sync cannot
+                self._errors += 1  # digest is contained to this pod the same way, with its traceback
                 self.ctx.counters.sync_errors += 1
-                log.warning("pod %s/%s: sync failed: %s", self.namespace, self.name, exc)
+                expected = isinstance(exc, RuntimeFailure | ApiError | OSError)
+                self.ctx.counters.sync_crashes += not expected
+                log.log(logging.WARNING if expected else logging.ERROR, "pod %s/%s: sync failed: %s",
+                        self.namespace, self.name, exc, exc_info=not expected and self._errors == 1)
                 self._schedule(trio.current_time() + min(ERROR_RETRY[0] * 2 ** (self._errors - 1), ERROR_RETRY[1]))
             with trio.move_on_at(self._deadline):
                 await wake.wait()

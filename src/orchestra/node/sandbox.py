@@ -9,12 +9,11 @@ Must not import: the client, trio, podman.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from orchestra.api.quantity import QuantityError, parse_quantity
+from orchestra.api.quantity import INT64_MAX, Quantity, QuantityError
 from orchestra.runtime.base import HostAlias, PodSandboxSpec, PortMapping, Resources
 
 Obj = dict[str, Any]
@@ -28,6 +27,8 @@ LABEL_INIT = "orchestra.io/init-container"
 CPU_PERIOD = 100_000
 MIN_QUOTA = 1_000
 MIN_SHARES = 2
+MAX_SHARES = 262_144  # kube's MaxShares
+MAX_QUOTA = 2**44 - 1  # the kernel's max_cfs_runtime in µs: a larger cpu.max quota is EINVAL
 
 
 def sandbox_name(pod: Obj) -> str:
@@ -104,24 +105,41 @@ def sandbox_spec(pod: Obj, *, node_name: str, cluster_dns: str | None, domain: s
     )
 
 
-def _quantity(value: Any) -> Any:
+def _quantity(value: Any) -> Quantity | None:
     try:
-        return parse_quantity(value)
+        return Quantity.parse(value)
     except QuantityError:
-        return None
+        return None  # validation refuses it; a stored one is treated as unset
+
+
+def _milli(value: Any) -> int | None:
+    """kube's MilliValue (saturated at int64; see orchestra.api.quantity), None if malformed."""
+    q = _quantity(value)
+    return q.milli_value() if q is not None else None
 
 
 def resources_of(container: Obj, pids_limit: int | None = None) -> Resources:
-    """limits.memory → bytes; limits.cpu → CFS quota per 100 ms; requests.cpu → shares."""
+    """limits.memory → bytes; limits.cpu → CFS quota per 100 ms; requests.cpu → shares.
+
+    A limit beyond what the kernel can enforce (a memory limit at or over 2^63-1 bytes, a quota over
+    its maximum CFS runtime) is no limit; shares are clamped to kube's [2, 262144]. Any stored
+    quantity, however large, gives values the runtime accepts.
+    """
     res = container.get("resources") or {}
     limits, requests = res.get("limits") or {}, res.get("requests") or {}
     memory = _quantity(limits["memory"]) if "memory" in limits else None
-    cpu_limit = _quantity(limits["cpu"]) if "cpu" in limits else None
-    cpu_request = _quantity(requests.get("cpu", limits.get("cpu"))) if ("cpu" in requests or "cpu" in limits) else None
-    quota = max(math.ceil(cpu_limit * CPU_PERIOD), MIN_QUOTA) if cpu_limit else None
-    shares = max(math.ceil(cpu_request * 1024), MIN_SHARES) if cpu_request else None
+    cpu_limit = _milli(limits["cpu"]) if "cpu" in limits else None
+    has_cpu = "cpu" in requests or "cpu" in limits
+    cpu_request = _milli(requests.get("cpu", limits.get("cpu"))) if has_cpu else None
+    memory_bytes = memory.int_value() if memory is not None else None
+    if memory_bytes is not None and not 0 < memory_bytes < INT64_MAX:
+        memory_bytes = None
+    quota = max(-(-cpu_limit * CPU_PERIOD // 1000), MIN_QUOTA) if cpu_limit and cpu_limit > 0 else None
+    if quota is not None and quota > MAX_QUOTA:
+        quota = None
+    shares = min(max(-(-cpu_request * 1024 // 1000), MIN_SHARES), MAX_SHARES) if cpu_request else None
     return Resources(
-        memory_limit_bytes=math.ceil(memory) if memory else None,
+        memory_limit_bytes=memory_bytes,
         cpu_quota=quota, cpu_period=CPU_PERIOD if quota else None,
         cpu_shares=shares, pids_limit=pids_limit,
     )

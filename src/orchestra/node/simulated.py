@@ -76,6 +76,8 @@ class SimulatedNodes:
         pod_rt = self.registry.by_kind("Pod")
         assert pod_rt is not None
         informer = SharedInformers.of(self.client).informer(pod_rt)  # the controllers' pod cache
+        for agent in self.agents.values():
+            agent.clear_pods()  # (on a restart) the handler replays the cache to them
         informer.add_handler(self._dispatch_pod)
         try:
             await self._run_agents(informer, task_status)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from orchestra.api.errors import Cause
-from orchestra.api.quantity import QUANTITY_ERROR, Quantity, QuantityError
+from orchestra.api.quantity import Quantity, QuantityError
 from orchestra.api.validation.downward import validate_env_value_from
 from orchestra.api.validation.field import (
     NEGATIVE,
@@ -102,39 +102,64 @@ def _validate_probe(probe: Obj, path: str) -> list[Cause]:
 def _quantity(value: Any, path: str, errs: list[Cause]) -> Quantity | None:
     try:
         return Quantity.parse(value)
-    except QuantityError:
-        errs.append(invalid(path, value, QUANTITY_ERROR))
+    except QuantityError as exc:
+        errs.append(invalid(path, value, str(exc)))
         return None
 
 
-def _validate_resources(res: Any, path: str) -> list[Cause]:
+def _native(name: str) -> bool:
+    """helper.IsNativeResource: unprefixed, or in the kubernetes.io domain."""
+    return "/" not in name or "kubernetes.io/" in name
+
+
+def _overcommit_allowed(name: str) -> bool:
+    """helper.IsOvercommitAllowed: native resources but hugepages; extended resources are not."""
+    return _native(name) and not name.startswith("hugepages-")
+
+
+def _quantity_value(name: str, raw: Any, path: str, errs: list[Cause]) -> Quantity | None:
+    """ValidateResourceQuantityValue: not negative, and whole for integer (extended) resources.
+    No upper bound: kube-apiserver accepts `cpu: 1e20` (see orchestra.api.quantity)."""
+    q = _quantity(raw, path, errs)
+    if q is None:
+        return None
+    if q.value < 0:
+        errs.append(invalid(path, str(q), NEGATIVE))
+    if not _native(name) and q.value.denominator != 1:
+        errs.append(invalid(path, str(q), "must be an integer"))
+    return q
+
+
+def _resource_name(name: str, path: str) -> list[Cause]:
+    if name not in _STANDARD_CONTAINER_RESOURCES and not name.startswith("hugepages-") and "/" not in name:
+        return [invalid(path, name, "must be a standard resource for containers")]
+    return []
+
+
+def validate_resource_requirements(res: Any, path: str) -> list[Cause]:
+    """kube's validateResourceRequirements for a container's resources (and a pod's overhead)."""
     res = _d(res)
     errs: list[Cause] = []
-    limits: dict[str, Quantity] = {}
-    for section in ("limits", "requests"):
-        for name, raw in sorted(_d(res.get(section)).items()):
-            p = f"{path}.{section}[{name}]"
-            if (
-                name not in _STANDARD_CONTAINER_RESOURCES
-                and not name.startswith("hugepages-")
-                and "/" not in name
-            ):
-                errs.append(invalid(p, name, "must be a standard resource for containers"))
-            q = _quantity(raw, p, errs)
-            if q is None:
-                continue
-            if q.value < 0:
-                errs.append(invalid(p, str(q), NEGATIVE))
-            if section == "limits":
-                limits[name] = q
-            elif name in limits and q.value > limits[name].value:
-                errs.append(
-                    invalid(
-                        f"{path}.requests",
-                        str(q),
-                        f"must be less than or equal to {name} limit of {limits[name]}",
-                    )
-                )
+    limits: dict[str, Quantity | None] = {}
+    for name, raw in sorted(_d(res.get("limits")).items()):
+        p = f"{path}.limits[{name}]"
+        errs += _resource_name(name, p)
+        limits[name] = _quantity_value(name, raw, p, errs)
+    for name, raw in sorted(_d(res.get("requests")).items()):
+        p = f"{path}.requests[{name}]"
+        errs += _resource_name(name, p)
+        q = _quantity_value(name, raw, p, errs)
+        limit = limits.get(name)
+        if name not in limits:
+            if not _overcommit_allowed(name):
+                errs.append(required(f"{path}.limits", "Limit must be set for non overcommitable resources"))
+        elif q is None or limit is None:
+            continue  # already reported as malformed
+        elif q.value != limit.value and not _overcommit_allowed(name):
+            errs.append(invalid(f"{path}.requests", str(q), f"must be equal to {name} limit of {limit}"))
+        elif q.value > limit.value:
+            errs.append(invalid(f"{path}.requests", str(q),
+                                f"must be less than or equal to {name} limit of {limit}"))
     return errs
 
 
@@ -218,7 +243,7 @@ def _validate_container(c: Obj, path: str, volumes: set[str], *, init: bool) -> 
         c.get("terminationMessagePolicy"), f"{path}.terminationMessagePolicy", _TERMINATION_MESSAGE_POLICIES
     )
     errs += _enum(c.get("imagePullPolicy"), f"{path}.imagePullPolicy", _PULL_POLICIES)
-    errs += _validate_resources(c.get("resources"), f"{path}.resources")
+    errs += validate_resource_requirements(c.get("resources"), f"{path}.resources")
     sidecar = init and c.get("restartPolicy") == "Always"
     for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
         if c.get(probe) is None:

@@ -19,6 +19,7 @@ from orchestra.api.validation.container import (
     _TAINT_EFFECTS,
     _VOLUME_SOURCES,
     _validate_container,
+    validate_resource_requirements,
 )
 from orchestra.api.validation.downward import validate_downward_api_items
 from orchestra.api.validation.field import (
@@ -181,6 +182,8 @@ def validate_pod_spec(spec: Any, path: str) -> list[Cause]:
         if spec.get(key):
             errs += [invalid(f"{path}.{key}", spec[key], m) for m in is_dns1123_label(str(spec[key]))]
     errs += _validate_tolerations(spec.get("tolerations"), f"{path}.tolerations")
+    if spec.get("overhead") is not None:  # validateOverhead: the container rules, as limits
+        errs += validate_resource_requirements({"limits": spec["overhead"]}, f"{path}.overhead")
     return errs
 
 

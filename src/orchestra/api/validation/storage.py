@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from orchestra.api.errors import Cause
-from orchestra.api.quantity import QuantityError, parse_quantity
+from orchestra.api.quantity import Quantity, QuantityError
 from orchestra.api.storageclass import BETA_CLASS_ANNOTATION
 from orchestra.api.validation.affinity import validate_node_selector
 from orchestra.api.validation.field import (
@@ -53,10 +53,11 @@ def _storage(value: Any, path: str) -> list[Cause]:
     if value is None:
         return [required(path, "")]
     try:
-        amount = parse_quantity(value)
+        amount = Quantity.parse(value)
     except QuantityError:
         return []  # the schema check already reported the malformed quantity
-    return [] if amount > 0 else [invalid(path, str(value), "must be greater than zero")]
+    # no upper bound: kube accepts any positive size (see orchestra.api.quantity)
+    return [] if amount.value > 0 else [invalid(path, str(amount), "must be greater than zero")]
 
 
 def _volume_mode(spec: Obj, path: str) -> list[Cause]:

@@ -12,7 +12,6 @@ Must not import: client, controller, anything above the api layer except this pa
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,7 +19,7 @@ import attrs
 import orjson
 
 from orchestra.api.objects import exact_bytes
-from orchestra.api.quantity import QuantityError, parse_quantity
+from orchestra.api.quantity import INT64_MAX, INT64_MIN, Quantity, QuantityError
 from orchestra.api.selectors import LabelSelector, from_label_selector_object
 
 Obj = dict[str, Any]
@@ -33,24 +32,25 @@ ZONE = "topology.kubernetes.io/zone"
 
 
 def quantity_int(name: str, value: Any) -> int:
-    """A quantity in the scheduler's integer unit: milli-cpu for cpu, the value (rounded up) otherwise."""
+    """A quantity in the scheduler's integer unit: milli-cpu for cpu, the value (rounded up) otherwise,
+    saturated at the int64 range like everything the scheduler adds up (a malformed one counts 0)."""
     if isinstance(value, str):
         return _quantity_int(name == CPU, value)
-    try:
-        q = parse_quantity(value)
-    except (QuantityError, TypeError):
-        return 0
-    return math.ceil(q * 1000) if name == CPU else math.ceil(q)
+    return _to_int(name == CPU, value)
 
 
 @functools.lru_cache(maxsize=4096)
 def _quantity_int(milli: bool, value: str) -> int:
-    """Parsing exact Fractions is slow and a cluster uses few distinct quantity strings."""
+    """Exact Fraction arithmetic is slow and a cluster uses few distinct quantity strings."""
+    return _to_int(milli, value)
+
+
+def _to_int(milli: bool, value: Any) -> int:
     try:
-        q = parse_quantity(value)
+        q = Quantity.parse(value)
     except QuantityError:
         return 0
-    return math.ceil(q * 1000) if milli else math.ceil(q)
+    return q.milli_value() if milli else q.int_value()
 
 
 def resource_map(raw: Mapping[str, Any] | None) -> dict[str, int]:
@@ -58,8 +58,10 @@ def resource_map(raw: Mapping[str, Any] | None) -> dict[str, int]:
 
 
 def _add(into: dict[str, int], other: Mapping[str, int]) -> None:
+    """Saturating, as a pod's totals stay within int64 (kube's framework.Resource fields are int64):
+    a pod asking for more than any node can have still asks for more than any node has."""
     for k, v in other.items():
-        into[k] = into.get(k, 0) + v
+        into[k] = max(INT64_MIN, min(INT64_MAX, into.get(k, 0) + v))
 
 
 def _max(into: dict[str, int], other: Mapping[str, int]) -> None:

@@ -15,7 +15,13 @@ Owns the API side of scheduling —
     volumes changed) move parked pods;
   * volumes (volumebinding.py): pods with persistentVolumeClaim volumes are checked against their
     claims and PVs; unbound WaitForFirstConsumer claims get the selected-node annotation before the
-    pod is bound.
+    pod is bound;
+  * faults stay with their pod: a pod event the scheduler cannot handle (a stored object it cannot
+    digest) is logged, counted (`handler_errors`) and retried with the pod backoff (retry.py); an
+    unexpected error while scheduling or binding a pod is kube's SchedulerError for that pod (event,
+    PodScheduled=False, backoffQ). Other pods go on being scheduled either way.
+`run()` may be called again after it raised (a supervisor restarting it): it starts from a fresh
+queue and cache, rebuilt from the informers' caches.
 Usage: `scheduler = Scheduler(client)`; `await nursery.start(scheduler.run)`.
 Must not import: node, net, apiserver, cli, runtime.
 """
@@ -54,6 +60,7 @@ from orchestra.reconcilers.scheduler.queue import (
     QueueStatistics,
     SchedulingQueue,
 )
+from orchestra.reconcilers.scheduler.retry import Retries
 from orchestra.reconcilers.scheduler.volumebinding import (
     BIND_TIMEOUT,
     SELECTED_NODE,
@@ -80,8 +87,9 @@ class SchedulerStatistics:
     attempts: int
     scheduled: int
     unschedulable: int  # attempts that found no node
-    errors: int  # attempts that failed otherwise (no nodes, bind errors)
+    errors: int  # attempts that failed otherwise (no nodes, bind errors, unexpected errors)
     preemptions: int
+    handler_errors: int  # pod events that could not be handled (the pod is retried with backoff)
     latency_p50: float  # seconds from first queued to bound, over recent pods
     latency_p99: float
 
@@ -130,13 +138,15 @@ class Scheduler:
             for kind in ("PersistentVolumeClaim", "PersistentVolume", "StorageClass"))
         self._own_recorder = recorder is None
         self.recorder = recorder or EventRecorder(client, SCHEDULER_NAME)
-        self.cache = Cache()
-        self.queue = SchedulingQueue(initial_backoff=initial_backoff, max_backoff=max_backoff)
-        self.framework = Framework(self.cache, ns_labels=self._ns_labels, rng=random.Random(seed),
-                                   percentage_of_nodes_to_score=percentage_of_nodes_to_score,
-                                   default_selector=DefaultSelector(self.services, self.replicasets, self.statefulsets))
-        self._ns_cache: dict[str, Any] | None = None
-        self._counts = {"attempts": 0, "scheduled": 0, "unschedulable": 0, "errors": 0, "preemptions": 0}
+        self._backoff = (initial_backoff, max_backoff)
+        self._framework_args = {
+            "rng": random.Random(seed), "percentage_of_nodes_to_score": percentage_of_nodes_to_score,
+            "default_selector": DefaultSelector(self.services, self.replicasets, self.statefulsets)}
+        self._reset()
+        self._retries = Retries(initial=initial_backoff, maximum=max_backoff)
+        self._runs = 0
+        self._counts = {"attempts": 0, "scheduled": 0, "unschedulable": 0, "errors": 0, "preemptions": 0,
+                        "handler_errors": 0}
         self._latencies: deque[float] = deque(maxlen=LATENCY_SAMPLES)
         self._volumes_changed = trio.Event()  # set (and replaced) on every claim / volume / class event
         self.pods.add_handler(self._on_pod)
@@ -147,24 +157,67 @@ class Scheduler:
 
     # --- running ---------------------------------------------------------------------------------
 
+    def _reset(self) -> None:
+        """A fresh queue, cache and framework (on a restart the informers' caches refill them)."""
+        self.cache = Cache()
+        self.queue = SchedulingQueue(initial_backoff=self._backoff[0], max_backoff=self._backoff[1])
+        self.framework = Framework(self.cache, ns_labels=self._ns_labels,
+                                   **self._framework_args)  # type: ignore[arg-type]
+        self._ns_cache: dict[str, Any] | None = None
+
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Start informers (started() once the caches are synced), then schedule until cancelled."""
+        restarted = self._runs > 0
+        self._runs += 1
+        if restarted:
+            self._reset()
         try:
             async with trio.open_nursery() as nursery:
                 if self._own_recorder:
                     await nursery.start(self.recorder.run)
                 for inf in (self.namespaces, self.services, self.replicasets, self.statefulsets, self.storage_classes,
                             self.volumes, self.claims, self.nodes, self.pods):
-                    if not inf.running and not inf.has_synced:
+                    if not inf.running:  # not hosted by another component (or it stopped: restart it)
                         await nursery.start(inf.run)
                     await inf.wait_synced()
+                if restarted:  # what the old queue and cache held, from the caches
+                    self.nodes.replay(self._on_node)
+                    self.pods.replay(self._on_pod)
+                nursery.start_soon(self._retry_pods)
                 task_status.started()
                 while True:
                     qp = await self.queue.pop()
-                    await self.schedule_one(qp, nursery)
+                    await self._schedule_contained(qp, nursery)
                     await trio.lowlevel.checkpoint()  # let informers and binds run between pods
         finally:
             self.queue.close()
+
+    async def _schedule_contained(self, qp: QueuedPod, nursery: trio.Nursery) -> None:
+        """schedule_one, with an unexpected error kept to its pod (kube's SchedulerError)."""
+        try:
+            await self.schedule_one(qp, nursery)
+        except Exception as exc:  # a bug or a pod the framework cannot digest: that pod backs off
+            log.exception("scheduling %s failed", qp.info.key)
+            self._counts["errors"] += 1
+            self.cache.forget(qp.info.key)
+            self.queue.error(qp, requeue=True)
+            await self._record_failure_contained(qp.info, f"scheduling failed: {exc!r}")
+
+    async def _record_failure_contained(self, pod: PodInfo, message: str) -> None:
+        try:
+            await self._record_failure(pod, message, "SchedulerError", None)
+        except Exception:  # the status write failed too: the log and the retry are what is left
+            log.exception("recording the scheduling failure of %s failed", pod.key)
+
+    async def _retry_pods(self) -> None:
+        """Hand pods whose event could not be handled to `_on_pod` again when their backoff is over."""
+        while True:
+            for key in await self._retries.wait_due():
+                pod = self.pods.get_by_key(key)
+                if pod is None:
+                    self._retries.forget(key)  # deleted meanwhile
+                else:
+                    self._on_pod("MODIFIED", None, pod)
 
     # --- the scheduling cycle --------------------------------------------------------------------
 
@@ -200,7 +253,9 @@ class Scheduler:
                 self.queue.move_all()
                 return
             await self.client.bind(pod.namespace, pod.name, node)
-        except (ApiError, trio.TooSlowError) as exc:  # conflict (bound elsewhere or deleted meanwhile), not found
+        except Exception as exc:  # conflict (bound elsewhere or deleted meanwhile), not found, or a bug
+            if not isinstance(exc, ApiError | trio.TooSlowError):
+                log.exception("binding %s to %s failed", pod.key, node)
             self.cache.forget(pod.key)
             self.queue.move_all()  # the assumed resources are free again (kube's AssignedPodDelete)
             if isinstance(exc, NotFound) or self.pods.get(pod.namespace, pod.name) is None:
@@ -308,6 +363,20 @@ class Scheduler:
     # --- informer handlers (they only update the cache and the queue) ---------------------------
 
     def _on_pod(self, event_type: str, old: Obj | None, new: Obj | None) -> None:
+        obj = new if new is not None else old
+        key = object_key(obj) if obj is not None else ""
+        try:
+            self._handle_pod(event_type, old, new)
+        except Exception as exc:  # a pod the scheduler cannot digest: contained to it, retried with backoff
+            self._counts["handler_errors"] += 1
+            delay = self._retries.failed(key)
+            first = self._retries.attempts(key) == 1  # the traceback once, then one line per retry
+            log.error("scheduler: %s event of pod %s failed: %r; retrying in %.1fs", event_type, key, exc, delay,
+                      exc_info=first)
+            return
+        self._retries.forget(key)
+
+    def _handle_pod(self, event_type: str, old: Obj | None, new: Obj | None) -> None:
         if new is None:
             assert old is not None
             key = object_key(old)

@@ -50,6 +50,9 @@ class WorkloadController(Controller):
         self.pods.add_handler(self.expect.observe)
         self.enqueue_on(self.pods, self.owners_of_pod, paced=True)
 
+    def restarted(self) -> None:
+        self.expect.clear()
+
     def owner_keys(self, event_type: str, old: Obj | None, new: Obj | None) -> Iterable[str]:
         """Keys for an owner event (default: its own key). Subclasses skip what cannot matter."""
         return keys_of_object(event_type, old, new)

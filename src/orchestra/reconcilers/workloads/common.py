@@ -241,6 +241,11 @@ class Expectations:
         self._written: dict[str, dict[int, tuple[Informer, int]]] = {}
         self._deleted: set[str] = set()
 
+    def clear(self) -> None:
+        """Forget every expectation (the controller restarted: its writes in flight were cut off)."""
+        self._written.clear()
+        self._deleted.clear()
+
     def wrote(self, key: str, informer: Informer, obj: Obj | None) -> None:
         rv = meta(obj).get("resourceVersion")
         if not rv:
