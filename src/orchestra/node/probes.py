@@ -1,11 +1,12 @@
 """Liveness, readiness and startup probes, run by the agent itself (never by Podman healthchecks).
 
-Owns: executing one probe (exec via `runtime.exec_run`; httpGet and tcpSocket over the network to
-the pod IP, or — `mode="exec"`, for the simulated runtime that has no network — as `wget` inside
-the container), and the per-container-instance probe loops with initialDelaySeconds, periodSeconds,
-timeoutSeconds, successThreshold and failureThreshold. Results land in a `ContainerHealth` the pod
-worker reads; every change wakes the worker through `on_change`, failures are reported through
-`on_failure` (the worker records the Unhealthy event). The startup probe gates the other two.
+Owns: executing one probe (exec via `runtime.exec_run`; httpGet, tcpSocket and grpc (grpcprobe.py)
+over the network to the pod IP, or — `mode="exec"`, for the simulated runtime that has no network —
+as `wget` inside the container; a simulated gRPC server is SERVING while something serves its port),
+and the per-container-instance probe loops with initialDelaySeconds, periodSeconds, timeoutSeconds,
+successThreshold and failureThreshold. Results land in a `ContainerHealth` the pod worker reads;
+every change wakes the worker through `on_change`, failures are reported through `on_failure` (the
+worker records the Unhealthy event). The startup probe gates the other two.
 Must not import: the client, podman.
 """
 
@@ -19,6 +20,8 @@ from typing import Any
 import attrs
 import trio
 
+from orchestra.node.backoff import go_duration
+from orchestra.node.grpcprobe import GrpcChecker, join_host_port
 from orchestra.runtime.base import ExecTimeout, RuntimeFailure
 from orchestra.runtime.base import Runtime as RuntimeProtocol
 
@@ -78,6 +81,7 @@ class Prober:
             raise ValueError("probe mode must be 'network' or 'exec'")
         self.runtime = runtime
         self.mode = mode
+        self.grpc = GrpcChecker()
 
     async def probe(self, probe: ProbeSpec, container: Obj, container_id: str, pod_ip: str) -> tuple[bool, str]:
         """(success, failure message) for one run of `probe`."""
@@ -89,10 +93,10 @@ class Prober:
                 return await self._http(h["httpGet"], container, container_id, pod_ip, probe.timeout)
             if h.get("tcpSocket"):
                 return await self._tcp(h["tcpSocket"], container, container_id, pod_ip, probe.timeout)
+            if h.get("grpc"):
+                return await self._grpc(h["grpc"], container_id, pod_ip, probe.timeout)
         except ValueError as exc:
             return False, str(exc)
-        if h.get("grpc"):
-            return False, "grpc probes are not supported by orchestra"
         return True, ""
 
     async def _exec(self, cmd: list[str], container_id: str, timeout: float) -> tuple[bool, str]:  # noqa: ASYNC109
@@ -170,6 +174,22 @@ class Prober:
         if scope.cancelled_caught:
             return False, f"dial tcp {host}:{port}: i/o timeout"
         return True, ""
+
+
+    async def _grpc(self, spec: Obj, container_id: str, pod_ip: str, timeout: float) -> tuple[bool, str]:  # noqa: ASYNC109
+        """kubelet probes gRPC at the pod IP (a grpc probe has no host field); service "" = the server."""
+        host = pod_ip or "127.0.0.1"
+        port = int(spec.get("port") or 0)
+        if not 0 < port < 65536:
+            raise ValueError(f"invalid grpc probe port {spec.get('port')!r}")
+        service = str(spec.get("service") or "")
+        if self.mode == "exec":  # the simulation: a server is SERVING while something serves its port
+            ok, _ = await self._exec(["wget", "-q", "-O", "-", f"http://{host}:{port}/"], container_id, timeout)
+            addr = join_host_port(host, port)
+            return (True, "service healthy") if ok else (
+                False, f'timeout: failed to connect service "{addr}" within {go_duration(timeout)}: '
+                       "context deadline exceeded")
+        return await self.grpc.check(host, port, service, timeout)
 
 
 @functools.cache
