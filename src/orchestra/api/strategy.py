@@ -1,7 +1,7 @@
 """Per-kind create/update strategies (kube-apiserver's `PrepareForCreate`/`PrepareForUpdate`).
 
 Owns: what the server resets, derives or keeps for each kind on create and update (status reset,
-pod QoS class, job selectors, namespace phase, a PodDisruptionBudget's zero status), and which
+pod QoS class and SchedulingGated condition, job selectors, namespace phase, a PodDisruptionBudget's zero status), and which
 kinds bump `metadata.generation`.
 Must not import: anything above the api layer.
 """
@@ -63,6 +63,10 @@ def _service_keep_allocations(new: Obj, old: Obj) -> None:
 def _pod_create(pod: Obj) -> None:
     spec = pod.get("spec") or {}
     status: dict[str, Any] = {"phase": "Pending", "qosClass": qos_class(spec)}
+    if spec.get("schedulingGates"):  # kube's applySchedulingGatedCondition; the scheduler skips the pod
+        status["conditions"] = [{"type": "PodScheduled", "status": "False", "lastProbeTime": None,
+                                 "lastTransitionTime": None, "reason": "SchedulingGated",
+                                 "message": "Scheduling is blocked due to non-empty scheduling gates"}]
     pod["status"] = status
 
 

@@ -182,9 +182,31 @@ def validate_pod_spec(spec: Any, path: str) -> list[Cause]:
         if spec.get(key):
             errs += [invalid(f"{path}.{key}", spec[key], m) for m in is_dns1123_label(str(spec[key]))]
     errs += _validate_tolerations(spec.get("tolerations"), f"{path}.tolerations")
+    errs += _validate_scheduling_gates(spec.get("schedulingGates"), f"{path}.schedulingGates")
     if spec.get("overhead") is not None:  # validateOverhead: the container rules, as limits
         errs += validate_resource_requirements({"limits": spec["overhead"]}, f"{path}.overhead")
     return errs
+
+
+def _validate_scheduling_gates(gates: Any, path: str) -> list[Cause]:
+    """validateSchedulingGates: qualified names (the error on the item), no duplicates."""
+    errs: list[Cause] = []
+    seen: set[str] = set()
+    for i, gate in enumerate(_ld(gates)):
+        name = str(gate.get("name") or "")
+        errs += [invalid(f"{path}[{i}]", name, m) for m in is_qualified_name(name)]
+        if name in seen:
+            errs.append(duplicate(f"{path}[{i}]", name))
+        seen.add(name)
+    return errs
+
+
+def _validate_only_deleted_gates(new: Any, old: Any) -> list[Cause]:
+    """validateOnlyDeletedSchedulingGates: after creation, gates can only be removed."""
+    old_names = {str(g.get("name") or "") for g in _ld(old)}
+    return [forbidden(f"spec.schedulingGates[{i}].name",
+                      f"only deletion is allowed, but found new scheduling gate '{g.get('name') or ''}'")
+            for i, g in enumerate(_ld(new)) if str(g.get("name") or "") not in old_names]
 
 
 def validate_pod_template(template: Any, path: str) -> list[Cause]:
@@ -201,9 +223,13 @@ def validate_pod_template(template: Any, path: str) -> list[Cause]:
 
 def _validate_pod(obj: Obj, old: Obj | None) -> list[Cause]:
     errs = validate_object_meta(obj.get("metadata"), is_dns1123_subdomain)
-    errs += validate_pod_spec(obj.get("spec"), "spec")
+    spec = _d(obj.get("spec"))
+    errs += validate_pod_spec(spec, "spec")
+    if old is None and spec.get("nodeName") and _ld(spec.get("schedulingGates")):
+        errs.append(forbidden("spec.nodeName", "cannot be set until all schedulingGates have been cleared"))
     if old is not None:
-        errs += _validate_pod_update(_d(obj.get("spec")), _d(old.get("spec")))
+        errs += _validate_only_deleted_gates(spec.get("schedulingGates"), _d(old.get("spec")).get("schedulingGates"))
+        errs += _validate_pod_update(spec, _d(old.get("spec")))
     return errs
 
 
@@ -239,6 +265,9 @@ def _validate_pod_update(new: Obj, old: Obj) -> list[Cause]:
             if "image" in c_old:
                 c_new["image"] = c_old["image"]
     munged.pop("activeDeadlineSeconds", None)
+    munged.pop("schedulingGates", None)  # checked by _validate_only_deleted_gates
+    if "schedulingGates" in old:
+        munged["schedulingGates"] = old["schedulingGates"]
     if old_deadline is not None:
         munged["activeDeadlineSeconds"] = old_deadline
     old_tolerations = _l(old.get("tolerations"))

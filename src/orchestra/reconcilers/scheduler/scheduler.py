@@ -3,7 +3,8 @@
 Owns the API side of scheduling —
   * informers on Pods, Nodes and Namespaces feed the cache (Services, ReplicaSets and StatefulSets
     give the system default spreading its selectors) (assigned pods, nodes) and the queue
-    (pending pods with spec.schedulerName default-scheduler that are not terminating);
+    (pending pods with spec.schedulerName default-scheduler that are not terminating; a pod with
+    spec.schedulingGates waits outside the queue, untouched, until its last gate is removed);
   * the scheduling cycle, one pod at a time: the framework picks a node, the pod is assumed on it
     (so the next pod already sees its requests), and the bind runs as its own task through the
     pods/binding subresource, followed by a Normal "Scheduled" event;
@@ -397,6 +398,9 @@ class Scheduler:
         if spec.get("schedulerName", SCHEDULER_NAME) != SCHEDULER_NAME:
             return
         if (new.get("metadata") or {}).get("deletionTimestamp") or _phase_done(new):
+            self.queue.delete(key)
+            return
+        if spec.get("schedulingGates"):  # kube's SchedulingGates PreEnqueue: queued once they are all removed
             self.queue.delete(key)
             return
         info = PodInfo.from_pod(new)
