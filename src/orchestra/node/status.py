@@ -1,7 +1,7 @@
 """Pod status from what the runtime shows and what the agent decided: pure functions.
 
 Owns: containerStatuses / initContainerStatuses (state, lastState, restartCount, imageID,
-containerID, ready, started), the pod phase (kubelet's getPhase), the conditions
+containerID, ready, started), the pod phase (kubelet's getPhase, sidecars included), the conditions
 PodReadyToStartContainers / Initialized / ContainersReady / Ready (PodScheduled is kept), and the
 rest of the status document. Every dict built here deserializes with the official Python client's
 models (their required fields are always present). lastTransitionTime only moves when a
@@ -35,6 +35,7 @@ class ContainerView:
     ready: bool = False
     started: bool = False
     image_id: str = ""  # from ensure_image, for containers not created yet
+    sidecar: bool = False  # a restartable init container (restartPolicy: Always)
 
     @property
     def running(self) -> bool:
@@ -114,13 +115,17 @@ def container_status(view: ContainerView, *, default_waiting: str = "ContainerCr
     return out
 
 
-def pod_phase(restart_policy: str, init_failed: bool, initialized: bool, views: Sequence[ContainerView]) -> str:
-    """kubelet's getPhase."""
+def pod_phase(restart_policy: str, init_failed: bool, initialized: bool, views: Sequence[ContainerView],
+              sidecars: Sequence[ContainerView] = ()) -> str:
+    """kubelet's getPhase. A running sidecar counts as running, one never run yet as waiting; an
+    exited one (restarting, or stopped because the pod is done) does not count."""
     if init_failed:
         return "Failed"
     if not initialized:
         return "Pending"
-    running = waiting = stopped = succeeded = 0
+    running = sum(1 for v in sidecars if v.running)
+    waiting = sum(1 for v in sidecars if v.current is None)
+    stopped = succeeded = 0
     for v in views:
         if v.running:
             running += 1
@@ -174,10 +179,12 @@ def build_status(pod: Obj, facts: PodFacts, init_views: Sequence[ContainerView],
     spec = pod.get("spec") or {}
     old: Obj = pod.get("status") or {}
     old_conditions = [c for c in old.get("conditions") or [] if isinstance(c, dict)]
-    phase = facts.phase or pod_phase(spec.get("restartPolicy", "Always"), facts.init_failed, facts.initialized, views)
-    unready = [v.name for v in views if not (v.running and v.ready and v.waiting is None)]
+    sidecars = [v for v in init_views if v.sidecar]
+    phase = facts.phase or pod_phase(spec.get("restartPolicy", "Always"), facts.init_failed, facts.initialized, views,
+                                     sidecars)
+    unready = [v.name for v in [*sidecars, *views] if not (v.running and v.ready and v.waiting is None)]
     completed = phase == "Succeeded"
-    incomplete = [v.name for v in init_views if not v.succeeded]
+    incomplete = [v.name for v in init_views if not (v.started and v.running if v.sidecar else v.succeeded)]
     containers_ready = not unready and not completed
     gates_ok = all(
         any(c.get("type") == g.get("conditionType") and c.get("status") == "True" for c in old_conditions)

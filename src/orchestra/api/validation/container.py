@@ -245,6 +245,10 @@ def _validate_container(c: Obj, path: str, volumes: set[str], *, init: bool) -> 
     errs += _enum(c.get("imagePullPolicy"), f"{path}.imagePullPolicy", _PULL_POLICIES)
     errs += validate_resource_requirements(c.get("resources"), f"{path}.resources")
     sidecar = init and c.get("restartPolicy") == "Always"
+    if c.get("restartPolicy") is not None and not init:
+        errs.append(forbidden(f"{path}.restartPolicy", "may not be set for non-init containers"))
+    elif c.get("restartPolicy") is not None and not sidecar:  # 1.32 allows only restartable init containers
+        errs.append(not_supported(f"{path}.restartPolicy", c.get("restartPolicy"), ("Always",)))
     for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
         if c.get(probe) is None:
             continue
@@ -261,6 +265,9 @@ def _validate_container(c: Obj, path: str, volumes: set[str], *, init: bool) -> 
                 invalid(f"{path}.{probe}.successThreshold", _d(c[probe]).get("successThreshold"), "must be 1")
             )
     lifecycle = _d(c.get("lifecycle"))
+    if c.get("lifecycle") is not None and init and not sidecar:
+        errs.append(forbidden(f"{path}.lifecycle", "may not be set for init containers without restartPolicy=Always"))
+        lifecycle = {}
     for hook in ("postStart", "preStop"):
         if lifecycle.get(hook) is not None:
             errs += _validate_handler(
