@@ -63,8 +63,19 @@ print("serving grpc.health.v1 on {PORT}", flush=True)
 stop.wait()
 server.stop(0)
 '''
-_SKIP_DIRS = {"test", "tests", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3", "site-packages",
-              "__pycache__", "pydoc_data", "dist-packages"}
+_SKIP_DIRS = {
+    "test",
+    "tests",
+    "idlelib",
+    "tkinter",
+    "turtledemo",
+    "ensurepip",
+    "lib2to3",
+    "site-packages",
+    "__pycache__",
+    "pydoc_data",
+    "dist-packages",
+}
 _LDD_PATH = re.compile(r"(/\S+)")
 
 
@@ -95,8 +106,11 @@ def _contents() -> tuple[Path, list[tuple[Path, str]]]:
     stdlib = Path(sysconfig.get_paths(vars={"base": sys.base_prefix, "platbase": sys.base_prefix})["stdlib"])
     files = [(python, str(python)), *((p, str(p)) for p in _walk(stdlib))]
     site = Path(grpc.__file__).parent.parent
-    for package in (Path(grpc.__file__).parent, Path(grpc_health.__file__).parent,
-                    Path(google.protobuf.__file__).parent.parent):
+    for package in (
+        Path(grpc.__file__).parent,
+        Path(grpc_health.__file__).parent,
+        Path(google.protobuf.__file__).parent.parent,
+    ):
         files += [(p, f"{SITE}/{p.relative_to(site)}") for p in _walk(package)]
     files.append((Path(typing_extensions.__file__), f"{SITE}/typing_extensions.py"))
     binaries = [python] + [p for p, _ in files if p.suffix == ".so" or ".so." in p.name]
@@ -144,8 +158,22 @@ def ensure_grpc_image(busybox: str = "/bin/busybox") -> str:
             dirs = {"bin", "etc", "tmp", "www", "root", "proc", "sys", "dev", "var", "var/www"}
             for host, inside in [*files, (server, "/server.py")]:
                 _add(tar, host, inside, dirs)
-        subprocess.run(["podman", "import", "--quiet", "--change", f'CMD ["{python}", "-u", "/server.py"]',
-                        "--change", f"ENV PYTHONPATH={SITE}", "--change",
-                        "ENV PATH=/usr/sbin:/usr/bin:/sbin:/bin", str(tarball), tag],
-                       env=env, check=True, capture_output=True)
+        subprocess.run(
+            [
+                "podman",
+                "import",
+                "--quiet",
+                "--change",
+                f'CMD ["{python}", "-u", "/server.py"]',
+                "--change",
+                f"ENV PYTHONPATH={SITE}",
+                "--change",
+                "ENV PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+                str(tarball),
+                tag,
+            ],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
     return tag

@@ -23,6 +23,7 @@ from orchestra.runtime.simulated import ContainerScript, SimScript
 from .harness import condition, open_env, state
 
 Status = health_pb2.HealthCheckResponse
+PROBER = Prober(runtime=None)  # type: ignore[arg-type]  # gRPC probes never use the runtime
 
 
 class ScriptedHealth(health_pb2_grpc.HealthServicer):
@@ -52,18 +53,31 @@ def _serve(servicer: Any | None) -> tuple[grpc.Server, int]:
 
 @pytest.fixture(scope="module")
 def servers() -> Iterator[dict[str, Any]]:
-    scripted = ScriptedHealth({"": Status.SERVING, "ok": Status.SERVING, "down": Status.NOT_SERVING,
-                               "unknown": Status.UNKNOWN, "gone": Status.SERVICE_UNKNOWN})
-    made = {"scripted": _serve(scripted), "slow": _serve(ScriptedHealth({"": Status.SERVING}, delay=1.5)),
-            "bare": _serve(None)}
+    scripted = ScriptedHealth(
+        {
+            "": Status.SERVING,
+            "ok": Status.SERVING,
+            "down": Status.NOT_SERVING,
+            "unknown": Status.UNKNOWN,
+            "gone": Status.SERVICE_UNKNOWN,
+        }
+    )
+    made = {
+        "scripted": _serve(scripted),
+        "slow": _serve(ScriptedHealth({"": Status.SERVING}, delay=1.5)),
+        "bare": _serve(None),
+    }
     grpc_own = health.HealthServicer()
     grpc_own.set("", Status.SERVING)
     made["grpc-own"] = _serve(grpc_own)
     closed = socket.socket()
     closed.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
     try:
-        yield {"ports": {k: port for k, (_, port) in made.items()}, "closed": closed.getsockname()[1],
-               "scripted": scripted}
+        yield {
+            "ports": {k: port for k, (_, port) in made.items()},
+            "closed": closed.getsockname()[1],
+            "scripted": scripted,
+        }
     finally:
         closed.close()
         for server, _ in made.values():
@@ -77,24 +91,55 @@ OUTCOMES = [
     ("scripted", "down", False, 'service unhealthy (responded with "NOT_SERVING")'),
     ("scripted", "unknown", False, 'service unhealthy (responded with "UNKNOWN")'),
     ("scripted", "gone", False, 'service unhealthy (responded with "SERVICE_UNKNOWN")'),
-    ("scripted", "missing", False, "error: health rpc probe failed: rpc error: code = NotFound desc = unknown service"),
+    (
+        "scripted",
+        "missing",
+        False,
+        "error: health rpc probe failed: rpc error: code = NotFound desc = unknown service",
+    ),
     ("grpc-own", "missing", False, "error: health rpc probe failed: rpc error: code = NotFound desc = "),
-    ("bare", "", False, "error: this server does not implement the grpc health protocol (grpc.health.v1.Health): "
-                        "Method not found!"),
+    (
+        "bare",
+        "",
+        False,
+        "error: this server does not implement the grpc health protocol (grpc.health.v1.Health): "
+        "Method not found!",
+    ),
     ("slow", "", False, "timeout: health rpc did not complete within 1s"),
-    ("closed", "", False, 'timeout: failed to connect service "127.0.0.1:{port}" within 1s: context deadline exceeded'),
+    (
+        "closed",
+        "",
+        False,
+        'timeout: failed to connect service "127.0.0.1:{port}" within 1s: context deadline exceeded',
+    ),
 ]
 
 
-@pytest.mark.parametrize(("server", "service", "ok", "message"), OUTCOMES,
-                         ids=["serving", "serving-named", "grpc-servicer", "not-serving", "unknown", "service-unknown",
-                              "not-found", "grpc-servicer-not-found", "unimplemented", "rpc-timeout", "refused"])
-async def test_probe_outcomes(servers: dict[str, Any], server: str, service: str, ok: bool, message: str) -> None:
+@pytest.mark.parametrize(
+    ("server", "service", "ok", "message"),
+    OUTCOMES,
+    ids=[
+        "serving",
+        "serving-named",
+        "grpc-servicer",
+        "not-serving",
+        "unknown",
+        "service-unknown",
+        "not-found",
+        "grpc-servicer-not-found",
+        "unimplemented",
+        "rpc-timeout",
+        "refused",
+    ],
+)
+async def test_probe_outcomes(
+    servers: dict[str, Any], server: str, service: str, ok: bool, message: str
+) -> None:
     port = servers["closed"] if server == "closed" else servers["ports"][server]
     probe = ProbeSpec(handler={"grpc": {"port": port, "service": service}}, timeout=1.0)
     with trio.fail_after(10):
         t0 = time.monotonic()
-        result = await Prober(runtime=None).probe(probe, {"name": "c"}, "cid", "127.0.0.1")  # type: ignore[arg-type]
+        result = await PROBER.probe(probe, {"name": "c"}, "cid", "127.0.0.1")
         elapsed = time.monotonic() - t0
     assert result == (ok, message.format(port=port))
     assert elapsed < 2.5  # every outcome within about the probe's timeout
@@ -122,13 +167,20 @@ async def test_cancelled_probe_abandons_its_bounded_thread(servers: dict[str, An
 
 async def test_bad_port_is_a_failure_not_a_crash() -> None:
     probe = ProbeSpec(handler={"grpc": {"port": 0}}, timeout=1.0)
-    ok, message = await Prober(runtime=None).probe(probe, {"name": "c"}, "cid", "127.0.0.1")  # type: ignore[arg-type]
+    ok, message = await PROBER.probe(probe, {"name": "c"}, "cid", "127.0.0.1")
     assert not ok and "invalid grpc probe port" in message
 
 
 def test_go_code_names() -> None:
-    assert [go_code(c) for c in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.CANCELLED, grpc.StatusCode.OK,
-                                 grpc.StatusCode.UNAVAILABLE)] == ["NotFound", "Canceled", "OK", "Unavailable"]
+    assert [
+        go_code(c)
+        for c in (
+            grpc.StatusCode.NOT_FOUND,
+            grpc.StatusCode.CANCELLED,
+            grpc.StatusCode.OK,
+            grpc.StatusCode.UNAVAILABLE,
+        )
+    ] == ["NotFound", "Canceled", "OK", "Unavailable"]
 
 
 @pytest.fixture
@@ -150,8 +202,10 @@ async def test_grpc_readiness_on_the_simulation(tmp_path: Path, autojump_clock: 
             await env.agent.recorder.flush()  # type: ignore[union-attr]
             unhealthy = [e for e in await env.k8s_events() if e["reason"] == "Unhealthy"]
             ip = env.pod("g")["status"]["podIP"]  # type: ignore[index]
-            assert unhealthy[0]["message"] == (f'Readiness probe failed: timeout: failed to connect service '
-                                               f'"{ip}:9555" within 1s: context deadline exceeded')
+            assert unhealthy[0]["message"] == (
+                f"Readiness probe failed: timeout: failed to connect service "
+                f'"{ip}:9555" within 1s: context deadline exceeded'
+            )
             await env.client.delete(env.rt("Pod"), "default", "g", grace_period_seconds=0)
             await env.wait_pod("g", lambda p: p is None)
             script.containers["svc"] = serving

@@ -34,10 +34,12 @@ def sidecar(name: str = "sc", **extra: object) -> Obj:
 
 def flag_handler(flags: dict[str, bool]) -> Any:
     """`check <flag>` exits 0 while flags[flag] is set."""
+
     def handler(cmd: tuple[str, ...]) -> ExecScript | None:
         if len(cmd) == 2 and cmd[0] == "check":
             return ExecScript(exit_code=0 if flags.get(cmd[1]) else 1)
         return None
+
     return handler
 
 
@@ -56,15 +58,23 @@ def autojump_clock() -> trio.testing.MockClock:
     return trio.testing.MockClock(autojump_threshold=0)
 
 
-async def test_sidecar_starts_in_order_and_gates_the_next_init(tmp_path: Path, autojump_clock: trio.abc.Clock) -> None:
+async def test_sidecar_starts_in_order_and_gates_the_next_init(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
     flags: dict[str, bool] = {}
-    script = SimScript(containers={"init1": ContainerScript(exit_after=2), "init2": ContainerScript(exit_after=1),
-                                   "sc": ContainerScript(exec_handler=flag_handler(flags))})
+    script = SimScript(
+        containers={
+            "init1": ContainerScript(exit_after=2),
+            "init2": ContainerScript(exit_after=1),
+            "sc": ContainerScript(exec_handler=flag_handler(flags)),
+        }
+    )
     startup = {"exec": {"command": ["check", "started"]}, "periodSeconds": 1, "failureThreshold": 100}
     with trio.fail_after(120):
         async with open_env(tmp_path, script) as env:
-            await env.create_pod("p", [ctr("c")], initContainers=[ctr("init1"), sidecar(startupProbe=startup),
-                                                                   ctr("init2")])
+            await env.create_pod(
+                "p", [ctr("c")], initContainers=[ctr("init1"), sidecar(startupProbe=startup), ctr("init2")]
+            )
             await trio.sleep(10)
             pod = env.pod("p")
             assert env.started_times("sc") and env.started_times("init2") == []
@@ -86,7 +96,8 @@ async def test_sidecar_starts_in_order_and_gates_the_next_init(tmp_path: Path, a
 
 @pytest.mark.parametrize("policy", ["Never", "OnFailure", "Always"])
 async def test_sidecar_restarts_with_backoff_whatever_the_pod_policy(
-        tmp_path: Path, autojump_clock: trio.abc.Clock, policy: str) -> None:
+    tmp_path: Path, autojump_clock: trio.abc.Clock, policy: str
+) -> None:
     script = SimScript(containers={"sc": ContainerScript(exit_after=5, exit_code=1)})
     with trio.fail_after(600):
         async with open_env(tmp_path, script) as env:
@@ -95,8 +106,11 @@ async def test_sidecar_restarts_with_backoff_whatever_the_pod_policy(
             assert gaps(env.started_times("sc"), env.died_times("sc"))[:3] == [0.0, 10.0, 20.0]
             assert len(env.started_times("c")) == 1 and phase(pod) == "Running"
             assert condition(pod, "Initialized") == "True"  # a restarting sidecar does not un-initialize
-            pod = await env.wait_pod("p", lambda p: init_state(p)["state"].get("waiting", {}).get("reason")
-                                     == "CrashLoopBackOff", limit=300)
+            pod = await env.wait_pod(
+                "p",
+                lambda p: init_state(p)["state"].get("waiting", {}).get("reason") == "CrashLoopBackOff",
+                limit=300,
+            )
             assert init_state(pod)["lastState"]["terminated"]["exitCode"] == 1
             _, ready, restarts = row(pod)
             assert ready == "1/2" and restarts == init_state(pod)["restartCount"]  # sidecar restarts count
@@ -109,13 +123,15 @@ async def test_sidecar_probes(tmp_path: Path, autojump_clock: trio.abc.Clock) ->
     liveness = {"exec": {"command": ["check", "alive"]}, "periodSeconds": 1, "failureThreshold": 2}
     with trio.fail_after(300):
         async with open_env(tmp_path, script) as env:
-            await env.create_pod("p", [ctr("c")], initContainers=[sidecar(readinessProbe=readiness,
-                                                                           livenessProbe=liveness)])
+            await env.create_pod(
+                "p", [ctr("c")], initContainers=[sidecar(readinessProbe=readiness, livenessProbe=liveness)]
+            )
             pod = await env.wait_pod("p", lambda p: phase(p) == "Running")
             await trio.sleep(5)
             pod = env.pod("p")
             assert condition(pod, "Ready") == "False" and row(pod)[1] == "1/2"
-            ready_cond = next(c for c in pod["status"]["conditions"] if c["type"] == "Ready")  # type: ignore[index]
+            conditions = pod["status"]["conditions"]  # type: ignore[index]
+            ready_cond = next(c for c in conditions if c["type"] == "Ready")
             assert ready_cond["message"] == "containers with unready status: [sc]"
             flags["ready"] = True
             pod = await env.wait_pod("p", lambda p: condition(p, "Ready") == "True")
@@ -129,10 +145,13 @@ async def test_sidecar_probes(tmp_path: Path, autojump_clock: trio.abc.Clock) ->
             assert len(env.started_times("c")) == 1  # the app container is left alone
 
 
-@pytest.mark.parametrize(("policy", "code", "want"), [("Never", 0, "Succeeded"), ("Never", 1, "Failed"),
-                                                      ("OnFailure", 0, "Succeeded")])
-async def test_job_pod_completes_and_stops_its_sidecar(tmp_path: Path, autojump_clock: trio.abc.Clock, policy: str,
-                                                       code: int, want: str) -> None:
+@pytest.mark.parametrize(
+    ("policy", "code", "want"),
+    [("Never", 0, "Succeeded"), ("Never", 1, "Failed"), ("OnFailure", 0, "Succeeded")],
+)
+async def test_job_pod_completes_and_stops_its_sidecar(
+    tmp_path: Path, autojump_clock: trio.abc.Clock, policy: str, code: int, want: str
+) -> None:
     script = SimScript(containers={"main": ContainerScript(exit_after=5, exit_code=code)})
     with trio.fail_after(120):
         async with open_env(tmp_path, script) as env:
@@ -149,25 +168,37 @@ async def test_job_pod_completes_and_stops_its_sidecar(tmp_path: Path, autojump_
 
 
 async def test_termination_stops_app_containers_then_sidecars_in_reverse(
-        tmp_path: Path, autojump_clock: trio.abc.Clock) -> None:
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
     pre_stop = {"preStop": {"sleep": {"seconds": 3}}}  # every container exits on SIGTERM
     with trio.fail_after(120):
         async with open_env(tmp_path) as env:
-            await env.create_pod("p", [ctr("c", lifecycle=pre_stop)], initContainers=[sidecar("sc1"), sidecar("sc2")],
-                                 terminationGracePeriodSeconds=10)
+            await env.create_pod(
+                "p",
+                [ctr("c", lifecycle=pre_stop)],
+                initContainers=[sidecar("sc1"), sidecar("sc2")],
+                terminationGracePeriodSeconds=10,
+            )
             await env.wait_pod("p", lambda p: condition(p, "Ready") == "True")
             t0 = trio.current_time()
             await env.client.delete(env.rt("Pod"), "default", "p")
             await env.wait_pod("p", lambda p: p is None)
-            deaths = [(e.labels.get("orchestra.io/container-name"), round(t - t0, 1)) for t, e in env.events
-                      if e.type == EventType.DIED and not e.infra and t >= t0]
+            deaths = [
+                (e.labels.get("orchestra.io/container-name"), round(t - t0, 1))
+                for t, e in env.events
+                if e.type == EventType.DIED and not e.infra and t >= t0
+            ]
             # c stops after its 3 s preStop hook; the sidecars get their SIGTERM only then, the last first
             assert deaths == [("c", 3.0), ("sc2", 3.0), ("sc1", 3.0)]
 
 
 def pod_doc(**spec: Any) -> Obj:
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "default"},
-            "spec": {"containers": [{"name": "web", "image": "nginx"}], **spec}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p", "namespace": "default"},
+        "spec": {"containers": [{"name": "web", "image": "nginx"}], **spec},
+    }
 
 
 PROBE = {"exec": {"command": ["true"]}}
@@ -175,20 +206,54 @@ HOOK = {"preStop": {"exec": {"command": ["true"]}}}
 NOT_SIDECAR = "may not be set for init containers without restartPolicy=Always"
 
 
-@pytest.mark.parametrize(("spec", "want"), [
-    ({"initContainers": [sidecar("s", image="x", readinessProbe=PROBE, livenessProbe=PROBE, startupProbe=PROBE,
-                                 lifecycle=HOOK)]}, []),
-    ({"initContainers": [ctr("s", image="x", restartPolicy="Never")]},
-     ['spec.initContainers[0].restartPolicy: Unsupported value: "Never": supported values: "Always"']),
-    ({"containers": [ctr("web", image="x", restartPolicy="Always")]},
-     ["spec.containers[0].restartPolicy: Forbidden: may not be set for non-init containers"]),
-    ({"initContainers": [ctr("s", image="x", readinessProbe=PROBE)]},
-     [f"spec.initContainers[0].readinessProbe: Forbidden: {NOT_SIDECAR}"]),
-    ({"initContainers": [ctr("s", image="x", lifecycle=HOOK)]},
-     [f"spec.initContainers[0].lifecycle: Forbidden: {NOT_SIDECAR}"]),
-    ({"initContainers": [sidecar("s", image="x", livenessProbe={**PROBE, "successThreshold": 2})]},
-     ["spec.initContainers[0].livenessProbe.successThreshold: Invalid value: 2: must be 1"]),
-], ids=["sidecar-ok", "init-never", "app-restart-policy", "init-probe", "init-lifecycle", "liveness-threshold"])
+@pytest.mark.parametrize(
+    ("spec", "want"),
+    [
+        (
+            {
+                "initContainers": [
+                    sidecar(
+                        "s",
+                        image="x",
+                        readinessProbe=PROBE,
+                        livenessProbe=PROBE,
+                        startupProbe=PROBE,
+                        lifecycle=HOOK,
+                    )
+                ]
+            },
+            [],
+        ),
+        (
+            {"initContainers": [ctr("s", image="x", restartPolicy="Never")]},
+            ['spec.initContainers[0].restartPolicy: Unsupported value: "Never": supported values: "Always"'],
+        ),
+        (
+            {"containers": [ctr("web", image="x", restartPolicy="Always")]},
+            ["spec.containers[0].restartPolicy: Forbidden: may not be set for non-init containers"],
+        ),
+        (
+            {"initContainers": [ctr("s", image="x", readinessProbe=PROBE)]},
+            [f"spec.initContainers[0].readinessProbe: Forbidden: {NOT_SIDECAR}"],
+        ),
+        (
+            {"initContainers": [ctr("s", image="x", lifecycle=HOOK)]},
+            [f"spec.initContainers[0].lifecycle: Forbidden: {NOT_SIDECAR}"],
+        ),
+        (
+            {"initContainers": [sidecar("s", image="x", livenessProbe={**PROBE, "successThreshold": 2})]},
+            ["spec.initContainers[0].livenessProbe.successThreshold: Invalid value: 2: must be 1"],
+        ),
+    ],
+    ids=[
+        "sidecar-ok",
+        "init-never",
+        "app-restart-policy",
+        "init-probe",
+        "init-lifecycle",
+        "liveness-threshold",
+    ],
+)
 def test_sidecar_validation(spec: Obj, want: list[str]) -> None:
     obj = default("Pod", copy.deepcopy(pod_doc(**spec)))
     assert [f"{c.field}: {c.message}" for c in validate("Pod", obj, None)] == want

@@ -1,8 +1,8 @@
 """Per-kind create/update strategies (kube-apiserver's `PrepareForCreate`/`PrepareForUpdate`).
 
 Owns: what the server resets, derives or keeps for each kind on create and update (status reset,
-pod QoS class and SchedulingGated condition, job selectors, namespace phase, a PodDisruptionBudget's zero status), and which
-kinds bump `metadata.generation`.
+pod QoS class and SchedulingGated condition, job selectors, namespace phase, a PodDisruptionBudget's
+zero status), and which kinds bump `metadata.generation`.
 Must not import: anything above the api layer.
 """
 

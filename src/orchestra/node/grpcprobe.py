@@ -60,7 +60,8 @@ def check_blocking(host: str, port: int, service: str, timeout: float) -> tuple[
         try:
             grpc.channel_ready_future(channel).result(timeout=timeout)
         except grpc.FutureTimeoutError:
-            return False, f'timeout: failed to connect service "{addr}" within {within}: context deadline exceeded'
+            return False, (f'timeout: failed to connect service "{addr}" within {within}: '
+                           "context deadline exceeded")
         stub = health_pb2_grpc.HealthStub(channel)
         remaining = max(deadline - time.monotonic(), 0.001)
         try:
@@ -78,7 +79,8 @@ def _rpc_failure(exc: grpc.RpcError, within: str) -> str:
     code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
     details = (exc.details() if isinstance(exc, grpc.Call) else str(exc)) or ""
     if code == grpc.StatusCode.UNIMPLEMENTED:
-        return f"error: this server does not implement the grpc health protocol (grpc.health.v1.Health): {details}"
+        return ("error: this server does not implement the grpc health protocol (grpc.health.v1.Health): "
+                f"{details}")
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return f"timeout: health rpc did not complete within {within}"
     return f"error: health rpc probe failed: rpc error: code = {go_code(code)} desc = {details}"
@@ -91,7 +93,8 @@ class GrpcChecker:
         self.threads = threads
         self._limiter: trio.CapacityLimiter | None = None  # made in the trio run that first uses it
 
-    async def check(self, host: str, port: int, service: str, timeout: float) -> tuple[bool, str]:  # noqa: ASYNC109
+    async def check(self, host: str, port: int, service: str,
+                    timeout: float) -> tuple[bool, str]:  # noqa: ASYNC109 (the probe's timeoutSeconds)
         if self._limiter is None:
             self._limiter = trio.CapacityLimiter(self.threads)
         return await trio.to_thread.run_sync(check_blocking, host, port, service, timeout,

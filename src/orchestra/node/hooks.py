@@ -25,8 +25,8 @@ Obj = dict[str, Any]
 MIN_STOP_GRACE = 2.0  # kubelet's minimumGracePeriodInSeconds
 
 
-async def run_hook(runtime: RuntimeProtocol, prober: Prober, hook: Obj, c: Obj, container_id: str, pod_ip: str,
-                   timeout: float) -> tuple[bool, str]:  # noqa: ASYNC109 (the hook's own time limit)
+async def run_hook(runtime: RuntimeProtocol, prober: Prober, hook: Obj, c: Obj, container_id: str,
+                   pod_ip: str, timeout: float) -> tuple[bool, str]:  # noqa: ASYNC109 (the hook's limit)
     """(success, failure message) of one lifecycle handler."""
     if hook.get("sleep"):
         await trio.sleep(float(hook["sleep"].get("seconds") or 0))
@@ -55,8 +55,8 @@ def grace_for(spec: Obj, c: Obj, probe_kind: str) -> float:
     return float(spec.get("terminationGracePeriodSeconds", 30))
 
 
-async def stop_container(runtime: RuntimeProtocol, prober: Prober, c: Obj | None, container_id: str, pod_ip: str,
-                         grace: float, on_hook_failure: Callable[[str], None],
+async def stop_container(runtime: RuntimeProtocol, prober: Prober, c: Obj | None, container_id: str,
+                         pod_ip: str, grace: float, on_hook_failure: Callable[[str], None],
                          after: Sequence[trio.Event] = ()) -> None:
     """preStop, then (after the `after` events, within the grace period) SIGTERM and SIGKILL."""
     deadline = trio.current_time() + grace

@@ -1,16 +1,15 @@
 """One pod worker per pod bound to the node: a trio task that converges the runtime to the pod.
 
 Owns: the level-based sync of one pod — sandbox, volumes, init containers in order (sidecars started
-in order and kept running: sidecars.py), app containers, restarts with CrashLoopBackOff, image pulls with ErrImagePull/ImagePullBackOff,
-liveness/startup kills, activeDeadlineSeconds, the terminal phases (sidecars stopped once the regular
-containers are done), graceful termination (hooks.py: preStop, SIGTERM, SIGKILL after the grace
-period; app containers first, then sidecars in reverse order; sandbox removal, the final delete
-with grace 0) — and
-writing the pod status when it changed. Every sync re-reads the runtime (containers labelled
-with the pod uid, the newest `orchestra.io/attempt` is the current instance, the one before it the
-previous instance kept for `logs --previous`), so a restarted agent simply carries on.
-The worker is woken by pod changes (not its own status writes), runtime events, probe results
-and timers; nothing here polls.
+in order and kept running: sidecars.py), app containers, restarts with CrashLoopBackOff, image pulls
+with ErrImagePull/ImagePullBackOff, liveness/startup kills, activeDeadlineSeconds, the terminal
+phases (sidecars stopped once the regular containers are done), graceful termination (hooks.py:
+preStop, SIGTERM, SIGKILL after the grace period; app containers first, then sidecars in reverse
+order; sandbox removal, the final delete with grace 0) — and writing the pod status when it changed.
+Every sync re-reads the runtime (containers labelled with the pod uid, the newest
+`orchestra.io/attempt` is the current instance, the one before it the previous instance kept for
+`logs --previous`), so a restarted agent simply carries on. The worker is woken by pod changes (not
+its own status writes), runtime events, probe results and timers; nothing here polls.
 Must not import: podman, reconcilers, apiserver.
 """
 
@@ -312,8 +311,9 @@ class PodWorker:
                 self.waiting.pop(name, None)
                 return health.started
             self.ctx.counters.liveness_kills += 1
-            self._event(NORMAL, "Killing", f"Init container {name} failed {health.kill_reason} probe" if sidecar
-                        else f"Container {name} failed {health.kill_reason} probe, will be restarted")
+            kind = health.kill_reason
+            self._event(NORMAL, "Killing", f"Init container {name} failed {kind} probe" if sidecar
+                        else f"Container {name} failed {kind} probe, will be restarted")
             self.probes.forget(name)
             await self._stop_container(c, cur.id, grace_for(spec, c, health.kill_reason))
             self.exit_seen.setdefault(cur.id, trio.current_time())
@@ -322,7 +322,8 @@ class PodWorker:
         if cur is not None and cur.state == ContainerState.CREATED:
             return await self._start(c, cur.id, init=sidecar)
         if cur is not None:
-            if not should_restart("Always" if sidecar else spec.get("restartPolicy", "Always"), cur.exit_code):
+            policy = "Always" if sidecar else spec.get("restartPolicy", "Always")
+            if not should_restart(policy, cur.exit_code):
                 self.waiting.pop(name, None)
                 return False
             if not self._may_restart(c, cur):
@@ -453,7 +454,8 @@ class PodWorker:
                                          self.pod_ip, 30.0)
             if not ok:
                 self._event(WARNING, "FailedPostStartHook", f"PostStartHook failed: {message}")
-                await self.ctx.runtime.stop_container(container_id, grace_for(self.pod.get("spec") or {}, c, ""))
+                grace = grace_for(self.pod.get("spec") or {}, c, "")
+                await self.ctx.runtime.stop_container(container_id, grace)
                 return False
         if not init or is_sidecar(c):
             return self.probes.track(c, container_id, self.pod_ip).started
@@ -464,7 +466,8 @@ class PodWorker:
         def failed(message: str) -> None:
             self._event(WARNING, "FailedPreStopHook", f"PreStopHook failed: {message}")
 
-        await stop_container(self.ctx.runtime, self.ctx.prober, c, container_id, self.pod_ip, grace, failed, after)
+        await stop_container(self.ctx.runtime, self.ctx.prober, c, container_id, self.pod_ip, grace, failed,
+                             after)
 
     # --- deadlines, termination -----------------------------------------------------------------
 
@@ -496,8 +499,8 @@ class PodWorker:
                 nursery.start_soon(self._stop_then_set, specs.get(name), running[name], grace,
                                    tuple(stopped[n] for n in waits), stopped[name])
 
-    async def _stop_then_set(self, c: Obj | None, container_id: str, grace: float, after: tuple[trio.Event, ...],
-                             stopped: trio.Event) -> None:
+    async def _stop_then_set(self, c: Obj | None, container_id: str, grace: float,
+                             after: tuple[trio.Event, ...], stopped: trio.Event) -> None:
         try:
             await self._stop_container(c, container_id, grace, after)
         finally:

@@ -176,7 +176,8 @@ class Prober:
         return True, ""
 
 
-    async def _grpc(self, spec: Obj, container_id: str, pod_ip: str, timeout: float) -> tuple[bool, str]:  # noqa: ASYNC109
+    async def _grpc(self, spec: Obj, container_id: str, pod_ip: str,
+                    timeout: float) -> tuple[bool, str]:  # noqa: ASYNC109
         """kubelet probes gRPC at the pod IP (a grpc probe has no host field); service "" = the server."""
         host = pod_ip or "127.0.0.1"
         port = int(spec.get("port") or 0)
@@ -184,7 +185,8 @@ class Prober:
             raise ValueError(f"invalid grpc probe port {spec.get('port')!r}")
         service = str(spec.get("service") or "")
         if self.mode == "exec":  # the simulation: a server is SERVING while something serves its port
-            ok, _ = await self._exec(["wget", "-q", "-O", "-", f"http://{host}:{port}/"], container_id, timeout)
+            wget = ["wget", "-q", "-O", "-", f"http://{host}:{port}/"]
+            ok, _ = await self._exec(wget, container_id, timeout)
             addr = join_host_port(host, port)
             return (True, "service healthy") if ok else (
                 False, f'timeout: failed to connect service "{addr}" within {go_duration(timeout)}: '

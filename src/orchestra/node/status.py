@@ -180,8 +180,8 @@ def build_status(pod: Obj, facts: PodFacts, init_views: Sequence[ContainerView],
     old: Obj = pod.get("status") or {}
     old_conditions = [c for c in old.get("conditions") or [] if isinstance(c, dict)]
     sidecars = [v for v in init_views if v.sidecar]
-    phase = facts.phase or pod_phase(spec.get("restartPolicy", "Always"), facts.init_failed, facts.initialized, views,
-                                     sidecars)
+    policy = spec.get("restartPolicy", "Always")
+    phase = facts.phase or pod_phase(policy, facts.init_failed, facts.initialized, views, sidecars)
     unready = [v.name for v in [*sidecars, *views] if not (v.running and v.ready and v.waiting is None)]
     completed = phase == "Succeeded"
     incomplete = [v.name for v in init_views if not (v.started and v.running if v.sidecar else v.succeeded)]

@@ -266,7 +266,8 @@ def _validate_container(c: Obj, path: str, volumes: set[str], *, init: bool) -> 
             )
     lifecycle = _d(c.get("lifecycle"))
     if c.get("lifecycle") is not None and init and not sidecar:
-        errs.append(forbidden(f"{path}.lifecycle", "may not be set for init containers without restartPolicy=Always"))
+        errs.append(forbidden(f"{path}.lifecycle",
+                              "may not be set for init containers without restartPolicy=Always"))
         lifecycle = {}
     for hook in ("postStart", "preStop"):
         if lifecycle.get(hook) is not None:

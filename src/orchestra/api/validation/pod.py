@@ -228,7 +228,8 @@ def _validate_pod(obj: Obj, old: Obj | None) -> list[Cause]:
     if old is None and spec.get("nodeName") and _ld(spec.get("schedulingGates")):
         errs.append(forbidden("spec.nodeName", "cannot be set until all schedulingGates have been cleared"))
     if old is not None:
-        errs += _validate_only_deleted_gates(spec.get("schedulingGates"), _d(old.get("spec")).get("schedulingGates"))
+        old_gates = _d(old.get("spec")).get("schedulingGates")
+        errs += _validate_only_deleted_gates(spec.get("schedulingGates"), old_gates)
         errs += _validate_pod_update(spec, _d(old.get("spec")))
     return errs
 
