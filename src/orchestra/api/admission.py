@@ -22,13 +22,12 @@ Must not import: anything above the api layer.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from orchestra.api.errors import Forbidden
 from orchestra.api.storageclass import BETA_CLASS_ANNOTATION, is_default_class
 from orchestra.api.validation.config import SYSTEM_PRIORITY_CLASSES
+from orchestra.objects import Obj
 
-Obj = dict[str, Any]
 PriorityClasses = Callable[[], list[Obj]]
 StorageClasses = Callable[[], list[Obj]]
 PREEMPT_LOWER = "PreemptLowerPriority"

@@ -41,24 +41,13 @@ from orchestra.api.errors import (
 )
 from orchestra.api.labelcache import LabelCache
 from orchestra.api.listoptions import EXACT, validate_list_options
-from orchestra.api.objects import (
-    Obj,
-    decode,
-    deep_copy,
-    encode,
-    meta,
-    new_uid,
-    now_rfc3339,
-    parse_rv,
-    random_suffix,
-    spec_part,
-    with_rv,
-)
+from orchestra.api.objects import decode, encode, meta, new_uid, parse_rv, random_suffix, spec_part, with_rv
 from orchestra.api.registry import DEFAULT_REGISTRY, Registry, ResourceType
 from orchestra.api.schema import Schema, load_schema
 from orchestra.api.selectors import FieldSelector, LabelSelector
 from orchestra.api.strategy import prepare_for_create, prepare_for_update, tracks_generation
 from orchestra.api.subresources import SubresourceMixin
+from orchestra.objects import Obj, deep_copy, now_rfc3339
 from orchestra.store import CompactedError, CompareFailed, KeyValue, Store
 
 PATCH_TYPES = {

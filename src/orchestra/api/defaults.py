@@ -14,9 +14,8 @@ import base64
 from collections.abc import Callable
 from typing import Any
 
-from orchestra.api.quantity import QuantityError, parse_quantity
-
-Obj = dict[str, Any]
+from orchestra.objects import Obj
+from orchestra.objects.quantity import QuantityError, parse_quantity
 
 NOT_READY_TAINT = "node.kubernetes.io/not-ready"
 UNREACHABLE_TAINT = "node.kubernetes.io/unreachable"

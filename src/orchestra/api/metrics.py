@@ -12,11 +12,11 @@ Must not import: the store, the HTTP server, or anything above the api layer.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 import attrs
 
 from orchestra.api.registry import Registry, ResourceType
+from orchestra.objects import Obj
 
 GROUP = "metrics.k8s.io"
 VERSION = "v1beta1"
@@ -27,7 +27,6 @@ NODE_METRICS = ResourceType(GROUP, VERSION, "NodeMetrics", "nodes", "", namespac
 POD_METRICS = ResourceType(GROUP, VERSION, "PodMetrics", "pods", "", namespaced=True, verbs=VERBS)
 METRICS_REGISTRY = Registry((NODE_METRICS, POD_METRICS))
 
-Obj = dict[str, Any]
 
 
 def cpu_quantity(cores: float) -> str:

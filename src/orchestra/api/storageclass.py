@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-Obj = dict[str, Any]
+from orchestra.objects import Obj
 
 DEFAULT_CLASS_ANNOTATIONS = (
     "storageclass.kubernetes.io/is-default-class",

@@ -21,9 +21,10 @@ import trio
 
 from orchestra.api.core import ApiCore, _predicate
 from orchestra.api.errors import Gone, Timeout
-from orchestra.api.objects import Obj, decode, parse_rv
+from orchestra.api.objects import decode, parse_rv
 from orchestra.api.registry import ResourceType
 from orchestra.api.selectors import FieldSelector, LabelSelector
+from orchestra.objects import Obj
 from orchestra.store import CompactedError, Event, FutureRevisionError, KeyValue, Watcher
 from orchestra.storetypes import rev_of
 

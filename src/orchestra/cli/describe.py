@@ -17,8 +17,7 @@ from orchestra.cli.errors import ApiStatusError
 from orchestra.cli.render import age, parse_time, to_yaml
 from orchestra.cli.rest import RestClient, resource_path
 from orchestra.cli.tabwriter import tabwrite
-
-Obj = dict[str, Any]
+from orchestra.objects import Obj
 
 
 class Writer:

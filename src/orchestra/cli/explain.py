@@ -21,8 +21,7 @@ from orchestra.api.errors import ApiError, BadRequest
 from orchestra.api.tables import human_duration, parse_time, pod_status_reason
 from orchestra.cli.errors import ApiStatusError, CliError
 from orchestra.cli.session import Session, client_options
-
-Obj = dict[str, Any]
+from orchestra.objects import Obj
 
 IMAGE_REASONS = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull", "RegistryUnavailable")
 

@@ -27,7 +27,8 @@ import trio
 from orchestra.api.errors import ApiError
 from orchestra.api.registry import ResourceType
 from orchestra.api.selectors import LabelSelector
-from orchestra.client.base import Client, Obj
+from orchestra.client.base import Client
+from orchestra.objects import Obj
 
 log = logging.getLogger("orchestra.controller.informer")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from orchestra.api.registry import DEFAULT_REGISTRY, ResourceType
-from orchestra.client.base import Obj
+from orchestra.objects import Obj
 
 # Services orchestra answers itself (kube-dns): the proxy leaves their ClusterIP ports alone.
 SERVED_BY_ORCHESTRA = "orchestra.io/served-by"

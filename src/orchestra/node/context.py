@@ -24,10 +24,9 @@ from orchestra.node.env import Sources, referenced_sources
 from orchestra.node.probes import Prober
 from orchestra.node.sandbox import LABEL_ATTEMPT
 from orchestra.node.volumes import VolumeManager, claim_names
+from orchestra.objects import Obj
 from orchestra.runtime.base import ContainerStatus
 from orchestra.runtime.base import Runtime as RuntimeProtocol
-
-Obj = dict[str, Any]
 
 
 @attrs.define

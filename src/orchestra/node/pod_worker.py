@@ -22,7 +22,6 @@ from typing import Any
 import trio
 
 from orchestra.api.errors import ApiError, Conflict, NotFound
-from orchestra.api.objects import now_rfc3339
 from orchestra.controller.events import NORMAL, WARNING
 from orchestra.node.backoff import go_duration
 from orchestra.node.context import (
@@ -45,6 +44,7 @@ from orchestra.node.probes import ProbeManager, named_port
 from orchestra.node.sandbox import LABEL_ATTEMPT, LABEL_INIT, LABEL_NODE, resources_of, sandbox_spec
 from orchestra.node.status import ContainerView, PodFacts, build_status
 from orchestra.node.volumes import PodVolume, mounts_for
+from orchestra.objects import Obj, now_rfc3339
 from orchestra.runtime.base import (
     LABEL_POD_UID,
     ContainerSpec,
@@ -61,7 +61,6 @@ from orchestra.runtime.base import NotFound as RuntimeNotFound
 
 log = logging.getLogger("orchestra.node.pod_worker")
 
-Obj = dict[str, Any]
 MIN_STOP_GRACE = 2.0  # kubelet's minimum grace after a preStop hook
 ERROR_RETRY = (1.0, 30.0)
 TERMINAL = ("Succeeded", "Failed")

@@ -19,10 +19,10 @@ from typing import Any
 import attrs
 import trio
 
+from orchestra.objects import Obj
 from orchestra.runtime.base import ExecTimeout, RuntimeFailure
 from orchestra.runtime.base import Runtime as RuntimeProtocol
 
-Obj = dict[str, Any]
 KINDS = ("startup", "liveness", "readiness")
 
 

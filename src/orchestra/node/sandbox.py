@@ -13,10 +13,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from orchestra.api.quantity import INT64_MAX, Quantity, QuantityError
+from orchestra.objects import Obj
+from orchestra.objects.quantity import INT64_MAX, Quantity, QuantityError
 from orchestra.runtime.base import HostAlias, PodSandboxSpec, PortMapping, Resources
-
-Obj = dict[str, Any]
 
 LABEL_NODE = "orchestra.io/node"
 # which cluster made the object: two orchestra instances on one host never adopt each other's pods
@@ -113,7 +112,7 @@ def _quantity(value: Any) -> Quantity | None:
 
 
 def _milli(value: Any) -> int | None:
-    """kube's MilliValue (saturated at int64; see orchestra.api.quantity), None if malformed."""
+    """kube's MilliValue (saturated at int64; see orchestra.objects.quantity), None if malformed."""
     q = _quantity(value)
     return q.milli_value() if q is not None else None
 

@@ -13,13 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 import attrs
 
+from orchestra.objects import Obj
 from orchestra.runtime.base import ContainerState, ContainerStatus
-
-Obj = dict[str, Any]
 
 
 @attrs.frozen

@@ -19,10 +19,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from orchestra.api.errors import NotFound
-from orchestra.api.objects import deep_copy
 from orchestra.api.selectors import from_label_selector_object
-from orchestra.client.base import Client, Obj
+from orchestra.client.base import Client
 from orchestra.controller import Controller, Result, object_key, split_key
+from orchestra.objects import Obj, deep_copy
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"

@@ -21,8 +21,9 @@ from typing import Any
 
 from orchestra.api.errors import NotFound
 from orchestra.api.registry import ResourceType
-from orchestra.client.base import Client, Obj
+from orchestra.client.base import Client
 from orchestra.controller import Controller, Informer, Result, registry_of
+from orchestra.objects import Obj
 
 log = logging.getLogger("orchestra.reconcilers.gc")
 

@@ -22,10 +22,10 @@ from typing import Any
 import attrs
 
 from orchestra.api.errors import ApiError, Conflict, NotFound
-from orchestra.api.objects import deep_copy, now_rfc3339
 from orchestra.api.registry import ResourceType
-from orchestra.client.base import Client, Obj
+from orchestra.client.base import Client
 from orchestra.controller import Controller, RateLimiter, Result, TemporaryError, registry_of
+from orchestra.objects import Obj, deep_copy, now_rfc3339
 from orchestra.workqueue import ExponentialBackoff
 
 log = logging.getLogger("orchestra.reconcilers.namespace")

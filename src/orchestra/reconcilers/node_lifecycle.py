@@ -34,9 +34,9 @@ import attrs
 import trio
 
 from orchestra.api.errors import NotFound
-from orchestra.api.objects import deep_copy, now_rfc3339
-from orchestra.client.base import Client, Obj
+from orchestra.client.base import Client
 from orchestra.controller import NORMAL, Controller, Result
+from orchestra.objects import Obj, deep_copy, now_rfc3339
 
 log = logging.getLogger("orchestra.reconcilers.node_lifecycle")
 

@@ -22,9 +22,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from orchestra.api.admission import PV_PROTECTION, PVC_PROTECTION
-from orchestra.api.objects import deep_copy
-from orchestra.client.base import Client, Obj
+from orchestra.client.base import Client
 from orchestra.controller import Controller, Informer, Result, object_key
+from orchestra.objects import Obj, deep_copy
 
 FINISHED = ("Succeeded", "Failed")
 CLAIM_INDEX = "claims-named"

@@ -38,12 +38,12 @@ from typing import Any
 
 from orchestra.api.admission import default_storage_class
 from orchestra.api.errors import AlreadyExists, NotFound
-from orchestra.api.objects import deep_copy, now_rfc3339
-from orchestra.api.quantity import QuantityError, parse_quantity
 from orchestra.api.selectors import from_label_selector_object
 from orchestra.api.storageclass import BETA_CLASS_ANNOTATION, claim_class
-from orchestra.client.base import Client, Obj
+from orchestra.client.base import Client
 from orchestra.controller import NORMAL, WARNING, Controller, Result, TemporaryError, object_key
+from orchestra.objects import Obj, deep_copy, now_rfc3339
+from orchestra.objects.quantity import QuantityError, parse_quantity
 
 LOCAL_PATH_PROVISIONER = "orchestra.io/local-path"
 BIND_COMPLETED = "pv.kubernetes.io/bind-completed"

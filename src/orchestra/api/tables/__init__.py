@@ -20,7 +20,6 @@ from orchestra.api.tables.core import format_endpoints, node_roles
 from orchestra.api.tables.envelope import table, table_row, table_row_event
 from orchestra.api.tables.format import (
     Cell,
-    Obj,
     format_label_selector,
     format_labels,
     format_service_ports,
@@ -32,6 +31,7 @@ from orchestra.api.tables.format import (
 )
 from orchestra.api.tables.pods import pod_status_reason
 from orchestra.api.tables.storage import access_modes
+from orchestra.objects import Obj
 
 __all__ = [
     "AGE_DESC",

@@ -12,16 +12,8 @@ import ipaddress
 from datetime import datetime
 from typing import Any
 
-from orchestra.api.tables.format import (
-    Cell,
-    Obj,
-    _d,
-    _int,
-    _ld,
-    format_labels,
-    format_service_ports,
-    since,
-)
+from orchestra.api.tables.format import Cell, _d, _int, _ld, format_labels, format_service_ports, since
+from orchestra.objects import Obj
 
 
 def _external_ip(spec: Obj, status: Obj) -> str:

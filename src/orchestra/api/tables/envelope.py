@@ -29,11 +29,7 @@ from orchestra.api.tables.core import (
     _print_service,
     _print_serviceaccount,
 )
-from orchestra.api.tables.format import (
-    Cell,
-    Obj,
-    _d,
-)
+from orchestra.api.tables.format import Cell, _d
 from orchestra.api.tables.pods import _print_pod
 from orchestra.api.tables.storage import _print_pv, _print_pvc, _print_storage_class
 from orchestra.api.tables.workloads import (
@@ -44,6 +40,7 @@ from orchestra.api.tables.workloads import (
     _print_replicaset,
     _print_statefulset,
 )
+from orchestra.objects import Obj
 
 _PRINTERS: dict[str, Callable[[Obj, datetime], list[Cell]]] = {
     "Pod": _print_pod,

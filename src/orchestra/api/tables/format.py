@@ -10,7 +10,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-Obj = dict[str, Any]
+from orchestra.objects import Obj
+
 Cell = str | int | bool
 
 # --- durations and timestamps ------------------------------------------------------------------------

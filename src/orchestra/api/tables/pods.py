@@ -9,15 +9,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from orchestra.api.tables.format import (
-    Cell,
-    Obj,
-    _d,
-    _ld,
-    human_duration,
-    parse_time,
-    since,
-)
+from orchestra.api.tables.format import Cell, _d, _ld, human_duration, parse_time, since
+from orchestra.objects import Obj
 
 # --- row printers ------------------------------------------------------------------------------------
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from orchestra.api.quantity import QuantityError, format_quantity
 from orchestra.api.storageclass import claim_class, is_default_class
-from orchestra.api.tables.format import Cell, Obj, _d, since
+from orchestra.api.tables.format import Cell, _d, since
+from orchestra.objects import Obj
+from orchestra.objects.quantity import QuantityError, format_quantity
 
 _MODE_ABBREV = (("ReadWriteOnce", "RWO"), ("ReadOnlyMany", "ROX"), ("ReadWriteMany", "RWX"), ("ReadWriteOncePod", "RWOP"))
 

@@ -11,7 +11,6 @@ from typing import Any
 
 from orchestra.api.tables.format import (
     Cell,
-    Obj,
     _d,
     _int,
     _ld,
@@ -23,6 +22,7 @@ from orchestra.api.tables.format import (
     selector_string,
     since,
 )
+from orchestra.objects import Obj
 
 
 def _template_spec(obj: Obj) -> Obj:

@@ -42,7 +42,6 @@ from orchestra.api.validation.field import (
     TOO_LONG,
     GoRepr,
     NameFn,
-    Obj,
     duplicate,
     forbidden,
     go_label_selector,
@@ -114,6 +113,7 @@ from orchestra.api.validation.workloads import (
     _validate_replicaset,
     _validate_statefulset,
 )
+from orchestra.objects import Obj
 
 _BY_KIND: dict[str, Callable[[Obj, Obj | None], list[Cause]]] = {
     "Pod": _validate_pod,

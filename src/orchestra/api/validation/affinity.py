@@ -17,7 +17,6 @@ from typing import Any
 
 from orchestra.api.errors import Cause
 from orchestra.api.validation.field import (
-    Obj,
     _d,
     _is_int,
     _l,
@@ -30,6 +29,7 @@ from orchestra.api.validation.field import (
 )
 from orchestra.api.validation.meta import validate_label_selector, validate_label_values
 from orchestra.api.validation.names import is_dns1123_label, is_dns1123_subdomain, is_qualified_name
+from orchestra.objects import Obj
 
 _NOT_POSITIVE = "must be greater than zero"
 _WHEN_UNSATISFIABLE = ("DoNotSchedule", "ScheduleAnyway")

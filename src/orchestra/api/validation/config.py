@@ -10,12 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from orchestra.api.errors import Cause
-from orchestra.api.validation.container import (
-    _TAINT_EFFECTS,
-)
+from orchestra.api.validation.container import _TAINT_EFFECTS
 from orchestra.api.validation.field import (
     IMMUTABLE,
-    Obj,
     _d,
     _enum,
     _is_int,
@@ -28,9 +25,7 @@ from orchestra.api.validation.field import (
     required,
     too_long,
 )
-from orchestra.api.validation.meta import (
-    validate_object_meta,
-)
+from orchestra.api.validation.meta import validate_object_meta
 from orchestra.api.validation.names import (
     is_config_map_key,
     is_dns1123_label,
@@ -38,6 +33,7 @@ from orchestra.api.validation.names import (
     is_qualified_name,
     is_valid_label_value,
 )
+from orchestra.objects import Obj
 
 
 def _validate_data_keys(data: Any, path: str) -> list[Cause]:

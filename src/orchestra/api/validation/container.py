@@ -10,11 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from orchestra.api.errors import Cause
-from orchestra.api.quantity import Quantity, QuantityError
 from orchestra.api.validation.downward import validate_env_value_from
 from orchestra.api.validation.field import (
     NEGATIVE,
-    Obj,
     _d,
     _enum,
     _is_int,
@@ -28,12 +26,9 @@ from orchestra.api.validation.field import (
     not_supported,
     required,
 )
-from orchestra.api.validation.names import (
-    _port_num,
-    _port_num_or_name,
-    is_dns1123_label,
-    is_valid_port_name,
-)
+from orchestra.api.validation.names import _port_num, _port_num_or_name, is_dns1123_label, is_valid_port_name
+from orchestra.objects import Obj
+from orchestra.objects.quantity import Quantity, QuantityError
 
 # --- pod spec ----------------------------------------------------------------------------------------
 
@@ -119,7 +114,7 @@ def _overcommit_allowed(name: str) -> bool:
 
 def _quantity_value(name: str, raw: Any, path: str, errs: list[Cause]) -> Quantity | None:
     """ValidateResourceQuantityValue: not negative, and whole for integer (extended) resources.
-    No upper bound: kube-apiserver accepts `cpu: 1e20` (see orchestra.api.quantity)."""
+    No upper bound: kube-apiserver accepts `cpu: 1e20` (see orchestra.objects.quantity)."""
     q = _quantity(raw, path, errs)
     if q is None:
         return None

@@ -13,17 +13,10 @@ from __future__ import annotations
 from typing import Any
 
 from orchestra.api.errors import Cause
-from orchestra.api.quantity import Quantity, QuantityError
-from orchestra.api.validation.field import (
-    Obj,
-    _d,
-    _is_int,
-    _ld,
-    invalid,
-    not_supported,
-    required,
-)
+from orchestra.api.validation.field import _d, _is_int, _ld, invalid, not_supported, required
 from orchestra.api.validation.names import is_config_map_key, is_dns1123_subdomain, is_qualified_name
+from orchestra.objects import Obj
+from orchestra.objects.quantity import Quantity, QuantityError
 
 ENV_FIELD_PATHS = (
     "metadata.name",

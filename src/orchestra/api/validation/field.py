@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeGuard
 
 from orchestra.api.errors import Cause
+from orchestra.objects import Obj
 
-Obj = dict[str, Any]
 NameFn = Callable[[str], list[str]]
 
 REQUIRED, INVALID = "FieldValueRequired", "FieldValueInvalid"

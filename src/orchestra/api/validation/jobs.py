@@ -8,14 +8,10 @@ Must not import: the service or config validators, or the dispatch in __init__.
 from __future__ import annotations
 
 from orchestra.api.errors import Cause
-from orchestra.api.validation.cron import (
-    _valid_time_zone,
-    cron_error,
-)
+from orchestra.api.validation.cron import _valid_time_zone, cron_error
 from orchestra.api.validation.field import (
     IMMUTABLE,
     GoRepr,
-    Obj,
     _d,
     _enum,
     _nonneg,
@@ -32,12 +28,9 @@ from orchestra.api.validation.meta import (
     validate_labels,
     validate_object_meta,
 )
-from orchestra.api.validation.names import (
-    is_dns1123_subdomain,
-)
-from orchestra.api.validation.pod import (
-    validate_pod_template,
-)
+from orchestra.api.validation.names import is_dns1123_subdomain
+from orchestra.api.validation.pod import validate_pod_template
+from orchestra.objects import Obj
 
 
 def _validate_job_spec(spec: Obj, path: str, *, template_in_job: bool) -> list[Cause]:

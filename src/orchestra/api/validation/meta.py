@@ -11,22 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from orchestra.api.errors import Cause
-from orchestra.api.validation.field import (
-    NameFn,
-    Obj,
-    _d,
-    _l,
-    _ld,
-    forbidden,
-    invalid,
-    required,
-    too_long,
-)
-from orchestra.api.validation.names import (
-    is_dns1123_label,
-    is_qualified_name,
-    is_valid_label_value,
-)
+from orchestra.api.validation.field import NameFn, _d, _l, _ld, forbidden, invalid, required, too_long
+from orchestra.api.validation.names import is_dns1123_label, is_qualified_name, is_valid_label_value
+from orchestra.objects import Obj
 
 # --- metadata ----------------------------------------------------------------------------------------
 

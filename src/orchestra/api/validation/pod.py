@@ -24,7 +24,6 @@ from orchestra.api.validation.container import (
 from orchestra.api.validation.downward import validate_downward_api_items
 from orchestra.api.validation.field import (
     GoRepr,
-    Obj,
     _d,
     _enum,
     _is_int,
@@ -37,17 +36,14 @@ from orchestra.api.validation.field import (
     not_supported,
     required,
 )
-from orchestra.api.validation.meta import (
-    validate_annotations,
-    validate_labels,
-    validate_object_meta,
-)
+from orchestra.api.validation.meta import validate_annotations, validate_labels, validate_object_meta
 from orchestra.api.validation.names import (
     is_dns1123_label,
     is_dns1123_subdomain,
     is_qualified_name,
     is_valid_label_value,
 )
+from orchestra.objects import Obj
 
 
 def _validate_volumes(volumes: Any, path: str) -> tuple[list[Cause], set[str]]:

@@ -15,7 +15,6 @@ from orchestra.api.errors import Cause
 from orchestra.api.validation.field import (
     NEGATIVE,
     GoRepr,
-    Obj,
     _d,
     _is_int,
     _ld,
@@ -28,13 +27,8 @@ from orchestra.api.validation.field import (
     too_long,
 )
 from orchestra.api.validation.meta import validate_label_selector, validate_object_meta
-from orchestra.api.validation.names import (
-    _PERCENT_RE,
-    PERCENT_FMT,
-    _full,
-    is_qualified_name,
-    regex_error,
-)
+from orchestra.api.validation.names import _PERCENT_RE, PERCENT_FMT, _full, is_qualified_name, regex_error
+from orchestra.objects import Obj
 
 UNHEALTHY_POD_EVICTION_POLICIES = ("AlwaysAllow", "IfHealthyBudget")  # sorted, as sets.List prints them
 CONDITION_STATUSES = ("False", "True", "Unknown")

@@ -10,13 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from orchestra.api.errors import Cause
-from orchestra.api.validation.container import (
-    _PROTOCOLS,
-)
+from orchestra.api.validation.container import _PROTOCOLS
 from orchestra.api.validation.field import (
     IMMUTABLE,
     GoRepr,
-    Obj,
     _d,
     _enum,
     _is_int,
@@ -28,10 +25,7 @@ from orchestra.api.validation.field import (
     invalid,
     required,
 )
-from orchestra.api.validation.meta import (
-    validate_labels,
-    validate_object_meta,
-)
+from orchestra.api.validation.meta import validate_labels, validate_object_meta
 from orchestra.api.validation.names import (
     _port_num,
     _port_num_or_name,
@@ -39,6 +33,7 @@ from orchestra.api.validation.names import (
     is_dns1123_label,
     is_dns1123_subdomain,
 )
+from orchestra.objects import Obj
 
 # --- services and the rest ------------------------------------------------------------------------------
 

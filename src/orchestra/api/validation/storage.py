@@ -13,21 +13,13 @@ from __future__ import annotations
 from typing import Any
 
 from orchestra.api.errors import Cause
-from orchestra.api.quantity import Quantity, QuantityError
 from orchestra.api.storageclass import BETA_CLASS_ANNOTATION
 from orchestra.api.validation.affinity import validate_node_selector
-from orchestra.api.validation.field import (
-    Obj,
-    _d,
-    _enum,
-    _l,
-    forbidden,
-    invalid,
-    not_supported,
-    required,
-)
+from orchestra.api.validation.field import _d, _enum, _l, forbidden, invalid, not_supported, required
 from orchestra.api.validation.meta import validate_label_selector, validate_object_meta
 from orchestra.api.validation.names import is_dns1123_subdomain, is_qualified_name
+from orchestra.objects import Obj
+from orchestra.objects.quantity import Quantity, QuantityError
 
 ACCESS_MODES = ("ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod")  # sorted, like sets.List
 VOLUME_MODES = ("Block", "Filesystem")
@@ -56,7 +48,7 @@ def _storage(value: Any, path: str) -> list[Cause]:
         amount = Quantity.parse(value)
     except QuantityError:
         return []  # the schema check already reported the malformed quantity
-    # no upper bound: kube accepts any positive size (see orchestra.api.quantity)
+    # no upper bound: kube accepts any positive size (see orchestra.objects.quantity)
     return [] if amount.value > 0 else [invalid(path, str(amount), "must be greater than zero")]
 
 

@@ -13,7 +13,6 @@ from orchestra.api.errors import Cause
 from orchestra.api.validation.field import (
     IMMUTABLE,
     GoRepr,
-    Obj,
     _d,
     _is_int,
     _nonneg,
@@ -31,15 +30,9 @@ from orchestra.api.validation.meta import (
     validate_label_selector,
     validate_object_meta,
 )
-from orchestra.api.validation.names import (
-    _PERCENT_RE,
-    PERCENT_FMT,
-    is_dns1123_subdomain,
-    regex_error,
-)
-from orchestra.api.validation.pod import (
-    validate_pod_template,
-)
+from orchestra.api.validation.names import _PERCENT_RE, PERCENT_FMT, is_dns1123_subdomain, regex_error
+from orchestra.api.validation.pod import validate_pod_template
+from orchestra.objects import Obj
 
 
 def _validate_intstr_percent(value: Any, path: str, *, max_100: bool) -> list[Cause]:

@@ -17,7 +17,6 @@ from typing import Any
 import attrs
 from rich.text import Text
 
-from orchestra.api.quantity import QuantityError, parse_quantity
 from orchestra.api.tables import (
     format_service_ports,
     human_duration,
@@ -26,7 +25,8 @@ from orchestra.api.tables import (
     pod_status_reason,
 )
 from orchestra.cli.dashboard.model import WORKLOAD_KINDS, Model, event_time
-from orchestra.client.base import Obj
+from orchestra.objects import Obj
+from orchestra.objects.quantity import QuantityError, parse_quantity
 
 GAP = "  "
 

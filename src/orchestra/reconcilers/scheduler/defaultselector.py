@@ -15,9 +15,9 @@ from typing import Any, Protocol
 
 from orchestra.api.errors import ApiError
 from orchestra.api.selectors import LabelSelector, Requirement, from_label_selector_object
+from orchestra.objects import Obj
 from orchestra.reconcilers.scheduler.podinfo import PodInfo
 
-Obj = dict[str, Any]
 OWNER_KINDS = {("apps/v1", "ReplicaSet"), ("apps/v1", "StatefulSet")}
 
 

@@ -14,10 +14,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+from orchestra.objects import Obj
 from orchestra.reconcilers.scheduler.nodeinfo import NodeInfo
 from orchestra.reconcilers.scheduler.podinfo import CPU, EPHEMERAL, MEMORY, PODS, PodInfo
-
-Obj = dict[str, Any]
 
 UNSCHEDULABLE_TAINT = "node.kubernetes.io/unschedulable"
 ERR_UNSCHEDULABLE = "node(s) were unschedulable"

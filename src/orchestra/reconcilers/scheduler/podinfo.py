@@ -19,10 +19,9 @@ import attrs
 import orjson
 
 from orchestra.api.objects import exact_bytes
-from orchestra.api.quantity import INT64_MAX, INT64_MIN, Quantity, QuantityError
 from orchestra.api.selectors import LabelSelector, from_label_selector_object
-
-Obj = dict[str, Any]
+from orchestra.objects import Obj
+from orchestra.objects.quantity import INT64_MAX, INT64_MIN, Quantity, QuantityError
 
 CPU, MEMORY, EPHEMERAL, PODS = "cpu", "memory", "ephemeral-storage", "pods"
 DEFAULT_MILLI_CPU = 100  # kube's schedutil.DefaultMilliCPURequest

@@ -16,15 +16,14 @@ Must not import: client, controller.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import attrs
 
 from orchestra.api.storageclass import claim_class
+from orchestra.objects import Obj
 from orchestra.reconcilers.scheduler.filters import Status, term_matches
 from orchestra.reconcilers.scheduler.nodeinfo import NodeInfo
 
-Obj = dict[str, Any]
 Getter = Callable[[str | None, str], Obj | None]
 PLUGIN = "VolumeBinding"
 SELECTED_NODE = "volume.kubernetes.io/selected-node"

@@ -11,18 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from orchestra.api.objects import deep_copy
 from orchestra.api.selectors import from_label_selector_object
-from orchestra.client.base import Client, Obj
+from orchestra.client.base import Client
 from orchestra.controller import Controller, Informer, keys_of_object, object_key
-from orchestra.reconcilers.workloads.common import (
-    Clock,
-    Expectations,
-    controller_ref,
-    meta,
-    owner_keys,
-    wall_clock,
-)
+from orchestra.controller.clock import Clock, wall_clock
+from orchestra.objects import Obj, controller_ref, deep_copy, meta
+from orchestra.reconcilers.workloads.common import Expectations, owner_keys
 from orchestra.reconcilers.workloads.pods import PodControl
 
 _ORPHAN = "orphan/"  # index value of a pod without a controller: orphan/<namespace>

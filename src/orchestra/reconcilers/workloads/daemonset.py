@@ -27,21 +27,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from orchestra.api.objects import deep_copy
 from orchestra.api.selectors import from_label_selector_object
-from orchestra.client.base import Client, Obj
+from orchestra.client.base import Client
 from orchestra.controller import Informer, Result, object_key, split_key
+from orchestra.objects import Obj, deep_copy, is_pod_ready, is_terminating, meta, scaled_value, spec, status
 from orchestra.reconcilers.workloads.base import WorkloadController
 from orchestra.reconcilers.workloads.common import (
     int_or,
     is_pod_available,
-    is_pod_ready,
-    is_terminating,
-    meta,
-    scaled_value,
     seconds_until_available,
-    spec,
-    status,
     template_hash,
 )
 from orchestra.reconcilers.workloads.history import REVISION_LABEL, RevisionHistory

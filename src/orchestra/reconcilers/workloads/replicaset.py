@@ -19,23 +19,26 @@ from typing import Any
 
 from orchestra.api.errors import ApiError
 from orchestra.api.selectors import from_label_selector_object
-from orchestra.client.base import Client, Obj
+from orchestra.client.base import Client
 from orchestra.controller import Result, split_key
-from orchestra.reconcilers.workloads.base import WorkloadController
-from orchestra.reconcilers.workloads.common import (
-    fmt_time,
-    int_or,
-    is_pod_active,
-    is_pod_available,
+from orchestra.objects import (
+    Obj,
+    format_time,
     is_pod_ready,
     is_terminating,
     meta,
     ready_condition,
     remove_condition,
-    seconds_until_available,
     set_condition,
     spec,
     status,
+)
+from orchestra.reconcilers.workloads.base import WorkloadController
+from orchestra.reconcilers.workloads.common import (
+    int_or,
+    is_pod_active,
+    is_pod_available,
+    seconds_until_available,
 )
 from orchestra.reconcilers.workloads.pods import (
     BURST_REPLICAS,
@@ -136,7 +139,7 @@ class ReplicaSetController(WorkloadController):
         })
         if failure is not None:
             set_condition(new_status, {"type": "ReplicaFailure", "status": "True", "reason": failure[0],
-                                       "message": failure[1], "lastTransitionTime": fmt_time(now)})
+                                       "message": failure[1], "lastTransitionTime": format_time(now)})
         else:
             remove_condition(new_status, "ReplicaFailure")
         await self.write_status(key, rs, new_status)
