@@ -19,8 +19,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orchestra.api.protobuf import ProtobufError, _decode, decode_k8s_protobuf, go_duration, message_for
+from orchestra.api.protobuf import ProtobufError, _decode, decode_k8s_protobuf, message_for
 from orchestra.api.registry import BUILTIN
+from orchestra.objects import go_duration
 
 FIXTURES = Path(__file__).parent / "fixtures" / "protobuf"
 

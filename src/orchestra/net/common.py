@@ -20,8 +20,3 @@ def slice_service_key(obj: Obj) -> list[str]:
     m = obj.get("metadata") or {}
     svc = (m.get("labels") or {}).get("kubernetes.io/service-name")
     return [f"{m.get('namespace')}/{svc}"] if svc else []
-
-
-def object_key(obj: Obj) -> str:
-    m = obj.get("metadata") or {}
-    return f"{m.get('namespace')}/{m.get('name')}"

@@ -27,8 +27,8 @@ import trio
 from orchestra.api.errors import ApiError
 from orchestra.client.base import Client
 from orchestra.controller.informer import Informer
-from orchestra.net.common import SERVED_BY_ORCHESTRA, kind, object_key, slice_service_key
-from orchestra.objects import Obj
+from orchestra.net.common import SERVED_BY_ORCHESTRA, kind, slice_service_key
+from orchestra.objects import Obj, object_key
 
 log = logging.getLogger("orchestra.net.proxy")
 

@@ -23,7 +23,6 @@ import trio
 
 from orchestra.api.errors import ApiError, Conflict, NotFound
 from orchestra.controller.events import NORMAL, WARNING
-from orchestra.node.backoff import go_duration
 from orchestra.node.context import (
     AgentContext,
     attempt_of,
@@ -44,7 +43,7 @@ from orchestra.node.probes import ProbeManager, named_port
 from orchestra.node.sandbox import LABEL_ATTEMPT, LABEL_INIT, LABEL_NODE, resources_of, sandbox_spec
 from orchestra.node.status import ContainerView, PodFacts, build_status
 from orchestra.node.volumes import PodVolume, mounts_for
-from orchestra.objects import Obj, now_rfc3339
+from orchestra.objects import Obj, go_duration_seconds, now_rfc3339
 from orchestra.runtime.base import (
     LABEL_POD_UID,
     ContainerSpec,
@@ -319,7 +318,7 @@ class PodWorker:
         backoff = self.ctx.crash_backoff
         if backoff.in_backoff_since(key, seen):
             delay = backoff.get(key)
-            message = f"back-off {go_duration(delay)} restarting failed container={name} pod={pod_ref(self.pod)}"
+            message = f"back-off {go_duration_seconds(round(delay))} restarting failed container={name} pod={pod_ref(self.pod)}"
             self.waiting[name] = ("CrashLoopBackOff", message)
             if ("BackOff", cur.id) not in self._reported:
                 self._reported.add(("BackOff", cur.id))

@@ -12,11 +12,11 @@ Must not import: the client, trio, podman.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 import attrs
 
-from orchestra.objects import Obj
+from orchestra.objects import Obj, format_time
 from orchestra.runtime.base import ContainerState, ContainerStatus
 
 
@@ -48,7 +48,7 @@ class ContainerView:
 
 
 def rfc3339(dt: datetime | None) -> str | None:
-    return None if dt is None else dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return None if dt is None else format_time(dt)
 
 
 def image_ref(image: str, image_id: str) -> str:

@@ -29,7 +29,7 @@ from orchestra.api.tables.core import (
     _print_service,
     _print_serviceaccount,
 )
-from orchestra.api.tables.format import Cell, _d
+from orchestra.api.tables.format import Cell
 from orchestra.api.tables.pods import _print_pod
 from orchestra.api.tables.storage import _print_pv, _print_pvc, _print_storage_class
 from orchestra.api.tables.workloads import (
@@ -40,7 +40,7 @@ from orchestra.api.tables.workloads import (
     _print_replicaset,
     _print_statefulset,
 )
-from orchestra.objects import Obj
+from orchestra.objects import Obj, as_dict
 
 _PRINTERS: dict[str, Callable[[Obj, datetime], list[Cell]]] = {
     "Pod": _print_pod,
@@ -89,7 +89,7 @@ def _row_object(obj: Obj, include_object: str) -> Obj | None:
         return None
     if include_object == "Object":
         return obj
-    metadata = {k: v for k, v in _d(obj.get("metadata")).items() if k != "managedFields"}
+    metadata = {k: v for k, v in as_dict(obj.get("metadata")).items() if k != "managedFields"}
     return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": metadata}
 
 
@@ -97,7 +97,7 @@ def table_row(rt: ResourceType, obj: Obj, *, now: datetime, include_object: str 
     """One `rows[]` entry: cells (all columns, wide ones included), object, and pod conditions."""
     row: Obj = {"cells": _PRINTERS.get(rt.kind, _print_generic)(obj, now)}
     if rt.kind == "Pod":
-        conditions = _POD_CONDITIONS.get(str(_d(obj.get("status")).get("phase")))
+        conditions = _POD_CONDITIONS.get(str(as_dict(obj.get("status")).get("phase")))
         if conditions:
             row["conditions"] = [dict(c) for c in conditions]
     row_object = _row_object(obj, include_object)
@@ -116,7 +116,7 @@ def table(
 ) -> dict[str, Any]:
     """A meta.k8s.io/v1 Table for `objs` (a list, or a single object as a one-element list)."""
     if not resource_version and len(objs) == 1:
-        resource_version = str(_d(objs[0].get("metadata")).get("resourceVersion") or "")
+        resource_version = str(as_dict(objs[0].get("metadata")).get("resourceVersion") or "")
     metadata = {"resourceVersion": resource_version} if resource_version else {}
     return {
         "kind": "Table",

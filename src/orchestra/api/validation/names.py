@@ -12,8 +12,8 @@ from typing import Any
 
 from orchestra.api.errors import Cause
 from orchestra.api.validation.field import (
-    _is_int,
     invalid,
+    is_int,
     required,
 )
 
@@ -176,13 +176,13 @@ def is_config_map_key(key: str) -> list[str]:
 
 
 def _port_num(value: Any, path: str) -> list[Cause]:
-    return [] if _is_int(value) and 1 <= value <= 65535 else [invalid(path, value, PORT_RANGE_MSG)]
+    return [] if is_int(value) and 1 <= value <= 65535 else [invalid(path, value, PORT_RANGE_MSG)]
 
 
 def _port_num_or_name(value: Any, path: str) -> list[Cause]:
     if isinstance(value, str):
         return [invalid(path, value, m) for m in is_valid_port_name(value)]
-    if _is_int(value):
+    if is_int(value):
         if value == 0:
             return [required(path, "")]
         return _port_num(value, path)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from orchestra.objects import Obj
+from orchestra.objects import tolerations_tolerate, untolerated_taint
 from orchestra.reconcilers.scheduler.nodeinfo import NodeInfo
 from orchestra.reconcilers.scheduler.podinfo import CPU, EPHEMERAL, MEMORY, PODS, PodInfo
 
@@ -32,27 +32,6 @@ class Status(NamedTuple):
     plugin: str
     resolvable: bool
     reasons: tuple[str, ...]
-
-
-def tolerates(toleration: Mapping[str, Any], taint: Mapping[str, Any]) -> bool:
-    """kube's Toleration.ToleratesTaint."""
-    effect = toleration.get("effect") or ""
-    if effect and effect != taint.get("effect"):
-        return False
-    key = toleration.get("key") or ""
-    if key and key != taint.get("key"):
-        return False
-    op = toleration.get("operator") or "Equal"
-    if op == "Exists":
-        return True
-    return op == "Equal" and (toleration.get("value") or "") == (taint.get("value") or "")
-
-
-def untolerated_taint(taints: list[Obj], tolerations: list[Obj], effects: tuple[str, ...]) -> Obj | None:
-    for taint in taints:
-        if taint.get("effect") in effects and not any(tolerates(t, taint) for t in tolerations):
-            return taint
-    return None
 
 
 # --- node affinity ------------------------------------------------------------------------------
@@ -120,7 +99,7 @@ def node_unschedulable(pod: PodInfo, node: NodeInfo) -> Status | None:
     if not node.unschedulable:
         return None
     taint = {"key": UNSCHEDULABLE_TAINT, "effect": "NoSchedule"}
-    if any(tolerates(t, taint) for t in pod.tolerations):
+    if tolerations_tolerate(pod.tolerations, taint):
         return None
     return Status("NodeUnschedulable", False, (ERR_UNSCHEDULABLE,))
 

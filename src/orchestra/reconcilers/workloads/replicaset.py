@@ -26,6 +26,8 @@ from orchestra.objects import (
     format_time,
     is_pod_ready,
     is_terminating,
+    labels_match,
+    labels_of,
     meta,
     ready_condition,
     remove_condition,
@@ -125,7 +127,7 @@ class ReplicaSetController(WorkloadController):
         template_labels = ((spec(rs).get("template") or {}).get("metadata") or {}).get("labels") or {}
         labeled = ready = available = 0
         for p in pods:  # one pass: at a thousand replicas this loop is the controller's cost
-            labeled += _has_labels(p, template_labels)
+            labeled += labels_match(template_labels, labels_of(p))
             if is_pod_ready(p):
                 ready += 1
                 available += min_ready <= 0 or is_pod_available(p, min_ready, now)
@@ -155,8 +157,3 @@ def _sync_view(pod: Obj) -> tuple[Any, ...]:
     ready = ready_condition(pod) or {}
     return (m.get("labels"), m.get("ownerReferences"), m.get("deletionTimestamp"), status(pod).get("phase"),
             ready.get("status"), ready.get("lastTransitionTime"))
-
-
-def _has_labels(pod: Obj, labels: dict[str, str]) -> bool:
-    have: dict[str, str] = meta(pod).get("labels") or {}
-    return labels.items() <= have.items()
