@@ -148,7 +148,7 @@ class ApiCore(SubresourceMixin, DeletionMixin):
                 raise _too_new(want, self.store.revision)
             if resource_version_match == EXACT or (not resource_version_match and limit):
                 revision = want  # Exact, and kube's legacy rule: a paged list at a given RV is exact
-        pred = _predicate(label_selector, field_selector)
+        pred = selector_predicate(label_selector, field_selector)
         name = field_selector.exact_name() if field_selector else None
         try:
             if name is not None and (namespace or not rt.namespaced):
@@ -501,7 +501,8 @@ class ApiCore(SubresourceMixin, DeletionMixin):
         raise conflict(rt.group_resource, name, group=rt.group, plural=rt.plural)
 
 
-def _predicate(label: LabelSelector | None, field: FieldSelector | None) -> Callable[[Obj], bool] | None:
+def selector_predicate(label: LabelSelector | None,
+                       field: FieldSelector | None) -> Callable[[Obj], bool] | None:
     if (label is None or label.empty) and (field is None or field.empty):
         return None
 

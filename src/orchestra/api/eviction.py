@@ -109,7 +109,7 @@ async def evict(core: ApiCore, namespace: str, name: str, body: Any, *, now: Clo
         if not is_pod_ready(pod) and _unhealthy_may_go(matching[0]):
             guard = True
         else:
-            await _check_and_decrement(core, matching[0], name, dry_run=opts.dry_run, now=now)
+            await check_and_decrement(core, matching[0], name, dry_run=opts.dry_run, now=now)
     guarded = attrs.evolve(opts, resource_version=_rv(pod)) if guard and not opts.resource_version else opts
     try:
         await _mark_and_delete(core, pod, guarded, now)
@@ -147,7 +147,7 @@ def _unhealthy_may_go(pdb: Obj) -> bool:
     return current >= desired and desired > 0
 
 
-async def _check_and_decrement(core: ApiCore, pdb: Obj, pod_name: str, *, dry_run: bool, now: Clock) -> None:
+async def check_and_decrement(core: ApiCore, pdb: Obj, pod_name: str, *, dry_run: bool, now: Clock) -> None:
     """checkAndDecrement, re-reading the budget and retrying while its status write conflicts."""
     rt = _rt(core, "PodDisruptionBudget")
     namespace, name = pdb["metadata"]["namespace"], pdb["metadata"]["name"]

@@ -98,14 +98,14 @@ def decode_k8s_protobuf(body: bytes) -> dict[str, Any]:
     or for a kind with no known schema.
     """
     try:
-        return _decode(bytes(body))
+        return decode_unguarded(bytes(body))
     except ProtobufError:
         raise
     except Exception as exc:  # any slip on hostile input is a malformed body, never a 500
         raise ProtobufError(f"malformed protobuf body: {type(exc).__name__}") from None
 
 
-def _decode(body: bytes) -> dict[str, Any]:
+def decode_unguarded(body: bytes) -> dict[str, Any]:
     if body[:4] != MAGIC:
         raise ProtobufError("protobuf body does not start with the Kubernetes magic prefix")
     # runtime.Unknown: 1 typeMeta {1 apiVersion, 2 kind}, 2 raw, 3 contentEncoding, 4 contentType

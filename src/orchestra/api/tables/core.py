@@ -34,7 +34,7 @@ def _external_ip(spec: Obj, status: Obj) -> str:
     return "<unknown>"
 
 
-def _print_service(obj: Obj, now: datetime) -> list[Cell]:
+def print_service(obj: Obj, now: datetime) -> list[Cell]:
     meta, spec, status = as_dict(obj.get("metadata")), as_dict(obj.get("spec")), as_dict(obj.get("status"))
     cluster_ips = spec.get("clusterIPs") or ([spec["clusterIP"]] if spec.get("clusterIP") else [])
     return [
@@ -83,12 +83,12 @@ def format_endpoints(obj: Obj) -> str:
     return _list_with_more(out, count, empty="")
 
 
-def _print_endpoints(obj: Obj, now: datetime) -> list[Cell]:
+def print_endpoints(obj: Obj, now: datetime) -> list[Cell]:
     meta = as_dict(obj.get("metadata"))
     return [str(meta.get("name", "")), format_endpoints(obj), since(meta.get("creationTimestamp"), now)]
 
 
-def _print_endpointslice(obj: Obj, now: datetime) -> list[Cell]:
+def print_endpointslice(obj: Obj, now: datetime) -> list[Cell]:
     meta = as_dict(obj.get("metadata"))
     ports = []
     for p in only_dicts(obj.get("ports")):
@@ -125,7 +125,7 @@ def _node_address(status: Obj, kind: str) -> str:
     return "<none>"
 
 
-def _print_node(obj: Obj, now: datetime) -> list[Cell]:
+def print_node(obj: Obj, now: datetime) -> list[Cell]:
     meta, spec, status = as_dict(obj.get("metadata")), as_dict(obj.get("spec")), as_dict(obj.get("status"))
     states = [
         ("Ready" if c.get("status") == "True" else "NotReady")
@@ -149,7 +149,7 @@ def _print_node(obj: Obj, now: datetime) -> list[Cell]:
     ]
 
 
-def _print_namespace(obj: Obj, now: datetime) -> list[Cell]:
+def print_namespace(obj: Obj, now: datetime) -> list[Cell]:
     meta = as_dict(obj.get("metadata"))
     return [
         str(meta.get("name", "")),
@@ -158,7 +158,7 @@ def _print_namespace(obj: Obj, now: datetime) -> list[Cell]:
     ]
 
 
-def _print_event(obj: Obj, now: datetime) -> list[Cell]:
+def print_event(obj: Obj, now: datetime) -> list[Cell]:
     meta, involved = as_dict(obj.get("metadata")), as_dict(obj.get("involvedObject"))
     first = (
         since(obj.get("firstTimestamp"), now)
@@ -192,13 +192,13 @@ def _print_event(obj: Obj, now: datetime) -> list[Cell]:
     ]
 
 
-def _print_configmap(obj: Obj, now: datetime) -> list[Cell]:
+def print_configmap(obj: Obj, now: datetime) -> list[Cell]:
     meta = as_dict(obj.get("metadata"))
     data = len(as_dict(obj.get("data"))) + len(as_dict(obj.get("binaryData")))
     return [str(meta.get("name", "")), data, since(meta.get("creationTimestamp"), now)]
 
 
-def _print_secret(obj: Obj, now: datetime) -> list[Cell]:
+def print_secret(obj: Obj, now: datetime) -> list[Cell]:
     meta = as_dict(obj.get("metadata"))
     return [
         str(meta.get("name", "")),
@@ -208,7 +208,7 @@ def _print_secret(obj: Obj, now: datetime) -> list[Cell]:
     ]
 
 
-def _print_serviceaccount(obj: Obj, now: datetime) -> list[Cell]:
+def print_serviceaccount(obj: Obj, now: datetime) -> list[Cell]:
     meta = as_dict(obj.get("metadata"))
     return [
         str(meta.get("name", "")),
@@ -217,13 +217,13 @@ def _print_serviceaccount(obj: Obj, now: datetime) -> list[Cell]:
     ]
 
 
-def _print_lease(obj: Obj, now: datetime) -> list[Cell]:
+def print_lease(obj: Obj, now: datetime) -> list[Cell]:
     meta = as_dict(obj.get("metadata"))
     holder = as_dict(obj.get("spec")).get("holderIdentity")
     return [str(meta.get("name", "")), str(holder or ""), since(meta.get("creationTimestamp"), now)]
 
 
-def _print_controller_revision(obj: Obj, now: datetime) -> list[Cell]:
+def print_controller_revision(obj: Obj, now: datetime) -> list[Cell]:
     meta = as_dict(obj.get("metadata"))
     controller = "<none>"
     for ref in meta.get("ownerReferences") or []:
@@ -234,7 +234,7 @@ def _print_controller_revision(obj: Obj, now: datetime) -> list[Cell]:
     return [str(meta.get("name", "")), controller, int_or_zero(obj.get("revision")), since(meta.get("creationTimestamp"), now)]
 
 
-def _print_priority_class(obj: Obj, now: datetime) -> list[Cell]:
+def print_priority_class(obj: Obj, now: datetime) -> list[Cell]:
     meta = as_dict(obj.get("metadata"))
     return [str(meta.get("name", "")), int_or_zero(obj.get("value")), bool(obj.get("globalDefault")),
             since(meta.get("creationTimestamp"), now), str(obj.get("preemptionPolicy") or "PreemptLowerPriority")]
@@ -245,12 +245,12 @@ def _intstr_or_na(value: Any) -> str:
     return "N/A" if value is None else str(value)
 
 
-def _print_pdb(obj: Obj, now: datetime) -> list[Cell]:
+def print_pdb(obj: Obj, now: datetime) -> list[Cell]:
     meta, spec = as_dict(obj.get("metadata")), as_dict(obj.get("spec"))
     return [str(meta.get("name", "")), _intstr_or_na(spec.get("minAvailable")), _intstr_or_na(spec.get("maxUnavailable")),
             int_or_zero(as_dict(obj.get("status")).get("disruptionsAllowed")), since(meta.get("creationTimestamp"), now)]
 
 
-def _print_generic(obj: Obj, now: datetime) -> list[Cell]:
+def print_generic(obj: Obj, now: datetime) -> list[Cell]:
     meta = as_dict(obj.get("metadata"))
     return [str(meta.get("name", "")), str(meta.get("creationTimestamp") or "")]

@@ -108,7 +108,7 @@ def pod_status_reason(pod: Obj) -> tuple[str, int, int, int, datetime | None]:
     return reason, ready, total, restarts, last_restart
 
 
-def _print_pod(pod: Obj, now: datetime) -> list[Cell]:
+def print_pod(pod: Obj, now: datetime) -> list[Cell]:
     meta, spec, status = as_dict(pod.get("metadata")), as_dict(pod.get("spec")), as_dict(pod.get("status"))
     reason, ready, total, restarts, last_restart = pod_status_reason(pod)
     restarts_cell = str(restarts)

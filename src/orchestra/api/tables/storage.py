@@ -37,7 +37,7 @@ def _phase(obj: Obj, meta: Obj) -> str:
     return "Terminating" if meta.get("deletionTimestamp") else str(as_dict(obj.get("status")).get("phase") or "")
 
 
-def _print_pv(obj: Obj, now: datetime) -> list[Cell]:
+def print_pv(obj: Obj, now: datetime) -> list[Cell]:
     meta, spec = as_dict(obj.get("metadata")), as_dict(obj.get("spec"))
     ref = spec.get("claimRef")
     claim = f"{as_dict(ref).get('namespace') or ''}/{as_dict(ref).get('name') or ''}" if isinstance(ref, dict) else ""
@@ -56,7 +56,7 @@ def _print_pv(obj: Obj, now: datetime) -> list[Cell]:
     ]
 
 
-def _print_pvc(obj: Obj, now: datetime) -> list[Cell]:
+def print_pvc(obj: Obj, now: datetime) -> list[Cell]:
     meta, spec, status = as_dict(obj.get("metadata")), as_dict(obj.get("spec")), as_dict(obj.get("status"))
     capacity = modes = ""
     if spec.get("volumeName"):
@@ -75,7 +75,7 @@ def _print_pvc(obj: Obj, now: datetime) -> list[Cell]:
     ]
 
 
-def _print_storage_class(obj: Obj, now: datetime) -> list[Cell]:
+def print_storage_class(obj: Obj, now: datetime) -> list[Cell]:
     meta = as_dict(obj.get("metadata"))
     name = str(meta.get("name", "")) + (" (default)" if is_default_class(obj) else "")
     return [

@@ -25,7 +25,7 @@ def _template_spec(obj: Obj) -> Obj:
     return as_dict(as_dict(as_dict(obj.get("spec")).get("template")).get("spec"))
 
 
-def _print_deployment(obj: Obj, now: datetime) -> list[Cell]:
+def print_deployment(obj: Obj, now: datetime) -> list[Cell]:
     meta, spec, status = as_dict(obj.get("metadata")), as_dict(obj.get("spec")), as_dict(obj.get("status"))
     names, images = layout_containers(_template_spec(obj))
     return [
@@ -40,7 +40,7 @@ def _print_deployment(obj: Obj, now: datetime) -> list[Cell]:
     ]
 
 
-def _print_replicaset(obj: Obj, now: datetime) -> list[Cell]:
+def print_replicaset(obj: Obj, now: datetime) -> list[Cell]:
     meta, spec, status = as_dict(obj.get("metadata")), as_dict(obj.get("spec")), as_dict(obj.get("status"))
     names, images = layout_containers(_template_spec(obj))
     return [
@@ -55,7 +55,7 @@ def _print_replicaset(obj: Obj, now: datetime) -> list[Cell]:
     ]
 
 
-def _print_daemonset(obj: Obj, now: datetime) -> list[Cell]:
+def print_daemonset(obj: Obj, now: datetime) -> list[Cell]:
     meta, spec, status = as_dict(obj.get("metadata")), as_dict(obj.get("spec")), as_dict(obj.get("status"))
     names, images = layout_containers(_template_spec(obj))
     return [
@@ -73,7 +73,7 @@ def _print_daemonset(obj: Obj, now: datetime) -> list[Cell]:
     ]
 
 
-def _print_statefulset(obj: Obj, now: datetime) -> list[Cell]:
+def print_statefulset(obj: Obj, now: datetime) -> list[Cell]:
     meta, spec, status = as_dict(obj.get("metadata")), as_dict(obj.get("spec")), as_dict(obj.get("status"))
     names, images = layout_containers(_template_spec(obj))
     ready = f"{int_or_zero(status.get('readyReplicas'))}/{int_or_zero(spec.get('replicas'))}"
@@ -103,7 +103,7 @@ def _first_condition_true(conditions: Any, ctype: str) -> bool:
     return False
 
 
-def _print_job(obj: Obj, now: datetime) -> list[Cell]:
+def print_job(obj: Obj, now: datetime) -> list[Cell]:
     meta, spec, status = as_dict(obj.get("metadata")), as_dict(obj.get("spec")), as_dict(obj.get("status"))
     succeeded = int_or_zero(status.get("succeeded"))
     if spec.get("completions") is not None:
@@ -129,7 +129,7 @@ def _print_job(obj: Obj, now: datetime) -> list[Cell]:
     ]
 
 
-def _print_cronjob(obj: Obj, now: datetime) -> list[Cell]:
+def print_cronjob(obj: Obj, now: datetime) -> list[Cell]:
     meta, spec, status = as_dict(obj.get("metadata")), as_dict(obj.get("spec")), as_dict(obj.get("status"))
     last = "<none>" if not status.get("lastScheduleTime") else since(status.get("lastScheduleTime"), now)
     suspend = spec.get("suspend")

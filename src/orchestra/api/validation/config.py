@@ -52,7 +52,7 @@ def _immutable_data(obj: Obj, old: Obj | None, keys: tuple[str, ...]) -> list[Ca
     return errs
 
 
-def _validate_configmap(obj: Obj, old: Obj | None) -> list[Cause]:
+def validate_configmap(obj: Obj, old: Obj | None) -> list[Cause]:
     errs = validate_object_meta(obj.get("metadata"), is_dns1123_subdomain)
     errs += _validate_data_keys(obj.get("data"), "data")
     for key in sorted(as_dict(obj.get("data"))):
@@ -75,7 +75,7 @@ _SECRET_REQUIRED_KEYS = {
 }
 
 
-def _validate_secret(obj: Obj, old: Obj | None) -> list[Cause]:
+def validate_secret(obj: Obj, old: Obj | None) -> list[Cause]:
     errs = validate_object_meta(obj.get("metadata"), is_dns1123_subdomain)
     data = as_dict(obj.get("data"))
     errs += _validate_data_keys(data, "data")
@@ -90,7 +90,7 @@ def _validate_secret(obj: Obj, old: Obj | None) -> list[Cause]:
     return errs + _immutable_data(obj, old, ("data",))
 
 
-def _validate_namespace(obj: Obj, old: Obj | None) -> list[Cause]:
+def validate_namespace(obj: Obj, old: Obj | None) -> list[Cause]:
     errs = validate_object_meta(obj.get("metadata"), is_dns1123_label)
     for i, fin in enumerate(as_list(as_dict(obj.get("spec")).get("finalizers"))):
         fin = str(fin)
@@ -106,7 +106,7 @@ def _validate_namespace(obj: Obj, old: Obj | None) -> list[Cause]:
     return errs
 
 
-def _validate_node(obj: Obj, old: Obj | None) -> list[Cause]:
+def validate_node(obj: Obj, old: Obj | None) -> list[Cause]:
     errs = validate_object_meta(obj.get("metadata"), is_dns1123_subdomain)
     for i, taint in enumerate(as_dicts(as_dict(obj.get("spec")).get("taints"))):
         p = f"spec.taints[{i}]"
@@ -120,7 +120,7 @@ def _validate_node(obj: Obj, old: Obj | None) -> list[Cause]:
     return errs
 
 
-def _validate_event(obj: Obj, old: Obj | None) -> list[Cause]:
+def validate_event(obj: Obj, old: Obj | None) -> list[Cause]:
     errs = validate_object_meta(obj.get("metadata"), is_dns1123_subdomain)
     involved = as_dict(obj.get("involvedObject"))
     namespace = as_dict(obj.get("metadata")).get("namespace") or ""
@@ -133,7 +133,7 @@ def _validate_event(obj: Obj, old: Obj | None) -> list[Cause]:
     return errs
 
 
-def _validate_lease(obj: Obj, old: Obj | None) -> list[Cause]:
+def validate_lease(obj: Obj, old: Obj | None) -> list[Cause]:
     errs = validate_object_meta(obj.get("metadata"), is_dns1123_subdomain)
     spec = as_dict(obj.get("spec"))
     duration = spec.get("leaseDurationSeconds")
@@ -148,7 +148,7 @@ HIGHEST_USER_PRIORITY = 1_000_000_000
 _PREEMPTION_POLICIES = ("Never", "PreemptLowerPriority")
 
 
-def _validate_priority_class(obj: Obj, old: Obj | None) -> list[Cause]:
+def validate_priority_class(obj: Obj, old: Obj | None) -> list[Cause]:
     """ValidatePriorityClass / ValidatePriorityClassUpdate."""
     name = str(as_dict(obj.get("metadata")).get("name") or "")
     errs = validate_object_meta(obj.get("metadata"), is_dns1123_subdomain)
@@ -180,7 +180,7 @@ def _validate_priority_class(obj: Obj, old: Obj | None) -> list[Cause]:
     return errs
 
 
-def _validate_controller_revision(obj: Obj, old: Obj | None) -> list[Cause]:
+def validate_controller_revision(obj: Obj, old: Obj | None) -> list[Cause]:
     """ValidateControllerRevision / ValidateControllerRevisionUpdate."""
     errs = validate_object_meta(obj.get("metadata"), is_dns1123_subdomain)
     if obj.get("data") is None:
@@ -191,5 +191,5 @@ def _validate_controller_revision(obj: Obj, old: Obj | None) -> list[Cause]:
     return errs
 
 
-def _validate_generic(obj: Obj, old: Obj | None) -> list[Cause]:
+def validate_generic(obj: Obj, old: Obj | None) -> list[Cause]:
     return validate_object_meta(obj.get("metadata"), is_dns1123_subdomain)

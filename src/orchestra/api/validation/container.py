@@ -1,7 +1,7 @@
 """Containers: images, ports, env, volume mounts, probes and lifecycle handlers, resource requests and
 limits; plus the pod-spec enums (protocols, policies, taint effects) other kinds reuse.
 
-Owns: _validate_container and the checks it is made of.
+Owns: validate_container and the checks it is made of.
 Must not import: pod.py or any per-kind module (they import this one).
 """
 
@@ -23,7 +23,12 @@ from orchestra.api.validation.field import (
     required,
     required_one_of,
 )
-from orchestra.api.validation.names import _port_num, _port_num_or_name, is_dns1123_label, is_valid_port_name
+from orchestra.api.validation.names import (
+    is_dns1123_label,
+    is_valid_port_name,
+    port_number,
+    port_number_or_name,
+)
 from orchestra.objects import Obj, as_dict, as_dicts, as_list
 from orchestra.objects.quantity import Quantity, QuantityError
 
@@ -63,13 +68,13 @@ def _validate_handler(handler: Obj, path: str, kinds: tuple[str, ...]) -> list[C
         elif kind == "httpGet":
             if not action.get("path"):
                 errs.append(required(f"{p}.path", ""))
-            errs += _port_num_or_name(action.get("port", 0), f"{p}.port")
+            errs += port_number_or_name(action.get("port", 0), f"{p}.port")
             if action.get("scheme") not in ("HTTP", "HTTPS"):
                 errs.append(not_supported(f"{p}.scheme", action.get("scheme", ""), ("HTTP", "HTTPS")))
         elif kind == "tcpSocket":
-            errs += _port_num_or_name(action.get("port", 0), f"{p}.port")
+            errs += port_number_or_name(action.get("port", 0), f"{p}.port")
         elif kind == "grpc":
-            errs += _port_num(action.get("port", 0), f"{p}.port")
+            errs += port_number(action.get("port", 0), f"{p}.port")
     if count == 0:
         errs.append(required(path, "must specify a handler type"))
     return errs
@@ -190,10 +195,10 @@ def _validate_container_ports(ports: Any, path: str) -> list[Cause]:
                 names.add(name)
         cp = port.get("containerPort", 0)
         errs += (
-            [required(f"{p}.containerPort", "")] if cp in (0, None) else _port_num(cp, f"{p}.containerPort")
+            [required(f"{p}.containerPort", "")] if cp in (0, None) else port_number(cp, f"{p}.containerPort")
         )
         if port.get("hostPort") not in (0, None):
-            errs += _port_num(port.get("hostPort"), f"{p}.hostPort")
+            errs += port_number(port.get("hostPort"), f"{p}.hostPort")
         errs += required_one_of(port.get("protocol"), f"{p}.protocol", _PROTOCOLS)
     return errs
 
@@ -216,7 +221,7 @@ def _validate_volume_mounts(mounts: Any, volumes: set[str], path: str) -> list[C
     return errs
 
 
-def _validate_container(c: Obj, path: str, volumes: set[str], *, init: bool) -> list[Cause]:
+def validate_container(c: Obj, path: str, volumes: set[str], *, init: bool) -> list[Cause]:
     errs: list[Cause] = []
     name = c.get("name") or ""
     if not name:

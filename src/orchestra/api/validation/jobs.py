@@ -8,7 +8,7 @@ Must not import: the service or config validators, or the dispatch in __init__.
 from __future__ import annotations
 
 from orchestra.api.errors import Cause
-from orchestra.api.validation.cron import _valid_time_zone, cron_error
+from orchestra.api.validation.cron import cron_error, valid_time_zone
 from orchestra.api.validation.field import (
     IMMUTABLE,
     GoRepr,
@@ -21,7 +21,7 @@ from orchestra.api.validation.field import (
     required_one_of,
 )
 from orchestra.api.validation.meta import (
-    _selector_empty,
+    selector_empty,
     selector_matches,
     validate_label_selector,
     validate_labels,
@@ -52,7 +52,7 @@ def _validate_job_spec(spec: Obj, path: str, *, template_in_job: bool) -> list[C
     if sel is not None:
         errs += validate_label_selector(sel, f"{path}.selector")
         labels = as_dict(template.get("metadata")).get("labels")
-        if template_in_job and not _selector_empty(sel) and not selector_matches(sel, labels):
+        if template_in_job and not selector_empty(sel) and not selector_matches(sel, labels):
             errs.append(
                 invalid(
                     f"{path}.template.metadata.labels",
@@ -67,7 +67,7 @@ def _validate_job_spec(spec: Obj, path: str, *, template_in_job: bool) -> list[C
     return errs
 
 
-def _validate_job(obj: Obj, old: Obj | None) -> list[Cause]:
+def validate_job(obj: Obj, old: Obj | None) -> list[Cause]:
     spec = as_dict(obj.get("spec"))
     errs = validate_object_meta(obj.get("metadata"), is_dns1123_subdomain)
     errs += _validate_job_spec(spec, "spec", template_in_job=True)
@@ -82,7 +82,7 @@ def _validate_job(obj: Obj, old: Obj | None) -> list[Cause]:
     return errs
 
 
-def _validate_cronjob(obj: Obj, old: Obj | None) -> list[Cause]:
+def validate_cronjob(obj: Obj, old: Obj | None) -> list[Cause]:
     spec = as_dict(obj.get("spec"))
     name = as_dict(obj.get("metadata")).get("name") or ""
     errs = validate_object_meta(obj.get("metadata"), is_dns1123_subdomain)
@@ -102,7 +102,7 @@ def _validate_cronjob(obj: Obj, old: Obj | None) -> list[Cause]:
                 )
             )
     tz = spec.get("timeZone")
-    if tz is not None and not _valid_time_zone(str(tz)):
+    if tz is not None and not valid_time_zone(str(tz)):
         errs.append(invalid("spec.timeZone", tz, f"unknown time zone {tz}"))
     errs += required_one_of(spec.get("concurrencyPolicy"), "spec.concurrencyPolicy", ("Allow", "Forbid", "Replace"))
     for key in ("startingDeadlineSeconds", "successfulJobsHistoryLimit", "failedJobsHistoryLimit"):

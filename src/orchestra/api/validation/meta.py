@@ -134,6 +134,6 @@ def selector_matches(sel: Any, labels: Any) -> bool:
     return True
 
 
-def _selector_empty(sel: Any) -> bool:
+def selector_empty(sel: Any) -> bool:
     sel = as_dict(sel)
     return not as_dict(sel.get("matchLabels")) and not as_list(sel.get("matchExpressions"))

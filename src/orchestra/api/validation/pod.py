@@ -18,7 +18,7 @@ from orchestra.api.validation.container import (
     _RESTART_POLICIES,
     _TAINT_EFFECTS,
     _VOLUME_SOURCES,
-    _validate_container,
+    validate_container,
     validate_resource_requirements,
 )
 from orchestra.api.validation.downward import validate_downward_api_items
@@ -146,14 +146,14 @@ def validate_pod_spec(spec: Any, path: str) -> list[Cause]:
     names: set[str] = set()
     for i, c in enumerate(containers):
         p = f"{path}.containers[{i}]"
-        errs += _validate_container(c, p, volumes, init=False)
+        errs += validate_container(c, p, volumes, init=False)
         if c.get("name") in names:
             errs.append(duplicate(f"{p}.name", c.get("name")))
         names.add(c.get("name") or "")
     init_names = set(names)
     for i, c in enumerate(init_containers):
         p = f"{path}.initContainers[{i}]"
-        errs += _validate_container(c, p, volumes, init=True)
+        errs += validate_container(c, p, volumes, init=True)
         if c.get("name") in init_names:
             errs.append(duplicate(f"{p}.name", c.get("name")))
         init_names.add(c.get("name") or "")
@@ -192,7 +192,7 @@ def validate_pod_template(template: Any, path: str) -> list[Cause]:
 # --- per kind ----------------------------------------------------------------------------------------
 
 
-def _validate_pod(obj: Obj, old: Obj | None) -> list[Cause]:
+def validate_pod(obj: Obj, old: Obj | None) -> list[Cause]:
     errs = validate_object_meta(obj.get("metadata"), is_dns1123_subdomain)
     errs += validate_pod_spec(obj.get("spec"), "spec")
     if old is not None:

@@ -25,7 +25,7 @@ from orchestra.api.validation.field import (
     too_long,
 )
 from orchestra.api.validation.meta import validate_label_selector, validate_object_meta
-from orchestra.api.validation.names import _PERCENT_RE, PERCENT_FMT, _full, is_qualified_name, regex_error
+from orchestra.api.validation.names import _PERCENT_RE, PERCENT_FMT, anchored, is_qualified_name, regex_error
 from orchestra.objects import Obj, as_dict, as_dicts
 
 UNHEALTHY_POD_EVICTION_POLICIES = ("AlwaysAllow", "IfHealthyBudget")  # sorted, as sets.List prints them
@@ -36,7 +36,7 @@ CONDITION_REASON_MSG = regex_error(
     "characters or '_,:', and must end with an alphanumeric character or '_'",
     CONDITION_REASON_FMT, "my_name", "MY_NAME", "MyName", "ReasonA,ReasonB", "ReasonA:ReasonB",
 )
-_CONDITION_REASON_RE = _full(CONDITION_REASON_FMT)
+_CONDITION_REASON_RE = anchored(CONDITION_REASON_FMT)
 PERCENT_MSG = regex_error(
     "a valid percent string must be a numeric string followed by an ending '%'", PERCENT_FMT, "1%", "93%"
 )
@@ -139,7 +139,7 @@ def is_path_segment_name(name: str) -> list[str]:
     return [f"may not contain '{c}'" for c in ("/", "%") if c in name]
 
 
-def _validate_pdb(obj: Obj, old: Obj | None) -> list[Cause]:
+def validate_pdb(obj: Obj, old: Obj | None) -> list[Cause]:
     """The strategy's Validate (spec, status), and only when that passes, the object meta (kube
     returns the two as separate 422s, spec first)."""
     errs = validate_pdb_spec(as_dict(obj.get("spec")))

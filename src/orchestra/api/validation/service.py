@@ -24,11 +24,11 @@ from orchestra.api.validation.field import (
 )
 from orchestra.api.validation.meta import validate_labels, validate_object_meta
 from orchestra.api.validation.names import (
-    _port_num,
-    _port_num_or_name,
     is_dns1035_label,
     is_dns1123_label,
     is_dns1123_subdomain,
+    port_number,
+    port_number_or_name,
 )
 from orchestra.objects import Obj, as_dict, as_dicts, as_list
 
@@ -38,7 +38,7 @@ _SERVICE_TYPES = ("ClusterIP", "ExternalName", "LoadBalancer", "NodePort")
 NODE_PORT_RANGE = (30000, 32767)
 
 
-def _validate_service(obj: Obj, old: Obj | None) -> list[Cause]:
+def validate_service(obj: Obj, old: Obj | None) -> list[Cause]:
     spec = as_dict(obj.get("spec"))
     errs = validate_object_meta(obj.get("metadata"), is_dns1035_label)
     stype = spec.get("type", "")
@@ -111,9 +111,9 @@ def _validate_service_port(port: Obj, path: str, names: set[str], *, require_nam
         if name in names:
             errs.append(duplicate(f"{path}.name", name))
         names.add(name)
-    errs += _port_num(port.get("port", 0), f"{path}.port")
+    errs += port_number(port.get("port", 0), f"{path}.port")
     errs += required_one_of(port.get("protocol"), f"{path}.protocol", _PROTOCOLS)
-    errs += _port_num_or_name(port.get("targetPort", 0), f"{path}.targetPort")
+    errs += port_number_or_name(port.get("targetPort", 0), f"{path}.targetPort")
     return errs
 
 
@@ -131,7 +131,7 @@ def _validate_cluster_ip_update(new: Obj, old: Obj) -> list[Cause]:
     return []
 
 
-def _validate_endpointslice(obj: Obj, old: Obj | None) -> list[Cause]:
+def validate_endpointslice(obj: Obj, old: Obj | None) -> list[Cause]:
     errs = validate_object_meta(obj.get("metadata"), is_dns1123_subdomain)
     address_type = obj.get("addressType") or ""
     errs += required_one_of(address_type, "addressType", ("FQDN", "IPv4", "IPv6"))
@@ -140,7 +140,7 @@ def _validate_endpointslice(obj: Obj, old: Obj | None) -> list[Cause]:
             errs.append(required(f"endpoints[{i}].addresses", "must contain at least 1 address"))
     for i, port in enumerate(as_dicts(obj.get("ports"))):
         if port.get("port") is not None:
-            errs += _port_num(port.get("port"), f"ports[{i}].port")
+            errs += port_number(port.get("port"), f"ports[{i}].port")
         if port.get("protocol") is not None:
             errs += required_one_of(port.get("protocol"), f"ports[{i}].protocol", _PROTOCOLS)
     if old is not None and old.get("addressType") != obj.get("addressType"):
@@ -148,10 +148,10 @@ def _validate_endpointslice(obj: Obj, old: Obj | None) -> list[Cause]:
     return errs
 
 
-def _validate_endpoints(obj: Obj, old: Obj | None) -> list[Cause]:
+def validate_endpoints(obj: Obj, old: Obj | None) -> list[Cause]:
     errs = validate_object_meta(obj.get("metadata"), is_dns1123_subdomain)
     for i, subset in enumerate(as_dicts(obj.get("subsets"))):
         for j, port in enumerate(as_dicts(subset.get("ports"))):
-            errs += _port_num(port.get("port", 0), f"subsets[{i}].ports[{j}].port")
+            errs += port_number(port.get("port", 0), f"subsets[{i}].ports[{j}].port")
             errs += required_one_of(port.get("protocol"), f"subsets[{i}].ports[{j}].protocol", _PROTOCOLS)
     return errs

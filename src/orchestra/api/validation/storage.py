@@ -92,7 +92,7 @@ def _comparable_pvc_spec(new: Obj, old: Obj) -> tuple[Obj, Obj]:
     return new_spec, old_spec
 
 
-def _validate_pvc(obj: Obj, old: Obj | None) -> list[Cause]:
+def validate_pvc(obj: Obj, old: Obj | None) -> list[Cause]:
     errs = validate_object_meta(obj.get("metadata"), is_dns1123_subdomain)
     errs += validate_pvc_spec(as_dict(obj.get("spec")))
     if old is not None:
@@ -102,7 +102,7 @@ def _validate_pvc(obj: Obj, old: Obj | None) -> list[Cause]:
     return errs
 
 
-def _validate_pv(obj: Obj, old: Obj | None) -> list[Cause]:
+def validate_pv(obj: Obj, old: Obj | None) -> list[Cause]:
     errs = validate_object_meta(obj.get("metadata"), is_dns1123_subdomain)
     spec = as_dict(obj.get("spec"))
     errs += _access_modes(spec.get("accessModes"), "spec.accessModes", "must specify at least 1 access mode")
@@ -137,7 +137,7 @@ def _validate_pv(obj: Obj, old: Obj | None) -> list[Cause]:
     return errs
 
 
-def _validate_storage_class(obj: Obj, old: Obj | None) -> list[Cause]:
+def validate_storage_class(obj: Obj, old: Obj | None) -> list[Cause]:
     errs = validate_object_meta(obj.get("metadata"), is_dns1123_subdomain)
     provisioner = str(obj.get("provisioner") or "")
     if not provisioner:

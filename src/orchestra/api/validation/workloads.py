@@ -24,7 +24,7 @@ from orchestra.api.validation.field import (
     required,
 )
 from orchestra.api.validation.meta import (
-    _selector_empty,
+    selector_empty,
     selector_matches,
     validate_label_selector,
     validate_object_meta,
@@ -82,13 +82,13 @@ def _validate_selector_and_template(spec: Obj, kind_word: str) -> list[Cause]:
         errs.append(required("spec.selector", ""))
     else:
         errs += validate_label_selector(sel, "spec.selector")
-        if _selector_empty(sel):
+        if selector_empty(sel):
             errs.append(
                 invalid("spec.selector", go_label_selector(sel), f"empty selector is invalid for {kind_word}")
             )
     template = as_dict(spec.get("template"))
     labels = as_dict(template.get("metadata")).get("labels")
-    if isinstance(sel, dict) and not _selector_empty(sel) and not selector_matches(sel, labels):
+    if isinstance(sel, dict) and not selector_empty(sel) and not selector_matches(sel, labels):
         errs.append(
             invalid(
                 "spec.template.metadata.labels",
@@ -116,7 +116,7 @@ def _selector_immutable(obj: Obj, old: Obj | None) -> list[Cause]:
     return []
 
 
-def _validate_deployment(obj: Obj, old: Obj | None) -> list[Cause]:
+def validate_deployment(obj: Obj, old: Obj | None) -> list[Cause]:
     spec = as_dict(obj.get("spec"))
     errs = validate_object_meta(obj.get("metadata"), is_dns1123_subdomain)
     errs += non_negative(spec.get("replicas", 0), "spec.replicas")
@@ -156,7 +156,7 @@ def _validate_deployment(obj: Obj, old: Obj | None) -> list[Cause]:
     return errs + _selector_immutable(obj, old)
 
 
-def _validate_replicaset(obj: Obj, old: Obj | None) -> list[Cause]:
+def validate_replicaset(obj: Obj, old: Obj | None) -> list[Cause]:
     spec = as_dict(obj.get("spec"))
     errs = validate_object_meta(obj.get("metadata"), is_dns1123_subdomain)
     errs += non_negative(spec.get("replicas", 0), "spec.replicas")
@@ -167,7 +167,7 @@ def _validate_replicaset(obj: Obj, old: Obj | None) -> list[Cause]:
     return errs + _selector_immutable(obj, old)
 
 
-def _validate_daemonset(obj: Obj, old: Obj | None) -> list[Cause]:
+def validate_daemonset(obj: Obj, old: Obj | None) -> list[Cause]:
     spec = as_dict(obj.get("spec"))
     errs = validate_object_meta(obj.get("metadata"), is_dns1123_subdomain)
     errs += _validate_selector_and_template(spec, "daemonset")
@@ -207,7 +207,7 @@ def _with_claim_volumes(spec: Obj) -> Obj:
     return {**spec, "template": {**template, "spec": {**pod_spec, "volumes": volumes}}}
 
 
-def _validate_statefulset(obj: Obj, old: Obj | None) -> list[Cause]:
+def validate_statefulset(obj: Obj, old: Obj | None) -> list[Cause]:
     spec = as_dict(obj.get("spec"))
     errs = validate_object_meta(obj.get("metadata"), is_dns1123_subdomain)
     policy = spec.get("podManagementPolicy", "")
