@@ -51,6 +51,7 @@ from orchestra.objects import (
     format_time,
     is_pod_ready,
     meta,
+    namespace_of,
     parse_time,
     scaled_value,
     set_status_condition,
@@ -107,7 +108,7 @@ class DisruptionController(Controller):
         for pod in (old, new):
             if pod is None:
                 continue
-            for pdb in self.pdbs.by_index("namespace", str(meta(pod).get("namespace") or "")):
+            for pdb in self.pdbs.by_index("namespace", namespace_of(pod)):
                 if budgets.selects(pdb, pod, empty_selects_all=True):
                     keys.add(object_key(pdb))
         if new is not None and self._stale_disruption_wait(new) is not None:
@@ -164,7 +165,7 @@ class DisruptionController(Controller):
         selector = budgets.selector_of(pdb, empty_selects_all=True)
         if selector is None:
             return []
-        return self.pods.list(str(meta(pdb).get("namespace") or ""), selector)
+        return self.pods.list(namespace_of(pdb), selector)
 
     async def _expected_pod_count(self, pdb: Obj, pods: list[Obj]) -> tuple[int, int, list[str]]:
         """(expectedPods, desiredHealthy, unmanaged pod names): kube's getExpectedPodCount."""

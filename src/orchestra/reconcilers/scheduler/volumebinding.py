@@ -20,7 +20,7 @@ from collections.abc import Callable
 import attrs
 
 from orchestra.api.storageclass import claim_class
-from orchestra.objects import Obj
+from orchestra.objects import Obj, namespace_of
 from orchestra.reconcilers.scheduler.filters import Status, term_matches
 from orchestra.reconcilers.scheduler.nodeinfo import NodeInfo
 
@@ -62,7 +62,7 @@ class PodVolumes:
 
 def pod_volumes(pod: Obj, names: list[str], claims: Getter, volumes: Getter, classes: Getter) -> PodVolumes:
     """PreFilter over the pod's claims (kube's podVolumeClaims + GetEligibleNodes, reduced)."""
-    ns = str((pod.get("metadata") or {}).get("namespace") or "")
+    ns = namespace_of(pod)
     terms: list[list[Obj]] = []
     selected: set[str] = set()
     delayed: list[str] = []

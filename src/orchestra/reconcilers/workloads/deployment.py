@@ -36,6 +36,7 @@ from orchestra.objects import (
     get_condition,
     is_terminating,
     meta,
+    namespace_of,
     new_controller_ref,
     remove_condition,
     spec,
@@ -71,7 +72,7 @@ class DeploymentController(Controller):
             if controller_ref(rs) is not None:
                 keys.update(owner_keys(rs, "Deployment"))
                 continue
-            for d in self.deployments.by_index("namespace", str(meta(rs).get("namespace") or "")):
+            for d in self.deployments.by_index("namespace", namespace_of(rs)):
                 sel = spec(d).get("selector")
                 if sel and from_label_selector_object(sel).matches(meta(rs).get("labels")):
                     keys.add(object_key(d))
