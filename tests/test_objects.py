@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from orchestra.objects import (
+    Obj,
     as_dict,
     as_dicts,
     as_list,
@@ -42,8 +43,6 @@ from orchestra.objects import (
 )
 from orchestra.objects.quantity import Quantity, parse_or_none
 
-Obj = dict[str, Any]
-
 TAINT = {"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}
 
 
@@ -75,7 +74,8 @@ def test_untolerated_taint_only_looks_at_the_given_effects() -> None:
     soft = {"key": "a", "effect": "PreferNoSchedule"}
     hard = {"key": "b", "effect": "NoExecute"}
     assert untolerated_taint([soft, hard], [], ("NoSchedule", "NoExecute")) == hard
-    assert untolerated_taint([soft, hard], [{"key": "b", "operator": "Exists"}], ("NoSchedule", "NoExecute")) is None
+    tolerations = [{"key": "b", "operator": "Exists"}]
+    assert untolerated_taint([soft, hard], tolerations, ("NoSchedule", "NoExecute")) is None
 
 
 @pytest.mark.parametrize(
@@ -84,8 +84,8 @@ def test_untolerated_taint_only_looks_at_the_given_effects() -> None:
         ([], None),
         ([{"key": "a", "operator": "Exists"}], None),  # the second taint is not tolerated
         ([{"operator": "Exists"}], math.inf),
-        ([{"operator": "Exists", "tolerationSeconds": 30}, {"key": "b", "operator": "Exists", "tolerationSeconds": 10}],
-         10.0),
+        ([{"operator": "Exists", "tolerationSeconds": 30},
+          {"key": "b", "operator": "Exists", "tolerationSeconds": 10}], 10.0),
         ([{"operator": "Exists", "tolerationSeconds": -5}], 0.0),
     ],
     ids=["none", "one-untolerated", "forever", "shortest", "negative-is-zero"],
@@ -102,7 +102,8 @@ def test_accessors_read_absent_and_malformed_parts_as_empty() -> None:
     assert obj == {}  # read-only: an absent part is not created
     assert as_dict(3) == {} and as_list("ab") == []
     assert as_dicts([{"a": 1}, 2]) == [{"a": 1}, {}] and only_dicts([{"a": 1}, 2]) == [{"a": 1}]
-    assert is_terminating({"metadata": {"deletionTimestamp": "2025-01-01T00:00:00Z"}}) and not is_terminating(None)
+    assert is_terminating({"metadata": {"deletionTimestamp": "2025-01-01T00:00:00Z"}})
+    assert not is_terminating(None)
 
 
 @pytest.mark.parametrize(
@@ -135,7 +136,8 @@ def test_controller_ref_and_new_controller_ref() -> None:
 
 
 def test_conditions_lookup_and_pod_readiness() -> None:
-    pod = {"status": {"conditions": [{"type": "PodScheduled", "status": "True"}, {"type": "Ready", "status": "True"}]}}
+    pod = {"status": {"conditions": [{"type": "PodScheduled", "status": "True"},
+                                     {"type": "Ready", "status": "True"}]}}
     assert get_condition(pod["status"], "Ready") == {"type": "Ready", "status": "True"}
     assert is_pod_ready(pod) and condition_true(pod, "PodScheduled") and not condition_true(pod, "Other")
     assert not is_pod_ready({"status": {"conditions": [{"type": "Ready", "status": "False"}]}})
@@ -146,7 +148,8 @@ def test_set_condition_keeps_the_transition_time_while_the_status_holds() -> Non
     st: Obj = {"conditions": [{"type": "Available", "status": "True", "lastTransitionTime": "t0"},
                               {"type": "Progressing", "status": "True", "lastTransitionTime": "t0"}]}
     set_condition(st, {"type": "Available", "status": "True", "reason": "R", "lastTransitionTime": "t1"})
-    assert st["conditions"][-1] == {"type": "Available", "status": "True", "reason": "R", "lastTransitionTime": "t0"}
+    assert st["conditions"][-1] == {"type": "Available", "status": "True", "reason": "R",
+                                    "lastTransitionTime": "t0"}
     set_condition(st, {"type": "Available", "status": "False", "lastTransitionTime": "t2"})
     assert st["conditions"][-1]["lastTransitionTime"] == "t2"
     remove_condition(st, "Available")
@@ -191,7 +194,8 @@ def test_format_time_is_utc_whole_seconds() -> None:
 @pytest.mark.parametrize(
     ("seconds", "text"),
     [(-5, "<invalid>"), (-1, "0s"), (45, "45s"), (310, "5m10s"), (600, "10m"), (3 * 3600, "3h"),
-     (7 * 3600 + 60, "7h1m"), (52 * 3600, "2d4h"), (400 * 86400, "400d"), (3 * 365 * 86400 + 12 * 86400, "3y12d")],
+     (7 * 3600 + 60, "7h1m"), (52 * 3600, "2d4h"), (400 * 86400, "400d"),
+     (3 * 365 * 86400 + 12 * 86400, "3y12d")],
     ids=["future", "skew", "seconds", "minutes-seconds", "minutes", "hours", "hours-minutes", "days-hours",
          "days", "years-days"],
 )

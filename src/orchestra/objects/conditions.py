@@ -49,9 +49,9 @@ def is_pod_ready(pod: Mapping[str, Any] | None) -> bool:
 
 def set_condition(st: Obj, cond: Obj) -> None:
     """Replace the condition of cond's type (it moves to the end); keep lastTransitionTime when the
-    status is unchanged (kube's SetDeploymentCondition / SetJobCondition)."""
-    current = get_condition(st, cond["type"])
-    if current is not None and current.get("status") == cond.get("status") and "lastTransitionTime" in current:
+    status is unchanged (kube's SetDeploymentCondition and its siblings)."""
+    current = get_condition(st, cond["type"]) or {}
+    if "lastTransitionTime" in current and current.get("status") == cond.get("status"):
         cond = {**cond, "lastTransitionTime": current["lastTransitionTime"]}
     st["conditions"] = [c for c in st.get("conditions") or [] if c.get("type") != cond["type"]] + [cond]
 
@@ -82,5 +82,5 @@ _CONDITION_FIELDS = ("type", "status", "observedGeneration", "lastTransitionTime
 
 
 def _ordered(cond: Obj) -> Obj:
-    """metav1.Condition's field order: type, status, observedGeneration, lastTransitionTime, reason, message."""
+    """metav1.Condition's field order (_CONDITION_FIELDS)."""
     return {k: cond[k] for k in _CONDITION_FIELDS if k in cond}

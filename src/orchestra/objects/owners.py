@@ -34,4 +34,5 @@ def new_controller_ref(owner: Mapping[str, Any], *, api_version: str | None = No
 
 def owner_uids(obj: Mapping[str, Any] | None) -> list[str]:
     """The uids of the object's owner references (references without one are skipped)."""
-    return [r["uid"] for r in as_list(meta(obj).get("ownerReferences")) if isinstance(r, dict) and r.get("uid")]
+    refs = as_list(meta(obj).get("ownerReferences"))
+    return [r["uid"] for r in refs if isinstance(r, dict) and r.get("uid")]

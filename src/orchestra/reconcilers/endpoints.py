@@ -177,8 +177,9 @@ class EndpointsController(Controller):
             current = reuse.pop(0) if reuse else None
             want_labels = {**body["metadata"]["labels"]}
             if current is None:
+                owner = new_controller_ref(svc, api_version="v1", kind="Service")
                 obj = {**body, "metadata": {**body["metadata"], "generateName": f"{m['name']}-", "namespace": m["namespace"],
-                                            "ownerReferences": [new_controller_ref(svc, api_version="v1", kind="Service")]}}
+                                            "ownerReferences": [owner]}}
                 created = await self.client.create(self.slices.rt, m["namespace"], obj)
                 last_rv = str(meta(created).get("resourceVersion") or "")
                 continue

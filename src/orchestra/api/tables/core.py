@@ -231,7 +231,8 @@ def print_controller_revision(obj: Obj, now: datetime) -> list[Cell]:
             group = str(ref.get("apiVersion") or "").rpartition("/")[0]
             kind = str(ref.get("kind") or "").lower()
             controller = f"{kind}.{group}/{ref.get('name')}" if group else f"{kind}/{ref.get('name')}"
-    return [str(meta.get("name", "")), controller, int_or_zero(obj.get("revision")), since(meta.get("creationTimestamp"), now)]
+    return [str(meta.get("name", "")), controller, int_or_zero(obj.get("revision")),
+            since(meta.get("creationTimestamp"), now)]
 
 
 def print_priority_class(obj: Obj, now: datetime) -> list[Cell]:
@@ -248,7 +249,8 @@ def _intstr_or_na(value: Any) -> str:
 def print_pdb(obj: Obj, now: datetime) -> list[Cell]:
     meta, spec = as_dict(obj.get("metadata")), as_dict(obj.get("spec"))
     return [str(meta.get("name", "")), _intstr_or_na(spec.get("minAvailable")), _intstr_or_na(spec.get("maxUnavailable")),
-            int_or_zero(as_dict(obj.get("status")).get("disruptionsAllowed")), since(meta.get("creationTimestamp"), now)]
+            int_or_zero(as_dict(obj.get("status")).get("disruptionsAllowed")),
+            since(meta.get("creationTimestamp"), now)]
 
 
 def print_generic(obj: Obj, now: datetime) -> list[Cell]:

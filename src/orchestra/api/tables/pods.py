@@ -34,7 +34,8 @@ def pod_status_reason(pod: Obj) -> tuple[str, int, int, int, datetime | None]:
     """printPod's core: (status reason, ready containers, total containers, restarts, last restart)."""
     spec, status = as_dict(pod.get("spec")), as_dict(pod.get("status"))
     init_specs = {str(c.get("name")): c for c in only_dicts(spec.get("initContainers"))}
-    total = len(only_dicts(spec.get("containers"))) + sum(1 for c in init_specs.values() if _restartable_init(c))
+    sidecars = sum(1 for c in init_specs.values() if _restartable_init(c))
+    total = len(only_dicts(spec.get("containers"))) + sidecars
     ready = restarts = sidecar_restarts = 0
     last_restart: datetime | None = None
     sidecar_last: datetime | None = None

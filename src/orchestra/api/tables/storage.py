@@ -34,13 +34,15 @@ def _quantity_cell(value: Any) -> str:
 
 
 def _phase(obj: Obj, meta: Obj) -> str:
-    return "Terminating" if meta.get("deletionTimestamp") else str(as_dict(obj.get("status")).get("phase") or "")
+    if meta.get("deletionTimestamp"):
+        return "Terminating"
+    return str(as_dict(obj.get("status")).get("phase") or "")
 
 
 def print_pv(obj: Obj, now: datetime) -> list[Cell]:
     meta, spec = as_dict(obj.get("metadata")), as_dict(obj.get("spec"))
     ref = spec.get("claimRef")
-    claim = f"{as_dict(ref).get('namespace') or ''}/{as_dict(ref).get('name') or ''}" if isinstance(ref, dict) else ""
+    claim = f"{ref.get('namespace') or ''}/{ref.get('name') or ''}" if isinstance(ref, dict) else ""
     return [
         str(meta.get("name", "")),
         _quantity_cell(as_dict(spec.get("capacity")).get("storage")),

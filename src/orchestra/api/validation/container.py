@@ -254,13 +254,11 @@ def validate_container(c: Obj, path: str, volumes: set[str], *, init: bool) -> l
             continue
         errs += _validate_probe(as_dict(c[probe]), f"{path}.{probe}")
         if probe != "readinessProbe" and as_dict(c[probe]).get("successThreshold", 1) != 1:
-            errs.append(
-                invalid(f"{path}.{probe}.successThreshold", as_dict(c[probe]).get("successThreshold"), "must be 1")
-            )
+            threshold = as_dict(c[probe]).get("successThreshold")
+            errs.append(invalid(f"{path}.{probe}.successThreshold", threshold, "must be 1"))
     lifecycle = as_dict(c.get("lifecycle"))
     for hook in ("postStart", "preStop"):
         if lifecycle.get(hook) is not None:
-            errs += _validate_handler(
-                as_dict(lifecycle[hook]), f"{path}.lifecycle.{hook}", ("exec", "httpGet", "tcpSocket", "sleep")
-            )
+            errs += _validate_handler(as_dict(lifecycle[hook]), f"{path}.lifecycle.{hook}",
+                                      ("exec", "httpGet", "tcpSocket", "sleep"))
     return errs

@@ -210,7 +210,8 @@ def _volume_file(item: Obj, path: str) -> list[Cause]:
                 invalid(path, "resource", "fieldRef and resourceFieldRef can not be specified simultaneously")
             )
     elif item.get("resourceFieldRef") is not None:
-        errs += _resource_field_ref(as_dict(item["resourceFieldRef"]), f"{path}.resourceFieldRef", volume=True)
+        ref = as_dict(item["resourceFieldRef"])
+        errs += _resource_field_ref(ref, f"{path}.resourceFieldRef", volume=True)
     else:
         errs.append(required(path, "one of fieldRef and resourceFieldRef is required"))
     mode = item.get("mode")

@@ -104,12 +104,14 @@ def validate_cronjob(obj: Obj, old: Obj | None) -> list[Cause]:
     tz = spec.get("timeZone")
     if tz is not None and not valid_time_zone(str(tz)):
         errs.append(invalid("spec.timeZone", tz, f"unknown time zone {tz}"))
-    errs += required_one_of(spec.get("concurrencyPolicy"), "spec.concurrencyPolicy", ("Allow", "Forbid", "Replace"))
+    errs += required_one_of(spec.get("concurrencyPolicy"), "spec.concurrencyPolicy",
+                            ("Allow", "Forbid", "Replace"))
     for key in ("startingDeadlineSeconds", "successfulJobsHistoryLimit", "failedJobsHistoryLimit"):
         errs += non_negative(spec.get(key), f"spec.{key}")
     job_template = as_dict(spec.get("jobTemplate"))
     errs += validate_labels(
         as_dict(job_template.get("metadata")).get("labels"), "spec.jobTemplate.metadata.labels"
     )
-    errs += _validate_job_spec(as_dict(job_template.get("spec")), "spec.jobTemplate.spec", template_in_job=False)
+    errs += _validate_job_spec(as_dict(job_template.get("spec")), "spec.jobTemplate.spec",
+                               template_in_job=False)
     return errs

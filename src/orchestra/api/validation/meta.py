@@ -72,7 +72,8 @@ def _validate_owner_refs(refs: Any, path: str) -> list[Cause]:
             controllers.append(str(ref.get("name", "")))
     if len(controllers) > 1:
         errs.append(
-            invalid(path, as_list(refs), "Only one reference can have Controller set to true. Found \"true\" in "
+            invalid(path, as_list(refs),
+                    "Only one reference can have Controller set to true. Found \"true\" in "
                     f"references for {' and '.join(controllers)}")
         )  # fmt: skip
     return errs

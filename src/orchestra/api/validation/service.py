@@ -95,7 +95,8 @@ def validate_service(obj: Obj, old: Obj | None) -> list[Cause]:
     elif etp is not None:
         errs += required_one_of(etp, "spec.externalTrafficPolicy", ("Cluster", "Local"))
     if spec.get("internalTrafficPolicy") is not None:
-        errs += required_one_of(spec["internalTrafficPolicy"], "spec.internalTrafficPolicy", ("Cluster", "Local"))
+        errs += required_one_of(spec["internalTrafficPolicy"], "spec.internalTrafficPolicy",
+                                ("Cluster", "Local"))
     if old is not None:
         errs += _validate_cluster_ip_update(spec, as_dict(old.get("spec")))
     return errs
