@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from orchestra.objects import tolerations_tolerate, untolerated_taint
+from orchestra.objects import labels_match, tolerations_tolerate, untolerated_taint
 from orchestra.reconcilers.scheduler.nodeinfo import NodeInfo
 from orchestra.reconcilers.scheduler.podinfo import CPU, EPHEMERAL, MEMORY, PODS, PodInfo
 
@@ -84,9 +84,8 @@ def term_matches(term: Mapping[str, Any], labels: Mapping[str, str], node_name: 
 def node_matches_pod(pod: PodInfo, node: NodeInfo) -> bool:
     """nodeSelector and required node affinity (what NodeAffinity's filter and spread's policy use)."""
     labels = node.labels
-    for k, v in pod.node_selector.items():
-        if labels.get(k) != v:
-            return False
+    if not labels_match(pod.node_selector, labels):
+        return False
     terms = pod.required_node_terms
     if terms is None:
         return True
