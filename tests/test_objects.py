@@ -142,6 +142,10 @@ def test_conditions_lookup_and_pod_readiness() -> None:
     assert is_pod_ready(pod) and condition_true(pod, "PodScheduled") and not condition_true(pod, "Other")
     assert not is_pod_ready({"status": {"conditions": [{"type": "Ready", "status": "False"}]}})
     assert not is_pod_ready({"status": {"conditions": "junk"}}) and not is_pod_ready(None)
+    # podutil.IsPodReady reads the first Ready condition (GetPodCondition), as the endpoints and
+    # disruption controllers do in kube
+    assert not is_pod_ready({"status": {"conditions": [{"type": "Ready", "status": "False"},
+                                                       {"type": "Ready", "status": "True"}]}})
 
 
 def test_set_condition_keeps_the_transition_time_while_the_status_holds() -> None:
