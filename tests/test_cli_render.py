@@ -7,17 +7,9 @@ import datetime
 import pytest
 
 from orchestra.cli.describe import describe_events, describe_pod
-from orchestra.cli.render import (
-    TableLayout,
-    age,
-    as_list,
-    human_duration,
-    render_table,
-    table_rows,
-    to_json,
-    to_yaml,
-)
+from orchestra.cli.render import TableLayout, age, as_list, render_table, table_rows, to_json, to_yaml
 from orchestra.cli.tabwriter import tabwrite
+from orchestra.objects import human_duration
 
 POD_TABLE = {
     "kind": "Table",

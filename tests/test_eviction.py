@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from orchestra.api.errors import BadRequest, InternalError, TooManyRequests
-from orchestra.api.eviction import MULTIPLE_BUDGETS, VIOLATES_BUDGET, _check_and_decrement, evict
+from orchestra.api.eviction import MULTIPLE_BUDGETS, VIOLATES_BUDGET, check_and_decrement, evict
 from orchestra.apiserver.server import ApiServer
 from tests.controller.harness import Api, make_api, pod, set_pod_status
 
@@ -188,7 +188,7 @@ async def test_a_stale_budget_is_reread_after_a_conflict() -> None:
     api = await api_with_pods("p", "q", "r")
     stale = await budget(api, allowed=2, desired=1)
     await budget_update(api, disruptionsAllowed=1)  # someone else spent one meanwhile
-    await _check_and_decrement(api.core, stale, "p", dry_run=False, now=now)
+    await check_and_decrement(api.core, stale, "p", dry_run=False, now=now)
     st = pdb_status(api)
     assert st["disruptionsAllowed"] == 0 and st["disruptedPods"] == {"p": NOW}
 

@@ -2,7 +2,7 @@
 simulated node, the real store, API core, controllers, scheduler and node agents).
 
 kube-apiserver 1.32 accepts each of these quantities (it refuses none for its size; see
-orchestra.api.quantity), so orchestra accepts them too; the scheduler then treats the pod as asking
+orchestra.objects.quantity), so orchestra accepts them too; the scheduler then treats the pod as asking
 for more than any node has: it stays Pending with kube's "Insufficient <resource>" FailedScheduling,
 and the cluster goes on scheduling and running everything else. Objects stored behind the API's back
 (by an older version, or an edited etcd) are loaded on a restart without crashing anything, and a

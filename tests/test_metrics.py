@@ -13,7 +13,7 @@ import pytest
 import trio
 import trio.testing
 
-from orchestra.api.metrics import cpu_quantity, go_duration, memory_quantity, node_usages, pod_usage
+from orchestra.api.metrics import cpu_quantity, memory_quantity, node_usages, pod_usage, window_text
 from orchestra.node.metrics import MIN_WINDOW, UsageCollector, host_usage
 from orchestra.runtime.base import ContainerSpec, PodSandboxSpec
 from orchestra.runtime.simulated import ContainerScript, SimScript, open_simulated_runtime
@@ -26,7 +26,7 @@ Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 def test_quantities_look_like_metrics_server() -> None:
     assert cpu_quantity(0.25) == "250000000n" and cpu_quantity(-1) == "0n"
     assert memory_quantity(4 << 20) == "4096Ki"
-    assert go_duration(1.0) == "1s" and go_duration(10.034) == "10.034s" and go_duration(0.5) == "0.5s"
+    assert window_text(1.0) == "1s" and window_text(10.034) == "10.034s" and window_text(0.5) == "0.5s"
 
 
 def test_host_usage_reads_proc() -> None:

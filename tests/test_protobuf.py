@@ -19,8 +19,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orchestra.api.protobuf import ProtobufError, _decode, decode_k8s_protobuf, go_duration, message_for
+from orchestra.api.protobuf import ProtobufError, decode_k8s_protobuf, decode_unguarded, message_for
 from orchestra.api.registry import BUILTIN
+from orchestra.objects import go_duration
 
 FIXTURES = Path(__file__).parent / "fixtures" / "protobuf"
 
@@ -366,10 +367,10 @@ def test_deep_nesting_does_not_recurse_without_bound() -> None:
 @settings(max_examples=400, deadline=None)
 @given(st.binary(max_size=300))
 def test_fuzz_random_bytes_only_raise_protobuf_error(data: bytes) -> None:
-    # _decode is the decoder without decode_k8s_protobuf's last-resort net, so a slip shows up here
+    # decode_unguarded is the decoder without decode_k8s_protobuf's last-resort net, so a slip shows up here
     for body in (data, b"k8s\x00" + data):
         try:
-            _decode(body)
+            decode_unguarded(body)
         except ProtobufError:
             pass
 
@@ -380,7 +381,7 @@ def test_fuzz_random_bytes_only_raise_protobuf_error(data: bytes) -> None:
        st.binary(max_size=400))
 def test_fuzz_random_object_bytes_only_raise_protobuf_error(kind: tuple[str, str], raw: bytes) -> None:
     try:
-        out = _decode(envelope(*kind, raw))
+        out = decode_unguarded(envelope(*kind, raw))
     except ProtobufError:
         return
     json.dumps(out)  # whatever decodes is JSON-serialisable
@@ -392,7 +393,7 @@ def test_fuzz_mutated_real_body(pos: int, byte: bytes) -> None:
     body = bytearray((FIXTURES / "deployment.bin").read_bytes())
     body[pos % len(body)] = byte[0]
     try:
-        json.dumps(_decode(bytes(body)))
+        json.dumps(decode_unguarded(bytes(body)))
     except ProtobufError:
         pass
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orchestra.api.quantity import (
+from orchestra.objects.quantity import (
     INT64_MAX,
     INT64_MIN,
     QUANTITY_ERROR,
@@ -66,7 +66,7 @@ def test_canonical_round_trips(n, suffix):
     assert Quantity.parse(str(q)).value == q.value
 
 
-# kube-apiserver 1.32 refuses none of these for its size (see orchestra.api.quantity); what it
+# kube-apiserver 1.32 refuses none of these for its size (see orchestra.objects.quantity); what it
 # stores, and what kube's MilliValue / Value would be without int64 overflow (saturated here).
 @pytest.mark.parametrize(
     ("text", "value", "canonical", "milli", "units"),

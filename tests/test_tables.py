@@ -5,7 +5,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from orchestra.api.registry import DEFAULT_REGISTRY, ResourceType
-from orchestra.api.tables import column_definitions, human_duration, table, table_row_event
+from orchestra.api.tables import column_definitions, table, table_row_event
+from orchestra.objects import human_duration
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 

@@ -13,8 +13,9 @@ import trio.testing
 
 from orchestra.api.errors import TooManyRequests
 from orchestra.api.eviction import evict
+from orchestra.controller.clock import VIRTUAL_EPOCH
+from orchestra.objects import format_time
 from orchestra.reconcilers.disruption import DisruptionController
-from orchestra.reconcilers.workloads.common import VIRTUAL_EPOCH, fmt_time
 from tests.controller.harness import Api, owner_ref, pod
 from tests.reconcilers.test_workloads_support import CLOCK, events, running, set_pod, until
 
@@ -89,14 +90,14 @@ async def test_new_budget_has_zero_status_then_the_controller_fills_it(autojump_
             assert pdb_status(api) == {
                 "observedGeneration": 1, "disruptionsAllowed": 1, "currentHealthy": 3, "desiredHealthy": 2, "expectedPods": 3,
                 "conditions": [{"type": "DisruptionAllowed", "status": "True", "observedGeneration": 1,
-                                "lastTransitionTime": fmt_time(VIRTUAL_EPOCH), "reason": "SufficientPods", "message": ""}]}
+                                "lastTransitionTime": format_time(VIRTUAL_EPOCH), "reason": "SufficientPods", "message": ""}]}
             await trio.sleep(30)
             await set_pod(api, "web-0", ready=False)  # one pod fails its readiness probe
             await until(api, lambda: counts(api)[2] == 2)
             assert counts(api) == (3, 2, 2, 0)
             cond = condition(api)
             assert (cond["status"], cond["reason"]) == ("False", "InsufficientPods")
-            assert cond["lastTransitionTime"] == fmt_time(VIRTUAL_EPOCH + timedelta(seconds=30))
+            assert cond["lastTransitionTime"] == format_time(VIRTUAL_EPOCH + timedelta(seconds=30))
 
 
 # (workload kind, replicas, pods, ready pods, budget spec) -> (expected, desired, healthy, allowed)
@@ -142,7 +143,7 @@ async def test_controller_without_scale_fails_safe(autojump_clock: trio.testing.
             await until(api, lambda: bool(pdb_status(api).get("conditions")))
             st = pdb_status(api)
             assert st["disruptionsAllowed"] == 0 and "observedGeneration" not in st
-            assert condition(api) == {"type": "DisruptionAllowed", "status": "False", "lastTransitionTime": fmt_time(VIRTUAL_EPOCH),
+            assert condition(api) == {"type": "DisruptionAllowed", "status": "False", "lastTransitionTime": format_time(VIRTUAL_EPOCH),
                                       "reason": "SyncFailed", "message": "jobs.batch does not implement the scale subresource"}
             await until(api, lambda: bool(events(api, "CalculateExpectedPodCountFailed")))
             # an integer minAvailable needs no scale: the budget recovers once the spec changes
@@ -195,11 +196,11 @@ async def test_evicted_pods_are_not_healthy_until_the_timeout(autojump_clock: tr
             obj = api.get("PodDisruptionBudget", "web")
             assert obj is not None
             start = trio.current_time()
-            obj["status"]["disruptedPods"] = {"web-0": fmt_time(CLOCK())}
+            obj["status"]["disruptedPods"] = {"web-0": format_time(CLOCK())}
             obj["status"]["disruptionsAllowed"] = 0
             await api.client.update_status(api.rt("PodDisruptionBudget"), obj)
             await until(api, lambda: counts(api)[2] == 2)
-            assert pdb_status(api)["disruptedPods"] == {"web-0": fmt_time(VIRTUAL_EPOCH + timedelta(seconds=start))}
+            assert pdb_status(api)["disruptedPods"] == {"web-0": format_time(VIRTUAL_EPOCH + timedelta(seconds=start))}
             at = await until(api, lambda: "disruptedPods" not in pdb_status(api))
             assert at - start == pytest.approx(120, abs=1.0)
             assert counts(api) == (3, 2, 3, 1)
@@ -215,7 +216,7 @@ async def test_stale_disruption_target_is_reset_after_two_minutes(autojump_clock
             assert p is not None
             start = trio.current_time()
             p["status"]["conditions"].append({"type": "DisruptionTarget", "status": "True", "reason": "EvictionByEvictionAPI",
-                                              "message": "Eviction API: evicting", "lastTransitionTime": fmt_time(CLOCK())})
+                                              "message": "Eviction API: evicting", "lastTransitionTime": format_time(CLOCK())})
             await api.client.update_status(api.rt("Pod"), p)
 
             def target() -> Obj:
@@ -235,7 +236,7 @@ async def test_eviction_spends_the_budget_the_controller_computed(autojump_clock
             await budget(api, minAvailable=2)
             await until(api, lambda: synced(api) and counts(api) == (3, 2, 3, 1))
             await evict(api.core, "default", "web-0", {"apiVersion": "policy/v1", "kind": "Eviction",
-                                                          "metadata": {"name": "web-0"}}, now=lambda: fmt_time(CLOCK()))
+                                                          "metadata": {"name": "web-0"}}, now=lambda: format_time(CLOCK()))
             assert api.get("Pod", "web-0") is None
             assert pdb_status(api)["disruptionsAllowed"] == 0  # spent (api-level details: tests/test_eviction.py)
             # the controller sees web-0 gone: its disruptedPods entry goes, the budget stays at its edge

@@ -8,14 +8,13 @@ from typing import Any
 import pytest
 import trio
 
+from orchestra.objects import min_toleration_seconds, ready_condition
 from orchestra.reconcilers.node_lifecycle import (
     FAST_TIMINGS,
     LEASE_NAMESPACE,
     NOT_READY,
     UNREACHABLE,
     NodeLifecycleController,
-    min_toleration_seconds,
-    ready_condition,
 )
 from tests.controller.harness import Api, make_api, pod, wait_for
 

@@ -9,8 +9,8 @@ import pytest
 import trio
 import trio.testing
 
+from orchestra.objects import format_time
 from orchestra.reconcilers.workloads import cron
-from orchestra.reconcilers.workloads.common import fmt_time
 from orchestra.reconcilers.workloads.cronjob import CronJobController
 from tests.controller.harness import Api
 from tests.reconcilers.test_workloads_support import CLOCK, events, running, until
@@ -64,7 +64,7 @@ async def create_anchored(api: Api, body: Obj) -> datetime:
     creationTimestamp is wall-clock time, unrelated to the virtual clock)."""
     created = await api.create("CronJob", body)
     base = CLOCK().replace(second=0, microsecond=0)
-    created["status"] = {"lastScheduleTime": fmt_time(base)}
+    created["status"] = {"lastScheduleTime": format_time(base)}
     await api.client.update_status(api.rt("CronJob"), created)
     return base
 
@@ -85,7 +85,7 @@ def vt(when: datetime) -> float:
 async def complete(api: Api, name: str, type_: str = "Complete") -> None:
     j = api.get("Job", name)
     assert j is not None
-    t = fmt_time(CLOCK())
+    t = format_time(CLOCK())
     j["status"] = {"conditions": [{"type": type_, "status": "True", "lastTransitionTime": t}],
                    **({"completionTime": t, "startTime": t} if type_ == "Complete" else {"startTime": t})}
     await api.client.update_status(api.rt("Job"), j)
@@ -104,7 +104,7 @@ async def test_schedule_creates_jobs_at_virtual_times(autojump_clock: trio.testi
             assert job["metadata"]["ownerReferences"][0]["kind"] == "CronJob"
             assert job["metadata"]["annotations"]["batch.kubernetes.io/cronjob-scheduled-timestamp"].startswith("2025-01-01")
             cj = api.get("CronJob", "tick")
-            assert cj["status"]["lastScheduleTime"] == fmt_time(first)  # type: ignore[index]
+            assert cj["status"]["lastScheduleTime"] == format_time(first)  # type: ignore[index]
             assert cj["status"]["active"][0]["name"] == job["metadata"]["name"]  # type: ignore[index]
             await complete(api, job["metadata"]["name"])
             await until(api, lambda: "active" not in api.get("CronJob", "tick").get("status", {}))  # type: ignore[union-attr]
@@ -159,7 +159,7 @@ async def test_starting_deadline_skips_old_schedules(autojump_clock: trio.testin
             await trio.sleep(30 - trio.current_time())  # virtual 00:00:30: the 00:00 run is 30 s old
             body = cronjob("0 * * * *", startingDeadlineSeconds=10)
             created = await api.create("CronJob", body)
-            created["status"] = {"lastScheduleTime": fmt_time(CLOCK() - timedelta(hours=2))}
+            created["status"] = {"lastScheduleTime": format_time(CLOCK() - timedelta(hours=2))}
             await api.client.update_status(api.rt("CronJob"), created)
             await trio.sleep(30)
             assert jobs(api) == []  # 22:00 .. 00:00 are all beyond the 10 s starting deadline

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import trio
 import trio.testing
 
-from orchestra.reconcilers.workloads.daemonset import DaemonSetController, target_node
+from orchestra.reconcilers.workloads.daemonset import DaemonSetController, should_run, target_node
 from tests.controller.harness import Api
 from tests.reconcilers.test_workloads_support import CLOCK, FakeKubelet, active, running, until
 
@@ -115,3 +116,20 @@ async def test_controller_revisions_follow_the_template_and_are_pruned(autojump_
             await set_image("v3")  # limit 1: of the two old revisions, the older one goes
             await until(api, lambda: len(revisions()) == 2 and max(revisions().values()) == 4)
             assert revisions()[first] == 3
+
+
+@pytest.mark.parametrize(
+    ("toleration", "taint", "expected"),
+    [
+        ({"key": "dedicated", "operator": "Equal", "value": None, "effect": "NoSchedule"},
+         {"key": "dedicated", "effect": "NoSchedule"}, (True, True)),
+        ({"key": "dedicated", "operator": "Equal", "value": None, "effect": "NoExecute"},
+         {"key": "dedicated", "value": "x", "effect": "NoExecute"}, (False, False)),
+        ({"key": "dedicated", "operator": "Exists"}, {"key": "dedicated", "value": "x", "effect": "NoExecute"},
+         (True, True)),
+    ],
+    ids=["null-value-is-empty", "null-value-other-value", "exists"],
+)
+def test_should_run_matches_tolerations_like_kube(toleration: Obj, taint: Obj, expected: tuple[bool, bool]) -> None:
+    # kube decodes `value: null` as "": the toleration tolerates a taint without a value (as the scheduler does)
+    assert should_run({"tolerations": [toleration]}, node("n1", taints=[taint])) == expected

@@ -117,7 +117,7 @@ SURGE_CASES = [
 @pytest.mark.parametrize(("n", "surge", "unavail"), SURGE_CASES)
 async def test_rolling_update_honours_surge_and_unavailable(n: int, surge: Any, unavail: Any,
                                                             autojump_clock: trio.testing.MockClock) -> None:
-    from orchestra.reconcilers.workloads.common import scaled_value
+    from orchestra.objects import scaled_value
     max_surge = scaled_value(surge, n, round_up=True)
     max_unavail = scaled_value(unavail, n, round_up=False)
     if max_surge == 0 and max_unavail == 0:

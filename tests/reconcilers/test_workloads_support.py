@@ -14,7 +14,8 @@ import trio.testing
 from orchestra.api.errors import Conflict, NotFound
 from orchestra.api.selectors import parse_label_selector
 from orchestra.controller import Controller, Informer
-from orchestra.reconcilers.workloads.common import Clock, fmt_time, virtual_clock
+from orchestra.controller.clock import Clock, virtual_clock
+from orchestra.objects import format_time
 from tests.controller.harness import Api, make_api, wait_for
 
 Obj = dict[str, Any]
@@ -51,7 +52,7 @@ async def set_pod(api: Api, name: str, *, phase: str = "Running", ready: bool = 
         if cur is None:
             return None
         st = cur.setdefault("status", {})
-        now = fmt_time(CLOCK())
+        now = format_time(CLOCK())
         old = {c["type"]: c for c in st.get("conditions") or []}
         want = "True" if ready and phase == "Running" else "False"
         ready_cond = old.get("Ready") or {"type": "Ready"}

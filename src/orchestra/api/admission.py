@@ -22,13 +22,12 @@ Must not import: anything above the api layer.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from orchestra.api.errors import Forbidden
 from orchestra.api.storageclass import BETA_CLASS_ANNOTATION, is_default_class
 from orchestra.api.validation.config import SYSTEM_PRIORITY_CLASSES
+from orchestra.objects import Obj, name_of
 
-Obj = dict[str, Any]
 PriorityClasses = Callable[[], list[Obj]]
 StorageClasses = Callable[[], list[Obj]]
 PREEMPT_LOWER = "PreemptLowerPriority"
@@ -45,10 +44,6 @@ SYSTEM_CLASS_OBJECTS: tuple[Obj, ...] = (
      "description": "Used for system critical pods that must run in the cluster, but can be moved to another node "
                     "if necessary."},
 )
-
-
-def _name(obj: Obj) -> str:
-    return str((obj.get("metadata") or {}).get("name") or "")
 
 
 def _forbidden(resource: str, name: str, why: str) -> Forbidden:
@@ -87,7 +82,7 @@ def default_storage_class(classes: list[Obj]) -> Obj | None:
     marked = [c for c in classes if is_default_class(c)]
     if not marked:
         return None
-    return max(marked, key=lambda c: (str((c.get("metadata") or {}).get("creationTimestamp") or ""), _name(c)))
+    return max(marked, key=lambda c: (str((c.get("metadata") or {}).get("creationTimestamp") or ""), name_of(c)))
 
 
 def _admit_claim(pvc: Obj, storage_classes: StorageClasses) -> None:
@@ -97,7 +92,7 @@ def _admit_claim(pvc: Obj, storage_classes: StorageClasses) -> None:
         return
     default = default_storage_class(storage_classes())
     if default is not None:
-        spec["storageClassName"] = _name(default)
+        spec["storageClassName"] = name_of(default)
 
 
 def admit_update(kind: str, obj: Obj, priority_classes: PriorityClasses) -> None:
@@ -114,22 +109,22 @@ def _admit_pod(pod: Obj, priority_classes: PriorityClasses) -> None:
     spec = pod.setdefault("spec", {})
     class_name = str(spec.get("priorityClassName") or "")
     if class_name:
-        pc = next((c for c in priority_classes() if _name(c) == class_name), None)
+        pc = next((c for c in priority_classes() if name_of(c) == class_name), None)
         if pc is None:
-            raise _forbidden("pods", _name(pod), f"no PriorityClass with name {class_name} was found")
+            raise _forbidden("pods", name_of(pod), f"no PriorityClass with name {class_name} was found")
     else:
         pc = default_class(priority_classes())
         if pc is not None:
-            spec["priorityClassName"] = _name(pc)
+            spec["priorityClassName"] = name_of(pc)
     priority = int(pc.get("value") or 0) if pc is not None else 0
     policy = str((pc or {}).get("preemptionPolicy") or PREEMPT_LOWER)
     given = spec.get("priority")
     if given is not None and given != priority:
-        raise _forbidden("pods", _name(pod), f"the integer value of priority ({given}) must not be provided in pod spec; "
+        raise _forbidden("pods", name_of(pod), f"the integer value of priority ({given}) must not be provided in pod spec; "
                          f"priority admission controller computed {priority} from the given PriorityClass name")
     given_policy = spec.get("preemptionPolicy")
     if given_policy is not None and given_policy != policy:
-        raise _forbidden("pods", _name(pod), f"the string value of PreemptionPolicy ({given_policy}) must not be "
+        raise _forbidden("pods", name_of(pod), f"the string value of PreemptionPolicy ({given_policy}) must not be "
                          f"provided in pod spec; priority admission controller computed {policy} from the given "
                          "PriorityClass name")
     spec["priority"] = priority
@@ -140,6 +135,6 @@ def _admit_priority_class(pc: Obj, priority_classes: PriorityClasses, *, updatin
     if not pc.get("globalDefault"):
         return
     current = default_class(priority_classes())
-    if current is not None and not (updating and _name(current) == _name(pc)):
-        raise _forbidden(f"priorityclasses.{GROUP}", _name(pc),
-                         f"PriorityClass {_name(current)} is already marked as default. Only one default can exist")
+    if current is not None and not (updating and name_of(current) == name_of(pc)):
+        raise _forbidden(f"priorityclasses.{GROUP}", name_of(pc),
+                         f"PriorityClass {name_of(current)} is already marked as default. Only one default can exist")

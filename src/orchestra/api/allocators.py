@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from orchestra.api.errors import Cause, invalid
+from orchestra.objects import name_of
 
 DEFAULT_SERVICE_CIDR = "10.96.0.0/16"
 NODE_PORT_RANGE = (30000, 32767)
@@ -47,7 +48,7 @@ class ServiceAllocator:
             for p in ospec.get("ports") or []:
                 if p.get("nodePort"):
                     used_ports.add(int(p["nodePort"]))
-        name = str((svc.get("metadata") or {}).get("name") or "")
+        name = name_of(svc)
         stype = spec.get("type", "ClusterIP")
         if stype != "ExternalName":
             self._cluster_ip(spec, used_ips, name)

@@ -41,24 +41,13 @@ from orchestra.api.errors import (
 )
 from orchestra.api.labelcache import LabelCache
 from orchestra.api.listoptions import EXACT, validate_list_options
-from orchestra.api.objects import (
-    Obj,
-    decode,
-    deep_copy,
-    encode,
-    meta,
-    new_uid,
-    now_rfc3339,
-    parse_rv,
-    random_suffix,
-    spec_part,
-    with_rv,
-)
+from orchestra.api.objects import decode, encode, meta, new_uid, parse_rv, random_suffix, spec_part, with_rv
 from orchestra.api.registry import DEFAULT_REGISTRY, Registry, ResourceType
 from orchestra.api.schema import Schema, load_schema
 from orchestra.api.selectors import FieldSelector, LabelSelector
 from orchestra.api.strategy import prepare_for_create, prepare_for_update, tracks_generation
 from orchestra.api.subresources import SubresourceMixin
+from orchestra.objects import Obj, deep_copy, now_rfc3339
 from orchestra.store import CompactedError, CompareFailed, KeyValue, Store
 
 PATCH_TYPES = {
@@ -159,7 +148,7 @@ class ApiCore(SubresourceMixin, DeletionMixin):
                 raise _too_new(want, self.store.revision)
             if resource_version_match == EXACT or (not resource_version_match and limit):
                 revision = want  # Exact, and kube's legacy rule: a paged list at a given RV is exact
-        pred = _predicate(label_selector, field_selector)
+        pred = selector_predicate(label_selector, field_selector)
         name = field_selector.exact_name() if field_selector else None
         try:
             if name is not None and (namespace or not rt.namespaced):
@@ -512,7 +501,8 @@ class ApiCore(SubresourceMixin, DeletionMixin):
         raise conflict(rt.group_resource, name, group=rt.group, plural=rt.plural)
 
 
-def _predicate(label: LabelSelector | None, field: FieldSelector | None) -> Callable[[Obj], bool] | None:
+def selector_predicate(label: LabelSelector | None,
+                       field: FieldSelector | None) -> Callable[[Obj], bool] | None:
     if (label is None or label.empty) and (field is None or field.empty):
         return None
 

@@ -14,9 +14,8 @@ import base64
 from collections.abc import Callable
 from typing import Any
 
-from orchestra.api.quantity import QuantityError, parse_quantity
-
-Obj = dict[str, Any]
+from orchestra.objects import Obj, only_dicts
+from orchestra.objects.quantity import QuantityError, parse_quantity
 
 NOT_READY_TAINT = "node.kubernetes.io/not-ready"
 UNREACHABLE_TAINT = "node.kubernetes.io/unreachable"
@@ -42,10 +41,6 @@ def _map(parent: Obj, key: str) -> Obj:
         value = {}
         parent[key] = value
     return value
-
-
-def _dicts(value: Any) -> list[Obj]:
-    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
 # --- pod spec --------------------------------------------------------------------------------------
@@ -91,7 +86,7 @@ def _default_container(c: Obj, *, host_network: bool) -> None:
         c["imagePullPolicy"] = image_pull_policy(str(c.get("image") or ""))
     if not isinstance(c.get("resources"), dict):
         c["resources"] = {}
-    for port in _dicts(c.get("ports")):
+    for port in only_dicts(c.get("ports")):
         port.setdefault("protocol", "TCP")
         if host_network and "containerPort" in port:
             port.setdefault("hostPort", port["containerPort"])
@@ -103,7 +98,7 @@ def _default_container(c: Obj, *, host_network: bool) -> None:
         for hook in ("postStart", "preStop"):
             if isinstance(lifecycle.get(hook), dict) and isinstance(lifecycle[hook].get("httpGet"), dict):
                 _default_http_get(lifecycle[hook]["httpGet"])
-    _default_field_refs(_dicts(c.get("env")))
+    _default_field_refs(only_dicts(c.get("env")))
 
 
 _VOLUME_SOURCES = (
@@ -125,9 +120,9 @@ def _default_volume(v: Obj) -> None:
         v["hostPath"].setdefault("type", "")
     downward = [v.get("downwardAPI")]
     if isinstance(v.get("projected"), dict):
-        downward += [source.get("downwardAPI") for source in _dicts(v["projected"].get("sources"))]
+        downward += [source.get("downwardAPI") for source in only_dicts(v["projected"].get("sources"))]
     for source in downward:
-        for item in _dicts(source.get("items")) if isinstance(source, dict) else []:
+        for item in only_dicts(source.get("items")) if isinstance(source, dict) else []:
             if isinstance(item.get("fieldRef"), dict):
                 item["fieldRef"].setdefault("apiVersion", "v1")
     if isinstance(v.get("ephemeral"), dict):
@@ -148,9 +143,9 @@ def default_pod_spec(spec: Obj) -> Obj:
     if not isinstance(spec.get("containers"), list):
         spec["containers"] = []
     for key in ("initContainers", "containers", "ephemeralContainers"):
-        for c in _dicts(spec.get(key)):
+        for c in only_dicts(spec.get(key)):
             _default_container(c, host_network=host_network)
-    for v in _dicts(spec.get("volumes")):
+    for v in only_dicts(spec.get("volumes")):
         _default_volume(v)
     return spec
 
@@ -158,7 +153,7 @@ def default_pod_spec(spec: Obj) -> Obj:
 def _requests_from_limits(spec: Obj) -> None:
     """SetDefaults_Pod: a container with limits but no request for a resource requests its limit."""
     for key in ("initContainers", "containers"):
-        for c in _dicts(spec.get(key)):
+        for c in only_dicts(spec.get(key)):
             res = c.get("resources")
             if isinstance(res, dict) and isinstance(res.get("limits"), dict) and res["limits"]:
                 requests = _map(res, "requests")
@@ -166,7 +161,9 @@ def _requests_from_limits(spec: Obj) -> None:
                     requests.setdefault(name, qty)
 
 
-def _tolerates(tolerations: list[Obj], key: str) -> bool:
+def _covers_noexecute_key(tolerations: list[Obj], key: str) -> bool:
+    """The DefaultTolerationSeconds plugin's own test, not ToleratesTaint: some toleration names
+    `key` (or no key) with effect NoExecute (or none); its operator and value are not looked at."""
     return any(
         t.get("key", "") in (key, "") and t.get("effect", "") in ("NoExecute", "") for t in tolerations
     )
@@ -185,7 +182,7 @@ def _default_tolerations(spec: Obj) -> None:
             "tolerationSeconds": DEFAULT_TOLERATION_SECONDS,
         }
         for key in (NOT_READY_TAINT, UNREACHABLE_TAINT)
-        if not _tolerates(_dicts(tolerations), key)
+        if not _covers_noexecute_key(only_dicts(tolerations), key)
     ]
     if added:
         spec["tolerations"] = [*tolerations, *added]
@@ -197,7 +194,7 @@ def _has_any(res: Any, kind: str) -> bool:
 
 def qos_class(spec: Obj) -> str:
     """kube's GetPodQOS for cpu and memory: BestEffort, Guaranteed or Burstable."""
-    containers = _dicts(spec.get("initContainers")) + _dicts(spec.get("containers"))
+    containers = only_dicts(spec.get("initContainers")) + only_dicts(spec.get("containers"))
     if not any(_has_any(c.get("resources"), k) for c in containers for k in ("requests", "limits")):
         return "BestEffort"
     for c in containers:
@@ -280,7 +277,7 @@ def _default_statefulset(obj: Obj) -> None:
     retention = _map(spec, "persistentVolumeClaimRetentionPolicy")
     retention.setdefault("whenDeleted", "Retain")
     retention.setdefault("whenScaled", "Retain")
-    for claim in _dicts(spec.get("volumeClaimTemplates")):
+    for claim in only_dicts(spec.get("volumeClaimTemplates")):
         claim.setdefault("apiVersion", "v1")
         claim.setdefault("kind", "PersistentVolumeClaim")
         _map(claim, "spec").setdefault("volumeMode", "Filesystem")
@@ -305,8 +302,8 @@ def _default_job(obj: Obj) -> None:
     spec.setdefault("suspend", False)
     policy = spec.get("podFailurePolicy")
     if isinstance(policy, dict):
-        for rule in _dicts(policy.get("rules")):
-            for pattern in _dicts(rule.get("onPodConditions")):
+        for rule in only_dicts(policy.get("rules")):
+            for pattern in only_dicts(rule.get("onPodConditions")):
                 pattern.setdefault("status", "True")
     spec.setdefault("podReplacementPolicy", "Failed" if isinstance(policy, dict) else "TerminatingOrFailed")
     _default_template(template)
@@ -337,7 +334,7 @@ def _default_service(obj: Obj) -> None:
         client_ip.setdefault("timeoutSeconds", 10800)
     spec.setdefault("type", "ClusterIP")
     svc_type = spec["type"]
-    for port in _dicts(spec.get("ports")):
+    for port in only_dicts(spec.get("ports")):
         port.setdefault("protocol", "TCP")
         if port.get("targetPort") in (None, 0, "") and "port" in port:
             port["targetPort"] = port["port"]
@@ -381,13 +378,13 @@ def _default_node(obj: Obj) -> None:
 
 
 def _default_endpoints(obj: Obj) -> None:
-    for subset in _dicts(obj.get("subsets")):
-        for port in _dicts(subset.get("ports")):
+    for subset in only_dicts(obj.get("subsets")):
+        for port in only_dicts(subset.get("ports")):
             port.setdefault("protocol", "TCP")
 
 
 def _default_endpointslice(obj: Obj) -> None:
-    for port in _dicts(obj.get("ports")):
+    for port in only_dicts(obj.get("ports")):
         port.setdefault("name", "")
         port.setdefault("protocol", "TCP")
 

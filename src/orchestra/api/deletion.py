@@ -16,8 +16,9 @@ import attrs
 
 from orchestra.api import admission
 from orchestra.api.errors import BadRequest, Conflict, conflict
-from orchestra.api.objects import Obj, decode, deep_copy, encode, meta, now_rfc3339, parse_rv, with_rv
+from orchestra.api.objects import decode, encode, meta, parse_rv, with_rv
 from orchestra.api.registry import ResourceType
+from orchestra.objects import Obj, deep_copy, now_rfc3339
 from orchestra.store import CompareFailed, KeyValue
 
 if TYPE_CHECKING:

@@ -28,8 +28,8 @@ from orchestra.api import pdb as budgets
 from orchestra.api.core import ApiCore
 from orchestra.api.deletion import DeleteOptions
 from orchestra.api.errors import BadRequest, Cause, Conflict, Forbidden, InternalError, TooManyRequests
-from orchestra.api.objects import Obj, deep_copy, now_rfc3339
 from orchestra.api.registry import ResourceType
+from orchestra.objects import Obj, as_dict, deep_copy, is_pod_ready, now_rfc3339
 
 CONFLICT_RETRIES = 20  # kube's EvictionsRetry steps (without its 500 ms sleeps: the store is in-process)
 MAX_DISRUPTED_PODS = 2000
@@ -43,10 +43,6 @@ class MultipleBudgets(InternalError):
     """kube answers with a bare Status{Failure, code 500, message}: no reason."""
 
     reason = ""
-
-
-def _d(value: Any) -> Obj:
-    return value if isinstance(value, dict) else {}
 
 
 def too_many_requests(pdb_name: str) -> TooManyRequests:
@@ -65,10 +61,10 @@ def delete_options(body: Any, name: str) -> DeleteOptions:
     body = body if body is not None else {}
     if not isinstance(body, dict):
         raise BadRequest("Eviction must be a JSON object")
-    if _d(body.get("metadata")).get("name") != name:  # kube: also when the Eviction names no pod
+    if as_dict(body.get("metadata")).get("name") != name:  # kube: also when the Eviction names no pod
         raise BadRequest("name in URL does not match name in Eviction object")
-    opts = _d(body.get("deleteOptions"))
-    pre = _d(opts.get("preconditions"))
+    opts = as_dict(body.get("deleteOptions"))
+    pre = as_dict(opts.get("preconditions"))
     grace = opts.get("gracePeriodSeconds")
     return DeleteOptions(propagation_policy=opts.get("propagationPolicy"),
                          grace_period_seconds=int(grace) if grace is not None else None,
@@ -77,19 +73,19 @@ def delete_options(body: Any, name: str) -> DeleteOptions:
 
 
 def _rv(obj: Obj) -> str:
-    return str(_d(obj.get("metadata")).get("resourceVersion") or "")
+    return str(as_dict(obj.get("metadata")).get("resourceVersion") or "")
 
 
 def _can_ignore_budgets(pod: Obj) -> bool:
     """canIgnorePDB: the pod's disruption already happened (or it never ran)."""
-    phase = _d(pod.get("status")).get("phase")
-    return phase in ("Pending", "Succeeded", "Failed") or bool(_d(pod.get("metadata")).get("deletionTimestamp"))
+    phase = as_dict(pod.get("status")).get("phase")
+    return phase in ("Pending", "Succeeded", "Failed") or bool(as_dict(pod.get("metadata")).get("deletionTimestamp"))
 
 
 def _enforce_rv(pod: Obj) -> bool:
     """shouldEnforceResourceVersion: a Pending pod must not turn healthy between check and delete."""
-    phase = _d(pod.get("status")).get("phase")
-    return phase not in ("Succeeded", "Failed") and not _d(pod.get("metadata")).get("deletionTimestamp")
+    phase = as_dict(pod.get("status")).get("phase")
+    return phase not in ("Succeeded", "Failed") and not as_dict(pod.get("metadata")).get("deletionTimestamp")
 
 
 def _rt(core: ApiCore, kind: str) -> ResourceType:
@@ -110,10 +106,10 @@ async def evict(core: ApiCore, namespace: str, name: str, body: Any, *, now: Clo
         raise MultipleBudgets(MULTIPLE_BUDGETS)
     guard = False  # the delete must see the pod exactly as it was judged (unready)
     if matching:
-        if not budgets.is_pod_ready(pod) and _unhealthy_may_go(matching[0]):
+        if not is_pod_ready(pod) and _unhealthy_may_go(matching[0]):
             guard = True
         else:
-            await _check_and_decrement(core, matching[0], name, dry_run=opts.dry_run, now=now)
+            await check_and_decrement(core, matching[0], name, dry_run=opts.dry_run, now=now)
     guarded = attrs.evolve(opts, resource_version=_rv(pod)) if guard and not opts.resource_version else opts
     try:
         await _mark_and_delete(core, pod, guarded, now)
@@ -144,14 +140,14 @@ async def _delete_if_already_disrupted(core: ApiCore, pod: Obj, opts: DeleteOpti
 def _unhealthy_may_go(pdb: Obj) -> bool:
     """An unready pod is evicted without spending the budget with AlwaysAllow, or (IfHealthyBudget,
     the default) while the budget is met."""
-    if _d(pdb.get("spec")).get("unhealthyPodEvictionPolicy") == budgets.ALWAYS_ALLOW:
+    if as_dict(pdb.get("spec")).get("unhealthyPodEvictionPolicy") == budgets.ALWAYS_ALLOW:
         return True
-    status = _d(pdb.get("status"))
+    status = as_dict(pdb.get("status"))
     current, desired = int(status.get("currentHealthy") or 0), int(status.get("desiredHealthy") or 0)
     return current >= desired and desired > 0
 
 
-async def _check_and_decrement(core: ApiCore, pdb: Obj, pod_name: str, *, dry_run: bool, now: Clock) -> None:
+async def check_and_decrement(core: ApiCore, pdb: Obj, pod_name: str, *, dry_run: bool, now: Clock) -> None:
     """checkAndDecrement, re-reading the budget and retrying while its status write conflicts."""
     rt = _rt(core, "PodDisruptionBudget")
     namespace, name = pdb["metadata"]["namespace"], pdb["metadata"]["name"]
@@ -171,13 +167,13 @@ async def _check_and_decrement(core: ApiCore, pdb: Obj, pod_name: str, *, dry_ru
 
 def _decremented(pdb: Obj, pod_name: str, now: str) -> Obj:
     """The budget with one disruption spent on `pod_name`; raises when none may be spent."""
-    name, status = pdb["metadata"]["name"], _d(pdb.get("status"))
+    name, status = pdb["metadata"]["name"], as_dict(pdb.get("status"))
     if int(status.get("observedGeneration") or 0) < int(pdb["metadata"].get("generation") or 0):
         raise too_many_requests(name)
     allowed = int(status.get("disruptionsAllowed") or 0)
     if allowed < 0:
         raise _forbidden(name, "pdb disruptions allowed is negative")
-    if len(_d(status.get("disruptedPods"))) > MAX_DISRUPTED_PODS:
+    if len(as_dict(status.get("disruptedPods"))) > MAX_DISRUPTED_PODS:
         raise _forbidden(name, "DisruptedPods map too big - too many evictions not confirmed by PDB controller")
     if allowed == 0:
         raise TooManyRequests(VIOLATES_BUDGET, causes=[Cause(
@@ -188,7 +184,7 @@ def _decremented(pdb: Obj, pod_name: str, now: str) -> Obj:
     st["disruptionsAllowed"] = allowed - 1
     if allowed == 1:
         budgets.update_disruption_allowed_condition(st, now)
-    st["disruptedPods"] = {**_d(st.get("disruptedPods")), pod_name: now}
+    st["disruptedPods"] = {**as_dict(st.get("disruptedPods")), pod_name: now}
     return new
 
 
@@ -220,7 +216,7 @@ def _with_disruption_target(pod: Obj, now: str) -> Obj | None:
     """The pod with DisruptionTarget=True (EvictionByEvictionAPI), or None when it already has it."""
     cond = {"type": "DisruptionTarget", "status": "True", "reason": "EvictionByEvictionAPI",
             "message": "Eviction API: evicting"}
-    conditions = [c for c in _d(pod.get("status")).get("conditions") or [] if isinstance(c, dict)]
+    conditions = [c for c in as_dict(pod.get("status")).get("conditions") or [] if isinstance(c, dict)]
     old = next((c for c in conditions if c.get("type") == "DisruptionTarget"), None)
     if old is not None and all(old.get(k) == v for k, v in cond.items()):
         return None

@@ -1,38 +1,26 @@
-"""Small helpers on Kubernetes objects as JSON dicts: metadata access, timestamps, uids, encoding.
+"""The API core's side of objects: their stored encoding and the metadata the server sets.
 
-Owns: the wire encoding of stored objects (orjson) and the server-set metadata helpers.
+Owns: the wire encoding of stored objects (orjson: `encode`/`decode`/`exact_bytes`), uids and
+generated name suffixes, `meta(obj)` for writing (creates metadata when absent; readers use
+orchestra.objects.meta), `spec_part` (what a generation bump is computed from), resourceVersion
+parsing (`parse_rv`, a BadRequest for a bad one) and `with_rv`.
+The object vocabulary every layer shares (`Obj`, accessors, timestamps, `deep_copy`) lives in
+orchestra.objects.
 Must not import: anything above the api layer.
 """
 
 from __future__ import annotations
 
-import copy
 import secrets
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from orchestra.api.errors import BadRequest
-
-Obj = dict[str, Any]
+from orchestra.objects import Obj
 
 _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # kube's utilrand alphabet (no vowels, no 0/1/3)
-
-
-def now_rfc3339() -> str:
-    """Wall-clock time for object timestamps (creationTimestamp etc.), RFC 3339 with `Z`."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_rfc3339(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 def new_uid() -> str:
@@ -49,14 +37,6 @@ def meta(obj: Obj) -> Obj:
     if not isinstance(m, dict):
         m = obj["metadata"] = {}
     return m
-
-
-def name_of(obj: Obj) -> str:
-    return str((obj.get("metadata") or {}).get("name") or "")
-
-
-def namespace_of(obj: Obj) -> str:
-    return str((obj.get("metadata") or {}).get("namespace") or "")
 
 
 def encode(obj: Obj) -> bytes:
@@ -78,14 +58,6 @@ def decode(data: bytes) -> Obj:
     if not isinstance(obj, dict):
         raise ValueError("stored value is not an object")
     return obj
-
-
-def deep_copy(obj: Obj) -> Obj:
-    # orjson round trip is ~3x faster than copy.deepcopy for JSON-shaped data
-    try:
-        return orjson.loads(orjson.dumps(obj))  # type: ignore[no-any-return]
-    except TypeError:
-        return copy.deepcopy(obj)
 
 
 def spec_part(obj: Obj) -> Obj:

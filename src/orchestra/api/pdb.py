@@ -6,20 +6,17 @@ Owns:
     nothing; an empty one `{}` selects every pod of the namespace for the controller (policy/v1),
     but nothing for the eviction handler (kube: "a PDB with a nil or empty selector ... should
     match nothing");
-  * pod health as the disruption budget sees it (the Ready condition);
-  * the DisruptionAllowed condition (SufficientPods / InsufficientPods / SyncFailed) with
-    apimachinery's SetStatusCondition rules (lastTransitionTime moves only when the status does).
+  * the DisruptionAllowed condition (SufficientPods / InsufficientPods / SyncFailed), set with
+    apimachinery's SetStatusCondition rules (orchestra.objects.set_status_condition).
+Pod health as a budget sees it is podutil.IsPodReady (orchestra.objects.is_pod_ready).
 Must not import: anything above the api layer.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from orchestra.api.errors import BadRequest
 from orchestra.api.selectors import LabelSelector, from_label_selector_object
-
-Obj = dict[str, Any]
+from orchestra.objects import Obj, as_dict, get_condition, meta, set_status_condition
 
 DISRUPTION_ALLOWED = "DisruptionAllowed"
 SUFFICIENT_PODS = "SufficientPods"
@@ -29,14 +26,10 @@ ALWAYS_ALLOW = "AlwaysAllow"
 DELETION_TIMEOUT = 120.0  # seconds a pod stays in status.disruptedPods before the controller gives up on it
 
 
-def _d(value: Any) -> Obj:
-    return value if isinstance(value, dict) else {}
-
-
 def selector_of(pdb: Obj, *, empty_selects_all: bool) -> LabelSelector | None:
     """The budget's pod selector, or None when it selects nothing (nil, invalid, or empty for the
     eviction handler)."""
-    sel = _d(pdb.get("spec")).get("selector")
+    sel = as_dict(pdb.get("spec")).get("selector")
     if not isinstance(sel, dict):
         return None
     try:
@@ -50,37 +43,11 @@ def selector_of(pdb: Obj, *, empty_selects_all: bool) -> LabelSelector | None:
 
 def selects(pdb: Obj, pod: Obj, *, empty_selects_all: bool) -> bool:
     """Whether `pdb` covers `pod` (same namespace, selector matches the pod's labels)."""
-    pm, bm = _d(pod.get("metadata")), _d(pdb.get("metadata"))
+    pm, bm = meta(pod), meta(pdb)
     if pm.get("namespace") != bm.get("namespace"):
         return False
     selector = selector_of(pdb, empty_selects_all=empty_selects_all)
     return selector is not None and selector.matches(pm.get("labels") or {})
-
-
-def is_pod_ready(pod: Obj) -> bool:
-    """podutil.IsPodReady: the pod's Ready condition is True."""
-    return any(_d(c).get("type") == "Ready" and _d(c).get("status") == "True"
-               for c in _d(pod.get("status")).get("conditions") or [])
-
-
-def set_status_condition(status: Obj, cond: Obj, now: str) -> None:
-    """apimeta.SetStatusCondition on status["conditions"]: add or update the condition of cond's
-    type; lastTransitionTime is `now` for a new condition or a status change, else kept."""
-    conditions = [dict(c) for c in status.get("conditions") or [] if isinstance(c, dict)]
-    for i, existing in enumerate(conditions):
-        if existing.get("type") == cond["type"]:
-            since = existing.get("lastTransitionTime") if existing.get("status") == cond["status"] else now
-            conditions[i] = _ordered({**cond, "lastTransitionTime": since or now})
-            break
-    else:
-        conditions.append(_ordered({**cond, "lastTransitionTime": now}))
-    status["conditions"] = conditions
-
-
-def _ordered(cond: Obj) -> Obj:
-    """metav1.Condition's field order: type, status, observedGeneration, lastTransitionTime, reason, message."""
-    order = ("type", "status", "observedGeneration", "lastTransitionTime", "reason", "message")
-    return {k: cond[k] for k in order if k in cond}
 
 
 def disruption_allowed_condition(status: Obj) -> Obj:
@@ -102,9 +69,9 @@ def update_disruption_allowed_condition(status: Obj, now: str) -> None:
 def conditions_up_to_date(pdb: Obj) -> bool:
     """pdbhelper.ConditionsAreUpToDate: the DisruptionAllowed condition matches disruptionsAllowed
     and the status is of the current generation."""
-    status = _d(pdb.get("status"))
-    cond = next((c for c in status.get("conditions") or [] if _d(c).get("type") == DISRUPTION_ALLOWED), None)
-    if cond is None or status.get("observedGeneration") != _d(pdb.get("metadata")).get("generation"):
+    status = as_dict(pdb.get("status"))
+    cond = get_condition(status, DISRUPTION_ALLOWED)
+    if cond is None or status.get("observedGeneration") != meta(pdb).get("generation"):
         return False
     if int(status.get("disruptionsAllowed") or 0) > 0:
         return bool(cond.get("status") == "True" and cond.get("reason") == SUFFICIENT_PODS)

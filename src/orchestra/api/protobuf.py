@@ -36,6 +36,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from orchestra.objects import go_duration
+
 MAGIC = b"k8s\x00"
 CONTENT_TYPE = "application/vnd.kubernetes.protobuf"
 MAX_DEPTH = 100
@@ -96,14 +98,14 @@ def decode_k8s_protobuf(body: bytes) -> dict[str, Any]:
     or for a kind with no known schema.
     """
     try:
-        return _decode(bytes(body))
+        return decode_unguarded(bytes(body))
     except ProtobufError:
         raise
     except Exception as exc:  # any slip on hostile input is a malformed body, never a 500
         raise ProtobufError(f"malformed protobuf body: {type(exc).__name__}") from None
 
 
-def _decode(body: bytes) -> dict[str, Any]:
+def decode_unguarded(body: bytes) -> dict[str, Any]:
     if body[:4] != MAGIC:
         raise ProtobufError("protobuf body does not start with the Kubernetes magic prefix")
     # runtime.Unknown: 1 typeMeta {1 apiVersion, 2 kind}, 2 raw, 3 contentEncoding, 4 contentType
@@ -452,31 +454,3 @@ _SPECIAL = {
     _FIELDS_V1: _embedded_json,
     _RAW_EXTENSION: _embedded_json,
 }
-
-
-def go_duration(ns: int) -> str:
-    """Go's time.Duration.String(): `1h2m3.5s`, `150ms`, `0s`."""
-    if ns == 0:
-        return "0s"
-    sign = "-" if ns < 0 else ""
-    u = abs(ns)
-    if u < 1_000_000_000:
-        for unit, size in (("ms", 1_000_000), ("µs", 1_000), ("ns", 1)):
-            if u >= size:
-                return sign + _frac(u, size) + unit
-    h, rem = divmod(u, 3_600_000_000_000)
-    m, rem = divmod(rem, 60_000_000_000)
-    out = sign
-    if h:
-        out += f"{h}h"
-    if h or m:
-        out += f"{m}m"
-    return out + _frac(rem, 1_000_000_000) + "s"
-
-
-def _frac(v: int, size: int) -> str:
-    whole, rest = divmod(v, size)
-    if not rest:
-        return str(whole)
-    digits = len(str(size)) - 1
-    return f"{whole}." + f"{rest:0{digits}d}".rstrip("0")

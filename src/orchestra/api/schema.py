@@ -26,7 +26,7 @@ import attrs
 import orjson
 
 from orchestra.api.errors import Cause
-from orchestra.api.quantity import Quantity, QuantityError
+from orchestra.objects.quantity import Quantity, QuantityError
 
 __all__ = ["FieldInfo", "Schema", "SchemaResult", "load_schema"]
 

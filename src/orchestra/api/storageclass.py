@@ -8,9 +8,7 @@ Must not import: anything above the api layer.
 
 from __future__ import annotations
 
-from typing import Any
-
-Obj = dict[str, Any]
+from orchestra.objects import Obj, annotations_of
 
 DEFAULT_CLASS_ANNOTATIONS = (
     "storageclass.kubernetes.io/is-default-class",
@@ -19,15 +17,9 @@ DEFAULT_CLASS_ANNOTATIONS = (
 BETA_CLASS_ANNOTATION = "volume.beta.kubernetes.io/storage-class"
 
 
-def _annotations(obj: Obj) -> dict[str, Any]:
-    m = obj.get("metadata")
-    a = m.get("annotations") if isinstance(m, dict) else None
-    return a if isinstance(a, dict) else {}
-
-
 def claim_class(obj: Obj) -> str:
     """The storage class of a claim or volume."""
-    annotations = _annotations(obj)
+    annotations = annotations_of(obj)
     if BETA_CLASS_ANNOTATION in annotations:
         return str(annotations[BETA_CLASS_ANNOTATION])
     spec = obj.get("spec")
@@ -35,5 +27,5 @@ def claim_class(obj: Obj) -> str:
 
 
 def is_default_class(obj: Obj) -> bool:
-    annotations = _annotations(obj)
+    annotations = annotations_of(obj)
     return any(annotations.get(a) == "true" for a in DEFAULT_CLASS_ANNOTATIONS)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestra.api.objects import Obj, meta
+from orchestra.api.objects import meta
 from orchestra.api.registry import ResourceType
+from orchestra.objects import Obj
 
 # Kinds whose create keeps a client-supplied status (kubelets create Nodes with status; events and
 # leases have no status; everything else starts with an empty status like kube-apiserver).

@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 from orchestra.api import patch
 from orchestra.api.errors import Cause, Conflict, NotFound, UnsupportedMediaType, conflict, invalid
-from orchestra.api.objects import Obj, encode, meta, now_rfc3339
+from orchestra.api.objects import encode, meta
 from orchestra.api.registry import ResourceType
 from orchestra.api.selectors import from_label_selector_object
+from orchestra.objects import Obj, now_rfc3339
 from orchestra.store import CompareFailed
 
 if TYPE_CHECKING:

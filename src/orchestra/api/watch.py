@@ -19,11 +19,12 @@ from contextlib import aclosing
 
 import trio
 
-from orchestra.api.core import ApiCore, _predicate
+from orchestra.api.core import ApiCore, selector_predicate
 from orchestra.api.errors import Gone, Timeout
-from orchestra.api.objects import Obj, decode, parse_rv
+from orchestra.api.objects import decode, parse_rv
 from orchestra.api.registry import ResourceType
 from orchestra.api.selectors import FieldSelector, LabelSelector
+from orchestra.objects import Obj
 from orchestra.store import CompactedError, Event, FutureRevisionError, KeyValue, Watcher
 from orchestra.storetypes import rev_of
 
@@ -114,7 +115,7 @@ class WatchStream:
             watcher.close()
 
     async def _live(self, watcher: Watcher, last_rv: int) -> AsyncGenerator[Page, None]:
-        pred = _predicate(self.label_selector, self.field_selector)
+        pred = selector_predicate(self.label_selector, self.field_selector)
         while True:
             batch: list[Event] | None = None
             try:
@@ -151,7 +152,7 @@ def initial_pages(
     order, read from the store `page_size` keys at a time. Raises CompactedError (when a page is
     read) once compaction has passed `revision`."""
     store = core.store
-    pred = _predicate(label_selector, field_selector)
+    pred = selector_predicate(label_selector, field_selector)
     name = field_selector.exact_name() if field_selector else None
     if name is not None and (namespace or not rt.namespaced):  # as ApiCore.list: one key
         kv = store.get(rt.key(namespace, name), revision=revision)

@@ -24,9 +24,9 @@ from contextlib import aclosing
 import attrs
 import trio
 
-from orchestra.api.objects import Obj
 from orchestra.api.watch import PAGE_SIZE, Page, WatchStream
 from orchestra.apiserver.http import Receive, Send
+from orchestra.objects import Obj
 
 log = logging.getLogger("orchestra.apiserver.watch")
 

@@ -14,11 +14,10 @@ from typing import Any
 
 from orchestra.api.registry import DEFAULT_REGISTRY, ResourceType
 from orchestra.cli.errors import ApiStatusError
-from orchestra.cli.render import age, parse_time, to_yaml
+from orchestra.cli.render import age, to_yaml
 from orchestra.cli.rest import RestClient, resource_path
 from orchestra.cli.tabwriter import tabwrite
-
-Obj = dict[str, Any]
+from orchestra.objects import Obj, controller_ref, parse_time
 
 
 class Writer:
@@ -70,10 +69,8 @@ def _meta(w: Writer, obj: Obj, *, namespace: bool = True) -> None:
 
 
 def _controlled_by(obj: Obj) -> str | None:
-    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
-        if ref.get("controller"):
-            return f"{ref.get('kind')}/{ref.get('name')}"
-    return None
+    ref = controller_ref(obj)
+    return f"{ref.get('kind')}/{ref.get('name')}" if ref is not None else None
 
 
 def _selector_text(selector: Obj | None) -> str:

@@ -18,11 +18,10 @@ import click
 import trio
 
 from orchestra.api.errors import ApiError, BadRequest
-from orchestra.api.tables import human_duration, parse_time, pod_status_reason
+from orchestra.api.tables import pod_status_reason
 from orchestra.cli.errors import ApiStatusError, CliError
 from orchestra.cli.session import Session, client_options
-
-Obj = dict[str, Any]
+from orchestra.objects import Obj, as_dict, get_condition, human_duration, parse_time
 
 IMAGE_REASONS = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull", "RegistryUnavailable")
 
@@ -52,17 +51,6 @@ class Explanation:
         return out
 
 
-def _d(value: Any) -> Obj:
-    return value if isinstance(value, dict) else {}
-
-
-def _condition(pod: Obj, ctype: str) -> Obj | None:
-    for c in _d(pod.get("status")).get("conditions") or []:
-        if isinstance(c, dict) and c.get("type") == ctype:
-            return c
-    return None
-
-
 def _ago(stamp: Any, now: datetime) -> str:
     t = parse_time(stamp)
     return f"{human_duration((now - t).total_seconds())} ago" if t else "at an unknown time"
@@ -82,14 +70,14 @@ def _latest(events: Iterable[Obj], reasons: tuple[str, ...], *, contains: str = 
 
 
 def _statuses(pod: Obj) -> list[Obj]:
-    st = _d(pod.get("status"))
+    st = as_dict(pod.get("status"))
     return [*(st.get("initContainerStatuses") or []), *(st.get("containerStatuses") or [])]
 
 
 def explain_pod(pod: Obj, events: list[Obj], *, now: datetime | None = None) -> Explanation:
     """Diagnose one pod from its object and the events about it (oldest first or any order)."""
     now = now or datetime.now(UTC)
-    meta, spec, status = _d(pod.get("metadata")), _d(pod.get("spec")), _d(pod.get("status"))
+    meta, spec, status = as_dict(pod.get("metadata")), as_dict(pod.get("spec")), as_dict(pod.get("status"))
     who = f"Pod {meta.get('namespace')}/{meta.get('name')}"
     reason, ready, total, restarts, _ = pod_status_reason(pod)
     phase = status.get("phase") or "Pending"
@@ -115,8 +103,8 @@ def explain_pod(pod: Obj, events: list[Obj], *, now: datetime | None = None) -> 
 
 
 def _unscheduled(who: str, pod: Obj, events: list[Obj], now: datetime) -> Explanation:
-    cond = _condition(pod, "PodScheduled") or {}
-    spec = _d(pod.get("spec"))
+    cond = get_condition(as_dict(pod.get("status")), "PodScheduled") or {}
+    spec = as_dict(pod.get("spec"))
     event = _latest(events, ("FailedScheduling",))
     if cond.get("reason") == "SchedulingGated":
         gates = ", ".join(str(g.get("name")) for g in spec.get("schedulingGates") or [])
@@ -133,7 +121,7 @@ def _unscheduled(who: str, pod: Obj, events: list[Obj], now: datetime) -> Explan
         details.extend(_hints(" ".join(details)))
         return Explanation("Unschedulable", f"{who} is Pending: no node can run it.", tuple(details))
     scheduler = spec.get("schedulerName") or "default-scheduler"
-    since = _ago(_d(pod.get("metadata")).get("creationTimestamp"), now)
+    since = _ago(as_dict(pod.get("metadata")).get("creationTimestamp"), now)
     return Explanation("Pending", f"{who} is Pending: it has not been scheduled yet (created {since}).", (
         f"No scheduler has recorded an attempt for it. Is {scheduler!r} running?",))
 
@@ -151,7 +139,7 @@ def _hints(text: str) -> list[str]:
 
 def _image_problem(who: str, pod: Obj, events: list[Obj], now: datetime) -> Explanation | None:
     for cs in _statuses(pod):
-        waiting = _d(_d(cs.get("state")).get("waiting"))
+        waiting = as_dict(as_dict(cs.get("state")).get("waiting"))
         if waiting.get("reason") in IMAGE_REASONS:
             details = [f"Container {cs.get('name')}: {waiting['reason']}" + (f": {waiting['message']}" if waiting.get("message") else "")]
             event = _latest(events, ("Failed",), contains=str(cs.get("image") or ""))
@@ -181,9 +169,9 @@ def _termination(last: Obj) -> str:
 
 def _crash_loop(who: str, pod: Obj, events: list[Obj], now: datetime) -> Explanation | None:
     for cs in _statuses(pod):
-        state = _d(cs.get("state"))
-        waiting = _d(state.get("waiting"))
-        last = _d(_d(cs.get("lastState")).get("terminated")) or _d(state.get("terminated"))
+        state = as_dict(cs.get("state"))
+        waiting = as_dict(state.get("waiting"))
+        last = as_dict(as_dict(cs.get("lastState")).get("terminated")) or as_dict(state.get("terminated"))
         restarts = int(cs.get("restartCount") or 0)
         if waiting.get("reason") != "CrashLoopBackOff" and not (restarts and last and not cs.get("ready")):
             continue
@@ -203,7 +191,7 @@ def _crash_loop(who: str, pod: Obj, events: list[Obj], now: datetime) -> Explana
 
 def _waiting(who: str, pod: Obj, events: list[Obj], now: datetime) -> Explanation | None:
     for cs in _statuses(pod):
-        waiting = _d(_d(cs.get("state")).get("waiting"))
+        waiting = as_dict(as_dict(cs.get("state")).get("waiting"))
         if waiting.get("reason") and waiting["reason"] not in ("ContainerCreating", "PodInitializing"):
             details = [f"Container {cs.get('name')} is waiting: {waiting['reason']}"
                        + (f": {waiting['message']}" if waiting.get("message") else "")]
@@ -211,8 +199,8 @@ def _waiting(who: str, pod: Obj, events: list[Obj], now: datetime) -> Explanatio
             if warning is not None:
                 details.append(f"The node agent says: {_event_line(warning, now)}")
             return Explanation("Pending", f"{who} cannot start its containers.", tuple(details))
-    if _d(pod.get("status")).get("phase") == "Pending":
-        node = _d(pod.get("spec")).get("nodeName")
+    if as_dict(pod.get("status")).get("phase") == "Pending":
+        node = as_dict(pod.get("spec")).get("nodeName")
         details = []
         warning = _latest([e for e in events if e.get("type") == "Warning"], tuple({str(e.get("reason")) for e in events}))
         if warning is not None:
@@ -225,14 +213,14 @@ def _waiting(who: str, pod: Obj, events: list[Obj], now: datetime) -> Explanatio
 
 
 def _not_ready(who: str, pod: Obj, events: list[Obj], now: datetime, reason: str) -> Explanation:
-    spec = _d(pod.get("spec"))
+    spec = as_dict(pod.get("spec"))
     probes = {str(c.get("name")): c for c in spec.get("containers") or []}
     details: list[str] = []
-    for cs in _d(pod.get("status")).get("containerStatuses") or []:
+    for cs in as_dict(pod.get("status")).get("containerStatuses") or []:
         if cs.get("ready"):
             continue
         name = str(cs.get("name"))
-        state = _d(cs.get("state"))
+        state = as_dict(cs.get("state"))
         if state.get("running") is None:
             details.append(f"Container {name} is not running ({', '.join(state) or 'no state reported'}).")
         elif cs.get("started") is False and probes.get(name, {}).get("startupProbe"):
@@ -244,10 +232,10 @@ def _not_ready(who: str, pod: Obj, events: list[Obj], now: datetime, reason: str
     unhealthy = _latest(events, ("Unhealthy",), contains="Readiness") or _latest(events, ("Unhealthy",))
     if unhealthy is not None:
         details.append(f"The node agent says: {_event_line(unhealthy, now)}")
-    conditions = {c.get("type"): c for c in _d(pod.get("status")).get("conditions") or []}
+    conditions = {c.get("type"): c for c in as_dict(pod.get("status")).get("conditions") or []}
     for gate in spec.get("readinessGates") or []:
         ctype = gate.get("conditionType")
-        if _d(conditions.get(ctype)).get("status") != "True":
+        if as_dict(conditions.get(ctype)).get("status") != "True":
             details.append(f"Readiness gate {ctype} is not True.")
     if not details:
         ready_cond = conditions.get("Ready") or {}
@@ -257,18 +245,18 @@ def _not_ready(who: str, pod: Obj, events: list[Obj], now: datetime, reason: str
 
 
 def _failed(who: str, pod: Obj, events: list[Obj], now: datetime) -> Explanation:
-    status = _d(pod.get("status"))
+    status = as_dict(pod.get("status"))
     details = []
     if status.get("reason") or status.get("message"):
         details.append(f"{status.get('reason') or 'Failed'}: {status.get('message') or ''}".rstrip(": "))
     for cs in _statuses(pod):
-        term = _d(_d(cs.get("state")).get("terminated"))
+        term = as_dict(as_dict(cs.get("state")).get("terminated"))
         if term and term.get("exitCode") not in (0, None):
             details.append(f"Container {cs.get('name')} exited with {_termination(term)}.")
-    failed = [cs for cs in _statuses(pod) if _d(_d(cs.get("state")).get("terminated")).get("exitCode") not in (0, None)]
+    failed = [cs for cs in _statuses(pod) if as_dict(as_dict(cs.get("state")).get("terminated")).get("exitCode") not in (0, None)]
     name = str(failed[0].get("name")) if failed else None
     return Explanation("Failed", f"{who} has Failed and will not be restarted (restartPolicy "
-                       f"{_d(pod.get('spec')).get('restartPolicy', 'Always')}).", tuple(details),
+                       f"{as_dict(pod.get('spec')).get('restartPolicy', 'Always')}).", tuple(details),
                        wants_logs=name is not None, container=name)
 
 

@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 from orchestra.api.registry import ResourceType
+from orchestra.objects import Obj
 
-Obj = dict[str, Any]
 WatchEvent = tuple[str, Obj]  # ("ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK" | "ERROR", object)
 
 

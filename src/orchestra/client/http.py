@@ -23,7 +23,8 @@ from ruamel.yaml import YAML
 
 from orchestra.api import errors
 from orchestra.api.registry import DEFAULT_REGISTRY, Registry, ResourceType
-from orchestra.client.base import Obj, WatchEvent
+from orchestra.client.base import WatchEvent
+from orchestra.objects import Obj
 
 MERGE_PATCH = "application/merge-patch+json"
 

@@ -16,7 +16,8 @@ from orchestra.api.deletion import DeleteOptions
 from orchestra.api.registry import ResourceType
 from orchestra.api.selectors import parse_field_selector, parse_label_selector
 from orchestra.api.watch import watch
-from orchestra.client.base import Obj, WatchEvent
+from orchestra.client.base import WatchEvent
+from orchestra.objects import Obj
 
 
 class LocalClient:

@@ -7,7 +7,7 @@ Must not import: reconcilers, node, net, apiserver, cli.
 
 from orchestra.controller.errors import PermanentError, ReconcileError, TemporaryError
 from orchestra.controller.events import NORMAL, WARNING, EventRecorder, involved_object
-from orchestra.controller.informer import Informer, SharedInformers, index_by_namespace, object_key, split_key
+from orchestra.controller.informer import Informer, SharedInformers, index_by_namespace
 from orchestra.controller.reconciler import (
     Controller,
     ControllerStatistics,
@@ -16,6 +16,7 @@ from orchestra.controller.reconciler import (
     registry_of,
 )
 from orchestra.controller.supervisor import ComponentStatistics, RestartPolicy, Supervisor
+from orchestra.objects import object_key, split_key
 from orchestra.workqueue import QueueShutDown, RateLimiter, TokenBucket, WorkQueue
 
 __all__ = [

@@ -20,9 +20,9 @@ import attrs
 import trio
 
 from orchestra.api.errors import AlreadyExists, ApiError, NotFound
-from orchestra.api.objects import now_rfc3339
 from orchestra.api.registry import DEFAULT_REGISTRY, Registry, ResourceType
-from orchestra.client.base import Client, Obj
+from orchestra.client.base import Client
+from orchestra.objects import Obj, now_rfc3339
 
 log = logging.getLogger("orchestra.controller.events")
 

@@ -27,7 +27,8 @@ import trio
 from orchestra.api.errors import ApiError
 from orchestra.api.registry import ResourceType
 from orchestra.api.selectors import LabelSelector
-from orchestra.client.base import Client, Obj
+from orchestra.client.base import Client
+from orchestra.objects import Obj, object_key
 
 log = logging.getLogger("orchestra.controller.informer")
 
@@ -38,19 +39,6 @@ ObjList = list[Obj]  # an alias: inside Informer, `list` names the method
 
 RELIST_BACKOFF = 0.8  # client-go reflector's initial backoff ...
 RELIST_BACKOFF_MAX = 30.0  # ... and its cap
-
-
-def object_key(obj: Mapping[str, Any]) -> str:
-    """client-go's MetaNamespaceKeyFunc: `namespace/name`, or `name` for cluster-scoped objects."""
-    m = obj.get("metadata") or {}
-    ns = m.get("namespace")
-    return f"{ns}/{m.get('name', '')}" if ns else str(m.get("name", ""))
-
-
-def split_key(key: str) -> tuple[str | None, str]:
-    """Inverse of object_key: (namespace or None, name)."""
-    ns, sep, name = key.partition("/")
-    return (ns, name) if sep else (None, ns)
 
 
 def index_by_namespace(obj: Obj) -> list[str]:

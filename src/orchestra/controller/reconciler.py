@@ -32,10 +32,11 @@ import trio
 
 from orchestra.api.errors import Conflict
 from orchestra.api.registry import DEFAULT_REGISTRY, Registry, ResourceType
-from orchestra.client.base import Client, Obj
+from orchestra.client.base import Client
 from orchestra.controller.errors import PermanentError, TemporaryError
 from orchestra.controller.events import EventRecorder
-from orchestra.controller.informer import Informer, SharedInformers, object_key
+from orchestra.controller.informer import Informer, SharedInformers
+from orchestra.objects import Obj, object_key
 from orchestra.workqueue import QueueShutDown, QueueStatistics, RateLimiter, WorkQueue
 
 log = logging.getLogger("orchestra.controller")

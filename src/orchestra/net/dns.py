@@ -33,9 +33,10 @@ import dns.rdatatype
 import dns.rrset
 import trio
 
-from orchestra.client.base import Client, Obj
+from orchestra.client.base import Client
 from orchestra.controller.informer import Informer
 from orchestra.net.common import kind, slice_service_key
+from orchestra.objects import Obj
 
 log = logging.getLogger("orchestra.net.dns")
 

@@ -25,9 +25,10 @@ import attrs
 import trio
 
 from orchestra.api.errors import ApiError
-from orchestra.client.base import Client, Obj
+from orchestra.client.base import Client
 from orchestra.controller.informer import Informer
-from orchestra.net.common import SERVED_BY_ORCHESTRA, kind, object_key, slice_service_key
+from orchestra.net.common import SERVED_BY_ORCHESTRA, kind, slice_service_key
+from orchestra.objects import Obj, object_key
 
 log = logging.getLogger("orchestra.net.proxy")
 

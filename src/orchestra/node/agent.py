@@ -38,6 +38,7 @@ from orchestra.node.probes import Prober
 from orchestra.node.registration import HostInfo, NodeRegistration, RegistrationStatistics, probe_host
 from orchestra.node.sandbox import LABEL_CLUSTER, LABEL_NODE, LABEL_STATE_DIR
 from orchestra.node.volumes import VolumeManager
+from orchestra.objects import Obj
 from orchestra.runtime.base import (
     LABEL_CONTAINER_NAME,
     LABEL_POD_UID,
@@ -51,7 +52,6 @@ from orchestra.runtime.base import Runtime as RuntimeProtocol
 
 log = logging.getLogger("orchestra.node.agent")
 
-Obj = dict[str, Any]
 ExtraEnv = Callable[[Obj], Mapping[str, str]]
 ADOPT_CONCURRENCY = 8
 WORKER_RESTART = (1.0, 30.0)  # backoff before a crashed pod worker starts again: initial, cap

@@ -24,10 +24,9 @@ from orchestra.node.env import Sources, referenced_sources
 from orchestra.node.probes import Prober
 from orchestra.node.sandbox import LABEL_ATTEMPT
 from orchestra.node.volumes import VolumeManager, claim_names
+from orchestra.objects import Obj, namespace_of
 from orchestra.runtime.base import ContainerStatus
 from orchestra.runtime.base import Runtime as RuntimeProtocol
-
-Obj = dict[str, Any]
 
 
 @attrs.define
@@ -87,7 +86,7 @@ def pod_ref(pod: Obj) -> str:
 
 
 async def fetch_sources(ctx: AgentContext, pod: Obj) -> Sources:
-    namespace = str((pod.get("metadata") or {}).get("namespace") or "")
+    namespace = namespace_of(pod)
 
     async def get(rt: Any, name: str, ns: str | None = namespace) -> Obj | None:
         try:

@@ -23,7 +23,7 @@ import grpc
 import trio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from orchestra.node.backoff import go_duration
+from orchestra.objects import go_duration_seconds
 
 USER_AGENT = "kube-probe/1.32"
 DEFAULT_THREADS = 8
@@ -52,7 +52,7 @@ def status_name(status: int) -> str:
 def check_blocking(host: str, port: int, service: str, timeout: float) -> tuple[bool, str]:
     """One probe; blocks the calling thread for at most about `timeout` seconds."""
     addr = join_host_port(host, port)
-    within = go_duration(timeout) if timeout >= 1 else f"{round(timeout * 1000)}ms"
+    within = go_duration_seconds(timeout)
     deadline = time.monotonic() + timeout  # the thread's own clock: grpcio deadlines are real time
     options = [("grpc.primary_user_agent", USER_AGENT), ("grpc.enable_retries", 0)]
     channel = grpc.insecure_channel(addr, options=options)

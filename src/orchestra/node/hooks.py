@@ -12,16 +12,15 @@ Must not import: the client, podman.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import trio
 
 from orchestra.node.probes import Prober, ProbeSpec, named_port
+from orchestra.objects import Obj
 from orchestra.runtime.base import NotFound as RuntimeNotFound
 from orchestra.runtime.base import Runtime as RuntimeProtocol
 from orchestra.runtime.base import RuntimeFailure
 
-Obj = dict[str, Any]
 MIN_STOP_GRACE = 2.0  # kubelet's minimumGracePeriodInSeconds
 
 

@@ -22,7 +22,7 @@ import attrs
 import trio
 
 from orchestra.api.metrics import Usage
-from orchestra.api.objects import now_rfc3339
+from orchestra.objects import now_rfc3339
 from orchestra.runtime.base import LABEL_POD_UID, ContainerState, Runtime, RuntimeFailure
 
 MIN_WINDOW = 1.0

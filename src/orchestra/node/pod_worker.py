@@ -23,9 +23,7 @@ from typing import Any
 import trio
 
 from orchestra.api.errors import ApiError, Conflict, NotFound
-from orchestra.api.objects import now_rfc3339
 from orchestra.controller.events import NORMAL, WARNING
-from orchestra.node.backoff import go_duration
 from orchestra.node.context import (
     AgentContext,
     attempt_of,
@@ -48,6 +46,7 @@ from orchestra.node.sandbox import LABEL_ATTEMPT, LABEL_INIT, LABEL_NODE, resour
 from orchestra.node.sidecars import is_sidecar, regular_done, stop_after
 from orchestra.node.status import ContainerView, PodFacts, build_status
 from orchestra.node.volumes import PodVolume, mounts_for
+from orchestra.objects import Obj, go_duration_seconds, now_rfc3339
 from orchestra.runtime.base import (
     LABEL_POD_UID,
     ContainerSpec,
@@ -64,7 +63,6 @@ from orchestra.runtime.base import NotFound as RuntimeNotFound
 
 log = logging.getLogger("orchestra.node.pod_worker")
 
-Obj = dict[str, Any]
 ERROR_RETRY = (1.0, 30.0)
 TERMINAL = ("Succeeded", "Failed")
 
@@ -338,7 +336,7 @@ class PodWorker:
         backoff = self.ctx.crash_backoff
         if backoff.in_backoff_since(key, seen):
             delay = backoff.get(key)
-            message = f"back-off {go_duration(delay)} restarting failed container={name} pod={pod_ref(self.pod)}"
+            message = f"back-off {go_duration_seconds(round(delay))} restarting failed container={name} pod={pod_ref(self.pod)}"
             self.waiting[name] = ("CrashLoopBackOff", message)
             if ("BackOff", cur.id) not in self._reported:
                 self._reported.add(("BackOff", cur.id))

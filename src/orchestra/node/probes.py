@@ -20,12 +20,11 @@ from typing import Any
 import attrs
 import trio
 
-from orchestra.node.backoff import go_duration
 from orchestra.node.grpcprobe import GrpcChecker, join_host_port
+from orchestra.objects import Obj, go_duration_seconds
 from orchestra.runtime.base import ExecTimeout, RuntimeFailure
 from orchestra.runtime.base import Runtime as RuntimeProtocol
 
-Obj = dict[str, Any]
 KINDS = ("startup", "liveness", "readiness")
 
 
@@ -189,7 +188,7 @@ class Prober:
             ok, _ = await self._exec(wget, container_id, timeout)
             addr = join_host_port(host, port)
             return (True, "service healthy") if ok else (
-                False, f'timeout: failed to connect service "{addr}" within {go_duration(timeout)}: '
+                False, f'timeout: failed to connect service "{addr}" within {go_duration_seconds(timeout)}: '
                        "context deadline exceeded")
         return await self.grpc.check(host, port, service, timeout)
 

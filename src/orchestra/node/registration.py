@@ -27,12 +27,11 @@ import attrs
 import trio
 
 from orchestra.api.errors import AlreadyExists, ApiError, Conflict, NotFound
-from orchestra.api.objects import now_rfc3339
 from orchestra.client.base import Client
+from orchestra.objects import Obj, now_rfc3339
 
 log = logging.getLogger("orchestra.node.registration")
 
-Obj = dict[str, Any]
 LEASE_NAMESPACE = "kube-node-lease"
 KUBELET_VERSION = "v1.32.0"
 MAX_PODS = 110

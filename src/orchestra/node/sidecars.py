@@ -12,12 +12,10 @@ Must not import: the client, podman, trio.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
 
 from orchestra.node.context import should_restart
+from orchestra.objects import Obj
 from orchestra.runtime.base import ContainerState, ContainerStatus
-
-Obj = dict[str, Any]
 
 
 def is_sidecar(container: Obj) -> bool:

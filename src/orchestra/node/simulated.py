@@ -27,12 +27,12 @@ from orchestra.controller.informer import Informer, SharedInformers
 from orchestra.node.agent import AgentConfig, AgentStatistics, ExtraEnv, NodeAgent
 from orchestra.node.registration import simulated_host
 from orchestra.node.sandbox import LABEL_NODE
+from orchestra.objects import Obj
 from orchestra.runtime.base import Runtime as RuntimeProtocol
 from orchestra.runtime.base import RuntimeEvent, RuntimeFailure
 
 log = logging.getLogger("orchestra.node.simulated")
 
-Obj = dict[str, Any]
 NAME_PREFIX = "sim-node-"
 START_CONCURRENCY = 50
 

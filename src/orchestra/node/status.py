@@ -12,14 +12,12 @@ Must not import: the client, trio, podman.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
 
 import attrs
 
+from orchestra.objects import Obj, format_time
 from orchestra.runtime.base import ContainerState, ContainerStatus
-
-Obj = dict[str, Any]
 
 
 @attrs.frozen
@@ -51,7 +49,7 @@ class ContainerView:
 
 
 def rfc3339(dt: datetime | None) -> str | None:
-    return None if dt is None else dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return None if dt is None else format_time(dt)
 
 
 def image_ref(image: str, image_id: str) -> str:

@@ -19,7 +19,6 @@ import os
 import shutil
 import stat
 from pathlib import Path
-from typing import Any
 
 import attrs
 import trio
@@ -33,9 +32,9 @@ from orchestra.node.env import (
     resource_value,
     secret_data,
 )
+from orchestra.objects import Obj
 from orchestra.runtime.base import Mount
 
-Obj = dict[str, Any]
 Files = dict[str, tuple[bytes, int]]  # relative path -> (content, mode)
 
 DEFAULT_MODE = 0o644

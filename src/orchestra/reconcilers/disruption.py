@@ -31,8 +31,7 @@ from typing import Any
 
 from orchestra.api import pdb as budgets
 from orchestra.api.errors import ApiError, Conflict, NotFound
-from orchestra.api.objects import deep_copy
-from orchestra.client.base import Client, Obj
+from orchestra.client.base import Client
 from orchestra.controller import (
     NORMAL,
     WARNING,
@@ -44,17 +43,20 @@ from orchestra.controller import (
     registry_of,
     split_key,
 )
-from orchestra.reconcilers.workloads.common import (
-    Clock,
+from orchestra.controller.clock import Clock, wall_clock
+from orchestra.objects import (
+    Obj,
     controller_ref,
-    fmt_time,
+    deep_copy,
+    format_time,
     is_pod_ready,
     meta,
+    namespace_of,
     parse_time,
     scaled_value,
+    set_status_condition,
     spec,
     status,
-    wall_clock,
 )
 
 STALE_POD_PREFIX = "pod:"  # keys of pods whose DisruptionTarget condition may be stale
@@ -106,7 +108,7 @@ class DisruptionController(Controller):
         for pod in (old, new):
             if pod is None:
                 continue
-            for pdb in self.pdbs.by_index("namespace", str(meta(pod).get("namespace") or "")):
+            for pdb in self.pdbs.by_index("namespace", namespace_of(pod)):
                 if budgets.selects(pdb, pod, empty_selects_all=True):
                     keys.add(object_key(pdb))
         if new is not None and self._stale_disruption_wait(new) is not None:
@@ -163,7 +165,7 @@ class DisruptionController(Controller):
         selector = budgets.selector_of(pdb, empty_selects_all=True)
         if selector is None:
             return []
-        return self.pods.list(str(meta(pdb).get("namespace") or ""), selector)
+        return self.pods.list(namespace_of(pdb), selector)
 
     async def _expected_pod_count(self, pdb: Obj, pods: list[Obj]) -> tuple[int, int, list[str]]:
         """(expectedPods, desiredHealthy, unmanaged pod names): kube's getExpectedPodCount."""
@@ -278,7 +280,7 @@ class DisruptionController(Controller):
             new_status["disruptedPods"] = disrupted
         new_status.update(disruptionsAllowed=allowed, currentHealthy=healthy, desiredHealthy=desired, expectedPods=expected)
         new_status["conditions"] = old.get("conditions") or []
-        budgets.update_disruption_allowed_condition(new_status, fmt_time(self.clock()))
+        budgets.update_disruption_allowed_condition(new_status, format_time(self.clock()))
         await self._update(key, pdb, new_status)
 
     async def _fail_safe(self, key: str, pdb: Obj, message: str) -> None:
@@ -289,7 +291,7 @@ class DisruptionController(Controller):
         if new_status.get("observedGeneration"):
             cond["observedGeneration"] = new_status["observedGeneration"]
         cond.update(reason=budgets.SYNC_FAILED, message=message)
-        budgets.set_status_condition(new_status, cond, fmt_time(self.clock()))
+        set_status_condition(new_status, cond, format_time(self.clock()))
         if new_status != status(pdb):
             await self._update(key, pdb, new_status)
 
@@ -322,7 +324,7 @@ class DisruptionController(Controller):
             return Result(requeue_after=wait)
         new = deep_copy(pod)
         new["status"]["conditions"] = [
-            {**c, "status": "False", "lastTransitionTime": fmt_time(self.clock())} if c.get("type") == "DisruptionTarget"
+            {**c, "status": "False", "lastTransitionTime": format_time(self.clock())} if c.get("type") == "DisruptionTarget"
             else c for c in status(pod).get("conditions") or []]
         try:
             await self.client.update_status(self.pods.rt, new)

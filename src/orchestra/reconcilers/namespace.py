@@ -22,19 +22,15 @@ from typing import Any
 import attrs
 
 from orchestra.api.errors import ApiError, Conflict, NotFound
-from orchestra.api.objects import deep_copy, now_rfc3339
 from orchestra.api.registry import ResourceType
-from orchestra.client.base import Client, Obj
+from orchestra.client.base import Client
 from orchestra.controller import Controller, RateLimiter, Result, TemporaryError, registry_of
+from orchestra.objects import Obj, deep_copy, is_terminating, now_rfc3339
 from orchestra.workqueue import ExponentialBackoff
 
 log = logging.getLogger("orchestra.reconcilers.namespace")
 
 FINALIZER = "kubernetes"
-
-
-def _deleting(obj: Obj | None) -> bool:
-    return bool(((obj or {}).get("metadata") or {}).get("deletionTimestamp"))
 
 
 class NamespaceController(Controller):
@@ -45,13 +41,13 @@ class NamespaceController(Controller):
         super().__init__(client, workers=workers, **kwargs)
         self.report_conditions = report_conditions
         self.namespaces = self.informer("Namespace")
-        self.enqueue_on(self.namespaces, lambda _t, _old, new: [new["metadata"]["name"]] if new and _deleting(new) else [])
+        self.enqueue_on(self.namespaces, lambda _t, _old, new: [new["metadata"]["name"]] if new and is_terminating(new) else [])
         self.kinds = [rt for rt in registry_of(client).types
                       if rt.namespaced and {"list", "delete"} <= set(rt.verbs)]
 
     async def reconcile(self, key: str) -> Result | None:
         ns = self.namespaces.get(None, key)
-        if ns is None or not _deleting(ns):
+        if ns is None or not is_terminating(ns):
             return None
         if FINALIZER not in ((ns.get("spec") or {}).get("finalizers") or []):
             return None  # finalized already; other finalizers belong to others

@@ -34,9 +34,9 @@ import attrs
 import trio
 
 from orchestra.api.errors import NotFound
-from orchestra.api.objects import deep_copy, now_rfc3339
-from orchestra.client.base import Client, Obj
+from orchestra.client.base import Client
 from orchestra.controller import NORMAL, Controller, Result
+from orchestra.objects import Obj, deep_copy, min_toleration_seconds, now_rfc3339, ready_condition
 
 log = logging.getLogger("orchestra.reconcilers.node_lifecycle")
 
@@ -72,40 +72,6 @@ class _Health:
     renewals: int = 0  # Lease renewals seen since this controller first saw the node
     renewals_at_mark: int = -1  # `renewals` when the controller marked the node Unknown
     taints_seen: dict[tuple[str, str], float] = attrs.field(factory=dict)  # NoExecute taint -> first seen
-
-
-def ready_condition(node: Obj) -> Obj | None:
-    for c in (node.get("status") or {}).get("conditions") or []:
-        if c.get("type") == "Ready":
-            return c  # type: ignore[no-any-return]
-    return None
-
-
-def tolerates(toleration: Obj, taint: Obj) -> bool:
-    """kube's Toleration.ToleratesTaint."""
-    effect = toleration.get("effect") or ""
-    if effect and effect != taint.get("effect"):
-        return False
-    key = toleration.get("key") or ""
-    if key and key != taint.get("key"):
-        return False
-    if (toleration.get("operator") or "Equal") == "Exists":
-        return True
-    return bool(key) and (toleration.get("value") or "") == (taint.get("value") or "")
-
-
-def min_toleration_seconds(tolerations: list[Obj], taints: list[Obj]) -> float | None:
-    """None if some taint is not tolerated; else the shortest tolerationSeconds (inf = forever)."""
-    shortest = math.inf
-    for taint in taints:
-        matching = [t for t in tolerations if tolerates(t, taint)]
-        if not matching:
-            return None
-        for t in matching:
-            secs = t.get("tolerationSeconds")
-            if secs is not None:
-                shortest = min(shortest, max(0.0, float(secs)))
-    return shortest
 
 
 class NodeLifecycleController(Controller):

@@ -1,7 +1,8 @@
 """Server-side `Table` output (`kubectl get`), cell for cell like kube-apiserver 1.32's printers.
 
 Owns: the column definitions and row printers of pkg/printers/internalversion for the kinds orchestra
-serves, kube's HumanDuration, and the Table / PartialObjectMetadata envelope (also for watch events).
+serves and the Table / PartialObjectMetadata envelope (also for watch events); ages use
+orchestra.objects.human_duration (kube's HumanDuration).
 The apiserver always prints with Wide=true: every row carries the priority-1 cells too.
 This package's public surface; the parts live in format (cells), columns, pods, workloads, core
 (the other kinds' printers), storage (PV, PVC, StorageClass) and envelope (Table, rows, watch events).
@@ -20,18 +21,16 @@ from orchestra.api.tables.core import format_endpoints, node_roles
 from orchestra.api.tables.envelope import table, table_row, table_row_event
 from orchestra.api.tables.format import (
     Cell,
-    Obj,
     format_label_selector,
     format_labels,
     format_service_ports,
-    human_duration,
     layout_containers,
-    parse_time,
     selector_string,
     since,
 )
 from orchestra.api.tables.pods import pod_status_reason
 from orchestra.api.tables.storage import access_modes
+from orchestra.objects import Obj
 
 __all__ = [
     "AGE_DESC",
@@ -47,10 +46,8 @@ __all__ = [
     "format_label_selector",
     "format_labels",
     "format_service_ports",
-    "human_duration",
     "layout_containers",
     "node_roles",
-    "parse_time",
     "pod_status_reason",
     "selector_string",
     "since",

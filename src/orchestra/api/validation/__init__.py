@@ -19,15 +19,15 @@ from typing import Any
 
 from orchestra.api.errors import Cause
 from orchestra.api.validation.config import (
-    _validate_configmap,
-    _validate_controller_revision,
-    _validate_event,
-    _validate_generic,
-    _validate_lease,
-    _validate_namespace,
-    _validate_node,
-    _validate_priority_class,
-    _validate_secret,
+    validate_configmap,
+    validate_controller_revision,
+    validate_event,
+    validate_generic,
+    validate_lease,
+    validate_namespace,
+    validate_node,
+    validate_priority_class,
+    validate_secret,
 )
 from orchestra.api.validation.cron import cron_error
 from orchestra.api.validation.field import (
@@ -42,7 +42,6 @@ from orchestra.api.validation.field import (
     TOO_LONG,
     GoRepr,
     NameFn,
-    Obj,
     duplicate,
     forbidden,
     go_label_selector,
@@ -55,7 +54,7 @@ from orchestra.api.validation.field import (
     required,
     too_long,
 )
-from orchestra.api.validation.jobs import _validate_cronjob, _validate_job
+from orchestra.api.validation.jobs import validate_cronjob, validate_job
 from orchestra.api.validation.meta import (
     selector_matches,
     validate_annotations,
@@ -90,60 +89,61 @@ from orchestra.api.validation.names import (
 )
 from orchestra.api.validation.pod import (
     POD_UPDATE_MSG,
-    _validate_pod,
+    validate_pod,
     validate_pod_spec,
     validate_pod_template,
 )
-from orchestra.api.validation.policy import _validate_pdb
+from orchestra.api.validation.policy import validate_pdb
 from orchestra.api.validation.service import (
     NODE_PORT_RANGE,
-    _validate_endpoints,
-    _validate_endpointslice,
-    _validate_service,
+    validate_endpoints,
+    validate_endpointslice,
+    validate_service,
 )
 from orchestra.api.validation.storage import (
     PVC_IMMUTABLE_MSG,
-    _validate_pv,
-    _validate_pvc,
-    _validate_storage_class,
+    validate_pv,
+    validate_pvc,
     validate_pvc_spec,
+    validate_storage_class,
 )
 from orchestra.api.validation.workloads import (
-    _validate_daemonset,
-    _validate_deployment,
-    _validate_replicaset,
-    _validate_statefulset,
+    validate_daemonset,
+    validate_deployment,
+    validate_replicaset,
+    validate_statefulset,
 )
+from orchestra.objects import Obj
 
 _BY_KIND: dict[str, Callable[[Obj, Obj | None], list[Cause]]] = {
-    "Pod": _validate_pod,
-    "Deployment": _validate_deployment,
-    "ReplicaSet": _validate_replicaset,
-    "DaemonSet": _validate_daemonset,
-    "StatefulSet": _validate_statefulset,
-    "Job": _validate_job,
-    "CronJob": _validate_cronjob,
-    "Service": _validate_service,
-    "ConfigMap": _validate_configmap,
-    "Secret": _validate_secret,
-    "Namespace": _validate_namespace,
-    "Node": _validate_node,
-    "Event": _validate_event,
-    "Lease": _validate_lease,
-    "PriorityClass": _validate_priority_class,
-    "ControllerRevision": _validate_controller_revision,
-    "PodDisruptionBudget": _validate_pdb,
-    "EndpointSlice": _validate_endpointslice,
-    "Endpoints": _validate_endpoints,
-    "PersistentVolumeClaim": _validate_pvc,
-    "PersistentVolume": _validate_pv,
-    "StorageClass": _validate_storage_class,
+    "Pod": validate_pod,
+    "Deployment": validate_deployment,
+    "ReplicaSet": validate_replicaset,
+    "DaemonSet": validate_daemonset,
+    "StatefulSet": validate_statefulset,
+    "Job": validate_job,
+    "CronJob": validate_cronjob,
+    "Service": validate_service,
+    "ConfigMap": validate_configmap,
+    "Secret": validate_secret,
+    "Namespace": validate_namespace,
+    "Node": validate_node,
+    "Event": validate_event,
+    "Lease": validate_lease,
+    "PriorityClass": validate_priority_class,
+    "ControllerRevision": validate_controller_revision,
+    "PodDisruptionBudget": validate_pdb,
+    "EndpointSlice": validate_endpointslice,
+    "Endpoints": validate_endpoints,
+    "PersistentVolumeClaim": validate_pvc,
+    "PersistentVolume": validate_pv,
+    "StorageClass": validate_storage_class,
 }
 
 
 def validate(kind: str, obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
     """Every semantic problem with `obj` (a defaulted object), in kube's order; [] when valid."""
-    check = _BY_KIND.get(kind, _validate_generic)
+    check = _BY_KIND.get(kind, validate_generic)
     causes = check(obj, old)
     if (old is not None and any(_is_selector_value_cause(c) for c in causes)
             and any(_is_selector_value_cause(c) for c in check(old, None))):

@@ -16,20 +16,10 @@ from __future__ import annotations
 from typing import Any
 
 from orchestra.api.errors import Cause
-from orchestra.api.validation.field import (
-    Obj,
-    _d,
-    _is_int,
-    _l,
-    _ld,
-    duplicate,
-    forbidden,
-    invalid,
-    not_supported,
-    required,
-)
+from orchestra.api.validation.field import duplicate, forbidden, invalid, is_int, not_supported, required
 from orchestra.api.validation.meta import validate_label_selector, validate_label_values
 from orchestra.api.validation.names import is_dns1123_label, is_dns1123_subdomain, is_qualified_name
+from orchestra.objects import Obj, as_dict, as_dicts, as_list
 
 _NOT_POSITIVE = "must be greater than zero"
 _WHEN_UNSATISFIABLE = ("DoNotSchedule", "ScheduleAnyway")
@@ -45,7 +35,7 @@ def _label_name(key: Any, path: str) -> list[Cause]:
 
 
 def _node_requirement(req: Obj, path: str, *, check_values: bool) -> list[Cause]:
-    op, values = req.get("operator", ""), _l(req.get("values"))
+    op, values = req.get("operator", ""), as_list(req.get("values"))
     errs: list[Cause] = []
     if op in ("In", "NotIn"):
         if not values:
@@ -69,7 +59,7 @@ def _node_requirement(req: Obj, path: str, *, check_values: bool) -> list[Cause]
 
 
 def _node_field_requirement(req: Obj, path: str) -> list[Cause]:
-    op, values = req.get("operator", ""), _l(req.get("values"))
+    op, values = req.get("operator", ""), as_list(req.get("values"))
     errs: list[Cause] = []
     if op in ("In", "NotIn"):
         if len(values) != 1:
@@ -93,16 +83,16 @@ def _node_field_requirement(req: Obj, path: str) -> list[Cause]:
 
 def _node_selector_term(term: Obj, path: str, *, check_values: bool) -> list[Cause]:
     errs: list[Cause] = []
-    for j, req in enumerate(_ld(term.get("matchExpressions"))):
+    for j, req in enumerate(as_dicts(term.get("matchExpressions"))):
         errs += _node_requirement(req, f"{path}.matchExpressions[{j}]", check_values=check_values)
-    for j, req in enumerate(_ld(term.get("matchFields"))):
+    for j, req in enumerate(as_dicts(term.get("matchFields"))):
         errs += _node_field_requirement(req, f"{path}.matchFields[{j}]")
     return errs
 
 
 def validate_node_selector(selector: Any, path: str) -> list[Cause]:
     """ValidateNodeSelector (a required node affinity, a PersistentVolume's nodeAffinity.required)."""
-    terms = _ld(_d(selector).get("nodeSelectorTerms"))
+    terms = as_dicts(as_dict(selector).get("nodeSelectorTerms"))
     if not terms:
         return [required(f"{path}.nodeSelectorTerms", "must have at least one node selector term")]
     errs: list[Cause] = []
@@ -113,7 +103,7 @@ def validate_node_selector(selector: Any, path: str) -> list[Cause]:
 
 def _weight(term: Obj, path: str) -> list[Cause]:
     weight = term.get("weight", 0)
-    if _is_int(weight) and 1 <= weight <= 100:
+    if is_int(weight) and 1 <= weight <= 100:
         return []
     return [invalid(path, weight, "must be in the range 1-100")]
 
@@ -124,11 +114,11 @@ def _node_affinity(affinity: Obj, path: str) -> list[Cause]:
     if required_terms is not None:
         p = f"{path}.requiredDuringSchedulingIgnoredDuringExecution"
         errs += validate_node_selector(required_terms, p)
-    for i, term in enumerate(_ld(affinity.get("preferredDuringSchedulingIgnoredDuringExecution"))):
+    for i, term in enumerate(as_dicts(affinity.get("preferredDuringSchedulingIgnoredDuringExecution"))):
         p = f"{path}.preferredDuringSchedulingIgnoredDuringExecution[{i}]"
         # preferred terms may name any label value: they can still succeed on a single-node cluster
         errs += _weight(term, f"{p}.weight")
-        errs += _node_selector_term(_d(term.get("preference")), f"{p}.preference", check_values=False)
+        errs += _node_selector_term(as_dict(term.get("preference")), f"{p}.preference", check_values=False)
     return errs
 
 
@@ -146,14 +136,14 @@ def _label_keys(keys: list[Any], selector: Any, path: str) -> list[Cause]:
 def _match_label_keys(term: Obj, path: str) -> list[Cause]:
     """validateMatchLabelKeysAndMismatchLabelKeys, on the term as written (kube checks a pod's term
     after merging its labels in; a template's term is checked as written, like here)."""
-    match, mismatch = _l(term.get("matchLabelKeys")), _l(term.get("mismatchLabelKeys"))
+    match, mismatch = as_list(term.get("matchLabelKeys")), as_list(term.get("mismatchLabelKeys"))
     selector = term.get("labelSelector")
     errs = _label_keys(match, selector, f"{path}.matchLabelKeys")
     errs += _label_keys(mismatch, selector, f"{path}.mismatchLabelKeys")
     if selector is not None:
         positions = {key: i for i, key in enumerate(match)}
-        seen: set[Any] = set(_d(_d(selector).get("matchLabels")))
-        for expr in _ld(_d(selector).get("matchExpressions")):
+        seen: set[Any] = set(as_dict(as_dict(selector).get("matchLabels")))
+        for expr in as_dicts(as_dict(selector).get("matchExpressions")):
             key = expr.get("key")
             if key in positions and key in seen:
                 errs.append(
@@ -175,7 +165,7 @@ def _pod_affinity_term(term: Obj, path: str) -> list[Cause]:
     for key in ("labelSelector", "namespaceSelector"):
         if term.get(key) is not None:
             errs += validate_label_selector(term[key], f"{path}.{key}")
-    for name in _l(term.get("namespaces")):
+    for name in as_list(term.get("namespaces")):
         errs += [invalid(f"{path}.namespace", name, m) for m in is_dns1123_label(str(name))]
     errs += _match_label_keys(term, path)
     topology_key = term.get("topologyKey") or ""
@@ -187,24 +177,24 @@ def _pod_affinity_term(term: Obj, path: str) -> list[Cause]:
 def _pod_affinity(affinity: Obj, path: str) -> list[Cause]:
     errs: list[Cause] = []
     p = f"{path}.requiredDuringSchedulingIgnoredDuringExecution"
-    for i, term in enumerate(_ld(affinity.get("requiredDuringSchedulingIgnoredDuringExecution"))):
+    for i, term in enumerate(as_dicts(affinity.get("requiredDuringSchedulingIgnoredDuringExecution"))):
         errs += _pod_affinity_term(term, f"{p}[{i}]")
     p = f"{path}.preferredDuringSchedulingIgnoredDuringExecution"
-    for j, weighted in enumerate(_ld(affinity.get("preferredDuringSchedulingIgnoredDuringExecution"))):
+    for j, weighted in enumerate(as_dicts(affinity.get("preferredDuringSchedulingIgnoredDuringExecution"))):
         errs += _weight(weighted, f"{p}[{j}].weight")
-        errs += _pod_affinity_term(_d(weighted.get("podAffinityTerm")), f"{p}[{j}].podAffinityTerm")
+        errs += _pod_affinity_term(as_dict(weighted.get("podAffinityTerm")), f"{p}[{j}].podAffinityTerm")
     return errs
 
 
 def validate_affinity(affinity: Any, path: str) -> list[Cause]:
     """validateAffinity: nodeAffinity, podAffinity, podAntiAffinity."""
-    affinity = _d(affinity)
+    affinity = as_dict(affinity)
     errs: list[Cause] = []
     if affinity.get("nodeAffinity") is not None:
-        errs += _node_affinity(_d(affinity["nodeAffinity"]), f"{path}.nodeAffinity")
+        errs += _node_affinity(as_dict(affinity["nodeAffinity"]), f"{path}.nodeAffinity")
     for key in ("podAffinity", "podAntiAffinity"):
         if affinity.get(key) is not None:
-            errs += _pod_affinity(_d(affinity[key]), f"{path}.{key}")
+            errs += _pod_affinity(as_dict(affinity[key]), f"{path}.{key}")
     return errs
 
 
@@ -212,7 +202,7 @@ def validate_affinity(affinity: Any, path: str) -> list[Cause]:
 
 
 def _positive(value: Any, path: str) -> list[Cause]:
-    return [] if _is_int(value) and value > 0 else [invalid(path, value, _NOT_POSITIVE)]
+    return [] if is_int(value) and value > 0 else [invalid(path, value, _NOT_POSITIVE)]
 
 
 def _spread_constraint(c: Obj, rest: list[Obj], path: str) -> list[Cause]:
@@ -245,7 +235,7 @@ def _spread_constraint(c: Obj, rest: list[Obj], path: str) -> list[Cause]:
 
 
 def _spread_label_keys(c: Obj, path: str) -> list[Cause]:
-    keys = _l(c.get("matchLabelKeys"))
+    keys = as_list(c.get("matchLabelKeys"))
     if not keys:
         return []
     selector = c.get("labelSelector")
@@ -254,8 +244,8 @@ def _spread_label_keys(c: Obj, path: str) -> list[Cause]:
         errs.append(
             forbidden(f"{path}.matchLabelKeys", "must not be specified when labelSelector is not set")
         )
-    in_selector: set[Any] = set(_d(_d(selector).get("matchLabels")))
-    in_selector |= {e.get("key") for e in _ld(_d(selector).get("matchExpressions"))}
+    in_selector: set[Any] = set(as_dict(as_dict(selector).get("matchLabels")))
+    in_selector |= {e.get("key") for e in as_dicts(as_dict(selector).get("matchExpressions"))}
     for i, key in enumerate(keys):
         errs += _label_name(key, f"{path}.matchLabelKeys[{i}]")
         if key in in_selector:
@@ -266,7 +256,7 @@ def _spread_label_keys(c: Obj, path: str) -> list[Cause]:
 
 
 def validate_topology_spread_constraints(constraints: Any, path: str) -> list[Cause]:
-    items = _ld(constraints)
+    items = as_dicts(constraints)
     errs: list[Cause] = []
     for i, c in enumerate(items):
         errs += _spread_constraint(c, items[i + 1 :], f"{path}[{i}]")

@@ -10,27 +10,19 @@ from __future__ import annotations
 from typing import Any
 
 from orchestra.api.errors import Cause
-from orchestra.api.validation.container import (
-    _TAINT_EFFECTS,
-)
+from orchestra.api.validation.container import _TAINT_EFFECTS
 from orchestra.api.validation.field import (
     IMMUTABLE,
-    Obj,
-    _d,
-    _enum,
-    _is_int,
-    _l,
-    _ld,
-    _nonneg,
     forbidden,
     invalid,
+    is_int,
+    non_negative,
     not_supported,
     required,
+    required_one_of,
     too_long,
 )
-from orchestra.api.validation.meta import (
-    validate_object_meta,
-)
+from orchestra.api.validation.meta import validate_object_meta
 from orchestra.api.validation.names import (
     is_config_map_key,
     is_dns1123_label,
@@ -38,11 +30,12 @@ from orchestra.api.validation.names import (
     is_qualified_name,
     is_valid_label_value,
 )
+from orchestra.objects import Obj, as_dict, as_dicts, as_list
 
 
 def _validate_data_keys(data: Any, path: str) -> list[Cause]:
     errs: list[Cause] = []
-    for key in sorted(_d(data)):
+    for key in sorted(as_dict(data)):
         errs += [invalid(f"{path}[{key}]", key, m) for m in is_config_map_key(key)]
     return errs
 
@@ -59,15 +52,15 @@ def _immutable_data(obj: Obj, old: Obj | None, keys: tuple[str, ...]) -> list[Ca
     return errs
 
 
-def _validate_configmap(obj: Obj, old: Obj | None) -> list[Cause]:
+def validate_configmap(obj: Obj, old: Obj | None) -> list[Cause]:
     errs = validate_object_meta(obj.get("metadata"), is_dns1123_subdomain)
     errs += _validate_data_keys(obj.get("data"), "data")
-    for key in sorted(_d(obj.get("data"))):
-        if key in _d(obj.get("binaryData")):
+    for key in sorted(as_dict(obj.get("data"))):
+        if key in as_dict(obj.get("binaryData")):
             errs.append(invalid(f"data[{key}]", key, "duplicate of key present in binaryData"))
     errs += _validate_data_keys(obj.get("binaryData"), "binaryData")
-    size = sum(len(str(v)) for v in _d(obj.get("data")).values()) + sum(
-        len(str(v)) * 3 // 4 for v in _d(obj.get("binaryData")).values()
+    size = sum(len(str(v)) for v in as_dict(obj.get("data")).values()) + sum(
+        len(str(v)) * 3 // 4 for v in as_dict(obj.get("binaryData")).values()
     )
     if size > 1024 * 1024:
         errs.append(too_long("", 1024 * 1024))
@@ -82,9 +75,9 @@ _SECRET_REQUIRED_KEYS = {
 }
 
 
-def _validate_secret(obj: Obj, old: Obj | None) -> list[Cause]:
+def validate_secret(obj: Obj, old: Obj | None) -> list[Cause]:
     errs = validate_object_meta(obj.get("metadata"), is_dns1123_subdomain)
-    data = _d(obj.get("data"))
+    data = as_dict(obj.get("data"))
     errs += _validate_data_keys(data, "data")
     for key in _SECRET_REQUIRED_KEYS.get(str(obj.get("type")), ()):
         if key not in data:
@@ -97,9 +90,9 @@ def _validate_secret(obj: Obj, old: Obj | None) -> list[Cause]:
     return errs + _immutable_data(obj, old, ("data",))
 
 
-def _validate_namespace(obj: Obj, old: Obj | None) -> list[Cause]:
+def validate_namespace(obj: Obj, old: Obj | None) -> list[Cause]:
     errs = validate_object_meta(obj.get("metadata"), is_dns1123_label)
-    for i, fin in enumerate(_l(_d(obj.get("spec")).get("finalizers"))):
+    for i, fin in enumerate(as_list(as_dict(obj.get("spec")).get("finalizers"))):
         fin = str(fin)
         errs += [invalid(f"spec.finalizers[{i}]", fin, m) for m in is_qualified_name(fin)]
         if "/" not in fin and fin != "kubernetes":
@@ -113,9 +106,9 @@ def _validate_namespace(obj: Obj, old: Obj | None) -> list[Cause]:
     return errs
 
 
-def _validate_node(obj: Obj, old: Obj | None) -> list[Cause]:
+def validate_node(obj: Obj, old: Obj | None) -> list[Cause]:
     errs = validate_object_meta(obj.get("metadata"), is_dns1123_subdomain)
-    for i, taint in enumerate(_ld(_d(obj.get("spec")).get("taints"))):
+    for i, taint in enumerate(as_dicts(as_dict(obj.get("spec")).get("taints"))):
         p = f"spec.taints[{i}]"
         key = taint.get("key") or ""
         errs += [invalid(f"{p}.key", key, m) for m in is_qualified_name(key)]
@@ -123,14 +116,14 @@ def _validate_node(obj: Obj, old: Obj | None) -> list[Cause]:
             errs += [
                 invalid(f"{p}.value", taint["value"], m) for m in is_valid_label_value(str(taint["value"]))
             ]
-        errs += _enum(taint.get("effect"), f"{p}.effect", _TAINT_EFFECTS)
+        errs += required_one_of(taint.get("effect"), f"{p}.effect", _TAINT_EFFECTS)
     return errs
 
 
-def _validate_event(obj: Obj, old: Obj | None) -> list[Cause]:
+def validate_event(obj: Obj, old: Obj | None) -> list[Cause]:
     errs = validate_object_meta(obj.get("metadata"), is_dns1123_subdomain)
-    involved = _d(obj.get("involvedObject"))
-    namespace = _d(obj.get("metadata")).get("namespace") or ""
+    involved = as_dict(obj.get("involvedObject"))
+    namespace = as_dict(obj.get("metadata")).get("namespace") or ""
     if involved.get("namespace") and namespace and involved["namespace"] != namespace:
         errs.append(
             invalid("involvedObject.namespace", involved["namespace"], "does not match event.namespace")
@@ -140,13 +133,13 @@ def _validate_event(obj: Obj, old: Obj | None) -> list[Cause]:
     return errs
 
 
-def _validate_lease(obj: Obj, old: Obj | None) -> list[Cause]:
+def validate_lease(obj: Obj, old: Obj | None) -> list[Cause]:
     errs = validate_object_meta(obj.get("metadata"), is_dns1123_subdomain)
-    spec = _d(obj.get("spec"))
+    spec = as_dict(obj.get("spec"))
     duration = spec.get("leaseDurationSeconds")
-    if _is_int(duration) and duration <= 0:
+    if is_int(duration) and duration <= 0:
         errs.append(invalid("spec.leaseDurationSeconds", duration, "must be greater than 0"))
-    errs += _nonneg(spec.get("leaseTransitions"), "spec.leaseTransitions")
+    errs += non_negative(spec.get("leaseTransitions"), "spec.leaseTransitions")
     return errs
 
 
@@ -155,9 +148,9 @@ HIGHEST_USER_PRIORITY = 1_000_000_000
 _PREEMPTION_POLICIES = ("Never", "PreemptLowerPriority")
 
 
-def _validate_priority_class(obj: Obj, old: Obj | None) -> list[Cause]:
+def validate_priority_class(obj: Obj, old: Obj | None) -> list[Cause]:
     """ValidatePriorityClass / ValidatePriorityClassUpdate."""
-    name = str(_d(obj.get("metadata")).get("name") or "")
+    name = str(as_dict(obj.get("metadata")).get("name") or "")
     errs = validate_object_meta(obj.get("metadata"), is_dns1123_subdomain)
     value = obj.get("value")
     if name.startswith("system-"):
@@ -173,11 +166,11 @@ def _validate_priority_class(obj: Obj, old: Obj | None) -> list[Cause]:
         if reason:
             errs.append(forbidden("metadata.name", "priority class names with 'system-' prefix are reserved for "
                                   f"system use only. error: {reason}"))
-    elif _is_int(value) and value > HIGHEST_USER_PRIORITY:
+    elif is_int(value) and value > HIGHEST_USER_PRIORITY:
         errs.append(forbidden("value", f"maximum allowed value of a user defined priority is {HIGHEST_USER_PRIORITY}"))
     policy = obj.get("preemptionPolicy")
     if policy is not None:
-        errs += _enum(policy, "preemptionPolicy", _PREEMPTION_POLICIES)
+        errs += required_one_of(policy, "preemptionPolicy", _PREEMPTION_POLICIES)
     if old is not None:
         if value != old.get("value"):
             errs.append(forbidden("value", "may not be changed in an update."))
@@ -187,16 +180,16 @@ def _validate_priority_class(obj: Obj, old: Obj | None) -> list[Cause]:
     return errs
 
 
-def _validate_controller_revision(obj: Obj, old: Obj | None) -> list[Cause]:
+def validate_controller_revision(obj: Obj, old: Obj | None) -> list[Cause]:
     """ValidateControllerRevision / ValidateControllerRevisionUpdate."""
     errs = validate_object_meta(obj.get("metadata"), is_dns1123_subdomain)
     if obj.get("data") is None:
         errs.append(required("data", "data is mandatory"))
-    errs += _nonneg(obj.get("revision"), "revision")
+    errs += non_negative(obj.get("revision"), "revision")
     if old is not None and obj.get("data") != old.get("data"):
         errs.append(Cause(IMMUTABLE, "Invalid value: \"object\": field is immutable", "data"))
     return errs
 
 
-def _validate_generic(obj: Obj, old: Obj | None) -> list[Cause]:
+def validate_generic(obj: Obj, old: Obj | None) -> list[Cause]:
     return validate_object_meta(obj.get("metadata"), is_dns1123_subdomain)

@@ -1,7 +1,7 @@
 """Containers: images, ports, env, volume mounts, probes and lifecycle handlers, resource requests and
 limits; plus the pod-spec enums (protocols, policies, taint effects) other kinds reuse.
 
-Owns: _validate_container and the checks it is made of.
+Owns: validate_container and the checks it is made of.
 Must not import: pod.py or any per-kind module (they import this one).
 """
 
@@ -10,30 +10,27 @@ from __future__ import annotations
 from typing import Any
 
 from orchestra.api.errors import Cause
-from orchestra.api.quantity import Quantity, QuantityError
 from orchestra.api.validation.downward import validate_env_value_from
 from orchestra.api.validation.field import (
     NEGATIVE,
-    Obj,
-    _d,
-    _enum,
-    _is_int,
-    _l,
-    _ld,
-    _nonneg,
     duplicate,
     forbidden,
     invalid,
+    is_int,
+    non_negative,
     not_found,
     not_supported,
     required,
+    required_one_of,
 )
 from orchestra.api.validation.names import (
-    _port_num,
-    _port_num_or_name,
     is_dns1123_label,
     is_valid_port_name,
+    port_number,
+    port_number_or_name,
 )
+from orchestra.objects import Obj, as_dict, as_dicts, as_list
+from orchestra.objects.quantity import Quantity, QuantityError
 
 # --- pod spec ----------------------------------------------------------------------------------------
 
@@ -65,19 +62,19 @@ def _validate_handler(handler: Obj, path: str, kinds: tuple[str, ...]) -> list[C
             errs.append(forbidden(f"{path}.{kind}", "may not specify more than 1 handler type"))
             continue
         count += 1
-        action, p = _d(action), f"{path}.{kind}"
-        if kind == "exec" and not _l(action.get("command")):
+        action, p = as_dict(action), f"{path}.{kind}"
+        if kind == "exec" and not as_list(action.get("command")):
             errs.append(required(f"{p}.command", ""))
         elif kind == "httpGet":
             if not action.get("path"):
                 errs.append(required(f"{p}.path", ""))
-            errs += _port_num_or_name(action.get("port", 0), f"{p}.port")
+            errs += port_number_or_name(action.get("port", 0), f"{p}.port")
             if action.get("scheme") not in ("HTTP", "HTTPS"):
                 errs.append(not_supported(f"{p}.scheme", action.get("scheme", ""), ("HTTP", "HTTPS")))
         elif kind == "tcpSocket":
-            errs += _port_num_or_name(action.get("port", 0), f"{p}.port")
+            errs += port_number_or_name(action.get("port", 0), f"{p}.port")
         elif kind == "grpc":
-            errs += _port_num(action.get("port", 0), f"{p}.port")
+            errs += port_number(action.get("port", 0), f"{p}.port")
     if count == 0:
         errs.append(required(path, "must specify a handler type"))
     return errs
@@ -92,14 +89,14 @@ def _validate_probe(probe: Obj, path: str) -> list[Cause]:
         "successThreshold",
         "failureThreshold",
     ):
-        errs += _nonneg(probe.get(key, 0), f"{path}.{key}")
+        errs += non_negative(probe.get(key, 0), f"{path}.{key}")
     grace = probe.get("terminationGracePeriodSeconds")
-    if _is_int(grace) and grace <= 0:
+    if is_int(grace) and grace <= 0:
         errs.append(invalid(f"{path}.terminationGracePeriodSeconds", grace, "must be greater than 0"))
     return errs
 
 
-def _quantity(value: Any, path: str, errs: list[Cause]) -> Quantity | None:
+def _parse_or_report(value: Any, path: str, errs: list[Cause]) -> Quantity | None:
     try:
         return Quantity.parse(value)
     except QuantityError as exc:
@@ -119,8 +116,8 @@ def _overcommit_allowed(name: str) -> bool:
 
 def _quantity_value(name: str, raw: Any, path: str, errs: list[Cause]) -> Quantity | None:
     """ValidateResourceQuantityValue: not negative, and whole for integer (extended) resources.
-    No upper bound: kube-apiserver accepts `cpu: 1e20` (see orchestra.api.quantity)."""
-    q = _quantity(raw, path, errs)
+    No upper bound: kube-apiserver accepts `cpu: 1e20` (see orchestra.objects.quantity)."""
+    q = _parse_or_report(raw, path, errs)
     if q is None:
         return None
     if q.value < 0:
@@ -138,14 +135,14 @@ def _resource_name(name: str, path: str) -> list[Cause]:
 
 def validate_resource_requirements(res: Any, path: str) -> list[Cause]:
     """kube's validateResourceRequirements for a container's resources (and a pod's overhead)."""
-    res = _d(res)
+    res = as_dict(res)
     errs: list[Cause] = []
     limits: dict[str, Quantity | None] = {}
-    for name, raw in sorted(_d(res.get("limits")).items()):
+    for name, raw in sorted(as_dict(res.get("limits")).items()):
         p = f"{path}.limits[{name}]"
         errs += _resource_name(name, p)
         limits[name] = _quantity_value(name, raw, p, errs)
-    for name, raw in sorted(_d(res.get("requests")).items()):
+    for name, raw in sorted(as_dict(res.get("requests")).items()):
         p = f"{path}.requests[{name}]"
         errs += _resource_name(name, p)
         q = _quantity_value(name, raw, p, errs)
@@ -165,7 +162,7 @@ def validate_resource_requirements(res: Any, path: str) -> list[Cause]:
 
 def _validate_env(env: Any, path: str) -> list[Cause]:
     errs: list[Cause] = []
-    for i, var in enumerate(_ld(env)):
+    for i, var in enumerate(as_dicts(env)):
         p = f"{path}[{i}]"
         name = var.get("name") or ""
         if not name:
@@ -185,7 +182,7 @@ def _validate_env(env: Any, path: str) -> list[Cause]:
 def _validate_container_ports(ports: Any, path: str) -> list[Cause]:
     errs: list[Cause] = []
     names: set[str] = set()
-    for i, port in enumerate(_ld(ports)):
+    for i, port in enumerate(as_dicts(ports)):
         p = f"{path}[{i}]"
         name = port.get("name") or ""
         if name:
@@ -198,18 +195,18 @@ def _validate_container_ports(ports: Any, path: str) -> list[Cause]:
                 names.add(name)
         cp = port.get("containerPort", 0)
         errs += (
-            [required(f"{p}.containerPort", "")] if cp in (0, None) else _port_num(cp, f"{p}.containerPort")
+            [required(f"{p}.containerPort", "")] if cp in (0, None) else port_number(cp, f"{p}.containerPort")
         )
         if port.get("hostPort") not in (0, None):
-            errs += _port_num(port.get("hostPort"), f"{p}.hostPort")
-        errs += _enum(port.get("protocol"), f"{p}.protocol", _PROTOCOLS)
+            errs += port_number(port.get("hostPort"), f"{p}.hostPort")
+        errs += required_one_of(port.get("protocol"), f"{p}.protocol", _PROTOCOLS)
     return errs
 
 
 def _validate_volume_mounts(mounts: Any, volumes: set[str], path: str) -> list[Cause]:
     errs: list[Cause] = []
     seen: set[str] = set()
-    for i, m in enumerate(_ld(mounts)):
+    for i, m in enumerate(as_dicts(mounts)):
         p = f"{path}[{i}]"
         name, mount_path = m.get("name") or "", m.get("mountPath") or ""
         if not name:
@@ -224,7 +221,7 @@ def _validate_volume_mounts(mounts: Any, volumes: set[str], path: str) -> list[C
     return errs
 
 
-def _validate_container(c: Obj, path: str, volumes: set[str], *, init: bool) -> list[Cause]:
+def validate_container(c: Obj, path: str, volumes: set[str], *, init: bool) -> list[Cause]:
     errs: list[Cause] = []
     name = c.get("name") or ""
     if not name:
@@ -239,10 +236,10 @@ def _validate_container(c: Obj, path: str, volumes: set[str], *, init: bool) -> 
     errs += _validate_container_ports(c.get("ports"), f"{path}.ports")
     errs += _validate_env(c.get("env"), f"{path}.env")
     errs += _validate_volume_mounts(c.get("volumeMounts"), volumes, f"{path}.volumeMounts")
-    errs += _enum(
+    errs += required_one_of(
         c.get("terminationMessagePolicy"), f"{path}.terminationMessagePolicy", _TERMINATION_MESSAGE_POLICIES
     )
-    errs += _enum(c.get("imagePullPolicy"), f"{path}.imagePullPolicy", _PULL_POLICIES)
+    errs += required_one_of(c.get("imagePullPolicy"), f"{path}.imagePullPolicy", _PULL_POLICIES)
     errs += validate_resource_requirements(c.get("resources"), f"{path}.resources")
     sidecar = init and c.get("restartPolicy") == "Always"
     if c.get("restartPolicy") is not None and not init:
@@ -259,19 +256,17 @@ def _validate_container(c: Obj, path: str, volumes: set[str], *, init: bool) -> 
                 )
             )
             continue
-        errs += _validate_probe(_d(c[probe]), f"{path}.{probe}")
-        if probe != "readinessProbe" and _d(c[probe]).get("successThreshold", 1) != 1:
-            errs.append(
-                invalid(f"{path}.{probe}.successThreshold", _d(c[probe]).get("successThreshold"), "must be 1")
-            )
-    lifecycle = _d(c.get("lifecycle"))
+        errs += _validate_probe(as_dict(c[probe]), f"{path}.{probe}")
+        if probe != "readinessProbe" and as_dict(c[probe]).get("successThreshold", 1) != 1:
+            threshold = as_dict(c[probe]).get("successThreshold")
+            errs.append(invalid(f"{path}.{probe}.successThreshold", threshold, "must be 1"))
+    lifecycle = as_dict(c.get("lifecycle"))
     if c.get("lifecycle") is not None and init and not sidecar:
         errs.append(forbidden(f"{path}.lifecycle",
                               "may not be set for init containers without restartPolicy=Always"))
         lifecycle = {}
     for hook in ("postStart", "preStop"):
         if lifecycle.get(hook) is not None:
-            errs += _validate_handler(
-                _d(lifecycle[hook]), f"{path}.lifecycle.{hook}", ("exec", "httpGet", "tcpSocket", "sleep")
-            )
+            errs += _validate_handler(as_dict(lifecycle[hook]), f"{path}.lifecycle.{hook}",
+                                      ("exec", "httpGet", "tcpSocket", "sleep"))
     return errs

@@ -1,6 +1,6 @@
 """Cron schedules and time zones, as robfig/cron/v3's ParseStandard and CronJob validation see them.
 
-Owns: cron_error (the parser's error text, "" when valid) and _valid_time_zone.
+Owns: cron_error (the parser's error text, "" when valid) and valid_time_zone.
 Must not import: anything in orchestra.api.validation (it is pure parsing).
 """
 
@@ -10,7 +10,7 @@ import re
 import zoneinfo
 
 
-def _valid_time_zone(tz: str) -> bool:
+def valid_time_zone(tz: str) -> bool:
     if tz in ("", "Local") or tz.startswith((".", "/")) or ".." in tz:
         return False
     try:
@@ -92,7 +92,7 @@ def cron_error(spec: str) -> str:
     if spec.startswith(("TZ=", "CRON_TZ=")):
         head, _, rest = spec.partition(" ")
         tz = head.split("=", 1)[1]
-        if not _valid_time_zone(tz) and tz != "Local":
+        if not valid_time_zone(tz) and tz != "Local":
             return f"provided bad location {tz}: unknown time zone {tz}"
         spec = rest.strip()
     if spec.startswith("@"):

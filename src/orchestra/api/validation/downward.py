@@ -13,17 +13,10 @@ from __future__ import annotations
 from typing import Any
 
 from orchestra.api.errors import Cause
-from orchestra.api.quantity import Quantity, QuantityError
-from orchestra.api.validation.field import (
-    Obj,
-    _d,
-    _is_int,
-    _ld,
-    invalid,
-    not_supported,
-    required,
-)
+from orchestra.api.validation.field import invalid, is_int, not_supported, required
 from orchestra.api.validation.names import is_config_map_key, is_dns1123_subdomain, is_qualified_name
+from orchestra.objects import Obj, as_dict, as_dicts
+from orchestra.objects.quantity import Quantity, QuantityError
 
 ENV_FIELD_PATHS = (
     "metadata.name",
@@ -166,14 +159,14 @@ def validate_env_value_from(var: Obj, path: str) -> list[Cause]:
     source = var.get("valueFrom")
     if source is None:
         return []
-    source = _d(source)
+    source = as_dict(source)
     errs: list[Cause] = []
     count = 0
     for key in ("fieldRef", "resourceFieldRef", "configMapKeyRef", "secretKeyRef"):
         if source.get(key) is None:
             continue
         count += 1
-        ref, p = _d(source[key]), f"{path}.{key}"
+        ref, p = as_dict(source[key]), f"{path}.{key}"
         if key == "fieldRef":
             errs += _field_ref(ref, ENV_FIELD_PATHS, p)
         elif key == "resourceFieldRef":
@@ -211,21 +204,22 @@ def _volume_file(item: Obj, path: str) -> list[Cause]:
     errs = [required(f"{path}.path", "")] if not target else []
     errs += _local_path(target, f"{path}.path")
     if item.get("fieldRef") is not None:
-        errs += _field_ref(_d(item["fieldRef"]), VOLUME_FIELD_PATHS, f"{path}.fieldRef")
+        errs += _field_ref(as_dict(item["fieldRef"]), VOLUME_FIELD_PATHS, f"{path}.fieldRef")
         if item.get("resourceFieldRef") is not None:
             errs.append(
                 invalid(path, "resource", "fieldRef and resourceFieldRef can not be specified simultaneously")
             )
     elif item.get("resourceFieldRef") is not None:
-        errs += _resource_field_ref(_d(item["resourceFieldRef"]), f"{path}.resourceFieldRef", volume=True)
+        ref = as_dict(item["resourceFieldRef"])
+        errs += _resource_field_ref(ref, f"{path}.resourceFieldRef", volume=True)
     else:
         errs.append(required(path, "one of fieldRef and resourceFieldRef is required"))
     mode = item.get("mode")
-    if _is_int(mode) and not 0 <= mode <= 0o777:
+    if is_int(mode) and not 0 <= mode <= 0o777:
         errs.append(invalid(f"{path}.mode", mode, _FILE_MODE_MSG))
     return errs
 
 
 def validate_downward_api_items(items: Any, path: str) -> list[Cause]:
     """Every item of a downwardAPI volume (or projected downwardAPI source) at `path`."""
-    return [c for item in _ld(items) for c in _volume_file(item, path)]
+    return [c for item in as_dicts(items) for c in _volume_file(item, path)]

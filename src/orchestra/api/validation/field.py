@@ -1,7 +1,8 @@
 """field.Error, as kube renders it: the cause constructors (`Required value`, `Invalid value: "x": ...`),
 Go's %q / %#v value printing, the error-type constants, and the shape guards every validator uses.
 
-Owns: Cause construction and the package-private helpers `_d`/`_l`/`_ld`/`_is_int`/`_nonneg`/`_enum`.
+Owns: Cause construction and the checks every validator uses: `is_int`, `non_negative`,
+`required_one_of` (the JSON shape guards `as_dict`/`as_list`/`as_dicts` are orchestra.objects').
 Must not import: the rest of orchestra.api.validation (every other module there imports this one).
 """
 
@@ -13,7 +14,6 @@ from typing import Any, TypeGuard
 
 from orchestra.api.errors import Cause
 
-Obj = dict[str, Any]
 NameFn = Callable[[str], list[str]]
 
 REQUIRED, INVALID = "FieldValueRequired", "FieldValueInvalid"
@@ -119,27 +119,15 @@ def too_long(path: str, limit: int) -> Cause:
     return Cause(TOO_LONG, f"Too long: must have at most {limit} bytes", path)
 
 
-def _is_int(v: Any) -> TypeGuard[int]:
+def is_int(v: Any) -> TypeGuard[int]:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _nonneg(value: Any, path: str) -> list[Cause]:
-    return [invalid(path, value, NEGATIVE)] if _is_int(value) and value < 0 else []
+def non_negative(value: Any, path: str) -> list[Cause]:
+    return [invalid(path, value, NEGATIVE)] if is_int(value) and value < 0 else []
 
 
-def _d(value: Any) -> Obj:
-    return value if isinstance(value, dict) else {}
-
-
-def _l(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _ld(value: Any) -> list[Obj]:
-    return [_d(v) for v in _l(value)]
-
-
-def _enum(value: Any, path: str, valid: tuple[str, ...]) -> list[Cause]:
+def required_one_of(value: Any, path: str, valid: tuple[str, ...]) -> list[Cause]:
     if value in (None, ""):
         return [required(path, "")]
     return [] if value in valid else [not_supported(path, value, valid)]

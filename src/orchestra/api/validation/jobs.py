@@ -8,36 +8,28 @@ Must not import: the service or config validators, or the dispatch in __init__.
 from __future__ import annotations
 
 from orchestra.api.errors import Cause
-from orchestra.api.validation.cron import (
-    _valid_time_zone,
-    cron_error,
-)
+from orchestra.api.validation.cron import cron_error, valid_time_zone
 from orchestra.api.validation.field import (
     IMMUTABLE,
     GoRepr,
-    Obj,
-    _d,
-    _enum,
-    _nonneg,
     go_label_selector,
     go_string_map,
     invalid,
+    non_negative,
     not_supported,
     required,
+    required_one_of,
 )
 from orchestra.api.validation.meta import (
-    _selector_empty,
+    selector_empty,
     selector_matches,
     validate_label_selector,
     validate_labels,
     validate_object_meta,
 )
-from orchestra.api.validation.names import (
-    is_dns1123_subdomain,
-)
-from orchestra.api.validation.pod import (
-    validate_pod_template,
-)
+from orchestra.api.validation.names import is_dns1123_subdomain
+from orchestra.api.validation.pod import validate_pod_template
+from orchestra.objects import Obj, as_dict
 
 
 def _validate_job_spec(spec: Obj, path: str, *, template_in_job: bool) -> list[Cause]:
@@ -49,18 +41,18 @@ def _validate_job_spec(spec: Obj, path: str, *, template_in_job: bool) -> list[C
         "backoffLimit",
         "ttlSecondsAfterFinished",
     ):
-        errs += _nonneg(spec.get(key), f"{path}.{key}")
+        errs += non_negative(spec.get(key), f"{path}.{key}")
     mode = spec.get("completionMode")
     if mode is not None and mode not in ("NonIndexed", "Indexed"):
         errs.append(not_supported(f"{path}.completionMode", mode, ("NonIndexed", "Indexed")))
     if mode == "Indexed" and spec.get("completions") is None:
         errs.append(required(f"{path}.completions", "when completion mode is Indexed"))
     sel = spec.get("selector")
-    template = _d(spec.get("template"))
+    template = as_dict(spec.get("template"))
     if sel is not None:
         errs += validate_label_selector(sel, f"{path}.selector")
-        labels = _d(template.get("metadata")).get("labels")
-        if template_in_job and not _selector_empty(sel) and not selector_matches(sel, labels):
+        labels = as_dict(template.get("metadata")).get("labels")
+        if template_in_job and not selector_empty(sel) and not selector_matches(sel, labels):
             errs.append(
                 invalid(
                     f"{path}.template.metadata.labels",
@@ -69,18 +61,18 @@ def _validate_job_spec(spec: Obj, path: str, *, template_in_job: bool) -> list[C
                 )
             )
     errs += validate_pod_template(template, f"{path}.template")
-    policy = _d(template.get("spec")).get("restartPolicy", "")
+    policy = as_dict(template.get("spec")).get("restartPolicy", "")
     if policy not in ("OnFailure", "Never"):
         errs.append(not_supported(f"{path}.template.spec.restartPolicy", policy, ("OnFailure", "Never")))
     return errs
 
 
-def _validate_job(obj: Obj, old: Obj | None) -> list[Cause]:
-    spec = _d(obj.get("spec"))
+def validate_job(obj: Obj, old: Obj | None) -> list[Cause]:
+    spec = as_dict(obj.get("spec"))
     errs = validate_object_meta(obj.get("metadata"), is_dns1123_subdomain)
     errs += _validate_job_spec(spec, "spec", template_in_job=True)
     if old is not None:
-        old_spec = _d(old.get("spec"))
+        old_spec = as_dict(old.get("spec"))
         if old_spec.get("selector") is not None and spec.get("selector") != old_spec.get("selector"):
             errs.append(invalid("spec.selector", go_label_selector(spec.get("selector")), IMMUTABLE))
         if spec.get("template") != old_spec.get("template"):
@@ -90,9 +82,9 @@ def _validate_job(obj: Obj, old: Obj | None) -> list[Cause]:
     return errs
 
 
-def _validate_cronjob(obj: Obj, old: Obj | None) -> list[Cause]:
-    spec = _d(obj.get("spec"))
-    name = _d(obj.get("metadata")).get("name") or ""
+def validate_cronjob(obj: Obj, old: Obj | None) -> list[Cause]:
+    spec = as_dict(obj.get("spec"))
+    name = as_dict(obj.get("metadata")).get("name") or ""
     errs = validate_object_meta(obj.get("metadata"), is_dns1123_subdomain)
     if len(name) > 52:
         errs.append(invalid("metadata.name", name, "must be no more than 52 characters"))
@@ -110,14 +102,16 @@ def _validate_cronjob(obj: Obj, old: Obj | None) -> list[Cause]:
                 )
             )
     tz = spec.get("timeZone")
-    if tz is not None and not _valid_time_zone(str(tz)):
+    if tz is not None and not valid_time_zone(str(tz)):
         errs.append(invalid("spec.timeZone", tz, f"unknown time zone {tz}"))
-    errs += _enum(spec.get("concurrencyPolicy"), "spec.concurrencyPolicy", ("Allow", "Forbid", "Replace"))
+    errs += required_one_of(spec.get("concurrencyPolicy"), "spec.concurrencyPolicy",
+                            ("Allow", "Forbid", "Replace"))
     for key in ("startingDeadlineSeconds", "successfulJobsHistoryLimit", "failedJobsHistoryLimit"):
-        errs += _nonneg(spec.get(key), f"spec.{key}")
-    job_template = _d(spec.get("jobTemplate"))
+        errs += non_negative(spec.get(key), f"spec.{key}")
+    job_template = as_dict(spec.get("jobTemplate"))
     errs += validate_labels(
-        _d(job_template.get("metadata")).get("labels"), "spec.jobTemplate.metadata.labels"
+        as_dict(job_template.get("metadata")).get("labels"), "spec.jobTemplate.metadata.labels"
     )
-    errs += _validate_job_spec(_d(job_template.get("spec")), "spec.jobTemplate.spec", template_in_job=False)
+    errs += _validate_job_spec(as_dict(job_template.get("spec")), "spec.jobTemplate.spec",
+                               template_in_job=False)
     return errs

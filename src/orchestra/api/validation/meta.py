@@ -11,29 +11,16 @@ from __future__ import annotations
 from typing import Any
 
 from orchestra.api.errors import Cause
-from orchestra.api.validation.field import (
-    NameFn,
-    Obj,
-    _d,
-    _l,
-    _ld,
-    forbidden,
-    invalid,
-    required,
-    too_long,
-)
-from orchestra.api.validation.names import (
-    is_dns1123_label,
-    is_qualified_name,
-    is_valid_label_value,
-)
+from orchestra.api.validation.field import NameFn, forbidden, invalid, required, too_long
+from orchestra.api.validation.names import is_dns1123_label, is_qualified_name, is_valid_label_value
+from orchestra.objects import Obj, as_dict, as_dicts, as_list
 
 # --- metadata ----------------------------------------------------------------------------------------
 
 
 def validate_labels(labels: Any, path: str) -> list[Cause]:
     errs: list[Cause] = []
-    for key, value in sorted(_d(labels).items()):
+    for key, value in sorted(as_dict(labels).items()):
         errs += [invalid(path, key, m) for m in is_qualified_name(key)]
         errs += [invalid(path, value, m) for m in is_valid_label_value(str(value))]
     return errs
@@ -42,7 +29,7 @@ def validate_labels(labels: Any, path: str) -> list[Cause]:
 def validate_annotations(annotations: Any, path: str) -> list[Cause]:
     errs: list[Cause] = []
     total = 0
-    for key, value in sorted(_d(annotations).items()):
+    for key, value in sorted(as_dict(annotations).items()):
         errs += [invalid(path, key, m) for m in is_qualified_name(key.lower())]
         total += len(key) + len(str(value))
     if total > 256 * 1024:
@@ -51,7 +38,7 @@ def validate_annotations(annotations: Any, path: str) -> list[Cause]:
 
 
 def validate_object_meta(meta: Any, name_fn: NameFn, path: str = "metadata") -> list[Cause]:
-    meta = _d(meta)
+    meta = as_dict(meta)
     errs: list[Cause] = []
     generate_name = meta.get("generateName") or ""
     if generate_name:
@@ -69,7 +56,7 @@ def validate_object_meta(meta: Any, name_fn: NameFn, path: str = "metadata") -> 
     errs += validate_labels(meta.get("labels"), f"{path}.labels")
     errs += validate_annotations(meta.get("annotations"), f"{path}.annotations")
     errs += _validate_owner_refs(meta.get("ownerReferences"), f"{path}.ownerReferences")
-    for fin in _l(meta.get("finalizers")):
+    for fin in as_list(meta.get("finalizers")):
         errs += [invalid(f"{path}.finalizers", fin, m) for m in is_qualified_name(str(fin))]
     return errs
 
@@ -77,7 +64,7 @@ def validate_object_meta(meta: Any, name_fn: NameFn, path: str = "metadata") -> 
 def _validate_owner_refs(refs: Any, path: str) -> list[Cause]:
     errs: list[Cause] = []
     controllers = []
-    for ref in _ld(refs):
+    for ref in as_dicts(refs):
         for key, what in (("apiVersion", "version"), ("kind", "kind"), ("name", "name"), ("uid", "uid")):
             if not ref.get(key):
                 errs.append(invalid(f"{path}.{key}", "", f"{what} must not be empty"))
@@ -85,7 +72,8 @@ def _validate_owner_refs(refs: Any, path: str) -> list[Cause]:
             controllers.append(str(ref.get("name", "")))
     if len(controllers) > 1:
         errs.append(
-            invalid(path, _l(refs), "Only one reference can have Controller set to true. Found \"true\" in "
+            invalid(path, as_list(refs),
+                    "Only one reference can have Controller set to true. Found \"true\" in "
                     f"references for {' and '.join(controllers)}")
         )  # fmt: skip
     return errs
@@ -97,15 +85,15 @@ def _validate_owner_refs(refs: Any, path: str) -> list[Cause]:
 def validate_label_selector(sel: Any, path: str) -> list[Cause]:
     """metav1validation.ValidateLabelSelector: matchLabels, then each requirement's operator, values
     and key. Values that an existing object already had are allowed on its updates by validate()."""
-    sel = _d(sel)
+    sel = as_dict(sel)
     errs = validate_labels(sel.get("matchLabels"), f"{path}.matchLabels")
-    for i, req in enumerate(_ld(sel.get("matchExpressions"))):
+    for i, req in enumerate(as_dicts(sel.get("matchExpressions"))):
         errs += validate_selector_requirement(req, f"{path}.matchExpressions[{i}]")
     return errs
 
 
 def validate_selector_requirement(req: Obj, path: str) -> list[Cause]:
-    op, values = req.get("operator", ""), _l(req.get("values"))
+    op, values = req.get("operator", ""), as_list(req.get("values"))
     errs: list[Cause] = []
     if op in ("In", "NotIn"):
         if not values:
@@ -130,12 +118,12 @@ def selector_matches(sel: Any, labels: Any) -> bool:
     """LabelSelectorAsSelector(sel).Matches(labels); a nil selector matches nothing, {} everything."""
     if not isinstance(sel, dict):
         return False
-    labels = _d(labels)
-    for k, v in _d(sel.get("matchLabels")).items():
+    labels = as_dict(labels)
+    for k, v in as_dict(sel.get("matchLabels")).items():
         if labels.get(k) != v:
             return False
-    for req in _ld(sel.get("matchExpressions")):
-        key, op, values = req.get("key"), req.get("operator"), _l(req.get("values"))
+    for req in as_dicts(sel.get("matchExpressions")):
+        key, op, values = req.get("key"), req.get("operator"), as_list(req.get("values"))
         present = key in labels
         if (
             (op == "In" and (not present or labels[key] not in values))
@@ -147,6 +135,6 @@ def selector_matches(sel: Any, labels: Any) -> bool:
     return True
 
 
-def _selector_empty(sel: Any) -> bool:
-    sel = _d(sel)
-    return not _d(sel.get("matchLabels")) and not _l(sel.get("matchExpressions"))
+def selector_empty(sel: Any) -> bool:
+    sel = as_dict(sel)
+    return not as_dict(sel.get("matchLabels")) and not as_list(sel.get("matchExpressions"))

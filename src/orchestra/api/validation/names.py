@@ -12,8 +12,8 @@ from typing import Any
 
 from orchestra.api.errors import Cause
 from orchestra.api.validation.field import (
-    _is_int,
     invalid,
+    is_int,
     required,
 )
 
@@ -82,17 +82,17 @@ CONFIG_KEY_MSG = regex_error(
 PORT_RANGE_MSG = "must be between 1 and 65535, inclusive"
 
 
-def _full(fmt: str) -> re.Pattern[str]:
+def anchored(fmt: str) -> re.Pattern[str]:
     return re.compile("^" + fmt + "$")
 
 
-_DNS1123_LABEL_RE = _full(DNS1123_LABEL_FMT)
-_DNS1123_SUBDOMAIN_RE = _full(DNS1123_SUBDOMAIN_FMT)
-_DNS1035_LABEL_RE = _full(DNS1035_LABEL_FMT)
-_QNAME_RE = _full(QNAME_FMT)
-_LABEL_VALUE_RE = _full(LABEL_VALUE_FMT)
-_CONFIG_KEY_RE = _full(CONFIG_KEY_FMT)
-_PERCENT_RE = _full(PERCENT_FMT)
+_DNS1123_LABEL_RE = anchored(DNS1123_LABEL_FMT)
+_DNS1123_SUBDOMAIN_RE = anchored(DNS1123_SUBDOMAIN_FMT)
+_DNS1035_LABEL_RE = anchored(DNS1035_LABEL_FMT)
+_QNAME_RE = anchored(QNAME_FMT)
+_LABEL_VALUE_RE = anchored(LABEL_VALUE_FMT)
+_CONFIG_KEY_RE = anchored(CONFIG_KEY_FMT)
+_PERCENT_RE = anchored(PERCENT_FMT)
 
 
 def is_dns1123_label(value: str) -> list[str]:
@@ -175,15 +175,15 @@ def is_config_map_key(key: str) -> list[str]:
     return errs
 
 
-def _port_num(value: Any, path: str) -> list[Cause]:
-    return [] if _is_int(value) and 1 <= value <= 65535 else [invalid(path, value, PORT_RANGE_MSG)]
+def port_number(value: Any, path: str) -> list[Cause]:
+    return [] if is_int(value) and 1 <= value <= 65535 else [invalid(path, value, PORT_RANGE_MSG)]
 
 
-def _port_num_or_name(value: Any, path: str) -> list[Cause]:
+def port_number_or_name(value: Any, path: str) -> list[Cause]:
     if isinstance(value, str):
         return [invalid(path, value, m) for m in is_valid_port_name(value)]
-    if _is_int(value):
+    if is_int(value):
         if value == 0:
             return [required(path, "")]
-        return _port_num(value, path)
+        return port_number(value, path)
     return [required(path, "")]

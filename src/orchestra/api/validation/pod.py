@@ -18,42 +18,35 @@ from orchestra.api.validation.container import (
     _RESTART_POLICIES,
     _TAINT_EFFECTS,
     _VOLUME_SOURCES,
-    _validate_container,
+    validate_container,
     validate_resource_requirements,
 )
 from orchestra.api.validation.downward import validate_downward_api_items
 from orchestra.api.validation.field import (
     GoRepr,
-    Obj,
-    _d,
-    _enum,
-    _is_int,
-    _l,
-    _ld,
     duplicate,
     forbidden,
     go_quote,
     invalid,
+    is_int,
     not_supported,
     required,
+    required_one_of,
 )
-from orchestra.api.validation.meta import (
-    validate_annotations,
-    validate_labels,
-    validate_object_meta,
-)
+from orchestra.api.validation.meta import validate_annotations, validate_labels, validate_object_meta
 from orchestra.api.validation.names import (
     is_dns1123_label,
     is_dns1123_subdomain,
     is_qualified_name,
     is_valid_label_value,
 )
+from orchestra.objects import Obj, as_dict, as_dicts, as_list
 
 
 def _validate_volumes(volumes: Any, path: str) -> tuple[list[Cause], set[str]]:
     errs: list[Cause] = []
     names: set[str] = set()
-    for i, vol in enumerate(_ld(volumes)):
+    for i, vol in enumerate(as_dicts(volumes)):
         p = f"{path}[{i}]"
         el = _validate_volume_source(vol, p)
         name = vol.get("name") or ""
@@ -75,7 +68,7 @@ def _validate_volume_source(vol: Obj, path: str) -> list[Cause]:
     if not sources:
         return [required(path, "must specify a volume type")]
     errs = [forbidden(f"{path}.{k}", "may not specify more than 1 volume type") for k in sources[1:]]
-    src, p = _d(vol.get(sources[0])), f"{path}.{sources[0]}"
+    src, p = as_dict(vol.get(sources[0])), f"{path}.{sources[0]}"
     must = {
         "configMap": "name",
         "secret": "secretName",
@@ -85,20 +78,20 @@ def _validate_volume_source(vol: Obj, path: str) -> list[Cause]:
     if sources[0] in must and not src.get(must[sources[0]]):
         errs.append(required(f"{p}.{must[sources[0]]}", ""))
     mode = src.get("defaultMode")
-    if _is_int(mode) and not 0 <= mode <= 0o777:
+    if is_int(mode) and not 0 <= mode <= 0o777:
         errs.append(invalid(f"{p}.defaultMode", mode, _FILE_MODE_MSG))
     if sources[0] == "downwardAPI":
         errs += validate_downward_api_items(src.get("items"), p)
-    for i, projection in enumerate(_ld(src.get("sources")) if sources[0] == "projected" else []):
+    for i, projection in enumerate(as_dicts(src.get("sources")) if sources[0] == "projected" else []):
         if projection.get("downwardAPI") is not None:
-            items = _d(projection["downwardAPI"]).get("items")
+            items = as_dict(projection["downwardAPI"]).get("items")
             errs += validate_downward_api_items(items, f"{p}.sources[{i}].downwardAPI")
     return errs
 
 
 def _validate_tolerations(tolerations: Any, path: str) -> list[Cause]:
     errs: list[Cause] = []
-    for i, t in enumerate(_ld(tolerations)):
+    for i, t in enumerate(as_dicts(tolerations)):
         p = f"{path}[{i}]"
         key, op, value, effect = (
             t.get("key", ""),
@@ -144,28 +137,28 @@ def _validate_tolerations(tolerations: Any, path: str) -> list[Cause]:
 
 def validate_pod_spec(spec: Any, path: str) -> list[Cause]:
     """ValidatePodSpec for a pod's or a template's spec at `path` (`spec`, `spec.template.spec`)."""
-    spec = _d(spec)
+    spec = as_dict(spec)
     errs, volumes = _validate_volumes(spec.get("volumes"), f"{path}.volumes")
-    containers = _ld(spec.get("containers"))
-    init_containers = _ld(spec.get("initContainers"))
+    containers = as_dicts(spec.get("containers"))
+    init_containers = as_dicts(spec.get("initContainers"))
     if not containers:
         errs.append(required(f"{path}.containers", ""))
     names: set[str] = set()
     for i, c in enumerate(containers):
         p = f"{path}.containers[{i}]"
-        errs += _validate_container(c, p, volumes, init=False)
+        errs += validate_container(c, p, volumes, init=False)
         if c.get("name") in names:
             errs.append(duplicate(f"{p}.name", c.get("name")))
         names.add(c.get("name") or "")
     init_names = set(names)
     for i, c in enumerate(init_containers):
         p = f"{path}.initContainers[{i}]"
-        errs += _validate_container(c, p, volumes, init=True)
+        errs += validate_container(c, p, volumes, init=True)
         if c.get("name") in init_names:
             errs.append(duplicate(f"{p}.name", c.get("name")))
         init_names.add(c.get("name") or "")
-    errs += _enum(spec.get("restartPolicy"), f"{path}.restartPolicy", _RESTART_POLICIES)
-    errs += _enum(spec.get("dnsPolicy"), f"{path}.dnsPolicy", _DNS_POLICIES)
+    errs += required_one_of(spec.get("restartPolicy"), f"{path}.restartPolicy", _RESTART_POLICIES)
+    errs += required_one_of(spec.get("dnsPolicy"), f"{path}.dnsPolicy", _DNS_POLICIES)
     errs += validate_labels(spec.get("nodeSelector"), f"{path}.nodeSelector")
     errs += validate_affinity(spec.get("affinity"), f"{path}.affinity")
     errs += validate_topology_spread_constraints(spec.get("topologySpreadConstraints"),
@@ -174,7 +167,7 @@ def validate_pod_spec(spec: Any, path: str) -> list[Cause]:
     if sa:
         errs += [invalid(f"{path}.serviceAccountName", sa, m) for m in is_dns1123_subdomain(sa)]
     deadline = spec.get("activeDeadlineSeconds")
-    if _is_int(deadline) and not 1 <= deadline <= 2147483647:
+    if is_int(deadline) and not 1 <= deadline <= 2147483647:
         errs.append(
             invalid(f"{path}.activeDeadlineSeconds", deadline, "must be between 1 and 2147483647, inclusive")
         )
@@ -192,7 +185,7 @@ def _validate_scheduling_gates(gates: Any, path: str) -> list[Cause]:
     """validateSchedulingGates: qualified names (the error on the item), no duplicates."""
     errs: list[Cause] = []
     seen: set[str] = set()
-    for i, gate in enumerate(_ld(gates)):
+    for i, gate in enumerate(as_dicts(gates)):
         name = str(gate.get("name") or "")
         errs += [invalid(f"{path}[{i}]", name, m) for m in is_qualified_name(name)]
         if name in seen:
@@ -203,16 +196,16 @@ def _validate_scheduling_gates(gates: Any, path: str) -> list[Cause]:
 
 def _validate_only_deleted_gates(new: Any, old: Any) -> list[Cause]:
     """validateOnlyDeletedSchedulingGates: after creation, gates can only be removed."""
-    old_names = {str(g.get("name") or "") for g in _ld(old)}
+    old_names = {str(g.get("name") or "") for g in as_dicts(old)}
     return [forbidden(f"spec.schedulingGates[{i}].name",
                       f"only deletion is allowed, but found new scheduling gate '{g.get('name') or ''}'")
-            for i, g in enumerate(_ld(new)) if str(g.get("name") or "") not in old_names]
+            for i, g in enumerate(as_dicts(new)) if str(g.get("name") or "") not in old_names]
 
 
 def validate_pod_template(template: Any, path: str) -> list[Cause]:
     """ValidatePodTemplateSpec: template labels/annotations and the pod spec."""
-    template = _d(template)
-    meta = _d(template.get("metadata"))
+    template = as_dict(template)
+    meta = as_dict(template.get("metadata"))
     errs = validate_labels(meta.get("labels"), f"{path}.metadata.labels")
     errs += validate_annotations(meta.get("annotations"), f"{path}.metadata.annotations")
     return errs + validate_pod_spec(template.get("spec"), f"{path}.spec")
@@ -221,16 +214,16 @@ def validate_pod_template(template: Any, path: str) -> list[Cause]:
 # --- per kind ----------------------------------------------------------------------------------------
 
 
-def _validate_pod(obj: Obj, old: Obj | None) -> list[Cause]:
+def validate_pod(obj: Obj, old: Obj | None) -> list[Cause]:
     errs = validate_object_meta(obj.get("metadata"), is_dns1123_subdomain)
-    spec = _d(obj.get("spec"))
+    spec = as_dict(obj.get("spec"))
     errs += validate_pod_spec(spec, "spec")
-    if old is None and spec.get("nodeName") and _ld(spec.get("schedulingGates")):
+    if old is None and spec.get("nodeName") and as_dicts(spec.get("schedulingGates")):
         errs.append(forbidden("spec.nodeName", "cannot be set until all schedulingGates have been cleared"))
     if old is not None:
-        old_gates = _d(old.get("spec")).get("schedulingGates")
+        old_gates = as_dict(old.get("spec")).get("schedulingGates")
         errs += _validate_only_deleted_gates(spec.get("schedulingGates"), old_gates)
-        errs += _validate_pod_update(spec, _d(old.get("spec")))
+        errs += _validate_pod_update(spec, as_dict(old.get("spec")))
     return errs
 
 
@@ -246,7 +239,7 @@ def _validate_pod_update(new: Obj, old: Obj) -> list[Cause]:
     if (
         new_deadline is not None
         and old_deadline is not None
-        and _is_int(new_deadline)
+        and is_int(new_deadline)
         and new_deadline > old_deadline
     ):
         return [
@@ -262,7 +255,7 @@ def _validate_pod_update(new: Obj, old: Obj) -> list[Cause]:
         ]
     munged = json.loads(json.dumps(new))
     for key in ("containers", "initContainers"):
-        for c_new, c_old in zip(_ld(munged.get(key)), _ld(old.get(key)), strict=False):
+        for c_new, c_old in zip(as_dicts(munged.get(key)), as_dicts(old.get(key)), strict=False):
             if "image" in c_old:
                 c_new["image"] = c_old["image"]
     munged.pop("activeDeadlineSeconds", None)
@@ -271,14 +264,14 @@ def _validate_pod_update(new: Obj, old: Obj) -> list[Cause]:
         munged["schedulingGates"] = old["schedulingGates"]
     if old_deadline is not None:
         munged["activeDeadlineSeconds"] = old_deadline
-    old_tolerations = _l(old.get("tolerations"))
-    if all(t in _l(munged.get("tolerations")) for t in old_tolerations):
+    old_tolerations = as_list(old.get("tolerations"))
+    if all(t in as_list(munged.get("tolerations")) for t in old_tolerations):
         if old_tolerations or "tolerations" in old:
             munged["tolerations"] = old.get("tolerations")
         else:
             munged.pop("tolerations", None)
     if (
-        _is_int(old.get("terminationGracePeriodSeconds"))
+        is_int(old.get("terminationGracePeriodSeconds"))
         and old["terminationGracePeriodSeconds"] < 0
         and new.get("terminationGracePeriodSeconds") == 1
     ):

@@ -15,26 +15,18 @@ from orchestra.api.errors import Cause
 from orchestra.api.validation.field import (
     NEGATIVE,
     GoRepr,
-    Obj,
-    _d,
-    _is_int,
-    _ld,
-    _nonneg,
     duplicate,
     go_quote,
     invalid,
+    is_int,
+    non_negative,
     not_supported,
     required,
     too_long,
 )
 from orchestra.api.validation.meta import validate_label_selector, validate_object_meta
-from orchestra.api.validation.names import (
-    _PERCENT_RE,
-    PERCENT_FMT,
-    _full,
-    is_qualified_name,
-    regex_error,
-)
+from orchestra.api.validation.names import _PERCENT_RE, PERCENT_FMT, anchored, is_qualified_name, regex_error
+from orchestra.objects import Obj, as_dict, as_dicts
 
 UNHEALTHY_POD_EVICTION_POLICIES = ("AlwaysAllow", "IfHealthyBudget")  # sorted, as sets.List prints them
 CONDITION_STATUSES = ("False", "True", "Unknown")
@@ -44,7 +36,7 @@ CONDITION_REASON_MSG = regex_error(
     "characters or '_,:', and must end with an alphanumeric character or '_'",
     CONDITION_REASON_FMT, "my_name", "MY_NAME", "MyName", "ReasonA,ReasonB", "ReasonA:ReasonB",
 )
-_CONDITION_REASON_RE = _full(CONDITION_REASON_FMT)
+_CONDITION_REASON_RE = anchored(CONDITION_REASON_FMT)
 PERCENT_MSG = regex_error(
     "a valid percent string must be a numeric string followed by an ending '%'", PERCENT_FMT, "1%", "93%"
 )
@@ -81,7 +73,7 @@ def _int_or_percent(value: Any, path: str) -> list[Cause]:
         if int(value[:-1]) > 100:
             return [invalid(path, go_intstr(value), "must not be greater than 100%")]
         return []
-    return _nonneg(value, path)
+    return non_negative(value, path)
 
 
 def validate_pdb_spec(spec: Obj, path: str = "spec") -> list[Cause]:
@@ -104,7 +96,7 @@ def validate_conditions(conditions: Any, path: str) -> list[Cause]:
     """metav1validation.ValidateConditions."""
     errs: list[Cause] = []
     seen: set[str] = set()
-    for i, cond in enumerate(_ld(conditions)):
+    for i, cond in enumerate(as_dicts(conditions)):
         p = f"{path}[{i}]"
         ctype = str(cond.get("type") or "")
         if ctype in seen:
@@ -114,7 +106,7 @@ def validate_conditions(conditions: Any, path: str) -> list[Cause]:
         if cond.get("status") not in CONDITION_STATUSES:
             errs.append(not_supported(f"{p}.status", str(cond.get("status") or ""), CONDITION_STATUSES))
         generation = cond.get("observedGeneration")
-        if _is_int(generation) and generation < 0:
+        if is_int(generation) and generation < 0:
             errs.append(invalid(f"{p}.observedGeneration", generation, "must be greater than or equal to zero"))
         if not cond.get("lastTransitionTime"):
             errs.append(required(f"{p}.lastTransitionTime", "must be set"))
@@ -135,7 +127,7 @@ def _validate_status(status: Obj) -> list[Cause]:
     errs = validate_conditions(status.get("conditions"), "status.conditions")
     for field in ("disruptionsAllowed", "currentHealthy", "desiredHealthy", "expectedPods"):
         value = status.get(field)
-        if _is_int(value) and value < 0:
+        if is_int(value) and value < 0:
             errs.append(invalid(f"status.{field}", value, NEGATIVE))
     return errs
 
@@ -147,9 +139,9 @@ def is_path_segment_name(name: str) -> list[str]:
     return [f"may not contain '{c}'" for c in ("/", "%") if c in name]
 
 
-def _validate_pdb(obj: Obj, old: Obj | None) -> list[Cause]:
+def validate_pdb(obj: Obj, old: Obj | None) -> list[Cause]:
     """The strategy's Validate (spec, status), and only when that passes, the object meta (kube
     returns the two as separate 422s, spec first)."""
-    errs = validate_pdb_spec(_d(obj.get("spec")))
-    errs += _validate_status(_d(obj.get("status")))
+    errs = validate_pdb_spec(as_dict(obj.get("spec")))
+    errs += _validate_status(as_dict(obj.get("status")))
     return errs or validate_object_meta(obj.get("metadata"), is_path_segment_name)

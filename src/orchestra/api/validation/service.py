@@ -10,35 +10,27 @@ from __future__ import annotations
 from typing import Any
 
 from orchestra.api.errors import Cause
-from orchestra.api.validation.container import (
-    _PROTOCOLS,
-)
+from orchestra.api.validation.container import _PROTOCOLS
 from orchestra.api.validation.field import (
     IMMUTABLE,
     GoRepr,
-    Obj,
-    _d,
-    _enum,
-    _is_int,
-    _l,
-    _ld,
     duplicate,
     forbidden,
     go_quote,
     invalid,
+    is_int,
     required,
+    required_one_of,
 )
-from orchestra.api.validation.meta import (
-    validate_labels,
-    validate_object_meta,
-)
+from orchestra.api.validation.meta import validate_labels, validate_object_meta
 from orchestra.api.validation.names import (
-    _port_num,
-    _port_num_or_name,
     is_dns1035_label,
     is_dns1123_label,
     is_dns1123_subdomain,
+    port_number,
+    port_number_or_name,
 )
+from orchestra.objects import Obj, as_dict, as_dicts, as_list
 
 # --- services and the rest ------------------------------------------------------------------------------
 
@@ -46,16 +38,16 @@ _SERVICE_TYPES = ("ClusterIP", "ExternalName", "LoadBalancer", "NodePort")
 NODE_PORT_RANGE = (30000, 32767)
 
 
-def _validate_service(obj: Obj, old: Obj | None) -> list[Cause]:
-    spec = _d(obj.get("spec"))
+def validate_service(obj: Obj, old: Obj | None) -> list[Cause]:
+    spec = as_dict(obj.get("spec"))
     errs = validate_object_meta(obj.get("metadata"), is_dns1035_label)
     stype = spec.get("type", "")
     headless = spec.get("clusterIP") == "None"
-    ports = _ld(spec.get("ports"))
+    ports = as_dicts(spec.get("ports"))
     if not ports and not headless and stype != "ExternalName":
         errs.append(required("spec.ports", ""))
     if stype == "ExternalName":
-        if _l(spec.get("clusterIPs")):
+        if as_list(spec.get("clusterIPs")):
             errs.append(forbidden("spec.clusterIPs", "may not be set for ExternalName services"))
         cname = str(spec.get("externalName") or "").removesuffix(".")
         if cname:
@@ -67,8 +59,8 @@ def _validate_service(obj: Obj, old: Obj | None) -> list[Cause]:
         errs += _validate_service_port(port, f"spec.ports[{i}]", names, require_name=len(ports) > 1)
     if spec.get("selector") is not None:
         errs += validate_labels(spec.get("selector"), "spec.selector")
-    errs += _enum(spec.get("sessionAffinity"), "spec.sessionAffinity", ("ClientIP", "None"))
-    errs += _enum(stype, "spec.type", _SERVICE_TYPES)
+    errs += required_one_of(spec.get("sessionAffinity"), "spec.sessionAffinity", ("ClientIP", "None"))
+    errs += required_one_of(stype, "spec.type", _SERVICE_TYPES)
     seen_ports: set[tuple[Any, Any]] = set()
     seen_node_ports: set[tuple[Any, Any]] = set()
     for i, port in enumerate(ports):
@@ -77,7 +69,7 @@ def _validate_service(obj: Obj, old: Obj | None) -> list[Cause]:
         if node_port not in (None, 0):
             if stype == "ClusterIP":
                 errs.append(forbidden(f"{p}.nodePort", "may not be used when `type` is 'ClusterIP'"))
-            elif _is_int(node_port) and not NODE_PORT_RANGE[0] <= node_port <= NODE_PORT_RANGE[1]:
+            elif is_int(node_port) and not NODE_PORT_RANGE[0] <= node_port <= NODE_PORT_RANGE[1]:
                 errs.append(
                     invalid(
                         f"{p}.nodePort",
@@ -101,11 +93,12 @@ def _validate_service(obj: Obj, old: Obj | None) -> list[Cause]:
             invalid("spec.externalTrafficPolicy", etp, "may only be set for externally-accessible services")
         )
     elif etp is not None:
-        errs += _enum(etp, "spec.externalTrafficPolicy", ("Cluster", "Local"))
+        errs += required_one_of(etp, "spec.externalTrafficPolicy", ("Cluster", "Local"))
     if spec.get("internalTrafficPolicy") is not None:
-        errs += _enum(spec["internalTrafficPolicy"], "spec.internalTrafficPolicy", ("Cluster", "Local"))
+        errs += required_one_of(spec["internalTrafficPolicy"], "spec.internalTrafficPolicy",
+                                ("Cluster", "Local"))
     if old is not None:
-        errs += _validate_cluster_ip_update(spec, _d(old.get("spec")))
+        errs += _validate_cluster_ip_update(spec, as_dict(old.get("spec")))
     return errs
 
 
@@ -119,9 +112,9 @@ def _validate_service_port(port: Obj, path: str, names: set[str], *, require_nam
         if name in names:
             errs.append(duplicate(f"{path}.name", name))
         names.add(name)
-    errs += _port_num(port.get("port", 0), f"{path}.port")
-    errs += _enum(port.get("protocol"), f"{path}.protocol", _PROTOCOLS)
-    errs += _port_num_or_name(port.get("targetPort", 0), f"{path}.targetPort")
+    errs += port_number(port.get("port", 0), f"{path}.port")
+    errs += required_one_of(port.get("protocol"), f"{path}.protocol", _PROTOCOLS)
+    errs += port_number_or_name(port.get("targetPort", 0), f"{path}.targetPort")
     return errs
 
 
@@ -130,7 +123,7 @@ def _validate_cluster_ip_update(new: Obj, old: Obj) -> list[Cause]:
     # "keep what was allocated" (the core carries it over).
     if "ExternalName" in (new.get("type"), old.get("type")):
         return []
-    new_ips, old_ips = _l(new.get("clusterIPs")), _l(old.get("clusterIPs"))
+    new_ips, old_ips = as_list(new.get("clusterIPs")), as_list(old.get("clusterIPs"))
     if new_ips and old_ips and new_ips[0] != old_ips[0]:
         return [invalid("spec.clusterIPs[0]", new_ips, "may not change once set")]
     new_ip, old_ip = new.get("clusterIP") or "", old.get("clusterIP") or ""
@@ -139,27 +132,27 @@ def _validate_cluster_ip_update(new: Obj, old: Obj) -> list[Cause]:
     return []
 
 
-def _validate_endpointslice(obj: Obj, old: Obj | None) -> list[Cause]:
+def validate_endpointslice(obj: Obj, old: Obj | None) -> list[Cause]:
     errs = validate_object_meta(obj.get("metadata"), is_dns1123_subdomain)
     address_type = obj.get("addressType") or ""
-    errs += _enum(address_type, "addressType", ("FQDN", "IPv4", "IPv6"))
-    for i, ep in enumerate(_ld(obj.get("endpoints"))):
-        if not _l(ep.get("addresses")):
+    errs += required_one_of(address_type, "addressType", ("FQDN", "IPv4", "IPv6"))
+    for i, ep in enumerate(as_dicts(obj.get("endpoints"))):
+        if not as_list(ep.get("addresses")):
             errs.append(required(f"endpoints[{i}].addresses", "must contain at least 1 address"))
-    for i, port in enumerate(_ld(obj.get("ports"))):
+    for i, port in enumerate(as_dicts(obj.get("ports"))):
         if port.get("port") is not None:
-            errs += _port_num(port.get("port"), f"ports[{i}].port")
+            errs += port_number(port.get("port"), f"ports[{i}].port")
         if port.get("protocol") is not None:
-            errs += _enum(port.get("protocol"), f"ports[{i}].protocol", _PROTOCOLS)
+            errs += required_one_of(port.get("protocol"), f"ports[{i}].protocol", _PROTOCOLS)
     if old is not None and old.get("addressType") != obj.get("addressType"):
         errs.append(invalid("addressType", address_type, IMMUTABLE))
     return errs
 
 
-def _validate_endpoints(obj: Obj, old: Obj | None) -> list[Cause]:
+def validate_endpoints(obj: Obj, old: Obj | None) -> list[Cause]:
     errs = validate_object_meta(obj.get("metadata"), is_dns1123_subdomain)
-    for i, subset in enumerate(_ld(obj.get("subsets"))):
-        for j, port in enumerate(_ld(subset.get("ports"))):
-            errs += _port_num(port.get("port", 0), f"subsets[{i}].ports[{j}].port")
-            errs += _enum(port.get("protocol"), f"subsets[{i}].ports[{j}].protocol", _PROTOCOLS)
+    for i, subset in enumerate(as_dicts(obj.get("subsets"))):
+        for j, port in enumerate(as_dicts(subset.get("ports"))):
+            errs += port_number(port.get("port", 0), f"subsets[{i}].ports[{j}].port")
+            errs += required_one_of(port.get("protocol"), f"subsets[{i}].ports[{j}].protocol", _PROTOCOLS)
     return errs

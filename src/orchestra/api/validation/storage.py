@@ -13,21 +13,13 @@ from __future__ import annotations
 from typing import Any
 
 from orchestra.api.errors import Cause
-from orchestra.api.quantity import Quantity, QuantityError
 from orchestra.api.storageclass import BETA_CLASS_ANNOTATION
 from orchestra.api.validation.affinity import validate_node_selector
-from orchestra.api.validation.field import (
-    Obj,
-    _d,
-    _enum,
-    _l,
-    forbidden,
-    invalid,
-    not_supported,
-    required,
-)
+from orchestra.api.validation.field import forbidden, invalid, not_supported, required, required_one_of
 from orchestra.api.validation.meta import validate_label_selector, validate_object_meta
 from orchestra.api.validation.names import is_dns1123_subdomain, is_qualified_name
+from orchestra.objects import Obj, as_dict, as_list
+from orchestra.objects.quantity import Quantity, QuantityError
 
 ACCESS_MODES = ("ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod")  # sorted, like sets.List
 VOLUME_MODES = ("Block", "Filesystem")
@@ -44,9 +36,9 @@ PV_SOURCES = (
 
 
 def _access_modes(modes: Any, path: str, missing: str) -> list[Cause]:
-    if not _l(modes):
+    if not as_list(modes):
         return [required(path, missing)]
-    return [not_supported(path, m, ACCESS_MODES) for m in _l(modes) if m not in ACCESS_MODES]
+    return [not_supported(path, m, ACCESS_MODES) for m in as_list(modes) if m not in ACCESS_MODES]
 
 
 def _storage(value: Any, path: str) -> list[Cause]:
@@ -56,7 +48,7 @@ def _storage(value: Any, path: str) -> list[Cause]:
         amount = Quantity.parse(value)
     except QuantityError:
         return []  # the schema check already reported the malformed quantity
-    # no upper bound: kube accepts any positive size (see orchestra.api.quantity)
+    # no upper bound: kube accepts any positive size (see orchestra.objects.quantity)
     return [] if amount.value > 0 else [invalid(path, str(amount), "must be greater than zero")]
 
 
@@ -75,7 +67,7 @@ def validate_pvc_spec(spec: Obj, path: str = "spec") -> list[Cause]:
     errs = _access_modes(spec.get("accessModes"), f"{path}.accessModes", "at least 1 access mode is required")
     if spec.get("selector") is not None:
         errs += validate_label_selector(spec.get("selector"), f"{path}.selector")
-    requests = _d(_d(spec.get("resources")).get("requests"))
+    requests = as_dict(as_dict(spec.get("resources")).get("requests"))
     errs += _storage(requests.get("storage"), f"{path}.resources[storage]")
     errs += _class_name(spec, f"{path}.storageClassName")
     return errs + _volume_mode(spec, f"{path}.volumeMode")
@@ -85,24 +77,24 @@ def _comparable_pvc_spec(new: Obj, old: Obj) -> tuple[Obj, Obj]:
     """The two specs with what kube lets change blanked out: requests.storage of a bound claim, a
     volumeName set for the first time (the binder does that once), a storageClassName set where the
     claim had none (the binder's retroactive default class)."""
-    new_spec, old_spec = dict(_d(new.get("spec"))), dict(_d(old.get("spec")))
-    old_annotations = _d(_d(old.get("metadata")).get("annotations"))
+    new_spec, old_spec = dict(as_dict(new.get("spec"))), dict(as_dict(old.get("spec")))
+    old_annotations = as_dict(as_dict(old.get("metadata")).get("annotations"))
     if old_spec.get("storageClassName") is None and BETA_CLASS_ANNOTATION not in old_annotations:
         new_spec.pop("storageClassName", None)  # a class may be set once (retroactive default class)
         old_spec.pop("storageClassName", None)
     if not old_spec.get("volumeName"):
         old_spec.pop("volumeName", None)
         new_spec.pop("volumeName", None)
-    if _d(new.get("status")).get("phase") == "Bound":
+    if as_dict(new.get("status")).get("phase") == "Bound":
         for spec in (new_spec, old_spec):
-            spec["resources"] = {**_d(spec.get("resources")), "requests": {
-                **_d(_d(spec.get("resources")).get("requests")), "storage": None}}
+            spec["resources"] = {**as_dict(spec.get("resources")), "requests": {
+                **as_dict(as_dict(spec.get("resources")).get("requests")), "storage": None}}
     return new_spec, old_spec
 
 
-def _validate_pvc(obj: Obj, old: Obj | None) -> list[Cause]:
+def validate_pvc(obj: Obj, old: Obj | None) -> list[Cause]:
     errs = validate_object_meta(obj.get("metadata"), is_dns1123_subdomain)
-    errs += validate_pvc_spec(_d(obj.get("spec")))
+    errs += validate_pvc_spec(as_dict(obj.get("spec")))
     if old is not None:
         new_spec, old_spec = _comparable_pvc_spec(obj, old)
         if new_spec != old_spec:
@@ -110,14 +102,14 @@ def _validate_pvc(obj: Obj, old: Obj | None) -> list[Cause]:
     return errs
 
 
-def _validate_pv(obj: Obj, old: Obj | None) -> list[Cause]:
+def validate_pv(obj: Obj, old: Obj | None) -> list[Cause]:
     errs = validate_object_meta(obj.get("metadata"), is_dns1123_subdomain)
-    spec = _d(obj.get("spec"))
+    spec = as_dict(obj.get("spec"))
     errs += _access_modes(spec.get("accessModes"), "spec.accessModes", "must specify at least 1 access mode")
-    if not _d(spec.get("capacity")):
+    if not as_dict(spec.get("capacity")):
         errs.append(required("spec.capacity", ""))
     else:
-        errs += _storage(_d(spec.get("capacity")).get("storage"), "spec.capacity[storage]")
+        errs += _storage(as_dict(spec.get("capacity")).get("storage"), "spec.capacity[storage]")
     policy = spec.get("persistentVolumeReclaimPolicy")
     if policy is not None and policy not in PV_RECLAIM_POLICIES:
         errs.append(not_supported("spec.persistentVolumeReclaimPolicy", policy, PV_RECLAIM_POLICIES))
@@ -128,16 +120,16 @@ def _validate_pv(obj: Obj, old: Obj | None) -> list[Cause]:
         errs.append(required("spec", "must specify a volume type"))
     elif len(sources) > 1:
         errs.append(forbidden(f"spec.{sources[1]}", "may not specify more than 1 volume type"))
-    if "hostPath" in sources and not _d(spec.get("hostPath")).get("path"):
+    if "hostPath" in sources and not as_dict(spec.get("hostPath")).get("path"):
         errs.append(required("spec.hostPath.path", ""))
     if spec.get("nodeAffinity") is not None:  # validateVolumeNodeAffinity
-        node_affinity = _d(spec["nodeAffinity"])
+        node_affinity = as_dict(spec["nodeAffinity"])
         if node_affinity.get("required") is None:
             errs.append(required("spec.nodeAffinity.required", "must specify required node constraints"))
         else:
             errs += validate_node_selector(node_affinity["required"], "spec.nodeAffinity.required")
     if old is not None:
-        old_spec = _d(old.get("spec"))
+        old_spec = as_dict(old.get("spec"))
         if {k: spec.get(k) for k in PV_SOURCES} != {k: old_spec.get(k) for k in PV_SOURCES}:
             errs.append(forbidden("spec.persistentvolumesource", "spec.persistentvolumesource is immutable after creation"))
         if old_spec.get("nodeAffinity") is not None and spec.get("nodeAffinity") != old_spec.get("nodeAffinity"):
@@ -145,7 +137,7 @@ def _validate_pv(obj: Obj, old: Obj | None) -> list[Cause]:
     return errs
 
 
-def _validate_storage_class(obj: Obj, old: Obj | None) -> list[Cause]:
+def validate_storage_class(obj: Obj, old: Obj | None) -> list[Cause]:
     errs = validate_object_meta(obj.get("metadata"), is_dns1123_subdomain)
     provisioner = str(obj.get("provisioner") or "")
     if not provisioner:
@@ -155,9 +147,9 @@ def _validate_storage_class(obj: Obj, old: Obj | None) -> list[Cause]:
     policy = obj.get("reclaimPolicy")
     if policy is not None and policy not in SC_RECLAIM_POLICIES:
         errs.append(not_supported("reclaimPolicy", policy, SC_RECLAIM_POLICIES))
-    errs += _enum(obj.get("volumeBindingMode"), "volumeBindingMode", BINDING_MODES)
+    errs += required_one_of(obj.get("volumeBindingMode"), "volumeBindingMode", BINDING_MODES)
     if old is not None:
-        if _d(obj.get("parameters")) != _d(old.get("parameters")):
+        if as_dict(obj.get("parameters")) != as_dict(old.get("parameters")):
             errs.append(forbidden("parameters", "updates to parameters are forbidden."))
         if obj.get("provisioner") != old.get("provisioner"):
             errs.append(forbidden("provisioner", "updates to provisioner are forbidden."))

@@ -13,33 +13,25 @@ from orchestra.api.errors import Cause
 from orchestra.api.validation.field import (
     IMMUTABLE,
     GoRepr,
-    Obj,
-    _d,
-    _is_int,
-    _nonneg,
     forbidden,
     go_label_selector,
     go_quote,
     go_string_map,
     invalid,
+    is_int,
+    non_negative,
     not_supported,
     required,
 )
 from orchestra.api.validation.meta import (
-    _selector_empty,
+    selector_empty,
     selector_matches,
     validate_label_selector,
     validate_object_meta,
 )
-from orchestra.api.validation.names import (
-    _PERCENT_RE,
-    PERCENT_FMT,
-    is_dns1123_subdomain,
-    regex_error,
-)
-from orchestra.api.validation.pod import (
-    validate_pod_template,
-)
+from orchestra.api.validation.names import _PERCENT_RE, PERCENT_FMT, is_dns1123_subdomain, regex_error
+from orchestra.api.validation.pod import validate_pod_template
+from orchestra.objects import Obj, as_dict
 
 
 def _validate_intstr_percent(value: Any, path: str, *, max_100: bool) -> list[Cause]:
@@ -60,7 +52,7 @@ def _validate_intstr_percent(value: Any, path: str, *, max_100: bool) -> list[Ca
         if max_100 and int(value[:-1]) > 100:
             return [invalid(path, value, "must not be greater than 100%")]
         return []
-    return _nonneg(value, path)
+    return non_negative(value, path)
 
 
 def _intstr_zero(value: Any) -> bool:
@@ -90,13 +82,13 @@ def _validate_selector_and_template(spec: Obj, kind_word: str) -> list[Cause]:
         errs.append(required("spec.selector", ""))
     else:
         errs += validate_label_selector(sel, "spec.selector")
-        if _selector_empty(sel):
+        if selector_empty(sel):
             errs.append(
                 invalid("spec.selector", go_label_selector(sel), f"empty selector is invalid for {kind_word}")
             )
-    template = _d(spec.get("template"))
-    labels = _d(template.get("metadata")).get("labels")
-    if isinstance(sel, dict) and not _selector_empty(sel) and not selector_matches(sel, labels):
+    template = as_dict(spec.get("template"))
+    labels = as_dict(template.get("metadata")).get("labels")
+    if isinstance(sel, dict) and not selector_empty(sel) and not selector_matches(sel, labels):
         errs.append(
             invalid(
                 "spec.template.metadata.labels",
@@ -109,7 +101,7 @@ def _validate_selector_and_template(spec: Obj, kind_word: str) -> list[Cause]:
 
 
 def _restart_always(spec: Obj) -> list[Cause]:
-    policy = _d(_d(spec.get("template")).get("spec")).get("restartPolicy", "")
+    policy = as_dict(as_dict(spec.get("template")).get("spec")).get("restartPolicy", "")
     if policy in ("", None) or policy == "Always":
         return []
     return [not_supported("spec.template.spec.restartPolicy", policy, ("Always",))]
@@ -118,19 +110,19 @@ def _restart_always(spec: Obj) -> list[Cause]:
 def _selector_immutable(obj: Obj, old: Obj | None) -> list[Cause]:
     if old is None:
         return []
-    new_sel, old_sel = _d(obj.get("spec")).get("selector"), _d(old.get("spec")).get("selector")
+    new_sel, old_sel = as_dict(obj.get("spec")).get("selector"), as_dict(old.get("spec")).get("selector")
     if new_sel != old_sel:
         return [invalid("spec.selector", go_label_selector(new_sel), IMMUTABLE)]
     return []
 
 
-def _validate_deployment(obj: Obj, old: Obj | None) -> list[Cause]:
-    spec = _d(obj.get("spec"))
+def validate_deployment(obj: Obj, old: Obj | None) -> list[Cause]:
+    spec = as_dict(obj.get("spec"))
     errs = validate_object_meta(obj.get("metadata"), is_dns1123_subdomain)
-    errs += _nonneg(spec.get("replicas", 0), "spec.replicas")
+    errs += non_negative(spec.get("replicas", 0), "spec.replicas")
     errs += _validate_selector_and_template(spec, "deployment")
     errs += _restart_always(spec)
-    strategy = _d(spec.get("strategy"))
+    strategy = as_dict(spec.get("strategy"))
     stype = strategy.get("type")
     if stype == "Recreate":
         if strategy.get("rollingUpdate") is not None:
@@ -143,7 +135,7 @@ def _validate_deployment(obj: Obj, old: Obj | None) -> list[Cause]:
         if strategy.get("rollingUpdate") is None:
             errs.append(required("spec.strategy.rollingUpdate", "this should be defaulted and never be nil"))
         else:
-            errs += _validate_rolling(_d(strategy["rollingUpdate"]), "spec.strategy.rollingUpdate")
+            errs += _validate_rolling(as_dict(strategy["rollingUpdate"]), "spec.strategy.rollingUpdate")
     else:
         rolling = (
             "(*apps.RollingUpdateDeployment)(nil)"
@@ -152,11 +144,11 @@ def _validate_deployment(obj: Obj, old: Obj | None) -> list[Cause]:
         )
         bad = GoRepr(f"apps.DeploymentStrategy{{Type:{go_quote(str(stype or ''))}, RollingUpdate:{rolling}}}")
         errs.append(not_supported("spec.strategy", bad, ("Recreate", "RollingUpdate")))
-    errs += _nonneg(spec.get("minReadySeconds", 0), "spec.minReadySeconds")
-    errs += _nonneg(spec.get("revisionHistoryLimit", 0), "spec.revisionHistoryLimit")
+    errs += non_negative(spec.get("minReadySeconds", 0), "spec.minReadySeconds")
+    errs += non_negative(spec.get("revisionHistoryLimit", 0), "spec.revisionHistoryLimit")
     deadline = spec.get("progressDeadlineSeconds")
-    if _is_int(deadline):
-        errs += _nonneg(deadline, "spec.progressDeadlineSeconds")
+    if is_int(deadline):
+        errs += non_negative(deadline, "spec.progressDeadlineSeconds")
         if deadline <= spec.get("minReadySeconds", 0):
             errs.append(
                 invalid("spec.progressDeadlineSeconds", deadline, "must be greater than minReadySeconds")
@@ -164,30 +156,30 @@ def _validate_deployment(obj: Obj, old: Obj | None) -> list[Cause]:
     return errs + _selector_immutable(obj, old)
 
 
-def _validate_replicaset(obj: Obj, old: Obj | None) -> list[Cause]:
-    spec = _d(obj.get("spec"))
+def validate_replicaset(obj: Obj, old: Obj | None) -> list[Cause]:
+    spec = as_dict(obj.get("spec"))
     errs = validate_object_meta(obj.get("metadata"), is_dns1123_subdomain)
-    errs += _nonneg(spec.get("replicas", 0), "spec.replicas")
-    errs += _nonneg(spec.get("minReadySeconds", 0), "spec.minReadySeconds")
+    errs += non_negative(spec.get("replicas", 0), "spec.replicas")
+    errs += non_negative(spec.get("minReadySeconds", 0), "spec.minReadySeconds")
     # kube's ReplicaSet message really says "deployment".
     errs += _validate_selector_and_template(spec, "deployment")
     errs += _restart_always(spec)
     return errs + _selector_immutable(obj, old)
 
 
-def _validate_daemonset(obj: Obj, old: Obj | None) -> list[Cause]:
-    spec = _d(obj.get("spec"))
+def validate_daemonset(obj: Obj, old: Obj | None) -> list[Cause]:
+    spec = as_dict(obj.get("spec"))
     errs = validate_object_meta(obj.get("metadata"), is_dns1123_subdomain)
     errs += _validate_selector_and_template(spec, "daemonset")
     errs += _restart_always(spec)
-    errs += _nonneg(spec.get("minReadySeconds", 0), "spec.minReadySeconds")
-    strategy = _d(spec.get("updateStrategy"))
+    errs += non_negative(spec.get("minReadySeconds", 0), "spec.minReadySeconds")
+    strategy = as_dict(spec.get("updateStrategy"))
     stype = strategy.get("type", "")
     if stype == "RollingUpdate" and strategy.get("rollingUpdate") is not None:
-        errs += _validate_rolling(_d(strategy["rollingUpdate"]), "spec.updateStrategy.rollingUpdate")
+        errs += _validate_rolling(as_dict(strategy["rollingUpdate"]), "spec.updateStrategy.rollingUpdate")
     elif stype not in ("RollingUpdate", "OnDelete"):
         errs.append(not_supported("spec.updateStrategy.type", stype, ("RollingUpdate", "OnDelete")))
-    errs += _nonneg(spec.get("revisionHistoryLimit", 0), "spec.revisionHistoryLimit")
+    errs += non_negative(spec.get("revisionHistoryLimit", 0), "spec.revisionHistoryLimit")
     return errs + _selector_immutable(obj, old)
 
 
@@ -204,10 +196,10 @@ _STS_MUTABLE = (
 def _with_claim_volumes(spec: Obj) -> Obj:
     """The spec with its template's volumes as the pods will have them: volumeMounts may name a
     volumeClaimTemplate (kube does not validate the template's volumes against its mounts at all)."""
-    names = [_d(_d(t).get("metadata")).get("name") for t in spec.get("volumeClaimTemplates") or []]
-    template = _d(spec.get("template"))
-    pod_spec = _d(template.get("spec"))
-    present = {_d(v).get("name") for v in pod_spec.get("volumes") or []}
+    names = [as_dict(as_dict(t).get("metadata")).get("name") for t in spec.get("volumeClaimTemplates") or []]
+    template = as_dict(spec.get("template"))
+    pod_spec = as_dict(template.get("spec"))
+    present = {as_dict(v).get("name") for v in pod_spec.get("volumes") or []}
     extra = [{"name": n, "persistentVolumeClaim": {"claimName": n}} for n in names if n and n not in present]
     if not extra:
         return spec
@@ -215,15 +207,15 @@ def _with_claim_volumes(spec: Obj) -> Obj:
     return {**spec, "template": {**template, "spec": {**pod_spec, "volumes": volumes}}}
 
 
-def _validate_statefulset(obj: Obj, old: Obj | None) -> list[Cause]:
-    spec = _d(obj.get("spec"))
+def validate_statefulset(obj: Obj, old: Obj | None) -> list[Cause]:
+    spec = as_dict(obj.get("spec"))
     errs = validate_object_meta(obj.get("metadata"), is_dns1123_subdomain)
     policy = spec.get("podManagementPolicy", "")
     if not policy:
         errs.append(required("spec.podManagementPolicy", ""))
     elif policy not in ("OrderedReady", "Parallel"):
         errs.append(invalid("spec.podManagementPolicy", policy, "must be 'OrderedReady' or 'Parallel'"))
-    strategy = _d(spec.get("updateStrategy"))
+    strategy = as_dict(spec.get("updateStrategy"))
     stype = strategy.get("type", "")
     if not stype:
         errs.append(required("spec.updateStrategy", ""))
@@ -236,17 +228,17 @@ def _validate_statefulset(obj: Obj, old: Obj | None) -> list[Cause]:
             )
         )
     elif stype == "RollingUpdate":
-        errs += _nonneg(
-            _d(strategy.get("rollingUpdate")).get("partition", 0),
+        errs += non_negative(
+            as_dict(strategy.get("rollingUpdate")).get("partition", 0),
             "spec.updateStrategy.rollingUpdate.partition",
         )
     elif stype not in ("OnDelete", "RollingUpdate"):
         errs.append(invalid("spec.updateStrategy", strategy, "must be 'RollingUpdate' or 'OnDelete'"))
-    errs += _nonneg(spec.get("replicas", 0), "spec.replicas")
-    errs += _nonneg(spec.get("minReadySeconds", 0), "spec.minReadySeconds")
+    errs += non_negative(spec.get("replicas", 0), "spec.replicas")
+    errs += non_negative(spec.get("minReadySeconds", 0), "spec.minReadySeconds")
     errs += _validate_selector_and_template(_with_claim_volumes(spec), "statefulset")
     errs += _restart_always(spec)
-    if _d(_d(spec.get("template")).get("spec")).get("activeDeadlineSeconds") is not None:
+    if as_dict(as_dict(spec.get("template")).get("spec")).get("activeDeadlineSeconds") is not None:
         errs.append(
             forbidden(
                 "spec.template.spec.activeDeadlineSeconds",
@@ -254,7 +246,7 @@ def _validate_statefulset(obj: Obj, old: Obj | None) -> list[Cause]:
             )
         )
     if old is not None:
-        old_spec = _d(old.get("spec"))
+        old_spec = as_dict(old.get("spec"))
         rest_new = {k: v for k, v in spec.items() if k not in _STS_MUTABLE}
         rest_old = {k: v for k, v in old_spec.items() if k not in _STS_MUTABLE}
         if rest_new != rest_old:

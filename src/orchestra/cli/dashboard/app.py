@@ -33,6 +33,7 @@ from orchestra.cli.dashboard.input import cbreak, is_interactive, read_keys
 from orchestra.cli.dashboard.model import Model
 from orchestra.cli.dashboard.views import draw_table, scroll_offset
 from orchestra.client.base import Client
+from orchestra.objects import now_rfc3339
 
 FRAME_SECONDS = 0.1  # at most ~10 frames a second, however fast events arrive
 TICK_SECONDS = 1.0  # ages move once a second
@@ -154,7 +155,7 @@ class Dashboard:
                 await self.client.patch(rt, row.namespace, row.name, {"spec": {"replicas": action.replicas}})
                 self.ui.flash(f"scaled {what} to {action.replicas}")
             elif action.verb == "restart":
-                stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+                stamp = now_rfc3339()
                 patch = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}}
                 await self.client.patch(rt, row.namespace, row.name, patch)
                 self.ui.flash(f"restarted {what}")

@@ -17,16 +17,10 @@ from typing import Any
 import attrs
 from rich.text import Text
 
-from orchestra.api.quantity import QuantityError, parse_quantity
-from orchestra.api.tables import (
-    format_service_ports,
-    human_duration,
-    node_roles,
-    parse_time,
-    pod_status_reason,
-)
+from orchestra.api.tables import format_service_ports, node_roles, pod_status_reason
 from orchestra.cli.dashboard.model import WORKLOAD_KINDS, Model, event_time
-from orchestra.client.base import Obj
+from orchestra.objects import Obj, human_duration, meta, parse_time
+from orchestra.objects.quantity import QuantityError, parse_quantity
 
 GAP = "  "
 
@@ -56,13 +50,9 @@ def row_key(kind: str, namespace: str | None, name: str) -> str:
     return f"{kind}/{namespace or ''}/{name}"
 
 
-def _meta(obj: Obj) -> Obj:
-    return obj.get("metadata") or {}
-
-
 def _make_row(kind: str, obj: Obj, cells: Sequence[str], styles: Sequence[str] = (), *, since: datetime | None = None,
               sort: tuple[Any, ...] | None = None) -> Row:
-    m = _meta(obj)
+    m = meta(obj)
     ns, name = m.get("namespace"), str(m.get("name") or "")
     if since is None:
         since = parse_time(m.get("creationTimestamp"))
@@ -88,7 +78,7 @@ def status_style(reason: str) -> str:
 def pod_row(pod: Obj) -> Row:
     reason, ready, total, restarts, _ = pod_status_reason(pod)
     spec, status = pod.get("spec") or {}, pod.get("status") or {}
-    m = _meta(pod)
+    m = meta(pod)
     ready_style = "" if ready == total else "yellow"
     cells = (str(m.get("namespace") or ""), str(m.get("name") or ""), f"{ready}/{total}", reason, str(restarts),
              str(spec.get("nodeName") or "<none>"), str(status.get("podIP") or "<none>"), "")
@@ -120,7 +110,7 @@ def workload_counts(kind: str, obj: Obj) -> tuple[str, str, str, str]:
 def workload_row(kind: str, obj: Obj) -> Row:
     counts = workload_counts(kind, obj)
     desired, ready = counts[0], counts[1]
-    m = _meta(obj)
+    m = meta(obj)
     short = desired not in ("-", ready)
     cells = (kind, str(m.get("namespace") or ""), str(m.get("name") or ""), *counts, "")
     styles = ("cyan", "dim", "", "", "yellow" if short else "green", "", "", "")
@@ -129,7 +119,7 @@ def workload_row(kind: str, obj: Obj) -> Row:
 
 def event_row(ev: Obj) -> Row:
     ref = ev.get("involvedObject") or {}
-    m = _meta(ev)
+    m = meta(ev)
     etype = str(ev.get("type") or "")
     count = _int(ev.get("count") or (ev.get("series") or {}).get("count"), 1)
     when = event_time(ev)
@@ -233,7 +223,7 @@ class View:
         fresh: dict[str, tuple[str, Row]] = {}
         for kind in self.kinds:
             for obj in model.items(kind):
-                m = _meta(obj)
+                m = meta(obj)
                 key = row_key(kind, m.get("namespace"), str(m.get("name") or ""))
                 rv = str(m.get("resourceVersion") or "")
                 cached = self._row_cache.get(key)
@@ -291,12 +281,12 @@ class NodesView(View):
 
     def build(self, model: Model) -> Iterable[Row]:  # allocation depends on pods: no per-node row cache
         previous, self._requests = self._requests, {}
-        return [self.node_row(node, model.pods_on(str(_meta(node).get("name"))), previous)
+        return [self.node_row(node, model.pods_on(str(meta(node).get("name"))), previous)
                 for node in model.items("Node")]
 
     def _pod_requests(self, pod: Obj, previous: dict[str, tuple[str, tuple[int, int]]]) -> tuple[int, int]:
         """Parsing quantities is the slow part: reuse a pod's sums while its resourceVersion holds."""
-        m = _meta(pod)
+        m = meta(pod)
         uid, rv = str(m.get("uid") or m.get("name")), str(m.get("resourceVersion") or "")
         cached = previous.get(uid)
         if cached is None or cached[0] != rv:
@@ -315,7 +305,7 @@ class NodesView(View):
         mem_cell, mem_style = _alloc_cell(mem, _bytes(alloc.get("memory", 0)), fmt_bytes)
         status = node_status(node)
         pods_cap = alloc.get("pods")
-        cells = (str(_meta(node).get("name")), status, node_roles(_meta(node).get("labels")), cpu_cell, mem_cell,
+        cells = (str(meta(node).get("name")), status, node_roles(meta(node).get("labels")), cpu_cell, mem_cell,
                  f"{len(live)}/{pods_cap}" if pods_cap else str(len(live)), "")
         styles = ("", "green" if status == "Ready" else "bold red", "", cpu_style, mem_style, "", "")
         return _make_row("Node", node, cells, styles)
@@ -353,7 +343,7 @@ class ServicesView(View):
 
     def build(self, model: Model) -> Iterable[Row]:  # endpoint counts come from EndpointSlices
         for svc in model.items("Service"):
-            m, spec = _meta(svc), svc.get("spec") or {}
+            m, spec = meta(svc), svc.get("spec") or {}
             n = ready_endpoints(model.slices_of(str(m.get("namespace")), str(m.get("name"))))
             selectorless = not spec.get("selector") and spec.get("type") != "ExternalName"
             cells = (str(m.get("namespace") or ""), str(m.get("name") or ""), str(spec.get("type") or "ClusterIP"),

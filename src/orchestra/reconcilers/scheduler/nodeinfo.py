@@ -12,14 +12,13 @@ Must not import: client, controller.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 import attrs
 
 from orchestra.api.selectors import LabelSelector
+from orchestra.objects import Obj
 from orchestra.reconcilers.scheduler.podinfo import CPU, MEMORY, PODS, PodInfo, resource_map
 
-Obj = dict[str, Any]
 ANY_IP = "0.0.0.0"
 
 _generation = 0

@@ -19,10 +19,9 @@ import attrs
 import orjson
 
 from orchestra.api.objects import exact_bytes
-from orchestra.api.quantity import INT64_MAX, INT64_MIN, Quantity, QuantityError
 from orchestra.api.selectors import LabelSelector, from_label_selector_object
-
-Obj = dict[str, Any]
+from orchestra.objects import Obj
+from orchestra.objects.quantity import INT64_MAX, INT64_MIN, parse_or_none
 
 CPU, MEMORY, EPHEMERAL, PODS = "cpu", "memory", "ephemeral-storage", "pods"
 DEFAULT_MILLI_CPU = 100  # kube's schedutil.DefaultMilliCPURequest
@@ -46,9 +45,8 @@ def _quantity_int(milli: bool, value: str) -> int:
 
 
 def _to_int(milli: bool, value: Any) -> int:
-    try:
-        q = Quantity.parse(value)
-    except QuantityError:
+    q = parse_or_none(value)
+    if q is None:
         return 0
     return q.milli_value() if milli else q.int_value()
 

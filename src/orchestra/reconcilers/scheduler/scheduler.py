@@ -38,8 +38,7 @@ import attrs
 import trio
 
 from orchestra.api.errors import ApiError, NotFound
-from orchestra.api.objects import now_rfc3339
-from orchestra.client.base import Client, Obj
+from orchestra.client.base import Client
 from orchestra.controller import (
     NORMAL,
     WARNING,
@@ -49,6 +48,7 @@ from orchestra.controller import (
     object_key,
     registry_of,
 )
+from orchestra.objects import Obj, now_rfc3339
 from orchestra.reconcilers.scheduler import preemption
 from orchestra.reconcilers.scheduler.cache import Cache
 from orchestra.reconcilers.scheduler.defaultselector import DefaultSelector

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from orchestra.reconcilers.scheduler.filters import term_matches, tolerates
+from orchestra.objects import tolerations_tolerate
+from orchestra.reconcilers.scheduler.filters import term_matches
 from orchestra.reconcilers.scheduler.nodeinfo import NodeInfo
 from orchestra.reconcilers.scheduler.podinfo import CPU, MEMORY, PodInfo
 
@@ -59,7 +60,7 @@ def taint_raw(pod: PodInfo, node: NodeInfo) -> int:
         return 0
     tolerations = [t for t in pod.tolerations if (t.get("effect") or "PreferNoSchedule") == "PreferNoSchedule"]
     return sum(1 for taint in node.taints
-               if taint.get("effect") == "PreferNoSchedule" and not any(tolerates(t, taint) for t in tolerations))
+               if taint.get("effect") == "PreferNoSchedule" and not tolerations_tolerate(tolerations, taint))
 
 
 def default_normalize(scores: Sequence[int], *, reverse: bool) -> list[int]:

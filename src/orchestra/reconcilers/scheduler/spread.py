@@ -25,7 +25,8 @@ from collections.abc import Callable, Mapping, Sequence
 import attrs
 
 from orchestra.api.selectors import LabelSelector
-from orchestra.reconcilers.scheduler.filters import Status, node_matches_pod, untolerated_taint
+from orchestra.objects import untolerated_taint
+from orchestra.reconcilers.scheduler.filters import Status, node_matches_pod
 from orchestra.reconcilers.scheduler.nodeinfo import NodeInfo
 from orchestra.reconcilers.scheduler.podinfo import HOSTNAME, ZONE, PodInfo, SpreadConstraint
 

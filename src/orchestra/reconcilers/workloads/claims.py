@@ -16,11 +16,10 @@ Must not import: node, net, apiserver, cli, runtime.
 from __future__ import annotations
 
 from orchestra.api.errors import AlreadyExists, ApiError, NotFound
-from orchestra.api.objects import deep_copy
 from orchestra.api.registry import ResourceType
-from orchestra.client.base import Client, Obj
+from orchestra.client.base import Client
 from orchestra.controller import NORMAL, WARNING, EventRecorder, TemporaryError
-from orchestra.reconcilers.workloads.common import meta, owner_reference, spec
+from orchestra.objects import Obj, deep_copy, meta, new_controller_ref, spec
 
 
 def templates(sts: Obj) -> list[Obj]:
@@ -50,7 +49,7 @@ def _policy(sts: Obj) -> tuple[str, str]:
 
 
 def _set_owner(sts: Obj) -> Obj:
-    return {**owner_reference(sts), "controller": True}
+    return {**new_controller_ref(sts), "controller": True}
 
 
 def wanted_owners(claim: Obj, sts: Obj, pod: Obj | None, condemned: bool) -> list[Obj]:

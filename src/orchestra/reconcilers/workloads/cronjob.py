@@ -21,24 +21,23 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from orchestra.api.errors import AlreadyExists, NotFound
-from orchestra.api.objects import deep_copy
-from orchestra.client.base import Client, Obj
+from orchestra.client.base import Client
 from orchestra.controller import NORMAL, WARNING, Controller, Result, split_key
-from orchestra.reconcilers.workloads import cron
-from orchestra.reconcilers.workloads.common import (
-    Clock,
-    Expectations,
+from orchestra.controller.clock import Clock, wall_clock
+from orchestra.objects import (
+    Obj,
     condition_true,
     controller_ref,
-    fmt_time,
+    deep_copy,
+    format_time,
     meta,
-    owner_keys,
-    owner_reference,
+    new_controller_ref,
     parse_time,
     spec,
     status,
-    wall_clock,
 )
+from orchestra.reconcilers.workloads import cron
+from orchestra.reconcilers.workloads.common import Expectations, owner_keys
 
 SCHEDULED_TIMESTAMP = "batch.kubernetes.io/cronjob-scheduled-timestamp"
 MAX_MISSED = 100
@@ -106,7 +105,7 @@ class CronJobController(Controller):
                 completed = parse_time(status(job).get("completionTime"))
                 last = parse_time(st.get("lastSuccessfulTime"))
                 if completed is not None and (last is None or completed > last):
-                    st["lastSuccessfulTime"] = fmt_time(completed)
+                    st["lastSuccessfulTime"] = format_time(completed)
         known = {ref.get("uid") for ref in active}
         for job in jobs:
             if _finished(job) is None and meta(job)["uid"] not in known and not meta(job).get("deletionTimestamp"):
@@ -140,7 +139,7 @@ class CronJobController(Controller):
             return wait
         deadline = s.get("startingDeadlineSeconds")
         if deadline is not None and scheduled + timedelta(seconds=int(deadline)) < now:
-            self.recorder.event(cj, WARNING, "MissSchedule", f"Missed scheduled time to start a job: {fmt_time(scheduled)}")
+            self.recorder.event(cj, WARNING, "MissSchedule", f"Missed scheduled time to start a job: {format_time(scheduled)}")
             return wait
         name = job_name(cj, scheduled)
         if any(meta(j)["name"] == name for j in jobs):
@@ -158,7 +157,7 @@ class CronJobController(Controller):
         job = await self._create_job(key, cj, scheduled, tz)
         if job is not None:
             st["active"] = [*(st.get("active") or []), _job_ref(job)]
-        st["lastScheduleTime"] = fmt_time(scheduled)
+        st["lastScheduleTime"] = format_time(scheduled)
         return wait
 
     def _most_recent(self, cj: Obj, schedule: cron.Schedule, st: Obj, now: datetime) -> datetime | None:
@@ -192,7 +191,7 @@ class CronJobController(Controller):
             "metadata": {"name": job_name(cj, scheduled), "namespace": meta(cj)["namespace"],
                          "labels": dict(tm.get("labels") or {}),
                          "annotations": {**(tm.get("annotations") or {}), SCHEDULED_TIMESTAMP: local.isoformat()},
-                         "ownerReferences": [owner_reference(cj)]},
+                         "ownerReferences": [new_controller_ref(cj)]},
             "spec": template.get("spec") or {},
         }
         if not job["metadata"]["labels"]:

@@ -24,24 +24,28 @@ Must not import: node, net, apiserver, cli, runtime.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
-from orchestra.api.objects import deep_copy
 from orchestra.api.selectors import from_label_selector_object
-from orchestra.client.base import Client, Obj
+from orchestra.client.base import Client
 from orchestra.controller import Informer, Result, object_key, split_key
+from orchestra.objects import (
+    Obj,
+    deep_copy,
+    is_pod_ready,
+    is_terminating,
+    labels_match,
+    meta,
+    scaled_value,
+    spec,
+    status,
+    tolerations_tolerate,
+)
 from orchestra.reconcilers.workloads.base import WorkloadController
 from orchestra.reconcilers.workloads.common import (
     int_or,
     is_pod_available,
-    is_pod_ready,
-    is_terminating,
-    meta,
-    scaled_value,
     seconds_until_available,
-    spec,
-    status,
     template_hash,
 )
 from orchestra.reconcilers.workloads.history import REVISION_LABEL, RevisionHistory
@@ -67,19 +71,6 @@ def daemon_tolerations(pod_spec: Obj) -> list[Obj]:
     return tols
 
 
-def tolerates(tolerations: Iterable[Obj], taint: Obj) -> bool:
-    for t in tolerations:
-        if t.get("effect") and t.get("effect") != taint.get("effect"):
-            continue
-        if not t.get("key") and t.get("operator") == "Exists":
-            return True
-        if t.get("key") != taint.get("key"):
-            continue
-        if t.get("operator") == "Exists" or t.get("value", "") == taint.get("value", ""):
-            return True
-    return False
-
-
 def _expr_matches(expr: Obj, value: str | None) -> bool:
     op, values = expr.get("operator"), expr.get("values") or []
     if op == "In":
@@ -100,7 +91,7 @@ def _expr_matches(expr: Obj, value: str | None) -> bool:
 
 def node_affinity_matches(pod_spec: Obj, node: Obj) -> bool:
     labels = meta(node).get("labels") or {}
-    if any(labels.get(k) != v for k, v in (pod_spec.get("nodeSelector") or {}).items()):
+    if not labels_match(pod_spec.get("nodeSelector") or {}, labels):
         return False
     required = (((pod_spec.get("affinity") or {}).get("nodeAffinity") or {})
                 .get("requiredDuringSchedulingIgnoredDuringExecution") or {})
@@ -125,7 +116,7 @@ def should_run(pod_spec: Obj, node: Obj) -> tuple[bool, bool]:
     tols = daemon_tolerations(pod_spec)
     run = cont = True
     for taint in spec(node).get("taints") or []:
-        if taint.get("effect") not in ("NoSchedule", "NoExecute") or tolerates(tols, taint):
+        if taint.get("effect") not in ("NoSchedule", "NoExecute") or tolerations_tolerate(tols, taint):
             continue
         run = False
         if taint.get("effect") == "NoExecute":

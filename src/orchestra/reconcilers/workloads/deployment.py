@@ -25,26 +25,25 @@ from collections.abc import Iterable
 from typing import Any
 
 from orchestra.api.errors import AlreadyExists, NotFound
-from orchestra.api.objects import deep_copy
 from orchestra.api.selectors import from_label_selector_object
-from orchestra.client.base import Client, Obj
+from orchestra.client.base import Client
 from orchestra.controller import NORMAL, WARNING, Controller, Informer, Result, object_key, split_key
-from orchestra.reconcilers.workloads import rollout as ro
-from orchestra.reconcilers.workloads.common import (
-    Clock,
-    Expectations,
+from orchestra.controller.clock import Clock, wall_clock
+from orchestra.objects import (
+    Obj,
     controller_ref,
+    deep_copy,
     get_condition,
-    int_or,
     is_terminating,
     meta,
-    owner_keys,
-    owner_reference,
+    namespace_of,
+    new_controller_ref,
     remove_condition,
     spec,
     status,
-    wall_clock,
 )
+from orchestra.reconcilers.workloads import rollout as ro
+from orchestra.reconcilers.workloads.common import Expectations, int_or, owner_keys
 from orchestra.reconcilers.workloads.pods import claim
 
 
@@ -73,7 +72,7 @@ class DeploymentController(Controller):
             if controller_ref(rs) is not None:
                 keys.update(owner_keys(rs, "Deployment"))
                 continue
-            for d in self.deployments.by_index("namespace", str(meta(rs).get("namespace") or "")):
+            for d in self.deployments.by_index("namespace", namespace_of(rs)):
                 sel = spec(d).get("selector")
                 if sel and from_label_selector_object(sel).matches(meta(rs).get("labels")):
                     keys.add(object_key(d))
@@ -239,7 +238,7 @@ class _Run:
         rs: Obj = {
             "apiVersion": "apps/v1", "kind": "ReplicaSet",
             "metadata": {"name": name, "namespace": meta(d)["namespace"], "labels": tmeta["labels"],
-                         "ownerReferences": [owner_reference(d)],
+                         "ownerReferences": [new_controller_ref(d)],
                          "annotations": {**ro.copy_annotations(d), ro.REVISION: new_revision}},
             "spec": {"replicas": 0, "minReadySeconds": int_or(spec(d).get("minReadySeconds"), 0),
                      "selector": selector, "template": template},

@@ -21,9 +21,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from orchestra.api.errors import AlreadyExists, Conflict, NotFound
-from orchestra.api.objects import deep_copy
-from orchestra.client.base import Obj
-from orchestra.reconcilers.workloads.common import controller_ref, meta, owner_keys, owner_reference, spec
+from orchestra.objects import Obj, controller_ref, deep_copy, meta, new_controller_ref, spec
+from orchestra.reconcilers.workloads.common import owner_keys
 
 if TYPE_CHECKING:
     from orchestra.reconcilers.workloads.base import WorkloadController
@@ -86,7 +85,7 @@ class RevisionHistory:
         body: dict[str, Any] = {
             "apiVersion": "apps/v1", "kind": "ControllerRevision",
             "metadata": {"name": name, "namespace": m.get("namespace"), "labels": labels,
-                         "ownerReferences": [owner_reference(owner)]},
+                         "ownerReferences": [new_controller_ref(owner)]},
             "data": data, "revision": top + 1,
         }
         if m.get("annotations"):

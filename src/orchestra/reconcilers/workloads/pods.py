@@ -22,22 +22,22 @@ from collections.abc import Awaitable, Callable, Sequence
 import trio
 
 from orchestra.api.errors import ApiError, Conflict, NotFound
-from orchestra.api.objects import deep_copy
 from orchestra.api.registry import ResourceType
 from orchestra.api.selectors import LabelSelector
-from orchestra.client.base import Client, Obj
+from orchestra.client.base import Client
 from orchestra.controller import NORMAL, WARNING, EventRecorder
-from orchestra.reconcilers.workloads.common import (
+from orchestra.objects import (
+    Obj,
     controller_ref,
+    deep_copy,
     is_pod_ready,
     is_terminating,
     meta,
-    owner_reference,
+    new_controller_ref,
     parse_time,
-    ready_since,
-    restart_count,
     status,
 )
+from orchestra.reconcilers.workloads.common import ready_since, restart_count
 
 log = logging.getLogger("orchestra.reconcilers.workloads")
 
@@ -64,7 +64,7 @@ def pod_from_template(template: Obj, owner: Obj, *, name: str | None = None, gen
         pm["annotations"] = pod_annotations
     if tm.get("finalizers"):
         pm["finalizers"] = tm["finalizers"]
-    pm["ownerReferences"] = [owner_reference(owner)]
+    pm["ownerReferences"] = [new_controller_ref(owner)]
     return {"apiVersion": "v1", "kind": "Pod", "metadata": pm, "spec": t.get("spec") or {}}
 
 
@@ -160,7 +160,7 @@ async def claim(client: Client, rt: ResourceType, owner: Obj, selector: LabelSel
 async def _adopt(client: Client, rt: ResourceType, owner: Obj, obj: Obj,
                  on_write: Callable[[Obj], None] | None) -> Obj | None:
     m = meta(obj)
-    refs = [*(m.get("ownerReferences") or []), owner_reference(owner)]
+    refs = [*(m.get("ownerReferences") or []), new_controller_ref(owner)]
     patch = {"metadata": {"ownerReferences": refs, "resourceVersion": m["resourceVersion"], "uid": m["uid"]}}
     try:
         out = await client.patch(rt, m.get("namespace"), m["name"], patch)

@@ -19,23 +19,28 @@ from typing import Any
 
 from orchestra.api.errors import ApiError
 from orchestra.api.selectors import from_label_selector_object
-from orchestra.client.base import Client, Obj
+from orchestra.client.base import Client
 from orchestra.controller import Result, split_key
-from orchestra.reconcilers.workloads.base import WorkloadController
-from orchestra.reconcilers.workloads.common import (
-    fmt_time,
-    int_or,
-    is_pod_active,
-    is_pod_available,
+from orchestra.objects import (
+    Obj,
+    format_time,
     is_pod_ready,
     is_terminating,
+    labels_match,
+    labels_of,
     meta,
     ready_condition,
     remove_condition,
-    seconds_until_available,
     set_condition,
     spec,
     status,
+)
+from orchestra.reconcilers.workloads.base import WorkloadController
+from orchestra.reconcilers.workloads.common import (
+    int_or,
+    is_pod_active,
+    is_pod_available,
+    seconds_until_available,
 )
 from orchestra.reconcilers.workloads.pods import (
     BURST_REPLICAS,
@@ -122,7 +127,7 @@ class ReplicaSetController(WorkloadController):
         template_labels = ((spec(rs).get("template") or {}).get("metadata") or {}).get("labels") or {}
         labeled = ready = available = 0
         for p in pods:  # one pass: at a thousand replicas this loop is the controller's cost
-            labeled += _has_labels(p, template_labels)
+            labeled += labels_match(template_labels, labels_of(p))
             if is_pod_ready(p):
                 ready += 1
                 available += min_ready <= 0 or is_pod_available(p, min_ready, now)
@@ -136,7 +141,7 @@ class ReplicaSetController(WorkloadController):
         })
         if failure is not None:
             set_condition(new_status, {"type": "ReplicaFailure", "status": "True", "reason": failure[0],
-                                       "message": failure[1], "lastTransitionTime": fmt_time(now)})
+                                       "message": failure[1], "lastTransitionTime": format_time(now)})
         else:
             remove_condition(new_status, "ReplicaFailure")
         await self.write_status(key, rs, new_status)
@@ -152,8 +157,3 @@ def _sync_view(pod: Obj) -> tuple[Any, ...]:
     ready = ready_condition(pod) or {}
     return (m.get("labels"), m.get("ownerReferences"), m.get("deletionTimestamp"), status(pod).get("phase"),
             ready.get("status"), ready.get("lastTransitionTime"))
-
-
-def _has_labels(pod: Obj, labels: dict[str, str]) -> bool:
-    have: dict[str, str] = meta(pod).get("labels") or {}
-    return labels.items() <= have.items()

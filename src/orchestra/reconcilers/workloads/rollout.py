@@ -13,18 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from orchestra.client.base import Obj
-from orchestra.reconcilers.workloads.common import (
-    fmt_time,
-    get_condition,
-    int_or,
-    meta,
-    parse_time,
-    scaled_value,
-    spec,
-    status,
-    template_hash,
-)
+from orchestra.objects import Obj, format_time, get_condition, meta, parse_time, scaled_value, spec, status
+from orchestra.reconcilers.workloads.common import int_or, template_hash
 
 REVISION = "deployment.kubernetes.io/revision"
 REVISION_HISTORY = "deployment.kubernetes.io/revision-history"
@@ -202,7 +192,7 @@ def proportion(rs: Obj, deploy: Obj, to_add: int, added: int) -> int:
 
 
 def condition(type_: str, status_: str, reason: str, message: str, now: datetime) -> Obj:
-    t = fmt_time(now)
+    t = format_time(now)
     return {"type": type_, "status": status_, "lastUpdateTime": t, "lastTransitionTime": t,
             "reason": reason, "message": message}
 

@@ -29,8 +29,9 @@ from typing import Any
 
 from orchestra.api.registry import ResourceType
 from orchestra.api.selectors import from_label_selector_object
-from orchestra.client.base import Client, Obj
+from orchestra.client.base import Client
 from orchestra.controller import Result, registry_of, split_key
+from orchestra.objects import Obj, is_pod_ready, is_terminating, meta, name_of, spec, status
 from orchestra.reconcilers.workloads.base import WorkloadController
 from orchestra.reconcilers.workloads.claims import (
     add_claim_volumes,
@@ -41,12 +42,7 @@ from orchestra.reconcilers.workloads.claims import (
 from orchestra.reconcilers.workloads.common import (
     int_or,
     is_pod_available,
-    is_pod_ready,
-    is_terminating,
-    meta,
     seconds_until_available,
-    spec,
-    status,
     template_hash,
 )
 from orchestra.reconcilers.workloads.history import REVISION_LABEL, RevisionHistory, template_of
@@ -58,7 +54,7 @@ POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"
 
 def ordinal(sts: Obj, pod: Obj) -> int | None:
     prefix = f"{meta(sts)['name']}-"
-    name = str(meta(pod).get("name") or "")
+    name = name_of(pod)
     tail = name[len(prefix):] if name.startswith(prefix) else ""
     return int(tail) if tail.isdigit() else None
 

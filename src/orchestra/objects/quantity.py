@@ -20,7 +20,9 @@ any node has", never a wrapped or negative number.
 Beyond kube, so no request can make the parser build a number with millions of digits: a decimal
 magnitude of 10^1000 or more saturates at 10^1000, and at most 1010 significant digits of a mantissa
 are read exactly (further digits only round up; for decimal values that is exact at nano precision).
-Must not import: anything else in orchestra (the scheduler and validation both use it).
+`parse_or_none(value)` is the lenient read for consumers of stored objects: None for an absent or
+malformed value (validation already reported it).
+Must not import: anything else in orchestra (part of orchestra.objects: every layer uses it).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import functools
 import math
 import re
 from fractions import Fraction
+from typing import Any
 
 import attrs
 
@@ -184,6 +187,14 @@ def _away_from_zero(x: Fraction) -> int:
 
 def _saturate(n: int) -> int:
     return max(INT64_MIN, min(INT64_MAX, n))
+
+
+def parse_or_none(value: Any) -> Quantity | None:
+    """The quantity `value` spells, or None when it is absent or malformed."""
+    try:
+        return Quantity.parse(value)
+    except QuantityError:
+        return None
 
 
 def parse_quantity(text: str | int | float) -> Fraction:
