@@ -53,7 +53,7 @@ def check_blocking(host: str, port: int, service: str, timeout: float) -> tuple[
     """One probe; blocks the calling thread for at most about `timeout` seconds."""
     addr = join_host_port(host, port)
     within = go_duration_seconds(timeout)
-    deadline = time.monotonic() + timeout  # the thread's own clock: grpcio deadlines are real time
+    deadline = time.monotonic() + timeout  # wall-clock: in a worker thread; grpcio deadlines are real time
     options = [("grpc.primary_user_agent", USER_AGENT), ("grpc.enable_retries", 0)]
     channel = grpc.insecure_channel(addr, options=options)
     try:
@@ -63,7 +63,7 @@ def check_blocking(host: str, port: int, service: str, timeout: float) -> tuple[
             return False, (f'timeout: failed to connect service "{addr}" within {within}: '
                            "context deadline exceeded")
         stub = health_pb2_grpc.HealthStub(channel)
-        remaining = max(deadline - time.monotonic(), 0.001)
+        remaining = max(deadline - time.monotonic(), 0.001)  # wall-clock: as above
         try:
             response = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=remaining)
         except grpc.RpcError as exc:
