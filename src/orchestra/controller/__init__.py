@@ -16,7 +16,13 @@ from orchestra.controller.reconciler import (
     registry_of,
 )
 from orchestra.controller.supervisor import ComponentStatistics, RestartPolicy, Supervisor
-from orchestra.workqueue import QueueShutDown, RateLimiter, TokenBucket, WorkQueue
+from orchestra.controller.workqueue import (
+    ExponentialBackoff,
+    QueueShutDown,
+    RateLimiter,
+    TokenBucket,
+    WorkQueue,
+)
 
 __all__ = [
     "NORMAL",
@@ -25,6 +31,7 @@ __all__ = [
     "Controller",
     "ControllerStatistics",
     "EventRecorder",
+    "ExponentialBackoff",
     "Informer",
     "PermanentError",
     "QueueShutDown",

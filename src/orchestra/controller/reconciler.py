@@ -36,7 +36,7 @@ from orchestra.client.base import Client, Obj
 from orchestra.controller.errors import PermanentError, TemporaryError
 from orchestra.controller.events import EventRecorder
 from orchestra.controller.informer import Informer, SharedInformers, object_key
-from orchestra.workqueue import QueueShutDown, QueueStatistics, RateLimiter, WorkQueue
+from orchestra.controller.workqueue import QueueShutDown, QueueStatistics, RateLimiter, WorkQueue
 
 log = logging.getLogger("orchestra.controller")
 

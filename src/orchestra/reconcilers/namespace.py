@@ -25,8 +25,14 @@ from orchestra.api.errors import ApiError, Conflict, NotFound
 from orchestra.api.objects import deep_copy, now_rfc3339
 from orchestra.api.registry import ResourceType
 from orchestra.client.base import Client, Obj
-from orchestra.controller import Controller, RateLimiter, Result, TemporaryError, registry_of
-from orchestra.workqueue import ExponentialBackoff
+from orchestra.controller import (
+    Controller,
+    ExponentialBackoff,
+    RateLimiter,
+    Result,
+    TemporaryError,
+    registry_of,
+)
 
 log = logging.getLogger("orchestra.reconcilers.namespace")
 
