@@ -12,7 +12,7 @@ import trio
 import trio.testing
 
 from orchestra.store import CompactedError, Delete, KeyValue, Put, Store, StoreError
-from orchestra.storelog import OP_PUT, encode_record
+from orchestra.store.log import OP_PUT, encode_record
 
 
 def segments(directory: Path) -> list[Path]:

@@ -3,7 +3,7 @@
 Owns: KeyIndex, the base class of orchestra.store.Store that holds the per-key event lists, the
 sorted key list, the global history and the revision counters, and answers get/range/count (now or
 at a past revision) and compact(). Writes, watches and durability stay in orchestra.store.
-Must not import: anything from orchestra except orchestra.storetypes.
+Must not import: anything from orchestra except orchestra.store.types.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import heapq
 import itertools
 from collections.abc import Iterator
 
-from orchestra.storetypes import PUT, CompactedError, Event, FutureRevisionError, KeyValue, rev_of
+from orchestra.store.types import PUT, CompactedError, Event, FutureRevisionError, KeyValue, rev_of
 
 MERGE_MIN = 1024  # new keys kept apart (sorted on their own) up to this many, or 1/16 of the sorted ones
 

@@ -40,9 +40,9 @@ from pathlib import Path
 
 import trio
 
-from orchestra.storeindex import KeyIndex
-from orchestra.storelog import FSYNC_POLICIES, OP_DELETE, OP_PUT, DurableLog, FsyncPolicy, LogError, Op
-from orchestra.storetypes import (
+from orchestra.store.index import KeyIndex
+from orchestra.store.log import FSYNC_POLICIES, OP_DELETE, OP_PUT, DurableLog, FsyncPolicy, LogError, Op
+from orchestra.store.types import (
     DELETE,
     PUT,
     CompactedError,
@@ -58,7 +58,7 @@ from orchestra.storetypes import (
     TxnResult,
     rev_of,
 )
-from orchestra.storewatch import Watcher
+from orchestra.store.watch import Watcher
 
 __all__ = [
     "CompactedError",

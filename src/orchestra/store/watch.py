@@ -2,7 +2,7 @@
 
 Owns: iterating, filtering and batching history events for one watch, and noticing compaction and
 close. Writers never wait for it: it parks on the store's change event and reads at its own pace.
-Must not import: anything from orchestra except orchestra.storetypes (and orchestra.store for types).
+Must not import: anything from orchestra except orchestra.store.types (and orchestra.store for types).
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from orchestra.storetypes import CompactedError, Event, StoreClosedError
+from orchestra.store.types import CompactedError, Event, StoreClosedError
 
 if TYPE_CHECKING:
-    from orchestra.store import Store
+    from orchestra.store.mvcc import Store
 
 _WATCH_SCAN = 1024  # history events a watcher scans per batch before yielding
 _BACKLOG_SCAN = 16_384  # history events one backlog() call scans at most (it resumes next time)
