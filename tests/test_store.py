@@ -553,7 +553,7 @@ async def test_writes_wake_only_watchers_of_their_prefix(store: Store) -> None:
         store.put("/b/1", b"x")
         await trio.testing.wait_all_tasks_blocked()
         assert got == {"/a/": [], "/b/": ["/b/1"], "": ["/b/1"]}
-        assert set(store._parked) == {"/a/", "/b/", ""}  # all caught up and parked again
+        assert set(store._notifier.parked) == {"/a/", "/b/", ""}  # all caught up and parked again
         store.put("/a/1", b"x")
         store.delete("/b/1")
         await trio.testing.wait_all_tasks_blocked()

@@ -1,8 +1,10 @@
-"""The key index and the global history of a Store: reads at any retained revision, and compaction.
+"""The per-key revision index: every retained event of every key, and the keys in order.
 
-Owns: KeyIndex, the base class of orchestra.store.Store that holds the per-key event lists, the
-sorted key list, the global history and the revision counters, and answers get/range/count (now or
-at a past revision) and compact(). Writes, watches and durability stay in orchestra.store.
+Owns: KeyIndex - each key's events oldest first (so a read at a past revision is one bisect), the
+sorted key list (new keys kept apart and merged in lazily), each live key's current value, and
+dropping a key's events from before a compaction revision. It knows nothing of the global revision, the
+history or watches: orchestra.store.mvcc checks that a revision is readable and decides what to
+compact, and holds one KeyIndex.
 Must not import: anything from orchestra except orchestra.store.types.
 """
 
@@ -11,62 +13,84 @@ from __future__ import annotations
 import bisect
 import heapq
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 
-from orchestra.store.types import PUT, CompactedError, Event, FutureRevisionError, KeyValue, rev_of
+from orchestra.store.types import PUT, Event, KeyValue, rev_of
 
 MERGE_MIN = 1024  # new keys kept apart (sorted on their own) up to this many, or 1/16 of the sorted ones
 
 
 class KeyIndex:
-    """The read side of Store (see orchestra.store); the state is initialised by Store.__init__."""
+    """Keys -> their events. Reads take a revision already checked to be retained (None: now)."""
 
-    __slots__ = (
-        "_base",
-        "_compact_revision",
-        "_history",
-        "_index",
-        "_live",
-        "_max_history",
-        "_new_keys",
-        "_revision",
-        "_sorted",
-    )
+    __slots__ = ("_events", "_live", "_new_keys", "_sorted", "current")
 
-    _index: dict[str, list[Event]]  # key -> its events, oldest first
-    _sorted: list[str]  # every key in _index, sorted ...
-    _new_keys: list[str]  # ... except these, merged in on the next range
-    _history: list[Event]  # every retained event, in revision order
-    _base: int  # absolute position of _history[0]
-    _revision: int
-    _compact_revision: int
-    _live: int
-    _max_history: int
+    def __init__(self) -> None:
+        self._events: dict[str, list[Event]] = {}  # key -> its events, oldest first
+        self._live: dict[str, KeyValue] = {}  # key -> its current value, for the live keys only
+        self._sorted: list[str] = []  # every key in _events, sorted ...
+        self._new_keys: list[str] = []  # ... except these, merged in on the next range
+        # current(key) -> KeyValue | None: the key's value now. Every write reads it first, so it
+        # is the bound dict.get (no Python frame) rather than a method.
+        self.current: Callable[[str], KeyValue | None] = self._live.get
+
+    def __len__(self) -> int:
+        """The number of live keys."""
+        return len(self._live)
+
+    @property
+    def indexed(self) -> int:
+        """Indexed keys, deleted ones whose tombstone is still retained included."""
+        return len(self._events)
+
+    # --- writes ----------------------------------------------------------------------------------
+
+    def add(self, key: str, ev: Event) -> None:
+        """Record a committed event of `key`; it is newer than every event of that key."""
+        events = self._events.get(key)
+        if events is None:
+            self._events[key] = [ev]
+            self._new_keys.append(key)
+        else:
+            events.append(ev)
+        if ev.type == PUT:
+            self._live[key] = ev.kv
+        else:
+            del self._live[key]
+
+    def load(self, kvs: Iterable[KeyValue]) -> None:
+        """Install live keys, each as its only event (a recovered state), into the empty index."""
+        events, live = self._events, self._live
+        for kv in kvs:
+            events[kv.key] = [Event(PUT, kv)]
+            live[kv.key] = kv
+            self._new_keys.append(kv.key)
+
+    def compact(self, keys: Iterable[str], revision: int) -> None:
+        """Drop the events of `keys` from before their state at `revision` (a key deleted at or
+        before it goes entirely)."""
+        index, removed = self._events, False
+        for key in keys:
+            events = index[key]
+            i = bisect.bisect_right(events, revision, key=rev_of)
+            keep = i - 1 if events[i - 1].type == PUT else i  # the state at `revision` stays
+            del events[:keep]
+            if not events:
+                del index[key]
+                removed = True
+        if removed:
+            self._sorted = [key for key in self._sorted_keys() if key in index]
 
     # --- reads -----------------------------------------------------------------------------------
 
-    @property
-    def revision(self) -> int:
-        return self._revision
-
-    @property
-    def compact_revision(self) -> int:
-        return self._compact_revision
-
-    def _check_read_revision(self, revision: int) -> None:
-        if revision > self._revision:
-            raise FutureRevisionError(revision, self._revision)
-        if revision < self._compact_revision:
-            raise CompactedError(revision, self._compact_revision)
-
-    def get(self, key: str, *, revision: int | None = None) -> KeyValue | None:
-        if revision is not None:
-            self._check_read_revision(revision)
-        events = self._index.get(key)
+    def get(self, key: str, revision: int | None) -> KeyValue | None:
+        if revision is None:
+            return self._live.get(key)
+        events = self._events.get(key)
         if events is None:
             return None
         ev = events[-1]
-        if revision is not None and ev.kv.mod_revision > revision:
+        if ev.kv.mod_revision > revision:
             i = bisect.bisect_right(events, revision, key=rev_of) - 1
             if i < 0:
                 return None
@@ -74,28 +98,17 @@ class KeyIndex:
         return ev.kv if ev.type == PUT else None
 
     def range(
-        self,
-        prefix: str,
-        *,
-        revision: int | None = None,
-        limit: int | None = None,
-        start_after: str | None = None,
-    ) -> tuple[list[KeyValue], int]:
-        """Live keys starting with `prefix` at `revision` (default: now), sorted, after
-        `start_after`, at most `limit`; returns them and the revision they were read at."""
-        if revision is None:
-            revision = self._revision
-        else:
-            self._check_read_revision(revision)
-        past = revision < self._revision
+        self, prefix: str, revision: int | None, limit: int | None, start_after: str | None
+    ) -> list[KeyValue]:
+        """Live keys starting with `prefix` at `revision`, sorted, after `start_after`, at most `limit`."""
         out: list[KeyValue] = []
-        index = self._index
+        index = self._events
         for key in self._keys_from(prefix, start_after):
             if not key.startswith(prefix):
                 break
             events = index[key]
             ev = events[-1]
-            if past and ev.kv.mod_revision > revision:
+            if revision is not None and ev.kv.mod_revision > revision:
                 i = bisect.bisect_right(events, revision, key=rev_of) - 1
                 if i < 0:
                     continue
@@ -104,18 +117,22 @@ class KeyIndex:
                 out.append(ev.kv)
                 if limit is not None and len(out) >= limit:
                     break
-        return out, revision
+        return out
 
     def count(self, prefix: str) -> int:
         """The number of live keys starting with `prefix`."""
         if not prefix:
-            return self._live
-        index, n = self._index, 0
+            return len(self._live)
+        index, n = self._events, 0
         for key in self._keys_from(prefix, None):
             if not key.startswith(prefix):
                 break
             n += index[key][-1].type == PUT
         return n
+
+    def live_values(self) -> list[KeyValue]:
+        """Every live key's current value, in no particular order (a snapshot's entries)."""
+        return list(self._live.values())
 
     def _keys_from(self, prefix: str, start_after: str | None) -> Iterator[str]:
         """Keys in order from the first >= prefix (and > start_after); callers stop at the first
@@ -144,40 +161,3 @@ class KeyIndex:
             self._new_keys.clear()
             self._sorted.sort()
         return self._sorted
-
-    def _current(self, key: str) -> KeyValue | None:
-        events = self._index.get(key)
-        if events is None or events[-1].type != PUT:
-            return None
-        return events[-1].kv
-
-    # --- history ---------------------------------------------------------------------------------
-
-    def compact(self, revision: int) -> None:
-        """Drop history at and before `revision` (the state at `revision` stays readable)."""
-        if revision > self._revision:
-            raise FutureRevisionError(revision, self._revision)
-        if revision <= self._compact_revision:
-            return
-        history = self._history
-        cut = bisect.bisect_right(history, revision, key=rev_of)
-        touched = {ev.kv.key for ev in itertools.islice(history, cut)}
-        del history[:cut]
-        self._base += cut
-        self._compact_revision = revision
-        index, removed = self._index, False
-        for key in touched:
-            events = index[key]
-            i = bisect.bisect_right(events, revision, key=rev_of)
-            keep = i - 1 if events[i - 1].type == PUT else i  # the state at `revision` stays
-            del events[:keep]
-            if not events:
-                del index[key]
-                removed = True
-        if removed:
-            self._sorted = [key for key in self._sorted_keys() if key in index]
-
-    def _trim(self) -> None:
-        excess = len(self._history) - self._max_history
-        if excess > 0:
-            self.compact(self._history[excess - 1].kv.mod_revision)

@@ -1,24 +1,61 @@
-"""Watcher: a cursor into a Store's shared history (see orchestra.store for the watch semantics).
+"""Watches: a Watcher is a cursor into the shared history; the Notifier wakes the parked ones.
 
-Owns: iterating, filtering and batching history events for one watch, and noticing compaction and
-close. Writers never wait for it: it parks on the store's change event and reads at its own pace.
-Must not import: anything from orchestra except orchestra.store.types (and orchestra.store for types).
+Owns: iterating, filtering and batching history events for one watch, noticing compaction and
+close, counting a watcher's backlog; and the Notifier, the narrow hook between the store and its
+watchers - park(prefix) hands a caught-up watcher the trio.Event the next write under that prefix
+sets, wake(key) is what the store calls after each write, and it records the open watchers and
+whether the store is closed. Writers never wait for a watcher: it parks and reads at its own pace.
+See orchestra.store for the watch semantics.
+Must not import: anything from orchestra except orchestra.store.types and orchestra.store.history
+(never the Store: a watcher sees only the history and the notifier it is handed).
 """
 
 from __future__ import annotations
 
+import weakref
 from types import TracebackType
-from typing import TYPE_CHECKING
 
 import trio
 
+from orchestra.store.history import History
 from orchestra.store.types import CompactedError, Event, StoreClosedError
-
-if TYPE_CHECKING:
-    from orchestra.store.mvcc import Store
 
 _WATCH_SCAN = 1024  # history events a watcher scans per batch before yielding
 _BACKLOG_SCAN = 16_384  # history events one backlog() call scans at most (it resumes next time)
+
+
+class Notifier:
+    """Parked watchers by prefix, the open watchers, and whether the store is closed."""
+
+    __slots__ = ("closed", "parked", "watchers")
+
+    def __init__(self) -> None:
+        self.parked: dict[str, trio.Event] = {}  # watched prefix -> set by the next write under it
+        self.watchers: weakref.WeakSet[Watcher] = weakref.WeakSet()
+        self.closed = False
+
+    def park(self, prefix: str) -> trio.Event:
+        """The event a caught-up watcher of `prefix` waits on: set by the next write of a key under
+        it, so a write wakes only the watchers it concerns (not every informer in the process)."""
+        event = self.parked.get(prefix)
+        if event is None:
+            event = self.parked[prefix] = trio.Event()
+        return event
+
+    def wake(self, key: str) -> None:
+        """`key` was written: wake the watchers of every prefix of it."""
+        for prefix in [p for p in self.parked if key.startswith(p)]:
+            self.parked.pop(prefix).set()
+
+    def wake_all(self) -> None:
+        parked, self.parked = self.parked, {}
+        for event in parked.values():
+            event.set()
+
+    def close(self) -> None:
+        """The store closed: every watcher raises StoreClosedError from now on."""
+        self.closed = True
+        self.wake_all()
 
 
 class Watcher:
@@ -26,21 +63,24 @@ class Watcher:
     Each batch is a non-empty list of events in revision order (a txn's events never straddle two
     batches)."""
 
-    __slots__ = ("__weakref__", "_closed", "_count_start", "_counted", "_cursor", "_next_revision",
-                 "_pending", "_prefix", "_store")
+    __slots__ = ("__weakref__", "_closed", "_count_start", "_counted", "_cursor", "_history",
+                 "_next_revision", "_notifier", "_pending", "_prefix")
 
-    def __init__(self, store: Store, prefix: str, cursor: int, start_revision: int, live: int) -> None:
-        """cursor: where reading starts; live: where the history stood when the watch was made
-        (absolute indexes into the history, which survive compaction)."""
-        self._store = store
+    def __init__(
+        self, history: History, notifier: Notifier, prefix: str, start_revision: int
+    ) -> None:
+        """Events under `prefix` from `start_revision` on (the caller checked it is retained)."""
+        self._history = history
+        self._notifier = notifier
         self._prefix = prefix
-        self._cursor = cursor
+        self._cursor = history.position(start_revision)  # absolute: survives compaction
         self._next_revision = start_revision
         self._closed = False
         # backlog(): events in [max(cursor, _count_start), _counted) are counted, _pending of them
-        # under the prefix; the history a watch replays (before `live`) is not backlog.
-        self._count_start = self._counted = max(cursor, live)
+        # under the prefix; the history a watch replays (what is there now) is not backlog.
+        self._count_start = self._counted = max(self._cursor, history.end)
         self._pending = 0
+        notifier.watchers.add(self)
 
     async def __aenter__(self) -> Watcher:
         return self
@@ -54,13 +94,13 @@ class Watcher:
         return self
 
     async def __anext__(self) -> list[Event]:
-        store, waited = self._store, False
+        history, notifier, waited = self._history, self._notifier, False
         while True:
             if self._closed:
                 raise StopAsyncIteration
-            if store._closed:
+            if notifier.closed:
                 raise StoreClosedError("store closed")
-            if self._cursor < store._base + len(store._history):
+            if self._cursor < history.base + len(history.events):
                 if not waited:
                     await trio.lowlevel.checkpoint()
                     waited = True
@@ -70,47 +110,48 @@ class Watcher:
                     return batch
                 waited = False  # only filtered-out events: yield before scanning further
                 continue
-            await store._park(self._prefix).wait()
+            await notifier.park(self._prefix).wait()
             waited = True
 
     def receive_nowait(self) -> list[Event]:
         """The next batch without waiting; trio.WouldBlock if the watcher is caught up."""
-        if self._closed or self._store._closed:
+        if self._closed or self._notifier.closed:
             raise StoreClosedError("watcher or store closed")
-        while self._cursor < self._store._base + len(self._store._history):
+        history = self._history
+        while self._cursor < history.base + len(history.events):
             batch = self._take()
             if batch:
                 return batch
         raise trio.WouldBlock
 
     def _take(self) -> list[Event]:
-        store = self._store
-        start = self._cursor - store._base
+        history = self._history
+        start = self._cursor - history.base
         if start < 0:
-            raise CompactedError(self._next_revision, store._compact_revision)
-        history = store._history
-        end = len(history)
+            raise CompactedError(self._next_revision, history.compact_revision)
+        events = history.events
+        end = len(events)
         stop = min(end, start + _WATCH_SCAN)
         if stop < end:
-            last = history[stop - 1].kv.mod_revision
-            while stop < end and history[stop].kv.mod_revision == last:
+            last = events[stop - 1].kv.mod_revision
+            while stop < end and events[stop].kv.mod_revision == last:
                 stop += 1
         prefix = self._prefix
-        events = history[start:stop]
+        batch = events[start:stop]
         if prefix:
-            events = [ev for ev in events if ev.kv.key.startswith(prefix)]
-        self._uncount(self._cursor, self._cursor + stop - start, events)
+            batch = [ev for ev in batch if ev.kv.key.startswith(prefix)]
+        self._uncount(self._cursor, self._cursor + stop - start, batch)
         self._cursor += stop - start
-        self._next_revision = history[stop - 1].kv.mod_revision + 1
-        return events
+        self._next_revision = events[stop - 1].kv.mod_revision + 1
+        return batch
 
     def _uncount(self, start: int, stop: int, taken: list[Event]) -> None:
         """Events at absolute [start, stop) were taken (`taken`: those under the prefix)."""
         lo, hi = max(start, self._count_start), min(stop, self._counted)
         if hi > lo:
             if (lo, hi) != (start, stop):
-                base, prefix = self._store._base, self._prefix
-                counted = self._store._history[lo - base:hi - base]
+                base, prefix = self._history.base, self._prefix
+                counted = self._history.events[lo - base:hi - base]
                 taken = [ev for ev in counted if ev.kv.key.startswith(prefix)]
             self._pending -= len(taken)
         self._counted = max(self._counted, stop)
@@ -120,23 +161,23 @@ class Watcher:
         (what it replays from before is not counted), up to `limit`; `limit` too once compaction
         has overtaken it. Counting resumes where the last call stopped (at most _BACKLOG_SCAN history
         events per call), so polling costs O(new history)."""
-        store = self._store
-        if self._cursor < store._base:
+        history = self._history
+        if self._cursor < history.base:
             return limit
-        history, prefix = store._history, self._prefix
-        i = self._counted - store._base
-        stop = min(len(history), i + _BACKLOG_SCAN)
+        events, prefix = history.events, self._prefix
+        i = self._counted - history.base
+        stop = min(len(events), i + _BACKLOG_SCAN)
         n = self._pending
         while n < limit and i < stop:
-            n += history[i].kv.key.startswith(prefix)
+            n += events[i].kv.key.startswith(prefix)
             i += 1
-        self._counted, self._pending = store._base + i, n
+        self._counted, self._pending = history.base + i, n
         return min(n, limit)
 
     @property
     def lag(self) -> int:
         """History events this watcher has not read yet."""
-        return self._store._base + len(self._store._history) - self._cursor
+        return self._history.end - self._cursor
 
     async def aclose(self) -> None:
         self.close()
@@ -145,5 +186,5 @@ class Watcher:
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            self._store._watchers.discard(self)
-            self._store._wake()  # a task parked in __anext__ on this watcher should see it closed
+            self._notifier.watchers.discard(self)
+            self._notifier.wake_all()  # a task parked in __anext__ on this watcher should see it closed
