@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 import trio
 
-from orchestra.workqueue import ExponentialBackoff, QueueShutDown, RateLimiter, TokenBucket, WorkQueue
+from orchestra.controller.workqueue import (
+    ExponentialBackoff,
+    QueueShutDown,
+    RateLimiter,
+    TokenBucket,
+    WorkQueue,
+)
 
 
 def drain(q: WorkQueue[str]) -> list[str]:

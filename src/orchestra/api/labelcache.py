@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from orchestra.storetypes import KeyValue
+from orchestra.store.types import KeyValue
 
 MAX_PREFIXES = 32
 Labels = Mapping[str, str]

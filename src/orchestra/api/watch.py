@@ -26,7 +26,7 @@ from orchestra.api.registry import ResourceType
 from orchestra.api.selectors import FieldSelector, LabelSelector
 from orchestra.objects import Obj
 from orchestra.store import CompactedError, Event, FutureRevisionError, KeyValue, Watcher
-from orchestra.storetypes import rev_of
+from orchestra.store.types import rev_of
 
 WatchEvent = tuple[str, Obj]
 # A page of events, decoded lazily as it is iterated; finish it before asking for the next page.

@@ -16,8 +16,14 @@ from orchestra.controller.reconciler import (
     registry_of,
 )
 from orchestra.controller.supervisor import ComponentStatistics, RestartPolicy, Supervisor
+from orchestra.controller.workqueue import (
+    ExponentialBackoff,
+    QueueShutDown,
+    RateLimiter,
+    TokenBucket,
+    WorkQueue,
+)
 from orchestra.objects import object_key, split_key
-from orchestra.workqueue import QueueShutDown, RateLimiter, TokenBucket, WorkQueue
 
 __all__ = [
     "NORMAL",
@@ -26,6 +32,7 @@ __all__ = [
     "Controller",
     "ControllerStatistics",
     "EventRecorder",
+    "ExponentialBackoff",
     "Informer",
     "PermanentError",
     "QueueShutDown",

@@ -36,8 +36,8 @@ from orchestra.client.base import Client
 from orchestra.controller.errors import PermanentError, TemporaryError
 from orchestra.controller.events import EventRecorder
 from orchestra.controller.informer import Informer, SharedInformers
+from orchestra.controller.workqueue import QueueShutDown, QueueStatistics, RateLimiter, WorkQueue
 from orchestra.objects import Obj, object_key
-from orchestra.workqueue import QueueShutDown, QueueStatistics, RateLimiter, WorkQueue
 
 log = logging.getLogger("orchestra.controller")
 

@@ -24,9 +24,15 @@ import attrs
 from orchestra.api.errors import ApiError, Conflict, NotFound
 from orchestra.api.registry import ResourceType
 from orchestra.client.base import Client
-from orchestra.controller import Controller, RateLimiter, Result, TemporaryError, registry_of
+from orchestra.controller import (
+    Controller,
+    ExponentialBackoff,
+    RateLimiter,
+    Result,
+    TemporaryError,
+    registry_of,
+)
 from orchestra.objects import Obj, deep_copy, is_terminating, now_rfc3339
-from orchestra.workqueue import ExponentialBackoff
 
 log = logging.getLogger("orchestra.reconcilers.namespace")
 

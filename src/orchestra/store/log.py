@@ -1,11 +1,11 @@
-"""The durable half of orchestra.store: an append-only, crc-checked log plus snapshots.
+"""The durable backend's files: an append-only, crc-checked log plus snapshots.
 
 Owns the bytes on disk and nothing else: the directory layout, the record and snapshot formats,
 group-commit fsync, segment rotation and recovery (replay, torn-tail truncation). It knows nothing
 of MVCC: a record is (revision, ops) with an op being (kind, key, value), and snapshot entries are
 anything with key/value/create_revision/mod_revision/version attributes.
 
-Only orchestra.store imports this module; it imports nothing from orchestra.
+Only orchestra.store.durable imports this module. Must not import: anything from orchestra.
 
 Directory layout:
     LOCK                        flock()ed while open, so two processes never append to one log

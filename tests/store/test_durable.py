@@ -1,4 +1,5 @@
-"""The durable backend: reopen, torn tails, kill -9, snapshots, fsync policies, group commit."""
+"""The durable backend only (the contract it shares with memory is in test_mvcc/test_watch/test_machine):
+reopen, torn tails, kill -9, segments, snapshots, fsync policies, group commit."""
 
 from __future__ import annotations
 
@@ -12,11 +13,17 @@ import trio
 import trio.testing
 
 from orchestra.store import CompactedError, Delete, KeyValue, Put, Store, StoreError
-from orchestra.storelog import OP_PUT, encode_record
+from orchestra.store.log import OP_PUT, encode_record
 
 
 def segments(directory: Path) -> list[Path]:
     return sorted(directory.glob("wal-*.log"))
+
+
+def stat(store: Store, name: str) -> int:
+    value = store.statistics()[name]
+    assert isinstance(value, int)
+    return value
 
 
 def snapshot_names(directory: Path) -> list[str]:
@@ -87,7 +94,8 @@ def test_torn_tail_is_truncated_and_writing_continues(tmp_path: Path, damage: ob
     survivors = store.revision
     assert survivors in range(40, 51)
     assert [kv.key for kv in store.range("")[0]] == [f"k{i:02d}" for i in range(survivors)]
-    assert store.statistics()["truncated_bytes"] == len(damage(data)) - log.stat().st_size  # type: ignore[operator]
+    truncated = len(damage(data)) - log.stat().st_size  # type: ignore[operator]
+    assert store.statistics()["truncated_bytes"] == truncated
     store.put("next", b"v")
     store.close()
     store = Store.open_durable(tmp_path)
@@ -245,7 +253,7 @@ async def test_batch_fsyncs_in_run(tmp_path: Path) -> None:
             kv = store.put("k", b"v")
             await store.wait_durable(kv.mod_revision)  # batch: does not wait
             # polling: the batch fsync in run() is what is under test and it has no event
-            while store.statistics()["durable_revision"] < kv.mod_revision:  # type: ignore[operator]  # noqa: ASYNC110
+            while stat(store, "durable_revision") < kv.mod_revision:  # noqa: ASYNC110
                 await trio.sleep(0.01)
             assert store.statistics()["fsyncs"] >= 1  # type: ignore[operator]
             nursery.cancel_scope.cancel()

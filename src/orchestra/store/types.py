@@ -1,7 +1,8 @@
 """The store's value types and errors: KeyValue, Event, the txn ops and guards, StoreError and kin.
 
-Owns: the frozen records the store hands out and takes in, and the error hierarchy; no behaviour.
-Must not import: anything from orchestra (orchestra.store and its helpers import this).
+Owns: the frozen records the store hands out and takes in (and its backends hand back), and the error
+hierarchy; no behaviour.
+Must not import: anything from orchestra (every other module of orchestra.store imports this one).
 """
 
 from __future__ import annotations
@@ -97,6 +98,9 @@ class Put:
 @attrs.frozen
 class Delete:
     key: str
+
+
+Op = Put | Delete  # one write of a txn branch, of a log record, of a backend's committed revision
 
 
 @attrs.frozen

@@ -1,5 +1,6 @@
 """The store against a trivial model (a dict of KeyValues + the dict at every revision + the event list),
-driven by Hypothesis; the durable variant also snapshots and reopens in the middle."""
+driven by Hypothesis, on every backend of tests/store/backends.py; a backend that keeps its state
+across a reopen (durable) is also closed and reopened in the middle."""
 
 from __future__ import annotations
 
@@ -7,10 +8,17 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import pytest
 import trio
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
 from orchestra.store import (
     CompactedError,
@@ -23,6 +31,7 @@ from orchestra.store import (
     Store,
     Watcher,
 )
+from tests.store.backends import BACKENDS, BackendCase
 
 KEYS = st.sampled_from(["a", "ab", "abc", "b", "ba", "c"])
 PREFIXES = st.sampled_from(["", "a", "ab", "b", "c", "d"])
@@ -44,8 +53,11 @@ def drain(watcher: Watcher) -> list[Event]:
 
 
 class StoreMachine(RuleBasedStateMachine):
+    case: BackendCase  # set by machine_for()
+
     def __init__(self) -> None:
         super().__init__()
+        self.directory = Path(tempfile.mkdtemp(prefix="store-machine-"))
         self.store = self.open()
         self.model: dict[str, KeyValue] = {}
         self.states: list[dict[str, KeyValue]] = [{}]  # states[r] = the model at revision r
@@ -55,7 +67,7 @@ class StoreMachine(RuleBasedStateMachine):
         self.followed = 0  # events the follower has delivered
 
     def open(self) -> Store:
-        return Store.open_memory()
+        return self.case.open(self.directory)
 
     # --- the model ---------------------------------------------------------------------------------
 
@@ -192,21 +204,11 @@ class StoreMachine(RuleBasedStateMachine):
         self.followed += len(got)
         assert self.followed == len(self.events)
 
-    def teardown(self) -> None:
-        self.store.close()
-
-
-class DurableStoreMachine(StoreMachine):
-    def open(self) -> Store:
-        if not hasattr(self, "directory"):
-            self.directory = Path(tempfile.mkdtemp(prefix="store-machine-"))
-        return Store.open_durable(self.directory, fsync="never", snapshot_every=10)
-
     @rule()
     def snapshot(self) -> None:
         trio.run(self.store.snapshot)
 
-    @precondition(lambda self: len(self.states) > 1)
+    @precondition(lambda self: self.case.reopens and len(self.states) > 1)
     @rule()
     def reopen(self) -> None:
         self.store.close()
@@ -217,11 +219,20 @@ class DurableStoreMachine(StoreMachine):
         self.followed = len(self.events)
 
     def teardown(self) -> None:
-        super().teardown()
+        self.store.close()
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-TestStoreMachine = StoreMachine.TestCase
-TestStoreMachine.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
-TestDurableStoreMachine = DurableStoreMachine.TestCase
-TestDurableStoreMachine.settings = settings(max_examples=60, stateful_step_count=40, deadline=None)
+EXAMPLES = {"memory": 150, "durable": 60}  # a durable example writes and fsyncs files
+
+
+def machine_for(case: BackendCase) -> type[StoreMachine]:
+    return type(f"{case.name.title()}StoreMachine", (StoreMachine,), {"case": case})
+
+
+@pytest.mark.parametrize("case", BACKENDS, ids=[case.name for case in BACKENDS])
+def test_store_matches_the_model(case: BackendCase) -> None:
+    run_state_machine_as_test(
+        machine_for(case),
+        settings=settings(max_examples=EXAMPLES[case.name], stateful_step_count=40, deadline=None),
+    )

@@ -10,7 +10,8 @@ Owns: the queue semantics controllers rely on —
     bucket (client-go's 10 qps / burst 100) can be combined with it;
   * `shutdown()` makes every `get()` raise `QueueShutDown`.
 Time comes only from trio, so tests drive it with the virtual clock.
-Must not import: anything from orchestra (a leaf, like the store).
+Part of the controller runtime: only orchestra.controller imports it (other layers use the names
+orchestra.controller re-exports). Must not import: anything from orchestra (it is dependency-free).
 """
 
 from __future__ import annotations
