@@ -13,17 +13,21 @@ from contextlib import aclosing
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+import attrs
 import orjson
 import trio
 
 from orchestra.api import tables
+from orchestra.api.bodies import Decoded
 from orchestra.api.core import ApiCore, WriteOptions, WriteResult
-from orchestra.api.deletion import DeleteOptions
+from orchestra.api.deletion import DELETE_OPTIONS, DeleteOptions, delete_options
 from orchestra.api.errors import ApiError, BadRequest, InternalError, MethodNotAllowed, NotFound, Unauthorized
 from orchestra.api.eviction import evict
 from orchestra.api.metrics import METRICS_REGISTRY
+from orchestra.api.objects import parse_rv
 from orchestra.api.registry import ResourceType
 from orchestra.api.selectors import parse_field_selector, parse_label_selector
+from orchestra.api.typemeta import check_body_types
 from orchestra.api.watch import watch
 from orchestra.apiserver.discovery import Discovery, version_info, wants_aggregated
 from orchestra.apiserver.http import (
@@ -178,7 +182,8 @@ class ApiServer:
                 else:
                     await self._list(req, route)
             elif m == "POST":
-                await self._write(req, await self.core.create(route.rt, route.namespace, await req.json_body(), self._write_opts(req)))
+                body, opts = await self._write_body(req)
+                await self._write(req, await self.core.create(route.rt, route.namespace, body, opts))
             elif m == "DELETE":
                 await self._delete_collection(req, route)
             else:
@@ -187,13 +192,21 @@ class ApiServer:
             obj = self.core.get(route.rt, route.namespace, route.name)
             await self._send_object(req, route.rt, obj)
         elif m == "PUT":
-            await self._write(req, await self.core.update(route.rt, route.namespace, route.name, await req.json_body(), self._write_opts(req)))
+            body, opts = await self._write_body(req)
+            await self._write(req, await self.core.update(route.rt, route.namespace, route.name, body, opts))
         elif m == "PATCH":
             await self._patch(req, route)
         elif m == "DELETE":
             await self._delete(req, route)
         else:
             raise MethodNotAllowed(f"the server does not allow this method on the requested resource ({m})")
+
+    async def _write_body(self, req: Request) -> tuple[Any, WriteOptions]:
+        """A create/update body and the write options, with what decoding found for strictness."""
+        opts = self._write_opts(req)
+        decoded = await req.decoded_body()
+        assert decoded is not None
+        return decoded.value, attrs.evolve(opts, decode_findings=_findings(decoded))
 
     def _write_opts(self, req: Request) -> WriteOptions:
         dry = req.arg("dryRun")
@@ -223,21 +236,12 @@ class ApiServer:
         await send_json(req.send, status, obj)
 
     async def _delete_opts(self, req: Request) -> DeleteOptions:
-        body = await req.json_body(allow_empty=True) or {}
-        if not isinstance(body, dict):
-            raise BadRequest("DeleteOptions must be a JSON object")
-        pre = body.get("preconditions") or {}
-        dry = body.get("dryRun") or ([req.arg("dryRun")] if req.arg("dryRun") else [])
-        grace = body.get("gracePeriodSeconds", req.int_arg("gracePeriodSeconds"))
-        if body.get("orphanDependents") is True:
-            body.setdefault("propagationPolicy", "Orphan")
-        return DeleteOptions(
-            propagation_policy=body.get("propagationPolicy") or req.arg("propagationPolicy"),
-            grace_period_seconds=int(grace) if grace is not None else None,
-            uid=pre.get("uid"),
-            resource_version=pre.get("resourceVersion"),
-            dry_run="All" in (dry or []),
-        )
+        body = await req.json_body(allow_empty=True)
+        body = {} if body is None else body
+        check_body_types(self.core.schema, body, DELETE_OPTIONS, kind="DeleteOptions")
+        return delete_options(body, propagation_policy=req.arg("propagationPolicy"),
+                              grace_period_seconds=req.int_arg("gracePeriodSeconds"),
+                              dry_run=req.arg("dryRun"))
 
     async def _delete_collection(self, req: Request, route: Route) -> None:
         listed = self._do_list(req, route)
@@ -295,8 +299,9 @@ class ApiServer:
             if m == "GET":
                 await self._send_object(req, rt, self.core.get(rt, route.namespace, name))
             elif m == "PUT":
-                await self._write(req, await self.core.update(rt, route.namespace, name, await req.json_body(), self._write_opts(req),
-                                                              subresource=sub))
+                body, opts = await self._write_body(req)
+                updated = await self.core.update(rt, route.namespace, name, body, opts, subresource=sub)
+                await self._write(req, updated)
             elif m == "PATCH":
                 await self._patch(req, route)
             else:
@@ -305,8 +310,8 @@ class ApiServer:
             if m == "GET":
                 await send_json(req.send, 200, self.core.get_scale(rt, route.namespace, name))
             elif m in ("PUT", "PATCH"):
-                body: Any = await req.json_body() if m == "PUT" else await req.body()
-                scale = await self.core.update_scale(rt, route.namespace, name, body,
+                given: Any = await req.json_body() if m == "PUT" else await req.body()
+                scale = await self.core.update_scale(rt, route.namespace, name, given,
                                                      None if m == "PUT" else req.content_type, self._write_opts(req))
                 await send_json(req.send, 200, scale)
             else:
@@ -337,8 +342,11 @@ class ApiServer:
         label = parse_label_selector(req.arg("labelSelector"))
         field = parse_field_selector(req.arg("fieldSelector"), route.rt.kind)
         timeout = req.int_arg("timeoutSeconds")
+        if timeout is not None and timeout < 0:
+            timeout = 0  # Go's timer fires at once for a negative duration: the watch just ends
         as_table = _wants_table(req)
         bookmarks = self.bookmark_interval if req.flag("allowWatchBookmarks") else None
+        parse_rv(req.arg("resourceVersion"))  # a bad value is a 400 now; once streaming, only an ERROR event
         stream = watch(self.core, route.rt, route.namespace, resource_version=req.arg("resourceVersion"),
                        label_selector=label, field_selector=field, bookmark_interval=bookmarks)
         await req.send({"type": "http.response.start", "status": 200,
@@ -346,22 +354,34 @@ class ApiServer:
         async with aclosing(stream), trio.open_nursery() as nursery:  # type: ignore[type-var]
             nursery.start_soon(_cancel_on_disconnect, req.receive, nursery.cancel_scope)
             with trio.move_on_after(timeout if timeout is not None else WATCH_DEFAULT_TIMEOUT):
-                first = True
-                async for etype, obj in stream:
-                    if as_table and etype in ("ADDED", "MODIFIED", "DELETED"):
-                        obj = self._table(req, route.rt, [obj], obj["metadata"].get("resourceVersion", ""))
-                        if not first:
-                            obj["columnDefinitions"] = []
-                        first = False
-                    await req.send({"type": "http.response.body", "body": orjson.dumps({"type": etype, "object": obj}) + b"\n",
-                                    "more_body": True})
-                    if etype == "ERROR":
-                        break
+                try:
+                    await self._stream_events(req, route, stream, as_table)
+                except ApiError as err:  # after the 200: the client learns it the way kube tells it
+                    await req.send({"type": "http.response.body", "more_body": True,
+                                    "body": orjson.dumps({"type": "ERROR", "object": err.status()}) + b"\n"})
             nursery.cancel_scope.cancel()
         try:
             await req.send({"type": "http.response.body", "body": b"", "more_body": False})
         except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
             pass  # the client went away first; nothing to finish
+
+
+    async def _stream_events(self, req: Request, route: Route, stream: Any, as_table: bool) -> None:
+        first = True
+        async for etype, obj in stream:
+            if as_table and etype in ("ADDED", "MODIFIED", "DELETED"):
+                obj = self._table(req, route.rt, [obj], obj["metadata"].get("resourceVersion", ""))
+                if not first:
+                    obj["columnDefinitions"] = []
+                first = False
+            event = orjson.dumps({"type": etype, "object": obj}) + b"\n"
+            await req.send({"type": "http.response.body", "body": event, "more_body": True})
+            if etype == "ERROR":
+                return
+
+
+def _findings(decoded: Decoded) -> tuple[tuple[str, str], ...]:
+    return tuple((f'duplicate field "{d}"', d) for d in decoded.duplicates)
 
 
 def _wants_table(req: Request) -> bool:
