@@ -107,10 +107,12 @@ def test_expansion_past_the_size_limit_is_too_large() -> None:
 def test_yaml_values_follow_kube_s_conversion() -> None:
     doc = decode_yaml(b"t: 2001-12-14t21:59:43.10-05:00\nd: 2001-12-14\nb: !!binary aGk=\ni: 0x1f\nf: 1e3\n"
                       b"1: one\ntrue: yes\n~: z\nbase: &b {x: 1, y: 2}\nm: {<<: [*b, {x: 9, z: 3}], y: 0}\n"
-                      b"s: !!set {a, b}\n")
+                      b"s: !!set {a, b}\nbig: 99999999999999999999\nu64: 18446744073709551615\n")
     assert doc.value == {"t": "2001-12-14t21:59:43.10-05:00", "d": "2001-12-14", "b": "aGk=", "i": 31,
                          "f": 1000.0, "1": "one", "true": "yes", "null": "z", "base": {"x": 1, "y": 2},
-                         "m": {"x": 1, "y": 0, "z": 3}, "s": {"a": None, "b": None}}
+                         "m": {"x": 1, "y": 0, "z": 3}, "s": {"a": None, "b": None}, "big": 1e20,
+                         "u64": 2**64 - 1}  # an integer past 64 bits is a float, as when it comes as JSON
+    assert bodies.stored_bytes(doc.value)
     assert doc.duplicates == ()
 
 

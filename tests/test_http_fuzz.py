@@ -235,7 +235,7 @@ yaml_bodies = st.sampled_from([
     "a: &a [x,x,x,x,x,x,x,x,x,x]\n" + LAUGHS,
     "base: &b {app: f}\nmetadata: {name: m, labels: {<<: *b}}\n", "a: 1\na: 2\n", "%YAML 1.1\n---\na: 1e3\n",
     "a: .nan\n", "a: 2001-12-14t21:59:43.10-05:00\n", "metadata: {name: &n x, labels: {*n : y}}\n",
-    "---\na: 1\n---\nb: 2\n",
+    "---\na: 1\n---\nb: 2\n", "metadata: {name: big}\nx: 99999999999999999999\ny: -0x8000000000000001\n",
 ]) | st.builds(lambda d: "x: " + "[" * d + "]" * d + "\n", st.sampled_from([MAX_DEPTH, MAX_DEPTH + 1, 600]))
 
 pointers = st.sampled_from(["", "/", "/metadata", "/metadata/labels/x", "/spec/containers/0",

@@ -256,6 +256,8 @@ class _Builder:
             raise YamlLimitError(f"json: unsupported value: {node.value}", node)
         if isinstance(value, bytes | set | tuple):  # not a JSON value
             raise YamlLimitError(f"json: unsupported type for {tag}", node)
+        if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
+            return float(value)  # as a JSON number this long decodes (kube: past int64; orjson: past uint64)
         return value
 
     def key(self, node: Node) -> str:
