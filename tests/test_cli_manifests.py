@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -137,3 +138,55 @@ def test_errors_from_several_files_are_all_reported(tmp_path: Path) -> None:
     with pytest.raises(ManifestError) as info:
         load_paths([str(tmp_path)])
     assert [e.split(":")[0] for e in info.value.errors] == [str(tmp_path / "a.yaml"), str(tmp_path / "b.yaml")]
+
+
+def _laughs(levels: int, fanout: int = 10, indent: str = "") -> str:
+    """The billion-laughs document: each anchor lists the previous one `fanout` times."""
+    lines = [f"{indent}l0: &l0 [{', '.join(['lol'] * fanout)}]"]
+    lines += [f"{indent}l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * fanout)}]" for i in range(1, levels)]
+    return "\n".join(lines) + "\n"
+
+
+CONFIG_MAP = "apiVersion: v1\nkind: ConfigMap\n"
+BOMB_MANIFEST = CONFIG_MAP + "metadata:\n  name: bomb\nlaughs:\n" + _laughs(9, indent="  ")
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "problem"),
+    [
+        (BOMB_MANIFEST, 8, "document contains excessive aliasing"),  # at l2: past 1,000 decodes, 99% aliases
+        (CONFIG_MAP + "metadata: {name: r}\ndata: &d {a: *d}\n", 4, "anchor 'd' value contains itself"),
+        (CONFIG_MAP + "metadata: {name: deep}\nx: " + "[" * 5000 + "]" * 5000 + "\n", 4,
+         "exceeded max depth of 200"),
+        (CONFIG_MAP + "metadata: {name: big}\nx: &x " + "y" * 100_000 + "\nys: ["
+         + ", ".join(["*x"] * 40) + "]\n", 5, "the document expands to more than 3145728 bytes"),
+    ],
+    ids=["alias-bomb", "recursive-anchor", "deep", "expands-past-3MiB"],
+)
+def test_yaml_over_the_server_limits_is_refused_quickly_with_file_and_line(
+        tmp_path: Path, text: str, line: int, problem: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: fine\n---\n" + text)
+    start = time.monotonic()
+    with pytest.raises(ManifestError) as info:
+        load_paths([str(path)])
+    assert time.monotonic() - start < 5
+    assert info.value.errors == [f"{path}: document 2 (line {line + 5}): invalid YAML: {problem}"]
+
+
+def test_deep_json_manifest_names_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "deep.json"
+    path.write_text('{"apiVersion": "v1", "kind": "ConfigMap",\n"metadata": {"name": "d"},\n"x": '
+                    + "[" * 3000 + "]" * 3000 + "}")
+    with pytest.raises(ManifestError) as info:
+        load_paths([str(path)])
+    assert info.value.errors == [f"{path}: document 1 (line 3): invalid JSON: exceeded max depth of 200"]
+
+
+def test_aliases_within_the_limits_still_load() -> None:
+    text = ("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ok\n  labels: &l {app: web}\n"
+            "data:\n  a: &a hello\n  b: *a\nextra:\n  labels: *l\n" + _laughs(3, indent="  "))
+    [doc] = load_text(text, "ok.yaml")
+    assert doc.body["data"] == {"a": "hello", "b": "hello"}
+    assert doc.body["extra"]["labels"] == {"app": "web"}
+    assert doc.body["extra"]["l2"] == [[["lol"] * 10] * 10] * 10  # 1,000 scalars: aliases in moderation

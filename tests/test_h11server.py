@@ -506,3 +506,65 @@ def test_random_bytes_never_crash_the_server(thread_server: ServerThread, junk: 
         while chunk := sock.recv(65536):
             data += chunk
     assert data.startswith(b"HTTP/1.1 200 ") and data.endswith(b"hello ")
+
+
+# --- plain HTTP sent to the TLS port ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("request_line", [b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n",
+                                          b"POST /echo HTTP/1.1\r\n", b"PUT /x HTTP/1.1\r\n",
+                                          b"HEAD / HTTP/1.1\r\n\r\n", b"OPTIONS * HTTP/1.1\r\n"],
+                         ids=["get", "post", "put", "head", "options"])
+async def test_plain_http_to_the_tls_port_gets_go_s_answer(nursery: trio.Nursery, tmp_path: Path,
+                                                           request_line: bytes) -> None:
+    """Go's net/http (so kube-apiserver) answers a plaintext request on its TLS port with this
+    HTTP/1.0 400 and closes; the server then still serves TLS clients."""
+    with trio.fail_after(10):
+        served = await _serve(nursery, True, tmp_path)
+        async with await trio.open_tcp_stream(*served.hostport) as raw:
+            await raw.send_all(request_line)
+            answer = await _read_all(raw)
+        assert answer == b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
+        assert served.app.called == []
+        async with served.client() as client:
+            assert (await client.get("/hello?x=1")).text == "hello x=1"
+
+
+async def test_tls_client_sending_its_hello_in_pieces_is_served(nursery: trio.Nursery,
+                                                                 tmp_path: Path) -> None:
+    """The first bytes are read to tell plain HTTP from TLS; a ClientHello that arrives a byte at a
+    time must still reach the handshake whole."""
+    with trio.fail_after(10):
+        served = await _serve(nursery, True, tmp_path)
+        assert served.client_ctx is not None
+        tls = trio.SSLStream(_Trickle(await trio.open_tcp_stream(*served.hostport)), served.client_ctx,
+                             server_hostname="127.0.0.1", https_compatible=True)
+        async with tls:
+            await tls.send_all(b"GET /hello?x=2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert (await _read_all(tls)).endswith(b"hello x=2")
+
+
+class _Trickle(trio.abc.Stream):
+    """A stream whose first 8 bytes go out one send at a time."""
+
+    def __init__(self, stream: trio.abc.Stream) -> None:
+        self.stream = stream
+        self.sent = 0
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        data = bytes(data)
+        while self.sent < 8 and data:
+            await self.stream.send_all(data[:1])
+            await trio.sleep(0.01)
+            data, self.sent = data[1:], self.sent + 1
+        if data:
+            await self.stream.send_all(data)
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        return bytes(await self.stream.receive_some(max_bytes))
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.stream.wait_send_all_might_not_block()
+
+    async def aclose(self) -> None:
+        await self.stream.aclose()

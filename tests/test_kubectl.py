@@ -179,3 +179,19 @@ def test_errors_are_kubernetes_errors(kubectl: Kubectl) -> None:
     assert "spec.template.spec.containers[0].image: Required value" in proc.stderr
     proc = kubectl("get", "pods", "nope", "-n", "err1", check=False)
     assert 'pods "nope" not found' in proc.stderr
+
+
+def test_patch_cannot_change_a_pod_s_kind(kubectl: Kubectl) -> None:
+    """`kubectl patch --type=merge` with another apiVersion/kind is refused as kube refuses it, and
+    the pod stays a pod."""
+    kubectl("create", "namespace", "kp1")
+    kubectl("run", "kp", "-n", "kp1", "--image=localhost/busybox:latest", "--restart=Never")
+    proc = kubectl("patch", "pod", "kp", "-n", "kp1", "--type=merge", "-p",
+                   '{"apiVersion":"v9","kind":"Secret"}', check=False)
+    assert proc.returncode == 1
+    assert 'no kind \\"Secret\\" is registered for version \\"v9\\"' in proc.stderr or \
+        'no kind "Secret" is registered for version "v9"' in proc.stderr, proc.stderr
+    assert json.loads(kubectl("get", "pod", "kp", "-n", "kp1", "-o", "json").stdout)["kind"] == "Pod"
+    proc = kubectl("patch", "pod", "kp", "-n", "kp1", "--type=json", "-p",
+                   '[{"op":"replace","path":"","value":[]}]', check=False)
+    assert proc.returncode == 1 and "is invalid" in proc.stderr, proc.stderr

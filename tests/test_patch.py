@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import copy
+import time
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from orchestra.api.bodies import STORED_DEPTH
 from orchestra.api.patch import (
+    MAX_OPERATIONS,
     ApplyConflict,
     PatchError,
+    PatchTooLarge,
     apply_patch,
     json_patch,
     merge_patch,
@@ -630,3 +634,108 @@ def test_garbage_only_raises_patch_errors(doc: Any, patch: Any, definition: str)
             attempt()
         except (PatchError, ApplyConflict):
             pass  # the expected failure mode: turned into a 4xx Status by the API core
+
+
+# -- bounded cost and hostile input ----------------------------------------------------------------------
+
+
+def _pod_with(n: int, image: str = "x") -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": f"c{i}", "image": image} for i in range(n)]}}
+
+
+def _seconds(fn: Any) -> float:
+    start = time.monotonic()
+    fn()
+    return time.monotonic() - start
+
+
+BIG = 10_000  # a list-merge that searched the list per item took minutes here; linear takes well under 1 s
+
+
+def test_strategic_merge_of_a_long_list_is_linear() -> None:
+    live = _pod_with(BIG)
+    patch = {"spec": {"containers": [{"name": f"c{i}", "image": "y"} for i in range(1, BIG, 2)]
+                      + [{"name": f"c{i}", "$patch": "delete"} for i in range(0, BIG, 2)]}}
+    out: dict[str, Any] = {}
+    assert _seconds(lambda: out.update(strategic_merge_patch(live, patch, SCHEMA, POD))) < 20
+    assert [c["name"] for c in out["spec"]["containers"]] == [f"c{i}" for i in range(1, BIG, 2)]
+    assert {c["image"] for c in out["spec"]["containers"]} == {"y"}
+
+
+def test_server_side_apply_of_a_long_list_is_linear() -> None:
+    live = apply_patch(None, _pod_with(BIG), "a", force=False, schema=SCHEMA, definition=POD)
+    shrunk = {**_pod_with(0),
+              "spec": {"containers": [{"name": f"c{i}", "image": "x"} for i in range(0, BIG, 2)]}}
+    out: dict[str, Any] = {}
+    assert _seconds(lambda: out.update(apply_patch(live, shrunk, "a", force=False, schema=SCHEMA,
+                                                   definition=POD))) < 20
+    assert [c["name"] for c in out["spec"]["containers"]] == [f"c{i}" for i in range(0, BIG, 2)]
+    assert _seconds(lambda: out.update(apply_patch(live, _pod_with(BIG, "z"), "b", force=True, schema=SCHEMA,
+                                                   definition=POD))) < 20
+    assert {c["image"] for c in out["spec"]["containers"]} == {"z"}
+
+
+@pytest.mark.parametrize(
+    ("ops", "message"),
+    [
+        ([{"op": "test", "path": "", "value": BASE}] * (MAX_OPERATIONS + 1),
+         f"The allowed maximum operations in a JSON patch is {MAX_OPERATIONS}, got {MAX_OPERATIONS + 1}"),
+        ([{"op": "add", "path": "/big", "value": "x" * 1_000_000}]
+         + [{"op": "copy", "from": "/big", "path": f"/c{i}"} for i in range(4)],
+         "Unable to complete the copy, the accumulated size increase of copy is 4000008, exceeding the "
+         "limit 3145728"),
+        ([{"op": "copy", "from": "", "path": f"/k{i}"} for i in range(40)],
+         "exceeding the limit"),  # each copy doubles the document: refused long before memory runs out
+        ([{"op": "test", "path": "", "value": BASE}] * MAX_OPERATIONS, None),
+    ],
+    ids=["too-many-operations", "copy-size", "copy-doubling", "at-the-operation-limit"],
+)
+def test_json_patch_limits(ops: list[Any], message: str | None) -> None:
+    if message is None:
+        json_patch(BASE, ops)
+        return
+    with pytest.raises(PatchError) as info:
+        json_patch(BASE, ops)
+    assert message in str(info.value)
+    assert isinstance(info.value, PatchTooLarge) == message.startswith("The allowed maximum")
+
+
+def test_json_patch_moves_cannot_nest_the_document_past_max_depth() -> None:
+    """Each move may put the document under a path as deep as the document: the depth doubles."""
+    doc: dict[str, Any] = {"a": {}}
+    tip = doc["a"]
+    for _ in range(STORED_DEPTH - 3):
+        tip["a"] = {}
+        tip = tip["a"]
+    deep_path = "/a" * (STORED_DEPTH - 2)
+    ops = [{"op": "add", "path": "/b", "value": {}}, {"op": "move", "from": "/a", "path": "/b/a"},
+           {"op": "copy", "from": "/b", "path": "/c"}, {"op": "move", "from": "/c", "path": "/b" + deep_path}]
+    with pytest.raises(PatchError, match=f"nested deeper than {STORED_DEPTH} levels"):
+        json_patch(doc, ops)
+
+
+@pytest.mark.parametrize(
+    ("ops", "expected"),
+    [
+        ([{"op": "replace", "path": "", "value": []}], []),
+        ([{"op": "replace", "path": "", "value": 5}], 5),
+        ([{"op": "add", "path": "", "value": "x"}], "x"),
+        ([{"op": "replace", "path": "", "value": 5}, {"op": "add", "path": "/a", "value": 1}],
+         PatchError("non-container")),
+        ([{"op": "test", "path": "", "value": BASE}], BASE),
+        ([{"op": "add", "path": 5, "value": 1}], PatchError("does not have a 'path' string")),
+        ([{"op": "copy", "from": ["x"], "path": "/a"}], PatchError("does not have a 'from' string")),
+        ([{"op": "add", "path": "/list/-/x", "value": 1}], PatchError("invalid array index '-'")),
+        ([5], PatchError("is not an object")),
+        ([{"op": ["add"], "path": "/a"}], PatchError("is not an object")),
+    ],
+    ids=["root-list", "root-number", "add-root", "then-into-a-number", "test-root", "path-number",
+         "from-list", "dash-mid-path", "op-number", "op-list"],
+)
+def test_json_patch_values_of_any_type_never_crash(ops: list[Any], expected: Any) -> None:
+    if isinstance(expected, PatchError):
+        with pytest.raises(PatchError, match=expected.message):
+            json_patch(BASE, ops)
+    else:
+        assert json_patch(BASE, ops) == expected

@@ -113,10 +113,6 @@ def _item_key(item: Any, info: FieldInfo) -> dict[str, Any]:
     return key
 
 
-def _matches(item: Any, key: dict[str, Any]) -> bool:
-    return isinstance(item, dict) and all(item.get(k) == v for k, v in key.items())
-
-
 # -- field sets -------------------------------------------------------------------------------------
 
 
@@ -225,51 +221,89 @@ def path_string(path: Path) -> str:
 # -- navigation -------------------------------------------------------------------------------------
 
 
-def _step(value: Any, element: PathElement) -> Any:
-    kind, v = element
-    if kind == "f":
-        return value.get(v, _MISSING) if isinstance(value, dict) else _MISSING
-    if not isinstance(value, list):
-        return _MISSING
-    if kind == "k":
-        key = orjson.loads(v)
-        return next((item for item in value if _matches(item, key)), _MISSING)
-    if kind == "v":
-        return next((item for item in value if _canon(item) == v), _MISSING)
-    return value[v] if 0 <= v < len(value) else _MISSING
+def _eq_key(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A hashable stand-in for values compared with ==: scalars as they are, objects as JSON text."""
+    return tuple(v if not isinstance(v, dict | list) else _canon(v) for v in values)
 
 
-def _get(value: Any, path: Path) -> Any:
-    for element in path:
-        value = _step(value, element)
-        if value is _MISSING:
-            break
-    return value
+class _Finder:
+    """Path steps into list items by key or value in O(1), from indexes built once per list.
 
+    A path step searched the list each time, so a field set over an n-item list cost O(n^2): past a
+    few thousand items, seconds to minutes of CPU. Lists are not changed while an index is in use:
+    removals are recorded (`doomed`) and applied at the end (`compact`)."""
 
-def _remove(root: dict[str, Any], path: Path, protected: set[Path]) -> None:
-    """Remove the value at `path`; then drop containers this emptied, unless someone owns into them."""
-    parents: list[Any] = [root]  # parents[i] holds path[i]
-    for element in path[:-1]:
-        nxt = _step(parents[-1], element)
-        if not isinstance(nxt, dict | list):
+    def __init__(self) -> None:
+        self._tables: dict[tuple[int, Any], tuple[list[Any], dict[Any, Any]]] = {}
+        self.doomed: dict[int, tuple[list[Any], set[int]]] = {}  # id(list) -> (list, ids of items to drop)
+
+    def _table(self, lst: list[Any], names: Any, key_of: Any) -> dict[Any, Any]:
+        entry = self._tables.get((id(lst), names))
+        if entry is None or entry[0] is not lst:
+            table: dict[Any, Any] = {}
+            for item in lst:
+                k = key_of(item)
+                if k is not None:
+                    table.setdefault(k, item)
+            entry = self._tables[(id(lst), names)] = (lst, table)
+        return entry[1]
+
+    def step(self, value: Any, element: PathElement) -> Any:
+        kind, v = element
+        if kind == "f":
+            return value.get(v, _MISSING) if isinstance(value, dict) else _MISSING
+        if not isinstance(value, list):
+            return _MISSING
+        if kind == "k":
+            key = orjson.loads(v)
+            names = tuple(sorted(key))
+            table = self._table(value, names, lambda item: _eq_key(tuple(item.get(n) for n in names))
+                                if isinstance(item, dict) else None)
+            return table.get(_eq_key(tuple(key[n] for n in names)), _MISSING)
+        if kind == "v":
+            return self._table(value, "v", _canon).get(v, _MISSING)
+        return value[v] if 0 <= v < len(value) else _MISSING
+
+    def get(self, value: Any, path: Path) -> Any:
+        for element in path:
+            value = self.step(value, element)
+            if value is _MISSING:
+                break
+        return value
+
+    def is_empty(self, container: Any) -> bool:
+        if isinstance(container, list):
+            _, gone = self.doomed.get(id(container), (container, set()))
+            return len(container) <= len(gone)
+        return not container
+
+    def remove(self, root: dict[str, Any], path: Path, protected: set[Path]) -> None:
+        """Remove the value at `path`; then drop containers this emptied, unless someone owns into them."""
+        parents: list[Any] = [root]  # parents[i] holds path[i]
+        for element in path[:-1]:
+            nxt = self.step(parents[-1], element)
+            if not isinstance(nxt, dict | list):
+                return
+            parents.append(nxt)
+        depth = len(path) - 1
+        self._delete(parents[depth], path[depth], self.step(parents[depth], path[depth]))
+        while depth > 0 and self.is_empty(parents[depth]) and path[:depth] not in protected:
+            emptied = parents[depth]
+            depth -= 1
+            self._delete(parents[depth], path[depth], emptied)
+
+    def _delete(self, container: Any, element: PathElement, target: Any) -> None:
+        if target is _MISSING:
             return
-        parents.append(nxt)
-    depth = len(path) - 1
-    _delete(parents[depth], path[depth], _step(parents[depth], path[depth]))
-    while depth > 0 and not parents[depth] and path[:depth] not in protected:
-        emptied = parents[depth]
-        depth -= 1
-        _delete(parents[depth], path[depth], emptied)
+        if isinstance(container, dict):
+            container.pop(element[1], None)
+        else:  # a list: drop that very item (an emptied item no longer matches its key), at the end
+            self.doomed.setdefault(id(container), (container, set()))[1].add(id(target))
 
-
-def _delete(container: Any, element: PathElement, target: Any) -> None:
-    if target is _MISSING:
-        return
-    if isinstance(container, dict):
-        container.pop(element[1], None)
-    else:  # a list: drop that very item (an emptied item no longer matches its key)
-        container[:] = [item for item in container if item is not target]
+    def compact(self) -> None:
+        for container, gone in self.doomed.values():
+            container[:] = [item for item in container if id(item) not in gone]
+        self.doomed.clear()
 
 
 # -- merging ----------------------------------------------------------------------------------------
@@ -300,9 +334,20 @@ def _merge(live: Any, config: Any, info: FieldInfo | None, schema: Schema | None
 def _merge_list_map(live: list[Any], config: list[Any], info: FieldInfo, schema: Schema | None) -> list[Any]:
     merged: dict[int, Any] = {}  # index in config -> merged item
     live_match: dict[int, int] = {}  # index in live -> index in config
+    unmatched: dict[tuple[str, ...], dict[Any, list[int]]] = {}  # key names -> key values -> live indexes
     for ci, item in enumerate(config):
         key = _item_key(item, info)
-        li = next((i for i, x in enumerate(live) if i not in live_match and _matches(x, key)), None)
+        names = tuple(sorted(key))
+        if names not in unmatched:
+            table: dict[Any, list[int]] = {}
+            for i, x in enumerate(live):
+                if isinstance(x, dict):
+                    table.setdefault(_eq_key(tuple(x.get(n) for n in names)), []).append(i)
+            unmatched[names] = table
+        candidates = unmatched[names].get(_eq_key(tuple(key[n] for n in names)), [])
+        while candidates and candidates[0] in live_match:  # taken through another key shape
+            candidates.pop(0)
+        li = candidates.pop(0) if candidates else None
         base = live[li] if li is not None else {}
         if li is not None:
             live_match[li] = ci
@@ -359,9 +404,11 @@ def apply_patch(
     # _merge shares untouched subtrees with live; copy before removing anything in place.
     result = copy_json(_merge(base, config, root_info(schema, definition), schema))
     protected = {p[:i] for p in (*mine, *(q for s in others.values() for q in s)) for i in range(1, len(p) + 1)}
+    finder = _Finder()
     for path in sorted(before - mine, key=len):  # an item before its fields
         if path not in protected:
-            _remove(result, path, protected)
+            finder.remove(result, path, protected)
+    finder.compact()
 
     metadata = result.setdefault("metadata", {})
     metadata["managedFields"] = _entries(entries, others, manager, mine, before, previous, api_version)
@@ -378,9 +425,10 @@ def _resolve_conflicts(
     api_version: str,
 ) -> None:
     conflicts: list[tuple[str, Path]] = []
+    finder = _Finder()
     for other, owned in others.items():
         for path in sorted(mine & owned, key=path_string):
-            if path[-1][0] in ("f", "i") and _get(live, path) != _get(config, path):
+            if path[-1][0] in ("f", "i") and finder.get(live, path) != finder.get(config, path):
                 conflicts.append((other, path))
     if not conflicts:
         return

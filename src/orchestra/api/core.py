@@ -12,19 +12,17 @@ from __future__ import annotations
 
 import base64
 import builtins
+import functools
 from collections.abc import Callable
 from typing import Any
 
 import attrs
 import orjson
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
 
-from orchestra.api import admission, defaults, patch, validation
+from orchestra.api import admission, bodies, defaults, patch, typemeta, validation
 from orchestra.api.allocators import ServiceAllocator
 from orchestra.api.deletion import DeletionMixin, finalizers_pending
 from orchestra.api.errors import (
-    AlreadyExists,
     BadRequest,
     Cause,
     Conflict,
@@ -32,6 +30,7 @@ from orchestra.api.errors import (
     Gone,
     MethodNotAllowed,
     NotFound,
+    RequestEntityTooLarge,
     Timeout,
     UnsupportedMediaType,
     already_exists,
@@ -41,10 +40,11 @@ from orchestra.api.errors import (
 )
 from orchestra.api.labelcache import LabelCache
 from orchestra.api.listoptions import EXACT, validate_list_options
-from orchestra.api.objects import decode, encode, meta, new_uid, parse_rv, random_suffix, spec_part, with_rv
+from orchestra.api.objects import decode, meta, new_uid, parse_rv, random_suffix, spec_part, with_rv
 from orchestra.api.registry import DEFAULT_REGISTRY, Registry, ResourceType
 from orchestra.api.schema import Schema, load_schema
 from orchestra.api.selectors import FieldSelector, LabelSelector
+from orchestra.api.serverside import ApplyMixin
 from orchestra.api.strategy import prepare_for_create, prepare_for_update, tracks_generation
 from orchestra.api.subresources import SubresourceMixin
 from orchestra.objects import Obj, deep_copy, now_rfc3339
@@ -68,6 +68,9 @@ class WriteOptions:
     field_validation: str = "Strict"
     field_manager: str = ""
     force: bool = False
+    # what decoding the request body found for strict field validation: (message, field), e.g.
+    # ('duplicate field "data.a"', "data.a")
+    decode_findings: tuple[tuple[str, str], ...] = ()
 
 
 @attrs.define
@@ -93,7 +96,7 @@ def _strip_rv(obj: Obj) -> None:
 
 
 
-class ApiCore(SubresourceMixin, DeletionMixin):
+class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
     """Kubernetes object semantics on top of a Store. All methods run in the trio thread."""
 
     def __init__(self, store: Store, *, registry: Registry = DEFAULT_REGISTRY, schema: Schema | None = None,
@@ -104,7 +107,6 @@ class ApiCore(SubresourceMixin, DeletionMixin):
         self.allocator = allocator or ServiceAllocator()
         self.labels = LabelCache(decode)
         self._small: dict[str, tuple[int, builtins.list[Obj]]] = {}  # see _all_cached
-        self._yaml = YAML(typ="safe", pure=True)
 
     # --- reads -------------------------------------------------------------------------------
 
@@ -222,12 +224,14 @@ class ApiCore(SubresourceMixin, DeletionMixin):
         key = rt.key(namespace, m["name"])
         if self.store.get(key) is not None:  # before allocating anything for it
             raise already_exists(rt.group_resource, m["name"], group=rt.group, plural=rt.plural)
+        value = self._encode(obj)
         if rt.kind == "Service":
             self.allocator.allocate(obj, self._all(rt))
+            value = self._encode(obj)
         if opts.dry_run:
             return WriteResult(obj, warnings, created=True)
         try:
-            kv = self.store.put(key, encode(obj), expect_mod_revision=0)
+            kv = self.store.put(key, value, expect_mod_revision=0)
         except CompareFailed:
             raise already_exists(rt.group_resource, m["name"], group=rt.group, plural=rt.plural) from None
         await self.store.wait_durable(kv.mod_revision)
@@ -259,14 +263,7 @@ class ApiCore(SubresourceMixin, DeletionMixin):
             raise BadRequest(f"{rt.kind} in version \"{rt.version}\" cannot be handled as a {rt.kind}: "
                              "the request body is not a JSON object")
         obj = deep_copy(body)
-        kind = obj.get("kind") or rt.kind
-        api_version = obj.get("apiVersion") or rt.api_version
-        if kind != rt.kind or api_version != rt.api_version:
-            raise BadRequest(f'the API version in the data ({api_version}) does not match the expected API version '
-                             f'({rt.api_version})' if api_version != rt.api_version else
-                             f'{kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
-                             f'no kind "{kind}" is registered for version "{api_version}"')
-        obj["kind"], obj["apiVersion"] = rt.kind, rt.api_version
+        typemeta.check_written_type(self.registry, rt, obj)
         if obj.get("metadata") is not None and not isinstance(obj.get("metadata"), dict):
             raise BadRequest(f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: metadata must be an object')
         m = meta(obj)
@@ -284,20 +281,52 @@ class ApiCore(SubresourceMixin, DeletionMixin):
 
         `partial` is for apply configurations, which may leave out required fields the live object has.
         """
-        if opts.field_validation not in FIELD_VALIDATION:
-            raise BadRequest(f"fieldValidation must be one of Strict, Warn, Ignore, got {opts.field_validation!r}")
+        self._field_validation(opts)
         res = self.schema.validate(obj, rt.definition)
         prefix = f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
         if res.type_errors:
             raise BadRequest(prefix + res.type_errors[0].message, kind=rt.kind, causes=res.type_errors)
-        unknown = [f'unknown field "{p}"' for p in res.unknown_fields]
-        if unknown and opts.field_validation == "Strict":
-            raise BadRequest(prefix + "strict decoding error: " + ", ".join(unknown), kind=rt.kind,
-                             causes=[Cause("FieldValueInvalid", u, p) for u, p in zip(unknown, res.unknown_fields, strict=True)])
+        found = [*opts.decode_findings, *((f'unknown field "{u}"', u) for u in res.unknown_fields)]
+        if found and opts.field_validation == "Strict":
+            raise BadRequest(prefix + "strict decoding error: " + ", ".join(m for m, _ in found),
+                             kind=rt.kind, causes=[Cause("FieldValueInvalid", m, p) for m, p in found])
         if res.missing_required and not partial:
             name = str(meta(obj).get("name") or "")
             raise invalid(rt.kind, name, list(res.missing_required), group=rt.group)
-        return unknown if opts.field_validation == "Warn" else []
+        return [m for m, _ in found] if opts.field_validation == "Warn" else []
+
+    def _patch_check(self, rt: ResourceType, patched: Obj, opts: WriteOptions,
+                     shown: Callable[[], str]) -> builtins.list[str]:
+        """A patch's result decodes as kube decodes it: a wrong JSON type, or (Strict) an unknown or
+        duplicate field, is 422 Invalid on the field `patch` showing `shown()`; missing required
+        fields are 422 as for any write. Returns the Warn warnings."""
+        self._field_validation(opts)
+        res = self.schema.validate(patched, rt.definition)
+        if res.type_errors:
+            raise typemeta.invalid_patch(shown(), res.type_errors[0].message)
+        found = [*opts.decode_findings, *((f'unknown field "{u}"', u) for u in res.unknown_fields)]
+        if found and opts.field_validation == "Strict":
+            raise typemeta.invalid_patch(shown(), "strict decoding error: " + ", ".join(m for m, _ in found))
+        if res.missing_required:
+            name = str(meta(patched).get("name") or "")
+            raise invalid(rt.kind, name, list(res.missing_required), group=rt.group)
+        return [m for m, _ in found] if opts.field_validation == "Warn" else []
+
+    @staticmethod
+    def _field_validation(opts: WriteOptions) -> None:
+        if opts.field_validation not in FIELD_VALIDATION:
+            raise BadRequest(f"fieldValidation must be one of Strict, Warn, Ignore, got {opts.field_validation!r}")
+
+    @staticmethod
+    def _encode(obj: Obj) -> bytes:
+        """The stored bytes of `obj`: 413 past 3 MiB, 400 past STORED_DEPTH levels (a patch can grow an
+        object past any body it came in)."""
+        try:
+            return bodies.stored_bytes(obj)
+        except bodies.ObjectLimitError as exc:
+            if exc.too_large:
+                raise RequestEntityTooLarge(exc.message) from None
+            raise BadRequest(exc.message) from None
 
     def _validate(self, rt: ResourceType, obj: Obj, old: Obj | None) -> None:
         causes = validation.validate(rt.kind, obj, old)
@@ -361,10 +390,11 @@ class ApiCore(SubresourceMixin, DeletionMixin):
             return WriteResult(await self._remove(rt, kv, new))
         if new == old:
             return WriteResult(with_rv(new, kv))
+        value = self._encode(new)
         if opts.dry_run:
             return WriteResult(with_rv(new, kv))
         try:
-            nkv = self.store.put(kv.key, encode(new), expect_mod_revision=kv.mod_revision)
+            nkv = self.store.put(kv.key, value, expect_mod_revision=kv.mod_revision)
         except CompareFailed:
             raise conflict(rt.group_resource, om.get("name", ""), group=rt.group, plural=rt.plural) from None
         await self.store.wait_durable(nkv.mod_revision)
@@ -379,7 +409,9 @@ class ApiCore(SubresourceMixin, DeletionMixin):
             return merged
         if subresource == "finalize":  # namespaces/finalize: only spec.finalizers changes
             merged = deep_copy(old)
-            merged.setdefault("spec", {})["finalizers"] = list((new.get("spec") or {}).get("finalizers") or [])
+            spec = new.get("spec")
+            finalizers = list((spec if isinstance(spec, dict) else {}).get("finalizers") or [])
+            merged["spec"] = {**(merged.get("spec") or {}), "finalizers": finalizers}
             return merged
         # immutable server metadata
         for k in ("uid", "creationTimestamp", "namespace", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"):
@@ -413,21 +445,26 @@ class ApiCore(SubresourceMixin, DeletionMixin):
                                        f"{', '.join(t for t in PATCH_TYPES if 'cbor' not in t)}")
         if subresource not in ("", "status"):
             raise MethodNotAllowed(f"patch is not supported on {rt.plural}/{subresource}")
+        self._field_validation(opts)
         if ptype == "apply":
             return await self._apply(rt, namespace, name, body, opts, subresource)
-        doc = self._parse_json(body)
+        decoded = self._parse_json(body, find_duplicates=opts.field_validation != "Ignore")
+        lead = "json patch " if ptype == "json" else ""  # kube's prefix for the operations' own fields
+        findings = tuple((f'{lead}duplicate field "{d}"', d) for d in decoded.duplicates)
+        opts = attrs.evolve(opts, decode_findings=findings)
         for _ in range(MAX_RETRIES):
             kv = self._get_kv(rt, namespace, name)
             current = self._load(kv)
-            patched = self._patched(rt, current, ptype, doc)
+            patched = self._patched(rt, current, ptype, decoded.value)
             if subresource == "status":
                 # a status patch changes status only
                 patched = {**current, "status": patched.get("status", {})}
+            shown = functools.partial(_shown, ptype, decoded.value, patched)
+            warnings = self._patch_check(rt, patched, opts, shown)
             want_rv = parse_rv(meta(patched).get("resourceVersion"))
             if want_rv is not None and want_rv != kv.mod_revision:
                 raise conflict(rt.group_resource, name, group=rt.group, plural=rt.plural)
             meta(patched)["name"] = name
-            warnings = self._schema_check(rt, patched, opts)
             try:
                 result = await self._replace(rt, kv, patched, opts, subresource)
             except Conflict:
@@ -438,67 +475,38 @@ class ApiCore(SubresourceMixin, DeletionMixin):
             return result
         raise conflict(rt.group_resource, name, group=rt.group, plural=rt.plural)
 
-    def _parse_json(self, body: bytes) -> Any:
+    def _parse_json(self, body: bytes, *, find_duplicates: bool) -> bodies.Decoded:
         try:
-            return orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise BadRequest(f"error decoding patch: {exc}") from None
+            return bodies.decode_json(body, find_duplicates=find_duplicates)
+        except bodies.DecodeError as exc:
+            if exc.too_large:
+                raise RequestEntityTooLarge(exc.message) from None
+            raise BadRequest(f"error decoding patch: {exc.message}") from None
 
     def _patched(self, rt: ResourceType, current: Obj, ptype: str, doc: Any) -> Obj:
+        """The current object with the patch applied, still an object of `rt`'s type (see typemeta)."""
         try:
             if ptype == "json":
                 if not isinstance(doc, list):
-                    raise BadRequest("json patch must be a list of operations")
-                return patch.json_patch(current, doc)
-            if not isinstance(doc, dict):
+                    raise BadRequest(f"json: cannot unmarshal {_json_type(doc)} into Go value of type "
+                                     "jsonpatch.Patch")
+                result = patch.json_patch(current, doc)
+            elif not isinstance(doc, dict):
                 raise BadRequest("patch body must be a JSON object")
-            if ptype == "merge":
-                return patch.merge_patch(current, doc)
-            return patch.strategic_merge_patch(current, doc, self.schema, rt.definition)
+            elif ptype == "merge":
+                result = patch.merge_patch(current, doc)
+            else:
+                smp = patch.strategic_merge_patch(current, doc, self.schema, rt.definition)
+                typemeta.keep_type(rt, smp)
+                return smp
+        except patch.PatchTooLarge as exc:
+            raise RequestEntityTooLarge(f"Request entity too large: {exc}") from None
         except patch.PatchError as exc:
             raise BadRequest(str(exc)) from None
-
-    async def _apply(self, rt: ResourceType, namespace: str | None, name: str, body: bytes,
-                     opts: WriteOptions, subresource: str) -> WriteResult:
-        if not opts.field_manager:
-            raise BadRequest("PATCH, application/apply-patch+yaml requires fieldManager to be set")
-        try:
-            config = self._yaml.load(body.decode("utf-8"))
-        except (YAMLError, UnicodeDecodeError) as exc:
-            raise BadRequest(f"error decoding YAML: {exc}") from None
-        config = _plain(config)
-        if not isinstance(config, dict):
-            raise BadRequest("apply patch body must be a YAML or JSON object")
-        cm = config.get("metadata") or {}
-        if cm.get("name") and cm["name"] != name:
-            raise BadRequest(f"the name of the object ({cm['name']}) does not match the name on the URL ({name})")
-        self._check_body(rt, namespace, config)  # kind/apiVersion/namespace agreement
-        warnings = self._schema_check(rt, {**config, "kind": rt.kind, "apiVersion": rt.api_version}, opts, partial=True)
-        for _ in range(MAX_RETRIES):
-            kv = self.store.get(rt.key(namespace, name))
-            live = self._load(kv) if kv else None
-            try:
-                merged = patch.apply_patch(live, config, opts.field_manager, force=opts.force,
-                                           schema=self.schema, definition=rt.definition)
-            except patch.ApplyConflict as exc:
-                raise _apply_conflict(exc, rt) from None
-            except patch.PatchError as exc:
-                raise BadRequest(str(exc)) from None
-            meta(merged)["name"] = name
-            self._schema_check(rt, merged, attrs.evolve(opts, field_validation="Ignore"))
-            try:
-                if kv is None:
-                    if subresource:
-                        raise not_found(rt.group_resource, name, group=rt.group, plural=rt.plural)
-                    result = await self.create(rt, namespace, merged, attrs.evolve(opts, field_validation="Ignore"))
-                else:
-                    meta(merged).pop("resourceVersion", None)
-                    result = await self._replace(rt, kv, merged, opts, subresource)
-            except (Conflict, AlreadyExists):
-                continue
-            result.warnings = warnings
-            return result
-        raise conflict(rt.group_resource, name, group=rt.group, plural=rt.plural)
+        err = typemeta.patched_type_error(self.registry, rt, result)
+        if err is not None:
+            raise err
+        return result  # type: ignore[no-any-return]
 
 
 def selector_predicate(label: LabelSelector | None,
@@ -520,18 +528,30 @@ def _too_new(want: int, current: int) -> Timeout:
                    causes=(Cause("ResourceVersionTooLarge", "Too large resource version"),), retry_after=1)
 
 
-def _apply_conflict(exc: patch.ApplyConflict, rt: ResourceType) -> Conflict:
-    n = len(exc.conflicts)
-    lines = [f'conflict with "{mgr}" using {rt.api_version}: {field}' for mgr, field in exc.conflicts]
-    msg = f"Apply failed with {n} conflict{'s' if n != 1 else ''}: " + "; ".join(lines)
-    causes = [Cause("FieldManagerConflict", f'conflict with "{mgr}" using {rt.api_version}', field) for mgr, field in exc.conflicts]
-    return Conflict(msg, causes=causes)
-
-
-def _plain(value: Any) -> Any:
-    """ruamel's safe loader gives plain types already; normalise keys to strings for JSON."""
+def _json_type(value: Any) -> str:
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return "object"
     if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
+        return "array"
+    if isinstance(value, str):
+        return "string"
+    return "bool" if isinstance(value, bool) else "number" if value is not None else "null"
+
+
+def _shown(ptype: str, patch_doc: Any, patched: Obj) -> str:
+    """What kube shows as the invalid value of `patch`: the patched object, or for a strategic
+    merge patch the patch itself, as Go prints a map."""
+    return _go_map(patch_doc) if ptype == "strategic" else orjson.dumps(patched).decode()
+
+
+def _go_map(value: Any) -> str:
+    """Go's `%+v` of a decoded JSON value (kube shows a strategic merge patch this way in its errors)."""
+    if isinstance(value, dict):
+        return "map[" + " ".join(f"{k}:{_go_map(value[k])}" for k in sorted(value)) + "]"
+    if isinstance(value, list):
+        return "[" + " ".join(_go_map(v) for v in value) + "]"
+    if value is None:
+        return "<nil>"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

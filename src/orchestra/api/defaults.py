@@ -101,7 +101,7 @@ def _default_container(c: Obj, *, host_network: bool) -> None:
     _default_field_refs(only_dicts(c.get("env")))
 
 
-_VOLUME_SOURCES = (
+VOLUME_SOURCES = (
     "hostPath", "emptyDir", "gcePersistentDisk", "awsElasticBlockStore", "gitRepo", "secret", "nfs",
     "iscsi", "glusterfs", "persistentVolumeClaim", "rbd", "flexVolume", "cinder", "cephfs", "flocker",
     "downwardAPI", "fc", "azureFile", "configMap", "vsphereVolume", "quobyte", "azureDisk",
@@ -111,7 +111,7 @@ _VOLUME_SOURCES = (
 
 
 def _default_volume(v: Obj) -> None:
-    if not any(k in v for k in _VOLUME_SOURCES):
+    if not any(k in v for k in VOLUME_SOURCES):
         v["emptyDir"] = {}
     for key in ("configMap", "secret", "downwardAPI", "projected"):
         if isinstance(v.get(key), dict):

@@ -10,7 +10,7 @@ Must not import: anything above the api layer.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from orchestra.store import Store
 
 MAX_RETRIES = 8
+DELETE_OPTIONS = "io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions"
 
 
 @attrs.define
@@ -34,6 +35,23 @@ class DeleteOptions:
     uid: str | None = None
     resource_version: str | None = None
     dry_run: bool = False
+
+
+def delete_options(body: dict[str, Any], *, propagation_policy: str | None = None,
+                   grace_period_seconds: int | None = None, dry_run: str | None = None) -> DeleteOptions:
+    """DeleteOptions from a body whose JSON types were checked against DELETE_OPTIONS (see
+    typemeta.check_body_types); the query's values fill in what the body leaves out."""
+    pre = body.get("preconditions") or {}
+    dry = body.get("dryRun") or ([dry_run] if dry_run else [])
+    grace = body.get("gracePeriodSeconds")
+    policy = body.get("propagationPolicy") or ("Orphan" if body.get("orphanDependents") is True else None)
+    return DeleteOptions(
+        propagation_policy=policy or propagation_policy,
+        grace_period_seconds=grace if grace is not None else grace_period_seconds,
+        uid=pre.get("uid"),
+        resource_version=pre.get("resourceVersion"),
+        dry_run="All" in dry,
+    )
 
 
 class DeletionMixin:

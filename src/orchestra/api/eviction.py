@@ -27,12 +27,15 @@ import attrs
 from orchestra.api import pdb as budgets
 from orchestra.api.core import ApiCore
 from orchestra.api.deletion import DeleteOptions
+from orchestra.api.deletion import delete_options as options_from
 from orchestra.api.errors import BadRequest, Cause, Conflict, Forbidden, InternalError, TooManyRequests
 from orchestra.api.registry import ResourceType
+from orchestra.api.typemeta import check_body_types
 from orchestra.objects import Obj, as_dict, deep_copy, is_pod_ready, now_rfc3339
 
 CONFLICT_RETRIES = 20  # kube's EvictionsRetry steps (without its 500 ms sleeps: the store is in-process)
 MAX_DISRUPTED_PODS = 2000
+EVICTION = "io.k8s.api.policy.v1.Eviction"
 DISRUPTION_BUDGET_CAUSE = "DisruptionBudget"
 VIOLATES_BUDGET = "Cannot evict pod as it would violate the pod's disruption budget."
 MULTIPLE_BUDGETS = "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support."
@@ -56,20 +59,14 @@ def _forbidden(pdb_name: str, why: str) -> Forbidden:
                      kind="poddisruptionbudget")
 
 
-def delete_options(body: Any, name: str) -> DeleteOptions:
-    """The Eviction body's deleteOptions (400 for a body that is not an Eviction of this pod)."""
+def delete_options(body: Any, name: str, schema: Any) -> DeleteOptions:
+    """The Eviction body's deleteOptions (400 for a body that is not an Eviction of this pod, or
+    has a value of the wrong JSON type)."""
     body = body if body is not None else {}
-    if not isinstance(body, dict):
-        raise BadRequest("Eviction must be a JSON object")
+    check_body_types(schema, body, EVICTION, kind="Eviction", version="v1")
     if as_dict(body.get("metadata")).get("name") != name:  # kube: also when the Eviction names no pod
         raise BadRequest("name in URL does not match name in Eviction object")
-    opts = as_dict(body.get("deleteOptions"))
-    pre = as_dict(opts.get("preconditions"))
-    grace = opts.get("gracePeriodSeconds")
-    return DeleteOptions(propagation_policy=opts.get("propagationPolicy"),
-                         grace_period_seconds=int(grace) if grace is not None else None,
-                         uid=pre.get("uid"), resource_version=pre.get("resourceVersion"),
-                         dry_run="All" in (opts.get("dryRun") or []))
+    return options_from(as_dict(body.get("deleteOptions")))
 
 
 def _rv(obj: Obj) -> str:
@@ -96,7 +93,7 @@ def _rt(core: ApiCore, kind: str) -> ResourceType:
 
 async def evict(core: ApiCore, namespace: str, name: str, body: Any, *, now: Clock = now_rfc3339) -> None:
     """Evict pod `namespace/name` (see the module docstring); raises the ApiError kube would answer."""
-    opts = delete_options(body, name)
+    opts = delete_options(body, name, core.schema)
     pod = await _delete_if_already_disrupted(core, core.get(_rt(core, "Pod"), namespace, name), opts, now)
     if pod is None:
         return

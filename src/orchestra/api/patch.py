@@ -11,12 +11,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from orchestra.api.apply import ApplyConflict, apply_patch
+from orchestra.api.bodies import MAX_BYTES, STORED_DEPTH, depth_over
 from orchestra.api.smp import PatchError, copy_json, strategic_merge_patch
 
 __all__ = [
     "ApplyConflict",
     "PatchError",
+    "PatchTooLarge",
     "apply_patch",
     "json_patch",
     "merge_patch",
@@ -49,15 +53,34 @@ def _merge_into(target: dict[str, Any], patch: dict[str, Any]) -> None:
 # -- RFC 6902 ---------------------------------------------------------------------------------------
 
 
+MAX_OPERATIONS = 10_000  # kube-apiserver's maxJSONPatchOperations
+MAX_COPY_BYTES = MAX_BYTES  # kube-apiserver's JSONPatchMaxCopyBytes
+
+
+class PatchTooLarge(PatchError):
+    """A JSON patch over kube's operation limit; maps to 413."""
+
+
 def json_patch(doc: Any, ops: list[Any]) -> Any:
-    """RFC 6902 JSON patch: add/remove/replace/move/copy/test, applied in order, all or nothing."""
+    """RFC 6902 JSON patch: add/remove/replace/move/copy/test, applied in order, all or nothing.
+
+    As in kube-apiserver: at most 10,000 operations, and `copy` may add at most 3 MiB in all (each
+    copy can double the document). The result may not nest deeper than a stored object may
+    (STORED_DEPTH; `move` can double the depth); operations never recurse into the document (a
+    copy goes through orjson), so a deep document in between costs nothing but that final check."""
     if not isinstance(ops, list):
         raise PatchError("json patch must be a JSON array of operations")
+    if len(ops) > MAX_OPERATIONS:
+        raise PatchTooLarge(f"The allowed maximum operations in a JSON patch is {MAX_OPERATIONS}, "
+                            f"got {len(ops)}")
     root = copy_json(doc)
+    copied = [0]
     for n, op in enumerate(ops):
         if not isinstance(op, dict) or not isinstance(op.get("op"), str):
             raise PatchError(f"json patch operation {n} is not an object with an \"op\"")
-        root = _apply_op(root, op)
+        root = _apply_op(root, op, copied)
+    if depth_over(root, STORED_DEPTH) is not None:
+        raise PatchError(f"the patched object would be nested deeper than {STORED_DEPTH} levels")
     return root
 
 
@@ -142,7 +165,7 @@ def _remove(root: Any, tokens: list[str], op: str = "remove") -> Any:
     raise PatchError(f"{op}: path /{'/'.join(tokens)} goes through a non-container value")
 
 
-def _apply_op(root: Any, op: dict[str, Any]) -> Any:
+def _apply_op(root: Any, op: dict[str, Any], copied: list[int]) -> Any:
     kind = op["op"]
     tokens = _pointer(op)
     if kind == "add":
@@ -162,8 +185,17 @@ def _apply_op(root: Any, op: dict[str, Any]) -> Any:
         source = _pointer(op, "from")
         if kind == "move" and tokens[: len(source)] == source and tokens != source:
             raise PatchError(f"move: cannot move {op['from']!r} into its own child {op['path']!r}")
-        value = _remove(root, source, "move") if kind == "move" else copy_json(_get(root, source, "copy"))
-        return _add(root, tokens, value)
+        if kind == "move":
+            return _add(root, tokens, _remove(root, source, "move"))
+        try:
+            data = orjson.dumps(_get(root, source, "copy"))
+        except TypeError:  # orjson's depth limit: only an earlier move can have made it that deep
+            raise PatchError(f"copy: the value at {op['from']!r} is nested too deeply") from None
+        copied[0] += len(data)
+        if copied[0] > MAX_COPY_BYTES:
+            raise PatchError("Unable to complete the copy, the accumulated size increase of copy is "
+                             f"{copied[0]}, exceeding the limit {MAX_COPY_BYTES}")
+        return _add(root, tokens, orjson.loads(data))
     if kind == "test":
         actual = _get(root, tokens, "test")
         if not _json_equal(actual, _value(op)):

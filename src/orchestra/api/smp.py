@@ -214,6 +214,7 @@ class _Merger:
         keyf = _key_of(key)
         items = list(original)
         plain: list[dict[str, Any]] = []
+        deleted: set[Hashable] = set()
         replace = False
         for p in patch:
             directive = p.get("$patch")
@@ -222,21 +223,26 @@ class _Merger:
             elif directive == "delete":
                 if key not in p:
                     raise PatchError(f"map: {_show(p)} does not contain declared merge key: {key}")
-                items = [o for o in items if o.get(key) != p[key]]  # a missing item: nothing to do
+                deleted.add(_hashable(p[key]))  # a missing item: nothing to do
             elif directive == "replace":
                 replace = True
             elif directive == "merge":
                 raise PatchError("merging lists cannot yet be specified in the patch")
             else:
                 raise PatchError(f"unknown patch type: {directive!r} in map: {_show(p)}")
+        if deleted:
+            items = [o for o in items if _hashable(o.get(key)) not in deleted]
         if replace:
             items, plain = [self.merge_map({}, p, item_info) for p in plain], []
         server_order = list(items)
+        # merge key -> position, so an n-item patch of an n-item list is O(n), not O(n^2)
+        where = _positions(items, lambda o: _hashable(o.get(key)))
         for p in plain:
             if key not in p:
                 raise PatchError(f"map: {_show(p)} does not contain declared merge key: {key}")
-            at = next((i for i, o in enumerate(items) if o.get(key) == p[key]), None)
+            at = where.get(_hashable(p[key]))
             if at is None:
+                where[_hashable(p[key])] = len(items)
                 items.append(self.merge_map({}, p, item_info))
             else:
                 items[at] = self.merge_map(items[at], p, item_info)

@@ -10,10 +10,20 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from orchestra.api import patch
-from orchestra.api.errors import Cause, Conflict, NotFound, UnsupportedMediaType, conflict, invalid
+from orchestra.api.errors import (
+    BadRequest,
+    Cause,
+    Conflict,
+    NotFound,
+    RequestEntityTooLarge,
+    UnsupportedMediaType,
+    conflict,
+    invalid,
+)
 from orchestra.api.objects import encode, meta
 from orchestra.api.registry import ResourceType
 from orchestra.api.selectors import from_label_selector_object
+from orchestra.api.typemeta import check_body_types
 from orchestra.objects import Obj, now_rfc3339
 from orchestra.store import CompareFailed
 
@@ -26,6 +36,8 @@ PATCH_TYPES_SCALE = {
     "application/strategic-merge-patch+json": "strategic",  # the Python client's patch_*_scale sends this
 }
 MAX_RETRIES = 8
+SCALE = "io.k8s.api.autoscaling.v1.Scale"
+BINDING = "io.k8s.api.core.v1.Binding"
 
 
 class SubresourceMixin:
@@ -51,13 +63,13 @@ class SubresourceMixin:
         """PUT (content_type None) or PATCH of the Scale subresource."""
         current = self.get_scale(rt, namespace, name)
         if content_type is None:
-            scale = body if isinstance(body, dict) else {}
+            scale = body
         else:
             ptype = PATCH_TYPES_SCALE.get(content_type.split(";")[0].strip().lower())
             if ptype is None:
                 raise UnsupportedMediaType(f"unsupported patch type for scale: {content_type}")
-            doc = self._parse_json(body)
-            scale = patch.json_patch(current, doc) if ptype == "json" else patch.merge_patch(current, doc)
+            scale = self._patched_scale(current, ptype, self._parse_json(body, find_duplicates=False).value)
+        check_body_types(self.schema, scale, SCALE, kind="Scale", version="v1")
         replicas = (scale.get("spec") or {}).get("replicas")
         if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
             raise invalid("Scale", name, [Cause("FieldValueInvalid", f"Invalid value: {replicas!r}: must be greater than or equal to 0", "spec.replicas")], group="autoscaling")
@@ -73,11 +85,25 @@ class SubresourceMixin:
         result = await self.update(rt, namespace, name, obj, opts)
         return self._scale_of(result.obj)
 
+    @staticmethod
+    def _patched_scale(current: Obj, ptype: str, doc: Any) -> Any:
+        try:
+            if ptype == "json":
+                return patch.json_patch(current, doc)
+            if not isinstance(doc, dict):
+                raise BadRequest("patch body must be a JSON object")
+            return patch.merge_patch(current, doc)
+        except patch.PatchTooLarge as exc:
+            raise RequestEntityTooLarge(f"Request entity too large: {exc}") from None
+        except patch.PatchError as exc:
+            raise BadRequest(str(exc)) from None
+
     async def bind(self: Any, namespace: str, name: str, binding: Any) -> None:
         """pods/binding: set spec.nodeName once and mark PodScheduled (as the scheduler's bind does)."""
         rt = self.registry.by_kind("Pod")
         assert rt is not None
-        target = (binding or {}).get("target") or {} if isinstance(binding, dict) else {}
+        check_body_types(self.schema, binding, BINDING, kind="Binding", version="v1")
+        target = binding.get("target") or {}
         node = target.get("name")
         if not node:
             raise invalid("Binding", name, [Cause("FieldValueRequired", "Required value", "target.name")])

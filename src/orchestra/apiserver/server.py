@@ -14,18 +14,22 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+import attrs
 import orjson
 import trio
 
 from orchestra.api import tables
+from orchestra.api.bodies import Decoded
 from orchestra.api.core import ApiCore, WriteOptions, WriteResult
-from orchestra.api.deletion import DeleteOptions
+from orchestra.api.deletion import DELETE_OPTIONS, DeleteOptions, delete_options
 from orchestra.api.errors import ApiError, BadRequest, InternalError, MethodNotAllowed, NotFound, Unauthorized
 from orchestra.api.eviction import evict
 from orchestra.api.listoptions import validate_list_options
 from orchestra.api.metrics import METRICS_REGISTRY
+from orchestra.api.objects import parse_rv
 from orchestra.api.registry import ResourceType
 from orchestra.api.selectors import parse_field_selector, parse_label_selector
+from orchestra.api.typemeta import check_body_types
 from orchestra.api.watch import WatchStream
 from orchestra.apiserver.discovery import Discovery, version_info, wants_aggregated
 from orchestra.apiserver.http import (
@@ -184,7 +188,8 @@ class ApiServer:
                 else:
                     await self._list(req, route)
             elif m == "POST":
-                await self._write(req, await self.core.create(route.rt, route.namespace, await req.json_body(), self._write_opts(req)))
+                body, opts = await self._write_body(req)
+                await self._write(req, await self.core.create(route.rt, route.namespace, body, opts))
             elif m == "DELETE":
                 await self._delete_collection(req, route)
             else:
@@ -193,13 +198,21 @@ class ApiServer:
             obj = self.core.get(route.rt, route.namespace, route.name)
             await self._send_object(req, route.rt, obj)
         elif m == "PUT":
-            await self._write(req, await self.core.update(route.rt, route.namespace, route.name, await req.json_body(), self._write_opts(req)))
+            body, opts = await self._write_body(req)
+            await self._write(req, await self.core.update(route.rt, route.namespace, route.name, body, opts))
         elif m == "PATCH":
             await self._patch(req, route)
         elif m == "DELETE":
             await self._delete(req, route)
         else:
             raise MethodNotAllowed(f"the server does not allow this method on the requested resource ({m})")
+
+    async def _write_body(self, req: Request) -> tuple[Any, WriteOptions]:
+        """A create/update body and the write options, with what decoding found for strictness."""
+        opts = self._write_opts(req)
+        decoded = await req.decoded_body()
+        assert decoded is not None
+        return decoded.value, attrs.evolve(opts, decode_findings=_findings(decoded))
 
     def _write_opts(self, req: Request) -> WriteOptions:
         dry = req.arg("dryRun")
@@ -229,21 +242,12 @@ class ApiServer:
         await send_json(req.send, status, obj)
 
     async def _delete_opts(self, req: Request) -> DeleteOptions:
-        body = await req.json_body(allow_empty=True) or {}
-        if not isinstance(body, dict):
-            raise BadRequest("DeleteOptions must be a JSON object")
-        pre = body.get("preconditions") or {}
-        dry = body.get("dryRun") or ([req.arg("dryRun")] if req.arg("dryRun") else [])
-        grace = body.get("gracePeriodSeconds", req.int_arg("gracePeriodSeconds"))
-        if body.get("orphanDependents") is True:
-            body.setdefault("propagationPolicy", "Orphan")
-        return DeleteOptions(
-            propagation_policy=body.get("propagationPolicy") or req.arg("propagationPolicy"),
-            grace_period_seconds=int(grace) if grace is not None else None,
-            uid=pre.get("uid"),
-            resource_version=pre.get("resourceVersion"),
-            dry_run="All" in (dry or []),
-        )
+        body = await req.json_body(allow_empty=True)
+        body = {} if body is None else body
+        check_body_types(self.core.schema, body, DELETE_OPTIONS, kind="DeleteOptions")
+        return delete_options(body, propagation_policy=req.arg("propagationPolicy"),
+                              grace_period_seconds=req.int_arg("gracePeriodSeconds"),
+                              dry_run=req.arg("dryRun"))
 
     async def _delete_collection(self, req: Request, route: Route) -> None:
         listed = self._do_list(req, route)
@@ -303,8 +307,9 @@ class ApiServer:
             if m == "GET":
                 await self._send_object(req, rt, self.core.get(rt, route.namespace, name))
             elif m == "PUT":
-                await self._write(req, await self.core.update(rt, route.namespace, name, await req.json_body(), self._write_opts(req),
-                                                              subresource=sub))
+                body, opts = await self._write_body(req)
+                updated = await self.core.update(rt, route.namespace, name, body, opts, subresource=sub)
+                await self._write(req, updated)
             elif m == "PATCH":
                 await self._patch(req, route)
             else:
@@ -313,8 +318,8 @@ class ApiServer:
             if m == "GET":
                 await send_json(req.send, 200, self.core.get_scale(rt, route.namespace, name))
             elif m in ("PUT", "PATCH"):
-                body: Any = await req.json_body() if m == "PUT" else await req.body()
-                scale = await self.core.update_scale(rt, route.namespace, name, body,
+                given: Any = await req.json_body() if m == "PUT" else await req.body()
+                scale = await self.core.update_scale(rt, route.namespace, name, given,
                                                      None if m == "PUT" else req.content_type, self._write_opts(req))
                 await send_json(req.send, 200, scale)
             else:
@@ -348,6 +353,9 @@ class ApiServer:
                               match=req.arg("resourceVersionMatch"), continue_token=req.arg("continue"),
                               send_initial_events=req.arg("sendInitialEvents"))
         timeout = req.int_arg("timeoutSeconds")
+        if timeout is not None and timeout < 0:
+            timeout = 0  # Go's timer fires at once for a negative duration: the watch just ends
+        parse_rv(req.arg("resourceVersion"))  # a bad value is a 400 now; once streaming, only an ERROR event
         bookmarks = self.bookmark_interval if req.flag("allowWatchBookmarks") else None
         stream = WatchStream(self.core, route.rt, route.namespace, resource_version=req.arg("resourceVersion"),
                              label_selector=label, field_selector=field, bookmark_interval=bookmarks,
@@ -372,6 +380,10 @@ class ApiServer:
             return orjson.dumps({"type": etype, "object": obj}, option=orjson.OPT_APPEND_NEWLINE)
 
         return encode
+
+
+def _findings(decoded: Decoded) -> tuple[tuple[str, str], ...]:
+    return tuple((f'duplicate field "{d}"', d) for d in decoded.duplicates)
 
 
 def _wants_table(req: Request) -> bool:

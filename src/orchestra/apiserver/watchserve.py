@@ -24,6 +24,7 @@ from contextlib import aclosing
 import attrs
 import trio
 
+from orchestra.api.errors import ApiError
 from orchestra.api.watch import PAGE_SIZE, Page, WatchStream
 from orchestra.apiserver.http import Receive, Send
 from orchestra.objects import Obj
@@ -72,7 +73,10 @@ async def serve_watch(send: Send, receive: Receive, stream: WatchStream, encode:
             nursery.start_soon(_cancel_on_disconnect, receive, nursery.cancel_scope)
             nursery.start_soon(_close_when_behind, stream, limits, stats, closing, nursery.cancel_scope)
             with trio.move_on_after(lifetime):
-                await _send_pages(send, pages, encode, limits.flush_bytes, closing)
+                try:
+                    await _send_pages(send, pages, encode, limits.flush_bytes, closing)
+                except ApiError as err:  # after the 200: the client learns it the way kube tells it
+                    await _write(send, [encode("ERROR", err.status())])
             nursery.cancel_scope.cancel()
     finally:
         stats.open -= 1

@@ -2,7 +2,8 @@
 
 Owns: `Document` (one object plus where it came from), reading YAML/JSON with ruamel.yaml, and the
 client-side checks `apply`/`delete -f` run before talking to the server (syntax, apiVersion, kind,
-name), each error naming file, document index and line.
+name), each error naming file, document index and line. YAML is read with the server's limits
+(api/yamlbody.py: no alias bomb, recursive anchor or nesting past MAX_DEPTH), JSON within MAX_DEPTH.
 Must not import: the HTTP client or anything of the server side.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -19,7 +21,9 @@ import attrs
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+from orchestra.api.bodies import MAX_DEPTH, depth_over
 from orchestra.api.registry import DEFAULT_REGISTRY, Registry, ResourceType
+from orchestra.api.yamlbody import BoundedComposer
 from orchestra.cli.errors import CliError
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
@@ -121,11 +125,38 @@ def _load_json(text: str, source: str) -> list[Document]:
         body = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ManifestError([f"{source}: document 1 (line {exc.lineno}): invalid JSON: {exc.msg}"]) from None
+    except RecursionError:  # json's C parser recurses per level: this is far past MAX_DEPTH anyway
+        body = None
+        deep = True
+    else:
+        deep = depth_over(body) is not None
+    if deep:
+        line = _deep_line(text)
+        raise ManifestError([f"{source}: document 1 (line {line}): invalid JSON: exceeded max depth of "
+                             f"{MAX_DEPTH}"])
     return list(_expand_lists(Document(source, 1, 1, body)))
+
+
+def _deep_line(text: str) -> int:
+    """The line where JSON `text` first opens a container past MAX_DEPTH (1 if it never does)."""
+    depth = 0
+    for m in _JSON_TOKENS.finditer(text):
+        token = m.group()
+        if token in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return text.count("\n", 0, m.start()) + 1
+        elif token in "]}":
+            depth -= 1
+    return 1
+
+
+_JSON_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 
 
 def _load_yaml(text: str, source: str) -> Iterator[Document]:
     yaml = YAML(typ="rt")
+    yaml.Composer = BoundedComposer  # the server's limits, before anything is built from a document
     index = 0  # counts non-empty documents, the way a reader of the file counts them
     try:
         for node in yaml.load_all(text):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from orchestra.api.errors import Cause
-from orchestra.api.validation.container import _TAINT_EFFECTS
+from orchestra.api.validation.container import TAINT_EFFECTS
 from orchestra.api.validation.field import (
     IMMUTABLE,
     forbidden,
@@ -116,7 +116,7 @@ def validate_node(obj: Obj, old: Obj | None) -> list[Cause]:
             errs += [
                 invalid(f"{p}.value", taint["value"], m) for m in is_valid_label_value(str(taint["value"]))
             ]
-        errs += required_one_of(taint.get("effect"), f"{p}.effect", _TAINT_EFFECTS)
+        errs += required_one_of(taint.get("effect"), f"{p}.effect", TAINT_EFFECTS)
     return errs
 
 

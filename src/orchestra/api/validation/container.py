@@ -34,21 +34,21 @@ from orchestra.objects.quantity import Quantity, QuantityError
 
 # --- pod spec ----------------------------------------------------------------------------------------
 
-_PROTOCOLS = ("SCTP", "TCP", "UDP")
-_RESTART_POLICIES = ("Always", "OnFailure", "Never")
-_DNS_POLICIES = ("ClusterFirstWithHostNet", "ClusterFirst", "Default", "None")
+PROTOCOLS = ("SCTP", "TCP", "UDP")
+RESTART_POLICIES = ("Always", "OnFailure", "Never")
+DNS_POLICIES = ("ClusterFirstWithHostNet", "ClusterFirst", "Default", "None")
 _PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 _TERMINATION_MESSAGE_POLICIES = ("File", "FallbackToLogsOnError")
-_TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 _STANDARD_CONTAINER_RESOURCES = ("cpu", "memory", "ephemeral-storage")
-_VOLUME_SOURCES = (
+VOLUME_SOURCES = (
     "hostPath", "emptyDir", "gcePersistentDisk", "awsElasticBlockStore", "gitRepo", "secret", "nfs",
     "iscsi", "glusterfs", "persistentVolumeClaim", "rbd", "flexVolume", "cinder", "cephfs", "flocker",
     "downwardAPI", "fc", "azureFile", "configMap", "vsphereVolume", "quobyte", "azureDisk",
     "photonPersistentDisk", "projected", "portworxVolume", "scaleIO", "storageos", "csi", "ephemeral",
     "image",
 )  # fmt: skip
-_FILE_MODE_MSG = "must be a number between 0 and 0777 (octal), both inclusive"
+FILE_MODE_MSG = "must be a number between 0 and 0777 (octal), both inclusive"
 
 
 def _validate_handler(handler: Obj, path: str, kinds: tuple[str, ...]) -> list[Cause]:
@@ -199,7 +199,7 @@ def _validate_container_ports(ports: Any, path: str) -> list[Cause]:
         )
         if port.get("hostPort") not in (0, None):
             errs += port_number(port.get("hostPort"), f"{p}.hostPort")
-        errs += required_one_of(port.get("protocol"), f"{p}.protocol", _PROTOCOLS)
+        errs += required_one_of(port.get("protocol"), f"{p}.protocol", PROTOCOLS)
     return errs
 
 

@@ -61,7 +61,7 @@ _CONVERTIBLE = {
     "status.podIP",
     "status.podIPs",
 }
-_FILE_MODE_MSG = "must be a number between 0 and 0777 (octal), both inclusive"
+FILE_MODE_MSG = "must be a number between 0 and 0777 (octal), both inclusive"
 _SIZES = ("1", "1k", "1M", "1G", "1T", "1P", "1E", "1Ki", "1Mi", "1Gi", "1Ti", "1Pi", "1Ei")
 _SIZES_MSG = "only divisor's values " + ", ".join(_SIZES) + " are supported with the "
 _DIVISORS = {
@@ -216,7 +216,7 @@ def _volume_file(item: Obj, path: str) -> list[Cause]:
         errs.append(required(path, "one of fieldRef and resourceFieldRef is required"))
     mode = item.get("mode")
     if is_int(mode) and not 0 <= mode <= 0o777:
-        errs.append(invalid(f"{path}.mode", mode, _FILE_MODE_MSG))
+        errs.append(invalid(f"{path}.mode", mode, FILE_MODE_MSG))
     return errs
 
 

@@ -92,7 +92,7 @@ _DNS1035_LABEL_RE = anchored(DNS1035_LABEL_FMT)
 _QNAME_RE = anchored(QNAME_FMT)
 _LABEL_VALUE_RE = anchored(LABEL_VALUE_FMT)
 _CONFIG_KEY_RE = anchored(CONFIG_KEY_FMT)
-_PERCENT_RE = anchored(PERCENT_FMT)
+PERCENT_RE = anchored(PERCENT_FMT)
 
 
 def is_dns1123_label(value: str) -> list[str]:

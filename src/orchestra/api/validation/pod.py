@@ -13,11 +13,11 @@ from typing import Any
 from orchestra.api.errors import Cause
 from orchestra.api.validation.affinity import validate_affinity, validate_topology_spread_constraints
 from orchestra.api.validation.container import (
-    _DNS_POLICIES,
-    _FILE_MODE_MSG,
-    _RESTART_POLICIES,
-    _TAINT_EFFECTS,
-    _VOLUME_SOURCES,
+    DNS_POLICIES,
+    FILE_MODE_MSG,
+    RESTART_POLICIES,
+    TAINT_EFFECTS,
+    VOLUME_SOURCES,
     validate_container,
     validate_resource_requirements,
 )
@@ -64,7 +64,7 @@ def _validate_volumes(volumes: Any, path: str) -> tuple[list[Cause], set[str]]:
 
 
 def _validate_volume_source(vol: Obj, path: str) -> list[Cause]:
-    sources = [k for k in _VOLUME_SOURCES if vol.get(k) is not None]
+    sources = [k for k in VOLUME_SOURCES if vol.get(k) is not None]
     if not sources:
         return [required(path, "must specify a volume type")]
     errs = [forbidden(f"{path}.{k}", "may not specify more than 1 volume type") for k in sources[1:]]
@@ -79,7 +79,7 @@ def _validate_volume_source(vol: Obj, path: str) -> list[Cause]:
         errs.append(required(f"{p}.{must[sources[0]]}", ""))
     mode = src.get("defaultMode")
     if is_int(mode) and not 0 <= mode <= 0o777:
-        errs.append(invalid(f"{p}.defaultMode", mode, _FILE_MODE_MSG))
+        errs.append(invalid(f"{p}.defaultMode", mode, FILE_MODE_MSG))
     if sources[0] == "downwardAPI":
         errs += validate_downward_api_items(src.get("items"), p)
     for i, projection in enumerate(as_dicts(src.get("sources")) if sources[0] == "projected" else []):
@@ -130,8 +130,8 @@ def _validate_tolerations(tolerations: Any, path: str) -> list[Cause]:
                 )
         else:
             errs.append(not_supported(f"{p}.operator", op, ("Equal", "Exists")))
-        if effect and effect not in _TAINT_EFFECTS:
-            errs.append(not_supported(f"{p}.effect", effect, _TAINT_EFFECTS))
+        if effect and effect not in TAINT_EFFECTS:
+            errs.append(not_supported(f"{p}.effect", effect, TAINT_EFFECTS))
     return errs
 
 
@@ -157,8 +157,8 @@ def validate_pod_spec(spec: Any, path: str) -> list[Cause]:
         if c.get("name") in init_names:
             errs.append(duplicate(f"{p}.name", c.get("name")))
         init_names.add(c.get("name") or "")
-    errs += required_one_of(spec.get("restartPolicy"), f"{path}.restartPolicy", _RESTART_POLICIES)
-    errs += required_one_of(spec.get("dnsPolicy"), f"{path}.dnsPolicy", _DNS_POLICIES)
+    errs += required_one_of(spec.get("restartPolicy"), f"{path}.restartPolicy", RESTART_POLICIES)
+    errs += required_one_of(spec.get("dnsPolicy"), f"{path}.dnsPolicy", DNS_POLICIES)
     errs += validate_labels(spec.get("nodeSelector"), f"{path}.nodeSelector")
     errs += validate_affinity(spec.get("affinity"), f"{path}.affinity")
     errs += validate_topology_spread_constraints(spec.get("topologySpreadConstraints"),

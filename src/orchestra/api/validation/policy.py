@@ -25,7 +25,7 @@ from orchestra.api.validation.field import (
     too_long,
 )
 from orchestra.api.validation.meta import validate_label_selector, validate_object_meta
-from orchestra.api.validation.names import _PERCENT_RE, PERCENT_FMT, anchored, is_qualified_name, regex_error
+from orchestra.api.validation.names import PERCENT_RE, PERCENT_FMT, anchored, is_qualified_name, regex_error
 from orchestra.objects import Obj, as_dict, as_dicts
 
 UNHEALTHY_POD_EVICTION_POLICIES = ("AlwaysAllow", "IfHealthyBudget")  # sorted, as sets.List prints them
@@ -68,7 +68,7 @@ def _go_spec(spec: Obj) -> GoRepr:
 def _int_or_percent(value: Any, path: str) -> list[Cause]:
     """ValidatePositiveIntOrPercent, then IsNotMoreThan100Percent."""
     if isinstance(value, str):
-        if not _PERCENT_RE.match(value):
+        if not PERCENT_RE.match(value):
             return [invalid(path, go_intstr(value), PERCENT_MSG)]
         if int(value[:-1]) > 100:
             return [invalid(path, go_intstr(value), "must not be greater than 100%")]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from orchestra.api.errors import Cause
-from orchestra.api.validation.container import _PROTOCOLS
+from orchestra.api.validation.container import PROTOCOLS
 from orchestra.api.validation.field import (
     IMMUTABLE,
     GoRepr,
@@ -113,7 +113,7 @@ def _validate_service_port(port: Obj, path: str, names: set[str], *, require_nam
             errs.append(duplicate(f"{path}.name", name))
         names.add(name)
     errs += port_number(port.get("port", 0), f"{path}.port")
-    errs += required_one_of(port.get("protocol"), f"{path}.protocol", _PROTOCOLS)
+    errs += required_one_of(port.get("protocol"), f"{path}.protocol", PROTOCOLS)
     errs += port_number_or_name(port.get("targetPort", 0), f"{path}.targetPort")
     return errs
 
@@ -143,7 +143,7 @@ def validate_endpointslice(obj: Obj, old: Obj | None) -> list[Cause]:
         if port.get("port") is not None:
             errs += port_number(port.get("port"), f"ports[{i}].port")
         if port.get("protocol") is not None:
-            errs += required_one_of(port.get("protocol"), f"ports[{i}].protocol", _PROTOCOLS)
+            errs += required_one_of(port.get("protocol"), f"ports[{i}].protocol", PROTOCOLS)
     if old is not None and old.get("addressType") != obj.get("addressType"):
         errs.append(invalid("addressType", address_type, IMMUTABLE))
     return errs
@@ -154,5 +154,5 @@ def validate_endpoints(obj: Obj, old: Obj | None) -> list[Cause]:
     for i, subset in enumerate(as_dicts(obj.get("subsets"))):
         for j, port in enumerate(as_dicts(subset.get("ports"))):
             errs += port_number(port.get("port", 0), f"subsets[{i}].ports[{j}].port")
-            errs += required_one_of(port.get("protocol"), f"subsets[{i}].ports[{j}].protocol", _PROTOCOLS)
+            errs += required_one_of(port.get("protocol"), f"subsets[{i}].ports[{j}].protocol", PROTOCOLS)
     return errs

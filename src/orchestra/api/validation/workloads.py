@@ -29,14 +29,14 @@ from orchestra.api.validation.meta import (
     validate_label_selector,
     validate_object_meta,
 )
-from orchestra.api.validation.names import _PERCENT_RE, PERCENT_FMT, is_dns1123_subdomain, regex_error
+from orchestra.api.validation.names import PERCENT_RE, PERCENT_FMT, is_dns1123_subdomain, regex_error
 from orchestra.api.validation.pod import validate_pod_template
 from orchestra.objects import Obj, as_dict
 
 
 def _validate_intstr_percent(value: Any, path: str, *, max_100: bool) -> list[Cause]:
     if isinstance(value, str):
-        if not _PERCENT_RE.match(value):
+        if not PERCENT_RE.match(value):
             return [
                 invalid(
                     path,
