@@ -25,7 +25,7 @@ from orchestra.api.validation.field import (
     too_long,
 )
 from orchestra.api.validation.meta import validate_label_selector, validate_object_meta
-from orchestra.api.validation.names import PERCENT_RE, PERCENT_FMT, anchored, is_qualified_name, regex_error
+from orchestra.api.validation.names import PERCENT_FMT, PERCENT_RE, anchored, is_qualified_name, regex_error
 from orchestra.objects import Obj, as_dict, as_dicts
 
 UNHEALTHY_POD_EVICTION_POLICIES = ("AlwaysAllow", "IfHealthyBudget")  # sorted, as sets.List prints them

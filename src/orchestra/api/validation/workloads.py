@@ -29,7 +29,7 @@ from orchestra.api.validation.meta import (
     validate_label_selector,
     validate_object_meta,
 )
-from orchestra.api.validation.names import PERCENT_RE, PERCENT_FMT, is_dns1123_subdomain, regex_error
+from orchestra.api.validation.names import PERCENT_FMT, PERCENT_RE, is_dns1123_subdomain, regex_error
 from orchestra.api.validation.pod import validate_pod_template
 from orchestra.objects import Obj, as_dict
 
