@@ -375,3 +375,26 @@ def test_integer_query_parameters_are_int64_as_go_parses_them(http: httpx.Client
     r = http.get("/api/v1/namespaces/errs/configmaps", params={"limit": value})
     assert r.status_code == 400
     assert http.get("/api/v1/namespaces/errs/pods/graceful").status_code == 200
+
+
+@pytest.mark.parametrize("timeout", ["-1", "1"], ids=["negative-ends-at-once", "expires"])
+def test_a_watch_that_times_out_ends_its_response_cleanly(http: httpx.Client, timeout: str) -> None:
+    """Go's timer fires at once for a negative duration; either way the chunked response is complete
+    (the timeout never cuts a write in half)."""
+    with http.stream("GET", "/api/v1/namespaces", params={"watch": "true", "timeoutSeconds": timeout}) as resp:
+        assert resp.status_code == 200
+        body = resp.read()  # an incomplete chunked body raises here
+    events = [orjson.loads(line) for line in body.splitlines()]
+    assert all(e["type"] == "ADDED" for e in events)
+
+
+def test_a_watch_with_timeout_zero_is_not_ended(http: httpx.Client) -> None:
+    """kube reads timeoutSeconds=0 as not set: the server's default lifetime applies."""
+    with http.stream("GET", "/api/v1/namespaces", params={"watch": "true", "timeoutSeconds": "0"},
+                     timeout=httpx.Timeout(10, read=1.5)) as resp:
+        assert resp.status_code == 200
+        lines = resp.iter_lines()
+        assert orjson.loads(next(lines))["type"] == "ADDED"
+        with pytest.raises(httpx.ReadTimeout):
+            for _ in lines:
+                pass

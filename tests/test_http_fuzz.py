@@ -165,7 +165,9 @@ def queries(draw: st.DrawFn) -> dict[str, str]:
     names = draw(st.lists(st.sampled_from(sorted(QUERY)), max_size=4, unique=True))
     query = {k: draw(QUERY[k]) for k in names}
     if query.get("watch", "").lower() in ("true", "1"):
-        query["timeoutSeconds"] = "0"  # a watch with no timeout would (rightly) run for 30 minutes
+        # a watch with no timeout (or timeoutSeconds=0: "not set") would rightly run for 30 minutes;
+        # a negative one ends at once, as Go's timer fires at once
+        query["timeoutSeconds"] = "-1"
     return query
 
 
@@ -374,7 +376,7 @@ def anything(draw: st.DrawFn) -> dict[str, Any]:
     method = draw(st.sampled_from(methods))
     query = draw(queries())
     if "/watch/" in path:
-        query["timeoutSeconds"] = "0"
+        query["timeoutSeconds"] = "-1"
     headers = {"Content-Type": draw(st.sampled_from(CONTENT_TYPES) | header_text),
                "Accept": draw(st.sampled_from(ACCEPTS) | header_text)}
     body = draw(bodies) if method in ("POST", "PUT", "PATCH", "DELETE") else b""

@@ -353,7 +353,9 @@ class ApiServer:
                               match=req.arg("resourceVersionMatch"), continue_token=req.arg("continue"),
                               send_initial_events=req.arg("sendInitialEvents"))
         timeout = req.int_arg("timeoutSeconds")
-        if timeout is not None and timeout < 0:
+        if timeout == 0:
+            timeout = None  # kube: 0 is "not set" (the server's default watch lifetime)
+        elif timeout is not None and timeout < 0:
             timeout = 0  # Go's timer fires at once for a negative duration: the watch just ends
         parse_rv(req.arg("resourceVersion"))  # a bad value is a 400 now; once streaming, only an ERROR event
         bookmarks = self.bookmark_interval if req.flag("allowWatchBookmarks") else None
