@@ -1,4 +1,5 @@
-"""Request bodies decoded under limits (api/bodies.py, api/yamlbody.py): JSON, YAML, protobuf."""
+"""Request bodies decoded under limits (api/bodies.py, api/yamlbody.py, apiserver/protobuf.py): JSON,
+YAML, protobuf."""
 
 from __future__ import annotations
 
@@ -20,9 +21,9 @@ from orchestra.api.bodies import (
     STORED_DEPTH,
     DecodeError,
     decode_json,
-    decode_protobuf,
     decode_yaml,
 )
+from orchestra.apiserver.protobuf import decode_protobuf
 
 FIXTURES = Path(__file__).parent / "fixtures" / "protobuf"
 

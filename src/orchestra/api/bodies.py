@@ -2,10 +2,11 @@
 
 Owns: `MAX_BYTES` (3 MiB, kube-apiserver's request body limit, applied to the decoded object too),
 `MAX_DEPTH` (nesting levels of a body) and `STORED_DEPTH` (of a stored object: a little more, for
-the managedFields of a body at MAX_DEPTH); decoding JSON, YAML and Kubernetes protobuf
-bodies into JSON values with those limits and with kube's strict-decoding findings (duplicate
-fields); `stored_bytes`, the encoded form of an object about to be stored (refused past the limits);
-`decode_off_loop`, which runs a decode big enough to be slow in a worker thread.
+the managedFields of a body at MAX_DEPTH); decoding JSON and YAML bodies into JSON values with
+those limits and with kube's strict-decoding findings (duplicate fields); `stored_bytes`, the
+encoded form of an object about to be stored (refused past the limits); `decode_off_loop`, which
+runs a decode big enough to be slow in a worker thread. Kubernetes protobuf bodies, which only
+the HTTP layer receives, decode in apiserver/protobuf.py under the same limits.
 Must not import: anything above the api layer.
 
 Why MAX_DEPTH is 200 and not kube's 10,000 (Go's JSON scanner and go-yaml both refuse 10,000 levels):
@@ -26,7 +27,6 @@ import trio
 from ruamel.yaml.error import YAMLError
 
 from orchestra.api import yamlbody
-from orchestra.api.protobuf import ProtobufError, decode_k8s_protobuf
 
 __all__ = [
     "MAX_BYTES",
@@ -37,8 +37,8 @@ __all__ = [
     "ObjectLimitError",
     "decode_json",
     "decode_off_loop",
-    "decode_protobuf",
     "decode_yaml",
+    "depth_error",
     "depth_over",
     "stored_bytes",
     "too_large_message",
@@ -101,7 +101,8 @@ def depth_over(value: Any, limit: int = MAX_DEPTH) -> str | None:
     return None
 
 
-def _depth_error(char: str) -> DecodeError:
+def depth_error(char: str) -> DecodeError:
+    """The error for a value nesting past MAX_DEPTH at `char` (see depth_over), worded like Go's scanner."""
     return DecodeError(f"invalid character '{char}' exceeded max depth of {MAX_DEPTH}", reason="depth")
 
 
@@ -111,7 +112,7 @@ def _check_depth(value: Any, text: bytes) -> None:
         return
     char = depth_over(value)
     if char is not None:
-        raise _depth_error(char)
+        raise depth_error(char)
 
 
 # -- JSON ---------------------------------------------------------------------------------------------
@@ -123,7 +124,7 @@ def decode_json(data: bytes, *, find_duplicates: bool = True) -> Decoded:
         value = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         if str(exc).startswith("depth limit exceeded"):  # orjson stops at 1,024 levels
-            raise _depth_error("[" if data.lstrip()[:1] == b"[" else "{") from None
+            raise depth_error("[" if data.lstrip()[:1] == b"[" else "{") from None
         raise DecodeError(str(exc)) from None
     _check_depth(value, data)
     out = orjson.dumps(value)
@@ -173,7 +174,7 @@ def _duplicates(data: bytes) -> list[str]:
     return found
 
 
-# -- YAML and protobuf ----------------------------------------------------------------------------------
+# -- YAML ---------------------------------------------------------------------------------------------
 
 
 def decode_yaml(data: bytes) -> Decoded:
@@ -192,21 +193,6 @@ def decode_yaml(data: bytes) -> Decoded:
     except YAMLError as exc:
         raise DecodeError(f"yaml: {yamlbody.yaml_problem(exc)}") from None
     return Decoded(doc.value, tuple(doc.duplicates))
-
-
-def decode_protobuf(data: bytes) -> Decoded:
-    """A `k8s\\x00` protobuf body as the JSON value it stands for, within the depth and size limits."""
-    try:
-        value = decode_k8s_protobuf(data)
-    except ProtobufError as exc:
-        raise DecodeError(str(exc)) from None
-    char = depth_over(value)
-    if char is not None:
-        raise _depth_error(char)
-    size = len(orjson.dumps(value))
-    if size > MAX_BYTES:
-        raise DecodeError(too_large_message(size), reason="too_large")
-    return Decoded(value)
 
 
 async def decode_off_loop(decode: Callable[[bytes], T], data: bytes) -> T:

@@ -16,7 +16,8 @@ import orjson
 
 from orchestra.api import bodies
 from orchestra.api.errors import ApiError, BadRequest, RequestEntityTooLarge, UnsupportedMediaType
-from orchestra.api.protobuf import CONTENT_TYPE as PROTOBUF
+from orchestra.apiserver.protobuf import CONTENT_TYPE as PROTOBUF
+from orchestra.apiserver.protobuf import decode_protobuf
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -110,7 +111,7 @@ class Request:
                                        f"types include: {', '.join(BODY_MEDIA_TYPES)}")
         try:
             if media == PROTOBUF:  # kubectl 1.32+ `create <generator>` sends protobuf for built-in kinds
-                return await bodies.decode_off_loop(bodies.decode_protobuf, data)
+                return await bodies.decode_off_loop(decode_protobuf, data)
             if media == "application/yaml":
                 return await _yaml_or_json(data)
             return bodies.decode_json(data)

@@ -1,11 +1,15 @@
 """Decode Kubernetes protobuf request bodies (`application/vnd.kubernetes.protobuf`) into JSON dicts.
 
-Owns: the protobuf wire decoder for the `k8s\\x00` + runtime.Unknown envelope and the Go types inside
-it, driven by the field table in orchestra/data/k8s-proto.json (made by scripts/extract-k8s-proto.py
-from the descriptors compiled into kubectl). `kubectl create namespace|configmap|deployment|...` posts
-such bodies; orchestra stores JSON, so the HTTP layer turns them into the dict the equivalent JSON body
-would have given. Replies stay JSON.
-Must not import: third-party protobuf libraries, the store, or anything above the api layer.
+Owns: `decode_protobuf(data)`, the HTTP layer's decoder of such bodies, held to the limits of
+api/bodies.py (nesting depth, decoded size) like JSON and YAML bodies; the protobuf wire decoder
+for the `k8s\\x00` + runtime.Unknown envelope and the Go types inside it, driven by the field table
+in orchestra/data/k8s-proto.json (made by scripts/extract-k8s-proto.py from the descriptors compiled
+into kubectl). `kubectl create namespace|configmap|deployment|...` posts such bodies; orchestra
+stores JSON, so the HTTP layer turns them into the dict the equivalent JSON body would have given.
+Replies stay JSON. Only request bodies are decoded here, so this lives in the HTTP layer; the API
+core only ever sees the JSON value.
+Must not import: third-party protobuf libraries, the store, or the rest of the apiserver (http.py
+imports this).
 
 The dict is what kube-apiserver would see after decoding into the Go struct, written the way
 `encoding/json` plus omitempty would write it:
@@ -36,6 +40,9 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
+
+from orchestra.api.bodies import MAX_BYTES, Decoded, DecodeError, depth_error, depth_over, too_large_message
 from orchestra.objects import go_duration
 
 MAGIC = b"k8s\x00"
@@ -103,6 +110,21 @@ def decode_k8s_protobuf(body: bytes) -> dict[str, Any]:
         raise
     except Exception as exc:  # any slip on hostile input is a malformed body, never a 500
         raise ProtobufError(f"malformed protobuf body: {type(exc).__name__}") from None
+
+
+def decode_protobuf(data: bytes) -> Decoded:
+    """A `k8s\\x00` protobuf body as the JSON value it stands for, within the depth and size limits."""
+    try:
+        value = decode_k8s_protobuf(data)
+    except ProtobufError as exc:
+        raise DecodeError(str(exc)) from None
+    char = depth_over(value)
+    if char is not None:
+        raise depth_error(char)
+    size = len(orjson.dumps(value))
+    if size > MAX_BYTES:
+        raise DecodeError(too_large_message(size), reason="too_large")
+    return Decoded(value)
 
 
 def decode_unguarded(body: bytes) -> dict[str, Any]:
