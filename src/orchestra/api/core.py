@@ -40,10 +40,10 @@ from orchestra.api.errors import (
 )
 from orchestra.api.labelcache import LabelCache
 from orchestra.api.listoptions import EXACT, validate_list_options
+from orchestra.api.machinery.selectors import FieldSelector, LabelSelector
 from orchestra.api.objects import decode, meta, new_uid, parse_rv, random_suffix, spec_part, with_rv
 from orchestra.api.registry import DEFAULT_REGISTRY, Registry, ResourceType
 from orchestra.api.schema import Schema, load_schema
-from orchestra.api.selectors import FieldSelector, LabelSelector
 from orchestra.api.serverside import ApplyMixin
 from orchestra.api.strategy import prepare_for_create, prepare_for_update, tracks_generation
 from orchestra.api.subresources import SubresourceMixin

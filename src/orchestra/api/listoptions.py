@@ -12,7 +12,7 @@ Must not import: anything above the api layer.
 from __future__ import annotations
 
 from orchestra.api.errors import Cause, invalid
-from orchestra.api.validation.field import forbidden, not_supported
+from orchestra.api.machinery.field import forbidden, not_supported
 
 EXACT, NOT_OLDER_THAN = "Exact", "NotOlderThan"
 MATCH = "resourceVersionMatch"

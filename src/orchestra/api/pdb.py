@@ -15,7 +15,7 @@ Must not import: anything above the api layer.
 from __future__ import annotations
 
 from orchestra.api.errors import BadRequest
-from orchestra.api.selectors import LabelSelector, from_label_selector_object
+from orchestra.api.machinery.selectors import LabelSelector, from_label_selector_object
 from orchestra.objects import Obj, as_dict, get_condition, meta, set_status_condition
 
 DISRUPTION_ALLOWED = "DisruptionAllowed"

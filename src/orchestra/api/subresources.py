@@ -20,9 +20,9 @@ from orchestra.api.errors import (
     conflict,
     invalid,
 )
+from orchestra.api.machinery.selectors import from_label_selector_object
 from orchestra.api.objects import encode, meta
 from orchestra.api.registry import ResourceType
-from orchestra.api.selectors import from_label_selector_object
 from orchestra.api.typemeta import check_body_types
 from orchestra.objects import Obj, now_rfc3339
 from orchestra.store import CompareFailed

@@ -15,8 +15,8 @@ from typing import Any, Protocol
 from orchestra.api import metrics
 from orchestra.api.core import ApiCore
 from orchestra.api.errors import MethodNotAllowed, NotFound
+from orchestra.api.machinery.selectors import parse_label_selector
 from orchestra.api.metrics import Usage, node_usages, pod_usage
-from orchestra.api.selectors import parse_label_selector
 from orchestra.apiserver.http import Request, send_json
 
 PREFIX = ("apis", metrics.GROUP, metrics.VERSION)

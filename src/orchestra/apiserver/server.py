@@ -25,10 +25,10 @@ from orchestra.api.deletion import DELETE_OPTIONS, DeleteOptions, delete_options
 from orchestra.api.errors import ApiError, BadRequest, InternalError, MethodNotAllowed, NotFound, Unauthorized
 from orchestra.api.eviction import evict
 from orchestra.api.listoptions import validate_list_options
+from orchestra.api.machinery.selectors import parse_field_selector, parse_label_selector
 from orchestra.api.metrics import METRICS_REGISTRY
 from orchestra.api.objects import parse_rv
 from orchestra.api.registry import ResourceType
-from orchestra.api.selectors import parse_field_selector, parse_label_selector
 from orchestra.api.typemeta import check_body_types
 from orchestra.api.watch import WatchStream
 from orchestra.apiserver.discovery import Discovery, version_info, wants_aggregated

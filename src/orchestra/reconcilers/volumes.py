@@ -38,7 +38,7 @@ from typing import Any
 
 from orchestra.api.admission import default_storage_class
 from orchestra.api.errors import AlreadyExists, NotFound
-from orchestra.api.selectors import from_label_selector_object
+from orchestra.api.machinery.selectors import from_label_selector_object
 from orchestra.api.storageclass import BETA_CLASS_ANNOTATION, claim_class
 from orchestra.client.base import Client
 from orchestra.controller import NORMAL, WARNING, Controller, Result, TemporaryError, object_key

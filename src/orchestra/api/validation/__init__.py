@@ -5,9 +5,10 @@ k8s.io/kubernetes/pkg/apis/*/validation, with kube's field paths (`spec.containe
 messages (`Required value`, `Invalid value: "x": ...`, `Unsupported value: ...`). Runs on defaulted
 objects. Immutability of metadata.name/namespace/uid is the core's job, not this package's.
 This module is the package's public surface and the kind -> validator dispatch; the rules live in
-field (cause constructors), names, meta (object meta, selectors), container, pod, workloads (apps/v1),
-jobs and cron (batch/v1), service (Service, Endpoints, EndpointSlice), policy (PodDisruptionBudget),
-storage (PersistentVolumeClaim, PersistentVolume, StorageClass) and config (the other kinds).
+meta (object meta, selectors), container, pod, workloads (apps/v1), jobs and cron (batch/v1),
+service (Service, Endpoints, EndpointSlice), policy (PodDisruptionBudget), storage
+(PersistentVolumeClaim, PersistentVolume, StorageClass) and config (the other kinds); the cause
+constructors (field.py) and the name rules (names.py) every one of them uses are api/machinery's.
 Must not import: the store, the HTTP server, or anything above the api layer.
 """
 
@@ -18,19 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from orchestra.api.errors import Cause
-from orchestra.api.validation.config import (
-    validate_configmap,
-    validate_controller_revision,
-    validate_event,
-    validate_generic,
-    validate_lease,
-    validate_namespace,
-    validate_node,
-    validate_priority_class,
-    validate_secret,
-)
-from orchestra.api.validation.cron import cron_error
-from orchestra.api.validation.field import (
+from orchestra.api.machinery.field import (
     DUPLICATE,
     FORBIDDEN,
     IMMUTABLE,
@@ -54,15 +43,7 @@ from orchestra.api.validation.field import (
     required,
     too_long,
 )
-from orchestra.api.validation.jobs import validate_cronjob, validate_job
-from orchestra.api.validation.meta import (
-    selector_matches,
-    validate_annotations,
-    validate_label_selector,
-    validate_labels,
-    validate_object_meta,
-)
-from orchestra.api.validation.names import (
+from orchestra.api.machinery.names import (
     CONFIG_KEY_FMT,
     CONFIG_KEY_MSG,
     DNS1035_LABEL_FMT,
@@ -86,6 +67,26 @@ from orchestra.api.validation.names import (
     is_valid_port_name,
     max_len_error,
     regex_error,
+)
+from orchestra.api.validation.config import (
+    validate_configmap,
+    validate_controller_revision,
+    validate_event,
+    validate_generic,
+    validate_lease,
+    validate_namespace,
+    validate_node,
+    validate_priority_class,
+    validate_secret,
+)
+from orchestra.api.validation.cron import cron_error
+from orchestra.api.validation.jobs import validate_cronjob, validate_job
+from orchestra.api.validation.meta import (
+    selector_matches,
+    validate_annotations,
+    validate_label_selector,
+    validate_labels,
+    validate_object_meta,
 )
 from orchestra.api.validation.pod import (
     POD_UPDATE_MSG,

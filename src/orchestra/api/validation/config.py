@@ -10,8 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from orchestra.api.errors import Cause
-from orchestra.api.validation.container import TAINT_EFFECTS
-from orchestra.api.validation.field import (
+from orchestra.api.machinery.field import (
     IMMUTABLE,
     forbidden,
     invalid,
@@ -22,14 +21,15 @@ from orchestra.api.validation.field import (
     required_one_of,
     too_long,
 )
-from orchestra.api.validation.meta import validate_object_meta
-from orchestra.api.validation.names import (
+from orchestra.api.machinery.names import (
     is_config_map_key,
     is_dns1123_label,
     is_dns1123_subdomain,
     is_qualified_name,
     is_valid_label_value,
 )
+from orchestra.api.validation.container import TAINT_EFFECTS
+from orchestra.api.validation.meta import validate_object_meta
 from orchestra.objects import Obj, as_dict, as_dicts, as_list
 
 

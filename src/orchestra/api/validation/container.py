@@ -10,8 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from orchestra.api.errors import Cause
-from orchestra.api.validation.downward import validate_env_value_from
-from orchestra.api.validation.field import (
+from orchestra.api.machinery.field import (
     NEGATIVE,
     duplicate,
     forbidden,
@@ -23,12 +22,13 @@ from orchestra.api.validation.field import (
     required,
     required_one_of,
 )
-from orchestra.api.validation.names import (
+from orchestra.api.machinery.names import (
     is_dns1123_label,
     is_valid_port_name,
     port_number,
     port_number_or_name,
 )
+from orchestra.api.validation.downward import validate_env_value_from
 from orchestra.objects import Obj, as_dict, as_dicts, as_list
 from orchestra.objects.quantity import Quantity, QuantityError
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from orchestra.api.errors import Cause
-from orchestra.api.validation.field import invalid, is_int, not_supported, required
-from orchestra.api.validation.names import is_config_map_key, is_dns1123_subdomain, is_qualified_name
+from orchestra.api.machinery.field import invalid, is_int, not_supported, required
+from orchestra.api.machinery.names import is_config_map_key, is_dns1123_subdomain, is_qualified_name
 from orchestra.objects import Obj, as_dict, as_dicts
 from orchestra.objects.quantity import Quantity, QuantityError
 

@@ -8,8 +8,7 @@ Must not import: the service or config validators, or the dispatch in __init__.
 from __future__ import annotations
 
 from orchestra.api.errors import Cause
-from orchestra.api.validation.cron import cron_error, valid_time_zone
-from orchestra.api.validation.field import (
+from orchestra.api.machinery.field import (
     IMMUTABLE,
     GoRepr,
     go_label_selector,
@@ -20,6 +19,8 @@ from orchestra.api.validation.field import (
     required,
     required_one_of,
 )
+from orchestra.api.machinery.names import is_dns1123_subdomain
+from orchestra.api.validation.cron import cron_error, valid_time_zone
 from orchestra.api.validation.meta import (
     selector_empty,
     selector_matches,
@@ -27,7 +28,6 @@ from orchestra.api.validation.meta import (
     validate_labels,
     validate_object_meta,
 )
-from orchestra.api.validation.names import is_dns1123_subdomain
 from orchestra.api.validation.pod import validate_pod_template
 from orchestra.objects import Obj, as_dict
 

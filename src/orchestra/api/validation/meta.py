@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from orchestra.api.errors import Cause
-from orchestra.api.validation.field import NameFn, forbidden, invalid, required, too_long
-from orchestra.api.validation.names import is_dns1123_label, is_qualified_name, is_valid_label_value
+from orchestra.api.machinery.field import NameFn, forbidden, invalid, required, too_long
+from orchestra.api.machinery.names import is_dns1123_label, is_qualified_name, is_valid_label_value
 from orchestra.objects import Obj, as_dict, as_dicts, as_list
 
 # --- metadata ----------------------------------------------------------------------------------------

@@ -11,6 +11,23 @@ import json
 from typing import Any
 
 from orchestra.api.errors import Cause
+from orchestra.api.machinery.field import (
+    GoRepr,
+    duplicate,
+    forbidden,
+    go_quote,
+    invalid,
+    is_int,
+    not_supported,
+    required,
+    required_one_of,
+)
+from orchestra.api.machinery.names import (
+    is_dns1123_label,
+    is_dns1123_subdomain,
+    is_qualified_name,
+    is_valid_label_value,
+)
 from orchestra.api.validation.affinity import validate_affinity, validate_topology_spread_constraints
 from orchestra.api.validation.container import (
     DNS_POLICIES,
@@ -22,24 +39,7 @@ from orchestra.api.validation.container import (
     validate_resource_requirements,
 )
 from orchestra.api.validation.downward import validate_downward_api_items
-from orchestra.api.validation.field import (
-    GoRepr,
-    duplicate,
-    forbidden,
-    go_quote,
-    invalid,
-    is_int,
-    not_supported,
-    required,
-    required_one_of,
-)
 from orchestra.api.validation.meta import validate_annotations, validate_labels, validate_object_meta
-from orchestra.api.validation.names import (
-    is_dns1123_label,
-    is_dns1123_subdomain,
-    is_qualified_name,
-    is_valid_label_value,
-)
 from orchestra.objects import Obj, as_dict, as_dicts, as_list
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from orchestra.api.errors import Cause
-from orchestra.api.validation.field import (
+from orchestra.api.machinery.field import (
     NEGATIVE,
     GoRepr,
     duplicate,
@@ -24,8 +24,8 @@ from orchestra.api.validation.field import (
     required,
     too_long,
 )
+from orchestra.api.machinery.names import PERCENT_FMT, PERCENT_RE, anchored, is_qualified_name, regex_error
 from orchestra.api.validation.meta import validate_label_selector, validate_object_meta
-from orchestra.api.validation.names import PERCENT_FMT, PERCENT_RE, anchored, is_qualified_name, regex_error
 from orchestra.objects import Obj, as_dict, as_dicts
 
 UNHEALTHY_POD_EVICTION_POLICIES = ("AlwaysAllow", "IfHealthyBudget")  # sorted, as sets.List prints them

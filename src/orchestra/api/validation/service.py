@@ -10,8 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from orchestra.api.errors import Cause
-from orchestra.api.validation.container import PROTOCOLS
-from orchestra.api.validation.field import (
+from orchestra.api.machinery.field import (
     IMMUTABLE,
     GoRepr,
     duplicate,
@@ -22,14 +21,15 @@ from orchestra.api.validation.field import (
     required,
     required_one_of,
 )
-from orchestra.api.validation.meta import validate_labels, validate_object_meta
-from orchestra.api.validation.names import (
+from orchestra.api.machinery.names import (
     is_dns1035_label,
     is_dns1123_label,
     is_dns1123_subdomain,
     port_number,
     port_number_or_name,
 )
+from orchestra.api.validation.container import PROTOCOLS
+from orchestra.api.validation.meta import validate_labels, validate_object_meta
 from orchestra.objects import Obj, as_dict, as_dicts, as_list
 
 # --- services and the rest ------------------------------------------------------------------------------

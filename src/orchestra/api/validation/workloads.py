@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from orchestra.api.errors import Cause
-from orchestra.api.validation.field import (
+from orchestra.api.machinery.field import (
     IMMUTABLE,
     GoRepr,
     forbidden,
@@ -23,13 +23,13 @@ from orchestra.api.validation.field import (
     not_supported,
     required,
 )
+from orchestra.api.machinery.names import PERCENT_FMT, PERCENT_RE, is_dns1123_subdomain, regex_error
 from orchestra.api.validation.meta import (
     selector_empty,
     selector_matches,
     validate_label_selector,
     validate_object_meta,
 )
-from orchestra.api.validation.names import PERCENT_FMT, PERCENT_RE, is_dns1123_subdomain, regex_error
 from orchestra.api.validation.pod import validate_pod_template
 from orchestra.objects import Obj, as_dict
 

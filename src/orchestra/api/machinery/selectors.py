@@ -1,7 +1,7 @@
 """Label and field selectors with Kubernetes syntax and semantics.
 
 Owns: parsing `labelSelector`/`fieldSelector` strings and LabelSelector objects, and matching objects.
-Must not import: anything above the api layer.
+Must not import: anything in orchestra.api but errors.py and this package.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 import attrs
 
 from orchestra.api.errors import BadRequest
-from orchestra.api.selectorparse import (
+from orchestra.api.machinery.selectorparse import (
     SelectorSyntaxError,
     is_int64,
     parse_field_terms,

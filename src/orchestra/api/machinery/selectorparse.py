@@ -5,15 +5,15 @@ recursive-descent parser, NewRequirement's checks and its exact error strings, e
 `unable to parse requirement: <nil>: Invalid value: "ñ": name part must consist of ...`) and
 `parse_field_terms(text)` (fields.ParseSelector: `\\`-escaped values, `!=` / `==` / `=`, terms sorted).
 Errors are `SelectorSyntaxError` carrying kube's message; callers turn them into a 400.
-Must not import: anything above the api layer (only the name checks in api.validation.names).
+Must not import: anything in orchestra.api but the name checks (names.py) and field.py.
 """
 
 from __future__ import annotations
 
 import re
 
-from orchestra.api.validation.field import go_value
-from orchestra.api.validation.names import is_qualified_name, is_valid_label_value
+from orchestra.api.machinery.field import go_value
+from orchestra.api.machinery.names import is_qualified_name, is_valid_label_value
 
 
 class SelectorSyntaxError(ValueError):

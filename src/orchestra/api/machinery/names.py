@@ -2,7 +2,7 @@
 port names and numbers, ConfigMap keys, with kube's regex error messages.
 
 Owns: the `is_*` name checks (each returns a list of messages) and the message constants.
-Must not import: anything in orchestra.api.validation but field.
+Must not import: anything in orchestra.api but errors.py and field.py.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from orchestra.api.errors import Cause
-from orchestra.api.validation.field import (
+from orchestra.api.machinery.field import (
     invalid,
     is_int,
     required,
