@@ -19,8 +19,7 @@ from typing import Any
 import attrs
 import orjson
 
-from orchestra.api import admission, bodies, defaults, patch, typemeta, validation
-from orchestra.api.allocators import ServiceAllocator
+from orchestra.api import bodies, patch, typemeta
 from orchestra.api.deletion import DeletionMixin, finalizers_pending
 from orchestra.api.errors import (
     BadRequest,
@@ -42,10 +41,12 @@ from orchestra.api.labelcache import LabelCache
 from orchestra.api.listoptions import EXACT, validate_list_options
 from orchestra.api.machinery.selectors import FieldSelector, LabelSelector
 from orchestra.api.objects import decode, meta, new_uid, parse_rv, random_suffix, spec_part, with_rv
+from orchestra.api.policy import admission, defaults, validation
+from orchestra.api.policy.allocators import ServiceAllocator
+from orchestra.api.policy.strategy import prepare_for_create, prepare_for_update, tracks_generation
 from orchestra.api.registry import DEFAULT_REGISTRY, Registry, ResourceType
 from orchestra.api.schema import Schema, load_schema
 from orchestra.api.serverside import ApplyMixin
-from orchestra.api.strategy import prepare_for_create, prepare_for_update, tracks_generation
 from orchestra.api.subresources import SubresourceMixin
 from orchestra.objects import Obj, deep_copy, now_rfc3339
 from orchestra.store import CompactedError, CompareFailed, KeyValue, Store

@@ -4,7 +4,7 @@ Go's %q / %#v value printing, the error-type constants, and the shape guards eve
 Owns: Cause construction and the checks every validator uses: `is_int`, `non_negative`,
 `required_one_of` (the JSON shape guards `as_dict`/`as_list`/`as_dicts` are orchestra.objects').
 Must not import: anything in orchestra.api but errors.py (names.py, the selectors and every validator
-in api/validation/ import this one).
+in api/policy/validation/ import this one).
 """
 
 from __future__ import annotations

@@ -24,13 +24,13 @@ from orchestra.api.machinery.field import (
     required,
 )
 from orchestra.api.machinery.names import PERCENT_FMT, PERCENT_RE, is_dns1123_subdomain, regex_error
-from orchestra.api.validation.meta import (
+from orchestra.api.policy.validation.meta import (
     selector_empty,
     selector_matches,
     validate_label_selector,
     validate_object_meta,
 )
-from orchestra.api.validation.pod import validate_pod_template
+from orchestra.api.policy.validation.pod import validate_pod_template
 from orchestra.objects import Obj, as_dict
 
 

@@ -216,7 +216,7 @@ def _default_pod(pod: Obj) -> None:
     _requests_from_limits(spec)
     spec.setdefault("enableServiceLinks", True)
     # Admission plugins every real cluster runs (ServiceAccount, DefaultTolerationSeconds); priority
-    # and preemptionPolicy come from the Priority admission plugin (api/admission.py) on create.
+    # and preemptionPolicy come from the Priority admission plugin (api/policy/admission.py) on create.
     spec.setdefault("serviceAccountName", spec.get("serviceAccount") or "default")
     spec.setdefault("serviceAccount", spec["serviceAccountName"])
     _default_tolerations(spec)

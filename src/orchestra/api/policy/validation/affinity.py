@@ -18,7 +18,7 @@ from typing import Any
 from orchestra.api.errors import Cause
 from orchestra.api.machinery.field import duplicate, forbidden, invalid, is_int, not_supported, required
 from orchestra.api.machinery.names import is_dns1123_label, is_dns1123_subdomain, is_qualified_name
-from orchestra.api.validation.meta import validate_label_selector, validate_label_values
+from orchestra.api.policy.validation.meta import validate_label_selector, validate_label_values
 from orchestra.objects import Obj, as_dict, as_dicts, as_list
 
 _NOT_POSITIVE = "must be greater than zero"

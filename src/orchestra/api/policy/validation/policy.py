@@ -25,7 +25,7 @@ from orchestra.api.machinery.field import (
     too_long,
 )
 from orchestra.api.machinery.names import PERCENT_FMT, PERCENT_RE, anchored, is_qualified_name, regex_error
-from orchestra.api.validation.meta import validate_label_selector, validate_object_meta
+from orchestra.api.policy.validation.meta import validate_label_selector, validate_object_meta
 from orchestra.objects import Obj, as_dict, as_dicts
 
 UNHEALTHY_POD_EVICTION_POLICIES = ("AlwaysAllow", "IfHealthyBudget")  # sorted, as sets.List prints them

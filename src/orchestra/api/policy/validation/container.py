@@ -28,7 +28,7 @@ from orchestra.api.machinery.names import (
     port_number,
     port_number_or_name,
 )
-from orchestra.api.validation.downward import validate_env_value_from
+from orchestra.api.policy.validation.downward import validate_env_value_from
 from orchestra.objects import Obj, as_dict, as_dicts, as_list
 from orchestra.objects.quantity import Quantity, QuantityError
 

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestra.api.objects import meta
 from orchestra.api.registry import ResourceType
-from orchestra.objects import Obj
+from orchestra.objects import Obj, meta
 
 # Kinds whose create keeps a client-supplied status (kubelets create Nodes with status; events and
 # leases have no status; everything else starts with an empty status like kube-apiserver).
@@ -86,7 +85,7 @@ def _job_create(job: Obj) -> None:
     spec = job.setdefault("spec", {})
     if spec.get("manualSelector"):
         return
-    uid = meta(job).get("uid", "")
+    uid = meta(job).get("uid", "")  # read-only: the core has set metadata (name, uid) by now
     name = meta(job).get("name", "")
     labels = {
         "batch.kubernetes.io/controller-uid": uid,

@@ -68,7 +68,7 @@ from orchestra.api.machinery.names import (
     max_len_error,
     regex_error,
 )
-from orchestra.api.validation.config import (
+from orchestra.api.policy.validation.config import (
     validate_configmap,
     validate_controller_revision,
     validate_event,
@@ -79,36 +79,36 @@ from orchestra.api.validation.config import (
     validate_priority_class,
     validate_secret,
 )
-from orchestra.api.validation.cron import cron_error
-from orchestra.api.validation.jobs import validate_cronjob, validate_job
-from orchestra.api.validation.meta import (
+from orchestra.api.policy.validation.cron import cron_error
+from orchestra.api.policy.validation.jobs import validate_cronjob, validate_job
+from orchestra.api.policy.validation.meta import (
     selector_matches,
     validate_annotations,
     validate_label_selector,
     validate_labels,
     validate_object_meta,
 )
-from orchestra.api.validation.pod import (
+from orchestra.api.policy.validation.pod import (
     POD_UPDATE_MSG,
     validate_pod,
     validate_pod_spec,
     validate_pod_template,
 )
-from orchestra.api.validation.policy import validate_pdb
-from orchestra.api.validation.service import (
+from orchestra.api.policy.validation.policy import validate_pdb
+from orchestra.api.policy.validation.service import (
     NODE_PORT_RANGE,
     validate_endpoints,
     validate_endpointslice,
     validate_service,
 )
-from orchestra.api.validation.storage import (
+from orchestra.api.policy.validation.storage import (
     PVC_IMMUTABLE_MSG,
     validate_pv,
     validate_pvc,
     validate_pvc_spec,
     validate_storage_class,
 )
-from orchestra.api.validation.workloads import (
+from orchestra.api.policy.validation.workloads import (
     validate_daemonset,
     validate_deployment,
     validate_replicaset,

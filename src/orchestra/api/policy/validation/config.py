@@ -28,8 +28,8 @@ from orchestra.api.machinery.names import (
     is_qualified_name,
     is_valid_label_value,
 )
-from orchestra.api.validation.container import TAINT_EFFECTS
-from orchestra.api.validation.meta import validate_object_meta
+from orchestra.api.policy.validation.container import TAINT_EFFECTS
+from orchestra.api.policy.validation.meta import validate_object_meta
 from orchestra.objects import Obj, as_dict, as_dicts, as_list
 
 

@@ -1,7 +1,7 @@
 """Cron schedules and time zones, as robfig/cron/v3's ParseStandard and CronJob validation see them.
 
 Owns: cron_error (the parser's error text, "" when valid) and valid_time_zone.
-Must not import: anything in orchestra.api.validation (it is pure parsing).
+Must not import: anything in orchestra.api.policy.validation (it is pure parsing).
 """
 
 from __future__ import annotations

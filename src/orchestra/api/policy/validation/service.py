@@ -28,8 +28,8 @@ from orchestra.api.machinery.names import (
     port_number,
     port_number_or_name,
 )
-from orchestra.api.validation.container import PROTOCOLS
-from orchestra.api.validation.meta import validate_labels, validate_object_meta
+from orchestra.api.policy.validation.container import PROTOCOLS
+from orchestra.api.policy.validation.meta import validate_labels, validate_object_meta
 from orchestra.objects import Obj, as_dict, as_dicts, as_list
 
 # --- services and the rest ------------------------------------------------------------------------------

@@ -20,15 +20,15 @@ from orchestra.api.machinery.field import (
     required_one_of,
 )
 from orchestra.api.machinery.names import is_dns1123_subdomain
-from orchestra.api.validation.cron import cron_error, valid_time_zone
-from orchestra.api.validation.meta import (
+from orchestra.api.policy.validation.cron import cron_error, valid_time_zone
+from orchestra.api.policy.validation.meta import (
     selector_empty,
     selector_matches,
     validate_label_selector,
     validate_labels,
     validate_object_meta,
 )
-from orchestra.api.validation.pod import validate_pod_template
+from orchestra.api.policy.validation.pod import validate_pod_template
 from orchestra.objects import Obj, as_dict
 
 

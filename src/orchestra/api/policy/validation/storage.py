@@ -15,9 +15,9 @@ from typing import Any
 from orchestra.api.errors import Cause
 from orchestra.api.machinery.field import forbidden, invalid, not_supported, required, required_one_of
 from orchestra.api.machinery.names import is_dns1123_subdomain, is_qualified_name
-from orchestra.api.storageclass import BETA_CLASS_ANNOTATION
-from orchestra.api.validation.affinity import validate_node_selector
-from orchestra.api.validation.meta import validate_label_selector, validate_object_meta
+from orchestra.api.policy.storageclass import BETA_CLASS_ANNOTATION
+from orchestra.api.policy.validation.affinity import validate_node_selector
+from orchestra.api.policy.validation.meta import validate_label_selector, validate_object_meta
 from orchestra.objects import Obj, as_dict, as_list
 from orchestra.objects.quantity import Quantity, QuantityError
 

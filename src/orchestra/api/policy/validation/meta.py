@@ -3,7 +3,7 @@ matchLabels / matchExpressions (and selector_matches, used to check a template a
 
 Owns: validate_object_meta, validate_labels, validate_annotations, validate_label_selector (and its
 requirement and value checks, shared with the affinity rules).
-Must not import: anything in orchestra.api.validation but field and names.
+Must not import: anything in orchestra.api.policy.validation but field and names.
 """
 
 from __future__ import annotations

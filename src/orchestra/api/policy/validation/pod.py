@@ -28,8 +28,8 @@ from orchestra.api.machinery.names import (
     is_qualified_name,
     is_valid_label_value,
 )
-from orchestra.api.validation.affinity import validate_affinity, validate_topology_spread_constraints
-from orchestra.api.validation.container import (
+from orchestra.api.policy.validation.affinity import validate_affinity, validate_topology_spread_constraints
+from orchestra.api.policy.validation.container import (
     DNS_POLICIES,
     FILE_MODE_MSG,
     RESTART_POLICIES,
@@ -38,8 +38,8 @@ from orchestra.api.validation.container import (
     validate_container,
     validate_resource_requirements,
 )
-from orchestra.api.validation.downward import validate_downward_api_items
-from orchestra.api.validation.meta import validate_annotations, validate_labels, validate_object_meta
+from orchestra.api.policy.validation.downward import validate_downward_api_items
+from orchestra.api.policy.validation.meta import validate_annotations, validate_labels, validate_object_meta
 from orchestra.objects import Obj, as_dict, as_dicts, as_list
 
 

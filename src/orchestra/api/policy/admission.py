@@ -24,8 +24,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from orchestra.api.errors import Forbidden
-from orchestra.api.storageclass import BETA_CLASS_ANNOTATION, is_default_class
-from orchestra.api.validation.config import SYSTEM_PRIORITY_CLASSES
+from orchestra.api.policy.storageclass import BETA_CLASS_ANNOTATION, is_default_class
+from orchestra.api.policy.validation.config import SYSTEM_PRIORITY_CLASSES
 from orchestra.objects import Obj, name_of
 
 PriorityClasses = Callable[[], list[Obj]]

@@ -1,0 +1,1 @@
+"""api.policy: per-kind rules."""
