@@ -1,4 +1,4 @@
-"""Request bodies decoded under limits (api/bodies.py, api/yamlbody.py, apiserver/protobuf.py): JSON,
+"""Request bodies decoded under limits (api/request/bodies.py, api/request/yamlbody.py, apiserver/protobuf.py): JSON,
 YAML, protobuf."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import trio
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orchestra.api import bodies
-from orchestra.api.bodies import (
+from orchestra.api.request import bodies
+from orchestra.api.request.bodies import (
     MAX_BYTES,
     MAX_DEPTH,
     STORED_DEPTH,

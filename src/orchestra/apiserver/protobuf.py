@@ -1,7 +1,7 @@
 """Decode Kubernetes protobuf request bodies (`application/vnd.kubernetes.protobuf`) into JSON dicts.
 
 Owns: `decode_protobuf(data)`, the HTTP layer's decoder of such bodies, held to the limits of
-api/bodies.py (nesting depth, decoded size) like JSON and YAML bodies; the protobuf wire decoder
+api/request/bodies.py (nesting depth, decoded size) like JSON and YAML bodies; the protobuf wire decoder
 for the `k8s\\x00` + runtime.Unknown envelope and the Go types inside it, driven by the field table
 in orchestra/data/k8s-proto.json (made by scripts/extract-k8s-proto.py from the descriptors compiled
 into kubectl). `kubectl create namespace|configmap|deployment|...` posts such bodies; orchestra
@@ -42,7 +42,14 @@ from typing import Any
 
 import orjson
 
-from orchestra.api.bodies import MAX_BYTES, Decoded, DecodeError, depth_error, depth_over, too_large_message
+from orchestra.api.request.bodies import (
+    MAX_BYTES,
+    Decoded,
+    DecodeError,
+    depth_error,
+    depth_over,
+    too_large_message,
+)
 from orchestra.objects import go_duration
 
 MAGIC = b"k8s\x00"

@@ -21,7 +21,7 @@ What lives where (everything but quantities is re-exported here: `from orchestra
                    `set_condition` (workload APIs), `set_status_condition` (metav1.Condition),
                    `remove_condition`
 Not here: label selectors with expressions (orchestra.api.machinery.selectors: they raise the API's
-BadRequest), the store's encoding of objects and server-set metadata (orchestra.api.objects).
+BadRequest), the store's encoding of objects and server-set metadata (orchestra.api.request.stored).
 Must not import: anything else in orchestra.
 """
 

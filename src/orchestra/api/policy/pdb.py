@@ -1,4 +1,4 @@
-"""PodDisruptionBudget semantics shared by the eviction subresource (api/eviction.py) and the
+"""PodDisruptionBudget semantics shared by the eviction subresource (api/request/eviction.py) and the
 disruption controller (reconcilers/disruption.py) — kube's pkg/apis/policy helpers and pdb helper.
 
 Owns:

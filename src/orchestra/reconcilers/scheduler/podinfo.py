@@ -19,7 +19,7 @@ import attrs
 import orjson
 
 from orchestra.api.machinery.selectors import LabelSelector, from_label_selector_object
-from orchestra.api.objects import exact_bytes
+from orchestra.api.request.stored import exact_bytes
 from orchestra.objects import Obj
 from orchestra.objects.quantity import INT64_MAX, INT64_MIN, parse_or_none
 

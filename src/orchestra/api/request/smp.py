@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from orchestra.api.schema import FieldInfo, Schema
+from orchestra.api.request.schema import FieldInfo, Schema
 
 __all__ = ["PatchError", "canonical_json", "child_info", "copy_json", "strategic_merge_patch"]
 

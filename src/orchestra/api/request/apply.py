@@ -37,8 +37,8 @@ from typing import Any
 import orjson
 
 from orchestra.api.errors import Cause
-from orchestra.api.schema import FieldInfo, Schema
-from orchestra.api.smp import PatchError, canonical_json, child_info, copy_json, root_info
+from orchestra.api.request.schema import FieldInfo, Schema
+from orchestra.api.request.smp import PatchError, canonical_json, child_info, copy_json, root_info
 
 __all__ = ["ApplyConflict", "apply_patch", "field_set", "fields_v1", "parse_fields_v1"]
 

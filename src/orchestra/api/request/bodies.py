@@ -26,7 +26,7 @@ import orjson
 import trio
 from ruamel.yaml.error import YAMLError
 
-from orchestra.api import yamlbody
+from orchestra.api.request import yamlbody
 
 __all__ = [
     "MAX_BYTES",
@@ -221,7 +221,7 @@ class ObjectLimitError(ValueError):
 
 
 def stored_bytes(obj: Any) -> bytes:
-    """The stored encoding of `obj` (see objects.encode), refused past MAX_BYTES or STORED_DEPTH: a
+    """The stored encoding of `obj` (see stored.encode), refused past MAX_BYTES or STORED_DEPTH: a
     patch can make an object bigger or deeper than any body it was sent in."""
     too_deep = f"the object is nested too deeply: exceeded max depth of {STORED_DEPTH}"
     try:

@@ -19,11 +19,11 @@ from contextlib import aclosing
 
 import trio
 
-from orchestra.api.core import ApiCore, selector_predicate
 from orchestra.api.errors import Gone, Timeout
 from orchestra.api.machinery.selectors import FieldSelector, LabelSelector
-from orchestra.api.objects import decode, parse_rv
 from orchestra.api.registry import ResourceType
+from orchestra.api.request.core import ApiCore, selector_predicate
+from orchestra.api.request.stored import decode, parse_rv
 from orchestra.objects import Obj
 from orchestra.store import CompactedError, Event, FutureRevisionError, KeyValue, Watcher
 from orchestra.store.types import rev_of

@@ -13,9 +13,9 @@ from typing import Any
 
 import orjson
 
-from orchestra.api.apply import ApplyConflict, apply_patch
-from orchestra.api.bodies import MAX_BYTES, STORED_DEPTH, depth_over
-from orchestra.api.smp import PatchError, copy_json, strategic_merge_patch
+from orchestra.api.request.apply import ApplyConflict, apply_patch
+from orchestra.api.request.bodies import MAX_BYTES, STORED_DEPTH, depth_over
+from orchestra.api.request.smp import PatchError, copy_json, strategic_merge_patch
 
 __all__ = [
     "ApplyConflict",

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from orchestra.api.errors import BadRequest, Conflict, conflict
-from orchestra.api.objects import decode, encode, meta, parse_rv, with_rv
 from orchestra.api.policy import admission
 from orchestra.api.registry import ResourceType
+from orchestra.api.request.stored import decode, encode, meta, parse_rv, with_rv
 from orchestra.objects import Obj, deep_copy, now_rfc3339
 from orchestra.store import CompareFailed, KeyValue
 

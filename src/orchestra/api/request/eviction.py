@@ -24,13 +24,13 @@ from typing import Any
 
 import attrs
 
-from orchestra.api.core import ApiCore
-from orchestra.api.deletion import DeleteOptions
-from orchestra.api.deletion import delete_options as options_from
 from orchestra.api.errors import BadRequest, Cause, Conflict, Forbidden, InternalError, TooManyRequests
 from orchestra.api.policy import pdb as budgets
 from orchestra.api.registry import ResourceType
-from orchestra.api.typemeta import check_body_types
+from orchestra.api.request.core import ApiCore
+from orchestra.api.request.deletion import DeleteOptions
+from orchestra.api.request.deletion import delete_options as options_from
+from orchestra.api.request.typemeta import check_body_types
 from orchestra.objects import Obj, as_dict, deep_copy, is_pod_ready, now_rfc3339
 
 CONFLICT_RETRIES = 20  # kube's EvictionsRetry steps (without its 500 ms sleeps: the store is in-process)

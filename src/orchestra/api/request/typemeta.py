@@ -23,7 +23,7 @@ import orjson
 
 from orchestra.api.errors import BadRequest, Cause, invalid
 from orchestra.api.registry import Registry, ResourceType
-from orchestra.api.schema import Schema
+from orchestra.api.request.schema import Schema
 
 __all__ = ["check_apply_version", "check_body_types", "check_written_type", "decode_error", "invalid_patch",
            "keep_type", "patched_type_error"]

@@ -19,8 +19,6 @@ from typing import Any
 import attrs
 import orjson
 
-from orchestra.api import bodies, patch, typemeta
-from orchestra.api.deletion import DeletionMixin, finalizers_pending
 from orchestra.api.errors import (
     BadRequest,
     Cause,
@@ -37,17 +35,19 @@ from orchestra.api.errors import (
     invalid,
     not_found,
 )
-from orchestra.api.labelcache import LabelCache
-from orchestra.api.listoptions import EXACT, validate_list_options
 from orchestra.api.machinery.selectors import FieldSelector, LabelSelector
-from orchestra.api.objects import decode, meta, new_uid, parse_rv, random_suffix, spec_part, with_rv
 from orchestra.api.policy import admission, defaults, validation
 from orchestra.api.policy.allocators import ServiceAllocator
 from orchestra.api.policy.strategy import prepare_for_create, prepare_for_update, tracks_generation
 from orchestra.api.registry import DEFAULT_REGISTRY, Registry, ResourceType
-from orchestra.api.schema import Schema, load_schema
-from orchestra.api.serverside import ApplyMixin
-from orchestra.api.subresources import SubresourceMixin
+from orchestra.api.request import bodies, patch, typemeta
+from orchestra.api.request.deletion import DeletionMixin, finalizers_pending
+from orchestra.api.request.labelcache import LabelCache
+from orchestra.api.request.listoptions import EXACT, validate_list_options
+from orchestra.api.request.schema import Schema, load_schema
+from orchestra.api.request.serverside import ApplyMixin
+from orchestra.api.request.stored import decode, meta, new_uid, parse_rv, random_suffix, spec_part, with_rv
+from orchestra.api.request.subresources import SubresourceMixin
 from orchestra.objects import Obj, deep_copy, now_rfc3339
 from orchestra.store import CompactedError, CompareFailed, KeyValue, Store
 

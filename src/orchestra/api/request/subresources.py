@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from orchestra.api import patch
 from orchestra.api.errors import (
     BadRequest,
     Cause,
@@ -21,14 +20,15 @@ from orchestra.api.errors import (
     invalid,
 )
 from orchestra.api.machinery.selectors import from_label_selector_object
-from orchestra.api.objects import encode, meta
 from orchestra.api.registry import ResourceType
-from orchestra.api.typemeta import check_body_types
+from orchestra.api.request import patch
+from orchestra.api.request.stored import encode, meta
+from orchestra.api.request.typemeta import check_body_types
 from orchestra.objects import Obj, now_rfc3339
 from orchestra.store import CompareFailed
 
 if TYPE_CHECKING:
-    from orchestra.api.core import WriteOptions
+    from orchestra.api.request.core import WriteOptions
 
 PATCH_TYPES_SCALE = {
     "application/json-patch+json": "json",

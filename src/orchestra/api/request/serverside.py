@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from orchestra.api import bodies, patch, typemeta
 from orchestra.api.errors import (
     AlreadyExists,
     BadRequest,
@@ -23,11 +22,12 @@ from orchestra.api.errors import (
     conflict,
     not_found,
 )
-from orchestra.api.objects import meta
 from orchestra.api.registry import ResourceType
+from orchestra.api.request import bodies, patch, typemeta
+from orchestra.api.request.stored import meta
 
 if TYPE_CHECKING:
-    from orchestra.api.core import WriteOptions, WriteResult
+    from orchestra.api.request.core import WriteOptions, WriteResult
 
 MAX_RETRIES = 8
 

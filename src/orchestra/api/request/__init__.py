@@ -1,0 +1,1 @@
+"""api.request: the verbs every kind shares."""
