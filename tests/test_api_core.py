@@ -11,8 +11,9 @@ import trio
 
 from orchestra.api.errors import AlreadyExists, BadRequest, Conflict, Forbidden, Invalid, NotFound
 from orchestra.api.machinery.selectors import parse_field_selector, parse_label_selector
-from orchestra.api.request.core import ApiCore, WriteOptions
+from orchestra.api.request.core import ApiCore
 from orchestra.api.request.deletion import DeleteOptions
+from orchestra.api.request.types import WriteOptions
 from orchestra.api.request.watch import watch
 from orchestra.app import bootstrap
 from orchestra.store import Store

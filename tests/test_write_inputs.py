@@ -19,8 +19,9 @@ import trio
 from orchestra.api.errors import ApiError, BadRequest, Invalid, RequestEntityTooLarge
 from orchestra.api.registry import BUILTIN, Registry
 from orchestra.api.request.bodies import MAX_DEPTH, STORED_DEPTH
-from orchestra.api.request.core import ApiCore, WriteOptions
+from orchestra.api.request.core import ApiCore
 from orchestra.api.request.typemeta import decode_error
+from orchestra.api.request.types import WriteOptions
 from orchestra.app import bootstrap
 from orchestra.store import Store
 

@@ -24,12 +24,13 @@ from orchestra.api.machinery.selectors import parse_field_selector, parse_label_
 from orchestra.api.metrics import METRICS_REGISTRY
 from orchestra.api.registry import ResourceType
 from orchestra.api.request.bodies import Decoded
-from orchestra.api.request.core import ApiCore, WriteOptions, WriteResult
+from orchestra.api.request.core import ApiCore
 from orchestra.api.request.deletion import DELETE_OPTIONS, DeleteOptions, delete_options
 from orchestra.api.request.eviction import evict
 from orchestra.api.request.listoptions import validate_list_options
 from orchestra.api.request.stored import parse_rv
 from orchestra.api.request.typemeta import check_body_types
+from orchestra.api.request.types import WriteOptions, WriteResult
 from orchestra.api.request.watch import WatchStream
 from orchestra.apiserver.discovery import Discovery, version_info, wants_aggregated
 from orchestra.apiserver.http import (

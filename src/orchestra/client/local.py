@@ -13,8 +13,9 @@ import orjson
 
 from orchestra.api.machinery.selectors import parse_field_selector, parse_label_selector
 from orchestra.api.registry import ResourceType
-from orchestra.api.request.core import ApiCore, WriteOptions
+from orchestra.api.request.core import ApiCore
 from orchestra.api.request.deletion import DeleteOptions
+from orchestra.api.request.types import WriteOptions
 from orchestra.api.request.watch import watch
 from orchestra.client.base import WatchEvent
 from orchestra.objects import Obj

@@ -48,6 +48,7 @@ from orchestra.api.request.schema import Schema, load_schema
 from orchestra.api.request.serverside import ApplyMixin
 from orchestra.api.request.stored import decode, meta, new_uid, parse_rv, random_suffix, spec_part, with_rv
 from orchestra.api.request.subresources import SubresourceMixin
+from orchestra.api.request.types import ListResult, WriteOptions, WriteResult
 from orchestra.objects import Obj, deep_copy, now_rfc3339
 from orchestra.store import CompactedError, CompareFailed, KeyValue, Store
 
@@ -61,32 +62,6 @@ PATCH_TYPES = {
 FIELD_VALIDATION = ("Strict", "Warn", "Ignore")
 MAX_RETRIES = 8
 LABEL_CACHE_MIN = 256  # below this many objects a label-selected LIST just decodes them all
-
-
-@attrs.define
-class WriteOptions:
-    dry_run: bool = False
-    field_validation: str = "Strict"
-    field_manager: str = ""
-    force: bool = False
-    # what decoding the request body found for strict field validation: (message, field), e.g.
-    # ('duplicate field "data.a"', "data.a")
-    decode_findings: tuple[tuple[str, str], ...] = ()
-
-
-@attrs.define
-class WriteResult:
-    obj: Obj
-    warnings: list[str] = attrs.field(factory=list)
-    created: bool = False
-
-
-@attrs.define
-class ListResult:
-    items: list[Obj]
-    resource_version: str
-    continue_token: str = ""
-    remaining: int | None = None
 
 
 def _strip_rv(obj: Obj) -> None:

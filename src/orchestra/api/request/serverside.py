@@ -9,7 +9,7 @@ Must not import: anything above the api layer.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 
@@ -25,9 +25,7 @@ from orchestra.api.errors import (
 from orchestra.api.registry import ResourceType
 from orchestra.api.request import bodies, patch, typemeta
 from orchestra.api.request.stored import meta
-
-if TYPE_CHECKING:
-    from orchestra.api.request.core import WriteOptions, WriteResult
+from orchestra.api.request.types import WriteOptions, WriteResult
 
 MAX_RETRIES = 8
 

@@ -7,7 +7,7 @@ Must not import: anything above the api layer.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from orchestra.api.errors import (
     BadRequest,
@@ -24,11 +24,9 @@ from orchestra.api.registry import ResourceType
 from orchestra.api.request import patch
 from orchestra.api.request.stored import encode, meta
 from orchestra.api.request.typemeta import check_body_types
+from orchestra.api.request.types import WriteOptions
 from orchestra.objects import Obj, now_rfc3339
 from orchestra.store import CompareFailed
-
-if TYPE_CHECKING:
-    from orchestra.api.request.core import WriteOptions
 
 PATCH_TYPES_SCALE = {
     "application/json-patch+json": "json",
