@@ -1,4 +1,5 @@
-"""The Kubernetes REST API over HTTP: an ASGI app served by hypercorn's trio worker.
+"""The Kubernetes REST API over HTTP: an ASGI app, served by orchestra's h11 server (serve.py; hypercorn's
+trio worker with ORCHESTRA_HTTP_SERVER=hypercorn).
 
 Owns: authentication, routing to the API core, content negotiation (JSON, server-side Tables),
 watch requests (streamed by watchserve.py), and the HTTP shape of errors. Streaming pod

@@ -1,10 +1,11 @@
 """The API core: Kubernetes object semantics over the MVCC store.
 
 Owns: create/get/list/update/patch/delete with resourceVersion, uid, generation, generateName,
-finalizers and deletionTimestamp, spec/status separation, validation (real 1.32 schema + semantic
-rules), defaulting, admission (admission.py), deletion (deletion.py), the scale and binding
-subresources (subresources.py). Used in-process by controllers and over
-HTTP by the apiserver, so every writer sees the same rules.
+finalizers and deletionTimestamp, spec/status separation, the order of a write: strategy,
+defaulting, admission, validation (api/policy/), the real 1.32 schema (schema.py); deletion
+(deletion.py), server-side apply (serverside.py), the scale and binding subresources
+(subresources.py), whose mixins make up `ApiCore`. Used in-process by controllers and over HTTP by
+the apiserver, so every writer sees the same rules.
 Must not import: the apiserver, cli, reconcilers, node agent or runtime.
 """
 

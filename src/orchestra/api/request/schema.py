@@ -10,7 +10,7 @@ Decoding rules mirrored from kube-apiserver (sigs.k8s.io/json, case-sensitive):
 * JSON `null` is accepted for every field (Go leaves the zero value); a null required field counts as
   missing.
 * `enum`, `pattern` and formats other than int32/int64 ranges, base64 bytes and quantities are not
-  checked here; semantic validation lives in validation.py.
+  checked here; semantic validation lives in api/policy/validation/.
 """
 
 from __future__ import annotations
