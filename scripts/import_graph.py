@@ -82,7 +82,8 @@ def _resolve_from(node: ast.ImportFrom, source: str, is_package: bool) -> str:
     return ".".join([*base, node.module] if node.module else base)
 
 
-def _targets(node: ast.Import | ast.ImportFrom, source: str, is_package: bool, known: set[str]) -> Iterable[str]:
+def _targets(node: ast.Import | ast.ImportFrom, source: str, is_package: bool,
+             known: set[str]) -> Iterable[str]:
     if isinstance(node, ast.Import):
         return [alias.name for alias in node.names]
     base = _resolve_from(node, source, is_package)

@@ -1,5 +1,5 @@
-"""Request bodies decoded under limits (api/request/bodies.py, api/request/yamlbody.py, apiserver/protobuf.py): JSON,
-YAML, protobuf."""
+"""Request bodies decoded under limits (api/request/bodies.py, api/request/yamlbody.py,
+apiserver/protobuf.py): JSON, YAML, protobuf."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""orchestra.apiserver.protobuf: Kubernetes protobuf request bodies decode to the JSON kubectl would have sent.
+"""orchestra.apiserver.protobuf: Kubernetes protobuf request bodies decode to the JSON kubectl would have
+sent.
 
 Two kinds of evidence:
 * bodies built here with a tiny protobuf encoder (field numbers from Kubernetes' generated.proto);
