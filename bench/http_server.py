@@ -20,7 +20,7 @@ from typing import Any
 import trio
 from hypercorn.trio import serve as hypercorn_serve
 
-from orchestra.api.core import ApiCore
+from orchestra.api.request.core import ApiCore
 from orchestra.apiserver.h11server import HttpServer, server_ssl_context
 from orchestra.apiserver.serve import hypercorn_config
 from orchestra.apiserver.server import ApiServer

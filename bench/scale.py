@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 import trio
 
-from orchestra.api.selectors import parse_label_selector
+from orchestra.api.machinery.selectors import parse_label_selector
 from orchestra.client.local import LocalClient
 
 LIST_ROUNDS = 7

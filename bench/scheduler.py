@@ -26,7 +26,7 @@ from pathlib import Path
 
 import trio
 
-from orchestra.api.core import ApiCore
+from orchestra.api.request.core import ApiCore
 from orchestra.client.local import LocalClient
 from orchestra.reconcilers.scheduler import Scheduler
 from orchestra.store import Store

@@ -9,11 +9,12 @@ from contextlib import aclosing
 import pytest
 import trio
 
-from orchestra.api.core import ApiCore, WriteOptions
-from orchestra.api.deletion import DeleteOptions
 from orchestra.api.errors import AlreadyExists, BadRequest, Conflict, Forbidden, Invalid, NotFound
-from orchestra.api.selectors import parse_field_selector, parse_label_selector
-from orchestra.api.watch import watch
+from orchestra.api.machinery.selectors import parse_field_selector, parse_label_selector
+from orchestra.api.request.core import ApiCore
+from orchestra.api.request.deletion import DeleteOptions
+from orchestra.api.request.types import WriteOptions
+from orchestra.api.request.watch import watch
 from orchestra.app import bootstrap
 from orchestra.store import Store
 

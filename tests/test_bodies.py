@@ -1,4 +1,5 @@
-"""Request bodies decoded under limits (api/bodies.py, api/yamlbody.py): JSON, YAML, protobuf."""
+"""Request bodies decoded under limits (api/request/bodies.py, api/request/yamlbody.py,
+apiserver/protobuf.py): JSON, YAML, protobuf."""
 
 from __future__ import annotations
 
@@ -13,16 +14,16 @@ import trio
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orchestra.api import bodies
-from orchestra.api.bodies import (
+from orchestra.api.request import bodies
+from orchestra.api.request.bodies import (
     MAX_BYTES,
     MAX_DEPTH,
     STORED_DEPTH,
     DecodeError,
     decode_json,
-    decode_protobuf,
     decode_yaml,
 )
+from orchestra.apiserver.protobuf import decode_protobuf
 
 FIXTURES = Path(__file__).parent / "fixtures" / "protobuf"
 

@@ -5,7 +5,7 @@ import warnings
 
 import pytest
 
-from orchestra.api.defaults import default, image_pull_policy, qos_class
+from orchestra.api.policy.defaults import default, image_pull_policy, qos_class
 from orchestra.api.registry import BUILTIN
 
 
@@ -493,7 +493,7 @@ def test_defaulted_objects_deserialize_with_official_client(rt):
 
 @pytest.mark.parametrize("rt", BUILTIN, ids=lambda rt: rt.kind)
 def test_defaulted_samples_pass_validation_on_create_and_noop_update(rt):
-    from orchestra.api.validation import validate
+    from orchestra.api.policy.validation import validate
 
     obj = {"apiVersion": rt.api_version, "kind": rt.kind, **copy.deepcopy(SAMPLES[rt.kind])}
     obj["metadata"] = {**META, **obj.get("metadata", {})}

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from orchestra.api.errors import BadRequest, InternalError, TooManyRequests
-from orchestra.api.eviction import MULTIPLE_BUDGETS, VIOLATES_BUDGET, check_and_decrement, evict
+from orchestra.api.request.eviction import MULTIPLE_BUDGETS, VIOLATES_BUDGET, check_and_decrement, evict
 from orchestra.apiserver.server import ApiServer
 from tests.controller.harness import Api, make_api, pod, set_pod_status
 

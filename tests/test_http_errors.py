@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from orchestra.api.bodies import MAX_DEPTH
+from orchestra.api.request.bodies import MAX_DEPTH
 from tests.conftest import LiveCluster
 
 

@@ -33,8 +33,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from orchestra.api.bodies import MAX_DEPTH
 from orchestra.api.registry import BUILTIN, ResourceType
+from orchestra.api.request.bodies import MAX_DEPTH
 from tests.conftest import LiveCluster
 
 NS = "fuzz"

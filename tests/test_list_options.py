@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from orchestra.api.core import ApiCore
 from orchestra.api.errors import ApiError, BadRequest, Gone
-from orchestra.api.listoptions import validate_list_options
-from orchestra.api.selectors import parse_field_selector
+from orchestra.api.machinery.selectors import parse_field_selector
+from orchestra.api.request.core import ApiCore
+from orchestra.api.request.listoptions import validate_list_options
 from orchestra.app import bootstrap
 from orchestra.store import Store
 

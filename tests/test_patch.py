@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orchestra.api.bodies import STORED_DEPTH
-from orchestra.api.patch import (
+from orchestra.api.request.bodies import STORED_DEPTH
+from orchestra.api.request.patch import (
     MAX_OPERATIONS,
     ApplyConflict,
     PatchError,
@@ -21,7 +21,7 @@ from orchestra.api.patch import (
     merge_patch,
     strategic_merge_patch,
 )
-from orchestra.api.schema import load_schema
+from orchestra.api.request.schema import load_schema
 
 DEPLOYMENT = "io.k8s.api.apps.v1.Deployment"
 SERVICE = "io.k8s.api.core.v1.Service"

@@ -1,4 +1,5 @@
-"""orchestra.api.protobuf: Kubernetes protobuf request bodies decode to the JSON kubectl would have sent.
+"""orchestra.apiserver.protobuf: Kubernetes protobuf request bodies decode to the JSON kubectl would have
+sent.
 
 Two kinds of evidence:
 * bodies built here with a tiny protobuf encoder (field numbers from Kubernetes' generated.proto);
@@ -19,8 +20,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orchestra.api.protobuf import ProtobufError, decode_k8s_protobuf, decode_unguarded, message_for
 from orchestra.api.registry import BUILTIN
+from orchestra.apiserver.protobuf import ProtobufError, decode_k8s_protobuf, decode_unguarded, message_for
 from orchestra.objects import go_duration
 
 FIXTURES = Path(__file__).parent / "fixtures" / "protobuf"

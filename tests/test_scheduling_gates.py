@@ -10,10 +10,10 @@ import pytest
 import trio
 import trio.testing
 
-from orchestra.api.defaults import default
 from orchestra.api.errors import Invalid
+from orchestra.api.policy.defaults import default
+from orchestra.api.policy.validation import validate
 from orchestra.api.tables.pods import pod_status_reason
-from orchestra.api.validation import validate
 from tests.controller.harness import make_api
 from tests.reconcilers.test_scheduler_helpers import (
     add_nodes,

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from orchestra.api.errors import Cause
-from orchestra.api.schema import FieldInfo, load_schema
+from orchestra.api.request.schema import FieldInfo, load_schema
 
 DEPLOYMENT = "io.k8s.api.apps.v1.Deployment"
 POD = "io.k8s.api.core.v1.Pod"

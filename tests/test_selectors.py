@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from orchestra.api.errors import BadRequest
-from orchestra.api.selectors import parse_field_selector, parse_label_selector
+from orchestra.api.machinery.selectors import parse_field_selector, parse_label_selector
 
 QNAME = (
     "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an "

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from orchestra.api.defaults import default
+from orchestra.api.policy.defaults import default
+from orchestra.api.policy.validation import validate
 from orchestra.api.registry import DEFAULT_REGISTRY
 from orchestra.api.tables import column_definitions, table_row
-from orchestra.api.validation import validate
 
 Obj = dict[str, Any]
 NOW = datetime(2024, 1, 1, tzinfo=UTC)

@@ -29,8 +29,8 @@ import attrs
 import pytest
 import trio
 
-from orchestra.api.core import ApiCore
 from orchestra.api.errors import BadRequest
+from orchestra.api.request.core import ApiCore
 from orchestra.apiserver.serve import serve_api
 from orchestra.apiserver.server import ApiServer
 from orchestra.apiserver.streams import PodStreamsHandler

@@ -4,9 +4,9 @@ import copy
 
 import pytest
 
-from orchestra.api.defaults import default
 from orchestra.api.errors import Cause, invalid
-from orchestra.api.validation import cron_error, validate
+from orchestra.api.policy.defaults import default
+from orchestra.api.policy.validation import cron_error, validate
 
 SUBDOMAIN_MSG = (
     "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must "

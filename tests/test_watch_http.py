@@ -16,11 +16,11 @@ import pytest
 import trio
 import trio.testing
 
-from orchestra.api import core as core_module
-from orchestra.api import watch as watch_module
-from orchestra.api.core import ApiCore
 from orchestra.api.registry import ResourceType
-from orchestra.api.watch import WatchStream
+from orchestra.api.request import core as core_module
+from orchestra.api.request import watch as watch_module
+from orchestra.api.request.core import ApiCore
+from orchestra.api.request.watch import WatchStream
 from orchestra.apiserver.h11server import HttpServer
 from orchestra.apiserver.server import ApiServer
 from orchestra.apiserver.watchserve import FINAL_WRITE_TIMEOUT, WatchLimits

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 import trio
 
-from orchestra.api.core import ApiCore
+from orchestra.api.machinery.selectors import parse_field_selector, parse_label_selector
 from orchestra.api.registry import ResourceType
-from orchestra.api.selectors import parse_field_selector, parse_label_selector
-from orchestra.api.watch import WatchEvent, WatchStream, initial_pages, watch
+from orchestra.api.request.core import ApiCore
+from orchestra.api.request.watch import WatchEvent, WatchStream, initial_pages, watch
 from orchestra.app import bootstrap
 from orchestra.store import KeyValue, Store
 

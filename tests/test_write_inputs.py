@@ -16,11 +16,12 @@ import orjson
 import pytest
 import trio
 
-from orchestra.api.bodies import MAX_DEPTH, STORED_DEPTH
-from orchestra.api.core import ApiCore, WriteOptions
 from orchestra.api.errors import ApiError, BadRequest, Invalid, RequestEntityTooLarge
 from orchestra.api.registry import BUILTIN, Registry
-from orchestra.api.typemeta import decode_error
+from orchestra.api.request.bodies import MAX_DEPTH, STORED_DEPTH
+from orchestra.api.request.core import ApiCore
+from orchestra.api.request.typemeta import decode_error
+from orchestra.api.request.types import WriteOptions
 from orchestra.app import bootstrap
 from orchestra.store import Store
 

@@ -8,7 +8,7 @@ import attrs
 import trio
 import trio.testing
 
-from orchestra.api.core import ApiCore
+from orchestra.api.request.core import ApiCore
 from orchestra.client.local import LocalClient
 from orchestra.store import Store
 

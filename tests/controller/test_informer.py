@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import trio
 
-from orchestra.api.objects import decode, encode
-from orchestra.api.selectors import parse_label_selector
+from orchestra.api.machinery.selectors import parse_label_selector
+from orchestra.api.request.stored import decode, encode
 from orchestra.controller import Informer
 from tests.controller.harness import make_api, wait_for
 

@@ -24,7 +24,7 @@ from typing import Any, TypeVar, cast
 import pytest
 import trio
 
-from orchestra.api.allocators import DEFAULT_SERVICE_CIDR
+from orchestra.api.policy.allocators import DEFAULT_SERVICE_CIDR
 from orchestra.node.agent import find_container
 from orchestra.node.sandbox import LABEL_NODE
 from orchestra.runtime.base import RuntimeFailure

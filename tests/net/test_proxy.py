@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 import trio
 
-from orchestra.api.core import ApiCore
+from orchestra.api.request.core import ApiCore
 from orchestra.app import bootstrap
 from orchestra.client.local import LocalClient
 from orchestra.net.proxy import ServiceProxy

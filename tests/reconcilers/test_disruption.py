@@ -12,7 +12,7 @@ import trio
 import trio.testing
 
 from orchestra.api.errors import TooManyRequests
-from orchestra.api.eviction import evict
+from orchestra.api.request.eviction import evict
 from orchestra.controller.clock import VIRTUAL_EPOCH
 from orchestra.objects import format_time
 from orchestra.reconcilers.disruption import DisruptionController

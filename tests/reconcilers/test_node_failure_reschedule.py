@@ -14,7 +14,7 @@ from typing import Any
 import trio
 import trio.testing
 
-from orchestra.api.core import ApiCore
+from orchestra.api.request.core import ApiCore
 from orchestra.app.bootstrap import bootstrap
 from orchestra.client.local import LocalClient
 from orchestra.node.simulated import SimulatedNodes

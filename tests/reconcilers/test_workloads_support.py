@@ -12,7 +12,7 @@ import trio
 import trio.testing
 
 from orchestra.api.errors import Conflict, NotFound
-from orchestra.api.selectors import parse_label_selector
+from orchestra.api.machinery.selectors import parse_label_selector
 from orchestra.controller import Controller, Informer
 from orchestra.controller.clock import Clock, virtual_clock
 from orchestra.objects import format_time

@@ -13,10 +13,10 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from orchestra.api import metrics
-from orchestra.api.core import ApiCore
 from orchestra.api.errors import MethodNotAllowed, NotFound
+from orchestra.api.machinery.selectors import parse_label_selector
 from orchestra.api.metrics import Usage, node_usages, pod_usage
-from orchestra.api.selectors import parse_label_selector
+from orchestra.api.request.core import ApiCore
 from orchestra.apiserver.http import Request, send_json
 
 PREFIX = ("apis", metrics.GROUP, metrics.VERSION)

@@ -6,7 +6,7 @@ Owns: the channels a client opens (`CommandChannels`: a WebSocket `ChannelSocket
 responses), upgrading and running a session over them (`serve_channels`), and pumping the
 client's input (stdin, the v5 "close stdin", resize JSON) into a runtime session (`pump_input`).
 Raw SPDY upgrades come through the h11 server's `orchestra.raw_upgrade` extension (h11server.py);
-without it (hypercorn) an SPDY client gets a clear 400.
+without it (hypercorn, with ORCHESTRA_HTTP_SERVER=hypercorn) an SPDY client gets a clear 400.
 Must not import: cli, reconcilers, node; from runtime only the `base` contract.
 """
 

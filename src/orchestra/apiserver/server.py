@@ -1,4 +1,5 @@
-"""The Kubernetes REST API over HTTP: an ASGI app served by hypercorn's trio worker.
+"""The Kubernetes REST API over HTTP: an ASGI app, served by orchestra's h11 server (serve.py; hypercorn's
+trio worker with ORCHESTRA_HTTP_SERVER=hypercorn).
 
 Owns: authentication, routing to the API core, content negotiation (JSON, server-side Tables),
 watch requests (streamed by watchserve.py), and the HTTP shape of errors. Streaming pod
@@ -19,18 +20,19 @@ import orjson
 import trio
 
 from orchestra.api import tables
-from orchestra.api.bodies import Decoded
-from orchestra.api.core import ApiCore, WriteOptions, WriteResult
-from orchestra.api.deletion import DELETE_OPTIONS, DeleteOptions, delete_options
 from orchestra.api.errors import ApiError, BadRequest, InternalError, MethodNotAllowed, NotFound, Unauthorized
-from orchestra.api.eviction import evict
-from orchestra.api.listoptions import validate_list_options
+from orchestra.api.machinery.selectors import parse_field_selector, parse_label_selector
 from orchestra.api.metrics import METRICS_REGISTRY
-from orchestra.api.objects import parse_rv
 from orchestra.api.registry import ResourceType
-from orchestra.api.selectors import parse_field_selector, parse_label_selector
-from orchestra.api.typemeta import check_body_types
-from orchestra.api.watch import WatchStream
+from orchestra.api.request.bodies import Decoded
+from orchestra.api.request.core import ApiCore
+from orchestra.api.request.deletion import DELETE_OPTIONS, DeleteOptions, delete_options
+from orchestra.api.request.eviction import evict
+from orchestra.api.request.listoptions import validate_list_options
+from orchestra.api.request.stored import parse_rv
+from orchestra.api.request.typemeta import check_body_types
+from orchestra.api.request.types import WriteOptions, WriteResult
+from orchestra.api.request.watch import WatchStream
 from orchestra.apiserver.discovery import Discovery, version_info, wants_aggregated
 from orchestra.apiserver.http import (
     Receive,
@@ -340,7 +342,7 @@ class ApiServer:
     async def _evict(self, req: Request, route: Route) -> None:
         """pods/eviction (policy/v1 Eviction): a delete that honours PodDisruptionBudgets — 429
         TooManyRequests while the pod's budget allows no disruption, 500 for a pod under several
-        budgets, else the budget is spent and the pod deleted (api/eviction.py)."""
+        budgets, else the budget is spent and the pod deleted (api/request/eviction.py)."""
         await evict(self.core, route.namespace or "", route.name or "", await req.json_body(allow_empty=True))
         await send_json(req.send, 201, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201})
 

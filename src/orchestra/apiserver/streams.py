@@ -14,7 +14,7 @@ the node agent (which runtime holds a container, and the pod's IP). Transports:
   websocket channel protocol (the Python client), or `portforward.k8s.io` on a raw SPDY upgrade
   (kubectl <= 1.30); see portforward.py.
 Raw SPDY upgrades need the h11 server's `orchestra.raw_upgrade` extension (see h11server.py);
-without it (hypercorn) they get a 400.
+without it (hypercorn, with ORCHESTRA_HTTP_SERVER=hypercorn) they get a 400.
 Must not import: cli, reconcilers, node; from runtime only the `base` contract.
 """
 

@@ -25,7 +25,7 @@ import attrs
 import trio
 
 from orchestra.api.errors import ApiError
-from orchestra.api.watch import PAGE_SIZE, Page, WatchStream
+from orchestra.api.request.watch import PAGE_SIZE, Page, WatchStream
 from orchestra.apiserver.http import Receive, Send
 from orchestra.objects import Obj
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlparse
 
-from orchestra.api.admission import SYSTEM_CLASS_OBJECTS
-from orchestra.api.core import ApiCore
 from orchestra.api.errors import AlreadyExists, NotFound
+from orchestra.api.policy.admission import SYSTEM_CLASS_OBJECTS
+from orchestra.api.request.core import ApiCore
 from orchestra.net.common import SERVED_BY_ORCHESTRA
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")

@@ -10,8 +10,8 @@ from typing import Any
 
 import attrs
 
-from orchestra.api.allocators import DEFAULT_SERVICE_CIDR
-from orchestra.api.core import ApiCore
+from orchestra.api.policy.allocators import DEFAULT_SERVICE_CIDR
+from orchestra.api.request.core import ApiCore
 from orchestra.apiserver.server import ApiServer
 from orchestra.app.shutdown import Shutdown
 from orchestra.controller.supervisor import Supervisor

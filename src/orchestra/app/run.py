@@ -12,8 +12,8 @@ from pathlib import Path
 
 import trio
 
-from orchestra.api.allocators import ServiceAllocator
-from orchestra.api.core import ApiCore
+from orchestra.api.policy.allocators import ServiceAllocator
+from orchestra.api.request.core import ApiCore
 from orchestra.apiserver.metricsapi import MetricsApi
 from orchestra.apiserver.serve import serve_api
 from orchestra.apiserver.server import ApiServer

@@ -23,11 +23,11 @@ from orchestra.cli.config import default_state_dir
 from orchestra.cli.dashboard.input import is_interactive
 from orchestra.cli.delete import delete_command
 from orchestra.cli.describe import describe_object
-from orchestra.cli.entry import Terminated
 from orchestra.cli.errors import ApiStatusError, CliError
 from orchestra.cli.get import get_command
 from orchestra.cli.rest import resource_path
 from orchestra.cli.session import Session, client_options
+from orchestra.cli.signals import Terminated
 from orchestra.cli.targets import parse_targets
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -72,7 +72,7 @@ class OrchestraGroup(click.Group):
             exc.show()
             sys.exit(exc.exit_code)
         except (click.Abort, KeyboardInterrupt) as exc:
-            # click turns KeyboardInterrupt into Abort; SIGTERM arrives as Terminated (cli/entry.py)
+            # click turns KeyboardInterrupt into Abort; SIGTERM arrives as Terminated (cli/signals.py)
             sys.exit(143 if isinstance(exc.__cause__ or exc, Terminated) else 130)
         except BrokenPipeError:
             sys.exit(1)  # e.g. `orchestra get pods | head`

@@ -3,7 +3,7 @@
 Owns: `Document` (one object plus where it came from), reading YAML/JSON with ruamel.yaml, and the
 client-side checks `apply`/`delete -f` run before talking to the server (syntax, apiVersion, kind,
 name), each error naming file, document index and line. YAML is read with the server's limits
-(api/yamlbody.py: no alias bomb, recursive anchor or nesting past MAX_DEPTH), JSON within MAX_DEPTH.
+(api/request/yamlbody.py: no alias bomb, recursive anchor or nesting past MAX_DEPTH), JSON within MAX_DEPTH.
 Must not import: the HTTP client or anything of the server side.
 """
 
@@ -21,9 +21,9 @@ import attrs
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from orchestra.api.bodies import MAX_DEPTH, depth_over
 from orchestra.api.registry import DEFAULT_REGISTRY, Registry, ResourceType
-from orchestra.api.yamlbody import BoundedComposer
+from orchestra.api.request.bodies import MAX_DEPTH, depth_over
+from orchestra.api.request.yamlbody import BoundedComposer
 from orchestra.cli.errors import CliError
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")

@@ -11,11 +11,12 @@ from typing import Any
 
 import orjson
 
-from orchestra.api.core import ApiCore, WriteOptions
-from orchestra.api.deletion import DeleteOptions
+from orchestra.api.machinery.selectors import parse_field_selector, parse_label_selector
 from orchestra.api.registry import ResourceType
-from orchestra.api.selectors import parse_field_selector, parse_label_selector
-from orchestra.api.watch import watch
+from orchestra.api.request.core import ApiCore
+from orchestra.api.request.deletion import DeleteOptions
+from orchestra.api.request.types import WriteOptions
+from orchestra.api.request.watch import watch
 from orchestra.client.base import WatchEvent
 from orchestra.objects import Obj
 

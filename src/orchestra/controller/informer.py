@@ -25,8 +25,8 @@ from typing import Any
 import trio
 
 from orchestra.api.errors import ApiError
+from orchestra.api.machinery.selectors import LabelSelector
 from orchestra.api.registry import ResourceType
-from orchestra.api.selectors import LabelSelector
 from orchestra.client.base import Client
 from orchestra.objects import Obj, object_key
 

@@ -29,8 +29,8 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from orchestra.api import pdb as budgets
 from orchestra.api.errors import ApiError, Conflict, NotFound
+from orchestra.api.policy import pdb as budgets
 from orchestra.client.base import Client
 from orchestra.controller import (
     NORMAL,

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from orchestra.api.errors import NotFound
-from orchestra.api.selectors import from_label_selector_object
+from orchestra.api.machinery.selectors import from_label_selector_object
 from orchestra.client.base import Client
 from orchestra.controller import Controller, Result, object_key, split_key
 from orchestra.objects import Obj, deep_copy, is_pod_ready, labels_match, meta, new_controller_ref

@@ -36,10 +36,10 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from orchestra.api.admission import default_storage_class
 from orchestra.api.errors import AlreadyExists, NotFound
-from orchestra.api.selectors import from_label_selector_object
-from orchestra.api.storageclass import BETA_CLASS_ANNOTATION, claim_class
+from orchestra.api.machinery.selectors import from_label_selector_object
+from orchestra.api.policy.admission import default_storage_class
+from orchestra.api.policy.storageclass import BETA_CLASS_ANNOTATION, claim_class
 from orchestra.client.base import Client
 from orchestra.controller import NORMAL, WARNING, Controller, Result, TemporaryError, object_key
 from orchestra.objects import Obj, deep_copy, meta, now_rfc3339, spec

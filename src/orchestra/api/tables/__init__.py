@@ -6,7 +6,11 @@ orchestra.objects.human_duration (kube's HumanDuration).
 The apiserver always prints with Wide=true: every row carries the priority-1 cells too.
 This package's public surface; the parts live in format (cells), columns, pods, workloads, core
 (the other kinds' printers), storage (PV, PVC, StorageClass) and envelope (Table, rows, watch events).
-Must not import: the store, the HTTP server, or anything above the api layer.
+Used by the apiserver (`Accept: ...;as=Table`), the dashboard and `orchestra explain`.
+New code here: a kind's columns in columns.py and its row printer in the module of its group,
+registered in envelope.py.
+Must not import: api/request, the store, the HTTP server, or anything above the api layer (a table
+is a function of the objects; from the api it needs only the registry and api/policy's helpers).
 """
 
 from orchestra.api.tables.columns import (

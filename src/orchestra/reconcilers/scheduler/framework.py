@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import attrs
 
-from orchestra.api.selectors import LabelSelector
+from orchestra.api.machinery.selectors import LabelSelector
 from orchestra.reconcilers.scheduler import interpod, spread
 from orchestra.reconcilers.scheduler.cache import Cache
 from orchestra.reconcilers.scheduler.filters import Status, run_local_filters

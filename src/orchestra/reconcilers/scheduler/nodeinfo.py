@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 import attrs
 
-from orchestra.api.selectors import LabelSelector
+from orchestra.api.machinery.selectors import LabelSelector
 from orchestra.objects import Obj
 from orchestra.reconcilers.scheduler.podinfo import CPU, MEMORY, PODS, PodInfo, resource_map
 

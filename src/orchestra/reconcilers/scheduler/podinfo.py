@@ -18,8 +18,8 @@ from typing import Any
 import attrs
 import orjson
 
-from orchestra.api.objects import exact_bytes
-from orchestra.api.selectors import LabelSelector, from_label_selector_object
+from orchestra.api.machinery.selectors import LabelSelector, from_label_selector_object
+from orchestra.api.request.stored import exact_bytes
 from orchestra.objects import Obj
 from orchestra.objects.quantity import INT64_MAX, INT64_MIN, parse_or_none
 

@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import attrs
 
-from orchestra.api.selectors import LabelSelector
+from orchestra.api.machinery.selectors import LabelSelector
 from orchestra.objects import untolerated_taint
 from orchestra.reconcilers.scheduler.filters import Status, node_matches_pod
 from orchestra.reconcilers.scheduler.nodeinfo import NodeInfo

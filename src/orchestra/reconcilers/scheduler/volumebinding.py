@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import attrs
 
-from orchestra.api.storageclass import claim_class
+from orchestra.api.policy.storageclass import claim_class
 from orchestra.objects import Obj, namespace_of
 from orchestra.reconcilers.scheduler.filters import Status, term_matches
 from orchestra.reconcilers.scheduler.nodeinfo import NodeInfo

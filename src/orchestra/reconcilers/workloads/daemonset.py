@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestra.api.selectors import from_label_selector_object
+from orchestra.api.machinery.selectors import from_label_selector_object
 from orchestra.client.base import Client
 from orchestra.controller import Informer, Result, object_key, split_key
 from orchestra.objects import (

@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from orchestra.api.errors import AlreadyExists, NotFound
-from orchestra.api.selectors import from_label_selector_object
+from orchestra.api.machinery.selectors import from_label_selector_object
 from orchestra.client.base import Client
 from orchestra.controller import NORMAL, WARNING, Controller, Informer, Result, object_key, split_key
 from orchestra.controller.clock import Clock, wall_clock

@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from orchestra.api.errors import ApiError, NotFound
-from orchestra.api.selectors import from_label_selector_object
+from orchestra.api.machinery.selectors import from_label_selector_object
 from orchestra.client.base import Client
 from orchestra.controller import NORMAL, WARNING, Result, split_key
 from orchestra.objects import (

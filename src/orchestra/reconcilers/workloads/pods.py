@@ -22,8 +22,8 @@ from collections.abc import Awaitable, Callable, Sequence
 import trio
 
 from orchestra.api.errors import ApiError, Conflict, NotFound
+from orchestra.api.machinery.selectors import LabelSelector
 from orchestra.api.registry import ResourceType
-from orchestra.api.selectors import LabelSelector
 from orchestra.client.base import Client
 from orchestra.controller import NORMAL, WARNING, EventRecorder
 from orchestra.objects import (

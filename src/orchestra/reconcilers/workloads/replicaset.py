@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from orchestra.api.errors import ApiError
-from orchestra.api.selectors import from_label_selector_object
+from orchestra.api.machinery.selectors import from_label_selector_object
 from orchestra.client.base import Client
 from orchestra.controller import Result, split_key
 from orchestra.objects import (

@@ -27,8 +27,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from orchestra.api.machinery.selectors import from_label_selector_object
 from orchestra.api.registry import ResourceType
-from orchestra.api.selectors import from_label_selector_object
 from orchestra.client.base import Client
 from orchestra.controller import Result, registry_of, split_key
 from orchestra.objects import Obj, is_pod_ready, is_terminating, meta, name_of, spec, status
