@@ -238,7 +238,7 @@ async def test_eviction_spends_the_budget_the_controller_computed(autojump_clock
             await evict(api.core, "default", "web-0", {"apiVersion": "policy/v1", "kind": "Eviction",
                                                           "metadata": {"name": "web-0"}}, now=lambda: format_time(CLOCK()))
             assert api.get("Pod", "web-0") is None
-            assert pdb_status(api)["disruptionsAllowed"] == 0  # spent (api-level details: tests/test_eviction.py)
+            assert pdb_status(api)["disruptionsAllowed"] == 0  # spent (api-level details: tests/api/test_eviction.py)
             # the controller sees web-0 gone: its disruptedPods entry goes, the budget stays at its edge
             await until(api, lambda: "disruptedPods" not in pdb_status(api) and counts(api) == (2, 2, 2, 0))
             with pytest.raises(TooManyRequests) as err:

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.test_kubectl_pods import (  # noqa: F401  (the module-scoped cluster fixture)
+from tests.e2e.test_kubectl_pods import (  # noqa: F401  (the module-scoped cluster fixture)
     PodmanCluster,
     cluster,
     delete_quietly,
@@ -81,7 +81,7 @@ def test_data_survives_the_pod_and_goes_with_the_claim(cluster: PodmanCluster) -
 
 
 def test_stateful_storage_example_keeps_its_counter(cluster: PodmanCluster) -> None:  # noqa: F811
-    from tests.test_examples import EXAMPLES
+    from tests.e2e.test_examples import EXAMPLES
 
     example = EXAMPLES / "stateful-storage" / "statefulset.yaml"
 

@@ -1,7 +1,7 @@
 """Every file in examples/ applied to a real cluster (Podman pods, service network), end state checked.
 
 One module-scoped cluster, driven with the real kubectl 1.32 like a user would. Needs root and Podman
-(as CI has); only one network-enabled cluster may run on a host at a time (see tests/net).
+(as CI has); only one network-enabled cluster may run on a host at a time (see tests/e2e/test_network_podman.py).
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from typing import Any, TypeVar
 import pytest
 
 from tests.conftest import KUBECTL, ClusterThread
-from tests.net.test_e2e_podman import preflight
+from tests.e2e.test_network_podman import preflight
 
 pytestmark = [pytest.mark.podman, pytest.mark.kubectl, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 T = TypeVar("T")
 

@@ -25,7 +25,7 @@ from orchestra.api.request.bodies import (
 )
 from orchestra.apiserver.protobuf import decode_protobuf
 
-FIXTURES = Path(__file__).parent / "fixtures" / "protobuf"
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "protobuf"
 
 
 def _nested(depth: int, opener: str = "[") -> bytes:

@@ -3,7 +3,7 @@
 Uses the in-process harness of test_streams_kubectl (store, API server with TLS and the h11
 server, `PodStreamsHandler` over a `SimulatedRuntime`). The pods here carry the container fields
 attach depends on (`stdin`, `stdinOnce`, `tty`), and their runtime containers are made with them.
-The same commands against real Podman pods: tests/test_kubectl_attach.py.
+The same commands against real Podman pods: tests/e2e/test_kubectl_attach.py.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from orchestra.apiserver.routes import Route
 from orchestra.apiserver.streams import PodStreamsHandler
 from orchestra.runtime.base import ContainerSpec, PodSandboxSpec, RuntimeUnavailable
 from orchestra.runtime.simulated import ContainerScript, SimScript, open_simulated_runtime
-from tests.test_streams_kubectl import Harness, _client, open_harness
-from tests.test_streams_unit import FakeClient, Locator
+from tests.apiserver.test_streams_unit import FakeClient, Locator
+from tests.e2e.test_streams_kubectl import Harness, _client, open_harness
 
 VERSIONS = ["1.32", "1.29"]  # WebSocket v5, raw SPDY/3.1
 TICKS = 25  # 5 s of output: time enough for kubectl to attach on a loaded machine

@@ -13,7 +13,7 @@ import pytest
 import trio
 
 from orchestra.apiserver import spdy
-from tests.test_streams_kubectl import (  # noqa: F401  (fixtures)
+from tests.e2e.test_streams_kubectl import (  # noqa: F401  (fixtures)
     TOKEN,
     Harness,
     echo_port,

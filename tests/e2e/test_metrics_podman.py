@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_kubectl_pods import (  # noqa: F401  (the module-scoped cluster fixture)
+from tests.e2e.test_kubectl_pods import (  # noqa: F401  (the module-scoped cluster fixture)
     PodmanCluster,
     cluster,
     delete_quietly,

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.test_validation import check, deployment, pod
+from tests.api.test_validation import check, deployment, pod
 
 LABEL_VALUE = (
     "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', "

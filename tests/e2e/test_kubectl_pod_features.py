@@ -1,7 +1,7 @@
 """gRPC probes, native sidecars and scheduling gates end to end: kubectl 1.32 against a real orchestra
 cluster whose pods are real Podman pods (the harness of test_kubectl_pods.py, one cluster per module).
 
-The gRPC server runs in an image built offline by tests/grpcimage.py (this machine's Python and grpcio,
+The gRPC server runs in an image built offline by tests/e2e/grpcimage.py (this machine's Python and grpcio,
 `podman import`); it turns NOT_SERVING while /tmp/not-serving exists.
 """
 
@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import KUBECTL
-from tests.grpcimage import FLAG, PORT, ensure_grpc_image
-from tests.test_kubectl_pods import (
+from tests.e2e.grpcimage import FLAG, PORT, ensure_grpc_image
+from tests.e2e.test_kubectl_pods import (
     PodmanCluster,
     _brief,
     cluster_on,

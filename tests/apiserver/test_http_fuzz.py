@@ -38,7 +38,7 @@ from orchestra.api.request.bodies import MAX_DEPTH
 from tests.conftest import LiveCluster
 
 NS = "fuzz"
-PROTOBUF_FIXTURES = sorted((Path(__file__).parent / "fixtures" / "protobuf").glob("*.bin"))
+PROTOBUF_FIXTURES = sorted((Path(__file__).parent.parent / "fixtures" / "protobuf").glob("*.bin"))
 SEEDED = {
     "configmaps": {"metadata": {"name": "cm"}, "data": {"a": "1"}},
     "secrets": {"metadata": {"name": "s"}, "stringData": {"k": "v"}},

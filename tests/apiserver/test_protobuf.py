@@ -24,7 +24,7 @@ from orchestra.api.registry import BUILTIN
 from orchestra.apiserver.protobuf import ProtobufError, decode_k8s_protobuf, decode_unguarded, message_for
 from orchestra.objects import go_duration
 
-FIXTURES = Path(__file__).parent / "fixtures" / "protobuf"
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "protobuf"
 
 # -- a tiny protobuf encoder ------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ import trio
 from orchestra.runtime.images import ensure_busybox_image
 from orchestra.runtime.podman import PodmanRuntime
 from orchestra.runtime.service import PodmanService
-from tests.test_streams_kubectl import Harness, open_harness
+from tests.e2e.test_streams_kubectl import Harness, open_harness
 
 pytestmark = [pytest.mark.podman, pytest.mark.kubectl, pytest.mark.slow]
 

@@ -366,7 +366,7 @@ async def hypercorn_harness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 async def test_kubectl_before_1_30_gets_a_clear_error(hypercorn_harness: Harness) -> None:
-    # with orchestra's h11 server it works: tests/test_streams_spdy.py
+    # with orchestra's h11 server it works: tests/apiserver/test_streams_spdy.py
     harness = hypercorn_harness
     with trio.fail_after(30):
         await harness.make_pod("p")

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from tests.test_kubectl_pods import (  # noqa: F401  (the module-scoped cluster fixture)
+from tests.e2e.test_kubectl_pods import (  # noqa: F401  (the module-scoped cluster fixture)
     IMAGE,
     PodmanCluster,
     cluster,

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.test_validation import check, pod
+from tests.api.test_validation import check, pod
 
 ENV = "spec.containers[0].env[0].valueFrom"
 ENV_PATHS = (
