@@ -40,7 +40,10 @@ DEPLOY = {
     "metadata": {"name": "web", "labels": {"app": "web"}},
     "spec": {
         "selector": {"matchLabels": {"app": "web"}},
-        "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "img:1"}]}},
+        "template": {
+            "metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "c", "image": "img:1"}]},
+        },
     },
 }
 
@@ -110,7 +113,9 @@ async def test_finalizers_delay_deletion(core: ApiCore) -> None:
     obj, gone = await core.delete(cm, "default", "f")
     assert not gone and obj["metadata"]["deletionTimestamp"]
     with pytest.raises(Forbidden):
-        await core.update(cm, "default", "f", {**obj, "metadata": {**obj["metadata"], "finalizers": ["example.com/x", "y"]}})
+        await core.update(
+            cm, "default", "f", {**obj, "metadata": {**obj["metadata"], "finalizers": ["example.com/x", "y"]}}
+        )
     obj["metadata"]["finalizers"] = []
     await core.update(cm, "default", "f", obj)
     with pytest.raises(NotFound):
@@ -168,7 +173,9 @@ async def test_validation_errors(core: ApiCore) -> None:
 async def test_list_selectors_and_pagination(core: ApiCore) -> None:
     cm = rt(core, "ConfigMap")
     for i in range(7):
-        await core.create(cm, "default", {"metadata": {"name": f"c{i}", "labels": {"even": str(i % 2 == 0).lower()}}})
+        await core.create(
+            cm, "default", {"metadata": {"name": f"c{i}", "labels": {"even": str(i % 2 == 0).lower()}}}
+        )
     res = core.list(cm, "default", label_selector=parse_label_selector("even=true"))
     assert [o["metadata"]["name"] for o in res.items] == ["c0", "c2", "c4", "c6"]
     res = core.list(cm, "default", field_selector=parse_field_selector("metadata.name=c3", "ConfigMap"))
@@ -219,7 +226,9 @@ async def test_watch_from_compacted_revision_is_410(core: ApiCore) -> None:
         await core.create(cm, "default", {"metadata": {"name": f"x{i}"}})
     core.store.compact(core.store.revision)
     with trio.fail_after(5):
-        async with aclosing(watch(core, cm, "default", resource_version=first["metadata"]["resourceVersion"])) as events:
+        async with aclosing(
+            watch(core, cm, "default", resource_version=first["metadata"]["resourceVersion"])
+        ) as events:
             async for etype, obj in events:
                 assert etype == "ERROR" and obj["code"] == 410 and obj["reason"] == "Expired"
                 break
@@ -228,7 +237,9 @@ async def test_watch_from_compacted_revision_is_410(core: ApiCore) -> None:
 async def test_scale_subresource(core: ApiCore) -> None:
     d = rt(core, "Deployment")
     await core.create(d, "default", DEPLOY)
-    scale = await core.update_scale(d, "default", "web", b'{"spec":{"replicas":4}}', "application/merge-patch+json")
+    scale = await core.update_scale(
+        d, "default", "web", b'{"spec":{"replicas":4}}', "application/merge-patch+json"
+    )
     assert scale["spec"]["replicas"] == 4 and scale["status"]["selector"] == "app=web"
     obj = core.get(d, "default", "web")
     assert obj["spec"]["replicas"] == 4 and obj["metadata"]["generation"] == 2
@@ -239,13 +250,30 @@ async def test_scale_subresource(core: ApiCore) -> None:
 
 async def test_service_allocation(core: ApiCore) -> None:
     s = rt(core, "Service")
-    svc = (await core.create(s, "default", {"metadata": {"name": "np"}, "spec": {"type": "NodePort", "selector": {"a": "b"},
-                                                                               "ports": [{"port": 80}]}})).obj
-    assert svc["spec"]["clusterIP"].startswith("10.96.") and svc["spec"]["clusterIPs"] == [svc["spec"]["clusterIP"]]
+    svc = (
+        await core.create(
+            s,
+            "default",
+            {
+                "metadata": {"name": "np"},
+                "spec": {"type": "NodePort", "selector": {"a": "b"}, "ports": [{"port": 80}]},
+            },
+        )
+    ).obj
+    assert svc["spec"]["clusterIP"].startswith("10.96.") and svc["spec"]["clusterIPs"] == [
+        svc["spec"]["clusterIP"]
+    ]
     port = svc["spec"]["ports"][0]
     assert 30000 <= port["nodePort"] <= 32767 and port["targetPort"] == 80 and port["protocol"] == "TCP"
     with pytest.raises(Invalid, match="already allocated"):
-        await core.create(s, "default", {"metadata": {"name": "dup"}, "spec": {"clusterIP": svc["spec"]["clusterIP"], "ports": [{"port": 1}]}})
+        await core.create(
+            s,
+            "default",
+            {
+                "metadata": {"name": "dup"},
+                "spec": {"clusterIP": svc["spec"]["clusterIP"], "ports": [{"port": 1}]},
+            },
+        )
 
 
 async def test_namespace_finalize_removes_terminating_namespace(core: ApiCore) -> None:
@@ -264,7 +292,9 @@ async def test_namespace_finalize_removes_terminating_namespace(core: ApiCore) -
 
 async def test_status_write_during_grace_period_keeps_the_pod(core: ApiCore) -> None:
     p = rt(core, "Pod")
-    await core.create(p, "default", {"metadata": {"name": "g"}, "spec": {"containers": [{"name": "c", "image": "i"}]}})
+    await core.create(
+        p, "default", {"metadata": {"name": "g"}, "spec": {"containers": [{"name": "c", "image": "i"}]}}
+    )
     await core.bind("default", "g", {"target": {"kind": "Node", "name": "n1"}})
     pod, gone = await core.delete(p, "default", "g")
     assert not gone
@@ -280,7 +310,9 @@ async def test_label_selected_list_over_many_objects_sees_every_change(core: Api
     the matches; relabelled, deleted and new objects must show up exactly as without the cache."""
     cms = rt(core, "ConfigMap")
     for i in range(300):
-        await core.create(cms, "default", {"metadata": {"name": f"cm{i:03}", "labels": {"group": str(i % 3)}}})
+        await core.create(
+            cms, "default", {"metadata": {"name": f"cm{i:03}", "labels": {"group": str(i % 3)}}}
+        )
 
     def names(selector: str, **kw: object) -> list[str]:
         res = core.list(cms, "default", label_selector=parse_label_selector(selector), **kw)  # type: ignore[arg-type]
@@ -298,5 +330,7 @@ async def test_label_selected_list_over_many_objects_sees_every_change(core: Api
     assert names("group in (1,2)", ) == [f"cm{i:03}" for i in range(300) if i % 3 and i != 1]
     page = core.list(cms, "default", label_selector=parse_label_selector("group=0"), limit=60)
     assert len(page.items) == 60 and page.continue_token
-    rest = core.list(cms, "default", label_selector=parse_label_selector("group=0"), continue_token=page.continue_token)
+    rest = core.list(
+        cms, "default", label_selector=parse_label_selector("group=0"), continue_token=page.continue_token
+    )
     assert [o["metadata"]["name"] for o in page.items + rest.items] == got

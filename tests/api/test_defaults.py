@@ -452,9 +452,16 @@ SAMPLES = {
     "PriorityClass": {"value": 1000, "description": "batch work"},
     "PodDisruptionBudget": {"spec": {"minAvailable": "50%", "selector": {"matchLabels": {"app": "web"}}}},
     "ControllerRevision": {"data": {"spec": {"template": {"$patch": "replace"}}}, "revision": 1},
-    "PersistentVolumeClaim": {"spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}},
-    "PersistentVolume": {"spec": {"accessModes": ["ReadWriteOnce"], "capacity": {"storage": "1Gi"},
-                                  "hostPath": {"path": "/tmp/pv"}}},
+    "PersistentVolumeClaim": {
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}
+    },
+    "PersistentVolume": {
+        "spec": {
+            "accessModes": ["ReadWriteOnce"],
+            "capacity": {"storage": "1Gi"},
+            "hostPath": {"path": "/tmp/pv"},
+        }
+    },
     "StorageClass": {"provisioner": "orchestra.io/local-path"},
     "EndpointSlice": {
         "addressType": "IPv4",

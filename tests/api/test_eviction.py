@@ -23,7 +23,11 @@ def now() -> str:
 
 
 def eviction(name: str, **delete_options: Any) -> Obj:
-    body: Obj = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": name, "namespace": "default"}}
+    body: Obj = {
+        "apiVersion": "policy/v1",
+        "kind": "Eviction",
+        "metadata": {"name": name, "namespace": "default"},
+    }
     return {**body, "deleteOptions": delete_options} if delete_options else body
 
 
@@ -35,17 +39,48 @@ async def api_with_pods(*names: str, ready: bool = True, phase: str = "Running")
     return api
 
 
-async def budget(api: Api, name: str = "web", *, allowed: int, current: int = 3, desired: int = 2, lag: bool = False,
-                 selector: Obj | None = None, **spec: Any) -> Obj:
+async def budget(
+    api: Api,
+    name: str = "web",
+    *,
+    allowed: int,
+    current: int = 3,
+    desired: int = 2,
+    lag: bool = False,
+    selector: Obj | None = None,
+    **spec: Any,
+) -> Obj:
     """A budget whose status the disruption controller has (or, with lag, has not yet) computed."""
-    created = await api.create("PodDisruptionBudget", {
-        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": name},
-        "spec": {"selector": {"matchLabels": {"app": "web"}} if selector is None else selector, "minAvailable": 2, **spec}})
-    created["status"] = {"observedGeneration": 0 if lag else 1, "disruptionsAllowed": allowed, "currentHealthy": current,
-                         "desiredHealthy": desired, "expectedPods": 3, "conditions": [
-                             {"type": "DisruptionAllowed", "status": "True" if allowed else "False", "observedGeneration": 1,
-                              "lastTransitionTime": "2024-12-31T00:00:00Z",
-                              "reason": "SufficientPods" if allowed else "InsufficientPods", "message": ""}]}
+    created = await api.create(
+        "PodDisruptionBudget",
+        {
+            "apiVersion": "policy/v1",
+            "kind": "PodDisruptionBudget",
+            "metadata": {"name": name},
+            "spec": {
+                "selector": {"matchLabels": {"app": "web"}} if selector is None else selector,
+                "minAvailable": 2,
+                **spec,
+            },
+        },
+    )
+    created["status"] = {
+        "observedGeneration": 0 if lag else 1,
+        "disruptionsAllowed": allowed,
+        "currentHealthy": current,
+        "desiredHealthy": desired,
+        "expectedPods": 3,
+        "conditions": [
+            {
+                "type": "DisruptionAllowed",
+                "status": "True" if allowed else "False",
+                "observedGeneration": 1,
+                "lastTransitionTime": "2024-12-31T00:00:00Z",
+                "reason": "SufficientPods" if allowed else "InsufficientPods",
+                "message": "",
+            }
+        ],
+    }
     return await api.client.update_status(api.rt("PodDisruptionBudget"), created)
 
 
@@ -70,7 +105,10 @@ async def test_an_allowed_eviction_spends_the_budget_and_records_the_pod() -> No
     assert st["disruptionsAllowed"] == 0 and st["disruptedPods"] == {"p": NOW}
     assert st["conditions"] == [{"type": "DisruptionAllowed", "status": "False", "observedGeneration": 1,
                                  "lastTransitionTime": NOW, "reason": "InsufficientPods", "message": ""}]
-    assert (st["currentHealthy"], st["desiredHealthy"]) == (before["status"]["currentHealthy"], 2)  # the controller's job
+    assert (st["currentHealthy"], st["desiredHealthy"]) == (
+        before["status"]["currentHealthy"],
+        2,
+    )  # the controller's job
 
 
 async def test_the_condition_stays_while_disruptions_remain() -> None:
@@ -87,10 +125,22 @@ async def test_an_exhausted_budget_refuses_with_429_and_a_cause() -> None:
     with pytest.raises(TooManyRequests) as err:
         await evict(api.core, "default", "p", eviction("p"))
     assert err.value.status() == {
-        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": VIOLATES_BUDGET,
-        "reason": "TooManyRequests", "code": 429,
-        "details": {"causes": [{"reason": "DisruptionBudget",
-                                "message": "The disruption budget web needs 2 healthy pods and has 2 currently"}]}}
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": VIOLATES_BUDGET,
+        "reason": "TooManyRequests",
+        "code": 429,
+        "details": {
+            "causes": [
+                {
+                    "reason": "DisruptionBudget",
+                    "message": "The disruption budget web needs 2 healthy pods and has 2 currently",
+                }
+            ]
+        },
+    }
     p = api.get("Pod", "p")
     assert p is not None and [c["type"] for c in p["status"]["conditions"]] == ["Ready"]  # untouched
 
@@ -162,7 +212,10 @@ async def test_dry_run_checks_the_budget_but_writes_nothing() -> None:
     before = await budget(api, allowed=1)
     await evict(api.core, "default", "p", eviction("p", dryRun=["All"]))
     assert api.get("Pod", "p") is not None
-    assert api.get("PodDisruptionBudget", "web")["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]  # type: ignore[index]
+    assert (
+        api.get("PodDisruptionBudget", "web")["metadata"]["resourceVersion"]
+        == before["metadata"]["resourceVersion"]
+    )  # type: ignore[index]
     await budget(api, "web2", allowed=0, selector={"matchLabels": {"app": "other"}})
     await api.client.delete(api.rt("PodDisruptionBudget"), "default", "web")
     await budget(api, allowed=0)
@@ -178,9 +231,16 @@ async def test_the_evicted_pod_gets_the_disruption_target_condition_before_its_g
     await evict(api.core, "default", "p", eviction("p"), now=now)
     p = api.get("Pod", "p")
     assert p is not None and p["metadata"]["deletionTimestamp"]
-    assert p["status"]["conditions"][-1] == {"type": "DisruptionTarget", "status": "True", "reason": "EvictionByEvictionAPI",
-                                             "message": "Eviction API: evicting", "lastTransitionTime": NOW}
-    await evict(api.core, "default", "p", eviction("p"))  # terminating: evicted again without touching the budget
+    assert p["status"]["conditions"][-1] == {
+        "type": "DisruptionTarget",
+        "status": "True",
+        "reason": "EvictionByEvictionAPI",
+        "message": "Eviction API: evicting",
+        "lastTransitionTime": NOW,
+    }
+    await evict(
+        api.core, "default", "p", eviction("p")
+    )  # terminating: evicted again without touching the budget
     assert pdb_status(api)["disruptedPods"] == {"p": NOW}
 
 
@@ -212,7 +272,9 @@ async def test_the_eviction_must_name_the_pod() -> None:
 
 
 async def post_eviction(server: ApiServer, name: str) -> tuple[int, dict[str, str], Obj]:
-    body = orjson.dumps({"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": name, "namespace": "default"}})
+    body = orjson.dumps(
+        {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": name, "namespace": "default"}}
+    )
     scope = {"type": "http", "method": "POST", "path": f"/api/v1/namespaces/default/pods/{name}/eviction",
              "query_string": b"", "headers": [(b"content-type", b"application/json")]}
     sent: list[Obj] = []

@@ -137,22 +137,35 @@ def live_deployment() -> dict[str, Any]:
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {
-            "name": "web", "namespace": "default", "uid": "u-1", "resourceVersion": "7",
+            "name": "web",
+            "namespace": "default",
+            "uid": "u-1",
+            "resourceVersion": "7",
             "labels": {"app": "web", "tier": "frontend"},
             "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{old}\n"},
         },
         "spec": {
             "replicas": 2,
             "selector": {"matchLabels": {"app": "web"}},
-            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}},
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"},
+            },
             "template": {
                 "metadata": {"labels": {"app": "web"}},
                 "spec": {
                     "containers": [
-                        {"name": "a", "image": "busybox", "args": ["sleep", "1000"],
-                         "env": [{"name": "FOO", "value": "1"}, {"name": "BAR", "value": "2"}],
-                         "ports": [{"containerPort": 80, "protocol": "TCP"}, {"containerPort": 443, "protocol": "TCP"}],
-                         "imagePullPolicy": "Always"},
+                        {
+                            "name": "a",
+                            "image": "busybox",
+                            "args": ["sleep", "1000"],
+                            "env": [{"name": "FOO", "value": "1"}, {"name": "BAR", "value": "2"}],
+                            "ports": [
+                                {"containerPort": 80, "protocol": "TCP"},
+                                {"containerPort": 443, "protocol": "TCP"},
+                            ],
+                            "imagePullPolicy": "Always",
+                        },
                         {"name": "b", "image": "nginx", "imagePullPolicy": "Always"},
                     ],
                     "volumes": [{"name": "data", "emptyDir": {}}],
@@ -166,21 +179,35 @@ def live_deployment() -> dict[str, Any]:
 
 HARD_PATCH = {
     "metadata": {"labels": {"tier": None}},
-    "spec": {"strategy": {"$retainKeys": ["type"], "rollingUpdate": None, "type": "Recreate"},
-             "template": {"spec": {
-                 "$setElementOrder/containers": [{"name": "c"}, {"name": "a"}],
-                 "$setElementOrder/volumes": [{"name": "data"}],
-                 "containers": [
-                     {"image": "busybox", "name": "c"},
-                     {"$setElementOrder/env": [{"name": "BAR"}],
-                      "$setElementOrder/ports": [{"containerPort": 443}, {"containerPort": 8080}],
-                      "args": ["sleep", "2000"],
-                      "env": [{"name": "BAR", "value": "3"}, {"$patch": "delete", "name": "FOO"}],
-                      "name": "a",
-                      "ports": [{"containerPort": 8080}, {"$patch": "delete", "containerPort": 80}]},
-                     {"$patch": "delete", "name": "b"}],
-                 "volumes": [{"$retainKeys": ["hostPath", "name"], "emptyDir": None, "hostPath": {"path": "/tmp"},
-                              "name": "data"}]}}},
+    "spec": {
+        "strategy": {"$retainKeys": ["type"], "rollingUpdate": None, "type": "Recreate"},
+        "template": {
+            "spec": {
+                "$setElementOrder/containers": [{"name": "c"}, {"name": "a"}],
+                "$setElementOrder/volumes": [{"name": "data"}],
+                "containers": [
+                    {"image": "busybox", "name": "c"},
+                    {
+                        "$setElementOrder/env": [{"name": "BAR"}],
+                        "$setElementOrder/ports": [{"containerPort": 443}, {"containerPort": 8080}],
+                        "args": ["sleep", "2000"],
+                        "env": [{"name": "BAR", "value": "3"}, {"$patch": "delete", "name": "FOO"}],
+                        "name": "a",
+                        "ports": [{"containerPort": 8080}, {"$patch": "delete", "containerPort": 80}],
+                    },
+                    {"$patch": "delete", "name": "b"},
+                ],
+                "volumes": [
+                    {
+                        "$retainKeys": ["hostPath", "name"],
+                        "emptyDir": None,
+                        "hostPath": {"path": "/tmp"},
+                        "name": "data",
+                    }
+                ],
+            }
+        },
+    },
 }
 
 
@@ -202,25 +229,60 @@ def hard_expected() -> dict[str, Any]:
 
 def simple_live() -> dict[str, Any]:
     return {
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": "web", "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{v1}\n"}},
-        "spec": {"replicas": 2, "template": {"spec": {"containers": [
-            {"name": "nginx", "image": "nginx:1.25", "env": [{"name": "A", "value": "1"}],
-             "terminationMessagePath": "/dev/termination-log"}]}}},
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": "web",
+            "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{v1}\n"},
+        },
+        "spec": {
+            "replicas": 2,
+            "template": {
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "nginx",
+                            "image": "nginx:1.25",
+                            "env": [{"name": "A", "value": "1"}],
+                            "terminationMessagePath": "/dev/termination-log",
+                        }
+                    ]
+                }
+            },
+        },
     }
 
 
 SIMPLE_PATCH = {
     "metadata": {"annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{v2}\n"}},
-    "spec": {"replicas": 3, "template": {"spec": {"$setElementOrder/containers": [{"name": "nginx"}],
-                                                  "containers": [{"env": None, "image": "nginx:1.26", "name": "nginx"}]}}},
+    "spec": {
+        "replicas": 3,
+        "template": {
+            "spec": {
+                "$setElementOrder/containers": [{"name": "nginx"}],
+                "containers": [{"env": None, "image": "nginx:1.26", "name": "nginx"}],
+            }
+        },
+    },
 }
 
 SIMPLE_EXPECTED = {
-    "apiVersion": "apps/v1", "kind": "Deployment",
-    "metadata": {"name": "web", "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{v2}\n"}},
-    "spec": {"replicas": 3, "template": {"spec": {"containers": [
-        {"name": "nginx", "image": "nginx:1.26", "terminationMessagePath": "/dev/termination-log"}]}}},
+    "apiVersion": "apps/v1",
+    "kind": "Deployment",
+    "metadata": {
+        "name": "web",
+        "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{v2}\n"},
+    },
+    "spec": {
+        "replicas": 3,
+        "template": {
+            "spec": {
+                "containers": [
+                    {"name": "nginx", "image": "nginx:1.26", "terminationMessagePath": "/dev/termination-log"}
+                ]
+            }
+        },
+    },
 }
 
 LIVE_SERVICE: dict[str, Any] = {
@@ -235,10 +297,20 @@ SERVICE_EXPECTED = {
         {"name": "https", "port": 443, "protocol": "TCP", "targetPort": 8443}]},
 }
 
-POD_LIVE: dict[str, Any] = {"metadata": {"name": "p", "finalizers": ["a", "b"], "labels": {"x": "1", "y": "2"}},
-            "spec": {"containers": [{"name": "c", "image": "i", "command": ["a", "b"], "volumeMounts": [
-                {"name": "v1", "mountPath": "/a"}, {"name": "v2", "mountPath": "/b"}]}],
-                "tolerations": [{"key": "k1"}, {"key": "k2"}]}}
+POD_LIVE: dict[str, Any] = {
+    "metadata": {"name": "p", "finalizers": ["a", "b"], "labels": {"x": "1", "y": "2"}},
+    "spec": {
+        "containers": [
+            {
+                "name": "c",
+                "image": "i",
+                "command": ["a", "b"],
+                "volumeMounts": [{"name": "v1", "mountPath": "/a"}, {"name": "v2", "mountPath": "/b"}],
+            }
+        ],
+        "tolerations": [{"key": "k1"}, {"key": "k2"}],
+    },
+}
 
 
 def _pod(**changes: Any) -> dict[str, Any]:
@@ -348,8 +420,13 @@ def test_strategic_merge_patch_errors(patch, message) -> None:  # type: ignore[n
 # -- server-side apply ---------------------------------------------------------------------------------
 
 
-def config(image: str = "nginx:1.25", replicas: int | None = 2, env: list[Any] | None = None,
-           containers: list[dict[str, Any]] | None = None, labels: dict[str, str] | None = None) -> dict[str, Any]:
+def config(
+    image: str = "nginx:1.25",
+    replicas: int | None = 2,
+    env: list[Any] | None = None,
+    containers: list[dict[str, Any]] | None = None,
+    labels: dict[str, str] | None = None,
+) -> dict[str, Any]:
     web: dict[str, Any] = {"name": "web", "image": image, "ports": [{"containerPort": 80}]}
     if env is not None:
         web["env"] = env
@@ -364,7 +441,9 @@ def config(image: str = "nginx:1.25", replicas: int | None = 2, env: list[Any] |
             "spec": spec}
 
 
-def apply(live: dict[str, Any] | None, cfg: dict[str, Any], manager: str = "kubectl", force: bool = False) -> dict[str, Any]:
+def apply(
+    live: dict[str, Any] | None, cfg: dict[str, Any], manager: str = "kubectl", force: bool = False
+) -> dict[str, Any]:
     return apply_patch(live, cfg, manager, force=force, schema=SCHEMA, definition=DEPLOYMENT)
 
 
@@ -439,7 +518,8 @@ def test_apply_conflict_with_another_manager() -> None:
         apply(live, config(replicas=5))
     assert info.value.conflicts == [("kubectl-client-side-apply", ".spec.replicas")]
     assert info.value.message == (
-        'Apply failed with 1 conflict: conflict with "kubectl-client-side-apply" using apps/v1: .spec.replicas')
+        'Apply failed with 1 conflict: conflict with "kubectl-client-side-apply" using apps/v1: .spec.replicas'
+    )
     [cause] = info.value.causes()
     assert cause.to_dict() == {"reason": "FieldManagerConflict", "field": ".spec.replicas",
                                "message": 'conflict with "kubectl-client-side-apply" using apps/v1'}
@@ -453,7 +533,9 @@ def test_apply_conflict_paths_use_keys() -> None:
         ("other", ".spec.replicas"),
         ("other", '.spec.template.spec.containers[name="web"].image'),
     ]
-    assert info.value.message.startswith('Apply failed with 2 conflicts: conflicts with "other" using apps/v1\n- ')
+    assert info.value.message.startswith(
+        'Apply failed with 2 conflicts: conflicts with "other" using apps/v1\n- '
+    )
 
 
 def test_apply_same_value_is_not_a_conflict_and_is_shared() -> None:
@@ -503,19 +585,35 @@ def test_apply_does_not_mutate_inputs() -> None:
 def test_apply_merges_list_map_items_by_key_and_keeps_defaulted_key_fields() -> None:
     live = apply(None, config())
     containers(live)[0]["ports"][0]["protocol"] = "TCP"  # server default
-    out = apply(live, config(containers=[{"name": "web", "image": "nginx", "ports": [{"containerPort": 80},
-                                                                                      {"containerPort": 443}]},
-                                         {"name": "log", "image": "busybox"}]))
+    out = apply(
+        live,
+        config(
+            containers=[
+                {"name": "web", "image": "nginx", "ports": [{"containerPort": 80}, {"containerPort": 443}]},
+                {"name": "log", "image": "busybox"},
+            ]
+        ),
+    )
     assert containers(out) == [
-        {"name": "web", "image": "nginx", "ports": [{"containerPort": 80, "protocol": "TCP"}, {"containerPort": 443}]},
+        {
+            "name": "web",
+            "image": "nginx",
+            "ports": [{"containerPort": 80, "protocol": "TCP"}, {"containerPort": 443}],
+        },
         {"name": "log", "image": "busybox"},
     ]
 
 
 def test_apply_set_lists_and_atomic_values() -> None:
-    cfg: dict[str, Any] = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "finalizers": ["x/a"]},
-           "spec": {"containers": [{"name": "c", "image": "i", "command": ["sleep", "1"]}],
-                    "nodeSelector": {"disk": "ssd"}}}
+    cfg: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p", "finalizers": ["x/a"]},
+        "spec": {
+            "containers": [{"name": "c", "image": "i", "command": ["sleep", "1"]}],
+            "nodeSelector": {"disk": "ssd"},
+        },
+    }
     out = apply_patch(None, cfg, "m", force=False, schema=SCHEMA, definition=POD)
     fields = out["metadata"]["managedFields"][0]["fieldsV1"]
     assert fields["f:metadata"] == {"f:finalizers": {'v:"x/a"': {}}}
@@ -557,7 +655,8 @@ def test_apply_errors(cfg, manager, message) -> None:  # type: ignore[no-untyped
 
 scalars = st.none() | st.booleans() | st.integers() | st.text(max_size=5)
 json_values = st.recursive(
-    scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
     max_leaves=12,
 )
 json_objects = st.dictionaries(st.text(max_size=4), json_values, max_size=4)
@@ -597,7 +696,9 @@ def test_smp_on_maps_equals_merge_patch(doc: dict[str, Any], patch: dict[str, An
     assert strategic_merge_patch(doc, patch, SCHEMA, "io.example.v1.Widget") == merge_patch(doc, patch)
     labels_doc = {"metadata": {"labels": doc}}
     labels_patch = {"metadata": {"labels": patch}}
-    assert strategic_merge_patch(labels_doc, labels_patch, SCHEMA, POD) == merge_patch(labels_doc, labels_patch)
+    assert strategic_merge_patch(labels_doc, labels_patch, SCHEMA, POD) == merge_patch(
+        labels_doc, labels_patch
+    )
 
 
 @given(st.dictionaries(plain_keys, st.text(max_size=3), max_size=4),
@@ -610,11 +711,34 @@ def test_apply_labels_end_up_exactly_as_configured(first: dict[str, str], second
     assert out["metadata"].get("labels", {}) == second
 
 
-garbage_keys = st.sampled_from(["metadata", "spec", "containers", "name", "ports", "port", "$patch", "$retainKeys",
-                                "$setElementOrder/ports", "$deleteFromPrimitiveList/finalizers", "finalizers",
-                                "labels", "template", "op", "path", "value", "from", "managedFields", "x"])
+garbage_keys = st.sampled_from(
+    [
+        "metadata",
+        "spec",
+        "containers",
+        "name",
+        "ports",
+        "port",
+        "$patch",
+        "$retainKeys",
+        "$setElementOrder/ports",
+        "$deleteFromPrimitiveList/finalizers",
+        "finalizers",
+        "labels",
+        "template",
+        "op",
+        "path",
+        "value",
+        "from",
+        "managedFields",
+        "x",
+    ]
+)
 garbage = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.sampled_from(["delete", "replace", "merge", "/spec", "", "-"]),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.sampled_from(["delete", "replace", "merge", "/spec", "", "-"]),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(garbage_keys, inner, max_size=4),
     max_leaves=16,
 )

@@ -45,7 +45,10 @@ def deployment() -> dict[str, Any]:
                                 {"name": "FOO", "value": "1"},
                                 {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
                             ],
-                            "resources": {"limits": {"cpu": "500m", "memory": "128Mi"}, "requests": {"cpu": 0.1}},
+                            "resources": {
+                                "limits": {"cpu": "500m", "memory": "128Mi"},
+                                "requests": {"cpu": 0.1},
+                            },
                             "readinessProbe": {"httpGet": {"path": "/", "port": "http"}, "periodSeconds": 5},
                             "volumeMounts": [{"name": "data", "mountPath": "/data"}],
                         }
@@ -63,17 +66,34 @@ def pod() -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": "p", "labels": {"run": "p"}, "ownerReferences": [
-            {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs", "uid": "u1", "controller": True}]},
+        "metadata": {
+            "name": "p",
+            "labels": {"run": "p"},
+            "ownerReferences": [
+                {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs", "uid": "u1", "controller": True}
+            ],
+        },
         "spec": {
             "restartPolicy": "Always",
             "terminationGracePeriodSeconds": 30,
-            "containers": [{"name": "c", "image": "busybox", "command": ["sleep", "3600"],
-                            "securityContext": {"runAsUser": 1000, "privileged": False}}],
-            "tolerations": [{"key": "k", "operator": "Exists", "effect": "NoSchedule", "tolerationSeconds": 5}],
+            "containers": [
+                {
+                    "name": "c",
+                    "image": "busybox",
+                    "command": ["sleep", "3600"],
+                    "securityContext": {"runAsUser": 1000, "privileged": False},
+                }
+            ],
+            "tolerations": [
+                {"key": "k", "operator": "Exists", "effect": "NoSchedule", "tolerationSeconds": 5}
+            ],
         },
-        "status": {"phase": "Running", "podIP": "10.0.0.5", "startTime": "2024-05-01T10:00:00Z",
-                   "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": None}]},
+        "status": {
+            "phase": "Running",
+            "podIP": "10.0.0.5",
+            "startTime": "2024-05-01T10:00:00Z",
+            "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": None}],
+        },
     }
 
 
@@ -244,7 +264,12 @@ def test_free_form_json_accepts_anything(schema) -> None:  # type: ignore[no-unt
 
 
 def test_secret_data_must_be_base64(schema) -> None:  # type: ignore[no-untyped-def]
-    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "data": {"ok": "aGk=", "bad": "??"}}
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "s"},
+        "data": {"ok": "aGk=", "bad": "??"},
+    }
     res = schema.validate(secret, "io.k8s.api.core.v1.Secret")
     assert [c.field for c in res.type_errors] == ["data[bad]"]
     assert "illegal base64 data" in res.type_errors[0].message

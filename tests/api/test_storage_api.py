@@ -16,7 +16,11 @@ from orchestra.api.tables import column_definitions, table_row
 
 Obj = dict[str, Any]
 NOW = datetime(2024, 1, 1, tzinfo=UTC)
-META = {"name": "data", "namespace": "default", "creationTimestamp": (NOW - timedelta(seconds=7)).strftime("%Y-%m-%dT%H:%M:%SZ")}
+META = {
+    "name": "data",
+    "namespace": "default",
+    "creationTimestamp": (NOW - timedelta(seconds=7)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+}
 
 
 def claim(**spec: Any) -> Obj:
@@ -57,7 +61,8 @@ def test_claim_spec_is_immutable_except_binding_and_bound_resize() -> None:
     changed["spec"]["storageClassName"] = "b"
     assert messages("PersistentVolumeClaim", changed, old) == [
         "spec: Forbidden: spec is immutable after creation except resources.requests and volumeAttributesClassName "
-        "for bound claims"]
+        "for bound claims"
+    ]
     bound = copy.deepcopy(old)
     bound["spec"]["volumeName"] = "pv-1"  # the binder sets volumeName once
     assert messages("PersistentVolumeClaim", bound, old) == []
@@ -79,7 +84,9 @@ def test_volume_and_class_validation() -> None:
     assert messages("StorageClass", sc) == ["provisioner: Required value"]
     old = default("StorageClass", {"metadata": {"name": "s"}, "provisioner": "a.io/x"})
     new = {**copy.deepcopy(old), "provisioner": "b.io/y"}
-    assert messages("StorageClass", new, old) == ["provisioner: Forbidden: updates to provisioner are forbidden."]
+    assert messages("StorageClass", new, old) == [
+        "provisioner: Forbidden: updates to provisioner are forbidden."
+    ]
 
 
 def cells(kind: str, obj: Obj) -> list[Any]:
@@ -94,29 +101,85 @@ def test_columns() -> None:
         assert rt is not None
         return [c["name"] for c in column_definitions(rt)]
 
-    assert names("PersistentVolumeClaim") == ["Name", "Status", "Volume", "Capacity", "Access Modes", "StorageClass",
-                                              "VolumeAttributesClass", "Age", "VolumeMode"]
-    assert names("PersistentVolume") == ["Name", "Capacity", "Access Modes", "Reclaim Policy", "Status", "Claim",
-                                         "StorageClass", "VolumeAttributesClass", "Reason", "Age", "VolumeMode"]
+    assert names("PersistentVolumeClaim") == [
+        "Name",
+        "Status",
+        "Volume",
+        "Capacity",
+        "Access Modes",
+        "StorageClass",
+        "VolumeAttributesClass",
+        "Age",
+        "VolumeMode",
+    ]
+    assert names("PersistentVolume") == [
+        "Name",
+        "Capacity",
+        "Access Modes",
+        "Reclaim Policy",
+        "Status",
+        "Claim",
+        "StorageClass",
+        "VolumeAttributesClass",
+        "Reason",
+        "Age",
+        "VolumeMode",
+    ]
     assert names("StorageClass") == ["Name", "Provisioner", "ReclaimPolicy", "VolumeBindingMode",
                                      "AllowVolumeExpansion", "Age"]
 
 
 def test_cells() -> None:
     pending = claim(storageClassName="local-path")
-    assert cells("PersistentVolumeClaim", pending) == ["data", "Pending", "", "", "", "local-path", "<unset>", "7s",
-                                                       "Filesystem"]
+    assert cells("PersistentVolumeClaim", pending) == [
+        "data",
+        "Pending",
+        "",
+        "",
+        "",
+        "local-path",
+        "<unset>",
+        "7s",
+        "Filesystem",
+    ]
     bound = {**pending, "spec": {**pending["spec"], "volumeName": "pvc-1"},
              "status": {"phase": "Bound", "capacity": {"storage": "1024Mi"},
                         "accessModes": ["ReadWriteMany", "ReadWriteOnce"]}}
     assert cells("PersistentVolumeClaim", bound)[:5] == ["data", "Bound", "pvc-1", "1Gi", "RWO,RWX"]
-    pv = {"metadata": {**META, "name": "pvc-1"}, "status": {"phase": "Bound"},
-          "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"], "storageClassName": "local-path",
-                   "persistentVolumeReclaimPolicy": "Delete", "claimRef": {"namespace": "default", "name": "data"},
-                   "volumeMode": "Filesystem"}}
-    assert cells("PersistentVolume", pv) == ["pvc-1", "1Gi", "RWO", "Delete", "Bound", "default/data", "local-path",
-                                             "<unset>", "", "7s", "Filesystem"]
-    sc = {"metadata": {**META, "name": "local-path", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
-          "provisioner": "orchestra.io/local-path", "reclaimPolicy": "Delete", "volumeBindingMode": "WaitForFirstConsumer"}
+    pv = {
+        "metadata": {**META, "name": "pvc-1"},
+        "status": {"phase": "Bound"},
+        "spec": {
+            "capacity": {"storage": "1Gi"},
+            "accessModes": ["ReadWriteOnce"],
+            "storageClassName": "local-path",
+            "persistentVolumeReclaimPolicy": "Delete",
+            "claimRef": {"namespace": "default", "name": "data"},
+            "volumeMode": "Filesystem",
+        },
+    }
+    assert cells("PersistentVolume", pv) == [
+        "pvc-1",
+        "1Gi",
+        "RWO",
+        "Delete",
+        "Bound",
+        "default/data",
+        "local-path",
+        "<unset>",
+        "",
+        "7s",
+        "Filesystem",
+    ]
+    sc = {
+        "metadata": {
+            **META,
+            "name": "local-path",
+            "annotations": {"storageclass.kubernetes.io/is-default-class": "true"},
+        },
+        "provisioner": "orchestra.io/local-path",
+        "reclaimPolicy": "Delete",
+        "volumeBindingMode": "WaitForFirstConsumer",
+    }
     assert cells("StorageClass", sc) == ["local-path (default)", "orchestra.io/local-path", "Delete",
                                          "WaitForFirstConsumer", False, "7s"]

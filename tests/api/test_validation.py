@@ -282,8 +282,10 @@ def pdb(name="web", **spec):
             "spec": {"selector": {"matchLabels": {"app": "web"}}, **spec}}  # fmt: skip
 
 
-PERCENT_MSG = ("a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or '93%', "
-               "regex used for validation is '[0-9]+%')")
+PERCENT_MSG = (
+    "a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or '93%', "
+    "regex used for validation is '[0-9]+%')"
+)
 PDB_CASES = [
     ("both-set", pdb(minAvailable=1, maxUnavailable="10%"), [(
         "spec", "FieldValueInvalid",
@@ -335,4 +337,5 @@ def test_pdb_names_are_path_segments_checked_after_the_spec():
     assert [c[0] for c in check("PodDisruptionBudget", pdb("a%b", minAvailable=-1))] == ["spec.minAvailable"]
     causes = validate("PodDisruptionBudget", default("PodDisruptionBudget", pdb(minAvailable=-1)), None)
     assert invalid("PodDisruptionBudget", "web", causes, group="policy").message == (
-        'PodDisruptionBudget.policy "web" is invalid: spec.minAvailable: Invalid value: -1: must be greater than or equal to 0')
+        'PodDisruptionBudget.policy "web" is invalid: spec.minAvailable: Invalid value: -1: must be greater than or equal to 0'
+    )

@@ -76,12 +76,22 @@ class ProbeApp:
             self.body_seen += len(msg["body"])
             if not msg["more_body"]:
                 break
-        body = orjson.dumps({"method": scope["method"], "size": sum(map(len, chunks)), "head": b"".join(chunks)[:20].decode()})
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"%d" % len(body))]})
+        body = orjson.dumps(
+            {"method": scope["method"], "size": sum(map(len, chunks)), "head": b"".join(chunks)[:20].decode()}
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-length", b"%d" % len(body))],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     async def http_stream(self, scope: Any, receive: Any, send: Any) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]}
+        )
         await send({"type": "http.response.body", "body": b"first\n", "more_body": True})
         await self.go.wait()  # the client must have seen "first" without this chunk
         await send({"type": "http.response.body", "body": b"second\n", "more_body": True})
@@ -115,7 +125,13 @@ class ProbeApp:
     async def websocket(self, scope: Any, receive: Any, send: Any) -> None:
         assert (await receive())["type"] == "websocket.connect"
         if scope["path"] == "/ws-reject":
-            await send({"type": "websocket.http.response.start", "status": 403, "headers": [(b"content-length", b"2")]})
+            await send(
+                {
+                    "type": "websocket.http.response.start",
+                    "status": 403,
+                    "headers": [(b"content-length", b"2")],
+                }
+            )
             await send({"type": "websocket.http.response.body", "body": b"no"})
             return
         proto = "v5.channel.k8s.io" if "v5.channel.k8s.io" in scope["subprotocols"] else None
@@ -178,7 +194,9 @@ async def served(request: pytest.FixtureRequest, nursery: trio.Nursery, tmp_path
 async def _connect(served: Served) -> trio.abc.Stream:
     host, port = served.hostport
     if served.client_ctx is not None:
-        return await trio.open_ssl_over_tcp_stream(host, port, ssl_context=served.client_ctx, https_compatible=True)
+        return await trio.open_ssl_over_tcp_stream(
+            host, port, ssl_context=served.client_ctx, https_compatible=True
+        )
     return await trio.open_tcp_stream(host, port)
 
 
@@ -241,7 +259,11 @@ async def test_head_has_headers_but_no_body(served: Served) -> None:
 
 async def test_streaming_response_is_flushed_per_chunk(served: Served) -> None:
     with trio.fail_after(10):
-        async with served.client() as client, client.stream("GET", "/stream") as r, aclosing(r.aiter_lines()) as lines:  # type: ignore[type-var]
+        async with (
+            served.client() as client,
+            client.stream("GET", "/stream") as r,
+            aclosing(r.aiter_lines()) as lines,
+        ):  # type: ignore[type-var]
             assert r.headers["transfer-encoding"] == "chunked"
             assert await anext(lines) == "first"  # arrived before the app sent more
             served.app.go.set()
@@ -279,7 +301,9 @@ async def test_a_write_cut_by_cancellation_ends_the_connection(served: Served) -
 async def test_pipelined_requests_are_answered_in_order(served: Served) -> None:
     with trio.fail_after(10):
         stream = await _connect(served)
-        await stream.send_all(b"GET /hello?a HTTP/1.1\r\nHost: x\r\n\r\nGET /hello?b HTTP/1.1\r\nHost: x\r\n\r\n")
+        await stream.send_all(
+            b"GET /hello?a HTTP/1.1\r\nHost: x\r\n\r\nGET /hello?b HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
         conn = h11.Connection(h11.CLIENT)
         conn.send(h11.Request(method="GET", target="/", headers=[("host", "x")]))
         conn.send(h11.EndOfMessage())
@@ -330,7 +354,9 @@ async def test_malformed_request_gets_400_and_the_server_keeps_serving(served: S
 
 
 @pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
-async def test_declared_body_over_the_limit_is_413_without_the_app(nursery: trio.Nursery, tmp_path: Path, tls: bool) -> None:
+async def test_declared_body_over_the_limit_is_413_without_the_app(
+    nursery: trio.Nursery, tmp_path: Path, tls: bool
+) -> None:
     with trio.fail_after(10):
         served = await _serve(nursery, tls, tmp_path, max_body=1000)
         async with served.client() as client:
@@ -369,14 +395,22 @@ async def test_websocket_echo_with_subprotocol(served: Served) -> None:
     with trio.fail_after(10):
         stream = await _connect(served)
         ws = WSConnection(ConnectionType.CLIENT)
-        await stream.send_all(ws.send(Request(host="x", target="/ws?q=1", subprotocols=["bogus", "v5.channel.k8s.io"])))
+        await stream.send_all(
+            ws.send(Request(host="x", target="/ws?q=1", subprotocols=["bogus", "v5.channel.k8s.io"]))
+        )
         [accepted] = await _ws_events(stream, ws)
         assert isinstance(accepted, AcceptConnection) and accepted.subprotocol == "v5.channel.k8s.io"
-        await stream.send_all(ws.send(BytesMessage(data=b"\x00bin")) + ws.send(Ping(payload=b"p")) + ws.send(TextMessage(data="txt")))
+        await stream.send_all(
+            ws.send(BytesMessage(data=b"\x00bin"))
+            + ws.send(Ping(payload=b"p"))
+            + ws.send(TextMessage(data="txt"))
+        )
         got: list[Any] = []
         while len(got) < 3:
             got += await _ws_events(stream, ws)
-        assert [e.payload for e in got if isinstance(e, Pong)] == [b"p"]  # the server answered the ping itself
+        assert [e.payload for e in got if isinstance(e, Pong)] == [
+            b"p"
+        ]  # the server answered the ping itself
         assert [e.data for e in got if not isinstance(e, Pong)] == [b"\x00bin", "txt"]
         await stream.send_all(ws.send(TextMessage(data="close-me")))
         [close] = await _ws_events(stream, ws)
@@ -422,13 +456,26 @@ async def test_raw_upgrade_hands_over_the_stream(served: Served) -> None:
                    b"Content-Length: 0\r\n\r\n")
         await stream.send_all(request + b"early bytes;")  # sent before the 101: must not be lost
         conn = h11.Connection(h11.CLIENT)
-        conn.send(h11.Request(method="POST", target="/exec", headers=[("host", "x"), ("connection", "Upgrade"),
-                                                                        ("upgrade", "SPDY/3.1"), ("content-length", "0")]))
+        conn.send(
+            h11.Request(
+                method="POST",
+                target="/exec",
+                headers=[
+                    ("host", "x"),
+                    ("connection", "Upgrade"),
+                    ("upgrade", "SPDY/3.1"),
+                    ("content-length", "0"),
+                ],
+            )
+        )
         conn.send(h11.EndOfMessage())
         switched = await _next(stream, conn)
         assert isinstance(switched, h11.InformationalResponse) and switched.status_code == 101
         headers = dict(switched.headers)
-        assert headers[b"upgrade"] == b"SPDY/3.1" and headers[b"x-stream-protocol-version"] == b"v4.channel.k8s.io"
+        assert (
+            headers[b"upgrade"] == b"SPDY/3.1"
+            and headers[b"x-stream-protocol-version"] == b"v4.channel.k8s.io"
+        )
         got, _ = conn.trailing_data
         await stream.send_all(b"and later")
         while len(got) < len(b"EARLY BYTES;AND LATER"):
@@ -446,7 +493,9 @@ class ServerThread:
 
     def __init__(self, tls_dir: Path | None) -> None:
         self.ctx = _tls(tls_dir) if tls_dir is not None else None
-        self.server = HttpServer(ProbeApp(), ssl_context=self.ctx[0] if self.ctx else None, keep_alive_timeout=2)
+        self.server = HttpServer(
+            ProbeApp(), ssl_context=self.ctx[0] if self.ctx else None, keep_alive_timeout=2
+        )
         self.url = ""
         self._ready = threading.Event()
         self._token: trio.lowlevel.TrioToken | None = None
@@ -475,23 +524,45 @@ class ServerThread:
 
 
 @pytest.fixture(scope="module", params=["plain", "tls"])
-def thread_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
+def thread_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerThread]:
     server = ServerThread(tmp_path_factory.mktemp("pki") if request.param == "tls" else None)
     server.start()
     yield server
     server.stop()
 
 
-HTTPISH = st.lists(st.sampled_from([
-    b"GET / HTTP/1.1\r\n", b"POST /echo HTTP/1.1\r\n", b"Host: x\r\n", b"Content-Length: 5\r\n", b"Content-Length: -1\r\n",
-    b"Transfer-Encoding: chunked\r\n", b"Expect: 100-continue\r\n", b"Connection: Upgrade\r\n", b"Upgrade: websocket\r\n",
-    b"Upgrade: SPDY/3.1\r\n", b"\r\n", b"5\r\nabcde\r\n", b"0\r\n\r\n", b"ffffffffffff\r\n", b" folded\r\n", b"\x00\xff",
-]), max_size=12).map(b"".join)
+HTTPISH = st.lists(
+    st.sampled_from(
+        [
+            b"GET / HTTP/1.1\r\n",
+            b"POST /echo HTTP/1.1\r\n",
+            b"Host: x\r\n",
+            b"Content-Length: 5\r\n",
+            b"Content-Length: -1\r\n",
+            b"Transfer-Encoding: chunked\r\n",
+            b"Expect: 100-continue\r\n",
+            b"Connection: Upgrade\r\n",
+            b"Upgrade: websocket\r\n",
+            b"Upgrade: SPDY/3.1\r\n",
+            b"\r\n",
+            b"5\r\nabcde\r\n",
+            b"0\r\n\r\n",
+            b"ffffffffffff\r\n",
+            b" folded\r\n",
+            b"\x00\xff",
+        ]
+    ),
+    max_size=12,
+).map(b"".join)
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(junk=st.one_of(st.binary(max_size=300), HTTPISH), close_early=st.booleans())
-def test_random_bytes_never_crash_the_server(thread_server: ServerThread, junk: bytes, close_early: bool) -> None:
+def test_random_bytes_never_crash_the_server(
+    thread_server: ServerThread, junk: bytes, close_early: bool
+) -> None:
     with thread_server.socket() as sock:
         try:
             sock.sendall(junk)

@@ -20,8 +20,12 @@ from tests.conftest import LiveCluster
 
 @pytest.fixture(scope="module")
 def http(live_cluster: LiveCluster) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=live_cluster.url, headers={"Authorization": f"Bearer {live_cluster.token}"}, timeout=10,
-                      verify=ssl.create_default_context(cafile=str(live_cluster.ca_cert))) as c:
+    with httpx.Client(
+        base_url=live_cluster.url,
+        headers={"Authorization": f"Bearer {live_cluster.token}"},
+        timeout=10,
+        verify=ssl.create_default_context(cafile=str(live_cluster.ca_cert)),
+    ) as c:
         c.post("/api/v1/namespaces", json={"metadata": {"name": "errs"}})
         yield c
 
@@ -32,7 +36,10 @@ DEPLOY = {
     "metadata": {"name": "d"},
     "spec": {
         "selector": {"matchLabels": {"app": "d"}},
-        "template": {"metadata": {"labels": {"app": "d"}}, "spec": {"containers": [{"name": "c", "image": "img"}]}},
+        "template": {
+            "metadata": {"labels": {"app": "d"}},
+            "spec": {"containers": [{"name": "c", "image": "img"}]},
+        },
     },
 }
 DEPLOYS = "/apis/apps/v1/namespaces/errs/deployments"
@@ -94,14 +101,19 @@ def test_unknown_field_warns_under_warn(http: httpx.Client) -> None:
     doc["metadata"] = {"name": "warned"}
     r = http.post(DEPLOYS, params={"fieldValidation": "Warn"}, json=doc)
     assert r.status_code == 201
-    assert 'unknown field \\"spec.replicaz\\"' in r.headers["warning"] or 'unknown field "spec.replicaz"' in r.headers["warning"]
+    assert (
+        'unknown field \\"spec.replicaz\\"' in r.headers["warning"]
+        or 'unknown field "spec.replicaz"' in r.headers["warning"]
+    )
 
 
 def test_garbage_json_and_oversize(http: httpx.Client) -> None:
     r = http.post(DEPLOYS, content=b"{not json", headers={"Content-Type": "application/json"})
     assert r.status_code == 400 and _status(r)["reason"] == "BadRequest"
     big = b'{"metadata":{"name":"big"},"data":{"x":"' + b"a" * (3 * 1024 * 1024 + 10) + b'"}}'
-    r = http.post("/api/v1/namespaces/errs/configmaps", content=big, headers={"Content-Type": "application/json"})
+    r = http.post(
+        "/api/v1/namespaces/errs/configmaps", content=big, headers={"Content-Type": "application/json"}
+    )
     assert r.status_code == 413 and _status(r)["reason"] == "RequestEntityTooLarge"
 
 
@@ -131,7 +143,9 @@ def test_duplicate_create_already_exists(http: httpx.Client) -> None:
 
 def test_bad_patch_type_and_bad_apply_yaml(http: httpx.Client) -> None:
     http.post("/api/v1/namespaces/errs/configmaps", json={"metadata": {"name": "p"}})
-    r = http.patch("/api/v1/namespaces/errs/configmaps/p", content=b"{}", headers={"Content-Type": "text/html"})
+    r = http.patch(
+        "/api/v1/namespaces/errs/configmaps/p", content=b"{}", headers={"Content-Type": "text/html"}
+    )
     assert r.status_code == 415
     r = http.patch("/api/v1/namespaces/errs/configmaps/p", params={"fieldManager": "t"},
                    content=b"a: [unclosed", headers={"Content-Type": "application/apply-patch+yaml"})
@@ -147,8 +161,14 @@ def test_unknown_field_with_a_control_character_is_warned_about_escaped(http: ht
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-(2**63), max_value=2**63 - 1) | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
     max_leaves=20,
 )
 PATHS = [
@@ -174,7 +194,9 @@ CONTENT_TYPES = ["application/json", "application/merge-patch+json", "applicatio
                                            "limit", "continue", "fieldManager", "watch", "timeoutSeconds"]),
                           st.text(max_size=12), max_size=3),
 )
-def test_generated_garbage_never_500(http: httpx.Client, method: str, path: str, ctype: str, body: object, query: dict) -> None:
+def test_generated_garbage_never_500(
+    http: httpx.Client, method: str, path: str, ctype: str, body: object, query: dict
+) -> None:
     if query.get("watch"):
         query["timeoutSeconds"] = "1"
     content = body if isinstance(body, bytes) else orjson.dumps(body)
@@ -381,7 +403,9 @@ def test_integer_query_parameters_are_int64_as_go_parses_them(http: httpx.Client
 def test_a_watch_that_times_out_ends_its_response_cleanly(http: httpx.Client, timeout: str) -> None:
     """Go's timer fires at once for a negative duration; either way the chunked response is complete
     (the timeout never cuts a write in half)."""
-    with http.stream("GET", "/api/v1/namespaces", params={"watch": "true", "timeoutSeconds": timeout}) as resp:
+    with http.stream(
+        "GET", "/api/v1/namespaces", params={"watch": "true", "timeoutSeconds": timeout}
+    ) as resp:
         assert resp.status_code == 200
         body = resp.read()  # an incomplete chunked body raises here
     events = [orjson.loads(line) for line in body.splitlines()]

@@ -198,19 +198,38 @@ def test_deployment() -> None:
 
 def test_pointer_zero_is_kept_value_zero_is_dropped() -> None:
     spec = msg(f_varint(1, 0), f_bytes(3, f_bytes(1, object_meta())), f_varint(5, 0), f_varint(7, 0))
-    out = decode_k8s_protobuf(envelope("apps/v1", "Deployment", msg(f_bytes(1, object_meta("d")), f_bytes(2, spec))))
+    out = decode_k8s_protobuf(
+        envelope("apps/v1", "Deployment", msg(f_bytes(1, object_meta("d")), f_bytes(2, spec)))
+    )
     assert out["spec"] == {"replicas": 0, "template": {"metadata": {}}}  # minReadySeconds, paused: dropped
 
 
 def test_service_int_or_string_target_port() -> None:
     ports = [
-        msg(f_bytes(1, "http"), f_bytes(2, "TCP"), f_varint(3, 80), f_bytes(4, int_or_string(8080)), f_varint(5, 0)),
-        msg(f_bytes(1, "https"), f_bytes(2, "TCP"), f_varint(3, 443), f_bytes(4, int_or_string("https")),
-            f_varint(5, 30443)),
-        msg(f_bytes(1, ""), f_bytes(2, "UDP"), f_varint(3, 53), f_bytes(4, int_or_string(0))),  # no targetPort
+        msg(
+            f_bytes(1, "http"),
+            f_bytes(2, "TCP"),
+            f_varint(3, 80),
+            f_bytes(4, int_or_string(8080)),
+            f_varint(5, 0),
+        ),
+        msg(
+            f_bytes(1, "https"),
+            f_bytes(2, "TCP"),
+            f_varint(3, 443),
+            f_bytes(4, int_or_string("https")),
+            f_varint(5, 30443),
+        ),
+        msg(
+            f_bytes(1, ""), f_bytes(2, "UDP"), f_varint(3, 53), f_bytes(4, int_or_string(0))
+        ),  # no targetPort
     ]
-    spec = msg(*(f_bytes(1, p) for p in ports), entry(2, "app", "web"), f_bytes(3, ""), f_bytes(4, "ClusterIP"))
-    out = decode_k8s_protobuf(envelope("v1", "Service", msg(f_bytes(1, object_meta("web")), f_bytes(2, spec))))
+    spec = msg(
+        *(f_bytes(1, p) for p in ports), entry(2, "app", "web"), f_bytes(3, ""), f_bytes(4, "ClusterIP")
+    )
+    out = decode_k8s_protobuf(
+        envelope("v1", "Service", msg(f_bytes(1, object_meta("web")), f_bytes(2, spec)))
+    )
     assert out["spec"] == {
         "ports": [
             {"name": "http", "protocol": "TCP", "port": 80, "targetPort": 8080},
@@ -285,10 +304,21 @@ def test_delete_options_scale_eviction() -> None:
     out = decode_k8s_protobuf(envelope("v1", "DeleteOptions", msg(f_varint(1, 0), f_bytes(4, "Foreground"))))
     assert out == {"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 0,
                    "propagationPolicy": "Foreground"}
-    out = decode_k8s_protobuf(envelope("autoscaling/v1", "Scale", msg(
-        f_bytes(1, object_meta("web")), f_bytes(2, f_varint(1, 5)), f_bytes(3, f_varint(1, 0) + f_bytes(2, "")))))
+    out = decode_k8s_protobuf(
+        envelope(
+            "autoscaling/v1",
+            "Scale",
+            msg(
+                f_bytes(1, object_meta("web")),
+                f_bytes(2, f_varint(1, 5)),
+                f_bytes(3, f_varint(1, 0) + f_bytes(2, "")),
+            ),
+        )
+    )
     assert out["spec"] == {"replicas": 5} and out["status"] == {"replicas": 0}  # required: Go writes its zero
-    out = decode_k8s_protobuf(envelope("policy/v1", "Eviction", msg(f_bytes(1, object_meta("p", namespace="d")))))
+    out = decode_k8s_protobuf(
+        envelope("policy/v1", "Eviction", msg(f_bytes(1, object_meta("p", namespace="d"))))
+    )
     assert out == {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "p", "namespace": "d"}}
 
 
@@ -297,13 +327,28 @@ def test_zeros_of_required_fields_are_kept() -> None:
     so they stay, like a PriorityClass's `value: 0`; an omitempty zero (globalDefault) still goes."""
     status = msg(f_varint(3, 0), f_varint(4, 0), f_varint(5, 0), f_varint(6, 0))
     spec = msg(f_bytes(1, f_varint(1, 0) + f_varint(2, 3)), f_bytes(2, entry(1, "app", "web")))
-    out = decode_k8s_protobuf(envelope("policy/v1", "PodDisruptionBudget",
-                                       msg(f_bytes(1, object_meta("web")), f_bytes(2, spec), f_bytes(3, status))))
+    out = decode_k8s_protobuf(
+        envelope(
+            "policy/v1",
+            "PodDisruptionBudget",
+            msg(f_bytes(1, object_meta("web")), f_bytes(2, spec), f_bytes(3, status)),
+        )
+    )
     assert out["spec"] == {"minAvailable": 3, "selector": {"matchLabels": {"app": "web"}}}
-    assert out["status"] == {"disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0, "expectedPods": 0}
+    assert out["status"] == {
+        "disruptionsAllowed": 0,
+        "currentHealthy": 0,
+        "desiredHealthy": 0,
+        "expectedPods": 0,
+    }
     out = decode_k8s_protobuf(envelope("scheduling.k8s.io/v1", "PriorityClass",
                                        msg(f_bytes(1, object_meta("zero")), f_varint(2, 0), f_varint(3, 0))))
-    assert out == {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": "zero"}, "value": 0}
+    assert out == {
+        "apiVersion": "scheduling.k8s.io/v1",
+        "kind": "PriorityClass",
+        "metadata": {"name": "zero"},
+        "value": 0,
+    }
 
 
 def test_every_served_kind_has_a_schema() -> None:
@@ -362,7 +407,10 @@ def test_deep_nesting_does_not_recurse_without_bound() -> None:
     unknown = b""
     for _ in range(3000):
         unknown = f_bytes(99, unknown)
-    assert decode_k8s_protobuf(envelope("v1", "Namespace", unknown)) == {"apiVersion": "v1", "kind": "Namespace"}
+    assert decode_k8s_protobuf(envelope("v1", "Namespace", unknown)) == {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+    }
 
 
 @settings(max_examples=400, deadline=None)
@@ -416,7 +464,16 @@ CAPTURED = sorted(p.stem for p in FIXTURES.glob("*.bin"))
 
 
 def test_fixtures_cover_the_generators() -> None:
-    for name in ("namespace", "configmap", "secret", "deployment", "service", "job", "cronjob", "serviceaccount"):
+    for name in (
+        "namespace",
+        "configmap",
+        "secret",
+        "deployment",
+        "service",
+        "job",
+        "cronjob",
+        "serviceaccount",
+    ):
         assert name in CAPTURED
 
 

@@ -58,10 +58,12 @@ async def test_spdy_exec_by_hand(harness: Harness) -> None:  # noqa: F811
         ctx = ssl.create_default_context(cafile=str(harness.ca_cert))
         tcp = await trio.open_tcp_stream(host, int(port))
         stream = trio.SSLStream(tcp, ctx, server_hostname=host)
-        head = (f"POST /api/v1/namespaces/default/pods/p/exec?command=false&stdout=true&stderr=true HTTP/1.1\r\n"
-                f"Host: {host}\r\nAuthorization: Bearer {TOKEN}\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n"
-                "X-Stream-Protocol-Version: v4.channel.k8s.io\r\nX-Stream-Protocol-Version: v3.channel.k8s.io\r\n"
-                "Content-Length: 0\r\n\r\n")
+        head = (
+            f"POST /api/v1/namespaces/default/pods/p/exec?command=false&stdout=true&stderr=true HTTP/1.1\r\n"
+            f"Host: {host}\r\nAuthorization: Bearer {TOKEN}\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n"
+            "X-Stream-Protocol-Version: v4.channel.k8s.io\r\nX-Stream-Protocol-Version: v3.channel.k8s.io\r\n"
+            "Content-Length: 0\r\n\r\n"
+        )
         await stream.send_all(head.encode())
         buf = b""
         while b"\r\n\r\n" not in buf:

@@ -110,8 +110,12 @@ def test_channel_framing() -> None:
 
 
 def test_subprotocol_choice_follows_the_client_order() -> None:
-    assert choose_subprotocol(["v5.channel.k8s.io", "v4.channel.k8s.io"], ["v4.channel.k8s.io", "v5.channel.k8s.io"]) \
+    assert (
+        choose_subprotocol(
+            ["v5.channel.k8s.io", "v4.channel.k8s.io"], ["v4.channel.k8s.io", "v5.channel.k8s.io"]
+        )
         == "v5.channel.k8s.io"
+    )
     assert choose_subprotocol(["v3.channel.k8s.io"], ["v5.channel.k8s.io"]) is None
 
 
@@ -158,7 +162,9 @@ class Locator:
     def __init__(self, runtime: Runtime, cid: str) -> None:
         self.runtime, self.cid = runtime, cid
 
-    async def locate(self, pod: dict[str, Any], container: str, *, previous: bool = False) -> tuple[Runtime, str]:
+    async def locate(
+        self, pod: dict[str, Any], container: str, *, previous: bool = False
+    ) -> tuple[Runtime, str]:
         return self.runtime, self.cid
 
     def pod_ip(self, pod: dict[str, Any]) -> str | None:
@@ -168,7 +174,9 @@ class Locator:
 class FakeClient:
     """The client side of one ASGI exchange: scripted inbound messages, recorded outbound ones."""
 
-    def __init__(self, kind: str, query: bytes, subprotocols: list[str], headers: tuple[tuple[bytes, bytes], ...] = ()) -> None:
+    def __init__(
+        self, kind: str, query: bytes, subprotocols: list[str], headers: tuple[tuple[bytes, bytes], ...] = ()
+    ) -> None:
         self.scope = {"type": kind, "path": "/", "query_string": query, "headers": list(headers),
                       "subprotocols": subprotocols, "method": "GET"}
         self.to_server, self._inbox = trio.open_memory_channel[dict[str, Any]](math.inf)
@@ -198,7 +206,9 @@ async def _run(client: FakeClient, sub: str, script: Any = None, connect: Any = 
     async with open_simulated_runtime(script) as sim:
         sandbox = await sim.create_sandbox(PodSandboxSpec(name="p", uid="u1"))
         await sim.start_sandbox(sandbox)
-        cid = await sim.create_container(sandbox, ContainerSpec(name="main", image="localhost/busybox:latest"))
+        cid = await sim.create_container(
+            sandbox, ContainerSpec(name="main", image="localhost/busybox:latest")
+        )
         await sim.start_container(cid)
         kwargs = {"connect": connect} if connect else {}
         handler = PodStreamsHandler(Locator(sim, cid), **kwargs)
@@ -209,7 +219,9 @@ async def _run(client: FakeClient, sub: str, script: Any = None, connect: Any = 
 
 async def test_exec_over_v4(autojump_clock: trio.testing.MockClock) -> None:
     with trio.fail_after(10):
-        client = FakeClient("websocket", b"command=sh&command=-c&command=exit+4&stdout=true", ["v4.channel.k8s.io"])
+        client = FakeClient(
+            "websocket", b"command=sh&command=-c&command=exit+4&stdout=true", ["v4.channel.k8s.io"]
+        )
         sent = await _run(client, "exec")
         assert sent[0] == {"type": "websocket.accept", "subprotocol": "v4.channel.k8s.io"}
         status = orjson.loads(client.binary()[-1][1:])
@@ -253,5 +265,8 @@ async def test_spdy_port_forward_reports_connect_errors(autojump_clock: trio.tes
                 conn = spdy.Connection()  # re-parse everything sent so far with a fresh context
             client.to_server.send_nowait({"type": "websocket.disconnect", "code": 1000})
         errors = [f for f in frames if isinstance(f, spdy.Data) and f.stream_id == 1 and f.data]
-        assert b"error forwarding port 9 to pod default/p, uid u1: failed to connect to 10.88.0.5:9" in errors[0].data
+        assert (
+            b"error forwarding port 9 to pod default/p, uid u1: failed to connect to 10.88.0.5:9"
+            in errors[0].data
+        )
         assert spdy.SynReply(1) in frames and spdy.SynReply(3) in frames

@@ -50,7 +50,9 @@ def test_multi_document_yaml_keeps_index_and_line_of_each_document() -> None:
 
 
 def test_malformed_yaml_names_file_document_and_line() -> None:
-    text = "apiVersion: v1\nkind: Pod\n---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: a\n    labels: x: y\n"
+    text = (
+        "apiVersion: v1\nkind: Pod\n---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: a\n    labels: x: y\n"
+    )
     with pytest.raises(ManifestError) as info:
         load_text(text, "bad.yaml")
     assert info.value.format_message() == (
@@ -70,7 +72,9 @@ def test_invalid_json_file_reports_line(tmp_path: Path) -> None:
     f.write_text('{\n  "apiVersion": "v1",\n  "kind": "Pod",,\n}\n')
     with pytest.raises(ManifestError) as info:
         load_paths([str(f)])
-    assert info.value.errors == [f"{f}: document 1 (line 3): invalid JSON: Expecting property name enclosed in double quotes"]
+    assert info.value.errors == [
+        f"{f}: document 1 (line 3): invalid JSON: Expecting property name enclosed in double quotes"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -112,7 +116,11 @@ def test_every_problem_is_reported_at_once() -> None:
 
 def test_check_resolves_resource_types() -> None:
     checked = check_documents(load_text(WEB, "web.yaml"))
-    assert [(c.rt.group, c.rt.plural) for c in checked] == [("", "namespaces"), ("apps", "deployments"), ("", "services")]
+    assert [(c.rt.group, c.rt.plural) for c in checked] == [
+        ("", "namespaces"),
+        ("apps", "deployments"),
+        ("", "services"),
+    ]
 
 
 def test_list_documents_expand_to_their_items() -> None:
@@ -137,7 +145,10 @@ def test_errors_from_several_files_are_all_reported(tmp_path: Path) -> None:
     (tmp_path / "b.yaml").write_text("b: c: d\n")
     with pytest.raises(ManifestError) as info:
         load_paths([str(tmp_path)])
-    assert [e.split(":")[0] for e in info.value.errors] == [str(tmp_path / "a.yaml"), str(tmp_path / "b.yaml")]
+    assert [e.split(":")[0] for e in info.value.errors] == [
+        str(tmp_path / "a.yaml"),
+        str(tmp_path / "b.yaml"),
+    ]
 
 
 def _laughs(levels: int, fanout: int = 10, indent: str = "") -> str:

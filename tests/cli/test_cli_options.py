@@ -57,8 +57,19 @@ def fake_app(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     module.run_cluster = run_cluster  # type: ignore[attr-defined]
     module.Shutdown = Shutdown  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "orchestra.app", module)
-    for var in ("STATE_DIR", "LISTEN", "MEMORY", "SIMULATE_NODES", "APPLY", "NO_PODMAN", "DASHBOARD", "KUBECONFIG",
-                "NO_NETWORK", "TIMINGS", "STOP_PODS"):
+    for var in (
+        "STATE_DIR",
+        "LISTEN",
+        "MEMORY",
+        "SIMULATE_NODES",
+        "APPLY",
+        "NO_PODMAN",
+        "DASHBOARD",
+        "KUBECONFIG",
+        "NO_NETWORK",
+        "TIMINGS",
+        "STOP_PODS",
+    ):
         monkeypatch.delenv(f"ORCHESTRA_{var}", raising=False)
     return started
 
@@ -71,9 +82,22 @@ def test_up_defaults(fake_app: list[Any]) -> None:
 
 def test_up_options(fake_app: list[Any], tmp_path: Path) -> None:
     (tmp_path / "a.yaml").write_text("")
-    args = ["up", "--state-dir", str(tmp_path / "s"), "--listen", "0.0.0.0:7443", "--memory",
-            "--simulate-nodes", "5", "--apply", str(tmp_path / "a.yaml"), "--apply", str(tmp_path), "--no-podman",
-            "--dashboard"]
+    args = [
+        "up",
+        "--state-dir",
+        str(tmp_path / "s"),
+        "--listen",
+        "0.0.0.0:7443",
+        "--memory",
+        "--simulate-nodes",
+        "5",
+        "--apply",
+        str(tmp_path / "a.yaml"),
+        "--apply",
+        str(tmp_path),
+        "--no-podman",
+        "--dashboard",
+    ]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert fake_app == [FakeClusterConfig(
@@ -83,12 +107,26 @@ def test_up_options(fake_app: list[Any], tmp_path: Path) -> None:
 
 
 def test_up_environment(fake_app: list[Any], tmp_path: Path) -> None:
-    env = {"ORCHESTRA_STATE_DIR": str(tmp_path), "ORCHESTRA_LISTEN": "127.0.0.1:9000", "ORCHESTRA_MEMORY": "1",
-           "ORCHESTRA_SIMULATE_NODES": "2", "ORCHESTRA_NO_PODMAN": "true", "ORCHESTRA_APPLY": str(tmp_path)}
+    env = {
+        "ORCHESTRA_STATE_DIR": str(tmp_path),
+        "ORCHESTRA_LISTEN": "127.0.0.1:9000",
+        "ORCHESTRA_MEMORY": "1",
+        "ORCHESTRA_SIMULATE_NODES": "2",
+        "ORCHESTRA_NO_PODMAN": "true",
+        "ORCHESTRA_APPLY": str(tmp_path),
+    }
     result = CliRunner().invoke(cli, ["up"], env=env)
     assert result.exit_code == 0, result.output
-    assert fake_app == [FakeClusterConfig(state_dir=tmp_path, listen_port=9000, store="memory", simulate_nodes=2,
-                                          apply_paths=(tmp_path,), podman=False)]
+    assert fake_app == [
+        FakeClusterConfig(
+            state_dir=tmp_path,
+            listen_port=9000,
+            store="memory",
+            simulate_nodes=2,
+            apply_paths=(tmp_path,),
+            podman=False,
+        )
+    ]
 
 
 def test_up_ctrl_c_exits_cleanly(fake_app: list[Any]) -> None:
@@ -158,7 +196,10 @@ def test_unreachable_server_is_reported_without_traceback(tmp_path: Path) -> Non
     kc = _kubeconfig(tmp_path / "kc", "http://127.0.0.1:1")
     result = CliRunner().invoke(cli, ["get", "pods"], env={"ORCHESTRA_KUBECONFIG": str(kc)})
     assert result.exit_code == 1
-    assert result.stderr == "error: The connection to the server 127.0.0.1:1 was refused - is `orchestra up` running?\n"
+    assert (
+        result.stderr
+        == "error: The connection to the server 127.0.0.1:1 was refused - is `orchestra up` running?\n"
+    )
 
 
 def test_unknown_resource_type(tmp_path: Path) -> None:
@@ -187,7 +228,9 @@ def test_apply_rejects_a_namespace_that_contradicts_the_flag(tmp_path: Path) -> 
     cm.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: shop}\n")
     result = CliRunner().invoke(cli, ["apply", "-f", str(cm), "-n", "other", "--kubeconfig", str(kc)])
     assert result.exit_code == 1
-    assert "the namespace from the provided object \"shop\" does not match the namespace \"other\"" in result.stderr
+    assert (
+        'the namespace from the provided object "shop" does not match the namespace "other"' in result.stderr
+    )
 
 
 def test_apply_from_stdin_reports_stdin(tmp_path: Path) -> None:
@@ -221,10 +264,20 @@ def test_kubeconfig_tls_settings(tmp_path: Path) -> None:
     import base64
 
     pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
-    doc = {"current-context": "c", "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}],
-           "clusters": [{"name": "k", "cluster": {"server": "https://h:1",
-                                                   "certificate-authority-data": base64.b64encode(pem.encode()).decode()}}],
-           "users": [{"name": "u", "user": {"token": "t"}}]}
+    doc = {
+        "current-context": "c",
+        "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}],
+        "clusters": [
+            {
+                "name": "k",
+                "cluster": {
+                    "server": "https://h:1",
+                    "certificate-authority-data": base64.b64encode(pem.encode()).decode(),
+                },
+            }
+        ],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+    }
     assert ClientConfig.from_dict(doc).ca_pem == pem
     (tmp_path / "ca.crt").write_text(pem)
     doc["clusters"] = [{"name": "k", "cluster": {"server": "https://h:1", "certificate-authority": "ca.crt"}}]

@@ -33,7 +33,10 @@ POD_TABLE = {
         },
         {
             "cells": ["web-9044812af3-f825s", "0/1", "Pending", 0, "0s", None, None, "<none>", "<none>"],
-            "object": {"kind": "PartialObjectMetadata", "metadata": {"name": "web-9044812af3-f825s", "namespace": "shop"}},
+            "object": {
+                "kind": "PartialObjectMetadata",
+                "metadata": {"name": "web-9044812af3-f825s", "namespace": "shop"},
+            },
         },
     ],
 }
@@ -125,14 +128,30 @@ def test_tabwriter_blocks_align_independently() -> None:
 def test_describe_pod_layout() -> None:
     pod = {
         "metadata": {"name": "solo", "namespace": "default", "labels": {"app": "web", "tier": "fe"}},
-        "spec": {"nodeName": "node-1", "serviceAccountName": "default",
-                 "containers": [{"name": "main", "image": "busybox", "ports": [{"containerPort": 8080}]}]},
-        "status": {"phase": "Running", "hostIP": "10.0.0.1", "podIP": "10.244.0.5",
-                   "podIPs": [{"ip": "10.244.0.5"}], "qosClass": "BestEffort",
-                   "conditions": [{"type": "Ready", "status": "True"}],
-                   "containerStatuses": [{"name": "main", "ready": True, "restartCount": 0, "image": "busybox",
-                                          "imageID": "sha256:1", "containerID": "podman://abc",
-                                          "state": {"waiting": {"reason": "ContainerCreating"}}}]},
+        "spec": {
+            "nodeName": "node-1",
+            "serviceAccountName": "default",
+            "containers": [{"name": "main", "image": "busybox", "ports": [{"containerPort": 8080}]}],
+        },
+        "status": {
+            "phase": "Running",
+            "hostIP": "10.0.0.1",
+            "podIP": "10.244.0.5",
+            "podIPs": [{"ip": "10.244.0.5"}],
+            "qosClass": "BestEffort",
+            "conditions": [{"type": "Ready", "status": "True"}],
+            "containerStatuses": [
+                {
+                    "name": "main",
+                    "ready": True,
+                    "restartCount": 0,
+                    "image": "busybox",
+                    "imageID": "sha256:1",
+                    "containerID": "podman://abc",
+                    "state": {"waiting": {"reason": "ContainerCreating"}},
+                }
+            ],
+        },
     }
     assert describe_pod(pod) == (
         "Name:             solo\n"
@@ -196,4 +215,7 @@ def test_yaml_quotes_like_go() -> None:
 
 
 def test_yaml_prints_multiline_strings_as_blocks() -> None:
-    assert to_yaml({"data": {"run.sh": "echo hi\necho there\n"}}) == "data:\n  run.sh: |\n    echo hi\n    echo there\n"
+    assert (
+        to_yaml({"data": {"run.sh": "echo hi\necho there\n"}})
+        == "data:\n  run.sh: |\n    echo hi\n    echo there\n"
+    )

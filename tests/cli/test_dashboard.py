@@ -40,7 +40,14 @@ def line_with(text: str, needle: str) -> str:
     return found[0]
 
 
-def pod(name: str, *, node: str | None = None, cpu: str = "100m", memory: str = "64Mi", labels: dict[str, str] | None = None) -> Obj:
+def pod(
+    name: str,
+    *,
+    node: str | None = None,
+    cpu: str = "100m",
+    memory: str = "64Mi",
+    labels: dict[str, str] | None = None,
+) -> Obj:
     spec: Obj = {"containers": [{"name": "app", "image": "busybox",
                                  "resources": {"requests": {"cpu": cpu, "memory": memory}}}]}
     if node:
@@ -55,42 +62,104 @@ async def set_status(api: Api, name: str, status: Obj, namespace: str = "default
     await api.client.update_status(api.rt("Pod"), cur)
 
 
-RUNNING = {"phase": "Running", "podIP": "10.88.0.5", "conditions": [{"type": "Ready", "status": "True"}],
-           "containerStatuses": [{"name": "app", "ready": True, "restartCount": 0, "image": "busybox", "imageID": "",
-                                  "state": {"running": {"startedAt": "2025-01-01T00:00:00Z"}}}]}
-CRASHING = {"phase": "Running", "podIP": "10.88.0.6", "conditions": [{"type": "Ready", "status": "False"}],
-            "containerStatuses": [{"name": "app", "ready": False, "restartCount": 4, "image": "busybox", "imageID": "",
-                                   "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s"}},
-                                   "lastState": {"terminated": {"exitCode": 2, "reason": "Error",
-                                                                "finishedAt": "2025-01-01T00:00:00Z"}}}]}
+RUNNING = {
+    "phase": "Running",
+    "podIP": "10.88.0.5",
+    "conditions": [{"type": "Ready", "status": "True"}],
+    "containerStatuses": [
+        {
+            "name": "app",
+            "ready": True,
+            "restartCount": 0,
+            "image": "busybox",
+            "imageID": "",
+            "state": {"running": {"startedAt": "2025-01-01T00:00:00Z"}},
+        }
+    ],
+}
+CRASHING = {
+    "phase": "Running",
+    "podIP": "10.88.0.6",
+    "conditions": [{"type": "Ready", "status": "False"}],
+    "containerStatuses": [
+        {
+            "name": "app",
+            "ready": False,
+            "restartCount": 4,
+            "image": "busybox",
+            "imageID": "",
+            "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s"}},
+            "lastState": {
+                "terminated": {"exitCode": 2, "reason": "Error", "finishedAt": "2025-01-01T00:00:00Z"}
+            },
+        }
+    ],
+}
 
 
 async def seed(api: Api) -> None:
     await api.create("Namespace", {"metadata": {"name": "shop"}}, None)
-    node = await api.create("Node", {"metadata": {"name": "node-a", "labels": {"node-role.kubernetes.io/control-plane": ""}}}, None)
+    node = await api.create(
+        "Node",
+        {"metadata": {"name": "node-a", "labels": {"node-role.kubernetes.io/control-plane": ""}}},
+        None,
+    )
     node["status"] = {"allocatable": {"cpu": "2", "memory": "4Gi", "pods": "110"},
                       "conditions": [{"type": "Ready", "status": "True"}]}
     await api.client.update_status(api.rt("Node"), node)
-    await api.create("Deployment", {"metadata": {"name": "web"}, "spec": {
-        "replicas": 3, "selector": {"matchLabels": {"app": "web"}},
-        "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "app", "image": "busybox"}]}}}},
-        "shop")
-    await api.create("Service", {"metadata": {"name": "web"}, "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}}, "shop")
-    await api.create("EndpointSlice", {
-        "metadata": {"name": "web-abc", "labels": {"kubernetes.io/service-name": "web"}}, "addressType": "IPv4",
-        "endpoints": [{"addresses": ["10.88.0.5"], "conditions": {"ready": True}},
-                      {"addresses": ["10.88.0.6"], "conditions": {"ready": False}}],
-        "ports": [{"port": 80, "protocol": "TCP"}]}, "shop")
+    await api.create(
+        "Deployment",
+        {
+            "metadata": {"name": "web"},
+            "spec": {
+                "replicas": 3,
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {
+                    "metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "app", "image": "busybox"}]},
+                },
+            },
+        },
+        "shop",
+    )
+    await api.create(
+        "Service",
+        {"metadata": {"name": "web"}, "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}},
+        "shop",
+    )
+    await api.create(
+        "EndpointSlice",
+        {
+            "metadata": {"name": "web-abc", "labels": {"kubernetes.io/service-name": "web"}},
+            "addressType": "IPv4",
+            "endpoints": [
+                {"addresses": ["10.88.0.5"], "conditions": {"ready": True}},
+                {"addresses": ["10.88.0.6"], "conditions": {"ready": False}},
+            ],
+            "ports": [{"port": 80, "protocol": "TCP"}],
+        },
+        "shop",
+    )
     await api.create("Pod", pod("web-1", node="node-a", cpu="500m", memory="1Gi"), "shop")
     await api.create("Pod", pod("web-2", node="node-a", cpu="500m", memory="1Gi"), "shop")
     await api.create("Pod", pod("web-3", cpu="4"), "shop")
     await set_status(api, "web-1", RUNNING, "shop")
     await set_status(api, "web-2", CRASHING, "shop")
-    await api.create("Event", {
-        "metadata": {"name": "web-3.1"}, "involvedObject": {"kind": "Pod", "namespace": "shop", "name": "web-3"},
-        "reason": "FailedScheduling", "type": "Warning", "count": 2, "source": {"component": "default-scheduler"},
-        "message": "0/1 nodes are available: 1 Insufficient cpu.",
-        "firstTimestamp": "2025-01-01T00:00:00Z", "lastTimestamp": "2025-01-01T00:01:00Z"}, "shop")
+    await api.create(
+        "Event",
+        {
+            "metadata": {"name": "web-3.1"},
+            "involvedObject": {"kind": "Pod", "namespace": "shop", "name": "web-3"},
+            "reason": "FailedScheduling",
+            "type": "Warning",
+            "count": 2,
+            "source": {"component": "default-scheduler"},
+            "message": "0/1 nodes are available: 1 Insufficient cpu.",
+            "firstTimestamp": "2025-01-01T00:00:00Z",
+            "lastTimestamp": "2025-01-01T00:01:00Z",
+        },
+        "shop",
+    )
 
 
 async def started(api: Api, nursery: trio.Nursery, *, namespace: str | None = None) -> Dashboard:
@@ -139,8 +208,18 @@ def test_bar_and_scroll() -> None:
 
 
 def test_workload_counts_per_kind() -> None:
-    dep = {"spec": {"replicas": 3}, "status": {"readyReplicas": 2, "updatedReplicas": 3, "availableReplicas": 2}}
-    ds = {"status": {"desiredNumberScheduled": 4, "numberReady": 4, "updatedNumberScheduled": 4, "numberAvailable": 3}}
+    dep = {
+        "spec": {"replicas": 3},
+        "status": {"readyReplicas": 2, "updatedReplicas": 3, "availableReplicas": 2},
+    }
+    ds = {
+        "status": {
+            "desiredNumberScheduled": 4,
+            "numberReady": 4,
+            "updatedNumberScheduled": 4,
+            "numberAvailable": 3,
+        }
+    }
     job = {"spec": {"completions": 5}, "status": {"ready": 1, "succeeded": 2}}
     assert workload_counts("Deployment", dep) == ("3", "2", "3", "2")
     assert workload_counts("DaemonSet", ds) == ("4", "4", "4", "3")
@@ -220,7 +299,10 @@ async def test_filter_namespace_and_selection_keys() -> None:
             for key in "/web-3":
                 dash.press(key)
             text = screen(dash)  # typed live
-            assert "filter: web-3█" in text and "web-1" not in line_with(text, "NAMESPACE") + text.split("NAMESPACE")[1]
+            assert (
+                "filter: web-3█" in text
+                and "web-1" not in line_with(text, "NAMESPACE") + text.split("NAMESPACE")[1]
+            )
             assert "web-3" in text
             dash.press("enter")
             assert "filter: web-3" in screen(dash) and dash.ui.mode == "list"

@@ -19,35 +19,82 @@ Obj = dict[str, Any]
 NOW = datetime(2025, 1, 1, 0, 10, tzinfo=UTC)
 
 
-def make_pod(*, node: str | None = "node-1", status: Obj | None = None, probe: bool = False, **meta: Any) -> Obj:
+def make_pod(
+    *, node: str | None = "node-1", status: Obj | None = None, probe: bool = False, **meta: Any
+) -> Obj:
     container: Obj = {"name": "app", "image": "example/app:1"}
     if probe:
         container["readinessProbe"] = {"httpGet": {"path": "/ready", "port": 8080}}
     spec: Obj = {"containers": [container]}
     if node:
         spec["nodeName"] = node
-    return {"metadata": {"name": "web", "namespace": "shop", "uid": "u1", "creationTimestamp": "2025-01-01T00:00:00Z", **meta},
-            "spec": spec, "status": status or {"phase": "Pending"}}
+    return {
+        "metadata": {
+            "name": "web",
+            "namespace": "shop",
+            "uid": "u1",
+            "creationTimestamp": "2025-01-01T00:00:00Z",
+            **meta,
+        },
+        "spec": spec,
+        "status": status or {"phase": "Pending"},
+    }
 
 
-def event(reason: str, message: str, *, type_: str = "Warning", count: int = 1, at: str = "2025-01-01T00:09:00Z") -> Obj:
-    return {"reason": reason, "message": message, "type": type_, "count": count, "lastTimestamp": at,
-            "firstTimestamp": "2025-01-01T00:00:00Z", "involvedObject": {"kind": "Pod", "name": "web", "uid": "u1"}}
+def event(
+    reason: str, message: str, *, type_: str = "Warning", count: int = 1, at: str = "2025-01-01T00:09:00Z"
+) -> Obj:
+    return {
+        "reason": reason,
+        "message": message,
+        "type": type_,
+        "count": count,
+        "lastTimestamp": at,
+        "firstTimestamp": "2025-01-01T00:00:00Z",
+        "involvedObject": {"kind": "Pod", "name": "web", "uid": "u1"},
+    }
 
 
 def cs(state: Obj, *, ready: bool = False, restarts: int = 0, last: Obj | None = None) -> Obj:
-    out = {"name": "app", "image": "example/app:1", "imageID": "", "ready": ready, "restartCount": restarts, "state": state}
+    out = {
+        "name": "app",
+        "image": "example/app:1",
+        "imageID": "",
+        "ready": ready,
+        "restartCount": restarts,
+        "state": state,
+    }
     if last:
         out["lastState"] = {"terminated": last}
     return out
 
 
-UNSCHEDULABLE = {"phase": "Pending", "conditions": [{
-    "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-    "message": "0/3 nodes are available: 3 Insufficient cpu. preemption: 0/3 nodes are available: 3 No preemption victims found for incoming pod."}]}
-CRASH = {"phase": "Running", "containerStatuses": [cs(
-    {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 1m20s restarting failed container=app pod=web_shop(u1)"}},
-    restarts=5, last={"exitCode": 1, "reason": "Error", "finishedAt": "2025-01-01T00:09:30Z"})]}
+UNSCHEDULABLE = {
+    "phase": "Pending",
+    "conditions": [
+        {
+            "type": "PodScheduled",
+            "status": "False",
+            "reason": "Unschedulable",
+            "message": "0/3 nodes are available: 3 Insufficient cpu. preemption: 0/3 nodes are available: 3 No preemption victims found for incoming pod.",
+        }
+    ],
+}
+CRASH = {
+    "phase": "Running",
+    "containerStatuses": [
+        cs(
+            {
+                "waiting": {
+                    "reason": "CrashLoopBackOff",
+                    "message": "back-off 1m20s restarting failed container=app pod=web_shop(u1)",
+                }
+            },
+            restarts=5,
+            last={"exitCode": 1, "reason": "Error", "finishedAt": "2025-01-01T00:09:30Z"},
+        )
+    ],
+}
 
 
 @pytest.mark.parametrize(("pod", "events", "state", "must"), [
@@ -95,14 +142,20 @@ def test_crash_loop_asks_for_the_previous_log() -> None:
     lines = found.lines("line 1\npanic: boom\n")
     assert lines[-2:] == ["    line 1", "    panic: boom"]
     assert "Last log lines (previous instance of container app):" in "\n".join(lines)
-    assert "(no logs: pods/log needs a node agent)" in "\n".join(found.lines(None, "pods/log needs a node agent"))
+    assert "(no logs: pods/log needs a node agent)" in "\n".join(
+        found.lines(None, "pods/log needs a node agent")
+    )
 
 
 # --- the command, against a live server ------------------------------------------------------------
 
 
 def _api(live: LiveCluster) -> httpx.Client:
-    return httpx.Client(base_url=live.url, headers={"Authorization": f"Bearer {live.token}"}, verify=ssl.create_default_context(cafile=str(live.ca_cert)))
+    return httpx.Client(
+        base_url=live.url,
+        headers={"Authorization": f"Bearer {live.token}"},
+        verify=ssl.create_default_context(cafile=str(live.ca_cert)),
+    )
 
 
 @pytest.fixture
@@ -110,22 +163,43 @@ def crashing_pod(live_cluster: LiveCluster) -> tuple[str, str]:
     ns = f"explain-{uuid.uuid4().hex[:6]}"
     with _api(live_cluster) as api:
         api.post("/api/v1/namespaces", json={"metadata": {"name": ns}}).raise_for_status()
-        api.post(f"/api/v1/namespaces/{ns}/pods", json={"metadata": {"name": "web"}, "spec": {
-            "nodeName": "node-1", "containers": [{"name": "app", "image": "example/app:1"}]}}).raise_for_status()
+        api.post(
+            f"/api/v1/namespaces/{ns}/pods",
+            json={
+                "metadata": {"name": "web"},
+                "spec": {"nodeName": "node-1", "containers": [{"name": "app", "image": "example/app:1"}]},
+            },
+        ).raise_for_status()
         pod = api.get(f"/api/v1/namespaces/{ns}/pods/web").json()
         pod["status"] = CRASH
         api.put(f"/api/v1/namespaces/{ns}/pods/web/status", json=pod).raise_for_status()
-        api.post(f"/api/v1/namespaces/{ns}/events", json={
-            "metadata": {"name": "web.1"}, "reason": "BackOff", "type": "Warning", "count": 3,
-            "message": "Back-off restarting failed container app",
-            "involvedObject": {"kind": "Pod", "namespace": ns, "name": "web", "uid": pod["metadata"]["uid"]}}).raise_for_status()
+        api.post(
+            f"/api/v1/namespaces/{ns}/events",
+            json={
+                "metadata": {"name": "web.1"},
+                "reason": "BackOff",
+                "type": "Warning",
+                "count": 3,
+                "message": "Back-off restarting failed container app",
+                "involvedObject": {
+                    "kind": "Pod",
+                    "namespace": ns,
+                    "name": "web",
+                    "uid": pod["metadata"]["uid"],
+                },
+            },
+        ).raise_for_status()
     return ns, "web"
 
 
 @pytest.mark.parametrize("command", [explain_command, why_command], ids=["explain", "why"])
-def test_explain_command_against_a_live_server(live_cluster: LiveCluster, crashing_pod: tuple[str, str], command: Any) -> None:
+def test_explain_command_against_a_live_server(
+    live_cluster: LiveCluster, crashing_pod: tuple[str, str], command: Any
+) -> None:
     ns, name = crashing_pod
-    result = CliRunner().invoke(command, ["pod", name, "-n", ns, "--kubeconfig", str(live_cluster.kubeconfig)])
+    result = CliRunner().invoke(
+        command, ["pod", name, "-n", ns, "--kubeconfig", str(live_cluster.kubeconfig)]
+    )
     assert result.exit_code == 0, result.output
     assert f"Pod {ns}/{name} is crash-looping: container app keeps exiting." in result.output
     assert "restarted 5 times; it last exited with exit code 1 (Error)" in result.output

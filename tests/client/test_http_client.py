@@ -72,7 +72,11 @@ async def test_crud_round_trip(client: HttpClient, ns: str) -> None:
         assert await client.delete(rt, ns, "a") is None
         with pytest.raises(errors.NotFound) as info:
             await client.get(rt, ns, "a")
-        assert info.value.code == 404 and info.value.name == "a" and 'configmaps "a" not found' in info.value.message
+        assert (
+            info.value.code == 404
+            and info.value.name == "a"
+            and 'configmaps "a" not found' in info.value.message
+        )
 
 
 async def test_errors_map_to_api_error_classes(client: HttpClient, ns: str) -> None:
@@ -94,16 +98,30 @@ async def test_errors_map_to_api_error_classes(client: HttpClient, ns: str) -> N
 async def test_status_update_bind_and_scale(client: HttpClient, ns: str) -> None:
     with trio.fail_after(20):
         pods = client.kind("Pod")
-        await client.create(pods, ns, {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}})
+        await client.create(
+            pods, ns, {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+        )
         await client.bind(ns, "p", "node-x")
         pod = await client.get(pods, ns, "p")
         assert pod["spec"]["nodeName"] == "node-x"
         pod["status"] = {"phase": "Running", "podIP": "10.1.2.3"}
         assert (await client.update_status(pods, pod))["status"]["podIP"] == "10.1.2.3"
         deps = client.kind("Deployment")
-        await client.create(deps, ns, {"metadata": {"name": "d"}, "spec": {
-            "replicas": 1, "selector": {"matchLabels": {"a": "b"}},
-            "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}}})
+        await client.create(
+            deps,
+            ns,
+            {
+                "metadata": {"name": "d"},
+                "spec": {
+                    "replicas": 1,
+                    "selector": {"matchLabels": {"a": "b"}},
+                    "template": {
+                        "metadata": {"labels": {"a": "b"}},
+                        "spec": {"containers": [{"name": "c", "image": "i"}]},
+                    },
+                },
+            },
+        )
         scale = await client.patch(deps, ns, "d", {"spec": {"replicas": 4}}, subresource="scale")
         assert scale["kind"] == "Scale" and scale["spec"]["replicas"] == 4
         assert (await client.get(deps, ns, "d"))["spec"]["replicas"] == 4
@@ -144,7 +162,9 @@ async def test_informer_over_http(client: HttpClient, ns: str) -> None:
         await client.create(rt, ns, cm("before"))
         informer = Informer(client, rt, namespace=ns)
         changed = trio.Event()
-        informer.add_handler(lambda t, old, new: changed.set() if new and new["metadata"]["name"] == "after" else None)
+        informer.add_handler(
+            lambda t, old, new: changed.set() if new and new["metadata"]["name"] == "after" else None
+        )
         async with trio.open_nursery() as nursery:
             await nursery.start(informer.run)
             assert informer.get(ns, "before") is not None
@@ -156,8 +176,11 @@ async def test_informer_over_http(client: HttpClient, ns: str) -> None:
 
 async def test_pod_logs_without_a_node_agent_is_a_bad_request(client: HttpClient, ns: str) -> None:
     with trio.fail_after(20):
-        await client.create(client.kind("Pod"), ns, {"metadata": {"name": "l"},
-                                                    "spec": {"containers": [{"name": "c", "image": "busybox"}]}})
+        await client.create(
+            client.kind("Pod"),
+            ns,
+            {"metadata": {"name": "l"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}},
+        )
         try:
             text = await client.pod_logs(ns, "l", tail_lines=20)
         except errors.ApiError as exc:  # no node agent in this server (or the pod has not started)
@@ -179,7 +202,9 @@ async def test_bad_token_and_unreachable_server(live_cluster: LiveCluster) -> No
                 with pytest.raises(TransportError) as info:
                     await c.get(c.kind("ConfigMap"), "default", "x")
                 assert isinstance(info.value, OSError)
-        async with HttpClient(attrs.evolve(good, ca_data=None)) as c:  # the system CAs do not know this cluster
+        async with HttpClient(
+            attrs.evolve(good, ca_data=None)
+        ) as c:  # the system CAs do not know this cluster
             with pytest.raises(TransportError):
                 await c.list(c.kind("ConfigMap"))
 

@@ -51,7 +51,10 @@ def pod(name: str, *, labels: dict[str, str] | None = None, node: str | None = N
         ready: bool = False, ports: list[Obj] | None = None, owner: Obj | None = None, **spec: Any) -> Obj:
     obj: Obj = {
         "metadata": {"name": name, "labels": labels or {}},
-        "spec": {"containers": [{"name": "c", "image": "busybox", **({"ports": ports} if ports else {})}], **spec},
+        "spec": {
+            "containers": [{"name": "c", "image": "busybox", **({"ports": ports} if ports else {})}],
+            **spec,
+        },
     }
     if node:
         obj["spec"]["nodeName"] = node

@@ -29,7 +29,9 @@ from orchestra.cli.rest import RestClient
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(importlib.util.find_spec("orchestra.app") is None, reason="orchestra.app not written yet"),
+    pytest.mark.skipif(
+        importlib.util.find_spec("orchestra.app") is None, reason="orchestra.app not written yet"
+    ),
 ]
 
 APP = """\
@@ -92,9 +94,24 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     port = _free_port()
     log = (state / "server.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "orchestra", "up", "--memory", "--no-podman", "--no-network", "--simulate-nodes", "1",
-         "--state-dir", str(state), "--listen", f"127.0.0.1:{port}"],
-        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "ORCHESTRA_NO_PODMAN": "1"},
+        [
+            sys.executable,
+            "-m",
+            "orchestra",
+            "up",
+            "--memory",
+            "--no-podman",
+            "--no-network",
+            "--simulate-nodes",
+            "1",
+            "--state-dir",
+            str(state),
+            "--listen",
+            f"127.0.0.1:{port}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "ORCHESTRA_NO_PODMAN": "1"},
     )
     try:
         _wait_ready(proc, port, state)
@@ -154,7 +171,10 @@ def test_reapply_is_unchanged_and_a_change_is_configured(server: Path, app: Path
     again = run(server, "apply", "-f", str(app))
     assert again.exit_code == 0, again.output
     assert again.stdout.splitlines() == [
-        "namespace/e2e unchanged", "configmap/cfg unchanged", "deployment.apps/web unchanged", "service/web unchanged",
+        "namespace/e2e unchanged",
+        "configmap/cfg unchanged",
+        "deployment.apps/web unchanged",
+        "service/web unchanged",
     ]
     changed = tmp_path / "app.yaml"
     changed.write_text(APP.replace("IMAGE", "busybox:2"))
@@ -263,7 +283,12 @@ def test_delete_by_name_and_by_file(server: Path, tmp_path: Path) -> None:
 
 
 def test_get_watch_follows_changes(server: Path, tmp_path: Path) -> None:
-    assert run(server, "apply", "-f", "-", input="apiVersion: v1\nkind: ConfigMap\nmetadata: {name: w1}\n").exit_code == 0
+    assert (
+        run(
+            server, "apply", "-f", "-", input="apiVersion: v1\nkind: ConfigMap\nmetadata: {name: w1}\n"
+        ).exit_code
+        == 0
+    )
     proc = subprocess.Popen(
         [sys.executable, "-m", "orchestra", "get", "configmaps", "-w", "--kubeconfig", str(server)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -275,7 +300,9 @@ def test_get_watch_follows_changes(server: Path, tmp_path: Path) -> None:
     try:
         assert lines.get(timeout=10).split() == ["NAME", "DATA", "AGE"]
         assert lines.get(timeout=10).split()[0] == "w1"
-        created = run(server, "apply", "-f", "-", input="apiVersion: v1\nkind: ConfigMap\nmetadata: {name: w2}\n")
+        created = run(
+            server, "apply", "-f", "-", input="apiVersion: v1\nkind: ConfigMap\nmetadata: {name: w2}\n"
+        )
         assert created.exit_code == 0
         assert lines.get(timeout=10).split()[0] == "w2"
         # Later events may carry no column definitions; the row must still print in full.

@@ -22,8 +22,10 @@ import httpx
 import orjson
 import pytest
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is needed to drive a real terminal")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is needed to drive a real terminal"),
+]
 
 SERVER = """
 import sys, attrs, trio
@@ -43,7 +45,9 @@ class Server:
         self.state = state
         self.log = state.parent / "server.log"
         with open(self.log, "wb") as err:
-            self.proc = subprocess.Popen([sys.executable, "-c", SERVER, str(state)], stdout=subprocess.DEVNULL, stderr=err)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", SERVER, str(state)], stdout=subprocess.DEVNULL, stderr=err
+            )
         self.kubeconfig = state / "kubeconfig"
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -52,8 +56,11 @@ class Server:
             if self.kubeconfig.exists():
                 cfg = orjson.loads(self.kubeconfig.read_bytes())
                 self.url = cfg["clusters"][0]["cluster"]["server"]
-                self.api = httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {cfg['users'][0]['user']['token']}"},
-                                        verify=ssl.create_default_context(cafile=str(state / "pki" / "ca.crt")))
+                self.api = httpx.Client(
+                    base_url=self.url,
+                    headers={"Authorization": f"Bearer {cfg['users'][0]['user']['token']}"},
+                    verify=ssl.create_default_context(cafile=str(state / "pki" / "ca.crt")),
+                )
                 try:
                     if self.api.get("/readyz").status_code == 200:
                         return
@@ -77,29 +84,84 @@ class Server:
 
 def seed(s: Server) -> None:
     s.call("POST", "/api/v1/namespaces", {"metadata": {"name": NS}})
-    node = s.call("POST", "/api/v1/nodes", {"metadata": {"name": "node-1", "labels": {"node-role.kubernetes.io/control-plane": ""}}})
-    node["status"] = {"allocatable": {"cpu": "4", "memory": "8Gi", "pods": "110"}, "capacity": {"cpu": "4", "memory": "8Gi", "pods": "110"},
-                      "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}]}
+    node = s.call(
+        "POST",
+        "/api/v1/nodes",
+        {"metadata": {"name": "node-1", "labels": {"node-role.kubernetes.io/control-plane": ""}}},
+    )
+    node["status"] = {
+        "allocatable": {"cpu": "4", "memory": "8Gi", "pods": "110"},
+        "capacity": {"cpu": "4", "memory": "8Gi", "pods": "110"},
+        "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}],
+    }
     s.call("PUT", "/api/v1/nodes/node-1/status", node)
-    s.call("POST", f"/apis/apps/v1/namespaces/{NS}/deployments", {"metadata": {"name": "web"}, "spec": {
-        "replicas": 2, "selector": {"matchLabels": {"app": "web"}},
-        "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "app", "image": "busybox"}]}}}})
+    s.call(
+        "POST",
+        f"/apis/apps/v1/namespaces/{NS}/deployments",
+        {
+            "metadata": {"name": "web"},
+            "spec": {
+                "replicas": 2,
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {
+                    "metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "app", "image": "busybox"}]},
+                },
+            },
+        },
+    )
     s.call("POST", f"/api/v1/namespaces/{NS}/services", {"metadata": {"name": "web"}, "spec": {
         "selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]}})
     for name, cpu in (("web-a", "500m"), ("web-b", "64")):
-        s.call("POST", f"/api/v1/namespaces/{NS}/pods", {"metadata": {"name": name, "labels": {"app": "web"}}, "spec": {
-            "containers": [{"name": "app", "image": "busybox", "resources": {"requests": {"cpu": cpu, "memory": "128Mi"}}}]}})
+        s.call(
+            "POST",
+            f"/api/v1/namespaces/{NS}/pods",
+            {
+                "metadata": {"name": name, "labels": {"app": "web"}},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "app",
+                            "image": "busybox",
+                            "resources": {"requests": {"cpu": cpu, "memory": "128Mi"}},
+                        }
+                    ]
+                },
+            },
+        )
     s.call("POST", f"/api/v1/namespaces/{NS}/pods/web-a/binding", {"apiVersion": "v1", "kind": "Binding",
            "metadata": {"name": "web-a"}, "target": {"kind": "Node", "name": "node-1"}})
     pod = s.call("GET", f"/api/v1/namespaces/{NS}/pods/web-a")
-    pod["status"] = {"phase": "Running", "podIP": "10.88.0.7", "conditions": [{"type": "Ready", "status": "True"}],
-                     "containerStatuses": [{"name": "app", "ready": True, "restartCount": 0, "image": "busybox", "imageID": "",
-                                            "started": True, "state": {"running": {"startedAt": "2025-01-01T00:00:00Z"}}}]}
+    pod["status"] = {
+        "phase": "Running",
+        "podIP": "10.88.0.7",
+        "conditions": [{"type": "Ready", "status": "True"}],
+        "containerStatuses": [
+            {
+                "name": "app",
+                "ready": True,
+                "restartCount": 0,
+                "image": "busybox",
+                "imageID": "",
+                "started": True,
+                "state": {"running": {"startedAt": "2025-01-01T00:00:00Z"}},
+            }
+        ],
+    }
     s.call("PUT", f"/api/v1/namespaces/{NS}/pods/web-a/status", pod)
-    s.call("POST", f"/api/v1/namespaces/{NS}/events", {
-        "metadata": {"name": "web-b.1"}, "involvedObject": {"kind": "Pod", "namespace": NS, "name": "web-b"},
-        "reason": "FailedScheduling", "type": "Warning", "count": 3, "source": {"component": "default-scheduler"},
-        "message": "0/1 nodes are available: 1 Insufficient cpu."})
+    s.call(
+        "POST",
+        f"/api/v1/namespaces/{NS}/events",
+        {
+            "metadata": {"name": "web-b.1"},
+            "involvedObject": {"kind": "Pod", "namespace": NS, "name": "web-b"},
+            "reason": "FailedScheduling",
+            "type": "Warning",
+            "count": 3,
+            "source": {"component": "default-scheduler"},
+            "message": "0/1 nodes are available: 1 Insufficient cpu.",
+        },
+    )
 
 
 class Terminal:
@@ -112,16 +174,21 @@ class Terminal:
                         "sh", "-c", script], check=True)
 
     def keys(self, *keys: str, literal: bool = False) -> None:
-        subprocess.run(["tmux", "send-keys", "-t", self.name, *(["-l"] if literal else []), *keys], check=True)
+        subprocess.run(
+            ["tmux", "send-keys", "-t", self.name, *(["-l"] if literal else []), *keys], check=True
+        )
 
     def type(self, text: str) -> None:
         self.keys(text, literal=True)
 
     def screen(self) -> str:
-        return subprocess.run(["tmux", "capture-pane", "-p", "-t", self.name], check=True, capture_output=True,
-                              text=True).stdout
+        return subprocess.run(
+            ["tmux", "capture-pane", "-p", "-t", self.name], check=True, capture_output=True, text=True
+        ).stdout
 
-    def wait(self, *texts: str, gone: tuple[str, ...] = (), check: Callable[[str], bool] | None = None) -> str:
+    def wait(
+        self, *texts: str, gone: tuple[str, ...] = (), check: Callable[[str], bool] | None = None
+    ) -> str:
         """Wait until every `texts` is on screen (and none of `gone`); fail with the screen if not."""
         deadline = time.monotonic() + SCREEN_TIMEOUT
         screen = previous = ""
@@ -156,7 +223,9 @@ def dashboard_command(kubeconfig: Path) -> str:
     """`orchestra dashboard` when the main CLI registers it; its own module entry point otherwise."""
     from orchestra.cli.main import cli
 
-    entry = ["-m", "orchestra", "dashboard"] if "dashboard" in cli.commands else ["-m", "orchestra.cli.dashboard"]
+    entry = (
+        ["-m", "orchestra", "dashboard"] if "dashboard" in cli.commands else ["-m", "orchestra.cli.dashboard"]
+    )
     return shlex.join([sys.executable, *entry, "--kubeconfig", str(kubeconfig)])
 
 
@@ -171,7 +240,9 @@ def server(tmp_path: Path) -> Iterator[Server]:
 
 def test_dashboard_in_a_real_terminal(server: Server, tmp_path: Path) -> None:
     seed(server)
-    term = Terminal(f"cd {shlex.quote(str(tmp_path))} && {dashboard_command(server.kubeconfig)} 2>dashboard.err")
+    term = Terminal(
+        f"cd {shlex.quote(str(tmp_path))} && {dashboard_command(server.kubeconfig)} 2>dashboard.err"
+    )
     try:
         # Pods (the first view): live rows from the watch, header with the server and the counts.
         screen = term.wait("web-a", "web-b", "Running", "Pending", "RESTARTS")
@@ -200,8 +271,14 @@ def test_dashboard_in_a_real_terminal(server: Server, tmp_path: Path) -> None:
         term.keys("Enter")
         term.wait("filter: web-b", gone=("█",))
         term.keys("Enter")
-        screen = term.wait(f"── Pod {NS}/web-b", "is Pending: no node can run it", "Insufficient cpu", "Events:",
-                           "Last log lines", check=lambda s: "loading…" not in s)
+        screen = term.wait(
+            f"── Pod {NS}/web-b",
+            "is Pending: no node can run it",
+            "Insufficient cpu",
+            "Events:",
+            "Last log lines",
+            check=lambda s: "loading…" not in s,
+        )
         assert "Name:" in screen and "FailedScheduling" in screen
         assert "needs a node agent" in screen or "BadRequest" in screen or "(empty)" in screen
         term.keys("Escape")
@@ -226,7 +303,9 @@ def test_dashboard_in_a_real_terminal(server: Server, tmp_path: Path) -> None:
         term.keys("d")
         term.wait(f"Delete Pod {NS}/web-a? (y/n)")
         term.keys("y")
-        screen = term.wait(check=lambda s: f"deleted Pod {NS}/web-a" in s or f"Pod {NS}/web-a is terminating" in s)
+        screen = term.wait(
+            check=lambda s: f"deleted Pod {NS}/web-a" in s or f"Pod {NS}/web-a is terminating" in s
+        )
         r = server.api.get(f"/api/v1/namespaces/{NS}/pods/web-a")
         assert r.status_code == 404 or r.json()["metadata"].get("deletionTimestamp")
         if r.status_code == 404:

@@ -32,14 +32,23 @@ def start(state: Path) -> tuple[subprocess.Popen[bytes], str, str]:
         kubeconfig.unlink()
     log = state.parent / f"{state.name}-server.log"
     with open(log, "ab") as err:
-        proc = subprocess.Popen([sys.executable, "-c", SERVER, str(state)], stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", SERVER, str(state)], stdout=subprocess.DEVNULL, stderr=err
+        )
     deadline = time.monotonic() + 30  # wall-clock: waiting on another process
     while time.monotonic() < deadline:
         if kubeconfig.exists():
             cfg = orjson.loads(kubeconfig.read_bytes())
             url, token = cfg["clusters"][0]["cluster"]["server"], cfg["users"][0]["user"]["token"]
             try:
-                if httpx.get(f"{url}/readyz", timeout=1, verify=ssl.create_default_context(cafile=str(state / "pki" / "ca.crt"))).status_code == 200:
+                if (
+                    httpx.get(
+                        f"{url}/readyz",
+                        timeout=1,
+                        verify=ssl.create_default_context(cafile=str(state / "pki" / "ca.crt")),
+                    ).status_code
+                    == 200
+                ):
                     return proc, url, token
             except httpx.HTTPError:
                 pass
@@ -56,9 +65,16 @@ def test_restart_keeps_objects_and_revision(tmp_path: Path) -> None:
     h = {"Authorization": f"Bearer {token}"}
     try:
         for i in range(20):
-            r = httpx.post(f"{url}/api/v1/namespaces/default/configmaps", headers=h, json={"metadata": {"name": f"c{i}"}, "data": {"i": str(i)}}, **httpx_kw)
+            r = httpx.post(
+                f"{url}/api/v1/namespaces/default/configmaps",
+                headers=h,
+                json={"metadata": {"name": f"c{i}"}, "data": {"i": str(i)}},
+                **httpx_kw,
+            )
             assert r.status_code == 201
-        rv_before = int(httpx.get(f"{url}/api/v1/configmaps", headers=h, **httpx_kw).json()["metadata"]["resourceVersion"])
+        rv_before = int(
+            httpx.get(f"{url}/api/v1/configmaps", headers=h, **httpx_kw).json()["metadata"]["resourceVersion"]
+        )
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(20)
@@ -68,7 +84,12 @@ def test_restart_keeps_objects_and_revision(tmp_path: Path) -> None:
         listed = httpx.get(f"{url}/api/v1/namespaces/default/configmaps", headers=h, **httpx_kw).json()
         assert sorted(i["metadata"]["name"] for i in listed["items"]) == sorted(f"c{i}" for i in range(20))
         assert int(listed["metadata"]["resourceVersion"]) >= rv_before
-        r = httpx.post(f"{url}/api/v1/namespaces/default/configmaps", headers=h, json={"metadata": {"name": "after"}}, **httpx_kw)
+        r = httpx.post(
+            f"{url}/api/v1/namespaces/default/configmaps",
+            headers=h,
+            json={"metadata": {"name": "after"}},
+            **httpx_kw,
+        )
         assert int(r.json()["metadata"]["resourceVersion"]) > rv_before
     finally:
         proc.kill()
@@ -82,12 +103,20 @@ def test_kill_9_during_write_burst_loses_no_acknowledged_write(tmp_path: Path) -
     stop = threading.Event()
 
     def writer(wid: int) -> None:
-        with httpx.Client(base_url=url, headers=h, timeout=5, verify=ssl.create_default_context(cafile=str(tmp_path / "pki" / "ca.crt"))) as c:
+        with httpx.Client(
+            base_url=url,
+            headers=h,
+            timeout=5,
+            verify=ssl.create_default_context(cafile=str(tmp_path / "pki" / "ca.crt")),
+        ) as c:
             i = 0
             while not stop.is_set():
                 name = f"w{wid}-{i}"
                 try:
-                    r = c.post("/api/v1/namespaces/default/configmaps", json={"metadata": {"name": name}, "data": {"n": name}})
+                    r = c.post(
+                        "/api/v1/namespaces/default/configmaps",
+                        json={"metadata": {"name": name}, "data": {"n": name}},
+                    )
                 except httpx.HTTPError:
                     return  # the server died under us: this write was never acknowledged
                 if r.status_code == 201:
@@ -106,7 +135,11 @@ def test_kill_9_during_write_burst_loses_no_acknowledged_write(tmp_path: Path) -
     assert len(acked) > 50, "the burst should have written something"
     proc, url, token = start(tmp_path)
     try:
-        listed = httpx.get(f"{url}/api/v1/namespaces/default/configmaps", headers=h, verify=ssl.create_default_context(cafile=str(tmp_path / "pki" / "ca.crt"))).json()
+        listed = httpx.get(
+            f"{url}/api/v1/namespaces/default/configmaps",
+            headers=h,
+            verify=ssl.create_default_context(cafile=str(tmp_path / "pki" / "ca.crt")),
+        ).json()
         present = {i["metadata"]["name"] for i in listed["items"]}
         lost = [n for n in acked if n not in present]
         assert not lost, f"{len(lost)} acknowledged writes lost, e.g. {lost[:5]}"

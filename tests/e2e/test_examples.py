@@ -33,7 +33,9 @@ class Kubectl:
     def __call__(self, *args: str, check: bool = True, timeout: float = 90) -> str:
         proc = subprocess.run([KUBECTL, *args], capture_output=True, text=True, env=self.env, timeout=timeout)
         if check and proc.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+            raise AssertionError(
+                f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+            )
         return proc.stdout + proc.stderr
 
     def json(self, *args: str) -> Any:
@@ -57,21 +59,34 @@ def kubectl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kubectl]:
 
     routed_before = preflight()
     state = tmp_path_factory.mktemp("examples-state")
-    runner = ClusterThread(ClusterConfig(state_dir=state, listen_port=0, store="memory", podman=True, network=True))
+    runner = ClusterThread(
+        ClusterConfig(state_dir=state, listen_port=0, store="memory", podman=True, network=True)
+    )
     cluster: Any = runner.start()
-    cluster_id = cluster.core.get(cluster.core.registry.by_kind("Namespace"), None, "kube-system")["metadata"]["uid"]
+    cluster_id = cluster.core.get(cluster.core.registry.by_kind("Namespace"), None, "kube-system")[
+        "metadata"
+    ]["uid"]
     try:
         yield Kubectl(cluster.kubeconfig, tmp_path_factory.mktemp("examples-home"))
     finally:
         runner.stop()
         conf = state / "podman" / "containers.conf"
         env = {**os.environ, "CONTAINERS_CONF": str(conf)} if conf.exists() else dict(os.environ)
-        pods = subprocess.run(["podman", "pod", "ps", "-q", "--filter", f"label=orchestra.io/cluster={cluster_id}"],
-                              capture_output=True, text=True, env=env, check=False).stdout.split()
+        pods = subprocess.run(
+            ["podman", "pod", "ps", "-q", "--filter", f"label=orchestra.io/cluster={cluster_id}"],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+        ).stdout.split()
         if pods:
-            subprocess.run(["podman", "pod", "rm", "-f", "-t", "0", *pods], capture_output=True, env=env, check=False)
+            subprocess.run(
+                ["podman", "pod", "rm", "-f", "-t", "0", *pods], capture_output=True, env=env, check=False
+            )
         if not routed_before:
-            subprocess.run(["ip", "route", "del", "local", "10.96.0.0/16", "dev", "lo"], capture_output=True, check=False)
+            subprocess.run(
+                ["ip", "route", "del", "local", "10.96.0.0/16", "dev", "lo"], capture_output=True, check=False
+            )
 
 
 @pytest.fixture(scope="module")
@@ -95,8 +110,15 @@ def test_web_app_serves_the_config_map_through_the_service(applied: Kubectl) -> 
 
 
 def test_multi_container_pod_shares_localhost(applied: Kubectl) -> None:
-    logs = wait_for("the client's log of the server's page", lambda: (
-        out if "hello from the server container" in (out := _try(applied, "logs", "shared-localhost", "-c", "client")) else None))
+    logs = wait_for(
+        "the client's log of the server's page",
+        lambda: (
+            out
+            if "hello from the server container"
+            in (out := _try(applied, "logs", "shared-localhost", "-c", "client"))
+            else None
+        ),
+    )
     assert "hello from the server container" in logs
     pod = applied.json("get", "pod", "shared-localhost")
     assert [c["ready"] for c in pod["status"]["containerStatuses"]] == [True, True]
@@ -114,10 +136,15 @@ def test_job_completes_and_cronjob_template_runs(applied: Kubectl) -> None:
 
 def test_daemonset_runs_one_pod_per_node(applied: Kubectl) -> None:
     nodes = applied.json("get", "nodes")["items"]
-    wait_for("a ready pod per node", lambda: applied.json("get", "ds", "node-reporter")["status"].get("numberReady") == len(nodes))
+    wait_for(
+        "a ready pod per node",
+        lambda: applied.json("get", "ds", "node-reporter")["status"].get("numberReady") == len(nodes),
+    )
     pod = applied.json("get", "pods", "-l", "app=node-reporter")["items"][0]
     node = pod["spec"]["nodeName"]
-    assert wait_for("the node name in the log", lambda: node in _try(applied, "logs", pod["metadata"]["name"]))
+    assert wait_for(
+        "the node name in the log", lambda: node in _try(applied, "logs", pod["metadata"]["name"])
+    )
 
 
 def test_self_healing_crash_loop_and_liveness(applied: Kubectl) -> None:
@@ -127,7 +154,9 @@ def test_self_healing_crash_loop_and_liveness(applied: Kubectl) -> None:
         return count if count >= 1 else None
 
     assert wait_for("the crashing container to restart", lambda: restarted("crasher"), limit=60)
-    assert wait_for("the failing liveness probe to restart the container", lambda: restarted("liveness"), limit=90)
+    assert wait_for(
+        "the failing liveness probe to restart the container", lambda: restarted("liveness"), limit=90
+    )
     events = applied("get", "events", "--field-selector", "involvedObject.name=liveness")
     assert "Unhealthy" in events and "Killing" in events
     last = applied.json("get", "pod", "crasher")["status"]["containerStatuses"][0]["lastState"]

@@ -18,11 +18,15 @@ Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 
 @pytest.fixture
 def kubectl(live_cluster: LiveCluster, kubectl_bin: str) -> Kubectl:
-    def run(*args: str, input: str | None = None, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str, input: str | None = None, check: bool = True, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run([kubectl_bin, *args], input=input, capture_output=True, text=True,
                               env=live_cluster.kubectl_env(), timeout=timeout)
         if check and proc.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+            raise AssertionError(
+                f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+            )
         return proc
 
     return run
@@ -32,16 +36,33 @@ def namespace(name: str) -> str:
     return f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n"
 
 
-def deployment(ns: str, *, image: str = "localhost/busybox:latest", env: bool | str = True, sidecar: bool = True,
-               replicas: int = 2, extra_spec: dict | None = None, drop_image: bool = False) -> str:
-    web: dict = {"name": "web", "image": image, "command": ["httpd", "-f", "-p", "8080"], "ports": [{"containerPort": 8080}]}
+def deployment(
+    ns: str,
+    *,
+    image: str = "localhost/busybox:latest",
+    env: bool | str = True,
+    sidecar: bool = True,
+    replicas: int = 2,
+    extra_spec: dict | None = None,
+    drop_image: bool = False,
+) -> str:
+    web: dict = {
+        "name": "web",
+        "image": image,
+        "command": ["httpd", "-f", "-p", "8080"],
+        "ports": [{"containerPort": 8080}],
+    }
     if env:
-        web["env"] = [{"name": "GREETING", "value": "hello"}, {"name": "MODE", "value": "web"}][: 1 if env == "one" else 2]
+        web["env"] = [{"name": "GREETING", "value": "hello"}, {"name": "MODE", "value": "web"}][
+            : 1 if env == "one" else 2
+        ]
     if drop_image:
         del web["image"]
     containers = [web]
     if sidecar:
-        containers.append({"name": "sidecar", "image": "localhost/busybox:latest", "command": ["sleep", "3600"]})
+        containers.append(
+            {"name": "sidecar", "image": "localhost/busybox:latest", "command": ["sleep", "3600"]}
+        )
     doc = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -58,9 +79,29 @@ def deployment(ns: str, *, image: str = "localhost/busybox:latest", env: bool | 
 
 def test_api_resources(kubectl: Kubectl) -> None:
     out = kubectl("api-resources").stdout
-    for line in ("pods", "po", "deployments", "deploy", "apps/v1", "services", "svc", "nodes", "namespaces",
-                 "configmaps", "secrets", "events", "serviceaccounts", "replicasets", "daemonsets", "statefulsets",
-                 "jobs", "cronjobs", "leases", "endpointslices", "endpoints"):
+    for line in (
+        "pods",
+        "po",
+        "deployments",
+        "deploy",
+        "apps/v1",
+        "services",
+        "svc",
+        "nodes",
+        "namespaces",
+        "configmaps",
+        "secrets",
+        "events",
+        "serviceaccounts",
+        "replicasets",
+        "daemonsets",
+        "statefulsets",
+        "jobs",
+        "cronjobs",
+        "leases",
+        "endpointslices",
+        "endpoints",
+    ):
         assert line in out, line
     assert "batch/v1" in out and "coordination.k8s.io/v1" in out and "discovery.k8s.io/v1" in out
 
@@ -77,7 +118,9 @@ def test_apply_create_then_update(kubectl: Kubectl) -> None:
     again = kubectl("apply", "-f", "-", input=deployment("apply1")).stdout
     assert "deployment.apps/web unchanged" in again
     # changed image, one env var removed, one container removed
-    out = kubectl("apply", "-f", "-", input=deployment("apply1", image="localhost/busybox:v2", env="one", sidecar=False)).stdout
+    out = kubectl(
+        "apply", "-f", "-", input=deployment("apply1", image="localhost/busybox:v2", env="one", sidecar=False)
+    ).stdout
     assert "deployment.apps/web configured" in out
     obj = json.loads(kubectl("get", "deploy", "web", "-n", "apply1", "-o", "json").stdout)
     containers = obj["spec"]["template"]["spec"]["containers"]
@@ -105,8 +148,13 @@ def test_get_tables(kubectl: Kubectl) -> None:
     kubectl("apply", "-f", "-", input=namespace("get1"))
     kubectl("apply", "-f", "-", input=deployment("get1"))
     kubectl("run", "solo", "-n", "get1", "--image=localhost/busybox:latest", "--", "sleep", "3600")
-    kubectl("apply", "-f", "-", input="apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: get1}\n"
-                                      "spec: {selector: {app: web}, ports: [{port: 80, targetPort: 8080}]}\n")
+    kubectl(
+        "apply",
+        "-f",
+        "-",
+        input="apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: get1}\n"
+        "spec: {selector: {app: web}, ports: [{port: 80, targetPort: 8080}]}\n",
+    )
     pods = kubectl("get", "pods", "-n", "get1").stdout
     assert pods.split("\n")[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
     assert "solo" in pods and "0/1" in pods and "Pending" in pods
@@ -132,7 +180,12 @@ def test_get_watch_streams_changes(kubectl: Kubectl, live_cluster: LiveCluster, 
     try:
         time.sleep(1.0)
         for name in ("c1", "c2"):
-            kubectl("apply", "-f", "-", input=f"apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}, namespace: watch1}}\n")
+            kubectl(
+                "apply",
+                "-f",
+                "-",
+                input=f"apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}, namespace: watch1}}\n",
+            )
         time.sleep(1.0)
     finally:
         proc.terminate()

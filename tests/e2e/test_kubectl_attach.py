@@ -77,14 +77,21 @@ def test_kubectl_attach_to_a_printing_pod(cluster: PodmanCluster) -> None:  # no
 
 
 def _attached_lines(cluster: PodmanCluster, version: str, name: str, container: str, count: int) -> list[str]:  # noqa: F811
-    with subprocess.Popen([f"{KUBECTL_DIR}/kubectl.{version}", "attach", name, "-c", container],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cluster.env()) as proc:
+    with subprocess.Popen(
+        [f"{KUBECTL_DIR}/kubectl.{version}", "attach", name, "-c", container],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cluster.env(),
+    ) as proc:
         watchdog = threading.Timer(60, proc.kill)  # a hung attach fails the test instead of hanging it
         watchdog.start()
         try:
             assert proc.stdout is not None
             lines = [proc.stdout.readline().rstrip("\n") for _ in range(count)]
-            assert all(lines), f"kubectl attach ended early: {lines} {proc.stderr.read() if proc.stderr else ''}"
+            assert all(lines), (
+                f"kubectl attach ended early: {lines} {proc.stderr.read() if proc.stderr else ''}"
+            )
             return lines
         finally:
             watchdog.cancel()
@@ -94,9 +101,24 @@ def _attached_lines(cluster: PodmanCluster, version: str, name: str, container: 
 
 def test_kubectl_run_it_rm_under_a_pty(cluster: PodmanCluster) -> None:  # noqa: F811
     master, slave = pty.openpty()
-    proc = subprocess.Popen([f"{KUBECTL_DIR}/kubectl.1.32", "run", "-it", "--rm", "--restart=Never", "tty-shell",
-                             f"--image={IMAGE}", "--", "sh"], stdin=slave, stdout=slave, stderr=slave,
-                            env=cluster.env(), start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            f"{KUBECTL_DIR}/kubectl.1.32",
+            "run",
+            "-it",
+            "--rm",
+            "--restart=Never",
+            "tty-shell",
+            f"--image={IMAGE}",
+            "--",
+            "sh",
+        ],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=cluster.env(),
+        start_new_session=True,
+    )
     os.close(slave)
     output = bytearray()
 

@@ -74,7 +74,9 @@ class PodmanCluster:
         proc = subprocess.run([KUBECTL, *args], input=input, capture_output=True, text=True,
                               env=self.env(), timeout=timeout)
         if check and proc.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+            raise AssertionError(
+                f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+            )
         return proc
 
     def apply(self, doc: Obj) -> None:
@@ -89,7 +91,9 @@ class PodmanCluster:
 
     def pod_ps(self) -> list[Obj]:
         """`podman pod ps` of this cluster's pods (JSON)."""
-        out = self.podman("pod", "ps", "--filter", f"label={LABEL_CLUSTER}={self.cluster_id}", "--format", "json")
+        out = self.podman(
+            "pod", "ps", "--filter", f"label={LABEL_CLUSTER}={self.cluster_id}", "--format", "json"
+        )
         return list(json.loads(out.stdout or "[]"))
 
     # --- the API, read directly (cheap enough to poll every 0.1 s) ------------------------------
@@ -110,7 +114,9 @@ class PodmanCluster:
         deadline = time.monotonic() + limit
         pod = self.pod(name)
         while not pred(pod):
-            assert time.monotonic() < deadline, f"pod {name} did not get there in {limit} s; last:\n{_brief(pod)}"
+            assert time.monotonic() < deadline, (
+                f"pod {name} did not get there in {limit} s; last:\n{_brief(pod)}"
+            )
             time.sleep(0.1)
             pod = self.pod(name)
         return pod
@@ -141,8 +147,15 @@ class PodmanCluster:
 def start_cluster(state: Path, home: Path, store: str, *, stop_pods: bool = False) -> PodmanCluster:
     from orchestra.app import ClusterConfig
 
-    config = ClusterConfig(state_dir=state, listen_port=0, store=store, podman=True, network=False, fsync="never",
-                           stop_pods_on_exit=stop_pods)
+    config = ClusterConfig(
+        state_dir=state,
+        listen_port=0,
+        store=store,
+        podman=True,
+        network=False,
+        fsync="never",
+        stop_pods_on_exit=stop_pods,
+    )
     runner = ClusterThread(config)
     try:
         c: Any = runner.start()
@@ -242,7 +255,9 @@ def _brief(p: Obj | None) -> str:
 
 
 def delete_quietly(cluster: PodmanCluster, *names: str) -> None:
-    cluster.kubectl("delete", "pod", *names, "--ignore-not-found", "--grace-period=0", "--wait=false", check=False)
+    cluster.kubectl(
+        "delete", "pod", *names, "--ignore-not-found", "--grace-period=0", "--wait=false", check=False
+    )
 
 
 @pytest.fixture(scope="module")
@@ -358,7 +373,9 @@ def test_kubectl_port_forward(cluster: PodmanCluster, web: list[str]) -> None:
             assert f"127.0.0.1:{local} -> 8080" in line, line + proc.stderr.read()
             with httpx.Client(timeout=10) as http:
                 for _ in range(3):  # one forwarded stream per connection
-                    assert http.get(f"http://127.0.0.1:{local}/", headers={"Connection": "close"}).text == "ok\n"
+                    assert (
+                        http.get(f"http://127.0.0.1:{local}/", headers={"Connection": "close"}).text == "ok\n"
+                    )
         finally:
             proc.terminate()
 
@@ -451,7 +468,9 @@ def test_podman_kill_is_healed(cluster: PodmanCluster, web: list[str]) -> None:
     name = web[1]
     before = cluster.wait_pod(name, lambda p: ready(p))
     cluster.podman("kill", container_id(before))
-    p = cluster.wait_pod(name, lambda p: restarts(p) == restarts(before) + 1 and running(p) and ready(p), limit=20)
+    p = cluster.wait_pod(
+        name, lambda p: restarts(p) == restarts(before) + 1 and running(p) and ready(p), limit=20
+    )
     assert container_id(p) != container_id(before)
     assert cstatus(p)["lastState"]["terminated"]["exitCode"] == 137
 

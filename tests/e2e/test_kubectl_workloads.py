@@ -71,11 +71,15 @@ def sim_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimCluster
 
 @pytest.fixture(scope="module")
 def kubectl(sim_cluster: SimCluster, kubectl_bin: str) -> Kubectl:
-    def run(*args: str, input: str | None = None, check: bool = True, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str, input: str | None = None, check: bool = True, timeout: float = 90
+    ) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run([kubectl_bin, *args], input=input, capture_output=True, text=True,
                               env=sim_cluster.kubectl_env(), timeout=timeout)
         if check and proc.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+            raise AssertionError(
+                f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+            )
         return proc
 
     return run
@@ -85,18 +89,34 @@ def kubectl(sim_cluster: SimCluster, kubectl_bin: str) -> Kubectl:
 
 
 def deployment(ns: str, name: str = "x", replicas: int = REPLICAS) -> str:
-    return json.dumps({
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": name, "namespace": ns},
-        "spec": {
-            "replicas": replicas,
-            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": MAX_SURGE, "maxUnavailable": MAX_UNAVAILABLE}},
-            "selector": {"matchLabels": {"app": name}},
-            "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [
-                {"name": "c", "image": IMAGE_V1, "command": ["sleep", "3600"],
-                 "readinessProbe": {"exec": {"command": ["true"]}, "periodSeconds": 1}}]}},
-        },
-    })
+    return json.dumps(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {
+                "replicas": replicas,
+                "strategy": {
+                    "type": "RollingUpdate",
+                    "rollingUpdate": {"maxSurge": MAX_SURGE, "maxUnavailable": MAX_UNAVAILABLE},
+                },
+                "selector": {"matchLabels": {"app": name}},
+                "template": {
+                    "metadata": {"labels": {"app": name}},
+                    "spec": {
+                        "containers": [
+                            {
+                                "name": "c",
+                                "image": IMAGE_V1,
+                                "command": ["sleep", "3600"],
+                                "readinessProbe": {"exec": {"command": ["true"]}, "periodSeconds": 1},
+                            }
+                        ]
+                    },
+                },
+            },
+        }
+    )
 
 
 def apply_namespace(kubectl: Kubectl, ns: str) -> None:
@@ -153,9 +173,13 @@ def settled(kubectl: Kubectl, ns: str, n: int) -> bool:
     items = get_json(kubectl, "pods", "-n", ns, "-l", "app=x")["items"]
     d = get_json(kubectl, "deploy/x", "-n", ns)
     st = d.get("status") or {}
-    return (len(items) == n and all(not terminating(p) and ready(p) and p["status"].get("phase") == "Running" for p in items)
-            and st.get("availableReplicas") == n and st.get("replicas") == n
-            and st.get("observedGeneration") == d["metadata"]["generation"])
+    return (
+        len(items) == n
+        and all(not terminating(p) and ready(p) and p["status"].get("phase") == "Running" for p in items)
+        and st.get("availableReplicas") == n
+        and st.get("replicas") == n
+        and st.get("observedGeneration") == d["metadata"]["generation"]
+    )
 
 
 class PodWatcher:
@@ -188,7 +212,9 @@ class PodWatcher:
             pods = {p["metadata"]["uid"]: p for p in items}
             self._record(pods)
             self.listed.set()
-            async for event_type, obj in client.watch(pod_rt, self.ns, resource_version=rv, label_selector=self.selector):
+            async for event_type, obj in client.watch(
+                pod_rt, self.ns, resource_version=rv, label_selector=self.selector
+            ):
                 if event_type == "DELETED":
                     pods.pop(obj["metadata"]["uid"], None)
                 elif event_type in ("ADDED", "MODIFIED"):
@@ -270,8 +296,12 @@ def test_pause_resume_restart(kubectl: Kubectl) -> None:
 
     assert "deployment.apps/x paused" in kubectl("rollout", "pause", "deploy/x", "-n", ns).stdout
     kubectl("set", "image", "deploy/x", f"c={IMAGE_V2}", "-n", ns)
-    wait_for("the paused spec observed", lambda: (lambda d: d["status"].get("observedGeneration") == d["metadata"]["generation"])(
-        get_json(kubectl, "deploy/x", "-n", ns)))
+    wait_for(
+        "the paused spec observed",
+        lambda: (lambda d: d["status"].get("observedGeneration") == d["metadata"]["generation"])(
+            get_json(kubectl, "deploy/x", "-n", ns)
+        ),
+    )
     assert set(replicasets(kubectl, ns)) == {first_rs}, "a paused Deployment does not roll"
     out = kubectl("rollout", "status", "deploy/x", "-n", ns, "--watch=false").stdout
     assert "0 out of 4 new replicas have been updated" in out
@@ -291,7 +321,10 @@ def test_pause_resume_restart(kubectl: Kubectl) -> None:
     (restarted,) = set(rss) - before
     annotations = rss[restarted]["spec"]["template"]["metadata"].get("annotations") or {}
     assert "kubectl.kubernetes.io/restartedAt" in annotations
-    assert all(p["metadata"]["labels"]["pod-template-hash"] == restarted.rsplit("-", 1)[1] for p in live_pods(kubectl, ns))
+    assert all(
+        p["metadata"]["labels"]["pod-template-hash"] == restarted.rsplit("-", 1)[1]
+        for p in live_pods(kubectl, ns)
+    )
     history = kubectl("rollout", "history", "deploy/x", "-n", ns).stdout
     assert [line.split()[0] for line in history.splitlines()[2:] if line.strip()] == ["1", "2", "3"], history
 
@@ -407,31 +440,63 @@ def test_drain_honours_a_pod_disruption_budget(kubectl: Kubectl) -> None:
     apply_namespace(kubectl, ns)
     kubectl("apply", "-f", "-", input=deployment(ns, app, replicas=3))
     rollout_status(kubectl, ns, app)
-    out = kubectl("create", "pdb", app, "-n", ns, f"--selector=app={app}", "--min-available=3").stdout  # protobuf body
+    out = kubectl(
+        "create", "pdb", app, "-n", ns, f"--selector=app={app}", "--min-available=3"
+    ).stdout  # protobuf body
     assert f"poddisruptionbudget.policy/{app} created" in out
 
     def budget_is(current: int, allowed: int, generation: int) -> bool:
         st = get_json(kubectl, "pdb", app, "-n", ns).get("status") or {}
-        return (st.get("observedGeneration"), st.get("currentHealthy"), st.get("disruptionsAllowed")) == (generation, current, allowed)
+        return (st.get("observedGeneration"), st.get("currentHealthy"), st.get("disruptionsAllowed")) == (
+            generation,
+            current,
+            allowed,
+        )
 
     wait_for("the budget computed", lambda: budget_is(3, 0, 1))
     lines = kubectl("get", "pdb", "-n", ns).stdout.splitlines()
-    assert lines[0].split() == ["NAME", "MIN", "AVAILABLE", "MAX", "UNAVAILABLE", "ALLOWED", "DISRUPTIONS", "AGE"]
+    assert lines[0].split() == [
+        "NAME",
+        "MIN",
+        "AVAILABLE",
+        "MAX",
+        "UNAVAILABLE",
+        "ALLOWED",
+        "DISRUPTIONS",
+        "AGE",
+    ]
     assert lines[1].split()[:4] == [app, "3", "N/A", "0"]
     node = live_pods(kubectl, ns, f"app={app}")[0]["spec"]["nodeName"]
-    drain = ("drain", node, "--ignore-daemonsets", "--delete-emptydir-data", "--force", f"--pod-selector=app={app}")
+    drain = (
+        "drain",
+        node,
+        "--ignore-daemonsets",
+        "--delete-emptydir-data",
+        "--force",
+        f"--pod-selector=app={app}",
+    )
     try:
         refused = kubectl(*drain, "--timeout=10s", check=False)
         assert refused.returncode != 0
-        assert "(will retry after 5s): Cannot evict pod as it would violate the pod's disruption budget." in refused.stderr
+        assert (
+            "(will retry after 5s): Cannot evict pod as it would violate the pod's disruption budget."
+            in refused.stderr
+        )
         assert "global timeout reached: 10s" in refused.stderr
         assert len(live_pods(kubectl, ns, f"app={app}")) == 3, "nothing was evicted"
         kubectl("patch", "pdb", app, "-n", ns, "--type=merge", "-p", '{"spec": {"minAvailable": 2}}')
         wait_for("the budget recomputed", lambda: budget_is(3, 1, 2))
         assert f"node/{node} drained" in kubectl(*drain, "--timeout=60s").stdout
-        wait_for(f"3 ready pods, none on {node}", lambda: (
-            [p["spec"].get("nodeName") for p in live_pods(kubectl, ns, f"app={app}") if ready(p)].count(node) == 0
-            and len([p for p in live_pods(kubectl, ns, f"app={app}") if ready(p)]) == 3))
+        wait_for(
+            f"3 ready pods, none on {node}",
+            lambda: (
+                [p["spec"].get("nodeName") for p in live_pods(kubectl, ns, f"app={app}") if ready(p)].count(
+                    node
+                )
+                == 0
+                and len([p for p in live_pods(kubectl, ns, f"app={app}") if ready(p)]) == 3
+            ),
+        )
         wait_for("the budget back to one disruption", lambda: budget_is(3, 1, 2))
     finally:
         kubectl("uncordon", node)
@@ -454,7 +519,10 @@ def test_daemonset_rollout_history_and_undo(kubectl: Kubectl) -> None:
 
     kubectl("set", "image", "ds/agent", f"c={IMAGE_V2}", "-n", ns)
     kubectl("rollout", "status", "ds/agent", "-n", ns, "--timeout=60s")
-    wait_for("pods on the second image", lambda: images() == {IMAGE_V2} and len(live_pods(kubectl, ns, "app=agent")) == 3)
+    wait_for(
+        "pods on the second image",
+        lambda: images() == {IMAGE_V2} and len(live_pods(kubectl, ns, "app=agent")) == 3,
+    )
     history = kubectl("rollout", "history", "ds/agent", "-n", ns).stdout
     assert [line.split()[0] for line in history.splitlines()[2:] if line.strip()] == ["1", "2"], history
     revs = get_json(kubectl, "controllerrevisions", "-n", ns)["items"]
@@ -462,6 +530,9 @@ def test_daemonset_rollout_history_and_undo(kubectl: Kubectl) -> None:
     assert "daemonset.apps/agent" in kubectl("get", "controllerrevisions", "-n", ns).stdout
     assert "rolled back" in kubectl("rollout", "undo", "ds/agent", "-n", ns).stdout
     kubectl("rollout", "status", "ds/agent", "-n", ns, "--timeout=60s")
-    wait_for("pods back on the first image", lambda: images() == {IMAGE_V1} and len(live_pods(kubectl, ns, "app=agent")) == 3)
+    wait_for(
+        "pods back on the first image",
+        lambda: images() == {IMAGE_V1} and len(live_pods(kubectl, ns, "app=agent")) == 3,
+    )
     history = kubectl("rollout", "history", "ds/agent", "-n", ns).stdout
     assert [line.split()[0] for line in history.splitlines()[2:] if line.strip()] == ["2", "3"], history

@@ -35,8 +35,11 @@ def test_host_usage_reads_proc() -> None:
 
 
 def _pod(uid: str, node: str, *containers: str) -> Obj:
-    return {"metadata": {"name": uid, "namespace": "default", "uid": uid},
-            "spec": {"nodeName": node, "containers": [{"name": c} for c in containers]}, "status": {"phase": "Running"}}
+    return {
+        "metadata": {"name": uid, "namespace": "default", "uid": uid},
+        "spec": {"nodeName": node, "containers": [{"name": c} for c in containers]},
+        "status": {"phase": "Running"},
+    }
 
 
 async def test_collector_measures_rates_over_its_window(autojump_clock: trio.testing.MockClock) -> None:
@@ -46,14 +49,18 @@ async def test_collector_measures_rates_over_its_window(autojump_clock: trio.tes
         sandbox = await rt.create_sandbox(PodSandboxSpec(name="p", uid="uid-p", namespace="default"))
         await rt.start_sandbox(sandbox)
         for name in ("busy", "idle"):
-            cid = await rt.create_container(sandbox, ContainerSpec(name=name, image="busybox", command=("sleep", "9")))
+            cid = await rt.create_container(
+                sandbox, ContainerSpec(name=name, image="busybox", command=("sleep", "9"))
+            )
             await rt.start_container(cid)
         collector = UsageCollector(lambda: {"sim-1": rt, "sim-2": rt, "host": rt}, lambda: {"host"},
                                    host=lambda: next(host))
         await trio.sleep(10)
         start = trio.current_time()
         first = await collector.usage()
-        assert trio.current_time() - start == pytest.approx(MIN_WINDOW)  # no earlier sample: it waited for one
+        assert trio.current_time() - start == pytest.approx(
+            MIN_WINDOW
+        )  # no earlier sample: it waited for one
         assert first.window == pytest.approx(MIN_WINDOW)
         assert first.containers["uid-p"]["busy"] == (pytest.approx(0.5), 64 << 20)
         assert first.containers["uid-p"]["idle"] == (pytest.approx(0.0008), 4 << 20)  # the script's defaults
@@ -90,9 +97,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveCluster]:
 @pytest.fixture(scope="module")
 def kubectl(cluster: LiveCluster, kubectl_bin: str) -> Kubectl:
     def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run([kubectl_bin, *args], capture_output=True, text=True, env=cluster.kubectl_env(), timeout=60)
+        proc = subprocess.run(
+            [kubectl_bin, *args], capture_output=True, text=True, env=cluster.kubectl_env(), timeout=60
+        )
         if check and proc.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+            raise AssertionError(
+                f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+            )
         return proc
     return run
 
@@ -119,7 +130,9 @@ def test_kubectl_top_pods_and_nodes(kubectl: Kubectl) -> None:
     assert sorted(line.split()[0] for line in nodes[1:]) == ["sim-node-1", "sim-node-2"]
     memory = sum(int(line.split()[3].removesuffix("Mi")) for line in nodes[1:])
     assert memory == 4 * 3  # a simulated node reports the sum of its pods
-    one = json.loads(kubectl("get", "--raw", f"/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/{names[0]}").stdout)
+    one = json.loads(
+        kubectl("get", "--raw", f"/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/{names[0]}").stdout
+    )
     assert one["kind"] == "PodMetrics" and one["metadata"]["labels"]["app"] == "web"
     assert one["containers"][0]["usage"]["memory"] == "4096Ki" and one["window"].endswith("s")
 
@@ -129,8 +142,17 @@ def test_metrics_api_discovery_and_errors(kubectl: Kubectl) -> None:
     assert sorted(r.split()[0] for r in resources if r) == ["nodes", "pods"]
     missing = kubectl("top", "pod", "nope", check=False)
     assert missing.returncode == 1 and 'podmetrics.metrics.k8s.io "nope" not found' in missing.stderr
-    empty = json.loads(kubectl("get", "--raw", "/apis/metrics.k8s.io/v1beta1/namespaces/kube-public/pods").stdout)
-    assert empty == {"kind": "PodMetricsList", "apiVersion": "metrics.k8s.io/v1beta1", "metadata": {}, "items": []}
+    empty = json.loads(
+        kubectl("get", "--raw", "/apis/metrics.k8s.io/v1beta1/namespaces/kube-public/pods").stdout
+    )
+    assert empty == {
+        "kind": "PodMetricsList",
+        "apiVersion": "metrics.k8s.io/v1beta1",
+        "metadata": {},
+        "items": [],
+    }
     post = kubectl("create", "--raw", "/apis/metrics.k8s.io/v1beta1/nodes", "-f", "/dev/null", check=False)
-    assert post.returncode != 0 and "the server does not allow this method on the requested resource" in post.stderr, \
-        post.stderr
+    assert (
+        post.returncode != 0
+        and "the server does not allow this method on the requested resource" in post.stderr
+    ), post.stderr

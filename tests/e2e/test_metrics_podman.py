@@ -27,7 +27,10 @@ def test_kubectl_top_measures_podman_pods_and_the_host(cluster: PodmanCluster) -
         cluster.apply(pod("sleeper", [shell("nap", "exec sleep 3600")], terminationGracePeriodSeconds=0))
         for name in ("spinner", "sleeper"):
             cluster.wait_pod(name, lambda p: phase(p) == "Running", limit=90)
-        rows = {line.split()[0]: line.split() for line in cluster.kubectl("top", "pods", "--no-headers").stdout.splitlines()}
+        rows = {
+            line.split()[0]: line.split()
+            for line in cluster.kubectl("top", "pods", "--no-headers").stdout.splitlines()
+        }
         assert _millicores(rows["spinner"][1]) >= 300, rows  # most of a core (2 cores, a loaded CI machine)
         assert _millicores(rows["sleeper"][1]) < 100, rows
         assert rows["spinner"][2].endswith("Mi") and int(rows["spinner"][2][:-2]) >= 0

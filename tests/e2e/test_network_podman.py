@@ -64,8 +64,10 @@ def preflight() -> bool:
                 s.bind((DNS_IP, 53))
             except OSError as exc:
                 if exc.errno == errno.EADDRINUSE:
-                    pytest.fail(f"{DNS_IP}:53 is already bound: another network-enabled orchestra runs on this "
-                                "machine (only one may run at a time); stop it and re-run")
+                    pytest.fail(
+                        f"{DNS_IP}:53 is already bound: another network-enabled orchestra runs on this "
+                        "machine (only one may run at a time); stop it and re-run"
+                    )
                 raise
     return True
 
@@ -146,7 +148,9 @@ class NetCluster:
             return res.exit_code, (res.stdout + res.stderr).decode()
         return self.run(go)
 
-    def stream_lines(self, pod: Obj, cmd: list[str], until: Callable[[], bool], limit: float = 60.0) -> list[tuple[float, str]]:
+    def stream_lines(
+        self, pod: Obj, cmd: list[str], until: Callable[[], bool], limit: float = 60.0
+    ) -> list[tuple[float, str]]:
         """Run `cmd` in the pod while the test thread works; returns (arrival time, line) pairs.
         Runs in the cluster's loop; `until` (evaluated there) ends it."""
         lines: list[tuple[float, str]] = []
@@ -193,7 +197,9 @@ class NetCluster:
                     for p in items:
                         self.uids.add(p["metadata"]["uid"])
                         try:
-                            await self.client.delete(self.rt("Pod"), NS, p["metadata"]["name"], grace_period_seconds=0)
+                            await self.client.delete(
+                                self.rt("Pod"), NS, p["metadata"]["name"], grace_period_seconds=0
+                            )
                         except Exception:  # already going
                             pass
                     await trio.sleep(0.3)
@@ -234,17 +240,48 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetCluster]:
 
 def _deploy(nc: NetCluster) -> None:
     t0 = time.monotonic()
-    nc.create("Service", {"metadata": {"name": "web"},
-                          "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": "http"}]}})
-    nc.create("Service", {"metadata": {"name": "web-headless"},
-                          "spec": {"clusterIP": "None", "selector": {"app": "web"}, "ports": [{"port": 8080}]}})
-    nc.create("Deployment", {"metadata": {"name": "web"}, "spec": {
-        "replicas": 3, "selector": {"matchLabels": {"app": "web"}},
-        "template": {"metadata": {"labels": {"app": "web"}}, "spec": {
-            "terminationGracePeriodSeconds": 2,
-            "containers": [{"name": "web", "image": IMAGE, "command": ["sh", "-c", HTTPD],
-                            "ports": [{"name": "http", "containerPort": 8080}],
-                            "readinessProbe": {"httpGet": {"path": "/", "port": 8080}, "periodSeconds": 1}}]}}}})
+    nc.create(
+        "Service",
+        {
+            "metadata": {"name": "web"},
+            "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": "http"}]},
+        },
+    )
+    nc.create(
+        "Service",
+        {
+            "metadata": {"name": "web-headless"},
+            "spec": {"clusterIP": "None", "selector": {"app": "web"}, "ports": [{"port": 8080}]},
+        },
+    )
+    nc.create(
+        "Deployment",
+        {
+            "metadata": {"name": "web"},
+            "spec": {
+                "replicas": 3,
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {
+                    "metadata": {"labels": {"app": "web"}},
+                    "spec": {
+                        "terminationGracePeriodSeconds": 2,
+                        "containers": [
+                            {
+                                "name": "web",
+                                "image": IMAGE,
+                                "command": ["sh", "-c", HTTPD],
+                                "ports": [{"name": "http", "containerPort": 8080}],
+                                "readinessProbe": {
+                                    "httpGet": {"path": "/", "port": 8080},
+                                    "periodSeconds": 1,
+                                },
+                            }
+                        ],
+                    },
+                },
+            },
+        },
+    )
     nc.create("Pod", {"metadata": {"name": "client"}, "spec": {
         "terminationGracePeriodSeconds": 1,
         "containers": [{"name": "c", "image": IMAGE, "command": SLEEPER}]}})
@@ -267,7 +304,9 @@ def test_service_by_short_and_full_name(net: NetCluster) -> None:
 def test_requests_spread_over_every_replica(net: NetCluster) -> None:
     client = net.get("Pod", "client")
     web = {p["metadata"]["name"] for p in net.pods("app=web")}
-    code, out = net.exec(client, ["sh", "-c", "for i in $(seq 30); do timeout 12 wget -qO- http://web || echo FAIL; done"])
+    code, out = net.exec(
+        client, ["sh", "-c", "for i in $(seq 30); do timeout 12 wget -qO- http://web || echo FAIL; done"]
+    )
     hits = Counter(out.split())
     print(f"per-pod hits: {dict(hits)}")
     assert code == 0 and "FAIL" not in hits, out
@@ -317,8 +356,10 @@ def test_service_env_in_a_later_pod(net: NetCluster) -> None:
     assert env.get("WEB_PORT") == f"tcp://{ip}:80" and env.get("KUBERNETES_SERVICE_HOST"), out
 
 
-LOOP = ("while [ ! -e /tmp/stop ]; do r=$(timeout 12 wget -qO- http://web 2>/dev/null) || r=FAIL; echo \"$r\"; done; "
-        "rm -f /tmp/stop")
+LOOP = (
+    'while [ ! -e /tmp/stop ]; do r=$(timeout 12 wget -qO- http://web 2>/dev/null) || r=FAIL; echo "$r"; done; '
+    "rm -f /tmp/stop"
+)
 
 
 def test_scale_down_and_pod_kill_fail_no_request(net: NetCluster) -> None:
@@ -339,8 +380,11 @@ def test_scale_down_and_pod_kill_fail_no_request(net: NetCluster) -> None:
             box["victim"] = victim["metadata"]["name"]
             marks["kill"] = time.monotonic()
             net.run(lambda: net.client.delete(net.rt("Pod"), NS, victim["metadata"]["name"]))
-            net.wait("the victim out of the endpoints", lambda: victim["status"]["podIP"] not in net.ready_ips("web"),
-                     interval=0.01)
+            net.wait(
+                "the victim out of the endpoints",
+                lambda: victim["status"]["podIP"] not in net.ready_ips("web"),
+                interval=0.01,
+            )
             marks["killed"] = time.monotonic()
             box["after"] = {p["metadata"]["name"] for p in net.running_ready("app=web", 2)}
             marks["replaced"] = time.monotonic()
@@ -381,8 +425,16 @@ def _catch(fn: Callable[[], None]) -> BaseException | None:
 
 def test_late_pod_gets_env(net: NetCluster) -> None:
     """A pod created after `web-np` too sees both Services' variables (the client predates web-np)."""
-    net.create("Pod", {"metadata": {"name": "late"}, "spec": {
-        "terminationGracePeriodSeconds": 1, "containers": [{"name": "c", "image": IMAGE, "command": SLEEPER}]}})
+    net.create(
+        "Pod",
+        {
+            "metadata": {"name": "late"},
+            "spec": {
+                "terminationGracePeriodSeconds": 1,
+                "containers": [{"name": "c", "image": IMAGE, "command": SLEEPER}],
+            },
+        },
+    )
     net.wait("the late pod", lambda: net.running_ready_one("late"))
     _code, out = net.exec(net.get("Pod", "late"), ["env"])
     assert "WEB_SERVICE_HOST=" in out and "WEB_NP_SERVICE_HOST=" in out, out
@@ -399,9 +451,14 @@ def test_removed_endpoint_keeps_open_connections_but_gets_no_new_ones(net: NetCl
             s.sendall(b"GET / HTTP/1.0\r\n")  # the request is not finished yet
         out = sorted(net.running_ready("app=web", n), key=lambda p: p["metadata"]["name"])[0]
         name = out["metadata"]["name"]
-        net.run(lambda: net.client.patch(net.rt("Pod"), NS, name, {"metadata": {"labels": {"app": "web-out"}}}))
-        net.wait("the relabelled pod out of the endpoints", lambda: out["status"]["podIP"] not in net.ready_ips("web"),
-                 interval=0.01)
+        net.run(
+            lambda: net.client.patch(net.rt("Pod"), NS, name, {"metadata": {"labels": {"app": "web-out"}}})
+        )
+        net.wait(
+            "the relabelled pod out of the endpoints",
+            lambda: out["status"]["podIP"] not in net.ready_ips("web"),
+            interval=0.01,
+        )
         fresh = Counter(_get(ip) for _ in range(3 * n))
         assert name not in fresh and sum(fresh.values()) == 3 * n, fresh
         answers = set()
@@ -449,7 +506,9 @@ def test_deleting_a_pod_keeps_the_bridge_address(net: NetCluster) -> None:
     its gateway holds that address, still reaches the Service at once."""
     client = net.get("Pod", "client")
     bridge = _host_veth(net, client).joinpath("master").resolve()
-    assert (bridge / "addr_assign_type").read_text().strip() == "3", f"{bridge.name}'s MAC address is not pinned"
+    assert (bridge / "addr_assign_type").read_text().strip() == "3", (
+        f"{bridge.name}'s MAC address is not pinned"
+    )
     before = (bridge / "address").read_text().strip()
     assert _gateway_mac(net, client) == before
     replicas = int(net.get("Deployment", "web")["spec"]["replicas"])  # earlier tests scale and replace pods
@@ -457,7 +516,9 @@ def test_deleting_a_pod_keeps_the_bridge_address(net: NetCluster) -> None:
     veths = {p["metadata"]["name"]: _host_veth(net, p) for p in pods}
     holder = next((n for n, v in veths.items() if (v / "address").read_text().strip() == before), None)
     victim = holder or sorted(veths)[0]
-    print(f"bridge {bridge.name} {before}; deleting {victim} (holds the bridge's address: {holder is not None})")
+    print(
+        f"bridge {bridge.name} {before}; deleting {victim} (holds the bridge's address: {holder is not None})"
+    )
     index = (veths[victim] / "ifindex").read_text()
 
     def gone() -> bool:  # a replacement pod's veth may take the same name, never the same index

@@ -74,8 +74,10 @@ async def test_unknown_class_and_contradicting_priority_are_forbidden() -> None:
     assert e.value.message == 'pods "p" is forbidden: no PriorityClass with name nope was found'
     with pytest.raises(Forbidden) as e:
         await api.create("Pod", pod("p", priorityClassName="batch", priority=5))
-    assert e.value.message == ('pods "p" is forbidden: the integer value of priority (5) must not be provided in pod '
-                               "spec; priority admission controller computed 1000 from the given PriorityClass name")
+    assert e.value.message == (
+        'pods "p" is forbidden: the integer value of priority (5) must not be provided in pod '
+        "spec; priority admission controller computed 1000 from the given PriorityClass name"
+    )
     with pytest.raises(Forbidden) as e:
         await api.create("Pod", pod("p", priorityClassName="batch", preemptionPolicy="Never"))
     assert "the string value of PreemptionPolicy (Never) must not be provided in pod spec" in e.value.message
@@ -91,8 +93,10 @@ async def test_global_default_applies_to_pods_without_a_class_and_is_unique() ->
     assert (spec["priorityClassName"], spec["priority"]) == ("normal", 100)
     with pytest.raises(Forbidden) as e:
         await api.create("PriorityClass", pclass("other", 5, globalDefault=True), None)
-    assert e.value.message == ('priorityclasses.scheduling.k8s.io "other" is forbidden: PriorityClass normal is '
-                               "already marked as default. Only one default can exist")
+    assert e.value.message == (
+        'priorityclasses.scheduling.k8s.io "other" is forbidden: PriorityClass normal is '
+        "already marked as default. Only one default can exist"
+    )
     current = api.get("PriorityClass", "normal", None)
     assert current is not None
     current["description"] = "the default"
@@ -103,20 +107,29 @@ async def test_priority_class_validation() -> None:
     api = await api_with_classes()
     with pytest.raises(Invalid) as e:
         await api.create("PriorityClass", pclass("huge", 1_000_000_001), None)
-    assert [c.message for c in e.value.causes] == ["Forbidden: maximum allowed value of a user defined priority is 1000000000"]
+    assert [c.message for c in e.value.causes] == [
+        "Forbidden: maximum allowed value of a user defined priority is 1000000000"
+    ]
     with pytest.raises(Invalid) as e:
         await api.create("PriorityClass", pclass("system-mine", 10), None)
     assert e.value.causes[0].field == "metadata.name"
-    assert "priority class names with 'system-' prefix are reserved for system use only" in e.value.causes[0].message
+    assert (
+        "priority class names with 'system-' prefix are reserved for system use only"
+        in e.value.causes[0].message
+    )
     created = await api.create("PriorityClass", pclass("batch", 10), None)
     changed = {**created, "value": 11}
     with pytest.raises(Invalid) as e:
         await api.client.update(api.rt("PriorityClass"), changed)
-    assert [(c.field, c.message) for c in e.value.causes] == [("value", "Forbidden: may not be changed in an update.")]
+    assert [(c.field, c.message) for c in e.value.causes] == [
+        ("value", "Forbidden: may not be changed in an update.")
+    ]
     changed = {**created, "preemptionPolicy": "Never"}
     with pytest.raises(Invalid) as e:
         await api.client.update(api.rt("PriorityClass"), changed)
-    assert [(c.field, c.message) for c in e.value.causes] == [("preemptionPolicy", 'Invalid value: "Never": field is immutable')]
+    assert [(c.field, c.message) for c in e.value.causes] == [
+        ("preemptionPolicy", 'Invalid value: "Never": field is immutable')
+    ]
 
 
 async def test_system_classes_cannot_be_deleted() -> None:
@@ -139,7 +152,9 @@ def kubectl(live_cluster: LiveCluster, kubectl_bin: str) -> Kubectl:
         proc = subprocess.run([kubectl_bin, *args], input=input, capture_output=True, text=True,
                               env=live_cluster.kubectl_env(), timeout=60)
         if check and proc.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+            raise AssertionError(
+                f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+            )
         return proc
 
     return run
@@ -157,9 +172,17 @@ def test_kubectl_priority_classes(kubectl: Kubectl) -> None:
         "--description=batch jobs").stdout
     try:
         kubectl("create", "namespace", "pc-test")
-        p = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "pc-test"},
-             "spec": {"priorityClassName": "kubectl-batch",
-                      "containers": [{"name": "c", "image": "localhost/busybox:latest", "command": ["sleep", "60"]}]}}
+        p = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "p", "namespace": "pc-test"},
+            "spec": {
+                "priorityClassName": "kubectl-batch",
+                "containers": [
+                    {"name": "c", "image": "localhost/busybox:latest", "command": ["sleep", "60"]}
+                ],
+            },
+        }
         kubectl("apply", "-f", "-", input=json.dumps(p))
         described = kubectl("describe", "pod", "p", "-n", "pc-test").stdout
         assert "Priority:             500" in described

@@ -28,7 +28,9 @@ def api(live_cluster: LiveCluster) -> Iterator[client.ApiClient]:
         yield api_client
 
 
-POD_SPEC = {"containers": [{"name": "main", "image": "localhost/busybox:latest", "command": ["sleep", "3600"]}]}
+POD_SPEC = {
+    "containers": [{"name": "main", "image": "localhost/busybox:latest", "command": ["sleep", "3600"]}]
+}
 TEMPLATE = {"metadata": {"labels": {"app": "x"}}, "spec": POD_SPEC}
 JOB_TEMPLATE = {"metadata": {"labels": {"app": "x"}}, "spec": {**POD_SPEC, "restartPolicy": "Never"}}
 
@@ -36,22 +38,66 @@ JOB_TEMPLATE = {"metadata": {"labels": {"app": "x"}}, "spec": {**POD_SPEC, "rest
 KINDS: dict[str, tuple[str, str, bool, dict[str, Any]]] = {
     "Namespace": ("CoreV1Api", "namespace", False, {}),
     "Pod": ("CoreV1Api", "namespaced_pod", True, {"spec": POD_SPEC}),
-    "Service": ("CoreV1Api", "namespaced_service", True, {"spec": {"selector": {"app": "x"}, "ports": [{"port": 80}]}}),
+    "Service": (
+        "CoreV1Api",
+        "namespaced_service",
+        True,
+        {"spec": {"selector": {"app": "x"}, "ports": [{"port": 80}]}},
+    ),
     "Endpoints": ("CoreV1Api", "namespaced_endpoints", True, {"subsets": []}),
     "Node": ("CoreV1Api", "node", False, {"spec": {}}),
     "ConfigMap": ("CoreV1Api", "namespaced_config_map", True, {"data": {"a": "b"}}),
     "Secret": ("CoreV1Api", "namespaced_secret", True, {"stringData": {"a": "b"}}),
-    "Event": ("CoreV1Api", "namespaced_event", True, {"involvedObject": {"kind": "Pod", "name": "p", "namespace": "py"},
-                                                      "reason": "Test", "message": "m", "type": "Normal"}),
+    "Event": (
+        "CoreV1Api",
+        "namespaced_event",
+        True,
+        {
+            "involvedObject": {"kind": "Pod", "name": "p", "namespace": "py"},
+            "reason": "Test",
+            "message": "m",
+            "type": "Normal",
+        },
+    ),
     "ServiceAccount": ("CoreV1Api", "namespaced_service_account", True, {}),
-    "Deployment": ("AppsV1Api", "namespaced_deployment", True, {"spec": {"selector": {"matchLabels": {"app": "x"}}, "template": TEMPLATE}}),
-    "ReplicaSet": ("AppsV1Api", "namespaced_replica_set", True, {"spec": {"selector": {"matchLabels": {"app": "x"}}, "template": TEMPLATE}}),
-    "DaemonSet": ("AppsV1Api", "namespaced_daemon_set", True, {"spec": {"selector": {"matchLabels": {"app": "x"}}, "template": TEMPLATE}}),
-    "StatefulSet": ("AppsV1Api", "namespaced_stateful_set", True, {"spec": {"serviceName": "x", "selector": {"matchLabels": {"app": "x"}}, "template": TEMPLATE}}),
+    "Deployment": (
+        "AppsV1Api",
+        "namespaced_deployment",
+        True,
+        {"spec": {"selector": {"matchLabels": {"app": "x"}}, "template": TEMPLATE}},
+    ),
+    "ReplicaSet": (
+        "AppsV1Api",
+        "namespaced_replica_set",
+        True,
+        {"spec": {"selector": {"matchLabels": {"app": "x"}}, "template": TEMPLATE}},
+    ),
+    "DaemonSet": (
+        "AppsV1Api",
+        "namespaced_daemon_set",
+        True,
+        {"spec": {"selector": {"matchLabels": {"app": "x"}}, "template": TEMPLATE}},
+    ),
+    "StatefulSet": (
+        "AppsV1Api",
+        "namespaced_stateful_set",
+        True,
+        {"spec": {"serviceName": "x", "selector": {"matchLabels": {"app": "x"}}, "template": TEMPLATE}},
+    ),
     "Job": ("BatchV1Api", "namespaced_job", True, {"spec": {"template": JOB_TEMPLATE}}),
-    "CronJob": ("BatchV1Api", "namespaced_cron_job", True, {"spec": {"schedule": "*/5 * * * *", "jobTemplate": {"spec": {"template": JOB_TEMPLATE}}}}),
+    "CronJob": (
+        "BatchV1Api",
+        "namespaced_cron_job",
+        True,
+        {"spec": {"schedule": "*/5 * * * *", "jobTemplate": {"spec": {"template": JOB_TEMPLATE}}}},
+    ),
     "Lease": ("CoordinationV1Api", "namespaced_lease", True, {"spec": {"holderIdentity": "me"}}),
-    "EndpointSlice": ("DiscoveryV1Api", "namespaced_endpoint_slice", True, {"addressType": "IPv4", "endpoints": []}),
+    "EndpointSlice": (
+        "DiscoveryV1Api",
+        "namespaced_endpoint_slice",
+        True,
+        {"addressType": "IPv4", "endpoints": []},
+    ),
 }
 
 
@@ -92,7 +138,10 @@ def test_crud_watch_every_kind(api: client.ApiClient, kind: str) -> None:
     assert "MODIFIED" in seen
 
     got = _call(a, "read", suffix, False, name, **({"namespace": "py"} if namespaced else {}))
-    assert {k: v for k, v in got.metadata.labels.items() if "kubernetes.io" not in k} == {"t": "1", "patched": "yes"}
+    assert {k: v for k, v in got.metadata.labels.items() if "kubernetes.io" not in k} == {
+        "t": "1",
+        "patched": "yes",
+    }
     if kind == "Namespace":
         return  # namespace deletion needs the namespace controller (tested with the reconcilers)
     _call(a, "delete", suffix, False, name, **({"namespace": "py"} if namespaced else {}))
@@ -103,8 +152,13 @@ def test_crud_watch_every_kind(api: client.ApiClient, kind: str) -> None:
 
 def test_scale_subresource(api: client.ApiClient) -> None:
     apps = client.AppsV1Api(api)
-    apps.create_namespaced_deployment("py", {"metadata": {"name": "scaled"},
-                                             "spec": {"selector": {"matchLabels": {"app": "x"}}, "template": TEMPLATE}})
+    apps.create_namespaced_deployment(
+        "py",
+        {
+            "metadata": {"name": "scaled"},
+            "spec": {"selector": {"matchLabels": {"app": "x"}}, "template": TEMPLATE},
+        },
+    )
     scale = apps.patch_namespaced_deployment_scale("scaled", "py", {"spec": {"replicas": 4}})
     assert scale.spec.replicas == 4
     assert apps.read_namespaced_deployment("scaled", "py").spec.replicas == 4

@@ -105,4 +105,6 @@ def test_stateful_storage_example_keeps_its_counter(cluster: PodmanCluster) -> N
         assert sorted(c["metadata"]["name"] for c in claims) == ["data-counter-0", "data-counter-1"]
     finally:
         cluster.kubectl("delete", "-f", str(example), "--ignore-not-found", "--wait=true", check=False)
-        cluster.kubectl("delete", "pvc", "-l", "app=counter", "--ignore-not-found", "--wait=true", check=False)
+        cluster.kubectl(
+            "delete", "pvc", "-l", "app=counter", "--ignore-not-found", "--wait=true", check=False
+        )

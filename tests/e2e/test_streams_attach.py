@@ -58,8 +58,13 @@ async def attach_pod(h: Harness, name: str, container: dict[str, Any], *, start:
     uid = pod["metadata"]["uid"]
     sandbox = await h.runtime.create_sandbox(PodSandboxSpec(name=f"default_{name}_{uid[:8]}", uid=uid))
     await h.runtime.start_sandbox(sandbox)
-    spec = ContainerSpec(name=container["name"], image="localhost/busybox:latest", stdin=bool(container.get("stdin")),
-                         stdin_once=bool(container.get("stdinOnce")), tty=bool(container.get("tty")))
+    spec = ContainerSpec(
+        name=container["name"],
+        image="localhost/busybox:latest",
+        stdin=bool(container.get("stdin")),
+        stdin_once=bool(container.get("stdinOnce")),
+        tty=bool(container.get("tty")),
+    )
     cid = await h.runtime.create_container(sandbox, spec)
     await h.runtime.start_container(cid)
     h.locator.current[("default", name, container["name"])] = cid
@@ -67,7 +72,9 @@ async def attach_pod(h: Harness, name: str, container: dict[str, Any], *, start:
 
 @pytest.mark.kubectl
 @pytest.mark.parametrize("version", VERSIONS)
-async def test_kubectl_attach_receives_output_until_the_container_exits(harness: Harness, version: str) -> None:
+async def test_kubectl_attach_receives_output_until_the_container_exits(
+    harness: Harness, version: str
+) -> None:
     with trio.fail_after(30):
         await attach_pod(harness, "ticking", {"name": "ticker"})
         out = await harness.kubectl("attach", "ticking", "-c", "ticker", version=version)
@@ -149,7 +156,10 @@ async def _attach_over_asgi(client: FakeClient, container: dict[str, Any], scrip
                              tty=bool(container.get("tty")))
         cid = await sim.create_container(sandbox, spec)
         await sim.start_container(cid)
-        pod = {"metadata": {"name": "p", "namespace": "default", "uid": "u1"}, "spec": {"containers": [container]}}
+        pod = {
+            "metadata": {"name": "p", "namespace": "default", "uid": "u1"},
+            "spec": {"containers": [container]},
+        }
         route = Route(rt=None, namespace="default", name="p", subresource="attach")  # type: ignore[arg-type]
         await PodStreamsHandler(Locator(sim, cid)).handle(client.request(), route, pod)
 
@@ -207,12 +217,20 @@ class _BrokenRuntime:
         yield _BrokenSession()
 
 
-async def test_a_runtime_failure_midway_is_an_internal_error_status(autojump_clock: trio.testing.MockClock) -> None:
+async def test_a_runtime_failure_midway_is_an_internal_error_status(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     with trio.fail_after(10):
         client = FakeClient("websocket", b"stdout=true", ["v5.channel.k8s.io"])
-        pod = {"metadata": {"name": "p", "namespace": "default", "uid": "u1"}, "spec": {"containers": [{"name": "c"}]}}
+        pod = {
+            "metadata": {"name": "p", "namespace": "default", "uid": "u1"},
+            "spec": {"containers": [{"name": "c"}]},
+        }
         route = Route(rt=None, namespace="default", name="p", subresource="attach")  # type: ignore[arg-type]
         await PodStreamsHandler(Locator(_BrokenRuntime(), "cid")).handle(client.request(), route, pod)  # type: ignore[arg-type]
         first, status = client.binary()
         assert first == b"\x01partial\n"
-        assert orjson.loads(status[1:])["message"] == "error attaching to container: the Podman service went away"
+        assert (
+            orjson.loads(status[1:])["message"]
+            == "error attaching to container: the Podman service went away"
+        )

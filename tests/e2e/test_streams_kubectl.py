@@ -67,13 +67,19 @@ class TableLocator:
         self.current: dict[tuple[str, str, str], str] = {}
         self.previous: dict[tuple[str, str, str], str] = {}
 
-    async def locate(self, pod: dict[str, Any], container: str, *, previous: bool = False) -> tuple[Runtime, str]:
+    async def locate(
+        self, pod: dict[str, Any], container: str, *, previous: bool = False
+    ) -> tuple[Runtime, str]:
         meta = pod["metadata"]
         cid = (self.previous if previous else self.current).get((meta["namespace"], meta["name"], container))
         if cid is None:
             if previous:
-                raise BadRequest(f'previous terminated container "{container}" in pod "{meta["name"]}" not found')
-            raise BadRequest(f'container "{container}" in pod "{meta["name"]}" is waiting to start: ContainerCreating')
+                raise BadRequest(
+                    f'previous terminated container "{container}" in pod "{meta["name"]}" not found'
+                )
+            raise BadRequest(
+                f'container "{container}" in pod "{meta["name"]}" is waiting to start: ContainerCreating'
+            )
         return self.runtime, cid
 
     def pod_ip(self, pod: dict[str, Any]) -> str | None:
@@ -103,12 +109,22 @@ class Harness:
         result = await trio.run_process([kubectl_path(version), *args], stdin=stdin, capture_stdout=True,
                                         capture_stderr=True, env=self.env(), check=False)
         if check and result.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} exited {result.returncode}: {result.stderr.decode()}")
+            raise AssertionError(
+                f"kubectl {' '.join(args)} exited {result.returncode}: {result.stderr.decode()}"
+            )
         return result
 
-    async def make_pod(self, name: str, containers: Sequence[str] = ("main",), *, image: str = "localhost/busybox:latest",
-                       command: Sequence[str] = (), phase: str = "Running", start: bool = True,
-                       annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    async def make_pod(
+        self,
+        name: str,
+        containers: Sequence[str] = ("main",),
+        *,
+        image: str = "localhost/busybox:latest",
+        command: Sequence[str] = (),
+        phase: str = "Running",
+        start: bool = True,
+        annotations: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
         """A Pod in the store (with status) and, when `start`, its containers in the runtime."""
         rt = self.core.registry.by_kind("Pod")
         assert rt is not None
@@ -121,11 +137,16 @@ class Harness:
         pod = (await self.core.update(rt, "default", name, pod, subresource="status")).obj
         if start:
             uid = pod["metadata"]["uid"]
-            sandbox = await self.runtime.create_sandbox(PodSandboxSpec(name=f"default_{name}_{uid[:8]}", uid=uid,
-                                                                       labels={"orchestra.test": "streams"}))
+            sandbox = await self.runtime.create_sandbox(
+                PodSandboxSpec(
+                    name=f"default_{name}_{uid[:8]}", uid=uid, labels={"orchestra.test": "streams"}
+                )
+            )
             await self.runtime.start_sandbox(sandbox)
             for c in containers:
-                spec = ContainerSpec(name=c, image=image, command=tuple(command), labels={"orchestra.test": "streams"})
+                spec = ContainerSpec(
+                    name=c, image=image, command=tuple(command), labels={"orchestra.test": "streams"}
+                )
                 cid = await self.runtime.create_container(sandbox, spec)
                 await self.runtime.start_container(cid)
                 self.locator.current[("default", name, c)] = cid
@@ -407,7 +428,9 @@ async def test_kubectl_exec_it_under_a_pty(harness: Harness) -> None:
 # -------------------------------------------------------------------------------- port-forward
 
 
-async def _start_port_forward(harness: Harness, remote: int, version: str = "1.32") -> tuple[trio.Process, int]:
+async def _start_port_forward(
+    harness: Harness, remote: int, version: str = "1.32"
+) -> tuple[trio.Process, int]:
     """`kubectl port-forward pod/p :REMOTE`; returns the process and the local port it picked."""
     proc = await trio.lowlevel.open_process([kubectl_path(version), "port-forward", "pod/p", f":{remote}"],
                                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=harness.env())
@@ -437,7 +460,9 @@ async def _roundtrip(port: int, payload: bytes) -> bytes:
     return bytes(received)
 
 
-async def port_forward_scenario(harness: Harness, echo_port: int, version: str, *, size: int, conns: int) -> None:
+async def port_forward_scenario(
+    harness: Harness, echo_port: int, version: str, *, size: int, conns: int
+) -> None:
     """Round trips through `kubectl port-forward`: small, `size` bytes, `conns` at once, small again."""
     with trio.fail_after(60):
         await harness.make_pod("p")
@@ -578,7 +603,9 @@ def test_kubectl_binaries_present() -> None:
     assert shutil.which(KUBECTL) or os.path.exists(KUBECTL)
 
 
-async def test_kubectl_port_forward_before_1_31_gets_a_clear_error(hypercorn_harness: Harness, echo_port: int) -> None:
+async def test_kubectl_port_forward_before_1_31_gets_a_clear_error(
+    hypercorn_harness: Harness, echo_port: int
+) -> None:
     harness = hypercorn_harness
     with trio.fail_after(30):
         await harness.make_pod("p")

@@ -73,15 +73,30 @@ def _no_route_before() -> Iterator[None]:
 
 
 def _route_present() -> bool:
-    out = subprocess.run(["ip", "route", "show", "table", "local", SERVICE_CIDR], capture_output=True, text=True,
-                         check=False).stdout
+    out = subprocess.run(
+        ["ip", "route", "show", "table", "local", SERVICE_CIDR], capture_output=True, text=True, check=False
+    ).stdout
     return SERVICE_CIDR in out
 
 
 def _up(state: Path, *args: str) -> subprocess.Popen[bytes]:
     with (state.parent / f"{state.name}.log").open("ab") as log:
-        return subprocess.Popen([sys.executable, "-m", "orchestra", "up", "--state-dir", str(state), "--listen",
-                                 "127.0.0.1:0", "--no-dashboard", *args], stdout=log, stderr=log)
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "orchestra",
+                "up",
+                "--state-dir",
+                str(state),
+                "--listen",
+                "127.0.0.1:0",
+                "--no-dashboard",
+                *args,
+            ],
+            stdout=log,
+            stderr=log,
+        )
 
 
 def _log(state: Path) -> str:
@@ -103,8 +118,20 @@ def _processes_of(state: Path) -> list[str]:
 
 
 def _pods_of(state: Path) -> list[str]:
-    out = subprocess.run(["podman", "pod", "ps", "--filter", f"label=orchestra.io/state-dir={state.resolve()}",
-                          "--format", "{{.Name}}"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [
+            "podman",
+            "pod",
+            "ps",
+            "--filter",
+            f"label=orchestra.io/state-dir={state.resolve()}",
+            "--format",
+            "{{.Name}}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return out.split()
 
 

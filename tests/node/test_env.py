@@ -50,7 +50,11 @@ CASES = [
     ("plain", {"value": "v"}, "v"),
     ("configmap", {"valueFrom": {"configMapKeyRef": {"name": "cm", "key": "color"}}}, "blue"),
     ("secret-decoded", {"valueFrom": {"secretKeyRef": {"name": "sec", "key": "password"}}}, "s3cret"),
-    ("optional-missing", {"valueFrom": {"configMapKeyRef": {"name": "nope", "key": "k", "optional": True}}}, None),
+    (
+        "optional-missing",
+        {"valueFrom": {"configMapKeyRef": {"name": "nope", "key": "k", "optional": True}}},
+        None,
+    ),
     ("name", field("metadata.name"), "p"),
     ("namespace", field("metadata.namespace"), "ns"),
     ("uid", field("metadata.uid"), "u-1"),
@@ -107,7 +111,9 @@ def autojump_clock() -> trio.testing.MockClock:
     return trio.testing.MockClock(autojump_threshold=0)
 
 
-async def test_env_reaches_container_and_config_errors_wait(tmp_path: Path, autojump_clock: trio.abc.Clock) -> None:
+async def test_env_reaches_container_and_config_errors_wait(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
     def services(pod: dict[str, Any]) -> dict[str, str]:  # the hook the service-env engineer fills
         return {"KUBERNETES_SERVICE_HOST": "10.96.0.1"}
 
@@ -118,7 +124,10 @@ async def test_env_reaches_container_and_config_errors_wait(tmp_path: Path, auto
                                                 {"name": "MISSING", "valueFrom": {"configMapKeyRef": {
                                                     "name": "later", "key": "k"}}}]}])
             pod = await env.wait_pod("e", lambda p: waiting_reason(p) == "CreateContainerConfigError")
-            assert 'configmap "later" not found' in pod["status"]["containerStatuses"][0]["state"]["waiting"]["message"]  # type: ignore[index]
+            assert (
+                'configmap "later" not found'
+                in pod["status"]["containerStatuses"][0]["state"]["waiting"]["message"]
+            )  # type: ignore[index]
             await env.client.create(env.rt("ConfigMap"), "default",
                                     {"metadata": {"name": "later"}, "data": {"k": "v"}})
             await env.wait_pod("e", lambda p: (p or {}).get("status", {}).get("phase") == "Running")

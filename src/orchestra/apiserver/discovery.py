@@ -57,11 +57,16 @@ class Discovery:
         self._cache: dict[str, bytes] = {}
 
     def _groups(self) -> list[str]:
-        return [*self.registry.groups(), *(g for g in self.read_only.groups() if g not in self.registry.groups())]
+        return [
+            *self.registry.groups(),
+            *(g for g in self.read_only.groups() if g not in self.registry.groups()),
+        ]
 
     def _version(self, group: str) -> str:
         """The one version each group serves (v1, or v1beta1 for metrics.k8s.io)."""
-        return next((t.version for t in (*self.registry.types, *self.read_only.types) if t.group == group), "v1")
+        return next(
+            (t.version for t in (*self.registry.types, *self.read_only.types) if t.group == group), "v1"
+        )
 
     def _types(self, group: str, version: str) -> list[ResourceType]:
         return self.registry.in_group(group, version) or self.read_only.in_group(group, version)
@@ -96,7 +101,9 @@ class Discovery:
     def api_group(self, group: str) -> bytes | None:
         if group not in self._groups() or not group:
             return None
-        return self._cached(f"group/{group}", lambda: {"kind": "APIGroup", "apiVersion": "v1", **self._group(group)})
+        return self._cached(
+            f"group/{group}", lambda: {"kind": "APIGroup", "apiVersion": "v1", **self._group(group)}
+        )
 
     def resource_list(self, group: str, version: str) -> bytes | None:
         types = self._types(group, version)
@@ -118,7 +125,12 @@ class Discovery:
                     if sub.group or sub.name == "scale":
                         entry["group"], entry["version"] = sub.group, sub.version
                     resources.append(entry)
-            return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": t.api_version, "resources": resources}
+            return {
+                "kind": "APIResourceList",
+                "apiVersion": "v1",
+                "groupVersion": t.api_version,
+                "resources": resources,
+            }
 
         return self._cached(f"rl/{group}/{version}", build)
 
@@ -139,7 +151,12 @@ class Discovery:
                         "resources": [_aggregated_resource(t) for t in self._types(g, self._version(g))],
                     }],
                 })
-            return {"kind": "APIGroupDiscoveryList", "apiVersion": api_version, "metadata": {}, "items": items}
+            return {
+                "kind": "APIGroupDiscoveryList",
+                "apiVersion": api_version,
+                "metadata": {},
+                "items": items,
+            }
 
         return self._cached(f"agg/{legacy_core}/{api_version}", build)
 
@@ -167,12 +184,28 @@ class Discovery:
             paths: dict[str, Any] = {}
             for t in types:
                 base = "/api/v1" if not t.group else f"/apis/{t.group}/v1"
-                path = f"{base}/namespaces/{{namespace}}/{t.plural}/{{name}}" if t.namespaced else f"{base}/{t.plural}/{{name}}"
+                path = (
+                    f"{base}/namespaces/{{namespace}}/{t.plural}/{{name}}"
+                    if t.namespaced
+                    else f"{base}/{t.plural}/{{name}}"
+                )
                 op = {
-                    "x-kubernetes-group-version-kind": {"group": t.group, "version": t.version, "kind": t.kind},
+                    "x-kubernetes-group-version-kind": {
+                        "group": t.group,
+                        "version": t.version,
+                        "kind": t.kind,
+                    },
                     "parameters": [
-                        {"name": "fieldValidation", "in": "query", "schema": {"type": "string", "uniqueItems": True}},
-                        {"name": "fieldManager", "in": "query", "schema": {"type": "string", "uniqueItems": True}},
+                        {
+                            "name": "fieldValidation",
+                            "in": "query",
+                            "schema": {"type": "string", "uniqueItems": True},
+                        },
+                        {
+                            "name": "fieldManager",
+                            "in": "query",
+                            "schema": {"type": "string", "uniqueItems": True},
+                        },
                         {"name": "dryRun", "in": "query", "schema": {"type": "string", "uniqueItems": True}},
                     ],
                     "responses": {"200": {"description": "OK"}},

@@ -144,7 +144,9 @@ def pod_label(pod: dict[str, Any]) -> str:
 # ------------------------------------------------------------------------------------ input
 
 
-async def pump_input(chans: CommandChannels, session: InputSession, *, stdin: bool, gone: trio.CancelScope) -> None:
+async def pump_input(
+    chans: CommandChannels, session: InputSession, *, stdin: bool, gone: trio.CancelScope
+) -> None:
     """Client input into `session` (stdin only when `stdin`); cancels `gone` when the client leaves."""
     while (item := await chans.receive()) is not None:
         channel, data = item
@@ -199,8 +201,12 @@ class SpdyChannels:
         self._lock = trio.Lock()
         self._ids: dict[int, int] = {}  # channel -> stream id
         self._channels: dict[int, int] = {}  # stream id -> channel
-        self._want = {Channel.ERROR} | ({Channel.STDIN} if opts.stdin else set()) \
-            | ({Channel.STDOUT} if opts.stdout else set()) | ({Channel.STDERR} if opts.stderr and not opts.tty else set())
+        self._want = (
+            {Channel.ERROR}
+            | ({Channel.STDIN} if opts.stdin else set())
+            | ({Channel.STDOUT} if opts.stdout else set())
+            | ({Channel.STDERR} if opts.stderr and not opts.tty else set())
+        )
         self._ready = trio.Event()
         self._in_send, self._in_recv = trio.open_memory_channel[tuple[int, bytes]](64)
         self._closed = False

@@ -29,7 +29,9 @@ class ClusterConfig:
     dashboard: bool = False
     podman: bool = True
     fsync: str = "always"
-    network: bool = False  # service proxy + cluster DNS (root: routes the service range); `orchestra up` turns it on
+    network: bool = (
+        False  # service proxy + cluster DNS (root: routes the service range); `orchestra up` turns it on
+    )
     controllers: bool = True
     timings: str = "default"  # node lifecycle: "default" (Kubernetes' 40 s grace) or "fast" (10 s)
     service_cidr: str = DEFAULT_SERVICE_CIDR

@@ -55,8 +55,15 @@ async def run_cluster(config: ClusterConfig, *, shutdown: Shutdown | None = None
         store.close()
 
 
-async def _run(config: ClusterConfig, shutdown: Shutdown, state: Path, token: str, store: Store, route: ServiceRoute,
-           task_status: trio.TaskStatus[Cluster]) -> None:
+async def _run(
+    config: ClusterConfig,
+    shutdown: Shutdown,
+    state: Path,
+    token: str,
+    store: Store,
+    route: ServiceRoute,
+    task_status: trio.TaskStatus[Cluster],
+) -> None:
     async with trio.open_nursery() as nursery:
         await nursery.start(store.run)
         core = ApiCore(store, allocator=ServiceAllocator(config.service_cidr))

@@ -63,7 +63,9 @@ def delete_command(
     for rt, ns, name in work:
         deleter.delete(rt, ns, name)
     if wait:
-        deadline = time.monotonic() + timeout if timeout > 0 else None  # wall-clock: a CLI waiting on a server
+        deadline = (
+            time.monotonic() + timeout if timeout > 0 else None
+        )  # wall-clock: a CLI waiting on a server
         for rt, ns, name, uid, rv in deleter.pending:
             deleter.wait_gone(rt, ns, name, uid=uid, resource_version=rv, deadline=deadline)
     if deleter.failed:

@@ -120,7 +120,9 @@ def parse_listen(value: str) -> tuple[str, int]:
 class ListenType(click.ParamType):
     name = "HOST:PORT"
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[str, int]:
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[str, int]:
         if isinstance(value, tuple):
             return value
         try:
@@ -239,7 +241,9 @@ def _configure_logging(verbose: int, *, quiet: bool = False) -> None:
     import logging
 
     level = logging.DEBUG if verbose >= 2 else (logging.WARNING if quiet and not verbose else logging.INFO)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S"
+    )
     if verbose < 2:
         # Third-party libraries are chatty at INFO (hypercorn's access log, httpx).
         for noisy in ("hypercorn", "hypercorn.access", "hypercorn.error", "httpx"):
@@ -264,7 +268,9 @@ Examples:
 @click.option("-l", "--selector", metavar="SELECTOR", help="Describe every object matching the label selector.")
 @click.option("-A", "--all-namespaces", is_flag=True, help="Look in every namespace.")
 @client_options
-def describe_command(args: tuple[str, ...], selector: str | None, all_namespaces: bool, session: Session) -> None:
+def describe_command(
+    args: tuple[str, ...], selector: str | None, all_namespaces: bool, session: Session
+) -> None:
     client = session.client
     texts: list[str] = []
     failed = False
@@ -288,8 +294,10 @@ def describe_command(args: tuple[str, ...], selector: str | None, all_namespaces
         click.echo("\n\n".join(t.rstrip("\n") for t in texts))
     elif not failed:
         namespaced = any(t.rt.namespaced for t in parse_targets(args)) and not all_namespaces
-        click.echo(f"No resources found in {session.namespace} namespace." if namespaced else "No resources found",
-                   err=True)
+        click.echo(
+            f"No resources found in {session.namespace} namespace." if namespaced else "No resources found",
+            err=True,
+        )
     if failed:
         raise SystemExit(1)
 

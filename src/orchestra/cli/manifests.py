@@ -170,7 +170,9 @@ def _load_yaml(text: str, source: str) -> Iterator[Document]:
         line = mark.line + 1 if mark is not None else 0
         doc_index = _document_at_line(text, line) if line else index + 1
         problem = exc.problem or exc.context or "malformed YAML"
-        raise ManifestError([f"{source}: document {doc_index} (line {line}): invalid YAML: {problem}"]) from None
+        raise ManifestError(
+            [f"{source}: document {doc_index} (line {line}): invalid YAML: {problem}"]
+        ) from None
     except YAMLError as exc:
         raise ManifestError([f"{source}: document {index + 1}: invalid YAML: {exc}"]) from None
 
@@ -263,4 +265,6 @@ def _problem(doc: Document, registry: Registry) -> str | ResourceType:
 def _type_name(value: Any) -> str:
     if value is None:
         return "null"
-    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}.get(type(value), "a number")
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}.get(
+        type(value), "a number"
+    )

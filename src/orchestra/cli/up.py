@@ -95,7 +95,9 @@ async def _run_up(config: Any, dashboard: bool, shutdown: Any, started: float, r
                 await trio.to_thread.run_sync(apply_paths, cluster.kubeconfig, config.apply_paths,
                                               abandon_on_cancel=True)
             except (CliError, SystemExit) as exc:
-                click.echo(f"orchestra: applying {', '.join(map(str, config.apply_paths))} failed: {exc}", err=True)
+                click.echo(
+                    f"orchestra: applying {', '.join(map(str, config.apply_paths))} failed: {exc}", err=True
+                )
         if dashboard and is_interactive():
             from orchestra.cli.dashboard.app import run_in_process
 

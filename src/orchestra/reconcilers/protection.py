@@ -104,4 +104,6 @@ class StorageProtectionController(Controller):
             return
         updated = deep_copy(obj)
         updated["metadata"]["finalizers"] = finalizers
-        await self.client.update(informer.rt, updated)  # a Conflict re-queues the key; the cache has the newer object
+        await self.client.update(
+            informer.rt, updated
+        )  # a Conflict re-queues the key; the cache has the newer object

@@ -36,13 +36,21 @@ PV_PROTECTION = "kubernetes.io/pv-protection"
 GROUP = "scheduling.k8s.io"
 
 SYSTEM_CLASS_OBJECTS: tuple[Obj, ...] = (
-    {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": "system-node-critical"},
-     "value": SYSTEM_PRIORITY_CLASSES["system-node-critical"],
-     "description": "Used for system critical pods that must not be moved from their current node."},
-    {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": "system-cluster-critical"},
-     "value": SYSTEM_PRIORITY_CLASSES["system-cluster-critical"],
-     "description": "Used for system critical pods that must run in the cluster, but can be moved to another node "
-                    "if necessary."},
+    {
+        "apiVersion": "scheduling.k8s.io/v1",
+        "kind": "PriorityClass",
+        "metadata": {"name": "system-node-critical"},
+        "value": SYSTEM_PRIORITY_CLASSES["system-node-critical"],
+        "description": "Used for system critical pods that must not be moved from their current node.",
+    },
+    {
+        "apiVersion": "scheduling.k8s.io/v1",
+        "kind": "PriorityClass",
+        "metadata": {"name": "system-cluster-critical"},
+        "value": SYSTEM_PRIORITY_CLASSES["system-cluster-critical"],
+        "description": "Used for system critical pods that must run in the cluster, but can be moved to another node "
+        "if necessary.",
+    },
 )
 
 
@@ -82,7 +90,9 @@ def default_storage_class(classes: list[Obj]) -> Obj | None:
     marked = [c for c in classes if is_default_class(c)]
     if not marked:
         return None
-    return max(marked, key=lambda c: (str((c.get("metadata") or {}).get("creationTimestamp") or ""), name_of(c)))
+    return max(
+        marked, key=lambda c: (str((c.get("metadata") or {}).get("creationTimestamp") or ""), name_of(c))
+    )
 
 
 def _admit_claim(pvc: Obj, storage_classes: StorageClasses) -> None:
@@ -102,7 +112,9 @@ def admit_update(kind: str, obj: Obj, priority_classes: PriorityClasses) -> None
 
 def admit_delete(kind: str, name: str) -> None:
     if kind == "PriorityClass" and name in SYSTEM_PRIORITY_CLASSES:
-        raise _forbidden(f"priorityclasses.{GROUP}", name, "this is a system priority class and cannot be deleted")
+        raise _forbidden(
+            f"priorityclasses.{GROUP}", name, "this is a system priority class and cannot be deleted"
+        )
 
 
 def _admit_pod(pod: Obj, priority_classes: PriorityClasses) -> None:
@@ -120,13 +132,21 @@ def _admit_pod(pod: Obj, priority_classes: PriorityClasses) -> None:
     policy = str((pc or {}).get("preemptionPolicy") or PREEMPT_LOWER)
     given = spec.get("priority")
     if given is not None and given != priority:
-        raise _forbidden("pods", name_of(pod), f"the integer value of priority ({given}) must not be provided in pod spec; "
-                         f"priority admission controller computed {priority} from the given PriorityClass name")
+        raise _forbidden(
+            "pods",
+            name_of(pod),
+            f"the integer value of priority ({given}) must not be provided in pod spec; "
+            f"priority admission controller computed {priority} from the given PriorityClass name",
+        )
     given_policy = spec.get("preemptionPolicy")
     if given_policy is not None and given_policy != policy:
-        raise _forbidden("pods", name_of(pod), f"the string value of PreemptionPolicy ({given_policy}) must not be "
-                         f"provided in pod spec; priority admission controller computed {policy} from the given "
-                         "PriorityClass name")
+        raise _forbidden(
+            "pods",
+            name_of(pod),
+            f"the string value of PreemptionPolicy ({given_policy}) must not be "
+            f"provided in pod spec; priority admission controller computed {policy} from the given "
+            "PriorityClass name",
+        )
     spec["priority"] = priority
     spec["preemptionPolicy"] = policy
 
@@ -136,5 +156,8 @@ def _admit_priority_class(pc: Obj, priority_classes: PriorityClasses, *, updatin
         return
     current = default_class(priority_classes())
     if current is not None and not (updating and name_of(current) == name_of(pc)):
-        raise _forbidden(f"priorityclasses.{GROUP}", name_of(pc),
-                         f"PriorityClass {name_of(current)} is already marked as default. Only one default can exist")
+        raise _forbidden(
+            f"priorityclasses.{GROUP}",
+            name_of(pc),
+            f"PriorityClass {name_of(current)} is already marked as default. Only one default can exist",
+        )

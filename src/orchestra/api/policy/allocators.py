@@ -21,7 +21,9 @@ NODE_PORT_RANGE = (30000, 32767)
 class ServiceAllocator:
     """Allocates from the state of existing Services (passed in), so it has no state of its own."""
 
-    def __init__(self, cidr: str = DEFAULT_SERVICE_CIDR, node_ports: tuple[int, int] = NODE_PORT_RANGE) -> None:
+    def __init__(
+        self, cidr: str = DEFAULT_SERVICE_CIDR, node_ports: tuple[int, int] = NODE_PORT_RANGE
+    ) -> None:
         self.network = ipaddress.ip_network(cidr)
         self.node_ports = node_ports
         self._rand = random.Random()
@@ -67,9 +69,29 @@ class ServiceAllocator:
             except ValueError:
                 ok = False
             if not ok:
-                raise invalid("Service", name, [Cause("FieldValueInvalid", f'Invalid value: "{want}": provided IP is not in the valid range. The range of valid IPs is {self.network}', "spec.clusterIPs")])
+                raise invalid(
+                    "Service",
+                    name,
+                    [
+                        Cause(
+                            "FieldValueInvalid",
+                            f'Invalid value: "{want}": provided IP is not in the valid range. The range of valid IPs is {self.network}',
+                            "spec.clusterIPs",
+                        )
+                    ],
+                )
             if want in used:
-                raise invalid("Service", name, [Cause("FieldValueInvalid", f'Invalid value: []string{{"{want}"}}: failed to allocate IP {want}: provided IP is already allocated', "spec.clusterIPs")])
+                raise invalid(
+                    "Service",
+                    name,
+                    [
+                        Cause(
+                            "FieldValueInvalid",
+                            f'Invalid value: []string{{"{want}"}}: failed to allocate IP {want}: provided IP is already allocated',
+                            "spec.clusterIPs",
+                        )
+                    ],
+                )
         else:
             want = self._free_ip(used)
         spec["clusterIP"] = want
@@ -93,13 +115,37 @@ class ServiceAllocator:
         want = port.get("nodePort")
         if want:
             if not lo <= int(want) <= hi:
-                raise invalid("Service", name, [Cause("FieldValueInvalid", f"Invalid value: {want}: provided port is not in the valid range. The range of valid ports is {lo}-{hi}", f"spec.ports[{index}].nodePort")])
+                raise invalid(
+                    "Service",
+                    name,
+                    [
+                        Cause(
+                            "FieldValueInvalid",
+                            f"Invalid value: {want}: provided port is not in the valid range. The range of valid ports is {lo}-{hi}",
+                            f"spec.ports[{index}].nodePort",
+                        )
+                    ],
+                )
             if int(want) in used:
-                raise invalid("Service", name, [Cause("FieldValueInvalid", f"Invalid value: {want}: provided port is already allocated", f"spec.ports[{index}].nodePort")])
+                raise invalid(
+                    "Service",
+                    name,
+                    [
+                        Cause(
+                            "FieldValueInvalid",
+                            f"Invalid value: {want}: provided port is already allocated",
+                            f"spec.ports[{index}].nodePort",
+                        )
+                    ],
+                )
         else:
             free = [p for p in range(lo, hi + 1) if p not in used]
             if not free:
-                raise invalid("Service", name, [Cause("FieldValueInvalid", "range is full", f"spec.ports[{index}].nodePort")])
+                raise invalid(
+                    "Service",
+                    name,
+                    [Cause("FieldValueInvalid", "range is full", f"spec.ports[{index}].nodePort")],
+                )
             want = self._rand.choice(free)
         port["nodePort"] = int(want)
         used.add(int(want))

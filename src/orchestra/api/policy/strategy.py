@@ -15,10 +15,30 @@ from orchestra.objects import Obj, meta
 
 # Kinds whose create keeps a client-supplied status (kubelets create Nodes with status; events and
 # leases have no status; everything else starts with an empty status like kube-apiserver).
-_KEEP_STATUS_ON_CREATE = {"Node", "Event", "Lease", "Endpoints", "EndpointSlice", "ConfigMap", "Secret", "ServiceAccount"}
+_KEEP_STATUS_ON_CREATE = {
+    "Node",
+    "Event",
+    "Lease",
+    "Endpoints",
+    "EndpointSlice",
+    "ConfigMap",
+    "Secret",
+    "ServiceAccount",
+}
 # Kinds without a spec generation (kube-apiserver leaves generation unset for them).
-_NO_GENERATION = {"Event", "ConfigMap", "Secret", "Endpoints", "EndpointSlice", "Lease", "ServiceAccount", "Namespace", "Node",
-                  "PriorityClass", "ControllerRevision"}
+_NO_GENERATION = {
+    "Event",
+    "ConfigMap",
+    "Secret",
+    "Endpoints",
+    "EndpointSlice",
+    "Lease",
+    "ServiceAccount",
+    "Namespace",
+    "Node",
+    "PriorityClass",
+    "ControllerRevision",
+}
 
 
 def tracks_generation(rt: ResourceType) -> bool:
@@ -50,11 +70,17 @@ def prepare_for_update(rt: ResourceType, new: Obj, old: Obj) -> None:
 def _service_keep_allocations(new: Obj, old: Obj) -> None:
     """Like kube's patchAllocatedValues: an update that leaves out clusterIP/nodePort keeps them."""
     nspec, ospec = new.setdefault("spec", {}), old.get("spec") or {}
-    if not nspec.get("clusterIP") and ospec.get("clusterIP") and nspec.get("type", "ClusterIP") != "ExternalName":
+    if (
+        not nspec.get("clusterIP")
+        and ospec.get("clusterIP")
+        and nspec.get("type", "ClusterIP") != "ExternalName"
+    ):
         nspec["clusterIP"] = ospec["clusterIP"]
         nspec["clusterIPs"] = ospec.get("clusterIPs") or [ospec["clusterIP"]]
     if nspec.get("type") in ("NodePort", "LoadBalancer"):
-        old_ports = {(p.get("port"), p.get("protocol", "TCP")): p.get("nodePort") for p in ospec.get("ports") or []}
+        old_ports = {
+            (p.get("port"), p.get("protocol", "TCP")): p.get("nodePort") for p in ospec.get("ports") or []
+        }
         for p in nspec.get("ports") or []:
             if not p.get("nodePort") and old_ports.get((p.get("port"), p.get("protocol", "TCP"))):
                 p["nodePort"] = old_ports[(p.get("port"), p.get("protocol", "TCP"))]

@@ -403,7 +403,9 @@ def apply_patch(
 
     # _merge shares untouched subtrees with live; copy before removing anything in place.
     result = copy_json(_merge(base, config, root_info(schema, definition), schema))
-    protected = {p[:i] for p in (*mine, *(q for s in others.values() for q in s)) for i in range(1, len(p) + 1)}
+    protected = {
+        p[:i] for p in (*mine, *(q for s in others.values() for q in s)) for i in range(1, len(p) + 1)
+    }
     finder = _Finder()
     for path in sorted(before - mine, key=len):  # an item before its fields
         if path not in protected:

@@ -160,7 +160,9 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
 
     @staticmethod
     def _encode_continue(rev: int, key: str) -> str:
-        return base64.urlsafe_b64encode(orjson.dumps({"v": "meta.k8s.io/v1", "rv": rev, "start": key})).decode()
+        return base64.urlsafe_b64encode(
+            orjson.dumps({"v": "meta.k8s.io/v1", "rv": rev, "start": key})
+        ).decode()
 
     @staticmethod
     def _decode_continue(token: str, prefix: str) -> tuple[int, str]:
@@ -175,7 +177,9 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
 
     # --- create ------------------------------------------------------------------------------
 
-    async def create(self, rt: ResourceType, namespace: str | None, body: Any, opts: WriteOptions | None = None) -> WriteResult:
+    async def create(
+        self, rt: ResourceType, namespace: str | None, body: Any, opts: WriteOptions | None = None
+    ) -> WriteResult:
         opts = opts or WriteOptions()
         obj = self._check_body(rt, namespace, body)
         warnings = self._schema_check(rt, obj, opts)
@@ -185,8 +189,19 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
             if m.get("generateName"):
                 m["name"] = f"{m['generateName']}{random_suffix()}"
             else:
-                raise invalid(rt.kind, "", [Cause("FieldValueRequired", "name or generateName is required", "metadata.name")], group=rt.group)
-        for server_field in ("uid", "resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):
+                raise invalid(
+                    rt.kind,
+                    "",
+                    [Cause("FieldValueRequired", "name or generateName is required", "metadata.name")],
+                    group=rt.group,
+                )
+        for server_field in (
+            "uid",
+            "resourceVersion",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "selfLink",
+        ):
             m.pop(server_field, None)
         m["uid"] = new_uid()
         m["creationTimestamp"] = now_rfc3339()
@@ -242,18 +257,24 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
         obj = deep_copy(body)
         typemeta.check_written_type(self.registry, rt, obj)
         if obj.get("metadata") is not None and not isinstance(obj.get("metadata"), dict):
-            raise BadRequest(f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: metadata must be an object')
+            raise BadRequest(
+                f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: metadata must be an object'
+            )
         m = meta(obj)
         if rt.namespaced:
             if m.get("namespace") and namespace and m["namespace"] != namespace:
-                raise BadRequest("the namespace of the provided object does not match the namespace sent on the request")
+                raise BadRequest(
+                    "the namespace of the provided object does not match the namespace sent on the request"
+                )
             if namespace:
                 m["namespace"] = namespace
         else:
             m.pop("namespace", None)
         return obj
 
-    def _schema_check(self, rt: ResourceType, obj: Obj, opts: WriteOptions, *, partial: bool = False) -> builtins.list[str]:
+    def _schema_check(
+        self, rt: ResourceType, obj: Obj, opts: WriteOptions, *, partial: bool = False
+    ) -> builtins.list[str]:
         """Schema errors: wrong types and (Strict) unknown fields are 400; missing required fields 422.
 
         `partial` is for apply configurations, which may leave out required fields the live object has.
@@ -292,7 +313,9 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
     @staticmethod
     def _field_validation(opts: WriteOptions) -> None:
         if opts.field_validation not in FIELD_VALIDATION:
-            raise BadRequest(f"fieldValidation must be one of Strict, Warn, Ignore, got {opts.field_validation!r}")
+            raise BadRequest(
+                f"fieldValidation must be one of Strict, Warn, Ignore, got {opts.field_validation!r}"
+            )
 
     @staticmethod
     def _encode(obj: Obj) -> bytes:
@@ -321,21 +344,28 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
         if kv is None:
             raise NotFound(f'namespaces "{namespace}" not found', name=namespace, kind="namespaces")
         if (decode(kv.value).get("metadata") or {}).get("deletionTimestamp"):
-            raise Forbidden(f"{rt.plural} \"\" is forbidden: unable to create new content in namespace {namespace} "
-                            "because it is being terminated", kind=rt.plural)
+            raise Forbidden(
+                f'{rt.plural} "" is forbidden: unable to create new content in namespace {namespace} '
+                "because it is being terminated",
+                kind=rt.plural,
+            )
 
     # --- update ------------------------------------------------------------------------------
 
     async def update(self, rt: ResourceType, namespace: str | None, name: str, body: Any,
                      opts: WriteOptions | None = None, *, subresource: str = "") -> WriteResult:
         opts = opts or WriteOptions()
-        if subresource not in ("", "status", "finalize") or (subresource == "finalize" and rt.kind != "Namespace"):
+        if subresource not in ("", "status", "finalize") or (
+            subresource == "finalize" and rt.kind != "Namespace"
+        ):
             raise MethodNotAllowed(f"update is not supported on {rt.plural}/{subresource}")
         obj = self._check_body(rt, namespace, body)
         warnings = self._schema_check(rt, obj, opts)
         body_name = meta(obj).get("name")
         if body_name and body_name != name:
-            raise BadRequest(f"the name of the object ({body_name}) does not match the name on the URL ({name})")
+            raise BadRequest(
+                f"the name of the object ({body_name}) does not match the name on the URL ({name})"
+            )
         meta(obj)["name"] = name
         want_rv = parse_rv(meta(obj).get("resourceVersion"))
         kv = self.store.get(rt.key(namespace, name))
@@ -351,7 +381,9 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
         result.warnings = warnings + result.warnings
         return result
 
-    async def _replace(self, rt: ResourceType, kv: KeyValue, new: Obj, opts: WriteOptions, subresource: str) -> WriteResult:
+    async def _replace(
+        self, rt: ResourceType, kv: KeyValue, new: Obj, opts: WriteOptions, subresource: str
+    ) -> WriteResult:
         """Write `new` over the stored `kv` (CAS on its revision), applying spec/status rules."""
         old = decode(kv.value)
         new = self._merge_rules(rt, old, new, subresource)
@@ -360,7 +392,11 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
             admission.admit_update(rt.kind, new, self._priority_classes)
         self._validate(rt, new, old)
         om = meta(old)
-        if om.get("deletionTimestamp") and not finalizers_pending(rt, new) and not om.get("deletionGracePeriodSeconds"):
+        if (
+            om.get("deletionTimestamp")
+            and not finalizers_pending(rt, new)
+            and not om.get("deletionGracePeriodSeconds")
+        ):
             # finalizers gone and no graceful period pending (a pod's agent ends that with a grace-0 delete)
             if opts.dry_run:
                 return WriteResult(with_rv(new, kv))
@@ -391,7 +427,14 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
             merged["spec"] = {**(merged.get("spec") or {}), "finalizers": finalizers}
             return merged
         # immutable server metadata
-        for k in ("uid", "creationTimestamp", "namespace", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"):
+        for k in (
+            "uid",
+            "creationTimestamp",
+            "namespace",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+        ):
             if k in om:
                 nm[k] = om[k]
             else:
@@ -405,7 +448,9 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
             # finalizers may only be removed from an object being deleted, not added
             added = set(nm.get("finalizers") or []) - set(om.get("finalizers") or [])
             if added:
-                raise Forbidden(f"no new finalizers can be added if the object is being deleted, found new finalizers {sorted(added)!r}")
+                raise Forbidden(
+                    f"no new finalizers can be added if the object is being deleted, found new finalizers {sorted(added)!r}"
+                )
         prepare_for_update(rt, new, old)
         if tracks_generation(rt) and spec_part(new) != spec_part(old):
             nm["generation"] = int(om.get("generation") or 0) + 1
@@ -418,8 +463,10 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
         opts = opts or WriteOptions()
         ptype = PATCH_TYPES.get(content_type.split(";")[0].strip().lower())
         if ptype is None or ptype == "apply-cbor":
-            raise UnsupportedMediaType(f"the body of the request was in an unknown format - accepted media types include: "
-                                       f"{', '.join(t for t in PATCH_TYPES if 'cbor' not in t)}")
+            raise UnsupportedMediaType(
+                f"the body of the request was in an unknown format - accepted media types include: "
+                f"{', '.join(t for t in PATCH_TYPES if 'cbor' not in t)}"
+            )
         if subresource not in ("", "status"):
             raise MethodNotAllowed(f"patch is not supported on {rt.plural}/{subresource}")
         self._field_validation(opts)

@@ -61,19 +61,28 @@ class DeletionMixin:
         def _get_kv(self, rt: ResourceType, namespace: str | None, name: str) -> KeyValue: ...
         def _load(self, kv: KeyValue) -> Obj: ...
 
-    async def delete(self, rt: ResourceType, namespace: str | None, name: str, opts: DeleteOptions | None = None) -> tuple[Obj, bool]:
+    async def delete(
+        self, rt: ResourceType, namespace: str | None, name: str, opts: DeleteOptions | None = None
+    ) -> tuple[Obj, bool]:
         """Delete; returns (object, gone): gone=False when the object lives on (finalizers, grace)."""
         opts = opts or DeleteOptions()
         admission.admit_delete(rt.kind, name)
         if opts.propagation_policy not in (None, "Background", "Foreground", "Orphan"):
-            raise BadRequest(f"propagationPolicy must be Background, Foreground or Orphan, got {opts.propagation_policy!r}")
+            raise BadRequest(
+                f"propagationPolicy must be Background, Foreground or Orphan, got {opts.propagation_policy!r}"
+            )
         for _ in range(MAX_RETRIES):
             kv = self._get_kv(rt, namespace, name)
             obj = self._load(kv)
             m = meta(obj)
             if opts.uid and opts.uid != m.get("uid"):
-                raise Conflict(f'Operation cannot be fulfilled on {rt.group_resource} "{name}": Precondition failed: '
-                               f"UID in precondition: {opts.uid}, UID in object meta: {m.get('uid')}", name=name, group=rt.group, kind=rt.plural)
+                raise Conflict(
+                    f'Operation cannot be fulfilled on {rt.group_resource} "{name}": Precondition failed: '
+                    f"UID in precondition: {opts.uid}, UID in object meta: {m.get('uid')}",
+                    name=name,
+                    group=rt.group,
+                    kind=rt.plural,
+                )
             if opts.resource_version and parse_rv(opts.resource_version) != kv.mod_revision:
                 raise conflict(rt.group_resource, name, group=rt.group, plural=rt.plural)
             finalizers = list(m.get("finalizers") or [])
@@ -117,7 +126,10 @@ class DeletionMixin:
             return -1  # namespaces always go through the namespace controller (spec.finalizers)
         if rt.kind != "Pod" or not (obj.get("spec") or {}).get("nodeName"):
             return 0
-        if (obj.get("status") or {}).get("phase") in ("Succeeded", "Failed") and opts.grace_period_seconds is None:
+        if (obj.get("status") or {}).get("phase") in (
+            "Succeeded",
+            "Failed",
+        ) and opts.grace_period_seconds is None:
             return 0
         if opts.grace_period_seconds is not None:
             return max(0, opts.grace_period_seconds)
@@ -127,7 +139,9 @@ class DeletionMixin:
         try:
             prev = self.store.delete(kv.key, expect_mod_revision=kv.mod_revision)
         except CompareFailed:
-            raise conflict(rt.group_resource, meta(obj).get("name", ""), group=rt.group, plural=rt.plural) from None
+            raise conflict(
+                rt.group_resource, meta(obj).get("name", ""), group=rt.group, plural=rt.plural
+            ) from None
         rev = self.store.revision
         await self.store.wait_durable(rev)
         out = decode(prev.value) if prev else obj

@@ -38,7 +38,9 @@ MAX_DISRUPTED_PODS = 2000
 EVICTION = "io.k8s.api.policy.v1.Eviction"
 DISRUPTION_BUDGET_CAUSE = "DisruptionBudget"
 VIOLATES_BUDGET = "Cannot evict pod as it would violate the pod's disruption budget."
-MULTIPLE_BUDGETS = "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support."
+MULTIPLE_BUDGETS = (
+    "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support."
+)
 Clock = Callable[[], str]
 
 
@@ -50,13 +52,25 @@ class MultipleBudgets(InternalError):
 
 def too_many_requests(pdb_name: str) -> TooManyRequests:
     """createTooManyRequestsError: the budget's status lags its spec (or the pod turned ready)."""
-    return TooManyRequests(VIOLATES_BUDGET, retry_after=10, causes=[
-        Cause(DISRUPTION_BUDGET_CAUSE, f"The disruption budget {pdb_name} is still being processed by the server.")])
+    return TooManyRequests(
+        VIOLATES_BUDGET,
+        retry_after=10,
+        causes=[
+            Cause(
+                DISRUPTION_BUDGET_CAUSE,
+                f"The disruption budget {pdb_name} is still being processed by the server.",
+            )
+        ],
+    )
 
 
 def _forbidden(pdb_name: str, why: str) -> Forbidden:
-    return Forbidden(f'poddisruptionbudget.policy "{pdb_name}" is forbidden: {why}', name=pdb_name, group="policy",
-                     kind="poddisruptionbudget")
+    return Forbidden(
+        f'poddisruptionbudget.policy "{pdb_name}" is forbidden: {why}',
+        name=pdb_name,
+        group="policy",
+        kind="poddisruptionbudget",
+    )
 
 
 def delete_options(body: Any, name: str, schema: Any) -> DeleteOptions:
@@ -76,7 +90,9 @@ def _rv(obj: Obj) -> str:
 def _can_ignore_budgets(pod: Obj) -> bool:
     """canIgnorePDB: the pod's disruption already happened (or it never ran)."""
     phase = as_dict(pod.get("status")).get("phase")
-    return phase in ("Pending", "Succeeded", "Failed") or bool(as_dict(pod.get("metadata")).get("deletionTimestamp"))
+    return phase in ("Pending", "Succeeded", "Failed") or bool(
+        as_dict(pod.get("metadata")).get("deletionTimestamp")
+    )
 
 
 def _enforce_rv(pod: Obj) -> bool:
@@ -116,13 +132,19 @@ async def evict(core: ApiCore, namespace: str, name: str, body: Any, *, now: Clo
         raise
 
 
-async def _delete_if_already_disrupted(core: ApiCore, pod: Obj, opts: DeleteOptions, now: Clock) -> Obj | None:
+async def _delete_if_already_disrupted(
+    core: ApiCore, pod: Obj, opts: DeleteOptions, now: Clock
+) -> Obj | None:
     """Delete a pod whose budgets need no checking (None: done); else the pod, as last read. A
     conflict re-reads the pod, unless the caller gave a resourceVersion precondition."""
     for attempt in range(CONFLICT_RETRIES):
         if not _can_ignore_budgets(pod):
             return pod
-        guarded = opts if opts.resource_version or not _enforce_rv(pod) else attrs.evolve(opts, resource_version=_rv(pod))
+        guarded = (
+            opts
+            if opts.resource_version or not _enforce_rv(pod)
+            else attrs.evolve(opts, resource_version=_rv(pod))
+        )
         try:
             await _mark_and_delete(core, pod, guarded, now)
             return None
@@ -171,11 +193,20 @@ def _decremented(pdb: Obj, pod_name: str, now: str) -> Obj:
     if allowed < 0:
         raise _forbidden(name, "pdb disruptions allowed is negative")
     if len(as_dict(status.get("disruptedPods"))) > MAX_DISRUPTED_PODS:
-        raise _forbidden(name, "DisruptedPods map too big - too many evictions not confirmed by PDB controller")
+        raise _forbidden(
+            name, "DisruptedPods map too big - too many evictions not confirmed by PDB controller"
+        )
     if allowed == 0:
-        raise TooManyRequests(VIOLATES_BUDGET, causes=[Cause(
-            DISRUPTION_BUDGET_CAUSE, f"The disruption budget {name} needs {int(status.get('desiredHealthy') or 0)} "
-            f"healthy pods and has {int(status.get('currentHealthy') or 0)} currently")])
+        raise TooManyRequests(
+            VIOLATES_BUDGET,
+            causes=[
+                Cause(
+                    DISRUPTION_BUDGET_CAUSE,
+                    f"The disruption budget {name} needs {int(status.get('desiredHealthy') or 0)} "
+                    f"healthy pods and has {int(status.get('currentHealthy') or 0)} currently",
+                )
+            ],
+        )
     new = deep_copy(pdb)
     st = new.setdefault("status", {})
     st["disruptionsAllowed"] = allowed - 1
@@ -194,13 +225,21 @@ async def _mark_and_delete(core: ApiCore, pod: Obj, opts: DeleteOptions, now: Cl
         current = core.get(pods, m["namespace"], m["name"])
         cm = current["metadata"]
         if opts.uid and opts.uid != cm.get("uid"):
-            raise Conflict(f'Operation cannot be fulfilled on Pod "{m["name"]}": the UID in the precondition ({opts.uid}) '
-                           f"does not match the UID in record ({cm.get('uid')}). The object might have been deleted and "
-                           "then recreated", name=m["name"], kind="Pod")
+            raise Conflict(
+                f'Operation cannot be fulfilled on Pod "{m["name"]}": the UID in the precondition ({opts.uid}) '
+                f"does not match the UID in record ({cm.get('uid')}). The object might have been deleted and "
+                "then recreated",
+                name=m["name"],
+                kind="Pod",
+            )
         if opts.resource_version and opts.resource_version != cm.get("resourceVersion"):
-            raise Conflict(f'Operation cannot be fulfilled on Pod "{m["name"]}": the ResourceVersion in the precondition '
-                           f"({opts.resource_version}) does not match the ResourceVersion in record "
-                           f"({cm.get('resourceVersion')}). The object might have been modified", name=m["name"], kind="Pod")
+            raise Conflict(
+                f'Operation cannot be fulfilled on Pod "{m["name"]}": the ResourceVersion in the precondition '
+                f"({opts.resource_version}) does not match the ResourceVersion in record "
+                f"({cm.get('resourceVersion')}). The object might have been modified",
+                name=m["name"],
+                kind="Pod",
+            )
         marked = _with_disruption_target(current, now())
         if marked is not None:
             written = (await core.update(pods, m["namespace"], m["name"], marked, subresource="status")).obj
@@ -219,6 +258,8 @@ def _with_disruption_target(pod: Obj, now: str) -> Obj | None:
         return None
     since = old.get("lastTransitionTime") if old is not None and old.get("status") == "True" else now
     new = deep_copy(pod)
-    new_conditions = [c for c in conditions if c.get("type") != "DisruptionTarget"] + [{**cond, "lastTransitionTime": since}]
+    new_conditions = [c for c in conditions if c.get("type") != "DisruptionTarget"] + [
+        {**cond, "lastTransitionTime": since}
+    ]
     new.setdefault("status", {})["conditions"] = new_conditions
     return new

@@ -25,7 +25,9 @@ class LabelCache:
         self._decode = decode
         self._tables: dict[str, dict[str, tuple[int, Labels]]] = {}
 
-    def matching_keys(self, prefix: str, kvs: Iterable[KeyValue], matches: Callable[[Labels], bool]) -> set[str]:
+    def matching_keys(
+        self, prefix: str, kvs: Iterable[KeyValue], matches: Callable[[Labels], bool]
+    ) -> set[str]:
         """The keys of the kvs whose object's labels satisfy `matches`."""
         old = self._tables.pop(prefix, None) or {}
         table: dict[str, tuple[int, Labels]] = {}

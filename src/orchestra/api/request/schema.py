@@ -248,7 +248,9 @@ class Schema:
         if kind == "number" and f.type == "integer":
             kind = f"number {v}"
         gopath = _INDEX_RE.sub("", path)
-        msg = f"json: cannot unmarshal {kind} into Go struct field {struct}.{gopath} of type {self._go_type(f)}"
+        msg = (
+            f"json: cannot unmarshal {kind} into Go struct field {struct}.{gopath} of type {self._go_type(f)}"
+        )
         out.type_errors.append(Cause("FieldValueInvalid", msg, path))
 
     def _go_type(self, f: FieldInfo) -> str:
@@ -326,7 +328,9 @@ class Schema:
             add = p.get("additionalProperties")
             if isinstance(add, dict):
                 values = self._compile_prop(add)
-                return FieldInfo("map", ref=values.ref, items=values, map_type=p.get("x-kubernetes-map-type"), **ext)
+                return FieldInfo(
+                    "map", ref=values.ref, items=values, map_type=p.get("x-kubernetes-map-type"), **ext
+                )
             return FieldInfo("any", **ext)
         if types in ("string", "integer", "number", "boolean"):
             return FieldInfo(types, format=p.get("format"), **ext)

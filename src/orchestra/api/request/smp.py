@@ -101,7 +101,9 @@ class _Merger:
 
     # -- maps -----------------------------------------------------------------------------------
 
-    def merge_map(self, original: dict[str, Any], patch: dict[str, Any], info: FieldInfo | None) -> dict[str, Any]:
+    def merge_map(
+        self, original: dict[str, Any], patch: dict[str, Any], info: FieldInfo | None
+    ) -> dict[str, Any]:
         """Merge `patch` into `original` (both owned copies; `original` is changed and returned)."""
         if "$patch" in patch:
             directive = patch.pop("$patch")
@@ -133,7 +135,9 @@ class _Merger:
             if isinstance(current, list):
                 server = server_orders[key]
                 sub = child_info(self.schema, info, key)
-                original[key] = self._set_order(current, order, server if isinstance(server, list) else [], sub)
+                original[key] = self._set_order(
+                    current, order, server if isinstance(server, list) else [], sub
+                )
         return original
 
     def merge_value(self, old: Any, new: Any, info: FieldInfo | None) -> Any:
@@ -163,7 +167,9 @@ class _Merger:
         for k in [k for k in original if k not in allowed]:
             del original[k]
 
-    def _pop_list_directives(self, patch: dict[str, Any]) -> tuple[dict[str, list[Any]], dict[str, list[Any]]]:
+    def _pop_list_directives(
+        self, patch: dict[str, Any]
+    ) -> tuple[dict[str, list[Any]], dict[str, list[Any]]]:
         orders: dict[str, list[Any]] = {}
         deletions: dict[str, list[Any]] = {}
         for key in [k for k in patch if k.startswith("$")]:
@@ -251,7 +257,9 @@ class _Merger:
         server_only = [v for v in items if keyf(v) not in in_patch]
         return _normalize(patch_items, server_only, plain, server_order, keyf)
 
-    def _set_order(self, merged: list[Any], order: list[Any], server: list[Any], info: FieldInfo | None) -> list[Any]:
+    def _set_order(
+        self, merged: list[Any], order: list[Any], server: list[Any], info: FieldInfo | None
+    ) -> list[Any]:
         """Apply `$setElementOrder/<list>`: the patch's final order, server-only items kept in place."""
         if info is not None and info.merge_key and all(isinstance(v, dict) for v in merged):
             mk = info.merge_key

@@ -51,7 +51,11 @@ class SubresourceMixin:
         return {
             "kind": "Scale",
             "apiVersion": "autoscaling/v1",
-            "metadata": {k: m[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp") if k in m},
+            "metadata": {
+                k: m[k]
+                for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+                if k in m
+            },
             "spec": {"replicas": int(spec.get("replicas", 1))},
             "status": {"replicas": int(status.get("replicas", 0)), "selector": str(selector)},
         }
@@ -70,10 +74,23 @@ class SubresourceMixin:
         check_body_types(self.schema, scale, SCALE, kind="Scale", version="v1")
         replicas = (scale.get("spec") or {}).get("replicas")
         if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
-            raise invalid("Scale", name, [Cause("FieldValueInvalid", f"Invalid value: {replicas!r}: must be greater than or equal to 0", "spec.replicas")], group="autoscaling")
+            raise invalid(
+                "Scale",
+                name,
+                [
+                    Cause(
+                        "FieldValueInvalid",
+                        f"Invalid value: {replicas!r}: must be greater than or equal to 0",
+                        "spec.replicas",
+                    )
+                ],
+                group="autoscaling",
+            )
         want_rv = (scale.get("metadata") or {}).get("resourceVersion")
         if content_type is not None and want_rv == current["metadata"]["resourceVersion"]:
-            want_rv = None  # a patch of the current scale carries the RV it read; only a PUT is a precondition
+            want_rv = (
+                None  # a patch of the current scale carries the RV it read; only a PUT is a precondition
+            )
         obj = self.get(rt, namespace, name)
         obj["spec"]["replicas"] = replicas
         if want_rv is None:
@@ -109,14 +126,27 @@ class SubresourceMixin:
             kv = self._get_kv(rt, namespace, name)
             pod = self._load(kv)
             if meta(pod).get("deletionTimestamp"):
-                raise Conflict(f'Operation cannot be fulfilled on pods/binding "{name}": pod {name} is being deleted, cannot be assigned to a host')
+                raise Conflict(
+                    f'Operation cannot be fulfilled on pods/binding "{name}": pod {name} is being deleted, cannot be assigned to a host'
+                )
             spec = pod.setdefault("spec", {})
             if spec.get("nodeName"):
-                raise Conflict(f'Operation cannot be fulfilled on pods/binding "{name}": pod {name} is already assigned to node "{spec["nodeName"]}"', name=name, kind="pods/binding")
+                raise Conflict(
+                    f'Operation cannot be fulfilled on pods/binding "{name}": pod {name} is already assigned to node "{spec["nodeName"]}"',
+                    name=name,
+                    kind="pods/binding",
+                )
             spec["nodeName"] = node
             status = pod.setdefault("status", {})
             conds = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
-            conds.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None, "lastTransitionTime": now_rfc3339()})
+            conds.append(
+                {
+                    "type": "PodScheduled",
+                    "status": "True",
+                    "lastProbeTime": None,
+                    "lastTransitionTime": now_rfc3339(),
+                }
+            )
             status["conditions"] = conds
             meta(pod).pop("resourceVersion", None)
             try:

@@ -15,7 +15,12 @@ from orchestra.api.tables.format import Cell, since
 from orchestra.objects import Obj, as_dict
 from orchestra.objects.quantity import QuantityError, format_quantity
 
-_MODE_ABBREV = (("ReadWriteOnce", "RWO"), ("ReadOnlyMany", "ROX"), ("ReadWriteMany", "RWX"), ("ReadWriteOncePod", "RWOP"))
+_MODE_ABBREV = (
+    ("ReadWriteOnce", "RWO"),
+    ("ReadOnlyMany", "ROX"),
+    ("ReadWriteMany", "RWX"),
+    ("ReadWriteOncePod", "RWOP"),
+)
 
 
 def access_modes(modes: Any) -> str:

@@ -99,4 +99,6 @@ def pod_volumes(pod: Obj, names: list[str], claims: Getter, volumes: Getter, cla
 def claim_bound(pvc: Obj | None) -> bool:
     if pvc is None:
         return False
-    return bool((pvc.get("spec") or {}).get("volumeName")) and (pvc.get("status") or {}).get("phase") == "Bound"
+    return (
+        bool((pvc.get("spec") or {}).get("volumeName")) and (pvc.get("status") or {}).get("phase") == "Bound"
+    )

@@ -164,10 +164,17 @@ def validate_priority_class(obj: Obj, old: Obj | None) -> list[Cause]:
         else:
             reason = ""
         if reason:
-            errs.append(forbidden("metadata.name", "priority class names with 'system-' prefix are reserved for "
-                                  f"system use only. error: {reason}"))
+            errs.append(
+                forbidden(
+                    "metadata.name",
+                    "priority class names with 'system-' prefix are reserved for "
+                    f"system use only. error: {reason}",
+                )
+            )
     elif is_int(value) and value > HIGHEST_USER_PRIORITY:
-        errs.append(forbidden("value", f"maximum allowed value of a user defined priority is {HIGHEST_USER_PRIORITY}"))
+        errs.append(
+            forbidden("value", f"maximum allowed value of a user defined priority is {HIGHEST_USER_PRIORITY}")
+        )
     policy = obj.get("preemptionPolicy")
     if policy is not None:
         errs += required_one_of(policy, "preemptionPolicy", _PREEMPTION_POLICIES)

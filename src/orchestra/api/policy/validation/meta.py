@@ -101,7 +101,9 @@ def validate_selector_requirement(req: Obj, path: str) -> list[Cause]:
     elif op in ("Exists", "DoesNotExist"):
         if values:
             errs.append(
-                forbidden(f"{path}.values", "may not be specified when `operator` is 'Exists' or 'DoesNotExist'")
+                forbidden(
+                    f"{path}.values", "may not be specified when `operator` is 'Exists' or 'DoesNotExist'"
+                )
             )
     else:
         errs.append(invalid(f"{path}.operator", op, "not a valid selector operator"))

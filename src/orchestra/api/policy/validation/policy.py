@@ -34,7 +34,12 @@ CONDITION_REASON_FMT = "[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?"
 CONDITION_REASON_MSG = regex_error(
     "a condition reason must start with alphabetic character, optionally followed by a string of alphanumeric "
     "characters or '_,:', and must end with an alphanumeric character or '_'",
-    CONDITION_REASON_FMT, "my_name", "MY_NAME", "MyName", "ReasonA,ReasonB", "ReasonA:ReasonB",
+    CONDITION_REASON_FMT,
+    "my_name",
+    "MY_NAME",
+    "MyName",
+    "ReasonA,ReasonB",
+    "ReasonA:ReasonB",
 )
 _CONDITION_REASON_RE = anchored(CONDITION_REASON_FMT)
 PERCENT_MSG = regex_error(
@@ -88,7 +93,9 @@ def validate_pdb_spec(spec: Obj, path: str = "spec") -> list[Cause]:
     errs += validate_label_selector(spec.get("selector"), f"{path}.selector")
     policy = spec.get("unhealthyPodEvictionPolicy")
     if policy is not None and policy not in UNHEALTHY_POD_EVICTION_POLICIES:
-        errs.append(not_supported(f"{path}.unhealthyPodEvictionPolicy", policy, UNHEALTHY_POD_EVICTION_POLICIES))
+        errs.append(
+            not_supported(f"{path}.unhealthyPodEvictionPolicy", policy, UNHEALTHY_POD_EVICTION_POLICIES)
+        )
     return errs
 
 
@@ -107,7 +114,9 @@ def validate_conditions(conditions: Any, path: str) -> list[Cause]:
             errs.append(not_supported(f"{p}.status", str(cond.get("status") or ""), CONDITION_STATUSES))
         generation = cond.get("observedGeneration")
         if is_int(generation) and generation < 0:
-            errs.append(invalid(f"{p}.observedGeneration", generation, "must be greater than or equal to zero"))
+            errs.append(
+                invalid(f"{p}.observedGeneration", generation, "must be greater than or equal to zero")
+            )
         if not cond.get("lastTransitionTime"):
             errs.append(required(f"{p}.lastTransitionTime", "must be set"))
         reason = str(cond.get("reason") or "")

@@ -21,7 +21,12 @@ from orchestra.api.policy.validation.meta import validate_label_selector, valida
 from orchestra.objects import Obj, as_dict, as_list
 from orchestra.objects.quantity import Quantity, QuantityError
 
-ACCESS_MODES = ("ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod")  # sorted, like sets.List
+ACCESS_MODES = (
+    "ReadOnlyMany",
+    "ReadWriteMany",
+    "ReadWriteOnce",
+    "ReadWriteOncePod",
+)  # sorted, like sets.List
 VOLUME_MODES = ("Block", "Filesystem")
 PV_RECLAIM_POLICIES = ("Delete", "Recycle", "Retain")
 SC_RECLAIM_POLICIES = ("Delete", "Retain")
@@ -131,8 +136,14 @@ def validate_pv(obj: Obj, old: Obj | None) -> list[Cause]:
     if old is not None:
         old_spec = as_dict(old.get("spec"))
         if {k: spec.get(k) for k in PV_SOURCES} != {k: old_spec.get(k) for k in PV_SOURCES}:
-            errs.append(forbidden("spec.persistentvolumesource", "spec.persistentvolumesource is immutable after creation"))
-        if old_spec.get("nodeAffinity") is not None and spec.get("nodeAffinity") != old_spec.get("nodeAffinity"):
+            errs.append(
+                forbidden(
+                    "spec.persistentvolumesource", "spec.persistentvolumesource is immutable after creation"
+                )
+            )
+        if old_spec.get("nodeAffinity") is not None and spec.get("nodeAffinity") != old_spec.get(
+            "nodeAffinity"
+        ):
             errs.append(forbidden("spec.nodeAffinity", "field is immutable"))
     return errs
 
