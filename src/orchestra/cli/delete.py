@@ -63,9 +63,8 @@ def delete_command(
     for rt, ns, name in work:
         deleter.delete(rt, ns, name)
     if wait:
-        deadline = (
-            time.monotonic() + timeout if timeout > 0 else None
-        )  # wall-clock: a CLI waiting on a server
+        # a CLI waiting on a server
+        deadline = time.monotonic() + timeout if timeout > 0 else None  # wall-clock: see above
         for rt, ns, name, uid, rv in deleter.pending:
             deleter.wait_gone(rt, ns, name, uid=uid, resource_version=rv, deadline=deadline)
     if deleter.failed:
