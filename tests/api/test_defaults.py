@@ -463,6 +463,8 @@ SAMPLES = {
         }
     },
     "StorageClass": {"provisioner": "orchestra.io/local-path"},
+    "TokenReview": {"spec": {"token": "a-token"}},
+    "SelfSubjectReview": {},
     "EndpointSlice": {
         "addressType": "IPv4",
         "endpoints": [{"addresses": ["10.0.0.1"]}],

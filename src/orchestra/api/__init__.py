@@ -13,11 +13,15 @@ Areas (each package's docstring is its front door; arrows are checked by import-
                 one kind other layers share (pdb.py, storageclass.py).
   * tables/     representation: server-side Tables (`kubectl get` columns), cell for cell like kube.
   * machinery/  kube's apimachinery: label and field selectors, field errors, name rules.
+  * serviceaccount/  ServiceAccount tokens: signing and checking the JWTs (PyJWT), their claims, and
+                whether what a token names still exists (the TokenRequest verb, the apiserver's token
+                authenticator and the token controllers use it).
   * errors.py   ApiError and its subclasses -> Status dicts; `Cause` (reason, message, field).
+  * user.py     `UserInfo` (who asks: name, uid, groups, extra) and the well-known users and groups.
   * registry.py the kinds: `ResourceType`, `Registry`, `BUILTIN`, `DEFAULT_REGISTRY`.
   * metrics.py  metrics.k8s.io (NodeMetrics/PodMetrics, `Usage`), outside the main registry.
-Layers inside the api (top may import bottom): request | tables -> policy -> machinery | metrics ->
-registry | errors. The verbs call the rules; a rule never calls a verb.
+Layers inside the api (top may import bottom): request | tables -> policy -> machinery | metrics |
+serviceaccount -> registry | errors | user. The verbs call the rules; a rule never calls a verb.
 
 Where a new kind's code goes:
   1. registry.py: its `ResourceType` in BUILTIN (group, plural, short names, subresources); the

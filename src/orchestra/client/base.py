@@ -65,3 +65,7 @@ class Client(Protocol):
     async def finalize_namespace(self, obj: Obj) -> Obj:
         """PUT namespaces/{name}/finalize: only spec.finalizers changes."""
         ...
+
+    async def create_token(self, namespace: str, name: str, request: Obj) -> Obj:
+        """POST serviceaccounts/{name}/token: the TokenRequest answered (status.token)."""
+        ...

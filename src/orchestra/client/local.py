@@ -15,6 +15,7 @@ from orchestra.api.machinery.selectors import parse_field_selector, parse_label_
 from orchestra.api.registry import ResourceType
 from orchestra.api.request.core import ApiCore
 from orchestra.api.request.deletion import DeleteOptions
+from orchestra.api.request.tokenrequest import create_token
 from orchestra.api.request.types import WriteOptions
 from orchestra.api.request.watch import watch
 from orchestra.client.base import WatchEvent
@@ -94,6 +95,10 @@ class LocalClient:
         return (
             await self.core.update(rt, None, obj["metadata"]["name"], obj, self.opts, subresource="finalize")
         ).obj
+
+    async def create_token(self, namespace: str, name: str, request: Obj) -> Obj:
+        answered, _ = await create_token(self.core, namespace, name, request)
+        return answered
 
     def kind(self, kind: str) -> ResourceType:
         rt = self.registry.by_kind(kind)

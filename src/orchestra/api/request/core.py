@@ -38,10 +38,12 @@ from orchestra.api.errors import (
 )
 from orchestra.api.machinery.selectors import FieldSelector, LabelSelector
 from orchestra.api.policy import admission, defaults, validation
+from orchestra.api.policy.admission import AdmissionPlugin
 from orchestra.api.policy.allocators import ServiceAllocator
 from orchestra.api.policy.strategy import prepare_for_create, prepare_for_update, tracks_generation
 from orchestra.api.registry import DEFAULT_REGISTRY, Registry, ResourceType
 from orchestra.api.request import bodies, patch, typemeta
+from orchestra.api.request.admitting import AdmissionMixin
 from orchestra.api.request.deletion import DeletionMixin, finalizers_pending
 from orchestra.api.request.labelcache import LabelCache
 from orchestra.api.request.listoptions import EXACT, validate_list_options
@@ -73,12 +75,17 @@ def _strip_rv(obj: Obj) -> None:
 
 
 
-class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
+class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, AdmissionMixin):
     """Kubernetes object semantics on top of a Store. All methods run in the trio thread."""
 
     def __init__(self, store: Store, *, registry: Registry = DEFAULT_REGISTRY, schema: Schema | None = None,
-                 allocator: ServiceAllocator | None = None) -> None:
+                 allocator: ServiceAllocator | None = None, admission: tuple[AdmissionPlugin, ...] = (),
+                 tokens: Any = None) -> None:
+        """`admission`: the configurable admission plugins (api/policy/admission.py), run in order;
+        `tokens`: the TokenIssuer of serviceaccounts/token (api/request/tokenrequest.py)."""
         self.store = store
+        self.admission = admission
+        self.tokens = tokens
         self.registry = registry
         self.schema = schema or load_schema()
         self.allocator = allocator or ServiceAllocator()
@@ -212,6 +219,7 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
         prepare_for_create(rt, obj)
         obj = defaults.default(rt.kind, obj)
         admission.admit_create(rt.kind, obj, self._priority_classes, self._storage_classes)
+        await self._admit("CREATE", rt, namespace, obj, None, opts)
         self._validate(rt, obj, None)
         key = rt.key(namespace, m["name"])
         if self.store.get(key) is not None:  # before allocating anything for it
@@ -390,6 +398,7 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
         new = defaults.default(rt.kind, new)
         if not subresource:
             admission.admit_update(rt.kind, new, self._priority_classes)
+            await self._admit("UPDATE", rt, meta(old).get("namespace"), new, old, opts)
         self._validate(rt, new, old)
         om = meta(old)
         if (
