@@ -183,6 +183,7 @@ CASES = [
     ("ConfigMap", {"metadata": {"name": "c"}, "data": {"a b": "x"}}, ("data[a b]", "FieldValueInvalid", "Invalid value: \"a b\": a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')")),
     ("Secret", {"metadata": {"name": "s"}, "data": {"..x": "eA=="}}, ("data[..x]", "FieldValueInvalid", "Invalid value: \"..x\": must not start with '..'")),
     ("Secret", {"metadata": {"name": "s"}, "type": "kubernetes.io/tls", "data": {"tls.crt": "eA=="}}, ("data[tls.key]", "FieldValueRequired", "Required value")),
+    ("Secret", {"metadata": {"name": "s"}, "type": "kubernetes.io/service-account-token"}, ("metadata.annotations[kubernetes.io/service-account.name]", "FieldValueRequired", "Required value")),
 ]  # fmt: skip
 
 

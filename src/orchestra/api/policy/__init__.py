@@ -3,7 +3,8 @@
 The verbs (api/request/core.py) run them on every write in this order: the strategy
 (`strategy.prepare_for_create` / `prepare_for_update`: what the server resets or derives, which
 kinds track metadata.generation), `defaults.default(kind, obj)`, admission (`admission.py`:
-Priority, DefaultStorageClass, StorageObjectInUseProtection), `validation.validate(kind, obj, old)
+Priority, DefaultStorageClass, StorageObjectInUseProtection; then the configurable plugins the core
+was given, such as serviceaccount.py's ServiceAccount plugin), `validation.validate(kind, obj, old)
 -> list[Cause]`, and for a new Service the allocation of its cluster IP and node ports
 (`allocators.ServiceAllocator`).
 Helpers of one kind that other layers share live here too: pdb.py (which pods a
