@@ -1,5 +1,8 @@
 """Objects every cluster has from its first start: system namespaces, well-known Services, the
-system PriorityClasses, the default StorageClass `local-path` (as k3s ships it).
+system PriorityClasses, the default StorageClass `local-path` (as k3s ships it), and in each system
+namespace its `default` ServiceAccount and `kube-root-ca.crt` ConfigMap (the serviceaccount and
+root-ca-cert-publisher controllers keep them in every namespace; made here too, so that pods applied
+the moment the API answers never wait for those controllers' first sync).
 
 Must not import: cli.
 """
@@ -11,6 +14,7 @@ from urllib.parse import urlparse
 
 from orchestra.api.errors import AlreadyExists, NotFound
 from orchestra.api.policy.admission import SYSTEM_CLASS_OBJECTS
+from orchestra.api.policy.serviceaccount import default_service_account, root_ca_config_map
 from orchestra.api.request.core import ApiCore
 from orchestra.net.common import SERVED_BY_ORCHESTRA
 
@@ -28,9 +32,10 @@ LOCAL_PATH_CLASS: dict[str, Any] = {
 }
 
 
-async def bootstrap(core: ApiCore) -> None:
-    """Objects every cluster has: the system namespaces, the `kubernetes` Service, the system
-    PriorityClasses (kube-apiserver's post-start hook)."""
+async def bootstrap(core: ApiCore, *, ca_pem: str | None = None) -> None:
+    """Objects every cluster has: the system namespaces (with their default ServiceAccount and, given
+    the cluster CA, kube-root-ca.crt), the `kubernetes` Service, the system PriorityClasses
+    (kube-apiserver's post-start hook)."""
     ns_rt = core.registry.by_kind("Namespace")
     svc_rt = core.registry.by_kind("Service")
     pc_rt = core.registry.by_kind("PriorityClass")
@@ -45,6 +50,7 @@ async def bootstrap(core: ApiCore) -> None:
             await core.create(ns_rt, None, {"metadata": {"name": ns}})
         except AlreadyExists:
             pass  # restart: already there
+        await _furnish(core, ns, ca_pem)
     well_known = [
         (
             "default",
@@ -89,6 +95,19 @@ async def bootstrap(core: ApiCore) -> None:
         await core.create(sc_rt, None, LOCAL_PATH_CLASS)
     except AlreadyExists:
         pass  # restart (or an administrator's own local-path class): keep it
+
+
+async def _furnish(core: ApiCore, namespace: str, ca_pem: str | None) -> None:
+    sa_rt, cm_rt = core.registry.by_kind("ServiceAccount"), core.registry.by_kind("ConfigMap")
+    assert sa_rt and cm_rt
+    wanted = [(sa_rt, default_service_account(namespace))]
+    if ca_pem is not None:
+        wanted.append((cm_rt, root_ca_config_map(namespace, ca_pem)))
+    for rt, obj in wanted:
+        try:
+            await core.create(rt, namespace, obj)
+        except AlreadyExists:
+            pass  # restart: the controllers keep it current from here on
 
 
 def in_cluster_names(core: ApiCore) -> list[str]:

@@ -36,6 +36,8 @@ class ClusterConfig:
     timings: str = "default"  # node lifecycle: "default" (Kubernetes' 40 s grace) or "fast" (10 s)
     service_cidr: str = DEFAULT_SERVICE_CIDR
     stop_pods_on_exit: bool = False  # else pods keep running and are adopted on the next start
+    audit_max_bytes: int = 100 * 1024 * 1024  # <state-dir>/audit.log is rotated past this size
+    audit_backups: int = 3  # rotated files kept: audit.log.1 ... audit.log.N
 
 
 @attrs.define
@@ -57,6 +59,8 @@ class Cluster:
     locator: Any = None  # finds containers for pods/log, exec, portforward
     shutdown: Shutdown = attrs.field(factory=Shutdown)  # stop() / force() the cluster
     supervisor: Supervisor = attrs.field(factory=Supervisor)  # restarts a crashed component
+    audit: Any = None  # the AuditLog (<state-dir>/audit.log)
+    tokens: Any = None  # the TokenIssuer that signs ServiceAccount tokens
 
     @property
     def cluster_id(self) -> str:

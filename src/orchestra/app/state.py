@@ -1,4 +1,5 @@
-"""The state directory: the bearer token, the kubeconfig, the store, the id of the cluster it holds.
+"""The state directory: the bearer token, the service account signing key, the kubeconfig, the store,
+the id of the cluster it holds.
 
 Must not import: cli.
 """
@@ -11,7 +12,9 @@ import secrets
 from pathlib import Path
 
 import orjson
+from cryptography.hazmat.primitives.asymmetric import ec
 
+from orchestra.api.serviceaccount.tokens import key_pem, load_key, new_signing_key
 from orchestra.app.config import ClusterConfig
 from orchestra.store import Store
 
@@ -29,6 +32,22 @@ def load_or_create_token(state_dir: Path) -> str:
         f.write(token + "\n")
     os.chmod(path, 0o600)
     return token
+
+
+def load_or_create_signing_key(state_dir: Path) -> ec.EllipticCurvePrivateKey:
+    """The key that signs ServiceAccount tokens (kubeadm's pki/sa.key); created once, mode 0600.
+    Replacing it invalidates every token issued before."""
+    path = state_dir / "pki" / "sa.key"
+    if path.exists():
+        return load_key(path.read_bytes())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = new_signing_key()
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key_pem(key))
+    os.replace(tmp, path)
+    return key
 
 
 def write_kubeconfig(path: Path, url: str, token: str, ca_cert: Path) -> None:

@@ -12,7 +12,9 @@ client: it reads its informers' caches and writes through the API with the resou
                           (Endpoints and EndpointSlices), disruption.py (PodDisruptionBudget status,
                           with api/policy/pdb.py), volumes.py (PVC binding, the local-path
                           provisioner), protection.py (removes the pvc-/pv-protection finalizers
-                          api/policy/admission.py adds).
+                          api/policy/admission.py adds), serviceaccounts.py (every namespace's
+                          `default` ServiceAccount and kube-root-ca.crt), tokens.py (legacy
+                          ServiceAccount token Secrets).
 app/components.py starts all three groups under the cluster's supervisor.
 
 New code here: a new controller in a module of its own (a package once it needs several),

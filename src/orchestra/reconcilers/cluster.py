@@ -2,7 +2,9 @@
 
 Owns: constructing and starting the garbage collector, namespace lifecycle, node lifecycle,
 Endpoints/EndpointSlice, disruption (PodDisruptionBudget), persistent volume (binding, local-path
-provisioning under `volumes_root`) and storage in-use protection controllers on one client.
+provisioning under `volumes_root`) and storage in-use protection controllers on one client, and the
+namespace furniture: the serviceaccount controller, and — given the cluster CA (`ca_pem`) and the
+token signer (`tokens`) — the root-ca-cert-publisher and the legacy token Secrets' controller.
 `run_cluster_controllers` reports started() with the controllers once every one of them has synced
 its caches and started its workers.
 Must not import: node, net, apiserver, cli, runtime.
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import trio
 
+from orchestra.api.serviceaccount.tokens import TokenIssuer
 from orchestra.client.base import Client
 from orchestra.controller import Controller
 from orchestra.reconcilers.disruption import DisruptionController
@@ -26,12 +29,15 @@ from orchestra.reconcilers.node_lifecycle import (
     NodeLifecycleTimings,
 )
 from orchestra.reconcilers.protection import StorageProtectionController
+from orchestra.reconcilers.serviceaccounts import RootCAPublisher, ServiceAccountsController
+from orchestra.reconcilers.tokens import TokensController
 from orchestra.reconcilers.volumes import PersistentVolumeController
 
 
 def cluster_controllers(client: Client, *, timings: NodeLifecycleTimings = DEFAULT_TIMINGS,
-                        volumes_root: Path | None = None) -> list[Controller]:
-    return [
+                        volumes_root: Path | None = None, ca_pem: str | None = None,
+                        tokens: TokenIssuer | None = None) -> list[Controller]:
+    controllers: list[Controller] = [
         GarbageCollector(client),
         NamespaceController(client),
         NodeLifecycleController(client, timings=timings),
@@ -39,7 +45,13 @@ def cluster_controllers(client: Client, *, timings: NodeLifecycleTimings = DEFAU
         DisruptionController(client),
         PersistentVolumeController(client, volumes_root=volumes_root),
         StorageProtectionController(client),
+        ServiceAccountsController(client),
     ]
+    if ca_pem is not None:
+        controllers.append(RootCAPublisher(client, ca_pem))
+        if tokens is not None:
+            controllers.append(TokensController(client, tokens, ca_pem))
+    return controllers
 
 
 async def run_cluster_controllers(
