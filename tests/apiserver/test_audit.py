@@ -42,8 +42,8 @@ async def served(tmp_path: Path) -> AsyncIterator[tuple[ApiServer, AuditLog]]:
 
 
 async def call(server: ApiServer, method: str, path: str, *, token: str | None = TOKEN, query: bytes = b"",
-               body: bytes = b"") -> tuple[int, dict[bytes, bytes]]:
-    headers = [(b"user-agent", b"kubectl/v1.32.5")]
+               body: bytes = b"", audit_id: bytes = b"") -> tuple[int, dict[bytes, bytes]]:
+    headers = [(b"user-agent", b"kubectl/v1.32.5"), *([(b"audit-id", audit_id)] if audit_id else [])]
     if token is not None:
         headers.append((b"authorization", f"Bearer {token}".encode()))
     scope = {"type": "http", "method": method, "path": path, "raw_path": path.encode(), "query_string": query,
@@ -93,6 +93,14 @@ async def test_one_event_per_request_with_user_verb_object_and_code(served: tupl
                                          "message": "Authentication failed, attempted: bearer"}
     assert "annotations" not in refused
     assert health["user"] == {"username": "system:anonymous", "groups": ["system:unauthenticated"]}
+
+
+async def test_the_clients_audit_id_is_kept(served: tuple[ApiServer, AuditLog], tmp_path: Path) -> None:
+    server, audit = served
+    _, headers = await call(server, "GET", "/api/v1/namespaces", audit_id=b"trace-me-42")
+    assert headers[b"audit-id"] == b"trace-me-42"
+    await audit.flush()
+    assert [e["auditID"] for e in lines(tmp_path / "audit.log")] == ["trace-me-42"]
 
 
 async def test_unauthorized_is_kubes_status(served: tuple[ApiServer, AuditLog]) -> None:

@@ -48,7 +48,7 @@ class RequestChain:
         if self.audit is not None:
             client = req.scope.get("client")
             record = AuditRecord(self.audit.add, info, _request_uri(req), client[0] if client else None,
-                                 req.headers.get("user-agent", ""))
+                                 req.headers.get("user-agent", ""), req.headers.get("audit-id", "")[:64])
             req.send = record.wrap(req.send)
             req.audit = record
         try:

@@ -49,23 +49,17 @@ class RequestInfo:
 def request_info(method: str, path: str, query: Mapping[str, Sequence[str]]) -> RequestInfo:
     """kube's RequestInfoFactory.NewRequestInfo for orchestra's prefixes (/api, /apis)."""
     parts = [p for p in path.strip("/").split("/") if p]
-    plain = RequestInfo(path=path, verb=method.lower())
-    if not parts or parts[0] not in ("api", "apis"):
-        return plain
-    if parts[0] == "api":
-        group, rest = "", parts[1:]
-    else:
-        if len(parts) < 3:
-            return plain
-        group, rest = parts[1], parts[2:]
+    if not parts or parts[0] not in ("api", "apis") or (parts[0] == "apis" and len(parts) < 3):
+        return RequestInfo(path=path, verb=method.lower())
+    group, rest = ("", parts[1:]) if parts[0] == "api" else (parts[1], parts[2:])
     if len(rest) < 2:  # /api, /api/v1, /apis/apps/v1: discovery, not a resource
-        return plain
+        return RequestInfo(path=path, verb=method.lower())
     version, rest = rest[0], rest[1:]
     verb = _VERBS.get(method.upper(), method.lower())
     if rest[0] == "watch":  # the deprecated /watch/ prefix
         verb, rest = "watch", rest[1:]
         if not rest:
-            return plain
+            return RequestInfo(path=path, verb=method.lower())
     namespace = ""
     if rest[0] == "namespaces" and len(rest) > 1:
         namespace = rest[1]
