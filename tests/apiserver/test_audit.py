@@ -179,3 +179,23 @@ async def test_the_writer_task_flushes_in_the_background_and_on_shutdown(tmp_pat
             audit.add(_entry(2))
             nursery.cancel_scope.cancel()
     assert [e["objectRef"]["name"] for e in lines(path)] == ["c1", "c2"]
+
+
+@pytest.mark.parametrize("accept", [{"type": "websocket.accept"}, {"type": "orchestra.raw_upgrade.accept"}],
+                         ids=["websocket", "spdy"])
+async def test_an_upgraded_stream_is_audited_as_101(accept: dict[str, Any]) -> None:
+    got: list[tuple[Any, ...]] = []
+    info = request_info("GET", "/api/v1/namespaces/default/pods/web/exec", {})
+    record = AuditRecord(got.append, info, "/api/v1/namespaces/default/pods/web/exec?command=sh", None, "")
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await record.wrap(send)(dict(accept))
+    record.complete()
+    assert sent == [accept]
+    assert [(stage, to_event(*entry)["responseStatus"]["code"]) for entry in got for stage in [entry[1]]] == [
+        ("ResponseStarted", 101), ("ResponseComplete", 101)]
+    assert to_event(*got[0])["objectRef"] == {"resource": "pods", "namespace": "default", "name": "web",
+                                              "apiVersion": "v1", "subresource": "exec"}

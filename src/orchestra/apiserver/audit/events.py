@@ -65,7 +65,7 @@ class AuditRecord:
             if kind in ("http.response.start", "websocket.http.response.start"):
                 message["headers"] = [*message.get("headers", ()), (b"audit-id", audit_id)]
                 self._response_started(int(message["status"]))
-            elif kind == "websocket.accept":
+            elif kind in ("websocket.accept", "orchestra.raw_upgrade.accept"):  # a WebSocket, or SPDY
                 self._response_started(101)
             elif kind == "websocket.close" and not self.code:
                 self._response_started(403)  # closing before accepting refuses the upgrade
