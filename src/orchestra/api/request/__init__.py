@@ -8,7 +8,9 @@ value types in types.py (`WriteOptions`, `WriteResult`, `ListResult`).
 Modules, one concept each:
   * the core: core.py (the verbs, the order of a write), deletion.py (preconditions, propagation,
     graceful deletion, finalizers), subresources.py (scale, binding), serverside.py (the apply
-    write path), eviction.py (pods/eviction over the core and api/policy/pdb.py), types.py;
+    write path), eviction.py (pods/eviction over the core and api/policy/pdb.py), admitting.py (the
+    configurable admission plugins' side of a write), tokenrequest.py (serviceaccounts/token, the
+    TokenRequest verb over api/serviceaccount), types.py;
   * reads: watch.py, listoptions.py (LIST/WATCH options as kube checks them), labelcache.py (the
     labels of stored objects between label-selected LISTs);
   * bodies: bodies.py (size and depth limits, JSON/YAML decoding, the limits of stored objects),

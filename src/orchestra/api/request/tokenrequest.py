@@ -39,7 +39,7 @@ _BINDABLE = ("Pod", "Secret", "Node")
 
 async def create_token(core: ApiCore, namespace: str, name: str, body: Any) -> tuple[Obj, list[str]]:
     """The TokenRequest answered (with its token) and the warnings of its decoding."""
-    issuer: TokenIssuer | None = getattr(core, "tokens", None)
+    issuer: TokenIssuer | None = core.tokens
     if issuer is None:
         raise NotFound("the server could not find the requested resource")
     req, warnings = _decode(core, body)
