@@ -11,6 +11,14 @@ from collections.abc import Iterable
 import attrs
 
 AUTHENTICATION = "authentication.k8s.io"
+AUTHORIZATION = "authorization.k8s.io"
+RBAC = "rbac.authorization.k8s.io"
+RBAC_KINDS = (("ClusterRole", "clusterroles", False), ("ClusterRoleBinding", "clusterrolebindings", False),
+              ("Role", "roles", True), ("RoleBinding", "rolebindings", True))
+ACCESS_REVIEW_KINDS = (("LocalSubjectAccessReview", "localsubjectaccessreviews", True),
+                       ("SelfSubjectAccessReview", "selfsubjectaccessreviews", False),
+                       ("SelfSubjectRulesReview", "selfsubjectrulesreviews", False),
+                       ("SubjectAccessReview", "subjectaccessreviews", False))
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 SUB_VERBS = ("get", "patch", "update")
 
@@ -168,6 +176,12 @@ BUILTIN: tuple[ResourceType, ...] = (
     *(attrs.evolve(_rt(AUTHENTICATION, kind, plural, namespaced=False, status=False,
                        definition_pkg="authentication"), verbs=("create",))
       for kind, plural in (("TokenReview", "tokenreviews"), ("SelfSubjectReview", "selfsubjectreviews"))),
+    # RBAC (apiserver/auth/rbac.py authorizes with them) and the access reviews (create-only, never stored)
+    *(_rt(RBAC, kind, plural, namespaced=namespaced, status=False, definition_pkg="rbac")
+      for kind, plural, namespaced in RBAC_KINDS),
+    *(attrs.evolve(_rt(AUTHORIZATION, kind, plural, namespaced=namespaced, status=False,
+                       definition_pkg="authorization"), verbs=("create",))
+      for kind, plural, namespaced in ACCESS_REVIEW_KINDS),
     _rt(
         "scheduling.k8s.io",
         "PriorityClass",

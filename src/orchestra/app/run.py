@@ -1,7 +1,8 @@
 """run_cluster(): one trio nursery hosting the store, the API server and every controller.
 
-Owns: start-up order (store → signing key and API core → certificates → bootstrap objects → audit
-log → HTTP with its authenticators → controllers → network → node agents) and clean shutdown. The
+Owns: start-up order (store → signing key, RBAC index and API core → certificates → bootstrap objects
+and RBAC policy → audit log → HTTP with its authenticators and RBAC → controllers → network → node
+agents) and clean shutdown. The
 API answers (and /readyz says ready) before the rest starts.
 Must not import: cli (and so never click or rich).
 """
@@ -20,6 +21,9 @@ from orchestra.api.request.core import ApiCore
 from orchestra.api.serviceaccount.tokens import TokenIssuer
 from orchestra.apiserver.audit.log import AuditLog
 from orchestra.apiserver.auth.authn import AdminToken, RequestAuthenticator
+from orchestra.apiserver.auth.escalation import RbacEscalation
+from orchestra.apiserver.auth.rbac import cluster_authorizer
+from orchestra.apiserver.auth.rbacindex import RbacIndex
 from orchestra.apiserver.auth.serviceaccounts import ServiceAccountTokens, StoreLookup
 from orchestra.apiserver.auth.x509 import ClientCertificates
 from orchestra.apiserver.metricsapi import MetricsApi
@@ -30,6 +34,7 @@ from orchestra.apiserver.tls import ServingCert, ensure_serving_cert
 from orchestra.app.bootstrap import bootstrap, in_cluster_names, publish_api_endpoints
 from orchestra.app.components import AgentLocator, start_controllers, start_network, start_nodes
 from orchestra.app.config import Cluster, ClusterConfig
+from orchestra.app.rbacpolicy import ensure_bootstrap_policy
 from orchestra.app.shutdown import Shutdown
 from orchestra.app.state import (
     load_or_create_signing_key,
@@ -76,17 +81,21 @@ async def _run(
     async with trio.open_nursery() as nursery:
         await nursery.start(store.run)
         tokens = TokenIssuer(load_or_create_signing_key(state))
+        rbac = RbacIndex(store)
+        authorizer = cluster_authorizer(rbac)
         core = ApiCore(store, allocator=ServiceAllocator(config.service_cidr), tokens=tokens,
-                       admission=(ServiceAccountAdmission(),))
+                       admission=(ServiceAccountAdmission(), RbacEscalation(rbac, authorizer)))
         tls = ensure_serving_cert(state, [config.listen_host, *in_cluster_names(core)])
         await bootstrap(core, ca_pem=tls.ca_cert.read_text())
+        await ensure_bootstrap_policy(core)
         audit = AuditLog(state / "audit.log", max_bytes=config.audit_max_bytes, backups=config.audit_backups)
         await nursery.start(audit.run)
         locator = AgentLocator()
         usage = UsageCollector(locator.all_runtimes, lambda: set(locator.runtimes))
         server = ApiServer(core, token=token, server_address=f"{config.listen_host}:{config.listen_port}",
                            pod_streams=PodStreamsHandler(locator), metrics=MetricsApi(core, usage),
-                           authenticator=_authenticator(core, token, tokens, tls), audit=audit)
+                           authenticator=_authenticator(core, token, tokens, tls), audit=audit,
+                           authorizer=authorizer, rbac=rbac)
         bound = await nursery.start(serve_api, server, config.listen_host, config.listen_port, tls)
         url = _url(bound, config)
         kubeconfig = state / "kubeconfig"

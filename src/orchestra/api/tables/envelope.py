@@ -31,6 +31,7 @@ from orchestra.api.tables.core import (
 )
 from orchestra.api.tables.format import Cell
 from orchestra.api.tables.pods import print_pod
+from orchestra.api.tables.rbac import print_binding
 from orchestra.api.tables.storage import print_pv, print_pvc, print_storage_class
 from orchestra.api.tables.workloads import (
     print_cronjob,
@@ -66,6 +67,8 @@ _PRINTERS: dict[str, Callable[[Obj, datetime], list[Cell]]] = {
     "PersistentVolume": print_pv,
     "PersistentVolumeClaim": print_pvc,
     "StorageClass": print_storage_class,
+    "RoleBinding": print_binding,
+    "ClusterRoleBinding": print_binding,
 }
 
 _POD_CONDITIONS = {

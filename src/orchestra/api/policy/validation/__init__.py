@@ -50,6 +50,12 @@ from orchestra.api.policy.validation.pod import (
     validate_pod_template,
 )
 from orchestra.api.policy.validation.policy import validate_pdb
+from orchestra.api.policy.validation.rbac import (
+    validate_cluster_role,
+    validate_cluster_role_binding,
+    validate_role,
+    validate_role_binding,
+)
 from orchestra.api.policy.validation.service import (
     NODE_PORT_RANGE,
     validate_endpoints,
@@ -94,6 +100,10 @@ _BY_KIND: dict[str, Callable[[Obj, Obj | None], list[Cause]]] = {
     "PersistentVolumeClaim": validate_pvc,
     "PersistentVolume": validate_pv,
     "StorageClass": validate_storage_class,
+    "Role": validate_role,
+    "ClusterRole": validate_cluster_role,
+    "RoleBinding": validate_role_binding,
+    "ClusterRoleBinding": validate_cluster_role_binding,
 }
 
 
