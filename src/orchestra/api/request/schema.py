@@ -43,6 +43,9 @@ _SPECIAL_REFS = {
 }
 
 _VERSIONS = {"1.32": "v1.32.0-local"}
+# Required in the schema but defaulted before validation (SetDefaults_RoleBinding), or left to the
+# kind's validation for kube's own message (`verbs must contain at least one value`).
+_NOT_REQUIRED = {("io.k8s.api.rbac.v1.RoleRef", "apiGroup"), ("io.k8s.api.rbac.v1.PolicyRule", "verbs")}
 
 
 @attrs.frozen
@@ -302,7 +305,7 @@ class Schema:
             go_type=go_type,
             kind=kind,
             fields=fields,
-            required=tuple(raw.get("required", ())),
+            required=tuple(r for r in raw.get("required", ()) if (name, r) not in _NOT_REQUIRED),
             map_type=raw.get("x-kubernetes-map-type"),
         )
 
