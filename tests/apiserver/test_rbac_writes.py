@@ -3,6 +3,7 @@ impersonation (auth/impersonation.py) over a real store and API core."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -127,7 +128,7 @@ async def test_the_bind_verb_allows_binding_that_role(cluster: Cluster) -> None:
 
 
 async def test_binding_a_missing_role_is_404_unless_system_masters(cluster: Cluster) -> None:
-    with pytest.raises(NotFound, match='clusterroles.rbac.authorization.k8s.io "ghost" not found'):
+    with pytest.raises(NotFound, match=re.escape('clusterroles.rbac.authorization.k8s.io "ghost" not found')):
         await cluster.write("RoleBinding", "dev", binding("g", "ClusterRole", "ghost"), JANE)
     await cluster.write("RoleBinding", "dev", binding("g", "ClusterRole", "ghost"), ADMIN)
 
@@ -183,7 +184,7 @@ async def test_an_allowed_review_says_why(cluster: Cluster) -> None:
 async def test_local_review_namespace_must_match(cluster: Cluster) -> None:
     spec = {"user": "jane", "resourceAttributes": {"verb": "get", "resource": "pods", "namespace": "dev"}}
     assert review(cluster, "LocalSubjectAccessReview", spec, ns="dev")["status"]["allowed"] is True
-    with pytest.raises(BadRequest, match="spec.resourceAttributes.namespace must match namespace: prod"):
+    with pytest.raises(BadRequest, match=re.escape("spec.resourceAttributes.namespace must match namespace: prod")):
         review(cluster, "LocalSubjectAccessReview", spec, ns="prod")
 
 
