@@ -23,80 +23,201 @@ RBAC = "rbac.authorization.k8s.io/v1"
 # (rule, access, allowed)
 RULE_TABLE: list[tuple[str, dict[str, Any], Access, bool]] = [
     ("exact", {"verbs": ["get"], "apiGroups": [""], "resources": ["pods"]}, Access("get", "", "pods"), True),
-    ("other-verb", {"verbs": ["get"], "apiGroups": [""], "resources": ["pods"]}, Access("list", "", "pods"), False),
-    ("other-group", {"verbs": ["get"], "apiGroups": [""], "resources": ["deployments"]},
-     Access("get", "apps", "deployments"), False),
-    ("star-verb", {"verbs": ["*"], "apiGroups": ["apps"], "resources": ["deployments"]},
-     Access("delete", "apps", "deployments"), True),
-    ("star-group", {"verbs": ["get"], "apiGroups": ["*"], "resources": ["deployments"]},
-     Access("get", "apps", "deployments"), True),
-    ("star-resource", {"verbs": ["get"], "apiGroups": [""], "resources": ["*"]}, Access("get", "", "secrets"), True),
-    ("star-resource-covers-subresource", {"verbs": ["get"], "apiGroups": [""], "resources": ["*"]},
-     Access("get", "", "pods", "log"), True),
-    ("resource-not-subresource", {"verbs": ["get"], "apiGroups": [""], "resources": ["pods"]},
-     Access("get", "", "pods", "log"), False),
-    ("subresource", {"verbs": ["get"], "apiGroups": [""], "resources": ["pods/log"]},
-     Access("get", "", "pods", "log"), True),
-    ("subresource-not-resource", {"verbs": ["get"], "apiGroups": [""], "resources": ["pods/log"]},
-     Access("get", "", "pods"), False),
-    ("star-slash-subresource", {"verbs": ["update"], "apiGroups": ["apps"], "resources": ["*/scale"]},
-     Access("update", "apps", "deployments", "scale"), True),
-    ("star-slash-other-subresource", {"verbs": ["update"], "apiGroups": ["apps"], "resources": ["*/scale"]},
-     Access("update", "apps", "deployments", "status"), False),
-    ("resource-name", {"verbs": ["get"], "apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["a"]},
-     Access("get", "", "configmaps", name="a"), True),
-    ("other-resource-name", {"verbs": ["get"], "apiGroups": [""], "resources": ["configmaps"],
-                             "resourceNames": ["a"]}, Access("get", "", "configmaps", name="b"), False),
-    ("resource-names-never-list", {"verbs": ["list"], "apiGroups": [""], "resources": ["configmaps"],
-                                   "resourceNames": ["a"]}, Access("list", "", "configmaps"), False),
-    ("url", {"verbs": ["get"], "nonResourceURLs": ["/healthz"]},
-     Access("get", path="/healthz", resource_request=False), True),
-    ("url-prefix", {"verbs": ["get"], "nonResourceURLs": ["/apis/*"]},
-     Access("get", path="/apis/apps/v1", resource_request=False), True),
-    ("url-other", {"verbs": ["get"], "nonResourceURLs": ["/healthz"]},
-     Access("get", path="/metrics", resource_request=False), False),
-    ("url-star", {"verbs": ["*"], "nonResourceURLs": ["*"]}, Access("post", path="/x", resource_request=False), True),
+    (
+        "other-verb",
+        {"verbs": ["get"], "apiGroups": [""], "resources": ["pods"]},
+        Access("list", "", "pods"),
+        False,
+    ),
+    (
+        "other-group",
+        {"verbs": ["get"], "apiGroups": [""], "resources": ["deployments"]},
+        Access("get", "apps", "deployments"),
+        False,
+    ),
+    (
+        "star-verb",
+        {"verbs": ["*"], "apiGroups": ["apps"], "resources": ["deployments"]},
+        Access("delete", "apps", "deployments"),
+        True,
+    ),
+    (
+        "star-group",
+        {"verbs": ["get"], "apiGroups": ["*"], "resources": ["deployments"]},
+        Access("get", "apps", "deployments"),
+        True,
+    ),
+    (
+        "star-resource",
+        {"verbs": ["get"], "apiGroups": [""], "resources": ["*"]},
+        Access("get", "", "secrets"),
+        True,
+    ),
+    (
+        "star-resource-covers-subresource",
+        {"verbs": ["get"], "apiGroups": [""], "resources": ["*"]},
+        Access("get", "", "pods", "log"),
+        True,
+    ),
+    (
+        "resource-not-subresource",
+        {"verbs": ["get"], "apiGroups": [""], "resources": ["pods"]},
+        Access("get", "", "pods", "log"),
+        False,
+    ),
+    (
+        "subresource",
+        {"verbs": ["get"], "apiGroups": [""], "resources": ["pods/log"]},
+        Access("get", "", "pods", "log"),
+        True,
+    ),
+    (
+        "subresource-not-resource",
+        {"verbs": ["get"], "apiGroups": [""], "resources": ["pods/log"]},
+        Access("get", "", "pods"),
+        False,
+    ),
+    (
+        "star-slash-subresource",
+        {"verbs": ["update"], "apiGroups": ["apps"], "resources": ["*/scale"]},
+        Access("update", "apps", "deployments", "scale"),
+        True,
+    ),
+    (
+        "star-slash-other-subresource",
+        {"verbs": ["update"], "apiGroups": ["apps"], "resources": ["*/scale"]},
+        Access("update", "apps", "deployments", "status"),
+        False,
+    ),
+    (
+        "resource-name",
+        {"verbs": ["get"], "apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["a"]},
+        Access("get", "", "configmaps", name="a"),
+        True,
+    ),
+    (
+        "other-resource-name",
+        {"verbs": ["get"], "apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["a"]},
+        Access("get", "", "configmaps", name="b"),
+        False,
+    ),
+    (
+        "resource-names-never-list",
+        {"verbs": ["list"], "apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["a"]},
+        Access("list", "", "configmaps"),
+        False,
+    ),
+    (
+        "url",
+        {"verbs": ["get"], "nonResourceURLs": ["/healthz"]},
+        Access("get", path="/healthz", resource_request=False),
+        True,
+    ),
+    (
+        "url-prefix",
+        {"verbs": ["get"], "nonResourceURLs": ["/apis/*"]},
+        Access("get", path="/apis/apps/v1", resource_request=False),
+        True,
+    ),
+    (
+        "url-other",
+        {"verbs": ["get"], "nonResourceURLs": ["/healthz"]},
+        Access("get", path="/metrics", resource_request=False),
+        False,
+    ),
+    (
+        "url-star",
+        {"verbs": ["*"], "nonResourceURLs": ["*"]},
+        Access("post", path="/x", resource_request=False),
+        True,
+    ),
     ("url-rule-no-resources", {"verbs": ["*"], "nonResourceURLs": ["*"]}, Access("get", "", "pods"), False),
-    ("resource-rule-no-urls", {"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]},
-     Access("get", path="/healthz", resource_request=False), False),
+    (
+        "resource-rule-no-urls",
+        {"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]},
+        Access("get", path="/healthz", resource_request=False),
+        False,
+    ),
 ]
 
 
-@pytest.mark.parametrize(("rule", "access", "allowed"), [t[1:] for t in RULE_TABLE], ids=[t[0] for t in RULE_TABLE])
+@pytest.mark.parametrize(
+    ("rule", "access", "allowed"), [t[1:] for t in RULE_TABLE], ids=[t[0] for t in RULE_TABLE]
+)
 def test_rule_allows(rule: dict[str, Any], access: Access, allowed: bool) -> None:
     assert Rule.from_json(rule).allows(access) is allowed
 
 
 COVER_TABLE = [
-    ("same", [{"verbs": ["get", "list"], "apiGroups": [""], "resources": ["pods"]}],
-     {"verbs": ["get"], "apiGroups": [""], "resources": ["pods"]}, []),
-    ("more-verbs", [{"verbs": ["get"], "apiGroups": [""], "resources": ["pods"]}],
-     {"verbs": ["get", "delete"], "apiGroups": [""], "resources": ["pods"]}, ['{APIGroups:[""], Resources:["pods"], Verbs:["delete"]}']),
-    ("star-covers-all", [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
-     {"verbs": ["get"], "apiGroups": ["apps"], "resources": ["deployments/scale"]}, []),
-    ("names-narrower", [{"verbs": ["get"], "apiGroups": [""], "resources": ["secrets"], "resourceNames": ["a"]}],
-     {"verbs": ["get"], "apiGroups": [""], "resources": ["secrets"]}, ['{APIGroups:[""], Resources:["secrets"], Verbs:["get"]}']),
-    ("star-slash", [{"verbs": ["get"], "apiGroups": ["apps"], "resources": ["*/scale"]}],
-     {"verbs": ["get"], "apiGroups": ["apps"], "resources": ["deployments/scale"]}, []),
-    ("star-verb-not-held", [{"verbs": ["get", "list"], "apiGroups": [""], "resources": ["secrets"]}],
-     {"verbs": ["*"], "apiGroups": [""], "resources": ["secrets"]}, ['{APIGroups:[""], Resources:["secrets"], Verbs:["*"]}']),
-    ("url-prefix", [{"verbs": ["get"], "nonResourceURLs": ["/api/*"]}],
-     {"verbs": ["get"], "nonResourceURLs": ["/api/v1"]}, []),
-    ("url-missing", [{"verbs": ["get"], "apiGroups": ["*"], "resources": ["*"]}],
-     {"verbs": ["get"], "nonResourceURLs": ["/metrics"]}, ['{NonResourceURLs:["/metrics"], Verbs:["get"]}']),
+    (
+        "same",
+        [{"verbs": ["get", "list"], "apiGroups": [""], "resources": ["pods"]}],
+        {"verbs": ["get"], "apiGroups": [""], "resources": ["pods"]},
+        [],
+    ),
+    (
+        "more-verbs",
+        [{"verbs": ["get"], "apiGroups": [""], "resources": ["pods"]}],
+        {"verbs": ["get", "delete"], "apiGroups": [""], "resources": ["pods"]},
+        ['{APIGroups:[""], Resources:["pods"], Verbs:["delete"]}'],
+    ),
+    (
+        "star-covers-all",
+        [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
+        {"verbs": ["get"], "apiGroups": ["apps"], "resources": ["deployments/scale"]},
+        [],
+    ),
+    (
+        "names-narrower",
+        [{"verbs": ["get"], "apiGroups": [""], "resources": ["secrets"], "resourceNames": ["a"]}],
+        {"verbs": ["get"], "apiGroups": [""], "resources": ["secrets"]},
+        ['{APIGroups:[""], Resources:["secrets"], Verbs:["get"]}'],
+    ),
+    (
+        "star-slash",
+        [{"verbs": ["get"], "apiGroups": ["apps"], "resources": ["*/scale"]}],
+        {"verbs": ["get"], "apiGroups": ["apps"], "resources": ["deployments/scale"]},
+        [],
+    ),
+    (
+        "star-verb-not-held",
+        [{"verbs": ["get", "list"], "apiGroups": [""], "resources": ["secrets"]}],
+        {"verbs": ["*"], "apiGroups": [""], "resources": ["secrets"]},
+        ['{APIGroups:[""], Resources:["secrets"], Verbs:["*"]}'],
+    ),
+    (
+        "url-prefix",
+        [{"verbs": ["get"], "nonResourceURLs": ["/api/*"]}],
+        {"verbs": ["get"], "nonResourceURLs": ["/api/v1"]},
+        [],
+    ),
+    (
+        "url-missing",
+        [{"verbs": ["get"], "apiGroups": ["*"], "resources": ["*"]}],
+        {"verbs": ["get"], "nonResourceURLs": ["/metrics"]},
+        ['{NonResourceURLs:["/metrics"], Verbs:["get"]}'],
+    ),
 ]
 
 
-@pytest.mark.parametrize(("owner", "wanted", "missing"), [t[1:] for t in COVER_TABLE], ids=[t[0] for t in COVER_TABLE])
+@pytest.mark.parametrize(
+    ("owner", "wanted", "missing"), [t[1:] for t in COVER_TABLE], ids=[t[0] for t in COVER_TABLE]
+)
 def test_covers(owner: list[dict[str, Any]], wanted: dict[str, Any], missing: list[str]) -> None:
     left = covers([Rule.from_json(r) for r in owner], [Rule.from_json(wanted)])
     assert sorted(compact_string(r) for r in compact_rules(left)) == missing
 
 
 def test_compact_rules_merge_verbs_of_one_resource() -> None:
-    parts = [Rule(("get",), ("",), ("pods",)), Rule(("list",), ("",), ("pods",)), Rule(("get",), ("apps",), ("x",))]
+    parts = [
+        Rule(("get",), ("",), ("pods",)),
+        Rule(("list",), ("",), ("pods",)),
+        Rule(("get",), ("apps",), ("x",)),
+    ]
     assert [compact_string(r) for r in compact_rules(parts)] == [
-        '{APIGroups:[""], Resources:["pods"], Verbs:["get" "list"]}', '{APIGroups:["apps"], Resources:["x"], Verbs:["get"]}']
+        '{APIGroups:[""], Resources:["pods"], Verbs:["get" "list"]}',
+        '{APIGroups:["apps"], Resources:["x"], Verbs:["get"]}',
+    ]
 
 
 # --- the authorizer over the store ---------------------------------------------------------------------------
@@ -123,14 +244,19 @@ def _role(name: str, *rules: dict[str, Any]) -> dict[str, Any]:
 
 
 def _binding(name: str, kind: str, role: str, *subjects: dict[str, Any]) -> dict[str, Any]:
-    return {"metadata": {"name": name}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": role},
-            "subjects": list(subjects)}
+    return {
+        "metadata": {"name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": role},
+        "subjects": list(subjects),
+    }
 
 
 ALICE = UserInfo("alice", groups=("system:authenticated",))
 DEVS = UserInfo("bob", groups=("devs", "system:authenticated"))
-ROBOT = UserInfo("system:serviceaccount:dev:robot",
-                 groups=("system:serviceaccounts", "system:serviceaccounts:dev", "system:authenticated"))
+ROBOT = UserInfo(
+    "system:serviceaccount:dev:robot",
+    groups=("system:serviceaccounts", "system:serviceaccounts:dev", "system:authenticated"),
+)
 ADMIN = UserInfo("orchestra-admin", groups=("system:masters", "system:authenticated"))
 ANON = UserInfo("system:anonymous", groups=("system:unauthenticated",))
 
@@ -168,22 +294,62 @@ MATRIX: list[tuple[str, UserInfo, str, str, bool]] = [
 @pytest.fixture
 async def authorized() -> Any:
     core, index = await _cluster()
-    await _put(core, "Role", "dev", _role("pod-reader", {"apiGroups": [""], "resources": ["pods"],
-                                                          "verbs": ["get", "list", "watch"]}))
-    await _put(core, "RoleBinding", "dev", _binding("alice-reads", "Role", "pod-reader",
-                                                    {"kind": "User", "name": "alice"}))
-    await _put(core, "RoleBinding", "dev", _binding("robot-reads", "Role", "pod-reader",
-                                                    {"kind": "ServiceAccount", "name": "robot"}))
-    await _put(core, "RoleBinding", "dev", _binding("devs-edit", "ClusterRole", "edit",
-                                                    {"kind": "Group", "name": "devs"}))
-    await _put(core, "Role", "prod", _role("settings", {"apiGroups": [""], "resources": ["configmaps"],
-                                                        "verbs": ["get"], "resourceNames": ["settings"]}))
-    await _put(core, "RoleBinding", "prod", _binding("devs-settings", "Role", "settings",
-                                                     {"kind": "Group", "name": "devs"}))
-    await _put(core, "ClusterRole", None, _role("node-reader", {"apiGroups": [""], "resources": ["nodes"],
-                                                                "verbs": ["list"]}))
-    await _put(core, "ClusterRoleBinding", None, _binding("robots-nodes", "ClusterRole", "node-reader",
-                                                          {"kind": "Group", "name": "system:serviceaccounts:dev"}))
+    await _put(
+        core,
+        "Role",
+        "dev",
+        _role("pod-reader", {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}),
+    )
+    await _put(
+        core,
+        "RoleBinding",
+        "dev",
+        _binding("alice-reads", "Role", "pod-reader", {"kind": "User", "name": "alice"}),
+    )
+    await _put(
+        core,
+        "RoleBinding",
+        "dev",
+        _binding("robot-reads", "Role", "pod-reader", {"kind": "ServiceAccount", "name": "robot"}),
+    )
+    await _put(
+        core,
+        "RoleBinding",
+        "dev",
+        _binding("devs-edit", "ClusterRole", "edit", {"kind": "Group", "name": "devs"}),
+    )
+    await _put(
+        core,
+        "Role",
+        "prod",
+        _role(
+            "settings",
+            {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"], "resourceNames": ["settings"]},
+        ),
+    )
+    await _put(
+        core,
+        "RoleBinding",
+        "prod",
+        _binding("devs-settings", "Role", "settings", {"kind": "Group", "name": "devs"}),
+    )
+    await _put(
+        core,
+        "ClusterRole",
+        None,
+        _role("node-reader", {"apiGroups": [""], "resources": ["nodes"], "verbs": ["list"]}),
+    )
+    await _put(
+        core,
+        "ClusterRoleBinding",
+        None,
+        _binding(
+            "robots-nodes",
+            "ClusterRole",
+            "node-reader",
+            {"kind": "Group", "name": "system:serviceaccounts:dev"},
+        ),
+    )
     # the edit role is aggregated: the controller fills it; here the sum is written directly
     from orchestra.api.policy.rbac.aggregation import aggregated_rules
 
@@ -195,8 +361,12 @@ async def authorized() -> Any:
     return cluster_authorizer(index)
 
 
-@pytest.mark.parametrize(("user", "method", "path", "allowed"), [m[1:] for m in MATRIX], ids=[m[0] for m in MATRIX])
-async def test_the_authorizer_matrix(authorized: Any, user: UserInfo, method: str, path: str, allowed: bool) -> None:
+@pytest.mark.parametrize(
+    ("user", "method", "path", "allowed"), [m[1:] for m in MATRIX], ids=[m[0] for m in MATRIX]
+)
+async def test_the_authorizer_matrix(
+    authorized: Any, user: UserInfo, method: str, path: str, allowed: bool
+) -> None:
     decision, _ = authorized.authorize(user, request_info(method, path, {}))
     assert (decision is Decision.ALLOW) is allowed
 
@@ -204,19 +374,25 @@ async def test_the_authorizer_matrix(authorized: Any, user: UserInfo, method: st
 async def test_reasons_and_the_forbidden_wording(authorized: Any) -> None:
     info = request_info("GET", "/api/v1/namespaces/dev/pods", {})
     assert authorized.authorize(ROBOT, info) == (
-        Decision.ALLOW, 'RBAC: allowed by RoleBinding "robot-reads/dev" of Role "pod-reader" to ServiceAccount "robot/dev"')
+        Decision.ALLOW,
+        'RBAC: allowed by RoleBinding "robot-reads/dev" of Role "pod-reader" to ServiceAccount "robot/dev"',
+    )
     denied = request_info("GET", "/api/v1/namespaces/prod/pods", {})
     assert authorized.authorize(ALICE, denied) == (Decision.NO_OPINION, "")
     assert forbidden(ALICE, denied).status()["message"] == (
-        'pods is forbidden: User "alice" cannot list resource "pods" in API group "" in the namespace "prod"')
+        'pods is forbidden: User "alice" cannot list resource "pods" in API group "" in the namespace "prod"'
+    )
     log = request_info("GET", "/api/v1/namespaces/dev/pods/p/log", {})
     status = forbidden(ALICE, log).status()
-    assert status["message"] == ('pods "p" is forbidden: User "alice" cannot get resource "pods/log" in API group "" '
-                                 'in the namespace "dev"')
+    assert status["message"] == (
+        'pods "p" is forbidden: User "alice" cannot get resource "pods/log" in API group "" '
+        'in the namespace "dev"'
+    )
     assert status["reason"] == "Forbidden" and status["details"] == {"name": "p", "kind": "pods"}
     nodes = request_info("GET", "/api/v1/nodes", {})
     assert forbidden(ALICE, nodes).status()["message"] == (
-        'nodes is forbidden: User "alice" cannot list resource "nodes" in API group "" at the cluster scope')
+        'nodes is forbidden: User "alice" cannot list resource "nodes" in API group "" at the cluster scope'
+    )
 
 
 async def test_the_index_follows_writes_and_deletes_at_once() -> None:
@@ -225,17 +401,33 @@ async def test_the_index_follows_writes_and_deletes_at_once() -> None:
         authorizer = cluster_authorizer(index)
         info = request_info("GET", "/api/v1/namespaces/dev/secrets", {})
         assert authorizer.authorize(ALICE, info)[0] is Decision.NO_OPINION
-        await _put(core, "RoleBinding", "dev", _binding("a", "ClusterRole", "view", {"kind": "User", "name": "alice"}))
-        await _put(core, "ClusterRole", None, _role("secrets", {"apiGroups": [""], "resources": ["secrets"],
-                                                                "verbs": ["list"]}))
+        await _put(
+            core,
+            "RoleBinding",
+            "dev",
+            _binding("a", "ClusterRole", "view", {"kind": "User", "name": "alice"}),
+        )
+        await _put(
+            core,
+            "ClusterRole",
+            None,
+            _role("secrets", {"apiGroups": [""], "resources": ["secrets"], "verbs": ["list"]}),
+        )
         assert authorizer.authorize(ALICE, info)[0] is Decision.NO_OPINION  # view has no secrets
-        await _put(core, "RoleBinding", "dev", _binding("b", "ClusterRole", "secrets", {"kind": "User", "name": "alice"}))
+        await _put(
+            core,
+            "RoleBinding",
+            "dev",
+            _binding("b", "ClusterRole", "secrets", {"kind": "User", "name": "alice"}),
+        )
         assert authorizer.authorize(ALICE, info)[0] is Decision.ALLOW
         from orchestra.api.request.deletion import DeleteOptions
 
         await core.delete(core.registry.by_kind("ClusterRole"), None, "secrets", DeleteOptions())  # type: ignore[arg-type]
         assert authorizer.authorize(ALICE, info) == (
-            Decision.NO_OPINION, 'RBAC: clusterrole.rbac.authorization.k8s.io "secrets" not found')
+            Decision.NO_OPINION,
+            'RBAC: clusterrole.rbac.authorization.k8s.io "secrets" not found',
+        )
 
 
 class CountingStore:
@@ -254,14 +446,24 @@ async def test_a_request_costs_no_store_scan() -> None:
     """Once the index is built, deciding reads nothing from the store but a revision number."""
     core, _ = await _cluster()
     viewer = "system:aggregate-to-view"
-    await _put(core, "RoleBinding", "dev", _binding("a", "ClusterRole", viewer, {"kind": "User", "name": "alice"}))
+    await _put(
+        core, "RoleBinding", "dev", _binding("a", "ClusterRole", viewer, {"kind": "User", "name": "alice"})
+    )
     counting = CountingStore(core.store)
     authorizer = cluster_authorizer(RbacIndex(counting))  # type: ignore[arg-type]
     built = counting.reads
     for _ in range(3):
-        assert authorizer.authorize(ALICE, request_info("GET", "/api/v1/namespaces/dev/pods", {}))[0] is Decision.ALLOW
-    await _put(core, "RoleBinding", "prod", _binding("b", "ClusterRole", viewer, {"kind": "User", "name": "alice"}))
-    assert authorizer.authorize(ALICE, request_info("GET", "/api/v1/namespaces/prod/pods", {}))[0] is Decision.ALLOW
+        assert (
+            authorizer.authorize(ALICE, request_info("GET", "/api/v1/namespaces/dev/pods", {}))[0]
+            is Decision.ALLOW
+        )
+    await _put(
+        core, "RoleBinding", "prod", _binding("b", "ClusterRole", viewer, {"kind": "User", "name": "alice"})
+    )
+    assert (
+        authorizer.authorize(ALICE, request_info("GET", "/api/v1/namespaces/prod/pods", {}))[0]
+        is Decision.ALLOW
+    )
     assert counting.reads == built
 
 
@@ -279,7 +481,10 @@ async def test_bootstrap_policy_is_reconciled_not_overwritten() -> None:
     await core.update(roles, None, "system:discovery", {**discovery, "rules": []})
     await ensure_bootstrap_policy(core)
     assert core.get(roles, None, "system:public-info-viewer")["rules"][1] == extra  # kept: additive
-    assert core.get(roles, None, "system:basic-user").get("rules") in (None, [])  # autoupdate=false: left alone
+    assert core.get(roles, None, "system:basic-user").get("rules") in (
+        None,
+        [],
+    )  # autoupdate=false: left alone
     restored = core.get(roles, None, "system:discovery")["rules"]
     assert {u for r in restored for u in r["nonResourceURLs"]} >= {"/api", "/apis/*", "/version"}
     assert authorizer_allows(index, ALICE, "GET", "/api")

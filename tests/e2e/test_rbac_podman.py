@@ -49,7 +49,9 @@ subjects: [{kind: ServiceAccount, name: reader, namespace: crew}]
 
 
 def _gateway() -> str:
-    out = subprocess.run(["podman", "network", "inspect", "podman"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        ["podman", "network", "inspect", "podman"], capture_output=True, text=True, check=True
+    )
     return str(json.loads(out.stdout)[0]["subnets"][0]["gateway"])
 
 
@@ -60,8 +62,17 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     if os.environ.get("ORCHESTRA_NO_PODMAN") == "1":
         pytest.skip("ORCHESTRA_NO_PODMAN=1")
     state = tmp_path_factory.mktemp("rbac-podman")
-    runner = ClusterThread(ClusterConfig(state_dir=state, listen_host="0.0.0.0", listen_port=0, store="memory",
-                                         podman=True, network=False, stop_pods_on_exit=True))
+    runner = ClusterThread(
+        ClusterConfig(
+            state_dir=state,
+            listen_host="0.0.0.0",
+            listen_port=0,
+            store="memory",
+            podman=True,
+            network=False,
+            stop_pods_on_exit=True,
+        )
+    )
     try:
         cluster = runner.start()
         if cluster is None:
@@ -71,11 +82,19 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         runner.stop()
 
 
-def kubectl(cluster: Any, *args: str, input: str | None = None, check: bool = True,
-            ) -> subprocess.CompletedProcess[str]:
+def kubectl(
+    cluster: Any,
+    *args: str,
+    input: str | None = None,
+    check: bool = True,
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig), "HOME": str(cluster.config.state_dir)}
-    local = "https://127.0.0.1:" + cluster.url.rsplit(":", 1)[1]  # it listens on 0.0.0.0, its certificate names this
-    proc = subprocess.run([KUBECTL, "--server", local, *args], input=input, capture_output=True, text=True, env=env, timeout=120)
+    local = (
+        "https://127.0.0.1:" + cluster.url.rsplit(":", 1)[1]
+    )  # it listens on 0.0.0.0, its certificate names this
+    proc = subprocess.run(
+        [KUBECTL, "--server", local, *args], input=input, capture_output=True, text=True, env=env, timeout=120
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"kubectl {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -84,33 +103,52 @@ def kubectl(cluster: Any, *args: str, input: str | None = None, check: bool = Tr
 def test_a_pods_service_account_is_authorized_by_rbac(cluster: Any) -> None:
     kubectl(cluster, "apply", "-f", "-", input=READER)
     port = cluster.url.rsplit(":", 1)[1]
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "reader", "namespace": "crew"},
-           "spec": {"serviceAccountName": "reader", "restartPolicy": "Never",
-                    "containers": [{"name": "kubectl", "image": "localhost/busybox:latest",
-                                    "command": ["sh", "-c", SCRIPT],
-                                    "env": [{"name": "HOME", "value": "/tmp"},
-                                            {"name": "API", "value": f"https://{_gateway()}:{port}"}],
-                                    "volumeMounts": [{"name": "kubectl", "mountPath": "/kubectl",
-                                                      "readOnly": True}]}],
-                    "volumes": [{"name": "kubectl", "hostPath": {"path": KUBECTL, "type": "File"}}]}}
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "reader", "namespace": "crew"},
+        "spec": {
+            "serviceAccountName": "reader",
+            "restartPolicy": "Never",
+            "containers": [
+                {
+                    "name": "kubectl",
+                    "image": "localhost/busybox:latest",
+                    "command": ["sh", "-c", SCRIPT],
+                    "env": [
+                        {"name": "HOME", "value": "/tmp"},
+                        {"name": "API", "value": f"https://{_gateway()}:{port}"},
+                    ],
+                    "volumeMounts": [{"name": "kubectl", "mountPath": "/kubectl", "readOnly": True}],
+                }
+            ],
+            "volumes": [{"name": "kubectl", "hostPath": {"path": KUBECTL, "type": "File"}}],
+        },
+    }
     kubectl(cluster, "apply", "-f", "-", input=json.dumps(pod))
     deadline = time.monotonic() + 120  # wall-clock: a real container runs
     phase = ""
     while time.monotonic() < deadline and phase not in ("Succeeded", "Failed"):
         time.sleep(0.5)
         phase = json.loads(kubectl(cluster, "get", "pod", "reader", "-n", "crew", "-o", "json").stdout)[
-            "status"].get("phase", "")
+            "status"
+        ].get("phase", "")
     logs = kubectl(cluster, "logs", "reader", "-n", "crew").stdout
     assert phase == "Succeeded", logs
     assert logs.splitlines() == [
         "pod/reader",
         'Error from server (Forbidden): pods is forbidden: User "system:serviceaccount:crew:reader" cannot list '
         'resource "pods" in API group "" in the namespace "kube-system"',
-        "no"]
-    uid = json.loads(kubectl(cluster, "get", "pod", "reader", "-n", "crew", "-o", "json").stdout)["metadata"]["uid"]
+        "no",
+    ]
+    uid = json.loads(kubectl(cluster, "get", "pod", "reader", "-n", "crew", "-o", "json").stdout)["metadata"][
+        "uid"
+    ]
     volumes = Path(cluster.config.state_dir) / "node" / "pods" / uid / "volumes" / "projected"
     token = next(volumes.glob("kube-api-access-*/token")).read_text()
-    assert "pod/reader" in kubectl(cluster, "--token", token, "get", "pods", "-n", "crew", "-o", "name").stdout
+    assert (
+        "pod/reader" in kubectl(cluster, "--token", token, "get", "pods", "-n", "crew", "-o", "name").stdout
+    )
     kubectl(cluster, "delete", "pod", "reader", "-n", "crew", "--wait=true")
     refused = kubectl(cluster, "--token", token, "get", "pods", "-n", "crew", check=False)
     assert "error: You must be logged in to the server (Unauthorized)" in refused.stderr
