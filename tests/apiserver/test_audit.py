@@ -91,7 +91,8 @@ async def test_one_event_per_request_with_user_verb_object_and_code(served: tupl
     assert refused["stage"] == "ResponseStarted" and refused["user"] == {}
     assert refused["responseStatus"] == {"metadata": {}, "code": 401,
                                          "message": "Authentication failed, attempted: bearer"}
-    assert "annotations" not in refused
+    # why it was refused: orchestra's annotation (kube only logs it)
+    assert refused["annotations"] == {"authentication.orchestra.io/failure-reason": "invalid bearer token"}
     assert health["user"] == {"username": "system:anonymous", "groups": ["system:unauthenticated"]}
 
 

@@ -39,6 +39,7 @@ async def test_namespace_with_service_and_owned_pods_is_removed(
                 "storage-protection-controller",
                 "serviceaccount-controller",
                 "clusterrole-aggregation-controller",
+                "token-cleaner",
             }
             await wait_for(
                 api,

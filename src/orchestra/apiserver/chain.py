@@ -79,7 +79,7 @@ class RequestChain:
         except AuthenticationError as exc:
             log.debug("authentication of %s %s failed: %s", req.method, req.path, exc)
             if record is not None:
-                record.failed_authentication(attempted(req.headers, tls))
+                record.failed_authentication(attempted(req.headers, tls), reason=str(exc))
             await fail(req, Unauthorized("Unauthorized"))
             return False
         if record is not None:

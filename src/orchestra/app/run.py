@@ -21,6 +21,7 @@ from orchestra.api.request.core import ApiCore
 from orchestra.api.serviceaccount.tokens import TokenIssuer
 from orchestra.apiserver.audit.log import AuditLog
 from orchestra.apiserver.auth.authn import AdminToken, RequestAuthenticator
+from orchestra.apiserver.auth.bootstraptokens import BootstrapTokens
 from orchestra.apiserver.auth.escalation import RbacEscalation
 from orchestra.apiserver.auth.rbac import cluster_authorizer
 from orchestra.apiserver.auth.rbacindex import RbacIndex
@@ -116,10 +117,12 @@ async def _run(
 
 
 def _authenticator(core: ApiCore, token: str, tokens: TokenIssuer, tls: ServingCert) -> RequestAuthenticator:
-    """kube-apiserver's: client certificates of the cluster CA, the admin token, ServiceAccount tokens."""
+    """kube-apiserver's: client certificates of the cluster CA, the admin token, ServiceAccount tokens,
+    bootstrap tokens."""
     certificates = ClientCertificates(x509.load_pem_x509_certificate(tls.ca_cert.read_bytes()))
     service_accounts = ServiceAccountTokens(tokens.verifier(), StoreLookup(core), clock=tokens.clock)
-    return RequestAuthenticator([AdminToken(token, tokens.audiences), service_accounts],
+    bootstrap_tokens = BootstrapTokens(StoreLookup(core), tokens.audiences)
+    return RequestAuthenticator([AdminToken(token, tokens.audiences), service_accounts, bootstrap_tokens],
                                 certificates=certificates, api_audiences=tokens.audiences)
 
 

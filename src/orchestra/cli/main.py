@@ -38,6 +38,7 @@ LAZY_COMMANDS = {
     "dashboard": ("orchestra.cli.dashboard.command", "dashboard_command"),
     "explain": ("orchestra.cli.explain", "explain_command"),
     "kubeconfig": ("orchestra.cli.kubeconfig", "kubeconfig_command"),
+    "token": ("orchestra.cli.token", "token_command"),
     "why": ("orchestra.cli.explain", "why_command"),
 }
 

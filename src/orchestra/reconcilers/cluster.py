@@ -2,7 +2,7 @@
 
 Owns: constructing and starting the garbage collector, namespace lifecycle, node lifecycle,
 Endpoints/EndpointSlice, disruption (PodDisruptionBudget), persistent volume (binding, local-path
-provisioning under `volumes_root`), storage in-use protection and clusterrole-aggregation controllers on
+provisioning under `volumes_root`), storage in-use protection, clusterrole-aggregation and token-cleaner controllers on
 one client, and the
 namespace furniture: the serviceaccount controller, and — given the cluster CA (`ca_pem`) and the
 token signer (`tokens`) — the root-ca-cert-publisher and the legacy token Secrets' controller.
@@ -20,6 +20,7 @@ import trio
 from orchestra.api.serviceaccount.tokens import TokenIssuer
 from orchestra.client.base import Client
 from orchestra.controller import Controller
+from orchestra.reconcilers.bootstraptokens import TokenCleaner
 from orchestra.reconcilers.clusterroleaggregation import ClusterRoleAggregationController
 from orchestra.reconcilers.disruption import DisruptionController
 from orchestra.reconcilers.endpoints import EndpointsController
@@ -49,6 +50,7 @@ def cluster_controllers(client: Client, *, timings: NodeLifecycleTimings = DEFAU
         StorageProtectionController(client),
         ServiceAccountsController(client),
         ClusterRoleAggregationController(client),
+        TokenCleaner(client),
     ]
     if ca_pem is not None:
         controllers.append(RootCAPublisher(client, ca_pem))

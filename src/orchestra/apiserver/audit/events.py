@@ -24,6 +24,8 @@ from orchestra.apiserver.requestinfo import RequestInfo
 
 Send = Callable[[MutableMapping[str, Any]], Any]
 STARTED, COMPLETE = "ResponseStarted", "ResponseComplete"
+# why a credential was refused (kube only logs it): orchestra's own annotation on a 401's record
+AUTHN_REASON = "authentication.orchestra.io/failure-reason"
 _RUN = uuid.uuid4().hex  # this process's part of every audit ID it makes
 _SEQUENCE = itertools.count()
 
@@ -84,9 +86,11 @@ class AuditRecord:
             self.started_sent = True
             self.sink((self, STARTED, time.time()))
 
-    def failed_authentication(self, message: str) -> None:
-        """kube audits a refused credential once, at ResponseStarted, with how it was attempted."""
+    def failed_authentication(self, message: str, *, reason: str = "") -> None:
+        """kube audits a refused credential once, at ResponseStarted, with how it was attempted;
+        `reason` (why the authenticators refused it) is kept as an annotation, AUTHN_REASON."""
         self.message = message
+        self.reason = reason
         self.code = 401
         self.started_sent = True
         self.sink((self, STARTED, time.time()))
@@ -132,4 +136,6 @@ def to_event(record: AuditRecord, stage: str, at: float) -> dict[str, Any]:
         decision = "allow" if record.authorized else "forbid"
         event["annotations"] = {"authorization.k8s.io/decision": decision,
                                 "authorization.k8s.io/reason": record.reason}
+    elif record.message and record.reason:
+        event["annotations"] = {AUTHN_REASON: record.reason}
     return event
