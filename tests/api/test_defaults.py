@@ -1,5 +1,6 @@
 """Server-side defaults: kube-apiserver 1.32's values, never overwriting what the user set."""
 
+import base64
 import copy
 import warnings
 
@@ -7,6 +8,7 @@ import pytest
 
 from orchestra.api.policy.defaults import default, image_pull_policy, qos_class
 from orchestra.api.registry import BUILTIN
+from tests.csrs import request_pem
 
 
 def _pod_spec(**extra):
@@ -474,6 +476,8 @@ SAMPLES = {
     "LocalSubjectAccessReview": {"spec": {"user": "u", "resourceAttributes": {"verb": "get"}}},
     "SelfSubjectAccessReview": {"spec": {"nonResourceAttributes": {"path": "/api", "verb": "get"}}},
     "SelfSubjectRulesReview": {"spec": {"namespace": "default"}},
+    "CertificateSigningRequest": {"spec": {"request": base64.b64encode(request_pem("jane")).decode(),
+                                           "signerName": "example.com/s", "usages": ["client auth"]}},
     "EndpointSlice": {
         "addressType": "IPv4",
         "endpoints": [{"addresses": ["10.0.0.1"]}],

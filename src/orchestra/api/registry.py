@@ -182,6 +182,10 @@ BUILTIN: tuple[ResourceType, ...] = (
     *(attrs.evolve(_rt(AUTHORIZATION, kind, plural, namespaced=namespaced, status=False,
                        definition_pkg="authorization"), verbs=("create",))
       for kind, plural, namespaced in ACCESS_REVIEW_KINDS),
+    # certificates.k8s.io: the approver and signer controllers act on them (reconcilers/certificates/)
+    _rt("certificates.k8s.io", "CertificateSigningRequest", "certificatesigningrequests", namespaced=False,
+        short=("csr",), definition_pkg="certificates",
+        extra=(Subresource("approval", "CertificateSigningRequest", group="certificates.k8s.io"),)),
     _rt(
         "scheduling.k8s.io",
         "PriorityClass",

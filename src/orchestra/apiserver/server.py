@@ -369,7 +369,7 @@ class ApiServer:
     async def _subresource(self, req: Request, route: Route) -> None:
         rt, sub, m = route.rt, route.subresource, req.method
         name = route.name or ""
-        if (sub == "status" and rt.has_subresource("status")) or (
+        if (sub in ("status", "approval") and rt.has_subresource(sub)) or (
             rt.kind == "Namespace" and sub == "finalize"
         ):
             if m == "GET":

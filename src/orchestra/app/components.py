@@ -25,6 +25,7 @@ log = logging.getLogger("orchestra")
 
 async def start_controllers(nursery: trio.Nursery, cluster: Cluster) -> None:
     """kube-controller-manager's controllers and the scheduler, each started once its caches synced."""
+    from orchestra.app.certificates import certificate_controllers
     from orchestra.reconcilers.cluster import cluster_controllers
     from orchestra.reconcilers.node_lifecycle import DEFAULT_TIMINGS, FAST_TIMINGS
     from orchestra.reconcilers.scheduler import Scheduler
@@ -36,7 +37,8 @@ async def start_controllers(nursery: trio.Nursery, cluster: Cluster) -> None:
     volumes_root = cluster.config.state_dir / "volumes"
     cluster_wide = cluster_controllers(client, timings=timings, volumes_root=volumes_root,
                                        ca_pem=cluster.ca_cert.read_text(), tokens=cluster.tokens)
-    controllers: list[Any] = [*cluster_wide, scheduler, *workload_controllers(client)]
+    certificates = certificate_controllers(client, cluster.config.state_dir, cluster.server.chain.authorizer)
+    controllers: list[Any] = [*cluster_wide, scheduler, *workload_controllers(client), *certificates]
     for controller in controllers:
         await nursery.start(cluster.supervisor.run, controller.name, controller.run)
         cluster.controllers.append(controller)

@@ -16,6 +16,7 @@ import trio
 from cryptography import x509
 
 from orchestra.api.policy.allocators import ServiceAllocator
+from orchestra.api.policy.certificates import RequesterAdmission
 from orchestra.api.policy.serviceaccount import ServiceAccountAdmission
 from orchestra.api.request.core import ApiCore
 from orchestra.api.serviceaccount.tokens import TokenIssuer
@@ -85,7 +86,8 @@ async def _run(
         rbac = RbacIndex(store)
         authorizer = cluster_authorizer(rbac)
         core = ApiCore(store, allocator=ServiceAllocator(config.service_cidr), tokens=tokens,
-                       admission=(ServiceAccountAdmission(), RbacEscalation(rbac, authorizer)))
+                       admission=(ServiceAccountAdmission(), RbacEscalation(rbac, authorizer),
+                                  RequesterAdmission()))
         tls = ensure_serving_cert(state, [config.listen_host, *in_cluster_names(core)])
         await bootstrap(core, ca_pem=tls.ca_cert.read_text())
         await ensure_bootstrap_policy(core)

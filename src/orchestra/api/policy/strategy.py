@@ -65,6 +65,8 @@ def prepare_for_update(rt: ResourceType, new: Obj, old: Obj) -> None:
         for field in ("priority", "preemptionPolicy"):
             if nspec.get(field) is None and ospec.get(field) is not None:
                 nspec[field] = ospec[field]
+    if rt.kind == "CertificateSigningRequest":  # kube's csrStrategy: the request never changes
+        new["spec"] = old.get("spec") or {}
     if rt.kind == "Namespace":
         new["status"] = old.get("status") or {"phase": "Active"}
         if (old.get("metadata") or {}).get("deletionTimestamp"):

@@ -37,7 +37,7 @@ from orchestra.api.errors import (
     not_found,
 )
 from orchestra.api.machinery.selectors import FieldSelector, LabelSelector
-from orchestra.api.policy import admission, defaults, validation
+from orchestra.api.policy import admission, certificates, defaults, validation
 from orchestra.api.policy.admission import AdmissionPlugin
 from orchestra.api.policy.allocators import ServiceAllocator
 from orchestra.api.policy.strategy import prepare_for_create, prepare_for_update, tracks_generation
@@ -363,9 +363,9 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, AdmissionMixin):
     async def update(self, rt: ResourceType, namespace: str | None, name: str, body: Any,
                      opts: WriteOptions | None = None, *, subresource: str = "") -> WriteResult:
         opts = opts or WriteOptions()
-        if subresource not in ("", "status", "finalize") or (
+        if subresource not in ("", "status", "finalize", "approval") or (
             subresource == "finalize" and rt.kind != "Namespace"
-        ):
+        ) or (subresource == "approval" and not rt.has_subresource(subresource)):
             raise MethodNotAllowed(f"update is not supported on {rt.plural}/{subresource}")
         obj = self._check_body(rt, namespace, body)
         warnings = self._schema_check(rt, obj, opts)
@@ -425,6 +425,9 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, AdmissionMixin):
     def _merge_rules(self, rt: ResourceType, old: Obj, new: Obj, subresource: str) -> Obj:
         om, nm = meta(old), meta(new)
         _strip_rv(new)
+        if rt.kind == "CertificateSigningRequest" and subresource in ("status", "approval"):
+            new = {**new, "metadata": deep_copy(om)}
+            return certificates.merge_update(old, new, subresource, now_rfc3339())
         if subresource == "status":
             merged = deep_copy(old)
             merged["status"] = new.get("status", {})
@@ -476,7 +479,7 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, AdmissionMixin):
                 f"the body of the request was in an unknown format - accepted media types include: "
                 f"{', '.join(t for t in PATCH_TYPES if 'cbor' not in t)}"
             )
-        if subresource not in ("", "status"):
+        if subresource not in ("", "status") and not (subresource == "approval" and rt.has_subresource(subresource)):
             raise MethodNotAllowed(f"patch is not supported on {rt.plural}/{subresource}")
         self._field_validation(opts)
         if ptype == "apply":
@@ -489,8 +492,8 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, AdmissionMixin):
             kv = self._get_kv(rt, namespace, name)
             current = self._load(kv)
             patched = self._patched(rt, current, ptype, decoded.value)
-            if subresource == "status":
-                # a status patch changes status only
+            if subresource in ("status", "approval"):
+                # a status (or CSR approval) patch changes status only
                 patched = {**current, "status": patched.get("status", {})}
             shown = functools.partial(_shown, ptype, decoded.value, patched)
             warnings = self._patch_check(rt, patched, opts, shown)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from orchestra.api.registry import ResourceType
+from orchestra.api.tables.certificates import CSR_COLUMNS
 
 # --- column definitions ------------------------------------------------------------------------------
 
@@ -252,4 +253,6 @@ _GENERIC_COLUMNS = [
 
 def column_definitions(rt: ResourceType) -> list[dict[str, Any]]:
     """The Table columns for `rt` (priority 1 = shown only with `-o wide`)."""
+    if rt.kind == "CertificateSigningRequest":
+        return [dict(c) for c in CSR_COLUMNS]
     return [dict(c) for c in _COLUMNS.get(rt.kind, _GENERIC_COLUMNS)]

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from orchestra.api.registry import ResourceType
+from orchestra.api.tables.certificates import print_csr
 from orchestra.api.tables.columns import column_definitions
 from orchestra.api.tables.core import (
     print_configmap,
@@ -69,6 +70,7 @@ _PRINTERS: dict[str, Callable[[Obj, datetime], list[Cell]]] = {
     "StorageClass": print_storage_class,
     "RoleBinding": print_binding,
     "ClusterRoleBinding": print_binding,
+    "CertificateSigningRequest": print_csr,
 }
 
 _POD_CONDITIONS = {

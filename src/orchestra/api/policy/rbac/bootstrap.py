@@ -431,4 +431,11 @@ CLUSTER_ROLE_BINDINGS: tuple[dict[str, Any], ...] = (
     ),
     _binding("system:service-account-issuer-discovery", ("Group", "system:serviceaccounts")),
     _binding("system:volume-scheduler", ("User", "system:kube-scheduler")),
+    # kubeadm's join bindings (orchestra join): bootstrap tokens may create CSRs and are auto-approved,
+    # and nodes' renewals of their own client certificates too
+    _binding("orchestra:kubelet-bootstrap", ("Group", "system:bootstrappers"), role="system:node-bootstrapper"),
+    _binding("orchestra:node-autoapprove-bootstrap", ("Group", "system:bootstrappers"),
+             role="system:certificates.k8s.io:certificatesigningrequests:nodeclient"),
+    _binding("orchestra:node-autoapprove-certificate-rotation", ("Group", "system:nodes"),
+             role="system:certificates.k8s.io:certificatesigningrequests:selfnodeclient"),
 )

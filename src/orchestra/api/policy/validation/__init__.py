@@ -23,6 +23,7 @@ from typing import Any
 from orchestra.api.errors import Cause
 from orchestra.api.machinery.field import INVALID
 from orchestra.api.machinery.names import LABEL_VALUE_MSG, max_len_error
+from orchestra.api.policy.validation.certificates import validate_csr
 from orchestra.api.policy.validation.config import (
     validate_configmap,
     validate_controller_revision,
@@ -104,6 +105,7 @@ _BY_KIND: dict[str, Callable[[Obj, Obj | None], list[Cause]]] = {
     "ClusterRole": validate_cluster_role,
     "RoleBinding": validate_role_binding,
     "ClusterRoleBinding": validate_cluster_role_binding,
+    "CertificateSigningRequest": validate_csr,
 }
 
 
