@@ -17,6 +17,7 @@ from cryptography import x509
 
 from orchestra.api.policy.allocators import ServiceAllocator
 from orchestra.api.policy.certificates import RequesterAdmission
+from orchestra.api.policy.noderestriction import NodeRestriction
 from orchestra.api.policy.serviceaccount import ServiceAccountAdmission
 from orchestra.api.request.core import ApiCore
 from orchestra.api.serviceaccount.tokens import TokenIssuer
@@ -24,6 +25,8 @@ from orchestra.apiserver.audit.log import AuditLog
 from orchestra.apiserver.auth.authn import AdminToken, RequestAuthenticator
 from orchestra.apiserver.auth.bootstraptokens import BootstrapTokens
 from orchestra.apiserver.auth.escalation import RbacEscalation
+from orchestra.apiserver.auth.node import NodeAuthorizer
+from orchestra.apiserver.auth.nodegraph import NodeGraph
 from orchestra.apiserver.auth.rbac import cluster_authorizer
 from orchestra.apiserver.auth.rbacindex import RbacIndex
 from orchestra.apiserver.auth.serviceaccounts import ServiceAccountTokens, StoreLookup
@@ -84,10 +87,10 @@ async def _run(
         await nursery.start(store.run)
         tokens = TokenIssuer(load_or_create_signing_key(state))
         rbac = RbacIndex(store)
-        authorizer = cluster_authorizer(rbac)
+        authorizer = cluster_authorizer(rbac, node=NodeAuthorizer(NodeGraph(store)))
         core = ApiCore(store, allocator=ServiceAllocator(config.service_cidr), tokens=tokens,
                        admission=(ServiceAccountAdmission(), RbacEscalation(rbac, authorizer),
-                                  RequesterAdmission()))
+                                  RequesterAdmission(), NodeRestriction()))
         tls = ensure_serving_cert(state, [config.listen_host, *in_cluster_names(core)])
         await bootstrap(core, ca_pem=tls.ca_cert.read_text())
         await ensure_bootstrap_policy(core)

@@ -81,6 +81,7 @@ class Attributes:
     old: Obj | None
     user: UserInfo | None  # None: an in-process component
     lookup: Lookup
+    subresource: str = ""  # "status" for a status update (kube admits those too)
 
 
 class AdmissionPlugin(Protocol):

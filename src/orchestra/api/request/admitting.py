@@ -22,12 +22,12 @@ class AdmissionMixin:
     admission: tuple[AdmissionPlugin, ...]
 
     async def _admit(self, operation: str, rt: ResourceType, namespace: str | None, obj: Obj,
-                     old: Obj | None, opts: WriteOptions) -> None:
+                     old: Obj | None, opts: WriteOptions, subresource: str = "") -> None:
         """Each plugin may change `obj` or refuse the write (an ApiError)."""
         if not self.admission:
             return
         attributes = Attributes(operation, rt.kind, namespace, str(meta(obj).get("name") or ""), obj, old,
-                                opts.user, self.lookup)
+                                opts.user, self.lookup, subresource)
         for plugin in self.admission:
             await plugin.admit(attributes)
 

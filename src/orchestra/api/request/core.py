@@ -399,6 +399,8 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, AdmissionMixin):
         if not subresource:
             admission.admit_update(rt.kind, new, self._priority_classes)
             await self._admit("UPDATE", rt, meta(old).get("namespace"), new, old, opts)
+        elif opts.user is not None:  # a client's status update: the plugins that look at those (NodeRestriction)
+            await self._admit("UPDATE", rt, meta(old).get("namespace"), new, old, opts, subresource)
         self._validate(rt, new, old)
         om = meta(old)
         if (

@@ -66,9 +66,11 @@ class Union:
         return Decision.NO_OPINION, "\n".join(reasons)
 
 
-def cluster_authorizer(index: RbacIndex) -> Union:
-    """--authorization-mode=RBAC, behind kube's always-on system:masters authorizer."""
-    return Union(PrivilegedGroups(SYSTEM_MASTERS), RBACAuthorizer(index))
+def cluster_authorizer(index: RbacIndex, *, node: Authorizer | None = None) -> Union:
+    """--authorization-mode=RBAC (Node,RBAC given the Node authorizer), behind kube's always-on
+    system:masters authorizer."""
+    first = (node,) if node is not None else ()
+    return Union(PrivilegedGroups(SYSTEM_MASTERS), *first, RBACAuthorizer(index))
 
 
 def rules_for(index: RbacIndex, user: UserInfo, namespace: str) -> tuple[list[Rule], Resolved]:
