@@ -32,6 +32,7 @@ class FakeClusterConfig:
     network: bool = True
     timings: str = "default"
     stop_pods_on_exit: bool = False
+    cluster_cidr: str = ""
 
 
 @attrs.frozen
@@ -69,6 +70,7 @@ def fake_app(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
         "NO_NETWORK",
         "TIMINGS",
         "STOP_PODS",
+        "CLUSTER_CIDR",
     ):
         monkeypatch.delenv(f"ORCHESTRA_{var}", raising=False)
     return started
@@ -97,13 +99,22 @@ def test_up_options(fake_app: list[Any], tmp_path: Path) -> None:
         str(tmp_path),
         "--no-podman",
         "--dashboard",
+        "--cluster-cidr",
+        "10.200.0.0/16",
     ]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert fake_app == [FakeClusterConfig(
         state_dir=tmp_path / "s", listen_host="0.0.0.0", listen_port=7443, store="memory", simulate_nodes=5,
-        apply_paths=(tmp_path / "a.yaml", tmp_path), dashboard=True, podman=False,
+        apply_paths=(tmp_path / "a.yaml", tmp_path), dashboard=True, podman=False, cluster_cidr="10.200.0.0/16",
     )]
+
+
+def test_up_bad_cluster_cidr_is_a_usage_error_with_exit_1(fake_app: list[Any]) -> None:
+    result = CliRunner().invoke(cli, ["up", "--cluster-cidr", "10.244.0.1/16"])
+    assert result.exit_code == 1
+    assert "Invalid value for '--cluster-cidr': invalid cluster CIDR '10.244.0.1/16'" in result.output
+    assert fake_app == []
 
 
 def test_up_environment(fake_app: list[Any], tmp_path: Path) -> None:

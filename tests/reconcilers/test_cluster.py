@@ -40,6 +40,7 @@ async def test_namespace_with_service_and_owned_pods_is_removed(
                 "serviceaccount-controller",
                 "clusterrole-aggregation-controller",
                 "token-cleaner",
+                "node-ipam-controller",
             }
             await wait_for(
                 api,

@@ -36,7 +36,8 @@ async def start_controllers(nursery: trio.Nursery, cluster: Cluster) -> None:
     scheduler = Scheduler(LocalClient(cluster.core, field_manager="default-scheduler"))
     volumes_root = cluster.config.state_dir / "volumes"
     cluster_wide = cluster_controllers(client, timings=timings, volumes_root=volumes_root,
-                                       ca_pem=cluster.ca_cert.read_text(), tokens=cluster.tokens)
+                                       ca_pem=cluster.ca_cert.read_text(), tokens=cluster.tokens,
+                                       cluster_cidr=cluster.config.cluster_cidr)
     certificates = certificate_controllers(client, cluster.config.state_dir, cluster.server.chain.authorizer)
     controllers: list[Any] = [*cluster_wide, scheduler, *workload_controllers(client), *certificates]
     for controller in controllers:

@@ -36,6 +36,7 @@ class ClusterConfig:
     timings: str = "default"  # node lifecycle: "default" (Kubernetes' 40 s grace) or "fast" (10 s)
     service_cidr: str = DEFAULT_SERVICE_CIDR
     stop_pods_on_exit: bool = False  # else pods keep running and are adopted on the next start
+    cluster_cidr: str = ""  # the node IPAM controller's range: a /24 per Node ("": 10.244.0.0/16)
     audit_max_bytes: int = 100 * 1024 * 1024  # <state-dir>/audit.log is rotated past this size
     audit_backups: int = 3  # rotated files kept: audit.log.1 ... audit.log.N
 

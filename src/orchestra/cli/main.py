@@ -133,6 +133,16 @@ class ListenType(click.ParamType):
             self.fail(exc.message, param, ctx)
 
 
+def _check_cluster_cidr(value: str) -> str:
+    from orchestra.reconcilers.nodeipam import CidrSet, CidrSetError
+
+    try:
+        CidrSet(value)
+    except CidrSetError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return value
+
+
 UP_HELP = """Run a cluster in this process until Ctrl-C.
 
 Starts the store, API server, scheduler, controllers and node agent, writes
@@ -140,7 +150,7 @@ Starts the store, API server, scheduler, controllers and node agent, writes
 directory across restarts (unless --memory). Every option can also be set in the environment
 (ORCHESTRA_STATE_DIR, ORCHESTRA_LISTEN, ORCHESTRA_MEMORY, ORCHESTRA_SIMULATE_NODES,
 ORCHESTRA_APPLY (paths separated by spaces), ORCHESTRA_NO_PODMAN, ORCHESTRA_DASHBOARD,
-ORCHESTRA_NO_NETWORK, ORCHESTRA_TIMINGS, ORCHESTRA_STOP_PODS).
+ORCHESTRA_NO_NETWORK, ORCHESTRA_TIMINGS, ORCHESTRA_STOP_PODS, ORCHESTRA_CLUSTER_CIDR).
 
 \b
 Examples:
@@ -170,6 +180,9 @@ Examples:
                    "by the next `orchestra up`).")
 @click.option("--no-network", is_flag=True, envvar="ORCHESTRA_NO_NETWORK",
               help="No service proxy or cluster DNS (they need root to route the service range).")
+@click.option("--cluster-cidr", default="", envvar="ORCHESTRA_CLUSTER_CIDR", metavar="CIDR",
+              callback=lambda ctx, param, value: _check_cluster_cidr(value),
+              help="Each Node's spec.podCIDR (a /24) comes from this range [default: 10.244.0.0/16].")
 @click.option("--timings", type=click.Choice(["default", "fast"]), default="default", show_default=True,
               envvar="ORCHESTRA_TIMINGS",
               help="Node failure detection: Kubernetes' defaults (40 s grace) or fast (10 s) for local use.")
@@ -184,6 +197,7 @@ def up_command(
     dashboard: bool | None,
     stop_pods: bool,
     no_network: bool,
+    cluster_cidr: str,
     timings: str,
     verbose: int,
 ) -> None:
@@ -207,6 +221,7 @@ def up_command(
         network=not no_network,
         timings=timings,
         stop_pods_on_exit=stop_pods,
+        cluster_cidr=cluster_cidr,
     )
     show_dashboard = is_interactive() if dashboard is None else dashboard
     _configure_logging(verbose, quiet=show_dashboard)

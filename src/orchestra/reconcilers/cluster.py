@@ -2,7 +2,7 @@
 
 Owns: constructing and starting the garbage collector, namespace lifecycle, node lifecycle,
 Endpoints/EndpointSlice, disruption (PodDisruptionBudget), persistent volume (binding, local-path
-provisioning under `volumes_root`), storage in-use protection, clusterrole-aggregation and token-cleaner controllers on
+provisioning under `volumes_root`), storage in-use protection, clusterrole-aggregation, token-cleaner and node IPAM controllers on
 one client, and the
 namespace furniture: the serviceaccount controller, and — given the cluster CA (`ca_pem`) and the
 token signer (`tokens`) — the root-ca-cert-publisher and the legacy token Secrets' controller.
@@ -31,6 +31,7 @@ from orchestra.reconcilers.node_lifecycle import (
     NodeLifecycleController,
     NodeLifecycleTimings,
 )
+from orchestra.reconcilers.nodeipam import NodeIpamController
 from orchestra.reconcilers.protection import StorageProtectionController
 from orchestra.reconcilers.serviceaccounts import RootCAPublisher, ServiceAccountsController
 from orchestra.reconcilers.tokens import TokensController
@@ -39,7 +40,7 @@ from orchestra.reconcilers.volumes import PersistentVolumeController
 
 def cluster_controllers(client: Client, *, timings: NodeLifecycleTimings = DEFAULT_TIMINGS,
                         volumes_root: Path | None = None, ca_pem: str | None = None,
-                        tokens: TokenIssuer | None = None) -> list[Controller]:
+                        tokens: TokenIssuer | None = None, cluster_cidr: str = "") -> list[Controller]:
     controllers: list[Controller] = [
         GarbageCollector(client),
         NamespaceController(client),
@@ -51,6 +52,7 @@ def cluster_controllers(client: Client, *, timings: NodeLifecycleTimings = DEFAU
         ServiceAccountsController(client),
         ClusterRoleAggregationController(client),
         TokenCleaner(client),
+        NodeIpamController(client, cluster_cidr=cluster_cidr),
     ]
     if ca_pem is not None:
         controllers.append(RootCAPublisher(client, ca_pem))
