@@ -31,7 +31,8 @@ from orchestra.apiserver.requestinfo import RequestInfo, request_info
 
 log = logging.getLogger("orchestra.auth")
 
-PUBLIC_PATHS = frozenset({"/healthz", "/livez", "/readyz"})
+CACERTS_PATH = "/cacerts"  # the cluster CA, public (k3s): a joining node pins it by its hash
+PUBLIC_PATHS = frozenset({"/healthz", "/livez", "/readyz", CACERTS_PATH})
 ANONYMOUS_USER = UserInfo(ANONYMOUS, groups=(UNAUTHENTICATED,))
 Handler = Callable[[Request], Awaitable[None]]
 Fail = Callable[[Request, ApiError], Awaitable[None]]

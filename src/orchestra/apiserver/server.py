@@ -42,7 +42,7 @@ from orchestra.apiserver.auth.accessreviews import access_review
 from orchestra.apiserver.auth.authn import AdminToken, RequestAuthenticator
 from orchestra.apiserver.auth.authz import Authorizer
 from orchestra.apiserver.auth.rbacindex import RbacIndex
-from orchestra.apiserver.chain import PUBLIC_PATHS, RequestChain
+from orchestra.apiserver.chain import CACERTS_PATH, PUBLIC_PATHS, RequestChain
 from orchestra.apiserver.discovery import Discovery, version_info, wants_aggregated
 from orchestra.apiserver.http import (
     Receive,
@@ -73,12 +73,15 @@ class ApiServer:
                  pod_streams: PodStreams | None = None, bookmark_interval: float = 60.0,
                  metrics: MetricsApi | None = None, watch_limits: WatchLimits | None = None,
                  authenticator: RequestAuthenticator | None = None, authorizer: Authorizer | None = None,
-                 audit: AuditLog | None = None, rbac: RbacIndex | None = None) -> None:
+                 audit: AuditLog | None = None, rbac: RbacIndex | None = None,
+                 ca_pem: bytes | None = None) -> None:
         """`metrics`: serves metrics.k8s.io (and discovery lists it) when given; `watch_limits`:
         page size, write size and the slow-watcher bound of watches (watchserve.py);
         `authenticator`: who may ask (default: just `token`, the admin's; neither: no authentication);
         `authorizer`: the seam after it (default AlwaysAllow); `audit`: the audit log, if any;
-        `rbac`: the RBAC index SelfSubjectRulesReview reads."""
+        `rbac`: the RBAC index SelfSubjectRulesReview reads; `ca_pem`: the cluster CA served to anyone at
+        /cacerts (k3s' endpoint: `orchestra join` checks it against its token's pin before trusting it)."""
+        self.ca_pem = ca_pem
         self.rbac = rbac
         self.core = core
         self.token = token
@@ -144,7 +147,10 @@ class ApiServer:
 
     async def _dispatch(self, req: Request) -> None:
         path = req.path.rstrip("/") or "/"
-        if path in PUBLIC_PATHS:
+        if path == CACERTS_PATH and self.ca_pem is not None:
+            await send_bytes(req.send, 200, self.ca_pem, b"application/x-pem-file")
+            return
+        if path in PUBLIC_PATHS - {CACERTS_PATH}:
             ok = self.ready or path == "/livez"
             await send_bytes(
                 req.send, 200 if ok else 503, b"ok" if ok else b"not ready", b"text/plain; charset=utf-8"

@@ -101,7 +101,7 @@ async def _run(
         server = ApiServer(core, token=token, server_address=f"{config.listen_host}:{config.listen_port}",
                            pod_streams=PodStreamsHandler(locator), metrics=MetricsApi(core, usage),
                            authenticator=_authenticator(core, token, tokens, tls), audit=audit,
-                           authorizer=authorizer, rbac=rbac)
+                           authorizer=authorizer, rbac=rbac, ca_pem=tls.ca_cert.read_bytes())
         bound = await nursery.start(serve_api, server, config.listen_host, config.listen_port, tls)
         url = _url(bound, config)
         kubeconfig = state / "kubeconfig"

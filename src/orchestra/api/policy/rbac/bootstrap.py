@@ -353,6 +353,8 @@ CLUSTER_ROLES: tuple[dict[str, Any], ...] = (
         "system:node-bootstrapper",
         [r(("create", "get", "list", "watch"), "certificates.k8s.io", "certificatesigningrequests")],
     ),
+    # kubeadm:get-nodes: a joining node checks its name is not held by another live node
+    _role("orchestra:get-nodes", [r("get", "", "nodes")]),
     _role(
         "system:node-problem-detector",
         [
@@ -434,6 +436,7 @@ CLUSTER_ROLE_BINDINGS: tuple[dict[str, Any], ...] = (
     # kubeadm's join bindings (orchestra join): bootstrap tokens may create CSRs and are auto-approved,
     # and nodes' renewals of their own client certificates too
     _binding("orchestra:kubelet-bootstrap", ("Group", "system:bootstrappers"), role="system:node-bootstrapper"),
+    _binding("orchestra:get-nodes", ("Group", "system:bootstrappers")),
     _binding("orchestra:node-autoapprove-bootstrap", ("Group", "system:bootstrappers"),
              role="system:certificates.k8s.io:certificatesigningrequests:nodeclient"),
     _binding("orchestra:node-autoapprove-certificate-rotation", ("Group", "system:nodes"),
