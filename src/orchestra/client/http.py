@@ -179,6 +179,7 @@ class HttpClient:
         if endpoint.cert_data and endpoint.key_data:
             verify = verify if isinstance(verify, ssl.SSLContext) else ssl.create_default_context()
             load_pem_chain(verify, endpoint.cert_data, endpoint.key_data)
+        self._tls = verify
         self._http = httpx.AsyncClient(
             base_url=endpoint.server, headers=headers, verify=verify, timeout=timeout
         )
@@ -186,6 +187,14 @@ class HttpClient:
     @classmethod
     def from_kubeconfig(cls, path: Path | str, *, context: str | None = None, **kw: Any) -> HttpClient:
         return cls(Endpoint.from_kubeconfig(path, context=context), **kw)
+
+    def use_client_certificate(self, cert: bytes, key: bytes) -> None:
+        """Present this certificate from the next connection on (a rotated node certificate); open
+        connections keep the one they started with."""
+        if not isinstance(self._tls, ssl.SSLContext):
+            raise ValueError("this client has no TLS context of its own (no CA or client certificate)")
+        load_pem_chain(self._tls, cert, key)
+        self.endpoint = attrs.evolve(self.endpoint, cert_data=cert, key_data=key)
 
     @property
     def url(self) -> str:

@@ -93,8 +93,12 @@ class PodmanService:
     """Runs `podman system service --time=0 unix://<state_dir>/podman.sock` for as long as `run`
     runs; `run` reports the socket path through `task_status.started()` once `_ping` answers."""
 
-    def __init__(self, state_dir: Path | str, *, podman: str = "podman", start_timeout: float = 30.0):
+    def __init__(self, state_dir: Path | str, *, podman: str = "podman", start_timeout: float = 30.0,
+                 env: dict[str, str] | None = None):
+        """`env`: the environment of a node with its own Podman (nodepodman.py: its containers.conf,
+        storage and networks); None: the packaged containers.conf and the host's storage."""
         self.state_dir = Path(state_dir)
+        self.env = env
         self.podman = podman
         self.start_timeout = start_timeout
         self.socket_path = str(self.state_dir / "podman.sock")
@@ -143,10 +147,10 @@ class PodmanService:
 
     def _prepare(self) -> tuple[list[str], dict[str, str]]:
         executable = self._executable()
-        conf = write_containers_conf(self.state_dir)
+        env = self.env if self.env is not None else podman_env(write_containers_conf(self.state_dir))
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.socket_path)  # stale from a previous run
-        return [executable, "system", "service", "--time=0", f"unix://{self.socket_path}"], podman_env(conf)
+        return [executable, "system", "service", "--time=0", f"unix://{self.socket_path}"], env
 
     async def _wait_ready(self, process: trio.Process) -> None:
         with trio.move_on_after(self.start_timeout):

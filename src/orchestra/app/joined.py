@@ -1,0 +1,143 @@
+"""`orchestra join`: a node of a cluster served elsewhere, with its own Podman.
+
+Owns: the joined node's lifetime: join (node/join.py) unless <state-dir>/kubeconfig already holds a
+certificate for that server (a restarted node resumes as itself), its Node registered before any pod
+(so the node IPAM controller gives it a podCIDR), its own Podman (runtime/nodepodman.py: storage, run
+state and network of its own, the `orchestra` bridge on the podCIDR, its own `podman system service`
+under reaper.py), the node agent as system:node:<name> over HTTPS, and certificate rotation. On a stop
+its pods keep running (adopted on the next start) unless `stop_pods_on_exit`, as `orchestra up`.
+Must not import: cli.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+from typing import Any
+
+import attrs
+import httpx
+import trio
+from cryptography import x509
+
+from orchestra.api.errors import AlreadyExists
+from orchestra.client.http import Endpoint, HttpClient, KubeconfigError, TransportError
+from orchestra.node.join import JoinError, JoinRequest, join
+
+log = logging.getLogger("orchestra.join")
+STOP_GRACE_CAP = 10
+
+
+@attrs.frozen
+class JoinConfig:
+    server: str
+    token: str
+    node_name: str
+    state_dir: Path
+    stop_pods_on_exit: bool = False
+    wait_seconds: float = 120.0
+    certificate_seconds: int | None = None  # requested client certificate lifetime (None: the signer's)
+    timings: str = "default"
+
+
+async def fetch_ca(server: str) -> bytes:
+    """The CA the server serves at /cacerts, read without trusting the server (checked by its pin next)."""
+    try:
+        async with httpx.AsyncClient(base_url=server, verify=False, timeout=10.0) as http:
+            resp = await http.get("/cacerts")
+    except httpx.HTTPError as exc:
+        raise TransportError(str(exc) or type(exc).__name__) from exc
+    if resp.status_code != 200:
+        raise JoinError(f"{server}/cacerts answered {resp.status_code}: is it an orchestra API server?")
+    return resp.content
+
+
+def _resumable(kubeconfig: Path, server: str) -> bool:
+    """A kubeconfig of an earlier join to this server whose certificate is still valid."""
+    try:
+        endpoint = Endpoint.from_kubeconfig(kubeconfig)
+    except (KubeconfigError, OSError):
+        return False
+    if endpoint.server != server.rstrip("/") or endpoint.cert_data is None:
+        return False
+    cert = x509.load_pem_x509_certificate(endpoint.cert_data)
+    return cert.not_valid_after_utc > dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1)  # wall-clock
+
+
+async def node_kubeconfig(cfg: JoinConfig) -> Path:
+    path = cfg.state_dir / "kubeconfig"
+    if _resumable(path, cfg.server):
+        log.info("node %s: resuming with %s", cfg.node_name, path)
+        return path
+    return await join(JoinRequest(cfg.server.rstrip("/"), cfg.token, cfg.node_name, cfg.state_dir,
+                                  wait_seconds=cfg.wait_seconds, expiration_seconds=cfg.certificate_seconds),
+                      fetch_ca=fetch_ca, connect=lambda e: HttpClient(e))
+
+
+async def pod_cidr(client: HttpClient, name: str, *, wait_seconds: float = 30.0) -> str:
+    """Register the Node (if new) and wait for the node IPAM controller's podCIDR."""
+    rt = client.kind("Node")
+    try:
+        await client.create(rt, None, {"apiVersion": "v1", "kind": "Node", "metadata": {
+            "name": name, "labels": {"kubernetes.io/hostname": name}}})
+    except AlreadyExists:
+        pass  # a rejoin: the Node is ours already
+    with trio.move_on_after(wait_seconds):
+        while True:
+            node = await client.get(rt, None, name)
+            cidr = (node.get("spec") or {}).get("podCIDR")
+            if cidr:
+                return str(cidr)
+            await trio.sleep(0.2)
+    raise JoinError(f"node {name} got no spec.podCIDR within {wait_seconds:g} s: is the node IPAM controller "
+                    "running on the server (`kubectl get node -o yaml`), and is its --cluster-cidr full?")
+
+
+async def run_joined_node(cfg: JoinConfig, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    from orchestra.node.agent import AgentConfig, NodeAgent
+    from orchestra.node.certrotation import CertificateRotation
+    from orchestra.runtime.images import BUSYBOX_IMAGE
+    from orchestra.runtime.nodepodman import NodePodman
+    from orchestra.runtime.podman import PodmanRuntime
+    from orchestra.runtime.service import PodmanService
+
+    kubeconfig = await node_kubeconfig(cfg)
+    async with HttpClient.from_kubeconfig(kubeconfig, field_manager="kubelet") as client:
+        cidr = await pod_cidr(client, cfg.node_name)
+        podman = NodePodman(cfg.state_dir / "podman")
+        await podman.ensure_network(cidr)
+        if not await podman.load_host_image(BUSYBOX_IMAGE):
+            log.info("the host has no %s to copy: pods pull their images", BUSYBOX_IMAGE)
+        heartbeat: dict[str, Any] = (
+            {"lease_renew_seconds": 2.5, "lease_duration_seconds": 10, "status_update_seconds": 2.5}
+            if cfg.timings == "fast" else {})
+        async with trio.open_nursery() as nursery:
+            socket_path = await nursery.start(PodmanService(podman.dir, env=podman.env).run)
+            runtime = PodmanRuntime(socket_path)
+            try:
+                agent = NodeAgent(client, runtime, AgentConfig(node_name=cfg.node_name,
+                                                               state_dir=cfg.state_dir / "node", **heartbeat))
+                rotation = CertificateRotation(client, kubeconfig, cfg.node_name,
+                                               expiration_seconds=cfg.certificate_seconds)
+                async with trio.open_nursery() as node:
+                    await node.start(agent.run)
+                    await node.start(rotation.run)
+                    task_status.started((agent, rotation, cidr))
+            finally:
+                with trio.CancelScope(shield=True), trio.move_on_after(STOP_GRACE_CAP + 15):
+                    if cfg.stop_pods_on_exit:
+                        await _stop_pods(runtime)
+                    await runtime.aclose()
+                nursery.cancel_scope.cancel()
+
+
+async def _stop_pods(runtime: Any) -> None:
+    from orchestra.runtime.base import RuntimeFailure
+
+    for sandbox in await runtime.list_sandboxes({}):
+        try:
+            await runtime.stop_sandbox(sandbox.id, STOP_GRACE_CAP)
+            await runtime.remove_sandbox(sandbox.id)
+        except RuntimeFailure as exc:  # best effort: the next start adopts or removes what is left
+            log.warning("could not remove pod sandbox %s: %s", sandbox.name, exc)
