@@ -17,7 +17,9 @@ Must not import: podman (podman-py), anything above the runtime layer.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+import ipaddress
 import json
 import logging
 import os
@@ -42,15 +44,18 @@ class NodePodman:
         self.podman = podman
         self.graphroot, self.runroot = self.dir / "storage", self.dir / "run"
         self.interface = "orch" + hashlib.sha256(str(self.dir).encode()).hexdigest()[:8]  # <= 15 chars
-        self.env = self._write_config()
+        self.env = self._write_config(default_network=False)
 
-    def _write_config(self) -> dict[str, str]:
+    def _write_config(self, *, default_network: bool) -> dict[str, str]:
+        """The node's config files; its network becomes the default one only once it exists (before,
+        Podman would make up a default network of that name on 10.88.0.0/16 and refuse to replace it)."""
         for d in (self.dir, self.graphroot, self.runroot, self.dir / "networks", self.dir / "tmp"):
             d.mkdir(parents=True, exist_ok=True)
         conf = packaged_containers_conf().replace(
             "[engine]\n", f'[engine]\ntmp_dir = "{self.dir / "tmp"}"\n', 1)
-        conf += (f'\n[network]\nnetwork_config_dir = "{self.dir / "networks"}"\n'
-                 f'default_network = "{NETWORK}"\n')
+        conf += f'\n[network]\nnetwork_config_dir = "{self.dir / "networks"}"\n'
+        if default_network:
+            conf += f'default_network = "{NETWORK}"\n'
         storage = (f'[storage]\ndriver = "overlay"\ngraphroot = "{self.graphroot}"\n'
                    f'runroot = "{self.runroot}"\n')
         for name, text in ((CONF_NAME, conf), (STORAGE_CONF, storage)):
@@ -81,15 +86,27 @@ class NodePodman:
 
     async def ensure_network(self, pod_cidr: str) -> None:
         """The node's pod network on `pod_cidr` (pods get its addresses, the gateway its first)."""
+        self._write_config(default_network=False)
         found = await self._run("network", "inspect", NETWORK, check=False)
-        if found:
-            subnets = [s.get("subnet") for n in json.loads(found) for s in n.get("subnets") or []]
-            if subnets == [pod_cidr]:
-                return
+        subnets = [s.get("subnet") for n in json.loads(found or "[]") for s in n.get("subnets") or []]
+        if found and subnets != [pod_cidr]:
             log.warning("network %s is on %s, the node's podCIDR is %s: re-creating it", NETWORK, subnets, pod_cidr)
             await self._run("network", "rm", NETWORK)
-        await self._run("network", "create", "--driver", "bridge", "--subnet", pod_cidr,
-                        "--interface-name", self.interface, "--disable-dns", NETWORK)
+        if subnets != [pod_cidr]:
+            self._write_network(pod_cidr)
+        self.env = self._write_config(default_network=True)
+
+    def _write_network(self, pod_cidr: str) -> None:
+        """Netavark's network file, as `podman network create` writes it, with a bridge name of our
+        own (Podman 4.3 has no --interface-name, and would pick podmanN, which the host may use later)."""
+        net = ipaddress.IPv4Network(pod_cidr)
+        doc = {"name": NETWORK, "id": hashlib.sha256(f"{self.dir}:{NETWORK}".encode()).hexdigest(),
+               "driver": "bridge", "network_interface": self.interface,
+               "created": dt.datetime.now(dt.UTC).isoformat(),  # wall-clock: a file timestamp
+               "subnets": [{"subnet": str(net), "gateway": str(net.network_address + 1)}],
+               "ipv6_enabled": False, "internal": False, "dns_enabled": False,
+               "ipam_options": {"driver": "host-local"}}
+        (self.dir / "networks" / f"{NETWORK}.json").write_text(json.dumps(doc, indent=5))
 
     async def load_host_image(self, image: str) -> bool:
         """Copy `image` from the host's Podman into the node's storage; False if the host has none."""
