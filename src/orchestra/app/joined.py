@@ -112,8 +112,15 @@ async def run_joined_node(cfg: JoinConfig, *, task_status: Any = trio.TASK_STATU
         heartbeat: dict[str, Any] = (
             {"lease_renew_seconds": 2.5, "lease_duration_seconds": 10, "status_update_seconds": 2.5}
             if cfg.timings == "fast" else {})
+        service_scope = trio.CancelScope()
+
+        async def service(*, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+            with service_scope:
+                await PodmanService(podman.dir, env=podman.env).run(task_status=task_status)
+
         async with trio.open_nursery() as nursery:
-            socket_path = await nursery.start(PodmanService(podman.dir, env=podman.env).run)
+            socket_path = await nursery.start(service)
+            service_scope.shield = True  # it outlives a stop until the pods are stopped through it (`up`'s way)
             runtime = PodmanRuntime(socket_path)
             try:
                 agent = NodeAgent(client, runtime, AgentConfig(node_name=cfg.node_name,
@@ -129,7 +136,7 @@ async def run_joined_node(cfg: JoinConfig, *, task_status: Any = trio.TASK_STATU
                     if cfg.stop_pods_on_exit:
                         await _stop_pods(runtime)
                     await runtime.aclose()
-                nursery.cancel_scope.cancel()
+                service_scope.cancel()
 
 
 async def _stop_pods(runtime: Any) -> None:

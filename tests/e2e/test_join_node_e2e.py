@@ -1,0 +1,185 @@
+"""A real joined node on this host: `orchestra up --no-network --state-dir A` and `orchestra join ... --state-dir B
+--node-name worker-1` with its own Podman under B; a Deployment pinned to worker-1 runs a real container in B's
+Podman with a pod IP from worker-1's podCIDR; stopping the joiner makes the Node NotReady. Join refusals (wrong
+token, a CA that is not the pinned one, an unreachable server, a name held by a live node), each with its message."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import KUBECTL
+
+pytestmark = pytest.mark.kubectl
+DEPLOYMENT = {
+    "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "pinned"},
+    "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "pinned"}}, "template": {
+        "metadata": {"labels": {"app": "pinned"}},
+        "spec": {"nodeSelector": {"kubernetes.io/hostname": "worker-1"}, "terminationGracePeriodSeconds": 1,
+                 "containers": [{"name": "c", "image": "localhost/busybox:latest", "imagePullPolicy": "Never",
+                                 "command": ["sleep", "3600"]}]}}},
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait(what: str, fn: Any, timeout: float = 60) -> Any:
+    deadline = time.monotonic() + timeout  # wall-clock: real processes
+    while time.monotonic() < deadline:
+        found = fn()
+        if found:
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+class Server:
+    def __init__(self, state: Path, port: int) -> None:
+        self.state, self.url = state, f"https://127.0.0.1:{port}"
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> str:
+        env = {**os.environ, "KUBECONFIG": str(self.state / "kubeconfig"), "HOME": str(self.state)}
+        proc = subprocess.run([KUBECTL, *args], capture_output=True, text=True, env=env, timeout=60, input=input)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)}: {proc.stdout}\n{proc.stderr}")
+        return proc.stdout
+
+    def token(self) -> str:
+        made = subprocess.run([sys.executable, "-m", "orchestra", "token", "create", "--kubeconfig",
+                               str(self.state / "kubeconfig")], capture_output=True, text=True, timeout=60)
+        assert made.returncode == 0, made.stderr
+        return made.stdout.strip()
+
+    def node(self, name: str) -> dict[str, Any]:
+        return dict(json.loads(self.kubectl("get", "node", name, "-o", "json")))
+
+    def ready(self, name: str) -> str:
+        conditions = self.node(name).get("status", {}).get("conditions") or []
+        return next((c["status"] for c in conditions if c["type"] == "Ready"), "")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    state = tmp_path_factory.mktemp("A")
+    port = _free_port()
+    with (state / "up.log").open("wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "orchestra", "up", "--no-network", "--no-dashboard",
+                                 "--timings", "fast", "--stop-pods", "--state-dir", str(state), "--listen",
+                                 f"127.0.0.1:{port}"], stdout=log, stderr=subprocess.STDOUT)
+        try:
+            srv = Server(state, port)
+            _wait("orchestra up", lambda: proc.poll() is None and (state / "kubeconfig").exists() and subprocess.run(
+                [KUBECTL, "--kubeconfig", str(state / "kubeconfig"), "get", "--raw", "/readyz"],
+                capture_output=True).returncode == 0)
+            yield srv
+        finally:
+            _stop(proc)
+
+
+def _join(server: Server, state: Path, token: str, *extra: str, url: str = "") -> subprocess.Popen[bytes]:
+    with (state.parent / f"{state.name}.log").open("wb") as log:  # the child keeps its own descriptor
+        return subprocess.Popen([sys.executable, "-m", "orchestra", "join", url or server.url, "--token", token,
+                                 "--state-dir", str(state), "--timings", "fast", *extra],
+                                stdout=log, stderr=subprocess.STDOUT)
+
+
+def _podman(state: Path, *args: str) -> str:
+    root = ["--root", str(state / "podman" / "storage"), "--runroot", str(state / "podman" / "run")]
+    done = subprocess.run(["podman", *root, *args], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_a_joined_node_runs_pods_in_its_own_podman(server: Server, tmp_path: Path) -> None:
+    short = Path(tempfile.mkdtemp(prefix="jn", dir="/tmp"))  # podman's CLI refuses a runroot over 50 chars
+    state = short / "B"
+    joiner = _join(server, state, server.token(), "--node-name", "worker-1", "--stop-pods")
+    try:
+        _wait("worker-1 Ready", lambda: "worker-1" in server.kubectl("get", "nodes") and
+              server.ready("worker-1") == "True", timeout=90)
+        node = server.node("worker-1")
+        cidr = node["spec"]["podCIDR"]
+        assert node["spec"]["podCIDRs"] == [cidr] and ipaddress.ip_network(cidr).prefixlen == 24
+        host = next(n for n in json.loads(server.kubectl("get", "nodes", "-o", "json"))["items"]
+                    if n["metadata"]["name"] != "worker-1")
+        assert host["spec"]["podCIDR"] != cidr  # never shared
+        assert {a["type"] for a in node["status"]["addresses"]} == {"InternalIP", "Hostname"}
+        lease = json.loads(server.kubectl("get", "lease", "-n", "kube-node-lease", "worker-1", "-o", "json"))
+        assert lease["spec"]["holderIdentity"] == "worker-1"
+        server.kubectl("apply", "-f", "-", input=json.dumps(DEPLOYMENT))
+
+        def running() -> Any:
+            pods = json.loads(server.kubectl("get", "pods", "-l", "app=pinned", "-o", "json"))["items"]
+            return pods[0] if pods and pods[0].get("status", {}).get("phase") == "Running" else None
+
+        pod = _wait("the pinned pod running", running, timeout=90)
+        assert pod["spec"]["nodeName"] == "worker-1"
+        assert ipaddress.ip_address(pod["status"]["podIP"]) in ipaddress.ip_network(cidr)
+        names = _podman(state, "ps", "--format", "{{.Names}}").split()
+        assert any(pod["metadata"]["name"] in n for n in names), (names, (short / "B.log").read_text())
+        # the node's own storage: the host's Podman does not hold the container
+        host_names = subprocess.run(["podman", "ps", "--format", "{{.Names}}"], capture_output=True,
+                                    text=True).stdout.split()
+        assert not any(pod["metadata"]["name"] in n for n in host_names)
+        # a second node may not take the live node's name
+        second = _join(server, tmp_path / "C", server.token(), "--node-name", "worker-1")
+        assert second.wait(timeout=60) == 1
+        assert "node name 'worker-1' is held by another live node" in (tmp_path / "C.log").read_text()
+        assert not (tmp_path / "C" / "kubeconfig").exists()
+    finally:
+        _stop(joiner)
+    assert "Traceback" not in (short / "B.log").read_text()
+    assert _podman(state, "ps", "-q").strip() == ""  # --stop-pods removed them
+    subprocess.run(["podman", "--root", str(state / "podman" / "storage"), "--runroot",
+                    str(state / "podman" / "run"), "system", "reset", "--force"], capture_output=True, timeout=120)
+    shutil.rmtree(short, ignore_errors=True)
+    _wait("worker-1 NotReady", lambda: server.ready("worker-1") != "True", timeout=60)
+    server.kubectl("delete", "deployment", "pinned")
+
+
+@pytest.mark.parametrize(("case", "message"), [
+    ("wrong-token", "the server refused the bootstrap token"),
+    ("other-ca", "does not match the join token's pin"),
+    ("unreachable", "cannot reach the API server at https://127.0.0.1:"),
+], ids=["wrong-token", "other-ca", "unreachable"])
+def test_join_refusals(server: Server, tmp_path: Path, case: str, message: str) -> None:
+    token = server.token()
+    url = ""
+    if case == "wrong-token":
+        token = token.split("::")[0] + "::zzzzzz.0123456789abcdef"
+    elif case == "other-ca":
+        token = "K10" + "0" * 64 + "::" + token.split("::")[1]
+    else:
+        url = f"https://127.0.0.1:{_free_port()}"
+    joiner = _join(server, tmp_path / "D", token, "--node-name", "worker-9", url=url)
+    assert joiner.wait(timeout=60) == 1
+    out = (tmp_path / "D.log").read_text()
+    assert message in out and "Traceback" not in out
+    assert not (tmp_path / "D").exists() or not any((tmp_path / "D").iterdir())
