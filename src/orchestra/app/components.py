@@ -265,3 +265,6 @@ class AgentLocator:
     def pod_ip(self, pod: dict[str, Any]) -> str | None:
         ip = (pod.get("status") or {}).get("podIP")
         return str(ip) if ip else None
+
+    async def connector(self, pod: dict[str, Any]) -> None:
+        return None  # this host's pods: port-forward connects to the pod IP

@@ -22,8 +22,8 @@ from typing import Protocol
 import attrs
 import trio
 
-from orchestra.apiserver import spdy
-from orchestra.apiserver.websocket_channels import WebSocket, encode
+from orchestra.streaming import spdy
+from orchestra.streaming.websocket_channels import WebSocket, encode
 
 Connect = Callable[[str, int], Awaitable[trio.abc.Stream]]
 READ_SIZE = 32 * 1024
