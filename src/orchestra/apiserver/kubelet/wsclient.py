@@ -100,7 +100,8 @@ class WsClient:
                 await self._write(self._conn.send(CloseConnection(code=1000)))
             except (trio.BrokenResourceError, trio.ClosedResourceError, LocalProtocolError):
                 pass  # already broken: closing the stream below is all there is to do
-        await self.stream.aclose()
+        # The WebSocket's own close handshake is the goodbye; TLS's close_notify would wait on the peer.
+        await trio.aclose_forcefully(self.stream)
 
 
 async def open_websocket(stream: trio.abc.Stream, host: str, target: str,

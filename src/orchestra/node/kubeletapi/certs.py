@@ -160,13 +160,13 @@ class ServingCertificate:
         self.pki.mkdir(parents=True, exist_ok=True)
         key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                     serialization.NoEncryption())
-        tmp = self.key_path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        key_tmp, cert_tmp = (p.with_name(p.name + ".tmp") for p in (self.key_path, self.cert_path))
+        fd = os.open(key_tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as f:
             f.write(key_pem)
-        self.cert_path.with_suffix(".tmp").write_bytes(pem)
-        os.replace(tmp, self.key_path)  # key first: a crash between leaves a pair that does not match,
-        os.replace(self.cert_path.with_suffix(".tmp"), self.cert_path)  # which `current()` never trusts
+        cert_tmp.write_bytes(pem)
+        os.replace(key_tmp, self.key_path)  # key first: a crash between leaves a pair that does not match,
+        os.replace(cert_tmp, self.cert_path)  # which `current()` never trusts
         return CertFiles(self.cert_path, self.key_path, cert.not_valid_before_utc, cert.not_valid_after_utc)
 
     async def run(self, on_renewed: Callable[[CertFiles], None], *,
