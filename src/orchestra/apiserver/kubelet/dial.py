@@ -12,6 +12,7 @@ Must not import: cli, app, reconcilers, node, net, runtime beyond its base contr
 
 from __future__ import annotations
 
+import os
 import ssl
 from typing import Any
 
@@ -37,8 +38,11 @@ class KubeletEndpoint:
     def of_node(cls, node: dict[str, Any] | None) -> KubeletEndpoint | None:
         status = (node or {}).get("status") or {}
         port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port")
-        ips = [a.get("address") for a in status.get("addresses") or []
-               if isinstance(a, dict) and a.get("type") == "InternalIP" and a.get("address")]
+        ips = [
+            a.get("address")
+            for a in status.get("addresses") or []
+            if isinstance(a, dict) and a.get("type") == "InternalIP" and a.get("address")
+        ]
         if not ips or not isinstance(port, int) or not 0 < port < 65536:
             return None
         return cls(str(ips[0]), port)
@@ -55,13 +59,23 @@ def client_context(ca_pem: bytes, cert_pem: bytes, key_pem: bytes) -> ssl.SSLCon
     return ctx
 
 
+def _root_cause(exc: OSError) -> OSError:
+    """trio.open_tcp_stream's "all attempts ... failed" carries each attempt's error in its cause."""
+    cause = exc.__cause__
+    if isinstance(cause, BaseExceptionGroup):
+        found = [e for e in cause.exceptions if isinstance(e, OSError)]
+        return found[0] if found else exc
+    return cause if isinstance(cause, OSError) else exc
+
+
 def _go_error(exc: OSError) -> str:
     """An OSError as Go's dialer words it ("connect: connection refused")."""
+    exc = _root_cause(exc)
     if isinstance(exc, ssl.SSLCertVerificationError):
         return f"tls: failed to verify certificate: {exc.verify_message}"
     if isinstance(exc, ssl.SSLError):
         return f"remote error: tls: {exc.reason or exc}"
-    text = (exc.strerror or str(exc) or type(exc).__name__).lower()
+    text = (os.strerror(exc.errno) if exc.errno else str(exc) or type(exc).__name__).lower()
     return f"connect: {text}"
 
 

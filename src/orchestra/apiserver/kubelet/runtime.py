@@ -47,10 +47,20 @@ class KubeletRuntime:
         self.previous = previous
 
     @asynccontextmanager
-    async def logs(self, container_id: str, *, follow: bool = False, tail: int | None = None,
-                   timestamps: bool = False, since: datetime | None = None) -> AsyncIterator[AsyncIterator[bytes]]:
-        query: list[tuple[str, str]] = [(k, "true") for k, on in (("follow", follow), ("previous", self.previous),
-                                                                  ("timestamps", timestamps)) if on]
+    async def logs(
+        self,
+        container_id: str,
+        *,
+        follow: bool = False,
+        tail: int | None = None,
+        timestamps: bool = False,
+        since: datetime | None = None,
+    ) -> AsyncIterator[AsyncIterator[bytes]]:
+        query: list[tuple[str, str]] = [
+            (k, "true")
+            for k, on in (("follow", follow), ("previous", self.previous), ("timestamps", timestamps))
+            if on
+        ]
         if tail is not None:
             query.append(("tailLines", str(tail)))
         if since is not None:
@@ -74,12 +84,14 @@ class KubeletRuntime:
 
             yield lines_of(chunks())
 
-    async def _channels(self, kind: str, container_id: str, query: list[tuple[str, str]],
-                        protocols: Sequence[str]) -> WsClient:
+    async def _channels(
+        self, kind: str, container_id: str, query: list[tuple[str, str]], protocols: Sequence[str]
+    ) -> WsClient:
         stream = await self.dialer.dial(self.endpoint)
         try:
-            return await open_websocket(stream, self.endpoint.netloc,
-                                        f"{_path(kind, container_id)}?{urlencode(query)}", protocols)
+            return await open_websocket(
+                stream, self.endpoint.netloc, f"{_path(kind, container_id)}?{urlencode(query)}", protocols
+            )
         except WsRejected as exc:
             await trio.aclose_forcefully(stream)
             raise kubelet_failure(exc.status, exc.body) from None
@@ -88,8 +100,9 @@ class KubeletRuntime:
             raise
 
     @asynccontextmanager
-    async def exec(self, container_id: str, cmd: Sequence[str], *, stdin: bool = False,
-                   tty: bool = False) -> AsyncIterator[ChannelSession]:
+    async def exec(
+        self, container_id: str, cmd: Sequence[str], *, stdin: bool = False, tty: bool = False
+    ) -> AsyncIterator[ChannelSession]:
         query = [("command", c) for c in cmd] + _stream_flags(stdin, True, not tty, tty)
         ws = await self._channels("exec", container_id, query, (V5_CHANNEL, V4_CHANNEL))
         try:
@@ -98,8 +111,15 @@ class KubeletRuntime:
             await ws.aclose()
 
     @asynccontextmanager
-    async def attach(self, container_id: str, *, stdin: bool = False, stdout: bool = True,
-                     stderr: bool = True, tty: bool = False) -> AsyncIterator[ChannelSession]:
+    async def attach(
+        self,
+        container_id: str,
+        *,
+        stdin: bool = False,
+        stdout: bool = True,
+        stderr: bool = True,
+        tty: bool = False,
+    ) -> AsyncIterator[ChannelSession]:
         query = _stream_flags(stdin, stdout, stderr, tty)
         ws = await self._channels("attach", container_id, query, (V5_CHANNEL, V4_CHANNEL))
         try:
@@ -118,8 +138,11 @@ class KubeletRuntime:
 
 def _stream_flags(stdin: bool, stdout: bool, stderr: bool, tty: bool) -> list[tuple[str, str]]:
     """kubelet's exec/attach query names, as kube-apiserver sends them."""
-    return [(name, "1") for name, on in (("input", stdin), ("output", stdout), ("error", stderr), ("tty", tty))
-            if on]
+    return [
+        (name, "1")
+        for name, on in (("input", stdin), ("output", stdout), ("error", stderr), ("tty", tty))
+        if on
+    ]
 
 
 class RemoteContainers:
@@ -138,10 +161,13 @@ class RemoteContainers:
         endpoint = await self.endpoint(pod)
         if endpoint is None or (not previous and _waiting(pod, container)):
             reason = _waiting(pod, container) or "ContainerCreating"
-            raise BadRequest(f'container "{container}" in pod "{meta.get("name", "")}" is waiting to start: {reason}')
+            raise BadRequest(
+                f'container "{container}" in pod "{meta.get("name", "")}" is waiting to start: {reason}'
+            )
         await self.dialer.check(endpoint)
-        return KubeletRuntime(self.dialer, endpoint, previous=previous), f"{meta.get('namespace', '')}/" \
-            f"{meta.get('name', '')}/{container}"
+        return KubeletRuntime(
+            self.dialer, endpoint, previous=previous
+        ), f"{meta.get('namespace', '')}/{meta.get('name', '')}/{container}"
 
     async def connector(self, pod: dict[str, Any]) -> Callable[[str, int], Awaitable[trio.abc.Stream]] | None:
         endpoint = await self.endpoint(pod)

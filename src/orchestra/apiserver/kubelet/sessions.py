@@ -52,8 +52,15 @@ def kubelet_failure(status: int, body: bytes) -> KubeletRefusal:
 async def http_get(stream: trio.abc.Stream, host: str, target: str) -> AsyncIterator[bytes]:
     """GET `target`; yields the body's chunks, or raises kubelet_failure for a non-200 answer."""
     conn = h11.Connection(h11.CLIENT)
-    await stream.send_all(conn.send(h11.Request(method="GET", target=target, headers=[
-        ("Host", host), ("Accept", "*/*"), ("Connection", "close")])))
+    await stream.send_all(
+        conn.send(
+            h11.Request(
+                method="GET",
+                target=target,
+                headers=[("Host", host), ("Accept", "*/*"), ("Connection", "close")],
+            )
+        )
+    )
     await stream.send_all(conn.send(h11.EndOfMessage()))
     status, error = 0, bytearray()
     while True:
@@ -115,8 +122,11 @@ class ChannelSession:
             if channel in (Channel.STDOUT, Channel.STDERR) and data:
                 yield channel, data
             elif channel == Channel.ERROR:
-                self.status = orjson.loads(data) if data.startswith(b"{") else {"status": "Failure",
-                                                                                 "message": data.decode()}
+                self.status = (
+                    orjson.loads(data)
+                    if data.startswith(b"{")
+                    else {"status": "Failure", "message": data.decode()}
+                )
 
     async def wait(self) -> int:
         async for _ in self:

@@ -104,8 +104,9 @@ class WsClient:
         await trio.aclose_forcefully(self.stream)
 
 
-async def open_websocket(stream: trio.abc.Stream, host: str, target: str,
-                         subprotocols: Sequence[str]) -> WsClient:
+async def open_websocket(
+    stream: trio.abc.Stream, host: str, target: str, subprotocols: Sequence[str]
+) -> WsClient:
     conn = WSConnection(ConnectionType.CLIENT)
     await stream.send_all(conn.send(Request(host=host, target=target, subprotocols=list(subprotocols))))
     status, body = 0, bytearray()

@@ -44,7 +44,9 @@ class NodeLocator:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
 
-    async def locate(self, pod: dict[str, Any], container: str, *, previous: bool = False) -> tuple[Runtime, str]:
+    async def locate(
+        self, pod: dict[str, Any], container: str, *, previous: bool = False
+    ) -> tuple[Runtime, str]:
         try:
             ref = await find_container(self.runtime, pod, container or None, previous=previous)
         except ContainerLookupError as exc:
@@ -64,8 +66,15 @@ def _wall_clock() -> dt.datetime:
 
 
 class KubeletApp:
-    def __init__(self, node_name: str, ca: x509.Certificate, pods: PodSource, runtime: Runtime, *,
-                 now: Callable[[], dt.datetime] = _wall_clock) -> None:
+    def __init__(
+        self,
+        node_name: str,
+        ca: x509.Certificate,
+        pods: PodSource,
+        runtime: Runtime,
+        *,
+        now: Callable[[], dt.datetime] = _wall_clock,
+    ) -> None:
         self.node_name = node_name
         self.ca = ca
         self.pods = pods
@@ -100,8 +109,10 @@ class KubeletApp:
             await _plain(send, 200, b"ok")
             return
         if request.kind == "pods":
-            items = sorted(self.pods.pods(), key=lambda p: (p["metadata"].get("namespace", ""),
-                                                            p["metadata"].get("name", "")))
+            items = sorted(
+                self.pods.pods(),
+                key=lambda p: (p["metadata"].get("namespace", ""), p["metadata"].get("name", "")),
+            )
             body = orjson.dumps({"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": items})
             await _plain(send, 200, body, b"application/json")
             return

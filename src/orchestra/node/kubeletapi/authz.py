@@ -61,5 +61,7 @@ def authorize(caller: Caller, attrs_: Attributes) -> str | None:
     """None when allowed; otherwise kubelet's 403 text (auth.go's Forbidden message)."""
     if MASTERS in caller.groups:
         return None
-    return (f"Forbidden (user={caller.name}, verb={attrs_.verb}, resource={attrs_.resource}, "
-            f"subresource(s)=[{attrs_.subresource}])")
+    return (
+        f"Forbidden (user={caller.name}, verb={attrs_.verb}, resource={attrs_.resource}, "
+        f"subresource(s)=[{attrs_.subresource}])"
+    )

@@ -74,10 +74,17 @@ def san_names(addresses: Sequence[str]) -> list[x509.GeneralName]:
 
 
 def request_pem(node_name: str, addresses: Sequence[str], key: ec.EllipticCurvePrivateKey) -> bytes:
-    subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:nodes"),
-                         x509.NameAttribute(NameOID.COMMON_NAME, f"system:node:{node_name}")])
-    builder = (x509.CertificateSigningRequestBuilder().subject_name(subject)
-               .add_extension(x509.SubjectAlternativeName(san_names(addresses)), critical=False))
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:nodes"),
+            x509.NameAttribute(NameOID.COMMON_NAME, f"system:node:{node_name}"),
+        ]
+    )
+    builder = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(subject)
+        .add_extension(x509.SubjectAlternativeName(san_names(addresses)), critical=False)
+    )
     return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
 
 
@@ -86,8 +93,16 @@ def _conditions(csr: Obj) -> dict[str, Obj]:
 
 
 class ServingCertificate:
-    def __init__(self, client: Client, node_name: str, addresses: Sequence[str], pki_dir: Path, *,
-                 expiration_seconds: int | None = None, now: Callable[[], dt.datetime] = _now) -> None:
+    def __init__(
+        self,
+        client: Client,
+        node_name: str,
+        addresses: Sequence[str],
+        pki_dir: Path,
+        *,
+        expiration_seconds: int | None = None,
+        now: Callable[[], dt.datetime] = _now,
+    ) -> None:
         self.client = client
         self.node_name = node_name
         self.addresses = list(addresses)
@@ -128,17 +143,31 @@ class ServingCertificate:
 
     async def _request(self) -> CertFiles:
         key = ec.generate_private_key(ec.SECP256R1())
-        spec: Obj = {"request": base64.b64encode(request_pem(self.node_name, self.addresses, key)).decode(),
-                     "signerName": SIGNER, "usages": USAGES}
+        spec: Obj = {
+            "request": base64.b64encode(request_pem(self.node_name, self.addresses, key)).decode(),
+            "signerName": SIGNER,
+            "usages": USAGES,
+        }
         if self.expiration_seconds is not None:
             spec["expirationSeconds"] = self.expiration_seconds
-        made = await self.client.create(CSR_RT, None, {  # type: ignore[arg-type]
-            "apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest",
-            "metadata": {"generateName": "csr-"}, "spec": spec})
+        made = await self.client.create(
+            CSR_RT,
+            None,
+            {  # type: ignore[arg-type]
+                "apiVersion": "certificates.k8s.io/v1",
+                "kind": "CertificateSigningRequest",
+                "metadata": {"generateName": "csr-"},
+                "spec": spec,
+            },
+        )
         name = str(made["metadata"]["name"])
         self.csrs_created.append(name)
-        log.warning("node %s: the kubelet API waits for its serving certificate: approve it with "
-                    "`kubectl certificate approve %s`", self.node_name, name)
+        log.warning(
+            "node %s: the kubelet API waits for its serving certificate: approve it with "
+            "`kubectl certificate approve %s`",
+            self.node_name,
+            name,
+        )
         pem = await self._wait_issued(name)
         return self._write(pem, key)
 
@@ -149,7 +178,9 @@ class ServingCertificate:
             for kind in ("Denied", "Failed"):
                 if kind in conditions:
                     why = conditions[kind].get("message") or conditions[kind].get("reason") or ""
-                    raise CsrRefused(f"certificate signing request {name} was {kind.lower()}: {why}".rstrip(": "))
+                    raise CsrRefused(
+                        f"certificate signing request {name} was {kind.lower()}: {why}".rstrip(": ")
+                    )
             cert = as_dict(csr.get("status")).get("certificate")
             if cert:
                 return base64.b64decode(str(cert))
@@ -158,8 +189,9 @@ class ServingCertificate:
     def _write(self, pem: bytes, key: ec.EllipticCurvePrivateKey) -> CertFiles:
         cert = x509.load_pem_x509_certificate(pem)
         self.pki.mkdir(parents=True, exist_ok=True)
-        key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                    serialization.NoEncryption())
+        key_pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
         key_tmp, cert_tmp = (p.with_name(p.name + ".tmp") for p in (self.key_path, self.cert_path))
         fd = os.open(key_tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as f:
@@ -169,8 +201,12 @@ class ServingCertificate:
         os.replace(cert_tmp, self.cert_path)  # which `current()` never trusts
         return CertFiles(self.cert_path, self.key_path, cert.not_valid_before_utc, cert.not_valid_after_utc)
 
-    async def run(self, on_renewed: Callable[[CertFiles], None], *,
-                  task_status: trio.TaskStatus[CertFiles] = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(
+        self,
+        on_renewed: Callable[[CertFiles], None],
+        *,
+        task_status: trio.TaskStatus[CertFiles] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
         """Hand out a certificate (started()), then renew each one at RENEW_FRACTION of its life."""
         files = self.current() or await self.obtain()
         task_status.started(files)
@@ -179,5 +215,8 @@ class ServingCertificate:
             await trio.sleep(max(wait, 0.0))
             files = await self.obtain()
             on_renewed(files)
-            log.info("node %s: renewed the kubelet API's serving certificate (valid until %s)",
-                     self.node_name, files.not_after.isoformat())
+            log.info(
+                "node %s: renewed the kubelet API's serving certificate (valid until %s)",
+                self.node_name,
+                files.not_after.isoformat(),
+            )

@@ -15,10 +15,28 @@ from __future__ import annotations
 import attrs
 
 # kubelet's subresource for a path prefix; every other path is `proxy` (auth.go's GetRequestAttributes)
-_SUBRESOURCES = {"stats": "stats", "metrics": "metrics", "logs": "log", "spec": "spec", "checkpoint": "checkpoint"}
-_VERBS = {"POST": "create", "GET": "get", "HEAD": "get", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+_SUBRESOURCES = {
+    "stats": "stats",
+    "metrics": "metrics",
+    "logs": "log",
+    "spec": "spec",
+    "checkpoint": "checkpoint",
+}
+_VERBS = {
+    "POST": "create",
+    "GET": "get",
+    "HEAD": "get",
+    "PUT": "update",
+    "PATCH": "patch",
+    "DELETE": "delete",
+}
 # path kind -> (the pod subresource it serves, how many segments after the kind)
-_STREAMS = {"containerLogs": ("log", 3), "exec": ("exec", 3), "attach": ("attach", 3), "portForward": ("portforward", 2)}
+_STREAMS = {
+    "containerLogs": ("log", 3),
+    "exec": ("exec", 3),
+    "attach": ("attach", 3),
+    "portForward": ("portforward", 2),
+}
 # kubelet's query names (core/v1 ExecStdinParam...) -> the pod subresource's
 _EXEC_PARAMS = {"input": "stdin", "output": "stdout", "error": "stderr"}
 
@@ -58,14 +76,21 @@ def parse(path: str) -> KubeletRequest | None:
 def attributes(method: str, path: str, node: str) -> Attributes:
     """kubelet's authorization attributes of any request (paths it does not serve included)."""
     first = path.strip("/").split("/")[0]
-    return Attributes(verb=_VERBS.get(method.upper(), method.lower()), resource="nodes",
-                      subresource=_SUBRESOURCES.get(first, "proxy"), name=node)
+    return Attributes(
+        verb=_VERBS.get(method.upper(), method.lower()),
+        resource="nodes",
+        subresource=_SUBRESOURCES.get(first, "proxy"),
+        name=node,
+    )
 
 
 def stream_query(query: dict[str, list[str]], request: KubeletRequest) -> dict[str, list[str]]:
     """The query a pod subresource reads: kubelet's exec/attach names translated, the container set."""
-    out = {_EXEC_PARAMS.get(k, k): list(v) for k, v in query.items()} if request.kind in ("exec", "attach") \
+    out = (
+        {_EXEC_PARAMS.get(k, k): list(v) for k, v in query.items()}
+        if request.kind in ("exec", "attach")
         else {k: list(v) for k, v in query.items()}
+    )
     if request.container:
         out["container"] = [request.container]
     return out

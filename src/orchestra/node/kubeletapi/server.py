@@ -52,11 +52,17 @@ def server_context(files: CertFiles, client_ca: Path) -> ssl.SSLContext:
 
 
 class KubeletApi:
-    def __init__(self, client: Client, pods: PodSource, runtime: Runtime, config: KubeletApiConfig, *,
-                 serve: Serve) -> None:
+    def __init__(
+        self, client: Client, pods: PodSource, runtime: Runtime, config: KubeletApiConfig, *, serve: Serve
+    ) -> None:
         self.config = config
-        self.certificate = ServingCertificate(client, config.node_name, config.addresses, config.pki_dir,
-                                              expiration_seconds=config.expiration_seconds)
+        self.certificate = ServingCertificate(
+            client,
+            config.node_name,
+            config.addresses,
+            config.pki_dir,
+            expiration_seconds=config.expiration_seconds,
+        )
         ca = x509.load_pem_x509_certificate(config.client_ca.read_bytes())
         self.app = KubeletApp(config.node_name, ca, pods, runtime)
         self._serve = serve
@@ -70,6 +76,9 @@ class KubeletApi:
         async with trio.open_nursery() as nursery:
             files = await nursery.start(functools.partial(self.certificate.run, self._renewed))
             self._ctx = server_context(files, self.config.client_ca)
-            bound = await nursery.start(functools.partial(
-                self._serve, self.app, self.config.host, self.config.port, ssl_context=self._ctx))
+            bound = await nursery.start(
+                functools.partial(
+                    self._serve, self.app, self.config.host, self.config.port, ssl_context=self._ctx
+                )
+            )
             task_status.started(bound)
