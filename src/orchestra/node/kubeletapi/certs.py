@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from orchestra.api.registry import DEFAULT_REGISTRY
+from orchestra.api.registry import DEFAULT_REGISTRY, ResourceType
 from orchestra.client.base import Client
 from orchestra.objects import Obj, as_dict, only_dicts
 
@@ -41,7 +41,15 @@ USAGES = ["digital signature", "server auth"]  # an EC key: no key encipherment 
 RENEW_FRACTION = 0.8
 RETRY_SECONDS = 60.0
 POLL_SECONDS = 1.0
-CSR_RT = DEFAULT_REGISTRY.by_kind("CertificateSigningRequest")
+
+
+def _csr_type() -> ResourceType:
+    rt = DEFAULT_REGISTRY.by_kind("CertificateSigningRequest")
+    assert rt is not None  # a built-in kind
+    return rt
+
+
+CSR_RT = _csr_type()
 
 
 class CsrRefused(Exception):
@@ -153,7 +161,7 @@ class ServingCertificate:
         made = await self.client.create(
             CSR_RT,
             None,
-            {  # type: ignore[arg-type]
+            {
                 "apiVersion": "certificates.k8s.io/v1",
                 "kind": "CertificateSigningRequest",
                 "metadata": {"generateName": "csr-"},
@@ -173,7 +181,7 @@ class ServingCertificate:
 
     async def _wait_issued(self, name: str) -> bytes:
         while True:
-            csr = await self.client.get(CSR_RT, None, name)  # type: ignore[arg-type]
+            csr = await self.client.get(CSR_RT, None, name)
             conditions = _conditions(csr)
             for kind in ("Denied", "Failed"):
                 if kind in conditions:
