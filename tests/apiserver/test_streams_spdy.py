@@ -12,7 +12,7 @@ import orjson
 import pytest
 import trio
 
-from orchestra.apiserver import spdy
+from orchestra.streaming import spdy
 from tests.e2e.test_streams_kubectl import (  # noqa: F401  (fixtures)
     TOKEN,
     Harness,

@@ -16,13 +16,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from orchestra.api.errors import BadRequest
-from orchestra.apiserver import spdy
 from orchestra.apiserver.http import Request
-from orchestra.apiserver.remotecommand import resizes
-from orchestra.apiserver.streams import PodStreamsHandler, pick_container
-from orchestra.apiserver.websocket_channels import choose_subprotocol, decode, encode, exit_code_status
+from orchestra.apiserver.streams import PodStreamsHandler
 from orchestra.runtime.base import ContainerSpec, PodSandboxSpec, Runtime
 from orchestra.runtime.simulated import open_simulated_runtime
+from orchestra.streaming import spdy
+from orchestra.streaming.pods import pick_container
+from orchestra.streaming.remotecommand import resizes
+from orchestra.streaming.websocket_channels import choose_subprotocol, decode, encode, exit_code_status
 
 # ------------------------------------------------------------------------------------------ SPDY
 
@@ -169,6 +170,9 @@ class Locator:
 
     def pod_ip(self, pod: dict[str, Any]) -> str | None:
         return "10.88.0.5"
+
+    async def connector(self, pod: dict[str, Any]) -> None:
+        return None  # port-forward connects to pod_ip directly
 
 
 class FakeClient:

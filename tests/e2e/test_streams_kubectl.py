@@ -85,6 +85,9 @@ class TableLocator:
     def pod_ip(self, pod: dict[str, Any]) -> str | None:
         return self.ip
 
+    async def connector(self, pod: dict[str, Any]) -> None:
+        return None  # port-forward connects to pod_ip directly
+
 
 # ------------------------------------------------------------------------------------- harness
 

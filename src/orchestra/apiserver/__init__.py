@@ -18,9 +18,9 @@ Entry points:
                     `issue_client_cert(state_dir, user, groups)`: a user's client certificate.
   * tlsconn.py      the TLS context (client certificates requested, checked against the CA) and the
                     ASGI `tls` extension of a connection.
-  * streams.py      `PodStreamsHandler`: pods/log, exec, attach (attach.py), portforward
-                    (portforward.py) over WebSocket channels (websocket_channels.py) or raw SPDY
-                    (spdy.py, remotecommand.py); `ApiServer(pod_streams=)` takes any `PodStreams`.
+  * streams.py      `PodStreamsHandler`: pods/log, exec, attach, portforward, served by the shared
+                    orchestra.streaming (also the node's kubelet API's); `ApiServer(pod_streams=)`
+                    takes any `PodStreams`.
   * metricsapi.py   `MetricsApi(core, collector)`: GET routes under /apis/metrics.k8s.io/v1beta1.
 The rest: http.py (ASGI request/response plumbing, body decoding under api/request/bodies.py's
 limits), protobuf.py (Kubernetes protobuf request bodies -> JSON), discovery.py (discovery

@@ -6,10 +6,7 @@ Must not import: cli, reconcilers, node, runtime.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
-from urllib.parse import parse_qsl
 
 import attrs
 import orjson
@@ -19,57 +16,22 @@ from orchestra.api.request import bodies
 from orchestra.api.user import UserInfo
 from orchestra.apiserver.protobuf import CONTENT_TYPE as PROTOBUF
 from orchestra.apiserver.protobuf import decode_protobuf
-
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+from orchestra.streaming.request import Receive as Receive  # (re-exported: the apiserver's ASGI types)
+from orchestra.streaming.request import Scope as Scope
+from orchestra.streaming.request import Send, StreamRequest
 
 MAX_BODY = bodies.MAX_BYTES
 JSON = b"application/json"
-_INT = re.compile(r"[+-]?[0-9]+")
 # What POST and PUT bodies may be, in kube-apiserver's order (its 415 lists them so).
 BODY_MEDIA_TYPES = ("application/json", "application/yaml", PROTOBUF)
 
 
 @attrs.define
-class Request:
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]
-    receive: Receive
-    send: Send
-    scope: Scope
+class Request(StreamRequest):
+    """A request to the API: what the streams read (StreamRequest), plus the caller and the body."""
+
     user: UserInfo | None = None  # set by the request chain (chain.py) once authenticated
     audit: Any = None  # the request's AuditRecord (chain.py), when the server keeps an audit log
-
-    @classmethod
-    def from_scope(cls, scope: Scope, receive: Receive, send: Send) -> Request:
-        query: dict[str, list[str]] = {}
-        for k, v in parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True):
-            query.setdefault(k, []).append(v)
-        headers: dict[str, str] = {}
-        for k, v in scope.get("headers", []):
-            key = k.decode("latin-1").lower()
-            val = v.decode("latin-1")
-            headers[key] = f"{headers[key]},{val}" if key in headers else val
-        return cls(scope.get("method", "GET"), scope["path"], query, headers, receive, send, scope)
-
-    def arg(self, name: str, default: str | None = None) -> str | None:
-        vals = self.query.get(name)
-        return vals[-1] if vals else default
-
-    def flag(self, name: str) -> bool:
-        return (self.arg(name) or "").lower() in ("true", "1")
-
-    def int_arg(self, name: str) -> int | None:
-        """An int64 query parameter, as Go's strconv.ParseInt reads it (no spaces or `_`, in range)."""
-        raw = self.arg(name)
-        if raw is None or raw == "":
-            return None
-        if _INT.fullmatch(raw) is None or not -(2**63) <= int(raw) < 2**63:
-            raise BadRequest(f'invalid value for {name}: "{raw}"')
-        return int(raw)
 
     @property
     def content_type(self) -> str:

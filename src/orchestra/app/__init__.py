@@ -11,7 +11,9 @@ is <state-dir>/audit.log.
 components.py starts what comes after the API, each component under `Cluster.supervisor`
 (controller/supervisor.py: a crash is logged, counted and restarted, never the end of the process),
 with its imports inside the starter so the path to "API ready" loads none of them; leftovers.py
-removes what dead clusters left on this host (Podman pods, podman services).
+removes what dead clusters left on this host (Podman pods, podman services); kubelet.py makes the API
+server's kubelet client (its certificate, the locator's RemoteContainers for pods of nodes in other
+processes) and a node's kubelet API server (`kubelet_api`, for a node agent run outside `up`).
 This is the only layer that wires concrete parts together: the runtime adapter into the node
 agents, the node's container locator into the apiserver's streams, the usage collector into the
 metrics API.

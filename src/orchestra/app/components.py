@@ -131,6 +131,7 @@ async def start_nodes(nursery: trio.Nursery, cluster: Cluster) -> None:
         nodes = SimulatedNodes(client, sim, config.simulate_nodes, state_dir=config.state_dir / "sim-nodes",
                                extra_env=extra_env, cluster_dns=dns,
                                **({**heartbeat, "heartbeat_jitter": 2.0} if heartbeat else {}))
+        cluster.locator.simulated = set(nodes.agents)
         await nursery.start(cluster.supervisor.run, "simulated-nodes", nodes.run)
         cluster.agents.append(nodes)
 
@@ -233,11 +234,14 @@ def _grace_periods(cluster: Cluster) -> dict[str, int]:
 
 
 class AgentLocator:
-    """Finds a pod's containers for logs/exec/attach/port-forward: the runtime of the node the pod runs on."""
+    """Finds a pod's containers for logs/exec/attach/port-forward: the runtime of the node the pod runs on
+    when that node's agent is in this process, else (`remote`) the node's kubelet API."""
 
-    def __init__(self) -> None:
+    def __init__(self, remote: Any = None) -> None:
         self.runtimes: dict[str, Any] = {}  # node name -> runtime
         self.fallback: Any = None  # the simulated runtime serves every sim-node-N
+        self.simulated: set[str] = set()  # the nodes the fallback serves (with a remote, only these)
+        self.remote = remote  # apiserver/kubelet RemoteContainers: pods of nodes in other processes
 
     def all_runtimes(self) -> dict[str, Any]:
         """Node name -> runtime for the host's nodes, plus the simulated runtime (under "*")."""
@@ -247,10 +251,18 @@ class AgentLocator:
         node = (pod.get("spec") or {}).get("nodeName") or ""
         return self.runtimes.get(node, self.fallback)
 
+    def _elsewhere(self, pod: dict[str, Any]) -> bool:
+        """Is the pod on a node this process does not run (so its kubelet API serves it)?"""
+        node = (pod.get("spec") or {}).get("nodeName") or ""
+        return bool(node) and self.remote is not None and node not in self.runtimes and node not in self.simulated
+
     async def locate(self, pod: dict[str, Any], container: str, *, previous: bool = False) -> tuple[Any, str]:
         from orchestra.api.errors import BadRequest
         from orchestra.node.agent import ContainerLookupError, find_container
 
+        if self._elsewhere(pod):
+            located: tuple[Any, str] = await self.remote.locate(pod, container, previous=previous)
+            return located
         runtime = self.runtime_for(pod)
         if runtime is None:
             name = (pod.get("metadata") or {}).get("name", "")
@@ -266,3 +278,8 @@ class AgentLocator:
     def pod_ip(self, pod: dict[str, Any]) -> str | None:
         ip = (pod.get("status") or {}).get("podIP")
         return str(ip) if ip else None
+
+    async def connector(self, pod: dict[str, Any]) -> Any:
+        if self._elsewhere(pod):
+            return await self.remote.connector(pod)
+        return None  # this host's pods: port-forward connects to the pod IP

@@ -39,6 +39,7 @@ from orchestra.apiserver.tls import ServingCert, ensure_serving_cert
 from orchestra.app.bootstrap import bootstrap, in_cluster_names, publish_api_endpoints
 from orchestra.app.components import AgentLocator, start_controllers, start_network, start_nodes
 from orchestra.app.config import Cluster, ClusterConfig
+from orchestra.app.kubelet import node_getter, remote_containers
 from orchestra.app.rbacpolicy import ensure_bootstrap_policy
 from orchestra.app.shutdown import Shutdown
 from orchestra.app.state import (
@@ -96,7 +97,7 @@ async def _run(
         await ensure_bootstrap_policy(core)
         audit = AuditLog(state / "audit.log", max_bytes=config.audit_max_bytes, backups=config.audit_backups)
         await nursery.start(audit.run)
-        locator = AgentLocator()
+        locator = AgentLocator(remote=remote_containers(state, node_getter(core)))
         usage = UsageCollector(locator.all_runtimes, lambda: set(locator.runtimes))
         server = ApiServer(core, token=token, server_address=f"{config.listen_host}:{config.listen_port}",
                            pod_streams=PodStreamsHandler(locator), metrics=MetricsApi(core, usage),

@@ -143,10 +143,8 @@ def _container(w: Writer, level: int, c: Obj, status: Obj | None) -> None:
     if env:
         w.line(lv, "Environment:")
         for e in env:
-            w.line(
-                lv + 1,
-                f"{e.get('name')}:\t{e.get('value', '') if 'valueFrom' not in e else '<set from source>'}",
-            )
+            w.line(lv + 1,
+                   f"{e.get('name')}:\t{e.get('value', '') if 'valueFrom' not in e else '<set from source>'}")
     else:
         w.field(lv, "Environment", "<none>")
     mounts = c.get("volumeMounts") or []
@@ -162,7 +160,8 @@ def _container(w: Writer, level: int, c: Obj, status: Obj | None) -> None:
 def _probe(p: Obj) -> str:
     if "httpGet" in p:
         h = p["httpGet"]
-        how = f"http-get {h.get('scheme', 'HTTP').lower()}://{h.get('host', '')}:{h.get('port')}{h.get('path', '')}"
+        how = (f"http-get {h.get('scheme', 'HTTP').lower()}://"
+               f"{h.get('host', '')}:{h.get('port')}{h.get('path', '')}")
     elif "tcpSocket" in p:
         how = f"tcp-socket :{p['tcpSocket'].get('port')}"
     elif "exec" in p:
@@ -294,23 +293,18 @@ def describe_deployment(dep: Obj, replicasets: list[Obj]) -> str:
     w.mapping(0, "Labels", meta.get("labels"))
     w.mapping(0, "Annotations", meta.get("annotations"))
     w.field(0, "Selector", _selector_text(spec.get("selector")))
-    w.field(
-        0,
-        "Replicas",
-        f"{spec.get('replicas', 1)} desired | {status.get('updatedReplicas', 0)} updated | "
-        f"{status.get('replicas', 0)} total | {status.get('availableReplicas', 0)} available | "
-        f"{status.get('unavailableReplicas', 0)} unavailable",
-    )
+    w.field(0, "Replicas",
+            f"{spec.get('replicas', 1)} desired | {status.get('updatedReplicas', 0)} updated | "
+            f"{status.get('replicas', 0)} total | {status.get('availableReplicas', 0)} available | "
+            f"{status.get('unavailableReplicas', 0)} unavailable")
     strategy = spec.get("strategy") or {}
     w.field(0, "StrategyType", strategy.get("type", "RollingUpdate"))
     w.field(0, "MinReadySeconds", spec.get("minReadySeconds", 0))
     rolling = strategy.get("rollingUpdate")
     if rolling:
-        w.field(
-            0,
-            "RollingUpdateStrategy",
-            f"{rolling.get('maxUnavailable', '25%')} max unavailable, {rolling.get('maxSurge', '25%')} max surge",
-        )
+        w.field(0, "RollingUpdateStrategy",
+                f"{rolling.get('maxUnavailable', '25%')} max unavailable, "
+                f"{rolling.get('maxSurge', '25%')} max surge")
     _pod_template(w, spec.get("template") or {})
     _conditions(w, status.get("conditions") or [])
     uid = meta.get("uid")
@@ -494,10 +488,8 @@ def describe_events(events: list[Obj], now: datetime.datetime | None = None) -> 
     w.line(1, "Type\tReason\tAge\tFrom\tMessage")
     w.line(1, "----\t------\t----\t----\t-------")
     for e in sorted(events, key=_event_time):
-        first, last = (
-            e.get("firstTimestamp") or e.get("eventTime"),
-            e.get("lastTimestamp") or e.get("eventTime"),
-        )
+        first, last = (e.get("firstTimestamp") or e.get("eventTime"),
+                       e.get("lastTimestamp") or e.get("eventTime"))
         count = int(e.get("count") or 1)
         interval = age(last or first, now)
         if count > 1:

@@ -78,6 +78,7 @@ class AgentConfig:
     host: HostInfo | None = None  # None: probe the real host
     cluster_id: str = ""  # labels every runtime object, so another cluster on this host never adopts it
     cluster_state_dir: str = ""  # labels every sandbox: where the cluster lives (app/leftovers.py reads it)
+    kubelet_port: int = 10250  # published as status.daemonEndpoints.kubeletEndpoint (the kubelet API)
 
 
 @attrs.frozen
@@ -242,7 +243,7 @@ class NodeAgent:
             self.client, cfg.node_name, self.host, labels=labels,
             lease_duration_seconds=cfg.lease_duration_seconds, lease_renew_seconds=cfg.lease_renew_seconds,
             status_update_seconds=cfg.status_update_seconds, status_report_seconds=cfg.status_report_seconds,
-            jitter=cfg.heartbeat_jitter, ready=self._node_ready)
+            jitter=cfg.heartbeat_jitter, ready=self._node_ready, kubelet_port=cfg.kubelet_port)
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             if self._own_recorder:
@@ -412,6 +413,10 @@ class NodeAgent:
             if m.get("namespace") == namespace and m.get("name") == name:
                 return pod
         return None
+
+    def pods(self) -> list[Obj]:
+        """The pods bound to this node, as last seen (the kubelet API's /pods)."""
+        return list(self._pods.values())
 
     async def container_ref(self, namespace: str, name: str, container: str | None = None, *,
                             previous: bool = False) -> ContainerRef:

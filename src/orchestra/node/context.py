@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 
-from orchestra.api.errors import NotFound
+from orchestra.api.errors import ApiError, NotFound
 from orchestra.api.registry import DEFAULT_REGISTRY
 from orchestra.client.base import Client
 from orchestra.controller.events import EventRecorder
@@ -26,7 +26,7 @@ from orchestra.node.sandbox import LABEL_ATTEMPT
 from orchestra.node.tokens import DEFAULT_EXPIRATION, TokenManager
 from orchestra.node.volumes import VolumeManager, claim_names
 from orchestra.objects import Obj, namespace_of
-from orchestra.runtime.base import ContainerStatus
+from orchestra.runtime.base import ContainerStatus, RuntimeFailure
 from orchestra.runtime.base import Runtime as RuntimeProtocol
 
 
@@ -74,6 +74,14 @@ class AgentContext:
     # ServiceAccount tokens for projected volumes, asked for through this context's client
     tokens: TokenManager = attrs.field(
         default=attrs.Factory(lambda self: TokenManager(self.client), takes_self=True))
+
+
+def expected_failure(exc: BaseException) -> bool:
+    """Whether a sync failure is an ordinary one (the runtime or the API refused or went away), also when
+    it arrives wrapped by a nursery's ExceptionGroup (as at teardown, when several calls fail at once)."""
+    if isinstance(exc, BaseExceptionGroup):
+        return all(expected_failure(e) for e in exc.exceptions)
+    return isinstance(exc, RuntimeFailure | ApiError | OSError)
 
 
 def attempt_of(c: ContainerStatus) -> int:

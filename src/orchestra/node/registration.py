@@ -160,6 +160,7 @@ class NodeRegistration:
         status_report_seconds: float = 10.0,
         jitter: float = 0.0,
         ready: Callable[[], tuple[bool, str]] | None = None,
+        kubelet_port: int = 10250,
     ) -> None:
         self.client = client
         self.node_name = node_name
@@ -171,6 +172,7 @@ class NodeRegistration:
         self.status_report_seconds = status_report_seconds
         self.jitter = jitter
         self.ready = ready or (lambda: (True, ""))
+        self.kubelet_port = kubelet_port
         self.node_uid = ""
         self.stats = RegistrationStatistics()
         self._last_posted: tuple[Any, ...] | None = None
@@ -229,7 +231,7 @@ class NodeRegistration:
                      {"type": "Hostname", "address": self.host.hostname}]
         return {"capacity": dict(self.host.capacity), "allocatable": dict(self.host.allocatable),
                 "conditions": conditions, "addresses": addresses,
-                "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+                "daemonEndpoints": {"kubeletEndpoint": {"Port": self.kubelet_port}},
                 "nodeInfo": dict(self.host.node_info), "phase": "Running"}
 
     async def register(self) -> Obj:

@@ -10,6 +10,7 @@ Two paths, both over the service's unix socket (see ../shared/reference/PODMAN.m
   the filter-stringification and exec-demux client bugs (§2.3 items 1, 2) cannot bite.
 * streams (`logs`, `exec` and `attach` on hijacked connections for stdin/TTY, `events`) use h11
   and httpx on trio (`_streams.py`), because a thread blocked in a socket read cannot be cancelled.
+  Events become `RuntimeEvent`s in `_events.py`.
 
 Podman 4.3.1 workarounds applied here (§2.3): a Degraded pod ignores `pods/stop` (304), so
 sandboxes are stopped container by container; force-remove ignores the stop timeout, so we kill
@@ -32,7 +33,7 @@ import podman
 import podman.errors
 import trio
 
-from orchestra.runtime import _streams, bridge
+from orchestra.runtime import _events, _streams, bridge
 from orchestra.runtime._convert import (
     LABEL_STDIN_ONCE,
     container_body,
@@ -92,7 +93,7 @@ class PodmanRuntime:
         self._clients: list[podman.PodmanClient] = []
         self._clients_lock = threading.Lock()
         self._streams = _streams.LibpodStreams(socket_path, API_VERSION)
-        self._infra_pods: dict[str, str] = {}  # infra container id -> pod id (for events)
+        self._events = _events.EventTranslator(self._inspect)
         # What never changes about a pod (Id, Name, Labels, Created, InfraContainerID), so starting a
         # pod does not inspect it three times; live state always comes from the infra container.
         self._static_pods: dict[str, dict[str, Any]] = {}
@@ -521,67 +522,7 @@ class PodmanRuntime:
     ) -> AsyncIterator[AsyncIterator[RuntimeEvent]]:
         wanted = dict(labels or {})
         async with self._streams.events({LABEL_MANAGED: "true"}) as raw:
-            yield _Events(self, raw, wanted)
-
-    async def _event(self, item: Mapping[str, Any]) -> RuntimeEvent | None:
-        kind = _EVENT_TYPES.get(item.get("Action", ""))
-        if item.get("Type") != "container" or kind is None:
-            return None
-        actor = item.get("Actor") or {}
-        container_id = actor.get("ID", "")
-        attributes = dict(actor.get("Attributes") or {})
-        pod_id = attributes.pop("podId", "")
-        exit_code = attributes.pop("containerExitCode", None)
-        for key in ("image", "name"):
-            attributes.pop(key, None)
-        infra = LABEL_CONTAINER_NAME not in attributes
-        if infra:
-            pod_id = pod_id or self._infra_pods.get(container_id) or await self._pod_of(container_id)
-            self._infra_pods[container_id] = pod_id
-            if kind == "removed":
-                self._infra_pods.pop(container_id, None)
-        sandbox_id = attributes.get(LABEL_SANDBOX_ID) or pod_id
-        return RuntimeEvent(
-            type=kind,
-            container_id=container_id,
-            sandbox_id=sandbox_id,
-            infra=infra,
-            exit_code=int(exit_code) if kind == "died" and exit_code is not None else None,
-            labels=attributes,
-        )
-
-    async def _pod_of(self, container_id: str) -> str:
-        try:
-            return str((await self._inspect(container_id)).get("Pod", ""))
-        except NotFound:  # already gone; the event still counts
-            return ""
-
-
-class _Events:
-    """RuntimeEvents from libpod event dicts (an iterator class: nothing to close if abandoned)."""
-
-    def __init__(self, runtime: PodmanRuntime, raw: AsyncIterator[dict[str, Any]], wanted: Mapping[str, str]):
-        self._runtime = runtime
-        self._raw = raw
-        self._wanted = wanted
-
-    def __aiter__(self) -> _Events:
-        return self
-
-    async def __anext__(self) -> RuntimeEvent:
-        while True:
-            event = await self._runtime._event(await self._raw.__anext__())
-            if event is not None and all(event.labels.get(k) == v for k, v in self._wanted.items()):
-                return event
-
-
-_EVENT_TYPES: dict[str, Any] = {
-    "create": "created",
-    "start": "started",
-    "died": "died",
-    "oom": "oom",
-    "remove": "removed",
-}
+            yield self._events.events(raw, wanted)
 
 
 def _error_message(response: Any) -> str:

@@ -25,16 +25,16 @@ import attrs
 import trio
 
 from orchestra.api.errors import ApiError, BadRequest, InternalError
-from orchestra.apiserver.http import Request
-from orchestra.apiserver.remotecommand import (
+from orchestra.runtime.base import AttachSession, Runtime, RuntimeFailure
+from orchestra.streaming.remotecommand import (
     CommandChannels,
     negotiate,
     pod_label,
     pump_input,
     serve_channels,
 )
-from orchestra.apiserver.websocket_channels import WebSocket, success_status
-from orchestra.runtime.base import AttachSession, Runtime, RuntimeFailure
+from orchestra.streaming.request import StreamRequest
+from orchestra.streaming.websocket_channels import WebSocket, success_status
 
 
 @attrs.frozen
@@ -46,7 +46,7 @@ class AttachOptions:
     tty: bool
 
     @classmethod
-    def from_request(cls, req: Request) -> AttachOptions:
+    def from_request(cls, req: StreamRequest) -> AttachOptions:
         opts = cls(container=req.arg("container"), stdin=req.flag("stdin"), stdout=req.flag("stdout"),
                    stderr=req.flag("stderr"), tty=req.flag("tty"))
         if not (opts.stdin or opts.stdout or opts.stderr):
@@ -79,7 +79,7 @@ def container_spec(pod: dict[str, Any], name: str) -> dict[str, Any]:
     return {}
 
 
-async def serve_attach(req: Request, ws: WebSocket | None, pod: dict[str, Any], container: str,
+async def serve_attach(req: StreamRequest, ws: WebSocket | None, pod: dict[str, Any], container: str,
                        runtime: Runtime, cid: str, opts: AttachOptions) -> None:
     """Attach the client to `cid` (the pod's `container`), or refuse the upgrade with a Status."""
     proto = negotiate(req, ws, "attach")

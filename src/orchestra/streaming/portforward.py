@@ -22,8 +22,8 @@ from typing import Protocol
 import attrs
 import trio
 
-from orchestra.apiserver import spdy
-from orchestra.apiserver.websocket_channels import WebSocket, encode
+from orchestra.streaming import spdy
+from orchestra.streaming.websocket_channels import WebSocket, encode
 
 Connect = Callable[[str, int], Awaitable[trio.abc.Stream]]
 READ_SIZE = 32 * 1024
@@ -73,7 +73,8 @@ class _Pair:
     outbound: trio.MemoryReceiveChannel[bytes] | None = None
     scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
     client_done: trio.Event = attrs.field(factory=trio.Event)  # the client FIN'd (or reset) the data stream
-    reset: bool = False
+    reset: bool = False  # the client reset the error stream: nothing more is sent for this request
+    data_reset: bool = False  # the client reset the data stream (kubectl does once the pod's side ended)
 
 
 class SpdyPortForward:
@@ -114,7 +115,13 @@ class SpdyPortForward:
             case spdy.RstStream(stream_id):
                 pair = self._by_stream.get(stream_id)
                 if pair is not None:
-                    pair.reset = True
+                    # kubectl resets the data stream when the pod's side ended and still waits for the
+                    # error stream's end before it closes the local connection: only an error-stream
+                    # reset ends the request without a word
+                    if stream_id == pair.data_id:
+                        pair.data_reset = True
+                    else:
+                        pair.reset = True
                     pair.scope.cancel()
             case spdy.Ping():
                 await self._send(frame)
@@ -177,7 +184,8 @@ class SpdyPortForward:
             return
         if error:
             msg = f"error forwarding port {pair.port} to pod {self._label}: {error}"
-            await self._send(spdy.Data(pair.error_id, msg.encode()), spdy.Data(pair.data_id, b"", fin=True))
+            data_fin = [] if pair.data_reset else [spdy.Data(pair.data_id, b"", fin=True)]
+            await self._send(spdy.Data(pair.error_id, msg.encode()), *data_fin)
         await self._send(spdy.Data(pair.error_id, b"", fin=True))
 
     async def _pump(self, pair: _Pair, tcp: trio.abc.Stream) -> None:

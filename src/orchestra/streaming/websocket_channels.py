@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from orchestra.apiserver.http import Receive, Send
+from orchestra.streaming.request import Receive, Send
 
 V5_CHANNEL = "v5.channel.k8s.io"
 V4_CHANNEL = "v4.channel.k8s.io"

@@ -20,10 +20,11 @@ import orjson
 import trio
 
 from orchestra.api.errors import BadRequest
-from orchestra.apiserver import spdy
-from orchestra.apiserver.http import Request
-from orchestra.apiserver.portforward import StreamTransport, Transport
-from orchestra.apiserver.websocket_channels import (
+from orchestra.runtime.base import RuntimeFailure
+from orchestra.streaming import spdy
+from orchestra.streaming.portforward import StreamTransport, Transport
+from orchestra.streaming.request import StreamRequest
+from orchestra.streaming.websocket_channels import (
     V4_CHANNEL,
     V5_CHANNEL,
     Channel,
@@ -31,7 +32,6 @@ from orchestra.apiserver.websocket_channels import (
     WebSocket,
     choose_subprotocol,
 )
-from orchestra.runtime.base import RuntimeFailure
 
 RAW_UPGRADE = "orchestra.raw_upgrade"
 SPDY_EXEC_PROTOCOLS = ("v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io", "channel.k8s.io")
@@ -76,7 +76,7 @@ class InputSession(Protocol):
 # ----------------------------------------------------------------------------- the upgrade
 
 
-def negotiate(req: Request, ws: WebSocket | None, sub: str) -> str:
+def negotiate(req: StreamRequest, ws: WebSocket | None, sub: str) -> str:
     """The channel protocol to speak, from what the client offered; BadRequest before any upgrade."""
     if ws is not None:
         proto = choose_subprotocol(ws.offered, (V5_CHANNEL, V4_CHANNEL))
@@ -94,7 +94,7 @@ def negotiate(req: Request, ws: WebSocket | None, sub: str) -> str:
     return spdy_proto
 
 
-async def serve_channels(req: Request, ws: WebSocket | None, proto: str, flags: StreamFlags,
+async def serve_channels(req: StreamRequest, ws: WebSocket | None, proto: str, flags: StreamFlags,
                          body: Callable[[CommandChannels], Awaitable[None]]) -> None:
     """Upgrade with the negotiated `proto`, run `body` over the client's channels, then close."""
     if ws is not None:
@@ -111,23 +111,23 @@ async def serve_channels(req: Request, ws: WebSocket | None, proto: str, flags: 
         await stream.aclose()
 
 
-def raw_spdy(req: Request) -> bool:
+def raw_spdy(req: StreamRequest) -> bool:
     return (RAW_UPGRADE in (req.scope.get("extensions") or {})
             and "spdy/3.1" in req.headers.get("upgrade", "").lower())
 
 
-def offered_versions(req: Request) -> list[str]:
+def offered_versions(req: StreamRequest) -> list[str]:
     return [p.strip() for p in req.headers.get("x-stream-protocol-version", "").split(",") if p.strip()]
 
 
-async def accept_raw(req: Request, proto: str) -> trio.abc.Stream:
+async def accept_raw(req: StreamRequest, proto: str) -> trio.abc.Stream:
     await req.send({"type": "orchestra.raw_upgrade.accept",
                     "headers": [(b"x-stream-protocol-version", proto.encode())]})
     stream: trio.abc.Stream = req.scope["extensions"][RAW_UPGRADE]["stream"]
     return stream
 
 
-def upgrade_required(req: Request, sub: str) -> BadRequest:
+def upgrade_required(req: StreamRequest, sub: str) -> BadRequest:
     upgrade = req.headers.get("upgrade", "")
     if "spdy" in upgrade.lower():
         need = "kubectl >= 1.31" if sub == "portforward" else "kubectl >= 1.30"
