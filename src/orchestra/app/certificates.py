@@ -1,7 +1,8 @@
 """The certificate controllers' wiring: the CSR approver asks the API server's authorizer, the signer
 holds the cluster CA's key.
 
-Owns: `certificate_controllers(client, state_dir, authorizer)` -> [CsrApprover, CsrSigner] and
+Owns: `certificate_controllers(client, state_dir, authorizer)` -> [CsrApprover, KubeletServingApprover,
+CsrSigner] and
 `requester_can(authorizer)`, kube's SubjectAccessReview of the approver (may the CSR's requester —
 spec.username, uid, groups, extra — `create` certificatesigningrequests/<subresource>?).
 Must not import: cli.
@@ -19,6 +20,7 @@ from orchestra.apiserver.tls import load_ca
 from orchestra.client.base import Client
 from orchestra.objects import Obj, as_dict
 from orchestra.reconcilers.certificates import Can, CsrApprover, CsrSigner
+from orchestra.reconcilers.csrserving import KubeletServingApprover
 
 
 def requester_can(authorizer: Authorizer) -> Can:
@@ -37,4 +39,5 @@ def requester_can(authorizer: Authorizer) -> Can:
 
 def certificate_controllers(client: Client, state_dir: Path, authorizer: Authorizer) -> list[Any]:
     ca_cert, ca_key = load_ca(state_dir)
-    return [CsrApprover(client, requester_can(authorizer)), CsrSigner(client, ca_cert, ca_key)]
+    return [CsrApprover(client, requester_can(authorizer)), KubeletServingApprover(client),
+            CsrSigner(client, ca_cert, ca_key)]
