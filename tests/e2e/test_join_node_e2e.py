@@ -1,13 +1,16 @@
 """A real joined node on this host: `orchestra up --no-network --state-dir A` and `orchestra join ... --state-dir B
 --node-name worker-1` with its own Podman under B; a Deployment pinned to worker-1 runs a real container in B's
-Podman with a pod IP from worker-1's podCIDR; stopping the joiner makes the Node NotReady. Join refusals (wrong
-token, a CA that is not the pinned one, an unreachable server, a name held by a live node), each with its message."""
+Podman with a pod IP from worker-1's podCIDR; kubectl logs, exec and port-forward reach that pod through worker-1's
+kubelet API (its serving certificate approved by the server without a hand); stopping the joiner makes the Node
+NotReady. Join refusals (wrong token, a CA that is not the pinned one, an unreachable server, a name held by a live
+node), each with its message."""
 
 from __future__ import annotations
 
 import ipaddress
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -30,7 +33,8 @@ DEPLOYMENT = {
         "metadata": {"labels": {"app": "pinned"}},
         "spec": {"nodeSelector": {"kubernetes.io/hostname": "worker-1"}, "terminationGracePeriodSeconds": 1,
                  "containers": [{"name": "c", "image": "localhost/busybox:latest", "imagePullPolicy": "Never",
-                                 "command": ["sleep", "3600"]}]}}},
+                                 "command": ["sh", "-c", "mkdir -p /srv && echo served by worker-1 > /srv/index.html"
+                                             " && echo hello from worker-1 && exec httpd -f -p 8080 -h /srv"]}]}}},
 }
 
 
@@ -38,6 +42,14 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _cluster_cidr() -> str:
+    """A 10.N.0.0/16 no route on this host overlaps: other clusters' joined nodes (tests running beside this one)
+    have bridges on 10.244.1.0/24, and the API server reaches a pod on worker-1 by its IP through the host."""
+    routed = subprocess.run(["ip", "-4", "route"], capture_output=True, text=True, timeout=10).stdout.split("\n")
+    taken = {line.split(".")[1] for line in routed if line.startswith("10.")}
+    return f"10.{random.choice([n for n in range(100, 250) if str(n) not in taken])}.0.0/16"
 
 
 def _wait(what: str, fn: Any, timeout: float = 60) -> Any:
@@ -92,7 +104,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     with (state / "up.log").open("wb") as log:
         proc = subprocess.Popen([sys.executable, "-m", "orchestra", "up", "--no-network", "--no-dashboard",
                                  "--timings", "fast", "--stop-pods", "--state-dir", str(state), "--listen",
-                                 f"127.0.0.1:{port}"], stdout=log, stderr=subprocess.STDOUT)
+                                 f"127.0.0.1:{port}", "--cluster-cidr", _cluster_cidr()],
+                                stdout=log, stderr=subprocess.STDOUT)
         try:
             srv = Server(state, port)
             _wait("orchestra up", lambda: proc.poll() is None and (state / "kubeconfig").exists() and subprocess.run(
@@ -117,10 +130,63 @@ def _podman(state: Path, *args: str) -> str:
     return done.stdout
 
 
+def _port_forward_get(server: Server, pod: str) -> bytes:
+    """`kubectl port-forward pod :8080` and one HTTP request through it."""
+    env = {**os.environ, "KUBECONFIG": str(server.state / "kubeconfig"), "HOME": str(server.state)}
+    proc = subprocess.Popen([KUBECTL, "port-forward", pod, ":8080"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, env=env)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # Forwarding from 127.0.0.1:PORT -> 8080
+        assert b"->" in line, line + proc.stdout.read()
+        local = int(line.split(b"127.0.0.1:")[1].split(b" ")[0])
+        with socket.create_connection(("127.0.0.1", local), timeout=30) as conn:
+            conn.sendall(b"GET /index.html HTTP/1.0\r\nHost: x\r\n\r\n")
+            answer = b""
+            while chunk := conn.recv(4096):  # HTTP/1.0: the answer ends when the pod hangs up
+                answer += chunk
+        return answer
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def _check_streams(server: Server, pod: str, kubelet_port: int) -> None:
+    """logs, exec and port-forward of a pod on worker-1 go API server -> worker-1's kubelet API -> its Podman."""
+    node = server.node("worker-1")
+    assert node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"] == kubelet_port
+    _wait("worker-1's serving certificate", lambda: any(
+        c.get("status", {}).get("certificate") for c in json.loads(server.kubectl(
+            "get", "csr", "-o", "json"))["items"] if c["spec"]["username"] == "system:node:worker-1"
+        and c["spec"]["signerName"] == "kubernetes.io/kubelet-serving"), timeout=60)
+    csrs = json.loads(server.kubectl("get", "csr", "-o", "json"))["items"]
+    serving = [c for c in csrs if c["spec"]["signerName"] == "kubernetes.io/kubelet-serving"
+               and c["spec"]["username"] == "system:node:worker-1"]
+    assert [[(k["type"], k["reason"]) for k in c["status"]["conditions"]] for c in serving] == [
+        [("Approved", "AutoApproved")]]
+    # the kubelet API may still be binding when its certificate is issued: the first logs may say so
+    logs = _wait("kubectl logs through worker-1", lambda: "hello from worker-1" in server.kubectl(
+        "logs", pod, check=False) and server.kubectl("logs", pod), timeout=60)
+    assert logs == "hello from worker-1\n"
+    assert server.kubectl("exec", pod, "--", "sh", "-c", "hostname; cat /srv/index.html") == (
+        f"{pod}\nserved by worker-1\n")
+    env = {**os.environ, "KUBECONFIG": str(server.state / "kubeconfig"), "HOME": str(server.state)}
+    failed = subprocess.run([KUBECTL, "exec", pod, "--", "sh", "-c", "exit 3"], capture_output=True, timeout=60,
+                            env=env)
+    assert failed.returncode == 3, failed.stderr
+    answer = _port_forward_get(server, pod)
+    assert answer.startswith(b"HTTP/1.") and b" 200 " in answer.split(b"\r\n")[0], answer
+    assert answer.endswith(b"served by worker-1\n")
+
+
 def test_a_joined_node_runs_pods_in_its_own_podman(server: Server, tmp_path: Path) -> None:
     short = Path(tempfile.mkdtemp(prefix="jn", dir="/tmp"))  # podman's CLI refuses a runroot over 50 chars
     state = short / "B"
-    joiner = _join(server, state, server.token(), "--node-name", "worker-1", "--stop-pods")
+    kubelet_port = _free_port()  # (not 10250: another cluster on this host may hold it)
+    joiner = _join(server, state, server.token(), "--node-name", "worker-1", "--stop-pods",
+                   "--kubelet-port", str(kubelet_port))
     try:
         _wait("worker-1 Ready", lambda: "worker-1" in server.kubectl("get", "nodes") and
               server.ready("worker-1") == "True", timeout=90)
@@ -148,6 +214,7 @@ def test_a_joined_node_runs_pods_in_its_own_podman(server: Server, tmp_path: Pat
         host_names = subprocess.run(["podman", "ps", "--format", "{{.Names}}"], capture_output=True,
                                     text=True).stdout.split()
         assert not any(pod["metadata"]["name"] in n for n in host_names)
+        _check_streams(server, pod["metadata"]["name"], kubelet_port)
         # a second node may not take the live node's name
         second = _join(server, tmp_path / "C", server.token(), "--node-name", "worker-1")
         assert second.wait(timeout=60) == 1

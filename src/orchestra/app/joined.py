@@ -4,14 +4,19 @@ Owns: the joined node's lifetime: join (node/join.py) unless <state-dir>/kubecon
 certificate for that server (a restarted node resumes as itself), its Node registered before any pod
 (so the node IPAM controller gives it a podCIDR), its own Podman (runtime/nodepodman.py: storage, run
 state and network of its own, the `orchestra` bridge on the podCIDR, its own `podman system service`
-under reaper.py), the node agent as system:node:<name> over HTTPS, and certificate rotation. On a stop
-its pods keep running (adopted on the next start) unless `stop_pods_on_exit`, as `orchestra up`.
+under reaper.py), the node agent as system:node:<name> over HTTPS, certificate rotation, and the node's
+kubelet API (app/kubelet.py: on `kubelet_port`, published in the Node's daemonEndpoints, with a serving
+certificate for the Node's InternalIP and hostname from a kubelet-serving CSR, which the server's
+approver signs off when those are the Node's addresses; client certificates of the cluster CA, whose
+copy from the kubeconfig is <state-dir>/pki/ca.crt). On a stop its pods keep running (adopted on the
+next start) unless `stop_pods_on_exit`, as `orchestra up`.
 Must not import: cli.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import logging
 from pathlib import Path
 from typing import Any
@@ -39,6 +44,7 @@ class JoinConfig:
     wait_seconds: float = 120.0
     certificate_seconds: int | None = None  # requested client certificate lifetime (None: the signer's)
     timings: str = "default"
+    kubelet_port: int = 10250  # the kubelet API (kubelet's --port)
 
 
 async def fetch_ca(server: str) -> bytes:
@@ -123,13 +129,15 @@ async def run_joined_node(cfg: JoinConfig, *, task_status: Any = trio.TASK_STATU
             service_scope.shield = True  # it outlives a stop until the pods are stopped through it (`up`'s way)
             runtime = PodmanRuntime(socket_path)
             try:
-                agent = NodeAgent(client, runtime, AgentConfig(node_name=cfg.node_name,
-                                                               state_dir=cfg.state_dir / "node", **heartbeat))
+                agent = NodeAgent(client, runtime, AgentConfig(
+                    node_name=cfg.node_name, state_dir=cfg.state_dir / "node", kubelet_port=cfg.kubelet_port,
+                    **heartbeat))
                 rotation = CertificateRotation(client, kubeconfig, cfg.node_name,
                                                expiration_seconds=cfg.certificate_seconds)
                 async with trio.open_nursery() as node:
                     await node.start(agent.run)
                     await node.start(rotation.run)
+                    node.start_soon(_kubelet_api, cfg, client, kubeconfig, agent, runtime)
                     task_status.started((agent, rotation, cidr))
             finally:
                 with trio.CancelScope(shield=True), trio.move_on_after(STOP_GRACE_CAP + 15):
@@ -137,6 +145,30 @@ async def run_joined_node(cfg: JoinConfig, *, task_status: Any = trio.TASK_STATU
                         await _stop_pods(runtime)
                     await runtime.aclose()
                 service_scope.cancel()
+
+
+async def _kubelet_api(cfg: JoinConfig, client: HttpClient, kubeconfig: Path, agent: Any, runtime: Any) -> None:
+    """The node's kubelet API, once its serving certificate is issued (pods run meanwhile, as kubelet's do)."""
+    from orchestra.app.kubelet import kubelet_api
+    from orchestra.node.kubeletapi.server import KubeletApiConfig
+
+    pki = cfg.state_dir / "pki"
+    pki.mkdir(parents=True, exist_ok=True)
+    ca_data = Endpoint.from_kubeconfig(kubeconfig).ca_data
+    assert ca_data is not None  # join wrote the pinned CA into the kubeconfig
+    (pki / "ca.crt").write_bytes(ca_data)
+    addresses = [agent.host.internal_ip, agent.host.hostname]  # the Node's status.addresses
+    api = kubelet_api(client, agent, runtime, KubeletApiConfig(cfg.node_name, addresses, pki, pki / "ca.crt",
+                                                               port=cfg.kubelet_port))
+    async with trio.open_nursery() as nursery:
+        try:
+            bound = await nursery.start(api.run)
+        except* OSError as group:
+            if group.subgroup(lambda e: isinstance(e, OSError) and e.errno == errno.EADDRINUSE) is None:
+                raise
+            raise JoinError(f"the kubelet API cannot listen on port {cfg.kubelet_port}, which another "
+                            "program holds: choose another with --kubelet-port") from None
+        log.info("node %s: kubelet API serving on %s", cfg.node_name, bound)
 
 
 async def _stop_pods(runtime: Any) -> None:

@@ -4,7 +4,8 @@ serverTLSBootstrap makes one, renewed before it expires.
 Owns: `ServingCertificate(client, node_name, addresses, pki_dir)`: a new EC key and a CSR for
 CN=system:node:<name>, O=system:nodes with the node's IP addresses and host names as SANs (usages
 digital signature + server auth), created through the API as the node; it waits for a person (or an
-approver) to approve it — kube approves no kubelet-serving CSR by itself — and the signer to issue it,
+approver: kube has none for kubelet-serving CSRs, orchestra's reconcilers/csrserving.py approves those
+naming only the Node's addresses) to approve it and the signer to issue it,
 then writes <pki>/kubelet-server.crt and .key (0600). A certificate already there that is still valid
 for at least RENEW_FRACTION of its life and names the same addresses is used as it is. `run()` hands
 out the files and then renews at RENEW_FRACTION of each certificate's life (kubelet renews between
@@ -170,9 +171,9 @@ class ServingCertificate:
         )
         name = str(made["metadata"]["name"])
         self.csrs_created.append(name)
-        log.warning(
-            "node %s: the kubelet API waits for its serving certificate: approve it with "
-            "`kubectl certificate approve %s`",
+        log.info(
+            "node %s: the kubelet API waits for its serving certificate: orchestra's API server approves "
+            "it when its names are the Node's addresses, else `kubectl certificate approve %s`",
             self.node_name,
             name,
         )
