@@ -250,3 +250,26 @@ def test_join_refusals(server: Server, tmp_path: Path, case: str, message: str) 
     out = (tmp_path / "D.log").read_text()
     assert message in out and "Traceback" not in out
     assert not (tmp_path / "D").exists() or not any((tmp_path / "D").iterdir())
+
+
+def test_a_kubelet_port_held_by_another_program_stops_the_join(server: Server) -> None:
+    short = Path(tempfile.mkdtemp(prefix="jn", dir="/tmp"))  # podman's CLI refuses a runroot over 50 chars
+    with socket.socket() as held:
+        held.bind(("0.0.0.0", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        joiner = _join(server, short / "E", server.token(), "--node-name", "worker-8", "--stop-pods",
+                       "--kubelet-port", str(port))
+        try:
+            assert joiner.wait(timeout=120) == 1
+        finally:
+            _stop(joiner)
+    out = (short / "E.log").read_text()
+    assert (f"the kubelet API cannot listen on port {port}, which another program holds: "
+            "choose another with --kubelet-port") in out, out
+    assert "Traceback" not in out
+    subprocess.run(["podman", "--root", str(short / "E" / "podman" / "storage"), "--runroot",
+                    str(short / "E" / "podman" / "run"), "system", "reset", "--force"], capture_output=True,
+                   timeout=120)
+    shutil.rmtree(short, ignore_errors=True)
+    server.kubectl("delete", "node", "worker-8")
