@@ -43,8 +43,8 @@ class Client:
         self.ended = False  # the response ended or the connection closed (cleanly or not)
         self.complete = False  # the response ended with its chunked terminator
 
-    async def request(self, target: str) -> int:
-        req = h11.Request(method="GET", target=target, headers=[("host", "orchestra")])
+    async def request(self, target: str, *, accept: str = "application/json") -> int:
+        req = h11.Request(method="GET", target=target, headers=[("host", "orchestra"), ("accept", accept)])
         head, end = self.conn.send(req), self.conn.send(h11.EndOfMessage())
         await self.stream.send_all((head or b"") + (end or b""))
         while True:
@@ -74,6 +74,16 @@ class Client:
                 self.ended = True
                 self.complete = isinstance(event, h11.EndOfMessage)
         return lines
+
+    async def read_body(self) -> Any:
+        """The whole (non-streamed) response body, decoded as JSON."""
+        while not self.ended:
+            event = await self._next()
+            if isinstance(event, h11.Data):
+                self.body += event.data
+            elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
+                self.ended = True
+        return orjson.loads(self.body)
 
     async def read_to_end(self) -> list[dict[str, Any]]:
         return await self.read_lines(10**9)

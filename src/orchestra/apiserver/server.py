@@ -28,7 +28,7 @@ from orchestra.api.request.bodies import Decoded
 from orchestra.api.request.core import ApiCore
 from orchestra.api.request.deletion import DELETE_OPTIONS, DeleteOptions, delete_options
 from orchestra.api.request.eviction import evict
-from orchestra.api.request.listoptions import validate_list_options
+from orchestra.api.request.listoptions import send_initial_events, validate_list_options
 from orchestra.api.request.stored import parse_rv
 from orchestra.api.request.typemeta import check_body_types
 from orchestra.api.request.types import WriteOptions, WriteResult
@@ -432,20 +432,22 @@ class ApiServer:
             field_selector=field,
             bookmark_interval=bookmarks,
             page_size=self.watch_limits.page_size,
+            send_initial_events=send_initial_events(req.arg("sendInitialEvents")),
         )
         await serve_watch(req.send, req.receive, stream, self._watch_encoder(req, route.rt),
                           lifetime=timeout if timeout is not None else WATCH_DEFAULT_TIMEOUT,
                           limits=self.watch_limits, stats=self.watch_stats)
 
     def _watch_encoder(self, req: Request, rt: ResourceType) -> Callable[[str, dict[str, Any]], bytes]:
-        """One watch event as a JSON line; with a Table Accept each object is a one-row Table, and
-        only the first carries the column definitions."""
+        """One watch event as a JSON line; with a Table Accept each object (a BOOKMARK's too, as
+        kube's watch encoder converts every event) is a one-row Table, and only the first carries
+        the column definitions."""
         as_table = _wants_table(req)
         first = True
 
         def encode(etype: str, obj: dict[str, Any]) -> bytes:
             nonlocal first
-            if as_table and etype in ("ADDED", "MODIFIED", "DELETED"):
+            if as_table and etype in ("ADDED", "MODIFIED", "DELETED", "BOOKMARK"):
                 obj = self._table(req, rt, [obj], obj["metadata"].get("resourceVersion", ""))
                 if not first:
                     obj["columnDefinitions"] = []
