@@ -215,7 +215,7 @@ async def test_a_watch_too_far_behind_is_closed_and_a_relist_works(
             # the client re-lists, then watches from the list's resourceVersion
             again = served.connect("memory")
             assert await again.request(CM_PATH) == 200
-            listed = orjson.loads((await again.read_to_end(), again.body)[1])
+            listed = await again.read_body()
             assert len(listed["items"]) == OBJECTS + LIMITS.backlog
             watcher = served.connect("memory")
             rv = listed["metadata"]["resourceVersion"]

@@ -41,7 +41,10 @@ class ApiError(Exception):
         kind: str = "",
         causes: tuple[Cause, ...] | list[Cause] = (),
         retry_after: int | None = None,
+        details: bool = False,
     ) -> None:
+        """`details`: render `details` even when empty, as kube's NewGenericServerResponse does (its
+        404 for an unknown path is `"details":{}`)."""
         super().__init__(message)
         self.message = message
         self.name = name
@@ -49,8 +52,11 @@ class ApiError(Exception):
         self.kind = kind
         self.causes = tuple(causes)
         self.retry_after = retry_after
+        self.empty_details = details
 
     def status(self) -> dict[str, Any]:
+        """The Status, its fields in the order kube's encoder writes them (metav1.Status's and
+        StatusDetails' field order), so the bytes match kube-apiserver's."""
         details: dict[str, Any] = {}
         if self.name:
             details["name"] = self.name
@@ -68,13 +74,12 @@ class ApiError(Exception):
             "metadata": {},
             "status": "Failure",
             "message": self.message,
-            "reason": self.reason,
-            "code": self.code,
         }
-        if not self.reason:  # a bare Status (kube's eviction answers some failures that way)
-            del out["reason"]
-        if details:
+        if self.reason:  # else a bare Status (kube's eviction answers some failures that way)
+            out["reason"] = self.reason
+        if details or self.empty_details:
             out["details"] = details
+        out["code"] = self.code
         return out
 
 
@@ -138,6 +143,11 @@ class InternalError(ApiError):
 
 class Timeout(ApiError):
     code, reason = 504, "Timeout"
+
+
+def path_not_found() -> NotFound:
+    """kube's 404 for a path no API serves: `"details":{}` and this message."""
+    return NotFound("the server could not find the requested resource", details=True)
 
 
 def not_found(group_resource: str, name: str, *, group: str, plural: str) -> NotFound:

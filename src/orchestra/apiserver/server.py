@@ -20,7 +20,15 @@ import orjson
 import trio
 
 from orchestra.api import tables
-from orchestra.api.errors import ApiError, BadRequest, InternalError, MethodNotAllowed, NotFound, Unauthorized
+from orchestra.api.errors import (
+    ApiError,
+    BadRequest,
+    InternalError,
+    MethodNotAllowed,
+    NotFound,
+    Unauthorized,
+    path_not_found,
+)
 from orchestra.api.machinery.selectors import parse_field_selector, parse_label_selector
 from orchestra.api.metrics import METRICS_REGISTRY
 from orchestra.api.registry import ResourceType
@@ -152,7 +160,7 @@ class ApiServer:
             return
         route = parse_resource_path(self.core.registry, parts)
         if route is None:
-            raise NotFound("the server could not find the requested resource")
+            raise path_not_found()
         await self._resource(req, route)
 
     async def _discovery(self, req: Request, parts: list[str]) -> bool:
@@ -173,7 +181,7 @@ class ApiServer:
         else:
             return False
         if body is None:
-            raise NotFound("the server could not find the requested resource")
+            raise path_not_found()
         await send_bytes(req.send, 200, body)
         return True
 
@@ -189,7 +197,7 @@ class ApiServer:
                 await send_bytes(req.send, 200, body)
                 return
         # /openapi/v2 is protobuf-only in kubectl; a 404 makes it fall back cleanly
-        raise NotFound("the server could not find the requested resource")
+        raise path_not_found()
 
     # --- resources ----------------------------------------------------------------------------
 
@@ -322,7 +330,8 @@ class ApiServer:
                 "apiVersion": route.rt.api_version,
                 "metadata": lm,
                 "items": listed.items,
-            }
+            },
+            option=orjson.OPT_APPEND_NEWLINE,
         )
         await send_bytes(req.send, 200, body)
 
@@ -395,7 +404,7 @@ class ApiServer:
                 raise BadRequest(f"pods/{sub} needs a node agent, and none is running in this server")
             await self.pod_streams.handle(req, route, pod)
         else:
-            raise NotFound("the server could not find the requested resource")
+            raise path_not_found()
 
     async def _evict(self, req: Request, route: Route) -> None:
         """pods/eviction (policy/v1 Eviction): a delete that honours PodDisruptionBudgets — 429
