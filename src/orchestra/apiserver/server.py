@@ -41,6 +41,7 @@ from orchestra.api.request.stored import parse_rv
 from orchestra.api.request.typemeta import check_body_types
 from orchestra.api.request.types import WriteOptions, WriteResult
 from orchestra.api.request.watch import WatchStream
+from orchestra.apiserver import openapi
 from orchestra.apiserver.discovery import Discovery, version_info, wants_aggregated
 from orchestra.apiserver.http import (
     Receive,
@@ -79,6 +80,7 @@ class ApiServer:
         self.discovery = Discovery(
             core.registry, server_address, read_only=METRICS_REGISTRY if metrics else None
         )
+        self.openapi = openapi.OpenApi(core.registry, core.schema)  # documents built on first request
         self.pod_streams = pod_streams
         self.bookmark_interval = bookmark_interval
         self.watch_limits = watch_limits or WatchLimits()
@@ -186,18 +188,7 @@ class ApiServer:
         return True
 
     async def _openapi(self, req: Request, parts: list[str]) -> None:
-        d = self.discovery
-        if parts == ["openapi", "v3"]:
-            await send_bytes(req.send, 200, d.openapi_index())
-            return
-        if len(parts) >= 4 and parts[1] == "v3":
-            group = "" if parts[2] == "api" else (parts[3] if len(parts) >= 5 else "")
-            body = d.openapi_gv_doc(group) if (parts[2] == "api" or len(parts) >= 5) else None
-            if body is not None:
-                await send_bytes(req.send, 200, body)
-                return
-        # /openapi/v2 is protobuf-only in kubectl; a 404 makes it fall back cleanly
-        raise path_not_found()
+        await openapi.serve(self.openapi, req, parts)
 
     # --- resources ----------------------------------------------------------------------------
 
