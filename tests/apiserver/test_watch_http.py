@@ -42,14 +42,18 @@ class Client:
         self.body = b""
         self.ended = False  # the response ended or the connection closed (cleanly or not)
         self.complete = False  # the response ended with its chunked terminator
+        self.headers: dict[str, str] = {}
 
-    async def request(self, target: str, *, accept: str = "application/json") -> int:
-        req = h11.Request(method="GET", target=target, headers=[("host", "orchestra"), ("accept", accept)])
+    async def request(self, target: str, *, accept: str = "application/json",
+                      headers: tuple[tuple[str, str], ...] = ()) -> int:
+        req = h11.Request(method="GET", target=target,
+                          headers=[("host", "orchestra"), ("accept", accept), *headers])
         head, end = self.conn.send(req), self.conn.send(h11.EndOfMessage())
         await self.stream.send_all((head or b"") + (end or b""))
         while True:
             event = await self._next()
             if isinstance(event, h11.Response):
+                self.headers = {k.decode(): v.decode() for k, v in event.headers}
                 return int(event.status_code)
 
     async def _next(self) -> Any:
