@@ -10,6 +10,8 @@ from typing import Any
 
 import attrs
 
+NAMESPACE_TERMINATING = "NamespaceTerminating"  # v1.NamespaceTerminatingCause
+
 
 @attrs.frozen
 class Cause:
@@ -143,6 +145,12 @@ class InternalError(ApiError):
 
 class Timeout(ApiError):
     code, reason = 504, "Timeout"
+
+
+def namespace_terminating(err: ApiError) -> bool:
+    """A 403 refusing new content in a terminating namespace (apierrors.HasStatusCause(err,
+    v1.NamespaceTerminatingCause))."""
+    return isinstance(err, Forbidden) and any(c.reason == NAMESPACE_TERMINATING for c in err.causes)
 
 
 def path_not_found() -> NotFound:

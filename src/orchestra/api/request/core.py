@@ -21,6 +21,7 @@ import attrs
 import orjson
 
 from orchestra.api.errors import (
+    NAMESPACE_TERMINATING,
     BadRequest,
     Cause,
     Conflict,
@@ -183,7 +184,7 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
         opts = opts or WriteOptions()
         obj = self._check_body(rt, namespace, body)
         warnings = self._schema_check(rt, obj, opts)
-        self._check_namespace(rt, namespace)
+        self._check_namespace(rt, namespace, meta(obj).get("name") or "")
         m = meta(obj)
         if not m.get("name"):
             if m.get("generateName"):
@@ -333,7 +334,10 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
         if causes:
             raise invalid(rt.kind, str(meta(obj).get("name") or ""), causes, group=rt.group)
 
-    def _check_namespace(self, rt: ResourceType, namespace: str | None) -> None:
+    def _check_namespace(self, rt: ResourceType, namespace: str | None, name: str) -> None:
+        """kube's NamespaceLifecycle admission: no namespace is 404; a terminating one refuses new
+        objects with 403 and the NamespaceTerminating cause clients test for (the namespace and
+        garbage-collector controllers treat it as the end of the work, not as a failure)."""
         if not rt.namespaced:
             return
         if not namespace:
@@ -345,9 +349,11 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
             raise NotFound(f'namespaces "{namespace}" not found', name=namespace, kind="namespaces")
         if (decode(kv.value).get("metadata") or {}).get("deletionTimestamp"):
             raise Forbidden(
-                f'{rt.plural} "" is forbidden: unable to create new content in namespace {namespace} '
-                "because it is being terminated",
-                kind=rt.plural,
+                f'{rt.group_resource} "{name}" is forbidden: unable to create new content in namespace '
+                f"{namespace} because it is being terminated",
+                name=name, group=rt.group, kind=rt.plural,
+                causes=[Cause(NAMESPACE_TERMINATING, f"namespace {namespace} is being terminated",
+                              "metadata.namespace")],
             )
 
     # --- update ------------------------------------------------------------------------------
