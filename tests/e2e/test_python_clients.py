@@ -28,9 +28,8 @@ pytestmark = [
     # kr8s' synchronous API runs its asyncio loop in a thread of its own and leaves that loop's
     # socket transports to the garbage collector, which may warn about them during a later test;
     # nothing in the test or in orchestra holds them.
-    pytest.mark.filterwarnings(
-        "ignore:Exception ignored in. <function _SelectorTransport.__del__:pytest.PytestUnraisableExceptionWarning"
-    ),
+    pytest.mark.filterwarnings("ignore:Exception ignored in. <function _SelectorTransport.__del__"
+                               ":pytest.PytestUnraisableExceptionWarning"),
 ]
 
 NS = "default"

@@ -5,8 +5,8 @@ follow; N = changes after N), the watch-list form (sendInitialEvents with resour
 NotOlderThan, as kube-apiserver 1.32's cacher serves it: true = the state at the current revision, which
 is not older than any resourceVersion asked for, as ADDED events, then, when bookmarks are allowed, a
 BOOKMARK at that revision annotated `k8s.io/initial-events-end: "true"`, then the changes after it;
-false = no initial state: changes after N, or after the current revision for unset/"0"), reading that initial state page by page at one revision, selector
-transitions (an object leaving a selector is DELETED, entering is ADDED), 410 Expired as an ERROR
+false = no initial state: changes after N, or after the current revision for unset/"0"), reading
+that initial state page by page at one revision, selector transitions (an object leaving a selector is DELETED, entering is ADDED), 410 Expired as an ERROR
 event, BOOKMARK events, and a watch's backlog (live events not read yet) for the server's bound on
 watchers that fall too far behind.
 Memory: a watch holds one page of store references at a time (page_size KeyValues of the initial
