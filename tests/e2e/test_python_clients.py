@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from contextlib import closing
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ import lightkube
 import lightkube.models.apps_v1 as apps_models
 import lightkube.models.core_v1 as core_models
 import pytest
+from kr8s._async_utils import Portal
 from kr8s.objects import Deployment as Kr8sDeployment
 from kr8s.objects import Pod as Kr8sPod
 from lightkube.models.meta_v1 import LabelSelector, ObjectMeta
@@ -23,14 +24,7 @@ from lightkube.resources.core_v1 import Pod as LkPod
 
 from tests.e2e.upserver import UpServer, orchestra_up
 
-pytestmark = [
-    pytest.mark.slow,
-    # kr8s' synchronous API runs its asyncio loop in a thread of its own and leaves that loop's
-    # socket transports to the garbage collector, which may warn about them during a later test;
-    # nothing in the test or in orchestra holds them.
-    pytest.mark.filterwarnings("ignore:Exception ignored in. <function _SelectorTransport.__del__"
-                               ":pytest.PytestUnraisableExceptionWarning"),
-]
+pytestmark = pytest.mark.slow
 
 NS = "default"
 IMAGE = "localhost/busybox:latest"
@@ -40,6 +34,19 @@ IMAGE = "localhost/busybox:latest"
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpServer]:
     with orchestra_up(tmp_path_factory.mktemp("clients") / "state") as up:
         yield up
+
+
+@contextmanager
+def kr8s_api(server: UpServer) -> Iterator[Any]:
+    """kr8s' synchronous API; closed at the end. kr8s has no public close: its httpx session lives
+    on the event loop of kr8s' own thread (its Portal), where it must be closed, or its sockets are
+    left to the garbage collector (an unraisable ResourceWarning, an error under pytest)."""
+    api = kr8s.api(kubeconfig=str(server.kubeconfig))
+    try:
+        yield api
+    finally:
+        if api._session is not None:
+            Portal().call(api._session.aclose)
 
 
 def _until(check: Callable[[], bool], what: str, timeout: float = 30) -> None:
@@ -68,7 +75,11 @@ def _gone(server: UpServer, path: str) -> bool:
 
 
 def test_kr8s_flow(server: UpServer) -> None:
-    api = kr8s.api(kubeconfig=str(server.kubeconfig))
+    with kr8s_api(server) as api:
+        _kr8s_flow(server, api)
+
+
+def _kr8s_flow(server: UpServer, api: Any) -> None:
     deploy = Kr8sDeployment(_deployment_doc("kr"), api=api)
     deploy.create()
     assert deploy.raw["status"] == {}  # what kube answers; kr8s' wait reads .status at once
@@ -143,8 +154,7 @@ def test_logs_of_a_podman_pod(tmp_path: Path) -> None:
            "spec": {"terminationGracePeriodSeconds": 1,
                     "containers": [{"name": "c", "image": IMAGE,
                                     "command": ["sh", "-c", "echo hello from talker; sleep 3600"]}]}}
-    with orchestra_up(tmp_path / "state", podman=True) as server:
-        api = kr8s.api(kubeconfig=str(server.kubeconfig))
+    with orchestra_up(tmp_path / "state", podman=True) as server, kr8s_api(server) as api:
         talker = Kr8sPod(pod, api=api)
         talker.create()
         talker.wait("condition=Ready", timeout=60)
