@@ -19,6 +19,7 @@ from contextlib import aclosing
 
 import trio
 
+from orchestra.api import conversion
 from orchestra.api.core import ApiCore, selector_predicate
 from orchestra.api.errors import Gone, Timeout
 from orchestra.api.objects import decode, parse_rv
@@ -85,6 +86,13 @@ class WatchStream:
         return min(limit, self._held + self._watcher.backlog(limit))
 
     async def pages(self) -> AsyncGenerator[Page, None]:
+        """The watch's pages; objects at the version of the watch's resource (api/conversion/)."""
+        converts = conversion.converts(self.rt)
+        async with aclosing(self._stored_pages()) as pages:
+            async for page in pages:
+                yield _served(self.rt, page) if converts else page
+
+    async def _stored_pages(self) -> AsyncGenerator[Page, None]:
         store = self.core.store
         if self.rv and self.rv > store.revision:
             yield iter([_too_large(self.rv, store.revision)])
@@ -168,6 +176,11 @@ def initial_pages(
         if len(kvs) < page_size:
             return
         start_after = kvs[-1].key
+
+
+def _served(rt: ResourceType, page: Page) -> Page:
+    for etype, obj in page:
+        yield etype, (obj if etype in ("ERROR", "BOOKMARK") else conversion.served(rt, obj))
 
 
 def _added(kvs: Sequence[KeyValue], pred: Predicate) -> Page:
