@@ -1,8 +1,8 @@
 """Per-kind create/update strategies (kube-apiserver's `PrepareForCreate`/`PrepareForUpdate`).
 
 Owns: what the server resets, derives or keeps for each kind on create and update (status reset,
-pod QoS class and SchedulingGated condition, job selectors, namespace phase, a PodDisruptionBudget's
-zero status), and which kinds bump `metadata.generation`.
+pod QoS class and SchedulingGated condition, job selectors, namespace phase, the zero statuses of
+PodDisruptionBudgets and HorizontalPodAutoscalers), and which kinds bump `metadata.generation`.
 Must not import: anything above the api layer.
 """
 
@@ -19,7 +19,7 @@ from orchestra.objects import Obj
 _KEEP_STATUS_ON_CREATE = {"Node", "Event", "Lease", "Endpoints", "EndpointSlice", "ConfigMap", "Secret", "ServiceAccount"}
 # Kinds without a spec generation (kube-apiserver leaves generation unset for them).
 _NO_GENERATION = {"Event", "ConfigMap", "Secret", "Endpoints", "EndpointSlice", "Lease", "ServiceAccount", "Namespace", "Node",
-                  "PriorityClass", "ControllerRevision"}
+                  "PriorityClass", "ControllerRevision", "HorizontalPodAutoscaler"}
 
 
 def tracks_generation(rt: ResourceType) -> bool:
@@ -77,6 +77,11 @@ def _pdb_create(pdb: Obj) -> None:
     pdb["status"] = {"disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0, "expectedPods": 0}
 
 
+def _hpa_create(hpa: Obj) -> None:
+    """The zero status autoscaling/v2 serializes (desiredReplicas and currentMetrics are not omitempty)."""
+    hpa["status"] = {"desiredReplicas": 0, "currentMetrics": None}
+
+
 def _namespace_create(ns: Obj) -> None:
     ns["status"] = {"phase": "Active"}
 
@@ -100,7 +105,7 @@ def _job_create(job: Obj) -> None:
 
 
 _CREATE_HOOKS = {"Pod": _pod_create, "Namespace": _namespace_create, "Job": _job_create,
-                 "PodDisruptionBudget": _pdb_create}
+                 "PodDisruptionBudget": _pdb_create, "HorizontalPodAutoscaler": _hpa_create}
 
 
 def qos_class(spec: Obj) -> str:

@@ -5,10 +5,12 @@ serves and the Table / PartialObjectMetadata envelope (also for watch events); a
 orchestra.objects.human_duration (kube's HumanDuration).
 The apiserver always prints with Wide=true: every row carries the priority-1 cells too.
 This package's public surface; the parts live in format (cells), columns, pods, workloads, core
-(the other kinds' printers), storage (PV, PVC, StorageClass) and envelope (Table, rows, watch events).
+(the other kinds' printers), storage (PV, PVC, StorageClass), autoscaling (HorizontalPodAutoscaler)
+and envelope (Table, rows, watch events).
 Must not import: the store, the HTTP server, or anything above the api layer.
 """
 
+from orchestra.api.tables.autoscaling import format_hpa_metrics
 from orchestra.api.tables.columns import (
     AGE_DESC,
     CONTAINERS_DESC,
@@ -43,6 +45,7 @@ __all__ = [
     "access_modes",
     "column_definitions",
     "format_endpoints",
+    "format_hpa_metrics",
     "format_label_selector",
     "format_labels",
     "format_service_ports",

@@ -231,6 +231,15 @@ _COLUMNS: dict[str, list[dict[str, Any]]] = {
         _col("Holder", desc="holderIdentity contains the identity of the holder of a current lease."),
         _age_col(),
     ],
+    "HorizontalPodAutoscaler": [
+        _name_col(),
+        _col("Reference", desc="scaleTargetRef points to the target resource to scale, and is used to the pods for which metrics should be collected, as well as to actually change the replica count."),
+        _col("Targets", desc="metrics contains the specifications for which to use to calculate the desired replica count (the maximum replica count across all metrics will be used).  The desired replica count is calculated multiplying the ratio between the target value and the current value by the current number of pods.  Ergo, metrics used must decrease as the pod count is increased, and vice-versa.  See the individual metric source types for more information about how each type of metric must respond. If not set, the default metric will be set to 80% average CPU utilization."),
+        _col("MinPods", desc="minReplicas is the lower limit for the number of replicas to which the autoscaler can scale down.  It defaults to 1 pod.  minReplicas is allowed to be 0 if the alpha feature gate HPAScaleToZero is enabled and at least one Object or External metric is configured.  Scaling is active as long as at least one metric value is available."),
+        _col("MaxPods", desc="maxReplicas is the upper limit for the number of replicas to which the autoscaler can scale up. It cannot be less that minReplicas."),
+        _col("Replicas", desc="currentReplicas is current number of replicas of pods managed by this autoscaler, as last seen by the autoscaler."),
+        _age_col(),
+    ],
 }  # fmt: skip
 
 _GENERIC_COLUMNS = [

@@ -7,7 +7,8 @@ objects. Immutability of metadata.name/namespace/uid is the core's job, not this
 This module is the package's public surface and the kind -> validator dispatch; the rules live in
 field (cause constructors), names, meta (object meta, selectors), container, pod, workloads (apps/v1),
 jobs and cron (batch/v1), service (Service, Endpoints, EndpointSlice), policy (PodDisruptionBudget),
-storage (PersistentVolumeClaim, PersistentVolume, StorageClass) and config (the other kinds).
+storage (PersistentVolumeClaim, PersistentVolume, StorageClass), autoscaling
+(HorizontalPodAutoscaler) and config (the other kinds).
 Must not import: the store, the HTTP server, or anything above the api layer.
 """
 
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from orchestra.api.errors import Cause
+from orchestra.api.validation.autoscaling import validate_hpa
 from orchestra.api.validation.config import (
     validate_configmap,
     validate_controller_revision,
@@ -138,6 +140,7 @@ _BY_KIND: dict[str, Callable[[Obj, Obj | None], list[Cause]]] = {
     "PersistentVolumeClaim": validate_pvc,
     "PersistentVolume": validate_pv,
     "StorageClass": validate_storage_class,
+    "HorizontalPodAutoscaler": validate_hpa,
 }
 
 
