@@ -19,7 +19,7 @@ from orchestra.api.conversion import hpa as conv
 from orchestra.api.core import ApiCore
 from orchestra.api.deletion import DeleteOptions
 from orchestra.api.errors import BadRequest, Invalid
-from orchestra.api.registry import DEFAULT_REGISTRY, ResourceType
+from orchestra.api.registry import DEFAULT_REGISTRY
 from orchestra.api.watch import watch
 from orchestra.apiserver.discovery import AGGREGATED_V2, Discovery
 from orchestra.apiserver.routes import parse_resource_path
@@ -54,6 +54,10 @@ def _v1(name: str = "web", **spec: Any) -> Obj:
 MEMORY = {"type": "Resource", "resource": {"name": "memory", "target": {"type": "AverageValue", "averageValue": "64Mi"}}}
 
 
+def _route(path: str) -> Any:
+    return parse_resource_path(DEFAULT_REGISTRY, path.split("/"))
+
+
 def test_both_versions_are_served_and_v2_is_stored() -> None:
     assert V2 is not None and V1 is not None
     assert (V2.stored_as, V1.stored_as) == ("", "v2")
@@ -63,10 +67,10 @@ def test_both_versions_are_served_and_v2_is_stored() -> None:
     assert DEFAULT_REGISTRY.versions("autoscaling") == ["v2", "v1"]
     assert V1.key("default", "web") == V2.key("default", "web")
     assert V1.definition == "io.k8s.api.autoscaling.v1.HorizontalPodAutoscaler"
-    route = parse_resource_path(DEFAULT_REGISTRY, "apis/autoscaling/v1/namespaces/default/horizontalpodautoscalers/web/status".split("/"))
+    route = _route("apis/autoscaling/v1/namespaces/default/horizontalpodautoscalers/web/status")
     assert route is not None and route.rt is V1 and route.subresource == "status"
-    assert parse_resource_path(DEFAULT_REGISTRY, "apis/autoscaling/v3/namespaces/d/horizontalpodautoscalers".split("/")) is None
-    assert parse_resource_path(DEFAULT_REGISTRY, "apis/apps/v2/namespaces/d/deployments".split("/")) is None
+    assert _route("apis/autoscaling/v3/namespaces/d/horizontalpodautoscalers") is None
+    assert _route("apis/apps/v2/namespaces/d/deployments") is None
 
 
 def test_discovery_lists_both_versions_preferring_v2() -> None:
