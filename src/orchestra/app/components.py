@@ -25,17 +25,23 @@ log = logging.getLogger("orchestra")
 
 async def start_controllers(nursery: trio.Nursery, cluster: Cluster) -> None:
     """kube-controller-manager's controllers and the scheduler, each started once its caches synced."""
+    from orchestra.client.local import LocalMetricsClient
+    from orchestra.reconcilers.autoscaling import DEFAULT_HPA_TIMINGS, FAST_HPA_TIMINGS, hpa_controllers
     from orchestra.reconcilers.cluster import cluster_controllers
     from orchestra.reconcilers.node_lifecycle import DEFAULT_TIMINGS, FAST_TIMINGS
     from orchestra.reconcilers.scheduler import Scheduler
     from orchestra.reconcilers.workloads import workload_controllers
 
     client = LocalClient(cluster.core, field_manager="kube-controller-manager")
-    timings = FAST_TIMINGS if cluster.config.timings == "fast" else DEFAULT_TIMINGS
+    fast = cluster.config.timings == "fast"
+    timings = FAST_TIMINGS if fast else DEFAULT_TIMINGS
     scheduler = Scheduler(LocalClient(cluster.core, field_manager="default-scheduler"))
     volumes_root = cluster.config.state_dir / "volumes"
     controllers: list[Any] = [*cluster_controllers(client, timings=timings, volumes_root=volumes_root),
                               scheduler, *workload_controllers(client)]
+    if cluster.server.metrics is not None:  # the HPA reads the resource metrics API the server answers
+        metrics = LocalMetricsClient(cluster.core, cluster.server.metrics.collector)
+        controllers += hpa_controllers(client, metrics, timings=FAST_HPA_TIMINGS if fast else DEFAULT_HPA_TIMINGS)
     for controller in controllers:
         await nursery.start(cluster.supervisor.run, controller.name, controller.run)
         cluster.controllers.append(controller)

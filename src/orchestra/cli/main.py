@@ -168,7 +168,8 @@ Examples:
               help="No service proxy or cluster DNS (they need root to route the service range).")
 @click.option("--timings", type=click.Choice(["default", "fast"]), default="default", show_default=True,
               envvar="ORCHESTRA_TIMINGS",
-              help="Node failure detection: Kubernetes' defaults (40 s grace) or fast (10 s) for local use.")
+              help="Kubernetes' defaults, or fast for local use: node failure detection in 10 s (not 40 s), "
+                   "HPAs synced every 5 s (not 15 s) with a 60 s downscale stabilization (not 300 s).")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv: debug).")
 def up_command(
     state_dir: Path | None,
