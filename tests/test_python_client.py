@@ -52,6 +52,13 @@ KINDS: dict[str, tuple[str, str, bool, dict[str, Any]]] = {
     "CronJob": ("BatchV1Api", "namespaced_cron_job", True, {"spec": {"schedule": "*/5 * * * *", "jobTemplate": {"spec": {"template": JOB_TEMPLATE}}}}),
     "Lease": ("CoordinationV1Api", "namespaced_lease", True, {"spec": {"holderIdentity": "me"}}),
     "EndpointSlice": ("DiscoveryV1Api", "namespaced_endpoint_slice", True, {"addressType": "IPv4", "endpoints": []}),
+    "HorizontalPodAutoscaler": ("AutoscalingV2Api", "namespaced_horizontal_pod_autoscaler", True, {"spec": {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "x"}, "maxReplicas": 3,
+        "behavior": {"scaleDown": {"stabilizationWindowSeconds": 30}}}}),
+    # the same stored objects at autoscaling/v1: every verb converts, the models must accept what comes back
+    "HorizontalPodAutoscaler-v1": ("AutoscalingV1Api", "namespaced_horizontal_pod_autoscaler", True, {"spec": {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "x"}, "maxReplicas": 3,
+        "targetCPUUtilizationPercentage": 40}}),
 }
 
 
