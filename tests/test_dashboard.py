@@ -196,15 +196,16 @@ async def test_autoscalers_show_targets_bounds_replicas_and_what_holds_them() ->
         api = await make_api()
         await seed(api)
         hpa = {"metadata": {"name": "web"}, "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}, "minReplicas": 2,
-            "maxReplicas": 8, "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+            "minReplicas": 2, "maxReplicas": 8, "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {
                 "type": "Utilization", "averageUtilization": 50}}}]}}
         created = await api.create("HorizontalPodAutoscaler", hpa, "shop")
         async with trio.open_nursery() as nursery:
             dash = await started(api, nursery)
             dash.press("6")
             row = line_with(screen(dash), "Deployment/web")
-            assert row.split()[1:9] == ["shop", "web", "Deployment/web", "cpu:", "<unknown>/50%", "2-8", "0", "Waiting"]
+            assert row.split()[1:9] == ["shop", "web", "Deployment/web", "cpu:", "<unknown>/50%", "2-8", "0",
+                                        "Waiting"]
             created["status"] = {"currentReplicas": 3, "desiredReplicas": 5, "currentMetrics": [
                 {"type": "Resource", "resource": {"name": "cpu", "current": {"averageUtilization": 120,
                                                                             "averageValue": "120m"}}}],

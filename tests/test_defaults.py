@@ -451,8 +451,9 @@ SAMPLES = {
     "Lease": {"spec": {"holderIdentity": "me", "leaseDurationSeconds": 15}},
     "PriorityClass": {"value": 1000, "description": "batch work"},
     "PodDisruptionBudget": {"spec": {"minAvailable": "50%", "selector": {"matchLabels": {"app": "web"}}}},
-    "HorizontalPodAutoscaler": {"spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
-                                         "maxReplicas": 5, "behavior": {"scaleDown": {"stabilizationWindowSeconds": 60}}}},
+    "HorizontalPodAutoscaler": {"spec": {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}, "maxReplicas": 5,
+        "behavior": {"scaleDown": {"stabilizationWindowSeconds": 60}}}},
     "ControllerRevision": {"data": {"spec": {"template": {"$patch": "replace"}}}, "revision": 1},
     "PersistentVolumeClaim": {"spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}},
     "PersistentVolume": {"spec": {"accessModes": ["ReadWriteOnce"], "capacity": {"storage": "1Gi"},

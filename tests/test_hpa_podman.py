@@ -30,20 +30,38 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PodmanCluster]
         pytest.skip("ORCHESTRA_NO_PODMAN=1")
     if not os.access(KUBECTL, os.X_OK):
         pytest.fail(f"kubectl 1.32 is required for these tests ({KUBECTL})")
-    with cluster_on(tmp_path_factory.mktemp("state"), tmp_path_factory.mktemp("home"), "memory",
-                    timings="fast") as c:
+    with cluster_on(
+        tmp_path_factory.mktemp("state"), tmp_path_factory.mktemp("home"), "memory", timings="fast"
+    ) as c:
         yield c
 
 
 def burner(load: Path) -> dict[str, Any]:
-    container = {"name": "burn", "image": IMAGE, "imagePullPolicy": "IfNotPresent", "command": ["sh", "-c", BURN],
-                 "resources": {"requests": {"cpu": "100m"}, "limits": {"cpu": "200m"}},
-                 "volumeMounts": [{"name": "load", "mountPath": "/load"}]}
-    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "burn"},
-            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "burn"}},
-                     "template": {"metadata": {"labels": {"app": "burn"}},
-                                  "spec": {"terminationGracePeriodSeconds": 0, "containers": [container],
-                                           "volumes": [{"name": "load", "hostPath": {"path": str(load)}}]}}}}
+    container = {
+        "name": "burn",
+        "image": IMAGE,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["sh", "-c", BURN],
+        "resources": {"requests": {"cpu": "100m"}, "limits": {"cpu": "200m"}},
+        "volumeMounts": [{"name": "load", "mountPath": "/load"}],
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "burn"},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "burn"}},
+            "template": {
+                "metadata": {"labels": {"app": "burn"}},
+                "spec": {
+                    "terminationGracePeriodSeconds": 0,
+                    "containers": [container],
+                    "volumes": [{"name": "load", "hostPath": {"path": str(load)}}],
+                },
+            },
+        },
+    }
 
 
 def hpa_row(cluster: PodmanCluster) -> list[str]:
@@ -71,9 +89,14 @@ def test_a_cpu_burning_deployment_scales_up_then_down(cluster: PodmanCluster, tm
     (load / "on").write_text("burn\n")
     try:
         cluster.apply(burner(load))
-        eventually(lambda: [p for p in cluster.pods("app=burn") if p.get("status", {}).get("phase") == "Running"],
-                   "the first pod runs", limit=90)
-        out = cluster.kubectl("autoscale", "deployment", "burn", "--cpu-percent=50", "--min=1", "--max=3").stdout
+        eventually(
+            lambda: [p for p in cluster.pods("app=burn") if p.get("status", {}).get("phase") == "Running"],
+            "the first pod runs",
+            limit=90,
+        )
+        out = cluster.kubectl(
+            "autoscale", "deployment", "burn", "--cpu-percent=50", "--min=1", "--max=3"
+        ).stdout
         assert out.strip() == "horizontalpodautoscaler.autoscaling/burn autoscaled"
         behavior = {"spec": {"behavior": {"scaleDown": {"stabilizationWindowSeconds": 10}}}}
         cluster.kubectl("patch", "hpa", "burn", "--type=merge", "-p", json.dumps(behavior))
@@ -84,9 +107,14 @@ def test_a_cpu_burning_deployment_scales_up_then_down(cluster: PodmanCluster, tm
         (load / "on").unlink()  # the load stops
         down = eventually(lambda: (row := hpa_row(cluster))[5] == "1" and row, "scaled back down to 1")
         assert 0 <= utilization(down) < 50, down
-        messages = [e["message"] for e in cluster.events("burn") if e["involvedObject"]["kind"] ==
-                    "HorizontalPodAutoscaler"]
-        assert "New size: 3; reason: cpu resource utilization (percentage of request) above target" in messages
+        messages = [
+            e["message"]
+            for e in cluster.events("burn")
+            if e["involvedObject"]["kind"] == "HorizontalPodAutoscaler"
+        ]
+        assert (
+            "New size: 3; reason: cpu resource utilization (percentage of request) above target" in messages
+        )
         assert "New size: 1; reason: All metrics below target" in messages
     finally:
         cluster.kubectl("delete", "hpa,deployment", "burn", "--ignore-not-found", check=False)

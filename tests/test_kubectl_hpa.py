@@ -26,8 +26,17 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveCluster]:
 
     state = tmp_path_factory.mktemp("hpa-state")
     home = tmp_path_factory.mktemp("hpa-home")
-    runner = ClusterThread(ClusterConfig(state_dir=state, listen_port=0, store="memory", podman=False,
-                                         network=False, simulate_nodes=1, timings="fast"))
+    runner = ClusterThread(
+        ClusterConfig(
+            state_dir=state,
+            listen_port=0,
+            store="memory",
+            podman=False,
+            network=False,
+            simulate_nodes=1,
+            timings="fast",
+        )
+    )
     c: Any = runner.start()
     yield LiveCluster(c.url, c.token, c.kubeconfig, state, home, c.ca_cert)
     runner.stop()
@@ -36,11 +45,20 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveCluster]:
 @pytest.fixture(scope="module")
 def kubectl(cluster: LiveCluster, kubectl_bin: str) -> Kubectl:
     def run(*args: str, check: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run([kubectl_bin, *args], capture_output=True, text=True, env=cluster.kubectl_env(),
-                              timeout=60, input=stdin)
+        proc = subprocess.run(
+            [kubectl_bin, *args],
+            capture_output=True,
+            text=True,
+            env=cluster.kubectl_env(),
+            timeout=60,
+            input=stdin,
+        )
         if check and proc.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+            raise AssertionError(
+                f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+            )
         return proc
+
     return run
 
 
@@ -67,23 +85,33 @@ def _cells(kubectl: Kubectl, name: str) -> list[str]:
 def test_autoscale_get_and_describe(kubectl: Kubectl) -> None:
     kubectl("create", "deployment", "web", "--image=busybox", "--", "sleep", "3600")
     kubectl("set", "resources", "deployment", "web", "--requests=cpu=100m")
-    kubectl("patch", "deployment", "web", "-p",
-            json.dumps({"spec": {"template": {"metadata": {"annotations": {"orchestra.io/simulated-cpu": "150m"}}}}}))
+    kubectl(
+        "patch",
+        "deployment",
+        "web",
+        "-p",
+        json.dumps(
+            {"spec": {"template": {"metadata": {"annotations": {"orchestra.io/simulated-cpu": "150m"}}}}}
+        ),
+    )
     out = kubectl("autoscale", "deployment", "web", "--cpu-percent=50", "--min=1", "--max=5").stdout
     assert out.strip() == "horizontalpodautoscaler.autoscaling/web autoscaled"
     assert _cells(kubectl, "web")[:6] == ["web", "Deployment/web", "cpu: <unknown>/50%", "1", "5", "0"]
     # 150 % of the request against a 50 % target: 3 pods, then 9 -> capped at 5
     cells = _eventually(lambda: (c := _cells(kubectl, "web"))[5] == "5" and c, "scaled to 5", limit=90)
     assert cells[:5] == ["web", "Deployment/web", "cpu: 150%/50%", "1", "5"]
-    raw = json.loads(kubectl("get", "--raw", "/apis/autoscaling/v1/namespaces/default/horizontalpodautoscalers/web")
-                     .stdout)
+    raw = json.loads(
+        kubectl("get", "--raw", "/apis/autoscaling/v1/namespaces/default/horizontalpodautoscalers/web").stdout
+    )
     assert raw["spec"]["targetCPUUtilizationPercentage"] == 50
     assert raw["status"]["currentCPUUtilizationPercentage"] == 150 and raw["status"]["currentReplicas"] == 5
     described = kubectl("describe", "hpa", "web").stdout
     assert "resource cpu on pods  (as a percentage of request):  150% (150m) / 50%" in described
     assert "New size: 3; reason: cpu resource utilization (percentage of request) above target" in described
     assert "ScalingLimited  True    TooManyReplicas" in described
-    listed = kubectl("get", "all", "-l", "nothing=here").stdout + kubectl("api-resources", "--no-headers").stdout
+    listed = (
+        kubectl("get", "all", "-l", "nothing=here").stdout + kubectl("api-resources", "--no-headers").stdout
+    )
     assert "horizontalpodautoscalers" in listed and " hpa " in listed
 
 
@@ -107,13 +135,20 @@ def test_apply_v2_then_read_and_write_at_v1(kubectl: Kubectl, tmp_path: Path) ->
     (tmp_path / "hpa.yaml").write_text(V2_MANIFEST)
     assert "created" in kubectl("apply", "-f", str(tmp_path / "hpa.yaml")).stdout
     assert _cells(kubectl, "api")[:6] == ["api", "Deployment/api", "memory: <unknown>/64Mi", "2", "4", "0"]
-    v1 = json.loads(kubectl("get", "--raw", "/apis/autoscaling/v1/namespaces/default/horizontalpodautoscalers/api")
-                    .stdout)
+    v1 = json.loads(
+        kubectl("get", "--raw", "/apis/autoscaling/v1/namespaces/default/horizontalpodautoscalers/api").stdout
+    )
     assert "targetCPUUtilizationPercentage" not in v1["spec"]
     notes = v1["metadata"]["annotations"]
     assert json.loads(notes["autoscaling.alpha.kubernetes.io/metrics"]) == [
-        {"type": "Resource", "resource": {"name": "memory", "targetAverageValue": "64Mi"}}]
-    assert json.loads(notes["autoscaling.alpha.kubernetes.io/behavior"])["ScaleDown"]["StabilizationWindowSeconds"] == 20
+        {"type": "Resource", "resource": {"name": "memory", "targetAverageValue": "64Mi"}}
+    ]
+    assert (
+        json.loads(notes["autoscaling.alpha.kubernetes.io/behavior"])["ScaleDown"][
+            "StabilizationWindowSeconds"
+        ]
+        == 20
+    )
     v1["spec"]["maxReplicas"] = 6  # a v1 client writes back what it read
     kubectl("replace", "-f", "-", stdin=json.dumps(v1))
     stored = json.loads(kubectl("get", "hpa", "api", "-o", "json").stdout)
@@ -128,8 +163,10 @@ def test_invalid_hpas_get_kube_s_errors(kubectl: Kubectl, tmp_path: Path) -> Non
     (tmp_path / "bad.yaml").write_text(bad)
     out = kubectl("apply", "-f", str(tmp_path / "bad.yaml"), check=False)
     assert out.returncode == 1
-    assert ('The HorizontalPodAutoscaler "bad" is invalid: \n* spec.minReplicas: Invalid value: 0: must be greater '
-            "than or equal to 1\n* spec.metrics: Forbidden: must specify at least one Object or External metric to "
-            "support scaling to zero replicas") in out.stderr
+    assert (
+        'The HorizontalPodAutoscaler "bad" is invalid: \n* spec.minReplicas: Invalid value: 0: '
+        "must be greater than or equal to 1\n* spec.metrics: Forbidden: must specify at least one Object "
+        "or External metric to support scaling to zero replicas"
+    ) in out.stderr
     out = kubectl("autoscale", "deployment", "web", "--max=0", "--name=zero", check=False)
     assert out.returncode == 1 and "--max=MAXPODS is required and must be at least 1" in out.stderr

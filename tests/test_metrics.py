@@ -78,19 +78,21 @@ async def test_collector_measures_rates_over_its_window(autojump_clock: trio.tes
     ("lots", "64Mi", "sim-1", (0.0008, 64 << 20), (0.0008, 64 << 20)),
     ("250m", "64Mi", "host", (0.0008, 4 << 20), (0.0008, 4 << 20)),
 ], ids=["every-container", "per-container", "others-measured", "not-a-quantity", "not-on-the-host"])
-async def test_simulated_pods_report_their_scripted_usage(autojump_clock: trio.testing.MockClock, cpu: str,
-                                                         memory: str | None, node: str, busy: tuple[float, int],
-                                                         idle: tuple[float, int]) -> None:
+async def test_simulated_pods_report_their_scripted_usage(
+        autojump_clock: trio.testing.MockClock, cpu: str, memory: str | None, node: str,
+        busy: tuple[float, int], idle: tuple[float, int]) -> None:
     """A pod on a simulated node uses what its orchestra.io/simulated-* annotations say, read at each
     measurement; a host's pods report what they really use."""
-    annotations = {"orchestra.io/simulated-cpu": cpu, **({"orchestra.io/simulated-memory": memory} if memory else {})}
+    annotations = {"orchestra.io/simulated-cpu": cpu}
+    if memory:
+        annotations["orchestra.io/simulated-memory"] = memory
     pod = {"metadata": {"name": "p", "namespace": "default", "uid": "uid-p", "annotations": annotations}}
     async with open_simulated_runtime(SimScript()) as rt:
         sandbox = await rt.create_sandbox(PodSandboxSpec(name="p", uid="uid-p", namespace="default"))
         await rt.start_sandbox(sandbox)
         for name in ("busy", "idle"):
-            cid = await rt.create_container(sandbox, ContainerSpec(name=name, image="busybox", command=("sleep", "9")))
-            await rt.start_container(cid)
+            spec = ContainerSpec(name=name, image="busybox", command=("sleep", "9"))
+            await rt.start_container(await rt.create_container(sandbox, spec))
         collector = UsageCollector(lambda: {node: rt}, lambda: {"host"}, host=lambda: (0.0, 0),
                                    pods=lambda ns: [pod] if ns == "default" else [])
         usage = await collector.usage()

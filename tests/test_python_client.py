@@ -56,7 +56,8 @@ KINDS: dict[str, tuple[str, str, bool, dict[str, Any]]] = {
         "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "x"}, "maxReplicas": 3,
         "behavior": {"scaleDown": {"stabilizationWindowSeconds": 30}}}}),
     # the same stored objects at autoscaling/v1: every verb converts, the models must accept what comes back
-    "HorizontalPodAutoscaler-v1": ("AutoscalingV1Api", "namespaced_horizontal_pod_autoscaler", True, {"spec": {
+    "HorizontalPodAutoscaler-v1": (
+        "AutoscalingV1Api", "namespaced_horizontal_pod_autoscaler", True, {"spec": {
         "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "x"}, "maxReplicas": 3,
         "targetCPUUtilizationPercentage": 40}}),
 }

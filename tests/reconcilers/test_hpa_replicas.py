@@ -29,8 +29,16 @@ def _t(seconds_ago: float) -> str:
     return (NOW - timedelta(seconds=seconds_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def pod(name: str, *, phase: str = "Running", ready: str | None = "True", started: float | None = 600,
-        changed: float = 590, request: str | None = "100m", deleted: bool = False) -> Obj:
+def pod(
+    name: str,
+    *,
+    phase: str = "Running",
+    ready: str | None = "True",
+    started: float | None = 600,
+    changed: float = 590,
+    request: str | None = "100m",
+    deleted: bool = False,
+) -> Obj:
     st: Obj = {"phase": phase}
     if started is not None:
         st["startTime"] = _t(started)
@@ -44,28 +52,47 @@ def pod(name: str, *, phase: str = "Running", ready: str | None = "True", starte
 
 
 def metrics_item(name: str, cpu: str, *, at: float = 0, window: str = "15s") -> Obj:
-    return {"metadata": {"name": name, "namespace": "default"}, "timestamp": _t(at), "window": window,
-            "containers": [{"name": "c", "usage": {"cpu": cpu, "memory": "1Mi"}}]}
+    return {
+        "metadata": {"name": name, "namespace": "default"},
+        "timestamp": _t(at),
+        "window": window,
+        "containers": [{"name": "c", "usage": {"cpu": cpu, "memory": "1Mi"}}],
+    }
 
 
-@pytest.mark.parametrize(("pod_obj", "resource", "group"), [
-    (pod("p"), "cpu", "ready"),
-    (pod("p", deleted=True), "cpu", "ignored"),
-    (pod("p", phase="Failed"), "cpu", "ignored"),
-    (pod("p", phase="Pending"), "cpu", "unready"),
-    (pod("p", ready=None), "cpu", "unready"),
-    (pod("p", started=None), "cpu", "unready"),
-    # within the 5 minute initialization period: a sample counts once a window passed since Ready
-    (pod("p", started=100, changed=90), "cpu", "ready"),
-    (pod("p", started=100, changed=10), "cpu", "unready"),
-    (pod("p", started=100, changed=90, ready="False"), "cpu", "unready"),
-    # past it: an unready pod counts unless it never became ready within 30 s of starting
-    (pod("p", started=600, changed=590, ready="False"), "cpu", "unready"),
-    (pod("p", started=600, changed=60, ready="False"), "cpu", "ready"),
-    (pod("p", started=100, changed=10), "memory", "ready"),
-], ids=["running-ready", "deleted", "failed", "pending", "no-ready-condition", "no-start-time",
-        "initializing-window-passed", "initializing-window-not-passed", "initializing-unready",
-        "unready-never-ready", "unready-after-being-ready", "memory-ignores-readiness"])
+@pytest.mark.parametrize(
+    ("pod_obj", "resource", "group"),
+    [
+        (pod("p"), "cpu", "ready"),
+        (pod("p", deleted=True), "cpu", "ignored"),
+        (pod("p", phase="Failed"), "cpu", "ignored"),
+        (pod("p", phase="Pending"), "cpu", "unready"),
+        (pod("p", ready=None), "cpu", "unready"),
+        (pod("p", started=None), "cpu", "unready"),
+        # within the 5 minute initialization period: a sample counts once a window passed since Ready
+        (pod("p", started=100, changed=90), "cpu", "ready"),
+        (pod("p", started=100, changed=10), "cpu", "unready"),
+        (pod("p", started=100, changed=90, ready="False"), "cpu", "unready"),
+        # past it: an unready pod counts unless it never became ready within 30 s of starting
+        (pod("p", started=600, changed=590, ready="False"), "cpu", "unready"),
+        (pod("p", started=600, changed=60, ready="False"), "cpu", "ready"),
+        (pod("p", started=100, changed=10), "memory", "ready"),
+    ],
+    ids=[
+        "running-ready",
+        "deleted",
+        "failed",
+        "pending",
+        "no-ready-condition",
+        "no-start-time",
+        "initializing-window-passed",
+        "initializing-window-not-passed",
+        "initializing-unready",
+        "unready-never-ready",
+        "unready-after-being-ready",
+        "memory-ignores-readiness",
+    ],
+)
 def test_pods_are_grouped_by_kube_s_readiness_rules(pod_obj: Obj, resource: str, group: str) -> None:
     metrics = {"p": PodMetric(50, NOW, 15.0)}
     g = group_pods([pod_obj], metrics, resource, NOW, Readiness())
@@ -78,16 +105,24 @@ def test_a_pod_without_metrics_is_missing() -> None:
     assert g.missing == {"p"} and g.ready == 0
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("15s", 15.0), ("1.5s", 1.5), ("1m0s", 60.0), ("500ms", 0.5),
-                                               ("", 0.0)], ids=["s", "fraction", "m-s", "ms", "empty"])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("15s", 15.0), ("1.5s", 1.5), ("1m0s", 60.0), ("500ms", 0.5), ("", 0.0)],
+    ids=["s", "fraction", "m-s", "ms", "empty"],
+)
 def test_metric_windows_are_go_durations(text: str, seconds: float) -> None:
     assert go_duration_value(text) == seconds
 
 
 def test_pod_metrics_sum_containers_and_a_missing_usage_makes_the_pod_missing() -> None:
-    two = {"metadata": {"name": "a"}, "containers": [{"name": "c", "usage": {"cpu": "100m"}},
-                                                     {"name": "d", "usage": {"cpu": "25m"}}]}
-    half = {"metadata": {"name": "b"}, "containers": [{"name": "c", "usage": {"cpu": "100m"}}, {"name": "d", "usage": {}}]}
+    two = {
+        "metadata": {"name": "a"},
+        "containers": [{"name": "c", "usage": {"cpu": "100m"}}, {"name": "d", "usage": {"cpu": "25m"}}],
+    }
+    half = {
+        "metadata": {"name": "b"},
+        "containers": [{"name": "c", "usage": {"cpu": "100m"}}, {"name": "d", "usage": {}}],
+    }
     empty = {"metadata": {"name": "e"}, "containers": []}
     values = pod_metric_values([two, half, empty], "cpu")
     assert {k: v.value for k, v in values.items()} == {"a": 125}
@@ -98,8 +133,10 @@ def test_pod_metrics_sum_containers_and_a_missing_usage_makes_the_pod_missing() 
 
 def test_requests_count_restartable_init_containers_and_name_the_first_missing_one() -> None:
     p = pod("p")
-    p["spec"]["initContainers"] = [{"name": "side", "restartPolicy": "Always", "resources": {"requests": {"cpu": "50m"}}},
-                                   {"name": "init", "resources": {}}]
+    p["spec"]["initContainers"] = [
+        {"name": "side", "restartPolicy": "Always", "resources": {"requests": {"cpu": "50m"}}},
+        {"name": "init", "resources": {}},
+    ]
     assert pod_requests([p], "", "cpu") == {"p": 150}
     with pytest.raises(MetricError, match=r"^missing request for cpu in container c of Pod q$"):
         pod_requests([pod("q", request=None)], "", "cpu")
@@ -117,59 +154,128 @@ class FakeMetrics:
 
 async def _propose(pods: list[Obj], items: list[Obj], current: int, target: int = 50) -> int:
     sources = MetricSources(FakeMetrics(items), lambda ns, sel: pods)
-    spec = {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization",
-                                                                       "averageUtilization": target}}}
+    spec = {
+        "type": "Resource",
+        "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": target}},
+    }
     proposal = await sources.propose(spec, "default", current, parse_label_selector("app=web"), NOW)
     return proposal.replicas
 
 
-@pytest.mark.parametrize(("usages", "extra", "current", "want"), [
-    (["52m", "48m"], [], 2, 2),  # 50 % on average: at the target
-    (["54m", "54m"], [], 2, 2),  # 54 %: ratio 1.08, within the 0.1 tolerance
-    (["60m", "60m"], [], 2, 3),  # 1.2 -> ceil(2.4)
-    (["10m", "10m"], [], 4, 1),  # 10 %: ratio 0.2 over the two measured pods -> ceil(0.4)
-    (["90m"], [pod("missing")], 2, 2),  # 1.8 up, the missing pod counts as 0 %: ratio 0.9 -> within tolerance
-    (["200m"], [pod("missing")], 2, 4),  # 4.0 up, missing at 0: ratio 2.0 over 2 pods -> 4
-    (["10m"], [pod("missing")], 2, 2),  # down: the missing pod counts as 100 %: ratio 1.1 -> would flip: keep
-    (["200m"], [pod("slow", phase="Pending")], 2, 4),  # up with an unready pod counted as 0: ratio 2.0 x 2
-], ids=["at-target", "within-tolerance", "up", "down", "missing-dampens-up", "missing-counts-zero-up",
-        "missing-keeps-down", "unready-counts-zero-up"])
-async def test_utilization_replica_counts(usages: list[str], extra: list[Obj], current: int, want: int) -> None:
+@pytest.mark.parametrize(
+    ("usages", "extra", "current", "want"),
+    [
+        (["52m", "48m"], [], 2, 2),  # 50 % on average: at the target
+        (["54m", "54m"], [], 2, 2),  # 54 %: ratio 1.08, within the 0.1 tolerance
+        (["60m", "60m"], [], 2, 3),  # 1.2 -> ceil(2.4)
+        (["10m", "10m"], [], 4, 1),  # 10 %: ratio 0.2 over the two measured pods -> ceil(0.4)
+        (
+            ["90m"],
+            [pod("missing")],
+            2,
+            2,
+        ),  # 1.8 up, the missing pod counts as 0 %: ratio 0.9 -> within tolerance
+        (["200m"], [pod("missing")], 2, 4),  # 4.0 up, missing at 0: ratio 2.0 over 2 pods -> 4
+        (
+            ["10m"],
+            [pod("missing")],
+            2,
+            2,
+        ),  # down: the missing pod counts as 100 %: ratio 1.1 -> would flip: keep
+        (
+            ["200m"],
+            [pod("slow", phase="Pending")],
+            2,
+            4,
+        ),  # up with an unready pod counted as 0: ratio 2.0 x 2
+    ],
+    ids=[
+        "at-target",
+        "within-tolerance",
+        "up",
+        "down",
+        "missing-dampens-up",
+        "missing-counts-zero-up",
+        "missing-keeps-down",
+        "unready-counts-zero-up",
+    ],
+)
+async def test_utilization_replica_counts(
+    usages: list[str], extra: list[Obj], current: int, want: int
+) -> None:
     pods = [pod(f"p{i}") for i in range(len(usages))] + extra
     items = [metrics_item(f"p{i}", cpu) for i, cpu in enumerate(usages)]
     assert await _propose(pods, items, current) == want
 
 
-@pytest.mark.parametrize(("pods", "items", "cause"), [
-    ([pod("p")], [], "unable to get metrics for resource cpu: no metrics returned from resource metrics API"),
-    ([], [metrics_item("p", "10m")], "no pods returned by selector while calculating replica count"),
-    ([pod("p", phase="Pending")], [metrics_item("p", "10m")],
-     "did not receive metrics for targeted pods (pods might be unready)"),
-    ([pod("p", request=None)], [metrics_item("p", "10m")], "missing request for cpu in container c of Pod p"),
-], ids=["no-metrics", "no-pods", "all-unready", "no-request"])
-async def test_what_keeps_a_metric_from_a_count_is_worded_as_kube_words_it(pods: list[Obj], items: list[Obj],
-                                                                           cause: str) -> None:
+@pytest.mark.parametrize(
+    ("pods", "items", "cause"),
+    [
+        (
+            [pod("p")],
+            [],
+            "unable to get metrics for resource cpu: no metrics returned from resource metrics API",
+        ),
+        ([], [metrics_item("p", "10m")], "no pods returned by selector while calculating replica count"),
+        (
+            [pod("p", phase="Pending")],
+            [metrics_item("p", "10m")],
+            "did not receive metrics for targeted pods (pods might be unready)",
+        ),
+        (
+            [pod("p", request=None)],
+            [metrics_item("p", "10m")],
+            "missing request for cpu in container c of Pod p",
+        ),
+    ],
+    ids=["no-metrics", "no-pods", "all-unready", "no-request"],
+)
+async def test_what_keeps_a_metric_from_a_count_is_worded_as_kube_words_it(
+    pods: list[Obj], items: list[Obj], cause: str
+) -> None:
     with pytest.raises(MetricFailure) as info:
         await _propose(pods, items, 1)
     assert info.value.reason == "FailedGetResourceMetric"
     assert info.value.cause == f"failed to get cpu utilization: {cause}"
-    assert info.value.error == f"failed to get cpu resource metric value: failed to get cpu utilization: {cause}"
+    assert (
+        info.value.error == f"failed to get cpu resource metric value: failed to get cpu utilization: {cause}"
+    )
 
 
-@pytest.mark.parametrize(("spec", "reason", "error"), [
-    ({"type": "Pods", "pods": {"metric": {"name": "rps"}, "target": {"type": "AverageValue", "averageValue": "1"}}},
-     "FailedGetPodsMetric", "failed to get pods metric value: unable to get metric rps: unable to fetch metrics from "
-                            "custom metrics API: no custom metrics API (custom.metrics.k8s.io) registered"),
-    ({"type": "External", "external": {"metric": {"name": "q", "selector": {"matchLabels": {"a": "b"}}},
-                                       "target": {"type": "Value", "value": "1"}}},
-     "FailedGetExternalMetric", "failed to get q external metric value: failed to get external metric q: unable to get "
-     "external metric default/q/&LabelSelector{MatchLabels:map[string]string{a: b,},MatchExpressions:[]"
-     "LabelSelectorRequirement{},}: unable to fetch metrics from external metrics API: the server could not find "
-     "the requested resource (get q.external.metrics.k8s.io)"),
-    ({"type": "Foo"}, "InvalidMetricSourceType", 'unknown metric source type "Foo"'),
-], ids=["pods", "external", "unknown"])
+@pytest.mark.parametrize(
+    ("spec", "reason", "error"),
+    [
+        (
+            {
+                "type": "Pods",
+                "pods": {"metric": {"name": "rps"}, "target": {"type": "AverageValue", "averageValue": "1"}},
+            },
+            "FailedGetPodsMetric",
+            "failed to get pods metric value: unable to get metric rps: unable to fetch metrics from "
+            "custom metrics API: no custom metrics API (custom.metrics.k8s.io) registered",
+        ),
+        (
+            {
+                "type": "External",
+                "external": {
+                    "metric": {"name": "q", "selector": {"matchLabels": {"a": "b"}}},
+                    "target": {"type": "Value", "value": "1"},
+                },
+            },
+            "FailedGetExternalMetric",
+            "failed to get q external metric value: failed to get external metric q: unable to get "
+            "external metric default/q/&LabelSelector{MatchLabels:map[string]string{a: b,},"
+            "MatchExpressions:[]LabelSelectorRequirement{},}: unable to fetch metrics from external "
+            "metrics API: the server could not find "
+            "the requested resource (get q.external.metrics.k8s.io)",
+        ),
+        ({"type": "Foo"}, "InvalidMetricSourceType", 'unknown metric source type "Foo"'),
+    ],
+    ids=["pods", "external", "unknown"],
+)
 async def test_metrics_of_apis_orchestra_does_not_serve_fail_as_kube_fails_without_them(
-        spec: Obj, reason: str, error: str) -> None:
+    spec: Obj, reason: str, error: str
+) -> None:
     sources = MetricSources(FakeMetrics([]), lambda ns, sel: [])
     with pytest.raises(MetricFailure) as info:
         await sources.propose(spec, "default", 1, parse_label_selector("app=web"), NOW)
@@ -177,22 +283,41 @@ async def test_metrics_of_apis_orchestra_does_not_serve_fail_as_kube_fails_witho
 
 
 def test_label_selectors_print_as_go_prints_them() -> None:
-    sel = {"matchLabels": {"b": "2", "a": "1"}, "matchExpressions": [{"key": "k", "operator": "In", "values": ["x", "y"]}]}
-    assert go_selector(sel) == ("&LabelSelector{MatchLabels:map[string]string{a: 1,b: 2,},MatchExpressions:"
-                                "[]LabelSelectorRequirement{LabelSelectorRequirement{Key:k,Operator:In,Values:[x y],},},}")
+    sel = {
+        "matchLabels": {"b": "2", "a": "1"},
+        "matchExpressions": [{"key": "k", "operator": "In", "values": ["x", "y"]}],
+    }
+    assert go_selector(sel) == (
+        "&LabelSelector{MatchLabels:map[string]string{a: 1,b: 2,},MatchExpressions:"
+        "[]LabelSelectorRequirement{LabelSelectorRequirement{Key:k,Operator:In,Values:[x y],},},}"
+    )
     assert go_selector(None) == "nil"
 
 
 # --- bounds ------------------------------------------------------------------------------------------
 
-UP_4_PODS = {"stabilizationWindowSeconds": 0, "selectPolicy": "Max",
-             "policies": [{"type": "Pods", "value": 4, "periodSeconds": 60}]}
-DOWN = {"stabilizationWindowSeconds": 0, "selectPolicy": "Max",
-        "policies": [{"type": "Percent", "value": 50, "periodSeconds": 60}]}
+UP_4_PODS = {
+    "stabilizationWindowSeconds": 0,
+    "selectPolicy": "Max",
+    "policies": [{"type": "Pods", "value": 4, "periodSeconds": 60}],
+}
+DOWN = {
+    "stabilizationWindowSeconds": 0,
+    "selectPolicy": "Max",
+    "policies": [{"type": "Percent", "value": 50, "periodSeconds": 60}],
+}
 
 
-def _with_behavior(history: History, current: int, desired: int, now: float, up: Obj = UP_4_PODS,
-                   down: Obj = DOWN, low: int = 1, high: int = 100) -> int:
+def _with_behavior(
+    history: History,
+    current: int,
+    desired: int,
+    now: float,
+    up: Obj = UP_4_PODS,
+    down: Obj = DOWN,
+    low: int = 1,
+    high: int = 100,
+) -> int:
     outcome = history.normalize_with_behavior(Limits("k", current, desired, low, high, up, down), now)
     if outcome.replicas != current:
         history.store_scale_event({"scaleUp": up, "scaleDown": down}, "k", current, outcome.replicas, now)
@@ -207,17 +332,27 @@ def test_a_pods_policy_counts_what_was_added_in_its_period() -> None:
     assert _with_behavior(h, 5, 20, 60) == 9  # the event is no longer after the period's start
 
 
-@pytest.mark.parametrize(("select", "want"), [("Max", 6), ("Min", 5), ("Disabled", 3)], ids=["max", "min", "disabled"])
+@pytest.mark.parametrize(
+    ("select", "want"), [("Max", 6), ("Min", 5), ("Disabled", 3)], ids=["max", "min", "disabled"]
+)
 def test_select_policy_picks_the_widest_or_narrowest_change(select: str, want: int) -> None:
-    up = {"stabilizationWindowSeconds": 0, "selectPolicy": select,
-          "policies": [{"type": "Pods", "value": 2, "periodSeconds": 15},
-                       {"type": "Percent", "value": 100, "periodSeconds": 15}]}
+    up = {
+        "stabilizationWindowSeconds": 0,
+        "selectPolicy": select,
+        "policies": [
+            {"type": "Pods", "value": 2, "periodSeconds": 15},
+            {"type": "Percent", "value": 100, "periodSeconds": 15},
+        ],
+    }
     assert _with_behavior(History(), 3, 50, 0, up=up) == want
 
 
 def test_a_percent_policy_rounds_up_and_down_truncates() -> None:
-    up = {"stabilizationWindowSeconds": 0, "selectPolicy": "Max",
-          "policies": [{"type": "Percent", "value": 10, "periodSeconds": 15}]}
+    up = {
+        "stabilizationWindowSeconds": 0,
+        "selectPolicy": "Max",
+        "policies": [{"type": "Percent", "value": 10, "periodSeconds": 15}],
+    }
     assert _with_behavior(History(), 3, 50, 0, up=up) == 4  # ceil(3.3)
     assert _with_behavior(History(), 5, 1, 0) == 2  # int(5 x 0.5)
 

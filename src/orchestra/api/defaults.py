@@ -2,7 +2,8 @@
 
 Owns: the `SetDefaults_*` functions of the built-in kinds (core/v1, apps/v1, batch/v1, discovery/v1,
 coordination/v1, storage/v1, autoscaling/v2) plus the admission defaults a real cluster always
-applies to pods (Priority, DefaultTolerationSeconds, ServiceAccount name). One entry point: `default(kind, obj)`.
+applies to pods (Priority, DefaultTolerationSeconds, ServiceAccount name). One entry point:
+`default(kind, obj)`.
 Never overwrites a field the user set. Does not allocate anything (clusterIP, nodePort, Job selector
 and controller-uid labels belong to the core).
 Must not import: the store, the HTTP server, or anything above the api layer.
@@ -425,8 +426,10 @@ def _default_storage_class(obj: Obj) -> None:
 # scale-down window stays unset: the controller applies its --horizontal-pod-autoscaler-downscale-
 # stabilization (300 s) then, as kube does.
 _HPA_SCALE_UP = {"stabilizationWindowSeconds": 0, "selectPolicy": "Max", "policies": [
-    {"type": "Pods", "value": 4, "periodSeconds": 15}, {"type": "Percent", "value": 100, "periodSeconds": 15}]}
-_HPA_SCALE_DOWN = {"selectPolicy": "Max", "policies": [{"type": "Percent", "value": 100, "periodSeconds": 15}]}
+    {"type": "Pods", "value": 4, "periodSeconds": 15},
+    {"type": "Percent", "value": 100, "periodSeconds": 15}]}
+_HPA_SCALE_DOWN = {"selectPolicy": "Max",
+                   "policies": [{"type": "Percent", "value": 100, "periodSeconds": 15}]}
 _HPA_DEFAULT_METRIC = {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization",
                                                                                 "averageUtilization": 80}}}
 

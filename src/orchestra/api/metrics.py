@@ -1,7 +1,8 @@
 """The resource metrics API (metrics.k8s.io/v1beta1, what metrics-server serves and `kubectl top` reads).
 
 Owns: `Usage` (one measurement, made by node/metrics.py; `UsageSource` is what makes them) and
-reading a pod's or node's usage out of it (`pod_metrics_items`: the PodMetrics a list returns); the two read-only resource types — NodeMetrics (`nodes`, cluster-scoped) and PodMetrics
+reading a pod's or node's usage out of it (`pod_metrics_items`: the PodMetrics a list returns);
+the two read-only resource types — NodeMetrics (`nodes`, cluster-scoped) and PodMetrics
 (`pods`, namespaced), get and list only — kept out of the main registry because nothing stores,
 watches or garbage-collects them (discovery lists them); and the objects metrics-server returns:
 usage as `<n>n` nanocores and `<n>Ki` memory, `timestamp` (when sampled) and `window` (the span the

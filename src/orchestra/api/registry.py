@@ -125,8 +125,8 @@ _POD_STREAMS = (
     Subresource("eviction", "Eviction", group="policy", verbs=("create",)),
 )
 
-_HPA = _rt("autoscaling", "HorizontalPodAutoscaler", "horizontalpodautoscalers", short=("hpa",), cats=("all",),
-          version="v2", definition_pkg="autoscaling")
+_HPA = _rt("autoscaling", "HorizontalPodAutoscaler", "horizontalpodautoscalers", short=("hpa",),
+          cats=("all",), version="v2", definition_pkg="autoscaling")
 
 BUILTIN: tuple[ResourceType, ...] = (
     _rt("", "Namespace", "namespaces", namespaced=False, short=("ns",), definition_pkg="core"),

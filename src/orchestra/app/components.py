@@ -41,7 +41,8 @@ async def start_controllers(nursery: trio.Nursery, cluster: Cluster) -> None:
                               scheduler, *workload_controllers(client)]
     if cluster.server.metrics is not None:  # the HPA reads the resource metrics API the server answers
         metrics = LocalMetricsClient(cluster.core, cluster.server.metrics.collector)
-        controllers += hpa_controllers(client, metrics, timings=FAST_HPA_TIMINGS if fast else DEFAULT_HPA_TIMINGS)
+        hpa_timings = FAST_HPA_TIMINGS if fast else DEFAULT_HPA_TIMINGS
+        controllers += hpa_controllers(client, metrics, timings=hpa_timings)
     for controller in controllers:
         await nursery.start(cluster.supervisor.run, controller.name, controller.run)
         cluster.controllers.append(controller)

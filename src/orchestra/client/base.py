@@ -1,7 +1,7 @@
 """The client interface every controller, node agent and the dashboard use.
 
-Owns: the typed contracts (`Client`, and `MetricsClient` for the resource metrics API). Objects are JSON dicts; callers never mutate what
-they get from a cache — copy first (objects.deep_copy).
+Owns: the typed contracts (`Client`, and `MetricsClient` for the resource metrics API). Objects are
+JSON dicts; callers never mutate what they get from a cache — copy first (objects.deep_copy).
 Must not import: apiserver, reconcilers, node, net, cli.
 """
 

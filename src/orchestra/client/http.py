@@ -274,12 +274,14 @@ class HttpClient:
         return None
 
     async def get_scale(self, rt: ResourceType, namespace: str | None, name: str) -> Obj:
-        return await self.request("GET", resource_path(rt, namespace, name, "scale"))  # type: ignore[no-any-return]
+        scale = await self.request("GET", resource_path(rt, namespace, name, "scale"))
+        return scale  # type: ignore[no-any-return]
 
     async def update_scale(self, rt: ResourceType, scale: Obj) -> Obj:
         m = scale["metadata"]
-        return await self.request("PUT", resource_path(rt, m.get("namespace"), m["name"], "scale"),  # type: ignore[no-any-return]
-                                  params=self._write_params(), body=scale)
+        path = resource_path(rt, m.get("namespace"), m["name"], "scale")
+        updated = await self.request("PUT", path, params=self._write_params(), body=scale)
+        return updated  # type: ignore[no-any-return]
 
     async def bind(self, namespace: str, name: str, node_name: str) -> None:
         body = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name, "namespace": namespace},

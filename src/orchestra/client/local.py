@@ -100,5 +100,6 @@ class LocalMetricsClient:
     async def pod_metrics(self, namespace: str, label_selector: str = "") -> list[Obj]:
         rt = self.core.registry.by_kind("Pod")
         assert rt is not None
-        pods = self.core.list(rt, namespace, label_selector=parse_label_selector(label_selector or None)).items
+        selector = parse_label_selector(label_selector or None)
+        pods = self.core.list(rt, namespace, label_selector=selector).items
         return pod_metrics_items(pods, await self.source.usage())

@@ -145,7 +145,8 @@ class UsageCollector:
                 rates = self._scripted(after.simulated[cid], uid, name, rates, scripts)
             containers.setdefault(uid, {})[name] = rates
         host = (max(0.0, after.host_cpu - before.host_cpu) / window, after.host_memory)
-        return Usage(format_time(self._clock()), window, containers, {name: host for name in self._host_nodes()})
+        nodes = {name: host for name in self._host_nodes()}
+        return Usage(format_time(self._clock()), window, containers, nodes)
 
     def _scripted(self, namespace: str, uid: str, container: str, rates: tuple[float, int],
                   scripts: dict[str, dict[str, tuple[Script, Script]]]) -> tuple[float, int]:
@@ -153,9 +154,10 @@ class UsageCollector:
         if self._pods is None:
             return rates
         if namespace not in scripts:  # one read of each namespace's pods per measurement
-            scripts[namespace] = {str(meta(p).get("uid") or ""): (_script(annotations_of(p).get(SIMULATED_CPU)),
-                                                                  _script(annotations_of(p).get(SIMULATED_MEMORY)))
-                                  for p in self._pods(namespace)}
+            scripts[namespace] = {
+                str(meta(p).get("uid") or ""): (_script(annotations_of(p).get(SIMULATED_CPU)),
+                                                _script(annotations_of(p).get(SIMULATED_MEMORY)))
+                for p in self._pods(namespace)}
         cpu, memory = scripts[namespace].get(uid, ({}, {}))
         scripted_cpu, scripted_memory = cpu.get(container, cpu.get("")), memory.get(container, memory.get(""))
         return (rates[0] if scripted_cpu is None else float(scripted_cpu.value),

@@ -96,8 +96,13 @@ def to_v1(obj: Obj) -> Obj:
         annotations[CONDITIONS] = go_json([_condition(c) for c in conditions])
     if annotations:
         m["annotations"] = annotations
-    return {"kind": obj.get("kind") or "HorizontalPodAutoscaler", "apiVersion": "autoscaling/v1", "metadata": m,
-            "spec": _spec_v1(spec, metrics), "status": _status_v1(status, current)}
+    return {
+        "kind": obj.get("kind") or "HorizontalPodAutoscaler",
+        "apiVersion": "autoscaling/v1",
+        "metadata": m,
+        "spec": _spec_v1(spec, metrics),
+        "status": _status_v1(status, current),
+    }
 
 
 def _spec_v1(spec: Obj, metrics: list[Obj]) -> Obj:
@@ -127,8 +132,11 @@ def _status_v1(status: Obj, current: list[Obj]) -> Obj:
 
 
 def _condition(cond: Obj) -> Obj:
-    out: Obj = {"type": cond.get("type") or "", "status": cond.get("status") or "",
-                "lastTransitionTime": cond.get("lastTransitionTime")}
+    out: Obj = {
+        "type": cond.get("type") or "",
+        "status": cond.get("status") or "",
+        "lastTransitionTime": cond.get("lastTransitionTime"),
+    }
     for key in ("reason", "message"):
         if cond.get(key):
             out[key] = cond[key]
@@ -143,11 +151,20 @@ def _internal_behavior(behavior: Obj) -> Obj:
             return None
         r = as_dict(value)
         policies = r.get("policies")
-        return {"StabilizationWindowSeconds": r.get("stabilizationWindowSeconds"),
-                "SelectPolicy": r.get("selectPolicy"),
-                "Policies": None if policies is None else [
-                    {"Type": p.get("type") or "", "Value": p.get("value") or 0, "PeriodSeconds": p.get("periodSeconds") or 0}
-                    for p in as_dicts(policies)]}
+        return {
+            "StabilizationWindowSeconds": r.get("stabilizationWindowSeconds"),
+            "SelectPolicy": r.get("selectPolicy"),
+            "Policies": None
+            if policies is None
+            else [
+                {
+                    "Type": p.get("type") or "",
+                    "Value": p.get("value") or 0,
+                    "PeriodSeconds": p.get("periodSeconds") or 0,
+                }
+                for p in as_dicts(policies)
+            ],
+        }
 
     return {"ScaleUp": rules(behavior.get("scaleUp")), "ScaleDown": rules(behavior.get("scaleDown"))}
 
@@ -156,7 +173,10 @@ def _internal_behavior(behavior: Obj) -> Obj:
 
 
 def cpu_utilization_metric(percent: Any) -> Obj:
-    return {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": percent}}}
+    return {
+        "type": "Resource",
+        "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": percent}},
+    }
 
 
 def to_v2(obj: Obj) -> Obj:
@@ -167,8 +187,11 @@ def to_v2(obj: Obj) -> Obj:
     if spec.get("minReplicas") is not None:
         out_spec["minReplicas"] = spec["minReplicas"]
     out_spec["maxReplicas"] = spec.get("maxReplicas") or 0
-    metrics = [cpu_utilization_metric(spec["targetCPUUtilizationPercentage"])] \
-        if spec.get("targetCPUUtilizationPercentage") is not None else []
+    metrics = (
+        [cpu_utilization_metric(spec["targetCPUUtilizationPercentage"])]
+        if spec.get("targetCPUUtilizationPercentage") is not None
+        else []
+    )
     other = _decoded_list(annotations.get(METRIC_SPECS))
     if other is not None:  # the other metrics first; the CPU one (if any) goes last
         metrics = [spec_to_v2(m) for m in other] + metrics
@@ -176,8 +199,13 @@ def to_v2(obj: Obj) -> Obj:
     behavior = _behavior(annotations.get(BEHAVIOR))
     if behavior is not None:
         out_spec["behavior"] = behavior
-    return {"kind": obj.get("kind") or "HorizontalPodAutoscaler", "apiVersion": "autoscaling/v2",
-            "metadata": _metadata_without_round_trip(obj), "spec": out_spec, "status": _status_v2(status, annotations)}
+    return {
+        "kind": obj.get("kind") or "HorizontalPodAutoscaler",
+        "apiVersion": "autoscaling/v2",
+        "metadata": _metadata_without_round_trip(obj),
+        "spec": out_spec,
+        "status": _status_v2(status, annotations),
+    }
 
 
 def _status_v2(status: Obj, annotations: Obj) -> Obj:
@@ -190,8 +218,15 @@ def _status_v2(status: Obj, annotations: Obj) -> Obj:
     out["desiredReplicas"] = status.get("desiredReplicas") or 0
     current: list[Obj] | None = None
     if status.get("currentCPUUtilizationPercentage") is not None:
-        current = [{"type": "Resource", "resource": {
-            "name": "cpu", "current": {"averageUtilization": status["currentCPUUtilizationPercentage"]}}}]
+        current = [
+            {
+                "type": "Resource",
+                "resource": {
+                    "name": "cpu",
+                    "current": {"averageUtilization": status["currentCPUUtilizationPercentage"]},
+                },
+            }
+        ]
     raw = _decoded_list(annotations.get(METRIC_STATUSES))
     if raw is not None:  # "ignore any existing status values -- the ones here have more information"
         current = [status_to_v2(m) for m in raw]
@@ -227,10 +262,14 @@ def _rules(value: Any) -> Obj | None:
         out["selectPolicy"] = str(select)
     policies = _field(value, "Policies")
     if isinstance(policies, list):
-        out["policies"] = [{"type": str(_field(as_dict(p), "Type") or ""),
-                            "value": _int_or_none(_field(as_dict(p), "Value")) or 0,
-                            "periodSeconds": _int_or_none(_field(as_dict(p), "PeriodSeconds")) or 0}
-                           for p in policies]
+        out["policies"] = [
+            {
+                "type": str(_field(as_dict(p), "Type") or ""),
+                "value": _int_or_none(_field(as_dict(p), "Value")) or 0,
+                "periodSeconds": _int_or_none(_field(as_dict(p), "PeriodSeconds")) or 0,
+            }
+            for p in policies
+        ]
     return out
 
 

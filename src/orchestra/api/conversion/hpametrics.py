@@ -64,8 +64,11 @@ def _by_type(metric: Any, convert: dict[str, Any]) -> Obj:
 
 def _object_v1(src: Obj) -> Obj:
     target, metric = as_dict(src.get("target")), as_dict(src.get("metric"))
-    out: Obj = {"target": ref(src.get("describedObject")), "metricName": metric.get("name") or "",
-                "targetValue": quantity(target.get("value"))}
+    out: Obj = {
+        "target": ref(src.get("describedObject")),
+        "metricName": metric.get("name") or "",
+        "targetValue": quantity(target.get("value")),
+    }
     _put(out, "selector", metric.get("selector"))
     _put(out, "averageValue", target.get("averageValue"), as_quantity=True)
     return out
@@ -73,7 +76,10 @@ def _object_v1(src: Obj) -> Obj:
 
 def _pods_v1(src: Obj) -> Obj:
     target, metric = as_dict(src.get("target")), as_dict(src.get("metric"))
-    out: Obj = {"metricName": metric.get("name") or "", "targetAverageValue": quantity(target.get("averageValue"))}
+    out: Obj = {
+        "metricName": metric.get("name") or "",
+        "targetAverageValue": quantity(target.get("averageValue")),
+    }
     _put(out, "selector", metric.get("selector"))
     return out
 
@@ -97,8 +103,13 @@ def _external_v1(src: Obj) -> Obj:
     return out
 
 
-_SPEC_V1 = {"object": _object_v1, "pods": _pods_v1, "resource": _resource_v1,
-            "containerResource": lambda s: _resource_v1(s, container=True), "external": _external_v1}
+_SPEC_V1 = {
+    "object": _object_v1,
+    "pods": _pods_v1,
+    "resource": _resource_v1,
+    "containerResource": lambda s: _resource_v1(s, container=True),
+    "external": _external_v1,
+}
 
 
 def spec_to_v1(metric: Any) -> Obj:
@@ -117,22 +128,34 @@ def _target(type_: str, **fields: Any) -> Obj:
 
 def _object_v2(src: Obj) -> Obj:
     average = src.get("averageValue")
-    return {"describedObject": ref(src.get("target")),
-            "target": _target("Value" if average is None else "AverageValue",
-                              value=quantity(src.get("targetValue")), averageValue=average),
-            "metric": _identifier(src.get("metricName"), src.get("selector"))}
+    return {
+        "describedObject": ref(src.get("target")),
+        "target": _target(
+            "Value" if average is None else "AverageValue",
+            value=quantity(src.get("targetValue")),
+            averageValue=average,
+        ),
+        "metric": _identifier(src.get("metricName"), src.get("selector")),
+    }
 
 
 def _pods_v2(src: Obj) -> Obj:
-    return {"metric": _identifier(src.get("metricName"), src.get("selector")),
-            "target": _target("AverageValue", averageValue=quantity(src.get("targetAverageValue")))}
+    return {
+        "metric": _identifier(src.get("metricName"), src.get("selector")),
+        "target": _target("AverageValue", averageValue=quantity(src.get("targetAverageValue"))),
+    }
 
 
 def _resource_v2(src: Obj, *, container: bool = False) -> Obj:
     utilization = src.get("targetAverageUtilization")
-    out: Obj = {"name": src.get("name") or "",
-                "target": _target("AverageValue" if utilization is None else "Utilization",
-                                  averageValue=src.get("targetAverageValue"), averageUtilization=utilization)}
+    out: Obj = {
+        "name": src.get("name") or "",
+        "target": _target(
+            "AverageValue" if utilization is None else "Utilization",
+            averageValue=src.get("targetAverageValue"),
+            averageUtilization=utilization,
+        ),
+    }
     if container:
         out["container"] = src.get("container") or ""
     return out
@@ -140,13 +163,23 @@ def _resource_v2(src: Obj, *, container: bool = False) -> Obj:
 
 def _external_v2(src: Obj) -> Obj:
     value = src.get("targetValue")
-    return {"metric": _identifier(src.get("metricName"), src.get("metricSelector")),
-            "target": _target("AverageValue" if value is None else "Value", value=value,
-                              averageValue=src.get("targetAverageValue"))}
+    return {
+        "metric": _identifier(src.get("metricName"), src.get("metricSelector")),
+        "target": _target(
+            "AverageValue" if value is None else "Value",
+            value=value,
+            averageValue=src.get("targetAverageValue"),
+        ),
+    }
 
 
-_SPEC_V2 = {"object": _object_v2, "pods": _pods_v2, "resource": _resource_v2,
-            "containerResource": lambda s: _resource_v2(s, container=True), "external": _external_v2}
+_SPEC_V2 = {
+    "object": _object_v2,
+    "pods": _pods_v2,
+    "resource": _resource_v2,
+    "containerResource": lambda s: _resource_v2(s, container=True),
+    "external": _external_v2,
+}
 
 
 def spec_to_v2(metric: Any) -> Obj:
@@ -158,8 +191,11 @@ def spec_to_v2(metric: Any) -> Obj:
 
 def _object_status_v1(src: Obj) -> Obj:
     current, metric = as_dict(src.get("current")), as_dict(src.get("metric"))
-    out: Obj = {"target": ref(src.get("describedObject")), "metricName": metric.get("name") or "",
-                "currentValue": quantity(current.get("value"))}
+    out: Obj = {
+        "target": ref(src.get("describedObject")),
+        "metricName": metric.get("name") or "",
+        "currentValue": quantity(current.get("value")),
+    }
     _put(out, "selector", metric.get("selector"))
     _put(out, "averageValue", current.get("averageValue"), as_quantity=True)
     return out
@@ -167,7 +203,10 @@ def _object_status_v1(src: Obj) -> Obj:
 
 def _pods_status_v1(src: Obj) -> Obj:
     current, metric = as_dict(src.get("current")), as_dict(src.get("metric"))
-    out: Obj = {"metricName": metric.get("name") or "", "currentAverageValue": quantity(current.get("averageValue"))}
+    out: Obj = {
+        "metricName": metric.get("name") or "",
+        "currentAverageValue": quantity(current.get("averageValue")),
+    }
     _put(out, "selector", metric.get("selector"))
     return out
 
@@ -191,8 +230,13 @@ def _external_status_v1(src: Obj) -> Obj:
     return out
 
 
-_STATUS_V1 = {"object": _object_status_v1, "pods": _pods_status_v1, "resource": _resource_status_v1,
-              "containerResource": lambda s: _resource_status_v1(s, container=True), "external": _external_status_v1}
+_STATUS_V1 = {
+    "object": _object_status_v1,
+    "pods": _pods_status_v1,
+    "resource": _resource_status_v1,
+    "containerResource": lambda s: _resource_status_v1(s, container=True),
+    "external": _external_status_v1,
+}
 
 
 def status_to_v1(metric: Any) -> Obj:
@@ -210,32 +254,47 @@ def _current(**fields: Any) -> Obj:
 
 
 def _object_status_v2(src: Obj) -> Obj:
-    return {"metric": _identifier(src.get("metricName"), src.get("selector")),
-            "current": _current(value=quantity(src.get("currentValue")), averageValue=src.get("averageValue")),
-            "describedObject": ref(src.get("target"))}
+    return {
+        "metric": _identifier(src.get("metricName"), src.get("selector")),
+        "current": _current(value=quantity(src.get("currentValue")), averageValue=src.get("averageValue")),
+        "describedObject": ref(src.get("target")),
+    }
 
 
 def _pods_status_v2(src: Obj) -> Obj:
-    return {"metric": _identifier(src.get("metricName"), src.get("selector")),
-            "current": _current(averageValue=quantity(src.get("currentAverageValue")))}
+    return {
+        "metric": _identifier(src.get("metricName"), src.get("selector")),
+        "current": _current(averageValue=quantity(src.get("currentAverageValue"))),
+    }
 
 
 def _resource_status_v2(src: Obj, *, container: bool = False) -> Obj:
     out: Obj = {"name": src.get("name") or ""}
     if container:
         out["container"] = src.get("container") or ""
-    out["current"] = _current(averageValue=quantity(src.get("currentAverageValue")),
-                              averageUtilization=src.get("currentAverageUtilization"))
+    out["current"] = _current(
+        averageValue=quantity(src.get("currentAverageValue")),
+        averageUtilization=src.get("currentAverageUtilization"),
+    )
     return out
 
 
 def _external_status_v2(src: Obj) -> Obj:
-    return {"metric": _identifier(src.get("metricName"), src.get("metricSelector")),
-            "current": _current(value=quantity(src.get("currentValue")), averageValue=src.get("currentAverageValue"))}
+    return {
+        "metric": _identifier(src.get("metricName"), src.get("metricSelector")),
+        "current": _current(
+            value=quantity(src.get("currentValue")), averageValue=src.get("currentAverageValue")
+        ),
+    }
 
 
-_STATUS_V2 = {"object": _object_status_v2, "pods": _pods_status_v2, "resource": _resource_status_v2,
-              "containerResource": lambda s: _resource_status_v2(s, container=True), "external": _external_status_v2}
+_STATUS_V2 = {
+    "object": _object_status_v2,
+    "pods": _pods_status_v2,
+    "resource": _resource_status_v2,
+    "containerResource": lambda s: _resource_status_v2(s, container=True),
+    "external": _external_status_v2,
+}
 
 
 def status_to_v2(metric: Any) -> Obj:

@@ -45,7 +45,11 @@ def _average_or_value(spec: Obj, status: Obj | None) -> str:
     target = as_dict(spec.get("target"))
     current = as_dict(as_dict(status).get("current"))
     if target.get("averageValue") is not None:
-        shown = _q(current["averageValue"]) if status is not None and current.get("averageValue") is not None else UNKNOWN
+        shown = (
+            _q(current["averageValue"])
+            if status is not None and current.get("averageValue") is not None
+            else UNKNOWN
+        )
         return f"{shown}/{_q(target['averageValue'])} (avg)"
     shown = _q(current.get("value")) if status is not None else UNKNOWN
     return f"{shown}/{_q(target.get('value'))}"

@@ -36,8 +36,13 @@ METRIC_SOURCE_TYPES = ("ContainerResource", "External", "Object", "Pods", "Resou
 SELECT_POLICIES = ("Disabled", "Max", "Min")
 POLICY_TYPES = ("Percent", "Pods")
 TARGET_TYPES = ("Utilization", "Value", "AverageValue")
-_SOURCE_FIELDS = {"Object": "object", "Pods": "pods", "Resource": "resource", "External": "external",
-                  "ContainerResource": "containerResource"}
+_SOURCE_FIELDS = {
+    "Object": "object",
+    "Pods": "pods",
+    "Resource": "resource",
+    "External": "external",
+    "ContainerResource": "containerResource",
+}
 _STANDARD_CONTAINER_RESOURCES = ("cpu", "memory", "ephemeral-storage")
 
 
@@ -94,8 +99,12 @@ def _metrics(metrics: Any, path: str, min_replicas: Any) -> list[Cause]:
         errs += _metric_spec(metric, f"{path}[{i}]")
         types.add(metric.get("type"))
     if min_replicas == 0 and not types & {"Object", "External"}:
-        errs.append(forbidden(path, "must specify at least one Object or External metric to support scaling to "
-                                    "zero replicas"))
+        errs.append(
+            forbidden(
+                path,
+                "must specify at least one Object or External metric to support scaling to zero replicas",
+            )
+        )
     return errs
 
 
@@ -121,8 +130,11 @@ def _metric_spec(metric: Obj, path: str) -> list[Cause]:
     elif metric.get(expected) is None:
         errs.append(required(f"{path}.{expected}", "must populate information for the given metric source"))
     if len(present) != 1:
-        errs += [forbidden(f"{path}.{f}", "must populate the given metric source only") for f in present
-                 if f != expected]
+        errs += [
+            forbidden(f"{path}.{f}", "must populate the given metric source only")
+            for f in present
+            if f != expected
+        ]
     return errs
 
 
@@ -171,10 +183,17 @@ def _external_source(src: Obj, path: str) -> list[Cause]:
     target = as_dict(src.get("target"))
     errs = _identifier(src.get("metric"), f"{path}.metric") + _target(target, f"{path}.target")
     if target.get("value") is None and target.get("averageValue") is None:
-        errs.append(required(f"{path}.target.averageValue",
-                             "must set either a target value for metric or a per-pod target"))
+        errs.append(
+            required(
+                f"{path}.target.averageValue", "must set either a target value for metric or a per-pod target"
+            )
+        )
     if target.get("value") is not None and target.get("averageValue") is not None:
-        errs.append(forbidden(f"{path}.target.value", "may not set both a target value for metric and a per-pod target"))
+        errs.append(
+            forbidden(
+                f"{path}.target.value", "may not set both a target value for metric and a per-pod target"
+            )
+        )
     return errs
 
 
@@ -189,9 +208,15 @@ def _pods_source(src: Obj, path: str) -> list[Cause]:
 def _utilization_or_value(target: Obj, path: str) -> list[Cause]:
     errs: list[Cause] = []
     if target.get("averageUtilization") is None and target.get("averageValue") is None:
-        errs.append(required(f"{path}.averageUtilization", "must set either a target raw value or a target utilization"))
+        errs.append(
+            required(
+                f"{path}.averageUtilization", "must set either a target raw value or a target utilization"
+            )
+        )
     if target.get("averageUtilization") is not None and target.get("averageValue") is not None:
-        errs.append(forbidden(f"{path}.averageValue", "may not set both a target raw value and a target utilization"))
+        errs.append(
+            forbidden(f"{path}.averageValue", "may not set both a target raw value and a target utilization")
+        )
     return errs
 
 
@@ -215,8 +240,11 @@ def _container_resource_name(name: str, path: str) -> list[Cause]:
 def _container_resource_source(src: Obj, path: str) -> list[Cause]:
     target = as_dict(src.get("target"))
     name, container = str(src.get("name") or ""), str(src.get("container") or "")
-    errs = (_container_resource_name(name, f"{path}.name") if name
-            else [required(f"{path}.name", "must specify a resource name")])
+    errs = (
+        _container_resource_name(name, f"{path}.name")
+        if name
+        else [required(f"{path}.name", "must specify a resource name")]
+    )
     if not container:
         errs.append(required(f"{path}.container", "must specify a container"))
     else:
@@ -224,18 +252,30 @@ def _container_resource_source(src: Obj, path: str) -> list[Cause]:
     return errs + _target(target, f"{path}.target") + _utilization_or_value(target, f"{path}.target")
 
 
-_SOURCE_VALIDATORS.update(object=_object_source, external=_external_source, pods=_pods_source,
-                          resource=_resource_source, containerResource=_container_resource_source)
+_SOURCE_VALIDATORS.update(
+    object=_object_source,
+    external=_external_source,
+    pods=_pods_source,
+    resource=_resource_source,
+    containerResource=_container_resource_source,
+)
 
 
 def _scaling_rules(rules: Obj, path: str) -> list[Cause]:
     errs: list[Cause] = []
     window = rules.get("stabilizationWindowSeconds")
     if is_int(window) and window < 0:
-        errs.append(invalid(f"{path}.stabilizationWindowSeconds", window, "must be greater than or equal to zero"))
+        errs.append(
+            invalid(f"{path}.stabilizationWindowSeconds", window, "must be greater than or equal to zero")
+        )
     if is_int(window) and window > MAX_STABILIZATION_WINDOW_SECONDS:
-        errs.append(invalid(f"{path}.stabilizationWindowSeconds", window,
-                            f"must be less than or equal to {MAX_STABILIZATION_WINDOW_SECONDS}"))
+        errs.append(
+            invalid(
+                f"{path}.stabilizationWindowSeconds",
+                window,
+                f"must be less than or equal to {MAX_STABILIZATION_WINDOW_SECONDS}",
+            )
+        )
     select = rules.get("selectPolicy")
     if select is not None and select not in SELECT_POLICIES:
         errs.append(not_supported(f"{path}.selectPolicy", select, SELECT_POLICIES))
@@ -257,5 +297,7 @@ def _scaling_policy(policy: Obj, path: str) -> list[Cause]:
     if is_int(period) and period <= 0:
         errs.append(invalid(f"{path}.periodSeconds", period, "must be greater than zero"))
     if is_int(period) and period > MAX_PERIOD_SECONDS:
-        errs.append(invalid(f"{path}.periodSeconds", period, f"must be less than or equal to {MAX_PERIOD_SECONDS}"))
+        errs.append(
+            invalid(f"{path}.periodSeconds", period, f"must be less than or equal to {MAX_PERIOD_SECONDS}")
+        )
     return errs

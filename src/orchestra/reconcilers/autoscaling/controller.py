@@ -73,18 +73,28 @@ class _Unusable(Exception):
 class HorizontalController(Controller):
     name = "horizontal-pod-autoscaler"
 
-    def __init__(self, client: Client, metrics: MetricsClient, *, timings: HpaTimings = DEFAULT_HPA_TIMINGS,
-                 clock: Clock = wall_clock, workers: int = 1) -> None:
+    def __init__(
+        self,
+        client: Client,
+        metrics: MetricsClient,
+        *,
+        timings: HpaTimings = DEFAULT_HPA_TIMINGS,
+        clock: Clock = wall_clock,
+        workers: int = 1,
+    ) -> None:
         super().__init__(client, workers=workers)
         self.timings = timings
         self.clock = clock
         self.hpas = self.informer("HorizontalPodAutoscaler")
         self.pods = self.informer("Pod")
         readiness = Readiness(timings.cpu_initialization_period, timings.initial_readiness_delay)
-        self.sources = MetricSources(metrics, lambda ns, sel: self.pods.list(ns, sel), readiness=readiness,
-                                     tolerance=timings.tolerance)
+        self.sources = MetricSources(
+            metrics, lambda ns, sel: self.pods.list(ns, sel), readiness=readiness, tolerance=timings.tolerance
+        )
         self.history = History()
-        self._selectors: dict[str, LabelSelector | None] = {}  # HPA key -> its target's pod selector, once known
+        self._selectors: dict[
+            str, LabelSelector | None
+        ] = {}  # HPA key -> its target's pod selector, once known
         self.enqueue_on(self.hpas, self._schedule)
 
     def _schedule(self, event_type: str, old: Obj | None, new: Obj | None) -> Iterable[str]:
@@ -122,8 +132,13 @@ class HorizontalController(Controller):
     async def _sync(self, key: str, hpa: Obj) -> None:
         before = deep_copy(status(hpa))
         rt, scale = await self._target_scale(hpa, before)
-        self._condition(hpa, "AbleToScale", "True", "SucceededGetScale",
-                        "the HPA controller was able to get the target's current scale")
+        self._condition(
+            hpa,
+            "AbleToScale",
+            "True",
+            "SucceededGetScale",
+            "the HPA controller was able to get the target's current scale",
+        )
         current = int(as_dict(scale.get("spec")).get("replicas") or 0)
         self.history.record_initial(key, current, trio.current_time())
         low = spec(hpa).get("minReplicas")
@@ -133,16 +148,26 @@ class HorizontalController(Controller):
         rescale, reason = True, ""
         if current == 0 and low != 0:  # autoscaling is disabled for this target
             desired, rescale = 0, False
-            self._condition(hpa, "ScalingActive", "False", "ScalingDisabled",
-                            "scaling is disabled since the replica count of the target is zero")
+            self._condition(
+                hpa,
+                "ScalingActive",
+                "False",
+                "ScalingDisabled",
+                "scaling is disabled since the replica count of the target is zero",
+            )
         elif current > high:
             desired, reason = high, "Current number of replicas above Spec.MaxReplicas"
         elif current < low:
             desired, reason = low, "Current number of replicas below Spec.MinReplicas"
         else:
             proposed, metric, statuses = await self._metrics_replicas(key, hpa, scale, current, before)
-            reason = f"{metric} above target" if proposed > current else \
-                "All metrics below target" if proposed < current else ""
+            reason = (
+                f"{metric} above target"
+                if proposed > current
+                else "All metrics below target"
+                if proposed < current
+                else ""
+            )
             desired = self._normalized(key, hpa, Limits(key, current, proposed, low, high))
             rescale = desired != current
         if rescale:
@@ -159,7 +184,9 @@ class HorizontalController(Controller):
         kind, target_name = str(ref.get("kind") or ""), str(ref.get("name") or "")
         rt = None
         if problem is None:
-            rt = next((t for t in registry_of(self.client).types if t.group == group and t.kind == kind), None)
+            rt = next(
+                (t for t in registry_of(self.client).types if t.group == group and t.kind == kind), None
+            )
             if rt is None:
                 problem = f'no matches for kind "{kind}" in group "{group}"'
             elif not rt.has_subresource("scale"):
@@ -170,13 +197,19 @@ class HorizontalController(Controller):
             except ApiError as exc:
                 problem = exc.message
         self.recorder.event(hpa, WARNING, "FailedGetScale", problem or "")
-        self._condition(hpa, "AbleToScale", "False", "FailedGetScale",
-                        f"the HPA controller was unable to get the target's current scale: {problem}")
+        self._condition(
+            hpa,
+            "AbleToScale",
+            "False",
+            "FailedGetScale",
+            f"the HPA controller was unable to get the target's current scale: {problem}",
+        )
         await self._write_status(hpa, before)
         raise _Stop
 
-    async def _metrics_replicas(self, key: str, hpa: Obj, scale: Obj, current: int,
-                                before: Obj) -> tuple[int, str, list[Obj]]:
+    async def _metrics_replicas(
+        self, key: str, hpa: Obj, scale: Obj, current: int, before: Obj
+    ) -> tuple[int, str, list[Obj]]:
         """computeReplicasForMetrics; when no metric gives a count, records why and stops the sync."""
         namespace = str(meta(hpa).get("namespace") or "")
         specs = as_dicts(spec(hpa).get("metrics"))
@@ -199,33 +232,52 @@ class HorizontalController(Controller):
             if replicas == 0 or proposal.replicas > replicas:
                 replicas, metric = proposal.replicas, proposal.metric
         if first is not None and (failed >= len(specs) or replicas < current):
-            self._condition(hpa, "ScalingActive", "False", first.reason,
-                            f"the HPA was unable to compute the replica count: {first.cause}")
+            self._condition(
+                hpa,
+                "ScalingActive",
+                "False",
+                first.reason,
+                f"the HPA was unable to compute the replica count: {first.cause}",
+            )
             error = f"invalid metrics ({failed} invalid out of {len(specs)}), first error is: {first.error}"
             await self._metrics_failed(hpa, current, statuses, error, before)
-        self._condition(hpa, "ScalingActive", "True", "ValidMetricFound",
-                        f"the HPA was able to successfully calculate a replica count from {metric}")
+        self._condition(
+            hpa,
+            "ScalingActive",
+            "True",
+            "ValidMetricFound",
+            f"the HPA was able to successfully calculate a replica count from {metric}",
+        )
         return replicas, metric, statuses
 
-    async def _metrics_failed(self, hpa: Obj, current: int, statuses: list[Obj] | None, error: str,
-                              before: Obj) -> NoReturn:
+    async def _metrics_failed(
+        self, hpa: Obj, current: int, statuses: list[Obj] | None, error: str, before: Obj
+    ) -> NoReturn:
         self._set_status(hpa, current, int(status(hpa).get("desiredReplicas") or 0), statuses, rescaled=False)
         await self._write_status(hpa, before)
         self.recorder.event(hpa, WARNING, "FailedComputeMetricsReplicas", error)
         raise _Stop
 
     def _selector(self, key: str, hpa: Obj, scale: Obj) -> LabelSelector:
-        """validateAndParseSelector; raises _Unusable (conditions and events recorded) when it cannot be used."""
+        """validateAndParseSelector; raises _Unusable (conditions and events recorded) when it is unusable."""
         text = str(as_dict(scale.get("status")).get("selector") or "")
         namespace = str(meta(hpa).get("namespace") or "")
         if not text:
             self.recorder.event(hpa, WARNING, "SelectorRequired", "selector is required")
-            self._condition(hpa, "ScalingActive", "False", "InvalidSelector", "the HPA target's scale is missing a selector")
+            self._condition(
+                hpa,
+                "ScalingActive",
+                "False",
+                "InvalidSelector",
+                "the HPA target's scale is missing a selector",
+            )
             raise _Unusable("selector is required")
         try:
             selector = parse_label_selector(text)
         except BadRequest as exc:
-            message = f"couldn't convert selector into a corresponding internal selector object: {exc.message}"
+            message = (
+                f"couldn't convert selector into a corresponding internal selector object: {exc.message}"
+            )
             self.recorder.event(hpa, WARNING, "InvalidSelector", message)
             self._condition(hpa, "ScalingActive", "False", "InvalidSelector", message)
             raise _Unusable(message) from None
@@ -245,7 +297,11 @@ class HorizontalController(Controller):
         names = set()
         for key, selector in self._selectors.items():
             hpa_ns, hpa_name = split_key(key)
-            if selector is not None and hpa_ns == namespace and any(selector.matches(labels_of(p)) for p in pods):
+            if (
+                selector is not None
+                and hpa_ns == namespace
+                and any(selector.matches(labels_of(p)) for p in pods)
+            ):
                 names.add(hpa_name)
         return names
 
@@ -265,28 +321,57 @@ class HorizontalController(Controller):
 
     def _record(self, hpa: Obj, outcome: Outcome) -> None:
         self._condition(hpa, "AbleToScale", "True", outcome.able_reason, outcome.able_message)
-        self._condition(hpa, "ScalingLimited", "True" if outcome.limited else "False", outcome.limited_reason,
-                        outcome.limited_message)
+        self._condition(
+            hpa,
+            "ScalingLimited",
+            "True" if outcome.limited else "False",
+            outcome.limited_reason,
+            outcome.limited_message,
+        )
 
-    async def _rescale(self, key: str, hpa: Obj, rt: ResourceType, scale: Obj, current: int, desired: int,
-                       reason: str, statuses: list[Obj] | None, before: Obj) -> None:
+    async def _rescale(
+        self,
+        key: str,
+        hpa: Obj,
+        rt: ResourceType,
+        scale: Obj,
+        current: int,
+        desired: int,
+        reason: str,
+        statuses: list[Obj] | None,
+        before: Obj,
+    ) -> None:
         scale = {**scale, "spec": {**as_dict(scale.get("spec")), "replicas": desired}}
         try:
             await self.client.update_scale(rt, scale)
         except ApiError as exc:
-            self.recorder.event(hpa, WARNING, "FailedRescale",
-                                f"New size: {desired}; reason: {reason}; error: {exc.message}")
-            self._condition(hpa, "AbleToScale", "False", "FailedUpdateScale",
-                            f"the HPA controller was unable to update the target scale: {exc.message}")
-            self._set_status(hpa, current, int(status(hpa).get("desiredReplicas") or 0), statuses, rescaled=False)
+            self.recorder.event(
+                hpa, WARNING, "FailedRescale", f"New size: {desired}; reason: {reason}; error: {exc.message}"
+            )
+            self._condition(
+                hpa,
+                "AbleToScale",
+                "False",
+                "FailedUpdateScale",
+                f"the HPA controller was unable to update the target scale: {exc.message}",
+            )
+            self._set_status(
+                hpa, current, int(status(hpa).get("desiredReplicas") or 0), statuses, rescaled=False
+            )
             await self._write_status(hpa, before)
             raise _Stop from None
-        self._condition(hpa, "AbleToScale", "True", "SucceededRescale",
-                        f"the HPA controller was able to update the target scale to {desired}")
+        self._condition(
+            hpa,
+            "AbleToScale",
+            "True",
+            "SucceededRescale",
+            f"the HPA controller was able to update the target scale to {desired}",
+        )
         self.recorder.event(hpa, NORMAL, "SuccessfulRescale", f"New size: {desired}; reason: {reason}")
         behavior = spec(hpa).get("behavior")
-        self.history.store_scale_event(behavior if isinstance(behavior, dict) else None, key, current, desired,
-                                       trio.current_time())
+        self.history.store_scale_event(
+            behavior if isinstance(behavior, dict) else None, key, current, desired, trio.current_time()
+        )
         log.info("%s: %s: rescaled %d -> %d (%s)", self.name, key, current, desired, reason)
 
     # --- status -------------------------------------------------------------------------------------
@@ -304,7 +389,9 @@ class HorizontalController(Controller):
         found.update(status=cstatus, reason=reason, message=message)
         st["conditions"] = [_ordered(c) for c in conditions]
 
-    def _set_status(self, hpa: Obj, current: int, desired: int, metrics: list[Obj] | None, *, rescaled: bool) -> None:
+    def _set_status(
+        self, hpa: Obj, current: int, desired: int, metrics: list[Obj] | None, *, rescaled: bool
+    ) -> None:
         """setStatus, in the shape autoscaling/v2 serializes (currentReplicas and conditions omitempty)."""
         old = status(hpa)
         new: Obj = {}
@@ -320,7 +407,7 @@ class HorizontalController(Controller):
         hpa["status"] = new
 
     async def _write_status(self, hpa: Obj, before: Obj) -> None:
-        """updateStatusIfNeeded: write only a changed status; a failed write is an event, retried next sync."""
+        """updateStatusIfNeeded: write only a changed status; a failed write is an event, tried next sync."""
         if status(hpa) == before:
             return
         try:

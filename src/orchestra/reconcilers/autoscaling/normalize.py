@@ -84,14 +84,22 @@ class History:
 
     def normalize(self, limits: Limits, window: float, now: float) -> Outcome:
         stabilized = self._stabilize(limits.key, limits.desired, window, now)
-        able = STABLE if stabilized == limits.desired else (
-            "ScaleDownStabilized", "recent recommendations were higher than current one, applying the highest recent "
-                                   "recommendation")
-        replicas, reason, message = _within_rules(limits.current, stabilized, limits.min_replicas, limits.max_replicas)
+        able = (
+            STABLE
+            if stabilized == limits.desired
+            else (
+                "ScaleDownStabilized",
+                "recent recommendations were higher than current one, applying the highest recent "
+                "recommendation",
+            )
+        )
+        replicas, reason, message = _within_rules(
+            limits.current, stabilized, limits.min_replicas, limits.max_replicas
+        )
         return Outcome(replicas, *able, replicas != stabilized, reason, message)
 
     def _stabilize(self, key: str, desired: int, window: float, now: float) -> int:
-        """stabilizeRecommendation: the highest recommendation of the window; the new one replaces an old one."""
+        """stabilizeRecommendation: the window's highest recommendation; the new one replaces an old one."""
         highest, old = desired, None
         recs = self._recommendations.setdefault(key, [])
         for i, rec in enumerate(recs):
@@ -125,10 +133,22 @@ class History:
         recommendation = min(max(limits.current, up), down)
         _replace_or_append(recs, old, _Recommendation(limits.desired, now))
         if limits.desired >= limits.current:
-            return recommendation, "ScaleUpStabilized", ("recent recommendations were lower than current one, "
-                                                         "applying the lowest recent recommendation")
-        return recommendation, "ScaleDownStabilized", ("recent recommendations were higher than current one, "
-                                                       "applying the highest recent recommendation")
+            return (
+                recommendation,
+                "ScaleUpStabilized",
+                (
+                    "recent recommendations were lower than current one, "
+                    "applying the lowest recent recommendation"
+                ),
+            )
+        return (
+            recommendation,
+            "ScaleDownStabilized",
+            (
+                "recent recommendations were higher than current one, "
+                "applying the highest recent recommendation"
+            ),
+        )
 
     def _rate_limited(self, limits: Limits, now: float) -> tuple[int, str, str]:
         """convertDesiredReplicasWithBehaviorRate."""
@@ -136,21 +156,35 @@ class History:
         if limits.desired > limits.current:
             limit = max(_scale_up_limit(limits.current, up, down, limits.scale_up, now), limits.current)
             if limits.max_replicas > limit:
-                allowed, reason = limit, ("ScaleUpLimit", "the desired replica count is increasing faster than the "
-                                                          "maximum scale rate")
+                allowed, reason = (
+                    limit,
+                    (
+                        "ScaleUpLimit",
+                        "the desired replica count is increasing faster than the maximum scale rate",
+                    ),
+                )
             else:
-                allowed, reason = limits.max_replicas, ("TooManyReplicas", "the desired replica count is more than "
-                                                                           "the maximum replica count")
+                allowed, reason = (
+                    limits.max_replicas,
+                    ("TooManyReplicas", "the desired replica count is more than the maximum replica count"),
+                )
             if limits.desired > allowed:
                 return allowed, *reason
         elif limits.desired < limits.current:
             limit = min(_scale_down_limit(limits.current, up, down, limits.scale_down, now), limits.current)
             if limits.min_replicas < limit:
-                allowed, reason = limit, ("ScaleDownLimit", "the desired replica count is decreasing faster than the "
-                                                            "maximum scale rate")
+                allowed, reason = (
+                    limit,
+                    (
+                        "ScaleDownLimit",
+                        "the desired replica count is decreasing faster than the maximum scale rate",
+                    ),
+                )
             else:
-                allowed, reason = limits.min_replicas, ("TooFewReplicas", "the desired replica count is less than the "
-                                                                          "minimum replica count")
+                allowed, reason = (
+                    limits.min_replicas,
+                    ("TooFewReplicas", "the desired replica count is less than the minimum replica count"),
+                )
             if limits.desired < allowed:
                 return allowed, *reason
         return limits.desired, "DesiredWithinRange", "the desired count is within the acceptable range"
@@ -159,8 +193,11 @@ class History:
         """storeScaleEvent: a rescale counts against its direction's policies (only with a behavior)."""
         if behavior is None:
             return
-        rules, table, change = ((as_dict(behavior.get("scaleUp")), self._up, after - before) if after > before
-                                else (as_dict(behavior.get("scaleDown")), self._down, before - after))
+        rules, table, change = (
+            (as_dict(behavior.get("scaleUp")), self._up, after - before)
+            if after > before
+            else (as_dict(behavior.get("scaleDown")), self._down, before - after)
+        )
         longest = max((int(p.get("periodSeconds") or 0) for p in as_dicts(rules.get("policies"))), default=0)
         events = table.setdefault(key, [])
         old = None
@@ -172,7 +209,9 @@ class History:
         _replace_or_append(events, old, _ScaleEvent(change, now))
 
 
-def _replace_or_append(items: list[_Recommendation] | list[_ScaleEvent], index: int | None, item: object) -> None:
+def _replace_or_append(
+    items: list[_Recommendation] | list[_ScaleEvent], index: int | None, item: object
+) -> None:
     if index is None:
         items.append(item)  # type: ignore[arg-type]
     else:
@@ -188,8 +227,15 @@ def _changed_in_period(period: float, events: list[_ScaleEvent], now: float) -> 
     return sum(e.change for e in events if e.at > now - period)
 
 
-def _by_policies(rules: Obj, up: list[_ScaleEvent], down: list[_ScaleEvent], now: float,
-                 proposal: Callable[[int, str, int], int | None], *, scaling_up: bool) -> int | None:
+def _by_policies(
+    rules: Obj,
+    up: list[_ScaleEvent],
+    down: list[_ScaleEvent],
+    now: float,
+    proposal: Callable[[int, str, int], int | None],
+    *,
+    scaling_up: bool,
+) -> int | None:
     """The bound the policies allow, each from the count at its period's start (`proposal(net
     replicas added in the period, type, value)`), the widest or (Min) the narrowest change; None when
     scaling is disabled or no policy applies (the count stays)."""
@@ -207,8 +253,11 @@ def _by_policies(rules: Obj, up: list[_ScaleEvent], down: list[_ScaleEvent], now
     return result
 
 
-def _scale_up_limit(current: int, up: list[_ScaleEvent], down: list[_ScaleEvent], rules: Obj, now: float) -> int:
+def _scale_up_limit(
+    current: int, up: list[_ScaleEvent], down: list[_ScaleEvent], rules: Obj, now: float
+) -> int:
     """calculateScaleUpLimitWithScalingRules."""
+
     def proposal(net_added: int, ptype: str, value: int) -> int | None:
         start = current - net_added
         if ptype == "Pods":
@@ -221,8 +270,11 @@ def _scale_up_limit(current: int, up: list[_ScaleEvent], down: list[_ScaleEvent]
     return current if limit is None else limit
 
 
-def _scale_down_limit(current: int, up: list[_ScaleEvent], down: list[_ScaleEvent], rules: Obj, now: float) -> int:
+def _scale_down_limit(
+    current: int, up: list[_ScaleEvent], down: list[_ScaleEvent], rules: Obj, now: float
+) -> int:
     """calculateScaleDownLimitWithBehaviors."""
+
     def proposal(net_added: int, ptype: str, value: int) -> int | None:
         start = current - net_added
         if ptype == "Pods":
@@ -239,10 +291,15 @@ def _within_rules(current: int, desired: int, low: int, high: int) -> tuple[int,
     """convertDesiredReplicasWithRules: the count without a behavior."""
     scale_up_limit = int(max(SCALE_UP_LIMIT_FACTOR * current, SCALE_UP_LIMIT_MINIMUM))
     if high > scale_up_limit:
-        allowed, reason = scale_up_limit, ("ScaleUpLimit", "the desired replica count is increasing faster than the "
-                                                           "maximum scale rate")
+        allowed, reason = (
+            scale_up_limit,
+            ("ScaleUpLimit", "the desired replica count is increasing faster than the maximum scale rate"),
+        )
     else:
-        allowed, reason = high, ("TooManyReplicas", "the desired replica count is more than the maximum replica count")
+        allowed, reason = (
+            high,
+            ("TooManyReplicas", "the desired replica count is more than the maximum replica count"),
+        )
     if desired < low:
         return low, "TooFewReplicas", "the desired replica count is less than the minimum replica count"
     if desired > allowed:

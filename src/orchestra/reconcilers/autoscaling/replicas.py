@@ -76,8 +76,10 @@ def pod_metric_values(items: list[Obj], resource: str, container: str = "") -> d
         if container:
             found = next((c for c in containers if c.get("name") == container), None)
             if found is None:
-                raise MetricError(f"failed to get container metrics: container {container} not present in metrics "
-                                  f"for pod {m.get('namespace') or ''}/{name}")
+                raise MetricError(
+                    f"failed to get container metrics: container {container} not present in metrics "
+                    f"for pod {m.get('namespace') or ''}/{name}"
+                )
             value = _usage(found, resource)
             if value is not None:
                 out[name] = PodMetric(value, when, window)
@@ -94,8 +96,9 @@ def _usage(container: Obj, resource: str) -> int | None:
     return None if usage is None else usage.milli_value()
 
 
-def group_pods(pods: Iterable[Obj], metrics: Mapping[str, PodMetric], resource: str, now: datetime,
-               readiness: Readiness) -> Grouping:
+def group_pods(
+    pods: Iterable[Obj], metrics: Mapping[str, PodMetric], resource: str, now: datetime, readiness: Readiness
+) -> Grouping:
     ready = 0
     unready: set[str] = set()
     missing: set[str] = set()
@@ -125,11 +128,17 @@ def _cpu_sample_unready(pod: Obj, metric: PodMetric, now: datetime, readiness: R
         # still initializing: ignore the sample if unready, or taken before one window after becoming ready
         if condition.get("status") == "False":
             return True
-        return metric.timestamp is None or changed is None or \
-            metric.timestamp < changed + timedelta(seconds=metric.window)
+        return (
+            metric.timestamp is None
+            or changed is None
+            or metric.timestamp < changed + timedelta(seconds=metric.window)
+        )
     # past initialization: ignore it only if unready and never ready since the initial readiness delay
-    return condition.get("status") == "False" and changed is not None and \
-        started + timedelta(seconds=readiness.initial_readiness_delay) > changed
+    return (
+        condition.get("status") == "False"
+        and changed is not None
+        and started + timedelta(seconds=readiness.initial_readiness_delay) > changed
+    )
 
 
 def pod_requests(pods: Iterable[Obj], container: str, resource: str) -> dict[str, int]:
@@ -139,22 +148,26 @@ def pod_requests(pods: Iterable[Obj], container: str, resource: str) -> dict[str
     for pod in pods:
         spec = as_dict(pod.get("spec"))
         containers = as_dicts(spec.get("containers")) + [
-            c for c in as_dicts(spec.get("initContainers")) if c.get("restartPolicy") == "Always"]
+            c for c in as_dicts(spec.get("initContainers")) if c.get("restartPolicy") == "Always"
+        ]
         total = 0
         for c in containers:
             if container and c.get("name") != container:
                 continue
             request = parse_or_none(as_dict(as_dict(c.get("resources")).get("requests")).get(resource))
             if request is None:
-                raise MetricError(f"missing request for {resource} in container {c.get('name') or ''} of Pod "
-                                  f"{meta(pod).get('name') or ''}")
+                raise MetricError(
+                    f"missing request for {resource} in container {c.get('name') or ''} of Pod "
+                    f"{meta(pod).get('name') or ''}"
+                )
             total += request.milli_value()
         out[str(meta(pod).get("name") or "")] = total
     return out
 
 
-def utilization_ratio(metrics: Mapping[str, PodMetric], requests: Mapping[str, int],
-                      target: int) -> tuple[float, int, int]:
+def utilization_ratio(
+    metrics: Mapping[str, PodMetric], requests: Mapping[str, int], target: int
+) -> tuple[float, int, int]:
     """(usage ratio, utilization percent, average raw value) — GetResourceUtilizationRatio."""
     used = requested = entries = 0
     for name, metric in metrics.items():
@@ -193,8 +206,12 @@ class Calculation:
     tolerance: float = TOLERANCE
 
 
-def replicas_for_ratio(calc: Calculation, ratio: float, recount: Callable[[dict[str, PodMetric]], float],
-                       fallback: dict[str, int]) -> int:
+def replicas_for_ratio(
+    calc: Calculation,
+    ratio: float,
+    recount: Callable[[dict[str, PodMetric]], float],
+    fallback: dict[str, int],
+) -> int:
     """The desired count from a usage ratio, with kube's rules for unready and missing pods.
     `recount(metrics) -> ratio` re-runs the ratio with adjusted values; `fallback` is what each
     missing pod counts as on a scale-down."""
