@@ -56,8 +56,9 @@ async def start_network(nursery: trio.Nursery, cluster: Cluster) -> None:
         await nursery.start(cluster.supervisor.run, "cluster-dns", dns.run)
     except OSError as exc:
         raise NetworkSetupError(
-            f"cannot serve cluster DNS on {cluster.core.allocator.dns_ip}:53 ({exc.strerror or exc}); is another "
-            "orchestra with networking running on this host? Stop it, or start this one with --no-network"
+            f"cannot serve cluster DNS on {cluster.core.allocator.dns_ip}:53 ({exc.strerror or exc}); "
+            "is another orchestra with networking running on this host? Stop it, or start this one with "
+            "--no-network"
         ) from None
     cluster.proxy, cluster.dns = proxy, dns
 

@@ -162,7 +162,10 @@ def _container(w: Writer, level: int, c: Obj, status: Obj | None) -> None:
 def _probe(p: Obj) -> str:
     if "httpGet" in p:
         h = p["httpGet"]
-        how = f"http-get {h.get('scheme', 'HTTP').lower()}://{h.get('host', '')}:{h.get('port')}{h.get('path', '')}"
+        how = (
+            f"http-get {h.get('scheme', 'HTTP').lower()}://"
+            f"{h.get('host', '')}:{h.get('port')}{h.get('path', '')}"
+        )
     elif "tcpSocket" in p:
         how = f"tcp-socket :{p['tcpSocket'].get('port')}"
     elif "exec" in p:
@@ -309,7 +312,8 @@ def describe_deployment(dep: Obj, replicasets: list[Obj]) -> str:
         w.field(
             0,
             "RollingUpdateStrategy",
-            f"{rolling.get('maxUnavailable', '25%')} max unavailable, {rolling.get('maxSurge', '25%')} max surge",
+            f"{rolling.get('maxUnavailable', '25%')} max "
+            f"unavailable, {rolling.get('maxSurge', '25%')} max surge",
         )
     _pod_template(w, spec.get("template") or {})
     _conditions(w, status.get("conditions") or [])

@@ -158,7 +158,8 @@ Examples:
 @click.option("--simulate-nodes", type=click.IntRange(min=0), default=0, show_default=True,
               envvar="ORCHESTRA_SIMULATE_NODES", help="Also run N simulated nodes (no containers).")
 @click.option("--apply", "apply_paths", multiple=True, type=click.Path(exists=True, path_type=Path),
-              envvar="ORCHESTRA_APPLY", help="Apply these manifests (file or directory) once ready (repeatable).")
+              envvar="ORCHESTRA_APPLY", help="Apply these manifests (file or "
+                                             "directory) once ready (repeatable).")
 @click.option("--no-podman", is_flag=True, envvar="ORCHESTRA_NO_PODMAN",
               help="Do not run containers with Podman (simulated nodes only).")
 @click.option("--dashboard/--no-dashboard", default=None, envvar="ORCHESTRA_DASHBOARD",
@@ -265,7 +266,8 @@ Examples:
 
 @cli.command("describe", help=DESCRIBE_HELP)
 @click.argument("args", nargs=-1, required=True, metavar="(TYPE [NAME...] | TYPE/NAME...)")
-@click.option("-l", "--selector", metavar="SELECTOR", help="Describe every object matching the label selector.")
+@click.option("-l", "--selector", metavar="SELECTOR", help="Describe every object "
+                                                           "matching the label selector.")
 @click.option("-A", "--all-namespaces", is_flag=True, help="Look in every namespace.")
 @client_options
 def describe_command(

@@ -252,7 +252,10 @@ def _problem(doc: Document, registry: Registry) -> str | ResourceType:
     if rt is None:
         known = registry.by_kind(kind)
         if known is not None:
-            return f'unknown kind "{kind}" for apiVersion "{api_version}" (did you mean apiVersion "{known.api_version}"?)'
+            return (
+                f'unknown kind "{kind}" for apiVersion "{api_version}" '
+                f'(did you mean apiVersion "{known.api_version}"?)'
+            )
         return f'unknown kind "{kind}" for apiVersion "{api_version}"'
     meta = body.get("metadata")
     if meta is not None and not isinstance(meta, dict):

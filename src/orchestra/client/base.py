@@ -57,7 +57,8 @@ class Client(Protocol):
         grace_period_seconds: int | None = None,
         uid: str | None = None,
     ) -> Obj | None:
-        """Returns the object if it still exists (finalizers, graceful deletion), else None. NotFound raises."""
+        """Returns the object if it still exists (finalizers, graceful deletion), else None. NotFound
+        raises."""
         ...
 
     async def bind(self, namespace: str, name: str, node_name: str) -> None: ...

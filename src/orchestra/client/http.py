@@ -32,8 +32,9 @@ _BY_REASON: dict[str, type[errors.ApiError]] = {
     cls.reason: cls
     for cls in (
         errors.BadRequest, errors.Unauthorized, errors.Forbidden, errors.NotFound, errors.MethodNotAllowed,
-        errors.NotAcceptable, errors.AlreadyExists, errors.Conflict, errors.Gone, errors.RequestEntityTooLarge,
-        errors.UnsupportedMediaType, errors.Invalid, errors.TooManyRequests, errors.InternalError, errors.Timeout,
+        errors.NotAcceptable, errors.AlreadyExists, errors.Conflict, errors.Gone,
+        errors.RequestEntityTooLarge, errors.UnsupportedMediaType, errors.Invalid, errors.TooManyRequests,
+        errors.InternalError, errors.Timeout,
     )
 }  # fmt: skip
 _BY_CODE: dict[int, type[errors.ApiError]] = {

@@ -351,7 +351,10 @@ class PodWorker:
         backoff = self.ctx.crash_backoff
         if backoff.in_backoff_since(key, seen):
             delay = backoff.get(key)
-            message = f"back-off {go_duration_seconds(round(delay))} restarting failed container={name} pod={pod_ref(self.pod)}"
+            message = (
+                f"back-off {go_duration_seconds(round(delay))} restarting failed container={name} "
+                f"pod={pod_ref(self.pod)}"
+            )
             self.waiting[name] = ("CrashLoopBackOff", message)
             if ("BackOff", cur.id) not in self._reported:
                 self._reported.add(("BackOff", cur.id))

@@ -258,7 +258,8 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
         typemeta.check_written_type(self.registry, rt, obj)
         if obj.get("metadata") is not None and not isinstance(obj.get("metadata"), dict):
             raise BadRequest(
-                f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: metadata must be an object'
+                f'{rt.kind} in version "{rt.version}" cannot be '
+                f'handled as a {rt.kind}: metadata must be an object'
             )
         m = meta(obj)
         if rt.namespaced:
@@ -449,7 +450,8 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
             added = set(nm.get("finalizers") or []) - set(om.get("finalizers") or [])
             if added:
                 raise Forbidden(
-                    f"no new finalizers can be added if the object is being deleted, found new finalizers {sorted(added)!r}"
+                    "no new finalizers can be added if the object is being "
+                    f"deleted, found new finalizers {sorted(added)!r}"
                 )
         prepare_for_update(rt, new, old)
         if tracks_generation(rt) and spec_part(new) != spec_part(old):
