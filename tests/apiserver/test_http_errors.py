@@ -79,7 +79,8 @@ def test_missing_token_is_401(live_cluster: LiveCluster) -> None:
 @pytest.mark.parametrize(
     ("doc", "code", "reason", "needle"),
     [
-        (_with(["spec", "replicaz"], 3), 400, "BadRequest", 'strict decoding error: unknown field "spec.replicaz"'),
+        (_with(["spec", "replicaz"], 3), 400, "BadRequest",
+         'strict decoding error: unknown field "spec.replicaz"'),
         (_with(["spec", "replicas"], "three"), 400, "BadRequest", "spec.replicas"),
         (_with(["spec", "template", "spec", "containers"], [{"image": "x"}]), 422, "Invalid", "name"),
         (_with(["spec", "selector"], _DELETE), 422, "Invalid", "spec.selector"),
@@ -190,8 +191,9 @@ CONTENT_TYPES = ["application/json", "application/merge-patch+json", "applicatio
     path=st.sampled_from(PATHS),
     ctype=st.sampled_from(CONTENT_TYPES),
     body=json_values | st.binary(max_size=200),
-    query=st.dictionaries(st.sampled_from(["fieldValidation", "dryRun", "labelSelector", "fieldSelector", "resourceVersion",
-                                           "limit", "continue", "fieldManager", "watch", "timeoutSeconds"]),
+    query=st.dictionaries(st.sampled_from(["fieldValidation", "dryRun", "labelSelector", "fieldSelector",
+                                           "resourceVersion", "limit", "continue", "fieldManager", "watch",
+                                           "timeoutSeconds"]),
                           st.text(max_size=12), max_size=3),
 )
 def test_generated_garbage_never_500(
