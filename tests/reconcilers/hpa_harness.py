@@ -15,8 +15,8 @@ from typing import Any
 import attrs
 import trio
 
-from orchestra.api.core import ApiCore
 from orchestra.api.errors import NotFound
+from orchestra.api.request.core import ApiCore
 from orchestra.app.bootstrap import bootstrap
 from orchestra.client.local import LocalClient, LocalMetricsClient
 from orchestra.controller.clock import Clock, virtual_clock

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from orchestra.api.selectors import parse_label_selector
+from orchestra.api.machinery.selectors import parse_label_selector
 from orchestra.reconcilers.autoscaling.normalize import History, Limits
 from orchestra.reconcilers.autoscaling.replicas import (
     MetricError,

@@ -164,4 +164,6 @@ def invalid(kind: str, name: str, causes: list[Cause], *, group: str = "") -> In
     parts = list(dict.fromkeys(f"{c.field}: {c.message}" if c.field else c.message for c in causes))
     joined = parts[0] if len(parts) == 1 else "[" + ", ".join(parts) + "]"
     qualified = f"{kind}.{group}" if group else kind
-    return Invalid(f'{qualified} "{name}" is invalid: {joined}', name=name, group=group, kind=kind, causes=causes)
+    return Invalid(
+        f'{qualified} "{name}" is invalid: {joined}', name=name, group=group, kind=kind, causes=causes
+    )

@@ -57,7 +57,10 @@ class Discovery:
         self._cache: dict[str, bytes] = {}
 
     def _groups(self) -> list[str]:
-        return [*self.registry.groups(), *(g for g in self.read_only.groups() if g not in self.registry.groups())]
+        return [
+            *self.registry.groups(),
+            *(g for g in self.read_only.groups() if g not in self.registry.groups()),
+        ]
 
     def _versions(self, group: str) -> list[str]:
         """The versions a group serves, the preferred one first (v1, v1beta1 for metrics.k8s.io,
@@ -96,7 +99,9 @@ class Discovery:
     def api_group(self, group: str) -> bytes | None:
         if group not in self._groups() or not group:
             return None
-        return self._cached(f"group/{group}", lambda: {"kind": "APIGroup", "apiVersion": "v1", **self._group(group)})
+        return self._cached(
+            f"group/{group}", lambda: {"kind": "APIGroup", "apiVersion": "v1", **self._group(group)}
+        )
 
     def resource_list(self, group: str, version: str) -> bytes | None:
         types = self._types(group, version)
@@ -118,7 +123,12 @@ class Discovery:
                     if sub.group or sub.name == "scale":
                         entry["group"], entry["version"] = sub.group, sub.version
                     resources.append(entry)
-            return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": t.api_version, "resources": resources}
+            return {
+                "kind": "APIResourceList",
+                "apiVersion": "v1",
+                "groupVersion": t.api_version,
+                "resources": resources,
+            }
 
         return self._cached(f"rl/{group}/{version}", build)
 
@@ -139,7 +149,12 @@ class Discovery:
                         "resources": [_aggregated_resource(t) for t in self._types(g, v)],
                     } for v in self._versions(g)],
                 })
-            return {"kind": "APIGroupDiscoveryList", "apiVersion": api_version, "metadata": {}, "items": items}
+            return {
+                "kind": "APIGroupDiscoveryList",
+                "apiVersion": api_version,
+                "metadata": {},
+                "items": items,
+            }
 
         return self._cached(f"agg/{legacy_core}/{api_version}", build)
 
@@ -168,12 +183,28 @@ class Discovery:
             paths: dict[str, Any] = {}
             for t in types:
                 base = f"/api/{t.version}" if not t.group else f"/apis/{t.group}/{t.version}"
-                path = f"{base}/namespaces/{{namespace}}/{t.plural}/{{name}}" if t.namespaced else f"{base}/{t.plural}/{{name}}"
+                path = (
+                    f"{base}/namespaces/{{namespace}}/{t.plural}/{{name}}"
+                    if t.namespaced
+                    else f"{base}/{t.plural}/{{name}}"
+                )
                 op = {
-                    "x-kubernetes-group-version-kind": {"group": t.group, "version": t.version, "kind": t.kind},
+                    "x-kubernetes-group-version-kind": {
+                        "group": t.group,
+                        "version": t.version,
+                        "kind": t.kind,
+                    },
                     "parameters": [
-                        {"name": "fieldValidation", "in": "query", "schema": {"type": "string", "uniqueItems": True}},
-                        {"name": "fieldManager", "in": "query", "schema": {"type": "string", "uniqueItems": True}},
+                        {
+                            "name": "fieldValidation",
+                            "in": "query",
+                            "schema": {"type": "string", "uniqueItems": True},
+                        },
+                        {
+                            "name": "fieldManager",
+                            "in": "query",
+                            "schema": {"type": "string", "uniqueItems": True},
+                        },
                         {"name": "dryRun", "in": "query", "schema": {"type": "string", "uniqueItems": True}},
                     ],
                     "responses": {"200": {"description": "OK"}},

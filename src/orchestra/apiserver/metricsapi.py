@@ -13,10 +13,10 @@ from __future__ import annotations
 from typing import Any
 
 from orchestra.api import metrics
-from orchestra.api.core import ApiCore
 from orchestra.api.errors import MethodNotAllowed, NotFound
+from orchestra.api.machinery.selectors import parse_label_selector
 from orchestra.api.metrics import UsageSource, node_usages, pod_metrics_items
-from orchestra.api.selectors import parse_label_selector
+from orchestra.api.request.core import ApiCore
 from orchestra.apiserver.http import Request, send_json
 
 PREFIX = ("apis", metrics.GROUP, metrics.VERSION)
@@ -40,7 +40,9 @@ class MetricsApi:
         else:
             raise NotFound("the server could not find the requested resource")
 
-    def _listed(self, kind: str, namespace: str | None, req: Request, name: str | None) -> list[dict[str, Any]]:
+    def _listed(
+        self, kind: str, namespace: str | None, req: Request, name: str | None
+    ) -> list[dict[str, Any]]:
         rt = self.core.registry.by_kind(kind)
         assert rt is not None
         if name is not None:
@@ -48,16 +50,24 @@ class MetricsApi:
                 return [self.core.get(rt, namespace, name)]
             except NotFound:
                 return []
-        return list(self.core.list(rt, namespace, label_selector=parse_label_selector(req.arg("labelSelector"))).items)
+        return list(
+            self.core.list(rt, namespace, label_selector=parse_label_selector(req.arg("labelSelector"))).items
+        )
 
     async def _nodes(self, req: Request, name: str | None) -> None:
         nodes = self._listed("Node", None, req, name)
         usage = await self.collector.usage()
         pod_rt = self.core.registry.by_kind("Pod")
         assert pod_rt is not None
-        per_node = node_usages(usage, [n["metadata"]["name"] for n in nodes], list(self.core.list(pod_rt, None).items))
-        items = [metrics.node_metrics(n, *per_node[n["metadata"]["name"]], timestamp=usage.timestamp, window=usage.window)
-                 for n in nodes]
+        per_node = node_usages(
+            usage, [n["metadata"]["name"] for n in nodes], list(self.core.list(pod_rt, None).items)
+        )
+        items = [
+            metrics.node_metrics(
+                n, *per_node[n["metadata"]["name"]], timestamp=usage.timestamp, window=usage.window
+            )
+            for n in nodes
+        ]
         await self._answer(req, metrics.NODE_METRICS, items, name)
 
     async def _pods(self, req: Request, namespace: str | None, name: str | None) -> None:

@@ -63,8 +63,10 @@ async def start_network(nursery: trio.Nursery, cluster: Cluster) -> None:
         await nursery.start(cluster.supervisor.run, "cluster-dns", dns.run)
     except OSError as exc:
         raise NetworkSetupError(
-            f"cannot serve cluster DNS on {cluster.core.allocator.dns_ip}:53 ({exc.strerror or exc}); is another "
-            "orchestra with networking running on this host? Stop it, or start this one with --no-network") from None
+            f"cannot serve cluster DNS on {cluster.core.allocator.dns_ip}:53 ({exc.strerror or exc}); "
+            "is another orchestra with networking running on this host? Stop it, or start this one with "
+            "--no-network"
+        ) from None
     cluster.proxy, cluster.dns = proxy, dns
 
 
@@ -91,8 +93,11 @@ async def start_nodes(nursery: trio.Nursery, cluster: Cluster) -> None:
 
     dns = cluster.core.allocator.dns_ip if config.network else None
     # with fast node-failure detection (10 s grace) kubelets must renew faster than every 10 s
-    heartbeat: dict[str, Any] = ({"lease_renew_seconds": 2.5, "lease_duration_seconds": 10, "status_update_seconds": 2.5}
-                                 if config.timings == "fast" else {})
+    heartbeat: dict[str, Any] = (
+        {"lease_renew_seconds": 2.5, "lease_duration_seconds": 10, "status_update_seconds": 2.5}
+        if config.timings == "fast"
+        else {}
+    )
     if config.podman:
         cluster_id = cluster.cluster_id
         agent_done = trio.Event()  # --stop-pods lists the pods once no agent call can make another
@@ -100,10 +105,20 @@ async def start_nodes(nursery: trio.Nursery, cluster: Cluster) -> None:
         try:
             runtime = await nursery.start(_podman_host, cluster, cluster_id, agent_done)
             await ensure_busybox_image(config.state_dir / "podman")
-            agent = NodeAgent(client, runtime, AgentConfig(
-                node_name=node_name(), state_dir=config.state_dir / "node", cluster_dns=dns, control_plane=True,
-                cluster_id=cluster_id, cluster_state_dir=str(config.state_dir.resolve()), **heartbeat),
-                extra_env=extra_env)
+            agent = NodeAgent(
+                client,
+                runtime,
+                AgentConfig(
+                    node_name=node_name(),
+                    state_dir=config.state_dir / "node",
+                    cluster_dns=dns,
+                    control_plane=True,
+                    cluster_id=cluster_id,
+                    cluster_state_dir=str(config.state_dir.resolve()),
+                    **heartbeat,
+                ),
+                extra_env=extra_env,
+            )
             await nursery.start(_set_when_done, functools.partial(
                 cluster.supervisor.run, f"kubelet {agent.node_name}", agent.run), agent_done)
             handed_over = True
@@ -243,7 +258,9 @@ class AgentLocator:
         runtime = self.runtime_for(pod)
         if runtime is None:
             name = (pod.get("metadata") or {}).get("name", "")
-            raise BadRequest(f'container "{container}" in pod "{name}" is waiting to start: ContainerCreating')
+            raise BadRequest(
+                f'container "{container}" in pod "{name}" is waiting to start: ContainerCreating'
+            )
         try:
             ref = await find_container(runtime, pod, container or None, previous=previous)
         except ContainerLookupError as exc:

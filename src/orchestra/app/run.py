@@ -14,8 +14,8 @@ from typing import Any
 
 import trio
 
-from orchestra.api.allocators import ServiceAllocator
-from orchestra.api.core import ApiCore
+from orchestra.api.policy.allocators import ServiceAllocator
+from orchestra.api.request.core import ApiCore
 from orchestra.apiserver.metricsapi import MetricsApi
 from orchestra.apiserver.serve import serve_api
 from orchestra.apiserver.server import ApiServer
@@ -57,8 +57,15 @@ async def run_cluster(config: ClusterConfig, *, shutdown: Shutdown | None = None
         store.close()
 
 
-async def _run(config: ClusterConfig, shutdown: Shutdown, state: Path, token: str, store: Store, route: ServiceRoute,
-           task_status: trio.TaskStatus[Cluster]) -> None:
+async def _run(
+    config: ClusterConfig,
+    shutdown: Shutdown,
+    state: Path,
+    token: str,
+    store: Store,
+    route: ServiceRoute,
+    task_status: trio.TaskStatus[Cluster],
+) -> None:
     async with trio.open_nursery() as nursery:
         await nursery.start(store.run)
         core = ApiCore(store, allocator=ServiceAllocator(config.service_cidr))

@@ -24,8 +24,15 @@ class Client(Protocol):
         """Items and the list's resourceVersion (start a watch from it)."""
         ...
 
-    def watch(self, rt: ResourceType, namespace: str | None = None, *, resource_version: str | None = None,
-              label_selector: str | None = None, field_selector: str | None = None) -> AsyncIterator[WatchEvent]:
+    def watch(
+        self,
+        rt: ResourceType,
+        namespace: str | None = None,
+        *,
+        resource_version: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> AsyncIterator[WatchEvent]:
         """Kubernetes watch semantics; an ("ERROR", Status) event with code 410 means re-list."""
         ...
 
@@ -40,9 +47,18 @@ class Client(Protocol):
     async def patch(self, rt: ResourceType, namespace: str | None, name: str, patch: Any, *,
                     patch_type: str = "application/merge-patch+json", subresource: str = "") -> Obj: ...
 
-    async def delete(self, rt: ResourceType, namespace: str | None, name: str, *, propagation_policy: str | None = None,
-                     grace_period_seconds: int | None = None, uid: str | None = None) -> Obj | None:
-        """Returns the object if it still exists (finalizers, graceful deletion), else None. NotFound raises."""
+    async def delete(
+        self,
+        rt: ResourceType,
+        namespace: str | None,
+        name: str,
+        *,
+        propagation_policy: str | None = None,
+        grace_period_seconds: int | None = None,
+        uid: str | None = None,
+    ) -> Obj | None:
+        """Returns the object if it still exists (finalizers, graceful deletion), else None. NotFound
+        raises."""
         ...
 
     async def get_scale(self, rt: ResourceType, namespace: str | None, name: str) -> Obj:

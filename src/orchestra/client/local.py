@@ -12,12 +12,13 @@ from typing import Any
 
 import orjson
 
-from orchestra.api.core import ApiCore, WriteOptions
-from orchestra.api.deletion import DeleteOptions
+from orchestra.api.machinery.selectors import parse_field_selector, parse_label_selector
 from orchestra.api.metrics import UsageSource, pod_metrics_items
 from orchestra.api.registry import ResourceType
-from orchestra.api.selectors import parse_field_selector, parse_label_selector
-from orchestra.api.watch import watch
+from orchestra.api.request.core import ApiCore
+from orchestra.api.request.deletion import DeleteOptions
+from orchestra.api.request.types import WriteOptions
+from orchestra.api.request.watch import watch
 from orchestra.client.base import WatchEvent
 from orchestra.objects import Obj
 
@@ -37,8 +38,15 @@ class LocalClient:
                              field_selector=parse_field_selector(field_selector, rt.kind))
         return res.items, res.resource_version
 
-    async def watch(self, rt: ResourceType, namespace: str | None = None, *, resource_version: str | None = None,
-                    label_selector: str | None = None, field_selector: str | None = None) -> AsyncIterator[WatchEvent]:
+    async def watch(
+        self,
+        rt: ResourceType,
+        namespace: str | None = None,
+        *,
+        resource_version: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> AsyncIterator[WatchEvent]:
         stream = watch(self.core, rt, namespace, resource_version=resource_version,
                        label_selector=parse_label_selector(label_selector),
                        field_selector=parse_field_selector(field_selector, rt.kind))
@@ -55,15 +63,27 @@ class LocalClient:
 
     async def update_status(self, rt: ResourceType, obj: Obj) -> Obj:
         m = obj["metadata"]
-        return (await self.core.update(rt, m.get("namespace"), m["name"], obj, self.opts, subresource="status")).obj
+        return (
+            await self.core.update(rt, m.get("namespace"), m["name"], obj, self.opts, subresource="status")
+        ).obj
 
     async def patch(self, rt: ResourceType, namespace: str | None, name: str, patch: Any, *,
                     patch_type: str = "application/merge-patch+json", subresource: str = "") -> Obj:
         body = patch if isinstance(patch, bytes) else orjson.dumps(patch)
-        return (await self.core.patch(rt, namespace, name, patch_type, body, self.opts, subresource=subresource)).obj
+        return (
+            await self.core.patch(rt, namespace, name, patch_type, body, self.opts, subresource=subresource)
+        ).obj
 
-    async def delete(self, rt: ResourceType, namespace: str | None, name: str, *, propagation_policy: str | None = None,
-                     grace_period_seconds: int | None = None, uid: str | None = None) -> Obj | None:
+    async def delete(
+        self,
+        rt: ResourceType,
+        namespace: str | None,
+        name: str,
+        *,
+        propagation_policy: str | None = None,
+        grace_period_seconds: int | None = None,
+        uid: str | None = None,
+    ) -> Obj | None:
         obj, gone = await self.core.delete(rt, namespace, name, DeleteOptions(
             propagation_policy=propagation_policy, grace_period_seconds=grace_period_seconds, uid=uid))
         return None if gone else obj
@@ -80,7 +100,9 @@ class LocalClient:
 
     async def finalize_namespace(self, obj: Obj) -> Obj:
         rt = self.kind("Namespace")
-        return (await self.core.update(rt, None, obj["metadata"]["name"], obj, self.opts, subresource="finalize")).obj
+        return (
+            await self.core.update(rt, None, obj["metadata"]["name"], obj, self.opts, subresource="finalize")
+        ).obj
 
     def kind(self, kind: str) -> ResourceType:
         rt = self.registry.by_kind(kind)

@@ -1,1 +1,22 @@
-"""net."""
+"""Cluster networking from Services and EndpointSlices: kube-proxy's and CoreDNS's roles, on trio.
+
+Entry points (each a long-lived component: `await nursery.start(x.run)`, run again after it raised):
+  * proxy.py        `ServiceProxy(client, *, host_addresses=...)`: a userspace proxy with one
+                    listener per Service port on its ClusterIP, every NodePort and, for
+                    `type: LoadBalancer`, the host address; round-robin (or ClientIP affinity) to
+                    ready endpoints, following Services and EndpointSlices live.
+  * dns.py          `ClusterDNS(client, *, host, port=53, domain="cluster.local")`: the records of
+                    CoreDNS's kubernetes plugin from the same caches; other names go to the host's
+                    resolvers.
+  * routes.py       `ServiceRoute`: the service range routed to `lo` (needs root), taken over from a
+                    killed orchestra; `host_addresses()`.
+  * service_env.py  `env_for_pod(pod, services)`: the Docker-links variables the kubelet injects (the
+                    app hands it to the node agent, which does not import this package).
+  * common.py       the resource types and the EndpointSlice -> Service index they share.
+Started by app/components.py unless `--no-network`.
+
+New code here: a Service or DNS feature of kube-proxy or CoreDNS; what a pod's containers see of
+the network at start (env) goes through service_env.py; pod IPs are the runtime's.
+Must not import: apiserver, app, cli, reconcilers, node, runtime, the store (the API only through
+a client, import-linter).
+"""

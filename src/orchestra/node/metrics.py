@@ -95,7 +95,11 @@ class UsageCollector:
     async def usage(self) -> Usage:
         async with self._lock:
             now = trio.current_time()
-            if self._answer is not None and self._previous is not None and now - self._previous.at < MIN_WINDOW:
+            if (
+                self._answer is not None
+                and self._previous is not None
+                and now - self._previous.at < MIN_WINDOW
+            ):
                 return self._answer
             before = self._previous
             if before is None or now - before.at > STALE:

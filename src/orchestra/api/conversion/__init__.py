@@ -8,7 +8,12 @@ kind). Kinds without a conversion pass through unchanged (the same object, not a
 version may normalize too: autoscaling/v2 HorizontalPodAutoscalers drop the round-trip annotations
 autoscaling/v1 uses, as kube's v2 conversion does.
 The per-kind conversions live in this package (hpa.py, hpametrics.py).
-Must not import: the store, the HTTP server, or anything above the api layer.
+Used by the verbs (api/request: core, deletion, serverside, watch convert at every call) and by
+api/tables (a printer reads an object served at another version as the stored one).
+New code here: a kind's conversion in a module of its own, entered in _CONVERSIONS below.
+Must not import: api/request, api/policy, api/tables, api/machinery (it sits beside machinery and
+metrics, just above the registry; import-linter checks it), the store, the HTTP server, or anything
+above the api layer.
 """
 
 from __future__ import annotations

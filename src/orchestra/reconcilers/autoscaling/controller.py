@@ -23,8 +23,8 @@ import attrs
 import trio
 
 from orchestra.api.errors import ApiError, BadRequest
+from orchestra.api.machinery.selectors import LabelSelector, parse_label_selector
 from orchestra.api.registry import ResourceType
-from orchestra.api.selectors import LabelSelector, parse_label_selector
 from orchestra.client.base import Client, MetricsClient
 from orchestra.controller import NORMAL, WARNING, Controller, Result, registry_of, split_key
 from orchestra.controller.clock import Clock, wall_clock

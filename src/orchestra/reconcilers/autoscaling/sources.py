@@ -21,7 +21,7 @@ from typing import Any
 import attrs
 
 from orchestra.api.errors import ApiError
-from orchestra.api.selectors import LabelSelector
+from orchestra.api.machinery.selectors import LabelSelector
 from orchestra.client.base import MetricsClient
 from orchestra.objects import Obj, as_dict, as_dicts
 from orchestra.objects.quantity import canonical, parse_or_none
