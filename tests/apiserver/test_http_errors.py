@@ -424,3 +424,17 @@ def test_a_watch_with_timeout_zero_is_not_ended(http: httpx.Client) -> None:
         with pytest.raises(httpx.ReadTimeout):
             for _ in lines:
                 pass
+
+
+@pytest.mark.parametrize("ctype", ["application/yaml", "application/apply-patch+yaml"])
+def test_deep_flow_yaml_is_refused_in_linear_time(http: httpx.Client, ctype: str) -> None:
+    """ruamel's scanner re-checks every open flow collection on every token: 200,000 nested `[` took
+    minutes of CPU before the depth was counted while scanning."""
+    body = b"metadata: {name: deep}\nx: " + b"[" * 200_000 + b"]" * 200_000
+    method, url = ("POST", "/api/v1/namespaces/errs/configmaps") if ctype == "application/yaml" else (
+        "PATCH", "/api/v1/namespaces/errs/configmaps/deep-flow")
+    started = time.monotonic()
+    r = http.request(method, url, params={"fieldManager": "t"}, content=body, headers={"Content-Type": ctype})
+    assert r.status_code == 400, r.text
+    assert "exceeded max depth of 200" in _status(r)["message"]
+    assert time.monotonic() - started < 3
