@@ -25,7 +25,8 @@ SERVER = """
 import sys, trio
 from pathlib import Path
 from orchestra.app import ClusterConfig, run_cluster
-trio.run(run_cluster, ClusterConfig(state_dir=Path(sys.argv[1]), listen_port=0, store=sys.argv[2], podman=False, network=False))
+trio.run(run_cluster, ClusterConfig(state_dir=Path(sys.argv[1]), listen_port=0, store=sys.argv[2], \
+podman=False, network=False))
 """
 
 
@@ -112,7 +113,8 @@ WRK_CREATE = """
 counter = 0
 request = function()
   counter = counter + 1
-  local body = '{"metadata":{"name":"wrk-' .. tostring(math.random(1, 1000000000)) .. '-' .. counter .. '"},"data":{"k":"v"}}'
+  local body = '{"metadata":{"name":"wrk-' .. tostring(math.random(1, 1000000000)) .. '-' .. counter \
+.. '"},"data":{"k":"v"}}'
   return wrk.format("POST", "/api/v1/namespaces/default/configmaps", {["Content-Type"]="application/json",
     ["Authorization"]="Bearer TOKEN"}, body)
 end
@@ -194,7 +196,8 @@ def main() -> None:
             proc, url, token = start_server(Path(d), store)
             try:
                 print(
-                    f"== store={store} (server pid {proc.pid}; {args.threads} client threads, {args.seconds:.0f}s each)"
+                    f"== store={store} (server pid {proc.pid}; "
+                    f"{args.threads} client threads, {args.seconds:.0f}s each)"
                 )
                 # seed: 100 configmaps to GET and LIST
                 _seed(url, token, 100)
@@ -206,19 +209,23 @@ def main() -> None:
                     lambda i, n: ("GET", f"/api/v1/namespaces/default/configmaps/seed-{n % 100}", None),
                 )
                 print(
-                    f"GET    {rps:8.0f} req/s   p50 {pct(lat, 0.5):6.2f} ms  p99 {pct(lat, 0.99):6.2f} ms   (target >= 2000/s)"
+                    f"GET    {rps:8.0f} req/s   p50 {pct(lat, 0.5):6.2f} ms  p99 {pct(lat, 0.99):6.2f} ms"
+                    "   (target >= 2000/s)"
                 )
                 rps, lat = load(url, token, args.threads, args.seconds,
                                 lambda i, n: ("GET", "/api/v1/namespaces/default/configmaps?limit=500", None))
                 print(
-                    f"LIST   {rps:8.0f} req/s   p50 {pct(lat, 0.5):6.2f} ms  p99 {pct(lat, 0.99):6.2f} ms   (100 objects each)"
+                    f"LIST   {rps:8.0f} req/s   p50 {pct(lat, 0.5):6.2f} ms  p99 {pct(lat, 0.99):6.2f} ms"
+                    "   (100 objects each)"
                 )
                 if shutil.which("wrk"):
                     print(
-                        f"wrk GET    {wrk(url, token, '/api/v1/namespaces/default/configmaps/seed-1', args.seconds)}"
+                        "wrk GET    "
+                        f"{wrk(url, token, '/api/v1/namespaces/default/configmaps/seed-1', args.seconds)}"
                     )
                     print(
-                        f"wrk LIST   {wrk(url, token, '/api/v1/namespaces/default/configmaps?limit=500', args.seconds)}"
+                        "wrk LIST   "
+                        f"{wrk(url, token, '/api/v1/namespaces/default/configmaps?limit=500', args.seconds)}"
                         "   (100 objects each)"
                     )
                 rps, lat = load(
@@ -233,13 +240,15 @@ def main() -> None:
                     ),
                 )
                 print(
-                    f"CREATE {rps:8.0f} req/s   p50 {pct(lat, 0.5):6.2f} ms  p99 {pct(lat, 0.99):6.2f} ms   (target >= 500/s)"
+                    f"CREATE {rps:8.0f} req/s   p50 {pct(lat, 0.5):6.2f} ms  p99 {pct(lat, 0.99):6.2f} ms"
+                    "   (target >= 500/s)"
                 )
                 if shutil.which("wrk"):
                     print(f"wrk CREATE {wrk(url, token, '', args.seconds, WRK_CREATE)}")
                 wl = watch_latency(url, token)
                 print(
-                    f"WATCH  delivery p50 {pct(wl, 0.5):6.2f} ms  p99 {pct(wl, 0.99):6.2f} ms  ({len(wl)} events, create ack -> event read)"
+                    f"WATCH  delivery p50 {pct(wl, 0.5):6.2f} ms  p99 {pct(wl, 0.99):6.2f} ms  "
+                    f"({len(wl)} events, create ack -> event read)"
                 )
                 print(f"RSS    {rss_mb(proc.pid):8.1f} MB (server process)")
             finally:

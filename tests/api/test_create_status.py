@@ -1,6 +1,7 @@
 """A create answers the object kube-apiserver would: every kind with a status starts with the zero
 status kube's encoder writes (`"status":{}` for a Deployment, `{"replicas":0}` for a ReplicaSet...),
-whatever status the client sent, so clients reading `.status` (kr8s' wait) find it."""
+whatever status the client sent, so clients reading `.status` (kr8s' wait) find it; a kind served at
+several versions answers each version's zero status (autoscaling/v1 and v2 HorizontalPodAutoscalers)."""
 
 from __future__ import annotations
 
@@ -18,28 +19,35 @@ POD_SPEC = {"containers": [{"name": "c", "image": "img"}]}
 TEMPLATE = {"metadata": {"labels": LABELS}, "spec": POD_SPEC}
 WORKLOAD = {"selector": {"matchLabels": LABELS}, "template": TEMPLATE}
 JOB_SPEC = {"template": {"spec": {**POD_SPEC, "restartPolicy": "Never"}}}
+HPA_SPEC = {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+            "maxReplicas": 3}
 ZERO_NODE_INFO = {f: "" for f in ("machineID", "systemUUID", "bootID", "kernelVersion", "osImage",
                                   "containerRuntimeVersion", "kubeletVersion", "kubeProxyVersion",
                                   "operatingSystem", "architecture")}
 
-CASES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
-    ("Deployment", WORKLOAD, {}),
-    ("ReplicaSet", WORKLOAD, {"replicas": 0}),
-    ("DaemonSet", WORKLOAD, {"currentNumberScheduled": 0, "numberMisscheduled": 0,
-                             "desiredNumberScheduled": 0, "numberReady": 0}),
-    ("StatefulSet", {**WORKLOAD, "serviceName": "x"}, {"replicas": 0, "availableReplicas": 0}),
-    ("Job", JOB_SPEC, {}),
-    ("CronJob", {"schedule": "* * * * *", "jobTemplate": {"spec": JOB_SPEC}}, {}),
-    ("Service", {"ports": [{"port": 80}]}, {"loadBalancer": {}}),
-    ("PodDisruptionBudget", {"minAvailable": 1, "selector": {"matchLabels": LABELS}},
+CASES: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = [
+    ("apps/v1", "Deployment", WORKLOAD, {}),
+    ("apps/v1", "ReplicaSet", WORKLOAD, {"replicas": 0}),
+    ("apps/v1", "DaemonSet", WORKLOAD, {"currentNumberScheduled": 0, "numberMisscheduled": 0,
+                                        "desiredNumberScheduled": 0, "numberReady": 0}),
+    ("apps/v1", "StatefulSet", {**WORKLOAD, "serviceName": "x"}, {"replicas": 0, "availableReplicas": 0}),
+    ("batch/v1", "Job", JOB_SPEC, {}),
+    ("batch/v1", "CronJob", {"schedule": "* * * * *", "jobTemplate": {"spec": JOB_SPEC}}, {}),
+    ("v1", "Service", {"ports": [{"port": 80}]}, {"loadBalancer": {}}),
+    ("policy/v1", "PodDisruptionBudget", {"minAvailable": 1, "selector": {"matchLabels": LABELS}},
      {"disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0, "expectedPods": 0}),
-    ("PersistentVolumeClaim",
+    ("v1", "PersistentVolumeClaim",
      {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}, {"phase": "Pending"}),
-    ("PersistentVolume", {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
-                          "hostPath": {"path": "/tmp/pv"}}, {"phase": "Pending"}),
-    ("Pod", POD_SPEC, {"phase": "Pending", "qosClass": "BestEffort"}),
-    ("Namespace", {}, {"phase": "Active"}),
-    ("Node", {}, {"daemonEndpoints": {"kubeletEndpoint": {"Port": 0}}, "nodeInfo": ZERO_NODE_INFO}),
+    ("v1", "PersistentVolume", {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                                "hostPath": {"path": "/tmp/pv"}}, {"phase": "Pending"}),
+    ("v1", "Pod", POD_SPEC, {"phase": "Pending", "qosClass": "BestEffort"}),
+    ("v1", "Namespace", {}, {"phase": "Active"}),
+    ("v1", "Node", {}, {"daemonEndpoints": {"kubeletEndpoint": {"Port": 0}}, "nodeInfo": ZERO_NODE_INFO}),
+    # stored at v2 (desiredReplicas and currentMetrics are not omitempty); v1 shows it converted
+    ("autoscaling/v2", "HorizontalPodAutoscaler", HPA_SPEC,
+     {"desiredReplicas": 0, "currentMetrics": None}),
+    ("autoscaling/v1", "HorizontalPodAutoscaler", HPA_SPEC,
+     {"currentReplicas": 0, "desiredReplicas": 0}),
 ]
 
 
@@ -52,10 +60,11 @@ async def core() -> AsyncIterator[ApiCore]:
     store.close()
 
 
-@pytest.mark.parametrize(("kind", "spec", "status"), CASES, ids=[c[0] for c in CASES])
-async def test_create_returns_the_zero_status(core: ApiCore, kind: str, spec: dict[str, Any],
-                                              status: dict[str, Any]) -> None:
-    rt = core.registry.by_kind(kind)
+@pytest.mark.parametrize(("api_version", "kind", "spec", "status"), CASES,
+                         ids=[f"{c[1]}-{c[0]}" for c in CASES])
+async def test_create_returns_the_zero_status(core: ApiCore, api_version: str, kind: str,
+                                              spec: dict[str, Any], status: dict[str, Any]) -> None:
+    rt = core.registry.by_api_version_kind(api_version, kind)
     assert rt is not None
     body = {"metadata": {"name": f"zero-{kind.lower()}"}, "spec": spec}
     if kind == "Deployment":
@@ -67,5 +76,6 @@ async def test_create_returns_the_zero_status(core: ApiCore, kind: str, spec: di
 
 
 async def test_every_kind_with_a_status_subresource_is_covered(core: ApiCore) -> None:
-    with_status = {t.kind for t in core.registry.types if t.has_subresource("status")}
-    assert with_status <= {c[0] for c in CASES}
+    """At every version it is served at (a served-but-not-stored version converts the zero status)."""
+    with_status = {(t.api_version, t.kind) for t in core.registry.served if t.has_subresource("status")}
+    assert with_status <= {c[:2] for c in CASES}

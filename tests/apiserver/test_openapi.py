@@ -82,18 +82,39 @@ def _refs(node: Any) -> Iterator[str]:
 
 
 def test_every_v3_document_is_closed_and_has_its_kinds(openapi: OpenApi) -> None:
+    """Every served version has its document, also one served but stored as another (autoscaling/v1)."""
+    assert {_gv(t) for t in DEFAULT_REGISTRY.served} == set(openapi.group_versions())
     for gv in openapi.group_versions():
         doc = openapi.v3(gv).doc
         schemas = doc["components"]["schemas"]
         for ref in _refs(doc):
             assert ref.removeprefix("#/components/schemas/") in schemas, (gv, ref)
-        for t in DEFAULT_REGISTRY.types:
-            if gv == (f"apis/{t.group}/v1" if t.group else "api/v1"):
+        for t in DEFAULT_REGISTRY.served:
+            if gv == _gv(t):
                 gvk = {"group": t.group, "version": t.version, "kind": t.kind}
                 assert gvk in schemas[t.definition]["x-kubernetes-group-version-kind"]
                 patch = doc["paths"][_item_path(t)]["patch"]
                 assert patch["x-kubernetes-group-version-kind"] == gvk
                 assert "fieldValidation" in [p["name"] for p in patch["parameters"]]
+
+
+def test_both_autoscaling_versions_are_published(openapi: OpenApi) -> None:
+    """kube publishes autoscaling/v2 and autoscaling/v1 HorizontalPodAutoscalers, each with its own
+    schema (v1's targetCPUUtilizationPercentage, v2's metrics), in v3 and in v2."""
+    for version, field in (("v2", "metrics"), ("v1", "targetCPUUtilizationPercentage")):
+        name = f"io.k8s.api.autoscaling.{version}.HorizontalPodAutoscaler"
+        item = f"/apis/autoscaling/{version}/namespaces/{{namespace}}/horizontalpodautoscalers/{{name}}"
+        gvk = {"group": "autoscaling", "version": version, "kind": "HorizontalPodAutoscaler"}
+        v3 = openapi.v3(f"apis/autoscaling/{version}").doc
+        assert field in v3["components"]["schemas"][f"{name}Spec"]["properties"]
+        assert v3["paths"][item]["patch"]["x-kubernetes-group-version-kind"] == gvk
+        v2 = openapi.v2().doc
+        assert gvk in v2["definitions"][name]["x-kubernetes-group-version-kind"]
+        assert v2["paths"][item]["patch"]["x-kubernetes-group-version-kind"] == gvk
+
+
+def _gv(t: Any) -> str:
+    return f"apis/{t.group}/{t.version}" if t.group else f"api/{t.version}"
 
 
 def _item_path(t: Any) -> str:

@@ -87,3 +87,45 @@ async def test_refused_combinations_are_422(core: ApiCore, query: str, message: 
             assert await client.request(f"/api/v1/namespaces/default/configmaps?{query}") == 422
             body = await client.read_body()
     assert message in body["message"]
+
+
+HPA_V2 = {
+    "apiVersion": "autoscaling/v2",
+    "kind": "HorizontalPodAutoscaler",
+    "metadata": {"name": "web"},
+    "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+             "maxReplicas": 4,
+             "metrics": [{"type": "Resource", "resource": {
+                 "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 60}}}]},
+}
+
+
+@pytest.mark.parametrize(("version", "accept"), [("v2", ""), ("v1", ""), ("v1", TABLE)],
+                         ids=["v2", "v1-served-not-stored", "v1-table"])
+async def test_watch_list_of_a_kind_served_at_another_version(core: ApiCore, version: str,
+                                                              accept: str) -> None:
+    """autoscaling/v1 HPAs are stored as v2: the initial events and the end bookmark are v1's."""
+    rt = core.registry.by_path("autoscaling", "v2", "horizontalpodautoscalers")
+    assert rt is not None
+    await core.create(rt, "default", HPA_V2)
+    path = f"/apis/autoscaling/{version}/namespaces/default/horizontalpodautoscalers?{WATCH_LIST}"
+    with trio.fail_after(10):
+        async with serving(core) as served:
+            client = served.connect("memory")
+            assert await client.request(path, accept=accept or "application/json") == 200
+            added, end = await client.read_lines(2)
+    assert (added["type"], end["type"]) == ("ADDED", "BOOKMARK")
+    if accept:  # Tables (rows carry PartialObjectMetadata): kube's `get hpa` columns, read from v1
+        assert added["object"]["kind"] == end["object"]["kind"] == "Table"
+        assert added["object"]["rows"][0]["cells"][:3] == ["web", "Deployment/web", "cpu: <unknown>/60%"]
+        end_meta = end["object"]["rows"][0]["object"]["metadata"]
+        assert end_meta["annotations"] == {"k8s.io/initial-events-end": "true"}
+        return
+    obj, end_obj = added["object"], end["object"]
+    assert obj["apiVersion"] == end_obj["apiVersion"] == f"autoscaling/{version}"
+    if version == "v1":
+        assert obj["spec"]["targetCPUUtilizationPercentage"] == 60
+        assert "metrics" not in obj["spec"]
+    else:
+        assert obj["spec"]["metrics"] == HPA_V2["spec"]["metrics"]
+    assert end_obj["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}

@@ -69,7 +69,9 @@ def _deployment(ns: str, replicas: int, value: str) -> str:
     (["deployment.spec.strategy"], ["DeploymentStrategy", "rollingUpdate", "Recreate"]),
     (["pods", "--recursive"], ["containers", "livenessProbe", "nodeSelector"]),
     (["service.spec.ports"], ["targetPort", "port\t<integer> -required-", "protocol"]),
-], ids=["field", "recursive", "core-kind"])
+    (["hpa.spec"], ["metrics", "behavior", "scaleTargetRef"]),
+    (["hpa.spec", "--api-version=autoscaling/v1"], ["targetCPUUtilizationPercentage", "scaleTargetRef"]),
+], ids=["field", "recursive", "core-kind", "hpa-preferred-v2", "hpa-v1-served-not-stored"])
 def test_explain(kubectl: Kubectl, args: list[str], needles: list[str]) -> None:
     out = kubectl("explain", *args).stdout
     for needle in needles:
@@ -109,3 +111,26 @@ def test_apply_validates_fields_on_the_server(kubectl: Kubectl) -> None:
     proc = kubectl("apply", "-f", "-", input=bad, check=False)
     assert proc.returncode == 1
     assert 'strict decoding error: unknown field "datta"' in proc.stderr, proc.stderr
+
+
+def _hpa_v1(ns: str, extra: dict[str, object] | None = None) -> str:
+    return json.dumps({
+        "apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "web", "namespace": ns},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                 "minReplicas": 1, "maxReplicas": 3, "targetCPUUtilizationPercentage": 70, **(extra or {})},
+    })
+
+
+def test_apply_at_a_version_served_but_not_stored(kubectl: Kubectl) -> None:
+    """autoscaling/v1 HPAs (stored as v2): strict field validation, apply, and a diff with no change."""
+    ns = _namespace(kubectl)
+    bad = kubectl("apply", "-f", "-", input=_hpa_v1(ns, {"targetCPU": 1}), check=False)
+    assert bad.returncode == 1 and 'strict decoding error: unknown field "spec.targetCPU"' in bad.stderr, (
+        bad.stderr)
+    assert "created" in kubectl("apply", "-f", "-", input=_hpa_v1(ns)).stdout
+    v2 = json.loads(kubectl("get", "horizontalpodautoscalers.v2.autoscaling", "web", "-n", ns, "-o",
+                            "json").stdout)
+    assert v2["spec"]["metrics"][0]["resource"]["target"] == {"type": "Utilization", "averageUtilization": 70}
+    diff = kubectl("diff", "-f", "-", input=_hpa_v1(ns), check=False)
+    assert diff.returncode == 0, diff.stdout + diff.stderr

@@ -54,7 +54,8 @@ def test_a_realistic_workload_logs_no_error(server: UpServer, tmp_path: Path) ->
         if manifest.name != "v2.yaml":  # the rolling update's second step, applied below
             kubectl("apply", "-n", NS, "-f", str(manifest))
 
-    def replicas(n: int) -> Callable[[], bool]:  # its pods exist (simulated ones never pass its httpGet probe)
+    # its pods exist (simulated ones never pass its httpGet probe)
+    def replicas(n: int) -> Callable[[], bool]:
         return lambda: kubectl("get", "-n", NS, "deploy/web", "-o", "jsonpath={.status.replicas}") == str(n)
 
     _until(replicas(2), "the web pods")

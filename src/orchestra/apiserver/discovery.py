@@ -60,11 +60,10 @@ class Discovery:
             *(g for g in self.read_only.groups() if g not in self.registry.groups()),
         ]
 
-    def _version(self, group: str) -> str:
-        """The one version each group serves (v1, or v1beta1 for metrics.k8s.io)."""
-        return next(
-            (t.version for t in (*self.registry.types, *self.read_only.types) if t.group == group), "v1"
-        )
+    def _versions(self, group: str) -> list[str]:
+        """The versions a group serves, the preferred one first (v1, v1beta1 for metrics.k8s.io,
+        v2 and v1 for autoscaling)."""
+        return self.registry.versions(group) or self.read_only.versions(group) or ["v1"]
 
     def _types(self, group: str, version: str) -> list[ResourceType]:
         return self.registry.in_group(group, version) or self.read_only.in_group(group, version)
@@ -85,9 +84,8 @@ class Discovery:
         })
 
     def _group(self, group: str) -> dict[str, Any]:
-        version = self._version(group)
-        gv = {"groupVersion": f"{group}/{version}", "version": version}
-        return {"name": group, "versions": [gv], "preferredVersion": gv}
+        gvs = [{"groupVersion": f"{group}/{v}", "version": v} for v in self._versions(group)]
+        return {"name": group, "versions": gvs, "preferredVersion": gvs[0]}
 
     def api_group_list(self) -> bytes:
         return self._cached("apis", lambda: {
@@ -144,10 +142,10 @@ class Discovery:
                 items.append({
                     "metadata": {"name": g, "creationTimestamp": None},
                     "versions": [{
-                        "version": self._version(g),
+                        "version": v,
                         "freshness": "Current",
-                        "resources": [_aggregated_resource(t) for t in self._types(g, self._version(g))],
-                    }],
+                        "resources": [_aggregated_resource(t) for t in self._types(g, v)],
+                    } for v in self._versions(g)],
                 })
             return {
                 "kind": "APIGroupDiscoveryList",

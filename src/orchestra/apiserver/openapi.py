@@ -2,10 +2,11 @@
 and `/openapi/v3` (the discovery index) with `/openapi/v3/<api/v1|apis/<group>/<version>>`.
 
 Owns: building each document from the registry (which kinds, at which paths) and the Kubernetes 1.32
-definitions (openapi_schemas.py converts them): per group-version, every served kind, its list, its
+definitions (openapi_schemas.py converts them): per group-version, every kind served at it (also at
+a version stored as another, `ResourceType.stored_as`: autoscaling/v1 and v2 both), its list, its
 subresources' kinds and everything they refer to, with the operations kubectl looks for (a PATCH per
-kind tagged with its group/version/kind and declaring `fieldValidation`, so it lets the server validate
-fields). Documents are built on first request and kept (a few hundred ms each; start-up does none of
+kind tagged with its group/version/kind and declaring `fieldValidation`, so it lets the server
+validate fields). Documents are built on first request and kept (a few hundred ms each; start-up does none of
 it); each has an ETag (the upper-case hex SHA-512 of its bytes, as kube-openapi computes it), named by
 the v3 index's `?hash=`; a stale `hash` is redirected like kube does, `If-None-Match` answers 304.
 Must not import: cli, reconcilers, node, runtime.
@@ -81,9 +82,10 @@ class OpenApi:
         self._docs: dict[str, Document] = {}
 
     def group_versions(self) -> list[str]:
-        """`api/v1`, `apis/apps/v1`, ...: the v3 index's keys, in discovery order."""
+        """`api/v1`, `apis/apps/v1`, ...: the v3 index's keys, in discovery order (every served
+        version: autoscaling/v2 and autoscaling/v1 both have a document)."""
         out: dict[str, None] = {}
-        for t in self.registry.types:
+        for t in self.registry.served:
             out.setdefault(_gv_path(t), None)
         return list(out)
 
@@ -94,13 +96,13 @@ class OpenApi:
 
     def v3(self, gv: str) -> Document:
         """The document of a group-version path from group_versions() (KeyError for others)."""
-        types = [t for t in self.registry.types if _gv_path(t) == gv]
+        types = [t for t in self.registry.served if _gv_path(t) == gv]
         if not types:
             raise KeyError(gv)
         return self._cached(f"v3/{gv}", lambda: self._v3_doc(types))
 
     def v2(self) -> Document:
-        return self._cached("v2", lambda: self._v2_doc(list(self.registry.types)))
+        return self._cached("v2", lambda: self._v2_doc(list(self.registry.served)))
 
     def _cached(self, key: str, build: Any) -> Document:
         doc = self._docs.get(key)

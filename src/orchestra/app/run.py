@@ -8,7 +8,9 @@ Must not import: cli (and so never click or rich).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import trio
 
@@ -69,7 +71,7 @@ async def _run(
         core = ApiCore(store, allocator=ServiceAllocator(config.service_cidr))
         await bootstrap(core)
         locator = AgentLocator()
-        usage = UsageCollector(locator.all_runtimes, lambda: set(locator.runtimes))
+        usage = UsageCollector(locator.all_runtimes, lambda: set(locator.runtimes), pods=_pod_lister(core))
         server = ApiServer(core, token=token, server_address=f"{config.listen_host}:{config.listen_port}",
                            pod_streams=PodStreamsHandler(locator), metrics=MetricsApi(core, usage))
         tls = ensure_serving_cert(state, [config.listen_host, *in_cluster_names(core)])
@@ -90,6 +92,13 @@ async def _run(
             await start_network(nursery, cluster)
         await start_nodes(nursery, cluster)
         task_status.started(cluster)
+
+
+def _pod_lister(core: ApiCore) -> Callable[[str], list[dict[str, Any]]]:
+    """namespace -> its pods (the scripted usage of simulated pods is in their annotations)."""
+    rt = core.registry.by_kind("Pod")
+    assert rt is not None
+    return lambda namespace: core.list(rt, namespace).items
 
 
 def _url(bound: list[str], config: ClusterConfig) -> str:

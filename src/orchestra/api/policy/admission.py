@@ -48,8 +48,8 @@ SYSTEM_CLASS_OBJECTS: tuple[Obj, ...] = (
         "kind": "PriorityClass",
         "metadata": {"name": "system-cluster-critical"},
         "value": SYSTEM_PRIORITY_CLASSES["system-cluster-critical"],
-        "description": "Used for system critical pods that must run in the cluster, but can be moved to another node "
-        "if necessary.",
+        "description": "Used for system critical pods that must run in the cluster, but can be moved to "
+        "another node if necessary.",
     },
 )
 

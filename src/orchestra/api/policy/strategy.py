@@ -38,6 +38,7 @@ _NO_GENERATION = {
     "Node",
     "PriorityClass",
     "ControllerRevision",
+    "HorizontalPodAutoscaler",
 }
 
 # The status each kind starts with, as kube-apiserver returns it from a create: its Go status struct
@@ -57,6 +58,9 @@ _ZERO_STATUS: dict[str, Obj] = {
                             "expectedPods": 0},
     "PersistentVolumeClaim": {"phase": "Pending"},
     "PersistentVolume": {"phase": "Pending"},
+    # autoscaling/v2, the stored version (desiredReplicas and currentMetrics are not omitempty);
+    # autoscaling/v1 shows it as {"currentReplicas": 0, "desiredReplicas": 0} (api/conversion/hpa.py).
+    "HorizontalPodAutoscaler": {"desiredReplicas": 0, "currentMetrics": None},
 }
 # A Node keeps the status its kubelet creates it with; its non-pointer structs are written anyway.
 _NODE_STATUS_STRUCTS: dict[str, Obj] = {

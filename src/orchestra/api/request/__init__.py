@@ -19,6 +19,10 @@ Modules, one concept each:
     the other two), smp.py (strategic merge patch), apply.py (server-side apply and managedFields);
   * stored.py: the stored encoding of objects, uids, resourceVersions, the metadata the server sets.
 Kubernetes protobuf bodies are decoded before they get here (apiserver/protobuf.py).
+A kind served at several versions (autoscaling/v1 and v2 HorizontalPodAutoscalers): the verbs
+take and return objects at the requested resource's version and keep the stored one, converting
+with api/conversion (core, deletion, serverside, watch); the rules of api/policy see the stored
+version only.
 
 New code here: a verb, a query parameter or a subresource every kind (or several) has; a rule
 for one kind goes to api/policy/, its Table columns to api/tables/.

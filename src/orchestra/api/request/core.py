@@ -20,6 +20,7 @@ from typing import Any
 import attrs
 import orjson
 
+from orchestra.api import conversion
 from orchestra.api.errors import (
     NAMESPACE_TERMINATING,
     BadRequest,
@@ -98,7 +99,7 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
         return kv
 
     def get(self, rt: ResourceType, namespace: str | None, name: str) -> Obj:
-        return self._load(self._get_kv(rt, namespace, name))
+        return conversion.served(rt, self._load(self._get_kv(rt, namespace, name)))
 
     def list(
         self,
@@ -152,7 +153,7 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
                 continue
             obj = self._load(kv)
             if pred is None or pred(obj):
-                items.append(obj)
+                items.append(conversion.served(rt, obj))
                 if limit and len(items) >= limit and i + 1 < len(kvs):
                     next_token = self._encode_continue(rev, kv.key)
                     remaining = len(kvs) - i - 1
@@ -184,6 +185,7 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
         opts = opts or WriteOptions()
         obj = self._check_body(rt, namespace, body)
         warnings = self._schema_check(rt, obj, opts)
+        obj = conversion.stored(rt, obj)  # from here on the object is in the version the store keeps
         self._check_namespace(rt, namespace, meta(obj).get("name") or "")
         m = meta(obj)
         if not m.get("name"):
@@ -222,13 +224,13 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
             self.allocator.allocate(obj, self._all(rt))
             value = self._encode(obj)
         if opts.dry_run:
-            return WriteResult(obj, warnings, created=True)
+            return WriteResult(conversion.served(rt, obj), warnings, created=True)
         try:
             kv = self.store.put(key, value, expect_mod_revision=0)
         except CompareFailed:
             raise already_exists(rt.group_resource, m["name"], group=rt.group, plural=rt.plural) from None
         await self.store.wait_durable(kv.mod_revision)
-        return WriteResult(with_rv(obj, kv), warnings, created=True)
+        return WriteResult(conversion.served(rt, with_rv(obj, kv)), warnings, created=True)
 
     def _priority_classes(self) -> builtins.list[Obj]:
         return self._all_cached("PriorityClass")
@@ -259,7 +261,8 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
         typemeta.check_written_type(self.registry, rt, obj)
         if obj.get("metadata") is not None and not isinstance(obj.get("metadata"), dict):
             raise BadRequest(
-                f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: metadata must be an object'
+                f'{rt.kind} in version "{rt.version}" cannot be '
+                f'handled as a {rt.kind}: metadata must be an object'
             )
         m = meta(obj)
         if rt.namespaced:
@@ -390,6 +393,14 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
     async def _replace(
         self, rt: ResourceType, kv: KeyValue, new: Obj, opts: WriteOptions, subresource: str
     ) -> WriteResult:
+        """Write `new` (at `rt`'s version) over the stored `kv`; the result is at `rt`'s version too."""
+        result = await self._replace_stored(rt, kv, conversion.stored(rt, new), opts, subresource)
+        result.obj = conversion.served(rt, result.obj)
+        return result
+
+    async def _replace_stored(
+        self, rt: ResourceType, kv: KeyValue, new: Obj, opts: WriteOptions, subresource: str
+    ) -> WriteResult:
         """Write `new` over the stored `kv` (CAS on its revision), applying spec/status rules."""
         old = decode(kv.value)
         new = self._merge_rules(rt, old, new, subresource)
@@ -455,7 +466,8 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
             added = set(nm.get("finalizers") or []) - set(om.get("finalizers") or [])
             if added:
                 raise Forbidden(
-                    f"no new finalizers can be added if the object is being deleted, found new finalizers {sorted(added)!r}"
+                    "no new finalizers can be added if the object is being "
+                    f"deleted, found new finalizers {sorted(added)!r}"
                 )
         prepare_for_update(rt, new, old)
         if tracks_generation(rt) and spec_part(new) != spec_part(old):
@@ -484,7 +496,7 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
         opts = attrs.evolve(opts, decode_findings=findings)
         for _ in range(MAX_RETRIES):
             kv = self._get_kv(rt, namespace, name)
-            current = self._load(kv)
+            current = conversion.served(rt, self._load(kv))  # patches apply to the version requested
             patched = self._patched(rt, current, ptype, decoded.value)
             if subresource == "status":
                 # a status patch changes status only

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from orchestra.api import conversion
 from orchestra.api.errors import BadRequest, Conflict, conflict
 from orchestra.api.policy import admission
 from orchestra.api.registry import ResourceType
@@ -64,8 +65,14 @@ class DeletionMixin:
     async def delete(
         self, rt: ResourceType, namespace: str | None, name: str, opts: DeleteOptions | None = None
     ) -> tuple[Obj, bool]:
-        """Delete; returns (object, gone): gone=False when the object lives on (finalizers, grace)."""
-        opts = opts or DeleteOptions()
+        """Delete; returns (object, gone): gone=False when the object lives on (finalizers, grace).
+        The object is at `rt`'s version (api/conversion/)."""
+        obj, gone = await self._delete_stored(rt, namespace, name, opts or DeleteOptions())
+        return conversion.served(rt, obj), gone
+
+    async def _delete_stored(
+        self, rt: ResourceType, namespace: str | None, name: str, opts: DeleteOptions
+    ) -> tuple[Obj, bool]:
         admission.admit_delete(rt.kind, name)
         if opts.propagation_policy not in (None, "Background", "Foreground", "Orphan"):
             raise BadRequest(

@@ -127,15 +127,16 @@ class SubresourceMixin:
             pod = self._load(kv)
             if meta(pod).get("deletionTimestamp"):
                 raise Conflict(
-                    f'Operation cannot be fulfilled on pods/binding "{name}": pod {name} is being deleted, '
-                    "cannot be assigned to a host",
+                    f'Operation cannot be fulfilled on pods/binding "{name}": '
+                    f"pod {name} is being deleted, cannot be assigned to a host",
                     name=name,
                     kind="pods/binding",
                 )
             spec = pod.setdefault("spec", {})
             if spec.get("nodeName"):
                 raise Conflict(
-                    f'Operation cannot be fulfilled on pods/binding "{name}": pod {name} is already assigned to node "{spec["nodeName"]}"',
+                    f'Operation cannot be fulfilled on pods/binding "{name}": '
+                    f'pod {name} is already assigned to node "{spec["nodeName"]}"',
                     name=name,
                     kind="pods/binding",
                 )

@@ -6,9 +6,9 @@ NotOlderThan, as kube-apiserver 1.32's cacher serves it: true = the state at the
 is not older than any resourceVersion asked for, as ADDED events, then, when bookmarks are allowed, a
 BOOKMARK at that revision annotated `k8s.io/initial-events-end: "true"`, then the changes after it;
 false = no initial state: changes after N, or after the current revision for unset/"0"), reading
-that initial state page by page at one revision, selector transitions (an object leaving a selector is DELETED, entering is ADDED), 410 Expired as an ERROR
-event, BOOKMARK events, and a watch's backlog (live events not read yet) for the server's bound on
-watchers that fall too far behind.
+that initial state page by page at one revision, selector transitions (an object leaving a selector
+is DELETED, entering is ADDED), 410 Expired as an ERROR event, BOOKMARK events, and a watch's
+backlog (live events not read yet) for the server's bound on watchers that fall too far behind.
 Memory: a watch holds one page of store references at a time (page_size KeyValues of the initial
 list, or page_size history events) and decodes an object only when its event is taken from the page,
 so what it holds does not grow with the collection.
@@ -23,6 +23,7 @@ from contextlib import aclosing
 
 import trio
 
+from orchestra.api import conversion
 from orchestra.api.errors import Gone, Timeout
 from orchestra.api.machinery.selectors import FieldSelector, LabelSelector
 from orchestra.api.registry import ResourceType
@@ -94,6 +95,13 @@ class WatchStream:
         return min(limit, self._held + self._watcher.backlog(limit))
 
     async def pages(self) -> AsyncGenerator[Page, None]:
+        """The watch's pages; objects at the version of the watch's resource (api/conversion/)."""
+        converts = conversion.converts(self.rt)
+        async with aclosing(self._stored_pages()) as pages:
+            async for page in pages:
+                yield _served(self.rt, page) if converts else page
+
+    async def _stored_pages(self) -> AsyncGenerator[Page, None]:
         store = self.core.store
         if self.rv and self.rv > store.revision:
             yield iter([_too_large(self.rv, store.revision)])
@@ -192,6 +200,11 @@ def initial_pages(
         if len(kvs) < page_size:
             return
         start_after = kvs[-1].key
+
+
+def _served(rt: ResourceType, page: Page) -> Page:
+    for etype, obj in page:
+        yield etype, (obj if etype in ("ERROR", "BOOKMARK") else conversion.served(rt, obj))
 
 
 def _added(kvs: Sequence[KeyValue], pred: Predicate) -> Page:
