@@ -38,6 +38,8 @@ _NO_GENERATION = {
     "Node",
     "PriorityClass",
     "ControllerRevision",
+    "ResourceQuota",
+    "LimitRange",
 }
 
 

@@ -45,6 +45,7 @@ from orchestra.api.request import bodies, patch, typemeta
 from orchestra.api.request.deletion import DeletionMixin, finalizers_pending
 from orchestra.api.request.labelcache import LabelCache
 from orchestra.api.request.listoptions import EXACT, validate_list_options
+from orchestra.api.request.quota import PolicyAdmissionMixin
 from orchestra.api.request.schema import Schema, load_schema
 from orchestra.api.request.serverside import ApplyMixin
 from orchestra.api.request.stored import decode, meta, new_uid, parse_rv, random_suffix, spec_part, with_rv
@@ -73,7 +74,7 @@ def _strip_rv(obj: Obj) -> None:
 
 
 
-class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
+class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, PolicyAdmissionMixin):
     """Kubernetes object semantics on top of a Store. All methods run in the trio thread."""
 
     def __init__(self, store: Store, *, registry: Registry = DEFAULT_REGISTRY, schema: Schema | None = None,
@@ -211,7 +212,8 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
             m.pop("generation", None)
         prepare_for_create(rt, obj)
         obj = defaults.default(rt.kind, obj)
-        admission.admit_create(rt.kind, obj, self._priority_classes, self._storage_classes)
+        admission.admit_create(rt.kind, obj, self._priority_classes, self._storage_classes,
+                               self._limit_ranges)
         self._validate(rt, obj, None)
         key = rt.key(namespace, m["name"])
         if self.store.get(key) is not None:  # before allocating anything for it
@@ -220,6 +222,7 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
         if rt.kind == "Service":
             self.allocator.allocate(obj, self._all(rt))
             value = self._encode(obj)
+        self._admit_namespaced(rt, obj, None, opts)  # LimitRanger, ResourceQuota (charged here)
         if opts.dry_run:
             return WriteResult(obj, warnings, created=True)
         try:
@@ -405,6 +408,7 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
         if new == old:
             return WriteResult(with_rv(new, kv))
         value = self._encode(new)
+        self._admit_namespaced(rt, new, old, opts, subresource)
         if opts.dry_run:
             return WriteResult(with_rv(new, kv))
         try:

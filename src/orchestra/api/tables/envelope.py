@@ -25,6 +25,7 @@ from orchestra.api.tables.core import (
     print_node,
     print_pdb,
     print_priority_class,
+    print_resource_quota,
     print_secret,
     print_service,
     print_serviceaccount,
@@ -66,6 +67,7 @@ _PRINTERS: dict[str, Callable[[Obj, datetime], list[Cell]]] = {
     "PersistentVolume": print_pv,
     "PersistentVolumeClaim": print_pvc,
     "StorageClass": print_storage_class,
+    "ResourceQuota": print_resource_quota,
 }
 
 _POD_CONDITIONS = {
