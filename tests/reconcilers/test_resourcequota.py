@@ -188,11 +188,8 @@ async def test_a_quota_charged_meanwhile_is_read_again() -> None:
         assert charged is not None
         charged["status"]["used"] = {"pods": "1"}
         del charged["metadata"]["resourceVersion"]
-        store.key, store.value, store.times = (
-            api.rt("ResourceQuota").key("default", "q"),
-            api.core._encode(charged),
-            1,
-        )
+        store.key = api.rt("ResourceQuota").key("default", "q")
+        store.value, store.times = api.core.codec.encode(store.key, charged), 1
         with pytest.raises(Forbidden, match="exceeded quota: q, requested: pods=1, used: pods=1"):
             await api.create("Pod", pod("late"))
         assert api.get("Pod", "late") is None
@@ -204,11 +201,8 @@ async def test_a_quota_that_keeps_changing_ends_in_conflict() -> None:
         unchanged = api.get("ResourceQuota", "q")
         assert unchanged is not None
         del unchanged["metadata"]["resourceVersion"]
-        store.key, store.value, store.times = (
-            api.rt("ResourceQuota").key("default", "q"),
-            api.core._encode(unchanged),
-            10,
-        )
+        store.key = api.rt("ResourceQuota").key("default", "q")
+        store.value, store.times = api.core.codec.encode(store.key, unchanged), 10
         with pytest.raises(Conflict) as exc:
             await api.create("Pod", pod("p"))
         assert exc.value.message.startswith('Operation cannot be fulfilled on resourcequotas "q"')

@@ -65,7 +65,7 @@ class PolicyAdmissionMixin:
         quota = deep_copy(quota)
         meta(quota).pop("resourceVersion", None)
         try:
-            self.store.put(kv.key, self._encode(quota), expect_mod_revision=kv.mod_revision)
+            self.store.put(kv.key, self._encode(quota, kv.key), expect_mod_revision=kv.mod_revision)
         except CompareFailed:
             return False
         return True
