@@ -99,6 +99,11 @@ def test_pods_quota_refuses_the_third_pod(kubectl: Kubectl, namespace: str) -> N
         ["--------", "----", "----"],
         ["pods", "2", "2"],
     ]
+    ns_text = kubectl("describe", "namespace", namespace).stdout
+    section = [line.split() for line in ns_text.split("Resource Quotas\n")[1].splitlines()[:4]]
+    assert section == [["Name:", "q"], ["Resource", "Used", "Hard"], ["--------", "---", "---"],
+                       ["pods", "2", "2"]]
+    assert ns_text.rstrip().endswith("No LimitRange resource.")
     table = kubectl("get", "quota", "-n", namespace).stdout.splitlines()
     assert table[0].split() == ["NAME", "AGE", "REQUEST", "LIMIT"]
     assert table[1].split()[0] == "q" and table[1].split()[2:] == ["pods:", "2/2"]
@@ -189,10 +194,12 @@ def test_limit_range_defaults_and_refuses(kubectl: Kubectl, namespace: str) -> N
     assert kubectl("get", "limits", "-n", namespace).stdout.split()[:4] == ["NAME", "CREATED", "AT", "limits"]
     described = kubectl("describe", "limits", "limits", "-n", namespace).stdout
     rows = [line.split() for line in described.splitlines()[2:]]
-    assert rows == [
+    assert rows[:2] == [
         ["Type", "Resource", "Min", "Max", "Default", "Request", "Default", "Limit", "Max", "Limit/Request",
          "Ratio"],
         ["----", "--------", "---", "---", "---------------", "-------------", "-----------------------"],
+    ]
+    assert sorted(rows[2:]) == [  # kubectl walks the resources of an item as a Go map: in no fixed order
         ["Container", "cpu", "-", "1", "100m", "500m", "-"],
         ["Container", "memory", "-", "-", "128Mi", "128Mi", "-"],
     ]
