@@ -12,7 +12,8 @@ client: it reads its informers' caches and writes through the API with the resou
                           (Endpoints and EndpointSlices), disruption.py (PodDisruptionBudget status,
                           with api/policy/pdb.py), volumes.py (PVC binding, the local-path
                           provisioner), protection.py (removes the pvc-/pv-protection finalizers
-                          api/policy/admission.py adds).
+                          api/policy/admission.py adds), resourcequota.py (ResourceQuota status,
+                          with api/policy/quota/).
 app/components.py starts all three groups under the cluster's supervisor.
 
 New code here: a new controller in a module of its own (a package once it needs several),
