@@ -31,11 +31,21 @@ QUOTA_RETRIES = 3  # kube's checkQuotas(quotas, attributes, 3)
 
 class PolicyAdmissionMixin:
     def _policy_objects(self: Any, kind: str, namespace: str) -> list[tuple[Any, Obj]]:
+        """The namespace's objects of `kind` with their store KeyValues (callers must not modify
+        them). Cached until the next write of any object of the kind: as current as a read of the
+        store, without a range and decode on every write of a namespace that has none."""
         rt = self.registry.by_kind(kind)
         if rt is None:
             return []
-        kvs, _ = self.store.range(rt.key_prefix(namespace))
-        return [(kv, self._load(kv)) for kv in kvs]
+        revision = self.store.prefix_revision(rt.key_prefix())
+        cache: dict[str, Any] = self.__dict__.setdefault("_policy_cache", {})  # kept on the ApiCore
+        if cache.get(kind, (None,))[0] != revision:
+            cache[kind] = (revision, {})
+        by_namespace = cache[kind][1]
+        if namespace not in by_namespace:
+            kvs, _ = self.store.range(rt.key_prefix(namespace))
+            by_namespace[namespace] = [(kv, self._load(kv)) for kv in kvs]
+        return list(by_namespace[namespace])
 
     def _limit_ranges(self: Any, namespace: str) -> list[Obj]:
         return [obj for _, obj in self._policy_objects("LimitRange", namespace)]
@@ -46,12 +56,14 @@ class PolicyAdmissionMixin:
         if not rt.namespaced or not namespace or subresource:
             return
         admission.validate_limits(rt.kind, rt.group_resource, obj, old, self._limit_ranges)
-        now = datetime.now(UTC)
         names: set[str] | None = None  # after a failed CAS: only the quotas that failed
         for _ in range(QUOTA_RETRIES + 1):
             stored = [(kv, q) for kv, q in self._policy_objects("ResourceQuota", namespace)
                       if names is None or name_of(q) in names]
-            charged = admission.charge_quotas(rt.group_resource, obj, old, [q for _, q in stored], now)
+            if not stored:
+                return
+            charged = admission.charge_quotas(rt.group_resource, obj, old, [q for _, q in stored],
+                                              datetime.now(UTC))
             if not charged or opts.dry_run:
                 return
             revisions = {name_of(q): kv for kv, q in stored}
