@@ -221,3 +221,44 @@ async def test_dry_run_is_checked_but_not_charged(autojump_clock: trio.testing.M
             await api.create("Pod", pod("a"))
             with pytest.raises(Forbidden):
                 await api.core.create(api.rt("Pod"), "default", pod("b"), WriteOptions(dry_run=True))
+
+
+async def test_a_replicaset_over_quota_reports_kubes_failure(autojump_clock: trio.testing.MockClock) -> None:
+    from orchestra.reconcilers.workloads.replicaset import ReplicaSetController
+
+    with trio.fail_after(120):
+        api = await make_api()
+        async with controller(api):
+            await synced(api, "q", {"pods": "2"})
+            rs = ReplicaSetController(api.client)
+            async with trio.open_nursery() as nursery:
+                await nursery.start(rs.run)
+                labels = {"app": "web"}
+                await api.create(
+                    "ReplicaSet",
+                    {
+                        "metadata": {"name": "web"},
+                        "spec": {
+                            "replicas": 3,
+                            "selector": {"matchLabels": labels},
+                            "template": {"metadata": {"labels": labels}, "spec": pod("x")["spec"]},
+                        },
+                    },
+                )
+
+                def failure() -> Obj | None:
+                    got = api.get("ReplicaSet", "web")
+                    conditions = ((got or {}).get("status") or {}).get("conditions") or []
+                    return next((c for c in conditions if c["type"] == "ReplicaFailure"), None)
+
+                await wait_for(api, lambda: failure() is not None)
+                assert len(api.list("Pod", "default")) == 2
+                condition = failure()
+                assert condition is not None and condition["reason"] == "FailedCreate"
+                assert (
+                    "is forbidden: exceeded quota: q, requested: pods=1, used: pods=2, limited: pods=2"
+                    in condition["message"]
+                )
+                events = [e for e in api.list("Event", "default") if e["reason"] == "FailedCreate"]
+                assert events and events[0]["message"].startswith('Error creating: pods "web-')
+                nursery.cancel_scope.cancel()
