@@ -53,6 +53,11 @@ def load_or_create_encryption_config(state_dir: Path) -> tuple[dict[str, Any], b
             f.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
             os.fsync(f.fileno())  # the key must outlive the first Secret written with it
         os.replace(tmp, path)
+        dir_fd = os.open(state_dir, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)  # and so must its name: a lost key makes every Secret unreadable
+        finally:
+            os.close(dir_fd)
         return doc, True
     except (OSError, orjson.JSONDecodeError) as exc:
         raise ConfigError(f"{path}: {exc}") from None
