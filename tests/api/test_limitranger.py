@@ -75,6 +75,14 @@ def test_defaults_are_applied_and_annotated() -> None:
     assert obj["status"]["qosClass"] == "Burstable"
 
 
+def test_null_resources_are_defaulted() -> None:
+    obj = pod({"name": "c", "image": "busybox", "resources": None}, {"name": "d", "image": "busybox"})
+    limitranger.mutate_pod(obj, [limit_range({"type": "Container", "default": {"cpu": "1"}})])
+    assert [c["resources"] for c in obj["spec"]["containers"]] == [
+        {"requests": {"cpu": "1"}, "limits": {"cpu": "1"}}
+    ] * 2
+
+
 def test_nothing_to_default_leaves_the_pod_alone() -> None:
     obj = pod(c(requests={"cpu": "1"}, limits={"cpu": "1"}))
     before = copy.deepcopy(obj)

@@ -51,7 +51,9 @@ def _defaults(limit_range: Obj) -> tuple[rl.ResourceList, rl.ResourceList]:
 
 
 def _merge_container(c: Obj, requests: rl.ResourceList, limits: rl.ResourceList, prefix: str) -> list[str]:
-    res = c.setdefault("resources", {})
+    res = c.get("resources")
+    if not isinstance(res, dict):  # absent, or null (which kube decodes as absent)
+        res = c["resources"] = {}
     notes = []
     for which, defaults, word in (("requests", requests, "request"), ("limits", limits, "limit")):
         current = res.get(which) if isinstance(res.get(which), dict) else {}
