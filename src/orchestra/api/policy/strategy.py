@@ -39,6 +39,8 @@ _NO_GENERATION = {
     "PriorityClass",
     "ControllerRevision",
     "HorizontalPodAutoscaler",
+    "ResourceQuota",
+    "LimitRange",
 }
 
 
