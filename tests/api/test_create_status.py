@@ -40,6 +40,7 @@ CASES: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = [
      {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}, {"phase": "Pending"}),
     ("v1", "PersistentVolume", {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
                                 "hostPath": {"path": "/tmp/pv"}}, {"phase": "Pending"}),
+    ("v1", "ResourceQuota", {"hard": {"pods": "10"}}, {}),
     ("v1", "Pod", POD_SPEC, {"phase": "Pending", "qosClass": "BestEffort"}),
     ("v1", "Namespace", {}, {"phase": "Active"}),
     ("v1", "Node", {}, {"daemonEndpoints": {"kubeletEndpoint": {"Port": 0}}, "nodeInfo": ZERO_NODE_INFO}),

@@ -466,6 +466,11 @@ SAMPLES = {
         }
     },
     "StorageClass": {"provisioner": "orchestra.io/local-path"},
+    "ResourceQuota": {
+        "spec": {"hard": {"pods": "2"}, "scopes": ["NotTerminating"]},
+        "status": {"hard": {"pods": "2"}, "used": {"pods": "0"}},
+    },
+    "LimitRange": {"spec": {"limits": [{"type": "Container", "max": {"cpu": "1"}, "min": {"cpu": "100m"}}]}},
     "EndpointSlice": {
         "addressType": "IPv4",
         "endpoints": [{"addresses": ["10.0.0.1"]}],

@@ -166,6 +166,8 @@ BUILTIN: tuple[ResourceType, ...] = (
     _rt("discovery.k8s.io", "EndpointSlice", "endpointslices", status=False, definition_pkg="discovery"),
     _rt("", "PersistentVolumeClaim", "persistentvolumeclaims", short=("pvc",), definition_pkg="core"),
     _rt("", "PersistentVolume", "persistentvolumes", namespaced=False, short=("pv",), definition_pkg="core"),
+    _rt("", "ResourceQuota", "resourcequotas", short=("quota",), definition_pkg="core"),
+    _rt("", "LimitRange", "limitranges", short=("limits",), status=False, definition_pkg="core"),
     _rt(
         "storage.k8s.io",
         "StorageClass",

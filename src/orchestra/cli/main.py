@@ -218,7 +218,8 @@ def up_command(
         if all(isinstance(e, KeyboardInterrupt | trio.Cancelled) for e in leaves):
             click.echo("orchestra: stopped", err=True)
             return
-        setup = [e for e in leaves if type(e).__name__ in ("NetworkSetupError", "RuntimeUnavailable")]
+        setup = [e for e in leaves
+                 if type(e).__name__ in ("NetworkSetupError", "RuntimeUnavailable", "ConfigError")]
         if setup:
             # the host is not ready for what was asked; the message says what to do
             raise CliError(f"cannot start the cluster: {setup[0]}") from None

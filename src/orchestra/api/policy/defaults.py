@@ -448,6 +448,21 @@ def _default_hpa(obj: Obj) -> None:
             behavior[key] = {**deep_copy(rules), **{k: v for k, v in given.items() if v is not None}}
 
 
+def _default_limit_range(obj: Obj) -> None:
+    """SetDefaults_LimitRangeItem for Container items: default from max, defaultRequest from default,
+    then from min (an empty map stays out, as Go omits it)."""
+    for item in only_dicts(_map(obj, "spec").get("limits")):
+        if item.get("type") != "Container":
+            continue
+        for target, sources in (("default", ("max",)), ("defaultRequest", ("default", "min"))):
+            values = dict(item.get(target) or {})
+            for source in sources:
+                for name, value in (item.get(source) or {}).items():
+                    values.setdefault(name, value)
+            if values:
+                item[target] = values
+
+
 _BY_KIND: dict[str, Callable[[Obj], None]] = {
     "Pod": _default_pod,
     "Deployment": _default_deployment,
@@ -470,6 +485,8 @@ _BY_KIND: dict[str, Callable[[Obj], None]] = {
     "PersistentVolumeClaim": _default_pvc,
     "PersistentVolume": _default_pv,
     "StorageClass": _default_storage_class,
+    "LimitRange": _default_limit_range,
+    "ResourceQuota": _noop,
     "PodDisruptionBudget": _noop,  # policy/v1 defaults nothing (unhealthyPodEvictionPolicy stays unset)
     "HorizontalPodAutoscaler": _default_hpa,
 }

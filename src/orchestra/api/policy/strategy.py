@@ -39,6 +39,8 @@ _NO_GENERATION = {
     "PriorityClass",
     "ControllerRevision",
     "HorizontalPodAutoscaler",
+    "ResourceQuota",
+    "LimitRange",
 }
 
 # The status each kind starts with, as kube-apiserver returns it from a create: its Go status struct
@@ -58,6 +60,7 @@ _ZERO_STATUS: dict[str, Obj] = {
                             "expectedPods": 0},
     "PersistentVolumeClaim": {"phase": "Pending"},
     "PersistentVolume": {"phase": "Pending"},
+    "ResourceQuota": {},  # hard and used are omitempty; the resourcequota controller fills them in
     # autoscaling/v2, the stored version (desiredReplicas and currentMetrics are not omitempty);
     # autoscaling/v1 shows it as {"currentReplicas": 0, "desiredReplicas": 0} (api/conversion/hpa.py).
     "HorizontalPodAutoscaler": {"desiredReplicas": 0, "currentMetrics": None},

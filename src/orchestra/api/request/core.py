@@ -47,9 +47,10 @@ from orchestra.api.request import bodies, patch, typemeta
 from orchestra.api.request.deletion import DeletionMixin, finalizers_pending
 from orchestra.api.request.labelcache import LabelCache
 from orchestra.api.request.listoptions import EXACT, validate_list_options
+from orchestra.api.request.quota import PolicyAdmissionMixin
 from orchestra.api.request.schema import Schema, load_schema
 from orchestra.api.request.serverside import ApplyMixin
-from orchestra.api.request.stored import decode, meta, new_uid, parse_rv, random_suffix, spec_part, with_rv
+from orchestra.api.request.stored import Codec, meta, new_uid, parse_rv, random_suffix, spec_part, with_rv
 from orchestra.api.request.subresources import SubresourceMixin
 from orchestra.api.request.types import ListResult, WriteOptions, WriteResult
 from orchestra.objects import Obj, deep_copy, now_rfc3339
@@ -75,22 +76,23 @@ def _strip_rv(obj: Obj) -> None:
 
 
 
-class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
+class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, PolicyAdmissionMixin):
     """Kubernetes object semantics on top of a Store. All methods run in the trio thread."""
 
     def __init__(self, store: Store, *, registry: Registry = DEFAULT_REGISTRY, schema: Schema | None = None,
-                 allocator: ServiceAllocator | None = None) -> None:
+                 allocator: ServiceAllocator | None = None, codec: Codec | None = None) -> None:
         self.store = store
+        self.codec = codec or Codec()  # objects <-> store values (Secrets encrypted when configured)
         self.registry = registry
         self.schema = schema or load_schema()
         self.allocator = allocator or ServiceAllocator()
-        self.labels = LabelCache(decode)
+        self.labels = LabelCache(self.codec.decode)
         self._small: dict[str, tuple[int, builtins.list[Obj]]] = {}  # see _all_cached
 
     # --- reads -------------------------------------------------------------------------------
 
     def _load(self, kv: KeyValue) -> Obj:
-        return with_rv(decode(kv.value), kv)
+        return with_rv(self.codec.decode(kv), kv)
 
     def _get_kv(self, rt: ResourceType, namespace: str | None, name: str) -> KeyValue:
         kv = self.store.get(rt.key(namespace, name))
@@ -214,15 +216,17 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
             m.pop("generation", None)
         prepare_for_create(rt, obj)
         obj = defaults.default(rt.kind, obj)
-        admission.admit_create(rt.kind, obj, self._priority_classes, self._storage_classes)
+        admission.admit_create(rt.kind, obj, self._priority_classes, self._storage_classes,
+                               self._limit_ranges)
         self._validate(rt, obj, None)
         key = rt.key(namespace, m["name"])
         if self.store.get(key) is not None:  # before allocating anything for it
             raise already_exists(rt.group_resource, m["name"], group=rt.group, plural=rt.plural)
-        value = self._encode(obj)
+        value = self._encode(obj, key)
         if rt.kind == "Service":
             self.allocator.allocate(obj, self._all(rt))
-            value = self._encode(obj)
+            value = self._encode(obj, key)
+        self._admit_namespaced(rt, obj, None, opts)  # LimitRanger, ResourceQuota (charged here)
         if opts.dry_run:
             return WriteResult(conversion.served(rt, obj), warnings, created=True)
         try:
@@ -251,7 +255,7 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
 
     def _all(self, rt: ResourceType) -> builtins.list[Obj]:
         kvs, _ = self.store.range(rt.key_prefix())
-        return [decode(kv.value) for kv in kvs]
+        return [self.codec.decode(kv) for kv in kvs]
 
     def _check_body(self, rt: ResourceType, namespace: str | None, body: Any) -> Obj:
         if not isinstance(body, dict):
@@ -321,12 +325,11 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
                 f"fieldValidation must be one of Strict, Warn, Ignore, got {opts.field_validation!r}"
             )
 
-    @staticmethod
-    def _encode(obj: Obj) -> bytes:
-        """The stored bytes of `obj`: 413 past 3 MiB, 400 past STORED_DEPTH levels (a patch can grow an
-        object past any body it came in)."""
+    def _encode(self, obj: Obj, key: str) -> bytes:
+        """The stored bytes of `obj` under `key`: 413 past 3 MiB, 400 past STORED_DEPTH levels (a patch can
+        grow an object past any body it came in); then the key's transformer (encryption)."""
         try:
-            return bodies.stored_bytes(obj)
+            return self.codec.to_storage(key, bodies.stored_bytes(obj))
         except bodies.ObjectLimitError as exc:
             if exc.too_large:
                 raise RequestEntityTooLarge(exc.message) from None
@@ -338,9 +341,8 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
             raise invalid(rt.kind, str(meta(obj).get("name") or ""), causes, group=rt.group)
 
     def _check_namespace(self, rt: ResourceType, namespace: str | None, name: str) -> None:
-        """kube's NamespaceLifecycle admission: no namespace is 404; a terminating one refuses new
-        objects with 403 and the NamespaceTerminating cause clients test for (the namespace and
-        garbage-collector controllers treat it as the end of the work, not as a failure)."""
+        """NamespaceLifecycle: 404 with no namespace; in a terminating one 403 with kube's
+        NamespaceTerminating cause (the namespace and GC controllers take it as the end of a work)."""
         if not rt.namespaced:
             return
         if not namespace:
@@ -350,14 +352,12 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
         kv = self.store.get(ns_rt.key(None, namespace))
         if kv is None:
             raise NotFound(f'namespaces "{namespace}" not found', name=namespace, kind="namespaces")
-        if (decode(kv.value).get("metadata") or {}).get("deletionTimestamp"):
+        if (self.codec.decode(kv).get("metadata") or {}).get("deletionTimestamp"):
             raise Forbidden(
                 f'{rt.group_resource} "{name}" is forbidden: unable to create new content in namespace '
-                f"{namespace} because it is being terminated",
-                name=name, group=rt.group, kind=rt.plural,
+                f"{namespace} because it is being terminated", name=name, group=rt.group, kind=rt.plural,
                 causes=[Cause(NAMESPACE_TERMINATING, f"namespace {namespace} is being terminated",
-                              "metadata.namespace")],
-            )
+                              "metadata.namespace")])
 
     # --- update ------------------------------------------------------------------------------
 
@@ -402,7 +402,7 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
         self, rt: ResourceType, kv: KeyValue, new: Obj, opts: WriteOptions, subresource: str
     ) -> WriteResult:
         """Write `new` over the stored `kv` (CAS on its revision), applying spec/status rules."""
-        old = decode(kv.value)
+        old = self.codec.decode(kv)
         new = self._merge_rules(rt, old, new, subresource)
         new = defaults.default(rt.kind, new)
         if not subresource:
@@ -420,7 +420,8 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
             return WriteResult(await self._remove(rt, kv, new))
         if new == old:
             return WriteResult(with_rv(new, kv))
-        value = self._encode(new)
+        value = self._encode(new, kv.key)
+        self._admit_namespaced(rt, new, old, opts, subresource)
         if opts.dry_run:
             return WriteResult(with_rv(new, kv))
         try:

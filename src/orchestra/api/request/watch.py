@@ -28,7 +28,7 @@ from orchestra.api.errors import Gone, Timeout
 from orchestra.api.machinery.selectors import FieldSelector, LabelSelector
 from orchestra.api.registry import ResourceType
 from orchestra.api.request.core import ApiCore, selector_predicate
-from orchestra.api.request.stored import decode, parse_rv
+from orchestra.api.request.stored import Codec, parse_rv
 from orchestra.objects import Obj
 from orchestra.store import CompactedError, Event, FutureRevisionError, KeyValue, Watcher
 from orchestra.store.types import rev_of
@@ -166,7 +166,7 @@ class WatchStream:
             for i in range(0, len(batch), self.page_size):
                 end = i + self.page_size
                 self._held = len(batch) - max(end, first_live) if end < len(batch) else 0
-                yield _translated(batch[i:end], pred)
+                yield _translated(self.core.codec, batch[i:end], pred)
             self._held = 0
             last_rv = batch[-1].kv.mod_revision
 
@@ -189,14 +189,14 @@ def initial_pages(
     if name is not None and (namespace or not rt.namespaced):  # as ApiCore.list: one key
         kv = store.get(rt.key(namespace, name), revision=revision)
         if kv is not None:
-            yield _added([kv], pred)
+            yield _added(core.codec, [kv], pred)
         return
     prefix = rt.key_prefix(namespace)
     start_after: str | None = None
     while True:
         kvs, _ = store.range(prefix, revision=revision, limit=page_size, start_after=start_after)
         if kvs:
-            yield _added(kvs, pred)
+            yield _added(core.codec, kvs, pred)
         if len(kvs) < page_size:
             return
         start_after = kvs[-1].key
@@ -207,16 +207,16 @@ def _served(rt: ResourceType, page: Page) -> Page:
         yield etype, (obj if etype in ("ERROR", "BOOKMARK") else conversion.served(rt, obj))
 
 
-def _added(kvs: Sequence[KeyValue], pred: Predicate) -> Page:
+def _added(codec: Codec, kvs: Sequence[KeyValue], pred: Predicate) -> Page:
     for kv in kvs:
-        obj = _load(kv.value, kv.mod_revision)
+        obj = _load(codec, kv)
         if pred is None or pred(obj):
             yield "ADDED", obj
 
 
-def _translated(events: Sequence[Event], pred: Predicate) -> Page:
+def _translated(codec: Codec, events: Sequence[Event], pred: Predicate) -> Page:
     for ev in events:
-        out = _translate(ev, pred)
+        out = _translate(codec, ev, pred)
         if out is not None:
             yield out
 
@@ -251,24 +251,23 @@ def _bookmark(rt: ResourceType, rv: int, *, initial_events_end: bool = False) ->
     return {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": meta}
 
 
-def _load(value: bytes, rev: int) -> Obj:
-    obj = decode(value)
-    obj.setdefault("metadata", {})["resourceVersion"] = str(rev)
+def _load(codec: Codec, kv: KeyValue) -> Obj:
+    obj = codec.decode(kv)  # decrypted when the kind is encrypted at rest
+    obj.setdefault("metadata", {})["resourceVersion"] = str(kv.mod_revision)
     return obj
 
 
-def _translate(ev: Event, pred: Predicate) -> WatchEvent | None:
-    rev = ev.kv.mod_revision
+def _translate(codec: Codec, ev: Event, pred: Predicate) -> WatchEvent | None:
     if ev.type == "DELETE":
-        old = _load(ev.kv.value, rev)
+        old = _load(codec, ev.kv)  # a tombstone: the last value, at the deletion's revision
         if pred is None or pred(old):
             return "DELETED", old
         return None
-    new = _load(ev.kv.value, rev)
+    new = _load(codec, ev.kv)
     if pred is None:
         return ("ADDED" if ev.prev_kv is None else "MODIFIED"), new
     new_match = pred(new)
-    old_match = ev.prev_kv is not None and pred(decode(ev.prev_kv.value))
+    old_match = ev.prev_kv is not None and pred(codec.decode(ev.prev_kv))
     if new_match:
         return ("MODIFIED" if old_match else "ADDED"), new
     if old_match:

@@ -299,6 +299,15 @@ _COLUMNS: dict[str, list[dict[str, Any]]] = {
                                           "storage class allow volume expand."),
         _age_col(),
     ],
+    "ResourceQuota": [
+        _name_col(),
+        _age_col(),
+        _col("Request", desc="Request represents a minimum amount of cpu/memory that a "
+                             "container may consume."),
+        _col("Limit", desc="Limits control the maximum amount of cpu/memory that a container may use "
+                           "independent of contention on the node."),
+    ],
+    "LimitRange": [_name_col(), _col("Created At", "date", AGE_DESC)],
     "Lease": [
         _name_col(),
         _col("Holder", desc="holderIdentity contains the identity of the holder of a current lease."),

@@ -26,6 +26,7 @@ from orchestra.api.tables.core import (
     print_node,
     print_pdb,
     print_priority_class,
+    print_resource_quota,
     print_secret,
     print_service,
     print_serviceaccount,
@@ -68,6 +69,7 @@ _PRINTERS: dict[str, Callable[[Obj, datetime], list[Cell]]] = {
     "PersistentVolumeClaim": print_pvc,
     "StorageClass": print_storage_class,
     "HorizontalPodAutoscaler": print_hpa,
+    "ResourceQuota": print_resource_quota,
 }
 
 _POD_CONDITIONS = {
