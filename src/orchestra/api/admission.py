@@ -11,6 +11,9 @@ Owns, for the write paths of the API core (after defaulting, before validation):
   * PersistentVolumeClaim create — a claim without spec.storageClassName (and without the beta
     annotation) gets the default StorageClass's name (the newest default when there are several);
     an explicit "" means "no class" and is kept;
+  * Ingress create — DefaultIngressClass: an Ingress that names no class (neither
+    spec.ingressClassName nor the `kubernetes.io/ingress.class` annotation) gets the default
+    IngressClass's name (the newest default when there are several);
   * PersistentVolumeClaim and PersistentVolume create — StorageObjectInUseProtection: the
     `kubernetes.io/pvc-protection` / `kubernetes.io/pv-protection` finalizer, which
     reconcilers/protection.py removes once nothing uses the object.
@@ -24,12 +27,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from orchestra.api.errors import Forbidden
+from orchestra.api.ingressclass import default_ingress_class, requested_class
 from orchestra.api.storageclass import BETA_CLASS_ANNOTATION, is_default_class
 from orchestra.api.validation.config import SYSTEM_PRIORITY_CLASSES
 from orchestra.objects import Obj, name_of
 
 PriorityClasses = Callable[[], list[Obj]]
 StorageClasses = Callable[[], list[Obj]]
+IngressClasses = Callable[[], list[Obj]]
 PREEMPT_LOWER = "PreemptLowerPriority"
 PVC_PROTECTION = "kubernetes.io/pvc-protection"
 PV_PROTECTION = "kubernetes.io/pv-protection"
@@ -58,8 +63,11 @@ def default_class(classes: list[Obj]) -> Obj | None:
 
 
 def admit_create(kind: str, obj: Obj, priority_classes: PriorityClasses,
-                 storage_classes: StorageClasses | None = None) -> None:
-    if kind == "Pod":
+                 storage_classes: StorageClasses | None = None,
+                 ingress_classes: IngressClasses | None = None) -> None:
+    if kind == "Ingress" and ingress_classes is not None:
+        _admit_ingress(obj, ingress_classes)
+    elif kind == "Pod":
         _admit_pod(obj, priority_classes)
     elif kind == "PriorityClass":
         _admit_priority_class(obj, priority_classes, updating=False)
@@ -93,6 +101,14 @@ def _admit_claim(pvc: Obj, storage_classes: StorageClasses) -> None:
     default = default_storage_class(storage_classes())
     if default is not None:
         spec["storageClassName"] = name_of(default)
+
+
+def _admit_ingress(ingress: Obj, ingress_classes: IngressClasses) -> None:
+    if requested_class(ingress) is not None:
+        return
+    default = default_ingress_class(ingress_classes())
+    if default is not None:
+        ingress.setdefault("spec", {})["ingressClassName"] = name_of(default)
 
 
 def admit_update(kind: str, obj: Obj, priority_classes: PriorityClasses) -> None:

@@ -1,7 +1,7 @@
 """Server-side defaulting, as kube-apiserver 1.32 does it on create and update.
 
 Owns: the `SetDefaults_*` functions of the built-in kinds (core/v1, apps/v1, batch/v1, discovery/v1,
-coordination/v1, storage/v1) plus the admission defaults a real cluster always applies to pods (Priority,
+coordination/v1, storage/v1, networking/v1) plus the admission defaults a real cluster always applies to pods (Priority,
 DefaultTolerationSeconds, ServiceAccount name). One entry point: `default(kind, obj)`.
 Never overwrites a field the user set. Does not allocate anything (clusterIP, nodePort, Job selector
 and controller-uid labels belong to the core).
@@ -421,6 +421,16 @@ def _default_storage_class(obj: Obj) -> None:
     obj.setdefault("volumeBindingMode", "Immediate")
 
 
+def _default_ingress(obj: Obj) -> None:
+    _map(_map(obj, "status"), "loadBalancer")  # IngressStatus is a struct: always serialized
+
+
+def _default_ingress_class(obj: Obj) -> None:
+    params = _map(obj, "spec").get("parameters")
+    if isinstance(params, dict) and params.get("scope") is None:
+        params["scope"] = "Cluster"
+
+
 _BY_KIND: dict[str, Callable[[Obj], None]] = {
     "Pod": _default_pod,
     "Deployment": _default_deployment,
@@ -443,5 +453,7 @@ _BY_KIND: dict[str, Callable[[Obj], None]] = {
     "PersistentVolumeClaim": _default_pvc,
     "PersistentVolume": _default_pv,
     "StorageClass": _default_storage_class,
+    "Ingress": _default_ingress,
+    "IngressClass": _default_ingress_class,
     "PodDisruptionBudget": _noop,  # policy/v1 defaults nothing (unhealthyPodEvictionPolicy stays unset)
 }

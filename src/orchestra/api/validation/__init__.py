@@ -7,7 +7,8 @@ objects. Immutability of metadata.name/namespace/uid is the core's job, not this
 This module is the package's public surface and the kind -> validator dispatch; the rules live in
 field (cause constructors), names, meta (object meta, selectors), container, pod, workloads (apps/v1),
 jobs and cron (batch/v1), service (Service, Endpoints, EndpointSlice), policy (PodDisruptionBudget),
-storage (PersistentVolumeClaim, PersistentVolume, StorageClass) and config (the other kinds).
+storage (PersistentVolumeClaim, PersistentVolume, StorageClass) and config (the other kinds);
+networking (Ingress, IngressClass).
 Must not import: the store, the HTTP server, or anything above the api layer.
 """
 
@@ -87,6 +88,7 @@ from orchestra.api.validation.names import (
     max_len_error,
     regex_error,
 )
+from orchestra.api.validation.networking import validate_ingress, validate_ingress_class
 from orchestra.api.validation.pod import (
     POD_UPDATE_MSG,
     validate_pod,
@@ -138,6 +140,8 @@ _BY_KIND: dict[str, Callable[[Obj, Obj | None], list[Cause]]] = {
     "PersistentVolumeClaim": validate_pvc,
     "PersistentVolume": validate_pv,
     "StorageClass": validate_storage_class,
+    "Ingress": validate_ingress,
+    "IngressClass": validate_ingress_class,
 }
 
 
