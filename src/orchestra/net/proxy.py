@@ -13,7 +13,6 @@ Must not import: apiserver, cli, runtime, node.
 
 from __future__ import annotations
 
-import itertools
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -25,7 +24,7 @@ from orchestra.api.errors import ApiError
 from orchestra.client.base import Client
 from orchestra.controller.informer import Informer
 from orchestra.net.common import SERVED_BY_ORCHESTRA, kind, slice_service_key
-from orchestra.net.endpoints import endpoint_targets
+from orchestra.net.endpoints import Backends, endpoint_targets
 from orchestra.net.pumps import PUMP, bulk, connect
 from orchestra.objects import Obj, object_key
 
@@ -40,36 +39,6 @@ class ListenKey:
     host: str
     port: int
     protocol: str  # TCP | UDP
-
-
-@attrs.define
-class Backends:
-    """The live backend list of one Service port; listeners read it on every new connection."""
-
-    service: str  # ns/name
-    port_name: str
-    target: list[tuple[str, int]] = attrs.field(factory=list)
-    affinity_timeout: float | None = None
-    _rr: Any = attrs.field(default=None)
-    _affinity: dict[str, tuple[tuple[str, int], float]] = attrs.field(factory=dict)
-    connections: int = 0
-
-    def pick(self, client_ip: str, exclude: set[tuple[str, int]] = frozenset()) -> tuple[str, int] | None:  # type: ignore[assignment]
-        choices = [b for b in self.target if b not in exclude]
-        if not choices:
-            return None
-        now = trio.current_time()
-        if self.affinity_timeout is not None:
-            hit = self._affinity.get(client_ip)
-            if hit and hit[0] in choices and now - hit[1] < self.affinity_timeout:
-                self._affinity[client_ip] = (hit[0], now)
-                return hit[0]
-        if self._rr is None or len(choices) != len(self.target):
-            self._rr = itertools.count()
-        chosen = choices[next(self._rr) % len(choices)]
-        if self.affinity_timeout is not None:
-            self._affinity[client_ip] = (chosen, now)
-        return chosen
 
 
 class ServiceProxy:
