@@ -32,6 +32,8 @@ class FakeClusterConfig:
     network: bool = True
     timings: str = "default"
     stop_pods_on_exit: bool = False
+    ingress_listen: tuple[str, int] | None = ("0.0.0.0", 80)
+    ingress_tls_listen: tuple[str, int] | None = ("0.0.0.0", 443)
 
 
 @attrs.frozen
@@ -58,7 +60,7 @@ def fake_app(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     module.Shutdown = Shutdown  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "orchestra.app", module)
     for var in ("STATE_DIR", "LISTEN", "MEMORY", "SIMULATE_NODES", "APPLY", "NO_PODMAN", "DASHBOARD", "KUBECONFIG",
-                "NO_NETWORK", "TIMINGS", "STOP_PODS"):
+                "NO_NETWORK", "TIMINGS", "STOP_PODS", "INGRESS_LISTEN", "INGRESS_TLS_LISTEN"):
         monkeypatch.delenv(f"ORCHESTRA_{var}", raising=False)
     return started
 
@@ -89,6 +91,24 @@ def test_up_environment(fake_app: list[Any], tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert fake_app == [FakeClusterConfig(state_dir=tmp_path, listen_port=9000, store="memory", simulate_nodes=2,
                                           apply_paths=(tmp_path,), podman=False)]
+
+
+@pytest.mark.parametrize(("args", "env", "http", "https"), [
+    (["--ingress-listen", "127.0.0.1:18080", "--ingress-tls-listen", "off"], {}, ("127.0.0.1", 18080), None),
+    (["--ingress-listen", "OFF"], {}, None, ("0.0.0.0", 443)),
+    ([], {"ORCHESTRA_INGRESS_LISTEN": "off", "ORCHESTRA_INGRESS_TLS_LISTEN": "[::1]:8443"}, None, ("::1", 8443)),
+], ids=["options", "off-any-case", "environment"])
+def test_up_ingress_listeners(fake_app: list[Any], tmp_path: Path, args: list[str], env: dict[str, str],
+                              http: tuple[str, int] | None, https: tuple[str, int] | None) -> None:
+    result = CliRunner().invoke(cli, ["up", "--state-dir", str(tmp_path), *args], env=env)
+    assert result.exit_code == 0, result.output
+    assert fake_app == [FakeClusterConfig(state_dir=tmp_path, ingress_listen=http, ingress_tls_listen=https)]
+
+
+def test_up_bad_ingress_listen_is_a_usage_error(fake_app: list[Any]) -> None:
+    result = CliRunner().invoke(cli, ["up", "--ingress-listen", "nowhere"])
+    assert result.exit_code == 1 and "Invalid value for '--ingress-listen'" in result.stderr
+    assert fake_app == []
 
 
 def test_up_ctrl_c_exits_cleanly(fake_app: list[Any]) -> None:

@@ -42,7 +42,8 @@ async def start_controllers(nursery: trio.Nursery, cluster: Cluster) -> None:
 
 
 async def start_network(nursery: trio.Nursery, cluster: Cluster) -> None:
-    """The service proxy and cluster DNS (the service range must already be routed to lo)."""
+    """The service proxy, cluster DNS (the service range must already be routed to lo) and the
+    ingress controller."""
     from orchestra.net.dns import ClusterDNS
     from orchestra.net.proxy import ServiceProxy
     from orchestra.net.routes import NetworkSetupError, host_addresses
@@ -59,6 +60,27 @@ async def start_network(nursery: trio.Nursery, cluster: Cluster) -> None:
             f"cannot serve cluster DNS on {cluster.core.allocator.dns_ip}:53 ({exc.strerror or exc}); is another "
             "orchestra with networking running on this host? Stop it, or start this one with --no-network") from None
     cluster.proxy, cluster.dns = proxy, dns
+    if cluster.config.ingress_listen or cluster.config.ingress_tls_listen:
+        await start_ingress(nursery, cluster, host_ips)
+
+
+async def start_ingress(nursery: trio.Nursery, cluster: Cluster, host_ips: list[str]) -> None:
+    """The built-in ingress controller (IngressClass `orchestra`) on the configured listeners; its
+    default HTTPS certificate is signed by the cluster CA."""
+    from orchestra.apiserver.tls import ensure_serving_cert
+    from orchestra.net.ingress import IngressController
+    from orchestra.net.ingress.certs import context_from_files
+
+    config = cluster.config
+    tls_default = None
+    if config.ingress_tls_listen:
+        cert = ensure_serving_cert(config.state_dir, ["ingress.local", *host_ips], name="ingress")
+        tls_default = context_from_files(cert.cert, cert.key)
+    ingress = IngressController(LocalClient(cluster.core, field_manager="ingress-controller"),
+                                http=config.ingress_listen, https=config.ingress_tls_listen,
+                                tls_default=tls_default, host_addresses=host_ips)
+    await nursery.start(cluster.supervisor.run, "ingress-controller", ingress.run)
+    cluster.ingress = ingress
 
 
 async def start_nodes(nursery: trio.Nursery, cluster: Cluster) -> None:
