@@ -182,8 +182,11 @@ async def serve_connection(router: Router, stream: trio.abc.Stream, *, scheme: s
     stats.connections_total += 1
     try:
         if isinstance(stream, trio.SSLStream):
-            with trio.move_on_after(HANDSHAKE_TIMEOUT):
+            with trio.move_on_after(HANDSHAKE_TIMEOUT) as handshake:
                 await stream.do_handshake()
+            if handshake.cancelled_caught:
+                down.broken = True  # half a handshake: nothing can be said on this connection
+                return
         first = True
         while (request := await down.next_request(first=first)) is not None:
             stats.requests += 1
