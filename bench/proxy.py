@@ -62,7 +62,8 @@ DNS_NAMES = ["bench.default.svc.cluster.local.", "kubernetes.default.svc.cluster
 class Orchestra:
     """`orchestra up` in a subprocess, with kubectl pointed at it."""
 
-    def __init__(self, state: Path) -> None:
+    def __init__(self, state: Path, extra: tuple[str, ...] = ()) -> None:
+        """`extra`: more `orchestra up` options (bench/ingress.py's listeners)."""
         self.state = state
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
@@ -70,7 +71,7 @@ class Orchestra:
         self.log = (state / "orchestra.log").open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "orchestra", "up", "--memory", "--state-dir", str(state / "s"),
-             "--listen", f"127.0.0.1:{self.port}", "--no-dashboard", "--timings", "fast"],
+             "--listen", f"127.0.0.1:{self.port}", "--no-dashboard", "--timings", "fast", *extra],
             stdout=self.log, stderr=subprocess.STDOUT)
         self.env = {**os.environ, "KUBECONFIG": str(state / "s" / "kubeconfig"), "HOME": str(state)}
 
