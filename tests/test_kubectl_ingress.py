@@ -76,3 +76,24 @@ def test_invalid_ingress_is_rejected_with_kube_s_message(kubectl: Kubectl) -> No
     no_type = INGRESS.replace(", pathType: Exact", "").replace("name: web, namespace: ing1", "name: bad2")
     proc = kubectl("apply", "-f", "-", input=no_type, check=False)
     assert "spec.rules[1].http.paths[0].pathType: Required value: pathType must be specified" in proc.stderr
+
+
+def test_kubectl_create_ingress_sends_protobuf_that_decodes(kubectl: Kubectl) -> None:
+    """`kubectl create ingress` posts a protobuf body: its rules and TLS come through whole."""
+    kubectl("create", "namespace", "ing2")
+    out = kubectl("create", "ingress", "simple", "-n", "ing2", "--class=orchestra",
+                  "--rule=foo.example.com/bar*=svc1:8080,tls=my-cert", "--rule=/path=svc2:http",
+                  "--default-backend=defsvc:https").stdout
+    assert "ingress.networking.k8s.io/simple created" in out
+    spec = json.loads(kubectl("get", "ingress", "simple", "-n", "ing2", "-o", "json").stdout)["spec"]
+    assert spec == {
+        "ingressClassName": "orchestra",
+        "defaultBackend": {"service": {"name": "defsvc", "port": {"name": "https"}}},
+        "rules": [
+            {"host": "foo.example.com", "http": {"paths": [{"path": "/bar", "pathType": "Prefix", "backend": {
+                "service": {"name": "svc1", "port": {"number": 8080}}}}]}},
+            {"http": {"paths": [{"path": "/path", "pathType": "Exact", "backend": {
+                "service": {"name": "svc2", "port": {"name": "http"}}}}]}},
+        ],
+        "tls": [{"hosts": ["foo.example.com"], "secretName": "my-cert"}],
+    }
