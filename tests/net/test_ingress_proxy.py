@@ -69,6 +69,8 @@ class Backend:
         self.requests += 1
         if request.target == b"/early":
             return request, -1
+        if conn.they_are_waiting_for_100_continue:
+            await stream.send_all(conn.send(h11.InformationalResponse(status_code=100, headers=[])) or b"")
         size = 0
         while isinstance(event := await self._next(conn, stream), h11.Data):
             size += len(event.data)
@@ -399,6 +401,26 @@ async def test_an_answer_before_the_body_is_read(env: Env) -> None:
         answer = await client.response()
         await client.aclose()
     assert answer.status == 413 and answer.body == b"too large"
+
+
+async def test_100_continue_comes_from_the_backend(env: Env) -> None:
+    one = Backend("one")
+    await env.nursery.start(serve, one)
+    await env.service("one", [one.port])
+    await env.create("Ingress", ingress("web", [rule("a.test", ("/", "Prefix", "one"))]))
+    await env.settle()
+    with trio.fail_after(10):
+        client = await Client.open(env.http)
+        head = h11.Request(method="PUT", target="/up", headers=[("host", "a.test"), ("content-length", "5"),
+                                                                ("expect", "100-continue")])
+        await client.stream.send_all(client.conn.send(head) or b"")
+        interim = await client._next()  # the client sends nothing more before it
+        assert isinstance(interim, h11.InformationalResponse) and interim.status_code == 100
+        await client.stream.send_all((client.conn.send(h11.Data(data=b"hello")) or b"")
+                                     + (client.conn.send(h11.EndOfMessage()) or b""))
+        answer = await client.response()
+        await client.aclose()
+    assert answer.json()["size"] == 5 and answer.json()["headers"]["expect"] == "100-continue"
 
 
 async def test_a_pooled_connection_the_backend_closed_is_retried(env: Env) -> None:
