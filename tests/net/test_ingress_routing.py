@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from orchestra.net.ingress.controller import status_entry
 from orchestra.net.ingress.headers import request_headers, response_headers
 from orchestra.net.ingress.routing import BackendRef, RoutingTable, normalize_host, serves
 
@@ -145,3 +146,10 @@ def test_response_headers() -> None:
              (b"upgrade", b"websocket"), (b"sec-websocket-accept", b"abc")]
     assert response_headers(given) == [(b"content-type", b"text/html"), (b"sec-websocket-accept", b"abc")]
     assert response_headers(given, switching=True)[-2:] == [(b"connection", b"Upgrade"), (b"upgrade", b"websocket")]
+
+
+@pytest.mark.parametrize(("address", "entry"), [
+    ("10.0.0.5", {"ip": "10.0.0.5"}), ("::1", {"ip": "::1"}), ("localhost", {"hostname": "localhost"}),
+], ids=["ipv4", "ipv6", "name"])
+def test_status_entry(address: str, entry: Obj) -> None:
+    assert status_entry(address) == entry

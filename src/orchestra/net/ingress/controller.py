@@ -17,6 +17,7 @@ Must not import: apiserver, cli, runtime, node.
 from __future__ import annotations
 
 import functools
+import ipaddress
 import logging
 import ssl
 from typing import Any
@@ -46,6 +47,15 @@ _ANY = ("", "0.0.0.0", "::")
 
 def _age(obj: Obj) -> tuple[str, str, str]:
     return str(as_dict(obj.get("metadata")).get("creationTimestamp") or ""), namespace_of(obj), name_of(obj)
+
+
+def status_entry(address: str) -> Obj:
+    """status.loadBalancer.ingress[0] for the address clients use: an IP, or a name (`localhost`)."""
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return {"hostname": address}  # a name given as the listen host: kube wants it as hostname
+    return {"ip": address}
 
 
 def _routing_view(obj: Obj | None) -> Any:
@@ -184,7 +194,7 @@ class IngressController:
 
     async def _sync_status(self) -> None:
         address = self.address
-        mine = [{"ip": address}] if address else None
+        mine = [status_entry(address)] if address else None
         classes = {name_of(c): c for c in self.classes.list()}
         for ing in self.ingresses.list():
             current = as_dict(as_dict(ing.get("status")).get("loadBalancer")).get("ingress")
