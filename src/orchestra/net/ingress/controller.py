@@ -251,8 +251,10 @@ class IngressController:
         self._routes_dirty = self._certs_dirty = True
         try:
             async with trio.open_nursery() as nursery:
-                for informer in (self.classes, self.ingresses, self.secrets, self.backends.services,
-                                 self.backends.slices):
+                informers = [self.classes, self.ingresses, self.backends.services, self.backends.slices]
+                if self.certs is not None:  # Secrets matter only for HTTPS
+                    informers.append(self.secrets)
+                for informer in informers:
                     await nursery.start(informer.run)
                 await self._sync()
                 await self._open(nursery)
