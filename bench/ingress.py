@@ -10,7 +10,9 @@ rounds so drift hits both alike:
   ClusterIP path pays a connection per request, and so does the ingress towards the pod), p50/p99;
 - throughput: --clients worker processes, each a keep-alive http.client loop for --seconds, req/s;
 - the same two with a new connection per request (`Connection: close`), for the cost without
-  client-side keep-alive.
+  client-side keep-alive;
+- the orchestra process's CPU time per request during each throughput phase (/proc: steadier than
+  the rates when other work shares the machine's cores).
 Targets (the ingress issue): added p50 <= 1 ms; ingress throughput >= 50% of the ClusterIP's.
 Needs root and no other network-enabled orchestra on the machine (10.96.0.10:53, the ClusterIPs).
 Usage: .venv/bin/python bench/ingress.py [--requests 1000] [--seconds 5] [--clients 2] [--rounds 3]
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import shutil
 import socket
 import statistics
@@ -93,7 +96,14 @@ def worker(argv: list[str]) -> None:
     print(json.dumps({"requests": done}))
 
 
-def throughput(addr: tuple[str, int], host: str, clients: int, seconds: float, *, close: bool) -> float:
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (/proc/PID/stat fields 14 and 15, in clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def throughput(addr: tuple[str, int], host: str, clients: int, seconds: float, *, close: bool) -> tuple[float, int]:
+    """(requests/s, requests) of `clients` worker processes for `seconds`."""
     procs = [subprocess.Popen([sys.executable, __file__, "--worker", addr[0], str(addr[1]), host, str(seconds),
                                "1" if close else "0"], stdout=subprocess.PIPE, text=True) for _ in range(clients)]
     t0 = time.perf_counter()
@@ -103,7 +113,7 @@ def throughput(addr: tuple[str, int], host: str, clients: int, seconds: float, *
         if proc.returncode:
             raise RuntimeError(f"a client process failed ({proc.returncode})")
         done += json.loads(out)["requests"]
-    return done / max(time.perf_counter() - t0, seconds)
+    return done / max(time.perf_counter() - t0, seconds), done
 
 
 # --- main ----------------------------------------------------------------------------------------------
@@ -115,17 +125,23 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def measure(paths: dict[str, tuple[tuple[str, int], str]], args: argparse.Namespace, *, close: bool) -> dict[str, Any]:
+def measure(paths: dict[str, tuple[tuple[str, int], str]], args: argparse.Namespace, pid: int, *,
+            close: bool) -> dict[str, Any]:
     lat: dict[str, list[float]] = {k: [] for k in paths}
     rps: dict[str, list[float]] = {k: [] for k in paths}
+    cpu: dict[str, list[float]] = {k: [] for k in paths}  # orchestra's CPU seconds per request
     for addr, host in paths.values():
         latency_ms(addr, host, 50, close=close)  # warm-up, discarded
     for _ in range(args.rounds):
         for k, (addr, host) in paths.items():
             lat[k] += latency_ms(addr, host, args.requests // args.rounds, close=close)
         for k, (addr, host) in paths.items():
-            rps[k].append(throughput(addr, host, args.clients, args.seconds / args.rounds, close=close))
-    return {k: {"p50": pct(lat[k], 0.5), "p99": pct(lat[k], 0.99), "rps": statistics.mean(rps[k])} for k in paths}
+            before = cpu_seconds(pid)
+            rate, done = throughput(addr, host, args.clients, args.seconds / args.rounds, close=close)
+            rps[k].append(rate)
+            cpu[k].append((cpu_seconds(pid) - before) / max(done, 1))
+    return {k: {"p50": pct(lat[k], 0.5), "p99": pct(lat[k], 0.99), "rps": statistics.mean(rps[k]),
+                "cpu": statistics.mean(cpu[k]) * 1e6} for k in paths}
 
 
 def report(title: str, res: dict[str, Any], *, targets: bool) -> None:
@@ -137,6 +153,7 @@ def report(title: str, res: dict[str, Any], *, targets: bool) -> None:
         ("p99 (ms)", f"{c['p99']:.3f}", f"{i['p99']:.3f}", f"{i['p99'] - c['p99']:+.3f} ms", ""),
         ("requests/s", f"{c['rps']:,.0f}", f"{i['rps']:,.0f}", f"{ratio:.0%}",
          ("PASS" if ratio >= 0.5 else "FAIL (target 50%)") if targets else ""),
+        ("orchestra CPU µs/request", f"{c['cpu']:.0f}", f"{i['cpu']:.0f}", f"{i['cpu'] - c['cpu']:+.0f} µs", ""),
     ]
     head = ("", "ClusterIP", "ingress", "difference", "target")
     widths = [max(len(str(r[n])) for r in [head, *rows]) for n in range(5)]
@@ -177,8 +194,8 @@ def main() -> None:
                         raise
                     time.sleep(0.1)
         print(f"cluster + pod ready in {time.monotonic() - t0:.1f} s; ClusterIP {cluster_ip}:80, ingress 127.0.0.1:{port}")
-        keep_alive = measure(paths, args, close=False)
-        per_request = measure(paths, args, close=True)
+        keep_alive = measure(paths, args, orch.proc.pid, close=False)
+        per_request = measure(paths, args, orch.proc.pid, close=True)
     finally:
         try:
             orch.kubectl("delete", "ingress", "bench", "--wait=false")
