@@ -72,10 +72,12 @@ async def start_ingress(nursery: trio.Nursery, cluster: Cluster, host_ips: list[
     from orchestra.net.ingress.certs import context_from_files
 
     config = cluster.config
-    tls_default = None
-    if config.ingress_tls_listen:
+
+    def default_context() -> Any:  # files and key parsing: in a worker thread
         cert = ensure_serving_cert(config.state_dir, ["ingress.local", *host_ips], name="ingress")
-        tls_default = context_from_files(cert.cert, cert.key)
+        return context_from_files(cert.cert, cert.key)
+
+    tls_default = await trio.to_thread.run_sync(default_context) if config.ingress_tls_listen else None
     ingress = IngressController(LocalClient(cluster.core, field_manager="ingress-controller"),
                                 http=config.ingress_listen, https=config.ingress_tls_listen,
                                 tls_default=tls_default, host_addresses=host_ips)
