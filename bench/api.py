@@ -25,12 +25,17 @@ SERVER = """
 import sys, trio
 from pathlib import Path
 from orchestra.app import ClusterConfig, run_cluster
-trio.run(run_cluster, ClusterConfig(state_dir=Path(sys.argv[1]), listen_port=0, store=sys.argv[2], podman=False, network=False))
+trio.run(run_cluster, ClusterConfig(state_dir=Path(sys.argv[1]), listen_port=0, store=sys.argv[2], \
+podman=False, network=False))
 """
 
 
 def start_server(state: Path, store: str) -> tuple[subprocess.Popen[bytes], str, str]:
-    proc = subprocess.Popen([sys.executable, "-c", SERVER, str(state), store], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SERVER, str(state), store],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     global _CTX
     kc = state / "kubeconfig"
     for _ in range(600):
@@ -76,8 +81,16 @@ def load(url: str, token: str, threads: int, seconds: float, make_request) -> tu
         while time.perf_counter() < stop:
             method, path, body = make_request(i, n)
             t0 = time.perf_counter()
-            conn.request(method, path, body=body, headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json",
-                                                             "Accept": "application/json"})
+            conn.request(
+                method,
+                path,
+                body=body,
+                headers={
+                    "Authorization": f"Bearer {token}",
+                    "Content-Type": "application/json",
+                    "Accept": "application/json",
+                },
+            )
             resp = conn.getresponse()
             resp.read()
             if resp.status >= 300:
@@ -100,7 +113,8 @@ WRK_CREATE = """
 counter = 0
 request = function()
   counter = counter + 1
-  local body = '{"metadata":{"name":"wrk-' .. tostring(math.random(1, 1000000000)) .. '-' .. counter .. '"},"data":{"k":"v"}}'
+  local body = '{"metadata":{"name":"wrk-' .. tostring(math.random(1, 1000000000)) .. '-' .. counter \
+.. '"},"data":{"k":"v"}}'
   return wrk.format("POST", "/api/v1/namespaces/default/configmaps", {["Content-Type"]="application/json",
     ["Authorization"]="Bearer TOKEN"}, body)
 end
@@ -109,7 +123,15 @@ end
 
 def wrk(url: str, token: str, path: str, seconds: float, script: str | None = None) -> str:
     """req/s and latency from wrk (a C client, so the client's own CPU barely counts)."""
-    cmd = ["wrk", "-t1", "-c8", f"-d{max(1, int(seconds))}s", "--latency", "-H", f"Authorization: Bearer {token}"]
+    cmd = [
+        "wrk",
+        "-t1",
+        "-c8",
+        f"-d{max(1, int(seconds))}s",
+        "--latency",
+        "-H",
+        f"Authorization: Bearer {token}",
+    ]
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         if script:
             f.write(script.replace("TOKEN", token))
@@ -173,27 +195,61 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as d:
             proc, url, token = start_server(Path(d), store)
             try:
-                print(f"== store={store} (server pid {proc.pid}; {args.threads} client threads, {args.seconds:.0f}s each)")
+                print(
+                    f"== store={store} (server pid {proc.pid}; "
+                    f"{args.threads} client threads, {args.seconds:.0f}s each)"
+                )
                 # seed: 100 configmaps to GET and LIST
                 _seed(url, token, 100)
-                rps, lat = load(url, token, args.threads, args.seconds,
-                                lambda i, n: ("GET", f"/api/v1/namespaces/default/configmaps/seed-{n % 100}", None))
-                print(f"GET    {rps:8.0f} req/s   p50 {pct(lat, .5):6.2f} ms  p99 {pct(lat, .99):6.2f} ms   (target >= 2000/s)")
+                rps, lat = load(
+                    url,
+                    token,
+                    args.threads,
+                    args.seconds,
+                    lambda i, n: ("GET", f"/api/v1/namespaces/default/configmaps/seed-{n % 100}", None),
+                )
+                print(
+                    f"GET    {rps:8.0f} req/s   p50 {pct(lat, 0.5):6.2f} ms  p99 {pct(lat, 0.99):6.2f} ms"
+                    "   (target >= 2000/s)"
+                )
                 rps, lat = load(url, token, args.threads, args.seconds,
                                 lambda i, n: ("GET", "/api/v1/namespaces/default/configmaps?limit=500", None))
-                print(f"LIST   {rps:8.0f} req/s   p50 {pct(lat, .5):6.2f} ms  p99 {pct(lat, .99):6.2f} ms   (100 objects each)")
+                print(
+                    f"LIST   {rps:8.0f} req/s   p50 {pct(lat, 0.5):6.2f} ms  p99 {pct(lat, 0.99):6.2f} ms"
+                    "   (100 objects each)"
+                )
                 if shutil.which("wrk"):
-                    print(f"wrk GET    {wrk(url, token, '/api/v1/namespaces/default/configmaps/seed-1', args.seconds)}")
-                    print(f"wrk LIST   {wrk(url, token, '/api/v1/namespaces/default/configmaps?limit=500', args.seconds)}"
-                          "   (100 objects each)")
-                rps, lat = load(url, token, args.threads, args.seconds,
-                                lambda i, n: ("POST", "/api/v1/namespaces/default/configmaps",
-                                              json.dumps({"metadata": {"name": f"c-{i}-{n}"}, "data": {"k": "v"}})))
-                print(f"CREATE {rps:8.0f} req/s   p50 {pct(lat, .5):6.2f} ms  p99 {pct(lat, .99):6.2f} ms   (target >= 500/s)")
+                    print(
+                        "wrk GET    "
+                        f"{wrk(url, token, '/api/v1/namespaces/default/configmaps/seed-1', args.seconds)}"
+                    )
+                    print(
+                        "wrk LIST   "
+                        f"{wrk(url, token, '/api/v1/namespaces/default/configmaps?limit=500', args.seconds)}"
+                        "   (100 objects each)"
+                    )
+                rps, lat = load(
+                    url,
+                    token,
+                    args.threads,
+                    args.seconds,
+                    lambda i, n: (
+                        "POST",
+                        "/api/v1/namespaces/default/configmaps",
+                        json.dumps({"metadata": {"name": f"c-{i}-{n}"}, "data": {"k": "v"}}),
+                    ),
+                )
+                print(
+                    f"CREATE {rps:8.0f} req/s   p50 {pct(lat, 0.5):6.2f} ms  p99 {pct(lat, 0.99):6.2f} ms"
+                    "   (target >= 500/s)"
+                )
                 if shutil.which("wrk"):
                     print(f"wrk CREATE {wrk(url, token, '', args.seconds, WRK_CREATE)}")
                 wl = watch_latency(url, token)
-                print(f"WATCH  delivery p50 {pct(wl, .5):6.2f} ms  p99 {pct(wl, .99):6.2f} ms  ({len(wl)} events, create ack -> event read)")
+                print(
+                    f"WATCH  delivery p50 {pct(wl, 0.5):6.2f} ms  p99 {pct(wl, 0.99):6.2f} ms  "
+                    f"({len(wl)} events, create ack -> event read)"
+                )
                 print(f"RSS    {rss_mb(proc.pid):8.1f} MB (server process)")
             finally:
                 proc.kill()
@@ -203,8 +259,12 @@ def main() -> None:
 def _seed(url: str, token: str, n: int) -> None:
     conn = _conn(url, 10)
     for i in range(n):
-        conn.request("POST", "/api/v1/namespaces/default/configmaps", body=json.dumps({"metadata": {"name": f"seed-{i}"}, "data": {"k": "v" * 100}}),
-                     headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+        conn.request(
+            "POST",
+            "/api/v1/namespaces/default/configmaps",
+            body=json.dumps({"metadata": {"name": f"seed-{i}"}, "data": {"k": "v" * 100}}),
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
         r = conn.getresponse()
         r.read()
 

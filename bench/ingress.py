@@ -39,15 +39,49 @@ from proxy import IMAGE, Orchestra, _labelled, pct  # bench/ is on sys.path when
 HOST = "bench.test"
 SERVE = "mkdir -p /www && echo ok > /www/small && exec httpd -f -p 8080 -h /www"
 MANIFESTS: list[dict[str, Any]] = [
-    {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "bench"},
-     "spec": {"selector": {"app": "bench"}, "ports": [{"port": 80, "targetPort": 8080}]}},
-    {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "bench-web", "labels": {"app": "bench"}},
-     "spec": {"terminationGracePeriodSeconds": 1,
-              "containers": [{"name": "web", "image": IMAGE, "command": ["sh", "-c", SERVE],
-                              "readinessProbe": {"httpGet": {"path": "/small", "port": 8080}, "periodSeconds": 1}}]}},
-    {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "bench"},
-     "spec": {"rules": [{"host": HOST, "http": {"paths": [
-         {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "bench", "port": {"number": 80}}}}]}}]}},
+    {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "bench"},
+        "spec": {"selector": {"app": "bench"}, "ports": [{"port": 80, "targetPort": 8080}]},
+    },
+    {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "bench-web", "labels": {"app": "bench"}},
+        "spec": {
+            "terminationGracePeriodSeconds": 1,
+            "containers": [
+                {
+                    "name": "web",
+                    "image": IMAGE,
+                    "command": ["sh", "-c", SERVE],
+                    "readinessProbe": {"httpGet": {"path": "/small", "port": 8080}, "periodSeconds": 1},
+                }
+            ],
+        },
+    },
+    {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {"name": "bench"},
+        "spec": {
+            "rules": [
+                {
+                    "host": HOST,
+                    "http": {
+                        "paths": [
+                            {
+                                "path": "/",
+                                "pathType": "Prefix",
+                                "backend": {"service": {"name": "bench", "port": {"number": 80}}},
+                            }
+                        ]
+                    },
+                }
+            ]
+        },
+    },
 ]
 
 
@@ -102,10 +136,27 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def throughput(addr: tuple[str, int], host: str, clients: int, seconds: float, *, close: bool) -> tuple[float, int]:
+def throughput(
+    addr: tuple[str, int], host: str, clients: int, seconds: float, *, close: bool
+) -> tuple[float, int]:
     """(requests/s, requests) of `clients` worker processes for `seconds`."""
-    procs = [subprocess.Popen([sys.executable, __file__, "--worker", addr[0], str(addr[1]), host, str(seconds),
-                               "1" if close else "0"], stdout=subprocess.PIPE, text=True) for _ in range(clients)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                __file__,
+                "--worker",
+                addr[0],
+                str(addr[1]),
+                host,
+                str(seconds),
+                "1" if close else "0",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(clients)
+    ]
     t0 = time.perf_counter()
     done = 0
     for proc in procs:
@@ -148,12 +199,28 @@ def report(title: str, res: dict[str, Any], *, targets: bool) -> None:
     c, i = res["clusterip"], res["ingress"]
     added, ratio = i["p50"] - c["p50"], i["rps"] / c["rps"]
     rows = [
-        ("p50 (ms)", f"{c['p50']:.3f}", f"{i['p50']:.3f}", f"{added:+.3f} ms",
-         ("PASS" if added <= 1.0 else "FAIL (target +1 ms)") if targets else ""),
+        (
+            "p50 (ms)",
+            f"{c['p50']:.3f}",
+            f"{i['p50']:.3f}",
+            f"{added:+.3f} ms",
+            ("PASS" if added <= 1.0 else "FAIL (target +1 ms)") if targets else "",
+        ),
         ("p99 (ms)", f"{c['p99']:.3f}", f"{i['p99']:.3f}", f"{i['p99'] - c['p99']:+.3f} ms", ""),
-        ("requests/s", f"{c['rps']:,.0f}", f"{i['rps']:,.0f}", f"{ratio:.0%}",
-         ("PASS" if ratio >= 0.5 else "FAIL (target 50%)") if targets else ""),
-        ("orchestra CPU µs/request", f"{c['cpu']:.0f}", f"{i['cpu']:.0f}", f"{i['cpu'] - c['cpu']:+.0f} µs", ""),
+        (
+            "requests/s",
+            f"{c['rps']:,.0f}",
+            f"{i['rps']:,.0f}",
+            f"{ratio:.0%}",
+            ("PASS" if ratio >= 0.5 else "FAIL (target 50%)") if targets else "",
+        ),
+        (
+            "orchestra CPU µs/request",
+            f"{c['cpu']:.0f}",
+            f"{i['cpu']:.0f}",
+            f"{i['cpu'] - c['cpu']:+.0f} µs",
+            "",
+        ),
     ]
     head = ("", "ClusterIP", "ingress", "difference", "target")
     widths = [max(len(str(r[n])) for r in [head, *rows]) for n in range(5)]
@@ -165,7 +232,9 @@ def report(title: str, res: dict[str, Any], *, targets: bool) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--requests", type=int, default=1000, help="sequential GETs per path (latency)")
-    parser.add_argument("--seconds", type=float, default=6.0, help="load time per path (throughput), over all rounds")
+    parser.add_argument(
+        "--seconds", type=float, default=6.0, help="load time per path (throughput), over all rounds"
+    )
     parser.add_argument("--clients", type=int, default=2, help="client processes for throughput")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--keep", action="store_true", help="keep the state directory")
@@ -178,8 +247,13 @@ def main() -> None:
         t0 = time.monotonic()
         orch.wait_ready()
         docs = [_labelled(d) for d in MANIFESTS]
-        orch.kubectl("apply", "--validate=false", "-f", "-",  # a v1 List: kubectl validates it with OpenAPI v2
-                     stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": docs}))
+        orch.kubectl(
+            "apply",
+            "--validate=false",
+            "-f",
+            "-",  # a v1 List: kubectl validates it with OpenAPI v2
+            stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": docs}),
+        )
         orch.wait_pod_ready("bench-web")
         cluster_ip = orch.get("service", "bench")["spec"]["clusterIP"]
         paths = {"clusterip": ((cluster_ip, 80), "bench"), "ingress": (("127.0.0.1", port), HOST)}
@@ -193,7 +267,10 @@ def main() -> None:
                     if time.monotonic() > deadline:
                         raise
                     time.sleep(0.1)
-        print(f"cluster + pod ready in {time.monotonic() - t0:.1f} s; ClusterIP {cluster_ip}:80, ingress 127.0.0.1:{port}")
+        print(
+            f"cluster + pod ready in {time.monotonic() - t0:.1f} s; ClusterIP {cluster_ip}:80, "
+            f"ingress 127.0.0.1:{port}"
+        )
         keep_alive = measure(paths, args, orch.proc.pid, close=False)
         per_request = measure(paths, args, orch.proc.pid, close=True)
     finally:
@@ -204,9 +281,11 @@ def main() -> None:
         orch.stop()
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
-    print(f"\n{args.requests} sequential GETs per path for latency; {args.clients} client processes for "
-          f"{args.seconds:g} s per path for throughput; {args.rounds} alternating rounds; backend: busybox httpd "
-          "(closes after every answer)")
+    print(
+        f"\n{args.requests} sequential GETs per path for latency; {args.clients} client processes for "
+        f"{args.seconds:g} s per path for throughput; {args.rounds} alternating rounds; "
+        "backend: busybox httpd (closes after every answer)"
+    )
     report("keep-alive client (reconnects when the server closes)", keep_alive, targets=True)
     report("a new connection per request (Connection: close)", per_request, targets=False)
 

@@ -87,7 +87,8 @@ async def durable_always(directory: Path, writers: int, seconds: float) -> None:
     print(
         f"durable  put+wait_durable fsync=always, {writers:>3} writers: {done / elapsed:>8,.0f} puts/s"
         f"   fsyncs={stats['fsyncs']} ({done / max(1, stats['fsyncs']):.1f} puts/fsync)"  # type: ignore[call-overload]
-        f"   commit p50={percentile(latencies, 0.5) * 1e3:.2f} ms p99={percentile(latencies, 0.99) * 1e3:.2f} ms"
+        f"   commit p50={percentile(latencies, 0.5) * 1e3:.2f} ms"
+        f" p99={percentile(latencies, 0.99) * 1e3:.2f} ms"
     )
 
 

@@ -3,7 +3,7 @@
 
 Why: `kubectl create namespace|configmap|secret|deployment|...` (the generator subcommands) POST their
 bodies as `application/vnd.kubernetes.protobuf`. orchestra stores JSON, so
-orchestra.api.protobuf.decode_k8s_protobuf() turns such a body back into the JSON dict; to do that it
+orchestra.apiserver.protobuf.decode_k8s_protobuf() turns such a body back into the JSON dict; to do that it
 needs, for every message, which field number is which JSON field and of which type. This script makes
 that table once, at development time. It is interface data (like a JSON schema), not code; the runtime
 decoder is pure Python and does not depend on the `protobuf` package.

@@ -49,9 +49,12 @@ class Scripted(Controller):
         ([RuntimeError("bug"), None], [0.0, 0.006]),
         ([PermanentError("never")], [0.0]),
     ],
-    ids=["done", "requeue-after", "temporary-delay", "temporary-backoff", "conflict-backoff", "unexpected-backoff", "permanent"],
+    ids=["done", "requeue-after", "temporary-delay", "temporary-backoff", "conflict-backoff",
+         "unexpected-backoff", "permanent"],
 )
-async def test_retry_policy(autojump_clock: trio.testing.MockClock, script: list[Any], expected_offsets: list[float]) -> None:
+async def test_retry_policy(
+    autojump_clock: trio.testing.MockClock, script: list[Any], expected_offsets: list[float]
+) -> None:
     with trio.fail_after(100):
         api = await make_api()
         ctl = Scripted(api.client, script)
@@ -138,7 +141,9 @@ async def test_paced_events_wait_for_a_multiple_of_the_last_sync(autojump_clock:
         async with trio.open_nursery() as nursery:
             await nursery.start(ctl.run)
             start = trio.current_time()
-            await api.create("ConfigMap", {"metadata": {"name": "a"}})  # first sync: its cost is not known yet
+            await api.create(
+                "ConfigMap", {"metadata": {"name": "a"}}
+            )  # first sync: its cost is not known yet
             await trio.sleep(0.2)
             await api.create("ConfigMap", {"metadata": {"name": "b"}})  # expensive: due 0.2 + 3 x 0.1
             await trio.sleep(0.05)

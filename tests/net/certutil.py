@@ -58,5 +58,13 @@ class CertAuthority:
 
 
 def tls_secret(name: str, pem: Pem) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "type": "kubernetes.io/tls",
-            "data": {"tls.crt": base64.b64encode(pem.cert).decode(), "tls.key": base64.b64encode(pem.key).decode()}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name},
+        "type": "kubernetes.io/tls",
+        "data": {
+            "tls.crt": base64.b64encode(pem.cert).decode(),
+            "tls.key": base64.b64encode(pem.key).decode(),
+        },
+    }

@@ -23,7 +23,12 @@ DEFAULT = CertAuthority("default-ca").issue("ingress.local")
 @pytest.fixture(scope="module")
 def store() -> certs.CertStore:
     out = certs.CertStore(certs.load(tls_secret("default", DEFAULT))[0])
-    out.update({"a.example.com": certs.load(tls_secret("a", A))[0], "*.example.org": certs.load(tls_secret("w", WILD))[0]})
+    out.update(
+        {
+            "a.example.com": certs.load(tls_secret("a", A))[0],
+            "*.example.org": certs.load(tls_secret("w", WILD))[0],
+        }
+    )
     return out
 
 
@@ -61,9 +66,20 @@ async def test_sni_selects_the_certificate(store: certs.CertStore, name: str | N
 
 def test_plan_and_secret_errors() -> None:
     ingresses = [
-        {"metadata": {"name": "old", "namespace": "ns"},
-         "spec": {"tls": [{"hosts": ["a.example.com"], "secretName": "a"}, {"secretName": "by-names"}, {"hosts": ["x"]}]}},
-        {"metadata": {"name": "new", "namespace": "ns"}, "spec": {"tls": [{"hosts": ["a.example.com"], "secretName": "b"}]}},
+        {
+            "metadata": {"name": "old", "namespace": "ns"},
+            "spec": {
+                "tls": [
+                    {"hosts": ["a.example.com"], "secretName": "a"},
+                    {"secretName": "by-names"},
+                    {"hosts": ["x"]},
+                ]
+            },
+        },
+        {
+            "metadata": {"name": "new", "namespace": "ns"},
+            "spec": {"tls": [{"hosts": ["a.example.com"], "secretName": "b"}]},
+        },
     ]
     assert certs.plan(ingresses) == ({"a.example.com": "ns/a"}, ["ns/by-names"])
     _ctx, names = certs.load(tls_secret("w", WILD))

@@ -15,7 +15,7 @@ import pytest
 import trio
 import trio.testing
 
-from orchestra.api.core import ApiCore
+from orchestra.api.request.core import ApiCore
 from orchestra.app import bootstrap
 from orchestra.client.local import LocalClient
 from orchestra.net.ingress import IngressController
@@ -53,7 +53,11 @@ class Backend:
                 if request is None:
                     return
                 await self._answer(conn, stream, request, body)
-                if self.close_after_each or conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
+                if (
+                    self.close_after_each
+                    or conn.our_state is not h11.DONE
+                    or conn.their_state is not h11.DONE
+                ):
                     return
                 conn.start_next_cycle()
 
@@ -62,7 +66,9 @@ class Backend:
             conn.receive_data(await stream.receive_some(65536))
         return event
 
-    async def _request(self, conn: h11.Connection, stream: trio.SocketStream) -> tuple[h11.Request | None, int]:
+    async def _request(
+        self, conn: h11.Connection, stream: trio.SocketStream
+    ) -> tuple[h11.Request | None, int]:
         request = await self._next(conn, stream)
         if not isinstance(request, h11.Request):
             return None, 0
@@ -77,7 +83,9 @@ class Backend:
             self.first_chunk.set()
         return request, size
 
-    async def _answer(self, conn: h11.Connection, stream: trio.SocketStream, req: h11.Request, size: int) -> None:
+    async def _answer(
+        self, conn: h11.Connection, stream: trio.SocketStream, req: h11.Request, size: int
+    ) -> None:
         if req.target.startswith(b"/big/"):
             total = int(req.target.split(b"/")[-1])
             await stream.send_all(conn.send(h11.Response(status_code=200, headers=[])) or b"")
@@ -112,8 +120,17 @@ async def upgrade_backend(task_status: trio.TaskStatus[int] = trio.TASK_STATUS_I
             while not isinstance(conn.next_event(), h11.EndOfMessage | type(h11.PAUSED)):
                 pass
             proto = dict(event.headers).get(b"upgrade", b"")
-            await stream.send_all((conn.send(h11.InformationalResponse(
-                status_code=101, headers=[(b"upgrade", proto), (b"connection", b"Upgrade")])) or b"") + b"hello:")
+            await stream.send_all(
+                (
+                    conn.send(
+                        h11.InformationalResponse(
+                            status_code=101, headers=[(b"upgrade", proto), (b"connection", b"Upgrade")]
+                        )
+                    )
+                    or b""
+                )
+                + b"hello:"
+            )
             early = conn.trailing_data[0]
             if early:
                 await stream.send_all(early.upper())
@@ -152,8 +169,12 @@ class Env:
     async def create(self, kind: str, obj: Obj) -> Obj:
         return await self.client.create(self.client.kind(kind), NS, obj)
 
-    async def service(self, name: str, ports: list[int], *, ready: bool = True, port_name: str = "http") -> None:
-        await self.create("Service", {"metadata": {"name": name}, "spec": {"ports": [{"name": port_name, "port": 80}]}})
+    async def service(
+        self, name: str, ports: list[int], *, ready: bool = True, port_name: str = "http"
+    ) -> None:
+        await self.create(
+            "Service", {"metadata": {"name": name}, "spec": {"ports": [{"name": port_name, "port": 80}]}}
+        )
         await self.create("EndpointSlice", endpoint_slice(name, ports, ready=ready, port_name=port_name))
 
     async def settle(self) -> None:
@@ -253,7 +274,9 @@ class Client:
             headers.append(("transfer-encoding", "chunked"))
         elif body:
             headers.append(("content-length", str(len(body))))
-        await self.stream.send_all(self.conn.send(h11.Request(method=method, target=target, headers=headers)) or b"")
+        await self.stream.send_all(
+            self.conn.send(h11.Request(method=method, target=target, headers=headers)) or b""
+        )
         if chunks is not None:
             async for chunk in chunks():
                 await self.stream.send_all(self.conn.send(h11.Data(data=chunk)) or b"")
@@ -297,16 +320,34 @@ async def test_hosts_and_paths_route_to_their_services_over_keep_alive(env: Env)
     await env.nursery.start(serve, two)
     await env.service("one", [one.port])
     await env.service("two", [two.port])
-    await env.create("Ingress", ingress("web", [rule("a.test", ("/", "Prefix", "one"), ("/two", "Prefix", "two")),
-                                                rule("b.test", ("/", "Prefix", "two"))]))
+    await env.create(
+        "Ingress",
+        ingress(
+            "web",
+            [
+                rule("a.test", ("/", "Prefix", "one"), ("/two", "Prefix", "two")),
+                rule("b.test", ("/", "Prefix", "two")),
+            ],
+        ),
+    )
     await env.settle()
     with trio.fail_after(10):
         client = await Client.open(env.http)
-        seen = [(await client.request("GET", target, host)).json()["name"]
-                for host, target in [("a.test", "/"), ("a.test", "/two/x?q=1"), ("b.test", "/"), ("A.TEST:80", "/twox")]]
+        seen = [
+            (await client.request("GET", target, host)).json()["name"]
+            for host, target in [
+                ("a.test", "/"),
+                ("a.test", "/two/x?q=1"),
+                ("b.test", "/"),
+                ("A.TEST:80", "/twox"),
+            ]
+        ]
         assert seen == ["one", "two", "two", "one"]
         missing = await client.request("GET", "/", "c.test")
-        assert missing.status == 404 and missing.body == b"404 Not Found: no Ingress rule matches this host and path\n"
+        assert (
+            missing.status == 404
+            and missing.body == b"404 Not Found: no Ingress rule matches this host and path\n"
+        )
         echoed = await client.request("POST", "/two/echo", "a.test", body=b"abc")
         await client.aclose()
     assert echoed.json()["size"] == 3 and echoed.json()["target"] == "/two/echo"
@@ -330,7 +371,10 @@ async def test_503_until_an_endpoint_is_ready_then_served(env: Env) -> None:
         await env.service("one", [one.port], ready=False)
         await env.settle()
         unready = await get(env.http, "a.test")
-        assert unready.status == 503 and unready.body == b"503 Service Unavailable: no ready endpoint for default/one:http\n"
+        assert (
+            unready.status == 503
+            and unready.body == b"503 Service Unavailable: no ready endpoint for default/one:http\n"
+        )
         sl = await env.client.get(env.client.kind("EndpointSlice"), NS, f"one-{one.port}")
         sl["endpoints"][0]["conditions"]["ready"] = True
         await env.client.update(env.client.kind("EndpointSlice"), sl)
@@ -383,7 +427,11 @@ async def test_bodies_stream_both_ways(env: Env) -> None:
             one.release.set()  # the first bytes arrived while the backend held back the second half
 
         big = await client.request("GET", f"/big/{32 * MIB}", "a.test", on_head=seen_half)
-        assert big.status == 200 and len(big.body) == 32 * MIB and big.headers.get(b"transfer-encoding") == b"chunked"
+        assert (
+            big.status == 200
+            and len(big.body) == 32 * MIB
+            and big.headers.get(b"transfer-encoding") == b"chunked"
+        )
         await client.aclose()
 
 
@@ -395,7 +443,9 @@ async def test_an_answer_before_the_body_is_read(env: Env) -> None:
     await env.settle()
     with trio.fail_after(10):
         client = await Client.open(env.http)
-        head = h11.Request(method="POST", target="/early", headers=[("host", "a.test"), ("content-length", str(4 * MIB))])
+        head = h11.Request(
+            method="POST", target="/early", headers=[("host", "a.test"), ("content-length", str(4 * MIB))]
+        )
         await client.stream.send_all(client.conn.send(head) or b"")
         await client.stream.send_all(client.conn.send(h11.Data(data=b"z" * 65536)) or b"")
         answer = await client.response()
@@ -446,7 +496,9 @@ async def test_upgrade_becomes_a_tunnel(env: Env) -> None:
     await env.settle()
     with trio.fail_after(10):
         stream = await trio.open_tcp_stream("127.0.0.1", env.http)
-        await stream.send_all(b"GET /chat HTTP/1.1\r\nHost: ws.test\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nearly")
+        await stream.send_all(
+            b"GET /chat HTTP/1.1\r\nHost: ws.test\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nearly"
+        )
         got = b""
         while b"hello:EARLY" not in got:
             got += await stream.receive_some(65536)
@@ -469,9 +521,14 @@ async def test_https_certificate_by_sni(env: Env) -> None:
     await env.service("one", [one.port])
     await env.service("two", [two.port])
     await env.create("Secret", tls_secret("a-tls", CA.issue("a.test")))
-    await env.create("Ingress", ingress("web", [rule("a.test", ("/", "Prefix", "one")), rule("b.test", ("/", "Prefix", "two"))],
-                                        tls=[{"hosts": ["a.test"], "secretName": "a-tls"},
-                                             {"hosts": ["b.test"], "secretName": "b-tls"}]))
+    await env.create(
+        "Ingress",
+        ingress(
+            "web",
+            [rule("a.test", ("/", "Prefix", "one")), rule("b.test", ("/", "Prefix", "two"))],
+            tls=[{"hosts": ["a.test"], "secretName": "a-tls"}, {"hosts": ["b.test"], "secretName": "b-tls"}],
+        ),
+    )
     await env.settle()
     with trio.fail_after(10):
         with pytest.raises(trio.BrokenResourceError) as refused:  # no b-tls yet: the default certificate
@@ -497,7 +554,9 @@ async def test_https_certificate_by_sni(env: Env) -> None:
 
 async def test_status_address_follows_the_class(env: Env) -> None:
     await env.create("Ingress", ingress("web", [rule("a.test", ("/", "Prefix", "one"))]))
-    await env.create("IngressClass", {"metadata": {"name": "other"}, "spec": {"controller": "example.com/other"}})
+    await env.create(
+        "IngressClass", {"metadata": {"name": "other"}, "spec": {"controller": "example.com/other"}}
+    )
     ing_rt = env.client.kind("Ingress")
     await env.settle()
     got = await env.client.get(ing_rt, NS, "web")

@@ -12,9 +12,9 @@ import pytest
 import trio
 import trio.testing
 
-from orchestra.api.defaults import default
+from orchestra.api.policy.defaults import default
+from orchestra.api.policy.validation import validate
 from orchestra.api.tables.pods import pod_status_reason
-from orchestra.api.validation import validate
 from orchestra.runtime.base import EventType
 from orchestra.runtime.simulated import ContainerScript, ExecScript, SimScript
 

@@ -102,7 +102,9 @@ async def test_schedule_creates_jobs_at_virtual_times(autojump_clock: trio.testi
             job = jobs(api)[0]
             assert job["metadata"]["name"] == f"tick-{int(first.timestamp()) // 60}"
             assert job["metadata"]["ownerReferences"][0]["kind"] == "CronJob"
-            assert job["metadata"]["annotations"]["batch.kubernetes.io/cronjob-scheduled-timestamp"].startswith("2025-01-01")
+            assert job["metadata"]["annotations"][
+                "batch.kubernetes.io/cronjob-scheduled-timestamp"
+            ].startswith("2025-01-01")
             cj = api.get("CronJob", "tick")
             assert cj["status"]["lastScheduleTime"] == format_time(first)  # type: ignore[index]
             assert cj["status"]["active"][0]["name"] == job["metadata"]["name"]  # type: ignore[index]
@@ -115,7 +117,9 @@ async def test_schedule_creates_jobs_at_virtual_times(autojump_clock: trio.testi
 
 
 @pytest.mark.parametrize(("policy", "expected_jobs_at_12min"), [("Allow", 2), ("Forbid", 1), ("Replace", 1)])
-async def test_concurrency_policy(policy: str, expected_jobs_at_12min: int, autojump_clock: trio.testing.MockClock) -> None:
+async def test_concurrency_policy(
+    policy: str, expected_jobs_at_12min: int, autojump_clock: trio.testing.MockClock
+) -> None:
     with trio.fail_after(3600):
         async with running(cj_factory) as api:
             base = await create_anchored(api, cronjob(concurrencyPolicy=policy))
@@ -134,7 +138,9 @@ async def test_concurrency_policy(policy: str, expected_jobs_at_12min: int, auto
 async def test_suspend_and_history_limits(autojump_clock: trio.testing.MockClock) -> None:
     with trio.fail_after(7200):
         async with running(cj_factory) as api:
-            base = await create_anchored(api, cronjob("* * * * *", successfulJobsHistoryLimit=1, failedJobsHistoryLimit=1))
+            base = await create_anchored(
+                api, cronjob("* * * * *", successfulJobsHistoryLimit=1, failedJobsHistoryLimit=1)
+            )
             for i in range(3):
                 await until(api, lambda i=i: len(jobs(api)) >= i + 1 and all(
                     not j.get("status", {}).get("conditions") for j in jobs(api)[-1:]))

@@ -177,7 +177,9 @@ async def serve_asgi(app: App, host: str, port: int, *, ssl_context: ssl.SSLCont
                      task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
                      max_body: int = MAX_BODY, keep_alive_timeout: float = 75.0) -> None:
     """Serve `app` on host:port until cancelled (port 0 picks a free port; see `started()`)."""
-    server = HttpServer(app, ssl_context=ssl_context, max_body=max_body, keep_alive_timeout=keep_alive_timeout)
+    server = HttpServer(
+        app, ssl_context=ssl_context, max_body=max_body, keep_alive_timeout=keep_alive_timeout
+    )
     await server.serve(host, port, task_status=task_status)
 
 
@@ -373,8 +375,10 @@ class _Connection:
 
     async def answer_too_large(self) -> None:
         limit = self.server.max_body
-        body = (b'{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":'
-                b'"Request entity too large: limit is %d","reason":"RequestEntityTooLarge","code":413}' % limit)
+        body = (
+            b'{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":'
+            b'"Request entity too large: limit is %d","reason":"RequestEntityTooLarge","code":413}' % limit
+        )
         await self.answer(413, body, close=True, content_type=b"application/json")
 
 
@@ -411,7 +415,9 @@ class _HttpCycle:
             if not self.written and not conn.broken:
                 if not failed:
                     conn.stats.app_errors += 1
-                    log.error("ASGI app returned no response for %s %s", self.scope["method"], self.scope["path"])
+                    log.error(
+                        "ASGI app returned no response for %s %s", self.scope["method"], self.scope["path"]
+                    )
                 await conn.answer(500, b"Internal Server Error", close=True)
             conn.keep_alive = False
         self._complete_event.set()

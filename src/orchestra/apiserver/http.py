@@ -14,9 +14,10 @@ from urllib.parse import parse_qsl
 import attrs
 import orjson
 
-from orchestra.api import bodies
 from orchestra.api.errors import ApiError, BadRequest, RequestEntityTooLarge, UnsupportedMediaType
-from orchestra.api.protobuf import CONTENT_TYPE as PROTOBUF
+from orchestra.api.request import bodies
+from orchestra.apiserver.protobuf import CONTENT_TYPE as PROTOBUF
+from orchestra.apiserver.protobuf import decode_protobuf
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -98,7 +99,7 @@ class Request:
     async def decoded_body(self, *, allow_empty: bool = False) -> bodies.Decoded | None:
         """A POST/PUT/DELETE body decoded by its Content-Type, as kube-apiserver negotiates it: none
         means JSON; JSON, YAML and Kubernetes protobuf are accepted, anything else is 415. Decoding
-        keeps the limits of api/bodies.py (depth, decoded size, YAML aliases)."""
+        keeps the limits of api/request/bodies.py (depth, decoded size, YAML aliases)."""
         data = await self.body()
         if not data.strip():
             if allow_empty:
@@ -110,7 +111,7 @@ class Request:
                                        f"types include: {', '.join(BODY_MEDIA_TYPES)}")
         try:
             if media == PROTOBUF:  # kubectl 1.32+ `create <generator>` sends protobuf for built-in kinds
-                return await bodies.decode_off_loop(bodies.decode_protobuf, data)
+                return await bodies.decode_off_loop(decode_protobuf, data)
             if media == "application/yaml":
                 return await _yaml_or_json(data)
             return bodies.decode_json(data)
@@ -155,7 +156,9 @@ async def send_bytes(send: Send, status: int, body: bytes, content_type: bytes =
     await send({"type": "http.response.body", "body": body})
 
 
-async def send_json(send: Send, status: int, obj: Any, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+async def send_json(
+    send: Send, status: int, obj: Any, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
     await send_bytes(send, status, orjson.dumps(obj), JSON, headers)
 
 

@@ -35,7 +35,9 @@ def _write_private(path: Path, data: bytes) -> None:
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 def _now() -> dt.datetime:
@@ -47,7 +49,9 @@ def _ensure_ca(pki: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]
     if crt.exists() and key.exists():
         cert = x509.load_pem_x509_certificate(crt.read_bytes())
         pkey = serialization.load_pem_private_key(key.read_bytes(), password=None)
-        if isinstance(pkey, ec.EllipticCurvePrivateKey) and cert.not_valid_after_utc > _now() + dt.timedelta(days=30):
+        if isinstance(pkey, ec.EllipticCurvePrivateKey) and cert.not_valid_after_utc > _now() + dt.timedelta(
+            days=30
+        ):
             return cert, pkey
     pkey = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "orchestra-ca")])
@@ -60,9 +64,20 @@ def _ensure_ca(pki: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]
         .not_valid_before(_now() - dt.timedelta(minutes=5))
         .not_valid_after(_now() + dt.timedelta(days=3650))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
-                                     key_encipherment=False, data_encipherment=False, key_agreement=False,
-                                     encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
         .sign(pkey, hashes.SHA256())
     )
     _write_private(key, _key_pem(pkey))
@@ -119,5 +134,7 @@ def ensure_serving_cert(state_dir: Path, hosts: list[str], *, name: str = "apise
             .sign(ca_key, hashes.SHA256())
         )
         _write_private(key, _key_pem(pkey))
-        crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM) + ca_cert.public_bytes(serialization.Encoding.PEM))
+        crt.write_bytes(
+            cert.public_bytes(serialization.Encoding.PEM) + ca_cert.public_bytes(serialization.Encoding.PEM)
+        )
     return ServingCert(pki / "ca.crt", crt, key)

@@ -10,8 +10,8 @@ from typing import Any
 
 import attrs
 
-from orchestra.api.allocators import DEFAULT_SERVICE_CIDR
-from orchestra.api.core import ApiCore
+from orchestra.api.policy.allocators import DEFAULT_SERVICE_CIDR
+from orchestra.api.request.core import ApiCore
 from orchestra.apiserver.server import ApiServer
 from orchestra.app.shutdown import Shutdown
 from orchestra.controller.supervisor import Supervisor
@@ -29,9 +29,12 @@ class ClusterConfig:
     dashboard: bool = False
     podman: bool = True
     fsync: str = "always"
-    network: bool = False  # service proxy + cluster DNS (root: routes the service range); `orchestra up` turns it on
+    network: bool = (
+        False  # service proxy + cluster DNS (root: routes the service range); `orchestra up` turns it on
+    )
     controllers: bool = True
-    timings: str = "default"  # node lifecycle: "default" (Kubernetes' 40 s grace) or "fast" (10 s)
+    # "default" (Kubernetes'), or "fast": 10 s node grace, HPA sync every 5 s and a 60 s downscale window
+    timings: str = "default"
     service_cidr: str = DEFAULT_SERVICE_CIDR
     stop_pods_on_exit: bool = False  # else pods keep running and are adopted on the next start
     # the ingress controller's HTTP and HTTPS listeners (with `network`); None: off.

@@ -8,12 +8,14 @@ Must not import: cli (and so never click or rich).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import trio
 
-from orchestra.api.allocators import ServiceAllocator
-from orchestra.api.core import ApiCore
+from orchestra.api.policy.allocators import ServiceAllocator
+from orchestra.api.request.core import ApiCore
 from orchestra.apiserver.metricsapi import MetricsApi
 from orchestra.apiserver.serve import serve_api
 from orchestra.apiserver.server import ApiServer
@@ -55,14 +57,21 @@ async def run_cluster(config: ClusterConfig, *, shutdown: Shutdown | None = None
         store.close()
 
 
-async def _run(config: ClusterConfig, shutdown: Shutdown, state: Path, token: str, store: Store, route: ServiceRoute,
-           task_status: trio.TaskStatus[Cluster]) -> None:
+async def _run(
+    config: ClusterConfig,
+    shutdown: Shutdown,
+    state: Path,
+    token: str,
+    store: Store,
+    route: ServiceRoute,
+    task_status: trio.TaskStatus[Cluster],
+) -> None:
     async with trio.open_nursery() as nursery:
         await nursery.start(store.run)
         core = ApiCore(store, allocator=ServiceAllocator(config.service_cidr))
         await bootstrap(core)
         locator = AgentLocator()
-        usage = UsageCollector(locator.all_runtimes, lambda: set(locator.runtimes))
+        usage = UsageCollector(locator.all_runtimes, lambda: set(locator.runtimes), pods=_pod_lister(core))
         server = ApiServer(core, token=token, server_address=f"{config.listen_host}:{config.listen_port}",
                            pod_streams=PodStreamsHandler(locator), metrics=MetricsApi(core, usage))
         tls = ensure_serving_cert(state, [config.listen_host, *in_cluster_names(core)])
@@ -83,6 +92,13 @@ async def _run(config: ClusterConfig, shutdown: Shutdown, state: Path, token: st
             await start_network(nursery, cluster)
         await start_nodes(nursery, cluster)
         task_status.started(cluster)
+
+
+def _pod_lister(core: ApiCore) -> Callable[[str], list[dict[str, Any]]]:
+    """namespace -> its pods (the scripted usage of simulated pods is in their annotations)."""
+    rt = core.registry.by_kind("Pod")
+    assert rt is not None
+    return lambda namespace: core.list(rt, namespace).items
 
 
 def _url(bound: list[str], config: ClusterConfig) -> str:

@@ -36,9 +36,16 @@ def write_kubeconfig(path: Path, url: str, token: str, ca_cert: Path) -> None:
     doc = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": "orchestra", "cluster": {"server": url, "certificate-authority-data": ca_data}}],
+        "clusters": [
+            {"name": "orchestra", "cluster": {"server": url, "certificate-authority-data": ca_data}}
+        ],
         "users": [{"name": "orchestra-admin", "user": {"token": token}}],
-        "contexts": [{"name": "orchestra", "context": {"cluster": "orchestra", "user": "orchestra-admin", "namespace": "default"}}],
+        "contexts": [
+            {
+                "name": "orchestra",
+                "context": {"cluster": "orchestra", "user": "orchestra-admin", "namespace": "default"},
+            }
+        ],
         "current-context": "orchestra",
         "preferences": {},
     }

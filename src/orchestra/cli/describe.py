@@ -143,7 +143,8 @@ def _container(w: Writer, level: int, c: Obj, status: Obj | None) -> None:
     if env:
         w.line(lv, "Environment:")
         for e in env:
-            w.line(lv + 1, f"{e.get('name')}:\t{e.get('value', '') if 'valueFrom' not in e else '<set from source>'}")
+            w.line(lv + 1,
+                   f"{e.get('name')}:\t{e.get('value', '') if 'valueFrom' not in e else '<set from source>'}")
     else:
         w.field(lv, "Environment", "<none>")
     mounts = c.get("volumeMounts") or []
@@ -159,7 +160,8 @@ def _container(w: Writer, level: int, c: Obj, status: Obj | None) -> None:
 def _probe(p: Obj) -> str:
     if "httpGet" in p:
         h = p["httpGet"]
-        how = f"http-get {h.get('scheme', 'HTTP').lower()}://{h.get('host', '')}:{h.get('port')}{h.get('path', '')}"
+        how = (f"http-get {h.get('scheme', 'HTTP').lower()}://"
+               f"{h.get('host', '')}:{h.get('port')}{h.get('path', '')}")
     elif "tcpSocket" in p:
         how = f"tcp-socket :{p['tcpSocket'].get('port')}"
     elif "exec" in p:
@@ -291,7 +293,8 @@ def describe_deployment(dep: Obj, replicasets: list[Obj]) -> str:
     w.mapping(0, "Labels", meta.get("labels"))
     w.mapping(0, "Annotations", meta.get("annotations"))
     w.field(0, "Selector", _selector_text(spec.get("selector")))
-    w.field(0, "Replicas", f"{spec.get('replicas', 1)} desired | {status.get('updatedReplicas', 0)} updated | "
+    w.field(0, "Replicas",
+            f"{spec.get('replicas', 1)} desired | {status.get('updatedReplicas', 0)} updated | "
             f"{status.get('replicas', 0)} total | {status.get('availableReplicas', 0)} available | "
             f"{status.get('unavailableReplicas', 0)} unavailable")
     strategy = spec.get("strategy") or {}
@@ -300,7 +303,8 @@ def describe_deployment(dep: Obj, replicasets: list[Obj]) -> str:
     rolling = strategy.get("rollingUpdate")
     if rolling:
         w.field(0, "RollingUpdateStrategy",
-                f"{rolling.get('maxUnavailable', '25%')} max unavailable, {rolling.get('maxSurge', '25%')} max surge")
+                f"{rolling.get('maxUnavailable', '25%')} max unavailable, "
+                f"{rolling.get('maxSurge', '25%')} max surge")
     _pod_template(w, spec.get("template") or {})
     _conditions(w, status.get("conditions") or [])
     uid = meta.get("uid")
@@ -484,7 +488,8 @@ def describe_events(events: list[Obj], now: datetime.datetime | None = None) -> 
     w.line(1, "Type\tReason\tAge\tFrom\tMessage")
     w.line(1, "----\t------\t----\t----\t-------")
     for e in sorted(events, key=_event_time):
-        first, last = e.get("firstTimestamp") or e.get("eventTime"), e.get("lastTimestamp") or e.get("eventTime")
+        first, last = (e.get("firstTimestamp") or e.get("eventTime"),
+                       e.get("lastTimestamp") or e.get("eventTime"))
         count = int(e.get("count") or 1)
         interval = age(last or first, now)
         if count > 1:
@@ -526,18 +531,16 @@ def describe_object(client: RestClient, rt: ResourceType, obj: Obj) -> str:
     ns = (obj.get("metadata") or {}).get("namespace")
     describers: dict[str, Callable[[], str]] = {
         "Pod": lambda: describe_pod(obj),
-        "Deployment": lambda: describe_deployment(
-            obj, _items(client, "replicasets", ns, {"labelSelector": _label_selector((obj.get("spec") or {}).get("selector"))})
-        ),
-        "ReplicaSet": lambda: describe_replicaset(
-            obj, _items(client, "pods", ns, {"labelSelector": _label_selector((obj.get("spec") or {}).get("selector"))})
-        ),
-        "Service": lambda: describe_service(
-            obj, client.get_optional(resource_path(DEFAULT_REGISTRY.resolve("endpoints"),  # type: ignore[arg-type]
-                                                   ns, obj["metadata"]["name"]))
-        ),
+        "Deployment": lambda: describe_deployment(obj, _items(
+            client, "replicasets", ns,
+            {"labelSelector": _label_selector((obj.get("spec") or {}).get("selector"))})),
+        "ReplicaSet": lambda: describe_replicaset(obj, _items(
+            client, "pods", ns, {"labelSelector": _label_selector((obj.get("spec") or {}).get("selector"))})),
+        "Service": lambda: describe_service(obj, client.get_optional(resource_path(
+            DEFAULT_REGISTRY.resolve("endpoints"), ns, obj["metadata"]["name"]))),  # type: ignore[arg-type]
         "Node": lambda: describe_node(obj, [
-            p for p in _items(client, "pods", None, {"fieldSelector": f"spec.nodeName={obj['metadata']['name']}"})
+            p for p in _items(client, "pods", None,
+                              {"fieldSelector": f"spec.nodeName={obj['metadata']['name']}"})
             if (p.get("spec") or {}).get("nodeName") == obj["metadata"]["name"]
         ]),
         "Namespace": lambda: describe_namespace(obj),

@@ -1,4 +1,5 @@
-"""`orchestra explain pod NAME` (alias `why`): why a pod is Pending, crash-looping or not Ready, in plain words.
+"""`orchestra explain pod NAME` (alias `why`): why a pod is Pending, crash-looping or not Ready, in plain
+words.
 
 Owns: reading the scheduler's and the node agent's records about one pod (the PodScheduled and
 Ready conditions, container states, FailedScheduling / Failed / BackOff / Unhealthy events, the last
@@ -23,14 +24,21 @@ from orchestra.cli.errors import ApiStatusError, CliError
 from orchestra.cli.session import Session, client_options
 from orchestra.objects import Obj, as_dict, get_condition, human_duration, parse_time
 
-IMAGE_REASONS = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull", "RegistryUnavailable")
+IMAGE_REASONS = (
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "InvalidImageName",
+    "ErrImageNeverPull",
+    "RegistryUnavailable",
+)
 
 
 @attrs.frozen
 class Explanation:
     """`headline` is one sentence; `details` are indented lines under it; `wants_logs` asks for log lines."""
 
-    state: str  # Pending | Unschedulable | ImagePull | CrashLoop | NotReady | Failed | Succeeded | Terminating | OK
+    # Pending | Unschedulable | ImagePull | CrashLoop | NotReady | Failed | Succeeded | Terminating | OK
+    state: str
     headline: str
     details: tuple[str, ...] = ()
     wants_logs: bool = False
@@ -60,12 +68,17 @@ def _event_line(ev: Obj, now: datetime) -> str:
     count = int(ev.get("count") or 1)
     times = f", {count} times" if count > 1 else ""
     when = ev.get("lastTimestamp") or ev.get("eventTime") or ev.get("firstTimestamp")
-    return f"{' '.join(str(ev.get('message') or '').split())} ({ev.get('reason')}{times}, last {_ago(when, now)})"
+    return (
+        f"{' '.join(str(ev.get('message') or '').split())} "
+        f"({ev.get('reason')}{times}, last {_ago(when, now)})"
+    )
 
 
 def _latest(events: Iterable[Obj], reasons: tuple[str, ...], *, contains: str = "") -> Obj | None:
     found = [e for e in events if e.get("reason") in reasons and contains in str(e.get("message") or "")]
-    found.sort(key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or e.get("firstTimestamp") or ""))
+    found.sort(
+        key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or e.get("firstTimestamp") or "")
+    )
     return found[-1] if found else None
 
 
@@ -82,9 +95,12 @@ def explain_pod(pod: Obj, events: list[Obj], *, now: datetime | None = None) -> 
     reason, ready, total, restarts, _ = pod_status_reason(pod)
     phase = status.get("phase") or "Pending"
     if meta.get("deletionTimestamp"):
-        return Explanation("Terminating", f"{who} is being deleted (since {_ago(meta['deletionTimestamp'], now)}); "
-                           f"it waits for its containers to stop (grace period "
-                           f"{meta.get('deletionGracePeriodSeconds', spec.get('terminationGracePeriodSeconds', 30))}s).")
+        return Explanation(
+            "Terminating",
+            f"{who} is being deleted (since {_ago(meta['deletionTimestamp'], now)}); "
+            f"it waits for its containers to stop (grace period "
+            f"{meta.get('deletionGracePeriodSeconds', spec.get('terminationGracePeriodSeconds', 30))}s).",
+        )
     if phase == "Succeeded":
         return Explanation("Succeeded", f"{who} has completed: every container exited successfully.")
     if phase == "Failed":
@@ -98,8 +114,12 @@ def explain_pod(pod: Obj, events: list[Obj], *, now: datetime | None = None) -> 
     if ready < total or reason != "Running":
         return _not_ready(who, pod, events, now, reason)
     extra = (f"Its containers restarted {restarts} times in total.",) if restarts else ()
-    return Explanation("OK", f"{who} is Running and Ready ({ready}/{total} containers) on node {spec['nodeName']}: "
-                       "nothing is wrong.", extra)
+    return Explanation(
+        "OK",
+        f"{who} is Running and Ready ({ready}/{total} containers) on node {spec['nodeName']}: "
+        "nothing is wrong.",
+        extra,
+    )
 
 
 def _unscheduled(who: str, pod: Obj, events: list[Obj], now: datetime) -> Explanation:
@@ -108,8 +128,11 @@ def _unscheduled(who: str, pod: Obj, events: list[Obj], now: datetime) -> Explan
     event = _latest(events, ("FailedScheduling",))
     if cond.get("reason") == "SchedulingGated":
         gates = ", ".join(str(g.get("name")) for g in spec.get("schedulingGates") or [])
-        return Explanation("Pending", f"{who} is Pending: it is held by scheduling gates ({gates}); the scheduler "
-                           "ignores it until something removes them.")
+        return Explanation(
+            "Pending",
+            f"{who} is Pending: it is held by scheduling gates ({gates}); the scheduler "
+            "ignores it until something removes them.",
+        )
     if (cond.get("status") == "False" and cond.get("reason") == "Unschedulable") or event is not None:
         details = []
         if cond.get("message"):
@@ -117,7 +140,9 @@ def _unscheduled(who: str, pod: Obj, events: list[Obj], now: datetime) -> Explan
         if event is not None and event.get("message") != cond.get("message"):
             details.append(f"Latest scheduling attempt: {_event_line(event, now)}")
         elif event is not None and int(event.get("count") or 1) > 1:
-            details.append(f"It has tried {event.get('count')} times, last {_ago(event.get('lastTimestamp'), now)}.")
+            details.append(
+                f"It has tried {event.get('count')} times, last {_ago(event.get('lastTimestamp'), now)}."
+            )
         details.extend(_hints(" ".join(details)))
         return Explanation("Unschedulable", f"{who} is Pending: no node can run it.", tuple(details))
     scheduler = spec.get("schedulerName") or "default-scheduler"
@@ -129,7 +154,9 @@ def _unscheduled(who: str, pod: Obj, events: list[Obj], now: datetime) -> Explan
 def _hints(text: str) -> list[str]:
     hints = []
     if "Insufficient" in text:
-        hints.append("Hint: lower the pod's resource requests, or add capacity (a node, or free up running pods).")
+        hints.append(
+            "Hint: lower the pod's resource requests, or add capacity (a node, or free up running pods)."
+        )
     if "untolerated taint" in text:
         hints.append("Hint: the pod needs a toleration for the node's taints, or remove the taint.")
     if "didn't match Pod's node affinity/selector" in text or "node affinity" in text:
@@ -141,16 +168,24 @@ def _image_problem(who: str, pod: Obj, events: list[Obj], now: datetime) -> Expl
     for cs in _statuses(pod):
         waiting = as_dict(as_dict(cs.get("state")).get("waiting"))
         if waiting.get("reason") in IMAGE_REASONS:
-            details = [f"Container {cs.get('name')}: {waiting['reason']}" + (f": {waiting['message']}" if waiting.get("message") else "")]
+            details = [
+                f"Container {cs.get('name')}: {waiting['reason']}"
+                + (f": {waiting['message']}" if waiting.get("message") else "")
+            ]
             event = _latest(events, ("Failed",), contains=str(cs.get("image") or ""))
             if event is not None and event.get("message") != waiting.get("message"):
                 details.append(f"The node agent says: {_event_line(event, now)}")
             if waiting["reason"] == "ImagePullBackOff":
                 details.append("It retries the pull with a growing back-off (up to 5 minutes).")
-            details.append("Hint: check the image name and tag; with no registry reachable, the image must be "
-                           "present in the local image store.")
-            return Explanation("ImagePull", f"{who} cannot start: the image {cs.get('image')!r} cannot be pulled.",
-                               tuple(details))
+            details.append(
+                "Hint: check the image name and tag; with no registry reachable, the image must be "
+                "present in the local image store."
+            )
+            return Explanation(
+                "ImagePull",
+                f"{who} cannot start: the image {cs.get('image')!r} cannot be pulled.",
+                tuple(details),
+            )
     return None
 
 
@@ -176,16 +211,26 @@ def _crash_loop(who: str, pod: Obj, events: list[Obj], now: datetime) -> Explana
         if waiting.get("reason") != "CrashLoopBackOff" and not (restarts and last and not cs.get("ready")):
             continue
         name = str(cs.get("name"))
-        details = [f"Container {name} has restarted {restarts} times; it last exited with {_termination(last)}"
-                   + (f", {_ago(last.get('finishedAt'), now)}." if last.get("finishedAt") else ".")]
+        details = [
+            f"Container {name} has restarted {restarts} times; it last exited with {_termination(last)}"
+            + (f", {_ago(last.get('finishedAt'), now)}." if last.get("finishedAt") else ".")
+        ]
         if waiting.get("reason") == "CrashLoopBackOff":
-            details.append("The node agent waits before restarting it again (back-off doubles from 10s up to 5m)"
-                           + (f": {waiting['message']}" if waiting.get("message") else "."))
+            details.append(
+                "The node agent waits before restarting it again (back-off doubles from 10s up to 5m)"
+                + (f": {waiting['message']}" if waiting.get("message") else ".")
+            )
         probe = _latest(events, ("Unhealthy",), contains="Liveness")
         if probe is not None:
             details.append(f"Its liveness probe fails, so it is being restarted: {_event_line(probe, now)}")
-        return Explanation("CrashLoop", f"{who} is crash-looping: container {name} keeps exiting.", tuple(details),
-                           wants_logs=True, previous_logs=True, container=name)
+        return Explanation(
+            "CrashLoop",
+            f"{who} is crash-looping: container {name} keeps exiting.",
+            tuple(details),
+            wants_logs=True,
+            previous_logs=True,
+            container=name,
+        )
     return None
 
 
@@ -195,20 +240,29 @@ def _waiting(who: str, pod: Obj, events: list[Obj], now: datetime) -> Explanatio
         if waiting.get("reason") and waiting["reason"] not in ("ContainerCreating", "PodInitializing"):
             details = [f"Container {cs.get('name')} is waiting: {waiting['reason']}"
                        + (f": {waiting['message']}" if waiting.get("message") else "")]
-            warning = _latest([e for e in events if e.get("type") == "Warning"], ("Failed", "FailedMount", "FailedCreatePodSandBox"))
+            warning = _latest(
+                [e for e in events if e.get("type") == "Warning"],
+                ("Failed", "FailedMount", "FailedCreatePodSandBox"),
+            )
             if warning is not None:
                 details.append(f"The node agent says: {_event_line(warning, now)}")
             return Explanation("Pending", f"{who} cannot start its containers.", tuple(details))
     if as_dict(pod.get("status")).get("phase") == "Pending":
         node = as_dict(pod.get("spec")).get("nodeName")
         details = []
-        warning = _latest([e for e in events if e.get("type") == "Warning"], tuple({str(e.get("reason")) for e in events}))
+        warning = _latest(
+            [e for e in events if e.get("type") == "Warning"], tuple({str(e.get("reason")) for e in events})
+        )
         if warning is not None:
             details.append(f"Latest warning: {_event_line(warning, now)}")
         if not _statuses(pod):
             details.append("The node agent has not reported any container yet. Is it running on that node?")
-        return Explanation("Pending", f"{who} is Pending: it is scheduled to node {node}, whose agent is still "
-                           "starting its containers.", tuple(details))
+        return Explanation(
+            "Pending",
+            f"{who} is Pending: it is scheduled to node {node}, whose agent is still "
+            "starting its containers.",
+            tuple(details),
+        )
     return None
 
 
@@ -239,9 +293,17 @@ def _not_ready(who: str, pod: Obj, events: list[Obj], now: datetime, reason: str
             details.append(f"Readiness gate {ctype} is not True.")
     if not details:
         ready_cond = conditions.get("Ready") or {}
-        details.append(f"Ready condition: {ready_cond.get('status', 'unknown')}"
-                       + (f" ({ready_cond.get('reason')}: {ready_cond.get('message', '')})" if ready_cond.get("reason") else ""))
-    return Explanation("NotReady", f"{who} is {reason} but not Ready, so Services do not send it traffic.", tuple(details))
+        details.append(
+            f"Ready condition: {ready_cond.get('status', 'unknown')}"
+            + (
+                f" ({ready_cond.get('reason')}: {ready_cond.get('message', '')})"
+                if ready_cond.get("reason")
+                else ""
+            )
+        )
+    return Explanation(
+        "NotReady", f"{who} is {reason} but not Ready, so Services do not send it traffic.", tuple(details)
+    )
 
 
 def _failed(who: str, pod: Obj, events: list[Obj], now: datetime) -> Explanation:
@@ -253,7 +315,11 @@ def _failed(who: str, pod: Obj, events: list[Obj], now: datetime) -> Explanation
         term = as_dict(as_dict(cs.get("state")).get("terminated"))
         if term and term.get("exitCode") not in (0, None):
             details.append(f"Container {cs.get('name')} exited with {_termination(term)}.")
-    failed = [cs for cs in _statuses(pod) if as_dict(as_dict(cs.get("state")).get("terminated")).get("exitCode") not in (0, None)]
+    failed = [
+        cs
+        for cs in _statuses(pod)
+        if as_dict(as_dict(cs.get("state")).get("terminated")).get("exitCode") not in (0, None)
+    ]
     name = str(failed[0].get("name")) if failed else None
     return Explanation("Failed", f"{who} has Failed and will not be restarted (restartPolicy "
                        f"{as_dict(pod.get('spec')).get('restartPolicy', 'Always')}).", tuple(details),
@@ -293,7 +359,10 @@ async def explain(client: Any, namespace: str, name: str) -> list[str]:
             error = exc.message
             if found.previous_logs:  # no previous instance kept: the current one may tell enough
                 try:
-                    logs, error = await client.pod_logs(namespace, name, container=found.container, tail_lines=20), None
+                    logs, error = (
+                        await client.pod_logs(namespace, name, container=found.container, tail_lines=20),
+                        None,
+                    )
                 except ApiError:
                     pass  # keep the first error: it names the real reason
     return found.lines(logs, error)

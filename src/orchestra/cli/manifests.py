@@ -3,7 +3,7 @@
 Owns: `Document` (one object plus where it came from), reading YAML/JSON with ruamel.yaml, and the
 client-side checks `apply`/`delete -f` run before talking to the server (syntax, apiVersion, kind,
 name), each error naming file, document index and line. YAML is read with the server's limits
-(api/yamlbody.py: no alias bomb, recursive anchor or nesting past MAX_DEPTH), JSON within MAX_DEPTH.
+(api/request/yamlbody.py: no alias bomb, recursive anchor or nesting past MAX_DEPTH), JSON within MAX_DEPTH.
 Must not import: the HTTP client or anything of the server side.
 """
 
@@ -21,9 +21,9 @@ import attrs
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from orchestra.api.bodies import MAX_DEPTH, depth_over
 from orchestra.api.registry import DEFAULT_REGISTRY, Registry, ResourceType
-from orchestra.api.yamlbody import BoundedComposer
+from orchestra.api.request.bodies import MAX_DEPTH, depth_over
+from orchestra.api.request.yamlbody import BoundedComposer, bound_flow_depth
 from orchestra.cli.errors import CliError
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
@@ -157,6 +157,7 @@ _JSON_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 def _load_yaml(text: str, source: str) -> Iterator[Document]:
     yaml = YAML(typ="rt")
     yaml.Composer = BoundedComposer  # the server's limits, before anything is built from a document
+    bound_flow_depth(yaml, BoundedComposer.max_depth)
     index = 0  # counts non-empty documents, the way a reader of the file counts them
     try:
         for node in yaml.load_all(text):
@@ -170,7 +171,9 @@ def _load_yaml(text: str, source: str) -> Iterator[Document]:
         line = mark.line + 1 if mark is not None else 0
         doc_index = _document_at_line(text, line) if line else index + 1
         problem = exc.problem or exc.context or "malformed YAML"
-        raise ManifestError([f"{source}: document {doc_index} (line {line}): invalid YAML: {problem}"]) from None
+        raise ManifestError(
+            [f"{source}: document {doc_index} (line {line}): invalid YAML: {problem}"]
+        ) from None
     except YAMLError as exc:
         raise ManifestError([f"{source}: document {index + 1}: invalid YAML: {exc}"]) from None
 
@@ -250,7 +253,10 @@ def _problem(doc: Document, registry: Registry) -> str | ResourceType:
     if rt is None:
         known = registry.by_kind(kind)
         if known is not None:
-            return f'unknown kind "{kind}" for apiVersion "{api_version}" (did you mean apiVersion "{known.api_version}"?)'
+            return (
+                f'unknown kind "{kind}" for apiVersion "{api_version}" '
+                f'(did you mean apiVersion "{known.api_version}"?)'
+            )
         return f'unknown kind "{kind}" for apiVersion "{api_version}"'
     meta = body.get("metadata")
     if meta is not None and not isinstance(meta, dict):
@@ -263,4 +269,6 @@ def _problem(doc: Document, registry: Registry) -> str | ResourceType:
 def _type_name(value: Any) -> str:
     if value is None:
         return "null"
-    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}.get(type(value), "a number")
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}.get(
+        type(value), "a number"
+    )

@@ -183,4 +183,9 @@ def without_managed_fields(obj: dict[str, Any]) -> dict[str, Any]:
 
 def as_list(items: list[dict[str, Any]], resource_version: str = "") -> dict[str, Any]:
     """Several objects as kubectl prints them: `kind: List` with `items`."""
-    return {"apiVersion": "v1", "items": items, "kind": "List", "metadata": {"resourceVersion": resource_version}}
+    return {
+        "apiVersion": "v1",
+        "items": items,
+        "kind": "List",
+        "metadata": {"resourceVersion": resource_version},
+    }

@@ -115,7 +115,9 @@ class Controller:
         self.informers.append(informer)
         return informer
 
-    def enqueue_on(self, informer: Informer, mapper: KeyMapper = keys_of_object, *, paced: bool = False) -> None:
+    def enqueue_on(
+        self, informer: Informer, mapper: KeyMapper = keys_of_object, *, paced: bool = False
+    ) -> None:
         def handler(event_type: str, old: Obj | None, new: Obj | None) -> None:
             for key in mapper(event_type, old, new):
                 self.queue.add(key)

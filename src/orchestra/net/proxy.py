@@ -77,7 +77,9 @@ class ServiceProxy:
     def desired(self, svc: Obj) -> list[tuple[ListenKey, Obj]]:
         spec = svc.get("spec") or {}
         stype = spec.get("type", "ClusterIP")
-        if stype == "ExternalName" or SERVED_BY_ORCHESTRA in ((svc.get("metadata") or {}).get("annotations") or {}):
+        if stype == "ExternalName" or SERVED_BY_ORCHESTRA in (
+            (svc.get("metadata") or {}).get("annotations") or {}
+        ):
             return []
         out: list[tuple[ListenKey, Obj]] = []
         cluster_ip = spec.get("clusterIP")
@@ -99,10 +101,14 @@ class ServiceProxy:
         wanted: dict[ListenKey, Obj] = dict(self.desired(svc)) if svc else {}
         slices = self.slices.by_index("service", key)
         for lk, port in wanted.items():
-            bk = self._backends.setdefault((key, port.get("name") or str(port["port"])), Backends(key, port.get("name") or ""))
+            bk = self._backends.setdefault(
+                (key, port.get("name") or str(port["port"])), Backends(key, port.get("name") or "")
+            )
             bk.target = endpoint_targets(port.get("name") or "", slices)
             aff = (svc or {}).get("spec", {}).get("sessionAffinity") == "ClientIP"
-            tmo = (((svc or {}).get("spec", {}).get("sessionAffinityConfig") or {}).get("clientIP") or {}).get("timeoutSeconds")
+            tmo = (
+                ((svc or {}).get("spec", {}).get("sessionAffinityConfig") or {}).get("clientIP") or {}
+            ).get("timeoutSeconds")
             bk.affinity_timeout = float(tmo or DEFAULT_AFFINITY_TIMEOUT) if aff else None
             current = self._listeners.get(lk)
             if current is None or current[1] is not bk:
@@ -125,10 +131,17 @@ class ServiceProxy:
             return
         m = svc["metadata"]
         try:
-            await self.client.patch(kind("Service"), m["namespace"], m["name"], {"status": {"loadBalancer": {"ingress": ingress}}},
-                                    subresource="status")
+            await self.client.patch(
+                kind("Service"),
+                m["namespace"],
+                m["name"],
+                {"status": {"loadBalancer": {"ingress": ingress}}},
+                subresource="status",
+            )
         except ApiError as exc:
-            log.warning("could not set load balancer status of %s/%s: %s", m["namespace"], m["name"], exc.message)
+            log.warning(
+                "could not set load balancer status of %s/%s: %s", m["namespace"], m["name"], exc.message
+            )
 
     async def _open(self, lk: ListenKey, bk: Backends) -> None:
         assert self._nursery is not None
@@ -136,12 +149,16 @@ class ServiceProxy:
             scope = await self._nursery.start(self._listen, lk, bk)
         except OSError as exc:
             self.errors[lk] = str(exc)
-            log.warning("cannot listen on %s:%d/%s for %s: %s", lk.host, lk.port, lk.protocol, bk.service, exc)
+            log.warning(
+                "cannot listen on %s:%d/%s for %s: %s", lk.host, lk.port, lk.protocol, bk.service, exc
+            )
             return
         self.errors.pop(lk, None)
         self._listeners[lk] = (scope, bk)
 
-    async def _listen(self, lk: ListenKey, bk: Backends, *, task_status: trio.TaskStatus[trio.CancelScope]) -> None:
+    async def _listen(
+        self, lk: ListenKey, bk: Backends, *, task_status: trio.TaskStatus[trio.CancelScope]
+    ) -> None:
         with trio.CancelScope() as scope:
             if lk.protocol == "TCP":
                 listeners = await trio.open_tcp_listeners(lk.port, host=lk.host)
@@ -233,7 +250,9 @@ class ServiceProxy:
         }
 
 
-async def _udp_return(sock: trio.socket.SocketType, up: trio.socket.SocketType, addr: Any, flows: dict[Any, Any]) -> None:
+async def _udp_return(
+    sock: trio.socket.SocketType, up: trio.socket.SocketType, addr: Any, flows: dict[Any, Any]
+) -> None:
     with up:
         while True:
             with trio.move_on_after(UDP_IDLE) as idle:

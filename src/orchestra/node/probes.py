@@ -82,7 +82,9 @@ class Prober:
         self.mode = mode
         self.grpc = GrpcChecker()
 
-    async def probe(self, probe: ProbeSpec, container: Obj, container_id: str, pod_ip: str) -> tuple[bool, str]:
+    async def probe(
+        self, probe: ProbeSpec, container: Obj, container_id: str, pod_ip: str
+    ) -> tuple[bool, str]:
         """(success, failure message) for one run of `probe`."""
         h = probe.handler
         try:
@@ -133,7 +135,10 @@ class Prober:
             except ValueError:
                 return False, f'Get "{url}": malformed HTTP response'
         if scope.cancelled_caught:
-            return False, f'Get "{url}": context deadline exceeded (Client.Timeout exceeded while awaiting headers)'
+            return (
+                False,
+                f'Get "{url}": context deadline exceeded (Client.Timeout exceeded while awaiting headers)',
+            )
         if 200 <= status < 400:
             return True, ""
         return False, f"HTTP probe failed with statuscode: {status}"
@@ -162,7 +167,9 @@ class Prober:
         host = spec.get("host") or pod_ip or "127.0.0.1"
         port = named_port(container, spec.get("port"))
         if self.mode == "exec":  # the simulation's "open port" is a port something serves on
-            ok, _ = await self._exec(["wget", "-q", "-O", "-", f"http://{host}:{port}/"], container_id, timeout)
+            ok, _ = await self._exec(
+                ["wget", "-q", "-O", "-", f"http://{host}:{port}/"], container_id, timeout
+            )
             return ok, "" if ok else f"dial tcp {host}:{port}: connect: connection refused"
         with trio.move_on_after(timeout) as scope:
             try:
@@ -259,7 +266,9 @@ class ProbeManager:
         for name in list(self._health):
             self.forget(name)
 
-    async def _run(self, health: ContainerHealth, kind: str, probe: ProbeSpec, container: Obj, pod_ip: str) -> None:
+    async def _run(
+        self, health: ContainerHealth, kind: str, probe: ProbeSpec, container: Obj, pod_ip: str
+    ) -> None:
         if health.cancelled:  # forgotten before this task began
             return
         with trio.CancelScope() as scope:

@@ -97,10 +97,19 @@ def sandbox_spec(pod: Obj, *, node_name: str, cluster_dns: str | None, domain: s
     hosts = [HostAlias(ip=a.get("ip", ""), hostnames=tuple(a.get("hostnames") or []))
              for a in spec.get("hostAliases") or []]
     fields: dict[str, Any] = {  # (a dict: mypy cannot type attrs' tuple converters)
-        "ports": ports, "dns_servers": servers, "dns_searches": searches, "dns_options": options, "hosts": hosts}
+        "ports": ports,
+        "dns_servers": servers,
+        "dns_searches": searches,
+        "dns_options": options,
+        "hosts": hosts,
+    }
     return PodSandboxSpec(
-        name=sandbox_name(pod), uid=m.get("uid", ""), namespace=m.get("namespace", "default"),
-        labels={**(owner_labels or {}), LABEL_NODE: node_name}, hostname=(spec.get("hostname") or m.get("name", ""))[:63], **fields,
+        name=sandbox_name(pod),
+        uid=m.get("uid", ""),
+        namespace=m.get("namespace", "default"),
+        labels={**(owner_labels or {}), LABEL_NODE: node_name},
+        hostname=(spec.get("hostname") or m.get("name", ""))[:63],
+        **fields,
     )
 
 

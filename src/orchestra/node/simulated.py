@@ -96,7 +96,9 @@ class SimulatedNodes:
                     starters.start_soon(self._start_agent, nursery, agent, limiter)
             task_status.started(self)
 
-    async def _start_agent(self, nursery: trio.Nursery, agent: NodeAgent, limiter: trio.CapacityLimiter) -> None:
+    async def _start_agent(
+        self, nursery: trio.Nursery, agent: NodeAgent, limiter: trio.CapacityLimiter
+    ) -> None:
         async with limiter:
             await nursery.start(agent.run)
 

@@ -147,7 +147,9 @@ def pod_phase(restart_policy: str, init_failed: bool, initialized: bool, views: 
     return "Pending"
 
 
-def _condition(old: Sequence[Obj], ctype: str, status: bool, now: str, reason: str = "", message: str = "") -> Obj:
+def _condition(
+    old: Sequence[Obj], ctype: str, status: bool, now: str, reason: str = "", message: str = ""
+) -> Obj:
     value = "True" if status else "False"
     prev = next((c for c in old if c.get("type") == ctype), None)
     since = prev.get("lastTransitionTime") if prev and prev.get("status") == value else None
@@ -192,12 +194,25 @@ def build_status(pod: Obj, facts: PodFacts, init_views: Sequence[ContainerView],
     not_ready_message = "" if completed else f"containers with unready status: [{' '.join(unready)}]"
     conditions = [
         _condition(old_conditions, "PodReadyToStartContainers", facts.sandbox_ready, now),
-        _condition(old_conditions, "Initialized", facts.initialized, now,
-                   "PodCompleted" if completed else "ContainersNotInitialized",
-                   "" if completed else f"containers with incomplete status: [{' '.join(incomplete)}]"),
-        _condition(old_conditions, "Ready", containers_ready and gates_ok, now, not_ready_reason,
-                   not_ready_message if not containers_ready else "the status of pod readiness gates is not true"),
-        _condition(old_conditions, "ContainersReady", containers_ready, now, not_ready_reason, not_ready_message),
+        _condition(
+            old_conditions,
+            "Initialized",
+            facts.initialized,
+            now,
+            "PodCompleted" if completed else "ContainersNotInitialized",
+            "" if completed else f"containers with incomplete status: [{' '.join(incomplete)}]",
+        ),
+        _condition(
+            old_conditions,
+            "Ready",
+            containers_ready and gates_ok,
+            now,
+            not_ready_reason,
+            not_ready_message if not containers_ready else "the status of pod readiness gates is not true",
+        ),
+        _condition(
+            old_conditions, "ContainersReady", containers_ready, now, not_ready_reason, not_ready_message
+        ),
     ]
     conditions += [c for c in old_conditions if c.get("type") not in {x["type"] for x in conditions}]
     status: Obj = {"phase": phase, "conditions": conditions}

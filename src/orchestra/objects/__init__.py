@@ -20,8 +20,8 @@ What lives where (everything but quantities is re-exported here: `from orchestra
   * conditions.py  `get_condition`, `condition_true`, `ready_condition`, `is_pod_ready`,
                    `set_condition` (workload APIs), `set_status_condition` (metav1.Condition),
                    `remove_condition`
-Not here: label selectors with expressions (orchestra.api.selectors: they raise the API's
-BadRequest), the store's encoding of objects and server-set metadata (orchestra.api.objects).
+Not here: label selectors with expressions (orchestra.api.machinery.selectors: they raise the API's
+BadRequest), the store's encoding of objects and server-set metadata (orchestra.api.request.stored).
 Must not import: anything else in orchestra.
 """
 

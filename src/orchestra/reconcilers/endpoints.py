@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from orchestra.api.errors import NotFound
-from orchestra.api.selectors import from_label_selector_object
+from orchestra.api.machinery.selectors import from_label_selector_object
 from orchestra.client.base import Client
 from orchestra.controller import Controller, Result, object_key, split_key
 from orchestra.objects import Obj, deep_copy, is_pod_ready, labels_match, meta, new_controller_ref
@@ -90,7 +90,9 @@ class EndpointsController(Controller):
         self.enqueue_on(self.services)
         # like kube's endpoints controller: only a deleted Endpoints re-triggers its Service, so
         # Endpoints a user made for a Service that does not exist are left alone
-        self.enqueue_on(self.endpoints, lambda t, old, new: [object_key(old)] if t == "DELETED" and old else [])
+        self.enqueue_on(
+            self.endpoints, lambda t, old, new: [object_key(old)] if t == "DELETED" and old else []
+        )
         self.enqueue_on(self.pods, self._services_for_pod)
         self.enqueue_on(self.slices, lambda _t, old, new: _slice_service_key(new or old or {}))
         self._last_write: dict[str, tuple[str, str]] = {}  # service key -> (endpoints rv, slices rv)
@@ -149,12 +151,21 @@ class EndpointsController(Controller):
             labels[HEADLESS_LABEL] = ""
         current = self.endpoints.get(m["namespace"], m["name"])
         if current is None:
-            obj: Obj = {"apiVersion": "v1", "kind": "Endpoints",
-                   "metadata": {"name": m["name"], "namespace": m["namespace"], **({"labels": labels} if labels else {})},
-                   "subsets": desired_subsets}
+            obj: Obj = {
+                "apiVersion": "v1",
+                "kind": "Endpoints",
+                "metadata": {
+                    "name": m["name"],
+                    "namespace": m["namespace"],
+                    **({"labels": labels} if labels else {}),
+                },
+                "subsets": desired_subsets,
+            }
             created = await self.client.create(self.endpoints.rt, m["namespace"], obj)
             return str(meta(created).get("resourceVersion") or "")
-        if (current.get("subsets") or []) == desired_subsets and (meta(current).get("labels") or {}) == labels:
+        if (current.get("subsets") or []) == desired_subsets and (
+            meta(current).get("labels") or {}
+        ) == labels:
             return ""
         obj = deep_copy(current)
         obj["subsets"] = desired_subsets
@@ -167,7 +178,9 @@ class EndpointsController(Controller):
     async def _sync_slices(self, svc: Obj, pods: list[Obj]) -> str:
         m = meta(svc)
         desired = desired_slices(svc, pods)
-        existing = sorted(self.slices.by_index("service", object_key(svc)), key=lambda s: meta(s).get("name", ""))
+        existing = sorted(
+            self.slices.by_index("service", object_key(svc)), key=lambda s: meta(s).get("name", "")
+        )
         by_ports: dict[PortKey, list[Obj]] = {}
         for s in existing:
             by_ports.setdefault(_slice_port_key(s), []).append(s)
@@ -178,13 +191,24 @@ class EndpointsController(Controller):
             want_labels = {**body["metadata"]["labels"]}
             if current is None:
                 owner = new_controller_ref(svc, api_version="v1", kind="Service")
-                obj = {**body, "metadata": {**body["metadata"], "generateName": f"{m['name']}-", "namespace": m["namespace"],
-                                            "ownerReferences": [owner]}}
+                obj = {
+                    **body,
+                    "metadata": {
+                        **body["metadata"],
+                        "generateName": f"{m['name']}-",
+                        "namespace": m["namespace"],
+                        "ownerReferences": [owner],
+                    },
+                }
                 created = await self.client.create(self.slices.rt, m["namespace"], obj)
                 last_rv = str(meta(created).get("resourceVersion") or "")
                 continue
-            if (current.get("endpoints") or []) == body["endpoints"] and (current.get("ports") or []) == body["ports"] \
-                    and current.get("addressType") == body["addressType"] and (meta(current).get("labels") or {}) == want_labels:
+            if (
+                (current.get("endpoints") or []) == body["endpoints"]
+                and (current.get("ports") or []) == body["ports"]
+                and current.get("addressType") == body["addressType"]
+                and (meta(current).get("labels") or {}) == want_labels
+            ):
                 continue
             obj = deep_copy(current)
             obj.update(endpoints=body["endpoints"], ports=body["ports"], addressType=body["addressType"])
@@ -251,7 +275,9 @@ def desired_slices(svc: Obj, pods: list[Obj]) -> list[tuple[PortKey, Obj]]:
     m = meta(svc)
     publish = bool(spec.get("publishNotReadyAddresses"))
     app = _app_protocols(svc)
-    labels = {k: v for k, v in (m.get("labels") or {}).items() if k not in (SERVICE_NAME_LABEL, MANAGED_BY_LABEL)}
+    labels = {
+        k: v for k, v in (m.get("labels") or {}).items() if k not in (SERVICE_NAME_LABEL, MANAGED_BY_LABEL)
+    }
     labels.update({SERVICE_NAME_LABEL: m["name"], MANAGED_BY_LABEL: MANAGED_BY})
     if spec.get("clusterIP") == "None":
         labels[HEADLESS_LABEL] = ""
@@ -279,8 +305,19 @@ def desired_slices(svc: Obj, pods: list[Obj]) -> list[tuple[PortKey, Obj]]:
                     "ports": [_port(n, p, proto, app, slice_port=True) for n, p, proto in ports]}
             out.append((ports, body))
     if not out:  # kube keeps a placeholder slice (no ports, no endpoints)
-        out.append(((), {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "metadata": {"labels": labels},
-                         "addressType": "IPv4", "endpoints": [], "ports": []}))
+        out.append(
+            (
+                (),
+                {
+                    "apiVersion": "discovery.k8s.io/v1",
+                    "kind": "EndpointSlice",
+                    "metadata": {"labels": labels},
+                    "addressType": "IPv4",
+                    "endpoints": [],
+                    "ports": [],
+                },
+            )
+        )
     return out
 
 

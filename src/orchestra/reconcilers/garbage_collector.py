@@ -30,7 +30,15 @@ log = logging.getLogger("orchestra.reconcilers.gc")
 FOREGROUND = "foregroundDeletion"
 ORPHAN = "orphan"
 IGNORED_KINDS = frozenset({"Event"})
-_META_FIELDS = ("name", "namespace", "uid", "resourceVersion", "ownerReferences", "finalizers", "deletionTimestamp")
+_META_FIELDS = (
+    "name",
+    "namespace",
+    "uid",
+    "resourceVersion",
+    "ownerReferences",
+    "finalizers",
+    "deletionTimestamp",
+)
 
 
 def metadata_only(obj: Obj) -> Obj:
@@ -55,7 +63,9 @@ class GarbageCollector(Controller):
         for rt in self.registry.types:
             if rt.kind in IGNORED_KINDS or not {"list", "watch", "delete"} <= set(rt.verbs):
                 continue
-            inf = self.informer(rt, transform=metadata_only, indexers={"uid": _uid_index, "owner": owner_uids})
+            inf = self.informer(
+                rt, transform=metadata_only, indexers={"uid": _uid_index, "owner": owner_uids}
+            )
             self.graph[rt] = inf
             self.enqueue_on(inf, self._keys)
 
@@ -126,10 +136,24 @@ class GarbageCollector(Controller):
             policy = "Background"
         else:
             finalizers = m.get("finalizers") or []
-            policy = "Orphan" if ORPHAN in finalizers else "Foreground" if FOREGROUND in finalizers else "Background"
-        log.info("deleting %s %s/%s (owners gone or deleting), propagation %s", rt.kind, m.get("namespace", ""), m["name"], policy)
+            policy = (
+                "Orphan"
+                if ORPHAN in finalizers
+                else "Foreground"
+                if FOREGROUND in finalizers
+                else "Background"
+            )
+        log.info(
+            "deleting %s %s/%s (owners gone or deleting), propagation %s",
+            rt.kind,
+            m.get("namespace", ""),
+            m["name"],
+            policy,
+        )
         try:
-            await self.client.delete(rt, m.get("namespace"), m["name"], propagation_policy=policy, uid=m["uid"])
+            await self.client.delete(
+                rt, m.get("namespace"), m["name"], propagation_policy=policy, uid=m["uid"]
+            )
         except NotFound:
             pass  # already gone
 
@@ -139,11 +163,15 @@ class GarbageCollector(Controller):
             owner = found[1]
         else:
             # The cache may lag a just-created owner: ask the API before calling it absent.
-            rt = self.registry.by_api_version_kind(str(ref.get("apiVersion") or ""), str(ref.get("kind") or ""))
+            rt = self.registry.by_api_version_kind(
+                str(ref.get("apiVersion") or ""), str(ref.get("kind") or "")
+            )
             if rt is None:
                 return "solid"  # a kind we cannot resolve cannot be verified: never delete for it
             try:
-                owner = await self.client.get(rt, namespace if rt.namespaced else None, str(ref.get("name") or ""))
+                owner = await self.client.get(
+                    rt, namespace if rt.namespaced else None, str(ref.get("name") or "")
+                )
             except NotFound:
                 return "dangling"
             if meta(owner).get("uid") != ref.get("uid"):
@@ -161,7 +189,10 @@ class GarbageCollector(Controller):
         for _, dep in self.dependents(uid):
             if not meta(dep).get("deletionTimestamp"):
                 self.queue.add(meta(dep)["uid"])
-            if any(r.get("uid") == uid and r.get("blockOwnerDeletion") for r in meta(dep).get("ownerReferences") or []):
+            if any(
+                r.get("uid") == uid and r.get("blockOwnerDeletion")
+                for r in meta(dep).get("ownerReferences") or []
+            ):
                 blocking += 1
         if blocking == 0:
             await self._remove_finalizer(rt, owner, FOREGROUND)

@@ -42,12 +42,17 @@ FINALIZER = "kubernetes"
 class NamespaceController(Controller):
     name = "namespace-controller"
 
-    def __init__(self, client: Client, *, workers: int = 1, report_conditions: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self, client: Client, *, workers: int = 1, report_conditions: bool = True, **kwargs: Any
+    ) -> None:
         kwargs.setdefault("rate_limiter", RateLimiter(ExponentialBackoff(cap=60.0)))
         super().__init__(client, workers=workers, **kwargs)
         self.report_conditions = report_conditions
         self.namespaces = self.informer("Namespace")
-        self.enqueue_on(self.namespaces, lambda _t, _old, new: [new["metadata"]["name"]] if new and is_terminating(new) else [])
+        self.enqueue_on(
+            self.namespaces,
+            lambda _t, _old, new: [new["metadata"]["name"]] if new and is_terminating(new) else [],
+        )
         self.kinds = [rt for rt in registry_of(client).types
                       if rt.namespaced and {"list", "delete"} <= set(rt.verbs)]
 
@@ -64,7 +69,9 @@ class NamespaceController(Controller):
                 raise TemporaryError("; ".join(left.failures))
             if left.estimate > 0:
                 return Result(requeue_after=float(left.estimate))
-            raise TemporaryError(f"namespace {key} still has {sum(left.remaining.values())} object(s) being finalized")
+            raise TemporaryError(
+                f"namespace {key} still has {sum(left.remaining.values())} object(s) being finalized"
+            )
         await self._finalize(key)
         return None
 
@@ -125,19 +132,46 @@ class NamespaceController(Controller):
         content = ", ".join(f"{r} has {n} resource instances" for r, n in sorted(left.remaining.items()))
         fins = ", ".join(f"{f} in {n} resource instances" for f, n in sorted(left.finalizers.items()))
         conds = [
-            _cond("NamespaceDeletionDiscoveryFailure", False, "ResourcesDiscovered", "All resources successfully discovered", now),
-            _cond("NamespaceDeletionGroupVersionParsingFailure", False, "ParsedGroupVersions",
-                  "All legacy kube types successfully parsed", now),
-            _cond("NamespaceDeletionContentFailure", bool(left.failures),
-                  "ContentDeletionFailed" if left.failures else "ContentDeleted",
-                  "; ".join(left.failures) or "All content successfully deleted, may be waiting on finalization", now),
-            _cond("NamespaceContentRemaining", bool(left.remaining),
-                  "SomeResourcesRemain" if left.remaining else "ContentRemoved",
-                  f"Some resources are remaining: {content}" if left.remaining else "All content successfully removed", now),
-            _cond("NamespaceFinalizersRemaining", bool(left.finalizers),
-                  "SomeFinalizersRemain" if left.finalizers else "ContentHasNoFinalizers",
-                  f"Some content in the namespace has finalizers remaining: {fins}" if left.finalizers
-                  else "All content-preserving finalizers finished", now),
+            _cond(
+                "NamespaceDeletionDiscoveryFailure",
+                False,
+                "ResourcesDiscovered",
+                "All resources successfully discovered",
+                now,
+            ),
+            _cond(
+                "NamespaceDeletionGroupVersionParsingFailure",
+                False,
+                "ParsedGroupVersions",
+                "All legacy kube types successfully parsed",
+                now,
+            ),
+            _cond(
+                "NamespaceDeletionContentFailure",
+                bool(left.failures),
+                "ContentDeletionFailed" if left.failures else "ContentDeleted",
+                "; ".join(left.failures)
+                or "All content successfully deleted, may be waiting on finalization",
+                now,
+            ),
+            _cond(
+                "NamespaceContentRemaining",
+                bool(left.remaining),
+                "SomeResourcesRemain" if left.remaining else "ContentRemoved",
+                f"Some resources are remaining: {content}"
+                if left.remaining
+                else "All content successfully removed",
+                now,
+            ),
+            _cond(
+                "NamespaceFinalizersRemaining",
+                bool(left.finalizers),
+                "SomeFinalizersRemain" if left.finalizers else "ContentHasNoFinalizers",
+                f"Some content in the namespace has finalizers remaining: {fins}"
+                if left.finalizers
+                else "All content-preserving finalizers finished",
+                now,
+            ),
         ]
         new = deep_copy(ns)
         old = {c.get("type"): c for c in (new.get("status") or {}).get("conditions") or []}

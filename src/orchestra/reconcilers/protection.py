@@ -1,6 +1,6 @@
 """Storage object in-use protection (kube-controller-manager's pvc-protection and pv-protection).
 
-Owns the two finalizers the StorageObjectInUseProtection admission (api/admission.py) puts on every
+Owns the two finalizers the StorageObjectInUseProtection admission (api/policy/admission.py) puts on every
 new claim and volume:
   * `kubernetes.io/pvc-protection` on a PersistentVolumeClaim is removed once the claim is being
     deleted and no pod of its namespace uses it — as in kube, a pod uses a claim when a volume names
@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from orchestra.api.admission import PV_PROTECTION, PVC_PROTECTION
+from orchestra.api.policy.admission import PV_PROTECTION, PVC_PROTECTION
 from orchestra.client.base import Client
 from orchestra.controller import Controller, Informer, Result, object_key
 from orchestra.objects import Obj, deep_copy, meta
@@ -104,4 +104,6 @@ class StorageProtectionController(Controller):
             return
         updated = deep_copy(obj)
         updated["metadata"]["finalizers"] = finalizers
-        await self.client.update(informer.rt, updated)  # a Conflict re-queues the key; the cache has the newer object
+        await self.client.update(
+            informer.rt, updated
+        )  # a Conflict re-queues the key; the cache has the newer object

@@ -36,10 +36,10 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from orchestra.api.admission import default_storage_class
 from orchestra.api.errors import AlreadyExists, NotFound
-from orchestra.api.selectors import from_label_selector_object
-from orchestra.api.storageclass import BETA_CLASS_ANNOTATION, claim_class
+from orchestra.api.machinery.selectors import from_label_selector_object
+from orchestra.api.policy.admission import default_storage_class
+from orchestra.api.policy.storageclass import BETA_CLASS_ANNOTATION, claim_class
 from orchestra.client.base import Client
 from orchestra.controller import NORMAL, WARNING, Controller, Result, TemporaryError, object_key
 from orchestra.objects import Obj, deep_copy, meta, now_rfc3339, spec
@@ -280,10 +280,14 @@ class PersistentVolumeController(Controller):
         provisioner = str(sc.get("provisioner") or "")
         pvc = await self._annotate_provisioner(pvc, provisioner)
         if provisioner != LOCAL_PATH_PROVISIONER or self.volumes_root is None:
-            self.recorder.event(pvc, NORMAL, "ExternalProvisioning",
-                                f"Waiting for a volume to be created either by the external provisioner '{provisioner}' "
-                                "or manually by the system administrator. If volume creation is delayed, please verify "
-                                "that the provisioner is running and correctly registered.")
+            self.recorder.event(
+                pvc,
+                NORMAL,
+                "ExternalProvisioning",
+                f"Waiting for a volume to be created either by the external provisioner '{provisioner}' "
+                "or manually by the system administrator. If volume creation is delayed, please verify "
+                "that the provisioner is running and correctly registered.",
+            )
             return
         await self._provision(pvc, sc, node)
 
@@ -301,8 +305,12 @@ class PersistentVolumeController(Controller):
         m = meta(pvc)
         pv_name = f"pvc-{m['uid']}"
         path = self.volumes_root / pv_name
-        self.recorder.event(pvc, NORMAL, "Provisioning",
-                            f'External provisioner is provisioning volume for claim "{m["namespace"]}/{m["name"]}"')
+        self.recorder.event(
+            pvc,
+            NORMAL,
+            "Provisioning",
+            f'External provisioner is provisioning volume for claim "{m["namespace"]}/{m["name"]}"',
+        )
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -319,8 +327,12 @@ class PersistentVolumeController(Controller):
         }
         if node:
             pv_spec["nodeAffinity"] = _node_affinity(node)
-        pv = {"apiVersion": "v1", "kind": "PersistentVolume",
-              "metadata": {"name": pv_name, "annotations": {PROVISIONED_BY: LOCAL_PATH_PROVISIONER}}, "spec": pv_spec}
+        pv = {
+            "apiVersion": "v1",
+            "kind": "PersistentVolume",
+            "metadata": {"name": pv_name, "annotations": {PROVISIONED_BY: LOCAL_PATH_PROVISIONER}},
+            "spec": pv_spec,
+        }
         try:
             created = await self.client.create(self.volumes.rt, None, pv)
         except AlreadyExists:
@@ -343,7 +355,11 @@ class PersistentVolumeController(Controller):
         if spec(pvc).get("volumeName") != pv_name or annotations.get(BIND_COMPLETED) != "yes":
             pvc = deep_copy(pvc)
             pvc["spec"]["volumeName"] = pv_name
-            pvc["metadata"]["annotations"] = {**annotations, BIND_COMPLETED: "yes", BOUND_BY_CONTROLLER: "yes"}
+            pvc["metadata"]["annotations"] = {
+                **annotations,
+                BIND_COMPLETED: "yes",
+                BOUND_BY_CONTROLLER: "yes",
+            }
             pvc = await self.client.update(self.claims.rt, pvc)
         status = {"phase": "Bound", "accessModes": list(spec(pv).get("accessModes") or []),
                   "capacity": dict(spec(pv).get("capacity") or {})}
@@ -392,8 +408,12 @@ class PersistentVolumeController(Controller):
         if policy != "Delete" or _phase(pv) == "Failed":
             return  # Retain: the data and the PV stay until an administrator deals with them
         name = meta(pv)["name"]
-        if (meta(pv).get("annotations") or {}).get(PROVISIONED_BY) != LOCAL_PATH_PROVISIONER or self.volumes_root is None:
-            message = f'error getting deleter volume plugin for volume "{name}": no deletable volume plugin matched'
+        if (meta(pv).get("annotations") or {}).get(
+            PROVISIONED_BY
+        ) != LOCAL_PATH_PROVISIONER or self.volumes_root is None:
+            message = (
+                f'error getting deleter volume plugin for volume "{name}": no deletable volume plugin matched'
+            )
             await self._volume_status(pv, "Failed", message)
             self.recorder.event(pv, WARNING, "VolumeFailedDelete", message)
             return

@@ -59,7 +59,9 @@ class SimScript:
     images: dict[str, ContainerScript] = attrs.field(factory=dict)
     present_images: set[str] = attrs.field(factory=lambda: {"localhost/busybox:latest"})
     pullable_images: set[str] = attrs.field(factory=set)  # pulls of these succeed
-    pull_any: bool = False  # every pull succeeds (simulated nodes of `orchestra up`: there is no registry to ask)
+    pull_any: bool = (
+        False  # every pull succeeds (simulated nodes of `orchestra up`: there is no registry to ask)
+    )
     pull_errors: dict[str, str] = attrs.field(factory=dict)  # image -> error (ImagePullError)
     pull_delay: float = 0.0
     sandbox_start_delay: float = 0.0

@@ -525,7 +525,13 @@ class SimulatedRuntime:
 
     @asynccontextmanager
     async def attach(
-        self, container_id: str, *, stdin: bool = False, stdout: bool = True, stderr: bool = True, tty: bool = False
+        self,
+        container_id: str,
+        *,
+        stdin: bool = False,
+        stdout: bool = True,
+        stderr: bool = True,
+        tty: bool = False,
     ) -> AsyncIterator[AttachSession]:
         c = self._container(container_id)
         check_attach(container_id, running=c.state == ContainerState.RUNNING, has_stdin=c.spec.stdin,

@@ -237,8 +237,13 @@ def print_controller_revision(obj: Obj, now: datetime) -> list[Cell]:
 
 def print_priority_class(obj: Obj, now: datetime) -> list[Cell]:
     meta = as_dict(obj.get("metadata"))
-    return [str(meta.get("name", "")), int_or_zero(obj.get("value")), bool(obj.get("globalDefault")),
-            since(meta.get("creationTimestamp"), now), str(obj.get("preemptionPolicy") or "PreemptLowerPriority")]
+    return [
+        str(meta.get("name", "")),
+        int_or_zero(obj.get("value")),
+        bool(obj.get("globalDefault")),
+        since(meta.get("creationTimestamp"), now),
+        str(obj.get("preemptionPolicy") or "PreemptLowerPriority"),
+    ]
 
 
 def _intstr_or_na(value: Any) -> str:
@@ -248,9 +253,13 @@ def _intstr_or_na(value: Any) -> str:
 
 def print_pdb(obj: Obj, now: datetime) -> list[Cell]:
     meta, spec = as_dict(obj.get("metadata")), as_dict(obj.get("spec"))
-    return [str(meta.get("name", "")), _intstr_or_na(spec.get("minAvailable")), _intstr_or_na(spec.get("maxUnavailable")),
-            int_or_zero(as_dict(obj.get("status")).get("disruptionsAllowed")),
-            since(meta.get("creationTimestamp"), now)]
+    return [
+        str(meta.get("name", "")),
+        _intstr_or_na(spec.get("minAvailable")),
+        _intstr_or_na(spec.get("maxUnavailable")),
+        int_or_zero(as_dict(obj.get("status")).get("disruptionsAllowed")),
+        since(meta.get("creationTimestamp"), now),
+    ]
 
 
 def print_generic(obj: Obj, now: datetime) -> list[Cell]:

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from orchestra.api.registry import ResourceType
+from orchestra.api.tables.autoscaling import print_hpa
 from orchestra.api.tables.columns import column_definitions
 from orchestra.api.tables.core import (
     print_configmap,
@@ -69,6 +70,7 @@ _PRINTERS: dict[str, Callable[[Obj, datetime], list[Cell]]] = {
     "StorageClass": print_storage_class,
     "Ingress": print_ingress,
     "IngressClass": print_ingress_class,
+    "HorizontalPodAutoscaler": print_hpa,
 }
 
 _POD_CONDITIONS = {

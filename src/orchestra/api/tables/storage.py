@@ -1,7 +1,7 @@
 """Row printers for the storage kinds: PersistentVolume, PersistentVolumeClaim, StorageClass
 (printPersistentVolume, printPersistentVolumeClaim, printStorageClass of kube 1.32).
 
-Owns: those kinds' cells and kube's access-mode abbreviations (class helpers: api/storageclass.py).
+Owns: those kinds' cells and kube's access-mode abbreviations (class helpers: api/policy/storageclass.py).
 Must not import: the other printers, the column definitions, or the Table envelope.
 """
 
@@ -10,12 +10,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from orchestra.api.storageclass import claim_class, is_default_class
+from orchestra.api.policy.storageclass import claim_class, is_default_class
 from orchestra.api.tables.format import Cell, since
 from orchestra.objects import Obj, as_dict
 from orchestra.objects.quantity import QuantityError, format_quantity
 
-_MODE_ABBREV = (("ReadWriteOnce", "RWO"), ("ReadOnlyMany", "ROX"), ("ReadWriteMany", "RWX"), ("ReadWriteOncePod", "RWOP"))
+_MODE_ABBREV = (
+    ("ReadWriteOnce", "RWO"),
+    ("ReadOnlyMany", "ROX"),
+    ("ReadWriteMany", "RWX"),
+    ("ReadWriteOncePod", "RWOP"),
+)
 
 
 def access_modes(modes: Any) -> str:

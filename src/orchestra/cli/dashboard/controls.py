@@ -150,7 +150,10 @@ class Ui:
             self.flash(f"Delete {what}? (y/n)")
         elif key == "s":
             if row.kind not in SCALABLE:
-                self.flash(f"{row.kind} cannot be scaled (select a Deployment or StatefulSet in Workloads)", error=True)
+                self.flash(
+                    f"{row.kind} cannot be scaled (select a Deployment or StatefulSet in Workloads)",
+                    error=True,
+                )
                 return None
             self.mode, self.target, self.prompt = "scale", row, ""
         elif key == "r":

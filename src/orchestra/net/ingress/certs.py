@@ -123,7 +123,9 @@ class CertStore:
                 return self._wildcard[parent]
         return self.default
 
-    def _sni(self, sslobj: ssl.SSLObject | ssl.SSLSocket, server_name: str | None, _ctx: ssl.SSLContext) -> None:
+    def _sni(
+        self, sslobj: ssl.SSLObject | ssl.SSLSocket, server_name: str | None, _ctx: ssl.SSLContext
+    ) -> None:
         chosen = self.select(server_name)
         if chosen is not sslobj.context:
             sslobj.context = chosen

@@ -31,7 +31,7 @@ from orchestra.controller.informer import Informer
 from orchestra.net.common import INGRESS_CONTROLLER, kind
 from orchestra.net.ingress import certs
 from orchestra.net.ingress.backends import BackendIndex
-from orchestra.net.ingress.downstream import serve_connection
+from orchestra.net.ingress.connection import serve_connection
 from orchestra.net.ingress.forward import Refusal, Stats, Target
 from orchestra.net.ingress.routing import RoutingTable, serves
 from orchestra.net.ingress.upstream import IDLE_TIMEOUT, Pool
@@ -187,8 +187,11 @@ class IngressController:
             try:
                 ctx, names = await trio.to_thread.run_sync(certs.load, secret)
             except certs.CertError as exc:
-                log.warning("ingress: TLS Secret %s cannot be used (%s); its hosts get the default certificate",
-                            ref, exc)
+                log.warning(
+                    "ingress: TLS Secret %s cannot be used (%s); its hosts get the default certificate",
+                    ref,
+                    exc,
+                )
         self._tls_cache[ref] = (rv, ctx, names)
         return ctx, names
 
@@ -207,9 +210,13 @@ class IngressController:
     async def _set_status(self, ing: Obj, value: list[Obj] | None) -> None:
         patch = {"status": {"loadBalancer": {"ingress": value}}}
         try:
-            await self.client.patch(kind("Ingress"), namespace_of(ing), name_of(ing), patch, subresource="status")
+            await self.client.patch(
+                kind("Ingress"), namespace_of(ing), name_of(ing), patch, subresource="status"
+            )
         except ApiError as exc:  # deleted meanwhile, or a conflict: the next event brings it back here
-            log.info("ingress: cannot set the status of %s/%s: %s", namespace_of(ing), name_of(ing), exc.message)
+            log.info(
+                "ingress: cannot set the status of %s/%s: %s", namespace_of(ing), name_of(ing), exc.message
+            )
 
     # --- listeners -----------------------------------------------------------------------------
 
@@ -237,8 +244,13 @@ class IngressController:
                 self.bound[scheme] = await nursery.start(self._serve, scheme, listen)
             except OSError as exc:
                 self.errors[scheme] = f"{listen[0]}:{listen[1]}: {exc.strerror or exc}"
-                log.warning("ingress: cannot listen for %s on %s:%d (%s); it is off", scheme.upper(), listen[0],
-                            listen[1], exc.strerror or exc)
+                log.warning(
+                    "ingress: cannot listen for %s on %s:%d (%s); it is off",
+                    scheme.upper(),
+                    listen[0],
+                    listen[1],
+                    exc.strerror or exc,
+                )
             else:
                 self.errors.pop(scheme, None)
 

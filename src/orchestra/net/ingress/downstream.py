@@ -1,34 +1,26 @@
-"""The client side of an ingress connection: one h11 server connection over a TCP or TLS stream, in
-one task, request after request (keep-alive).
+"""The client side of an ingress connection: one h11 server connection over a TCP or TLS stream.
 
-Owns: `serve_connection(router, stream, ...)` — the TLS handshake (bounded), reading request heads
-(bounded in size by h11 and in time: HEAD_TIMEOUT for the first request, KEEP_ALIVE for the next),
-handing each request to forward.Exchange, and the clean end of a connection; and `Downstream`, the
-connection's reads, writes and local answers (404 / 5xx / 400, text/plain), draining or lingering on
-an unread request body so a client never loses an answer to a reset. A client that stalls costs only
-its own task. The same patterns as apiserver/h11server.py (which net may not import: it is a layer
-above), for a proxy instead of an ASGI app.
+Owns: `Downstream`, the connection's reads (request heads bounded in size by h11 and in time:
+HEAD_TIMEOUT for the first request, KEEP_ALIVE for the next), writes and local answers (404 / 5xx /
+400, text/plain), draining or lingering on an unread request body so a client never loses an answer
+to a reset, and the clean end of a connection. A client that stalls costs only its own task.
+connection.py runs the request loop over it; forward.py uses it for one request. The same patterns
+as apiserver/h11server.py (which net may not import: it is a layer above), for a proxy instead of an
+ASGI app.
 Must not import: apiserver, cli, runtime, node.
 """
 
 from __future__ import annotations
 
-import logging
 import ssl
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import h11
 import trio
 
-if TYPE_CHECKING:
-    from orchestra.net.ingress.forward import Router
-
-log = logging.getLogger("orchestra.net.ingress")
-
 READ_SIZE = 64 * 1024
 MAX_HEADERS = 64 * 1024
-HANDSHAKE_TIMEOUT = 10.0
 HEAD_TIMEOUT = 60.0  # for a new connection's first request head
 KEEP_ALIVE = 75.0  # idle between requests
 LINGER = 2.0
@@ -169,36 +161,3 @@ class Downstream:
                     self.eof = not data
             except (trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError):
                 self.broken = True
-
-
-async def serve_connection(router: Router, stream: trio.abc.Stream, *, scheme: str, client_ip: str,
-                           port: int) -> None:
-    """Serve one client connection until it ends; never raises but Cancelled."""
-    from orchestra.net.ingress.forward import Exchange
-
-    down = Downstream(stream, scheme=scheme, client_ip=client_ip, port=port)
-    stats = router.stats
-    stats.connections_open += 1
-    stats.connections_total += 1
-    try:
-        if isinstance(stream, trio.SSLStream):
-            with trio.move_on_after(HANDSHAKE_TIMEOUT) as handshake:
-                await stream.do_handshake()
-            if handshake.cancelled_caught:
-                down.broken = True  # half a handshake: nothing can be said on this connection
-                return
-        first = True
-        while (request := await down.next_request(first=first)) is not None:
-            stats.requests += 1
-            if not await Exchange(router, down, request).run():
-                break
-            first = False
-    except (ClientGone, trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError):
-        down.broken = True  # the client went away: nobody left to answer
-    except Exception:  # a bug costs this connection, never the listener (serve_listeners would end)
-        stats.connection_errors += 1
-        log.exception("ingress: connection from %s failed", client_ip)
-        down.broken = True
-    finally:
-        stats.connections_open -= 1
-        await down.close()

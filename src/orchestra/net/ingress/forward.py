@@ -90,8 +90,14 @@ class Exchange:
         decision = self.router.resolve(normalize_host(host.decode("latin-1")), path)
         if isinstance(decision, Refusal):
             return await self._refuse(decision)
-        head = request_headers(req.headers, client_ip=down.client_ip, scheme=down.scheme, host=host or b"localhost",
-                               port=down.port, upgrade=self.upgrade)
+        head = request_headers(
+            req.headers,
+            client_ip=down.client_ip,
+            scheme=down.scheme,
+            host=host or b"localhost",
+            port=down.port,
+            upgrade=self.upgrade,
+        )
         out = h11.Request(method=req.method, target=target, headers=head)
         if not self.body:
             await self._expect_end()
@@ -146,8 +152,12 @@ class Exchange:
                 self.down.keep_alive = False
                 return False
             status = 504 if isinstance(exc, UpstreamTimeout) else 502
-            return await self._refuse(Refusal(status, f"{status} {'Gateway Timeout' if status == 504 else 'Bad Gateway'}: "
-                                              f"{target.name}: {exc}"))
+            return await self._refuse(
+                Refusal(
+                    status,
+                    f"{status} {'Gateway Timeout' if status == 504 else 'Bad Gateway'}: {target.name}: {exc}",
+                )
+            )
         except BaseException:
             up.close()
             raise
@@ -216,8 +226,15 @@ class Exchange:
             event = await up.next_event()
         if not isinstance(event, h11.Response):
             raise UpstreamError("the backend closed the connection without answering")
-        out = [self._encode(h11.Response(status_code=event.status_code, headers=response_headers(event.headers),
-                                         reason=event.reason))]
+        out = [
+            self._encode(
+                h11.Response(
+                    status_code=event.status_code,
+                    headers=response_headers(event.headers),
+                    reason=event.reason,
+                )
+            )
+        ]
         while True:
             event = up.event()
             if event is h11.NEED_DATA:

@@ -30,7 +30,7 @@ from collections.abc import Iterable
 
 import attrs
 
-from orchestra.api.ingressclass import default_ingress_class, requested_class
+from orchestra.api.policy.ingressclass import default_ingress_class, requested_class
 from orchestra.objects import Obj, as_dict, as_dicts, name_of, namespace_of
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from orchestra.api.errors import ApiError
-from orchestra.api.selectors import LabelSelector, Requirement, from_label_selector_object
+from orchestra.api.machinery.selectors import LabelSelector, Requirement, from_label_selector_object
 from orchestra.objects import Obj, controller_ref, labels_match
 from orchestra.reconcilers.scheduler.podinfo import PodInfo
 

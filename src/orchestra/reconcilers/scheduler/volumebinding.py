@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import attrs
 
-from orchestra.api.storageclass import claim_class
+from orchestra.api.policy.storageclass import claim_class
 from orchestra.objects import Obj, namespace_of
 from orchestra.reconcilers.scheduler.filters import Status, term_matches
 from orchestra.reconcilers.scheduler.nodeinfo import NodeInfo
@@ -99,4 +99,6 @@ def pod_volumes(pod: Obj, names: list[str], claims: Getter, volumes: Getter, cla
 def claim_bound(pvc: Obj | None) -> bool:
     if pvc is None:
         return False
-    return bool((pvc.get("spec") or {}).get("volumeName")) and (pvc.get("status") or {}).get("phase") == "Bound"
+    return (
+        bool((pvc.get("spec") or {}).get("volumeName")) and (pvc.get("status") or {}).get("phase") == "Bound"
+    )

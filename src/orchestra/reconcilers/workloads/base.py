@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from orchestra.api.selectors import from_label_selector_object
+from orchestra.api.machinery.selectors import from_label_selector_object
 from orchestra.client.base import Client
 from orchestra.controller import Controller, Informer, keys_of_object, object_key
 from orchestra.controller.clock import Clock, wall_clock
@@ -36,7 +36,11 @@ class WorkloadController(Controller):
         self.clock = clock
         self.expect = Expectations()
         self.owners = self.informer(self.kind)
-        self.pods = self.use_informer(pods) if pods is not None else self.informer("Pod", indexers={"controller": _controller_index})
+        self.pods = (
+            self.use_informer(pods)
+            if pods is not None
+            else self.informer("Pod", indexers={"controller": _controller_index})
+        )
         if not self.pods.has_indexer("controller"):
             self.pods.add_indexer("controller", _controller_index)
         self.pod_control = PodControl(client, self.recorder, self.pods.rt)

@@ -94,10 +94,15 @@ def add_claim_volumes(pod: Obj, sts: Obj, ordinal: int) -> None:
         return
     pod_spec = pod.setdefault("spec", {})
     kept = [v for v in pod_spec.get("volumes") or [] if v.get("name") not in wanted]
-    pod_spec["volumes"] = [*({"name": n, "persistentVolumeClaim": {"claimName": c}} for n, c in wanted.items()), *kept]
+    pod_spec["volumes"] = [
+        *({"name": n, "persistentVolumeClaim": {"claimName": c}} for n, c in wanted.items()),
+        *kept,
+    ]
 
 
-async def ensure_claims(client: Client, rt: ResourceType, recorder: EventRecorder, sts: Obj, ordinal: int) -> None:
+async def ensure_claims(
+    client: Client, rt: ResourceType, recorder: EventRecorder, sts: Obj, ordinal: int
+) -> None:
     """Create the missing claims of `ordinal` (an ApiError other than AlreadyExists propagates:
     the pod must not be created without its storage)."""
     pod_name = f"{meta(sts)['name']}-{ordinal}"
@@ -110,8 +115,13 @@ async def ensure_claims(client: Client, rt: ResourceType, recorder: EventRecorde
             await _reuse(client, rt, sts, name)
             continue
         except ApiError as exc:
-            recorder.event(sts, WARNING, "FailedCreate",
-                           f"create Claim {name} for Pod {pod_name} in StatefulSet {meta(sts)['name']} failed error: {exc}")
+            recorder.event(
+                sts,
+                WARNING,
+                "FailedCreate",
+                f"create Claim {name} for Pod {pod_name} in "
+                f"StatefulSet {meta(sts)['name']} failed error: {exc}",
+            )
             raise
         recorder.event(sts, NORMAL, "SuccessfulCreate",
                        f"create Claim {name} Pod {pod_name} in StatefulSet {meta(sts)['name']} success")

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestra.api.selectors import from_label_selector_object
+from orchestra.api.machinery.selectors import from_label_selector_object
 from orchestra.client.base import Client
 from orchestra.controller import Informer, Result, object_key, split_key
 from orchestra.objects import (
@@ -66,7 +66,9 @@ def daemon_tolerations(pod_spec: Obj) -> list[Obj]:
     if pod_spec.get("hostNetwork"):
         extra.append(("node.kubernetes.io/network-unavailable", "NoSchedule"))
     for key, effect in extra:
-        if not any(t.get("key") == key and t.get("effect") == effect and t.get("operator") == "Exists" for t in tols):
+        if not any(
+            t.get("key") == key and t.get("effect") == effect and t.get("operator") == "Exists" for t in tols
+        ):
             tols.append({"key": key, "operator": "Exists", "effect": effect})
     return tols
 
@@ -104,7 +106,9 @@ def node_affinity_matches(pod_spec: Obj, node: Obj) -> bool:
         if not exprs and not fields:
             continue
         if all(_expr_matches(e, labels.get(e.get("key"))) for e in exprs) and all(
-                _expr_matches(f, meta(node).get("name") if f.get("key") == "metadata.name" else None) for f in fields):
+            _expr_matches(f, meta(node).get("name") if f.get("key") == "metadata.name" else None)
+            for f in fields
+        ):
             return True
     return False
 
@@ -132,7 +136,11 @@ def target_node(pod: Obj) -> str | None:
                  .get("requiredDuringSchedulingIgnoredDuringExecution")) or {})
     for term in required.get("nodeSelectorTerms") or []:
         for f in term.get("matchFields") or []:
-            if f.get("key") == "metadata.name" and f.get("operator") == "In" and len(f.get("values") or []) == 1:
+            if (
+                f.get("key") == "metadata.name"
+                and f.get("operator") == "In"
+                and len(f.get("values") or []) == 1
+            ):
                 return str(f["values"][0])
     return None
 
@@ -180,7 +188,9 @@ class DaemonSetController(WorkloadController):
             current = await self.history.sync(ds, self.revision(ds))
             await self._manage(key, ds, nodes, by_node, pod_spec)
             await self._rolling_update(key, ds, nodes, by_node, pod_spec)
-            in_use = {meta(current)["name"]} | {f"{name}-{_revision(p)}" for p in pods if not is_terminating(p)}
+            in_use = {meta(current)["name"]} | {
+                f"{name}-{_revision(p)}" for p in pods if not is_terminating(p)
+            }
             await self.history.prune(ds, in_use)
         return await self._status(key, ds, nodes, by_node, pod_spec)
 
@@ -198,8 +208,13 @@ class DaemonSetController(WorkloadController):
                 failed = [p for p in pods if status(p).get("phase") == "Failed"]
                 for p in failed:
                     await self._delete(key, ds, p)
-                alive = sorted((p for p in pods if p not in failed),
-                               key=lambda p: (meta(p).get("creationTimestamp") or "", int(meta(p).get("resourceVersion") or 0)))
+                alive = sorted(
+                    (p for p in pods if p not in failed),
+                    key=lambda p: (
+                        meta(p).get("creationTimestamp") or "",
+                        int(meta(p).get("resourceVersion") or 0),
+                    ),
+                )
                 for p in alive[1:]:
                     await self._delete(key, ds, p)
         for node_name, pods in by_node.items():
@@ -217,7 +232,9 @@ class DaemonSetController(WorkloadController):
         now = self.clock()
         min_ready = int_or(spec(ds).get("minReadySeconds"), 0)
         desired = sum(1 for n in nodes.values() if should_run(pod_spec, n)[0])
-        budget = scaled_value((strategy.get("rollingUpdate") or {}).get("maxUnavailable", 1), desired, round_up=True)
+        budget = scaled_value(
+            (strategy.get("rollingUpdate") or {}).get("maxUnavailable", 1), desired, round_up=True
+        )
         budget = max(budget, 1)
         unavailable = 0
         now_delete: list[Obj] = []

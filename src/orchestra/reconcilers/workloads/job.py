@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from orchestra.api.errors import ApiError, NotFound
-from orchestra.api.selectors import from_label_selector_object
+from orchestra.api.machinery.selectors import from_label_selector_object
 from orchestra.client.base import Client
 from orchestra.controller import NORMAL, WARNING, Result, split_key
 from orchestra.objects import (
@@ -155,17 +155,37 @@ class JobController(WorkloadController):
     def _suspend_condition(self, job: Obj, st: Obj, suspended: bool, now: datetime) -> None:
         cond = get_condition(st, "Suspended")
         if suspended and (cond is None or cond.get("status") != "True"):
-            set_condition(st, {"type": "Suspended", "status": "True", "reason": "JobSuspended", "message": "Job suspended",
-                               "lastProbeTime": format_time(now), "lastTransitionTime": format_time(now)})
+            set_condition(
+                st,
+                {
+                    "type": "Suspended",
+                    "status": "True",
+                    "reason": "JobSuspended",
+                    "message": "Job suspended",
+                    "lastProbeTime": format_time(now),
+                    "lastTransitionTime": format_time(now),
+                },
+            )
             st.pop("startTime", None)
             self.recorder.event(job, NORMAL, "Suspended", "Job suspended")
         elif not suspended and cond is not None and cond.get("status") == "True":
-            set_condition(st, {"type": "Suspended", "status": "False", "reason": "JobResumed", "message": "Job resumed",
-                               "lastProbeTime": format_time(now), "lastTransitionTime": format_time(now)})
+            set_condition(
+                st,
+                {
+                    "type": "Suspended",
+                    "status": "False",
+                    "reason": "JobResumed",
+                    "message": "Job resumed",
+                    "lastProbeTime": format_time(now),
+                    "lastTransitionTime": format_time(now),
+                },
+            )
             st.pop("startTime", None)
             self.recorder.event(job, NORMAL, "Resumed", "Job resumed")
 
-    def _failure(self, job: Obj, st: Obj, pods: list[Obj], active: list[Obj], now: datetime) -> tuple[str, str, str] | None:
+    def _failure(
+        self, job: Obj, st: Obj, pods: list[Obj], active: list[Obj], now: datetime
+    ) -> tuple[str, str, str] | None:
         if condition_true(job, "FailureTarget"):
             c = get_condition(status(job), "FailureTarget") or {}
             return "FailureTarget", str(c.get("reason", "")), str(c.get("message", ""))
@@ -302,8 +322,12 @@ def _index_pod(pod: Obj, job: Obj, index: int) -> None:
     m["labels"] = {**(m.get("labels") or {}), INDEX_ANNOTATION: str(index)}
     ps = pod["spec"]
     ps["hostname"] = f"{meta(job)['name']}-{index}"
-    env = {"name": "JOB_COMPLETION_INDEX",
-           "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": f"metadata.annotations['{INDEX_ANNOTATION}']"}}}
+    env = {
+        "name": "JOB_COMPLETION_INDEX",
+        "valueFrom": {
+            "fieldRef": {"apiVersion": "v1", "fieldPath": f"metadata.annotations['{INDEX_ANNOTATION}']"}
+        },
+    }
     for c in [*(ps.get("initContainers") or []), *(ps.get("containers") or [])]:
         c["env"] = [e for e in c.get("env") or [] if e.get("name") != "JOB_COMPLETION_INDEX"] + [env]
 
@@ -321,7 +345,10 @@ def _pod_failure_policy(job: Obj, pods: list[Obj]) -> str | None:
             if matched is None:
                 continue
             if rule.get("action") == "FailJob":
-                return f"{matched} for pod {meta(pod).get('namespace')}/{meta(pod)['name']} matching FailJob rule at index {i}"
+                return (
+                    f"{matched} for pod {meta(pod).get('namespace')}/{meta(pod)['name']} "
+                    f"matching FailJob rule at index {i}"
+                )
             break  # Ignore / Count / FailIndex: first matching rule decides; not FailJob
     return None
 

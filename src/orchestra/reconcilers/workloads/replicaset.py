@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from orchestra.api.errors import ApiError
-from orchestra.api.selectors import from_label_selector_object
+from orchestra.api.machinery.selectors import from_label_selector_object
 from orchestra.client.base import Client
 from orchestra.controller import Result, split_key
 from orchestra.objects import (
@@ -71,7 +71,12 @@ class ReplicaSetController(WorkloadController):
         # A pod update that changes nothing a sync reads (binding, container states, IPs) does not
         # wake the ReplicaSet: at a thousand replicas each sync walks every pod, and a pod's start
         # is a handful of such updates. kube enqueues on every update; the outcome is the same.
-        if event_type == "MODIFIED" and old is not None and new is not None and _sync_view(old) == _sync_view(new):
+        if (
+            event_type == "MODIFIED"
+            and old is not None
+            and new is not None
+            and _sync_view(old) == _sync_view(new)
+        ):
             return ()
         return super().owners_of_pod(event_type, old, new)
 
@@ -92,7 +97,9 @@ class ReplicaSetController(WorkloadController):
         # Status counts the pods this sync started from (the writes above re-queue us) minus those it
         # just deleted. kube counts those too, until its next sync; a Deployment reading that status
         # mid-rollout would take them for available pods and scale an old ReplicaSet down too far.
-        return await self._sync_status(key, rs, [p for p in pods if meta(p).get("uid") not in deleted], failure)
+        return await self._sync_status(
+            key, rs, [p for p in pods if meta(p).get("uid") not in deleted], failure
+        )
 
     async def _manage(self, key: str, rs: Obj, pods: list[Obj], deleted: set[str]) -> tuple[str, str] | None:
         diff = len(pods) - int_or(spec(rs).get("replicas"), 1)
@@ -121,7 +128,9 @@ class ReplicaSetController(WorkloadController):
                     self.expect.deleted(victim)
         return None
 
-    async def _sync_status(self, key: str, rs: Obj, pods: list[Obj], failure: tuple[str, str] | None) -> Result | None:
+    async def _sync_status(
+        self, key: str, rs: Obj, pods: list[Obj], failure: tuple[str, str] | None
+    ) -> Result | None:
         now = self.clock()
         min_ready = int_or(spec(rs).get("minReadySeconds"), 0)
         template_labels = ((spec(rs).get("template") or {}).get("metadata") or {}).get("labels") or {}

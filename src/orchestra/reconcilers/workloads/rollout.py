@@ -136,7 +136,9 @@ def available_after_scaling(rss: Sequence[Obj | None]) -> int:
     A ReplicaSet just scaled down still reports the pods it is deleting (its status is written
     from the pods its last sync started from, or predates the scale-down); counting those would
     let a rolling update take availability below replicas - maxUnavailable."""
-    return sum(min(int(status(rs).get("availableReplicas") or 0), replicas(rs)) for rs in rss if rs is not None)
+    return sum(
+        min(int(status(rs).get("availableReplicas") or 0), replicas(rs)) for rs in rss if rs is not None
+    )
 
 
 def new_rs_replicas(deploy: Obj, all_rss: Sequence[Obj], new_rs: Obj) -> int:
@@ -201,7 +203,11 @@ def set_deploy_condition(st: Obj, cond: Obj) -> None:
     """kube's SetDeploymentCondition: no change when status and reason are the same; otherwise
     replace, keeping lastTransitionTime when the status did not change."""
     current = get_condition(st, cond["type"])
-    if current is not None and current.get("status") == cond["status"] and current.get("reason") == cond["reason"]:
+    if (
+        current is not None
+        and current.get("status") == cond["status"]
+        and current.get("reason") == cond["reason"]
+    ):
         return
     if current is not None and current.get("status") == cond["status"]:
         cond = {**cond, "lastTransitionTime": current.get("lastTransitionTime", cond["lastTransitionTime"])}
@@ -222,7 +228,9 @@ def calculate_status(deploy: Obj, all_rss: Sequence[Obj], new_rs: Obj | None, no
         "unavailableReplicas": max(replicas(deploy) - available, 0),
     })
     if available >= replicas(deploy) - max_unavailable(deploy):
-        set_deploy_condition(st, condition("Available", "True", MIN_AVAILABLE, "Deployment has minimum availability.", now))
+        set_deploy_condition(
+            st, condition("Available", "True", MIN_AVAILABLE, "Deployment has minimum availability.", now)
+        )
     else:
         set_deploy_condition(st, condition("Available", "False", MIN_UNAVAILABLE,
                                            "Deployment does not have minimum availability.", now))
