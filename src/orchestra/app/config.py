@@ -41,6 +41,10 @@ class ClusterConfig:
     # `orchestra up` listens on 0.0.0.0:80 and 0.0.0.0:443 unless told otherwise.
     ingress_listen: tuple[str, int] | None = None
     ingress_tls_listen: tuple[str, int] | None = None
+    # listeners ("http", "https") nobody asked for (`orchestra up`'s defaults): one whose port cannot
+    # be bound is a warning and stays off; a listener that was asked for and cannot be bound stops
+    # the start (NetworkSetupError).
+    ingress_optional: frozenset[str] = frozenset()
 
 
 @attrs.define

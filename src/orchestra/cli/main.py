@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from orchestra import __version__
 from orchestra.cli.apply import apply_command
@@ -187,12 +188,13 @@ Examples:
               metavar="HOST:PORT|off",
               envvar="ORCHESTRA_INGRESS_LISTEN",
               help="HTTP address of the ingress controller (Ingresses of class `orchestra`); `off` to "
-                   "disable. Needs the network (off with --no-network).")
+                   "disable. Needs the network (off with --no-network). Left at the default, a port in "
+                   "use is a warning and the listener stays off; given, it stops the start.")
 @click.option("--ingress-tls-listen", type=OptionalListenType(), default="0.0.0.0:443", show_default=True,
               metavar="HOST:PORT|off",
               envvar="ORCHESTRA_INGRESS_TLS_LISTEN",
               help="HTTPS address of the ingress controller (certificates from the Ingresses' TLS Secrets, "
-                   "by SNI); `off` to disable.")
+                   "by SNI); `off` to disable. A port in use: as for --ingress-listen.")
 @click.option("--timings", type=click.Choice(["default", "fast"]), default="default", show_default=True,
               envvar="ORCHESTRA_TIMINGS",
               help="Kubernetes' defaults, or fast for local use: node failure detection in 10 s (not 40 s), "
@@ -235,6 +237,7 @@ def up_command(
         stop_pods_on_exit=stop_pods,
         ingress_listen=ingress_listen,
         ingress_tls_listen=ingress_tls_listen,
+        ingress_optional=_defaulted(("http", "ingress_listen"), ("https", "ingress_tls_listen")),
     )
     show_dashboard = is_interactive() if dashboard is None else dashboard
     _configure_logging(verbose, quiet=show_dashboard)
@@ -255,6 +258,14 @@ def up_command(
             # e.g. the port is taken: the server cannot start, and a traceback would not help.
             raise CliError(f"cannot start the cluster: {os_errors[0].strerror or os_errors[0]}") from None
         raise
+
+
+def _defaulted(*options: tuple[str, str]) -> frozenset[str]:
+    """The names of the options (name, click parameter) the user left at their default: neither on
+    the command line nor in the environment."""
+    ctx = click.get_current_context()
+    return frozenset(name for name, param in options
+                     if ctx.get_parameter_source(param) in (None, ParameterSource.DEFAULT))
 
 
 def _leaves(exc: BaseException) -> Iterator[BaseException]:

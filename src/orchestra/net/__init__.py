@@ -9,12 +9,13 @@ Entry points (each a long-lived component: `await nursery.start(x.run)`, run aga
   * dns.py          `ClusterDNS(client, *, host, port=53, domain="cluster.local")`: the records of
                     CoreDNS's kubernetes plugin from the same caches; other names go to the host's
                     resolvers.
-  * ingress/        `IngressController(client, *, http=, https=, tls_default=, host_addresses=)`:
-                    Ingresses of the `orchestra.io/ingress-controller` IngressClass served on the
-                    host (HTTP and HTTPS with SNI certificates); `resolve(host, path) ->
-                    forward.Target | forward.Refusal`, `bound` / `errors` per listener,
-                    `statistics()`. Its package docstring names the parts (routing, backends,
-                    certs, headers, upstream, downstream, forward, connection).
+  * ingress/        `IngressController(client, *, http=, https=, tls_default=, host_addresses=,
+                    optional=)`: Ingresses of the `orchestra.io/ingress-controller` IngressClass
+                    served on the host (HTTP and HTTPS with SNI certificates); a listener's port in
+                    use fails `run()` with `ListenError` unless the listener is `optional` (then it
+                    stays off); `resolve(host, path) -> forward.Target | forward.Refusal`, `bound`
+                    / `errors` per listener, `statistics()`. Its package docstring names the parts
+                    (routing, backends, certs, headers, upstream, downstream, forward, connection).
   * routes.py       `ServiceRoute`: the service range routed to `lo` (needs root), taken over from a
                     killed orchestra; `host_addresses()`.
   * service_env.py  `env_for_pod(pod, services)`: the Docker-links variables the kubelet injects (the

@@ -12,6 +12,6 @@ streams, and one per direction of an upgraded tunnel).
 Must not import: apiserver, cli, runtime, node.
 """
 
-from orchestra.net.ingress.controller import IngressController
+from orchestra.net.ingress.controller import IngressController, ListenError
 
-__all__ = ["IngressController"]
+__all__ = ["IngressController", "ListenError"]

@@ -4,8 +4,9 @@ IngressClass, serving HTTP and HTTPS on the host.
 Owns: following Ingresses, IngressClasses, Secrets (and, through backends.BackendIndex, Services and
 EndpointSlices) with informers; the routing table of the Ingresses it serves (routing.serves),
 rebuilt when one of them or a class changes; the SNI certificates (certs.CertStore) from their TLS
-Secrets; the listeners (`http` and/or `https`, each HOST:PORT; a port that cannot be bound is logged
-and reported in `statistics()["errors"]`, the rest still serve); and each served Ingress's
+Secrets; the listeners (`http` and/or `https`, each HOST:PORT, bound before anything else: a port
+that cannot be bound fails `run()` with ListenError, unless that listener is `optional`: then it is
+logged and reported in `statistics()["errors"]`, and the rest still serve); and each served Ingress's
 status.loadBalancer.ingress: the address clients reach the listeners on (the listen host when it is
 a specific address, else the host's first address, as the service proxy does for LoadBalancer
 Services), removed again when the Ingress leaves this controller. `resolve(host, path)` is the data
@@ -20,6 +21,7 @@ import functools
 import ipaddress
 import logging
 import ssl
+from collections.abc import Collection
 from typing import Any
 
 import attrs
@@ -45,6 +47,14 @@ NOT_FOUND = "404 Not Found: no Ingress rule matches this host and path"
 _ANY = ("", "0.0.0.0", "::")
 
 
+class ListenError(Exception):
+    """A listener that was asked for cannot be bound."""
+
+    def __init__(self, scheme: str, listen: Listen, reason: str) -> None:
+        super().__init__(f"cannot listen for {scheme.upper()} on {listen[0]}:{listen[1]} ({reason})")
+        self.scheme, self.listen, self.reason = scheme, listen, reason
+
+
 def _age(obj: Obj) -> tuple[str, str, str]:
     return str(as_dict(obj.get("metadata")).get("creationTimestamp") or ""), namespace_of(obj), name_of(obj)
 
@@ -68,9 +78,12 @@ def _routing_view(obj: Obj | None) -> Any:
 class IngressController:
     def __init__(self, client: Client, *, http: Listen | None, https: Listen | None,
                  tls_default: ssl.SSLContext | None = None, host_addresses: list[str] | None = None,
-                 controller: str = INGRESS_CONTROLLER) -> None:
+                 controller: str = INGRESS_CONTROLLER, optional: Collection[str] = ()) -> None:
+        """`optional`: the listeners ("http", "https") that may stay off when their port cannot be
+        bound; any other such listener fails run()."""
         self.client = client
         self.listen = {name: value for name, value in (("http", http), ("https", https)) if value is not None}
+        self.optional = frozenset(optional)
         self.controller = controller
         self.host_addresses = host_addresses or []
         self.ingresses = Informer(client, kind("Ingress"))
@@ -220,9 +233,7 @@ class IngressController:
 
     # --- listeners -----------------------------------------------------------------------------
 
-    async def _serve(self, scheme: str, listen: Listen, *, task_status: trio.TaskStatus[Listen]) -> None:
-        listeners = await trio.open_tcp_listeners(listen[1], host=listen[0] or None)
-        task_status.started((listen[0], listeners[0].socket.getsockname()[1]))
+    async def _serve(self, scheme: str, listeners: list[trio.SocketListener]) -> None:
         await trio.serve_listeners(functools.partial(self._accept, scheme), listeners)  # type: ignore[arg-type]
 
     async def _accept(self, scheme: str, tcp: trio.SocketStream) -> None:
@@ -238,29 +249,36 @@ class IngressController:
             stream = trio.SSLStream(tcp, self.certs.context, server_side=True, https_compatible=True)
         await serve_connection(self, stream, scheme=scheme, client_ip=str(client_ip), port=int(port))
 
-    async def _open(self, nursery: trio.Nursery) -> None:
-        for scheme, listen in self.listen.items():
-            try:
-                self.bound[scheme] = await nursery.start(self._serve, scheme, listen)
-            except OSError as exc:
-                self.errors[scheme] = f"{listen[0]}:{listen[1]}: {exc.strerror or exc}"
-                log.warning(
-                    "ingress: cannot listen for %s on %s:%d (%s); it is off",
-                    scheme.upper(),
-                    listen[0],
-                    listen[1],
-                    exc.strerror or exc,
-                )
-            else:
+    async def _bind(self) -> dict[str, list[trio.SocketListener]]:
+        """Each listener's sockets, bound before the informers start, so a port in use fails at once."""
+        opened: dict[str, list[trio.SocketListener]] = {}
+        try:
+            for scheme, listen in self.listen.items():
+                try:
+                    opened[scheme] = await trio.open_tcp_listeners(listen[1], host=listen[0] or None)
+                except OSError as exc:
+                    reason = str(exc.strerror or exc)
+                    if scheme not in self.optional:
+                        raise ListenError(scheme, listen, reason) from exc
+                    self.errors[scheme] = f"{listen[0]}:{listen[1]}: {reason}"
+                    log.warning("ingress: cannot listen for %s on %s:%d (%s); it is off", scheme.upper(),
+                                listen[0], listen[1], reason)
+                    continue
                 self.errors.pop(scheme, None)
+                self.bound[scheme] = (listen[0], opened[scheme][0].socket.getsockname()[1])
+        except BaseException:
+            _close(opened)
+            raise
+        return opened
 
     # --- lifecycle -----------------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        self.bound.clear()  # (on a restart) the old run's listeners went with its nursery
+        self.bound.clear()  # (on a restart) the old run's listeners were closed when it ended
         self.backends.clear()
         self.pool.close()
         self._routes_dirty = self._certs_dirty = True
+        listeners = await self._bind()
         try:
             async with trio.open_nursery() as nursery:
                 informers = [self.classes, self.ingresses, self.backends.services, self.backends.slices]
@@ -268,9 +286,9 @@ class IngressController:
                     informers.append(self.secrets)
                 for informer in informers:
                     await nursery.start(informer.run)
-                await self._sync()
-                await self._open(nursery)
-                await self._sync()  # the status, now that the address is known
+                await self._sync()  # routes before the first connection is accepted; then the status
+                for scheme, sockets in listeners.items():
+                    nursery.start_soon(self._serve, scheme, sockets)
                 nursery.start_soon(self._sweep)
                 task_status.started()
                 while True:
@@ -279,6 +297,7 @@ class IngressController:
                     await self._sync()
         finally:
             self.pool.close()
+            _close(listeners)
 
     async def _sweep(self) -> None:
         while True:
@@ -296,3 +315,10 @@ class IngressController:
             "sync_errors": self.sync_errors,
             **attrs.asdict(self.stats),
         }
+
+
+def _close(opened: dict[str, list[trio.SocketListener]]) -> None:
+    """Close listening sockets (serve_listeners closes those it served; closing twice is harmless)."""
+    for sockets in opened.values():
+        for listener in sockets:
+            listener.socket.close()
