@@ -216,7 +216,7 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, PolicyAdmissionMixin)
         prepare_for_create(rt, obj)
         obj = defaults.default(rt.kind, obj)
         admission.admit_create(rt.kind, obj, self._priority_classes, self._storage_classes,
-                               self._limit_ranges)
+                               self._limit_ranges, self._ingress_classes)
         self._validate(rt, obj, None)
         key = rt.key(namespace, m["name"])
         if self.store.get(key) is not None:  # before allocating anything for it
@@ -240,6 +240,9 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, PolicyAdmissionMixin)
 
     def _storage_classes(self) -> builtins.list[Obj]:
         return self._all_cached("StorageClass")
+
+    def _ingress_classes(self) -> builtins.list[Obj]:
+        return self._all_cached("IngressClass")
 
     def _all_cached(self, kind: str) -> builtins.list[Obj]:
         """Every object of a small cluster-wide kind that admission reads on each create, re-read
