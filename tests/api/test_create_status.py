@@ -40,6 +40,8 @@ CASES: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = [
      {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}, {"phase": "Pending"}),
     ("v1", "PersistentVolume", {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
                                 "hostPath": {"path": "/tmp/pv"}}, {"phase": "Pending"}),
+    ("networking.k8s.io/v1", "Ingress",
+     {"defaultBackend": {"service": {"name": "web", "port": {"number": 80}}}}, {"loadBalancer": {}}),
     ("v1", "ResourceQuota", {"hard": {"pods": "10"}}, {}),
     ("v1", "Pod", POD_SPEC, {"phase": "Pending", "qosClass": "BestEffort"}),
     ("v1", "Namespace", {}, {"phase": "Active"}),

@@ -140,6 +140,21 @@ async def seed(api: Api) -> None:
         },
         "shop",
     )
+    await api.create(
+        "Ingress",
+        {
+            "metadata": {"name": "web"},
+            "spec": {
+                "defaultBackend": {"service": {"name": "web", "port": {"number": 80}}},
+                "rules": [{"host": "shop.example.com", "http": {"paths": [{
+                    "path": "/api",
+                    "pathType": "Prefix",
+                    "backend": {"service": {"name": "web", "port": {"name": "http"}}},
+                }]}}],
+            },
+        },
+        "shop",
+    )
     await api.create("Pod", pod("web-1", node="node-a", cpu="500m", memory="1Gi"), "shop")
     await api.create("Pod", pod("web-2", node="node-a", cpu="500m", memory="1Gi"), "shop")
     await api.create("Pod", pod("web-3", cpu="4"), "shop")
@@ -265,6 +280,11 @@ async def test_views_render_from_the_caches() -> None:
             dash.press("5")
             event = line_with(screen(dash), "FailedScheduling")
             assert "Warning" in event and "pod/web-3" in event and "Insufficient cpu" in event
+
+            dash.press("7")
+            ingress = line_with(screen(dash), "shop.example.com")
+            assert ingress.split()[1:5] == ["shop", "web", "<none>", "<pending>"]
+            assert "shop.example.com/api→web:http, default→web:80" in ingress
             nursery.cancel_scope.cancel()
 
 

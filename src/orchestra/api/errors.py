@@ -153,6 +153,19 @@ def namespace_terminating(err: ApiError) -> bool:
     return isinstance(err, Forbidden) and any(c.reason == NAMESPACE_TERMINATING for c in err.causes)
 
 
+def new_content_forbidden(group_resource: str, name: str, namespace: str, *, group: str,
+                          plural: str) -> Forbidden:
+    """NamespaceLifecycle's 403 for a create in a terminating namespace, with the cause clients and
+    `namespace_terminating` test for."""
+    return Forbidden(
+        f'{group_resource} "{name}" is forbidden: unable to create new content in namespace {namespace} '
+        "because it is being terminated",
+        name=name, group=group, kind=plural,
+        causes=[Cause(NAMESPACE_TERMINATING, f"namespace {namespace} is being terminated",
+                      "metadata.namespace")],
+    )
+
+
 def path_not_found() -> NotFound:
     """kube's 404 for a path no API serves: `"details":{}` and this message."""
     return NotFound("the server could not find the requested resource", details=True)

@@ -60,6 +60,7 @@ _ZERO_STATUS: dict[str, Obj] = {
                             "expectedPods": 0},
     "PersistentVolumeClaim": {"phase": "Pending"},
     "PersistentVolume": {"phase": "Pending"},
+    "Ingress": {"loadBalancer": {}},
     "ResourceQuota": {},  # hard and used are omitempty; the resourcequota controller fills them in
     # autoscaling/v2, the stored version (desiredReplicas and currentMetrics are not omitempty);
     # autoscaling/v1 shows it as {"currentReplicas": 0, "desiredReplicas": 0} (api/conversion/hpa.py).

@@ -22,7 +22,6 @@ import orjson
 
 from orchestra.api import conversion
 from orchestra.api.errors import (
-    NAMESPACE_TERMINATING,
     BadRequest,
     Cause,
     Conflict,
@@ -36,6 +35,7 @@ from orchestra.api.errors import (
     already_exists,
     conflict,
     invalid,
+    new_content_forbidden,
     not_found,
 )
 from orchestra.api.machinery.selectors import FieldSelector, LabelSelector
@@ -217,7 +217,7 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, PolicyAdmissionMixin)
         prepare_for_create(rt, obj)
         obj = defaults.default(rt.kind, obj)
         admission.admit_create(rt.kind, obj, self._priority_classes, self._storage_classes,
-                               self._limit_ranges)
+                               self._limit_ranges, self._ingress_classes)
         self._validate(rt, obj, None)
         key = rt.key(namespace, m["name"])
         if self.store.get(key) is not None:  # before allocating anything for it
@@ -241,6 +241,9 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, PolicyAdmissionMixin)
 
     def _storage_classes(self) -> builtins.list[Obj]:
         return self._all_cached("StorageClass")
+
+    def _ingress_classes(self) -> builtins.list[Obj]:
+        return self._all_cached("IngressClass")
 
     def _all_cached(self, kind: str) -> builtins.list[Obj]:
         """Every object of a small cluster-wide kind that admission reads on each create, re-read
@@ -341,8 +344,8 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, PolicyAdmissionMixin)
             raise invalid(rt.kind, str(meta(obj).get("name") or ""), causes, group=rt.group)
 
     def _check_namespace(self, rt: ResourceType, namespace: str | None, name: str) -> None:
-        """NamespaceLifecycle: 404 with no namespace; in a terminating one 403 with kube's
-        NamespaceTerminating cause (the namespace and GC controllers take it as the end of a work)."""
+        """kube's NamespaceLifecycle admission: no namespace is 404; a terminating one refuses new
+        objects with 403 (errors.new_content_forbidden)."""
         if not rt.namespaced:
             return
         if not namespace:
@@ -353,11 +356,7 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, PolicyAdmissionMixin)
         if kv is None:
             raise NotFound(f'namespaces "{namespace}" not found', name=namespace, kind="namespaces")
         if (self.codec.decode(kv).get("metadata") or {}).get("deletionTimestamp"):
-            raise Forbidden(
-                f'{rt.group_resource} "{name}" is forbidden: unable to create new content in namespace '
-                f"{namespace} because it is being terminated", name=name, group=rt.group, kind=rt.plural,
-                causes=[Cause(NAMESPACE_TERMINATING, f"namespace {namespace} is being terminated",
-                              "metadata.namespace")])
+            raise new_content_forbidden(rt.group_resource, name, namespace, group=rt.group, plural=rt.plural)
 
     # --- update ------------------------------------------------------------------------------
 
