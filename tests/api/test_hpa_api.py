@@ -250,10 +250,6 @@ async def test_defaults(core: ApiCore) -> None:
 PATH = "spec.metrics[0].resource.target"
 
 
-def _external(target: Obj) -> Obj:
-    return {"type": "External", "external": {"metric": {"name": "queue"}, "target": target}}
-
-
 @pytest.mark.parametrize(
     ("spec", "expected"),
     [
@@ -403,20 +399,6 @@ def _external(target: Obj) -> Obj:
                 "is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
             ],
         ),
-        (
-            {"metrics": [_external({"type": "Value", "value": "1", "averageValue": "1"})]},
-            [
-                "spec.metrics[0].external.target.value: Forbidden: may not set both a target value for "
-                "metric and a per-pod target"
-            ],
-        ),
-        (
-            {"metrics": [_external({"type": "Value"})]},
-            [
-                "spec.metrics[0].external.target.averageValue: Required value: must set either a target "
-                "value for metric or a per-pod target"
-            ],
-        ),
     ],
     ids=[
         "min-zero",
@@ -432,8 +414,6 @@ def _external(target: Obj) -> Obj:
         "scaling-rules",
         "policy",
         "container-name",
-        "external-both-targets",
-        "external-no-target",
     ],
 )
 async def test_validation_as_kube_words_it(core: ApiCore, spec: Obj, expected: list[str]) -> None:

@@ -147,21 +147,11 @@ async def test_suspend_and_resume(autojump_clock: trio.testing.MockClock) -> Non
             await api.create("Job", job(suspend=True))
             await until(api, lambda: cond(api, "Suspended") is not None)
             assert active(api, "job-name=pi") == [] and "startTime" not in jstatus(api)
-            suspended = cond(api, "Suspended")
-            assert suspended is not None
-            assert (suspended["status"], suspended["reason"], suspended["message"]) == (
-                "True",
-                "JobSuspended",
-                "Job suspended",
-            )
             j = api.get("Job", "pi")
             j["spec"]["suspend"] = False  # type: ignore[index]
             await api.client.update(api.rt("Job"), j)  # type: ignore[arg-type]
             await until(api, lambda: len(active(api, "job-name=pi")) == 1)
             await until(api, lambda: cond(api, "Suspended")["status"] == "False")  # type: ignore[index]
-            resumed = cond(api, "Suspended")
-            assert resumed is not None
-            assert (resumed["reason"], resumed["message"]) == ("JobResumed", "Job resumed")
 
 
 def test_compress_indexes() -> None:

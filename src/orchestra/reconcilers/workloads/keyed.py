@@ -1,4 +1,4 @@
-"""The first steps of a workload controller's reconcile(key), shared by every one of them.
+"""The first steps of a workload controller's reconcile(key): settle, read the owner, claim.
 
 Owns: `settled` (wait until the cache shows the controller's own writes for `key`, then read the
 object `key` names) and `claim_keyed` / `claim_pods` (pods.claim for the owner `key` names, each

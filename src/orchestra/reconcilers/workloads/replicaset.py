@@ -18,8 +18,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from orchestra.api.errors import ApiError
+from orchestra.api.machinery.selectors import from_label_selector_object
 from orchestra.client.base import Client
-from orchestra.controller import Result
+from orchestra.controller import Result, split_key
 from orchestra.objects import (
     Obj,
     format_time,
@@ -41,9 +42,9 @@ from orchestra.reconcilers.workloads.common import (
     is_pod_available,
     seconds_until_available,
 )
-from orchestra.reconcilers.workloads.keyed import claim_pods, settled
 from orchestra.reconcilers.workloads.pods import (
     BURST_REPLICAS,
+    claim,
     deletion_order,
     pod_from_template,
     slow_start,
@@ -80,10 +81,15 @@ class ReplicaSetController(WorkloadController):
         return super().owners_of_pod(event_type, old, new)
 
     async def reconcile(self, key: str) -> Result | None:
-        rs = await settled(self.expect, self.owners, key)
+        await self.expect.settle(key)
+        ns, name = split_key(key)
+        rs = self.owners.get(ns, name)
         if rs is None:
             return None
-        pods = await claim_pods(self, key, rs, [p for p in self.pods_of(rs) if is_pod_active(p)])
+        selector = from_label_selector_object(spec(rs).get("selector"))
+        candidates = [p for p in self.pods_of(rs) if is_pod_active(p)]
+        pods = await claim(self.client, self.pods.rt, rs, selector, candidates,
+                           on_write=lambda o: self.expect.wrote(key, self.pods, o))
         failure: tuple[str, str] | None = None
         deleted: set[str] = set()
         if not is_terminating(rs):
