@@ -468,6 +468,16 @@ SAMPLES = {
         "endpoints": [{"addresses": ["10.0.0.1"]}],
         "ports": [{"port": 80}],
     },
+    "CustomResourceDefinition": {
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {
+            "group": "example.com",
+            "names": {"plural": "widgets", "kind": "Widget"},
+            "scope": "Namespaced",
+            "versions": [{"name": "v1", "served": True, "storage": True,
+                          "schema": {"openAPIV3Schema": {"type": "object"}}}],
+        },
+    },
 }
 MODEL = {"Event": "CoreV1Event"}
 

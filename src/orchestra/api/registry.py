@@ -1,16 +1,21 @@
 """The registry of kinds orchestra serves: group/version/kind, REST names, scope, discovery data.
 
-Owns: the static table of built-in resource types and lookups by plural, kind, short name.
+Owns: the static table of built-in resource types, the kinds CustomResourceDefinitions add at run
+time (`Registry.set_custom` / `remove_custom`, one `ResourceType` per served version, each carrying
+its `CustomKind`), and lookups by plural, kind, short name. Built-in lookups are plain dict reads;
+a CRD change rebuilds the tables and bumps `generation` (discovery caches key on it).
 Must not import: the store, the HTTP server, or anything above the api layer.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import attrs
 
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+CRD_GROUP = "apiextensions.k8s.io"
 SUB_VERBS = ("get", "patch", "update")
 
 
@@ -21,6 +26,30 @@ class Subresource:
     group: str = ""
     version: str = "v1"
     verbs: tuple[str, ...] = SUB_VERBS
+
+
+@attrs.frozen
+class CustomKind:
+    """What a CustomResourceDefinition says about one served version of its kind (raw JSON parts;
+    api/policy/crd compiles them). `cache` holds what is compiled from them, per version."""
+
+    crd: str  # the CRD's name, <plural>.<group>
+    uid: str
+    storage_version: str
+    version: dict[str, Any] = attrs.field(eq=False)  # the spec.versions[] entry of this version
+    list_kind: str = ""
+    terminating: bool = False
+    preserve_unknown_fields: bool = False
+    warning: str | None = None  # the Warning a deprecated version answers with
+    cache: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
+
+    @property
+    def schema(self) -> dict[str, Any] | None:
+        return ((self.version.get("schema") or {}).get("openAPIV3Schema")) or None
+
+    @property
+    def subresources(self) -> dict[str, Any]:
+        return self.version.get("subresources") or {}
 
 
 @attrs.frozen
@@ -39,6 +68,7 @@ class ResourceType:
     verbs: tuple[str, ...] = ALL_VERBS
     # The schema definition name in the Kubernetes OpenAPI document.
     definition: str = ""
+    custom: CustomKind | None = attrs.field(default=None, eq=False, repr=False)
 
     @property
     def api_version(self) -> str:
@@ -51,6 +81,8 @@ class ResourceType:
 
     @property
     def list_kind(self) -> str:
+        if self.custom is not None and self.custom.list_kind:
+            return self.custom.list_kind
         return self.kind + "List"
 
     def has_subresource(self, name: str) -> bool:
@@ -115,6 +147,19 @@ _POD_STREAMS = (
     Subresource("eviction", "Eviction", group="policy", verbs=("create",)),
 )
 
+CRD = ResourceType(
+    group=CRD_GROUP,
+    version="v1",
+    kind="CustomResourceDefinition",
+    plural="customresourcedefinitions",
+    singular="customresourcedefinition",
+    namespaced=False,
+    short_names=("crd", "crds"),
+    categories=("api-extensions",),
+    subresources=(Subresource("status", "CustomResourceDefinition"),),
+    definition="io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition",
+)
+
 BUILTIN: tuple[ResourceType, ...] = (
     _rt("", "Namespace", "namespaces", namespaced=False, short=("ns",), definition_pkg="core"),
     _rt("", "Pod", "pods", short=("po",), cats=("all",), extra=_POD_STREAMS, definition_pkg="core"),
@@ -171,24 +216,65 @@ BUILTIN: tuple[ResourceType, ...] = (
         status=False,
         definition_pkg="scheduling",
     ),
+    CRD,
 )
 
 
+
+
 class Registry:
-    """Lookup of resource types by (group, plural), by kind, and by any name a user may type."""
+    """Lookup of resource types by (group, plural), by kind, and by any name a user may type.
+
+    Custom kinds (`set_custom`) never shadow a built-in name; a custom group's preferred version
+    answers the version-less lookups (`by_plural(group, plural)`, `by_kind`, `resolve`)."""
 
     def __init__(self, types: Iterable[ResourceType] = BUILTIN) -> None:
-        self.types: tuple[ResourceType, ...] = tuple(types)
-        self._by_plural = {(t.group, t.plural): t for t in self.types}
+        self.builtin: tuple[ResourceType, ...] = tuple(types)
+        self._custom: dict[str, tuple[ResourceType, ...]] = {}  # CRD name -> its served versions
+        self.generation = 0
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        custom = [t for crd in sorted(self._custom) for t in self._custom[crd]]
+        self.types: tuple[ResourceType, ...] = (*self.builtin, *custom)
+        self._by_gvp = {(t.group, t.version, t.plural): t for t in self.types}
         self._by_gvk = {(t.group, t.version, t.kind): t for t in self.types}
-        self._by_kind = {t.kind: t for t in self.types}
+        preferred = [*self.builtin, *(ts[0] for _, ts in sorted(self._custom.items()) if ts)]
+        self._kinds: tuple[ResourceType, ...] = tuple(preferred)
+        self._by_plural = {(t.group, t.plural): t for t in reversed(preferred)}
+        self._by_kind: dict[str, ResourceType] = {}
         self._names: dict[str, ResourceType] = {}
-        for t in self.types:
+        for t in preferred:
+            self._by_kind.setdefault(t.kind, t)
             for n in (t.plural, t.singular, t.kind.lower(), *t.short_names, t.group_resource):
                 self._names.setdefault(n, t)
+        self.generation += 1
 
-    def by_plural(self, group: str, plural: str) -> ResourceType | None:
-        return self._by_plural.get((group, plural))
+    # --- custom kinds ---------------------------------------------------------------------------
+
+    def set_custom(self, crd: str, types: Iterable[ResourceType]) -> None:
+        """Serve `types` (the served versions of CRD `crd`, preferred first), replacing what it had."""
+        self._custom[crd] = tuple(types)
+        self._rebuild()
+
+    def remove_custom(self, crd: str) -> None:
+        if self._custom.pop(crd, None) is not None:
+            self._rebuild()
+
+    def custom(self, crd: str) -> tuple[ResourceType, ...]:
+        """The served versions of CRD `crd` (empty when it serves nothing)."""
+        return self._custom.get(crd, ())
+
+    def kinds(self) -> tuple[ResourceType, ...]:
+        """One type per resource (a custom resource's preferred version): what controllers walk."""
+        return self._kinds
+
+    # --- lookups --------------------------------------------------------------------------------
+
+    def by_plural(self, group: str, plural: str, version: str | None = None) -> ResourceType | None:
+        if version is None:
+            return self._by_plural.get((group, plural))
+        return self._by_gvp.get((group, version, plural))
 
     def by_gvk(self, group: str, version: str, kind: str) -> ResourceType | None:
         return self._by_gvk.get((group, version, kind))
@@ -209,6 +295,14 @@ class Registry:
         seen: dict[str, None] = {}
         for t in self.types:
             seen.setdefault(t.group, None)
+        return list(seen)
+
+    def versions(self, group: str) -> list[str]:
+        """The versions a group serves, preferred first."""
+        seen: dict[str, None] = {}
+        for t in self.types:
+            if t.group == group:
+                seen.setdefault(t.version, None)
         return list(seen)
 
     def in_group(self, group: str, version: str = "v1") -> list[ResourceType]:

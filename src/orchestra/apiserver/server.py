@@ -11,7 +11,7 @@ Must not import: cli, reconcilers, node, or any runtime adapter (streams use onl
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -21,11 +21,12 @@ import trio
 
 from orchestra.api import tables
 from orchestra.api.errors import ApiError, BadRequest, InternalError, MethodNotAllowed, NotFound, Unauthorized
-from orchestra.api.machinery.selectors import parse_field_selector, parse_label_selector
+from orchestra.api.machinery.selectors import parse_label_selector
 from orchestra.api.metrics import METRICS_REGISTRY
 from orchestra.api.registry import ResourceType
 from orchestra.api.request.bodies import Decoded
 from orchestra.api.request.core import ApiCore
+from orchestra.api.request.custom import field_selector
 from orchestra.api.request.deletion import DELETE_OPTIONS, DeleteOptions, delete_options
 from orchestra.api.request.eviction import evict
 from orchestra.api.request.listoptions import validate_list_options
@@ -153,6 +154,8 @@ class ApiServer:
         route = parse_resource_path(self.core.registry, parts)
         if route is None:
             raise NotFound("the server could not find the requested resource")
+        if route.rt.custom is not None and route.rt.custom.warning:  # a deprecated custom version
+            req = attrs.evolve(req, send=_with_headers(req.send, warning_headers([route.rt.custom.warning])))
         await self._resource(req, route)
 
     async def _discovery(self, req: Request, parts: list[str]) -> bool:
@@ -184,7 +187,8 @@ class ApiServer:
             return
         if len(parts) >= 4 and parts[1] == "v3":
             group = "" if parts[2] == "api" else (parts[3] if len(parts) >= 5 else "")
-            body = d.openapi_gv_doc(group) if (parts[2] == "api" or len(parts) >= 5) else None
+            version = parts[3] if parts[2] == "api" else (parts[4] if len(parts) >= 5 else "")
+            body = d.openapi_gv_doc(group, version) if (parts[2] == "api" or len(parts) >= 5) else None
             if body is not None:
                 await send_bytes(req.send, 200, body)
                 return
@@ -295,7 +299,7 @@ class ApiServer:
             route.rt,
             route.namespace,
             label_selector=parse_label_selector(req.arg("labelSelector")),
-            field_selector=parse_field_selector(req.arg("fieldSelector"), route.rt.kind),
+            field_selector=field_selector(route.rt, req.arg("fieldSelector")),
             resource_version=req.arg("resourceVersion"),
             limit=req.int_arg("limit"),
             continue_token=req.arg("continue"),
@@ -412,7 +416,7 @@ class ApiServer:
 
     async def _watch(self, req: Request, route: Route) -> None:
         label = parse_label_selector(req.arg("labelSelector"))
-        field = parse_field_selector(req.arg("fieldSelector"), route.rt.kind)
+        field = field_selector(route.rt, req.arg("fieldSelector"))
         validate_list_options(watch=True, resource_version=req.arg("resourceVersion"),
                               match=req.arg("resourceVersionMatch"), continue_token=req.arg("continue"),
                               send_initial_events=req.arg("sendInitialEvents"))
@@ -453,6 +457,17 @@ class ApiServer:
             return orjson.dumps({"type": etype, "object": obj}, option=orjson.OPT_APPEND_NEWLINE)
 
         return encode
+
+
+def _with_headers(send: Send, headers: list[tuple[bytes, bytes]]) -> Send:
+    """`send` adding `headers` to the response start (a deprecated version's Warning on every answer)."""
+
+    async def wrapped(message: MutableMapping[str, Any]) -> None:
+        if message.get("type") == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", []), *headers]}
+        await send(message)
+
+    return wrapped
 
 
 def _findings(decoded: Decoded) -> tuple[tuple[str, str], ...]:

@@ -14,6 +14,7 @@ import base64
 from collections.abc import Callable
 from typing import Any
 
+from orchestra.api.policy.crd.strategy import default_crd
 from orchestra.objects import Obj, only_dicts
 from orchestra.objects.quantity import QuantityError, parse_quantity
 
@@ -444,4 +445,5 @@ _BY_KIND: dict[str, Callable[[Obj], None]] = {
     "PersistentVolume": _default_pv,
     "StorageClass": _default_storage_class,
     "PodDisruptionBudget": _noop,  # policy/v1 defaults nothing (unhealthyPodEvictionPolicy stays unset)
+    "CustomResourceDefinition": default_crd,
 }

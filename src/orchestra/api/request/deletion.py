@@ -16,7 +16,8 @@ import attrs
 
 from orchestra.api.errors import BadRequest, Conflict, conflict
 from orchestra.api.policy import admission
-from orchestra.api.registry import ResourceType
+from orchestra.api.policy.crd import strategy as crd_strategy
+from orchestra.api.registry import CRD, ResourceType
 from orchestra.api.request.stored import decode, encode, meta, parse_rv, with_rv
 from orchestra.objects import Obj, deep_copy, now_rfc3339
 from orchestra.store import CompareFailed, KeyValue
@@ -60,6 +61,8 @@ class DeletionMixin:
     if TYPE_CHECKING:  # provided by ApiCore
         def _get_kv(self, rt: ResourceType, namespace: str | None, name: str) -> KeyValue: ...
         def _load(self, kv: KeyValue) -> Obj: ...
+        def _presented(self, rt: ResourceType, obj: Obj) -> Obj: ...
+        def _written(self, rt: ResourceType, obj: Obj | None, name: str) -> None: ...
 
     async def delete(
         self, rt: ResourceType, namespace: str | None, name: str, opts: DeleteOptions | None = None
@@ -73,7 +76,7 @@ class DeletionMixin:
             )
         for _ in range(MAX_RETRIES):
             kv = self._get_kv(rt, namespace, name)
-            obj = self._load(kv)
+            obj = self._presented(rt, self._load(kv))
             m = meta(obj)
             if opts.uid and opts.uid != m.get("uid"):
                 raise Conflict(
@@ -91,6 +94,9 @@ class DeletionMixin:
                 finalizers.append("foregroundDeletion")
             elif policy == "Orphan" and "orphan" not in finalizers:
                 finalizers.append("orphan")
+            crd = rt.kind == CRD.kind and rt.group == CRD.group and not m.get("deletionTimestamp")
+            if crd and crd_strategy.CLEANUP not in finalizers:
+                finalizers.append(crd_strategy.CLEANUP)  # the CRD controller removes its instances first
             grace = self._grace(rt, obj, opts)
             if not finalizers and grace == 0:
                 if opts.dry_run:
@@ -107,12 +113,18 @@ class DeletionMixin:
                 nm["finalizers"] = finalizers
             if rt.kind == "Namespace":
                 new.setdefault("status", {})["phase"] = "Terminating"
+            if crd:
+                crd_strategy.mark_deleting(new)
             if opts.dry_run:
                 return new, False
+            stored = deep_copy(new)
+            if rt.custom is not None:  # the stored version's apiVersion stays
+                stored["apiVersion"] = decode(kv.value).get("apiVersion")
             try:
-                nkv = self.store.put(kv.key, encode(new), expect_mod_revision=kv.mod_revision)
+                nkv = self.store.put(kv.key, encode(stored), expect_mod_revision=kv.mod_revision)
             except CompareFailed:
                 continue
+            self._written(rt, new, name)
             await self.store.wait_durable(nkv.mod_revision)
             return with_rv(new, nkv), False
         raise conflict(rt.group_resource, name, group=rt.group, plural=rt.plural)
@@ -143,8 +155,9 @@ class DeletionMixin:
                 rt.group_resource, meta(obj).get("name", ""), group=rt.group, plural=rt.plural
             ) from None
         rev = self.store.revision
+        self._written(rt, None, meta(obj).get("name", ""))
         await self.store.wait_durable(rev)
-        out = decode(prev.value) if prev else obj
+        out = self._presented(rt, decode(prev.value)) if prev else obj
         meta(out)["resourceVersion"] = str(rev)
         return out
 

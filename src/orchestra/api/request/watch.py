@@ -32,6 +32,7 @@ WatchEvent = tuple[str, Obj]
 # A page of events, decoded lazily as it is iterated; finish it before asking for the next page.
 Page = Iterator[WatchEvent]
 Predicate = Callable[[Obj], bool] | None
+Read = Callable[[Obj], Obj] | None  # a custom resource version's view of a stored object
 
 PAGE_SIZE = 100  # objects (initial list) or history events (live) per page
 
@@ -70,6 +71,7 @@ class WatchStream:
         self.field_selector = field_selector
         self.bookmark_interval = bookmark_interval
         self.page_size = page_size
+        self.read = core.reader(rt)  # a custom version's view of stored objects (None: as stored)
         self._watcher: Watcher | None = None
         self._live_from = 0  # events after this revision were written once the watch had begun ...
         self._held = 0  # ... and this many of them, taken from the store, are not yet in a page
@@ -103,7 +105,7 @@ class WatchStream:
         try:
             if not self.rv:
                 for page in initial_pages(self.core, self.rt, self.namespace, after, self.label_selector,
-                                          self.field_selector, self.page_size):
+                                          self.field_selector, self.page_size, read=self.read):
                     yield page
             async with aclosing(self._live(watcher, after)) as live:
                 async for page in live:
@@ -134,7 +136,7 @@ class WatchStream:
             for i in range(0, len(batch), self.page_size):
                 end = i + self.page_size
                 self._held = len(batch) - max(end, first_live) if end < len(batch) else 0
-                yield _translated(batch[i:end], pred)
+                yield _translated(batch[i:end], pred, self.read)
             self._held = 0
             last_rv = batch[-1].kv.mod_revision
 
@@ -147,6 +149,8 @@ def initial_pages(
     label_selector: LabelSelector | None,
     field_selector: FieldSelector | None,
     page_size: int,
+    *,
+    read: Read = None,
 ) -> Iterator[Page]:
     """The state at `revision` as ADDED events: the items a LIST at that revision returns, in its
     order, read from the store `page_size` keys at a time. Raises CompactedError (when a page is
@@ -157,29 +161,29 @@ def initial_pages(
     if name is not None and (namespace or not rt.namespaced):  # as ApiCore.list: one key
         kv = store.get(rt.key(namespace, name), revision=revision)
         if kv is not None:
-            yield _added([kv], pred)
+            yield _added([kv], pred, read)
         return
     prefix = rt.key_prefix(namespace)
     start_after: str | None = None
     while True:
         kvs, _ = store.range(prefix, revision=revision, limit=page_size, start_after=start_after)
         if kvs:
-            yield _added(kvs, pred)
+            yield _added(kvs, pred, read)
         if len(kvs) < page_size:
             return
         start_after = kvs[-1].key
 
 
-def _added(kvs: Sequence[KeyValue], pred: Predicate) -> Page:
+def _added(kvs: Sequence[KeyValue], pred: Predicate, read: Read = None) -> Page:
     for kv in kvs:
-        obj = _load(kv.value, kv.mod_revision)
+        obj = _load(kv.value, kv.mod_revision, read)
         if pred is None or pred(obj):
             yield "ADDED", obj
 
 
-def _translated(events: Sequence[Event], pred: Predicate) -> Page:
+def _translated(events: Sequence[Event], pred: Predicate, read: Read = None) -> Page:
     for ev in events:
-        out = _translate(ev, pred)
+        out = _translate(ev, pred, read)
         if out is not None:
             yield out
 
@@ -209,24 +213,25 @@ def _bookmark(rt: ResourceType, rv: int) -> Obj:
     return {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": {"resourceVersion": str(rv)}}
 
 
-def _load(value: bytes, rev: int) -> Obj:
+def _load(value: bytes, rev: int, read: Read = None) -> Obj:
     obj = decode(value)
     obj.setdefault("metadata", {})["resourceVersion"] = str(rev)
-    return obj
+    return obj if read is None else read(obj)
 
 
-def _translate(ev: Event, pred: Predicate) -> WatchEvent | None:
+def _translate(ev: Event, pred: Predicate, read: Read = None) -> WatchEvent | None:
     rev = ev.kv.mod_revision
     if ev.type == "DELETE":
-        old = _load(ev.kv.value, rev)
+        old = _load(ev.kv.value, rev, read)
         if pred is None or pred(old):
             return "DELETED", old
         return None
-    new = _load(ev.kv.value, rev)
+    new = _load(ev.kv.value, rev, read)
     if pred is None:
         return ("ADDED" if ev.prev_kv is None else "MODIFIED"), new
     new_match = pred(new)
-    old_match = ev.prev_kv is not None and pred(decode(ev.prev_kv.value))
+    prev = None if ev.prev_kv is None else decode(ev.prev_kv.value)
+    old_match = prev is not None and pred(prev if read is None else read(prev))
     if new_match:
         return ("MODIFIED" if old_match else "ADDED"), new
     if old_match:

@@ -94,7 +94,15 @@ _BY_KIND: dict[str, Callable[[Obj, Obj | None], list[Cause]]] = {
     "PersistentVolumeClaim": validate_pvc,
     "PersistentVolume": validate_pv,
     "StorageClass": validate_storage_class,
+    "CustomResourceDefinition": lambda obj, old: _validate_crd(obj, old),
 }
+
+
+def _validate_crd(obj: Obj, old: Obj | None) -> list[Cause]:
+    # api/policy/crd builds on this package's meta rules: imported on first use, not in a circle
+    from orchestra.api.policy.crd.definition import validate_crd  # noqa: PLC0415
+
+    return validate_crd(obj, old)
 
 
 def validate(kind: str, obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
