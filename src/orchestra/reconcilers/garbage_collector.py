@@ -8,7 +8,10 @@ Owns (kube's garbagecollector, keyed by object uid):
     blockOwnerDeletion remains, the finalizer is removed and the API core removes the owner;
   * Orphan — an owner with the "orphan" finalizer has its ownerReferences removed from every
     dependent, then the finalizer is removed.
-It watches every kind except Events (kube ignores them too) through metadata-only caches.
+It watches every kind except Events (kube ignores them too) through metadata-only caches —
+custom kinds too: a CRD change makes it start a cache for each newly served custom kind and drop
+the caches of kinds no longer served (owner references work between custom resources and built-in
+objects in both directions).
 Writes are merge patches that carry the resourceVersion read (a Conflict re-queues the uid).
 Must not import: node, net, apiserver, cli, runtime.
 """
@@ -18,6 +21,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from typing import Any
+
+import trio
 
 from orchestra.api.errors import NotFound
 from orchestra.api.registry import ResourceType
@@ -60,14 +65,66 @@ class GarbageCollector(Controller):
         super().__init__(client, workers=workers, **kwargs)
         self.registry = registry_of(client)
         self.graph: dict[ResourceType, Informer] = {}
-        for rt in self.registry.types:
-            if rt.kind in IGNORED_KINDS or not {"list", "watch", "delete"} <= set(rt.verbs):
+        self._custom: dict[tuple[str, str], tuple[Informer, trio.CancelScope]] = {}
+        self._kinds_changed = trio.Event()
+        for rt in self.registry.kinds():
+            if rt.custom is not None or rt.kind in IGNORED_KINDS or not {"list", "watch", "delete"} <= set(rt.verbs):
                 continue
             inf = self.informer(
                 rt, transform=metadata_only, indexers={"uid": _uid_index, "owner": owner_uids}
             )
             self.graph[rt] = inf
             self.enqueue_on(inf, self._keys)
+            if rt.kind == "CustomResourceDefinition":
+                inf.add_handler(lambda *_: self._kinds_changed.set())
+
+    # --- custom kinds ---------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(super().run)
+            await self._sync_custom(nursery)
+            nursery.start_soon(self._follow_custom, nursery)
+            task_status.started()
+
+    def restarted(self) -> None:
+        for rt in [rt for rt in self.graph if rt.custom is not None]:
+            del self.graph[rt]
+        self._custom.clear()  # their informers ended with the old run's nursery
+
+    async def _follow_custom(self, nursery: trio.Nursery) -> None:
+        while True:
+            await self._kinds_changed.wait()
+            self._kinds_changed = trio.Event()
+            await self._sync_custom(nursery)
+
+    async def _sync_custom(self, nursery: trio.Nursery) -> None:
+        """Caches for the custom kinds served now (a new CRD version's kind replaces the old cache)."""
+        served = {(rt.group, rt.plural): rt for rt in self.registry.kinds() if rt.custom is not None}
+        for key, (inf, scope) in list(self._custom.items()):
+            if served.get(key) != inf.rt or served[key].custom != inf.rt.custom:
+                scope.cancel()
+                del self._custom[key]
+                self.graph.pop(inf.rt, None)
+        for key, rt in served.items():
+            if key in self._custom:
+                continue
+            inf = Informer(self.client, rt, transform=metadata_only,
+                           indexers={"uid": _uid_index, "owner": owner_uids})
+            inf.add_handler(self._enqueue_keys)
+            scope = await nursery.start(self._run_informer, inf)
+            self._custom[key] = (inf, scope)
+            self.graph[rt] = inf
+
+    async def _run_informer(self, inf: Informer, *, task_status: trio.TaskStatus[trio.CancelScope]) -> None:
+        with trio.CancelScope() as scope:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(inf.run)
+                task_status.started(scope)
+
+    def _enqueue_keys(self, event_type: str, old: Obj | None, new: Obj | None) -> None:
+        for key in self._keys(event_type, old, new):
+            self.queue.add(key)
 
     # --- graph queries -----------------------------------------------------------------------
 

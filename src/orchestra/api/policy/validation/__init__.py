@@ -100,7 +100,7 @@ _BY_KIND: dict[str, Callable[[Obj, Obj | None], list[Cause]]] = {
 
 def _validate_crd(obj: Obj, old: Obj | None) -> list[Cause]:
     # api/policy/crd builds on this package's meta rules: imported on first use, not in a circle
-    from orchestra.api.policy.crd.definition import validate_crd  # noqa: PLC0415
+    from orchestra.api.policy.crd.definition import validate_crd
 
     return validate_crd(obj, old)
 
