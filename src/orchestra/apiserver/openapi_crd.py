@@ -20,6 +20,7 @@ from orchestra.api.request.schema import load_schema
 
 META = "io.k8s.apimachinery.pkg.apis.meta.v1"
 KUBE_VERSION = "v1.32.0"
+_PATCH_TYPES = ("application/json-patch+json", "application/merge-patch+json", "application/apply-patch+yaml")
 _WRITE_PARAMS = [{"name": n, "in": "query", "schema": {"type": "string", "uniqueItems": True}}
                  for n in ("fieldValidation", "fieldManager", "dryRun")]
 
@@ -49,9 +50,13 @@ def crd_gv_document(registry: Registry, group: str, version: str) -> dict[str, A
         base = f"/apis/{t.group}/{t.version}"
         path = (f"{base}/namespaces/{{namespace}}/{t.plural}/{{name}}" if t.namespaced
                 else f"{base}/{t.plural}/{{name}}")
+        ref = {"schema": {"$ref": f"#/components/schemas/{component_name(t)}"}}
         op = {"x-kubernetes-group-version-kind": {"group": t.group, "version": t.version, "kind": t.kind},
-              "parameters": _WRITE_PARAMS, "responses": {"200": {"description": "OK"}}}
-        paths[path] = {"patch": op, "put": dict(op)}
+              "parameters": _WRITE_PARAMS, "responses": {"200": {"description": "OK", "content": {
+                  "application/json": ref}}}}
+        # what kubectl apply reads to choose its patch: a custom resource takes no strategic merge patch
+        patch = {**op, "requestBody": {"content": {t: {"schema": {"type": "object"}} for t in _PATCH_TYPES}}}
+        paths[path] = {"patch": patch, "put": {**op, "requestBody": {"content": {"application/json": ref}}}}
         schemas.update(_components(t))
     schemas.update(_meta_definitions())
     return {"openapi": "3.0.0", "info": {"title": "Kubernetes CRD Swagger", "version": KUBE_VERSION},
