@@ -579,7 +579,8 @@ def describe_object(client: RestClient, rt: ResourceType, obj: Obj) -> str:
         ),
         "Namespace": lambda: describe_namespace(obj),
     }
-    text = describers.get(rt.kind, lambda: describe_generic(obj))()
+    builtin = DEFAULT_REGISTRY.by_gvk(rt.group, rt.version, rt.kind)  # a custom kind may reuse a kind's name
+    text = describers.get(rt.kind if builtin else "", lambda: describe_generic(obj))()
     return text + describe_events(fetch_events(client, rt, obj))
 
 
