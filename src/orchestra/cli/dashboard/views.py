@@ -439,8 +439,40 @@ class EventsView(View):
         return event_row(obj)
 
 
+class CustomView(View):
+    """Custom resources of every Established CRD: kind, name, and the state their status reports."""
+
+    title = "Custom"
+    columns = (
+        Column("NAMESPACE", 20),
+        Column("KIND", 40),
+        Column("NAME", 63, flex=True),
+        Column("STATUS", 30, flex=True),
+        Column("AGE", 8),
+    )
+
+    def build(self, model: Model) -> Iterable[Row]:
+        for rt, obj in model.custom_items():
+            status = custom_status(obj)
+            cells = (str(meta(obj).get("namespace") or ""), f"{rt.kind}.{rt.group}", str(meta(obj).get("name") or ""),
+                     status, "")
+            style = "green" if status in ("Ready", "Running", "Available", "True") else ""
+            yield _make_row(rt.kind, obj, cells, ("dim", "", "", style, ""))
+
+
+def custom_status(obj: Obj) -> str:
+    """A custom resource's state as far as convention tells: status.phase, else its Ready condition."""
+    status = obj.get("status") or {}
+    if isinstance(status, dict) and isinstance(status.get("phase"), str):
+        return str(status["phase"])
+    for cond in (status.get("conditions") if isinstance(status, dict) else None) or []:
+        if isinstance(cond, dict) and cond.get("type") == "Ready":
+            return "Ready" if cond.get("status") == "True" else str(cond.get("reason") or "NotReady")
+    return "-"
+
+
 def make_views() -> list[View]:
-    return [NodesView(), PodsView(), WorkloadsView(), ServicesView(), EventsView()]
+    return [NodesView(), PodsView(), WorkloadsView(), ServicesView(), EventsView(), CustomView()]
 
 
 # --- drawing ---------------------------------------------------------------------------------------
