@@ -14,7 +14,8 @@ Areas (each package's docstring is its front door; arrows are checked by import-
   * tables/     representation: server-side Tables (`kubectl get` columns), cell for cell like kube.
   * machinery/  kube's apimachinery: label and field selectors, field errors, name rules.
   * errors.py   ApiError and its subclasses -> Status dicts; `Cause` (reason, message, field).
-  * registry.py the kinds: `ResourceType`, `Registry`, `BUILTIN`, `DEFAULT_REGISTRY`.
+  * registry.py the kinds: `ResourceType`, `Registry`, `BUILTIN`, `DEFAULT_REGISTRY`; custom kinds
+                (CustomResourceDefinitions) join a core's own registry at run time (`set_custom`).
   * metrics.py  metrics.k8s.io (NodeMetrics/PodMetrics, `Usage`), outside the main registry.
 Layers inside the api (top may import bottom): request | tables -> policy -> machinery | metrics ->
 registry | errors. The verbs call the rules; a rule never calls a verb.
@@ -31,6 +32,8 @@ Where a new kind's code goes:
   6. reconcilers/: its controller, composed in reconcilers/cluster.py (or workloads/__init__.py).
   7. cli/describe.py: a describer, if `orchestra describe` should do better than the generic one.
   8. scripts/extract-k8s-proto.py, re-run, if kubectl sends it as protobuf (`kubectl create ...`).
+A custom kind needs none of this: its CRD is the data (policy/crd compiles it, request/custom.py
+applies it, tables/custom.py prints it).
 A new verb or query parameter goes to request/; a new subresource to request/subresources.py.
 
 Must not import: the apiserver, app, cli, client, controller, reconcilers, node, net or runtime

@@ -17,7 +17,11 @@ Modules, one concept each:
     field metadata for the patch engines);
   * the patch engines, pure functions on JSON: patch.py (merge and JSON patch, and the front of
     the other two), smp.py (strategic merge patch), apply.py (server-side apply and managedFields);
-  * stored.py: the stored encoding of objects, uids, resourceVersions, the metadata the server sets.
+  * stored.py: the stored encoding of objects, uids, resourceVersions, the metadata the server sets;
+    decoding.py: kube's strict decoder and fieldValidation for written bodies and patch results;
+  * custom resources: custom.py (their decoding, strategy, validation and versions on the way in and
+    out, through api/policy/crd), customkinds.py (the registry kept in step with stored CRDs),
+    customschema.py (a custom version's schema as server-side apply reads it).
 Kubernetes protobuf bodies are decoded before they get here (apiserver/protobuf.py).
 
 New code here: a verb, a query parameter or a subresource every kind (or several) has; a rule
