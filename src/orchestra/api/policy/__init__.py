@@ -6,6 +6,8 @@ kinds track metadata.generation), `defaults.default(kind, obj)`, admission (`adm
 Priority, DefaultStorageClass, StorageObjectInUseProtection), `validation.validate(kind, obj, old)
 -> list[Cause]`, and for a new Service the allocation of its cluster IP and node ports
 (`allocators.ServiceAllocator`).
+Custom resources follow their CustomResourceDefinition: crd/ holds the schema machinery (structural
+schemas, validation, defaulting, pruning, CEL) and the CRD kind's own rules.
 Helpers of one kind that other layers share live here too: pdb.py (which pods a
 PodDisruptionBudget selects, its DisruptionAllowed condition: pods/eviction and the disruption
 controller) and storageclass.py (a claim's class, the default class: admission, the printers, the
