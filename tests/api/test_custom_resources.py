@@ -263,15 +263,44 @@ async def test_deleting_the_crd_deletes_its_resources(core: ApiCore) -> None:
     assert core.store.range(rt.key_prefix())[0] == []
 
 
-async def test_custom_kinds_survive_a_restart(tmp_path: Any) -> None:
-    store = Store.open_memory()
-    core = ApiCore(store)
-    await bootstrap(core)
-    crd = widget_crd()
-    crd["status"] = {}
-    created = (await core.create(crd_rt(core), None, crd)).obj
-    created["status"]["conditions"] = [{"type": "Established", "status": "True"}]
-    await core.update(crd_rt(core), None, "widgets.example.com", created, subresource="status")
-    again = ApiCore(store)  # a new core over the same store: what a restart sees
-    assert again.registry.by_kind("Widget") is not None
-    store.close()
+async def test_crds_and_custom_resources_survive_a_restart(tmp_path: Any) -> None:
+    """On the durable store: a new core over the reopened directory serves the kind at once."""
+    with trio.fail_after(30):
+        store = Store.open_durable(tmp_path / "store", fsync="never")
+        async with trio.open_nursery() as nursery:
+            await nursery.start(store.run)
+            core = ApiCore(store)
+            await bootstrap(core)
+            await nursery.start(CRDController(LocalClient(core)).run)
+            rt = await established(core, widget_crd())
+            await core.create(rt, "default", widget("kept"))
+            nursery.cancel_scope.cancel()
+        store.close()
+        again = Store.open_durable(tmp_path / "store", fsync="never")
+        core = ApiCore(again)
+        rt2 = core.registry.by_kind("Widget")
+        assert rt2 is not None
+        assert core.get(rt2, "default", "kept")["spec"] == {"color": "red", "replicas": 1}
+        again.close()
+
+
+async def test_bad_crd_writes_are_422_and_store_nothing(core: ApiCore) -> None:
+    await established(core, widget_crd())
+    before = core.get(crd_rt(core), None, "widgets.example.com")
+    dropped = copy.deepcopy(before)
+    dropped["spec"]["versions"][0]["name"] = "v2"  # the stored version v1 would vanish
+    with pytest.raises(Invalid) as err:
+        await core.update(crd_rt(core), None, "widgets.example.com", dropped)
+    assert "status.storedVersions[0]: Invalid value: \"v1\": must appear in spec.versions" in err.value.message
+    assert core.get(crd_rt(core), None, "widgets.example.com") == before
+    broken = widget_crd()
+    broken["metadata"]["name"] = "gadgets.example.com"
+    broken["spec"]["names"] = {"plural": "gadgets", "kind": "Gadget"}
+    spec = broken["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    spec["x-kubernetes-validations"] = [{"rule": "self.replicas >"}]
+    with pytest.raises(Invalid) as err:
+        await core.create(crd_rt(core), None, broken)
+    assert [c.field for c in err.value.causes] == [
+        "spec.validation.openAPIV3Schema.properties[spec].x-kubernetes-validations[0].rule"]
+    with pytest.raises(NotFound):
+        core.get(crd_rt(core), None, "gadgets.example.com")
