@@ -175,3 +175,16 @@ def test_crd_update_validation(changes: dict[str, Any], established: bool, want:
     new = crd(**changes)
     new["status"] = copy.deepcopy(old["status"])
     assert [f"{c.field}: {c.message}" for c in validate_crd(new, old)] == want
+
+
+def test_a_new_storage_version_joins_stored_versions() -> None:
+    from orchestra.api.policy.crd.strategy import prepare_create, prepare_update
+
+    old = crd()
+    prepare_create(old)
+    assert old["status"] == {"acceptedNames": {"plural": "", "kind": ""}, "storedVersions": ["v1"]}
+    new = copy.deepcopy(old)
+    new["spec"]["versions"][0]["storage"] = False
+    new["spec"]["versions"].append({**new["spec"]["versions"][0], "name": "v2", "storage": True})
+    prepare_update(new, old)
+    assert new["status"]["storedVersions"] == ["v1", "v2"]

@@ -143,6 +143,8 @@ async def test_update_is_not_create_and_bumps_generation_on_spec_only(core: ApiC
     with pytest.raises(NotFound):
         await core.update(rt, "default", "nope", widget("nope"))
     obj = (await core.create(rt, "default", widget())).obj
+    with pytest.raises(Invalid, match=re.escape("metadata.resourceVersion: Invalid value: 0x0: must be specified")):
+        await core.update(rt, "default", "w1", widget())  # no unconditional update of a custom resource
     labelled = copy.deepcopy(obj)
     labelled["metadata"]["labels"] = {"a": "b"}
     obj = (await core.update(rt, "default", "w1", labelled)).obj

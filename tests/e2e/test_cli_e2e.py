@@ -371,4 +371,6 @@ def test_custom_resources(server: Path, tmp_path: Path) -> None:
     assert described.exit_code == 0 and "Kind:         Gizmo" in described.stdout and "size: 3" in described.stdout
     deleted = run(server, "delete", "gizmo", "g1")
     assert deleted.exit_code == 0 and 'gizmo.cli.example.com "g1" deleted' in deleted.stdout
-    assert run(server, "delete", "-f", str(path)).exit_code == 0
+    cleaned = run(server, "delete", "-f", str(path), "--ignore-not-found")
+    assert cleaned.exit_code == 0, cleaned.output
+    assert 'customresourcedefinition.apiextensions.k8s.io "gizmos.cli.example.com" deleted' in cleaned.stdout

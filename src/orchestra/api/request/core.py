@@ -332,6 +332,10 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, DecodingMixin, Custom
             # PUT creates when the object does not exist (AllowCreateOnUpdate for most kinds)
             meta(obj).pop("resourceVersion", None)
             return await self.create(rt, namespace, obj, opts)
+        if want_rv is None and (rt.custom is not None or rt.kind == "CustomResourceDefinition"):
+            # kube's custom resource and CRD strategies allow no unconditional update
+            raise invalid(rt.kind, name, [Cause("FieldValueInvalid", "Invalid value: 0x0: must be specified for an "
+                                                "update", "metadata.resourceVersion")], group=rt.group)
         if want_rv is not None and want_rv != kv.mod_revision:
             raise conflict(rt.group_resource, name, group=rt.group, plural=rt.plural)
         result = await self._replace(rt, kv, obj, opts, subresource)

@@ -103,9 +103,10 @@ class SubresourceMixin:
             resource.set_path(obj, custom_scale.spec_replicas, replicas)
         else:
             obj["spec"]["replicas"] = replicas
-        if want_rv is None:
-            meta(obj).pop("resourceVersion", None)
-        else:
+        if want_rv is None and rt.custom is None:
+            meta(obj).pop("resourceVersion", None)  # a custom resource keeps the one just read: no
+            # unconditional update of it exists (a write in between is a Conflict, as in kube's retry)
+        elif want_rv is not None:
             meta(obj)["resourceVersion"] = want_rv
         result = await self.update(rt, namespace, name, obj, opts)
         return self._scale_of(result.obj, rt)
