@@ -149,8 +149,8 @@ def main() -> None:
                 time.sleep(1)
             time.sleep(10)
             print(
-                f"idle RSS with examples/ applied: {rss_mb(proc.pid):.0f} MB (pods by phase: {phases}; target <= 150 MB, "
-                "k3s idles at 300-500 MB)"
+                f"idle RSS with examples/ applied: {rss_mb(proc.pid):.0f} MB "
+                f"(pods by phase: {phases}; target <= 150 MB, k3s idles at 300-500 MB)"
             )
         finally:
             stop(proc)

@@ -34,30 +34,67 @@ Obj = dict[str, Any]
 
 def widget_crd(**version: Any) -> Obj:
     v1 = {
-        "name": "v1", "served": True, "storage": True,
-        "subresources": {"status": {}, "scale": {"specReplicasPath": ".spec.replicas",
-                                                 "statusReplicasPath": ".status.replicas",
-                                                 "labelSelectorPath": ".status.selector"}},
-        "additionalPrinterColumns": [{"name": "Color", "type": "string", "jsonPath": ".spec.color"},
-                                     {"name": "Replicas", "type": "integer", "jsonPath": ".spec.replicas"}],
+        "name": "v1",
+        "served": True,
+        "storage": True,
+        "subresources": {
+            "status": {},
+            "scale": {
+                "specReplicasPath": ".spec.replicas",
+                "statusReplicasPath": ".status.replicas",
+                "labelSelectorPath": ".status.selector",
+            },
+        },
+        "additionalPrinterColumns": [
+            {"name": "Color", "type": "string", "jsonPath": ".spec.color"},
+            {"name": "Replicas", "type": "integer", "jsonPath": ".spec.replicas"},
+        ],
         "selectableFields": [{"jsonPath": ".spec.color"}],
-        "schema": {"openAPIV3Schema": {"type": "object", "properties": {
-            "spec": {"type": "object", "required": ["color"], "properties": {
-                "color": {"type": "string", "enum": ["red", "blue"]},
-                "replicas": {"type": "integer", "default": 1, "minimum": 0},
-                "ports": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"],
-                          "items": {"type": "object", "required": ["name"], "properties": {
-                              "name": {"type": "string"}, "port": {"type": "integer"}}}}},
-                "x-kubernetes-validations": [{"rule": "self.replicas <= 10", "message": "at most 10 replicas"}]},
-            "status": {"type": "object", "properties": {"replicas": {"type": "integer"},
-                                                        "selector": {"type": "string"}}}}}},
+        "schema": {
+            "openAPIV3Schema": {
+                "type": "object",
+                "properties": {
+                    "spec": {
+                        "type": "object",
+                        "required": ["color"],
+                        "properties": {
+                            "color": {"type": "string", "enum": ["red", "blue"]},
+                            "replicas": {"type": "integer", "default": 1, "minimum": 0},
+                            "ports": {
+                                "type": "array",
+                                "x-kubernetes-list-type": "map",
+                                "x-kubernetes-list-map-keys": ["name"],
+                                "items": {
+                                    "type": "object",
+                                    "required": ["name"],
+                                    "properties": {"name": {"type": "string"}, "port": {"type": "integer"}},
+                                },
+                            },
+                        },
+                        "x-kubernetes-validations": [
+                            {"rule": "self.replicas <= 10", "message": "at most 10 replicas"}
+                        ],
+                    },
+                    "status": {
+                        "type": "object",
+                        "properties": {"replicas": {"type": "integer"}, "selector": {"type": "string"}},
+                    },
+                },
+            }
+        },
         **version,
     }
-    return {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-            "metadata": {"name": "widgets.example.com"},
-            "spec": {"group": "example.com", "scope": "Namespaced",
-                     "names": {"plural": "widgets", "kind": "Widget", "shortNames": ["wd"], "categories": ["all"]},
-                     "versions": [v1]}}
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {
+            "group": "example.com",
+            "scope": "Namespaced",
+            "names": {"plural": "widgets", "kind": "Widget", "shortNames": ["wd"], "categories": ["all"]},
+            "versions": [v1],
+        },
+    }
 
 
 def widget(name: str = "w1", **spec: Any) -> Obj:
@@ -97,10 +134,13 @@ async def test_crd_status_and_registry(core: ApiCore) -> None:
     rt = await established(core, widget_crd())
     crd = core.get(crd_rt(core), None, "widgets.example.com")
     conds = {c["type"]: (c["status"], c["reason"]) for c in crd["status"]["conditions"]}
-    assert conds == {"NamesAccepted": ("True", "NoConflicts"), "Established": ("True", "InitialNamesAccepted")}
+    assert conds == {
+        "NamesAccepted": ("True", "NoConflicts"),
+        "Established": ("True", "InitialNamesAccepted"),
+    }
     assert crd["status"]["acceptedNames"]["shortNames"] == ["wd"]
     assert crd["status"]["storedVersions"] == ["v1"]
-    assert core.registry.resolve("wd") is rt and core.registry.by_plural("example.com", "widgets", "v1") is rt
+    assert core.registry.resolve("wd") is rt and core.registry.by_path("example.com", "v1", "widgets") is rt
     assert rt.namespaced and rt.has_subresource("status") and rt.has_subresource("scale")
 
 
@@ -114,8 +154,11 @@ async def test_names_conflicting_with_another_crd_are_not_accepted(core: ApiCore
         await trio.testing.wait_all_tasks_blocked()
     got = core.get(crd_rt(core), None, "gizmos.example.com")
     conds = {c["type"]: c for c in got["status"]["conditions"]}
-    assert (conds["NamesAccepted"]["status"], conds["NamesAccepted"]["reason"],
-            conds["NamesAccepted"]["message"]) == ("False", "ListKindConflict", '"WidgetList" is already in use')
+    assert (
+        conds["NamesAccepted"]["status"],
+        conds["NamesAccepted"]["reason"],
+        conds["NamesAccepted"]["message"],
+    ) == ("False", "ListKindConflict", '"WidgetList" is already in use')
     assert conds["Established"]["status"] == "False"
     assert core.registry.by_plural("example.com", "gizmos") is None
 
@@ -131,7 +174,10 @@ async def test_create_defaults_prunes_and_validates(core: ApiCore) -> None:
         await core.create(rt, "default", widget("w2", junk=1), WriteOptions(field_validation="Strict"))
     with pytest.raises(Invalid) as err:
         await core.create(rt, "default", widget("w3", replicas=11))
-    assert err.value.message == 'Widget.example.com "w3" is invalid: spec: Invalid value: "object": at most 10 replicas'
+    assert (
+        err.value.message
+        == 'Widget.example.com "w3" is invalid: spec: Invalid value: "object": at most 10 replicas'
+    )
     with pytest.raises(Invalid) as err:
         await core.create(rt, "default", widget("w4", ports=[{"name": "a"}, {"name": "a"}]))
     assert [c.field for c in err.value.causes] == ["spec.ports[1]"]
@@ -143,7 +189,9 @@ async def test_update_is_not_create_and_bumps_generation_on_spec_only(core: ApiC
     with pytest.raises(NotFound):
         await core.update(rt, "default", "nope", widget("nope"))
     obj = (await core.create(rt, "default", widget())).obj
-    with pytest.raises(Invalid, match=re.escape("metadata.resourceVersion: Invalid value: 0x0: must be specified")):
+    with pytest.raises(
+        Invalid, match=re.escape("metadata.resourceVersion: Invalid value: 0x0: must be specified")
+    ):
         await core.update(rt, "default", "w1", widget())  # no unconditional update of a custom resource
     labelled = copy.deepcopy(obj)
     labelled["metadata"]["labels"] = {"a": "b"}
@@ -217,7 +265,10 @@ async def test_selectors_and_watch(core: ApiCore) -> None:
             await core.delete(rt, "default", "a")
             seen.append(await anext(events))
     assert [(t, o["metadata"]["name"], o["apiVersion"]) for t, o in seen] == [
-        ("ADDED", "a", "example.com/v1"), ("ADDED", "b", "example.com/v1"), ("DELETED", "a", "example.com/v1")]
+        ("ADDED", "a", "example.com/v1"),
+        ("ADDED", "b", "example.com/v1"),
+        ("DELETED", "a", "example.com/v1"),
+    ]
 
 
 async def test_table_columns(core: ApiCore) -> None:
@@ -234,12 +285,12 @@ async def test_versions_convert_with_strategy_none_and_warn_when_deprecated(core
     v1beta1.update(name="v1beta1", storage=False, deprecated=True)
     crd["spec"]["versions"].append(v1beta1)
     await established(core, crd)
-    beta = core.registry.by_plural("example.com", "widgets", "v1beta1")
+    beta = core.registry.by_path("example.com", "v1beta1", "widgets")
     assert beta is not None and beta.custom is not None
     assert beta.custom.warning == "example.com/v1beta1 Widget is deprecated; use example.com/v1 Widget"
     created = (await core.create(beta, "default", {**widget(), "apiVersion": "example.com/v1beta1"})).obj
     assert created["apiVersion"] == "example.com/v1beta1"
-    v1 = core.registry.by_plural("example.com", "widgets", "v1")
+    v1 = core.registry.by_path("example.com", "v1", "widgets")
     assert v1 is not None and core.get(v1, "default", "w1")["apiVersion"] == "example.com/v1"
     assert core.registry.by_plural("example.com", "widgets") is v1  # the preferred version
 
@@ -252,7 +303,9 @@ async def test_deleting_the_crd_deletes_its_resources(core: ApiCore) -> None:
     assert not gone and "customresourcecleanup.apiextensions.k8s.io" in obj["metadata"]["finalizers"]
     terminating = core.registry.by_kind("Widget")
     assert terminating is not None
-    with pytest.raises(MethodNotAllowed, match="create not allowed while custom resource definition is terminating"):
+    with pytest.raises(
+        MethodNotAllowed, match="create not allowed while custom resource definition is terminating"
+    ):
         await core.create(terminating, "default", widget("c"))
     with trio.fail_after(10):
         while True:
@@ -293,7 +346,7 @@ async def test_bad_crd_writes_are_422_and_store_nothing(core: ApiCore) -> None:
     dropped["spec"]["versions"][0]["name"] = "v2"  # the stored version v1 would vanish
     with pytest.raises(Invalid) as err:
         await core.update(crd_rt(core), None, "widgets.example.com", dropped)
-    assert "status.storedVersions[0]: Invalid value: \"v1\": must appear in spec.versions" in err.value.message
+    assert 'status.storedVersions[0]: Invalid value: "v1": must appear in spec.versions' in err.value.message
     assert core.get(crd_rt(core), None, "widgets.example.com") == before
     broken = widget_crd()
     broken["metadata"]["name"] = "gadgets.example.com"

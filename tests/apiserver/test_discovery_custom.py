@@ -44,4 +44,4 @@ def test_custom_kinds_never_shadow_builtin_names() -> None:
     assert registry.resolve("po") is not None and registry.resolve("po").group == ""  # type: ignore[union-attr]
     assert registry.by_kind("Pod").group == ""  # type: ignore[union-attr]
     assert registry.resolve("pods.example.com") is pod and registry.by_plural("example.com", "pods") is pod
-    assert registry.kinds()[-1] is pod and registry.generation == 2
+    assert registry.types[-1] is pod and registry.generation == 2

@@ -268,6 +268,36 @@ async def test_views_render_from_the_caches() -> None:
             nursery.cancel_scope.cancel()
 
 
+async def test_autoscalers_show_targets_bounds_replicas_and_what_holds_them() -> None:
+    """View 6: each HPA with its target, current/target metrics, min-max, replicas (current -> desired)
+    and the condition that matters (a failing one first); a status write reaches the screen."""
+    with trio.fail_after(30):
+        api = await make_api()
+        await seed(api)
+        cpu = {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}}
+        hpa = {"metadata": {"name": "web"}, "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+            "minReplicas": 2, "maxReplicas": 8, "metrics": [{"type": "Resource", "resource": cpu}]}}
+        created = await api.create("HorizontalPodAutoscaler", hpa, "shop")
+        async with trio.open_nursery() as nursery:
+            dash = await started(api, nursery)
+            dash.press("6")
+            row = line_with(screen(dash), "Deployment/web")
+            assert row.split()[1:9] == ["shop", "web", "Deployment/web", "cpu:", "<unknown>/50%", "2-8", "0",
+                                        "Waiting"]
+            created["status"] = {"currentReplicas": 3, "desiredReplicas": 5, "currentMetrics": [
+                {"type": "Resource", "resource": {"name": "cpu", "current": {"averageUtilization": 120,
+                                                                            "averageValue": "120m"}}}],
+                "conditions": [{"type": "AbleToScale", "status": "True", "reason": "SucceededRescale"},
+                               {"type": "ScalingActive", "status": "True", "reason": "ValidMetricFound"},
+                               {"type": "ScalingLimited", "status": "True", "reason": "ScaleUpLimit"}]}
+            await api.client.update_status(api.rt("HorizontalPodAutoscaler"), created)
+            await settle()
+            row = line_with(screen(dash), "Deployment/web")
+            assert row.split()[4:9] == ["cpu:", "120%/50%", "2-8", "3->5", "ScaleUpLimit"]
+            nursery.cancel_scope.cancel()
+
+
 async def test_watch_updates_reach_the_screen() -> None:
     with trio.fail_after(30):
         api = await make_api()
@@ -496,7 +526,7 @@ async def test_custom_resources_view_follows_crds() -> None:
                                    subresource="status")
             assert w["metadata"]["name"] == "w1"
             await settle()
-            dash.press("6")
+            dash.press("7")
             row = line_with(screen(dash), "w1")
             assert row.split()[1:4] == ["default", "Widget.example.com", "w1"]
             nursery.cancel_scope.cancel()

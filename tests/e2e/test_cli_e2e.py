@@ -361,14 +361,20 @@ def test_custom_resources(server: Path, tmp_path: Path) -> None:
     path.write_text(CUSTOM)
     applied = run(server, "apply", "-f", str(path))
     assert applied.exit_code == 0, applied.output
-    assert applied.stdout.splitlines() == ["customresourcedefinition.apiextensions.k8s.io/gizmos.cli.example.com "
-                                           "created", "gizmo.cli.example.com/g1 created"]
+    assert applied.stdout.splitlines() == [
+        "customresourcedefinition.apiextensions.k8s.io/gizmos.cli.example.com created",
+        "gizmo.cli.example.com/g1 created",
+    ]
     table = run(server, "get", "gizmos")
     assert table.exit_code == 0, table.output
     assert [line.split() for line in table.stdout.splitlines()] == [["NAME", "SIZE"], ["g1", "3"]]
     assert "gizmo.cli.example.com/g1" in run(server, "get", "all").stdout
     described = run(server, "describe", "gz", "g1")
-    assert described.exit_code == 0 and "Kind:         Gizmo" in described.stdout and "size: 3" in described.stdout
+    assert (
+        described.exit_code == 0
+        and "Kind:         Gizmo" in described.stdout
+        and "size: 3" in described.stdout
+    )
     deleted = run(server, "delete", "gizmo", "g1")
     assert deleted.exit_code == 0 and 'gizmo.cli.example.com "g1" deleted' in deleted.stdout
     cleaned = run(server, "delete", "-f", str(path), "--ignore-not-found")

@@ -72,7 +72,9 @@ def kubectl(live_cluster: LiveCluster, kubectl_bin: str) -> Kubectl:
         proc = subprocess.run([kubectl_bin, *args], input=input, capture_output=True, text=True,
                               env=live_cluster.kubectl_env(), timeout=60)
         if check and proc.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+            raise AssertionError(
+                f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+            )
         return proc
 
     return run
@@ -106,10 +108,15 @@ def test_custom_resources_with_kubectl(kubectl: Kubectl, kubectl_bin: str, live_
     kubectl("patch", "gadget", "g1", "--type=merge", "-p", '{"spec":{"color":"blue"}}')
     kubectl("patch", "gd", "g1", "--type=json", "-p", '[{"op":"replace","path":"/spec/replicas","value":2}]')
     strategic = kubectl("patch", "gadget", "g1", "-p", '{"spec":{"color":"red"}}', check=False)
-    assert strategic.returncode != 0 and "the body of the request was in an unknown format" in strategic.stderr
+    assert (
+        strategic.returncode != 0 and "the body of the request was in an unknown format" in strategic.stderr
+    )
 
     (folder / "b-gadget.yaml").write_text(GADGET.format(color="blue") + "  owner: me\n")
-    assert "gadget.kubectl.example.com/g1 configured" in kubectl("apply", "-f", str(folder / "b-gadget.yaml")).stdout
+    assert (
+        "gadget.kubectl.example.com/g1 configured"
+        in kubectl("apply", "-f", str(folder / "b-gadget.yaml")).stdout
+    )
     ssa = kubectl("apply", "--server-side", "--force-conflicts", "--field-manager=team",
                   "-f", str(folder / "b-gadget.yaml"))
     assert "serverside-applied" in ssa.stdout

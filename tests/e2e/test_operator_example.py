@@ -44,9 +44,25 @@ def cluster(tmp_path: Path) -> Iterator[dict[str, str]]:
     state = tmp_path / "state"
     env = {**os.environ, "HOME": str(tmp_path / "home"), "KUBECONFIG": str(state / "kubeconfig")}
     log = (tmp_path / "orchestra.log").open("w")
-    up = subprocess.Popen([str(BIN / "orchestra"), "up", "--memory", "--no-podman", "--no-network", "--no-dashboard",
-                           "--simulate-nodes", "1", "--listen", "127.0.0.1:0", "--state-dir", str(state)],
-                          stdout=log, stderr=subprocess.STDOUT, env=env)
+    up = subprocess.Popen(
+        [
+            str(BIN / "orchestra"),
+            "up",
+            "--memory",
+            "--no-podman",
+            "--no-network",
+            "--no-dashboard",
+            "--simulate-nodes",
+            "1",
+            "--listen",
+            "127.0.0.1:0",
+            "--state-dir",
+            str(state),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
     try:
         wait_for("the API", lambda: (state / "kubeconfig").exists() and subprocess.run(
             [KUBECTL, "get", "--raw", "/readyz"], capture_output=True, env=env).returncode == 0)
@@ -69,18 +85,26 @@ def kubectl(env: dict[str, str], *args: str, check: bool = True) -> str:
 
 
 def get(env: dict[str, str], *args: str) -> Any:
-    proc = subprocess.run([KUBECTL, "get", *args, "-o", "json"], capture_output=True, text=True, env=env, timeout=60)
+    proc = subprocess.run(
+        [KUBECTL, "get", *args, "-o", "json"], capture_output=True, text=True, env=env, timeout=60
+    )
     return json.loads(proc.stdout) if proc.returncode == 0 else None
 
 
 def test_staticsite_operator(cluster: dict[str, str], tmp_path: Path) -> None:
     env = cluster
     kubectl(env, "apply", "-f", str(EXAMPLE / "crd.yaml"))
-    kubectl(env, "wait", "--for=condition=established", "crd/staticsites.sites.orchestra.dev", "--timeout=30s")
+    kubectl(
+        env, "wait", "--for=condition=established", "crd/staticsites.sites.orchestra.dev", "--timeout=30s"
+    )
     kopf = shutil.which("kopf", path=str(BIN)) or "kopf"
     log = (tmp_path / "kopf.log").open("w")
-    operator = subprocess.Popen([kopf, "run", "--standalone", "--all-namespaces", str(EXAMPLE / "operator.py")],
-                                stdout=log, stderr=subprocess.STDOUT, env=env)
+    operator = subprocess.Popen(
+        [kopf, "run", "--standalone", "--all-namespaces", str(EXAMPLE / "operator.py")],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
     try:
         kubectl(env, "apply", "-f", str(EXAMPLE / "staticsite.yaml"))
         deploy = wait_for("the Deployment", lambda: get(env, "deployment", "hello"))
@@ -90,7 +114,12 @@ def test_staticsite_operator(cluster: dict[str, str], tmp_path: Path) -> None:
         assert get(env, "service", "hello")["spec"]["ports"][0]["port"] == 80
         site = wait_for("the site's status", lambda: (s := get(env, "staticsite", "hello"))
                         and s.get("status", {}).get("phase") == "Ready" and s)
-        assert site["status"] == {"replicas": 2, "readyReplicas": 2, "service": "hello.default.svc", "phase": "Ready"}
+        assert site["status"] == {
+            "replicas": 2,
+            "readyReplicas": 2,
+            "service": "hello.default.svc",
+            "phase": "Ready",
+        }
         rows = kubectl(env, "get", "staticsites").splitlines()
         assert rows[0].split() == ["NAME", "REPLICAS", "READY", "SERVICE", "AGE"]
         assert rows[1].split()[:4] == ["hello", "2", "2", "hello.default.svc"]

@@ -54,8 +54,11 @@ def test_apiextensions_and_custom_objects(api: client.ApiClient) -> None:
     created = ext.create_custom_resource_definition(CRD)
     assert created.status.stored_versions == [VERSION]
     w = watch.Watch()
-    for event in w.stream(ext.list_custom_resource_definition, field_selector=f"metadata.name={PLURAL}.{GROUP}",
-                          timeout_seconds=20):
+    for event in w.stream(
+        ext.list_custom_resource_definition,
+        field_selector=f"metadata.name={PLURAL}.{GROUP}",
+        timeout_seconds=20,
+    ):
         conds = {c.type: c.status for c in event["object"].status.conditions or []}
         if conds.get("Established") == "True":
             w.stop()
@@ -80,14 +83,21 @@ def test_apiextensions_and_custom_objects(api: client.ApiClient) -> None:
     follower = threading.Thread(target=follow)
     follower.start()
     started.wait(5)
-    assert objs.create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, body)["spec"]["teeth"] == 12
+    assert (
+        objs.create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, body)["spec"]["teeth"] == 12
+    )
     with pytest.raises(ApiException) as err:
         objs.create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL,
                                              {**body, "metadata": {"name": "s2"}, "spec": {"teeth": 1}})
-    assert err.value.status == 422 and "spec.teeth in body should be greater than or equal to 3" in err.value.body
+    assert (
+        err.value.status == 422
+        and "spec.teeth in body should be greater than or equal to 3" in err.value.body
+    )
     listed = objs.list_namespaced_custom_object(GROUP, VERSION, "default", PLURAL)
     assert [i["metadata"]["name"] for i in listed["items"]] == ["s1"] and listed["kind"] == "SprocketList"
-    patched = objs.patch_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, "s1", {"spec": {"teeth": 16}})
+    patched = objs.patch_namespaced_custom_object(
+        GROUP, VERSION, "default", PLURAL, "s1", {"spec": {"teeth": 16}}
+    )
     assert patched["spec"]["teeth"] == 16
     status = objs.patch_namespaced_custom_object_status(GROUP, VERSION, "default", PLURAL, "s1",
                                                         {"status": {"replicas": 1}})
@@ -99,5 +109,11 @@ def test_apiextensions_and_custom_objects(api: client.ApiClient) -> None:
         "replicas": 1}
     objs.delete_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, "s1")
     follower.join(20)
-    assert got == [("ADDED", "s1"), ("MODIFIED", "s1"), ("MODIFIED", "s1"), ("MODIFIED", "s1"), ("DELETED", "s1")]
+    assert got == [
+        ("ADDED", "s1"),
+        ("MODIFIED", "s1"),
+        ("MODIFIED", "s1"),
+        ("MODIFIED", "s1"),
+        ("DELETED", "s1"),
+    ]
     ext.delete_custom_resource_definition(f"{PLURAL}.{GROUP}")

@@ -28,7 +28,9 @@ async def test_owner_references_between_custom_and_builtin(autojump_clock: trio.
             await nursery.start(GarbageCollector(api.client).run)  # started before the CRD exists
             await _established(api)
             owner: Any = await api.create("Widget", widget("owner"))
-            cm = await api.create("ConfigMap", {"metadata": {"name": "made", "ownerReferences": [owner_ref(owner)]}})
+            cm = await api.create(
+                "ConfigMap", {"metadata": {"name": "made", "ownerReferences": [owner_ref(owner)]}}
+            )
             await api.create("Widget", {**widget("kid"), "metadata": {"name": "kid",
                                                                       "ownerReferences": [owner_ref(cm)]}})
             await api.client.delete(api.rt("Widget"), "default", "owner")

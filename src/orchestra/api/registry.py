@@ -69,6 +69,9 @@ class ResourceType:
     # The schema definition name in the Kubernetes OpenAPI document.
     definition: str = ""
     custom: CustomKind | None = attrs.field(default=None, eq=False, repr=False)
+    # Set on another served version of a kind stored at this version (autoscaling/v1
+    # HorizontalPodAutoscalers are stored as v2): requests at it are converted (api/conversion/).
+    stored_as: str = ""
 
     @property
     def api_version(self) -> str:
@@ -117,6 +120,7 @@ def _rt(
     scale: bool = False,
     extra: tuple[Subresource, ...] = (),
     definition_pkg: str = "",
+    version: str = "v1",
 ) -> ResourceType:
     subs: list[Subresource] = []
     if status:
@@ -126,7 +130,7 @@ def _rt(
     subs.extend(extra)
     return ResourceType(
         group=group,
-        version="v1",
+        version=version,
         kind=kind,
         plural=plural,
         singular=kind.lower(),
@@ -134,8 +138,14 @@ def _rt(
         short_names=short,
         categories=cats,
         subresources=tuple(subs),
-        definition=f"io.k8s.api.{definition_pkg}.v1.{kind}",
+        definition=f"io.k8s.api.{definition_pkg}.{version}.{kind}",
     )
+
+
+def _also_served(rt: ResourceType, version: str) -> ResourceType:
+    """`rt`'s kind served at another version too, stored at `rt`'s."""
+    return attrs.evolve(rt, version=version, stored_as=rt.version,
+                        definition=rt.definition.replace(f".{rt.version}.", f".{version}."))
 
 
 _POD_STREAMS = (
@@ -159,6 +169,9 @@ CRD = ResourceType(
     subresources=(Subresource("status", "CustomResourceDefinition"),),
     definition="io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition",
 )
+
+_HPA = _rt("autoscaling", "HorizontalPodAutoscaler", "horizontalpodautoscalers", short=("hpa",),
+          cats=("all",), version="v2", definition_pkg="autoscaling")
 
 BUILTIN: tuple[ResourceType, ...] = (
     _rt("", "Namespace", "namespaces", namespaced=False, short=("ns",), definition_pkg="core"),
@@ -198,6 +211,8 @@ BUILTIN: tuple[ResourceType, ...] = (
     _rt("discovery.k8s.io", "EndpointSlice", "endpointslices", status=False, definition_pkg="discovery"),
     _rt("", "PersistentVolumeClaim", "persistentvolumeclaims", short=("pvc",), definition_pkg="core"),
     _rt("", "PersistentVolume", "persistentvolumes", namespaced=False, short=("pv",), definition_pkg="core"),
+    _rt("", "ResourceQuota", "resourcequotas", short=("quota",), definition_pkg="core"),
+    _rt("", "LimitRange", "limitranges", short=("limits",), status=False, definition_pkg="core"),
     _rt(
         "storage.k8s.io",
         "StorageClass",
@@ -217,16 +232,22 @@ BUILTIN: tuple[ResourceType, ...] = (
         definition_pkg="scheduling",
     ),
     CRD,
+    _HPA,
+    _also_served(_HPA, "v1"),
 )
-
-
 
 
 class Registry:
     """Lookup of resource types by (group, plural), by kind, and by any name a user may type.
 
-    Custom kinds (`set_custom`) never shadow a built-in name; a custom group's preferred version
-    answers the version-less lookups (`by_plural(group, plural)`, `by_kind`, `resolve`)."""
+    `types` holds one resource type per resource: a built-in kind at its storage version, a custom
+    kind at its preferred version — what controllers, garbage collection and namespace deletion
+    iterate, and what the version-less lookups (`by_plural`, `by_kind`, `resolve`) answer. `served`
+    adds every other version a kind is served at: built-in ones stored at another version
+    (`stored_as` set: api/conversion converts them) and a CRD's other served versions (its
+    `CustomKind` converts them); URL paths (`by_path`), discovery and type checks of bodies use those.
+    Custom kinds (`set_custom`) never shadow a built-in name.
+    """
 
     def __init__(self, types: Iterable[ResourceType] = BUILTIN) -> None:
         self.builtin: tuple[ResourceType, ...] = tuple(types)
@@ -235,16 +256,19 @@ class Registry:
         self._rebuild()
 
     def _rebuild(self) -> None:
-        custom = [t for crd in sorted(self._custom) for t in self._custom[crd]]
-        self.types: tuple[ResourceType, ...] = (*self.builtin, *custom)
-        self._by_gvp = {(t.group, t.version, t.plural): t for t in self.types}
-        self._by_gvk = {(t.group, t.version, t.kind): t for t in self.types}
-        preferred = [*self.builtin, *(ts[0] for _, ts in sorted(self._custom.items()) if ts)]
-        self._kinds: tuple[ResourceType, ...] = tuple(preferred)
-        self._by_plural = {(t.group, t.plural): t for t in reversed(preferred)}
+        custom = [self._custom[crd] for crd in sorted(self._custom)]
+        self.served: tuple[ResourceType, ...] = (*self.builtin, *(t for ts in custom for t in ts))
+        self.types: tuple[ResourceType, ...] = (
+            *(t for t in self.builtin if not t.stored_as),
+            *(ts[0] for ts in custom if ts),
+        )
+        self._by_path = {(t.group, t.version, t.plural): t for t in self.served}
+        self._by_gvk = {(t.group, t.version, t.kind): t for t in self.served}
+        self._by_plural: dict[tuple[str, str], ResourceType] = {}
         self._by_kind: dict[str, ResourceType] = {}
         self._names: dict[str, ResourceType] = {}
-        for t in preferred:
+        for t in self.types:  # built-ins first: setdefault keeps their names
+            self._by_plural.setdefault((t.group, t.plural), t)
             self._by_kind.setdefault(t.kind, t)
             for n in (t.plural, t.singular, t.kind.lower(), *t.short_names, t.group_resource):
                 self._names.setdefault(n, t)
@@ -265,16 +289,15 @@ class Registry:
         """The served versions of CRD `crd` (empty when it serves nothing)."""
         return self._custom.get(crd, ())
 
-    def kinds(self) -> tuple[ResourceType, ...]:
-        """One type per resource (a custom resource's preferred version): what controllers walk."""
-        return self._kinds
-
     # --- lookups --------------------------------------------------------------------------------
 
-    def by_plural(self, group: str, plural: str, version: str | None = None) -> ResourceType | None:
-        if version is None:
-            return self._by_plural.get((group, plural))
-        return self._by_gvp.get((group, version, plural))
+    def by_plural(self, group: str, plural: str) -> ResourceType | None:
+        """The resource (group, plural) names, at its storage or preferred version."""
+        return self._by_plural.get((group, plural))
+
+    def by_path(self, group: str, version: str, plural: str) -> ResourceType | None:
+        """The resource a URL names: `/apis/<group>/<version>/<plural>` (any served version)."""
+        return self._by_path.get((group, version, plural))
 
     def by_gvk(self, group: str, version: str, kind: str) -> ResourceType | None:
         return self._by_gvk.get((group, version, kind))
@@ -297,16 +320,17 @@ class Registry:
             seen.setdefault(t.group, None)
         return list(seen)
 
+    def in_group(self, group: str, version: str = "v1") -> list[ResourceType]:
+        return [t for t in self.served if t.group == group and t.version == version]
+
     def versions(self, group: str) -> list[str]:
-        """The versions a group serves, preferred first."""
+        """The versions `group` is served at, preferred first: a built-in group's storage versions
+        before the versions converted to them, a custom group's in kube's version priority."""
         seen: dict[str, None] = {}
-        for t in self.types:
+        for t in sorted(self.served, key=lambda t: bool(t.stored_as)):  # stable: storage versions first
             if t.group == group:
                 seen.setdefault(t.version, None)
         return list(seen)
-
-    def in_group(self, group: str, version: str = "v1") -> list[ResourceType]:
-        return [t for t in self.types if t.group == group and t.version == version]
 
 
 DEFAULT_REGISTRY = Registry()

@@ -69,13 +69,10 @@ class Discovery:
         ]
 
     def _versions(self, group: str) -> list[str]:
-        """The versions a group serves, preferred first (v1, v1beta1 for metrics.k8s.io; a custom
-        group's by kube's version priority)."""
+        """The versions a group serves, preferred first (v1, v1beta1 for metrics.k8s.io,
+        v2 and v1 for autoscaling; a custom group's by kube's version priority)."""
         versions = self.registry.versions(group) or self.read_only.versions(group) or ["v1"]
         return sorted(versions, key=priority_key) if len(versions) > 1 else versions
-
-    def _version(self, group: str) -> str:
-        return self._versions(group)[0]
 
     def _types(self, group: str, version: str) -> list[ResourceType]:
         return self.registry.in_group(group, version) or self.read_only.in_group(group, version)
@@ -178,13 +175,13 @@ class Discovery:
             paths = {}
             for g in self.registry.groups():
                 for v in self._versions(g):
-                    rel = "api/v1" if not g else f"apis/{g}/{v}"
+                    rel = f"api/{v}" if not g else f"apis/{g}/{v}"
                     paths[rel] = {"serverRelativeURL": f"/openapi/v3/{rel}?hash={self._gv_hash(g, v)}"}
             return {"paths": paths}
 
         return self._cached("openapi", build)
 
-    def _gv_hash(self, group: str, version: str = "v1") -> str:
+    def _gv_hash(self, group: str, version: str) -> str:
         return hashlib.sha256(self.openapi_gv_doc(group, version) or b"").hexdigest()[:32].upper()
 
     def openapi_gv_doc(self, group: str, version: str = "v1") -> bytes | None:
@@ -192,12 +189,13 @@ class Discovery:
         if not types:
             return None
         if types[0].custom is not None:
-            return self._cached(f"openapi/{group}/{version}", lambda: crd_gv_document(self.registry, group, version))
+            return self._cached(f"openapi/{group}/{version}",
+                                lambda: crd_gv_document(self.registry, group, version))
 
         def build() -> dict[str, Any]:
             paths: dict[str, Any] = {}
             for t in types:
-                base = "/api/v1" if not t.group else f"/apis/{t.group}/v1"
+                base = f"/api/{t.version}" if not t.group else f"/apis/{t.group}/{t.version}"
                 path = (
                     f"{base}/namespaces/{{namespace}}/{t.plural}/{{name}}"
                     if t.namespaced
@@ -232,7 +230,7 @@ class Discovery:
                 "components": {"schemas": {}},
             }
 
-        return self._cached(f"openapi/{group}", build)
+        return self._cached(f"openapi/{group}/{version}", build)
 
 
 def _legacy_resource(t: ResourceType) -> dict[str, Any]:

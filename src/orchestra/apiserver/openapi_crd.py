@@ -32,7 +32,7 @@ def component_name(rt: ResourceType, kind: str | None = None) -> str:
 
 def crd_openapi_schemas(registry: Registry) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
-    for rt in registry.types:
+    for rt in registry.served:
         if rt.custom is not None:
             out.update(_components(rt))
     if out:
@@ -132,10 +132,14 @@ def _v3(node: Any, refs: list[str]) -> Any:
     return out
 
 
-_API_VERSION = ("APIVersion defines the versioned schema of this representation of an object. Servers should "
-                "convert recognized schemas to the latest internal value, and may reject unrecognized values. "
-                "More info: https://git.k8s.io/community/contributors/devel/sig-architecture/"
-                "api-conventions.md#resources")
-_KIND = ("Kind is a string value representing the REST resource this object represents. Servers may infer this "
-         "from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: "
-         "https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds")
+_API_VERSION = (
+    "APIVersion defines the versioned schema of this representation of an object. Servers should "
+    "convert recognized schemas to the latest internal value, and may reject unrecognized values. "
+    "More info: https://git.k8s.io/community/contributors/devel/sig-architecture/"
+    "api-conventions.md#resources"
+)
+_KIND = (
+    "Kind is a string value representing the REST resource this object represents. Servers may infer this "
+    "from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: "
+    "https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds"
+)

@@ -34,7 +34,7 @@ def parse_resource_path(registry: Registry, parts: list[str]) -> Route | None:
     namespace: str | None = None
     if rest[0] == "namespaces" and len(rest) >= 3 and rest[2] not in ("status", "finalize"):
         namespace, rest = rest[1], rest[2:]
-    rt = registry.by_plural(group, rest[0], version)
+    rt = registry.by_path(group, version, rest[0])
     if rt is None:
         return None
     if namespace is not None and not rt.namespaced:

@@ -25,17 +25,24 @@ log = logging.getLogger("orchestra")
 
 async def start_controllers(nursery: trio.Nursery, cluster: Cluster) -> None:
     """kube-controller-manager's controllers and the scheduler, each started once its caches synced."""
+    from orchestra.client.local import LocalMetricsClient
+    from orchestra.reconcilers.autoscaling import DEFAULT_HPA_TIMINGS, FAST_HPA_TIMINGS, hpa_controllers
     from orchestra.reconcilers.cluster import cluster_controllers
     from orchestra.reconcilers.node_lifecycle import DEFAULT_TIMINGS, FAST_TIMINGS
     from orchestra.reconcilers.scheduler import Scheduler
     from orchestra.reconcilers.workloads import workload_controllers
 
     client = LocalClient(cluster.core, field_manager="kube-controller-manager")
-    timings = FAST_TIMINGS if cluster.config.timings == "fast" else DEFAULT_TIMINGS
+    fast = cluster.config.timings == "fast"
+    timings = FAST_TIMINGS if fast else DEFAULT_TIMINGS
     scheduler = Scheduler(LocalClient(cluster.core, field_manager="default-scheduler"))
     volumes_root = cluster.config.state_dir / "volumes"
     controllers: list[Any] = [*cluster_controllers(client, timings=timings, volumes_root=volumes_root),
                               scheduler, *workload_controllers(client)]
+    if cluster.server.metrics is not None:  # the HPA reads the resource metrics API the server answers
+        metrics = LocalMetricsClient(cluster.core, cluster.server.metrics.collector)
+        hpa_timings = FAST_HPA_TIMINGS if fast else DEFAULT_HPA_TIMINGS
+        controllers += hpa_controllers(client, metrics, timings=hpa_timings)
     for controller in controllers:
         await nursery.start(cluster.supervisor.run, controller.name, controller.run)
         cluster.controllers.append(controller)
@@ -56,8 +63,9 @@ async def start_network(nursery: trio.Nursery, cluster: Cluster) -> None:
         await nursery.start(cluster.supervisor.run, "cluster-dns", dns.run)
     except OSError as exc:
         raise NetworkSetupError(
-            f"cannot serve cluster DNS on {cluster.core.allocator.dns_ip}:53 ({exc.strerror or exc}); is another "
-            "orchestra with networking running on this host? Stop it, or start this one with --no-network"
+            f"cannot serve cluster DNS on {cluster.core.allocator.dns_ip}:53 ({exc.strerror or exc}); "
+            "is another orchestra with networking running on this host? Stop it, or start this one with "
+            "--no-network"
         ) from None
     cluster.proxy, cluster.dns = proxy, dns
 

@@ -67,7 +67,9 @@ def apply_manifests(
     _apply_checked(checked, session, force_conflicts, dry_run)
 
 
-def _apply_checked(checked: list[CheckedDocument], session: Session, force_conflicts: bool, dry_run: bool) -> None:
+def _apply_checked(
+    checked: list[CheckedDocument], session: Session, force_conflicts: bool, dry_run: bool
+) -> None:
     ordered = order_for_apply(checked)
     bodies = [with_namespace(c, session) for c in ordered]
     client = session.client
@@ -102,8 +104,9 @@ def with_namespace(c: CheckedDocument, session: Session) -> dict[str, Any]:
         given = meta.get("namespace")
         if given and session.namespace_flag and given != session.namespace_flag:
             raise CliError(
-                f'{c.doc.where}: the namespace from the provided object "{given}" does not match the namespace '
-                f"\"{session.namespace_flag}\". You must pass '--namespace={given}' to perform this operation."
+                f'{c.doc.where}: the namespace from the provided object "{given}" does not match the '
+                f"namespace \"{session.namespace_flag}\". You must pass '--namespace={given}' to perform "
+                "this operation."
             )
         meta["namespace"] = given or session.namespace
     body["metadata"] = meta
@@ -182,9 +185,12 @@ def _defines_pending(crds: list[Document], docs: list[Document], session: Sessio
         kind = (spec.get("names") or {}).get("kind")
         defined |= {(f"{spec.get('group')}/{v.get('name')}", kind) for v in spec.get("versions") or []}
     registry = session.registry()
-    return any(isinstance(d.body, dict) and (d.body.get("apiVersion"), d.body.get("kind")) in defined
-               and registry.by_api_version_kind(str(d.body.get("apiVersion")), str(d.body.get("kind"))) is None
-               for d in docs)
+    return any(
+        isinstance(d.body, dict)
+        and (d.body.get("apiVersion"), d.body.get("kind")) in defined
+        and registry.by_api_version_kind(str(d.body.get("apiVersion")), str(d.body.get("kind"))) is None
+        for d in docs
+    )
 
 
 def _wait_established(client: RestClient, names: list[str], limit: float = 30.0) -> None:

@@ -42,8 +42,10 @@ def discovered(client: RestClient) -> Registry:
 
 def _resource_type(group: str, version: str, res: dict[str, Any]) -> ResourceType:
     kind = str((res.get("responseKind") or {}).get("kind") or "")
-    subs = tuple(Subresource(str(s.get("subresource")), str((s.get("responseKind") or {}).get("kind") or kind))
-                 for s in res.get("subresources") or [])
+    subs = tuple(
+        Subresource(str(s.get("subresource")), str((s.get("responseKind") or {}).get("kind") or kind))
+        for s in res.get("subresources") or []
+    )
     return ResourceType(
         group=group,
         version=version,

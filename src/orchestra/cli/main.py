@@ -158,7 +158,8 @@ Examples:
 @click.option("--simulate-nodes", type=click.IntRange(min=0), default=0, show_default=True,
               envvar="ORCHESTRA_SIMULATE_NODES", help="Also run N simulated nodes (no containers).")
 @click.option("--apply", "apply_paths", multiple=True, type=click.Path(exists=True, path_type=Path),
-              envvar="ORCHESTRA_APPLY", help="Apply these manifests (file or directory) once ready (repeatable).")
+              envvar="ORCHESTRA_APPLY", help="Apply these manifests (file or "
+                                             "directory) once ready (repeatable).")
 @click.option("--no-podman", is_flag=True, envvar="ORCHESTRA_NO_PODMAN",
               help="Do not run containers with Podman (simulated nodes only).")
 @click.option("--dashboard/--no-dashboard", default=None, envvar="ORCHESTRA_DASHBOARD",
@@ -170,7 +171,8 @@ Examples:
               help="No service proxy or cluster DNS (they need root to route the service range).")
 @click.option("--timings", type=click.Choice(["default", "fast"]), default="default", show_default=True,
               envvar="ORCHESTRA_TIMINGS",
-              help="Node failure detection: Kubernetes' defaults (40 s grace) or fast (10 s) for local use.")
+              help="Kubernetes' defaults, or fast for local use: node failure detection in 10 s (not 40 s), "
+                   "HPAs synced every 5 s (not 15 s) with a 60 s downscale stabilization (not 300 s).")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv: debug).")
 def up_command(
     state_dir: Path | None,
@@ -216,7 +218,8 @@ def up_command(
         if all(isinstance(e, KeyboardInterrupt | trio.Cancelled) for e in leaves):
             click.echo("orchestra: stopped", err=True)
             return
-        setup = [e for e in leaves if type(e).__name__ in ("NetworkSetupError", "RuntimeUnavailable")]
+        setup = [e for e in leaves
+                 if type(e).__name__ in ("NetworkSetupError", "RuntimeUnavailable", "ConfigError")]
         if setup:
             # the host is not ready for what was asked; the message says what to do
             raise CliError(f"cannot start the cluster: {setup[0]}") from None
@@ -265,7 +268,8 @@ Examples:
 
 @cli.command("describe", help=DESCRIBE_HELP)
 @click.argument("args", nargs=-1, required=True, metavar="(TYPE [NAME...] | TYPE/NAME...)")
-@click.option("-l", "--selector", metavar="SELECTOR", help="Describe every object matching the label selector.")
+@click.option("-l", "--selector", metavar="SELECTOR", help="Describe every object "
+                                                           "matching the label selector.")
 @click.option("-A", "--all-namespaces", is_flag=True, help="Look in every namespace.")
 @client_options
 def describe_command(
@@ -293,7 +297,9 @@ def describe_command(
     if texts:
         click.echo("\n\n".join(t.rstrip("\n") for t in texts))
     elif not failed:
-        namespaced = any(t.rt.namespaced for t in parse_targets(args, session.registry(args))) and not all_namespaces
+        namespaced = (
+            any(t.rt.namespaced for t in parse_targets(args, session.registry(args))) and not all_namespaces
+        )
         click.echo(
             f"No resources found in {session.namespace} namespace." if namespaced else "No resources found",
             err=True,

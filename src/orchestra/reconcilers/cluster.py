@@ -1,8 +1,9 @@
 """The cluster controllers as one service: what kube-controller-manager runs besides workloads.
 
-Owns: constructing and starting the CustomResourceDefinition controller, the garbage collector, namespace lifecycle, node lifecycle,
-Endpoints/EndpointSlice, disruption (PodDisruptionBudget), persistent volume (binding, local-path
-provisioning under `volumes_root`) and storage in-use protection controllers on one client.
+Owns: constructing and starting the CustomResourceDefinition controller, the garbage collector,
+namespace lifecycle, node lifecycle, Endpoints/EndpointSlice, disruption (PodDisruptionBudget),
+persistent volume (binding, local-path provisioning under `volumes_root`), storage in-use
+protection and resource quota controllers on one client.
 `run_cluster_controllers` reports started() with the controllers once every one of them has synced
 its caches and started its workers.
 Must not import: node, net, apiserver, cli, runtime.
@@ -27,6 +28,7 @@ from orchestra.reconcilers.node_lifecycle import (
     NodeLifecycleTimings,
 )
 from orchestra.reconcilers.protection import StorageProtectionController
+from orchestra.reconcilers.resourcequota import ResourceQuotaController
 from orchestra.reconcilers.volumes import PersistentVolumeController
 
 
@@ -41,6 +43,7 @@ def cluster_controllers(client: Client, *, timings: NodeLifecycleTimings = DEFAU
         DisruptionController(client),
         PersistentVolumeController(client, volumes_root=volumes_root),
         StorageProtectionController(client),
+        ResourceQuotaController(client),
     ]
 
 

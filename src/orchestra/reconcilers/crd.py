@@ -80,7 +80,10 @@ class CRDController(Controller):
         resources: set[str] = set()
         kinds: set[str] = set()
         for other in self.crds.list():
-            if as_dict(other.get("spec")).get("group") != group or as_dict(other.get("metadata")).get("name") == me:
+            if (
+                as_dict(other.get("spec")).get("group") != group
+                or as_dict(other.get("metadata")).get("name") == me
+            ):
                 continue
             names = as_dict(as_dict(other.get("status")).get("acceptedNames"))
             resources |= {str(names.get("plural") or ""), str(names.get("singular") or ""),
@@ -131,7 +134,9 @@ class CRDController(Controller):
         established = get_condition(as_dict(crd.get("status")), "Established")
         if established is None or established.get("status") != "True":
             if status == "True":
-                set_condition(new, "Established", "True", "InitialNamesAccepted", "the initial names have been accepted")
+                set_condition(
+                    new, "Established", "True", "InitialNamesAccepted", "the initial names have been accepted"
+                )
             else:
                 set_condition(new, "Established", "False", "NotAccepted", "not all names are accepted")
         if new != crd:

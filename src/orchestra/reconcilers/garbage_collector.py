@@ -27,7 +27,7 @@ import trio
 from orchestra.api.errors import NotFound
 from orchestra.api.registry import ResourceType
 from orchestra.client.base import Client
-from orchestra.controller import Controller, Informer, Result, registry_of
+from orchestra.controller import Controller, CustomKindInformers, Informer, Result, registry_of
 from orchestra.objects import Obj, meta, owner_uids
 
 log = logging.getLogger("orchestra.reconcilers.gc")
@@ -65,10 +65,14 @@ class GarbageCollector(Controller):
         super().__init__(client, workers=workers, **kwargs)
         self.registry = registry_of(client)
         self.graph: dict[ResourceType, Informer] = {}
-        self._custom: dict[tuple[str, str], tuple[Informer, trio.CancelScope]] = {}
-        self._kinds_changed = trio.Event()
-        for rt in self.registry.kinds():
-            if rt.custom is not None or rt.kind in IGNORED_KINDS or not {"list", "watch", "delete"} <= set(rt.verbs):
+        self.custom = CustomKindInformers(self.registry, self._custom_informer,
+                                          added=self.graph.__setitem__, removed=self._forget)
+        for rt in self.registry.types:
+            if (
+                rt.custom is not None
+                or rt.kind in IGNORED_KINDS
+                or not {"list", "watch", "delete"} <= set(rt.verbs)
+            ):
                 continue
             inf = self.informer(
                 rt, transform=metadata_only, indexers={"uid": _uid_index, "owner": owner_uids}
@@ -76,51 +80,24 @@ class GarbageCollector(Controller):
             self.graph[rt] = inf
             self.enqueue_on(inf, self._keys)
             if rt.kind == "CustomResourceDefinition":
-                inf.add_handler(lambda *_: self._kinds_changed.set())
+                inf.add_handler(self.custom.kinds_changed)
 
     # --- custom kinds ---------------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
             await nursery.start(super().run)
-            await self._sync_custom(nursery)
-            nursery.start_soon(self._follow_custom, nursery)
+            await nursery.start(self.custom.run)
             task_status.started()
 
-    def restarted(self) -> None:
-        for rt in [rt for rt in self.graph if rt.custom is not None]:
-            del self.graph[rt]
-        self._custom.clear()  # their informers ended with the old run's nursery
+    def _custom_informer(self, rt: ResourceType) -> Informer:
+        inf = Informer(self.client, rt, transform=metadata_only,
+                       indexers={"uid": _uid_index, "owner": owner_uids})
+        inf.add_handler(self._enqueue_keys)
+        return inf
 
-    async def _follow_custom(self, nursery: trio.Nursery) -> None:
-        while True:
-            await self._kinds_changed.wait()
-            self._kinds_changed = trio.Event()
-            await self._sync_custom(nursery)
-
-    async def _sync_custom(self, nursery: trio.Nursery) -> None:
-        """Caches for the custom kinds served now (a new CRD version's kind replaces the old cache)."""
-        served = {(rt.group, rt.plural): rt for rt in self.registry.kinds() if rt.custom is not None}
-        for key, (inf, scope) in list(self._custom.items()):
-            if served.get(key) != inf.rt or served[key].custom != inf.rt.custom:
-                scope.cancel()
-                del self._custom[key]
-                self.graph.pop(inf.rt, None)
-        for key, rt in served.items():
-            if key in self._custom:
-                continue
-            inf = Informer(self.client, rt, transform=metadata_only,
-                           indexers={"uid": _uid_index, "owner": owner_uids})
-            inf.add_handler(self._enqueue_keys)
-            scope = await nursery.start(self._run_informer, inf)
-            self._custom[key] = (inf, scope)
-            self.graph[rt] = inf
-
-    async def _run_informer(self, inf: Informer, *, task_status: trio.TaskStatus[trio.CancelScope]) -> None:
-        with trio.CancelScope() as scope:
-            async with trio.open_nursery() as nursery:
-                await nursery.start(inf.run)
-                task_status.started(scope)
+    def _forget(self, rt: ResourceType, _inf: Informer) -> None:
+        self.graph.pop(rt, None)
 
     def _enqueue_keys(self, event_type: str, old: Obj | None, new: Obj | None) -> None:
         for key in self._keys(event_type, old, new):

@@ -58,7 +58,7 @@ class NamespaceController(Controller):
     @property
     def kinds(self) -> list[ResourceType]:
         """Every namespaced kind served now (custom kinds come and go with their CRDs)."""
-        return [rt for rt in self.registry.kinds() if rt.namespaced and {"list", "delete"} <= set(rt.verbs)]
+        return [rt for rt in self.registry.types if rt.namespaced and {"list", "delete"} <= set(rt.verbs)]
 
     async def reconcile(self, key: str) -> Result | None:
         ns = self.namespaces.get(None, key)

@@ -1,8 +1,8 @@
 """Per-kind create/update strategies (kube-apiserver's `PrepareForCreate`/`PrepareForUpdate`).
 
 Owns: what the server resets, derives or keeps for each kind on create and update (status reset,
-pod QoS class and SchedulingGated condition, job selectors, namespace phase, a PodDisruptionBudget's
-zero status), and which kinds bump `metadata.generation`.
+pod QoS class and SchedulingGated condition, job selectors, namespace phase, the zero statuses of
+PodDisruptionBudgets and HorizontalPodAutoscalers), and which kinds bump `metadata.generation`.
 Must not import: anything above the api layer.
 """
 
@@ -39,6 +39,9 @@ _NO_GENERATION = {
     "Node",
     "PriorityClass",
     "ControllerRevision",
+    "HorizontalPodAutoscaler",
+    "ResourceQuota",
+    "LimitRange",
 }
 
 
@@ -105,6 +108,11 @@ def _pdb_create(pdb: Obj) -> None:
     pdb["status"] = {"disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0, "expectedPods": 0}
 
 
+def _hpa_create(hpa: Obj) -> None:
+    """The zero status autoscaling/v2 serializes (desiredReplicas and currentMetrics are not omitempty)."""
+    hpa["status"] = {"desiredReplicas": 0, "currentMetrics": None}
+
+
 def _namespace_create(ns: Obj) -> None:
     ns["status"] = {"phase": "Active"}
 
@@ -128,7 +136,8 @@ def _job_create(job: Obj) -> None:
 
 
 _CREATE_HOOKS = {"Pod": _pod_create, "Namespace": _namespace_create, "Job": _job_create,
-                 "PodDisruptionBudget": _pdb_create, "CustomResourceDefinition": crd_strategy.prepare_create}
+                 "PodDisruptionBudget": _pdb_create, "HorizontalPodAutoscaler": _hpa_create,
+                 "CustomResourceDefinition": crd_strategy.prepare_create}
 
 
 def qos_class(spec: Obj) -> str:

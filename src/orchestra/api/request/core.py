@@ -20,6 +20,7 @@ from typing import Any
 import attrs
 import orjson
 
+from orchestra.api import conversion
 from orchestra.api.errors import (
     BadRequest,
     Cause,
@@ -48,9 +49,10 @@ from orchestra.api.request.decoding import DecodingMixin, _shown
 from orchestra.api.request.deletion import DeletionMixin, finalizers_pending
 from orchestra.api.request.labelcache import LabelCache
 from orchestra.api.request.listoptions import EXACT, validate_list_options
+from orchestra.api.request.quota import PolicyAdmissionMixin
 from orchestra.api.request.schema import Schema, load_schema
 from orchestra.api.request.serverside import ApplyMixin
-from orchestra.api.request.stored import decode, meta, new_uid, parse_rv, random_suffix, spec_part, with_rv
+from orchestra.api.request.stored import Codec, meta, new_uid, parse_rv, random_suffix, spec_part, with_rv
 from orchestra.api.request.subresources import SubresourceMixin
 from orchestra.api.request.types import ListResult, WriteOptions, WriteResult
 from orchestra.objects import Obj, deep_copy, now_rfc3339
@@ -75,23 +77,25 @@ def _strip_rv(obj: Obj) -> None:
 
 
 
-class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, DecodingMixin, CustomMixin, KindsMixin):
+class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, PolicyAdmissionMixin, DecodingMixin, CustomMixin,
+              KindsMixin):
     """Kubernetes object semantics on top of a Store. All methods run in the trio thread."""
 
     def __init__(self, store: Store, *, registry: Registry | None = None, schema: Schema | None = None,
-                 allocator: ServiceAllocator | None = None) -> None:
+                 allocator: ServiceAllocator | None = None, codec: Codec | None = None) -> None:
         self.store = store
+        self.codec = codec or Codec()  # objects <-> store values (Secrets encrypted when configured)
         self.registry = registry or Registry(DEFAULT_REGISTRY.builtin)  # its own: CRDs add kinds
         self.schema = schema or load_schema()
         self.allocator = allocator or ServiceAllocator()
-        self.labels = LabelCache(decode)
+        self.labels = LabelCache(self.codec.decode)
         self._small: dict[str, tuple[int, builtins.list[Obj]]] = {}  # see _all_cached
         self.load_custom_kinds()
 
     # --- reads -------------------------------------------------------------------------------
 
     def _load(self, kv: KeyValue) -> Obj:
-        return with_rv(decode(kv.value), kv)
+        return with_rv(self.codec.decode(kv), kv)
 
     def _get_kv(self, rt: ResourceType, namespace: str | None, name: str) -> KeyValue:
         kv = self.store.get(rt.key(namespace, name))
@@ -187,6 +191,9 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, DecodingMixin, Custom
         opts = opts or WriteOptions()
         obj = self._check_body(rt, namespace, body)
         warnings = self._schema_check(rt, obj, opts)
+        # from here on a built-in object is in the version the store keeps (a custom resource stays at
+        # its version, which its CRD's rules read, until _stored at the write)
+        obj = conversion.stored(rt, obj)
         self._check_namespace(rt, namespace)
         m = meta(obj)
         if not m.get("name"):
@@ -216,19 +223,20 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, DecodingMixin, Custom
         key = rt.key(namespace, m["name"])
         if self.store.get(key) is not None:  # before allocating anything for it
             raise already_exists(rt.group_resource, m["name"], group=rt.group, plural=rt.plural)
-        value = self._encode(self._stored(rt, obj))
+        value = self._encode(self._stored(rt, obj), key)
         if rt.kind == "Service":
             self.allocator.allocate(obj, self._all(rt))
-            value = self._encode(obj)
+            value = self._encode(obj, key)
+        self._admit_namespaced(rt, obj, None, opts)  # LimitRanger, ResourceQuota (charged here)
         if opts.dry_run:
-            return WriteResult(obj, warnings, created=True)
+            return WriteResult(conversion.served(rt, obj), warnings, created=True)
         try:
             kv = self.store.put(key, value, expect_mod_revision=0)
         except CompareFailed:
             raise already_exists(rt.group_resource, m["name"], group=rt.group, plural=rt.plural) from None
         self._written(rt, obj, m["name"])
         await self.store.wait_durable(kv.mod_revision)
-        return WriteResult(with_rv(obj, kv), warnings, created=True)
+        return WriteResult(conversion.served(rt, with_rv(obj, kv)), warnings, created=True)
 
     def _builtin_create(self, rt: ResourceType, obj: Obj) -> Obj:
         if tracks_generation(rt):
@@ -237,7 +245,8 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, DecodingMixin, Custom
             meta(obj).pop("generation", None)
         prepare_for_create(rt, obj)
         obj = defaults.default(rt.kind, obj)
-        admission.admit_create(rt.kind, obj, self._priority_classes, self._storage_classes)
+        admission.admit_create(rt.kind, obj, self._priority_classes, self._storage_classes,
+                               self._limit_ranges)
         self._validate(rt, obj, None)
         return obj
 
@@ -260,7 +269,7 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, DecodingMixin, Custom
 
     def _all(self, rt: ResourceType) -> builtins.list[Obj]:
         kvs, _ = self.store.range(rt.key_prefix())
-        return [decode(kv.value) for kv in kvs]
+        return [self.codec.decode(kv) for kv in kvs]
 
     def _check_body(self, rt: ResourceType, namespace: str | None, body: Any) -> Obj:
         if not isinstance(body, dict):
@@ -270,7 +279,8 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, DecodingMixin, Custom
         typemeta.check_written_type(self.registry, rt, obj)
         if obj.get("metadata") is not None and not isinstance(obj.get("metadata"), dict):
             raise BadRequest(
-                f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: metadata must be an object'
+                f'{rt.kind} in version "{rt.version}" cannot be '
+                f'handled as a {rt.kind}: metadata must be an object'
             )
         m = meta(obj)
         if rt.namespaced:
@@ -299,7 +309,7 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, DecodingMixin, Custom
         kv = self.store.get(ns_rt.key(None, namespace))
         if kv is None:
             raise NotFound(f'namespaces "{namespace}" not found', name=namespace, kind="namespaces")
-        if (decode(kv.value).get("metadata") or {}).get("deletionTimestamp"):
+        if (self.codec.decode(kv).get("metadata") or {}).get("deletionTimestamp"):
             raise Forbidden(
                 f'{rt.plural} "" is forbidden: unable to create new content in namespace {namespace} '
                 "because it is being terminated",
@@ -334,8 +344,18 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, DecodingMixin, Custom
             return await self.create(rt, namespace, obj, opts)
         if want_rv is None and (rt.custom is not None or rt.kind == "CustomResourceDefinition"):
             # kube's custom resource and CRD strategies allow no unconditional update
-            raise invalid(rt.kind, name, [Cause("FieldValueInvalid", "Invalid value: 0x0: must be specified for an "
-                                                "update", "metadata.resourceVersion")], group=rt.group)
+            raise invalid(
+                rt.kind,
+                name,
+                [
+                    Cause(
+                        "FieldValueInvalid",
+                        "Invalid value: 0x0: must be specified for an update",
+                        "metadata.resourceVersion",
+                    )
+                ],
+                group=rt.group,
+            )
         if want_rv is not None and want_rv != kv.mod_revision:
             raise conflict(rt.group_resource, name, group=rt.group, plural=rt.plural)
         result = await self._replace(rt, kv, obj, opts, subresource)
@@ -345,8 +365,18 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, DecodingMixin, Custom
     async def _replace(
         self, rt: ResourceType, kv: KeyValue, new: Obj, opts: WriteOptions, subresource: str
     ) -> WriteResult:
+        """Write `new` (at `rt`'s version) over the stored `kv`; the result is at `rt`'s version too."""
+        result = await self._replace_stored(rt, kv, conversion.stored(rt, new), opts, subresource)
+        result.obj = conversion.served(rt, result.obj)
+        return result
+
+    async def _replace_stored(
+        self, rt: ResourceType, kv: KeyValue, new: Obj, opts: WriteOptions, subresource: str
+    ) -> WriteResult:
         """Write `new` over the stored `kv` (CAS on its revision), applying spec/status rules."""
-        old = self._presented(rt, decode(kv.value))
+        old = self.codec.decode(kv)
+        if rt.custom is not None:  # a custom resource's rules run at the version asked for
+            old = self._presented(rt, old)
         new = self._merge_rules(rt, old, new, subresource)
         if rt.custom is None:
             new = defaults.default(rt.kind, new)
@@ -365,7 +395,8 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, DecodingMixin, Custom
             return WriteResult(await self._remove(rt, kv, new))
         if new == old:
             return WriteResult(with_rv(new, kv))
-        value = self._encode(self._stored(rt, new))
+        value = self._encode(self._stored(rt, new), kv.key)
+        self._admit_namespaced(rt, new, old, opts, subresource)
         if opts.dry_run:
             return WriteResult(with_rv(new, kv))
         try:
@@ -414,7 +445,8 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, DecodingMixin, Custom
             added = set(nm.get("finalizers") or []) - set(om.get("finalizers") or [])
             if added:
                 raise Forbidden(
-                    f"no new finalizers can be added if the object is being deleted, found new finalizers {sorted(added)!r}"
+                    "no new finalizers can be added if the object is being "
+                    f"deleted, found new finalizers {sorted(added)!r}"
                 )
         if rt.custom is not None:
             return self._custom_update(rt, new, old, "")
@@ -449,7 +481,7 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, DecodingMixin, Custom
         opts = attrs.evolve(opts, decode_findings=findings)
         for _ in range(MAX_RETRIES):
             kv = self._get_kv(rt, namespace, name)
-            current = self._presented(rt, self._load(kv))
+            current = self._presented(rt, self._load(kv))  # patches apply to the version requested
             patched = self._patched(rt, current, ptype, decoded.value)
             if subresource == "status" and rt.custom is None:
                 # a status patch changes status only

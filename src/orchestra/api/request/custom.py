@@ -10,7 +10,9 @@ Owns (for a `ResourceType` with `custom`, mixed into ApiCore):
 * `field_selector(rt, text)`: metadata.name, metadata.namespace and the CRD's selectableFields;
 * `_stored(rt, obj)` / `_presented(rt, obj)` — conversion strategy None: the stored object is the
   storage version (apiVersion rewritten, pruned by that version's schema) and every read answers
-  in the version asked for, defaulted (defaults added to a schema apply to older objects too).
+  in the version asked for, defaulted (defaults added to a schema apply to older objects too);
+  `_presented` and `reader(rt)` serve built-in kinds too (api/conversion: autoscaling/v1 HPAs), so
+  every read of any kind goes through them.
 Must not import: api/tables, the apiserver or anything above the api layer.
 """
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from orchestra.api import conversion
 from orchestra.api.errors import BadRequest, Cause, MethodNotAllowed, invalid
 from orchestra.api.machinery.selectors import FieldSelector, parse_field_selector
 from orchestra.api.policy.crd import resource
@@ -41,7 +44,9 @@ class CustomMixin:
         @staticmethod
         def _field_validation(opts: WriteOptions) -> None: ...
 
-    def _custom_decode(self, rt: ResourceType, obj: Obj, opts: WriteOptions, *, partial: bool = False) -> list[str]:
+    def _custom_decode(
+        self, rt: ResourceType, obj: Obj, opts: WriteOptions, *, partial: bool = False
+    ) -> list[str]:
         """Decode a written custom resource in place; returns the Warn warnings."""
         self._field_validation(opts)
         c = self._compiled(rt)
@@ -102,7 +107,7 @@ class CustomMixin:
         custom = rt.custom
         if custom is None or custom.storage_version == rt.version:
             return obj
-        storage = self.registry.by_plural(rt.group, rt.plural, custom.storage_version)
+        storage = self.registry.by_path(rt.group, custom.storage_version, rt.plural)
         obj = deep_copy(obj)
         obj["apiVersion"] = f"{rt.group}/{custom.storage_version}"
         if storage is not None and storage.custom is not None:
@@ -110,9 +115,9 @@ class CustomMixin:
         return obj
 
     def _presented(self, rt: ResourceType, obj: Obj) -> Obj:
-        """A stored object as `rt`'s version answers it."""
+        """A stored object as `rt`'s version answers it (a built-in kind's through api/conversion)."""
         if rt.custom is None:
-            return obj
+            return conversion.served(rt, obj)
         if obj.get("apiVersion") != rt.api_version:
             obj["apiVersion"] = rt.api_version
             resource.coerce(obj, self._compiled(rt))
@@ -120,8 +125,8 @@ class CustomMixin:
         return obj
 
     def reader(self, rt: ResourceType) -> Callable[[Obj], Obj] | None:
-        """The transform reads of `rt` need (None for built-ins: they are returned as stored)."""
-        if rt.custom is None:
+        """The transform reads of `rt` need (None for most built-ins: they are returned as stored)."""
+        if rt.custom is None and not conversion.converts(rt):
             return None
         return lambda obj: self._presented(rt, obj)
 

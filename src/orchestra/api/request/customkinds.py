@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING
 from orchestra.api.policy.crd.definition import condition_true
 from orchestra.api.policy.crd.versions import deprecation_warning, priority_key
 from orchestra.api.registry import ALL_VERBS, CRD, CustomKind, Registry, ResourceType, Subresource
-from orchestra.api.request.stored import decode
 from orchestra.objects import Obj, as_dict, as_dicts, as_list
 
 if TYPE_CHECKING:
+    from orchestra.api.request.stored import Codec
     from orchestra.store import Store
 
 
@@ -35,7 +35,9 @@ def kinds_of(crd: Obj) -> tuple[ResourceType, ...]:
     versions = as_dicts(spec.get("versions"))
     storage = next((str(v.get("name")) for v in versions if v.get("storage") is True), "")
     meta = as_dict(crd.get("metadata"))
-    served = sorted((v for v in versions if v.get("served") is True), key=lambda v: priority_key(str(v.get("name"))))
+    served = sorted(
+        (v for v in versions if v.get("served") is True), key=lambda v: priority_key(str(v.get("name")))
+    )
     out = []
     for v in served:
         subs = as_dict(v.get("subresources"))
@@ -74,12 +76,13 @@ def kinds_of(crd: Obj) -> tuple[ResourceType, ...]:
 class KindsMixin:
     store: Store
     registry: Registry
+    codec: Codec
 
     def load_custom_kinds(self) -> None:
         """Register every stored CRD's kinds (on start: CRDs and their objects outlive a restart)."""
         kvs, _ = self.store.range(CRD.key_prefix())
         for kv in kvs:
-            crd = decode(kv.value)
+            crd = self.codec.decode(kv)
             self._crd_written(crd, str(as_dict(crd.get("metadata")).get("name") or ""))
 
     def _written(self, rt: ResourceType, obj: Obj | None, name: str) -> None:

@@ -3,7 +3,8 @@
 Owns: `_schema_check` (create/update/apply bodies: a wrong JSON type and, under Strict, an unknown
 or duplicate field are 400 as the decoder answers; missing required fields are 422), `_patch_check`
 (the same for a patch's result, which kube reports as 422 on the field `patch`), the fieldValidation
-values, and `_encode` (the stored bytes, with the limits of stored objects). Custom resources are
+values, and `_encode` (the stored bytes, with the limits of stored objects, through the core's
+Codec). Custom resources are
 decoded by their CRD's schema instead (custom.py). Mixed into ApiCore.
 Must not import: api/tables, the apiserver or anything above the api layer.
 """
@@ -25,12 +26,14 @@ from orchestra.objects import Obj
 
 if TYPE_CHECKING:
     from orchestra.api.request.schema import Schema
+    from orchestra.api.request.stored import Codec
 
 FIELD_VALIDATION = ("Strict", "Warn", "Ignore")
 
 
 class DecodingMixin:
     schema: Schema
+    codec: Codec
 
     if TYPE_CHECKING:
         def _custom_decode(self, rt: ResourceType, obj: Obj, opts: WriteOptions, *,
@@ -88,12 +91,11 @@ class DecodingMixin:
                 f"fieldValidation must be one of Strict, Warn, Ignore, got {opts.field_validation!r}"
             )
 
-    @staticmethod
-    def _encode(obj: Obj) -> bytes:
-        """The stored bytes of `obj`: 413 past 3 MiB, 400 past STORED_DEPTH levels (a patch can grow an
-        object past any body it came in)."""
+    def _encode(self, obj: Obj, key: str) -> bytes:
+        """The stored bytes of `obj` under `key`: 413 past 3 MiB, 400 past STORED_DEPTH levels (a patch can
+        grow an object past any body it came in); then the key's transformer (encryption)."""
         try:
-            return bodies.stored_bytes(obj)
+            return self.codec.to_storage(key, bodies.stored_bytes(obj))
         except bodies.ObjectLimitError as exc:
             if exc.too_large:
                 raise RequestEntityTooLarge(exc.message) from None

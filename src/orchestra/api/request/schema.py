@@ -242,7 +242,10 @@ class Schema:
             base64.b64decode(v, validate=True)
         except (binascii.Error, ValueError):
             gopath = _INDEX_RE.sub("", path)
-            msg = f"json: cannot unmarshal string into Go struct field {struct}.{gopath} of type []uint8: illegal base64 data"
+            msg = (
+                f"json: cannot unmarshal string into Go struct field {struct}.{gopath} of type []uint8: "
+                "illegal base64 data"
+            )
             out.type_errors.append(Cause("FieldValueInvalid", msg, path))
 
     def _check_quantity(self, v: Any, f: FieldInfo, path: str, struct: str, out: _Out) -> None:

@@ -64,7 +64,7 @@ class ApplyMixin:
         quiet = attrs.evolve(opts, field_validation="Ignore", decode_findings=())
         for _ in range(MAX_RETRIES):
             kv = self.store.get(rt.key(namespace, name))
-            live = self._presented(rt, self._load(kv)) if kv else None
+            live = self._presented(rt, self._load(kv)) if kv else None  # at the version requested
             schema = self._merge_schema(rt)
             try:
                 merged = patch.apply_patch(live, config, opts.field_manager, force=opts.force,

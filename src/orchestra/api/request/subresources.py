@@ -25,7 +25,7 @@ from orchestra.api.policy.crd import resource
 from orchestra.api.policy.crd.model import Compiled, compiled
 from orchestra.api.registry import ResourceType
 from orchestra.api.request import patch
-from orchestra.api.request.stored import encode, meta
+from orchestra.api.request.stored import meta
 from orchestra.api.request.typemeta import check_body_types
 from orchestra.api.request.types import WriteOptions
 from orchestra.objects import Obj, now_rfc3339
@@ -138,12 +138,14 @@ class SubresourceMixin:
             pod = self._load(kv)
             if meta(pod).get("deletionTimestamp"):
                 raise Conflict(
-                    f'Operation cannot be fulfilled on pods/binding "{name}": pod {name} is being deleted, cannot be assigned to a host'
+                    f'Operation cannot be fulfilled on pods/binding "{name}": '
+                    f'pod {name} is being deleted, cannot be assigned to a host'
                 )
             spec = pod.setdefault("spec", {})
             if spec.get("nodeName"):
                 raise Conflict(
-                    f'Operation cannot be fulfilled on pods/binding "{name}": pod {name} is already assigned to node "{spec["nodeName"]}"',
+                    f'Operation cannot be fulfilled on pods/binding "{name}": '
+                    f'pod {name} is already assigned to node "{spec["nodeName"]}"',
                     name=name,
                     kind="pods/binding",
                 )
@@ -161,7 +163,8 @@ class SubresourceMixin:
             status["conditions"] = conds
             meta(pod).pop("resourceVersion", None)
             try:
-                nkv = self.store.put(kv.key, encode(pod), expect_mod_revision=kv.mod_revision)
+                value = self.codec.encode(kv.key, pod)
+                nkv = self.store.put(kv.key, value, expect_mod_revision=kv.mod_revision)
             except CompareFailed:
                 continue
             await self.store.wait_durable(nkv.mod_revision)
@@ -182,7 +185,9 @@ def _custom_scale(obj: Obj, c: Compiled) -> Obj:
     return {
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
-        "metadata": {k: m[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp") if k in m},
+        "metadata": {
+            k: m[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp") if k in m
+        },
         "spec": {"replicas": spec_replicas if isinstance(spec_replicas, int) else 0},
         "status": status,
     }

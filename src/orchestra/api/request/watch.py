@@ -23,7 +23,7 @@ from orchestra.api.errors import Gone, Timeout
 from orchestra.api.machinery.selectors import FieldSelector, LabelSelector
 from orchestra.api.registry import ResourceType
 from orchestra.api.request.core import ApiCore, selector_predicate
-from orchestra.api.request.stored import decode, parse_rv
+from orchestra.api.request.stored import Codec, parse_rv
 from orchestra.objects import Obj
 from orchestra.store import CompactedError, Event, FutureRevisionError, KeyValue, Watcher
 from orchestra.store.types import rev_of
@@ -71,7 +71,7 @@ class WatchStream:
         self.field_selector = field_selector
         self.bookmark_interval = bookmark_interval
         self.page_size = page_size
-        self.read = core.reader(rt)  # a custom version's view of stored objects (None: as stored)
+        self.read = core.reader(rt)  # the view of stored objects at rt's version (None: as stored)
         self._watcher: Watcher | None = None
         self._live_from = 0  # events after this revision were written once the watch had begun ...
         self._held = 0  # ... and this many of them, taken from the store, are not yet in a page
@@ -87,6 +87,8 @@ class WatchStream:
         return min(limit, self._held + self._watcher.backlog(limit))
 
     async def pages(self) -> AsyncGenerator[Page, None]:
+        """The watch's pages; objects at the version of the watch's resource (api/conversion/, a
+        custom resource's CRD), which the selectors read too."""
         store = self.core.store
         if self.rv and self.rv > store.revision:
             yield iter([_too_large(self.rv, store.revision)])
@@ -105,7 +107,7 @@ class WatchStream:
         try:
             if not self.rv:
                 for page in initial_pages(self.core, self.rt, self.namespace, after, self.label_selector,
-                                          self.field_selector, self.page_size, read=self.read):
+                                          self.field_selector, self.page_size):
                     yield page
             async with aclosing(self._live(watcher, after)) as live:
                 async for page in live:
@@ -136,7 +138,7 @@ class WatchStream:
             for i in range(0, len(batch), self.page_size):
                 end = i + self.page_size
                 self._held = len(batch) - max(end, first_live) if end < len(batch) else 0
-                yield _translated(batch[i:end], pred, self.read)
+                yield _translated(self.core.codec, batch[i:end], pred, self.read)
             self._held = 0
             last_rv = batch[-1].kv.mod_revision
 
@@ -149,41 +151,40 @@ def initial_pages(
     label_selector: LabelSelector | None,
     field_selector: FieldSelector | None,
     page_size: int,
-    *,
-    read: Read = None,
 ) -> Iterator[Page]:
     """The state at `revision` as ADDED events: the items a LIST at that revision returns, in its
     order, read from the store `page_size` keys at a time. Raises CompactedError (when a page is
     read) once compaction has passed `revision`."""
     store = core.store
     pred = selector_predicate(label_selector, field_selector)
+    read = core.reader(rt)
     name = field_selector.exact_name() if field_selector else None
     if name is not None and (namespace or not rt.namespaced):  # as ApiCore.list: one key
         kv = store.get(rt.key(namespace, name), revision=revision)
         if kv is not None:
-            yield _added([kv], pred, read)
+            yield _added(core.codec, [kv], pred, read)
         return
     prefix = rt.key_prefix(namespace)
     start_after: str | None = None
     while True:
         kvs, _ = store.range(prefix, revision=revision, limit=page_size, start_after=start_after)
         if kvs:
-            yield _added(kvs, pred, read)
+            yield _added(core.codec, kvs, pred, read)
         if len(kvs) < page_size:
             return
         start_after = kvs[-1].key
 
 
-def _added(kvs: Sequence[KeyValue], pred: Predicate, read: Read = None) -> Page:
+def _added(codec: Codec, kvs: Sequence[KeyValue], pred: Predicate, read: Read) -> Page:
     for kv in kvs:
-        obj = _load(kv.value, kv.mod_revision, read)
+        obj = _load(codec, kv, read)
         if pred is None or pred(obj):
             yield "ADDED", obj
 
 
-def _translated(events: Sequence[Event], pred: Predicate, read: Read = None) -> Page:
+def _translated(codec: Codec, events: Sequence[Event], pred: Predicate, read: Read) -> Page:
     for ev in events:
-        out = _translate(ev, pred, read)
+        out = _translate(codec, ev, pred, read)
         if out is not None:
             yield out
 
@@ -213,24 +214,23 @@ def _bookmark(rt: ResourceType, rv: int) -> Obj:
     return {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": {"resourceVersion": str(rv)}}
 
 
-def _load(value: bytes, rev: int, read: Read = None) -> Obj:
-    obj = decode(value)
-    obj.setdefault("metadata", {})["resourceVersion"] = str(rev)
+def _load(codec: Codec, kv: KeyValue, read: Read) -> Obj:
+    obj = codec.decode(kv)  # decrypted when the kind is encrypted at rest
+    obj.setdefault("metadata", {})["resourceVersion"] = str(kv.mod_revision)
     return obj if read is None else read(obj)
 
 
-def _translate(ev: Event, pred: Predicate, read: Read = None) -> WatchEvent | None:
-    rev = ev.kv.mod_revision
+def _translate(codec: Codec, ev: Event, pred: Predicate, read: Read) -> WatchEvent | None:
     if ev.type == "DELETE":
-        old = _load(ev.kv.value, rev, read)
+        old = _load(codec, ev.kv, read)  # a tombstone: the last value, at the deletion's revision
         if pred is None or pred(old):
             return "DELETED", old
         return None
-    new = _load(ev.kv.value, rev, read)
+    new = _load(codec, ev.kv, read)
     if pred is None:
         return ("ADDED" if ev.prev_kv is None else "MODIFIED"), new
     new_match = pred(new)
-    prev = None if ev.prev_kv is None else decode(ev.prev_kv.value)
+    prev = None if ev.prev_kv is None else codec.decode(ev.prev_kv)
     old_match = prev is not None and pred(prev if read is None else read(prev))
     if new_match:
         return ("MODIFIED" if old_match else "ADDED"), new

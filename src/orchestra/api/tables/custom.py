@@ -30,7 +30,10 @@ def _columns(rt: ResourceType) -> list[dict[str, Any]]:
 def custom_columns(rt: ResourceType) -> list[dict[str, Any]]:
     out = [{"name": "Name", "type": "string", "format": "name", "description": NAME_DESC, "priority": 0}]
     for col in _columns(rt):
-        desc = col.get("description") or f"Custom resource definition column (in JSONPath format): {col.get('jsonPath')}"
+        desc = (
+            col.get("description")
+            or f"Custom resource definition column (in JSONPath format): {col.get('jsonPath')}"
+        )
         out.append({"name": col.get("name"), "type": col.get("type"), "format": col.get("format") or "",
                     "description": desc, "priority": int(col.get("priority") or 0)})
     return out

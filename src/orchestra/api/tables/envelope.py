@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from orchestra.api.registry import ResourceType
+from orchestra.api.tables.autoscaling import print_hpa
 from orchestra.api.tables.columns import column_definitions
 from orchestra.api.tables.core import (
     print_configmap,
@@ -25,6 +26,7 @@ from orchestra.api.tables.core import (
     print_node,
     print_pdb,
     print_priority_class,
+    print_resource_quota,
     print_secret,
     print_service,
     print_serviceaccount,
@@ -67,6 +69,8 @@ _PRINTERS: dict[str, Callable[[Obj, datetime], list[Cell]]] = {
     "PersistentVolume": print_pv,
     "PersistentVolumeClaim": print_pvc,
     "StorageClass": print_storage_class,
+    "HorizontalPodAutoscaler": print_hpa,
+    "ResourceQuota": print_resource_quota,
 }
 
 _POD_CONDITIONS = {

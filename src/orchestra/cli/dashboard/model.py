@@ -21,7 +21,7 @@ from orchestra.controller.informer import Informer
 from orchestra.objects import Obj
 
 KINDS = ("Namespace", "Node", "Pod", "Deployment", "StatefulSet", "DaemonSet", "Job", "Service",
-         "EndpointSlice", "Event", "CustomResourceDefinition")
+         "EndpointSlice", "Event", "HorizontalPodAutoscaler", "CustomResourceDefinition")
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job")
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 

@@ -1,4 +1,5 @@
-"""The five list views (Nodes, Pods, Workloads, Services, Events): rows from the model, and drawing them.
+"""The list views (Nodes, Pods, Workloads, Services, Events, Autoscalers): rows from the model, and drawing
+them.
 
 Owns: each view's columns and how one object becomes a `Row` of plain strings (cached per object
 resourceVersion, so 1,000 pods cost one dict lookup each when nothing changed), the filtered and
@@ -17,7 +18,7 @@ from typing import Any
 import attrs
 from rich.text import Text
 
-from orchestra.api.tables import format_service_ports, node_roles, pod_status_reason
+from orchestra.api.tables import format_hpa_metrics, format_service_ports, node_roles, pod_status_reason
 from orchestra.cli.dashboard.model import WORKLOAD_KINDS, Model, event_time
 from orchestra.objects import Obj, human_duration, meta, parse_time
 from orchestra.objects.quantity import QuantityError, parse_quantity
@@ -132,6 +133,33 @@ def workload_row(kind: str, obj: Obj) -> Row:
     cells = (kind, str(m.get("namespace") or ""), str(m.get("name") or ""), *counts, "")
     styles = ("cyan", "dim", "", "", "yellow" if short else "green", "", "", "")
     return _make_row(kind, obj, cells, styles, sort=(m.get("namespace") or "", m.get("name") or "", kind))
+
+
+def _hpa_state(status: Obj) -> tuple[str, str]:
+    """What an autoscaler is up to, from its conditions: a failing one's reason first."""
+    conditions = {c.get("type"): c for c in status.get("conditions") or [] if isinstance(c, dict)}
+    for ctype in ("AbleToScale", "ScalingActive"):
+        if conditions.get(ctype, {}).get("status") == "False":
+            return str(conditions[ctype].get("reason") or ctype), "bold red"
+    limited = conditions.get("ScalingLimited", {})
+    if limited.get("status") == "True":
+        return str(limited.get("reason") or "ScalingLimited"), "yellow"
+    return ("Scaling", "green") if conditions else ("Waiting", "dim")
+
+
+def hpa_row(hpa: Obj) -> Row:
+    """An autoscaler: its target, current/target metrics, min/max and replicas (current -> desired)."""
+    spec, st, m = hpa.get("spec") or {}, hpa.get("status") or {}, meta(hpa)
+    ref = spec.get("scaleTargetRef") or {}
+    current, desired = _int(st.get("currentReplicas")), _int(st.get("desiredReplicas"))
+    low = spec.get("minReplicas")
+    state, style = _hpa_state(st)
+    cells = (str(m.get("namespace") or ""), str(m.get("name") or ""), f"{ref.get('kind')}/{ref.get('name')}",
+             format_hpa_metrics(spec.get("metrics"), st.get("currentMetrics")),
+             f"{low if low is not None else '<unset>'}-{_int(spec.get('maxReplicas'))}",
+             str(current) if current == desired else f"{current}->{desired}", state, "")
+    styles = ("dim", "", "cyan", "", "", "" if current == desired else "yellow", style, "")
+    return _make_row("HorizontalPodAutoscaler", hpa, cells, styles)
 
 
 def event_row(ev: Obj) -> Row:
@@ -383,6 +411,16 @@ class WorkloadsView(View):
         return workload_row(kind, obj)
 
 
+class AutoscalersView(View):
+    title, kinds = "Autoscalers", ("HorizontalPodAutoscaler",)
+    columns = (Column("NAMESPACE", 20), Column("NAME", 63, flex=True), Column("REFERENCE", 40, flex=True),
+               Column("TARGETS", 60, flex=True), Column("MIN-MAX", 9), Column("REPLICAS", 8, right=True),
+               Column("STATUS", 24), Column("AGE", 8))
+
+    def object_row(self, kind: str, obj: Obj) -> Row:
+        return hpa_row(obj)
+
+
 def ready_endpoints(slices: list[Obj]) -> int:
     """Endpoints that are ready (a missing `ready` condition means ready, as kube-proxy reads it)."""
     return sum(1 for s in slices for e in s.get("endpoints") or []
@@ -454,8 +492,13 @@ class CustomView(View):
     def build(self, model: Model) -> Iterable[Row]:
         for rt, obj in model.custom_items():
             status = custom_status(obj)
-            cells = (str(meta(obj).get("namespace") or ""), f"{rt.kind}.{rt.group}", str(meta(obj).get("name") or ""),
-                     status, "")
+            cells = (
+                str(meta(obj).get("namespace") or ""),
+                f"{rt.kind}.{rt.group}",
+                str(meta(obj).get("name") or ""),
+                status,
+                "",
+            )
             style = "green" if status in ("Ready", "Running", "Available", "True") else ""
             yield _make_row(rt.kind, obj, cells, ("dim", "", "", style, ""))
 
@@ -472,7 +515,8 @@ def custom_status(obj: Obj) -> str:
 
 
 def make_views() -> list[View]:
-    return [NodesView(), PodsView(), WorkloadsView(), ServicesView(), EventsView(), CustomView()]
+    return [NodesView(), PodsView(), WorkloadsView(), ServicesView(), EventsView(), AutoscalersView(),
+            CustomView()]
 
 
 # --- drawing ---------------------------------------------------------------------------------------

@@ -91,12 +91,16 @@ def compile_expression(text: str, variables: frozenset[str]) -> tuple[Any, bool]
         names.remove(ns)
         functions = [f"{ns}.{f}" if f"{ns}.{f}" in celext.extension_names() else f for f in functions]
     for name in names:
-        raise CompileError(f"compilation failed: ERROR: <input>:1:{_column(text, name)}: undeclared reference "
-                           f"to '{name}' (in container '')")
+        raise CompileError(
+            f"compilation failed: ERROR: <input>:1:{_column(text, name)}: undeclared reference "
+            f"to '{name}' (in container '')"
+        )
     for fn in functions:
         if not celext.known(fn):
-            raise CompileError(f"compilation failed: ERROR: <input>:1:{_column(text, fn)}: undeclared reference "
-                               f"to '{fn.rpartition('.')[2]}' (in container '')")
+            raise CompileError(
+                f"compilation failed: ERROR: <input>:1:{_column(text, fn)}: undeclared reference "
+                f"to '{fn.rpartition('.')[2]}' (in container '')"
+            )
         extended = extended or (fn in celext.extension_names() and fn not in celext.CORE)
     return program, extended
 
@@ -115,7 +119,9 @@ class Rules:
     def __bool__(self) -> bool:
         return bool(self.by_node)
 
-    def evaluate(self, obj: Any, old: Any, schema: Structural, *, root: bool = True, path: str = "") -> list[Cause]:
+    def evaluate(
+        self, obj: Any, old: Any, schema: Structural, *, root: bool = True, path: str = ""
+    ) -> list[Cause]:
         out: list[Cause] = []
         if self.by_node:
             _walk(self, obj, old, schema, path, out, root=root)
@@ -129,7 +135,9 @@ def compile_rules(schema: Structural, path: str) -> tuple[Rules, list[Cause]]:
     return rules, errs
 
 
-def _compile(s: Structural, path: str, rules: Rules, errs: list[Cause], *, uncorrelatable: str | None) -> None:
+def _compile(
+    s: Structural, path: str, rules: Rules, errs: list[Cause], *, uncorrelatable: str | None
+) -> None:
     compiled: list[Rule] = []
     for i, raw in enumerate(s.validations):
         at = f"{path}.x-kubernetes-validations[{i}]"
@@ -170,11 +178,23 @@ def _compile_one(raw: dict[str, Any], s: Structural, at: str, errs: list[Cause],
                               f"{at}.messageExpression"))
     uses_old = "oldSelf" in program.references().get("variables", [])
     if uses_old and uncorrelatable is not None:
-        errs.append(Cause(INVALID, f"Invalid value: {go_quote(text)}: oldSelf cannot be used on the uncorrelatable "
-                                   f"portion of the schema within {uncorrelatable}", f"{at}.rule"))
+        errs.append(
+            Cause(
+                INVALID,
+                f"Invalid value: {go_quote(text)}: oldSelf cannot be used on the uncorrelatable "
+                f"portion of the schema within {uncorrelatable}",
+                f"{at}.rule",
+            )
+        )
     elif not uses_old and raw.get("optionalOldSelf") is not None:
-        errs.append(Cause(INVALID, f"Invalid value: {str(bool(raw['optionalOldSelf'])).lower()}: may not be set if "
-                                   "oldSelf is not used in rule", f"{at}.optionalOldSelf"))
+        errs.append(
+            Cause(
+                INVALID,
+                f"Invalid value: {str(bool(raw['optionalOldSelf'])).lower()}: may not be set if "
+                "oldSelf is not used in rule",
+                f"{at}.optionalOldSelf",
+            )
+        )
     field_path = ""
     if raw.get("fieldPath"):
         try:
@@ -187,7 +207,9 @@ def _compile_one(raw: dict[str, Any], s: Structural, at: str, errs: list[Cause],
 # --- evaluation -----------------------------------------------------------------------------------
 
 
-def _walk(rules: Rules, x: Any, old: Any, s: Structural, path: str, out: list[Cause], *, root: bool = False) -> None:
+def _walk(
+    rules: Rules, x: Any, old: Any, s: Structural, path: str, out: list[Cause], *, root: bool = False
+) -> None:
     if x is None:
         return
     mine = rules.by_node.get(id(s))
@@ -216,7 +238,9 @@ def _correlate(items: list[Any], old: Any, s: Structural) -> list[Any]:
     return [by_key.get(key(v)) for v in items]
 
 
-def _run(mine: list[Rule], x: Any, old: Any, s: Structural, path: str, out: list[Cause], *, root: bool) -> None:
+def _run(
+    mine: list[Rule], x: Any, old: Any, s: Structural, path: str, out: list[Cause], *, root: bool
+) -> None:
     shown_type = s.type or ("object" if isinstance(x, dict) else "")
     self_value = to_cel(x, s, root=root)
     old_value = to_cel(old, s, root=root) if old is not None else None
@@ -229,9 +253,16 @@ def _run(mine: list[Rule], x: Any, old: Any, s: Structural, path: str, out: list
             variables["oldSelf"] = old_value if old is not None else None
         try:
             result = _execute(rule.program, variables, rule.extended)
-        except Exception as exc:  # the library raises RuntimeError, KeyError, TypeError...: all are CEL errors
-            out.append(Cause(INVALID, f"Invalid value: {go_quote(shown_type)}: {_runtime_detail(exc, rule)}",
-                             path or "<nil>"))
+        except (
+            Exception
+        ) as exc:  # the library raises RuntimeError, KeyError, TypeError...: all are CEL errors
+            out.append(
+                Cause(
+                    INVALID,
+                    f"Invalid value: {go_quote(shown_type)}: {_runtime_detail(exc, rule)}",
+                    path or "<nil>",
+                )
+            )
             continue
         if result is True:
             continue

@@ -39,8 +39,12 @@ from orchestra.objects import Obj, as_dict, as_dicts, as_list
 APPROVAL = "api-approved.kubernetes.io"
 COLUMN_TYPES = ("boolean", "date", "integer", "number", "string")
 COLUMN_FORMATS = ("byte", "date", "date-time", "double", "float", "int32", "int64", "password")
-PER_VERSION = (("schema", "validation"), ("subresources", "subresources"),
-               ("additionalPrinterColumns", "additionalPrinterColumns"), ("selectableFields", "selectableFields"))
+PER_VERSION = (
+    ("schema", "validation"),
+    ("subresources", "subresources"),
+    ("additionalPrinterColumns", "additionalPrinterColumns"),
+    ("selectableFields", "selectableFields"),
+)
 MAX_SELECTABLE = 8
 
 
@@ -70,20 +74,41 @@ def validate_crd(obj: Obj, old: Obj | None) -> list[Cause]:
     errs += names_errors(as_dict(status.get("acceptedNames")), "status.acceptedNames")
     errs += stored_version_errors(status.get("storedVersions"), as_dicts(spec.get("versions")))
     errs += _approval(obj, old)
-    if spec.get("preserveUnknownFields") is True and as_dict(old_spec or {}).get("preserveUnknownFields") is not True:
-        errs.append(invalid("spec.preserveUnknownFields", True, "cannot set to true, set "
-                            "x-kubernetes-preserve-unknown-fields to true in spec.versions[*].schema instead"))
+    if (
+        spec.get("preserveUnknownFields") is True
+        and as_dict(old_spec or {}).get("preserveUnknownFields") is not True
+    ):
+        errs.append(
+            invalid(
+                "spec.preserveUnknownFields",
+                True,
+                "cannot set to true, set "
+                "x-kubernetes-preserve-unknown-fields to true in spec.versions[*].schema instead",
+            )
+        )
     if old is not None and old_spec is not None:
         errs += _immutable(spec, old_spec, is_established(old))
     return errs
 
 
 def _immutable(spec: Obj, old: Obj, established: bool) -> list[Cause]:
-    pairs = [("spec.group", spec.get("group"), old.get("group")),
-             ("spec.names.plural", as_dict(spec.get("names")).get("plural"), as_dict(old.get("names")).get("plural"))]
+    pairs = [
+        ("spec.group", spec.get("group"), old.get("group")),
+        (
+            "spec.names.plural",
+            as_dict(spec.get("names")).get("plural"),
+            as_dict(old.get("names")).get("plural"),
+        ),
+    ]
     if established:
-        pairs += [("spec.scope", spec.get("scope"), old.get("scope")),
-                  ("spec.names.kind", as_dict(spec.get("names")).get("kind"), as_dict(old.get("names")).get("kind"))]
+        pairs += [
+            ("spec.scope", spec.get("scope"), old.get("scope")),
+            (
+                "spec.names.kind",
+                as_dict(spec.get("names")).get("kind"),
+                as_dict(old.get("names")).get("kind"),
+            ),
+        ]
     return [invalid(path, new, IMMUTABLE) for path, new, was in pairs if new != was]
 
 
@@ -188,9 +213,11 @@ def _deprecation_errors(v: Obj) -> list[str]:
         errs.append("must not be an empty string")
     for i, ch in enumerate(text):
         if unicodedata.category(ch).startswith("C"):
-            errs.append("must only contain printable UTF-8 characters; "
-                        f"{'control' if unicodedata.category(ch) == 'Cc' else 'non-printable'} character found "
-                        f"at index {i}")
+            errs.append(
+                "must only contain printable UTF-8 characters; "
+                f"{'control' if unicodedata.category(ch) == 'Cc' else 'non-printable'} character found "
+                f"at index {i}"
+            )
             break
     return errs
 
@@ -203,8 +230,14 @@ def _validation(validation: Any, path: str, status_enabled: bool) -> list[Cause]
     errs: list[Cause] = []
     if status_enabled:
         if raw.get("type") not in (None, "", "object"):
-            errs.append(invalid(f"{at}.type", raw.get("type"), 'only "object" is allowed as the type at the root of '
-                                                               "the schema if the status subresource is enabled"))
+            errs.append(
+                invalid(
+                    f"{at}.type",
+                    raw.get("type"),
+                    'only "object" is allowed as the type at the root of '
+                    "the schema if the status subresource is enabled",
+                )
+            )
         elif any(k not in ROOT_ALLOWED_WITH_STATUS and raw[k] not in (None, False, "", [], {}) for k in raw):
             errs.append(invalid(at, GoRepr("apiextensions.JSONSchemaProps{...}"),
                                 "only [Description Type Format Title Maximum ExclusiveMaximum Minimum "
@@ -223,7 +256,10 @@ def subresource_errors(subresources: Any, path: str) -> list[Cause]:
         return []
     scale = as_dict(scale)
     errs: list[Cause] = []
-    for key, prefix, where in (("specReplicasPath", ".spec.", ".spec"), ("statusReplicasPath", ".status.", ".status")):
+    for key, prefix, where in (
+        ("specReplicasPath", ".spec.", ".spec"),
+        ("statusReplicasPath", ".status.", ".status"),
+    ):
         value = str(scale.get(key) or "")
         at = f"{path}.scale.{key}"
         if not value:
@@ -278,8 +314,13 @@ def _selectable(fields: Any, validation: Any, path: str) -> list[Cause]:
         return []
     raw = as_dict(validation).get("openAPIV3Schema")
     if not isinstance(raw, dict):
-        return [invalid(path, "", "selectableFields may only be set when version.schema.openAPIV3Schema is not "
-                                  "included")]
+        return [
+            invalid(
+                path,
+                "",
+                "selectableFields may only be set when version.schema.openAPIV3Schema is not included",
+            )
+        ]
     schema = Structural(raw)
     errs: list[Cause] = []
     seen: set[str] = set()
@@ -297,13 +338,23 @@ def _selectable(fields: Any, validation: Any, path: str) -> list[Cause]:
         if rendered.split(".")[0].split("[")[0] == "metadata":
             errs.append(invalid(at, text, "must not point to fields in metadata"))
         if node.type not in ("string", "boolean", "integer"):
-            errs.append(invalid(at, text, "must point to a field of type string, boolean or integer. Enum string "
-                                          "fields and strings with formats are allowed."))
+            errs.append(
+                invalid(
+                    at,
+                    text,
+                    "must point to a field of type string, boolean or integer. Enum string "
+                    "fields and strings with formats are allowed.",
+                )
+            )
         if rendered in seen:
             errs.append(duplicate(at, text))
         seen.add(rendered)
     if len(seen) > MAX_SELECTABLE:
-        errs.append(Cause("FieldValueTooMany", f"Too many: {len(seen)}: must have at most {MAX_SELECTABLE} items", path))
+        errs.append(
+            Cause(
+                "FieldValueTooMany", f"Too many: {len(seen)}: must have at most {MAX_SELECTABLE} items", path
+            )
+        )
     return errs
 
 
@@ -320,12 +371,17 @@ def _conversion(conversion: Any) -> list[Cause]:
     if strategy == "Webhook":
         webhook = as_dict(conv.get("webhook"))
         if not webhook.get("clientConfig"):
-            errs.append(required("spec.conversion.webhookClientConfig", "required when strategy is set to Webhook"))
+            errs.append(
+                required("spec.conversion.webhookClientConfig", "required when strategy is set to Webhook")
+            )
         if not as_list(webhook.get("conversionReviewVersions")):
             errs.append(required("spec.conversion.conversionReviewVersions"))
     elif conv.get("webhook"):
-        errs.append(forbidden("spec.conversion.webhookClientConfig", "should not be set when strategy is not set to "
-                                                                     "Webhook"))
+        errs.append(
+            forbidden(
+                "spec.conversion.webhookClientConfig", "should not be set when strategy is not set to Webhook"
+            )
+        )
     return errs
 
 
@@ -344,7 +400,9 @@ def names_errors(names: Obj, path: str) -> list[Cause]:
         if msgs := is_dns1035_label(str(short)):
             errs.append(invalid(f"{path}.shortNames[{i}]", short, ",".join(msgs)))
     if names.get("kind") and names.get("kind") == names.get("listKind"):
-        errs.append(invalid(f"{path}.listKind", names.get("listKind"), "kind and listKind may not be the same"))
+        errs.append(
+            invalid(f"{path}.listKind", names.get("listKind"), "kind and listKind may not be the same")
+        )
     for i, cat in enumerate(as_list(names.get("categories"))):
         if msgs := is_dns1035_label(str(cat)):
             errs.append(invalid(f"{path}.categories[{i}]", cat, ",".join(msgs)))

@@ -125,8 +125,11 @@ def _isbn13(v: str) -> bool:
 
 def _creditcard(v: str) -> bool:
     digits = re.sub(r"\D", "", v)
-    if not re.fullmatch(r"4\d{12}(\d{3})?|5[1-5]\d{14}|6(?:011|5\d\d)\d{12}|3[47]\d{13}|3(?:0[0-5]|[68]\d)\d{11}"
-                        r"|(?:2131|1800|35\d{3})\d{11}", digits):
+    if not re.fullmatch(
+        r"4\d{12}(\d{3})?|5[1-5]\d{14}|6(?:011|5\d\d)\d{12}|3[47]\d{13}|3(?:0[0-5]|[68]\d)\d{11}"
+        r"|(?:2131|1800|35\d{3})\d{11}",
+        digits,
+    ):
         return False
     total = 0
     for i, c in enumerate(reversed(digits)):

@@ -23,9 +23,13 @@ from orchestra.api.policy.crd.structural import Structural
 from orchestra.api.policy.validation.meta import validate_object_meta
 from orchestra.objects import Obj, as_dict, deep_copy
 
-BLOCKING = frozenset({NOT_SUPPORTED, REQUIRED, "FieldValueTooLong", "FieldValueTooMany", "FieldValueTypeInvalid"})
-NOT_CHECKED = ('Invalid value: "null": some validation rules were not checked because the object was invalid; '
-               "correct the existing errors to complete validation")
+BLOCKING = frozenset(
+    {NOT_SUPPORTED, REQUIRED, "FieldValueTooLong", "FieldValueTooMany", "FieldValueTypeInvalid"}
+)
+NOT_CHECKED = (
+    'Invalid value: "null": some validation rules were not checked because the object was invalid; '
+    "correct the existing errors to complete validation"
+)
 MAX_INT32 = 2**31 - 1
 
 
@@ -139,7 +143,11 @@ def _embedded(x: dict[str, Any], path: str) -> list[Cause]:
             errs.append(invalid(f"{path}.{key}", "", "must not be empty"))
     kind = x.get("kind")
     if isinstance(kind, str) and kind and (msgs := is_dns1035_label(kind.lower())):
-        errs.append(invalid(f"{path}.kind", kind, "may have mixed case, but should otherwise match: " + ",".join(msgs)))
+        errs.append(
+            invalid(
+                f"{path}.kind", kind, "may have mixed case, but should otherwise match: " + ",".join(msgs)
+            )
+        )
     meta = x.get("metadata")
     if isinstance(meta, dict):
         meta = {**meta, "name": meta.get("name") or "fakename"}
@@ -202,7 +210,13 @@ def _scale_status(obj: Obj, c: Compiled) -> list[Cause]:
     if c.scale.label_selector:
         selector = get_path(obj, c.scale.label_selector)
         if selector is not None and not isinstance(selector, str):
-            errs.append(invalid(c.scale.label_selector, "", f"{c.scale.label_selector.lstrip('.')} accessor error: "
-                                                            f"{selector} is of the type {values.json_type(selector)}, "
-                                                            "expected string"))
+            errs.append(
+                invalid(
+                    c.scale.label_selector,
+                    "",
+                    f"{c.scale.label_selector.lstrip('.')} accessor error: "
+                    f"{selector} is of the type {values.json_type(selector)}, "
+                    "expected string",
+                )
+            )
     return errs

@@ -79,8 +79,13 @@ def _invariants(s: Structural, level: str, path: str) -> list[Cause]:
     if metadata is not None:
         errs += _metadata(metadata, check_meta, level, _key(path, "metadata"))
     if s.embedded and not s.preserve_unknown and not s.properties:
-        errs.append(required(f"{path}.properties", "must not be empty if x-kubernetes-embedded-resource is true "
-                                                   "without x-kubernetes-preserve-unknown-fields"))
+        errs.append(
+            required(
+                f"{path}.properties",
+                "must not be empty if x-kubernetes-embedded-resource is true "
+                "without x-kubernetes-preserve-unknown-fields",
+            )
+        )
     return errs
 
 
@@ -90,9 +95,15 @@ def _typing(s: Structural, level: str, path: str) -> list[Cause]:
         if not s.type:
             errs.append(required(f"{path}.type", "must be object if x-kubernetes-embedded-resource is true"))
         else:
-            errs.append(invalid(f"{path}.type", s.type, "must be object if x-kubernetes-embedded-resource is true"))
+            errs.append(
+                invalid(f"{path}.type", s.type, "must be object if x-kubernetes-embedded-resource is true")
+            )
     elif not s.type and not s.int_or_string and not s.preserve_unknown:
-        where = {"root": "at the root", "item": "for specified array items", "field": "for specified object fields"}
+        where = {
+            "root": "at the root",
+            "item": "for specified array items",
+            "field": "for specified object fields",
+        }
         errs.append(required(f"{path}.type", f"must not be empty {where[level]}"))
     if level == "root" and s.type and s.type != "object":
         errs.append(invalid(f"{path}.type", s.type, "must be object at the root"))
@@ -149,8 +160,11 @@ def _nested(v: Structural, skip_any_of: bool, path: str, *, allow_rules: bool) -
         errs += _nested(v.properties[k], False, _key(path, k), allow_rules=allow_rules)
     checks = [
         (bool(v.type), "type", "must be empty to be structural"),
-        (v.additional is not None or v.additional_allows is not None, "additionalProperties",
-         "must be undefined to be structural"),
+        (
+            v.additional is not None or v.additional_allows is not None,
+            "additionalProperties",
+            "must be undefined to be structural",
+        ),
         (v.default is not MISSING, "default", "must be undefined to be structural"),
         (bool(v.title), "title", "must be empty to be structural"),
         (bool(v.description), "description", "must be empty to be structural"),
@@ -161,7 +175,11 @@ def _nested(v: Structural, skip_any_of: bool, path: str, *, allow_rules: bool) -
         (bool(v.list_map_keys), "x-kubernetes-list-map-keys", "must be empty to be structural"),
         (v.list_type is not None, "x-kubernetes-list-type", "must be undefined to be structural"),
         (v.map_type is not None, "x-kubernetes-map-type", "must be undefined to be structural"),
-        (bool(v.validations) and not allow_rules, "x-kubernetes-validations", "must be empty to be structural"),
+        (
+            bool(v.validations) and not allow_rules,
+            "x-kubernetes-validations",
+            "must be empty to be structural",
+        ),
     ]
     errs += [forbidden(f"{path}.{name}", detail) for bad, name, detail in checks if bad]
     if "metadata" in v.properties:
@@ -218,11 +236,17 @@ class NodeContext:
     inside_meta: bool = False
 
 
-def node_errors(s: Structural, path: str, ctx: NodeContext = NodeContext(), *, root: bool = True) -> list[Cause]:
+def node_errors(
+    s: Structural, path: str, ctx: NodeContext = NodeContext(), *, root: bool = True
+) -> list[Cause]:
     errs = _standard(s, path, ctx)
     if s.unique_items:
-        errs.append(forbidden(f"{path}.uniqueItems",
-                              "uniqueItems cannot be set to true since the runtime complexity becomes quadratic"))
+        errs.append(
+            forbidden(
+                f"{path}.uniqueItems",
+                "uniqueItems cannot be set to true since the runtime complexity becomes quadratic",
+            )
+        )
     if s.additional_allows is not None:
         if s.properties and (s.additional_allows is False or s.additional is not None):
             errs.append(forbidden(f"{path}.additionalProperties",
@@ -230,8 +254,11 @@ def node_errors(s: Structural, path: str, ctx: NodeContext = NodeContext(), *, r
         if s.additional is not None:
             sub = ctx
             if ctx.inside_meta:
-                sub = attrs.evolve(ctx, allow_defaults=False,
-                                   no_defaults_reason="inside additionalProperties applying to object metadata")
+                sub = attrs.evolve(
+                    ctx,
+                    allow_defaults=False,
+                    no_defaults_reason="inside additionalProperties applying to object metadata",
+                )
             errs += node_errors(s.additional, f"{path}.additionalProperties", sub, root=False)
     for k in sorted(s.properties):
         sub = ctx
@@ -270,7 +297,9 @@ def _standard(s: Structural, path: str, ctx: NodeContext) -> list[Cause]:
     if isinstance(raw.get("items"), list):
         errs.append(forbidden(f"{path}.items", "items must be a schema object and not an array"))
     if ctx.inside_meta and s.embedded:
-        errs.append(forbidden(f"{path}.x-kubernetes-embedded-resource", "must not be used inside of resource meta"))
+        errs.append(
+            forbidden(f"{path}.x-kubernetes-embedded-resource", "must not be used inside of resource meta")
+        )
     return errs
 
 
@@ -278,7 +307,9 @@ def _extensions(s: Structural, path: str) -> list[Cause]:
     raw = s.raw
     errs: list[Cause] = []
     if raw.get("x-kubernetes-preserve-unknown-fields") is False:
-        errs.append(invalid(f"{path}.x-kubernetes-preserve-unknown-fields", False, "must be true or undefined"))
+        errs.append(
+            invalid(f"{path}.x-kubernetes-preserve-unknown-fields", False, "must be true or undefined")
+        )
     if s.map_type is not None:
         if s.type != "object":
             msg = "must be object if x-kubernetes-map-type is specified"
@@ -315,7 +346,11 @@ def _atomic_set_items(items: Structural, path: str) -> list[Cause]:
 def _list_map(s: Structural, path: str) -> list[Cause]:
     errs: list[Cause] = []
     if not s.list_map_keys:
-        errs.append(required(f"{path}.x-kubernetes-list-map-keys", "must not be empty if x-kubernetes-list-type is map"))
+        errs.append(
+            required(
+                f"{path}.x-kubernetes-list-map-keys", "must not be empty if x-kubernetes-list-type is map"
+            )
+        )
     if s.items is None:
         errs.append(required(f"{path}.items", "must have a schema if x-kubernetes-list-type is map"))
         return errs
@@ -343,7 +378,11 @@ def _map_set_keys(s: Structural, path: str) -> list[Cause]:
     assert s.items is not None
     errs: list[Cause] = []
     if s.items.nullable:
-        errs.append(forbidden(f"{path}.items.nullable", f"cannot be nullable when x-kubernetes-list-type is {s.list_type}"))
+        errs.append(
+            forbidden(
+                f"{path}.items.nullable", f"cannot be nullable when x-kubernetes-list-type is {s.list_type}"
+            )
+        )
     if s.list_type != "map":
         return errs
     for k in s.list_map_keys:
@@ -351,9 +390,13 @@ def _map_set_keys(s: Structural, path: str) -> list[Cause]:
         if prop is None:
             continue
         if k not in s.items.required and prop.default is MISSING:
-            errs.append(required(f"{_key(path + '.items', k)}.default",
-                                 "this property is in x-kubernetes-list-map-keys, so it must have a default or be "
-                                 "a required property"))
+            errs.append(
+                required(
+                    f"{_key(path + '.items', k)}.default",
+                    "this property is in x-kubernetes-list-map-keys, so it must have a default or be "
+                    "a required property",
+                )
+            )
         if prop.nullable:
             errs.append(forbidden(f"{_key(path + '.items', k)}.nullable",
                                   "this property is in x-kubernetes-list-map-keys, so it cannot be nullable"))
@@ -376,7 +419,9 @@ def _rules_static(s: Structural, path: str) -> list[Cause]:
             errs.append(required(f"{at}.message", "message must be specified if rule contains line breaks"))
         expr = rule.get("messageExpression")
         if isinstance(expr, str) and expr and not expr.strip():
-            errs.append(required(f"{at}.messageExpression", "messageExpression must be non-empty if specified"))
+            errs.append(
+                required(f"{at}.messageExpression", "messageExpression must be non-empty if specified")
+            )
         reason = rule.get("reason")
         if reason is not None and reason not in REASONS:
             errs.append(not_supported(f"{at}.reason", reason, REASONS))

@@ -1,11 +1,12 @@
 """The CustomResourceDefinition kind's own defaults and strategy (SetDefaults, PrepareForCreate/Update).
 
 Owns: `default_crd` (names.singular and listKind from the kind, conversion strategy None, a webhook
-service's port 443, the storage version as the stored one when none is), `prepare_create` (status reset to accepted names still empty and the storage
-version as the first stored version), `prepare_update` (a new storage version joins
-status.storedVersions; nothing else of status changes except through the status subresource) and
-`mark_deleting` (the first delete adds the cleanup finalizer the CRD controller removes once every
-custom resource is gone, and the Terminating condition).
+service's port 443, the storage version as the stored one when none is), `prepare_create` (status
+reset to accepted names still empty and the storage version as the first stored version),
+`prepare_update` (a new storage version joins status.storedVersions; nothing else of status
+changes except through the status subresource) and `mark_deleting` (the first delete adds the
+cleanup finalizer the CRD controller removes once every custom resource is gone, and the
+Terminating condition).
 Must not import: api/request, api/tables, the store, or anything above the api layer.
 """
 
@@ -29,7 +30,9 @@ def default_crd(obj: Obj) -> None:
             names["listKind"] = names["kind"] + "List"
     if spec.get("conversion") is None:
         spec["conversion"] = {"strategy": "None"}
-    service = as_dict(as_dict(as_dict(spec.get("conversion")).get("webhook")).get("clientConfig")).get("service")
+    service = as_dict(as_dict(as_dict(spec.get("conversion")).get("webhook")).get("clientConfig")).get(
+        "service"
+    )
     if isinstance(service, dict):
         service.setdefault("port", 443)
     status = obj.get("status")
@@ -66,8 +69,12 @@ def mark_deleting(obj: Obj) -> None:
     finalizers = list(as_dict(obj.get("metadata")).get("finalizers") or [])
     if CLEANUP not in finalizers:
         obj.setdefault("metadata", {})["finalizers"] = [*finalizers, CLEANUP]
-    cond = {"type": "Terminating", "status": "True", "reason": "InstanceDeletionPending",
-            "message": "CustomResourceDefinition marked for deletion; CustomResource deletion will begin soon"}
+    cond = {
+        "type": "Terminating",
+        "status": "True",
+        "reason": "InstanceDeletionPending",
+        "message": "CustomResourceDefinition marked for deletion; CustomResource deletion will begin soon",
+    }
     status = obj.get("status")
     if not isinstance(status, dict):
         status = obj["status"] = {}

@@ -87,7 +87,9 @@ class Structural:
             [r for r in rules if isinstance(r, dict)] if isinstance(rules, list) else []
         )
         self.numbers: dict[str, float] = {
-            k: raw[k] for k in _NUMBERS if isinstance(raw.get(k), int | float) and not isinstance(raw[k], bool)
+            k: raw[k]
+            for k in _NUMBERS
+            if isinstance(raw.get(k), int | float) and not isinstance(raw[k], bool)
         }
         self.counts: dict[str, int] = {
             k: raw[k] for k in _COUNTS if isinstance(raw.get(k), int) and not isinstance(raw[k], bool)

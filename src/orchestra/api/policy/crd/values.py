@@ -162,7 +162,9 @@ def _number(v: float, s: Structural, path: str, out: _Out) -> None:
     factor = n.get("multipleOf")
     if factor is not None:
         if factor <= 0:
-            out.invalid(path, v, f"factor MultipleOf declared for {path} must be positive: {go_float(factor)}")
+            out.invalid(
+                path, v, f"factor MultipleOf declared for {path} must be positive: {go_float(factor)}"
+            )
         elif not _multiple(v, factor):
             out.invalid(path, v, f"{path} in body should be a multiple of {go_float(factor)}")
     top = n.get("maximum")

@@ -24,7 +24,9 @@ def priority_key(version: str) -> tuple[int, int, int, int, str]:
     return (0, -_RANK[stage], -major, -minor, "")
 
 
-def deprecation_warning(group: str, kind: str, version: dict[str, Any], versions: list[dict[str, Any]]) -> str:
+def deprecation_warning(
+    group: str, kind: str, version: dict[str, Any], versions: list[dict[str, Any]]
+) -> str:
     """kube's defaultDeprecationWarning unless the version has its own deprecationWarning."""
     own = version.get("deprecationWarning")
     if isinstance(own, str):
