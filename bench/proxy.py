@@ -84,7 +84,9 @@ DNS_NAMES = ["bench.default.svc.cluster.local.", "kubernetes.default.svc.cluster
 class Orchestra:
     """`orchestra up` in a subprocess, with kubectl pointed at it."""
 
-    def __init__(self, state: Path) -> None:
+    def __init__(self, state: Path, extra: tuple[str, ...] = ()) -> None:
+        """`extra`: more `orchestra up` options (bench/ingress.py's listeners: the last of a repeated
+        option wins, so they override the ingress being off here; ports 80/443 may be taken)."""
         self.state = state
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
@@ -92,7 +94,8 @@ class Orchestra:
         self.log = (state / "orchestra.log").open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "orchestra", "up", "--memory", "--state-dir", str(state / "s"),
-             "--listen", f"127.0.0.1:{self.port}", "--no-dashboard", "--timings", "fast"],
+             "--listen", f"127.0.0.1:{self.port}", "--no-dashboard", "--timings", "fast",
+             "--ingress-listen", "off", "--ingress-tls-listen", "off", *extra],
             stdout=self.log, stderr=subprocess.STDOUT)
         self.env = {**os.environ, "KUBECONFIG": str(state / "s" / "kubeconfig"), "HOME": str(state)}
 

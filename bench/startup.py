@@ -36,6 +36,10 @@ def orchestra_cmd(state: Path, port: int, extra: list[str]) -> list[str]:
         "--listen",
         f"127.0.0.1:{port}",
         "--no-dashboard",
+        "--ingress-listen",  # ports 80/443 may be taken on this host; start-up is measured without them
+        "off",
+        "--ingress-tls-listen",
+        "off",
         *extra,
     ]
 

@@ -476,6 +476,13 @@ SAMPLES = {
         "endpoints": [{"addresses": ["10.0.0.1"]}],
         "ports": [{"port": 80}],
     },
+    "Ingress": {"spec": {"rules": [{"host": "a.example.com", "http": {"paths": [{
+        "path": "/",
+        "pathType": "Prefix",
+        "backend": {"service": {"name": "web", "port": {"number": 80}}},
+    }]}}]}},
+    "IngressClass": {"spec": {"controller": "orchestra.io/ingress-controller",
+                              "parameters": {"kind": "Params", "name": "p"}}},
     "CustomResourceDefinition": {
         "metadata": {"name": "widgets.example.com"},
         "spec": {

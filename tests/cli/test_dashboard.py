@@ -20,8 +20,9 @@ from rich.console import Console
 
 from orchestra.cli.dashboard.app import Dashboard
 from orchestra.cli.dashboard.controls import Ui
+from orchestra.cli.dashboard.draw import scroll_offset
 from orchestra.cli.dashboard.input import decode
-from orchestra.cli.dashboard.views import bar, pod_requests, scroll_offset, workload_counts
+from orchestra.cli.dashboard.views import bar, pod_requests, workload_counts
 from tests.controller.harness import Api, make_api
 
 Obj = dict[str, Any]
@@ -137,6 +138,21 @@ async def seed(api: Api) -> None:
                 {"addresses": ["10.88.0.6"], "conditions": {"ready": False}},
             ],
             "ports": [{"port": 80, "protocol": "TCP"}],
+        },
+        "shop",
+    )
+    await api.create(
+        "Ingress",
+        {
+            "metadata": {"name": "web"},
+            "spec": {
+                "defaultBackend": {"service": {"name": "web", "port": {"number": 80}}},
+                "rules": [{"host": "shop.example.com", "http": {"paths": [{
+                    "path": "/api",
+                    "pathType": "Prefix",
+                    "backend": {"service": {"name": "web", "port": {"name": "http"}}},
+                }]}}],
+            },
         },
         "shop",
     )
@@ -265,6 +281,11 @@ async def test_views_render_from_the_caches() -> None:
             dash.press("5")
             event = line_with(screen(dash), "FailedScheduling")
             assert "Warning" in event and "pod/web-3" in event and "Insufficient cpu" in event
+
+            dash.press("7")
+            ingress = line_with(screen(dash), "shop.example.com")
+            assert ingress.split()[1:5] == ["shop", "web", "<none>", "<pending>"]
+            assert "shop.example.com/api→web:http, default→web:80" in ingress
             nursery.cancel_scope.cancel()
 
 
@@ -526,7 +547,7 @@ async def test_custom_resources_view_follows_crds() -> None:
                                    subresource="status")
             assert w["metadata"]["name"] == "w1"
             await settle()
-            dash.press("7")
+            dash.press("8")
             row = line_with(screen(dash), "w1")
             assert row.split()[1:4] == ["default", "Widget.example.com", "w1"]
             nursery.cancel_scope.cancel()

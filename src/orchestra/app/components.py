@@ -49,7 +49,8 @@ async def start_controllers(nursery: trio.Nursery, cluster: Cluster) -> None:
 
 
 async def start_network(nursery: trio.Nursery, cluster: Cluster) -> None:
-    """The service proxy and cluster DNS (the service range must already be routed to lo)."""
+    """The service proxy, cluster DNS (the service range must already be routed to lo) and the
+    ingress controller."""
     from orchestra.net.dns import ClusterDNS
     from orchestra.net.proxy import ServiceProxy
     from orchestra.net.routes import NetworkSetupError, host_addresses
@@ -68,6 +69,40 @@ async def start_network(nursery: trio.Nursery, cluster: Cluster) -> None:
             "--no-network"
         ) from None
     cluster.proxy, cluster.dns = proxy, dns
+    if cluster.config.ingress_listen or cluster.config.ingress_tls_listen:
+        await start_ingress(nursery, cluster, host_ips)
+
+
+async def start_ingress(nursery: trio.Nursery, cluster: Cluster, host_ips: list[str]) -> None:
+    """The built-in ingress controller (IngressClass `orchestra`) on the configured listeners; its
+    default HTTPS certificate is signed by the cluster CA. A listener that was asked for and cannot
+    be bound stops the start; one left at `orchestra up`'s default only logs a warning."""
+    from orchestra.apiserver.tls import ensure_serving_cert
+    from orchestra.net.ingress import IngressController, ListenError
+    from orchestra.net.ingress.certs import context_from_files
+    from orchestra.net.routes import NetworkSetupError
+
+    config = cluster.config
+
+    def default_context() -> Any:  # files and key parsing: in a worker thread
+        cert = ensure_serving_cert(config.state_dir, ["ingress.local", *host_ips], name="ingress")
+        return context_from_files(cert.cert, cert.key)
+
+    tls_default = await trio.to_thread.run_sync(default_context) if config.ingress_tls_listen else None
+    ingress = IngressController(LocalClient(cluster.core, field_manager="ingress-controller"),
+                                http=config.ingress_listen, https=config.ingress_tls_listen,
+                                tls_default=tls_default, host_addresses=host_ips,
+                                optional=config.ingress_optional)
+    try:
+        await nursery.start(cluster.supervisor.run, "ingress-controller", ingress.run)
+    except ListenError as exc:
+        option = "--ingress-listen" if exc.scheme == "http" else "--ingress-tls-listen"
+        env = "ORCHESTRA_" + option[2:].upper().replace("-", "_")
+        raise NetworkSetupError(
+            f"the ingress controller {exc}, which {option} (or {env}) asked for; free the port, "
+            f"give another HOST:PORT, or turn it off with `{option} off`"
+        ) from None
+    cluster.ingress = ingress
 
 
 async def start_nodes(nursery: trio.Nursery, cluster: Cluster) -> None:

@@ -1,5 +1,5 @@
-"""Admission that reads other objects: kube-apiserver's Priority, DefaultStorageClass and
-StorageObjectInUseProtection plugins.
+"""Admission that reads other objects: kube-apiserver's Priority, DefaultStorageClass,
+DefaultIngressClass and StorageObjectInUseProtection plugins.
 
 Owns, for the write paths of the API core (after defaulting, before validation):
   * Pod create — spec.priority and spec.preemptionPolicy from the PriorityClass named by
@@ -11,6 +11,9 @@ Owns, for the write paths of the API core (after defaulting, before validation):
   * PersistentVolumeClaim create — a claim without spec.storageClassName (and without the beta
     annotation) gets the default StorageClass's name (the newest default when there are several);
     an explicit "" means "no class" and is kept;
+  * Ingress create — DefaultIngressClass: an Ingress that names no class (neither
+    spec.ingressClassName nor the `kubernetes.io/ingress.class` annotation) gets the default
+    IngressClass's name (the newest default when there are several);
   * PersistentVolumeClaim and PersistentVolume create — StorageObjectInUseProtection: the
     `kubernetes.io/pvc-protection` / `kubernetes.io/pv-protection` finalizer, which
     reconcilers/protection.py removes once nothing uses the object.
@@ -30,6 +33,7 @@ from datetime import datetime
 
 from orchestra.api.errors import Forbidden
 from orchestra.api.policy import limitranger
+from orchestra.api.policy.ingressclass import default_ingress_class, requested_class
 from orchestra.api.policy.quota.check import check_request
 from orchestra.api.policy.quota.check import forbidden as quota_forbidden
 from orchestra.api.policy.quota.evaluators import CREATE, UPDATE
@@ -40,6 +44,7 @@ from orchestra.objects import Obj, name_of, namespace_of
 PriorityClasses = Callable[[], list[Obj]]
 StorageClasses = Callable[[], list[Obj]]
 LimitRanges = Callable[[str], list[Obj]]  # the LimitRanges of a namespace
+IngressClasses = Callable[[], list[Obj]]
 PREEMPT_LOWER = "PreemptLowerPriority"
 PVC_PROTECTION = "kubernetes.io/pvc-protection"
 PV_PROTECTION = "kubernetes.io/pv-protection"
@@ -77,8 +82,11 @@ def default_class(classes: list[Obj]) -> Obj | None:
 
 def admit_create(kind: str, obj: Obj, priority_classes: PriorityClasses,
                  storage_classes: StorageClasses | None = None,
-                 limit_ranges: LimitRanges | None = None) -> None:
-    if kind == "Pod":
+                 limit_ranges: LimitRanges | None = None,
+                 ingress_classes: IngressClasses | None = None) -> None:
+    if kind == "Ingress" and ingress_classes is not None:
+        _admit_ingress(obj, ingress_classes)
+    elif kind == "Pod":
         if limit_ranges is not None:
             limitranger.mutate_pod(obj, limit_ranges(namespace_of(obj)))
         _admit_pod(obj, priority_classes)
@@ -132,6 +140,14 @@ def charge_quotas(group_resource: str, obj: Obj, old: Obj | None, quotas: list[O
     """ResourceQuota: the quotas whose status.used this write raises (403 when one would go over)."""
     return check_request(quotas, operation=UPDATE if old is not None else CREATE,
                          group_resource=group_resource, obj=obj, old=old, now=now)
+
+
+def _admit_ingress(ingress: Obj, ingress_classes: IngressClasses) -> None:
+    if requested_class(ingress) is not None:
+        return
+    default = default_ingress_class(ingress_classes())
+    if default is not None:
+        ingress.setdefault("spec", {})["ingressClassName"] = name_of(default)
 
 
 def admit_update(kind: str, obj: Obj, priority_classes: PriorityClasses) -> None:

@@ -1,9 +1,9 @@
 """Server-side defaulting, as kube-apiserver 1.32 does it on create and update.
 
 Owns: the `SetDefaults_*` functions of the built-in kinds (core/v1, apps/v1, batch/v1, discovery/v1,
-coordination/v1, storage/v1, autoscaling/v2) plus the admission defaults a real cluster always
-applies to pods (Priority, DefaultTolerationSeconds, ServiceAccount name). One entry point:
-`default(kind, obj)`.
+coordination/v1, storage/v1, networking/v1, autoscaling/v2) plus the admission defaults a real
+cluster always applies to pods (Priority, DefaultTolerationSeconds, ServiceAccount name). One entry
+point: `default(kind, obj)`.
 Never overwrites a field the user set. Does not allocate anything (clusterIP, nodePort, Job selector
 and controller-uid labels belong to the core).
 Must not import: the store, the HTTP server, or anything above the api layer.
@@ -423,6 +423,16 @@ def _default_storage_class(obj: Obj) -> None:
     obj.setdefault("volumeBindingMode", "Immediate")
 
 
+def _default_ingress(obj: Obj) -> None:
+    _map(_map(obj, "status"), "loadBalancer")  # IngressStatus is a struct: always serialized
+
+
+def _default_ingress_class(obj: Obj) -> None:
+    params = _map(obj, "spec").get("parameters")
+    if isinstance(params, dict) and params.get("scope") is None:
+        params["scope"] = "Cluster"
+
+
 # autoscaling/v2 SetDefaults_HorizontalPodAutoscaler: rules for what a given behavior leaves out. The
 # scale-down window stays unset: the controller applies its --horizontal-pod-autoscaler-downscale-
 # stabilization (300 s) then, as kube does.
@@ -488,6 +498,8 @@ _BY_KIND: dict[str, Callable[[Obj], None]] = {
     "StorageClass": _default_storage_class,
     "LimitRange": _default_limit_range,
     "ResourceQuota": _noop,
+    "Ingress": _default_ingress,
+    "IngressClass": _default_ingress_class,
     "PodDisruptionBudget": _noop,  # policy/v1 defaults nothing (unhealthyPodEvictionPolicy stays unset)
     "HorizontalPodAutoscaler": _default_hpa,
     "CustomResourceDefinition": default_crd,

@@ -246,7 +246,7 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, PolicyAdmissionMixin,
         prepare_for_create(rt, obj)
         obj = defaults.default(rt.kind, obj)
         admission.admit_create(rt.kind, obj, self._priority_classes, self._storage_classes,
-                               self._limit_ranges)
+                               self._limit_ranges, self._ingress_classes)
         self._validate(rt, obj, None)
         return obj
 
@@ -255,6 +255,9 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, PolicyAdmissionMixin,
 
     def _storage_classes(self) -> builtins.list[Obj]:
         return self._all_cached("StorageClass")
+
+    def _ingress_classes(self) -> builtins.list[Obj]:
+        return self._all_cached("IngressClass")
 
     def _all_cached(self, kind: str) -> builtins.list[Obj]:
         """Every object of a small cluster-wide kind that admission reads on each create, re-read

@@ -45,6 +45,9 @@ _SPECIAL_REFS = {
 }
 
 _VERSIONS = {"1.32": "v1.32.0-local"}
+# Required fields whose absence kube's own validation words differently (api/policy/validation reports
+# them).
+_REQUIRED_BY_VALIDATION = {("HTTPIngressPath", "pathType"), ("HTTPIngressPath", "backend")}
 
 
 @attrs.frozen
@@ -184,7 +187,7 @@ class Schema:
             elif v is not None:
                 self._check(v, f, _join(path, k), d.struct, out)
         for r in d.required:
-            if obj.get(r) is None:
+            if obj.get(r) is None and (d.struct, r) not in _REQUIRED_BY_VALIDATION:
                 out.missing.append(Cause("FieldValueRequired", "Required value", _join(path, r)))
 
     def _check(self, v: Any, f: FieldInfo, path: str, struct: str, out: _Out) -> None:

@@ -313,6 +313,22 @@ _COLUMNS: dict[str, list[dict[str, Any]]] = {
         _col("Holder", desc="holderIdentity contains the identity of the holder of a current lease."),
         _age_col(),
     ],
+    "Ingress": [
+        _name_col(),
+        _col("Class", desc=(
+            "The name of the IngressClass resource that should be used for additional configuration"
+        )),
+        _col("Hosts", desc="Hosts that incoming requests are matched against before the ingress rule"),
+        _col("Address", desc="Address is a list containing ingress points for the load-balancer"),
+        _col("Ports", desc="Ports of TLS configurations that open"),
+        _age_col(),
+    ],
+    "IngressClass": [
+        _name_col(),
+        _col("Controller", desc="Controller that is responsible for handling this class"),
+        _col("Parameters", desc="A reference to a resource with additional parameters"),
+        _age_col(),
+    ],
     "HorizontalPodAutoscaler": [
         _name_col(),
         _col("Reference", desc=(

@@ -5,7 +5,7 @@ moves on every cache change (views key their row caches on it), and `wait_change
 the render loop. Custom resources too: every Established CustomResourceDefinition gets an informer
 for its kind (`custom`), started when the CRD appears and stopped when it goes. Nothing here polls:
 every update arrives through an informer's watch.
-Must not import: the server side (apiserver, app); rich (rendering lives in views.py).
+Must not import: the server side (apiserver, app); rich (rendering lives in views.py and draw.py).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from orchestra.controller.informer import Informer
 from orchestra.objects import Obj
 
 KINDS = ("Namespace", "Node", "Pod", "Deployment", "StatefulSet", "DaemonSet", "Job", "Service",
-         "EndpointSlice", "Event", "HorizontalPodAutoscaler", "CustomResourceDefinition")
+         "EndpointSlice", "Event", "HorizontalPodAutoscaler", "Ingress", "CustomResourceDefinition")
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job")
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 

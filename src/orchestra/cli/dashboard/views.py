@@ -1,11 +1,9 @@
-"""The list views (Nodes, Pods, Workloads, Services, Events, Autoscalers): rows from the model, and drawing
-them.
+"""The list views (Nodes, Pods, Workloads, Services, Events, Autoscalers, Ingresses, Custom): rows
+from the model.
 
 Owns: each view's columns and how one object becomes a `Row` of plain strings (cached per object
-resourceVersion, so 1,000 pods cost one dict lookup each when nothing changed), the filtered and
-sorted row list (cached per model generation and filter), and drawing only the visible window of
-rows as fixed-width `Text` lines (no rich Table: measuring 1,000 cells every frame is what makes
-dashboards slow). Ages are computed at draw time for visible rows only.
+resourceVersion, so 1,000 pods cost one dict lookup each when nothing changed) and the filtered and
+sorted row list (cached per model generation and filter). Drawing them is draw.py's.
 Must not import: the server side.
 """
 
@@ -16,11 +14,16 @@ from datetime import datetime
 from typing import Any
 
 import attrs
-from rich.text import Text
 
-from orchestra.api.tables import format_hpa_metrics, format_service_ports, node_roles, pod_status_reason
+from orchestra.api.tables import (
+    format_hpa_metrics,
+    format_service_ports,
+    ingress_addresses,
+    node_roles,
+    pod_status_reason,
+)
 from orchestra.cli.dashboard.model import WORKLOAD_KINDS, Model, event_time
-from orchestra.objects import Obj, human_duration, meta, parse_time
+from orchestra.objects import Obj, as_dict, meta, only_dicts, parse_time
 from orchestra.objects.quantity import QuantityError, parse_quantity
 
 GAP = "  "
@@ -457,6 +460,48 @@ class ServicesView(View):
             yield _make_row("Service", svc, cells, styles)
 
 
+def _backend_text(backend: Any) -> str:
+    service, resource = as_dict(backend).get("service"), as_dict(backend).get("resource")
+    if isinstance(service, dict):
+        port = as_dict(service.get("port"))
+        return f"{service.get('name', '')}:{port.get('name') or port.get('number', '')}"
+    if isinstance(resource, dict):
+        return f"{resource.get('kind', '')}/{resource.get('name', '')}"
+    return "?"
+
+
+def ingress_routes(ing: Obj) -> str:
+    """`host/path→service:port` for every path, then `default→service:port`."""
+    spec = as_dict(ing.get("spec"))
+    out = []
+    for rule in only_dicts(spec.get("rules")):
+        host = str(rule.get("host") or "*")
+        paths = only_dicts(as_dict(rule.get("http")).get("paths"))
+        out += [f"{host}{p.get('path') or '/'}→{_backend_text(p.get('backend'))}" for p in paths]
+    if spec.get("defaultBackend"):
+        out.append(f"default→{_backend_text(spec['defaultBackend'])}")
+    return ", ".join(out)
+
+
+class IngressesView(View):
+    title, kinds = "Ingresses", ("Ingress",)
+    columns = (Column("NAMESPACE", 20), Column("NAME", 63, flex=True), Column("CLASS", 20),
+               Column("ADDRESS", 39), Column("ROUTES", 200, flex=True), Column("AGE", 8))
+
+    def object_row(self, kind: str, obj: Obj) -> Row:
+        m, spec = meta(obj), as_dict(obj.get("spec"))
+        address = ingress_addresses(as_dict(obj.get("status")))
+        cells = (
+            str(m.get("namespace") or ""),
+            str(m.get("name") or ""),
+            str(spec.get("ingressClassName") or "<none>"),
+            address or "<pending>",
+            ingress_routes(obj),
+            "",
+        )
+        return _make_row(kind, obj, cells, ("dim", "", "", "" if address else "yellow", "", ""))
+
+
 class EventsView(View):
     title, kinds = "Events", ("Event",)
     columns = (
@@ -516,62 +561,5 @@ def custom_status(obj: Obj) -> str:
 
 def make_views() -> list[View]:
     return [NodesView(), PodsView(), WorkloadsView(), ServicesView(), EventsView(), AutoscalersView(),
-            CustomView()]
+            IngressesView(), CustomView()]
 
-
-# --- drawing ---------------------------------------------------------------------------------------
-
-
-def fit(text: str, width: int, right: bool = False) -> str:
-    if len(text) > width:
-        return text[: max(width - 1, 0)] + "…" if width > 0 else ""
-    return text.rjust(width) if right else text.ljust(width)
-
-
-def age_of(since: datetime | None, now: datetime) -> str:
-    return human_duration((now - since).total_seconds()) if since is not None else "<unknown>"
-
-
-def draw_table(view: View, rows: list[Row], *, selected: int | None, offset: int, height: int, width: int,
-               now: datetime) -> Text:
-    """The column header plus rows[offset:offset+height-1], one line each, `selected` highlighted."""
-    widths = view.widths(width - 2)  # two columns for the selection marker
-    out = Text(no_wrap=True, overflow="crop", end="")
-    out.append(
-        "  " + GAP.join(fit(c.name, w, c.right) for c, w in zip(view.columns, widths, strict=True)).rstrip(),
-        style="bold",
-    )
-    age = view.age_index
-    last = len(view.columns) - 1
-    for i in range(offset, min(len(rows), offset + max(height - 1, 0))):
-        row = rows[i]
-        out.append("\n")
-        start = len(out)
-        out.append("▶ " if i == selected else "  ", style="bold" if i == selected else None)
-        for j, (col, w) in enumerate(zip(view.columns, widths, strict=True)):
-            cell = age_of(row.since, now) if j == age else row.cells[j]
-            text = fit(cell, w, col.right) if j < last else fit(cell, w).rstrip()
-            out.append(text, style=row.styles[j] or None)
-            if j < last:
-                out.append(GAP)
-        if i == selected:
-            out.append(" " * max(0, width - (len(out) - start)))
-            out.stylize("reverse", start, len(out))
-    if not rows:
-        out.append("\n")
-        out.append("  (nothing to show)", style="dim")
-    return out
-
-
-def scroll_offset(selected: int | None, offset: int, visible: int, total: int) -> int:
-    """Keep the selection on screen, moving the window as little as possible."""
-    if visible <= 0 or total <= visible:
-        return 0
-    offset = max(0, min(offset, total - visible))
-    if selected is None:
-        return offset
-    if selected < offset:
-        return selected
-    if selected >= offset + visible:
-        return selected - visible + 1
-    return offset
