@@ -146,7 +146,8 @@ class Schema:
         return definition in self._raw
 
     def raw(self, definition: str) -> dict[str, Any] | None:
-        """The definition as the schema file has it (JSON-schema `$defs` form)."""
+        """A definition as the package ships it (JSON-schema form, `#/$defs/` references): what the
+        OpenAPI documents are built from. Shared: callers must not modify it."""
         found = self._raw.get(definition)
         return found if isinstance(found, dict) else None
 
