@@ -1,4 +1,6 @@
-"""API benchmark: GET / LIST / create requests per second over HTTP, watch delivery latency, server RSS.
+"""API benchmark: GET / LIST / create requests per second over HTTP, watch delivery latency, server RSS,
+and GET / create of a custom resource with a schema (a CRD with types, an enum, a default and a CEL
+rule) beside the ConfigMap figures of the same run (target: custom >= 80 % of built-in).
 
 Runs `orchestra` (durable store, fsync=always, the `orchestra up` default) in a subprocess and loads it
 from this process with keep-alive HTTPS connections in threads (Python clients: their own CPU counts
@@ -219,6 +221,7 @@ def main() -> None:
                     f"GET    {rps:8.0f} req/s   p50 {pct(lat, 0.5):6.2f} ms  p99 {pct(lat, 0.99):6.2f} ms"
                     "   (target >= 2000/s)"
                 )
+                get_rps = rps
                 rps, lat = load(url, token, args.threads, args.seconds,
                                 lambda i, n: ("GET", "/api/v1/namespaces/default/configmaps?limit=500", None))
                 print(
@@ -250,6 +253,7 @@ def main() -> None:
                     f"CREATE {rps:8.0f} req/s   p50 {pct(lat, 0.5):6.2f} ms  p99 {pct(lat, 0.99):6.2f} ms"
                     "   (target >= 500/s)"
                 )
+                custom_rows(url, token, args, get_rps, rps)
                 if shutil.which("wrk"):
                     print(f"wrk CREATE {wrk(url, token, '', args.seconds, WRK_CREATE)}")
                 wl = watch_latency(url, token)
@@ -261,6 +265,84 @@ def main() -> None:
             finally:
                 proc.kill()
                 proc.wait()
+
+
+BENCH_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": "widgets.bench.example.com"},
+    "spec": {
+        "group": "bench.example.com",
+        "scope": "Namespaced",
+        "names": {"plural": "widgets", "kind": "Widget"},
+        "versions": [
+            {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "subresources": {"status": {}},
+                "schema": {
+                    "openAPIV3Schema": {
+                        "type": "object",
+                        "properties": {
+                            "spec": {
+                                "type": "object",
+                                "required": ["color"],
+                                "x-kubernetes-validations": [{"rule": "self.replicas <= 100"}],
+                                "properties": {
+                                    "color": {"type": "string", "enum": ["red", "blue"]},
+                                    "replicas": {"type": "integer", "minimum": 0, "default": 1},
+                                    "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                                    "note": {"type": "string", "maxLength": 200},
+                                },
+                            },
+                            "status": {"type": "object", "properties": {"ready": {"type": "boolean"}}},
+                        },
+                    }
+                },
+            }
+        ],
+    },
+}
+CR_PATH = "/apis/bench.example.com/v1/namespaces/default/widgets"
+
+
+def _widget(name: str) -> str:
+    return json.dumps({"apiVersion": "bench.example.com/v1", "kind": "Widget", "metadata": {"name": name},
+                       "spec": {"color": "red", "labels": {"k": "v"}, "note": "v" * 100}})
+
+
+def custom_rows(url: str, token: str, args: argparse.Namespace, cm_get: float, cm_create: float) -> None:
+    """GET and create of a custom resource with a schema, as a share of the ConfigMap figures above."""
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    conn = _conn(url, 10)
+    conn.request(
+        "POST",
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+        body=json.dumps(BENCH_CRD),
+        headers=headers,
+    )
+    conn.getresponse().read()
+    for _ in range(200):  # until the CRD controller has established it
+        conn.request("GET", "/apis/bench.example.com/v1", headers=headers)
+        resp = conn.getresponse()
+        resp.read()
+        if resp.status == 200:
+            break
+        time.sleep(0.05)
+    for i in range(100):
+        conn.request("POST", CR_PATH, body=_widget(f"seed-{i}"), headers=headers)
+        conn.getresponse().read()
+    rps, lat = load(
+        url, token, args.threads, args.seconds, lambda i, n: ("GET", f"{CR_PATH}/seed-{n % 100}", None)
+    )
+    print(f"CR GET {rps:8.0f} req/s   p50 {pct(lat, 0.5):6.2f} ms  p99 {pct(lat, 0.99):6.2f} ms   "
+          f"({100 * rps / cm_get:3.0f} % of ConfigMap GET; target >= 80 %)")
+    rps, lat = load(
+        url, token, args.threads, args.seconds, lambda i, n: ("POST", CR_PATH, _widget(f"w-{i}-{n}"))
+    )
+    print(f"CR NEW {rps:8.0f} req/s   p50 {pct(lat, 0.5):6.2f} ms  p99 {pct(lat, 0.99):6.2f} ms   "
+          f"({100 * rps / cm_create:3.0f} % of ConfigMap CREATE; target >= 80 %)")
 
 
 IDENTITY_ONLY = {"kind": "EncryptionConfiguration", "apiVersion": "apiserver.config.k8s.io/v1",

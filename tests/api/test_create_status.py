@@ -9,9 +9,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import trio
+import trio.testing
 
 from orchestra.api.request.core import ApiCore
 from orchestra.app import bootstrap
+from orchestra.client.local import LocalClient
+from orchestra.reconcilers.crd import CRDController
 from orchestra.store import Store
 
 LABELS = {"app": "x"}
@@ -81,4 +85,59 @@ async def test_create_returns_the_zero_status(core: ApiCore, api_version: str, k
 async def test_every_kind_with_a_status_subresource_is_covered(core: ApiCore) -> None:
     """At every version it is served at (a served-but-not-stored version converts the zero status)."""
     with_status = {(t.api_version, t.kind) for t in core.registry.served if t.has_subresource("status")}
-    assert with_status <= {c[:2] for c in CASES}
+    crd_kind = ("apiextensions.k8s.io/v1", "CustomResourceDefinition")  # its own test below
+    assert with_status <= {c[:2] for c in CASES} | {crd_kind}
+
+
+def crd(kind: str, *, status_subresource: bool) -> dict[str, Any]:
+    plural = kind.lower() + "s"
+    version: dict[str, Any] = {"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+        "type": "object", "x-kubernetes-preserve-unknown-fields": True}}}
+    if status_subresource:
+        version["subresources"] = {"status": {}}
+    return {"metadata": {"name": f"{plural}.zero.example.com"},
+            "spec": {"group": "zero.example.com", "scope": "Namespaced",
+                     "names": {"plural": plural, "kind": kind}, "versions": [version]}}
+
+
+async def test_a_crd_starts_with_kube_zero_status(core: ApiCore) -> None:
+    """CustomResourceDefinitionStatus: acceptedNames and storedVersions are not omitempty (the
+    naming controller fills the names in)."""
+    rt = core.registry.by_kind("CustomResourceDefinition")
+    assert rt is not None
+    body = {**crd("Gizmo", status_subresource=True),
+            "status": {"acceptedNames": {"kind": "X", "plural": "xs"}}}
+    created = await core.create(rt, None, body)
+    assert created.obj["status"] == {"acceptedNames": {"plural": "", "kind": ""}, "storedVersions": ["v1"]}
+
+
+@pytest.fixture
+async def crd_core(core: ApiCore) -> AsyncIterator[ApiCore]:
+    async with trio.open_nursery() as nursery:
+        await nursery.start(CRDController(LocalClient(core)).run)
+        yield core
+        nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize(("kind", "status_subresource", "expected"), [
+    ("Gizmo", True, None),
+    ("Gizmo", False, {"ready": True}),
+    ("Deployment", True, None),
+], ids=["status-subresource", "no-status-subresource", "named-like-a-built-in"])
+async def test_a_custom_resource_create_keeps_no_zero_status(
+        crd_core: ApiCore, kind: str, status_subresource: bool, expected: dict[str, Any] | None) -> None:
+    """kube's customResourceStrategy: with a status subresource the status sent is dropped and none is
+    written (an unstructured object has no zero status, whatever its kind is called); without one, the
+    status is the client's."""
+    definitions = crd_core.registry.by_kind("CustomResourceDefinition")
+    assert definitions is not None
+    await crd_core.create(definitions, None, crd(kind, status_subresource=status_subresource))
+    with trio.fail_after(5):
+        await trio.testing.wait_all_tasks_blocked()  # the CRD controller established it
+    rt = crd_core.registry.by_path("zero.example.com", "v1", kind.lower() + "s")
+    assert rt is not None
+    body = {"apiVersion": "zero.example.com/v1", "kind": kind, "metadata": {"name": "z"},
+            "spec": {"size": 1}, "status": {"ready": True}}
+    created = (await crd_core.create(rt, "default", body)).obj
+    assert created.get("status") == expected
+    assert crd_core.get(rt, "default", "z").get("status") == expected

@@ -483,6 +483,16 @@ SAMPLES = {
     }]}}]}},
     "IngressClass": {"spec": {"controller": "orchestra.io/ingress-controller",
                               "parameters": {"kind": "Params", "name": "p"}}},
+    "CustomResourceDefinition": {
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {
+            "group": "example.com",
+            "names": {"plural": "widgets", "kind": "Widget"},
+            "scope": "Namespaced",
+            "versions": [{"name": "v1", "served": True, "storage": True,
+                          "schema": {"openAPIV3Schema": {"type": "object"}}}],
+        },
+    },
 }
 MODEL = {"Event": "CoreV1Event", "HorizontalPodAutoscaler": "V2HorizontalPodAutoscaler"}
 STORED = [rt for rt in BUILTIN if not rt.stored_as]  # one per kind: autoscaling/v1 HPAs are stored as v2

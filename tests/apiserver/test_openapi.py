@@ -134,10 +134,16 @@ def test_v2_is_closed_and_patch_metadata_is_there(openapi: OpenApi) -> None:
 
 
 def _schemas(node: Any) -> Iterator[dict[str, Any]]:
+    """Every schema in a definition; a `properties` map's keys are field names (JSONSchemaProps has
+    fields named `enum` and `oneOf`), its values schemas."""
     if isinstance(node, dict):
         yield node
-        for value in node.values():
-            yield from _schemas(value)
+        for key, value in node.items():
+            if key == "properties" and isinstance(value, dict):
+                for sub in value.values():
+                    yield from _schemas(sub)
+            else:
+                yield from _schemas(value)
 
 
 def _fields(data: bytes) -> Iterator[tuple[int, int, Any]]:

@@ -20,8 +20,9 @@ from rich.console import Console
 
 from orchestra.cli.dashboard.app import Dashboard
 from orchestra.cli.dashboard.controls import Ui
+from orchestra.cli.dashboard.draw import scroll_offset
 from orchestra.cli.dashboard.input import decode
-from orchestra.cli.dashboard.views import bar, pod_requests, scroll_offset, workload_counts
+from orchestra.cli.dashboard.views import bar, pod_requests, workload_counts
 from tests.controller.harness import Api, make_api
 
 Obj = dict[str, Any]
@@ -528,3 +529,25 @@ async def test_run_loop_coalesces_frames_and_quits(autojump_clock: trio.testing.
         gaps = [b - a for a, b in itertools.pairwise(frames)]
         assert min(gaps) >= 0.099
         assert len(frames) < 30  # 20 keys in a burst became a couple of frames, plus ticks
+
+
+async def test_custom_resources_view_follows_crds() -> None:
+    from orchestra.reconcilers.crd import CRDController
+    from tests.api.test_custom_resources import widget, widget_crd
+
+    with trio.fail_after(30):
+        api = await make_api()
+        async with trio.open_nursery() as nursery:
+            await nursery.start(CRDController(api.client).run)
+            dash = await started(api, nursery)
+            await api.create("CustomResourceDefinition", widget_crd(), None)
+            await settle()
+            w = await api.create("Widget", widget("w1"))
+            await api.client.patch(api.rt("Widget"), "default", "w1", {"status": {"replicas": 1}},
+                                   subresource="status")
+            assert w["metadata"]["name"] == "w1"
+            await settle()
+            dash.press("8")
+            row = line_with(screen(dash), "w1")
+            assert row.split()[1:4] == ["default", "Widget.example.com", "w1"]
+            nursery.cancel_scope.cancel()

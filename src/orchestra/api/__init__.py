@@ -18,8 +18,9 @@ Areas (each package's docstring is its front door; arrows are checked by import-
                 autoscaling v1 <-> v2); the verbs in request/ convert at every call.
   * errors.py   ApiError and its subclasses -> Status dicts; `Cause` (reason, message, field).
   * registry.py the kinds: `ResourceType`, `Registry`, `BUILTIN`, `DEFAULT_REGISTRY`;
-                `Registry.types` one per stored kind, `Registry.served` also the other versions a
-                kind is served at (`ResourceType.stored_as`).
+                `Registry.types` one per resource, `Registry.served` also the other versions a
+                kind is served at (`ResourceType.stored_as`, a CRD's other versions); custom kinds
+                (CustomResourceDefinitions) join a core's own registry at run time (`set_custom`).
   * metrics.py  metrics.k8s.io (NodeMetrics/PodMetrics, `Usage`), outside the main registry.
 Layers inside the api (top may import bottom): request | tables -> policy -> machinery | metrics |
 conversion -> registry | errors. The verbs call the rules; a rule never calls a verb.
@@ -39,6 +40,8 @@ Where a new kind's code goes:
   6. reconcilers/: its controller, composed in reconcilers/cluster.py (or workloads/__init__.py).
   7. cli/describe.py: a describer, if `orchestra describe` should do better than the generic one.
   8. scripts/extract-k8s-proto.py, re-run, if kubectl sends it as protobuf (`kubectl create ...`).
+A custom kind needs none of this: its CRD is the data (policy/crd compiles it, request/custom.py
+applies it, tables/custom.py prints it).
 A new verb or query parameter goes to request/; a new subresource to request/subresources.py.
 
 Must not import: the apiserver, app, cli, client, controller, reconcilers, node, net or runtime

@@ -1,6 +1,9 @@
 """Discovery documents (legacy and aggregated v2/v2beta1) and /version (OpenAPI: openapi.py).
 
-Owns: the JSON documents kubectl reads to learn which resources exist. Built once from the registry.
+Owns: the JSON documents kubectl reads to learn which resources exist. Built from the registry and
+cached until the registry changes (a CRD established or removed bumps its generation): a client
+re-reading discovery after "no matches for kind" always sees the kinds served now. Custom groups
+list every served version, kube's version priority deciding the preferred one.
 Must not import: cli, reconcilers, node, runtime.
 """
 
@@ -12,6 +15,7 @@ from typing import Any
 import orjson
 
 from orchestra import __version__
+from orchestra.api.policy.crd.versions import priority_key
 from orchestra.api.registry import Registry, ResourceType
 
 KUBE_VERSION = "v1.32.0"
@@ -53,6 +57,7 @@ class Discovery:
         self.read_only = read_only or Registry(())
         self.server_address = server_address
         self._cache: dict[str, bytes] = {}
+        self._generation = registry.generation
 
     def _groups(self) -> list[str]:
         return [
@@ -61,14 +66,18 @@ class Discovery:
         ]
 
     def _versions(self, group: str) -> list[str]:
-        """The versions a group serves, the preferred one first (v1, v1beta1 for metrics.k8s.io,
-        v2 and v1 for autoscaling)."""
-        return self.registry.versions(group) or self.read_only.versions(group) or ["v1"]
+        """The versions a group serves, preferred first (v1, v1beta1 for metrics.k8s.io,
+        v2 and v1 for autoscaling; a custom group's by kube's version priority)."""
+        versions = self.registry.versions(group) or self.read_only.versions(group) or ["v1"]
+        return sorted(versions, key=priority_key) if len(versions) > 1 else versions
 
     def _types(self, group: str, version: str) -> list[ResourceType]:
         return self.registry.in_group(group, version) or self.read_only.in_group(group, version)
 
     def _cached(self, key: str, build: Any) -> bytes:
+        if self._generation != self.registry.generation:  # kinds came or went: rebuild everything
+            self._cache.clear()
+            self._generation = self.registry.generation
         data = self._cache.get(key)
         if data is None:
             data = self._cache[key] = orjson.dumps(build())
@@ -189,7 +198,8 @@ def _aggregated_resource(t: ResourceType) -> dict[str, Any]:
             {
                 "subresource": s.name,
                 "responseKind": {"group": s.group if s.name == "scale" else t.group,
-                                 "version": s.version, "kind": s.kind or t.kind},
+                                 "version": s.version if s.name == "scale" else t.version,
+                                 "kind": s.kind or t.kind},
                 "verbs": list(s.verbs),
             }
             for s in t.subresources

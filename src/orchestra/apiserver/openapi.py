@@ -9,6 +9,10 @@ kind tagged with its group/version/kind and declaring `fieldValidation`, so it l
 validate fields). Documents are built on first request and kept (a few hundred ms each; start-up does none of
 it); each has an ETag (the upper-case hex SHA-512 of its bytes, as kube-openapi computes it), named by
 the v3 index's `?hash=`; a stale `hash` is redirected like kube does, `If-None-Match` answers 304.
+Custom resources (openapi_crd.py makes their definitions) are in /openapi/v2 and in their
+group-version's v3 document, with kube's CRD operations (PATCH consumes no strategic merge patch, so
+kubectl's client-side apply sends a merge patch, as with kube); the documents they are in are rebuilt
+when what the CRDs serve changes, and only then (a CRD's status writes keep them).
 Must not import: cli, reconcilers, node, runtime.
 """
 
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Iterable
 from email.utils import formatdate
 from typing import Any
 
@@ -24,6 +29,7 @@ import orjson
 from orchestra.api.errors import NotAcceptable, path_not_found
 from orchestra.api.registry import Registry, ResourceType
 from orchestra.api.request.schema import Schema
+from orchestra.apiserver import openapi_crd
 from orchestra.apiserver.discovery import KUBE_VERSION
 from orchestra.apiserver.http import Request, send_bytes
 from orchestra.apiserver.openapi_pb import encode_document
@@ -44,6 +50,7 @@ META = "io.k8s.apimachinery.pkg.apis.meta.v1."
 COMMON = tuple(META + n for n in ("Status", "DeleteOptions", "WatchEvent", "Patch", "APIResourceList"))
 PATCH_TYPES = ("application/json-patch+json", "application/merge-patch+json",
                "application/strategic-merge-patch+json", "application/apply-patch+yaml")
+CUSTOM_PATCH_TYPES = tuple(t for t in PATCH_TYPES if "strategic" not in t)
 WRITE_PARAMS = (
     ("dryRun", "When present, indicates that modifications should not be persisted."),
     ("fieldManager", "fieldManager is a name associated with the actor or entity that is making these "
@@ -80,10 +87,13 @@ class OpenApi:
         self.registry = registry
         self.schema = schema
         self._docs: dict[str, Document] = {}
+        self._generation = registry.generation
+        self._custom = _custom_signature(registry)  # what the documents with custom kinds were built from
 
     def group_versions(self) -> list[str]:
         """`api/v1`, `apis/apps/v1`, ...: the v3 index's keys, in discovery order (every served
         version: autoscaling/v2 and autoscaling/v1 both have a document)."""
+        self._sync()
         out: dict[str, None] = {}
         for t in self.registry.served:
             out.setdefault(_gv_path(t), None)
@@ -96,13 +106,29 @@ class OpenApi:
 
     def v3(self, gv: str) -> Document:
         """The document of a group-version path from group_versions() (KeyError for others)."""
+        self._sync()
         types = [t for t in self.registry.served if _gv_path(t) == gv]
         if not types:
             raise KeyError(gv)
         return self._cached(f"v3/{gv}", lambda: self._v3_doc(types))
 
     def v2(self) -> Document:
+        self._sync()
         return self._cached("v2", lambda: self._v2_doc(list(self.registry.served)))
+
+    def _sync(self) -> None:
+        """Forget the documents custom kinds were or are in once what the CRDs serve has changed (the
+        registry's generation moves on every CRD write: most of those change nothing here)."""
+        if self._generation == self.registry.generation:
+            return
+        self._generation = self.registry.generation
+        custom = _custom_signature(self.registry)
+        if custom == self._custom:
+            return
+        stale = {f"v3/{gv}" for gv, *_ in (*self._custom, *custom)} | {"v2"}
+        self._custom = custom
+        for key in stale:
+            self._docs.pop(key, None)
 
     def _cached(self, key: str, build: Any) -> Document:
         doc = self._docs.get(key)
@@ -115,6 +141,9 @@ class OpenApi:
     def _roots(self, types: list[ResourceType]) -> list[str]:
         roots = list(COMMON)
         for t in types:
+            if t.custom is not None:
+                roots += openapi_crd.roots(t)
+                continue
             if not t.definition:
                 continue
             roots += [t.definition, t.definition + "List"]
@@ -140,7 +169,10 @@ class OpenApi:
             raw = self.schema.raw(name)
             assert raw is not None  # closure() keeps only known names
             out[name] = convert_definition(name, raw, flavor)
-        return out
+        for t in types:
+            if t.custom is not None:
+                out.update(openapi_crd.definitions(t, flavor))
+        return dict(sorted(out.items()))  # kube's documents are sorted by name
 
     def _v3_doc(self, types: list[ResourceType]) -> dict[str, Any]:
         paths: dict[str, Any] = {}
@@ -149,9 +181,11 @@ class OpenApi:
             paths[item] = {verb: _v3_op(t, verb) for verb in ("get", "put", "patch", "delete")}
             paths[collection] = {verb: _v3_op(t, verb) for verb in ("list", "post")}
             paths[collection] = {("get" if v == "list" else v): op for v, op in paths[collection].items()}
+        crd_only = all(t.custom is not None for t in types)  # a custom group's document
         return {
             "openapi": "3.0.0",
-            "info": {"title": "Kubernetes", "version": KUBE_VERSION},
+            "info": {"title": "Kubernetes CRD Swagger", "version": "v0.1.0"} if crd_only
+            else {"title": "Kubernetes", "version": KUBE_VERSION},
             "paths": paths,
             "components": {"schemas": self._definitions(types, "v3")},
         }
@@ -174,6 +208,19 @@ def _gv_path(t: ResourceType) -> str:
     return f"api/{t.version}" if not t.group else f"apis/{t.group}/{t.version}"
 
 
+def _custom_signature(registry: Registry) -> tuple[tuple[Any, ...], ...]:
+    """What the documents take from the served custom kinds (not their CRDs' status)."""
+    return tuple(
+        (_gv_path(t), t.kind, t.plural, t.namespaced, t.list_kind, t.subresources, t.custom.uid,
+         t.custom.preserve_unknown_fields, orjson.dumps(t.custom.version, option=orjson.OPT_SORT_KEYS))
+        for t in registry.served if t.custom is not None
+    )
+
+
+def _definition(t: ResourceType) -> str:
+    return openapi_crd.definition_name(t) if t.custom is not None else t.definition
+
+
 def _paths(t: ResourceType) -> tuple[str, str]:
     base = f"/{_gv_path(t)}"
     collection = f"{base}/namespaces/{{namespace}}/{t.plural}" if t.namespaced else f"{base}/{t.plural}"
@@ -186,9 +233,28 @@ _OP_IDS = {"get": "read", "put": "replace", "patch": "patch", "delete": "delete"
 
 
 def _op_id(t: ResourceType, verb: str) -> str:
-    group = "".join(p.capitalize() for p in (t.group or "core").split(".")[:1])
+    """kube-openapi's GetOperationIDAndTags: the verb, the group without `.k8s.io` and the version as
+    an identifier (`rbac.authorization.k8s.io` -> RbacAuthorization, `example.com` -> ExampleCom)."""
+    group = _identifier((t.group or "core").removesuffix(".k8s.io"))
     scope = "Namespaced" if t.namespaced else ""
-    return f"{_OP_IDS[verb]}{group}{t.version.capitalize()}{scope}{t.kind}"
+    return f"{_OP_IDS[verb]}{group}{_identifier(t.version)}{scope}{t.kind}"
+
+
+def _identifier(text: str) -> str:
+    """ToValidOperationID(text, capitalizeFirstLetter=true): each run of letters and digits capitalized."""
+    return "".join(word[:1].upper() + word[1:] for word in _words(text))
+
+
+def _words(text: str) -> Iterable[str]:
+    word = ""
+    for ch in text:
+        if ch.isalnum():
+            word += ch
+        elif word:
+            yield word
+            word = ""
+    if word:
+        yield word
 
 
 def _gvk(t: ResourceType) -> dict[str, str]:
@@ -200,7 +266,14 @@ def _writes(verb: str) -> bool:
 
 
 def _response_kind(t: ResourceType, verb: str) -> str:
-    return t.definition + ("List" if verb == "list" else "")
+    if verb == "list":
+        return openapi_crd.definition_name(t, t.list_kind) if t.custom is not None else t.definition + "List"
+    return _definition(t)
+
+
+def _patch_types(t: ResourceType) -> tuple[str, ...]:
+    """A custom resource takes no strategic merge patch: kubectl reads this to choose its patch."""
+    return CUSTOM_PATCH_TYPES if t.custom is not None else PATCH_TYPES
 
 
 def _v3_op(t: ResourceType, verb: str) -> dict[str, Any]:
@@ -216,8 +289,8 @@ def _v3_op(t: ResourceType, verb: str) -> dict[str, Any]:
         op["parameters"] = [{"name": name, "in": "query", "description": text,
                              "schema": {"type": "string", "uniqueItems": True}}
                             for name, text in WRITE_PARAMS]
-        body = {"$ref": PREFIX["v3"] + (META + "Patch" if verb == "patch" else t.definition)}
-        types = PATCH_TYPES if verb == "patch" else ("application/json",)
+        body = {"$ref": PREFIX["v3"] + (META + "Patch" if verb == "patch" else _definition(t))}
+        types = _patch_types(t) if verb == "patch" else ("application/json",)
         op["requestBody"] = {"content": {ct: {"schema": body} for ct in types}, "required": True}
     return op
 
@@ -226,8 +299,8 @@ def _v2_op(t: ResourceType, verb: str) -> dict[str, Any]:
     op: dict[str, Any] = {
         "description": f"{_OP_IDS[verb]} the specified {t.kind}",
         "operationId": _op_id(t, verb),
-        "consumes": list(PATCH_TYPES) if verb == "patch" else ["*/*"],
-        "produces": ["application/json", "application/yaml", "application/vnd.kubernetes.protobuf"],
+        "consumes": list(_patch_types(t)) if verb == "patch" else _consumes(t),
+        "produces": _produces(t),
         "schemes": ["https"],
         "responses": {"200": {"description": "OK",
                               "schema": {"$ref": PREFIX["v2"] + _response_kind(t, verb)}}},
@@ -235,13 +308,23 @@ def _v2_op(t: ResourceType, verb: str) -> dict[str, Any]:
         "x-kubernetes-group-version-kind": _gvk(t),
     }
     if _writes(verb):
-        body = PREFIX["v2"] + (META + "Patch" if verb == "patch" else t.definition)
+        body = PREFIX["v2"] + (META + "Patch" if verb == "patch" else _definition(t))
         op["parameters"] = [
             {"name": "body", "in": "body", "required": True, "schema": {"$ref": body}},
             *({"name": name, "in": "query", "description": text, "type": "string", "uniqueItems": True}
               for name, text in WRITE_PARAMS),
         ]
     return op
+
+
+def _consumes(t: ResourceType) -> list[str]:
+    return ["application/json", "application/yaml"] if t.custom is not None else ["*/*"]
+
+
+def _produces(t: ResourceType) -> list[str]:
+    """Custom resources have no protobuf form."""
+    base = ["application/json", "application/yaml"]
+    return base if t.custom is not None else [*base, "application/vnd.kubernetes.protobuf"]
 
 
 def v2_media_type(accept: str) -> str:

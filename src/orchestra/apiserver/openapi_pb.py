@@ -132,6 +132,12 @@ def schema(obj: dict[str, Any]) -> _Message:
             for name, sub in value.items():
                 props.message(1, _named(name, schema(sub)))
             m.message(25, props)
+        elif key == "externalDocs":  # a custom resource's schema may carry it
+            docs = _Message()
+            docs.string(1, value.get("description", ""))
+            docs.string(2, value.get("url", ""))
+            _extensions(docs, 3, value)
+            m.message(29, docs)
         elif key == "example":
             m.message(30, _any(value))
         else:

@@ -11,7 +11,7 @@ Must not import: cli, reconcilers, node, or any runtime adapter (streams use onl
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -29,11 +29,12 @@ from orchestra.api.errors import (
     Unauthorized,
     path_not_found,
 )
-from orchestra.api.machinery.selectors import parse_field_selector, parse_label_selector
+from orchestra.api.machinery.selectors import parse_label_selector
 from orchestra.api.metrics import METRICS_REGISTRY
 from orchestra.api.registry import ResourceType
 from orchestra.api.request.bodies import Decoded
 from orchestra.api.request.core import ApiCore
+from orchestra.api.request.custom import field_selector
 from orchestra.api.request.deletion import DELETE_OPTIONS, DeleteOptions, delete_options
 from orchestra.api.request.eviction import evict
 from orchestra.api.request.listoptions import send_initial_events, validate_list_options
@@ -163,6 +164,8 @@ class ApiServer:
         route = parse_resource_path(self.core.registry, parts)
         if route is None:
             raise path_not_found()
+        if route.rt.custom is not None and route.rt.custom.warning:  # a deprecated custom version
+            req = attrs.evolve(req, send=_with_headers(req.send, warning_headers([route.rt.custom.warning])))
         await self._resource(req, route)
 
     async def _discovery(self, req: Request, parts: list[str]) -> bool:
@@ -294,7 +297,7 @@ class ApiServer:
             route.rt,
             route.namespace,
             label_selector=parse_label_selector(req.arg("labelSelector")),
-            field_selector=parse_field_selector(req.arg("fieldSelector"), route.rt.kind),
+            field_selector=field_selector(route.rt, req.arg("fieldSelector")),
             resource_version=req.arg("resourceVersion"),
             limit=req.int_arg("limit"),
             continue_token=req.arg("continue"),
@@ -412,7 +415,7 @@ class ApiServer:
 
     async def _watch(self, req: Request, route: Route) -> None:
         label = parse_label_selector(req.arg("labelSelector"))
-        field = parse_field_selector(req.arg("fieldSelector"), route.rt.kind)
+        field = field_selector(route.rt, req.arg("fieldSelector"))
         validate_list_options(watch=True, resource_version=req.arg("resourceVersion"),
                               match=req.arg("resourceVersionMatch"), continue_token=req.arg("continue"),
                               send_initial_events=req.arg("sendInitialEvents"))
@@ -455,6 +458,17 @@ class ApiServer:
             return orjson.dumps({"type": etype, "object": obj}, option=orjson.OPT_APPEND_NEWLINE)
 
         return encode
+
+
+def _with_headers(send: Send, headers: list[tuple[bytes, bytes]]) -> Send:
+    """`send` adding `headers` to the response start (a deprecated version's Warning on every answer)."""
+
+    async def wrapped(message: MutableMapping[str, Any]) -> None:
+        if message.get("type") == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", []), *headers]}
+        await send(message)
+
+    return wrapped
 
 
 def _findings(decoded: Decoded) -> tuple[tuple[str, str], ...]:

@@ -546,7 +546,8 @@ def describe_object(client: RestClient, rt: ResourceType, obj: Obj) -> str:
         "ResourceQuota": lambda: describe_resource_quota(obj),
         "LimitRange": lambda: describe_limit_range(obj),
     }
-    text = describers.get(rt.kind, lambda: describe_generic(obj))()
+    builtin = DEFAULT_REGISTRY.by_gvk(rt.group, rt.version, rt.kind)  # a custom kind may reuse a kind's name
+    text = describers.get(rt.kind if builtin else "", lambda: describe_generic(obj))()
     return text + describe_events(fetch_events(client, rt, obj))
 
 

@@ -317,7 +317,7 @@ def describe_command(
     client = session.client
     texts: list[str] = []
     failed = False
-    for target in parse_targets(args):
+    for target in parse_targets(args, session.registry(args)):
         ns = session.namespace if target.rt.namespaced and not all_namespaces else None
         if target.names:
             objs = []
@@ -336,7 +336,9 @@ def describe_command(
     if texts:
         click.echo("\n\n".join(t.rstrip("\n") for t in texts))
     elif not failed:
-        namespaced = any(t.rt.namespaced for t in parse_targets(args)) and not all_namespaces
+        namespaced = (
+            any(t.rt.namespaced for t in parse_targets(args, session.registry(args))) and not all_namespaces
+        )
         click.echo(
             f"No resources found in {session.namespace} namespace." if namespaced else "No resources found",
             err=True,

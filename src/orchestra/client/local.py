@@ -12,10 +12,11 @@ from typing import Any
 
 import orjson
 
-from orchestra.api.machinery.selectors import parse_field_selector, parse_label_selector
+from orchestra.api.machinery.selectors import parse_label_selector
 from orchestra.api.metrics import UsageSource, pod_metrics_items
 from orchestra.api.registry import ResourceType
 from orchestra.api.request.core import ApiCore
+from orchestra.api.request.custom import field_selector as custom_field_selector
 from orchestra.api.request.deletion import DeleteOptions
 from orchestra.api.request.types import WriteOptions
 from orchestra.api.request.watch import watch
@@ -35,7 +36,7 @@ class LocalClient:
     async def list(self, rt: ResourceType, namespace: str | None = None, *, label_selector: str | None = None,
                    field_selector: str | None = None) -> tuple[list[Obj], str]:
         res = self.core.list(rt, namespace, label_selector=parse_label_selector(label_selector),
-                             field_selector=parse_field_selector(field_selector, rt.kind))
+                             field_selector=custom_field_selector(rt, field_selector))
         return res.items, res.resource_version
 
     async def watch(
@@ -49,7 +50,7 @@ class LocalClient:
     ) -> AsyncIterator[WatchEvent]:
         stream = watch(self.core, rt, namespace, resource_version=resource_version,
                        label_selector=parse_label_selector(label_selector),
-                       field_selector=parse_field_selector(field_selector, rt.kind))
+                       field_selector=custom_field_selector(rt, field_selector))
         async with aclosing(stream):  # type: ignore[type-var]
             async for ev in stream:
                 yield ev

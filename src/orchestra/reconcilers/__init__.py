@@ -6,8 +6,10 @@ client: it reads its informers' caches and writes through the API with the resou
   * workloads/            `workload_controllers(client)`: ReplicaSet, Deployment, DaemonSet,
                           StatefulSet, Job (with TTL-after-finished), CronJob.
   * cluster.py            `cluster_controllers(client, ...)` / `run_cluster_controllers`: the others,
-                          composed on one client: garbage_collector.py (ownerReferences, the three
-                          propagation policies), namespace.py (namespace deletion), node_lifecycle.py
+                          composed on one client: crd.py (CustomResourceDefinitions' names,
+                          Established, and deletion of their objects), garbage_collector.py
+                          (ownerReferences, the three propagation policies, custom kinds too),
+                          namespace.py (namespace deletion), node_lifecycle.py
                           (node health from Leases, taints, NoExecute eviction), endpoints.py
                           (Endpoints and EndpointSlices), disruption.py (PodDisruptionBudget status,
                           with api/policy/pdb.py), volumes.py (PVC binding, the local-path

@@ -1,9 +1,9 @@
 """The cluster controllers as one service: what kube-controller-manager runs besides workloads.
 
-Owns: constructing and starting the garbage collector, namespace lifecycle, node lifecycle,
-Endpoints/EndpointSlice, disruption (PodDisruptionBudget), persistent volume (binding, local-path
-provisioning under `volumes_root`), storage in-use protection and resource quota controllers on one
-client.
+Owns: constructing and starting the CustomResourceDefinition controller, the garbage collector,
+namespace lifecycle, node lifecycle, Endpoints/EndpointSlice, disruption (PodDisruptionBudget),
+persistent volume (binding, local-path provisioning under `volumes_root`), storage in-use
+protection and resource quota controllers on one client.
 `run_cluster_controllers` reports started() with the controllers once every one of them has synced
 its caches and started its workers.
 Must not import: node, net, apiserver, cli, runtime.
@@ -17,6 +17,7 @@ import trio
 
 from orchestra.client.base import Client
 from orchestra.controller import Controller
+from orchestra.reconcilers.crd import CRDController
 from orchestra.reconcilers.disruption import DisruptionController
 from orchestra.reconcilers.endpoints import EndpointsController
 from orchestra.reconcilers.garbage_collector import GarbageCollector
@@ -34,6 +35,7 @@ from orchestra.reconcilers.volumes import PersistentVolumeController
 def cluster_controllers(client: Client, *, timings: NodeLifecycleTimings = DEFAULT_TIMINGS,
                         volumes_root: Path | None = None) -> list[Controller]:
     return [
+        CRDController(client),
         GarbageCollector(client),
         NamespaceController(client),
         NodeLifecycleController(client, timings=timings),

@@ -8,6 +8,9 @@ defaults), `validation.validate(kind, obj, old) -> list[Cause]`, for a new Servi
 its cluster IP and node ports (`allocators.ServiceAllocator`), then the validating plugins that read
 the namespace's policy objects (`admission.validate_limits`: limitranger.py; `admission.
 charge_quotas`: quota/, kube's ResourceQuota evaluators, also used by the quota controller).
+Custom resources follow their CustomResourceDefinition: crd/ holds the schema machinery (structural
+schemas, validation, defaulting, pruning, CEL) and the CRD kind's own rules; quota admission counts
+them too (`count/<plural>.<group>`).
 Helpers of one kind that other layers share live here too: pdb.py (which pods a
 PodDisruptionBudget selects, its DisruptionAllowed condition: pods/eviction and the disruption
 controller), storageclass.py (a claim's class, the default class: admission, the printers, the

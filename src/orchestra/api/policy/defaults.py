@@ -15,6 +15,7 @@ import base64
 from collections.abc import Callable
 from typing import Any
 
+from orchestra.api.policy.crd.strategy import default_crd
 from orchestra.objects import Obj, deep_copy, only_dicts
 from orchestra.objects.quantity import QuantityError, parse_quantity
 
@@ -501,4 +502,5 @@ _BY_KIND: dict[str, Callable[[Obj], None]] = {
     "IngressClass": _default_ingress_class,
     "PodDisruptionBudget": _noop,  # policy/v1 defaults nothing (unhealthyPodEvictionPolicy stays unset)
     "HorizontalPodAutoscaler": _default_hpa,
+    "CustomResourceDefinition": default_crd,
 }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from orchestra.api.policy.crd import strategy as crd_strategy
 from orchestra.api.registry import ResourceType
 from orchestra.objects import Obj, meta
 
@@ -104,6 +105,8 @@ def prepare_for_update(rt: ResourceType, new: Obj, old: Obj) -> None:
         for field in ("priority", "preemptionPolicy"):
             if nspec.get(field) is None and ospec.get(field) is not None:
                 nspec[field] = ospec[field]
+    if rt.kind == "CustomResourceDefinition":
+        crd_strategy.prepare_update(new, old)
     if rt.kind == "Namespace":
         new["status"] = old.get("status") or {"phase": "Active"}
         if (old.get("metadata") or {}).get("deletionTimestamp"):
@@ -170,7 +173,7 @@ def _job_create(job: Obj) -> None:
 
 
 _CREATE_HOOKS = {"Pod": _pod_create, "Namespace": _namespace_create, "Job": _job_create,
-                 "Node": _node_create}
+                 "Node": _node_create, "CustomResourceDefinition": crd_strategy.prepare_create}
 
 
 def qos_class(spec: Obj) -> str:

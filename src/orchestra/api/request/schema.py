@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import collections
 import functools
 import importlib.resources
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -126,13 +128,17 @@ def _join(path: str, name: str) -> str:
 class Schema:
     """The definitions of one Kubernetes version, compiled on first use of each."""
 
-    def __init__(self, raw_defs: dict[str, Any]) -> None:
+    def __init__(self, raw_defs: Mapping[str, Any]) -> None:
         self._raw = raw_defs
         self._defs: dict[str, _Def] = {}
 
     @classmethod
     def from_file(cls, path: Any) -> Schema:
         return cls(orjson.loads(path.read_bytes())["$defs"])
+
+    def extended(self, defs: dict[str, Any]) -> Schema:
+        """These definitions over this schema's (a custom resource's, which refer to ObjectMeta)."""
+        return Schema(collections.ChainMap(defs, dict(self._raw)))
 
     # -- navigation ---------------------------------------------------------------------------
 
@@ -142,7 +148,8 @@ class Schema:
     def raw(self, definition: str) -> dict[str, Any] | None:
         """A definition as the package ships it (JSON-schema form, `#/$defs/` references): what the
         OpenAPI documents are built from. Shared: callers must not modify it."""
-        return self._raw.get(definition)
+        found = self._raw.get(definition)
+        return found if isinstance(found, dict) else None
 
     def fields(self, definition: str) -> dict[str, FieldInfo]:
         """All fields of a definition (empty for unknown or non-object definitions)."""

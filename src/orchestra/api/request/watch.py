@@ -23,7 +23,6 @@ from contextlib import aclosing
 
 import trio
 
-from orchestra.api import conversion
 from orchestra.api.errors import Gone, Timeout
 from orchestra.api.machinery.selectors import FieldSelector, LabelSelector
 from orchestra.api.registry import ResourceType
@@ -37,6 +36,7 @@ WatchEvent = tuple[str, Obj]
 # A page of events, decoded lazily as it is iterated; finish it before asking for the next page.
 Page = Iterator[WatchEvent]
 Predicate = Callable[[Obj], bool] | None
+Read = Callable[[Obj], Obj] | None  # a custom resource version's view of a stored object
 
 PAGE_SIZE = 100  # objects (initial list) or history events (live) per page
 INITIAL_EVENTS_END = "k8s.io/initial-events-end"  # metav1.InitialEventsAnnotationKey
@@ -79,6 +79,7 @@ class WatchStream:
         self.field_selector = field_selector
         self.bookmark_interval = bookmark_interval
         self.page_size = page_size
+        self.read = core.reader(rt)  # the view of stored objects at rt's version (None: as stored)
         self.send_initial_events = send_initial_events
         self._watcher: Watcher | None = None
         self._live_from = 0  # events after this revision were written once the watch had begun ...
@@ -95,13 +96,8 @@ class WatchStream:
         return min(limit, self._held + self._watcher.backlog(limit))
 
     async def pages(self) -> AsyncGenerator[Page, None]:
-        """The watch's pages; objects at the version of the watch's resource (api/conversion/)."""
-        converts = conversion.converts(self.rt)
-        async with aclosing(self._stored_pages()) as pages:
-            async for page in pages:
-                yield _served(self.rt, page) if converts else page
-
-    async def _stored_pages(self) -> AsyncGenerator[Page, None]:
+        """The watch's pages; objects at the version of the watch's resource (api/conversion/, a
+        custom resource's CRD), which the selectors read too."""
         store = self.core.store
         if self.rv and self.rv > store.revision:
             yield iter([_too_large(self.rv, store.revision)])
@@ -166,7 +162,7 @@ class WatchStream:
             for i in range(0, len(batch), self.page_size):
                 end = i + self.page_size
                 self._held = len(batch) - max(end, first_live) if end < len(batch) else 0
-                yield _translated(self.core.codec, batch[i:end], pred)
+                yield _translated(self.core.codec, batch[i:end], pred, self.read)
             self._held = 0
             last_rv = batch[-1].kv.mod_revision
 
@@ -185,38 +181,34 @@ def initial_pages(
     read) once compaction has passed `revision`."""
     store = core.store
     pred = selector_predicate(label_selector, field_selector)
+    read = core.reader(rt)
     name = field_selector.exact_name() if field_selector else None
     if name is not None and (namespace or not rt.namespaced):  # as ApiCore.list: one key
         kv = store.get(rt.key(namespace, name), revision=revision)
         if kv is not None:
-            yield _added(core.codec, [kv], pred)
+            yield _added(core.codec, [kv], pred, read)
         return
     prefix = rt.key_prefix(namespace)
     start_after: str | None = None
     while True:
         kvs, _ = store.range(prefix, revision=revision, limit=page_size, start_after=start_after)
         if kvs:
-            yield _added(core.codec, kvs, pred)
+            yield _added(core.codec, kvs, pred, read)
         if len(kvs) < page_size:
             return
         start_after = kvs[-1].key
 
 
-def _served(rt: ResourceType, page: Page) -> Page:
-    for etype, obj in page:
-        yield etype, (obj if etype in ("ERROR", "BOOKMARK") else conversion.served(rt, obj))
-
-
-def _added(codec: Codec, kvs: Sequence[KeyValue], pred: Predicate) -> Page:
+def _added(codec: Codec, kvs: Sequence[KeyValue], pred: Predicate, read: Read) -> Page:
     for kv in kvs:
-        obj = _load(codec, kv)
+        obj = _load(codec, kv, read)
         if pred is None or pred(obj):
             yield "ADDED", obj
 
 
-def _translated(codec: Codec, events: Sequence[Event], pred: Predicate) -> Page:
+def _translated(codec: Codec, events: Sequence[Event], pred: Predicate, read: Read) -> Page:
     for ev in events:
-        out = _translate(codec, ev, pred)
+        out = _translate(codec, ev, pred, read)
         if out is not None:
             yield out
 
@@ -251,23 +243,24 @@ def _bookmark(rt: ResourceType, rv: int, *, initial_events_end: bool = False) ->
     return {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": meta}
 
 
-def _load(codec: Codec, kv: KeyValue) -> Obj:
+def _load(codec: Codec, kv: KeyValue, read: Read) -> Obj:
     obj = codec.decode(kv)  # decrypted when the kind is encrypted at rest
     obj.setdefault("metadata", {})["resourceVersion"] = str(kv.mod_revision)
-    return obj
+    return obj if read is None else read(obj)
 
 
-def _translate(codec: Codec, ev: Event, pred: Predicate) -> WatchEvent | None:
+def _translate(codec: Codec, ev: Event, pred: Predicate, read: Read) -> WatchEvent | None:
     if ev.type == "DELETE":
-        old = _load(codec, ev.kv)  # a tombstone: the last value, at the deletion's revision
+        old = _load(codec, ev.kv, read)  # a tombstone: the last value, at the deletion's revision
         if pred is None or pred(old):
             return "DELETED", old
         return None
-    new = _load(codec, ev.kv)
+    new = _load(codec, ev.kv, read)
     if pred is None:
         return ("ADDED" if ev.prev_kv is None else "MODIFIED"), new
     new_match = pred(new)
-    old_match = ev.prev_kv is not None and pred(codec.decode(ev.prev_kv))
+    prev = None if ev.prev_kv is None else codec.decode(ev.prev_kv)
+    old_match = prev is not None and pred(prev if read is None else read(prev))
     if new_match:
         return ("MODIFIED" if old_match else "ADDED"), new
     if old_match:

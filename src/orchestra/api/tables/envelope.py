@@ -31,6 +31,7 @@ from orchestra.api.tables.core import (
     print_service,
     print_serviceaccount,
 )
+from orchestra.api.tables.custom import custom_cells, custom_columns
 from orchestra.api.tables.format import Cell
 from orchestra.api.tables.networking import print_ingress, print_ingress_class
 from orchestra.api.tables.pods import print_pod
@@ -102,7 +103,10 @@ def _row_object(obj: Obj, include_object: str) -> Obj | None:
 
 def table_row(rt: ResourceType, obj: Obj, *, now: datetime, include_object: str = "Metadata") -> Obj:
     """One `rows[]` entry: cells (all columns, wide ones included), object, and pod conditions."""
-    row: Obj = {"cells": _PRINTERS.get(rt.kind, print_generic)(obj, now)}
+    if rt.custom is not None:
+        row: Obj = {"cells": custom_cells(rt, obj, now)}
+    else:
+        row = {"cells": _PRINTERS.get(rt.kind, print_generic)(obj, now)}
     if rt.kind == "Pod":
         conditions = _POD_CONDITIONS.get(str(as_dict(obj.get("status")).get("phase")))
         if conditions:
@@ -129,7 +133,7 @@ def table(
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
         "metadata": metadata,
-        "columnDefinitions": column_definitions(rt),
+        "columnDefinitions": custom_columns(rt) if rt.custom is not None else column_definitions(rt),
         "rows": [table_row(rt, o, now=now, include_object=include_object) for o in objs],
     }
 

@@ -1,11 +1,9 @@
-"""The list views (Nodes, Pods, Workloads, Services, Events, Autoscalers, Ingresses): rows from the
-model, and drawing them.
+"""The list views (Nodes, Pods, Workloads, Services, Events, Autoscalers, Ingresses, Custom): rows
+from the model.
 
 Owns: each view's columns and how one object becomes a `Row` of plain strings (cached per object
-resourceVersion, so 1,000 pods cost one dict lookup each when nothing changed), the filtered and
-sorted row list (cached per model generation and filter), and drawing only the visible window of
-rows as fixed-width `Text` lines (no rich Table: measuring 1,000 cells every frame is what makes
-dashboards slow). Ages are computed at draw time for visible rows only.
+resourceVersion, so 1,000 pods cost one dict lookup each when nothing changed) and the filtered and
+sorted row list (cached per model generation and filter). Drawing them is draw.py's.
 Must not import: the server side.
 """
 
@@ -16,7 +14,6 @@ from datetime import datetime
 from typing import Any
 
 import attrs
-from rich.text import Text
 
 from orchestra.api.tables import (
     format_hpa_metrics,
@@ -26,7 +23,7 @@ from orchestra.api.tables import (
     pod_status_reason,
 )
 from orchestra.cli.dashboard.model import WORKLOAD_KINDS, Model, event_time
-from orchestra.objects import Obj, as_dict, human_duration, meta, only_dicts, parse_time
+from orchestra.objects import Obj, as_dict, meta, only_dicts, parse_time
 from orchestra.objects.quantity import QuantityError, parse_quantity
 
 GAP = "  "
@@ -525,64 +522,44 @@ class EventsView(View):
         return event_row(obj)
 
 
+class CustomView(View):
+    """Custom resources of every Established CRD: kind, name, and the state their status reports."""
+
+    title = "Custom"
+    columns = (
+        Column("NAMESPACE", 20),
+        Column("KIND", 40),
+        Column("NAME", 63, flex=True),
+        Column("STATUS", 30, flex=True),
+        Column("AGE", 8),
+    )
+
+    def build(self, model: Model) -> Iterable[Row]:
+        for rt, obj in model.custom_items():
+            status = custom_status(obj)
+            cells = (
+                str(meta(obj).get("namespace") or ""),
+                f"{rt.kind}.{rt.group}",
+                str(meta(obj).get("name") or ""),
+                status,
+                "",
+            )
+            style = "green" if status in ("Ready", "Running", "Available", "True") else ""
+            yield _make_row(rt.kind, obj, cells, ("dim", "", "", style, ""))
+
+
+def custom_status(obj: Obj) -> str:
+    """A custom resource's state as far as convention tells: status.phase, else its Ready condition."""
+    status = obj.get("status") or {}
+    if isinstance(status, dict) and isinstance(status.get("phase"), str):
+        return str(status["phase"])
+    for cond in (status.get("conditions") if isinstance(status, dict) else None) or []:
+        if isinstance(cond, dict) and cond.get("type") == "Ready":
+            return "Ready" if cond.get("status") == "True" else str(cond.get("reason") or "NotReady")
+    return "-"
+
+
 def make_views() -> list[View]:
     return [NodesView(), PodsView(), WorkloadsView(), ServicesView(), EventsView(), AutoscalersView(),
-            IngressesView()]
+            IngressesView(), CustomView()]
 
-
-# --- drawing ---------------------------------------------------------------------------------------
-
-
-def fit(text: str, width: int, right: bool = False) -> str:
-    if len(text) > width:
-        return text[: max(width - 1, 0)] + "…" if width > 0 else ""
-    return text.rjust(width) if right else text.ljust(width)
-
-
-def age_of(since: datetime | None, now: datetime) -> str:
-    return human_duration((now - since).total_seconds()) if since is not None else "<unknown>"
-
-
-def draw_table(view: View, rows: list[Row], *, selected: int | None, offset: int, height: int, width: int,
-               now: datetime) -> Text:
-    """The column header plus rows[offset:offset+height-1], one line each, `selected` highlighted."""
-    widths = view.widths(width - 2)  # two columns for the selection marker
-    out = Text(no_wrap=True, overflow="crop", end="")
-    out.append(
-        "  " + GAP.join(fit(c.name, w, c.right) for c, w in zip(view.columns, widths, strict=True)).rstrip(),
-        style="bold",
-    )
-    age = view.age_index
-    last = len(view.columns) - 1
-    for i in range(offset, min(len(rows), offset + max(height - 1, 0))):
-        row = rows[i]
-        out.append("\n")
-        start = len(out)
-        out.append("▶ " if i == selected else "  ", style="bold" if i == selected else None)
-        for j, (col, w) in enumerate(zip(view.columns, widths, strict=True)):
-            cell = age_of(row.since, now) if j == age else row.cells[j]
-            text = fit(cell, w, col.right) if j < last else fit(cell, w).rstrip()
-            out.append(text, style=row.styles[j] or None)
-            if j < last:
-                out.append(GAP)
-        if i == selected:
-            out.append(" " * max(0, width - (len(out) - start)))
-            out.stylize("reverse", start, len(out))
-    if not rows:
-        out.append("\n")
-        out.append("  (nothing to show)", style="dim")
-    return out
-
-
-def scroll_offset(selected: int | None, offset: int, visible: int, total: int) -> int:
-    """Keep the selection on screen, moving the window as little as possible."""
-    if visible <= 0 or total <= visible:
-        return 0
-    offset = max(0, min(offset, total - visible))
-    if selected is None:
-        return offset
-    if selected < offset:
-        return selected
-    if selected >= offset + visible:
-        return selected - visible + 1
-    return offset

@@ -104,7 +104,15 @@ _BY_KIND: dict[str, Callable[[Obj, Obj | None], list[Cause]]] = {
     "HorizontalPodAutoscaler": validate_hpa,
     "ResourceQuota": validate_resource_quota,
     "LimitRange": validate_limit_range,
+    "CustomResourceDefinition": lambda obj, old: _validate_crd(obj, old),
 }
+
+
+def _validate_crd(obj: Obj, old: Obj | None) -> list[Cause]:
+    # api/policy/crd builds on this package's meta rules: imported on first use, not in a circle
+    from orchestra.api.policy.crd.definition import validate_crd
+
+    return validate_crd(obj, old)
 
 
 def validate(kind: str, obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
