@@ -264,6 +264,9 @@ def test_namespace_secret_and_endpointslice_defaults():
     assert ns["spec"] == {"finalizers": ["kubernetes"]}
     assert ns["status"] == {"phase": "Active"}
     assert ns["metadata"]["labels"] == {"kubernetes.io/metadata.name": "team"}
+    labels = {"kubernetes.io/metadata.name": "x"}
+    forged = default("Namespace", {"metadata": {"name": "team", "labels": labels}})
+    assert forged["metadata"]["labels"] == {"kubernetes.io/metadata.name": "team"}
     secret = default("Secret", {"metadata": {"name": "s"}, "stringData": {"password": "hunter2"}})
     assert secret["type"] == "Opaque"
     assert secret["data"] == {"password": "aHVudGVyMg=="} and "stringData" not in secret

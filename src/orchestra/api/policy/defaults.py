@@ -356,8 +356,8 @@ def _default_service(obj: Obj) -> None:
 def _default_namespace(obj: Obj) -> None:
     metadata = _map(obj, "metadata")
     name = metadata.get("name")
-    if name:
-        _map(metadata, "labels").setdefault("kubernetes.io/metadata.name", name)
+    if name:  # kube sets it whatever the client wrote, so selectors may rely on it
+        _map(metadata, "labels")["kubernetes.io/metadata.name"] = name
     spec = _map(obj, "spec")
     spec.setdefault("finalizers", ["kubernetes"])
     _map(obj, "status").setdefault("phase", "Active")

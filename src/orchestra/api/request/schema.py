@@ -8,7 +8,8 @@ Must not import: the store, the HTTP server, or anything above the api layer.
 
 Decoding rules mirrored from kube-apiserver (sigs.k8s.io/json, case-sensitive):
 * JSON `null` is accepted for every field (Go leaves the zero value); a null required field counts as
-  missing.
+  missing; a null element of a list of structs becomes `{}` in the body (Go's zero struct), so the
+  code after decoding never meets a None where an object belongs.
 * `enum`, `pattern` and formats other than int32/int64 ranges, base64 bytes and quantities are not
   checked here; semantic validation lives in api/policy/validation/.
 """
@@ -218,6 +219,8 @@ class Schema:
             elif f.items is not None:
                 items = f.items
                 for i, item in enumerate(v):
+                    if item is None and items.type == "object":
+                        v[i] = item = {}  # Go decodes a null element of a struct list as the zero struct
                     if item is not None:
                         self._check(item, items, f"{path}[{i}]", struct, out)
         elif t == "map":
