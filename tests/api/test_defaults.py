@@ -483,6 +483,9 @@ SAMPLES = {
     }]}}]}},
     "IngressClass": {"spec": {"controller": "orchestra.io/ingress-controller",
                               "parameters": {"kind": "Params", "name": "p"}}},
+    "NetworkPolicy": {"spec": {"ingress": [{"from": [{"podSelector": {"matchLabels": {"role": "client"}}}],
+                                            "ports": [{"port": 80, "endPort": 90}]}],
+                               "egress": [{"to": [{"ipBlock": {"cidr": "10.0.0.0/8"}}]}]}},
 }
 MODEL = {"Event": "CoreV1Event", "HorizontalPodAutoscaler": "V2HorizontalPodAutoscaler"}
 STORED = [rt for rt in BUILTIN if not rt.stored_as]  # one per kind: autoscaling/v1 HPAs are stored as v2
