@@ -1,0 +1,145 @@
+"""NetworkPolicy enforcement on this node: informers over Pods, Namespaces and NetworkPolicies feed
+one level-based reconcile that keeps the nft table `inet orchestra-netpol` equal to what the
+policies say.
+
+Owns: `NetworkPolicyEnforcer(client, node=, host=, nft=)`. Each change that can move a rule (a
+pod's address, labels, node, named ports or phase; a namespace's labels; any policy) wakes the
+loop; it computes the whole ruleset from the caches (selection.py, compile.py) and, when it differs
+from what the kernel has, applies it in ONE nft transaction (a failed one changes nothing and is
+retried with backoff, `statistics()` counts both). Changes show in the kernel within milliseconds
+of the watch event. `run()` removes the table when it ends (stop, crash or cancel), so a stopped
+orchestra leaves no rules behind; running again puts them back.
+`source_mark(address)`: the packet mark the service proxy gives its connection to a backend when
+the client is a pod of the cluster (the pod's IPv4 address as a 32-bit integer; None for anything
+else, which policies treat as the node's own traffic), so policies see the client pod behind the
+proxy, as they see it behind kube-proxy's DNAT.
+Must not import: apiserver, app, cli, node, runtime, the service proxy (the app hands it the mark).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from typing import Any
+
+import trio
+
+from orchestra.client.base import Client
+from orchestra.controller.informer import Informer
+from orchestra.net.common import kind
+from orchestra.net.netpol.compile import Command, HostSettings, removal, ruleset
+from orchestra.net.netpol.kernel import NFT_TIMEOUT, Nft, NftError
+from orchestra.net.netpol.model import Endpoint, NamedPort
+from orchestra.net.netpol.ranges import addresses
+from orchestra.net.netpol.selection import pod_rules
+from orchestra.objects import Obj, as_dict
+
+log = logging.getLogger("orchestra.net.netpol")
+
+RETRY_INITIAL = 0.5
+RETRY_MAX = 30.0
+
+
+def dns_endpoint(ip: str) -> Endpoint:
+    """The cluster DNS (orchestra answers on kube-dns' ClusterIP) as the CoreDNS pods it stands for:
+    kube-system, `k8s-app: kube-dns`, ports `dns` 53/UDP and `dns-tcp` 53/TCP; so the usual
+    "allow DNS" egress rules allow it and a default-deny egress denies it, as in kube."""
+    return Endpoint("kube-system", "kube-dns", {"k8s-app": "kube-dns"}, ip,
+                    ports=(NamedPort("dns", "UDP", 53), NamedPort("dns-tcp", "TCP", 53)))
+
+
+class NetworkPolicyEnforcer:
+    def __init__(self, client: Client, *, node: str, host: HostSettings, nft: Nft | None = None) -> None:
+        self.node = node
+        self.host = host
+        self.nft = nft or Nft()
+        self.pods = Informer(client, kind("Pod"))
+        self.namespaces = Informer(client, kind("Namespace"))
+        self.policies = Informer(client, kind("NetworkPolicy"))
+        self._wake = trio.Event()
+        self._applied: list[Command] | None = None
+        self._pod_ips: frozenset[str] = frozenset()
+        self._failures = 0
+        self.errors = 0
+        self.last_error = ""
+        # once: run() may run again on the same informers
+        self.pods.add_handler(self._on_pod)
+        self.namespaces.add_handler(self._on_namespace)
+        self.policies.add_handler(lambda _t, _old, _new: self._wake.set())
+
+    # --- events: only what can change a rule wakes the loop -------------------------------------
+
+    def _on_pod(self, _t: str, old: Obj | None, new: Obj | None) -> None:
+        seen = [Endpoint.from_pod(o) if o is not None else None for o in (old, new)]
+        if seen[0] != seen[1]:
+            self._wake.set()
+
+    def _on_namespace(self, _t: str, old: Obj | None, new: Obj | None) -> None:
+        labels = [as_dict(as_dict((o or {}).get("metadata")).get("labels")) for o in (old, new)]
+        if old is None or new is None or labels[0] != labels[1]:
+            self._wake.set()
+
+    # --- the loop --------------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        self._applied = None  # (on a restart) whatever the kernel has now, the first pass replaces it
+        try:
+            async with trio.open_nursery() as nursery:
+                for informer in (self.namespaces, self.policies, self.pods):
+                    await nursery.start(informer.run)
+                commands, ips = self.desired()
+                await self.nft.apply(commands)  # a host that refuses it fails the start
+                self._applied, self._pod_ips = commands, ips
+                task_status.started()
+                while True:
+                    with trio.move_on_after(self._retry_delay()):
+                        await self._wake.wait()
+                    self._wake = trio.Event()
+                    await self.converge()
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(NFT_TIMEOUT):
+                try:
+                    await self.nft.apply(removal())
+                except NftError as exc:  # nothing more to do on the way out than to say so
+                    log.warning("could not remove the NetworkPolicy table: %s", exc)
+            self._applied = None
+
+    def desired(self) -> tuple[list[Command], frozenset[str]]:
+        """The ruleset the caches call for now, and the addresses of the pods it knows."""
+        endpoints = [e for e in (Endpoint.from_pod(p) for p in self.pods.list()) if e is not None]
+        namespaces = {str(as_dict(n.get("metadata")).get("name")): n for n in self.namespaces.list()}
+        extra = [dns_endpoint(self.host.dns_ip)] if self.host.dns_ip else []
+        rules = pod_rules(self.policies.list(), endpoints, namespaces, node=self.node, extra=extra)
+        commands = ruleset(rules, pods=addresses(e.address for e in endpoints), host=self.host)
+        return commands, frozenset(e.ip for e in endpoints)
+
+    async def converge(self) -> None:
+        commands, ips = self.desired()
+        if commands != self._applied:
+            try:
+                await self.nft.apply(commands)
+            except NftError as exc:  # the kernel keeps the previous rules; retried with backoff
+                self._failures += 1
+                self.errors += 1
+                self.last_error = str(exc)
+                log.error("applying NetworkPolicies failed (retry in %.1fs): %s", self._retry_delay(), exc)
+                return
+            self._applied = commands
+        self._failures = 0
+        self._pod_ips = ips
+
+    def _retry_delay(self) -> float:
+        if not self._failures:
+            return float("inf")
+        return min(RETRY_INITIAL * 2 ** (self._failures - 1), RETRY_MAX)
+
+    # --- what the service proxy asks -------------------------------------------------------------
+
+    def source_mark(self, address: str) -> int | None:
+        if address not in self._pod_ips:
+            return None
+        return int(ipaddress.IPv4Address(address))
+
+    def statistics(self) -> dict[str, Any]:
+        return {"transactions": self.nft.transactions, "errors": self.errors, "last_error": self.last_error,
+                "pods": len(self._pod_ips)}
