@@ -83,12 +83,18 @@ class NetworkPolicyEnforcer:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         self._applied = None  # (on a restart) whatever the kernel has now, the first pass replaces it
+        refused: NftError | None = None
         try:
             async with trio.open_nursery() as nursery:
                 for informer in (self.namespaces, self.policies, self.pods):
                     await nursery.start(informer.run)
                 commands, ips = self.desired()
-                await self.nft.apply(commands)  # a host that refuses it fails the start
+                try:
+                    await self.nft.apply(commands)
+                except NftError as exc:  # a host that refuses it fails the start, as itself (no group)
+                    refused = exc
+                    nursery.cancel_scope.cancel()
+                    return
                 self._applied, self._pod_ips = commands, ips
                 task_status.started()
                 while True:
@@ -103,6 +109,8 @@ class NetworkPolicyEnforcer:
                 except NftError as exc:  # nothing more to do on the way out than to say so
                     log.warning("could not remove the NetworkPolicy table: %s", exc)
             self._applied = None
+            if refused is not None:
+                raise refused
 
     def desired(self) -> tuple[list[Command], frozenset[str]]:
         """The ruleset the caches call for now, and the addresses of the pods it knows."""
