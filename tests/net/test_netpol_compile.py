@@ -258,3 +258,65 @@ def test_nft_accepts_the_ruleset(name: str) -> None:
     )
     proc = nft_check(compiled)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_large_peer_sets_are_named_sets_written_once() -> None:
+    many = addresses(range(0x0A590000, 0x0A590000 + 40, 2))  # 20 separate addresses
+    allow = (Allow(many, None, "default/np ingress[0]"),)
+    commands = ruleset([PodRules(A, allow, None), PodRules(B, allow, None)], pods=ALL, host=HOST)
+    sets = [c["add"]["set"] for c in commands if "set" in c.get("add", {})]
+    assert [(s["name"], s["type"], s["flags"], len(s["elem"])) for s in sets] == [
+        ("peers-0", "ipv4_addr", ["interval"], 20),
+        ("marks-1", "mark", ["interval"], 20),
+    ]
+    for chain, ref in (
+        ("ingress-10.88.0.2", "@peers-0"),
+        ("ingress-10.88.0.3", "@peers-0"),
+        ("proxied-10.88.0.3", "@marks-1"),
+    ):
+        assert rules(commands, chain)[0]["expr"][0]["match"]["right"] == ref
+    first_set = next(i for i, c in enumerate(commands) if "set" in c.get("add", {}))
+    first_rule = next(i for i, c in enumerate(commands) if "rule" in c.get("add", {}))
+    assert first_set < first_rule
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="nft --check talks to the kernel: needs root")
+def test_nft_accepts_named_sets_of_thousands_of_pods() -> None:
+    pods = [
+        Endpoint(
+            f"ns{i % 5}",
+            f"p{i}",
+            {"app": f"a{i % 3}"},
+            str(ipaddress.IPv4Address(0x0A580002 + i)),
+            NODE if i % 50 == 0 else "other",
+        )
+        for i in range(3000)
+    ]
+    spaces = {f"ns{i}": {"metadata": {"name": f"ns{i}", "labels": {"team": str(i % 2)}}} for i in range(5)}
+    policies = [
+        policy(
+            f"np{j}",
+            ns=f"ns{j}",
+            podSelector={"matchLabels": {"app": "a0"}},
+            ingress=[
+                {
+                    "from": [
+                        {
+                            "namespaceSelector": {"matchLabels": {"team": "1"}},
+                            "podSelector": {"matchLabels": {"app": "a1"}},
+                        }
+                    ],
+                    "ports": [{"port": 80}],
+                }
+            ],
+        )
+        for j in range(5)
+    ]
+    compiled = ruleset(
+        pod_rules(policies, pods, spaces, node=NODE),
+        pods=addresses(int(ipaddress.IPv4Address(e.ip)) for e in pods),
+        host=HOST,
+    )
+    assert any("set" in c.get("add", {}) for c in compiled)
+    proc = nft_check(compiled)
+    assert proc.returncode == 0, proc.stderr

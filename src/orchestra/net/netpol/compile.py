@@ -37,6 +37,7 @@ from orchestra.net.netpol.ranges import address_elements, block, mark_elements
 FAMILY = "inet"
 TABLE = "orchestra-netpol"
 COMMENT_MAX = 127  # nft keeps at most 128 bytes, the terminating NUL included
+INLINE_MAX = 8  # peer sets with more intervals than this become named sets
 
 Command = dict[str, Any]
 
@@ -57,26 +58,56 @@ def removal() -> list[Command]:
 
 
 def ruleset(rules: list[PodRules], *, pods: Peers, host: HostSettings) -> list[Command]:
-    """Chains first (a jump may only name a chain the transaction already has), then the rules."""
+    """Chains and sets first (a rule may only name what the transaction already has), then rules."""
     chains = [_add("chain", name=name, type="filter", hook=name, prio=0, policy="accept")
               for name in ("forward", "input", "output")]
+    sets = _Sets()
     pod_rules: list[Command] = []
     for r in rules:
         ip = r.endpoint.ip
-        for name, allows, key, elements, direction in (
-            (f"ingress-{ip}", r.ingress, _addr("saddr"), address_elements, "ingress"),
-            (f"proxied-{ip}", r.ingress, _mark(), mark_elements, "ingress"),
-            (f"egress-{ip}", r.egress, _addr("daddr"), address_elements, "egress"),
+        for name, allows, key, kind, direction in (
+            (f"ingress-{ip}", r.ingress, _addr("saddr"), "ipv4_addr", "ingress"),
+            (f"proxied-{ip}", r.ingress, _mark(), "mark", "ingress"),
+            (f"egress-{ip}", r.egress, _addr("daddr"), "ipv4_addr", "egress"),
         ):
             if allows is not None:
                 chains.append(_add("chain", name=name))
                 isolated = f"{r.endpoint.key} is isolated for {direction}"
-                pod_rules += _pod_chain(name, allows, key, elements, isolated)
+                pod_rules += _pod_chain(name, allows, key, lambda p, k=kind: sets.ref(k, p), isolated)
+    base = _base_rules(rules, pods, host, sets)
     table = {"add": {"table": {"family": FAMILY, "name": TABLE}}}
-    return [*removal(), table, *chains, *_base_rules(rules, pods, host), *pod_rules]
+    return [*removal(), table, *chains, *sets.commands, *base, *pod_rules]
 
 
-def _base_rules(rules: list[PodRules], pods: Peers, host: HostSettings) -> list[Command]:
+class _Sets:
+    """Peer sets as nft writes them: up to INLINE_MAX intervals in the rule itself, larger ones as
+    named interval sets, each written once and shared by every rule that matches the same peers."""
+
+    def __init__(self) -> None:
+        self.commands: list[Command] = []
+        self._names: dict[tuple[str, Peers], str] = {}
+        self._seen: dict[tuple[str, int], tuple[Peers, Any]] = {}  # by identity: rules share tuples
+
+    def ref(self, kind: str, peers: Peers) -> Any:
+        hit = self._seen.get((kind, id(peers)))
+        if hit is not None and hit[0] is peers:
+            return hit[1]
+        elements = address_elements if kind == "ipv4_addr" else mark_elements
+        if len(peers) <= INLINE_MAX:
+            ref: Any = {"set": elements(peers)}
+        else:
+            name = self._names.get((kind, peers))
+            if name is None:
+                name = f"{'peers' if kind == 'ipv4_addr' else 'marks'}-{len(self._names)}"
+                self._names[kind, peers] = name
+                self.commands.append(_add("set", name=name, type=kind, flags=["interval"],
+                                          elem=elements(peers)))
+            ref = f"@{name}"
+        self._seen[kind, id(peers)] = (peers, ref)
+        return ref
+
+
+def _base_rules(rules: list[PodRules], pods: Peers, host: HostSettings, sets: _Sets) -> list[Command]:
     ingress = [r.endpoint for r in rules if r.ingress is not None]
     egress = [r.endpoint for r in rules if r.egress is not None]
     established = [_match({"ct": {"key": "state"}}, ["established", "related"], "in"), {"accept": None}]
@@ -86,13 +117,13 @@ def _base_rules(rules: list[PodRules], pods: Peers, host: HostSettings) -> list[
     out += _dispatch("forward", _addr("daddr"), [(e.ip, f"ingress-{e.ip}") for e in ingress])
     proxied = _proxied_range(host)
     if proxied:
-        out.append(_rule("input", [_match(_addr("daddr"), address_elements(proxied)), {"accept": None}],
+        out.append(_rule("input", [_match(_addr("daddr"), sets.ref("ipv4_addr", proxied)), {"accept": None}],
                          "services: policed on the service proxy's connection"))
     out += _dispatch("input", _addr("saddr"), [(e.ip, f"egress-{e.ip}") for e in egress])
     out += _dispatch("output", _mark(), [(e.address, f"egress-{e.ip}") for e in egress])
-    if pods:
+    if pods and ingress:
         out += _dispatch("output", _addr("daddr"), [(e.ip, f"proxied-{e.ip}") for e in ingress],
-                         guard=[_match(_mark(), mark_elements(pods))])
+                         guard=[_match(_mark(), sets.ref("mark", pods))])
     return out
 
 
@@ -103,13 +134,13 @@ def _proxied_range(host: HostSettings) -> Peers:
     return block(host.service_cidr, [f"{host.dns_ip}/32"] if host.dns_ip else [])
 
 
-def _pod_chain(name: str, allows: tuple[Allow, ...], peer_key: Any, elements: Any, isolated: str
+def _pod_chain(name: str, allows: tuple[Allow, ...], peer_key: Any, peer_ref: Any, isolated: str
                ) -> list[Command]:
     out = []
     for allow in allows:
         expr: list[Any] = []
         if allow.peers is not None:
-            expr.append(_match(peer_key, elements(allow.peers)))
+            expr.append(_match(peer_key, peer_ref(allow.peers)))
         if allow.port is not None:
             expr += _port(allow.port)
         out.append(_rule(name, [*expr, {"return": None}], allow.origin))

@@ -7,7 +7,10 @@ pod's address, labels, node, named ports or phase; a namespace's labels; any pol
 loop; it computes the whole ruleset from the caches (selection.py, compile.py) and, when it differs
 from what the kernel has, applies it in ONE nft transaction (a failed one changes nothing and is
 retried with backoff, `statistics()` counts both). Changes show in the kernel within milliseconds
-of the watch event. `run()` removes the table when it ends (stop, crash or cancel), so a stopped
+of the watch event. Events that come while a pass runs make one more pass, and a pass over many pods
+is paced (the next starts at the earliest PACE times its duration later), so thousands of pod events
+cost a bounded share of the process; with no policy at all a pass does not look at the pods.
+`run()` removes the table when it ends (stop, crash or cancel), so a stopped
 orchestra leaves no rules behind; running again puts them back.
 `source_mark(address)`: the packet mark the service proxy gives its connection to a backend when
 the client is a pod of the cluster (the pod's IPv4 address as a 32-bit integer; None for anything
@@ -32,12 +35,13 @@ from orchestra.net.netpol.kernel import NFT_TIMEOUT, Nft, NftError
 from orchestra.net.netpol.model import Endpoint, NamedPort
 from orchestra.net.netpol.ranges import addresses
 from orchestra.net.netpol.selection import pod_rules
-from orchestra.objects import Obj, as_dict
+from orchestra.objects import Obj, as_dict, object_key
 
 log = logging.getLogger("orchestra.net.netpol")
 
 RETRY_INITIAL = 0.5
 RETRY_MAX = 30.0
+PACE = 2.0  # a pass that took d seconds is followed by at least PACE * d seconds without one
 
 
 def dns_endpoint(ip: str) -> Endpoint:
@@ -58,7 +62,8 @@ class NetworkPolicyEnforcer:
         self.policies = Informer(client, kind("NetworkPolicy"))
         self._wake = trio.Event()
         self._applied: list[Command] | None = None
-        self._pod_ips: frozenset[str] = frozenset()
+        self._endpoints: dict[str, Endpoint] = {}  # pod key -> what policies see of it
+        self._ips: dict[str, int] = {}  # pod address -> how many pods have it (a moment of reuse)
         self._failures = 0
         self.errors = 0
         self.last_error = ""
@@ -70,9 +75,22 @@ class NetworkPolicyEnforcer:
     # --- events: only what can change a rule wakes the loop -------------------------------------
 
     def _on_pod(self, _t: str, old: Obj | None, new: Obj | None) -> None:
-        seen = [Endpoint.from_pod(o) if o is not None else None for o in (old, new)]
-        if seen[0] != seen[1]:
-            self._wake.set()
+        obj = new if new is not None else old
+        assert obj is not None
+        key = object_key(obj)
+        now = Endpoint.from_pod(new) if new is not None else None
+        before = self._endpoints.pop(key, None) if now is None else self._endpoints.get(key)
+        if now is not None:
+            self._endpoints[key] = now
+        if before == now:
+            return
+        if before is not None:
+            self._ips[before.ip] -= 1
+            if not self._ips[before.ip]:
+                del self._ips[before.ip]
+        if now is not None:
+            self._ips[now.ip] = self._ips.get(now.ip, 0) + 1
+        self._wake.set()
 
     def _on_namespace(self, _t: str, old: Obj | None, new: Obj | None) -> None:
         labels = [as_dict(as_dict((o or {}).get("metadata")).get("labels")) for o in (old, new)]
@@ -88,20 +106,22 @@ class NetworkPolicyEnforcer:
             async with trio.open_nursery() as nursery:
                 for informer in (self.namespaces, self.policies, self.pods):
                     await nursery.start(informer.run)
-                commands, ips = self.desired()
+                commands = self.desired()
                 try:
                     await self.nft.apply(commands)
                 except NftError as exc:  # a host that refuses it fails the start, as itself (no group)
                     refused = exc
                     nursery.cancel_scope.cancel()
                     return
-                self._applied, self._pod_ips = commands, ips
+                self._applied = commands
                 task_status.started()
                 while True:
                     with trio.move_on_after(self._retry_delay()):
                         await self._wake.wait()
                     self._wake = trio.Event()
+                    began = trio.current_time()
                     await self.converge()
+                    await trio.sleep(PACE * (trio.current_time() - began))
         finally:
             with trio.CancelScope(shield=True), trio.move_on_after(NFT_TIMEOUT):
                 try:
@@ -112,17 +132,19 @@ class NetworkPolicyEnforcer:
             if refused is not None:
                 raise refused
 
-    def desired(self) -> tuple[list[Command], frozenset[str]]:
-        """The ruleset the caches call for now, and the addresses of the pods it knows."""
-        endpoints = [e for e in (Endpoint.from_pod(p) for p in self.pods.list()) if e is not None]
+    def desired(self) -> list[Command]:
+        """The ruleset the caches call for now."""
+        policies = self.policies.list()
+        if not policies:  # nothing is isolated: no pod matters
+            return ruleset([], pods=(), host=self.host)
+        endpoints = list(self._endpoints.values())
         namespaces = {str(as_dict(n.get("metadata")).get("name")): n for n in self.namespaces.list()}
         extra = [dns_endpoint(self.host.dns_ip)] if self.host.dns_ip else []
-        rules = pod_rules(self.policies.list(), endpoints, namespaces, node=self.node, extra=extra)
-        commands = ruleset(rules, pods=addresses(e.address for e in endpoints), host=self.host)
-        return commands, frozenset(e.ip for e in endpoints)
+        rules = pod_rules(policies, endpoints, namespaces, node=self.node, extra=extra)
+        return ruleset(rules, pods=addresses(e.address for e in endpoints), host=self.host)
 
     async def converge(self) -> None:
-        commands, ips = self.desired()
+        commands = self.desired()
         if commands != self._applied:
             try:
                 await self.nft.apply(commands)
@@ -134,7 +156,6 @@ class NetworkPolicyEnforcer:
                 return
             self._applied = commands
         self._failures = 0
-        self._pod_ips = ips
 
     def _retry_delay(self) -> float:
         if not self._failures:
@@ -144,10 +165,10 @@ class NetworkPolicyEnforcer:
     # --- what the service proxy asks -------------------------------------------------------------
 
     def source_mark(self, address: str) -> int | None:
-        if address not in self._pod_ips:
+        if address not in self._ips:
             return None
         return int(ipaddress.IPv4Address(address))
 
     def statistics(self) -> dict[str, Any]:
         return {"transactions": self.nft.transactions, "errors": self.errors, "last_error": self.last_error,
-                "pods": len(self._pod_ips)}
+                "pods": len(self._endpoints)}

@@ -30,26 +30,35 @@ from orchestra.net.netpol.ranges import addresses, block, union
 from orchestra.objects import Obj, as_dict, as_dicts, as_list
 
 NAME_LABEL = "kubernetes.io/metadata.name"
-DIRECTIONS = (("Ingress", "ingress", "from"), ("Egress", "egress", "to"))
+DIRECTIONS = {"Ingress": ("ingress", "from"), "Egress": ("egress", "to")}
 
 
 def pod_rules(policies: Iterable[Obj], endpoints: Iterable[Endpoint], namespaces: Mapping[str, Obj], *,
               node: str, extra: Iterable[Endpoint] = ()) -> list[PodRules]:
-    """The isolation of every pod on `node`, sorted by address; pods no policy selects are left out."""
+    """The isolation of every pod on `node`, sorted by address; pods no policy selects are left out.
+    A rule's peers are resolved once, whatever number of pods its policy selects."""
     pods = list(endpoints)
     view = _View([*pods, *extra], namespaces)
-    by_namespace: dict[str, list[Obj]] = defaultdict(list)
-    for policy in policies:
-        by_namespace[str(as_dict(policy.get("metadata")).get("namespace") or "")].append(policy)
+    by_namespace: dict[str, list[_Policy]] = defaultdict(list)
+    for obj in policies:
+        policy = _Policy(obj, view)
+        by_namespace[policy.namespace].append(policy)
     out = []
     for pod in sorted(pods, key=lambda p: p.address):
         if pod.node != node:
             continue
-        selecting = [p for p in by_namespace.get(pod.namespace, []) if _selects(p, pod)]
-        ingress, egress = (_allows(selecting, pod, view, d) for d in DIRECTIONS)
+        selecting = [p for p in by_namespace.get(pod.namespace, []) if p.selects(pod)]
+        ingress, egress = (_allows(selecting, pod, policy_type) for policy_type in DIRECTIONS)
         if ingress is not None or egress is not None:
             out.append(PodRules(pod, ingress, egress))
     return out
+
+
+def _allows(policies: list[_Policy], pod: Endpoint, policy_type: str) -> tuple[Allow, ...] | None:
+    isolating = [p for p in policies if policy_type in p.types]
+    if not isolating:
+        return None
+    return tuple(allow for p in isolating for rule in p.rules(policy_type) for allow in rule.allows(pod))
 
 
 class _View:
@@ -57,12 +66,14 @@ class _View:
 
     def __init__(self, endpoints: list[Endpoint], namespaces: Mapping[str, Obj]) -> None:
         self.endpoints = endpoints
-        self.namespaces = namespaces
-
-    def namespace_labels(self, name: str) -> dict[str, str]:
-        labels = dict(as_dict(as_dict(as_dict(self.namespaces.get(name)).get("metadata")).get("labels")))
-        labels[NAME_LABEL] = name  # immutable and always set by kube-apiserver
-        return labels
+        self.in_namespace: dict[str, list[Endpoint]] = defaultdict(list)
+        for endpoint in endpoints:
+            self.in_namespace[endpoint.namespace].append(endpoint)
+        self.namespace_labels: dict[str, dict[str, str]] = {}
+        for name in {*namespaces, *self.in_namespace}:
+            meta = as_dict(as_dict(namespaces.get(name)).get("metadata"))
+            # the name label is immutable and always set by kube-apiserver
+            self.namespace_labels[name] = {**as_dict(meta.get("labels")), NAME_LABEL: name}
 
 
 def _selector(sel: Obj) -> LabelSelector | None:
@@ -72,67 +83,79 @@ def _selector(sel: Obj) -> LabelSelector | None:
         return None
 
 
-def _selects(policy: Obj, pod: Endpoint) -> bool:
-    selector = _selector(as_dict(as_dict(policy.get("spec")).get("podSelector")))
-    return selector is not None and selector.matches(pod.labels)
+class _Policy:
+    def __init__(self, obj: Obj, view: _View) -> None:
+        meta, spec = as_dict(obj.get("metadata")), as_dict(obj.get("spec"))
+        self.obj, self.view = obj, view
+        self.namespace = str(meta.get("namespace") or "")
+        self.name = str(meta.get("name") or "")
+        self.selector = _selector(as_dict(spec.get("podSelector")))
+        self.types = [str(t) for t in as_list(spec.get("policyTypes"))]
+        self._rules: dict[str, list[_Rule]] = {}
+
+    def selects(self, pod: Endpoint) -> bool:
+        return self.selector is not None and self.selector.matches(pod.labels)
+
+    def rules(self, policy_type: str) -> list[_Rule]:
+        """The policy's rules of that direction, resolved on first use."""
+        if policy_type not in self._rules:
+            field, peers_field = DIRECTIONS[policy_type]
+            specs = as_dicts(as_dict(self.obj.get("spec")).get(field))
+            origin = f"{self.namespace}/{self.name} {field}"
+            self._rules[policy_type] = [_Rule(rule, peers_field, self.namespace, self.view, f"{origin}[{i}]")
+                                        for i, rule in enumerate(specs)]
+        return self._rules[policy_type]
 
 
-def _allows(policies: list[Obj], pod: Endpoint, view: _View, direction: tuple[str, str, str]
-            ) -> tuple[Allow, ...] | None:
-    policy_type, field, peers_field = direction
-    isolating = [p for p in policies if policy_type in as_list(as_dict(p.get("spec")).get("policyTypes"))]
-    if not isolating:
-        return None
-    out: list[Allow] = []
-    for policy in isolating:
-        meta = as_dict(policy.get("metadata"))
-        for i, rule in enumerate(as_dicts(as_dict(policy.get("spec")).get(field))):
-            origin = f"{meta.get('namespace')}/{meta.get('name')} {field}[{i}]"
-            out += _rule_allows(rule, peers_field, str(meta.get("namespace") or ""), pod, view, origin)
-    return tuple(out)
+class _Rule:
+    """One ingress or egress rule with its peers resolved."""
 
+    def __init__(self, rule: Obj, peers_field: str, namespace: str, view: _View, origin: str) -> None:
+        self.origin, self.view = origin, view
+        self.egress = peers_field == "to"
+        self.ports = as_dicts(rule.get("ports"))
+        peer_specs = as_dicts(rule.get(peers_field))
+        self.selected: list[Endpoint] | None = None  # None: every peer (no from / to)
+        self.peers: Peers | None = None
+        if peer_specs:
+            self.selected, blocks = _peers(peer_specs, namespace, view)
+            self.peers = union(addresses(e.address for e in self.selected), blocks)
+        self._named: dict[tuple[str, str], list[Allow]] = {}
 
-def _rule_allows(rule: Obj, peers_field: str, namespace: str, pod: Endpoint, view: _View,
-                 origin: str) -> list[Allow]:
-    peer_specs = as_dicts(rule.get(peers_field))
-    selected, blocks = _peers(peer_specs, namespace, view) if peer_specs else (None, ())
-    ports = as_dicts(rule.get("ports"))
-    if not ports:
-        peers = None if selected is None else union(addresses(e.address for e in selected), blocks)
-        return [Allow(peers, None, origin)] if peers != () else []
-    out: list[Allow] = []
-    for port in ports:
-        out += _port_allows(port, selected, blocks, pod, view, peers_field == "to", origin)
-    return out
+    def allows(self, pod: Endpoint) -> list[Allow]:
+        if self.peers == ():
+            return []  # the rule's peers are nobody
+        if not self.ports:
+            return [Allow(self.peers, None, self.origin)]
+        return [allow for port in self.ports for allow in self._port_allows(port, pod)]
 
+    def _port_allows(self, port: Obj, pod: Endpoint) -> list[Allow]:
+        protocol = str(port.get("protocol") or "TCP")
+        if protocol not in PROTOCOLS:
+            return []  # validation refuses it; an object stored before that matches nothing
+        number: Any = port.get("port")
+        if number is None or isinstance(number, int):
+            end = port.get("endPort") if isinstance(port.get("endPort"), int) else number
+            return [Allow(self.peers, PortMatch(PROTOCOLS[protocol], number, end), self.origin)]
+        name = str(number)
+        if not self.egress:  # resolved on the policed pod; any peer, as the rule says
+            resolved = pod.port_named(name, protocol)
+            if resolved is None:
+                return []
+            return [Allow(self.peers, PortMatch(PROTOCOLS[protocol], resolved, resolved), self.origin)]
+        if (name, protocol) not in self._named:
+            self._named[name, protocol] = self._named_egress(name, protocol)
+        return self._named[name, protocol]
 
-def _port_allows(port: Obj, selected: list[Endpoint] | None, blocks: Peers, pod: Endpoint, view: _View,
-                 egress: bool, origin: str) -> list[Allow]:
-    protocol = str(port.get("protocol") or "TCP")
-    if protocol not in PROTOCOLS:
-        return []  # validation refuses it; an object stored before that matches nothing
-    nft_protocol = PROTOCOLS[protocol]
-    number: Any = port.get("port")
-    if number is None or isinstance(number, int):
-        peers = None if selected is None else union(addresses(e.address for e in selected), blocks)
-        end = port.get("endPort") if isinstance(port.get("endPort"), int) else number
-        match = PortMatch(nft_protocol, number, end)
-        return [Allow(peers, match, origin)] if peers != () else []
-    name = str(number)
-    if not egress:  # resolved on the policed pod; any peer, as the rule says
-        resolved = pod.port_named(name, protocol)
-        if resolved is None:
-            return []
-        peers = None if selected is None else union(addresses(e.address for e in selected), blocks)
-        return [Allow(peers, PortMatch(nft_protocol, resolved, resolved), origin)] if peers != () else []
-    # egress: resolved on each destination pod (all of them when `to` is empty); blocks have no names
-    by_number: dict[int, list[int]] = defaultdict(list)
-    for endpoint in view.endpoints if selected is None else selected:
-        resolved = endpoint.port_named(name, protocol)
-        if resolved is not None:
-            by_number[resolved].append(endpoint.address)
-    return [Allow(addresses(ips), PortMatch(nft_protocol, n, n), origin)
-            for n, ips in sorted(by_number.items())]
+    def _named_egress(self, name: str, protocol: str) -> list[Allow]:
+        """Resolved on each destination pod (all of them when `to` is empty); ipBlocks have no names."""
+        by_number: dict[int, list[int]] = defaultdict(list)
+        for endpoint in self.view.endpoints if self.selected is None else self.selected:
+            resolved = endpoint.port_named(name, protocol)
+            if resolved is not None:
+                by_number[resolved].append(endpoint.address)
+        return [Allow(addresses(ips), PortMatch(PROTOCOLS[protocol], n, n), self.origin)
+                for n, ips in sorted(by_number.items())]
 
 
 def _peers(specs: list[Obj], namespace: str, view: _View) -> tuple[list[Endpoint], Peers]:
@@ -152,9 +175,10 @@ def _peers(specs: list[Obj], namespace: str, view: _View) -> tuple[list[Endpoint
         spaces = _selector(ns_sel) if isinstance(ns_sel, dict) else None
         if pods is None or (spaces is None and isinstance(ns_sel, dict)):
             continue
-        for endpoint in view.endpoints:
-            in_scope = (endpoint.namespace == namespace if spaces is None
-                        else spaces.matches(view.namespace_labels(endpoint.namespace)))
-            if in_scope and pods.matches(endpoint.labels):
-                chosen[endpoint.key] = endpoint
+        names = ([namespace] if spaces is None
+                 else [n for n, labels in view.namespace_labels.items() if spaces.matches(labels)])
+        for name in names:
+            for endpoint in view.in_namespace.get(name, []):
+                if pods.matches(endpoint.labels):
+                    chosen[endpoint.key] = endpoint
     return list(chosen.values()), union(*blocks)
