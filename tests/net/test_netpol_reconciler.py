@@ -31,10 +31,13 @@ class FakeNft:
     def __init__(self) -> None:
         self.applied: list[list[Command]] = []
         self.refuse = 0
+        self.broken = False  # a bug, not a refusal: the enforcer crashes
         self.transactions = 0
 
     async def apply(self, commands: list[Command]) -> None:
         await trio.lowlevel.checkpoint()
+        if self.broken and commands != removal():  # a removal would still work
+            raise RuntimeError("bug")
         if self.refuse:
             self.refuse -= 1
             raise NftError("Error: Could not process rule: No such file or directory")
@@ -52,11 +55,17 @@ class Env:
     nft: FakeNft
     enforcer: NetworkPolicyEnforcer
 
-    async def pod(self, name: str, ip: str | None, ns: str = "default", node: str = NODE,
-                  **labels: str) -> Obj:
-        pod = await self.client.create(kind("Pod"), ns, {
-            "metadata": {"name": name, "labels": labels},
-            "spec": {"nodeName": node, "containers": [{"name": "c", "image": "busybox"}]}})
+    async def pod(
+        self, name: str, ip: str | None, ns: str = "default", node: str = NODE, **labels: str
+    ) -> Obj:
+        pod = await self.client.create(
+            kind("Pod"),
+            ns,
+            {
+                "metadata": {"name": name, "labels": labels},
+                "spec": {"nodeName": node, "containers": [{"name": "c", "image": "busybox"}]},
+            },
+        )
         if ip is not None:
             status = {"status": {"podIP": ip, "phase": "Running"}}
             pod = await self.client.patch(kind("Pod"), ns, name, status, subresource="status")
@@ -73,8 +82,12 @@ async def env() -> AsyncIterator[Env]:
     await bootstrap(core)
     client = LocalClient(core)
     nft = FakeNft()
-    enforcer = NetworkPolicyEnforcer(client, node=NODE, nft=nft,  # type: ignore[arg-type]
-                                     host=HostSettings(service_cidr="10.96.0.0/12", dns_ip="10.96.0.10"))
+    enforcer = NetworkPolicyEnforcer(
+        client,
+        node=NODE,
+        nft=nft,  # type: ignore[arg-type]
+        host=HostSettings(service_cidr="10.96.0.0/12", dns_ip="10.96.0.10"),
+    )
     with trio.fail_after(30):
         async with trio.open_nursery() as nursery:
             await nursery.start(enforcer.run)
@@ -103,23 +116,34 @@ async def test_changes_become_one_transaction_each(env: Env, autojump_clock: tri
     assert len(env.nft.applied) == 4 and env.nft.chains() == ["forward", "input", "output"]
 
 
-async def test_only_what_can_move_a_rule_makes_a_transaction(env: Env,
-                                                            autojump_clock: trio.testing.MockClock) -> None:
+async def test_only_what_can_move_a_rule_makes_a_transaction(
+    env: Env, autojump_clock: trio.testing.MockClock
+) -> None:
     await env.pod("a", "10.88.0.2", app="web")
     await env.client.create(kind("NetworkPolicy"), "default", DENY_ALL)
     await env.settle()
     before = len(env.nft.applied)
     # a condition, an annotation and a pod of another node with no address change no rule
-    await env.client.patch(kind("Pod"), "default", "a", {"status": {"conditions": [
-        {"type": "Ready", "status": "True"}]}}, subresource="status")
+    await env.client.patch(
+        kind("Pod"),
+        "default",
+        "a",
+        {"status": {"conditions": [{"type": "Ready", "status": "True"}]}},
+        subresource="status",
+    )
     await env.client.patch(kind("Pod"), "default", "a", {"metadata": {"annotations": {"x": "y"}}})
     await env.pod("elsewhere", None, node="node-b")
     await env.settle()
     assert len(env.nft.applied) == before
     # a label the policy's selector reads does: the pod leaves the policy
-    await env.client.create(kind("NetworkPolicy"), "default", {
-        "metadata": {"name": "web"},
-        "spec": {"podSelector": {"matchLabels": {"app": "web"}}, "ingress": [{}]}})
+    await env.client.create(
+        kind("NetworkPolicy"),
+        "default",
+        {
+            "metadata": {"name": "web"},
+            "spec": {"podSelector": {"matchLabels": {"app": "web"}}, "ingress": [{}]},
+        },
+    )
     await env.settle()
     assert len(env.nft.applied) == before + 1
     await env.client.patch(kind("Pod"), "default", "a", {"metadata": {"labels": {"app": "db"}}})
@@ -131,9 +155,17 @@ async def test_namespace_labels_follow(env: Env, autojump_clock: trio.testing.Mo
     await env.client.create(kind("Namespace"), None, {"metadata": {"name": "team"}})
     await env.pod("db", "10.88.0.2", role="db")
     await env.pod("client", "10.88.1.2", ns="team")
-    await env.client.create(kind("NetworkPolicy"), "default", {"metadata": {"name": "from-team"}, "spec": {
-        "podSelector": {"matchLabels": {"role": "db"}},
-        "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"team": "yes"}}}]}]}})
+    await env.client.create(
+        kind("NetworkPolicy"),
+        "default",
+        {
+            "metadata": {"name": "from-team"},
+            "spec": {
+                "podSelector": {"matchLabels": {"role": "db"}},
+                "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"team": "yes"}}}]}],
+            },
+        },
+    )
     await env.settle()
     assert allowed_sources(env, "ingress-10.88.0.2") == []
     await env.client.patch(kind("Namespace"), None, "team", {"metadata": {"labels": {"team": "yes"}}})
@@ -142,13 +174,17 @@ async def test_namespace_labels_follow(env: Env, autojump_clock: trio.testing.Mo
 
 
 def allowed_sources(env: Env, chain: str) -> list[Any]:
-    rules = [c["add"]["rule"] for c in env.nft.applied[-1]
-             if "rule" in c.get("add", {}) and c["add"]["rule"]["chain"] == chain]
+    rules = [
+        c["add"]["rule"]
+        for c in env.nft.applied[-1]
+        if "rule" in c.get("add", {}) and c["add"]["rule"]["chain"] == chain
+    ]
     return [r["expr"][0]["match"]["right"]["set"] for r in rules if "match" in r["expr"][0]]
 
 
-async def test_a_refused_transaction_is_retried_with_backoff(env: Env,
-                                                            autojump_clock: trio.testing.MockClock) -> None:
+async def test_a_refused_transaction_is_retried_with_backoff(
+    env: Env, autojump_clock: trio.testing.MockClock
+) -> None:
     await env.pod("a", "10.88.0.2")
     await env.settle()
     env.nft.refuse = 2
@@ -176,8 +212,12 @@ async def test_the_table_is_removed_when_the_enforcer_stops(autojump_clock: trio
     core = ApiCore(store)
     await bootstrap(core)
     nft = FakeNft()
-    enforcer = NetworkPolicyEnforcer(LocalClient(core), node=NODE, nft=nft,  # type: ignore[arg-type]
-                                     host=HostSettings())
+    enforcer = NetworkPolicyEnforcer(
+        LocalClient(core),
+        node=NODE,
+        nft=nft,  # type: ignore[arg-type]
+        host=HostSettings(),
+    )
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:
             await nursery.start(enforcer.run)
@@ -190,17 +230,57 @@ async def test_the_table_is_removed_when_the_enforcer_stops(autojump_clock: trio
     store.close()
 
 
-async def test_a_host_that_refuses_the_first_ruleset_fails_the_start(autojump_clock: trio.testing.MockClock
-                                                                     ) -> None:
+async def test_a_host_that_refuses_the_first_ruleset_fails_the_start(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     store = Store.open_memory()
     core = ApiCore(store)
     await bootstrap(core)
     nft = FakeNft()
     nft.refuse = 1
-    enforcer = NetworkPolicyEnforcer(LocalClient(core), node=NODE, nft=nft,  # type: ignore[arg-type]
-                                     host=HostSettings())
+    enforcer = NetworkPolicyEnforcer(
+        LocalClient(core),
+        node=NODE,
+        nft=nft,  # type: ignore[arg-type]
+        host=HostSettings(),
+    )
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:
             with pytest.raises(NftError):  # itself, not in a group: the app tells the user
                 await nursery.start(enforcer.run)
+    store.close()
+
+
+async def test_a_crash_leaves_the_last_rules_in_force(autojump_clock: trio.testing.MockClock) -> None:
+    """Policies must not fail open while the supervisor restarts the enforcer."""
+    store = Store.open_memory()
+    core = ApiCore(store)
+    await bootstrap(core)
+    nft = FakeNft()
+    env = Env(
+        LocalClient(core),
+        nft,
+        NetworkPolicyEnforcer(
+            LocalClient(core),
+            node=NODE,
+            nft=nft,  # type: ignore[arg-type]
+            host=HostSettings(),
+        ),
+    )
+    with trio.fail_after(10), pytest.raises(BaseExceptionGroup) as info:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(env.enforcer.run)
+            await env.pod("a", "10.88.0.2")
+            await env.client.create(kind("NetworkPolicy"), "default", DENY_ALL)
+            await env.settle()
+            applied = len(nft.applied)
+            nft.broken = True
+            await env.client.create(
+                kind("NetworkPolicy"),
+                "default",
+                {"metadata": {"name": "allow"}, "spec": {"podSelector": {}, "ingress": [{}]}},
+            )
+            await trio.sleep_forever()  # the crash ends this nursery
+    assert info.group_contains(RuntimeError)
+    assert len(nft.applied) == applied and "ingress-10.88.0.2" in nft.chains()  # no removal
     store.close()

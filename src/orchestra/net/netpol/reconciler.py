@@ -10,8 +10,9 @@ retried with backoff, `statistics()` counts both). Changes show in the kernel wi
 of the watch event. Events that come while a pass runs make one more pass, and a pass over many pods
 is paced (the next starts at the earliest PACE times its duration later), so thousands of pod events
 cost a bounded share of the process; with no policy at all a pass does not look at the pods.
-`run()` removes the table when it ends (stop, crash or cancel), so a stopped
-orchestra leaves no rules behind; running again puts them back.
+`run()` removes the table when it is cancelled (orchestra stops), so a stopped
+orchestra leaves no rules behind; a crash leaves the last rules in force until the supervisor runs
+it again, which replaces them.
 `source_mark(address)`: the packet mark the service proxy gives its connection to a backend when
 the client is a pod of the cluster (the pod's IPv4 address as a 32-bit integer; None for anything
 else, which policies treat as the node's own traffic), so policies see the client pod behind the
@@ -102,6 +103,7 @@ class NetworkPolicyEnforcer:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         self._applied = None  # (on a restart) whatever the kernel has now, the first pass replaces it
         refused: NftError | None = None
+        keep = False
         try:
             async with trio.open_nursery() as nursery:
                 for informer in (self.namespaces, self.policies, self.pods):
@@ -122,12 +124,18 @@ class NetworkPolicyEnforcer:
                     began = trio.current_time()
                     await self.converge()
                     await trio.sleep(PACE * (trio.current_time() - began))
+        except Exception:
+            # a crash after the start: the kernel keeps the last rules until run() replaces them
+            # (policies must not fail open while the supervisor restarts this component)
+            keep = self._applied is not None
+            raise
         finally:
-            with trio.CancelScope(shield=True), trio.move_on_after(NFT_TIMEOUT):
-                try:
-                    await self.nft.apply(removal())
-                except NftError as exc:  # nothing more to do on the way out than to say so
-                    log.warning("could not remove the NetworkPolicy table: %s", exc)
+            if not keep:
+                with trio.CancelScope(shield=True), trio.move_on_after(NFT_TIMEOUT):
+                    try:
+                        await self.nft.apply(removal())
+                    except NftError as exc:  # nothing more to do on the way out than to say so
+                        log.warning("could not remove the NetworkPolicy table: %s", exc)
             self._applied = None
             if refused is not None:
                 raise refused
