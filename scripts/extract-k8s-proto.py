@@ -171,6 +171,11 @@ def index_messages(
     return out
 
 
+# Groups served by other apiservers in kube (apiextensions-apiserver, kube-aggregator): kubectl links no
+# generated code for them and always sends them as JSON, so there is nothing to extract.
+NOT_IN_KUBECTL = {"apiextensions.k8s.io", "apiregistration.k8s.io"}
+
+
 def roots() -> list[str]:
     sys.path.insert(0, str(ROOT / "src"))
     from orchestra.api.registry import BUILTIN
@@ -180,6 +185,8 @@ def roots() -> list[str]:
 
     names: list[str] = list(EXTRA_ROOTS)
     for t in BUILTIN:
+        if t.group in NOT_IN_KUBECTL:
+            continue
         names.append(f"{pkg(t.group, t.version)}.{t.kind}")
         for sub in t.subresources:
             if sub.kind == t.kind:  # status, log: the resource's own kind

@@ -496,6 +496,9 @@ SAMPLES = {
                           "schema": {"openAPIV3Schema": {"type": "object"}}}],
         },
     },
+    "NetworkPolicy": {"spec": {"ingress": [{"from": [{"podSelector": {"matchLabels": {"role": "client"}}}],
+                                            "ports": [{"port": 80, "endPort": 90}]}],
+                               "egress": [{"to": [{"ipBlock": {"cidr": "10.0.0.0/8"}}]}]}},
 }
 MODEL = {"Event": "CoreV1Event", "HorizontalPodAutoscaler": "V2HorizontalPodAutoscaler"}
 STORED = [rt for rt in BUILTIN if not rt.stored_as]  # one per kind: autoscaling/v1 HPAs are stored as v2

@@ -212,6 +212,8 @@ BUILTIN: tuple[ResourceType, ...] = (
     _rt("networking.k8s.io", "Ingress", "ingresses", short=("ing",), definition_pkg="networking"),
     _rt("networking.k8s.io", "IngressClass", "ingressclasses", namespaced=False, status=False,
         definition_pkg="networking"),
+    _rt("networking.k8s.io", "NetworkPolicy", "networkpolicies", short=("netpol",), status=False,
+        definition_pkg="networking"),
     _rt("", "PersistentVolumeClaim", "persistentvolumeclaims", short=("pvc",), definition_pkg="core"),
     _rt("", "PersistentVolume", "persistentvolumes", namespaced=False, short=("pv",), definition_pkg="core"),
     _rt("", "ResourceQuota", "resourcequotas", short=("quota",), definition_pkg="core"),

@@ -49,15 +49,18 @@ async def start_controllers(nursery: trio.Nursery, cluster: Cluster) -> None:
 
 
 async def start_network(nursery: trio.Nursery, cluster: Cluster) -> None:
-    """The service proxy, cluster DNS (the service range must already be routed to lo) and the
-    ingress controller."""
+    """NetworkPolicy enforcement, the service proxy (which marks its connections for it), cluster DNS
+    (the service range must already be routed to lo) and the ingress controller."""
     from orchestra.net.dns import ClusterDNS
     from orchestra.net.proxy import ServiceProxy
     from orchestra.net.routes import NetworkSetupError, host_addresses
 
     client = LocalClient(cluster.core, field_manager="kube-proxy")
     host_ips = host_addresses()
-    proxy = ServiceProxy(client, host_addresses=host_ips)
+    if cluster.config.podman:  # the host's pods: simulated ones have no packets to police
+        cluster.netpol = await start_netpol(nursery, cluster)
+    mark = cluster.netpol.source_mark if cluster.netpol is not None else None
+    proxy = ServiceProxy(client, host_addresses=host_ips, source_mark=mark)
     await nursery.start(cluster.supervisor.run, "kube-proxy", proxy.run)
     dns = ClusterDNS(client, host=cluster.core.allocator.dns_ip)
     try:
@@ -71,6 +74,30 @@ async def start_network(nursery: trio.Nursery, cluster: Cluster) -> None:
     cluster.proxy, cluster.dns = proxy, dns
     if cluster.config.ingress_listen or cluster.config.ingress_tls_listen:
         await start_ingress(nursery, cluster, host_ips)
+
+
+async def start_netpol(nursery: trio.Nursery, cluster: Cluster) -> Any:
+    """The NetworkPolicy enforcer of this host's node, or None (with a warning that says why) when
+    this host cannot enforce policies: then they are stored and served but change no traffic, as in
+    a kube cluster whose network plugin does not implement them."""
+    from orchestra.net.netpol import HostSettings, NetworkPolicyEnforcer, NftError
+    from orchestra.net.netpol.kernel import bridge_filtering, unavailable
+
+    reason = unavailable()
+    if reason is None:
+        bridge_warning = await trio.to_thread.run_sync(bridge_filtering)
+        if bridge_warning:
+            log.warning("%s", bridge_warning)
+        host = HostSettings(service_cidr=cluster.config.service_cidr, dns_ip=cluster.core.allocator.dns_ip)
+        enforcer = NetworkPolicyEnforcer(LocalClient(cluster.core, field_manager="network-policy"),
+                                         node=node_name(), host=host)
+        try:
+            await nursery.start(cluster.supervisor.run, "network-policy", enforcer.run)
+            return enforcer
+        except NftError as exc:
+            reason = f"nft refused the ruleset: {exc}"
+    log.warning("NetworkPolicies are not enforced on this node: %s", reason)
+    return None
 
 
 async def start_ingress(nursery: trio.Nursery, cluster: Cluster, host_ips: list[str]) -> None:

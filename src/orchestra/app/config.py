@@ -63,6 +63,7 @@ class Cluster:
     proxy: Any = None
     dns: Any = None
     ingress: Any = None  # net.ingress.IngressController, when it runs
+    netpol: Any = None  # net.netpol.NetworkPolicyEnforcer, when NetworkPolicies are enforced
     agents: list[Any] = attrs.field(factory=list)
     locator: Any = None  # finds containers for pods/log, exec, portforward
     shutdown: Shutdown = attrs.field(factory=Shutdown)  # stop() / force() the cluster

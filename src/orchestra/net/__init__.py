@@ -1,5 +1,5 @@
-"""Cluster networking from Services, EndpointSlices and Ingresses: kube-proxy's, CoreDNS's and an
-ingress controller's roles, on trio.
+"""Cluster networking from Services, EndpointSlices, Ingresses and NetworkPolicies: kube-proxy's,
+CoreDNS's, an ingress controller's and a network plugin's policy roles, on trio.
 
 Entry points (each a long-lived component: `await nursery.start(x.run)`, run again after it raised):
   * proxy.py        `ServiceProxy(client, *, host_addresses=...)`: a userspace proxy with one
@@ -16,6 +16,11 @@ Entry points (each a long-lived component: `await nursery.start(x.run)`, run aga
                     stays off); `resolve(host, path) -> forward.Target | forward.Refusal`, `bound`
                     / `errors` per listener, `statistics()`. Its package docstring names the parts
                     (routing, backends, certs, headers, upstream, downstream, forward, connection).
+  * netpol/         `NetworkPolicyEnforcer(client, node=, host=)`: NetworkPolicies in the kernel
+                    (nftables table `inet orchestra-netpol`, one transaction per change);
+                    `source_mark(address)`, which the app hands the proxy (`ServiceProxy(...,
+                    source_mark=)`) so policies see the client pod behind it. Its package docstring
+                    names the parts (model, ranges, selection, compile, kernel, reconciler).
   * routes.py       `ServiceRoute`: the service range routed to `lo` (needs root), taken over from a
                     killed orchestra; `host_addresses()`.
   * service_env.py  `env_for_pod(pod, services)`: the Docker-links variables the kubelet injects (the

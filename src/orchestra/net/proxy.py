@@ -3,6 +3,8 @@
 Owns: one listener per Service port on its ClusterIP (TCP and UDP), on every NodePort, and on the
 host address for `type: LoadBalancer` (the k3s ServiceLB idea, with status.loadBalancer filled);
 forwarding to ready endpoints round-robin, or by client IP with `sessionAffinity: ClientIP`.
+With `source_mark` (NetworkPolicy enforcement's, net/netpol/), the connection to the backend carries
+the client's mark (a pod's address), so policies police the client pod, not this host.
 Listeners follow Services live; backends follow EndpointSlices live, so an endpoint that stops
 being ready gets no new connection from the next event on.
 A Service whose sync fails (a stored object the proxy cannot digest) is logged and counted
@@ -25,7 +27,7 @@ from orchestra.client.base import Client
 from orchestra.controller.informer import Informer
 from orchestra.net.common import SERVED_BY_ORCHESTRA, kind, slice_service_key
 from orchestra.net.endpoints import Backends, endpoint_targets
-from orchestra.net.pumps import PUMP, bulk, connect
+from orchestra.net.pumps import PUMP, bulk, connect, mark_socket
 from orchestra.objects import Obj, object_key
 
 log = logging.getLogger("orchestra.net.proxy")
@@ -43,10 +45,13 @@ class ListenKey:
 
 class ServiceProxy:
     def __init__(self, client: Client, *, host_addresses: list[str], bind: Callable[[str], str] | None = None,
-                 nodeport_host: str = "0.0.0.0") -> None:
+                 nodeport_host: str = "0.0.0.0",
+                 source_mark: Callable[[str], int | None] | None = None) -> None:
         """`host_addresses[0]` answers LoadBalancer Services; `bind` maps a ClusterIP to the address
-        actually bound (identity in production, where the service range is routed to `lo`)."""
+        actually bound (identity in production, where the service range is routed to `lo`);
+        `source_mark(client address)` is the packet mark of the connection to the backend (None: none)."""
         self.client = client
+        self.source_mark = source_mark
         self.host_addresses = host_addresses
         self.bind = bind or (lambda ip: ip)
         self.nodeport_host = nodeport_host
@@ -175,6 +180,7 @@ class ServiceProxy:
 
     async def _tcp_conn(self, client: trio.SocketStream, bk: Backends) -> None:
         peer = client.socket.getpeername()[0]
+        mark = self.source_mark(peer) if self.source_mark is not None else None
         tried: set[tuple[str, int]] = set()
         async with client:
             while True:
@@ -183,7 +189,7 @@ class ServiceProxy:
                     return  # no ready endpoint: close, like kube-proxy's REJECT
                 tried.add(backend)
                 try:
-                    upstream = await connect(backend)
+                    upstream = await connect(backend, mark=mark)
                 except (OSError, trio.TooSlowError):
                     continue
                 break
@@ -207,7 +213,12 @@ class ServiceProxy:
                     if backend is None:
                         continue
                     up = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
-                    await up.connect(backend)
+                    try:
+                        mark_socket(up, self.source_mark(addr[0]) if self.source_mark is not None else None)
+                        await up.connect(backend)
+                    except OSError:  # like a lost datagram: the client retries
+                        up.close()
+                        continue
                     flows[addr] = up
                     nursery.start_soon(_udp_return, sock, up, addr, flows)
                 try:

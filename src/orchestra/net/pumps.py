@@ -1,6 +1,7 @@
 """Moving bytes between two connections, shared by the service proxy and the ingress controller.
 
-Owns: `connect` (a TCP connection to a numeric endpoint, bounded by CONNECT_TIMEOUT), `bulk` (undoing
+Owns: `connect` (a TCP connection to a numeric endpoint, bounded by CONNECT_TIMEOUT, optionally with a
+packet mark: `mark_socket`), `bulk` (undoing
 trio's TCP_NOTSENT_LOWAT for sockets that stream), and the one-direction pumps: `splice_pump`
 (socket → pipe → socket in the kernel, both ends plain TCP), `copy_pump` (through user space, for
 any trio Stream, e.g. TLS), and `PUMP`, the best one for two TCP sockets on this system. A pump
@@ -26,18 +27,27 @@ YIELD_EVERY = 8  # chunks a pump may move without waiting before it lets other t
 SPLICE_FLAGS = getattr(os, "SPLICE_F_MOVE", 1) | getattr(os, "SPLICE_F_NONBLOCK", 2)
 
 
-async def connect(backend: tuple[str, int]) -> trio.SocketStream:
+async def connect(backend: tuple[str, int], *, mark: int | None = None) -> trio.SocketStream:
     """A TCP connection to a numeric endpoint address (no resolver, no happy-eyeballs nursery:
-    this is on every connection's path)."""
+    this is on every connection's path); its packets carry `mark` when given."""
     family = trio.socket.AF_INET6 if ":" in backend[0] else trio.socket.AF_INET
     sock = trio.socket.socket(family, trio.socket.SOCK_STREAM)
     try:
+        mark_socket(sock, mark)
         with trio.fail_after(CONNECT_TIMEOUT):
             await sock.connect(backend)
     except BaseException:
         sock.close()
         raise
     return trio.SocketStream(sock)
+
+
+def mark_socket(sock: trio.socket.SocketType, mark: int | None) -> None:
+    """SO_MARK: the packets of this socket carry `mark` (nftables reads it as `meta mark`; NetworkPolicy
+    enforcement learns the client pod of a proxied connection from it). Needs CAP_NET_ADMIN, which
+    the service proxy has (it runs as root); an OSError here is the caller's."""
+    if mark is not None:
+        sock.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_MARK, mark)
 
 
 def bulk(sock: trio.socket.SocketType) -> None:

@@ -433,6 +433,20 @@ def _default_ingress_class(obj: Obj) -> None:
         params["scope"] = "Cluster"
 
 
+def _default_network_policy(obj: Obj) -> None:
+    """SetDefaults_NetworkPolicy and SetDefaults_NetworkPolicyPort; spec and spec.podSelector are
+    structs, so kube always serializes them (a policy sent without a podSelector selects every pod)."""
+    spec = _map(obj, "spec")
+    _map(spec, "podSelector")
+    if not spec.get("policyTypes"):
+        spec["policyTypes"] = ["Ingress", "Egress"] if spec.get("egress") else ["Ingress"]
+    for direction in ("ingress", "egress"):
+        for rule in only_dicts(spec.get(direction)):
+            for port in only_dicts(rule.get("ports")):
+                if port.get("protocol") is None:
+                    port["protocol"] = "TCP"
+
+
 # autoscaling/v2 SetDefaults_HorizontalPodAutoscaler: rules for what a given behavior leaves out. The
 # scale-down window stays unset: the controller applies its --horizontal-pod-autoscaler-downscale-
 # stabilization (300 s) then, as kube does.
@@ -500,6 +514,7 @@ _BY_KIND: dict[str, Callable[[Obj], None]] = {
     "ResourceQuota": _noop,
     "Ingress": _default_ingress,
     "IngressClass": _default_ingress_class,
+    "NetworkPolicy": _default_network_policy,
     "PodDisruptionBudget": _noop,  # policy/v1 defaults nothing (unhealthyPodEvictionPolicy stays unset)
     "HorizontalPodAutoscaler": _default_hpa,
     "CustomResourceDefinition": default_crd,

@@ -48,7 +48,9 @@ _SPECIAL_REFS = {
 _VERSIONS = {"1.32": "v1.32.0-local"}
 # Required fields whose absence kube's own validation words differently (api/policy/validation reports
 # them).
-_REQUIRED_BY_VALIDATION = {("HTTPIngressPath", "pathType"), ("HTTPIngressPath", "backend")}
+# NetworkPolicySpec.podSelector is a struct kube decodes as {} when absent (the schema calls it required).
+_REQUIRED_BY_VALIDATION = {("HTTPIngressPath", "pathType"), ("HTTPIngressPath", "backend"),
+                           ("NetworkPolicySpec", "podSelector"), ("IPBlock", "cidr")}
 
 
 @attrs.frozen

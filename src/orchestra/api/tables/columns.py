@@ -329,6 +329,18 @@ _COLUMNS: dict[str, list[dict[str, Any]]] = {
         _col("Parameters", desc="A reference to a resource with additional parameters"),
         _age_col(),
     ],
+    "NetworkPolicy": [
+        _name_col(),
+        # kube 1.32 takes this from extensions/v1beta1's NetworkPolicySpec, double spaces included
+        _col("Pod-Selector", desc=(
+            "Selects the pods to which this NetworkPolicy object applies.  The array of ingress rules is "
+            "applied to any pods selected by this field. Multiple network policies can select the same set "
+            "of pods.  In this case, the ingress rules for each are combined additively. This field is NOT "
+            "optional and follows standard label selector semantics. An empty podSelector matches all pods "
+            "in this namespace."
+        )),
+        _age_col(),
+    ],
     "HorizontalPodAutoscaler": [
         _name_col(),
         _col("Reference", desc=(

@@ -33,7 +33,7 @@ from orchestra.api.tables.core import (
 )
 from orchestra.api.tables.custom import custom_cells, custom_columns
 from orchestra.api.tables.format import Cell
-from orchestra.api.tables.networking import print_ingress, print_ingress_class
+from orchestra.api.tables.networking import print_ingress, print_ingress_class, print_network_policy
 from orchestra.api.tables.pods import print_pod
 from orchestra.api.tables.storage import print_pv, print_pvc, print_storage_class
 from orchestra.api.tables.workloads import (
@@ -72,6 +72,7 @@ _PRINTERS: dict[str, Callable[[Obj, datetime], list[Cell]]] = {
     "StorageClass": print_storage_class,
     "Ingress": print_ingress,
     "IngressClass": print_ingress_class,
+    "NetworkPolicy": print_network_policy,
     "HorizontalPodAutoscaler": print_hpa,
     "ResourceQuota": print_resource_quota,
 }

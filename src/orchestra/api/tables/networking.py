@@ -1,9 +1,10 @@
-"""Row printers for networking.k8s.io/v1: Ingress and IngressClass (printIngress, printIngressClass
-of kube 1.32's pkg/printers/internalversion).
+"""Row printers for networking.k8s.io/v1: Ingress, IngressClass and NetworkPolicy (printIngress,
+printIngressClass, printNetworkPolicy of kube 1.32's pkg/printers/internalversion).
 
 Owns: those kinds' cells: the class (`<none>` without one), up to three hosts (`*` for none, then
 "+ N more..."), the load balancer addresses (sorted, unique; never clipped: the apiserver prints
-wide), the ports ("80", or "80, 443" with TLS) and an IngressClass's parameters reference.
+wide), the ports ("80", or "80, 443" with TLS), an IngressClass's parameters reference and a
+NetworkPolicy's pod selector (`<none>` when it selects every pod).
 Must not import: the other printers, the column definitions, or the Table envelope.
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from orchestra.api.tables.format import Cell, since
+from orchestra.api.tables.format import Cell, format_label_selector, since
 from orchestra.objects import Obj, as_dict, only_dicts
 
 MAX_HOSTS = 3
@@ -70,5 +71,14 @@ def print_ingress_class(obj: Obj, now: datetime) -> list[Cell]:
         str(meta.get("name", "")),
         str(spec.get("controller") or ""),
         parameters,
+        since(meta.get("creationTimestamp"), now),
+    ]
+
+
+def print_network_policy(obj: Obj, now: datetime) -> list[Cell]:
+    meta, spec = as_dict(obj.get("metadata")), as_dict(obj.get("spec"))
+    return [
+        str(meta.get("name", "")),
+        format_label_selector(spec.get("podSelector")),
         since(meta.get("creationTimestamp"), now),
     ]

@@ -8,9 +8,9 @@ This module is the package's public surface and the kind -> validator dispatch; 
 meta (object meta, selectors), container, pod, workloads (apps/v1), jobs and cron (batch/v1),
 service (Service, Endpoints, EndpointSlice), policy (PodDisruptionBudget), storage
 (PersistentVolumeClaim, PersistentVolume, StorageClass), autoscaling (HorizontalPodAutoscaler),
-quota (ResourceQuota, LimitRange), networking (Ingress, IngressClass) and config (the other kinds);
-the cause constructors (field.py) and the name rules (names.py) every one of them uses are
-api/machinery's.
+quota (ResourceQuota, LimitRange), networking (Ingress, IngressClass), netpolicy (NetworkPolicy) and
+config (the other kinds); the cause constructors (field.py) and the name rules (names.py) every one of
+them uses are api/machinery's.
 New code here: a kind's ValidateX / ValidateXUpdate in the module of its API group (a new module for
 a new group), added to _BY_KIND below; a rule several kinds share in meta.py, container.py or pod.py.
 Must not import: api/request, api/tables, the store, the HTTP server, or anything above the api layer.
@@ -46,6 +46,7 @@ from orchestra.api.policy.validation.meta import (
     validate_labels,
     validate_object_meta,
 )
+from orchestra.api.policy.validation.netpolicy import validate_network_policy
 from orchestra.api.policy.validation.networking import validate_ingress, validate_ingress_class
 from orchestra.api.policy.validation.pod import (
     POD_UPDATE_MSG,
@@ -101,6 +102,7 @@ _BY_KIND: dict[str, Callable[[Obj, Obj | None], list[Cause]]] = {
     "StorageClass": validate_storage_class,
     "Ingress": validate_ingress,
     "IngressClass": validate_ingress_class,
+    "NetworkPolicy": validate_network_policy,
     "HorizontalPodAutoscaler": validate_hpa,
     "ResourceQuota": validate_resource_quota,
     "LimitRange": validate_limit_range,
