@@ -70,12 +70,16 @@ def test_apiextensions_and_custom_objects(api: client.ApiClient) -> None:
             "spec": {"teeth": 12, "replicas": 1}}
     got: list[tuple[str, str]] = []
     started = threading.Event()
+    # From the empty list's resourceVersion: a watch without one starts with the state at the moment the
+    # request arrives, which under load may already include the writes below.
+    empty = objs.list_namespaced_custom_object(GROUP, VERSION, "default", PLURAL)
+    since = empty["metadata"]["resourceVersion"]
 
     def follow() -> None:
         stream = watch.Watch()
         started.set()
         for ev in stream.stream(objs.list_namespaced_custom_object, GROUP, VERSION, "default", PLURAL,
-                                timeout_seconds=20):
+                                resource_version=since, timeout_seconds=20):
             got.append((ev["type"], ev["object"]["metadata"]["name"]))
             if ev["type"] == "DELETED":
                 stream.stop()
