@@ -1,11 +1,14 @@
 """The state the simulated runtime keeps per container and sandbox (see simulated.py).
 
-Owns: `SimContainer` (spec, script, state, exit code, timestamps, log, stdio and a change event that
-followers of its log and status wait on) and `SimSandbox` (its containers, IP and labels).
+Owns: `SimContainer` (spec, script, state, exit code, timestamps, log, stdio, the files its command
+and execs made, and a change event that followers of its log and status wait on) and `SimSandbox`
+(its containers, IP and labels). Times are trio times.
 Must not import: podman, httpx, anything above the runtime layer.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Mapping
 
 import attrs
 import trio
@@ -35,6 +38,8 @@ class SimContainer:
     changed: trio.Event = attrs.field(factory=trio.Event)
     scope: trio.CancelScope | None = None
     stdio: SimStdio = attrs.field(default=attrs.Factory(lambda self: self.new_stdio(), takes_self=True))
+    exec_files: list[tuple[float, str, bytes | None]] = attrs.field(factory=list)  # (time, path, content)
+    on_output: Callable[[SimContainer, float, int, bytes], None] | None = None  # the runtime's journal
 
     def notify(self) -> None:
         self.changed.set()
@@ -43,13 +48,29 @@ class SimContainer:
     def new_stdio(self) -> SimStdio:
         return SimStdio(stdin=self.spec.stdin, tty=self.spec.tty, echo=self.write_output)
 
-    def write_output(self, stream: int, data: bytes) -> None:
-        """A line the process wrote (a TTY turns its newline into CRLF, like ONLCR)."""
+    def write_output(self, stream: int, data: bytes, at: float | None = None) -> None:
+        """A line the process wrote, now or at trio time `at` (a TTY turns its newline into CRLF, like ONLCR)."""
         line = data if data.endswith(b"\n") else data + b"\n"
         if self.spec.tty:
             line = line.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-        self.log.append((trio.current_time(), stream, line))
+        at = trio.current_time() if at is None else at
+        self.log.append((at, stream, line))
+        if self.on_output is not None:
+            self.on_output(self, at, stream, line)
         self.notify()
+
+    def file_at(self, path: str, now: float, mounted: Mapping[str, bytes | None]) -> bytes | None:
+        """A file as an exec sees it at `now`: the latest change by the container's command or an exec;
+        else the mounted file; else it exists and is empty (the image may well have it)."""
+        latest: tuple[float, bytes | None] | None = None
+        start = self.started_at if self.started_at is not None else now
+        changes = [(start + at, p, d) for at, p, d in self.script.files] + self.exec_files
+        for at, p, data in changes:
+            if p == path and at <= now and (latest is None or at >= latest[0]):
+                latest = (at, data)
+        if latest is not None:
+            return latest[1]
+        return mounted.get(path, b"")
 
 
 @attrs.define(eq=False)

@@ -1,0 +1,169 @@
+"""The simulated runtime's state on disk: a restart (a new SimulatedRuntime on the same state dir)
+finds every sandbox and container as it was, and a container's process goes on from its start time."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import trio
+import trio.testing
+
+from orchestra.runtime.base import ContainerSpec, ContainerState, PodSandboxSpec, SandboxState
+from orchestra.runtime.simclock import EPOCH, SimClock
+from orchestra.runtime.simjournal import Journal
+from orchestra.runtime.simtables import COMPACT_MIN
+from orchestra.runtime.simulated import SimulatedRuntime
+
+NODE = {"orchestra.io/node": "n1"}
+
+
+@pytest.fixture
+def clock() -> trio.testing.MockClock:
+    """Virtual time that waits a moment for the journal's threads (reading, fsync) before jumping."""
+    return trio.testing.MockClock(autojump_threshold=0.25)
+
+
+class Running:
+    """A runtime running in a task of its own, until `stop()` (an orchestra process that ends)."""
+
+    def __init__(self, runtime: SimulatedRuntime) -> None:
+        self.runtime = runtime
+        self.scope = trio.CancelScope()
+        self.done = trio.Event()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        try:
+            with self.scope:
+                await self.runtime.run(task_status=task_status)
+        finally:
+            self.done.set()
+
+    async def stop(self) -> None:
+        self.scope.cancel()
+        await self.done.wait()
+
+
+async def start(runtime: SimulatedRuntime, nursery: trio.Nursery) -> Running:
+    running = Running(runtime)
+    await nursery.start(running.run)
+    return running
+
+
+async def pod(rt: SimulatedRuntime, name: str, *commands: tuple[str, ...]) -> tuple[str, list[str]]:
+    sandbox = await rt.create_sandbox(PodSandboxSpec(name=name, uid=f"uid-{name}", labels=NODE))
+    await rt.start_sandbox(sandbox)
+    ids = []
+    for i, command in enumerate(commands):
+        cid = await rt.create_container(sandbox, ContainerSpec(name=f"c{i}", image="busybox", command=command))
+        await rt.start_container(cid)
+        ids.append(cid)
+    return sandbox, ids
+
+
+async def test_restart_keeps_sandboxes_containers_and_times(tmp_path: Path,
+                                                            clock: trio.testing.MockClock) -> None:
+    with trio.fail_after(3600):
+        async with trio.open_nursery() as nursery:
+            first = SimulatedRuntime(state_dir=tmp_path)
+            scope = await start(first, nursery)
+            sandbox, (long, short, chatty) = await pod(
+                first, "p", ("sleep", "3600"), ("sleep", "600"), ("sh", "-c", "echo one; sleep 700; echo two"))
+            await trio.sleep(5)
+            before = await first.sandbox_status(sandbox)
+            statuses = {cid: await first.container_status(cid) for cid in (long, short, chatty)}
+            await scope.stop()
+
+            # the process restarts 1000 s later (wall clock); its trio clock is elsewhere
+            now = trio.current_time()
+            later = SimClock(epoch=EPOCH + timedelta(seconds=now + 1000), origin=now)
+            second = SimulatedRuntime(state_dir=tmp_path, clock=later)
+            scope = await start(second, nursery)
+            after = await second.sandbox_status(sandbox)
+            assert (after.id, after.ip, after.state, after.created_at) == (before.id, before.ip, SandboxState.READY,
+                                                                           before.created_at)
+            assert after.ip.startswith("10.244.")
+            running = await second.container_status(long)
+            assert running.state == ContainerState.RUNNING
+            assert (running.started_at, running.created_at) == (statuses[long].started_at, statuses[long].created_at)
+            exited = await second.container_status(short)  # its 600 s were over while the process was down
+            assert (exited.state, exited.exit_code) == (ContainerState.EXITED, 0)
+            assert exited.finished_at == statuses[short].started_at + timedelta(seconds=600)  # type: ignore[operator]
+            async with second.logs(chatty, timestamps=True) as lines:
+                logged = [line async for line in lines]
+            start_at = statuses[chatty].started_at
+            assert logged == [f"{(start_at + timedelta(seconds=s)).strftime('%Y-%m-%dT%H:%M:%S.%f')}000Z {w}\n".encode()
+                              for s, w in ((0, "one"), (700, "two"))]  # type: ignore[operator]
+            await trio.sleep(3600 - 1005 - 1)
+            assert (await second.container_status(long)).state == ContainerState.RUNNING
+            await trio.sleep(2)
+            assert (await second.container_status(long)).state == ContainerState.EXITED
+            # new objects never take an id of the old ones
+            other, _ = await pod(second, "q", ("sleep", "1"))
+            assert other != sandbox and len({s.id for s in await second.list_sandboxes()}) == 2
+            await scope.stop()
+
+
+def tear(journal: Path) -> None:
+    """The process died in the middle of a write."""
+    with open(journal, "ab") as f:
+        f.write(b'{"k": "rmsb", "id": "')
+
+
+async def test_removed_objects_stay_removed_and_a_torn_tail_is_ignored(
+        tmp_path: Path, clock: trio.testing.MockClock) -> None:
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            first = SimulatedRuntime(state_dir=tmp_path)
+            scope = await start(first, nursery)
+            gone, _ = await pod(first, "gone", ("sleep", "60"))
+            kept, (cid,) = await pod(first, "kept", ("sleep", "60"))
+            await first.remove_sandbox(gone)
+            await scope.stop()
+            tear(tmp_path / "journal.jsonl")
+            second = SimulatedRuntime(state_dir=tmp_path)
+            scope = await start(second, nursery)
+            assert [s.id for s in await second.list_sandboxes()] == [kept]
+            assert [c.id for c in await second.list_containers()] == [cid]
+            await scope.stop()
+
+
+async def test_two_runtimes_never_share_a_state_dir(tmp_path: Path, clock: trio.testing.MockClock) -> None:
+    from orchestra.runtime.base import RuntimeUnavailable
+
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            scope = await start(SimulatedRuntime(state_dir=tmp_path), nursery)
+            with pytest.raises(RuntimeUnavailable, match="in use by another orchestra"):
+                await start(SimulatedRuntime(state_dir=tmp_path), nursery)
+            await scope.stop()
+
+
+async def test_journal_is_compacted(tmp_path: Path, clock: trio.testing.MockClock) -> None:
+    with trio.fail_after(600):
+        async with trio.open_nursery() as nursery:
+            rt = SimulatedRuntime(state_dir=tmp_path)
+            scope = await start(rt, nursery)
+            for i in range(COMPACT_MIN // 4 + 10):  # ~5 records each, all removed again
+                sandbox, _ = await pod(rt, f"p{i}", ("sleep", "1"))
+                await rt.remove_sandbox(sandbox)
+            await pod(rt, "last", ("sleep", "60"))
+            await trio.testing.wait_all_tasks_blocked()
+            lines = (tmp_path / "journal.jsonl").read_bytes().splitlines()
+            assert len(lines) < COMPACT_MIN // 2, "rewritten with the live state only"
+            await scope.stop()
+        second = SimulatedRuntime(state_dir=tmp_path)
+        async with trio.open_nursery() as nursery:
+            scope = await start(second, nursery)
+            assert [s.name for s in await second.list_sandboxes()] == ["last"]
+            await scope.stop()
+
+
+def test_discarded_state_is_gone(tmp_path: Path) -> None:
+    journal = Journal(tmp_path)
+    assert journal.load() == []
+    journal.close()
+    (tmp_path / "journal.jsonl").write_bytes(b'{"k": "gen", "n": 1}\n')
+    journal.discard()
+    assert Journal(tmp_path).load() == []
