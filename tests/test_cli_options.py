@@ -32,6 +32,7 @@ class FakeClusterConfig:
     network: bool = True
     timings: str = "default"
     stop_pods_on_exit: bool = False
+    cluster_cidr: str = ""
 
 
 @attrs.frozen
@@ -58,7 +59,7 @@ def fake_app(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     module.Shutdown = Shutdown  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "orchestra.app", module)
     for var in ("STATE_DIR", "LISTEN", "MEMORY", "SIMULATE_NODES", "APPLY", "NO_PODMAN", "DASHBOARD", "KUBECONFIG",
-                "NO_NETWORK", "TIMINGS", "STOP_PODS"):
+                "NO_NETWORK", "TIMINGS", "STOP_PODS", "CLUSTER_CIDR"):
         monkeypatch.delenv(f"ORCHESTRA_{var}", raising=False)
     return started
 
@@ -73,22 +74,23 @@ def test_up_options(fake_app: list[Any], tmp_path: Path) -> None:
     (tmp_path / "a.yaml").write_text("")
     args = ["up", "--state-dir", str(tmp_path / "s"), "--listen", "0.0.0.0:7443", "--memory",
             "--simulate-nodes", "5", "--apply", str(tmp_path / "a.yaml"), "--apply", str(tmp_path), "--no-podman",
-            "--dashboard"]
+            "--dashboard", "--cluster-cidr", "10.200.0.0/16"]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert fake_app == [FakeClusterConfig(
         state_dir=tmp_path / "s", listen_host="0.0.0.0", listen_port=7443, store="memory", simulate_nodes=5,
-        apply_paths=(tmp_path / "a.yaml", tmp_path), dashboard=True, podman=False,
+        apply_paths=(tmp_path / "a.yaml", tmp_path), dashboard=True, podman=False, cluster_cidr="10.200.0.0/16",
     )]
 
 
 def test_up_environment(fake_app: list[Any], tmp_path: Path) -> None:
     env = {"ORCHESTRA_STATE_DIR": str(tmp_path), "ORCHESTRA_LISTEN": "127.0.0.1:9000", "ORCHESTRA_MEMORY": "1",
-           "ORCHESTRA_SIMULATE_NODES": "2", "ORCHESTRA_NO_PODMAN": "true", "ORCHESTRA_APPLY": str(tmp_path)}
+           "ORCHESTRA_SIMULATE_NODES": "2", "ORCHESTRA_NO_PODMAN": "true", "ORCHESTRA_APPLY": str(tmp_path),
+           "ORCHESTRA_CLUSTER_CIDR": "10.200.0.0/16"}
     result = CliRunner().invoke(cli, ["up"], env=env)
     assert result.exit_code == 0, result.output
     assert fake_app == [FakeClusterConfig(state_dir=tmp_path, listen_port=9000, store="memory", simulate_nodes=2,
-                                          apply_paths=(tmp_path,), podman=False)]
+                                          apply_paths=(tmp_path,), podman=False, cluster_cidr="10.200.0.0/16")]
 
 
 def test_up_ctrl_c_exits_cleanly(fake_app: list[Any]) -> None:

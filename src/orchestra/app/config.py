@@ -34,6 +34,7 @@ class ClusterConfig:
     timings: str = "default"  # node lifecycle: "default" (Kubernetes' 40 s grace) or "fast" (10 s)
     service_cidr: str = DEFAULT_SERVICE_CIDR
     stop_pods_on_exit: bool = False  # else pods keep running and are adopted on the next start
+    cluster_cidr: str = ""  # simulated nodes' pod CIDRs come from it ("": 10.244.0.0/16, wider for > 256 nodes)
 
 
 @attrs.define

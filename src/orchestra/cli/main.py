@@ -136,7 +136,7 @@ Starts the store, API server, scheduler, controllers and node agent, writes
 directory across restarts (unless --memory). Every option can also be set in the environment
 (ORCHESTRA_STATE_DIR, ORCHESTRA_LISTEN, ORCHESTRA_MEMORY, ORCHESTRA_SIMULATE_NODES,
 ORCHESTRA_APPLY (paths separated by spaces), ORCHESTRA_NO_PODMAN, ORCHESTRA_DASHBOARD,
-ORCHESTRA_NO_NETWORK, ORCHESTRA_TIMINGS, ORCHESTRA_STOP_PODS).
+ORCHESTRA_NO_NETWORK, ORCHESTRA_TIMINGS, ORCHESTRA_STOP_PODS, ORCHESTRA_CLUSTER_CIDR).
 
 \b
 Examples:
@@ -166,6 +166,9 @@ Examples:
                    "by the next `orchestra up`).")
 @click.option("--no-network", is_flag=True, envvar="ORCHESTRA_NO_NETWORK",
               help="No service proxy or cluster DNS (they need root to route the service range).")
+@click.option("--cluster-cidr", default="", envvar="ORCHESTRA_CLUSTER_CIDR", metavar="CIDR",
+              help="Pod CIDRs of simulated nodes (a /24 each) come from this range [default: 10.244.0.0/16, "
+                   "wider for more than 256 nodes].")
 @click.option("--timings", type=click.Choice(["default", "fast"]), default="default", show_default=True,
               envvar="ORCHESTRA_TIMINGS",
               help="Node failure detection: Kubernetes' defaults (40 s grace) or fast (10 s) for local use.")
@@ -180,6 +183,7 @@ def up_command(
     dashboard: bool | None,
     stop_pods: bool,
     no_network: bool,
+    cluster_cidr: str,
     timings: str,
     verbose: int,
 ) -> None:
@@ -203,6 +207,7 @@ def up_command(
         network=not no_network,
         timings=timings,
         stop_pods_on_exit=stop_pods,
+        cluster_cidr=cluster_cidr,
     )
     show_dashboard = is_interactive() if dashboard is None else dashboard
     _configure_logging(verbose, quiet=show_dashboard)
