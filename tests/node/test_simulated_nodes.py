@@ -247,3 +247,16 @@ async def test_restart_adopts_every_pod_unchanged(tmp_path: Path, patient_clock:
             assert fingerprint(pod) == print_
         after = fingerprint(await cluster.get("crasher"))
         assert after[:2] == crasher[:2] and after[3] >= crasher[3]  # same pod and IP; it goes on crashing
+
+
+async def test_a_restart_with_fewer_nodes_removes_the_others_pods(tmp_path: Path,
+                                                                   patient_clock: trio.abc.Clock) -> None:
+    async with open_cluster(tmp_path, tmp_path / "runtime") as cluster:
+        for node in ("sim-node-1", "sim-node-3"):
+            await cluster.pod(node, [ctr("c", "sleep", "3600")], node=node)
+            await cluster.wait(node, ready)
+        await cluster.stop()
+        cluster.count = 2
+        await cluster.start()
+        sandboxes = await cluster.runtime.list_sandboxes()  # type: ignore[union-attr]
+        assert [s.labels["orchestra.io/node"] for s in sandboxes] == ["sim-node-1"]

@@ -38,6 +38,8 @@ RULES = [
     pytest.param((*SH, "X=1; export Y=2; echo $X$Y ${HOSTNAME}"), 0.0, 0, ((0.0, 1, b"12 pod-host\n"),), False,
                  id="sh-variables-hostname"),
     pytest.param((*SH, "for i in 1 2; do echo $i; done; exit 4"), 0.0, 4, (), False, id="sh-loop-then-exit"),
+    pytest.param((*SH, 'X=$(echo hi); echo "$X `echo there`" $((1 + 2)); exit $(echo 5)'), 0.0, 5,
+                 ((0.0, 1, b"hi there \n"),), False, id="sh-command-substitution"),
     pytest.param((*SH, 'echo "unterminated'), 0.0, 2,
                  ((0.0, 2, b"sh: syntax error: no closing quotation\n"),), False, id="sh-syntax-error"),
     pytest.param(("nginx", "-g", "daemon off;"), 0.0, 0, (), True, id="unrecognised-server"),

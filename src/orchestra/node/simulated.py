@@ -111,6 +111,8 @@ class SimulatedNodes:
             agent.config = attrs.evolve(agent.config, host=simulated_host(name, index, runtime_version, cidrs[name]))
             if self.scripting is not None:
                 self.scripting.assign_pod_cidr(LABEL_NODE, name, cidrs[name])
+        if self.scripting is not None:
+            await self._remove_strays()
         pod_rt = self.registry.by_kind("Pod")
         assert pod_rt is not None
         informer = SharedInformers.of(self.client).informer(pod_rt)  # the controllers' pod cache
@@ -130,6 +132,16 @@ class SimulatedNodes:
         taken = {n["metadata"]["name"]: (n.get("spec") or {}).get("podCIDR") or "" for n in nodes}
         cluster_cidr, mask = plan(len(self.agents), self.cluster_cidr, self.node_cidr_mask)
         return node_cidrs(list(self.agents), cluster_cidr, mask, {k: v for k, v in taken.items() if v})
+
+    async def _remove_strays(self) -> None:
+        """Sandboxes of nodes not simulated any more (a restart with fewer nodes): no agent would adopt
+        or remove them. (Each agent removes its own node's orphans when it starts.)"""
+        for sandbox in await self.runtime.list_sandboxes():
+            if sandbox.labels.get(LABEL_NODE) not in self.agents:
+                try:
+                    await self.runtime.remove_sandbox(sandbox.id)
+                except RuntimeFailure as exc:  # best effort: the next start tries again
+                    log.warning("simulated nodes: removing stray sandbox %s: %s", sandbox.name, exc)
 
     async def _run_agents(self, informer: Informer, task_status: trio.TaskStatus[SimulatedNodes]) -> None:
         async with trio.open_nursery() as nursery:

@@ -6,7 +6,9 @@
 * `service` - `PodmanService.run(task_status=)` supervises orchestra's own
   `podman system service` with the packaged containers.conf; `check_socket` for a given one.
 * `simulated` - `SimulatedRuntime`, scripted and deterministic under trio's virtual clock;
-  `simstdio` holds its stdin/TTY model and exec/attach sessions.
+  `simstdio` holds its stdin/TTY model and exec/attach sessions, `simcommand`/`simshell` the command
+  rules, `simexec` the exec rule, `simrules` the per-pod annotations, `simclock` its calendar,
+  `simnet` pod IPs, `simtables`/`simjournal`/`simpersist` its state on disk.
 * `images` - `ensure_busybox_image()`, the offline test image (twin of scripts/build-image.sh).
 
 Must not import: anything above the runtime layer (see ARCHITECTURE.md).

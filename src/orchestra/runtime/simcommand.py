@@ -10,13 +10,14 @@ The rules, exactly (README "Simulated nodes" documents them for users):
 - `echo` / `printf` print (at the moment they run; `>&2` to stderr, `> file` / `>> file` into a file).
 - `sh|bash|ash|dash|zsh|ksh -c SCRIPT`: the script's commands run in order with `;`, newlines, `&&`,
   `||`, `&` (a background `sleep` runs alongside; `wait` waits for it) and `exec`; `$VAR` / `${VAR}`
-  expand from the container's environment, `VAR=value` and `export` set variables.
+  expand from the container's environment, `VAR=value` and `export` set variables, `$(cmd)` and
+  backticks give cmd's output by these rules (`$((...))` is empty: arithmetic is not interpreted).
 - Files: `touch`, `rm`, `echo ... > f`, `cat f`, `test -e|-f f` / `[ -e f ]`, `ls f` see the files this
   container's own commands made or removed; other paths exist and are empty (mounted files are read
   for real by the runtime before an exec). `cat` with no file echoes stdin when it has one.
 - `env` / `printenv [NAME]`, `hostname` answer from the container's spec; `wget URL` asks the pod.
-- Shell built-ins that change nothing here (`cd`, `set`, `trap`, `umask`, `ulimit`, `kill`, `mkdir`,
-  `chmod`, ...) succeed at once.
+- Shell built-ins that change nothing here (`cd`, `set`, `trap`, ...) and utilities that end on their
+  own (`mkdir`, `cp`, `grep`, `date`, ...: NOOPS) succeed at once; `tail` too, unless it follows (`-f`).
 - Anything else is an unrecognised program. In the middle of a script it succeeds at once. As the
   last thing a command does it makes the outcome `open_ended`: a server, or a program whose
   duration the simulation cannot know (the runtime then applies its own rule).
@@ -47,7 +48,10 @@ NOOPS = {"cd", "set", "trap", "umask", "ulimit", "kill", "shift", "local", "read
          "mkfifo", "mktemp", "sync", "date", "uname", "id", "whoami", "which", "grep", "sed", "awk", "cut", "tr",
          "head", "wc", "sort", "uniq", "tee", "find", "stat", "du", "df", "ps", "basename", "dirname", "readlink",
          "realpath", "seq", "base64", "md5sum", "sha256sum", "nslookup", "tar", "gzip", "gunzip"}
-UNSET = object()  # a variable with no value
+SECONDS = re.compile(r"(\d+(?:\.\d*)?|\.\d+)([smhd]?)")
+ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
+PLACEHOLDER = re.compile(r"\x00(\d+)\x00")
+VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*|\?|\$)\}|\$([A-Za-z_][A-Za-z0-9_]*|\?|\$)")
 
 
 @attrs.frozen
@@ -83,7 +87,7 @@ def parse_seconds(word: str) -> float | None:
     """busybox sleep's argument: a number with an optional s/m/h/d suffix, or `infinity`."""
     if word in ("inf", "infinity"):
         return math.inf
-    m = re.fullmatch(r"(\d+(?:\.\d*)?|\.\d+)([smhd]?)", word)
+    m = SECONDS.fullmatch(word)
     if m is None:
         return None
     return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
@@ -141,7 +145,7 @@ class _Run:
             op = step.op
 
     def background(self, step: Step) -> None:
-        words = [self.expand(w) for w in step.words]
+        words = [self.expand(w, step) for w in step.words]
         seconds = self.sleep_seconds(words[1:]) if words and posixpath.basename(words[0]) == "sleep" else None
         if step.compound or seconds is None:
             self.background_unknown = True
@@ -152,10 +156,10 @@ class _Run:
     # --- simple commands --------------------------------------------------------------------------
 
     def command(self, words: list[str], step: Step, *, top: bool) -> None:
-        while words and not top and re.match(r"[A-Za-z_][A-Za-z0-9_]*=", words[0]):
+        while words and not top and ASSIGNMENT.match(words[0]):
             name, _, value = words.pop(0).partition("=")
-            self.env[name] = self.expand(value)
-        words = words if top else [self.expand(w) for w in words]
+            self.env[name] = self.expand(value, step)
+        words = words if top else [self.expand(w, step) for w in words]
         replaces = False  # `exec`: the shell becomes this program and ends with it
         while len(words) > 1:
             base = posixpath.basename(words[0])
@@ -221,7 +225,11 @@ class _Run:
         self.exited = self.exited or (sub.exited and self.top)
         self.echo_stdin = self.echo_stdin or sub.echo_stdin
 
-    def expand(self, word: str) -> str:
+    def expand(self, word: str, step: Step) -> str:
+        """`$VAR`, `${VAR}`, `$?`, `$$`, and command substitutions (their stdout, trailing newlines cut)."""
+        if "\x00" in word:
+            word = PLACEHOLDER.sub(lambda m: self.substitute(step.subs[int(m.group(1))]), word)
+
         def value(m: re.Match[str]) -> str:
             name = m.group(1) or m.group(2)
             if name == "?":
@@ -232,7 +240,12 @@ class _Run:
                 return self.ctx.hostname
             return self.env.get(name, "")
 
-        return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*|\?|\$)\}|\$([A-Za-z_][A-Za-z0-9_]*|\?|\$)", value, word)
+        return VARIABLE.sub(value, word) if "$" in word else word
+
+    def substitute(self, command: str) -> str:
+        sub = _Run(attrs.evolve(self.ctx, env=self.env))
+        sub.script(command)
+        return b"".join(d for _, s, d in sub.output if s == 1).decode(errors="replace").rstrip("\n")
 
     def write(self, stream: int, data: bytes, step: Step) -> None:
         if step.stdout in ("", "&2"):

@@ -204,7 +204,8 @@ class Restored:
     def _apply_fs(self, r: Record) -> None:
         c = self.containers.get(r["id"])
         if c is not None:
-            c.exec_files.append((self.clock.from_unix(r["at"]), r["p"], None if r["d"] is None else _unb64(r["d"])))
+            change = (self.clock.from_unix(r["at"]), r["p"], None if r["d"] is None else _unb64(r["d"]))
+            c.exec_files = (*c.exec_files, change)
 
     def _apply_rm(self, r: Record) -> None:
         c = self.containers.pop(r["id"], None)

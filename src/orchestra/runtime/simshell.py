@@ -1,7 +1,9 @@
 """Parsing `sh -c` scripts for the simulated runtime: a script becomes a list of simple steps.
 
 Owns: `parse(script) -> list[Step]`. A step is one simple command (its words, where its stdout
-goes, its stdin file) and the operator after it (`;`, newline, `&&`, `||`, `&`, `|`). Compound
+goes, its stdin file) and the operator after it (`;`, newline, `&&`, `||`, `&`, `|`). A command
+substitution (`$(...)`, backticks, and `$((...))`) stays in its word as a placeholder, `SUB % n`,
+for the interpreter to expand from `Step.subs[n]` (the command; "" for arithmetic). Compound
 commands (`for`/`while`/`until` ... `done`, `if` ... `fi`, `case` ... `esac`, `{ ... }`, `( ... )`)
 are not looked into: each is one opaque step (`compound=True`), which the interpreter treats as
 an unrecognised program. Quotes are removed as sh does; a quoted operator is taken for an operator
@@ -18,6 +20,7 @@ import attrs
 OPERATORS = ("&&", "||", ";;", ">>", ">&", "<&", "&>", ">|", ";", "&", "|", "\n", "(", ")", "<", ">")
 SEPARATORS = {";", "\n", "&&", "||", "&", "|", ";;"}
 REDIRECTS = {">", ">>", ">&", "<&", "&>", ">|", "<"}
+SUB = "\x00%d\x00"  # a command substitution's placeholder in a word
 OPENERS = {"for": "done", "while": "done", "until": "done", "select": "done", "if": "fi", "case": "esac",
            "{": "}", "(": ")"}
 # after these, the next word is in command position (may open a compound command)
@@ -36,6 +39,36 @@ class Step:
     append: bool = False
     stdin: str = ""  # a file read as stdin ("" none)
     op: str = ";"  # the operator after the step
+    subs: tuple[str, ...] = ()  # the script's command substitutions (placeholders in words refer to them)
+
+
+def substitutions(script: str) -> tuple[str, tuple[str, ...]]:
+    """The script with each `$(...)`, `` `...` `` and `$((...))` replaced by a placeholder, and their commands."""
+    out: list[str] = []
+    subs: list[str] = []
+    i = 0
+    while i < len(script):
+        if script.startswith("$(", i):
+            depth, j = 1, i + 2
+            while j < len(script) and depth:
+                depth += {"(": 1, ")": -1}.get(script[j], 0)
+                j += 1
+            if depth:
+                raise ShellSyntaxError("syntax error: unterminated command substitution")
+            inner = script[i + 2:j - 1]
+            subs.append("" if inner.startswith("(") else inner)  # $((...)): arithmetic, not interpreted
+        elif script[i] == "`":
+            j = script.find("`", i + 1) + 1
+            if not j:
+                raise ShellSyntaxError("syntax error: unterminated command substitution")
+            subs.append(script[i + 1:j - 1])
+        else:
+            out.append(script[i])
+            i += 1
+            continue
+        out.append(SUB % (len(subs) - 1))
+        i = j
+    return "".join(out), tuple(subs)
 
 
 def tokens(script: str) -> list[str]:
@@ -63,6 +96,7 @@ def _split_operators(run: str) -> list[str]:
 
 
 def parse(script: str) -> list[Step]:
+    script, subs = substitutions(script)
     toks = tokens(script)
     steps: list[Step] = []
     i = 0
@@ -75,7 +109,7 @@ def parse(script: str) -> list[Step]:
             step, i = _tail(toks, end, Step(words=tuple(toks[i:end]), compound=True))
         else:
             step, i = _simple(toks, i)
-        steps.append(step)
+        steps.append(attrs.evolve(step, subs=subs) if subs else step)
     return steps
 
 

@@ -38,7 +38,7 @@ class SimContainer:
     changed: trio.Event = attrs.field(factory=trio.Event)
     scope: trio.CancelScope | None = None
     stdio: SimStdio = attrs.field(default=attrs.Factory(lambda self: self.new_stdio(), takes_self=True))
-    exec_files: list[tuple[float, str, bytes | None]] = attrs.field(factory=list)  # (time, path, content)
+    exec_files: tuple[tuple[float, str, bytes | None], ...] = ()  # (time, path, content) execs made; rare
     on_output: Callable[[SimContainer, float, int, bytes], None] | None = None  # the runtime's journal
 
     def notify(self) -> None:
@@ -64,7 +64,7 @@ class SimContainer:
         else the mounted file; else it exists and is empty (the image may well have it)."""
         latest: tuple[float, bytes | None] | None = None
         start = self.started_at if self.started_at is not None else now
-        changes = [(start + at, p, d) for at, p, d in self.script.files] + self.exec_files
+        changes = [(start + at, p, d) for at, p, d in self.script.files] + list(self.exec_files)
         for at, p, data in changes:
             if p == path and at <= now and (latest is None or at >= latest[0]):
                 latest = (at, data)

@@ -42,6 +42,7 @@ class SimTables:
         self._images: set[str] = set()
         self._compacting = False
         self._nursery: trio.Nursery | None = None
+        self._output_hook = self._output  # one bound method for every container (30,000 of them)
 
     # --- the tables -------------------------------------------------------------------------------
 
@@ -52,7 +53,8 @@ class SimTables:
         self.containers[c.id] = c
         self.by_pod_uid.setdefault(c.labels.get(LABEL_POD_UID, ""), {})[c.id] = c
         c.sandbox.members[c.id] = c
-        c.on_output = self._output
+        if self.journal is not None:
+            c.on_output = self._output_hook
 
     def remove_container(self, c: SimContainer, *, record: bool = True) -> None:
         if record and c.id in self.containers:

@@ -538,7 +538,7 @@ class SimulatedRuntime:
             nursery.cancel_scope.cancel()
 
     def _exec_file(self, c: SimContainer, at: float, path: str, data: bytes | None) -> None:
-        c.exec_files.append((at, path, data))
+        c.exec_files = (*c.exec_files, (at, path, data))
         self._t.record(file_record(c, at, path, data, self.clock))
 
     async def stats(self, container_ids: Sequence[str]) -> list[ContainerStats]:
