@@ -268,6 +268,21 @@ def test_ages_and_restarts_are_in_seconds(kubectl: Kubectl) -> None:
     assert started >= pod["metadata"]["creationTimestamp"]  # wall-clock times, as the API server's
 
 
+def test_exec_answers_by_the_rules(kubectl: Kubectl) -> None:
+    kubectl("create", "namespace", "exec")
+    kubectl("run", "db", "-n", "exec", "--image=postgres:16", "--env=PGDATA=/data",
+            "--annotations=sim.orchestra.io/exec={\"pg_isready\": {\"exitCode\": 2, \"stdout\": \"no response\\n\"}}")
+    kubectl("wait", "-n", "exec", "--for=condition=Ready", "pod/db", "--timeout=60s")
+    out = kubectl("exec", "db", "-n", "exec", "--", "sh", "-c", "echo $PGDATA; exit 3", check=False)
+    assert (out.returncode, out.stdout) == (3, "/data\n")
+    out = kubectl("exec", "db", "-n", "exec", "--", "psql", "-c", "select 1", check=False)
+    assert (out.returncode, out.stdout) == (0, "")  # an unknown program exits 0 with no output
+    out = kubectl("exec", "db", "-n", "exec", "--", "pg_isready", check=False)
+    assert (out.returncode, out.stdout) == (2, "no response\n")  # scripted by the annotation
+    out = kubectl("exec", "-i", "db", "-n", "exec", "--", "sh", input="hostname\nexit 4\n", check=False)
+    assert (out.returncode, out.stdout) == (4, "db\n")  # a shell reading stdin
+
+
 # --- a restart of `orchestra up` ------------------------------------------------------------------------
 
 

@@ -412,9 +412,12 @@ class SimulatedRuntime:
                 await echo_stdin(c)
                 self._exit(c, c.script.exit_code)
                 return
-            if c.script.exit_after is None:
-                await trio.sleep_forever()
-            await trio.sleep_until(start + c.script.exit_after)
+            if c.script.exit_after is not None:  # the process's own scope is its timer (30,000 of them)
+                scope.deadline = start + c.script.exit_after
+            await trio.sleep_forever()
+        # the deadline passed, or _exit cancelled the scope (then the process is gone and this is a no-op);
+        # the runtime's end cancels from outside and never gets here
+        if c.script.exit_after is not None:
             self._exit(c, c.script.exit_code, at=start + c.script.exit_after)
 
     def _exit(self, c: SimContainer, code: int, *, at: float | None = None, record: bool = True) -> None:
