@@ -167,3 +167,20 @@ def test_discarded_state_is_gone(tmp_path: Path) -> None:
     (tmp_path / "journal.jsonl").write_bytes(b'{"k": "gen", "n": 1}\n')
     journal.discard()
     assert Journal(tmp_path).load() == []
+
+
+async def test_run_again_in_memory_resumes_the_processes(clock: trio.testing.MockClock) -> None:
+    with trio.fail_after(600):
+        async with trio.open_nursery() as nursery:
+            rt = SimulatedRuntime()
+            running = await start(rt, nursery)
+            _, (cid,) = await pod(rt, "p", ("sleep", "60"))
+            await running.stop()
+            await trio.sleep(30)
+            running = await start(rt, nursery)
+            assert (await rt.container_status(cid)).state == ContainerState.RUNNING
+            await trio.sleep(31)
+            status = await rt.container_status(cid)
+            assert (status.state, status.exit_code) == (ContainerState.EXITED, 0)
+            assert status.finished_at == status.started_at + timedelta(seconds=60)  # type: ignore[operator]
+            await running.stop()

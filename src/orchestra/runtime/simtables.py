@@ -110,6 +110,9 @@ class SimTables:
         running container, and write the state back compacted. Later changes are journalled."""
         journal = self.journal
         if journal is None or restored is None:
+            for c in list(self.containers.values()):  # run() again, in memory: the processes go on
+                if c.state == ContainerState.RUNNING:
+                    resume(c)
             return
         self._nursery = nursery
         self.generation = restored.generation + 1
