@@ -107,12 +107,6 @@ def clock() -> trio.testing.MockClock:
     return trio.testing.MockClock(autojump_threshold=0)
 
 
-@pytest.fixture
-def patient_clock() -> trio.testing.MockClock:
-    """Virtual time that waits a moment for threads (the runtime's journal) before jumping."""
-    return trio.testing.MockClock(autojump_threshold=0.25)
-
-
 async def test_nodes_get_pod_cidrs_and_their_pods_ips_from_them(tmp_path: Path, clock: trio.abc.Clock) -> None:
     async with open_cluster(tmp_path) as cluster:
         nodes = {n["metadata"]["name"]: n for n in (await cluster.client.list(cluster.client.kind("Node")))[0]}
@@ -219,7 +213,7 @@ async def test_init_containers_and_job_pods_complete(tmp_path: Path, clock: trio
         assert (await cluster.get("server"))["status"]["phase"] == "Running"  # not a Job's pod: it serves on
 
 
-async def test_restart_adopts_every_pod_unchanged(tmp_path: Path, patient_clock: trio.abc.Clock) -> None:
+async def test_restart_adopts_every_pod_unchanged(tmp_path: Path, clock: trio.abc.Clock) -> None:
     async with open_cluster(tmp_path, tmp_path / "runtime") as cluster:
         for i in range(3):
             await cluster.pod(f"p{i}", [ctr("c", "sleep", "3600")], node=f"sim-node-{i + 1}")
@@ -249,8 +243,7 @@ async def test_restart_adopts_every_pod_unchanged(tmp_path: Path, patient_clock:
         assert after[:2] == crasher[:2] and after[3] >= crasher[3]  # same pod and IP; it goes on crashing
 
 
-async def test_a_restart_with_fewer_nodes_removes_the_others_pods(tmp_path: Path,
-                                                                   patient_clock: trio.abc.Clock) -> None:
+async def test_a_restart_with_fewer_nodes_removes_the_others_pods(tmp_path: Path, clock: trio.abc.Clock) -> None:
     async with open_cluster(tmp_path, tmp_path / "runtime") as cluster:
         for node in ("sim-node-1", "sim-node-3"):
             await cluster.pod(node, [ctr("c", "sleep", "3600")], node=node)

@@ -1,13 +1,15 @@
-"""The simulated runtime's state on disk: an append-only journal of JSON lines, compacted on open.
+"""The simulated runtime's state on disk: an append-only journal of JSON lines.
 
 Owns: the files under the runtime's state directory and nothing of their meaning (simpersist.py
-says what a record is). Like the store's log, a record is os.write()n to the file from the trio
-loop (a page-cache write of a few hundred bytes: it survives the process being killed) as soon as
-the loop has finished what it is doing; fsync runs in a thread at most once a second (a power
-loss may cost the last second). A torn last line (the process died mid-write) is dropped on
-open. `rewrite(records)` replaces the journal with a compact one (written to a temporary file,
-fsynced, renamed, in a thread), which the runtime does on open and when the journal has grown well
-past the live state.
+says what a record is). Like the store's log, the journal is read when it is opened (synchronously,
+at start-up, as the store reads its log) and a record is os.write()n from the trio loop as soon as
+the loop has finished what it is doing: a page-cache write of a few hundred bytes, which survives
+the process being killed. Records are not fsynced (a power loss may cost the latest ones; the
+simulated pods they describe are then created again), so no thread runs in the common path and a
+virtual clock stays deterministic. A torn or damaged line (the process died mid-write) ends what is
+read, and is cut off so that appends follow the last whole record. `rewrite(lines)` replaces the
+journal with a compact one (a temporary file, fsynced, renamed, in a thread), which the runtime
+does once the journal has grown well past the live state.
 
     LOCK            flock()ed while open: two processes never share one journal
     journal.jsonl   one JSON object per line
@@ -29,7 +31,6 @@ import trio
 log = logging.getLogger("orchestra.runtime.simjournal")
 
 Record = dict[str, Any]
-FSYNC_INTERVAL = 1.0
 
 
 class JournalError(Exception):
@@ -44,14 +45,11 @@ class Journal:
         self._fd: int | None = None
         self._pending: list[bytes] = []
         self._wake = trio.Event()
-        self._dirty = False
         self._rewriting = False
-        self.appended = 0  # records since the last rewrite
+        self.appended = 0  # records in the file (and pending) since it was last written whole
 
-    # --- opening (blocking: call through trio.to_thread) ----------------------------------------
-
-    def load(self) -> list[Record]:
-        """Lock the directory and read every whole record."""
+    def open(self) -> list[Record]:
+        """Lock the directory, read every whole record, and get ready to append after the last one."""
         self.directory.mkdir(parents=True, exist_ok=True)
         lock_fd = os.open(self.directory / "LOCK", os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -63,20 +61,16 @@ class Journal:
         try:
             data = self.path.read_bytes()
         except FileNotFoundError:
-            return []
-        records = []
-        for number, line in enumerate(data.split(b"\n"), start=1):
-            if not line:
-                continue
-            try:
-                records.append(orjson.loads(line))
-            except orjson.JSONDecodeError:  # a torn tail (killed mid-write) or damage: keep what came before
-                log.warning("%s: line %d is not a whole record; ignoring it and what follows", self.path, number)
-                break
+            data = b""
+        records, good = _parse(data, self.path)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        if good < len(data):
+            os.truncate(self.path, good)  # appends must follow the last whole record
+        self.appended = len(records)
         return records
 
     def write_snapshot(self, lines: Iterable[bytes]) -> int:
-        """Write `lines` (encoded records) as the new journal; the fd to append to after them."""
+        """Write `lines` (encoded records) as the new journal; the fd to append to after them. Blocking."""
         tmp = self.path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
@@ -110,7 +104,7 @@ class Journal:
         old, self._fd = self._fd, fd
         if old is not None:
             os.close(old)
-        self.appended = 0
+        self.appended = len(lines) + len(self._pending)
         self.flush()
 
     # --- appending (in the trio loop) -----------------------------------------------------------
@@ -121,25 +115,19 @@ class Journal:
         self._wake.set()
 
     def flush(self) -> None:
-        """Write what is pending (page cache; fsync comes later)."""
+        """Write what is pending (to the page cache)."""
         if not self._pending or self._fd is None or self._rewriting:
             return
         data, self._pending = b"".join(self._pending), []
         _write_all(self._fd, data)
-        self._dirty = True
 
     async def run(self) -> None:
-        """Write pending records as soon as the loop is idle; fsync at most every FSYNC_INTERVAL."""
+        """Write pending records whenever the loop has finished its current batch of changes."""
         while True:
             await self._wake.wait()
             self._wake = trio.Event()
-            await trio.lowlevel.checkpoint()  # let the loop finish its batch of changes first
+            await trio.lowlevel.checkpoint()
             self.flush()
-            if self._dirty and self._fd is not None:
-                self._dirty = False
-                fd = self._fd
-                await trio.to_thread.run_sync(os.fsync, fd)
-                await trio.sleep(FSYNC_INTERVAL)
 
     def close(self) -> None:
         """Flush and close (the runtime is stopping, or its state is being discarded)."""
@@ -155,6 +143,24 @@ class Journal:
         """Forget every record (`orchestra up --stop-pods`: the next start has no simulated pods)."""
         self._pending.clear()
         self.path.unlink(missing_ok=True)
+
+
+def _parse(data: bytes, path: Path) -> tuple[list[Record], int]:
+    """The whole records at the start of `data`, and the length of the bytes they take."""
+    records: list[Record] = []
+    good = 0
+    while good < len(data):
+        end = data.find(b"\n", good)
+        if end < 0:  # a last line without its newline: torn
+            log.warning("%s: a torn last record at byte %d; dropping it", path, good)
+            break
+        try:
+            records.append(orjson.loads(data[good:end]))
+        except orjson.JSONDecodeError:  # damage: keep what came before it
+            log.warning("%s: byte %d is not a whole record; dropping it and what follows", path, good)
+            break
+        good = end + 1
+    return records, good
 
 
 def _write_all(fd: int, data: bytes) -> None:

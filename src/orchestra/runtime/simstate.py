@@ -8,6 +8,7 @@ Must not import: podman, httpx, anything above the runtime layer.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 
 import attrs
@@ -58,6 +59,21 @@ class SimContainer:
         if self.on_output is not None:
             self.on_output(self, at, stream, line)
         self.notify()
+
+    def ends_at(self) -> float | None:
+        """When the process exits by its script (None: when stopped, or at its stdin's EOF)."""
+        if self.started_at is None or self.script.exit_after is None or self.script.echo_stdin:
+            return None
+        return self.started_at + self.script.exit_after
+
+    def output_due(self) -> list[tuple[float, int, bytes]]:
+        """The script's output not logged yet, up to its exit, in order: (time, stream, data). A
+        process resumed after a restart has logged what came before (the log is kept on disk)."""
+        start = self.started_at if self.started_at is not None else 0.0
+        logged = self.log[-1][0] if self.log else -math.inf
+        limit = math.inf if self.script.exit_after is None else self.script.exit_after
+        return [(start + at, stream, data) for at, stream, data in sorted(self.script.output, key=lambda o: o[0])
+                if at <= limit and start + at > logged]
 
     def file_at(self, path: str, now: float, mounted: Mapping[str, bytes | None]) -> bytes | None:
         """A file as an exec sees it at `now`: the latest change by the container's command or an exec;

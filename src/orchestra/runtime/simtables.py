@@ -90,13 +90,14 @@ class SimTables:
     def _output(self, c: SimContainer, at: float, stream: int, line: bytes) -> None:
         self.record(log_record(c, at, stream, line, self.clock))
 
-    async def load(self) -> Restored | None:
-        """Lock the state directory and read what the journal adds up to (None: no state directory)."""
+    def load(self) -> Restored | None:
+        """Lock the state directory and read what the journal adds up to (None: no state directory).
+        Synchronous, at start-up, as the store reads its log: no thread, so virtual clocks stay exact."""
         journal = self.journal
         if journal is None:
             return None
         try:
-            records = await trio.to_thread.run_sync(journal.load)
+            records = journal.open()
         except (OSError, JournalError) as exc:
             raise StateUnavailable(f"cannot open the simulated runtime's state in {journal.directory}: {exc}") from exc
         restored = Restored(self.clock)
@@ -106,8 +107,8 @@ class SimTables:
 
     async def restore(self, restored: Restored | None, nursery: trio.Nursery, script: SimScript,
                       networks: PodNetworks, resume: Callable[[SimContainer], None]) -> None:
-        """Rebuild the tables from what `load` read (claiming the running sandboxes' IPs), `resume` each
-        running container, and write the state back compacted. Later changes are journalled."""
+        """Rebuild the tables from what `load` read (claiming the running sandboxes' IPs) and `resume` each
+        running container. Later changes are journalled (compacted in the background if it is due)."""
         journal = self.journal
         if journal is None or restored is None:
             for c in list(self.containers.values()):  # run() again, in memory: the processes go on
@@ -128,8 +129,8 @@ class SimTables:
             self.add_container(c)
             if c.state == ContainerState.RUNNING:
                 resume(c)
-        await journal.rewrite(self._snapshot())
         nursery.start_soon(journal.run)
+        self.record({"k": "gen", "n": self.generation})
 
     def _snapshot(self) -> list[bytes]:
         return snapshot(self.generation, self._images, list(self.sandboxes.values()), self.clock)

@@ -105,7 +105,7 @@ class SimulatedRuntime:
         """Restore the persisted state (if any), then run containers until cancelled. Cancelling stops
         the simulation, not the containers: they are still running when the state is restored."""
         try:
-            restored = await self._t.load()
+            restored = self._t.load()
         except StateUnavailable as exc:
             raise RuntimeUnavailable(str(exc)) from exc
         try:
@@ -119,7 +119,13 @@ class SimulatedRuntime:
             self._t.close()
 
     def _resume(self, c: SimContainer) -> None:
-        """Run the container's process (again, after a restart: it goes on from its start time)."""
+        """Run the container's process (again after a restart: from its start; if over by now, it exits then)."""
+        ends = c.ends_at()
+        if ends is not None and ends <= trio.current_time():
+            for at, stream, data in c.output_due():
+                c.write_output(stream, data, at=at)
+            self._exit(c, c.script.exit_code, at=ends)
+            return
         c.stdio = c.new_stdio()  # a new process, a new stdin
         c.scope = trio.CancelScope()
         self._running_nursery().start_soon(self._process, c, c.scope)
@@ -398,27 +404,20 @@ class SimulatedRuntime:
     async def _process(self, c: SimContainer, scope: trio.CancelScope) -> None:
         """The main process, from its start (which is in the past for one resumed after a restart:
         what it would have printed meanwhile is logged at the time it would have been)."""
+        ends = c.ends_at()
         with scope:
-            assert c.started_at is not None
-            start = c.started_at
-            logged = c.log[-1][0] if c.log else -math.inf
-            for at, stream, data in sorted(c.script.output, key=lambda item: item[0]):
-                if c.script.exit_after is not None and at > c.script.exit_after:
-                    break
-                if start + at > logged:
-                    await trio.sleep_until(start + at)
-                    c.write_output(stream, data, at=start + at)
+            for at, stream, data in c.output_due():
+                await trio.sleep_until(at)
+                c.write_output(stream, data, at=at)
             if c.script.echo_stdin:
                 await echo_stdin(c)
                 self._exit(c, c.script.exit_code)
                 return
-            if c.script.exit_after is not None:  # the process's own scope is its timer (30,000 of them)
-                scope.deadline = start + c.script.exit_after
+            scope.deadline = math.inf if ends is None else ends  # the process's own scope is its timer
             await trio.sleep_forever()
-        # the deadline passed, or _exit cancelled the scope (then the process is gone and this is a no-op);
-        # the runtime's end cancels from outside and never gets here
-        if c.script.exit_after is not None:
-            self._exit(c, c.script.exit_code, at=start + c.script.exit_after)
+        # the deadline passed, or _exit cancelled the scope (a no-op now); the runtime's end never gets here
+        if ends is not None:
+            self._exit(c, c.script.exit_code, at=ends)
 
     def _exit(self, c: SimContainer, code: int, *, at: float | None = None, record: bool = True) -> None:
         if c.state != ContainerState.RUNNING:
