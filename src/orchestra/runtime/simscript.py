@@ -10,6 +10,7 @@ Must not import: podman, httpx, anything above the runtime layer.
 
 from __future__ import annotations
 
+import functools
 import math
 import signal as signal_module
 from collections.abc import Callable, Mapping
@@ -22,7 +23,7 @@ from orchestra.runtime.simclock import EPOCH as EPOCH
 from orchestra.runtime.simcommand import Context, FileEvent, evaluate
 
 if TYPE_CHECKING:
-    from orchestra.runtime.simrules import PodScript
+    from orchestra.runtime.simrules import ExitRule, PodScript
 
 
 @attrs.frozen
@@ -82,25 +83,34 @@ def derive(spec: ContainerSpec, pod: PodScript | None, hostname: str = "") -> Co
     """A container's behaviour from its command (simcommand.py) and its pod's script (simrules.py):
     an `exit` rule wins; a recognised command runs as evaluated; an unrecognised program (a server, the
     image's own entrypoint) runs until stopped, or, in a completing container (an init container, a Job's
-    pod), exits 0 after the pod's completion time."""
-    from orchestra.runtime.simrules import PodScript  # (simrules imports this module)
+    pod), exits 0 after the pod's completion time. Scripts are shared between containers alike (a
+    Deployment's 30,000 replicas evaluate their command once)."""
+    argv = (*spec.command, *spec.args)
+    # the environment and hostname matter only to commands that can read them
+    reads = any("$" in w or "env" in w or "hostname" in w.lower() for w in argv)
+    env = tuple(sorted(spec.env.items())) if reads else ()
+    rule = pod.exit_for(spec.name) if pod is not None else None
+    completes = pod is not None and spec.name in pod.completes
+    completion = pod.completion_time if pod is not None else 0.0
+    return _derive(argv, spec.stdin, spec.tty, env, hostname if reads else "", rule, completes, completion)
 
-    pod = pod or PodScript()
-    outcome = evaluate((*spec.command, *spec.args), Context(env=spec.env, hostname=hostname,
-                                                            stdin=spec.stdin or spec.tty))
-    rule = pod.exit_for(spec.name)
+
+@functools.lru_cache(maxsize=1024)
+def _derive(argv: tuple[str, ...], stdin: bool, tty: bool, env: tuple[tuple[str, str], ...], hostname: str,
+            rule: ExitRule | None, completes: bool, completion_time: float) -> ContainerScript:
+    outcome = evaluate(argv, Context(env=dict(env), hostname=hostname, stdin=stdin or tty))
     exit_code = outcome.exit_code
     exit_after: float | None = outcome.duration
     if rule is not None:
         exit_after, exit_code = rule.after, rule.code
     elif outcome.open_ended:
-        exit_after, exit_code = (outcome.duration + pod.completion_time, 0) if spec.name in pod.completes else (None, 0)
+        exit_after, exit_code = (outcome.duration + completion_time, 0) if completes else (None, 0)
     elif outcome.echo_stdin:
         exit_after = None  # `cat` until stdin's EOF (a TTY without stdin never sends one)
     if exit_after == math.inf:
         exit_after = None
     return ContainerScript(output=outcome.output, exit_after=exit_after, exit_code=exit_code, files=outcome.files,
-                           echo_stdin=outcome.echo_stdin and spec.stdin, server=outcome.open_ended)
+                           echo_stdin=outcome.echo_stdin and stdin, server=outcome.open_ended)
 
 
 def normalize_image(ref: str) -> str:

@@ -8,6 +8,7 @@ Must not import: podman, httpx, anything above the runtime layer.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping
 
@@ -17,6 +18,13 @@ import trio
 from orchestra.runtime.base import ContainerSpec, ContainerState, PodSandboxSpec
 from orchestra.runtime.simscript import ContainerScript
 from orchestra.runtime.simstdio import SimStdio
+
+
+@functools.cache
+def no_stdio() -> SimStdio:
+    """The stdin of a container that has no process yet (and of infra containers): closed. Shared:
+    a closed SimStdio changes no more, and 30,000 containers need not each make a channel for it."""
+    return SimStdio(stdin=False, tty=False, echo=lambda stream, data: None)
 
 
 @attrs.define(eq=False)
@@ -38,7 +46,7 @@ class SimContainer:
     log: list[tuple[float, int, bytes]] = attrs.field(factory=list)
     changed: trio.Event = attrs.field(factory=trio.Event)
     scope: trio.CancelScope | None = None
-    stdio: SimStdio = attrs.field(default=attrs.Factory(lambda self: self.new_stdio(), takes_self=True))
+    stdio: SimStdio = attrs.field(factory=lambda: no_stdio())  # a started process gets its own (new_stdio)
     exec_files: tuple[tuple[float, str, bytes | None], ...] = ()  # (time, path, content) execs made; rare
     on_output: Callable[[SimContainer, float, int, bytes], None] | None = None  # the runtime's journal
 

@@ -126,7 +126,8 @@ class SimulatedRuntime:
                 c.write_output(stream, data, at=at)
             self._exit(c, c.script.exit_code, at=ends)
             return
-        c.stdio = c.new_stdio()  # a new process, a new stdin
+        if not c.infra:  # a new process, a new stdin (the pause process reads none)
+            c.stdio = c.new_stdio()
         c.scope = trio.CancelScope()
         self._running_nursery().start_soon(self._process, c, c.scope)
 
