@@ -178,13 +178,62 @@ def test_discarded_state_is_gone(tmp_path: Path) -> None:
     assert Journal(tmp_path).open() == []
 
 
-def test_a_torn_record_is_cut_off_so_appends_follow_the_last_whole_one(tmp_path: Path) -> None:
-    (tmp_path / "journal.jsonl").write_bytes(b'{"k": "gen", "n": 1}\n{"k": "rm", "i')
+@pytest.mark.parametrize("tail", [
+    pytest.param(b'{"k": "rm", "i', id="torn-last-record"),
+    pytest.param(b"\x00" * 512, id="zeros-without-newline"),
+    pytest.param(b"\x00" * 100 + b"\n" + b'{"k": "gen", "n": 9}\n', id="zeros-then-records"),
+    pytest.param(b'[1, 2]\n{"k": "gen", "n": 9}\n', id="not-an-object"),
+    pytest.param(b'"gen"\n', id="a-json-string"),
+    pytest.param(b'{"k": "gen", "n": 9\n', id="cut-json-with-newline"),
+])
+def test_a_damaged_tail_is_cut_off_so_appends_follow_the_last_whole_record(tmp_path: Path, tail: bytes) -> None:
+    (tmp_path / "journal.jsonl").write_bytes(b'{"k": "gen", "n": 1}\n' + tail)
     journal = Journal(tmp_path)
     assert journal.open() == [{"k": "gen", "n": 1}]
     journal.append({"k": "gen", "n": 2})
     journal.close()
     assert Journal(tmp_path).open() == [{"k": "gen", "n": 1}, {"k": "gen", "n": 2}]
+
+
+async def test_a_malformed_record_is_skipped_and_the_rest_restored(
+        tmp_path: Path, clock: trio.testing.MockClock) -> None:
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            first = SimulatedRuntime(state_dir=tmp_path)
+            scope = await start(first, nursery)
+            kept, (cid,) = await pod(first, "kept", ("sleep", "600"))
+            await scope.stop()
+            lines = journal_lines(tmp_path)
+            bad = [b'{"k": "sb", "id": "x"}', b'{"k": "c", "id": "y", "sb": "' + kept.encode() + b'", "spec": 1}',
+                   b'{"k": "run", "id": "' + cid.encode() + b'", "at": "soon"}', b'{"k": "log", "id": "'
+                   + cid.encode() + b'", "at": 1, "s": 1, "d": "%%%"}', b'{"k": "future-kind"}']
+            (tmp_path / "journal.jsonl").write_bytes(b"\n".join([*lines[:1], *bad, *lines[1:]]) + b"\n")
+            second = SimulatedRuntime(state_dir=tmp_path)
+            scope = await start(second, nursery)
+            assert [s.id for s in await second.list_sandboxes()] == [kept]
+            (status,) = await second.list_containers()
+            assert (status.id, status.state) == (cid, ContainerState.RUNNING)
+            await scope.stop()
+
+
+async def test_changes_reach_the_file_without_a_close(tmp_path: Path, clock: trio.testing.MockClock) -> None:
+    """A killed process never closes its journal: what it wrote is there for the next one."""
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            first = SimulatedRuntime(state_dir=tmp_path / "a")
+            scope = await start(first, nursery)
+            sandbox, (cid,) = await pod(first, "p", ("sleep", "600"))
+            ip = (await first.sandbox_status(sandbox)).ip
+            await trio.testing.wait_all_tasks_blocked()
+            (tmp_path / "b").mkdir()  # the file as a SIGKILL now would leave it
+            (tmp_path / "b" / "journal.jsonl").write_bytes((tmp_path / "a" / "journal.jsonl").read_bytes())
+            second = SimulatedRuntime(state_dir=tmp_path / "b")
+            other = await start(second, nursery)
+            status = await second.sandbox_status(sandbox)
+            assert (status.state, status.ip) == (SandboxState.READY, ip)
+            assert (await second.container_status(cid)).state == ContainerState.RUNNING
+            await other.stop()
+            await scope.stop()
 
 
 async def test_run_again_in_memory_resumes_the_processes(clock: trio.testing.MockClock) -> None:

@@ -6,8 +6,9 @@ at start-up, as the store reads its log) and a record is os.write()n from the tr
 the loop has finished what it is doing: a page-cache write of a few hundred bytes, which survives
 the process being killed. Records are not fsynced (a power loss may cost the latest ones; the
 simulated pods they describe are then created again), so no thread runs in the common path and a
-virtual clock stays deterministic. A torn or damaged line (the process died mid-write) ends what is
-read, and is cut off so that appends follow the last whole record. `rewrite(lines)` replaces the
+virtual clock stays deterministic. A torn or damaged line (the process died mid-write; a crash of the
+machine left zeros; anything but a JSON object) ends what is read, and is cut off so that appends
+follow the last whole record. `rewrite(lines)` replaces the
 journal with a compact one (a temporary file, fsynced, renamed, in a thread), which the runtime
 does once the journal has grown well past the live state.
 
@@ -155,10 +156,13 @@ def _parse(data: bytes, path: Path) -> tuple[list[Record], int]:
             log.warning("%s: a torn last record at byte %d; dropping it", path, good)
             break
         try:
-            records.append(orjson.loads(data[good:end]))
+            record = orjson.loads(data[good:end])
         except orjson.JSONDecodeError:  # damage: keep what came before it
+            record = None
+        if not isinstance(record, dict):
             log.warning("%s: byte %d is not a whole record; dropping it and what follows", path, good)
             break
+        records.append(record)
         good = end + 1
     return records, good
 

@@ -20,6 +20,7 @@ Must not import: anything above the runtime layer.
 from __future__ import annotations
 
 import base64
+import logging
 import signal as signal_module
 from collections.abc import Iterator
 from typing import Any
@@ -31,6 +32,8 @@ from orchestra.runtime.base import ContainerSpec, ContainerState, Mount, PodSand
 from orchestra.runtime.simclock import SimClock
 from orchestra.runtime.simscript import ContainerScript
 from orchestra.runtime.simstate import SimContainer, SimSandbox
+
+log = logging.getLogger("orchestra.runtime.simpersist")
 
 Record = dict[str, Any]
 INFRA_SPEC = ContainerSpec(name="infra", image="localhost/podman-pause:4.3.1-0")
@@ -153,9 +156,17 @@ class Restored:
     containers: dict[str, SimContainer] = attrs.field(factory=dict)
 
     def apply(self, record: Record) -> None:
+        """Add one record (an unknown kind is skipped; so is a malformed one, with a warning)."""
         handler = getattr(self, f"_apply_{record.get('k')}", None)
-        if handler is not None:
+        if handler is None:
+            return
+        try:
             handler(record)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            # a record this version cannot read (written by another one, or damaged in place): the
+            # rest of the state is still worth restoring; the object it describes may be incomplete
+            log.warning("simulated runtime state: skipping a malformed %r record (%r): %s",
+                        record.get("k"), exc, str(record)[:200])
 
     def _apply_gen(self, r: Record) -> None:
         self.generation = int(r["n"])

@@ -13,9 +13,10 @@ Containers run as tasks in the runtime's own nursery (`run(*, task_status)`), de
 MockClock. A container without an explicit script does what its command says (simscript.derive),
 scripted per pod (`script_pod`); exec answers by simexec.py's rule. Timestamps come from an injected
 `SimClock` (`SimClock.wall()` for a real cluster); IPs from per-node pod CIDRs (`assign_pod_cidr`).
-With a `state_dir` every change is journalled (simtables.py) and `run()` first restores the state:
+With a `state_dir` every change is journalled (simtables.py keeps the tables and their journal,
+simjournal.py the file, simpersist.py what a record is) and `run()` first restores the state:
 running containers go on running (a `sleep 60` started 50 s before a restart exits 10 s after it)
-with the same ids, IPs and times, for the node agents to adopt. The records live in simstate.py.
+with the same ids, IPs and times, for the node agents to adopt. simstate.py holds the objects.
 Must not import: podman, httpx, anything above the runtime layer.
 """
 
