@@ -1,4 +1,4 @@
-"""nox sessions: lint (ruff, mypy, import-linter), tests, bench."""
+"""nox sessions: lint (ruff, mypy, import-linter, the import graph), tests, bench."""
 
 import nox
 
@@ -8,10 +8,12 @@ nox.options.sessions = ["lint", "tests"]
 
 @nox.session
 def lint(session: nox.Session) -> None:
+    # the same steps as `./dev lint` (which runs them from .venv, without a new environment)
     session.install("-e", ".[lint]")
-    session.run("ruff", "check", "src", "tests", "bench")
+    session.run("ruff", "check", "src", "tests", "bench", "scripts")
     session.run("mypy")
     session.run("lint-imports")
+    session.run("python", "scripts/import_graph.py")  # cycles and files over 600 lines
 
 
 @nox.session

@@ -20,7 +20,7 @@ from typing import Any
 import trio
 from hypercorn.trio import serve as hypercorn_serve
 
-from orchestra.api.core import ApiCore
+from orchestra.api.request.core import ApiCore
 from orchestra.apiserver.h11server import HttpServer, server_ssl_context
 from orchestra.apiserver.serve import hypercorn_config
 from orchestra.apiserver.server import ApiServer
@@ -71,8 +71,13 @@ def parse_wrk(out: str) -> dict[str, str]:
     lat = re.search(r"Latency\s+(\S+)\s+(\S+)\s+(\S+)", out)
     errors = re.search(r"Socket errors: (.*)|Non-2xx or 3xx responses: (\d+)", out)
     total = re.search(r"(\d+) requests in", out)
-    return {"rps": rps.group(1) if rps else "?", "avg": lat.group(1) if lat else "?", "n": total.group(1) if total else "0",
-            "max": lat.group(3) if lat else "?", "errors": (errors.group(0) if errors else "")}
+    return {
+        "rps": rps.group(1) if rps else "?",
+        "avg": lat.group(1) if lat else "?",
+        "n": total.group(1) if total else "0",
+        "max": lat.group(3) if lat else "?",
+        "errors": (errors.group(0) if errors else ""),
+    }
 
 
 async def wrk(url: str, seconds: int, connections: int) -> dict[str, str]:
@@ -96,8 +101,11 @@ async def main(seconds: int, connections: int) -> None:
                     cpu = time.process_time()
                     r = await wrk(url + path, seconds, connections)
                     cpu_us = (time.process_time() - cpu) / max(int(r["n"]), 1) * 1e6
-                    print(f"{label:<22}{kind:<12}{r['rps']:>10}{r['avg']:>10}{r['max']:>10}{cpu_us:>12.0f}  {r['errors']}",
-                          flush=True)
+                    print(
+                        f"{label:<22}{kind:<12}{r['rps']:>10}{r['avg']:>10}{r['max']:>10}"
+                        f"{cpu_us:>12.0f}  {r['errors']}",
+                        flush=True,
+                    )
                     server_nursery.cancel_scope.cancel()
         nursery.cancel_scope.cancel()
 

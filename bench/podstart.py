@@ -113,7 +113,9 @@ class Orchestra:
         while not self._stop:
             params = {"watch": "true", "resourceVersion": rv, "allowWatchBookmarks": "true"}
             try:
-                with self.http.stream("GET", f"/api/v1/namespaces/{NS}/pods", params=params, timeout=None) as r:
+                with self.http.stream(
+                    "GET", f"/api/v1/namespaces/{NS}/pods", params=params, timeout=None
+                ) as r:
                     for line in r.iter_lines():
                         if line:
                             rv = self._event(json.loads(line)["object"], time.perf_counter())
@@ -290,7 +292,9 @@ def phase(title: str, cleanup: Callable[[], None]) -> Iterator[None]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pods", type=int, default=20)
-    ap.add_argument("--warmup", type=int, default=2, help="pods started (and discarded) before each measurement")
+    ap.add_argument(
+        "--warmup", type=int, default=2, help="pods started (and discarded) before each measurement"
+    )
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args()
     n, run_id = args.pods, f"b{uuid.uuid4().hex[:6]}"
@@ -311,12 +315,17 @@ def main() -> None:
             floor_one_by_one(floor, [f"{run_id}-wf-{i}" for i in range(args.warmup)])
         print(f"pod start latency, {n} pods, busybox, pod + 1 container, default podman network")
         with phase("one at a time", floor.remove_all):
-            results["floor_seq"] = summary("podman-py floor, one at a time", floor_one_by_one(floor, [f"{run_id}-fs-{i}" for i in range(n)]))
+            results["floor_seq"] = summary(
+                "podman-py floor, one at a time",
+                floor_one_by_one(floor, [f"{run_id}-fs-{i}" for i in range(n)]),
+            )
         with phase("one at a time", lambda: o.delete_all(names("os"))):
             results["orch_seq"] = summary("orchestra, one at a time", orchestra_one_by_one(o, names("os")))
             bound = [o.bound[x] - o.created[x] for x in names("os")]
             results["orch_seq_bound_p50"] = statistics.median(bound) * 1000
-            print(f"    (of which create -> bound by the scheduler: p50 {results['orch_seq_bound_p50']:.0f} ms)")
+            print(
+                f"    (of which create -> bound by the scheduler: p50 {results['orch_seq_bound_p50']:.0f} ms)"
+            )
         with phase("at once", floor.remove_all):
             lat, total = floor_at_once(floor, [f"{run_id}-fc-{i}" for i in range(n)])
             results["floor_conc"] = {**summary(f"podman-py floor, {n} at once", lat), "all_running_s": total}
@@ -324,14 +333,18 @@ def main() -> None:
             lat, total = orchestra_at_once(o, names("oc"))
             results["orch_conc"] = {**summary(f"orchestra, {n} at once", lat), "all_running_s": total}
         with phase("kube play", floor.remove_all):
-            results["kube_play_s"] = kube_play(floor, [f"{run_id}-kp-{i:02d}" for i in range(n)], conf, workdir)
+            results["kube_play_s"] = kube_play(
+                floor, [f"{run_id}-kp-{i:02d}" for i in range(n)], conf, workdir
+            )
         fs, os_, fc, oc = (results[k] for k in ("floor_seq", "orch_seq", "floor_conc", "orch_conc"))
         print(f"  all {n} Running: orchestra {oc['all_running_s']:.2f} s, podman-py floor "
               f"{fc['all_running_s']:.2f} s, podman kube play {results['kube_play_s']:.2f} s")
         ratio = os_["p50"] / fs["p50"]
         results["ratio_seq_p50"] = ratio
         results["ratio_conc_p50"] = oc["p50"] / fc["p50"]
-        print(f"  orchestra / floor p50: one at a time {ratio:.2f}x, at once {results['ratio_conc_p50']:.2f}x")
+        print(
+            f"  orchestra / floor p50: one at a time {ratio:.2f}x, at once {results['ratio_conc_p50']:.2f}x"
+        )
         ok1, ok2 = ratio <= 1.3, oc["all_running_s"] < results["kube_play_s"]
         print(f"targets: p50 <= 1.3x floor: {'met' if ok1 else 'MISSED'}; "
               f"{n} at once faster than kube play: {'met' if ok2 else 'MISSED'}")
@@ -343,8 +356,12 @@ def main() -> None:
         o.close()
         # orchestra leaves its pods running when it stops (a restart adopts them): remove leftovers
         env = {**os.environ, "CONTAINERS_CONF": str(conf)}
-        left = subprocess.run(["podman", "pod", "ps", "-q", "--filter", f"label={CLUSTER_LABEL}={o.cluster_id}"],
-                              env=env, capture_output=True, text=True).stdout.split()
+        left = subprocess.run(
+            ["podman", "pod", "ps", "-q", "--filter", f"label={CLUSTER_LABEL}={o.cluster_id}"],
+            env=env,
+            capture_output=True,
+            text=True,
+        ).stdout.split()
         if left:
             subprocess.run(["podman", "pod", "rm", "-f", "-t", "0", *left], env=env, capture_output=True)
         shutil.rmtree(workdir, ignore_errors=True)

@@ -41,15 +41,37 @@ SERVE = ("mkdir -p /www && echo ok > /www/small && head -c 1048576 /dev/zero > /
          "exec httpd -f -p 8080 -h /www")
 SLEEP = "trap 'exit 0' TERM; sleep 3600 & wait"
 MANIFESTS: list[dict[str, Any]] = [
-    {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "bench"},
-     "spec": {"selector": {"app": "bench"}, "ports": [{"port": 80, "targetPort": 8080}]}},
-    {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "bench-web", "labels": {"app": "bench"}},
-     "spec": {"terminationGracePeriodSeconds": 1,
-              "containers": [{"name": "web", "image": IMAGE, "command": ["sh", "-c", SERVE],
-                              "readinessProbe": {"httpGet": {"path": "/small", "port": 8080}, "periodSeconds": 1}}]}},
-    {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "bench-client"},
-     "spec": {"terminationGracePeriodSeconds": 1,
-              "containers": [{"name": "c", "image": IMAGE, "command": ["sh", "-c", SLEEP]}]}},
+    {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "bench"},
+        "spec": {"selector": {"app": "bench"}, "ports": [{"port": 80, "targetPort": 8080}]},
+    },
+    {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "bench-web", "labels": {"app": "bench"}},
+        "spec": {
+            "terminationGracePeriodSeconds": 1,
+            "containers": [
+                {
+                    "name": "web",
+                    "image": IMAGE,
+                    "command": ["sh", "-c", SERVE],
+                    "readinessProbe": {"httpGet": {"path": "/small", "port": 8080}, "periodSeconds": 1},
+                }
+            ],
+        },
+    },
+    {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "bench-client"},
+        "spec": {
+            "terminationGracePeriodSeconds": 1,
+            "containers": [{"name": "c", "image": IMAGE, "command": ["sh", "-c", SLEEP]}],
+        },
+    },
 ]
 DNS_NAMES = ["bench.default.svc.cluster.local.", "kubernetes.default.svc.cluster.local.",
              "kube-dns.kube-system.svc.cluster.local.", "_http._tcp.bench.default.svc.cluster.local.",
@@ -62,7 +84,9 @@ DNS_NAMES = ["bench.default.svc.cluster.local.", "kubernetes.default.svc.cluster
 class Orchestra:
     """`orchestra up` in a subprocess, with kubectl pointed at it."""
 
-    def __init__(self, state: Path) -> None:
+    def __init__(self, state: Path, extra: tuple[str, ...] = ()) -> None:
+        """`extra`: more `orchestra up` options (bench/ingress.py's listeners: the last of a repeated
+        option wins, so they override the ingress being off here; ports 80/443 may be taken)."""
         self.state = state
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
@@ -70,13 +94,21 @@ class Orchestra:
         self.log = (state / "orchestra.log").open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "orchestra", "up", "--memory", "--state-dir", str(state / "s"),
-             "--listen", f"127.0.0.1:{self.port}", "--no-dashboard", "--timings", "fast"],
+             "--listen", f"127.0.0.1:{self.port}", "--no-dashboard", "--timings", "fast",
+             "--ingress-listen", "off", "--ingress-tls-listen", "off", *extra],
             stdout=self.log, stderr=subprocess.STDOUT)
         self.env = {**os.environ, "KUBECONFIG": str(state / "s" / "kubeconfig"), "HOME": str(state)}
 
     def kubectl(self, *args: str, stdin: str | None = None) -> str:
-        res = subprocess.run([KUBECTL, *args], input=stdin, capture_output=True, text=True, env=self.env, timeout=60,
-                             check=False)
+        res = subprocess.run(
+            [KUBECTL, *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=60,
+            check=False,
+        )
         if res.returncode:
             raise RuntimeError(f"kubectl {' '.join(args)}: {res.stderr.strip()}")
         return res.stdout
@@ -169,7 +201,9 @@ def transfer_s(addr: tuple[str, int], n: int) -> list[float]:
     return out
 
 
-def alternate(fn: Any, paths: dict[str, tuple[str, int]], total: int, rounds: int = 10) -> dict[str, list[float]]:
+def alternate(
+    fn: Any, paths: dict[str, tuple[str, int]], total: int, rounds: int = 10
+) -> dict[str, list[float]]:
     res: dict[str, list[float]] = {k: [] for k in paths}
     for addr in paths.values():
         fn(addr, max(3, total // 20))  # warm-up, discarded
@@ -241,7 +275,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--requests", type=int, default=500, help="small GETs per path (latency)")
     parser.add_argument("--transfers", type=int, default=40, help="1 MiB GETs per path (throughput)")
-    parser.add_argument("--pod-requests", type=int, default=100, help="wget runs per path inside the client pod")
+    parser.add_argument(
+        "--pod-requests", type=int, default=100, help="wget runs per path inside the client pod"
+    )
     parser.add_argument("--dns-seconds", type=float, default=3.0)
     parser.add_argument("--dns-concurrency", type=int, default=32)
     parser.add_argument("--keep", action="store_true", help="keep the state directory")
@@ -253,7 +289,13 @@ def main() -> None:
         t0 = time.monotonic()
         orch.wait_ready()
         docs = [_labelled(d) for d in MANIFESTS]
-        orch.kubectl("apply", "--validate=false", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": docs}))
+        orch.kubectl(
+            "apply",
+            "--validate=false",
+            "-f",
+            "-",
+            stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": docs}),
+        )
         pod = orch.wait_pod_ready("bench-web")
         client = orch.wait_pod_ready("bench-client")
         svc = orch.get("service", "bench")
@@ -268,11 +310,17 @@ def main() -> None:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
-        print(f"cluster + pods ready in {time.monotonic() - t0:.1f} s; pod {pod_ip}:8080, ClusterIP {cluster_ip}:80")
+        print(
+            f"cluster + pods ready in {time.monotonic() - t0:.1f} s; "
+            f"pod {pod_ip}:8080, ClusterIP {cluster_ip}:80"
+        )
 
         lat = alternate(latency_ms, paths, args.requests)
         xfer = alternate(transfer_s, paths, args.transfers)
-        pod_lat = {k: in_pod(orch, client, f"http://{a[0]}:{a[1]}", args.pod_requests, "/small") for k, a in paths.items()}
+        pod_lat = {
+            k: in_pod(orch, client, f"http://{a[0]}:{a[1]}", args.pod_requests, "/small")
+            for k, a in paths.items()
+        }
         pod_xfer = {k: in_pod(orch, client, f"http://{a[0]}:{a[1]}", max(20, args.transfers), "/1m")
                     for k, a in paths.items()}
         qps, answered, lost = trio.run(dns_qps, args.dns_seconds, args.dns_concurrency)
@@ -302,12 +350,16 @@ def main() -> None:
     ]
     head = ("", "direct pod IP", "ClusterIP", "difference", "target")
     widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(5)]
-    print(f"\n{args.requests} small GETs and {args.transfers} 1 MiB GETs per path from the host, alternated in 10 "
-          f"rounds; {args.pod_requests} wget runs per path in the client pod")
+    print(
+        f"\n{args.requests} small GETs and {args.transfers} 1 MiB GETs per path from the host, "
+        f"alternated in 10 rounds; {args.pod_requests} wget runs per path in the client pod"
+    )
     for r in [head, *rows]:
         print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)))
-    print(f"\ncluster DNS: {qps:,.0f} queries/s ({answered} answered, {lost} unanswered in {args.dns_seconds:g} s, "
-          f"{args.dns_concurrency} concurrent UDP clients, {len(DNS_NAMES)} names)")
+    print(
+        f"\ncluster DNS: {qps:,.0f} queries/s ({answered} answered, {lost} unanswered in "
+        f"{args.dns_seconds:g} s, {args.dns_concurrency} concurrent UDP clients, {len(DNS_NAMES)} names)"
+    )
 
 
 if __name__ == "__main__":

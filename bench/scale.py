@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 import trio
 
-from orchestra.api.selectors import parse_label_selector
+from orchestra.api.machinery.selectors import parse_label_selector
 from orchestra.client.local import LocalClient
 
 LIST_ROUNDS = 7
@@ -56,7 +56,9 @@ def deployment(i: int, replicas: int) -> dict[str, Any]:
 
 
 def running(pod: dict[str, Any]) -> bool:
-    return (pod.get("status") or {}).get("phase") == "Running" and not pod["metadata"].get("deletionTimestamp")
+    return (pod.get("status") or {}).get("phase") == "Running" and not pod["metadata"].get(
+        "deletionTimestamp"
+    )
 
 
 def timed(fn: Callable[[], object], rounds: int = LIST_ROUNDS) -> tuple[float, object]:
@@ -128,15 +130,24 @@ async def bench(n_nodes: int, n_deployments: int, replicas: int) -> None:
 
         def http_lists() -> tuple[float, int, float, int]:
             headers = {"Authorization": f"Bearer {cluster.token}", "Accept": "application/json"}
-            with httpx.Client(base_url=cluster.url, verify=str(cluster.ca_cert), headers=headers, timeout=300) as http:
+            with httpx.Client(
+                base_url=cluster.url, verify=str(cluster.ca_cert), headers=headers, timeout=300
+            ) as http:
                 full, r = timed(lambda: http.get("/api/v1/pods"))
                 size_all = len(r.content)  # type: ignore[attr-defined]
-                sel, r = timed(lambda: http.get("/api/v1/namespaces/default/pods", params={"labelSelector": "app=app-007"}))
+                sel, r = timed(
+                    lambda: http.get(
+                        "/api/v1/namespaces/default/pods", params={"labelSelector": "app=app-007"}
+                    )
+                )
                 return full, size_all, sel, len(r.content)  # type: ignore[attr-defined]
 
         full, size_all, sel, size_sel = await trio.to_thread.run_sync(http_lists)
-        print(f"HTTPS LIST (client thread, to the last byte): all pods p50 {full:.0f} ms ({size_all / 2**20:.1f} MiB); "
-              f"labelSelector=app=app-007 p50 {sel:.1f} ms ({size_sel / 1024:.0f} KiB)")
+        print(
+            "HTTPS LIST (client thread, to the last byte): "
+            f"all pods p50 {full:.0f} ms ({size_all / 2**20:.1f} MiB); "
+            f"labelSelector=app=app-007 p50 {sel:.1f} ms ({size_sel / 1024:.0f} KiB)"
+        )
         print(f"RSS after the LISTs: {rss_mib()[0]:,.0f} MiB")
         nursery.cancel_scope.cancel()
 
@@ -146,7 +157,9 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=1000)
     parser.add_argument("--deployments", type=int, default=300)
     parser.add_argument("--replicas", type=int, default=100)
-    parser.add_argument("--tracemalloc", action="store_true", help="print the top allocation sites at the end")
+    parser.add_argument(
+        "--tracemalloc", action="store_true", help="print the top allocation sites at the end"
+    )
     args = parser.parse_args()
     if args.tracemalloc:
         tracemalloc.start(1)  # one frame: deeper tracebacks make the run several times slower

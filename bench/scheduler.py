@@ -26,7 +26,7 @@ from pathlib import Path
 
 import trio
 
-from orchestra.api.core import ApiCore
+from orchestra.api.request.core import ApiCore
 from orchestra.client.local import LocalClient
 from orchestra.reconcilers.scheduler import Scheduler
 from orchestra.store import Store
@@ -35,11 +35,21 @@ from orchestra.store import Store
 def node(i: int) -> dict[str, object]:
     name = f"node-{i:04d}"
     return {
-        "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, "topology.kubernetes.io/zone": f"zone-{i % 3}"}},
+        "metadata": {
+            "name": name,
+            "labels": {"kubernetes.io/hostname": name, "topology.kubernetes.io/zone": f"zone-{i % 3}"},
+        },
         "status": {
             "capacity": {"cpu": "32", "memory": "128Gi", "pods": "110"},
             "allocatable": {"cpu": "32", "memory": "128Gi", "pods": "110"},
-            "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status"}],
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "True",
+                    "reason": "KubeletReady",
+                    "message": "kubelet is posting ready status",
+                }
+            ],
         },
     }
 
@@ -47,7 +57,11 @@ def node(i: int) -> dict[str, object]:
 def pod(i: int) -> dict[str, object]:
     return {
         "metadata": {"name": f"pod-{i:05d}", "labels": {"app": "bench"}},
-        "spec": {"containers": [{"name": "c", "image": "busybox", "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}}]},
+        "spec": {
+            "containers": [
+                {"name": "c", "image": "busybox", "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}}
+            ]
+        },
     }
 
 
@@ -103,7 +117,11 @@ async def bench(n_nodes: int, n_pods: int, precreate: bool = False) -> None:
         nursery.cancel_scope.cancel()
     lat = sorted(bound[k] - created[k] for k in bound)
     stats = scheduler.statistics()
-    print(f"nodes={n_nodes} pods={n_pods} mode={'backlog (pods created before the scheduler starts)' if precreate else 'arrival (pods created while the scheduler runs)'}")
+    print(
+        f"nodes={n_nodes} pods={n_pods} mode="
+        f"""{'backlog (pods created before the scheduler starts)' if precreate
+             else 'arrival (pods created while the scheduler runs)'}"""
+    )
     if precreate:
         print(f"all bound {elapsed:.2f}s after the scheduler started")
     else:
@@ -112,10 +130,14 @@ async def bench(n_nodes: int, n_pods: int, precreate: bool = False) -> None:
           f"(this process used {cpu:.2f}s of CPU: the figure to compare on a busy machine)")
     if precreate:
         lat = sorted(v - start for v in bound.values())
-    print(f"per-pod latency ({'scheduler start' if precreate else 'create'} -> bound seen by a watch): p50 {pct(lat, 0.5) * 1000:.1f} ms, "
-          f"p99 {pct(lat, 0.99) * 1000:.1f} ms")
-    print(f"scheduler: attempts={stats.attempts} scheduled={stats.scheduled} unschedulable={stats.unschedulable} "
-          f"errors={stats.errors}")
+    print(
+        f"per-pod latency ({'scheduler start' if precreate else 'create'} -> bound seen by a watch): "
+        f"p50 {pct(lat, 0.5) * 1000:.1f} ms, p99 {pct(lat, 0.99) * 1000:.1f} ms"
+    )
+    print(
+        f"scheduler: attempts={stats.attempts} scheduled={stats.scheduled} "
+        f"unschedulable={stats.unschedulable} errors={stats.errors}"
+    )
     per_node = [len(info.pods) for info in scheduler.cache.node_list()]
     print(f"pods per node: min {min(per_node)} max {max(per_node)}")
 
@@ -143,21 +165,32 @@ async def bench_deployment(n_nodes: int, replicas: int) -> None:
         await client.create(deploy_rt, "default", body)
         async for _, obj in client.watch(deploy_rt, "default", resource_version=rv):
             st = obj.get("status") or {}
-            if (st.get("observedGeneration") == obj["metadata"]["generation"] and st.get("updatedReplicas") == replicas
-                    and st.get("availableReplicas") == replicas and st.get("replicas") == replicas):
+            if (
+                st.get("observedGeneration") == obj["metadata"]["generation"]
+                and st.get("updatedReplicas") == replicas
+                and st.get("availableReplicas") == replicas
+                and st.get("replicas") == replicas
+            ):
                 break
         elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
         nursery.cancel_scope.cancel()
     print(f"deployment: replicas={replicas} simulated nodes={n_nodes} (cluster up in {up:.2f}s)")
-    print(f"fully available after {elapsed:.2f}s (target <= 10 s); this process used {cpu:.2f}s of CPU meanwhile")
+    print(
+        f"fully available after {elapsed:.2f}s (target <= 10 s); "
+        f"this process used {cpu:.2f}s of CPU meanwhile"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--nodes", type=int, help="nodes (default 1000; with --deployment 100)")
     parser.add_argument("--pods", type=int, default=10_000)
-    parser.add_argument("--backlog", action="store_true", help="create every pod before starting the scheduler")
-    parser.add_argument("--deployment", action="store_true", help="time a Deployment to fully available instead")
+    parser.add_argument(
+        "--backlog", action="store_true", help="create every pod before starting the scheduler"
+    )
+    parser.add_argument(
+        "--deployment", action="store_true", help="time a Deployment to fully available instead"
+    )
     parser.add_argument("--replicas", type=int, default=1000, help="with --deployment")
     parser.add_argument("--profile", action="store_true", help="print the top functions by cumulative time")
     args = parser.parse_args()

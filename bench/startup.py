@@ -26,8 +26,22 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def orchestra_cmd(state: Path, port: int, extra: list[str]) -> list[str]:
-    return [sys.executable, "-m", "orchestra", "up", "--state-dir", str(state), "--listen", f"127.0.0.1:{port}",
-            "--no-dashboard", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "orchestra",
+        "up",
+        "--state-dir",
+        str(state),
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--no-dashboard",
+        "--ingress-listen",  # ports 80/443 may be taken on this host; start-up is measured without them
+        "off",
+        "--ingress-tls-listen",
+        "off",
+        *extra,
+    ]
 
 
 def wait_ready(state: Path, port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> float:
@@ -82,7 +96,9 @@ def api_get(state: Path, port: int, path: str) -> dict:
     cfg = json.loads((state / "kubeconfig").read_text())
     token = cfg["users"][0]["user"]["token"]
     ctx = ssl.create_default_context(cafile=str(state / "pki" / "ca.crt"))
-    c = http.client.HTTPSConnection(urlparse(cfg["clusters"][0]["cluster"]["server"]).netloc, timeout=10, context=ctx)
+    c = http.client.HTTPSConnection(
+        urlparse(cfg["clusters"][0]["cluster"]["server"]).netloc, timeout=10, context=ctx
+    )
     c.request("GET", path, headers={"Authorization": f"Bearer {token}"})
     return json.loads(c.getresponse().read())
 
@@ -97,20 +113,31 @@ def main() -> None:
     for _ in range(args.runs):
         with tempfile.TemporaryDirectory() as d:
             port = free_port()
-            proc = subprocess.Popen(orchestra_cmd(Path(d), port, extra), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                    cwd=ROOT, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+            proc = subprocess.Popen(
+                orchestra_cmd(Path(d), port, extra),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                cwd=ROOT,
+                env={**os.environ, "PYTHONWARNINGS": "ignore"},
+            )
             try:
                 times.append(wait_ready(Path(d), port, proc))
             finally:
                 stop(proc)
-    print(f"up -> API ready: median {statistics.median(times) * 1000:.0f} ms, min {min(times) * 1000:.0f} ms, "
-          f"max {max(times) * 1000:.0f} ms over {len(times)} runs (target <= 1000 ms; k3d ~13 s, kind ~14 s)")
+    print(
+        f"up -> API ready: median {statistics.median(times) * 1000:.0f} ms, min {min(times) * 1000:.0f} ms, "
+        f"max {max(times) * 1000:.0f} ms over {len(times)} runs (target <= 1000 ms; k3d ~13 s, kind ~14 s)"
+    )
 
     with tempfile.TemporaryDirectory() as d:
         state, port = Path(d), free_port()
         # --stop-pods: the examples' Podman pods go with this throw-away cluster and its state directory
-        proc = subprocess.Popen(orchestra_cmd(state, port, [*extra, "--stop-pods", "--apply", str(ROOT / "examples")]),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+        proc = subprocess.Popen(
+            orchestra_cmd(state, port, [*extra, "--stop-pods", "--apply", str(ROOT / "examples")]),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd=ROOT,
+        )
         try:
             wait_ready(state, port, proc)
             deadline = time.perf_counter() + 90
@@ -125,8 +152,10 @@ def main() -> None:
                     break
                 time.sleep(1)
             time.sleep(10)
-            print(f"idle RSS with examples/ applied: {rss_mb(proc.pid):.0f} MB (pods by phase: {phases}; target <= 150 MB, "
-                  "k3s idles at 300-500 MB)")
+            print(
+                f"idle RSS with examples/ applied: {rss_mb(proc.pid):.0f} MB "
+                f"(pods by phase: {phases}; target <= 150 MB, k3s idles at 300-500 MB)"
+            )
         finally:
             stop(proc)
 

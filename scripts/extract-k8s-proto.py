@@ -3,7 +3,7 @@
 
 Why: `kubectl create namespace|configmap|secret|deployment|...` (the generator subcommands) POST their
 bodies as `application/vnd.kubernetes.protobuf`. orchestra stores JSON, so
-orchestra.api.protobuf.decode_k8s_protobuf() turns such a body back into the JSON dict; to do that it
+orchestra.apiserver.protobuf.decode_k8s_protobuf() turns such a body back into the JSON dict; to do that it
 needs, for every message, which field number is which JSON field and of which type. This script makes
 that table once, at development time. It is interface data (like a JSON schema), not code; the runtime
 decoder is pure Python and does not depend on the `protobuf` package.
@@ -246,19 +246,26 @@ def build_table(messages: dict[str, descriptor_pb2.DescriptorProto], start: list
                 and props is not None
                 and f.name not in props
             )
+            json_name = f.name
             if props is not None and not embed and f.name not in props:
-                print(f"warning: {name}.{f.name} is not a JSON property", file=sys.stderr)
+                # a few protos spell the field unlike its JSON tag (networking/v1's `aPIGroup` for
+                # `apiGroup`): the JSON property with the same letters is the name
+                same = [p for p in props if p.lower() == f.name.lower()]
+                if len(same) == 1:
+                    json_name = same[0]
+                else:
+                    print(f"warning: {name}.{f.name} is not a JSON property", file=sys.stderr)
             if ftype != FD.TYPE_MESSAGE:
                 tname = None
             fields[str(f.number)] = [
-                f.name,
+                json_name,
                 TYPE_NAMES[ftype],
                 tname,
                 int(repeated),
                 int(is_map),
                 int(nullable),
                 int(embed),
-                int(f.name in required),
+                int(json_name in required),
             ]
             if tname:
                 todo.append(tname)

@@ -110,6 +110,8 @@ def kubectl_bin() -> str:
     if not os.path.exists(KUBECTL):
         found = shutil.which("kubectl")
         if not found:
-            pytest.fail("kubectl 1.32 is required for these tests (/usr/lib/google-cloud-sdk/bin/kubectl.1.32)")
+            pytest.fail(
+                "kubectl 1.32 is required for these tests (/usr/lib/google-cloud-sdk/bin/kubectl.1.32)"
+            )
         return found
     return KUBECTL

@@ -84,6 +84,9 @@ async def _check_dead_clusters_pods(tmp_path: Path, runtime: SimulatedRuntime) -
     await sandbox("p-unlabelled", "uid-older", None)
     await sandbox("p-own", "uid-own", gone)  # this cluster's own pods are never touched here
     removed = await remove_dead_clusters_pods(runtime, "uid-own")
-    assert {(r.cluster_id, r.pods) for r in removed} == {("uid-gone", ("p-gone",)), ("uid-old", ("p-reused",))}
+    assert {(r.cluster_id, r.pods) for r in removed} == {
+        ("uid-gone", ("p-gone",)),
+        ("uid-old", ("p-reused",)),
+    }
     left = {s.name for s in await runtime.list_sandboxes()}
     assert left == {"p-stopped", "p-unlabelled", "p-own"}

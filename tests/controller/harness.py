@@ -8,7 +8,7 @@ import attrs
 import trio
 import trio.testing
 
-from orchestra.api.core import ApiCore
+from orchestra.api.request.core import ApiCore
 from orchestra.client.local import LocalClient
 from orchestra.store import Store
 
@@ -51,7 +51,10 @@ def pod(name: str, *, labels: dict[str, str] | None = None, node: str | None = N
         ready: bool = False, ports: list[Obj] | None = None, owner: Obj | None = None, **spec: Any) -> Obj:
     obj: Obj = {
         "metadata": {"name": name, "labels": labels or {}},
-        "spec": {"containers": [{"name": "c", "image": "busybox", **({"ports": ports} if ports else {})}], **spec},
+        "spec": {
+            "containers": [{"name": "c", "image": "busybox", **({"ports": ports} if ports else {})}],
+            **spec,
+        },
     }
     if node:
         obj["spec"]["nodeName"] = node

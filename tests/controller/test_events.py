@@ -10,7 +10,9 @@ from tests.controller.harness import make_api
 
 
 async def _pod(api):  # type: ignore[no-untyped-def]
-    return await api.create("Pod", {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "x"}]}})
+    return await api.create(
+        "Pod", {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "x"}]}}
+    )
 
 
 @pytest.mark.parametrize(
@@ -38,8 +40,14 @@ async def test_aggregation(autojump_clock: trio.testing.MockClock, records: list
         events = api.list("Event", "default")
         assert sorted((e["reason"], e["message"], e["count"]) for e in events) == sorted(expected)
         for e in events:
-            assert e["involvedObject"] == {"kind": "Pod", "name": "p", "namespace": "default", "uid": pod["metadata"]["uid"],
-                                           "resourceVersion": pod["metadata"]["resourceVersion"], "apiVersion": "v1"}
+            assert e["involvedObject"] == {
+                "kind": "Pod",
+                "name": "p",
+                "namespace": "default",
+                "uid": pod["metadata"]["uid"],
+                "resourceVersion": pod["metadata"]["resourceVersion"],
+                "apiVersion": "v1",
+            }
             assert e["source"] == {"component": "default-scheduler"}
             assert e["reportingComponent"] == "default-scheduler"
             assert e["type"] in (NORMAL, WARNING)

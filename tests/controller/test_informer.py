@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import trio
 
-from orchestra.api.objects import decode, encode
-from orchestra.api.selectors import parse_label_selector
+from orchestra.api.machinery.selectors import parse_label_selector
+from orchestra.api.request.stored import decode, encode
 from orchestra.controller import Informer
 from tests.controller.harness import make_api, wait_for
 
@@ -29,7 +29,9 @@ async def test_initial_list_then_watch(autojump_clock: trio.testing.MockClock) -
         api = await make_api()
         await api.create("ConfigMap", cm("a", "1", app="x"))
         await api.create("ConfigMap", cm("b", "1", app="y"))
-        inf = Informer(api.client, api.rt("ConfigMap"), indexers={"app": lambda o: [o["metadata"]["labels"]["app"]]})
+        inf = Informer(
+            api.client, api.rt("ConfigMap"), indexers={"app": lambda o: [o["metadata"]["labels"]["app"]]}
+        )
         events: list[Event] = []
         inf.add_handler(recorder(events))
         async with trio.open_nursery() as nursery:
@@ -39,7 +41,9 @@ async def test_initial_list_then_watch(autojump_clock: trio.testing.MockClock) -
             assert sorted(events) == [("ADDED", None, "a:1"), ("ADDED", None, "b:1")]
             assert inf.get("default", "a")["data"] == {"v": "1"}  # type: ignore[index]
             assert [o["metadata"]["name"] for o in inf.by_index("app", "y")] == ["b"]
-            assert [o["metadata"]["name"] for o in inf.list("default", parse_label_selector("app=x"))] == ["a"]
+            assert [o["metadata"]["name"] for o in inf.list("default", parse_label_selector("app=x"))] == [
+                "a"
+            ]
             events.clear()
 
             a = api.get("ConfigMap", "a")
@@ -86,7 +90,11 @@ async def test_relist_after_compaction_emits_differences(autojump_clock: trio.te
             store.compact(store.revision)
             await trio.testing.wait_all_tasks_blocked()  # the 410 and the re-list take no time
             assert inf.statistics()["relists"] == 1
-            assert sorted(events) == [("ADDED", None, "c:1"), ("DELETED", "b:1", None), ("MODIFIED", "a:1", "a:2")]
+            assert sorted(events) == [
+                ("ADDED", None, "c:1"),
+                ("DELETED", "b:1", None),
+                ("MODIFIED", "a:1", "a:2"),
+            ]
             assert sorted(inf.keys()) == ["default/a", "default/c", "default/keep"]
             assert inf.resource_version == str(store.revision)
             # and it keeps watching afterwards
@@ -104,7 +112,9 @@ async def test_wait_for_resource_version(autojump_clock: trio.testing.MockClock)
             created = await api.create("ConfigMap", cm("a", "1"))
             assert await inf.wait_for_resource_version(created["metadata"]["resourceVersion"])
             assert inf.get("default", "a") is not None
-            assert not await inf.wait_for_resource_version(int(created["metadata"]["resourceVersion"]) + 50, max_wait=1)
+            assert not await inf.wait_for_resource_version(
+                int(created["metadata"]["resourceVersion"]) + 50, max_wait=1
+            )
             nursery.cancel_scope.cancel()
 
 

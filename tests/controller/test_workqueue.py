@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 import trio
 
-from orchestra.workqueue import ExponentialBackoff, QueueShutDown, RateLimiter, TokenBucket, WorkQueue
+from orchestra.controller.workqueue import (
+    ExponentialBackoff,
+    QueueShutDown,
+    RateLimiter,
+    TokenBucket,
+    WorkQueue,
+)
 
 
 def drain(q: WorkQueue[str]) -> list[str]:
@@ -97,7 +103,9 @@ async def test_concurrent_workers_never_share_a_key(autojump_clock: trio.testing
     [(1, 0.005), (2, 0.010), (3, 0.020), (5, 0.080), (10, 2.56), (18, 655.36), (19, 1000.0), (40, 1000.0)],
     ids=["1st", "2nd", "3rd", "5th", "10th", "18th", "capped-19th", "capped-40th"],
 )
-async def test_backoff_timing(autojump_clock: trio.testing.MockClock, failures: int, expected_delay: float) -> None:
+async def test_backoff_timing(
+    autojump_clock: trio.testing.MockClock, failures: int, expected_delay: float
+) -> None:
     with trio.fail_after(5000):
         q: WorkQueue[str] = WorkQueue()
         for _ in range(failures - 1):
@@ -126,7 +134,9 @@ async def test_forget_resets_backoff(autojump_clock: trio.testing.MockClock) -> 
     [([3.0], 3.0), ([10.0, 5.0], 5.0), ([5.0, 10.0], 5.0), ([0.0], 0.0), ([-1.0], 0.0)],
     ids=["one", "earlier-wins", "later-ignored", "zero-is-now", "negative-is-now"],
 )
-async def test_add_after(autojump_clock: trio.testing.MockClock, delays: list[float], expected_at: float) -> None:
+async def test_add_after(
+    autojump_clock: trio.testing.MockClock, delays: list[float], expected_at: float
+) -> None:
     with trio.fail_after(100):
         q: WorkQueue[str] = WorkQueue()
         start = trio.current_time()

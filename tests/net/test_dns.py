@@ -10,7 +10,7 @@ import dns.rdatatype
 import pytest
 import trio
 
-from orchestra.api.core import ApiCore
+from orchestra.api.request.core import ApiCore
 from orchestra.app import bootstrap
 from orchestra.client.local import LocalClient
 from orchestra.net.dns import ClusterDNS

@@ -10,7 +10,7 @@ import orjson
 import trio
 import trio.testing
 
-from orchestra.api.core import ApiCore
+from orchestra.api.request.core import ApiCore
 from orchestra.app import bootstrap
 from orchestra.client.local import LocalClient
 from orchestra.controller import RestartPolicy, Supervisor

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 import trio
 
-from orchestra.api.core import ApiCore
+from orchestra.api.request.core import ApiCore
 from orchestra.app import bootstrap
 from orchestra.client.local import LocalClient
 from orchestra.net.proxy import ServiceProxy
@@ -64,13 +64,17 @@ def slice_for(svc: str, endpoints: list[tuple[int, bool]], name: str = "") -> di
     return {
         "metadata": {"name": f"{svc}-x", "labels": {"kubernetes.io/service-name": svc}},
         "addressType": "IPv4",
-        "endpoints": [{"addresses": ["127.0.0.1"], "conditions": {"ready": ready}, "targetRef": {"name": f"p{port}"}}
-                      for port, ready in endpoints],
+        "endpoints": [
+            {"addresses": ["127.0.0.1"], "conditions": {"ready": ready}, "targetRef": {"name": f"p{port}"}}
+            for port, ready in endpoints
+        ],
         "ports": [{"name": name, "port": 0, "protocol": "TCP"}],
     }
 
 
-async def test_round_robin_readiness_and_live_updates(env: tuple[ServiceProxy, LocalClient, trio.Nursery]) -> None:
+async def test_round_robin_readiness_and_live_updates(
+    env: tuple[ServiceProxy, LocalClient, trio.Nursery],
+) -> None:
     _proxy, client, nursery = env
     ports = [await nursery.start(backend, f"b{i}") for i in range(3)]
     svc = await client.create(client.kind("Service"), "default", {"metadata": {"name": "web"}, "spec": {
@@ -99,7 +103,9 @@ async def test_round_robin_readiness_and_live_updates(env: tuple[ServiceProxy, L
         await call(vip, 8080)
 
 
-async def test_session_affinity_nodeport_and_load_balancer(env: tuple[ServiceProxy, LocalClient, trio.Nursery]) -> None:
+async def test_session_affinity_nodeport_and_load_balancer(
+    env: tuple[ServiceProxy, LocalClient, trio.Nursery],
+) -> None:
     _proxy, client, nursery = env
     ports = [await nursery.start(backend, f"b{i}") for i in range(2)]
     svc = await client.create(client.kind("Service"), "default", {"metadata": {"name": "lb"}, "spec": {

@@ -3,13 +3,28 @@
 from orchestra.net.service_env import env_for_pod
 
 SVCS = [
-    {"metadata": {"name": "web-app", "namespace": "shop"},
-     "spec": {"clusterIP": "10.96.0.20", "ports": [{"name": "http", "port": 80, "protocol": "TCP"},
-                                                   {"name": "dns", "port": 53, "protocol": "UDP"}]}},
-    {"metadata": {"name": "headless", "namespace": "shop"}, "spec": {"clusterIP": "None", "ports": [{"port": 1}]}},
-    {"metadata": {"name": "other", "namespace": "elsewhere"}, "spec": {"clusterIP": "10.96.0.30", "ports": [{"port": 9}]}},
-    {"metadata": {"name": "kubernetes", "namespace": "default"},
-     "spec": {"clusterIP": "10.96.0.1", "ports": [{"name": "https", "port": 443, "protocol": "TCP"}]}},
+    {
+        "metadata": {"name": "web-app", "namespace": "shop"},
+        "spec": {
+            "clusterIP": "10.96.0.20",
+            "ports": [
+                {"name": "http", "port": 80, "protocol": "TCP"},
+                {"name": "dns", "port": 53, "protocol": "UDP"},
+            ],
+        },
+    },
+    {
+        "metadata": {"name": "headless", "namespace": "shop"},
+        "spec": {"clusterIP": "None", "ports": [{"port": 1}]},
+    },
+    {
+        "metadata": {"name": "other", "namespace": "elsewhere"},
+        "spec": {"clusterIP": "10.96.0.30", "ports": [{"port": 9}]},
+    },
+    {
+        "metadata": {"name": "kubernetes", "namespace": "default"},
+        "spec": {"clusterIP": "10.96.0.1", "ports": [{"name": "https", "port": 443, "protocol": "TCP"}]},
+    },
 ]
 
 

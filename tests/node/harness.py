@@ -13,7 +13,7 @@ import attrs
 import trio
 from kubernetes.client import ApiClient
 
-from orchestra.api.core import ApiCore
+from orchestra.api.request.core import ApiCore
 from orchestra.client.local import LocalClient
 from orchestra.node.agent import AgentConfig, NodeAgent
 from orchestra.node.registration import simulated_host

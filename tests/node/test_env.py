@@ -50,7 +50,11 @@ CASES = [
     ("plain", {"value": "v"}, "v"),
     ("configmap", {"valueFrom": {"configMapKeyRef": {"name": "cm", "key": "color"}}}, "blue"),
     ("secret-decoded", {"valueFrom": {"secretKeyRef": {"name": "sec", "key": "password"}}}, "s3cret"),
-    ("optional-missing", {"valueFrom": {"configMapKeyRef": {"name": "nope", "key": "k", "optional": True}}}, None),
+    (
+        "optional-missing",
+        {"valueFrom": {"configMapKeyRef": {"name": "nope", "key": "k", "optional": True}}},
+        None,
+    ),
     ("name", field("metadata.name"), "p"),
     ("namespace", field("metadata.namespace"), "ns"),
     ("uid", field("metadata.uid"), "u-1"),
@@ -90,7 +94,8 @@ def test_env_from_with_prefix_and_order() -> None:
 
 @pytest.mark.parametrize(("entry", "message"), [
     ({"valueFrom": {"configMapKeyRef": {"name": "nope", "key": "k"}}}, 'configmap "nope" not found'),
-    ({"valueFrom": {"secretKeyRef": {"name": "sec", "key": "nokey"}}}, "couldn't find key nokey in Secret ns/sec"),
+    ({"valueFrom": {"secretKeyRef": {"name": "sec", "key": "nokey"}}},
+     "couldn't find key nokey in Secret ns/sec"),
 ], ids=["missing-configmap", "missing-key"])
 def test_env_errors(entry: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
@@ -107,7 +112,9 @@ def autojump_clock() -> trio.testing.MockClock:
     return trio.testing.MockClock(autojump_threshold=0)
 
 
-async def test_env_reaches_container_and_config_errors_wait(tmp_path: Path, autojump_clock: trio.abc.Clock) -> None:
+async def test_env_reaches_container_and_config_errors_wait(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
     def services(pod: dict[str, Any]) -> dict[str, str]:  # the hook the service-env engineer fills
         return {"KUBERNETES_SERVICE_HOST": "10.96.0.1"}
 
@@ -118,7 +125,10 @@ async def test_env_reaches_container_and_config_errors_wait(tmp_path: Path, auto
                                                 {"name": "MISSING", "valueFrom": {"configMapKeyRef": {
                                                     "name": "later", "key": "k"}}}]}])
             pod = await env.wait_pod("e", lambda p: waiting_reason(p) == "CreateContainerConfigError")
-            assert 'configmap "later" not found' in pod["status"]["containerStatuses"][0]["state"]["waiting"]["message"]  # type: ignore[index]
+            assert (
+                'configmap "later" not found'
+                in pod["status"]["containerStatuses"][0]["state"]["waiting"]["message"]
+            )  # type: ignore[index]
             await env.client.create(env.rt("ConfigMap"), "default",
                                     {"metadata": {"name": "later"}, "data": {"k": "v"}})
             await env.wait_pod("e", lambda p: (p or {}).get("status", {}).get("phase") == "Running")

@@ -51,9 +51,13 @@ async def test_pod_runs_with_full_status(tmp_path: Path, autojump_clock: trio.ab
             assert cs["imageID"].startswith("localhost/busybox@sha256:")
             assert cs["restartCount"] == 0 and "running" in cs["state"]
             types = {c["type"]: c["status"] for c in status["conditions"]}
-            assert types == {"PodReadyToStartContainers": "True", "Initialized": "True", "Ready": "True",
-                             "ContainersReady": "True", "PodScheduled": types.get("PodScheduled", "True")} or \
-                set(types) >= {"PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady"}
+            assert types == {
+                "PodReadyToStartContainers": "True",
+                "Initialized": "True",
+                "Ready": "True",
+                "ContainersReady": "True",
+                "PodScheduled": types.get("PodScheduled", "True"),
+            } or set(types) >= {"PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady"}
             model = deserialize(pod, "V1Pod")
             assert model.status.container_statuses[0].state.running is not None
             reasons = [e["reason"] for e in await env.k8s_events()]
@@ -84,7 +88,11 @@ async def test_crashloop_backoff_doubles_and_resets(tmp_path: Path, autojump_clo
             assert gaps(env.started_times("c"), env.died_times("c"))[:5] == [0.0, 10.0, 20.0, 40.0, 80.0]
             await env.agent.recorder.flush()  # type: ignore[union-attr]
             backoff = [e for e in await env.k8s_events() if e["reason"] == "BackOff"]
-            assert backoff and backoff[0]["message"] == f"Back-off restarting failed container c in pod crash_default({uid})"
+            assert (
+                backoff
+                and backoff[0]["message"]
+                == f"Back-off restarting failed container c in pod crash_default({uid})"
+            )
             assert backoff[0]["type"] == "Warning"
 
 
@@ -97,7 +105,9 @@ async def test_crashloop_backoff_caps_at_five_minutes(tmp_path: Path, autojump_c
             assert gaps(env.started_times("c"), env.died_times("c"))[:8] == [0, 10, 20, 40, 80, 160, 300, 300]
 
 
-async def test_backoff_resets_after_ten_minutes_running(tmp_path: Path, autojump_clock: trio.abc.Clock) -> None:
+async def test_backoff_resets_after_ten_minutes_running(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
     script = SimScript(containers={"c": ContainerScript(exit_after=1, exit_code=1)})
     with trio.fail_after(3000):
         async with open_env(tmp_path, script) as env:
@@ -116,7 +126,9 @@ async def test_liveness_failure_restarts_container(tmp_path: Path, autojump_cloc
 
     def handler(cmd: tuple[str, ...]) -> ExecScript | None:
         if cmd == ("cat", "/tmp/healthy"):
-            return ExecScript(exit_code=0 if healthy["ok"] else 1, stderr=b"" if healthy["ok"] else b"no such file\n")
+            return ExecScript(
+                exit_code=0 if healthy["ok"] else 1, stderr=b"" if healthy["ok"] else b"no such file\n"
+            )
         return None
 
     script = SimScript(containers={"c": ContainerScript(exec_handler=handler)})
@@ -194,21 +206,29 @@ async def test_startup_probe_gates_liveness(tmp_path: Path, autojump_clock: trio
 
 
 async def test_init_containers_run_in_order(tmp_path: Path, autojump_clock: trio.abc.Clock) -> None:
-    script = SimScript(containers={"init1": ContainerScript(exit_after=3), "init2": ContainerScript(exit_after=5)})
+    script = SimScript(
+        containers={"init1": ContainerScript(exit_after=3), "init2": ContainerScript(exit_after=5)}
+    )
     with trio.fail_after(60):
         async with open_env(tmp_path, script) as env:
             await env.create_pod("i", [ctr()], initContainers=[ctr("init1"), ctr("init2")])
             pod = await env.wait_pod("i", lambda p: waiting_reason(p) == "PodInitializing" and
                                      condition(p, "Initialized") == "False")
             pod = await env.wait_pod("i", lambda p: condition(p, "Ready") == "True")
-            s1, s2, s3 = env.started_times("init1")[0], env.started_times("init2")[0], env.started_times("c")[0]
+            s1, s2, s3 = (
+                env.started_times("init1")[0],
+                env.started_times("init2")[0],
+                env.started_times("c")[0],
+            )
             assert s2 - s1 == pytest.approx(3, abs=0.2) and s3 - s2 == pytest.approx(5, abs=0.2)
             init = state(pod, "init2", "initContainerStatuses")
             assert init["state"]["terminated"]["reason"] == "Completed" and init["ready"] is False
             deserialize(pod, "V1Pod")  # type: ignore[arg-type]
 
 
-async def test_failing_init_container_with_never_fails_pod(tmp_path: Path, autojump_clock: trio.abc.Clock) -> None:
+async def test_failing_init_container_with_never_fails_pod(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
     script = SimScript(containers={"init": ContainerScript(exit_after=1, exit_code=3)})
     with trio.fail_after(60):
         async with open_env(tmp_path, script) as env:

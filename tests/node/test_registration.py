@@ -14,8 +14,18 @@ from orchestra.runtime.simulated import SimulatedRuntime
 
 from .harness import NODE, deserialize, open_env
 
-NODE_INFO_FIELDS = {"machineID", "systemUUID", "bootID", "kernelVersion", "osImage", "containerRuntimeVersion",
-                    "kubeletVersion", "kubeProxyVersion", "operatingSystem", "architecture"}
+NODE_INFO_FIELDS = {
+    "machineID",
+    "systemUUID",
+    "bootID",
+    "kernelVersion",
+    "osImage",
+    "containerRuntimeVersion",
+    "kubeletVersion",
+    "kubeProxyVersion",
+    "operatingSystem",
+    "architecture",
+}
 
 
 @pytest.fixture

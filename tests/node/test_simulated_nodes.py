@@ -14,7 +14,7 @@ import pytest
 import trio
 import trio.testing
 
-from orchestra.api.core import ApiCore
+from orchestra.api.request.core import ApiCore
 from orchestra.client.local import LocalClient
 from orchestra.node.simulated import SimulatedNodes
 from orchestra.runtime.simulated import SimClock, SimulatedRuntime
@@ -65,7 +65,8 @@ class Cluster:
 
     async def pod(self, name: str, containers: list[Obj], *, node: str = "sim-node-1", **extra: Any) -> Obj:
         annotations = extra.pop("annotations", {})
-        metadata = {"name": name, "namespace": "default", "annotations": annotations, **extra.pop("metadata", {})}
+        metadata = {"name": name, "namespace": "default", "annotations": annotations,
+                    **extra.pop("metadata", {})}
         return await self.client.create(self.client.kind("Pod"), "default", {
             "metadata": metadata, "spec": {"nodeName": node, "containers": containers, **extra}})
 
@@ -80,7 +81,8 @@ class Cluster:
 
 
 @asynccontextmanager
-async def open_cluster(tmp_path: Path, state_dir: Path | None = None, count: int = 3) -> AsyncIterator[Cluster]:
+async def open_cluster(tmp_path: Path, state_dir: Path | None = None,
+                       count: int = 3) -> AsyncIterator[Cluster]:
     core = ApiCore(Store.open_memory())
     client = LocalClient(core, field_manager="kubelet")
     for ns in ("default", "kube-node-lease", "kube-system"):
@@ -107,9 +109,11 @@ def clock() -> trio.testing.MockClock:
     return trio.testing.MockClock(autojump_threshold=0)
 
 
-async def test_nodes_get_pod_cidrs_and_their_pods_ips_from_them(tmp_path: Path, clock: trio.abc.Clock) -> None:
+async def test_nodes_get_pod_cidrs_and_their_pods_ips_from_them(tmp_path: Path,
+                                                                clock: trio.abc.Clock) -> None:
     async with open_cluster(tmp_path) as cluster:
-        nodes = {n["metadata"]["name"]: n for n in (await cluster.client.list(cluster.client.kind("Node")))[0]}
+        listed, _ = await cluster.client.list(cluster.client.kind("Node"))
+        nodes = {n["metadata"]["name"]: n for n in listed}
         assert {name: (n["spec"]["podCIDR"], n["spec"]["podCIDRs"]) for name, n in nodes.items()} == {
             "sim-node-1": ("10.244.0.0/24", ["10.244.0.0/24"]),
             "sim-node-2": ("10.244.1.0/24", ["10.244.1.0/24"]),
@@ -126,12 +130,15 @@ async def test_a_node_keeps_the_pod_cidr_it_has(tmp_path: Path, clock: trio.abc.
     for ns in ("default", "kube-node-lease"):
         await client.create(client.kind("Namespace"), None, {"metadata": {"name": ns}})
     await client.create(client.kind("Node"), None, {"metadata": {"name": "sim-node-1"},
-                                                      "spec": {"podCIDR": "10.244.1.0/24", "podCIDRs": ["10.244.1.0/24"]}})
+                                                      "spec": {"podCIDR": "10.244.1.0/24",
+                                                               "podCIDRs": ["10.244.1.0/24"]}})
     async with trio.open_nursery() as nursery:
         cluster = Cluster(core, client, nursery, tmp_path, None)
         await cluster.start()
-        cidrs = {n["metadata"]["name"]: n["spec"]["podCIDR"] for n in (await client.list(client.kind("Node")))[0]}
-        assert cidrs == {"sim-node-1": "10.244.1.0/24", "sim-node-2": "10.244.0.0/24", "sim-node-3": "10.244.2.0/24"}
+        listed, _ = await client.list(client.kind("Node"))
+        cidrs = {n["metadata"]["name"]: n["spec"]["podCIDR"] for n in listed}
+        assert cidrs == {"sim-node-1": "10.244.1.0/24", "sim-node-2": "10.244.0.0/24",
+                         "sim-node-3": "10.244.2.0/24"}
         pod = await cluster.pod("p", [ctr("c", "sleep", "3600")])
         assert (await cluster.wait(pod["metadata"]["name"], ready))["status"]["podIP"] == "10.244.1.2"
         nursery.cancel_scope.cancel()
@@ -163,7 +170,8 @@ async def test_probes_pass_unless_scripted(tmp_path: Path, clock: trio.abc.Clock
 
 async def test_a_bad_annotation_is_a_warning_event(tmp_path: Path, clock: trio.abc.Clock) -> None:
     async with open_cluster(tmp_path) as cluster:
-        await cluster.pod("bad", [ctr("c", "sleep", "3600")], annotations={"sim.orchestra.io/exit": "c code=x"})
+        await cluster.pod("bad", [ctr("c", "sleep", "3600")],
+                          annotations={"sim.orchestra.io/exit": "c code=x"})
         await cluster.wait("bad", ready)
         for _ in range(20):
             events, _ = await cluster.client.list(cluster.client.kind("Event"), "default")
@@ -181,21 +189,24 @@ async def test_exec_probe_sees_the_files_of_the_command(tmp_path: Path, clock: t
                                   "periodSeconds": 5}}
     async with open_cluster(tmp_path) as cluster:
         await cluster.pod("liveness-exec", [{
-            "name": "liveness", "image": IMAGE, "args": ["/bin/sh", "-c",
-                                                         "touch /tmp/healthy; sleep 30; rm -f /tmp/healthy; sleep 600"],
+            "name": "liveness", "image": IMAGE,
+            "args": ["/bin/sh", "-c", "touch /tmp/healthy; sleep 30; rm -f /tmp/healthy; sleep 600"],
             **liveness}])
         start = trio.current_time()
-        await cluster.wait("liveness-exec", lambda p: state(p, "liveness").get("restartCount") == 1, limit=120)
-        assert 40 <= trio.current_time() - start <= 80  # 30 s, then 3 failures 5 s apart, then the grace period
+        await cluster.wait("liveness-exec", lambda p: state(p, "liveness").get("restartCount") == 1,
+                           limit=120)
+        # 30 s, then 3 failures 5 s apart, then the grace period
+        assert 40 <= trio.current_time() - start <= 80
         events, _ = await cluster.client.list(cluster.client.kind("Event"), "default")
-        assert any("Liveness probe failed: cat: can't open '/tmp/healthy': No such file or directory" in e["message"]
-                   for e in events)
+        failed = "Liveness probe failed: cat: can't open '/tmp/healthy': No such file or directory"
+        assert any(failed in e["message"] for e in events)
 
 
 async def test_init_containers_and_job_pods_complete(tmp_path: Path, clock: trio.abc.Clock) -> None:
     job_owner = {"apiVersion": "batch/v1", "kind": "Job", "name": "j", "uid": "job-uid", "controller": True}
     async with open_cluster(tmp_path) as cluster:
-        await cluster.pod("init", [ctr("app", "nginx")], initContainers=[ctr("setup", "./configure", "--all")])
+        await cluster.pod("init", [ctr("app", "nginx")],
+                          initContainers=[ctr("setup", "./configure", "--all")])
         await cluster.pod("job", [ctr("work", "python", "run.py")], restartPolicy="Never",
                           metadata={"ownerReferences": [job_owner]})
         await cluster.pod("slow-job", [ctr("work", "python", "run.py")], restartPolicy="Never",
@@ -243,7 +254,8 @@ async def test_restart_adopts_every_pod_unchanged(tmp_path: Path, clock: trio.ab
         assert after[:2] == crasher[:2] and after[3] >= crasher[3]  # same pod and IP; it goes on crashing
 
 
-async def test_a_restart_with_fewer_nodes_removes_the_others_pods(tmp_path: Path, clock: trio.abc.Clock) -> None:
+async def test_a_restart_with_fewer_nodes_removes_the_others_pods(tmp_path: Path,
+                                                                  clock: trio.abc.Clock) -> None:
     async with open_cluster(tmp_path, tmp_path / "runtime") as cluster:
         for node in ("sim-node-1", "sim-node-3"):
             await cluster.pod(node, [ctr("c", "sleep", "3600")], node=node)

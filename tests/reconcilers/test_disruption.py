@@ -12,9 +12,10 @@ import trio
 import trio.testing
 
 from orchestra.api.errors import TooManyRequests
-from orchestra.api.eviction import evict
+from orchestra.api.request.eviction import evict
+from orchestra.controller.clock import VIRTUAL_EPOCH
+from orchestra.objects import format_time
 from orchestra.reconcilers.disruption import DisruptionController
-from orchestra.reconcilers.workloads.common import VIRTUAL_EPOCH, fmt_time
 from tests.controller.harness import Api, owner_ref, pod
 from tests.reconcilers.test_workloads_support import CLOCK, events, running, set_pod, until
 
@@ -29,7 +30,9 @@ def template(app: str) -> Obj:
     return {"metadata": {"labels": {"app": app}}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
 
 
-async def workload(api: Api, kind: str, replicas: int, pods: int, *, ready: int | None = None, app: str = "web") -> None:
+async def workload(
+    api: Api, kind: str, replicas: int, pods: int, *, ready: int | None = None, app: str = "web"
+) -> None:
     """A `kind` (Deployment -> ReplicaSet, ReplicaSet, StatefulSet, Job, or None for bare pods) with
     `pods` pods labelled app=<app>, the first `ready` of them Ready (no workload controller runs)."""
     body = {"selector": {"matchLabels": {"app": app}}, "template": template(app)}
@@ -40,20 +43,47 @@ async def workload(api: Api, kind: str, replicas: int, pods: int, *, ready: int 
                                                  **({"serviceName": app} if kind == "StatefulSet" else {})}})
     if kind == "Deployment":
         assert owner is not None
-        owner = await api.create("ReplicaSet", {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {
-            "name": f"{app}-1", "ownerReferences": [owner_ref(owner)]}, "spec": {**body, "replicas": replicas}})
+        owner = await api.create(
+            "ReplicaSet",
+            {
+                "apiVersion": "apps/v1",
+                "kind": "ReplicaSet",
+                "metadata": {"name": f"{app}-1", "ownerReferences": [owner_ref(owner)]},
+                "spec": {**body, "replicas": replicas},
+            },
+        )
     if kind == "Job":
-        owner = await api.create("Job", {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": app}, "spec": {
-            "template": {**template(app), "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "b"}]}}}})
+        owner = await api.create(
+            "Job",
+            {
+                "apiVersion": "batch/v1",
+                "kind": "Job",
+                "metadata": {"name": app},
+                "spec": {
+                    "template": {
+                        **template(app),
+                        "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "b"}]},
+                    }
+                },
+            },
+        )
     for i in range(pods):
-        await api.create("Pod", pod(f"{app}-{i}", labels={"app": app}, owner=owner_ref(owner) if owner else None))
+        await api.create(
+            "Pod", pod(f"{app}-{i}", labels={"app": app}, owner=owner_ref(owner) if owner else None)
+        )
         await set_pod(api, f"{app}-{i}", ready=i < (pods if ready is None else ready))
 
 
 async def budget(api: Api, name: str = "web", **spec: Any) -> Obj:
-    return await api.create("PodDisruptionBudget", {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
-                                                    "metadata": {"name": name},
-                                                    "spec": {"selector": {"matchLabels": {"app": "web"}}, **spec}})
+    return await api.create(
+        "PodDisruptionBudget",
+        {
+            "apiVersion": "policy/v1",
+            "kind": "PodDisruptionBudget",
+            "metadata": {"name": name},
+            "spec": {"selector": {"matchLabels": {"app": "web"}}, **spec},
+        },
+    )
 
 
 def pdb_status(api: Api, name: str = "web") -> Obj:
@@ -78,25 +108,45 @@ def condition(api: Api, name: str = "web") -> Obj:
     return cond  # type: ignore[no-any-return]
 
 
-async def test_new_budget_has_zero_status_then_the_controller_fills_it(autojump_clock: trio.testing.MockClock) -> None:
+async def test_new_budget_has_zero_status_then_the_controller_fills_it(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     with trio.fail_after(60):
         async with running(controller) as api:
             await workload(api, "Deployment", replicas=3, pods=3)
             created = await budget(api, minAvailable=2)
-            assert created["status"] == {"disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0, "expectedPods": 0}
+            assert created["status"] == {
+                "disruptionsAllowed": 0,
+                "currentHealthy": 0,
+                "desiredHealthy": 0,
+                "expectedPods": 0,
+            }
             assert created["metadata"]["generation"] == 1
             await until(api, lambda: synced(api))
             assert pdb_status(api) == {
-                "observedGeneration": 1, "disruptionsAllowed": 1, "currentHealthy": 3, "desiredHealthy": 2, "expectedPods": 3,
-                "conditions": [{"type": "DisruptionAllowed", "status": "True", "observedGeneration": 1,
-                                "lastTransitionTime": fmt_time(VIRTUAL_EPOCH), "reason": "SufficientPods", "message": ""}]}
+                "observedGeneration": 1,
+                "disruptionsAllowed": 1,
+                "currentHealthy": 3,
+                "desiredHealthy": 2,
+                "expectedPods": 3,
+                "conditions": [
+                    {
+                        "type": "DisruptionAllowed",
+                        "status": "True",
+                        "observedGeneration": 1,
+                        "lastTransitionTime": format_time(VIRTUAL_EPOCH),
+                        "reason": "SufficientPods",
+                        "message": "",
+                    }
+                ],
+            }
             await trio.sleep(30)
             await set_pod(api, "web-0", ready=False)  # one pod fails its readiness probe
             await until(api, lambda: counts(api)[2] == 2)
             assert counts(api) == (3, 2, 2, 0)
             cond = condition(api)
             assert (cond["status"], cond["reason"]) == ("False", "InsufficientPods")
-            assert cond["lastTransitionTime"] == fmt_time(VIRTUAL_EPOCH + timedelta(seconds=30))
+            assert cond["lastTransitionTime"] == format_time(VIRTUAL_EPOCH + timedelta(seconds=30))
 
 
 # (workload kind, replicas, pods, ready pods, budget spec) -> (expected, desired, healthy, allowed)
@@ -115,8 +165,15 @@ SCALE_CASES = [
 
 @pytest.mark.parametrize(("kind", "replicas", "n", "ready", "spec", "expected"), [c[1:] for c in SCALE_CASES],
                          ids=[c[0] for c in SCALE_CASES])
-async def test_expected_pods_from_controller_scale(autojump_clock: trio.testing.MockClock, kind: str | None, replicas: int,
-                                                   n: int, ready: int, spec: Obj, expected: tuple[int, ...]) -> None:
+async def test_expected_pods_from_controller_scale(
+    autojump_clock: trio.testing.MockClock,
+    kind: str | None,
+    replicas: int,
+    n: int,
+    ready: int,
+    spec: Obj,
+    expected: tuple[int, ...],
+) -> None:
     with trio.fail_after(60):
         async with running(controller) as api:
             await workload(api, kind or "", replicas, n, ready=ready)
@@ -128,8 +185,10 @@ async def test_expected_pods_from_controller_scale(autojump_clock: trio.testing.
             if kind is None and "maxUnavailable" in spec:
                 await until(api, lambda: bool(events(api, "UnmanagedPods")))
                 assert events(api, "UnmanagedPods")[0].startswith(
-                    "Pods selected by this PodDisruptionBudget (selector: &LabelSelector{MatchLabels:map[string]string{app: web,},"
-                    "MatchExpressions:[]LabelSelectorRequirement{},}) were found to be unmanaged.")
+                    "Pods selected by this PodDisruptionBudget (selector: "
+                    "&LabelSelector{MatchLabels:map[string]string{app: web,},"
+                    "MatchExpressions:[]LabelSelectorRequirement{},}) were found to be unmanaged."
+                )
             if n == 0:
                 await until(api, lambda: events(api, "NoPods") == ["No matching pods found"])
 
@@ -142,8 +201,13 @@ async def test_controller_without_scale_fails_safe(autojump_clock: trio.testing.
             await until(api, lambda: bool(pdb_status(api).get("conditions")))
             st = pdb_status(api)
             assert st["disruptionsAllowed"] == 0 and "observedGeneration" not in st
-            assert condition(api) == {"type": "DisruptionAllowed", "status": "False", "lastTransitionTime": fmt_time(VIRTUAL_EPOCH),
-                                      "reason": "SyncFailed", "message": "jobs.batch does not implement the scale subresource"}
+            assert condition(api) == {
+                "type": "DisruptionAllowed",
+                "status": "False",
+                "lastTransitionTime": format_time(VIRTUAL_EPOCH),
+                "reason": "SyncFailed",
+                "message": "jobs.batch does not implement the scale subresource",
+            }
             await until(api, lambda: bool(events(api, "CalculateExpectedPodCountFailed")))
             # an integer minAvailable needs no scale: the budget recovers once the spec changes
             obj = api.get("PodDisruptionBudget", "web")
@@ -154,7 +218,9 @@ async def test_controller_without_scale_fails_safe(autojump_clock: trio.testing.
             assert counts(api) == (2, 1, 2, 1) and condition(api)["reason"] == "SufficientPods"
 
 
-async def test_spec_change_bumps_generation_and_status_follows(autojump_clock: trio.testing.MockClock) -> None:
+async def test_spec_change_bumps_generation_and_status_follows(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     with trio.fail_after(60):
         async with running(controller) as api:
             await workload(api, "Deployment", replicas=3, pods=3)
@@ -195,27 +261,40 @@ async def test_evicted_pods_are_not_healthy_until_the_timeout(autojump_clock: tr
             obj = api.get("PodDisruptionBudget", "web")
             assert obj is not None
             start = trio.current_time()
-            obj["status"]["disruptedPods"] = {"web-0": fmt_time(CLOCK())}
+            obj["status"]["disruptedPods"] = {"web-0": format_time(CLOCK())}
             obj["status"]["disruptionsAllowed"] = 0
             await api.client.update_status(api.rt("PodDisruptionBudget"), obj)
             await until(api, lambda: counts(api)[2] == 2)
-            assert pdb_status(api)["disruptedPods"] == {"web-0": fmt_time(VIRTUAL_EPOCH + timedelta(seconds=start))}
+            assert pdb_status(api)["disruptedPods"] == {
+                "web-0": format_time(VIRTUAL_EPOCH + timedelta(seconds=start))
+            }
             at = await until(api, lambda: "disruptedPods" not in pdb_status(api))
             assert at - start == pytest.approx(120, abs=1.0)
             assert counts(api) == (3, 2, 3, 1)
             await until(api, lambda: bool(events(api, "NotDeleted")))
-            assert events(api, "NotDeleted") == ["Pod was expected by PDB default/default to be deleted but it wasn't"]
+            assert events(api, "NotDeleted") == [
+                "Pod was expected by PDB default/default to be deleted but it wasn't"
+            ]
 
 
-async def test_stale_disruption_target_is_reset_after_two_minutes(autojump_clock: trio.testing.MockClock) -> None:
+async def test_stale_disruption_target_is_reset_after_two_minutes(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     with trio.fail_after(600):  # virtual seconds
         async with running(controller) as api:
             await workload(api, None, 0, 1)  # type: ignore[arg-type]
             p = api.get("Pod", "web-0")
             assert p is not None
             start = trio.current_time()
-            p["status"]["conditions"].append({"type": "DisruptionTarget", "status": "True", "reason": "EvictionByEvictionAPI",
-                                              "message": "Eviction API: evicting", "lastTransitionTime": fmt_time(CLOCK())})
+            p["status"]["conditions"].append(
+                {
+                    "type": "DisruptionTarget",
+                    "status": "True",
+                    "reason": "EvictionByEvictionAPI",
+                    "message": "Eviction API: evicting",
+                    "lastTransitionTime": format_time(CLOCK()),
+                }
+            )
             await api.client.update_status(api.rt("Pod"), p)
 
             def target() -> Obj:
@@ -228,19 +307,31 @@ async def test_stale_disruption_target_is_reset_after_two_minutes(autojump_clock
             assert target()["reason"] == "EvictionByEvictionAPI"
 
 
-async def test_eviction_spends_the_budget_the_controller_computed(autojump_clock: trio.testing.MockClock) -> None:
+async def test_eviction_spends_the_budget_the_controller_computed(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     with trio.fail_after(60):
         async with running(controller) as api:
             await workload(api, "Deployment", replicas=3, pods=3)
             await budget(api, minAvailable=2)
             await until(api, lambda: synced(api) and counts(api) == (3, 2, 3, 1))
-            await evict(api.core, "default", "web-0", {"apiVersion": "policy/v1", "kind": "Eviction",
-                                                          "metadata": {"name": "web-0"}}, now=lambda: fmt_time(CLOCK()))
+            await evict(
+                api.core,
+                "default",
+                "web-0",
+                {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "web-0"}},
+                now=lambda: format_time(CLOCK()),
+            )
             assert api.get("Pod", "web-0") is None
-            assert pdb_status(api)["disruptionsAllowed"] == 0  # spent (api-level details: tests/test_eviction.py)
+            assert (
+                pdb_status(api)["disruptionsAllowed"] == 0
+            )  # spent (api-level details: tests/api/test_eviction.py)
             # the controller sees web-0 gone: its disruptedPods entry goes, the budget stays at its edge
             await until(api, lambda: "disruptedPods" not in pdb_status(api) and counts(api) == (2, 2, 2, 0))
             with pytest.raises(TooManyRequests) as err:
                 await evict(api.core, "default", "web-1", {"metadata": {"name": "web-1"}})
-            assert err.value.causes[0].message == "The disruption budget web needs 2 healthy pods and has 2 currently"
+            assert (
+                err.value.causes[0].message
+                == "The disruption budget web needs 2 healthy pods and has 2 currently"
+            )
             assert api.get("Pod", "web-1") is not None

@@ -24,7 +24,11 @@ async def _service(api: Api, **spec: Any) -> dict[str, Any]:
 
 
 def _slices(api: Api) -> list[dict[str, Any]]:
-    return [s for s in api.list("EndpointSlice", "default") if s["metadata"]["labels"].get(SERVICE_NAME_LABEL) == "web"]
+    return [
+        s
+        for s in api.list("EndpointSlice", "default")
+        if s["metadata"]["labels"].get(SERVICE_NAME_LABEL) == "web"
+    ]
 
 
 async def _settle(api: Api) -> None:
@@ -48,8 +52,13 @@ async def _make_pod(api: Api, state: str) -> None:
     if state == "no-ip":
         await set_pod_status(api, "p1", ready=False)
         return
-    await set_pod_status(api, "p1", ip="10.1.0.7", ready=state in ("ready", "terminating-ready", "other-labels"),
-                         phase="Succeeded" if state == "succeeded" else "Running")
+    await set_pod_status(
+        api,
+        "p1",
+        ip="10.1.0.7",
+        ready=state in ("ready", "terminating-ready", "other-labels"),
+        phase="Succeeded" if state == "succeeded" else "Running",
+    )
     if state == "terminating-ready":
         await api.client.delete(api.rt("Pod"), "default", "p1")  # bound: graceful, stays Terminating
 
@@ -77,9 +86,15 @@ async def test_pod_states(autojump_clock: trio.testing.MockClock, state: str, bu
             assert subset[bucket] == [{"ip": "10.1.0.7", "nodeName": "n1", "targetRef": {
                 "kind": "Pod", "namespace": "default", "name": "p1", "uid": p1["metadata"]["uid"]}}]
             assert set(subset) == {bucket, "ports"}
-            assert subset["ports"] == [{"name": "web", "port": 8080, "protocol": "TCP"}]  # named targetPort resolved
+            assert subset["ports"] == [
+                {"name": "web", "port": 8080, "protocol": "TCP"}
+            ]  # named targetPort resolved
         (slc,) = _slices(api)
-        assert slc["metadata"]["labels"] == {"team": "a", SERVICE_NAME_LABEL: "web", MANAGED_BY_LABEL: MANAGED_BY}
+        assert slc["metadata"]["labels"] == {
+            "team": "a",
+            SERVICE_NAME_LABEL: "web",
+            MANAGED_BY_LABEL: MANAGED_BY,
+        }
         assert slc["metadata"]["ownerReferences"][0]["uid"] == svc["metadata"]["uid"]
         assert slc["metadata"]["name"].startswith("web-")
         if conditions is None:
@@ -131,11 +146,21 @@ async def test_selectorless_service_is_left_alone(autojump_clock: trio.testing.M
         async with trio.open_nursery() as nursery:
             await nursery.start(ctl.run)
             await api.create("Service", {"metadata": {"name": "ext"}, "spec": {"ports": [{"port": 80}]}})
-            await api.create("Endpoints", {"metadata": {"name": "ext"}, "subsets": [{"addresses": [{"ip": "192.0.2.1"}], "ports": [{"port": 80}]}]})
+            await api.create(
+                "Endpoints",
+                {
+                    "metadata": {"name": "ext"},
+                    "subsets": [{"addresses": [{"ip": "192.0.2.1"}], "ports": [{"port": 80}]}],
+                },
+            )
             await _settle(api)
             nursery.cancel_scope.cancel()
         assert api.get("Endpoints", "ext")["subsets"][0]["addresses"] == [{"ip": "192.0.2.1"}]  # type: ignore[index]
-        assert [s for s in api.list("EndpointSlice", "default") if s["metadata"]["labels"].get(SERVICE_NAME_LABEL) == "ext"] == []
+        assert [
+            s
+            for s in api.list("EndpointSlice", "default")
+            if s["metadata"]["labels"].get(SERVICE_NAME_LABEL) == "ext"
+        ] == []
 
 
 async def test_publish_not_ready_addresses(autojump_clock: trio.testing.MockClock) -> None:

@@ -16,7 +16,9 @@ async def _family(api: Api, *, block: bool = True) -> dict[str, Any]:
     kids = {}
     for name in ("kid1", "kid2"):
         kids[name] = await api.create("Pod", pod(name, owner=owner_ref(owner, block=block)))
-    grandkid = await api.create("Secret", {"metadata": {"name": "grandkid", "ownerReferences": [owner_ref(kids["kid1"])]}})
+    grandkid = await api.create(
+        "Secret", {"metadata": {"name": "grandkid", "ownerReferences": [owner_ref(kids["kid1"])]}}
+    )
     return {"owner": owner, **kids, "grandkid": grandkid}
 
 
@@ -47,7 +49,10 @@ async def test_propagation(autojump_clock: trio.testing.MockClock, policy: str, 
             kid = api.get("Pod", "kid1")
             assert kid is not None and "ownerReferences" not in kid["metadata"]
             grandkid = api.get("Secret", "grandkid")
-            assert grandkid is not None and grandkid["metadata"]["ownerReferences"][0]["uid"] == fam["kid1"]["metadata"]["uid"]
+            assert (
+                grandkid is not None
+                and grandkid["metadata"]["ownerReferences"][0]["uid"] == fam["kid1"]["metadata"]["uid"]
+            )
 
 
 async def test_foreground_waits_for_blocking_dependents(autojump_clock: trio.testing.MockClock) -> None:
@@ -56,7 +61,9 @@ async def test_foreground_waits_for_blocking_dependents(autojump_clock: trio.tes
         owner = await api.create("ConfigMap", {"metadata": {"name": "owner"}})
         await api.create("Secret", {"metadata": {"name": "held", "finalizers": ["example.com/hold"],
                                                  "ownerReferences": [owner_ref(owner, block=True)]}})
-        await api.create("Secret", {"metadata": {"name": "free", "ownerReferences": [owner_ref(owner, block=False)]}})
+        await api.create(
+            "Secret", {"metadata": {"name": "free", "ownerReferences": [owner_ref(owner, block=False)]}}
+        )
         gc = GarbageCollector(api.client)
         async with trio.open_nursery() as nursery:
             await nursery.start(gc.run)
@@ -82,20 +89,28 @@ async def test_foreground_waits_for_blocking_dependents(autojump_clock: trio.tes
     ],
     ids=["dangling-only", "live-owner", "dangling-next-to-live", "same-name-new-uid"],
 )
-async def test_dangling_owner_references(autojump_clock: trio.testing.MockClock, owners: list[str], survives: bool,
-                                         refs_left: int) -> None:
+async def test_dangling_owner_references(
+    autojump_clock: trio.testing.MockClock, owners: list[str], survives: bool, refs_left: int
+) -> None:
     with trio.fail_after(60):
         api = await make_api()
         live = await api.create("ConfigMap", {"metadata": {"name": "live"}})
         refs = {
-            "missing": {"apiVersion": "v1", "kind": "ConfigMap", "name": "nope", "uid": "00000000-0000-0000-0000-000000000001"},
+            "missing": {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "name": "nope",
+                "uid": "00000000-0000-0000-0000-000000000001",
+            },
             "live": owner_ref(live),
             "stale-uid": {**owner_ref(live), "uid": "00000000-0000-0000-0000-000000000002"},
         }
         gc = GarbageCollector(api.client)
         async with trio.open_nursery() as nursery:
             await nursery.start(gc.run)
-            await api.create("Secret", {"metadata": {"name": "dep", "ownerReferences": [refs[o] for o in owners]}})
+            await api.create(
+                "Secret", {"metadata": {"name": "dep", "ownerReferences": [refs[o] for o in owners]}}
+            )
             await trio.sleep(1)
             nursery.cancel_scope.cancel()
         dep = api.get("Secret", "dep")
@@ -104,7 +119,9 @@ async def test_dangling_owner_references(autojump_clock: trio.testing.MockClock,
             assert len(dep["metadata"].get("ownerReferences") or []) == refs_left
 
 
-async def test_owner_created_after_dependent_is_not_a_dangling_reference(autojump_clock: trio.testing.MockClock) -> None:
+async def test_owner_created_after_dependent_is_not_a_dangling_reference(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     """The cache may see a dependent before its owner; the GC asks the API before deleting."""
     with trio.fail_after(60):
         api = await make_api()

@@ -20,12 +20,17 @@ def _gone(api: Api, name: str) -> bool:
         [("ConfigMap", {"metadata": {"name": "cm"}})],
         [("ConfigMap", {"metadata": {"name": "cm"}}), ("Pod", pod("unbound")),
          ("Service", {"metadata": {"name": "s"}, "spec": {"ports": [{"port": 80}]}}),
-         ("Deployment", {"metadata": {"name": "d"}, "spec": {"selector": {"matchLabels": {"a": "b"}},
-                         "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "x"}]}}}})],
+         ("Deployment", {"metadata": {"name": "d"}, "spec": {
+             "selector": {"matchLabels": {"a": "b"}},
+             "template": {"metadata": {"labels": {"a": "b"}},
+                          "spec": {"containers": [{"name": "c", "image": "x"}]}},
+         }})],
     ],
     ids=["empty", "configmap", "mixed-kinds"],
 )
-async def test_contents_deleted_then_namespace_removed(autojump_clock: trio.testing.MockClock, contents: list) -> None:  # type: ignore[type-arg]
+async def test_contents_deleted_then_namespace_removed(
+    autojump_clock: trio.testing.MockClock, contents: list
+) -> None:  # type: ignore[type-arg]
     with trio.fail_after(60):
         api = await make_api("team")
         for kind, body in contents:
@@ -50,7 +55,9 @@ async def test_waits_for_graceful_pods_and_finalizers(autojump_clock: trio.testi
     with trio.fail_after(300):
         api = await make_api("team")
         await api.create("Pod", pod("bound", node="n1", terminationGracePeriodSeconds=30), "team")
-        await api.create("ConfigMap", {"metadata": {"name": "held", "finalizers": ["example.com/hold"]}}, "team")
+        await api.create(
+            "ConfigMap", {"metadata": {"name": "held", "finalizers": ["example.com/hold"]}}, "team"
+        )
         ctl = NamespaceController(api.client)
         async with trio.open_nursery() as nursery:
             await nursery.start(ctl.run)
@@ -70,9 +77,14 @@ async def test_waits_for_graceful_pods_and_finalizers(autojump_clock: trio.testi
             assert ns is not None
             conds = {c["type"]: c for c in ns["status"]["conditions"]}
             assert conds["NamespaceContentRemaining"]["status"] == "True"
-            assert conds["NamespaceContentRemaining"]["message"] == "Some resources are remaining: configmaps has 1 resource instances"
+            assert (
+                conds["NamespaceContentRemaining"]["message"]
+                == "Some resources are remaining: configmaps has 1 resource instances"
+            )
             assert conds["NamespaceFinalizersRemaining"]["reason"] == "SomeFinalizersRemain"
-            assert "example.com/hold in 1 resource instances" in conds["NamespaceFinalizersRemaining"]["message"]
+            assert (
+                "example.com/hold in 1 resource instances" in conds["NamespaceFinalizersRemaining"]["message"]
+            )
             assert conds["NamespaceDeletionContentFailure"]["status"] == "False"
             await api.client.patch(api.rt("ConfigMap"), "team", "held", {"metadata": {"finalizers": None}})
             done = await wait_for(api, lambda: _gone(api, "team"), limit=100)

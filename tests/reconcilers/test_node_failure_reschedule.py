@@ -14,7 +14,7 @@ from typing import Any
 import trio
 import trio.testing
 
-from orchestra.api.core import ApiCore
+from orchestra.api.request.core import ApiCore
 from orchestra.app.bootstrap import bootstrap
 from orchestra.client.local import LocalClient
 from orchestra.node.simulated import SimulatedNodes
@@ -30,10 +30,19 @@ Obj = dict[str, Any]
 
 def replicaset(replicas: int) -> Obj:
     labels = {"app": "web"}
-    return {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "web", "labels": labels},
-            "spec": {"replicas": replicas, "selector": {"matchLabels": labels},
-                     "template": {"metadata": {"labels": labels},
-                                  "spec": {"containers": [{"name": "c", "image": "localhost/busybox:latest"}]}}}}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "metadata": {"name": "web", "labels": labels},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "c", "image": "localhost/busybox:latest"}]},
+            },
+        },
+    }
 
 
 async def test_failed_node_pods_are_evicted_and_recreated_elsewhere(autojump_clock: trio.testing.MockClock,
@@ -48,7 +57,11 @@ async def test_failed_node_pods_are_evicted_and_recreated_elsewhere(autojump_clo
         return [p for p in core.list(pod_rt, "default").items if not p["metadata"].get("deletionTimestamp")]
 
     def running_on(node: str) -> list[Obj]:
-        return [p for p in pods() if p["spec"].get("nodeName") == node and p.get("status", {}).get("phase") == "Running"]
+        return [
+            p
+            for p in pods()
+            if p["spec"].get("nodeName") == node and p.get("status", {}).get("phase") == "Running"
+        ]
 
     async def until(pred: Any, limit: float = 2_000.0) -> float:
         with trio.fail_after(limit):
@@ -63,10 +76,14 @@ async def test_failed_node_pods_are_evicted_and_recreated_elsewhere(autojump_clo
             await nursery.start(ReplicaSetController(client).run)
             runtime = SimulatedRuntime(SimScript(pull_any=True))
             await nursery.start(runtime.run)
-            healthy = SimulatedNodes(client, runtime, 1, state_dir=tmp_path / "a", name_prefix="good-", heartbeat_jitter=0.0)
+            healthy = SimulatedNodes(
+                client, runtime, 1, state_dir=tmp_path / "a", name_prefix="good-", heartbeat_jitter=0.0
+            )
             await nursery.start(healthy.run)
             doomed_scope = trio.CancelScope()
-            doomed = SimulatedNodes(client, runtime, 1, state_dir=tmp_path / "b", name_prefix="bad-", heartbeat_jitter=0.0)
+            doomed = SimulatedNodes(
+                client, runtime, 1, state_dir=tmp_path / "b", name_prefix="bad-", heartbeat_jitter=0.0
+            )
             await nursery.start(_run_until_cancelled, doomed, doomed_scope)
             # cordon the healthy node while pods are placed, so they all land on the node that will fail
             await client.patch(client.kind("Node"), None, "good-1", {"spec": {"unschedulable": True}})
@@ -85,8 +102,11 @@ async def test_failed_node_pods_are_evicted_and_recreated_elsewhere(autojump_clo
             unknown_at = await until(lambda: ready_status() == "Unknown")
             # the last renewal was at most one renew period (10 s) before the stop; grace is 40 s
             assert 30.0 <= unknown_at - failed_at <= 41.0, unknown_at - failed_at
-            taints = {t["key"]: t["effect"] for t in core.get(node_rt, None, "bad-1")["spec"].get("taints", [])
-                      if t["effect"] == "NoExecute"}
+            taints = {
+                t["key"]: t["effect"]
+                for t in core.get(node_rt, None, "bad-1")["spec"].get("taints", [])
+                if t["effect"] == "NoExecute"
+            }
             assert taints == {"node.kubernetes.io/unreachable": "NoExecute"}
 
             moved_at = await until(lambda: len(running_on("good-1")) == 3 and not running_on("bad-1"))

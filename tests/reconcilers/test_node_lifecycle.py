@@ -8,14 +8,13 @@ from typing import Any
 import pytest
 import trio
 
+from orchestra.objects import min_toleration_seconds, ready_condition
 from orchestra.reconcilers.node_lifecycle import (
     FAST_TIMINGS,
     LEASE_NAMESPACE,
     NOT_READY,
     UNREACHABLE,
     NodeLifecycleController,
-    min_toleration_seconds,
-    ready_condition,
 )
 from tests.controller.harness import Api, make_api, pod, wait_for
 
@@ -30,12 +29,34 @@ class Kubelet:
         self._n = 0
 
     async def register(self, *, ready: str = "True") -> None:
-        await self.api.create("Node", {"metadata": {"name": self.node}, "status": {"conditions": [
-            {"type": "Ready", "status": ready, "reason": "KubeletReady", "message": "kubelet is posting ready status",
-             "lastHeartbeatTime": "2025-01-01T00:00:00Z", "lastTransitionTime": "2025-01-01T00:00:00Z"},
-            {"type": "MemoryPressure", "status": "False", "reason": "KubeletHasSufficientMemory"}]}}, None)
-        await self.api.create("Lease", {"metadata": {"name": self.node}, "spec": {
-            "holderIdentity": self.node, "leaseDurationSeconds": 40, "renewTime": self._stamp()}}, LEASE_NAMESPACE)
+        await self.api.create(
+            "Node",
+            {
+                "metadata": {"name": self.node},
+                "status": {
+                    "conditions": [
+                        {
+                            "type": "Ready",
+                            "status": ready,
+                            "reason": "KubeletReady",
+                            "message": "kubelet is posting ready status",
+                            "lastHeartbeatTime": "2025-01-01T00:00:00Z",
+                            "lastTransitionTime": "2025-01-01T00:00:00Z",
+                        },
+                        {"type": "MemoryPressure", "status": "False", "reason": "KubeletHasSufficientMemory"},
+                    ]
+                },
+            },
+            None,
+        )
+        await self.api.create(
+            "Lease",
+            {
+                "metadata": {"name": self.node},
+                "spec": {"holderIdentity": self.node, "leaseDurationSeconds": 40, "renewTime": self._stamp()},
+            },
+            LEASE_NAMESPACE,
+        )
         self.last_renew = trio.current_time()
 
     def _stamp(self) -> str:
@@ -70,7 +91,9 @@ def _terminating(api: Api, name: str) -> bool:
     return obj is None or bool(obj["metadata"].get("deletionTimestamp"))
 
 
-async def test_node_failure_unknown_taints_eviction_and_recovery(autojump_clock: trio.testing.MockClock) -> None:
+async def test_node_failure_unknown_taints_eviction_and_recovery(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     with trio.fail_after(2000):
         api = await make_api(LEASE_NAMESPACE)
         kubelet, healthy = Kubelet(api, "n1"), Kubelet(api, "n2")
@@ -99,9 +122,16 @@ async def test_node_failure_unknown_taints_eviction_and_recovery(autojump_clock:
             assert node is not None
             ready = ready_condition(node)
             assert ready is not None
-            assert (ready["reason"], ready["message"]) == ("NodeStatusUnknown", "Kubelet stopped posting node status.")
-            assert {c["type"]: c["status"] for c in node["status"]["conditions"]}["MemoryPressure"] == "Unknown"
-            tainted_at = await wait_for(api, lambda: _taints(api, "n1") == {(UNREACHABLE, "NoSchedule"), (UNREACHABLE, "NoExecute")})
+            assert (ready["reason"], ready["message"]) == (
+                "NodeStatusUnknown",
+                "Kubelet stopped posting node status.",
+            )
+            assert {c["type"]: c["status"] for c in node["status"]["conditions"]}[
+                "MemoryPressure"
+            ] == "Unknown"
+            tainted_at = await wait_for(
+                api, lambda: _taints(api, "n1") == {(UNREACHABLE, "NoSchedule"), (UNREACHABLE, "NoExecute")}
+            )
             assert tainted_at == pytest.approx(unknown_at)
             assert all("timeAdded" in t for t in node_taints(api, "n1") if t["effect"] == "NoExecute")
             reasons = {e["reason"] for e in api.list("Event", "default")}
@@ -144,7 +174,9 @@ async def test_ready_false_gets_not_ready_taints(autojump_clock: trio.testing.Mo
             nursery.start_soon(kubelet.run)
             start = trio.current_time()
             await nursery.start(ctl.run)
-            at = await wait_for(api, lambda: _taints(api, "n1") == {(NOT_READY, "NoSchedule"), (NOT_READY, "NoExecute")})
+            at = await wait_for(
+                api, lambda: _taints(api, "n1") == {(NOT_READY, "NoSchedule"), (NOT_READY, "NoExecute")}
+            )
             assert at == start
             evicted_at = await wait_for(api, lambda: _terminating(api, "p"))
             assert evicted_at == pytest.approx(start + 300)  # the default not-ready toleration
@@ -166,7 +198,8 @@ EVICTION_CASES = [
 
 
 @pytest.mark.parametrize(("tolerations", "offset"), EVICTION_CASES,
-                         ids=["none", "equal", "other-value", "seconds", "wildcard", "wrong-effect", "shortest-wins"])
+                         ids=["none", "equal", "other-value", "seconds", "wildcard", "wrong-effect",
+                              "shortest-wins"])
 async def test_taint_manager(autojump_clock: trio.testing.MockClock, tolerations: list[dict[str, Any]],
                              offset: float | None) -> None:
     with trio.fail_after(600):
@@ -203,5 +236,7 @@ async def test_taint_manager(autojump_clock: trio.testing.MockClock, tolerations
     ],
     ids=["untolerated", "negative-is-zero", "all-forever", "one-untolerated"],
 )
-def test_min_toleration_seconds(tolerations: list[dict[str, Any]], taints: list[dict[str, Any]], expected: float | None) -> None:
+def test_min_toleration_seconds(
+    tolerations: list[dict[str, Any]], taints: list[dict[str, Any]], expected: float | None
+) -> None:
     assert min_toleration_seconds(tolerations, taints) == expected

@@ -79,13 +79,18 @@ async def test_pending_pod_scheduled_when_node_added(autojump_clock: trio.testin
             assert bound_at - added < 0.01  # the NodeAdd event moved it at once (its backoff had expired)
 
 
-async def test_no_nodes_is_a_scheduler_error_retried_with_backoff(autojump_clock: trio.testing.MockClock) -> None:
+async def test_no_nodes_is_a_scheduler_error_retried_with_backoff(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     with trio.fail_after(120):
         api = await make_api()
         async with running(api):
             await api.create("Pod", spod("p"))
             cond = await wait_unschedulable(api, "p")
-            assert (cond["reason"], cond["message"]) == ("SchedulerError", "no nodes available to schedule pods")
+            assert (cond["reason"], cond["message"]) == (
+                "SchedulerError",
+                "no nodes available to schedule pods",
+            )
             await add_nodes(api, node("a"))
             await wait_bound(api, "p")
 
@@ -144,8 +149,18 @@ async def test_preferred_node_affinity_wins(autojump_clock: trio.testing.MockClo
     with trio.fail_after(60):
         api = await make_api()
         await add_nodes(api, node("a"), node("b", labels={"disk": "ssd"}), node("c"))
-        affinity = {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
-            {"weight": 50, "preference": {"matchExpressions": [{"key": "disk", "operator": "In", "values": ["ssd"]}]}}]}}
+        affinity = {
+            "nodeAffinity": {
+                "preferredDuringSchedulingIgnoredDuringExecution": [
+                    {
+                        "weight": 50,
+                        "preference": {
+                            "matchExpressions": [{"key": "disk", "operator": "In", "values": ["ssd"]}]
+                        },
+                    }
+                ]
+            }
+        }
         async with running(api):
             for i in range(3):
                 await api.create("Pod", spod(f"p{i}", cpu="100m", affinity=affinity))
@@ -156,8 +171,11 @@ async def test_preferred_node_affinity_wins(autojump_clock: trio.testing.MockClo
 async def test_prefer_no_schedule_taint_is_avoided(autojump_clock: trio.testing.MockClock) -> None:
     with trio.fail_after(60):
         api = await make_api()
-        await add_nodes(api, node("tainted", taints=[{"key": "spot", "value": "yes", "effect": "PreferNoSchedule"}]),
-                        node("clean"))
+        await add_nodes(
+            api,
+            node("tainted", taints=[{"key": "spot", "value": "yes", "effect": "PreferNoSchedule"}]),
+            node("clean"),
+        )
         async with running(api):
             await api.create("Pod", spod("p", cpu="100m"))
             await wait_bound(api, "p")
@@ -169,8 +187,19 @@ async def test_preferred_pod_affinity_co_locates(autojump_clock: trio.testing.Mo
         api = await make_api()
         await add_nodes(api, node("a"), node("b"), node("c"))
         await api.create("Pod", spod("cache", labels={"app": "cache"}, node_name="c", cpu="1"))
-        affinity = {"podAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 100, "podAffinityTerm": {
-            "labelSelector": {"matchLabels": {"app": "cache"}}, "topologyKey": "kubernetes.io/hostname"}}]}}
+        affinity = {
+            "podAffinity": {
+                "preferredDuringSchedulingIgnoredDuringExecution": [
+                    {
+                        "weight": 100,
+                        "podAffinityTerm": {
+                            "labelSelector": {"matchLabels": {"app": "cache"}},
+                            "topologyKey": "kubernetes.io/hostname",
+                        },
+                    }
+                ]
+            }
+        }
         async with running(api):
             await api.create("Pod", spod("web", cpu="100m", affinity=affinity))
             await wait_bound(api, "web")
@@ -182,8 +211,12 @@ async def test_topology_spread_across_zones(autojump_clock: trio.testing.MockClo
         api = await make_api()
         zones = {"a1": "z1", "a2": "z1", "a3": "z1", "b1": "z2"}
         await add_nodes(api, *(node(n, labels={"topology.kubernetes.io/zone": z}) for n, z in zones.items()))
-        constraint = {"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "DoNotSchedule",
-                      "labelSelector": {"matchLabels": {"app": "web"}}}
+        constraint = {
+            "maxSkew": 1,
+            "topologyKey": "topology.kubernetes.io/zone",
+            "whenUnsatisfiable": "DoNotSchedule",
+            "labelSelector": {"matchLabels": {"app": "web"}},
+        }
         async with running(api):
             for i in range(6):
                 await api.create("Pod", spod(f"w{i}", labels={"app": "web"}, cpu="100m",
@@ -207,7 +240,9 @@ async def test_soft_topology_spread_prefers_the_emptier_zone(autojump_clock: tri
 
 
 @pytest.mark.parametrize("belongs_to", ["ReplicaSet", "StatefulSet", "Service", None])
-async def test_system_default_spreading(autojump_clock: trio.testing.MockClock, belongs_to: str | None) -> None:
+async def test_system_default_spreading(
+    autojump_clock: trio.testing.MockClock, belongs_to: str | None
+) -> None:
     """kube's System default constraints (hostname maxSkew 3, zone maxSkew 5, ScheduleAnyway) spread the
     pods of a ReplicaSet, StatefulSet or Service over every node even when LeastAllocated alone would
     leave a busier node out; a pod that belongs to none of them is not spread."""
@@ -225,8 +260,15 @@ async def test_system_default_spreading(autojump_clock: trio.testing.MockClock, 
             if belongs_to == "StatefulSet":
                 spec["serviceName"] = "web"
             created = await api.create(belongs_to, {"metadata": {"name": "web"}, "spec": spec})
-            owner = [{"apiVersion": "apps/v1", "kind": belongs_to, "name": "web", "uid": created["metadata"]["uid"],
-                      "controller": True}]
+            owner = [
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": belongs_to,
+                    "name": "web",
+                    "uid": created["metadata"]["uid"],
+                    "controller": True,
+                }
+            ]
         async with running(api):
             for i in range(6):
                 pod = spod(f"w{i}", labels={"app": "web"})
@@ -252,8 +294,10 @@ async def test_anti_affinity_spreads_replicas(autojump_clock: trio.testing.MockC
             await wait_bound(api, "db0", "db1", "db2")
             cond = await wait_unschedulable(api, "db3")
         assert {node_of(api, f"db{i}") for i in range(3)} == {"a", "b", "c"}
-        assert cond["message"] == ("0/3 nodes are available: 3 node(s) didn't match pod anti-affinity rules. "
-                                   "preemption: 0/3 nodes are available: 3 No preemption victims found for incoming pod.")
+        assert cond["message"] == (
+            "0/3 nodes are available: 3 node(s) didn't match pod anti-affinity rules. "
+            "preemption: 0/3 nodes are available: 3 No preemption victims found for incoming pod."
+        )
 
 
 async def test_preemption_of_a_lower_priority_pod(autojump_clock: trio.testing.MockClock) -> None:
@@ -266,21 +310,32 @@ async def test_preemption_of_a_lower_priority_pod(autojump_clock: trio.testing.M
             await api.create("Pod", spod("mid", cpu="500m", priorityClassName="p5"))
             await wait_bound(api, "low", "mid")
             preemptor = await api.create("Pod", spod("high", cpu="1", priorityClassName="p10"))
-            await wait_for(api, lambda: bool((api.get("Pod", "low") or {}).get("metadata", {}).get("deletionTimestamp")))
+            await wait_for(
+                api, lambda: bool((api.get("Pod", "low") or {}).get("metadata", {}).get("deletionTimestamp"))
+            )
             low = api.get("Pod", "low")
             assert low is not None
             assert any(c["type"] == "DisruptionTarget" and c["reason"] == "PreemptionByScheduler"
                        for c in low["status"]["conditions"])
-            assert not (api.get("Pod", "mid") or {}).get("metadata", {}).get("deletionTimestamp")  # minimal victims
-            await wait_for(api, lambda: (api.get("Pod", "high") or {}).get("status", {}).get("nominatedNodeName") == "a")
+            assert (
+                not (api.get("Pod", "mid") or {}).get("metadata", {}).get("deletionTimestamp")
+            )  # minimal victims
+            await wait_for(
+                api, lambda: (api.get("Pod", "high") or {}).get("status", {}).get("nominatedNodeName") == "a"
+            )
             cond = await wait_unschedulable(api, "high")
             assert cond["message"] == "0/1 nodes are available: 1 Insufficient cpu."
             await wait_for(api, lambda: bool(events(api, "Preempted", "low")))
-            assert events(api, "Preempted", "low")[0]["message"] == f"Preempted by pod {preemptor['metadata']['uid']} on node a"
+            assert (
+                events(api, "Preempted", "low")[0]["message"]
+                == f"Preempted by pod {preemptor['metadata']['uid']} on node a"
+            )
             # while the victim terminates, a lower-priority pod must not take the nominated room
             await api.create("Pod", spod("sneaky", cpu="1", priorityClassName="p1"))
             await wait_unschedulable(api, "sneaky")
-            await api.client.delete(api.rt("Pod"), "default", "low", grace_period_seconds=0)  # the kubelet finishes
+            await api.client.delete(
+                api.rt("Pod"), "default", "low", grace_period_seconds=0
+            )  # the kubelet finishes
             await wait_bound(api, "high")
             assert node_of(api, "high") == "a"
             assert node_of(api, "sneaky") is None
@@ -296,8 +351,14 @@ async def test_assumed_pods_prevent_overcommit_in_a_burst(autojump_clock: trio.t
                 for i in range(3):
                     burst.start_soon(api.create, "Pod", spod(f"p{i}", cpu="1"))
             names = [f"p{i}" for i in range(3)]
-            await wait_for(api, lambda: sum(1 for n in names if node_of(api, n)) == 2
-                           and sum(1 for n in names if (scheduled_condition(api, n) or {}).get("status") == "False") == 1)
+            await wait_for(
+                api,
+                lambda: (
+                    sum(1 for n in names if node_of(api, n)) == 2
+                    and sum(1 for n in names if (scheduled_condition(api, n) or {}).get("status") == "False")
+                    == 1
+                ),
+            )
             await trio.sleep(30)
             assert sum(1 for n in names if node_of(api, n)) == 2
             assert scheduler.cache.nodes["a"].req_cpu == 2000
@@ -306,8 +367,8 @@ async def test_assumed_pods_prevent_overcommit_in_a_burst(autojump_clock: trio.t
 
 # --- units ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("nodes", "want"), [(1, 1), (99, 99), (100, 100), (200, 100), (1000, 420), (5000, 500),
-                                             (6000, 300), (100_000, 5000)])
+@pytest.mark.parametrize(("nodes", "want"), [(1, 1), (99, 99), (100, 100), (200, 100), (1000, 420),
+                                             (5000, 500), (6000, 300), (100_000, 5000)])
 def test_num_feasible_nodes_to_find(nodes: int, want: int) -> None:
     assert num_feasible_to_find(nodes) == want
 
@@ -315,8 +376,10 @@ def test_num_feasible_nodes_to_find(nodes: int, want: int) -> None:
 def test_pod_requests_follow_kube_rules() -> None:
     spec = {
         "containers": [{"resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}}, {"resources": {}}],
-        "initContainers": [{"resources": {"requests": {"cpu": "1"}}},
-                           {"restartPolicy": "Always", "resources": {"requests": {"cpu": "200m", "memory": "1Gi"}}}],
+        "initContainers": [
+            {"resources": {"requests": {"cpu": "1"}}},
+            {"restartPolicy": "Always", "resources": {"requests": {"cpu": "200m", "memory": "1Gi"}}},
+        ],
         "overhead": {"cpu": "10m"},
     }
     assert pod_requests(spec) == {"cpu": 1010, "memory": 64 * 2**20 + 2**30}
@@ -356,7 +419,9 @@ async def test_queue_orders_by_priority_then_time(autojump_clock: trio.testing.M
         assert order == ["high-late", "high-later", "low", "low-late"]
 
 
-async def test_queue_parks_unschedulable_pods_until_a_helpful_event(autojump_clock: trio.testing.MockClock) -> None:
+async def test_queue_parks_unschedulable_pods_until_a_helpful_event(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     with trio.fail_after(600):
         queue = SchedulingQueue()
         queue.add(_info("p"))

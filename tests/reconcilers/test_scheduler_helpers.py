@@ -1,4 +1,5 @@
-"""Helpers shared by the scheduler tests (no tests here): nodes and pods as dicts, a running Scheduler, waits."""
+"""Helpers shared by the scheduler tests (no tests here): nodes and pods as dicts, a running Scheduler,
+waits."""
 
 from __future__ import annotations
 
@@ -14,28 +15,53 @@ from tests.controller.harness import Api, wait_for
 Obj = dict[str, Any]
 
 
-def node(name: str, *, cpu: str = "4", memory: str = "8Gi", pods: str = "110", labels: dict[str, str] | None = None,
-         taints: list[Obj] | None = None, unschedulable: bool = False) -> Obj:
+def node(
+    name: str,
+    *,
+    cpu: str = "4",
+    memory: str = "8Gi",
+    pods: str = "110",
+    labels: dict[str, str] | None = None,
+    taints: list[Obj] | None = None,
+    unschedulable: bool = False,
+) -> Obj:
     spec: Obj = {}
     if taints:
         spec["taints"] = taints
     if unschedulable:
         spec["unschedulable"] = True
     resources = {"cpu": cpu, "memory": memory, "pods": pods}
-    return {"metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, **(labels or {})}}, "spec": spec,
-            "status": {"capacity": resources, "allocatable": resources,
-                       "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}]}}
+    return {
+        "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, **(labels or {})}},
+        "spec": spec,
+        "status": {
+            "capacity": resources,
+            "allocatable": resources,
+            "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}],
+        },
+    }
 
 
-def spod(name: str, *, cpu: str | None = None, memory: str | None = None, labels: dict[str, str] | None = None,
-         node_name: str | None = None, host_port: int | None = None, **spec: Any) -> Obj:
+def spod(
+    name: str,
+    *,
+    cpu: str | None = None,
+    memory: str | None = None,
+    labels: dict[str, str] | None = None,
+    node_name: str | None = None,
+    host_port: int | None = None,
+    **spec: Any,
+) -> Obj:
     requests = {k: v for k, v in (("cpu", cpu), ("memory", memory)) if v is not None}
     container: Obj = {"name": "c", "image": "busybox"}
     if requests:
         container["resources"] = {"requests": requests}
     if host_port:
         container["ports"] = [{"containerPort": host_port, "hostPort": host_port}]
-    obj: Obj = {"metadata": {"name": name, "labels": labels or {}}, "spec": {"containers": [container], **spec}}
+    obj: Obj = {
+        "metadata": {"name": name, "labels": labels or {}},
+        "spec": {"containers": [container], **spec},
+    }
     if node_name:
         obj["spec"]["nodeName"] = node_name
     return obj
@@ -72,7 +98,9 @@ def node_of(api: Api, name: str, namespace: str = "default") -> str | None:
 
 def scheduled_condition(api: Api, name: str, namespace: str = "default") -> Obj | None:
     obj = api.get("Pod", name, namespace) or {}
-    return next((c for c in obj.get("status", {}).get("conditions") or [] if c.get("type") == "PodScheduled"), None)
+    return next(
+        (c for c in obj.get("status", {}).get("conditions") or [] if c.get("type") == "PodScheduled"), None
+    )
 
 
 async def wait_bound(api: Api, *names: str, limit: float = 100.0) -> float:

@@ -45,8 +45,16 @@ def pvc(name: str, *, size: str = "1Gi", cls: str | None = None, modes: tuple[st
     return {"metadata": {"name": name}, "spec": spec}
 
 
-def pv(name: str, *, size: str = "1Gi", cls: str = "manual", policy: str = "Retain", labels: dict[str, str] | None = None,
-       path: str = "/srv/data", affinity_node: str | None = None) -> Obj:
+def pv(
+    name: str,
+    *,
+    size: str = "1Gi",
+    cls: str = "manual",
+    policy: str = "Retain",
+    labels: dict[str, str] | None = None,
+    path: str = "/srv/data",
+    affinity_node: str | None = None,
+) -> Obj:
     spec: Obj = {"capacity": {"storage": size}, "accessModes": ["ReadWriteOnce"], "storageClassName": cls,
                  "persistentVolumeReclaimPolicy": policy, "hostPath": {"path": path}}
     if affinity_node:
@@ -99,18 +107,24 @@ async def test_static_binding_picks_the_smallest_matching_volume(autojump_clock:
             assert phase(api, "PersistentVolume", "other-class") == "Available"
 
 
-async def test_selector_restricts_static_binding(autojump_clock: trio.testing.MockClock, tmp_path: Path) -> None:
+async def test_selector_restricts_static_binding(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
     with trio.fail_after(600):
         async with running(*controllers(tmp_path)) as api:
             await api.create("PersistentVolume", pv("warm", labels={"tier": "warm"}), None)
             await api.create("PersistentVolume", pv("cold", labels={"tier": "cold"}), None)
-            await api.create("PersistentVolumeClaim", pvc("data", cls="manual", selector={"matchLabels": {"tier": "cold"}}))
+            await api.create(
+                "PersistentVolumeClaim", pvc("data", cls="manual", selector={"matchLabels": {"tier": "cold"}})
+            )
             await wait_for(api, lambda: phase(api, "PersistentVolumeClaim", "data") == "Bound")
             assert (api.get("PersistentVolumeClaim", "data") or {})["spec"]["volumeName"] == "cold"
             assert phase(api, "PersistentVolume", "warm") == "Available"
 
 
-async def test_retain_keeps_a_released_static_volume(autojump_clock: trio.testing.MockClock, tmp_path: Path) -> None:
+async def test_retain_keeps_a_released_static_volume(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
     with trio.fail_after(600):
         async with running(*controllers(tmp_path)) as api:
             await api.create("PersistentVolume", pv("keep"), None)
@@ -175,9 +189,14 @@ async def test_wait_for_first_consumer_provisions_on_the_selected_node(autojump_
             await wait_for(api, lambda: phase(api, "PersistentVolumeClaim", "data") == "Bound")
             (volume,) = api.list("PersistentVolume")
             terms = volume["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"]
-            assert terms == [{"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": ["n1"]}]}]
+            assert terms == [
+                {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": ["n1"]}]}
+            ]
             claim = api.get("PersistentVolumeClaim", "data") or {}
-            assert claim["metadata"]["annotations"]["volume.kubernetes.io/storage-provisioner"] == "orchestra.io/local-path"
+            assert (
+                claim["metadata"]["annotations"]["volume.kubernetes.io/storage-provisioner"]
+                == "orchestra.io/local-path"
+            )
 
 
 # --- scheduler: VolumeBinding -------------------------------------------------------------------
@@ -195,15 +214,19 @@ async def test_scheduler_reports_missing_and_unbound_immediate_claims(autojump_c
             async with scheduler_running(api):
                 await api.create("Pod", claim_pod("missing", "nope"))
                 cond = await wait_unschedulable(api, "missing")
-                assert cond["message"] == ('0/2 nodes are available: persistentvolumeclaim "nope" not found. '
-                                           "preemption: 0/2 nodes are available: 2 Preemption is not helpful for "
-                                           "scheduling.")
+                assert cond["message"] == (
+                    '0/2 nodes are available: persistentvolumeclaim "nope" not found. '
+                    "preemption: 0/2 nodes are available: 2 Preemption is not helpful for "
+                    "scheduling."
+                )
                 await api.create("PersistentVolumeClaim", pvc("static", cls="manual"))  # no volume for it yet
                 await api.create("Pod", claim_pod("unbound", "static"))
                 cond = await wait_unschedulable(api, "unbound")
                 assert cond["message"].startswith("0/2 nodes are available: pod has unbound immediate "
                                                   "PersistentVolumeClaims.")
-                await api.create("PersistentVolume", pv("vol", affinity_node="b"), None)  # the claim binds: retried
+                await api.create(
+                    "PersistentVolume", pv("vol", affinity_node="b"), None
+                )  # the claim binds: retried
                 await wait_bound(api, "unbound", limit=1000)
                 assert node_of(api, "unbound") == "b"  # the volume's node affinity
                 await api.create("PersistentVolumeClaim", pvc("data", cls="nothing"))
@@ -221,7 +244,9 @@ async def test_scheduler_rejects_nodes_outside_the_volume_affinity(autojump_cloc
             async with scheduler_running(api):
                 await api.create("Pod", claim_pod("p", "data"))
                 cond = await wait_unschedulable(api, "p")
-                assert cond["message"].startswith("0/1 nodes are available: 1 node(s) had volume node affinity conflict.")
+                assert cond["message"].startswith(
+                    "0/1 nodes are available: 1 node(s) had volume node affinity conflict."
+                )
 
 
 async def test_scheduler_selects_a_node_for_wait_for_first_consumer(autojump_clock: trio.testing.MockClock,
@@ -247,18 +272,35 @@ async def test_scheduler_selects_a_node_for_wait_for_first_consumer(autojump_clo
 
 
 def sts(replicas: int) -> Obj:
-    return {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db"},
-            "spec": {"replicas": replicas, "serviceName": "db", "selector": {"matchLabels": {"app": "db"}},
-                     "template": {"metadata": {"labels": {"app": "db"}},
-                                  "spec": {"containers": [{"name": "c", "image": "v1",
-                                                           "volumeMounts": [{"name": "data", "mountPath": "/data"}]}]}},
-                     "volumeClaimTemplates": [{"metadata": {"name": "data", "labels": {"kind": "db-data"}},
-                                               "spec": {"accessModes": ["ReadWriteOnce"],
-                                                        "resources": {"requests": {"storage": "1Gi"}}}}]}}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": "db"},
+        "spec": {
+            "replicas": replicas,
+            "serviceName": "db",
+            "selector": {"matchLabels": {"app": "db"}},
+            "template": {
+                "metadata": {"labels": {"app": "db"}},
+                "spec": {
+                    "containers": [
+                        {"name": "c", "image": "v1", "volumeMounts": [{"name": "data", "mountPath": "/data"}]}
+                    ]
+                },
+            },
+            "volumeClaimTemplates": [
+                {
+                    "metadata": {"name": "data", "labels": {"kind": "db-data"}},
+                    "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+                }
+            ],
+        },
+    }
 
 
-async def test_statefulset_claims_survive_scale_down_and_pod_recreation(autojump_clock: trio.testing.MockClock,
-                                                                         tmp_path: Path) -> None:
+async def test_statefulset_claims_survive_scale_down_and_pod_recreation(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
     with trio.fail_after(600):
         async with running(*controllers(tmp_path), lambda api: StatefulSetController(api.client, clock=CLOCK),
                            lambda api: FakeKubelet(api, delay=2)) as api:
@@ -271,7 +313,9 @@ async def test_statefulset_claims_survive_scale_down_and_pod_recreation(autojump
             assert "ownerReferences" not in claim0["metadata"]  # whenDeleted: Retain
             assert claim0["spec"]["storageClassName"] == "local-path"
             pod0 = api.get("Pod", "db-0") or {}
-            assert {"name": "data", "persistentVolumeClaim": {"claimName": "data-db-0"}} in pod0["spec"]["volumes"]
+            assert {"name": "data", "persistentVolumeClaim": {"claimName": "data-db-0"}} in pod0["spec"][
+                "volumes"
+            ]
             assert any(m == "create Claim data-db-0 Pod db-0 in StatefulSet db success"
                        for m in events(api, "SuccessfulCreate", "db"))
             await api.client.patch(api.rt("StatefulSet"), "default", "db", {"spec": {"replicas": 1}})
@@ -296,16 +340,28 @@ async def test_statefulset_retention_policy_when_scaled_delete(autojump_clock: t
     before it is deleted, so they go with it; scaling up again makes fresh ones. whenDeleted Delete
     makes the set their owner, so they go with the set."""
     with trio.fail_after(600):
-        async with running(*controllers(tmp_path), lambda api: StatefulSetController(api.client, clock=CLOCK),
-                           lambda api: GarbageCollector(api.client), lambda api: FakeKubelet(api, delay=2)) as api:
+        async with running(
+            *controllers(tmp_path),
+            lambda api: StatefulSetController(api.client, clock=CLOCK),
+            lambda api: GarbageCollector(api.client),
+            lambda api: FakeKubelet(api, delay=2),
+        ) as api:
             await api.create("StorageClass", storage_class(default=True), None)
             body = sts(3)
-            body["spec"]["persistentVolumeClaimRetentionPolicy"] = {"whenDeleted": when_deleted, "whenScaled": "Delete"}
+            body["spec"]["persistentVolumeClaimRetentionPolicy"] = {
+                "whenDeleted": when_deleted,
+                "whenScaled": "Delete",
+            }
             await api.create("StatefulSet", body)
             await wait_for(api, lambda: all(phase(api, "PersistentVolumeClaim", f"data-db-{i}") == "Bound"
                                             for i in range(3)) and api.get("Pod", "db-2") is not None)
-            owners = [(r["kind"], r["name"]) for r in
-                      (api.get("PersistentVolumeClaim", "data-db-0") or {})["metadata"].get("ownerReferences") or []]
+            owners = [
+                (r["kind"], r["name"])
+                for r in (api.get("PersistentVolumeClaim", "data-db-0") or {})["metadata"].get(
+                    "ownerReferences"
+                )
+                or []
+            ]
             assert owners == ([("StatefulSet", "db")] if when_deleted == "Delete" else [])
             old1 = (api.get("PersistentVolumeClaim", "data-db-1") or {})["metadata"]["uid"]
             await api.client.patch(api.rt("StatefulSet"), "default", "db", {"spec": {"replicas": 1}})
@@ -383,7 +439,9 @@ async def test_claim_in_use_by_a_pod_stays_until_the_pod_is_gone(autojump_clock:
                     assert phase(api, "PersistentVolume", volume) == "Bound"
                     await api.client.delete(api.rt("Pod"), "default", pod, grace_period_seconds=0)
             await wait_for(api, lambda: api.get("PersistentVolumeClaim", "data") is None)
-            await wait_for(api, lambda: api.get("PersistentVolume", volume, None) is None)  # reclaimPolicy Delete
+            await wait_for(
+                api, lambda: api.get("PersistentVolume", volume, None) is None
+            )  # reclaimPolicy Delete
             assert api.get("Pod", "unbound") is not None
 
 
@@ -398,12 +456,17 @@ async def test_a_bound_volume_stays_until_its_claim_is_gone(autojump_clock: trio
             await api.client.delete(api.rt("PersistentVolume"), None, "keep")
             await trio.sleep(30)
             held = api.get("PersistentVolume", "keep", None) or {}
-            assert held["metadata"].get("deletionTimestamp") and phase(api, "PersistentVolume", "keep") == "Bound"
+            assert (
+                held["metadata"].get("deletionTimestamp")
+                and phase(api, "PersistentVolume", "keep") == "Bound"
+            )
             await api.client.delete(api.rt("PersistentVolumeClaim"), "default", "data")
             await wait_for(api, lambda: api.get("PersistentVolume", "keep", None) is None)
 
 
-async def test_protection_finalizer_is_put_back(autojump_clock: trio.testing.MockClock, tmp_path: Path) -> None:
+async def test_protection_finalizer_is_put_back(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
     """Claims and volumes that lack their finalizer (made before the admission) get it."""
     with trio.fail_after(600):
         async with running(*controllers(tmp_path)) as api:
@@ -411,5 +474,10 @@ async def test_protection_finalizer_is_put_back(autojump_clock: trio.testing.Moc
             bare = api.get("PersistentVolumeClaim", "data") or {}
             bare["metadata"]["finalizers"] = []
             await api.client.update(api.rt("PersistentVolumeClaim"), bare)
-            await wait_for(api, lambda: (api.get("PersistentVolumeClaim", "data") or {})["metadata"].get("finalizers")
-                           == ["kubernetes.io/pvc-protection"])
+            await wait_for(
+                api,
+                lambda: (
+                    (api.get("PersistentVolumeClaim", "data") or {})["metadata"].get("finalizers")
+                    == ["kubernetes.io/pvc-protection"]
+                ),
+            )

@@ -9,8 +9,8 @@ import pytest
 import trio
 import trio.testing
 
+from orchestra.objects import format_time
 from orchestra.reconcilers.workloads import cron
-from orchestra.reconcilers.workloads.common import fmt_time
 from orchestra.reconcilers.workloads.cronjob import CronJobController
 from tests.controller.harness import Api
 from tests.reconcilers.test_workloads_support import CLOCK, events, running, until
@@ -64,7 +64,7 @@ async def create_anchored(api: Api, body: Obj) -> datetime:
     creationTimestamp is wall-clock time, unrelated to the virtual clock)."""
     created = await api.create("CronJob", body)
     base = CLOCK().replace(second=0, microsecond=0)
-    created["status"] = {"lastScheduleTime": fmt_time(base)}
+    created["status"] = {"lastScheduleTime": format_time(base)}
     await api.client.update_status(api.rt("CronJob"), created)
     return base
 
@@ -85,7 +85,7 @@ def vt(when: datetime) -> float:
 async def complete(api: Api, name: str, type_: str = "Complete") -> None:
     j = api.get("Job", name)
     assert j is not None
-    t = fmt_time(CLOCK())
+    t = format_time(CLOCK())
     j["status"] = {"conditions": [{"type": type_, "status": "True", "lastTransitionTime": t}],
                    **({"completionTime": t, "startTime": t} if type_ == "Complete" else {"startTime": t})}
     await api.client.update_status(api.rt("Job"), j)
@@ -102,9 +102,11 @@ async def test_schedule_creates_jobs_at_virtual_times(autojump_clock: trio.testi
             job = jobs(api)[0]
             assert job["metadata"]["name"] == f"tick-{int(first.timestamp()) // 60}"
             assert job["metadata"]["ownerReferences"][0]["kind"] == "CronJob"
-            assert job["metadata"]["annotations"]["batch.kubernetes.io/cronjob-scheduled-timestamp"].startswith("2025-01-01")
+            assert job["metadata"]["annotations"][
+                "batch.kubernetes.io/cronjob-scheduled-timestamp"
+            ].startswith("2025-01-01")
             cj = api.get("CronJob", "tick")
-            assert cj["status"]["lastScheduleTime"] == fmt_time(first)  # type: ignore[index]
+            assert cj["status"]["lastScheduleTime"] == format_time(first)  # type: ignore[index]
             assert cj["status"]["active"][0]["name"] == job["metadata"]["name"]  # type: ignore[index]
             await complete(api, job["metadata"]["name"])
             await until(api, lambda: "active" not in api.get("CronJob", "tick").get("status", {}))  # type: ignore[union-attr]
@@ -115,7 +117,9 @@ async def test_schedule_creates_jobs_at_virtual_times(autojump_clock: trio.testi
 
 
 @pytest.mark.parametrize(("policy", "expected_jobs_at_12min"), [("Allow", 2), ("Forbid", 1), ("Replace", 1)])
-async def test_concurrency_policy(policy: str, expected_jobs_at_12min: int, autojump_clock: trio.testing.MockClock) -> None:
+async def test_concurrency_policy(
+    policy: str, expected_jobs_at_12min: int, autojump_clock: trio.testing.MockClock
+) -> None:
     with trio.fail_after(3600):
         async with running(cj_factory) as api:
             base = await create_anchored(api, cronjob(concurrencyPolicy=policy))
@@ -134,7 +138,9 @@ async def test_concurrency_policy(policy: str, expected_jobs_at_12min: int, auto
 async def test_suspend_and_history_limits(autojump_clock: trio.testing.MockClock) -> None:
     with trio.fail_after(7200):
         async with running(cj_factory) as api:
-            base = await create_anchored(api, cronjob("* * * * *", successfulJobsHistoryLimit=1, failedJobsHistoryLimit=1))
+            base = await create_anchored(
+                api, cronjob("* * * * *", successfulJobsHistoryLimit=1, failedJobsHistoryLimit=1)
+            )
             for i in range(3):
                 await until(api, lambda i=i: len(jobs(api)) >= i + 1 and all(
                     not j.get("status", {}).get("conditions") for j in jobs(api)[-1:]))
@@ -159,7 +165,7 @@ async def test_starting_deadline_skips_old_schedules(autojump_clock: trio.testin
             await trio.sleep(30 - trio.current_time())  # virtual 00:00:30: the 00:00 run is 30 s old
             body = cronjob("0 * * * *", startingDeadlineSeconds=10)
             created = await api.create("CronJob", body)
-            created["status"] = {"lastScheduleTime": fmt_time(CLOCK() - timedelta(hours=2))}
+            created["status"] = {"lastScheduleTime": format_time(CLOCK() - timedelta(hours=2))}
             await api.client.update_status(api.rt("CronJob"), created)
             await trio.sleep(30)
             assert jobs(api) == []  # 22:00 .. 00:00 are all beyond the 10 s starting deadline

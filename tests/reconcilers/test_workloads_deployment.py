@@ -88,7 +88,9 @@ async def test_initial_rollout_completes_and_status_is_right(autojump_clock: tri
             d = api.get("Deployment", "web")
             assert d is not None
             st = d["status"]
-            assert st["replicas"] == st["updatedReplicas"] == st["readyReplicas"] == st["availableReplicas"] == 3
+            assert (
+                st["replicas"] == st["updatedReplicas"] == st["readyReplicas"] == st["availableReplicas"] == 3
+            )
             assert st.get("unavailableReplicas") == 0 and st["observedGeneration"] == 1
             conds = {c["type"]: c for c in st["conditions"]}
             assert conds["Available"]["reason"] == "MinimumReplicasAvailable"
@@ -102,7 +104,9 @@ async def test_initial_rollout_completes_and_status_is_right(autojump_clock: tri
             assert d["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "1"
             assert rs["spec"]["selector"]["matchLabels"] == {"app": "web", "pod-template-hash": h}
             assert all(p["metadata"]["labels"]["pod-template-hash"] == h for p in active(api, "app=web"))
-            await until(api, lambda: f"Scaled up replica set web-{h} to 3 from 0" in events(api, "ScalingReplicaSet"))
+            await until(
+                api, lambda: f"Scaled up replica set web-{h} to 3 from 0" in events(api, "ScalingReplicaSet")
+            )
 
 
 SURGE_CASES = [
@@ -117,14 +121,17 @@ SURGE_CASES = [
 @pytest.mark.parametrize(("n", "surge", "unavail"), SURGE_CASES)
 async def test_rolling_update_honours_surge_and_unavailable(n: int, surge: Any, unavail: Any,
                                                             autojump_clock: trio.testing.MockClock) -> None:
-    from orchestra.reconcilers.workloads.common import scaled_value
+    from orchestra.objects import scaled_value
     max_surge = scaled_value(surge, n, round_up=True)
     max_unavail = scaled_value(unavail, n, round_up=False)
     if max_surge == 0 and max_unavail == 0:
         max_unavail = 1
     with trio.fail_after(600):
         async with running(*controllers()) as api:
-            strategy = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": surge, "maxUnavailable": unavail}}
+            strategy = {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxSurge": surge, "maxUnavailable": unavail},
+            }
             await api.create("Deployment", deployment(replicas=n, **strategy))
             await until(api, lambda: rollout_status(api) == "done")
             await patch_template(api, "web", image="v2")
@@ -182,7 +189,9 @@ async def test_restart_annotation_makes_new_rs(autojump_clock: trio.testing.Mock
         async with running(*controllers()) as api:
             await api.create("Deployment", deployment(replicas=2))
             await until(api, lambda: rollout_status(api) == "done")
-            await patch_template(api, "web", annotations={"kubectl.kubernetes.io/restartedAt": "2025-01-01T00:00:00Z"})
+            await patch_template(
+                api, "web", annotations={"kubectl.kubernetes.io/restartedAt": "2025-01-01T00:00:00Z"}
+            )
             await until(api, lambda: rollout_status(api) == "done" and len(rss(api)) == 2
                         and len(active(api, "app=web")) == 2)
 
@@ -298,7 +307,9 @@ AVAILABLE_CASES = [
 
 
 @pytest.mark.parametrize(("sets", "expected"), AVAILABLE_CASES)
-def test_scale_down_budget_counts_available_pods_up_to_spec(sets: list[tuple[int, int]], expected: int) -> None:
+def test_scale_down_budget_counts_available_pods_up_to_spec(
+    sets: list[tuple[int, int]], expected: int
+) -> None:
     from orchestra.reconcilers.workloads import rollout as ro
 
     rss_ = [{"metadata": {}, "spec": {"replicas": n}, "status": {"availableReplicas": a}} for n, a in sets]

@@ -20,9 +20,17 @@ def job_factory(api: Api) -> JobController:
 
 
 def job(name: str = "pi", **spec: Any) -> Obj:
-    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
-            "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}},
-                     **spec}}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name},
+        "spec": {
+            "template": {
+                "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}
+            },
+            **spec,
+        },
+    }
 
 
 def jstatus(api: Api, name: str = "pi") -> Obj:
@@ -42,8 +50,11 @@ async def finish_all(api: Api, phase: str = "Succeeded") -> int:
     return n
 
 
-@pytest.mark.parametrize(("completions", "parallelism"), [(3, 1), (5, 2), (4, 4)], ids=["serial", "par2", "all-at-once"])
-async def test_completions_and_parallelism(completions: int, parallelism: int, autojump_clock: trio.testing.MockClock) -> None:
+@pytest.mark.parametrize(("completions", "parallelism"), [(3, 1), (5, 2), (4, 4)],
+                         ids=["serial", "par2", "all-at-once"])
+async def test_completions_and_parallelism(
+    completions: int, parallelism: int, autojump_clock: trio.testing.MockClock
+) -> None:
     with trio.fail_after(120):
         async with running(job_factory) as api:
             await api.create("Job", job(completions=completions, parallelism=parallelism))
@@ -115,7 +126,11 @@ async def test_indexed_completion(autojump_clock: trio.testing.MockClock) -> Non
             idx = sorted(p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"]
                          for p in active(api, "job-name=pi"))
             assert idx == ["0", "1", "2"]
-            p0 = next(p for p in active(api) if p["metadata"]["labels"]["batch.kubernetes.io/job-completion-index"] == "1")
+            p0 = next(
+                p
+                for p in active(api)
+                if p["metadata"]["labels"]["batch.kubernetes.io/job-completion-index"] == "1"
+            )
             assert p0["metadata"]["name"].startswith("pi-1-") and p0["spec"]["hostname"] == "pi-1"
             env = p0["spec"]["containers"][0]["env"]
             assert env[-1]["name"] == "JOB_COMPLETION_INDEX"

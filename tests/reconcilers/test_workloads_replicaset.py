@@ -20,10 +20,20 @@ def rs_factory(api: Api) -> ReplicaSetController:
 
 
 def replicaset(name: str = "web", replicas: int = 3, min_ready: int = 0) -> Obj:
-    return {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": name},
-            "spec": {"replicas": replicas, "minReadySeconds": min_ready, "selector": {"matchLabels": {"app": name}},
-                     "template": {"metadata": {"labels": {"app": name}},
-                                  "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "minReadySeconds": min_ready,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+            },
+        },
+    }
 
 
 async def scale(api: Api, name: str, replicas: int) -> None:
@@ -104,12 +114,39 @@ async def test_adopts_orphans_and_releases_non_matching(autojump_clock: trio.tes
 
 VICTIM_CASES = [
     # (name, node, phase, ready, restarts) for 4 pods; scale 4 -> 1; the survivor is expected
-    pytest.param([("a", "n1", "Running", True, 0), ("b", None, "Pending", False, 0),
-                  ("c", "n1", "Running", True, 0), ("d", "n1", "Pending", False, 0)], 2, {"a", "c"}, id="unassigned-and-pending-first"),
-    pytest.param([("a", "n1", "Running", False, 0), ("b", "n1", "Running", True, 0),
-                  ("c", "n1", "Running", True, 5), ("d", "n1", "Running", True, 0)], 2, {"b", "d"}, id="not-ready-then-restarts"),
-    pytest.param([("a", "n1", "Running", True, 0), ("b", "n1", "Running", True, 0),
-                  ("c", "n1", "Unknown", False, 0), ("d", "n1", "Pending", False, 0)], 2, {"a", "b"}, id="pending-before-unknown"),
+    pytest.param(
+        [
+            ("a", "n1", "Running", True, 0),
+            ("b", None, "Pending", False, 0),
+            ("c", "n1", "Running", True, 0),
+            ("d", "n1", "Pending", False, 0),
+        ],
+        2,
+        {"a", "c"},
+        id="unassigned-and-pending-first",
+    ),
+    pytest.param(
+        [
+            ("a", "n1", "Running", False, 0),
+            ("b", "n1", "Running", True, 0),
+            ("c", "n1", "Running", True, 5),
+            ("d", "n1", "Running", True, 0),
+        ],
+        2,
+        {"b", "d"},
+        id="not-ready-then-restarts",
+    ),
+    pytest.param(
+        [
+            ("a", "n1", "Running", True, 0),
+            ("b", "n1", "Running", True, 0),
+            ("c", "n1", "Unknown", False, 0),
+            ("d", "n1", "Pending", False, 0),
+        ],
+        2,
+        {"a", "b"},
+        id="pending-before-unknown",
+    ),
 ]
 
 
@@ -142,11 +179,18 @@ async def test_pod_deleted_is_replaced(autojump_clock: trio.testing.MockClock) -
             await until(api, lambda: len(pods(api, "app=web")) == 2)
             victim = pods(api, "app=web")[0]["metadata"]["name"]
             await api.client.delete(api.rt("Pod"), "default", victim)
-            await until(api, lambda: len(pods(api, "app=web")) == 2 and victim not in {p["metadata"]["name"] for p in pods(api)})
+            await until(
+                api,
+                lambda: (
+                    len(pods(api, "app=web")) == 2
+                    and victim not in {p["metadata"]["name"] for p in pods(api)}
+                ),
+            )
 
 
-
-async def test_status_after_scale_down_does_not_count_the_victims(autojump_clock: trio.testing.MockClock) -> None:
+async def test_status_after_scale_down_does_not_count_the_victims(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     """A Deployment reads availableReplicas mid-rollout: the status written by the sync that deletes
     pods must not still count them as available, or an old ReplicaSet gets scaled down too far."""
     with trio.fail_after(60):

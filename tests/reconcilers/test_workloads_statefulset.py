@@ -24,7 +24,10 @@ def sts(replicas: int = 3, policy: str = "OrderedReady", partition: int = 0) -> 
 
 
 def factories(delay: float = 5.0) -> list[Any]:
-    return [lambda api: StatefulSetController(api.client, clock=CLOCK), lambda api: FakeKubelet(api, delay=delay)]
+    return [
+        lambda api: StatefulSetController(api.client, clock=CLOCK),
+        lambda api: FakeKubelet(api, delay=delay),
+    ]
 
 
 def names(api: Api) -> list[str]:
@@ -74,7 +77,9 @@ async def test_rolling_update_reverse_with_partition(autojump_clock: trio.testin
             await api.client.update(api.rt("StatefulSet"), s)  # type: ignore[arg-type]
 
             def images() -> dict[str, str]:
-                return {p["metadata"]["name"]: p["spec"]["containers"][0]["image"] for p in active(api, "app=db")}
+                return {
+                    p["metadata"]["name"]: p["spec"]["containers"][0]["image"] for p in active(api, "app=db")
+                }
 
             await until(api, lambda: images() == {"db-0": "v1", "db-1": "v2", "db-2": "v2"}
                         and api.get("StatefulSet", "db")["status"].get("updatedReplicas") == 2)  # type: ignore[index]

@@ -12,9 +12,10 @@ import trio
 import trio.testing
 
 from orchestra.api.errors import Conflict, NotFound
-from orchestra.api.selectors import parse_label_selector
+from orchestra.api.machinery.selectors import parse_label_selector
 from orchestra.controller import Controller, Informer
-from orchestra.reconcilers.workloads.common import Clock, fmt_time, virtual_clock
+from orchestra.controller.clock import Clock, virtual_clock
+from orchestra.objects import format_time
 from tests.controller.harness import Api, make_api, wait_for
 
 Obj = dict[str, Any]
@@ -22,7 +23,9 @@ CLOCK: Clock = virtual_clock()
 
 
 @asynccontextmanager
-async def running(*controllers: Callable[[Api], Controller], namespaces: tuple[str, ...] = ()) -> AsyncIterator[Api]:
+async def running(
+    *controllers: Callable[[Api], Controller], namespaces: tuple[str, ...] = ()
+) -> AsyncIterator[Api]:
     """An API with the given controllers (factories taking the Api) running; cancelled on exit."""
     api = await make_api(*namespaces)
     async with trio.open_nursery() as nursery:
@@ -51,7 +54,7 @@ async def set_pod(api: Api, name: str, *, phase: str = "Running", ready: bool = 
         if cur is None:
             return None
         st = cur.setdefault("status", {})
-        now = fmt_time(CLOCK())
+        now = format_time(CLOCK())
         old = {c["type"]: c for c in st.get("conditions") or []}
         want = "True" if ready and phase == "Running" else "False"
         ready_cond = old.get("Ready") or {"type": "Ready"}
@@ -59,11 +62,23 @@ async def set_pod(api: Api, name: str, *, phase: str = "Running", ready: bool = 
             ready_cond = {"type": "Ready", "status": want, "lastTransitionTime": now}
         st["phase"] = phase
         st["conditions"] = [ready_cond]
-        cs: Obj = {"name": "c", "restartCount": restarts, "ready": want == "True", "image": "busybox", "imageID": "",
-                   "started": phase == "Running"}
+        cs: Obj = {
+            "name": "c",
+            "restartCount": restarts,
+            "ready": want == "True",
+            "image": "busybox",
+            "imageID": "",
+            "started": phase == "Running",
+        }
         if phase in ("Succeeded", "Failed"):
             code = exit_code if exit_code is not None else (0 if phase == "Succeeded" else 1)
-            cs["state"] = {"terminated": {"exitCode": code, "finishedAt": now, "reason": "Completed" if code == 0 else "Error"}}
+            cs["state"] = {
+                "terminated": {
+                    "exitCode": code,
+                    "finishedAt": now,
+                    "reason": "Completed" if code == 0 else "Error",
+                }
+            }
         else:
             cs["state"] = {"running": {"startedAt": now}}
         st["containerStatuses"] = [cs]
@@ -130,6 +145,8 @@ async def until(api: Api, pred: Callable[[], bool], limit: float = 10_000.0) -> 
 def events(api: Api, reason: str | None = None, name: str | None = None) -> list[str]:
     out = []
     for e in api.list("Event", "default"):
-        if (reason is None or e["reason"] == reason) and (name is None or e["involvedObject"]["name"] == name):
+        if (reason is None or e["reason"] == reason) and (
+            name is None or e["involvedObject"]["name"] == name
+        ):
             out.append(e["message"])
     return out

@@ -68,7 +68,9 @@ async def test_attach_receives_the_output_of_a_running_container(runtime: Runtim
 async def test_attach_stdin_reaches_cat_and_stdin_once_closes_it(runtime: Runtime, clock: object) -> None:
     with trio.fail_after(30):
         sandbox_id = await ready_sandbox(runtime, "attach-in")
-        cat = await run_container(runtime, sandbox_id, ctr("attach-cat", ["cat"], stdin=True, stdin_once=True))
+        cat = await run_container(
+            runtime, sandbox_id, ctr("attach-cat", ["cat"], stdin=True, stdin_once=True)
+        )
         async with runtime.attach(cat, stdin=True, stdout=True, stderr=True) as session:
             await session.send_stdin(b"hello ")
             await session.send_stdin(b"cat\n")

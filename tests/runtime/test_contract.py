@@ -193,7 +193,9 @@ async def test_stop_kills_a_sigterm_ignoring_container_after_the_grace_period(
         start = trio.current_time()
         await runtime.stop_container(sleeper, 1)
         elapsed = trio.current_time() - start
-        assert 1.0 <= elapsed < 6  # the grace period, not the default 10 s (Podman adds ~0.2 s; more when loaded)
+        assert (
+            1.0 <= elapsed < 6
+        )  # the grace period, not the default 10 s (Podman adds ~0.2 s; more when loaded)
         assert (await runtime.container_status(sleeper)).exit_code == 137
 
         start = trio.current_time()

@@ -21,7 +21,8 @@ RULES = [
     pytest.param(("sleep", "30"), 30.0, 0, (), False, id="sleep"),
     pytest.param(("/bin/sleep", "1m", "30s"), 90.0, 0, (), False, id="sleep-path-suffixes-summed"),
     pytest.param(("sleep", "infinity"), math.inf, 0, (), False, id="sleep-infinity"),
-    pytest.param(("sleep", "soon"), 0.0, 1, ((0.0, 2, b"sleep: invalid number 'soon'\n"),), False, id="sleep-bad"),
+    pytest.param(("sleep", "soon"), 0.0, 1, ((0.0, 2, b"sleep: invalid number 'soon'\n"),), False,
+                 id="sleep-bad"),
     pytest.param(("busybox", "sleep", "5"), 5.0, 0, (), False, id="busybox-prefix"),
     pytest.param(("true",), 0.0, 0, (), False, id="true"),
     pytest.param(("false",), 0.0, 1, (), False, id="false"),
@@ -30,12 +31,15 @@ RULES = [
     pytest.param(("/bin/bash", "-ec", "exit 300"), 0.0, 44, (), False, id="bash-exit-mod-256"),
     pytest.param((*SH, "echo hi; sleep 2; echo $A >&2; sleep 1"), 3.0, 0,
                  ((0.0, 1, b"hi\n"), (2.0, 2, b"a-value\n")), False, id="sh-sequence-env-stderr"),
-    pytest.param((*SH, "echo start\nsleep 5\nexit 1"), 5.0, 1, ((0.0, 1, b"start\n"),), False, id="sh-newlines"),
+    pytest.param((*SH, "echo start\nsleep 5\nexit 1"), 5.0, 1, ((0.0, 1, b"start\n"),), False,
+                 id="sh-newlines"),
     pytest.param((*SH, "false && echo no || echo yes"), 0.0, 0, ((0.0, 1, b"yes\n"),), False, id="sh-and-or"),
     pytest.param((*SH, "sleep 5 & sleep 1; wait"), 5.0, 0, (), False, id="sh-background-wait"),
     pytest.param((*SH, "echo x > /dev/null; exec sleep 3"), 3.0, 0, (), False, id="sh-exec-recognised"),
-    pytest.param((*SH, "mkdir -p /data; cp /a /data; sleep 10"), 10.0, 0, (), False, id="sh-utilities-then-sleep"),
-    pytest.param((*SH, "X=1; export Y=2; echo $X$Y ${HOSTNAME}"), 0.0, 0, ((0.0, 1, b"12 pod-host\n"),), False,
+    pytest.param((*SH, "mkdir -p /data; cp /a /data; sleep 10"), 10.0, 0, (), False,
+                 id="sh-utilities-then-sleep"),
+    pytest.param((*SH, "X=1; export Y=2; echo $X$Y ${HOSTNAME}"), 0.0, 0, ((0.0, 1, b"12 pod-host\n"),),
+                 False,
                  id="sh-variables-hostname"),
     pytest.param((*SH, "for i in 1 2; do echo $i; done; exit 4"), 0.0, 4, (), False, id="sh-loop-then-exit"),
     pytest.param((*SH, 'X=$(echo hi); echo "$X `echo there`" $((1 + 2)); exit $(echo 5)'), 0.0, 5,
@@ -62,9 +66,11 @@ def test_command_rules(argv: tuple[str, ...], duration: float, code: int, output
 
 
 def test_files_made_by_a_command_are_timed() -> None:
-    outcome = evaluate((*SH, "touch /tmp/healthy; sleep 30; rm -f /tmp/healthy; echo x >> /tmp/log; sleep 600"),
+    outcome = evaluate((*SH,
+                        "touch /tmp/healthy; sleep 30; rm -f /tmp/healthy; echo x >> /tmp/log; sleep 600"),
                        Context())
-    assert outcome.files == ((0.0, "/tmp/healthy", b""), (30.0, "/tmp/healthy", None), (30.0, "/tmp/log", b"x\n"))
+    assert outcome.files == ((0.0, "/tmp/healthy", b""), (30.0, "/tmp/healthy", None),
+                             (30.0, "/tmp/log", b"x\n"))
     assert outcome.duration == 630.0
 
 
@@ -74,7 +80,8 @@ FILES = {"/etc/config/a": b"from a configmap\n", "/gone": None}
 # (exec command, exit code, stdout, stderr)
 EXEC_RULES = [
     pytest.param(("cat", "/etc/config/a"), 0, b"from a configmap\n", b"", id="cat-known-file"),
-    pytest.param(("cat", "/gone"), 1, b"", b"cat: can't open '/gone': No such file or directory\n", id="cat-removed"),
+    pytest.param(("cat", "/gone"), 1, b"", b"cat: can't open '/gone': No such file or directory\n",
+                 id="cat-removed"),
     pytest.param(("cat", "/etc/hostname"), 0, b"", b"", id="cat-unknown-path-is-empty"),
     pytest.param(("test", "-f", "/gone"), 1, b"", b"", id="test-removed"),
     pytest.param(("sh", "-c", "[ -e /etc/config/a ] && echo yes"), 0, b"yes\n", b"", id="bracket-test"),
@@ -83,7 +90,8 @@ EXEC_RULES = [
     pytest.param(("hostname",), 0, b"pod-host\n", b"", id="hostname"),
     pytest.param(("pg_isready", "-h", "localhost"), 0, b"", b"", id="unknown-command-exits-0"),
     pytest.param(("sh", "-c", "redis-cli ping | grep PONG"), 0, b"", b"", id="unknown-pipeline-exits-0"),
-    pytest.param(("wget", "-q", "-O", "-", "http://localhost:8080/"), 0, b"<html>", b"", id="wget-asks-the-pod"),
+    pytest.param(("wget", "-q", "-O", "-", "http://localhost:8080/"), 0, b"<html>", b"",
+                 id="wget-asks-the-pod"),
 ]
 
 
@@ -103,7 +111,8 @@ def test_cat_with_stdin_echoes() -> None:
 
 
 @pytest.mark.parametrize(("word", "seconds"), [("5", 5.0), ("0.5", 0.5), ("2m", 120.0), ("1h", 3600.0),
-                                               ("1d", 86400.0), ("infinity", math.inf), ("x", None), ("-1", None)])
+                                               ("1d", 86400.0), ("infinity", math.inf), ("x", None),
+                                               ("-1", None)])
 def test_parse_seconds(word: str, seconds: float | None) -> None:
     assert parse_seconds(word) == seconds
 
@@ -116,7 +125,8 @@ def test_compound_commands_are_one_step() -> None:
 
 
 def spec(name: str, *command: str, **kw: object) -> ContainerSpec:
-    return ContainerSpec(name=name, image="localhost/busybox:latest", command=command, **kw)  # type: ignore[arg-type]
+    return ContainerSpec(name=name, image="localhost/busybox:latest",
+                         command=command, **kw)  # type: ignore[arg-type]
 
 
 # (container, pod annotations, completing containers, exit_after, exit code, serves)
@@ -128,9 +138,10 @@ DERIVED = [
     pytest.param(spec("init", "./setup"), {}, ("init",), 1.0, 0, True, id="init-completes-after-1s"),
     pytest.param(spec("init", "sh", "-c", "sleep 2; ./setup"), {}, ("init",), 3.0, 0, True,
                  id="init-completes-after-its-sleeps-plus-1s"),
-    pytest.param(spec("job", "python", "run.py"), {"sim.orchestra.io/completion-time": "5s"}, ("job",), 5.0, 0, True,
-                 id="completion-time-annotation"),
-    pytest.param(spec("init", "sh", "-c", "exit 1"), {}, ("init",), 0.0, 1, False, id="init-recognised-failure"),
+    pytest.param(spec("job", "python", "run.py"), {"sim.orchestra.io/completion-time": "5s"}, ("job",),
+                 5.0, 0, True, id="completion-time-annotation"),
+    pytest.param(spec("init", "sh", "-c", "exit 1"), {}, ("init",), 0.0, 1, False,
+                 id="init-recognised-failure"),
     pytest.param(spec("web", "nginx"), {"sim.orchestra.io/exit": "web after=5s code=1"}, (), 5.0, 1, True,
                  id="exit-annotation-wins"),
     pytest.param(spec("web", "sleep", "5"), {"sim.orchestra.io/exit": "* after=never"}, (), None, 0, False,

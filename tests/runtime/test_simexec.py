@@ -29,7 +29,8 @@ async def test_unknown_commands_exit_0_and_recognised_ones_do_what_they_say(
         async with open_simulated_runtime() as rt:
             cid = await running(rt, "nginx")
             for cmd, code, out in [(["pg_isready"], 0, b""), (["sh", "-c", "exit 3"], 3, b""),
-                                   (["sh", "-c", "echo $GREETING from $(hostname) `echo x`"], 0, b"hello from web-0 x\n"),
+                                   (["sh", "-c", "echo $GREETING from $(hostname) `echo x`"], 0,
+                                    b"hello from web-0 x\n"),
                                    (["printenv", "GREETING"], 0, b"hello\n"), (["hostname"], 0, b"web-0\n"),
                                    (["wget", "-qO-", "http://localhost:80/"], 0, b"")]:
                 result = await rt.exec_run(cid, cmd, timeout=10)
@@ -47,10 +48,12 @@ async def test_wget_reaches_a_server_in_the_pod_only(autojump_clock: trio.testin
     with trio.fail_after(60):
         async with open_simulated_runtime() as rt:
             sleeper = await running(rt, "sleep", "3600")
-            result = await rt.exec_run(sleeper, ["wget", "-q", "-O", "-", "http://127.0.0.1:8080/"], timeout=5)
+            result = await rt.exec_run(sleeper, ["wget", "-q", "-O", "-", "http://127.0.0.1:8080/"],
+                                       timeout=5)
             assert result.exit_code == 1 and b"Connection refused" in result.stderr
             server = await running(rt, "httpd", "-f", uid="v")
-            assert (await rt.exec_run(server, ["wget", "-qO-", "http://127.0.0.1:8080/"], timeout=5)).exit_code == 0
+            assert (await rt.exec_run(server, ["wget", "-qO-", "http://127.0.0.1:8080/"],
+                                      timeout=5)).exit_code == 0
 
 
 async def test_files_follow_the_command_and_execs(autojump_clock: trio.testing.MockClock) -> None:
@@ -64,17 +67,20 @@ async def test_files_follow_the_command_and_execs(autojump_clock: trio.testing.M
             assert await cat("/tmp/healthy") == 0
             await trio.sleep(31)
             result = await rt.exec_run(cid, ["cat", "/tmp/healthy"], timeout=5)
-            assert (result.exit_code, result.stderr) == (1, b"cat: can't open '/tmp/healthy': No such file or directory\n")
+            missing = b"cat: can't open '/tmp/healthy': No such file or directory\n"
+            assert (result.exit_code, result.stderr) == (1, missing)
             await rt.exec_run(cid, ["sh", "-c", "echo ok > /tmp/healthy"], timeout=5)
             assert (await rt.exec_run(cid, ["cat", "/tmp/healthy"], timeout=5)).stdout == b"ok\n"
-            assert (await rt.exec_run(cid, ["test", "-e", "/tmp/other"], timeout=5)).exit_code == 0  # unknown: exists
+            unknown = await rt.exec_run(cid, ["test", "-e", "/tmp/other"], timeout=5)
+            assert unknown.exit_code == 0  # an unknown path exists
 
 
 async def test_mounted_files_are_read(tmp_path: Path) -> None:
     (tmp_path / "key").write_text("from a configmap\n")
     with trio.fail_after(30):
         async with open_simulated_runtime() as rt:
-            cid = await running(rt, "sleep", "3600", mounts=[Mount(str(tmp_path), "/etc/config", read_only=True)])
+            cid = await running(rt, "sleep", "3600",
+                                mounts=[Mount(str(tmp_path), "/etc/config", read_only=True)])
             result = await rt.exec_run(cid, ["sh", "-c", "cat /etc/config/key"], timeout=5)
             assert result.stdout == b"from a configmap\n"
             missing = await rt.exec_run(cid, ["cat", "/etc/config/nope"], timeout=5)
@@ -101,8 +107,9 @@ async def test_scripted_exec_answers_and_probe_failures(autojump_clock: trio.tes
     with trio.fail_after(120):
         async with open_simulated_runtime() as rt:
             cid = await running(rt, "nginx")
-            rt.script_pod("u", pod_script({"sim.orchestra.io/exec": '{"pg_isready": {"exitCode": 2, "stdout": "no"}}',
-                                           "sim.orchestra.io/probe-failure": "c/readiness after=10s for=5s"}))
+            rt.script_pod("u", pod_script({
+                "sim.orchestra.io/exec": '{"pg_isready": {"exitCode": 2, "stdout": "no"}}',
+                "sim.orchestra.io/probe-failure": "c/readiness after=10s for=5s"}))
             result = await rt.exec_run(cid, ["pg_isready"], timeout=5)
             assert (result.exit_code, result.stdout) == (2, b"no")
             seen = []
@@ -115,7 +122,8 @@ async def test_scripted_exec_answers_and_probe_failures(autojump_clock: trio.tes
             assert (await rt.exec_run(cid, ["pg_isready"], timeout=5)).exit_code == 0
 
 
-@pytest.mark.parametrize("command", [["sh", "-c", "echo 'unterminated"], ["sh", "-c"]], ids=["quote", "no-script"])
+@pytest.mark.parametrize("command", [["sh", "-c", "echo 'unterminated"], ["sh", "-c"]],
+                         ids=["quote", "no-script"])
 async def test_shell_errors_exit_2(command: list[str], autojump_clock: trio.testing.MockClock) -> None:
     with trio.fail_after(30):
         async with open_simulated_runtime() as rt:

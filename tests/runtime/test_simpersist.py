@@ -61,7 +61,8 @@ async def pod(rt: SimulatedRuntime, name: str, *commands: tuple[str, ...]) -> tu
     await rt.start_sandbox(sandbox)
     ids = []
     for i, command in enumerate(commands):
-        cid = await rt.create_container(sandbox, ContainerSpec(name=f"c{i}", image="busybox", command=command))
+        cid = await rt.create_container(sandbox,
+                                        ContainerSpec(name=f"c{i}", image="busybox", command=command))
         await rt.start_container(cid)
         ids.append(cid)
     return sandbox, ids
@@ -74,7 +75,8 @@ async def test_restart_keeps_sandboxes_containers_and_times(tmp_path: Path,
             first = SimulatedRuntime(state_dir=tmp_path)
             scope = await start(first, nursery)
             sandbox, (long, short, chatty) = await pod(
-                first, "p", ("sleep", "3600"), ("sleep", "600"), ("sh", "-c", "echo one; sleep 700; echo two"))
+                first, "p", ("sleep", "3600"), ("sleep", "600"),
+                ("sh", "-c", "echo one; sleep 700; echo two"))
             await trio.sleep(5)
             before = await first.sandbox_status(sandbox)
             statuses = {cid: await first.container_status(cid) for cid in (long, short, chatty)}
@@ -86,20 +88,24 @@ async def test_restart_keeps_sandboxes_containers_and_times(tmp_path: Path,
             second = SimulatedRuntime(state_dir=tmp_path, clock=later)
             scope = await start(second, nursery)
             after = await second.sandbox_status(sandbox)
-            assert (after.id, after.ip, after.state, after.created_at) == (before.id, before.ip, SandboxState.READY,
-                                                                           before.created_at)
+            assert (after.id, after.ip, after.state, after.created_at) == (
+                before.id, before.ip, SandboxState.READY, before.created_at)
             assert after.ip.startswith("10.244.")
             running = await second.container_status(long)
             assert running.state == ContainerState.RUNNING
-            assert (running.started_at, running.created_at) == (statuses[long].started_at, statuses[long].created_at)
+            assert (running.started_at, running.created_at) == (
+                statuses[long].started_at, statuses[long].created_at)
             exited = await second.container_status(short)  # its 600 s were over while the process was down
             assert (exited.state, exited.exit_code) == (ContainerState.EXITED, 0)
-            assert exited.finished_at == statuses[short].started_at + timedelta(seconds=600)  # type: ignore[operator]
+            started = statuses[short].started_at
+            assert started is not None and exited.finished_at == started + timedelta(seconds=600)
             async with second.logs(chatty, timestamps=True) as lines:
                 logged = [line async for line in lines]
             start_at = statuses[chatty].started_at
-            assert logged == [f"{(start_at + timedelta(seconds=s)).strftime('%Y-%m-%dT%H:%M:%S.%f')}000Z {w}\n".encode()
-                              for s, w in ((0, "one"), (700, "two"))]  # type: ignore[operator]
+            assert start_at is not None
+            stamp = "%Y-%m-%dT%H:%M:%S.%f"
+            assert logged == [f"{(start_at + timedelta(seconds=s)).strftime(stamp)}000Z {w}\n".encode()
+                              for s, w in ((0, "one"), (700, "two"))]
             await trio.sleep(3600 - 1005 - 1)
             assert (await second.container_status(long)).state == ContainerState.RUNNING
             await trio.sleep(2)
@@ -154,7 +160,8 @@ async def test_journal_is_compacted(tmp_path: Path, patient_clock: trio.testing.
         async with trio.open_nursery() as nursery:
             rt = SimulatedRuntime(state_dir=tmp_path)
             scope = await start(rt, nursery)
-            for i in range(COMPACT_MIN // 6 + 20):  # 6 records each (created, started, removed), just past the mark
+            # 6 records each (created, started, removed), just past the mark
+            for i in range(COMPACT_MIN // 6 + 20):
                 sandbox, _ = await pod(rt, f"p{i}", ("sleep", "1"))
                 await rt.remove_sandbox(sandbox)
             await pod(rt, "last", ("sleep", "60"))
@@ -186,7 +193,8 @@ def test_discarded_state_is_gone(tmp_path: Path) -> None:
     pytest.param(b'"gen"\n', id="a-json-string"),
     pytest.param(b'{"k": "gen", "n": 9\n', id="cut-json-with-newline"),
 ])
-def test_a_damaged_tail_is_cut_off_so_appends_follow_the_last_whole_record(tmp_path: Path, tail: bytes) -> None:
+def test_a_damaged_tail_is_cut_off_so_appends_follow_the_last_whole_record(tmp_path: Path,
+                                                                           tail: bytes) -> None:
     (tmp_path / "journal.jsonl").write_bytes(b'{"k": "gen", "n": 1}\n' + tail)
     journal = Journal(tmp_path)
     assert journal.open() == [{"k": "gen", "n": 1}]
@@ -204,7 +212,8 @@ async def test_a_malformed_record_is_skipped_and_the_rest_restored(
             kept, (cid,) = await pod(first, "kept", ("sleep", "600"))
             await scope.stop()
             lines = journal_lines(tmp_path)
-            bad = [b'{"k": "sb", "id": "x"}', b'{"k": "c", "id": "y", "sb": "' + kept.encode() + b'", "spec": 1}',
+            bad = [b'{"k": "sb", "id": "x"}',
+                   b'{"k": "c", "id": "y", "sb": "' + kept.encode() + b'", "spec": 1}',
                    b'{"k": "run", "id": "' + cid.encode() + b'", "at": "soon"}', b'{"k": "log", "id": "'
                    + cid.encode() + b'", "at": 1, "s": 1, "d": "%%%"}', b'{"k": "future-kind"}']
             (tmp_path / "journal.jsonl").write_bytes(b"\n".join([*lines[:1], *bad, *lines[1:]]) + b"\n")

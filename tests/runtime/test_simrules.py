@@ -7,13 +7,13 @@ import math
 import pytest
 
 from orchestra.runtime.simrules import (
+    ExecScript,
     ExitRule,
     ProbeFailure,
     ScriptError,
     parse_duration,
     pod_script,
 )
-from orchestra.runtime.simscript import ExecScript
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("10", 10.0), ("2.5", 2.5), ("10s", 10.0), ("1m30s", 90.0),
@@ -23,9 +23,11 @@ def test_durations(text: str, seconds: float) -> None:
 
 
 def test_probe_failures_and_windows() -> None:
-    script = pod_script({"sim.orchestra.io/probe-failure": "web/readiness after=10s for=30s, */liveness;db/*"})
+    rules = "web/readiness after=10s for=30s, */liveness;db/*"
+    script = pod_script({"sim.orchestra.io/probe-failure": rules})
     assert script.probe_failures == (ProbeFailure("web", "readiness", 10.0, 30.0),
-                                     ProbeFailure("*", "liveness", 0.0, math.inf), ProbeFailure("db", "*", 0.0, math.inf))
+                                     ProbeFailure("*", "liveness", 0.0, math.inf),
+                                     ProbeFailure("db", "*", 0.0, math.inf))
     fails = [script.probe_fails("web", "readiness", t) for t in (9.9, 10.0, 39.9, 40.0)]
     assert fails == [False, True, True, False]
     assert script.probe_fails("anything", "liveness", 1e9)
@@ -53,15 +55,18 @@ def test_completing_containers_and_default_completion_time() -> None:
 
 
 @pytest.mark.parametrize(("annotations", "message"), [
-    pytest.param({"sim.orchestra.io/completion-time": "soon"}, "sim.orchestra.io/completion-time: invalid duration 'soon'",
+    pytest.param({"sim.orchestra.io/completion-time": "soon"},
+                 "sim.orchestra.io/completion-time: invalid duration 'soon'",
                  id="bad-duration"),
     pytest.param({"sim.orchestra.io/exit": "web code=300"}, "invalid code '300'", id="bad-code"),
     pytest.param({"sim.orchestra.io/exit": "web at=5"}, "unexpected 'at=5'", id="unknown-key"),
     pytest.param({"sim.orchestra.io/probe-failure": "web"}, "invalid target 'web'", id="target-without-kind"),
-    pytest.param({"sim.orchestra.io/probe-failure": "web/health"}, "invalid target 'web/health'", id="unknown-kind"),
+    pytest.param({"sim.orchestra.io/probe-failure": "web/health"}, "invalid target 'web/health'",
+                 id="unknown-kind"),
     pytest.param({"sim.orchestra.io/exec": "{"}, "sim.orchestra.io/exec: not valid JSON", id="bad-json"),
     pytest.param({"sim.orchestra.io/exec": '{"x": 1}'}, "must be a string", id="bad-answer"),
-    pytest.param({"sim.orchestra.io/exec": '{"x": {"exitCode": 256}}'}, "exitCode of 'x'", id="bad-exit-code"),
+    pytest.param({"sim.orchestra.io/exec": '{"x": {"exitCode": 256}}'}, "exitCode of 'x'",
+                 id="bad-exit-code"),
     pytest.param({"sim.orchestra.io/fail": "x"}, "unknown simulation annotation 'sim.orchestra.io/fail'",
                  id="unknown-annotation"),
 ])

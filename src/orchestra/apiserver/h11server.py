@@ -2,7 +2,8 @@
 
 Owns: listening (`serve_asgi`, `HttpServer.serve`), TLS (`trio.SSLStream`, ALPN http/1.1),
 one task per connection, keep-alive and pipelining, the ASGI `http` cycle, the raw-upgrade
-extension below, and the server's own error answers (400/413/500). The `websocket` cycle
+extension below, and the server's own error answers (400/413/500; plain HTTP on the TLS port is
+answered as Go answers it, see plainhttp.py). The `websocket` cycle
 lives in `h11ws`. It never parses HTTP by hand: every byte in or out goes through h11.
 Must not import: api, cli, reconcilers, node, runtime (it knows nothing about Kubernetes except
 the shape of its own 413 body, see below). Longer than the usual ~300 lines because the connection
@@ -56,7 +57,7 @@ import attrs
 import h11
 import trio
 
-from orchestra.apiserver import h11ws
+from orchestra.apiserver import h11ws, plainhttp
 
 log = logging.getLogger("orchestra.http")
 
@@ -143,7 +144,15 @@ class HttpServer:
             return
         stream: trio.abc.Stream = tcp
         if self.ssl_context is not None:
-            stream = trio.SSLStream(tcp, self.ssl_context, server_side=True, https_compatible=True)
+            head = bytearray()
+            with trio.move_on_after(HANDSHAKE_TIMEOUT):
+                await plainhttp.read_first_bytes(tcp, head)
+            if plainhttp.looks_like_http(head):
+                self._counters.protocol_errors += 1
+                await plainhttp.answer(tcp, LINGER, LINGER_BYTES)
+                return
+            stream = trio.SSLStream(UpgradedStream(tcp, bytes(head)), self.ssl_context, server_side=True,
+                                    https_compatible=True)
         await self.handle_stream(stream, client=client, server=server)
 
     async def handle_stream(self, stream: trio.abc.Stream, *, client: tuple[str, int] | None = None,
@@ -168,7 +177,9 @@ async def serve_asgi(app: App, host: str, port: int, *, ssl_context: ssl.SSLCont
                      task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
                      max_body: int = MAX_BODY, keep_alive_timeout: float = 75.0) -> None:
     """Serve `app` on host:port until cancelled (port 0 picks a free port; see `started()`)."""
-    server = HttpServer(app, ssl_context=ssl_context, max_body=max_body, keep_alive_timeout=keep_alive_timeout)
+    server = HttpServer(
+        app, ssl_context=ssl_context, max_body=max_body, keep_alive_timeout=keep_alive_timeout
+    )
     await server.serve(host, port, task_status=task_status)
 
 
@@ -364,8 +375,10 @@ class _Connection:
 
     async def answer_too_large(self) -> None:
         limit = self.server.max_body
-        body = (b'{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":'
-                b'"Request entity too large: limit is %d","reason":"RequestEntityTooLarge","code":413}' % limit)
+        body = (
+            b'{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":'
+            b'"Request entity too large: limit is %d","reason":"RequestEntityTooLarge","code":413}' % limit
+        )
         await self.answer(413, body, close=True, content_type=b"application/json")
 
 
@@ -402,7 +415,9 @@ class _HttpCycle:
             if not self.written and not conn.broken:
                 if not failed:
                     conn.stats.app_errors += 1
-                    log.error("ASGI app returned no response for %s %s", self.scope["method"], self.scope["path"])
+                    log.error(
+                        "ASGI app returned no response for %s %s", self.scope["method"], self.scope["path"]
+                    )
                 await conn.answer(500, b"Internal Server Error", close=True)
             conn.keep_alive = False
         self._complete_event.set()

@@ -75,8 +75,12 @@ class WebSocketSession:
         self.scope = scope
         h = _headers(scope["headers"])
         self.key = h[b"sec-websocket-key"]
-        self.offered_extensions = split_comma_header(h[b"sec-websocket-extensions"]) if b"sec-websocket-extensions" in h else []
-        scope["subprotocols"] = [p.strip() for p in split_comma_header(h.get(b"sec-websocket-protocol", b"")) if p.strip()]
+        self.offered_extensions = (
+            split_comma_header(h[b"sec-websocket-extensions"]) if b"sec-websocket-extensions" in h else []
+        )
+        scope["subprotocols"] = [
+            p.strip() for p in split_comma_header(h.get(b"sec-websocket-protocol", b"")) if p.strip()
+        ]
         scope["extensions"]["websocket.http.response"] = {}
         self.ws: Connection | None = None
         self.answered = False  # accepted, or an HTTP response (rejection) was started
@@ -103,7 +107,9 @@ class WebSocketSession:
         try:
             await app(self.scope, self.receive, self.send)
         except BaseException as exc:
-            if isinstance(exc, Disconnected) or (isinstance(exc, BaseExceptionGroup) and exc.split(Disconnected)[1] is None):
+            if isinstance(exc, Disconnected) or (
+                isinstance(exc, BaseExceptionGroup) and exc.split(Disconnected)[1] is None
+            ):
                 return False  # the client left; nothing to report
             if not isinstance(exc, Exception):
                 raise
@@ -117,7 +123,10 @@ class WebSocketSession:
         try:
             if not self.answered:
                 await self.conn.answer(500 if failed else 403, b"", close=True)
-            elif self.ws is not None and self.ws.state in (ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING):
+            elif self.ws is not None and self.ws.state in (
+                ConnectionState.OPEN,
+                ConnectionState.REMOTE_CLOSING,
+            ):
                 await self._send_event(CloseConnection(code=1011 if failed else 1000))
         except (Disconnected, OSError, trio.BrokenResourceError, trio.ClosedResourceError):
             pass  # the client is gone; there is nobody to tell
@@ -183,7 +192,9 @@ class WebSocketSession:
             await self._accept(message)
         elif kind == "websocket.send" and self.ws is not None:
             data, text = message.get("bytes"), message.get("text")
-            await self._send_event(BytesMessage(data=data) if data is not None else TextMessage(data=text or ""))
+            await self._send_event(
+                BytesMessage(data=data) if data is not None else TextMessage(data=text or "")
+            )
         elif kind == "websocket.close":
             await self._close(int(message.get("code") or 1000), message.get("reason") or "")
         elif kind == "websocket.http.response.start" and not self.answered:
@@ -206,13 +217,24 @@ class WebSocketSession:
         if subprotocol:
             headers.append((b"sec-websocket-protocol", subprotocol.encode()))
         extensions: list[Extension] = [PerMessageDeflate()]
-        agreed = server_extensions_handshake(self.offered_extensions, extensions) if self.offered_extensions else None
+        agreed = (
+            server_extensions_handshake(self.offered_extensions, extensions)
+            if self.offered_extensions
+            else None
+        )
         if agreed:
             headers.append((b"sec-websocket-extensions", agreed))
         for name, value in message.get("headers", []):
-            if bytes(name).lower() not in (b"sec-websocket-protocol", b"sec-websocket-accept", b"upgrade", b"connection"):
+            if bytes(name).lower() not in (
+                b"sec-websocket-protocol",
+                b"sec-websocket-accept",
+                b"upgrade",
+                b"connection",
+            ):
                 headers.append((bytes(name), bytes(value)))
-        data = self.conn.h11.send(h11.InformationalResponse(status_code=101, headers=headers, reason=b"Switching Protocols"))
+        data = self.conn.h11.send(
+            h11.InformationalResponse(status_code=101, headers=headers, reason=b"Switching Protocols")
+        )
         self.answered = True
         self.conn.keep_alive = False
         await self.conn.write(data)  # type: ignore[arg-type]

@@ -6,6 +6,7 @@ Must not import: cli, reconcilers, node, runtime.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl
@@ -14,15 +15,19 @@ import attrs
 import orjson
 
 from orchestra.api.errors import ApiError, BadRequest, RequestEntityTooLarge, UnsupportedMediaType
-from orchestra.api.protobuf import CONTENT_TYPE as PROTOBUF
-from orchestra.api.protobuf import ProtobufError, decode_k8s_protobuf
+from orchestra.api.request import bodies
+from orchestra.apiserver.protobuf import CONTENT_TYPE as PROTOBUF
+from orchestra.apiserver.protobuf import decode_protobuf
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
-MAX_BODY = 3 * 1024 * 1024
+MAX_BODY = bodies.MAX_BYTES
 JSON = b"application/json"
+_INT = re.compile(r"[+-]?[0-9]+")
+# What POST and PUT bodies may be, in kube-apiserver's order (its 415 lists them so).
+BODY_MEDIA_TYPES = ("application/json", "application/yaml", PROTOBUF)
 
 
 @attrs.define
@@ -55,13 +60,13 @@ class Request:
         return (self.arg(name) or "").lower() in ("true", "1")
 
     def int_arg(self, name: str) -> int | None:
+        """An int64 query parameter, as Go's strconv.ParseInt reads it (no spaces or `_`, in range)."""
         raw = self.arg(name)
-        if raw in (None, ""):
+        if raw is None or raw == "":
             return None
-        try:
-            return int(raw)  # type: ignore[arg-type]
-        except ValueError:
-            raise BadRequest(f'invalid value for {name}: "{raw}"') from None
+        if _INT.fullmatch(raw) is None or not -(2**63) <= int(raw) < 2**63:
+            raise BadRequest(f'invalid value for {name}: "{raw}"')
+        return int(raw)
 
     @property
     def content_type(self) -> str:
@@ -87,37 +92,58 @@ class Request:
         return b"".join(chunks)
 
     async def json_body(self, *, allow_empty: bool = False) -> Any:
+        """The body's value (see decoded_body); None for an empty body when `allow_empty`."""
+        decoded = await self.decoded_body(allow_empty=allow_empty)
+        return decoded.value if decoded is not None else None
+
+    async def decoded_body(self, *, allow_empty: bool = False) -> bodies.Decoded | None:
+        """A POST/PUT/DELETE body decoded by its Content-Type, as kube-apiserver negotiates it: none
+        means JSON; JSON, YAML and Kubernetes protobuf are accepted, anything else is 415. Decoding
+        keeps the limits of api/request/bodies.py (depth, decoded size, YAML aliases)."""
         data = await self.body()
         if not data.strip():
             if allow_empty:
                 return None
             raise BadRequest("the request body is empty")
-        ct = self.content_type.split(";")[0].strip().lower()
-        if ct == PROTOBUF:
-            # kubectl 1.32+ `create <generator>` sends protobuf for built-in kinds
-            try:
-                return decode_k8s_protobuf(data)
-            except ProtobufError as exc:
-                raise BadRequest(f"error decoding protobuf body: {exc}") from None
-        if "cbor" in ct or "protobuf" in ct:
-            raise UnsupportedMediaType("the body of the request was in an unknown format - accepted media types include: "
-                                       f"application/json, application/yaml, {PROTOBUF} (got {ct})")
+        media = _media_type(self.content_type)
+        if media not in BODY_MEDIA_TYPES:
+            raise UnsupportedMediaType("the body of the request was in an unknown format - accepted media "
+                                       f"types include: {', '.join(BODY_MEDIA_TYPES)}")
         try:
-            return orjson.loads(data)
-        except orjson.JSONDecodeError as exc:
-            if ct == "application/yaml":
-                return _yaml(data)
-            raise BadRequest(f"couldn't get version/kind; json parse error: {exc}") from None
+            if media == PROTOBUF:  # kubectl 1.32+ `create <generator>` sends protobuf for built-in kinds
+                return await bodies.decode_off_loop(decode_protobuf, data)
+            if media == "application/yaml":
+                return await _yaml_or_json(data)
+            return bodies.decode_json(data)
+        except bodies.DecodeError as exc:
+            if exc.too_large:
+                raise RequestEntityTooLarge(exc.message) from None
+            prefix = {PROTOBUF: "error decoding protobuf body: ",
+                      "application/yaml": "error converting YAML to JSON: "}.get(
+                          media, "couldn't get version/kind; json parse error: ")
+            raise BadRequest(prefix + exc.message) from None
 
 
-def _yaml(data: bytes) -> Any:
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
+def _media_type(content_type: str) -> str:
+    """The media type of a Content-Type ("" when absent, which kube reads as JSON); "invalid" when
+    its parameters do not parse (Go's mime.ParseMediaType refuses those, so kube answers 415)."""
+    media, _, params = content_type.partition(";")
+    media = media.strip().lower()
+    for param in params.split(";") if params.strip() else ():
+        name, eq, _value = param.partition("=")
+        if not eq or not name.strip():
+            return "invalid"
+    return media or "application/json"
 
+
+async def _yaml_or_json(data: bytes) -> bodies.Decoded:
+    """An application/yaml body: JSON is YAML, and far quicker to read as JSON."""
     try:
-        return YAML(typ="safe", pure=True).load(data.decode("utf-8"))
-    except (YAMLError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"error converting YAML to JSON: {exc}") from None
+        return bodies.decode_json(data)
+    except bodies.DecodeError as exc:
+        if exc.reason != "syntax":
+            raise
+    return await bodies.decode_off_loop(bodies.decode_yaml, data)
 
 
 async def send_bytes(send: Send, status: int, body: bytes, content_type: bytes = JSON,
@@ -130,8 +156,11 @@ async def send_bytes(send: Send, status: int, body: bytes, content_type: bytes =
     await send({"type": "http.response.body", "body": body})
 
 
-async def send_json(send: Send, status: int, obj: Any, headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    await send_bytes(send, status, orjson.dumps(obj), JSON, headers)
+async def send_json(
+    send: Send, status: int, obj: Any, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    """`obj` as kube's JSON serializer writes it: encoding/json's Encoder ends it with a newline."""
+    await send_bytes(send, status, orjson.dumps(obj, option=orjson.OPT_APPEND_NEWLINE), JSON, headers)
 
 
 async def send_error(send: Send, err: ApiError) -> None:

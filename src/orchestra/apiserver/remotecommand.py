@@ -6,7 +6,7 @@ Owns: the channels a client opens (`CommandChannels`: a WebSocket `ChannelSocket
 responses), upgrading and running a session over them (`serve_channels`), and pumping the
 client's input (stdin, the v5 "close stdin", resize JSON) into a runtime session (`pump_input`).
 Raw SPDY upgrades come through the h11 server's `orchestra.raw_upgrade` extension (h11server.py);
-without it (hypercorn) an SPDY client gets a clear 400.
+without it (hypercorn, with ORCHESTRA_HTTP_SERVER=hypercorn) an SPDY client gets a clear 400.
 Must not import: cli, reconcilers, node; from runtime only the `base` contract.
 """
 
@@ -144,7 +144,9 @@ def pod_label(pod: dict[str, Any]) -> str:
 # ------------------------------------------------------------------------------------ input
 
 
-async def pump_input(chans: CommandChannels, session: InputSession, *, stdin: bool, gone: trio.CancelScope) -> None:
+async def pump_input(
+    chans: CommandChannels, session: InputSession, *, stdin: bool, gone: trio.CancelScope
+) -> None:
     """Client input into `session` (stdin only when `stdin`); cancels `gone` when the client leaves."""
     while (item := await chans.receive()) is not None:
         channel, data = item
@@ -199,8 +201,12 @@ class SpdyChannels:
         self._lock = trio.Lock()
         self._ids: dict[int, int] = {}  # channel -> stream id
         self._channels: dict[int, int] = {}  # stream id -> channel
-        self._want = {Channel.ERROR} | ({Channel.STDIN} if opts.stdin else set()) \
-            | ({Channel.STDOUT} if opts.stdout else set()) | ({Channel.STDERR} if opts.stderr and not opts.tty else set())
+        self._want = (
+            {Channel.ERROR}
+            | ({Channel.STDIN} if opts.stdin else set())
+            | ({Channel.STDOUT} if opts.stdout else set())
+            | ({Channel.STDERR} if opts.stderr and not opts.tty else set())
+        )
         self._ready = trio.Event()
         self._in_send, self._in_recv = trio.open_memory_channel[tuple[int, bytes]](64)
         self._closed = False

@@ -39,8 +39,15 @@ def hypercorn_config(host: str, port: int, tls: ServingCert | None = None) -> Co
     return config
 
 
-async def serve_api(server: ApiServer, host: str, port: int, tls: ServingCert | None = None, *,
-                    http_server: str | None = None, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
+async def serve_api(
+    server: ApiServer,
+    host: str,
+    port: int,
+    tls: ServingCert | None = None,
+    *,
+    http_server: str | None = None,
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+) -> None:
     """Serve until cancelled; `started()` reports the bound addresses once the socket listens."""
     choice = http_server or os.environ.get("ORCHESTRA_HTTP_SERVER", "h11")
     if choice != "hypercorn":

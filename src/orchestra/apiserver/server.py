@@ -1,4 +1,5 @@
-"""The Kubernetes REST API over HTTP: an ASGI app served by hypercorn's trio worker.
+"""The Kubernetes REST API over HTTP: an ASGI app, served by orchestra's h11 server (serve.py; hypercorn's
+trio worker with ORCHESTRA_HTTP_SERVER=hypercorn).
 
 Owns: authentication, routing to the API core, content negotiation (JSON, server-side Tables),
 watch requests (streamed by watchserve.py), and the HTTP shape of errors. Streaming pod
@@ -14,19 +15,33 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+import attrs
 import orjson
 import trio
 
 from orchestra.api import tables
-from orchestra.api.core import ApiCore, WriteOptions, WriteResult
-from orchestra.api.deletion import DeleteOptions
-from orchestra.api.errors import ApiError, BadRequest, InternalError, MethodNotAllowed, NotFound, Unauthorized
-from orchestra.api.eviction import evict
-from orchestra.api.listoptions import validate_list_options
+from orchestra.api.errors import (
+    ApiError,
+    BadRequest,
+    InternalError,
+    MethodNotAllowed,
+    NotFound,
+    Unauthorized,
+    path_not_found,
+)
+from orchestra.api.machinery.selectors import parse_field_selector, parse_label_selector
 from orchestra.api.metrics import METRICS_REGISTRY
 from orchestra.api.registry import ResourceType
-from orchestra.api.selectors import parse_field_selector, parse_label_selector
-from orchestra.api.watch import WatchStream
+from orchestra.api.request.bodies import Decoded
+from orchestra.api.request.core import ApiCore
+from orchestra.api.request.deletion import DELETE_OPTIONS, DeleteOptions, delete_options
+from orchestra.api.request.eviction import evict
+from orchestra.api.request.listoptions import send_initial_events, validate_list_options
+from orchestra.api.request.stored import parse_rv
+from orchestra.api.request.typemeta import check_body_types
+from orchestra.api.request.types import WriteOptions, WriteResult
+from orchestra.api.request.watch import WatchStream
+from orchestra.apiserver import openapi
 from orchestra.apiserver.discovery import Discovery, version_info, wants_aggregated
 from orchestra.apiserver.http import (
     Receive,
@@ -62,7 +77,10 @@ class ApiServer:
         self.core = core
         self.token = token
         self.metrics = metrics
-        self.discovery = Discovery(core.registry, server_address, read_only=METRICS_REGISTRY if metrics else None)
+        self.discovery = Discovery(
+            core.registry, server_address, read_only=METRICS_REGISTRY if metrics else None
+        )
+        self.openapi = openapi.OpenApi(core.registry, core.schema)  # documents built on first request
         self.pod_streams = pod_streams
         self.bookmark_interval = bookmark_interval
         self.watch_limits = watch_limits or WatchLimits()
@@ -95,8 +113,16 @@ class ApiServer:
         if req.scope["type"] == "websocket":
             # refuse the upgrade with the Status as a plain HTTP answer (kubectl shows its message)
             body = orjson.dumps(err.status())
-            await req.send({"type": "websocket.http.response.start", "status": err.code,
-                            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+            await req.send(
+                {
+                    "type": "websocket.http.response.start",
+                    "status": err.code,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
+                }
+            )
             await req.send({"type": "websocket.http.response.body", "body": body})
             return
         await send_error(req.send, err)
@@ -115,13 +141,17 @@ class ApiServer:
         path = req.path.rstrip("/") or "/"
         if path in PUBLIC_PATHS:
             ok = self.ready or path == "/livez"
-            await send_bytes(req.send, 200 if ok else 503, b"ok" if ok else b"not ready", b"text/plain; charset=utf-8")
+            await send_bytes(
+                req.send, 200 if ok else 503, b"ok" if ok else b"not ready", b"text/plain; charset=utf-8"
+            )
             return
         if path == "/version":
             await send_json(req.send, 200, version_info())
             return
         parts = path.strip("/").split("/")
-        is_discovery = parts[0] in ("api", "apis") and len(parts) <= 3 and (parts[0] == "apis" or len(parts) <= 2)
+        is_discovery = (
+            parts[0] in ("api", "apis") and len(parts) <= 3 and (parts[0] == "apis" or len(parts) <= 2)
+        )
         if is_discovery and await self._discovery(req, parts):
             return
         if parts[0] == "openapi":
@@ -132,7 +162,7 @@ class ApiServer:
             return
         route = parse_resource_path(self.core.registry, parts)
         if route is None:
-            raise NotFound("the server could not find the requested resource")
+            raise path_not_found()
         await self._resource(req, route)
 
     async def _discovery(self, req: Request, parts: list[str]) -> bool:
@@ -153,23 +183,12 @@ class ApiServer:
         else:
             return False
         if body is None:
-            raise NotFound("the server could not find the requested resource")
+            raise path_not_found()
         await send_bytes(req.send, 200, body)
         return True
 
     async def _openapi(self, req: Request, parts: list[str]) -> None:
-        d = self.discovery
-        if parts == ["openapi", "v3"]:
-            await send_bytes(req.send, 200, d.openapi_index())
-            return
-        if len(parts) >= 4 and parts[1] == "v3":
-            group = "" if parts[2] == "api" else (parts[3] if len(parts) >= 5 else "")
-            body = d.openapi_gv_doc(group) if (parts[2] == "api" or len(parts) >= 5) else None
-            if body is not None:
-                await send_bytes(req.send, 200, body)
-                return
-        # /openapi/v2 is protobuf-only in kubectl; a 404 makes it fall back cleanly
-        raise NotFound("the server could not find the requested resource")
+        await openapi.serve(self.openapi, req, parts)
 
     # --- resources ----------------------------------------------------------------------------
 
@@ -184,22 +203,33 @@ class ApiServer:
                 else:
                     await self._list(req, route)
             elif m == "POST":
-                await self._write(req, await self.core.create(route.rt, route.namespace, await req.json_body(), self._write_opts(req)))
+                body, opts = await self._write_body(req)
+                await self._write(req, await self.core.create(route.rt, route.namespace, body, opts))
             elif m == "DELETE":
                 await self._delete_collection(req, route)
             else:
-                raise MethodNotAllowed(f"the server does not allow this method on the requested resource ({m})")
+                raise MethodNotAllowed(
+                    f"the server does not allow this method on the requested resource ({m})"
+                )
         elif m == "GET":
             obj = self.core.get(route.rt, route.namespace, route.name)
             await self._send_object(req, route.rt, obj)
         elif m == "PUT":
-            await self._write(req, await self.core.update(route.rt, route.namespace, route.name, await req.json_body(), self._write_opts(req)))
+            body, opts = await self._write_body(req)
+            await self._write(req, await self.core.update(route.rt, route.namespace, route.name, body, opts))
         elif m == "PATCH":
             await self._patch(req, route)
         elif m == "DELETE":
             await self._delete(req, route)
         else:
             raise MethodNotAllowed(f"the server does not allow this method on the requested resource ({m})")
+
+    async def _write_body(self, req: Request) -> tuple[Any, WriteOptions]:
+        """A create/update body and the write options, with what decoding found for strictness."""
+        opts = self._write_opts(req)
+        decoded = await req.decoded_body()
+        assert decoded is not None
+        return decoded.value, attrs.evolve(opts, decode_findings=_findings(decoded))
 
     def _write_opts(self, req: Request) -> WriteOptions:
         dry = req.arg("dryRun")
@@ -229,21 +259,12 @@ class ApiServer:
         await send_json(req.send, status, obj)
 
     async def _delete_opts(self, req: Request) -> DeleteOptions:
-        body = await req.json_body(allow_empty=True) or {}
-        if not isinstance(body, dict):
-            raise BadRequest("DeleteOptions must be a JSON object")
-        pre = body.get("preconditions") or {}
-        dry = body.get("dryRun") or ([req.arg("dryRun")] if req.arg("dryRun") else [])
-        grace = body.get("gracePeriodSeconds", req.int_arg("gracePeriodSeconds"))
-        if body.get("orphanDependents") is True:
-            body.setdefault("propagationPolicy", "Orphan")
-        return DeleteOptions(
-            propagation_policy=body.get("propagationPolicy") or req.arg("propagationPolicy"),
-            grace_period_seconds=int(grace) if grace is not None else None,
-            uid=pre.get("uid"),
-            resource_version=pre.get("resourceVersion"),
-            dry_run="All" in (dry or []),
-        )
+        body = await req.json_body(allow_empty=True)
+        body = {} if body is None else body
+        check_body_types(self.core.schema, body, DELETE_OPTIONS, kind="DeleteOptions")
+        return delete_options(body, propagation_policy=req.arg("propagationPolicy"),
+                              grace_period_seconds=req.int_arg("gracePeriodSeconds"),
+                              dry_run=req.arg("dryRun"))
 
     async def _delete_collection(self, req: Request, route: Route) -> None:
         listed = self._do_list(req, route)
@@ -251,12 +272,22 @@ class ApiServer:
         items = []
         for obj in listed.items:
             try:
-                deleted, _ = await self.core.delete(route.rt, obj["metadata"].get("namespace"), obj["metadata"]["name"], opts)
+                deleted, _ = await self.core.delete(
+                    route.rt, obj["metadata"].get("namespace"), obj["metadata"]["name"], opts
+                )
             except NotFound:
                 continue
             items.append(deleted)
-        await send_json(req.send, 200, {"kind": route.rt.list_kind, "apiVersion": route.rt.api_version,
-                                        "metadata": {"resourceVersion": str(self.core.store.revision)}, "items": items})
+        await send_json(
+            req.send,
+            200,
+            {
+                "kind": route.rt.list_kind,
+                "apiVersion": route.rt.api_version,
+                "metadata": {"resourceVersion": str(self.core.store.revision)},
+                "items": items,
+            },
+        )
 
     def _do_list(self, req: Request, route: Route) -> Any:
         return self.core.list(
@@ -274,37 +305,61 @@ class ApiServer:
     async def _list(self, req: Request, route: Route) -> None:
         listed = self._do_list(req, route)
         if _wants_table(req):
-            await send_json(req.send, 200, self._table(req, route.rt, listed.items, listed.resource_version, listed.continue_token))
+            await send_json(
+                req.send,
+                200,
+                self._table(req, route.rt, listed.items, listed.resource_version, listed.continue_token),
+            )
             return
         lm: dict[str, Any] = {"resourceVersion": listed.resource_version}
         if listed.continue_token:
             lm["continue"] = listed.continue_token
             lm["remainingItemCount"] = listed.remaining
-        body = orjson.dumps({"kind": route.rt.list_kind, "apiVersion": route.rt.api_version, "metadata": lm, "items": listed.items})
+        body = orjson.dumps(
+            {
+                "kind": route.rt.list_kind,
+                "apiVersion": route.rt.api_version,
+                "metadata": lm,
+                "items": listed.items,
+            },
+            option=orjson.OPT_APPEND_NEWLINE,
+        )
         await send_bytes(req.send, 200, body)
 
-    def _table(self, req: Request, rt: ResourceType, items: list[dict[str, Any]], rv: str, cont: str = "") -> dict[str, Any]:
-        t = tables.table(rt, items, now=datetime.now(UTC), include_object=req.arg("includeObject") or "Metadata",
-                         resource_version=rv)
+    def _table(
+        self, req: Request, rt: ResourceType, items: list[dict[str, Any]], rv: str, cont: str = ""
+    ) -> dict[str, Any]:
+        t = tables.table(
+            rt,
+            items,
+            now=datetime.now(UTC),
+            include_object=req.arg("includeObject") or "Metadata",
+            resource_version=rv,
+        )
         if cont:
             t["metadata"]["continue"] = cont
         return t
 
     async def _send_object(self, req: Request, rt: ResourceType, obj: dict[str, Any]) -> None:
         if _wants_table(req):
-            await send_json(req.send, 200, self._table(req, rt, [obj], obj["metadata"].get("resourceVersion", "")))
+            await send_json(
+                req.send, 200, self._table(req, rt, [obj], obj["metadata"].get("resourceVersion", ""))
+            )
         else:
             await send_json(req.send, 200, obj)
 
     async def _subresource(self, req: Request, route: Route) -> None:
         rt, sub, m = route.rt, route.subresource, req.method
         name = route.name or ""
-        if (sub == "status" and rt.has_subresource("status")) or (rt.kind == "Namespace" and sub == "finalize"):
+        if (sub == "status" and rt.has_subresource("status")) or (
+            rt.kind == "Namespace" and sub == "finalize"
+        ):
             if m == "GET":
                 await self._send_object(req, rt, self.core.get(rt, route.namespace, name))
             elif m == "PUT":
-                await self._write(req, await self.core.update(rt, route.namespace, name, await req.json_body(), self._write_opts(req),
-                                                              subresource=sub))
+                body, opts = await self._write_body(req)
+                updated = await self.core.update(rt, route.namespace, name, body, opts, subresource=sub)
+                await self._write(req, updated)
             elif m == "PATCH":
                 await self._patch(req, route)
             else:
@@ -313,15 +368,25 @@ class ApiServer:
             if m == "GET":
                 await send_json(req.send, 200, self.core.get_scale(rt, route.namespace, name))
             elif m in ("PUT", "PATCH"):
-                body: Any = await req.json_body() if m == "PUT" else await req.body()
-                scale = await self.core.update_scale(rt, route.namespace, name, body,
-                                                     None if m == "PUT" else req.content_type, self._write_opts(req))
+                given: Any = await req.json_body() if m == "PUT" else await req.body()
+                scale = await self.core.update_scale(
+                    rt,
+                    route.namespace,
+                    name,
+                    given,
+                    None if m == "PUT" else req.content_type,
+                    self._write_opts(req),
+                )
                 await send_json(req.send, 200, scale)
             else:
                 raise MethodNotAllowed(f"{m} is not supported on {rt.plural}/scale")
         elif rt.kind == "Pod" and sub == "binding" and m == "POST":
             await self.core.bind(route.namespace or "", name, await req.json_body())
-            await send_json(req.send, 201, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201})
+            await send_json(
+                req.send,
+                201,
+                {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201},
+            )
         elif rt.kind == "Pod" and sub == "eviction" and m == "POST":
             await self._evict(req, route)
         elif rt.kind == "Pod" and sub in ("log", "exec", "portforward", "attach"):
@@ -330,14 +395,18 @@ class ApiServer:
                 raise BadRequest(f"pods/{sub} needs a node agent, and none is running in this server")
             await self.pod_streams.handle(req, route, pod)
         else:
-            raise NotFound("the server could not find the requested resource")
+            raise path_not_found()
 
     async def _evict(self, req: Request, route: Route) -> None:
         """pods/eviction (policy/v1 Eviction): a delete that honours PodDisruptionBudgets — 429
         TooManyRequests while the pod's budget allows no disruption, 500 for a pod under several
-        budgets, else the budget is spent and the pod deleted (api/eviction.py)."""
+        budgets, else the budget is spent and the pod deleted (api/request/eviction.py)."""
         await evict(self.core, route.namespace or "", route.name or "", await req.json_body(allow_empty=True))
-        await send_json(req.send, 201, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201})
+        await send_json(
+            req.send,
+            201,
+            {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201},
+        )
 
     # --- watch --------------------------------------------------------------------------------
 
@@ -348,23 +417,37 @@ class ApiServer:
                               match=req.arg("resourceVersionMatch"), continue_token=req.arg("continue"),
                               send_initial_events=req.arg("sendInitialEvents"))
         timeout = req.int_arg("timeoutSeconds")
+        if timeout == 0:
+            timeout = None  # kube: 0 is "not set" (the server's default watch lifetime)
+        elif timeout is not None and timeout < 0:
+            timeout = 0  # Go's timer fires at once for a negative duration: the watch just ends
+        parse_rv(req.arg("resourceVersion"))  # a bad value is a 400 now; once streaming, only an ERROR event
         bookmarks = self.bookmark_interval if req.flag("allowWatchBookmarks") else None
-        stream = WatchStream(self.core, route.rt, route.namespace, resource_version=req.arg("resourceVersion"),
-                             label_selector=label, field_selector=field, bookmark_interval=bookmarks,
-                             page_size=self.watch_limits.page_size)
+        stream = WatchStream(
+            self.core,
+            route.rt,
+            route.namespace,
+            resource_version=req.arg("resourceVersion"),
+            label_selector=label,
+            field_selector=field,
+            bookmark_interval=bookmarks,
+            page_size=self.watch_limits.page_size,
+            send_initial_events=send_initial_events(req.arg("sendInitialEvents")),
+        )
         await serve_watch(req.send, req.receive, stream, self._watch_encoder(req, route.rt),
                           lifetime=timeout if timeout is not None else WATCH_DEFAULT_TIMEOUT,
                           limits=self.watch_limits, stats=self.watch_stats)
 
     def _watch_encoder(self, req: Request, rt: ResourceType) -> Callable[[str, dict[str, Any]], bytes]:
-        """One watch event as a JSON line; with a Table Accept each object is a one-row Table, and
-        only the first carries the column definitions."""
+        """One watch event as a JSON line; with a Table Accept each object (a BOOKMARK's too, as
+        kube's watch encoder converts every event) is a one-row Table, and only the first carries
+        the column definitions."""
         as_table = _wants_table(req)
         first = True
 
         def encode(etype: str, obj: dict[str, Any]) -> bytes:
             nonlocal first
-            if as_table and etype in ("ADDED", "MODIFIED", "DELETED"):
+            if as_table and etype in ("ADDED", "MODIFIED", "DELETED", "BOOKMARK"):
                 obj = self._table(req, rt, [obj], obj["metadata"].get("resourceVersion", ""))
                 if not first:
                     obj["columnDefinitions"] = []
@@ -372,6 +455,10 @@ class ApiServer:
             return orjson.dumps({"type": etype, "object": obj}, option=orjson.OPT_APPEND_NEWLINE)
 
         return encode
+
+
+def _findings(decoded: Decoded) -> tuple[tuple[str, str], ...]:
+    return tuple((f'duplicate field "{d}"', d) for d in decoded.duplicates)
 
 
 def _wants_table(req: Request) -> bool:

@@ -282,8 +282,14 @@ class Connection:
         try:
             if kind == FrameType.SYN_STREAM:
                 sid, assoc, prio, _slot = struct.unpack_from(">IIBB", payload, 0)
-                return SynStream(sid & 0x7FFFFFFF, self._decompress(payload[10:]), assoc & 0x7FFFFFFF, prio >> 5,
-                                 fin, bool(flags & FLAG_UNIDIRECTIONAL))
+                return SynStream(
+                    sid & 0x7FFFFFFF,
+                    self._decompress(payload[10:]),
+                    assoc & 0x7FFFFFFF,
+                    prio >> 5,
+                    fin,
+                    bool(flags & FLAG_UNIDIRECTIONAL),
+                )
             if kind in (FrameType.SYN_REPLY, FrameType.HEADERS):
                 (sid,) = struct.unpack_from(">I", payload, 0)
                 cls = SynReply if kind == FrameType.SYN_REPLY else HeadersFrame

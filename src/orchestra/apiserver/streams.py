@@ -14,7 +14,7 @@ the node agent (which runtime holds a container, and the pod's IP). Transports:
   websocket channel protocol (the Python client), or `portforward.k8s.io` on a raw SPDY upgrade
   (kubectl <= 1.30); see portforward.py.
 Raw SPDY upgrades need the h11 server's `orchestra.raw_upgrade` extension (see h11server.py);
-without it (hypercorn) they get a 400.
+without it (hypercorn, with ORCHESTRA_HTTP_SERVER=hypercorn) they get a 400.
 Must not import: cli, reconcilers, node; from runtime only the `base` contract.
 """
 
@@ -72,7 +72,9 @@ LOG_BATCH = 64 * 1024  # without follow, lines are sent in chunks of about this 
 class ContainerLocator(Protocol):
     """What the node agent tells the API server about the pods it runs."""
 
-    async def locate(self, pod: dict[str, Any], container: str, *, previous: bool = False) -> tuple[Runtime, str]:
+    async def locate(
+        self, pod: dict[str, Any], container: str, *, previous: bool = False
+    ) -> tuple[Runtime, str]:
         """(runtime, container id) of `container` in `pod` (its previous instance with `previous`).
 
         Raise orchestra.api.errors.BadRequest with kube's message when there is nothing, e.g.
@@ -136,10 +138,17 @@ class LogOptions:
             try:
                 since = datetime.fromisoformat(since_time.replace("Z", "+00:00"))
             except ValueError:
-                raise BadRequest(f'sinceTime: Invalid value: "{since_time}": must be an RFC 3339 time') from None
-        return cls(follow=req.flag("follow"), previous=req.flag("previous"), timestamps=req.flag("timestamps"),
-                   tail=_non_negative(req, "tailLines", 0), since=since,
-                   limit_bytes=_non_negative(req, "limitBytes", 1))
+                raise BadRequest(
+                    f'sinceTime: Invalid value: "{since_time}": must be an RFC 3339 time'
+                ) from None
+        return cls(
+            follow=req.flag("follow"),
+            previous=req.flag("previous"),
+            timestamps=req.flag("timestamps"),
+            tail=_non_negative(req, "tailLines", 0),
+            since=since,
+            limit_bytes=_non_negative(req, "limitBytes", 1),
+        )
 
 
 @attrs.frozen
@@ -153,8 +162,14 @@ class ExecOptions:
 
     @classmethod
     def from_request(cls, req: Request) -> ExecOptions:
-        opts = cls(command=tuple(req.query.get("command") or ()), container=req.arg("container"),
-                   stdin=req.flag("stdin"), stdout=req.flag("stdout"), stderr=req.flag("stderr"), tty=req.flag("tty"))
+        opts = cls(
+            command=tuple(req.query.get("command") or ()),
+            container=req.arg("container"),
+            stdin=req.flag("stdin"),
+            stdout=req.flag("stdout"),
+            stderr=req.flag("stderr"),
+            tty=req.flag("tty"),
+        )
         if not opts.command:
             raise BadRequest("you must specify at least 1 command")
         if not (opts.stdin or opts.stdout or opts.stderr):
@@ -212,8 +227,16 @@ class PodStreamsHandler:
         try:
             async with runtime.logs(cid, follow=opts.follow, tail=opts.tail, timestamps=opts.timestamps,
                                     since=opts.since) as lines:
-                await req.send({"type": "http.response.start", "status": 200,
-                                "headers": [(b"content-type", b"text/plain"), (b"cache-control", b"no-cache, private")]})
+                await req.send(
+                    {
+                        "type": "http.response.start",
+                        "status": 200,
+                        "headers": [
+                            (b"content-type", b"text/plain"),
+                            (b"cache-control", b"no-cache, private"),
+                        ],
+                    }
+                )
                 started = True
                 await _send_lines(req, lines, opts)
         except RuntimeFailure as exc:
@@ -257,8 +280,10 @@ class PodStreamsHandler:
         if ws is None:
             if raw_spdy(req):
                 if PORTFORWARD not in offered_versions(req):
-                    raise BadRequest(f"unable to upgrade: none of the offered protocols {offered_versions(req)} "
-                                     f"is supported; supported protocols: [{PORTFORWARD}]")
+                    raise BadRequest(
+                        f"unable to upgrade: none of the offered protocols {offered_versions(req)} "
+                        f"is supported; supported protocols: [{PORTFORWARD}]"
+                    )
                 stream = await accept_raw(req, PORTFORWARD)
                 try:
                     await SpdyPortForward(StreamTransport(stream), ip, label, self._connect).run()
@@ -346,7 +371,9 @@ async def _run_exec(chans: CommandChannels, runtime: Runtime, cid: str, opts: Ex
                 nursery.cancel_scope.cancel()
             status = success_status() if code == 0 else exit_code_status(opts.command, code)
         except RuntimeFailure as exc:
-            status = InternalError(f"error executing command in container {container} of pod {pod_label}: {exc}").status()
+            status = InternalError(
+                f"error executing command in container {container} of pod {pod_label}: {exc}"
+            ).status()
         await chans.send_status(status)
 
 

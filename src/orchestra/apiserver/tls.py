@@ -35,7 +35,9 @@ def _write_private(path: Path, data: bytes) -> None:
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 def _now() -> dt.datetime:
@@ -47,7 +49,9 @@ def _ensure_ca(pki: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]
     if crt.exists() and key.exists():
         cert = x509.load_pem_x509_certificate(crt.read_bytes())
         pkey = serialization.load_pem_private_key(key.read_bytes(), password=None)
-        if isinstance(pkey, ec.EllipticCurvePrivateKey) and cert.not_valid_after_utc > _now() + dt.timedelta(days=30):
+        if isinstance(pkey, ec.EllipticCurvePrivateKey) and cert.not_valid_after_utc > _now() + dt.timedelta(
+            days=30
+        ):
             return cert, pkey
     pkey = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "orchestra-ca")])
@@ -60,9 +64,20 @@ def _ensure_ca(pki: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]
         .not_valid_before(_now() - dt.timedelta(minutes=5))
         .not_valid_after(_now() + dt.timedelta(days=3650))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
-                                     key_encipherment=False, data_encipherment=False, key_agreement=False,
-                                     encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
         .sign(pkey, hashes.SHA256())
     )
     _write_private(key, _key_pem(pkey))
@@ -95,18 +110,19 @@ def _fits(path: Path, hosts: list[str], ca: x509.Certificate) -> bool:
     return set(_sans(hosts)) <= have
 
 
-def ensure_serving_cert(state_dir: Path, hosts: list[str]) -> ServingCert:
-    """CA + a serving certificate for `hosts` (plus localhost), created or renewed as needed."""
+def ensure_serving_cert(state_dir: Path, hosts: list[str], *, name: str = "apiserver") -> ServingCert:
+    """CA + a serving certificate for `hosts` (plus localhost), created or renewed as needed; `name`
+    names its files (`pki/<name>.crt`) and its subject (`orchestra-<name>`)."""
     pki = state_dir / "pki"
     pki.mkdir(parents=True, exist_ok=True)
     os.chmod(pki, 0o700)
     ca_cert, ca_key = _ensure_ca(pki)
-    crt, key = pki / "apiserver.crt", pki / "apiserver.key"
+    crt, key = pki / f"{name}.crt", pki / f"{name}.key"
     if not (_fits(crt, hosts, ca_cert) and key.exists()):
         pkey = ec.generate_private_key(ec.SECP256R1())
         cert = (
             x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "orchestra-apiserver")]))
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"orchestra-{name}")]))
             .issuer_name(ca_cert.subject)
             .public_key(pkey.public_key())
             .serial_number(x509.random_serial_number())
@@ -118,5 +134,7 @@ def ensure_serving_cert(state_dir: Path, hosts: list[str]) -> ServingCert:
             .sign(ca_key, hashes.SHA256())
         )
         _write_private(key, _key_pem(pkey))
-        crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM) + ca_cert.public_bytes(serialization.Encoding.PEM))
+        crt.write_bytes(
+            cert.public_bytes(serialization.Encoding.PEM) + ca_cert.public_bytes(serialization.Encoding.PEM)
+        )
     return ServingCert(pki / "ca.crt", crt, key)

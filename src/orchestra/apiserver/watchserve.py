@@ -24,9 +24,10 @@ from contextlib import aclosing
 import attrs
 import trio
 
-from orchestra.api.objects import Obj
-from orchestra.api.watch import PAGE_SIZE, Page, WatchStream
+from orchestra.api.errors import ApiError
+from orchestra.api.request.watch import PAGE_SIZE, Page, WatchStream
 from orchestra.apiserver.http import Receive, Send
+from orchestra.objects import Obj
 
 log = logging.getLogger("orchestra.apiserver.watch")
 
@@ -56,27 +57,47 @@ class WatchStatistics:
     closed_behind: int = 0  # closed for falling too far behind
 
 
+class _Ending:
+    """How a watch ends without cutting a write: `close()` sets `closing` (the writer stops after the
+    write in flight) and cancels the response's scope at once between writes, or FINAL_WRITE_TIMEOUT
+    later if a write is in flight (a client that takes nothing is dropped)."""
+
+    def __init__(self, scope: trio.CancelScope) -> None:
+        self.scope = scope
+        self.closing = trio.Event()
+        self.writing = False
+
+    async def close(self) -> None:
+        self.closing.set()
+        if self.writing:
+            await trio.sleep(FINAL_WRITE_TIMEOUT)
+        self.scope.cancel()
+
+
 async def serve_watch(send: Send, receive: Receive, stream: WatchStream, encode: Encoder, *, lifetime: float,
                       limits: WatchLimits, stats: WatchStatistics) -> None:
     """Answer 200 and stream `stream` until it ends, the client hangs up, `lifetime` seconds pass
-    (the request's timeoutSeconds) or the watcher falls too far behind; then end the response (or
-    leave the connection to be dropped if a write was cut)."""
+    (the request's timeoutSeconds; <= 0 ends it at once, as Go's timer does) or the watcher falls too
+    far behind; then end the response (or leave the connection to be dropped if a write was cut)."""
     await send({"type": "http.response.start", "status": 200,
                 "headers": [(b"content-type", b"application/json"),
                             (b"cache-control", b"no-cache, private")]})
     stats.open += 1
     stats.total += 1
-    closing = trio.Event()  # set when the watcher is too far behind: stop after the current write
     try:
         async with aclosing(stream.pages()) as pages, trio.open_nursery() as nursery:
+            ending = _Ending(nursery.cancel_scope)
             nursery.start_soon(_cancel_on_disconnect, receive, nursery.cancel_scope)
-            nursery.start_soon(_close_when_behind, stream, limits, stats, closing, nursery.cancel_scope)
-            with trio.move_on_after(lifetime):
-                await _send_pages(send, pages, encode, limits.flush_bytes, closing)
+            nursery.start_soon(_close_when_behind, stream, limits, stats, ending)
+            nursery.start_soon(_end_after, lifetime, ending)
+            try:
+                await _send_pages(send, pages, encode, limits.flush_bytes, ending)
+            except ApiError as err:  # after the 200: the client learns it the way kube tells it
+                await _write(send, [encode("ERROR", err.status())], ending)
             nursery.cancel_scope.cancel()
     finally:
         stats.open -= 1
-    # A write cut short by the timeout or the slow-watcher bound leaves the connection broken: then
+    # A write cut short by the slow-watcher bound or a hang-up leaves the connection broken: then
     # this raises at once (the server closes it); else it ends the chunked response like kube.
     with trio.move_on_after(FINAL_WRITE_TIMEOUT):
         try:
@@ -85,11 +106,16 @@ async def serve_watch(send: Send, receive: Receive, stream: WatchStream, encode:
             pass  # the client went away (or the connection was given up); nothing to finish
 
 
+async def _end_after(lifetime: float, ending: _Ending) -> None:
+    await trio.sleep(max(lifetime, 0.0))
+    await ending.close()
+
+
 async def _send_pages(send: Send, pages: AsyncIterator[Page], encode: Encoder, flush_bytes: int,
-                      closing: trio.Event) -> None:
+                      ending: _Ending) -> None:
     """Encode each page's events into writes of about `flush_bytes`, awaiting each write before
     decoding more: at most one write's worth of encoded events exists at a time. Returns after an
-    ERROR event, or after the write during which `closing` was set."""
+    ERROR event, or after the write during which the watch began to close."""
     chunks: list[bytes] = []
     size = 0
     async for page in pages:
@@ -98,24 +124,28 @@ async def _send_pages(send: Send, pages: AsyncIterator[Page], encode: Encoder, f
             chunks.append(data)
             size += len(data)
             if etype == "ERROR":
-                await _write(send, chunks)
+                await _write(send, chunks, ending)
                 return
             if size >= flush_bytes:
-                await _write(send, chunks)
+                await _write(send, chunks, ending)
                 size = 0
-                if closing.is_set():
+                if ending.closing.is_set():
                     return
         if chunks:
-            await _write(send, chunks)
+            await _write(send, chunks, ending)
             size = 0
-        if closing.is_set():
+        if ending.closing.is_set():
             return
 
 
-async def _write(send: Send, chunks: list[bytes]) -> None:
+async def _write(send: Send, chunks: list[bytes], ending: _Ending) -> None:
     body = b"".join(chunks)
     chunks.clear()
-    await send({"type": "http.response.body", "body": body, "more_body": True})
+    ending.writing = True
+    try:
+        await send({"type": "http.response.body", "body": body, "more_body": True})
+    finally:
+        ending.writing = False
 
 
 async def _cancel_on_disconnect(receive: Receive, scope: trio.CancelScope) -> None:
@@ -127,11 +157,11 @@ async def _cancel_on_disconnect(receive: Receive, scope: trio.CancelScope) -> No
 
 
 async def _close_when_behind(stream: WatchStream, limits: WatchLimits, stats: WatchStatistics,
-                             closing: trio.Event, scope: trio.CancelScope) -> None:
+                             ending: _Ending) -> None:
     """Once the stream's backlog has stayed at or above limits.backlog for limits.grace seconds
-    (checked every grace/4), set `closing`: the response ends after the write in flight, as kube
+    (checked every grace/4), close the watch: the response ends after the write in flight, as kube
     ends a closed watcher's stream after what it had buffered. If that write is not taken within
-    FINAL_WRITE_TIMEOUT (a client that reads nothing), cancel `scope`: the connection is dropped."""
+    FINAL_WRITE_TIMEOUT (a client that reads nothing), the connection is dropped."""
     behind_since: float | None = None
     while True:
         await trio.sleep(limits.grace / 4)
@@ -144,7 +174,5 @@ async def _close_when_behind(stream: WatchStream, limits: WatchLimits, stats: Wa
             log.info("Forcing %s watcher close due to unresponsiveness: %d or more events behind for %.1fs",
                      stream.rt.group_resource, limits.backlog, now - behind_since)
             stats.closed_behind += 1
-            closing.set()
-            await trio.sleep(FINAL_WRITE_TIMEOUT)
-            scope.cancel()
+            await ending.close()
             return

@@ -1,10 +1,10 @@
-"""Kubernetes' WebSocket channel protocols over an ASGI websocket (served by hypercorn).
+"""Kubernetes' WebSocket channel protocols over an ASGI websocket (from the h11 server or hypercorn).
 
 Owns: the server side of one ASGI websocket (`WebSocket`: accept with a subprotocol, or reject
 with an HTTP Status response; binary messages; close) and the channel framing of
 `v4.channel.k8s.io` / `v5.channel.k8s.io`: every binary message starts with one channel byte
 (0 stdin, 1 stdout, 2 stderr, 3 status, 4 resize; v5 adds 255 "close channel N").
-Hypercorn answers WebSocket pings itself.
+Either server answers WebSocket pings itself (h11ws.py for the h11 server).
 Must not import: cli, reconcilers, node, runtime.
 """
 
@@ -127,7 +127,8 @@ def exit_code_status(command: Sequence[str], code: int) -> dict[str, Any]:
     return {
         "metadata": {},
         "status": "Failure",
-        "message": f"command terminated with non-zero exit code: command '{' '.join(command)}' exited with {code}",
+        "message": "command terminated with non-zero exit code: "
+                   f"command '{' '.join(command)}' exited with {code}",
         "reason": "NonZeroExitCode",
         "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]},
     }

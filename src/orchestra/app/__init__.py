@@ -1,6 +1,23 @@
 """The app layer: `run_cluster()` starts every component of a cluster in one trio nursery.
 
-Must not import: cli.
+Entry points (re-exported here): `run_cluster(config, *, task_status)` (run.py: store -> API core ->
+bootstrap objects -> HTTPS -> controllers -> network -> node agents; `task_status.started()` hands
+back a `Cluster` once the API is ready and the controllers' caches are synced), `ClusterConfig`
+and `Cluster` (config.py), `Shutdown` (shutdown.py: the graceful stop and the forced one),
+`bootstrap` and `SYSTEM_NAMESPACES` (bootstrap.py: the objects every cluster has), the state
+directory's token and kubeconfig (state.py).
+components.py starts what comes after the API, each component under `Cluster.supervisor`
+(controller/supervisor.py: a crash is logged, counted and restarted, never the end of the process),
+with its imports inside the starter so the path to "API ready" loads none of them; leftovers.py
+removes what dead clusters left on this host (Podman pods, podman services).
+This is the only layer that wires concrete parts together: the runtime adapter into the node
+agents, the node's container locator into the apiserver's streams, the usage collector into the
+metrics API.
+
+New code here: a new long-lived component's starter in components.py (started with
+`nursery.start`, under the supervisor), a cluster-wide setting in ClusterConfig, an object every
+cluster must have in bootstrap.py.
+Must not import: cli (and so never click or rich).
 """
 
 from orchestra.app.bootstrap import SYSTEM_NAMESPACES, bootstrap

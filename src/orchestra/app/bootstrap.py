@@ -1,5 +1,6 @@
 """Objects every cluster has from its first start: system namespaces, well-known Services, the
-system PriorityClasses, the default StorageClass `local-path` (as k3s ships it).
+system PriorityClasses, the default StorageClass `local-path` (as k3s ships it), the default
+IngressClass `orchestra` (served by net/ingress).
 
 Must not import: cli.
 """
@@ -9,16 +10,32 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlparse
 
-from orchestra.api.admission import SYSTEM_CLASS_OBJECTS
-from orchestra.api.core import ApiCore
 from orchestra.api.errors import AlreadyExists, NotFound
-from orchestra.net.common import SERVED_BY_ORCHESTRA
+from orchestra.api.policy.admission import SYSTEM_CLASS_OBJECTS
+from orchestra.api.request.core import ApiCore
+from orchestra.net.common import INGRESS_CONTROLLER, SERVED_BY_ORCHESTRA
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 LOCAL_PATH_CLASS: dict[str, Any] = {
-    "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
-    "metadata": {"name": "local-path", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
-    "provisioner": "orchestra.io/local-path", "reclaimPolicy": "Delete", "volumeBindingMode": "WaitForFirstConsumer",
+    "apiVersion": "storage.k8s.io/v1",
+    "kind": "StorageClass",
+    "metadata": {
+        "name": "local-path",
+        "annotations": {"storageclass.kubernetes.io/is-default-class": "true"},
+    },
+    "provisioner": "orchestra.io/local-path",
+    "reclaimPolicy": "Delete",
+    "volumeBindingMode": "WaitForFirstConsumer",
+}
+
+ORCHESTRA_INGRESS_CLASS: dict[str, Any] = {
+    "apiVersion": "networking.k8s.io/v1",
+    "kind": "IngressClass",
+    "metadata": {
+        "name": "orchestra",
+        "annotations": {"ingressclass.kubernetes.io/is-default-class": "true"},
+    },
+    "spec": {"controller": INGRESS_CONTROLLER},
 }
 
 
@@ -40,15 +57,37 @@ async def bootstrap(core: ApiCore) -> None:
         except AlreadyExists:
             pass  # restart: already there
     well_known = [
-        ("default", {"metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
-                     "spec": {"clusterIP": core.allocator.kubernetes_ip,
-                              "ports": [{"name": "https", "port": 443, "targetPort": 6443}]}}),
+        (
+            "default",
+            {
+                "metadata": {
+                    "name": "kubernetes",
+                    "labels": {"component": "apiserver", "provider": "kubernetes"},
+                },
+                "spec": {
+                    "clusterIP": core.allocator.kubernetes_ip,
+                    "ports": [{"name": "https", "port": 443, "targetPort": 6443}],
+                },
+            },
+        ),
         # served by orchestra's own DNS server on this ClusterIP, not by pods (so: no selector)
-        ("kube-system", {"metadata": {"name": "kube-dns", "labels": {"k8s-app": "kube-dns"},
-                                      "annotations": {SERVED_BY_ORCHESTRA: "dns"}},
-                         "spec": {"clusterIP": core.allocator.dns_ip,
-                                  "ports": [{"name": "dns", "port": 53, "protocol": "UDP"},
-                                            {"name": "dns-tcp", "port": 53, "protocol": "TCP"}]}}),
+        (
+            "kube-system",
+            {
+                "metadata": {
+                    "name": "kube-dns",
+                    "labels": {"k8s-app": "kube-dns"},
+                    "annotations": {SERVED_BY_ORCHESTRA: "dns"},
+                },
+                "spec": {
+                    "clusterIP": core.allocator.dns_ip,
+                    "ports": [
+                        {"name": "dns", "port": 53, "protocol": "UDP"},
+                        {"name": "dns-tcp", "port": 53, "protocol": "TCP"},
+                    ],
+                },
+            },
+        ),
     ]
     for ns, svc in well_known:
         try:
@@ -61,6 +100,12 @@ async def bootstrap(core: ApiCore) -> None:
         await core.create(sc_rt, None, LOCAL_PATH_CLASS)
     except AlreadyExists:
         pass  # restart (or an administrator's own local-path class): keep it
+    ic_rt = core.registry.by_kind("IngressClass")
+    assert ic_rt
+    try:
+        await core.create(ic_rt, None, ORCHESTRA_INGRESS_CLASS)
+    except AlreadyExists:
+        pass  # restart (or an administrator's own class of that name): keep it
 
 
 def in_cluster_names(core: ApiCore) -> list[str]:
@@ -77,17 +122,30 @@ async def publish_api_endpoints(core: ApiCore, url: str) -> None:
         host = "127.0.0.1"  # the proxy runs on this host, so loopback reaches a wildcard listener
     slice_rt, ep_rt = core.registry.by_kind("EndpointSlice"), core.registry.by_kind("Endpoints")
     assert slice_rt and ep_rt
-    eps: dict[str, Any] = {"metadata": {"name": "kubernetes", "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
-           "subsets": [{"addresses": [{"ip": host}], "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}]}
-    sl: dict[str, Any] = {"metadata": {"name": "kubernetes", "labels": {"kubernetes.io/service-name": "kubernetes",
-                                                         "endpointslice.kubernetes.io/managed-by": "orchestra"}},
-          "addressType": "IPv4",
-          "endpoints": [{"addresses": [host], "conditions": {"ready": True}}],
-          "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}
+    eps: dict[str, Any] = {
+        "metadata": {"name": "kubernetes", "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+        "subsets": [
+            {"addresses": [{"ip": host}], "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}
+        ],
+    }
+    sl: dict[str, Any] = {
+        "metadata": {
+            "name": "kubernetes",
+            "labels": {
+                "kubernetes.io/service-name": "kubernetes",
+                "endpointslice.kubernetes.io/managed-by": "orchestra",
+            },
+        },
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": [host], "conditions": {"ready": True}}],
+        "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
+    }
     for rt, body in ((ep_rt, eps), (slice_rt, sl)):
         try:
             current = core.get(rt, "default", "kubernetes")
         except NotFound:
             await core.create(rt, "default", body)
             continue
-        await core.update(rt, "default", "kubernetes", {**body, "metadata": {**current["metadata"], **body["metadata"]}})
+        await core.update(
+            rt, "default", "kubernetes", {**body, "metadata": {**current["metadata"], **body["metadata"]}}
+        )

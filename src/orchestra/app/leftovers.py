@@ -47,7 +47,9 @@ async def remove_dead_clusters_pods(runtime: Any, own_cluster_id: str) -> list[R
             by_cluster[cluster_id].append(sandbox)
     removed = []
     for cluster_id, sandboxes in by_cluster.items():
-        state_dir = next((s.labels[LABEL_STATE_DIR] for s in sandboxes if s.labels.get(LABEL_STATE_DIR)), None)
+        state_dir = next(
+            (s.labels[LABEL_STATE_DIR] for s in sandboxes if s.labels.get(LABEL_STATE_DIR)), None
+        )
         reason = why_dead(cluster_id, state_dir) if state_dir else None
         if reason is None:
             continue
@@ -60,7 +62,9 @@ async def remove_dead_clusters_pods(runtime: Any, own_cluster_id: str) -> list[R
                 continue
             names.append(sandbox.name)
         removed.append(Removed(cluster_id, reason, tuple(names)))
-        log.warning("removed %d pods of cluster %s (%s): %s", len(names), cluster_id, reason, ", ".join(names))
+        log.warning(
+            "removed %d pods of cluster %s (%s): %s", len(names), cluster_id, reason, ", ".join(names)
+        )
     return removed
 
 
@@ -95,7 +99,9 @@ def _service_socket(argv: list[str]) -> str | None:
 
 
 def _made_by_orchestra(directory: Path) -> bool:
-    return all((directory / name).exists() for name in ("containers.conf", "podman-service.log", "podman.sock"))
+    return all(
+        (directory / name).exists() for name in ("containers.conf", "podman-service.log", "podman.sock")
+    )
 
 
 def stop_orphaned_podman_services(proc: Path = Path("/proc")) -> list[OrphanService]:

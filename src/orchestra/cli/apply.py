@@ -45,7 +45,9 @@ def apply_command(paths: tuple[str, ...], force_conflicts: bool, dry_run: bool, 
     apply_manifests(paths, session, force_conflicts=force_conflicts, dry_run=dry_run)
 
 
-def apply_manifests(paths: tuple[str, ...], session: Session, *, force_conflicts: bool = False, dry_run: bool = False) -> None:
+def apply_manifests(
+    paths: tuple[str, ...], session: Session, *, force_conflicts: bool = False, dry_run: bool = False
+) -> None:
     """Check every document, validate all with the server, then apply; raises CliError/SystemExit."""
     checked = check_documents(load_paths(paths))
     if not checked:
@@ -61,7 +63,9 @@ def apply_manifests(paths: tuple[str, ...], session: Session, *, force_conflicts
     failed = False
     for c, body in zip(ordered, bodies, strict=True):
         try:
-            click.echo(f"{kind_prefix(c.rt)}/{c.doc.name} {apply_one(client, c, body, force=force_conflicts)}")
+            click.echo(
+                f"{kind_prefix(c.rt)}/{c.doc.name} {apply_one(client, c, body, force=force_conflicts)}"
+            )
         except ApiStatusError as exc:
             failed = True
             click.echo(f"error: {c.doc.where}: {_server_message(exc, force_conflicts)}", err=True)
@@ -82,8 +86,9 @@ def with_namespace(c: CheckedDocument, session: Session) -> dict[str, Any]:
         given = meta.get("namespace")
         if given and session.namespace_flag and given != session.namespace_flag:
             raise CliError(
-                f'{c.doc.where}: the namespace from the provided object "{given}" does not match the namespace '
-                f'"{session.namespace_flag}". You must pass \'--namespace={given}\' to perform this operation.'
+                f'{c.doc.where}: the namespace from the provided object "{given}" does not match the '
+                f"namespace \"{session.namespace_flag}\". You must pass '--namespace={given}' to perform "
+                "this operation."
             )
         meta["namespace"] = given or session.namespace
     body["metadata"] = meta
@@ -98,7 +103,9 @@ def validate_on_server(
     client: RestClient, docs: list[CheckedDocument], bodies: list[dict[str, Any]], *, force: bool
 ) -> None:
     """Dry-run every document; report every failure and raise before anything is applied."""
-    new_namespaces = {b["metadata"]["name"] for c, b in zip(docs, bodies, strict=True) if c.rt.kind == "Namespace"}
+    new_namespaces = {
+        b["metadata"]["name"] for c, b in zip(docs, bodies, strict=True) if c.rt.kind == "Namespace"
+    }
     errors: list[str] = []
     for c, body in zip(docs, bodies, strict=True):
         try:
@@ -138,5 +145,7 @@ def _server_message(exc: ApiStatusError, force: bool) -> str:
     else:
         text = exc.message
     if exc.code == 409 and exc.causes and not force:
-        text += "\n  (another field manager owns these fields; re-run with --force-conflicts to take them over)"
+        text += (
+            "\n  (another field manager owns these fields; re-run with --force-conflicts to take them over)"
+        )
     return text

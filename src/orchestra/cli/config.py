@@ -68,7 +68,9 @@ class ClientConfig:
         return cls.from_dict(doc if isinstance(doc, dict) else {}, path=path, context=context)
 
     @classmethod
-    def from_dict(cls, doc: dict[str, Any], *, path: Path | None = None, context: str | None = None) -> ClientConfig:
+    def from_dict(
+        cls, doc: dict[str, Any], *, path: Path | None = None, context: str | None = None
+    ) -> ClientConfig:
         where = f"kubeconfig {path}" if path else "kubeconfig"
         ctx_name = context or doc.get("current-context")
         ctx = _named(doc.get("contexts"), ctx_name, "context") if ctx_name else {}

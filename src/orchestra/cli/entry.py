@@ -12,9 +12,7 @@ import signal
 import sys
 from typing import Any, NoReturn
 
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so every handler of that one applies."""
+from orchestra.cli.signals import Terminated
 
 
 def _terminate(signum: int, frame: Any) -> NoReturn:

@@ -1,4 +1,5 @@
-"""`orchestra explain pod NAME` (alias `why`): why a pod is Pending, crash-looping or not Ready, in plain words.
+"""`orchestra explain pod NAME` (alias `why`): why a pod is Pending, crash-looping or not Ready, in plain
+words.
 
 Owns: reading the scheduler's and the node agent's records about one pod (the PodScheduled and
 Ready conditions, container states, FailedScheduling / Failed / BackOff / Unhealthy events, the last
@@ -18,20 +19,26 @@ import click
 import trio
 
 from orchestra.api.errors import ApiError, BadRequest
-from orchestra.api.tables import human_duration, parse_time, pod_status_reason
+from orchestra.api.tables import pod_status_reason
 from orchestra.cli.errors import ApiStatusError, CliError
 from orchestra.cli.session import Session, client_options
+from orchestra.objects import Obj, as_dict, get_condition, human_duration, parse_time
 
-Obj = dict[str, Any]
-
-IMAGE_REASONS = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull", "RegistryUnavailable")
+IMAGE_REASONS = (
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "InvalidImageName",
+    "ErrImageNeverPull",
+    "RegistryUnavailable",
+)
 
 
 @attrs.frozen
 class Explanation:
     """`headline` is one sentence; `details` are indented lines under it; `wants_logs` asks for log lines."""
 
-    state: str  # Pending | Unschedulable | ImagePull | CrashLoop | NotReady | Failed | Succeeded | Terminating | OK
+    # Pending | Unschedulable | ImagePull | CrashLoop | NotReady | Failed | Succeeded | Terminating | OK
+    state: str
     headline: str
     details: tuple[str, ...] = ()
     wants_logs: bool = False
@@ -52,17 +59,6 @@ class Explanation:
         return out
 
 
-def _d(value: Any) -> Obj:
-    return value if isinstance(value, dict) else {}
-
-
-def _condition(pod: Obj, ctype: str) -> Obj | None:
-    for c in _d(pod.get("status")).get("conditions") or []:
-        if isinstance(c, dict) and c.get("type") == ctype:
-            return c
-    return None
-
-
 def _ago(stamp: Any, now: datetime) -> str:
     t = parse_time(stamp)
     return f"{human_duration((now - t).total_seconds())} ago" if t else "at an unknown time"
@@ -72,31 +68,39 @@ def _event_line(ev: Obj, now: datetime) -> str:
     count = int(ev.get("count") or 1)
     times = f", {count} times" if count > 1 else ""
     when = ev.get("lastTimestamp") or ev.get("eventTime") or ev.get("firstTimestamp")
-    return f"{' '.join(str(ev.get('message') or '').split())} ({ev.get('reason')}{times}, last {_ago(when, now)})"
+    return (
+        f"{' '.join(str(ev.get('message') or '').split())} "
+        f"({ev.get('reason')}{times}, last {_ago(when, now)})"
+    )
 
 
 def _latest(events: Iterable[Obj], reasons: tuple[str, ...], *, contains: str = "") -> Obj | None:
     found = [e for e in events if e.get("reason") in reasons and contains in str(e.get("message") or "")]
-    found.sort(key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or e.get("firstTimestamp") or ""))
+    found.sort(
+        key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or e.get("firstTimestamp") or "")
+    )
     return found[-1] if found else None
 
 
 def _statuses(pod: Obj) -> list[Obj]:
-    st = _d(pod.get("status"))
+    st = as_dict(pod.get("status"))
     return [*(st.get("initContainerStatuses") or []), *(st.get("containerStatuses") or [])]
 
 
 def explain_pod(pod: Obj, events: list[Obj], *, now: datetime | None = None) -> Explanation:
     """Diagnose one pod from its object and the events about it (oldest first or any order)."""
     now = now or datetime.now(UTC)
-    meta, spec, status = _d(pod.get("metadata")), _d(pod.get("spec")), _d(pod.get("status"))
+    meta, spec, status = as_dict(pod.get("metadata")), as_dict(pod.get("spec")), as_dict(pod.get("status"))
     who = f"Pod {meta.get('namespace')}/{meta.get('name')}"
     reason, ready, total, restarts, _ = pod_status_reason(pod)
     phase = status.get("phase") or "Pending"
     if meta.get("deletionTimestamp"):
-        return Explanation("Terminating", f"{who} is being deleted (since {_ago(meta['deletionTimestamp'], now)}); "
-                           f"it waits for its containers to stop (grace period "
-                           f"{meta.get('deletionGracePeriodSeconds', spec.get('terminationGracePeriodSeconds', 30))}s).")
+        return Explanation(
+            "Terminating",
+            f"{who} is being deleted (since {_ago(meta['deletionTimestamp'], now)}); "
+            f"it waits for its containers to stop (grace period "
+            f"{meta.get('deletionGracePeriodSeconds', spec.get('terminationGracePeriodSeconds', 30))}s).",
+        )
     if phase == "Succeeded":
         return Explanation("Succeeded", f"{who} has completed: every container exited successfully.")
     if phase == "Failed":
@@ -110,18 +114,25 @@ def explain_pod(pod: Obj, events: list[Obj], *, now: datetime | None = None) -> 
     if ready < total or reason != "Running":
         return _not_ready(who, pod, events, now, reason)
     extra = (f"Its containers restarted {restarts} times in total.",) if restarts else ()
-    return Explanation("OK", f"{who} is Running and Ready ({ready}/{total} containers) on node {spec['nodeName']}: "
-                       "nothing is wrong.", extra)
+    return Explanation(
+        "OK",
+        f"{who} is Running and Ready ({ready}/{total} containers) on node {spec['nodeName']}: "
+        "nothing is wrong.",
+        extra,
+    )
 
 
 def _unscheduled(who: str, pod: Obj, events: list[Obj], now: datetime) -> Explanation:
-    cond = _condition(pod, "PodScheduled") or {}
-    spec = _d(pod.get("spec"))
+    cond = get_condition(as_dict(pod.get("status")), "PodScheduled") or {}
+    spec = as_dict(pod.get("spec"))
     event = _latest(events, ("FailedScheduling",))
     if cond.get("reason") == "SchedulingGated":
         gates = ", ".join(str(g.get("name")) for g in spec.get("schedulingGates") or [])
-        return Explanation("Pending", f"{who} is Pending: it is held by scheduling gates ({gates}); the scheduler "
-                           "ignores it until something removes them.")
+        return Explanation(
+            "Pending",
+            f"{who} is Pending: it is held by scheduling gates ({gates}); the scheduler "
+            "ignores it until something removes them.",
+        )
     if (cond.get("status") == "False" and cond.get("reason") == "Unschedulable") or event is not None:
         details = []
         if cond.get("message"):
@@ -129,11 +140,13 @@ def _unscheduled(who: str, pod: Obj, events: list[Obj], now: datetime) -> Explan
         if event is not None and event.get("message") != cond.get("message"):
             details.append(f"Latest scheduling attempt: {_event_line(event, now)}")
         elif event is not None and int(event.get("count") or 1) > 1:
-            details.append(f"It has tried {event.get('count')} times, last {_ago(event.get('lastTimestamp'), now)}.")
+            details.append(
+                f"It has tried {event.get('count')} times, last {_ago(event.get('lastTimestamp'), now)}."
+            )
         details.extend(_hints(" ".join(details)))
         return Explanation("Unschedulable", f"{who} is Pending: no node can run it.", tuple(details))
     scheduler = spec.get("schedulerName") or "default-scheduler"
-    since = _ago(_d(pod.get("metadata")).get("creationTimestamp"), now)
+    since = _ago(as_dict(pod.get("metadata")).get("creationTimestamp"), now)
     return Explanation("Pending", f"{who} is Pending: it has not been scheduled yet (created {since}).", (
         f"No scheduler has recorded an attempt for it. Is {scheduler!r} running?",))
 
@@ -141,7 +154,9 @@ def _unscheduled(who: str, pod: Obj, events: list[Obj], now: datetime) -> Explan
 def _hints(text: str) -> list[str]:
     hints = []
     if "Insufficient" in text:
-        hints.append("Hint: lower the pod's resource requests, or add capacity (a node, or free up running pods).")
+        hints.append(
+            "Hint: lower the pod's resource requests, or add capacity (a node, or free up running pods)."
+        )
     if "untolerated taint" in text:
         hints.append("Hint: the pod needs a toleration for the node's taints, or remove the taint.")
     if "didn't match Pod's node affinity/selector" in text or "node affinity" in text:
@@ -151,18 +166,26 @@ def _hints(text: str) -> list[str]:
 
 def _image_problem(who: str, pod: Obj, events: list[Obj], now: datetime) -> Explanation | None:
     for cs in _statuses(pod):
-        waiting = _d(_d(cs.get("state")).get("waiting"))
+        waiting = as_dict(as_dict(cs.get("state")).get("waiting"))
         if waiting.get("reason") in IMAGE_REASONS:
-            details = [f"Container {cs.get('name')}: {waiting['reason']}" + (f": {waiting['message']}" if waiting.get("message") else "")]
+            details = [
+                f"Container {cs.get('name')}: {waiting['reason']}"
+                + (f": {waiting['message']}" if waiting.get("message") else "")
+            ]
             event = _latest(events, ("Failed",), contains=str(cs.get("image") or ""))
             if event is not None and event.get("message") != waiting.get("message"):
                 details.append(f"The node agent says: {_event_line(event, now)}")
             if waiting["reason"] == "ImagePullBackOff":
                 details.append("It retries the pull with a growing back-off (up to 5 minutes).")
-            details.append("Hint: check the image name and tag; with no registry reachable, the image must be "
-                           "present in the local image store.")
-            return Explanation("ImagePull", f"{who} cannot start: the image {cs.get('image')!r} cannot be pulled.",
-                               tuple(details))
+            details.append(
+                "Hint: check the image name and tag; with no registry reachable, the image must be "
+                "present in the local image store."
+            )
+            return Explanation(
+                "ImagePull",
+                f"{who} cannot start: the image {cs.get('image')!r} cannot be pulled.",
+                tuple(details),
+            )
     return None
 
 
@@ -181,58 +204,77 @@ def _termination(last: Obj) -> str:
 
 def _crash_loop(who: str, pod: Obj, events: list[Obj], now: datetime) -> Explanation | None:
     for cs in _statuses(pod):
-        state = _d(cs.get("state"))
-        waiting = _d(state.get("waiting"))
-        last = _d(_d(cs.get("lastState")).get("terminated")) or _d(state.get("terminated"))
+        state = as_dict(cs.get("state"))
+        waiting = as_dict(state.get("waiting"))
+        last = as_dict(as_dict(cs.get("lastState")).get("terminated")) or as_dict(state.get("terminated"))
         restarts = int(cs.get("restartCount") or 0)
         if waiting.get("reason") != "CrashLoopBackOff" and not (restarts and last and not cs.get("ready")):
             continue
         name = str(cs.get("name"))
-        details = [f"Container {name} has restarted {restarts} times; it last exited with {_termination(last)}"
-                   + (f", {_ago(last.get('finishedAt'), now)}." if last.get("finishedAt") else ".")]
+        details = [
+            f"Container {name} has restarted {restarts} times; it last exited with {_termination(last)}"
+            + (f", {_ago(last.get('finishedAt'), now)}." if last.get("finishedAt") else ".")
+        ]
         if waiting.get("reason") == "CrashLoopBackOff":
-            details.append("The node agent waits before restarting it again (back-off doubles from 10s up to 5m)"
-                           + (f": {waiting['message']}" if waiting.get("message") else "."))
+            details.append(
+                "The node agent waits before restarting it again (back-off doubles from 10s up to 5m)"
+                + (f": {waiting['message']}" if waiting.get("message") else ".")
+            )
         probe = _latest(events, ("Unhealthy",), contains="Liveness")
         if probe is not None:
             details.append(f"Its liveness probe fails, so it is being restarted: {_event_line(probe, now)}")
-        return Explanation("CrashLoop", f"{who} is crash-looping: container {name} keeps exiting.", tuple(details),
-                           wants_logs=True, previous_logs=True, container=name)
+        return Explanation(
+            "CrashLoop",
+            f"{who} is crash-looping: container {name} keeps exiting.",
+            tuple(details),
+            wants_logs=True,
+            previous_logs=True,
+            container=name,
+        )
     return None
 
 
 def _waiting(who: str, pod: Obj, events: list[Obj], now: datetime) -> Explanation | None:
     for cs in _statuses(pod):
-        waiting = _d(_d(cs.get("state")).get("waiting"))
+        waiting = as_dict(as_dict(cs.get("state")).get("waiting"))
         if waiting.get("reason") and waiting["reason"] not in ("ContainerCreating", "PodInitializing"):
             details = [f"Container {cs.get('name')} is waiting: {waiting['reason']}"
                        + (f": {waiting['message']}" if waiting.get("message") else "")]
-            warning = _latest([e for e in events if e.get("type") == "Warning"], ("Failed", "FailedMount", "FailedCreatePodSandBox"))
+            warning = _latest(
+                [e for e in events if e.get("type") == "Warning"],
+                ("Failed", "FailedMount", "FailedCreatePodSandBox"),
+            )
             if warning is not None:
                 details.append(f"The node agent says: {_event_line(warning, now)}")
             return Explanation("Pending", f"{who} cannot start its containers.", tuple(details))
-    if _d(pod.get("status")).get("phase") == "Pending":
-        node = _d(pod.get("spec")).get("nodeName")
+    if as_dict(pod.get("status")).get("phase") == "Pending":
+        node = as_dict(pod.get("spec")).get("nodeName")
         details = []
-        warning = _latest([e for e in events if e.get("type") == "Warning"], tuple({str(e.get("reason")) for e in events}))
+        warning = _latest(
+            [e for e in events if e.get("type") == "Warning"], tuple({str(e.get("reason")) for e in events})
+        )
         if warning is not None:
             details.append(f"Latest warning: {_event_line(warning, now)}")
         if not _statuses(pod):
             details.append("The node agent has not reported any container yet. Is it running on that node?")
-        return Explanation("Pending", f"{who} is Pending: it is scheduled to node {node}, whose agent is still "
-                           "starting its containers.", tuple(details))
+        return Explanation(
+            "Pending",
+            f"{who} is Pending: it is scheduled to node {node}, whose agent is still "
+            "starting its containers.",
+            tuple(details),
+        )
     return None
 
 
 def _not_ready(who: str, pod: Obj, events: list[Obj], now: datetime, reason: str) -> Explanation:
-    spec = _d(pod.get("spec"))
+    spec = as_dict(pod.get("spec"))
     probes = {str(c.get("name")): c for c in spec.get("containers") or []}
     details: list[str] = []
-    for cs in _d(pod.get("status")).get("containerStatuses") or []:
+    for cs in as_dict(pod.get("status")).get("containerStatuses") or []:
         if cs.get("ready"):
             continue
         name = str(cs.get("name"))
-        state = _d(cs.get("state"))
+        state = as_dict(cs.get("state"))
         if state.get("running") is None:
             details.append(f"Container {name} is not running ({', '.join(state) or 'no state reported'}).")
         elif cs.get("started") is False and probes.get(name, {}).get("startupProbe"):
@@ -244,31 +286,43 @@ def _not_ready(who: str, pod: Obj, events: list[Obj], now: datetime, reason: str
     unhealthy = _latest(events, ("Unhealthy",), contains="Readiness") or _latest(events, ("Unhealthy",))
     if unhealthy is not None:
         details.append(f"The node agent says: {_event_line(unhealthy, now)}")
-    conditions = {c.get("type"): c for c in _d(pod.get("status")).get("conditions") or []}
+    conditions = {c.get("type"): c for c in as_dict(pod.get("status")).get("conditions") or []}
     for gate in spec.get("readinessGates") or []:
         ctype = gate.get("conditionType")
-        if _d(conditions.get(ctype)).get("status") != "True":
+        if as_dict(conditions.get(ctype)).get("status") != "True":
             details.append(f"Readiness gate {ctype} is not True.")
     if not details:
         ready_cond = conditions.get("Ready") or {}
-        details.append(f"Ready condition: {ready_cond.get('status', 'unknown')}"
-                       + (f" ({ready_cond.get('reason')}: {ready_cond.get('message', '')})" if ready_cond.get("reason") else ""))
-    return Explanation("NotReady", f"{who} is {reason} but not Ready, so Services do not send it traffic.", tuple(details))
+        details.append(
+            f"Ready condition: {ready_cond.get('status', 'unknown')}"
+            + (
+                f" ({ready_cond.get('reason')}: {ready_cond.get('message', '')})"
+                if ready_cond.get("reason")
+                else ""
+            )
+        )
+    return Explanation(
+        "NotReady", f"{who} is {reason} but not Ready, so Services do not send it traffic.", tuple(details)
+    )
 
 
 def _failed(who: str, pod: Obj, events: list[Obj], now: datetime) -> Explanation:
-    status = _d(pod.get("status"))
+    status = as_dict(pod.get("status"))
     details = []
     if status.get("reason") or status.get("message"):
         details.append(f"{status.get('reason') or 'Failed'}: {status.get('message') or ''}".rstrip(": "))
     for cs in _statuses(pod):
-        term = _d(_d(cs.get("state")).get("terminated"))
+        term = as_dict(as_dict(cs.get("state")).get("terminated"))
         if term and term.get("exitCode") not in (0, None):
             details.append(f"Container {cs.get('name')} exited with {_termination(term)}.")
-    failed = [cs for cs in _statuses(pod) if _d(_d(cs.get("state")).get("terminated")).get("exitCode") not in (0, None)]
+    failed = [
+        cs
+        for cs in _statuses(pod)
+        if as_dict(as_dict(cs.get("state")).get("terminated")).get("exitCode") not in (0, None)
+    ]
     name = str(failed[0].get("name")) if failed else None
     return Explanation("Failed", f"{who} has Failed and will not be restarted (restartPolicy "
-                       f"{_d(pod.get('spec')).get('restartPolicy', 'Always')}).", tuple(details),
+                       f"{as_dict(pod.get('spec')).get('restartPolicy', 'Always')}).", tuple(details),
                        wants_logs=name is not None, container=name)
 
 
@@ -305,7 +359,10 @@ async def explain(client: Any, namespace: str, name: str) -> list[str]:
             error = exc.message
             if found.previous_logs:  # no previous instance kept: the current one may tell enough
                 try:
-                    logs, error = await client.pod_logs(namespace, name, container=found.container, tail_lines=20), None
+                    logs, error = (
+                        await client.pod_logs(namespace, name, container=found.container, tail_lines=20),
+                        None,
+                    )
                 except ApiError:
                     pass  # keep the first error: it names the real reason
     return found.lines(logs, error)

@@ -78,7 +78,9 @@ def get_command(
     if output in ("yaml", "json", "name"):
         getter.print_objects(targets, output)
     else:
-        getter.print_tables(targets, wide=output == "wide", multi=is_multi(args, targets), headers=not no_headers)
+        getter.print_tables(
+            targets, wide=output == "wide", multi=is_multi(args, targets), headers=not no_headers
+        )
     if getter.failed:
         raise SystemExit(1)
 

@@ -2,7 +2,8 @@
 
 Owns: `Document` (one object plus where it came from), reading YAML/JSON with ruamel.yaml, and the
 client-side checks `apply`/`delete -f` run before talking to the server (syntax, apiVersion, kind,
-name), each error naming file, document index and line.
+name), each error naming file, document index and line. YAML is read with the server's limits
+(api/request/yamlbody.py: no alias bomb, recursive anchor or nesting past MAX_DEPTH), JSON within MAX_DEPTH.
 Must not import: the HTTP client or anything of the server side.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -20,6 +22,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from orchestra.api.registry import DEFAULT_REGISTRY, Registry, ResourceType
+from orchestra.api.request.bodies import MAX_DEPTH, depth_over
+from orchestra.api.request.yamlbody import BoundedComposer, bound_flow_depth
 from orchestra.cli.errors import CliError
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
@@ -121,11 +125,39 @@ def _load_json(text: str, source: str) -> list[Document]:
         body = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ManifestError([f"{source}: document 1 (line {exc.lineno}): invalid JSON: {exc.msg}"]) from None
+    except RecursionError:  # json's C parser recurses per level: this is far past MAX_DEPTH anyway
+        body = None
+        deep = True
+    else:
+        deep = depth_over(body) is not None
+    if deep:
+        line = _deep_line(text)
+        raise ManifestError([f"{source}: document 1 (line {line}): invalid JSON: exceeded max depth of "
+                             f"{MAX_DEPTH}"])
     return list(_expand_lists(Document(source, 1, 1, body)))
+
+
+def _deep_line(text: str) -> int:
+    """The line where JSON `text` first opens a container past MAX_DEPTH (1 if it never does)."""
+    depth = 0
+    for m in _JSON_TOKENS.finditer(text):
+        token = m.group()
+        if token in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return text.count("\n", 0, m.start()) + 1
+        elif token in "]}":
+            depth -= 1
+    return 1
+
+
+_JSON_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 
 
 def _load_yaml(text: str, source: str) -> Iterator[Document]:
     yaml = YAML(typ="rt")
+    yaml.Composer = BoundedComposer  # the server's limits, before anything is built from a document
+    bound_flow_depth(yaml, BoundedComposer.max_depth)
     index = 0  # counts non-empty documents, the way a reader of the file counts them
     try:
         for node in yaml.load_all(text):
@@ -139,7 +171,9 @@ def _load_yaml(text: str, source: str) -> Iterator[Document]:
         line = mark.line + 1 if mark is not None else 0
         doc_index = _document_at_line(text, line) if line else index + 1
         problem = exc.problem or exc.context or "malformed YAML"
-        raise ManifestError([f"{source}: document {doc_index} (line {line}): invalid YAML: {problem}"]) from None
+        raise ManifestError(
+            [f"{source}: document {doc_index} (line {line}): invalid YAML: {problem}"]
+        ) from None
     except YAMLError as exc:
         raise ManifestError([f"{source}: document {index + 1}: invalid YAML: {exc}"]) from None
 
@@ -219,7 +253,10 @@ def _problem(doc: Document, registry: Registry) -> str | ResourceType:
     if rt is None:
         known = registry.by_kind(kind)
         if known is not None:
-            return f'unknown kind "{kind}" for apiVersion "{api_version}" (did you mean apiVersion "{known.api_version}"?)'
+            return (
+                f'unknown kind "{kind}" for apiVersion "{api_version}" '
+                f'(did you mean apiVersion "{known.api_version}"?)'
+            )
         return f'unknown kind "{kind}" for apiVersion "{api_version}"'
     meta = body.get("metadata")
     if meta is not None and not isinstance(meta, dict):
@@ -232,4 +269,6 @@ def _problem(doc: Document, registry: Registry) -> str | ResourceType:
 def _type_name(value: Any) -> str:
     if value is None:
         return "null"
-    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}.get(type(value), "a number")
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}.get(
+        type(value), "a number"
+    )

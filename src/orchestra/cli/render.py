@@ -18,6 +18,7 @@ from ruamel.yaml.emitter import Emitter
 from ruamel.yaml.representer import SafeRepresenter
 
 from orchestra.api.registry import ResourceType
+from orchestra.objects import human_duration, parse_time
 
 MIN_WIDTH = 6  # kubectl's tabwriter: minwidth 6, padding 3, pad char ' '
 PADDING = 3
@@ -106,49 +107,12 @@ def render_table(table: dict[str, Any], **kwargs: Any) -> str:
 # -- ages -----------------------------------------------------------------------------------------
 
 
-def parse_time(value: Any) -> datetime.datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.UTC)
-
-
-def human_duration(seconds: float) -> str:
-    """kubectl's `duration.HumanDuration`: 45s, 5m10s, 3h, 2d4h, 400d, 3y12d."""
-    s = int(seconds)
-    if s < 0:
-        s = 0
-    if s < 60 * 2:
-        return f"{s}s"
-    minutes = s // 60
-    if minutes < 10:
-        return f"{minutes}m{s % 60}s" if s % 60 else f"{minutes}m"
-    if minutes < 60 * 3:
-        return f"{minutes}m"
-    hours = minutes // 60
-    if hours < 8:
-        return f"{hours}h{minutes % 60}m" if minutes % 60 else f"{hours}h"
-    if hours < 48:
-        return f"{hours}h"
-    if hours < 24 * 8:
-        return f"{hours // 24}d{hours % 24}h" if hours % 24 else f"{hours // 24}d"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24}d"
-    if hours < 24 * 365 * 8:
-        days = hours // 24
-        return f"{days // 365}y{days % 365}d" if days % 365 else f"{days // 365}y"
-    return f"{hours // 24 // 365}y"
-
-
 def age(timestamp: Any, now: datetime.datetime | None = None) -> str:
     when = parse_time(timestamp)
     if when is None:
         return "<unknown>"
     now = now or datetime.datetime.now(datetime.UTC)
-    return human_duration((now - when).total_seconds())
+    return human_duration(max(0.0, (now - when).total_seconds()))  # a future time shows as 0s, not <invalid>
 
 
 # -- YAML / JSON ----------------------------------------------------------------------------------
@@ -219,4 +183,9 @@ def without_managed_fields(obj: dict[str, Any]) -> dict[str, Any]:
 
 def as_list(items: list[dict[str, Any]], resource_version: str = "") -> dict[str, Any]:
     """Several objects as kubectl prints them: `kind: List` with `items`."""
-    return {"apiVersion": "v1", "items": items, "kind": "List", "metadata": {"resourceVersion": resource_version}}
+    return {
+        "apiVersion": "v1",
+        "items": items,
+        "kind": "List",
+        "metadata": {"resourceVersion": resource_version},
+    }

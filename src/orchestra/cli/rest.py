@@ -155,7 +155,9 @@ class RestClient:
     def _connection_error(self, exc: httpx.HTTPError) -> CliError:
         where = urlsplit(self.config.server).netloc or self.config.server
         if isinstance(exc, httpx.ConnectError) and "CERTIFICATE" in str(exc).upper():
-            return CliError(f"cannot verify the TLS certificate of {where}: {exc} (is the kubeconfig's CA current?)")
+            return CliError(
+                f"cannot verify the TLS certificate of {where}: {exc} (is the kubeconfig's CA current?)"
+            )
         if isinstance(exc, httpx.ConnectError):
             return CliError(
                 f"The connection to the server {where} was refused - is `orchestra up` running?"

@@ -67,7 +67,9 @@ def client_options(func: F) -> F:
         help="How long to wait for each request.",
     )
     @functools.wraps(func)
-    def wrapper(*args: Any, kubeconfig: str | None, namespace: str | None, request_timeout: float, **kw: Any) -> Any:
+    def wrapper(
+        *args: Any, kubeconfig: str | None, namespace: str | None, request_timeout: float, **kw: Any
+    ) -> Any:
         return func(*args, session=Session(kubeconfig, namespace, request_timeout), **kw)
 
     return wrapper  # type: ignore[return-value]

@@ -18,7 +18,13 @@ def tabwrite(text: str, *, minwidth: int = 0, padding: int = 2) -> str:
 
 
 def _format(
-    lines: list[list[str]], line0: int, line1: int, widths: list[int], out: list[str], minwidth: int, padding: int
+    lines: list[list[str]],
+    line0: int,
+    line1: int,
+    widths: list[int],
+    out: list[str],
+    minwidth: int,
+    padding: int,
 ) -> None:
     column = len(widths)
     this = line0

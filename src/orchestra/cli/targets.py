@@ -46,14 +46,18 @@ def parse_targets(args: Sequence[str], registry: Registry = DEFAULT_REGISTRY) ->
         raise CliError("you must specify the type of resource, e.g. `pods` or `deployments`")
     if any("/" in a for a in args):
         if not all("/" in a for a in args):
-            raise CliError("there is no need to specify a resource type as a separate argument when "
-                           "passing arguments in resource/name form (e.g. 'orchestra get resource/<resource_name>' "
-                           "instead of 'orchestra get resource resource/<resource_name>'")
+            raise CliError(
+                "there is no need to specify a resource type as a separate argument when "
+                "passing arguments in resource/name form (e.g. 'orchestra get resource/<resource_name>' "
+                "instead of 'orchestra get resource resource/<resource_name>'"
+            )
         targets: list[Target] = []
         for arg in args:
             type_name, _, name = arg.partition("/")
             if not name:
-                raise CliError(f'arguments in resource/name form must have a single resource and name: "{arg}"')
+                raise CliError(
+                    f'arguments in resource/name form must have a single resource and name: "{arg}"'
+                )
             rts = resolve_type(type_name, registry)
             if len(rts) != 1:
                 raise CliError(f'"{type_name}" is a category, not a resource type: "{arg}"')

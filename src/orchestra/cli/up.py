@@ -26,7 +26,8 @@ from orchestra.cli.session import Session
 def hint(cluster: Any, started: float) -> str:
     kc = cluster.kubeconfig
     return (
-        f"orchestra is ready in {time.perf_counter() - started:.2f}s: API at {cluster.url}\n"  # wall-clock: start-up figure
+        f"orchestra is ready in {time.perf_counter() - started:.2f}s: "  # wall-clock: start-up figure
+        f"API at {cluster.url}\n"
         f"  export KUBECONFIG={kc}\n"
         f"  kubectl get nodes,pods -A        (or: orchestra get pods -A)\n"
         f"  orchestra dashboard              (live view; Ctrl-C here stops the cluster)"
@@ -95,7 +96,9 @@ async def _run_up(config: Any, dashboard: bool, shutdown: Any, started: float, r
                 await trio.to_thread.run_sync(apply_paths, cluster.kubeconfig, config.apply_paths,
                                               abandon_on_cancel=True)
             except (CliError, SystemExit) as exc:
-                click.echo(f"orchestra: applying {', '.join(map(str, config.apply_paths))} failed: {exc}", err=True)
+                click.echo(
+                    f"orchestra: applying {', '.join(map(str, config.apply_paths))} failed: {exc}", err=True
+                )
         if dashboard and is_interactive():
             from orchestra.cli.dashboard.app import run_in_process
 

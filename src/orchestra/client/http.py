@@ -22,8 +22,10 @@ import trio
 from ruamel.yaml import YAML
 
 from orchestra.api import errors
+from orchestra.api.metrics import API_VERSION as METRICS_API_VERSION
 from orchestra.api.registry import DEFAULT_REGISTRY, Registry, ResourceType
-from orchestra.client.base import Obj, WatchEvent
+from orchestra.client.base import WatchEvent
+from orchestra.objects import Obj
 
 MERGE_PATCH = "application/merge-patch+json"
 
@@ -31,8 +33,9 @@ _BY_REASON: dict[str, type[errors.ApiError]] = {
     cls.reason: cls
     for cls in (
         errors.BadRequest, errors.Unauthorized, errors.Forbidden, errors.NotFound, errors.MethodNotAllowed,
-        errors.NotAcceptable, errors.AlreadyExists, errors.Conflict, errors.Gone, errors.RequestEntityTooLarge,
-        errors.UnsupportedMediaType, errors.Invalid, errors.TooManyRequests, errors.InternalError, errors.Timeout,
+        errors.NotAcceptable, errors.AlreadyExists, errors.Conflict, errors.Gone,
+        errors.RequestEntityTooLarge, errors.UnsupportedMediaType, errors.Invalid, errors.TooManyRequests,
+        errors.InternalError, errors.Timeout,
     )
 }  # fmt: skip
 _BY_CODE: dict[int, type[errors.ApiError]] = {
@@ -105,7 +108,9 @@ def _ca(cluster: dict[str, Any], kubeconfig: Path) -> bytes | None:
     return None
 
 
-def resource_path(rt: ResourceType, namespace: str | None = None, name: str | None = None, subresource: str = "") -> str:
+def resource_path(
+    rt: ResourceType, namespace: str | None = None, name: str | None = None, subresource: str = ""
+) -> str:
     """`/apis/apps/v1/namespaces/default/deployments/web[/scale]`; no namespace = all namespaces."""
     base = f"/apis/{rt.group}/{rt.version}" if rt.group else f"/api/{rt.version}"
     if rt.namespaced and namespace:
@@ -146,7 +151,9 @@ class HttpClient:
         verify: ssl.SSLContext | bool = True
         if endpoint.ca_data:
             verify = ssl.create_default_context(cadata=endpoint.ca_data.decode())
-        self._http = httpx.AsyncClient(base_url=endpoint.server, headers=headers, verify=verify, timeout=timeout)
+        self._http = httpx.AsyncClient(
+            base_url=endpoint.server, headers=headers, verify=verify, timeout=timeout
+        )
 
     @classmethod
     def from_kubeconfig(cls, path: Path | str, *, context: str | None = None, **kw: Any) -> HttpClient:
@@ -213,14 +220,23 @@ class HttpClient:
             item.setdefault("apiVersion", api_version)
         return items, str((data.get("metadata") or {}).get("resourceVersion") or "")
 
-    async def watch(self, rt: ResourceType, namespace: str | None = None, *, resource_version: str | None = None,
-                    label_selector: str | None = None, field_selector: str | None = None) -> AsyncIterator[WatchEvent]:
+    async def watch(
+        self,
+        rt: ResourceType,
+        namespace: str | None = None,
+        *,
+        resource_version: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> AsyncIterator[WatchEvent]:
         params = {"watch": "true", **_selectors(label_selector, field_selector)}
         if resource_version:
             params["resourceVersion"] = resource_version
         timeout = httpx.Timeout(self._http.timeout.connect, read=None)
         try:
-            async with self._http.stream("GET", resource_path(rt, namespace), params=params, timeout=timeout) as resp:
+            async with self._http.stream(
+                "GET", resource_path(rt, namespace), params=params, timeout=timeout
+            ) as resp:
                 if resp.status_code >= 400:
                     body = await resp.aread()
                     raise api_error(_json(body), resp.status_code, body.decode(errors="replace").strip())
@@ -255,8 +271,16 @@ class HttpClient:
         return await self.request("PATCH", resource_path(rt, namespace, name, subresource),  # type: ignore[no-any-return]
                                   params=self._write_params(), body=patch, content_type=patch_type)
 
-    async def delete(self, rt: ResourceType, namespace: str | None, name: str, *, propagation_policy: str | None = None,
-                     grace_period_seconds: int | None = None, uid: str | None = None) -> Obj | None:
+    async def delete(
+        self,
+        rt: ResourceType,
+        namespace: str | None,
+        name: str,
+        *,
+        propagation_policy: str | None = None,
+        grace_period_seconds: int | None = None,
+        uid: str | None = None,
+    ) -> Obj | None:
         opts: Obj = {"kind": "DeleteOptions", "apiVersion": "v1"}
         if propagation_policy:
             opts["propagationPolicy"] = propagation_policy
@@ -267,9 +291,23 @@ class HttpClient:
         data = await self.request("DELETE", resource_path(rt, namespace, name), body=opts)
         # The wire does not say whether the object is gone; one that still exists (graceful
         # deletion, finalizers) carries a deletionTimestamp, one deleted outright usually not.
-        if isinstance(data, dict) and data.get("kind") != "Status" and (data.get("metadata") or {}).get("deletionTimestamp"):
+        if (
+            isinstance(data, dict)
+            and data.get("kind") != "Status"
+            and (data.get("metadata") or {}).get("deletionTimestamp")
+        ):
             return data
         return None
+
+    async def get_scale(self, rt: ResourceType, namespace: str | None, name: str) -> Obj:
+        scale = await self.request("GET", resource_path(rt, namespace, name, "scale"))
+        return scale  # type: ignore[no-any-return]
+
+    async def update_scale(self, rt: ResourceType, scale: Obj) -> Obj:
+        m = scale["metadata"]
+        path = resource_path(rt, m.get("namespace"), m["name"], "scale")
+        updated = await self.request("PUT", path, params=self._write_params(), body=scale)
+        return updated  # type: ignore[no-any-return]
 
     async def bind(self, namespace: str, name: str, node_name: str) -> None:
         body = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name, "namespace": namespace},
@@ -283,8 +321,15 @@ class HttpClient:
 
     # --- beyond the protocol -----------------------------------------------------------------
 
-    async def pod_logs(self, namespace: str, name: str, *, container: str | None = None, tail_lines: int | None = 20,
-                       previous: bool = False) -> str:
+    async def pod_logs(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        container: str | None = None,
+        tail_lines: int | None = 20,
+        previous: bool = False,
+    ) -> str:
         """GET pods/{name}/log (text). A server without a node agent answers 400: that raises BadRequest."""
         params: dict[str, str] = {}
         if tail_lines is not None:
@@ -297,6 +342,19 @@ class HttpClient:
         if resp.status_code >= 400:
             raise api_error(_json(resp.content), resp.status_code, resp.text.strip())
         return resp.text
+
+
+class HttpMetricsClient:
+    """The MetricsClient interface over HTTP: GET /apis/metrics.k8s.io/v1beta1/namespaces/<ns>/pods."""
+
+    def __init__(self, client: HttpClient) -> None:
+        self.client = client
+
+    async def pod_metrics(self, namespace: str, label_selector: str = "") -> list[Obj]:
+        params = {"labelSelector": label_selector} if label_selector else None
+        path = f"/apis/{METRICS_API_VERSION}/namespaces/{namespace}/pods"
+        listed = await self.client.request("GET", path, params=params)
+        return [i for i in (listed or {}).get("items") or [] if isinstance(i, dict)]
 
 
 async def _unwind(agen: AsyncIterator[str]) -> None:

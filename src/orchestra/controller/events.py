@@ -20,9 +20,9 @@ import attrs
 import trio
 
 from orchestra.api.errors import AlreadyExists, ApiError, NotFound
-from orchestra.api.objects import now_rfc3339
 from orchestra.api.registry import DEFAULT_REGISTRY, Registry, ResourceType
-from orchestra.client.base import Client, Obj
+from orchestra.client.base import Client
+from orchestra.objects import Obj, now_rfc3339
 
 log = logging.getLogger("orchestra.controller.events")
 
@@ -70,7 +70,14 @@ class EventRecorder:
         self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
         self._written: OrderedDict[_AggKey, tuple[str, str, int]] = OrderedDict()  # -> (ns, name, count)
         self._rt: ResourceType | None = None
-        self._counts = {"recorded": 0, "created": 0, "aggregated": 0, "dropped_full": 0, "dropped_spam": 0, "failed": 0}
+        self._counts = {
+            "recorded": 0,
+            "created": 0,
+            "aggregated": 0,
+            "dropped_full": 0,
+            "dropped_spam": 0,
+            "failed": 0,
+        }
 
     # --- the caller's side (never blocks) ------------------------------------------------------
 
@@ -96,8 +103,18 @@ class EventRecorder:
             "reportingComponent": self.component,
             "reportingInstance": self.host,
         }
-        agg = (ref.get("namespace", ""), ref["kind"], ref["name"], ref.get("uid", ""), ref.get("apiVersion", ""),
-               type_, reason, message, self.component, self.host)
+        agg = (
+            ref.get("namespace", ""),
+            ref["kind"],
+            ref["name"],
+            ref.get("uid", ""),
+            ref.get("apiVersion", ""),
+            type_,
+            reason,
+            message,
+            self.component,
+            self.host,
+        )
         try:
             self._send.send_nowait(_Pending(event, agg))
         except trio.WouldBlock:  # client-go drops events when its queue is full; so do we
@@ -107,10 +124,21 @@ class EventRecorder:
 
     def _allow(self, ref: Obj) -> bool:
         """client-go's EventSourceObjectSpamFilter: a token bucket per (source, object)."""
-        key = "/".join((self.component, self.host, ref["kind"], ref.get("namespace", ""), ref["name"], ref.get("uid", "")))
+        key = "/".join(
+            (
+                self.component,
+                self.host,
+                ref["kind"],
+                ref.get("namespace", ""),
+                ref["name"],
+                ref.get("uid", ""),
+            )
+        )
         now = trio.current_time()
         bucket = self._buckets.pop(key, None) or _Bucket(float(self.spam_burst), now)
-        bucket.tokens = min(float(self.spam_burst), bucket.tokens + (now - bucket.last) / self.spam_refill_seconds)
+        bucket.tokens = min(
+            float(self.spam_burst), bucket.tokens + (now - bucket.last) / self.spam_refill_seconds
+        )
         bucket.last = now
         self._buckets[key] = bucket
         if len(self._buckets) > CACHE_SIZE:
@@ -143,7 +171,9 @@ class EventRecorder:
             if seen is not None:
                 ns, name, count = seen
                 try:
-                    await self.client.patch(rt, ns, name, {"count": count + 1, "lastTimestamp": pending.event["lastTimestamp"]})
+                    await self.client.patch(
+                        rt, ns, name, {"count": count + 1, "lastTimestamp": pending.event["lastTimestamp"]}
+                    )
                     self._remember(pending.agg, (ns, name, count + 1))
                     self._counts["aggregated"] += 1
                     return
@@ -155,13 +185,21 @@ class EventRecorder:
             self._counts["created"] += 1
         except ApiError as exc:  # e.g. the namespace is terminating: an event is best effort
             self._counts["failed"] += 1
-            log.debug("dropping event %s/%s: %s", pending.event["reason"], pending.event["involvedObject"]["name"], exc)
+            log.debug(
+                "dropping event %s/%s: %s",
+                pending.event["reason"],
+                pending.event["involvedObject"]["name"],
+                exc,
+            )
 
     async def _create(self, rt: ResourceType, event: Obj) -> Obj:
         try:
             return await self.client.create(rt, event["metadata"]["namespace"], event)
         except AlreadyExists:  # two events in the same nanosecond: rename once
-            event = {**event, "metadata": {**event["metadata"], "name": _event_name(event["involvedObject"]["name"])}}
+            event = {
+                **event,
+                "metadata": {**event["metadata"], "name": _event_name(event["involvedObject"]["name"])},
+            }
             return await self.client.create(rt, event["metadata"]["namespace"], event)
 
     def _remember(self, agg: _AggKey, value: tuple[str, str, int]) -> None:

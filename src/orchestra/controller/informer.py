@@ -25,9 +25,10 @@ from typing import Any
 import trio
 
 from orchestra.api.errors import ApiError
+from orchestra.api.machinery.selectors import LabelSelector
 from orchestra.api.registry import ResourceType
-from orchestra.api.selectors import LabelSelector
-from orchestra.client.base import Client, Obj
+from orchestra.client.base import Client
+from orchestra.objects import Obj, object_key
 
 log = logging.getLogger("orchestra.controller.informer")
 
@@ -38,19 +39,6 @@ ObjList = list[Obj]  # an alias: inside Informer, `list` names the method
 
 RELIST_BACKOFF = 0.8  # client-go reflector's initial backoff ...
 RELIST_BACKOFF_MAX = 30.0  # ... and its cap
-
-
-def object_key(obj: Mapping[str, Any]) -> str:
-    """client-go's MetaNamespaceKeyFunc: `namespace/name`, or `name` for cluster-scoped objects."""
-    m = obj.get("metadata") or {}
-    ns = m.get("namespace")
-    return f"{ns}/{m.get('name', '')}" if ns else str(m.get("name", ""))
-
-
-def split_key(key: str) -> tuple[str | None, str]:
-    """Inverse of object_key: (namespace or None, name)."""
-    ns, sep, name = key.partition("/")
-    return (ns, name) if sep else (None, ns)
 
 
 def index_by_namespace(obj: Obj) -> list[str]:
@@ -188,8 +176,12 @@ class Informer:
         delay = RELIST_BACKOFF
         while True:
             try:
-                items, rv = await self.client.list(self.rt, self.namespace, label_selector=self.label_selector,
-                                                   field_selector=self.field_selector)
+                items, rv = await self.client.list(
+                    self.rt,
+                    self.namespace,
+                    label_selector=self.label_selector,
+                    field_selector=self.field_selector,
+                )
             except (ApiError, OSError) as exc:  # the API or the transport failed: retry with backoff
                 log.warning("list %s failed: %s; retrying in %.1fs", self.rt.plural, exc, delay)
                 await trio.sleep(delay)
@@ -371,18 +363,29 @@ class SharedInformers:
         key = (rt.group, rt.plural, namespace, label_selector, field_selector)
         inf = self._informers.get(key)
         if inf is None:
-            inf = self._informers[key] = Informer(self.client, rt, namespace=namespace, label_selector=label_selector,
-                                                  field_selector=field_selector, indexers=indexers)
+            inf = self._informers[key] = Informer(
+                self.client,
+                rt,
+                namespace=namespace,
+                label_selector=label_selector,
+                field_selector=field_selector,
+                indexers=indexers,
+            )
             return inf
         for name, fn in (indexers or {}).items():
             existing = inf._indexers.get(name)
             if existing is None:
                 inf.add_indexer(name, fn)
-            elif existing is not fn and getattr(existing, "__code__", None) is not getattr(fn, "__code__", None):
+            elif existing is not fn and getattr(existing, "__code__", None) is not getattr(
+                fn, "__code__", None
+            ):
                 # same index name, different meaning: give this caller a private informer
                 return Informer(self.client, rt, namespace=namespace, label_selector=label_selector,
                                 field_selector=field_selector, indexers=indexers)
         return inf
 
     def statistics(self) -> dict[str, object]:
-        return {"informers": len(self._informers), "items": sum(len(i.keys()) for i in self._informers.values())}
+        return {
+            "informers": len(self._informers),
+            "items": sum(len(i.keys()) for i in self._informers.values()),
+        }

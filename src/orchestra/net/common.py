@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from orchestra.api.registry import DEFAULT_REGISTRY, ResourceType
-from orchestra.client.base import Obj
+from orchestra.objects import Obj
 
 # Services orchestra answers itself (kube-dns): the proxy leaves their ClusterIP ports alone.
 SERVED_BY_ORCHESTRA = "orchestra.io/served-by"
+# The IngressClass controller name orchestra's built-in ingress controller answers for.
+INGRESS_CONTROLLER = "orchestra.io/ingress-controller"
 
 
 def kind(name: str) -> ResourceType:
@@ -20,8 +22,3 @@ def slice_service_key(obj: Obj) -> list[str]:
     m = obj.get("metadata") or {}
     svc = (m.get("labels") or {}).get("kubernetes.io/service-name")
     return [f"{m.get('namespace')}/{svc}"] if svc else []
-
-
-def object_key(obj: Obj) -> str:
-    m = obj.get("metadata") or {}
-    return f"{m.get('namespace')}/{m.get('name')}"

@@ -33,9 +33,10 @@ import dns.rdatatype
 import dns.rrset
 import trio
 
-from orchestra.client.base import Client, Obj
+from orchestra.client.base import Client
 from orchestra.controller.informer import Informer
 from orchestra.net.common import kind, slice_service_key
+from orchestra.objects import Obj
 
 log = logging.getLogger("orchestra.net.dns")
 
@@ -159,7 +160,10 @@ class ClusterDNS:
                 return dns.rcode.NOERROR, answers
             if name in table.srv:
                 if qtype in (dns.rdatatype.SRV, dns.rdatatype.ANY):
-                    rd = [f"0 {100 // max(1, len(table.srv[name]))} {port} {target}" for port, target in table.srv[name]]
+                    rd = [
+                        f"0 {100 // max(1, len(table.srv[name]))} {port} {target}"
+                        for port, target in table.srv[name]
+                    ]
                     answers.append(dns.rrset.from_text_list(name, TTL, "IN", "SRV", rd))
                 return dns.rcode.NOERROR, answers
         pod = self._pod_record(name)
@@ -224,7 +228,9 @@ class ClusterDNS:
     async def _forward(self, wire: bytes) -> bytes | None:
         for upstream in self.upstreams:
             try:
-                sock = trio.socket.socket(trio.socket.AF_INET6 if ":" in upstream else trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
+                sock = trio.socket.socket(
+                    trio.socket.AF_INET6 if ":" in upstream else trio.socket.AF_INET, trio.socket.SOCK_DGRAM
+                )
             except OSError:
                 continue
             with sock, trio.move_on_after(UPSTREAM_TIMEOUT):

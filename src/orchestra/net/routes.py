@@ -53,8 +53,9 @@ class ServiceRoute:
             return
         if os.geteuid() != 0:
             raise NetworkSetupError(
-                f"service networking needs root (CAP_NET_ADMIN) to route the service range {self.cidr} to lo; "
-                "run orchestra as root, or start it with --no-proxy")
+                "service networking needs root (CAP_NET_ADMIN) to route the service range "
+                f"{self.cidr} to lo; run orchestra as root, or start it with --no-proxy"
+            )
         res = self._ip("route", "add", "local", self.cidr, "dev", "lo")
         if res.returncode != 0 and not self.present():
             raise NetworkSetupError(f"could not add route 'local {self.cidr} dev lo': {res.stderr.strip()}")
@@ -95,8 +96,13 @@ def host_addresses() -> list[str]:
     """The host's non-loopback IPv4 addresses (LoadBalancer Services answer on the first)."""
     ip = shutil.which("ip") or "/usr/sbin/ip"
     try:
-        out = subprocess.run([ip, "-4", "-o", "addr", "show", "scope", "global"], capture_output=True, text=True,
-                             timeout=5, check=False).stdout
+        out = subprocess.run(
+            [ip, "-4", "-o", "addr", "show", "scope", "global"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        ).stdout
     except OSError:
         return []
     addrs = []

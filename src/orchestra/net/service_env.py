@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from orchestra.client.base import Obj
+from orchestra.objects import Obj
 
 
 def _env_name(name: str) -> str:

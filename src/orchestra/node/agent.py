@@ -38,6 +38,7 @@ from orchestra.node.probes import Prober
 from orchestra.node.registration import HostInfo, NodeRegistration, RegistrationStatistics, probe_host
 from orchestra.node.sandbox import LABEL_CLUSTER, LABEL_NODE, LABEL_STATE_DIR
 from orchestra.node.volumes import VolumeManager
+from orchestra.objects import Obj
 from orchestra.runtime.base import (
     LABEL_CONTAINER_NAME,
     LABEL_POD_UID,
@@ -51,7 +52,6 @@ from orchestra.runtime.base import Runtime as RuntimeProtocol
 
 log = logging.getLogger("orchestra.node.agent")
 
-Obj = dict[str, Any]
 ExtraEnv = Callable[[Obj], Mapping[str, str]]
 ADOPT_CONCURRENCY = 8
 WORKER_RESTART = (1.0, 30.0)  # backoff before a crashed pod worker starts again: initial, cap
@@ -124,7 +124,9 @@ def _default_container(pod: Obj) -> str:
     if len(containers) == 1:
         return str(containers[0].get("name", ""))
     names = " ".join(c.get("name", "") for c in containers)
-    raise ContainerLookupError(f"a container name must be specified for pod {m.get('name')}, choose one of: [{names}]")
+    raise ContainerLookupError(
+        f"a container name must be specified for pod {m.get('name')}, choose one of: [{names}]"
+    )
 
 
 async def find_container(runtime: RuntimeProtocol, pod: Obj, container: str | None = None, *,
@@ -140,9 +142,13 @@ async def find_container(runtime: RuntimeProtocol, pod: Obj, container: str | No
     index = 1 if previous else 0
     if len(found) <= index:
         if previous:
-            raise ContainerLookupError(f'previous terminated container "{name}" in pod "{m.get("name")}" not found')
+            raise ContainerLookupError(
+                f'previous terminated container "{name}" in pod "{m.get("name")}" not found'
+            )
         waiting = _waiting_reason(pod, name)
-        raise ContainerLookupError(f'container "{name}" in pod "{m.get("name")}" is waiting to start: {waiting}')
+        raise ContainerLookupError(
+            f'container "{name}" in pod "{m.get("name")}" is waiting to start: {waiting}'
+        )
     c = found[index]
     return ContainerRef(runtime, c.id, name, m.get("uid", ""), c.state, attempt_of(c))
 
@@ -158,7 +164,10 @@ def _waiting_reason(pod: Obj, name: str) -> str:
 def _owner_labels(cfg: AgentConfig) -> dict[str, str]:
     if not cfg.cluster_id:
         return {}
-    return {LABEL_CLUSTER: cfg.cluster_id, **({LABEL_STATE_DIR: cfg.cluster_state_dir} if cfg.cluster_state_dir else {})}
+    return {
+        LABEL_CLUSTER: cfg.cluster_id,
+        **({LABEL_STATE_DIR: cfg.cluster_state_dir} if cfg.cluster_state_dir else {}),
+    }
 
 
 class NodeAgent:
@@ -207,14 +216,25 @@ class NodeAgent:
         if tmpfs is None:
             tmpfs = version.name == "podman" and os.geteuid() == 0
         self.ctx = AgentContext(
-            node_name=cfg.node_name, host_ip=self.host.internal_ip, client=self.client, runtime=self.runtime,
-            recorder=self.recorder, volumes=VolumeManager(Path(cfg.state_dir), tmpfs=tmpfs),
-            prober=self._prober or Prober(self.runtime, mode=cfg.probe_mode), pod_rt=self.pod_rt,
-            config_map_rt=self.registry.by_kind("ConfigMap"), secret_rt=self.registry.by_kind("Secret"),
-            pvc_rt=self.registry.by_kind("PersistentVolumeClaim"), pv_rt=self.registry.by_kind("PersistentVolume"),
-            cluster_dns=cfg.cluster_dns, cluster_domain=cfg.cluster_domain, resolv_conf=cfg.resolv_conf,
+            node_name=cfg.node_name,
+            host_ip=self.host.internal_ip,
+            client=self.client,
+            runtime=self.runtime,
+            recorder=self.recorder,
+            volumes=VolumeManager(Path(cfg.state_dir), tmpfs=tmpfs),
+            prober=self._prober or Prober(self.runtime, mode=cfg.probe_mode),
+            pod_rt=self.pod_rt,
+            config_map_rt=self.registry.by_kind("ConfigMap"),
+            secret_rt=self.registry.by_kind("Secret"),
+            pvc_rt=self.registry.by_kind("PersistentVolumeClaim"),
+            pv_rt=self.registry.by_kind("PersistentVolume"),
+            cluster_dns=cfg.cluster_dns,
+            cluster_domain=cfg.cluster_domain,
+            resolv_conf=cfg.resolv_conf,
             owner_labels=_owner_labels(cfg),
-            extra_env=self.extra_env, allocatable=dict(self.host.allocatable), resync_seconds=cfg.resync_seconds,
+            extra_env=self.extra_env,
+            allocatable=dict(self.host.allocatable),
+            resync_seconds=cfg.resync_seconds,
             pod_pids_limit=cfg.pod_pids_limit,
         )
         labels = dict(cfg.labels)
@@ -252,8 +272,11 @@ class NodeAgent:
         keep: dict[str, str] = {}
         doomed: list[str] = []
         by_uid: dict[str, list[Any]] = {}
-        mine = {LABEL_CLUSTER: self.config.cluster_id, LABEL_NODE: self.node_name} if self.config.cluster_id else {
-            LABEL_NODE: self.node_name}
+        mine = (
+            {LABEL_CLUSTER: self.config.cluster_id, LABEL_NODE: self.node_name}
+            if self.config.cluster_id
+            else {LABEL_NODE: self.node_name}
+        )
         for sandbox in await rt.list_sandboxes(mine):
             by_uid.setdefault(sandbox.uid, []).append(sandbox)
         for uid, sandboxes in by_uid.items():
@@ -404,8 +427,15 @@ class NodeAgent:
         counters = attrs.asdict(self.ctx.counters) if self.ctx else {}
         probes = sum(w.probes.runs for w in self._workers.values() if w.probes is not None)
         return AgentStatistics(
-            node_name=self.node_name, pods=len(self._pods), workers=len(self._workers),
-            adopted_sandboxes=self.adopted, removed_orphans=self.orphans_removed, counters=counters,
-            registration=attrs.evolve(self.registration.stats) if self.registration else RegistrationStatistics(),
-            probes_run=probes, events_recorded=self.recorder.statistics().recorded,
+            node_name=self.node_name,
+            pods=len(self._pods),
+            workers=len(self._workers),
+            adopted_sandboxes=self.adopted,
+            removed_orphans=self.orphans_removed,
+            counters=counters,
+            registration=attrs.evolve(self.registration.stats)
+            if self.registration
+            else RegistrationStatistics(),
+            probes_run=probes,
+            events_recorded=self.recorder.statistics().recorded,
         )

@@ -66,15 +66,3 @@ class Backoff:
 
     def __len__(self) -> int:
         return len(self._entries)
-
-
-def go_duration(seconds: float) -> str:
-    """Go's time.Duration.String() for whole seconds: 10s, 1m20s, 5m0s (kubelet messages use it)."""
-    total = round(seconds)
-    minutes, secs = divmod(total, 60)
-    hours, minutes = divmod(minutes, 60)
-    if hours:
-        return f"{hours}h{minutes}m{secs}s"
-    if minutes:
-        return f"{minutes}m{secs}s"
-    return f"{secs}s"

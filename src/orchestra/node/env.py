@@ -14,13 +14,11 @@ import base64
 import math
 import re
 from collections.abc import Mapping
-from typing import Any
 
 import attrs
 
-from orchestra.api.quantity import INT64_MAX, QuantityError, parse_quantity
-
-Obj = dict[str, Any]
+from orchestra.objects import Obj
+from orchestra.objects.quantity import INT64_MAX, QuantityError, parse_quantity
 
 _ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 
@@ -156,7 +154,7 @@ def resource_value(pod: Obj, ref: Obj, default_container: str, facts: NodeFacts)
         raise ConfigError(f"resourceFieldRef {resource}: {exc}") from None
     if divisor <= 0:
         raise ConfigError(f"resourceFieldRef {resource}: divisor must be positive")
-    # the kubelet's int64 arithmetic, saturated instead of overflowing (see orchestra.api.quantity)
+    # the kubelet's int64 arithmetic, saturated instead of overflowing (see orchestra.objects.quantity)
     result = min(math.ceil(value / divisor), INT64_MAX)
     return str(max(result, 1 if what == "cpu" and value else 0))
 

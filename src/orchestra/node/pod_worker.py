@@ -1,14 +1,15 @@
 """One pod worker per pod bound to the node: a trio task that converges the runtime to the pod.
 
-Owns: the level-based sync of one pod — sandbox, volumes, init containers in order, app
-containers, restarts with CrashLoopBackOff, image pulls with ErrImagePull/ImagePullBackOff,
-liveness/startup kills, activeDeadlineSeconds, the terminal phases, graceful termination (preStop,
-SIGTERM, SIGKILL after the grace period, sandbox removal, the final delete with grace 0) — and
-writing the pod status when it changed. Every sync re-reads the runtime (containers labelled
-with the pod uid, the newest `orchestra.io/attempt` is the current instance, the one before it the
-previous instance kept for `logs --previous`), so a restarted agent simply carries on.
-The worker is woken by pod changes (not its own status writes), runtime events, probe results
-and timers; nothing here polls.
+Owns: the level-based sync of one pod — sandbox, volumes, init containers in order (sidecars started
+in order and kept running: sidecars.py), app containers, restarts with CrashLoopBackOff, image pulls
+with ErrImagePull/ImagePullBackOff, liveness/startup kills, activeDeadlineSeconds, the terminal
+phases (sidecars stopped once the regular containers are done), graceful termination (hooks.py:
+preStop, SIGTERM, SIGKILL after the grace period; app containers first, then sidecars in reverse
+order; sandbox removal, the final delete with grace 0) — and writing the pod status when it changed.
+Every sync re-reads the runtime (containers labelled with the pod uid, the newest
+`orchestra.io/attempt` is the current instance, the one before it the previous instance kept for
+`logs --previous`), so a restarted agent simply carries on. The worker is woken by pod changes (not
+its own status writes), runtime events, probe results and timers; nothing here polls.
 Must not import: podman, reconcilers, apiserver.
 """
 
@@ -21,30 +22,26 @@ from typing import Any
 
 import trio
 
-from orchestra.api.errors import ApiError, Conflict, NotFound
-from orchestra.api.objects import now_rfc3339
+from orchestra.api.errors import Conflict, NotFound
 from orchestra.controller.events import NORMAL, WARNING
-from orchestra.node.backoff import go_duration
 from orchestra.node.context import (
     AgentContext,
     attempt_of,
+    expected_failure,
     fetch_sources,
     pod_ref,
     resource_version,
     should_restart,
     wake_view,
 )
-from orchestra.node.env import (
-    ConfigError,
-    NodeFacts,
-    Sources,
-    expand_command,
-    resolve_env,
-)
-from orchestra.node.probes import ProbeManager, named_port
+from orchestra.node.env import ConfigError, NodeFacts, Sources, expand_command, resolve_env
+from orchestra.node.hooks import grace_for, run_hook, stop_container
+from orchestra.node.probes import ProbeManager
 from orchestra.node.sandbox import LABEL_ATTEMPT, LABEL_INIT, LABEL_NODE, resources_of, sandbox_spec
+from orchestra.node.sidecars import is_sidecar, regular_done, stop_after
 from orchestra.node.status import ContainerView, PodFacts, build_status
 from orchestra.node.volumes import PodVolume, mounts_for
+from orchestra.objects import Obj, go_duration_seconds, now_rfc3339
 from orchestra.runtime.base import (
     LABEL_POD_UID,
     ContainerSpec,
@@ -61,8 +58,6 @@ from orchestra.runtime.base import NotFound as RuntimeNotFound
 
 log = logging.getLogger("orchestra.node.pod_worker")
 
-Obj = dict[str, Any]
-MIN_STOP_GRACE = 2.0  # kubelet's minimum grace after a preStop hook
 ERROR_RETRY = (1.0, 30.0)
 TERMINAL = ("Succeeded", "Failed")
 
@@ -139,11 +134,11 @@ class PodWorker:
             except Exception as exc:  # retried with back-off; level-based. A bug or a pod the sync cannot
                 self._errors += 1  # digest is contained to this pod the same way, with its traceback
                 self.ctx.counters.sync_errors += 1
-                expected = isinstance(exc, RuntimeFailure | ApiError | OSError)
-                self.ctx.counters.sync_crashes += not expected
+                self.ctx.counters.sync_crashes += not (expected := expected_failure(exc))
                 log.log(logging.WARNING if expected else logging.ERROR, "pod %s/%s: sync failed: %s",
                         self.namespace, self.name, exc, exc_info=not expected and self._errors == 1)
-                self._schedule(trio.current_time() + min(ERROR_RETRY[0] * 2 ** (self._errors - 1), ERROR_RETRY[1]))
+                self._schedule(trio.current_time()
+                               + min(ERROR_RETRY[0] * 2 ** (self._errors - 1), ERROR_RETRY[1]))
             with trio.move_on_at(self._deadline):
                 await wake.wait()
 
@@ -173,15 +168,19 @@ class PodWorker:
             return self._facts(False, False, False)
         if not await self._ensure_volumes(pod):
             return self._facts(True, False, False)
-        initialized, init_failed = await self._step_init(spec, observed)
+        finishing = regular_done(spec, observed)
+        initialized, init_failed = await self._step_init(spec, observed, finishing)
         if initialized:
             for c in spec.get("containers") or []:
-                await self._step_app(spec, c, observed.get(c["name"], []))
+                await self._step_container(spec, c, observed.get(c["name"], []))
+        if (finishing or init_failed) and spec.get("initContainers"):
+            await self._kill_all(grace_for(spec, {}, ""))  # the sidecars, the pod is done (computePodActions)
         return self._facts(True, initialized, init_failed)
 
     def _facts(self, sandbox: bool, initialized: bool, init_failed: bool, **extra: str) -> PodFacts:
-        return PodFacts(sandbox_ready=sandbox and bool(self.pod_ip), pod_ip=self.pod_ip, host_ip=self.ctx.host_ip,
-                        start_time=now_rfc3339(), initialized=initialized, init_failed=init_failed, **extra)
+        return PodFacts(sandbox_ready=sandbox and bool(self.pod_ip), pod_ip=self.pod_ip,
+                        host_ip=self.ctx.host_ip, start_time=now_rfc3339(), initialized=initialized,
+                        init_failed=init_failed, **extra)
 
     # --- observing ------------------------------------------------------------------------------
 
@@ -258,14 +257,22 @@ class PodWorker:
 
     # --- containers -----------------------------------------------------------------------------
 
-    async def _step_init(self, spec: Obj, observed: dict[str, list[ContainerStatus]]) -> tuple[bool, bool]:
-        """(initialized, failed) after advancing the init containers one step."""
+    async def _step_init(self, spec: Obj, observed: dict[str, list[ContainerStatus]],
+                         finishing: bool) -> tuple[bool, bool]:
+        """(initialized, failed) after advancing the init containers one step; sidecars are started in
+        order (the next init container waits until the sidecar has started) and kept running."""
         inits = spec.get("initContainers") or []
-        if not inits or any(observed.get(c["name"]) for c in spec.get("containers") or []):
-            return True, False
+        initialized = any(observed.get(c["name"]) for c in spec.get("containers") or [])
         policy = spec.get("restartPolicy", "Always")
         for c in inits:
             instances = observed.get(c["name"], [])
+            if is_sidecar(c):
+                started = False if finishing else await self._step_container(spec, c, instances, sidecar=True)
+                if started or initialized:
+                    continue
+                return False, False
+            if initialized:
+                continue
             cur = instances[0] if instances else None
             if cur is not None and cur.state == ContainerState.EXITED and cur.exit_code == 0:
                 self.waiting.pop(c["name"], None)
@@ -285,7 +292,10 @@ class PodWorker:
             return False, False
         return True, False
 
-    async def _step_app(self, spec: Obj, c: Obj, instances: list[ContainerStatus]) -> None:
+    async def _step_container(self, spec: Obj, c: Obj, instances: list[ContainerStatus], *,
+                              sidecar: bool = False) -> bool:
+        """Keep an app container (or a sidecar: restarted whatever the pod's policy) running; True
+        while it runs and has started (its startup probe passed)."""
         assert self.probes is not None
         name = c["name"]
         cur = instances[0] if instances else None
@@ -293,24 +303,26 @@ class PodWorker:
             health = self.probes.track(c, cur.id, self.pod_ip)
             if not health.kill_reason:
                 self.waiting.pop(name, None)
-                return
+                return health.started
             self.ctx.counters.liveness_kills += 1
-            self._event(NORMAL, "Killing", f"Container {name} failed {health.kill_reason} probe, will be restarted")
+            kind = health.kill_reason
+            self._event(NORMAL, "Killing", f"Init container {name} failed {kind} probe" if sidecar
+                        else f"Container {name} failed {kind} probe, will be restarted")
             self.probes.forget(name)
-            await self._stop_container(c, cur.id, self._grace(spec, c, health.kill_reason))
+            await self._stop_container(c, cur.id, grace_for(spec, c, health.kill_reason))
             self.exit_seen.setdefault(cur.id, trio.current_time())
             cur = await self.ctx.runtime.container_status(cur.id)
             instances = [cur, *instances[1:]]
         if cur is not None and cur.state == ContainerState.CREATED:
-            await self._start(c, cur.id, init=False)
-            return
+            return await self._start(c, cur.id, init=sidecar)
         if cur is not None:
-            if not should_restart(spec.get("restartPolicy", "Always"), cur.exit_code):
+            policy = "Always" if sidecar else spec.get("restartPolicy", "Always")
+            if not should_restart(policy, cur.exit_code):
                 self.waiting.pop(name, None)
-                return
+                return False
             if not self._may_restart(c, cur):
-                return
-        await self._run_container(c, instances, init=False)
+                return False
+        return await self._run_container(c, instances, init=sidecar)
 
     def _may_restart(self, c: Obj, cur: ContainerStatus) -> bool:
         """kubelet's doBackOff: False (and CrashLoopBackOff) while the container must wait."""
@@ -320,11 +332,13 @@ class PodWorker:
         backoff = self.ctx.crash_backoff
         if backoff.in_backoff_since(key, seen):
             delay = backoff.get(key)
-            message = f"back-off {go_duration(delay)} restarting failed container={name} pod={pod_ref(self.pod)}"
+            message = (f"back-off {go_duration_seconds(round(delay))} restarting failed container={name} "
+                       f"pod={pod_ref(self.pod)}")
             self.waiting[name] = ("CrashLoopBackOff", message)
             if ("BackOff", cur.id) not in self._reported:
                 self._reported.add(("BackOff", cur.id))
-                self._event(WARNING, "BackOff", f"Back-off restarting failed container {name} in pod {pod_ref(self.pod)}")
+                self._event(WARNING, "BackOff",
+                            f"Back-off restarting failed container {name} in pod {pod_ref(self.pod)}")
             self._schedule(seen + delay)
             return False
         backoff.next(key, seen)
@@ -338,7 +352,8 @@ class PodWorker:
                 return int(cs.get("restartCount") or 0) + 1
         return 0
 
-    async def _run_container(self, c: Obj, instances: list[ContainerStatus], *, init: bool) -> None:
+    async def _run_container(self, c: Obj, instances: list[ContainerStatus], *, init: bool) -> bool:
+        """Create and start a new instance; True when it runs and has started."""
         name, image = c["name"], c.get("image", "")
         now = trio.current_time()
         retry = self.pull_retry.get(name)
@@ -349,10 +364,10 @@ class PodWorker:
                 self._event(NORMAL, "BackOff", f'Back-off pulling image "{image}"')
                 self._event(WARNING, "Failed", "Error: ImagePullBackOff")
             self._schedule(retry)
-            return
+            return False
         image_id = await self._pull(c)
         if image_id is None:
-            return
+            return False
         attempt = attempt_of(instances[0]) + 1 if instances else self._initial_attempt(name)
         try:
             spec = await self._container_spec(c, attempt, init=init)
@@ -360,7 +375,7 @@ class PodWorker:
             self.waiting[name] = ("CreateContainerConfigError", str(exc))
             self._event(WARNING, "Failed", f"Error: {exc}")
             self._schedule(now + 10)
-            return
+            return False
         for old in instances[1:]:  # keep only the previous instance (for logs --previous)
             await self.ctx.runtime.remove_container(old.id)
             self.exit_seen.pop(old.id, None)
@@ -369,7 +384,7 @@ class PodWorker:
         self._event(NORMAL, "Created", f"Created container {name}")
         if instances:
             self.ctx.counters.containers_restarted += 1
-        await self._start(c, container_id, init=init)
+        return await self._start(c, container_id, init=init)
 
     async def _pull(self, c: Obj) -> str | None:
         name, image = c["name"], c.get("image", "")
@@ -406,7 +421,8 @@ class PodWorker:
         ports = []
         for p in c.get("ports") or []:
             ports.append(PortMapping(container_port=int(p.get("containerPort", 0)),
-                                     host_port=int(p.get("hostPort") or 0), protocol=p.get("protocol", "TCP")))
+                                     host_port=int(p.get("hostPort") or 0),
+                                     protocol=p.get("protocol", "TCP")))
         fields: dict[str, Any] = {  # (a dict: mypy cannot type attrs' tuple converters)
             "command": command, "args": args, "mounts": mounts_for(c, self.volumes), "ports": ports}
         return ContainerSpec(
@@ -415,7 +431,7 @@ class PodWorker:
             tty=bool(c.get("tty")), stdin=bool(c.get("stdin")), stdin_once=bool(c.get("stdinOnce")), **fields,
         )
 
-    async def _start(self, c: Obj, container_id: str, *, init: bool) -> None:
+    async def _start(self, c: Obj, container_id: str, *, init: bool) -> bool:
         assert self.probes is not None
         name = c["name"]
         try:
@@ -425,63 +441,30 @@ class PodWorker:
         except RuntimeFailure as exc:  # e.g. executable not found: the container exited; back-off restarts it
             self.exit_seen.setdefault(container_id, trio.current_time())
             self._event(WARNING, "Failed", f"Error: {exc}")
-            return
+            return False
         self.waiting.pop(name, None)
         self.ctx.counters.containers_started += 1
         self._event(NORMAL, "Started", f"Started container {name}")
         post_start = (c.get("lifecycle") or {}).get("postStart")
         if post_start:
-            ok, message = await self._run_hook(post_start, c, container_id, 30.0)
+            ok, message = await run_hook(self.ctx.runtime, self.ctx.prober, post_start, c, container_id,
+                                         self.pod_ip, 30.0)
             if not ok:
                 self._event(WARNING, "FailedPostStartHook", f"PostStartHook failed: {message}")
-                await self.ctx.runtime.stop_container(container_id, self._grace(self.pod.get("spec") or {}, c, ""))
-                return
-        if not init:
-            self.probes.track(c, container_id, self.pod_ip)
+                grace = grace_for(self.pod.get("spec") or {}, c, "")
+                await self.ctx.runtime.stop_container(container_id, grace)
+                return False
+        if not init or is_sidecar(c):
+            return self.probes.track(c, container_id, self.pod_ip).started
+        return True
 
-    async def _run_hook(self, hook: Obj, c: Obj, container_id: str, timeout: float) -> tuple[bool, str]:  # noqa: ASYNC109
-        if hook.get("sleep"):
-            await trio.sleep(float(hook["sleep"].get("seconds") or 0))
-            return True, ""
-        if hook.get("exec"):
-            try:
-                result = await self.ctx.runtime.exec_run(container_id, list(hook["exec"].get("command") or []), timeout)
-            except RuntimeFailure as exc:
-                return False, str(exc)
-            output = (result.stdout + result.stderr).decode(errors="replace").strip()
-            return result.exit_code == 0, f"command exited with {result.exit_code}: {output}"
-        if hook.get("httpGet"):
-            from orchestra.node.probes import ProbeSpec
+    async def _stop_container(self, c: Obj | None, container_id: str, grace: float,
+                              after: tuple[trio.Event, ...] = ()) -> None:
+        def failed(message: str) -> None:
+            self._event(WARNING, "FailedPreStopHook", f"PreStopHook failed: {message}")
 
-            try:
-                named_port(c, hook["httpGet"].get("port"))
-            except ValueError as exc:
-                return False, str(exc)
-            return await self.ctx.prober.probe(ProbeSpec(handler=hook, timeout=timeout), c, container_id, self.pod_ip)
-        return True, ""
-
-    def _grace(self, spec: Obj, c: Obj, probe_kind: str) -> float:
-        probe = c.get(f"{probe_kind}Probe") or {} if probe_kind else {}
-        if probe.get("terminationGracePeriodSeconds") is not None:
-            return float(probe["terminationGracePeriodSeconds"])
-        return float(spec.get("terminationGracePeriodSeconds", 30))
-
-    async def _stop_container(self, c: Obj | None, container_id: str, grace: float) -> None:
-        """preStop hook, then SIGTERM and SIGKILL after what is left of `grace`."""
-        deadline = trio.current_time() + grace
-        pre_stop = ((c or {}).get("lifecycle") or {}).get("preStop")
-        if pre_stop and c is not None:
-            with trio.move_on_at(deadline):
-                ok, message = await self._run_hook(pre_stop, c, container_id, max(grace, 1.0))
-                if not ok:
-                    self._event(WARNING, "FailedPreStopHook", f"PreStopHook failed: {message}")
-            remaining = max(deadline - trio.current_time(), MIN_STOP_GRACE)
-        else:
-            remaining = grace
-        try:
-            await self.ctx.runtime.stop_container(container_id, remaining)
-        except RuntimeNotFound:  # already gone: stopped enough
-            pass
+        await stop_container(self.ctx.runtime, self.ctx.prober, c, container_id, self.pod_ip, grace, failed,
+                             after)
 
     # --- deadlines, termination -----------------------------------------------------------------
 
@@ -495,19 +478,31 @@ class PodWorker:
             return None
         message = "Pod was active on the node longer than the specified deadline"
         self._event(NORMAL, "DeadlineExceeded", message)
-        await self._kill_all(self._grace(spec, {}, ""))
-        return self._facts(bool(self.pod_ip), True, False, reason="DeadlineExceeded", message=message, phase="Failed")
+        await self._kill_all(grace_for(spec, {}, ""))
+        return self._facts(bool(self.pod_ip), True, False,
+                           reason="DeadlineExceeded", message=message, phase="Failed")
 
     async def _kill_all(self, grace: float) -> None:
+        """Stop every running container: the app containers at once, then the sidecars in reverse order."""
         assert self.probes is not None
         self.probes.stop_all()
-        observed = await self._observe()
-        specs = {c["name"]: c for key in ("initContainers", "containers") for c in (self.pod.get("spec") or {}).get(key) or []}
+        spec = self.pod.get("spec") or {}
+        running = {name: instances[0].id for name, instances in (await self._observe()).items()
+                   if instances and instances[0].state == ContainerState.RUNNING}
+        specs = {c["name"]: c for key in ("initContainers", "containers") for c in spec.get(key) or []}
+        stopped = {name: trio.Event() for name in running}
         async with trio.open_nursery() as nursery:
-            for name, instances in observed.items():
-                if instances and instances[0].state == ContainerState.RUNNING:
-                    self._event(NORMAL, "Killing", f"Stopping container {name}")
-                    nursery.start_soon(self._stop_container, specs.get(name), instances[0].id, grace)
+            for name, waits in stop_after(spec, running).items():
+                self._event(NORMAL, "Killing", f"Stopping container {name}")
+                nursery.start_soon(self._stop_then_set, specs.get(name), running[name], grace,
+                                   tuple(stopped[n] for n in waits), stopped[name])
+
+    async def _stop_then_set(self, c: Obj | None, container_id: str, grace: float,
+                             after: tuple[trio.Event, ...], stopped: trio.Event) -> None:
+        try:
+            await self._stop_container(c, container_id, grace, after)
+        finally:
+            stopped.set()  # the containers waiting for this one go on even if stopping it failed
 
     async def _stop_terminal(self) -> None:
         """A finished pod keeps its exited containers (for logs) but not its sandbox's network."""
@@ -548,23 +543,28 @@ class PodWorker:
         cur = instances[0] if instances else None
         prev = instances[1] if len(instances) > 1 else None
         running = cur is not None and cur.state == ContainerState.RUNNING
-        health = self.probes.get(name, cur.id) if (self.probes and cur is not None and not init) else None
+        probed = not init or is_sidecar(c)
+        health = self.probes.get(name, cur.id) if (self.probes and cur is not None and probed) else None
         started = running and (health.started if health else not c.get("startupProbe"))
         ready = running and (health.ready if health else not c.get("readinessProbe"))
         restarts = attempt_of(cur) if cur is not None else max(self._initial_attempt(name) - 1, 0)
-        return ContainerView(name=name, image=c.get("image", ""), current=cur, previous=prev, restart_count=restarts,
-                             waiting=self.waiting.get(name), ready=ready and started, started=started,
-                             image_id=self.image_ids.get(name, ""))
+        return ContainerView(name=name, image=c.get("image", ""), current=cur, previous=prev,
+                             restart_count=restarts, waiting=self.waiting.get(name), ready=ready and started,
+                             started=started, image_id=self.image_ids.get(name, ""),
+                             sidecar=init and is_sidecar(c))
 
     def _status(self, pod: Obj, observed: dict[str, list[ContainerStatus]], facts: PodFacts) -> Obj:
         spec = pod.get("spec") or {}
-        init_views = [self._view(c, observed.get(c["name"], []), init=True) for c in spec.get("initContainers") or []]
+        init_views = [self._view(c, observed.get(c["name"], []), init=True)
+                      for c in spec.get("initContainers") or []]
         views = [self._view(c, observed.get(c["name"], []), init=False) for c in spec.get("containers") or []]
         return build_status(self._latest(), facts, init_views, views, now_rfc3339())
 
     def _latest(self) -> Obj:
         """The newest copy of the pod we know: the informer's or the one our last write returned."""
-        return self._written if self._written is not None and resource_version(self._written) > resource_version(self.pod) else self.pod
+        return (self._written
+                if self._written is not None and resource_version(self._written) > resource_version(self.pod)
+                else self.pod)
 
     async def _write_status(self, status: Obj) -> None:
         for _ in range(3):
@@ -572,7 +572,8 @@ class PodWorker:
             if latest.get("status") == status:
                 break
             try:
-                self._written = await self.ctx.client.update_status(self.ctx.pod_rt, {**latest, "status": status})
+                self._written = await self.ctx.client.update_status(self.ctx.pod_rt,
+                                                                    {**latest, "status": status})
                 self.ctx.counters.status_writes += 1
                 break
             except Conflict:  # someone else wrote the pod: re-read and try again
@@ -590,8 +591,9 @@ class PodWorker:
 
     def _event(self, type_: str, reason: str, message: str) -> None:
         m = self.pod.get("metadata") or {}
-        ref = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": m.get("name"), "namespace": m.get("namespace"),
-                                                               "uid": m.get("uid"), "resourceVersion": m.get("resourceVersion")}}
+        ref = {"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": m.get("name"), "namespace": m.get("namespace"), "uid": m.get("uid"),
+                            "resourceVersion": m.get("resourceVersion")}}
         self.ctx.recorder.event(ref, type_, reason, message)
 
     def _probe_failed(self, kind: str, name: str, message: str) -> None:

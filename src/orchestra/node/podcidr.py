@@ -43,13 +43,15 @@ def plan(nodes: int, cluster_cidr: str = "", mask: int = 0) -> tuple[str, int]:
         cluster_cidr = "10.244.0.0/14"
     net = _network(cluster_cidr, "cluster CIDR")
     if mask and not net.prefixlen <= mask <= 30:
-        raise PodCIDRError(f"node CIDR mask /{mask} must be between the cluster CIDR's /{net.prefixlen} and /30")
+        raise PodCIDRError(
+            f"node CIDR mask /{mask} must be between the cluster CIDR's /{net.prefixlen} and /30")
     chosen = mask or max(DEFAULT_NODE_MASK, net.prefixlen)
     while not mask and 2 ** (chosen - net.prefixlen) < nodes and chosen < MAX_NODE_MASK:
         chosen += 1
     if 2 ** (chosen - net.prefixlen) < nodes:
-        raise PodCIDRError(f"cluster CIDR {net} holds {2 ** (chosen - net.prefixlen)} node CIDRs of /{chosen}, "
-                           f"too few for {nodes} nodes: give a larger one (e.g. 10.240.0.0/12)")
+        raise PodCIDRError(
+            f"cluster CIDR {net} holds {2 ** (chosen - net.prefixlen)} node CIDRs of /{chosen}, "
+            f"too few for {nodes} nodes: give a larger one (e.g. 10.240.0.0/12)")
     return str(net), chosen
 
 
@@ -59,10 +61,13 @@ def check_overlap(cluster_cidr: str, in_use: Mapping[str, str]) -> None:
     for what, cidr in in_use.items():
         other = ipaddress.IPv4Network(cidr, strict=False)
         if net.overlaps(other):
-            raise PodCIDRError(f"cluster CIDR {net} overlaps {what} {other}: choose another (e.g. 10.244.0.0/16)")
+            raise PodCIDRError(
+                f"cluster CIDR {net} overlaps {what} {other}: choose another (e.g. 10.244.0.0/16)")
 
 
-def node_cidrs(names: Sequence[str], cluster_cidr: str, mask: int, taken: Mapping[str, str]) -> dict[str, str]:
+def node_cidrs(
+    names: Sequence[str], cluster_cidr: str, mask: int, taken: Mapping[str, str]
+) -> dict[str, str]:
     """A CIDR per node name: the one it has in `taken` (node name -> its podCIDR), else the first
     free /mask of the cluster CIDR that overlaps no CIDR in `taken`."""
     net = _network(cluster_cidr, "cluster CIDR")

@@ -1,11 +1,12 @@
 """Liveness, readiness and startup probes, run by the agent itself (never by Podman healthchecks).
 
-Owns: executing one probe (exec via `runtime.exec_run`; httpGet and tcpSocket over the network to
-the pod IP, or — `mode="exec"`, for the simulated runtime that has no network — as `wget` inside
-the container), and the per-container-instance probe loops with initialDelaySeconds, periodSeconds,
-timeoutSeconds, successThreshold and failureThreshold. Results land in a `ContainerHealth` the pod
-worker reads; every change wakes the worker through `on_change`, failures are reported through
-`on_failure` (the worker records the Unhealthy event). The startup probe gates the other two.
+Owns: executing one probe (exec via `runtime.exec_run`; httpGet, tcpSocket and grpc (grpcprobe.py)
+over the network to the pod IP, or — `mode="exec"`, for the simulated runtime that has no network —
+as `wget` inside the container; a simulated gRPC server is SERVING while something serves its port),
+and the per-container-instance probe loops with initialDelaySeconds, periodSeconds, timeoutSeconds,
+successThreshold and failureThreshold. Results land in a `ContainerHealth` the pod worker reads;
+every change wakes the worker through `on_change`, failures are reported through `on_failure` (the
+worker records the Unhealthy event). The startup probe gates the other two.
 Must not import: the client, podman.
 """
 
@@ -19,10 +20,11 @@ from typing import Any
 import attrs
 import trio
 
+from orchestra.node.grpcprobe import GrpcChecker, join_host_port
+from orchestra.objects import Obj, go_duration_seconds
 from orchestra.runtime.base import ExecTimeout, RuntimeFailure
 from orchestra.runtime.base import Runtime as RuntimeProtocol
 
-Obj = dict[str, Any]
 KINDS = ("startup", "liveness", "readiness")
 
 
@@ -80,8 +82,11 @@ class Prober:
             raise ValueError("probe mode must be 'network' or 'exec'")
         self.runtime = runtime
         self.mode = mode
+        self.grpc = GrpcChecker()
 
-    async def probe(self, probe: ProbeSpec, container: Obj, container_id: str, pod_ip: str) -> tuple[bool, str]:
+    async def probe(
+        self, probe: ProbeSpec, container: Obj, container_id: str, pod_ip: str
+    ) -> tuple[bool, str]:
         """(success, failure message) for one run of `probe`."""
         h = probe.handler
         try:
@@ -91,10 +96,10 @@ class Prober:
                 return await self._http(h["httpGet"], container, container_id, pod_ip, probe.timeout)
             if h.get("tcpSocket"):
                 return await self._tcp(h["tcpSocket"], container, container_id, pod_ip, probe.timeout)
+            if h.get("grpc"):
+                return await self._grpc(h["grpc"], container_id, pod_ip, probe.timeout)
         except ValueError as exc:
             return False, str(exc)
-        if h.get("grpc"):
-            return False, "grpc probes are not supported by orchestra"
         return True, ""
 
     async def _exec(self, cmd: list[str], container_id: str, timeout: float) -> tuple[bool, str]:  # noqa: ASYNC109
@@ -132,7 +137,10 @@ class Prober:
             except ValueError:
                 return False, f'Get "{url}": malformed HTTP response'
         if scope.cancelled_caught:
-            return False, f'Get "{url}": context deadline exceeded (Client.Timeout exceeded while awaiting headers)'
+            return (
+                False,
+                f'Get "{url}": context deadline exceeded (Client.Timeout exceeded while awaiting headers)',
+            )
         if 200 <= status < 400:
             return True, ""
         return False, f"HTTP probe failed with statuscode: {status}"
@@ -161,7 +169,9 @@ class Prober:
         host = spec.get("host") or pod_ip or "127.0.0.1"
         port = named_port(container, spec.get("port"))
         if self.mode == "exec":  # the simulation's "open port" is a port something serves on
-            ok, _ = await self._exec(["wget", "-q", "-O", "-", f"http://{host}:{port}/"], container_id, timeout)
+            ok, _ = await self._exec(
+                ["wget", "-q", "-O", "-", f"http://{host}:{port}/"], container_id, timeout
+            )
             return ok, "" if ok else f"dial tcp {host}:{port}: connect: connection refused"
         with trio.move_on_after(timeout) as scope:
             try:
@@ -172,6 +182,24 @@ class Prober:
         if scope.cancelled_caught:
             return False, f"dial tcp {host}:{port}: i/o timeout"
         return True, ""
+
+
+    async def _grpc(self, spec: Obj, container_id: str, pod_ip: str,
+                    timeout: float) -> tuple[bool, str]:  # noqa: ASYNC109
+        """kubelet probes gRPC at the pod IP (a grpc probe has no host field); service "" = the server."""
+        host = pod_ip or "127.0.0.1"
+        port = int(spec.get("port") or 0)
+        if not 0 < port < 65536:
+            raise ValueError(f"invalid grpc probe port {spec.get('port')!r}")
+        service = str(spec.get("service") or "")
+        if self.mode == "exec":  # the simulation: a server is SERVING while something serves its port
+            wget = ["wget", "-q", "-O", "-", f"http://{host}:{port}/"]
+            ok, _ = await self._exec(wget, container_id, timeout)
+            addr = join_host_port(host, port)
+            return (True, "service healthy") if ok else (
+                False, f'timeout: failed to connect service "{addr}" within {go_duration_seconds(timeout)}: '
+                       "context deadline exceeded")
+        return await self.grpc.check(host, port, service, timeout)
 
 
 @functools.cache
@@ -226,7 +254,8 @@ class ProbeManager:
             health.ready = True
         for kind, probe in probes.items():
             if probe:
-                self.nursery.start_soon(self._run, health, kind, ProbeSpec.from_obj(probe, kind), container, pod_ip)
+                spec = ProbeSpec.from_obj(probe, kind)
+                self.nursery.start_soon(self._run, health, kind, spec, container, pod_ip)
         return health
 
     def forget(self, name: str) -> None:
@@ -240,7 +269,9 @@ class ProbeManager:
         for name in list(self._health):
             self.forget(name)
 
-    async def _run(self, health: ContainerHealth, kind: str, probe: ProbeSpec, container: Obj, pod_ip: str) -> None:
+    async def _run(
+        self, health: ContainerHealth, kind: str, probe: ProbeSpec, container: Obj, pod_ip: str
+    ) -> None:
         if health.cancelled:  # forgotten before this task began
             return
         with trio.CancelScope() as scope:

@@ -27,12 +27,11 @@ import attrs
 import trio
 
 from orchestra.api.errors import AlreadyExists, ApiError, Conflict, NotFound
-from orchestra.api.objects import now_rfc3339
 from orchestra.client.base import Client
+from orchestra.objects import Obj, now_rfc3339
 
 log = logging.getLogger("orchestra.node.registration")
 
-Obj = dict[str, Any]
 LEASE_NAMESPACE = "kube-node-lease"
 KUBELET_VERSION = "v1.32.0"
 MAX_PODS = 110
@@ -149,10 +148,20 @@ class RegistrationStatistics:
 class NodeRegistration:
     """Registers the Node, then beats: Lease every `lease_renew_seconds`, status when due."""
 
-    def __init__(self, client: Client, node_name: str, host: HostInfo, *, labels: Mapping[str, str] | None = None,
-                 lease_duration_seconds: int = 40, lease_renew_seconds: float = 10.0,
-                 status_update_seconds: float = 10.0, status_report_seconds: float = 10.0,
-                 jitter: float = 0.0, ready: Callable[[], tuple[bool, str]] | None = None) -> None:
+    def __init__(
+        self,
+        client: Client,
+        node_name: str,
+        host: HostInfo,
+        *,
+        labels: Mapping[str, str] | None = None,
+        lease_duration_seconds: int = 40,
+        lease_renew_seconds: float = 10.0,
+        status_update_seconds: float = 10.0,
+        status_report_seconds: float = 10.0,
+        jitter: float = 0.0,
+        ready: Callable[[], tuple[bool, str]] | None = None,
+    ) -> None:
         self.client = client
         self.node_name = node_name
         self.host = host
@@ -176,14 +185,21 @@ class NodeRegistration:
         if self._node_rt is None or self._lease_rt is None:
             from orchestra.api.registry import DEFAULT_REGISTRY
 
-            self._node_rt, self._lease_rt = DEFAULT_REGISTRY.by_kind("Node"), DEFAULT_REGISTRY.by_kind("Lease")
+            self._node_rt, self._lease_rt = (
+                DEFAULT_REGISTRY.by_kind("Node"),
+                DEFAULT_REGISTRY.by_kind("Lease"),
+            )
         return self._node_rt, self._lease_rt
 
     def node_labels(self) -> dict[str, str]:
-        return {"kubernetes.io/hostname": self.node_name, "kubernetes.io/os": self.host.node_info["operatingSystem"],
-                "kubernetes.io/arch": self.host.node_info["architecture"],
-                "beta.kubernetes.io/os": self.host.node_info["operatingSystem"],
-                "beta.kubernetes.io/arch": self.host.node_info["architecture"], **self.labels}
+        return {
+            "kubernetes.io/hostname": self.node_name,
+            "kubernetes.io/os": self.host.node_info["operatingSystem"],
+            "kubernetes.io/arch": self.host.node_info["architecture"],
+            "beta.kubernetes.io/os": self.host.node_info["operatingSystem"],
+            "beta.kubernetes.io/arch": self.host.node_info["architecture"],
+            **self.labels,
+        }
 
     def nudge(self) -> None:
         """Something changed (e.g. readiness): post status at the next beat."""
@@ -194,8 +210,15 @@ class NodeRegistration:
     def _status(self, old: Obj | None) -> Obj:
         now = now_rfc3339()
         ready, message = self.ready()
-        wanted = [*_CONDITIONS, ("Ready", "True" if ready else "False", "KubeletReady" if ready else "KubeletNotReady",
-                                 "kubelet is posting ready status" if ready else message)]
+        wanted = [
+            *_CONDITIONS,
+            (
+                "Ready",
+                "True" if ready else "False",
+                "KubeletReady" if ready else "KubeletNotReady",
+                "kubelet is posting ready status" if ready else message,
+            ),
+        ]
         old_conds = {c.get("type"): c for c in ((old or {}).get("status") or {}).get("conditions") or []}
         conditions = []
         for ctype, status, reason, msg in wanted:
@@ -257,7 +280,9 @@ class NodeRegistration:
         due = now - self._last_post_time >= self.status_report_seconds
         if not force and not due and fingerprint == self._last_posted:
             return False
-        await self.client.update_status(node_rt, {**current, "status": {**(current.get("status") or {}), **status}})
+        await self.client.update_status(
+            node_rt, {**current, "status": {**(current.get("status") or {}), **status}}
+        )
         self._last_posted = fingerprint
         self._last_post_time = now
         self.stats.status_updates += 1
@@ -267,12 +292,25 @@ class NodeRegistration:
     # --- the Lease ----------------------------------------------------------------------------
 
     def _lease(self) -> Obj:
-        owner = [{"apiVersion": "v1", "kind": "Node", "name": self.node_name, "uid": self.node_uid}] if self.node_uid else []
-        return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                "metadata": {"name": self.node_name, "namespace": LEASE_NAMESPACE,
-                             **({"ownerReferences": owner} if owner else {})},
-                "spec": {"holderIdentity": self.node_name, "leaseDurationSeconds": self.lease_duration_seconds,
-                         "renewTime": micro_time()}}
+        owner = (
+            [{"apiVersion": "v1", "kind": "Node", "name": self.node_name, "uid": self.node_uid}]
+            if self.node_uid
+            else []
+        )
+        return {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {
+                "name": self.node_name,
+                "namespace": LEASE_NAMESPACE,
+                **({"ownerReferences": owner} if owner else {}),
+            },
+            "spec": {
+                "holderIdentity": self.node_name,
+                "leaseDurationSeconds": self.lease_duration_seconds,
+                "renewTime": micro_time(),
+            },
+        }
 
     async def renew_lease(self) -> None:
         _, lease_rt = self._rts()

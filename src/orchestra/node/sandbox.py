@@ -13,10 +13,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from orchestra.api.quantity import INT64_MAX, Quantity, QuantityError
+from orchestra.objects import Obj
+from orchestra.objects.quantity import INT64_MAX, parse_or_none
 from orchestra.runtime.base import HostAlias, PodSandboxSpec, PortMapping, Resources
-
-Obj = dict[str, Any]
 
 LABEL_NODE = "orchestra.io/node"
 # which cluster made the object: two orchestra instances on one host never adopt each other's pods
@@ -98,23 +97,26 @@ def sandbox_spec(pod: Obj, *, node_name: str, cluster_dns: str | None, domain: s
     hosts = [HostAlias(ip=a.get("ip", ""), hostnames=tuple(a.get("hostnames") or []))
              for a in spec.get("hostAliases") or []]
     fields: dict[str, Any] = {  # (a dict: mypy cannot type attrs' tuple converters)
-        "ports": ports, "dns_servers": servers, "dns_searches": searches, "dns_options": options, "hosts": hosts}
+        "ports": ports,
+        "dns_servers": servers,
+        "dns_searches": searches,
+        "dns_options": options,
+        "hosts": hosts,
+    }
     return PodSandboxSpec(
-        name=sandbox_name(pod), uid=m.get("uid", ""), namespace=m.get("namespace", "default"),
-        labels={**(owner_labels or {}), LABEL_NODE: node_name}, hostname=(spec.get("hostname") or m.get("name", ""))[:63], **fields,
+        name=sandbox_name(pod),
+        uid=m.get("uid", ""),
+        namespace=m.get("namespace", "default"),
+        labels={**(owner_labels or {}), LABEL_NODE: node_name},
+        hostname=(spec.get("hostname") or m.get("name", ""))[:63],
+        **fields,
     )
 
 
-def _quantity(value: Any) -> Quantity | None:
-    try:
-        return Quantity.parse(value)
-    except QuantityError:
-        return None  # validation refuses it; a stored one is treated as unset
-
-
 def _milli(value: Any) -> int | None:
-    """kube's MilliValue (saturated at int64; see orchestra.api.quantity), None if malformed."""
-    q = _quantity(value)
+    """kube's MilliValue (saturated at int64; see orchestra.objects.quantity), None if malformed
+    (validation refuses it; a stored one is treated as unset)."""
+    q = parse_or_none(value)
     return q.milli_value() if q is not None else None
 
 
@@ -127,7 +129,7 @@ def resources_of(container: Obj, pids_limit: int | None = None) -> Resources:
     """
     res = container.get("resources") or {}
     limits, requests = res.get("limits") or {}, res.get("requests") or {}
-    memory = _quantity(limits["memory"]) if "memory" in limits else None
+    memory = parse_or_none(limits["memory"]) if "memory" in limits else None
     cpu_limit = _milli(limits["cpu"]) if "cpu" in limits else None
     has_cpu = "cpu" in requests or "cpu" in limits
     cpu_request = _milli(requests.get("cpu", limits.get("cpu"))) if has_cpu else None

@@ -31,7 +31,9 @@ class SimulatedProber(Prober):
         super().__init__(runtime, mode="exec")
         self.script = script
 
-    async def probe(self, probe: ProbeSpec, container: Obj, container_id: str, pod_ip: str) -> tuple[bool, str]:
+    async def probe(
+        self, probe: ProbeSpec, container: Obj, container_id: str, pod_ip: str
+    ) -> tuple[bool, str]:
         h = probe.handler
         if probe.kind and self.script.probe_fails(container_id, probe.kind):
             return False, scripted_failure(h, container, pod_ip)

@@ -36,13 +36,13 @@ from orchestra.node.podcidr import node_cidrs, plan
 from orchestra.node.registration import simulated_host
 from orchestra.node.sandbox import LABEL_NODE
 from orchestra.node.simprobe import ProbeScript, SimulatedProber
+from orchestra.objects import Obj
 from orchestra.runtime.base import Runtime as RuntimeProtocol
 from orchestra.runtime.base import RuntimeEvent, RuntimeFailure
 from orchestra.runtime.simrules import PREFIX, PodScript, ScriptError, pod_script
 
 log = logging.getLogger("orchestra.node.simulated")
 
-Obj = dict[str, Any]
 NAME_PREFIX = "sim-node-"
 START_CONCURRENCY = 50
 
@@ -60,7 +60,8 @@ def pod_script_of(pod: Obj) -> PodScript | None:
     m = pod.get("metadata") or {}
     spec = pod.get("spec") or {}
     annotations = {k: v for k, v in (m.get("annotations") or {}).items() if k.startswith(PREFIX)}
-    completes = [c.get("name", "") for c in spec.get("initContainers") or [] if c.get("restartPolicy") != "Always"]
+    completes = [c.get("name", "") for c in spec.get("initContainers") or []
+                 if c.get("restartPolicy") != "Always"]  # a sidecar runs on
     if any(ref.get("kind") == "Job" for ref in m.get("ownerReferences") or []):
         completes += [c.get("name", "") for c in spec.get("containers") or []]
     if not annotations and not completes:
@@ -108,7 +109,8 @@ class SimulatedNodes:
         runtime_version = f"{version.name}://{version.version}"
         cidrs = await self._pod_cidrs()
         for index, (name, agent) in enumerate(self.agents.items(), start=1):
-            agent.config = attrs.evolve(agent.config, host=simulated_host(name, index, runtime_version, cidrs[name]))
+            host = simulated_host(name, index, runtime_version, cidrs[name])
+            agent.config = attrs.evolve(agent.config, host=host)
             if self.scripting is not None:
                 self.scripting.assign_pod_cidr(LABEL_NODE, name, cidrs[name])
         if self.scripting is not None:
@@ -155,7 +157,9 @@ class SimulatedNodes:
                     starters.start_soon(self._start_agent, nursery, agent, limiter)
             task_status.started(self)
 
-    async def _start_agent(self, nursery: trio.Nursery, agent: NodeAgent, limiter: trio.CapacityLimiter) -> None:
+    async def _start_agent(
+        self, nursery: trio.Nursery, agent: NodeAgent, limiter: trio.CapacityLimiter
+    ) -> None:
         async with limiter:
             await nursery.start(agent.run)
 

@@ -1,7 +1,7 @@
 """Pod status from what the runtime shows and what the agent decided: pure functions.
 
 Owns: containerStatuses / initContainerStatuses (state, lastState, restartCount, imageID,
-containerID, ready, started), the pod phase (kubelet's getPhase), the conditions
+containerID, ready, started), the pod phase (kubelet's getPhase, sidecars included), the conditions
 PodReadyToStartContainers / Initialized / ContainersReady / Ready (PodScheduled is kept), and the
 rest of the status document. Every dict built here deserializes with the official Python client's
 models (their required fields are always present). lastTransitionTime only moves when a
@@ -12,14 +12,12 @@ Must not import: the client, trio, podman.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
 
 import attrs
 
+from orchestra.objects import Obj, format_time
 from orchestra.runtime.base import ContainerState, ContainerStatus
-
-Obj = dict[str, Any]
 
 
 @attrs.frozen
@@ -35,6 +33,7 @@ class ContainerView:
     ready: bool = False
     started: bool = False
     image_id: str = ""  # from ensure_image, for containers not created yet
+    sidecar: bool = False  # a restartable init container (restartPolicy: Always)
 
     @property
     def running(self) -> bool:
@@ -50,7 +49,7 @@ class ContainerView:
 
 
 def rfc3339(dt: datetime | None) -> str | None:
-    return None if dt is None else dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return None if dt is None else format_time(dt)
 
 
 def image_ref(image: str, image_id: str) -> str:
@@ -114,13 +113,17 @@ def container_status(view: ContainerView, *, default_waiting: str = "ContainerCr
     return out
 
 
-def pod_phase(restart_policy: str, init_failed: bool, initialized: bool, views: Sequence[ContainerView]) -> str:
-    """kubelet's getPhase."""
+def pod_phase(restart_policy: str, init_failed: bool, initialized: bool, views: Sequence[ContainerView],
+              sidecars: Sequence[ContainerView] = ()) -> str:
+    """kubelet's getPhase. A running sidecar counts as running, one never run yet as waiting; an
+    exited one (restarting, or stopped because the pod is done) does not count."""
     if init_failed:
         return "Failed"
     if not initialized:
         return "Pending"
-    running = waiting = stopped = succeeded = 0
+    running = sum(1 for v in sidecars if v.running)
+    waiting = sum(1 for v in sidecars if v.current is None)
+    stopped = succeeded = 0
     for v in views:
         if v.running:
             running += 1
@@ -144,7 +147,9 @@ def pod_phase(restart_policy: str, init_failed: bool, initialized: bool, views: 
     return "Pending"
 
 
-def _condition(old: Sequence[Obj], ctype: str, status: bool, now: str, reason: str = "", message: str = "") -> Obj:
+def _condition(
+    old: Sequence[Obj], ctype: str, status: bool, now: str, reason: str = "", message: str = ""
+) -> Obj:
     value = "True" if status else "False"
     prev = next((c for c in old if c.get("type") == ctype), None)
     since = prev.get("lastTransitionTime") if prev and prev.get("status") == value else None
@@ -174,10 +179,12 @@ def build_status(pod: Obj, facts: PodFacts, init_views: Sequence[ContainerView],
     spec = pod.get("spec") or {}
     old: Obj = pod.get("status") or {}
     old_conditions = [c for c in old.get("conditions") or [] if isinstance(c, dict)]
-    phase = facts.phase or pod_phase(spec.get("restartPolicy", "Always"), facts.init_failed, facts.initialized, views)
-    unready = [v.name for v in views if not (v.running and v.ready and v.waiting is None)]
+    sidecars = [v for v in init_views if v.sidecar]
+    policy = spec.get("restartPolicy", "Always")
+    phase = facts.phase or pod_phase(policy, facts.init_failed, facts.initialized, views, sidecars)
+    unready = [v.name for v in [*sidecars, *views] if not (v.running and v.ready and v.waiting is None)]
     completed = phase == "Succeeded"
-    incomplete = [v.name for v in init_views if not v.succeeded]
+    incomplete = [v.name for v in init_views if not (v.started and v.running if v.sidecar else v.succeeded)]
     containers_ready = not unready and not completed
     gates_ok = all(
         any(c.get("type") == g.get("conditionType") and c.get("status") == "True" for c in old_conditions)
@@ -187,12 +194,25 @@ def build_status(pod: Obj, facts: PodFacts, init_views: Sequence[ContainerView],
     not_ready_message = "" if completed else f"containers with unready status: [{' '.join(unready)}]"
     conditions = [
         _condition(old_conditions, "PodReadyToStartContainers", facts.sandbox_ready, now),
-        _condition(old_conditions, "Initialized", facts.initialized, now,
-                   "PodCompleted" if completed else "ContainersNotInitialized",
-                   "" if completed else f"containers with incomplete status: [{' '.join(incomplete)}]"),
-        _condition(old_conditions, "Ready", containers_ready and gates_ok, now, not_ready_reason,
-                   not_ready_message if not containers_ready else "the status of pod readiness gates is not true"),
-        _condition(old_conditions, "ContainersReady", containers_ready, now, not_ready_reason, not_ready_message),
+        _condition(
+            old_conditions,
+            "Initialized",
+            facts.initialized,
+            now,
+            "PodCompleted" if completed else "ContainersNotInitialized",
+            "" if completed else f"containers with incomplete status: [{' '.join(incomplete)}]",
+        ),
+        _condition(
+            old_conditions,
+            "Ready",
+            containers_ready and gates_ok,
+            now,
+            not_ready_reason,
+            not_ready_message if not containers_ready else "the status of pod readiness gates is not true",
+        ),
+        _condition(
+            old_conditions, "ContainersReady", containers_ready, now, not_ready_reason, not_ready_message
+        ),
     ]
     conditions += [c for c in old_conditions if c.get("type") not in {x["type"] for x in conditions}]
     status: Obj = {"phase": phase, "conditions": conditions}

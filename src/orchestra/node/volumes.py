@@ -6,8 +6,8 @@ projected volumes (keys or items, modes; rewritten in place when their sources c
 read-only bind mount of the directory shows to the container at once), hostPath type checks,
 persistentVolumeClaim volumes (claim -> bound PV -> its hostPath / local path, bind-mounted as is;
 an unbound or missing claim is a ConfigError, so the pod waits in ContainerCreating with FailedMount),
-and removing the pod's own directories when the pod goes (never a claim's data). projected serviceAccountToken sources are skipped: orchestra
-issues no service-account tokens.
+and removing the pod's own directories when the pod goes (never a claim's data). projected
+serviceAccountToken sources are skipped: orchestra issues no service-account tokens.
 File writes are small and local, so they run inline rather than in threads: a thread would let
 the test's autojump clock leap while it runs.
 Must not import: the client, reconcilers, podman.
@@ -19,7 +19,6 @@ import os
 import shutil
 import stat
 from pathlib import Path
-from typing import Any
 
 import attrs
 import trio
@@ -33,9 +32,9 @@ from orchestra.node.env import (
     resource_value,
     secret_data,
 )
+from orchestra.objects import Obj
 from orchestra.runtime.base import Mount
 
-Obj = dict[str, Any]
 Files = dict[str, tuple[bytes, int]]  # relative path -> (content, mode)
 
 DEFAULT_MODE = 0o644
@@ -103,8 +102,11 @@ class VolumeManager:
 
 def claim_names(pod: Obj) -> list[str]:
     """The claims a pod's persistentVolumeClaim volumes name."""
-    return [str(v["persistentVolumeClaim"].get("claimName") or "") for v in (pod.get("spec") or {}).get("volumes") or []
-            if isinstance(v.get("persistentVolumeClaim"), dict)]
+    return [
+        str(v["persistentVolumeClaim"].get("claimName") or "")
+        for v in (pod.get("spec") or {}).get("volumes") or []
+        if isinstance(v.get("persistentVolumeClaim"), dict)
+    ]
 
 
 def _claim_volume(name: str, source: Obj, pod: Obj, sources: Sources) -> PodVolume:
@@ -118,15 +120,19 @@ def _claim_volume(name: str, source: Obj, pod: Obj, sources: Sources) -> PodVolu
     volume_name = (pvc.get("spec") or {}).get("volumeName") or ""
     pv = sources.claim_volumes.get(claim_name)
     if phase != "Bound" or not volume_name or pv is None:
-        raise ConfigError(f"PVC {ns}/{claim_name} has non-bound phase ({phase!r}) or empty pvc.Spec.VolumeName "
-                          f"({volume_name!r})".replace("'", '"'))
+        raise ConfigError(
+            f"PVC {ns}/{claim_name} has non-bound phase ({phase!r}) or empty pvc.Spec.VolumeName "
+            f"({volume_name!r})".replace("'", '"')
+        )
     spec = pv.get("spec") or {}
     if spec.get("hostPath"):
         path = _host_path(spec["hostPath"])
     elif (spec.get("local") or {}).get("path"):
         path = str(spec["local"]["path"])
     else:
-        raise ConfigError(f'volume "{volume_name}": only hostPath and local PersistentVolumes can be mounted here')
+        raise ConfigError(
+            f'volume "{volume_name}": only hostPath and local PersistentVolumes can be mounted here'
+        )
     return PodVolume(name, path, bool(source.get("readOnly")))
 
 
@@ -175,7 +181,9 @@ def _payload(plugin: str, spec: Obj, pod: Obj, sources: Sources, facts: NodeFact
     files: Files = {}
     for src in spec.get("sources") or []:  # projected
         if src.get("configMap"):
-            files.update(_keyed("configmap", src["configMap"], src["configMap"].get("name", ""), sources, mode))
+            files.update(
+                _keyed("configmap", src["configMap"], src["configMap"].get("name", ""), sources, mode)
+            )
         elif src.get("secret"):
             files.update(_keyed("secret", src["secret"], src["secret"].get("name", ""), sources, mode))
         elif src.get("downwardAPI"):

@@ -29,10 +29,9 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from orchestra.api import pdb as budgets
 from orchestra.api.errors import ApiError, Conflict, NotFound
-from orchestra.api.objects import deep_copy
-from orchestra.client.base import Client, Obj
+from orchestra.api.policy import pdb as budgets
+from orchestra.client.base import Client
 from orchestra.controller import (
     NORMAL,
     WARNING,
@@ -44,17 +43,20 @@ from orchestra.controller import (
     registry_of,
     split_key,
 )
-from orchestra.reconcilers.workloads.common import (
-    Clock,
+from orchestra.controller.clock import Clock, wall_clock
+from orchestra.objects import (
+    Obj,
     controller_ref,
-    fmt_time,
+    deep_copy,
+    format_time,
     is_pod_ready,
     meta,
+    namespace_of,
     parse_time,
     scaled_value,
+    set_status_condition,
     spec,
     status,
-    wall_clock,
 )
 
 STALE_POD_PREFIX = "pod:"  # keys of pods whose DisruptionTarget condition may be stale
@@ -81,7 +83,10 @@ def _go_selector(sel: Any) -> str:
                     f"Values:[{' '.join(str(v) for v in e.get('values') or [])}],}},"
                     for e in sel.get("matchExpressions") or [] if isinstance(e, dict))
     pairs = "".join(f"{k}: {labels[k]}," for k in sorted(labels))
-    return f"&LabelSelector{{MatchLabels:map[string]string{{{pairs}}},MatchExpressions:[]LabelSelectorRequirement{{{exprs}}},}}"
+    return (
+        f"&LabelSelector{{MatchLabels:map[string]string{{{pairs}}},"
+        f"MatchExpressions:[]LabelSelectorRequirement{{{exprs}}},}}"
+    )
 
 
 class DisruptionController(Controller):
@@ -106,7 +111,7 @@ class DisruptionController(Controller):
         for pod in (old, new):
             if pod is None:
                 continue
-            for pdb in self.pdbs.by_index("namespace", str(meta(pod).get("namespace") or "")):
+            for pdb in self.pdbs.by_index("namespace", namespace_of(pod)):
                 if budgets.selects(pdb, pod, empty_selects_all=True):
                     keys.add(object_key(pdb))
         if new is not None and self._stale_disruption_wait(new) is not None:
@@ -145,11 +150,18 @@ class DisruptionController(Controller):
                                 f"Failed to calculate the number of expected pods: {exc}")
             raise
         if unmanaged:
-            self.recorder.event(pdb, WARNING, "UnmanagedPods", (
-                f"Pods selected by this PodDisruptionBudget (selector: {_go_selector(spec(pdb).get('selector'))}) were "
-                "found to be unmanaged. As a result, the status of the PDB cannot be calculated correctly, which may "
-                "result in undefined behavior. To account for these pods please set \".spec.minAvailable\" field of the "
-                "PDB to an integer value."))
+            self.recorder.event(
+                pdb,
+                WARNING,
+                "UnmanagedPods",
+                (
+                    "Pods selected by this PodDisruptionBudget "
+                    f"(selector: {_go_selector(spec(pdb).get('selector'))}) were found to be unmanaged. "
+                    "As a result, the status of the PDB cannot be calculated correctly, which may result in "
+                    'undefined behavior. To account for these pods please set ".spec.minAvailable" field of '
+                    "the PDB to an integer value."
+                ),
+            )
         now = self.clock()
         disrupted, recheck = self._disrupted_pods(pods, pdb, now)
         healthy = _count_healthy(pods, disrupted, now)
@@ -163,7 +175,7 @@ class DisruptionController(Controller):
         selector = budgets.selector_of(pdb, empty_selects_all=True)
         if selector is None:
             return []
-        return self.pods.list(str(meta(pdb).get("namespace") or ""), selector)
+        return self.pods.list(namespace_of(pdb), selector)
 
     async def _expected_pod_count(self, pdb: Obj, pods: list[Obj]) -> tuple[int, int, list[str]]:
         """(expectedPods, desiredHealthy, unmanaged pod names): kube's getExpectedPodCount."""
@@ -192,7 +204,11 @@ class DisruptionController(Controller):
                 continue
             if ref.get("uid") in seen:
                 continue
-            found = self._replicaset_scale(ref, pod) or self._deployment_scale(ref, pod) or self._statefulset_scale(ref, pod)
+            found = (
+                self._replicaset_scale(ref, pod)
+                or self._deployment_scale(ref, pod)
+                or self._statefulset_scale(ref, pod)
+            )
             if found is None:
                 found = await self._generic_scale(ref, pod)
             if found is None:
@@ -219,7 +235,11 @@ class DisruptionController(Controller):
         rs = self._owner(self.replicasets, ref, ns, "ReplicaSet")
         dref = controller_ref(rs) if rs is not None else None
         deployment = self._owner(self.deployments, dref, ns, "Deployment") if dref is not None else None
-        return (str(meta(deployment).get("uid")), int(spec(deployment).get("replicas", 1))) if deployment else None
+        return (
+            (str(meta(deployment).get("uid")), int(spec(deployment).get("replicas", 1)))
+            if deployment
+            else None
+        )
 
     def _statefulset_scale(self, ref: Obj, pod: Obj) -> tuple[str, int] | None:
         sts = self._owner(self.statefulsets, ref, str(meta(pod).get("namespace")), "StatefulSet")
@@ -242,7 +262,9 @@ class DisruptionController(Controller):
             return None
         return str(meta(owner).get("uid")), int(spec(owner).get("replicas", 1))
 
-    def _disrupted_pods(self, pods: list[Obj], pdb: Obj, now: datetime) -> tuple[dict[str, str], datetime | None]:
+    def _disrupted_pods(
+        self, pods: list[Obj], pdb: Obj, now: datetime
+    ) -> tuple[dict[str, str], datetime | None]:
         """buildDisruptedPodMap: the entries still expected to be deleted, and when the first expires."""
         entries = status(pdb).get("disruptedPods") or {}
         result: dict[str, str] = {}
@@ -254,8 +276,13 @@ class DisruptionController(Controller):
                 continue
             expires = when + timedelta(seconds=budgets.DELETION_TIMEOUT)
             if expires < now:
-                self.recorder.event(pod, WARNING, "NotDeleted", f"Pod was expected by PDB {meta(pdb).get('namespace')}/"
-                                    f"{meta(pdb).get('namespace')} to be deleted but it wasn't")  # sic: kube's message
+                self.recorder.event(
+                    pod,
+                    WARNING,
+                    "NotDeleted",
+                    f"Pod was expected by PDB {meta(pdb).get('namespace')}/"
+                    f"{meta(pdb).get('namespace')} to be deleted but it wasn't",
+                )  # sic: kube's message
                 continue
             recheck = expires if recheck is None or expires < recheck else recheck
             result[name] = entries[name]
@@ -267,18 +294,29 @@ class DisruptionController(Controller):
         allowed = healthy - desired if expected > 0 and healthy > desired else 0
         old = status(pdb)
         generation = meta(pdb).get("generation")
-        if (old.get("currentHealthy"), old.get("desiredHealthy"), old.get("expectedPods"), old.get("disruptionsAllowed")) \
-                == (healthy, desired, expected, allowed) and (old.get("disruptedPods") or {}) == disrupted \
-                and old.get("observedGeneration") == generation and budgets.conditions_up_to_date(pdb):
+        if (
+            (
+                old.get("currentHealthy"),
+                old.get("desiredHealthy"),
+                old.get("expectedPods"),
+                old.get("disruptionsAllowed"),
+            )
+            == (healthy, desired, expected, allowed)
+            and (old.get("disruptedPods") or {}) == disrupted
+            and old.get("observedGeneration") == generation
+            and budgets.conditions_up_to_date(pdb)
+        ):
             return
         new_status: Obj = {}
         if generation:
             new_status["observedGeneration"] = generation
         if disrupted:
             new_status["disruptedPods"] = disrupted
-        new_status.update(disruptionsAllowed=allowed, currentHealthy=healthy, desiredHealthy=desired, expectedPods=expected)
+        new_status.update(
+            disruptionsAllowed=allowed, currentHealthy=healthy, desiredHealthy=desired, expectedPods=expected
+        )
         new_status["conditions"] = old.get("conditions") or []
-        budgets.update_disruption_allowed_condition(new_status, fmt_time(self.clock()))
+        budgets.update_disruption_allowed_condition(new_status, format_time(self.clock()))
         await self._update(key, pdb, new_status)
 
     async def _fail_safe(self, key: str, pdb: Obj, message: str) -> None:
@@ -289,7 +327,7 @@ class DisruptionController(Controller):
         if new_status.get("observedGeneration"):
             cond["observedGeneration"] = new_status["observedGeneration"]
         cond.update(reason=budgets.SYNC_FAILED, message=message)
-        budgets.set_status_condition(new_status, cond, fmt_time(self.clock()))
+        set_status_condition(new_status, cond, format_time(self.clock()))
         if new_status != status(pdb):
             await self._update(key, pdb, new_status)
 
@@ -306,7 +344,9 @@ class DisruptionController(Controller):
         None when it has none that can go stale (or the pod is terminating)."""
         if meta(pod).get("deletionTimestamp"):
             return None
-        cond = next((c for c in status(pod).get("conditions") or [] if c.get("type") == "DisruptionTarget"), None)
+        cond = next(
+            (c for c in status(pod).get("conditions") or [] if c.get("type") == "DisruptionTarget"), None
+        )
         if cond is None or cond.get("status") != "True" or cond.get("reason") == TERMINATION_BY_KUBELET:
             return None
         since = parse_time(cond.get("lastTransitionTime")) or self.clock()
@@ -322,8 +362,11 @@ class DisruptionController(Controller):
             return Result(requeue_after=wait)
         new = deep_copy(pod)
         new["status"]["conditions"] = [
-            {**c, "status": "False", "lastTransitionTime": fmt_time(self.clock())} if c.get("type") == "DisruptionTarget"
-            else c for c in status(pod).get("conditions") or []]
+            {**c, "status": "False", "lastTransitionTime": format_time(self.clock())}
+            if c.get("type") == "DisruptionTarget"
+            else c
+            for c in status(pod).get("conditions") or []
+        ]
         try:
             await self.client.update_status(self.pods.rt, new)
         except NotFound:
@@ -336,7 +379,9 @@ def _scaled(value: Any, total: int) -> int:
     try:
         return scaled_value(value, total, round_up=True)
     except ValueError:
-        raise SyncError(f"invalid value for IntOrString: invalid type: string is not a percentage: {value!r}") from None
+        raise SyncError(
+            f"invalid value for IntOrString: invalid type: string is not a percentage: {value!r}"
+        ) from None
 
 
 def _count_healthy(pods: list[Obj], disrupted: dict[str, str], now: datetime) -> int:

@@ -19,10 +19,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from orchestra.api.errors import NotFound
-from orchestra.api.objects import deep_copy
-from orchestra.api.selectors import from_label_selector_object
-from orchestra.client.base import Client, Obj
+from orchestra.api.machinery.selectors import from_label_selector_object
+from orchestra.client.base import Client
 from orchestra.controller import Controller, Result, object_key, split_key
+from orchestra.objects import Obj, deep_copy, is_pod_ready, labels_match, meta, new_controller_ref
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
@@ -33,20 +33,11 @@ MAX_ENDPOINTS_PER_SLICE = 100
 PortKey = tuple[tuple[str, int, str], ...]  # ((name, port, protocol), ...) sorted
 
 
-def _meta(obj: Obj | None) -> Obj:
-    return (obj or {}).get("metadata") or {}
-
-
-def pod_is_ready(pod: Obj) -> bool:
-    return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in (pod.get("status") or {}).get("conditions") or [])
-
-
 def _slice_service_key(obj: Obj) -> list[str]:
-    labels = _meta(obj).get("labels") or {}
+    labels = meta(obj).get("labels") or {}
     if labels.get(MANAGED_BY_LABEL) != MANAGED_BY or not labels.get(SERVICE_NAME_LABEL):
         return []
-    return [f"{_meta(obj).get('namespace')}/{labels[SERVICE_NAME_LABEL]}"]
+    return [f"{meta(obj).get('namespace')}/{labels[SERVICE_NAME_LABEL]}"]
 
 
 def resolve_port(pod: Obj, service_port: Obj) -> int | None:
@@ -78,7 +69,7 @@ def _pod_ports(pod: Obj, svc: Obj) -> PortKey | None:
 
 
 def _target_ref(pod: Obj) -> Obj:
-    m = _meta(pod)
+    m = meta(pod)
     return {"kind": "Pod", "namespace": m.get("namespace"), "name": m.get("name"), "uid": m.get("uid")}
 
 
@@ -99,7 +90,9 @@ class EndpointsController(Controller):
         self.enqueue_on(self.services)
         # like kube's endpoints controller: only a deleted Endpoints re-triggers its Service, so
         # Endpoints a user made for a Service that does not exist are left alone
-        self.enqueue_on(self.endpoints, lambda t, old, new: [object_key(old)] if t == "DELETED" and old else [])
+        self.enqueue_on(
+            self.endpoints, lambda t, old, new: [object_key(old)] if t == "DELETED" and old else []
+        )
         self.enqueue_on(self.pods, self._services_for_pod)
         self.enqueue_on(self.slices, lambda _t, old, new: _slice_service_key(new or old or {}))
         self._last_write: dict[str, tuple[str, str]] = {}  # service key -> (endpoints rv, slices rv)
@@ -109,10 +102,10 @@ class EndpointsController(Controller):
         for pod in (old, new):
             if pod is None:
                 continue
-            m = _meta(pod)
+            m = meta(pod)
             for svc in self.services.by_index("namespace", str(m.get("namespace") or "")):
                 sel = (svc.get("spec") or {}).get("selector")
-                if sel and all((m.get("labels") or {}).get(k) == v for k, v in sel.items()):
+                if sel and labels_match(sel, m.get("labels") or {}):
                     keys.add(object_key(svc))
         return keys
 
@@ -144,39 +137,50 @@ class EndpointsController(Controller):
                 pass  # already gone
         for s in self.slices.by_index("service", key):
             try:
-                await self.client.delete(self.slices.rt, ns, _meta(s)["name"])
+                await self.client.delete(self.slices.rt, ns, meta(s)["name"])
             except NotFound:
                 pass  # already gone (e.g. by the garbage collector)
 
     # --- Endpoints ----------------------------------------------------------------------------
 
     async def _sync_endpoints(self, svc: Obj, pods: list[Obj]) -> str:
-        m = _meta(svc)
+        m = meta(svc)
         desired_subsets = endpoints_subsets(svc, pods)
         labels = dict(m.get("labels") or {})
         if (svc.get("spec") or {}).get("clusterIP") == "None":
             labels[HEADLESS_LABEL] = ""
         current = self.endpoints.get(m["namespace"], m["name"])
         if current is None:
-            obj: Obj = {"apiVersion": "v1", "kind": "Endpoints",
-                   "metadata": {"name": m["name"], "namespace": m["namespace"], **({"labels": labels} if labels else {})},
-                   "subsets": desired_subsets}
+            obj: Obj = {
+                "apiVersion": "v1",
+                "kind": "Endpoints",
+                "metadata": {
+                    "name": m["name"],
+                    "namespace": m["namespace"],
+                    **({"labels": labels} if labels else {}),
+                },
+                "subsets": desired_subsets,
+            }
             created = await self.client.create(self.endpoints.rt, m["namespace"], obj)
-            return str(_meta(created).get("resourceVersion") or "")
-        if (current.get("subsets") or []) == desired_subsets and (_meta(current).get("labels") or {}) == labels:
+            return str(meta(created).get("resourceVersion") or "")
+        if (current.get("subsets") or []) == desired_subsets and (
+            meta(current).get("labels") or {}
+        ) == labels:
             return ""
         obj = deep_copy(current)
         obj["subsets"] = desired_subsets
         obj["metadata"]["labels"] = labels
         updated = await self.client.update(self.endpoints.rt, obj)
-        return str(_meta(updated).get("resourceVersion") or "")
+        return str(meta(updated).get("resourceVersion") or "")
 
     # --- EndpointSlices -----------------------------------------------------------------------
 
     async def _sync_slices(self, svc: Obj, pods: list[Obj]) -> str:
-        m = _meta(svc)
+        m = meta(svc)
         desired = desired_slices(svc, pods)
-        existing = sorted(self.slices.by_index("service", object_key(svc)), key=lambda s: _meta(s).get("name", ""))
+        existing = sorted(
+            self.slices.by_index("service", object_key(svc)), key=lambda s: meta(s).get("name", "")
+        )
         by_ports: dict[PortKey, list[Obj]] = {}
         for s in existing:
             by_ports.setdefault(_slice_port_key(s), []).append(s)
@@ -186,23 +190,35 @@ class EndpointsController(Controller):
             current = reuse.pop(0) if reuse else None
             want_labels = {**body["metadata"]["labels"]}
             if current is None:
-                obj = {**body, "metadata": {**body["metadata"], "generateName": f"{m['name']}-", "namespace": m["namespace"],
-                                            "ownerReferences": [_owner_ref(svc)]}}
+                owner = new_controller_ref(svc, api_version="v1", kind="Service")
+                obj = {
+                    **body,
+                    "metadata": {
+                        **body["metadata"],
+                        "generateName": f"{m['name']}-",
+                        "namespace": m["namespace"],
+                        "ownerReferences": [owner],
+                    },
+                }
                 created = await self.client.create(self.slices.rt, m["namespace"], obj)
-                last_rv = str(_meta(created).get("resourceVersion") or "")
+                last_rv = str(meta(created).get("resourceVersion") or "")
                 continue
-            if (current.get("endpoints") or []) == body["endpoints"] and (current.get("ports") or []) == body["ports"] \
-                    and current.get("addressType") == body["addressType"] and (_meta(current).get("labels") or {}) == want_labels:
+            if (
+                (current.get("endpoints") or []) == body["endpoints"]
+                and (current.get("ports") or []) == body["ports"]
+                and current.get("addressType") == body["addressType"]
+                and (meta(current).get("labels") or {}) == want_labels
+            ):
                 continue
             obj = deep_copy(current)
             obj.update(endpoints=body["endpoints"], ports=body["ports"], addressType=body["addressType"])
             obj["metadata"]["labels"] = want_labels
             updated = await self.client.update(self.slices.rt, obj)
-            last_rv = str(_meta(updated).get("resourceVersion") or "")
+            last_rv = str(meta(updated).get("resourceVersion") or "")
         for leftovers in by_ports.values():
             for s in leftovers:
                 try:
-                    await self.client.delete(self.slices.rt, m["namespace"], _meta(s)["name"])
+                    await self.client.delete(self.slices.rt, m["namespace"], meta(s)["name"])
                 except NotFound:
                     pass  # already gone
         return last_rv
@@ -220,7 +236,7 @@ def endpoints_subsets(svc: Obj, pods: list[Obj]) -> list[Obj]:
     app = _app_protocols(svc)
     groups: dict[PortKey, tuple[list[Obj], list[Obj]]] = {}
     for pod in pods:
-        terminating = bool(_meta(pod).get("deletionTimestamp"))
+        terminating = bool(meta(pod).get("deletionTimestamp"))
         if terminating and not publish:
             continue
         ports = _pod_ports(pod, svc)
@@ -231,7 +247,7 @@ def endpoints_subsets(svc: Obj, pods: list[Obj]) -> list[Obj]:
         if (pod.get("spec") or {}).get("nodeName"):
             addr["nodeName"] = pod["spec"]["nodeName"]
         addr["targetRef"] = _target_ref(pod)
-        (ready if publish or pod_is_ready(pod) else not_ready).append(addr)
+        (ready if publish or is_pod_ready(pod) else not_ready).append(addr)
     subsets = []
     for ports, (ready, not_ready) in sorted(groups.items()):
         subset: Obj = {}
@@ -256,20 +272,22 @@ def _port(name: str, port: int, protocol: str, app: dict[str, str], *, slice_por
 def desired_slices(svc: Obj, pods: list[Obj]) -> list[tuple[PortKey, Obj]]:
     """(port key, slice body without name/owner) for each slice the service should have."""
     spec = svc.get("spec") or {}
-    m = _meta(svc)
+    m = meta(svc)
     publish = bool(spec.get("publishNotReadyAddresses"))
     app = _app_protocols(svc)
-    labels = {k: v for k, v in (m.get("labels") or {}).items() if k not in (SERVICE_NAME_LABEL, MANAGED_BY_LABEL)}
+    labels = {
+        k: v for k, v in (m.get("labels") or {}).items() if k not in (SERVICE_NAME_LABEL, MANAGED_BY_LABEL)
+    }
     labels.update({SERVICE_NAME_LABEL: m["name"], MANAGED_BY_LABEL: MANAGED_BY})
     if spec.get("clusterIP") == "None":
         labels[HEADLESS_LABEL] = ""
     groups: dict[tuple[PortKey, str], list[Obj]] = {}
-    for pod in sorted(pods, key=lambda p: (p["status"]["podIP"], _meta(p).get("name", ""))):
+    for pod in sorted(pods, key=lambda p: (p["status"]["podIP"], meta(p).get("name", ""))):
         ports = _pod_ports(pod, svc)
         if ports is None:
             continue
-        serving = pod_is_ready(pod)
-        terminating = bool(_meta(pod).get("deletionTimestamp"))
+        serving = is_pod_ready(pod)
+        terminating = bool(meta(pod).get("deletionTimestamp"))
         ip = pod["status"]["podIP"]
         ep: dict[str, Any] = {"addresses": [ip],
                    "conditions": {"ready": publish or (serving and not terminating), "serving": serving,
@@ -287,17 +305,22 @@ def desired_slices(svc: Obj, pods: list[Obj]) -> list[tuple[PortKey, Obj]]:
                     "ports": [_port(n, p, proto, app, slice_port=True) for n, p, proto in ports]}
             out.append((ports, body))
     if not out:  # kube keeps a placeholder slice (no ports, no endpoints)
-        out.append(((), {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "metadata": {"labels": labels},
-                         "addressType": "IPv4", "endpoints": [], "ports": []}))
+        out.append(
+            (
+                (),
+                {
+                    "apiVersion": "discovery.k8s.io/v1",
+                    "kind": "EndpointSlice",
+                    "metadata": {"labels": labels},
+                    "addressType": "IPv4",
+                    "endpoints": [],
+                    "ports": [],
+                },
+            )
+        )
     return out
 
 
 def _slice_port_key(s: Obj) -> PortKey:
     return tuple(sorted((str(p.get("name") or ""), int(p.get("port") or 0), str(p.get("protocol") or "TCP"))
                         for p in s.get("ports") or []))
-
-
-def _owner_ref(svc: Obj) -> Obj:
-    m = _meta(svc)
-    return {"apiVersion": "v1", "kind": "Service", "name": m["name"], "uid": m["uid"],
-            "controller": True, "blockOwnerDeletion": True}

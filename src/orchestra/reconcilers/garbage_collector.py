@@ -21,15 +21,24 @@ from typing import Any
 
 from orchestra.api.errors import NotFound
 from orchestra.api.registry import ResourceType
-from orchestra.client.base import Client, Obj
+from orchestra.client.base import Client
 from orchestra.controller import Controller, Informer, Result, registry_of
+from orchestra.objects import Obj, meta, owner_uids
 
 log = logging.getLogger("orchestra.reconcilers.gc")
 
 FOREGROUND = "foregroundDeletion"
 ORPHAN = "orphan"
 IGNORED_KINDS = frozenset({"Event"})
-_META_FIELDS = ("name", "namespace", "uid", "resourceVersion", "ownerReferences", "finalizers", "deletionTimestamp")
+_META_FIELDS = (
+    "name",
+    "namespace",
+    "uid",
+    "resourceVersion",
+    "ownerReferences",
+    "finalizers",
+    "deletionTimestamp",
+)
 
 
 def metadata_only(obj: Obj) -> Obj:
@@ -39,17 +48,9 @@ def metadata_only(obj: Obj) -> Obj:
             "metadata": {k: m[k] for k in _META_FIELDS if k in m}}
 
 
-def _m(obj: Obj) -> Obj:
-    return obj.get("metadata") or {}
-
-
 def _uid_index(obj: Obj) -> list[str]:
-    uid = _m(obj).get("uid")
+    uid = meta(obj).get("uid")
     return [uid] if uid else []
-
-
-def _owner_index(obj: Obj) -> list[str]:
-    return [r["uid"] for r in _m(obj).get("ownerReferences") or [] if r.get("uid")]
 
 
 class GarbageCollector(Controller):
@@ -62,7 +63,9 @@ class GarbageCollector(Controller):
         for rt in self.registry.types:
             if rt.kind in IGNORED_KINDS or not {"list", "watch", "delete"} <= set(rt.verbs):
                 continue
-            inf = self.informer(rt, transform=metadata_only, indexers={"uid": _uid_index, "owner": _owner_index})
+            inf = self.informer(
+                rt, transform=metadata_only, indexers={"uid": _uid_index, "owner": owner_uids}
+            )
             self.graph[rt] = inf
             self.enqueue_on(inf, self._keys)
 
@@ -83,16 +86,16 @@ class GarbageCollector(Controller):
         that are waiting on dependents (foreground) when it changes."""
         obj = new if new is not None else old
         assert obj is not None
-        uid = _m(obj).get("uid")
+        uid = meta(obj).get("uid")
         if not uid:
             return []
         keys = [uid]
-        if new is None or _m(new).get("deletionTimestamp"):
-            keys.extend(_m(d).get("uid", "") for _, d in self.dependents(uid))
-        refs = {r.get("uid") for o in (old, new) if o for r in _m(o).get("ownerReferences") or []}
+        if new is None or meta(new).get("deletionTimestamp"):
+            keys.extend(meta(d).get("uid", "") for _, d in self.dependents(uid))
+        refs = {r.get("uid") for o in (old, new) if o for r in meta(o).get("ownerReferences") or []}
         for ref_uid in refs:
             owner = self.find(ref_uid) if ref_uid else None
-            if owner is not None and _m(owner[1]).get("deletionTimestamp"):
+            if owner is not None and meta(owner[1]).get("deletionTimestamp"):
                 keys.append(ref_uid)  # type: ignore[arg-type]
         return [k for k in keys if k]
 
@@ -103,7 +106,7 @@ class GarbageCollector(Controller):
         if found is None:
             return None
         rt, obj = found
-        m = _m(obj)
+        m = meta(obj)
         if m.get("deletionTimestamp"):
             finalizers = m.get("finalizers") or []
             if ORPHAN in finalizers:
@@ -117,7 +120,7 @@ class GarbageCollector(Controller):
 
     async def _check_owners(self, rt: ResourceType, obj: Obj) -> None:
         """kube's attemptToDeleteItem: classify owners as solid, dangling or waiting (foreground)."""
-        m = _m(obj)
+        m = meta(obj)
         by_state: dict[str, list[Obj]] = {"solid": [], "dangling": [], "waiting": []}
         for ref in m.get("ownerReferences") or []:
             by_state[await self._owner_state(ref, m.get("namespace"))].append(ref)
@@ -133,10 +136,24 @@ class GarbageCollector(Controller):
             policy = "Background"
         else:
             finalizers = m.get("finalizers") or []
-            policy = "Orphan" if ORPHAN in finalizers else "Foreground" if FOREGROUND in finalizers else "Background"
-        log.info("deleting %s %s/%s (owners gone or deleting), propagation %s", rt.kind, m.get("namespace", ""), m["name"], policy)
+            policy = (
+                "Orphan"
+                if ORPHAN in finalizers
+                else "Foreground"
+                if FOREGROUND in finalizers
+                else "Background"
+            )
+        log.info(
+            "deleting %s %s/%s (owners gone or deleting), propagation %s",
+            rt.kind,
+            m.get("namespace", ""),
+            m["name"],
+            policy,
+        )
         try:
-            await self.client.delete(rt, m.get("namespace"), m["name"], propagation_policy=policy, uid=m["uid"])
+            await self.client.delete(
+                rt, m.get("namespace"), m["name"], propagation_policy=policy, uid=m["uid"]
+            )
         except NotFound:
             pass  # already gone
 
@@ -146,16 +163,20 @@ class GarbageCollector(Controller):
             owner = found[1]
         else:
             # The cache may lag a just-created owner: ask the API before calling it absent.
-            rt = self.registry.by_api_version_kind(str(ref.get("apiVersion") or ""), str(ref.get("kind") or ""))
+            rt = self.registry.by_api_version_kind(
+                str(ref.get("apiVersion") or ""), str(ref.get("kind") or "")
+            )
             if rt is None:
                 return "solid"  # a kind we cannot resolve cannot be verified: never delete for it
             try:
-                owner = await self.client.get(rt, namespace if rt.namespaced else None, str(ref.get("name") or ""))
+                owner = await self.client.get(
+                    rt, namespace if rt.namespaced else None, str(ref.get("name") or "")
+                )
             except NotFound:
                 return "dangling"
-            if _m(owner).get("uid") != ref.get("uid"):
+            if meta(owner).get("uid") != ref.get("uid"):
                 return "dangling"  # same name, new object: the owner we referenced is gone
-        om = _m(owner)
+        om = meta(owner)
         if om.get("deletionTimestamp") and FOREGROUND in (om.get("finalizers") or []):
             return "waiting"
         return "solid"
@@ -163,20 +184,23 @@ class GarbageCollector(Controller):
     async def _delete_dependents(self, rt: ResourceType, owner: Obj) -> None:
         """Foreground: queue every dependent (each deletes itself seeing a waiting owner); drop
         the finalizer once no dependent blocks the owner's deletion."""
-        uid = _m(owner)["uid"]
+        uid = meta(owner)["uid"]
         blocking = 0
         for _, dep in self.dependents(uid):
-            if not _m(dep).get("deletionTimestamp"):
-                self.queue.add(_m(dep)["uid"])
-            if any(r.get("uid") == uid and r.get("blockOwnerDeletion") for r in _m(dep).get("ownerReferences") or []):
+            if not meta(dep).get("deletionTimestamp"):
+                self.queue.add(meta(dep)["uid"])
+            if any(
+                r.get("uid") == uid and r.get("blockOwnerDeletion")
+                for r in meta(dep).get("ownerReferences") or []
+            ):
                 blocking += 1
         if blocking == 0:
             await self._remove_finalizer(rt, owner, FOREGROUND)
 
     async def _orphan_dependents(self, rt: ResourceType, owner: Obj) -> None:
-        uid = _m(owner)["uid"]
+        uid = meta(owner)["uid"]
         for dep_rt, dep in self.dependents(uid):
-            dm = _m(dep)
+            dm = meta(dep)
             if dm.get("deletionTimestamp") and not dm.get("finalizers"):
                 # Already on its way out (e.g. a pod in its grace period): its references no
                 # longer matter, and any write would end its graceful termination early.
@@ -188,7 +212,7 @@ class GarbageCollector(Controller):
     # --- writes ------------------------------------------------------------------------------
 
     async def _patch_refs(self, rt: ResourceType, obj: Obj, refs: list[Obj]) -> None:
-        m = _m(obj)
+        m = meta(obj)
         patch = {"metadata": {"ownerReferences": refs or None, "resourceVersion": m["resourceVersion"]}}
         try:
             await self.client.patch(rt, m.get("namespace"), m["name"], patch)
@@ -196,7 +220,7 @@ class GarbageCollector(Controller):
             pass  # deleted meanwhile: nothing to orphan
 
     async def _remove_finalizer(self, rt: ResourceType, obj: Obj, finalizer: str) -> None:
-        m = _m(obj)
+        m = meta(obj)
         rest = [f for f in m.get("finalizers") or [] if f != finalizer]
         patch = {"metadata": {"finalizers": rest or None, "resourceVersion": m["resourceVersion"]}}
         try:

@@ -22,36 +22,43 @@ from typing import Any
 import attrs
 
 from orchestra.api.errors import ApiError, Conflict, NotFound
-from orchestra.api.objects import deep_copy, now_rfc3339
 from orchestra.api.registry import ResourceType
-from orchestra.client.base import Client, Obj
-from orchestra.controller import Controller, RateLimiter, Result, TemporaryError, registry_of
-from orchestra.workqueue import ExponentialBackoff
+from orchestra.client.base import Client
+from orchestra.controller import (
+    Controller,
+    ExponentialBackoff,
+    RateLimiter,
+    Result,
+    TemporaryError,
+    registry_of,
+)
+from orchestra.objects import Obj, deep_copy, is_terminating, now_rfc3339
 
 log = logging.getLogger("orchestra.reconcilers.namespace")
 
 FINALIZER = "kubernetes"
 
 
-def _deleting(obj: Obj | None) -> bool:
-    return bool(((obj or {}).get("metadata") or {}).get("deletionTimestamp"))
-
-
 class NamespaceController(Controller):
     name = "namespace-controller"
 
-    def __init__(self, client: Client, *, workers: int = 1, report_conditions: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self, client: Client, *, workers: int = 1, report_conditions: bool = True, **kwargs: Any
+    ) -> None:
         kwargs.setdefault("rate_limiter", RateLimiter(ExponentialBackoff(cap=60.0)))
         super().__init__(client, workers=workers, **kwargs)
         self.report_conditions = report_conditions
         self.namespaces = self.informer("Namespace")
-        self.enqueue_on(self.namespaces, lambda _t, _old, new: [new["metadata"]["name"]] if new and _deleting(new) else [])
+        self.enqueue_on(
+            self.namespaces,
+            lambda _t, _old, new: [new["metadata"]["name"]] if new and is_terminating(new) else [],
+        )
         self.kinds = [rt for rt in registry_of(client).types
                       if rt.namespaced and {"list", "delete"} <= set(rt.verbs)]
 
     async def reconcile(self, key: str) -> Result | None:
         ns = self.namespaces.get(None, key)
-        if ns is None or not _deleting(ns):
+        if ns is None or not is_terminating(ns):
             return None
         if FINALIZER not in ((ns.get("spec") or {}).get("finalizers") or []):
             return None  # finalized already; other finalizers belong to others
@@ -62,7 +69,9 @@ class NamespaceController(Controller):
                 raise TemporaryError("; ".join(left.failures))
             if left.estimate > 0:
                 return Result(requeue_after=float(left.estimate))
-            raise TemporaryError(f"namespace {key} still has {sum(left.remaining.values())} object(s) being finalized")
+            raise TemporaryError(
+                f"namespace {key} still has {sum(left.remaining.values())} object(s) being finalized"
+            )
         await self._finalize(key)
         return None
 
@@ -123,19 +132,46 @@ class NamespaceController(Controller):
         content = ", ".join(f"{r} has {n} resource instances" for r, n in sorted(left.remaining.items()))
         fins = ", ".join(f"{f} in {n} resource instances" for f, n in sorted(left.finalizers.items()))
         conds = [
-            _cond("NamespaceDeletionDiscoveryFailure", False, "ResourcesDiscovered", "All resources successfully discovered", now),
-            _cond("NamespaceDeletionGroupVersionParsingFailure", False, "ParsedGroupVersions",
-                  "All legacy kube types successfully parsed", now),
-            _cond("NamespaceDeletionContentFailure", bool(left.failures),
-                  "ContentDeletionFailed" if left.failures else "ContentDeleted",
-                  "; ".join(left.failures) or "All content successfully deleted, may be waiting on finalization", now),
-            _cond("NamespaceContentRemaining", bool(left.remaining),
-                  "SomeResourcesRemain" if left.remaining else "ContentRemoved",
-                  f"Some resources are remaining: {content}" if left.remaining else "All content successfully removed", now),
-            _cond("NamespaceFinalizersRemaining", bool(left.finalizers),
-                  "SomeFinalizersRemain" if left.finalizers else "ContentHasNoFinalizers",
-                  f"Some content in the namespace has finalizers remaining: {fins}" if left.finalizers
-                  else "All content-preserving finalizers finished", now),
+            _cond(
+                "NamespaceDeletionDiscoveryFailure",
+                False,
+                "ResourcesDiscovered",
+                "All resources successfully discovered",
+                now,
+            ),
+            _cond(
+                "NamespaceDeletionGroupVersionParsingFailure",
+                False,
+                "ParsedGroupVersions",
+                "All legacy kube types successfully parsed",
+                now,
+            ),
+            _cond(
+                "NamespaceDeletionContentFailure",
+                bool(left.failures),
+                "ContentDeletionFailed" if left.failures else "ContentDeleted",
+                "; ".join(left.failures)
+                or "All content successfully deleted, may be waiting on finalization",
+                now,
+            ),
+            _cond(
+                "NamespaceContentRemaining",
+                bool(left.remaining),
+                "SomeResourcesRemain" if left.remaining else "ContentRemoved",
+                f"Some resources are remaining: {content}"
+                if left.remaining
+                else "All content successfully removed",
+                now,
+            ),
+            _cond(
+                "NamespaceFinalizersRemaining",
+                bool(left.finalizers),
+                "SomeFinalizersRemain" if left.finalizers else "ContentHasNoFinalizers",
+                f"Some content in the namespace has finalizers remaining: {fins}"
+                if left.finalizers
+                else "All content-preserving finalizers finished",
+                now,
+            ),
         ]
         new = deep_copy(ns)
         old = {c.get("type"): c for c in (new.get("status") or {}).get("conditions") or []}

@@ -34,9 +34,9 @@ import attrs
 import trio
 
 from orchestra.api.errors import NotFound
-from orchestra.api.objects import deep_copy, now_rfc3339
-from orchestra.client.base import Client, Obj
+from orchestra.client.base import Client
 from orchestra.controller import NORMAL, Controller, Result
+from orchestra.objects import Obj, deep_copy, min_toleration_seconds, now_rfc3339, ready_condition
 
 log = logging.getLogger("orchestra.reconcilers.node_lifecycle")
 
@@ -74,40 +74,6 @@ class _Health:
     taints_seen: dict[tuple[str, str], float] = attrs.field(factory=dict)  # NoExecute taint -> first seen
 
 
-def ready_condition(node: Obj) -> Obj | None:
-    for c in (node.get("status") or {}).get("conditions") or []:
-        if c.get("type") == "Ready":
-            return c  # type: ignore[no-any-return]
-    return None
-
-
-def tolerates(toleration: Obj, taint: Obj) -> bool:
-    """kube's Toleration.ToleratesTaint."""
-    effect = toleration.get("effect") or ""
-    if effect and effect != taint.get("effect"):
-        return False
-    key = toleration.get("key") or ""
-    if key and key != taint.get("key"):
-        return False
-    if (toleration.get("operator") or "Equal") == "Exists":
-        return True
-    return bool(key) and (toleration.get("value") or "") == (taint.get("value") or "")
-
-
-def min_toleration_seconds(tolerations: list[Obj], taints: list[Obj]) -> float | None:
-    """None if some taint is not tolerated; else the shortest tolerationSeconds (inf = forever)."""
-    shortest = math.inf
-    for taint in taints:
-        matching = [t for t in tolerations if tolerates(t, taint)]
-        if not matching:
-            return None
-        for t in matching:
-            secs = t.get("tolerationSeconds")
-            if secs is not None:
-                shortest = min(shortest, max(0.0, float(secs)))
-    return shortest
-
-
 class NodeLifecycleController(Controller):
     name = "node-controller"
 
@@ -117,7 +83,9 @@ class NodeLifecycleController(Controller):
         self.timings = timings
         self.nodes = self.informer("Node")
         self.leases = self.informer("Lease", namespace=LEASE_NAMESPACE)
-        self.pods = self.informer("Pod", indexers={"node": lambda p: [n] if (n := (p.get("spec") or {}).get("nodeName")) else []})
+        self.pods = self.informer(
+            "Pod", indexers={"node": lambda p: [n] if (n := (p.get("spec") or {}).get("nodeName")) else []}
+        )
         self.enqueue_on(self.nodes)
         self.enqueue_on(self.leases, lambda _t, old, new: [(new or old or {})["metadata"]["name"]])
         self.enqueue_on(self.pods, self._node_of_pod)
@@ -172,8 +140,12 @@ class NodeLifecycleController(Controller):
         grace = self.timings.startup_grace_period if ready is None else self.timings.grace_period
         deadline = health.probe + grace
         if now + _EPSILON < deadline:
-            if (ready is not None and ready.get("status") == "Unknown" and ready.get("reason") == "NodeStatusUnknown"
-                    and health.renewals > health.renewals_at_mark >= 0):
+            if (
+                ready is not None
+                and ready.get("status") == "Unknown"
+                and ready.get("reason") == "NodeStatusUnknown"
+                and health.renewals > health.renewals_at_mark >= 0
+            ):
                 node = await self._set_conditions(node, recovered=True)
             return node, deadline
         if ready is not None and ready.get("status") == "Unknown":
@@ -181,7 +153,9 @@ class NodeLifecycleController(Controller):
         log.info("node %s: no heartbeat for %.0fs; marking Ready Unknown", node["metadata"]["name"], grace)
         health.renewals_at_mark = health.renewals
         node = await self._set_conditions(node, recovered=False)
-        self.recorder.event(node, NORMAL, "NodeNotReady", f"Node {node['metadata']['name']} status is now: NodeNotReady")
+        self.recorder.event(
+            node, NORMAL, "NodeNotReady", f"Node {node['metadata']['name']} status is now: NodeNotReady"
+        )
         return node, math.inf
 
     async def _set_conditions(self, node: Obj, *, recovered: bool) -> Obj:
@@ -198,11 +172,19 @@ class NodeLifecycleController(Controller):
             elif c is None:
                 if ctype != "Ready":
                     continue
-                status, reason, message = "Unknown", "NodeStatusNeverUpdated", "Kubelet never posted node status."
+                status, reason, message = (
+                    "Unknown",
+                    "NodeStatusNeverUpdated",
+                    "Kubelet never posted node status.",
+                )
                 c = {"type": ctype}
                 conds.append(c)
             else:
-                status, reason, message = "Unknown", "NodeStatusUnknown", "Kubelet stopped posting node status."
+                status, reason, message = (
+                    "Unknown",
+                    "NodeStatusUnknown",
+                    "Kubelet stopped posting node status.",
+                )
             if c.get("status") != status:
                 c["lastTransitionTime"] = now
             c.update(status=status, reason=reason, message=message)
@@ -219,7 +201,9 @@ class NodeLifecycleController(Controller):
         want = list(keep)
         if key is not None:
             for effect in ("NoSchedule", "NoExecute"):
-                existing = next((t for t in taints if t.get("key") == key and t.get("effect") == effect), None)
+                existing = next(
+                    (t for t in taints if t.get("key") == key and t.get("effect") == effect), None
+                )
                 want.append(existing or {"key": key, "effect": effect,
                                          **({"timeAdded": now_rfc3339()} if effect == "NoExecute" else {})})
         if want == taints:
@@ -236,8 +220,12 @@ class NodeLifecycleController(Controller):
     async def _evict(self, node: Obj, health: _Health, now: float) -> float:
         """Delete pods whose tolerations ran out; returns the next eviction time (inf: none)."""
         taints = _noexecute(node)
-        seen = {(t["key"], str(t.get("value") or "")): health.taints_seen.get((t["key"], str(t.get("value") or "")), now)
-                for t in taints}
+        seen = {
+            (t["key"], str(t.get("value") or "")): health.taints_seen.get(
+                (t["key"], str(t.get("value") or "")), now
+            )
+            for t in taints
+        }
         health.taints_seen = seen
         if not taints:
             return math.inf
@@ -257,16 +245,33 @@ class NodeLifecycleController(Controller):
     async def _evict_pod(self, pod: Obj) -> None:
         m = pod["metadata"]
         log.info("evicting pod %s/%s from a NoExecute-tainted node", m["namespace"], m["name"])
-        cond = {"type": "DisruptionTarget", "status": "True", "reason": "DeletionByTaintManager",
-                "message": "Taint manager: deleting due to NoExecute taint", "lastTransitionTime": now_rfc3339()}
+        cond = {
+            "type": "DisruptionTarget",
+            "status": "True",
+            "reason": "DeletionByTaintManager",
+            "message": "Taint manager: deleting due to NoExecute taint",
+            "lastTransitionTime": now_rfc3339(),
+        }
         try:
-            await self.client.patch(self.pods.rt, m["namespace"], m["name"], {"status": {"conditions": [cond]}},
-                                    patch_type="application/strategic-merge-patch+json", subresource="status")
-            self.recorder.event(pod, NORMAL, "TaintManagerEviction", f"Marking for deletion Pod {m['namespace']}/{m['name']}")
+            await self.client.patch(
+                self.pods.rt,
+                m["namespace"],
+                m["name"],
+                {"status": {"conditions": [cond]}},
+                patch_type="application/strategic-merge-patch+json",
+                subresource="status",
+            )
+            self.recorder.event(
+                pod, NORMAL, "TaintManagerEviction", f"Marking for deletion Pod {m['namespace']}/{m['name']}"
+            )
             await self.client.delete(self.pods.rt, m["namespace"], m["name"], uid=m.get("uid"))
         except NotFound:
             pass  # gone already
 
 
 def _noexecute(node: Obj) -> list[Obj]:
-    return [t for t in (node.get("spec") or {}).get("taints") or [] if t.get("effect") == "NoExecute" and t.get("key")]
+    return [
+        t
+        for t in (node.get("spec") or {}).get("taints") or []
+        if t.get("effect") == "NoExecute" and t.get("key")
+    ]

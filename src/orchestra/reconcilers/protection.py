@@ -1,6 +1,6 @@
 """Storage object in-use protection (kube-controller-manager's pvc-protection and pv-protection).
 
-Owns the two finalizers the StorageObjectInUseProtection admission (api/admission.py) puts on every
+Owns the two finalizers the StorageObjectInUseProtection admission (api/policy/admission.py) puts on every
 new claim and volume:
   * `kubernetes.io/pvc-protection` on a PersistentVolumeClaim is removed once the claim is being
     deleted and no pod of its namespace uses it — as in kube, a pod uses a claim when a volume names
@@ -21,22 +21,18 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from orchestra.api.admission import PV_PROTECTION, PVC_PROTECTION
-from orchestra.api.objects import deep_copy
-from orchestra.client.base import Client, Obj
+from orchestra.api.policy.admission import PV_PROTECTION, PVC_PROTECTION
+from orchestra.client.base import Client
 from orchestra.controller import Controller, Informer, Result, object_key
+from orchestra.objects import Obj, deep_copy, meta
 
 FINISHED = ("Succeeded", "Failed")
 CLAIM_INDEX = "claims-named"
 
 
-def _meta(obj: Obj | None) -> Obj:
-    return (obj or {}).get("metadata") or {}
-
-
 def claims_of(pod: Obj) -> list[str]:
     """`namespace/claim` for every claim the pod's volumes name."""
-    ns = _meta(pod).get("namespace") or ""
+    ns = meta(pod).get("namespace") or ""
     return sorted({f"{ns}/{claim}" for v in ((pod.get("spec") or {}).get("volumes") or [])
                    if (claim := (v.get("persistentVolumeClaim") or {}).get("claimName"))})
 
@@ -44,7 +40,7 @@ def claims_of(pod: Obj) -> list[str]:
 def _uses(pod: Obj) -> bool:
     """kube's podUsesPVC: a pod holds its claims once bound to a node, until it is gone or shut down
     (deleted with grace period 0: the kubelet is done with it, or it was force-deleted)."""
-    m = _meta(pod)
+    m = meta(pod)
     shut_down = bool(m.get("deletionTimestamp")) and m.get("deletionGracePeriodSeconds") == 0
     return bool((pod.get("spec") or {}).get("nodeName")) and not shut_down
 
@@ -63,7 +59,7 @@ class StorageProtectionController(Controller):
         self.volumes = self.informer("PersistentVolume")
         self.pods = self.informer("Pod", indexers={CLAIM_INDEX: claims_of})
         self.enqueue_on(self.claims, lambda _t, old, new: [f"pvc/{object_key(new or old or {})}"])
-        self.enqueue_on(self.volumes, lambda _t, old, new: [f"pv/{_meta(new or old).get('name')}"])
+        self.enqueue_on(self.volumes, lambda _t, old, new: [f"pv/{meta(new or old).get('name')}"])
         self.enqueue_on(self.pods, self._pod_keys)
 
     def _pod_keys(self, _t: str, old: Obj | None, new: Obj | None) -> list[str]:
@@ -90,7 +86,7 @@ class StorageProtectionController(Controller):
             return True
         # like kube, ask the API server before letting go: a pod created a moment ago may not be
         # in the cache yet
-        pods, _ = await self.client.list(self.pods.rt, _meta(pvc).get("namespace"))
+        pods, _ = await self.client.list(self.pods.rt, meta(pvc).get("namespace"))
         return any(_uses(pod) and key in claims_of(pod) for pod in pods)
 
     async def _volume_in_use(self, pv: Obj) -> bool:
@@ -98,8 +94,8 @@ class StorageProtectionController(Controller):
 
     async def _sync(self, informer: Informer, obj: Obj, finalizer: str,
                     in_use: Callable[[Obj], Awaitable[bool]]) -> None:
-        finalizers = list(_meta(obj).get("finalizers") or [])
-        deleting = bool(_meta(obj).get("deletionTimestamp"))
+        finalizers = list(meta(obj).get("finalizers") or [])
+        deleting = bool(meta(obj).get("deletionTimestamp"))
         if not deleting and finalizer not in finalizers:
             finalizers.append(finalizer)
         elif deleting and finalizer in finalizers and not await in_use(obj):
@@ -108,4 +104,6 @@ class StorageProtectionController(Controller):
             return
         updated = deep_copy(obj)
         updated["metadata"]["finalizers"] = finalizers
-        await self.client.update(informer.rt, updated)  # a Conflict re-queues the key; the cache has the newer object
+        await self.client.update(
+            informer.rt, updated
+        )  # a Conflict re-queues the key; the cache has the newer object

@@ -36,14 +36,14 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from orchestra.api.admission import default_storage_class
 from orchestra.api.errors import AlreadyExists, NotFound
-from orchestra.api.objects import deep_copy, now_rfc3339
-from orchestra.api.quantity import QuantityError, parse_quantity
-from orchestra.api.selectors import from_label_selector_object
-from orchestra.api.storageclass import BETA_CLASS_ANNOTATION, claim_class
-from orchestra.client.base import Client, Obj
+from orchestra.api.machinery.selectors import from_label_selector_object
+from orchestra.api.policy.admission import default_storage_class
+from orchestra.api.policy.storageclass import BETA_CLASS_ANNOTATION, claim_class
+from orchestra.client.base import Client
 from orchestra.controller import NORMAL, WARNING, Controller, Result, TemporaryError, object_key
+from orchestra.objects import Obj, deep_copy, meta, now_rfc3339, spec
+from orchestra.objects.quantity import parse_or_none
 
 LOCAL_PATH_PROVISIONER = "orchestra.io/local-path"
 BIND_COMPLETED = "pv.kubernetes.io/bind-completed"
@@ -56,54 +56,45 @@ HOSTNAME_LABEL = "kubernetes.io/hostname"
 WAIT_FOR_FIRST_CONSUMER = "WaitForFirstConsumer"
 
 
-def _meta(obj: Obj | None) -> Obj:
-    return (obj or {}).get("metadata") or {}
-
-
-def _spec(obj: Obj | None) -> Obj:
-    return (obj or {}).get("spec") or {}
-
-
 def _phase(obj: Obj | None) -> str:
     return str(((obj or {}).get("status") or {}).get("phase") or "")
 
 
-def _quantity(value: Any) -> Fraction:
-    try:
-        return parse_quantity(value) if value is not None else Fraction(0)
-    except QuantityError:
-        return Fraction(0)
+def _size(value: Any) -> Fraction:
+    """A storage size to compare: an absent or malformed one counts as 0."""
+    q = parse_or_none(value)
+    return q.value if q is not None else Fraction(0)
 
 
 def requested(pvc: Obj) -> Any:
-    return ((_spec(pvc).get("resources") or {}).get("requests") or {}).get("storage")
+    return ((spec(pvc).get("resources") or {}).get("requests") or {}).get("storage")
 
 
 def is_bound_to_claim(pv: Obj, pvc: Obj) -> bool:
     """pvutil.IsVolumeBoundToClaim: the volume's claimRef names this claim (and its uid, once set)."""
-    ref = _spec(pv).get("claimRef") or {}
-    m = _meta(pvc)
+    ref = spec(pv).get("claimRef") or {}
+    m = meta(pvc)
     return (bool(ref) and ref.get("namespace") == m.get("namespace") and ref.get("name") == m.get("name")
             and ref.get("uid") in (None, "", m.get("uid")))
 
 
 def _too_small(pv: Obj, pvc: Obj) -> bool:
-    return _quantity((_spec(pv).get("capacity") or {}).get("storage")) < _quantity(requested(pvc))
+    return _size((spec(pv).get("capacity") or {}).get("storage")) < _size(requested(pvc))
 
 
 def _mode_differs(pv: Obj, pvc: Obj) -> bool:
-    return (_spec(pv).get("volumeMode") or "Filesystem") != (_spec(pvc).get("volumeMode") or "Filesystem")
+    return (spec(pv).get("volumeMode") or "Filesystem") != (spec(pvc).get("volumeMode") or "Filesystem")
 
 
 def _modes_fit(pv: Obj, pvc: Obj) -> bool:
-    return set(_spec(pvc).get("accessModes") or []) <= set(_spec(pv).get("accessModes") or [])
+    return set(spec(pvc).get("accessModes") or []) <= set(spec(pv).get("accessModes") or [])
 
 
 def mismatch(pv: Obj, pvc: Obj) -> str:
     """checkVolumeSatisfyClaim: why the volume cannot serve the claim, "" when it can."""
-    name = _meta(pv).get("name")
+    name = meta(pv).get("name")
     checks = (
-        (bool(_meta(pv).get("deletionTimestamp")), f'the volume is marked for deletion "{name}"'),
+        (bool(meta(pv).get("deletionTimestamp")), f'the volume is marked for deletion "{name}"'),
         (_too_small(pv, pvc), "requested PV is too small"),
         (claim_class(pv) != claim_class(pvc), "storageClassName does not match"),
         (_mode_differs(pv, pvc), "incompatible volumeMode"),
@@ -116,20 +107,20 @@ def volume_matches(pv: Obj, pvc: Obj) -> bool:
     """kube's findMatchingVolume for one volume: large enough, of the claim's volume mode and access
     modes, not being deleted; then either pre-bound to this claim (whatever its class), or available,
     of the claim's class, with labels matching the claim's selector."""
-    if (_meta(pv).get("deletionTimestamp") or _too_small(pv, pvc) or _mode_differs(pv, pvc)
+    if (meta(pv).get("deletionTimestamp") or _too_small(pv, pvc) or _mode_differs(pv, pvc)
             or not _modes_fit(pv, pvc)):
         return False
     if is_bound_to_claim(pv, pvc):
         return True
-    if _spec(pv).get("claimRef") or _phase(pv) not in ("Available", "Pending", ""):
+    if spec(pv).get("claimRef") or _phase(pv) not in ("Available", "Pending", ""):
         return False
     if claim_class(pv) != claim_class(pvc):
         return False
-    return from_label_selector_object(_spec(pvc).get("selector")).matches(_meta(pv).get("labels") or {})
+    return from_label_selector_object(spec(pvc).get("selector")).matches(meta(pv).get("labels") or {})
 
 
 def _claim_ref(pvc: Obj) -> Obj:
-    m = _meta(pvc)
+    m = meta(pvc)
     return {"kind": "PersistentVolumeClaim", "namespace": m.get("namespace"), "name": m.get("name"),
             "uid": m.get("uid"), "apiVersion": "v1", "resourceVersion": m.get("resourceVersion")}
 
@@ -157,25 +148,25 @@ class PersistentVolumeController(Controller):
     def _claim_keys(self, _t: str, old: Obj | None, new: Obj | None) -> list[str]:
         obj = new or old or {}
         keys = [f"pvc/{object_key(obj)}"]
-        if _spec(obj).get("volumeName"):
-            keys.append(f"pv/{_spec(obj)['volumeName']}")
+        if spec(obj).get("volumeName"):
+            keys.append(f"pv/{spec(obj)['volumeName']}")
         return keys
 
     def _volume_keys(self, _t: str, old: Obj | None, new: Obj | None) -> list[str]:
         obj = new or old or {}
-        name = _meta(obj).get("name")
+        name = meta(obj).get("name")
         keys = [f"pv/{name}"]
-        ref = _spec(obj).get("claimRef")
+        ref = spec(obj).get("claimRef")
         if ref:
             keys.append(f"pvc/{ref.get('namespace')}/{ref.get('name')}")
         elif new is not None and _phase(new) == "Available":  # a new volume may satisfy a waiting claim
-            keys += [f"pvc/{object_key(c)}" for c in self.claims.list() if not _spec(c).get("volumeName")]
+            keys += [f"pvc/{object_key(c)}" for c in self.claims.list() if not spec(c).get("volumeName")]
         # claims naming this volume learn when it is taken, freed or re-pointed (no periodic resync here)
-        keys += [f"pvc/{object_key(c)}" for c in self.claims.list() if _spec(c).get("volumeName") == name]
+        keys += [f"pvc/{object_key(c)}" for c in self.claims.list() if spec(c).get("volumeName") == name]
         return keys
 
     def _class_keys(self, _t: str, old: Obj | None, new: Obj | None) -> list[str]:
-        return [f"pvc/{object_key(c)}" for c in self.claims.list() if not _spec(c).get("volumeName")]
+        return [f"pvc/{object_key(c)}" for c in self.claims.list() if not spec(c).get("volumeName")]
 
     # --- reconcile ------------------------------------------------------------------------------
 
@@ -190,10 +181,10 @@ class PersistentVolumeController(Controller):
 
     async def _sync_claim(self, ns: str, name: str) -> None:
         pvc = self.claims.get(ns, name)
-        if pvc is None or _meta(pvc).get("deletionTimestamp"):
+        if pvc is None or meta(pvc).get("deletionTimestamp"):
             return
-        volume_name = _spec(pvc).get("volumeName")
-        if BIND_COMPLETED in (_meta(pvc).get("annotations") or {}):
+        volume_name = spec(pvc).get("volumeName")
+        if BIND_COMPLETED in (meta(pvc).get("annotations") or {}):
             await self._sync_bound_claim(pvc, volume_name)
         elif volume_name:
             await self._sync_requested_volume(pvc, volume_name)
@@ -206,22 +197,22 @@ class PersistentVolumeController(Controller):
         candidates = [pv for pv in self.volumes.list() if volume_matches(pv, pvc)]
         if candidates:
             pv = min(candidates, key=lambda v: (not is_bound_to_claim(v, pvc),
-                                                _quantity((_spec(v).get("capacity") or {}).get("storage")),
-                                                _meta(v).get("name")))
+                                                _size((spec(v).get("capacity") or {}).get("storage")),
+                                                meta(v).get("name")))
             await self._bind(pvc, pv)
         elif not await self._assign_default_class(pvc):
             await self._provision_or_wait(pvc)
 
     async def _assign_default_class(self, pvc: Obj) -> bool:
         """RetroactiveDefaultStorageClass: a claim without any class gets today's default class."""
-        if _spec(pvc).get("storageClassName") is not None or BETA_CLASS_ANNOTATION in (
-                _meta(pvc).get("annotations") or {}):
+        if spec(pvc).get("storageClassName") is not None or BETA_CLASS_ANNOTATION in (
+                meta(pvc).get("annotations") or {}):
             return False
         default = default_storage_class(self.classes.list())
         if default is None:
             return False
         pvc = deep_copy(pvc)
-        pvc["spec"]["storageClassName"] = _meta(default).get("name")
+        pvc["spec"]["storageClassName"] = meta(default).get("name")
         await self.client.update(self.claims.rt, pvc)
         return True  # the claim's update event brings it back with its class
 
@@ -232,7 +223,7 @@ class PersistentVolumeController(Controller):
         if pv is None:
             await self._claim_status(pvc, {"phase": "Pending"})
             return
-        if not _spec(pv).get("claimRef"):
+        if not spec(pv).get("claimRef"):
             reason = mismatch(pv, pvc)
             if reason:
                 self.recorder.event(pvc, WARNING, "VolumeMismatch",
@@ -245,8 +236,8 @@ class PersistentVolumeController(Controller):
         else:
             self.recorder.event(pvc, WARNING, "FailedBinding",
                                 f'volume "{volume_name}" already bound to a different claim.')
-            if BOUND_BY_CONTROLLER in (_meta(pvc).get("annotations") or {}):
-                ref = _spec(pv)["claimRef"]
+            if BOUND_BY_CONTROLLER in (meta(pvc).get("annotations") or {}):
+                ref = spec(pv)["claimRef"]
                 raise TemporaryError(f'invalid binding of claim "{object_key(pvc)}" to volume '
                                      f'"{volume_name}": volume already claimed by '
                                      f'"{ref.get("namespace")}/{ref.get("name")}"')
@@ -259,7 +250,7 @@ class PersistentVolumeController(Controller):
             message = ("Bound claim has lost its PersistentVolume. Data on the volume is lost!" if volume_name
                        else "Bound claim has lost reference to PersistentVolume. Data on the volume is lost!")
             await self._claim_lost(pvc, "ClaimLost", message)
-        elif not _spec(pv).get("claimRef") or _spec(pv)["claimRef"].get("uid") == _meta(pvc).get("uid"):
+        elif not spec(pv).get("claimRef") or spec(pv)["claimRef"].get("uid") == meta(pvc).get("uid"):
             await self._bind(pvc, pv)
         else:
             await self._claim_lost(pvc, "ClaimMisbound",
@@ -281,7 +272,7 @@ class PersistentVolumeController(Controller):
             self.recorder.event(pvc, WARNING, "ProvisioningFailed",
                                 f'storageclass.storage.k8s.io "{class_name}" not found')
             return
-        node = (_meta(pvc).get("annotations") or {}).get(SELECTED_NODE)
+        node = (meta(pvc).get("annotations") or {}).get(SELECTED_NODE)
         if sc.get("volumeBindingMode") == WAIT_FOR_FIRST_CONSUMER and not node:
             self.recorder.event(pvc, NORMAL, "WaitForFirstConsumer",
                                 "waiting for first consumer to be created before binding")
@@ -289,15 +280,19 @@ class PersistentVolumeController(Controller):
         provisioner = str(sc.get("provisioner") or "")
         pvc = await self._annotate_provisioner(pvc, provisioner)
         if provisioner != LOCAL_PATH_PROVISIONER or self.volumes_root is None:
-            self.recorder.event(pvc, NORMAL, "ExternalProvisioning",
-                                f"Waiting for a volume to be created either by the external provisioner '{provisioner}' "
-                                "or manually by the system administrator. If volume creation is delayed, please verify "
-                                "that the provisioner is running and correctly registered.")
+            self.recorder.event(
+                pvc,
+                NORMAL,
+                "ExternalProvisioning",
+                f"Waiting for a volume to be created either by the external provisioner '{provisioner}' "
+                "or manually by the system administrator. If volume creation is delayed, please verify "
+                "that the provisioner is running and correctly registered.",
+            )
             return
         await self._provision(pvc, sc, node)
 
     async def _annotate_provisioner(self, pvc: Obj, provisioner: str) -> Obj:
-        annotations = _meta(pvc).get("annotations") or {}
+        annotations = meta(pvc).get("annotations") or {}
         if annotations.get(STORAGE_PROVISIONER) == provisioner:
             return pvc
         pvc = deep_copy(pvc)
@@ -307,29 +302,37 @@ class PersistentVolumeController(Controller):
 
     async def _provision(self, pvc: Obj, sc: Obj, node: str | None) -> None:
         assert self.volumes_root is not None
-        m = _meta(pvc)
+        m = meta(pvc)
         pv_name = f"pvc-{m['uid']}"
         path = self.volumes_root / pv_name
-        self.recorder.event(pvc, NORMAL, "Provisioning",
-                            f'External provisioner is provisioning volume for claim "{m["namespace"]}/{m["name"]}"')
+        self.recorder.event(
+            pvc,
+            NORMAL,
+            "Provisioning",
+            f'External provisioner is provisioning volume for claim "{m["namespace"]}/{m["name"]}"',
+        )
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             self.recorder.event(pvc, WARNING, "ProvisioningFailed", f"failed to provision volume: {exc}")
             raise TemporaryError(str(exc)) from exc
-        spec: Obj = {
+        pv_spec: Obj = {
             "capacity": {"storage": requested(pvc)},
-            "accessModes": list(_spec(pvc).get("accessModes") or []),
+            "accessModes": list(spec(pvc).get("accessModes") or []),
             "hostPath": {"path": str(path), "type": "DirectoryOrCreate"},
             "persistentVolumeReclaimPolicy": sc.get("reclaimPolicy") or "Delete",
-            "storageClassName": _meta(sc).get("name"),
-            "volumeMode": _spec(pvc).get("volumeMode") or "Filesystem",
+            "storageClassName": meta(sc).get("name"),
+            "volumeMode": spec(pvc).get("volumeMode") or "Filesystem",
             "claimRef": _claim_ref(pvc),
         }
         if node:
-            spec["nodeAffinity"] = _node_affinity(node)
-        pv = {"apiVersion": "v1", "kind": "PersistentVolume",
-              "metadata": {"name": pv_name, "annotations": {PROVISIONED_BY: LOCAL_PATH_PROVISIONER}}, "spec": spec}
+            pv_spec["nodeAffinity"] = _node_affinity(node)
+        pv = {
+            "apiVersion": "v1",
+            "kind": "PersistentVolume",
+            "metadata": {"name": pv_name, "annotations": {PROVISIONED_BY: LOCAL_PATH_PROVISIONER}},
+            "spec": pv_spec,
+        }
         try:
             created = await self.client.create(self.volumes.rt, None, pv)
         except AlreadyExists:
@@ -340,22 +343,26 @@ class PersistentVolumeController(Controller):
 
     async def _bind(self, pvc: Obj, pv: Obj) -> None:
         """Both halves of the bind, each only if not done yet (kube's syncBoundClaim/bind)."""
-        pv_name = _meta(pv)["name"]
-        if not _spec(pv).get("claimRef") or _spec(pv)["claimRef"].get("uid") != _meta(pvc).get("uid"):
+        pv_name = meta(pv)["name"]
+        if not spec(pv).get("claimRef") or spec(pv)["claimRef"].get("uid") != meta(pvc).get("uid"):
             pv = deep_copy(pv)
             pv["spec"]["claimRef"] = _claim_ref(pvc)
             pv["metadata"].setdefault("annotations", {})[BOUND_BY_CONTROLLER] = "yes"
             pv = await self.client.update(self.volumes.rt, pv)
         if _phase(pv) != "Bound":
             await self._volume_status(pv, "Bound")
-        annotations = _meta(pvc).get("annotations") or {}
-        if _spec(pvc).get("volumeName") != pv_name or annotations.get(BIND_COMPLETED) != "yes":
+        annotations = meta(pvc).get("annotations") or {}
+        if spec(pvc).get("volumeName") != pv_name or annotations.get(BIND_COMPLETED) != "yes":
             pvc = deep_copy(pvc)
             pvc["spec"]["volumeName"] = pv_name
-            pvc["metadata"]["annotations"] = {**annotations, BIND_COMPLETED: "yes", BOUND_BY_CONTROLLER: "yes"}
+            pvc["metadata"]["annotations"] = {
+                **annotations,
+                BIND_COMPLETED: "yes",
+                BOUND_BY_CONTROLLER: "yes",
+            }
             pvc = await self.client.update(self.claims.rt, pvc)
-        status = {"phase": "Bound", "accessModes": list(_spec(pv).get("accessModes") or []),
-                  "capacity": dict(_spec(pv).get("capacity") or {})}
+        status = {"phase": "Bound", "accessModes": list(spec(pv).get("accessModes") or []),
+                  "capacity": dict(spec(pv).get("capacity") or {})}
         if {k: (pvc.get("status") or {}).get(k) for k in status} != status:
             await self._claim_status(pvc, status)
 
@@ -384,25 +391,29 @@ class PersistentVolumeController(Controller):
         pv = self.volumes.get(None, name)
         if pv is None:
             return  # a volume being deleted is still released and reclaimed: pv-protection waits for that
-        ref = _spec(pv).get("claimRef")
+        ref = spec(pv).get("claimRef")
         if not ref:
             if _phase(pv) in ("", "Pending", "Released"):
                 await self._volume_status(pv, "Available")
             return
         pvc = self.claims.get(ref.get("namespace"), str(ref.get("name") or ""))
-        if pvc is not None and ref.get("uid") in (None, "", _meta(pvc).get("uid")):
+        if pvc is not None and ref.get("uid") in (None, "", meta(pvc).get("uid")):
             return  # bound or being bound: the claim's sync owns that
         await self._reclaim(pv)
 
     async def _reclaim(self, pv: Obj) -> None:
         if _phase(pv) not in ("Released", "Failed"):
             pv = await self._volume_status(pv, "Released")
-        policy = _spec(pv).get("persistentVolumeReclaimPolicy") or "Retain"
+        policy = spec(pv).get("persistentVolumeReclaimPolicy") or "Retain"
         if policy != "Delete" or _phase(pv) == "Failed":
             return  # Retain: the data and the PV stay until an administrator deals with them
-        name = _meta(pv)["name"]
-        if (_meta(pv).get("annotations") or {}).get(PROVISIONED_BY) != LOCAL_PATH_PROVISIONER or self.volumes_root is None:
-            message = f'error getting deleter volume plugin for volume "{name}": no deletable volume plugin matched'
+        name = meta(pv)["name"]
+        if (meta(pv).get("annotations") or {}).get(
+            PROVISIONED_BY
+        ) != LOCAL_PATH_PROVISIONER or self.volumes_root is None:
+            message = (
+                f'error getting deleter volume plugin for volume "{name}": no deletable volume plugin matched'
+            )
             await self._volume_status(pv, "Failed", message)
             self.recorder.event(pv, WARNING, "VolumeFailedDelete", message)
             return
@@ -414,7 +425,7 @@ class PersistentVolumeController(Controller):
 
     async def _remove_directory(self, pv: Obj) -> None:
         assert self.volumes_root is not None
-        path = Path(str((_spec(pv).get("hostPath") or {}).get("path") or ""))
+        path = Path(str((spec(pv).get("hostPath") or {}).get("path") or ""))
         if path.parent != self.volumes_root:
             return  # never delete outside the provisioner's own root
         try:

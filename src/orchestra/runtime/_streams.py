@@ -244,7 +244,13 @@ class PodmanAttachSession:
     EXIT_WAIT = 5.0  # after the stream ends, how long the exit may take to be recorded
 
     def __init__(
-        self, streams: LibpodStreams, container_id: str, stream: _HttpStream, config: StdioConfig, *, stdin: bool
+        self,
+        streams: LibpodStreams,
+        container_id: str,
+        stream: _HttpStream,
+        config: StdioConfig,
+        *,
+        stdin: bool,
     ):
         self._streams = streams
         self.container_id = container_id
@@ -286,7 +292,9 @@ class PodmanAttachSession:
             await self._stream.sock.aclose()  # a task blocked in receive gets ClosedResourceError
 
     async def resize(self, width: int, height: int) -> None:
-        await self._streams._call("POST", f"/containers/{self.container_id}/resize", params={"h": height, "w": width})
+        await self._streams._call(
+            "POST", f"/containers/{self.container_id}/resize", params={"h": height, "w": width}
+        )
 
     def __aiter__(self) -> AsyncIterator[tuple[int, bytes]]:
         return self._output

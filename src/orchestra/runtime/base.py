@@ -399,7 +399,9 @@ class Runtime(Protocol):
     async def aclose(self) -> None: ...
 
 
-async def run_to_completion(runtime: Runtime, container_id: str, cmd: Sequence[str], timeout: float) -> ExecResult:  # noqa: ASYNC109 (probe timeoutSeconds)
+async def run_to_completion(
+    runtime: Runtime, container_id: str, cmd: Sequence[str], timeout: float  # noqa: ASYNC109 (probe timeoutSeconds)
+) -> ExecResult:
     """`exec_run` for any runtime: collect stdout/stderr of one exec and its exit code within `timeout`."""
     import trio  # the protocol module itself stays free of trio
 

@@ -443,19 +443,13 @@ class PodmanRuntime:
 
     @asynccontextmanager
     async def logs(
-        self,
-        container_id: str,
-        *,
-        follow: bool = False,
-        tail: int | None = None,
-        timestamps: bool = False,
+        self, container_id: str, *, follow: bool = False, tail: int | None = None, timestamps: bool = False,
         since: datetime | None = None,
     ) -> AsyncIterator[AsyncIterator[bytes]]:
         info = await self._inspect(container_id)
         tty = bool(info.get("Config", {}).get("Tty"))
-        async with self._streams.logs(
-            info["Id"], tty=tty, follow=follow, tail=tail, timestamps=timestamps, since=since
-        ) as lines:
+        async with self._streams.logs(info["Id"], tty=tty, follow=follow, tail=tail, timestamps=timestamps,
+                                      since=since) as lines:
             yield lines
 
     @asynccontextmanager
@@ -487,21 +481,24 @@ class PodmanRuntime:
             return None
         if not isinstance(reply, dict) or reply.get("Error") or reply.get("Stats") is None:
             return None
-        return [ContainerStats(str(st["ContainerID"]), int(st.get("CPUNano") or 0), int(st.get("MemUsage") or 0))
-                for st in reply["Stats"] if int(st.get("PIDs") or 0) > 0]  # a stopped one comes back all zeros
+        return [
+            ContainerStats(str(st["ContainerID"]), int(st.get("CPUNano") or 0), int(st.get("MemUsage") or 0))
+            for st in reply["Stats"]
+            if int(st.get("PIDs") or 0) > 0
+        ]  # a stopped one comes back all zeros
 
     async def exec_run(self, container_id: str, cmd: Sequence[str], timeout: float) -> ExecResult:  # noqa: ASYNC109 (probe timeoutSeconds)
         return await run_to_completion(self, container_id, cmd, timeout)
 
     @asynccontextmanager
-    async def attach(
-        self, container_id: str, *, stdin: bool = False, stdout: bool = True, stderr: bool = True, tty: bool = False
-    ) -> AsyncIterator[AttachSession]:
+    async def attach(self, container_id: str, *, stdin: bool = False, stdout: bool = True,
+                     stderr: bool = True, tty: bool = False) -> AsyncIterator[AttachSession]:
         info = await self._inspect(container_id)
         config = stdio_config(info)
         check_attach(container_id, running=config.running, has_stdin=config.stdin, has_tty=config.tty,
                      stdin=stdin, stdout=stdout, stderr=stderr, tty=tty)
-        async with self._streams.attach(info["Id"], config, stdin=stdin, stdout=stdout, stderr=stderr) as session:
+        async with self._streams.attach(info["Id"], config, stdin=stdin, stdout=stdout,
+                                        stderr=stderr) as session:
             yield session
 
     @asynccontextmanager

@@ -124,7 +124,9 @@ class PodmanService:
         try:
             with self.log_path.open("ab") as log:
                 async with trio.open_nursery() as nursery:
-                    process: trio.Process = await nursery.start(_run_quietly, [*REAPER, *cmd], env, log, lifeline_r)
+                    process: trio.Process = await nursery.start(
+                        _run_quietly, [*REAPER, *cmd], env, log, lifeline_r
+                    )
                     os.close(lifeline_r)
                     lifeline_r = -1
                     await self._wait_ready(process)
@@ -165,11 +167,24 @@ class PodmanService:
 
 
 async def _run_quietly(
-    cmd: list[str], env: dict[str, str], log: BinaryIO, stdin: int, *, task_status: trio.TaskStatus[trio.Process]
+    cmd: list[str],
+    env: dict[str, str],
+    log: BinaryIO,
+    stdin: int,
+    *,
+    task_status: trio.TaskStatus[trio.Process],
 ) -> None:
     # trio.run_process sends SIGTERM on cancel and SIGKILL 5 s later; check=False because an
     # exit is reported by PodmanService.run with the log tail, not as CalledProcessError.
     # A session of its own: a Ctrl-C on the terminal goes to orchestra, which decides when the
     # service stops (after --stop-pods has removed pods through it).
-    await trio.run_process(cmd, env=env, stdin=stdin, stdout=log, stderr=log, check=False, start_new_session=True,
-                           task_status=task_status)
+    await trio.run_process(
+        cmd,
+        env=env,
+        stdin=stdin,
+        stdout=log,
+        stderr=log,
+        check=False,
+        start_new_session=True,
+        task_status=task_status,
+    )

@@ -43,11 +43,12 @@ Wget = Callable[[str], tuple[int, bytes, bytes]]  # url -> (exit code, stdout, s
 
 SHELLS = {"sh", "bash", "ash", "dash", "zsh", "ksh"}
 # shell built-ins that change nothing here, and utilities that end on their own: they succeed at once
-NOOPS = {"cd", "set", "trap", "umask", "ulimit", "kill", "shift", "local", "readonly", "unset", "source", ".",
-         "eval", "hash", "type", "command", "exec", "mkdir", "rmdir", "chmod", "chown", "chgrp", "ln", "cp", "mv",
-         "mkfifo", "mktemp", "sync", "date", "uname", "id", "whoami", "which", "grep", "sed", "awk", "cut", "tr",
-         "head", "wc", "sort", "uniq", "tee", "find", "stat", "du", "df", "ps", "basename", "dirname", "readlink",
-         "realpath", "seq", "base64", "md5sum", "sha256sum", "nslookup", "tar", "gzip", "gunzip"}
+NOOPS = {"cd", "set", "trap", "umask", "ulimit", "kill", "shift", "local", "readonly", "unset", "source",
+         ".", "eval", "hash", "type", "command", "exec", "mkdir", "rmdir", "chmod", "chown", "chgrp", "ln",
+         "cp", "mv", "mkfifo", "mktemp", "sync", "date", "uname", "id", "whoami", "which", "grep", "sed",
+         "awk", "cut", "tr", "head", "wc", "sort", "uniq", "tee", "find", "stat", "du", "df", "ps",
+         "basename", "dirname", "readlink", "realpath", "seq", "base64", "md5sum", "sha256sum", "nslookup",
+         "tar", "gzip", "gunzip"}
 SECONDS = re.compile(r"(\d+(?:\.\d*)?|\.\d+)([smhd]?)")
 ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
 PLACEHOLDER = re.compile(r"\x00(\d+)\x00")
@@ -206,7 +207,8 @@ class _Run:
         if not any("c" in f for f in flags):
             self.unknown()
             return
-        rest = args[len(flags):] if all(a.startswith("-") for a in args[:len(flags)]) else args[args.index("-c") + 1:]
+        leading = all(a.startswith("-") for a in args[:len(flags)])
+        rest = args[len(flags):] if leading else args[args.index("-c") + 1:]
         if not rest:
             self.write(2, b"sh: -c requires an argument\n", Step())
             self.status = 2
@@ -389,7 +391,8 @@ class _Run:
         elif len(args) == 3 and args[1] in ("-eq", "-ne", "-lt", "-le", "-gt", "-ge") \
                 and all(a.lstrip("-").isdigit() for a in (args[0], args[2])):
             a, b = int(args[0]), int(args[2])
-            ok = {"-eq": a == b, "-ne": a != b, "-lt": a < b, "-le": a <= b, "-gt": a > b, "-ge": a >= b}[args[1]]
+            ok = {"-eq": a == b, "-ne": a != b, "-lt": a < b, "-le": a <= b, "-gt": a > b,
+                  "-ge": a >= b}[args[1]]
         else:
             ok = (len(args) == 1 and args[0] != "") or len(args) > 1
         self.status = 0 if ok != negate else 1

@@ -21,8 +21,7 @@ import trio
 
 from orchestra.runtime.base import ContainerState
 from orchestra.runtime.simcommand import SHELLS, Context, Outcome, Wget, evaluate
-from orchestra.runtime.simrules import PodScript
-from orchestra.runtime.simscript import ExecScript
+from orchestra.runtime.simrules import ExecScript, PodScript
 from orchestra.runtime.simshell import ShellSyntaxError, tokens
 from orchestra.runtime.simstate import SimContainer
 from orchestra.runtime.simstdio import SimExecSession

@@ -69,7 +69,8 @@ class PodNetworks:
     def allocate(self, labels: Mapping[str, str], sandbox_id: str, *, prefer: str = "") -> str:
         """An address for the sandbox: `prefer` (its previous one) if still free and in its network."""
         pool = self._pool(labels)
-        ip = prefer if prefer and prefer not in self._used and pool.contains(prefer) else pool.allocate(self._used)
+        free = prefer and prefer not in self._used and pool.contains(prefer)
+        ip = prefer if free else pool.allocate(self._used)
         self._used[ip] = sandbox_id
         return ip
 

@@ -61,8 +61,8 @@ def sandbox_record(sb: SimSandbox, clock: SimClock) -> Record:
 def _spec(spec: ContainerSpec) -> Record:
     out: Record = {"name": spec.name, "image": spec.image}
     for key, value in (("cmd", list(spec.command)), ("args", list(spec.args)), ("env", dict(spec.env)),
-                       ("wd", spec.working_dir), ("tty", spec.tty), ("stdin", spec.stdin), ("once", spec.stdin_once),
-                       ("sig", spec.stop_signal),
+                       ("wd", spec.working_dir), ("tty", spec.tty), ("stdin", spec.stdin),
+                       ("once", spec.stdin_once), ("sig", spec.stop_signal),
                        ("mounts", [[m.host_path, m.container_path, m.read_only] for m in spec.mounts])):
         if value:
             out[key] = value
@@ -89,7 +89,8 @@ def _script(script: ContainerScript) -> Record:
 
 
 def container_record(c: SimContainer, clock: SimClock) -> Record:
-    out: Record = {"k": "c", "id": c.id, "sb": c.sandbox.id, "labels": c.labels, "at": clock.to_unix(c.created_at)}
+    out: Record = {"k": "c", "id": c.id, "sb": c.sandbox.id, "labels": c.labels,
+                   "at": clock.to_unix(c.created_at)}
     if c.infra:
         out["infra"] = True
         return out
@@ -115,7 +116,8 @@ def log_record(c: SimContainer, at: float, stream: int, data: bytes, clock: SimC
 
 
 def file_record(c: SimContainer, at: float, path: str, data: bytes | None, clock: SimClock) -> Record:
-    return {"k": "fs", "id": c.id, "at": clock.to_unix(at), "p": path, "d": None if data is None else _b64(data)}
+    return {"k": "fs", "id": c.id, "at": clock.to_unix(at), "p": path,
+            "d": None if data is None else _b64(data)}
 
 
 def snapshot(generation: int, images: set[str], sandboxes: list[SimSandbox], clock: SimClock) -> list[bytes]:
@@ -186,7 +188,8 @@ class Restored:
         if r.get("infra"):
             spec, script, image_id = INFRA_SPEC, INFRA_SCRIPT, ""
         else:
-            spec, script, image_id = _decode_spec(r["spec"], r["labels"]), _decode_script(r["script"]), r["image_id"]
+            spec, script = _decode_spec(r["spec"], r["labels"]), _decode_script(r["script"])
+            image_id = r["image_id"]
         c = SimContainer(id=r["id"], name=spec.name, sandbox=sb, spec=spec, script=script, image=spec.image,
                          image_id=image_id, labels=dict(r["labels"]), infra=bool(r.get("infra")),
                          created_at=self.clock.from_unix(r["at"]))
@@ -198,14 +201,16 @@ class Restored:
     def _apply_run(self, r: Record) -> None:
         c = self.containers.get(r["id"])
         if c is not None:
-            c.state, c.started_at, c.exit_code, c.finished_at = ContainerState.RUNNING, self.clock.from_unix(r["at"]), None, None
+            started = self.clock.from_unix(r["at"])
+            c.state, c.started_at, c.exit_code, c.finished_at = ContainerState.RUNNING, started, None, None
             if c.infra:
                 c.sandbox.ip = r.get("ip", "")
 
     def _apply_exit(self, r: Record) -> None:
         c = self.containers.get(r["id"])
         if c is not None:
-            c.state, c.exit_code, c.finished_at = ContainerState.EXITED, int(r["code"]), self.clock.from_unix(r["at"])
+            code, finished = int(r["code"]), self.clock.from_unix(r["at"])
+            c.state, c.exit_code, c.finished_at = ContainerState.EXITED, code, finished
 
     def _apply_log(self, r: Record) -> None:
         c = self.containers.get(r["id"])

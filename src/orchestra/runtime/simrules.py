@@ -2,7 +2,8 @@
 
 Owns: `PodScript` (what one pod's annotations ask of the simulation, plus which of its containers
 "complete": init containers and the containers of a Job's pods), the annotation grammar and its
-errors (`ScriptError`, naming the annotation), and Go-style durations. The node layer builds a
+errors (`ScriptError`, naming the annotation), `ExecScript` (an exec's scripted answer), and Go-style
+durations. The node layer builds a
 PodScript per pod (`pod_script(annotations, completes=...)`) and hands it to the runtime.
 
     sim.orchestra.io/completion-time: "3s"         unrecognised programs of completing containers end
@@ -28,8 +29,6 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import attrs
 
-from orchestra.runtime.simscript import ExecScript
-
 PREFIX = "sim.orchestra.io/"
 COMPLETION_TIME = PREFIX + "completion-time"
 EXIT = PREFIX + "exit"
@@ -39,6 +38,16 @@ KNOWN = (COMPLETION_TIME, EXIT, PROBE_FAILURE, EXEC)
 DEFAULT_COMPLETION_TIME = 1.0
 PROBE_KINDS = ("startup", "liveness", "readiness")
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+@attrs.frozen
+class ExecScript:
+    """What an exec answers (a pod's `sim.orchestra.io/exec` rule, or a test's explicit script)."""
+
+    exit_code: int = 0
+    stdout: bytes = b""
+    stderr: bytes = b""
+    duration: float = 0.0
 
 
 class ScriptError(ValueError):
@@ -66,14 +75,16 @@ class ProbeFailure:
 
 @attrs.frozen
 class PodScript:
-    completes: frozenset[str] = frozenset()  # containers whose unrecognised programs end after completion_time
+    # containers whose unrecognised programs end after completion_time
+    completes: frozenset[str] = frozenset()
     completion_time: float = DEFAULT_COMPLETION_TIME
     exits: tuple[ExitRule, ...] = ()
     probe_failures: tuple[ProbeFailure, ...] = ()
     exec: Mapping[str, ExecScript] = attrs.field(factory=dict)
 
     def exit_for(self, container: str) -> ExitRule | None:
-        named = [r for r in self.exits if r.container == container] or [r for r in self.exits if r.container == "*"]
+        named = ([r for r in self.exits if r.container == container]
+                 or [r for r in self.exits if r.container == "*"])
         return named[0] if named else None
 
     def probe_fails(self, container: str, kind: str, elapsed: float) -> bool:
@@ -98,8 +109,8 @@ def parse_duration(text: str, annotation: str) -> float:
     except ValueError:
         parts = re.findall(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)", text)
         if not parts or "".join(n + u for n, u in parts) != text:
-            raise ScriptError(f"{annotation}: invalid duration {text!r} (expected e.g. 10s, 1m30s, 500ms or seconds)"
-                              ) from None
+            raise ScriptError(f"{annotation}: invalid duration {text!r} "
+                              "(expected e.g. 10s, 1m30s, 500ms or seconds)") from None
         value = sum(float(n) * _UNITS[u] for n, u in parts)
     if value < 0 or not math.isfinite(value):
         raise ScriptError(f"{annotation}: invalid duration {text!r} (must be a finite number >= 0)")
@@ -115,7 +126,8 @@ def _options(words: list[str], allowed: set[str], annotation: str) -> dict[str, 
     for word in words:
         key, sep, val = word.partition("=")
         if not sep or key not in allowed:
-            raise ScriptError(f"{annotation}: unexpected {word!r} (allowed: {', '.join(sorted(allowed))}, as key=value)")
+            raise ScriptError(f"{annotation}: unexpected {word!r} "
+                              f"(allowed: {', '.join(sorted(allowed))}, as key=value)")
         options[key] = val
     return options
 
@@ -138,8 +150,8 @@ def _probe_failures(value: str) -> tuple[ProbeFailure, ...]:
     for target, *words in _rules(value):
         container, sep, kind = target.partition("/")
         if not sep or not container or kind not in (*PROBE_KINDS, "*"):
-            raise ScriptError(f"{PROBE_FAILURE}: invalid target {target!r} (expected <container>/<kind>, kind one of "
-                              f"{', '.join(PROBE_KINDS)} or *)")
+            raise ScriptError(f"{PROBE_FAILURE}: invalid target {target!r} (expected <container>/<kind>, "
+                              f"kind one of {', '.join(PROBE_KINDS)} or *)")
         opts = _options(words, {"after", "for"}, PROBE_FAILURE)
         after = parse_duration(opts.get("after", "0"), PROBE_FAILURE)
         duration = parse_duration(opts["for"], PROBE_FAILURE) if "for" in opts else math.inf
@@ -160,8 +172,8 @@ def _exec_answers(value: str) -> dict[str, ExecScript]:
             out[command.strip()] = ExecScript(stdout=answer.encode())
             continue
         if not isinstance(answer, dict) or set(answer) - {"stdout", "stderr", "exitCode"}:
-            raise ScriptError(f"{EXEC}: the answer to {command!r} must be a string (stdout) or an object with "
-                              "stdout, stderr and exitCode")
+            raise ScriptError(f"{EXEC}: the answer to {command!r} must be a string (stdout) or an object "
+                              "with stdout, stderr and exitCode")
         code = answer.get("exitCode", 0)
         if not isinstance(code, int) or isinstance(code, bool) or not 0 <= code <= 255:
             raise ScriptError(f"{EXEC}: exitCode of {command!r} must be an integer from 0 to 255")
@@ -180,7 +192,8 @@ def pod_script(annotations: Mapping[str, str], *, completes: Iterable[str] = ())
     completion = annotations.get(COMPLETION_TIME)
     return PodScript(
         completes=frozenset(completes),
-        completion_time=parse_duration(completion, COMPLETION_TIME) if completion else DEFAULT_COMPLETION_TIME,
+        completion_time=(parse_duration(completion, COMPLETION_TIME) if completion
+                         else DEFAULT_COMPLETION_TIME),
         exits=_exits(annotations.get(EXIT, "")),
         probe_failures=_probe_failures(annotations.get(PROBE_FAILURE, "")),
         exec=_exec_answers(annotations[EXEC]) if EXEC in annotations else {},

@@ -1,10 +1,11 @@
 """The script of the simulated runtime (kwok-style): what simulated containers do, which images
 exist and can be pulled, and how execs answer.
 
-Owns: `ExecScript`, `ContainerScript`, `SimScript` (explicit scripts looked up by container name,
+Owns: `ContainerScript`, `SimScript` (explicit scripts looked up by container name,
 then by image; a container without one gets `derive`d from its command by the command rules of
 simcommand.py and its pod's `PodScript` from simrules.py), `signal_number` and `normalize_image`
-(short names resolve to localhost/, a missing tag is :latest, like Podman).
+(short names resolve to localhost/, a missing tag is :latest, like Podman). `ExecScript` (an exec's
+scripted answer) lives in simrules.py, beside the pod scripts that hold them, and is re-exported here.
 Must not import: podman, httpx, anything above the runtime layer.
 """
 
@@ -14,25 +15,14 @@ import functools
 import math
 import signal as signal_module
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
 
 import attrs
 
 from orchestra.runtime.base import ContainerSpec
 from orchestra.runtime.simclock import EPOCH as EPOCH
 from orchestra.runtime.simcommand import Context, FileEvent, evaluate
-
-if TYPE_CHECKING:
-    from orchestra.runtime.simrules import ExitRule, PodScript
-
-
-@attrs.frozen
-class ExecScript:
-    exit_code: int = 0
-    stdout: bytes = b""
-    stderr: bytes = b""
-    duration: float = 0.0
-
+from orchestra.runtime.simrules import ExecScript as ExecScript
+from orchestra.runtime.simrules import ExitRule, PodScript
 
 ExecHandler = Callable[[tuple[str, ...]], ExecScript | None]
 
@@ -51,7 +41,8 @@ class ContainerScript:
     exec: Mapping[tuple[str, ...], ExecScript] = attrs.field(factory=dict)
     exec_handler: ExecHandler | None = None
     echo_stdin: bool = False  # after `output`, runs like `cat` until stdin's EOF, then exits with exit_code
-    files: tuple[FileEvent, ...] = ()  # (seconds after start, path, content | None: removed) its commands make
+    # (seconds after start, path, content | None: removed): the files its commands make
+    files: tuple[FileEvent, ...] = ()
     server: bool = False  # answers `wget` on every port of the pod (runs an unrecognised program: a server)
     cpu: float = 0.0008  # cores it keeps busy while running (`kubectl top` rounds up: 1m)
     memory: int = 4 << 20  # working set bytes while running (4Mi)
@@ -65,7 +56,9 @@ class SimScript:
     images: dict[str, ContainerScript] = attrs.field(factory=dict)
     present_images: set[str] = attrs.field(factory=lambda: {"localhost/busybox:latest"})
     pullable_images: set[str] = attrs.field(factory=set)  # pulls of these succeed
-    pull_any: bool = False  # every pull succeeds (simulated nodes of `orchestra up`: there is no registry to ask)
+    pull_any: bool = (
+        False  # every pull succeeds (simulated nodes of `orchestra up`: there is no registry to ask)
+    )
     pull_errors: dict[str, str] = attrs.field(factory=dict)  # image -> error (ImagePullError)
     pull_delay: float = 0.0
     sandbox_start_delay: float = 0.0
@@ -109,8 +102,9 @@ def _derive(argv: tuple[str, ...], stdin: bool, tty: bool, env: tuple[tuple[str,
         exit_after = None  # `cat` until stdin's EOF (a TTY without stdin never sends one)
     if exit_after == math.inf:
         exit_after = None
-    return ContainerScript(output=outcome.output, exit_after=exit_after, exit_code=exit_code, files=outcome.files,
-                           echo_stdin=outcome.echo_stdin and stdin, server=outcome.open_ended)
+    return ContainerScript(output=outcome.output, exit_after=exit_after, exit_code=exit_code,
+                           files=outcome.files, echo_stdin=outcome.echo_stdin and stdin,
+                           server=outcome.open_ended)
 
 
 def normalize_image(ref: str) -> str:

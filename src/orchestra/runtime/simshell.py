@@ -43,7 +43,8 @@ class Step:
 
 
 def substitutions(script: str) -> tuple[str, tuple[str, ...]]:
-    """The script with each `$(...)`, `` `...` `` and `$((...))` replaced by a placeholder, and their commands."""
+    """The script with each `$(...)`, `` `...` `` and `$((...))` replaced by a placeholder, and their
+    commands."""
     out: list[str] = []
     subs: list[str] = []
     i = 0

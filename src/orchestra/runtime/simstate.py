@@ -1,8 +1,8 @@
 """The state the simulated runtime keeps per container and sandbox (see simulated.py).
 
-Owns: `SimContainer` (spec, script, state, exit code, timestamps, log, stdio, the files its command
-and execs made, and a change event that followers of its log and status wait on) and `SimSandbox`
-(its containers, IP and labels). Times are trio times.
+Owns: `SimContainer` (spec, script, state, exit code, timestamps, log (and reading it: log_lines),
+stdio, the files its command and execs made, and a change event that followers of its log and status
+wait on) and `SimSandbox` (its containers, IP and labels). Times are trio times.
 Must not import: podman, httpx, anything above the runtime layer.
 """
 
@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 
 import attrs
 import trio
 
 from orchestra.runtime.base import ContainerSpec, ContainerState, PodSandboxSpec
+from orchestra.runtime.simclock import SimClock
 from orchestra.runtime.simscript import ContainerScript
 from orchestra.runtime.simstdio import SimStdio
 
@@ -58,7 +59,8 @@ class SimContainer:
         return SimStdio(stdin=self.spec.stdin, tty=self.spec.tty, echo=self.write_output)
 
     def write_output(self, stream: int, data: bytes, at: float | None = None) -> None:
-        """A line the process wrote, now or at trio time `at` (a TTY turns its newline into CRLF, like ONLCR)."""
+        """A line the process wrote, now or at trio time `at` (a TTY turns its newline into CRLF, like
+        ONLCR)."""
         line = data if data.endswith(b"\n") else data + b"\n"
         if self.spec.tty:
             line = line.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
@@ -67,6 +69,23 @@ class SimContainer:
         if self.on_output is not None:
             self.on_output(self, at, stream, line)
         self.notify()
+
+    async def log_lines(self, clock: SimClock, *, follow: bool, tail: int | None, timestamps: bool,
+                        since: float | None, present: Callable[[], bool]) -> AsyncIterator[bytes]:
+        """Its log from trio time `since` (the last `tail` lines), then, following, what it writes while
+        it runs and is `present` (not removed)."""
+        start = -math.inf if since is None else since
+        entries = [e for e in self.log if e[0] >= start]
+        if tail is not None:
+            entries = entries[-tail:] if tail > 0 else []
+        seen = len(self.log)
+        for at, _, line in entries:
+            yield clock.stamp_line(at, line) if timestamps else line
+        while follow and self.state == ContainerState.RUNNING and present():
+            await self.changed.wait()
+            for at, _, line in self.log[seen:]:
+                yield clock.stamp_line(at, line) if timestamps else line
+            seen = len(self.log)
 
     def ends_at(self) -> float | None:
         """When the process exits by its script (None: when stopped, or at its stdin's EOF)."""
@@ -80,7 +99,8 @@ class SimContainer:
         start = self.started_at if self.started_at is not None else 0.0
         logged = self.log[-1][0] if self.log else -math.inf
         limit = math.inf if self.script.exit_after is None else self.script.exit_after
-        return [(start + at, stream, data) for at, stream, data in sorted(self.script.output, key=lambda o: o[0])
+        output = sorted(self.script.output, key=lambda o: o[0])
+        return [(start + at, stream, data) for at, stream, data in output
                 if at <= limit and start + at > logged]
 
     def file_at(self, path: str, now: float, mounted: Mapping[str, bytes | None]) -> bytes | None:

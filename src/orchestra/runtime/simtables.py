@@ -83,7 +83,8 @@ class SimTables:
             return
         journal.append(record)
         live = len(self.containers) + len(self.sandboxes)
-        if journal.appended > max(COMPACT_MIN, 4 * live) and not self._compacting and self._nursery is not None:
+        due = journal.appended > max(COMPACT_MIN, 4 * live)
+        if due and not self._compacting and self._nursery is not None:
             self._compacting = True
             self._nursery.start_soon(self._compact, journal)
 
@@ -99,7 +100,8 @@ class SimTables:
         try:
             records = journal.open()
         except (OSError, JournalError) as exc:
-            raise StateUnavailable(f"cannot open the simulated runtime's state in {journal.directory}: {exc}") from exc
+            raise StateUnavailable(
+                f"cannot open the simulated runtime's state in {journal.directory}: {exc}") from exc
         restored = Restored(self.clock)
         for r in records:
             restored.apply(r)

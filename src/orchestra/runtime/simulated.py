@@ -120,7 +120,8 @@ class SimulatedRuntime:
             self._t.close()
 
     def _resume(self, c: SimContainer) -> None:
-        """Run the container's process (again after a restart: from its start; if over by now, it exits then)."""
+        """Run the container's process (again after a restart: from its start; if over by now, it exits
+        then)."""
         ends = c.ends_at()
         if ends is not None and ends <= trio.current_time():
             for at, stream, data in c.output_due():
@@ -397,7 +398,8 @@ class SimulatedRuntime:
             try:
                 c.sandbox.ip = self.networks.allocate(c.sandbox.labels, c.sandbox.id, prefer=c.sandbox.ip)
             except NetworkFull as exc:  # kube: "failed to set up sandbox container ... network"
-                raise RuntimeFailure(f"failed to set up sandbox {c.sandbox.spec.name} network: {exc}") from None
+                raise RuntimeFailure(
+                    f"failed to set up sandbox {c.sandbox.spec.name} network: {exc}") from None
         c.state, c.started_at = ContainerState.RUNNING, trio.current_time()
         self._t.record(start_record(c, self.clock))
         self._resume(c)
@@ -505,23 +507,10 @@ class SimulatedRuntime:
         timestamps: bool = False,
         since: datetime | None = None,
     ) -> AsyncIterator[AsyncIterator[bytes]]:
-        yield self._log_lines(self._container(container_id), follow, tail, timestamps, since)
-
-    async def _log_lines(
-        self, c: SimContainer, follow: bool, tail: int | None, timestamps: bool, since: datetime | None
-    ) -> AsyncIterator[bytes]:
-        start = self.clock.to_trio(since) if since is not None else -math.inf
-        entries = [e for e in c.log if e[0] >= start]
-        if tail is not None:
-            entries = entries[-tail:] if tail > 0 else []
-        seen = len(c.log)
-        for at, _, line in entries:
-            yield self.clock.stamp_line(at, line) if timestamps else line
-        while follow and c.state == ContainerState.RUNNING and c.id in self._t.containers:
-            await c.changed.wait()
-            for at, _, line in c.log[seen:]:
-                yield self.clock.stamp_line(at, line) if timestamps else line
-            seen = len(c.log)
+        c = self._container(container_id)
+        yield c.log_lines(self.clock, follow=follow, tail=tail, timestamps=timestamps,
+                          since=None if since is None else self.clock.to_trio(since),
+                          present=lambda: c.id in self._t.containers)
 
     @asynccontextmanager
     async def exec(
@@ -535,7 +524,8 @@ class SimulatedRuntime:
             await session.close_stdin()  # like /dev/null: `cat` sees EOF at once
         pod = self.script.pods.get(c.labels.get(LABEL_POD_UID, ""))
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(partial(run_exec, c, tuple(cmd), session, pod=pod, hostname=c.sandbox.spec.hostname,
+            nursery.start_soon(partial(run_exec, c, tuple(cmd), session, pod=pod,
+                                       hostname=c.sandbox.spec.hostname,
                                        wget=partial(wget_in_pod, c), stdin=stdin, tty=tty,
                                        on_file=partial(self._exec_file, c)))
             yield session
@@ -548,7 +538,8 @@ class SimulatedRuntime:
     async def stats(self, container_ids: Sequence[str]) -> list[ContainerStats]:
         """A running container uses its script's `cpu` cores since it started and `memory` bytes."""
         now = trio.current_time()
-        running = [(c, c.started_at) for cid in container_ids if (c := self._t.containers.get(cid)) is not None
+        running = [(c, c.started_at) for cid in container_ids
+                   if (c := self._t.containers.get(cid)) is not None
                    and c.state == ContainerState.RUNNING and c.started_at is not None]
         return [ContainerStats(c.id, int((now - start) * c.script.cpu * 1e9), c.script.memory)
                 for c, start in running if start is not None]
@@ -558,7 +549,13 @@ class SimulatedRuntime:
 
     @asynccontextmanager
     async def attach(
-        self, container_id: str, *, stdin: bool = False, stdout: bool = True, stderr: bool = True, tty: bool = False
+        self,
+        container_id: str,
+        *,
+        stdin: bool = False,
+        stdout: bool = True,
+        stderr: bool = True,
+        tty: bool = False,
     ) -> AsyncIterator[AttachSession]:
         c = self._container(container_id)
         check_attach(container_id, running=c.state == ContainerState.RUNNING, has_stdin=c.spec.stdin,

@@ -1,6 +1,6 @@
 """Row printers for the core kinds: Service, Endpoints, EndpointSlice, Node, Namespace, Event,
-ConfigMap, Secret, ServiceAccount, Lease, PriorityClass, PodDisruptionBudget, and the generic fallback
-(Name, Created At).
+ConfigMap, Secret, ServiceAccount, Lease, PriorityClass, PodDisruptionBudget, ResourceQuota, and the
+generic fallback (Name, Created At).
 
 Owns: those kinds' cells, and the endpoint / node-role formatting that only they use.
 Must not import: the other printers, the column definitions, or the Table envelope.
@@ -12,16 +12,9 @@ import ipaddress
 from datetime import datetime
 from typing import Any
 
-from orchestra.api.tables.format import (
-    Cell,
-    Obj,
-    _d,
-    _int,
-    _ld,
-    format_labels,
-    format_service_ports,
-    since,
-)
+from orchestra.api.tables.format import Cell, format_labels, format_service_ports, int_or_zero, since
+from orchestra.objects import Obj, as_dict, only_dicts
+from orchestra.objects.quantity import parse_or_none
 
 
 def _external_ip(spec: Obj, status: Obj) -> str:
@@ -30,7 +23,7 @@ def _external_ip(spec: Obj, status: Obj) -> str:
     if stype in ("ClusterIP", "NodePort"):
         return ",".join(external_ips) if external_ips else "<none>"
     if stype == "LoadBalancer":
-        ingress = _ld(_d(status.get("loadBalancer")).get("ingress"))
+        ingress = only_dicts(as_dict(status.get("loadBalancer")).get("ingress"))
         lb = sorted(
             {str(i.get("ip") or i.get("hostname")) for i in ingress if i.get("ip") or i.get("hostname")}
         )
@@ -42,8 +35,8 @@ def _external_ip(spec: Obj, status: Obj) -> str:
     return "<unknown>"
 
 
-def _print_service(obj: Obj, now: datetime) -> list[Cell]:
-    meta, spec, status = _d(obj.get("metadata")), _d(obj.get("spec")), _d(obj.get("status"))
+def print_service(obj: Obj, now: datetime) -> list[Cell]:
+    meta, spec, status = as_dict(obj.get("metadata")), as_dict(obj.get("spec")), as_dict(obj.get("status"))
     cluster_ips = spec.get("clusterIPs") or ([spec["clusterIP"]] if spec.get("clusterIP") else [])
     return [
         str(meta.get("name", "")),
@@ -73,14 +66,14 @@ def _list_with_more(items: list[str], count: int, limit: int = 3, *, empty: str 
 
 
 def format_endpoints(obj: Obj) -> str:
-    subsets = _ld(obj.get("subsets"))
+    subsets = only_dicts(obj.get("subsets"))
     if not subsets:
         return "<none>"
     out: list[str] = []
     count = 0
     for ss in subsets:
-        addresses = [str(a.get("ip", "")) for a in _ld(ss.get("addresses"))]
-        ports = _ld(ss.get("ports"))
+        addresses = [str(a.get("ip", "")) for a in only_dicts(ss.get("addresses"))]
+        ports = only_dicts(ss.get("ports"))
         if not ports:
             count += len(addresses)
             out += addresses
@@ -91,22 +84,22 @@ def format_endpoints(obj: Obj) -> str:
     return _list_with_more(out, count, empty="")
 
 
-def _print_endpoints(obj: Obj, now: datetime) -> list[Cell]:
-    meta = _d(obj.get("metadata"))
+def print_endpoints(obj: Obj, now: datetime) -> list[Cell]:
+    meta = as_dict(obj.get("metadata"))
     return [str(meta.get("name", "")), format_endpoints(obj), since(meta.get("creationTimestamp"), now)]
 
 
-def _print_endpointslice(obj: Obj, now: datetime) -> list[Cell]:
-    meta = _d(obj.get("metadata"))
+def print_endpointslice(obj: Obj, now: datetime) -> list[Cell]:
+    meta = as_dict(obj.get("metadata"))
     ports = []
-    for p in _ld(obj.get("ports")):
+    for p in only_dicts(obj.get("ports")):
         if p.get("port") is not None:
             ports.append(str(p["port"]))
         elif p.get("name") is not None:
             ports.append(str(p["name"]))
         else:
             ports.append("*")
-    addresses = [str(a) for e in _ld(obj.get("endpoints")) for a in e.get("addresses") or []]
+    addresses = [str(a) for e in only_dicts(obj.get("endpoints")) for a in e.get("addresses") or []]
     return [
         str(meta.get("name", "")),
         str(obj.get("addressType", "")),
@@ -118,7 +111,7 @@ def _print_endpointslice(obj: Obj, now: datetime) -> list[Cell]:
 
 def node_roles(labels: Any) -> str:
     roles = set()
-    for key, value in _d(labels).items():
+    for key, value in as_dict(labels).items():
         if key.startswith("node-role.kubernetes.io/") and key[len("node-role.kubernetes.io/") :]:
             roles.add(key[len("node-role.kubernetes.io/") :])
         elif key == "kubernetes.io/role" and value:
@@ -127,22 +120,22 @@ def node_roles(labels: Any) -> str:
 
 
 def _node_address(status: Obj, kind: str) -> str:
-    for a in _ld(status.get("addresses")):
+    for a in only_dicts(status.get("addresses")):
         if a.get("type") == kind:
             return str(a.get("address", ""))
     return "<none>"
 
 
-def _print_node(obj: Obj, now: datetime) -> list[Cell]:
-    meta, spec, status = _d(obj.get("metadata")), _d(obj.get("spec")), _d(obj.get("status"))
+def print_node(obj: Obj, now: datetime) -> list[Cell]:
+    meta, spec, status = as_dict(obj.get("metadata")), as_dict(obj.get("spec")), as_dict(obj.get("status"))
     states = [
         ("Ready" if c.get("status") == "True" else "NotReady")
-        for c in _ld(status.get("conditions"))
+        for c in only_dicts(status.get("conditions"))
         if c.get("type") == "Ready"
     ][-1:] or ["Unknown"]
     if spec.get("unschedulable"):
         states.append("SchedulingDisabled")
-    info = _d(status.get("nodeInfo"))
+    info = as_dict(status.get("nodeInfo"))
     return [
         str(meta.get("name", "")),
         ",".join(states),
@@ -157,33 +150,33 @@ def _print_node(obj: Obj, now: datetime) -> list[Cell]:
     ]
 
 
-def _print_namespace(obj: Obj, now: datetime) -> list[Cell]:
-    meta = _d(obj.get("metadata"))
+def print_namespace(obj: Obj, now: datetime) -> list[Cell]:
+    meta = as_dict(obj.get("metadata"))
     return [
         str(meta.get("name", "")),
-        str(_d(obj.get("status")).get("phase", "")),
+        str(as_dict(obj.get("status")).get("phase", "")),
         since(meta.get("creationTimestamp"), now),
     ]
 
 
-def _print_event(obj: Obj, now: datetime) -> list[Cell]:
-    meta, involved = _d(obj.get("metadata")), _d(obj.get("involvedObject"))
+def print_event(obj: Obj, now: datetime) -> list[Cell]:
+    meta, involved = as_dict(obj.get("metadata")), as_dict(obj.get("involvedObject"))
     first = (
         since(obj.get("firstTimestamp"), now)
         if obj.get("firstTimestamp")
         else since(obj.get("eventTime"), now)
     )
     last = since(obj.get("lastTimestamp"), now) if obj.get("lastTimestamp") else first
-    count = _int(obj.get("count"))
+    count = int_or_zero(obj.get("count"))
     series = obj.get("series")
     if isinstance(series, dict):
         last = since(series.get("lastObservedTime"), now)
-        count = _int(series.get("count"))
+        count = int_or_zero(series.get("count"))
     elif count == 0:
         count = 1
     kind = str(involved.get("kind", "")).lower()
     target = f"{kind}/{involved['name']}" if involved.get("name") else kind
-    source = _d(obj.get("source"))
+    source = as_dict(obj.get("source"))
     component = source.get("component") or obj.get("reportingComponent") or ""
     host = source.get("host") or obj.get("reportingInstance") or ""
     return [
@@ -200,52 +193,77 @@ def _print_event(obj: Obj, now: datetime) -> list[Cell]:
     ]
 
 
-def _print_configmap(obj: Obj, now: datetime) -> list[Cell]:
-    meta = _d(obj.get("metadata"))
-    data = len(_d(obj.get("data"))) + len(_d(obj.get("binaryData")))
+def print_configmap(obj: Obj, now: datetime) -> list[Cell]:
+    meta = as_dict(obj.get("metadata"))
+    data = len(as_dict(obj.get("data"))) + len(as_dict(obj.get("binaryData")))
     return [str(meta.get("name", "")), data, since(meta.get("creationTimestamp"), now)]
 
 
-def _print_secret(obj: Obj, now: datetime) -> list[Cell]:
-    meta = _d(obj.get("metadata"))
+def print_secret(obj: Obj, now: datetime) -> list[Cell]:
+    meta = as_dict(obj.get("metadata"))
     return [
         str(meta.get("name", "")),
         str(obj.get("type", "")),
-        len(_d(obj.get("data"))),
+        len(as_dict(obj.get("data"))),
         since(meta.get("creationTimestamp"), now),
     ]
 
 
-def _print_serviceaccount(obj: Obj, now: datetime) -> list[Cell]:
-    meta = _d(obj.get("metadata"))
+def print_serviceaccount(obj: Obj, now: datetime) -> list[Cell]:
+    meta = as_dict(obj.get("metadata"))
     return [
         str(meta.get("name", "")),
-        len(_ld(obj.get("secrets"))),
+        len(only_dicts(obj.get("secrets"))),
         since(meta.get("creationTimestamp"), now),
     ]
 
 
-def _print_lease(obj: Obj, now: datetime) -> list[Cell]:
-    meta = _d(obj.get("metadata"))
-    holder = _d(obj.get("spec")).get("holderIdentity")
+def print_lease(obj: Obj, now: datetime) -> list[Cell]:
+    meta = as_dict(obj.get("metadata"))
+    holder = as_dict(obj.get("spec")).get("holderIdentity")
     return [str(meta.get("name", "")), str(holder or ""), since(meta.get("creationTimestamp"), now)]
 
 
-def _print_controller_revision(obj: Obj, now: datetime) -> list[Cell]:
-    meta = _d(obj.get("metadata"))
+def print_controller_revision(obj: Obj, now: datetime) -> list[Cell]:
+    meta = as_dict(obj.get("metadata"))
     controller = "<none>"
     for ref in meta.get("ownerReferences") or []:
         if isinstance(ref, dict) and ref.get("controller"):
             group = str(ref.get("apiVersion") or "").rpartition("/")[0]
             kind = str(ref.get("kind") or "").lower()
             controller = f"{kind}.{group}/{ref.get('name')}" if group else f"{kind}/{ref.get('name')}"
-    return [str(meta.get("name", "")), controller, _int(obj.get("revision")), since(meta.get("creationTimestamp"), now)]
+    return [str(meta.get("name", "")), controller, int_or_zero(obj.get("revision")),
+            since(meta.get("creationTimestamp"), now)]
 
 
-def _print_priority_class(obj: Obj, now: datetime) -> list[Cell]:
-    meta = _d(obj.get("metadata"))
-    return [str(meta.get("name", "")), _int(obj.get("value")), bool(obj.get("globalDefault")),
-            since(meta.get("creationTimestamp"), now), str(obj.get("preemptionPolicy") or "PreemptLowerPriority")]
+def print_priority_class(obj: Obj, now: datetime) -> list[Cell]:
+    meta = as_dict(obj.get("metadata"))
+    return [
+        str(meta.get("name", "")),
+        int_or_zero(obj.get("value")),
+        bool(obj.get("globalDefault")),
+        since(meta.get("creationTimestamp"), now),
+        str(obj.get("preemptionPolicy") or "PreemptLowerPriority"),
+    ]
+
+
+def _quantity_text(value: Any) -> str:
+    q = parse_or_none(value)
+    return str(q) if q is not None else "0"
+
+
+def print_resource_quota(obj: Obj, now: datetime) -> list[Cell]:
+    """printResourceQuota: `name: used/hard` of every spec.hard resource, the `limits.*` ones in the
+    Limit column and the rest in the Request column."""
+    meta, status = as_dict(obj.get("metadata")), as_dict(obj.get("status"))
+    used, hard = as_dict(status.get("used")), as_dict(status.get("hard"))
+    columns: dict[bool, list[str]] = {False: [], True: []}
+    for name in sorted(as_dict(as_dict(obj.get("spec")).get("hard"))):
+        pieces = name.split(".")
+        is_limit = len(pieces) > 1 and pieces[0] == "limits"
+        columns[is_limit].append(f"{name}: {_quantity_text(used.get(name))}/{_quantity_text(hard.get(name))}")
+    return [str(meta.get("name", "")), since(meta.get("creationTimestamp"), now),
+            ", ".join(columns[False]), ", ".join(columns[True])]
 
 
 def _intstr_or_na(value: Any) -> str:
@@ -253,12 +271,17 @@ def _intstr_or_na(value: Any) -> str:
     return "N/A" if value is None else str(value)
 
 
-def _print_pdb(obj: Obj, now: datetime) -> list[Cell]:
-    meta, spec = _d(obj.get("metadata")), _d(obj.get("spec"))
-    return [str(meta.get("name", "")), _intstr_or_na(spec.get("minAvailable")), _intstr_or_na(spec.get("maxUnavailable")),
-            _int(_d(obj.get("status")).get("disruptionsAllowed")), since(meta.get("creationTimestamp"), now)]
+def print_pdb(obj: Obj, now: datetime) -> list[Cell]:
+    meta, spec = as_dict(obj.get("metadata")), as_dict(obj.get("spec"))
+    return [
+        str(meta.get("name", "")),
+        _intstr_or_na(spec.get("minAvailable")),
+        _intstr_or_na(spec.get("maxUnavailable")),
+        int_or_zero(as_dict(obj.get("status")).get("disruptionsAllowed")),
+        since(meta.get("creationTimestamp"), now),
+    ]
 
 
-def _print_generic(obj: Obj, now: datetime) -> list[Cell]:
-    meta = _d(obj.get("metadata"))
+def print_generic(obj: Obj, now: datetime) -> list[Cell]:
+    meta = as_dict(obj.get("metadata"))
     return [str(meta.get("name", "")), str(meta.get("creationTimestamp") or "")]

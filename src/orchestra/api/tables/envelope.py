@@ -12,63 +12,67 @@ from datetime import datetime
 from typing import Any
 
 from orchestra.api.registry import ResourceType
+from orchestra.api.tables.autoscaling import print_hpa
 from orchestra.api.tables.columns import column_definitions
 from orchestra.api.tables.core import (
-    _print_configmap,
-    _print_controller_revision,
-    _print_endpoints,
-    _print_endpointslice,
-    _print_event,
-    _print_generic,
-    _print_lease,
-    _print_namespace,
-    _print_node,
-    _print_pdb,
-    _print_priority_class,
-    _print_secret,
-    _print_service,
-    _print_serviceaccount,
+    print_configmap,
+    print_controller_revision,
+    print_endpoints,
+    print_endpointslice,
+    print_event,
+    print_generic,
+    print_lease,
+    print_namespace,
+    print_node,
+    print_pdb,
+    print_priority_class,
+    print_resource_quota,
+    print_secret,
+    print_service,
+    print_serviceaccount,
 )
-from orchestra.api.tables.format import (
-    Cell,
-    Obj,
-    _d,
-)
-from orchestra.api.tables.pods import _print_pod
-from orchestra.api.tables.storage import _print_pv, _print_pvc, _print_storage_class
+from orchestra.api.tables.format import Cell
+from orchestra.api.tables.networking import print_ingress, print_ingress_class
+from orchestra.api.tables.pods import print_pod
+from orchestra.api.tables.storage import print_pv, print_pvc, print_storage_class
 from orchestra.api.tables.workloads import (
-    _print_cronjob,
-    _print_daemonset,
-    _print_deployment,
-    _print_job,
-    _print_replicaset,
-    _print_statefulset,
+    print_cronjob,
+    print_daemonset,
+    print_deployment,
+    print_job,
+    print_replicaset,
+    print_statefulset,
 )
+from orchestra.objects import Obj, as_dict
 
 _PRINTERS: dict[str, Callable[[Obj, datetime], list[Cell]]] = {
-    "Pod": _print_pod,
-    "Deployment": _print_deployment,
-    "ReplicaSet": _print_replicaset,
-    "DaemonSet": _print_daemonset,
-    "StatefulSet": _print_statefulset,
-    "Job": _print_job,
-    "CronJob": _print_cronjob,
-    "Service": _print_service,
-    "Endpoints": _print_endpoints,
-    "EndpointSlice": _print_endpointslice,
-    "Node": _print_node,
-    "Namespace": _print_namespace,
-    "Event": _print_event,
-    "ConfigMap": _print_configmap,
-    "Secret": _print_secret,
-    "ServiceAccount": _print_serviceaccount,
-    "Lease": _print_lease,
-    "PriorityClass": _print_priority_class,
-    "ControllerRevision": _print_controller_revision,
-    "PodDisruptionBudget": _print_pdb,
-    "PersistentVolume": _print_pv,
-    "PersistentVolumeClaim": _print_pvc,
-    "StorageClass": _print_storage_class,
+    "Pod": print_pod,
+    "Deployment": print_deployment,
+    "ReplicaSet": print_replicaset,
+    "DaemonSet": print_daemonset,
+    "StatefulSet": print_statefulset,
+    "Job": print_job,
+    "CronJob": print_cronjob,
+    "Service": print_service,
+    "Endpoints": print_endpoints,
+    "EndpointSlice": print_endpointslice,
+    "Node": print_node,
+    "Namespace": print_namespace,
+    "Event": print_event,
+    "ConfigMap": print_configmap,
+    "Secret": print_secret,
+    "ServiceAccount": print_serviceaccount,
+    "Lease": print_lease,
+    "PriorityClass": print_priority_class,
+    "ControllerRevision": print_controller_revision,
+    "PodDisruptionBudget": print_pdb,
+    "PersistentVolume": print_pv,
+    "PersistentVolumeClaim": print_pvc,
+    "StorageClass": print_storage_class,
+    "Ingress": print_ingress,
+    "IngressClass": print_ingress_class,
+    "HorizontalPodAutoscaler": print_hpa,
+    "ResourceQuota": print_resource_quota,
 }
 
 _POD_CONDITIONS = {
@@ -92,15 +96,15 @@ def _row_object(obj: Obj, include_object: str) -> Obj | None:
         return None
     if include_object == "Object":
         return obj
-    metadata = {k: v for k, v in _d(obj.get("metadata")).items() if k != "managedFields"}
+    metadata = {k: v for k, v in as_dict(obj.get("metadata")).items() if k != "managedFields"}
     return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": metadata}
 
 
 def table_row(rt: ResourceType, obj: Obj, *, now: datetime, include_object: str = "Metadata") -> Obj:
     """One `rows[]` entry: cells (all columns, wide ones included), object, and pod conditions."""
-    row: Obj = {"cells": _PRINTERS.get(rt.kind, _print_generic)(obj, now)}
+    row: Obj = {"cells": _PRINTERS.get(rt.kind, print_generic)(obj, now)}
     if rt.kind == "Pod":
-        conditions = _POD_CONDITIONS.get(str(_d(obj.get("status")).get("phase")))
+        conditions = _POD_CONDITIONS.get(str(as_dict(obj.get("status")).get("phase")))
         if conditions:
             row["conditions"] = [dict(c) for c in conditions]
     row_object = _row_object(obj, include_object)
@@ -119,7 +123,7 @@ def table(
 ) -> dict[str, Any]:
     """A meta.k8s.io/v1 Table for `objs` (a list, or a single object as a one-element list)."""
     if not resource_version and len(objs) == 1:
-        resource_version = str(_d(objs[0].get("metadata")).get("resourceVersion") or "")
+        resource_version = str(as_dict(objs[0].get("metadata")).get("resourceVersion") or "")
     metadata = {"resourceVersion": resource_version} if resource_version else {}
     return {
         "kind": "Table",

@@ -9,29 +9,22 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from orchestra.api.tables.format import (
-    Cell,
-    Obj,
-    _d,
-    _ld,
-    human_duration,
-    parse_time,
-    since,
-)
+from orchestra.api.tables.format import Cell, since
+from orchestra.objects import Obj, as_dict, human_duration, only_dicts, parse_time
 
 # --- row printers ------------------------------------------------------------------------------------
 
 
 def _restartable_init(container: Obj | None) -> bool:
-    return bool(container) and _d(container).get("restartPolicy") == "Always"
+    return bool(container) and as_dict(container).get("restartPolicy") == "Always"
 
 
 def _cond_true(conditions: Any, ctype: str) -> bool:
-    return any(c.get("type") == ctype and c.get("status") == "True" for c in _ld(conditions))
+    return any(c.get("type") == ctype and c.get("status") == "True" for c in only_dicts(conditions))
 
 
 def _later(current: datetime | None, state: Any) -> datetime | None:
-    finished = parse_time(_d(_d(state).get("terminated")).get("finishedAt"))
+    finished = parse_time(as_dict(as_dict(state).get("terminated")).get("finishedAt"))
     if finished is not None and (current is None or finished > current):
         return finished
     return current
@@ -39,9 +32,10 @@ def _later(current: datetime | None, state: Any) -> datetime | None:
 
 def pod_status_reason(pod: Obj) -> tuple[str, int, int, int, datetime | None]:
     """printPod's core: (status reason, ready containers, total containers, restarts, last restart)."""
-    spec, status = _d(pod.get("spec")), _d(pod.get("status"))
-    init_specs = {str(c.get("name")): c for c in _ld(spec.get("initContainers"))}
-    total = len(_ld(spec.get("containers"))) + sum(1 for c in init_specs.values() if _restartable_init(c))
+    spec, status = as_dict(pod.get("spec")), as_dict(pod.get("status"))
+    init_specs = {str(c.get("name")): c for c in only_dicts(spec.get("initContainers"))}
+    sidecars = sum(1 for c in init_specs.values() if _restartable_init(c))
+    total = len(only_dicts(spec.get("containers"))) + sidecars
     ready = restarts = sidecar_restarts = 0
     last_restart: datetime | None = None
     sidecar_last: datetime | None = None
@@ -49,12 +43,12 @@ def pod_status_reason(pod: Obj) -> tuple[str, int, int, int, datetime | None]:
     reason = str(status.get("reason") or phase)
     if any(
         c.get("type") == "PodScheduled" and c.get("reason") == "SchedulingGated"
-        for c in _ld(status.get("conditions"))
+        for c in only_dicts(status.get("conditions"))
     ):
         reason = "SchedulingGated"
 
     initializing = False
-    init_statuses = _ld(status.get("initContainerStatuses"))
+    init_statuses = only_dicts(status.get("initContainerStatuses"))
     for i, cs in enumerate(init_statuses):
         restarts += int(cs.get("restartCount") or 0)
         last_restart = _later(last_restart, cs.get("lastState"))
@@ -62,7 +56,7 @@ def pod_status_reason(pod: Obj) -> tuple[str, int, int, int, datetime | None]:
         if sidecar:
             sidecar_restarts += int(cs.get("restartCount") or 0)
             sidecar_last = _later(sidecar_last, cs.get("lastState"))
-        state = _d(cs.get("state"))
+        state = as_dict(cs.get("state"))
         terminated, waiting = state.get("terminated"), state.get("waiting")
         if isinstance(terminated, dict) and terminated.get("exitCode", 0) == 0:
             continue
@@ -82,18 +76,18 @@ def pod_status_reason(pod: Obj) -> tuple[str, int, int, int, datetime | None]:
         ):
             reason = "Init:" + str(waiting["reason"])
         else:
-            reason = f"Init:{i}/{len(_ld(spec.get('initContainers')))}"
+            reason = f"Init:{i}/{len(only_dicts(spec.get('initContainers')))}"
         initializing = True
         break
 
     if not initializing or _cond_true(status.get("conditions"), "Initialized"):
         restarts, last_restart = sidecar_restarts, sidecar_last
         has_running = False
-        for cs in reversed(_ld(status.get("containerStatuses"))):
+        for cs in reversed(only_dicts(status.get("containerStatuses"))):
             restarts += int(cs.get("restartCount") or 0)
             last_restart = _later(last_restart, cs.get("lastState"))
-            state = _d(cs.get("state"))
-            waiting, terminated = _d(state.get("waiting")), state.get("terminated")
+            state = as_dict(cs.get("state"))
+            waiting, terminated = as_dict(state.get("waiting")), state.get("terminated")
             if waiting.get("reason"):
                 reason = str(waiting["reason"])
             elif isinstance(terminated, dict) and terminated.get("reason"):
@@ -107,7 +101,7 @@ def pod_status_reason(pod: Obj) -> tuple[str, int, int, int, datetime | None]:
         if reason == "Completed" and has_running:
             reason = "Running" if _cond_true(status.get("conditions"), "Ready") else "NotReady"
 
-    deleting = bool(_d(pod.get("metadata")).get("deletionTimestamp"))
+    deleting = bool(as_dict(pod.get("metadata")).get("deletionTimestamp"))
     if deleting and status.get("reason") == "NodeLost":
         reason = "Unknown"
     elif deleting and phase not in ("Succeeded", "Failed"):
@@ -115,20 +109,20 @@ def pod_status_reason(pod: Obj) -> tuple[str, int, int, int, datetime | None]:
     return reason, ready, total, restarts, last_restart
 
 
-def _print_pod(pod: Obj, now: datetime) -> list[Cell]:
-    meta, spec, status = _d(pod.get("metadata")), _d(pod.get("spec")), _d(pod.get("status"))
+def print_pod(pod: Obj, now: datetime) -> list[Cell]:
+    meta, spec, status = as_dict(pod.get("metadata")), as_dict(pod.get("spec")), as_dict(pod.get("status"))
     reason, ready, total, restarts, last_restart = pod_status_reason(pod)
     restarts_cell = str(restarts)
     if restarts != 0 and last_restart is not None:
         restarts_cell = f"{restarts} ({human_duration((now - last_restart).total_seconds())} ago)"
-    pod_ips = _ld(status.get("podIPs"))
+    pod_ips = only_dicts(status.get("podIPs"))
     pod_ip = str(pod_ips[0].get("ip") or "") if pod_ips else str(status.get("podIP") or "")
-    gates = _ld(spec.get("readinessGates"))
+    gates = only_dicts(spec.get("readinessGates"))
     gates_cell = "<none>"
     if gates:
-        conditions = {c.get("type"): c for c in _ld(status.get("conditions"))}
+        conditions = {c.get("type"): c for c in only_dicts(status.get("conditions"))}
         true_count = sum(
-            1 for g in gates if _d(conditions.get(g.get("conditionType"))).get("status") == "True"
+            1 for g in gates if as_dict(conditions.get(g.get("conditionType"))).get("status") == "True"
         )
         gates_cell = f"{true_count}/{len(gates)}"
     return [

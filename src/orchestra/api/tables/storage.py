@@ -1,7 +1,7 @@
 """Row printers for the storage kinds: PersistentVolume, PersistentVolumeClaim, StorageClass
 (printPersistentVolume, printPersistentVolumeClaim, printStorageClass of kube 1.32).
 
-Owns: those kinds' cells and kube's access-mode abbreviations (class helpers: api/storageclass.py).
+Owns: those kinds' cells and kube's access-mode abbreviations (class helpers: api/policy/storageclass.py).
 Must not import: the other printers, the column definitions, or the Table envelope.
 """
 
@@ -10,11 +10,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from orchestra.api.quantity import QuantityError, format_quantity
-from orchestra.api.storageclass import claim_class, is_default_class
-from orchestra.api.tables.format import Cell, Obj, _d, since
+from orchestra.api.policy.storageclass import claim_class, is_default_class
+from orchestra.api.tables.format import Cell, since
+from orchestra.objects import Obj, as_dict
+from orchestra.objects.quantity import QuantityError, format_quantity
 
-_MODE_ABBREV = (("ReadWriteOnce", "RWO"), ("ReadOnlyMany", "ROX"), ("ReadWriteMany", "RWX"), ("ReadWriteOncePod", "RWOP"))
+_MODE_ABBREV = (
+    ("ReadWriteOnce", "RWO"),
+    ("ReadOnlyMany", "ROX"),
+    ("ReadWriteMany", "RWX"),
+    ("ReadWriteOncePod", "RWOP"),
+)
 
 
 def access_modes(modes: Any) -> str:
@@ -23,7 +29,7 @@ def access_modes(modes: Any) -> str:
     return ",".join(short for mode, short in _MODE_ABBREV if mode in given)
 
 
-def _quantity(value: Any) -> str:
+def _quantity_cell(value: Any) -> str:
     if value is None:
         return "0"  # an absent resource.Quantity prints as its zero value
     try:
@@ -33,34 +39,36 @@ def _quantity(value: Any) -> str:
 
 
 def _phase(obj: Obj, meta: Obj) -> str:
-    return "Terminating" if meta.get("deletionTimestamp") else str(_d(obj.get("status")).get("phase") or "")
+    if meta.get("deletionTimestamp"):
+        return "Terminating"
+    return str(as_dict(obj.get("status")).get("phase") or "")
 
 
-def _print_pv(obj: Obj, now: datetime) -> list[Cell]:
-    meta, spec = _d(obj.get("metadata")), _d(obj.get("spec"))
+def print_pv(obj: Obj, now: datetime) -> list[Cell]:
+    meta, spec = as_dict(obj.get("metadata")), as_dict(obj.get("spec"))
     ref = spec.get("claimRef")
-    claim = f"{_d(ref).get('namespace') or ''}/{_d(ref).get('name') or ''}" if isinstance(ref, dict) else ""
+    claim = f"{ref.get('namespace') or ''}/{ref.get('name') or ''}" if isinstance(ref, dict) else ""
     return [
         str(meta.get("name", "")),
-        _quantity(_d(spec.get("capacity")).get("storage")),
+        _quantity_cell(as_dict(spec.get("capacity")).get("storage")),
         access_modes(spec.get("accessModes")),
         str(spec.get("persistentVolumeReclaimPolicy") or ""),
         _phase(obj, meta),
         claim,
         claim_class(obj),
         str(spec.get("volumeAttributesClassName") or "<unset>"),
-        str(_d(obj.get("status")).get("reason") or ""),
+        str(as_dict(obj.get("status")).get("reason") or ""),
         since(meta.get("creationTimestamp"), now),
         str(spec.get("volumeMode") or "<unset>"),
     ]
 
 
-def _print_pvc(obj: Obj, now: datetime) -> list[Cell]:
-    meta, spec, status = _d(obj.get("metadata")), _d(obj.get("spec")), _d(obj.get("status"))
+def print_pvc(obj: Obj, now: datetime) -> list[Cell]:
+    meta, spec, status = as_dict(obj.get("metadata")), as_dict(obj.get("spec")), as_dict(obj.get("status"))
     capacity = modes = ""
     if spec.get("volumeName"):
         modes = access_modes(status.get("accessModes"))
-        capacity = _quantity(_d(status.get("capacity")).get("storage"))
+        capacity = _quantity_cell(as_dict(status.get("capacity")).get("storage"))
     return [
         str(meta.get("name", "")),
         _phase(obj, meta),
@@ -74,8 +82,8 @@ def _print_pvc(obj: Obj, now: datetime) -> list[Cell]:
     ]
 
 
-def _print_storage_class(obj: Obj, now: datetime) -> list[Cell]:
-    meta = _d(obj.get("metadata"))
+def print_storage_class(obj: Obj, now: datetime) -> list[Cell]:
+    meta = as_dict(obj.get("metadata"))
     name = str(meta.get("name", "")) + (" (default)" if is_default_class(obj) else "")
     return [
         name,

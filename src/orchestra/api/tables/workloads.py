@@ -11,32 +11,28 @@ from typing import Any
 
 from orchestra.api.tables.format import (
     Cell,
-    Obj,
-    _d,
-    _int,
-    _ld,
     format_label_selector,
     format_labels,
-    human_duration,
+    int_or_zero,
     layout_containers,
-    parse_time,
     selector_string,
     since,
 )
+from orchestra.objects import Obj, as_dict, human_duration, only_dicts, parse_time
 
 
 def _template_spec(obj: Obj) -> Obj:
-    return _d(_d(_d(obj.get("spec")).get("template")).get("spec"))
+    return as_dict(as_dict(as_dict(obj.get("spec")).get("template")).get("spec"))
 
 
-def _print_deployment(obj: Obj, now: datetime) -> list[Cell]:
-    meta, spec, status = _d(obj.get("metadata")), _d(obj.get("spec")), _d(obj.get("status"))
+def print_deployment(obj: Obj, now: datetime) -> list[Cell]:
+    meta, spec, status = as_dict(obj.get("metadata")), as_dict(obj.get("spec")), as_dict(obj.get("status"))
     names, images = layout_containers(_template_spec(obj))
     return [
         str(meta.get("name", "")),
-        f"{_int(status.get('readyReplicas'))}/{_int(spec.get('replicas'))}",
-        _int(status.get("updatedReplicas")),
-        _int(status.get("availableReplicas")),
+        f"{int_or_zero(status.get('readyReplicas'))}/{int_or_zero(spec.get('replicas'))}",
+        int_or_zero(status.get("updatedReplicas")),
+        int_or_zero(status.get("availableReplicas")),
         since(meta.get("creationTimestamp"), now),
         names,
         images,
@@ -44,14 +40,14 @@ def _print_deployment(obj: Obj, now: datetime) -> list[Cell]:
     ]
 
 
-def _print_replicaset(obj: Obj, now: datetime) -> list[Cell]:
-    meta, spec, status = _d(obj.get("metadata")), _d(obj.get("spec")), _d(obj.get("status"))
+def print_replicaset(obj: Obj, now: datetime) -> list[Cell]:
+    meta, spec, status = as_dict(obj.get("metadata")), as_dict(obj.get("spec")), as_dict(obj.get("status"))
     names, images = layout_containers(_template_spec(obj))
     return [
         str(meta.get("name", "")),
-        _int(spec.get("replicas")),
-        _int(status.get("replicas")),
-        _int(status.get("readyReplicas")),
+        int_or_zero(spec.get("replicas")),
+        int_or_zero(status.get("replicas")),
+        int_or_zero(status.get("readyReplicas")),
         since(meta.get("creationTimestamp"), now),
         names,
         images,
@@ -59,16 +55,16 @@ def _print_replicaset(obj: Obj, now: datetime) -> list[Cell]:
     ]
 
 
-def _print_daemonset(obj: Obj, now: datetime) -> list[Cell]:
-    meta, spec, status = _d(obj.get("metadata")), _d(obj.get("spec")), _d(obj.get("status"))
+def print_daemonset(obj: Obj, now: datetime) -> list[Cell]:
+    meta, spec, status = as_dict(obj.get("metadata")), as_dict(obj.get("spec")), as_dict(obj.get("status"))
     names, images = layout_containers(_template_spec(obj))
     return [
         str(meta.get("name", "")),
-        _int(status.get("desiredNumberScheduled")),
-        _int(status.get("currentNumberScheduled")),
-        _int(status.get("numberReady")),
-        _int(status.get("updatedNumberScheduled")),
-        _int(status.get("numberAvailable")),
+        int_or_zero(status.get("desiredNumberScheduled")),
+        int_or_zero(status.get("currentNumberScheduled")),
+        int_or_zero(status.get("numberReady")),
+        int_or_zero(status.get("updatedNumberScheduled")),
+        int_or_zero(status.get("numberAvailable")),
         format_labels(_template_spec(obj).get("nodeSelector")),
         since(meta.get("creationTimestamp"), now),
         names,
@@ -77,20 +73,20 @@ def _print_daemonset(obj: Obj, now: datetime) -> list[Cell]:
     ]
 
 
-def _print_statefulset(obj: Obj, now: datetime) -> list[Cell]:
-    meta, spec, status = _d(obj.get("metadata")), _d(obj.get("spec")), _d(obj.get("status"))
+def print_statefulset(obj: Obj, now: datetime) -> list[Cell]:
+    meta, spec, status = as_dict(obj.get("metadata")), as_dict(obj.get("spec")), as_dict(obj.get("status"))
     names, images = layout_containers(_template_spec(obj))
-    ready = f"{_int(status.get('readyReplicas'))}/{_int(spec.get('replicas'))}"
+    ready = f"{int_or_zero(status.get('readyReplicas'))}/{int_or_zero(spec.get('replicas'))}"
     return [str(meta.get("name", "")), ready, since(meta.get("creationTimestamp"), now), names, images]
 
 
 def _job_status(obj: Obj) -> str:
-    conditions = _d(obj.get("status")).get("conditions")
+    conditions = as_dict(obj.get("status")).get("conditions")
     if _first_condition_true(conditions, "Complete"):
         return "Complete"
     if _first_condition_true(conditions, "Failed"):
         return "Failed"
-    if _d(obj.get("metadata")).get("deletionTimestamp"):
+    if as_dict(obj.get("metadata")).get("deletionTimestamp"):
         return "Terminating"
     if _first_condition_true(conditions, "Suspended"):
         return "Suspended"
@@ -101,19 +97,19 @@ def _job_status(obj: Obj) -> str:
 
 def _first_condition_true(conditions: Any, ctype: str) -> bool:
     """hasJobCondition: the first condition of that type decides."""
-    for c in _ld(conditions):
+    for c in only_dicts(conditions):
         if c.get("type") == ctype:
             return c.get("status") == "True"
     return False
 
 
-def _print_job(obj: Obj, now: datetime) -> list[Cell]:
-    meta, spec, status = _d(obj.get("metadata")), _d(obj.get("spec")), _d(obj.get("status"))
-    succeeded = _int(status.get("succeeded"))
+def print_job(obj: Obj, now: datetime) -> list[Cell]:
+    meta, spec, status = as_dict(obj.get("metadata")), as_dict(obj.get("spec")), as_dict(obj.get("status"))
+    succeeded = int_or_zero(status.get("succeeded"))
     if spec.get("completions") is not None:
-        completions = f"{succeeded}/{_int(spec.get('completions'))}"
-    elif _int(spec.get("parallelism")) > 1:
-        completions = f"{succeeded}/1 of {_int(spec.get('parallelism'))}"
+        completions = f"{succeeded}/{int_or_zero(spec.get('completions'))}"
+    elif int_or_zero(spec.get("parallelism")) > 1:
+        completions = f"{succeeded}/1 of {int_or_zero(spec.get('parallelism'))}"
     else:
         completions = f"{succeeded}/1"
     start, end = parse_time(status.get("startTime")), parse_time(status.get("completionTime"))
@@ -133,19 +129,19 @@ def _print_job(obj: Obj, now: datetime) -> list[Cell]:
     ]
 
 
-def _print_cronjob(obj: Obj, now: datetime) -> list[Cell]:
-    meta, spec, status = _d(obj.get("metadata")), _d(obj.get("spec")), _d(obj.get("status"))
+def print_cronjob(obj: Obj, now: datetime) -> list[Cell]:
+    meta, spec, status = as_dict(obj.get("metadata")), as_dict(obj.get("spec")), as_dict(obj.get("status"))
     last = "<none>" if not status.get("lastScheduleTime") else since(status.get("lastScheduleTime"), now)
     suspend = spec.get("suspend")
     suspend_cell = "<unset>" if suspend is None else ("True" if suspend else "False")
-    job_spec = _d(_d(spec.get("jobTemplate")).get("spec"))
-    names, images = layout_containers(_d(_d(job_spec.get("template")).get("spec")))
+    job_spec = as_dict(as_dict(spec.get("jobTemplate")).get("spec"))
+    names, images = layout_containers(as_dict(as_dict(job_spec.get("template")).get("spec")))
     return [
         str(meta.get("name", "")),
         str(spec.get("schedule", "")),
         str(spec.get("timeZone") if spec.get("timeZone") is not None else "<none>"),
         suspend_cell,
-        len(_ld(status.get("active"))),
+        len(only_dicts(status.get("active"))),
         last,
         since(meta.get("creationTimestamp"), now),
         names,

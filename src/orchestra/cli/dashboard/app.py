@@ -33,10 +33,13 @@ from orchestra.cli.dashboard.input import cbreak, is_interactive, read_keys
 from orchestra.cli.dashboard.model import Model
 from orchestra.cli.dashboard.views import draw_table, scroll_offset
 from orchestra.client.base import Client
+from orchestra.objects import now_rfc3339
 
 FRAME_SECONDS = 0.1  # at most ~10 frames a second, however fast events arrive
 TICK_SECONDS = 1.0  # ages move once a second
-HELP = ("1-5/Tab view  ↑↓/jk move  Enter details  / filter  n namespace  d delete  s scale  r restart  q quit")
+HELP = (
+    "1-7/Tab view  ↑↓/jk move  Enter details  / filter  n namespace  d delete  s scale  r restart  q quit"
+)
 DETAIL_HELP = "↑↓/jk/PgUp/PgDn scroll  Esc back  q quit"
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 
@@ -46,7 +49,9 @@ __all__ = ["Dashboard", "is_interactive", "run_dashboard", "run_in_process"]
 class Dashboard:
     """The screen and its state; `render()` is pure given the model, so tests draw it to a string."""
 
-    def __init__(self, client: Client, *, title: str, namespace: str | None = None, logs_client: Any = None) -> None:
+    def __init__(
+        self, client: Client, *, title: str, namespace: str | None = None, logs_client: Any = None
+    ) -> None:
         self.client = client
         self.logs_client = logs_client if logs_client is not None else client
         self.title = title
@@ -79,7 +84,9 @@ class Dashboard:
             selected = ui.selected_index(rows)
             offset = scroll_offset(selected, ui.offsets.get(ui.view, 0), body_height - 1, len(rows))
             ui.offsets[ui.view] = offset
-            body = draw_table(view, rows, selected=selected, offset=offset, height=body_height, width=width, now=now)
+            body = draw_table(
+                view, rows, selected=selected, offset=offset, height=body_height, width=width, now=now
+            )
         body.append("\n" * max(0, body_height - body.plain.count("\n") - 1))
         body.end = "\n"
         group = Group(self._header(len(rows), width), body, self._status(), self._footer())
@@ -93,8 +100,10 @@ class Dashboard:
         head = Text(no_wrap=True, overflow="ellipsis")
         head.append(" orchestra ", style="bold white on blue")
         head.append(f" {self.title}  ", style="bold")
-        head.append(f"nodes {m.count('Node')}  pods {len(pods)} ({pending} pending)  "
-                    f"deployments {m.count('Deployment')}  services {m.count('Service')}  events {m.count('Event')}")
+        head.append(
+            f"nodes {m.count('Node')}  pods {len(pods)} ({pending} pending)  "
+            f"deployments {m.count('Deployment')}  services {m.count('Service')}  events {m.count('Event')}"
+        )
         if not m.synced:
             head.append("  syncing…", style="yellow")
         head.append("\n")
@@ -119,7 +128,10 @@ class Dashboard:
             out.append(ui.prompt)
             out.append("█  (Enter apply, Esc cancel)", style="dim")
         elif ui.message:
-            out.append(ui.message, style="bold red" if ui.message_error else "bold" if ui.mode == "confirm" else "green")
+            out.append(
+                ui.message,
+                style="bold red" if ui.message_error else "bold" if ui.mode == "confirm" else "green",
+            )
         return out
 
     def _footer(self) -> Text:
@@ -154,7 +166,7 @@ class Dashboard:
                 await self.client.patch(rt, row.namespace, row.name, {"spec": {"replicas": action.replicas}})
                 self.ui.flash(f"scaled {what} to {action.replicas}")
             elif action.verb == "restart":
-                stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+                stamp = now_rfc3339()
                 patch = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}}
                 await self.client.patch(rt, row.namespace, row.name, patch)
                 self.ui.flash(f"restarted {what}")
@@ -258,8 +270,15 @@ def logs_to_status_line(ui: Ui) -> Iterator[None]:
         root.handlers, root.level = saved, level
 
 
-async def run_dashboard(client: Client, *, title: str, stop: trio.Event | None = None, namespace: str | None = None,
-                        logs_client: Any = None, console: Console | None = None) -> None:
+async def run_dashboard(
+    client: Client,
+    *,
+    title: str,
+    stop: trio.Event | None = None,
+    namespace: str | None = None,
+    logs_client: Any = None,
+    console: Console | None = None,
+) -> None:
     """Show the dashboard on this terminal until the user quits (`q`) or `stop` is set.
 
     The caller makes sure stdin/stdout are a terminal (`is_interactive()`). `logs_client` serves
@@ -268,8 +287,13 @@ async def run_dashboard(client: Client, *, title: str, stop: trio.Event | None =
     dash = Dashboard(client, title=title, namespace=namespace, logs_client=logs_client)
     console = console or Console()
     fd = sys.stdin.fileno()
-    with (cbreak(fd), logs_to_status_line(dash.ui),
-          Live(console=console, screen=True, auto_refresh=False, redirect_stdout=False, redirect_stderr=False) as live):
+    with (
+        cbreak(fd),
+        logs_to_status_line(dash.ui),
+        Live(
+            console=console, screen=True, auto_refresh=False, redirect_stdout=False, redirect_stderr=False
+        ) as live,
+    ):
         await dash.run(live, read_keys(fd), stop=stop)
 
 

@@ -95,7 +95,7 @@ class Ui:
     def _list_key(self, key: str, rows: list[Row], namespaces: list[str]) -> Action | None:
         if key in ("q", "ctrl-c"):
             return Action("quit")
-        if key in "12345" and len(key) == 1:
+        if len(key) == 1 and key.isdigit() and 1 <= int(key) <= len(self.views):
             self.view = int(key) - 1
         elif key == "tab":
             self.view = (self.view + 1) % len(self.views)
@@ -150,7 +150,10 @@ class Ui:
             self.flash(f"Delete {what}? (y/n)")
         elif key == "s":
             if row.kind not in SCALABLE:
-                self.flash(f"{row.kind} cannot be scaled (select a Deployment or StatefulSet in Workloads)", error=True)
+                self.flash(
+                    f"{row.kind} cannot be scaled (select a Deployment or StatefulSet in Workloads)",
+                    error=True,
+                )
                 return None
             self.mode, self.target, self.prompt = "scale", row, ""
         elif key == "r":

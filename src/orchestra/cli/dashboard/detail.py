@@ -27,7 +27,7 @@ from orchestra.cli.describe import (
 )
 from orchestra.cli.explain import explain_pod
 from orchestra.cli.render import to_yaml
-from orchestra.client.base import Obj
+from orchestra.objects import Obj
 
 TAIL_LINES = 20
 

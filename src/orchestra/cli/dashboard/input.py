@@ -22,12 +22,38 @@ import trio
 ESC_TIMEOUT = 0.05  # a lone ESC byte is the Esc key unless more of a sequence follows this quickly
 
 _SEQUENCES = {
-    "[A": "up", "[B": "down", "[C": "right", "[D": "left", "OA": "up", "OB": "down", "OC": "right", "OD": "left",
-    "[H": "home", "[F": "end", "OH": "home", "OF": "end", "[1~": "home", "[4~": "end", "[7~": "home", "[8~": "end",
-    "[5~": "pgup", "[6~": "pgdn", "[3~": "delete", "[2~": "insert", "[Z": "shift-tab",
+    "[A": "up",
+    "[B": "down",
+    "[C": "right",
+    "[D": "left",
+    "OA": "up",
+    "OB": "down",
+    "OC": "right",
+    "OD": "left",
+    "[H": "home",
+    "[F": "end",
+    "OH": "home",
+    "OF": "end",
+    "[1~": "home",
+    "[4~": "end",
+    "[7~": "home",
+    "[8~": "end",
+    "[5~": "pgup",
+    "[6~": "pgdn",
+    "[3~": "delete",
+    "[2~": "insert",
+    "[Z": "shift-tab",
 }
-_CONTROL = {"\r": "enter", "\n": "enter", "\t": "tab", "\x7f": "backspace", "\x08": "backspace", "\x03": "ctrl-c",
-            "\x04": "ctrl-d", "\x0c": "ctrl-l"}
+_CONTROL = {
+    "\r": "enter",
+    "\n": "enter",
+    "\t": "tab",
+    "\x7f": "backspace",
+    "\x08": "backspace",
+    "\x03": "ctrl-c",
+    "\x04": "ctrl-d",
+    "\x0c": "ctrl-l",
+}
 
 
 def is_interactive() -> bool:

@@ -13,11 +13,12 @@ from collections.abc import Callable
 import trio
 
 from orchestra.api.registry import DEFAULT_REGISTRY, ResourceType
-from orchestra.client.base import Client, Obj
+from orchestra.client.base import Client
 from orchestra.controller.informer import Informer
+from orchestra.objects import Obj
 
 KINDS = ("Namespace", "Node", "Pod", "Deployment", "StatefulSet", "DaemonSet", "Job", "Service",
-         "EndpointSlice", "Event")
+         "EndpointSlice", "Event", "HorizontalPodAutoscaler", "Ingress")
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job")
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 

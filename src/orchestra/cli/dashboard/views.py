@@ -1,4 +1,5 @@
-"""The five list views (Nodes, Pods, Workloads, Services, Events): rows from the model, and drawing them.
+"""The list views (Nodes, Pods, Workloads, Services, Events, Autoscalers, Ingresses): rows from the
+model, and drawing them.
 
 Owns: each view's columns and how one object becomes a `Row` of plain strings (cached per object
 resourceVersion, so 1,000 pods cost one dict lookup each when nothing changed), the filtered and
@@ -17,16 +18,16 @@ from typing import Any
 import attrs
 from rich.text import Text
 
-from orchestra.api.quantity import QuantityError, parse_quantity
 from orchestra.api.tables import (
+    format_hpa_metrics,
     format_service_ports,
-    human_duration,
+    ingress_addresses,
     node_roles,
-    parse_time,
     pod_status_reason,
 )
 from orchestra.cli.dashboard.model import WORKLOAD_KINDS, Model, event_time
-from orchestra.client.base import Obj
+from orchestra.objects import Obj, as_dict, human_duration, meta, only_dicts, parse_time
+from orchestra.objects.quantity import QuantityError, parse_quantity
 
 GAP = "  "
 
@@ -56,13 +57,16 @@ def row_key(kind: str, namespace: str | None, name: str) -> str:
     return f"{kind}/{namespace or ''}/{name}"
 
 
-def _meta(obj: Obj) -> Obj:
-    return obj.get("metadata") or {}
-
-
-def _make_row(kind: str, obj: Obj, cells: Sequence[str], styles: Sequence[str] = (), *, since: datetime | None = None,
-              sort: tuple[Any, ...] | None = None) -> Row:
-    m = _meta(obj)
+def _make_row(
+    kind: str,
+    obj: Obj,
+    cells: Sequence[str],
+    styles: Sequence[str] = (),
+    *,
+    since: datetime | None = None,
+    sort: tuple[Any, ...] | None = None,
+) -> Row:
+    m = meta(obj)
     ns, name = m.get("namespace"), str(m.get("name") or "")
     if since is None:
         since = parse_time(m.get("creationTimestamp"))
@@ -80,7 +84,9 @@ POD_STYLE = {"Running": "green", "Completed": "dim", "Succeeded": "dim", "Pendin
 def status_style(reason: str) -> str:
     if reason in POD_STYLE:
         return POD_STYLE[reason]
-    if reason.startswith("Init:") and not any(e in reason for e in ("Error", "BackOff", "ExitCode", "Signal")):
+    if reason.startswith("Init:") and not any(
+        e in reason for e in ("Error", "BackOff", "ExitCode", "Signal")
+    ):
         return "yellow"
     return "bold red"
 
@@ -88,10 +94,18 @@ def status_style(reason: str) -> str:
 def pod_row(pod: Obj) -> Row:
     reason, ready, total, restarts, _ = pod_status_reason(pod)
     spec, status = pod.get("spec") or {}, pod.get("status") or {}
-    m = _meta(pod)
+    m = meta(pod)
     ready_style = "" if ready == total else "yellow"
-    cells = (str(m.get("namespace") or ""), str(m.get("name") or ""), f"{ready}/{total}", reason, str(restarts),
-             str(spec.get("nodeName") or "<none>"), str(status.get("podIP") or "<none>"), "")
+    cells = (
+        str(m.get("namespace") or ""),
+        str(m.get("name") or ""),
+        f"{ready}/{total}",
+        reason,
+        str(restarts),
+        str(spec.get("nodeName") or "<none>"),
+        str(status.get("podIP") or "<none>"),
+        "",
+    )
     styles = ("dim", "", ready_style, status_style(reason), "yellow" if restarts else "", "", "", "")
     return _make_row("Pod", pod, cells, styles)
 
@@ -120,23 +134,58 @@ def workload_counts(kind: str, obj: Obj) -> tuple[str, str, str, str]:
 def workload_row(kind: str, obj: Obj) -> Row:
     counts = workload_counts(kind, obj)
     desired, ready = counts[0], counts[1]
-    m = _meta(obj)
+    m = meta(obj)
     short = desired not in ("-", ready)
     cells = (kind, str(m.get("namespace") or ""), str(m.get("name") or ""), *counts, "")
     styles = ("cyan", "dim", "", "", "yellow" if short else "green", "", "", "")
     return _make_row(kind, obj, cells, styles, sort=(m.get("namespace") or "", m.get("name") or "", kind))
 
 
+def _hpa_state(status: Obj) -> tuple[str, str]:
+    """What an autoscaler is up to, from its conditions: a failing one's reason first."""
+    conditions = {c.get("type"): c for c in status.get("conditions") or [] if isinstance(c, dict)}
+    for ctype in ("AbleToScale", "ScalingActive"):
+        if conditions.get(ctype, {}).get("status") == "False":
+            return str(conditions[ctype].get("reason") or ctype), "bold red"
+    limited = conditions.get("ScalingLimited", {})
+    if limited.get("status") == "True":
+        return str(limited.get("reason") or "ScalingLimited"), "yellow"
+    return ("Scaling", "green") if conditions else ("Waiting", "dim")
+
+
+def hpa_row(hpa: Obj) -> Row:
+    """An autoscaler: its target, current/target metrics, min/max and replicas (current -> desired)."""
+    spec, st, m = hpa.get("spec") or {}, hpa.get("status") or {}, meta(hpa)
+    ref = spec.get("scaleTargetRef") or {}
+    current, desired = _int(st.get("currentReplicas")), _int(st.get("desiredReplicas"))
+    low = spec.get("minReplicas")
+    state, style = _hpa_state(st)
+    cells = (str(m.get("namespace") or ""), str(m.get("name") or ""), f"{ref.get('kind')}/{ref.get('name')}",
+             format_hpa_metrics(spec.get("metrics"), st.get("currentMetrics")),
+             f"{low if low is not None else '<unset>'}-{_int(spec.get('maxReplicas'))}",
+             str(current) if current == desired else f"{current}->{desired}", state, "")
+    styles = ("dim", "", "cyan", "", "", "" if current == desired else "yellow", style, "")
+    return _make_row("HorizontalPodAutoscaler", hpa, cells, styles)
+
+
 def event_row(ev: Obj) -> Row:
     ref = ev.get("involvedObject") or {}
-    m = _meta(ev)
+    m = meta(ev)
     etype = str(ev.get("type") or "")
     count = _int(ev.get("count") or (ev.get("series") or {}).get("count"), 1)
     when = event_time(ev)
     cells = ("", str(m.get("namespace") or ""), etype, str(ev.get("reason") or ""),
              f"{str(ref.get('kind') or '').lower()}/{ref.get('name') or ''}", str(count),
              " ".join(str(ev.get("message") or "").split()))
-    styles = ("", "dim", "yellow" if etype == "Warning" else "", "bold" if etype == "Warning" else "", "", "", "")
+    styles = (
+        "",
+        "dim",
+        "yellow" if etype == "Warning" else "",
+        "bold" if etype == "Warning" else "",
+        "",
+        "",
+        "",
+    )
     stamp = parse_time(when)
     return _make_row("Event", ev, cells, styles, since=stamp, sort=(-(stamp.timestamp() if stamp else 0.0),))
 
@@ -223,7 +272,9 @@ class View:
 
     @property
     def age_index(self) -> int:
-        return [c.name for c in self.columns].index("AGE") if any(c.name == "AGE" for c in self.columns) else -1
+        return (
+            [c.name for c in self.columns].index("AGE") if any(c.name == "AGE" for c in self.columns) else -1
+        )
 
     def object_row(self, kind: str, obj: Obj) -> Row:
         raise NotImplementedError
@@ -233,11 +284,13 @@ class View:
         fresh: dict[str, tuple[str, Row]] = {}
         for kind in self.kinds:
             for obj in model.items(kind):
-                m = _meta(obj)
+                m = meta(obj)
                 key = row_key(kind, m.get("namespace"), str(m.get("name") or ""))
                 rv = str(m.get("resourceVersion") or "")
                 cached = self._row_cache.get(key)
-                fresh[key] = cached if cached is not None and cached[0] == rv else (rv, self.object_row(kind, obj))
+                fresh[key] = (
+                    cached if cached is not None and cached[0] == rv else (rv, self.object_row(kind, obj))
+                )
         self._row_cache = fresh
         return (row for _, row in fresh.values())
 
@@ -291,12 +344,12 @@ class NodesView(View):
 
     def build(self, model: Model) -> Iterable[Row]:  # allocation depends on pods: no per-node row cache
         previous, self._requests = self._requests, {}
-        return [self.node_row(node, model.pods_on(str(_meta(node).get("name"))), previous)
+        return [self.node_row(node, model.pods_on(str(meta(node).get("name"))), previous)
                 for node in model.items("Node")]
 
     def _pod_requests(self, pod: Obj, previous: dict[str, tuple[str, tuple[int, int]]]) -> tuple[int, int]:
         """Parsing quantities is the slow part: reuse a pod's sums while its resourceVersion holds."""
-        m = _meta(pod)
+        m = meta(pod)
         uid, rv = str(m.get("uid") or m.get("name")), str(m.get("resourceVersion") or "")
         cached = previous.get(uid)
         if cached is None or cached[0] != rv:
@@ -304,7 +357,9 @@ class NodesView(View):
         self._requests[uid] = cached
         return cached[1]
 
-    def node_row(self, node: Obj, pods: list[Obj], previous: dict[str, tuple[str, tuple[int, int]]] | None = None) -> Row:
+    def node_row(
+        self, node: Obj, pods: list[Obj], previous: dict[str, tuple[str, tuple[int, int]]] | None = None
+    ) -> Row:
         live = [p for p in pods if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
         cpu = mem = 0
         for pod in live:
@@ -315,16 +370,31 @@ class NodesView(View):
         mem_cell, mem_style = _alloc_cell(mem, _bytes(alloc.get("memory", 0)), fmt_bytes)
         status = node_status(node)
         pods_cap = alloc.get("pods")
-        cells = (str(_meta(node).get("name")), status, node_roles(_meta(node).get("labels")), cpu_cell, mem_cell,
-                 f"{len(live)}/{pods_cap}" if pods_cap else str(len(live)), "")
+        cells = (
+            str(meta(node).get("name")),
+            status,
+            node_roles(meta(node).get("labels")),
+            cpu_cell,
+            mem_cell,
+            f"{len(live)}/{pods_cap}" if pods_cap else str(len(live)),
+            "",
+        )
         styles = ("", "green" if status == "Ready" else "bold red", "", cpu_style, mem_style, "", "")
         return _make_row("Node", node, cells, styles)
 
 
 class PodsView(View):
     title, kinds = "Pods", ("Pod",)
-    columns = (Column("NAMESPACE", 20), Column("NAME", 63, flex=True), Column("READY", 7), Column("STATUS", 26),
-               Column("RESTARTS", 8, right=True), Column("NODE", 30, flex=True), Column("IP", 39), Column("AGE", 8))
+    columns = (
+        Column("NAMESPACE", 20),
+        Column("NAME", 63, flex=True),
+        Column("READY", 7),
+        Column("STATUS", 26),
+        Column("RESTARTS", 8, right=True),
+        Column("NODE", 30, flex=True),
+        Column("IP", 39),
+        Column("AGE", 8),
+    )
 
     def object_row(self, kind: str, obj: Obj) -> Row:
         return pod_row(obj)
@@ -332,12 +402,29 @@ class PodsView(View):
 
 class WorkloadsView(View):
     title, kinds = "Workloads", WORKLOAD_KINDS
-    columns = (Column("KIND", 11), Column("NAMESPACE", 20), Column("NAME", 63, flex=True), Column("DESIRED", 7, right=True),
-               Column("READY", 5, right=True), Column("UP-TO-DATE", 10, right=True), Column("AVAILABLE", 9, right=True),
-               Column("AGE", 8))
+    columns = (
+        Column("KIND", 11),
+        Column("NAMESPACE", 20),
+        Column("NAME", 63, flex=True),
+        Column("DESIRED", 7, right=True),
+        Column("READY", 5, right=True),
+        Column("UP-TO-DATE", 10, right=True),
+        Column("AVAILABLE", 9, right=True),
+        Column("AGE", 8),
+    )
 
     def object_row(self, kind: str, obj: Obj) -> Row:
         return workload_row(kind, obj)
+
+
+class AutoscalersView(View):
+    title, kinds = "Autoscalers", ("HorizontalPodAutoscaler",)
+    columns = (Column("NAMESPACE", 20), Column("NAME", 63, flex=True), Column("REFERENCE", 40, flex=True),
+               Column("TARGETS", 60, flex=True), Column("MIN-MAX", 9), Column("REPLICAS", 8, right=True),
+               Column("STATUS", 24), Column("AGE", 8))
+
+    def object_row(self, kind: str, obj: Obj) -> Row:
+        return hpa_row(obj)
 
 
 def ready_endpoints(slices: list[Obj]) -> int:
@@ -348,24 +435,87 @@ def ready_endpoints(slices: list[Obj]) -> int:
 
 class ServicesView(View):
     title, kinds = "Services", ("Service",)
-    columns = (Column("NAMESPACE", 20), Column("NAME", 63, flex=True), Column("TYPE", 12), Column("CLUSTER-IP", 39),
-               Column("PORTS", 40, flex=True), Column("ENDPOINTS", 9, right=True), Column("AGE", 8))
+    columns = (
+        Column("NAMESPACE", 20),
+        Column("NAME", 63, flex=True),
+        Column("TYPE", 12),
+        Column("CLUSTER-IP", 39),
+        Column("PORTS", 40, flex=True),
+        Column("ENDPOINTS", 9, right=True),
+        Column("AGE", 8),
+    )
 
     def build(self, model: Model) -> Iterable[Row]:  # endpoint counts come from EndpointSlices
         for svc in model.items("Service"):
-            m, spec = _meta(svc), svc.get("spec") or {}
+            m, spec = meta(svc), svc.get("spec") or {}
             n = ready_endpoints(model.slices_of(str(m.get("namespace")), str(m.get("name"))))
             selectorless = not spec.get("selector") and spec.get("type") != "ExternalName"
-            cells = (str(m.get("namespace") or ""), str(m.get("name") or ""), str(spec.get("type") or "ClusterIP"),
-                     str(spec.get("clusterIP") or "<none>"), format_service_ports(spec.get("ports")), str(n), "")
+            cells = (
+                str(m.get("namespace") or ""),
+                str(m.get("name") or ""),
+                str(spec.get("type") or "ClusterIP"),
+                str(spec.get("clusterIP") or "<none>"),
+                format_service_ports(spec.get("ports")),
+                str(n),
+                "",
+            )
             styles = ("dim", "", "", "", "", "yellow" if n == 0 and not selectorless else "", "")
             yield _make_row("Service", svc, cells, styles)
 
 
+def _backend_text(backend: Any) -> str:
+    service, resource = as_dict(backend).get("service"), as_dict(backend).get("resource")
+    if isinstance(service, dict):
+        port = as_dict(service.get("port"))
+        return f"{service.get('name', '')}:{port.get('name') or port.get('number', '')}"
+    if isinstance(resource, dict):
+        return f"{resource.get('kind', '')}/{resource.get('name', '')}"
+    return "?"
+
+
+def ingress_routes(ing: Obj) -> str:
+    """`host/path→service:port` for every path, then `default→service:port`."""
+    spec = as_dict(ing.get("spec"))
+    out = []
+    for rule in only_dicts(spec.get("rules")):
+        host = str(rule.get("host") or "*")
+        paths = only_dicts(as_dict(rule.get("http")).get("paths"))
+        out += [f"{host}{p.get('path') or '/'}→{_backend_text(p.get('backend'))}" for p in paths]
+    if spec.get("defaultBackend"):
+        out.append(f"default→{_backend_text(spec['defaultBackend'])}")
+    return ", ".join(out)
+
+
+class IngressesView(View):
+    title, kinds = "Ingresses", ("Ingress",)
+    columns = (Column("NAMESPACE", 20), Column("NAME", 63, flex=True), Column("CLASS", 20),
+               Column("ADDRESS", 39), Column("ROUTES", 200, flex=True), Column("AGE", 8))
+
+    def object_row(self, kind: str, obj: Obj) -> Row:
+        m, spec = meta(obj), as_dict(obj.get("spec"))
+        address = ingress_addresses(as_dict(obj.get("status")))
+        cells = (
+            str(m.get("namespace") or ""),
+            str(m.get("name") or ""),
+            str(spec.get("ingressClassName") or "<none>"),
+            address or "<pending>",
+            ingress_routes(obj),
+            "",
+        )
+        return _make_row(kind, obj, cells, ("dim", "", "", "" if address else "yellow", "", ""))
+
+
 class EventsView(View):
     title, kinds = "Events", ("Event",)
-    columns = (Column("LAST SEEN", 9), Column("NAMESPACE", 20), Column("TYPE", 7), Column("REASON", 24),
-               Column("OBJECT", 50, flex=True), Column("COUNT", 5, right=True), Column("MESSAGE", 400, flex=True))
+    columns = (
+        Column("LAST SEEN", 9),
+        Column("NAMESPACE", 20),
+        Column("TYPE", 7),
+        Column("REASON", 24),
+        Column("OBJECT", 50, flex=True),
+        Column("COUNT", 5, right=True),
+        Column("MESSAGE", 400, flex=True),
+    )
 
     @property
     def age_index(self) -> int:
@@ -376,7 +526,8 @@ class EventsView(View):
 
 
 def make_views() -> list[View]:
-    return [NodesView(), PodsView(), WorkloadsView(), ServicesView(), EventsView()]
+    return [NodesView(), PodsView(), WorkloadsView(), ServicesView(), EventsView(), AutoscalersView(),
+            IngressesView()]
 
 
 # --- drawing ---------------------------------------------------------------------------------------
@@ -397,8 +548,10 @@ def draw_table(view: View, rows: list[Row], *, selected: int | None, offset: int
     """The column header plus rows[offset:offset+height-1], one line each, `selected` highlighted."""
     widths = view.widths(width - 2)  # two columns for the selection marker
     out = Text(no_wrap=True, overflow="crop", end="")
-    out.append("  " + GAP.join(fit(c.name, w, c.right) for c, w in zip(view.columns, widths, strict=True)).rstrip(),
-               style="bold")
+    out.append(
+        "  " + GAP.join(fit(c.name, w, c.right) for c, w in zip(view.columns, widths, strict=True)).rstrip(),
+        style="bold",
+    )
     age = view.age_index
     last = len(view.columns) - 1
     for i in range(offset, min(len(rows), offset + max(height - 1, 0))):

@@ -17,11 +17,11 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
-from orchestra.api.selectors import LabelSelector
+from orchestra.api.machinery.selectors import LabelSelector
+from orchestra.objects import Obj
 from orchestra.reconcilers.scheduler.nodeinfo import NodeInfo
 from orchestra.reconcilers.scheduler.podinfo import PodInfo
 
-Obj = dict[str, Any]
 LabelGroup = tuple[tuple[str, str], ...]
 MEMO_LIMIT = 10_000
 

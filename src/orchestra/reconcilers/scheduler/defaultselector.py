@@ -10,27 +10,19 @@ Must not import: client, controller (it is given informer-like objects).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Protocol
 
 from orchestra.api.errors import ApiError
-from orchestra.api.selectors import LabelSelector, Requirement, from_label_selector_object
+from orchestra.api.machinery.selectors import LabelSelector, Requirement, from_label_selector_object
+from orchestra.objects import Obj, controller_ref, labels_match
 from orchestra.reconcilers.scheduler.podinfo import PodInfo
 
-Obj = dict[str, Any]
 OWNER_KINDS = {("apps/v1", "ReplicaSet"), ("apps/v1", "StatefulSet")}
 
 
 class Cache(Protocol):
     def get(self, namespace: str | None, name: str) -> Obj | None: ...
     def list(self, namespace: str | None = None) -> list[Obj]: ...
-
-
-def _controller(pod: Obj) -> Mapping[str, Any] | None:
-    for ref in (pod.get("metadata") or {}).get("ownerReferences") or []:
-        if ref.get("controller"):
-            return ref  # type: ignore[no-any-return]
-    return None
 
 
 class DefaultSelector:
@@ -45,10 +37,10 @@ class DefaultSelector:
             selector = (svc.get("spec") or {}).get("selector")
             if selector is None:  # a Service without a selector selects nothing
                 continue
-            if all(pod.labels.get(k) == v for k, v in selector.items()):
+            if labels_match(selector, pod.labels):
                 merged.update(selector)
         reqs = [Requirement(k, "=", frozenset([v])) for k, v in merged.items()]
-        ref = _controller(pod.obj)
+        ref = controller_ref(pod.obj)
         if ref is not None and (ref.get("apiVersion"), ref.get("kind")) in OWNER_KINDS:
             owner = self.owners[str(ref["kind"])].get(pod.namespace, str(ref.get("name") or ""))
             if owner is not None:

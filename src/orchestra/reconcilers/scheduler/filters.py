@@ -14,10 +14,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+from orchestra.objects import labels_match, tolerations_tolerate, untolerated_taint
 from orchestra.reconcilers.scheduler.nodeinfo import NodeInfo
 from orchestra.reconcilers.scheduler.podinfo import CPU, EPHEMERAL, MEMORY, PODS, PodInfo
-
-Obj = dict[str, Any]
 
 UNSCHEDULABLE_TAINT = "node.kubernetes.io/unschedulable"
 ERR_UNSCHEDULABLE = "node(s) were unschedulable"
@@ -33,27 +32,6 @@ class Status(NamedTuple):
     plugin: str
     resolvable: bool
     reasons: tuple[str, ...]
-
-
-def tolerates(toleration: Mapping[str, Any], taint: Mapping[str, Any]) -> bool:
-    """kube's Toleration.ToleratesTaint."""
-    effect = toleration.get("effect") or ""
-    if effect and effect != taint.get("effect"):
-        return False
-    key = toleration.get("key") or ""
-    if key and key != taint.get("key"):
-        return False
-    op = toleration.get("operator") or "Equal"
-    if op == "Exists":
-        return True
-    return op == "Equal" and (toleration.get("value") or "") == (taint.get("value") or "")
-
-
-def untolerated_taint(taints: list[Obj], tolerations: list[Obj], effects: tuple[str, ...]) -> Obj | None:
-    for taint in taints:
-        if taint.get("effect") in effects and not any(tolerates(t, taint) for t in tolerations):
-            return taint
-    return None
 
 
 # --- node affinity ------------------------------------------------------------------------------
@@ -106,9 +84,8 @@ def term_matches(term: Mapping[str, Any], labels: Mapping[str, str], node_name: 
 def node_matches_pod(pod: PodInfo, node: NodeInfo) -> bool:
     """nodeSelector and required node affinity (what NodeAffinity's filter and spread's policy use)."""
     labels = node.labels
-    for k, v in pod.node_selector.items():
-        if labels.get(k) != v:
-            return False
+    if not labels_match(pod.node_selector, labels):
+        return False
     terms = pod.required_node_terms
     if terms is None:
         return True
@@ -121,7 +98,7 @@ def node_unschedulable(pod: PodInfo, node: NodeInfo) -> Status | None:
     if not node.unschedulable:
         return None
     taint = {"key": UNSCHEDULABLE_TAINT, "effect": "NoSchedule"}
-    if any(tolerates(t, taint) for t in pod.tolerations):
+    if tolerations_tolerate(pod.tolerations, taint):
         return None
     return Status("NodeUnschedulable", False, (ERR_UNSCHEDULABLE,))
 

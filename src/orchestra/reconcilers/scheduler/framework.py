@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import attrs
 
-from orchestra.api.selectors import LabelSelector
+from orchestra.api.machinery.selectors import LabelSelector
 from orchestra.reconcilers.scheduler import interpod, spread
 from orchestra.reconcilers.scheduler.cache import Cache
 from orchestra.reconcilers.scheduler.filters import Status, run_local_filters
@@ -45,7 +45,9 @@ NO_NODES = "no nodes available to schedule pods"
 
 NsLabels = Mapping[str, Mapping[str, str]]
 DefaultSelector = Callable[[PodInfo], LabelSelector]
-ExtraFilter = Callable[[NodeInfo], "Status | None"]  # a per-pod filter the results cache cannot hold (volumes)
+ExtraFilter = Callable[
+    [NodeInfo], "Status | None"
+]  # a per-pod filter the results cache cannot hold (volumes)
 
 
 @attrs.define
@@ -116,8 +118,15 @@ class CycleState:
 
 
 class Framework:
-    def __init__(self, cache: Cache, *, ns_labels: Callable[[], NsLabels], rng: random.Random | None = None,
-                 percentage_of_nodes_to_score: int = 0, default_selector: DefaultSelector | None = None) -> None:
+    def __init__(
+        self,
+        cache: Cache,
+        *,
+        ns_labels: Callable[[], NsLabels],
+        rng: random.Random | None = None,
+        percentage_of_nodes_to_score: int = 0,
+        default_selector: DefaultSelector | None = None,
+    ) -> None:
         """`default_selector`: the selector of the Services / ReplicaSets / StatefulSets a pod belongs
         to (kube's helper.DefaultSelector), for the system default spreading; None turns it off."""
         self.cache = cache
@@ -210,9 +219,17 @@ class Framework:
 
     def _uniform(self, pod: PodInfo, state: CycleState, results: SignatureResults) -> bool:
         """Whether only fit + balanced can differ between nodes (and every node passes)."""
-        return (state.interpod is None and state.spread is None and not self.nominated and not results.infeasible
-                and not results.preferences and not pod.spread and not pod.preferred_affinity
-                and not pod.preferred_anti_affinity and self.cache.affinity_pods == 0)
+        return (
+            state.interpod is None
+            and state.spread is None
+            and not self.nominated
+            and not results.infeasible
+            and not results.preferences
+            and not pod.spread
+            and not pod.preferred_affinity
+            and not pod.preferred_anti_affinity
+            and self.cache.affinity_pods == 0
+        )
 
     def _schedule_uniform(self, results: SignatureResults, nodes: list[NodeInfo]) -> ScheduleResult:
         """Every node passes every filter and only fit + balanced differ between nodes (the other
@@ -282,7 +299,9 @@ class Framework:
             raw = [interpod.score_node(scores, node) for node in infos]
             for i, s in enumerate(min_max_normalize(raw)):
                 totals[i] += WEIGHT_INTERPOD * s
-        spread_state = spread.prescore(pod, soft, require_all, infos, self.cache.nodes, self.cache.counts_by_node)
+        spread_state = spread.prescore(
+            pod, soft, require_all, infos, self.cache.nodes, self.cache.counts_by_node
+        )
         if spread_state is not None:
             raw = spread.scores(spread_state, infos)
             for i, s in enumerate(spread.normalize(spread_state, infos, raw)):

@@ -43,7 +43,9 @@ def _matches_all(terms: Sequence[AffinityTerm], pod: PodInfo, ns_labels: NsLabel
     return all(t.matches(pod, ns_labels) for t in terms)
 
 
-def prefilter(pod: PodInfo, nodes: Sequence[NodeInfo], ns_labels: NsLabels, cluster_anti: int) -> FilterState | None:
+def prefilter(
+    pod: PodInfo, nodes: Sequence[NodeInfo], ns_labels: NsLabels, cluster_anti: int
+) -> FilterState | None:
     """None when the plugin has nothing to check for this pod (kube's PreFilter Skip)."""
     if not pod.affinity and not pod.anti_affinity and cluster_anti == 0:
         return None
@@ -107,7 +109,9 @@ def _process(terms: Sequence[AffinityTerm], target: PodInfo, node: NodeInfo, ns_
             scores.setdefault(term.topology_key, Counter())[value] += sign * w
 
 
-def prescore(pod: PodInfo, nodes: Sequence[NodeInfo], ns_labels: NsLabels, cluster_affinity: int) -> ScoreMap | None:
+def prescore(
+    pod: PodInfo, nodes: Sequence[NodeInfo], ns_labels: NsLabels, cluster_affinity: int
+) -> ScoreMap | None:
     has_constraints = bool(pod.preferred_affinity or pod.preferred_anti_affinity)
     if not has_constraints and cluster_affinity == 0:
         return None

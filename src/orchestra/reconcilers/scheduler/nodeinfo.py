@@ -12,14 +12,13 @@ Must not import: client, controller.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 import attrs
 
-from orchestra.api.selectors import LabelSelector
+from orchestra.api.machinery.selectors import LabelSelector
+from orchestra.objects import Obj
 from orchestra.reconcilers.scheduler.podinfo import CPU, MEMORY, PODS, PodInfo, resource_map
 
-Obj = dict[str, Any]
 ANY_IP = "0.0.0.0"
 
 _generation = 0
@@ -52,7 +51,9 @@ class NodeInfo:
     affinity_pods: dict[str, PodInfo] = attrs.Factory(dict)  # pods with any (anti-)affinity term
     anti_affinity_pods: dict[str, PodInfo] = attrs.Factory(dict)  # pods with required anti-affinity
     # namespace -> label set -> (labels, number of live pods with them)
-    label_groups: dict[str, dict[tuple[tuple[str, str], ...], tuple[Mapping[str, str], int]]] = attrs.Factory(dict)
+    label_groups: dict[str, dict[tuple[tuple[str, str], ...], tuple[Mapping[str, str], int]]] = attrs.Factory(
+        dict
+    )
     generation: int = attrs.Factory(next_generation)
     index: int = -1  # position in Cache.node_list()
 
@@ -119,10 +120,15 @@ class NodeInfo:
 
     def clone(self) -> NodeInfo:
         """A copy whose pod set can be changed (preemption's dry runs, nominated pods)."""
-        return attrs.evolve(self, requested=dict(self.requested), pods=dict(self.pods),
-                            used_ports={k: dict(v) for k, v in self.used_ports.items()},
-                            affinity_pods=dict(self.affinity_pods), anti_affinity_pods=dict(self.anti_affinity_pods),
-                            label_groups={ns: dict(g) for ns, g in self.label_groups.items()})
+        return attrs.evolve(
+            self,
+            requested=dict(self.requested),
+            pods=dict(self.pods),
+            used_ports={k: dict(v) for k, v in self.used_ports.items()},
+            affinity_pods=dict(self.affinity_pods),
+            anti_affinity_pods=dict(self.anti_affinity_pods),
+            label_groups={ns: dict(g) for ns, g in self.label_groups.items()},
+        )
 
     def count_matching(self, selector: LabelSelector, namespace: str) -> int:
         """Live pods in `namespace` whose labels match `selector` (kube's countPodsMatchSelector)."""

@@ -18,11 +18,10 @@ from typing import Any
 import attrs
 import orjson
 
-from orchestra.api.objects import exact_bytes
-from orchestra.api.quantity import INT64_MAX, INT64_MIN, Quantity, QuantityError
-from orchestra.api.selectors import LabelSelector, from_label_selector_object
-
-Obj = dict[str, Any]
+from orchestra.api.machinery.selectors import LabelSelector, from_label_selector_object
+from orchestra.api.request.stored import exact_bytes
+from orchestra.objects import Obj
+from orchestra.objects.quantity import INT64_MAX, INT64_MIN, parse_or_none
 
 CPU, MEMORY, EPHEMERAL, PODS = "cpu", "memory", "ephemeral-storage", "pods"
 DEFAULT_MILLI_CPU = 100  # kube's schedutil.DefaultMilliCPURequest
@@ -46,9 +45,8 @@ def _quantity_int(milli: bool, value: str) -> int:
 
 
 def _to_int(milli: bool, value: Any) -> int:
-    try:
-        q = Quantity.parse(value)
-    except QuantityError:
+    q = parse_or_none(value)
+    if q is None:
         return 0
     return q.milli_value() if milli else q.int_value()
 
@@ -141,12 +139,16 @@ def _term(raw: Obj, namespace: str, weight: int = 0) -> AffinityTerm:
     return AffinityTerm(selector, str(raw.get("topologyKey") or ""), namespaces, ns_sel, weight)
 
 
-_NOTHING = from_label_selector_object({"matchExpressions": [{"key": "\x00", "operator": "Exists"}]}).requirements[0]
+_NOTHING = from_label_selector_object(
+    {"matchExpressions": [{"key": "\x00", "operator": "Exists"}]}
+).requirements[0]
 
 
 def _terms(section: Obj | None, namespace: str) -> tuple[tuple[AffinityTerm, ...], tuple[AffinityTerm, ...]]:
     section = section or {}
-    required = tuple(_term(t, namespace) for t in section.get("requiredDuringSchedulingIgnoredDuringExecution") or [])
+    required = tuple(
+        _term(t, namespace) for t in section.get("requiredDuringSchedulingIgnoredDuringExecution") or []
+    )
     preferred = tuple(_term(w.get("podAffinityTerm") or {}, namespace, int(w.get("weight") or 0))
                       for w in section.get("preferredDuringSchedulingIgnoredDuringExecution") or [])
     return required, preferred
@@ -213,7 +215,9 @@ class PodInfo:
 
     @property
     def has_affinity_terms(self) -> bool:
-        return bool(self.affinity or self.anti_affinity or self.preferred_affinity or self.preferred_anti_affinity)
+        return bool(
+            self.affinity or self.anti_affinity or self.preferred_affinity or self.preferred_anti_affinity
+        )
 
     @classmethod
     def from_pod(cls, pod: Obj) -> PodInfo:
@@ -228,23 +232,54 @@ class PodInfo:
         required = node_aff.get("requiredDuringSchedulingIgnoredDuringExecution")
         aff, pref_aff = _terms(affinity.get("podAffinity"), ns)
         anti, pref_anti = _terms(affinity.get("podAntiAffinity"), ns)
-        ports = tuple((str(p.get("hostIP") or "0.0.0.0"), str(p.get("protocol") or "TCP"), int(p["hostPort"]))
-                      for c in spec.get("containers") or [] for p in c.get("ports") or [] if p.get("hostPort"))
+        ports = tuple(
+            (str(p.get("hostIP") or "0.0.0.0"), str(p.get("protocol") or "TCP"), int(p["hostPort"]))
+            for c in spec.get("containers") or []
+            for p in c.get("ports") or []
+            if p.get("hostPort")
+        )
         node_selector = spec.get("nodeSelector") or {}
         tolerations = spec.get("tolerations") or []
-        signature = exact_bytes(orjson.dumps((sorted(requests.items()), non_zero.get(CPU), non_zero.get(MEMORY), ports,
-                                              node_selector, node_aff, tolerations), option=orjson.OPT_SORT_KEYS))
+        signature = exact_bytes(
+            orjson.dumps(
+                (
+                    sorted(requests.items()),
+                    non_zero.get(CPU),
+                    non_zero.get(MEMORY),
+                    ports,
+                    node_selector,
+                    node_aff,
+                    tolerations,
+                ),
+                option=orjson.OPT_SORT_KEYS,
+            )
+        )
         return cls(
-            obj=pod, key=f"{ns}/{m.get('name', '')}", namespace=ns, name=str(m.get("name") or ""),
-            uid=str(m.get("uid") or ""), labels=labels, priority=int(spec.get("priority") or 0),
-            created=str(m.get("creationTimestamp") or ""), node_name=str(spec.get("nodeName") or ""),
-            terminating=bool(m.get("deletionTimestamp")), requests=requests,
-            non_zero_cpu=non_zero.get(CPU, 0), non_zero_memory=non_zero.get(MEMORY, 0), host_ports=ports,
+            obj=pod,
+            key=f"{ns}/{m.get('name', '')}",
+            namespace=ns,
+            name=str(m.get("name") or ""),
+            uid=str(m.get("uid") or ""),
+            labels=labels,
+            priority=int(spec.get("priority") or 0),
+            created=str(m.get("creationTimestamp") or ""),
+            node_name=str(spec.get("nodeName") or ""),
+            terminating=bool(m.get("deletionTimestamp")),
+            requests=requests,
+            non_zero_cpu=non_zero.get(CPU, 0),
+            non_zero_memory=non_zero.get(MEMORY, 0),
+            host_ports=ports,
             node_selector=node_selector,
-            required_node_terms=(required or {}).get("nodeSelectorTerms") or [] if required is not None else None,
+            required_node_terms=(required or {}).get("nodeSelectorTerms") or []
+            if required is not None
+            else None,
             preferred_node_terms=node_aff.get("preferredDuringSchedulingIgnoredDuringExecution") or [],
-            tolerations=tolerations, affinity=aff, anti_affinity=anti, preferred_affinity=pref_aff,
+            tolerations=tolerations,
+            affinity=aff,
+            anti_affinity=anti,
+            preferred_affinity=pref_aff,
             preferred_anti_affinity=pref_anti,
             spread=tuple(_spread(c, labels) for c in spec.get("topologySpreadConstraints") or []),
-            signature=signature, label_group=tuple(sorted(labels.items())),
+            signature=signature,
+            label_group=tuple(sorted(labels.items())),
         )

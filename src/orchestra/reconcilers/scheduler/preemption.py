@@ -114,7 +114,9 @@ def preempt(fw: Framework, pod: PodInfo, diagnosis: Diagnosis) -> Outcome:
     result = Diagnosis(len(all_nodes), absent_reason=NOT_HELPFUL)
     candidates: list[Candidate] = []
     if potential:
-        wanted = min(len(potential), max(len(potential) * MIN_CANDIDATES_PERCENTAGE // 100, MIN_CANDIDATES_ABSOLUTE))
+        wanted = min(
+            len(potential), max(len(potential) * MIN_CANDIDATES_PERCENTAGE // 100, MIN_CANDIDATES_ABSOLUTE)
+        )
         offset = fw.rng.randrange(len(potential))
         for i in range(len(potential)):
             node = potential[(offset + i) % len(potential)]

@@ -91,9 +91,15 @@ class Results:
 
     def _build(self, pod: PodInfo, nodes: list[NodeInfo]) -> SignatureResults:
         entries = [evaluate(pod, n) for n in nodes]
-        r = SignatureResults(entries, [-1 if e[1] is not None else e[2] for e in entries],
-                             sum(1 for e in entries if e[1] is not None), sum(1 for e in entries if e[3] or e[4]),
-                             self.cache.list_version, self.epoch, len(self.cache.changes))
+        r = SignatureResults(
+            entries,
+            [-1 if e[1] is not None else e[2] for e in entries],
+            sum(1 for e in entries if e[1] is not None),
+            sum(1 for e in entries if e[3] or e[4]),
+            self.cache.list_version,
+            self.epoch,
+            len(self.cache.changes),
+        )
         self._by_signature[pod.signature] = r
         self._by_signature.move_to_end(pod.signature)
         if len(self._by_signature) > SIGNATURES:

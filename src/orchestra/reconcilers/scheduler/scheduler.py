@@ -3,7 +3,8 @@
 Owns the API side of scheduling —
   * informers on Pods, Nodes and Namespaces feed the cache (Services, ReplicaSets and StatefulSets
     give the system default spreading its selectors) (assigned pods, nodes) and the queue
-    (pending pods with spec.schedulerName default-scheduler that are not terminating);
+    (pending pods with spec.schedulerName default-scheduler that are not terminating; a pod with
+    spec.schedulingGates waits outside the queue, untouched, until its last gate is removed);
   * the scheduling cycle, one pod at a time: the framework picks a node, the pod is assumed on it
     (so the next pod already sees its requests), and the bind runs as its own task through the
     pods/binding subresource, followed by a Normal "Scheduled" event;
@@ -37,8 +38,7 @@ import attrs
 import trio
 
 from orchestra.api.errors import ApiError, NotFound
-from orchestra.api.objects import now_rfc3339
-from orchestra.client.base import Client, Obj
+from orchestra.client.base import Client
 from orchestra.controller import (
     NORMAL,
     WARNING,
@@ -48,6 +48,7 @@ from orchestra.controller import (
     object_key,
     registry_of,
 )
+from orchestra.objects import Obj, now_rfc3339
 from orchestra.reconcilers.scheduler import preemption
 from orchestra.reconcilers.scheduler.cache import Cache
 from orchestra.reconcilers.scheduler.defaultselector import DefaultSelector
@@ -101,7 +102,9 @@ def _phase_done(pod: Obj) -> bool:
 def _same_spec(pending: Obj, bound: Obj) -> bool:
     """The bound pod's spec is the pending one's plus spec.nodeName (same uid)."""
     a, b = pending.get("spec") or {}, bound.get("spec") or {}
-    if (pending.get("metadata") or {}).get("uid") != (bound.get("metadata") or {}).get("uid") or len(b) != len(a) + 1:
+    if (pending.get("metadata") or {}).get("uid") != (bound.get("metadata") or {}).get("uid") or len(
+        b
+    ) != len(a) + 1:
         return False
     return all(k == "nodeName" or a.get(k) == v for k, v in b.items())
 
@@ -116,10 +119,19 @@ def _node_relevant(node: Obj) -> tuple[Any, ...]:
 class Scheduler:
     name = SCHEDULER_NAME
 
-    def __init__(self, client: Client, *, recorder: EventRecorder | None = None, seed: int | None = None,
-                 percentage_of_nodes_to_score: int = 0, initial_backoff: float = INITIAL_BACKOFF,
-                 max_backoff: float = MAX_BACKOFF, pods: Informer | None = None, nodes: Informer | None = None,
-                 namespaces: Informer | None = None) -> None:
+    def __init__(
+        self,
+        client: Client,
+        *,
+        recorder: EventRecorder | None = None,
+        seed: int | None = None,
+        percentage_of_nodes_to_score: int = 0,
+        initial_backoff: float = INITIAL_BACKOFF,
+        max_backoff: float = MAX_BACKOFF,
+        pods: Informer | None = None,
+        nodes: Informer | None = None,
+        namespaces: Informer | None = None,
+    ) -> None:
         """`pods` / `nodes` / `namespaces`: informers shared with other components (all objects of
         the kind, no selectors); whoever runs first starts them. `seed` makes tie-breaks repeatable."""
         self.client = client
@@ -175,8 +187,17 @@ class Scheduler:
             async with trio.open_nursery() as nursery:
                 if self._own_recorder:
                     await nursery.start(self.recorder.run)
-                for inf in (self.namespaces, self.services, self.replicasets, self.statefulsets, self.storage_classes,
-                            self.volumes, self.claims, self.nodes, self.pods):
+                for inf in (
+                    self.namespaces,
+                    self.services,
+                    self.replicasets,
+                    self.statefulsets,
+                    self.storage_classes,
+                    self.volumes,
+                    self.claims,
+                    self.nodes,
+                    self.pods,
+                ):
                     if not inf.running:  # not hosted by another component (or it stopped: restart it)
                         await nursery.start(inf.run)
                     await inf.wait_synced()
@@ -225,10 +246,16 @@ class Scheduler:
         pod = qp.info
         self._counts["attempts"] += 1
         names = claim_names(pod.obj)
-        volumes = pod_volumes(pod.obj, names, self.claims.get, self.volumes.get, self.storage_classes.get) if names else None
+        volumes = (
+            pod_volumes(pod.obj, names, self.claims.get, self.volumes.get, self.storage_classes.get)
+            if names
+            else None
+        )
         try:
             if volumes is not None and volumes.prefilter_msg:
-                raise FitError(pod, Diagnosis(len(self.cache.node_list()), prefilter_msg=volumes.prefilter_msg))
+                raise FitError(
+                    pod, Diagnosis(len(self.cache.node_list()), prefilter_msg=volumes.prefilter_msg)
+                )
             result = self.framework.schedule(pod, volumes.filter if volumes is not None else None)
         except NoNodesError as exc:
             self._counts["errors"] += 1
@@ -260,8 +287,11 @@ class Scheduler:
             self.queue.move_all()  # the assumed resources are free again (kube's AssignedPodDelete)
             if isinstance(exc, NotFound) or self.pods.get(pod.namespace, pod.name) is None:
                 return
-            why = ('running PreBind plugin "VolumeBinding": binding volumes: timed out waiting for the condition'
-                   if isinstance(exc, trio.TooSlowError) else f"binding rejected: {exc}")
+            why = (
+                'running PreBind plugin "VolumeBinding": binding volumes: timed out waiting for the condition'
+                if isinstance(exc, trio.TooSlowError)
+                else f"binding rejected: {exc}"
+            )
             log.info("binding %s to %s failed: %s", pod.key, node, why)
             self._counts["errors"] += 1
             self.queue.error(qp, requeue=True)
@@ -275,7 +305,9 @@ class Scheduler:
         """VolumeBinding's PreBind: the chosen node on each delayed claim, for the provisioner."""
         rt = self.claims.rt
         for name in claims:
-            await self.client.patch(rt, pod.namespace, name, {"metadata": {"annotations": {SELECTED_NODE: node}}})
+            await self.client.patch(
+                rt, pod.namespace, name, {"metadata": {"annotations": {SELECTED_NODE: node}}}
+            )
 
     async def _claims_bound(self, pod: PodInfo, claims: tuple[str, ...]) -> bool:
         """VolumeBinding's PreBind wait: True once every claim is Bound, False if the pod is gone
@@ -320,12 +352,20 @@ class Scheduler:
                          "message": f"{SCHEDULER_NAME}: preempting to accommodate a higher priority pod",
                          "lastTransitionTime": now_rfc3339()}
             try:
-                await self.client.patch(self._pod_rt, victim.namespace, victim.name,
-                                        {"status": {"conditions": [condition]}}, patch_type=SMP, subresource="status")
+                await self.client.patch(
+                    self._pod_rt,
+                    victim.namespace,
+                    victim.name,
+                    {"status": {"conditions": [condition]}},
+                    patch_type=SMP,
+                    subresource="status",
+                )
                 await self.client.delete(self._pod_rt, victim.namespace, victim.name)
             except NotFound:
                 continue  # already gone: that is what we wanted
-            self.recorder.event(victim.obj, NORMAL, "Preempted", f"Preempted by pod {pod.uid} on node {candidate.node}")
+            self.recorder.event(
+                victim.obj, NORMAL, "Preempted", f"Preempted by pod {pod.uid} on node {candidate.node}"
+            )
         for other in list(self.framework.nominated.get(candidate.node, {}).values()):
             if other.priority < pod.priority:  # they may no longer fit there: let them look again
                 self.framework.nominate(other, None)
@@ -340,7 +380,11 @@ class Scheduler:
         status = current.get("status") or {}
         old = next((c for c in status.get("conditions") or [] if c.get("type") == "PodScheduled"), None)
         patch: Obj = {}
-        if old is None or (old.get("status"), old.get("reason"), old.get("message")) != ("False", reason, message):
+        if old is None or (old.get("status"), old.get("reason"), old.get("message")) != (
+            "False",
+            reason,
+            message,
+        ):
             changed = old is None or old.get("status") != "False"
             patch["conditions"] = [{
                 "type": "PodScheduled", "status": "False", "reason": reason, "message": message,
@@ -371,8 +415,14 @@ class Scheduler:
             self._counts["handler_errors"] += 1
             delay = self._retries.failed(key)
             first = self._retries.attempts(key) == 1  # the traceback once, then one line per retry
-            log.error("scheduler: %s event of pod %s failed: %r; retrying in %.1fs", event_type, key, exc, delay,
-                      exc_info=first)
+            log.error(
+                "scheduler: %s event of pod %s failed: %r; retrying in %.1fs",
+                event_type,
+                key,
+                exc,
+                delay,
+                exc_info=first,
+            )
             return
         self._retries.forget(key)
 
@@ -399,6 +449,9 @@ class Scheduler:
         if (new.get("metadata") or {}).get("deletionTimestamp") or _phase_done(new):
             self.queue.delete(key)
             return
+        if spec.get("schedulingGates"):  # kube's SchedulingGates PreEnqueue: queued once they are all removed
+            self.queue.delete(key)
+            return
         info = PodInfo.from_pod(new)
         nominated = (new.get("status") or {}).get("nominatedNodeName")
         self.framework.nominate(info, nominated or None)
@@ -418,8 +471,13 @@ class Scheduler:
         prior = self.cache.pod(key) if assumed else None
         if prior is not None and _same_spec(prior.obj, new):  # confirming our own bind: reuse the parse
             m = new.get("metadata") or {}
-            info = attrs.evolve(prior, obj=new, node_name=str(new["spec"]["nodeName"]), labels=m.get("labels") or {},
-                                terminating=bool(m.get("deletionTimestamp")))
+            info = attrs.evolve(
+                prior,
+                obj=new,
+                node_name=str(new["spec"]["nodeName"]),
+                labels=m.get("labels") or {},
+                terminating=bool(m.get("deletionTimestamp")),
+            )
         else:
             info = PodInfo.from_pod(new)
         self.framework.nominate(info, None)
@@ -434,7 +492,12 @@ class Scheduler:
             self.cache.remove_node(old["metadata"]["name"])
             return
         info = self.cache.nodes.get(new["metadata"]["name"])
-        if info is not None and info.node is not None and old is not None and _node_relevant(old) == _node_relevant(new):
+        if (
+            info is not None
+            and info.node is not None
+            and old is not None
+            and _node_relevant(old) == _node_relevant(new)
+        ):
             info.node = new  # e.g. a heartbeat: nothing the plugins read changed
             return
         self.cache.set_node(new)
@@ -445,7 +508,9 @@ class Scheduler:
 
     def _ns_labels(self) -> dict[str, Any]:
         if self._ns_cache is None:
-            self._ns_cache = {n["metadata"]["name"]: (n["metadata"].get("labels") or {}) for n in self.namespaces.list()}
+            self._ns_cache = {
+                n["metadata"]["name"]: (n["metadata"].get("labels") or {}) for n in self.namespaces.list()
+            }
         return self._ns_cache
 
     # --- introspection ---------------------------------------------------------------------------

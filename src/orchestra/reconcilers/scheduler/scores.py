@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from orchestra.reconcilers.scheduler.filters import term_matches, tolerates
+from orchestra.objects import tolerations_tolerate
+from orchestra.reconcilers.scheduler.filters import term_matches
 from orchestra.reconcilers.scheduler.nodeinfo import NodeInfo
 from orchestra.reconcilers.scheduler.podinfo import CPU, MEMORY, PodInfo
 
@@ -37,8 +38,10 @@ def least_allocated(pod: PodInfo, node: NodeInfo) -> int:
 
 def balanced_allocation(pod: PodInfo, node: NodeInfo) -> int:
     fractions = []
-    for capacity, requested in ((node.alloc_cpu, node.requested.get(CPU, 0) + pod.requests.get(CPU, 0)),
-                                (node.alloc_memory, node.requested.get(MEMORY, 0) + pod.requests.get(MEMORY, 0))):
+    for capacity, requested in (
+        (node.alloc_cpu, node.requested.get(CPU, 0) + pod.requests.get(CPU, 0)),
+        (node.alloc_memory, node.requested.get(MEMORY, 0) + pod.requests.get(MEMORY, 0)),
+    ):
         if capacity:
             fractions.append(min(requested / capacity, 1.0))
     std = abs(fractions[0] - fractions[1]) / 2 if len(fractions) == 2 else 0.0
@@ -57,9 +60,11 @@ def node_affinity_raw(pod: PodInfo, node: NodeInfo) -> int:
 def taint_raw(pod: PodInfo, node: NodeInfo) -> int:
     if not node.taints:
         return 0
-    tolerations = [t for t in pod.tolerations if (t.get("effect") or "PreferNoSchedule") == "PreferNoSchedule"]
+    tolerations = [
+        t for t in pod.tolerations if (t.get("effect") or "PreferNoSchedule") == "PreferNoSchedule"
+    ]
     return sum(1 for taint in node.taints
-               if taint.get("effect") == "PreferNoSchedule" and not any(tolerates(t, taint) for t in tolerations))
+               if taint.get("effect") == "PreferNoSchedule" and not tolerations_tolerate(tolerations, taint))
 
 
 def default_normalize(scores: Sequence[int], *, reverse: bool) -> list[int]:

@@ -24,8 +24,9 @@ from collections.abc import Callable, Mapping, Sequence
 
 import attrs
 
-from orchestra.api.selectors import LabelSelector
-from orchestra.reconcilers.scheduler.filters import Status, node_matches_pod, untolerated_taint
+from orchestra.api.machinery.selectors import LabelSelector
+from orchestra.objects import untolerated_taint
+from orchestra.reconcilers.scheduler.filters import Status, node_matches_pod
 from orchestra.reconcilers.scheduler.nodeinfo import NodeInfo
 from orchestra.reconcilers.scheduler.podinfo import HOSTNAME, ZONE, PodInfo, SpreadConstraint
 
@@ -43,7 +44,9 @@ def _has_keys(node: NodeInfo, constraints: Sequence[SpreadConstraint]) -> bool:
 def _included(c: SpreadConstraint, pod: PodInfo, node: NodeInfo) -> bool:
     if c.honor_node_affinity and not node_matches_pod(pod, node):
         return False
-    return not (c.honor_taints and untolerated_taint(node.taints, pod.tolerations, ("NoSchedule", "NoExecute")))
+    return not (
+        c.honor_taints and untolerated_taint(node.taints, pod.tolerations, ("NoSchedule", "NoExecute"))
+    )
 
 
 def count_matching(node: NodeInfo, c: SpreadConstraint, namespace: str) -> int:
@@ -57,7 +60,10 @@ def system_default_constraints(selector: LabelSelector) -> tuple[SpreadConstrain
     """The System defaults with the pod's default selector (an empty selector: no constraints)."""
     if selector.empty:
         return ()
-    return tuple(SpreadConstraint(max_skew, key, False, selector, None, True, False) for key, max_skew in SYSTEM_DEFAULTS)
+    return tuple(
+        SpreadConstraint(max_skew, key, False, selector, None, True, False)
+        for key, max_skew in SYSTEM_DEFAULTS
+    )
 
 
 @attrs.define
@@ -113,7 +119,9 @@ class ScoreState:
     ignored: set[str]
 
 
-def soft_constraints(pod: PodInfo, defaults: tuple[SpreadConstraint, ...]) -> tuple[tuple[SpreadConstraint, ...], bool]:
+def soft_constraints(
+    pod: PodInfo, defaults: tuple[SpreadConstraint, ...]
+) -> tuple[tuple[SpreadConstraint, ...], bool]:
     """The ScheduleAnyway constraints to score with, and whether every node must carry all their keys
     (kube's requireAllTopologies: true for the pod's own constraints, false for the system defaults)."""
     if pod.spread:
@@ -124,8 +132,14 @@ def soft_constraints(pod: PodInfo, defaults: tuple[SpreadConstraint, ...]) -> tu
 CountsByNode = Callable[[LabelSelector, str], Mapping[str, int]]
 
 
-def prescore(pod: PodInfo, soft: tuple[SpreadConstraint, ...], require_all: bool, feasible: Sequence[NodeInfo],
-             nodes: Mapping[str, NodeInfo], counts_by_node: CountsByNode) -> ScoreState | None:
+def prescore(
+    pod: PodInfo,
+    soft: tuple[SpreadConstraint, ...],
+    require_all: bool,
+    feasible: Sequence[NodeInfo],
+    nodes: Mapping[str, NodeInfo],
+    counts_by_node: CountsByNode,
+) -> ScoreState | None:
     """`nodes`: every node by name; `counts_by_node`: the cache's index of matching pods per node."""
     if not soft:
         return None
@@ -172,11 +186,16 @@ def scores(state: ScoreState, infos: Sequence[NodeInfo]) -> list[int]:
             part = [get(n.name, 0) * weight + base if key in n.labels else 0.0 for n in infos]
         else:
             counts = state.counts
-            part = [counts.get((key, n.labels[key]), 0) * weight + base if key in n.labels else 0.0 for n in infos]
+            part = [
+                counts.get((key, n.labels[key]), 0) * weight + base if key in n.labels else 0.0 for n in infos
+            ]
         totals = [a + b for a, b in zip(totals, part, strict=True)]
     ignored = state.ignored
     # Go's math.Round: halves away from zero
-    return [0 if ignored and n.name in ignored else math.floor(t + 0.5) for n, t in zip(infos, totals, strict=True)]
+    return [
+        0 if ignored and n.name in ignored else math.floor(t + 0.5)
+        for n, t in zip(infos, totals, strict=True)
+    ]
 
 
 def normalize(state: ScoreState, nodes: Sequence[NodeInfo], scores: list[int]) -> list[int]:

@@ -16,15 +16,14 @@ Must not import: client, controller.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import attrs
 
-from orchestra.api.storageclass import claim_class
+from orchestra.api.policy.storageclass import claim_class
+from orchestra.objects import Obj, namespace_of
 from orchestra.reconcilers.scheduler.filters import Status, term_matches
 from orchestra.reconcilers.scheduler.nodeinfo import NodeInfo
 
-Obj = dict[str, Any]
 Getter = Callable[[str | None, str], Obj | None]
 PLUGIN = "VolumeBinding"
 SELECTED_NODE = "volume.kubernetes.io/selected-node"
@@ -63,7 +62,7 @@ class PodVolumes:
 
 def pod_volumes(pod: Obj, names: list[str], claims: Getter, volumes: Getter, classes: Getter) -> PodVolumes:
     """PreFilter over the pod's claims (kube's podVolumeClaims + GetEligibleNodes, reduced)."""
-    ns = str((pod.get("metadata") or {}).get("namespace") or "")
+    ns = namespace_of(pod)
     terms: list[list[Obj]] = []
     selected: set[str] = set()
     delayed: list[str] = []
@@ -100,4 +99,6 @@ def pod_volumes(pod: Obj, names: list[str], claims: Getter, volumes: Getter, cla
 def claim_bound(pvc: Obj | None) -> bool:
     if pvc is None:
         return False
-    return bool((pvc.get("spec") or {}).get("volumeName")) and (pvc.get("status") or {}).get("phase") == "Bound"
+    return (
+        bool((pvc.get("spec") or {}).get("volumeName")) and (pvc.get("status") or {}).get("phase") == "Bound"
+    )

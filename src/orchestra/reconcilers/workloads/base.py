@@ -11,18 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from orchestra.api.objects import deep_copy
-from orchestra.api.selectors import from_label_selector_object
-from orchestra.client.base import Client, Obj
+from orchestra.api.machinery.selectors import from_label_selector_object
+from orchestra.client.base import Client
 from orchestra.controller import Controller, Informer, keys_of_object, object_key
-from orchestra.reconcilers.workloads.common import (
-    Clock,
-    Expectations,
-    controller_ref,
-    meta,
-    owner_keys,
-    wall_clock,
-)
+from orchestra.controller.clock import Clock, wall_clock
+from orchestra.objects import Obj, controller_ref, deep_copy, meta, namespace_of
+from orchestra.reconcilers.workloads.common import Expectations, owner_keys
 from orchestra.reconcilers.workloads.pods import PodControl
 
 _ORPHAN = "orphan/"  # index value of a pod without a controller: orphan/<namespace>
@@ -30,7 +24,7 @@ _ORPHAN = "orphan/"  # index value of a pod without a controller: orphan/<namesp
 
 def _controller_index(pod: Obj) -> list[str]:
     ref = controller_ref(pod)
-    return [str(ref.get("uid") or "")] if ref is not None else [_ORPHAN + str(meta(pod).get("namespace") or "")]
+    return [str(ref.get("uid") or "")] if ref is not None else [_ORPHAN + namespace_of(pod)]
 
 
 class WorkloadController(Controller):
@@ -42,7 +36,11 @@ class WorkloadController(Controller):
         self.clock = clock
         self.expect = Expectations()
         self.owners = self.informer(self.kind)
-        self.pods = self.use_informer(pods) if pods is not None else self.informer("Pod", indexers={"controller": _controller_index})
+        self.pods = (
+            self.use_informer(pods)
+            if pods is not None
+            else self.informer("Pod", indexers={"controller": _controller_index})
+        )
         if not self.pods.has_indexer("controller"):
             self.pods.add_indexer("controller", _controller_index)
         self.pod_control = PodControl(client, self.recorder, self.pods.rt)
@@ -66,7 +64,7 @@ class WorkloadController(Controller):
                 keys.update(owner_keys(pod, self.kind))
                 continue
             labels = meta(pod).get("labels") or {}
-            for owner in self.owners.by_index("namespace", str(meta(pod).get("namespace") or "")):
+            for owner in self.owners.by_index("namespace", namespace_of(pod)):
                 sel = (owner.get("spec") or {}).get("selector")
                 if sel and from_label_selector_object(sel).matches(labels):
                     keys.add(object_key(owner))

@@ -16,11 +16,10 @@ Must not import: node, net, apiserver, cli, runtime.
 from __future__ import annotations
 
 from orchestra.api.errors import AlreadyExists, ApiError, NotFound
-from orchestra.api.objects import deep_copy
 from orchestra.api.registry import ResourceType
-from orchestra.client.base import Client, Obj
+from orchestra.client.base import Client
 from orchestra.controller import NORMAL, WARNING, EventRecorder, TemporaryError
-from orchestra.reconcilers.workloads.common import meta, owner_reference, spec
+from orchestra.objects import Obj, deep_copy, meta, new_controller_ref, spec
 
 
 def templates(sts: Obj) -> list[Obj]:
@@ -50,7 +49,7 @@ def _policy(sts: Obj) -> tuple[str, str]:
 
 
 def _set_owner(sts: Obj) -> Obj:
-    return {**owner_reference(sts), "controller": True}
+    return {**new_controller_ref(sts), "controller": True}
 
 
 def wanted_owners(claim: Obj, sts: Obj, pod: Obj | None, condemned: bool) -> list[Obj]:
@@ -95,10 +94,15 @@ def add_claim_volumes(pod: Obj, sts: Obj, ordinal: int) -> None:
         return
     pod_spec = pod.setdefault("spec", {})
     kept = [v for v in pod_spec.get("volumes") or [] if v.get("name") not in wanted]
-    pod_spec["volumes"] = [*({"name": n, "persistentVolumeClaim": {"claimName": c}} for n, c in wanted.items()), *kept]
+    pod_spec["volumes"] = [
+        *({"name": n, "persistentVolumeClaim": {"claimName": c}} for n, c in wanted.items()),
+        *kept,
+    ]
 
 
-async def ensure_claims(client: Client, rt: ResourceType, recorder: EventRecorder, sts: Obj, ordinal: int) -> None:
+async def ensure_claims(
+    client: Client, rt: ResourceType, recorder: EventRecorder, sts: Obj, ordinal: int
+) -> None:
     """Create the missing claims of `ordinal` (an ApiError other than AlreadyExists propagates:
     the pod must not be created without its storage)."""
     pod_name = f"{meta(sts)['name']}-{ordinal}"
@@ -111,8 +115,13 @@ async def ensure_claims(client: Client, rt: ResourceType, recorder: EventRecorde
             await _reuse(client, rt, sts, name)
             continue
         except ApiError as exc:
-            recorder.event(sts, WARNING, "FailedCreate",
-                           f"create Claim {name} for Pod {pod_name} in StatefulSet {meta(sts)['name']} failed error: {exc}")
+            recorder.event(
+                sts,
+                WARNING,
+                "FailedCreate",
+                f"create Claim {name} for Pod {pod_name} in "
+                f"StatefulSet {meta(sts)['name']} failed error: {exc}",
+            )
             raise
         recorder.event(sts, NORMAL, "SuccessfulCreate",
                        f"create Claim {name} Pod {pod_name} in StatefulSet {meta(sts)['name']} success")

@@ -1,13 +1,11 @@
-"""What every workload controller shares: the injected clock, pod state predicates, conditions,
-int-or-percent resolution, template hashing, and write expectations.
+"""What every workload controller shares beyond the object vocabulary (orchestra.objects): pod
+state predicates (active, available after minReadySeconds), owner keys, template hashing, and
+write expectations.
 
 Owns:
-  * `Clock` — a function returning the current aware datetime. Object timestamps written by the
-    workload controllers (conditions, startTime, completionTime, lastScheduleTime) and every
-    comparison against timestamps read from objects (a pod's Ready lastTransitionTime for
-    minReadySeconds, a condition's lastUpdateTime for progressDeadlineSeconds) go through it, so
-    tests pass `virtual_clock()` (an epoch plus trio.current_time()) and assert exact virtual
-    times; production uses `wall_clock`.
+  * Time: every timestamp is compared against `now` from the controller's injected Clock
+    (orchestra.controller.clock): a pod's Ready lastTransitionTime for minReadySeconds, a
+    condition's lastUpdateTime for progressDeadlineSeconds.
   * `Expectations` — kube's ControllerExpectations reduced to what a resourceVersion-carrying API
     allows: after a write, the next reconcile of the same key first waits until the informer has
     caught up to that revision; pods deleted but still in the cache are hidden until the cache
@@ -18,70 +16,25 @@ Must not import: node, net, apiserver, cli, runtime.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Iterable
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-import trio
 
-from orchestra.api.objects import parse_rfc3339
-from orchestra.client.base import Obj
 from orchestra.controller import Informer
+from orchestra.objects import (
+    Obj,
+    controller_ref,
+    is_pod_ready,
+    is_terminating,
+    meta,
+    parse_time,
+    ready_condition,
+    status,
+)
 
-Clock = Callable[[], datetime]
-VIRTUAL_EPOCH = datetime(2025, 1, 1, tzinfo=UTC)
-
-
-def wall_clock() -> datetime:
-    return datetime.now(UTC)
-
-
-def virtual_clock(epoch: datetime = VIRTUAL_EPOCH) -> Clock:
-    """A clock derived from trio's: `epoch + trio.current_time()` (deterministic under MockClock)."""
-
-    def now() -> datetime:
-        return epoch + timedelta(seconds=trio.current_time())
-
-    return now
-
-
-def fmt_time(dt: datetime) -> str:
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(text: Any) -> datetime | None:
-    return parse_rfc3339(text) if isinstance(text, str) else None
-
-
-# --- object access -------------------------------------------------------------------------------
-
-
-def meta(obj: Obj | None) -> Obj:
-    return (obj or {}).get("metadata") or {}
-
-
-def spec(obj: Obj | None) -> Obj:
-    return (obj or {}).get("spec") or {}
-
-
-def status(obj: Obj | None) -> Obj:
-    return (obj or {}).get("status") or {}
-
-
-def controller_ref(obj: Obj) -> Obj | None:
-    for ref in meta(obj).get("ownerReferences") or []:
-        if ref.get("controller"):
-            return ref  # type: ignore[no-any-return]
-    return None
-
-
-def owner_reference(owner: Obj) -> Obj:
-    """The controller ownerReference a workload sets on what it creates (kube's NewControllerRef)."""
-    m = meta(owner)
-    return {"apiVersion": owner["apiVersion"], "kind": owner["kind"], "name": m["name"], "uid": m["uid"],
-            "controller": True, "blockOwnerDeletion": True}
+# --- owners --------------------------------------------------------------------------------------
 
 
 def owner_keys(obj: Obj | None, kind: str) -> list[str]:
@@ -101,25 +54,9 @@ def int_or(value: Any, default: int) -> int:
 # --- pods ----------------------------------------------------------------------------------------
 
 
-def is_terminating(obj: Obj) -> bool:
-    return bool(meta(obj).get("deletionTimestamp"))
-
-
 def is_pod_active(pod: Obj) -> bool:
     """kube's controller.IsPodActive: not Succeeded/Failed and not being deleted."""
     return status(pod).get("phase") not in ("Succeeded", "Failed") and not is_terminating(pod)
-
-
-def ready_condition(pod: Obj) -> Obj | None:
-    for c in status(pod).get("conditions") or []:
-        if c.get("type") == "Ready":
-            return c  # type: ignore[no-any-return]
-    return None
-
-
-def is_pod_ready(pod: Obj) -> bool:
-    c = ready_condition(pod)
-    return c is not None and c.get("status") == "True"
 
 
 def ready_since(pod: Obj) -> datetime | None:
@@ -153,55 +90,6 @@ def seconds_until_available(pods: Iterable[Obj], min_ready_seconds: int, now: da
 
 def restart_count(pod: Obj) -> int:
     return sum(int(cs.get("restartCount") or 0) for cs in status(pod).get("containerStatuses") or [])
-
-
-# --- conditions ----------------------------------------------------------------------------------
-
-
-def get_condition(st: Obj, type_: str) -> Obj | None:
-    for c in st.get("conditions") or []:
-        if c.get("type") == type_:
-            return c  # type: ignore[no-any-return]
-    return None
-
-
-def set_condition(st: Obj, cond: Obj) -> None:
-    """Replace the condition of cond's type; keep lastTransitionTime when status and reason are
-    unchanged (kube's SetDeploymentCondition / SetCondition)."""
-    current = get_condition(st, cond["type"])
-    if current is not None and current.get("status") == cond.get("status") and "lastTransitionTime" in current:
-        cond = {**cond, "lastTransitionTime": current["lastTransitionTime"]}
-    st["conditions"] = [c for c in st.get("conditions") or [] if c.get("type") != cond["type"]] + [cond]
-
-
-def remove_condition(st: Obj, type_: str) -> None:
-    conds = [c for c in st.get("conditions") or [] if c.get("type") != type_]
-    if conds:
-        st["conditions"] = conds
-    else:
-        st.pop("conditions", None)
-
-
-def condition_true(obj: Obj, type_: str) -> bool:
-    c = get_condition(status(obj), type_)
-    return c is not None and c.get("status") == "True"
-
-
-# --- int-or-percent ------------------------------------------------------------------------------
-
-
-def scaled_value(value: Any, total: int, *, round_up: bool) -> int:
-    """intstr.GetScaledValueFromIntOrPercent."""
-    if value is None:
-        return 0
-    if isinstance(value, int):
-        return value
-    text = str(value)
-    if text.endswith("%"):
-        pct = int(text[:-1])
-        exact = pct * total / 100
-        return math.ceil(exact) if round_up else math.floor(exact)
-    return int(text)
 
 
 # --- template hashing ----------------------------------------------------------------------------

@@ -21,24 +21,23 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from orchestra.api.errors import AlreadyExists, NotFound
-from orchestra.api.objects import deep_copy
-from orchestra.client.base import Client, Obj
+from orchestra.client.base import Client
 from orchestra.controller import NORMAL, WARNING, Controller, Result, split_key
-from orchestra.reconcilers.workloads import cron
-from orchestra.reconcilers.workloads.common import (
-    Clock,
-    Expectations,
+from orchestra.controller.clock import Clock, wall_clock
+from orchestra.objects import (
+    Obj,
     condition_true,
     controller_ref,
-    fmt_time,
+    deep_copy,
+    format_time,
     meta,
-    owner_keys,
-    owner_reference,
+    new_controller_ref,
     parse_time,
     spec,
     status,
-    wall_clock,
 )
+from orchestra.reconcilers.workloads import cron
+from orchestra.reconcilers.workloads.common import Expectations, owner_keys
 
 SCHEDULED_TIMESTAMP = "batch.kubernetes.io/cronjob-scheduled-timestamp"
 MAX_MISSED = 100
@@ -66,7 +65,9 @@ class CronJobController(Controller):
         self.cronjobs = self.informer("CronJob")
         self.jobs = self.informer("Job")
         self.enqueue_on(self.cronjobs)
-        self.enqueue_on(self.jobs, lambda _t, old, new: {*owner_keys(old, "CronJob"), *owner_keys(new, "CronJob")})
+        self.enqueue_on(
+            self.jobs, lambda _t, old, new: {*owner_keys(old, "CronJob"), *owner_keys(new, "CronJob")}
+        )
 
     async def reconcile(self, key: str) -> Result | None:
         await self.expect.settle(key)
@@ -101,15 +102,21 @@ class CronJobController(Controller):
             if done is None:
                 active.append(ref)
                 continue
-            self.recorder.event(cj, NORMAL, "SawCompletedJob", f"Saw completed job: {meta(job)['name']}, status: {done}")
+            self.recorder.event(
+                cj, NORMAL, "SawCompletedJob", f"Saw completed job: {meta(job)['name']}, status: {done}"
+            )
             if done == "Complete":
                 completed = parse_time(status(job).get("completionTime"))
                 last = parse_time(st.get("lastSuccessfulTime"))
                 if completed is not None and (last is None or completed > last):
-                    st["lastSuccessfulTime"] = fmt_time(completed)
+                    st["lastSuccessfulTime"] = format_time(completed)
         known = {ref.get("uid") for ref in active}
         for job in jobs:
-            if _finished(job) is None and meta(job)["uid"] not in known and not meta(job).get("deletionTimestamp"):
+            if (
+                _finished(job) is None
+                and meta(job)["uid"] not in known
+                and not meta(job).get("deletionTimestamp")
+            ):
                 active.append(_job_ref(job))
         if active:
             st["active"] = active
@@ -129,7 +136,9 @@ class CronJobController(Controller):
         try:
             schedule = cron.parse(str(s.get("schedule") or ""), tz)
         except cron.CronError as exc:
-            self.recorder.event(cj, WARNING, "UnparseableSchedule", f"unparseable schedule: {s.get('schedule')!r} : {exc}")
+            self.recorder.event(
+                cj, WARNING, "UnparseableSchedule", f"unparseable schedule: {s.get('schedule')!r} : {exc}"
+            )
             return None
         if s.get("suspend"):
             return None
@@ -140,7 +149,9 @@ class CronJobController(Controller):
             return wait
         deadline = s.get("startingDeadlineSeconds")
         if deadline is not None and scheduled + timedelta(seconds=int(deadline)) < now:
-            self.recorder.event(cj, WARNING, "MissSchedule", f"Missed scheduled time to start a job: {fmt_time(scheduled)}")
+            self.recorder.event(
+                cj, WARNING, "MissSchedule", f"Missed scheduled time to start a job: {format_time(scheduled)}"
+            )
             return wait
         name = job_name(cj, scheduled)
         if any(meta(j)["name"] == name for j in jobs):
@@ -148,8 +159,12 @@ class CronJobController(Controller):
         active = st.get("active") or []
         policy = s.get("concurrencyPolicy") or "Allow"
         if policy == "Forbid" and active:
-            self.recorder.event(cj, NORMAL, "JobAlreadyActive",
-                                "Not starting job because prior execution is running and concurrency policy is Forbid")
+            self.recorder.event(
+                cj,
+                NORMAL,
+                "JobAlreadyActive",
+                "Not starting job because prior execution is running and concurrency policy is Forbid",
+            )
             return wait
         if policy == "Replace":
             for ref in active:
@@ -158,11 +173,13 @@ class CronJobController(Controller):
         job = await self._create_job(key, cj, scheduled, tz)
         if job is not None:
             st["active"] = [*(st.get("active") or []), _job_ref(job)]
-        st["lastScheduleTime"] = fmt_time(scheduled)
+        st["lastScheduleTime"] = format_time(scheduled)
         return wait
 
     def _most_recent(self, cj: Obj, schedule: cron.Schedule, st: Obj, now: datetime) -> datetime | None:
-        earliest = parse_time(st.get("lastScheduleTime")) or parse_time(meta(cj).get("creationTimestamp")) or now
+        earliest = (
+            parse_time(st.get("lastScheduleTime")) or parse_time(meta(cj).get("creationTimestamp")) or now
+        )
         deadline = spec(cj).get("startingDeadlineSeconds")
         if deadline is not None:
             earliest = max(earliest, now - timedelta(seconds=int(deadline)))
@@ -173,8 +190,13 @@ class CronJobController(Controller):
             latest = t
             missed += 1
             if missed > MAX_MISSED:
-                self.recorder.event(cj, WARNING, "TooManyMissedTimes", "too many missed start times. Set or decrease "
-                                    ".spec.startingDeadlineSeconds or check clock skew")
+                self.recorder.event(
+                    cj,
+                    WARNING,
+                    "TooManyMissedTimes",
+                    "too many missed start times. Set or decrease "
+                    ".spec.startingDeadlineSeconds or check clock skew",
+                )
                 break
             t = schedule.next(t)
         if missed > MAX_MISSED:
@@ -188,11 +210,15 @@ class CronJobController(Controller):
         tm = template.get("metadata") or {}
         local = scheduled.astimezone(tz) if tz else scheduled
         job: Obj = {
-            "apiVersion": "batch/v1", "kind": "Job",
-            "metadata": {"name": job_name(cj, scheduled), "namespace": meta(cj)["namespace"],
-                         "labels": dict(tm.get("labels") or {}),
-                         "annotations": {**(tm.get("annotations") or {}), SCHEDULED_TIMESTAMP: local.isoformat()},
-                         "ownerReferences": [owner_reference(cj)]},
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {
+                "name": job_name(cj, scheduled),
+                "namespace": meta(cj)["namespace"],
+                "labels": dict(tm.get("labels") or {}),
+                "annotations": {**(tm.get("annotations") or {}), SCHEDULED_TIMESTAMP: local.isoformat()},
+                "ownerReferences": [new_controller_ref(cj)],
+            },
             "spec": template.get("spec") or {},
         }
         if not job["metadata"]["labels"]:
@@ -207,18 +233,28 @@ class CronJobController(Controller):
 
     async def _delete_job(self, cj: Obj, name: str) -> None:
         try:
-            await self.client.delete(self.jobs.rt, meta(cj)["namespace"], name, propagation_policy="Background")
+            await self.client.delete(
+                self.jobs.rt, meta(cj)["namespace"], name, propagation_policy="Background"
+            )
         except NotFound:
             return  # already gone
         self.recorder.event(cj, NORMAL, "SuccessfulDelete", f"Deleted job {name}")
 
     async def _cleanup_history(self, cj: Obj, jobs: list[Obj]) -> None:
-        for kind, field, default in (("Complete", "successfulJobsHistoryLimit", 3), ("Failed", "failedJobsHistoryLimit", 1)):
+        for kind, field, default in (
+            ("Complete", "successfulJobsHistoryLimit", 3),
+            ("Failed", "failedJobsHistoryLimit", 1),
+        ):
             limit = spec(cj).get(field, default)
             if limit is None:
                 continue
             done = [j for j in jobs if _finished(j) == kind and not meta(j).get("deletionTimestamp")]
-            done.sort(key=lambda j: (status(j).get("startTime") or meta(j).get("creationTimestamp") or "", meta(j)["name"]))
+            done.sort(
+                key=lambda j: (
+                    status(j).get("startTime") or meta(j).get("creationTimestamp") or "",
+                    meta(j)["name"],
+                )
+            )
             for job in done[:max(len(done) - int(limit), 0)]:
                 await self._delete_job(cj, meta(job)["name"])
 

@@ -24,24 +24,28 @@ Must not import: node, net, apiserver, cli, runtime.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
-from orchestra.api.objects import deep_copy
-from orchestra.api.selectors import from_label_selector_object
-from orchestra.client.base import Client, Obj
+from orchestra.api.machinery.selectors import from_label_selector_object
+from orchestra.client.base import Client
 from orchestra.controller import Informer, Result, object_key, split_key
+from orchestra.objects import (
+    Obj,
+    deep_copy,
+    is_pod_ready,
+    is_terminating,
+    labels_match,
+    meta,
+    scaled_value,
+    spec,
+    status,
+    tolerations_tolerate,
+)
 from orchestra.reconcilers.workloads.base import WorkloadController
 from orchestra.reconcilers.workloads.common import (
     int_or,
     is_pod_available,
-    is_pod_ready,
-    is_terminating,
-    meta,
-    scaled_value,
     seconds_until_available,
-    spec,
-    status,
     template_hash,
 )
 from orchestra.reconcilers.workloads.history import REVISION_LABEL, RevisionHistory
@@ -62,22 +66,11 @@ def daemon_tolerations(pod_spec: Obj) -> list[Obj]:
     if pod_spec.get("hostNetwork"):
         extra.append(("node.kubernetes.io/network-unavailable", "NoSchedule"))
     for key, effect in extra:
-        if not any(t.get("key") == key and t.get("effect") == effect and t.get("operator") == "Exists" for t in tols):
+        if not any(
+            t.get("key") == key and t.get("effect") == effect and t.get("operator") == "Exists" for t in tols
+        ):
             tols.append({"key": key, "operator": "Exists", "effect": effect})
     return tols
-
-
-def tolerates(tolerations: Iterable[Obj], taint: Obj) -> bool:
-    for t in tolerations:
-        if t.get("effect") and t.get("effect") != taint.get("effect"):
-            continue
-        if not t.get("key") and t.get("operator") == "Exists":
-            return True
-        if t.get("key") != taint.get("key"):
-            continue
-        if t.get("operator") == "Exists" or t.get("value", "") == taint.get("value", ""):
-            return True
-    return False
 
 
 def _expr_matches(expr: Obj, value: str | None) -> bool:
@@ -100,7 +93,7 @@ def _expr_matches(expr: Obj, value: str | None) -> bool:
 
 def node_affinity_matches(pod_spec: Obj, node: Obj) -> bool:
     labels = meta(node).get("labels") or {}
-    if any(labels.get(k) != v for k, v in (pod_spec.get("nodeSelector") or {}).items()):
+    if not labels_match(pod_spec.get("nodeSelector") or {}, labels):
         return False
     required = (((pod_spec.get("affinity") or {}).get("nodeAffinity") or {})
                 .get("requiredDuringSchedulingIgnoredDuringExecution") or {})
@@ -113,7 +106,9 @@ def node_affinity_matches(pod_spec: Obj, node: Obj) -> bool:
         if not exprs and not fields:
             continue
         if all(_expr_matches(e, labels.get(e.get("key"))) for e in exprs) and all(
-                _expr_matches(f, meta(node).get("name") if f.get("key") == "metadata.name" else None) for f in fields):
+            _expr_matches(f, meta(node).get("name") if f.get("key") == "metadata.name" else None)
+            for f in fields
+        ):
             return True
     return False
 
@@ -125,7 +120,7 @@ def should_run(pod_spec: Obj, node: Obj) -> tuple[bool, bool]:
     tols = daemon_tolerations(pod_spec)
     run = cont = True
     for taint in spec(node).get("taints") or []:
-        if taint.get("effect") not in ("NoSchedule", "NoExecute") or tolerates(tols, taint):
+        if taint.get("effect") not in ("NoSchedule", "NoExecute") or tolerations_tolerate(tols, taint):
             continue
         run = False
         if taint.get("effect") == "NoExecute":
@@ -141,7 +136,11 @@ def target_node(pod: Obj) -> str | None:
                  .get("requiredDuringSchedulingIgnoredDuringExecution")) or {})
     for term in required.get("nodeSelectorTerms") or []:
         for f in term.get("matchFields") or []:
-            if f.get("key") == "metadata.name" and f.get("operator") == "In" and len(f.get("values") or []) == 1:
+            if (
+                f.get("key") == "metadata.name"
+                and f.get("operator") == "In"
+                and len(f.get("values") or []) == 1
+            ):
                 return str(f["values"][0])
     return None
 
@@ -189,7 +188,9 @@ class DaemonSetController(WorkloadController):
             current = await self.history.sync(ds, self.revision(ds))
             await self._manage(key, ds, nodes, by_node, pod_spec)
             await self._rolling_update(key, ds, nodes, by_node, pod_spec)
-            in_use = {meta(current)["name"]} | {f"{name}-{_revision(p)}" for p in pods if not is_terminating(p)}
+            in_use = {meta(current)["name"]} | {
+                f"{name}-{_revision(p)}" for p in pods if not is_terminating(p)
+            }
             await self.history.prune(ds, in_use)
         return await self._status(key, ds, nodes, by_node, pod_spec)
 
@@ -207,8 +208,13 @@ class DaemonSetController(WorkloadController):
                 failed = [p for p in pods if status(p).get("phase") == "Failed"]
                 for p in failed:
                     await self._delete(key, ds, p)
-                alive = sorted((p for p in pods if p not in failed),
-                               key=lambda p: (meta(p).get("creationTimestamp") or "", int(meta(p).get("resourceVersion") or 0)))
+                alive = sorted(
+                    (p for p in pods if p not in failed),
+                    key=lambda p: (
+                        meta(p).get("creationTimestamp") or "",
+                        int(meta(p).get("resourceVersion") or 0),
+                    ),
+                )
                 for p in alive[1:]:
                     await self._delete(key, ds, p)
         for node_name, pods in by_node.items():
@@ -226,7 +232,9 @@ class DaemonSetController(WorkloadController):
         now = self.clock()
         min_ready = int_or(spec(ds).get("minReadySeconds"), 0)
         desired = sum(1 for n in nodes.values() if should_run(pod_spec, n)[0])
-        budget = scaled_value((strategy.get("rollingUpdate") or {}).get("maxUnavailable", 1), desired, round_up=True)
+        budget = scaled_value(
+            (strategy.get("rollingUpdate") or {}).get("maxUnavailable", 1), desired, round_up=True
+        )
         budget = max(budget, 1)
         unavailable = 0
         now_delete: list[Obj] = []

@@ -25,26 +25,25 @@ from collections.abc import Iterable
 from typing import Any
 
 from orchestra.api.errors import AlreadyExists, NotFound
-from orchestra.api.objects import deep_copy
-from orchestra.api.selectors import from_label_selector_object
-from orchestra.client.base import Client, Obj
+from orchestra.api.machinery.selectors import from_label_selector_object
+from orchestra.client.base import Client
 from orchestra.controller import NORMAL, WARNING, Controller, Informer, Result, object_key, split_key
-from orchestra.reconcilers.workloads import rollout as ro
-from orchestra.reconcilers.workloads.common import (
-    Clock,
-    Expectations,
+from orchestra.controller.clock import Clock, wall_clock
+from orchestra.objects import (
+    Obj,
     controller_ref,
+    deep_copy,
     get_condition,
-    int_or,
     is_terminating,
     meta,
-    owner_keys,
-    owner_reference,
+    namespace_of,
+    new_controller_ref,
     remove_condition,
     spec,
     status,
-    wall_clock,
 )
+from orchestra.reconcilers.workloads import rollout as ro
+from orchestra.reconcilers.workloads.common import Expectations, int_or, owner_keys
 from orchestra.reconcilers.workloads.pods import claim
 
 
@@ -73,7 +72,7 @@ class DeploymentController(Controller):
             if controller_ref(rs) is not None:
                 keys.update(owner_keys(rs, "Deployment"))
                 continue
-            for d in self.deployments.by_index("namespace", str(meta(rs).get("namespace") or "")):
+            for d in self.deployments.by_index("namespace", namespace_of(rs)):
                 sel = spec(d).get("selector")
                 if sel and from_label_selector_object(sel).matches(meta(rs).get("labels")):
                     keys.add(object_key(d))
@@ -100,7 +99,12 @@ class DeploymentController(Controller):
         d = deep_copy(cached)
         selector = from_label_selector_object(spec(d).get("selector"))
         if selector.empty:
-            self.recorder.event(d, WARNING, "SelectingAll", "This deployment is selecting all pods. A non-empty selector is required.")
+            self.recorder.event(
+                d,
+                WARNING,
+                "SelectingAll",
+                "This deployment is selecting all pods. A non-empty selector is required.",
+            )
             return None
         rss = await claim(self.client, self.rss.rt, d, selector, self.rss.by_index("namespace", ns or ""),
                           on_write=lambda o: self.expect.wrote(key, self.rss, o))
@@ -164,15 +168,26 @@ class _Run:
         out = await self._update_rs(copy)
         if resize:
             direction = "up" if size > old_size else "down"
-            self.ctl.recorder.event(self.d, NORMAL, "ScalingReplicaSet",
-                                    f"Scaled {direction} replica set {meta(rs)['name']} to {size} from {old_size}")
+            self.ctl.recorder.event(
+                self.d,
+                NORMAL,
+                "ScalingReplicaSet",
+                f"Scaled {direction} replica set {meta(rs)['name']} to {size} from {old_size}",
+            )
         return resize, out
 
     async def _set_deploy_revision(self, rev: str) -> None:
         if (meta(self.d).get("annotations") or {}).get(ro.REVISION) == rev:
             return
-        patch = {"metadata": {"annotations": {ro.REVISION: rev}, "resourceVersion": meta(self.d)["resourceVersion"]}}
-        out = await self.client.patch(self.ctl.deployments.rt, meta(self.d)["namespace"], meta(self.d)["name"], patch)
+        patch = {
+            "metadata": {
+                "annotations": {ro.REVISION: rev},
+                "resourceVersion": meta(self.d)["resourceVersion"],
+            }
+        }
+        out = await self.client.patch(
+            self.ctl.deployments.rt, meta(self.d)["namespace"], meta(self.d)["name"], patch
+        )
         self.ctl.expect.wrote(self.key, self.ctl.deployments, out)
         self.d = out
 
@@ -239,7 +254,7 @@ class _Run:
         rs: Obj = {
             "apiVersion": "apps/v1", "kind": "ReplicaSet",
             "metadata": {"name": name, "namespace": meta(d)["namespace"], "labels": tmeta["labels"],
-                         "ownerReferences": [owner_reference(d)],
+                         "ownerReferences": [new_controller_ref(d)],
                          "annotations": {**ro.copy_annotations(d), ro.REVISION: new_revision}},
             "spec": {"replicas": 0, "minReadySeconds": int_or(spec(d).get("minReadySeconds"), 0),
                      "selector": selector, "template": template},
@@ -254,7 +269,9 @@ class _Run:
         self.ctl.expect.wrote(self.key, self.ctl.rss, created)
         self.rss.append(created)
         if size > 0:
-            self.ctl.recorder.event(d, NORMAL, "ScalingReplicaSet", f"Scaled up replica set {name} to {size} from 0")
+            self.ctl.recorder.event(
+                d, NORMAL, "ScalingReplicaSet", f"Scaled up replica set {name} to {size} from 0"
+            )
         await self._set_deploy_revision(new_revision)
         if ro.has_progress_deadline(self.d):
             st = deep_copy(status(self.d))
@@ -307,7 +324,9 @@ class _Run:
         if ro.spec_total(old) == 0:
             return False
         min_available = ro.replicas(self.d) - ro.max_unavailable(self.d)
-        new_unavailable = (ro.replicas(new_rs) - int(status(new_rs).get("availableReplicas") or 0)) if new_rs else 0
+        new_unavailable = (
+            (ro.replicas(new_rs) - int(status(new_rs).get("availableReplicas") or 0)) if new_rs else 0
+        )
         max_scaled_down = ro.spec_total(self.rss) - min_available - new_unavailable
         if max_scaled_down <= 0:
             return False
@@ -368,7 +387,11 @@ class _Run:
         old_uids = {meta(rs)["uid"] for rs in old}
         for pod in self.ctl.pods.by_index("namespace", meta(self.d)["namespace"]):
             ref = controller_ref(pod)
-            if ref is not None and ref.get("uid") in old_uids and status(pod).get("phase") not in ("Failed", "Succeeded"):
+            if (
+                ref is not None
+                and ref.get("uid") in old_uids
+                and status(pod).get("phase") not in ("Failed", "Succeeded")
+            ):
                 return True
         return False
 
@@ -429,7 +452,9 @@ class _Run:
                     or int(meta(rs).get("generation") or 0) > int(status(rs).get("observedGeneration") or 0)):
                 continue
             try:
-                await self.client.delete(self.ctl.rss.rt, meta(rs)["namespace"], meta(rs)["name"], uid=meta(rs)["uid"])
+                await self.client.delete(
+                    self.ctl.rss.rt, meta(rs)["namespace"], meta(rs)["name"], uid=meta(rs)["uid"]
+                )
             except NotFound:
                 pass  # already gone
             self.rss = [r for r in self.rss if meta(r)["uid"] != meta(rs)["uid"]]
@@ -449,9 +474,13 @@ class _Run:
             return
         st = deep_copy(status(self.d))
         if paused:
-            ro.set_deploy_condition(st, ro.condition("Progressing", "Unknown", ro.PAUSED, "Deployment is paused", self.now))
+            ro.set_deploy_condition(
+                st, ro.condition("Progressing", "Unknown", ro.PAUSED, "Deployment is paused", self.now)
+            )
         else:
-            ro.set_deploy_condition(st, ro.condition("Progressing", "Unknown", ro.RESUMED, "Deployment is resumed", self.now))
+            ro.set_deploy_condition(
+                st, ro.condition("Progressing", "Unknown", ro.RESUMED, "Deployment is resumed", self.now)
+            )
         await self.write_status(st)
 
     def _with_replica_failure(self, st: Obj) -> None:
@@ -486,7 +515,9 @@ class _Run:
                 c = ro.condition("Progressing", "True", ro.RS_UPDATED, f"{rs_name} is progressing.", now)
                 if cond is not None and cond.get("status") == "True":
                     c["lastTransitionTime"] = cond.get("lastTransitionTime", c["lastTransitionTime"])
-                st["conditions"] = [x for x in st.get("conditions") or [] if x.get("type") != "Progressing"] + [c]
+                st["conditions"] = [
+                    x for x in st.get("conditions") or [] if x.get("type") != "Progressing"
+                ] + [c]
             else:
                 at = ro.deadline_at(d, st)
                 if at is not None and at < now:

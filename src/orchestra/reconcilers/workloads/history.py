@@ -21,9 +21,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from orchestra.api.errors import AlreadyExists, Conflict, NotFound
-from orchestra.api.objects import deep_copy
-from orchestra.client.base import Obj
-from orchestra.reconcilers.workloads.common import controller_ref, meta, owner_keys, owner_reference, spec
+from orchestra.objects import Obj, controller_ref, deep_copy, meta, new_controller_ref, spec
+from orchestra.reconcilers.workloads.common import owner_keys
 
 if TYPE_CHECKING:
     from orchestra.reconcilers.workloads.base import WorkloadController
@@ -58,7 +57,9 @@ class RevisionHistory:
         self.controller = controller
         self.kind = controller.kind
         self.revisions = controller.informer("ControllerRevision", indexers={"controller": _controller_uid})
-        controller.enqueue_on(self.revisions, lambda _t, old, new: {*owner_keys(old, self.kind), *owner_keys(new, self.kind)})
+        controller.enqueue_on(
+            self.revisions, lambda _t, old, new: {*owner_keys(old, self.kind), *owner_keys(new, self.kind)}
+        )
 
     def of(self, owner: Obj) -> list[Obj]:
         """The owner's revisions, oldest first."""
@@ -82,11 +83,14 @@ class RevisionHistory:
                     return await self.controller.client.update(rt, updated)
                 except (Conflict, NotFound):
                     return rev  # the informer is behind; the next sync sees the change
-        labels = {**((spec(owner).get("template") or {}).get("metadata") or {}).get("labels", {}), REVISION_LABEL: hash_}
+        labels = {
+            **((spec(owner).get("template") or {}).get("metadata") or {}).get("labels", {}),
+            REVISION_LABEL: hash_,
+        }
         body: dict[str, Any] = {
             "apiVersion": "apps/v1", "kind": "ControllerRevision",
             "metadata": {"name": name, "namespace": m.get("namespace"), "labels": labels,
-                         "ownerReferences": [owner_reference(owner)]},
+                         "ownerReferences": [new_controller_ref(owner)]},
             "data": data, "revision": top + 1,
         }
         if m.get("annotations"):
@@ -104,6 +108,8 @@ class RevisionHistory:
         old = [r for r in self.of(owner) if meta(r).get("name") not in in_use]
         for rev in old[:max(len(old) - limit, 0)]:
             try:
-                await self.controller.client.delete(self.revisions.rt, meta(rev).get("namespace"), meta(rev)["name"])
+                await self.controller.client.delete(
+                    self.revisions.rt, meta(rev).get("namespace"), meta(rev)["name"]
+                )
             except NotFound:
                 pass

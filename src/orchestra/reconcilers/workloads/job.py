@@ -30,16 +30,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from orchestra.api.errors import ApiError, NotFound
-from orchestra.api.selectors import from_label_selector_object
-from orchestra.client.base import Client, Obj
+from orchestra.api.machinery.selectors import from_label_selector_object
+from orchestra.client.base import Client
 from orchestra.controller import NORMAL, WARNING, Result, split_key
-from orchestra.reconcilers.workloads.base import WorkloadController
-from orchestra.reconcilers.workloads.common import (
+from orchestra.objects import (
+    Obj,
     condition_true,
-    fmt_time,
+    format_time,
     get_condition,
-    int_or,
-    is_pod_active,
     is_pod_ready,
     is_terminating,
     meta,
@@ -48,6 +46,8 @@ from orchestra.reconcilers.workloads.common import (
     spec,
     status,
 )
+from orchestra.reconcilers.workloads.base import WorkloadController
+from orchestra.reconcilers.workloads.common import int_or, is_pod_active
 from orchestra.reconcilers.workloads.pods import claim, deletion_order, pod_from_template, slow_start
 
 INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
@@ -126,7 +126,7 @@ class JobController(WorkloadController):
         suspended = bool(spec(job).get("suspend"))
         self._suspend_condition(job, st, suspended, now)
         if not suspended and not st.get("startTime"):
-            st["startTime"] = fmt_time(now)
+            st["startTime"] = format_time(now)
         finish = None if suspended else self._failure(job, st, pods, active, now)
         if finish is None and not suspended and self._success(job, st, done_indexes, len(active)):
             finish = ("SuccessCriteriaMet", "CompletionsReached", "Reached expected number of succeeded pods")
@@ -155,17 +155,37 @@ class JobController(WorkloadController):
     def _suspend_condition(self, job: Obj, st: Obj, suspended: bool, now: datetime) -> None:
         cond = get_condition(st, "Suspended")
         if suspended and (cond is None or cond.get("status") != "True"):
-            set_condition(st, {"type": "Suspended", "status": "True", "reason": "JobSuspended", "message": "Job suspended",
-                               "lastProbeTime": fmt_time(now), "lastTransitionTime": fmt_time(now)})
+            set_condition(
+                st,
+                {
+                    "type": "Suspended",
+                    "status": "True",
+                    "reason": "JobSuspended",
+                    "message": "Job suspended",
+                    "lastProbeTime": format_time(now),
+                    "lastTransitionTime": format_time(now),
+                },
+            )
             st.pop("startTime", None)
             self.recorder.event(job, NORMAL, "Suspended", "Job suspended")
         elif not suspended and cond is not None and cond.get("status") == "True":
-            set_condition(st, {"type": "Suspended", "status": "False", "reason": "JobResumed", "message": "Job resumed",
-                               "lastProbeTime": fmt_time(now), "lastTransitionTime": fmt_time(now)})
+            set_condition(
+                st,
+                {
+                    "type": "Suspended",
+                    "status": "False",
+                    "reason": "JobResumed",
+                    "message": "Job resumed",
+                    "lastProbeTime": format_time(now),
+                    "lastTransitionTime": format_time(now),
+                },
+            )
             st.pop("startTime", None)
             self.recorder.event(job, NORMAL, "Resumed", "Job resumed")
 
-    def _failure(self, job: Obj, st: Obj, pods: list[Obj], active: list[Obj], now: datetime) -> tuple[str, str, str] | None:
+    def _failure(
+        self, job: Obj, st: Obj, pods: list[Obj], active: list[Obj], now: datetime
+    ) -> tuple[str, str, str] | None:
         if condition_true(job, "FailureTarget"):
             c = get_condition(status(job), "FailureTarget") or {}
             return "FailureTarget", str(c.get("reason", "")), str(c.get("message", ""))
@@ -201,7 +221,7 @@ class JobController(WorkloadController):
                          now: datetime) -> None:
         """Interim condition now; the final one (Complete / Failed) once no pod is active."""
         interim, reason, message = finish
-        t = fmt_time(now)
+        t = format_time(now)
         set_condition(st, {"type": interim, "status": "True", "reason": reason, "message": message,
                            "lastProbeTime": t, "lastTransitionTime": t})
         await self._delete(key, job, active, len(active))
@@ -302,8 +322,12 @@ def _index_pod(pod: Obj, job: Obj, index: int) -> None:
     m["labels"] = {**(m.get("labels") or {}), INDEX_ANNOTATION: str(index)}
     ps = pod["spec"]
     ps["hostname"] = f"{meta(job)['name']}-{index}"
-    env = {"name": "JOB_COMPLETION_INDEX",
-           "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": f"metadata.annotations['{INDEX_ANNOTATION}']"}}}
+    env = {
+        "name": "JOB_COMPLETION_INDEX",
+        "valueFrom": {
+            "fieldRef": {"apiVersion": "v1", "fieldPath": f"metadata.annotations['{INDEX_ANNOTATION}']"}
+        },
+    }
     for c in [*(ps.get("initContainers") or []), *(ps.get("containers") or [])]:
         c["env"] = [e for e in c.get("env") or [] if e.get("name") != "JOB_COMPLETION_INDEX"] + [env]
 
@@ -321,7 +345,10 @@ def _pod_failure_policy(job: Obj, pods: list[Obj]) -> str | None:
             if matched is None:
                 continue
             if rule.get("action") == "FailJob":
-                return f"{matched} for pod {meta(pod).get('namespace')}/{meta(pod)['name']} matching FailJob rule at index {i}"
+                return (
+                    f"{matched} for pod {meta(pod).get('namespace')}/{meta(pod)['name']} "
+                    f"matching FailJob rule at index {i}"
+                )
             break  # Ignore / Count / FailIndex: first matching rule decides; not FailJob
     return None
 

@@ -22,22 +22,22 @@ from collections.abc import Awaitable, Callable, Sequence
 import trio
 
 from orchestra.api.errors import ApiError, Conflict, NotFound
-from orchestra.api.objects import deep_copy
+from orchestra.api.machinery.selectors import LabelSelector
 from orchestra.api.registry import ResourceType
-from orchestra.api.selectors import LabelSelector
-from orchestra.client.base import Client, Obj
+from orchestra.client.base import Client
 from orchestra.controller import NORMAL, WARNING, EventRecorder
-from orchestra.reconcilers.workloads.common import (
+from orchestra.objects import (
+    Obj,
     controller_ref,
+    deep_copy,
     is_pod_ready,
     is_terminating,
     meta,
-    owner_reference,
+    new_controller_ref,
     parse_time,
-    ready_since,
-    restart_count,
     status,
 )
+from orchestra.reconcilers.workloads.common import ready_since, restart_count
 
 log = logging.getLogger("orchestra.reconcilers.workloads")
 
@@ -64,14 +64,16 @@ def pod_from_template(template: Obj, owner: Obj, *, name: str | None = None, gen
         pm["annotations"] = pod_annotations
     if tm.get("finalizers"):
         pm["finalizers"] = tm["finalizers"]
-    pm["ownerReferences"] = [owner_reference(owner)]
+    pm["ownerReferences"] = [new_controller_ref(owner)]
     return {"apiVersion": "v1", "kind": "Pod", "metadata": pm, "spec": t.get("spec") or {}}
 
 
 class PodControl:
     """Creates and deletes a controller's objects (pods by default), recording kube's events."""
 
-    def __init__(self, client: Client, recorder: EventRecorder, rt: ResourceType, *, noun: str = "pod") -> None:
+    def __init__(
+        self, client: Client, recorder: EventRecorder, rt: ResourceType, *, noun: str = "pod"
+    ) -> None:
         self.client = client
         self.recorder = recorder
         self.rt = rt
@@ -83,7 +85,9 @@ class PodControl:
         except ApiError as exc:
             self.recorder.event(owner, WARNING, "FailedCreate", f"Error creating: {exc}")
             raise
-        self.recorder.event(owner, NORMAL, "SuccessfulCreate", f"Created {self.noun}: {meta(created)['name']}")
+        self.recorder.event(
+            owner, NORMAL, "SuccessfulCreate", f"Created {self.noun}: {meta(created)['name']}"
+        )
         return created
 
     async def delete(self, owner: Obj, obj: Obj, *, propagation_policy: str | None = None) -> Obj | None:
@@ -103,7 +107,9 @@ class PodControl:
         return out
 
 
-async def slow_start(count: int, create: Callable[[int], Awaitable[object]]) -> tuple[int, BaseException | None]:
+async def slow_start(
+    count: int, create: Callable[[int], Awaitable[object]]
+) -> tuple[int, BaseException | None]:
     """kube's slowStartBatch: call create(i) for i in range(count) in batches of 1, 2, 4, ...;
     stop after a batch with a failure. Returns (successes, first error)."""
     started = succeeded = 0
@@ -160,7 +166,7 @@ async def claim(client: Client, rt: ResourceType, owner: Obj, selector: LabelSel
 async def _adopt(client: Client, rt: ResourceType, owner: Obj, obj: Obj,
                  on_write: Callable[[Obj], None] | None) -> Obj | None:
     m = meta(obj)
-    refs = [*(m.get("ownerReferences") or []), owner_reference(owner)]
+    refs = [*(m.get("ownerReferences") or []), new_controller_ref(owner)]
     patch = {"metadata": {"ownerReferences": refs, "resourceVersion": m["resourceVersion"], "uid": m["uid"]}}
     try:
         out = await client.patch(rt, m.get("namespace"), m["name"], patch)
@@ -175,7 +181,13 @@ async def _release(client: Client, rt: ResourceType, obj: Obj, uid: str | None,
                    on_write: Callable[[Obj], None] | None) -> None:
     m = meta(obj)
     refs = [r for r in m.get("ownerReferences") or [] if r.get("uid") != uid]
-    patch = {"metadata": {"ownerReferences": refs or None, "resourceVersion": m["resourceVersion"], "uid": m["uid"]}}
+    patch = {
+        "metadata": {
+            "ownerReferences": refs or None,
+            "resourceVersion": m["resourceVersion"],
+            "uid": m["uid"],
+        }
+    }
     try:
         out = await client.patch(rt, m.get("namespace"), m["name"], patch)
     except NotFound:

@@ -18,24 +18,29 @@ from collections.abc import Iterable
 from typing import Any
 
 from orchestra.api.errors import ApiError
-from orchestra.api.selectors import from_label_selector_object
-from orchestra.client.base import Client, Obj
+from orchestra.api.machinery.selectors import from_label_selector_object
+from orchestra.client.base import Client
 from orchestra.controller import Result, split_key
-from orchestra.reconcilers.workloads.base import WorkloadController
-from orchestra.reconcilers.workloads.common import (
-    fmt_time,
-    int_or,
-    is_pod_active,
-    is_pod_available,
+from orchestra.objects import (
+    Obj,
+    format_time,
     is_pod_ready,
     is_terminating,
+    labels_match,
+    labels_of,
     meta,
     ready_condition,
     remove_condition,
-    seconds_until_available,
     set_condition,
     spec,
     status,
+)
+from orchestra.reconcilers.workloads.base import WorkloadController
+from orchestra.reconcilers.workloads.common import (
+    int_or,
+    is_pod_active,
+    is_pod_available,
+    seconds_until_available,
 )
 from orchestra.reconcilers.workloads.pods import (
     BURST_REPLICAS,
@@ -66,7 +71,12 @@ class ReplicaSetController(WorkloadController):
         # A pod update that changes nothing a sync reads (binding, container states, IPs) does not
         # wake the ReplicaSet: at a thousand replicas each sync walks every pod, and a pod's start
         # is a handful of such updates. kube enqueues on every update; the outcome is the same.
-        if event_type == "MODIFIED" and old is not None and new is not None and _sync_view(old) == _sync_view(new):
+        if (
+            event_type == "MODIFIED"
+            and old is not None
+            and new is not None
+            and _sync_view(old) == _sync_view(new)
+        ):
             return ()
         return super().owners_of_pod(event_type, old, new)
 
@@ -87,7 +97,9 @@ class ReplicaSetController(WorkloadController):
         # Status counts the pods this sync started from (the writes above re-queue us) minus those it
         # just deleted. kube counts those too, until its next sync; a Deployment reading that status
         # mid-rollout would take them for available pods and scale an old ReplicaSet down too far.
-        return await self._sync_status(key, rs, [p for p in pods if meta(p).get("uid") not in deleted], failure)
+        return await self._sync_status(
+            key, rs, [p for p in pods if meta(p).get("uid") not in deleted], failure
+        )
 
     async def _manage(self, key: str, rs: Obj, pods: list[Obj], deleted: set[str]) -> tuple[str, str] | None:
         diff = len(pods) - int_or(spec(rs).get("replicas"), 1)
@@ -116,13 +128,15 @@ class ReplicaSetController(WorkloadController):
                     self.expect.deleted(victim)
         return None
 
-    async def _sync_status(self, key: str, rs: Obj, pods: list[Obj], failure: tuple[str, str] | None) -> Result | None:
+    async def _sync_status(
+        self, key: str, rs: Obj, pods: list[Obj], failure: tuple[str, str] | None
+    ) -> Result | None:
         now = self.clock()
         min_ready = int_or(spec(rs).get("minReadySeconds"), 0)
         template_labels = ((spec(rs).get("template") or {}).get("metadata") or {}).get("labels") or {}
         labeled = ready = available = 0
         for p in pods:  # one pass: at a thousand replicas this loop is the controller's cost
-            labeled += _has_labels(p, template_labels)
+            labeled += labels_match(template_labels, labels_of(p))
             if is_pod_ready(p):
                 ready += 1
                 available += min_ready <= 0 or is_pod_available(p, min_ready, now)
@@ -136,7 +150,7 @@ class ReplicaSetController(WorkloadController):
         })
         if failure is not None:
             set_condition(new_status, {"type": "ReplicaFailure", "status": "True", "reason": failure[0],
-                                       "message": failure[1], "lastTransitionTime": fmt_time(now)})
+                                       "message": failure[1], "lastTransitionTime": format_time(now)})
         else:
             remove_condition(new_status, "ReplicaFailure")
         await self.write_status(key, rs, new_status)
@@ -152,8 +166,3 @@ def _sync_view(pod: Obj) -> tuple[Any, ...]:
     ready = ready_condition(pod) or {}
     return (m.get("labels"), m.get("ownerReferences"), m.get("deletionTimestamp"), status(pod).get("phase"),
             ready.get("status"), ready.get("lastTransitionTime"))
-
-
-def _has_labels(pod: Obj, labels: dict[str, str]) -> bool:
-    have: dict[str, str] = meta(pod).get("labels") or {}
-    return labels.items() <= have.items()

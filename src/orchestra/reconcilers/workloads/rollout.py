@@ -13,18 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from orchestra.client.base import Obj
-from orchestra.reconcilers.workloads.common import (
-    fmt_time,
-    get_condition,
-    int_or,
-    meta,
-    parse_time,
-    scaled_value,
-    spec,
-    status,
-    template_hash,
-)
+from orchestra.objects import Obj, format_time, get_condition, meta, parse_time, scaled_value, spec, status
+from orchestra.reconcilers.workloads.common import int_or, template_hash
 
 REVISION = "deployment.kubernetes.io/revision"
 REVISION_HISTORY = "deployment.kubernetes.io/revision-history"
@@ -146,7 +136,9 @@ def available_after_scaling(rss: Sequence[Obj | None]) -> int:
     A ReplicaSet just scaled down still reports the pods it is deleting (its status is written
     from the pods its last sync started from, or predates the scale-down); counting those would
     let a rolling update take availability below replicas - maxUnavailable."""
-    return sum(min(int(status(rs).get("availableReplicas") or 0), replicas(rs)) for rs in rss if rs is not None)
+    return sum(
+        min(int(status(rs).get("availableReplicas") or 0), replicas(rs)) for rs in rss if rs is not None
+    )
 
 
 def new_rs_replicas(deploy: Obj, all_rss: Sequence[Obj], new_rs: Obj) -> int:
@@ -202,7 +194,7 @@ def proportion(rs: Obj, deploy: Obj, to_add: int, added: int) -> int:
 
 
 def condition(type_: str, status_: str, reason: str, message: str, now: datetime) -> Obj:
-    t = fmt_time(now)
+    t = format_time(now)
     return {"type": type_, "status": status_, "lastUpdateTime": t, "lastTransitionTime": t,
             "reason": reason, "message": message}
 
@@ -211,7 +203,11 @@ def set_deploy_condition(st: Obj, cond: Obj) -> None:
     """kube's SetDeploymentCondition: no change when status and reason are the same; otherwise
     replace, keeping lastTransitionTime when the status did not change."""
     current = get_condition(st, cond["type"])
-    if current is not None and current.get("status") == cond["status"] and current.get("reason") == cond["reason"]:
+    if (
+        current is not None
+        and current.get("status") == cond["status"]
+        and current.get("reason") == cond["reason"]
+    ):
         return
     if current is not None and current.get("status") == cond["status"]:
         cond = {**cond, "lastTransitionTime": current.get("lastTransitionTime", cond["lastTransitionTime"])}
@@ -232,7 +228,9 @@ def calculate_status(deploy: Obj, all_rss: Sequence[Obj], new_rs: Obj | None, no
         "unavailableReplicas": max(replicas(deploy) - available, 0),
     })
     if available >= replicas(deploy) - max_unavailable(deploy):
-        set_deploy_condition(st, condition("Available", "True", MIN_AVAILABLE, "Deployment has minimum availability.", now))
+        set_deploy_condition(
+            st, condition("Available", "True", MIN_AVAILABLE, "Deployment has minimum availability.", now)
+        )
     else:
         set_deploy_condition(st, condition("Available", "False", MIN_UNAVAILABLE,
                                            "Deployment does not have minimum availability.", now))

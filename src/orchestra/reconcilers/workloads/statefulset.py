@@ -27,10 +27,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from orchestra.api.machinery.selectors import from_label_selector_object
 from orchestra.api.registry import ResourceType
-from orchestra.api.selectors import from_label_selector_object
-from orchestra.client.base import Client, Obj
+from orchestra.client.base import Client
 from orchestra.controller import Result, registry_of, split_key
+from orchestra.objects import Obj, is_pod_ready, is_terminating, meta, name_of, spec, status
 from orchestra.reconcilers.workloads.base import WorkloadController
 from orchestra.reconcilers.workloads.claims import (
     add_claim_volumes,
@@ -41,12 +42,7 @@ from orchestra.reconcilers.workloads.claims import (
 from orchestra.reconcilers.workloads.common import (
     int_or,
     is_pod_available,
-    is_pod_ready,
-    is_terminating,
-    meta,
     seconds_until_available,
-    spec,
-    status,
     template_hash,
 )
 from orchestra.reconcilers.workloads.history import REVISION_LABEL, RevisionHistory, template_of
@@ -58,7 +54,7 @@ POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"
 
 def ordinal(sts: Obj, pod: Obj) -> int | None:
     prefix = f"{meta(sts)['name']}-"
-    name = str(meta(pod).get("name") or "")
+    name = name_of(pod)
     tail = name[len(prefix):] if name.startswith(prefix) else ""
     return int(tail) if tail.isdigit() else None
 
@@ -105,7 +101,9 @@ class StatefulSetController(WorkloadController):
             await self.history.prune(sts, in_use)
         return await self._status(key, sts, list(by_ord.values()), current_rev, update_rev)
 
-    async def _sync(self, key: str, sts: Obj, by_ord: dict[int, Obj], update_rev: str, current_rev: str) -> None:
+    async def _sync(
+        self, key: str, sts: Obj, by_ord: dict[int, Obj], update_rev: str, current_rev: str
+    ) -> None:
         n = int_or(spec(sts).get("replicas"), 1)
         monotonic = (spec(sts).get("podManagementPolicy") or "OrderedReady") == "OrderedReady"
         for i in range(n):
@@ -157,7 +155,11 @@ class StatefulSetController(WorkloadController):
         current revision, otherwise from the update revision (the spec's template)."""
         strategy = spec(sts).get("updateStrategy") or {}
         partition = int_or((strategy.get("rollingUpdate") or {}).get("partition"), 0)
-        if current_rev != update_rev and (strategy.get("type") or "RollingUpdate") == "RollingUpdate" and i < partition:
+        if (
+            current_rev != update_rev
+            and (strategy.get("type") or "RollingUpdate") == "RollingUpdate"
+            and i < partition
+        ):
             for rev in self.history.of(sts):
                 if meta(rev).get("name") == current_rev:
                     return current_rev, template_of(rev)
@@ -187,7 +189,9 @@ class StatefulSetController(WorkloadController):
         if out is not None:
             self.expect.wrote(key, self.pods, out)
 
-    async def _status(self, key: str, sts: Obj, pods: list[Obj], current_rev: str, update_rev: str) -> Result | None:
+    async def _status(
+        self, key: str, sts: Obj, pods: list[Obj], current_rev: str, update_rev: str
+    ) -> Result | None:
         now = self.clock()
         min_ready = int_or(spec(sts).get("minReadySeconds"), 0)
         n = int_or(spec(sts).get("replicas"), 1)

@@ -1,0 +1,13 @@
+"""How a signal ends the `orchestra` command: `Terminated`, SIGTERM raised like Ctrl-C's KeyboardInterrupt.
+
+Its own module so that both the entry point (cli/entry.py, which installs the handler before the
+CLI's imports begin) and the click group (cli/main.py, which turns either into its exit code) can
+import it without importing each other.
+Must not import: anything but the standard library (it is imported before the CLI itself).
+"""
+
+from __future__ import annotations
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so every handler of that one applies."""

@@ -1,0 +1,77 @@
+"""A watchable MVCC key-value store: the etcd model, in process, on trio. Values are opaque bytes.
+
+Owns: revisions, the per-key revision index, the global event history, compare-and-swap, atomic
+transactions, range at a past revision, watches, compaction/retention, and persistence through a
+small backend contract (memory, the durable log; etcd later). This package is a leaf layer.
+Must not import: anything from orchestra outside orchestra.store.
+
+Semantics, fixed here so the API core can rely on them (whatever the backend):
+- Revisions: an empty store is at revision 0; the first write makes revision 1. Every put, every
+  delete of a present key and every txn that changes something bumps the global revision by exactly
+  one (a txn's ops all share it). A delete of an absent key changes nothing and bumps nothing.
+- KeyValue.version counts puts since the key was (re)created; a DELETE event's kv is a tombstone:
+  the deleted key and its last value, its create_revision, mod_revision = the deletion revision and
+  version 0. prev_kv is the value before the event (None for a create).
+- compact(r) keeps the state at r: get/range work at any revision in [compact_revision, revision];
+  watches need start_revision > compact_revision (events at or before it are gone).
+- watch(): start_revision < 1 means 1. CompactedError / FutureRevisionError are raised by watch()
+  itself (at creation, synchronously). A watcher that compaction overtakes raises CompactedError on
+  its next read, and keeps raising it: events are never skipped silently.
+- Writers never wait for watchers: a watcher is a cursor into the shared history, woken once per
+  write under its prefix. History is bounded by run() (retention_seconds of trio time) and, as a
+  backstop that needs no run(), by max_history (trimmed in the write path once it is exceeded by 25%).
+- Durable (open_durable): each commit is one log record, os.write()n before the write returns, so a
+  kill -9 after an acknowledged write loses nothing. wait_durable(r): "always" waits for an fsync
+  covering r (group commit); "batch" and "never" return at once ("batch" fsyncs every ~50 ms in
+  run()). After reopening, the state and revision are as before but history is not: compact_revision
+  is the revision at open, so a watch from before the restart gets CompactedError (a re-list).
+- After close(), writes, watch() and reading a watcher raise StoreClosedError.
+
+The modules, each one concept (arrows: may import):
+    types     KeyValue, Event, Put/Delete/Compare, TxnResult, StoreError and kin   (imports nothing)
+    index     KeyIndex: each key's events, the sorted keys, reads at a revision    -> types
+    history   History: the retained events in revision order, absolute positions   -> types
+    watch     Watcher (a cursor into the History) and Notifier (park/wake hook)    -> history, types
+    backend   the Backend and Feed protocols: the persistence seam, and how etcd fits -> types
+    memory    MemoryBackend: keeps nothing                                         -> backend, types
+    log       the durable files: checksummed log records, snapshots, group-commit fsync (no orchestra)
+    durable   DurableBackend: recovery, one record per commit, fsync policies      -> backend, log, types
+    mvcc      Store: every semantic above, once, over any Backend                 -> all but log
+The backend seam: the Store decides every write (CAS, the next revision) and hands the committed
+revision to backend.append() before the write returns; at open, backend.recover(feed) pushes the
+kept state back in through feed.restore()/feed.apply(), the same path into the index, history and
+watchers as a local write. orchestra.store.backend's docstring has the contract and the etcd plan.
+import-linter checks these arrows (pyproject.toml).
+"""
+
+from orchestra.store.mvcc import Store
+from orchestra.store.types import (
+    CompactedError,
+    Compare,
+    CompareFailed,
+    Delete,
+    Event,
+    FutureRevisionError,
+    KeyValue,
+    Put,
+    StoreClosedError,
+    StoreError,
+    TxnResult,
+)
+from orchestra.store.watch import Watcher
+
+__all__ = [
+    "CompactedError",
+    "Compare",
+    "CompareFailed",
+    "Delete",
+    "Event",
+    "FutureRevisionError",
+    "KeyValue",
+    "Put",
+    "Store",
+    "StoreClosedError",
+    "StoreError",
+    "TxnResult",
+    "Watcher",
+]
