@@ -1,14 +1,13 @@
 """kubectl 1.32 against simulated nodes that behave like kwok's, with nothing scripted by the test.
 
-Public-style manifests (a microservices-demo-like shop: Deployments and Services with httpGet and
-tcpSocket probes, real registry image names, an init container waiting in a shell loop), a
+Public-style manifests (a microservices-demo-like shop: Deployments and Services with gRPC, httpGet
+and tcpSocket probes, real registry image names, an init container waiting in a shell loop), a
 Deployment with an httpGet readiness probe rolling out, back and off a drained node, an init
 container and the classic `pi` Job completing, `kubectl get pods` ages and restarts in seconds,
 and — with `orchestra up` as a subprocess on a durable state dir — a restart (SIGTERM, then
 SIGKILL) that keeps every simulated pod's uid, IP, container and restart count.
 The in-process cluster is `run_cluster` with 3 simulated nodes, the fast node-lifecycle timings,
 no Podman and no network, in a thread (tests/conftest.py's ClusterThread).
-gRPC probes are left out (another change brings them; simulated nodes already pass them).
 """
 
 from __future__ import annotations
@@ -72,6 +71,8 @@ spec:
 HTTP_PROBES = """        readinessProbe:
           httpGet: {path: /_healthz, port: 8080, httpHeaders: [{name: Cookie, value: x}]}
         livenessProbe: {httpGet: {path: /_healthz, port: http}, initialDelaySeconds: 10}"""
+GRPC_PROBES = """        readinessProbe: {grpc: {port: %d}, initialDelaySeconds: 2}
+        livenessProbe: {grpc: {port: %d}, initialDelaySeconds: 2, periodSeconds: 10}"""
 TCP_PROBES = """        readinessProbe: {tcpSocket: {port: %d}, periodSeconds: 5}
         livenessProbe: {tcpSocket: {port: %d}, periodSeconds: 5}"""
 WAIT_FOR_FRONTEND = """      initContainers:
@@ -85,10 +86,10 @@ WAIT_FOR_FRONTEND = """      initContainers:
 SHOP = "---".join([
     deployment("frontend", f"{REGISTRY}/frontend:v0.10.1", 8080, HTTP_PROBES, replicas=2),
     service("frontend", 80, 8080),
-    deployment("cartservice", f"{REGISTRY}/cartservice:v0.10.1", 7070, TCP_PROBES % (7070, 7070)),
+    deployment("cartservice", f"{REGISTRY}/cartservice:v0.10.1", 7070, GRPC_PROBES % (7070, 7070)),
     service("cartservice", 7070, 7070),
     deployment("productcatalogservice", f"{REGISTRY}/productcatalogservice:v0.10.1", 3550,
-               TCP_PROBES % (3550, 3550)),
+               GRPC_PROBES % (3550, 3550)),
     service("productcatalogservice", 3550, 3550),
     deployment("redis-cart", "redis:alpine", 6379, TCP_PROBES % (6379, 6379)),
     service("redis-cart", 6379, 6379),
@@ -137,6 +138,18 @@ spec:
       containers:
       - {name: pi, image: perl:5.34.0, command: ["perl", "-Mbignum=bpi", "-wle", "print bpi(2000)"]}
   backoffLimit: 4
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {name: with-sidecar}
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      initContainers:
+      - {name: log-shipper, image: fluent/fluent-bit:3.1, restartPolicy: Always}
+      containers:
+      - {name: report, image: busybox, command: ["sh", "-c", "echo report > /var/log/report; sleep 3"]}
 """
 
 
@@ -252,7 +265,7 @@ def test_init_containers_and_a_job_complete(kubectl: Kubectl) -> None:
     kubectl("create", "namespace", "batch")
     kubectl("apply", "-n", "batch", "-f", "-", input=INIT_AND_JOB)
     kubectl("wait", "-n", "batch", "--for=condition=Ready", "pod/with-init", "--timeout=60s")
-    kubectl("wait", "-n", "batch", "--for=condition=complete", "job/pi", "--timeout=60s")
+    kubectl("wait", "-n", "batch", "--for=condition=complete", "job/pi", "job/with-sidecar", "--timeout=60s")
     pod = get_json(kubectl, "pod/with-init", "-n", "batch")
     reasons = [s["state"]["terminated"]["reason"] for s in pod["status"]["initContainerStatuses"]]
     assert reasons == ["Completed"] * 2
@@ -260,6 +273,9 @@ def test_init_containers_and_a_job_complete(kubectl: Kubectl) -> None:
     job = get_json(kubectl, "job/pi", "-n", "batch")
     assert job["status"]["succeeded"] == 2
     assert "2/2" in kubectl("get", "job", "pi", "-n", "batch").stdout
+    (pod,) = get_json(kubectl, "pods", "-n", "batch", "-l", "job-name=with-sidecar")["items"]
+    (sidecar,) = pod["status"]["initContainerStatuses"]
+    assert sidecar["state"]["terminated"]["exitCode"] == 143  # stopped once the Job's container finished
 
 
 def test_ages_and_restarts_are_in_seconds(kubectl: Kubectl) -> None:

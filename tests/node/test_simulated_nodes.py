@@ -168,6 +168,63 @@ async def test_probes_pass_unless_scripted(tmp_path: Path, clock: trio.abc.Clock
         assert "Container web failed liveness probe, will be restarted" in messages
 
 
+async def test_grpc_probes_pass_unless_scripted(tmp_path: Path, clock: trio.abc.Clock) -> None:
+    """microservices-demo's probes (gRPC health checks on the server's port) by the same rules as
+    httpGet and tcpSocket: they pass, unless the pod's script fails them."""
+    probes = {"readinessProbe": {"grpc": {"port": 7070}, "periodSeconds": 2},
+              "livenessProbe": {"grpc": {"port": 7070, "service": "liveness"}, "periodSeconds": 2},
+              "ports": [{"containerPort": 7070}]}
+    async with open_cluster(tmp_path) as cluster:
+        await cluster.pod("cart", [ctr("server", "/app/cartservice", **probes)])
+        await cluster.pod("unready", [ctr("server", "/app/cartservice", **probes)],
+                          annotations={"sim.orchestra.io/probe-failure": "server/readiness"})
+        pod = await cluster.wait("cart", ready)
+        assert state(pod, "server")["ready"] and state(pod, "server")["restartCount"] == 0
+        await cluster.wait("unready", lambda p: state(p, "server").get("started") is True)
+        await trio.sleep(20)
+        pod = await cluster.get("unready")
+        assert not ready(pod) and state(pod, "server")["restartCount"] == 0  # liveness still passes
+        events, _ = await cluster.client.list(cluster.client.kind("Event"), "default")
+        messages = {e["message"] for e in events if e["involvedObject"]["name"] == "unready"}
+        assert 'Readiness probe failed: service unhealthy (responded with "NOT_SERVING")' in messages
+
+
+def container_id(pod: Obj, name: str, key: str = "containerStatuses") -> str:
+    return str(state(pod, name, key)["containerID"]).split("://", 1)[1]
+
+
+async def test_native_sidecars_serve_and_a_job_with_one_completes(
+        tmp_path: Path, clock: trio.abc.Clock) -> None:
+    """A restartable init container runs a server beside the app (it never "completes" like an init
+    container); a Job's pod completes when its container does, and the sidecar is stopped then."""
+    job_owner = {"apiVersion": "batch/v1", "kind": "Job", "name": "j", "uid": "job-uid", "controller": True}
+    proxy = ctr("proxy", "envoy", "-c", "/etc/envoy/envoy.yaml", restartPolicy="Always")
+    async with open_cluster(tmp_path) as cluster:
+        await cluster.pod("web", [ctr("app", "sleep", "3600")], initContainers=[proxy])
+        await cluster.pod("job", [ctr("work", "sh", "-c", "echo working; sleep 5")], initContainers=[proxy],
+                          restartPolicy="Never", metadata={"ownerReferences": [job_owner]})
+        await cluster.pod("job-unknown", [ctr("work", "python", "run.py")], initContainers=[proxy],
+                          restartPolicy="Never", metadata={"ownerReferences": [job_owner]})
+        await cluster.wait("web", ready)
+        await trio.sleep(30)
+        pod = await cluster.get("web")
+        sidecar = state(pod, "proxy", "initContainerStatuses")
+        assert sidecar["ready"] and sidecar["started"] and "running" in sidecar["state"]
+        assert sidecar["restartCount"] == 0
+        assert cluster.runtime is not None
+        served = await cluster.runtime.exec_run(container_id(pod, "app"),
+                                                ["wget", "-qO-", "http://localhost:9901/ready"], timeout=5)
+        assert served.exit_code == 0  # the sidecar serves while the main container runs
+        for name in ("job", "job-unknown"):
+            pod = await cluster.wait(name, lambda p: p["status"].get("phase") in ("Succeeded", "Failed"))
+            assert pod["status"]["phase"] == "Succeeded", pod["status"]
+            work = state(pod, "work")["state"]["terminated"]
+            assert (work["exitCode"], work["reason"]) == (0, "Completed")
+            stopped = state(pod, "proxy", "initContainerStatuses")["state"]["terminated"]
+            assert stopped["exitCode"] == 143  # SIGTERM once the Job's container finished
+        assert (await cluster.get("web"))["status"]["phase"] == "Running"
+
+
 async def test_a_bad_annotation_is_a_warning_event(tmp_path: Path, clock: trio.abc.Clock) -> None:
     async with open_cluster(tmp_path) as cluster:
         await cluster.pod("bad", [ctr("c", "sleep", "3600")],
