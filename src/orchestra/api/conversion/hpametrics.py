@@ -11,12 +11,15 @@ Must not import: anything above the api layer.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from orchestra.objects import Obj, as_dict
 from orchestra.objects.quantity import QuantityError, format_quantity
 
 SOURCES = ("object", "pods", "resource", "containerResource", "external")
+
+Converter = Callable[[Obj], Obj]
 
 
 def quantity(value: Any) -> Any:
@@ -49,7 +52,20 @@ def _identifier(name: Any, selector: Any) -> Obj:
     return out
 
 
-def _by_type(metric: Any, convert: dict[str, Any]) -> Obj:
+def _per_source(
+    object_: Converter, pods: Converter, resource: Callable[..., Obj], external: Converter
+) -> dict[str, Converter]:
+    """A converter per source type; a ContainerResource one is the Resource one with its container."""
+    return {
+        "object": object_,
+        "pods": pods,
+        "resource": resource,
+        "containerResource": lambda s: resource(s, container=True),
+        "external": external,
+    }
+
+
+def _by_type(metric: Any, convert: dict[str, Converter]) -> Obj:
     m = as_dict(metric)
     out: Obj = {"type": m.get("type") or ""}
     for source in SOURCES:
@@ -59,71 +75,96 @@ def _by_type(metric: Any, convert: dict[str, Any]) -> Obj:
     return out
 
 
-# --- specs: v2 -> v1 ---------------------------------------------------------------------------------
+# --- specs and statuses: v2 -> v1 -------------------------------------------------------------------
+# The spec's `target` and the status's `current` become v1 fields prefixed `target`/`current`, in the
+# same order. Two v1 status quantities are Go values (ResourceMetricStatus.CurrentAverageValue,
+# ExternalMetricStatus.CurrentValue), so always marshalled, where the spec's matching fields are pointers.
+
+_STATUS = "current"
 
 
-def _object_v1(src: Obj) -> Obj:
-    target, metric = as_dict(src.get("target")), as_dict(src.get("metric"))
+def _quantity_field(out: Obj, key: str, value: Any, *, pointer: bool) -> None:
+    if pointer:
+        _put(out, key, value, as_quantity=True)
+    else:
+        out[key] = quantity(value)
+
+
+def _object_v1(src: Obj, side: str) -> Obj:
+    values, metric = as_dict(src.get(side)), as_dict(src.get("metric"))
     out: Obj = {
         "target": ref(src.get("describedObject")),
         "metricName": metric.get("name") or "",
-        "targetValue": quantity(target.get("value")),
+        f"{side}Value": quantity(values.get("value")),
     }
     _put(out, "selector", metric.get("selector"))
-    _put(out, "averageValue", target.get("averageValue"), as_quantity=True)
+    _put(out, "averageValue", values.get("averageValue"), as_quantity=True)
     return out
 
 
-def _pods_v1(src: Obj) -> Obj:
-    target, metric = as_dict(src.get("target")), as_dict(src.get("metric"))
+def _pods_v1(src: Obj, side: str) -> Obj:
+    values, metric = as_dict(src.get(side)), as_dict(src.get("metric"))
     out: Obj = {
         "metricName": metric.get("name") or "",
-        "targetAverageValue": quantity(target.get("averageValue")),
+        f"{side}AverageValue": quantity(values.get("averageValue")),
     }
     _put(out, "selector", metric.get("selector"))
     return out
 
 
-def _resource_v1(src: Obj, *, container: bool = False) -> Obj:
-    target = as_dict(src.get("target"))
+def _resource_v1(src: Obj, side: str, *, container: bool = False) -> Obj:
+    values = as_dict(src.get(side))
     out: Obj = {"name": src.get("name") or ""}
-    _put(out, "targetAverageUtilization", target.get("averageUtilization"))
-    _put(out, "targetAverageValue", target.get("averageValue"), as_quantity=True)
+    _put(out, f"{side}AverageUtilization", values.get("averageUtilization"))
+    _quantity_field(out, f"{side}AverageValue", values.get("averageValue"), pointer=side != _STATUS)
     if container:
         out["container"] = src.get("container") or ""
     return out
 
 
-def _external_v1(src: Obj) -> Obj:
-    target, metric = as_dict(src.get("target")), as_dict(src.get("metric"))
+def _external_v1(src: Obj, side: str) -> Obj:
+    values, metric = as_dict(src.get(side)), as_dict(src.get("metric"))
     out: Obj = {"metricName": metric.get("name") or ""}
     _put(out, "metricSelector", metric.get("selector"))
-    _put(out, "targetValue", target.get("value"), as_quantity=True)
-    _put(out, "targetAverageValue", target.get("averageValue"), as_quantity=True)
+    _quantity_field(out, f"{side}Value", values.get("value"), pointer=side != _STATUS)
+    _put(out, f"{side}AverageValue", values.get("averageValue"), as_quantity=True)
     return out
 
 
-_SPEC_V1 = {
-    "object": _object_v1,
-    "pods": _pods_v1,
-    "resource": _resource_v1,
-    "containerResource": lambda s: _resource_v1(s, container=True),
-    "external": _external_v1,
-}
+def _to_v1(side: str) -> dict[str, Converter]:
+    return _per_source(
+        lambda s: _object_v1(s, side),
+        lambda s: _pods_v1(s, side),
+        lambda s, container=False: _resource_v1(s, side, container=container),
+        lambda s: _external_v1(s, side),
+    )
+
+
+_SPEC_V1 = _to_v1("target")
+_STATUS_V1 = _to_v1(_STATUS)
 
 
 def spec_to_v1(metric: Any) -> Obj:
     return _by_type(metric, _SPEC_V1)
 
 
+def status_to_v1(metric: Any) -> Obj:
+    return _by_type(metric, _STATUS_V1)
+
+
 # --- specs: v1 -> v2 ---------------------------------------------------------------------------------
 
 
-def _target(type_: str, **fields: Any) -> Obj:
-    out: Obj = {"type": type_}
+def _current(**fields: Any) -> Obj:
+    """A MetricValueStatus; a MetricTarget is the same with its `type` first."""
+    out: Obj = {}
     for key in ("value", "averageValue", "averageUtilization"):
         _put(out, key, fields.get(key), as_quantity=key != "averageUtilization")
     return out
+
+
+def _target(type_: str, **fields: Any) -> Obj:
+    return {"type": type_, **_current(**fields)}
 
 
 def _object_v2(src: Obj) -> Obj:
@@ -173,84 +214,14 @@ def _external_v2(src: Obj) -> Obj:
     }
 
 
-_SPEC_V2 = {
-    "object": _object_v2,
-    "pods": _pods_v2,
-    "resource": _resource_v2,
-    "containerResource": lambda s: _resource_v2(s, container=True),
-    "external": _external_v2,
-}
+_SPEC_V2 = _per_source(_object_v2, _pods_v2, _resource_v2, _external_v2)
 
 
 def spec_to_v2(metric: Any) -> Obj:
     return _by_type(metric, _SPEC_V2)
 
 
-# --- statuses: v2 -> v1 ------------------------------------------------------------------------------
-
-
-def _object_status_v1(src: Obj) -> Obj:
-    current, metric = as_dict(src.get("current")), as_dict(src.get("metric"))
-    out: Obj = {
-        "target": ref(src.get("describedObject")),
-        "metricName": metric.get("name") or "",
-        "currentValue": quantity(current.get("value")),
-    }
-    _put(out, "selector", metric.get("selector"))
-    _put(out, "averageValue", current.get("averageValue"), as_quantity=True)
-    return out
-
-
-def _pods_status_v1(src: Obj) -> Obj:
-    current, metric = as_dict(src.get("current")), as_dict(src.get("metric"))
-    out: Obj = {
-        "metricName": metric.get("name") or "",
-        "currentAverageValue": quantity(current.get("averageValue")),
-    }
-    _put(out, "selector", metric.get("selector"))
-    return out
-
-
-def _resource_status_v1(src: Obj, *, container: bool = False) -> Obj:
-    current = as_dict(src.get("current"))
-    out: Obj = {"name": src.get("name") or ""}
-    _put(out, "currentAverageUtilization", current.get("averageUtilization"))
-    out["currentAverageValue"] = quantity(current.get("averageValue"))
-    if container:
-        out["container"] = src.get("container") or ""
-    return out
-
-
-def _external_status_v1(src: Obj) -> Obj:
-    current, metric = as_dict(src.get("current")), as_dict(src.get("metric"))
-    out: Obj = {"metricName": metric.get("name") or ""}
-    _put(out, "metricSelector", metric.get("selector"))
-    out["currentValue"] = quantity(current.get("value"))
-    _put(out, "currentAverageValue", current.get("averageValue"), as_quantity=True)
-    return out
-
-
-_STATUS_V1 = {
-    "object": _object_status_v1,
-    "pods": _pods_status_v1,
-    "resource": _resource_status_v1,
-    "containerResource": lambda s: _resource_status_v1(s, container=True),
-    "external": _external_status_v1,
-}
-
-
-def status_to_v1(metric: Any) -> Obj:
-    return _by_type(metric, _STATUS_V1)
-
-
 # --- statuses: v1 -> v2 ------------------------------------------------------------------------------
-
-
-def _current(**fields: Any) -> Obj:
-    out: Obj = {}
-    for key in ("value", "averageValue", "averageUtilization"):
-        _put(out, key, fields.get(key), as_quantity=key != "averageUtilization")
-    return out
 
 
 def _object_status_v2(src: Obj) -> Obj:
@@ -288,13 +259,7 @@ def _external_status_v2(src: Obj) -> Obj:
     }
 
 
-_STATUS_V2 = {
-    "object": _object_status_v2,
-    "pods": _pods_status_v2,
-    "resource": _resource_status_v2,
-    "containerResource": lambda s: _resource_status_v2(s, container=True),
-    "external": _external_status_v2,
-}
+_STATUS_V2 = _per_source(_object_status_v2, _pods_status_v2, _resource_status_v2, _external_status_v2)
 
 
 def status_to_v2(metric: Any) -> Obj:

@@ -14,23 +14,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from orchestra.api.conversion import hpa
+from orchestra.api.conversion import hpa, hpametrics
 from orchestra.api.tables.format import Cell, int_or_zero, since
 from orchestra.objects import Obj, as_dict, as_dicts
-from orchestra.objects.quantity import QuantityError, format_quantity
 
 MAX_SHOWN = 2
 UNKNOWN = "<unknown>"
 
 
 def _q(value: Any) -> str:
-    """A *resource.Quantity as %s prints it: `<nil>` when absent."""
-    if value is None:
-        return "<nil>"
-    try:
-        return format_quantity(value)
-    except QuantityError:
-        return str(value)
+    """A *resource.Quantity as %s prints it: `<nil>` when absent, else as it marshals."""
+    return "<nil>" if value is None else str(hpametrics.quantity(value))
 
 
 def _status(statuses: list[Obj], i: int, source: str) -> Obj | None:

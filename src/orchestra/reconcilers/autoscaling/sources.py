@@ -88,6 +88,18 @@ def _target_milli(target: Obj, key: str) -> int:
     return 0 if value is None else value.milli_value()  # validation requires a quantity here
 
 
+@attrs.frozen
+class _Query:
+    """What a resource metric reads: `resource` of the pods `selector` picks in `namespace` (of their
+    container `container` when set), judged at `now`."""
+
+    resource: str
+    namespace: str
+    selector: LabelSelector
+    container: str
+    now: datetime
+
+
 class MetricSources:
     def __init__(
         self,
@@ -147,7 +159,7 @@ class MetricSources:
         kind = "ContainerResource" if container else "Resource"
         try:
             replicas, value, metric = await self._generic(
-                target, resource, namespace, name, current, selector, now
+                target, _Query(resource, namespace, selector, name, now), current
             )
         except MetricError as exc:
             reason = "FailedGetContainerResourceMetric" if container else "FailedGetResourceMetric"
@@ -166,26 +178,12 @@ class MetricSources:
             replicas, metric, {"type": kind, "containerResource" if container else "resource": status}
         )
 
-    async def _generic(
-        self,
-        target: Obj,
-        resource: str,
-        namespace: str,
-        container: str,
-        current: int,
-        selector: LabelSelector,
-        now: datetime,
-    ) -> tuple[int, Obj, str]:
+    async def _generic(self, target: Obj, query: _Query, current: int) -> tuple[int, Obj, str]:
+        resource = query.resource
         if target.get("averageValue") is not None:
             try:
                 replicas, usage = await self._raw_replicas(
-                    current,
-                    _target_milli(target, "averageValue"),
-                    resource,
-                    namespace,
-                    selector,
-                    container,
-                    now,
+                    current, _target_milli(target, "averageValue"), query
                 )
             except MetricError as exc:
                 raise MetricError(f"failed to get {resource} usage: {exc}") from None
@@ -197,20 +195,19 @@ class MetricSources:
             )
         try:
             replicas, percent, raw = await self._utilization_replicas(
-                current, int(target["averageUtilization"]), resource, namespace, selector, container, now
+                current, int(target["averageUtilization"]), query
             )
         except MetricError as exc:
             raise MetricError(f"failed to get {resource} utilization: {exc}") from None
         value: Obj = {"averageValue": milli_quantity(raw), "averageUtilization": percent}
         return replicas, value, f"{resource} resource utilization (percentage of request)"
 
-    async def _resource_metric(
-        self, resource: str, namespace: str, selector: LabelSelector, container: str
-    ) -> dict[str, PodMetric]:
+    async def _resource_metric(self, query: _Query) -> dict[str, PodMetric]:
         """GetResourceMetric, wrapped as GetResourceReplicas wraps it."""
+        resource, namespace = query.resource, query.namespace
         try:
             try:
-                items = await self.metrics.pod_metrics(namespace, str(selector))
+                items = await self.metrics.pod_metrics(namespace, str(query.selector))
             except ApiError as exc:
                 raise MetricError(
                     f"unable to fetch metrics from resource metrics API: {exc.message}"
@@ -219,41 +216,27 @@ class MetricSources:
                 raise MetricError(f"unable to fetch metrics from resource metrics API: {exc}") from None
             if not items:
                 raise MetricError("no metrics returned from resource metrics API")
-            return pod_metric_values(items, resource, container)
+            return pod_metric_values(items, resource, query.container)
         except MetricError as exc:
             raise MetricError(f"unable to get metrics for resource {resource}: {exc}") from None
 
-    def _measured(
-        self,
-        metrics: dict[str, PodMetric],
-        resource: str,
-        namespace: str,
-        selector: LabelSelector,
-        now: datetime,
-    ) -> tuple[list[Obj], Calculation]:
-        pods = self.pods(namespace, selector)
+    async def _measured(self, query: _Query) -> tuple[list[Obj], Calculation]:
+        """The pods' metrics, fetched and grouped as both GetResourceReplicas and
+        GetRawResourceReplicas start; the calculation's current replicas are still 0."""
+        metrics = await self._resource_metric(query)
+        pods = self.pods(query.namespace, query.selector)
         if not pods:
             raise MetricError("no pods returned by selector while calculating replica count")
-        grouping = group_pods(pods, metrics, resource, now, self.readiness)
+        grouping = group_pods(pods, metrics, query.resource, query.now, self.readiness)
         kept = {k: v for k, v in metrics.items() if k not in grouping.ignored and k not in grouping.unready}
         if not kept:
             raise MetricError("did not receive metrics for targeted pods (pods might be unready)")
         return pods, Calculation(0, kept, grouping, self.tolerance)
 
-    async def _utilization_replicas(
-        self,
-        current: int,
-        target: int,
-        resource: str,
-        namespace: str,
-        selector: LabelSelector,
-        container: str,
-        now: datetime,
-    ) -> tuple[int, int, int]:
+    async def _utilization_replicas(self, current: int, target: int, query: _Query) -> tuple[int, int, int]:
         """GetResourceReplicas: (replicas, utilization percent, average raw value)."""
-        metrics = await self._resource_metric(resource, namespace, selector, container)
-        pods, calc = self._measured(metrics, resource, namespace, selector, now)
-        requests = pod_requests(pods, container, resource)
+        pods, calc = await self._measured(query)
+        requests = pod_requests(pods, query.container, query.resource)
         ratio, percent, raw = utilization_ratio(calc.metrics, requests, target)
         fallback = {name: requests.get(name, 0) * max(100, target) // 100 for name in calc.grouping.missing}
         replicas = replicas_for_ratio(
@@ -264,19 +247,9 @@ class MetricSources:
         )
         return replicas, percent, raw
 
-    async def _raw_replicas(
-        self,
-        current: int,
-        target: int,
-        resource: str,
-        namespace: str,
-        selector: LabelSelector,
-        container: str,
-        now: datetime,
-    ) -> tuple[int, int]:
+    async def _raw_replicas(self, current: int, target: int, query: _Query) -> tuple[int, int]:
         """GetRawResourceReplicas: (replicas, average usage)."""
-        metrics = await self._resource_metric(resource, namespace, selector, container)
-        _, calc = self._measured(metrics, resource, namespace, selector, now)
+        _, calc = await self._measured(query)
         ratio, usage = usage_ratio(calc.metrics, target)
         fallback = {name: target for name in calc.grouping.missing}  # on a scale-down: exactly the target
         replicas = replicas_for_ratio(

@@ -182,19 +182,12 @@ def _object_source(src: Obj, path: str) -> list[Cause]:
 def _external_source(src: Obj, path: str) -> list[Cause]:
     target = as_dict(src.get("target"))
     errs = _identifier(src.get("metric"), f"{path}.metric") + _target(target, f"{path}.target")
-    if target.get("value") is None and target.get("averageValue") is None:
-        errs.append(
-            required(
-                f"{path}.target.averageValue", "must set either a target value for metric or a per-pod target"
-            )
-        )
-    if target.get("value") is not None and target.get("averageValue") is not None:
-        errs.append(
-            forbidden(
-                f"{path}.target.value", "may not set both a target value for metric and a per-pod target"
-            )
-        )
-    return errs
+    return errs + _one_of(
+        target,
+        f"{path}.target",
+        neither=("averageValue", "must set either a target value for metric or a per-pod target"),
+        both=("value", "may not set both a target value for metric and a per-pod target"),
+    )
 
 
 def _pods_source(src: Obj, path: str) -> list[Cause]:
@@ -205,19 +198,24 @@ def _pods_source(src: Obj, path: str) -> list[Cause]:
     return errs
 
 
+def _one_of(target: Obj, path: str, *, neither: tuple[str, str], both: tuple[str, str]) -> list[Cause]:
+    """A target that takes one of two fields: Required at `neither`'s field (with its message) when
+    neither field is set, Forbidden at `both`'s field when both are."""
+    given = [target.get(field) is not None for field, _ in (neither, both)]
+    if not any(given):
+        return [required(f"{path}.{neither[0]}", neither[1])]
+    if all(given):
+        return [forbidden(f"{path}.{both[0]}", both[1])]
+    return []
+
+
 def _utilization_or_value(target: Obj, path: str) -> list[Cause]:
-    errs: list[Cause] = []
-    if target.get("averageUtilization") is None and target.get("averageValue") is None:
-        errs.append(
-            required(
-                f"{path}.averageUtilization", "must set either a target raw value or a target utilization"
-            )
-        )
-    if target.get("averageUtilization") is not None and target.get("averageValue") is not None:
-        errs.append(
-            forbidden(f"{path}.averageValue", "may not set both a target raw value and a target utilization")
-        )
-    return errs
+    return _one_of(
+        target,
+        path,
+        neither=("averageUtilization", "must set either a target raw value or a target utilization"),
+        both=("averageValue", "may not set both a target raw value and a target utilization"),
+    )
 
 
 def _resource_source(src: Obj, path: str) -> list[Cause]:
