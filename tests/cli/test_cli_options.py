@@ -35,6 +35,7 @@ class FakeClusterConfig:
     ingress_listen: tuple[str, int] | None = ("0.0.0.0", 80)
     ingress_tls_listen: tuple[str, int] | None = ("0.0.0.0", 443)
     ingress_optional: frozenset[str] = frozenset({"http", "https"})
+    cluster_cidr: str = ""
 
 
 @attrs.frozen
@@ -74,6 +75,7 @@ def fake_app(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
         "STOP_PODS",
         "INGRESS_LISTEN",
         "INGRESS_TLS_LISTEN",
+        "CLUSTER_CIDR",
     ):
         monkeypatch.delenv(f"ORCHESTRA_{var}", raising=False)
     return started
@@ -102,12 +104,15 @@ def test_up_options(fake_app: list[Any], tmp_path: Path) -> None:
         str(tmp_path),
         "--no-podman",
         "--dashboard",
+        "--cluster-cidr",
+        "10.200.0.0/16",
     ]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert fake_app == [FakeClusterConfig(
         state_dir=tmp_path / "s", listen_host="0.0.0.0", listen_port=7443, store="memory", simulate_nodes=5,
         apply_paths=(tmp_path / "a.yaml", tmp_path), dashboard=True, podman=False,
+        cluster_cidr="10.200.0.0/16",
     )]
 
 
@@ -119,6 +124,7 @@ def test_up_environment(fake_app: list[Any], tmp_path: Path) -> None:
         "ORCHESTRA_SIMULATE_NODES": "2",
         "ORCHESTRA_NO_PODMAN": "true",
         "ORCHESTRA_APPLY": str(tmp_path),
+        "ORCHESTRA_CLUSTER_CIDR": "10.200.0.0/16",
     }
     result = CliRunner().invoke(cli, ["up"], env=env)
     assert result.exit_code == 0, result.output
@@ -130,6 +136,7 @@ def test_up_environment(fake_app: list[Any], tmp_path: Path) -> None:
             simulate_nodes=2,
             apply_paths=(tmp_path,),
             podman=False,
+            cluster_cidr="10.200.0.0/16",
         )
     ]
 

@@ -50,7 +50,7 @@ async def test_collector_measures_rates_over_its_window(autojump_clock: trio.tes
         await rt.start_sandbox(sandbox)
         for name in ("busy", "idle"):
             cid = await rt.create_container(
-                sandbox, ContainerSpec(name=name, image="busybox", command=("sleep", "9"))
+                sandbox, ContainerSpec(name=name, image="busybox", command=("sleep", "3600"))
             )
             await rt.start_container(cid)
         collector = UsageCollector(lambda: {"sim-1": rt, "sim-2": rt, "host": rt}, lambda: {"host"},

@@ -139,7 +139,7 @@ async def start_nodes(nursery: trio.Nursery, cluster: Cluster) -> None:
     from orchestra.node.agent import AgentConfig, NodeAgent
     from orchestra.node.simulated import SimulatedNodes
     from orchestra.runtime.images import ensure_busybox_image
-    from orchestra.runtime.simulated import SimScript, SimulatedRuntime
+    from orchestra.runtime.simulated import SimClock, SimScript, SimulatedRuntime
 
     config = cluster.config
     if not (config.podman or config.simulate_nodes):
@@ -191,11 +191,15 @@ async def start_nodes(nursery: trio.Nursery, cluster: Cluster) -> None:
         cluster.agents.append(agent)
         cluster.locator.runtimes[agent.node_name] = runtime
     if config.simulate_nodes:
-        sim = SimulatedRuntime(SimScript(pull_any=True))
-        await nursery.start(sim.run)
+        _check_cluster_cidr(config)
+        # Wall-clock timestamps (the base taken once, here); state kept under the state dir, so the
+        # simulated pods outlive a restart of `up` like Podman's do.
+        sim = SimulatedRuntime(SimScript(pull_any=True), clock=SimClock.wall(),
+                               state_dir=config.state_dir / "sim-nodes" / "runtime")
+        await nursery.start(_simulated_host, cluster, sim)
         cluster.locator.fallback = sim
         nodes = SimulatedNodes(client, sim, config.simulate_nodes, state_dir=config.state_dir / "sim-nodes",
-                               extra_env=extra_env, cluster_dns=dns,
+                               extra_env=extra_env, cluster_dns=dns, cluster_cidr=config.cluster_cidr,
                                **({**heartbeat, "heartbeat_jitter": 2.0} if heartbeat else {}))
         await nursery.start(cluster.supervisor.run, "simulated-nodes", nodes.run)
         cluster.agents.append(nodes)
@@ -216,6 +220,28 @@ async def _set_when_done(run: Any, done: trio.Event, *, task_status: Any = trio.
         await run(task_status=task_status)
     finally:
         done.set()
+
+
+def _check_cluster_cidr(config: Any) -> None:
+    """The simulated nodes' pod CIDRs must fit and stay clear of the service range and Podman's pods."""
+    from orchestra.node.podcidr import PODMAN_NETWORK, PodCIDRError, check_overlap, plan
+    from orchestra.runtime.base import RuntimeUnavailable
+
+    try:
+        cidr, _ = plan(config.simulate_nodes, config.cluster_cidr)
+        check_overlap(cidr, {"the service CIDR": config.service_cidr, "Podman's network": PODMAN_NETWORK})
+    except PodCIDRError as exc:
+        raise RuntimeUnavailable(f"--cluster-cidr: {exc}") from None
+
+
+async def _simulated_host(cluster: Cluster, sim: Any, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    """The simulated runtime for the cluster's lifetime. Its pods outlive the process (they are
+    adopted on the next start) unless `--stop-pods` asks to stop them: then its state is discarded."""
+    try:
+        await sim.run(task_status=task_status)
+    finally:
+        if cluster.config.stop_pods_on_exit:
+            sim.discard_state()
 
 
 async def _podman_host(cluster: Cluster, cluster_id: str, agent_done: trio.Event, *,

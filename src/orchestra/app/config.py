@@ -37,6 +37,8 @@ class ClusterConfig:
     timings: str = "default"
     service_cidr: str = DEFAULT_SERVICE_CIDR
     stop_pods_on_exit: bool = False  # else pods keep running and are adopted on the next start
+    # simulated nodes' pod CIDRs come from it ("": 10.244.0.0/16, wider for more than 256 nodes)
+    cluster_cidr: str = ""
     # the ingress controller's HTTP and HTTPS listeners (with `network`); None: off.
     # `orchestra up` listens on 0.0.0.0:80 and 0.0.0.0:443 unless told otherwise.
     ingress_listen: tuple[str, int] | None = None

@@ -152,7 +152,7 @@ directory across restarts (unless --memory). Every option can also be set in the
 (ORCHESTRA_STATE_DIR, ORCHESTRA_LISTEN, ORCHESTRA_MEMORY, ORCHESTRA_SIMULATE_NODES,
 ORCHESTRA_APPLY (paths separated by spaces), ORCHESTRA_NO_PODMAN, ORCHESTRA_DASHBOARD,
 ORCHESTRA_NO_NETWORK, ORCHESTRA_TIMINGS, ORCHESTRA_STOP_PODS, ORCHESTRA_INGRESS_LISTEN,
-ORCHESTRA_INGRESS_TLS_LISTEN).
+ORCHESTRA_INGRESS_TLS_LISTEN, ORCHESTRA_CLUSTER_CIDR).
 
 \b
 Examples:
@@ -184,6 +184,9 @@ Examples:
                    "by the next `orchestra up`).")
 @click.option("--no-network", is_flag=True, envvar="ORCHESTRA_NO_NETWORK",
               help="No service proxy or cluster DNS (they need root to route the service range).")
+@click.option("--cluster-cidr", default="", envvar="ORCHESTRA_CLUSTER_CIDR", metavar="CIDR",
+              help="Pod CIDRs of simulated nodes (a /24 each) come from this range "
+                   "[default: 10.244.0.0/16, wider for more than 256 nodes].")
 @click.option("--ingress-listen", type=OptionalListenType(), default="0.0.0.0:80", show_default=True,
               metavar="HOST:PORT|off",
               envvar="ORCHESTRA_INGRESS_LISTEN",
@@ -210,6 +213,7 @@ def up_command(
     dashboard: bool | None,
     stop_pods: bool,
     no_network: bool,
+    cluster_cidr: str,
     ingress_listen: tuple[str, int] | None,
     ingress_tls_listen: tuple[str, int] | None,
     timings: str,
@@ -235,6 +239,7 @@ def up_command(
         network=not no_network,
         timings=timings,
         stop_pods_on_exit=stop_pods,
+        cluster_cidr=cluster_cidr,
         ingress_listen=ingress_listen,
         ingress_tls_listen=ingress_tls_listen,
         ingress_optional=_defaulted(("http", "ingress_listen"), ("https", "ingress_tls_listen")),

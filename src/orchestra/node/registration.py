@@ -45,6 +45,7 @@ class HostInfo:
     capacity: Mapping[str, str]
     allocatable: Mapping[str, str]
     node_info: Mapping[str, str]
+    pod_cidr: str = ""  # the Node's spec.podCIDR ("" leaves it unset, like a kubelet without node IPAM)
 
 
 def _read(path: str, default: str = "") -> str:
@@ -110,7 +111,7 @@ def probe_host(state_dir: Path, runtime_version: str, *, hostname: str | None = 
     return HostInfo(hostname or socket.gethostname(), host_ip(), capacity, allocatable, node_info)
 
 
-def simulated_host(name: str, index: int, runtime_version: str) -> HostInfo:
+def simulated_host(name: str, index: int, runtime_version: str, pod_cidr: str = "") -> HostInfo:
     """A made-up machine for `--simulate-nodes` (distinct IPs, ids derived from the name)."""
     capacity = {"cpu": "8", "memory": "32Gi", "pods": str(MAX_PODS), "ephemeral-storage": "100Gi"}
     node_id = f"{index:032x}"
@@ -121,7 +122,7 @@ def simulated_host(name: str, index: int, runtime_version: str) -> HostInfo:
         "kubeProxyVersion": KUBELET_VERSION, "operatingSystem": "linux", "architecture": _arch(),
     }
     ip = f"10.240.{index // 250}.{index % 250 + 1}"
-    return HostInfo(name, ip, capacity, capacity, node_info)
+    return HostInfo(name, ip, capacity, capacity, node_info, pod_cidr)
 
 
 _CONDITIONS = (
@@ -238,7 +239,7 @@ class NodeRegistration:
         node: Obj = {"apiVersion": "v1", "kind": "Node",
                      "metadata": {"name": self.node_name, "labels": self.node_labels(),
                                   "annotations": {"node.alpha.kubernetes.io/ttl": "0"}},
-                     "spec": {}, "status": self._status(None)}
+                     "spec": self._pod_cidr_spec(), "status": self._status(None)}
         try:
             created = await self.client.create(node_rt, None, node)
         except AlreadyExists:
@@ -247,14 +248,22 @@ class NodeRegistration:
         await self.post_status(force=True)
         return created
 
+    def _pod_cidr_spec(self) -> Obj:
+        cidr = self.host.pod_cidr
+        return {"podCIDR": cidr, "podCIDRs": [cidr]} if cidr else {}
+
     async def _update_existing(self) -> Obj:
+        """Our labels onto the Node, and our pod CIDR if it has none (kube never changes a set one)."""
         node_rt, _ = self._rts()
         for _ in range(5):
             current = await self.client.get(node_rt, None, self.node_name)
             labels = {**(current["metadata"].get("labels") or {}), **self.node_labels()}
-            if labels == current["metadata"].get("labels"):
+            spec = current.get("spec") or {}
+            spec_update = {} if spec.get("podCIDR") else self._pod_cidr_spec()
+            if labels == current["metadata"].get("labels") and not spec_update:
                 return current
-            updated = {**current, "metadata": {**current["metadata"], "labels": labels}}
+            updated = {**current, "metadata": {**current["metadata"], "labels": labels},
+                       "spec": {**spec, **spec_update}}
             try:
                 return await self.client.update(node_rt, updated)
             except Conflict:
