@@ -248,9 +248,12 @@ def build_table(messages: dict[str, descriptor_pb2.DescriptorProto], start: list
             )
             json_name = f.name
             if props is not None and not embed and f.name not in props:
-                # the proto name differs from the JSON tag only in case (BoundObjectReference's uID: uid)
-                json_name = next((p for p in sorted(props) if p.lower() == f.name.lower()), f.name)
-                if json_name not in props:
+                # a few protos spell the field unlike its JSON tag (networking/v1's `aPIGroup` for
+                # `apiGroup`): the JSON property with the same letters is the name
+                same = [p for p in props if p.lower() == f.name.lower()]
+                if len(same) == 1:
+                    json_name = same[0]
+                else:
                     print(f"warning: {name}.{f.name} is not a JSON property", file=sys.stderr)
             if ftype != FD.TYPE_MESSAGE:
                 tname = None

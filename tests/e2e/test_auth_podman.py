@@ -35,12 +35,20 @@ SA=/var/run/secrets/kubernetes.io/serviceaccount
   --certificate-authority $SA/ca.crt get serviceaccount default -o name
 """
 POD = {
-    "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "incluster"},
+    "apiVersion": "v1",
+    "kind": "Pod",
+    "metadata": {"name": "incluster"},
     "spec": {
         "restartPolicy": "Never",
-        "containers": [{"name": "kubectl", "image": "localhost/busybox:latest", "command": ["sh", "-c", SCRIPT],
-                        "env": [{"name": "HOME", "value": "/tmp"}],
-                        "volumeMounts": [{"name": "kubectl", "mountPath": "/kubectl", "readOnly": True}]}],
+        "containers": [
+            {
+                "name": "kubectl",
+                "image": "localhost/busybox:latest",
+                "command": ["sh", "-c", SCRIPT],
+                "env": [{"name": "HOME", "value": "/tmp"}],
+                "volumeMounts": [{"name": "kubectl", "mountPath": "/kubectl", "readOnly": True}],
+            }
+        ],
         "volumes": [{"name": "kubectl", "hostPath": {"path": KUBECTL, "type": "File"}}],
     },
 }
@@ -55,8 +63,17 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     if os.geteuid() != 0:
         pytest.fail("this test routes its service range to lo: it needs root")
     state = tmp_path_factory.mktemp("auth-podman")
-    runner = ClusterThread(ClusterConfig(state_dir=state, listen_port=0, store="memory", podman=True, network=True,
-                                         service_cidr=SERVICE_CIDR, stop_pods_on_exit=True))
+    runner = ClusterThread(
+        ClusterConfig(
+            state_dir=state,
+            listen_port=0,
+            store="memory",
+            podman=True,
+            network=True,
+            service_cidr=SERVICE_CIDR,
+            stop_pods_on_exit=True,
+        )
+    )
     try:
         cluster = runner.start()
         if cluster is None:
@@ -82,7 +99,9 @@ def wait_phase(cluster: Any, name: str, phases: tuple[str, ...], limit: float = 
         if got.returncode == 0 and json.loads(got.stdout)["status"].get("phase") in phases:
             return json.loads(got.stdout)  # type: ignore[no-any-return]
         time.sleep(0.5)
-    raise AssertionError(f"pod {name} did not reach {phases}: {kubectl(cluster, 'describe', 'pod', name).stdout}")
+    raise AssertionError(
+        f"pod {name} did not reach {phases}: {kubectl(cluster, 'describe', 'pod', name).stdout}"
+    )
 
 
 def test_a_pod_uses_the_api_with_its_in_cluster_config(cluster: Any) -> None:
@@ -95,10 +114,20 @@ def test_a_pod_uses_the_api_with_its_in_cluster_config(cluster: Any) -> None:
                                  "system:serviceaccount:default:default", "serviceaccount/default"]
 
     volume = next(v["name"] for v in pod["spec"]["volumes"] if v["name"].startswith("kube-api-access-"))
-    token_file = (Path(cluster.config.state_dir) / "node" / "pods" / pod["metadata"]["uid"] / "volumes" / "projected"
-                  / volume / "token")
+    token_file = (
+        Path(cluster.config.state_dir)
+        / "node"
+        / "pods"
+        / pod["metadata"]["uid"]
+        / "volumes"
+        / "projected"
+        / volume
+        / "token"
+    )
     token = token_file.read_text()
-    who = json.loads(kubectl(cluster, "--token", token, "auth", "whoami", "-o", "json").stdout)["status"]["userInfo"]
+    who = json.loads(kubectl(cluster, "--token", token, "auth", "whoami", "-o", "json").stdout)["status"][
+        "userInfo"
+    ]
     assert who["extra"]["authentication.kubernetes.io/pod-uid"] == [pod["metadata"]["uid"]]
 
     kubectl(cluster, "delete", "pod", "incluster", "--wait=true")

@@ -40,6 +40,9 @@ class ResourceType:
     verbs: tuple[str, ...] = ALL_VERBS
     # The schema definition name in the Kubernetes OpenAPI document.
     definition: str = ""
+    # Set on another served version of a kind stored at this version (autoscaling/v1
+    # HorizontalPodAutoscalers are stored as v2): requests at it are converted (api/conversion/).
+    stored_as: str = ""
 
     @property
     def api_version(self) -> str:
@@ -86,6 +89,7 @@ def _rt(
     scale: bool = False,
     extra: tuple[Subresource, ...] = (),
     definition_pkg: str = "",
+    version: str = "v1",
 ) -> ResourceType:
     subs: list[Subresource] = []
     if status:
@@ -95,7 +99,7 @@ def _rt(
     subs.extend(extra)
     return ResourceType(
         group=group,
-        version="v1",
+        version=version,
         kind=kind,
         plural=plural,
         singular=kind.lower(),
@@ -103,8 +107,14 @@ def _rt(
         short_names=short,
         categories=cats,
         subresources=tuple(subs),
-        definition=f"io.k8s.api.{definition_pkg}.v1.{kind}",
+        definition=f"io.k8s.api.{definition_pkg}.{version}.{kind}",
     )
+
+
+def _also_served(rt: ResourceType, version: str) -> ResourceType:
+    """`rt`'s kind served at another version too, stored at `rt`'s."""
+    return attrs.evolve(rt, version=version, stored_as=rt.version,
+                        definition=rt.definition.replace(f".{rt.version}.", f".{version}."))
 
 
 _POD_STREAMS = (
@@ -115,6 +125,9 @@ _POD_STREAMS = (
     Subresource("binding", "Binding", verbs=("create",)),
     Subresource("eviction", "Eviction", group="policy", verbs=("create",)),
 )
+
+_HPA = _rt("autoscaling", "HorizontalPodAutoscaler", "horizontalpodautoscalers", short=("hpa",),
+          cats=("all",), version="v2", definition_pkg="autoscaling")
 
 BUILTIN: tuple[ResourceType, ...] = (
     _rt("", "Namespace", "namespaces", namespaced=False, short=("ns",), definition_pkg="core"),
@@ -153,8 +166,13 @@ BUILTIN: tuple[ResourceType, ...] = (
     _rt("policy", "PodDisruptionBudget", "poddisruptionbudgets", short=("pdb",), definition_pkg="policy"),
     _rt("coordination.k8s.io", "Lease", "leases", status=False, definition_pkg="coordination"),
     _rt("discovery.k8s.io", "EndpointSlice", "endpointslices", status=False, definition_pkg="discovery"),
+    _rt("networking.k8s.io", "Ingress", "ingresses", short=("ing",), definition_pkg="networking"),
+    _rt("networking.k8s.io", "IngressClass", "ingressclasses", namespaced=False, status=False,
+        definition_pkg="networking"),
     _rt("", "PersistentVolumeClaim", "persistentvolumeclaims", short=("pvc",), definition_pkg="core"),
     _rt("", "PersistentVolume", "persistentvolumes", namespaced=False, short=("pv",), definition_pkg="core"),
+    _rt("", "ResourceQuota", "resourcequotas", short=("quota",), definition_pkg="core"),
+    _rt("", "LimitRange", "limitranges", short=("limits",), status=False, definition_pkg="core"),
     _rt(
         "storage.k8s.io",
         "StorageClass",
@@ -177,16 +195,25 @@ BUILTIN: tuple[ResourceType, ...] = (
         status=False,
         definition_pkg="scheduling",
     ),
+    _HPA,
+    _also_served(_HPA, "v1"),
 )
 
 
 class Registry:
-    """Lookup of resource types by (group, plural), by kind, and by any name a user may type."""
+    """Lookup of resource types by (group, plural), by kind, and by any name a user may type.
+
+    `types` holds one resource type per stored kind (its storage version): what controllers,
+    garbage collection and namespace deletion iterate. `served` adds the other versions a kind is
+    served at (`stored_as` set); the URL paths, discovery and type checks of bodies use those too.
+    """
 
     def __init__(self, types: Iterable[ResourceType] = BUILTIN) -> None:
-        self.types: tuple[ResourceType, ...] = tuple(types)
+        self.served: tuple[ResourceType, ...] = tuple(types)
+        self.types: tuple[ResourceType, ...] = tuple(t for t in self.served if not t.stored_as)
         self._by_plural = {(t.group, t.plural): t for t in self.types}
-        self._by_gvk = {(t.group, t.version, t.kind): t for t in self.types}
+        self._by_path = {(t.group, t.version, t.plural): t for t in self.served}
+        self._by_gvk = {(t.group, t.version, t.kind): t for t in self.served}
         self._by_kind = {t.kind: t for t in self.types}
         self._names: dict[str, ResourceType] = {}
         for t in self.types:
@@ -195,6 +222,10 @@ class Registry:
 
     def by_plural(self, group: str, plural: str) -> ResourceType | None:
         return self._by_plural.get((group, plural))
+
+    def by_path(self, group: str, version: str, plural: str) -> ResourceType | None:
+        """The resource a URL names: `/apis/<group>/<version>/<plural>` (any served version)."""
+        return self._by_path.get((group, version, plural))
 
     def by_gvk(self, group: str, version: str, kind: str) -> ResourceType | None:
         return self._by_gvk.get((group, version, kind))
@@ -218,7 +249,15 @@ class Registry:
         return list(seen)
 
     def in_group(self, group: str, version: str = "v1") -> list[ResourceType]:
-        return [t for t in self.types if t.group == group and t.version == version]
+        return [t for t in self.served if t.group == group and t.version == version]
+
+    def versions(self, group: str) -> list[str]:
+        """The versions `group` is served at, the preferred (storage) one first."""
+        seen: dict[str, None] = {}
+        for t in sorted(self.served, key=lambda t: bool(t.stored_as)):  # stable: storage versions first
+            if t.group == group:
+                seen.setdefault(t.version, None)
+        return list(seen)
 
 
 DEFAULT_REGISTRY = Registry()

@@ -1,13 +1,11 @@
-"""Discovery documents (legacy and aggregated v2/v2beta1), /version and the OpenAPI v3 stub.
+"""Discovery documents (legacy and aggregated v2/v2beta1) and /version (OpenAPI: openapi.py).
 
-Owns: the JSON documents kubectl reads to learn which resources exist and that the server does
-server-side field validation. Built once from the registry.
+Owns: the JSON documents kubectl reads to learn which resources exist. Built once from the registry.
 Must not import: cli, reconcilers, node, runtime.
 """
 
 from __future__ import annotations
 
-import hashlib
 import platform
 from typing import Any
 
@@ -62,11 +60,10 @@ class Discovery:
             *(g for g in self.read_only.groups() if g not in self.registry.groups()),
         ]
 
-    def _version(self, group: str) -> str:
-        """The one version each group serves (v1, or v1beta1 for metrics.k8s.io)."""
-        return next(
-            (t.version for t in (*self.registry.types, *self.read_only.types) if t.group == group), "v1"
-        )
+    def _versions(self, group: str) -> list[str]:
+        """The versions a group serves, the preferred one first (v1, v1beta1 for metrics.k8s.io,
+        v2 and v1 for autoscaling)."""
+        return self.registry.versions(group) or self.read_only.versions(group) or ["v1"]
 
     def _types(self, group: str, version: str) -> list[ResourceType]:
         return self.registry.in_group(group, version) or self.read_only.in_group(group, version)
@@ -87,9 +84,8 @@ class Discovery:
         })
 
     def _group(self, group: str) -> dict[str, Any]:
-        version = self._version(group)
-        gv = {"groupVersion": f"{group}/{version}", "version": version}
-        return {"name": group, "versions": [gv], "preferredVersion": gv}
+        gvs = [{"groupVersion": f"{group}/{v}", "version": v} for v in self._versions(group)]
+        return {"name": group, "versions": gvs, "preferredVersion": gvs[0]}
 
     def api_group_list(self) -> bytes:
         return self._cached("apis", lambda: {
@@ -146,10 +142,10 @@ class Discovery:
                 items.append({
                     "metadata": {"name": g, "creationTimestamp": None},
                     "versions": [{
-                        "version": self._version(g),
+                        "version": v,
                         "freshness": "Current",
-                        "resources": [_aggregated_resource(t) for t in self._types(g, self._version(g))],
-                    }],
+                        "resources": [_aggregated_resource(t) for t in self._types(g, v)],
+                    } for v in self._versions(g)],
                 })
             return {
                 "kind": "APIGroupDiscoveryList",
@@ -159,66 +155,6 @@ class Discovery:
             }
 
         return self._cached(f"agg/{legacy_core}/{api_version}", build)
-
-    # --- openapi v3 (field-validation stub, see KUBE-API.md §3.4) ---
-
-    def openapi_index(self) -> bytes:
-        def build() -> dict[str, Any]:
-            paths = {}
-            for g in self.registry.groups():
-                rel = "api/v1" if not g else f"apis/{g}/v1"
-                paths[rel] = {"serverRelativeURL": f"/openapi/v3/{rel}?hash={self._gv_hash(g)}"}
-            return {"paths": paths}
-
-        return self._cached("openapi", build)
-
-    def _gv_hash(self, group: str) -> str:
-        return hashlib.sha256(self.openapi_gv_doc(group) or b"").hexdigest()[:32].upper()
-
-    def openapi_gv_doc(self, group: str) -> bytes | None:
-        types = self.registry.in_group(group)
-        if not types:
-            return None
-
-        def build() -> dict[str, Any]:
-            paths: dict[str, Any] = {}
-            for t in types:
-                base = "/api/v1" if not t.group else f"/apis/{t.group}/v1"
-                path = (
-                    f"{base}/namespaces/{{namespace}}/{t.plural}/{{name}}"
-                    if t.namespaced
-                    else f"{base}/{t.plural}/{{name}}"
-                )
-                op = {
-                    "x-kubernetes-group-version-kind": {
-                        "group": t.group,
-                        "version": t.version,
-                        "kind": t.kind,
-                    },
-                    "parameters": [
-                        {
-                            "name": "fieldValidation",
-                            "in": "query",
-                            "schema": {"type": "string", "uniqueItems": True},
-                        },
-                        {
-                            "name": "fieldManager",
-                            "in": "query",
-                            "schema": {"type": "string", "uniqueItems": True},
-                        },
-                        {"name": "dryRun", "in": "query", "schema": {"type": "string", "uniqueItems": True}},
-                    ],
-                    "responses": {"200": {"description": "OK"}},
-                }
-                paths[path] = {"patch": op, "put": dict(op)}
-            return {
-                "openapi": "3.0.0",
-                "info": {"title": "Kubernetes", "version": KUBE_VERSION},
-                "paths": paths,
-                "components": {"schemas": {}},
-            }
-
-        return self._cached(f"openapi/{group}", build)
 
 
 def _legacy_resource(t: ResourceType) -> dict[str, Any]:

@@ -9,14 +9,19 @@ Must not import: cli (and so never click or rich).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import trio
 from cryptography import x509
 
 from orchestra.api.policy.allocators import ServiceAllocator
 from orchestra.api.policy.serviceaccount import ServiceAccountAdmission
+from orchestra.api.registry import DEFAULT_REGISTRY
+from orchestra.api.request import encryption
 from orchestra.api.request.core import ApiCore
+from orchestra.api.request.stored import Codec
 from orchestra.api.serviceaccount.tokens import TokenIssuer
 from orchestra.apiserver.audit.log import AuditLog
 from orchestra.apiserver.auth.authn import AdminToken, RequestAuthenticator
@@ -32,6 +37,7 @@ from orchestra.app.components import AgentLocator, start_controllers, start_netw
 from orchestra.app.config import Cluster, ClusterConfig
 from orchestra.app.shutdown import Shutdown
 from orchestra.app.state import (
+    load_or_create_encryption_config,
     load_or_create_signing_key,
     load_or_create_token,
     open_store,
@@ -76,14 +82,13 @@ async def _run(
     async with trio.open_nursery() as nursery:
         await nursery.start(store.run)
         tokens = TokenIssuer(load_or_create_signing_key(state))
-        core = ApiCore(store, allocator=ServiceAllocator(config.service_cidr), tokens=tokens,
-                       admission=(ServiceAccountAdmission(),))
+        core = await _open_core(config, state, store, tokens)
         tls = ensure_serving_cert(state, [config.listen_host, *in_cluster_names(core)])
         await bootstrap(core, ca_pem=tls.ca_cert.read_text())
         audit = AuditLog(state / "audit.log", max_bytes=config.audit_max_bytes, backups=config.audit_backups)
         await nursery.start(audit.run)
         locator = AgentLocator()
-        usage = UsageCollector(locator.all_runtimes, lambda: set(locator.runtimes))
+        usage = UsageCollector(locator.all_runtimes, lambda: set(locator.runtimes), pods=_pod_lister(core))
         server = ApiServer(core, token=token, server_address=f"{config.listen_host}:{config.listen_port}",
                            pod_streams=PodStreamsHandler(locator), metrics=MetricsApi(core, usage),
                            authenticator=_authenticator(core, token, tokens, tls), audit=audit)
@@ -112,6 +117,30 @@ def _authenticator(core: ApiCore, token: str, tokens: TokenIssuer, tls: ServingC
     service_accounts = ServiceAccountTokens(tokens.verifier(), StoreLookup(core), clock=tokens.clock)
     return RequestAuthenticator([AdminToken(token, tokens.audiences), service_accounts],
                                 certificates=certificates, api_audiences=tokens.audiences)
+
+
+def _pod_lister(core: ApiCore) -> Callable[[str], list[dict[str, Any]]]:
+    """namespace -> its pods (the scripted usage of simulated pods is in their annotations)."""
+    rt = core.registry.by_kind("Pod")
+    assert rt is not None
+    return lambda namespace: core.list(rt, namespace).items
+
+
+async def _open_core(config: ClusterConfig, state: Path, store: Store, tokens: TokenIssuer) -> ApiCore:
+    """The API core (signing ServiceAccount tokens with `tokens`, with the ServiceAccount admission
+    plugin), with Secrets encrypted at rest under the state directory's key. Secrets stored
+    unencrypted (by an older orchestra) are encrypted now, once; then, when anything was rewritten
+    or the key is new, a snapshot drops the old log segments that held them in the clear."""
+    doc, created = load_or_create_encryption_config(state)
+    codec = Codec(encryption.transformers(doc, DEFAULT_REGISTRY))
+    core = ApiCore(store, allocator=ServiceAllocator(config.service_cidr), codec=codec, tokens=tokens,
+                   admission=(ServiceAccountAdmission(),))
+    rewritten = encryption.rewrite_stale(store, core.codec)
+    if rewritten:
+        log.info("encrypted %d stored values written before encryption at rest was configured", rewritten)
+    if rewritten or (created and store.revision):
+        await store.snapshot()
+    return core
 
 
 def _url(bound: list[str], config: ClusterConfig) -> str:

@@ -7,7 +7,8 @@ Entry points (long-lived components: `await nursery.start(x.run)`, run again aft
                    (the app hands it to the apiserver's streams).
   * simulated.py   `SimulatedNodes(client, runtime, count, ...)`: many agents on one (simulated)
                    runtime in one process (`--simulate-nodes N`).
-  * metrics.py     `UsageCollector`: usage() -> api/metrics.Usage for the metrics API.
+  * metrics.py     `UsageCollector`: usage() -> api/metrics.Usage for the metrics API (a simulated
+                   pod's usage is scripted by its orchestra.io/simulated-cpu|memory annotations).
 One pod's life: pod_worker.py (the level-based sync of one pod: sandbox, volumes, init containers,
 sidecars, containers, restarts, termination; a crash is contained to its pod), sandbox.py (pod spec
 -> runtime specs, DNS policy, labels), volumes.py (pod volumes on the host), tokens.py (the

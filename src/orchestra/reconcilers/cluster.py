@@ -2,9 +2,10 @@
 
 Owns: constructing and starting the garbage collector, namespace lifecycle, node lifecycle,
 Endpoints/EndpointSlice, disruption (PodDisruptionBudget), persistent volume (binding, local-path
-provisioning under `volumes_root`) and storage in-use protection controllers on one client, and the
-namespace furniture: the serviceaccount controller, and — given the cluster CA (`ca_pem`) and the
-token signer (`tokens`) — the root-ca-cert-publisher and the legacy token Secrets' controller.
+provisioning under `volumes_root`), storage in-use protection and resource quota controllers on one
+client, and the namespace furniture: the serviceaccount controller, and — given the cluster CA
+(`ca_pem`) and the token signer (`tokens`) — the root-ca-cert-publisher and the legacy token
+Secrets' controller.
 `run_cluster_controllers` reports started() with the controllers once every one of them has synced
 its caches and started its workers.
 Must not import: node, net, apiserver, cli, runtime.
@@ -29,6 +30,7 @@ from orchestra.reconcilers.node_lifecycle import (
     NodeLifecycleTimings,
 )
 from orchestra.reconcilers.protection import StorageProtectionController
+from orchestra.reconcilers.resourcequota import ResourceQuotaController
 from orchestra.reconcilers.serviceaccounts import RootCAPublisher, ServiceAccountsController
 from orchestra.reconcilers.tokens import TokensController
 from orchestra.reconcilers.volumes import PersistentVolumeController
@@ -45,6 +47,7 @@ def cluster_controllers(client: Client, *, timings: NodeLifecycleTimings = DEFAU
         DisruptionController(client),
         PersistentVolumeController(client, volumes_root=volumes_root),
         StorageProtectionController(client),
+        ResourceQuotaController(client),
         ServiceAccountsController(client),
     ]
     if ca_pem is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from orchestra.api.policy.admission import AdmissionPlugin, Attributes
 from orchestra.api.registry import Registry, ResourceType
-from orchestra.api.request.stored import decode, meta, with_rv
+from orchestra.api.request.stored import Codec, meta, with_rv
 from orchestra.api.request.types import WriteOptions
 from orchestra.objects import Obj
 from orchestra.store import Store
@@ -18,6 +18,7 @@ from orchestra.store import Store
 
 class AdmissionMixin:
     store: Store
+    codec: Codec
     registry: Registry
     admission: tuple[AdmissionPlugin, ...]
 
@@ -32,10 +33,10 @@ class AdmissionMixin:
             await plugin.admit(attributes)
 
     def lookup(self, kind: str, namespace: str | None, name: str) -> Obj | None:
-        """The stored object (a fresh copy), or None."""
+        """The stored object (a fresh copy, decrypted when its kind is encrypted at rest), or None."""
         rt = self.registry.by_kind(kind)
         kv = self.store.get(rt.key(namespace, name)) if rt is not None else None
-        return with_rv(decode(kv.value), kv) if kv is not None else None
+        return with_rv(self.codec.decode(kv), kv) if kv is not None else None
 
 
 __all__ = ["AdmissionMixin"]

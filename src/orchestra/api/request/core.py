@@ -11,7 +11,6 @@ Must not import: the apiserver, cli, reconcilers, node agent or runtime.
 
 from __future__ import annotations
 
-import base64
 import builtins
 import functools
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from typing import Any
 import attrs
 import orjson
 
+from orchestra.api import conversion
 from orchestra.api.errors import (
     BadRequest,
     Cause,
@@ -34,6 +34,7 @@ from orchestra.api.errors import (
     already_exists,
     conflict,
     invalid,
+    new_content_forbidden,
     not_found,
 )
 from orchestra.api.machinery.selectors import FieldSelector, LabelSelector
@@ -46,10 +47,11 @@ from orchestra.api.request import bodies, patch, typemeta
 from orchestra.api.request.admitting import AdmissionMixin
 from orchestra.api.request.deletion import DeletionMixin, finalizers_pending
 from orchestra.api.request.labelcache import LabelCache
-from orchestra.api.request.listoptions import EXACT, validate_list_options
+from orchestra.api.request.listoptions import EXACT, decode_continue, encode_continue, validate_list_options
+from orchestra.api.request.quota import PolicyAdmissionMixin
 from orchestra.api.request.schema import Schema, load_schema
 from orchestra.api.request.serverside import ApplyMixin
-from orchestra.api.request.stored import decode, meta, new_uid, parse_rv, random_suffix, spec_part, with_rv
+from orchestra.api.request.stored import Codec, meta, new_uid, parse_rv, random_suffix, spec_part, with_rv
 from orchestra.api.request.subresources import SubresourceMixin
 from orchestra.api.request.types import ListResult, WriteOptions, WriteResult
 from orchestra.objects import Obj, deep_copy, now_rfc3339
@@ -75,27 +77,28 @@ def _strip_rv(obj: Obj) -> None:
 
 
 
-class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, AdmissionMixin):
+class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, PolicyAdmissionMixin, AdmissionMixin):
     """Kubernetes object semantics on top of a Store. All methods run in the trio thread."""
 
     def __init__(self, store: Store, *, registry: Registry = DEFAULT_REGISTRY, schema: Schema | None = None,
-                 allocator: ServiceAllocator | None = None, admission: tuple[AdmissionPlugin, ...] = (),
-                 tokens: Any = None) -> None:
+                 allocator: ServiceAllocator | None = None, codec: Codec | None = None,
+                 admission: tuple[AdmissionPlugin, ...] = (), tokens: Any = None) -> None:
         """`admission`: the configurable admission plugins (api/policy/admission.py), run in order;
         `tokens`: the TokenIssuer of serviceaccounts/token (api/request/tokenrequest.py)."""
         self.store = store
+        self.codec = codec or Codec()  # objects <-> store values (Secrets encrypted when configured)
         self.admission = admission
         self.tokens = tokens
         self.registry = registry
         self.schema = schema or load_schema()
         self.allocator = allocator or ServiceAllocator()
-        self.labels = LabelCache(decode)
+        self.labels = LabelCache(self.codec.decode)
         self._small: dict[str, tuple[int, builtins.list[Obj]]] = {}  # see _all_cached
 
     # --- reads -------------------------------------------------------------------------------
 
     def _load(self, kv: KeyValue) -> Obj:
-        return with_rv(decode(kv.value), kv)
+        return with_rv(self.codec.decode(kv), kv)
 
     def _get_kv(self, rt: ResourceType, namespace: str | None, name: str) -> KeyValue:
         kv = self.store.get(rt.key(namespace, name))
@@ -104,7 +107,7 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, AdmissionMixin):
         return kv
 
     def get(self, rt: ResourceType, namespace: str | None, name: str) -> Obj:
-        return self._load(self._get_kv(rt, namespace, name))
+        return conversion.served(rt, self._load(self._get_kv(rt, namespace, name)))
 
     def list(
         self,
@@ -127,7 +130,7 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, AdmissionMixin):
         if continue_token:
             if resource_version not in (None, "", "0"):
                 raise BadRequest("specifying resource version is not allowed when using continue")
-            revision, start_after = self._decode_continue(continue_token, prefix)
+            revision, start_after = decode_continue(continue_token, prefix)
         elif resource_version not in (None, "", "0"):
             want = parse_rv(resource_version)
             if want is not None and want > self.store.revision:
@@ -158,29 +161,12 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, AdmissionMixin):
                 continue
             obj = self._load(kv)
             if pred is None or pred(obj):
-                items.append(obj)
+                items.append(conversion.served(rt, obj))
                 if limit and len(items) >= limit and i + 1 < len(kvs):
-                    next_token = self._encode_continue(rev, kv.key)
+                    next_token = encode_continue(rev, kv.key)
                     remaining = len(kvs) - i - 1
                     break
         return ListResult(items, str(rev), next_token, remaining)
-
-    @staticmethod
-    def _encode_continue(rev: int, key: str) -> str:
-        return base64.urlsafe_b64encode(
-            orjson.dumps({"v": "meta.k8s.io/v1", "rv": rev, "start": key})
-        ).decode()
-
-    @staticmethod
-    def _decode_continue(token: str, prefix: str) -> tuple[int, str]:
-        try:
-            data = orjson.loads(base64.urlsafe_b64decode(token.encode()))
-            rev, start = int(data["rv"]), str(data["start"])
-        except (ValueError, KeyError, TypeError, orjson.JSONDecodeError):
-            raise BadRequest("continue key is not valid: incorrect encoded start resourceVersion") from None
-        if not start.startswith(prefix):
-            raise BadRequest("continue key is not valid: key is not under the requested prefix")
-        return rev, start
 
     # --- create ------------------------------------------------------------------------------
 
@@ -190,7 +176,8 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, AdmissionMixin):
         opts = opts or WriteOptions()
         obj = self._check_body(rt, namespace, body)
         warnings = self._schema_check(rt, obj, opts)
-        self._check_namespace(rt, namespace)
+        obj = conversion.stored(rt, obj)  # from here on the object is in the version the store keeps
+        self._check_namespace(rt, namespace, meta(obj).get("name") or "")
         m = meta(obj)
         if not m.get("name"):
             if m.get("generateName"):
@@ -218,30 +205,35 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, AdmissionMixin):
             m.pop("generation", None)
         prepare_for_create(rt, obj)
         obj = defaults.default(rt.kind, obj)
-        admission.admit_create(rt.kind, obj, self._priority_classes, self._storage_classes)
+        admission.admit_create(rt.kind, obj, self._priority_classes, self._storage_classes,
+                               self._limit_ranges, self._ingress_classes)
         await self._admit("CREATE", rt, namespace, obj, None, opts)
         self._validate(rt, obj, None)
         key = rt.key(namespace, m["name"])
         if self.store.get(key) is not None:  # before allocating anything for it
             raise already_exists(rt.group_resource, m["name"], group=rt.group, plural=rt.plural)
-        value = self._encode(obj)
+        value = self._encode(obj, key)
         if rt.kind == "Service":
             self.allocator.allocate(obj, self._all(rt))
-            value = self._encode(obj)
+            value = self._encode(obj, key)
+        self._admit_namespaced(rt, obj, None, opts)  # LimitRanger, ResourceQuota (charged here)
         if opts.dry_run:
-            return WriteResult(obj, warnings, created=True)
+            return WriteResult(conversion.served(rt, obj), warnings, created=True)
         try:
             kv = self.store.put(key, value, expect_mod_revision=0)
         except CompareFailed:
             raise already_exists(rt.group_resource, m["name"], group=rt.group, plural=rt.plural) from None
         await self.store.wait_durable(kv.mod_revision)
-        return WriteResult(with_rv(obj, kv), warnings, created=True)
+        return WriteResult(conversion.served(rt, with_rv(obj, kv)), warnings, created=True)
 
     def _priority_classes(self) -> builtins.list[Obj]:
         return self._all_cached("PriorityClass")
 
     def _storage_classes(self) -> builtins.list[Obj]:
         return self._all_cached("StorageClass")
+
+    def _ingress_classes(self) -> builtins.list[Obj]:
+        return self._all_cached("IngressClass")
 
     def _all_cached(self, kind: str) -> builtins.list[Obj]:
         """Every object of a small cluster-wide kind that admission reads on each create, re-read
@@ -256,7 +248,7 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, AdmissionMixin):
 
     def _all(self, rt: ResourceType) -> builtins.list[Obj]:
         kvs, _ = self.store.range(rt.key_prefix())
-        return [decode(kv.value) for kv in kvs]
+        return [self.codec.decode(kv) for kv in kvs]
 
     def _check_body(self, rt: ResourceType, namespace: str | None, body: Any) -> Obj:
         if not isinstance(body, dict):
@@ -266,7 +258,8 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, AdmissionMixin):
         typemeta.check_written_type(self.registry, rt, obj)
         if obj.get("metadata") is not None and not isinstance(obj.get("metadata"), dict):
             raise BadRequest(
-                f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: metadata must be an object'
+                f'{rt.kind} in version "{rt.version}" cannot be '
+                f'handled as a {rt.kind}: metadata must be an object'
             )
         m = meta(obj)
         if rt.namespaced:
@@ -325,12 +318,11 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, AdmissionMixin):
                 f"fieldValidation must be one of Strict, Warn, Ignore, got {opts.field_validation!r}"
             )
 
-    @staticmethod
-    def _encode(obj: Obj) -> bytes:
-        """The stored bytes of `obj`: 413 past 3 MiB, 400 past STORED_DEPTH levels (a patch can grow an
-        object past any body it came in)."""
+    def _encode(self, obj: Obj, key: str) -> bytes:
+        """The stored bytes of `obj` under `key`: 413 past 3 MiB, 400 past STORED_DEPTH levels (a patch can
+        grow an object past any body it came in); then the key's transformer (encryption)."""
         try:
-            return bodies.stored_bytes(obj)
+            return self.codec.to_storage(key, bodies.stored_bytes(obj))
         except bodies.ObjectLimitError as exc:
             if exc.too_large:
                 raise RequestEntityTooLarge(exc.message) from None
@@ -341,7 +333,9 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, AdmissionMixin):
         if causes:
             raise invalid(rt.kind, str(meta(obj).get("name") or ""), causes, group=rt.group)
 
-    def _check_namespace(self, rt: ResourceType, namespace: str | None) -> None:
+    def _check_namespace(self, rt: ResourceType, namespace: str | None, name: str) -> None:
+        """kube's NamespaceLifecycle admission: no namespace is 404; a terminating one refuses new
+        objects with 403 (errors.new_content_forbidden)."""
         if not rt.namespaced:
             return
         if not namespace:
@@ -351,12 +345,8 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, AdmissionMixin):
         kv = self.store.get(ns_rt.key(None, namespace))
         if kv is None:
             raise NotFound(f'namespaces "{namespace}" not found', name=namespace, kind="namespaces")
-        if (decode(kv.value).get("metadata") or {}).get("deletionTimestamp"):
-            raise Forbidden(
-                f'{rt.plural} "" is forbidden: unable to create new content in namespace {namespace} '
-                "because it is being terminated",
-                kind=rt.plural,
-            )
+        if (self.codec.decode(kv).get("metadata") or {}).get("deletionTimestamp"):
+            raise new_content_forbidden(rt.group_resource, name, namespace, group=rt.group, plural=rt.plural)
 
     # --- update ------------------------------------------------------------------------------
 
@@ -392,8 +382,16 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, AdmissionMixin):
     async def _replace(
         self, rt: ResourceType, kv: KeyValue, new: Obj, opts: WriteOptions, subresource: str
     ) -> WriteResult:
+        """Write `new` (at `rt`'s version) over the stored `kv`; the result is at `rt`'s version too."""
+        result = await self._replace_stored(rt, kv, conversion.stored(rt, new), opts, subresource)
+        result.obj = conversion.served(rt, result.obj)
+        return result
+
+    async def _replace_stored(
+        self, rt: ResourceType, kv: KeyValue, new: Obj, opts: WriteOptions, subresource: str
+    ) -> WriteResult:
         """Write `new` over the stored `kv` (CAS on its revision), applying spec/status rules."""
-        old = decode(kv.value)
+        old = self.codec.decode(kv)
         new = self._merge_rules(rt, old, new, subresource)
         new = defaults.default(rt.kind, new)
         if not subresource:
@@ -412,7 +410,8 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, AdmissionMixin):
             return WriteResult(await self._remove(rt, kv, new))
         if new == old:
             return WriteResult(with_rv(new, kv))
-        value = self._encode(new)
+        value = self._encode(new, kv.key)
+        self._admit_namespaced(rt, new, old, opts, subresource)
         if opts.dry_run:
             return WriteResult(with_rv(new, kv))
         try:
@@ -458,7 +457,8 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, AdmissionMixin):
             added = set(nm.get("finalizers") or []) - set(om.get("finalizers") or [])
             if added:
                 raise Forbidden(
-                    f"no new finalizers can be added if the object is being deleted, found new finalizers {sorted(added)!r}"
+                    "no new finalizers can be added if the object is being "
+                    f"deleted, found new finalizers {sorted(added)!r}"
                 )
         prepare_for_update(rt, new, old)
         if tracks_generation(rt) and spec_part(new) != spec_part(old):
@@ -487,7 +487,7 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, AdmissionMixin):
         opts = attrs.evolve(opts, decode_findings=findings)
         for _ in range(MAX_RETRIES):
             kv = self._get_kv(rt, namespace, name)
-            current = self._load(kv)
+            current = conversion.served(rt, self._load(kv))  # patches apply to the version requested
             patched = self._patched(rt, current, ptype, decoded.value)
             if subresource == "status":
                 # a status patch changes status only

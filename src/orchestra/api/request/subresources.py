@@ -22,7 +22,7 @@ from orchestra.api.errors import (
 from orchestra.api.machinery.selectors import from_label_selector_object
 from orchestra.api.registry import ResourceType
 from orchestra.api.request import patch
-from orchestra.api.request.stored import encode, meta
+from orchestra.api.request.stored import meta
 from orchestra.api.request.typemeta import check_body_types
 from orchestra.api.request.types import WriteOptions
 from orchestra.objects import Obj, now_rfc3339
@@ -127,12 +127,16 @@ class SubresourceMixin:
             pod = self._load(kv)
             if meta(pod).get("deletionTimestamp"):
                 raise Conflict(
-                    f'Operation cannot be fulfilled on pods/binding "{name}": pod {name} is being deleted, cannot be assigned to a host'
+                    f'Operation cannot be fulfilled on pods/binding "{name}": '
+                    f"pod {name} is being deleted, cannot be assigned to a host",
+                    name=name,
+                    kind="pods/binding",
                 )
             spec = pod.setdefault("spec", {})
             if spec.get("nodeName"):
                 raise Conflict(
-                    f'Operation cannot be fulfilled on pods/binding "{name}": pod {name} is already assigned to node "{spec["nodeName"]}"',
+                    f'Operation cannot be fulfilled on pods/binding "{name}": '
+                    f'pod {name} is already assigned to node "{spec["nodeName"]}"',
                     name=name,
                     kind="pods/binding",
                 )
@@ -150,7 +154,8 @@ class SubresourceMixin:
             status["conditions"] = conds
             meta(pod).pop("resourceVersion", None)
             try:
-                nkv = self.store.put(kv.key, encode(pod), expect_mod_revision=kv.mod_revision)
+                value = self.codec.encode(kv.key, pod)
+                nkv = self.store.put(kv.key, value, expect_mod_revision=kv.mod_revision)
             except CompareFailed:
                 continue
             await self.store.wait_durable(nkv.mod_revision)

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from orchestra.api.registry import ResourceType
+from orchestra.api.tables.autoscaling import print_hpa
 from orchestra.api.tables.columns import column_definitions
 from orchestra.api.tables.core import (
     print_configmap,
@@ -25,11 +26,13 @@ from orchestra.api.tables.core import (
     print_node,
     print_pdb,
     print_priority_class,
+    print_resource_quota,
     print_secret,
     print_service,
     print_serviceaccount,
 )
 from orchestra.api.tables.format import Cell
+from orchestra.api.tables.networking import print_ingress, print_ingress_class
 from orchestra.api.tables.pods import print_pod
 from orchestra.api.tables.storage import print_pv, print_pvc, print_storage_class
 from orchestra.api.tables.workloads import (
@@ -66,6 +69,10 @@ _PRINTERS: dict[str, Callable[[Obj, datetime], list[Cell]]] = {
     "PersistentVolume": print_pv,
     "PersistentVolumeClaim": print_pvc,
     "StorageClass": print_storage_class,
+    "Ingress": print_ingress,
+    "IngressClass": print_ingress_class,
+    "HorizontalPodAutoscaler": print_hpa,
+    "ResourceQuota": print_resource_quota,
 }
 
 _POD_CONDITIONS = {
