@@ -1,11 +1,16 @@
 """API benchmark: GET / LIST / create requests per second over HTTP, watch delivery latency, server RSS,
 and GET / create of a custom resource with a schema (a CRD with types, an enum, a default and a CEL
-rule) beside the ConfigMap figures of the same run (target: custom >= 80 % of built-in).
+rule) beside the ConfigMap figures of the same run (target: custom >= 80 % of built-in), and what
+authentication costs.
 
 Runs `orchestra` (durable store, fsync=always, the `orchestra up` default) in a subprocess and loads it
 from this process with keep-alive HTTPS connections in threads (Python clients: their own CPU counts
 against the server on this 2-core machine), then with `wrk` (a C client, 8 connections) when it is
-installed (`apt-get install wrk`). Usage: .venv/bin/python bench/api.py [--seconds 5]
+installed (`apt-get install wrk`). GET is measured with the admin token and with a ServiceAccount token
+(a JWT from TokenRequest: signature checked once, then the cache and the account/pod lookups on every
+request); every request also goes to the audit log. `auth_costs()` times one authentication in process:
+the admin token, a ServiceAccount JWT uncached (ES256 signature, claims, lookups) and cached.
+Usage: .venv/bin/python bench/api.py [--seconds 5] [--get-only] [--secrets]
 `--secrets`: GET / LIST / create of Secrets on the durable store, stored in the clear (an
 EncryptionConfiguration with only the identity provider) and then encrypted (orchestra's default
 aesgcm config): the cost of encryption at rest.
@@ -191,15 +196,69 @@ def watch_latency(url: str, token: str, n: int = 200) -> list[float]:
     return [got[k] - sent[k] for k in sent if k in got]
 
 
+def auth_costs(n: int = 2000) -> None:
+    """Microseconds per authentication, in process (no HTTP): what the request chain adds."""
+    import trio
+
+    from orchestra.api.request.core import ApiCore
+    from orchestra.api.request.tokenrequest import create_token
+    from orchestra.api.serviceaccount.tokens import TokenIssuer, new_signing_key
+    from orchestra.apiserver.auth.authn import AdminToken, RequestAuthenticator
+    from orchestra.apiserver.auth.serviceaccounts import ServiceAccountTokens, StoreLookup
+    from orchestra.app import bootstrap
+    from orchestra.store import Store
+
+    async def go() -> None:
+        store = Store.open_memory()
+        issuer = TokenIssuer(new_signing_key())
+        core = ApiCore(store, tokens=issuer)
+        await bootstrap(core)
+        tokens = [(await create_token(core, "default", "default", {}))[0]["status"]["token"]
+                  for _ in range(n)]
+        admin = "a" * 43
+        auth = RequestAuthenticator([AdminToken(admin, issuer.audiences),
+                                     ServiceAccountTokens(issuer.verifier(), StoreLookup(core))],
+                                    api_audiences=issuer.audiences)
+
+        def timed(fn, items) -> float:  # type: ignore[no-untyped-def]
+            t0 = time.perf_counter()
+            for item in items:
+                fn(item)
+            return (time.perf_counter() - t0) / len(items) * 1e6
+
+        bearer = lambda t: {"authorization": f"Bearer {t}"}  # noqa: E731
+        admin_us = timed(lambda t: auth.authenticate(bearer(t), None), [admin] * n)
+        uncached = timed(lambda t: auth.authenticate(bearer(t), None), tokens)
+        cached = timed(lambda t: auth.authenticate(bearer(t), None), [tokens[0]] * n)
+        print(f"AUTH   admin token {admin_us:6.1f} us   ServiceAccount JWT uncached {uncached:6.1f} us   "
+              f"cached {cached:6.1f} us   (per request, in process)")
+        store.close()
+
+    trio.run(go)
+
+
+def sa_token(url: str, token: str) -> str | None:
+    """A ServiceAccount token from TokenRequest (None on a server without it)."""
+    conn = _conn(url, 10)
+    conn.request("POST", "/api/v1/namespaces/default/serviceaccounts/default/token", body=b"{}",
+                 headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    resp = conn.getresponse()
+    body = resp.read()
+    return json.loads(body)["status"]["token"] if resp.status == 201 else None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--threads", type=int, default=4)
+    ap.add_argument("--get-only", action="store_true", help="only GET (admin and ServiceAccount token)")
     ap.add_argument("--secrets", action="store_true", help="Secrets in the clear vs encrypted at rest")
     args = ap.parse_args()
     if args.secrets:
         secrets_main(args.threads, args.seconds)
         return
+    if not args.get_only:
+        auth_costs()
     for store in ("durable", "memory"):
         with tempfile.TemporaryDirectory() as d:
             proc, url, token = start_server(Path(d), store)
@@ -222,6 +281,14 @@ def main() -> None:
                     "   (target >= 2000/s)"
                 )
                 get_rps = rps
+                robot = sa_token(url, token)
+                if robot is not None:
+                    rps, lat = load(url, robot, args.threads, args.seconds, lambda i, n: (
+                        "GET", f"/api/v1/namespaces/default/configmaps/seed-{n % 100}", None))
+                    print(f"GET    {rps:8.0f} req/s   p50 {pct(lat, 0.5):6.2f} ms  "
+                          f"p99 {pct(lat, 0.99):6.2f} ms   (with a ServiceAccount token)")
+                if args.get_only:
+                    continue
                 rps, lat = load(url, token, args.threads, args.seconds,
                                 lambda i, n: ("GET", "/api/v1/namespaces/default/configmaps?limit=500", None))
                 print(

@@ -469,6 +469,8 @@ SAMPLES = {
         }
     },
     "StorageClass": {"provisioner": "orchestra.io/local-path"},
+    "TokenReview": {"spec": {"token": "a-token"}},
+    "SelfSubjectReview": {},
     "ResourceQuota": {
         "spec": {"hard": {"pods": "2"}, "scopes": ["NotTerminating"]},
         "status": {"hard": {"pods": "2"}, "used": {"pods": "0"}},

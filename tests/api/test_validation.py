@@ -296,6 +296,8 @@ CASES = [
      ("data[..x]", "FieldValueInvalid", "Invalid value: \"..x\": must not start with '..'")),
     ("Secret", {"metadata": {"name": "s"}, "type": "kubernetes.io/tls", "data": {"tls.crt": "eA=="}},
      ("data[tls.key]", "FieldValueRequired", "Required value")),
+    ("Secret", {"metadata": {"name": "s"}, "type": "kubernetes.io/service-account-token"},
+     ("metadata.annotations[kubernetes.io/service-account.name]", "FieldValueRequired", "Required value")),
 ]  # fmt: skip
 
 

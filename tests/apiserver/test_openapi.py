@@ -93,6 +93,9 @@ def test_every_v3_document_is_closed_and_has_its_kinds(openapi: OpenApi) -> None
             if gv == _gv(t):
                 gvk = {"group": t.group, "version": t.version, "kind": t.kind}
                 assert gvk in schemas[t.definition]["x-kubernetes-group-version-kind"]
+                if "get" not in t.verbs:  # create-only (TokenReview): its POST only, as kube lists it
+                    assert _item_path(t) not in doc["paths"]
+                    continue
                 patch = doc["paths"][_item_path(t)]["patch"]
                 assert patch["x-kubernetes-group-version-kind"] == gvk
                 assert "fieldValidation" in [p["name"] for p in patch["parameters"]]
@@ -111,6 +114,34 @@ def test_both_autoscaling_versions_are_published(openapi: OpenApi) -> None:
         v2 = openapi.v2().doc
         assert gvk in v2["definitions"][name]["x-kubernetes-group-version-kind"]
         assert v2["paths"][item]["patch"]["x-kubernetes-group-version-kind"] == gvk
+
+
+@pytest.mark.parametrize("version", ["v2", "v3"])
+def test_authentication_kinds_and_token_requests(openapi: OpenApi, version: str) -> None:
+    """serviceaccounts/token's TokenRequest is among the core group's definitions, like the other
+    subresources' kinds (Scale, Eviction); TokenReview and SelfSubjectReview have their own document,
+    with only their POST, as kube lists them (no item path: they are never read, listed or patched)."""
+    if version == "v3":
+        core, auth = openapi.v3("api/v1").doc, openapi.v3("apis/authentication.k8s.io/v1").doc
+        core_defs, auth_defs = core["components"]["schemas"], auth["components"]["schemas"]
+        paths = auth["paths"]
+    else:
+        doc = openapi.v2().doc
+        core_defs = auth_defs = doc["definitions"]
+        paths = doc["paths"]
+    token_request = core_defs["io.k8s.api.authentication.v1.TokenRequest"]
+    assert {"group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest"} in token_request[
+        "x-kubernetes-group-version-kind"]
+    assert "io.k8s.api.authentication.v1.BoundObjectReference" in core_defs
+    post = paths["/apis/authentication.k8s.io/v1/tokenreviews"]["post"]
+    assert post["operationId"] == "createAuthenticationV1TokenReview"
+    gvk = {"group": "authentication.k8s.io", "version": "v1", "kind": "TokenReview"}
+    assert post["x-kubernetes-group-version-kind"] == gvk
+    for plural in ("tokenreviews", "selfsubjectreviews"):
+        assert list(paths[f"/apis/authentication.k8s.io/v1/{plural}"]) == ["post"]
+        assert f"/apis/authentication.k8s.io/v1/{plural}/{{name}}" not in paths
+    for kind in ("TokenReview", "TokenReviewSpec", "TokenReviewStatus", "SelfSubjectReview", "UserInfo"):
+        assert f"io.k8s.api.authentication.v1.{kind}" in auth_defs
 
 
 def _gv(t: Any) -> str:

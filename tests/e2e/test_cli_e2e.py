@@ -299,6 +299,7 @@ def test_get_watch_follows_changes(server: Path, tmp_path: Path) -> None:
     reader.start()
     try:
         assert lines.get(timeout=10).split() == ["NAME", "DATA", "AGE"]
+        assert lines.get(timeout=10).split()[0] == "kube-root-ca.crt"  # every namespace has the cluster CA
         assert lines.get(timeout=10).split()[0] == "w1"
         created = run(
             server, "apply", "-f", "-", input="apiVersion: v1\nkind: ConfigMap\nmetadata: {name: w2}\n"

@@ -85,6 +85,9 @@ class Server:
 
 def seed(s: Server) -> None:
     s.call("POST", "/api/v1/namespaces", {"metadata": {"name": NS}})
+    # no controllers: the serviceaccount controller is not there to give the namespace the `default`
+    # ServiceAccount that the ServiceAccount admission plugin wants for every pod
+    s.call("POST", f"/api/v1/namespaces/{NS}/serviceaccounts", {"metadata": {"name": "default"}})
     node = s.call(
         "POST",
         "/api/v1/nodes",

@@ -83,7 +83,8 @@ def test_restart_keeps_objects_and_revision(tmp_path: Path) -> None:
     try:
         assert token2 == token  # the token survives restarts too
         listed = httpx.get(f"{url}/api/v1/namespaces/default/configmaps", headers=h, **httpx_kw).json()
-        assert sorted(i["metadata"]["name"] for i in listed["items"]) == sorted(f"c{i}" for i in range(20))
+        names = sorted(i["metadata"]["name"] for i in listed["items"])
+        assert names == sorted([*(f"c{i}" for i in range(20)), "kube-root-ca.crt"])  # + the namespace's CA
         assert int(listed["metadata"]["resourceVersion"]) >= rv_before
         r = httpx.post(
             f"{url}/api/v1/namespaces/default/configmaps",

@@ -60,6 +60,16 @@ def wait_quota_synced(kubectl: Kubectl, ns: str, name: str) -> None:
     raise AssertionError(f"quota {ns}/{name} never got a status")
 
 
+def wait_root_ca(kubectl: Kubectl, ns: str) -> None:
+    """The root-ca-cert-publisher's ConfigMap, which every namespace gets."""
+    deadline = time.monotonic() + 30  # wall clock: waiting on another thread's cluster
+    while time.monotonic() < deadline:
+        if kubectl("get", "configmap", "kube-root-ca.crt", "-n", ns, check=False).returncode == 0:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{ns} never got kube-root-ca.crt")
+
+
 def run_pod(
     kubectl: Kubectl, ns: str, name: str, *extra: str, check: bool = True
 ) -> subprocess.CompletedProcess[str]:
@@ -208,7 +218,9 @@ def test_limit_range_defaults_and_refuses(kubectl: Kubectl, namespace: str) -> N
 def test_concurrent_creates_against_one_unit(
     live_cluster: LiveCluster, kubectl: Kubectl, namespace: str
 ) -> None:
-    kubectl("create", "quota", "one", "--hard=count/configmaps=1,pods=1", "-n", namespace)
+    # the namespace's kube-root-ca.crt takes one ConfigMap (as in kube): wait for it, leave room for one more
+    wait_root_ca(kubectl, namespace)
+    kubectl("create", "quota", "one", "--hard=count/configmaps=2,pods=1", "-n", namespace)
     wait_quota_synced(kubectl, namespace, "one")
     ctx = ssl.create_default_context(cafile=str(live_cluster.ca_cert))
     headers = {"Authorization": f"Bearer {live_cluster.token}"}
@@ -230,5 +242,5 @@ def test_concurrent_creates_against_one_unit(
     assert sorted(codes) == [201, 201] + [403] * 38
     assert (
         kubectl("get", "quota", "one", "-n", namespace, "-o", "jsonpath={.status.used}").stdout
-        == '{"count/configmaps":"1","pods":"1"}'
+        == '{"count/configmaps":"2","pods":"1"}'
     )

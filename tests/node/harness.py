@@ -107,9 +107,10 @@ async def _record(env: Env, *, task_status: trio.TaskStatus[None] = trio.TASK_ST
 
 @asynccontextmanager
 async def open_env(tmp_path: Path, script: SimScript | None = None, *, runtime: Runtime | None = None,
-                   start: bool = True, **config: Any) -> AsyncIterator[Env]:
+                   start: bool = True, tokens: Any = None, **config: Any) -> AsyncIterator[Env]:
+    """`tokens`: the API core's TokenIssuer (serviceaccounts/token), when the test needs one."""
     store = Store.open_memory()
-    core = ApiCore(store)
+    core = ApiCore(store, tokens=tokens)
     client = LocalClient(core, field_manager="kubelet")
     for ns in ("default", "kube-node-lease", "kube-system"):
         await client.create(client.kind("Namespace"), None, {"metadata": {"name": ns}})

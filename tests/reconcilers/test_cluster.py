@@ -38,6 +38,7 @@ async def test_namespace_with_service_and_owned_pods_is_removed(
                 "disruption-controller",
                 "persistentvolume-controller",
                 "storage-protection-controller",
+                "serviceaccount-controller",
                 "resourcequota-controller",
             }
             await wait_for(

@@ -16,14 +16,19 @@ Areas (each package's docstring is its front door; arrows are checked by import-
   * conversion/ a kind served at several versions of one stored object: `stored(rt, obj)` /
                 `served(rt, obj)` between a served version and the stored one (hpa.py: kube's
                 autoscaling v1 <-> v2); the verbs in request/ convert at every call.
+  * serviceaccount/  ServiceAccount tokens: signing and checking the JWTs (PyJWT), their claims, and
+                whether what a token names still exists (the TokenRequest verb, the apiserver's token
+                authenticator and the token controllers use it).
   * errors.py   ApiError and its subclasses -> Status dicts; `Cause` (reason, message, field).
+  * user.py     `UserInfo` (who asks: name, uid, groups, extra) and the well-known users and groups.
   * registry.py the kinds: `ResourceType`, `Registry`, `BUILTIN`, `DEFAULT_REGISTRY`;
                 `Registry.types` one per resource, `Registry.served` also the other versions a
                 kind is served at (`ResourceType.stored_as`, a CRD's other versions); custom kinds
                 (CustomResourceDefinitions) join a core's own registry at run time (`set_custom`).
   * metrics.py  metrics.k8s.io (NodeMetrics/PodMetrics, `Usage`), outside the main registry.
 Layers inside the api (top may import bottom): request | tables -> policy -> machinery | metrics |
-conversion -> registry | errors. The verbs call the rules; a rule never calls a verb.
+conversion | serviceaccount -> registry | errors | user. The verbs call the rules; a rule never calls
+a verb.
 
 Where a new kind's code goes:
   1. registry.py: its `ResourceType` in BUILTIN (group, plural, short names, subresources); the

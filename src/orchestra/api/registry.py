@@ -14,6 +14,7 @@ from typing import Any
 
 import attrs
 
+AUTHENTICATION = "authentication.k8s.io"
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 CRD_GROUP = "apiextensions.k8s.io"
 SUB_VERBS = ("get", "patch", "update")
@@ -182,7 +183,8 @@ BUILTIN: tuple[ResourceType, ...] = (
     _rt("", "ConfigMap", "configmaps", short=("cm",), status=False, definition_pkg="core"),
     _rt("", "Secret", "secrets", status=False, definition_pkg="core"),
     _rt("", "Event", "events", short=("ev",), status=False, definition_pkg="core"),
-    _rt("", "ServiceAccount", "serviceaccounts", short=("sa",), status=False, definition_pkg="core"),
+    _rt("", "ServiceAccount", "serviceaccounts", short=("sa",), status=False, definition_pkg="core",
+        extra=(Subresource("token", "TokenRequest", group=AUTHENTICATION, verbs=("create",)),)),
     _rt(
         "apps",
         "Deployment",
@@ -227,6 +229,10 @@ BUILTIN: tuple[ResourceType, ...] = (
         status=False,
         definition_pkg="storage",
     ),
+    # create-only and never stored: answered by the apiserver's authenticators (apiserver/auth/)
+    *(attrs.evolve(_rt(AUTHENTICATION, kind, plural, namespaced=False, status=False,
+                       definition_pkg="authentication"), verbs=("create",))
+      for kind, plural in (("TokenReview", "tokenreviews"), ("SelfSubjectReview", "selfsubjectreviews"))),
     _rt(
         "scheduling.k8s.io",
         "PriorityClass",

@@ -49,7 +49,6 @@ import logging
 import ssl
 from collections.abc import Awaitable, Callable, MutableMapping
 from http import HTTPStatus
-from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
@@ -58,6 +57,8 @@ import h11
 import trio
 
 from orchestra.apiserver import h11ws, plainhttp
+from orchestra.apiserver.tlsconn import server_ssl_context as server_ssl_context  # its home before tlsconn
+from orchestra.apiserver.tlsconn import tls_extension
 
 log = logging.getLogger("orchestra.http")
 
@@ -103,14 +104,6 @@ class _Counters:
     upgrades_total: int = 0
     protocol_errors: int = 0
     app_errors: int = 0
-
-
-def server_ssl_context(certfile: Path, keyfile: Path) -> ssl.SSLContext:
-    """A server context for `ssl_context=`: HTTP/1.1 only (kubectl's upgrades need it)."""
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.load_cert_chain(str(certfile), str(keyfile))
-    ctx.set_alpn_protocols(["http/1.1"])
-    return ctx
 
 
 class HttpServer:
@@ -199,6 +192,7 @@ class _Connection:
         self.broken = False  # a write failed
         self.keep_alive = True
         self.early_bytes = 0  # read while the app ran (the next pipelined request)
+        self.tls: dict[str, Any] | None = None  # the ASGI `tls` extension, once the handshake is done
 
     # --- I/O ---------------------------------------------------------------------------------
 
@@ -257,6 +251,7 @@ class _Connection:
                 await self.stream.do_handshake()
             if handshake.cancelled_caught:
                 return
+            self.tls = tls_extension(self.stream)
         while True:
             request = await self._next_request()
             if request is None:
@@ -347,7 +342,8 @@ class _Connection:
             "method": request.method.decode("ascii"), "scheme": self.scheme if kind == "http" else
             ("wss" if self.scheme == "https" else "ws"), "path": unquote(path.decode("latin-1")),
             "raw_path": path, "query_string": query, "root_path": "", "headers": list(request.headers),
-            "client": self.client, "server": self.sockname, "extensions": {},
+            "client": self.client, "server": self.sockname,
+            "extensions": {"tls": self.tls} if self.tls else {},
         }
 
     def response_bytes(self, status: int, body: bytes, content_type: bytes, close: bool) -> bytes:

@@ -16,6 +16,7 @@ import orjson
 
 from orchestra.api.errors import ApiError, BadRequest, RequestEntityTooLarge, UnsupportedMediaType
 from orchestra.api.request import bodies
+from orchestra.api.user import UserInfo
 from orchestra.apiserver.protobuf import CONTENT_TYPE as PROTOBUF
 from orchestra.apiserver.protobuf import decode_protobuf
 
@@ -39,6 +40,8 @@ class Request:
     receive: Receive
     send: Send
     scope: Scope
+    user: UserInfo | None = None  # set by the request chain (chain.py) once authenticated
+    audit: Any = None  # the request's AuditRecord (chain.py), when the server keeps an audit log
 
     @classmethod
     def from_scope(cls, scope: Scope, receive: Receive, send: Send) -> Request:

@@ -4,11 +4,14 @@ and `/openapi/v3` (the discovery index) with `/openapi/v3/<api/v1|apis/<group>/<
 Owns: building each document from the registry (which kinds, at which paths) and the Kubernetes 1.32
 definitions (openapi_schemas.py converts them): per group-version, every kind served at it (also at
 a version stored as another, `ResourceType.stored_as`: autoscaling/v1 and v2 both), its list, its
-subresources' kinds and everything they refer to, with the operations kubectl looks for (a PATCH per
-kind tagged with its group/version/kind and declaring `fieldValidation`, so it lets the server
-validate fields). Documents are built on first request and kept (a few hundred ms each; start-up does none of
-it); each has an ETag (the upper-case hex SHA-512 of its bytes, as kube-openapi computes it), named by
-the v3 index's `?hash=`; a stale `hash` is redirected like kube does, `If-None-Match` answers 304.
+subresources' kinds (serviceaccounts/token's TokenRequest too) and everything they refer to, with
+the operations kubectl looks for (a PATCH per kind tagged with its group/version/kind and declaring
+`fieldValidation`, so it lets the server validate fields); the create-only TokenReview and
+SelfSubjectReview have only their POST, as in kube's documents (kubectl, finding no PATCH, looks
+for them among the CustomResourceDefinitions, then validates them itself). Documents are built on
+first request and kept (a few hundred ms each; start-up does none of it); each has an ETag (the
+upper-case hex SHA-512 of its bytes, as kube-openapi computes it), named by the v3 index's `?hash=`;
+a stale `hash` is redirected like kube does, `If-None-Match` answers 304.
 Custom resources (openapi_crd.py makes their definitions) are in /openapi/v2 and in their
 group-version's v3 document, with kube's CRD operations (PATCH consumes no strategic merge patch, so
 kubectl's client-side apply sends a merge patch, as with kube); the documents they are in are rebuilt
@@ -156,9 +159,9 @@ class OpenApi:
     def _subresource_definition(self, t: ResourceType, kind: str, group: str, version: str) -> str | None:
         if not kind or kind == t.kind:
             return None
-        package = {"": "core", "autoscaling": "autoscaling", "policy": "policy"}.get(group)
-        guess = f"io.k8s.api.{package}.{version}.{kind}" if package else ""
-        if guess and self.schema.raw(guess) is not None:
+        package = group.split(".")[0] if group else "core"  # authentication.k8s.io: authentication
+        guess = f"io.k8s.api.{package}.{version}.{kind}"
+        if self.schema.raw(guess) is not None:
             return guess
         return find_kind([guess], self.schema.raw, group, version, kind)
 
@@ -178,9 +181,9 @@ class OpenApi:
         paths: dict[str, Any] = {}
         for t in types:
             item, collection = _paths(t)
-            paths[item] = {verb: _v3_op(t, verb) for verb in ("get", "put", "patch", "delete")}
-            paths[collection] = {verb: _v3_op(t, verb) for verb in ("list", "post")}
-            paths[collection] = {("get" if v == "list" else v): op for v, op in paths[collection].items()}
+            if "get" in t.verbs:  # a create-only kind (TokenReview) has only its POST, as in kube
+                paths[item] = {verb: _v3_op(t, verb) for verb in ("get", "put", "patch", "delete")}
+            paths[collection] = {("get" if v == "list" else v): _v3_op(t, v) for v in _collection_verbs(t)}
         crd_only = all(t.custom is not None for t in types)  # a custom group's document
         return {
             "openapi": "3.0.0",
@@ -194,8 +197,9 @@ class OpenApi:
         paths: dict[str, Any] = {}
         for t in types:
             item, collection = _paths(t)
-            paths[item] = {verb: _v2_op(t, verb) for verb in ("get", "put", "patch", "delete")}
-            paths[collection] = {"get": _v2_op(t, "list"), "post": _v2_op(t, "post")}
+            if "get" in t.verbs:  # a create-only kind (TokenReview) has only its POST, as in kube
+                paths[item] = {verb: _v2_op(t, verb) for verb in ("get", "put", "patch", "delete")}
+            paths[collection] = {("get" if v == "list" else v): _v2_op(t, v) for v in _collection_verbs(t)}
         return {
             "swagger": "2.0",
             "info": {"title": "Kubernetes", "version": KUBE_VERSION},
@@ -219,6 +223,11 @@ def _custom_signature(registry: Registry) -> tuple[tuple[Any, ...], ...]:
 
 def _definition(t: ResourceType) -> str:
     return openapi_crd.definition_name(t) if t.custom is not None else t.definition
+
+
+def _collection_verbs(t: ResourceType) -> tuple[str, ...]:
+    """A create-only kind (TokenReview) has no list, nor a List definition to refer to."""
+    return ("list", "post") if "list" in t.verbs else ("post",)
 
 
 def _paths(t: ResourceType) -> tuple[str, str]:

@@ -3,7 +3,8 @@
 The h11 server (h11 parses, wsproto frames; nothing is hand-parsed) writes each response in one
 send and spends ~2.5x less CPU per request than hypercorn, and it can hand over the raw socket
 after `101 Switching Protocols`, which SPDY exec/port-forward of kubectl <= 1.30 needs.
-`ORCHESTRA_HTTP_SERVER=hypercorn` selects hypercorn instead.
+`ORCHESTRA_HTTP_SERVER=hypercorn` selects hypercorn instead (which hands the app no client
+certificate: with it only bearer tokens authenticate).
 Owns: listener configuration and the `serve_api(..., task_status)` start protocol.
 Must not import: cli, reconcilers, node, runtime.
 """
@@ -17,9 +18,10 @@ import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve
 
-from orchestra.apiserver.h11server import serve_asgi, server_ssl_context
+from orchestra.apiserver.h11server import serve_asgi
 from orchestra.apiserver.server import ApiServer
 from orchestra.apiserver.tls import ServingCert
+from orchestra.apiserver.tlsconn import server_ssl_context
 
 
 def hypercorn_config(host: str, port: int, tls: ServingCert | None = None) -> Config:
@@ -51,7 +53,7 @@ async def serve_api(
     """Serve until cancelled; `started()` reports the bound addresses once the socket listens."""
     choice = http_server or os.environ.get("ORCHESTRA_HTTP_SERVER", "h11")
     if choice != "hypercorn":
-        ctx = server_ssl_context(tls.cert, tls.key) if tls is not None else None
+        ctx = server_ssl_context(tls.cert, tls.key, client_ca=tls.ca_cert) if tls is not None else None
         await serve_asgi(server, host, port, ssl_context=ctx, task_status=task_status, keep_alive_timeout=75)
         return
     await serve(server, hypercorn_config(host, port, tls), task_status=task_status, mode="asgi")  # type: ignore[arg-type]

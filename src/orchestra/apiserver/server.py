@@ -1,16 +1,17 @@
 """The Kubernetes REST API over HTTP: an ASGI app, served by orchestra's h11 server (serve.py; hypercorn's
 trio worker with ORCHESTRA_HTTP_SERVER=hypercorn).
 
-Owns: authentication, routing to the API core, content negotiation (JSON, server-side Tables),
-watch requests (streamed by watchserve.py), and the HTTP shape of errors. Streaming pod
-subresources (log, exec, attach, portforward) are delegated to a PodStreams provider when the node
-agent supplies one.
+Owns: routing to the API core, content negotiation (JSON, server-side Tables), watch requests
+(streamed by watchserve.py), and the HTTP shape of errors. Every request first passes the request
+chain (chain.py: audit, authentication, authorization). Streaming pod subresources (log, exec,
+attach, portforward) are delegated to a PodStreams provider when the node agent supplies one;
+serviceaccounts/token is the TokenRequest verb (api/request/tokenrequest.py), TokenReview and
+SelfSubjectReview are answered by apiserver/auth/reviews.py.
 Must not import: cli, reconcilers, node, or any runtime adapter (streams use only the Runtime protocol).
 """
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Callable, MutableMapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -26,7 +27,6 @@ from orchestra.api.errors import (
     InternalError,
     MethodNotAllowed,
     NotFound,
-    Unauthorized,
     path_not_found,
 )
 from orchestra.api.machinery.selectors import parse_label_selector
@@ -39,10 +39,17 @@ from orchestra.api.request.deletion import DELETE_OPTIONS, DeleteOptions, delete
 from orchestra.api.request.eviction import evict
 from orchestra.api.request.listoptions import send_initial_events, validate_list_options
 from orchestra.api.request.stored import parse_rv
+from orchestra.api.request.tokenrequest import create_token
 from orchestra.api.request.typemeta import check_body_types
 from orchestra.api.request.types import WriteOptions, WriteResult
 from orchestra.api.request.watch import WatchStream
+from orchestra.api.serviceaccount import API_AUDIENCES
 from orchestra.apiserver import openapi
+from orchestra.apiserver.audit.log import AuditLog
+from orchestra.apiserver.auth import reviews
+from orchestra.apiserver.auth.authn import AdminToken, RequestAuthenticator
+from orchestra.apiserver.auth.authz import Authorizer
+from orchestra.apiserver.chain import PUBLIC_PATHS, RequestChain
 from orchestra.apiserver.discovery import Discovery, version_info, wants_aggregated
 from orchestra.apiserver.http import (
     Receive,
@@ -59,7 +66,6 @@ from orchestra.apiserver.metricsapi import MetricsApi
 from orchestra.apiserver.routes import Route, parse_resource_path
 from orchestra.apiserver.watchserve import WatchLimits, WatchStatistics, serve_watch
 
-PUBLIC_PATHS = {"/healthz", "/livez", "/readyz"}
 WATCH_DEFAULT_TIMEOUT = 1800.0  # kube-apiserver uses 30-60 min for watches without timeoutSeconds
 
 
@@ -72,11 +78,20 @@ class PodStreams(Protocol):
 class ApiServer:
     def __init__(self, core: ApiCore, *, token: str | None, server_address: str = "127.0.0.1:6443",
                  pod_streams: PodStreams | None = None, bookmark_interval: float = 60.0,
-                 metrics: MetricsApi | None = None, watch_limits: WatchLimits | None = None) -> None:
+                 metrics: MetricsApi | None = None, watch_limits: WatchLimits | None = None,
+                 authenticator: RequestAuthenticator | None = None, authorizer: Authorizer | None = None,
+                 audit: AuditLog | None = None) -> None:
         """`metrics`: serves metrics.k8s.io (and discovery lists it) when given; `watch_limits`:
-        page size, write size and the slow-watcher bound of watches (watchserve.py)."""
+        page size, write size and the slow-watcher bound of watches (watchserve.py);
+        `authenticator`: who may ask (default: just `token`, the admin's; neither: no authentication);
+        `authorizer`: the seam after it (default AlwaysAllow); `audit`: the audit log, if any."""
         self.core = core
         self.token = token
+        if authenticator is None and token is not None:
+            authenticator = RequestAuthenticator([AdminToken(token, API_AUDIENCES)],
+                                                 api_audiences=API_AUDIENCES)
+        self.authenticator = authenticator
+        self.chain = RequestChain(authenticator, authorizer=authorizer, audit=audit)
         self.metrics = metrics
         self.discovery = Discovery(
             core.registry, server_address, read_only=METRICS_REGISTRY if metrics else None
@@ -99,9 +114,10 @@ class ApiServer:
             return
         req = Request.from_scope(scope, receive, send)
         self.requests_total += 1
+        await self.chain.serve(req, self._handle, self._fail)
+
+    async def _handle(self, req: Request) -> None:
         try:
-            if req.path not in PUBLIC_PATHS:
-                self._authenticate(req)
             await self._dispatch(req)
         except ApiError as err:
             await self._fail(req, err)
@@ -111,6 +127,8 @@ class ApiServer:
             await self._fail(req, InternalError(f"Internal error occurred: {type(exc).__name__}: {exc}"))
 
     async def _fail(self, req: Request, err: ApiError) -> None:
+        if req.audit is not None:
+            req.audit.status = err.status()
         if req.scope["type"] == "websocket":
             # refuse the upgrade with the Status as a plain HTTP answer (kubectl shows its message)
             body = orjson.dumps(err.status())
@@ -127,14 +145,6 @@ class ApiServer:
             await req.send({"type": "websocket.http.response.body", "body": body})
             return
         await send_error(req.send, err)
-
-    def _authenticate(self, req: Request) -> None:
-        if self.token is None:
-            return
-        auth = req.headers.get("authorization", "")
-        scheme, _, given = auth.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), self.token.encode()):
-            raise Unauthorized("Unauthorized")
 
     # --- dispatch -----------------------------------------------------------------------------
 
@@ -197,7 +207,9 @@ class ApiServer:
 
     async def _resource(self, req: Request, route: Route) -> None:
         m = req.method
-        if route.subresource:
+        if route.rt.verbs == ("create",):
+            await self._review(req, route)
+        elif route.subresource:
             await self._subresource(req, route)
         elif route.name is None:
             if m == "GET":
@@ -243,6 +255,7 @@ class ApiServer:
             field_validation=req.arg("fieldValidation") or "Warn",  # kube-apiserver's default
             field_manager=req.arg("fieldManager") or "",
             force=req.flag("force"),
+            user=req.user,
         )
 
     async def _write(self, req: Request, result: WriteResult) -> None:
@@ -392,6 +405,10 @@ class ApiServer:
             )
         elif rt.kind == "Pod" and sub == "eviction" and m == "POST":
             await self._evict(req, route)
+        elif rt.kind == "ServiceAccount" and sub == "token" and m == "POST":
+            body = await req.json_body()
+            answered, warnings = await create_token(self.core, route.namespace or "", name, body)
+            await send_json(req.send, 201, answered, warning_headers(warnings))
         elif rt.kind == "Pod" and sub in ("log", "exec", "portforward", "attach"):
             pod = self.core.get(rt, route.namespace, name)
             if self.pod_streams is None:
@@ -399,6 +416,21 @@ class ApiServer:
             await self.pod_streams.handle(req, route, pod)
         else:
             raise path_not_found()
+
+    async def _review(self, req: Request, route: Route) -> None:
+        """TokenReview, SelfSubjectReview: create-only, answered from who is asking, never stored."""
+        if req.method != "POST" or route.name is not None:
+            raise MethodNotAllowed(
+                f"the server does not allow this method on the requested resource ({req.method})")
+        body = await req.json_body(allow_empty=route.rt.kind == "SelfSubjectReview")
+        if route.rt.kind == "TokenReview":
+            if self.authenticator is None:
+                raise NotFound("the server could not find the requested resource")
+            await send_json(req.send, 201, reviews.token_review(self.authenticator, body))
+        elif req.user is None:  # a server without authentication knows nobody
+            raise NotFound("the server could not find the requested resource")
+        else:
+            await send_json(req.send, 201, reviews.self_subject_review(req.user, body))
 
     async def _evict(self, req: Request, route: Route) -> None:
         """pods/eviction (policy/v1 Eviction): a delete that honours PodDisruptionBudgets — 429

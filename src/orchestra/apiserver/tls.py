@@ -1,9 +1,11 @@
-"""The cluster's own certificate authority and the API server's serving certificate.
+"""The cluster's own certificate authority, the API server's serving certificate, client certificates.
 
 kubectl (client-go) only sends a bearer token over HTTPS, and a token over plain HTTP would be
 readable by anyone sniffing loopback, so the API always serves TLS. The CA is made on first start
 (`<state-dir>/pki/ca.crt`) and written into the kubeconfig; the serving certificate is renewed when
-its names or validity no longer fit.
+its names or validity no longer fit. `issue_client_cert(state_dir, user, groups)` signs a client
+certificate with the CA (CN = user, one O per group: kube's x509 authenticator reads them so), for
+`orchestra kubeconfig --user`.
 Must not import: cli, reconcilers, node, runtime.
 """
 
@@ -138,3 +140,44 @@ def ensure_serving_cert(state_dir: Path, hosts: list[str], *, name: str = "apise
             cert.public_bytes(serialization.Encoding.PEM) + ca_cert.public_bytes(serialization.Encoding.PEM)
         )
     return ServingCert(pki / "ca.crt", crt, key)
+
+
+CLIENT_CERT_DAYS = 365  # kubeadm's client certificates last a year
+
+
+def load_ca(state_dir: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """The cluster CA and its key (made on first start); FileNotFoundError before that."""
+    pki = state_dir / "pki"
+    cert = x509.load_pem_x509_certificate((pki / "ca.crt").read_bytes())
+    key = serialization.load_pem_private_key((pki / "ca.key").read_bytes(), password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise ValueError(f"{pki / 'ca.key'} is not the EC key orchestra makes")
+    return cert, key
+
+
+def issue_client_cert(state_dir: Path, user: str, groups: list[str], *,
+                      days: int = CLIENT_CERT_DAYS) -> tuple[bytes, bytes]:
+    """(certificate PEM, key PEM) of a new key for `user` in `groups`, signed by the cluster CA."""
+    ca_cert, ca_key = load_ca(state_dir)
+    pkey = ec.generate_private_key(ec.SECP256R1())
+    subject = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, g) for g in groups]
+    subject.append(x509.NameAttribute(NameOID.COMMON_NAME, user))
+    usage = x509.KeyUsage(digital_signature=True, key_encipherment=False, content_commitment=False,
+                          data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
+                          encipher_only=False, decipher_only=False)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name(subject))
+        .issuer_name(ca_cert.subject)
+        .public_key(pkey.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(_now() - dt.timedelta(minutes=5))
+        .not_valid_after(_now() + dt.timedelta(days=days))
+        .add_extension(usage, critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                       critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM), _key_pem(pkey)

@@ -1,11 +1,13 @@
 """The app layer: `run_cluster()` starts every component of a cluster in one trio nursery.
 
-Entry points (re-exported here): `run_cluster(config, *, task_status)` (run.py: store -> API core ->
-bootstrap objects -> HTTPS -> controllers -> network -> node agents; `task_status.started()` hands
+Entry points (re-exported here): `run_cluster(config, *, task_status)` (run.py: store -> signing key
+and API core (with the ServiceAccount admission plugin) -> certificates -> bootstrap objects -> audit
+log -> HTTPS with its authenticators -> controllers -> network -> node agents; `task_status.started()` hands
 back a `Cluster` once the API is ready and the controllers' caches are synced), `ClusterConfig`
 and `Cluster` (config.py), `Shutdown` (shutdown.py: the graceful stop and the forced one),
 `bootstrap` and `SYSTEM_NAMESPACES` (bootstrap.py: the objects every cluster has), the state
-directory's token and kubeconfig (state.py).
+directory's token, ServiceAccount signing key (pki/sa.key) and kubeconfig (state.py); the audit log
+is <state-dir>/audit.log.
 components.py starts what comes after the API, each component under `Cluster.supervisor`
 (controller/supervisor.py: a crash is logged, counted and restarted, never the end of the process),
 with its imports inside the starter so the path to "API ready" loads none of them; leftovers.py

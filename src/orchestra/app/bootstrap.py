@@ -1,6 +1,9 @@
 """Objects every cluster has from its first start: system namespaces, well-known Services, the
 system PriorityClasses, the default StorageClass `local-path` (as k3s ships it), the default
-IngressClass `orchestra` (served by net/ingress).
+IngressClass `orchestra` (served by net/ingress), and in each system namespace its `default`
+ServiceAccount and `kube-root-ca.crt` ConfigMap (the serviceaccount and root-ca-cert-publisher
+controllers keep them in every namespace; made here too, so that pods applied the moment the API
+answers never wait for those controllers' first sync).
 
 Must not import: cli.
 """
@@ -12,6 +15,7 @@ from urllib.parse import urlparse
 
 from orchestra.api.errors import AlreadyExists, NotFound
 from orchestra.api.policy.admission import SYSTEM_CLASS_OBJECTS
+from orchestra.api.policy.serviceaccount import default_service_account, root_ca_config_map
 from orchestra.api.request.core import ApiCore
 from orchestra.net.common import INGRESS_CONTROLLER, SERVED_BY_ORCHESTRA
 
@@ -39,9 +43,10 @@ ORCHESTRA_INGRESS_CLASS: dict[str, Any] = {
 }
 
 
-async def bootstrap(core: ApiCore) -> None:
-    """Objects every cluster has: the system namespaces, the `kubernetes` Service, the system
-    PriorityClasses (kube-apiserver's post-start hook)."""
+async def bootstrap(core: ApiCore, *, ca_pem: str | None = None) -> None:
+    """Objects every cluster has: the system namespaces (with their default ServiceAccount and, given
+    the cluster CA, kube-root-ca.crt), the `kubernetes` Service, the system PriorityClasses
+    (kube-apiserver's post-start hook)."""
     ns_rt = core.registry.by_kind("Namespace")
     svc_rt = core.registry.by_kind("Service")
     pc_rt = core.registry.by_kind("PriorityClass")
@@ -56,6 +61,7 @@ async def bootstrap(core: ApiCore) -> None:
             await core.create(ns_rt, None, {"metadata": {"name": ns}})
         except AlreadyExists:
             pass  # restart: already there
+        await _furnish(core, ns, ca_pem)
     well_known = [
         (
             "default",
@@ -106,6 +112,19 @@ async def bootstrap(core: ApiCore) -> None:
         await core.create(ic_rt, None, ORCHESTRA_INGRESS_CLASS)
     except AlreadyExists:
         pass  # restart (or an administrator's own class of that name): keep it
+
+
+async def _furnish(core: ApiCore, namespace: str, ca_pem: str | None) -> None:
+    sa_rt, cm_rt = core.registry.by_kind("ServiceAccount"), core.registry.by_kind("ConfigMap")
+    assert sa_rt and cm_rt
+    wanted = [(sa_rt, default_service_account(namespace))]
+    if ca_pem is not None:
+        wanted.append((cm_rt, root_ca_config_map(namespace, ca_pem)))
+    for rt, obj in wanted:
+        try:
+            await core.create(rt, namespace, obj)
+        except AlreadyExists:
+            pass  # restart: the controllers keep it current from here on
 
 
 def in_cluster_names(core: ApiCore) -> list[str]:

@@ -37,8 +37,9 @@ async def start_controllers(nursery: trio.Nursery, cluster: Cluster) -> None:
     timings = FAST_TIMINGS if fast else DEFAULT_TIMINGS
     scheduler = Scheduler(LocalClient(cluster.core, field_manager="default-scheduler"))
     volumes_root = cluster.config.state_dir / "volumes"
-    controllers: list[Any] = [*cluster_controllers(client, timings=timings, volumes_root=volumes_root),
-                              scheduler, *workload_controllers(client)]
+    cluster_wide = cluster_controllers(client, timings=timings, volumes_root=volumes_root,
+                                       ca_pem=cluster.ca_cert.read_text(), tokens=cluster.tokens)
+    controllers: list[Any] = [*cluster_wide, scheduler, *workload_controllers(client)]
     if cluster.server.metrics is not None:  # the HPA reads the resource metrics API the server answers
         metrics = LocalMetricsClient(cluster.core, cluster.server.metrics.collector)
         hpa_timings = FAST_HPA_TIMINGS if fast else DEFAULT_HPA_TIMINGS

@@ -47,6 +47,8 @@ class ClusterConfig:
     # be bound is a warning and stays off; a listener that was asked for and cannot be bound stops
     # the start (NetworkSetupError).
     ingress_optional: frozenset[str] = frozenset()
+    audit_max_bytes: int = 100 * 1024 * 1024  # <state-dir>/audit.log is rotated past this size
+    audit_backups: int = 3  # rotated files kept: audit.log.1 ... audit.log.N
 
 
 @attrs.define
@@ -70,6 +72,8 @@ class Cluster:
     locator: Any = None  # finds containers for pods/log, exec, portforward
     shutdown: Shutdown = attrs.field(factory=Shutdown)  # stop() / force() the cluster
     supervisor: Supervisor = attrs.field(factory=Supervisor)  # restarts a crashed component
+    audit: Any = None  # the AuditLog (<state-dir>/audit.log)
+    tokens: Any = None  # the TokenIssuer that signs ServiceAccount tokens
 
     @property
     def cluster_id(self) -> str:

@@ -1,7 +1,8 @@
 """run_cluster(): one trio nursery hosting the store, the API server and every controller.
 
-Owns: start-up order (store → API core → bootstrap objects → HTTP → controllers → network → node
-agents) and clean shutdown. The API answers (and /readyz says ready) before the rest starts.
+Owns: start-up order (store → signing key and API core → certificates → bootstrap objects → audit
+log → HTTP with its authenticators → controllers → network → node agents) and clean shutdown. The
+API answers (and /readyz says ready) before the rest starts.
 Must not import: cli (and so never click or rich).
 """
 
@@ -13,23 +14,31 @@ from pathlib import Path
 from typing import Any
 
 import trio
+from cryptography import x509
 
 from orchestra.api.policy.allocators import ServiceAllocator
+from orchestra.api.policy.serviceaccount import ServiceAccountAdmission
 from orchestra.api.registry import DEFAULT_REGISTRY
 from orchestra.api.request import encryption
 from orchestra.api.request.core import ApiCore
 from orchestra.api.request.stored import Codec
+from orchestra.api.serviceaccount.tokens import TokenIssuer
+from orchestra.apiserver.audit.log import AuditLog
+from orchestra.apiserver.auth.authn import AdminToken, RequestAuthenticator
+from orchestra.apiserver.auth.serviceaccounts import ServiceAccountTokens, StoreLookup
+from orchestra.apiserver.auth.x509 import ClientCertificates
 from orchestra.apiserver.metricsapi import MetricsApi
 from orchestra.apiserver.serve import serve_api
 from orchestra.apiserver.server import ApiServer
 from orchestra.apiserver.streams import PodStreamsHandler
-from orchestra.apiserver.tls import ensure_serving_cert
+from orchestra.apiserver.tls import ServingCert, ensure_serving_cert
 from orchestra.app.bootstrap import bootstrap, in_cluster_names, publish_api_endpoints
 from orchestra.app.components import AgentLocator, start_controllers, start_network, start_nodes
 from orchestra.app.config import Cluster, ClusterConfig
 from orchestra.app.shutdown import Shutdown
 from orchestra.app.state import (
     load_or_create_encryption_config,
+    load_or_create_signing_key,
     load_or_create_token,
     open_store,
     prepare_state_dir,
@@ -72,13 +81,17 @@ async def _run(
 ) -> None:
     async with trio.open_nursery() as nursery:
         await nursery.start(store.run)
-        core = await _open_core(config, state, store)
-        await bootstrap(core)
+        tokens = TokenIssuer(load_or_create_signing_key(state))
+        core = await _open_core(config, state, store, tokens)
+        tls = ensure_serving_cert(state, [config.listen_host, *in_cluster_names(core)])
+        await bootstrap(core, ca_pem=tls.ca_cert.read_text())
+        audit = AuditLog(state / "audit.log", max_bytes=config.audit_max_bytes, backups=config.audit_backups)
+        await nursery.start(audit.run)
         locator = AgentLocator()
         usage = UsageCollector(locator.all_runtimes, lambda: set(locator.runtimes), pods=_pod_lister(core))
         server = ApiServer(core, token=token, server_address=f"{config.listen_host}:{config.listen_port}",
-                           pod_streams=PodStreamsHandler(locator), metrics=MetricsApi(core, usage))
-        tls = ensure_serving_cert(state, [config.listen_host, *in_cluster_names(core)])
+                           pod_streams=PodStreamsHandler(locator), metrics=MetricsApi(core, usage),
+                           authenticator=_authenticator(core, token, tokens, tls), audit=audit)
         bound = await nursery.start(serve_api, server, config.listen_host, config.listen_port, tls)
         url = _url(bound, config)
         kubeconfig = state / "kubeconfig"
@@ -86,7 +99,7 @@ async def _run(
         await publish_api_endpoints(core, url)
         server.ready = True
         cluster = Cluster(config, store, core, server, token, kubeconfig, url, tls.ca_cert, locator=locator,
-                          shutdown=shutdown)
+                          shutdown=shutdown, audit=audit, tokens=tokens)
         log.info("API server ready at %s; kubeconfig %s", url, kubeconfig)
         write_cluster_id(state, cluster.cluster_id)
         if config.controllers:
@@ -98,6 +111,14 @@ async def _run(
         task_status.started(cluster)
 
 
+def _authenticator(core: ApiCore, token: str, tokens: TokenIssuer, tls: ServingCert) -> RequestAuthenticator:
+    """kube-apiserver's: client certificates of the cluster CA, the admin token, ServiceAccount tokens."""
+    certificates = ClientCertificates(x509.load_pem_x509_certificate(tls.ca_cert.read_bytes()))
+    service_accounts = ServiceAccountTokens(tokens.verifier(), StoreLookup(core), clock=tokens.clock)
+    return RequestAuthenticator([AdminToken(token, tokens.audiences), service_accounts],
+                                certificates=certificates, api_audiences=tokens.audiences)
+
+
 def _pod_lister(core: ApiCore) -> Callable[[str], list[dict[str, Any]]]:
     """namespace -> its pods (the scripted usage of simulated pods is in their annotations)."""
     rt = core.registry.by_kind("Pod")
@@ -105,13 +126,15 @@ def _pod_lister(core: ApiCore) -> Callable[[str], list[dict[str, Any]]]:
     return lambda namespace: core.list(rt, namespace).items
 
 
-async def _open_core(config: ClusterConfig, state: Path, store: Store) -> ApiCore:
-    """The API core, with Secrets encrypted at rest under the state directory's key. Secrets stored
+async def _open_core(config: ClusterConfig, state: Path, store: Store, tokens: TokenIssuer) -> ApiCore:
+    """The API core (signing ServiceAccount tokens with `tokens`, with the ServiceAccount admission
+    plugin), with Secrets encrypted at rest under the state directory's key. Secrets stored
     unencrypted (by an older orchestra) are encrypted now, once; then, when anything was rewritten
     or the key is new, a snapshot drops the old log segments that held them in the clear."""
     doc, created = load_or_create_encryption_config(state)
     codec = Codec(encryption.transformers(doc, DEFAULT_REGISTRY))
-    core = ApiCore(store, allocator=ServiceAllocator(config.service_cidr), codec=codec)
+    core = ApiCore(store, allocator=ServiceAllocator(config.service_cidr), codec=codec, tokens=tokens,
+                   admission=(ServiceAccountAdmission(),))
     rewritten = encryption.rewrite_stale(store, core.codec)
     if rewritten:
         log.info("encrypted %d stored values written before encryption at rest was configured", rewritten)

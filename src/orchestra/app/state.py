@@ -1,5 +1,5 @@
-"""The state directory: the bearer token, the kubeconfig, the store, the id of the cluster it holds,
-and the EncryptionConfiguration whose key encrypts Secrets in the store.
+"""The state directory: the bearer token, the service account signing key, the kubeconfig, the store,
+the id of the cluster it holds, and the EncryptionConfiguration whose key encrypts Secrets in the store.
 
 Must not import: cli.
 """
@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from orchestra.api.request.encryption import ConfigError, new_config
+from orchestra.api.serviceaccount.tokens import key_pem, load_key, new_signing_key
 from orchestra.app.config import ClusterConfig
 from orchestra.store import Store
 
@@ -32,6 +34,28 @@ def load_or_create_token(state_dir: Path) -> str:
         f.write(token + "\n")
     os.chmod(path, 0o600)
     return token
+
+
+def load_or_create_signing_key(state_dir: Path) -> ec.EllipticCurvePrivateKey:
+    """The key that signs ServiceAccount tokens (kubeadm's pki/sa.key); created once, mode 0600.
+    Replacing it invalidates every token issued before."""
+    path = state_dir / "pki" / "sa.key"
+    if path.exists():
+        return load_key(path.read_bytes())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = new_signing_key()
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key_pem(key))
+        os.fsync(f.fileno())  # legacy token Secrets hold tokens signed with it: they must stay good
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # and so must its name
+    finally:
+        os.close(dir_fd)
+    return key
 
 
 ENCRYPTION_CONFIG = "encryption-config.json"

@@ -41,14 +41,27 @@ class ClientConfig:
     source: Path | None = None
     ca_pem: str | None = None  # the cluster's CA (PEM) for https servers
     insecure: bool = False  # insecure-skip-tls-verify
+    client_cert: bytes | None = None  # the user's client certificate and key (PEM), if it has them
+    client_key: bytes | None = None
 
     def ssl_context(self) -> ssl.SSLContext | bool:
-        """What httpx's `verify=` needs: the kubeconfig's CA, no verification, or the system CAs."""
+        """What httpx's `verify=` needs: the kubeconfig's CA, no verification, or the system CAs;
+        with the user's client certificate when the kubeconfig gives one."""
+        if not (self.client_cert and self.client_key):
+            if self.insecure:
+                return False
+            return ssl.create_default_context(cadata=self.ca_pem) if self.ca_pem else True
+        from orchestra.client.http import load_pem_chain
+
+        ctx = ssl.create_default_context(cadata=self.ca_pem) if self.ca_pem else ssl.create_default_context()
         if self.insecure:
-            return False
-        if self.ca_pem:
-            return ssl.create_default_context(cadata=self.ca_pem)
-        return True
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        try:
+            load_pem_chain(ctx, self.client_cert, self.client_key)
+        except (ssl.SSLError, OSError) as exc:
+            raise CliError(f"the kubeconfig's client certificate or key cannot be used: {exc}") from None
+        return ctx
 
     @classmethod
     def from_kubeconfig(cls, path: Path, *, context: str | None = None) -> ClientConfig:
@@ -94,6 +107,8 @@ class ClientConfig:
             source=path,
             ca_pem=_ca_pem(cluster, where, path),
             insecure=bool(cluster.get("insecure-skip-tls-verify")),
+            client_cert=_user_pem(user, "client-certificate", where, path),
+            client_key=_user_pem(user, "client-key", where, path),
         )
 
 
@@ -111,6 +126,24 @@ def _ca_pem(cluster: dict[str, Any], where: str, path: Path | None) -> str | Non
             return ca.read_text()
         except OSError as exc:
             raise CliError(f"{where}: cannot read certificate-authority {ca}: {exc.strerror}") from None
+    return None
+
+
+def _user_pem(user: dict[str, Any], field: str, where: str, path: Path | None) -> bytes | None:
+    """`<field>-data` (base64 PEM) or `<field>` (a file, relative to the kubeconfig) of a kubeconfig user."""
+    if user.get(f"{field}-data"):
+        try:
+            return base64.b64decode(user[f"{field}-data"], validate=True)
+        except ValueError:
+            raise CliError(f"{where}: {field}-data is not base64") from None
+    if user.get(field):
+        file = Path(user[field]).expanduser()
+        if not file.is_absolute() and path is not None:
+            file = path.parent / file
+        try:
+            return file.read_bytes()
+        except OSError as exc:
+            raise CliError(f"{where}: cannot read {field} {file}: {exc.strerror}") from None
     return None
 
 

@@ -38,6 +38,7 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 LAZY_COMMANDS = {
     "dashboard": ("orchestra.cli.dashboard.command", "dashboard_command"),
     "explain": ("orchestra.cli.explain", "explain_command"),
+    "kubeconfig": ("orchestra.cli.kubeconfig", "kubeconfig_command"),
     "why": ("orchestra.cli.explain", "why_command"),
 }
 

@@ -75,6 +75,10 @@ class Client(Protocol):
         """PUT namespaces/{name}/finalize: only spec.finalizers changes."""
         ...
 
+    async def create_token(self, namespace: str, name: str, request: Obj) -> Obj:
+        """POST serviceaccounts/{name}/token: the TokenRequest answered (status.token)."""
+        ...
+
 
 class MetricsClient(Protocol):
     """The resource metrics API (metrics.k8s.io/v1beta1), what kube's HPA controller reads through

@@ -1,6 +1,7 @@
 """HttpClient: the `Client` interface over the Kubernetes REST API (httpx on trio, via anyio).
 
-Owns: REST paths for a `ResourceType`, HTTPS with the cluster's CA and a bearer token, turning
+Owns: REST paths for a `ResourceType`, HTTPS with the cluster's CA and a bearer token or a client
+certificate (`load_pem_chain`: a kubeconfig's client-certificate-data / client-key-data), turning
 `Status` replies into `orchestra.api.errors` exceptions (by reason, else by HTTP code), transport
 failures into `TransportError` (an `OSError`, which the Informer already retries), watch streams
 read line by line as an async generator that closes its response, and reading a kubeconfig.
@@ -10,7 +11,9 @@ Must not import: apiserver, reconcilers, node, net, cli.
 from __future__ import annotations
 
 import base64
+import os
 import ssl
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -62,6 +65,8 @@ class Endpoint:
     token: str | None = None
     ca_data: bytes | None = None  # PEM
     namespace: str = "default"
+    cert_data: bytes | None = None  # the client certificate (PEM), with its key
+    key_data: bytes | None = None
 
     @classmethod
     def from_kubeconfig(cls, path: Path | str, *, context: str | None = None) -> Endpoint:
@@ -81,7 +86,8 @@ class Endpoint:
             raise KubeconfigError(f"kubeconfig {path}: no cluster server configured")
         user = _named(doc.get("users"), ctx.get("user"), "user") or {}
         return cls(server=str(cluster["server"]).rstrip("/"), token=_token(user), ca_data=_ca(cluster, path),
-                   namespace=str(ctx.get("namespace") or "default"))
+                   namespace=str(ctx.get("namespace") or "default"),
+                   cert_data=_pem(user, "client-certificate", path), key_data=_pem(user, "client-key", path))
 
 
 def _named(items: Any, name: Any, field: str) -> dict[str, Any] | None:
@@ -98,6 +104,27 @@ def _token(user: dict[str, Any]) -> str | None:
     if user.get("tokenFile"):
         return Path(user["tokenFile"]).read_text().strip()
     return None
+
+
+def _pem(user: dict[str, Any], field: str, kubeconfig: Path) -> bytes | None:
+    """A user's `<field>-data` (base64) or `<field>` (a file, relative to the kubeconfig)."""
+    if user.get(f"{field}-data"):
+        return base64.b64decode(user[f"{field}-data"])
+    if user.get(field):
+        return (kubeconfig.parent / str(user[field])).read_bytes()
+    return None
+
+
+def load_pem_chain(ctx: ssl.SSLContext, cert: bytes, key: bytes) -> None:
+    """Give `ctx` a client certificate held in memory (ssl only loads files: they live in a private
+    directory for the moment it takes)."""
+    with tempfile.TemporaryDirectory(prefix="orchestra-cert-") as tmp:  # mode 0700
+        cert_file, key_file = Path(tmp) / "tls.crt", Path(tmp) / "tls.key"
+        cert_file.write_bytes(cert)
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(key)
+        ctx.load_cert_chain(str(cert_file), str(key_file))
 
 
 def _ca(cluster: dict[str, Any], kubeconfig: Path) -> bytes | None:
@@ -151,6 +178,9 @@ class HttpClient:
         verify: ssl.SSLContext | bool = True
         if endpoint.ca_data:
             verify = ssl.create_default_context(cadata=endpoint.ca_data.decode())
+        if endpoint.cert_data and endpoint.key_data:
+            verify = verify if isinstance(verify, ssl.SSLContext) else ssl.create_default_context()
+            load_pem_chain(verify, endpoint.cert_data, endpoint.key_data)
         self._http = httpx.AsyncClient(
             base_url=endpoint.server, headers=headers, verify=verify, timeout=timeout
         )
@@ -318,6 +348,10 @@ class HttpClient:
         rt = self.kind("Namespace")
         return await self.request("PUT", resource_path(rt, None, obj["metadata"]["name"], "finalize"),  # type: ignore[no-any-return]
                                   body=_typed(rt, obj))
+
+    async def create_token(self, namespace: str, name: str, request: Obj) -> Obj:
+        path = resource_path(self.kind("ServiceAccount"), namespace, name, "token")
+        return await self.request("POST", path, body=request)  # type: ignore[no-any-return]
 
     # --- beyond the protocol -----------------------------------------------------------------
 

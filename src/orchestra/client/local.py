@@ -18,6 +18,7 @@ from orchestra.api.registry import ResourceType
 from orchestra.api.request.core import ApiCore
 from orchestra.api.request.custom import field_selector as custom_field_selector
 from orchestra.api.request.deletion import DeleteOptions
+from orchestra.api.request.tokenrequest import create_token
 from orchestra.api.request.types import WriteOptions
 from orchestra.api.request.watch import watch
 from orchestra.client.base import WatchEvent
@@ -104,6 +105,10 @@ class LocalClient:
         return (
             await self.core.update(rt, None, obj["metadata"]["name"], obj, self.opts, subresource="finalize")
         ).obj
+
+    async def create_token(self, namespace: str, name: str, request: Obj) -> Obj:
+        answered, _ = await create_token(self.core, namespace, name, request)
+        return answered
 
     def kind(self, kind: str) -> ResourceType:
         rt = self.registry.by_kind(kind)

@@ -14,7 +14,9 @@ Entry points (long-lived components: `await nursery.start(x.run)`, run again aft
                    pod's usage is scripted by its orchestra.io/simulated-cpu|memory annotations).
 One pod's life: pod_worker.py (the level-based sync of one pod: sandbox, volumes, init containers,
 sidecars, containers, restarts, termination; a crash is contained to its pod), sandbox.py (pod spec
--> runtime specs, DNS policy, labels), volumes.py (pod volumes on the host), env.py (container
+-> runtime specs, DNS policy, labels), volumes.py (pod volumes on the host), tokens.py (the
+ServiceAccount tokens of projected volumes, through TokenRequest, refreshed at 80 % of their life),
+env.py (container
 environment), probes.py (exec/httpGet/tcpSocket/grpc probes; grpcprobe.GrpcChecker runs grpcio in
 worker threads behind a limiter, bounded by the probe's timeout), hooks.py (lifecycle hooks;
 stopping one container, a sidecar after the containers it must outlive), sidecars.py (kubelet's

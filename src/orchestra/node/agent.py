@@ -367,6 +367,8 @@ class NodeAgent:
                           worker.name)
         else:
             self._crashes.pop(worker.uid, None)
+            if self.ctx is not None:
+                self.ctx.tokens.forget(worker.uid)  # the pod is gone: so are its tokens
             return
         finally:
             if self._workers.get(worker.uid) is worker:

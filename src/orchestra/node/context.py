@@ -3,7 +3,7 @@ volume manager, prober, resource types, DNS and env settings, back-off policies)
 plus the small helpers workers and the agent both use (`attempt_of`, `pod_ref`) and
 `resource_version`, `wake_view`, `should_restart`, and
 `fetch_sources`: the ConfigMaps, Secrets, PersistentVolumeClaims and bound PersistentVolumes a pod
-refers to, read from the API.
+refers to, read from the API, and the tokens of its serviceAccountToken projections (node/tokens.py).
 Must not import: podman, reconcilers, apiserver.
 """
 
@@ -23,6 +23,7 @@ from orchestra.node.backoff import Backoff
 from orchestra.node.env import Sources, referenced_sources
 from orchestra.node.probes import Prober
 from orchestra.node.sandbox import LABEL_ATTEMPT
+from orchestra.node.tokens import DEFAULT_EXPIRATION, TokenManager
 from orchestra.node.volumes import VolumeManager, claim_names
 from orchestra.objects import Obj, namespace_of
 from orchestra.runtime.base import ContainerStatus, RuntimeFailure
@@ -70,6 +71,9 @@ class AgentContext:
     crash_backoff: Backoff = attrs.field(factory=Backoff)
     pull_backoff: Backoff = attrs.field(factory=Backoff)
     counters: AgentCounters = attrs.field(factory=AgentCounters)
+    # ServiceAccount tokens for projected volumes, asked for through this context's client
+    tokens: TokenManager = attrs.field(
+        default=attrs.Factory(lambda self: TokenManager(self.client), takes_self=True))
 
 
 def expected_failure(exc: BaseException) -> bool:
@@ -115,7 +119,19 @@ async def fetch_sources(ctx: AgentContext, pod: Obj) -> Sources:
         volume_name = (pvc.get("spec") or {}).get("volumeName")
         if volume_name and (pv := await get(ctx.pv_rt, volume_name, None)) is not None:
             volumes[name] = pv  # (a missing PV leaves the claim Lost: prepare() reports it unbound)
-    return Sources(config_maps=cms, secrets=secrets, claims=claims, claim_volumes=volumes)
+    tokens = {_token_key(p): await ctx.tokens.get(pod, p) for p in _token_projections(pod)}
+    return Sources(config_maps=cms, secrets=secrets, claims=claims, claim_volumes=volumes, tokens=tokens)
+
+
+def _token_key(projection: Obj) -> tuple[str, int]:
+    seconds = projection.get("expirationSeconds") or DEFAULT_EXPIRATION
+    return str(projection.get("audience") or ""), int(seconds)
+
+
+def _token_projections(pod: Obj) -> list[Obj]:
+    return [src["serviceAccountToken"] for v in (pod.get("spec") or {}).get("volumes") or []
+            for src in (v.get("projected") or {}).get("sources") or []
+            if isinstance(src.get("serviceAccountToken"), dict)]
 
 
 def resource_version(obj: Obj | None) -> int:

@@ -47,6 +47,8 @@ class Sources:
     secrets: Mapping[str, Obj] = attrs.field(factory=dict)
     claims: Mapping[str, Obj] = attrs.field(factory=dict)  # PersistentVolumeClaims by name
     claim_volumes: Mapping[str, Obj] = attrs.field(factory=dict)  # claim name -> its bound PersistentVolume
+    # serviceAccountToken projections' tokens by (audience, expirationSeconds) (node/tokens.py)
+    tokens: Mapping[tuple[str, int], bytes] = attrs.field(factory=dict)
 
 
 def _containers(spec: Obj) -> list[Obj]:

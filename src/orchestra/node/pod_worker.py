@@ -251,7 +251,7 @@ class PodWorker:
             self._event(WARNING, "FailedMount", f"MountVolume.SetUp failed: {exc}")
             self._schedule(now + 10)
             return False
-        self._volumes_due = now + self.ctx.resync_seconds
+        self._volumes_due = min(now + self.ctx.resync_seconds, self.ctx.tokens.due(self.uid))
         self._schedule(self._volumes_due)
         return True
 

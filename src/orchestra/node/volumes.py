@@ -6,8 +6,9 @@ projected volumes (keys or items, modes; rewritten in place when their sources c
 read-only bind mount of the directory shows to the container at once), hostPath type checks,
 persistentVolumeClaim volumes (claim -> bound PV -> its hostPath / local path, bind-mounted as is;
 an unbound or missing claim is a ConfigError, so the pod waits in ContainerCreating with FailedMount),
-and removing the pod's own directories when the pod goes (never a claim's data). projected
-serviceAccountToken sources are skipped: orchestra issues no service-account tokens.
+and removing the pod's own directories when the pod goes (never a claim's data). A projected
+serviceAccountToken source is written from the token the agent asked for (Sources.tokens,
+node/tokens.py), and rewritten when that is refreshed.
 File writes are small and local, so they run inline rather than in threads: a thread would let
 the test's autojump clock leap while it runs.
 Must not import: the client, reconcilers, podman.
@@ -188,6 +189,12 @@ def _payload(plugin: str, spec: Obj, pod: Obj, sources: Sources, facts: NodeFact
             files.update(_keyed("secret", src["secret"], src["secret"].get("name", ""), sources, mode))
         elif src.get("downwardAPI"):
             files.update(_downward(src["downwardAPI"], pod, facts, mode))
+        elif isinstance(src.get("serviceAccountToken"), dict):
+            token_src = src["serviceAccountToken"]
+            key = (str(token_src.get("audience") or ""), int(token_src.get("expirationSeconds") or 3600))
+            if key not in sources.tokens:
+                raise ConfigError("failed to fetch token: no token was requested for this projection")
+            files[str(token_src.get("path") or "token")] = (sources.tokens[key], mode)
     return files
 
 

@@ -15,7 +15,9 @@ client: it reads its informers' caches and writes through the API with the resou
                           with api/policy/pdb.py), volumes.py (PVC binding, the local-path
                           provisioner), protection.py (removes the pvc-/pv-protection finalizers
                           api/policy/admission.py adds), resourcequota.py (ResourceQuota status,
-                          with api/policy/quota/).
+                          with api/policy/quota/), serviceaccounts.py (every namespace's
+                          `default` ServiceAccount and kube-root-ca.crt), tokens.py (legacy
+                          ServiceAccount token Secrets).
   * autoscaling/          `hpa_controllers(client, metrics, timings=)`: the HorizontalPodAutoscaler
                           controller; targets through `Client.get_scale`/`update_scale`, usage
                           through a `client.base.MetricsClient` (the app hands it

@@ -3,7 +3,9 @@
 Owns: constructing and starting the CustomResourceDefinition controller, the garbage collector,
 namespace lifecycle, node lifecycle, Endpoints/EndpointSlice, disruption (PodDisruptionBudget),
 persistent volume (binding, local-path provisioning under `volumes_root`), storage in-use
-protection and resource quota controllers on one client.
+protection and resource quota controllers on one client, and the namespace furniture: the
+serviceaccount controller, and — given the cluster CA (`ca_pem`) and the token signer (`tokens`) —
+the root-ca-cert-publisher and the legacy token Secrets' controller.
 `run_cluster_controllers` reports started() with the controllers once every one of them has synced
 its caches and started its workers.
 Must not import: node, net, apiserver, cli, runtime.
@@ -15,6 +17,7 @@ from pathlib import Path
 
 import trio
 
+from orchestra.api.serviceaccount.tokens import TokenIssuer
 from orchestra.client.base import Client
 from orchestra.controller import Controller
 from orchestra.reconcilers.crd import CRDController
@@ -29,12 +32,15 @@ from orchestra.reconcilers.node_lifecycle import (
 )
 from orchestra.reconcilers.protection import StorageProtectionController
 from orchestra.reconcilers.resourcequota import ResourceQuotaController
+from orchestra.reconcilers.serviceaccounts import RootCAPublisher, ServiceAccountsController
+from orchestra.reconcilers.tokens import TokensController
 from orchestra.reconcilers.volumes import PersistentVolumeController
 
 
 def cluster_controllers(client: Client, *, timings: NodeLifecycleTimings = DEFAULT_TIMINGS,
-                        volumes_root: Path | None = None) -> list[Controller]:
-    return [
+                        volumes_root: Path | None = None, ca_pem: str | None = None,
+                        tokens: TokenIssuer | None = None) -> list[Controller]:
+    controllers: list[Controller] = [
         CRDController(client),
         GarbageCollector(client),
         NamespaceController(client),
@@ -44,7 +50,13 @@ def cluster_controllers(client: Client, *, timings: NodeLifecycleTimings = DEFAU
         PersistentVolumeController(client, volumes_root=volumes_root),
         StorageProtectionController(client),
         ResourceQuotaController(client),
+        ServiceAccountsController(client),
     ]
+    if ca_pem is not None:
+        controllers.append(RootCAPublisher(client, ca_pem))
+        if tokens is not None:
+            controllers.append(TokensController(client, tokens, ca_pem))
+    return controllers
 
 
 async def run_cluster_controllers(

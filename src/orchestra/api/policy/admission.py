@@ -23,6 +23,14 @@ Owns, for the write paths of the API core (after defaulting, before validation):
     them with a compare-and-swap before the object).
 The built-in classes themselves (system-node-critical, system-cluster-critical) are created at
 start-up by the app's bootstrap. Pod updates keep the priority computed on create (strategy.py).
+
+The seam for configurable plugins (kube's --enable-admission-plugins): `AdmissionPlugin`, an object
+with `name` and `async admit(Attributes)` that may change `attributes.obj` (mutating) and raises an
+ApiError to refuse (validating). The core runs the plugins it was given (`ApiCore(admission=...)`)
+on create and update, after the built-in rules above and before validation, in their order.
+`Attributes` carries the operation, the object (and the old one on update), the requesting user
+(None for in-process components, whose path is trusted) and a `lookup` of other objects. The
+ServiceAccount plugin (serviceaccount.py) is the first; quota, limits and node restriction go here too.
 Must not import: anything above the api layer.
 """
 
@@ -30,6 +38,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import Protocol
+
+import attrs
 
 from orchestra.api.errors import Forbidden
 from orchestra.api.policy import limitranger
@@ -39,6 +50,7 @@ from orchestra.api.policy.quota.check import forbidden as quota_forbidden
 from orchestra.api.policy.quota.evaluators import CREATE, UPDATE
 from orchestra.api.policy.storageclass import BETA_CLASS_ANNOTATION, is_default_class
 from orchestra.api.policy.validation.config import SYSTEM_PRIORITY_CLASSES
+from orchestra.api.user import UserInfo
 from orchestra.objects import Obj, name_of, namespace_of
 
 PriorityClasses = Callable[[], list[Obj]]
@@ -69,9 +81,37 @@ SYSTEM_CLASS_OBJECTS: tuple[Obj, ...] = (
 )
 
 
-def _forbidden(resource: str, name: str, why: str) -> Forbidden:
+Lookup = Callable[[str, str | None, str], Obj | None]  # (kind, namespace, name) -> the stored object
+
+
+@attrs.frozen
+class Attributes:
+    """What an admission plugin sees of one write (kube's admission.Attributes)."""
+
+    operation: str  # "CREATE" | "UPDATE"
+    kind: str
+    namespace: str | None
+    name: str
+    obj: Obj  # mutating plugins change it in place
+    old: Obj | None
+    user: UserInfo | None  # None: an in-process component
+    lookup: Lookup
+    group: str = ""  # the kind's API group: a custom kind may share a built-in kind's name
+
+
+class AdmissionPlugin(Protocol):
+    name: str
+
+    async def admit(self, attributes: Attributes) -> None: ...
+
+
+def forbidden(resource: str, name: str, why: str) -> Forbidden:
+    """admission.NewForbidden: `<resource> "<name>" is forbidden: <why>`."""
     plural, _, group = resource.partition(".")
     return Forbidden(f'{resource} "{name}" is forbidden: {why}', name=name, kind=plural, group=group)
+
+
+_forbidden = forbidden
 
 
 def default_class(classes: list[Obj]) -> Obj | None:

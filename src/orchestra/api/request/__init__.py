@@ -10,7 +10,8 @@ Modules, one concept each:
     graceful deletion, finalizers), subresources.py (scale, binding), serverside.py (the apply
     write path), eviction.py (pods/eviction over the core and api/policy/pdb.py), quota.py (the
     namespace's LimitRanges and ResourceQuotas on the write path; charged quotas stored with a
-    compare-and-swap), types.py;
+    compare-and-swap), admitting.py (the configurable admission plugins' side of a write),
+    tokenrequest.py (serviceaccounts/token, the TokenRequest verb over api/serviceaccount), types.py;
   * reads: watch.py, listoptions.py (LIST/WATCH options as kube checks them), labelcache.py (the
     labels of stored objects between label-selected LISTs);
   * bodies: bodies.py (size and depth limits, JSON/YAML decoding, the limits of stored objects),

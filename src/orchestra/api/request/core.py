@@ -11,14 +11,12 @@ Must not import: the apiserver, cli, reconcilers, node agent or runtime.
 
 from __future__ import annotations
 
-import base64
 import builtins
 import functools
 from collections.abc import Callable
 from typing import Any
 
 import attrs
-import orjson
 
 from orchestra.api import conversion
 from orchestra.api.errors import (
@@ -40,16 +38,18 @@ from orchestra.api.errors import (
 )
 from orchestra.api.machinery.selectors import FieldSelector, LabelSelector
 from orchestra.api.policy import admission, defaults, validation
+from orchestra.api.policy.admission import AdmissionPlugin
 from orchestra.api.policy.allocators import ServiceAllocator
 from orchestra.api.policy.strategy import prepare_for_create, prepare_for_update, tracks_generation
 from orchestra.api.registry import DEFAULT_REGISTRY, Registry, ResourceType
 from orchestra.api.request import bodies, patch, typemeta
+from orchestra.api.request.admitting import AdmissionMixin
 from orchestra.api.request.custom import CustomMixin
 from orchestra.api.request.customkinds import KindsMixin
 from orchestra.api.request.decoding import DecodingMixin, _shown
 from orchestra.api.request.deletion import DeletionMixin, finalizers_pending
 from orchestra.api.request.labelcache import LabelCache
-from orchestra.api.request.listoptions import EXACT, validate_list_options
+from orchestra.api.request.listoptions import EXACT, decode_continue, encode_continue, validate_list_options
 from orchestra.api.request.quota import PolicyAdmissionMixin
 from orchestra.api.request.schema import Schema, load_schema
 from orchestra.api.request.serverside import ApplyMixin
@@ -78,14 +78,19 @@ def _strip_rv(obj: Obj) -> None:
 
 
 
-class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, PolicyAdmissionMixin, DecodingMixin, CustomMixin,
-              KindsMixin):
+class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, PolicyAdmissionMixin, AdmissionMixin,
+              DecodingMixin, CustomMixin, KindsMixin):
     """Kubernetes object semantics on top of a Store. All methods run in the trio thread."""
 
     def __init__(self, store: Store, *, registry: Registry | None = None, schema: Schema | None = None,
-                 allocator: ServiceAllocator | None = None, codec: Codec | None = None) -> None:
+                 allocator: ServiceAllocator | None = None, codec: Codec | None = None,
+                 admission: tuple[AdmissionPlugin, ...] = (), tokens: Any = None) -> None:
+        """`admission`: the configurable admission plugins (api/policy/admission.py), run in order;
+        `tokens`: the TokenIssuer of serviceaccounts/token (api/request/tokenrequest.py)."""
         self.store = store
         self.codec = codec or Codec()  # objects <-> store values (Secrets encrypted when configured)
+        self.admission = admission
+        self.tokens = tokens
         self.registry = registry or Registry(DEFAULT_REGISTRY.builtin)  # its own: CRDs add kinds
         self.schema = schema or load_schema()
         self.allocator = allocator or ServiceAllocator()
@@ -128,7 +133,7 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, PolicyAdmissionMixin,
         if continue_token:
             if resource_version not in (None, "", "0"):
                 raise BadRequest("specifying resource version is not allowed when using continue")
-            revision, start_after = self._decode_continue(continue_token, prefix)
+            revision, start_after = decode_continue(continue_token, prefix)
         elif resource_version not in (None, "", "0"):
             want = parse_rv(resource_version)
             if want is not None and want > self.store.revision:
@@ -162,27 +167,10 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, PolicyAdmissionMixin,
             if pred is None or pred(obj):
                 items.append(obj)
                 if limit and len(items) >= limit and i + 1 < len(kvs):
-                    next_token = self._encode_continue(rev, kv.key)
+                    next_token = encode_continue(rev, kv.key)
                     remaining = len(kvs) - i - 1
                     break
         return ListResult(items, str(rev), next_token, remaining)
-
-    @staticmethod
-    def _encode_continue(rev: int, key: str) -> str:
-        return base64.urlsafe_b64encode(
-            orjson.dumps({"v": "meta.k8s.io/v1", "rv": rev, "start": key})
-        ).decode()
-
-    @staticmethod
-    def _decode_continue(token: str, prefix: str) -> tuple[int, str]:
-        try:
-            data = orjson.loads(base64.urlsafe_b64decode(token.encode()))
-            rev, start = int(data["rv"]), str(data["start"])
-        except (ValueError, KeyError, TypeError, orjson.JSONDecodeError):
-            raise BadRequest("continue key is not valid: incorrect encoded start resourceVersion") from None
-        if not start.startswith(prefix):
-            raise BadRequest("continue key is not valid: key is not under the requested prefix")
-        return rev, start
 
     # --- create ------------------------------------------------------------------------------
 
@@ -219,8 +207,9 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, PolicyAdmissionMixin,
         m["creationTimestamp"] = now_rfc3339()
         if rt.custom is not None:
             self._custom_create(rt, obj)
+            await self._admit("CREATE", rt, namespace, obj, None, opts)
         else:
-            obj = self._builtin_create(rt, obj)
+            obj = await self._builtin_create(rt, namespace, obj, opts)
         key = rt.key(namespace, m["name"])
         if self.store.get(key) is not None:  # before allocating anything for it
             raise already_exists(rt.group_resource, m["name"], group=rt.group, plural=rt.plural)
@@ -239,7 +228,8 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, PolicyAdmissionMixin,
         await self.store.wait_durable(kv.mod_revision)
         return WriteResult(conversion.served(rt, with_rv(obj, kv)), warnings, created=True)
 
-    def _builtin_create(self, rt: ResourceType, obj: Obj) -> Obj:
+    async def _builtin_create(self, rt: ResourceType, namespace: str | None, obj: Obj,
+                              opts: WriteOptions) -> Obj:
         if tracks_generation(rt):
             meta(obj)["generation"] = 1
         else:
@@ -248,6 +238,7 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, PolicyAdmissionMixin,
         obj = defaults.default(rt.kind, obj)
         admission.admit_create(rt.kind, obj, self._priority_classes, self._storage_classes,
                                self._limit_ranges, self._ingress_classes)
+        await self._admit("CREATE", rt, namespace, obj, None, opts)
         self._validate(rt, obj, None)
         return obj
 
@@ -384,7 +375,10 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, PolicyAdmissionMixin,
             new = defaults.default(rt.kind, new)
             if not subresource:
                 admission.admit_update(rt.kind, new, self._priority_classes)
+                await self._admit("UPDATE", rt, meta(old).get("namespace"), new, old, opts)
             self._validate(rt, new, old)
+        elif not subresource:  # the configurable plugins see custom resources too, as in kube
+            await self._admit("UPDATE", rt, meta(old).get("namespace"), new, old, opts)
         om = meta(old)
         if (
             om.get("deletionTimestamp")

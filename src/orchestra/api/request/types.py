@@ -5,13 +5,14 @@ for strict field validation), `WriteResult` (the object written, warnings, wheth
 and `ListResult` (a LIST page: items, resourceVersion, continue token, remaining count).
 Its own module so that core.py and the mixins it is built from (serverside.py, subresources.py,
 deletion.py) all name these types without importing one another.
-Must not import: anything in orchestra.api (plain value types).
+Must not import: anything in orchestra.api but user.py (plain value types).
 """
 
 from __future__ import annotations
 
 import attrs
 
+from orchestra.api.user import UserInfo
 from orchestra.objects import Obj
 
 
@@ -24,6 +25,8 @@ class WriteOptions:
     # what decoding the request body found for strict field validation: (message, field), e.g.
     # ('duplicate field "data.a"', "data.a")
     decode_findings: tuple[tuple[str, str], ...] = ()
+    # who asks (admission plugins read it); None for in-process components, whose path is trusted
+    user: UserInfo | None = None
 
 
 @attrs.define

@@ -30,6 +30,7 @@ from orchestra.api.machinery.names import (
 )
 from orchestra.api.policy.validation.container import TAINT_EFFECTS
 from orchestra.api.policy.validation.meta import validate_object_meta
+from orchestra.api.serviceaccount import NAME_ANNOTATION, TOKEN_SECRET_TYPE
 from orchestra.objects import Obj, as_dict, as_dicts, as_list
 
 
@@ -82,6 +83,10 @@ def validate_secret(obj: Obj, old: Obj | None) -> list[Cause]:
     for key in _SECRET_REQUIRED_KEYS.get(str(obj.get("type")), ()):
         if key not in data:
             errs.append(required(f"data[{key}]", ""))
+    annotations = as_dict(as_dict(obj.get("metadata")).get("annotations"))
+    if obj.get("type") == TOKEN_SECRET_TYPE and not annotations.get(NAME_ANNOTATION):
+        # the rest (uid, token, ca.crt) is the tokens controller's to fill in
+        errs.append(required(f"metadata.annotations[{NAME_ANNOTATION}]", ""))
     if obj.get("type") == "kubernetes.io/basic-auth" and "username" not in data and "password" not in data:
         errs.append(required("data[username]", ""))
         errs.append(required("data[password]", ""))
