@@ -1,6 +1,7 @@
 """A workload that talks to the API (pytest.mark.podman): a real Podman pod runs kubectl 1.32 with its
 in-cluster configuration — KUBERNETES_SERVICE_HOST/PORT through the service proxy, the projected
-token and ca.crt — and its token stops working once the pod is deleted.
+token and ca.crt — as its ServiceAccount, which a RoleBinding lets read pods in its own namespace
+only (RBAC: another namespace is forbidden), and its token stops working once the pod is deleted.
 
 The cluster runs service networking on a range of its own (10.231.0.0/24, DNS on 10.231.0.10), so it
 never competes for 10.96.0.10:53 or the default ClusterIPs with another network-enabled orchestra on
@@ -29,6 +30,7 @@ SCRIPT = """set -e
 ls /var/run/secrets/kubernetes.io/serviceaccount
 echo "api=$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT"
 /kubectl get pods -o name
+/kubectl get pods -n kube-system -o name 2>&1 || true
 /kubectl auth whoami -o jsonpath='{.status.userInfo.username}{"\\n"}'
 SA=/var/run/secrets/kubernetes.io/serviceaccount
 /kubectl --server https://kubernetes.default.svc.cluster.local --token "$(cat $SA/token)" \\
@@ -104,14 +106,34 @@ def wait_phase(cluster: Any, name: str, phases: tuple[str, ...], limit: float = 
     )
 
 
+READER = """
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: incluster-reader, namespace: default}
+rules:
+- {apiGroups: [""], resources: [pods], verbs: [get, list, watch]}
+- {apiGroups: [""], resources: [serviceaccounts], verbs: [get]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: incluster-reader, namespace: default}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: incluster-reader}
+subjects: [{kind: ServiceAccount, name: default, namespace: default}]
+"""
+
+
 def test_a_pod_uses_the_api_with_its_in_cluster_config(cluster: Any) -> None:
     assert cluster.core.allocator.kubernetes_ip == API_IP
+    kubectl(cluster, "apply", "-f", "-", input=READER)
     kubectl(cluster, "apply", "-f", "-", input=json.dumps(POD))
     pod = wait_phase(cluster, "incluster", ("Succeeded", "Failed"))
     logs = kubectl(cluster, "logs", "incluster").stdout
     assert pod["status"]["phase"] == "Succeeded", logs
-    assert logs.splitlines() == ["ca.crt", "namespace", "token", f"api={API_IP}:443", "pod/incluster",
-                                 "system:serviceaccount:default:default", "serviceaccount/default"]
+    assert logs.splitlines() == [
+        "ca.crt", "namespace", "token", f"api={API_IP}:443", "pod/incluster",
+        'Error from server (Forbidden): pods is forbidden: User "system:serviceaccount:default:default" '
+        'cannot list resource "pods" in API group "" in the namespace "kube-system"',
+        "system:serviceaccount:default:default", "serviceaccount/default"]
 
     volume = next(v["name"] for v in pod["spec"]["volumes"] if v["name"].startswith("kube-api-access-"))
     token_file = (

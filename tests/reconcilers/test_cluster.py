@@ -40,6 +40,7 @@ async def test_namespace_with_service_and_owned_pods_is_removed(
                 "storage-protection-controller",
                 "serviceaccount-controller",
                 "resourcequota-controller",
+                "clusterrole-aggregation-controller",
             }
             await wait_for(
                 api,

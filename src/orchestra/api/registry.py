@@ -15,6 +15,14 @@ from typing import Any
 import attrs
 
 AUTHENTICATION = "authentication.k8s.io"
+AUTHORIZATION = "authorization.k8s.io"
+RBAC = "rbac.authorization.k8s.io"
+RBAC_KINDS = (("ClusterRole", "clusterroles", False), ("ClusterRoleBinding", "clusterrolebindings", False),
+              ("Role", "roles", True), ("RoleBinding", "rolebindings", True))
+ACCESS_REVIEW_KINDS = (("LocalSubjectAccessReview", "localsubjectaccessreviews", True),
+                       ("SelfSubjectAccessReview", "selfsubjectaccessreviews", False),
+                       ("SelfSubjectRulesReview", "selfsubjectrulesreviews", False),
+                       ("SubjectAccessReview", "subjectaccessreviews", False))
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 CRD_GROUP = "apiextensions.k8s.io"
 SUB_VERBS = ("get", "patch", "update")
@@ -233,6 +241,12 @@ BUILTIN: tuple[ResourceType, ...] = (
     *(attrs.evolve(_rt(AUTHENTICATION, kind, plural, namespaced=False, status=False,
                        definition_pkg="authentication"), verbs=("create",))
       for kind, plural in (("TokenReview", "tokenreviews"), ("SelfSubjectReview", "selfsubjectreviews"))),
+    # RBAC (apiserver/auth/rbac.py authorizes with them) and the access reviews (create-only, never stored)
+    *(_rt(RBAC, kind, plural, namespaced=namespaced, status=False, definition_pkg="rbac")
+      for kind, plural, namespaced in RBAC_KINDS),
+    *(attrs.evolve(_rt(AUTHORIZATION, kind, plural, namespaced=namespaced, status=False,
+                       definition_pkg="authorization"), verbs=("create",))
+      for kind, plural, namespaced in ACCESS_REVIEW_KINDS),
     _rt(
         "scheduling.k8s.io",
         "PriorityClass",

@@ -8,7 +8,7 @@ Entry points:
   * chain.py        the filters before every handler, in kube's order: audit (audit/), authentication
                     and the authorization seam (auth/), on requestinfo.py's description of the request.
   * auth/           authenticators (admin token, client certificates, ServiceAccount JWTs), the
-                    Authorizer seam (AlwaysAllow until RBAC), TokenReview and SelfSubjectReview.
+                    RBAC authorizer, impersonation, TokenReview, SelfSubjectReview and the access reviews.
   * audit/          the audit log: one audit.k8s.io/v1 Event per request, batched off the request path.
   * serve.py        `serve_api(server, host, port, tls, *, task_status)`: orchestra's own HTTP/1.1
                     server (h11server.py + h11ws.py: h11 parses, wsproto frames) by default;

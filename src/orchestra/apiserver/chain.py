@@ -5,7 +5,8 @@ Owns: `RequestChain(authenticator, authorizer, audit).serve(req, handle, fail)`:
 (requestinfo.py), starts its audit record (and wraps its `send` to learn the response code), lets
 the health endpoints through as `system:anonymous`, authenticates everything else (401 Unauthorized
 with kube's Status when nobody accepts the credentials, audited with how it was attempted),
-authorizes the user for the request (403 from the Authorizer's denial), sets `req.user` and calls
+acts as the user the Impersonate-* headers name, if the user may (auth/impersonation.py), authorizes
+the (acting) user for the request (403 from the Authorizer's denial), sets `req.user` and calls
 `handle(req)`; the audit record completes when the request ends, however it ends.
 Without an authenticator (tests that serve the API without credentials) every request passes with
 no user. In-process components never come here: they call the API core directly.
@@ -24,6 +25,7 @@ from orchestra.apiserver.audit.log import AuditLog
 from orchestra.apiserver.auth.authn import RequestAuthenticator, attempted
 from orchestra.apiserver.auth.authz import AlwaysAllow, Authorizer, Decision, forbidden
 from orchestra.apiserver.auth.base import AuthenticationError
+from orchestra.apiserver.auth.impersonation import impersonate, wants_impersonation
 from orchestra.apiserver.http import Request
 from orchestra.apiserver.requestinfo import RequestInfo, request_info
 
@@ -60,7 +62,9 @@ class RequestChain:
             elif not await self._admit(req, info, record, fail):
                 return
             if record is not None:
-                record.user, record.authorized = req.user, True
+                record.authorized = True
+                if record.user is None:
+                    record.user = req.user
             await handle(req)
         finally:
             if record is not None:
@@ -78,11 +82,25 @@ class RequestChain:
                 record.failed_authentication(attempted(req.headers, tls))
             await fail(req, Unauthorized("Unauthorized"))
             return False
+        if record is not None:
+            record.user = user
+        if wants_impersonation(req.headers):
+            try:
+                acting = impersonate(user, req.scope.get("headers") or (), self.authorizer)
+            except ApiError as err:
+                await fail(req, err)
+                return False
+            if acting is not None:
+                user = acting
+                if record is not None:
+                    record.impersonated = acting
         req.user = user
         decision, reason = self.authorizer.authorize(user, info)
+        if record is not None:
+            record.reason = reason
         if decision is not Decision.ALLOW:
             if record is not None:
-                record.user = user
+                record.forbidden = True
             await fail(req, forbidden(user, info, reason))
             return False
         return True

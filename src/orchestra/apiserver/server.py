@@ -47,8 +47,10 @@ from orchestra.api.serviceaccount import API_AUDIENCES
 from orchestra.apiserver import openapi
 from orchestra.apiserver.audit.log import AuditLog
 from orchestra.apiserver.auth import reviews
+from orchestra.apiserver.auth.accessreviews import access_review
 from orchestra.apiserver.auth.authn import AdminToken, RequestAuthenticator
 from orchestra.apiserver.auth.authz import Authorizer
+from orchestra.apiserver.auth.rbacindex import RbacIndex
 from orchestra.apiserver.chain import PUBLIC_PATHS, RequestChain
 from orchestra.apiserver.discovery import Discovery, version_info, wants_aggregated
 from orchestra.apiserver.http import (
@@ -80,11 +82,13 @@ class ApiServer:
                  pod_streams: PodStreams | None = None, bookmark_interval: float = 60.0,
                  metrics: MetricsApi | None = None, watch_limits: WatchLimits | None = None,
                  authenticator: RequestAuthenticator | None = None, authorizer: Authorizer | None = None,
-                 audit: AuditLog | None = None) -> None:
+                 audit: AuditLog | None = None, rbac: RbacIndex | None = None) -> None:
         """`metrics`: serves metrics.k8s.io (and discovery lists it) when given; `watch_limits`:
         page size, write size and the slow-watcher bound of watches (watchserve.py);
         `authenticator`: who may ask (default: just `token`, the admin's; neither: no authentication);
-        `authorizer`: the seam after it (default AlwaysAllow); `audit`: the audit log, if any."""
+        `authorizer`: the seam after it (default AlwaysAllow); `audit`: the audit log, if any;
+        `rbac`: the RBAC index SelfSubjectRulesReview reads."""
+        self.rbac = rbac
         self.core = core
         self.token = token
         if authenticator is None and token is not None:
@@ -418,7 +422,8 @@ class ApiServer:
             raise path_not_found()
 
     async def _review(self, req: Request, route: Route) -> None:
-        """TokenReview, SelfSubjectReview: create-only, answered from who is asking, never stored."""
+        """TokenReview, SelfSubjectReview and the access reviews (auth/accessreviews.py): create-only,
+        answered from who is asking, never stored."""
         if req.method != "POST" or route.name is not None:
             raise MethodNotAllowed(
                 f"the server does not allow this method on the requested resource ({req.method})")
@@ -429,8 +434,11 @@ class ApiServer:
             await send_json(req.send, 201, reviews.token_review(self.authenticator, body))
         elif req.user is None:  # a server without authentication knows nobody
             raise NotFound("the server could not find the requested resource")
-        else:
+        elif route.rt.kind == "SelfSubjectReview":
             await send_json(req.send, 201, reviews.self_subject_review(req.user, body))
+        else:
+            await send_json(req.send, 201, access_review(route.rt.kind, body, req.user, route.namespace,
+                                                         self.chain.authorizer, self.rbac))
 
     async def _evict(self, req: Request, route: Route) -> None:
         """pods/eviction (policy/v1 Eviction): a delete that honours PodDisruptionBudgets — 429

@@ -1,8 +1,8 @@
 """run_cluster(): one trio nursery hosting the store, the API server and every controller.
 
-Owns: start-up order (store → signing key and API core → certificates → bootstrap objects → audit
-log → HTTP with its authenticators → controllers → network → node agents) and clean shutdown. The
-API answers (and /readyz says ready) before the rest starts.
+Owns: start-up order (store → signing key, RBAC index and API core → certificates → bootstrap objects
+and RBAC policy → audit log → HTTP with its authenticators and RBAC → controllers → network → node
+agents) and clean shutdown. The API answers (and /readyz says ready) before the rest starts.
 Must not import: cli (and so never click or rich).
 """
 
@@ -16,6 +16,7 @@ from typing import Any
 import trio
 from cryptography import x509
 
+from orchestra.api.policy.admission import AdmissionPlugin
 from orchestra.api.policy.allocators import ServiceAllocator
 from orchestra.api.policy.serviceaccount import ServiceAccountAdmission
 from orchestra.api.registry import DEFAULT_REGISTRY
@@ -25,6 +26,9 @@ from orchestra.api.request.stored import Codec
 from orchestra.api.serviceaccount.tokens import TokenIssuer
 from orchestra.apiserver.audit.log import AuditLog
 from orchestra.apiserver.auth.authn import AdminToken, RequestAuthenticator
+from orchestra.apiserver.auth.escalation import RbacEscalation
+from orchestra.apiserver.auth.rbac import cluster_authorizer
+from orchestra.apiserver.auth.rbacindex import RbacIndex
 from orchestra.apiserver.auth.serviceaccounts import ServiceAccountTokens, StoreLookup
 from orchestra.apiserver.auth.x509 import ClientCertificates
 from orchestra.apiserver.metricsapi import MetricsApi
@@ -35,6 +39,7 @@ from orchestra.apiserver.tls import ServingCert, ensure_serving_cert
 from orchestra.app.bootstrap import bootstrap, in_cluster_names, publish_api_endpoints
 from orchestra.app.components import AgentLocator, start_controllers, start_network, start_nodes
 from orchestra.app.config import Cluster, ClusterConfig
+from orchestra.app.rbacpolicy import ensure_bootstrap_policy
 from orchestra.app.shutdown import Shutdown
 from orchestra.app.state import (
     load_or_create_encryption_config,
@@ -82,16 +87,22 @@ async def _run(
     async with trio.open_nursery() as nursery:
         await nursery.start(store.run)
         tokens = TokenIssuer(load_or_create_signing_key(state))
-        core = await _open_core(config, state, store, tokens)
+        codec, new_key = _open_codec(state)
+        rbac = RbacIndex(store, decode=codec.decode)
+        authorizer = cluster_authorizer(rbac)
+        core = await _open_core(config, store, codec, new_key, tokens=tokens,
+                                admission=(ServiceAccountAdmission(), RbacEscalation(rbac, authorizer)))
         tls = ensure_serving_cert(state, [config.listen_host, *in_cluster_names(core)])
         await bootstrap(core, ca_pem=tls.ca_cert.read_text())
+        await ensure_bootstrap_policy(core)
         audit = AuditLog(state / "audit.log", max_bytes=config.audit_max_bytes, backups=config.audit_backups)
         await nursery.start(audit.run)
         locator = AgentLocator()
         usage = UsageCollector(locator.all_runtimes, lambda: set(locator.runtimes), pods=_pod_lister(core))
         server = ApiServer(core, token=token, server_address=f"{config.listen_host}:{config.listen_port}",
                            pod_streams=PodStreamsHandler(locator), metrics=MetricsApi(core, usage),
-                           authenticator=_authenticator(core, token, tokens, tls), audit=audit)
+                           authenticator=_authenticator(core, token, tokens, tls), audit=audit,
+                           authorizer=authorizer, rbac=rbac)
         bound = await nursery.start(serve_api, server, config.listen_host, config.listen_port, tls)
         url = _url(bound, config)
         kubeconfig = state / "kubeconfig"
@@ -126,19 +137,25 @@ def _pod_lister(core: ApiCore) -> Callable[[str], list[dict[str, Any]]]:
     return lambda namespace: core.list(rt, namespace).items
 
 
-async def _open_core(config: ClusterConfig, state: Path, store: Store, tokens: TokenIssuer) -> ApiCore:
-    """The API core (signing ServiceAccount tokens with `tokens`, with the ServiceAccount admission
-    plugin), with Secrets encrypted at rest under the state directory's key. Secrets stored
-    unencrypted (by an older orchestra) are encrypted now, once; then, when anything was rewritten
-    or the key is new, a snapshot drops the old log segments that held them in the clear."""
+def _open_codec(state: Path) -> tuple[Codec, bool]:
+    """Objects <-> store values, with Secrets encrypted at rest under the state directory's key, and
+    whether that key is new."""
     doc, created = load_or_create_encryption_config(state)
-    codec = Codec(encryption.transformers(doc, DEFAULT_REGISTRY))
+    return Codec(encryption.transformers(doc, DEFAULT_REGISTRY)), created
+
+
+async def _open_core(config: ClusterConfig, store: Store, codec: Codec, new_key: bool, *, tokens: TokenIssuer,
+                     admission: tuple[AdmissionPlugin, ...]) -> ApiCore:
+    """The API core (signing ServiceAccount tokens with `tokens`, with the `admission` plugins: the
+    ServiceAccount plugin and RBAC's escalation checks) on `codec`. Secrets stored unencrypted (by an
+    older orchestra) are encrypted now, once; then, when anything was rewritten or the key is new, a
+    snapshot drops the old log segments that held them in the clear."""
     core = ApiCore(store, allocator=ServiceAllocator(config.service_cidr), codec=codec, tokens=tokens,
-                   admission=(ServiceAccountAdmission(),))
+                   admission=admission)
     rewritten = encryption.rewrite_stale(store, core.codec)
     if rewritten:
         log.info("encrypted %d stored values written before encryption at rest was configured", rewritten)
-    if rewritten or (created and store.revision):
+    if rewritten or (new_key and store.revision):
         await store.snapshot()
     return core
 

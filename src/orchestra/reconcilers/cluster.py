@@ -3,9 +3,9 @@
 Owns: constructing and starting the CustomResourceDefinition controller, the garbage collector,
 namespace lifecycle, node lifecycle, Endpoints/EndpointSlice, disruption (PodDisruptionBudget),
 persistent volume (binding, local-path provisioning under `volumes_root`), storage in-use
-protection and resource quota controllers on one client, and the namespace furniture: the
-serviceaccount controller, and — given the cluster CA (`ca_pem`) and the token signer (`tokens`) —
-the root-ca-cert-publisher and the legacy token Secrets' controller.
+protection, resource quota and clusterrole-aggregation controllers on one client, and the namespace
+furniture: the serviceaccount controller, and — given the cluster CA (`ca_pem`) and the token signer
+(`tokens`) — the root-ca-cert-publisher and the legacy token Secrets' controller.
 `run_cluster_controllers` reports started() with the controllers once every one of them has synced
 its caches and started its workers.
 Must not import: node, net, apiserver, cli, runtime.
@@ -20,6 +20,7 @@ import trio
 from orchestra.api.serviceaccount.tokens import TokenIssuer
 from orchestra.client.base import Client
 from orchestra.controller import Controller
+from orchestra.reconcilers.clusterroleaggregation import ClusterRoleAggregationController
 from orchestra.reconcilers.crd import CRDController
 from orchestra.reconcilers.disruption import DisruptionController
 from orchestra.reconcilers.endpoints import EndpointsController
@@ -51,6 +52,7 @@ def cluster_controllers(client: Client, *, timings: NodeLifecycleTimings = DEFAU
         StorageProtectionController(client),
         ResourceQuotaController(client),
         ServiceAccountsController(client),
+        ClusterRoleAggregationController(client),
     ]
     if ca_pem is not None:
         controllers.append(RootCAPublisher(client, ca_pem))

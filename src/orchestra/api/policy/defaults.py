@@ -486,6 +486,15 @@ def _default_limit_range(obj: Obj) -> None:
                     values.setdefault(name, value)
             if values:
                 item[target] = values
+def _default_binding(obj: Obj) -> None:
+    """rbac/v1 SetDefaults_(Cluster)RoleBinding and SetDefaults_Subject."""
+    group = "rbac.authorization.k8s.io"
+    ref = obj.get("roleRef")
+    if isinstance(ref, dict) and not ref.get("apiGroup"):
+        ref["apiGroup"] = group
+    for subject in only_dicts(obj.get("subjects")):
+        if not subject.get("apiGroup") and subject.get("kind") in ("User", "Group"):
+            subject["apiGroup"] = group
 
 
 _BY_KIND: dict[str, Callable[[Obj], None]] = {
@@ -515,6 +524,8 @@ _BY_KIND: dict[str, Callable[[Obj], None]] = {
     "Ingress": _default_ingress,
     "IngressClass": _default_ingress_class,
     "NetworkPolicy": _default_network_policy,
+    "RoleBinding": _default_binding,
+    "ClusterRoleBinding": _default_binding,
     "PodDisruptionBudget": _noop,  # policy/v1 defaults nothing (unhealthyPodEvictionPolicy stays unset)
     "HorizontalPodAutoscaler": _default_hpa,
     "CustomResourceDefinition": default_crd,

@@ -42,6 +42,10 @@ _NO_GENERATION = {
     "HorizontalPodAutoscaler",
     "ResourceQuota",
     "LimitRange",
+    "Role",
+    "ClusterRole",
+    "RoleBinding",
+    "ClusterRoleBinding",
 }
 
 # The status each kind starts with, as kube-apiserver returns it from a create: its Go status struct

@@ -47,10 +47,13 @@ _SPECIAL_REFS = {
 
 _VERSIONS = {"1.32": "v1.32.0-local"}
 # Required fields whose absence kube's own validation words differently (api/policy/validation reports
-# them).
-# NetworkPolicySpec.podSelector is a struct kube decodes as {} when absent (the schema calls it required).
+# them), or that defaulting fills in before validation.
+# NetworkPolicySpec.podSelector is a struct kube decodes as {} when absent (the schema calls it required);
+# RoleRef.apiGroup is set by SetDefaults_RoleBinding; PolicyRule.verbs is left to the kind's validation
+# for kube's own message (`verbs must contain at least one value`).
 _REQUIRED_BY_VALIDATION = {("HTTPIngressPath", "pathType"), ("HTTPIngressPath", "backend"),
-                           ("NetworkPolicySpec", "podSelector"), ("IPBlock", "cidr")}
+                           ("NetworkPolicySpec", "podSelector"), ("IPBlock", "cidr"),
+                           ("RoleRef", "apiGroup"), ("PolicyRule", "verbs")}
 
 
 @attrs.frozen

@@ -371,6 +371,19 @@ _COLUMNS: dict[str, list[dict[str, Any]]] = {
         )),
         _age_col(),
     ],
+    **{kind: [
+        _name_col(),
+        _col("Role", desc=(
+            f"RoleRef can {ref}. If the RoleRef cannot be resolved, the Authorizer must return an error. "
+            "This field is immutable."
+        )),
+        _age_col(),
+        *(_col(c, desc=f"{c} in the {kind[0].lower()}{kind[1:]}", priority=1)
+          for c in ("Users", "Groups", "ServiceAccounts")),
+    ] for kind, ref in (
+        ("RoleBinding", "reference a Role in the current namespace or a ClusterRole in the global namespace"),
+        ("ClusterRoleBinding", "only reference a ClusterRole in the global namespace"),
+    )},
 }  # fmt: skip
 
 _GENERIC_COLUMNS = [

@@ -35,6 +35,7 @@ from orchestra.api.tables.custom import custom_cells, custom_columns
 from orchestra.api.tables.format import Cell
 from orchestra.api.tables.networking import print_ingress, print_ingress_class, print_network_policy
 from orchestra.api.tables.pods import print_pod
+from orchestra.api.tables.rbac import print_binding
 from orchestra.api.tables.storage import print_pv, print_pvc, print_storage_class
 from orchestra.api.tables.workloads import (
     print_cronjob,
@@ -75,6 +76,8 @@ _PRINTERS: dict[str, Callable[[Obj, datetime], list[Cell]]] = {
     "NetworkPolicy": print_network_policy,
     "HorizontalPodAutoscaler": print_hpa,
     "ResourceQuota": print_resource_quota,
+    "RoleBinding": print_binding,
+    "ClusterRoleBinding": print_binding,
 }
 
 _POD_CONDITIONS = {

@@ -24,7 +24,6 @@ from orchestra.apiserver.requestinfo import RequestInfo
 
 Send = Callable[[MutableMapping[str, Any]], Any]
 STARTED, COMPLETE = "ResponseStarted", "ResponseComplete"
-_ALLOW = {"authorization.k8s.io/decision": "allow", "authorization.k8s.io/reason": ""}
 _RUN = uuid.uuid4().hex  # this process's part of every audit ID it makes
 _SEQUENCE = itertools.count()
 
@@ -36,8 +35,9 @@ def new_audit_id() -> str:
 
 
 class AuditRecord:
-    __slots__ = ("audit_id", "authorized", "code", "info", "message", "received", "request_uri", "sink",
-                 "source_ips", "started_sent", "status", "user", "user_agent")
+    __slots__ = ("audit_id", "authorized", "code", "forbidden", "impersonated", "info", "message", "reason",
+                 "received", "request_uri", "sink", "source_ips", "started_sent", "status", "user",
+                 "user_agent")
 
     def __init__(self, sink: Callable[[tuple[Any, ...]], None], info: RequestInfo, request_uri: str,
                  source_ip: str | None, user_agent: str, audit_id: str = "") -> None:
@@ -51,6 +51,9 @@ class AuditRecord:
         self.received = time.time()  # wall-clock: the audit log records calendar times
         self.user: UserInfo | None = None
         self.authorized = False
+        self.forbidden = False
+        self.impersonated: UserInfo | None = None  # the user acted as (Impersonate-User)
+        self.reason = ""  # the authorizer's reason
         self.code = 0
         self.message = ""
         self.status: dict[str, Any] | None = None
@@ -109,6 +112,8 @@ def to_event(record: AuditRecord, stage: str, at: float) -> dict[str, Any]:
         "user": record.user.to_json() if record.user is not None else {},
         "sourceIPs": list(record.source_ips),
     }
+    if record.impersonated is not None:
+        event["impersonatedUser"] = record.impersonated.to_json()
     if record.user_agent:
         event["userAgent"] = record.user_agent
     ref = record.info.object_ref()
@@ -123,6 +128,8 @@ def to_event(record: AuditRecord, stage: str, at: float) -> dict[str, Any]:
     event["responseStatus"] = status
     event["requestReceivedTimestamp"] = _stamp(record.received)
     event["stageTimestamp"] = _stamp(at)
-    if record.authorized:
-        event["annotations"] = dict(_ALLOW)
+    if record.authorized or record.forbidden:
+        decision = "allow" if record.authorized else "forbid"
+        event["annotations"] = {"authorization.k8s.io/decision": decision,
+                                "authorization.k8s.io/reason": record.reason}
     return event

@@ -2,10 +2,10 @@
 
 Owns: `Decision`, the `Authorizer` protocol (`authorize(user, info) -> (decision, reason)`, info
 being the request's RequestInfo: verb, API group, resource, subresource, namespace, name, path),
-`AlwaysAllow` — TEMPORARY: every authenticated user may do everything until RBAC lands — and
+`AlwaysAllow` (a server built without an authorizer, as in tests; the app uses rbac.py's) and
 `forbidden(user, info, reason)`, kube's 403 for a denied request (`pods "x" is forbidden: User "u"
-cannot get resource "pods" in API group "" in the namespace "default"`). RBAC and the Node
-authorizer will be Authorizers (a union: the first Allow or Deny wins, as kube's does).
+cannot get resource "pods" in API group "" in the namespace "default"`). RBAC (rbac.py) and a future
+Node authorizer are Authorizers, in a union (the first Allow or Deny wins, as kube's does).
 Must not import: the api core, the store, reconcilers, node, net.
 """
 
@@ -30,7 +30,7 @@ class Authorizer(Protocol):
 
 
 class AlwaysAllow:
-    """kube's --authorization-mode=AlwaysAllow; orchestra's until RBAC comes."""
+    """kube's --authorization-mode=AlwaysAllow: for servers built without RBAC (tests)."""
 
     def authorize(self, user: UserInfo, info: RequestInfo) -> tuple[Decision, str]:
         return Decision.ALLOW, ""

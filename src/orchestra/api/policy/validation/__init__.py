@@ -56,6 +56,12 @@ from orchestra.api.policy.validation.pod import (
 )
 from orchestra.api.policy.validation.policy import validate_pdb
 from orchestra.api.policy.validation.quota import validate_limit_range, validate_resource_quota
+from orchestra.api.policy.validation.rbac import (
+    validate_cluster_role,
+    validate_cluster_role_binding,
+    validate_role,
+    validate_role_binding,
+)
 from orchestra.api.policy.validation.service import (
     NODE_PORT_RANGE,
     validate_endpoints,
@@ -107,6 +113,10 @@ _BY_KIND: dict[str, Callable[[Obj, Obj | None], list[Cause]]] = {
     "ResourceQuota": validate_resource_quota,
     "LimitRange": validate_limit_range,
     "CustomResourceDefinition": lambda obj, old: _validate_crd(obj, old),
+    "Role": validate_role,
+    "ClusterRole": validate_cluster_role,
+    "RoleBinding": validate_role_binding,
+    "ClusterRoleBinding": validate_cluster_role_binding,
 }
 
 
