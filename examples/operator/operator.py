@@ -1,9 +1,10 @@
 """The StaticSite operator: kopf handlers that turn a StaticSite into a ConfigMap, a Deployment and a
 Service (owned by the StaticSite, so deleting it deletes them) and keep status up to date.
 
-Run it against orchestra (or any cluster) with its kubeconfig:
+Run it against orchestra (or any cluster) as the ServiceAccount rbac.yaml makes for it, with a
+kubeconfig holding that account's token (README.md):
 
-    KUBECONFIG=<state dir>/kubeconfig kopf run --standalone --all-namespaces examples/operator/operator.py
+    KUBECONFIG=operator.kubeconfig kopf run --standalone --all-namespaces examples/operator/operator.py
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
 """examples/operator: the kopf StaticSite operator against a real `orchestra up` (a subprocess, memory
 store, one simulated node, no network), driven with kubectl: a StaticSite makes its ConfigMap,
-Deployment and Service and gets a status; deleting it removes what it made."""
+Deployment and Service and gets a status; deleting it removes what it made. The operator runs as the
+ServiceAccount its rbac.yaml ships (RBAC authorizes its custom resources, their status subresource and
+what it makes), and kube's `view` role covers StaticSites through rbac.yaml's aggregated ClusterRole."""
 
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ pytestmark = [pytest.mark.kubectl, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "operator"
+SA = "staticsite-operator"  # its ServiceAccount and namespace (rbac.yaml)
 BIN = Path(sys.executable).parent
 T = TypeVar("T")
 
@@ -91,19 +94,37 @@ def get(env: dict[str, str], *args: str) -> Any:
     return json.loads(proc.stdout) if proc.returncode == 0 else None
 
 
+def operator_kubeconfig(env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    """The environment of a client that is the operator's ServiceAccount (README.md's steps)."""
+    token = kubectl(env, "create", "token", SA, "-n", SA, "--duration", "1h").strip()
+    path = tmp_path / "operator.kubeconfig"
+    shutil.copy(env["KUBECONFIG"], path)
+    operator_env = {**env, "KUBECONFIG": str(path)}
+    kubectl(operator_env, "config", "set-credentials", SA, f"--token={token}")
+    kubectl(operator_env, "config", "set-context", "--current", f"--user={SA}")
+    assert json.loads(kubectl(operator_env, "auth", "whoami", "-o", "json"))["status"]["userInfo"][
+        "username"] == f"system:serviceaccount:{SA}:{SA}"
+    return operator_env
+
+
 def test_staticsite_operator(cluster: dict[str, str], tmp_path: Path) -> None:
     env = cluster
     kubectl(env, "apply", "-f", str(EXAMPLE / "crd.yaml"))
     kubectl(
         env, "wait", "--for=condition=established", "crd/staticsites.sites.orchestra.dev", "--timeout=30s"
     )
+    kubectl(env, "apply", "-f", str(EXAMPLE / "rbac.yaml"))
+    operator_env = operator_kubeconfig(env, tmp_path)
+    can_i = ("auth", "can-i", "patch", "staticsites", "--subresource=status", "-A")
+    assert kubectl(operator_env, *can_i, check=False) == "yes\n"
+    assert kubectl(operator_env, "auth", "can-i", "list", "secrets", "-A", check=False) == "no\n"
     kopf = shutil.which("kopf", path=str(BIN)) or "kopf"
     log = (tmp_path / "kopf.log").open("w")
     operator = subprocess.Popen(
         [kopf, "run", "--standalone", "--all-namespaces", str(EXAMPLE / "operator.py")],
         stdout=log,
         stderr=subprocess.STDOUT,
-        env=env,
+        env=operator_env,
     )
     try:
         kubectl(env, "apply", "-f", str(EXAMPLE / "staticsite.yaml"))
@@ -123,6 +144,12 @@ def test_staticsite_operator(cluster: dict[str, str], tmp_path: Path) -> None:
         rows = kubectl(env, "get", "staticsites").splitlines()
         assert rows[0].split() == ["NAME", "REPLICAS", "READY", "SERVICE", "AGE"]
         assert rows[1].split()[:4] == ["hello", "2", "2", "hello.default.svc"]
+
+        # a user with kube's `view` in the namespace reads StaticSites (rbac.yaml's aggregated role)
+        kubectl(env, "create", "rolebinding", "jane-views", "--clusterrole=view", "--user=jane")
+        assert "hello" in wait_for("view to cover StaticSites", lambda: kubectl(
+            env, "get", "staticsites", "--as=jane", check=False))
+        assert kubectl(env, "auth", "can-i", "delete", "staticsites", "--as=jane", check=False) == "no\n"
 
         kubectl(env, "scale", "staticsite", "hello", "--replicas=1")
         wait_for("the scaled Deployment", lambda: get(env, "deployment", "hello")["spec"]["replicas"] == 1)
