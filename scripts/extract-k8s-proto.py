@@ -171,6 +171,11 @@ def index_messages(
     return out
 
 
+# Groups served by other apiservers in kube (apiextensions-apiserver, kube-aggregator): kubectl links no
+# generated code for them and always sends them as JSON, so there is nothing to extract.
+NOT_IN_KUBECTL = {"apiextensions.k8s.io", "apiregistration.k8s.io"}
+
+
 def roots() -> list[str]:
     sys.path.insert(0, str(ROOT / "src"))
     from orchestra.api.registry import BUILTIN
@@ -180,6 +185,8 @@ def roots() -> list[str]:
 
     names: list[str] = list(EXTRA_ROOTS)
     for t in BUILTIN:
+        if t.group in NOT_IN_KUBECTL:
+            continue
         names.append(f"{pkg(t.group, t.version)}.{t.kind}")
         for sub in t.subresources:
             if sub.kind == t.kind:  # status, log: the resource's own kind
@@ -248,9 +255,12 @@ def build_table(messages: dict[str, descriptor_pb2.DescriptorProto], start: list
             )
             json_name = f.name
             if props is not None and not embed and f.name not in props:
-                # the proto name differs from the JSON tag only in case (BoundObjectReference's uID: uid)
-                json_name = next((p for p in sorted(props) if p.lower() == f.name.lower()), f.name)
-                if json_name not in props:
+                # a few protos spell the field unlike its JSON tag (networking/v1's `aPIGroup` for
+                # `apiGroup`): the JSON property with the same letters is the name
+                same = [p for p in props if p.lower() == f.name.lower()]
+                if len(same) == 1:
+                    json_name = same[0]
+                else:
                     print(f"warning: {name}.{f.name} is not a JSON property", file=sys.stderr)
             if ftype != FD.TYPE_MESSAGE:
                 tname = None

@@ -37,14 +37,15 @@ BAD = [
         "role-urls",
         "Role",
         {"rules": [{"nonResourceURLs": ["/x"], "verbs": ["get"]}]},
-        'rules[0].nonResourceURLs: Invalid value: []string{"/x"}: namespaced rules cannot apply to non-resource URLs',
+        'rules[0].nonResourceURLs: Invalid value: []string{"/x"}: namespaced rules cannot apply to '
+        'non-resource URLs',
     ),
     (
         "clusterrole-urls-and-resources",
         "ClusterRole",
         {"rules": [{"nonResourceURLs": ["/x"], "resources": ["pods"], "verbs": ["get"]}]},
-        'rules[0].nonResourceURLs: Invalid value: []string{"/x"}: rules cannot apply to both regular resources and '
-        "non-resource URLs",
+        'rules[0].nonResourceURLs: Invalid value: []string{"/x"}: '
+        "rules cannot apply to both regular resources and non-resource URLs",
     ),
     (
         "clusterrole-empty-aggregation",

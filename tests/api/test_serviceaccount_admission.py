@@ -39,7 +39,9 @@ async def core() -> AsyncIterator[ApiCore]:
     store.close()
 
 
-async def create(core: ApiCore, kind: str, obj: dict[str, Any], namespace: str | None = "default") -> dict[str, Any]:
+async def create(
+    core: ApiCore, kind: str, obj: dict[str, Any], namespace: str | None = "default"
+) -> dict[str, Any]:
     rt = core.registry.by_kind(kind)
     assert rt is not None
     return (await core.create(rt, namespace, obj)).obj
@@ -78,15 +80,22 @@ async def test_no_token_when_the_pod_or_its_account_says_no(core: ApiCore, spec:
 
 
 async def test_the_pods_word_wins_over_its_accounts(core: ApiCore) -> None:
-    await create(core, "ServiceAccount", {"metadata": {"name": "quiet"}, "automountServiceAccountToken": False})
-    got = (await create(core, "Pod", pod(serviceAccountName="quiet", automountServiceAccountToken=True)))["spec"]
+    await create(
+        core, "ServiceAccount", {"metadata": {"name": "quiet"}, "automountServiceAccountToken": False}
+    )
+    got = (await create(core, "Pod", pod(serviceAccountName="quiet", automountServiceAccountToken=True)))[
+        "spec"
+    ]
     assert got["containers"][0]["volumeMounts"] == [MOUNT]
 
 
 async def test_a_container_with_its_own_mount_there_keeps_it(core: ApiCore) -> None:
     own = {"name": "mine", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}
     spec = pod(volumes=[{"name": "mine", "emptyDir": {}}])
-    spec["spec"]["containers"] = [{"name": "a", "image": "i", "volumeMounts": [own]}, {"name": "b", "image": "i"}]
+    spec["spec"]["containers"] = [
+        {"name": "a", "image": "i", "volumeMounts": [own]},
+        {"name": "b", "image": "i"},
+    ]
     got = (await create(core, "Pod", spec))["spec"]
     assert got["containers"][0]["volumeMounts"] == [own]
     assert got["containers"][1]["volumeMounts"] == [MOUNT]
@@ -94,18 +103,24 @@ async def test_a_container_with_its_own_mount_there_keeps_it(core: ApiCore) -> N
 
 
 async def test_image_pull_secrets_come_from_the_account(core: ApiCore) -> None:
-    await create(core, "ServiceAccount", {"metadata": {"name": "puller"}, "imagePullSecrets": [{"name": "reg"}]})
+    await create(
+        core, "ServiceAccount", {"metadata": {"name": "puller"}, "imagePullSecrets": [{"name": "reg"}]}
+    )
     assert (await create(core, "Pod", pod(serviceAccountName="puller")))["spec"]["imagePullSecrets"] == [
         {"name": "reg"}]
-    mine = (await create(core, "Pod", pod("q", serviceAccountName="puller", imagePullSecrets=[{"name": "own"}])))
+    mine = await create(
+        core, "Pod", pod("q", serviceAccountName="puller", imagePullSecrets=[{"name": "own"}])
+    )
     assert mine["spec"]["imagePullSecrets"] == [{"name": "own"}]
 
 
 async def test_a_missing_account_is_refused_as_kube_refuses_it(core: ApiCore) -> None:
     with pytest.raises(Forbidden) as caught:
         await create(core, "Pod", pod(serviceAccountName="ghost"))
-    assert caught.value.message == ('pods "p" is forbidden: service account default/ghost was not found, retry '
-                                    "after the service account is created")
+    assert caught.value.message == (
+        'pods "p" is forbidden: service account default/ghost was not found, retry '
+        "after the service account is created"
+    )
     assert caught.value.code == 403
 
 

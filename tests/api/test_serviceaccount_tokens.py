@@ -28,16 +28,21 @@ KEY = new_signing_key()
 ISSUER_ = issuer(key=KEY)
 
 
-def token(*, now: float = NOW, seconds: int = 600, audiences: tuple[str, ...] = (ISSUER,), **bound: Any) -> str:
-    claims = bound_claims(SA, audiences=audiences, issuer=ISSUER, now=now, expiration_seconds=seconds,
-                          jti="j-1", **bound)
+def token(
+    *, now: float = NOW, seconds: int = 600, audiences: tuple[str, ...] = (ISSUER,), **bound: Any
+) -> str:
+    claims = bound_claims(
+        SA, audiences=audiences, issuer=ISSUER, now=now, expiration_seconds=seconds, jti="j-1", **bound
+    )
     return ISSUER_.sign(claims)
 
 
 def objects(*extra: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
     found = {("ServiceAccount", "robot"): SA}
     for obj in extra:
-        kind = {"pod-uid": "Pod", "secret-uid": "Secret", "node-uid": "Node"}.get(obj["metadata"]["uid"], "Pod")
+        kind = {"pod-uid": "Pod", "secret-uid": "Secret", "node-uid": "Node"}.get(
+            obj["metadata"]["uid"], "Pod"
+        )
         found[(kind, obj["metadata"]["name"])] = obj
     return found
 
@@ -52,10 +57,19 @@ def test_a_token_names_its_account_and_pod_and_carries_kubes_claims() -> None:
     assert header == {"alg": "ES256", "kid": key_id(KEY.public_key()), "typ": "JWT"}
     claims = jwt.decode(t, options={"verify_signature": False})
     assert claims == {
-        "aud": [ISSUER], "exp": int(NOW) + 600, "iat": int(NOW), "nbf": int(NOW), "iss": ISSUER, "jti": "j-1",
+        "aud": [ISSUER],
+        "exp": int(NOW) + 600,
+        "iat": int(NOW),
+        "nbf": int(NOW),
+        "iss": ISSUER,
+        "jti": "j-1",
         "sub": "system:serviceaccount:ns:robot",
-        "kubernetes.io": {"namespace": "ns", "serviceaccount": {"name": "robot", "uid": "sa-uid"},
-                          "pod": {"name": "p", "uid": "pod-uid"}, "node": {"name": "node-1", "uid": "node-uid"}},
+        "kubernetes.io": {
+            "namespace": "ns",
+            "serviceaccount": {"name": "robot", "uid": "sa-uid"},
+            "pod": {"name": "p", "uid": "pod-uid"},
+            "node": {"name": "node-1", "uid": "node-uid"},
+        },
     }
     verified, audiences = ISSUER_.verifier().verify(t)
     assert audiences == (ISSUER,)
@@ -122,15 +136,25 @@ def test_another_issuers_jwt_is_not_ours() -> None:
 
 GONE = {
     "account-deleted": (objects(POD), ("ServiceAccount", "robot"), None, 'serviceaccounts "robot" not found'),
-    "account-replaced": (objects(POD), ("ServiceAccount", "robot"),
-                         {"metadata": {"name": "robot", "uid": "new-uid"}},
-                         "ServiceAccount UID (new-uid) does not match claim (sa-uid)"),
+    "account-replaced": (
+        objects(POD),
+        ("ServiceAccount", "robot"),
+        {"metadata": {"name": "robot", "uid": "new-uid"}},
+        "ServiceAccount UID (new-uid) does not match claim (sa-uid)",
+    ),
     "pod-deleted": (objects(POD), ("Pod", "p"), None, "Token has been invalidated"),
-    "pod-replaced": (objects(POD), ("Pod", "p"), {"metadata": {"name": "p", "uid": "other"}},
-                     "Pod UID (other) does not match claim (pod-uid)"),
-    "pod-deleting-for-a-while": (objects(POD), ("Pod", "p"),
-                                 {"metadata": {**POD["metadata"], "deletionTimestamp": "2020-01-01T00:00:00Z"}},
-                                 "Token has been invalidated"),
+    "pod-replaced": (
+        objects(POD),
+        ("Pod", "p"),
+        {"metadata": {"name": "p", "uid": "other"}},
+        "Pod UID (other) does not match claim (pod-uid)",
+    ),
+    "pod-deleting-for-a-while": (
+        objects(POD),
+        ("Pod", "p"),
+        {"metadata": {**POD["metadata"], "deletionTimestamp": "2020-01-01T00:00:00Z"}},
+        "Token has been invalidated",
+    ),
 }
 
 

@@ -39,7 +39,9 @@ async def core() -> AsyncIterator[ApiCore]:
     store.close()
 
 
-async def make(core: ApiCore, kind: str, obj: dict[str, Any], namespace: str | None = "default") -> dict[str, Any]:
+async def make(
+    core: ApiCore, kind: str, obj: dict[str, Any], namespace: str | None = "default"
+) -> dict[str, Any]:
     rt = core.registry.by_kind(kind)
     assert rt is not None
     return (await core.create(rt, namespace, obj)).obj
@@ -76,8 +78,15 @@ async def test_a_pod_bound_token_names_the_pod_and_its_node(core: ApiCore) -> No
 
 
 async def test_the_kubelets_3607_seconds_are_a_year_warned_after_3607(core: ApiCore) -> None:
-    await make(core, "Pod", {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i"}]}})
-    body = {"spec": {"boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": "p"}, "expirationSeconds": 3607}}
+    await make(
+        core, "Pod", {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i"}]}}
+    )
+    body = {
+        "spec": {
+            "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": "p"},
+            "expirationSeconds": 3607,
+        }
+    }
     answer, _ = await create_token(core, "default", "default", body)
     got = claims(answer)
     assert got["exp"] - got["iat"] == 365 * 24 * 3600
@@ -87,25 +96,46 @@ async def test_the_kubelets_3607_seconds_are_a_year_warned_after_3607(core: ApiC
 
 async def _pod_of_another_account(core: ApiCore) -> dict[str, Any]:
     await make(core, "ServiceAccount", {"metadata": {"name": "other"}})
-    await make(core, "Pod", {"metadata": {"name": "q"},
-                             "spec": {"serviceAccountName": "other", "containers": [{"name": "c", "image": "i"}]}})
+    await make(
+        core,
+        "Pod",
+        {
+            "metadata": {"name": "q"},
+            "spec": {"serviceAccountName": "other", "containers": [{"name": "c", "image": "i"}]},
+        },
+    )
     return {"spec": {"boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": "q"}}}
 
 
 REFUSED = {
-    "too-short": ({"spec": {"expirationSeconds": 599}}, Invalid,
-                  'TokenRequest.authentication.k8s.io "" is invalid: spec.expirationSeconds: Invalid value: 599: '
-                  "may not specify a duration less than 10 minutes"),
-    "too-long": ({"spec": {"expirationSeconds": 2**32 + 1}}, Invalid,
-                 'TokenRequest.authentication.k8s.io "" is invalid: spec.expirationSeconds: Invalid value: '
-                 "4294967297: may not specify a duration larger than 2^32 seconds"),
-    "name-mismatch": ({"metadata": {"name": "x"}}, Invalid,
-                      'TokenRequest.authentication.k8s.io "default" is invalid: metadata.name: Invalid value: "x": '
-                      "must match the service account name if specified"),
-    "bound-to-a-configmap": ({"spec": {"boundObjectRef": {"apiVersion": "v1", "kind": "ConfigMap", "name": "c"}}},
-                             BadRequest, "cannot bind token to object of type /v1, Kind=ConfigMap"),
-    "bound-to-a-missing-pod": ({"spec": {"boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": "no"}}},
-                               NotFound, 'pods "no" not found'),
+    "too-short": (
+        {"spec": {"expirationSeconds": 599}},
+        Invalid,
+        'TokenRequest.authentication.k8s.io "" is invalid: spec.expirationSeconds: Invalid value: 599: '
+        "may not specify a duration less than 10 minutes",
+    ),
+    "too-long": (
+        {"spec": {"expirationSeconds": 2**32 + 1}},
+        Invalid,
+        'TokenRequest.authentication.k8s.io "" is invalid: spec.expirationSeconds: Invalid value: '
+        "4294967297: may not specify a duration larger than 2^32 seconds",
+    ),
+    "name-mismatch": (
+        {"metadata": {"name": "x"}},
+        Invalid,
+        'TokenRequest.authentication.k8s.io "default" is invalid: metadata.name: Invalid value: "x": '
+        "must match the service account name if specified",
+    ),
+    "bound-to-a-configmap": (
+        {"spec": {"boundObjectRef": {"apiVersion": "v1", "kind": "ConfigMap", "name": "c"}}},
+        BadRequest,
+        "cannot bind token to object of type /v1, Kind=ConfigMap",
+    ),
+    "bound-to-a-missing-pod": (
+        {"spec": {"boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": "no"}}},
+        NotFound,
+        'pods "no" not found',
+    ),
     "wrong-type": ({"spec": {"expirationSeconds": "ten"}}, BadRequest, None),
     "another-kind": ({"apiVersion": "v1", "kind": "Pod"}, BadRequest, None),
 }
@@ -128,10 +158,15 @@ async def test_a_pod_of_another_account_cannot_be_bound(core: ApiCore) -> None:
 
 
 async def test_a_stale_uid_is_a_conflict(core: ApiCore) -> None:
-    await make(core, "Pod", {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i"}]}})
+    await make(
+        core, "Pod", {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i"}]}}
+    )
     ref = {"apiVersion": "v1", "kind": "Pod", "name": "p", "uid": "old"}
-    with pytest.raises(Conflict, match=r'Operation cannot be fulfilled on Pod "p": the UID in the bound object '
-                                       r"reference \(old\) does not match"):
+    with pytest.raises(
+        Conflict,
+        match=r'Operation cannot be fulfilled on Pod "p": the UID in the bound object '
+        r"reference \(old\) does not match",
+    ):
         await create_token(core, "default", "default", {"spec": {"boundObjectRef": ref}})
 
 

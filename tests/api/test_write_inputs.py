@@ -60,6 +60,33 @@ async def _unchanged(core: ApiCore, call: Any, error: type[ApiError], message: s
     return info.value
 
 
+# -- null elements of struct lists (Go decodes them as zero structs) --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec", "field"),
+    [
+        ({"containers": [None]}, "spec.containers[0].name"),
+        ({"containers": [{"name": "c", "image": "i"}], "initContainers": [None]},
+         "spec.initContainers[0].name"),
+        ({"containers": [{"name": "c", "image": "i", "env": [None]}]}, "spec.containers[0].env[0].name"),
+    ],
+    ids=["containers", "init-containers", "env"],
+)
+async def test_a_null_list_element_is_a_zero_struct_and_a_422(core: ApiCore, spec: dict[str, Any],
+                                                               field: str) -> None:
+    body = {**POD, "metadata": {"name": "nulls"}, "spec": spec}
+    with pytest.raises(Invalid) as info:
+        await core.create(_rt(core, "Pod"), "default", body)
+    assert field in [c.field for c in info.value.causes], info.value.causes
+
+
+async def test_a_patch_to_a_null_container_is_a_422_and_loses_nothing(core: ApiCore) -> None:
+    patch = orjson.dumps({"spec": {"containers": [None]}})
+    patching = core.patch(_rt(core, "Pod"), "default", "kp", MERGE, patch)
+    await _unchanged(core, patching, Invalid, "spec.containers[0].name")
+
+
 # -- apiVersion and kind ------------------------------------------------------------------------------
 
 

@@ -81,10 +81,16 @@ async def test_one_event_per_request_with_user_verb_object_and_code(served: tupl
         "userAgent": "kubectl/v1.32.5",
         "objectRef": {"resource": "configmaps", "namespace": "default", "name": "nope", "apiVersion": "v1"},
     }
-    assert missing["user"] == {"username": "orchestra-admin", "groups": ["system:masters", "system:authenticated"]}
+    assert missing["user"] == {
+        "username": "orchestra-admin",
+        "groups": ["system:masters", "system:authenticated"],
+    }
     assert missing["responseStatus"]["code"] == 404
     assert missing["responseStatus"]["reason"] == "NotFound"
-    assert missing["annotations"] == {"authorization.k8s.io/decision": "allow", "authorization.k8s.io/reason": ""}
+    assert missing["annotations"] == {
+        "authorization.k8s.io/decision": "allow",
+        "authorization.k8s.io/reason": "",
+    }
     assert missing["requestReceivedTimestamp"] <= missing["stageTimestamp"]
     assert listed["verb"] == "list" and listed["requestURI"] == "/api/v1/namespaces/default/pods?limit=500"
     assert listed["responseStatus"] == {"metadata": {}, "code": 200}

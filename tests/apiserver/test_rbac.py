@@ -220,7 +220,7 @@ def test_compact_rules_merge_verbs_of_one_resource() -> None:
     ]
 
 
-# --- the authorizer over the store ---------------------------------------------------------------------------
+# --- the authorizer over the store ----------------------------------------------------------------
 
 
 async def _cluster() -> tuple[ApiCore, RbacIndex]:
@@ -277,6 +277,11 @@ MATRIX: list[tuple[str, UserInfo, str, str, bool]] = [
     ("devs-group-edit-scale", DEVS, "PUT", "/apis/apps/v1/namespaces/dev/deployments/d/scale", True),
     ("devs-group-no-roles", DEVS, "POST", "/apis/rbac.authorization.k8s.io/v1/namespaces/dev/roles", False),
     ("devs-group-prod", DEVS, "POST", "/apis/apps/v1/namespaces/prod/deployments", False),
+    ("devs-edit-netpol", DEVS, "POST", "/apis/networking.k8s.io/v1/namespaces/dev/networkpolicies", True),
+    ("devs-edit-ingress", DEVS, "DELETE", "/apis/networking.k8s.io/v1/namespaces/dev/ingresses/i", True),
+    ("devs-edit-hpa", DEVS, "PATCH", "/apis/autoscaling/v2/namespaces/dev/horizontalpodautoscalers/h", True),
+    ("devs-no-custom-kinds", DEVS, "GET", "/apis/example.com/v1/namespaces/dev/widgets", False),
+    ("devs-no-crds", DEVS, "GET", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", False),
     ("devs-one-configmap", DEVS, "GET", "/api/v1/namespaces/prod/configmaps/settings", True),
     ("devs-other-configmap", DEVS, "GET", "/api/v1/namespaces/prod/configmaps/other", False),
     ("robot-watch-pods", ROBOT, "GET", "/api/v1/namespaces/dev/pods", True),
@@ -428,6 +433,31 @@ async def test_the_index_follows_writes_and_deletes_at_once() -> None:
             Decision.NO_OPINION,
             'RBAC: clusterrole.rbac.authorization.k8s.io "secrets" not found',
         )
+
+
+async def test_the_index_reads_rbac_objects_encrypted_at_rest() -> None:
+    """An encryption config may name RBAC resources: the index reads them through the core's codec
+    (read as plain JSON they would grant nothing)."""
+    from orchestra.api.registry import DEFAULT_REGISTRY
+    from orchestra.api.request import encryption
+    from orchestra.api.request.stored import Codec
+
+    config = encryption.new_config()
+    config["resources"][0]["resources"] = ["roles.rbac.authorization.k8s.io",
+                                           "rolebindings.rbac.authorization.k8s.io"]
+    codec = Codec(encryption.transformers(config, DEFAULT_REGISTRY))
+    store = Store.open_memory()
+    core = ApiCore(store, codec=codec)
+    index = RbacIndex(store, decode=codec.decode)
+    await core.create(core.registry.by_kind("Namespace"), None, {"metadata": {"name": "dev"}})  # type: ignore[arg-type]
+    await _put(core, "Role", "dev", _role("secrets", {"apiGroups": [""], "resources": ["secrets"],
+                                                      "verbs": ["list"]}))
+    alice = {"kind": "User", "name": "alice"}
+    await _put(core, "RoleBinding", "dev", _binding("a", "Role", "secrets", alice))
+    kvs, _ = store.range("/registry/rbac.authorization.k8s.io/")
+    assert kvs and all(kv.value.startswith(b"k8s:enc:aesgcm:v1:key1:") for kv in kvs)
+    info = request_info("GET", "/api/v1/namespaces/dev/secrets", {})
+    assert cluster_authorizer(index).authorize(ALICE, info)[0] is Decision.ALLOW
 
 
 class CountingStore:

@@ -113,7 +113,8 @@ async def test_a_role_with_rights_one_lacks_is_forbidden(
     with pytest.raises(Forbidden) as err:
         await cluster.write("Role", "dev", body, JANE)
     assert err.value.status()["message"] == (
-        'roles.rbac.authorization.k8s.io "sneaky" is forbidden: user "jane" (groups=["devs" "system:authenticated"]) '
+        'roles.rbac.authorization.k8s.io "sneaky" is forbidden: '
+        'user "jane" (groups=["devs" "system:authenticated"]) '
         f"is attempting to grant RBAC permissions not currently held:\n{missing}"
     )
     assert err.value.status()["details"] == {"name": "sneaky", "group": RBAC, "kind": "roles"}
@@ -181,8 +182,9 @@ async def test_role_ref_is_immutable(cluster: Cluster) -> None:
     with pytest.raises(Invalid) as err:
         await cluster.write("RoleBinding", "dev", binding("jane", "ClusterRole", "view"), update=True)
     assert err.value.status()["message"] == (
-        'RoleBinding.rbac.authorization.k8s.io "jane" is invalid: roleRef: Invalid value: rbac.RoleRef{APIGroup:'
-        '"rbac.authorization.k8s.io", Kind:"ClusterRole", Name:"view"}: cannot change roleRef'
+        'RoleBinding.rbac.authorization.k8s.io "jane" is invalid: roleRef: Invalid value: '
+        'rbac.RoleRef{APIGroup:"rbac.authorization.k8s.io",'
+        ' Kind:"ClusterRole", Name:"view"}: cannot change roleRef'
     )
 
 
@@ -263,22 +265,22 @@ BAD_REVIEWS = [
         "no-attributes",
         "SelfSubjectAccessReview",
         {},
-        'SelfSubjectAccessReview.authorization.k8s.io "" is invalid: spec.resourceAttributes: Invalid value: null: '
-        "exactly one of nonResourceAttributes or resourceAttributes must be specified",
+        'SelfSubjectAccessReview.authorization.k8s.io "" is invalid: spec.resourceAttributes: '
+        "Invalid value: null: exactly one of nonResourceAttributes or resourceAttributes must be specified",
     ),
     (
         "both",
         "SelfSubjectAccessReview",
         {"resourceAttributes": {}, "nonResourceAttributes": {}},
-        'SelfSubjectAccessReview.authorization.k8s.io "" is invalid: spec.nonResourceAttributes: Invalid value: '
-        "null: cannot be specified in combination with resourceAttributes",
+        'SelfSubjectAccessReview.authorization.k8s.io "" is invalid: spec.nonResourceAttributes: '
+        "Invalid value: null: cannot be specified in combination with resourceAttributes",
     ),
     (
         "no-user",
         "SubjectAccessReview",
         {"resourceAttributes": {"verb": "get"}},
-        'SubjectAccessReview.authorization.k8s.io "" is invalid: spec.user: Invalid value: "": at least one of user '
-        "or group must be specified",
+        'SubjectAccessReview.authorization.k8s.io "" is invalid: spec.user: Invalid value: "": '
+        "at least one of user or group must be specified",
     ),
 ]
 
@@ -362,18 +364,21 @@ IMPERSONATION_REFUSALS = [
     (
         "user",
         headers(Impersonate_User="bob"),
-        'users "bob" is forbidden: User "jane" cannot impersonate resource "users" in API group "" at the cluster scope',
+        'users "bob" is forbidden: User "jane" cannot impersonate resource "users" in API group "" at the '
+        'cluster scope',
     ),
     (
         "service-account",
         headers(Impersonate_User="system:serviceaccount:prod:robot"),
-        'serviceaccounts "robot" is forbidden: User "jane" cannot impersonate resource "serviceaccounts" in API group '
+        'serviceaccounts "robot" is forbidden: User "jane" cannot impersonate resource "serviceaccounts" in '
+        'API group '
         '"" in the namespace "prod"',
     ),
     (
         "group",
         headers(Impersonate_User="jane", Impersonate_Group="system:masters"),
-        'users "jane" is forbidden: User "jane" cannot impersonate resource "users" in API group "" at the cluster '
+        'users "jane" is forbidden: User "jane" cannot impersonate resource "users" in API group "" at the '
+        'cluster '
         "scope",
     ),
 ]

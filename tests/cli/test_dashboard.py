@@ -20,8 +20,9 @@ from rich.console import Console
 
 from orchestra.cli.dashboard.app import Dashboard
 from orchestra.cli.dashboard.controls import Ui
+from orchestra.cli.dashboard.draw import scroll_offset
 from orchestra.cli.dashboard.input import decode
-from orchestra.cli.dashboard.views import bar, pod_requests, scroll_offset, workload_counts
+from orchestra.cli.dashboard.views import bar, pod_requests, workload_counts
 from tests.controller.harness import Api, make_api
 
 Obj = dict[str, Any]
@@ -137,6 +138,21 @@ async def seed(api: Api) -> None:
                 {"addresses": ["10.88.0.6"], "conditions": {"ready": False}},
             ],
             "ports": [{"port": 80, "protocol": "TCP"}],
+        },
+        "shop",
+    )
+    await api.create(
+        "Ingress",
+        {
+            "metadata": {"name": "web"},
+            "spec": {
+                "defaultBackend": {"service": {"name": "web", "port": {"number": 80}}},
+                "rules": [{"host": "shop.example.com", "http": {"paths": [{
+                    "path": "/api",
+                    "pathType": "Prefix",
+                    "backend": {"service": {"name": "web", "port": {"name": "http"}}},
+                }]}}],
+            },
         },
         "shop",
     )
@@ -265,6 +281,41 @@ async def test_views_render_from_the_caches() -> None:
             dash.press("5")
             event = line_with(screen(dash), "FailedScheduling")
             assert "Warning" in event and "pod/web-3" in event and "Insufficient cpu" in event
+
+            dash.press("7")
+            ingress = line_with(screen(dash), "shop.example.com")
+            assert ingress.split()[1:5] == ["shop", "web", "<none>", "<pending>"]
+            assert "shop.example.com/api→web:http, default→web:80" in ingress
+            nursery.cancel_scope.cancel()
+
+
+async def test_autoscalers_show_targets_bounds_replicas_and_what_holds_them() -> None:
+    """View 6: each HPA with its target, current/target metrics, min-max, replicas (current -> desired)
+    and the condition that matters (a failing one first); a status write reaches the screen."""
+    with trio.fail_after(30):
+        api = await make_api()
+        await seed(api)
+        cpu = {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}}
+        hpa = {"metadata": {"name": "web"}, "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+            "minReplicas": 2, "maxReplicas": 8, "metrics": [{"type": "Resource", "resource": cpu}]}}
+        created = await api.create("HorizontalPodAutoscaler", hpa, "shop")
+        async with trio.open_nursery() as nursery:
+            dash = await started(api, nursery)
+            dash.press("6")
+            row = line_with(screen(dash), "Deployment/web")
+            assert row.split()[1:9] == ["shop", "web", "Deployment/web", "cpu:", "<unknown>/50%", "2-8", "0",
+                                        "Waiting"]
+            created["status"] = {"currentReplicas": 3, "desiredReplicas": 5, "currentMetrics": [
+                {"type": "Resource", "resource": {"name": "cpu", "current": {"averageUtilization": 120,
+                                                                            "averageValue": "120m"}}}],
+                "conditions": [{"type": "AbleToScale", "status": "True", "reason": "SucceededRescale"},
+                               {"type": "ScalingActive", "status": "True", "reason": "ValidMetricFound"},
+                               {"type": "ScalingLimited", "status": "True", "reason": "ScaleUpLimit"}]}
+            await api.client.update_status(api.rt("HorizontalPodAutoscaler"), created)
+            await settle()
+            row = line_with(screen(dash), "Deployment/web")
+            assert row.split()[4:9] == ["cpu:", "120%/50%", "2-8", "3->5", "ScaleUpLimit"]
             nursery.cancel_scope.cancel()
 
 
@@ -478,3 +529,25 @@ async def test_run_loop_coalesces_frames_and_quits(autojump_clock: trio.testing.
         gaps = [b - a for a, b in itertools.pairwise(frames)]
         assert min(gaps) >= 0.099
         assert len(frames) < 30  # 20 keys in a burst became a couple of frames, plus ticks
+
+
+async def test_custom_resources_view_follows_crds() -> None:
+    from orchestra.reconcilers.crd import CRDController
+    from tests.api.test_custom_resources import widget, widget_crd
+
+    with trio.fail_after(30):
+        api = await make_api()
+        async with trio.open_nursery() as nursery:
+            await nursery.start(CRDController(api.client).run)
+            dash = await started(api, nursery)
+            await api.create("CustomResourceDefinition", widget_crd(), None)
+            await settle()
+            w = await api.create("Widget", widget("w1"))
+            await api.client.patch(api.rt("Widget"), "default", "w1", {"status": {"replicas": 1}},
+                                   subresource="status")
+            assert w["metadata"]["name"] == "w1"
+            await settle()
+            dash.press("8")
+            row = line_with(screen(dash), "w1")
+            assert row.split()[1:4] == ["default", "Widget.example.com", "w1"]
+            nursery.cancel_scope.cancel()

@@ -37,12 +37,20 @@ SA=/var/run/secrets/kubernetes.io/serviceaccount
   --certificate-authority $SA/ca.crt get serviceaccount default -o name
 """
 POD = {
-    "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "incluster"},
+    "apiVersion": "v1",
+    "kind": "Pod",
+    "metadata": {"name": "incluster"},
     "spec": {
         "restartPolicy": "Never",
-        "containers": [{"name": "kubectl", "image": "localhost/busybox:latest", "command": ["sh", "-c", SCRIPT],
-                        "env": [{"name": "HOME", "value": "/tmp"}],
-                        "volumeMounts": [{"name": "kubectl", "mountPath": "/kubectl", "readOnly": True}]}],
+        "containers": [
+            {
+                "name": "kubectl",
+                "image": "localhost/busybox:latest",
+                "command": ["sh", "-c", SCRIPT],
+                "env": [{"name": "HOME", "value": "/tmp"}],
+                "volumeMounts": [{"name": "kubectl", "mountPath": "/kubectl", "readOnly": True}],
+            }
+        ],
         "volumes": [{"name": "kubectl", "hostPath": {"path": KUBECTL, "type": "File"}}],
     },
 }
@@ -57,8 +65,17 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     if os.geteuid() != 0:
         pytest.fail("this test routes its service range to lo: it needs root")
     state = tmp_path_factory.mktemp("auth-podman")
-    runner = ClusterThread(ClusterConfig(state_dir=state, listen_port=0, store="memory", podman=True, network=True,
-                                         service_cidr=SERVICE_CIDR, stop_pods_on_exit=True))
+    runner = ClusterThread(
+        ClusterConfig(
+            state_dir=state,
+            listen_port=0,
+            store="memory",
+            podman=True,
+            network=True,
+            service_cidr=SERVICE_CIDR,
+            stop_pods_on_exit=True,
+        )
+    )
     try:
         cluster = runner.start()
         if cluster is None:
@@ -84,7 +101,9 @@ def wait_phase(cluster: Any, name: str, phases: tuple[str, ...], limit: float = 
         if got.returncode == 0 and json.loads(got.stdout)["status"].get("phase") in phases:
             return json.loads(got.stdout)  # type: ignore[no-any-return]
         time.sleep(0.5)
-    raise AssertionError(f"pod {name} did not reach {phases}: {kubectl(cluster, 'describe', 'pod', name).stdout}")
+    raise AssertionError(
+        f"pod {name} did not reach {phases}: {kubectl(cluster, 'describe', 'pod', name).stdout}"
+    )
 
 
 READER = """
@@ -112,15 +131,25 @@ def test_a_pod_uses_the_api_with_its_in_cluster_config(cluster: Any) -> None:
     assert pod["status"]["phase"] == "Succeeded", logs
     assert logs.splitlines() == [
         "ca.crt", "namespace", "token", f"api={API_IP}:443", "pod/incluster",
-        'Error from server (Forbidden): pods is forbidden: User "system:serviceaccount:default:default" cannot '
-        'list resource "pods" in API group "" in the namespace "kube-system"',
+        'Error from server (Forbidden): pods is forbidden: User "system:serviceaccount:default:default" '
+        'cannot list resource "pods" in API group "" in the namespace "kube-system"',
         "system:serviceaccount:default:default", "serviceaccount/default"]
 
     volume = next(v["name"] for v in pod["spec"]["volumes"] if v["name"].startswith("kube-api-access-"))
-    token_file = (Path(cluster.config.state_dir) / "node" / "pods" / pod["metadata"]["uid"] / "volumes" / "projected"
-                  / volume / "token")
+    token_file = (
+        Path(cluster.config.state_dir)
+        / "node"
+        / "pods"
+        / pod["metadata"]["uid"]
+        / "volumes"
+        / "projected"
+        / volume
+        / "token"
+    )
     token = token_file.read_text()
-    who = json.loads(kubectl(cluster, "--token", token, "auth", "whoami", "-o", "json").stdout)["status"]["userInfo"]
+    who = json.loads(kubectl(cluster, "--token", token, "auth", "whoami", "-o", "json").stdout)["status"][
+        "userInfo"
+    ]
     assert who["extra"]["authentication.kubernetes.io/pod-uid"] == [pod["metadata"]["uid"]]
 
     kubectl(cluster, "delete", "pod", "incluster", "--wait=true")

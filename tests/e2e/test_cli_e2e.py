@@ -320,3 +320,64 @@ def test_version_reports_the_server(server: Path) -> None:
     result = run(server, "version")
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[1].startswith("Server Version: v1.32")
+
+
+CUSTOM = """\
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: gizmos.cli.example.com
+spec:
+  group: cli.example.com
+  scope: Namespaced
+  names: {plural: gizmos, kind: Gizmo, shortNames: [gz], categories: [all]}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    additionalPrinterColumns:
+    - {name: Size, type: integer, jsonPath: .spec.size}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              size: {type: integer, default: 3}
+---
+apiVersion: cli.example.com/v1
+kind: Gizmo
+metadata:
+  name: g1
+  namespace: default
+spec: {}
+"""
+
+
+def test_custom_resources(server: Path, tmp_path: Path) -> None:
+    """The CLI reads the server's discovery for kinds it does not know; apply takes a CRD and its
+    objects in one run (the CRD first, established, then the objects)."""
+    path = tmp_path / "gizmos.yaml"
+    path.write_text(CUSTOM)
+    applied = run(server, "apply", "-f", str(path))
+    assert applied.exit_code == 0, applied.output
+    assert applied.stdout.splitlines() == [
+        "customresourcedefinition.apiextensions.k8s.io/gizmos.cli.example.com created",
+        "gizmo.cli.example.com/g1 created",
+    ]
+    table = run(server, "get", "gizmos")
+    assert table.exit_code == 0, table.output
+    assert [line.split() for line in table.stdout.splitlines()] == [["NAME", "SIZE"], ["g1", "3"]]
+    assert "gizmo.cli.example.com/g1" in run(server, "get", "all").stdout
+    described = run(server, "describe", "gz", "g1")
+    assert (
+        described.exit_code == 0
+        and "Kind:         Gizmo" in described.stdout
+        and "size: 3" in described.stdout
+    )
+    deleted = run(server, "delete", "gizmo", "g1")
+    assert deleted.exit_code == 0 and 'gizmo.cli.example.com "g1" deleted' in deleted.stdout
+    cleaned = run(server, "delete", "-f", str(path), "--ignore-not-found")
+    assert cleaned.exit_code == 0, cleaned.output
+    assert 'customresourcedefinition.apiextensions.k8s.io "gizmos.cli.example.com" deleted' in cleaned.stdout

@@ -1,4 +1,5 @@
-"""Acceptance: `orchestra dashboard` in a real terminal (tmux), driven by keys, checked on screen and via the API.
+"""Acceptance: `orchestra dashboard` in a real terminal (tmux), driven by keys, checked on screen and via the
+API.
 
 A real server runs in a subprocess (in-memory store, no Podman, no controllers: a scaled Deployment
 creates no pods, so the test checks spec.replicas). The dashboard runs in a 160x48 tmux pane; the test
@@ -84,6 +85,9 @@ class Server:
 
 def seed(s: Server) -> None:
     s.call("POST", "/api/v1/namespaces", {"metadata": {"name": NS}})
+    # no controllers: the serviceaccount controller is not there to give the namespace the `default`
+    # ServiceAccount that the ServiceAccount admission plugin wants for every pod
+    s.call("POST", f"/api/v1/namespaces/{NS}/serviceaccounts", {"metadata": {"name": "default"}})
     node = s.call(
         "POST",
         "/api/v1/nodes",

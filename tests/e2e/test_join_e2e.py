@@ -39,16 +39,24 @@ class Cluster:
         self.state, self.url = state, url
         self.ca_pem = (state / "pki" / "ca.crt").read_bytes()
 
-    def kubectl(self, *args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    def kubectl(
+        self, *args: str, check: bool = True, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, "KUBECONFIG": str(self.state / "kubeconfig"), "HOME": str(self.state)}
-        proc = subprocess.run([KUBECTL, *args], capture_output=True, text=True, env=env, timeout=60, input=input)
+        proc = subprocess.run(
+            [KUBECTL, *args], capture_output=True, text=True, env=env, timeout=60, input=input
+        )
         if check and proc.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)}: {proc.stdout}\n{proc.stderr}")
         return proc
 
     def orchestra(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "orchestra", *args, "--kubeconfig",
-                               str(self.state / "kubeconfig")], capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "orchestra", *args, "--kubeconfig", str(self.state / "kubeconfig")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     def client(self, *, token: str | None = None, cert: tuple[str, str] | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -65,9 +73,24 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     log = (state / "server.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "orchestra", "up", "--memory", "--no-podman", "--no-network",
-                             "--state-dir", str(state), "--listen", f"127.0.0.1:{port}"],
-                            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "ORCHESTRA_NO_PODMAN": "1"})
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "orchestra",
+            "up",
+            "--memory",
+            "--no-podman",
+            "--no-network",
+            "--state-dir",
+            str(state),
+            "--listen",
+            f"127.0.0.1:{port}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "ORCHESTRA_NO_PODMAN": "1"},
+    )
     try:
         deadline = time.monotonic() + 30  # wall-clock: a real process starts
         while True:
@@ -111,8 +134,10 @@ def _join_token(cluster: Cluster, *args: str) -> str:
 
 def _audit_reasons(cluster: Cluster) -> list[str]:
     lines = (cluster.state / "audit.log").read_text().splitlines()
-    return [json.loads(line).get("annotations", {}).get("authentication.orchestra.io/failure-reason", "")
-            for line in lines]
+    return [
+        json.loads(line).get("annotations", {}).get("authentication.orchestra.io/failure-reason", "")
+        for line in lines
+    ]
 
 
 def test_a_node_joins_with_a_bootstrap_token(cluster: Cluster, tmp_path: Path) -> None:
@@ -120,12 +145,18 @@ def test_a_node_joins_with_a_bootstrap_token(cluster: Cluster, tmp_path: Path) -
     listed = cluster.orchestra("token", "list")
     assert token.split(".")[0] + ".<secret>" in listed.stdout and "worker-1" in listed.stdout
     with cluster.client(token=token) as boot:
-        who = boot.post("/apis/authentication.k8s.io/v1/selfsubjectreviews",
-                        json={"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})
+        who = boot.post(
+            "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+            json={"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
+        )
         assert who.json()["status"]["userInfo"]["username"] == f"system:bootstrap:{token.split('.')[0]}"
         key = ec.generate_private_key(ec.SECP256R1())
-        made = boot.post(CSRS, json=csr("node-csr-worker-1", request_pem("system:node:worker-1", key=key),
-                                        expirationSeconds=3600))
+        made = boot.post(
+            CSRS,
+            json=csr(
+                "node-csr-worker-1", request_pem("system:node:worker-1", key=key), expirationSeconds=3600
+            ),
+        )
         assert made.status_code == 201, made.text
         assert made.json()["spec"]["username"] == f"system:bootstrap:{token.split('.')[0]}"
 
@@ -139,45 +170,72 @@ def test_a_node_joins_with_a_bootstrap_token(cluster: Cluster, tmp_path: Path) -
         assert boot.get("/api/v1/namespaces/kube-system/secrets").status_code == 403
     cert_path, key_path = tmp_path / "node.crt", tmp_path / "node.key"
     cert_path.write_bytes(base64.b64decode(signed["status"]["certificate"]))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
     cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
     assert cert.not_valid_after_utc - cert.not_valid_before_utc == dt.timedelta(seconds=3600 + 300)
     get = cluster.kubectl("get", "csr", "node-csr-worker-1").stdout
-    assert get.split("\n")[0].split() == ["NAME", "AGE", "SIGNERNAME", "REQUESTOR", "REQUESTEDDURATION",
-                                          "CONDITION"]
+    assert get.split("\n")[0].split() == [
+        "NAME",
+        "AGE",
+        "SIGNERNAME",
+        "REQUESTOR",
+        "REQUESTEDDURATION",
+        "CONDITION",
+    ]
     assert "Approved,Issued" in get and "60m" in get
     cluster.kubectl("create", "namespace", "apps")
     cluster.kubectl("create", "secret", "generic", "theirs", "-n", "apps", "--from-literal=a=b")
     with cluster.client(cert=(str(cert_path), str(key_path))) as node:
         node_obj = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "worker-1"}}
         assert node.post("/api/v1/nodes", json=node_obj).status_code == 201
-        lease = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                 "metadata": {"name": "worker-1", "namespace": "kube-node-lease"},
-                 "spec": {"holderIdentity": "worker-1", "leaseDurationSeconds": 40}}
+        lease = {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": "worker-1", "namespace": "kube-node-lease"},
+            "spec": {"holderIdentity": "worker-1", "leaseDurationSeconds": 40},
+        }
         made = node.post("/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases", json=lease)
         assert made.status_code == 201, made.text
         other = node.post("/api/v1/nodes", json={**node_obj, "metadata": {"name": "worker-2"}})
         assert other.status_code == 403
-        assert other.json()["message"] == ('nodes "worker-2" is forbidden: node "worker-1" is not allowed to '
-                                           'modify node "worker-2"')
+        assert other.json()["message"] == (
+            'nodes "worker-2" is forbidden: node "worker-1" is not allowed to modify node "worker-2"'
+        )
         secret = node.get("/api/v1/namespaces/apps/secrets/theirs")
         assert secret.status_code == 403
         assert secret.json()["message"] == (
             'secrets "theirs" is forbidden: User "system:node:worker-1" cannot get resource "secrets" in API '
-            "group \"\" in the namespace \"apps\": no relationship found between node 'worker-1' and this object")
-        taints = node.patch("/api/v1/nodes/worker-1", json={"spec": {"taints": []}},
-                            headers={"Content-Type": "application/merge-patch+json"})
+            'group "" in the namespace "apps": no relationship found between node \'worker-1\' '
+            "and this object"
+        )
+        taints = node.patch(
+            "/api/v1/nodes/worker-1",
+            json={"spec": {"taints": []}},
+            headers={"Content-Type": "application/merge-patch+json"},
+        )
         assert taints.status_code in (200, 403)  # unchanged taints pass; a change is refused below
-        tainted = node.patch("/api/v1/nodes/worker-1",
-                             json={"spec": {"taints": [{"key": "k", "effect": "NoSchedule"}]}},
-                             headers={"Content-Type": "application/merge-patch+json"})
+        tainted = node.patch(
+            "/api/v1/nodes/worker-1",
+            json={"spec": {"taints": [{"key": "k", "effect": "NoSchedule"}]}},
+            headers={"Content-Type": "application/merge-patch+json"},
+        )
         assert tainted.status_code == 403
         assert 'node "worker-1" is not allowed to modify taints' in tainted.json()["message"]
     # once a pod bound to the node uses the Secret, the node may read it
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "apps"},
-           "spec": {"nodeName": "worker-1", "containers": [{"name": "c", "image": "busybox"}],
-                    "volumes": [{"name": "s", "secret": {"secretName": "theirs"}}]}}
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p", "namespace": "apps"},
+        "spec": {
+            "nodeName": "worker-1",
+            "containers": [{"name": "c", "image": "busybox"}],
+            "volumes": [{"name": "s", "secret": {"secretName": "theirs"}}],
+        },
+    }
     cluster.kubectl("apply", "-f", "-", input=json.dumps(pod))
     with cluster.client(cert=(str(cert_path), str(key_path))) as node:
         assert node.get("/api/v1/namespaces/apps/secrets/theirs").status_code == 200
@@ -187,8 +245,9 @@ def test_refused_tokens(cluster: Cluster) -> None:
     unknown = "zzzzzz.0123456789abcdef"
     with cluster.client(token=unknown) as c:
         assert c.get("/api/v1/nodes").status_code == 401
-    expired = bt.token_secret("expird", "0123456789abcdef",
-                              expires=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1))
+    expired = bt.token_secret(
+        "expird", "0123456789abcdef", expires=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+    )
     cluster.kubectl("create", "-f", "-", input=json.dumps(expired), check=False)  # the cleaner may race it
     with cluster.client(token="expird.0123456789abcdef") as c:
         assert c.get("/api/v1/nodes").status_code == 401
@@ -198,18 +257,35 @@ def test_refused_tokens(cluster: Cluster) -> None:
         deleted = cluster.orchestra("token", "delete", token.split(".")[0])
         assert deleted.returncode == 0, deleted.stderr
         assert c.get(CSRS).status_code == 401
-    reasons = _wait("the audit records", lambda: [r for r in _audit_reasons(cluster) if r] if len(
-        [r for r in _audit_reasons(cluster) if r]) >= 3 else None)
+    reasons = _wait(
+        "the audit records",
+        lambda: (
+            [r for r in _audit_reasons(cluster) if r]
+            if len([r for r in _audit_reasons(cluster) if r]) >= 3
+            else None
+        ),
+    )
     assert any("bootstrap token zzzzzz is unknown" in r for r in reasons)
     assert any("bootstrap token expird" in r for r in reasons)  # expired, or already cleaned away
     assert any(f"bootstrap token {token.split('.')[0]} is unknown" in r for r in reasons)
-    _wait("the token cleaner", lambda: cluster.kubectl("get", "secret", "-n", "kube-system",
-                                                       "bootstrap-token-expird", check=False).returncode != 0)
+    _wait(
+        "the token cleaner",
+        lambda: (
+            cluster.kubectl(
+                "get", "secret", "-n", "kube-system", "bootstrap-token-expird", check=False
+            ).returncode
+            != 0
+        ),
+    )
 
 
 def test_kubectl_certificate_approve_and_deny(cluster: Cluster) -> None:
-    body = csr("jane", request_pem("jane", ("devs",)), signer="kubernetes.io/kube-apiserver-client",
-               usages=["client auth"])
+    body = csr(
+        "jane",
+        request_pem("jane", ("devs",)),
+        signer="kubernetes.io/kube-apiserver-client",
+        usages=["client auth"],
+    )
     cluster.kubectl("create", "-f", "-", input=json.dumps(body))
     assert "Pending" in cluster.kubectl("get", "csr", "jane").stdout
     approved = cluster.kubectl("certificate", "approve", "jane")
@@ -223,4 +299,5 @@ def test_kubectl_certificate_approve_and_deny(cluster: Cluster) -> None:
     bad = {**body, "metadata": {"name": "short"}, "spec": {**body["spec"], "expirationSeconds": 60}}
     refused = cluster.kubectl("create", "-f", "-", input=json.dumps(bad), check=False)
     assert "spec.expirationSeconds: Invalid value: 60: may not specify a duration less than 600 seconds" in (
-        refused.stderr)
+        refused.stderr
+    )

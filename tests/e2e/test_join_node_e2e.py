@@ -1,9 +1,10 @@
-"""A real joined node on this host: `orchestra up --no-network --state-dir A` and `orchestra join ... --state-dir B
---node-name worker-1` with its own Podman under B; a Deployment pinned to worker-1 runs a real container in B's
-Podman with a pod IP from worker-1's podCIDR; kubectl logs, exec and port-forward reach that pod through worker-1's
-kubelet API (its serving certificate approved by the server without a hand); stopping the joiner makes the Node
-NotReady. Join refusals (wrong token, a CA that is not the pinned one, an unreachable server, a name held by a live
-node), each with its message."""
+"""A real joined node on this host: `orchestra up --no-network --state-dir A` and `orchestra join ...
+--state-dir B --node-name worker-1` with its own Podman under B; a Deployment pinned to worker-1 runs a
+real container in B's Podman with a pod IP from worker-1's podCIDR; kubectl logs, exec and
+port-forward reach that pod through worker-1's kubelet API (its serving certificate approved by the
+server without a hand); stopping the joiner makes the Node NotReady. Join refusals (wrong token, a CA
+that is not the pinned one, an unreachable server, a name held by a live node), each with its
+message."""
 
 from __future__ import annotations
 
@@ -27,14 +28,15 @@ import pytest
 from tests.conftest import KUBECTL
 
 pytestmark = pytest.mark.kubectl
+SCRIPT = ("mkdir -p /srv && echo served by worker-1 > /srv/index.html && echo hello from worker-1"
+          " && exec httpd -f -p 8080 -h /srv")
 DEPLOYMENT = {
     "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "pinned"},
     "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "pinned"}}, "template": {
         "metadata": {"labels": {"app": "pinned"}},
         "spec": {"nodeSelector": {"kubernetes.io/hostname": "worker-1"}, "terminationGracePeriodSeconds": 1,
                  "containers": [{"name": "c", "image": "localhost/busybox:latest", "imagePullPolicy": "Never",
-                                 "command": ["sh", "-c", "mkdir -p /srv && echo served by worker-1 > /srv/index.html"
-                                             " && echo hello from worker-1 && exec httpd -f -p 8080 -h /srv"]}]}}},
+                                 "command": ["sh", "-c", SCRIPT]}]}}},
 }
 
 
@@ -45,9 +47,11 @@ def _free_port() -> int:
 
 
 def _cluster_cidr() -> str:
-    """A 10.N.0.0/16 no route on this host overlaps: other clusters' joined nodes (tests running beside this one)
-    have bridges on 10.244.1.0/24, and the API server reaches a pod on worker-1 by its IP through the host."""
-    routed = subprocess.run(["ip", "-4", "route"], capture_output=True, text=True, timeout=10).stdout.split("\n")
+    """A 10.N.0.0/16 no route on this host overlaps: other clusters' joined nodes (tests running beside
+    this one) have bridges on 10.244.1.0/24, and the API server reaches a pod on worker-1 by its IP
+    through the host."""
+    routes = subprocess.run(["ip", "-4", "route"], capture_output=True, text=True, timeout=10)
+    routed = routes.stdout.split("\n")
     taken = {line.split(".")[1] for line in routed if line.startswith("10.")}
     return f"10.{random.choice([n for n in range(100, 250) if str(n) not in taken])}.0.0/16"
 
@@ -78,7 +82,8 @@ class Server:
 
     def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> str:
         env = {**os.environ, "KUBECONFIG": str(self.state / "kubeconfig"), "HOME": str(self.state)}
-        proc = subprocess.run([KUBECTL, *args], capture_output=True, text=True, env=env, timeout=60, input=input)
+        proc = subprocess.run([KUBECTL, *args], capture_output=True, text=True, env=env, timeout=60,
+                              input=input)
         if check and proc.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)}: {proc.stdout}\n{proc.stderr}")
         return proc.stdout
@@ -108,9 +113,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
                                 stdout=log, stderr=subprocess.STDOUT)
         try:
             srv = Server(state, port)
-            _wait("orchestra up", lambda: proc.poll() is None and (state / "kubeconfig").exists() and subprocess.run(
-                [KUBECTL, "--kubeconfig", str(state / "kubeconfig"), "get", "--raw", "/readyz"],
-                capture_output=True).returncode == 0)
+            _wait("orchestra up", lambda: proc.poll() is None and (state / "kubeconfig").exists()
+                  and subprocess.run([KUBECTL, "--kubeconfig", str(state / "kubeconfig"), "get", "--raw",
+                                      "/readyz"], capture_output=True).returncode == 0)
             yield srv
         finally:
             _stop(proc)
@@ -118,8 +123,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 def _join(server: Server, state: Path, token: str, *extra: str, url: str = "") -> subprocess.Popen[bytes]:
     with (state.parent / f"{state.name}.log").open("wb") as log:  # the child keeps its own descriptor
-        return subprocess.Popen([sys.executable, "-m", "orchestra", "join", url or server.url, "--token", token,
-                                 "--state-dir", str(state), "--timings", "fast", *extra],
+        return subprocess.Popen([sys.executable, "-m", "orchestra", "join", url or server.url,
+                                 "--token", token, "--state-dir", str(state), "--timings", "fast", *extra],
                                 stdout=log, stderr=subprocess.STDOUT)
 
 
@@ -154,7 +159,7 @@ def _port_forward_get(server: Server, pod: str) -> bytes:
 
 
 def _check_streams(server: Server, pod: str, kubelet_port: int) -> None:
-    """logs, exec and port-forward of a pod on worker-1 go API server -> worker-1's kubelet API -> its Podman."""
+    """logs, exec and port-forward of a pod on worker-1: API server -> worker-1's kubelet API -> Podman."""
     node = server.node("worker-1")
     assert node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"] == kubelet_port
     _wait("worker-1's serving certificate", lambda: any(
@@ -173,8 +178,8 @@ def _check_streams(server: Server, pod: str, kubelet_port: int) -> None:
     assert server.kubectl("exec", pod, "--", "sh", "-c", "hostname; cat /srv/index.html") == (
         f"{pod}\nserved by worker-1\n")
     env = {**os.environ, "KUBECONFIG": str(server.state / "kubeconfig"), "HOME": str(server.state)}
-    failed = subprocess.run([KUBECTL, "exec", pod, "--", "sh", "-c", "exit 3"], capture_output=True, timeout=60,
-                            env=env)
+    failed = subprocess.run([KUBECTL, "exec", pod, "--", "sh", "-c", "exit 3"], capture_output=True,
+                            timeout=60, env=env)
     assert failed.returncode == 3, failed.stderr
     answer = _port_forward_get(server, pod)
     assert answer.startswith(b"HTTP/1.") and b" 200 " in answer.split(b"\r\n")[0], answer
@@ -225,7 +230,8 @@ def test_a_joined_node_runs_pods_in_its_own_podman(server: Server, tmp_path: Pat
     assert "Traceback" not in (short / "B.log").read_text()
     assert _podman(state, "ps", "-q").strip() == ""  # --stop-pods removed them
     subprocess.run(["podman", "--root", str(state / "podman" / "storage"), "--runroot",
-                    str(state / "podman" / "run"), "system", "reset", "--force"], capture_output=True, timeout=120)
+                    str(state / "podman" / "run"), "system", "reset", "--force"], capture_output=True,
+                   timeout=120)
     shutil.rmtree(short, ignore_errors=True)
     _wait("worker-1 NotReady", lambda: server.ready("worker-1") != "True", timeout=60)
     server.kubectl("delete", "deployment", "pinned")

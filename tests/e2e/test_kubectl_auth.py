@@ -25,7 +25,15 @@ from tests.conftest import ClusterThread, LiveCluster
 pytestmark = pytest.mark.kubectl
 
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
-UNAUTHORIZED = "error: You must be logged in to the server (Unauthorized)"
+# kubectl's words for a 401: the Status message when the refused request is the command's own, client-go's
+# generic text when it is discovery's (no discovery cache yet), as against kube-apiserver
+UNAUTHORIZED = ("error: You must be logged in to the server (Unauthorized)",
+                "error: You must be logged in to the server (the server has asked for the client to provide "
+                "credentials)")
+
+
+def refused_as_unauthorized(proc: subprocess.CompletedProcess[str]) -> bool:
+    return proc.returncode == 1 and any(words in proc.stderr for words in UNAUTHORIZED)
 
 
 @pytest.fixture
@@ -38,7 +46,9 @@ def kubectl(live_cluster: LiveCluster, kubectl_bin: str) -> Kubectl:
         proc = subprocess.run([kubectl_bin, *args], input=input, capture_output=True, text=True, env=env,
                               timeout=timeout)
         if check and proc.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+            raise AssertionError(
+                f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+            )
         return proc
 
     return run
@@ -61,7 +71,9 @@ def issuer(live_cluster: LiveCluster, *, clock: Callable[[], float] = time.time)
 def audit_events(live_cluster: LiveCluster) -> list[dict[str, Any]]:
     time.sleep(1.2)  # the log is written every half second
     path = live_cluster.state_dir / "audit.log"
-    return [json.loads(line) for line in path.read_text().splitlines()]
+    # JSON lines end at b"\n" only: str.splitlines() would also split inside strings at U+2028, U+0085 ...
+    # (which JSON leaves unescaped), as in the URIs of the HTTP fuzz tests that share this cluster
+    return [json.loads(line) for line in path.read_bytes().splitlines()]
 
 
 def test_three_identities(kubectl: Kubectl, live_cluster: LiveCluster, tmp_path: Path) -> None:
@@ -83,20 +95,36 @@ def test_three_identities(kubectl: Kubectl, live_cluster: LiveCluster, tmp_path:
     token = kubectl("create", "token", "default", "--duration", "10m").stdout.strip()
     robot = whoami(kubectl, "--token", token)
     assert robot["username"] == "system:serviceaccount:default:default"
-    assert robot["groups"] == ["system:serviceaccounts", "system:serviceaccounts:default", "system:authenticated"]
+    assert robot["groups"] == [
+        "system:serviceaccounts",
+        "system:serviceaccounts:default",
+        "system:authenticated",
+    ]
     assert robot["uid"] == json.loads(kubectl("get", "sa", "default", "-o", "json").stdout)["metadata"]["uid"]
     refused = kubectl("--token", token, "get", "configmaps", check=False)
     assert 'User "system:serviceaccount:default:default" cannot list resource "configmaps"' in refused.stderr
 
 
-def test_the_orchestra_cli_works_with_a_certificate_kubeconfig(kubectl: Kubectl, live_cluster: LiveCluster,
-                                                               tmp_path: Path) -> None:
+def test_the_orchestra_cli_works_with_a_certificate_kubeconfig(
+    kubectl: Kubectl, live_cluster: LiveCluster, tmp_path: Path
+) -> None:
     kubectl("create", "clusterrole", "namespace-reader", "--verb=get,list", "--resource=namespaces")
-    kubectl("create", "clusterrolebinding", "jane-reads-namespaces", "--clusterrole=namespace-reader", "--user=jane")
+    kubectl("create", "clusterrolebinding", "jane-reads-namespaces", "--clusterrole=namespace-reader",
+            "--user=jane")
     jane = tmp_path / "jane.kubeconfig"
-    assert orchestra("kubeconfig", "--user", "jane", "--out", str(jane), state_dir=live_cluster.state_dir).returncode == 0
-    got = subprocess.run([sys.executable, "-m", "orchestra", "get", "namespaces", "--kubeconfig", str(jane)],
-                         capture_output=True, text=True, timeout=60, check=False)
+    assert (
+        orchestra(
+            "kubeconfig", "--user", "jane", "--out", str(jane), state_dir=live_cluster.state_dir
+        ).returncode
+        == 0
+    )
+    got = subprocess.run(
+        [sys.executable, "-m", "orchestra", "get", "namespaces", "--kubeconfig", str(jane)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert got.returncode == 0, got.stderr
     assert "kube-system" in got.stdout
 
@@ -108,8 +136,7 @@ def test_a_pod_bound_token_dies_with_its_pod(kubectl: Kubectl) -> None:
     robot = whoami(kubectl, "--token", token)
     assert robot["extra"]["authentication.kubernetes.io/pod-name"] == ["bound"]
     kubectl("delete", "pod", "bound", "--grace-period=0", "--force")
-    refused = kubectl("--token", token, "get", "pods", check=False)
-    assert refused.returncode == 1 and UNAUTHORIZED in refused.stderr
+    assert refused_as_unauthorized(kubectl("--token", token, "get", "pods", check=False))
 
 
 def test_pods_get_the_token_volume(kubectl: Kubectl) -> None:
@@ -119,8 +146,11 @@ def test_pods_get_the_token_volume(kubectl: Kubectl) -> None:
     volume = next(v for v in spec["volumes"] if v["name"].startswith("kube-api-access-"))
     assert [next(iter(s)) for s in volume["projected"]["sources"]] == ["serviceAccountToken", "configMap",
                                                                        "downwardAPI"]
-    assert {"name": volume["name"], "readOnly": True, "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"} \
-        in spec["containers"][0]["volumeMounts"]
+    assert {
+        "name": volume["name"],
+        "readOnly": True,
+        "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount",
+    } in spec["containers"][0]["volumeMounts"]
     missing = kubectl("run", "lost", "--image", "x", "--overrides", '{"spec":{"serviceAccountName":"ghost"}}',
                       check=False)
     assert 'pods "lost" is forbidden: service account default/ghost was not found' in missing.stderr
@@ -130,7 +160,9 @@ def test_pods_get_the_token_volume(kubectl: Kubectl) -> None:
 def _sa_token(live_cluster: LiveCluster, *, now: float | None = None, audiences: list[str] | None = None,
               key: Any = None, sa: dict[str, Any] | None = None) -> str:
     iss = issuer(live_cluster) if key is None else TokenIssuer(key)
-    account = sa or {"metadata": {"name": "default", "namespace": "default", "uid": _default_uid(live_cluster)}}
+    account = sa or {
+        "metadata": {"name": "default", "namespace": "default", "uid": _default_uid(live_cluster)}
+    }
     return iss.sign(bound_claims(account, audiences=audiences or list(iss.audiences), issuer=iss.issuer,
                                  now=time.time() if now is None else now, expiration_seconds=600))
 
@@ -146,33 +178,47 @@ BAD_TOKENS: dict[str, Callable[[LiveCluster], str]] = {
     "expired": lambda c: _sa_token(c, now=time.time() - 7200),
     "wrong-signature": lambda c: _sa_token(c, key=new_signing_key()),
     "wrong-audience": lambda c: _sa_token(c, audiences=["https://vault.example"]),
-    "deleted-account": lambda c: _sa_token(c, sa={"metadata": {"name": "gone", "namespace": "default", "uid": "u"}}),
-    "replaced-account": lambda c: _sa_token(c, sa={"metadata": {"name": "default", "namespace": "default",
-                                                                "uid": "an-older-uid"}}),
+    "deleted-account": lambda c: _sa_token(
+        c, sa={"metadata": {"name": "gone", "namespace": "default", "uid": "u"}}
+    ),
+    "replaced-account": lambda c: _sa_token(
+        c, sa={"metadata": {"name": "default", "namespace": "default", "uid": "an-older-uid"}}
+    ),
     "admin-token-with-a-typo": lambda c: c.token + "x",
 }
 
 
 @pytest.mark.parametrize("make", BAD_TOKENS.values(), ids=BAD_TOKENS.keys())
-def test_bad_tokens_are_401(kubectl: Kubectl, live_cluster: LiveCluster, make: Callable[[LiveCluster], str]) -> None:
+def test_bad_tokens_are_401(
+    kubectl: Kubectl, live_cluster: LiveCluster, make: Callable[[LiveCluster], str]
+) -> None:
     token = make(live_cluster)
-    refused = kubectl("--token", token, "get", "pods", check=False)
-    assert refused.returncode == 1 and UNAUTHORIZED in refused.stderr
+    assert refused_as_unauthorized(kubectl("--token", token, "get", "pods", check=False))
     with _http(live_cluster, token=token) as http:
         r = http.get("/api/v1/namespaces/default/pods")
     assert r.status_code == 401
-    assert r.json() == {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                        "message": "Unauthorized", "reason": "Unauthorized", "code": 401}
+    assert r.json() == {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": "Unauthorized",
+        "reason": "Unauthorized",
+        "code": 401,
+    }
     audit_id = r.headers["audit-id"]
     event = next(e for e in audit_events(live_cluster) if e["auditID"] == audit_id)
     assert event["user"] == {} and event["stage"] == "ResponseStarted"
-    assert event["responseStatus"] == {"metadata": {}, "code": 401,
-                                       "message": "Authentication failed, attempted: bearer"}
+    assert event["responseStatus"] == {
+        "metadata": {},
+        "code": 401,
+        "message": "Authentication failed, attempted: bearer",
+    }
 
 
 def test_a_token_with_an_audience_works_only_there(kubectl: Kubectl) -> None:
     token = kubectl("create", "token", "default", "--audience", "https://vault.example").stdout.strip()
-    assert UNAUTHORIZED in kubectl("--token", token, "get", "pods", check=False).stderr
+    assert refused_as_unauthorized(kubectl("--token", token, "get", "pods", check=False))
     review = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
               "spec": {"token": token, "audiences": ["https://vault.example"]}}
     reviewed = json.loads(kubectl("create", "-f", "-", "-o", "json", input=json.dumps(review)).stdout)
@@ -180,9 +226,13 @@ def test_a_token_with_an_audience_works_only_there(kubectl: Kubectl) -> None:
     assert reviewed["status"]["user"]["username"] == "system:serviceaccount:default:default"
     assert reviewed["status"]["audiences"] == ["https://vault.example"]
     default = {**review, "spec": {"token": token}}
-    refused = json.loads(kubectl("create", "-f", "-", "-o", "json", input=json.dumps(default)).stdout)["status"]
+    refused = json.loads(kubectl("create", "-f", "-", "-o", "json", input=json.dumps(default)).stdout)[
+        "status"
+    ]
     assert refused["authenticated"] is False
-    assert refused["error"].startswith('invalid bearer token, token audiences ["https://vault.example"] is invalid')
+    assert refused["error"].startswith(
+        'invalid bearer token, token audiences ["https://vault.example"] is invalid'
+    )
 
 
 def _client_cert(tmp_path: Path, state: Path, user: str) -> tuple[Path, Path]:
@@ -204,7 +254,11 @@ def test_certificates_of_another_ca_are_refused(kubectl: Kubectl, live_cluster: 
     cert, key = _client_cert(tmp_path, other, "mallory")
     refused = kubectl("--client-certificate", str(cert), "--client-key", str(key), "get", "pods", check=False)
     assert refused.returncode == 1
-    assert "Unable to connect to the server" in refused.stderr
+    # the connection fails, worded as the timing has it: TLS 1.3 checks the certificate after the client
+    # thinks the handshake is done, so kubectl may read an EOF or a reset ("Unable to connect to the
+    # server: EOF", "... read: connection reset by peer - error from a previous attempt: EOF")
+    assert any(w in refused.stderr for w in ("EOF", "connection reset by peer")), refused.stderr
+    assert "Internal" not in refused.stderr
     with pytest.raises(httpx.HTTPError), _http(live_cluster, token=None, cert=(cert, key)) as http:
         http.get("/api/v1/pods")
     assert whoami(kubectl)["username"] == "orchestra-admin"  # the server is fine
@@ -241,7 +295,11 @@ def test_the_audit_log_has_a_line_per_request_with_user_and_code(kubectl: Kubect
                    ("auditor", "get", "none", 404, "ResponseComplete"),
                    ("auditor", "create", None, 201, "ResponseComplete")]
     assert events[ids[2]]["userAgent"] == "audit-test"
-    assert events[ids[2]]["objectRef"] == {"resource": "configmaps", "namespace": "default", "apiVersion": "v1"}
+    assert events[ids[2]]["objectRef"] == {
+        "resource": "configmaps",
+        "namespace": "default",
+        "apiVersion": "v1",
+    }
     assert oct((live_cluster.state_dir / "audit.log").stat().st_mode & 0o777) == "0o600"
 
 

@@ -357,7 +357,8 @@ def test_escalation_is_refused(ids: Identities) -> None:
 apiVersion: rbac.authorization.k8s.io/v1
 kind: Role
 metadata: {{name: rbac-manager, namespace: {TEAM}}}
-rules: [{{apiGroups: [rbac.authorization.k8s.io], resources: [roles, rolebindings], verbs: [create, get, update]}}]
+rules: [{{apiGroups: [rbac.authorization.k8s.io], resources: [roles, rolebindings],
+  verbs: [create, get, update]}}]
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: RoleBinding
@@ -372,9 +373,9 @@ subjects: [{{apiGroup: rbac.authorization.k8s.io, kind: User, name: jane}}]
     )
     assert sneaky.returncode == 1
     assert sneaky.stderr.strip() == (
-        f'Error from server (Forbidden): roles.rbac.authorization.k8s.io "sneaky" is forbidden: user "jane" {groups} '
-        'is attempting to grant RBAC permissions not currently held:\n{APIGroups:[""], Resources:["secrets"], '
-        'Verbs:["*"]}'
+        'Error from server (Forbidden): roles.rbac.authorization.k8s.io "sneaky" is forbidden: '
+        f'user "jane" {groups} is attempting to grant RBAC permissions not currently held:\n'
+        '{APIGroups:[""], Resources:["secrets"], Verbs:["*"]}'
     )
     evil = ids.kubectl(
         "jane",
@@ -437,7 +438,7 @@ def test_impersonation(ids: Identities) -> None:
     )
     assert f'User "system:serviceaccount:{TEAM}:robot" cannot list resource "secrets"' in as_robot.stderr
     time.sleep(1.2)  # the audit log is written every half second
-    events = [json.loads(line) for line in (ids.state / "audit.log").read_text().splitlines()]
+    events = [json.loads(line) for line in (ids.state / "audit.log").read_bytes().splitlines()]
     impersonated = [
         e
         for e in events

@@ -3,8 +3,8 @@
 One in-process cluster for the module (`run_cluster` with simulate_nodes=3, the fast node-lifecycle
 timings, no Podman, no network) in a thread; kubectl runs as a subprocess with a throw-away HOME.
 The simulated runtime is scripted the kwok way, through the cluster handle: the registry "has"
-localhost/busybox:v2 (so `set image` can pull it) and containers named `worker` exit 0 after a
-second (so a Job completes; by default a simulated container runs until it is stopped).
+localhost/busybox:v2 (so `set image` can pull it). The Job's `sh -c "echo done"` exits 0 by the
+simulated command rules, as it would on a real node.
 With the fast node-lifecycle profile (10 s grace) `run_cluster` gives the simulated kubelets the
 matching heartbeat (Lease renewed every 2.5 s, up to 2 s of jitter), so nodes stay Ready.
 The rolling-update watcher is a pod watch on the in-process API core, run in the cluster's trio
@@ -25,7 +25,6 @@ import pytest
 import trio
 
 from orchestra.client.local import LocalClient
-from orchestra.runtime.simulated import ContainerScript
 from tests.conftest import ClusterThread, LiveCluster
 
 pytestmark = pytest.mark.kubectl
@@ -62,7 +61,6 @@ def sim_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimCluster
 
     def script() -> None:
         nodes.runtime.script.pullable_images.add(IMAGE_V2)
-        nodes.runtime.script.containers["worker"] = ContainerScript(exit_after=1.0, exit_code=0)
 
     live.call(script)
     yield live

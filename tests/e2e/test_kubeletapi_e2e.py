@@ -352,14 +352,16 @@ async def _check_unreachable_node(server: Server) -> None:
         {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "ghost"}}).encode())
     status = {"status": {"addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
                          "daemonEndpoints": {"kubeletEndpoint": {"Port": closed}}}}
-    await server.kubectl("patch", "node", "ghost", "--subresource=status", "--type=merge", "-p", json.dumps(status))
+    await server.kubectl("patch", "node", "ghost", "--subresource=status", "--type=merge",
+                         "-p", json.dumps(status))
     lost = {**POD, "metadata": {"name": "lost", "namespace": "default"},
             "spec": {**POD["spec"], "nodeName": "ghost"}}  # type: ignore[dict-item]
     await server.kubectl("apply", "-f", "-", stdin=json.dumps(lost).encode())
     running = {"status": {"phase": "Running", "containerStatuses": [{
         "name": "main", "ready": True, "restartCount": 0, "image": "localhost/busybox:latest", "imageID": "",
         "state": {"running": {"startedAt": "2025-01-01T00:00:00Z"}}}]}}
-    await server.kubectl("patch", "pod", "lost", "--subresource=status", "--type=merge", "-p", json.dumps(running))
+    await server.kubectl("patch", "pod", "lost", "--subresource=status", "--type=merge",
+                         "-p", json.dumps(running))
     want = f"error dialing backend: dial tcp 127.0.0.1:{closed}: connect: connection refused".encode()
     for args in (["logs", "lost"], ["exec", "lost", "--", "true"]):
         refused = await server.kubectl(*args, check=False)

@@ -98,6 +98,31 @@ KINDS: dict[str, tuple[str, str, bool, dict[str, Any]]] = {
         True,
         {"addressType": "IPv4", "endpoints": []},
     ),
+    "HorizontalPodAutoscaler": (
+        "AutoscalingV2Api",
+        "namespaced_horizontal_pod_autoscaler",
+        True,
+        {
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "x"},
+                "maxReplicas": 3,
+                "behavior": {"scaleDown": {"stabilizationWindowSeconds": 30}},
+            }
+        },
+    ),
+    # the same stored objects at autoscaling/v1: every verb converts, the models must accept what comes back
+    "HorizontalPodAutoscaler-v1": (
+        "AutoscalingV1Api",
+        "namespaced_horizontal_pod_autoscaler",
+        True,
+        {
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "x"},
+                "maxReplicas": 3,
+                "targetCPUUtilizationPercentage": 40,
+            }
+        },
+    ),
 }
 
 

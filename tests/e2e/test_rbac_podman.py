@@ -137,8 +137,8 @@ def test_a_pods_service_account_is_authorized_by_rbac(cluster: Any) -> None:
     assert phase == "Succeeded", logs
     assert logs.splitlines() == [
         "pod/reader",
-        'Error from server (Forbidden): pods is forbidden: User "system:serviceaccount:crew:reader" cannot list '
-        'resource "pods" in API group "" in the namespace "kube-system"',
+        'Error from server (Forbidden): pods is forbidden: User "system:serviceaccount:crew:reader" '
+        'cannot list resource "pods" in API group "" in the namespace "kube-system"',
         "no",
     ]
     uid = json.loads(kubectl(cluster, "get", "pod", "reader", "-n", "crew", "-o", "json").stdout)["metadata"][

@@ -94,7 +94,8 @@ def test_env_from_with_prefix_and_order() -> None:
 
 @pytest.mark.parametrize(("entry", "message"), [
     ({"valueFrom": {"configMapKeyRef": {"name": "nope", "key": "k"}}}, 'configmap "nope" not found'),
-    ({"valueFrom": {"secretKeyRef": {"name": "sec", "key": "nokey"}}}, "couldn't find key nokey in Secret ns/sec"),
+    ({"valueFrom": {"secretKeyRef": {"name": "sec", "key": "nokey"}}},
+     "couldn't find key nokey in Secret ns/sec"),
 ], ids=["missing-configmap", "missing-key"])
 def test_env_errors(entry: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
@@ -133,7 +134,7 @@ async def test_env_reaches_container_and_config_errors_wait(
             await env.wait_pod("e", lambda p: (p or {}).get("status", {}).get("phase") == "Running")
             sim = env.runtime
             assert isinstance(sim, SimulatedRuntime)
-            spec = next(c.spec for c in sim._containers.values() if c.name == "c")
+            spec = next(c.spec for c in sim._t.containers.values() if c.name == "c")
             assert spec.env["MISSING"] == "v" and spec.env["KUBERNETES_SERVICE_HOST"] == "10.96.0.1"
             assert spec.command == ("echo", "hi")
 

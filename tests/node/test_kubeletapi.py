@@ -17,8 +17,6 @@ from orchestra.node.kubeletapi.app import KubeletApp
 from orchestra.node.kubeletapi.paths import Attributes, KubeletRequest
 from orchestra.runtime.base import Runtime
 
-NOW = dt.datetime.now(dt.UTC)
-
 
 @pytest.mark.parametrize(
     ("path", "want"),
@@ -112,7 +110,7 @@ def _ca(state: Path) -> x509.Certificate:
 )
 def test_authorize_client_certificates(pki: Path, user: str, groups: list[str], allowed: bool) -> None:
     cert, _ = issue_client_cert(pki, user, groups)
-    caller = authz.authenticate(cert.decode(), _ca(pki), NOW)
+    caller = authz.authenticate(cert.decode(), _ca(pki), dt.datetime.now(dt.UTC))
     assert caller == authz.Caller(user, tuple(groups))
     refused = authz.authorize(caller, paths.attributes("GET", "/containerLogs/ns/p/c", "worker-1"))
     if allowed:
@@ -124,11 +122,11 @@ def test_authorize_client_certificates(pki: Path, user: str, groups: list[str], 
 def test_authenticate_refuses_other_cas_and_expired(pki: Path, tmp_path: Path) -> None:
     ensure_serving_cert(tmp_path, [])
     foreign, _ = issue_client_cert(tmp_path, "admin", ["system:masters"])
-    assert authz.authenticate(foreign.decode(), _ca(pki), NOW) is None
+    assert authz.authenticate(foreign.decode(), _ca(pki), dt.datetime.now(dt.UTC)) is None
     mine, _ = issue_client_cert(pki, "admin", ["system:masters"], days=1)
-    assert authz.authenticate(mine.decode(), _ca(pki), NOW + dt.timedelta(days=2)) is None
-    assert authz.authenticate(None, _ca(pki), NOW) is None
-    assert authz.authenticate("not a certificate", _ca(pki), NOW) is None
+    assert authz.authenticate(mine.decode(), _ca(pki), dt.datetime.now(dt.UTC) + dt.timedelta(days=2)) is None
+    assert authz.authenticate(None, _ca(pki), dt.datetime.now(dt.UTC)) is None
+    assert authz.authenticate("not a certificate", _ca(pki), dt.datetime.now(dt.UTC)) is None
 
 
 class _Pods:

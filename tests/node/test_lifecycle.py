@@ -43,7 +43,7 @@ async def test_pod_runs_with_full_status(tmp_path: Path, autojump_clock: trio.ab
             assert pod is not None
             status = pod["status"]
             assert status["phase"] == "Running"
-            assert status["podIP"].startswith("10.88.") and status["podIPs"] == [{"ip": status["podIP"]}]
+            assert status["podIP"].startswith("10.244.") and status["podIPs"] == [{"ip": status["podIP"]}]
             assert status["hostIP"] == env.agent.host.internal_ip  # type: ignore[union-attr]
             assert status["qosClass"] == "BestEffort" and status["startTime"]
             cs = state(pod)

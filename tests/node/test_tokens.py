@@ -25,7 +25,11 @@ def autojump_clock() -> trio.testing.MockClock:
 
 
 def projected(seconds: int, audience: str = "") -> dict[str, Any]:
-    token: dict[str, Any] = {"path": "token", "expirationSeconds": seconds, **({"audience": audience} if audience else {})}
+    token: dict[str, Any] = {
+        "path": "token",
+        "expirationSeconds": seconds,
+        **({"audience": audience} if audience else {}),
+    }
     return {"name": "kube-api-access-x", "projected": {"defaultMode": 0o644, "sources": [
         {"serviceAccountToken": token},
         {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
@@ -97,5 +101,7 @@ async def test_a_pod_whose_account_is_missing_waits_with_failed_mount(
             await trio.sleep(30)
             await env.agent.recorder.flush()  # type: ignore[union-attr]
             mounts = [e["message"] for e in await env.k8s_events() if e["reason"] == "FailedMount"]
-            assert mounts == ['MountVolume.SetUp failed: failed to fetch token: serviceaccounts "ghost" not found']
+            assert mounts == [
+                'MountVolume.SetUp failed: failed to fetch token: serviceaccounts "ghost" not found'
+            ]
             assert phase(env.pod("web")) == "Pending"

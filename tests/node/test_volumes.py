@@ -86,7 +86,7 @@ async def test_volume_files_mounts_and_updates(tmp_path: Path, autojump_clock: t
             assert host_dir.is_dir()
             sim = env.runtime
             assert isinstance(sim, SimulatedRuntime)
-            spec = next(c.spec for c in sim._containers.values() if c.name == "c")
+            spec = next(c.spec for c in sim._t.containers.values() if c.name == "c")
             by_path = {m.container_path: m for m in spec.mounts}
             assert by_path["/mnt/cfg"].read_only and by_path["/mnt/sec"].read_only
             assert not by_path["/mnt/scratch"].read_only and by_path["/mnt/host"].host_path == str(host_dir)

@@ -22,7 +22,9 @@ async def test_expired_tokens_are_deleted_when_they_expire(autojump_clock: trio.
         "cccccc": None,  # never
     }
     for token_id, expires in tokens.items():
-        await api.create("Secret", bt.token_secret(token_id, "0123456789abcdef", expires=expires), "kube-system")
+        await api.create(
+            "Secret", bt.token_secret(token_id, "0123456789abcdef", expires=expires), "kube-system"
+        )
     bad = bt.token_secret("dddddd", "0123456789abcdef", expires=None)
     bad["data"][bt.EXPIRATION_KEY] = "bm90LWEtdGltZQ=="  # "not-a-time": kube counts it as expired
     await api.create("Secret", bad, "kube-system")

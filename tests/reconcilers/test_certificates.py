@@ -27,40 +27,92 @@ def _ca() -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test-ca")])
     now = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(1).not_valid_before(now).not_valid_after(now + dt.timedelta(days=3650))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
     return cert, key
 
 
 def _can(allowed: set[tuple[str, str]]) -> Any:
     def can(spec: dict[str, Any], subresource: str) -> bool:
         return any((g, subresource) in allowed for g in [spec.get("username"), *spec.get("groups", [])])
+
     return can
 
 
 ALLOWED = {("system:bootstrappers", "nodeclient"), ("system:nodes", "selfnodeclient")}
 
 
-@pytest.mark.parametrize(("name", "body", "approved"), [
-    pytest.param("bootstrap", csr("bootstrap", request_pem("system:node:n1"), **BOOTSTRAPPER), True,
-                 id="bootstrapper-nodeclient"),
-    pytest.param("renewal", csr("renewal", request_pem("system:node:n1"), username="system:node:n1",
-                                groups=["system:nodes"]), True, id="self-renewal"),
-    pytest.param("other-node", csr("other-node", request_pem("system:node:n2"), username="system:node:n1",
-                                   groups=["system:nodes"]), False, id="renewal-for-another-node"),
-    pytest.param("stranger", csr("stranger", request_pem("system:node:n1"), username="jane", groups=["devs"]),
-                 False, id="no-permission"),
-    pytest.param("admin-cn", csr("admin-cn", request_pem("admin", ("system:masters",)), **BOOTSTRAPPER), False,
-                 id="not-a-kubelet-subject"),
-    pytest.param("usages", csr("usages", request_pem("system:node:n1"), usages=["client auth", "server auth"],
-                               **BOOTSTRAPPER), False, id="wrong-usages"),
-    pytest.param("signer", csr("signer", request_pem("system:node:n1"), signer="kubernetes.io/kubelet-serving",
-                               **BOOTSTRAPPER), False, id="other-signer"),
-])
-async def test_approver(autojump_clock: trio.testing.MockClock, name: str, body: dict[str, Any],
-                        approved: bool) -> None:
+@pytest.mark.parametrize(
+    ("name", "body", "approved"),
+    [
+        pytest.param(
+            "bootstrap",
+            csr("bootstrap", request_pem("system:node:n1"), **BOOTSTRAPPER),
+            True,
+            id="bootstrapper-nodeclient",
+        ),
+        pytest.param(
+            "renewal",
+            csr("renewal", request_pem("system:node:n1"), username="system:node:n1", groups=["system:nodes"]),
+            True,
+            id="self-renewal",
+        ),
+        pytest.param(
+            "other-node",
+            csr(
+                "other-node",
+                request_pem("system:node:n2"),
+                username="system:node:n1",
+                groups=["system:nodes"],
+            ),
+            False,
+            id="renewal-for-another-node",
+        ),
+        pytest.param(
+            "stranger",
+            csr("stranger", request_pem("system:node:n1"), username="jane", groups=["devs"]),
+            False,
+            id="no-permission",
+        ),
+        pytest.param(
+            "admin-cn",
+            csr("admin-cn", request_pem("admin", ("system:masters",)), **BOOTSTRAPPER),
+            False,
+            id="not-a-kubelet-subject",
+        ),
+        pytest.param(
+            "usages",
+            csr(
+                "usages", request_pem("system:node:n1"), usages=["client auth", "server auth"], **BOOTSTRAPPER
+            ),
+            False,
+            id="wrong-usages",
+        ),
+        pytest.param(
+            "signer",
+            csr(
+                "signer",
+                request_pem("system:node:n1"),
+                signer="kubernetes.io/kubelet-serving",
+                **BOOTSTRAPPER,
+            ),
+            False,
+            id="other-signer",
+        ),
+    ],
+)
+async def test_approver(
+    autojump_clock: trio.testing.MockClock, name: str, body: dict[str, Any], approved: bool
+) -> None:
     api = await make_api()
     await api.create("CertificateSigningRequest", body, None)
     with trio.fail_after(60):
@@ -73,36 +125,74 @@ async def test_approver(autojump_clock: trio.testing.MockClock, name: str, body:
             if approved:
                 assert [(c["type"], c["reason"]) for c in conditions] == [("Approved", "AutoApproved")]
                 message = conditions[0]["message"]
-                assert message == ("Auto approving self kubelet client certificate after SubjectAccessReview."
-                                   if name == "renewal" else
-                                   "Auto approving kubelet client certificate after SubjectAccessReview.")
+                assert message == (
+                    "Auto approving self kubelet client certificate after SubjectAccessReview."
+                    if name == "renewal"
+                    else "Auto approving kubelet client certificate after SubjectAccessReview."
+                )
             else:
                 assert conditions == []
             nursery.cancel_scope.cancel()
 
 
-@pytest.mark.parametrize(("signer", "pem", "usages", "seconds", "outcome"), [
-    pytest.param(KUBELET, request_pem("system:node:n1"), None, None, "issued", id="kubelet-client"),
-    pytest.param(KUBELET, request_pem("system:node:n1"), None, 3600, "issued", id="kubelet-client-1h"),
-    pytest.param(KUBELET, request_pem("jane", ("devs",)), None, None,
-                 "subject organization is not system:nodes", id="kubelet-client-bad-subject"),
-    pytest.param("kubernetes.io/kube-apiserver-client", request_pem("jane", ("devs",)), ["client auth"], None,
-                 "issued", id="apiserver-client"),
-    pytest.param("kubernetes.io/kube-apiserver-client", request_pem("jane", ("devs",)), ["server auth"], None,
-                 "invalid usage for client certificate: server auth", id="apiserver-client-server-usage"),
-    pytest.param("kubernetes.io/kubelet-serving", request_pem("system:node:n1", ips=("10.0.0.5",)),
-                 ["digital signature", "server auth"], None, "issued", id="kubelet-serving"),
-    pytest.param("example.com/mine", request_pem("system:node:n1"), None, None, "untouched", id="not-ours"),
-])
-async def test_signer(autojump_clock: trio.testing.MockClock, signer: str, pem: bytes,
-                      usages: list[str] | None, seconds: int | None, outcome: str) -> None:
+@pytest.mark.parametrize(
+    ("signer", "pem", "usages", "seconds", "outcome"),
+    [
+        pytest.param(KUBELET, request_pem("system:node:n1"), None, None, "issued", id="kubelet-client"),
+        pytest.param(KUBELET, request_pem("system:node:n1"), None, 3600, "issued", id="kubelet-client-1h"),
+        pytest.param(
+            KUBELET,
+            request_pem("jane", ("devs",)),
+            None,
+            None,
+            "subject organization is not system:nodes",
+            id="kubelet-client-bad-subject",
+        ),
+        pytest.param(
+            "kubernetes.io/kube-apiserver-client",
+            request_pem("jane", ("devs",)),
+            ["client auth"],
+            None,
+            "issued",
+            id="apiserver-client",
+        ),
+        pytest.param(
+            "kubernetes.io/kube-apiserver-client",
+            request_pem("jane", ("devs",)),
+            ["server auth"],
+            None,
+            "invalid usage for client certificate: server auth",
+            id="apiserver-client-server-usage",
+        ),
+        pytest.param(
+            "kubernetes.io/kubelet-serving",
+            request_pem("system:node:n1", ips=("10.0.0.5",)),
+            ["digital signature", "server auth"],
+            None,
+            "issued",
+            id="kubelet-serving",
+        ),
+        pytest.param(
+            "example.com/mine", request_pem("system:node:n1"), None, None, "untouched", id="not-ours"
+        ),
+    ],
+)
+async def test_signer(
+    autojump_clock: trio.testing.MockClock,
+    signer: str,
+    pem: bytes,
+    usages: list[str] | None,
+    seconds: int | None,
+    outcome: str,
+) -> None:
     api = await make_api()
     ca, key = _ca()
     body = csr("c", pem, signer=signer, usages=usages, **({"expirationSeconds": seconds} if seconds else {}))
     made = await api.create("CertificateSigningRequest", body, None)
     made["status"] = {"conditions": [{"type": "Approved", "status": "True", "reason": "Test"}]}
-    await api.client.patch(api.rt("CertificateSigningRequest"), None, "c", {"status": made["status"]},
-                           subresource="approval")
+    await api.client.patch(
+        api.rt("CertificateSigningRequest"), None, "c", {"status": made["status"]}, subresource="approval"
+    )
     clock = virtual_clock()
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
@@ -118,7 +208,8 @@ async def test_signer(autojump_clock: trio.testing.MockClock, signer: str, pem: 
     if outcome != "issued":
         assert "certificate" not in status
         assert [(c["type"], c["reason"], c["message"]) for c in status["conditions"][1:]] == [
-            ("Failed", "SignerValidationFailure", outcome)]
+            ("Failed", "SignerValidationFailure", outcome)
+        ]
         return
     cert = x509.load_pem_x509_certificate(base64.b64decode(status["certificate"]))
     cert.verify_directly_issued_by(ca)

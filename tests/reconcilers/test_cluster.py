@@ -30,6 +30,7 @@ async def test_namespace_with_service_and_owned_pods_is_removed(
             controllers: list[Controller] = await nursery.start(
                 functools.partial(run_cluster_controllers, api.client, timings=FAST_TIMINGS))
             assert {c.name for c in controllers} == {
+                "apiextensions-controller",
                 "garbage-collector-controller",
                 "namespace-controller",
                 "node-controller",
@@ -38,6 +39,7 @@ async def test_namespace_with_service_and_owned_pods_is_removed(
                 "persistentvolume-controller",
                 "storage-protection-controller",
                 "serviceaccount-controller",
+                "resourcequota-controller",
                 "clusterrole-aggregation-controller",
                 "token-cleaner",
                 "node-ipam-controller",

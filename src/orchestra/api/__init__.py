@@ -13,28 +13,40 @@ Areas (each package's docstring is its front door; arrows are checked by import-
                 one kind other layers share (pdb.py, storageclass.py).
   * tables/     representation: server-side Tables (`kubectl get` columns), cell for cell like kube.
   * machinery/  kube's apimachinery: label and field selectors, field errors, name rules.
+  * conversion/ a kind served at several versions of one stored object: `stored(rt, obj)` /
+                `served(rt, obj)` between a served version and the stored one (hpa.py: kube's
+                autoscaling v1 <-> v2); the verbs in request/ convert at every call.
   * serviceaccount/  ServiceAccount tokens: signing and checking the JWTs (PyJWT), their claims, and
                 whether what a token names still exists (the TokenRequest verb, the apiserver's token
                 authenticator and the token controllers use it).
   * errors.py   ApiError and its subclasses -> Status dicts; `Cause` (reason, message, field).
   * user.py     `UserInfo` (who asks: name, uid, groups, extra) and the well-known users and groups.
-  * registry.py the kinds: `ResourceType`, `Registry`, `BUILTIN`, `DEFAULT_REGISTRY`.
+  * registry.py the kinds: `ResourceType`, `Registry`, `BUILTIN`, `DEFAULT_REGISTRY`;
+                `Registry.types` one per resource, `Registry.served` also the other versions a
+                kind is served at (`ResourceType.stored_as`, a CRD's other versions); custom kinds
+                (CustomResourceDefinitions) join a core's own registry at run time (`set_custom`).
   * metrics.py  metrics.k8s.io (NodeMetrics/PodMetrics, `Usage`), outside the main registry.
 Layers inside the api (top may import bottom): request | tables -> policy -> machinery | metrics |
-serviceaccount -> registry | errors | user. The verbs call the rules; a rule never calls a verb.
+conversion | serviceaccount -> registry | errors | user. The verbs call the rules; a rule never calls
+a verb.
 
 Where a new kind's code goes:
   1. registry.py: its `ResourceType` in BUILTIN (group, plural, short names, subresources); the
-     schema check, discovery, the garbage collector and namespace deletion then know it.
+     schema check, discovery, the garbage collector and namespace deletion then know it. Served at
+     more than one version: the storage version's type, `_also_served` for each other one, and the
+     conversions in conversion/ (policy sees the stored version only; tables convert to it).
   2. policy/defaults.py: its defaults (kube's SetDefaults_X).
   3. policy/validation/: its ValidateX/ValidateXUpdate in the module of its API group, dispatched
      from validation/__init__.py.
-  4. policy/strategy.py for what the server resets or derives on create/update; policy/admission.py
-     for admission plugins' effects.
+  4. policy/strategy.py for what the server resets or derives on create/update (with a status
+     subresource: the zero status a create answers, in _ZERO_STATUS; tests/api/test_create_status.py
+     covers every served version); policy/admission.py for admission plugins' effects.
   5. tables/: its columns (columns.py) and row printer (the module of its group).
   6. reconcilers/: its controller, composed in reconcilers/cluster.py (or workloads/__init__.py).
   7. cli/describe.py: a describer, if `orchestra describe` should do better than the generic one.
   8. scripts/extract-k8s-proto.py, re-run, if kubectl sends it as protobuf (`kubectl create ...`).
+A custom kind needs none of this: its CRD is the data (policy/crd compiles it, request/custom.py
+applies it, tables/custom.py prints it).
 A new verb or query parameter goes to request/; a new subresource to request/subresources.py.
 
 Must not import: the apiserver, app, cli, client, controller, reconcilers, node, net or runtime

@@ -1,12 +1,16 @@
 """The registry of kinds orchestra serves: group/version/kind, REST names, scope, discovery data.
 
-Owns: the static table of built-in resource types and lookups by plural, kind, short name.
+Owns: the static table of built-in resource types, the kinds CustomResourceDefinitions add at run
+time (`Registry.set_custom` / `remove_custom`, one `ResourceType` per served version, each carrying
+its `CustomKind`), and lookups by plural, kind, short name. Built-in lookups are plain dict reads;
+a CRD change rebuilds the tables and bumps `generation` (discovery caches key on it).
 Must not import: the store, the HTTP server, or anything above the api layer.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import attrs
 
@@ -20,6 +24,7 @@ ACCESS_REVIEW_KINDS = (("LocalSubjectAccessReview", "localsubjectaccessreviews",
                        ("SelfSubjectRulesReview", "selfsubjectrulesreviews", False),
                        ("SubjectAccessReview", "subjectaccessreviews", False))
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+CRD_GROUP = "apiextensions.k8s.io"
 SUB_VERBS = ("get", "patch", "update")
 
 
@@ -30,6 +35,30 @@ class Subresource:
     group: str = ""
     version: str = "v1"
     verbs: tuple[str, ...] = SUB_VERBS
+
+
+@attrs.frozen
+class CustomKind:
+    """What a CustomResourceDefinition says about one served version of its kind (raw JSON parts;
+    api/policy/crd compiles them). `cache` holds what is compiled from them, per version."""
+
+    crd: str  # the CRD's name, <plural>.<group>
+    uid: str
+    storage_version: str
+    version: dict[str, Any] = attrs.field(eq=False)  # the spec.versions[] entry of this version
+    list_kind: str = ""
+    terminating: bool = False
+    preserve_unknown_fields: bool = False
+    warning: str | None = None  # the Warning a deprecated version answers with
+    cache: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
+
+    @property
+    def schema(self) -> dict[str, Any] | None:
+        return ((self.version.get("schema") or {}).get("openAPIV3Schema")) or None
+
+    @property
+    def subresources(self) -> dict[str, Any]:
+        return self.version.get("subresources") or {}
 
 
 @attrs.frozen
@@ -48,6 +77,10 @@ class ResourceType:
     verbs: tuple[str, ...] = ALL_VERBS
     # The schema definition name in the Kubernetes OpenAPI document.
     definition: str = ""
+    custom: CustomKind | None = attrs.field(default=None, eq=False, repr=False)
+    # Set on another served version of a kind stored at this version (autoscaling/v1
+    # HorizontalPodAutoscalers are stored as v2): requests at it are converted (api/conversion/).
+    stored_as: str = ""
 
     @property
     def api_version(self) -> str:
@@ -60,6 +93,8 @@ class ResourceType:
 
     @property
     def list_kind(self) -> str:
+        if self.custom is not None and self.custom.list_kind:
+            return self.custom.list_kind
         return self.kind + "List"
 
     def has_subresource(self, name: str) -> bool:
@@ -94,6 +129,7 @@ def _rt(
     scale: bool = False,
     extra: tuple[Subresource, ...] = (),
     definition_pkg: str = "",
+    version: str = "v1",
 ) -> ResourceType:
     subs: list[Subresource] = []
     if status:
@@ -103,7 +139,7 @@ def _rt(
     subs.extend(extra)
     return ResourceType(
         group=group,
-        version="v1",
+        version=version,
         kind=kind,
         plural=plural,
         singular=kind.lower(),
@@ -111,8 +147,14 @@ def _rt(
         short_names=short,
         categories=cats,
         subresources=tuple(subs),
-        definition=f"io.k8s.api.{definition_pkg}.v1.{kind}",
+        definition=f"io.k8s.api.{definition_pkg}.{version}.{kind}",
     )
+
+
+def _also_served(rt: ResourceType, version: str) -> ResourceType:
+    """`rt`'s kind served at another version too, stored at `rt`'s."""
+    return attrs.evolve(rt, version=version, stored_as=rt.version,
+                        definition=rt.definition.replace(f".{rt.version}.", f".{version}."))
 
 
 _POD_STREAMS = (
@@ -123,6 +165,22 @@ _POD_STREAMS = (
     Subresource("binding", "Binding", verbs=("create",)),
     Subresource("eviction", "Eviction", group="policy", verbs=("create",)),
 )
+
+CRD = ResourceType(
+    group=CRD_GROUP,
+    version="v1",
+    kind="CustomResourceDefinition",
+    plural="customresourcedefinitions",
+    singular="customresourcedefinition",
+    namespaced=False,
+    short_names=("crd", "crds"),
+    categories=("api-extensions",),
+    subresources=(Subresource("status", "CustomResourceDefinition"),),
+    definition="io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition",
+)
+
+_HPA = _rt("autoscaling", "HorizontalPodAutoscaler", "horizontalpodautoscalers", short=("hpa",),
+          cats=("all",), version="v2", definition_pkg="autoscaling")
 
 BUILTIN: tuple[ResourceType, ...] = (
     _rt("", "Namespace", "namespaces", namespaced=False, short=("ns",), definition_pkg="core"),
@@ -161,8 +219,15 @@ BUILTIN: tuple[ResourceType, ...] = (
     _rt("policy", "PodDisruptionBudget", "poddisruptionbudgets", short=("pdb",), definition_pkg="policy"),
     _rt("coordination.k8s.io", "Lease", "leases", status=False, definition_pkg="coordination"),
     _rt("discovery.k8s.io", "EndpointSlice", "endpointslices", status=False, definition_pkg="discovery"),
+    _rt("networking.k8s.io", "Ingress", "ingresses", short=("ing",), definition_pkg="networking"),
+    _rt("networking.k8s.io", "IngressClass", "ingressclasses", namespaced=False, status=False,
+        definition_pkg="networking"),
+    _rt("networking.k8s.io", "NetworkPolicy", "networkpolicies", short=("netpol",), status=False,
+        definition_pkg="networking"),
     _rt("", "PersistentVolumeClaim", "persistentvolumeclaims", short=("pvc",), definition_pkg="core"),
     _rt("", "PersistentVolume", "persistentvolumes", namespaced=False, short=("pv",), definition_pkg="core"),
+    _rt("", "ResourceQuota", "resourcequotas", short=("quota",), definition_pkg="core"),
+    _rt("", "LimitRange", "limitranges", short=("limits",), status=False, definition_pkg="core"),
     _rt(
         "storage.k8s.io",
         "StorageClass",
@@ -195,24 +260,73 @@ BUILTIN: tuple[ResourceType, ...] = (
         status=False,
         definition_pkg="scheduling",
     ),
+    CRD,
+    _HPA,
+    _also_served(_HPA, "v1"),
 )
 
 
 class Registry:
-    """Lookup of resource types by (group, plural), by kind, and by any name a user may type."""
+    """Lookup of resource types by (group, plural), by kind, and by any name a user may type.
+
+    `types` holds one resource type per resource: a built-in kind at its storage version, a custom
+    kind at its preferred version — what controllers, garbage collection and namespace deletion
+    iterate, and what the version-less lookups (`by_plural`, `by_kind`, `resolve`) answer. `served`
+    adds every other version a kind is served at: built-in ones stored at another version
+    (`stored_as` set: api/conversion converts them) and a CRD's other served versions (its
+    `CustomKind` converts them); URL paths (`by_path`), discovery and type checks of bodies use those.
+    Custom kinds (`set_custom`) never shadow a built-in name.
+    """
 
     def __init__(self, types: Iterable[ResourceType] = BUILTIN) -> None:
-        self.types: tuple[ResourceType, ...] = tuple(types)
-        self._by_plural = {(t.group, t.plural): t for t in self.types}
-        self._by_gvk = {(t.group, t.version, t.kind): t for t in self.types}
-        self._by_kind = {t.kind: t for t in self.types}
+        self.builtin: tuple[ResourceType, ...] = tuple(types)
+        self._custom: dict[str, tuple[ResourceType, ...]] = {}  # CRD name -> its served versions
+        self.generation = 0
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        custom = [self._custom[crd] for crd in sorted(self._custom)]
+        self.served: tuple[ResourceType, ...] = (*self.builtin, *(t for ts in custom for t in ts))
+        self.types: tuple[ResourceType, ...] = (
+            *(t for t in self.builtin if not t.stored_as),
+            *(ts[0] for ts in custom if ts),
+        )
+        self._by_path = {(t.group, t.version, t.plural): t for t in self.served}
+        self._by_gvk = {(t.group, t.version, t.kind): t for t in self.served}
+        self._by_plural: dict[tuple[str, str], ResourceType] = {}
+        self._by_kind: dict[str, ResourceType] = {}
         self._names: dict[str, ResourceType] = {}
-        for t in self.types:
+        for t in self.types:  # built-ins first: setdefault keeps their names
+            self._by_plural.setdefault((t.group, t.plural), t)
+            self._by_kind.setdefault(t.kind, t)
             for n in (t.plural, t.singular, t.kind.lower(), *t.short_names, t.group_resource):
                 self._names.setdefault(n, t)
+        self.generation += 1
+
+    # --- custom kinds ---------------------------------------------------------------------------
+
+    def set_custom(self, crd: str, types: Iterable[ResourceType]) -> None:
+        """Serve `types` (the served versions of CRD `crd`, preferred first), replacing what it had."""
+        self._custom[crd] = tuple(types)
+        self._rebuild()
+
+    def remove_custom(self, crd: str) -> None:
+        if self._custom.pop(crd, None) is not None:
+            self._rebuild()
+
+    def custom(self, crd: str) -> tuple[ResourceType, ...]:
+        """The served versions of CRD `crd` (empty when it serves nothing)."""
+        return self._custom.get(crd, ())
+
+    # --- lookups --------------------------------------------------------------------------------
 
     def by_plural(self, group: str, plural: str) -> ResourceType | None:
+        """The resource (group, plural) names, at its storage or preferred version."""
         return self._by_plural.get((group, plural))
+
+    def by_path(self, group: str, version: str, plural: str) -> ResourceType | None:
+        """The resource a URL names: `/apis/<group>/<version>/<plural>` (any served version)."""
+        return self._by_path.get((group, version, plural))
 
     def by_gvk(self, group: str, version: str, kind: str) -> ResourceType | None:
         return self._by_gvk.get((group, version, kind))
@@ -236,7 +350,16 @@ class Registry:
         return list(seen)
 
     def in_group(self, group: str, version: str = "v1") -> list[ResourceType]:
-        return [t for t in self.types if t.group == group and t.version == version]
+        return [t for t in self.served if t.group == group and t.version == version]
+
+    def versions(self, group: str) -> list[str]:
+        """The versions `group` is served at, preferred first: a built-in group's storage versions
+        before the versions converted to them, a custom group's in kube's version priority."""
+        seen: dict[str, None] = {}
+        for t in sorted(self.served, key=lambda t: bool(t.stored_as)):  # stable: storage versions first
+            if t.group == group:
+                seen.setdefault(t.version, None)
+        return list(seen)
 
 
 DEFAULT_REGISTRY = Registry()

@@ -1,19 +1,21 @@
-"""Discovery documents (legacy and aggregated v2/v2beta1), /version and the OpenAPI v3 stub.
+"""Discovery documents (legacy and aggregated v2/v2beta1) and /version (OpenAPI: openapi.py).
 
-Owns: the JSON documents kubectl reads to learn which resources exist and that the server does
-server-side field validation. Built once from the registry.
+Owns: the JSON documents kubectl reads to learn which resources exist. Built from the registry and
+cached until the registry changes (a CRD established or removed bumps its generation): a client
+re-reading discovery after "no matches for kind" always sees the kinds served now. Custom groups
+list every served version, kube's version priority deciding the preferred one.
 Must not import: cli, reconcilers, node, runtime.
 """
 
 from __future__ import annotations
 
-import hashlib
 import platform
 from typing import Any
 
 import orjson
 
 from orchestra import __version__
+from orchestra.api.policy.crd.versions import priority_key
 from orchestra.api.registry import Registry, ResourceType
 
 KUBE_VERSION = "v1.32.0"
@@ -55,6 +57,7 @@ class Discovery:
         self.read_only = read_only or Registry(())
         self.server_address = server_address
         self._cache: dict[str, bytes] = {}
+        self._generation = registry.generation
 
     def _groups(self) -> list[str]:
         return [
@@ -62,16 +65,19 @@ class Discovery:
             *(g for g in self.read_only.groups() if g not in self.registry.groups()),
         ]
 
-    def _version(self, group: str) -> str:
-        """The one version each group serves (v1, or v1beta1 for metrics.k8s.io)."""
-        return next(
-            (t.version for t in (*self.registry.types, *self.read_only.types) if t.group == group), "v1"
-        )
+    def _versions(self, group: str) -> list[str]:
+        """The versions a group serves, preferred first (v1, v1beta1 for metrics.k8s.io,
+        v2 and v1 for autoscaling; a custom group's by kube's version priority)."""
+        versions = self.registry.versions(group) or self.read_only.versions(group) or ["v1"]
+        return sorted(versions, key=priority_key) if len(versions) > 1 else versions
 
     def _types(self, group: str, version: str) -> list[ResourceType]:
         return self.registry.in_group(group, version) or self.read_only.in_group(group, version)
 
     def _cached(self, key: str, build: Any) -> bytes:
+        if self._generation != self.registry.generation:  # kinds came or went: rebuild everything
+            self._cache.clear()
+            self._generation = self.registry.generation
         data = self._cache.get(key)
         if data is None:
             data = self._cache[key] = orjson.dumps(build())
@@ -87,9 +93,8 @@ class Discovery:
         })
 
     def _group(self, group: str) -> dict[str, Any]:
-        version = self._version(group)
-        gv = {"groupVersion": f"{group}/{version}", "version": version}
-        return {"name": group, "versions": [gv], "preferredVersion": gv}
+        gvs = [{"groupVersion": f"{group}/{v}", "version": v} for v in self._versions(group)]
+        return {"name": group, "versions": gvs, "preferredVersion": gvs[0]}
 
     def api_group_list(self) -> bytes:
         return self._cached("apis", lambda: {
@@ -146,10 +151,10 @@ class Discovery:
                 items.append({
                     "metadata": {"name": g, "creationTimestamp": None},
                     "versions": [{
-                        "version": self._version(g),
+                        "version": v,
                         "freshness": "Current",
-                        "resources": [_aggregated_resource(t) for t in self._types(g, self._version(g))],
-                    }],
+                        "resources": [_aggregated_resource(t) for t in self._types(g, v)],
+                    } for v in self._versions(g)],
                 })
             return {
                 "kind": "APIGroupDiscoveryList",
@@ -159,66 +164,6 @@ class Discovery:
             }
 
         return self._cached(f"agg/{legacy_core}/{api_version}", build)
-
-    # --- openapi v3 (field-validation stub, see KUBE-API.md §3.4) ---
-
-    def openapi_index(self) -> bytes:
-        def build() -> dict[str, Any]:
-            paths = {}
-            for g in self.registry.groups():
-                rel = "api/v1" if not g else f"apis/{g}/v1"
-                paths[rel] = {"serverRelativeURL": f"/openapi/v3/{rel}?hash={self._gv_hash(g)}"}
-            return {"paths": paths}
-
-        return self._cached("openapi", build)
-
-    def _gv_hash(self, group: str) -> str:
-        return hashlib.sha256(self.openapi_gv_doc(group) or b"").hexdigest()[:32].upper()
-
-    def openapi_gv_doc(self, group: str) -> bytes | None:
-        types = self.registry.in_group(group)
-        if not types:
-            return None
-
-        def build() -> dict[str, Any]:
-            paths: dict[str, Any] = {}
-            for t in types:
-                base = "/api/v1" if not t.group else f"/apis/{t.group}/v1"
-                path = (
-                    f"{base}/namespaces/{{namespace}}/{t.plural}/{{name}}"
-                    if t.namespaced
-                    else f"{base}/{t.plural}/{{name}}"
-                )
-                op = {
-                    "x-kubernetes-group-version-kind": {
-                        "group": t.group,
-                        "version": t.version,
-                        "kind": t.kind,
-                    },
-                    "parameters": [
-                        {
-                            "name": "fieldValidation",
-                            "in": "query",
-                            "schema": {"type": "string", "uniqueItems": True},
-                        },
-                        {
-                            "name": "fieldManager",
-                            "in": "query",
-                            "schema": {"type": "string", "uniqueItems": True},
-                        },
-                        {"name": "dryRun", "in": "query", "schema": {"type": "string", "uniqueItems": True}},
-                    ],
-                    "responses": {"200": {"description": "OK"}},
-                }
-                paths[path] = {"patch": op, "put": dict(op)}
-            return {
-                "openapi": "3.0.0",
-                "info": {"title": "Kubernetes", "version": KUBE_VERSION},
-                "paths": paths,
-                "components": {"schemas": {}},
-            }
-
-        return self._cached(f"openapi/{group}", build)
 
 
 def _legacy_resource(t: ResourceType) -> dict[str, Any]:
@@ -253,7 +198,8 @@ def _aggregated_resource(t: ResourceType) -> dict[str, Any]:
             {
                 "subresource": s.name,
                 "responseKind": {"group": s.group if s.name == "scale" else t.group,
-                                 "version": s.version, "kind": s.kind or t.kind},
+                                 "version": s.version if s.name == "scale" else t.version,
+                                 "kind": s.kind or t.kind},
                 "verbs": list(s.verbs),
             }
             for s in t.subresources

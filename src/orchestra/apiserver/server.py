@@ -12,7 +12,7 @@ Must not import: cli, reconcilers, node, or any runtime adapter (streams use onl
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -21,21 +21,30 @@ import orjson
 import trio
 
 from orchestra.api import tables
-from orchestra.api.errors import ApiError, BadRequest, InternalError, MethodNotAllowed, NotFound
-from orchestra.api.machinery.selectors import parse_field_selector, parse_label_selector
+from orchestra.api.errors import (
+    ApiError,
+    BadRequest,
+    InternalError,
+    MethodNotAllowed,
+    NotFound,
+    path_not_found,
+)
+from orchestra.api.machinery.selectors import parse_label_selector
 from orchestra.api.metrics import METRICS_REGISTRY
 from orchestra.api.registry import ResourceType
 from orchestra.api.request.bodies import Decoded
 from orchestra.api.request.core import ApiCore
+from orchestra.api.request.custom import field_selector
 from orchestra.api.request.deletion import DELETE_OPTIONS, DeleteOptions, delete_options
 from orchestra.api.request.eviction import evict
-from orchestra.api.request.listoptions import validate_list_options
+from orchestra.api.request.listoptions import send_initial_events, validate_list_options
 from orchestra.api.request.stored import parse_rv
 from orchestra.api.request.tokenrequest import create_token
 from orchestra.api.request.typemeta import check_body_types
 from orchestra.api.request.types import WriteOptions, WriteResult
 from orchestra.api.request.watch import WatchStream
 from orchestra.api.serviceaccount import API_AUDIENCES
+from orchestra.apiserver import openapi
 from orchestra.apiserver.audit.log import AuditLog
 from orchestra.apiserver.auth import reviews
 from orchestra.apiserver.auth.accessreviews import access_review
@@ -94,6 +103,7 @@ class ApiServer:
         self.discovery = Discovery(
             core.registry, server_address, read_only=METRICS_REGISTRY if metrics else None
         )
+        self.openapi = openapi.OpenApi(core.registry, core.schema)  # documents built on first request
         self.pod_streams = pod_streams
         self.bookmark_interval = bookmark_interval
         self.watch_limits = watch_limits or WatchLimits()
@@ -173,7 +183,9 @@ class ApiServer:
             return
         route = parse_resource_path(self.core.registry, parts)
         if route is None:
-            raise NotFound("the server could not find the requested resource")
+            raise path_not_found()
+        if route.rt.custom is not None and route.rt.custom.warning:  # a deprecated custom version
+            req = attrs.evolve(req, send=_with_headers(req.send, warning_headers([route.rt.custom.warning])))
         await self._resource(req, route)
 
     async def _discovery(self, req: Request, parts: list[str]) -> bool:
@@ -194,23 +206,12 @@ class ApiServer:
         else:
             return False
         if body is None:
-            raise NotFound("the server could not find the requested resource")
+            raise path_not_found()
         await send_bytes(req.send, 200, body)
         return True
 
     async def _openapi(self, req: Request, parts: list[str]) -> None:
-        d = self.discovery
-        if parts == ["openapi", "v3"]:
-            await send_bytes(req.send, 200, d.openapi_index())
-            return
-        if len(parts) >= 4 and parts[1] == "v3":
-            group = "" if parts[2] == "api" else (parts[3] if len(parts) >= 5 else "")
-            body = d.openapi_gv_doc(group) if (parts[2] == "api" or len(parts) >= 5) else None
-            if body is not None:
-                await send_bytes(req.send, 200, body)
-                return
-        # /openapi/v2 is protobuf-only in kubectl; a 404 makes it fall back cleanly
-        raise NotFound("the server could not find the requested resource")
+        await openapi.serve(self.openapi, req, parts)
 
     # --- resources ----------------------------------------------------------------------------
 
@@ -319,7 +320,7 @@ class ApiServer:
             route.rt,
             route.namespace,
             label_selector=parse_label_selector(req.arg("labelSelector")),
-            field_selector=parse_field_selector(req.arg("fieldSelector"), route.rt.kind),
+            field_selector=field_selector(route.rt, req.arg("fieldSelector")),
             resource_version=req.arg("resourceVersion"),
             limit=req.int_arg("limit"),
             continue_token=req.arg("continue"),
@@ -346,7 +347,8 @@ class ApiServer:
                 "apiVersion": route.rt.api_version,
                 "metadata": lm,
                 "items": listed.items,
-            }
+            },
+            option=orjson.OPT_APPEND_NEWLINE,
         )
         await send_bytes(req.send, 200, body)
 
@@ -423,7 +425,7 @@ class ApiServer:
                 raise BadRequest(f"pods/{sub} needs a node agent, and none is running in this server")
             await self.pod_streams.handle(req, route, pod)
         else:
-            raise NotFound("the server could not find the requested resource")
+            raise path_not_found()
 
     async def _review(self, req: Request, route: Route) -> None:
         """TokenReview, SelfSubjectReview and the access reviews (auth/accessreviews.py): create-only,
@@ -459,7 +461,7 @@ class ApiServer:
 
     async def _watch(self, req: Request, route: Route) -> None:
         label = parse_label_selector(req.arg("labelSelector"))
-        field = parse_field_selector(req.arg("fieldSelector"), route.rt.kind)
+        field = field_selector(route.rt, req.arg("fieldSelector"))
         validate_list_options(watch=True, resource_version=req.arg("resourceVersion"),
                               match=req.arg("resourceVersionMatch"), continue_token=req.arg("continue"),
                               send_initial_events=req.arg("sendInitialEvents"))
@@ -479,20 +481,22 @@ class ApiServer:
             field_selector=field,
             bookmark_interval=bookmarks,
             page_size=self.watch_limits.page_size,
+            send_initial_events=send_initial_events(req.arg("sendInitialEvents")),
         )
         await serve_watch(req.send, req.receive, stream, self._watch_encoder(req, route.rt),
                           lifetime=timeout if timeout is not None else WATCH_DEFAULT_TIMEOUT,
                           limits=self.watch_limits, stats=self.watch_stats)
 
     def _watch_encoder(self, req: Request, rt: ResourceType) -> Callable[[str, dict[str, Any]], bytes]:
-        """One watch event as a JSON line; with a Table Accept each object is a one-row Table, and
-        only the first carries the column definitions."""
+        """One watch event as a JSON line; with a Table Accept each object (a BOOKMARK's too, as
+        kube's watch encoder converts every event) is a one-row Table, and only the first carries
+        the column definitions."""
         as_table = _wants_table(req)
         first = True
 
         def encode(etype: str, obj: dict[str, Any]) -> bytes:
             nonlocal first
-            if as_table and etype in ("ADDED", "MODIFIED", "DELETED"):
+            if as_table and etype in ("ADDED", "MODIFIED", "DELETED", "BOOKMARK"):
                 obj = self._table(req, rt, [obj], obj["metadata"].get("resourceVersion", ""))
                 if not first:
                     obj["columnDefinitions"] = []
@@ -500,6 +504,17 @@ class ApiServer:
             return orjson.dumps({"type": etype, "object": obj}, option=orjson.OPT_APPEND_NEWLINE)
 
         return encode
+
+
+def _with_headers(send: Send, headers: list[tuple[bytes, bytes]]) -> Send:
+    """`send` adding `headers` to the response start (a deprecated version's Warning on every answer)."""
+
+    async def wrapped(message: MutableMapping[str, Any]) -> None:
+        if message.get("type") == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", []), *headers]}
+        await send(message)
+
+    return wrapped
 
 
 def _findings(decoded: Decoded) -> tuple[tuple[str, str], ...]:

@@ -1,8 +1,9 @@
 """Objects every cluster has from its first start: system namespaces, well-known Services, the
-system PriorityClasses, the default StorageClass `local-path` (as k3s ships it), and in each system
-namespace its `default` ServiceAccount and `kube-root-ca.crt` ConfigMap (the serviceaccount and
-root-ca-cert-publisher controllers keep them in every namespace; made here too, so that pods applied
-the moment the API answers never wait for those controllers' first sync).
+system PriorityClasses, the default StorageClass `local-path` (as k3s ships it), the default
+IngressClass `orchestra` (served by net/ingress), and in each system namespace its `default`
+ServiceAccount and `kube-root-ca.crt` ConfigMap (the serviceaccount and root-ca-cert-publisher
+controllers keep them in every namespace; made here too, so that pods applied the moment the API
+answers never wait for those controllers' first sync).
 
 Must not import: cli.
 """
@@ -16,7 +17,7 @@ from orchestra.api.errors import AlreadyExists, NotFound
 from orchestra.api.policy.admission import SYSTEM_CLASS_OBJECTS
 from orchestra.api.policy.serviceaccount import default_service_account, root_ca_config_map
 from orchestra.api.request.core import ApiCore
-from orchestra.net.common import SERVED_BY_ORCHESTRA
+from orchestra.net.common import INGRESS_CONTROLLER, SERVED_BY_ORCHESTRA
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 LOCAL_PATH_CLASS: dict[str, Any] = {
@@ -29,6 +30,16 @@ LOCAL_PATH_CLASS: dict[str, Any] = {
     "provisioner": "orchestra.io/local-path",
     "reclaimPolicy": "Delete",
     "volumeBindingMode": "WaitForFirstConsumer",
+}
+
+ORCHESTRA_INGRESS_CLASS: dict[str, Any] = {
+    "apiVersion": "networking.k8s.io/v1",
+    "kind": "IngressClass",
+    "metadata": {
+        "name": "orchestra",
+        "annotations": {"ingressclass.kubernetes.io/is-default-class": "true"},
+    },
+    "spec": {"controller": INGRESS_CONTROLLER},
 }
 
 
@@ -95,6 +106,12 @@ async def bootstrap(core: ApiCore, *, ca_pem: str | None = None) -> None:
         await core.create(sc_rt, None, LOCAL_PATH_CLASS)
     except AlreadyExists:
         pass  # restart (or an administrator's own local-path class): keep it
+    ic_rt = core.registry.by_kind("IngressClass")
+    assert ic_rt
+    try:
+        await core.create(ic_rt, None, ORCHESTRA_INGRESS_CLASS)
+    except AlreadyExists:
+        pass  # restart (or an administrator's own class of that name): keep it
 
 
 async def _furnish(core: ApiCore, namespace: str, ca_pem: str | None) -> None:

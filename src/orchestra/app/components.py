@@ -26,44 +26,115 @@ log = logging.getLogger("orchestra")
 async def start_controllers(nursery: trio.Nursery, cluster: Cluster) -> None:
     """kube-controller-manager's controllers and the scheduler, each started once its caches synced."""
     from orchestra.app.certificates import certificate_controllers
+    from orchestra.client.local import LocalMetricsClient
+    from orchestra.reconcilers.autoscaling import DEFAULT_HPA_TIMINGS, FAST_HPA_TIMINGS, hpa_controllers
     from orchestra.reconcilers.cluster import cluster_controllers
     from orchestra.reconcilers.node_lifecycle import DEFAULT_TIMINGS, FAST_TIMINGS
     from orchestra.reconcilers.scheduler import Scheduler
     from orchestra.reconcilers.workloads import workload_controllers
 
     client = LocalClient(cluster.core, field_manager="kube-controller-manager")
-    timings = FAST_TIMINGS if cluster.config.timings == "fast" else DEFAULT_TIMINGS
+    fast = cluster.config.timings == "fast"
+    timings = FAST_TIMINGS if fast else DEFAULT_TIMINGS
     scheduler = Scheduler(LocalClient(cluster.core, field_manager="default-scheduler"))
     volumes_root = cluster.config.state_dir / "volumes"
+    ipam = pod_cidr_plan(cluster.config)
     cluster_wide = cluster_controllers(client, timings=timings, volumes_root=volumes_root,
                                        ca_pem=cluster.ca_cert.read_text(), tokens=cluster.tokens,
-                                       cluster_cidr=cluster.config.cluster_cidr)
+                                       cluster_cidr=ipam[0], node_mask=ipam[1])
     certificates = certificate_controllers(client, cluster.config.state_dir, cluster.server.chain.authorizer)
     controllers: list[Any] = [*cluster_wide, scheduler, *workload_controllers(client), *certificates]
+    if cluster.server.metrics is not None:  # the HPA reads the resource metrics API the server answers
+        metrics = LocalMetricsClient(cluster.core, cluster.server.metrics.collector)
+        hpa_timings = FAST_HPA_TIMINGS if fast else DEFAULT_HPA_TIMINGS
+        controllers += hpa_controllers(client, metrics, timings=hpa_timings)
     for controller in controllers:
         await nursery.start(cluster.supervisor.run, controller.name, controller.run)
         cluster.controllers.append(controller)
 
 
 async def start_network(nursery: trio.Nursery, cluster: Cluster) -> None:
-    """The service proxy and cluster DNS (the service range must already be routed to lo)."""
+    """NetworkPolicy enforcement, the service proxy (which marks its connections for it), cluster DNS
+    (the service range must already be routed to lo) and the ingress controller."""
     from orchestra.net.dns import ClusterDNS
     from orchestra.net.proxy import ServiceProxy
     from orchestra.net.routes import NetworkSetupError, host_addresses
 
     client = LocalClient(cluster.core, field_manager="kube-proxy")
     host_ips = host_addresses()
-    proxy = ServiceProxy(client, host_addresses=host_ips)
+    if cluster.config.podman:  # the host's pods: simulated ones have no packets to police
+        cluster.netpol = await start_netpol(nursery, cluster)
+    mark = cluster.netpol.source_mark if cluster.netpol is not None else None
+    proxy = ServiceProxy(client, host_addresses=host_ips, source_mark=mark)
     await nursery.start(cluster.supervisor.run, "kube-proxy", proxy.run)
     dns = ClusterDNS(client, host=cluster.core.allocator.dns_ip)
     try:
         await nursery.start(cluster.supervisor.run, "cluster-dns", dns.run)
     except OSError as exc:
         raise NetworkSetupError(
-            f"cannot serve cluster DNS on {cluster.core.allocator.dns_ip}:53 ({exc.strerror or exc}); is another "
-            "orchestra with networking running on this host? Stop it, or start this one with --no-network"
+            f"cannot serve cluster DNS on {cluster.core.allocator.dns_ip}:53 ({exc.strerror or exc}); "
+            "is another orchestra with networking running on this host? Stop it, or start this one with "
+            "--no-network"
         ) from None
     cluster.proxy, cluster.dns = proxy, dns
+    if cluster.config.ingress_listen or cluster.config.ingress_tls_listen:
+        await start_ingress(nursery, cluster, host_ips)
+
+
+async def start_netpol(nursery: trio.Nursery, cluster: Cluster) -> Any:
+    """The NetworkPolicy enforcer of this host's node, or None (with a warning that says why) when
+    this host cannot enforce policies: then they are stored and served but change no traffic, as in
+    a kube cluster whose network plugin does not implement them."""
+    from orchestra.net.netpol import HostSettings, NetworkPolicyEnforcer, NftError
+    from orchestra.net.netpol.kernel import bridge_filtering, unavailable
+
+    reason = unavailable()
+    if reason is None:
+        bridge_warning = await trio.to_thread.run_sync(bridge_filtering)
+        if bridge_warning:
+            log.warning("%s", bridge_warning)
+        host = HostSettings(service_cidr=cluster.config.service_cidr, dns_ip=cluster.core.allocator.dns_ip)
+        enforcer = NetworkPolicyEnforcer(LocalClient(cluster.core, field_manager="network-policy"),
+                                         node=node_name(), host=host)
+        try:
+            await nursery.start(cluster.supervisor.run, "network-policy", enforcer.run)
+            return enforcer
+        except NftError as exc:
+            reason = f"nft refused the ruleset: {exc}"
+    log.warning("NetworkPolicies are not enforced on this node: %s", reason)
+    return None
+
+
+async def start_ingress(nursery: trio.Nursery, cluster: Cluster, host_ips: list[str]) -> None:
+    """The built-in ingress controller (IngressClass `orchestra`) on the configured listeners; its
+    default HTTPS certificate is signed by the cluster CA. A listener that was asked for and cannot
+    be bound stops the start; one left at `orchestra up`'s default only logs a warning."""
+    from orchestra.apiserver.tls import ensure_serving_cert
+    from orchestra.net.ingress import IngressController, ListenError
+    from orchestra.net.ingress.certs import context_from_files
+    from orchestra.net.routes import NetworkSetupError
+
+    config = cluster.config
+
+    def default_context() -> Any:  # files and key parsing: in a worker thread
+        cert = ensure_serving_cert(config.state_dir, ["ingress.local", *host_ips], name="ingress")
+        return context_from_files(cert.cert, cert.key)
+
+    tls_default = await trio.to_thread.run_sync(default_context) if config.ingress_tls_listen else None
+    ingress = IngressController(LocalClient(cluster.core, field_manager="ingress-controller"),
+                                http=config.ingress_listen, https=config.ingress_tls_listen,
+                                tls_default=tls_default, host_addresses=host_ips,
+                                optional=config.ingress_optional)
+    try:
+        await nursery.start(cluster.supervisor.run, "ingress-controller", ingress.run)
+    except ListenError as exc:
+        option = "--ingress-listen" if exc.scheme == "http" else "--ingress-tls-listen"
+        env = "ORCHESTRA_" + option[2:].upper().replace("-", "_")
+        raise NetworkSetupError(
+            f"the ingress controller {exc}, which {option} (or {env}) asked for; free the port, "
+            f"give another HOST:PORT, or turn it off with `{option} off`"
+        ) from None
+    cluster.ingress = ingress
 
 
 async def start_nodes(nursery: trio.Nursery, cluster: Cluster) -> None:
@@ -73,7 +144,7 @@ async def start_nodes(nursery: trio.Nursery, cluster: Cluster) -> None:
     from orchestra.node.agent import AgentConfig, NodeAgent
     from orchestra.node.simulated import SimulatedNodes
     from orchestra.runtime.images import ensure_busybox_image
-    from orchestra.runtime.simulated import SimScript, SimulatedRuntime
+    from orchestra.runtime.simulated import SimClock, SimScript, SimulatedRuntime
 
     config = cluster.config
     if not (config.podman or config.simulate_nodes):
@@ -125,11 +196,16 @@ async def start_nodes(nursery: trio.Nursery, cluster: Cluster) -> None:
         cluster.agents.append(agent)
         cluster.locator.runtimes[agent.node_name] = runtime
     if config.simulate_nodes:
-        sim = SimulatedRuntime(SimScript(pull_any=True))
-        await nursery.start(sim.run)
+        # Wall-clock timestamps (the base taken once, here); state kept under the state dir, so the
+        # simulated pods outlive a restart of `up` like Podman's do.
+        sim = SimulatedRuntime(SimScript(pull_any=True), clock=SimClock.wall(),
+                               state_dir=config.state_dir / "sim-nodes" / "runtime")
+        await nursery.start(_simulated_host, cluster, sim)
         cluster.locator.fallback = sim
         nodes = SimulatedNodes(client, sim, config.simulate_nodes, state_dir=config.state_dir / "sim-nodes",
                                extra_env=extra_env, cluster_dns=dns,
+                               # the node IPAM controller gives the Nodes their podCIDRs
+                               pod_cidr_timeout=POD_CIDR_TIMEOUT if config.controllers else None,
                                **({**heartbeat, "heartbeat_jitter": 2.0} if heartbeat else {}))
         cluster.locator.simulated = set(nodes.agents)
         await nursery.start(cluster.supervisor.run, "simulated-nodes", nodes.run)
@@ -151,6 +227,33 @@ async def _set_when_done(run: Any, done: trio.Event, *, task_status: Any = trio.
         await run(task_status=task_status)
     finally:
         done.set()
+
+
+POD_CIDR_TIMEOUT = 60.0  # seconds simulated nodes wait for the node IPAM controller's podCIDRs
+
+
+def pod_cidr_plan(config: Any) -> tuple[str, int]:
+    """The node IPAM controller's (cluster CIDR, node mask): room for the simulated nodes and one more
+    (this host's node or a joined one), clear of the service range and Podman's pods."""
+    from orchestra.node.podcidr import PODMAN_NETWORK, PodCIDRError, check_overlap, plan
+    from orchestra.runtime.base import RuntimeUnavailable
+
+    try:
+        cidr, mask = plan(config.simulate_nodes + 1, config.cluster_cidr)
+        check_overlap(cidr, {"the service CIDR": config.service_cidr, "Podman's network": PODMAN_NETWORK})
+    except PodCIDRError as exc:
+        raise RuntimeUnavailable(f"--cluster-cidr: {exc}") from None
+    return cidr, mask
+
+
+async def _simulated_host(cluster: Cluster, sim: Any, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    """The simulated runtime for the cluster's lifetime. Its pods outlive the process (they are
+    adopted on the next start) unless `--stop-pods` asks to stop them: then its state is discarded."""
+    try:
+        await sim.run(task_status=task_status)
+    finally:
+        if cluster.config.stop_pods_on_exit:
+            sim.discard_state()
 
 
 async def _podman_host(cluster: Cluster, cluster_id: str, agent_done: trio.Event, *,
@@ -254,7 +357,8 @@ class AgentLocator:
     def _elsewhere(self, pod: dict[str, Any]) -> bool:
         """Is the pod on a node this process does not run (so its kubelet API serves it)?"""
         node = (pod.get("spec") or {}).get("nodeName") or ""
-        return bool(node) and self.remote is not None and node not in self.runtimes and node not in self.simulated
+        return (bool(node) and self.remote is not None and node not in self.runtimes
+                and node not in self.simulated)
 
     async def locate(self, pod: dict[str, Any], container: str, *, previous: bool = False) -> tuple[Any, str]:
         from orchestra.api.errors import BadRequest

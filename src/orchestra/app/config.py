@@ -33,10 +33,21 @@ class ClusterConfig:
         False  # service proxy + cluster DNS (root: routes the service range); `orchestra up` turns it on
     )
     controllers: bool = True
-    timings: str = "default"  # node lifecycle: "default" (Kubernetes' 40 s grace) or "fast" (10 s)
+    # "default" (Kubernetes'), or "fast": 10 s node grace, HPA sync every 5 s and a 60 s downscale window
+    timings: str = "default"
     service_cidr: str = DEFAULT_SERVICE_CIDR
     stop_pods_on_exit: bool = False  # else pods keep running and are adopted on the next start
-    cluster_cidr: str = ""  # the node IPAM controller's range: a /24 per Node ("": 10.244.0.0/16)
+    # the node IPAM controller's range: every Node's spec.podCIDR (a /24) comes from it
+    # ("": 10.244.0.0/16, wider for more than 255 simulated nodes; node/podcidr.py plans it)
+    cluster_cidr: str = ""
+    # the ingress controller's HTTP and HTTPS listeners (with `network`); None: off.
+    # `orchestra up` listens on 0.0.0.0:80 and 0.0.0.0:443 unless told otherwise.
+    ingress_listen: tuple[str, int] | None = None
+    ingress_tls_listen: tuple[str, int] | None = None
+    # listeners ("http", "https") nobody asked for (`orchestra up`'s defaults): one whose port cannot
+    # be bound is a warning and stays off; a listener that was asked for and cannot be bound stops
+    # the start (NetworkSetupError).
+    ingress_optional: frozenset[str] = frozenset()
     audit_max_bytes: int = 100 * 1024 * 1024  # <state-dir>/audit.log is rotated past this size
     audit_backups: int = 3  # rotated files kept: audit.log.1 ... audit.log.N
 
@@ -56,6 +67,8 @@ class Cluster:
     controllers: list[Any] = attrs.field(factory=list)
     proxy: Any = None
     dns: Any = None
+    ingress: Any = None  # net.ingress.IngressController, when it runs
+    netpol: Any = None  # net.netpol.NetworkPolicyEnforcer, when NetworkPolicies are enforced
     agents: list[Any] = attrs.field(factory=list)
     locator: Any = None  # finds containers for pods/log, exec, portforward
     shutdown: Shutdown = attrs.field(factory=Shutdown)  # stop() / force() the cluster

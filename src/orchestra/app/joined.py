@@ -126,7 +126,8 @@ async def run_joined_node(cfg: JoinConfig, *, task_status: Any = trio.TASK_STATU
 
         async with trio.open_nursery() as nursery:
             socket_path = await nursery.start(service)
-            service_scope.shield = True  # it outlives a stop until the pods are stopped through it (`up`'s way)
+            # it outlives a stop until the pods are stopped through it (`up`'s way)
+            service_scope.shield = True
             runtime = PodmanRuntime(socket_path)
             try:
                 agent = NodeAgent(client, runtime, AgentConfig(
@@ -147,8 +148,10 @@ async def run_joined_node(cfg: JoinConfig, *, task_status: Any = trio.TASK_STATU
                 service_scope.cancel()
 
 
-async def _kubelet_api(cfg: JoinConfig, client: HttpClient, kubeconfig: Path, agent: Any, runtime: Any) -> None:
-    """The node's kubelet API, once its serving certificate is issued (pods run meanwhile, as kubelet's do)."""
+async def _kubelet_api(cfg: JoinConfig, client: HttpClient, kubeconfig: Path, agent: Any,
+                       runtime: Any) -> None:
+    """The node's kubelet API, once its serving certificate is issued (pods run meanwhile, as
+    kubelet's do)."""
     from orchestra.app.kubelet import kubelet_api
     from orchestra.node.kubeletapi.server import KubeletApiConfig
 

@@ -2,24 +2,29 @@
 
 Owns: start-up order (store → signing key, RBAC index and API core → certificates → bootstrap objects
 and RBAC policy → audit log → HTTP with its authenticators and RBAC → controllers → network → node
-agents) and clean shutdown. The
-API answers (and /readyz says ready) before the rest starts.
+agents) and clean shutdown. The API answers (and /readyz says ready) before the rest starts.
 Must not import: cli (and so never click or rich).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import trio
 from cryptography import x509
 
+from orchestra.api.policy.admission import AdmissionPlugin
 from orchestra.api.policy.allocators import ServiceAllocator
 from orchestra.api.policy.certificates import RequesterAdmission
 from orchestra.api.policy.noderestriction import NodeRestriction
 from orchestra.api.policy.serviceaccount import ServiceAccountAdmission
+from orchestra.api.registry import DEFAULT_REGISTRY
+from orchestra.api.request import encryption
 from orchestra.api.request.core import ApiCore
+from orchestra.api.request.stored import Codec
 from orchestra.api.serviceaccount.tokens import TokenIssuer
 from orchestra.apiserver.audit.log import AuditLog
 from orchestra.apiserver.auth.authn import AdminToken, RequestAuthenticator
@@ -43,6 +48,7 @@ from orchestra.app.kubelet import node_getter, remote_containers
 from orchestra.app.rbacpolicy import ensure_bootstrap_policy
 from orchestra.app.shutdown import Shutdown
 from orchestra.app.state import (
+    load_or_create_encryption_config,
     load_or_create_signing_key,
     load_or_create_token,
     open_store,
@@ -87,18 +93,19 @@ async def _run(
     async with trio.open_nursery() as nursery:
         await nursery.start(store.run)
         tokens = TokenIssuer(load_or_create_signing_key(state))
-        rbac = RbacIndex(store)
+        codec, new_key = _open_codec(state)
+        rbac = RbacIndex(store, decode=codec.decode)
         authorizer = cluster_authorizer(rbac, node=NodeAuthorizer(NodeGraph(store)))
-        core = ApiCore(store, allocator=ServiceAllocator(config.service_cidr), tokens=tokens,
-                       admission=(ServiceAccountAdmission(), RbacEscalation(rbac, authorizer),
-                                  RequesterAdmission(), NodeRestriction()))
+        core = await _open_core(config, store, codec, new_key, tokens=tokens,
+                                admission=(ServiceAccountAdmission(), RbacEscalation(rbac, authorizer),
+                                           RequesterAdmission(), NodeRestriction()))
         tls = ensure_serving_cert(state, [config.listen_host, *in_cluster_names(core)])
         await bootstrap(core, ca_pem=tls.ca_cert.read_text())
         await ensure_bootstrap_policy(core)
         audit = AuditLog(state / "audit.log", max_bytes=config.audit_max_bytes, backups=config.audit_backups)
         await nursery.start(audit.run)
         locator = AgentLocator(remote=remote_containers(state, node_getter(core)))
-        usage = UsageCollector(locator.all_runtimes, lambda: set(locator.runtimes))
+        usage = UsageCollector(locator.all_runtimes, lambda: set(locator.runtimes), pods=_pod_lister(core))
         server = ApiServer(core, token=token, server_address=f"{config.listen_host}:{config.listen_port}",
                            pod_streams=PodStreamsHandler(locator), metrics=MetricsApi(core, usage),
                            authenticator=_authenticator(core, token, tokens, tls), audit=audit,
@@ -130,6 +137,36 @@ def _authenticator(core: ApiCore, token: str, tokens: TokenIssuer, tls: ServingC
     bootstrap_tokens = BootstrapTokens(StoreLookup(core), tokens.audiences)
     return RequestAuthenticator([AdminToken(token, tokens.audiences), service_accounts, bootstrap_tokens],
                                 certificates=certificates, api_audiences=tokens.audiences)
+
+
+def _pod_lister(core: ApiCore) -> Callable[[str], list[dict[str, Any]]]:
+    """namespace -> its pods (the scripted usage of simulated pods is in their annotations)."""
+    rt = core.registry.by_kind("Pod")
+    assert rt is not None
+    return lambda namespace: core.list(rt, namespace).items
+
+
+def _open_codec(state: Path) -> tuple[Codec, bool]:
+    """Objects <-> store values, with Secrets encrypted at rest under the state directory's key, and
+    whether that key is new."""
+    doc, created = load_or_create_encryption_config(state)
+    return Codec(encryption.transformers(doc, DEFAULT_REGISTRY)), created
+
+
+async def _open_core(config: ClusterConfig, store: Store, codec: Codec, new_key: bool, *, tokens: TokenIssuer,
+                     admission: tuple[AdmissionPlugin, ...]) -> ApiCore:
+    """The API core (signing ServiceAccount tokens with `tokens`, with the `admission` plugins: the
+    ServiceAccount plugin and RBAC's escalation checks) on `codec`. Secrets stored unencrypted (by an
+    older orchestra) are encrypted now, once; then, when anything was rewritten or the key is new, a
+    snapshot drops the old log segments that held them in the clear."""
+    core = ApiCore(store, allocator=ServiceAllocator(config.service_cidr), codec=codec, tokens=tokens,
+                   admission=admission)
+    rewritten = encryption.rewrite_stale(store, core.codec)
+    if rewritten:
+        log.info("encrypted %d stored values written before encryption at rest was configured", rewritten)
+    if rewritten or (new_key and store.revision):
+        await store.snapshot()
+    return core
 
 
 def _url(bound: list[str], config: ClusterConfig) -> str:

@@ -8,12 +8,13 @@ Must not import: the server side.
 
 from __future__ import annotations
 
+import time  # wall clock: waiting for the server to establish CRDs
 from typing import Any
 
 import click
 
 from orchestra.cli.errors import ApiStatusError, CliError
-from orchestra.cli.manifests import CheckedDocument, ManifestError, check_documents, load_paths
+from orchestra.cli.manifests import CheckedDocument, Document, ManifestError, check_documents, load_paths
 from orchestra.cli.render import kind_prefix
 from orchestra.cli.rest import RestClient, resource_path
 from orchestra.cli.session import Session, client_options
@@ -48,10 +49,27 @@ def apply_command(paths: tuple[str, ...], force_conflicts: bool, dry_run: bool, 
 def apply_manifests(
     paths: tuple[str, ...], session: Session, *, force_conflicts: bool = False, dry_run: bool = False
 ) -> None:
-    """Check every document, validate all with the server, then apply; raises CliError/SystemExit."""
-    checked = check_documents(load_paths(paths))
+    """Check every document, validate all with the server, then apply; raises CliError/SystemExit.
+    CustomResourceDefinitions among the documents go first, and are waited for, when other documents
+    are objects of them (kubectl would need two runs)."""
+    docs = load_paths(paths)
+    crds = [d for d in docs if _is_crd(d.body)]
+    if crds and len(crds) < len(docs) and _defines_pending(crds, docs, session):
+        _apply_checked(check_documents(crds, session.registry()), session, force_conflicts, dry_run)
+        if dry_run:
+            return
+        _wait_established(session.client, [str(d.body["metadata"]["name"]) for d in crds])
+        session.forget_kinds()
+        docs = [d for d in docs if not _is_crd(d.body)]
+    checked = check_documents(docs, session.registry())
     if not checked:
         raise CliError("no objects passed to apply")
+    _apply_checked(checked, session, force_conflicts, dry_run)
+
+
+def _apply_checked(
+    checked: list[CheckedDocument], session: Session, force_conflicts: bool, dry_run: bool
+) -> None:
     ordered = order_for_apply(checked)
     bodies = [with_namespace(c, session) for c in ordered]
     client = session.client
@@ -86,8 +104,9 @@ def with_namespace(c: CheckedDocument, session: Session) -> dict[str, Any]:
         given = meta.get("namespace")
         if given and session.namespace_flag and given != session.namespace_flag:
             raise CliError(
-                f'{c.doc.where}: the namespace from the provided object "{given}" does not match the namespace '
-                f"\"{session.namespace_flag}\". You must pass '--namespace={given}' to perform this operation."
+                f'{c.doc.where}: the namespace from the provided object "{given}" does not match the '
+                f"namespace \"{session.namespace_flag}\". You must pass '--namespace={given}' to perform "
+                "this operation."
             )
         meta["namespace"] = given or session.namespace
     body["metadata"] = meta
@@ -148,3 +167,40 @@ def _server_message(exc: ApiStatusError, force: bool) -> str:
             "\n  (another field manager owns these fields; re-run with --force-conflicts to take them over)"
         )
     return text
+
+
+CRD_API_VERSION = "apiextensions.k8s.io/v1"
+
+
+def _is_crd(body: Any) -> bool:
+    return (isinstance(body, dict) and body.get("apiVersion") == CRD_API_VERSION
+            and body.get("kind") == "CustomResourceDefinition" and isinstance(body.get("metadata"), dict))
+
+
+def _defines_pending(crds: list[Document], docs: list[Document], session: Session) -> bool:
+    """Whether some document is an object of a kind only one of these CRDs defines."""
+    defined = set()
+    for d in crds:
+        spec = d.body.get("spec") or {}
+        kind = (spec.get("names") or {}).get("kind")
+        defined |= {(f"{spec.get('group')}/{v.get('name')}", kind) for v in spec.get("versions") or []}
+    registry = session.registry()
+    return any(
+        isinstance(d.body, dict)
+        and (d.body.get("apiVersion"), d.body.get("kind")) in defined
+        and registry.by_api_version_kind(str(d.body.get("apiVersion")), str(d.body.get("kind"))) is None
+        for d in docs
+    )
+
+
+def _wait_established(client: RestClient, names: list[str], limit: float = 30.0) -> None:
+    deadline = time.monotonic() + limit  # wall clock: waiting on a server
+    for name in names:
+        path = f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}"
+        while True:
+            conds = (client.get(path).get("status") or {}).get("conditions") or []
+            if any(c.get("type") == "Established" and c.get("status") == "True" for c in conds):
+                break
+            if time.monotonic() > deadline:
+                raise CliError(f"customresourcedefinition {name} was not established after {limit:.0f} s")
+            time.sleep(0.05)

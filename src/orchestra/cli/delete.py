@@ -38,7 +38,8 @@ Examples:
 @click.argument("args", nargs=-1, metavar="(TYPE NAME... | TYPE/NAME... | -f FILE)")
 @click.option("-f", "--filename", "paths", multiple=True, metavar="FILE|DIR|-",
               help="Delete the objects in these manifests (repeatable).")
-@click.option("-l", "--selector", metavar="SELECTOR", help="Delete every object of TYPE matching the label selector.")
+@click.option("-l", "--selector", metavar="SELECTOR", help="Delete every object of TYPE "
+                                                           "matching the label selector.")
 @click.option("--all", "delete_all", is_flag=True, help="Delete every object of TYPE in the namespace.")
 @click.option("--wait", type=click.BOOL, default=True, is_flag=False, flag_value=True, show_default=True,
               metavar="[=true|false]", help="Wait for the objects to disappear (--wait=false: do not).")
@@ -76,7 +77,7 @@ Work = list[tuple[ResourceType, str | None, str]]
 
 def _work_from_files(paths: tuple[str, ...], session: Session) -> Work:
     out: Work = []
-    for c in check_documents(load_paths(paths)):
+    for c in check_documents(load_paths(paths), session.registry()):
         ns = (c.body.get("metadata") or {}).get("namespace") or session.namespace if c.rt.namespaced else None
         out.append((c.rt, ns, c.doc.name))
     return out
@@ -86,7 +87,7 @@ def _work_from_args(args: tuple[str, ...], selector: str | None, delete_all: boo
     if not args:
         raise CliError("you must provide one or more resources by argument or filename (-f)")
     out: Work = []
-    for target in parse_targets(args):
+    for target in parse_targets(args, session.registry(args)):
         ns = session.namespace if target.rt.namespaced else None
         if target.names:
             out.extend((target.rt, ns, name) for name in target.names)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from orchestra.api.registry import DEFAULT_REGISTRY, ResourceType
+from orchestra.cli.describe_quota import describe_limit_range, describe_resource_quota, namespace_sections
 from orchestra.cli.errors import ApiStatusError
 from orchestra.cli.render import age, to_yaml
 from orchestra.cli.rest import RestClient, resource_path
@@ -443,15 +444,12 @@ def describe_node(node: Obj, pods: list[Obj]) -> str:
     return w.text()
 
 
-def describe_namespace(ns: Obj) -> str:
+def describe_namespace(ns: Obj, quotas: list[Obj] | None = None,
+                       limit_ranges: list[Obj] | None = None) -> str:
     w = Writer()
     _meta(w, ns, namespace=False)
     w.field(0, "Status", (ns.get("status") or {}).get("phase", "Active"))
-    w.line(0)
-    w.line(0, "No resource quota.")
-    w.line(0)
-    w.line(0, "No LimitRange resource.")
-    return w.text()
+    return w.text() + "\n" + namespace_sections(quotas or [], limit_ranges or [])
 
 
 def describe_generic(obj: Obj) -> str:
@@ -528,50 +526,28 @@ def _label_selector(selector: Obj | None) -> str:
 
 def describe_object(client: RestClient, rt: ResourceType, obj: Obj) -> str:
     """The description of `obj` (already fetched) plus related objects and its Events."""
-    ns = (obj.get("metadata") or {}).get("namespace")
+    ns, name = (obj.get("metadata") or {}).get("namespace"), (obj.get("metadata") or {}).get("name")
     describers: dict[str, Callable[[], str]] = {
         "Pod": lambda: describe_pod(obj),
-        "Deployment": lambda: describe_deployment(
-            obj,
-            _items(
-                client,
-                "replicasets",
-                ns,
-                {"labelSelector": _label_selector((obj.get("spec") or {}).get("selector"))},
-            ),
-        ),
-        "ReplicaSet": lambda: describe_replicaset(
-            obj,
-            _items(
-                client,
-                "pods",
-                ns,
-                {"labelSelector": _label_selector((obj.get("spec") or {}).get("selector"))},
-            ),
-        ),
-        "Service": lambda: describe_service(
-            obj,
-            client.get_optional(
-                resource_path(
-                    DEFAULT_REGISTRY.resolve("endpoints"),  # type: ignore[arg-type]
-                    ns,
-                    obj["metadata"]["name"],
-                )
-            ),
-        ),
-        "Node": lambda: describe_node(
-            obj,
-            [
-                p
-                for p in _items(
-                    client, "pods", None, {"fieldSelector": f"spec.nodeName={obj['metadata']['name']}"}
-                )
-                if (p.get("spec") or {}).get("nodeName") == obj["metadata"]["name"]
-            ],
-        ),
-        "Namespace": lambda: describe_namespace(obj),
+        "Deployment": lambda: describe_deployment(obj, _items(
+            client, "replicasets", ns,
+            {"labelSelector": _label_selector((obj.get("spec") or {}).get("selector"))})),
+        "ReplicaSet": lambda: describe_replicaset(obj, _items(
+            client, "pods", ns, {"labelSelector": _label_selector((obj.get("spec") or {}).get("selector"))})),
+        "Service": lambda: describe_service(obj, client.get_optional(resource_path(
+            DEFAULT_REGISTRY.resolve("endpoints"), ns, obj["metadata"]["name"]))),  # type: ignore[arg-type]
+        "Node": lambda: describe_node(obj, [
+            p for p in _items(client, "pods", None,
+                              {"fieldSelector": f"spec.nodeName={obj['metadata']['name']}"})
+            if (p.get("spec") or {}).get("nodeName") == obj["metadata"]["name"]
+        ]),
+        "Namespace": lambda: describe_namespace(obj, _items(client, "resourcequotas", name, {}),
+                                                _items(client, "limitranges", name, {})),
+        "ResourceQuota": lambda: describe_resource_quota(obj),
+        "LimitRange": lambda: describe_limit_range(obj),
     }
-    text = describers.get(rt.kind, lambda: describe_generic(obj))()
+    builtin = DEFAULT_REGISTRY.by_gvk(rt.group, rt.version, rt.kind)  # a custom kind may reuse a kind's name
+    text = describers.get(rt.kind if builtin else "", lambda: describe_generic(obj))()
     return text + describe_events(fetch_events(client, rt, obj))
 
 

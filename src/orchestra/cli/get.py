@@ -66,7 +66,7 @@ def get_command(
     show_managed_fields: bool,
     session: Session,
 ) -> None:
-    targets = parse_targets(args)
+    targets = parse_targets(args, session.registry(args))
     query = {k: v for k, v in (("labelSelector", selector), ("fieldSelector", field_selector)) if v}
     getter = Getter(session, all_namespaces=all_namespaces, query=query, managed_fields=show_managed_fields)
     if watch:

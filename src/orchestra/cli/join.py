@@ -24,14 +24,19 @@ from orchestra.cli.errors import CliError
 @click.command("join")
 @click.argument("server", metavar="https://SERVER:PORT")
 @click.option("--token", required=True, envvar="ORCHESTRA_JOIN_TOKEN",
-              help="The join token `orchestra token create` printed on the server (K10<sha256>::<id>.<secret>).")
+              help="The join token `orchestra token create` printed on the server "
+                   "(K10<sha256>::<id>.<secret>).")
 @click.option("--node-name", default="", help="This node's name [default: the host name].")
-@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), envvar="ORCHESTRA_NODE_STATE_DIR",
-              help="The node's certificate, kubeconfig, Podman storage and volumes [default: <user data dir>/node].")
-@click.option("--stop-pods", is_flag=True, help="On exit, stop and remove this node's pods (default: they keep "
-                                                "running and are adopted by the next `orchestra join`).")
+@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),
+              envvar="ORCHESTRA_NODE_STATE_DIR",
+              help="The node's certificate, kubeconfig, Podman storage and volumes "
+                   "[default: <user data dir>/node].")
+@click.option("--stop-pods", is_flag=True,
+              help="On exit, stop and remove this node's pods (default: they keep running and are "
+                   "adopted by the next `orchestra join`).")
 @click.option("--timings", type=click.Choice(["default", "fast"]), default="default", show_default=True,
-              help="Heartbeats for the server's node failure detection (fast: for `orchestra up --timings fast`).")
+              help="Heartbeats for the server's node failure detection "
+                   "(fast: for `orchestra up --timings fast`).")
 @click.option("--kubelet-port", type=click.IntRange(1, 65535), default=10250, show_default=True,
               help="The port of this node's kubelet API (the API server's logs, exec, attach, port-forward).")
 @click.option("--wait", "wait_seconds", type=click.FloatRange(min=1), default=120.0, show_default=True,
@@ -39,8 +44,9 @@ from orchestra.cli.errors import CliError
 @click.option("--certificate-ttl", type=click.IntRange(min=600), default=None, hidden=True,
               help="Requested lifetime of the node's client certificate, in seconds.")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv: debug).")
-def join_command(server: str, token: str, node_name: str, state_dir: Path | None, stop_pods: bool, timings: str,
-                 kubelet_port: int, wait_seconds: float, certificate_ttl: int | None, verbose: int) -> None:
+def join_command(server: str, token: str, node_name: str, state_dir: Path | None, stop_pods: bool,
+                 timings: str, kubelet_port: int, wait_seconds: float, certificate_ttl: int | None,
+                 verbose: int) -> None:
     """Join this host to a cluster as a node with its own Podman, until Ctrl-C.
 
     \b
@@ -57,7 +63,8 @@ def join_command(server: str, token: str, node_name: str, state_dir: Path | None
         raise click.BadParameter(f"expected https://SERVER:PORT, got {server!r}", param_hint="SERVER")
     name = node_name or host_name()
     config = JoinConfig(server=server.rstrip("/"), token=token, node_name=name,
-                        state_dir=(state_dir or default_state_dir() / "node").resolve(), stop_pods_on_exit=stop_pods,
+                        state_dir=(state_dir or default_state_dir() / "node").resolve(),
+                        stop_pods_on_exit=stop_pods,
                         wait_seconds=wait_seconds, certificate_seconds=certificate_ttl, timings=timings,
                         kubelet_port=kubelet_port)
     _configure_logging(verbose)

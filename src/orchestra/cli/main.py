@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from orchestra import __version__
 from orchestra.cli.apply import apply_command
@@ -135,13 +136,25 @@ class ListenType(click.ParamType):
 
 
 def _check_cluster_cidr(value: str) -> str:
-    from orchestra.reconcilers.nodeipam import CidrSet, CidrSetError
+    from orchestra.node.podcidr import PodCIDRError, plan
 
     try:
-        CidrSet(value)
-    except CidrSetError as exc:
+        plan(1, value)
+    except PodCIDRError as exc:
         raise click.BadParameter(str(exc)) from None
     return value
+
+
+class OptionalListenType(ListenType):
+    """HOST:PORT, or `off` (None)."""
+
+    name = "HOST:PORT|off"
+
+    def convert(self, value: Any, param: click.Parameter | None,  # type: ignore[override]
+                ctx: click.Context | None) -> tuple[str, int] | None:
+        if value is None or (isinstance(value, str) and value.strip().lower() == "off"):
+            return None
+        return super().convert(value, param, ctx)
 
 
 UP_HELP = """Run a cluster in this process until Ctrl-C.
@@ -151,13 +164,15 @@ Starts the store, API server, scheduler, controllers and node agent, writes
 directory across restarts (unless --memory). Every option can also be set in the environment
 (ORCHESTRA_STATE_DIR, ORCHESTRA_LISTEN, ORCHESTRA_MEMORY, ORCHESTRA_SIMULATE_NODES,
 ORCHESTRA_APPLY (paths separated by spaces), ORCHESTRA_NO_PODMAN, ORCHESTRA_DASHBOARD,
-ORCHESTRA_NO_NETWORK, ORCHESTRA_TIMINGS, ORCHESTRA_STOP_PODS, ORCHESTRA_CLUSTER_CIDR).
+ORCHESTRA_NO_NETWORK, ORCHESTRA_TIMINGS, ORCHESTRA_STOP_PODS, ORCHESTRA_INGRESS_LISTEN,
+ORCHESTRA_INGRESS_TLS_LISTEN, ORCHESTRA_CLUSTER_CIDR).
 
 \b
 Examples:
   orchestra up
   orchestra up --listen 127.0.0.1:7443 --state-dir /tmp/demo --apply examples/
   orchestra up --memory --no-podman --simulate-nodes 100
+  orchestra up --ingress-listen 127.0.0.1:8080 --ingress-tls-listen off
 """
 
 
@@ -171,7 +186,8 @@ Examples:
 @click.option("--simulate-nodes", type=click.IntRange(min=0), default=0, show_default=True,
               envvar="ORCHESTRA_SIMULATE_NODES", help="Also run N simulated nodes (no containers).")
 @click.option("--apply", "apply_paths", multiple=True, type=click.Path(exists=True, path_type=Path),
-              envvar="ORCHESTRA_APPLY", help="Apply these manifests (file or directory) once ready (repeatable).")
+              envvar="ORCHESTRA_APPLY", help="Apply these manifests (file or "
+                                             "directory) once ready (repeatable).")
 @click.option("--no-podman", is_flag=True, envvar="ORCHESTRA_NO_PODMAN",
               help="Do not run containers with Podman (simulated nodes only).")
 @click.option("--dashboard/--no-dashboard", default=None, envvar="ORCHESTRA_DASHBOARD",
@@ -183,10 +199,23 @@ Examples:
               help="No service proxy or cluster DNS (they need root to route the service range).")
 @click.option("--cluster-cidr", default="", envvar="ORCHESTRA_CLUSTER_CIDR", metavar="CIDR",
               callback=lambda ctx, param, value: _check_cluster_cidr(value),
-              help="Each Node's spec.podCIDR (a /24) comes from this range [default: 10.244.0.0/16].")
+              help="Each Node's spec.podCIDR (a /24 each, from the node IPAM controller) comes from this "
+                   "range [default: 10.244.0.0/16, wider for more than 256 simulated nodes].")
+@click.option("--ingress-listen", type=OptionalListenType(), default="0.0.0.0:80", show_default=True,
+              metavar="HOST:PORT|off",
+              envvar="ORCHESTRA_INGRESS_LISTEN",
+              help="HTTP address of the ingress controller (Ingresses of class `orchestra`); `off` to "
+                   "disable. Needs the network (off with --no-network). Left at the default, a port in "
+                   "use is a warning and the listener stays off; given, it stops the start.")
+@click.option("--ingress-tls-listen", type=OptionalListenType(), default="0.0.0.0:443", show_default=True,
+              metavar="HOST:PORT|off",
+              envvar="ORCHESTRA_INGRESS_TLS_LISTEN",
+              help="HTTPS address of the ingress controller (certificates from the Ingresses' TLS Secrets, "
+                   "by SNI); `off` to disable. A port in use: as for --ingress-listen.")
 @click.option("--timings", type=click.Choice(["default", "fast"]), default="default", show_default=True,
               envvar="ORCHESTRA_TIMINGS",
-              help="Node failure detection: Kubernetes' defaults (40 s grace) or fast (10 s) for local use.")
+              help="Kubernetes' defaults, or fast for local use: node failure detection in 10 s (not 40 s), "
+                   "HPAs synced every 5 s (not 15 s) with a 60 s downscale stabilization (not 300 s).")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv: debug).")
 def up_command(
     state_dir: Path | None,
@@ -199,6 +228,8 @@ def up_command(
     stop_pods: bool,
     no_network: bool,
     cluster_cidr: str,
+    ingress_listen: tuple[str, int] | None,
+    ingress_tls_listen: tuple[str, int] | None,
     timings: str,
     verbose: int,
 ) -> None:
@@ -223,6 +254,9 @@ def up_command(
         timings=timings,
         stop_pods_on_exit=stop_pods,
         cluster_cidr=cluster_cidr,
+        ingress_listen=ingress_listen,
+        ingress_tls_listen=ingress_tls_listen,
+        ingress_optional=_defaulted(("http", "ingress_listen"), ("https", "ingress_tls_listen")),
     )
     show_dashboard = is_interactive() if dashboard is None else dashboard
     _configure_logging(verbose, quiet=show_dashboard)
@@ -234,7 +268,8 @@ def up_command(
         if all(isinstance(e, KeyboardInterrupt | trio.Cancelled) for e in leaves):
             click.echo("orchestra: stopped", err=True)
             return
-        setup = [e for e in leaves if type(e).__name__ in ("NetworkSetupError", "RuntimeUnavailable")]
+        setup = [e for e in leaves
+                 if type(e).__name__ in ("NetworkSetupError", "RuntimeUnavailable", "ConfigError")]
         if setup:
             # the host is not ready for what was asked; the message says what to do
             raise CliError(f"cannot start the cluster: {setup[0]}") from None
@@ -243,6 +278,14 @@ def up_command(
             # e.g. the port is taken: the server cannot start, and a traceback would not help.
             raise CliError(f"cannot start the cluster: {os_errors[0].strerror or os_errors[0]}") from None
         raise
+
+
+def _defaulted(*options: tuple[str, str]) -> frozenset[str]:
+    """The names of the options (name, click parameter) the user left at their default: neither on
+    the command line nor in the environment."""
+    ctx = click.get_current_context()
+    return frozenset(name for name, param in options
+                     if ctx.get_parameter_source(param) in (None, ParameterSource.DEFAULT))
 
 
 def _leaves(exc: BaseException) -> Iterator[BaseException]:
@@ -283,7 +326,8 @@ Examples:
 
 @cli.command("describe", help=DESCRIBE_HELP)
 @click.argument("args", nargs=-1, required=True, metavar="(TYPE [NAME...] | TYPE/NAME...)")
-@click.option("-l", "--selector", metavar="SELECTOR", help="Describe every object matching the label selector.")
+@click.option("-l", "--selector", metavar="SELECTOR", help="Describe every object "
+                                                           "matching the label selector.")
 @click.option("-A", "--all-namespaces", is_flag=True, help="Look in every namespace.")
 @client_options
 def describe_command(
@@ -292,7 +336,7 @@ def describe_command(
     client = session.client
     texts: list[str] = []
     failed = False
-    for target in parse_targets(args):
+    for target in parse_targets(args, session.registry(args)):
         ns = session.namespace if target.rt.namespaced and not all_namespaces else None
         if target.names:
             objs = []
@@ -311,7 +355,9 @@ def describe_command(
     if texts:
         click.echo("\n\n".join(t.rstrip("\n") for t in texts))
     elif not failed:
-        namespaced = any(t.rt.namespaced for t in parse_targets(args)) and not all_namespaces
+        namespaced = (
+            any(t.rt.namespaced for t in parse_targets(args, session.registry(args))) and not all_namespaces
+        )
         click.echo(
             f"No resources found in {session.namespace} namespace." if namespaced else "No resources found",
             err=True,

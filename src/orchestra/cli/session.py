@@ -8,12 +8,14 @@ Must not import: the server side.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 import click
 
+from orchestra.api.registry import DEFAULT_REGISTRY, Registry
 from orchestra.cli.config import ClientConfig, load_client_config
+from orchestra.cli.kinds import discovered, needs_discovery
 from orchestra.cli.rest import RestClient
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -26,6 +28,7 @@ class Session:
         self.timeout = timeout
         self._config: ClientConfig | None = None
         self._client: RestClient | None = None
+        self._registry: Registry | None = None
 
     @property
     def config(self) -> ClientConfig:
@@ -37,6 +40,20 @@ class Session:
     def namespace(self) -> str:
         """`-n`, else the kubeconfig context's namespace, else `default`."""
         return self.namespace_flag or self.config.namespace
+
+    def registry(self, names: Iterable[str] = ()) -> Registry:
+        """The kinds to resolve `names` with: the built-in ones, or (for any other name, and for
+        manifests, which may hold custom resources) the server's, read from its discovery once."""
+        names = list(names)
+        if names and not needs_discovery(names):
+            return DEFAULT_REGISTRY
+        if self._registry is None:
+            self._registry = discovered(self.client)
+        return self._registry
+
+    def forget_kinds(self) -> None:
+        """Read discovery again on next use (after CRDs were applied)."""
+        self._registry = None
 
     @property
     def client(self) -> RestClient:

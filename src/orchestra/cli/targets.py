@@ -74,7 +74,11 @@ def parse_targets(args: Sequence[str], registry: Registry = DEFAULT_REGISTRY) ->
 
 
 def is_multi(args: Sequence[str], targets: Sequence[Target]) -> bool:
-    """kubectl prefixes names with their type when several types are shown together."""
-    return len({t.rt for t in targets}) > 1 or any(
-        DEFAULT_REGISTRY.resolve(a) is None for a in args[0].split(",") if "/" not in a and a
+    """kubectl prefixes names with their type when several types are shown together (a category
+    such as `all` counts as several, even when it holds one type)."""
+    types = {(t.rt.group, t.rt.plural) for t in targets}
+    return len(types) > 1 or any(
+        not any(a.lower() in (t.plural, t.singular, t.kind.lower(), *t.short_names, t.group_resource)
+                for t in (x.rt for x in targets))
+        for a in args[0].split(",") if "/" not in a and a
     )

@@ -41,7 +41,8 @@ def parse_ttl(value: str) -> float:
 def _ca_der(session: Session) -> bytes:
     pem = session.config.ca_pem
     if not pem:
-        raise CliError("the kubeconfig names no cluster CA (certificate-authority-data): a join token pins it")
+        raise CliError("the kubeconfig names no cluster CA (certificate-authority-data): "
+                       "a join token pins it")
     try:
         return x509.load_pem_x509_certificate(pem.encode()).public_bytes(serialization.Encoding.DER)
     except ValueError as exc:
@@ -94,7 +95,8 @@ def list_command(session: Session) -> None:
         ttl = "<forever>" if when is None else (
             human_duration((when - now).total_seconds()) if when > now else "<expired>")
         expires = "<never>" if when is None else bt.data_of(secret, bt.EXPIRATION_KEY)
-        usages = ",".join(u.removeprefix("usage-bootstrap-") for u in (bt.USAGE_AUTHENTICATION, bt.USAGE_SIGNING)
+        usages = ",".join(u.removeprefix("usage-bootstrap-")
+                          for u in (bt.USAGE_AUTHENTICATION, bt.USAGE_SIGNING)
                           if bt.data_of(secret, u) == "true")
         lines.append("\t".join([f"{token_id}.<secret>", ttl, expires, usages or "<none>",
                                 bt.data_of(secret, bt.DESCRIPTION_KEY) or "<none>",

@@ -7,6 +7,9 @@ built from. Public surface re-exported here; see each module for semantics:
                    `Controller.informer(kind)` is shared by every controller on that client. Handlers,
                    index functions and transforms that raise are contained to their object (logged
                    with its key, statistics()["handler_errors"]); `replay(handler)` = the cache as ADDED.
+  * customkinds.py `CustomKindInformers`: an informer per custom kind served now, started and
+                   stopped as CustomResourceDefinitions come and go (for controllers that watch every
+                   kind: the garbage collector, the resourcequota controller).
   * reconciler.py  `Controller`: informers -> keyed work queue -> N workers calling `reconcile(key)`;
                    `enqueue_on(informer, mapper, paced=True)` (paced is opt-in) queues keys 3x their
                    last reconcile's duration later (trio time, at most 1 s, none under 1 ms; the
@@ -31,6 +34,7 @@ Must not import: reconcilers, node, net, apiserver, app, cli; the API only throu
 (orchestra.client) and the api's registry, errors and selectors.
 """
 
+from orchestra.controller.customkinds import CustomKindInformers
 from orchestra.controller.errors import PermanentError, ReconcileError, TemporaryError
 from orchestra.controller.events import NORMAL, WARNING, EventRecorder, involved_object
 from orchestra.controller.informer import Informer, SharedInformers, index_by_namespace
@@ -57,6 +61,7 @@ __all__ = [
     "ComponentStatistics",
     "Controller",
     "ControllerStatistics",
+    "CustomKindInformers",
     "EventRecorder",
     "ExponentialBackoff",
     "Informer",

@@ -1,13 +1,18 @@
 """The node agent: orchestra's kubelet, running the pods bound to a node on a container runtime.
 
 Entry points (long-lived components: `await nursery.start(x.run)`, run again after it raised):
-  * agent.py       `NodeAgent(client, runtime, AgentConfig)`: registers the Node and its Lease
+  * agent.py       `NodeAgent(client, runtime, AgentConfig, prober=None)`: registers the Node and its Lease
                    (registration.py), adopts the sandboxes it finds, runs one pod worker per pod;
                    `find_container(runtime, pod, name, previous=)` for logs/exec/attach/port-forward
                    (the app hands it to the apiserver's streams).
   * simulated.py   `SimulatedNodes(client, runtime, count, ...)`: many agents on one (simulated)
-                   runtime in one process (`--simulate-nodes N`).
-  * metrics.py     `UsageCollector`: usage() -> api/metrics.Usage for the metrics API.
+                   runtime in one process (`--simulate-nodes N`); each Node's spec.podCIDR, given
+                   by the node IPAM controller (`pod_cidr_timeout=`), is its pods' range; podcidr.py
+                   plans the controller's cluster CIDR and node mask for N nodes; probes pass
+                   unless the pod's script fails them (simprobe.SimulatedProber, on the runtime's
+                   probe_fails), and each pod's sim.orchestra.io/* annotations become its PodScript.
+  * metrics.py     `UsageCollector`: usage() -> api/metrics.Usage for the metrics API (a simulated
+                   pod's usage is scripted by its orchestra.io/simulated-cpu|memory annotations).
 One pod's life: pod_worker.py (the level-based sync of one pod: sandbox, volumes, init containers,
 sidecars, containers, restarts, termination; a crash is contained to its pod), sandbox.py (pod spec
 -> runtime specs, DNS policy, labels), volumes.py (pod volumes on the host), tokens.py (the

@@ -174,7 +174,8 @@ def _owner_labels(cfg: AgentConfig) -> dict[str, str]:
 class NodeAgent:
     def __init__(self, client: Client, runtime: RuntimeProtocol, config: AgentConfig, *,
                  extra_env: ExtraEnv | None = None, recorder: EventRecorder | None = None,
-                 own_pod_informer: bool = True, own_runtime_events: bool = True) -> None:
+                 own_pod_informer: bool = True, own_runtime_events: bool = True,
+                 prober: Prober | None = None) -> None:
         self.client = client
         self.runtime = runtime
         self.config = config
@@ -184,6 +185,7 @@ class NodeAgent:
         self.recorder = recorder or EventRecorder(client, "kubelet", host=config.node_name)
         self._own_pod_informer = own_pod_informer
         self._own_runtime_events = own_runtime_events
+        self._prober = prober  # None: a Prober of cfg.probe_mode (simulated nodes bring their own)
         registry = getattr(client, "registry", None)
         self.registry: Registry = registry if isinstance(registry, Registry) else DEFAULT_REGISTRY
         pod_rt = self.registry.by_kind("Pod")
@@ -221,7 +223,7 @@ class NodeAgent:
             runtime=self.runtime,
             recorder=self.recorder,
             volumes=VolumeManager(Path(cfg.state_dir), tmpfs=tmpfs),
-            prober=Prober(self.runtime, mode=cfg.probe_mode),
+            prober=self._prober or Prober(self.runtime, mode=cfg.probe_mode),
             pod_rt=self.pod_rt,
             config_map_rt=self.registry.by_kind("ConfigMap"),
             secret_rt=self.registry.by_kind("Secret"),

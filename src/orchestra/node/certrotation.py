@@ -62,7 +62,8 @@ class CertificateRotation:
                                          expiration_seconds=self.expiration_seconds)
         endpoint: Endpoint = self.client.endpoint
         assert endpoint.ca_data is not None
-        write_kubeconfig(self.kubeconfig, endpoint.server, endpoint.ca_data, cert, key_pem(key), self.node_name)
+        write_kubeconfig(self.kubeconfig, endpoint.server, endpoint.ca_data, cert, key_pem(key),
+                         self.node_name)
         self.client.use_client_certificate(cert, key_pem(key))
         self.renewals += 1
         log.info("node %s: client certificate renewed (valid until %s)", self.node_name,

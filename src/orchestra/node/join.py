@@ -46,7 +46,8 @@ class JoinError(Exception):
 
 
 class Api(Protocol):
-    """What the join needs of a client: HttpClient.request (the decoded answer, or ApiError/TransportError)."""
+    """What the join needs of a client: HttpClient.request (the decoded answer, or
+    ApiError/TransportError)."""
 
     async def request(self, method: str, path: str, *, params: dict[str, str] | None = None,
                       body: Any = None, content_type: str = "application/json") -> Any: ...
@@ -107,12 +108,13 @@ def key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
                              serialization.NoEncryption())
 
 
-def csr_object(node_name: str, key: ec.EllipticCurvePrivateKey, expiration_seconds: int | None) -> dict[str, Any]:
+def csr_object(node_name: str, key: ec.EllipticCurvePrivateKey,
+               expiration_seconds: int | None) -> dict[str, Any]:
     """kubelet's CSR: subject CN=system:node:<name>, O=system:nodes; named after its key and user."""
     subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, NODES_GROUP),
                          x509.NameAttribute(NameOID.COMMON_NAME, NODE_PREFIX + node_name)])
-    pem = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(key, hashes.SHA256()).public_bytes(
-        serialization.Encoding.PEM)
+    request = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(key, hashes.SHA256())
+    pem = request.public_bytes(serialization.Encoding.PEM)
     public = key.public_key().public_bytes(serialization.Encoding.DER,
                                            serialization.PublicFormat.SubjectPublicKeyInfo)
     digest = hashlib.sha256(public + node_name.encode()).hexdigest()
@@ -150,7 +152,8 @@ async def request_certificate(api: Api, node_name: str, key: ec.EllipticCurvePri
         f"or no signer): on the server, `kubectl certificate approve {name}`, and check `kubectl get csr`")
 
 
-def write_kubeconfig(path: Path, server: str, ca_pem: bytes, cert_pem: bytes, key: bytes, node_name: str) -> None:
+def write_kubeconfig(path: Path, server: str, ca_pem: bytes, cert_pem: bytes, key: bytes,
+                     node_name: str) -> None:
     """The node's kubeconfig, written whole (temporary file, then renamed), readable by root only."""
     user = NODE_PREFIX + node_name
     doc = {
@@ -189,7 +192,8 @@ async def join(req: JoinRequest, *, fetch_ca: FetchCA, connect: Connect) -> Path
         await _check_name(api, req.node_name)
         key = node_key()
         cert = await request_certificate(api, req.node_name, key, wait_seconds=req.wait_seconds,
-                                         poll_seconds=req.poll_seconds, expiration_seconds=req.expiration_seconds)
+                                         poll_seconds=req.poll_seconds,
+                                         expiration_seconds=req.expiration_seconds)
     except errors.Unauthorized as exc:
         raise JoinError(f"the server refused the bootstrap token ({exc}): it is wrong, expired or deleted; "
                         "create a new one on the server with `orchestra token create`") from None

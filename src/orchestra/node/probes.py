@@ -36,11 +36,13 @@ class ProbeSpec:
     timeout: float = 1.0
     success_threshold: int = 1
     failure_threshold: int = 3
+    kind: str = ""  # startup | liveness | readiness ("" for a lifecycle hook)
 
     @classmethod
-    def from_obj(cls, probe: Obj) -> ProbeSpec:
+    def from_obj(cls, probe: Obj, kind: str = "") -> ProbeSpec:
         return cls(
             handler=probe,
+            kind=kind,
             initial_delay=float(probe.get("initialDelaySeconds") or 0),
             period=float(probe.get("periodSeconds") or 10),
             timeout=float(probe.get("timeoutSeconds") or 1),
@@ -252,7 +254,8 @@ class ProbeManager:
             health.ready = True
         for kind, probe in probes.items():
             if probe:
-                self.nursery.start_soon(self._run, health, kind, ProbeSpec.from_obj(probe), container, pod_ip)
+                spec = ProbeSpec.from_obj(probe, kind)
+                self.nursery.start_soon(self._run, health, kind, spec, container, pod_ip)
         return health
 
     def forget(self, name: str) -> None:

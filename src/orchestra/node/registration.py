@@ -240,7 +240,7 @@ class NodeRegistration:
         node: Obj = {"apiVersion": "v1", "kind": "Node",
                      "metadata": {"name": self.node_name, "labels": self.node_labels(),
                                   "annotations": {"node.alpha.kubernetes.io/ttl": "0"}},
-                     "spec": {}, "status": self._status(None)}
+                     "spec": {}, "status": self._status(None)}  # spec.podCIDR: the node IPAM controller's
         try:
             created = await self.client.create(node_rt, None, node)
         except AlreadyExists:
@@ -250,6 +250,7 @@ class NodeRegistration:
         return created
 
     async def _update_existing(self) -> Obj:
+        """Our labels onto the Node (its spec.podCIDR is the node IPAM controller's)."""
         node_rt, _ = self._rts()
         for _ in range(5):
             current = await self.client.get(node_rt, None, self.node_name)

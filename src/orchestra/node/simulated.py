@@ -7,6 +7,15 @@ event stream (dispatched by the node label), and no per-node polling — each ag
 sleeping heartbeat task with a random phase within the renew interval, and node status is
 posted on change or every `status_report_seconds` (kubelet's 5 min report frequency).
 
+Nodes behave like kwok's: each gets a pod CIDR of its own from the node IPAM controller
+(reconcilers/nodeipam.py, the one owner of spec.podCIDR; a Node keeps the one it has): with
+`pod_cidr_timeout`, the Nodes are registered bare first and their agents start once the controller
+gave every one its podCIDR, which the runtime then uses for that node's pods' IPs (None: no node
+IPAM runs, the pods take the runtime's default range, as under a kubelet without a pod CIDR);
+probes pass unless scripted (simprobe.py); and every pod's `sim.orchestra.io/*` annotations, with
+which of its containers "complete" (init containers, and a Job's pods), become its PodScript in the
+runtime before its agent sees the pod (a bad annotation is a Warning event on the pod).
+
     nodes = SimulatedNodes(client, runtime, 1000, state_dir=state / "sim-nodes")
     await nursery.start(nodes.run)
 Must not import: podman, reconcilers, apiserver, cli.
@@ -16,25 +25,51 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import attrs
 import trio
 
+from orchestra.api.errors import AlreadyExists
 from orchestra.api.registry import DEFAULT_REGISTRY, Registry
 from orchestra.client.base import Client
+from orchestra.controller.events import WARNING
 from orchestra.controller.informer import Informer, SharedInformers
 from orchestra.node.agent import AgentConfig, AgentStatistics, ExtraEnv, NodeAgent
 from orchestra.node.registration import simulated_host
 from orchestra.node.sandbox import LABEL_NODE
+from orchestra.node.simprobe import ProbeScript, SimulatedProber
 from orchestra.objects import Obj
 from orchestra.runtime.base import Runtime as RuntimeProtocol
 from orchestra.runtime.base import RuntimeEvent, RuntimeFailure
+from orchestra.runtime.simrules import PREFIX, PodScript, ScriptError, pod_script
 
 log = logging.getLogger("orchestra.node.simulated")
 
 NAME_PREFIX = "sim-node-"
 START_CONCURRENCY = 50
+
+
+@runtime_checkable
+class PodScripting(Protocol):
+    """What SimulatedRuntime offers simulated nodes beyond the Runtime protocol."""
+
+    def script_pod(self, uid: str, script: PodScript | None) -> None: ...
+    def assign_pod_cidr(self, label: str, value: str, cidr: str) -> None: ...
+
+
+def pod_script_of(pod: Obj) -> PodScript | None:
+    """The pod's script: its simulation annotations, and which containers complete (None: nothing)."""
+    m = pod.get("metadata") or {}
+    spec = pod.get("spec") or {}
+    annotations = {k: v for k, v in (m.get("annotations") or {}).items() if k.startswith(PREFIX)}
+    completes = [c.get("name", "") for c in spec.get("initContainers") or []
+                 if c.get("restartPolicy") != "Always"]  # a sidecar runs on
+    if any(ref.get("kind") == "Job" for ref in m.get("ownerReferences") or []):
+        completes += [c.get("name", "") for c in spec.get("containers") or []]
+    if not annotations and not completes:
+        return None
+    return pod_script(annotations, completes=completes)
 
 
 @attrs.frozen
@@ -47,13 +82,21 @@ class SimulatedNodesStatistics:
     containers_started: int
 
 
+class PodCIDRTimeout(Exception):
+    """The node IPAM controller gave not every simulated Node a podCIDR in time."""
+
+
 class SimulatedNodes:
     def __init__(self, client: Client, runtime: RuntimeProtocol, count: int, *, state_dir: Path,
                  name_prefix: str = NAME_PREFIX, extra_env: ExtraEnv | None = None,
                  status_report_seconds: float = 300.0, resync_seconds: float = 300.0,
-                 **config: Any) -> None:
+                 pod_cidr_timeout: float | None = None, **config: Any) -> None:
         self.client = client
         self.runtime = runtime
+        self.pod_cidr_timeout = pod_cidr_timeout  # None: no node IPAM controller gives podCIDRs
+        self.scripting = runtime if isinstance(runtime, PodScripting) else None
+        self._script_errors: dict[str, str] = {}  # pod uid -> the annotation error last reported
+        prober = SimulatedProber(runtime, runtime) if isinstance(runtime, ProbeScript) else None
         registry = getattr(client, "registry", None)
         self.registry: Registry = registry if isinstance(registry, Registry) else DEFAULT_REGISTRY
         self.agents: dict[str, NodeAgent] = {}
@@ -65,14 +108,19 @@ class SimulatedNodes:
                 heartbeat_jitter=jitter,
                 status_report_seconds=status_report_seconds, resync_seconds=resync_seconds,
                 tmpfs_memory_volumes=False, host=None, **config)
-            self.agents[name] = NodeAgent(client, runtime, cfg, extra_env=extra_env,
+            self.agents[name] = NodeAgent(client, runtime, cfg, extra_env=extra_env, prober=prober,
                                           own_pod_informer=False, own_runtime_events=False)
 
     async def run(self, *, task_status: trio.TaskStatus[SimulatedNodes] = trio.TASK_STATUS_IGNORED) -> None:
         version = await self.runtime.version()
         runtime_version = f"{version.name}://{version.version}"
+        cidrs = await self._pod_cidrs() if self.pod_cidr_timeout is not None else {}
         for index, (name, agent) in enumerate(self.agents.items(), start=1):
             agent.config = attrs.evolve(agent.config, host=simulated_host(name, index, runtime_version))
+            if self.scripting is not None and cidrs.get(name):
+                self.scripting.assign_pod_cidr(LABEL_NODE, name, cidrs[name])
+        if self.scripting is not None:
+            await self._remove_strays()
         pod_rt = self.registry.by_kind("Pod")
         assert pod_rt is not None
         informer = SharedInformers.of(self.client).informer(pod_rt)  # the controllers' pod cache
@@ -83,6 +131,45 @@ class SimulatedNodes:
             await self._run_agents(informer, task_status)
         finally:
             informer.remove_handler(self._dispatch_pod)  # the informer is shared and outlives us
+
+    async def _pod_cidrs(self) -> dict[str, str]:
+        """Each node's podCIDR from the node IPAM controller: the Nodes not there yet are created bare
+        (the agents' registration completes them) and each is waited for until it has one."""
+        node_rt = self.registry.by_kind("Node")
+        assert node_rt is not None and self.pod_cidr_timeout is not None
+        nodes, _ = await self.client.list(node_rt, None)
+        known = {n["metadata"]["name"] for n in nodes}
+        for name in self.agents:
+            if name not in known:
+                try:
+                    await self.client.create(node_rt, None, {"apiVersion": "v1", "kind": "Node", "metadata": {
+                        "name": name, "labels": {"kubernetes.io/hostname": name}}})
+                except AlreadyExists:
+                    pass  # registered meanwhile (a restart racing an earlier run's agent): ours all the same
+        cidrs: dict[str, str] = {}
+        with trio.move_on_after(self.pod_cidr_timeout):
+            while True:
+                nodes, _ = await self.client.list(node_rt, None)
+                cidrs = {n["metadata"]["name"]: str((n.get("spec") or {}).get("podCIDR") or "")
+                         for n in nodes if n["metadata"]["name"] in self.agents}
+                if all(cidrs.get(name) for name in self.agents):
+                    return cidrs
+                await trio.sleep(0.2)
+        missing = sorted(name for name in self.agents if not cidrs.get(name))
+        raise PodCIDRTimeout(
+            f"{len(missing)} simulated node(s) ({', '.join(missing[:3])}...) got no spec.podCIDR within "
+            f"{self.pod_cidr_timeout:g} s: is the node IPAM controller running, and is its cluster CIDR "
+            "full?")
+
+    async def _remove_strays(self) -> None:
+        """Sandboxes of nodes not simulated any more (a restart with fewer nodes): no agent would adopt
+        or remove them. (Each agent removes its own node's orphans when it starts.)"""
+        for sandbox in await self.runtime.list_sandboxes():
+            if sandbox.labels.get(LABEL_NODE) not in self.agents:
+                try:
+                    await self.runtime.remove_sandbox(sandbox.id)
+                except RuntimeFailure as exc:  # best effort: the next start tries again
+                    log.warning("simulated nodes: removing stray sandbox %s: %s", sandbox.name, exc)
 
     async def _run_agents(self, informer: Informer, task_status: trio.TaskStatus[SimulatedNodes]) -> None:
         async with trio.open_nursery() as nursery:
@@ -107,7 +194,31 @@ class SimulatedNodes:
         node = ((obj or {}).get("spec") or {}).get("nodeName")
         agent = self.agents.get(node or "")
         if agent is not None:
+            if self.scripting is not None and obj is not None:
+                self._script_pod(agent, event_type, obj)
             agent.handle_pod_event(event_type, old, new)
+
+    def _script_pod(self, agent: NodeAgent, event_type: str, pod: Obj) -> None:
+        """Hand the pod's script to the runtime before the pod's worker can create a container."""
+        assert self.scripting is not None
+        m = pod.get("metadata") or {}
+        uid = m.get("uid", "")
+        if event_type == "DELETED":
+            self.scripting.script_pod(uid, None)
+            self._script_errors.pop(uid, None)
+            return
+        try:
+            script = pod_script_of(pod)
+            self._script_errors.pop(uid, None)
+        except ScriptError as exc:
+            if self._script_errors.get(uid) != str(exc):
+                self._script_errors[uid] = str(exc)
+                ref = {"apiVersion": "v1", "kind": "Pod", "metadata": {
+                    k: m.get(k) for k in ("name", "namespace", "uid", "resourceVersion")}}
+                agent.recorder.event(ref, WARNING, "InvalidSimulationScript",
+                                     f"{exc}; the pod's simulation annotations are ignored")
+            script = pod_script_of({**pod, "metadata": {**m, "annotations": {}}})
+        self.scripting.script_pod(uid, script)
 
     def _dispatch_event(self, event: RuntimeEvent) -> None:
         agent = self.agents.get(event.labels.get(LABEL_NODE, ""))

@@ -45,6 +45,22 @@ def parse_time(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+_MINUTE_S, _HOUR_S, _DAY_S, _YEAR_S = 60, 3600, 86400, 365 * 86400  # in seconds (the others are in ns)
+_UNIT_NAMES = {1: "s", _MINUTE_S: "m", _HOUR_S: "h", _DAY_S: "d", _YEAR_S: "y"}
+# HumanDuration's ladder: below `limit` seconds, whole `unit`s, then (when `sub` is set and the
+# remainder is not zero) the remainder in whole `sub`s.
+_HUMAN_LADDER = (
+    (2 * _MINUTE_S, 1, None),
+    (10 * _MINUTE_S, _MINUTE_S, 1),
+    (3 * _HOUR_S, _MINUTE_S, None),
+    (8 * _HOUR_S, _HOUR_S, _MINUTE_S),
+    (48 * _HOUR_S, _HOUR_S, None),
+    (8 * _DAY_S, _DAY_S, _HOUR_S),
+    (2 * _YEAR_S, _DAY_S, None),
+    (8 * _YEAR_S, _YEAR_S, _DAY_S),
+)
+
+
 def human_duration(seconds: float) -> str:
     """k8s.io/apimachinery/pkg/util/duration.HumanDuration: 45s, 5m10s, 3h, 2d4h, 400d, 3y12d;
     `<invalid>` more than a second in the future (kube's tolerance for clock skew)."""
@@ -53,29 +69,11 @@ def human_duration(seconds: float) -> str:
         return "<invalid>"
     if s < 0:
         return "0s"
-    if s < 60 * 2:
-        return f"{s}s"
-    minutes = s // 60
-    if minutes < 10:
-        rest = s % 60
-        return f"{minutes}m" if rest == 0 else f"{minutes}m{rest}s"
-    if minutes < 60 * 3:
-        return f"{minutes}m"
-    hours = s // 3600
-    if hours < 8:
-        rest = minutes % 60
-        return f"{hours}h" if rest == 0 else f"{hours}h{rest}m"
-    if hours < 48:
-        return f"{hours}h"
-    if hours < 24 * 8:
-        rest = hours % 24
-        return f"{hours // 24}d" if rest == 0 else f"{hours // 24}d{rest}h"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24}d"
-    if hours < 24 * 365 * 8:
-        rest = (hours // 24) % 365
-        return f"{hours // 24 // 365}y" if rest == 0 else f"{hours // 24 // 365}y{rest}d"
-    return f"{hours // 24 // 365}y"
+    unit, sub = next(((u, below) for limit, u, below in _HUMAN_LADDER if s < limit), (_YEAR_S, None))
+    shown = f"{s // unit}{_UNIT_NAMES[unit]}"
+    if sub is None or (rest := (s // sub) % (unit // sub)) == 0:
+        return shown
+    return f"{shown}{rest}{_UNIT_NAMES[sub]}"
 
 
 def go_duration(ns: int) -> str:

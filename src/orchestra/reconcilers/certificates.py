@@ -123,8 +123,8 @@ class CsrSigner(Controller):
         updated = deep_copy(csr)
         status = updated.setdefault("status", {})
         if problem is not None:
-            status["conditions"] = [*as_list(status.get("conditions")),
-                                    _condition(certs.FAILED, "SignerValidationFailure", problem, self.clock())]
+            failed = _condition(certs.FAILED, "SignerValidationFailure", problem, self.clock())
+            status["conditions"] = [*as_list(status.get("conditions")), failed]
         else:
             pem = self.sign(request, usages, spec.get("expirationSeconds"))
             status["certificate"] = base64.b64encode(pem).decode()

@@ -8,7 +8,10 @@ Owns (kube's garbagecollector, keyed by object uid):
     blockOwnerDeletion remains, the finalizer is removed and the API core removes the owner;
   * Orphan — an owner with the "orphan" finalizer has its ownerReferences removed from every
     dependent, then the finalizer is removed.
-It watches every kind except Events (kube ignores them too) through metadata-only caches.
+It watches every kind except Events (kube ignores them too) through metadata-only caches —
+custom kinds too: a CRD change makes it start a cache for each newly served custom kind and drop
+the caches of kinds no longer served (owner references work between custom resources and built-in
+objects in both directions).
 Writes are merge patches that carry the resourceVersion read (a Conflict re-queues the uid).
 Must not import: node, net, apiserver, cli, runtime.
 """
@@ -19,10 +22,12 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
+import trio
+
 from orchestra.api.errors import NotFound
 from orchestra.api.registry import ResourceType
 from orchestra.client.base import Client
-from orchestra.controller import Controller, Informer, Result, registry_of
+from orchestra.controller import Controller, CustomKindInformers, Informer, Result, registry_of
 from orchestra.objects import Obj, meta, owner_uids
 
 log = logging.getLogger("orchestra.reconcilers.gc")
@@ -60,14 +65,43 @@ class GarbageCollector(Controller):
         super().__init__(client, workers=workers, **kwargs)
         self.registry = registry_of(client)
         self.graph: dict[ResourceType, Informer] = {}
+        self.custom = CustomKindInformers(self.registry, self._custom_informer,
+                                          added=self.graph.__setitem__, removed=self._forget)
         for rt in self.registry.types:
-            if rt.kind in IGNORED_KINDS or not {"list", "watch", "delete"} <= set(rt.verbs):
+            if (
+                rt.custom is not None
+                or rt.kind in IGNORED_KINDS
+                or not {"list", "watch", "delete"} <= set(rt.verbs)
+            ):
                 continue
             inf = self.informer(
                 rt, transform=metadata_only, indexers={"uid": _uid_index, "owner": owner_uids}
             )
             self.graph[rt] = inf
             self.enqueue_on(inf, self._keys)
+            if rt.kind == "CustomResourceDefinition":
+                inf.add_handler(self.custom.kinds_changed)
+
+    # --- custom kinds ---------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(super().run)
+            await nursery.start(self.custom.run)
+            task_status.started()
+
+    def _custom_informer(self, rt: ResourceType) -> Informer:
+        inf = Informer(self.client, rt, transform=metadata_only,
+                       indexers={"uid": _uid_index, "owner": owner_uids})
+        inf.add_handler(self._enqueue_keys)
+        return inf
+
+    def _forget(self, rt: ResourceType, _inf: Informer) -> None:
+        self.graph.pop(rt, None)
+
+    def _enqueue_keys(self, event_type: str, old: Obj | None, new: Obj | None) -> None:
+        for key in self._keys(event_type, old, new):
+            self.queue.add(key)
 
     # --- graph queries -----------------------------------------------------------------------
 

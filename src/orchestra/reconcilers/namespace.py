@@ -1,8 +1,8 @@
 """Namespace lifecycle: deleting a namespace deletes everything in it, then finalizes it.
 
 Owns: for a Namespace with a deletionTimestamp whose spec.finalizers holds "kubernetes" —
-  1. delete every object of every namespaced kind in it (listed through the API, like kube's
-     namespaced-resources deleter; already-terminating objects are left to finish);
+  1. delete every object of every namespaced kind in it, custom kinds included (listed through the
+     API, like kube's namespaced-resources deleter; already-terminating objects are left to finish);
   2. while something remains (pods in their grace period, objects held by finalizers), re-check
      after the longest remaining pod grace period, else with backoff capped at 60 s (kube's
      namespace controller rate limiter);
@@ -53,8 +53,12 @@ class NamespaceController(Controller):
             self.namespaces,
             lambda _t, _old, new: [new["metadata"]["name"]] if new and is_terminating(new) else [],
         )
-        self.kinds = [rt for rt in registry_of(client).types
-                      if rt.namespaced and {"list", "delete"} <= set(rt.verbs)]
+        self.registry = registry_of(client)
+
+    @property
+    def kinds(self) -> list[ResourceType]:
+        """Every namespaced kind served now (custom kinds come and go with their CRDs)."""
+        return [rt for rt in self.registry.types if rt.namespaced and {"list", "delete"} <= set(rt.verbs)]
 
     async def reconcile(self, key: str) -> Result | None:
         ns = self.namespaces.get(None, key)

@@ -150,10 +150,12 @@ class NodeIpamController(Controller):
         try:
             cidr = self.cidrs.allocate()
         except CidrSetFull as exc:
-            self.recorder.event(node, WARNING, "CIDRNotAvailable", f"Node {name} status is now: CIDRNotAvailable")
+            self.recorder.event(node, WARNING, "CIDRNotAvailable",
+                                f"Node {name} status is now: CIDRNotAvailable")
             raise TemporaryError(str(exc), delay=30.0) from None
         try:
-            await self.client.patch(self.nodes.rt, None, name, {"spec": {"podCIDR": cidr, "podCIDRs": [cidr]}})
+            await self.client.patch(self.nodes.rt, None, name,
+                                    {"spec": {"podCIDR": cidr, "podCIDRs": [cidr]}})
         except NotFound:
             self.cidrs.release(cidr)  # deleted meanwhile: its DELETED event has nothing to release
             return None

@@ -90,7 +90,8 @@ class NodePodman:
         found = await self._run("network", "inspect", NETWORK, check=False)
         subnets = [s.get("subnet") for n in json.loads(found or "[]") for s in n.get("subnets") or []]
         if found and subnets != [pod_cidr]:
-            log.warning("network %s is on %s, the node's podCIDR is %s: re-creating it", NETWORK, subnets, pod_cidr)
+            log.warning("network %s is on %s, the node's podCIDR is %s: re-creating it",
+                        NETWORK, subnets, pod_cidr)
             await self._run("network", "rm", NETWORK)
         if subnets != [pod_cidr]:
             self._write_network(pod_cidr)
@@ -112,7 +113,8 @@ class NodePodman:
         """Copy `image` from the host's Podman into the node's storage; False if the host has none."""
         if await self._exists(image, self.env):
             return True
-        host_env = {k: v for k, v in self.env.items() if k not in ("CONTAINERS_CONF", "CONTAINERS_STORAGE_CONF")}
+        own = ("CONTAINERS_CONF", "CONTAINERS_STORAGE_CONF")
+        host_env = {k: v for k, v in self.env.items() if k not in own}
         if not await self._exists(image, host_env):
             return False
         with tempfile.TemporaryDirectory(prefix="orchestra-image-") as tmp:

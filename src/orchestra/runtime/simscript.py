@@ -1,34 +1,28 @@
 """The script of the simulated runtime (kwok-style): what simulated containers do, which images
 exist and can be pulled, and how execs answer.
 
-Owns: `ExecScript`, `ContainerScript`, `SimScript` (looked up by container name, then by image),
-`builtin_exec` (the few busybox applets a simulated exec understands), `signal_number`, the
-virtual clock's timestamps (`virtual_time`, `stamp_line`: trio time 0 is EPOCH) and
-`normalize_image` (short names resolve to localhost/, a missing tag is :latest, like Podman).
+Owns: `ContainerScript`, `SimScript` (explicit scripts looked up by container name,
+then by image; a container without one gets `derive`d from its command by the command rules of
+simcommand.py and its pod's `PodScript` from simrules.py), `signal_number` and `normalize_image`
+(short names resolve to localhost/, a missing tag is :latest, like Podman). `ExecScript` (an exec's
+scripted answer) lives in simrules.py, beside the pod scripts that hold them, and is re-exported here.
 Must not import: podman, httpx, anything above the runtime layer.
 """
 
 from __future__ import annotations
 
-import shlex
+import functools
+import math
 import signal as signal_module
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
 
 import attrs
 
 from orchestra.runtime.base import ContainerSpec
-
-EPOCH = datetime(2025, 1, 1, tzinfo=UTC)  # virtual time 0 as a wall-clock timestamp
-
-
-@attrs.frozen
-class ExecScript:
-    exit_code: int = 0
-    stdout: bytes = b""
-    stderr: bytes = b""
-    duration: float = 0.0
-
+from orchestra.runtime.simclock import EPOCH as EPOCH
+from orchestra.runtime.simcommand import Context, FileEvent, evaluate
+from orchestra.runtime.simrules import ExecScript as ExecScript
+from orchestra.runtime.simrules import ExitRule, PodScript
 
 ExecHandler = Callable[[tuple[str, ...]], ExecScript | None]
 
@@ -47,6 +41,9 @@ class ContainerScript:
     exec: Mapping[tuple[str, ...], ExecScript] = attrs.field(factory=dict)
     exec_handler: ExecHandler | None = None
     echo_stdin: bool = False  # after `output`, runs like `cat` until stdin's EOF, then exits with exit_code
+    # (seconds after start, path, content | None: removed): the files its commands make
+    files: tuple[FileEvent, ...] = ()
+    server: bool = False  # answers `wget` on every port of the pod (runs an unrecognised program: a server)
     cpu: float = 0.0008  # cores it keeps busy while running (`kubectl top` rounds up: 1m)
     memory: int = 4 << 20  # working set bytes while running (4Mi)
 
@@ -65,9 +62,49 @@ class SimScript:
     pull_errors: dict[str, str] = attrs.field(factory=dict)  # image -> error (ImagePullError)
     pull_delay: float = 0.0
     sandbox_start_delay: float = 0.0
+    pods: dict[str, PodScript] = attrs.field(factory=dict)  # pod uid -> its annotations' script (simrules.py)
 
-    def for_container(self, spec: ContainerSpec) -> ContainerScript:
-        return self.containers.get(spec.name) or self.images.get(spec.image) or ContainerScript()
+    def explicit(self, spec: ContainerSpec) -> ContainerScript | None:
+        return self.containers.get(spec.name) or self.images.get(spec.image)
+
+    def for_container(self, spec: ContainerSpec, pod_uid: str = "", hostname: str = "") -> ContainerScript:
+        """The explicit script for this container, else what its command and its pod's script make of it."""
+        return self.explicit(spec) or derive(spec, self.pods.get(pod_uid), hostname)
+
+
+def derive(spec: ContainerSpec, pod: PodScript | None, hostname: str = "") -> ContainerScript:
+    """A container's behaviour from its command (simcommand.py) and its pod's script (simrules.py):
+    an `exit` rule wins; a recognised command runs as evaluated; an unrecognised program (a server, the
+    image's own entrypoint) runs until stopped, or, in a completing container (an init container, a Job's
+    pod), exits 0 after the pod's completion time. Scripts are shared between containers alike (a
+    Deployment's 30,000 replicas evaluate their command once)."""
+    argv = (*spec.command, *spec.args)
+    # the environment and hostname matter only to commands that can read them
+    reads = any("$" in w or "env" in w or "hostname" in w.lower() for w in argv)
+    env = tuple(sorted(spec.env.items())) if reads else ()
+    rule = pod.exit_for(spec.name) if pod is not None else None
+    completes = pod is not None and spec.name in pod.completes
+    completion = pod.completion_time if pod is not None else 0.0
+    return _derive(argv, spec.stdin, spec.tty, env, hostname if reads else "", rule, completes, completion)
+
+
+@functools.lru_cache(maxsize=1024)
+def _derive(argv: tuple[str, ...], stdin: bool, tty: bool, env: tuple[tuple[str, str], ...], hostname: str,
+            rule: ExitRule | None, completes: bool, completion_time: float) -> ContainerScript:
+    outcome = evaluate(argv, Context(env=dict(env), hostname=hostname, stdin=stdin or tty))
+    exit_code = outcome.exit_code
+    exit_after: float | None = outcome.duration
+    if rule is not None:
+        exit_after, exit_code = rule.after, rule.code
+    elif outcome.open_ended:
+        exit_after, exit_code = (outcome.duration + completion_time, 0) if completes else (None, 0)
+    elif outcome.echo_stdin:
+        exit_after = None  # `cat` until stdin's EOF (a TTY without stdin never sends one)
+    if exit_after == math.inf:
+        exit_after = None
+    return ContainerScript(output=outcome.output, exit_after=exit_after, exit_code=exit_code,
+                           files=outcome.files, echo_stdin=outcome.echo_stdin and stdin,
+                           server=outcome.open_ended)
 
 
 def normalize_image(ref: str) -> str:
@@ -82,37 +119,8 @@ def normalize_image(ref: str) -> str:
     return name
 
 
-def builtin_exec(wget: Callable[[str], ExecScript], cmd: tuple[str, ...]) -> ExecScript:
-    """A few busybox applets, enough for probes and the contract suite (`wget` asks the pod)."""
-    if cmd == ("true",):
-        return ExecScript()
-    if cmd == ("false",):
-        return ExecScript(exit_code=1)
-    if cmd[:1] == ("echo",):
-        return ExecScript(stdout=" ".join(cmd[1:]).encode() + b"\n")
-    if cmd[:1] == ("sleep",) and len(cmd) == 2:
-        return ExecScript(duration=float(cmd[1]))
-    if cmd[:2] == ("sh", "-c") and len(cmd) >= 3:
-        words = shlex.split(cmd[2])
-        if words[:1] == ["exit"] and len(words) == 2:
-            return ExecScript(exit_code=int(words[1]))
-        return builtin_exec(wget, tuple(words))
-    if cmd[:1] == ("wget",) and cmd[-1].startswith("http://"):
-        return wget(cmd[-1])
-    return ExecScript(exit_code=127, stderr=f"exec: {cmd[0]!r}: executable file not found\n".encode())
-
-
 def signal_number(signal: str | int) -> int:
     if isinstance(signal, int) or signal.isdigit():
         return int(signal)
     name = signal.upper()
     return int(signal_module.Signals[name if name.startswith("SIG") else "SIG" + name])
-
-
-def virtual_time(t: float | None) -> datetime | None:
-    return None if t is None else EPOCH + timedelta(seconds=t)
-
-
-def stamp_line(at: float, line: bytes) -> bytes:
-    stamp = (EPOCH + timedelta(seconds=at)).strftime("%Y-%m-%dT%H:%M:%S.%f000Z")
-    return stamp.encode() + b" " + line

@@ -9,9 +9,14 @@ would need a real process comes from a `SimScript` (kwok-style scripted lifecycl
                        images={"crasher:1": ContainerScript(exit_after=2, exit_code=1)})
     async with open_simulated_runtime(script) as runtime: ...
 
-Containers run as tasks in the runtime's own nursery (`run(*, task_status)`), so the whole
-thing is deterministic under trio's MockClock. The script types live in `simscript.py`; stdin,
-TTYs and the exec/attach sessions in `simstdio.py`; the container and sandbox records in `simstate.py`.
+Containers run as tasks in the runtime's own nursery (`run(*, task_status)`), deterministic under
+MockClock. A container without an explicit script does what its command says (simscript.derive),
+scripted per pod (`script_pod`); exec answers by simexec.py's rule. Timestamps come from an injected
+`SimClock` (`SimClock.wall()` for a real cluster); IPs from per-node pod CIDRs (`assign_pod_cidr`).
+With a `state_dir` every change is journalled (simtables.py keeps the tables and their journal,
+simjournal.py the file, simpersist.py what a record is) and `run()` first restores the state:
+running containers go on running (a `sleep 60` started 50 s before a restart exits 10 s after it)
+with the same ids, IPs and times, for the node agents to adopt. simstate.py holds the objects.
 Must not import: podman, httpx, anything above the runtime layer.
 """
 
@@ -25,6 +30,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from functools import partial
+from pathlib import Path
 
 import trio
 
@@ -59,19 +65,26 @@ from orchestra.runtime.base import (
     check_attach,
     run_to_completion,
 )
-from orchestra.runtime.simscript import (
-    EPOCH,
-    builtin_exec,
-    normalize_image,
-    signal_number,
-    stamp_line,
-    virtual_time,
+from orchestra.runtime.simclock import SimClock as SimClock
+from orchestra.runtime.simexec import run_exec, wget_in_pod
+from orchestra.runtime.simnet import DEFAULT_CIDR, NetworkFull, PodNetworks
+from orchestra.runtime.simpersist import (
+    INFRA_SCRIPT,
+    INFRA_SPEC,
+    container_record,
+    exit_record,
+    file_record,
+    sandbox_record,
+    start_record,
 )
+from orchestra.runtime.simrules import PodScript
 from orchestra.runtime.simscript import ContainerScript as ContainerScript
 from orchestra.runtime.simscript import ExecScript as ExecScript
 from orchestra.runtime.simscript import SimScript as SimScript
+from orchestra.runtime.simscript import normalize_image, signal_number
 from orchestra.runtime.simstate import SimContainer, SimSandbox
 from orchestra.runtime.simstdio import SimAttachSession, SimExecSession, echo_stdin
+from orchestra.runtime.simtables import SimTables, StateUnavailable
 
 SIGKILL_EXIT = 128 + signal_module.SIGKILL
 
@@ -79,34 +92,79 @@ SIGKILL_EXIT = 128 + signal_module.SIGKILL
 class SimulatedRuntime:
     """A `Runtime` in memory. Call its `run` in a nursery (or use `open_simulated_runtime`)."""
 
-    def __init__(self, script: SimScript | None = None):
+    def __init__(self, script: SimScript | None = None, *, clock: SimClock | None = None,
+                 state_dir: Path | None = None, default_cidr: str = DEFAULT_CIDR):
         self.script = script or SimScript()
-        self._sandboxes: dict[str, SimSandbox] = {}
-        self._containers: dict[str, SimContainer] = {}
-        # Indexes, so that a pod's lookups stay O(its own containers) with 30,000 pods on one runtime:
-        # sandbox name -> sandbox, pod uid label -> {container id: container} (infra included).
-        self._sandbox_by_name: dict[str, SimSandbox] = {}
-        self._by_pod_uid: dict[str, dict[str, SimContainer]] = {}
+        self.clock = clock or SimClock()
+        self.networks = PodNetworks(default_cidr)
+        self._t = SimTables(self.clock, state_dir)
         self._ids = itertools.count(1)
-        self._ips = itertools.count(2)
         self._subscribers: list[tuple[Mapping[str, str], trio.MemorySendChannel[RuntimeEvent]]] = []
         self._nursery: trio.Nursery | None = None
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            task_status.started()
-            try:
+        """Restore the persisted state (if any), then run containers until cancelled. Cancelling stops
+        the simulation, not the containers: they are still running when the state is restored."""
+        try:
+            restored = self._t.load()
+        except StateUnavailable as exc:
+            raise RuntimeUnavailable(str(exc)) from exc
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                await self._t.restore(restored, nursery, self.script, self.networks, self._resume)
+                task_status.started()
                 await trio.sleep_forever()
-            finally:
-                self._nursery = None
+        finally:
+            self._nursery = None
+            self._t.close()
+
+    def _resume(self, c: SimContainer) -> None:
+        """Run the container's process (again after a restart: from its start; if over by now, it exits
+        then)."""
+        ends = c.ends_at()
+        if ends is not None and ends <= trio.current_time():
+            for at, stream, data in c.output_due():
+                c.write_output(stream, data, at=at)
+            self._exit(c, c.script.exit_code, at=ends)
+            return
+        if not c.infra:  # a new process, a new stdin (the pause process reads none)
+            c.stdio = c.new_stdio()
+        c.scope = trio.CancelScope()
+        self._running_nursery().start_soon(self._process, c, c.scope)
+
+    def discard_state(self) -> None:
+        """Forget the persisted state, after `run` (`up --stop-pods`): the next run starts empty."""
+        self._t.discard()
+
+    # --- simulation hooks (node/simulated.py): not part of the Runtime protocol --------------------
+
+    def script_pod(self, uid: str, script: PodScript | None) -> None:
+        """Script the containers of pod `uid` (its annotations; None: none)."""
+        if script is None:
+            self.script.pods.pop(uid, None)
+        else:
+            self.script.pods[uid] = script
+
+    def assign_pod_cidr(self, label: str, value: str, cidr: str) -> None:
+        """Sandboxes labelled `label=value` (a node's) get their IPs from `cidr`."""
+        self.networks.assign(label, value, cidr)
+
+    def probe_fails(self, container_id: str, kind: str) -> bool:
+        """Whether the pod's script makes this kind of probe of this container fail now."""
+        c = self._t.containers.get(container_id)
+        if c is None or c.started_at is None:
+            return False
+        pod = self.script.pods.get(c.labels.get(LABEL_POD_UID, ""))
+        return pod is not None and pod.probe_fails(c.name, kind, trio.current_time() - c.started_at)
 
     async def aclose(self) -> None:
         for _, channel in self._subscribers:
             channel.close()
 
     def _new_id(self, kind: str) -> str:
-        return hashlib.sha256(f"{kind}-{next(self._ids)}".encode()).hexdigest()
+        salt = f"-{self._t.generation}" if self._t.generation else ""
+        return hashlib.sha256(f"{kind}-{next(self._ids)}{salt}".encode()).hexdigest()
 
     def _running_nursery(self) -> trio.Nursery:
         if self._nursery is None:
@@ -160,20 +218,22 @@ class SimulatedRuntime:
             if present:
                 raise ImagePullError(f"pulling image {image!r} failed: {error}")
             raise ImageNotFound(f"image {image!r} is not present locally and pulling it failed: {error}")
-        self.script.present_images.add(name)
+        if name not in self.script.present_images:
+            self.script.present_images.add(name)
+            self._t.record({"k": "img", "name": name})
         return self._image_id(name)
 
     # ------------------------------------------------------------------------------- sandboxes
 
     def _sandbox(self, sandbox_id: str) -> SimSandbox:
-        sandbox = self._sandboxes.get(sandbox_id)
+        sandbox = self._t.sandboxes.get(sandbox_id)
         if sandbox is None:
             raise NotFound(f"sandbox {sandbox_id} not found")
         return sandbox
 
     async def create_sandbox(self, spec: PodSandboxSpec) -> str:
         self._running_nursery()
-        if spec.name in self._sandbox_by_name:
+        if spec.name in self._t.sandbox_by_name:
             raise InvalidState(f"sandbox {spec.name!r} already exists")
         labels = {
             **spec.labels,
@@ -183,17 +243,14 @@ class SimulatedRuntime:
             LABEL_POD_UID: spec.uid,
         }
         sandbox = SimSandbox(id=self._new_id("pod"), spec=spec, labels=labels, created_at=trio.current_time())
-        infra_spec = ContainerSpec(name="infra", image="localhost/podman-pause:4.3.1-0")
-        sandbox.infra = self._make_container(sandbox, infra_spec, ContainerScript(on_sigterm=None), labels)
-        sandbox.infra.infra = True
-        self._sandboxes[sandbox.id] = sandbox
-        self._sandbox_by_name[spec.name] = sandbox
+        self._t.record(sandbox_record(sandbox, self.clock))
+        sandbox.infra = self._make_container(sandbox, INFRA_SPEC, INFRA_SCRIPT, labels, infra=True)
+        self._t.add_sandbox(sandbox)
         self._emit(EventType.CREATED, sandbox.infra)
         return sandbox.id
 
-    def _make_container(
-        self, sandbox: SimSandbox, spec: ContainerSpec, script: ContainerScript, labels: dict[str, str]
-    ) -> SimContainer:
+    def _make_container(self, sandbox: SimSandbox, spec: ContainerSpec, script: ContainerScript,
+                        labels: dict[str, str], *, infra: bool = False) -> SimContainer:
         c = SimContainer(
             id=self._new_id("ctr"),
             name=spec.name,
@@ -203,11 +260,11 @@ class SimulatedRuntime:
             image=spec.image,
             image_id=hashlib.sha256(normalize_image(spec.image).encode()).hexdigest(),
             labels=labels,
+            infra=infra,
             created_at=trio.current_time(),
         )
-        self._containers[c.id] = c
-        self._by_pod_uid.setdefault(labels.get(LABEL_POD_UID, ""), {})[c.id] = c
-        sandbox.members[c.id] = c
+        self._t.add_container(c)
+        self._t.record(container_record(c, self.clock))
         return c
 
     async def start_sandbox(self, sandbox_id: str) -> None:
@@ -231,7 +288,7 @@ class SimulatedRuntime:
             namespace=sandbox.spec.namespace,
             state=state,
             ip=sandbox.ip if state == SandboxState.READY else "",
-            created_at=virtual_time(sandbox.created_at),
+            created_at=self.clock.to_datetime(sandbox.created_at),
             labels=sandbox.labels,
         )
 
@@ -239,7 +296,7 @@ class SimulatedRuntime:
         return [c for c in sandbox.members.values() if not c.infra]
 
     async def stop_sandbox(self, sandbox_id: str, grace_period: float) -> None:
-        sandbox = self._sandboxes.get(sandbox_id)
+        sandbox = self._t.sandboxes.get(sandbox_id)
         if sandbox is None:
             return
         async with trio.open_nursery() as nursery:
@@ -249,32 +306,30 @@ class SimulatedRuntime:
         await self._stop(sandbox.infra, 0)
 
     async def remove_sandbox(self, sandbox_id: str) -> None:
-        sandbox = self._sandboxes.get(sandbox_id)
+        sandbox = self._t.sandboxes.get(sandbox_id)
         if sandbox is None:
             return
         assert sandbox.infra is not None
         for c in [*self._members(sandbox), sandbox.infra]:
             if c.state == ContainerState.RUNNING:
-                self._exit(c, SIGKILL_EXIT)
+                self._exit(c, SIGKILL_EXIT, record=False)
         for c in [*self._members(sandbox), sandbox.infra]:
-            self._remove(c)
-        del self._sandboxes[sandbox_id]
-        if self._sandbox_by_name.get(sandbox.spec.name) is sandbox:
-            del self._sandbox_by_name[sandbox.spec.name]
+            self._remove(c, record=False)
+        self._t.remove_sandbox(sandbox)
 
     async def list_sandboxes(self, labels: Mapping[str, str] | None = None) -> list[SandboxStatus]:
         self._running_nursery()
         wanted = dict(labels or {})
         return [
             self._sandbox_status(s)
-            for s in self._sandboxes.values()
+            for s in self._t.sandboxes.values()
             if all(s.labels.get(k) == v for k, v in wanted.items())
         ]
 
     # ------------------------------------------------------------------------------ containers
 
     def _container(self, container_id: str) -> SimContainer:
-        c = self._containers.get(container_id)
+        c = self._t.containers.get(container_id)
         if c is None:
             raise NotFound(f"container {container_id} not found")
         return c
@@ -286,12 +341,12 @@ class SimulatedRuntime:
         wanted = dict(labels or {})
         candidates: Iterable[SimContainer]
         if sandbox_id is not None:
-            sandbox = self._sandboxes.get(sandbox_id)
+            sandbox = self._t.sandboxes.get(sandbox_id)
             candidates = sandbox.members.values() if sandbox is not None else ()
         elif LABEL_POD_UID in wanted:
-            candidates = self._by_pod_uid.get(wanted[LABEL_POD_UID], {}).values()
+            candidates = self._t.by_pod_uid.get(wanted[LABEL_POD_UID], {}).values()
         else:
-            candidates = self._containers.values()
+            candidates = self._t.containers.values()
         return [
             self._status(c)
             for c in candidates
@@ -311,7 +366,8 @@ class SimulatedRuntime:
             LABEL_SANDBOX_ID: sandbox.id,
             LABEL_CONTAINER_NAME: spec.name,
         }
-        c = self._make_container(sandbox, spec, self.script.for_container(spec), labels)
+        script = self.script.for_container(spec, sandbox.spec.uid, sandbox.spec.hostname)
+        c = self._make_container(sandbox, spec, script, labels)
         self._emit(EventType.CREATED, c)
         return c.id
 
@@ -325,48 +381,57 @@ class SimulatedRuntime:
         await self._start(c)
 
     async def _start(self, c: SimContainer) -> None:
-        nursery = self._running_nursery()
+        self._running_nursery()
         if c.state == ContainerState.RUNNING:
             return
         script = c.script
         await trio.sleep(self.script.sandbox_start_delay if c.infra else script.start_delay)
-        if c.id not in self._containers:
+        if c.id not in self._t.containers:
             raise NotFound(f"container {c.id} was removed while starting")
         c.exit_code = c.finished_at = None
         if script.start_error is not None:
             c.state, c.exit_code, c.finished_at = ContainerState.EXITED, 127, trio.current_time()
+            self._t.record(exit_record(c, self.clock))
             c.notify()
             raise RuntimeFailure(f"starting container {c.id}: {script.start_error}")
         if c.infra:
-            n = next(self._ips)
-            c.sandbox.ip = f"10.88.{n // 250}.{n % 250 + 2}"
+            try:
+                c.sandbox.ip = self.networks.allocate(c.sandbox.labels, c.sandbox.id, prefer=c.sandbox.ip)
+            except NetworkFull as exc:  # kube: "failed to set up sandbox container ... network"
+                raise RuntimeFailure(
+                    f"failed to set up sandbox {c.sandbox.spec.name} network: {exc}") from None
         c.state, c.started_at = ContainerState.RUNNING, trio.current_time()
-        c.stdio = c.new_stdio()  # a new process, a new stdin
-        c.scope = trio.CancelScope()
-        nursery.start_soon(self._process, c, c.scope)
+        self._t.record(start_record(c, self.clock))
+        self._resume(c)
         self._emit(EventType.STARTED, c)
 
     async def _process(self, c: SimContainer, scope: trio.CancelScope) -> None:
+        """The main process, from its start (which is in the past for one resumed after a restart:
+        what it would have printed meanwhile is logged at the time it would have been)."""
+        ends = c.ends_at()
         with scope:
-            start = trio.current_time()
-            for at, stream, data in sorted(c.script.output, key=lambda item: item[0]):
-                if c.script.exit_after is not None and at > c.script.exit_after:
-                    break
-                await trio.sleep_until(start + at)
-                c.write_output(stream, data)
+            for at, stream, data in c.output_due():
+                await trio.sleep_until(at)
+                c.write_output(stream, data, at=at)
             if c.script.echo_stdin:
                 await echo_stdin(c)
                 self._exit(c, c.script.exit_code)
                 return
-            if c.script.exit_after is None:
-                await trio.sleep_forever()
-            await trio.sleep_until(start + c.script.exit_after)
-            self._exit(c, c.script.exit_code)
+            scope.deadline = math.inf if ends is None else ends  # the process's own scope is its timer
+            await trio.sleep_forever()
+        # the deadline passed, or _exit cancelled the scope (a no-op now); the runtime's end never gets here
+        if ends is not None:
+            self._exit(c, c.script.exit_code, at=ends)
 
-    def _exit(self, c: SimContainer, code: int) -> None:
+    def _exit(self, c: SimContainer, code: int, *, at: float | None = None, record: bool = True) -> None:
         if c.state != ContainerState.RUNNING:
             return
-        c.state, c.exit_code, c.finished_at = ContainerState.EXITED, code, trio.current_time()
+        c.state, c.exit_code = ContainerState.EXITED, code
+        c.finished_at = trio.current_time() if at is None else at
+        if c.infra:
+            self.networks.release(c.sandbox.ip, c.sandbox.id)
+        if record:
+            self._t.record(exit_record(c, self.clock))
         if c.scope is not None:
             c.scope.cancel()
         c.notify()
@@ -398,7 +463,7 @@ class SimulatedRuntime:
         self._signal(c, signal_number(signal))
 
     async def remove_container(self, container_id: str) -> None:
-        c = self._containers.get(container_id)
+        c = self._t.containers.get(container_id)
         if c is None:
             return
         if c.infra:
@@ -406,15 +471,8 @@ class SimulatedRuntime:
         self._exit(c, SIGKILL_EXIT)
         self._remove(c)
 
-    def _remove(self, c: SimContainer) -> None:
-        self._containers.pop(c.id, None)
-        c.sandbox.members.pop(c.id, None)
-        uid = c.labels.get(LABEL_POD_UID, "")
-        same_pod = self._by_pod_uid.get(uid)
-        if same_pod is not None:
-            same_pod.pop(c.id, None)
-            if not same_pod:
-                del self._by_pod_uid[uid]
+    def _remove(self, c: SimContainer, *, record: bool = True) -> None:
+        self._t.remove_container(c, record=record)
         c.notify()
         self._emit(EventType.REMOVED, c)
 
@@ -428,9 +486,10 @@ class SimulatedRuntime:
             sandbox_id=c.sandbox.id,
             state=c.state,
             exit_code=c.exit_code if c.state == ContainerState.EXITED else None,
-            created_at=virtual_time(c.created_at),
-            started_at=virtual_time(c.started_at),
-            finished_at=virtual_time(c.finished_at) if c.state == ContainerState.EXITED else None,
+            created_at=self.clock.to_datetime(c.created_at),
+            started_at=self.clock.to_datetime(c.started_at) if c.started_at is not None else None,
+            finished_at=self.clock.to_datetime(c.finished_at) if c.state == ContainerState.EXITED
+            and c.finished_at is not None else None,
             image=normalize_image(c.image),
             image_id=c.image_id,
             labels=c.labels,
@@ -448,23 +507,10 @@ class SimulatedRuntime:
         timestamps: bool = False,
         since: datetime | None = None,
     ) -> AsyncIterator[AsyncIterator[bytes]]:
-        yield self._log_lines(self._container(container_id), follow, tail, timestamps, since)
-
-    async def _log_lines(
-        self, c: SimContainer, follow: bool, tail: int | None, timestamps: bool, since: datetime | None
-    ) -> AsyncIterator[bytes]:
-        start = (since - EPOCH).total_seconds() if since is not None else -math.inf
-        entries = [e for e in c.log if e[0] >= start]
-        if tail is not None:
-            entries = entries[-tail:] if tail > 0 else []
-        seen = len(c.log)
-        for at, _, line in entries:
-            yield stamp_line(at, line) if timestamps else line
-        while follow and c.state == ContainerState.RUNNING and c.id in self._containers:
-            await c.changed.wait()
-            for at, _, line in c.log[seen:]:
-                yield stamp_line(at, line) if timestamps else line
-            seen = len(c.log)
+        c = self._container(container_id)
+        yield c.log_lines(self.clock, follow=follow, tail=tail, timestamps=timestamps,
+                          since=None if since is None else self.clock.to_trio(since),
+                          present=lambda: c.id in self._t.containers)
 
     @asynccontextmanager
     async def exec(
@@ -476,49 +522,27 @@ class SimulatedRuntime:
         session = SimExecSession(tty)
         if not stdin:
             await session.close_stdin()  # like /dev/null: `cat` sees EOF at once
+        pod = self.script.pods.get(c.labels.get(LABEL_POD_UID, ""))
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._exec_process, c, tuple(cmd), session)
+            nursery.start_soon(partial(run_exec, c, tuple(cmd), session, pod=pod,
+                                       hostname=c.sandbox.spec.hostname,
+                                       wget=partial(wget_in_pod, c), stdin=stdin, tty=tty,
+                                       on_file=partial(self._exec_file, c)))
             yield session
             nursery.cancel_scope.cancel()
 
-    async def _exec_process(self, c: SimContainer, cmd: tuple[str, ...], session: SimExecSession) -> None:
-        if cmd[:1] == ("busybox",):
-            cmd = cmd[1:]
-        result = c.script.exec.get(cmd) or (c.script.exec_handler and c.script.exec_handler(cmd))
-        if not result and cmd[:1] == ("cat",) and len(cmd) == 1:
-            async for data in session.stdin_receive:
-                await session.emit(1, data)
-            result = ExecScript()
-        result = result or builtin_exec(partial(self._wget, c), cmd)
-        await trio.sleep(result.duration)
-        if result.stdout:
-            await session.emit(1, result.stdout)
-        if result.stderr:
-            await session.emit(2, result.stderr)
-        session.finish(result.exit_code)
-
-    def _wget(self, c: SimContainer, url: str) -> ExecScript:
-        hostport = url.removeprefix("http://").split("/", 1)[0]
-        host, _, port = hostport.partition(":")
-        port_number = int(port or 80)
-        if host in ("127.0.0.1", "localhost", c.sandbox.ip):
-            for other in self._members(c.sandbox):
-                if other.state == ContainerState.RUNNING and port_number in other.script.serves:
-                    return ExecScript(stdout=other.script.serves[port_number])
-        return ExecScript(
-            exit_code=1, stderr=f"wget: can't connect to remote host ({host}): Connection refused\n".encode()
-        )
+    def _exec_file(self, c: SimContainer, at: float, path: str, data: bytes | None) -> None:
+        c.exec_files = (*c.exec_files, (at, path, data))
+        self._t.record(file_record(c, at, path, data, self.clock))
 
     async def stats(self, container_ids: Sequence[str]) -> list[ContainerStats]:
         """A running container uses its script's `cpu` cores since it started and `memory` bytes."""
         now = trio.current_time()
-        out = []
-        for cid in container_ids:
-            c = self._containers.get(cid)
-            if c is None or c.state != ContainerState.RUNNING or c.started_at is None:
-                continue
-            out.append(ContainerStats(cid, int((now - c.started_at) * c.script.cpu * 1e9), c.script.memory))
-        return out
+        running = [(c, c.started_at) for cid in container_ids
+                   if (c := self._t.containers.get(cid)) is not None
+                   and c.state == ContainerState.RUNNING and c.started_at is not None]
+        return [ContainerStats(c.id, int((now - start) * c.script.cpu * 1e9), c.script.memory)
+                for c, start in running if start is not None]
 
     async def exec_run(self, container_id: str, cmd: Sequence[str], timeout: float) -> ExecResult:  # noqa: ASYNC109 (probe timeoutSeconds)
         return await run_to_completion(self, container_id, cmd, timeout)

@@ -9,6 +9,7 @@ Owns:
                       `not_supported`, ...), Go's %q / %#v printing (util/validation/field)
   * names.py          DNS-1123 / DNS-1035 names, qualified names, label values, port names
                       (util/validation)
+  * cidr.py           `parse_cidr`: k8s.io/utils/net's ParseCIDRSloppy (NetworkPolicy ipBlocks)
 Used by the API's request path (selectors of LIST/WATCH, list options), by per-kind policy
 (validation, PodDisruptionBudgets) and by every layer above the api (controllers, scheduler, informers).
 New code here: only what kube keeps in apimachinery and more than one area needs; a rule for one kind

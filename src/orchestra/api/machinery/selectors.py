@@ -6,7 +6,7 @@ Must not import: anything in orchestra.api but errors.py and this package.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -181,15 +181,17 @@ class FieldSelector:
         return None
 
 
-def parse_field_selector(text: str | None, kind: str) -> FieldSelector:
-    """fields.ParseSelector, then the kind's ConvertFieldLabel (400 `field label not supported: x`)."""
+def parse_field_selector(text: str | None, kind: str, fields: Iterable[str] | None = None) -> FieldSelector:
+    """fields.ParseSelector, then the kind's ConvertFieldLabel (400 `field label not supported: x`).
+    `fields`: the selectable fields besides metadata.name and metadata.namespace (a custom
+    resource's selectableFields); by default the built-in kind's."""
     if not text:
         return FieldSelector()
     try:
         terms = parse_field_terms(text)
     except SelectorSyntaxError as exc:
         raise BadRequest(str(exc)) from None
-    allowed = _COMMON_FIELDS | SUPPORTED_FIELDS.get(kind, set())
+    allowed = _COMMON_FIELDS | (set(fields) if fields is not None else SUPPORTED_FIELDS.get(kind, set()))
     for field, _op, _value in terms:
         if field not in allowed:
             raise BadRequest(f"field label not supported: {field}")

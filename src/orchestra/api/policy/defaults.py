@@ -1,8 +1,9 @@
 """Server-side defaulting, as kube-apiserver 1.32 does it on create and update.
 
 Owns: the `SetDefaults_*` functions of the built-in kinds (core/v1, apps/v1, batch/v1, discovery/v1,
-coordination/v1, storage/v1) plus the admission defaults a real cluster always applies to pods (Priority,
-DefaultTolerationSeconds, ServiceAccount name). One entry point: `default(kind, obj)`.
+coordination/v1, storage/v1, networking/v1, autoscaling/v2) plus the admission defaults a real
+cluster always applies to pods (Priority, DefaultTolerationSeconds, ServiceAccount name). One entry
+point: `default(kind, obj)`.
 Never overwrites a field the user set. Does not allocate anything (clusterIP, nodePort, Job selector
 and controller-uid labels belong to the core).
 Must not import: the store, the HTTP server, or anything above the api layer.
@@ -14,7 +15,8 @@ import base64
 from collections.abc import Callable
 from typing import Any
 
-from orchestra.objects import Obj, only_dicts
+from orchestra.api.policy.crd.strategy import default_crd
+from orchestra.objects import Obj, deep_copy, only_dicts
 from orchestra.objects.quantity import QuantityError, parse_quantity
 
 NOT_READY_TAINT = "node.kubernetes.io/not-ready"
@@ -354,8 +356,8 @@ def _default_service(obj: Obj) -> None:
 def _default_namespace(obj: Obj) -> None:
     metadata = _map(obj, "metadata")
     name = metadata.get("name")
-    if name:
-        _map(metadata, "labels").setdefault("kubernetes.io/metadata.name", name)
+    if name:  # kube sets it whatever the client wrote, so selectors may rely on it
+        _map(metadata, "labels")["kubernetes.io/metadata.name"] = name
     spec = _map(obj, "spec")
     spec.setdefault("finalizers", ["kubernetes"])
     _map(obj, "status").setdefault("phase", "Active")
@@ -421,6 +423,69 @@ def _default_storage_class(obj: Obj) -> None:
     obj.setdefault("volumeBindingMode", "Immediate")
 
 
+def _default_ingress(obj: Obj) -> None:
+    _map(_map(obj, "status"), "loadBalancer")  # IngressStatus is a struct: always serialized
+
+
+def _default_ingress_class(obj: Obj) -> None:
+    params = _map(obj, "spec").get("parameters")
+    if isinstance(params, dict) and params.get("scope") is None:
+        params["scope"] = "Cluster"
+
+
+def _default_network_policy(obj: Obj) -> None:
+    """SetDefaults_NetworkPolicy and SetDefaults_NetworkPolicyPort; spec and spec.podSelector are
+    structs, so kube always serializes them (a policy sent without a podSelector selects every pod)."""
+    spec = _map(obj, "spec")
+    _map(spec, "podSelector")
+    if not spec.get("policyTypes"):
+        spec["policyTypes"] = ["Ingress", "Egress"] if spec.get("egress") else ["Ingress"]
+    for direction in ("ingress", "egress"):
+        for rule in only_dicts(spec.get(direction)):
+            for port in only_dicts(rule.get("ports")):
+                if port.get("protocol") is None:
+                    port["protocol"] = "TCP"
+
+
+# autoscaling/v2 SetDefaults_HorizontalPodAutoscaler: rules for what a given behavior leaves out. The
+# scale-down window stays unset: the controller applies its --horizontal-pod-autoscaler-downscale-
+# stabilization (300 s) then, as kube does.
+_HPA_SCALE_UP = {"stabilizationWindowSeconds": 0, "selectPolicy": "Max", "policies": [
+    {"type": "Pods", "value": 4, "periodSeconds": 15},
+    {"type": "Percent", "value": 100, "periodSeconds": 15}]}
+_HPA_SCALE_DOWN = {"selectPolicy": "Max",
+                   "policies": [{"type": "Percent", "value": 100, "periodSeconds": 15}]}
+_HPA_DEFAULT_METRIC = {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization",
+                                                                                "averageUtilization": 80}}}
+
+
+def _default_hpa(obj: Obj) -> None:
+    spec = _map(obj, "spec")
+    if spec.get("minReplicas") is None:
+        spec["minReplicas"] = 1
+    if not spec.get("metrics"):
+        spec["metrics"] = [deep_copy(_HPA_DEFAULT_METRIC)]
+    behavior = spec.get("behavior")
+    if isinstance(behavior, dict):  # GenerateHPAScale{Up,Down}Rules: fill in what each direction leaves unset
+        for key, rules in (("scaleUp", _HPA_SCALE_UP), ("scaleDown", _HPA_SCALE_DOWN)):
+            given = behavior.get(key)
+            given = given if isinstance(given, dict) else {}
+            behavior[key] = {**deep_copy(rules), **{k: v for k, v in given.items() if v is not None}}
+
+
+def _default_limit_range(obj: Obj) -> None:
+    """SetDefaults_LimitRangeItem for Container items: default from max, defaultRequest from default,
+    then from min (an empty map stays out, as Go omits it)."""
+    for item in only_dicts(_map(obj, "spec").get("limits")):
+        if item.get("type") != "Container":
+            continue
+        for target, sources in (("default", ("max",)), ("defaultRequest", ("default", "min"))):
+            values = dict(item.get(target) or {})
+            for source in sources:
+                for name, value in (item.get(source) or {}).items():
+                    values.setdefault(name, value)
+            if values:
+                item[target] = values
 def _default_binding(obj: Obj) -> None:
     """rbac/v1 SetDefaults_(Cluster)RoleBinding and SetDefaults_Subject."""
     group = "rbac.authorization.k8s.io"
@@ -454,7 +519,14 @@ _BY_KIND: dict[str, Callable[[Obj], None]] = {
     "PersistentVolumeClaim": _default_pvc,
     "PersistentVolume": _default_pv,
     "StorageClass": _default_storage_class,
+    "LimitRange": _default_limit_range,
+    "ResourceQuota": _noop,
+    "Ingress": _default_ingress,
+    "IngressClass": _default_ingress_class,
+    "NetworkPolicy": _default_network_policy,
     "RoleBinding": _default_binding,
     "ClusterRoleBinding": _default_binding,
     "PodDisruptionBudget": _noop,  # policy/v1 defaults nothing (unhealthyPodEvictionPolicy stays unset)
+    "HorizontalPodAutoscaler": _default_hpa,
+    "CustomResourceDefinition": default_crd,
 }

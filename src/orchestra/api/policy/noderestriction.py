@@ -102,7 +102,8 @@ def _pod(a: Attributes, node: str) -> None:
             raise forbidden("pods", a.name, f'pod does not have "{MIRROR_ANNOTATION}" annotation, node '
                             f'"{node}" can only create mirror pods')
         if as_dict(a.obj.get("spec")).get("nodeName") != node:
-            raise forbidden("pods", a.name, f'node "{node}" can only create pods with spec.nodeName set to itself')
+            raise forbidden("pods", a.name,
+                            f'node "{node}" can only create pods with spec.nodeName set to itself')
         return
     if a.subresource == "status":
         if as_dict((a.old or {}).get("spec")).get("nodeName") != node:

@@ -96,7 +96,7 @@ class ServiceAccountAdmission:
         self.suffix = suffix
 
     async def admit(self, a: Attributes) -> None:
-        if a.kind != "Pod" or a.operation != "CREATE":
+        if (a.group, a.kind) != ("", "Pod") or a.operation != "CREATE":
             return  # kube mutates on create only; the pod's service account is immutable afterwards
         pod = a.obj
         spec = pod.setdefault("spec", {})

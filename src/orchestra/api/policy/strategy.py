@@ -1,8 +1,8 @@
 """Per-kind create/update strategies (kube-apiserver's `PrepareForCreate`/`PrepareForUpdate`).
 
-Owns: what the server resets, derives or keeps for each kind on create and update (status reset,
-pod QoS class and SchedulingGated condition, job selectors, namespace phase, a PodDisruptionBudget's
-zero status), and which kinds bump `metadata.generation`.
+Owns: what the server resets, derives or keeps for each kind on create and update (status reset to
+the zero status kube serializes, pod QoS class and SchedulingGated condition, job selectors,
+namespace phase), and which kinds bump `metadata.generation`.
 Must not import: anything above the api layer.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from orchestra.api.policy.crd import strategy as crd_strategy
 from orchestra.api.registry import ResourceType
 from orchestra.objects import Obj, meta
 
@@ -38,11 +39,52 @@ _NO_GENERATION = {
     "Node",
     "PriorityClass",
     "ControllerRevision",
+    "HorizontalPodAutoscaler",
+    "ResourceQuota",
+    "LimitRange",
     "Role",
     "ClusterRole",
     "RoleBinding",
     "ClusterRoleBinding",
 }
+
+# The status each kind starts with, as kube-apiserver returns it from a create: its Go status struct
+# at its zero value, encoded (fields without omitempty and non-pointer structs are always written, so
+# a Deployment answers `"status":{}` and a ReplicaSet `"status":{"replicas":0}`), after defaulting
+# (SetDefaults_PersistentVolume[Claim] set phase Pending). Pods and namespaces: their hooks below.
+_ZERO_STATUS: dict[str, Obj] = {
+    "Service": {"loadBalancer": {}},
+    "Deployment": {},
+    "ReplicaSet": {"replicas": 0},
+    "DaemonSet": {"currentNumberScheduled": 0, "numberMisscheduled": 0, "desiredNumberScheduled": 0,
+                  "numberReady": 0},
+    "StatefulSet": {"replicas": 0, "availableReplicas": 0},
+    "Job": {},
+    "CronJob": {},
+    "PodDisruptionBudget": {"disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0,
+                            "expectedPods": 0},
+    "PersistentVolumeClaim": {"phase": "Pending"},
+    "PersistentVolume": {"phase": "Pending"},
+    "Ingress": {"loadBalancer": {}},
+    "ResourceQuota": {},  # hard and used are omitempty; the resourcequota controller fills them in
+    # autoscaling/v2, the stored version (desiredReplicas and currentMetrics are not omitempty);
+    # autoscaling/v1 shows it as {"currentReplicas": 0, "desiredReplicas": 0} (api/conversion/hpa.py).
+    "HorizontalPodAutoscaler": {"desiredReplicas": 0, "currentMetrics": None},
+    "CertificateSigningRequest": {},  # conditions and certificate are omitempty
+}
+# A Node keeps the status its kubelet creates it with; its non-pointer structs are written anyway.
+_NODE_STATUS_STRUCTS: dict[str, Obj] = {
+    "daemonEndpoints": {"kubeletEndpoint": {"Port": 0}},
+    "nodeInfo": {field: "" for field in (
+        "machineID", "systemUUID", "bootID", "kernelVersion", "osImage", "containerRuntimeVersion",
+        "kubeletVersion", "kubeProxyVersion", "operatingSystem", "architecture")},
+}
+
+
+def zero_status(kind: str) -> Obj | None:
+    """The status a new object of `kind` starts with (a fresh copy), or None if it keeps its own."""
+    zero = _ZERO_STATUS.get(kind)
+    return None if zero is None else {k: (dict(v) if isinstance(v, dict) else v) for k, v in zero.items()}
 
 
 def tracks_generation(rt: ResourceType) -> bool:
@@ -52,6 +94,9 @@ def tracks_generation(rt: ResourceType) -> bool:
 def prepare_for_create(rt: ResourceType, obj: Obj) -> None:
     if rt.has_subresource("status") and rt.kind not in _KEEP_STATUS_ON_CREATE:
         obj.pop("status", None)
+        zero = zero_status(rt.kind)
+        if zero is not None:
+            obj["status"] = zero
     hook = _CREATE_HOOKS.get(rt.kind)
     if hook:
         hook(obj)
@@ -67,6 +112,8 @@ def prepare_for_update(rt: ResourceType, new: Obj, old: Obj) -> None:
                 nspec[field] = ospec[field]
     if rt.kind == "CertificateSigningRequest":  # kube's csrStrategy: the request never changes
         new["spec"] = old.get("spec") or {}
+    if rt.kind == "CustomResourceDefinition":
+        crd_strategy.prepare_update(new, old)
     if rt.kind == "Namespace":
         new["status"] = old.get("status") or {"phase": "Active"}
         if (old.get("metadata") or {}).get("deletionTimestamp"):
@@ -102,10 +149,12 @@ def _pod_create(pod: Obj) -> None:
     pod["status"] = status
 
 
-def _pdb_create(pdb: Obj) -> None:
-    """A PodDisruptionBudget starts with the zero status kube serializes (its four counts are not
-    omitempty); the disruption controller fills it in."""
-    pdb["status"] = {"disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0, "expectedPods": 0}
+def _node_create(node: Obj) -> None:
+    status = node.get("status")
+    status = node["status"] = status if isinstance(status, dict) else {}
+    for field, zero in _NODE_STATUS_STRUCTS.items():
+        given = status.get(field)
+        status[field] = {**zero, **given} if isinstance(given, dict) else dict(zero)
 
 
 def _namespace_create(ns: Obj) -> None:
@@ -131,7 +180,7 @@ def _job_create(job: Obj) -> None:
 
 
 _CREATE_HOOKS = {"Pod": _pod_create, "Namespace": _namespace_create, "Job": _job_create,
-                 "PodDisruptionBudget": _pdb_create}
+                 "Node": _node_create, "CustomResourceDefinition": crd_strategy.prepare_create}
 
 
 def qos_class(spec: Obj) -> str:

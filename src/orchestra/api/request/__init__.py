@@ -8,9 +8,10 @@ value types in types.py (`WriteOptions`, `WriteResult`, `ListResult`).
 Modules, one concept each:
   * the core: core.py (the verbs, the order of a write), deletion.py (preconditions, propagation,
     graceful deletion, finalizers), subresources.py (scale, binding), serverside.py (the apply
-    write path), eviction.py (pods/eviction over the core and api/policy/pdb.py), admitting.py (the
-    configurable admission plugins' side of a write), tokenrequest.py (serviceaccounts/token, the
-    TokenRequest verb over api/serviceaccount), types.py;
+    write path), eviction.py (pods/eviction over the core and api/policy/pdb.py), quota.py (the
+    namespace's LimitRanges and ResourceQuotas on the write path; charged quotas stored with a
+    compare-and-swap), admitting.py (the configurable admission plugins' side of a write),
+    tokenrequest.py (serviceaccounts/token, the TokenRequest verb over api/serviceaccount), types.py;
   * reads: watch.py, listoptions.py (LIST/WATCH options as kube checks them), labelcache.py (the
     labels of stored objects between label-selected LISTs);
   * bodies: bodies.py (size and depth limits, JSON/YAML decoding, the limits of stored objects),
@@ -19,8 +20,19 @@ Modules, one concept each:
     field metadata for the patch engines);
   * the patch engines, pure functions on JSON: patch.py (merge and JSON patch, and the front of
     the other two), smp.py (strategic merge patch), apply.py (server-side apply and managedFields);
-  * stored.py: the stored encoding of objects, uids, resourceVersions, the metadata the server sets.
+  * stored.py: the stored encoding of objects (`Codec`: JSON, then each resource's storage
+    transformer), uids, resourceVersions, the metadata the server sets; encryption.py: the aesgcm
+    and identity transformers from an EncryptionConfiguration, and the migration of stale values;
+    decoding.py: kube's strict decoder and fieldValidation for written bodies and patch results;
+  * custom resources: custom.py (their decoding, strategy, validation and versions on the way in and
+    out, through api/policy/crd), customkinds.py (the registry kept in step with stored CRDs),
+    customschema.py (a custom version's schema as server-side apply reads it).
 Kubernetes protobuf bodies are decoded before they get here (apiserver/protobuf.py).
+A kind served at several versions (autoscaling/v1 and v2 HorizontalPodAutoscalers): the verbs
+take and return objects at the requested resource's version and keep the stored one, converting
+with api/conversion (core, deletion, serverside, watch); the rules of api/policy see the stored
+version only. A custom resource's versions are its CRD's (custom.py `_presented`/`_stored`,
+conversion None): its rules run at the version requested, the store keeps the storage version.
 
 New code here: a verb, a query parameter or a subresource every kind (or several) has; a rule
 for one kind goes to api/policy/, its Table columns to api/tables/.

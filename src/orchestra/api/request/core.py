@@ -11,15 +11,14 @@ Must not import: the apiserver, cli, reconcilers, node agent or runtime.
 
 from __future__ import annotations
 
-import base64
 import builtins
 import functools
 from collections.abc import Callable
 from typing import Any
 
 import attrs
-import orjson
 
+from orchestra.api import conversion
 from orchestra.api.errors import (
     BadRequest,
     Cause,
@@ -34,6 +33,7 @@ from orchestra.api.errors import (
     already_exists,
     conflict,
     invalid,
+    new_content_forbidden,
     not_found,
 )
 from orchestra.api.machinery.selectors import FieldSelector, LabelSelector
@@ -44,12 +44,16 @@ from orchestra.api.policy.strategy import prepare_for_create, prepare_for_update
 from orchestra.api.registry import DEFAULT_REGISTRY, Registry, ResourceType
 from orchestra.api.request import bodies, patch, typemeta
 from orchestra.api.request.admitting import AdmissionMixin
+from orchestra.api.request.custom import CustomMixin
+from orchestra.api.request.customkinds import KindsMixin
+from orchestra.api.request.decoding import DecodingMixin, _shown
 from orchestra.api.request.deletion import DeletionMixin, finalizers_pending
 from orchestra.api.request.labelcache import LabelCache
-from orchestra.api.request.listoptions import EXACT, validate_list_options
+from orchestra.api.request.listoptions import EXACT, decode_continue, encode_continue, validate_list_options
+from orchestra.api.request.quota import PolicyAdmissionMixin
 from orchestra.api.request.schema import Schema, load_schema
 from orchestra.api.request.serverside import ApplyMixin
-from orchestra.api.request.stored import decode, meta, new_uid, parse_rv, random_suffix, spec_part, with_rv
+from orchestra.api.request.stored import Codec, meta, new_uid, parse_rv, random_suffix, spec_part, with_rv
 from orchestra.api.request.subresources import SubresourceMixin
 from orchestra.api.request.types import ListResult, WriteOptions, WriteResult
 from orchestra.objects import Obj, deep_copy, now_rfc3339
@@ -62,7 +66,6 @@ PATCH_TYPES = {
     "application/apply-patch+yaml": "apply",
     "application/apply-patch+cbor": "apply-cbor",
 }
-FIELD_VALIDATION = ("Strict", "Warn", "Ignore")
 MAX_RETRIES = 8
 LABEL_CACHE_MIN = 256  # below this many objects a label-selected LIST just decodes them all
 
@@ -75,27 +78,30 @@ def _strip_rv(obj: Obj) -> None:
 
 
 
-class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, AdmissionMixin):
+class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, PolicyAdmissionMixin, AdmissionMixin,
+              DecodingMixin, CustomMixin, KindsMixin):
     """Kubernetes object semantics on top of a Store. All methods run in the trio thread."""
 
-    def __init__(self, store: Store, *, registry: Registry = DEFAULT_REGISTRY, schema: Schema | None = None,
-                 allocator: ServiceAllocator | None = None, admission: tuple[AdmissionPlugin, ...] = (),
-                 tokens: Any = None) -> None:
+    def __init__(self, store: Store, *, registry: Registry | None = None, schema: Schema | None = None,
+                 allocator: ServiceAllocator | None = None, codec: Codec | None = None,
+                 admission: tuple[AdmissionPlugin, ...] = (), tokens: Any = None) -> None:
         """`admission`: the configurable admission plugins (api/policy/admission.py), run in order;
         `tokens`: the TokenIssuer of serviceaccounts/token (api/request/tokenrequest.py)."""
         self.store = store
+        self.codec = codec or Codec()  # objects <-> store values (Secrets encrypted when configured)
         self.admission = admission
         self.tokens = tokens
-        self.registry = registry
+        self.registry = registry or Registry(DEFAULT_REGISTRY.builtin)  # its own: CRDs add kinds
         self.schema = schema or load_schema()
         self.allocator = allocator or ServiceAllocator()
-        self.labels = LabelCache(decode)
+        self.labels = LabelCache(self.codec.decode)
         self._small: dict[str, tuple[int, builtins.list[Obj]]] = {}  # see _all_cached
+        self.load_custom_kinds()
 
     # --- reads -------------------------------------------------------------------------------
 
     def _load(self, kv: KeyValue) -> Obj:
-        return with_rv(decode(kv.value), kv)
+        return with_rv(self.codec.decode(kv), kv)
 
     def _get_kv(self, rt: ResourceType, namespace: str | None, name: str) -> KeyValue:
         kv = self.store.get(rt.key(namespace, name))
@@ -104,7 +110,7 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, AdmissionMixin):
         return kv
 
     def get(self, rt: ResourceType, namespace: str | None, name: str) -> Obj:
-        return self._load(self._get_kv(rt, namespace, name))
+        return self._presented(rt, self._load(self._get_kv(rt, namespace, name)))
 
     def list(
         self,
@@ -127,7 +133,7 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, AdmissionMixin):
         if continue_token:
             if resource_version not in (None, "", "0"):
                 raise BadRequest("specifying resource version is not allowed when using continue")
-            revision, start_after = self._decode_continue(continue_token, prefix)
+            revision, start_after = decode_continue(continue_token, prefix)
         elif resource_version not in (None, "", "0"):
             want = parse_rv(resource_version)
             if want is not None and want > self.store.revision:
@@ -153,34 +159,18 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, AdmissionMixin):
         wanted = None  # with a label selector over many objects: only the keys whose labels match
         if label_selector is not None and not label_selector.empty and len(kvs) > LABEL_CACHE_MIN:
             wanted = self.labels.matching_keys(prefix, kvs, label_selector.matches)
+        read = self.reader(rt)
         for i, kv in enumerate(kvs):
             if wanted is not None and kv.key not in wanted:
                 continue
-            obj = self._load(kv)
+            obj = self._load(kv) if read is None else read(self._load(kv))
             if pred is None or pred(obj):
                 items.append(obj)
                 if limit and len(items) >= limit and i + 1 < len(kvs):
-                    next_token = self._encode_continue(rev, kv.key)
+                    next_token = encode_continue(rev, kv.key)
                     remaining = len(kvs) - i - 1
                     break
         return ListResult(items, str(rev), next_token, remaining)
-
-    @staticmethod
-    def _encode_continue(rev: int, key: str) -> str:
-        return base64.urlsafe_b64encode(
-            orjson.dumps({"v": "meta.k8s.io/v1", "rv": rev, "start": key})
-        ).decode()
-
-    @staticmethod
-    def _decode_continue(token: str, prefix: str) -> tuple[int, str]:
-        try:
-            data = orjson.loads(base64.urlsafe_b64decode(token.encode()))
-            rev, start = int(data["rv"]), str(data["start"])
-        except (ValueError, KeyError, TypeError, orjson.JSONDecodeError):
-            raise BadRequest("continue key is not valid: incorrect encoded start resourceVersion") from None
-        if not start.startswith(prefix):
-            raise BadRequest("continue key is not valid: key is not under the requested prefix")
-        return rev, start
 
     # --- create ------------------------------------------------------------------------------
 
@@ -190,7 +180,10 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, AdmissionMixin):
         opts = opts or WriteOptions()
         obj = self._check_body(rt, namespace, body)
         warnings = self._schema_check(rt, obj, opts)
-        self._check_namespace(rt, namespace)
+        # from here on a built-in object is in the version the store keeps (a custom resource stays at
+        # its version, which its CRD's rules read, until _stored at the write)
+        obj = conversion.stored(rt, obj)
+        self._check_namespace(rt, namespace, meta(obj).get("name") or "")
         m = meta(obj)
         if not m.get("name"):
             if m.get("generateName"):
@@ -212,36 +205,51 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, AdmissionMixin):
             m.pop(server_field, None)
         m["uid"] = new_uid()
         m["creationTimestamp"] = now_rfc3339()
-        if tracks_generation(rt):
-            m["generation"] = 1
+        if rt.custom is not None:
+            self._custom_create(rt, obj)
+            await self._admit("CREATE", rt, namespace, obj, None, opts)
         else:
-            m.pop("generation", None)
-        prepare_for_create(rt, obj)
-        obj = defaults.default(rt.kind, obj)
-        admission.admit_create(rt.kind, obj, self._priority_classes, self._storage_classes)
-        await self._admit("CREATE", rt, namespace, obj, None, opts)
-        self._validate(rt, obj, None)
+            obj = await self._builtin_create(rt, namespace, obj, opts)
         key = rt.key(namespace, m["name"])
         if self.store.get(key) is not None:  # before allocating anything for it
             raise already_exists(rt.group_resource, m["name"], group=rt.group, plural=rt.plural)
-        value = self._encode(obj)
+        value = self._encode(self._stored(rt, obj), key)
         if rt.kind == "Service":
             self.allocator.allocate(obj, self._all(rt))
-            value = self._encode(obj)
+            value = self._encode(obj, key)
+        self._admit_namespaced(rt, obj, None, opts)  # LimitRanger, ResourceQuota (charged here)
         if opts.dry_run:
-            return WriteResult(obj, warnings, created=True)
+            return WriteResult(conversion.served(rt, obj), warnings, created=True)
         try:
             kv = self.store.put(key, value, expect_mod_revision=0)
         except CompareFailed:
             raise already_exists(rt.group_resource, m["name"], group=rt.group, plural=rt.plural) from None
+        self._written(rt, obj, m["name"])
         await self.store.wait_durable(kv.mod_revision)
-        return WriteResult(with_rv(obj, kv), warnings, created=True)
+        return WriteResult(conversion.served(rt, with_rv(obj, kv)), warnings, created=True)
+
+    async def _builtin_create(self, rt: ResourceType, namespace: str | None, obj: Obj,
+                              opts: WriteOptions) -> Obj:
+        if tracks_generation(rt):
+            meta(obj)["generation"] = 1
+        else:
+            meta(obj).pop("generation", None)
+        prepare_for_create(rt, obj)
+        obj = defaults.default(rt.kind, obj)
+        admission.admit_create(rt.kind, obj, self._priority_classes, self._storage_classes,
+                               self._limit_ranges, self._ingress_classes)
+        await self._admit("CREATE", rt, namespace, obj, None, opts)
+        self._validate(rt, obj, None)
+        return obj
 
     def _priority_classes(self) -> builtins.list[Obj]:
         return self._all_cached("PriorityClass")
 
     def _storage_classes(self) -> builtins.list[Obj]:
         return self._all_cached("StorageClass")
+
+    def _ingress_classes(self) -> builtins.list[Obj]:
+        return self._all_cached("IngressClass")
 
     def _all_cached(self, kind: str) -> builtins.list[Obj]:
         """Every object of a small cluster-wide kind that admission reads on each create, re-read
@@ -256,7 +264,7 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, AdmissionMixin):
 
     def _all(self, rt: ResourceType) -> builtins.list[Obj]:
         kvs, _ = self.store.range(rt.key_prefix())
-        return [decode(kv.value) for kv in kvs]
+        return [self.codec.decode(kv) for kv in kvs]
 
     def _check_body(self, rt: ResourceType, namespace: str | None, body: Any) -> Obj:
         if not isinstance(body, dict):
@@ -266,7 +274,8 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, AdmissionMixin):
         typemeta.check_written_type(self.registry, rt, obj)
         if obj.get("metadata") is not None and not isinstance(obj.get("metadata"), dict):
             raise BadRequest(
-                f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: metadata must be an object'
+                f'{rt.kind} in version "{rt.version}" cannot be '
+                f'handled as a {rt.kind}: metadata must be an object'
             )
         m = meta(obj)
         if rt.namespaced:
@@ -280,68 +289,14 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, AdmissionMixin):
             m.pop("namespace", None)
         return obj
 
-    def _schema_check(
-        self, rt: ResourceType, obj: Obj, opts: WriteOptions, *, partial: bool = False
-    ) -> builtins.list[str]:
-        """Schema errors: wrong types and (Strict) unknown fields are 400; missing required fields 422.
-
-        `partial` is for apply configurations, which may leave out required fields the live object has.
-        """
-        self._field_validation(opts)
-        res = self.schema.validate(obj, rt.definition)
-        prefix = f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
-        if res.type_errors:
-            raise BadRequest(prefix + res.type_errors[0].message, kind=rt.kind, causes=res.type_errors)
-        found = [*opts.decode_findings, *((f'unknown field "{u}"', u) for u in res.unknown_fields)]
-        if found and opts.field_validation == "Strict":
-            raise BadRequest(prefix + "strict decoding error: " + ", ".join(m for m, _ in found),
-                             kind=rt.kind, causes=[Cause("FieldValueInvalid", m, p) for m, p in found])
-        if res.missing_required and not partial:
-            name = str(meta(obj).get("name") or "")
-            raise invalid(rt.kind, name, list(res.missing_required), group=rt.group)
-        return [m for m, _ in found] if opts.field_validation == "Warn" else []
-
-    def _patch_check(self, rt: ResourceType, patched: Obj, opts: WriteOptions,
-                     shown: Callable[[], str]) -> builtins.list[str]:
-        """A patch's result decodes as kube decodes it: a wrong JSON type, or (Strict) an unknown or
-        duplicate field, is 422 Invalid on the field `patch` showing `shown()`; missing required
-        fields are 422 as for any write. Returns the Warn warnings."""
-        self._field_validation(opts)
-        res = self.schema.validate(patched, rt.definition)
-        if res.type_errors:
-            raise typemeta.invalid_patch(shown(), res.type_errors[0].message)
-        found = [*opts.decode_findings, *((f'unknown field "{u}"', u) for u in res.unknown_fields)]
-        if found and opts.field_validation == "Strict":
-            raise typemeta.invalid_patch(shown(), "strict decoding error: " + ", ".join(m for m, _ in found))
-        if res.missing_required:
-            name = str(meta(patched).get("name") or "")
-            raise invalid(rt.kind, name, list(res.missing_required), group=rt.group)
-        return [m for m, _ in found] if opts.field_validation == "Warn" else []
-
-    @staticmethod
-    def _field_validation(opts: WriteOptions) -> None:
-        if opts.field_validation not in FIELD_VALIDATION:
-            raise BadRequest(
-                f"fieldValidation must be one of Strict, Warn, Ignore, got {opts.field_validation!r}"
-            )
-
-    @staticmethod
-    def _encode(obj: Obj) -> bytes:
-        """The stored bytes of `obj`: 413 past 3 MiB, 400 past STORED_DEPTH levels (a patch can grow an
-        object past any body it came in)."""
-        try:
-            return bodies.stored_bytes(obj)
-        except bodies.ObjectLimitError as exc:
-            if exc.too_large:
-                raise RequestEntityTooLarge(exc.message) from None
-            raise BadRequest(exc.message) from None
-
     def _validate(self, rt: ResourceType, obj: Obj, old: Obj | None) -> None:
         causes = validation.validate(rt.kind, obj, old)
         if causes:
             raise invalid(rt.kind, str(meta(obj).get("name") or ""), causes, group=rt.group)
 
-    def _check_namespace(self, rt: ResourceType, namespace: str | None) -> None:
+    def _check_namespace(self, rt: ResourceType, namespace: str | None, name: str) -> None:
+        """kube's NamespaceLifecycle admission: no namespace is 404; a terminating one refuses new
+        objects with 403 (errors.new_content_forbidden)."""
         if not rt.namespaced:
             return
         if not namespace:
@@ -351,12 +306,8 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, AdmissionMixin):
         kv = self.store.get(ns_rt.key(None, namespace))
         if kv is None:
             raise NotFound(f'namespaces "{namespace}" not found', name=namespace, kind="namespaces")
-        if (decode(kv.value).get("metadata") or {}).get("deletionTimestamp"):
-            raise Forbidden(
-                f'{rt.plural} "" is forbidden: unable to create new content in namespace {namespace} '
-                "because it is being terminated",
-                kind=rt.plural,
-            )
+        if (self.codec.decode(kv).get("metadata") or {}).get("deletionTimestamp"):
+            raise new_content_forbidden(rt.group_resource, name, namespace, group=rt.group, plural=rt.plural)
 
     # --- update ------------------------------------------------------------------------------
 
@@ -378,11 +329,26 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, AdmissionMixin):
         want_rv = parse_rv(meta(obj).get("resourceVersion"))
         kv = self.store.get(rt.key(namespace, name))
         if kv is None:
-            if subresource:
+            if subresource or rt.custom is not None or rt.kind == "CustomResourceDefinition":
+                # not AllowCreateOnUpdate (kube's custom resource and CRD strategies)
                 raise not_found(rt.group_resource, name, group=rt.group, plural=rt.plural)
             # PUT creates when the object does not exist (AllowCreateOnUpdate for most kinds)
             meta(obj).pop("resourceVersion", None)
             return await self.create(rt, namespace, obj, opts)
+        if want_rv is None and (rt.custom is not None or rt.kind == "CustomResourceDefinition"):
+            # kube's custom resource and CRD strategies allow no unconditional update
+            raise invalid(
+                rt.kind,
+                name,
+                [
+                    Cause(
+                        "FieldValueInvalid",
+                        "Invalid value: 0x0: must be specified for an update",
+                        "metadata.resourceVersion",
+                    )
+                ],
+                group=rt.group,
+            )
         if want_rv is not None and want_rv != kv.mod_revision:
             raise conflict(rt.group_resource, name, group=rt.group, plural=rt.plural)
         result = await self._replace(rt, kv, obj, opts, subresource)
@@ -392,16 +358,29 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, AdmissionMixin):
     async def _replace(
         self, rt: ResourceType, kv: KeyValue, new: Obj, opts: WriteOptions, subresource: str
     ) -> WriteResult:
+        """Write `new` (at `rt`'s version) over the stored `kv`; the result is at `rt`'s version too."""
+        result = await self._replace_stored(rt, kv, conversion.stored(rt, new), opts, subresource)
+        result.obj = conversion.served(rt, result.obj)
+        return result
+
+    async def _replace_stored(
+        self, rt: ResourceType, kv: KeyValue, new: Obj, opts: WriteOptions, subresource: str
+    ) -> WriteResult:
         """Write `new` over the stored `kv` (CAS on its revision), applying spec/status rules."""
-        old = decode(kv.value)
+        old = self.codec.decode(kv)
+        if rt.custom is not None:  # a custom resource's rules run at the version asked for
+            old = self._presented(rt, old)
         new = self._merge_rules(rt, old, new, subresource)
-        new = defaults.default(rt.kind, new)
-        if not subresource:
-            admission.admit_update(rt.kind, new, self._priority_classes)
+        if rt.custom is None:
+            new = defaults.default(rt.kind, new)
+            if not subresource:
+                admission.admit_update(rt.kind, new, self._priority_classes)
+                await self._admit("UPDATE", rt, meta(old).get("namespace"), new, old, opts)
+            elif opts.user is not None:  # a client's status update: the plugins that look at those
+                await self._admit("UPDATE", rt, meta(old).get("namespace"), new, old, opts, subresource)
+            self._validate(rt, new, old)
+        elif not subresource:  # the configurable plugins see custom resources too, as in kube
             await self._admit("UPDATE", rt, meta(old).get("namespace"), new, old, opts)
-        elif opts.user is not None:  # a client's status update: the plugins that look at those (NodeRestriction)
-            await self._admit("UPDATE", rt, meta(old).get("namespace"), new, old, opts, subresource)
-        self._validate(rt, new, old)
         om = meta(old)
         if (
             om.get("deletionTimestamp")
@@ -414,13 +393,15 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, AdmissionMixin):
             return WriteResult(await self._remove(rt, kv, new))
         if new == old:
             return WriteResult(with_rv(new, kv))
-        value = self._encode(new)
+        value = self._encode(self._stored(rt, new), kv.key)
+        self._admit_namespaced(rt, new, old, opts, subresource)
         if opts.dry_run:
             return WriteResult(with_rv(new, kv))
         try:
             nkv = self.store.put(kv.key, value, expect_mod_revision=kv.mod_revision)
         except CompareFailed:
             raise conflict(rt.group_resource, om.get("name", ""), group=rt.group, plural=rt.plural) from None
+        self._written(rt, new, om.get("name", ""))
         await self.store.wait_durable(nkv.mod_revision)
         return WriteResult(with_rv(new, nkv))
 
@@ -431,6 +412,8 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, AdmissionMixin):
             new = {**new, "metadata": deep_copy(om)}
             return certificates.merge_update(old, new, subresource, now_rfc3339())
         if subresource == "status":
+            if rt.custom is not None:
+                return self._custom_update(rt, new, old, "status")
             merged = deep_copy(old)
             merged["status"] = new.get("status", {})
             return merged
@@ -463,8 +446,11 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, AdmissionMixin):
             added = set(nm.get("finalizers") or []) - set(om.get("finalizers") or [])
             if added:
                 raise Forbidden(
-                    f"no new finalizers can be added if the object is being deleted, found new finalizers {sorted(added)!r}"
+                    "no new finalizers can be added if the object is being "
+                    f"deleted, found new finalizers {sorted(added)!r}"
                 )
+        if rt.custom is not None:
+            return self._custom_update(rt, new, old, "")
         prepare_for_update(rt, new, old)
         if tracks_generation(rt) and spec_part(new) != spec_part(old):
             nm["generation"] = int(om.get("generation") or 0) + 1
@@ -481,7 +467,12 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, AdmissionMixin):
                 f"the body of the request was in an unknown format - accepted media types include: "
                 f"{', '.join(t for t in PATCH_TYPES if 'cbor' not in t)}"
             )
-        if subresource not in ("", "status") and not (subresource == "approval" and rt.has_subresource(subresource)):
+        if ptype == "strategic" and rt.custom is not None:  # custom resources have no patch strategies
+            raise UnsupportedMediaType(
+                "the body of the request was in an unknown format - accepted media types include: "
+                "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml")
+        approval = subresource == "approval" and rt.has_subresource(subresource)  # a CSR's approval
+        if subresource not in ("", "status") and not approval:
             raise MethodNotAllowed(f"patch is not supported on {rt.plural}/{subresource}")
         self._field_validation(opts)
         if ptype == "apply":
@@ -492,9 +483,9 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, AdmissionMixin):
         opts = attrs.evolve(opts, decode_findings=findings)
         for _ in range(MAX_RETRIES):
             kv = self._get_kv(rt, namespace, name)
-            current = self._load(kv)
+            current = self._presented(rt, self._load(kv))  # patches apply to the version requested
             patched = self._patched(rt, current, ptype, decoded.value)
-            if subresource in ("status", "approval"):
+            if subresource in ("status", "approval") and rt.custom is None:
                 # a status (or CSR approval) patch changes status only
                 patched = {**current, "status": patched.get("status", {})}
             shown = functools.partial(_shown, ptype, decoded.value, patched)
@@ -574,22 +565,3 @@ def _json_type(value: Any) -> str:
     if isinstance(value, str):
         return "string"
     return "bool" if isinstance(value, bool) else "number" if value is not None else "null"
-
-
-def _shown(ptype: str, patch_doc: Any, patched: Obj) -> str:
-    """What kube shows as the invalid value of `patch`: the patched object, or for a strategic
-    merge patch the patch itself, as Go prints a map."""
-    return _go_map(patch_doc) if ptype == "strategic" else orjson.dumps(patched).decode()
-
-
-def _go_map(value: Any) -> str:
-    """Go's `%+v` of a decoded JSON value (kube shows a strategic merge patch this way in its errors)."""
-    if isinstance(value, dict):
-        return "map[" + " ".join(f"{k}:{_go_map(value[k])}" for k in sorted(value)) + "]"
-    if isinstance(value, list):
-        return "[" + " ".join(_go_map(v) for v in value) + "]"
-    if value is None:
-        return "<nil>"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)

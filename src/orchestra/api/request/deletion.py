@@ -14,10 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from orchestra.api import conversion
 from orchestra.api.errors import BadRequest, Conflict, conflict
 from orchestra.api.policy import admission
-from orchestra.api.registry import ResourceType
-from orchestra.api.request.stored import decode, encode, meta, parse_rv, with_rv
+from orchestra.api.policy.crd import strategy as crd_strategy
+from orchestra.api.registry import CRD, ResourceType
+from orchestra.api.request.stored import Codec, meta, parse_rv, with_rv
 from orchestra.objects import Obj, deep_copy, now_rfc3339
 from orchestra.store import CompareFailed, KeyValue
 
@@ -56,16 +58,26 @@ def delete_options(body: dict[str, Any], *, propagation_policy: str | None = Non
 
 class DeletionMixin:
     store: Store
+    codec: Codec
 
     if TYPE_CHECKING:  # provided by ApiCore
         def _get_kv(self, rt: ResourceType, namespace: str | None, name: str) -> KeyValue: ...
         def _load(self, kv: KeyValue) -> Obj: ...
+        def _presented(self, rt: ResourceType, obj: Obj) -> Obj: ...
+        def _stored(self, rt: ResourceType, obj: Obj) -> Obj: ...
+        def _written(self, rt: ResourceType, obj: Obj | None, name: str) -> None: ...
 
     async def delete(
         self, rt: ResourceType, namespace: str | None, name: str, opts: DeleteOptions | None = None
     ) -> tuple[Obj, bool]:
-        """Delete; returns (object, gone): gone=False when the object lives on (finalizers, grace)."""
-        opts = opts or DeleteOptions()
+        """Delete; returns (object, gone): gone=False when the object lives on (finalizers, grace).
+        The object is at `rt`'s version (api/conversion/)."""
+        obj, gone = await self._delete_stored(rt, namespace, name, opts or DeleteOptions())
+        return conversion.served(rt, obj), gone
+
+    async def _delete_stored(
+        self, rt: ResourceType, namespace: str | None, name: str, opts: DeleteOptions
+    ) -> tuple[Obj, bool]:
         admission.admit_delete(rt.kind, name)
         if opts.propagation_policy not in (None, "Background", "Foreground", "Orphan"):
             raise BadRequest(
@@ -74,6 +86,8 @@ class DeletionMixin:
         for _ in range(MAX_RETRIES):
             kv = self._get_kv(rt, namespace, name)
             obj = self._load(kv)
+            if rt.custom is not None:  # a custom resource's rules read it at the version asked for
+                obj = self._presented(rt, obj)
             m = meta(obj)
             if opts.uid and opts.uid != m.get("uid"):
                 raise Conflict(
@@ -91,6 +105,9 @@ class DeletionMixin:
                 finalizers.append("foregroundDeletion")
             elif policy == "Orphan" and "orphan" not in finalizers:
                 finalizers.append("orphan")
+            crd = rt.kind == CRD.kind and rt.group == CRD.group and not m.get("deletionTimestamp")
+            if crd and crd_strategy.CLEANUP not in finalizers:
+                finalizers.append(crd_strategy.CLEANUP)  # the CRD controller removes its instances first
             grace = self._grace(rt, obj, opts)
             if not finalizers and grace == 0:
                 if opts.dry_run:
@@ -107,12 +124,16 @@ class DeletionMixin:
                 nm["finalizers"] = finalizers
             if rt.kind == "Namespace":
                 new.setdefault("status", {})["phase"] = "Terminating"
+            if crd:
+                crd_strategy.mark_deleting(new)
             if opts.dry_run:
                 return new, False
             try:
-                nkv = self.store.put(kv.key, encode(new), expect_mod_revision=kv.mod_revision)
+                value = self.codec.encode(kv.key, self._stored(rt, new))
+                nkv = self.store.put(kv.key, value, expect_mod_revision=kv.mod_revision)
             except CompareFailed:
                 continue
+            self._written(rt, new, name)
             await self.store.wait_durable(nkv.mod_revision)
             return with_rv(new, nkv), False
         raise conflict(rt.group_resource, name, group=rt.group, plural=rt.plural)
@@ -143,8 +164,11 @@ class DeletionMixin:
                 rt.group_resource, meta(obj).get("name", ""), group=rt.group, plural=rt.plural
             ) from None
         rev = self.store.revision
+        self._written(rt, None, meta(obj).get("name", ""))
         await self.store.wait_durable(rev)
-        out = decode(prev.value) if prev else obj
+        out = self.codec.decode(prev) if prev else obj
+        if prev and rt.custom is not None:  # a custom resource answers at the version asked for
+            out = self._presented(rt, out)
         meta(out)["resourceVersion"] = str(rev)
         return out
 

@@ -3,15 +3,21 @@
 Owns: `validate_list_options(...)`, raising the 422 kube answers before reading anything:
 `ListOptions.meta.k8s.io "" is invalid: resourceVersionMatch: Unsupported value: "Bogus": supported
 values: "Exact", "NotOlderThan", ""` (and the Forbidden rules: a match needs a resourceVersion, no
-match with continue, Exact never with "0", sendInitialEvents never on a list). orchestra serves no
-watch-list streams, so a watch with sendInitialEvents is refused as kube does with the WatchList
-feature gate off (clients then fall back to list + watch).
+match with continue, Exact never with "0", sendInitialEvents never on a list, and on a watch only
+with resourceVersionMatch=NotOlderThan), as with 1.32's WatchList feature gate on (its default);
+`send_initial_events(value)` reads the parameter the way kube's query decoder reads a *bool;
+`encode_continue` / `decode_continue`: a LIST's continue token (the revision and the key to start
+after, as kube's etcd3 store encodes them; 400 for a token that is not one or not of this prefix).
 Must not import: anything above the api layer.
 """
 
 from __future__ import annotations
 
-from orchestra.api.errors import Cause, invalid
+import base64
+
+import orjson
+
+from orchestra.api.errors import BadRequest, Cause, invalid
 from orchestra.api.machinery.field import forbidden, not_supported
 
 EXACT, NOT_OLDER_THAN = "Exact", "NotOlderThan"
@@ -33,6 +39,17 @@ def validate_list_options(
         raise invalid("ListOptions", "", causes, group="meta.k8s.io")
 
 
+FALSE_WORDS = ("0", "f", "false", "n", "no")
+
+
+def send_initial_events(value: str | None) -> bool | None:
+    """sendInitialEvents as kube's parameter codec reads a *bool: absent is nil, "0", "f", "false",
+    "n" and "no" (any case) are false, anything else is true."""
+    if value is None:
+        return None
+    return value.lower() not in FALSE_WORDS
+
+
 def _list_errors(rv: str, match: str, cont: str, send_initial_events: str | None) -> list[Cause]:
     errs: list[Cause] = []
     if match:
@@ -51,15 +68,8 @@ def _list_errors(rv: str, match: str, cont: str, send_initial_events: str | None
 
 def _watch_errors(rv: str, match: str, cont: str, send_initial_events: str | None) -> list[Cause]:
     errs: list[Cause] = []
-    if send_initial_events is not None:
-        if match != NOT_OLDER_THAN:
-            errs.append(forbidden(MATCH, f"sendInitialEvents requires setting {MATCH} to {NOT_OLDER_THAN}"))
-        errs.append(
-            forbidden(
-                "sendInitialEvents",
-                "sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled",
-            )
-        )
+    if send_initial_events is not None and match != NOT_OLDER_THAN:
+        errs.append(forbidden(MATCH, f"sendInitialEvents requires setting {MATCH} to {NOT_OLDER_THAN}"))
     if match:
         if send_initial_events is None:
             errs.append(
@@ -70,3 +80,18 @@ def _watch_errors(rv: str, match: str, cont: str, send_initial_events: str | Non
         if cont:
             errs.append(forbidden(MATCH, f"{MATCH} is forbidden when continue is provided"))
     return errs
+
+
+def encode_continue(rev: int, key: str) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps({"v": "meta.k8s.io/v1", "rv": rev, "start": key})).decode()
+
+
+def decode_continue(token: str, prefix: str) -> tuple[int, str]:
+    try:
+        data = orjson.loads(base64.urlsafe_b64decode(token.encode()))
+        rev, start = int(data["rv"]), str(data["start"])
+    except (ValueError, KeyError, TypeError, orjson.JSONDecodeError):
+        raise BadRequest("continue key is not valid: incorrect encoded start resourceVersion") from None
+    if not start.startswith(prefix):
+        raise BadRequest("continue key is not valid: key is not under the requested prefix")
+    return rev, start

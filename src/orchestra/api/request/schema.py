@@ -8,7 +8,8 @@ Must not import: the store, the HTTP server, or anything above the api layer.
 
 Decoding rules mirrored from kube-apiserver (sigs.k8s.io/json, case-sensitive):
 * JSON `null` is accepted for every field (Go leaves the zero value); a null required field counts as
-  missing.
+  missing; a null element of a list of structs becomes `{}` in the body (Go's zero struct), so the
+  code after decoding never meets a None where an object belongs.
 * `enum`, `pattern` and formats other than int32/int64 ranges, base64 bytes and quantities are not
   checked here; semantic validation lives in api/policy/validation/.
 """
@@ -17,9 +18,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import collections
 import functools
 import importlib.resources
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -43,9 +46,14 @@ _SPECIAL_REFS = {
 }
 
 _VERSIONS = {"1.32": "v1.32.0-local"}
-# Required in the schema but defaulted before validation (SetDefaults_RoleBinding), or left to the
-# kind's validation for kube's own message (`verbs must contain at least one value`).
-_NOT_REQUIRED = {("io.k8s.api.rbac.v1.RoleRef", "apiGroup"), ("io.k8s.api.rbac.v1.PolicyRule", "verbs")}
+# Required fields whose absence kube's own validation words differently (api/policy/validation reports
+# them), or that defaulting fills in before validation.
+# NetworkPolicySpec.podSelector is a struct kube decodes as {} when absent (the schema calls it required);
+# RoleRef.apiGroup is set by SetDefaults_RoleBinding; PolicyRule.verbs is left to the kind's validation
+# for kube's own message (`verbs must contain at least one value`).
+_REQUIRED_BY_VALIDATION = {("HTTPIngressPath", "pathType"), ("HTTPIngressPath", "backend"),
+                           ("NetworkPolicySpec", "podSelector"), ("IPBlock", "cidr"),
+                           ("RoleRef", "apiGroup"), ("PolicyRule", "verbs")}
 
 
 @attrs.frozen
@@ -126,7 +134,7 @@ def _join(path: str, name: str) -> str:
 class Schema:
     """The definitions of one Kubernetes version, compiled on first use of each."""
 
-    def __init__(self, raw_defs: dict[str, Any]) -> None:
+    def __init__(self, raw_defs: Mapping[str, Any]) -> None:
         self._raw = raw_defs
         self._defs: dict[str, _Def] = {}
 
@@ -134,10 +142,20 @@ class Schema:
     def from_file(cls, path: Any) -> Schema:
         return cls(orjson.loads(path.read_bytes())["$defs"])
 
+    def extended(self, defs: dict[str, Any]) -> Schema:
+        """These definitions over this schema's (a custom resource's, which refer to ObjectMeta)."""
+        return Schema(collections.ChainMap(defs, dict(self._raw)))
+
     # -- navigation ---------------------------------------------------------------------------
 
     def has(self, definition: str) -> bool:
         return definition in self._raw
+
+    def raw(self, definition: str) -> dict[str, Any] | None:
+        """A definition as the package ships it (JSON-schema form, `#/$defs/` references): what the
+        OpenAPI documents are built from. Shared: callers must not modify it."""
+        found = self._raw.get(definition)
+        return found if isinstance(found, dict) else None
 
     def fields(self, definition: str) -> dict[str, FieldInfo]:
         """All fields of a definition (empty for unknown or non-object definitions)."""
@@ -176,7 +194,7 @@ class Schema:
             elif v is not None:
                 self._check(v, f, _join(path, k), d.struct, out)
         for r in d.required:
-            if obj.get(r) is None:
+            if obj.get(r) is None and (d.struct, r) not in _REQUIRED_BY_VALIDATION:
                 out.missing.append(Cause("FieldValueRequired", "Required value", _join(path, r)))
 
     def _check(self, v: Any, f: FieldInfo, path: str, struct: str, out: _Out) -> None:
@@ -206,6 +224,8 @@ class Schema:
             elif f.items is not None:
                 items = f.items
                 for i, item in enumerate(v):
+                    if item is None and items.type == "object":
+                        v[i] = item = {}  # Go decodes a null element of a struct list as the zero struct
                     if item is not None:
                         self._check(item, items, f"{path}[{i}]", struct, out)
         elif t == "map":
@@ -234,7 +254,10 @@ class Schema:
             base64.b64decode(v, validate=True)
         except (binascii.Error, ValueError):
             gopath = _INDEX_RE.sub("", path)
-            msg = f"json: cannot unmarshal string into Go struct field {struct}.{gopath} of type []uint8: illegal base64 data"
+            msg = (
+                f"json: cannot unmarshal string into Go struct field {struct}.{gopath} of type []uint8: "
+                "illegal base64 data"
+            )
             out.type_errors.append(Cause("FieldValueInvalid", msg, path))
 
     def _check_quantity(self, v: Any, f: FieldInfo, path: str, struct: str, out: _Out) -> None:
@@ -305,7 +328,7 @@ class Schema:
             go_type=go_type,
             kind=kind,
             fields=fields,
-            required=tuple(r for r in raw.get("required", ()) if (name, r) not in _NOT_REQUIRED),
+            required=tuple(raw.get("required", ())),
             map_type=raw.get("x-kubernetes-map-type"),
         )
 

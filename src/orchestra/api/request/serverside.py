@@ -24,6 +24,8 @@ from orchestra.api.errors import (
 )
 from orchestra.api.registry import ResourceType
 from orchestra.api.request import bodies, patch, typemeta
+from orchestra.api.request.customschema import apply_schema
+from orchestra.api.request.schema import Schema
 from orchestra.api.request.stored import meta
 from orchestra.api.request.types import WriteOptions, WriteResult
 
@@ -31,6 +33,16 @@ MAX_RETRIES = 8
 
 
 class ApplyMixin:
+    def _merge_schema(self: Any, rt: ResourceType) -> Schema:
+        """The schema apply merges with: the built-in one, or a custom version's (cached on it)."""
+        if rt.custom is None:
+            return self.schema  # type: ignore[no-any-return]
+        found = rt.custom.cache.get("apply-schema")
+        if found is None:
+            found = rt.custom.cache["apply-schema"] = apply_schema(self.schema, self._compiled(rt).schema,
+                                                                   rt.definition)
+        return found  # type: ignore[no-any-return]
+
     async def _apply(self: Any, rt: ResourceType, namespace: str | None, name: str, body: bytes,
                      opts: WriteOptions, subresource: str) -> WriteResult:
         if not opts.field_manager:
@@ -52,10 +64,11 @@ class ApplyMixin:
         quiet = attrs.evolve(opts, field_validation="Ignore", decode_findings=())
         for _ in range(MAX_RETRIES):
             kv = self.store.get(rt.key(namespace, name))
-            live = self._load(kv) if kv else None
+            live = self._presented(rt, self._load(kv)) if kv else None  # at the version requested
+            schema = self._merge_schema(rt)
             try:
                 merged = patch.apply_patch(live, config, opts.field_manager, force=opts.force,
-                                           schema=self.schema, definition=rt.definition)
+                                           schema=schema, definition=rt.definition)
             except patch.ApplyConflict as exc:
                 raise _apply_conflict(exc, rt) from None
             except patch.PatchError as exc:

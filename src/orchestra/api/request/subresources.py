@@ -1,6 +1,7 @@
 """The scale and binding subresources of the API core.
 
-Owns: the autoscaling/v1 Scale view of Deployments/ReplicaSets/StatefulSets and pods/binding
+Owns: the autoscaling/v1 Scale view of Deployments/ReplicaSets/StatefulSets and of custom resources
+(through their CRD's specReplicasPath, statusReplicasPath, labelSelectorPath) and pods/binding
 (the scheduler's bind). Mixed into ApiCore; uses its get/update and the store.
 Must not import: anything above the api layer.
 """
@@ -20,9 +21,11 @@ from orchestra.api.errors import (
     invalid,
 )
 from orchestra.api.machinery.selectors import from_label_selector_object
+from orchestra.api.policy.crd import resource
+from orchestra.api.policy.crd.model import Compiled, compiled
 from orchestra.api.registry import ResourceType
 from orchestra.api.request import patch
-from orchestra.api.request.stored import encode, meta
+from orchestra.api.request.stored import meta
 from orchestra.api.request.typemeta import check_body_types
 from orchestra.api.request.types import WriteOptions
 from orchestra.objects import Obj, now_rfc3339
@@ -42,10 +45,12 @@ class SubresourceMixin:
     def get_scale(self: Any, rt: ResourceType, namespace: str | None, name: str) -> Obj:
         if not rt.has_subresource("scale"):
             raise NotFound(f"the server could not find the requested resource ({rt.plural}/scale)")
-        return self._scale_of(self.get(rt, namespace, name))
+        return self._scale_of(self.get(rt, namespace, name), rt)
 
-    def _scale_of(self, obj: Obj) -> Obj:
+    def _scale_of(self, obj: Obj, rt: ResourceType | None = None) -> Obj:
         m = obj["metadata"]
+        if rt is not None and rt.custom is not None:
+            return _custom_scale(obj, compiled(rt.custom))
         spec, status = obj.get("spec") or {}, obj.get("status") or {}
         selector = from_label_selector_object(spec.get("selector"))
         return {
@@ -92,13 +97,19 @@ class SubresourceMixin:
                 None  # a patch of the current scale carries the RV it read; only a PUT is a precondition
             )
         obj = self.get(rt, namespace, name)
-        obj["spec"]["replicas"] = replicas
-        if want_rv is None:
-            meta(obj).pop("resourceVersion", None)
+        if rt.custom is not None:
+            custom_scale = compiled(rt.custom).scale
+            assert custom_scale is not None
+            resource.set_path(obj, custom_scale.spec_replicas, replicas)
         else:
+            obj["spec"]["replicas"] = replicas
+        if want_rv is None and rt.custom is None:
+            meta(obj).pop("resourceVersion", None)  # a custom resource keeps the one just read: no
+            # unconditional update of it exists (a write in between is a Conflict, as in kube's retry)
+        elif want_rv is not None:
             meta(obj)["resourceVersion"] = want_rv
         result = await self.update(rt, namespace, name, obj, opts)
-        return self._scale_of(result.obj)
+        return self._scale_of(result.obj, rt)
 
     @staticmethod
     def _patched_scale(current: Obj, ptype: str, doc: Any) -> Any:
@@ -127,12 +138,16 @@ class SubresourceMixin:
             pod = self._load(kv)
             if meta(pod).get("deletionTimestamp"):
                 raise Conflict(
-                    f'Operation cannot be fulfilled on pods/binding "{name}": pod {name} is being deleted, cannot be assigned to a host'
+                    f'Operation cannot be fulfilled on pods/binding "{name}": '
+                    f"pod {name} is being deleted, cannot be assigned to a host",
+                    name=name,
+                    kind="pods/binding",
                 )
             spec = pod.setdefault("spec", {})
             if spec.get("nodeName"):
                 raise Conflict(
-                    f'Operation cannot be fulfilled on pods/binding "{name}": pod {name} is already assigned to node "{spec["nodeName"]}"',
+                    f'Operation cannot be fulfilled on pods/binding "{name}": '
+                    f'pod {name} is already assigned to node "{spec["nodeName"]}"',
                     name=name,
                     kind="pods/binding",
                 )
@@ -150,9 +165,31 @@ class SubresourceMixin:
             status["conditions"] = conds
             meta(pod).pop("resourceVersion", None)
             try:
-                nkv = self.store.put(kv.key, encode(pod), expect_mod_revision=kv.mod_revision)
+                value = self.codec.encode(kv.key, pod)
+                nkv = self.store.put(kv.key, value, expect_mod_revision=kv.mod_revision)
             except CompareFailed:
                 continue
             await self.store.wait_durable(nkv.mod_revision)
             return
         raise conflict("pods", name, group="", plural="pods")
+
+
+def _custom_scale(obj: Obj, c: Compiled) -> Obj:
+    """kube's scale of a custom resource: replicas read through the CRD's paths (0 when absent)."""
+    assert c.scale is not None
+    m = obj["metadata"]
+    spec_replicas = resource.get_path(obj, c.scale.spec_replicas)
+    status_replicas = resource.get_path(obj, c.scale.status_replicas)
+    selector = resource.get_path(obj, c.scale.label_selector) if c.scale.label_selector else None
+    status: Obj = {"replicas": status_replicas if isinstance(status_replicas, int) else 0}
+    if isinstance(selector, str) and selector:
+        status["selector"] = selector
+    return {
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            k: m[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp") if k in m
+        },
+        "spec": {"replicas": spec_replicas if isinstance(spec_replicas, int) else 0},
+        "status": status,
+    }

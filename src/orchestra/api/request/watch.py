@@ -1,10 +1,14 @@
 """Kubernetes watch semantics over store watches, in bounded pages.
 
 Owns: resourceVersion rules for watch (unset/"0" = the current state as synthetic ADDED events, then
-follow; N = changes after N), reading that initial state page by page at one revision, selector
-transitions (an object leaving a selector is DELETED, entering is ADDED), 410 Expired as an ERROR
-event, BOOKMARK events, and a watch's backlog (live events not read yet) for the server's bound on
-watchers that fall too far behind.
+follow; N = changes after N), the watch-list form (sendInitialEvents with resourceVersionMatch=
+NotOlderThan, as kube-apiserver 1.32's cacher serves it: true = the state at the current revision, which
+is not older than any resourceVersion asked for, as ADDED events, then, when bookmarks are allowed, a
+BOOKMARK at that revision annotated `k8s.io/initial-events-end: "true"`, then the changes after it;
+false = no initial state: changes after N, or after the current revision for unset/"0"), reading
+that initial state page by page at one revision, selector transitions (an object leaving a selector
+is DELETED, entering is ADDED), 410 Expired as an ERROR event, BOOKMARK events, and a watch's
+backlog (live events not read yet) for the server's bound on watchers that fall too far behind.
 Memory: a watch holds one page of store references at a time (page_size KeyValues of the initial
 list, or page_size history events) and decodes an object only when its event is taken from the page,
 so what it holds does not grow with the collection.
@@ -23,7 +27,7 @@ from orchestra.api.errors import Gone, Timeout
 from orchestra.api.machinery.selectors import FieldSelector, LabelSelector
 from orchestra.api.registry import ResourceType
 from orchestra.api.request.core import ApiCore, selector_predicate
-from orchestra.api.request.stored import decode, parse_rv
+from orchestra.api.request.stored import Codec, parse_rv
 from orchestra.objects import Obj
 from orchestra.store import CompactedError, Event, FutureRevisionError, KeyValue, Watcher
 from orchestra.store.types import rev_of
@@ -32,8 +36,10 @@ WatchEvent = tuple[str, Obj]
 # A page of events, decoded lazily as it is iterated; finish it before asking for the next page.
 Page = Iterator[WatchEvent]
 Predicate = Callable[[Obj], bool] | None
+Read = Callable[[Obj], Obj] | None  # a custom resource version's view of a stored object
 
 PAGE_SIZE = 100  # objects (initial list) or history events (live) per page
+INITIAL_EVENTS_END = "k8s.io/initial-events-end"  # metav1.InitialEventsAnnotationKey
 
 
 def _status_event(err: Gone | Timeout) -> WatchEvent:
@@ -59,7 +65,10 @@ class WatchStream:
         field_selector: FieldSelector | None = None,
         bookmark_interval: float | None = None,
         page_size: int = PAGE_SIZE,
+        send_initial_events: bool | None = None,
     ) -> None:
+        """`send_initial_events`: None is the legacy form; True/False the watch-list form (checked
+        by listoptions.validate_list_options); `bookmark_interval` None means no bookmarks."""
         if page_size < 1:
             raise ValueError("page_size must be positive")
         self.core = core
@@ -70,6 +79,8 @@ class WatchStream:
         self.field_selector = field_selector
         self.bookmark_interval = bookmark_interval
         self.page_size = page_size
+        self.read = core.reader(rt)  # the view of stored objects at rt's version (None: as stored)
+        self.send_initial_events = send_initial_events
         self._watcher: Watcher | None = None
         self._live_from = 0  # events after this revision were written once the watch had begun ...
         self._held = 0  # ... and this many of them, taken from the store, are not yet in a page
@@ -85,12 +96,13 @@ class WatchStream:
         return min(limit, self._held + self._watcher.backlog(limit))
 
     async def pages(self) -> AsyncGenerator[Page, None]:
+        """The watch's pages; objects at the version of the watch's resource (api/conversion/, a
+        custom resource's CRD), which the selectors read too."""
         store = self.core.store
         if self.rv and self.rv > store.revision:
             yield iter([_too_large(self.rv, store.revision)])
             return
-        # unset or "0": "get state and start at most recent"; the live part starts right after it
-        after = self.rv or store.revision
+        after = self._start_revision()
         try:
             watcher = store.watch(self.rt.key_prefix(self.namespace), start_revision=after + 1)
         except CompactedError:
@@ -101,10 +113,12 @@ class WatchStream:
             return
         self._watcher, self._live_from = watcher, store.revision
         try:
-            if not self.rv:
+            if self._sends_initial_state():
                 for page in initial_pages(self.core, self.rt, self.namespace, after, self.label_selector,
                                           self.field_selector, self.page_size):
                     yield page
+                if self.send_initial_events and self.bookmark_interval is not None:
+                    yield iter([("BOOKMARK", _bookmark(self.rt, after, initial_events_end=True))])
             async with aclosing(self._live(watcher, after)) as live:
                 async for page in live:
                     yield page
@@ -113,6 +127,20 @@ class WatchStream:
         finally:
             self._watcher = None
             watcher.close()
+
+    def _start_revision(self) -> int:
+        """The revision the live part follows from: N for a legacy watch at N or a watch-list stream
+        with sendInitialEvents=false at N; else the current one (legacy unset/"0": "get state and
+        start at most recent"; sendInitialEvents=true: the state not older than N, as the cacher
+        serves it, at the revision it has)."""
+        if self.send_initial_events:
+            return self.core.store.revision
+        return self.rv or self.core.store.revision
+
+    def _sends_initial_state(self) -> bool:
+        if self.send_initial_events is None:
+            return not self.rv
+        return self.send_initial_events
 
     async def _live(self, watcher: Watcher, last_rv: int) -> AsyncGenerator[Page, None]:
         pred = selector_predicate(self.label_selector, self.field_selector)
@@ -134,7 +162,7 @@ class WatchStream:
             for i in range(0, len(batch), self.page_size):
                 end = i + self.page_size
                 self._held = len(batch) - max(end, first_live) if end < len(batch) else 0
-                yield _translated(batch[i:end], pred)
+                yield _translated(self.core.codec, batch[i:end], pred, self.read)
             self._held = 0
             last_rv = batch[-1].kv.mod_revision
 
@@ -153,33 +181,34 @@ def initial_pages(
     read) once compaction has passed `revision`."""
     store = core.store
     pred = selector_predicate(label_selector, field_selector)
+    read = core.reader(rt)
     name = field_selector.exact_name() if field_selector else None
     if name is not None and (namespace or not rt.namespaced):  # as ApiCore.list: one key
         kv = store.get(rt.key(namespace, name), revision=revision)
         if kv is not None:
-            yield _added([kv], pred)
+            yield _added(core.codec, [kv], pred, read)
         return
     prefix = rt.key_prefix(namespace)
     start_after: str | None = None
     while True:
         kvs, _ = store.range(prefix, revision=revision, limit=page_size, start_after=start_after)
         if kvs:
-            yield _added(kvs, pred)
+            yield _added(core.codec, kvs, pred, read)
         if len(kvs) < page_size:
             return
         start_after = kvs[-1].key
 
 
-def _added(kvs: Sequence[KeyValue], pred: Predicate) -> Page:
+def _added(codec: Codec, kvs: Sequence[KeyValue], pred: Predicate, read: Read) -> Page:
     for kv in kvs:
-        obj = _load(kv.value, kv.mod_revision)
+        obj = _load(codec, kv, read)
         if pred is None or pred(obj):
             yield "ADDED", obj
 
 
-def _translated(events: Sequence[Event], pred: Predicate) -> Page:
+def _translated(codec: Codec, events: Sequence[Event], pred: Predicate, read: Read) -> Page:
     for ev in events:
-        out = _translate(ev, pred)
+        out = _translate(codec, ev, pred, read)
         if out is not None:
             yield out
 
@@ -194,39 +223,44 @@ async def watch(
     field_selector: FieldSelector | None = None,
     bookmark_interval: float | None = None,
     page_size: int = PAGE_SIZE,
+    send_initial_events: bool | None = None,
 ) -> AsyncGenerator[WatchEvent, None]:
     """Yield (type, object) pairs like kube-apiserver's watch; ends only when cancelled or on ERROR."""
     stream = WatchStream(core, rt, namespace, resource_version=resource_version,
                          label_selector=label_selector, field_selector=field_selector,
-                         bookmark_interval=bookmark_interval, page_size=page_size)
+                         bookmark_interval=bookmark_interval, page_size=page_size,
+                         send_initial_events=send_initial_events)
     async with aclosing(stream.pages()) as pages:
         async for page in pages:
             for event in page:
                 yield event
 
 
-def _bookmark(rt: ResourceType, rv: int) -> Obj:
-    return {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": {"resourceVersion": str(rv)}}
+def _bookmark(rt: ResourceType, rv: int, *, initial_events_end: bool = False) -> Obj:
+    meta: Obj = {"resourceVersion": str(rv)}
+    if initial_events_end:
+        meta["annotations"] = {INITIAL_EVENTS_END: "true"}
+    return {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": meta}
 
 
-def _load(value: bytes, rev: int) -> Obj:
-    obj = decode(value)
-    obj.setdefault("metadata", {})["resourceVersion"] = str(rev)
-    return obj
+def _load(codec: Codec, kv: KeyValue, read: Read) -> Obj:
+    obj = codec.decode(kv)  # decrypted when the kind is encrypted at rest
+    obj.setdefault("metadata", {})["resourceVersion"] = str(kv.mod_revision)
+    return obj if read is None else read(obj)
 
 
-def _translate(ev: Event, pred: Predicate) -> WatchEvent | None:
-    rev = ev.kv.mod_revision
+def _translate(codec: Codec, ev: Event, pred: Predicate, read: Read) -> WatchEvent | None:
     if ev.type == "DELETE":
-        old = _load(ev.kv.value, rev)
+        old = _load(codec, ev.kv, read)  # a tombstone: the last value, at the deletion's revision
         if pred is None or pred(old):
             return "DELETED", old
         return None
-    new = _load(ev.kv.value, rev)
+    new = _load(codec, ev.kv, read)
     if pred is None:
         return ("ADDED" if ev.prev_kv is None else "MODIFIED"), new
     new_match = pred(new)
-    old_match = ev.prev_kv is not None and pred(decode(ev.prev_kv.value))
+    prev = None if ev.prev_kv is None else codec.decode(ev.prev_kv)
+    old_match = prev is not None and pred(prev if read is None else read(prev))
     if new_match:
         return ("MODIFIED" if old_match else "ADDED"), new
     if old_match:

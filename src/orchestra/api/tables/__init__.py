@@ -5,14 +5,17 @@ serves and the Table / PartialObjectMetadata envelope (also for watch events); a
 orchestra.objects.human_duration (kube's HumanDuration).
 The apiserver always prints with Wide=true: every row carries the priority-1 cells too.
 This package's public surface; the parts live in format (cells), columns, pods, workloads, core
-(the other kinds' printers), storage (PV, PVC, StorageClass) and envelope (Table, rows, watch events).
+(the other kinds' printers), storage (PV, PVC, StorageClass), networking (Ingress, IngressClass,
+NetworkPolicy), autoscaling (HorizontalPodAutoscaler) and envelope (Table, rows, watch events).
 Used by the apiserver (`Accept: ...;as=Table`), the dashboard and `orchestra explain`.
 New code here: a kind's columns in columns.py and its row printer in the module of its group,
 registered in envelope.py.
 Must not import: api/request, the store, the HTTP server, or anything above the api layer (a table
-is a function of the objects; from the api it needs only the registry and api/policy's helpers).
+is a function of the objects; from the api it needs only the registry, api/policy's helpers and
+api/conversion, to read an object served at another version as the stored one).
 """
 
+from orchestra.api.tables.autoscaling import format_hpa_metrics
 from orchestra.api.tables.columns import (
     AGE_DESC,
     CONTAINERS_DESC,
@@ -32,6 +35,7 @@ from orchestra.api.tables.format import (
     selector_string,
     since,
 )
+from orchestra.api.tables.networking import format_hosts, ingress_addresses
 from orchestra.api.tables.pods import pod_status_reason
 from orchestra.api.tables.storage import access_modes
 from orchestra.objects import Obj
@@ -47,9 +51,12 @@ __all__ = [
     "access_modes",
     "column_definitions",
     "format_endpoints",
+    "format_hosts",
+    "format_hpa_metrics",
     "format_label_selector",
     "format_labels",
     "format_service_ports",
+    "ingress_addresses",
     "layout_containers",
     "node_roles",
     "pod_status_reason",

@@ -21,7 +21,8 @@ CSR_COLUMNS: list[dict[str, Any]] = [
         ("Age", "", "CreationTimestamp is a timestamp representing the server time when this object was "
                     "created."),
         ("SignerName", "", "signerName indicates the requested signer, and is a qualified name."),
-        ("Requestor", "", "username contains the name of the user that created the CertificateSigningRequest."),
+        ("Requestor", "",
+         "username contains the name of the user that created the CertificateSigningRequest."),
         ("RequestedDuration", "", "expirationSeconds is the requested duration of validity of the issued "
                                   "certificate."),
         ("Condition", "", "conditions applied to the request."),

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from orchestra.api.registry import ResourceType
+from orchestra.api.tables.autoscaling import print_hpa
 from orchestra.api.tables.certificates import print_csr
 from orchestra.api.tables.columns import column_definitions
 from orchestra.api.tables.core import (
@@ -26,11 +27,14 @@ from orchestra.api.tables.core import (
     print_node,
     print_pdb,
     print_priority_class,
+    print_resource_quota,
     print_secret,
     print_service,
     print_serviceaccount,
 )
+from orchestra.api.tables.custom import custom_cells, custom_columns
 from orchestra.api.tables.format import Cell
+from orchestra.api.tables.networking import print_ingress, print_ingress_class, print_network_policy
 from orchestra.api.tables.pods import print_pod
 from orchestra.api.tables.rbac import print_binding
 from orchestra.api.tables.storage import print_pv, print_pvc, print_storage_class
@@ -68,6 +72,11 @@ _PRINTERS: dict[str, Callable[[Obj, datetime], list[Cell]]] = {
     "PersistentVolume": print_pv,
     "PersistentVolumeClaim": print_pvc,
     "StorageClass": print_storage_class,
+    "Ingress": print_ingress,
+    "IngressClass": print_ingress_class,
+    "NetworkPolicy": print_network_policy,
+    "HorizontalPodAutoscaler": print_hpa,
+    "ResourceQuota": print_resource_quota,
     "RoleBinding": print_binding,
     "ClusterRoleBinding": print_binding,
     "CertificateSigningRequest": print_csr,
@@ -100,7 +109,10 @@ def _row_object(obj: Obj, include_object: str) -> Obj | None:
 
 def table_row(rt: ResourceType, obj: Obj, *, now: datetime, include_object: str = "Metadata") -> Obj:
     """One `rows[]` entry: cells (all columns, wide ones included), object, and pod conditions."""
-    row: Obj = {"cells": _PRINTERS.get(rt.kind, print_generic)(obj, now)}
+    if rt.custom is not None:
+        row: Obj = {"cells": custom_cells(rt, obj, now)}
+    else:
+        row = {"cells": _PRINTERS.get(rt.kind, print_generic)(obj, now)}
     if rt.kind == "Pod":
         conditions = _POD_CONDITIONS.get(str(as_dict(obj.get("status")).get("phase")))
         if conditions:
@@ -127,7 +139,7 @@ def table(
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
         "metadata": metadata,
-        "columnDefinitions": column_definitions(rt),
+        "columnDefinitions": custom_columns(rt) if rt.custom is not None else column_definitions(rt),
         "rows": [table_row(rt, o, now=now, include_object=include_object) for o in objs],
     }
 

@@ -105,7 +105,7 @@ class AuditLog:
                 chunk.append(line)
                 size += len(line)
             self._append(b"".join(chunk))
-        except OSError as exc:  # a full or read-only disk must not stop the API: the batch is lost, and counted
+        except OSError as exc:  # a full or read-only disk must not stop the API: the batch is lost, counted
             log.warning("cannot write the audit log %s: %s (%d events lost)", self.path, exc, len(batch))
             self._dropped += len(batch)
             return

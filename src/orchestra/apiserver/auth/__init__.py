@@ -11,7 +11,7 @@ Entry points:
   * authz.py            the seam after authentication: `Authorizer`, `Decision`, `AlwaysAllow`
                         (servers built without RBAC, in tests), `forbidden(user, info)`: kube's 403.
   * rbac.py             `cluster_authorizer(index)`: system:masters, then `RBACAuthorizer` (a Union).
-  * rbacindex.py        `RbacIndex(store)`: roles and bindings in memory from the store's watch;
+  * rbacindex.py        `RbacIndex(store, decode=)`: roles and bindings in memory from the store's watch;
                         kube's rule resolution (VisitRulesFor) memoised per user and namespace.
   * escalation.py       `RbacEscalation`: the admission plugin refusing roles and bindings that grant
                         more than the writer holds (unless `escalate` / `bind`).

@@ -51,8 +51,8 @@ def bearer_token(authorization: str) -> str | None:
 class RequestAuthenticator:
     """The chain: client certificate, then the bearer token; the first that succeeds wins."""
 
-    def __init__(self, tokens: Sequence[TokenAuthenticator], *, certificates: ClientCertificates | None = None,
-                 api_audiences: Sequence[str] = ()) -> None:
+    def __init__(self, tokens: Sequence[TokenAuthenticator], *,
+                 certificates: ClientCertificates | None = None, api_audiences: Sequence[str] = ()) -> None:
         self.tokens = tuple(tokens)
         self.certificates = certificates
         self.api_audiences = tuple(api_audiences)

@@ -43,11 +43,13 @@ def forbidden(user: UserInfo, info: RequestInfo, reason: str = "") -> Forbidden:
     else:
         resource = f"{info.resource}/{info.subresource}" if info.subresource else info.resource
         where = f'in the namespace "{info.namespace}"' if info.namespace else "at the cluster scope"
-        msg = f'User "{user.name}" cannot {info.verb} resource "{resource}" in API group "{info.api_group}" {where}'
+        msg = (f'User "{user.name}" cannot {info.verb} resource "{resource}" in API group '
+               f'"{info.api_group}" {where}')
     if reason:
         msg = f"{msg}: {reason}"
     if not info.resource:
         return Forbidden(f"forbidden: {msg}")
     qualified = f"{info.resource}.{info.api_group}" if info.api_group else info.resource
     target = f'{qualified} "{info.name}"' if info.name else qualified
-    return Forbidden(f"{target} is forbidden: {msg}", name=info.name, group=info.api_group, kind=info.resource)
+    return Forbidden(f"{target} is forbidden: {msg}", name=info.name, group=info.api_group,
+                     kind=info.resource)

@@ -1,13 +1,13 @@
 """kube's Node authorizer (plugin/pkg/auth/authorizer/node): what a kubelet may do, with kube's reasons.
 
-Owns: `NodeAuthorizer(graph)` (a user `system:node:<name>` in `system:nodes` is node <name>): for a node's requests, Secrets and ConfigMaps may only be read (get, list,
-watch of one named object, no subresource, in a namespace) and PersistentVolumeClaims got, and a
-ServiceAccount's token created, when one of the node's pods uses the object (nodegraph.py); Leases
-only in kube-node-lease, under the node's own name (create: NodeRestriction checks the name);
-everything else by kube's static node rules (the system:node role of api/policy/rbac/bootstrap.py).
-A refusal is NoOpinion with kube's reason (so RBAC after it may still allow, as with
---authorization-mode=Node,RBAC). Which Node, Lease or pod a node may write is NodeRestriction's
-(api/policy/noderestriction.py).
+Owns: `NodeAuthorizer(graph)` (a user `system:node:<name>` in `system:nodes` is node <name>): for a
+node's requests, Secrets and ConfigMaps may only be read (get, list, watch of one named object, no
+subresource, in a namespace) and PersistentVolumeClaims got, and a ServiceAccount's token created,
+when one of the node's pods uses the object (nodegraph.py); Leases only in kube-node-lease, under
+the node's own name (create: NodeRestriction checks the name); everything else by kube's static node
+rules (the system:node role of api/policy/rbac/bootstrap.py). A refusal is NoOpinion with kube's
+reason (so RBAC after it may still allow, as with --authorization-mode=Node,RBAC). Which Node, Lease
+or pod a node may write is NodeRestriction's (api/policy/noderestriction.py).
 Must not import: reconcilers, node, net.
 """
 

@@ -1,7 +1,7 @@
 """The RBAC objects in memory, kept current from the store's watch, and kube's rule resolution over them.
 
-Owns: `RbacIndex(store)`: lists rbac.authorization.k8s.io once, then follows a store watcher of that
-prefix (drained without waiting whenever the prefix's revision moved, so an authorization decision
+Owns: `RbacIndex(store, decode=)`: lists rbac.authorization.k8s.io once, then follows a store watcher
+of that prefix (drained without waiting whenever the prefix's revision moved, so an authorization decision
 always sees every write acknowledged before it — no store scan per request, no lag); roles'
 rules are parsed once per write; bindings are indexed by subject (a user name — a ServiceAccount
 subject is its `system:serviceaccount:<ns>:<name>` user — or a group), so resolving a user touches
@@ -10,22 +10,24 @@ ClusterRoleBindings, then the namespace's RoleBindings, each binding's role rule
 description (`ClusterRoleBinding "x" of ClusterRole "y" to User "z"`), and the errors (a binding to a
 role that does not exist). Answers are memoised per (user, namespace) until the next RBAC write.
 Must not import: reconcilers, node, net, the api core's verbs (it reads the store directly: it is
-an index of it, like an informer's cache).
+an index of it, like an informer's cache; `decode` is the core's `codec.decode`, so RBAC objects an
+encryption config names are read in the clear).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import attrs
 import orjson
 import trio
 
+from orchestra.api.errors import ApiError
 from orchestra.api.policy.rbac.rules import Rule, rules_of
 from orchestra.api.user import SERVICE_ACCOUNT_PREFIX, UserInfo
-from orchestra.store import CompactedError, Event, Store, StoreClosedError
+from orchestra.store import CompactedError, Event, KeyValue, Store, StoreClosedError
 
 log = logging.getLogger("orchestra.auth")
 
@@ -100,9 +102,17 @@ class Resolved:
         return [rule for _, rules in self.sources for rule in rules]
 
 
+def _plain_json(kv: KeyValue) -> dict[str, Any]:
+    obj = orjson.loads(kv.value)
+    if not isinstance(obj, dict):
+        raise ValueError("not a JSON object")
+    return obj
+
+
 class RbacIndex:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, decode: Callable[[KeyValue], dict[str, Any]] = _plain_json) -> None:
         self.store = store
+        self.decode = decode  # a store value -> its object (the API core's codec: transformers)
         self.generation = 0
         self._cache: dict[tuple[UserInfo, str], Resolved] = {}
         self._relist()
@@ -117,7 +127,7 @@ class RbacIndex:
         self._by_subject: dict[tuple[str, SubjectKey], set[tuple[str, str, str]]] = {}  # (ns, key)
         kvs, revision = self.store.range(PREFIX)
         for kv in kvs:
-            self._put(kv.key, kv.value)
+            self._put(kv)
         self._watcher = self.store.watch(PREFIX, start_revision=revision + 1)
         self._changed()
 
@@ -129,7 +139,7 @@ class RbacIndex:
         try:
             for event in self._drain():
                 if event.type == "PUT":
-                    self._put(event.kv.key, event.kv.value)
+                    self._put(event.kv)
                 else:
                     self._delete(event.kv.key)
         except CompactedError:
@@ -151,13 +161,14 @@ class RbacIndex:
         self.generation += 1
         self._cache.clear()
 
-    def _put(self, key: str, value: bytes) -> None:
+    def _put(self, kv: KeyValue) -> None:
+        key = kv.key
         parts = key[len(PREFIX) :].split("/")
         self._delete(key)
         try:
-            obj = orjson.loads(value)
-        except orjson.JSONDecodeError:
-            log.warning("RBAC index: %s is not JSON; ignored", key)
+            obj = self.decode(kv)
+        except (ValueError, ApiError) as exc:  # undecodable: logged, and it grants nothing
+            log.warning("RBAC index: %s cannot be read (%s); ignored", key, exc)
             return
         if parts[0] == "roles" and len(parts) == 3:
             self.roles[parts[1], parts[2]] = rules_of(obj)

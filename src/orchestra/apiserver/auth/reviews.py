@@ -43,8 +43,8 @@ def token_review(authenticator: RequestAuthenticator, body: Any) -> dict[str, An
         raise BadRequest("token is required for TokenReview in authentication.k8s.io")
     audiences = spec.get("audiences") or []
     if not isinstance(audiences, list) or not all(isinstance(a, str) for a in audiences):
-        raise BadRequest('TokenReview in version "v1" cannot be handled as a TokenReview: spec.audiences must '
-                         "be a list of strings")
+        raise BadRequest('TokenReview in version "v1" cannot be handled as a TokenReview: '
+                         "spec.audiences must be a list of strings")
     status: dict[str, Any] = {"authenticated": False, "user": {}}
     try:
         found = authenticator.authenticate_token(token, audiences)

@@ -5,8 +5,9 @@ api/serviceaccount makes (TokenRequest tokens and the tokens of legacy token Sec
 whose issuer is not ours is "not mine"; one that is ours is checked — signature, audiences, times —
 and then, on every request, against the objects it names (api/serviceaccount/claims.py): the
 ServiceAccount and the pod or Secret it is bound to must still be there with their uids, so a
-deleted pod's token is refused at once. `StoreLookup(core)` reads those objects from the store,
-decoding each only when its revision changed.
+deleted pod's token is refused at once. `StoreLookup(core)` reads those objects from the store
+through the core's codec (a token Secret is encrypted at rest), decoding each only when its
+revision changed.
 Cost: the signature and audience check (an ES256 verification, ~100 µs) happens once per token
 (`CACHE_SIZE` tokens are remembered, refusals too, except time-dependent ones); a request with a
 known token costs a dict lookup, the time check and one or two store reads (see bench/api.py).
@@ -20,7 +21,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
-import orjson
 
 from orchestra.api.request.core import ApiCore
 from orchestra.api.serviceaccount.claims import is_legacy, validate_bound, validate_legacy
@@ -56,7 +56,7 @@ class StoreLookup:
         hit = self._decoded.get(kv.key)
         if hit is not None and hit[0] == kv.mod_revision:
             return hit[1]
-        obj: Obj = orjson.loads(kv.value)
+        obj: Obj = self.core.codec.decode(kv)  # Secrets are encrypted at rest: the codec decrypts them
         _remember(self._decoded, kv.key, (kv.mod_revision, obj), self.size)
         return obj
 

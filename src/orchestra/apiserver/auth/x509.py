@@ -61,8 +61,9 @@ class ClientCertificates:
         now = self.clock()
         if not checked.not_before <= now <= checked.not_after:
             raise AuthenticationError(
-                f"x509: certificate has expired or is not yet valid: current time {now:%Y-%m-%dT%H:%M:%SZ} is "
-                f"outside {checked.not_before:%Y-%m-%dT%H:%M:%SZ} - {checked.not_after:%Y-%m-%dT%H:%M:%SZ}")
+                "x509: certificate has expired or is not yet valid: current time "
+                f"{now:%Y-%m-%dT%H:%M:%SZ} is outside {checked.not_before:%Y-%m-%dT%H:%M:%SZ} - "
+                f"{checked.not_after:%Y-%m-%dT%H:%M:%SZ}")
         return checked.user
 
     def _check(self, pem: str) -> _Checked:
@@ -92,6 +93,6 @@ class ClientCertificates:
             usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
         except x509.ExtensionNotFound:
             return  # no ExtKeyUsage: any usage (Go's x509 reads it so)
-        if ExtendedKeyUsageOID.CLIENT_AUTH not in usages and ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE not in usages:
-            raise _Refused(f"verifying certificate SN={cert.serial_number} failed: x509: certificate specifies "
-                           "an incompatible key usage")
+        if not {ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE} & set(usages):
+            raise _Refused(f"verifying certificate SN={cert.serial_number} failed: x509: certificate "
+                           "specifies an incompatible key usage")

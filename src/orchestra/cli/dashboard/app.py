@@ -29,15 +29,17 @@ from rich.text import Text
 from orchestra.api.errors import ApiError
 from orchestra.cli.dashboard.controls import Action, Ui
 from orchestra.cli.dashboard.detail import draw_detail, fetch_logs
+from orchestra.cli.dashboard.draw import draw_table, scroll_offset
 from orchestra.cli.dashboard.input import cbreak, is_interactive, read_keys
 from orchestra.cli.dashboard.model import Model
-from orchestra.cli.dashboard.views import draw_table, scroll_offset
 from orchestra.client.base import Client
 from orchestra.objects import now_rfc3339
 
 FRAME_SECONDS = 0.1  # at most ~10 frames a second, however fast events arrive
 TICK_SECONDS = 1.0  # ages move once a second
-HELP = "1-5/Tab view  ↑↓/jk move  Enter details  / filter  n namespace  d delete  s scale  r restart  q quit"
+HELP = (
+    "1-8/Tab view  ↑↓/jk move  Enter details  / filter  n namespace  d delete  s scale  r restart  q quit"
+)
 DETAIL_HELP = "↑↓/jk/PgUp/PgDn scroll  Esc back  q quit"
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 

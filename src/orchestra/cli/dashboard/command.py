@@ -17,7 +17,8 @@ from orchestra.cli.session import Session, client_options
 DASHBOARD_HELP = """Show the live cluster dashboard in this terminal (attaches over the API).
 
 \b
-Views: 1 Nodes  2 Pods  3 Workloads  4 Services  5 Events (Tab cycles).
+Views: 1 Nodes  2 Pods  3 Workloads  4 Services  5 Events  6 Autoscalers  7 Ingresses
+       8 Custom (custom resources; Tab cycles).
 Keys:  ↑/↓ or j/k move, Enter details, Esc back, / filter, n namespace,
        d delete, s scale, r restart a rollout, q quit.
 

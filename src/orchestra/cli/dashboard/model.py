@@ -2,8 +2,10 @@
 
 Owns: which kinds are watched (`KINDS`), starting their informers, the `generation` counter that
 moves on every cache change (views key their row caches on it), and `wait_changed()`, which wakes
-the render loop. Nothing here polls: every update arrives through an informer's watch.
-Must not import: the server side (apiserver, app); rich (rendering lives in views.py).
+the render loop. Custom resources too: every Established CustomResourceDefinition gets an informer
+for its kind (`custom`), started when the CRD appears and stopped when it goes. Nothing here polls:
+every update arrives through an informer's watch.
+Must not import: the server side (apiserver, app); rich (rendering lives in views.py and draw.py).
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ from collections.abc import Callable
 import trio
 
 from orchestra.api.registry import DEFAULT_REGISTRY, ResourceType
+from orchestra.api.request.customkinds import kinds_of
 from orchestra.client.base import Client
 from orchestra.controller.informer import Informer
 from orchestra.objects import Obj
 
 KINDS = ("Namespace", "Node", "Pod", "Deployment", "StatefulSet", "DaemonSet", "Job", "Service",
-         "EndpointSlice", "Event")
+         "EndpointSlice", "Event", "HorizontalPodAutoscaler", "Ingress", "CustomResourceDefinition")
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job")
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
@@ -61,6 +64,10 @@ class Model:
         self._listeners: list[Callable[[], None]] = []
         for informer in self.informers.values():
             informer.add_handler(self._on_event)
+        self.custom: dict[str, tuple[Informer, trio.CancelScope]] = {}  # CRD name -> its kind's cache
+        self._crds_changed = trio.Event()
+        if "CustomResourceDefinition" in self.informers:
+            self.informers["CustomResourceDefinition"].add_handler(lambda *_: self._crds_changed.set())
 
     def rt(self, kind: str) -> ResourceType:
         return self.informers[kind].rt
@@ -84,7 +91,33 @@ class Model:
         async with trio.open_nursery() as nursery:
             for informer in self.informers.values():
                 nursery.start_soon(informer.run)
+            if "CustomResourceDefinition" in self.informers:
+                nursery.start_soon(self._follow_crds, nursery)
             task_status.started()
+
+    async def _follow_crds(self, nursery: trio.Nursery) -> None:
+        while True:
+            await self._crds_changed.wait()
+            self._crds_changed = trio.Event()
+            served = {}
+            for crd in self.items("CustomResourceDefinition"):
+                kinds = kinds_of(crd)
+                if kinds:
+                    served[str((crd.get("metadata") or {}).get("name"))] = kinds[0]
+            for name, (informer, scope) in list(self.custom.items()):
+                if served.get(name) != informer.rt:
+                    scope.cancel()
+                    del self.custom[name]
+            for name, rt in served.items():
+                if name not in self.custom:
+                    informer = Informer(self.client, rt)
+                    informer.add_handler(self._on_event)
+                    self.custom[name] = (informer, await nursery.start(_run_scoped, informer))
+            self._on_event("MODIFIED", None, None)
+
+    def custom_items(self) -> list[tuple[ResourceType, Obj]]:
+        """Every cached custom resource with its kind."""
+        return [(inf.rt, obj) for inf, _ in self.custom.values() for obj in inf.list()]
 
     async def wait_synced(self) -> None:
         for informer in self.informers.values():
@@ -118,6 +151,12 @@ class Model:
 
     def namespaces(self) -> list[str]:
         return sorted(str((n.get("metadata") or {}).get("name")) for n in self.items("Namespace"))
+
+
+async def _run_scoped(informer: Informer, *, task_status: trio.TaskStatus[trio.CancelScope]) -> None:
+    with trio.CancelScope() as scope:
+        task_status.started(scope)
+        await informer.run()
 
 
 def event_time(event: Obj) -> str:

@@ -1,10 +1,9 @@
-"""The five list views (Nodes, Pods, Workloads, Services, Events): rows from the model, and drawing them.
+"""The list views (Nodes, Pods, Workloads, Services, Events, Autoscalers, Ingresses, Custom): rows
+from the model.
 
 Owns: each view's columns and how one object becomes a `Row` of plain strings (cached per object
-resourceVersion, so 1,000 pods cost one dict lookup each when nothing changed), the filtered and
-sorted row list (cached per model generation and filter), and drawing only the visible window of
-rows as fixed-width `Text` lines (no rich Table: measuring 1,000 cells every frame is what makes
-dashboards slow). Ages are computed at draw time for visible rows only.
+resourceVersion, so 1,000 pods cost one dict lookup each when nothing changed) and the filtered and
+sorted row list (cached per model generation and filter). Drawing them is draw.py's.
 Must not import: the server side.
 """
 
@@ -15,11 +14,16 @@ from datetime import datetime
 from typing import Any
 
 import attrs
-from rich.text import Text
 
-from orchestra.api.tables import format_service_ports, node_roles, pod_status_reason
+from orchestra.api.tables import (
+    format_hpa_metrics,
+    format_service_ports,
+    ingress_addresses,
+    node_roles,
+    pod_status_reason,
+)
 from orchestra.cli.dashboard.model import WORKLOAD_KINDS, Model, event_time
-from orchestra.objects import Obj, human_duration, meta, parse_time
+from orchestra.objects import Obj, as_dict, meta, only_dicts, parse_time
 from orchestra.objects.quantity import QuantityError, parse_quantity
 
 GAP = "  "
@@ -132,6 +136,33 @@ def workload_row(kind: str, obj: Obj) -> Row:
     cells = (kind, str(m.get("namespace") or ""), str(m.get("name") or ""), *counts, "")
     styles = ("cyan", "dim", "", "", "yellow" if short else "green", "", "", "")
     return _make_row(kind, obj, cells, styles, sort=(m.get("namespace") or "", m.get("name") or "", kind))
+
+
+def _hpa_state(status: Obj) -> tuple[str, str]:
+    """What an autoscaler is up to, from its conditions: a failing one's reason first."""
+    conditions = {c.get("type"): c for c in status.get("conditions") or [] if isinstance(c, dict)}
+    for ctype in ("AbleToScale", "ScalingActive"):
+        if conditions.get(ctype, {}).get("status") == "False":
+            return str(conditions[ctype].get("reason") or ctype), "bold red"
+    limited = conditions.get("ScalingLimited", {})
+    if limited.get("status") == "True":
+        return str(limited.get("reason") or "ScalingLimited"), "yellow"
+    return ("Scaling", "green") if conditions else ("Waiting", "dim")
+
+
+def hpa_row(hpa: Obj) -> Row:
+    """An autoscaler: its target, current/target metrics, min/max and replicas (current -> desired)."""
+    spec, st, m = hpa.get("spec") or {}, hpa.get("status") or {}, meta(hpa)
+    ref = spec.get("scaleTargetRef") or {}
+    current, desired = _int(st.get("currentReplicas")), _int(st.get("desiredReplicas"))
+    low = spec.get("minReplicas")
+    state, style = _hpa_state(st)
+    cells = (str(m.get("namespace") or ""), str(m.get("name") or ""), f"{ref.get('kind')}/{ref.get('name')}",
+             format_hpa_metrics(spec.get("metrics"), st.get("currentMetrics")),
+             f"{low if low is not None else '<unset>'}-{_int(spec.get('maxReplicas'))}",
+             str(current) if current == desired else f"{current}->{desired}", state, "")
+    styles = ("dim", "", "cyan", "", "", "" if current == desired else "yellow", style, "")
+    return _make_row("HorizontalPodAutoscaler", hpa, cells, styles)
 
 
 def event_row(ev: Obj) -> Row:
@@ -383,6 +414,16 @@ class WorkloadsView(View):
         return workload_row(kind, obj)
 
 
+class AutoscalersView(View):
+    title, kinds = "Autoscalers", ("HorizontalPodAutoscaler",)
+    columns = (Column("NAMESPACE", 20), Column("NAME", 63, flex=True), Column("REFERENCE", 40, flex=True),
+               Column("TARGETS", 60, flex=True), Column("MIN-MAX", 9), Column("REPLICAS", 8, right=True),
+               Column("STATUS", 24), Column("AGE", 8))
+
+    def object_row(self, kind: str, obj: Obj) -> Row:
+        return hpa_row(obj)
+
+
 def ready_endpoints(slices: list[Obj]) -> int:
     """Endpoints that are ready (a missing `ready` condition means ready, as kube-proxy reads it)."""
     return sum(1 for s in slices for e in s.get("endpoints") or []
@@ -419,6 +460,48 @@ class ServicesView(View):
             yield _make_row("Service", svc, cells, styles)
 
 
+def _backend_text(backend: Any) -> str:
+    service, resource = as_dict(backend).get("service"), as_dict(backend).get("resource")
+    if isinstance(service, dict):
+        port = as_dict(service.get("port"))
+        return f"{service.get('name', '')}:{port.get('name') or port.get('number', '')}"
+    if isinstance(resource, dict):
+        return f"{resource.get('kind', '')}/{resource.get('name', '')}"
+    return "?"
+
+
+def ingress_routes(ing: Obj) -> str:
+    """`host/path→service:port` for every path, then `default→service:port`."""
+    spec = as_dict(ing.get("spec"))
+    out = []
+    for rule in only_dicts(spec.get("rules")):
+        host = str(rule.get("host") or "*")
+        paths = only_dicts(as_dict(rule.get("http")).get("paths"))
+        out += [f"{host}{p.get('path') or '/'}→{_backend_text(p.get('backend'))}" for p in paths]
+    if spec.get("defaultBackend"):
+        out.append(f"default→{_backend_text(spec['defaultBackend'])}")
+    return ", ".join(out)
+
+
+class IngressesView(View):
+    title, kinds = "Ingresses", ("Ingress",)
+    columns = (Column("NAMESPACE", 20), Column("NAME", 63, flex=True), Column("CLASS", 20),
+               Column("ADDRESS", 39), Column("ROUTES", 200, flex=True), Column("AGE", 8))
+
+    def object_row(self, kind: str, obj: Obj) -> Row:
+        m, spec = meta(obj), as_dict(obj.get("spec"))
+        address = ingress_addresses(as_dict(obj.get("status")))
+        cells = (
+            str(m.get("namespace") or ""),
+            str(m.get("name") or ""),
+            str(spec.get("ingressClassName") or "<none>"),
+            address or "<pending>",
+            ingress_routes(obj),
+            "",
+        )
+        return _make_row(kind, obj, cells, ("dim", "", "", "" if address else "yellow", "", ""))
+
+
 class EventsView(View):
     title, kinds = "Events", ("Event",)
     columns = (
@@ -439,63 +522,44 @@ class EventsView(View):
         return event_row(obj)
 
 
-def make_views() -> list[View]:
-    return [NodesView(), PodsView(), WorkloadsView(), ServicesView(), EventsView()]
+class CustomView(View):
+    """Custom resources of every Established CRD: kind, name, and the state their status reports."""
 
-
-# --- drawing ---------------------------------------------------------------------------------------
-
-
-def fit(text: str, width: int, right: bool = False) -> str:
-    if len(text) > width:
-        return text[: max(width - 1, 0)] + "…" if width > 0 else ""
-    return text.rjust(width) if right else text.ljust(width)
-
-
-def age_of(since: datetime | None, now: datetime) -> str:
-    return human_duration((now - since).total_seconds()) if since is not None else "<unknown>"
-
-
-def draw_table(view: View, rows: list[Row], *, selected: int | None, offset: int, height: int, width: int,
-               now: datetime) -> Text:
-    """The column header plus rows[offset:offset+height-1], one line each, `selected` highlighted."""
-    widths = view.widths(width - 2)  # two columns for the selection marker
-    out = Text(no_wrap=True, overflow="crop", end="")
-    out.append(
-        "  " + GAP.join(fit(c.name, w, c.right) for c, w in zip(view.columns, widths, strict=True)).rstrip(),
-        style="bold",
+    title = "Custom"
+    columns = (
+        Column("NAMESPACE", 20),
+        Column("KIND", 40),
+        Column("NAME", 63, flex=True),
+        Column("STATUS", 30, flex=True),
+        Column("AGE", 8),
     )
-    age = view.age_index
-    last = len(view.columns) - 1
-    for i in range(offset, min(len(rows), offset + max(height - 1, 0))):
-        row = rows[i]
-        out.append("\n")
-        start = len(out)
-        out.append("▶ " if i == selected else "  ", style="bold" if i == selected else None)
-        for j, (col, w) in enumerate(zip(view.columns, widths, strict=True)):
-            cell = age_of(row.since, now) if j == age else row.cells[j]
-            text = fit(cell, w, col.right) if j < last else fit(cell, w).rstrip()
-            out.append(text, style=row.styles[j] or None)
-            if j < last:
-                out.append(GAP)
-        if i == selected:
-            out.append(" " * max(0, width - (len(out) - start)))
-            out.stylize("reverse", start, len(out))
-    if not rows:
-        out.append("\n")
-        out.append("  (nothing to show)", style="dim")
-    return out
+
+    def build(self, model: Model) -> Iterable[Row]:
+        for rt, obj in model.custom_items():
+            status = custom_status(obj)
+            cells = (
+                str(meta(obj).get("namespace") or ""),
+                f"{rt.kind}.{rt.group}",
+                str(meta(obj).get("name") or ""),
+                status,
+                "",
+            )
+            style = "green" if status in ("Ready", "Running", "Available", "True") else ""
+            yield _make_row(rt.kind, obj, cells, ("dim", "", "", style, ""))
 
 
-def scroll_offset(selected: int | None, offset: int, visible: int, total: int) -> int:
-    """Keep the selection on screen, moving the window as little as possible."""
-    if visible <= 0 or total <= visible:
-        return 0
-    offset = max(0, min(offset, total - visible))
-    if selected is None:
-        return offset
-    if selected < offset:
-        return selected
-    if selected >= offset + visible:
-        return selected - visible + 1
-    return offset
+def custom_status(obj: Obj) -> str:
+    """A custom resource's state as far as convention tells: status.phase, else its Ready condition."""
+    status = obj.get("status") or {}
+    if isinstance(status, dict) and isinstance(status.get("phase"), str):
+        return str(status["phase"])
+    for cond in (status.get("conditions") if isinstance(status, dict) else None) or []:
+        if isinstance(cond, dict) and cond.get("type") == "Ready":
+            return "Ready" if cond.get("status") == "True" else str(cond.get("reason") or "NotReady")
+    return "-"
+
+
+def make_views() -> list[View]:
+    return [NodesView(), PodsView(), WorkloadsView(), ServicesView(), EventsView(), AutoscalersView(),
+            IngressesView(), CustomView()]
+

@@ -22,7 +22,7 @@ from typing import Any
 
 from orchestra.api.errors import AlreadyExists, NotFound
 from orchestra.client.base import Client
-from orchestra.controller import NORMAL, WARNING, Controller, Result, split_key
+from orchestra.controller import NORMAL, WARNING, Controller, Result
 from orchestra.controller.clock import Clock, wall_clock
 from orchestra.objects import (
     Obj,
@@ -38,6 +38,7 @@ from orchestra.objects import (
 )
 from orchestra.reconcilers.workloads import cron
 from orchestra.reconcilers.workloads.common import Expectations, owner_keys
+from orchestra.reconcilers.workloads.keyed import settled
 
 SCHEDULED_TIMESTAMP = "batch.kubernetes.io/cronjob-scheduled-timestamp"
 MAX_MISSED = 100
@@ -70,15 +71,13 @@ class CronJobController(Controller):
         )
 
     async def reconcile(self, key: str) -> Result | None:
-        await self.expect.settle(key)
-        ns, name = split_key(key)
-        cached = self.cronjobs.get(ns, name)
+        cached = await settled(self.expect, self.cronjobs, key)
         if cached is None:
             return None
         cj = deep_copy(cached)
         now = self.clock()
         uid = meta(cj)["uid"]
-        jobs = [j for j in self.jobs.by_index("namespace", ns or "")
+        jobs = [j for j in self.jobs.by_index("namespace", meta(cj).get("namespace") or "")
                 if (ref := controller_ref(j)) is not None and ref.get("uid") == uid]
         st = self._sync_active(cj, jobs)
         requeue: float | None = None

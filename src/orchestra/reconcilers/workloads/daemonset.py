@@ -26,9 +26,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestra.api.machinery.selectors import from_label_selector_object
 from orchestra.client.base import Client
-from orchestra.controller import Informer, Result, object_key, split_key
+from orchestra.controller import Informer, Result, object_key
 from orchestra.objects import (
     Obj,
     deep_copy,
@@ -49,7 +48,8 @@ from orchestra.reconcilers.workloads.common import (
     template_hash,
 )
 from orchestra.reconcilers.workloads.history import REVISION_LABEL, RevisionHistory
-from orchestra.reconcilers.workloads.pods import claim, pod_from_template
+from orchestra.reconcilers.workloads.keyed import claim_pods, settled
+from orchestra.reconcilers.workloads.pods import pod_from_template
 
 GENERATION_LABEL = "pod-template-generation"
 _DEFAULT_TOLERATIONS = [
@@ -169,14 +169,10 @@ class DaemonSetController(WorkloadController):
         return template_hash(spec(ds).get("template") or {}, status(ds).get("collisionCount"))
 
     async def reconcile(self, key: str) -> Result | None:
-        await self.expect.settle(key)
-        ns, name = split_key(key)
-        ds = self.owners.get(ns, name)
+        ds = await settled(self.expect, self.owners, key)
         if ds is None:
             return None
-        selector = from_label_selector_object(spec(ds).get("selector"))
-        pods = await claim(self.client, self.pods.rt, ds, selector, self.pods_of(ds),
-                           on_write=lambda o: self.expect.wrote(key, self.pods, o))
+        pods = await claim_pods(self, key, ds)
         by_node: dict[str, list[Obj]] = {}
         for p in pods:
             node = target_node(p)
@@ -189,7 +185,7 @@ class DaemonSetController(WorkloadController):
             await self._manage(key, ds, nodes, by_node, pod_spec)
             await self._rolling_update(key, ds, nodes, by_node, pod_spec)
             in_use = {meta(current)["name"]} | {
-                f"{name}-{_revision(p)}" for p in pods if not is_terminating(p)
+                f"{meta(ds)['name']}-{_revision(p)}" for p in pods if not is_terminating(p)
             }
             await self.history.prune(ds, in_use)
         return await self._status(key, ds, nodes, by_node, pod_spec)

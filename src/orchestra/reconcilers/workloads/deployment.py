@@ -27,7 +27,7 @@ from typing import Any
 from orchestra.api.errors import AlreadyExists, NotFound
 from orchestra.api.machinery.selectors import from_label_selector_object
 from orchestra.client.base import Client
-from orchestra.controller import NORMAL, WARNING, Controller, Informer, Result, object_key, split_key
+from orchestra.controller import NORMAL, WARNING, Controller, Informer, Result, object_key
 from orchestra.controller.clock import Clock, wall_clock
 from orchestra.objects import (
     Obj,
@@ -44,7 +44,7 @@ from orchestra.objects import (
 )
 from orchestra.reconcilers.workloads import rollout as ro
 from orchestra.reconcilers.workloads.common import Expectations, int_or, owner_keys
-from orchestra.reconcilers.workloads.pods import claim
+from orchestra.reconcilers.workloads.keyed import claim_keyed, settled
 
 
 class DeploymentController(Controller):
@@ -91,9 +91,7 @@ class DeploymentController(Controller):
     # --- reconcile -----------------------------------------------------------------------------
 
     async def reconcile(self, key: str) -> Result | None:
-        await self.expect.settle(key)
-        ns, name = split_key(key)
-        cached = self.deployments.get(ns, name)
+        cached = await settled(self.expect, self.deployments, key)
         if cached is None:
             return None
         d = deep_copy(cached)
@@ -106,8 +104,8 @@ class DeploymentController(Controller):
                 "This deployment is selecting all pods. A non-empty selector is required.",
             )
             return None
-        rss = await claim(self.client, self.rss.rt, d, selector, self.rss.by_index("namespace", ns or ""),
-                          on_write=lambda o: self.expect.wrote(key, self.rss, o))
+        candidates = self.rss.by_index("namespace", meta(d).get("namespace") or "")
+        rss = await claim_keyed(self.client, self.expect, key, self.rss, d, selector, candidates)
         run = _Run(self, key, d, list(rss))
         if is_terminating(d):
             await run.sync_status_only()

@@ -30,9 +30,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from orchestra.api.errors import ApiError, NotFound
-from orchestra.api.machinery.selectors import from_label_selector_object
 from orchestra.client.base import Client
-from orchestra.controller import NORMAL, WARNING, Result, split_key
+from orchestra.controller import NORMAL, WARNING, Result
 from orchestra.objects import (
     Obj,
     condition_true,
@@ -48,7 +47,8 @@ from orchestra.objects import (
 )
 from orchestra.reconcilers.workloads.base import WorkloadController
 from orchestra.reconcilers.workloads.common import int_or, is_pod_active
-from orchestra.reconcilers.workloads.pods import claim, deletion_order, pod_from_template, slow_start
+from orchestra.reconcilers.workloads.keyed import claim_pods, settled
+from orchestra.reconcilers.workloads.pods import deletion_order, pod_from_template, slow_start
 
 INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
 BACKOFF_BASE = 10.0  # kube DefaultJobPodFailureBackOff
@@ -90,6 +90,13 @@ def compress_indexes(indexes: set[int]) -> str:
     return ",".join(out)
 
 
+# spec.suspend -> the Suspended condition's reason and message, and the event's reason
+_SUSPEND_CHANGES = {
+    True: ("JobSuspended", "Job suspended", "Suspended"),
+    False: ("JobResumed", "Job resumed", "Resumed"),
+}
+
+
 class JobController(WorkloadController):
     name = "job-controller"
     kind = "Job"
@@ -99,15 +106,11 @@ class JobController(WorkloadController):
         self._seen_failed: dict[str, datetime] = {}  # pod uid -> when first seen failed (no finishedAt)
 
     async def reconcile(self, key: str) -> Result | None:
-        await self.expect.settle(key)
-        ns, name = split_key(key)
-        job = self.owners.get(ns, name)
+        job = await settled(self.expect, self.owners, key)
         if job is None:
             return None
         now = self.clock()
-        selector = from_label_selector_object(spec(job).get("selector"))
-        pods = await claim(self.client, self.pods.rt, job, selector, self.pods_of(job),
-                           on_write=lambda o: self.expect.wrote(key, self.pods, o))
+        pods = await claim_pods(self, key, job)
         if condition_true(job, "Complete") or condition_true(job, "Failed"):
             return await self._finished(key, job, pods, now)
         st: Obj = {**status(job)}
@@ -153,35 +156,24 @@ class JobController(WorkloadController):
     # --- decisions -----------------------------------------------------------------------------
 
     def _suspend_condition(self, job: Obj, st: Obj, suspended: bool, now: datetime) -> None:
+        """The Suspended condition follows spec.suspend; each change restarts startTime and is an event."""
         cond = get_condition(st, "Suspended")
-        if suspended and (cond is None or cond.get("status") != "True"):
-            set_condition(
-                st,
-                {
-                    "type": "Suspended",
-                    "status": "True",
-                    "reason": "JobSuspended",
-                    "message": "Job suspended",
-                    "lastProbeTime": format_time(now),
-                    "lastTransitionTime": format_time(now),
-                },
-            )
-            st.pop("startTime", None)
-            self.recorder.event(job, NORMAL, "Suspended", "Job suspended")
-        elif not suspended and cond is not None and cond.get("status") == "True":
-            set_condition(
-                st,
-                {
-                    "type": "Suspended",
-                    "status": "False",
-                    "reason": "JobResumed",
-                    "message": "Job resumed",
-                    "lastProbeTime": format_time(now),
-                    "lastTransitionTime": format_time(now),
-                },
-            )
-            st.pop("startTime", None)
-            self.recorder.event(job, NORMAL, "Resumed", "Job resumed")
+        if suspended == (cond is not None and cond.get("status") == "True"):
+            return
+        reason, message, event = _SUSPEND_CHANGES[suspended]
+        set_condition(
+            st,
+            {
+                "type": "Suspended",
+                "status": "True" if suspended else "False",
+                "reason": reason,
+                "message": message,
+                "lastProbeTime": format_time(now),
+                "lastTransitionTime": format_time(now),
+            },
+        )
+        st.pop("startTime", None)
+        self.recorder.event(job, NORMAL, event, message)
 
     def _failure(
         self, job: Obj, st: Obj, pods: list[Obj], active: list[Obj], now: datetime
@@ -345,7 +337,10 @@ def _pod_failure_policy(job: Obj, pods: list[Obj]) -> str | None:
             if matched is None:
                 continue
             if rule.get("action") == "FailJob":
-                return f"{matched} for pod {meta(pod).get('namespace')}/{meta(pod)['name']} matching FailJob rule at index {i}"
+                return (
+                    f"{matched} for pod {meta(pod).get('namespace')}/{meta(pod)['name']} "
+                    f"matching FailJob rule at index {i}"
+                )
             break  # Ignore / Count / FailIndex: first matching rule decides; not FailJob
     return None
 

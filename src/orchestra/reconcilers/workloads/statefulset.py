@@ -27,10 +27,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestra.api.machinery.selectors import from_label_selector_object
 from orchestra.api.registry import ResourceType
 from orchestra.client.base import Client
-from orchestra.controller import Result, registry_of, split_key
+from orchestra.controller import Result, registry_of
 from orchestra.objects import Obj, is_pod_ready, is_terminating, meta, name_of, spec, status
 from orchestra.reconcilers.workloads.base import WorkloadController
 from orchestra.reconcilers.workloads.claims import (
@@ -46,7 +45,8 @@ from orchestra.reconcilers.workloads.common import (
     template_hash,
 )
 from orchestra.reconcilers.workloads.history import REVISION_LABEL, RevisionHistory, template_of
-from orchestra.reconcilers.workloads.pods import claim, pod_from_template
+from orchestra.reconcilers.workloads.keyed import claim_pods, settled
+from orchestra.reconcilers.workloads.pods import pod_from_template
 
 POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"
 POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"
@@ -83,14 +83,10 @@ class StatefulSetController(WorkloadController):
                 and not is_terminating(pod))
 
     async def reconcile(self, key: str) -> Result | None:
-        await self.expect.settle(key)
-        ns, name = split_key(key)
-        sts = self.owners.get(ns, name)
+        sts = await settled(self.expect, self.owners, key)
         if sts is None:
             return None
-        selector = from_label_selector_object(spec(sts).get("selector"))
-        pods = await claim(self.client, self.pods.rt, sts, selector, self.pods_of(sts),
-                           on_write=lambda o: self.expect.wrote(key, self.pods, o))
+        pods = await claim_pods(self, key, sts)
         by_ord = {o: p for p in pods if (o := ordinal(sts, p)) is not None}
         update_rev = self.update_revision(sts)
         current_rev = str(status(sts).get("currentRevision") or update_rev)

@@ -435,7 +435,8 @@ CLUSTER_ROLE_BINDINGS: tuple[dict[str, Any], ...] = (
     _binding("system:volume-scheduler", ("User", "system:kube-scheduler")),
     # kubeadm's join bindings (orchestra join): bootstrap tokens may create CSRs and are auto-approved,
     # and nodes' renewals of their own client certificates too
-    _binding("orchestra:kubelet-bootstrap", ("Group", "system:bootstrappers"), role="system:node-bootstrapper"),
+    _binding("orchestra:kubelet-bootstrap", ("Group", "system:bootstrappers"),
+             role="system:node-bootstrapper"),
     _binding("orchestra:get-nodes", ("Group", "system:bootstrappers")),
     _binding("orchestra:node-autoapprove-bootstrap", ("Group", "system:bootstrappers"),
              role="system:certificates.k8s.io:certificatesigningrequests:nodeclient"),

@@ -7,8 +7,10 @@ objects. Immutability of metadata.name/namespace/uid is the core's job, not this
 This module is the package's public surface and the kind -> validator dispatch; the rules live in
 meta (object meta, selectors), container, pod, workloads (apps/v1), jobs and cron (batch/v1),
 service (Service, Endpoints, EndpointSlice), policy (PodDisruptionBudget), storage
-(PersistentVolumeClaim, PersistentVolume, StorageClass) and config (the other kinds); the cause
-constructors (field.py) and the name rules (names.py) every one of them uses are api/machinery's.
+(PersistentVolumeClaim, PersistentVolume, StorageClass), autoscaling (HorizontalPodAutoscaler),
+quota (ResourceQuota, LimitRange), networking (Ingress, IngressClass), netpolicy (NetworkPolicy) and
+config (the other kinds); the cause constructors (field.py) and the name rules (names.py) every one of
+them uses are api/machinery's.
 New code here: a kind's ValidateX / ValidateXUpdate in the module of its API group (a new module for
 a new group), added to _BY_KIND below; a rule several kinds share in meta.py, container.py or pod.py.
 Must not import: api/request, api/tables, the store, the HTTP server, or anything above the api layer.
@@ -23,6 +25,7 @@ from typing import Any
 from orchestra.api.errors import Cause
 from orchestra.api.machinery.field import INVALID
 from orchestra.api.machinery.names import LABEL_VALUE_MSG, max_len_error
+from orchestra.api.policy.validation.autoscaling import validate_hpa
 from orchestra.api.policy.validation.certificates import validate_csr
 from orchestra.api.policy.validation.config import (
     validate_configmap,
@@ -44,6 +47,8 @@ from orchestra.api.policy.validation.meta import (
     validate_labels,
     validate_object_meta,
 )
+from orchestra.api.policy.validation.netpolicy import validate_network_policy
+from orchestra.api.policy.validation.networking import validate_ingress, validate_ingress_class
 from orchestra.api.policy.validation.pod import (
     POD_UPDATE_MSG,
     validate_pod,
@@ -51,6 +56,7 @@ from orchestra.api.policy.validation.pod import (
     validate_pod_template,
 )
 from orchestra.api.policy.validation.policy import validate_pdb
+from orchestra.api.policy.validation.quota import validate_limit_range, validate_resource_quota
 from orchestra.api.policy.validation.rbac import (
     validate_cluster_role,
     validate_cluster_role_binding,
@@ -101,12 +107,26 @@ _BY_KIND: dict[str, Callable[[Obj, Obj | None], list[Cause]]] = {
     "PersistentVolumeClaim": validate_pvc,
     "PersistentVolume": validate_pv,
     "StorageClass": validate_storage_class,
+    "Ingress": validate_ingress,
+    "IngressClass": validate_ingress_class,
+    "NetworkPolicy": validate_network_policy,
+    "HorizontalPodAutoscaler": validate_hpa,
+    "ResourceQuota": validate_resource_quota,
+    "LimitRange": validate_limit_range,
+    "CustomResourceDefinition": lambda obj, old: _validate_crd(obj, old),
     "Role": validate_role,
     "ClusterRole": validate_cluster_role,
     "RoleBinding": validate_role_binding,
     "ClusterRoleBinding": validate_cluster_role_binding,
     "CertificateSigningRequest": validate_csr,
 }
+
+
+def _validate_crd(obj: Obj, old: Obj | None) -> list[Cause]:
+    # api/policy/crd builds on this package's meta rules: imported on first use, not in a circle
+    from orchestra.api.policy.crd.definition import validate_crd
+
+    return validate_crd(obj, old)
 
 
 def validate(kind: str, obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:

@@ -18,7 +18,10 @@ from typing import Any
 from orchestra.api.errors import Cause
 from orchestra.api.machinery.field import duplicate, forbidden, invalid, is_int, not_supported, required
 from orchestra.api.machinery.names import is_dns1123_label, is_dns1123_subdomain, is_qualified_name
-from orchestra.api.policy.validation.meta import validate_label_selector, validate_label_values
+from orchestra.api.policy.validation.meta import (
+    validate_label_selector,
+    validate_selector_requirement,
+)
 from orchestra.objects import Obj, as_dict, as_dicts, as_list
 
 _NOT_POSITIVE = "must be greater than zero"
@@ -32,30 +35,6 @@ def _label_name(key: Any, path: str) -> list[Cause]:
 
 
 # --- node affinity ---------------------------------------------------------------------------------
-
-
-def _node_requirement(req: Obj, path: str, *, check_values: bool) -> list[Cause]:
-    op, values = req.get("operator", ""), as_list(req.get("values"))
-    errs: list[Cause] = []
-    if op in ("In", "NotIn"):
-        if not values:
-            errs.append(required(f"{path}.values", "must be specified when `operator` is 'In' or 'NotIn'"))
-    elif op in ("Exists", "DoesNotExist"):
-        if values:
-            errs.append(
-                forbidden(
-                    f"{path}.values", "may not be specified when `operator` is 'Exists' or 'DoesNotExist'"
-                )
-            )
-    elif op in ("Gt", "Lt"):
-        if len(values) != 1:
-            errs.append(
-                required(f"{path}.values", "must be specified single value when `operator` is 'Lt' or 'Gt'")
-            )
-    else:
-        errs.append(invalid(f"{path}.operator", op, "not a valid selector operator"))
-    errs += _label_name(req.get("key", ""), f"{path}.key")
-    return errs + (validate_label_values(values, f"{path}.values") if check_values else [])
 
 
 def _node_field_requirement(req: Obj, path: str) -> list[Cause]:
@@ -84,7 +63,9 @@ def _node_field_requirement(req: Obj, path: str) -> list[Cause]:
 def _node_selector_term(term: Obj, path: str, *, check_values: bool) -> list[Cause]:
     errs: list[Cause] = []
     for j, req in enumerate(as_dicts(term.get("matchExpressions"))):
-        errs += _node_requirement(req, f"{path}.matchExpressions[{j}]", check_values=check_values)
+        errs += validate_selector_requirement(
+            req, f"{path}.matchExpressions[{j}]", node=True, check_values=check_values
+        )
     for j, req in enumerate(as_dicts(term.get("matchFields"))):
         errs += _node_field_requirement(req, f"{path}.matchFields[{j}]")
     return errs

@@ -55,7 +55,8 @@ def _conditions(obj: Obj) -> list[Cause]:
             if kind in seen:
                 errs.append(duplicate(f"{path}[{i}].type", kind))
         elif c.get("status") not in ("True", "False", "Unknown"):
-            errs.append(not_supported(f"{path}[{i}].status", c.get("status") or "", ["False", "True", "Unknown"]))
+            errs.append(not_supported(f"{path}[{i}].status", c.get("status") or "",
+                                      ["False", "True", "Unknown"]))
         seen.add(kind)
     if certs.APPROVED in seen and certs.DENIED in seen:
         errs.append(invalid(path, GoRepr("[...]"), "Approved and Denied conditions are mutually exclusive"))
@@ -94,7 +95,8 @@ def validate_csr(obj: Obj, old: Obj | None) -> list[Cause]:
         seen.add(str(usage))
     signer = spec.get("signerName")
     if signer == certs.LEGACY_UNKNOWN:
-        errs.append(invalid("spec.signerName", signer, "the legacy signerName is not allowed via this API version"))
+        errs.append(invalid("spec.signerName", signer,
+                            "the legacy signerName is not allowed via this API version"))
     else:
         errs.extend(_signer_name(signer))
     seconds = spec.get("expirationSeconds")
@@ -112,9 +114,11 @@ def _update(obj: Obj, old: Obj) -> list[Cause]:
     errs: list[Cause] = []
     before = as_dict(old.get("status")).get("certificate")
     if before and as_dict(obj.get("status")).get("certificate") != before:
-        errs.append(invalid("status.certificate", CERT_DATA, "updates may not modify existing certificate content"))
+        errs.append(invalid("status.certificate", CERT_DATA,
+                            "updates may not modify existing certificate content"))
     kept = certs.condition_types(obj)
     for kind in (certs.APPROVED, certs.DENIED):
         if kind in certs.condition_types(old) and kind not in kept:
-            errs.append(forbidden("status.conditions", f"updates may not remove a condition of type {kind!r}"))
+            errs.append(forbidden("status.conditions",
+                                  f"updates may not remove a condition of type {kind!r}"))
     return errs

@@ -83,8 +83,9 @@ def validate_secret(obj: Obj, old: Obj | None) -> list[Cause]:
     for key in _SECRET_REQUIRED_KEYS.get(str(obj.get("type")), ()):
         if key not in data:
             errs.append(required(f"data[{key}]", ""))
-    if obj.get("type") == TOKEN_SECRET_TYPE and not as_dict(as_dict(obj.get("metadata")).get("annotations")).get(
-            NAME_ANNOTATION):  # the rest (uid, token, ca.crt) is the tokens controller's to fill in
+    annotations = as_dict(as_dict(obj.get("metadata")).get("annotations"))
+    if obj.get("type") == TOKEN_SECRET_TYPE and not annotations.get(NAME_ANNOTATION):
+        # the rest (uid, token, ca.crt) is the tokens controller's to fill in
         errs.append(required(f"metadata.annotations[{NAME_ANNOTATION}]", ""))
     if obj.get("type") == "kubernetes.io/basic-auth" and "username" not in data and "password" not in data:
         errs.append(required("data[username]", ""))

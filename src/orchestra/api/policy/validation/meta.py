@@ -92,7 +92,12 @@ def validate_label_selector(sel: Any, path: str) -> list[Cause]:
     return errs
 
 
-def validate_selector_requirement(req: Obj, path: str) -> list[Cause]:
+def validate_selector_requirement(
+    req: Obj, path: str, *, node: bool = False, check_values: bool = True
+) -> list[Cause]:
+    """A LabelSelectorRequirement; with `node`, a NodeSelectorRequirement, whose Gt and Lt need exactly
+    one value (not parsed as an integer, as in kube). `check_values=False` skips the label-value check
+    (preferred node terms)."""
     op, values = req.get("operator", ""), as_list(req.get("values"))
     errs: list[Cause] = []
     if op in ("In", "NotIn"):
@@ -105,11 +110,16 @@ def validate_selector_requirement(req: Obj, path: str) -> list[Cause]:
                     f"{path}.values", "may not be specified when `operator` is 'Exists' or 'DoesNotExist'"
                 )
             )
+    elif node and op in ("Gt", "Lt"):
+        if len(values) != 1:
+            errs.append(
+                required(f"{path}.values", "must be specified single value when `operator` is 'Lt' or 'Gt'")
+            )
     else:
         errs.append(invalid(f"{path}.operator", op, "not a valid selector operator"))
     key = str(req.get("key", ""))
     errs += [invalid(f"{path}.key", key, m) for m in is_qualified_name(key)]
-    return errs + validate_label_values(values, f"{path}.values")
+    return errs + (validate_label_values(values, f"{path}.values") if check_values else [])
 
 
 def validate_label_values(values: list[Any], path: str) -> list[Cause]:
