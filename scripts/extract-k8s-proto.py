@@ -180,6 +180,8 @@ def roots() -> list[str]:
 
     names: list[str] = list(EXTRA_ROOTS)
     for t in BUILTIN:
+        if not t.definition.startswith("io.k8s.api."):  # kube-aggregator's APIService: not in kubectl
+            continue
         names.append(f"{pkg(t.group, t.version)}.{t.kind}")
         for sub in t.subresources:
             if sub.kind == t.kind:  # status, log: the resource's own kind

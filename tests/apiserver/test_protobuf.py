@@ -353,7 +353,8 @@ def test_zeros_of_required_fields_are_kept() -> None:
 
 def test_every_served_kind_has_a_schema() -> None:
     for t in BUILTIN:
-        assert message_for(t.api_version, t.kind), t.kind
+        if t.definition.startswith("io.k8s.api."):  # kube-aggregator's APIService is not in kubectl
+            assert message_for(t.api_version, t.kind), t.kind
     for api_version, kind in (("v1", "Binding"), ("policy/v1", "Eviction"), ("autoscaling/v1", "Scale"),
                               ("v1", "DeleteOptions"), ("meta.k8s.io/v1", "DeleteOptions")):
         assert message_for(api_version, kind), kind

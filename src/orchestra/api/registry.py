@@ -39,6 +39,9 @@ class ResourceType:
     verbs: tuple[str, ...] = ALL_VERBS
     # The schema definition name in the Kubernetes OpenAPI document.
     definition: str = ""
+    # (group, plural) of the kind whose stored objects this version serves, converted (kube stores
+    # one object and serves it in each version: events.k8s.io/v1 Events are core/v1 Events).
+    view_of: tuple[str, str] | None = None
 
     @property
     def api_version(self) -> str:
@@ -57,16 +60,19 @@ class ResourceType:
         return any(s.name == name for s in self.subresources)
 
     def key_prefix(self, namespace: str | None = None) -> str:
-        """Store key prefix: `/registry/<group>/<plural>/[<namespace>/]`."""
-        base = f"/registry/{self.group or 'core'}/{self.plural}/"
+        """Store key prefix: `/registry/<group>/<plural>/[<namespace>/]` (a view's: its storage's)."""
         if self.namespaced and namespace:
-            return f"{base}{namespace}/"
-        return base
+            return f"{self._base()}{namespace}/"
+        return self._base()
 
     def key(self, namespace: str | None, name: str) -> str:
         if self.namespaced:
-            return f"/registry/{self.group or 'core'}/{self.plural}/{namespace}/{name}"
-        return f"/registry/{self.group or 'core'}/{self.plural}/{name}"
+            return f"{self._base()}{namespace}/{name}"
+        return f"{self._base()}{name}"
+
+    def _base(self) -> str:
+        group, plural = self.view_of or (self.group, self.plural)
+        return f"/registry/{group or 'core'}/{plural}/"
 
 
 _STATUS = Subresource("status", "")  # kind filled in per type below
@@ -85,6 +91,9 @@ def _rt(
     scale: bool = False,
     extra: tuple[Subresource, ...] = (),
     definition_pkg: str = "",
+    definition: str = "",
+    verbs: tuple[str, ...] = ALL_VERBS,
+    view_of: tuple[str, str] | None = None,
 ) -> ResourceType:
     subs: list[Subresource] = []
     if status:
@@ -102,10 +111,13 @@ def _rt(
         short_names=short,
         categories=cats,
         subresources=tuple(subs),
-        definition=f"io.k8s.api.{definition_pkg}.v1.{kind}",
+        verbs=verbs,
+        definition=definition or f"io.k8s.api.{definition_pkg}.v1.{kind}",
+        view_of=view_of,
     )
 
 
+_PROXY_VERBS = ("create", "delete", "get", "patch", "update")
 _POD_STREAMS = (
     Subresource("log", "Pod", verbs=("get",)),
     Subresource("exec", "PodExecOptions", verbs=("create", "get")),
@@ -113,18 +125,28 @@ _POD_STREAMS = (
     Subresource("attach", "PodAttachOptions", verbs=("create", "get")),
     Subresource("binding", "Binding", verbs=("create",)),
     Subresource("eviction", "Eviction", group="policy", verbs=("create",)),
+    Subresource("ephemeralcontainers", "Pod"),
+    Subresource("proxy", "PodProxyOptions", verbs=_PROXY_VERBS),
 )
 
 BUILTIN: tuple[ResourceType, ...] = (
-    _rt("", "Namespace", "namespaces", namespaced=False, short=("ns",), definition_pkg="core"),
+    _rt("", "Namespace", "namespaces", namespaced=False, short=("ns",), definition_pkg="core",
+        extra=(Subresource("finalize", "Namespace", verbs=("update",)),)),
     _rt("", "Pod", "pods", short=("po",), cats=("all",), extra=_POD_STREAMS, definition_pkg="core"),
-    _rt("", "Service", "services", short=("svc",), cats=("all",), definition_pkg="core"),
+    _rt("", "Service", "services", short=("svc",), cats=("all",), definition_pkg="core",
+        extra=(Subresource("proxy", "ServiceProxyOptions", verbs=_PROXY_VERBS),)),
     _rt("", "Endpoints", "endpoints", short=("ep",), status=False, definition_pkg="core"),
-    _rt("", "Node", "nodes", namespaced=False, short=("no",), definition_pkg="core"),
+    _rt("", "Node", "nodes", namespaced=False, short=("no",), definition_pkg="core",
+        extra=(Subresource("proxy", "NodeProxyOptions", verbs=_PROXY_VERBS),)),
     _rt("", "ConfigMap", "configmaps", short=("cm",), status=False, definition_pkg="core"),
     _rt("", "Secret", "secrets", status=False, definition_pkg="core"),
     _rt("", "Event", "events", short=("ev",), status=False, definition_pkg="core"),
     _rt("", "ServiceAccount", "serviceaccounts", short=("sa",), status=False, definition_pkg="core"),
+    _rt("", "ReplicationController", "replicationcontrollers", short=("rc",), cats=("all",), scale=True,
+        definition_pkg="core"),
+    _rt("", "PodTemplate", "podtemplates", status=False, definition_pkg="core"),
+    _rt("", "ComponentStatus", "componentstatuses", namespaced=False, short=("cs",), status=False,
+        verbs=("get", "list"), definition_pkg="core"),
     _rt(
         "apps",
         "Deployment",
@@ -171,6 +193,10 @@ BUILTIN: tuple[ResourceType, ...] = (
         status=False,
         definition_pkg="scheduling",
     ),
+    _rt("events.k8s.io", "Event", "events", short=("ev",), status=False, definition_pkg="events",
+        view_of=("", "events")),
+    _rt("apiregistration.k8s.io", "APIService", "apiservices", namespaced=False, cats=("api-extensions",),
+        definition="io.k8s.kube-aggregator.pkg.apis.apiregistration.v1.APIService"),
 )
 
 
@@ -181,7 +207,9 @@ class Registry:
         self.types: tuple[ResourceType, ...] = tuple(types)
         self._by_plural = {(t.group, t.plural): t for t in self.types}
         self._by_gvk = {(t.group, t.version, t.kind): t for t in self.types}
-        self._by_kind = {t.kind: t for t in self.types}
+        self._by_kind: dict[str, ResourceType] = {}
+        for t in self.types:  # a kind served in two groups (Event) is the first one's
+            self._by_kind.setdefault(t.kind, t)
         self._names: dict[str, ResourceType] = {}
         for t in self.types:
             for n in (t.plural, t.singular, t.kind.lower(), *t.short_names, t.group_resource):

@@ -295,7 +295,7 @@ class ApiServer:
             route.rt,
             route.namespace,
             label_selector=parse_label_selector(req.arg("labelSelector")),
-            field_selector=parse_field_selector(req.arg("fieldSelector"), route.rt.kind),
+            field_selector=parse_field_selector(req.arg("fieldSelector"), route.rt.kind, route.rt.group),
             resource_version=req.arg("resourceVersion"),
             limit=req.int_arg("limit"),
             continue_token=req.arg("continue"),
@@ -412,7 +412,7 @@ class ApiServer:
 
     async def _watch(self, req: Request, route: Route) -> None:
         label = parse_label_selector(req.arg("labelSelector"))
-        field = parse_field_selector(req.arg("fieldSelector"), route.rt.kind)
+        field = parse_field_selector(req.arg("fieldSelector"), route.rt.kind, route.rt.group)
         validate_list_options(watch=True, resource_version=req.arg("resourceVersion"),
                               match=req.arg("resourceVersionMatch"), continue_token=req.arg("continue"),
                               send_initial_events=req.arg("sendInitialEvents"))

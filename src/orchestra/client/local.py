@@ -33,7 +33,7 @@ class LocalClient:
     async def list(self, rt: ResourceType, namespace: str | None = None, *, label_selector: str | None = None,
                    field_selector: str | None = None) -> tuple[list[Obj], str]:
         res = self.core.list(rt, namespace, label_selector=parse_label_selector(label_selector),
-                             field_selector=parse_field_selector(field_selector, rt.kind))
+                             field_selector=parse_field_selector(field_selector, rt.kind, rt.group))
         return res.items, res.resource_version
 
     async def watch(
@@ -47,7 +47,7 @@ class LocalClient:
     ) -> AsyncIterator[WatchEvent]:
         stream = watch(self.core, rt, namespace, resource_version=resource_version,
                        label_selector=parse_label_selector(label_selector),
-                       field_selector=parse_field_selector(field_selector, rt.kind))
+                       field_selector=parse_field_selector(field_selector, rt.kind, rt.group))
         async with aclosing(stream):  # type: ignore[type-var]
             async for ev in stream:
                 yield ev

@@ -103,6 +103,12 @@ def from_label_selector_object(sel: Mapping[str, Any] | None) -> LabelSelector:
     return LabelSelector(tuple(reqs))
 
 
+def selector_from_set(labels: Mapping[str, Any] | None) -> LabelSelector:
+    """labels.SelectorFromSet: an equality requirement per pair (a ReplicationController's selector)."""
+    items = sorted((labels or {}).items()) if isinstance(labels, Mapping) else []
+    return LabelSelector(tuple(Requirement(str(k), "=", frozenset([str(v)])) for k, v in items))
+
+
 def selector_to_string(sel: Mapping[str, Any] | None) -> str:
     return str(from_label_selector_object(sel))
 
@@ -138,6 +144,7 @@ SUPPORTED_FIELDS: dict[str, set[str]] = {
     "Namespace": {"status.phase"},
     "Secret": {"type"},
     "ReplicaSet": {"status.replicas"},
+    "ReplicationController": {"status.replicas"},
     "Job": {"status.successful"},
     "Service": {"spec.clusterIP", "spec.type"},
 }
@@ -181,19 +188,39 @@ class FieldSelector:
         return None
 
 
-def parse_field_selector(text: str | None, kind: str) -> FieldSelector:
-    """fields.ParseSelector, then the kind's ConvertFieldLabel (400 `field label not supported: x`)."""
+# A version served from another kind's stored objects converts its field labels to the stored
+# kind's (AddFieldLabelConversionsForEvent in pkg/apis/events/v1): (group, kind) -> label -> stored label.
+FIELD_LABEL_MAPS: dict[tuple[str, str], dict[str, str]] = {
+    ("events.k8s.io", "Event"): {
+        "reason": "reason",
+        **{f"regarding.{f}": f"involvedObject.{f}"
+           for f in ("kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath")},
+        "reportingController": "reportingComponent",
+        "source": "source",
+        "type": "type",
+        "metadata.namespace": "metadata.namespace",
+        "metadata.name": "metadata.name",
+    },
+}
+
+
+def parse_field_selector(text: str | None, kind: str, group: str = "") -> FieldSelector:
+    """fields.ParseSelector, then the kind's ConvertFieldLabel (400 `field label not supported: x`).
+    For a kind served from another kind's objects (FIELD_LABEL_MAPS) the selector returned is in
+    the stored kind's labels."""
     if not text:
         return FieldSelector()
     try:
         terms = parse_field_terms(text)
     except SelectorSyntaxError as exc:
         raise BadRequest(str(exc)) from None
-    allowed = _COMMON_FIELDS | SUPPORTED_FIELDS.get(kind, set())
+    mapping = FIELD_LABEL_MAPS.get((group, kind))
+    if mapping is None:
+        mapping = {f: f for f in _COMMON_FIELDS | SUPPORTED_FIELDS.get(kind, set())}
     for field, _op, _value in terms:
-        if field not in allowed:
+        if field not in mapping:
             raise BadRequest(f"field label not supported: {field}")
-    return FieldSelector(tuple(terms))
+    return FieldSelector(tuple((mapping[field], op, value) for field, op, value in terms))
 
 
 def object_filter(

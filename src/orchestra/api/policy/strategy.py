@@ -2,7 +2,8 @@
 
 Owns: what the server resets, derives or keeps for each kind on create and update (status reset,
 pod QoS class and SchedulingGated condition, job selectors, namespace phase, a PodDisruptionBudget's
-zero status), and which kinds bump `metadata.generation`.
+zero status, a Local APIService's Available condition), what pods/ephemeralcontainers may change,
+and which kinds bump `metadata.generation`.
 Must not import: anything above the api layer.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from orchestra.api.registry import ResourceType
-from orchestra.objects import Obj, meta
+from orchestra.objects import Obj, deep_copy, meta, now_rfc3339
 
 # Kinds whose create keeps a client-supplied status (kubelets create Nodes with status; events and
 # leases have no status; everything else starts with an empty status like kube-apiserver).
@@ -38,6 +39,7 @@ _NO_GENERATION = {
     "Node",
     "PriorityClass",
     "ControllerRevision",
+    "APIService",
 }
 
 
@@ -65,6 +67,20 @@ def prepare_for_update(rt: ResourceType, new: Obj, old: Obj) -> None:
         new["status"] = old.get("status") or {"phase": "Active"}
         if (old.get("metadata") or {}).get("deletionTimestamp"):
             new["status"] = {**new["status"], "phase": "Terminating"}
+
+
+def with_ephemeral_containers(old: Obj, new: Obj) -> Obj:
+    """podEphemeralContainersStrategy.PrepareForUpdate: the stored pod with only its
+    spec.ephemeralContainers taken from the write (dropNonEphemeralContainerUpdates)."""
+    merged = deep_copy(old)
+    spec = new.get("spec")
+    ephemeral = spec.get("ephemeralContainers") if isinstance(spec, dict) else None
+    merged_spec = merged.setdefault("spec", {})
+    if ephemeral is None:
+        merged_spec.pop("ephemeralContainers", None)
+    else:
+        merged_spec["ephemeralContainers"] = ephemeral
+    return merged
 
 
 def _service_keep_allocations(new: Obj, old: Obj) -> None:
@@ -124,8 +140,17 @@ def _job_create(job: Obj) -> None:
     tmeta["labels"] = {**(tmeta.get("labels") or {}), **labels}
 
 
+def _apiservice_create(service: Obj) -> None:
+    """The APIService strategy: status reset; a Local one (no spec.service) is available at once."""
+    status: Obj = {}
+    if not (service.get("spec") or {}).get("service"):
+        status["conditions"] = [{"type": "Available", "status": "True", "lastTransitionTime": now_rfc3339(),
+                                 "reason": "Local", "message": "Local APIServices are always available"}]
+    service["status"] = status
+
+
 _CREATE_HOOKS = {"Pod": _pod_create, "Namespace": _namespace_create, "Job": _job_create,
-                 "PodDisruptionBudget": _pdb_create}
+                 "PodDisruptionBudget": _pdb_create, "APIService": _apiservice_create}
 
 
 def qos_class(spec: Obj) -> str:

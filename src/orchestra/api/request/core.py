@@ -39,7 +39,12 @@ from orchestra.api.errors import (
 from orchestra.api.machinery.selectors import FieldSelector, LabelSelector
 from orchestra.api.policy import admission, defaults, validation
 from orchestra.api.policy.allocators import ServiceAllocator
-from orchestra.api.policy.strategy import prepare_for_create, prepare_for_update, tracks_generation
+from orchestra.api.policy.strategy import (
+    prepare_for_create,
+    prepare_for_update,
+    tracks_generation,
+    with_ephemeral_containers,
+)
 from orchestra.api.registry import DEFAULT_REGISTRY, Registry, ResourceType
 from orchestra.api.request import bodies, patch, typemeta
 from orchestra.api.request.deletion import DeletionMixin, finalizers_pending
@@ -50,6 +55,8 @@ from orchestra.api.request.serverside import ApplyMixin
 from orchestra.api.request.stored import decode, meta, new_uid, parse_rv, random_suffix, spec_part, with_rv
 from orchestra.api.request.subresources import SubresourceMixin
 from orchestra.api.request.types import ListResult, WriteOptions, WriteResult
+from orchestra.api.request.viewable import viewable
+from orchestra.api.request.views import Views
 from orchestra.objects import Obj, deep_copy, now_rfc3339
 from orchestra.store import CompactedError, CompareFailed, KeyValue, Store
 
@@ -62,6 +69,8 @@ PATCH_TYPES = {
 }
 FIELD_VALIDATION = ("Strict", "Warn", "Ignore")
 MAX_RETRIES = 8
+# subresources written with their own strategy (kind, subresource)
+_OWN_SUBRESOURCES = {("Namespace", "finalize"), ("Pod", "ephemeralcontainers")}
 LABEL_CACHE_MIN = 256  # below this many objects a label-selected LIST just decodes them all
 
 
@@ -69,8 +78,6 @@ def _strip_rv(obj: Obj) -> None:
     m = obj.get("metadata")
     if isinstance(m, dict):
         m.pop("resourceVersion", None)
-
-
 
 
 class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
@@ -84,6 +91,7 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
         self.allocator = allocator or ServiceAllocator()
         self.labels = LabelCache(decode)
         self._small: dict[str, tuple[int, builtins.list[Obj]]] = {}  # see _all_cached
+        self.views = Views(self)  # the versions served from another kind's objects (views.py)
 
     # --- reads -------------------------------------------------------------------------------
 
@@ -96,9 +104,11 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
             raise not_found(rt.group_resource, name, group=rt.group, plural=rt.plural)
         return kv
 
+    @viewable
     def get(self, rt: ResourceType, namespace: str | None, name: str) -> Obj:
         return self._load(self._get_kv(rt, namespace, name))
 
+    @viewable
     def list(
         self,
         rt: ResourceType,
@@ -177,6 +187,7 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
 
     # --- create ------------------------------------------------------------------------------
 
+    @viewable
     async def create(
         self, rt: ResourceType, namespace: str | None, body: Any, opts: WriteOptions | None = None
     ) -> WriteResult:
@@ -328,8 +339,8 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
                 raise RequestEntityTooLarge(exc.message) from None
             raise BadRequest(exc.message) from None
 
-    def _validate(self, rt: ResourceType, obj: Obj, old: Obj | None) -> None:
-        causes = validation.validate(rt.kind, obj, old)
+    def _validate(self, rt: ResourceType, obj: Obj, old: Obj | None, subresource: str = "") -> None:
+        causes = validation.validate(rt.kind, obj, old, subresource=subresource)
         if causes:
             raise invalid(rt.kind, str(meta(obj).get("name") or ""), causes, group=rt.group)
 
@@ -352,12 +363,11 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
 
     # --- update ------------------------------------------------------------------------------
 
+    @viewable
     async def update(self, rt: ResourceType, namespace: str | None, name: str, body: Any,
                      opts: WriteOptions | None = None, *, subresource: str = "") -> WriteResult:
         opts = opts or WriteOptions()
-        if subresource not in ("", "status", "finalize") or (
-            subresource == "finalize" and rt.kind != "Namespace"
-        ):
+        if subresource not in ("", "status") and (rt.kind, subresource) not in _OWN_SUBRESOURCES:
             raise MethodNotAllowed(f"update is not supported on {rt.plural}/{subresource}")
         obj = self._check_body(rt, namespace, body)
         warnings = self._schema_check(rt, obj, opts)
@@ -390,7 +400,7 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
         new = defaults.default(rt.kind, new)
         if not subresource:
             admission.admit_update(rt.kind, new, self._priority_classes)
-        self._validate(rt, new, old)
+        self._validate(rt, new, old, subresource)
         om = meta(old)
         if (
             om.get("deletionTimestamp")
@@ -426,6 +436,8 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
             finalizers = list((spec if isinstance(spec, dict) else {}).get("finalizers") or [])
             merged["spec"] = {**(merged.get("spec") or {}), "finalizers": finalizers}
             return merged
+        if subresource == "ephemeralcontainers":  # only spec.ephemeralContainers changes
+            return with_ephemeral_containers(old, new)
         # immutable server metadata
         for k in (
             "uid",
@@ -458,6 +470,7 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
 
     # --- patch -------------------------------------------------------------------------------
 
+    @viewable
     async def patch(self, rt: ResourceType, namespace: str | None, name: str, content_type: str, body: bytes,
                     opts: WriteOptions | None = None, *, subresource: str = "") -> WriteResult:
         opts = opts or WriteOptions()
@@ -467,7 +480,7 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
                 f"the body of the request was in an unknown format - accepted media types include: "
                 f"{', '.join(t for t in PATCH_TYPES if 'cbor' not in t)}"
             )
-        if subresource not in ("", "status"):
+        if subresource not in ("", "status") and (rt.kind, subresource) != ("Pod", "ephemeralcontainers"):
             raise MethodNotAllowed(f"patch is not supported on {rt.plural}/{subresource}")
         self._field_validation(opts)
         if ptype == "apply":

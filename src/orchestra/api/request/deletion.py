@@ -18,6 +18,7 @@ from orchestra.api.errors import BadRequest, Conflict, conflict
 from orchestra.api.policy import admission
 from orchestra.api.registry import ResourceType
 from orchestra.api.request.stored import decode, encode, meta, parse_rv, with_rv
+from orchestra.api.request.viewable import viewable
 from orchestra.objects import Obj, deep_copy, now_rfc3339
 from orchestra.store import CompareFailed, KeyValue
 
@@ -61,6 +62,7 @@ class DeletionMixin:
         def _get_kv(self, rt: ResourceType, namespace: str | None, name: str) -> KeyValue: ...
         def _load(self, kv: KeyValue) -> Obj: ...
 
+    @viewable
     async def delete(
         self, rt: ResourceType, namespace: str | None, name: str, opts: DeleteOptions | None = None
     ) -> tuple[Obj, bool]:

@@ -1,6 +1,7 @@
 """The scale and binding subresources of the API core.
 
-Owns: the autoscaling/v1 Scale view of Deployments/ReplicaSets/StatefulSets and pods/binding
+Owns: the autoscaling/v1 Scale view of Deployments/ReplicaSets/StatefulSets/ReplicationControllers
+and pods/binding
 (the scheduler's bind). Mixed into ApiCore; uses its get/update and the store.
 Must not import: anything above the api layer.
 """
@@ -19,7 +20,7 @@ from orchestra.api.errors import (
     conflict,
     invalid,
 )
-from orchestra.api.machinery.selectors import from_label_selector_object
+from orchestra.api.machinery.selectors import from_label_selector_object, selector_from_set
 from orchestra.api.registry import ResourceType
 from orchestra.api.request import patch
 from orchestra.api.request.stored import encode, meta
@@ -47,7 +48,9 @@ class SubresourceMixin:
     def _scale_of(self, obj: Obj) -> Obj:
         m = obj["metadata"]
         spec, status = obj.get("spec") or {}, obj.get("status") or {}
-        selector = from_label_selector_object(spec.get("selector"))
+        selector = (  # a ReplicationController's selector is a plain label map
+            selector_from_set(spec.get("selector")) if obj.get("kind") == "ReplicationController"
+            else from_label_selector_object(spec.get("selector")))
         return {
             "kind": "Scale",
             "apiVersion": "autoscaling/v1",

@@ -5,6 +5,8 @@ follow; N = changes after N), reading that initial state page by page at one rev
 transitions (an object leaving a selector is DELETED, entering is ADDED), 410 Expired as an ERROR
 event, BOOKMARK events, and a watch's backlog (live events not read yet) for the server's bound on
 watchers that fall too far behind.
+A version served from another kind's objects (events.k8s.io/v1 Events) watches that kind and
+converts each object; its field selector is already in that kind's labels.
 Memory: a watch holds one page of store references at a time (page_size KeyValues of the initial
 list, or page_size history events) and decodes an object only when its event is taken from the page,
 so what it holds does not grow with the collection.
@@ -63,7 +65,8 @@ class WatchStream:
         if page_size < 1:
             raise ValueError("page_size must be positive")
         self.core = core
-        self.rt = rt
+        self.view = rt if rt.view_of is not None else None  # served converted (api/request/views.py)
+        self.rt = core.views.storage(rt) if self.view is not None else rt
         self.namespace = namespace
         self.rv = parse_rv(resource_version)
         self.label_selector = label_selector
@@ -85,6 +88,21 @@ class WatchStream:
         return min(limit, self._held + self._watcher.backlog(limit))
 
     async def pages(self) -> AsyncGenerator[Page, None]:
+        async with aclosing(self._pages()) as pages:
+            async for page in pages:
+                yield page if self.view is None else self._converted(page)
+
+    def _converted(self, page: Page) -> Page:
+        assert self.view is not None
+        for kind, obj in page:
+            if kind == "BOOKMARK":
+                yield kind, {**obj, "kind": self.view.kind, "apiVersion": self.view.api_version}
+            elif kind == "ERROR":
+                yield kind, obj
+            else:
+                yield kind, self.core.views.out(self.view, obj)
+
+    async def _pages(self) -> AsyncGenerator[Page, None]:
         store = self.core.store
         if self.rv and self.rv > store.revision:
             yield iter([_too_large(self.rv, store.revision)])

@@ -5,7 +5,8 @@ serves and the Table / PartialObjectMetadata envelope (also for watch events); a
 orchestra.objects.human_duration (kube's HumanDuration).
 The apiserver always prints with Wide=true: every row carries the priority-1 cells too.
 This package's public surface; the parts live in format (cells), columns, pods, workloads, core
-(the other kinds' printers), storage (PV, PVC, StorageClass) and envelope (Table, rows, watch events).
+(the other kinds' printers), storage (PV, PVC, StorageClass), apis (ReplicationController, PodTemplate,
+ComponentStatus, APIService, events.k8s.io Event) and envelope (Table, rows, watch events).
 Used by the apiserver (`Accept: ...;as=Table`), the dashboard and `orchestra explain`.
 New code here: a kind's columns in columns.py and its row printer in the module of its group,
 registered in envelope.py.

@@ -12,6 +12,13 @@ from datetime import datetime
 from typing import Any
 
 from orchestra.api.registry import ResourceType
+from orchestra.api.tables.apis import (
+    print_api_service,
+    print_component_status,
+    print_event_v1,
+    print_pod_template,
+    print_replication_controller,
+)
 from orchestra.api.tables.columns import column_definitions
 from orchestra.api.tables.core import (
     print_configmap,
@@ -66,6 +73,11 @@ _PRINTERS: dict[str, Callable[[Obj, datetime], list[Cell]]] = {
     "PersistentVolume": print_pv,
     "PersistentVolumeClaim": print_pvc,
     "StorageClass": print_storage_class,
+    "ReplicationController": print_replication_controller,
+    "PodTemplate": print_pod_template,
+    "ComponentStatus": print_component_status,
+    "APIService": print_api_service,
+    "Event.events.k8s.io": print_event_v1,  # a kind served in a second group: "<kind>.<group>"
 }
 
 _POD_CONDITIONS = {
@@ -95,7 +107,8 @@ def _row_object(obj: Obj, include_object: str) -> Obj | None:
 
 def table_row(rt: ResourceType, obj: Obj, *, now: datetime, include_object: str = "Metadata") -> Obj:
     """One `rows[]` entry: cells (all columns, wide ones included), object, and pod conditions."""
-    row: Obj = {"cells": _PRINTERS.get(rt.kind, print_generic)(obj, now)}
+    printer = _PRINTERS.get(f"{rt.kind}.{rt.group}") or _PRINTERS.get(rt.kind, print_generic)
+    row: Obj = {"cells": printer(obj, now)}
     if rt.kind == "Pod":
         conditions = _POD_CONDITIONS.get(str(as_dict(obj.get("status")).get("phase")))
         if conditions:
