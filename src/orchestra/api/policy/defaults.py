@@ -416,6 +416,12 @@ def _noop(obj: Obj) -> None:
     _map(obj, "metadata")
 
 
+def _default_api_service(obj: Obj) -> None:
+    service = _map(obj, "spec").get("service")
+    if isinstance(service, dict) and service.get("port") is None:  # SetDefaults_ServiceReference
+        service["port"] = 443
+
+
 def _default_priority_class(pc: Obj) -> None:
     pc.setdefault("preemptionPolicy", "PreemptLowerPriority")
 
@@ -463,5 +469,6 @@ _BY_KIND: dict[str, Callable[[Obj], None]] = {
     "PersistentVolumeClaim": _default_pvc,
     "PersistentVolume": _default_pv,
     "StorageClass": _default_storage_class,
+    "APIService": _default_api_service,
     "PodDisruptionBudget": _noop,  # policy/v1 defaults nothing (unhealthyPodEvictionPolicy stays unset)
 }

@@ -4,9 +4,10 @@ CronJob (see each module).
 Entry point: `workload_controllers(client)`, every workload controller on one client (their
 informers are shared through it); the controller modules are imported only then.
 Each controller (replicaset.py, deployment.py, daemonset.py, statefulset.py, job.py, cronjob.py)
-derives from base.WorkloadController (replication.py from the ReplicaSet controller); what they share: pods.py (pods from templates, pod
-bookkeeping), common.py, history.py (ControllerRevisions), claims.py (StatefulSet claims),
-rollout.py (Deployment rollout arithmetic, pure), cron.py (cron schedules).
+derives from base.WorkloadController (replication.py from the ReplicaSet controller); what they share:
+pods.py (pods from templates, pod bookkeeping), common.py, history.py (ControllerRevisions),
+claims.py (StatefulSet claims), rollout.py (Deployment rollout arithmetic, pure), cron.py (cron
+schedules).
 New code here: a workload kind's controller in a module of its own, listed in workload_controllers;
 a rule two of them share in the module of its concept.
 Must not import: the store, node, net, apiserver, app, cli, or another reconciler outside workloads/.

@@ -7,7 +7,8 @@ objects. Immutability of metadata.name/namespace/uid is the core's job, not this
 This module is the package's public surface and the kind -> validator dispatch; the rules live in
 meta (object meta, selectors), container, pod, workloads (apps/v1), jobs and cron (batch/v1),
 service (Service, Endpoints, EndpointSlice), policy (PodDisruptionBudget), replication
-(ReplicationController, PodTemplate), storage
+(ReplicationController, PodTemplate), apiregistration (APIService), events (events.k8s.io/v1 Events),
+ephemeral (pods/ephemeralcontainers), storage
 (PersistentVolumeClaim, PersistentVolume, StorageClass) and config (the other kinds); the cause
 constructors (field.py) and the name rules (names.py) every one of them uses are api/machinery's.
 New code here: a kind's ValidateX / ValidateXUpdate in the module of its API group (a new module for
@@ -24,6 +25,7 @@ from typing import Any
 from orchestra.api.errors import Cause
 from orchestra.api.machinery.field import INVALID
 from orchestra.api.machinery.names import LABEL_VALUE_MSG, max_len_error
+from orchestra.api.policy.validation.apiregistration import validate_api_service
 from orchestra.api.policy.validation.config import (
     validate_configmap,
     validate_controller_revision,
@@ -84,6 +86,7 @@ _BY_KIND: dict[str, Callable[[Obj, Obj | None], list[Cause]]] = {
     "ReplicaSet": validate_replicaset,
     "ReplicationController": validate_replication_controller,
     "PodTemplate": validate_pod_template_kind,
+    "APIService": validate_api_service,
     "DaemonSet": validate_daemonset,
     "StatefulSet": validate_statefulset,
     "Job": validate_job,

@@ -25,7 +25,8 @@ from orchestra.api.policy.validation.meta import validate_object_meta
 from orchestra.api.policy.validation.pod import validate_pod_template
 from orchestra.objects import Obj, as_dict
 
-_STATUS_COUNTS = ("replicas", "fullyLabeledReplicas", "readyReplicas", "availableReplicas", "observedGeneration")
+_STATUS_COUNTS = ("replicas", "fullyLabeledReplicas", "readyReplicas", "availableReplicas",
+                  "observedGeneration")
 
 
 def _selects(selector: dict[str, Any], labels: Any) -> bool:
