@@ -150,16 +150,17 @@ SUPPORTED_FIELDS: dict[str, set[str]] = {
 }
 
 
+_ZERO = {"status.replicas": "0", "status.successful": "0"}  # int32 fields: strconv.Itoa(0)
+
+
 def _field_value(obj: Mapping[str, Any], path: str) -> str:
     if path == "source":
         return str((obj.get("source") or {}).get("component") or obj.get("reportingComponent") or "")
     cur: Any = obj
     for part in path.split("."):
-        if not isinstance(cur, Mapping):
-            return ""
-        cur = cur.get(part)
-    if cur is None:
-        return "false" if path in ("spec.unschedulable", "spec.hostNetwork") else ""
+        cur = cur.get(part) if isinstance(cur, Mapping) else None
+    if cur is None:  # Go's zero value of the field, as kube formats it
+        return "false" if path in ("spec.unschedulable", "spec.hostNetwork") else _ZERO.get(path, "")
     if isinstance(cur, bool):
         return "true" if cur else "false"
     return str(cur)
