@@ -472,8 +472,8 @@ SAMPLES = {
     "ReplicationController": {"spec": {"template": _template()}},
     "PodTemplate": {"template": _template()},
     "ComponentStatus": {"conditions": [{"type": "Healthy", "status": "True", "message": "ok"}]},
-    "APIService": {"spec": {"group": "apps", "version": "v1", "groupPriorityMinimum": 17800,
-                            "versionPriority": 15}},
+    "APIService": {"metadata": {"name": "v1.apps"},
+                   "spec": {"group": "apps", "version": "v1", "groupPriorityMinimum": 17800, "versionPriority": 15}},
     "Event.events.k8s.io": {
         "eventTime": "2024-05-01T10:00:00.000000Z", "reportingController": "kubelet",
         "reportingInstance": "kubelet-n1", "action": "Start", "reason": "Started", "type": "Normal",

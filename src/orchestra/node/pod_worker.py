@@ -40,7 +40,7 @@ from orchestra.node.env import (
     expand_command,
     resolve_env,
 )
-from orchestra.node.ephemeral import ephemeral_views, step_ephemeral
+from orchestra.node.ephemeral import EphemeralContainers
 from orchestra.node.hooks import grace_for, run_hook, stop_container
 from orchestra.node.probes import ProbeManager
 from orchestra.node.sandbox import LABEL_ATTEMPT, LABEL_INIT, LABEL_NODE, resources_of, sandbox_spec
@@ -68,7 +68,7 @@ ERROR_RETRY = (1.0, 30.0)
 TERMINAL = ("Succeeded", "Failed")
 
 
-class PodWorker:
+class PodWorker(EphemeralContainers):
     def __init__(self, ctx: AgentContext, pod: Obj, *, sandbox_id: str | None = None) -> None:
         m = pod["metadata"]
         self.ctx = ctx
@@ -187,7 +187,7 @@ class PodWorker:
         if initialized:
             for c in spec.get("containers") or []:
                 await self._step_container(spec, c, observed.get(c["name"], []))
-        await step_ephemeral(self, spec, observed)
+        await self._step_ephemeral(spec, observed)
         if (finishing or init_failed) and spec.get("initContainers"):
             await self._kill_all(grace_for(spec, {}, ""))  # the sidecars, the pod is done (computePodActions)
         return self._facts(True, initialized, init_failed)
@@ -596,7 +596,7 @@ class PodWorker:
         ]
         views = [self._view(c, observed.get(c["name"], []), init=False) for c in spec.get("containers") or []]
         return build_status(self._latest(), facts, init_views, views, now_rfc3339(),
-                            ephemeral_views(self, spec, observed))
+                            self._ephemeral_views(spec, observed))
 
     def _latest(self) -> Obj:
         """The newest copy of the pod we know: the informer's or the one our last write returned."""
