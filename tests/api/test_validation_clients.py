@@ -247,3 +247,34 @@ def test_event_conversion(core: Obj, v1: Obj) -> None:
     back = event_to_core(v1)
     assert {k: v for k, v in back.items() if v not in ("", None)} == {
         k: v for k, v in core.items() if v not in ("", None)}
+
+
+# --- APIService ---------------------------------------------------------------------------------------
+
+
+def api_service(name: str = "v1.example.com", **spec: Any) -> Obj:
+    base = {"group": "example.com", "version": "v1", "groupPriorityMinimum": 1000, "versionPriority": 15}
+    return {"kind": "APIService", "metadata": {"name": name}, "spec": {**base, **spec}}
+
+
+API_SERVICE_CASES = [
+    ("local", api_service(), None),
+    ("core-group", api_service("v1.", group=""), None),
+    ("wrong-name", api_service("v2.example.com"), ("metadata.name", "FieldValueInvalid", 'Invalid value: "v2.example.com": must be `spec.version+"."+spec.group`: "v1.example.com"')),
+    ("slash", api_service("v1.a/b", group="a/b"), ("metadata.name", "FieldValueInvalid", "Invalid value: \"v1.a/b\": may not contain '/'")),
+    ("empty-group", api_service("v2.", group="", version="v2"), ("spec.group", "FieldValueRequired", "Required value: only v1 may have an empty group and it better be legacy kube")),
+    ("bad-version", api_service("V1.example.com", version="V1"), ("spec.version", "FieldValueInvalid", "Invalid value: \"V1\": a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')")),
+    ("group-priority", api_service(groupPriorityMinimum=20001), ("spec.groupPriorityMinimum", "FieldValueInvalid", "Invalid value: 20001: must be positive and less than 20000")),
+    ("version-priority", api_service(versionPriority=0), ("spec.versionPriority", "FieldValueInvalid", "Invalid value: 0: must be positive and less than 1000")),
+    ("local-ca", api_service(caBundle="AAAA"), ("spec.caBundle", "FieldValueInvalid", 'Invalid value: "3 bytes": local APIServices may not have a caBundle')),
+    ("local-insecure", api_service(insecureSkipTLSVerify=True), ("spec.insecureSkipTLSVerify", "FieldValueInvalid", "Invalid value: true: local APIServices may not have insecureSkipTLSVerify")),
+    ("service-name", api_service(service={"namespace": "ns"}), ("spec.service.name", "FieldValueRequired", "Required value")),
+    ("service-port", api_service(service={"namespace": "ns", "name": "s", "port": 70000}), ("spec.service.port", "FieldValueInvalid", "Invalid value: 70000: port is not valid: must be between 1 and 65535, inclusive")),
+    ("insecure-with-ca", api_service(service={"namespace": "ns", "name": "s"}, caBundle="AAAA", insecureSkipTLSVerify=True), ("spec.insecureSkipTLSVerify", "FieldValueInvalid", "Invalid value: true: may not be true if caBundle is present")),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("obj", "expected"), [c[1:] for c in API_SERVICE_CASES], ids=[c[0] for c in API_SERVICE_CASES])
+def test_api_service_rule(obj: Obj, expected: tuple[str, str, str] | None) -> None:
+    got = check("APIService", obj)
+    assert got == [] if expected is None else expected in got

@@ -296,3 +296,33 @@ async def test_discovery_lists_the_subresources_clients_probe() -> None:
             assert core["componentstatuses"]["verbs"] == ["get", "list"]
             groups = {g["name"] for g in (await h.http.get("/apis")).json()["groups"]}
             assert {"events.k8s.io", "apiregistration.k8s.io"} <= groups
+
+
+async def test_ephemeral_containers_over_http() -> None:
+    """What `kubectl debug` sends: a strategic merge patch of the pod to pods/NAME/ephemeralcontainers;
+    a missing pod's 404 names it in details (kubectl reads details.name and panicked without it)."""
+    with trio.fail_after(20):
+        async with open_harness() as h:
+            url = f"{PODS}/web/ephemeralcontainers"
+            got = await h.http.get(url)
+            assert got.status_code == 200 and got.json()["kind"] == "Pod"
+            debugger = {"name": "debugger", "image": "busybox", "stdin": True, "tty": True,
+                        "targetContainerName": "c"}
+            r = await h.http.patch(url, json={"spec": {"ephemeralContainers": [debugger]}},
+                                   headers={"Content-Type": "application/strategic-merge-patch+json"})
+            assert r.status_code == 200, r.text
+            assert r.json()["spec"]["ephemeralContainers"][0]["name"] == "debugger"
+            pod = r.json()
+            pod["spec"]["ephemeralContainers"].append({"name": "second", "image": "busybox"})
+            r = await h.http.put(url, json=pod)
+            assert [c["name"] for c in r.json()["spec"]["ephemeralContainers"]] == ["debugger", "second"]
+            r = await h.http.patch(url, json=[{"op": "remove", "path": "/spec/ephemeralContainers/0"}],
+                                   headers={"Content-Type": "application/json-patch+json"})
+            assert r.status_code == 422 and r.json()["details"]["causes"][0]["field"] == "spec.ephemeralContainers"
+            missing = await h.http.patch(f"{PODS}/nope/ephemeralcontainers", json={},
+                                         headers={"Content-Type": "application/strategic-merge-patch+json"})
+            assert missing.status_code == 404 and missing.json()["details"]["name"] == "nope"
+            fresh = (await h.http.get(f"{PODS}/web")).json()
+            fresh["spec"]["ephemeralContainers"].append({"name": "third", "image": "busybox"})
+            plain = await h.http.put(f"{PODS}/web", json=fresh)
+            assert plain.status_code == 422  # a plain pod update may not change ephemeral containers

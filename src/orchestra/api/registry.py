@@ -133,6 +133,9 @@ BUILTIN: tuple[ResourceType, ...] = (
     _rt("", "Namespace", "namespaces", namespaced=False, short=("ns",), definition_pkg="core",
         extra=(Subresource("finalize", "Namespace", verbs=("update",)),)),
     _rt("", "Pod", "pods", short=("po",), cats=("all",), extra=_POD_STREAMS, definition_pkg="core"),
+    # before Service: `kubectl get all` lists the "all" category in discovery order, as kube's (alphabetical)
+    _rt("", "ReplicationController", "replicationcontrollers", short=("rc",), cats=("all",), scale=True,
+        definition_pkg="core"),
     _rt("", "Service", "services", short=("svc",), cats=("all",), definition_pkg="core",
         extra=(Subresource("proxy", "ServiceProxyOptions", verbs=_PROXY_VERBS),)),
     _rt("", "Endpoints", "endpoints", short=("ep",), status=False, definition_pkg="core"),
@@ -142,8 +145,6 @@ BUILTIN: tuple[ResourceType, ...] = (
     _rt("", "Secret", "secrets", status=False, definition_pkg="core"),
     _rt("", "Event", "events", short=("ev",), status=False, definition_pkg="core"),
     _rt("", "ServiceAccount", "serviceaccounts", short=("sa",), status=False, definition_pkg="core"),
-    _rt("", "ReplicationController", "replicationcontrollers", short=("rc",), cats=("all",), scale=True,
-        definition_pkg="core"),
     _rt("", "PodTemplate", "podtemplates", status=False, definition_pkg="core"),
     _rt("", "ComponentStatus", "componentstatuses", namespaced=False, short=("cs",), status=False,
         verbs=("get", "list"), definition_pkg="core"),
