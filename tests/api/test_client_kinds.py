@@ -40,30 +40,54 @@ def rt(core: ApiCore, group: str, plural: str) -> Any:
 
 
 def rc_body(name: str = "web") -> Obj:
-    return {"apiVersion": "v1", "kind": "ReplicationController", "metadata": {"name": name},
-            "spec": {"replicas": 2, "template": {"metadata": {"labels": {"app": name, "tier": "fe"}},
-                                                 "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}}
+    return {
+        "apiVersion": "v1",
+        "kind": "ReplicationController",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": 2,
+            "template": {
+                "metadata": {"labels": {"app": name, "tier": "fe"}},
+                "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+            },
+        },
+    }
 
 
 async def test_replication_controller_scale_uses_its_equality_selector(core: ApiCore) -> None:
     rcs = rt(core, "", "replicationcontrollers")
     await core.create(rcs, "default", rc_body())
     scale = core.get_scale(rcs, "default", "web")
-    assert scale["spec"] == {"replicas": 2} and scale["status"] == {"replicas": 0, "selector": "app=web,tier=fe"}
-    patched = await core.update_scale(rcs, "default", "web", b'{"spec":{"replicas":5}}',
-                                      "application/merge-patch+json")
+    assert scale["spec"] == {"replicas": 2} and scale["status"] == {
+        "replicas": 0,
+        "selector": "app=web,tier=fe",
+    }
+    patched = await core.update_scale(
+        rcs, "default", "web", b'{"spec":{"replicas":5}}', "application/merge-patch+json"
+    )
     assert patched["spec"]["replicas"] == 5
     assert core.get(rcs, "default", "web")["spec"]["replicas"] == 5
-    listed = core.list(rcs, "default", field_selector=parse_field_selector("status.replicas=0",
-                                                                            "ReplicationController"))
+    listed = core.list(
+        rcs, "default", field_selector=parse_field_selector("status.replicas=0", "ReplicationController")
+    )
     assert [o["metadata"]["name"] for o in listed.items] == ["web"]
 
 
 def event_v1(name: str = "e1", **fields: Any) -> Obj:
-    return {"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": name},
-            "eventTime": "2024-05-01T10:00:00.000000Z", "reportingController": "example.com/ctl",
-            "reportingInstance": "ctl-1", "action": "Sync", "reason": "Synced", "type": "Normal",
-            "regarding": {"kind": "Pod", "name": "p", "namespace": "default"}, "note": "synced", **fields}
+    return {
+        "apiVersion": "events.k8s.io/v1",
+        "kind": "Event",
+        "metadata": {"name": name},
+        "eventTime": "2024-05-01T10:00:00.000000Z",
+        "reportingController": "example.com/ctl",
+        "reportingInstance": "ctl-1",
+        "action": "Sync",
+        "reason": "Synced",
+        "type": "Normal",
+        "regarding": {"kind": "Pod", "name": "p", "namespace": "default"},
+        "note": "synced",
+        **fields,
+    }
 
 
 async def test_events_v1_are_core_events_in_another_version(core: ApiCore) -> None:
@@ -74,9 +98,16 @@ async def test_events_v1_are_core_events_in_another_version(core: ApiCore) -> No
     assert stored["message"] == "synced" and stored["involvedObject"]["name"] == "p"
     assert stored["reportingComponent"] == "example.com/ctl" and "note" not in stored
     assert stored["metadata"]["resourceVersion"] == created["metadata"]["resourceVersion"]
-    core_made = {"metadata": {"name": "old"}, "involvedObject": {"kind": "Pod", "name": "p", "namespace": "default"},
-                 "reason": "Started", "message": "hi", "source": {"component": "kubelet"}, "count": 2,
-                 "firstTimestamp": "2024-05-01T10:00:00Z", "lastTimestamp": "2024-05-01T10:00:05Z"}
+    core_made = {
+        "metadata": {"name": "old"},
+        "involvedObject": {"kind": "Pod", "name": "p", "namespace": "default"},
+        "reason": "Started",
+        "message": "hi",
+        "source": {"component": "kubelet"},
+        "count": 2,
+        "firstTimestamp": "2024-05-01T10:00:00Z",
+        "lastTimestamp": "2024-05-01T10:00:05Z",
+    }
     await core.create(legacy, "default", core_made)
     old = core.get(v1, "default", "old")
     assert old["eventTime"] is None and old["deprecatedCount"] == 2 and old["note"] == "hi"
@@ -95,14 +126,18 @@ FIELD_SELECTORS = [
 
 
 @pytest.mark.parametrize(("selector", "expected"), FIELD_SELECTORS, ids=[s for s, _ in FIELD_SELECTORS])
-async def test_events_v1_field_selectors_use_the_new_names(core: ApiCore, selector: str,
-                                                           expected: list[str]) -> None:
+async def test_events_v1_field_selectors_use_the_new_names(
+    core: ApiCore, selector: str, expected: list[str]
+) -> None:
     v1 = rt(core, *EVENTS_V1)
     await core.create(v1, "default", event_v1("e1"))
     await core.create(v1, "default", event_v1("e2", reportingController="example.com/other"))
     await core.create(v1, "default", event_v1("n1", type="Warning", regarding={"kind": "Node", "name": "n"}))
     field = parse_field_selector(selector, "Event", "events.k8s.io")
-    assert sorted(o["metadata"]["name"] for o in core.list(v1, "default", field_selector=field).items) == expected
+    assert (
+        sorted(o["metadata"]["name"] for o in core.list(v1, "default", field_selector=field).items)
+        == expected
+    )
 
 
 def test_events_v1_refuse_core_field_labels() -> None:
@@ -123,7 +158,9 @@ async def test_events_v1_errors_name_the_version(core: ApiCore) -> None:
     with pytest.raises(Invalid, match=re.escape('message: Invalid value: "other": field is immutable')):
         await core.patch(v1, "default", "e1", "application/merge-patch+json", b'{"note":"other"}')
     with pytest.raises(Conflict, match=re.escape('on events.events.k8s.io "e1"')):
-        await core.update(v1, "default", "e1", {**event_v1(), "metadata": {"name": "e1", "resourceVersion": "1"}})
+        await core.update(
+            v1, "default", "e1", {**event_v1(), "metadata": {"name": "e1", "resourceVersion": "1"}}
+        )
     with pytest.raises(MethodNotAllowed):
         await core.update(v1, "default", "e1", event_v1(), subresource="status")
 
@@ -132,11 +169,19 @@ async def test_events_v1_patch_update_delete(core: ApiCore) -> None:
     v1 = rt(core, *EVENTS_V1)
     await core.create(v1, "default", event_v1())
     series = {"series": {"count": 2, "lastObservedTime": "2024-05-01T10:01:00.000000Z"}}
-    patched = (await core.patch(v1, "default", "e1", "application/merge-patch+json",
-                                json.dumps(series).encode())).obj
+    patched = (
+        await core.patch(v1, "default", "e1", "application/merge-patch+json", json.dumps(series).encode())
+    ).obj
     assert patched["series"]["count"] == 2 and patched["apiVersion"] == "events.k8s.io/v1"
-    labelled = (await core.patch(v1, "default", "e1", "application/strategic-merge-patch+json",
-                                 b'{"metadata":{"labels":{"a":"b"}}}')).obj
+    labelled = (
+        await core.patch(
+            v1,
+            "default",
+            "e1",
+            "application/strategic-merge-patch+json",
+            b'{"metadata":{"labels":{"a":"b"}}}',
+        )
+    ).obj
     assert labelled["metadata"]["labels"] == {"a": "b"} and labelled["series"]["count"] == 2
     deleted, gone = await core.delete(v1, "default", "e1")
     assert gone and deleted["apiVersion"] == "events.k8s.io/v1"
@@ -150,6 +195,7 @@ async def test_events_v1_watch_converts_every_event(core: ApiCore) -> None:
     seen: list[tuple[str, str, str]] = []
     with trio.fail_after(5):
         async with trio.open_nursery() as nursery:
+
             async def follow() -> None:
                 stream = watch(core, v1, "default", resource_version="0", bookmark_interval=0.01)
                 async with aclosing(stream) as events:  # type: ignore[type-var]
@@ -160,12 +206,23 @@ async def test_events_v1_watch_converts_every_event(core: ApiCore) -> None:
 
             nursery.start_soon(follow)
             await trio.testing.wait_all_tasks_blocked()
-            await core.create(legacy, "default", {"metadata": {"name": "core"}, "reason": "X", "message": "m",
-                                                  "involvedObject": {"kind": "Node", "name": "n"}})
+            await core.create(
+                legacy,
+                "default",
+                {
+                    "metadata": {"name": "core"},
+                    "reason": "X",
+                    "message": "m",
+                    "involvedObject": {"kind": "Node", "name": "n"},
+                },
+            )
             await core.delete(v1, "default", "before")
     added = [s for s in seen if s[0] != "BOOKMARK"]
-    assert added == [("ADDED", "events.k8s.io/v1", "before"), ("ADDED", "events.k8s.io/v1", "core"),
-                     ("DELETED", "events.k8s.io/v1", "before")]
+    assert added == [
+        ("ADDED", "events.k8s.io/v1", "before"),
+        ("ADDED", "events.k8s.io/v1", "core"),
+        ("DELETED", "events.k8s.io/v1", "before"),
+    ]
     assert all(s[1] == "events.k8s.io/v1" for s in seen)
 
 
@@ -178,35 +235,81 @@ DEBUGGER = {"name": "debugger", "image": "busybox", "stdin": True, "tty": True, 
 async def test_ephemeral_containers_subresource(core: ApiCore) -> None:
     pods = rt(core, "", "pods")
     await core.create(pods, "default", POD)
-    body = json.dumps({"spec": {"ephemeralContainers": [DEBUGGER]}, "metadata": {"labels": {"ignored": "x"}},
-                       "status": {"phase": "Failed"}}).encode()
-    out = (await core.patch(pods, "default", "p", "application/strategic-merge-patch+json", body,
-                            subresource="ephemeralcontainers")).obj
+    body = json.dumps(
+        {
+            "spec": {"ephemeralContainers": [DEBUGGER]},
+            "metadata": {"labels": {"ignored": "x"}},
+            "status": {"phase": "Failed"},
+        }
+    ).encode()
+    out = (
+        await core.patch(
+            pods,
+            "default",
+            "p",
+            "application/strategic-merge-patch+json",
+            body,
+            subresource="ephemeralcontainers",
+        )
+    ).obj
     ec = out["spec"]["ephemeralContainers"][0]
     assert ec["targetContainerName"] == "app" and ec["terminationMessagePolicy"] == "File"
     assert ec["imagePullPolicy"] == "Always" and ec["resources"] == {}  # defaulted like any container
     assert "ignored" not in (out["metadata"].get("labels") or {})  # only ephemeral containers change
     assert out["status"]["phase"] == "Pending"
     second = {"spec": {"ephemeralContainers": [DEBUGGER, {"name": "two", "image": "busybox"}]}}
-    out = (await core.patch(pods, "default", "p", "application/merge-patch+json", json.dumps(second).encode(),
-                            subresource="ephemeralcontainers")).obj
+    out = (
+        await core.patch(
+            pods,
+            "default",
+            "p",
+            "application/merge-patch+json",
+            json.dumps(second).encode(),
+            subresource="ephemeralcontainers",
+        )
+    ).obj
     assert [c["name"] for c in out["spec"]["ephemeralContainers"]] == ["debugger", "two"]
     current = core.get(pods, "default", "p")
     current["spec"]["ephemeralContainers"] = current["spec"]["ephemeralContainers"][1:]
-    with pytest.raises(Invalid, match=re.escape('existing ephemeral containers "debugger" may not be removed')):
+    with pytest.raises(
+        Invalid, match=re.escape('existing ephemeral containers "debugger" may not be removed')
+    ):
         await core.update(pods, "default", "p", current, subresource="ephemeralcontainers")
-    bad = {"spec": {"ephemeralContainers": [*out["spec"]["ephemeralContainers"],
-                                            {"name": "p3", "image": "busybox", "ports": [{"containerPort": 80}]}]}}
-    with pytest.raises(Invalid, match=re.escape("spec.ephemeralContainers[2].ports: Forbidden: cannot be set "
-                                                "for an Ephemeral Container")):
-        await core.patch(pods, "default", "p", "application/merge-patch+json", json.dumps(bad).encode(),
-                         subresource="ephemeralcontainers")
+    bad = {
+        "spec": {
+            "ephemeralContainers": [
+                *out["spec"]["ephemeralContainers"],
+                {"name": "p3", "image": "busybox", "ports": [{"containerPort": 80}]},
+            ]
+        }
+    }
+    with pytest.raises(
+        Invalid,
+        match=re.escape(
+            "spec.ephemeralContainers[2].ports: Forbidden: cannot be set for an Ephemeral Container"
+        ),
+    ):
+        await core.patch(
+            pods,
+            "default",
+            "p",
+            "application/merge-patch+json",
+            json.dumps(bad).encode(),
+            subresource="ephemeralcontainers",
+        )
     with pytest.raises(NotFound):
-        await core.patch(pods, "default", "nope", "application/merge-patch+json", b"{}",
-                         subresource="ephemeralcontainers")
+        await core.patch(
+            pods, "default", "nope", "application/merge-patch+json", b"{}", subresource="ephemeralcontainers"
+        )
     with pytest.raises(MethodNotAllowed):
-        await core.patch(rt(core, "apps", "deployments"), "default", "p", "application/merge-patch+json", b"{}",
-                         subresource="ephemeralcontainers")
+        await core.patch(
+            rt(core, "apps", "deployments"),
+            "default",
+            "p",
+            "application/merge-patch+json",
+            b"{}",
+            subresource="ephemeralcontainers",
+        )
 
 
 # --- APIService -----------------------------------------------------------------------------------------
@@ -214,25 +317,51 @@ async def test_ephemeral_containers_subresource(core: ApiCore) -> None:
 
 async def test_api_service_strategy_and_validation(core: ApiCore) -> None:
     services = rt(core, "apiregistration.k8s.io", "apiservices")
-    local = {"metadata": {"name": "v1.example.com"},
-             "spec": {"group": "example.com", "version": "v1", "groupPriorityMinimum": 1000, "versionPriority": 15}}
+    local = {
+        "metadata": {"name": "v1.example.com"},
+        "spec": {
+            "group": "example.com",
+            "version": "v1",
+            "groupPriorityMinimum": 1000,
+            "versionPriority": 15,
+        },
+    }
     made = (await core.create(services, None, local)).obj
     assert made["status"]["conditions"][0] | {"lastTransitionTime": ""} == {
-        "type": "Available", "status": "True", "reason": "Local",
-        "message": "Local APIServices are always available", "lastTransitionTime": ""}
+        "type": "Available",
+        "status": "True",
+        "reason": "Local",
+        "message": "Local APIServices are always available",
+        "lastTransitionTime": "",
+    }
     assert "generation" not in made["metadata"]
-    remote = {"metadata": {"name": "v1.remote.example.com"},
-              "spec": {"group": "remote.example.com", "version": "v1", "groupPriorityMinimum": 1000,
-                       "versionPriority": 15, "service": {"namespace": "ns", "name": "svc"}}}
+    remote = {
+        "metadata": {"name": "v1.remote.example.com"},
+        "spec": {
+            "group": "remote.example.com",
+            "version": "v1",
+            "groupPriorityMinimum": 1000,
+            "versionPriority": 15,
+            "service": {"namespace": "ns", "name": "svc"},
+        },
+    }
     made = (await core.create(services, None, remote)).obj
     assert made["spec"]["service"]["port"] == 443 and made["status"] == {}
     wrong = {**local, "metadata": {"name": "v2.example.com"}}
-    with pytest.raises(Invalid, match=re.escape(
+    with pytest.raises(
+        Invalid,
+        match=re.escape(
             'metadata.name: Invalid value: "v2.example.com": must be `spec.version+"."+spec.group`: '
-            '"v1.example.com"')):
+            '"v1.example.com"'
+        ),
+    ):
         await core.create(services, None, wrong)
-    low = {"metadata": {"name": "v1.x.io"},
-           "spec": {"group": "x.io", "version": "v1", "groupPriorityMinimum": 0, "versionPriority": 15}}
-    with pytest.raises(Invalid, match=re.escape(
-            "spec.groupPriorityMinimum: Invalid value: 0: must be positive and less than 20000")):
+    low = {
+        "metadata": {"name": "v1.x.io"},
+        "spec": {"group": "x.io", "version": "v1", "groupPriorityMinimum": 0, "versionPriority": 15},
+    }
+    with pytest.raises(
+        Invalid,
+        match=re.escape("spec.groupPriorityMinimum: Invalid value: 0: must be positive and less than 20000"),
+    ):
         await core.create(services, None, low)

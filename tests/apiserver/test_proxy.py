@@ -47,20 +47,35 @@ class Backend:
             if not msg.get("more_body"):
                 break
         path = scope["raw_path"].decode()
-        self.requests.append({"method": scope["method"], "path": path, "query": scope["query_string"].decode(),
-                              "headers": [(k.decode(), v.decode()) for k, v in scope["headers"]], "body": body})
+        self.requests.append(
+            {
+                "method": scope["method"],
+                "path": path,
+                "query": scope["query_string"].decode(),
+                "headers": [(k.decode(), v.decode()) for k, v in scope["headers"]],
+                "body": body,
+            }
+        )
         if path.startswith("/redirect"):
             where = dict(h for h in self.requests[-1]["headers"]).get("x-to", "/target")
-            await send({"type": "http.response.start", "status": 302, "headers": [(b"location", where.encode())]})
+            await send(
+                {"type": "http.response.start", "status": 302, "headers": [(b"location", where.encode())]}
+            )
             await send({"type": "http.response.body", "body": b""})
         elif path == "/stream":
-            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+            await send(
+                {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]}
+            )
             await send({"type": "http.response.body", "body": b"first\n", "more_body": True})
             await self.gate.wait()
             await send({"type": "http.response.body", "body": b"second\n"})
         else:
-            headers = [(b"content-type", b"application/json"), (b"x-kept", b"1"), (b"keep-alive", b"timeout=5"),
-                       (b"access-control-allow-origin", b"*")]
+            headers = [
+                (b"content-type", b"application/json"),
+                (b"x-kept", b"1"),
+                (b"keep-alive", b"timeout=5"),
+                (b"access-control-allow-origin", b"*"),
+            ]
             payload = json.dumps({"path": path, "body": body.decode()}).encode()
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             await send({"type": "http.response.body", "body": payload})
@@ -83,7 +98,9 @@ async def open_harness() -> AsyncIterator[Harness]:
             core = ApiCore(store)
             await bootstrap(core)
             backend = Backend()
-            bound = await nursery.start(functools.partial(serve_asgi, ssl_context=None), backend, "127.0.0.1", 0)
+            bound = await nursery.start(
+                functools.partial(serve_asgi, ssl_context=None), backend, "127.0.0.1", 0
+            )
             backend_port = int(bound[0].rsplit(":", 1)[1])
             dialled: list[tuple[str, int]] = []
 
@@ -96,7 +113,9 @@ async def open_harness() -> AsyncIterator[Harness]:
             server = ApiServer(core, token=None)
             server.proxy = ProxyHandler(core, connect=connect, choose=lambda options: options[0])
             server.ready = True
-            url = next(b for b in await nursery.start(serve_api, server, "127.0.0.1", 0) if b.startswith("http"))
+            url = next(
+                b for b in await nursery.start(serve_api, server, "127.0.0.1", 0) if b.startswith("http")
+            )
             await _objects(core)
             async with httpx.AsyncClient(base_url=url, timeout=10) as http:
                 yield Harness(core, http, backend, dialled)
@@ -109,22 +128,57 @@ async def _objects(core: ApiCore) -> None:
     def rt(kind: str) -> Any:
         return core.registry.by_kind(kind)
 
-    pod = (await core.create(rt("Pod"), "default", {"metadata": {"name": "web"}, "spec": {"containers": [
-        {"name": "c", "image": "busybox", "ports": [{"containerPort": 8080}]}]}})).obj
+    pod = (
+        await core.create(
+            rt("Pod"),
+            "default",
+            {
+                "metadata": {"name": "web"},
+                "spec": {
+                    "containers": [{"name": "c", "image": "busybox", "ports": [{"containerPort": 8080}]}]
+                },
+            },
+        )
+    ).obj
     pod["status"] = {"phase": "Running", "podIP": POD_IP, "podIPs": [{"ip": POD_IP}]}
     await core.update(rt("Pod"), "default", "web", pod, subresource="status")
-    await core.create(rt("Pod"), "default", {"metadata": {"name": "noip"},
-                                             "spec": {"containers": [{"name": "c", "image": "busybox"}]}})
-    await core.create(rt("Service"), "default", {"metadata": {"name": "web"}, "spec": {
-        "selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}})
-    await core.create(rt("Endpoints"), "default", {"metadata": {"name": "web"}, "subsets": [{
-        "addresses": [{"ip": POD_IP, "targetRef": {"kind": "Pod", "name": "web", "namespace": "default"}}],
-        "ports": [{"name": "http", "port": 8080}]}]})
-    await core.create(rt("Service"), "default", {"metadata": {"name": "empty"}, "spec": {"ports": [{"port": 80}]}})
+    await core.create(
+        rt("Pod"),
+        "default",
+        {"metadata": {"name": "noip"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}},
+    )
+    await core.create(
+        rt("Service"),
+        "default",
+        {
+            "metadata": {"name": "web"},
+            "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]},
+        },
+    )
+    await core.create(
+        rt("Endpoints"),
+        "default",
+        {
+            "metadata": {"name": "web"},
+            "subsets": [
+                {
+                    "addresses": [
+                        {"ip": POD_IP, "targetRef": {"kind": "Pod", "name": "web", "namespace": "default"}}
+                    ],
+                    "ports": [{"name": "http", "port": 8080}],
+                }
+            ],
+        },
+    )
+    await core.create(
+        rt("Service"), "default", {"metadata": {"name": "empty"}, "spec": {"ports": [{"port": 80}]}}
+    )
     await core.create(rt("Endpoints"), "default", {"metadata": {"name": "empty"}})
     node = (await core.create(rt("Node"), None, {"metadata": {"name": "n1"}})).obj
-    node["status"] = {"addresses": [{"type": "InternalIP", "address": NODE_IP}, {"type": "Hostname", "address": "n1"}],
-                      "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}}}
+    node["status"] = {
+        "addresses": [{"type": "InternalIP", "address": NODE_IP}, {"type": "Hostname", "address": "n1"}],
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+    }
     await core.update(rt("Node"), None, "n1", node, subresource="status")
 
 
@@ -135,9 +189,16 @@ SERVICES = "/api/v1/namespaces/default/services"
 async def test_pod_proxy_forwards_path_query_and_headers_as_kube_does() -> None:
     with trio.fail_after(20):
         async with open_harness() as h:
-            r = await h.http.get(f"{PODS}/web/proxy/a/b%20c/?x=1&y=2", headers={
-                "Authorization": "Bearer secret", "Connection": "keep-alive, X-Drop", "X-Drop": "1",
-                "X-Forwarded-For": "203.0.113.5", "Accept": "text/plain"})
+            r = await h.http.get(
+                f"{PODS}/web/proxy/a/b%20c/?x=1&y=2",
+                headers={
+                    "Authorization": "Bearer secret",
+                    "Connection": "keep-alive, X-Drop",
+                    "X-Drop": "1",
+                    "X-Forwarded-For": "203.0.113.5",
+                    "Accept": "text/plain",
+                },
+            )
             assert r.status_code == 200 and r.json()["path"] == "/a/b%20c/"
             assert r.headers["x-kept"] == "1" and r.headers["content-type"] == "application/json"
             assert "keep-alive" not in r.headers and "access-control-allow-origin" not in r.headers
@@ -190,8 +251,10 @@ async def test_redirects_into_the_backend_come_back_through_the_proxy(location: 
 
 
 def test_location_keeps_the_requests_own_host() -> None:
-    assert rewrite_location("https://api.local:6443/x", "10.0.0.1:80", "api.local:6443", "/p/proxy") == \
-        "https://api.local:6443/p/proxy/x"
+    assert (
+        rewrite_location("https://api.local:6443/x", "10.0.0.1:80", "api.local:6443", "/p/proxy")
+        == "https://api.local:6443/p/proxy/x"
+    )
 
 
 async def test_an_empty_path_redirects_to_the_trailing_slash() -> None:
@@ -212,7 +275,9 @@ async def test_service_proxy_reaches_a_ready_endpoint(name: str) -> None:
         async with open_harness() as h:
             if name == "web":  # no port: only an unnamed service port would do
                 r = await h.http.get(f"{SERVICES}/{name}/proxy/")
-                assert r.status_code == 503 and r.json()["message"] == 'no endpoints available for service "web"'
+                assert (
+                    r.status_code == 503 and r.json()["message"] == 'no endpoints available for service "web"'
+                )
                 return
             r = await h.http.get(f"{SERVICES}/{name}/proxy/index")
             assert r.status_code == 200 and r.json()["path"] == "/index"
@@ -226,10 +291,18 @@ FAILURES = [
     (f"{SERVICES}/a:b:c:d/proxy/", 400, "BadRequest", 'invalid service request "a:b:c:d"'),
     (f"{SERVICES}/ftp:web:80/proxy/", 400, "BadRequest", 'invalid service request "ftp:web:80"'),
     (f"{PODS}/noip/proxy/", 400, "BadRequest", "address not allowed"),
-    (f"{PODS}/web:9999/proxy/", 503, "ServiceUnavailable",
-     f"error trying to reach service: dial tcp {POD_IP}:9999: connect: connection refused"),
-    ("/api/v1/nodes/n1/proxy/stats", 503, "ServiceUnavailable",
-     f"error trying to reach service: dial tcp {NODE_IP}:10250: connect: connection refused"),
+    (
+        f"{PODS}/web:9999/proxy/",
+        503,
+        "ServiceUnavailable",
+        f"error trying to reach service: dial tcp {POD_IP}:9999: connect: connection refused",
+    ),
+    (
+        "/api/v1/nodes/n1/proxy/stats",
+        503,
+        "ServiceUnavailable",
+        f"error trying to reach service: dial tcp {NODE_IP}:10250: connect: connection refused",
+    ),
     ("/api/v1/nodes/nope/proxy/", 404, "NotFound", 'nodes "nope" not found'),
 ]
 
@@ -246,13 +319,21 @@ async def test_node_proxy_to_another_port_of_the_node() -> None:
     with trio.fail_after(20):
         async with open_harness() as h:
             r = await h.http.get("/api/v1/nodes/n1:8080/proxy/healthz")
-            assert r.status_code == 200 and r.json()["path"] == "/healthz" and h.dialled[-1] == (NODE_IP, 8080)
+            assert (
+                r.status_code == 200 and r.json()["path"] == "/healthz" and h.dialled[-1] == (NODE_IP, 8080)
+            )
             await h.http.get("/api/v1/nodes/n1/proxy/")  # the kubelet port goes over https
             assert h.dialled[-1] == (NODE_IP, 10250)
 
 
-NAMES = [("web", ("", "web", "")), ("web:80", ("", "web", "80")), ("https:web:443", ("https", "web", "443")),
-         (":80", None), ("x:web:80", None), ("a:b:c:d", None)]
+NAMES = [
+    ("web", ("", "web", "")),
+    ("web:80", ("", "web", "80")),
+    ("https:web:443", ("https", "web", "443")),
+    (":80", None),
+    ("x:web:80", None),
+    ("a:b:c:d", None),
+]
 
 
 @pytest.mark.parametrize(("name", "expected"), NAMES, ids=[n for n, _ in NAMES])
@@ -271,10 +352,16 @@ async def test_component_statuses() -> None:
             r = await h.http.get("/api/v1/componentstatuses")
             assert r.headers["warning"] == '299 - "v1 ComponentStatus is deprecated in v1.19+"'
             assert r.json()["kind"] == "ComponentStatusList"
-            assert r.json()["items"] == [{"kind": "ComponentStatus", "apiVersion": "v1",
-                                          "metadata": {"name": "etcd-0", "creationTimestamp": None},
-                                          "conditions": [{"type": "Healthy", "status": "True",
-                                                          "message": '{"health":"true","reason":""}'}]}]
+            assert r.json()["items"] == [
+                {
+                    "kind": "ComponentStatus",
+                    "apiVersion": "v1",
+                    "metadata": {"name": "etcd-0", "creationTimestamp": None},
+                    "conditions": [
+                        {"type": "Healthy", "status": "True", "message": '{"health":"true","reason":""}'}
+                    ],
+                }
+            ]
             r = await h.http.get("/api/v1/componentstatuses/etcd-0", headers={"Accept": TABLE})
             assert r.json()["rows"][0]["cells"] == ["etcd-0", "Healthy", '{"health":"true","reason":""}', ""]
             r = await h.http.get("/api/v1/componentstatuses/scheduler")
@@ -289,8 +376,11 @@ async def test_discovery_lists_the_subresources_clients_probe() -> None:
             core = {r["name"]: r for r in (await h.http.get("/api/v1")).json()["resources"]}
             assert core["namespaces/finalize"]["verbs"] == ["update"]
             assert core["pods/ephemeralcontainers"]["verbs"] == ["get", "patch", "update"]
-            for name, kind in (("pods/proxy", "PodProxyOptions"), ("services/proxy", "ServiceProxyOptions"),
-                               ("nodes/proxy", "NodeProxyOptions")):
+            for name, kind in (
+                ("pods/proxy", "PodProxyOptions"),
+                ("services/proxy", "ServiceProxyOptions"),
+                ("nodes/proxy", "NodeProxyOptions"),
+            ):
                 assert core[name]["kind"] == kind and "delete" in core[name]["verbs"]
             assert core["replicationcontrollers"]["shortNames"] == ["rc"]
             assert core["componentstatuses"]["verbs"] == ["get", "list"]
@@ -306,21 +396,38 @@ async def test_ephemeral_containers_over_http() -> None:
             url = f"{PODS}/web/ephemeralcontainers"
             got = await h.http.get(url)
             assert got.status_code == 200 and got.json()["kind"] == "Pod"
-            debugger = {"name": "debugger", "image": "busybox", "stdin": True, "tty": True,
-                        "targetContainerName": "c"}
-            r = await h.http.patch(url, json={"spec": {"ephemeralContainers": [debugger]}},
-                                   headers={"Content-Type": "application/strategic-merge-patch+json"})
+            debugger = {
+                "name": "debugger",
+                "image": "busybox",
+                "stdin": True,
+                "tty": True,
+                "targetContainerName": "c",
+            }
+            r = await h.http.patch(
+                url,
+                json={"spec": {"ephemeralContainers": [debugger]}},
+                headers={"Content-Type": "application/strategic-merge-patch+json"},
+            )
             assert r.status_code == 200, r.text
             assert r.json()["spec"]["ephemeralContainers"][0]["name"] == "debugger"
             pod = r.json()
             pod["spec"]["ephemeralContainers"].append({"name": "second", "image": "busybox"})
             r = await h.http.put(url, json=pod)
             assert [c["name"] for c in r.json()["spec"]["ephemeralContainers"]] == ["debugger", "second"]
-            r = await h.http.patch(url, json=[{"op": "remove", "path": "/spec/ephemeralContainers/0"}],
-                                   headers={"Content-Type": "application/json-patch+json"})
-            assert r.status_code == 422 and r.json()["details"]["causes"][0]["field"] == "spec.ephemeralContainers"
-            missing = await h.http.patch(f"{PODS}/nope/ephemeralcontainers", json={},
-                                         headers={"Content-Type": "application/strategic-merge-patch+json"})
+            r = await h.http.patch(
+                url,
+                json=[{"op": "remove", "path": "/spec/ephemeralContainers/0"}],
+                headers={"Content-Type": "application/json-patch+json"},
+            )
+            assert (
+                r.status_code == 422
+                and r.json()["details"]["causes"][0]["field"] == "spec.ephemeralContainers"
+            )
+            missing = await h.http.patch(
+                f"{PODS}/nope/ephemeralcontainers",
+                json={},
+                headers={"Content-Type": "application/strategic-merge-patch+json"},
+            )
             assert missing.status_code == 404 and missing.json()["details"]["name"] == "nope"
             fresh = (await h.http.get(f"{PODS}/web")).json()
             fresh["spec"]["ephemeralContainers"].append({"name": "third", "image": "busybox"})

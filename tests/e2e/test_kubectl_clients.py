@@ -41,33 +41,71 @@ HTTPD = "mkdir -p /www && echo hello-$(hostname) > /www/index.html && exec httpd
 Obj = dict[str, Any]
 
 
-def kubectl(cluster: PodmanCluster, version: str, *args: str, input: str | None = None,  # noqa: F811
-            timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([f"{KUBECTL_DIR}/kubectl.{version}", *args], input=input, capture_output=True,
-                          text=True, env=cluster.env(), timeout=timeout)
+def kubectl(
+    cluster: PodmanCluster,  # noqa: F811
+    version: str,
+    *args: str,
+    input: str | None = None,
+    timeout: float = 120,
+    check: bool = True,
+) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [f"{KUBECTL_DIR}/kubectl.{version}", *args],
+        input=input,
+        capture_output=True,
+        text=True,
+        env=cluster.env(),
+        timeout=timeout,
+    )
     if check and proc.returncode != 0:
-        raise AssertionError(f"kubectl {version} {' '.join(args)} exited {proc.returncode}:\n"
-                             f"{proc.stdout}\n{proc.stderr}")
+        raise AssertionError(
+            f"kubectl {version} {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+        )
     return proc
 
 
 def rc(name: str, replicas: int) -> Obj:
-    return {"apiVersion": "v1", "kind": "ReplicationController", "metadata": {"name": name},
-            "spec": {"replicas": replicas, "template": {
+    return {
+        "apiVersion": "v1",
+        "kind": "ReplicationController",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "template": {
                 "metadata": {"labels": {"app": name}},
-                "spec": {"terminationGracePeriodSeconds": 1, "containers": [{
-                    "name": "web", "image": IMAGE, "imagePullPolicy": "IfNotPresent",
-                    "command": ["sh", "-c", HTTPD], "ports": [{"containerPort": 8080}],
-                    "readinessProbe": {"httpGet": {"path": "/", "port": 8080}, "periodSeconds": 1}}]}}}}
+                "spec": {
+                    "terminationGracePeriodSeconds": 1,
+                    "containers": [
+                        {
+                            "name": "web",
+                            "image": IMAGE,
+                            "imagePullPolicy": "IfNotPresent",
+                            "command": ["sh", "-c", HTTPD],
+                            "ports": [{"containerPort": 8080}],
+                            "readinessProbe": {"httpGet": {"path": "/", "port": 8080}, "periodSeconds": 1},
+                        }
+                    ],
+                },
+            },
+        },
+    }
 
 
 @pytest.fixture(scope="module")
 def backend(cluster: PodmanCluster) -> Iterator[list[str]]:  # noqa: F811
     """A ReplicationController of two ready httpd pods and a Service in front of them."""
     cluster.apply(rc("web-rc", 2))
-    cluster.apply({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web-rc"},
-                   "spec": {"selector": {"app": "web-rc"}, "ports": [{"name": "http", "port": 80,
-                                                                      "targetPort": 8080}]}})
+    cluster.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "web-rc"},
+            "spec": {
+                "selector": {"app": "web-rc"},
+                "ports": [{"name": "http", "port": 80, "targetPort": 8080}],
+            },
+        }
+    )
     deadline = time.monotonic() + 90  # wall-clock: real Podman pods starting
     while not (len(cluster.pods("app=web-rc")) == 2 and all(ready(p) for p in cluster.pods("app=web-rc"))):
         assert time.monotonic() < deadline, json.dumps(cluster.pods("app=web-rc"))[:2000]
@@ -97,12 +135,29 @@ def _first_line(proc: subprocess.Popen[str], pattern: str, limit: float = 60) ->
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-def test_kubectl_debug_shares_the_targets_processes(cluster: PodmanCluster, backend: list[str],  # noqa: F811
-                                                    version: str) -> None:
+def test_kubectl_debug_shares_the_targets_processes(
+    cluster: PodmanCluster,  # noqa: F811
+    backend: list[str],
+    version: str,
+) -> None:
     master, slave = pty.openpty()
-    proc = subprocess.Popen([f"{KUBECTL_DIR}/kubectl.{version}", "debug", "-it", backend[0], f"--image={IMAGE}",
-                             "--target=web", "--", "sh"], stdin=slave, stdout=slave, stderr=slave,
-                            env=cluster.env(), start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            f"{KUBECTL_DIR}/kubectl.{version}",
+            "debug",
+            "-it",
+            backend[0],
+            f"--image={IMAGE}",
+            "--target=web",
+            "--",
+            "sh",
+        ],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=cluster.env(),
+        start_new_session=True,
+    )
     os.close(slave)
     output = bytearray()
 
@@ -137,8 +192,11 @@ def test_kubectl_debug_shares_the_targets_processes(cluster: PodmanCluster, back
     name = re.search(rb"Defaulting debug container name to (debugger-\w+)", output)
     assert name is not None, bytes(output)
     pod = cluster.pod(backend[0])
-    [status] = [s for s in pod["status"]["ephemeralContainerStatuses"]  # type: ignore[index]
-                if s["name"] == name.group(1).decode()]
+    [status] = [
+        s
+        for s in pod["status"]["ephemeralContainerStatuses"]  # type: ignore[index]
+        if s["name"] == name.group(1).decode()
+    ]
     spec = next(c for c in pod["spec"]["ephemeralContainers"] if c["name"] == status["name"])  # type: ignore[index]
     assert spec["targetContainerName"] == "web" and status["restartCount"] == 0
 
@@ -147,8 +205,12 @@ def test_kubectl_debug_shares_the_targets_processes(cluster: PodmanCluster, back
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-def test_kubectl_cp_to_and_from_a_pod(cluster: PodmanCluster, backend: list[str], version: str,  # noqa: F811
-                                      tmp_path: Path) -> None:
+def test_kubectl_cp_to_and_from_a_pod(
+    cluster: PodmanCluster,  # noqa: F811
+    backend: list[str],
+    version: str,
+    tmp_path: Path,
+) -> None:
     sent = tmp_path / "sent.txt"
     sent.write_text(f"copied by kubectl {version}\n" + "x" * 100_000)
     remote = f"/tmp/cp-{version}.txt"
@@ -167,10 +229,18 @@ def test_kubectl_cp_to_and_from_a_pod(cluster: PodmanCluster, backend: list[str]
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-def test_kubectl_port_forward_carries_http(cluster: PodmanCluster, backend: list[str],  # noqa: F811
-                                           version: str) -> None:
-    with subprocess.Popen([f"{KUBECTL_DIR}/kubectl.{version}", "port-forward", f"pod/{backend[1]}", ":8080"],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cluster.env()) as proc:
+def test_kubectl_port_forward_carries_http(
+    cluster: PodmanCluster,  # noqa: F811
+    backend: list[str],
+    version: str,
+) -> None:
+    with subprocess.Popen(
+        [f"{KUBECTL_DIR}/kubectl.{version}", "port-forward", f"pod/{backend[1]}", ":8080"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cluster.env(),
+    ) as proc:
         _forward_requests(proc, backend[1])
 
 
@@ -179,8 +249,10 @@ def _forward_requests(proc: subprocess.Popen[str], pod: str) -> None:
         port = int(_first_line(proc, r"Forwarding from 127\.0\.0\.1:(\d+) -> 8080").group(1))
         with httpx.Client(timeout=10) as http:
             for _ in range(3):  # one connection each: every one is a new port-forward stream
-                assert http.get(f"http://127.0.0.1:{port}/", headers={"Connection": "close"}).text == \
-                    f"hello-{pod}\n"
+                assert (
+                    http.get(f"http://127.0.0.1:{port}/", headers={"Connection": "close"}).text
+                    == f"hello-{pod}\n"
+                )
             big = http.get(f"http://127.0.0.1:{port}/missing")
             assert big.status_code == 404
     finally:
@@ -193,8 +265,13 @@ def _forward_requests(proc: subprocess.Popen[str], pod: str) -> None:
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_kubectl_proxy_reaches_a_service(cluster: PodmanCluster, backend: list[str], version: str) -> None:  # noqa: F811
-    with subprocess.Popen([f"{KUBECTL_DIR}/kubectl.{version}", "proxy", "--port=0"],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cluster.env()) as proc:
+    with subprocess.Popen(
+        [f"{KUBECTL_DIR}/kubectl.{version}", "proxy", "--port=0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cluster.env(),
+    ) as proc:
         _proxy_requests(proc, backend)
 
 
@@ -224,8 +301,19 @@ def _proxy_requests(proc: subprocess.Popen[str], backend: list[str]) -> None:
 def test_kubectl_run_rm_prints_and_deletes_the_pod(cluster: PodmanCluster, version: str) -> None:  # noqa: F811
     name = f"echo-{version.replace('.', '')}"
     try:
-        out = kubectl(cluster, version, "run", name, "--rm", "-i", "--restart=Never", f"--image={IMAGE}",
-                      "--", "echo", "hi")
+        out = kubectl(
+            cluster,
+            version,
+            "run",
+            name,
+            "--rm",
+            "-i",
+            "--restart=Never",
+            f"--image={IMAGE}",
+            "--",
+            "echo",
+            "hi",
+        )
         assert "hi" in out.stdout.splitlines(), (out.stdout, out.stderr)
         assert f'pod "{name}" deleted' in out.stdout
         deadline = time.monotonic() + 60  # wall-clock: the real pod is being removed
@@ -242,8 +330,15 @@ def test_kubectl_run_rm_prints_and_deletes_the_pod(cluster: PodmanCluster, versi
 @pytest.mark.parametrize("version", VERSIONS)
 def test_kubectl_apply_prune(cluster: PodmanCluster, version: str, tmp_path: Path) -> None:  # noqa: F811
     label = f"prune-{version.replace('.', '')}"
-    docs = [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"{label}-{n}", "labels": {"app": label}},
-             "data": {"n": n}} for n in ("a", "b")]
+    docs = [
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": f"{label}-{n}", "labels": {"app": label}},
+            "data": {"n": n},
+        }
+        for n in ("a", "b")
+    ]
     docs.append({**rc(f"{label}-rc", 0), "metadata": {"name": f"{label}-rc", "labels": {"app": label}}})
     for doc in docs:
         (tmp_path / f"{doc['metadata']['name']}.json").write_text(json.dumps(doc))
@@ -253,15 +348,28 @@ def test_kubectl_apply_prune(cluster: PodmanCluster, version: str, tmp_path: Pat
         kubectl(cluster, version, "apply", *validate, "-f", str(tmp_path))
         for doc in docs[1:]:
             (tmp_path / f"{doc['metadata']['name']}.json").unlink()
-        out = kubectl(cluster, version, "apply", *validate, "--prune", "-l", f"app={label}", "-f", str(tmp_path),
-                      check=False)
+        out = kubectl(
+            cluster,
+            version,
+            "apply",
+            *validate,
+            "--prune",
+            "-l",
+            f"app={label}",
+            "-f",
+            str(tmp_path),
+            check=False,
+        )
         if DEFAULT_REGISTRY.by_gvk("networking.k8s.io", "v1", "Ingress") is None:
             # the default prune list names Ingress too; ReplicationController is no longer what is missing
             assert 'no matches for kind "Ingress" in version "networking.k8s.io/v1"' in out.stderr, out.stderr
             assert "ReplicationController" not in out.stderr
             return
         assert out.returncode == 0, out.stderr
-        assert f"configmap/{label}-b pruned" in out.stdout and f"replicationcontroller/{label}-rc pruned" in out.stdout
+        assert (
+            f"configmap/{label}-b pruned" in out.stdout
+            and f"replicationcontroller/{label}-rc pruned" in out.stdout
+        )
         left = kubectl(cluster, version, "get", "cm,rc", "-l", f"app={label}", "-o", "name").stdout.split()
         assert left == [f"configmap/{label}-a"]
     finally:
@@ -274,7 +382,16 @@ def test_kubectl_apply_prune(cluster: PodmanCluster, version: str, tmp_path: Pat
 @pytest.mark.parametrize("version", VERSIONS)
 def test_kubectl_reads_the_probed_kinds(cluster: PodmanCluster, backend: list[str], version: str) -> None:  # noqa: F811
     table = kubectl(cluster, version, "get", "rc", "web-rc", "-o", "wide").stdout.splitlines()
-    assert table[0].split() == ["NAME", "DESIRED", "CURRENT", "READY", "AGE", "CONTAINERS", "IMAGES", "SELECTOR"]
+    assert table[0].split() == [
+        "NAME",
+        "DESIRED",
+        "CURRENT",
+        "READY",
+        "AGE",
+        "CONTAINERS",
+        "IMAGES",
+        "SELECTOR",
+    ]
     assert table[1].split()[:4] == ["web-rc", "2", "2", "2"] and table[1].split()[-1] == "app=web-rc"
     cs = kubectl(cluster, version, "get", "cs")
     assert "v1 ComponentStatus is deprecated in v1.19+" in cs.stderr
@@ -283,8 +400,9 @@ def test_kubectl_reads_the_probed_kinds(cluster: PodmanCluster, backend: list[st
     services = kubectl(cluster, version, "get", "apiservices").stdout
     assert re.search(r"^v1\.apps\s+Local\s+True\s", services, re.M), services
     assert re.search(r"^v1beta1\.metrics\.k8s\.io\s+Local\s+True\s", services, re.M), services
-    events = kubectl(cluster, version, "get", "events.events.k8s.io", "--field-selector",
-                     f"regarding.name={backend[0]}").stdout
+    events = kubectl(
+        cluster, version, "get", "events.events.k8s.io", "--field-selector", f"regarding.name={backend[0]}"
+    ).stdout
     assert "Started" in events and f"pod/{backend[0]}" in events
     scaled = kubectl(cluster, version, "events", "--for", "rc/web-rc").stdout
     assert "SuccessfulCreate" in scaled and "replicationcontroller/web-rc" in scaled.lower()

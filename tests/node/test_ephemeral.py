@@ -30,10 +30,17 @@ def autojump_clock() -> trio.testing.MockClock:
 async def add_ephemeral(env: Env, pod: str, *containers: Obj) -> Obj:
     current = env.pod(pod)
     assert current is not None
-    body = {"spec": {"ephemeralContainers": [*(current["spec"].get("ephemeralContainers") or []), *containers]}}
-    return await env.client.patch(env.rt("Pod"), "default", pod, json.dumps(body).encode(),
-                                  patch_type="application/strategic-merge-patch+json",
-                                  subresource="ephemeralcontainers")
+    body = {
+        "spec": {"ephemeralContainers": [*(current["spec"].get("ephemeralContainers") or []), *containers]}
+    }
+    return await env.client.patch(
+        env.rt("Pod"),
+        "default",
+        pod,
+        json.dumps(body).encode(),
+        patch_type="application/strategic-merge-patch+json",
+        subresource="ephemeralcontainers",
+    )
 
 
 def ephemeral(pod: Obj | None, name: str) -> Obj:
@@ -41,11 +48,14 @@ def ephemeral(pod: Obj | None, name: str) -> Obj:
 
 
 async def instances(env: Env, pod: Obj, name: str) -> list[Any]:
-    return await env.runtime.list_containers({LABEL_POD_UID: pod["metadata"]["uid"], LABEL_CONTAINER_NAME: name})
+    return await env.runtime.list_containers(
+        {LABEL_POD_UID: pod["metadata"]["uid"], LABEL_CONTAINER_NAME: name}
+    )
 
 
 async def test_an_ephemeral_container_runs_once_in_the_targets_process_namespace(
-        tmp_path: Path, autojump_clock: trio.abc.Clock) -> None:
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
     script = SimScript(containers={"once": ContainerScript(exit_after=5.0, exit_code=3)})
     with trio.fail_after(120):
         async with open_env(tmp_path, script) as env:
@@ -53,8 +63,17 @@ async def test_an_ephemeral_container_runs_once_in_the_targets_process_namespace
             pod = await env.wait_pod("web", lambda p: condition(p, "Ready") == "True")
             assert pod is not None
             target = state(pod, "app")["containerID"].removeprefix("podman://")
-            await add_ephemeral(env, "web", {"name": "debugger", "image": BUSYBOX, "stdin": True, "tty": True,
-                                             "targetContainerName": "app"})
+            await add_ephemeral(
+                env,
+                "web",
+                {
+                    "name": "debugger",
+                    "image": BUSYBOX,
+                    "stdin": True,
+                    "tty": True,
+                    "targetContainerName": "app",
+                },
+            )
             pod = await env.wait_pod("web", lambda p: "running" in ephemeral(p, "debugger").get("state", {}))
             assert pod is not None
             status = ephemeral(pod, "debugger")
@@ -76,18 +95,32 @@ async def test_an_ephemeral_container_runs_once_in_the_targets_process_namespace
 
 
 async def test_a_missing_image_and_a_target_that_is_not_running(
-        tmp_path: Path, autojump_clock: trio.abc.Clock) -> None:
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
     script = SimScript(containers={"setup": ContainerScript(exit_after=30.0)})
     with trio.fail_after(120):
         async with open_env(tmp_path, script) as env:
-            await env.create_pod("slow", [{"name": "app", "image": BUSYBOX}],
-                                 initContainers=[{"name": "setup", "image": BUSYBOX}])
-            await env.wait_pod("slow", lambda p: "running" in state(p, "setup", "initContainerStatuses").get(
-                "state", {}))
-            await add_ephemeral(env, "slow", {"name": "dbg", "image": BUSYBOX, "targetContainerName": "app"},
-                                {"name": "nope", "image": "example.com/missing:1"})
-            pod = await env.wait_pod("slow", lambda p: ephemeral(p, "nope").get("state", {}).get(
-                "waiting", {}).get("reason") in ("ErrImagePull", "ImagePullBackOff"))
+            await env.create_pod(
+                "slow",
+                [{"name": "app", "image": BUSYBOX}],
+                initContainers=[{"name": "setup", "image": BUSYBOX}],
+            )
+            await env.wait_pod(
+                "slow", lambda p: "running" in state(p, "setup", "initContainerStatuses").get("state", {})
+            )
+            await add_ephemeral(
+                env,
+                "slow",
+                {"name": "dbg", "image": BUSYBOX, "targetContainerName": "app"},
+                {"name": "nope", "image": "example.com/missing:1"},
+            )
+            pod = await env.wait_pod(
+                "slow",
+                lambda p: (
+                    ephemeral(p, "nope").get("state", {}).get("waiting", {}).get("reason")
+                    in ("ErrImagePull", "ImagePullBackOff")
+                ),
+            )
             assert ephemeral(pod, "dbg")["state"]["waiting"]["reason"] == "ContainerCreating"
             pod = await env.wait_pod("slow", lambda p: "running" in ephemeral(p, "dbg").get("state", {}))
             assert "running" in state(pod, "app")["state"]  # started once its target runs

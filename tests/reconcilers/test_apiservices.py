@@ -11,8 +11,13 @@ from orchestra.reconcilers.apiservices import MANAGED_LABEL, AutoRegisterControl
 from tests.controller.harness import Api, make_api, wait_for
 
 Obj = dict[str, Any]
-SERVED = [("", "v1"), ("apps", "v1"), ("events.k8s.io", "v1"), ("metrics.k8s.io", "v1beta1"),
-          ("example.com", "v1")]
+SERVED = [
+    ("", "v1"),
+    ("apps", "v1"),
+    ("events.k8s.io", "v1"),
+    ("metrics.k8s.io", "v1beta1"),
+    ("example.com", "v1"),
+]
 
 
 def names(api: Api) -> list[str]:
@@ -29,7 +34,9 @@ async def run_once(api: Api, desired: list[Obj], nursery: trio.Nursery) -> trio.
             await controller.run(task_status=task_status)
 
     await nursery.start(run)
-    await wait_for(api, lambda: (controller.queue.statistics().depth, controller.queue.statistics().processing) == (0, 0))
+    await wait_for(
+        api, lambda: (controller.queue.statistics().depth, controller.queue.statistics().processing) == (0, 0)
+    )
     await trio.testing.wait_all_tasks_blocked()
     return scope
 
@@ -37,14 +44,22 @@ async def run_once(api: Api, desired: list[Obj], nursery: trio.Nursery) -> trio.
 def test_the_served_groups_become_local_api_services() -> None:
     made = {s["metadata"]["name"]: s for s in api_services(SERVED)}
     assert sorted(made) == ["v1.", "v1.apps", "v1.events.k8s.io", "v1beta1.metrics.k8s.io"]  # no example.com
-    assert made["v1."]["spec"] == {"group": "", "version": "v1", "groupPriorityMinimum": 18000,
-                                   "versionPriority": 1}
+    assert made["v1."]["spec"] == {
+        "group": "",
+        "version": "v1",
+        "groupPriorityMinimum": 18000,
+        "versionPriority": 1,
+    }
     assert made["v1.apps"]["spec"]["groupPriorityMinimum"] == 17800
-    assert all(s["metadata"]["labels"] == {MANAGED_LABEL: "onstart"} and "service" not in s["spec"]
-               for s in made.values())
+    assert all(
+        s["metadata"]["labels"] == {MANAGED_LABEL: "onstart"} and "service" not in s["spec"]
+        for s in made.values()
+    )
 
 
-async def test_created_once_per_start_and_put_back_at_the_next(autojump_clock: trio.testing.MockClock) -> None:
+async def test_created_once_per_start_and_put_back_at_the_next(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     with trio.fail_after(60):
         api = await make_api()
         async with trio.open_nursery() as nursery:
@@ -69,12 +84,19 @@ async def test_created_once_per_start_and_put_back_at_the_next(autojump_clock: t
 
 
 async def test_a_group_no_longer_served_is_removed_and_user_services_are_left(
-        autojump_clock: trio.testing.MockClock) -> None:
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     with trio.fail_after(60):
         api = await make_api()
-        users = {"metadata": {"name": "v1.user.example.com"},
-                 "spec": {"group": "user.example.com", "version": "v1", "groupPriorityMinimum": 100,
-                          "versionPriority": 10}}
+        users = {
+            "metadata": {"name": "v1.user.example.com"},
+            "spec": {
+                "group": "user.example.com",
+                "version": "v1",
+                "groupPriorityMinimum": 100,
+                "versionPriority": 10,
+            },
+        }
         await api.create("APIService", users, None)
         async with trio.open_nursery() as nursery:
             first = await run_once(api, api_services(SERVED), nursery)

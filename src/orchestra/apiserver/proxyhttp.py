@@ -172,15 +172,15 @@ async def _relay_response(req: Request, conn: h11.Connection, stream: trio.abc.S
         raise ServiceUnavailable("error trying to reach service: EOF")
     headers = _response_headers(list(event.headers), req, up, prefix)
     await req.send({"type": "http.response.start", "status": event.status_code, "headers": headers})
-    try:
-        while True:
+    while True:
+        try:
             event = await _next_event(conn, stream)
-            if isinstance(event, h11.Data):
-                await req.send({"type": "http.response.body", "body": bytes(event.data), "more_body": True})
-            else:
-                break
-    except (h11.RemoteProtocolError, trio.BrokenResourceError, OSError):
-        pass  # the backend broke off mid-body: the answer ends there, as Go's ReverseProxy ends it
+        except (h11.RemoteProtocolError, trio.BrokenResourceError, OSError):
+            break  # the backend broke off mid-body: the answer ends there, as Go's ReverseProxy ends it
+        if not isinstance(event, h11.Data):
+            break
+        # a client that went away makes send() raise (an OSError): the exchange ends with it
+        await req.send({"type": "http.response.body", "body": bytes(event.data), "more_body": True})
     await req.send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
