@@ -9,7 +9,8 @@ Priority, DefaultStorageClass, StorageObjectInUseProtection), `validation.valida
 Helpers of one kind that other layers share live here too: pdb.py (which pods a
 PodDisruptionBudget selects, its DisruptionAllowed condition: pods/eviction and the disruption
 controller) and storageclass.py (a claim's class, the default class: admission, the printers, the
-scheduler's volume check and the volume controller).
+scheduler's volume check and the volume controller). conversion.py converts a kind served in two
+versions (events.k8s.io/v1 Event <-> core/v1 Event) for api/request/views.py and the printers.
 
 New code here: a kind's defaults in defaults.py, its validation in validation/ (the module of its
 API group), what the server sets on create/update in strategy.py, an admission plugin's effect in

@@ -17,7 +17,9 @@ Modules, one concept each:
     field metadata for the patch engines);
   * the patch engines, pure functions on JSON: patch.py (merge and JSON patch, and the front of
     the other two), smp.py (strategic merge patch), apply.py (server-side apply and managedFields);
-  * stored.py: the stored encoding of objects, uids, resourceVersions, the metadata the server sets.
+  * stored.py: the stored encoding of objects, uids, resourceVersions, the metadata the server sets;
+  * views.py (+ viewable.py): a version served from another kind's objects (events.k8s.io/v1
+    Events), converted on the way in and out.
 Kubernetes protobuf bodies are decoded before they get here (apiserver/protobuf.py).
 
 New code here: a verb, a query parameter or a subresource every kind (or several) has; a rule
