@@ -8,6 +8,7 @@ nox.options.sessions = ["lint", "tests"]
 
 @nox.session
 def lint(session: nox.Session) -> None:
+    # the same steps as `./dev lint` (which runs them from .venv, without a new environment)
     session.install("-e", ".[lint]")
     session.run("ruff", "check", "src", "tests", "bench", "scripts")
     session.run("mypy")

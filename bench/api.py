@@ -4,6 +4,9 @@ Runs `orchestra` (durable store, fsync=always, the `orchestra up` default) in a 
 from this process with keep-alive HTTPS connections in threads (Python clients: their own CPU counts
 against the server on this 2-core machine), then with `wrk` (a C client, 8 connections) when it is
 installed (`apt-get install wrk`). Usage: .venv/bin/python bench/api.py [--seconds 5]
+`--secrets`: GET / LIST / create of Secrets on the durable store, stored in the clear (an
+EncryptionConfiguration with only the identity provider) and then encrypted (orchestra's default
+aesgcm config): the cost of encryption at rest.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ SERVER = """
 import sys, trio
 from pathlib import Path
 from orchestra.app import ClusterConfig, run_cluster
-trio.run(run_cluster, ClusterConfig(state_dir=Path(sys.argv[1]), listen_port=0, store=sys.argv[2], podman=False, network=False))
+trio.run(run_cluster, ClusterConfig(state_dir=Path(sys.argv[1]), listen_port=0, store=sys.argv[2], \
+podman=False, network=False))
 """
 
 
@@ -112,7 +116,8 @@ WRK_CREATE = """
 counter = 0
 request = function()
   counter = counter + 1
-  local body = '{"metadata":{"name":"wrk-' .. tostring(math.random(1, 1000000000)) .. '-' .. counter .. '"},"data":{"k":"v"}}'
+  local body = '{"metadata":{"name":"wrk-' .. tostring(math.random(1, 1000000000)) .. '-' .. counter \
+.. '"},"data":{"k":"v"}}'
   return wrk.format("POST", "/api/v1/namespaces/default/configmaps", {["Content-Type"]="application/json",
     ["Authorization"]="Bearer TOKEN"}, body)
 end
@@ -188,13 +193,18 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--threads", type=int, default=4)
+    ap.add_argument("--secrets", action="store_true", help="Secrets in the clear vs encrypted at rest")
     args = ap.parse_args()
+    if args.secrets:
+        secrets_main(args.threads, args.seconds)
+        return
     for store in ("durable", "memory"):
         with tempfile.TemporaryDirectory() as d:
             proc, url, token = start_server(Path(d), store)
             try:
                 print(
-                    f"== store={store} (server pid {proc.pid}; {args.threads} client threads, {args.seconds:.0f}s each)"
+                    f"== store={store} (server pid {proc.pid}; "
+                    f"{args.threads} client threads, {args.seconds:.0f}s each)"
                 )
                 # seed: 100 configmaps to GET and LIST
                 _seed(url, token, 100)
@@ -206,19 +216,23 @@ def main() -> None:
                     lambda i, n: ("GET", f"/api/v1/namespaces/default/configmaps/seed-{n % 100}", None),
                 )
                 print(
-                    f"GET    {rps:8.0f} req/s   p50 {pct(lat, 0.5):6.2f} ms  p99 {pct(lat, 0.99):6.2f} ms   (target >= 2000/s)"
+                    f"GET    {rps:8.0f} req/s   p50 {pct(lat, 0.5):6.2f} ms  p99 {pct(lat, 0.99):6.2f} ms"
+                    "   (target >= 2000/s)"
                 )
                 rps, lat = load(url, token, args.threads, args.seconds,
                                 lambda i, n: ("GET", "/api/v1/namespaces/default/configmaps?limit=500", None))
                 print(
-                    f"LIST   {rps:8.0f} req/s   p50 {pct(lat, 0.5):6.2f} ms  p99 {pct(lat, 0.99):6.2f} ms   (100 objects each)"
+                    f"LIST   {rps:8.0f} req/s   p50 {pct(lat, 0.5):6.2f} ms  p99 {pct(lat, 0.99):6.2f} ms"
+                    "   (100 objects each)"
                 )
                 if shutil.which("wrk"):
                     print(
-                        f"wrk GET    {wrk(url, token, '/api/v1/namespaces/default/configmaps/seed-1', args.seconds)}"
+                        "wrk GET    "
+                        f"{wrk(url, token, '/api/v1/namespaces/default/configmaps/seed-1', args.seconds)}"
                     )
                     print(
-                        f"wrk LIST   {wrk(url, token, '/api/v1/namespaces/default/configmaps?limit=500', args.seconds)}"
+                        "wrk LIST   "
+                        f"{wrk(url, token, '/api/v1/namespaces/default/configmaps?limit=500', args.seconds)}"
                         "   (100 objects each)"
                     )
                 rps, lat = load(
@@ -233,13 +247,15 @@ def main() -> None:
                     ),
                 )
                 print(
-                    f"CREATE {rps:8.0f} req/s   p50 {pct(lat, 0.5):6.2f} ms  p99 {pct(lat, 0.99):6.2f} ms   (target >= 500/s)"
+                    f"CREATE {rps:8.0f} req/s   p50 {pct(lat, 0.5):6.2f} ms  p99 {pct(lat, 0.99):6.2f} ms"
+                    "   (target >= 500/s)"
                 )
                 if shutil.which("wrk"):
                     print(f"wrk CREATE {wrk(url, token, '', args.seconds, WRK_CREATE)}")
                 wl = watch_latency(url, token)
                 print(
-                    f"WATCH  delivery p50 {pct(wl, 0.5):6.2f} ms  p99 {pct(wl, 0.99):6.2f} ms  ({len(wl)} events, create ack -> event read)"
+                    f"WATCH  delivery p50 {pct(wl, 0.5):6.2f} ms  p99 {pct(wl, 0.99):6.2f} ms  "
+                    f"({len(wl)} events, create ack -> event read)"
                 )
                 print(f"RSS    {rss_mb(proc.pid):8.1f} MB (server process)")
             finally:
@@ -247,13 +263,43 @@ def main() -> None:
                 proc.wait()
 
 
-def _seed(url: str, token: str, n: int) -> None:
+IDENTITY_ONLY = {"kind": "EncryptionConfiguration", "apiVersion": "apiserver.config.k8s.io/v1",
+                 "resources": [{"resources": ["secrets"], "providers": [{"identity": {}}]}]}
+
+
+def secrets_main(threads: int, seconds: float) -> None:
+    path = "/api/v1/namespaces/default/secrets"
+    runs = [
+        ("GET   ", lambda i, n: ("GET", f"{path}/seed-{n % 100}", None)),
+        ("LIST  ", lambda i, n: ("GET", f"{path}?limit=500", None)),
+        ("CREATE", lambda i, n: ("POST", path, json.dumps({"metadata": {"name": f"s-{i}-{n}"},
+                                                           "data": {"k": "dmFsdWVz" * 12}}))),
+    ]
+    for mode in ("identity", "aesgcm"):
+        with tempfile.TemporaryDirectory() as d:
+            if mode == "identity":  # written before the first start, so orchestra does not make a key
+                (Path(d) / "encryption-config.json").write_text(json.dumps(IDENTITY_ONLY))
+            proc, url, token = start_server(Path(d), "durable")
+            try:
+                print(f"== Secrets, {mode} ({threads} client threads, {seconds:.0f}s each)")
+                _seed(url, token, 100, "secrets")
+                for label, make in runs:
+                    rps, lat = load(url, token, threads, seconds, make)
+                    print(f"{label} {rps:8.0f} req/s   p50 {pct(lat, 0.5):6.2f} ms  "
+                          f"p99 {pct(lat, 0.99):6.2f} ms")
+            finally:
+                proc.kill()
+                proc.wait()
+
+
+def _seed(url: str, token: str, n: int, resource: str = "configmaps") -> None:
+    value = "v" * 100 if resource == "configmaps" else "dmFsdWVz" * 12  # a Secret's data is base64
     conn = _conn(url, 10)
     for i in range(n):
         conn.request(
             "POST",
-            "/api/v1/namespaces/default/configmaps",
-            body=json.dumps({"metadata": {"name": f"seed-{i}"}, "data": {"k": "v" * 100}}),
+            f"/api/v1/namespaces/default/{resource}",
+            body=json.dumps({"metadata": {"name": f"seed-{i}"}, "data": {"k": value}}),
             headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
         )
         r = conn.getresponse()

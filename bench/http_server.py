@@ -102,7 +102,8 @@ async def main(seconds: int, connections: int) -> None:
                     r = await wrk(url + path, seconds, connections)
                     cpu_us = (time.process_time() - cpu) / max(int(r["n"]), 1) * 1e6
                     print(
-                        f"{label:<22}{kind:<12}{r['rps']:>10}{r['avg']:>10}{r['max']:>10}{cpu_us:>12.0f}  {r['errors']}",
+                        f"{label:<22}{kind:<12}{r['rps']:>10}{r['avg']:>10}{r['max']:>10}"
+                        f"{cpu_us:>12.0f}  {r['errors']}",
                         flush=True,
                     )
                     server_nursery.cancel_scope.cancel()

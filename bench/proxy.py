@@ -84,7 +84,9 @@ DNS_NAMES = ["bench.default.svc.cluster.local.", "kubernetes.default.svc.cluster
 class Orchestra:
     """`orchestra up` in a subprocess, with kubectl pointed at it."""
 
-    def __init__(self, state: Path) -> None:
+    def __init__(self, state: Path, extra: tuple[str, ...] = ()) -> None:
+        """`extra`: more `orchestra up` options (bench/ingress.py's listeners: the last of a repeated
+        option wins, so they override the ingress being off here; ports 80/443 may be taken)."""
         self.state = state
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
@@ -92,7 +94,8 @@ class Orchestra:
         self.log = (state / "orchestra.log").open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "orchestra", "up", "--memory", "--state-dir", str(state / "s"),
-             "--listen", f"127.0.0.1:{self.port}", "--no-dashboard", "--timings", "fast"],
+             "--listen", f"127.0.0.1:{self.port}", "--no-dashboard", "--timings", "fast",
+             "--ingress-listen", "off", "--ingress-tls-listen", "off", *extra],
             stdout=self.log, stderr=subprocess.STDOUT)
         self.env = {**os.environ, "KUBECONFIG": str(state / "s" / "kubeconfig"), "HOME": str(state)}
 
@@ -308,7 +311,8 @@ def main() -> None:
                     raise
                 time.sleep(0.1)
         print(
-            f"cluster + pods ready in {time.monotonic() - t0:.1f} s; pod {pod_ip}:8080, ClusterIP {cluster_ip}:80"
+            f"cluster + pods ready in {time.monotonic() - t0:.1f} s; "
+            f"pod {pod_ip}:8080, ClusterIP {cluster_ip}:80"
         )
 
         lat = alternate(latency_ms, paths, args.requests)
@@ -347,14 +351,14 @@ def main() -> None:
     head = ("", "direct pod IP", "ClusterIP", "difference", "target")
     widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(5)]
     print(
-        f"\n{args.requests} small GETs and {args.transfers} 1 MiB GETs per path from the host, alternated in 10 "
-        f"rounds; {args.pod_requests} wget runs per path in the client pod"
+        f"\n{args.requests} small GETs and {args.transfers} 1 MiB GETs per path from the host, "
+        f"alternated in 10 rounds; {args.pod_requests} wget runs per path in the client pod"
     )
     for r in [head, *rows]:
         print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)))
     print(
-        f"\ncluster DNS: {qps:,.0f} queries/s ({answered} answered, {lost} unanswered in {args.dns_seconds:g} s, "
-        f"{args.dns_concurrency} concurrent UDP clients, {len(DNS_NAMES)} names)"
+        f"\ncluster DNS: {qps:,.0f} queries/s ({answered} answered, {lost} unanswered in "
+        f"{args.dns_seconds:g} s, {args.dns_concurrency} concurrent UDP clients, {len(DNS_NAMES)} names)"
     )
 
 

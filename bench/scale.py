@@ -144,7 +144,8 @@ async def bench(n_nodes: int, n_deployments: int, replicas: int) -> None:
 
         full, size_all, sel, size_sel = await trio.to_thread.run_sync(http_lists)
         print(
-            f"HTTPS LIST (client thread, to the last byte): all pods p50 {full:.0f} ms ({size_all / 2**20:.1f} MiB); "
+            "HTTPS LIST (client thread, to the last byte): "
+            f"all pods p50 {full:.0f} ms ({size_all / 2**20:.1f} MiB); "
             f"labelSelector=app=app-007 p50 {sel:.1f} ms ({size_sel / 1024:.0f} KiB)"
         )
         print(f"RSS after the LISTs: {rss_mib()[0]:,.0f} MiB")

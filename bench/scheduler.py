@@ -118,7 +118,9 @@ async def bench(n_nodes: int, n_pods: int, precreate: bool = False) -> None:
     lat = sorted(bound[k] - created[k] for k in bound)
     stats = scheduler.statistics()
     print(
-        f"nodes={n_nodes} pods={n_pods} mode={'backlog (pods created before the scheduler starts)' if precreate else 'arrival (pods created while the scheduler runs)'}"
+        f"nodes={n_nodes} pods={n_pods} mode="
+        f"""{'backlog (pods created before the scheduler starts)' if precreate
+             else 'arrival (pods created while the scheduler runs)'}"""
     )
     if precreate:
         print(f"all bound {elapsed:.2f}s after the scheduler started")
@@ -129,12 +131,12 @@ async def bench(n_nodes: int, n_pods: int, precreate: bool = False) -> None:
     if precreate:
         lat = sorted(v - start for v in bound.values())
     print(
-        f"per-pod latency ({'scheduler start' if precreate else 'create'} -> bound seen by a watch): p50 {pct(lat, 0.5) * 1000:.1f} ms, "
-        f"p99 {pct(lat, 0.99) * 1000:.1f} ms"
+        f"per-pod latency ({'scheduler start' if precreate else 'create'} -> bound seen by a watch): "
+        f"p50 {pct(lat, 0.5) * 1000:.1f} ms, p99 {pct(lat, 0.99) * 1000:.1f} ms"
     )
     print(
-        f"scheduler: attempts={stats.attempts} scheduled={stats.scheduled} unschedulable={stats.unschedulable} "
-        f"errors={stats.errors}"
+        f"scheduler: attempts={stats.attempts} scheduled={stats.scheduled} "
+        f"unschedulable={stats.unschedulable} errors={stats.errors}"
     )
     per_node = [len(info.pods) for info in scheduler.cache.node_list()]
     print(f"pods per node: min {min(per_node)} max {max(per_node)}")
@@ -174,7 +176,8 @@ async def bench_deployment(n_nodes: int, replicas: int) -> None:
         nursery.cancel_scope.cancel()
     print(f"deployment: replicas={replicas} simulated nodes={n_nodes} (cluster up in {up:.2f}s)")
     print(
-        f"fully available after {elapsed:.2f}s (target <= 10 s); this process used {cpu:.2f}s of CPU meanwhile"
+        f"fully available after {elapsed:.2f}s (target <= 10 s); "
+        f"this process used {cpu:.2f}s of CPU meanwhile"
     )
 
 

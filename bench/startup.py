@@ -36,6 +36,10 @@ def orchestra_cmd(state: Path, port: int, extra: list[str]) -> list[str]:
         "--listen",
         f"127.0.0.1:{port}",
         "--no-dashboard",
+        "--ingress-listen",  # ports 80/443 may be taken on this host; start-up is measured without them
+        "off",
+        "--ingress-tls-listen",
+        "off",
         *extra,
     ]
 
@@ -149,8 +153,8 @@ def main() -> None:
                 time.sleep(1)
             time.sleep(10)
             print(
-                f"idle RSS with examples/ applied: {rss_mb(proc.pid):.0f} MB (pods by phase: {phases}; target <= 150 MB, "
-                "k3s idles at 300-500 MB)"
+                f"idle RSS with examples/ applied: {rss_mb(proc.pid):.0f} MB "
+                f"(pods by phase: {phases}; target <= 150 MB, k3s idles at 300-500 MB)"
             )
         finally:
             stop(proc)

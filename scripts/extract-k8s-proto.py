@@ -248,19 +248,26 @@ def build_table(messages: dict[str, descriptor_pb2.DescriptorProto], start: list
                 and props is not None
                 and f.name not in props
             )
+            json_name = f.name
             if props is not None and not embed and f.name not in props:
-                print(f"warning: {name}.{f.name} is not a JSON property", file=sys.stderr)
+                # a few protos spell the field unlike its JSON tag (networking/v1's `aPIGroup` for
+                # `apiGroup`): the JSON property with the same letters is the name
+                same = [p for p in props if p.lower() == f.name.lower()]
+                if len(same) == 1:
+                    json_name = same[0]
+                else:
+                    print(f"warning: {name}.{f.name} is not a JSON property", file=sys.stderr)
             if ftype != FD.TYPE_MESSAGE:
                 tname = None
             fields[str(f.number)] = [
-                f.name,
+                json_name,
                 TYPE_NAMES[ftype],
                 tname,
                 int(repeated),
                 int(is_map),
                 int(nullable),
                 int(embed),
-                int(f.name in required),
+                int(json_name in required),
             ]
             if tname:
                 todo.append(tname)

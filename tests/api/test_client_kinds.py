@@ -15,13 +15,17 @@ import trio
 
 from orchestra.api.errors import BadRequest, Conflict, Invalid, MethodNotAllowed, NotFound
 from orchestra.api.machinery.selectors import parse_field_selector
+from orchestra.api.policy.strategy import takes_write
+from orchestra.api.registry import DEFAULT_REGISTRY
 from orchestra.api.request.core import ApiCore
+from orchestra.api.request.types import WriteOptions
 from orchestra.api.request.watch import watch
 from orchestra.app import bootstrap
 from orchestra.store import Store
 
 Obj = dict[str, Any]
 EVENTS_V1 = ("events.k8s.io", "events")
+EVENTS_V1_PATH = ("events.k8s.io", "v1", "events")
 
 
 @pytest.fixture
@@ -34,7 +38,7 @@ async def core() -> AsyncIterator[ApiCore]:
 
 
 def rt(core: ApiCore, group: str, plural: str) -> Any:
-    t = core.registry.by_plural(group, plural)
+    t = core.registry.by_path(group, "v1", plural)  # a type served over another's objects too
     assert t is not None
     return t
 
@@ -114,6 +118,60 @@ async def test_events_v1_are_core_events_in_another_version(core: ApiCore) -> No
     assert old["deprecatedSource"] == {"component": "kubelet"} and old["regarding"]["name"] == "p"
     names = sorted(o["metadata"]["name"] for o in core.list(v1, "default").items)
     assert names == ["e1", "old"]
+
+
+def test_events_v1_is_a_type_served_over_the_stored_core_events() -> None:
+    """The same mechanism as autoscaling/v1: `stored_as` names the stored type; only that is walked."""
+    v1, legacy = DEFAULT_REGISTRY.by_path(*EVENTS_V1_PATH), DEFAULT_REGISTRY.by_kind("Event")
+    assert v1 is not None and legacy is not None and (legacy.group, legacy.stored_as) == ("", "")
+    assert (v1.stored_as, v1.storage_group, v1.definition) == ("v1", "", "io.k8s.api.events.v1.Event")
+    assert v1.key("default", "e") == legacy.key("default", "e") == "/registry/core/events/default/e"
+    assert v1.key_prefix() == legacy.key_prefix()
+    # the garbage collector, namespace deletion and the quota controller see each Event once
+    assert [t.group for t in DEFAULT_REGISTRY.types if t.kind == "Event"] == [""]
+    assert DEFAULT_REGISTRY.resolve("events.events.k8s.io") is v1 and DEFAULT_REGISTRY.resolve("ev") is legacy
+    # discovery and the APIServices: every served group/version, autoscaling at both
+    served = DEFAULT_REGISTRY.group_versions()
+    assert {("events.k8s.io", "v1"), ("autoscaling", "v2"), ("autoscaling", "v1")} <= set(served)
+    assert served.index(("autoscaling", "v2")) < served.index(("autoscaling", "v1"))
+
+
+TAKES_WRITE = [
+    ("object", "", "", "pods", "update", True),
+    ("pod-status", "", "status", "pods", "patch", True),
+    ("ephemeral-patch", "", "ephemeralcontainers", "pods", "patch", True),
+    ("finalize-update", "", "finalize", "namespaces", "update", True),
+    ("finalize-patch", "", "finalize", "namespaces", "patch", False),
+    ("scale-has-its-own-verb", "apps", "scale", "deployments", "update", False),
+    ("no-status-on-events-v1", "events.k8s.io", "status", "events", "update", False),
+    ("no-status-on-core-events", "", "status", "events", "patch", False),
+    ("ephemeral-only-on-pods", "apps", "ephemeralcontainers", "deployments", "patch", False),
+]
+
+
+@pytest.mark.parametrize(("group", "sub", "plural", "verb", "takes"), [c[1:] for c in TAKES_WRITE],
+                         ids=[c[0] for c in TAKES_WRITE])
+def test_which_subresources_update_and_patch_write(group: str, sub: str, plural: str, verb: str,
+                                                   takes: bool) -> None:
+    t = DEFAULT_REGISTRY.by_path(group, "v1", plural)
+    assert t is not None
+    assert takes_write(t, sub, verb) is takes
+
+
+async def test_events_v1_server_side_apply(core: ApiCore) -> None:
+    v1, legacy = rt(core, *EVENTS_V1), rt(core, "", "events")
+    opts = WriteOptions(field_manager="tool")
+    apply = "application/apply-patch+yaml"
+    made = (await core.patch(v1, "default", "e1", apply, json.dumps(event_v1()).encode(), opts)).obj
+    assert made["apiVersion"] == "events.k8s.io/v1" and made["note"] == "synced"
+    assert [m["manager"] for m in made["metadata"]["managedFields"]] == ["tool"]
+    series = {"series": {"count": 2, "lastObservedTime": "2024-05-01T10:01:00.000000Z"}}
+    again = (await core.patch(v1, "default", "e1", apply, json.dumps(event_v1(**series)).encode(), opts)).obj
+    assert again["series"]["count"] == 2 and again["note"] == "synced"
+    stored = core.get(legacy, "default", "e1")
+    assert stored["message"] == "synced" and stored["series"]["count"] == 2 and "note" not in stored
+    with pytest.raises(Invalid, match=re.escape('Event.events.k8s.io "e1" is invalid')):
+        await core.patch(v1, "default", "e1", apply, json.dumps(event_v1(note="changed")).encode(), opts)
 
 
 FIELD_SELECTORS = [

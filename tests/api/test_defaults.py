@@ -5,7 +5,7 @@ import warnings
 
 import pytest
 
-from orchestra.api.policy.conversion import event_from_core, event_to_core
+from orchestra.api import conversion
 from orchestra.api.policy.defaults import default, image_pull_policy, qos_class
 from orchestra.api.registry import BUILTIN
 
@@ -452,6 +452,9 @@ SAMPLES = {
     "Lease": {"spec": {"holderIdentity": "me", "leaseDurationSeconds": 15}},
     "PriorityClass": {"value": 1000, "description": "batch work"},
     "PodDisruptionBudget": {"spec": {"minAvailable": "50%", "selector": {"matchLabels": {"app": "web"}}}},
+    "HorizontalPodAutoscaler": {"spec": {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}, "maxReplicas": 5,
+        "behavior": {"scaleDown": {"stabilizationWindowSeconds": 60}}}},
     "ControllerRevision": {"data": {"spec": {"template": {"$patch": "replace"}}}, "revision": 1},
     "PersistentVolumeClaim": {
         "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}
@@ -464,6 +467,11 @@ SAMPLES = {
         }
     },
     "StorageClass": {"provisioner": "orchestra.io/local-path"},
+    "ResourceQuota": {
+        "spec": {"hard": {"pods": "2"}, "scopes": ["NotTerminating"]},
+        "status": {"hard": {"pods": "2"}, "used": {"pods": "0"}},
+    },
+    "LimitRange": {"spec": {"limits": [{"type": "Container", "max": {"cpu": "1"}, "min": {"cpu": "100m"}}]}},
     "EndpointSlice": {
         "addressType": "IPv4",
         "endpoints": [{"addresses": ["10.0.0.1"]}],
@@ -473,19 +481,33 @@ SAMPLES = {
     "PodTemplate": {"template": _template()},
     "ComponentStatus": {"conditions": [{"type": "Healthy", "status": "True", "message": "ok"}]},
     "APIService": {"metadata": {"name": "v1.apps"},
-                   "spec": {"group": "apps", "version": "v1", "groupPriorityMinimum": 17800, "versionPriority": 15}},
-    "Event.events.k8s.io": {
+                   "spec": {"group": "apps", "version": "v1", "groupPriorityMinimum": 17800,
+                            "versionPriority": 15}},
+    "Ingress": {"spec": {"rules": [{"host": "a.example.com", "http": {"paths": [{
+        "path": "/",
+        "pathType": "Prefix",
+        "backend": {"service": {"name": "web", "port": {"number": 80}}},
+    }]}}]}},
+    "IngressClass": {"spec": {"controller": "orchestra.io/ingress-controller",
+                              "parameters": {"kind": "Params", "name": "p"}}},
+    # the types served over another type's stored objects (`stored_as`)
+    "Event events.k8s.io/v1": {
         "eventTime": "2024-05-01T10:00:00.000000Z", "reportingController": "kubelet",
         "reportingInstance": "kubelet-n1", "action": "Start", "reason": "Started", "type": "Normal",
         "regarding": {"kind": "Pod", "name": "x", "namespace": "default"},
     },
+    "HorizontalPodAutoscaler autoscaling/v1": {"spec": {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}, "maxReplicas": 5,
+        "targetCPUUtilizationPercentage": 70}},
 }
-MODEL = {"Event": "CoreV1Event", "Event.events.k8s.io": "EventsV1Event", "APIService": "V1APIService"}
+MODEL = {"Event": "CoreV1Event", "Event events.k8s.io/v1": "EventsV1Event", "APIService": "V1APIService",
+         "HorizontalPodAutoscaler": "V2HorizontalPodAutoscaler",
+         "HorizontalPodAutoscaler autoscaling/v1": "V1HorizontalPodAutoscaler"}
 
 
 def _key(rt):
-    """A kind served in a second group (events.k8s.io Events) is `<kind>.<group>` here."""
-    return f"{rt.kind}.{rt.group}" if rt.view_of else rt.kind
+    """A type served over another type's stored objects has a sample of its own: `<kind> <apiVersion>`."""
+    return f"{rt.kind} {rt.api_version}" if rt.stored_as else rt.kind
 
 
 def test_pdb_defaults_nothing():
@@ -509,8 +531,8 @@ def test_defaulted_objects_deserialize_with_official_client(rt):
         obj["metadata"] = {**META, **obj.get("metadata", {})}
         if not rt.namespaced:
             obj["metadata"].pop("namespace")
-        # a view is served converted from the stored kind, defaulted as that kind
-        obj = event_from_core(default(rt.kind, event_to_core(obj))) if rt.view_of else default(rt.kind, obj)
+        # a type served over another's stored objects: defaulted in the stored form, served converted
+        obj = conversion.served(rt, default(rt.kind, conversion.stored(rt, obj)))
         model = ApiClient()._ApiClient__deserialize(obj, MODEL.get(_key(rt), f"V1{rt.kind}"))
     assert model.metadata.name == obj["metadata"]["name"]
 
@@ -521,9 +543,7 @@ def test_defaulted_samples_pass_validation_on_create_and_noop_update(rt):
 
     obj = {"apiVersion": rt.api_version, "kind": rt.kind, **copy.deepcopy(SAMPLES[_key(rt)])}
     obj["metadata"] = {**META, **obj.get("metadata", {})}
-    if rt.view_of:  # validated in the stored form, with the rules of the version it was written in
-        obj = event_to_core(obj)
-    obj = default(rt.kind, obj)
-    version = rt.api_version if rt.view_of else ""
-    assert validate(rt.kind, obj, None, version=version) == []
-    assert validate(rt.kind, obj, copy.deepcopy(obj), version=version) == []
+    # validated in the stored form, with the rules of the version it was written in (as the API core does)
+    obj = default(rt.kind, conversion.stored(rt, obj))
+    assert validate(rt.kind, obj, None, version=rt.api_version) == []
+    assert validate(rt.kind, obj, copy.deepcopy(obj), version=rt.api_version) == []

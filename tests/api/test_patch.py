@@ -76,13 +76,14 @@ BASE = {"foo": "bar", "list": [1, 2, 3], "obj": {"a/b": 1, "m~n": 2, "x": {"y": 
         ([{"op": "add", "path": "/foo", "value": {"n": 1}}], {**BASE, "foo": {"n": 1}}),
         ([{"op": "remove", "path": "/list/0"}], {**BASE, "list": [2, 3]}),
         ([{"op": "remove", "path": "/obj/a~1b"}], {**BASE, "obj": {"m~n": 2, "x": {"y": True}}}),
-        ([{"op": "replace", "path": "/obj/m~0n", "value": 5}], {**BASE, "obj": {"a/b": 1, "m~n": 5, "x": {"y": True}}}),
+        ([{"op": "replace", "path": "/obj/m~0n", "value": 5}],
+         {**BASE, "obj": {"a/b": 1, "m~n": 5, "x": {"y": True}}}),
         ([{"op": "move", "from": "/foo", "path": "/obj/foo"}],
          {"list": [1, 2, 3], "obj": {"a/b": 1, "m~n": 2, "x": {"y": True}, "foo": "bar"}}),
         ([{"op": "move", "from": "/list/0", "path": "/list/-"}], {**BASE, "list": [2, 3, 1]}),
         ([{"op": "copy", "from": "/obj/x", "path": "/copied"}], {**BASE, "copied": {"y": True}}),
-        ([{"op": "test", "path": "/obj/x/y", "value": True}, {"op": "test", "path": "/list", "value": [1, 2, 3.0]}],
-         BASE),
+        ([{"op": "test", "path": "/obj/x/y", "value": True},
+          {"op": "test", "path": "/list", "value": [1, 2, 3.0]}], BASE),
         ([{"op": "replace", "path": "", "value": [1]}], [1]),
         ([{"op": "add", "path": "/spec", "value": {}}, {"op": "add", "path": "/spec/replicas", "value": 3}],
          {**BASE, "spec": {"replicas": 3}}),
@@ -113,8 +114,9 @@ def test_json_patch(ops, expected) -> None:  # type: ignore[no-untyped-def]
         ([{"path": "/foo"}], "is not an object"),
         ({"op": "add"}, "JSON array"),
     ],
-    ids=["test-fails", "test-bool-vs-int", "remove-missing", "replace-missing", "add-no-parent", "index-range",
-         "leading-zero", "bad-pointer", "no-value", "move-into-child", "unknown-op", "no-op", "not-a-list"],
+    ids=["test-fails", "test-bool-vs-int", "remove-missing", "replace-missing", "add-no-parent",
+         "index-range", "leading-zero", "bad-pointer", "no-value", "move-into-child", "unknown-op", "no-op",
+         "not-a-list"],
 )
 def test_json_patch_errors(ops, message) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(PatchError, match=message):
@@ -329,7 +331,8 @@ def _pod(**changes: Any) -> dict[str, Any]:
     [
         (simple_live(), SIMPLE_PATCH, DEPLOYMENT, SIMPLE_EXPECTED),
         (live_deployment(), HARD_PATCH, DEPLOYMENT, hard_expected()),
-        (LIVE_SERVICE, {"spec": {"$setElementOrder/ports": [{"port": 443}], "ports": [{"$patch": "delete", "port": 80}]}},
+        (LIVE_SERVICE,
+         {"spec": {"$setElementOrder/ports": [{"port": 443}], "ports": [{"$patch": "delete", "port": 80}]}},
          SERVICE, SERVICE_EXPECTED),
         (LIVE_SERVICE, {"spec": {"ports": [{"$patch": "delete", "port": 9999}]}}, SERVICE, LIVE_SERVICE),
         (LIVE_SERVICE, {"spec": {"ports": [{"port": 80, "targetPort": "web"}]}}, SERVICE,
@@ -342,7 +345,8 @@ def _pod(**changes: Any) -> dict[str, Any]:
         (LIVE_SERVICE, {"spec": {"selector": {"tier": "x"}}}, SERVICE,
          merge_patch(LIVE_SERVICE, {"spec": {"selector": {"app": "web", "tier": "x"}}})),
         (LIVE_SERVICE, {"spec": {"selector": {"$patch": "replace", "tier": "x"}}}, SERVICE,
-         merge_patch(LIVE_SERVICE, {"spec": {"selector": None}}) | {"spec": {**LIVE_SERVICE["spec"], "selector": {"tier": "x"}}}),
+         merge_patch(LIVE_SERVICE, {"spec": {"selector": None}})
+         | {"spec": {**LIVE_SERVICE["spec"], "selector": {"tier": "x"}}}),
         (LIVE_SERVICE, {"spec": {"selector": {"$patch": "delete"}}}, SERVICE,
          {**LIVE_SERVICE, "spec": {**LIVE_SERVICE["spec"], "selector": {}}}),
         (LIVE_SERVICE, {"spec": {"ports": [{"port": 1}, {"$patch": "replace"}]}}, SERVICE,
@@ -350,31 +354,37 @@ def _pod(**changes: Any) -> dict[str, Any]:
         (POD_LIVE, {"spec": {"tolerations": [{"key": "k3"}]}}, POD, _pod(spec__tolerations=[{"key": "k3"}])),
         (POD_LIVE, {"spec": {"containers": [{"name": "c", "command": ["z"]}]}}, POD,
          _pod(spec__containers__0__command=["z"])),
-        (POD_LIVE, {"spec": {"containers": [{"name": "c", "volumeMounts": [{"mountPath": "/b", "readOnly": True}]}]}},
+        (POD_LIVE,
+         {"spec": {"containers": [{"name": "c", "volumeMounts": [{"mountPath": "/b", "readOnly": True}]}]}},
          POD, _pod(spec__containers__0__volumeMounts=[{"name": "v1", "mountPath": "/a"},
                                                      {"name": "v2", "mountPath": "/b", "readOnly": True}])),
         (POD_LIVE, {"metadata": {"finalizers": ["c", "a"]}}, POD, _pod(metadata__finalizers=["c", "a", "b"])),
-        (POD_LIVE, {"metadata": {"$deleteFromPrimitiveList/finalizers": ["a"]}}, POD, _pod(metadata__finalizers=["b"])),
-        (POD_LIVE, {"metadata": {"$setElementOrder/finalizers": ["b", "a"]}}, POD, _pod(metadata__finalizers=["b", "a"])),
+        (POD_LIVE, {"metadata": {"$deleteFromPrimitiveList/finalizers": ["a"]}}, POD,
+         _pod(metadata__finalizers=["b"])),
+        (POD_LIVE, {"metadata": {"$setElementOrder/finalizers": ["b", "a"]}}, POD,
+         _pod(metadata__finalizers=["b", "a"])),
         (POD_LIVE, {"metadata": {"labels": {"x": None, "z": "3"}, "nope": None}}, POD,
          _pod(metadata__labels={"y": "2", "z": "3"})),
         (POD_LIVE, {"spec": {"containers": [{"name": "d", "image": "j", "env": [{"name": "E", "value": None}],
                                              "$setElementOrder/env": [{"name": "E"}]}]}}, POD,
-         _pod(spec__containers=[{"name": "d", "image": "j", "env": [{"name": "E"}]}, *POD_LIVE["spec"]["containers"]])),
+         _pod(spec__containers=[{"name": "d", "image": "j", "env": [{"name": "E"}]},
+                                *POD_LIVE["spec"]["containers"]])),
         (POD_LIVE, {"status": {"conditions": [{"type": "Ready", "status": "True"}]}}, POD,
          {**POD_LIVE, "status": {"conditions": [{"type": "Ready", "status": "True"}]}}),
         (POD_LIVE, {"$patch": "replace", "metadata": {"name": "q"}}, POD, {"metadata": {"name": "q"}}),
         # unknown definition: merge-patch semantics (lists replaced), directives still honoured
-        ({"spec": {"items": [{"name": "a"}], "m": {"x": 1}}}, {"spec": {"items": [{"name": "b"}], "m": {"y": 2}}},
-         "io.example.v1.Widget", {"spec": {"items": [{"name": "b"}], "m": {"x": 1, "y": 2}}}),
+        ({"spec": {"items": [{"name": "a"}], "m": {"x": 1}}},
+         {"spec": {"items": [{"name": "b"}], "m": {"y": 2}}}, "io.example.v1.Widget",
+         {"spec": {"items": [{"name": "b"}], "m": {"x": 1, "y": 2}}}),
         ({"spec": {"m": {"x": 1}}}, {"spec": {"m": {"$patch": "replace", "y": 2}}}, "io.example.v1.Widget",
          {"spec": {"m": {"y": 2}}}),
     ],
-    ids=["kubectl-simple", "kubectl-hard", "service-port-delete", "delete-missing-item-noop", "merge-item-by-port",
-         "new-item-first", "map-merge", "map-replace", "map-delete", "list-replace", "atomic-list", "atomic-args",
-         "merge-key-mountPath", "primitive-merge-list", "deleteFromPrimitiveList", "setElementOrder-primitives",
-         "null-deletes", "new-item-directives-stripped", "status-conditions", "root-replace",
-         "unknown-definition", "unknown-definition-replace"],
+    ids=["kubectl-simple", "kubectl-hard", "service-port-delete", "delete-missing-item-noop",
+         "merge-item-by-port", "new-item-first", "map-merge", "map-replace", "map-delete", "list-replace",
+         "atomic-list", "atomic-args", "merge-key-mountPath", "primitive-merge-list",
+         "deleteFromPrimitiveList", "setElementOrder-primitives", "null-deletes",
+         "new-item-directives-stripped", "status-conditions", "root-replace", "unknown-definition",
+         "unknown-definition-replace"],
 )
 def test_strategic_merge_patch(doc, patch, definition, expected) -> None:  # type: ignore[no-untyped-def]
     before = copy.deepcopy((doc, patch))
@@ -409,8 +419,9 @@ def test_set_element_order_interleaves_server_only_items() -> None:
         ({"spec": {"ports": [1]}}, "mixes objects"),
         ([1], "must be a JSON object"),
     ],
-    ids=["item-without-key", "delete-without-key", "bad-item-directive", "list-merge-directive", "bad-map-directive",
-         "unknown-directive", "retainKeys-violation", "order-without-key", "mixed-list", "not-an-object"],
+    ids=["item-without-key", "delete-without-key", "bad-item-directive", "list-merge-directive",
+         "bad-map-directive", "unknown-directive", "retainKeys-violation", "order-without-key", "mixed-list",
+         "not-an-object"],
 )
 def test_strategic_merge_patch_errors(patch, message) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(PatchError, match=message):
@@ -518,7 +529,8 @@ def test_apply_conflict_with_another_manager() -> None:
         apply(live, config(replicas=5))
     assert info.value.conflicts == [("kubectl-client-side-apply", ".spec.replicas")]
     assert info.value.message == (
-        'Apply failed with 1 conflict: conflict with "kubectl-client-side-apply" using apps/v1: .spec.replicas'
+        'Apply failed with 1 conflict: conflict with '
+        '"kubectl-client-side-apply" using apps/v1: .spec.replicas'
     )
     [cause] = info.value.causes()
     assert cause.to_dict() == {"reason": "FieldManagerConflict", "field": ".spec.replicas",

@@ -171,32 +171,39 @@ def test_unknown_field_path(schema, path, value, expected) -> None:  # type: ign
         ("spec.replicas", 1.5, "spec.replicas",
          "json: cannot unmarshal number 1.5 into Go struct field DeploymentSpec.spec.replicas of type int32"),
         ("spec.replicas", 2**31, "spec.replicas",
-         "json: cannot unmarshal number 2147483648 into Go struct field DeploymentSpec.spec.replicas of type int32"),
+         "json: cannot unmarshal number 2147483648 into Go struct "
+         "field DeploymentSpec.spec.replicas of type int32"),
         ("spec.replicas", True, "spec.replicas",
          "json: cannot unmarshal bool into Go struct field DeploymentSpec.spec.replicas of type int32"),
         (f"{CONTAINER}.image", 5, "spec.template.spec.containers[0].image",
-         "json: cannot unmarshal number into Go struct field Container.spec.template.spec.containers.image of type string"),
+         "json: cannot unmarshal number into Go struct field "
+         "Container.spec.template.spec.containers.image of type string"),
         ("spec.template.spec.containers", {"name": "x"}, "spec.template.spec.containers",
-         "json: cannot unmarshal object into Go struct field PodSpec.spec.template.spec.containers of type []v1.Container"),
+         "json: cannot unmarshal object into Go struct field "
+         "PodSpec.spec.template.spec.containers of type []v1.Container"),
         ("spec.template", "x", "spec.template",
-         "json: cannot unmarshal string into Go struct field DeploymentSpec.spec.template of type v1.PodTemplateSpec"),
+         "json: cannot unmarshal string into Go struct field "
+         "DeploymentSpec.spec.template of type v1.PodTemplateSpec"),
         ("metadata.labels", {"n": 1}, "metadata.labels[n]",
          "json: cannot unmarshal number into Go struct field ObjectMeta.metadata.labels of type string"),
         (f"{CONTAINER}.args.1", 7, "spec.template.spec.containers[0].args[1]",
-         "json: cannot unmarshal number into Go struct field Container.spec.template.spec.containers.args of type string"),
+         "json: cannot unmarshal number into Go struct field "
+         "Container.spec.template.spec.containers.args of type string"),
         ("spec.paused", "yes", "spec.paused",
          "json: cannot unmarshal string into Go struct field DeploymentSpec.spec.paused of type bool"),
         ("spec.strategy.rollingUpdate.maxSurge", [1], "spec.strategy.rollingUpdate.maxSurge",
-         "json: cannot unmarshal array into Go struct field RollingUpdateDeployment.spec.strategy.rollingUpdate.maxSurge"
+         "json: cannot unmarshal array into Go struct field "
+         "RollingUpdateDeployment.spec.strategy.rollingUpdate.maxSurge"
          " of type intstr.IntOrString"),
-        (f"{CONTAINER}.resources.limits.cpu", "lots", "spec.template.spec.containers[0].resources.limits[cpu]",
+        (f"{CONTAINER}.resources.limits.cpu", "lots",
+         "spec.template.spec.containers[0].resources.limits[cpu]",
          "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"),
         (f"{CONTAINER}.resources.requests.cpu", "1e99999999999999999999",
          "spec.template.spec.containers[0].resources.requests[cpu]", "unable to parse quantity's suffix"),
     ],
     ids=["string-for-int", "float-for-int", "int32-overflow", "bool-for-int", "number-for-string",
-         "object-for-array", "string-for-struct", "map-value", "array-item", "bool", "int-or-string", "quantity",
-         "quantity-exponent-over-int64"],
+         "object-for-array", "string-for-struct", "map-value", "array-item", "bool", "int-or-string",
+         "quantity", "quantity-exponent-over-int64"],
 )
 def test_wrong_type(schema, path, value, field, message) -> None:  # type: ignore[no-untyped-def]
     res = schema.validate(_set(deployment(), path, value), DEPLOYMENT)
@@ -299,12 +306,14 @@ def test_unknown_definition(schema) -> None:  # type: ignore[no-untyped-def]
         ("io.k8s.api.core.v1.ServiceSpec", "ports",
          dict(type="array", ref="io.k8s.api.core.v1.ServicePort", patch_strategy="merge", merge_key="port")),
         ("io.k8s.api.core.v1.PodSpec", "volumes",
-         dict(type="array", ref="io.k8s.api.core.v1.Volume", patch_strategy="merge,retainKeys", merge_key="name")),
+         dict(type="array", ref="io.k8s.api.core.v1.Volume", patch_strategy="merge,retainKeys",
+              merge_key="name")),
         ("io.k8s.api.apps.v1.DeploymentSpec", "strategy",
          dict(type="object", ref="io.k8s.api.apps.v1.DeploymentStrategy", patch_strategy="retainKeys")),
         ("io.k8s.api.apps.v1.DeploymentSpec", "selector",
          dict(type="object", ref="io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector", map_type="atomic")),
-        ("io.k8s.api.core.v1.Container", "args", dict(type="array", ref=None, list_type="atomic", merge_key=None)),
+        ("io.k8s.api.core.v1.Container", "args",
+         dict(type="array", ref=None, list_type="atomic", merge_key=None)),
         ("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta", "labels", dict(type="map", ref=None)),
         ("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta", "finalizers",
          dict(type="array", patch_strategy="merge", list_type="set")),

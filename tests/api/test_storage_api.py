@@ -48,8 +48,10 @@ def test_defaults() -> None:
      ['spec.accessModes: Unsupported value: "ReadWriteSometimes": supported values: "ReadOnlyMany", '
       '"ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod"']),
     ({"resources": {}}, ["spec.resources[storage]: Required value"]),
-    ({"resources": {"requests": {"storage": "0"}}}, ['spec.resources[storage]: Invalid value: "0": must be greater than zero']),
-    ({"volumeMode": "Raw"}, ['spec.volumeMode: Unsupported value: "Raw": supported values: "Block", "Filesystem"']),
+    ({"resources": {"requests": {"storage": "0"}}},
+     ['spec.resources[storage]: Invalid value: "0": must be greater than zero']),
+    ({"volumeMode": "Raw"},
+     ['spec.volumeMode: Unsupported value: "Raw": supported values: "Block", "Filesystem"']),
 ], ids=["no-modes", "bad-mode", "no-storage", "zero-storage", "bad-volume-mode"])
 def test_claim_validation(spec: Obj, expected: list[str]) -> None:
     assert messages("PersistentVolumeClaim", claim(**spec)) == expected
@@ -60,8 +62,8 @@ def test_claim_spec_is_immutable_except_binding_and_bound_resize() -> None:
     changed = copy.deepcopy(old)
     changed["spec"]["storageClassName"] = "b"
     assert messages("PersistentVolumeClaim", changed, old) == [
-        "spec: Forbidden: spec is immutable after creation except resources.requests and volumeAttributesClassName "
-        "for bound claims"
+        "spec: Forbidden: spec is immutable after creation except resources.requests and "
+        "volumeAttributesClassName for bound claims"
     ]
     bound = copy.deepcopy(old)
     bound["spec"]["volumeName"] = "pv-1"  # the binder sets volumeName once

@@ -40,19 +40,24 @@ def test_human_duration(seconds, text):
 
 def test_columns_for_every_kind():
     expected = {
-        "Pod": ["Name", "Ready", "Status", "Restarts", "Age", "IP", "Node", "Nominated Node", "Readiness Gates"],
+        "Pod": ["Name", "Ready", "Status", "Restarts", "Age", "IP", "Node", "Nominated Node",
+                "Readiness Gates"],
         "Deployment": ["Name", "Ready", "Up-to-date", "Available", "Age", "Containers", "Images", "Selector"],
         "ReplicaSet": ["Name", "Desired", "Current", "Ready", "Age", "Containers", "Images", "Selector"],
-        "DaemonSet": ["Name", "Desired", "Current", "Ready", "Up-to-date", "Available", "Node Selector", "Age", "Containers", "Images", "Selector"],
+        "DaemonSet": ["Name", "Desired", "Current", "Ready", "Up-to-date", "Available", "Node Selector",
+                      "Age", "Containers", "Images", "Selector"],
         "StatefulSet": ["Name", "Ready", "Age", "Containers", "Images"],
         "Job": ["Name", "Status", "Completions", "Duration", "Age", "Containers", "Images", "Selector"],
-        "CronJob": ["Name", "Schedule", "Timezone", "Suspend", "Active", "Last Schedule", "Age", "Containers", "Images", "Selector"],
+        "CronJob": ["Name", "Schedule", "Timezone", "Suspend", "Active", "Last Schedule", "Age", "Containers",
+                    "Images", "Selector"],
         "Service": ["Name", "Type", "Cluster-IP", "External-IP", "Port(s)", "Age", "Selector"],
         "Endpoints": ["Name", "Endpoints", "Age"],
         "EndpointSlice": ["Name", "AddressType", "Ports", "Endpoints", "Age"],
-        "Node": ["Name", "Status", "Roles", "Age", "Version", "Internal-IP", "External-IP", "OS-Image", "Kernel-Version", "Container-Runtime"],
+        "Node": ["Name", "Status", "Roles", "Age", "Version", "Internal-IP", "External-IP", "OS-Image",
+                 "Kernel-Version", "Container-Runtime"],
         "Namespace": ["Name", "Status", "Age"],
-        "Event": ["Last Seen", "Type", "Reason", "Object", "Subobject", "Source", "Message", "First Seen", "Count", "Name"],
+        "Event": ["Last Seen", "Type", "Reason", "Object", "Subobject", "Source", "Message", "First Seen",
+                  "Count", "Name"],
         "ConfigMap": ["Name", "Data", "Age"],
         "Secret": ["Name", "Type", "Data", "Age"],
         "ServiceAccount": ["Name", "Secrets", "Age"],
@@ -240,13 +245,23 @@ def test_watch_event_table_has_one_row_and_object_rv():
 @pytest.mark.parametrize(
     ("spec", "status", "expected"),
     [
-        ({"type": "ClusterIP", "clusterIPs": ["10.96.0.10"], "ports": [{"port": 80, "protocol": "TCP"}]}, {}, ["ClusterIP", "10.96.0.10", "<none>", "80/TCP"]),
-        ({"type": "NodePort", "clusterIPs": ["10.96.0.11"], "ports": [{"port": 80, "nodePort": 30080, "protocol": "TCP"}, {"port": 53, "protocol": "UDP"}]}, {}, ["NodePort", "10.96.0.11", "<none>", "80:30080/TCP,53/UDP"]),
-        ({"type": "LoadBalancer", "clusterIPs": ["10.96.0.12"], "ports": [{"port": 443, "nodePort": 31443, "protocol": "TCP"}]}, {"loadBalancer": {}}, ["LoadBalancer", "10.96.0.12", "<pending>", "443:31443/TCP"]),
-        ({"type": "LoadBalancer", "clusterIPs": ["10.96.0.12"], "ports": []}, {"loadBalancer": {"ingress": [{"ip": "1.2.3.4"}]}}, ["LoadBalancer", "10.96.0.12", "1.2.3.4", "<none>"]),
-        ({"type": "ClusterIP", "clusterIPs": ["None"], "ports": []}, {}, ["ClusterIP", "None", "<none>", "<none>"]),
-        ({"type": "ExternalName", "externalName": "example.com"}, {}, ["ExternalName", "<none>", "example.com", "<none>"]),
-        ({"type": "ClusterIP", "ports": [{"port": 80, "protocol": "TCP"}], "externalIPs": ["5.6.7.8"]}, {}, ["ClusterIP", "<none>", "5.6.7.8", "80/TCP"]),
+        ({"type": "ClusterIP", "clusterIPs": ["10.96.0.10"], "ports": [{"port": 80, "protocol": "TCP"}]},
+         {}, ["ClusterIP", "10.96.0.10", "<none>", "80/TCP"]),
+        ({"type": "NodePort", "clusterIPs": ["10.96.0.11"],
+          "ports": [{"port": 80, "nodePort": 30080, "protocol": "TCP"}, {"port": 53, "protocol": "UDP"}]},
+         {}, ["NodePort", "10.96.0.11", "<none>", "80:30080/TCP,53/UDP"]),
+        ({"type": "LoadBalancer", "clusterIPs": ["10.96.0.12"],
+          "ports": [{"port": 443, "nodePort": 31443, "protocol": "TCP"}]},
+         {"loadBalancer": {}}, ["LoadBalancer", "10.96.0.12", "<pending>", "443:31443/TCP"]),
+        ({"type": "LoadBalancer", "clusterIPs": ["10.96.0.12"], "ports": []},
+         {"loadBalancer": {"ingress": [{"ip": "1.2.3.4"}]}},
+         ["LoadBalancer", "10.96.0.12", "1.2.3.4", "<none>"]),
+        ({"type": "ClusterIP", "clusterIPs": ["None"], "ports": []},
+         {}, ["ClusterIP", "None", "<none>", "<none>"]),
+        ({"type": "ExternalName", "externalName": "example.com"},
+         {}, ["ExternalName", "<none>", "example.com", "<none>"]),
+        ({"type": "ClusterIP", "ports": [{"port": 80, "protocol": "TCP"}], "externalIPs": ["5.6.7.8"]},
+         {}, ["ClusterIP", "<none>", "5.6.7.8", "80/TCP"]),
     ],
 )  # fmt: skip
 def test_service_cells(spec, status, expected):
@@ -320,11 +335,14 @@ def test_workload_cells():
 @pytest.mark.parametrize(
     ("spec", "status", "expected"),
     [
-        ({"completions": 1, "parallelism": 1}, {"succeeded": 1, "startTime": ts(100), "completionTime": ts(70), "conditions": [{"type": "Complete", "status": "True"}]}, ["Complete", "1/1", "30s"]),
+        ({"completions": 1, "parallelism": 1},
+         {"succeeded": 1, "startTime": ts(100), "completionTime": ts(70),
+          "conditions": [{"type": "Complete", "status": "True"}]}, ["Complete", "1/1", "30s"]),
         ({"completions": 3, "parallelism": 1}, {"startTime": ts(125)}, ["Running", "0/3", "2m5s"]),
         ({"parallelism": 2}, {}, ["Running", "0/1 of 2", ""]),
         ({"completions": 1}, {"conditions": [{"type": "Failed", "status": "True"}]}, ["Failed", "0/1", ""]),
-        ({"completions": 1, "suspend": True}, {"conditions": [{"type": "Suspended", "status": "True"}]}, ["Suspended", "0/1", ""]),
+        ({"completions": 1, "suspend": True}, {"conditions": [{"type": "Suspended", "status": "True"}]},
+         ["Suspended", "0/1", ""]),
     ],
 )  # fmt: skip
 def test_job_cells(spec, status, expected):
@@ -422,9 +440,12 @@ def test_node_cells():
 
 
 def test_event_cells():
-    obj = {"metadata": {"name": "p.17a", "creationTimestamp": ts(60)}, "involvedObject": {"kind": "Pod", "name": "solo", "fieldPath": "spec.containers{web}"},
-           "reason": "Scheduled", "message": " Successfully assigned default/solo to node-1\n", "type": "Normal",
-           "source": {"component": "default-scheduler"}, "firstTimestamp": ts(600), "lastTimestamp": ts(60), "count": 3}  # fmt: skip
+    obj = {"metadata": {"name": "p.17a", "creationTimestamp": ts(60)},
+           "involvedObject": {"kind": "Pod", "name": "solo", "fieldPath": "spec.containers{web}"},
+           "reason": "Scheduled", "message": " Successfully assigned default/solo to node-1\n",
+           "type": "Normal",
+           "source": {"component": "default-scheduler"}, "firstTimestamp": ts(600), "lastTimestamp": ts(60),
+           "count": 3}  # fmt: skip
     assert cells("Event", obj) == [
         "60s",
         "Normal",
@@ -446,6 +467,23 @@ def test_event_cells():
     }
     row = cells("Event", new_style)
     assert row[0] == "60s" and row[3] == "node" and row[5] == "kubelet, node-1" and row[8] == 1
+
+
+def test_a_type_served_over_another_prints_the_stored_form():
+    """kube prints the internal object: an events.k8s.io/v1 Event has the core Event's cells."""
+    events_v1 = DEFAULT_REGISTRY.by_path("events.k8s.io", "v1", "events")
+    assert events_v1 is not None
+    served = {"apiVersion": "events.k8s.io/v1", "kind": "Event",
+              "metadata": {"name": "e", "creationTimestamp": ts(60)},
+              "regarding": {"kind": "Pod", "name": "solo", "fieldPath": "spec.containers{web}"},
+              "reason": "Pulled", "note": "pulled", "type": "Normal",
+              "eventTime": "2024-05-01T11:59:00.000000Z",
+              "reportingController": "kubelet", "reportingInstance": "node-1", "deprecatedSource": {},
+              "deprecatedFirstTimestamp": None, "deprecatedLastTimestamp": None}  # fmt: skip
+    row = table(events_v1, [served], now=NOW)["rows"][0]
+    assert row["cells"] == ["60s", "Normal", "Pulled", "pod/solo", "spec.containers{web}", "kubelet, node-1",
+                            "pulled", "60s", 1, "e"]
+    assert table(events_v1, [served], now=NOW)["columnDefinitions"] == column_definitions(rt("Event"))
 
 
 def test_small_kinds():

@@ -484,3 +484,14 @@ def test_real_kubectl_body_matches_its_dry_run_json(name: str) -> None:
     assert body.startswith(b"k8s\x00")
     expected = json.loads((FIXTURES / f"{name}.json").read_text())
     assert _prune(decode_k8s_protobuf(body)) == _prune(expected)
+
+
+def test_a_proto_field_spelled_unlike_its_json_name() -> None:
+    """networking/v1's IngressClassParametersReference calls its first field `aPIGroup` in the proto;
+    the JSON name is `apiGroup`."""
+    params = msg(f_bytes(1, "k8s.example.com"), f_bytes(2, "Params"), f_bytes(3, "p"), f_bytes(4, "Cluster"))
+    spec = msg(f_bytes(1, "example.com/ingress"), f_bytes(2, params))
+    out = decode_k8s_protobuf(envelope("networking.k8s.io/v1", "IngressClass",
+                                       msg(f_bytes(1, object_meta("c")), f_bytes(2, spec))))
+    assert out["spec"] == {"controller": "example.com/ingress", "parameters": {
+        "apiGroup": "k8s.example.com", "kind": "Params", "name": "p", "scope": "Cluster"}}

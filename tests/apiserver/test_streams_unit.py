@@ -144,7 +144,8 @@ def _pod(containers: list[str], init: tuple[str, ...] = (), default: str | None 
     (_pod(["a", "b"]), "b", "b"),
     (_pod(["a", "b"], init=("i",)), "i", "i"),
     (_pod(["a", "b"], default="b"), None, "b"),
-    (_pod(["a", "b"], init=("i",)), None, "a container name must be specified for pod p, choose one of: [a b i]"),
+    (_pod(["a", "b"], init=("i",)), None,
+     "a container name must be specified for pod p, choose one of: [a b i]"),
     (_pod(["a"]), "x", "container x is not valid for pod p"),
 ], ids=["only", "named", "init", "annotation", "ambiguous", "unknown"])
 def test_pick_container(pod: dict[str, Any], requested: str | None, expected: str) -> None:

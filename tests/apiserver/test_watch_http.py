@@ -17,8 +17,6 @@ import trio
 import trio.testing
 
 from orchestra.api.registry import ResourceType
-from orchestra.api.request import core as core_module
-from orchestra.api.request import watch as watch_module
 from orchestra.api.request.core import ApiCore
 from orchestra.api.request.watch import WatchStream
 from orchestra.apiserver.h11server import HttpServer
@@ -161,13 +159,12 @@ async def test_a_stalled_watch_decodes_only_what_the_socket_took(core: ApiCore,
     decoded = [0]
 
     def counting(decode: Any) -> Any:
-        def wrapper(data: bytes) -> Any:
+        def wrapper(kv: Any) -> Any:
             decoded[0] += 1
-            return decode(data)
+            return decode(kv)
         return wrapper
 
-    monkeypatch.setattr(watch_module, "decode", counting(watch_module.decode))
-    monkeypatch.setattr(core_module, "decode", counting(core_module.decode))
+    monkeypatch.setattr(core.codec, "decode", counting(core.codec.decode))  # every stored value read
     with trio.fail_after(10):
         async with serving(core) as served:
             client = served.connect("lockstep")

@@ -32,6 +32,9 @@ class FakeClusterConfig:
     network: bool = True
     timings: str = "default"
     stop_pods_on_exit: bool = False
+    ingress_listen: tuple[str, int] | None = ("0.0.0.0", 80)
+    ingress_tls_listen: tuple[str, int] | None = ("0.0.0.0", 443)
+    ingress_optional: frozenset[str] = frozenset({"http", "https"})
 
 
 @attrs.frozen
@@ -69,6 +72,8 @@ def fake_app(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
         "NO_NETWORK",
         "TIMINGS",
         "STOP_PODS",
+        "INGRESS_LISTEN",
+        "INGRESS_TLS_LISTEN",
     ):
         monkeypatch.delenv(f"ORCHESTRA_{var}", raising=False)
     return started
@@ -127,6 +132,31 @@ def test_up_environment(fake_app: list[Any], tmp_path: Path) -> None:
             podman=False,
         )
     ]
+
+
+@pytest.mark.parametrize(("args", "env", "http", "https", "optional"), [
+    (["--ingress-listen", "127.0.0.1:18080", "--ingress-tls-listen", "off"], {}, ("127.0.0.1", 18080), None,
+     set()),
+    (["--ingress-listen", "OFF"], {}, None, ("0.0.0.0", 443), {"https"}),
+    ([], {"ORCHESTRA_INGRESS_LISTEN": "off", "ORCHESTRA_INGRESS_TLS_LISTEN": "[::1]:8443"}, None,
+     ("::1", 8443), set()),
+    (["--ingress-listen", "0.0.0.0:80"], {}, ("0.0.0.0", 80), ("0.0.0.0", 443), {"https"}),
+], ids=["options", "off-any-case", "environment", "default-value-given"])
+def test_up_ingress_listeners(fake_app: list[Any], tmp_path: Path, args: list[str], env: dict[str, str],
+                              http: tuple[str, int] | None, https: tuple[str, int] | None,
+                              optional: set[str]) -> None:
+    """A listener given on the command line or in the environment is required (a port in use stops
+    the start); one left at its default is optional (a port in use is a warning)."""
+    result = CliRunner().invoke(cli, ["up", "--state-dir", str(tmp_path), *args], env=env)
+    assert result.exit_code == 0, result.output
+    assert fake_app == [FakeClusterConfig(state_dir=tmp_path, ingress_listen=http, ingress_tls_listen=https,
+                                          ingress_optional=frozenset(optional))]
+
+
+def test_up_bad_ingress_listen_is_a_usage_error(fake_app: list[Any]) -> None:
+    result = CliRunner().invoke(cli, ["up", "--ingress-listen", "nowhere"])
+    assert result.exit_code == 1 and "Invalid value for '--ingress-listen'" in result.stderr
+    assert fake_app == []
 
 
 def test_up_ctrl_c_exits_cleanly(fake_app: list[Any]) -> None:

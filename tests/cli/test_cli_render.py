@@ -52,9 +52,12 @@ def test_default_columns_only() -> None:
 
 def test_wide_adds_priority_columns() -> None:
     assert render_table(POD_TABLE, wide=True) == (
-        "NAME                   READY   STATUS    RESTARTS   AGE   IP             NODE     NOMINATED NODE   READINESS GATES\n"
-        "solo                   1/1     Running   0          5m    10.244.0.110   node-1   <none>           <none>\n"
-        "web-9044812af3-f825s   0/1     Pending   0          0s    <none>         <none>   <none>           <none>"
+        "NAME                   READY   STATUS    RESTARTS   AGE   IP             NODE     "
+        "NOMINATED NODE   READINESS GATES\n"
+        "solo                   1/1     Running   0          5m    10.244.0.110   node-1   "
+        "<none>           <none>\n"
+        "web-9044812af3-f825s   0/1     Pending   0          0s    <none>         <none>   "
+        "<none>           <none>"
     )
 
 
@@ -204,7 +207,8 @@ def test_describe_events() -> None:
         "Events:\n"
         "  Type    Reason     Age               From               Message\n"
         "  ----    ------     ----              ----               -------\n"
-        "  Normal  Scheduled  10m               default-scheduler  Successfully assigned default/solo to node-1\n"
+        "  Normal  Scheduled  10m               default-scheduler  "
+        "Successfully assigned default/solo to node-1\n"
         "  Normal  Pulled     2s (x3 over 10m)  kubelet, node-1    pulled\n"
     )
     assert describe_events([], now) == "Events:  <none>\n"

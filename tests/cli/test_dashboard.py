@@ -140,6 +140,21 @@ async def seed(api: Api) -> None:
         },
         "shop",
     )
+    await api.create(
+        "Ingress",
+        {
+            "metadata": {"name": "web"},
+            "spec": {
+                "defaultBackend": {"service": {"name": "web", "port": {"number": 80}}},
+                "rules": [{"host": "shop.example.com", "http": {"paths": [{
+                    "path": "/api",
+                    "pathType": "Prefix",
+                    "backend": {"service": {"name": "web", "port": {"name": "http"}}},
+                }]}}],
+            },
+        },
+        "shop",
+    )
     await api.create("Pod", pod("web-1", node="node-a", cpu="500m", memory="1Gi"), "shop")
     await api.create("Pod", pod("web-2", node="node-a", cpu="500m", memory="1Gi"), "shop")
     await api.create("Pod", pod("web-3", cpu="4"), "shop")
@@ -265,6 +280,41 @@ async def test_views_render_from_the_caches() -> None:
             dash.press("5")
             event = line_with(screen(dash), "FailedScheduling")
             assert "Warning" in event and "pod/web-3" in event and "Insufficient cpu" in event
+
+            dash.press("7")
+            ingress = line_with(screen(dash), "shop.example.com")
+            assert ingress.split()[1:5] == ["shop", "web", "<none>", "<pending>"]
+            assert "shop.example.com/api→web:http, default→web:80" in ingress
+            nursery.cancel_scope.cancel()
+
+
+async def test_autoscalers_show_targets_bounds_replicas_and_what_holds_them() -> None:
+    """View 6: each HPA with its target, current/target metrics, min-max, replicas (current -> desired)
+    and the condition that matters (a failing one first); a status write reaches the screen."""
+    with trio.fail_after(30):
+        api = await make_api()
+        await seed(api)
+        cpu = {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}}
+        hpa = {"metadata": {"name": "web"}, "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+            "minReplicas": 2, "maxReplicas": 8, "metrics": [{"type": "Resource", "resource": cpu}]}}
+        created = await api.create("HorizontalPodAutoscaler", hpa, "shop")
+        async with trio.open_nursery() as nursery:
+            dash = await started(api, nursery)
+            dash.press("6")
+            row = line_with(screen(dash), "Deployment/web")
+            assert row.split()[1:9] == ["shop", "web", "Deployment/web", "cpu:", "<unknown>/50%", "2-8", "0",
+                                        "Waiting"]
+            created["status"] = {"currentReplicas": 3, "desiredReplicas": 5, "currentMetrics": [
+                {"type": "Resource", "resource": {"name": "cpu", "current": {"averageUtilization": 120,
+                                                                            "averageValue": "120m"}}}],
+                "conditions": [{"type": "AbleToScale", "status": "True", "reason": "SucceededRescale"},
+                               {"type": "ScalingActive", "status": "True", "reason": "ValidMetricFound"},
+                               {"type": "ScalingLimited", "status": "True", "reason": "ScaleUpLimit"}]}
+            await api.client.update_status(api.rt("HorizontalPodAutoscaler"), created)
+            await settle()
+            row = line_with(screen(dash), "Deployment/web")
+            assert row.split()[4:9] == ["cpu:", "120%/50%", "2-8", "3->5", "ScaleUpLimit"]
             nursery.cancel_scope.cancel()
 
 

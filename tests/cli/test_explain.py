@@ -76,7 +76,8 @@ UNSCHEDULABLE = {
             "type": "PodScheduled",
             "status": "False",
             "reason": "Unschedulable",
-            "message": "0/3 nodes are available: 3 Insufficient cpu. preemption: 0/3 nodes are available: 3 No preemption victims found for incoming pod.",
+            "message": "0/3 nodes are available: 3 Insufficient cpu. preemption: 0/3 nodes are available: "
+            "3 No preemption victims found for incoming pod.",
         }
     ],
 }
@@ -98,36 +99,46 @@ CRASH = {
 
 
 @pytest.mark.parametrize(("pod", "events", "state", "must"), [
-    (make_pod(node=None, status=UNSCHEDULABLE), [event("FailedScheduling", "0/3 nodes are available: 3 Insufficient cpu.", count=4)],
-     "Unschedulable", ["no node can run it", "The scheduler says: 0/3 nodes are available: 3 Insufficient cpu.",
+    (make_pod(node=None, status=UNSCHEDULABLE),
+     [event("FailedScheduling", "0/3 nodes are available: 3 Insufficient cpu.", count=4)],
+     "Unschedulable", ["no node can run it",
+                       "The scheduler says: 0/3 nodes are available: 3 Insufficient cpu.",
                        "FailedScheduling, 4 times, last 60s ago", "Hint: lower the pod's resource requests"]),
-    (make_pod(node=None), [event("FailedScheduling", "0/1 nodes are available: 1 node(s) had untolerated taint {a: b}.")],
+    (make_pod(node=None),
+     [event("FailedScheduling", "0/1 nodes are available: 1 node(s) had untolerated taint {a: b}.")],
      "Unschedulable", ["untolerated taint", "needs a toleration"]),
-    (make_pod(node=None), [], "Pending", ["has not been scheduled yet (created 10m ago)", "Is 'default-scheduler' running?"]),
-    (make_pod(node=None, status={"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False", "reason": "SchedulingGated"}]}),
+    (make_pod(node=None), [],
+     "Pending", ["has not been scheduled yet (created 10m ago)", "Is 'default-scheduler' running?"]),
+    (make_pod(node=None, status={"phase": "Pending", "conditions": [
+        {"type": "PodScheduled", "status": "False", "reason": "SchedulingGated"}]}),
      [], "Pending", ["held by scheduling gates"]),
-    (make_pod(status={"phase": "Pending", "containerStatuses": [cs({"waiting": {"reason": "ImagePullBackOff", "message": 'Back-off pulling image "example/app:1"'}})]}),
+    (make_pod(status={"phase": "Pending", "containerStatuses": [cs({"waiting": {
+        "reason": "ImagePullBackOff", "message": 'Back-off pulling image "example/app:1"'}})]}),
      [event("Failed", 'Failed to pull image "example/app:1": image not known')],
-     "ImagePull", ["image 'example/app:1' cannot be pulled", "ImagePullBackOff", "image not known", "growing back-off"]),
+     "ImagePull", ["image 'example/app:1' cannot be pulled", "ImagePullBackOff", "image not known",
+                   "growing back-off"]),
     (make_pod(status=CRASH), [event("BackOff", "Back-off restarting failed container app", count=9)],
      "CrashLoop", ["crash-looping", "restarted 5 times", "exit code 1 (Error)", "30s ago", "back-off 1m20s"]),
-    (make_pod(status={"phase": "Running", "containerStatuses": [cs({"running": {}}, restarts=2, last={"exitCode": 137, "reason": "OOMKilled"})]}),
+    (make_pod(status={"phase": "Running", "containerStatuses": [
+        cs({"running": {}}, restarts=2, last={"exitCode": 137, "reason": "OOMKilled"})]}),
      [], "CrashLoop", ["exit code 137 (OOMKilled): it was killed for using more memory than its limit"]),
-    (make_pod(probe=True, status={"phase": "Running", "conditions": [{"type": "Ready", "status": "False"}],
-                                  "containerStatuses": [cs({"running": {"startedAt": "2025-01-01T00:00:00Z"}})]}),
+    (make_pod(probe=True, status={
+        "phase": "Running", "conditions": [{"type": "Ready", "status": "False"}],
+        "containerStatuses": [cs({"running": {"startedAt": "2025-01-01T00:00:00Z"}})]}),
      [event("Unhealthy", "Readiness probe failed: HTTP probe failed with statuscode: 503", count=12)],
      "NotReady", ["Running but not Ready", "readiness probe fails", "statuscode: 503", "12 times"]),
     (make_pod(status={"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}],
                       "containerStatuses": [cs({"running": {}}, ready=True)]}),
      [], "OK", ["Running and Ready (1/1 containers) on node node-1: nothing is wrong"]),
     (make_pod(status={"phase": "Succeeded"}), [], "Succeeded", ["completed"]),
-    (make_pod(status={"phase": "Failed", "reason": "Evicted", "message": "The node was low on resource: memory.",
+    (make_pod(status={"phase": "Failed", "reason": "Evicted",
+                      "message": "The node was low on resource: memory.",
                       "containerStatuses": [cs({"terminated": {"exitCode": 137, "reason": "Error"}})]}),
      [], "Failed", ["has Failed", "Evicted: The node was low on resource: memory.", "exit code 137"]),
     (make_pod(deletionTimestamp="2025-01-01T00:09:50Z", deletionGracePeriodSeconds=30), [], "Terminating",
      ["being deleted (since 10s ago)", "grace period 30s"]),
-], ids=["unschedulable", "taint-event-only", "not-scheduled-yet", "gated", "image-pull", "crash-loop", "oom-restarts",
-        "readiness", "healthy", "succeeded", "failed", "terminating"])
+], ids=["unschedulable", "taint-event-only", "not-scheduled-yet", "gated", "image-pull", "crash-loop",
+        "oom-restarts", "readiness", "healthy", "succeeded", "failed", "terminating"])
 def test_explain_pod(pod: Obj, events: list[Obj], state: str, must: list[str]) -> None:
     found = explain_pod(pod, events, now=NOW)
     text = "\n".join(found.lines())

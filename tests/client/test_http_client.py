@@ -15,7 +15,14 @@ import trio
 
 from orchestra.api import errors
 from orchestra.client.base import Client
-from orchestra.client.http import Endpoint, HttpClient, KubeconfigError, TransportError, api_error
+from orchestra.client.http import (
+    Endpoint,
+    HttpClient,
+    HttpMetricsClient,
+    KubeconfigError,
+    TransportError,
+    api_error,
+)
 from orchestra.controller.informer import Informer
 from tests.conftest import LiveCluster
 
@@ -125,6 +132,34 @@ async def test_status_update_bind_and_scale(client: HttpClient, ns: str) -> None
         scale = await client.patch(deps, ns, "d", {"spec": {"replicas": 4}}, subresource="scale")
         assert scale["kind"] == "Scale" and scale["spec"]["replicas"] == 4
         assert (await client.get(deps, ns, "d"))["spec"]["replicas"] == 4
+
+
+async def test_scale_subresource_is_read_and_written_with_its_resource_version(client: HttpClient,
+                                                                               ns: str) -> None:
+    """What the HPA controller uses: GET .../scale, then PUT it back with the resourceVersion it read."""
+    with trio.fail_after(20):
+        deps = client.kind("Deployment")
+        await client.create(deps, ns, {"metadata": {"name": "s"}, "spec": {
+            "replicas": 2, "selector": {"matchLabels": {"a": "s"}},
+            "template": {"metadata": {"labels": {"a": "s"}},
+                         "spec": {"containers": [{"name": "c", "image": "i"}]}}}})
+        while True:  # the Deployment controller writes the Deployment too: a write may come in between
+            scale = await client.get_scale(deps, ns, "s")
+            assert (scale["spec"]["replicas"], scale["status"]["selector"]) == (2, "a=s")
+            try:
+                updated = await client.update_scale(deps, {**scale, "spec": {"replicas": 3}})
+                break
+            except errors.Conflict:
+                await trio.sleep(0.05)
+        assert updated["spec"]["replicas"] == 3 and (await client.get(deps, ns, "s"))["spec"]["replicas"] == 3
+        with pytest.raises(errors.Conflict):
+            await client.update_scale(deps, {**scale, "spec": {"replicas": 5}})  # read before the last write
+
+
+async def test_the_resource_metrics_api_over_http(client: HttpClient, ns: str) -> None:
+    with trio.fail_after(20):
+        # nothing runs in this cluster: an empty list, as metrics-server answers
+        assert await HttpMetricsClient(client).pod_metrics(ns, "app=none") == []
 
 
 async def test_watch_streams_events_and_closes(client: HttpClient, ns: str) -> None:

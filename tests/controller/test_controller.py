@@ -49,7 +49,8 @@ class Scripted(Controller):
         ([RuntimeError("bug"), None], [0.0, 0.006]),
         ([PermanentError("never")], [0.0]),
     ],
-    ids=["done", "requeue-after", "temporary-delay", "temporary-backoff", "conflict-backoff", "unexpected-backoff", "permanent"],
+    ids=["done", "requeue-after", "temporary-delay", "temporary-backoff", "conflict-backoff",
+         "unexpected-backoff", "permanent"],
 )
 async def test_retry_policy(
     autojump_clock: trio.testing.MockClock, script: list[Any], expected_offsets: list[float]

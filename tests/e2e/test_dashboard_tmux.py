@@ -1,4 +1,5 @@
-"""Acceptance: `orchestra dashboard` in a real terminal (tmux), driven by keys, checked on screen and via the API.
+"""Acceptance: `orchestra dashboard` in a real terminal (tmux), driven by keys, checked on screen and via the
+API.
 
 A real server runs in a subprocess (in-memory store, no Podman, no controllers: a scaled Deployment
 creates no pods, so the test checks spec.replicas). The dashboard runs in a 160x48 tmux pane; the test

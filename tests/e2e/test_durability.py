@@ -21,7 +21,8 @@ SERVER = """
 import sys, trio
 from pathlib import Path
 from orchestra.app import ClusterConfig, run_cluster
-trio.run(run_cluster, ClusterConfig(state_dir=Path(sys.argv[1]), listen_port=0, store="durable", podman=False, network=False))
+trio.run(run_cluster, ClusterConfig(state_dir=Path(sys.argv[1]), listen_port=0, store="durable", \
+podman=False, network=False))
 """
 
 

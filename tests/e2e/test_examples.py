@@ -1,7 +1,8 @@
 """Every file in examples/ applied to a real cluster (Podman pods, service network), end state checked.
 
 One module-scoped cluster, driven with the real kubectl 1.32 like a user would. Needs root and Podman
-(as CI has); only one network-enabled cluster may run on a host at a time (see tests/e2e/test_network_podman.py).
+(as CI has); only one network-enabled cluster may run on a host at a time (see
+tests/e2e/test_network_podman.py).
 """
 
 from __future__ import annotations

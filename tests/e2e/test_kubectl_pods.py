@@ -144,7 +144,9 @@ class PodmanCluster:
             self.podman("rm", "-f", "-t", "0", *ctrs, check=False)
 
 
-def start_cluster(state: Path, home: Path, store: str, *, stop_pods: bool = False) -> PodmanCluster:
+def start_cluster(
+    state: Path, home: Path, store: str, *, stop_pods: bool = False, timings: str = "default"
+) -> PodmanCluster:
     from orchestra.app import ClusterConfig
 
     config = ClusterConfig(
@@ -155,6 +157,7 @@ def start_cluster(state: Path, home: Path, store: str, *, stop_pods: bool = Fals
         network=False,
         fsync="never",
         stop_pods_on_exit=stop_pods,
+        timings=timings,
     )
     runner = ClusterThread(config)
     try:
@@ -171,8 +174,8 @@ def start_cluster(state: Path, home: Path, store: str, *, stop_pods: bool = Fals
 
 
 @contextlib.contextmanager
-def cluster_on(state: Path, home: Path, store: str) -> Iterator[PodmanCluster]:
-    cluster = start_cluster(state, home, store)
+def cluster_on(state: Path, home: Path, store: str, *, timings: str = "default") -> Iterator[PodmanCluster]:
+    cluster = start_cluster(state, home, store, timings=timings)
     try:
         yield cluster
     finally:

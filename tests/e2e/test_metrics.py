@@ -78,6 +78,35 @@ async def test_collector_measures_rates_over_its_window(autojump_clock: trio.tes
         assert usages["sim-2"] == (0.0, 0) and usages["host"] == second.nodes["host"]
 
 
+@pytest.mark.parametrize(("cpu", "memory", "node", "busy", "idle"), [
+    ("250m", "64Mi", "sim-1", (0.25, 64 << 20), (0.25, 64 << 20)),
+    ("busy=1.5, idle=2m", None, "sim-1", (1.5, 4 << 20), (0.002, 4 << 20)),
+    ("busy=900m", None, "sim-1", (0.9, 4 << 20), (0.0008, 4 << 20)),
+    ("lots", "64Mi", "sim-1", (0.0008, 64 << 20), (0.0008, 64 << 20)),
+    ("250m", "64Mi", "host", (0.0008, 4 << 20), (0.0008, 4 << 20)),
+], ids=["every-container", "per-container", "others-measured", "not-a-quantity", "not-on-the-host"])
+async def test_simulated_pods_report_their_scripted_usage(
+        autojump_clock: trio.testing.MockClock, cpu: str, memory: str | None, node: str,
+        busy: tuple[float, int], idle: tuple[float, int]) -> None:
+    """A pod on a simulated node uses what its orchestra.io/simulated-* annotations say, read at each
+    measurement; a host's pods report what they really use."""
+    annotations = {"orchestra.io/simulated-cpu": cpu}
+    if memory:
+        annotations["orchestra.io/simulated-memory"] = memory
+    pod = {"metadata": {"name": "p", "namespace": "default", "uid": "uid-p", "annotations": annotations}}
+    async with open_simulated_runtime(SimScript()) as rt:
+        sandbox = await rt.create_sandbox(PodSandboxSpec(name="p", uid="uid-p", namespace="default"))
+        await rt.start_sandbox(sandbox)
+        for name in ("busy", "idle"):
+            spec = ContainerSpec(name=name, image="busybox", command=("sleep", "9"))
+            await rt.start_container(await rt.create_container(sandbox, spec))
+        collector = UsageCollector(lambda: {node: rt}, lambda: {"host"}, host=lambda: (0.0, 0),
+                                   pods=lambda ns: [pod] if ns == "default" else [])
+        usage = await collector.usage()
+    assert usage.containers["uid-p"]["busy"] == (pytest.approx(busy[0]), busy[1])
+    assert usage.containers["uid-p"]["idle"] == (pytest.approx(idle[0]), idle[1])
+
+
 # --- a cluster of simulated nodes, kubectl top ------------------------------------------------------
 
 
@@ -156,3 +185,18 @@ def test_metrics_api_discovery_and_errors(kubectl: Kubectl) -> None:
         post.returncode != 0
         and "the server does not allow this method on the requested resource" in post.stderr
     ), post.stderr
+
+
+def test_annotating_a_simulated_pod_scripts_what_top_shows(kubectl: Kubectl) -> None:
+    kubectl("create", "deployment", "load", "--image=busybox", "--", "sleep", "3600")
+    [name] = _running(kubectl, "app=load", 1)
+    kubectl("annotate", "pod", name, "orchestra.io/simulated-cpu=300m", "orchestra.io/simulated-memory=40Mi")
+    deadline = time.monotonic() + 30  # wall-clock: a live cluster
+    while True:
+        # 404 until a sample measured the new pod (a sample is reused for a second), as metrics-server
+        top = kubectl("top", "pod", name, "--no-headers", check=False)
+        assert top.returncode == 0 or "not found" in top.stderr, top.stderr
+        if top.stdout.split()[1:] == ["300m", "40Mi"]:
+            break
+        assert time.monotonic() < deadline, (top.stdout, top.stderr)  # wall-clock: as above
+        time.sleep(0.3)  # wall-clock: the collector measures at most once a second

@@ -357,7 +357,8 @@ def test_service_env_in_a_later_pod(net: NetCluster) -> None:
 
 
 LOOP = (
-    'while [ ! -e /tmp/stop ]; do r=$(timeout 12 wget -qO- http://web 2>/dev/null) || r=FAIL; echo "$r"; done; '
+    "while [ ! -e /tmp/stop ]; do "
+    'r=$(timeout 12 wget -qO- http://web 2>/dev/null) || r=FAIL; echo "$r"; done; '
     "rm -f /tmp/stop"
 )
 

@@ -105,6 +105,31 @@ KINDS: dict[str, tuple[str, str, bool, dict[str, Any]]] = {
         True,
         {"addressType": "IPv4", "endpoints": []},
     ),
+    "HorizontalPodAutoscaler": (
+        "AutoscalingV2Api",
+        "namespaced_horizontal_pod_autoscaler",
+        True,
+        {
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "x"},
+                "maxReplicas": 3,
+                "behavior": {"scaleDown": {"stabilizationWindowSeconds": 30}},
+            }
+        },
+    ),
+    # the same stored objects at autoscaling/v1: every verb converts, the models must accept what comes back
+    "HorizontalPodAutoscaler-v1": (
+        "AutoscalingV1Api",
+        "namespaced_horizontal_pod_autoscaler",
+        True,
+        {
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "x"},
+                "maxReplicas": 3,
+                "targetCPUUtilizationPercentage": 40,
+            }
+        },
+    ),
 }
 
 
@@ -185,12 +210,12 @@ def test_conflict_on_stale_resource_version(api: client.ApiClient) -> None:
 def test_replication_controller_apis_like_the_clients_own_e2e(api: client.ApiClient) -> None:
     """The official client's e2e test_replication_controller_apis, plus its scale subresource."""
     core = client.CoreV1Api(api)
+    container = {"image": "nginx", "name": "nginx", "ports": [{"containerPort": 80, "protocol": "TCP"}]}
     body = {"apiVersion": "v1", "kind": "ReplicationController", "metadata": {"labels": {"name": "frontend"},
                                                                               "name": "frontend"},
             "spec": {"replicas": 2, "selector": {"name": "frontend"},
                      "template": {"metadata": {"labels": {"name": "frontend"}},
-                                  "spec": {"containers": [{"image": "nginx", "name": "nginx",
-                                                           "ports": [{"containerPort": 80, "protocol": "TCP"}]}]}}}}
+                                  "spec": {"containers": [container]}}}}
     created = core.create_namespaced_replication_controller(body=body, namespace="py")
     assert created.metadata.name == "frontend" and created.spec.replicas == 2
     assert core.read_namespaced_replication_controller(name="frontend", namespace="py").spec.replicas == 2

@@ -92,6 +92,11 @@ def _up(state: Path, *args: str) -> subprocess.Popen[bytes]:
                 "--listen",
                 "127.0.0.1:0",
                 "--no-dashboard",
+                # not the ingress's test: ports 80/443 may be another program's on this host
+                "--ingress-listen",
+                "off",
+                "--ingress-tls-listen",
+                "off",
                 *args,
             ],
             stdout=log,

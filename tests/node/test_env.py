@@ -94,7 +94,8 @@ def test_env_from_with_prefix_and_order() -> None:
 
 @pytest.mark.parametrize(("entry", "message"), [
     ({"valueFrom": {"configMapKeyRef": {"name": "nope", "key": "k"}}}, 'configmap "nope" not found'),
-    ({"valueFrom": {"secretKeyRef": {"name": "sec", "key": "nokey"}}}, "couldn't find key nokey in Secret ns/sec"),
+    ({"valueFrom": {"secretKeyRef": {"name": "sec", "key": "nokey"}}},
+     "couldn't find key nokey in Secret ns/sec"),
 ], ids=["missing-configmap", "missing-key"])
 def test_env_errors(entry: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message):

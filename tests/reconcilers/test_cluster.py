@@ -37,6 +37,7 @@ async def test_namespace_with_service_and_owned_pods_is_removed(
                 "disruption-controller",
                 "persistentvolume-controller",
                 "storage-protection-controller",
+                "resourcequota-controller",
             }
             await wait_for(
                 api,

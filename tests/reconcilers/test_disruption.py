@@ -185,7 +185,8 @@ async def test_expected_pods_from_controller_scale(
             if kind is None and "maxUnavailable" in spec:
                 await until(api, lambda: bool(events(api, "UnmanagedPods")))
                 assert events(api, "UnmanagedPods")[0].startswith(
-                    "Pods selected by this PodDisruptionBudget (selector: &LabelSelector{MatchLabels:map[string]string{app: web,},"
+                    "Pods selected by this PodDisruptionBudget (selector: "
+                    "&LabelSelector{MatchLabels:map[string]string{app: web,},"
                     "MatchExpressions:[]LabelSelectorRequirement{},}) were found to be unmanaged."
                 )
             if n == 0:

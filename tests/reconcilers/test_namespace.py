@@ -20,8 +20,11 @@ def _gone(api: Api, name: str) -> bool:
         [("ConfigMap", {"metadata": {"name": "cm"}})],
         [("ConfigMap", {"metadata": {"name": "cm"}}), ("Pod", pod("unbound")),
          ("Service", {"metadata": {"name": "s"}, "spec": {"ports": [{"port": 80}]}}),
-         ("Deployment", {"metadata": {"name": "d"}, "spec": {"selector": {"matchLabels": {"a": "b"}},
-                         "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "x"}]}}}})],
+         ("Deployment", {"metadata": {"name": "d"}, "spec": {
+             "selector": {"matchLabels": {"a": "b"}},
+             "template": {"metadata": {"labels": {"a": "b"}},
+                          "spec": {"containers": [{"name": "c", "image": "x"}]}},
+         }})],
     ],
     ids=["empty", "configmap", "mixed-kinds"],
 )

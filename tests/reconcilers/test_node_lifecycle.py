@@ -198,7 +198,8 @@ EVICTION_CASES = [
 
 
 @pytest.mark.parametrize(("tolerations", "offset"), EVICTION_CASES,
-                         ids=["none", "equal", "other-value", "seconds", "wildcard", "wrong-effect", "shortest-wins"])
+                         ids=["none", "equal", "other-value", "seconds", "wildcard", "wrong-effect",
+                              "shortest-wins"])
 async def test_taint_manager(autojump_clock: trio.testing.MockClock, tolerations: list[dict[str, Any]],
                              offset: float | None) -> None:
     with trio.fail_after(600):

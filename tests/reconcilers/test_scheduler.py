@@ -367,8 +367,8 @@ async def test_assumed_pods_prevent_overcommit_in_a_burst(autojump_clock: trio.t
 
 # --- units ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("nodes", "want"), [(1, 1), (99, 99), (100, 100), (200, 100), (1000, 420), (5000, 500),
-                                             (6000, 300), (100_000, 5000)])
+@pytest.mark.parametrize(("nodes", "want"), [(1, 1), (99, 99), (100, 100), (200, 100), (1000, 420),
+                                             (5000, 500), (6000, 300), (100_000, 5000)])
 def test_num_feasible_nodes_to_find(nodes: int, want: int) -> None:
     assert num_feasible_to_find(nodes) == want
 

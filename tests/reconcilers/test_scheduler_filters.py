@@ -62,7 +62,8 @@ CASES: dict[str, tuple[list[Obj], list[Obj], Obj, str]] = {
         [node("a", cpu="1", memory="1Gi")],
         [],
         spod("p", cpu="2", memory="2Gi"),
-        f"0/1 nodes are available: 1 Insufficient cpu, 1 Insufficient memory. preemption: 0/1 nodes are available: 1 {NOT_HELPFUL}.",
+        "0/1 nodes are available: 1 Insufficient cpu, 1 Insufficient "
+        f"memory. preemption: 0/1 nodes are available: 1 {NOT_HELPFUL}.",
     ),
     "too-many-pods": (
         [node("a", pods="1")],
@@ -85,7 +86,8 @@ CASES: dict[str, tuple[list[Obj], list[Obj], Obj, str]] = {
         [node("a", unschedulable=True), node("b", unschedulable=True)],
         [],
         spod("p"),
-        f"0/2 nodes are available: 2 node(s) were unschedulable. preemption: 0/2 nodes are available: 2 {NOT_HELPFUL}.",
+        "0/2 nodes are available: 2 node(s) were unschedulable. "
+        f"preemption: 0/2 nodes are available: 2 {NOT_HELPFUL}.",
     ),
     "host-port-conflict": (
         [node("a")],
@@ -127,7 +129,8 @@ CASES: dict[str, tuple[list[Obj], list[Obj], Obj, str]] = {
                 }
             },
         ),
-        f"0/2 nodes are available: 2 node(s) didn't match pod affinity rules. preemption: 0/2 nodes are available: 2 {NOT_HELPFUL}.",
+        "0/2 nodes are available: 2 node(s) didn't match pod affinity "
+        f"rules. preemption: 0/2 nodes are available: 2 {NOT_HELPFUL}.",
     ),
     "pod-anti-affinity": (
         [node("a")],
@@ -167,7 +170,8 @@ CASES: dict[str, tuple[list[Obj], list[Obj], Obj, str]] = {
         [node("a", cpu="1")],
         [spod("x", cpu="1", node_name="a")],
         spod("p", cpu="1", priorityClassName="p10-never"),
-        "0/1 nodes are available: 1 Insufficient cpu. preemption: not eligible due to preemptionPolicy=Never.",
+        "0/1 nodes are available: 1 Insufficient cpu. "
+        "preemption: not eligible due to preemptionPolicy=Never.",
     ),
 }
 

@@ -1,4 +1,5 @@
-"""Helpers shared by the scheduler tests (no tests here): nodes and pods as dicts, a running Scheduler, waits."""
+"""Helpers shared by the scheduler tests (no tests here): nodes and pods as dicts, a running Scheduler,
+waits."""
 
 from __future__ import annotations
 

@@ -154,13 +154,14 @@ async def test_controller_revisions_follow_the_template_and_are_pruned(
          {"key": "dedicated", "effect": "NoSchedule"}, (True, True)),
         ({"key": "dedicated", "operator": "Equal", "value": None, "effect": "NoExecute"},
          {"key": "dedicated", "value": "x", "effect": "NoExecute"}, (False, False)),
-        ({"key": "dedicated", "operator": "Exists"}, {"key": "dedicated", "value": "x", "effect": "NoExecute"},
-         (True, True)),
+        ({"key": "dedicated", "operator": "Exists"},
+         {"key": "dedicated", "value": "x", "effect": "NoExecute"}, (True, True)),
     ],
     ids=["null-value-is-empty", "null-value-other-value", "exists"],
 )
 def test_should_run_matches_tolerations_like_kube(
     toleration: Obj, taint: Obj, expected: tuple[bool, bool]
 ) -> None:
-    # kube decodes `value: null` as "": the toleration tolerates a taint without a value (as the scheduler does)
+    # kube decodes `value: null` as "": the toleration tolerates a taint without a value (as the scheduler
+    # does)
     assert should_run({"tolerations": [toleration]}, node("n1", taints=[taint])) == expected

@@ -50,7 +50,8 @@ async def finish_all(api: Api, phase: str = "Succeeded") -> int:
     return n
 
 
-@pytest.mark.parametrize(("completions", "parallelism"), [(3, 1), (5, 2), (4, 4)], ids=["serial", "par2", "all-at-once"])
+@pytest.mark.parametrize(("completions", "parallelism"), [(3, 1), (5, 2), (4, 4)],
+                         ids=["serial", "par2", "all-at-once"])
 async def test_completions_and_parallelism(
     completions: int, parallelism: int, autojump_clock: trio.testing.MockClock
 ) -> None:

@@ -164,7 +164,8 @@ def conflict(group_resource: str, name: str, *, group: str, plural: str) -> Conf
 
 def invalid(kind: str, name: str, causes: list[Cause], *, group: str = "") -> Invalid:
     """422 with kube-apiserver's message: `The Deployment "web" is invalid: spec.x: Required value`."""
-    parts = [f"{c.field}: {c.message}" if c.field else c.message for c in causes]
+    # field.ErrorList.ToAggregate: the message names each distinct error once (the causes keep them all)
+    parts = list(dict.fromkeys(f"{c.field}: {c.message}" if c.field else c.message for c in causes))
     joined = parts[0] if len(parts) == 1 else "[" + ", ".join(parts) + "]"
     qualified = f"{kind}.{group}" if group else kind
     return Invalid(

@@ -1,7 +1,8 @@
 """The resource metrics API (metrics.k8s.io/v1beta1, what metrics-server serves and `kubectl top` reads).
 
-Owns: `Usage` (one measurement, made by node/metrics.py) and reading a pod's or node's usage out of
-it; the two read-only resource types — NodeMetrics (`nodes`, cluster-scoped) and PodMetrics
+Owns: `Usage` (one measurement, made by node/metrics.py; `UsageSource` is what makes them) and
+reading a pod's or node's usage out of it (`pod_metrics_items`: the PodMetrics a list returns);
+the two read-only resource types — NodeMetrics (`nodes`, cluster-scoped) and PodMetrics
 (`pods`, namespaced), get and list only — kept out of the main registry because nothing stores,
 watches or garbage-collects them (discovery lists them); and the objects metrics-server returns:
 usage as `<n>n` nanocores and `<n>Ki` memory, `timestamp` (when sampled) and `window` (the span the
@@ -12,6 +13,7 @@ Must not import: the store, the HTTP server, or anything above the api layer.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Protocol
 
 import attrs
 
@@ -81,6 +83,24 @@ class Usage:
     window: float
     containers: Mapping[str, Mapping[str, tuple[float, int]]]
     nodes: Mapping[str, tuple[float, int]]
+
+
+class UsageSource(Protocol):
+    """Where measurements come from: node/metrics.py's UsageCollector (handed in by the app)."""
+
+    async def usage(self) -> Usage: ...
+
+
+def pod_metrics_items(pods: list[Obj], usage: Usage) -> list[Obj]:
+    """PodMetrics of `pods`, like metrics-server: only Running pods whose containers were measured."""
+    items = []
+    for pod in pods:
+        if (pod.get("status") or {}).get("phase") != "Running":
+            continue
+        containers = pod_usage(usage, pod)
+        if containers is not None:
+            items.append(pod_metrics(pod, containers, timestamp=usage.timestamp, window=usage.window))
+    return items
 
 
 def pod_usage(usage: Usage, pod: Obj) -> list[tuple[str, float, int]] | None:

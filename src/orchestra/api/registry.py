@@ -39,9 +39,11 @@ class ResourceType:
     verbs: tuple[str, ...] = ALL_VERBS
     # The schema definition name in the Kubernetes OpenAPI document.
     definition: str = ""
-    # (group, plural) of the kind whose stored objects this version serves, converted (kube stores
-    # one object and serves it in each version: events.k8s.io/v1 Events are core/v1 Events).
-    view_of: tuple[str, str] | None = None
+    # Set on a type served over another type's stored objects: that type's apiVersion (same kind and
+    # plural; kube stores one object and converts it for each version). autoscaling/v1
+    # HorizontalPodAutoscalers are stored as autoscaling/v2 ones, events.k8s.io/v1 Events as core
+    # ("v1") Events: requests at it are converted (api/conversion/), its keys are the stored type's.
+    stored_as: str = ""
 
     @property
     def api_version(self) -> str:
@@ -59,8 +61,13 @@ class ResourceType:
     def has_subresource(self, name: str) -> bool:
         return any(s.name == name for s in self.subresources)
 
+    @property
+    def storage_group(self) -> str:
+        """The group whose keys hold this type's objects: the stored type's (`stored_as`)."""
+        return self.stored_as.rpartition("/")[0] if self.stored_as else self.group
+
     def key_prefix(self, namespace: str | None = None) -> str:
-        """Store key prefix: `/registry/<group>/<plural>/[<namespace>/]` (a view's: its storage's)."""
+        """Store key prefix: `/registry/<storage group>/<plural>/[<namespace>/]`."""
         if self.namespaced and namespace:
             return f"{self._base()}{namespace}/"
         return self._base()
@@ -71,8 +78,7 @@ class ResourceType:
         return f"{self._base()}{name}"
 
     def _base(self) -> str:
-        group, plural = self.view_of or (self.group, self.plural)
-        return f"/registry/{group or 'core'}/{plural}/"
+        return f"/registry/{self.storage_group or 'core'}/{self.plural}/"
 
 
 _STATUS = Subresource("status", "")  # kind filled in per type below
@@ -93,7 +99,7 @@ def _rt(
     definition_pkg: str = "",
     definition: str = "",
     verbs: tuple[str, ...] = ALL_VERBS,
-    view_of: tuple[str, str] | None = None,
+    version: str = "v1",
 ) -> ResourceType:
     subs: list[Subresource] = []
     if status:
@@ -103,7 +109,7 @@ def _rt(
     subs.extend(extra)
     return ResourceType(
         group=group,
-        version="v1",
+        version=version,
         kind=kind,
         plural=plural,
         singular=kind.lower(),
@@ -112,9 +118,18 @@ def _rt(
         categories=cats,
         subresources=tuple(subs),
         verbs=verbs,
-        definition=definition or f"io.k8s.api.{definition_pkg}.v1.{kind}",
-        view_of=view_of,
+        definition=definition or f"io.k8s.api.{definition_pkg}.{version}.{kind}",
     )
+
+
+def _also_served(rt: ResourceType, version: str, *, group: str | None = None,
+                 definition_pkg: str = "") -> ResourceType:
+    """`rt`'s stored objects served as another type too: its kind at another version of its group
+    (autoscaling/v1), or at a version of another group (events.k8s.io/v1 Events are core Events)."""
+    definition = (f"io.k8s.api.{definition_pkg}.{version}.{rt.kind}" if definition_pkg
+                  else rt.definition.replace(f".{rt.version}.", f".{version}."))
+    return attrs.evolve(rt, group=rt.group if group is None else group, version=version,
+                        stored_as=rt.api_version, definition=definition)
 
 
 _PROXY_VERBS = ("create", "delete", "get", "patch", "update")
@@ -128,6 +143,10 @@ _POD_STREAMS = (
     Subresource("ephemeralcontainers", "Pod"),
     Subresource("proxy", "PodProxyOptions", verbs=_PROXY_VERBS),
 )
+
+_EVENT = _rt("", "Event", "events", short=("ev",), status=False, definition_pkg="core")
+_HPA = _rt("autoscaling", "HorizontalPodAutoscaler", "horizontalpodautoscalers", short=("hpa",),
+          cats=("all",), version="v2", definition_pkg="autoscaling")
 
 BUILTIN: tuple[ResourceType, ...] = (
     _rt("", "Namespace", "namespaces", namespaced=False, short=("ns",), definition_pkg="core",
@@ -143,7 +162,7 @@ BUILTIN: tuple[ResourceType, ...] = (
         extra=(Subresource("proxy", "NodeProxyOptions", verbs=_PROXY_VERBS),)),
     _rt("", "ConfigMap", "configmaps", short=("cm",), status=False, definition_pkg="core"),
     _rt("", "Secret", "secrets", status=False, definition_pkg="core"),
-    _rt("", "Event", "events", short=("ev",), status=False, definition_pkg="core"),
+    _EVENT,
     _rt("", "ServiceAccount", "serviceaccounts", short=("sa",), status=False, definition_pkg="core"),
     _rt("", "PodTemplate", "podtemplates", status=False, definition_pkg="core"),
     _rt("", "ComponentStatus", "componentstatuses", namespaced=False, short=("cs",), status=False,
@@ -174,8 +193,13 @@ BUILTIN: tuple[ResourceType, ...] = (
     _rt("policy", "PodDisruptionBudget", "poddisruptionbudgets", short=("pdb",), definition_pkg="policy"),
     _rt("coordination.k8s.io", "Lease", "leases", status=False, definition_pkg="coordination"),
     _rt("discovery.k8s.io", "EndpointSlice", "endpointslices", status=False, definition_pkg="discovery"),
+    _rt("networking.k8s.io", "Ingress", "ingresses", short=("ing",), definition_pkg="networking"),
+    _rt("networking.k8s.io", "IngressClass", "ingressclasses", namespaced=False, status=False,
+        definition_pkg="networking"),
     _rt("", "PersistentVolumeClaim", "persistentvolumeclaims", short=("pvc",), definition_pkg="core"),
     _rt("", "PersistentVolume", "persistentvolumes", namespaced=False, short=("pv",), definition_pkg="core"),
+    _rt("", "ResourceQuota", "resourcequotas", short=("quota",), definition_pkg="core"),
+    _rt("", "LimitRange", "limitranges", short=("limits",), status=False, definition_pkg="core"),
     _rt(
         "storage.k8s.io",
         "StorageClass",
@@ -194,30 +218,43 @@ BUILTIN: tuple[ResourceType, ...] = (
         status=False,
         definition_pkg="scheduling",
     ),
-    _rt("events.k8s.io", "Event", "events", short=("ev",), status=False, definition_pkg="events",
-        view_of=("", "events")),
+    _HPA,
+    _also_served(_HPA, "v1"),
+    _also_served(_EVENT, "v1", group="events.k8s.io", definition_pkg="events"),
     _rt("apiregistration.k8s.io", "APIService", "apiservices", namespaced=False, cats=("api-extensions",),
         definition="io.k8s.kube-aggregator.pkg.apis.apiregistration.v1.APIService"),
 )
 
 
 class Registry:
-    """Lookup of resource types by (group, plural), by kind, and by any name a user may type."""
+    """Lookup of resource types by (group, plural), by kind, and by any name a user may type.
+
+    `types` holds one resource type per stored kind (its storage version): what controllers,
+    garbage collection and namespace deletion iterate. `served` adds the types served over another
+    type's stored objects (`stored_as` set: autoscaling/v1 HPAs, events.k8s.io/v1 Events); the URL
+    paths, discovery and type checks of bodies use those too.
+    """
 
     def __init__(self, types: Iterable[ResourceType] = BUILTIN) -> None:
-        self.types: tuple[ResourceType, ...] = tuple(types)
+        self.served: tuple[ResourceType, ...] = tuple(types)
+        self.types: tuple[ResourceType, ...] = tuple(t for t in self.served if not t.stored_as)
         self._by_plural = {(t.group, t.plural): t for t in self.types}
-        self._by_gvk = {(t.group, t.version, t.kind): t for t in self.types}
-        self._by_kind: dict[str, ResourceType] = {}
-        for t in self.types:  # a kind served in two groups (Event) is the first one's
-            self._by_kind.setdefault(t.kind, t)
+        self._by_path = {(t.group, t.version, t.plural): t for t in self.served}
+        self._by_gvk = {(t.group, t.version, t.kind): t for t in self.served}
+        self._by_kind = {t.kind: t for t in self.types}
         self._names: dict[str, ResourceType] = {}
         for t in self.types:
             for n in (t.plural, t.singular, t.kind.lower(), *t.short_names, t.group_resource):
                 self._names.setdefault(n, t)
+        for t in self.served:  # `events.events.k8s.io` names the type served in that group
+            self._names.setdefault(t.group_resource, t)
 
     def by_plural(self, group: str, plural: str) -> ResourceType | None:
         return self._by_plural.get((group, plural))
+
+    def by_path(self, group: str, version: str, plural: str) -> ResourceType | None:
+        """The resource a URL names: `/apis/<group>/<version>/<plural>` (any served version)."""
+        return self._by_path.get((group, version, plural))
 
     def by_gvk(self, group: str, version: str, kind: str) -> ResourceType | None:
         return self._by_gvk.get((group, version, kind))
@@ -236,12 +273,25 @@ class Registry:
     def groups(self) -> list[str]:
         """API groups in discovery order (the legacy core group "" first)."""
         seen: dict[str, None] = {}
-        for t in self.types:
+        for t in self.served:
             seen.setdefault(t.group, None)
         return list(seen)
 
     def in_group(self, group: str, version: str = "v1") -> list[ResourceType]:
-        return [t for t in self.types if t.group == group and t.version == version]
+        return [t for t in self.served if t.group == group and t.version == version]
+
+    def versions(self, group: str) -> list[str]:
+        """The versions `group` is served at, the preferred (storage) one first."""
+        seen: dict[str, None] = {}
+        for t in sorted(self.served, key=lambda t: bool(t.stored_as)):  # stable: storage versions first
+            if t.group == group:
+                seen.setdefault(t.version, None)
+        return list(seen)
+
+    def group_versions(self) -> list[tuple[str, str]]:
+        """Every (group, version) served, in discovery order (kube-aggregator registers an APIService
+        for each)."""
+        return [(g, v) for g in self.groups() for v in self.versions(g)]
 
 
 DEFAULT_REGISTRY = Registry()

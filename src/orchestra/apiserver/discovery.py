@@ -62,11 +62,10 @@ class Discovery:
             *(g for g in self.read_only.groups() if g not in self.registry.groups()),
         ]
 
-    def _version(self, group: str) -> str:
-        """The one version each group serves (v1, or v1beta1 for metrics.k8s.io)."""
-        return next(
-            (t.version for t in (*self.registry.types, *self.read_only.types) if t.group == group), "v1"
-        )
+    def _versions(self, group: str) -> list[str]:
+        """The versions a group serves, the preferred one first (v1, v1beta1 for metrics.k8s.io,
+        v2 and v1 for autoscaling)."""
+        return self.registry.versions(group) or self.read_only.versions(group) or ["v1"]
 
     def _types(self, group: str, version: str) -> list[ResourceType]:
         return self.registry.in_group(group, version) or self.read_only.in_group(group, version)
@@ -87,9 +86,8 @@ class Discovery:
         })
 
     def _group(self, group: str) -> dict[str, Any]:
-        version = self._version(group)
-        gv = {"groupVersion": f"{group}/{version}", "version": version}
-        return {"name": group, "versions": [gv], "preferredVersion": gv}
+        gvs = [{"groupVersion": f"{group}/{v}", "version": v} for v in self._versions(group)]
+        return {"name": group, "versions": gvs, "preferredVersion": gvs[0]}
 
     def api_group_list(self) -> bytes:
         return self._cached("apis", lambda: {
@@ -146,10 +144,10 @@ class Discovery:
                 items.append({
                     "metadata": {"name": g, "creationTimestamp": None},
                     "versions": [{
-                        "version": self._version(g),
+                        "version": v,
                         "freshness": "Current",
-                        "resources": [_aggregated_resource(t) for t in self._types(g, self._version(g))],
-                    }],
+                        "resources": [_aggregated_resource(t) for t in self._types(g, v)],
+                    } for v in self._versions(g)],
                 })
             return {
                 "kind": "APIGroupDiscoveryList",
@@ -166,24 +164,25 @@ class Discovery:
         def build() -> dict[str, Any]:
             paths = {}
             for g in self.registry.groups():
-                rel = "api/v1" if not g else f"apis/{g}/v1"
-                paths[rel] = {"serverRelativeURL": f"/openapi/v3/{rel}?hash={self._gv_hash(g)}"}
+                for v in self.registry.versions(g):
+                    rel = f"api/{v}" if not g else f"apis/{g}/{v}"
+                    paths[rel] = {"serverRelativeURL": f"/openapi/v3/{rel}?hash={self._gv_hash(g, v)}"}
             return {"paths": paths}
 
         return self._cached("openapi", build)
 
-    def _gv_hash(self, group: str) -> str:
-        return hashlib.sha256(self.openapi_gv_doc(group) or b"").hexdigest()[:32].upper()
+    def _gv_hash(self, group: str, version: str) -> str:
+        return hashlib.sha256(self.openapi_gv_doc(group, version) or b"").hexdigest()[:32].upper()
 
-    def openapi_gv_doc(self, group: str) -> bytes | None:
-        types = self.registry.in_group(group)
+    def openapi_gv_doc(self, group: str, version: str = "v1") -> bytes | None:
+        types = self.registry.in_group(group, version)
         if not types:
             return None
 
         def build() -> dict[str, Any]:
             paths: dict[str, Any] = {}
             for t in types:
-                base = "/api/v1" if not t.group else f"/apis/{t.group}/v1"
+                base = f"/api/{t.version}" if not t.group else f"/apis/{t.group}/{t.version}"
                 path = (
                     f"{base}/namespaces/{{namespace}}/{t.plural}/{{name}}"
                     if t.namespaced
@@ -218,7 +217,7 @@ class Discovery:
                 "components": {"schemas": {}},
             }
 
-        return self._cached(f"openapi/{group}", build)
+        return self._cached(f"openapi/{group}/{version}", build)
 
 
 def _legacy_resource(t: ResourceType) -> dict[str, Any]:

@@ -10,22 +10,16 @@ Must not import: cli, node, reconcilers, runtime (the collector is handed in).
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
 from orchestra.api import metrics
 from orchestra.api.errors import MethodNotAllowed, NotFound
 from orchestra.api.machinery.selectors import parse_label_selector
-from orchestra.api.metrics import Usage, node_usages, pod_usage
+from orchestra.api.metrics import UsageSource, node_usages, pod_metrics_items
 from orchestra.api.request.core import ApiCore
 from orchestra.apiserver.http import Request, send_json
 
 PREFIX = ("apis", metrics.GROUP, metrics.VERSION)
-
-
-class UsageSource(Protocol):
-    """node/metrics.py's UsageCollector."""
-
-    async def usage(self) -> Usage: ...
 
 
 class MetricsApi:
@@ -77,19 +71,8 @@ class MetricsApi:
         await self._answer(req, metrics.NODE_METRICS, items, name)
 
     async def _pods(self, req: Request, namespace: str | None, name: str | None) -> None:
-        pods = [
-            p
-            for p in self._listed("Pod", namespace, req, name)
-            if (p.get("status") or {}).get("phase") == "Running"
-        ]
-        usage = await self.collector.usage()
-        items = []
-        for pod in pods:
-            containers = pod_usage(usage, pod)
-            if containers is not None:
-                items.append(
-                    metrics.pod_metrics(pod, containers, timestamp=usage.timestamp, window=usage.window)
-                )
+        pods = self._listed("Pod", namespace, req, name)
+        items = pod_metrics_items(pods, await self.collector.usage())
         await self._answer(req, metrics.POD_METRICS, items, name)
 
     async def _answer(self, req: Request, rt: Any, items: list[dict[str, Any]], name: str | None) -> None:

@@ -4,10 +4,11 @@ Owns: two server-side port-forward protocols, and `StreamTransport` (a raw upgra
 as a `Transport`):
 * SPDY/3.1 (`SpdyPortForward`), over any `Transport`: a WebSocket `SPDY/3.1+portforward.k8s.io`
   (kubectl >= 1.31; the binary messages carry the SPDY byte stream) or the raw bytes of an
-  `Upgrade: SPDY/3.1` connection (kubectl <= 1.30, `portforward.k8s.io`). Per local connection the client opens two streams with the same `requestid`
-  (`streamtype: error` and `streamtype: data`, header `port`); we reply to both, connect to the
-  pod's port and pump bytes both ways (DATA frames, FIN on close, RST aborts). A failure is text
-  on the error stream; the error stream's FIN ends the request for the client.
+  `Upgrade: SPDY/3.1` connection (kubectl <= 1.30, `portforward.k8s.io`). Per local connection the
+  client opens two streams with the same `requestid` (`streamtype: error` and `streamtype: data`,
+  header `port`); we reply to both, connect to the pod's port and pump bytes both ways (DATA
+  frames, FIN on close, RST aborts). A failure is text on the error stream; the error stream's FIN
+  ends the request for the client.
 * `v4.channel.k8s.io` / `portforward.k8s.io` / none (the kubelet's websocket protocol, used by
   the Python client): `?ports=a,b`; channel 2i is port i's data and 2i+1 its errors; each channel
   first carries the port as 2 little-endian bytes; one TCP connection per port.
@@ -267,7 +268,10 @@ class ChannelPortForward:
         try:
             tcp = await self._connect(self._ip, port)
         except OSError as exc:
-            msg = f"error forwarding port {port} to pod {self._label}: failed to connect to {self._ip}:{port}: {exc.strerror or exc}"
+            msg = (
+                f"error forwarding port {port} to pod {self._label}: failed to connect to "
+                f"{self._ip}:{port}: {exc.strerror or exc}"
+            )
             await self._ws.send(encode(2 * i + 1, msg.encode()))
             self._inbound[i][1].close()
             return

@@ -29,12 +29,12 @@ def parse_resource_path(registry: Registry, parts: list[str]) -> Route | None:
         group, version, rest = parts[1], parts[2], parts[3:]
     else:
         return None
-    if not rest or version != "v1":
+    if not rest:
         return None
     namespace: str | None = None
     if rest[0] == "namespaces" and len(rest) >= 3 and rest[2] not in ("status", "finalize"):
         namespace, rest = rest[1], rest[2:]
-    rt = registry.by_plural(group, rest[0])
+    rt = registry.by_path(group, version, rest[0])
     if rt is None:
         return None
     if namespace is not None and not rt.namespaced:

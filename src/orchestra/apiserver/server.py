@@ -189,7 +189,8 @@ class ApiServer:
             return
         if len(parts) >= 4 and parts[1] == "v3":
             group = "" if parts[2] == "api" else (parts[3] if len(parts) >= 5 else "")
-            body = d.openapi_gv_doc(group) if (parts[2] == "api" or len(parts) >= 5) else None
+            version = parts[3] if parts[2] == "api" else (parts[4] if len(parts) >= 5 else "")
+            body = d.openapi_gv_doc(group, version) if (parts[2] == "api" or len(parts) >= 5) else None
             if body is not None:
                 await send_bytes(req.send, 200, body)
                 return

@@ -110,18 +110,19 @@ def _fits(path: Path, hosts: list[str], ca: x509.Certificate) -> bool:
     return set(_sans(hosts)) <= have
 
 
-def ensure_serving_cert(state_dir: Path, hosts: list[str]) -> ServingCert:
-    """CA + a serving certificate for `hosts` (plus localhost), created or renewed as needed."""
+def ensure_serving_cert(state_dir: Path, hosts: list[str], *, name: str = "apiserver") -> ServingCert:
+    """CA + a serving certificate for `hosts` (plus localhost), created or renewed as needed; `name`
+    names its files (`pki/<name>.crt`) and its subject (`orchestra-<name>`)."""
     pki = state_dir / "pki"
     pki.mkdir(parents=True, exist_ok=True)
     os.chmod(pki, 0o700)
     ca_cert, ca_key = _ensure_ca(pki)
-    crt, key = pki / "apiserver.crt", pki / "apiserver.key"
+    crt, key = pki / f"{name}.crt", pki / f"{name}.key"
     if not (_fits(crt, hosts, ca_cert) and key.exists()):
         pkey = ec.generate_private_key(ec.SECP256R1())
         cert = (
             x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "orchestra-apiserver")]))
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"orchestra-{name}")]))
             .issuer_name(ca_cert.subject)
             .public_key(pkey.public_key())
             .serial_number(x509.random_serial_number())

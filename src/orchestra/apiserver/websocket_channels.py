@@ -127,7 +127,8 @@ def exit_code_status(command: Sequence[str], code: int) -> dict[str, Any]:
     return {
         "metadata": {},
         "status": "Failure",
-        "message": f"command terminated with non-zero exit code: command '{' '.join(command)}' exited with {code}",
+        "message": "command terminated with non-zero exit code: "
+                   f"command '{' '.join(command)}' exited with {code}",
         "reason": "NonZeroExitCode",
         "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]},
     }

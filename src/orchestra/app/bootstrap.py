@@ -1,5 +1,6 @@
 """Objects every cluster has from its first start: system namespaces, well-known Services, the
-system PriorityClasses, the default StorageClass `local-path` (as k3s ships it).
+system PriorityClasses, the default StorageClass `local-path` (as k3s ships it), the default
+IngressClass `orchestra` (served by net/ingress).
 
 Must not import: cli.
 """
@@ -12,7 +13,7 @@ from urllib.parse import urlparse
 from orchestra.api.errors import AlreadyExists, NotFound
 from orchestra.api.policy.admission import SYSTEM_CLASS_OBJECTS
 from orchestra.api.request.core import ApiCore
-from orchestra.net.common import SERVED_BY_ORCHESTRA
+from orchestra.net.common import INGRESS_CONTROLLER, SERVED_BY_ORCHESTRA
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 LOCAL_PATH_CLASS: dict[str, Any] = {
@@ -25,6 +26,16 @@ LOCAL_PATH_CLASS: dict[str, Any] = {
     "provisioner": "orchestra.io/local-path",
     "reclaimPolicy": "Delete",
     "volumeBindingMode": "WaitForFirstConsumer",
+}
+
+ORCHESTRA_INGRESS_CLASS: dict[str, Any] = {
+    "apiVersion": "networking.k8s.io/v1",
+    "kind": "IngressClass",
+    "metadata": {
+        "name": "orchestra",
+        "annotations": {"ingressclass.kubernetes.io/is-default-class": "true"},
+    },
+    "spec": {"controller": INGRESS_CONTROLLER},
 }
 
 
@@ -89,6 +100,12 @@ async def bootstrap(core: ApiCore) -> None:
         await core.create(sc_rt, None, LOCAL_PATH_CLASS)
     except AlreadyExists:
         pass  # restart (or an administrator's own local-path class): keep it
+    ic_rt = core.registry.by_kind("IngressClass")
+    assert ic_rt
+    try:
+        await core.create(ic_rt, None, ORCHESTRA_INGRESS_CLASS)
+    except AlreadyExists:
+        pass  # restart (or an administrator's own class of that name): keep it
 
 
 def in_cluster_names(core: ApiCore) -> list[str]:

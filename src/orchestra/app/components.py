@@ -25,17 +25,24 @@ log = logging.getLogger("orchestra")
 
 async def start_controllers(nursery: trio.Nursery, cluster: Cluster) -> None:
     """kube-controller-manager's controllers and the scheduler, each started once its caches synced."""
+    from orchestra.client.local import LocalMetricsClient
+    from orchestra.reconcilers.autoscaling import DEFAULT_HPA_TIMINGS, FAST_HPA_TIMINGS, hpa_controllers
     from orchestra.reconcilers.cluster import cluster_controllers
     from orchestra.reconcilers.node_lifecycle import DEFAULT_TIMINGS, FAST_TIMINGS
     from orchestra.reconcilers.scheduler import Scheduler
     from orchestra.reconcilers.workloads import workload_controllers
 
     client = LocalClient(cluster.core, field_manager="kube-controller-manager")
-    timings = FAST_TIMINGS if cluster.config.timings == "fast" else DEFAULT_TIMINGS
+    fast = cluster.config.timings == "fast"
+    timings = FAST_TIMINGS if fast else DEFAULT_TIMINGS
     scheduler = Scheduler(LocalClient(cluster.core, field_manager="default-scheduler"))
     volumes_root = cluster.config.state_dir / "volumes"
     controllers: list[Any] = [*cluster_controllers(client, timings=timings, volumes_root=volumes_root),
                               scheduler, *workload_controllers(client)]
+    if cluster.server.metrics is not None:  # the HPA reads the resource metrics API the server answers
+        metrics = LocalMetricsClient(cluster.core, cluster.server.metrics.collector)
+        hpa_timings = FAST_HPA_TIMINGS if fast else DEFAULT_HPA_TIMINGS
+        controllers += hpa_controllers(client, metrics, timings=hpa_timings)
     for controller in controllers:
         await nursery.start(cluster.supervisor.run, controller.name, controller.run)
         cluster.controllers.append(controller)
@@ -63,8 +70,7 @@ async def start_api_services(nursery: trio.Nursery, cluster: Cluster) -> None:
     """kube-aggregator's autoregister: an APIService for each group/version this server serves."""
     from orchestra.reconcilers.apiservices import AutoRegisterController, api_services
 
-    registry = cluster.core.registry
-    served = [(g, next(t.version for t in registry.types if t.group == g)) for g in registry.groups()]
+    served = cluster.core.registry.group_versions()
     if cluster.server.metrics is not None:
         served.append(("metrics.k8s.io", "v1beta1"))
     client = LocalClient(cluster.core, field_manager="kube-apiserver")
@@ -73,7 +79,8 @@ async def start_api_services(nursery: trio.Nursery, cluster: Cluster) -> None:
 
 
 async def start_network(nursery: trio.Nursery, cluster: Cluster) -> None:
-    """The service proxy and cluster DNS (the service range must already be routed to lo)."""
+    """The service proxy, cluster DNS (the service range must already be routed to lo) and the
+    ingress controller."""
     from orchestra.net.dns import ClusterDNS
     from orchestra.net.proxy import ServiceProxy
     from orchestra.net.routes import NetworkSetupError, host_addresses
@@ -87,10 +94,45 @@ async def start_network(nursery: trio.Nursery, cluster: Cluster) -> None:
         await nursery.start(cluster.supervisor.run, "cluster-dns", dns.run)
     except OSError as exc:
         raise NetworkSetupError(
-            f"cannot serve cluster DNS on {cluster.core.allocator.dns_ip}:53 ({exc.strerror or exc}); is another "
-            "orchestra with networking running on this host? Stop it, or start this one with --no-network"
+            f"cannot serve cluster DNS on {cluster.core.allocator.dns_ip}:53 ({exc.strerror or exc}); "
+            "is another orchestra with networking running on this host? Stop it, or start this one with "
+            "--no-network"
         ) from None
     cluster.proxy, cluster.dns = proxy, dns
+    if cluster.config.ingress_listen or cluster.config.ingress_tls_listen:
+        await start_ingress(nursery, cluster, host_ips)
+
+
+async def start_ingress(nursery: trio.Nursery, cluster: Cluster, host_ips: list[str]) -> None:
+    """The built-in ingress controller (IngressClass `orchestra`) on the configured listeners; its
+    default HTTPS certificate is signed by the cluster CA. A listener that was asked for and cannot
+    be bound stops the start; one left at `orchestra up`'s default only logs a warning."""
+    from orchestra.apiserver.tls import ensure_serving_cert
+    from orchestra.net.ingress import IngressController, ListenError
+    from orchestra.net.ingress.certs import context_from_files
+    from orchestra.net.routes import NetworkSetupError
+
+    config = cluster.config
+
+    def default_context() -> Any:  # files and key parsing: in a worker thread
+        cert = ensure_serving_cert(config.state_dir, ["ingress.local", *host_ips], name="ingress")
+        return context_from_files(cert.cert, cert.key)
+
+    tls_default = await trio.to_thread.run_sync(default_context) if config.ingress_tls_listen else None
+    ingress = IngressController(LocalClient(cluster.core, field_manager="ingress-controller"),
+                                http=config.ingress_listen, https=config.ingress_tls_listen,
+                                tls_default=tls_default, host_addresses=host_ips,
+                                optional=config.ingress_optional)
+    try:
+        await nursery.start(cluster.supervisor.run, "ingress-controller", ingress.run)
+    except ListenError as exc:
+        option = "--ingress-listen" if exc.scheme == "http" else "--ingress-tls-listen"
+        env = "ORCHESTRA_" + option[2:].upper().replace("-", "_")
+        raise NetworkSetupError(
+            f"the ingress controller {exc}, which {option} (or {env}) asked for; free the port, "
+            f"give another HOST:PORT, or turn it off with `{option} off`"
+        ) from None
+    cluster.ingress = ingress
 
 
 async def start_nodes(nursery: trio.Nursery, cluster: Cluster) -> None:

@@ -33,9 +33,18 @@ class ClusterConfig:
         False  # service proxy + cluster DNS (root: routes the service range); `orchestra up` turns it on
     )
     controllers: bool = True
-    timings: str = "default"  # node lifecycle: "default" (Kubernetes' 40 s grace) or "fast" (10 s)
+    # "default" (Kubernetes'), or "fast": 10 s node grace, HPA sync every 5 s and a 60 s downscale window
+    timings: str = "default"
     service_cidr: str = DEFAULT_SERVICE_CIDR
     stop_pods_on_exit: bool = False  # else pods keep running and are adopted on the next start
+    # the ingress controller's HTTP and HTTPS listeners (with `network`); None: off.
+    # `orchestra up` listens on 0.0.0.0:80 and 0.0.0.0:443 unless told otherwise.
+    ingress_listen: tuple[str, int] | None = None
+    ingress_tls_listen: tuple[str, int] | None = None
+    # listeners ("http", "https") nobody asked for (`orchestra up`'s defaults): one whose port cannot
+    # be bound is a warning and stays off; a listener that was asked for and cannot be bound stops
+    # the start (NetworkSetupError).
+    ingress_optional: frozenset[str] = frozenset()
 
 
 @attrs.define
@@ -53,6 +62,7 @@ class Cluster:
     controllers: list[Any] = attrs.field(factory=list)
     proxy: Any = None
     dns: Any = None
+    ingress: Any = None  # net.ingress.IngressController, when it runs
     agents: list[Any] = attrs.field(factory=list)
     locator: Any = None  # finds containers for pods/log, exec, portforward
     shutdown: Shutdown = attrs.field(factory=Shutdown)  # stop() / force() the cluster

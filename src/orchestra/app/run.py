@@ -8,12 +8,17 @@ Must not import: cli (and so never click or rich).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import trio
 
 from orchestra.api.policy.allocators import ServiceAllocator
+from orchestra.api.registry import DEFAULT_REGISTRY
+from orchestra.api.request import encryption
 from orchestra.api.request.core import ApiCore
+from orchestra.api.request.stored import Codec
 from orchestra.apiserver.metricsapi import MetricsApi
 from orchestra.apiserver.serve import serve_api
 from orchestra.apiserver.server import ApiServer
@@ -30,6 +35,7 @@ from orchestra.app.components import (
 from orchestra.app.config import Cluster, ClusterConfig
 from orchestra.app.shutdown import Shutdown
 from orchestra.app.state import (
+    load_or_create_encryption_config,
     load_or_create_token,
     open_store,
     prepare_state_dir,
@@ -72,10 +78,10 @@ async def _run(
 ) -> None:
     async with trio.open_nursery() as nursery:
         await nursery.start(store.run)
-        core = ApiCore(store, allocator=ServiceAllocator(config.service_cidr))
+        core = await _open_core(config, state, store)
         await bootstrap(core)
         locator = AgentLocator()
-        usage = UsageCollector(locator.all_runtimes, lambda: set(locator.runtimes))
+        usage = UsageCollector(locator.all_runtimes, lambda: set(locator.runtimes), pods=_pod_lister(core))
         server = ApiServer(core, token=token, server_address=f"{config.listen_host}:{config.listen_port}",
                            pod_streams=PodStreamsHandler(locator), metrics=MetricsApi(core, usage))
         tls = ensure_serving_cert(state, [config.listen_host, *in_cluster_names(core)])
@@ -97,6 +103,28 @@ async def _run(
             await start_network(nursery, cluster)
         await start_nodes(nursery, cluster)
         task_status.started(cluster)
+
+
+def _pod_lister(core: ApiCore) -> Callable[[str], list[dict[str, Any]]]:
+    """namespace -> its pods (the scripted usage of simulated pods is in their annotations)."""
+    rt = core.registry.by_kind("Pod")
+    assert rt is not None
+    return lambda namespace: core.list(rt, namespace).items
+
+
+async def _open_core(config: ClusterConfig, state: Path, store: Store) -> ApiCore:
+    """The API core, with Secrets encrypted at rest under the state directory's key. Secrets stored
+    unencrypted (by an older orchestra) are encrypted now, once; then, when anything was rewritten
+    or the key is new, a snapshot drops the old log segments that held them in the clear."""
+    doc, created = load_or_create_encryption_config(state)
+    codec = Codec(encryption.transformers(doc, DEFAULT_REGISTRY))
+    core = ApiCore(store, allocator=ServiceAllocator(config.service_cidr), codec=codec)
+    rewritten = encryption.rewrite_stale(store, core.codec)
+    if rewritten:
+        log.info("encrypted %d stored values written before encryption at rest was configured", rewritten)
+    if rewritten or (created and store.revision):
+        await store.snapshot()
+    return core
 
 
 def _url(bound: list[str], config: ClusterConfig) -> str:

@@ -1,4 +1,5 @@
-"""The state directory: the bearer token, the kubeconfig, the store, the id of the cluster it holds.
+"""The state directory: the bearer token, the kubeconfig, the store, the id of the cluster it holds,
+and the EncryptionConfiguration whose key encrypts Secrets in the store.
 
 Must not import: cli.
 """
@@ -9,9 +10,11 @@ import base64
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 
 import orjson
 
+from orchestra.api.request.encryption import ConfigError, new_config
 from orchestra.app.config import ClusterConfig
 from orchestra.store import Store
 
@@ -29,6 +32,38 @@ def load_or_create_token(state_dir: Path) -> str:
         f.write(token + "\n")
     os.chmod(path, 0o600)
     return token
+
+
+ENCRYPTION_CONFIG = "encryption-config.json"
+
+
+def load_or_create_encryption_config(state_dir: Path) -> tuple[dict[str, Any], bool]:
+    """The EncryptionConfiguration (apiserver.config.k8s.io/v1) for data at rest, and whether it was
+    created now: on the first start, Secrets with a new AES-GCM key, mode 0600 (like k3s'
+    server/cred/encryption-config.json). Edit it to rotate keys: the first key of a provider
+    encrypts, all of them decrypt."""
+    path = state_dir / ENCRYPTION_CONFIG
+    try:
+        doc = orjson.loads(path.read_bytes())
+    except FileNotFoundError:
+        doc = new_config()
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+            os.fsync(f.fileno())  # the key must outlive the first Secret written with it
+        os.replace(tmp, path)
+        dir_fd = os.open(state_dir, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)  # and so must its name: a lost key makes every Secret unreadable
+        finally:
+            os.close(dir_fd)
+        return doc, True
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path}: not a JSON object")
+    return doc, False
 
 
 def write_kubeconfig(path: Path, url: str, token: str, ca_cert: Path) -> None:

@@ -86,8 +86,9 @@ def with_namespace(c: CheckedDocument, session: Session) -> dict[str, Any]:
         given = meta.get("namespace")
         if given and session.namespace_flag and given != session.namespace_flag:
             raise CliError(
-                f'{c.doc.where}: the namespace from the provided object "{given}" does not match the namespace '
-                f"\"{session.namespace_flag}\". You must pass '--namespace={given}' to perform this operation."
+                f'{c.doc.where}: the namespace from the provided object "{given}" does not match the '
+                f"namespace \"{session.namespace_flag}\". You must pass '--namespace={given}' to perform "
+                "this operation."
             )
         meta["namespace"] = given or session.namespace
     body["metadata"] = meta

@@ -38,7 +38,8 @@ Examples:
 @click.argument("args", nargs=-1, metavar="(TYPE NAME... | TYPE/NAME... | -f FILE)")
 @click.option("-f", "--filename", "paths", multiple=True, metavar="FILE|DIR|-",
               help="Delete the objects in these manifests (repeatable).")
-@click.option("-l", "--selector", metavar="SELECTOR", help="Delete every object of TYPE matching the label selector.")
+@click.option("-l", "--selector", metavar="SELECTOR", help="Delete every object of TYPE "
+                                                           "matching the label selector.")
 @click.option("--all", "delete_all", is_flag=True, help="Delete every object of TYPE in the namespace.")
 @click.option("--wait", type=click.BOOL, default=True, is_flag=False, flag_value=True, show_default=True,
               metavar="[=true|false]", help="Wait for the objects to disappear (--wait=false: do not).")

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from orchestra.api.registry import DEFAULT_REGISTRY, ResourceType
+from orchestra.cli.describe_quota import describe_limit_range, describe_resource_quota, namespace_sections
 from orchestra.cli.errors import ApiStatusError
 from orchestra.cli.render import age, to_yaml
 from orchestra.cli.rest import RestClient, resource_path
@@ -143,10 +144,8 @@ def _container(w: Writer, level: int, c: Obj, status: Obj | None) -> None:
     if env:
         w.line(lv, "Environment:")
         for e in env:
-            w.line(
-                lv + 1,
-                f"{e.get('name')}:\t{e.get('value', '') if 'valueFrom' not in e else '<set from source>'}",
-            )
+            w.line(lv + 1,
+                   f"{e.get('name')}:\t{e.get('value', '') if 'valueFrom' not in e else '<set from source>'}")
     else:
         w.field(lv, "Environment", "<none>")
     mounts = c.get("volumeMounts") or []
@@ -162,7 +161,8 @@ def _container(w: Writer, level: int, c: Obj, status: Obj | None) -> None:
 def _probe(p: Obj) -> str:
     if "httpGet" in p:
         h = p["httpGet"]
-        how = f"http-get {h.get('scheme', 'HTTP').lower()}://{h.get('host', '')}:{h.get('port')}{h.get('path', '')}"
+        how = (f"http-get {h.get('scheme', 'HTTP').lower()}://"
+               f"{h.get('host', '')}:{h.get('port')}{h.get('path', '')}")
     elif "tcpSocket" in p:
         how = f"tcp-socket :{p['tcpSocket'].get('port')}"
     elif "exec" in p:
@@ -294,23 +294,18 @@ def describe_deployment(dep: Obj, replicasets: list[Obj]) -> str:
     w.mapping(0, "Labels", meta.get("labels"))
     w.mapping(0, "Annotations", meta.get("annotations"))
     w.field(0, "Selector", _selector_text(spec.get("selector")))
-    w.field(
-        0,
-        "Replicas",
-        f"{spec.get('replicas', 1)} desired | {status.get('updatedReplicas', 0)} updated | "
-        f"{status.get('replicas', 0)} total | {status.get('availableReplicas', 0)} available | "
-        f"{status.get('unavailableReplicas', 0)} unavailable",
-    )
+    w.field(0, "Replicas",
+            f"{spec.get('replicas', 1)} desired | {status.get('updatedReplicas', 0)} updated | "
+            f"{status.get('replicas', 0)} total | {status.get('availableReplicas', 0)} available | "
+            f"{status.get('unavailableReplicas', 0)} unavailable")
     strategy = spec.get("strategy") or {}
     w.field(0, "StrategyType", strategy.get("type", "RollingUpdate"))
     w.field(0, "MinReadySeconds", spec.get("minReadySeconds", 0))
     rolling = strategy.get("rollingUpdate")
     if rolling:
-        w.field(
-            0,
-            "RollingUpdateStrategy",
-            f"{rolling.get('maxUnavailable', '25%')} max unavailable, {rolling.get('maxSurge', '25%')} max surge",
-        )
+        w.field(0, "RollingUpdateStrategy",
+                f"{rolling.get('maxUnavailable', '25%')} max unavailable, "
+                f"{rolling.get('maxSurge', '25%')} max surge")
     _pod_template(w, spec.get("template") or {})
     _conditions(w, status.get("conditions") or [])
     uid = meta.get("uid")
@@ -449,15 +444,12 @@ def describe_node(node: Obj, pods: list[Obj]) -> str:
     return w.text()
 
 
-def describe_namespace(ns: Obj) -> str:
+def describe_namespace(ns: Obj, quotas: list[Obj] | None = None,
+                       limit_ranges: list[Obj] | None = None) -> str:
     w = Writer()
     _meta(w, ns, namespace=False)
     w.field(0, "Status", (ns.get("status") or {}).get("phase", "Active"))
-    w.line(0)
-    w.line(0, "No resource quota.")
-    w.line(0)
-    w.line(0, "No LimitRange resource.")
-    return w.text()
+    return w.text() + "\n" + namespace_sections(quotas or [], limit_ranges or [])
 
 
 def describe_generic(obj: Obj) -> str:
@@ -494,10 +486,8 @@ def describe_events(events: list[Obj], now: datetime.datetime | None = None) -> 
     w.line(1, "Type\tReason\tAge\tFrom\tMessage")
     w.line(1, "----\t------\t----\t----\t-------")
     for e in sorted(events, key=_event_time):
-        first, last = (
-            e.get("firstTimestamp") or e.get("eventTime"),
-            e.get("lastTimestamp") or e.get("eventTime"),
-        )
+        first, last = (e.get("firstTimestamp") or e.get("eventTime"),
+                       e.get("lastTimestamp") or e.get("eventTime"))
         count = int(e.get("count") or 1)
         interval = age(last or first, now)
         if count > 1:
@@ -536,48 +526,25 @@ def _label_selector(selector: Obj | None) -> str:
 
 def describe_object(client: RestClient, rt: ResourceType, obj: Obj) -> str:
     """The description of `obj` (already fetched) plus related objects and its Events."""
-    ns = (obj.get("metadata") or {}).get("namespace")
+    ns, name = (obj.get("metadata") or {}).get("namespace"), (obj.get("metadata") or {}).get("name")
     describers: dict[str, Callable[[], str]] = {
         "Pod": lambda: describe_pod(obj),
-        "Deployment": lambda: describe_deployment(
-            obj,
-            _items(
-                client,
-                "replicasets",
-                ns,
-                {"labelSelector": _label_selector((obj.get("spec") or {}).get("selector"))},
-            ),
-        ),
-        "ReplicaSet": lambda: describe_replicaset(
-            obj,
-            _items(
-                client,
-                "pods",
-                ns,
-                {"labelSelector": _label_selector((obj.get("spec") or {}).get("selector"))},
-            ),
-        ),
-        "Service": lambda: describe_service(
-            obj,
-            client.get_optional(
-                resource_path(
-                    DEFAULT_REGISTRY.resolve("endpoints"),  # type: ignore[arg-type]
-                    ns,
-                    obj["metadata"]["name"],
-                )
-            ),
-        ),
-        "Node": lambda: describe_node(
-            obj,
-            [
-                p
-                for p in _items(
-                    client, "pods", None, {"fieldSelector": f"spec.nodeName={obj['metadata']['name']}"}
-                )
-                if (p.get("spec") or {}).get("nodeName") == obj["metadata"]["name"]
-            ],
-        ),
-        "Namespace": lambda: describe_namespace(obj),
+        "Deployment": lambda: describe_deployment(obj, _items(
+            client, "replicasets", ns,
+            {"labelSelector": _label_selector((obj.get("spec") or {}).get("selector"))})),
+        "ReplicaSet": lambda: describe_replicaset(obj, _items(
+            client, "pods", ns, {"labelSelector": _label_selector((obj.get("spec") or {}).get("selector"))})),
+        "Service": lambda: describe_service(obj, client.get_optional(resource_path(
+            DEFAULT_REGISTRY.resolve("endpoints"), ns, obj["metadata"]["name"]))),  # type: ignore[arg-type]
+        "Node": lambda: describe_node(obj, [
+            p for p in _items(client, "pods", None,
+                              {"fieldSelector": f"spec.nodeName={obj['metadata']['name']}"})
+            if (p.get("spec") or {}).get("nodeName") == obj["metadata"]["name"]
+        ]),
+        "Namespace": lambda: describe_namespace(obj, _items(client, "resourcequotas", name, {}),
+                                                _items(client, "limitranges", name, {})),
+        "ResourceQuota": lambda: describe_resource_quota(obj),
+        "LimitRange": lambda: describe_limit_range(obj),
     }
     text = describers.get(rt.kind, lambda: describe_generic(obj))()
     return text + describe_events(fetch_events(client, rt, obj))

@@ -1,4 +1,5 @@
-"""`orchestra explain pod NAME` (alias `why`): why a pod is Pending, crash-looping or not Ready, in plain words.
+"""`orchestra explain pod NAME` (alias `why`): why a pod is Pending, crash-looping or not Ready, in plain
+words.
 
 Owns: reading the scheduler's and the node agent's records about one pod (the PodScheduled and
 Ready conditions, container states, FailedScheduling / Failed / BackOff / Unhealthy events, the last
@@ -36,7 +37,8 @@ IMAGE_REASONS = (
 class Explanation:
     """`headline` is one sentence; `details` are indented lines under it; `wants_logs` asks for log lines."""
 
-    state: str  # Pending | Unschedulable | ImagePull | CrashLoop | NotReady | Failed | Succeeded | Terminating | OK
+    # Pending | Unschedulable | ImagePull | CrashLoop | NotReady | Failed | Succeeded | Terminating | OK
+    state: str
     headline: str
     details: tuple[str, ...] = ()
     wants_logs: bool = False
@@ -66,7 +68,10 @@ def _event_line(ev: Obj, now: datetime) -> str:
     count = int(ev.get("count") or 1)
     times = f", {count} times" if count > 1 else ""
     when = ev.get("lastTimestamp") or ev.get("eventTime") or ev.get("firstTimestamp")
-    return f"{' '.join(str(ev.get('message') or '').split())} ({ev.get('reason')}{times}, last {_ago(when, now)})"
+    return (
+        f"{' '.join(str(ev.get('message') or '').split())} "
+        f"({ev.get('reason')}{times}, last {_ago(when, now)})"
+    )
 
 
 def _latest(events: Iterable[Obj], reasons: tuple[str, ...], *, contains: str = "") -> Obj | None:

@@ -23,7 +23,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from orchestra.api.registry import DEFAULT_REGISTRY, Registry, ResourceType
 from orchestra.api.request.bodies import MAX_DEPTH, depth_over
-from orchestra.api.request.yamlbody import BoundedComposer
+from orchestra.api.request.yamlbody import BoundedComposer, bound_flow_depth
 from orchestra.cli.errors import CliError
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
@@ -157,6 +157,7 @@ _JSON_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 def _load_yaml(text: str, source: str) -> Iterator[Document]:
     yaml = YAML(typ="rt")
     yaml.Composer = BoundedComposer  # the server's limits, before anything is built from a document
+    bound_flow_depth(yaml, BoundedComposer.max_depth)
     index = 0  # counts non-empty documents, the way a reader of the file counts them
     try:
         for node in yaml.load_all(text):
@@ -252,7 +253,10 @@ def _problem(doc: Document, registry: Registry) -> str | ResourceType:
     if rt is None:
         known = registry.by_kind(kind)
         if known is not None:
-            return f'unknown kind "{kind}" for apiVersion "{api_version}" (did you mean apiVersion "{known.api_version}"?)'
+            return (
+                f'unknown kind "{kind}" for apiVersion "{api_version}" '
+                f'(did you mean apiVersion "{known.api_version}"?)'
+            )
         return f'unknown kind "{kind}" for apiVersion "{api_version}"'
     meta = body.get("metadata")
     if meta is not None and not isinstance(meta, dict):

@@ -26,7 +26,8 @@ from orchestra.cli.session import Session
 def hint(cluster: Any, started: float) -> str:
     kc = cluster.kubeconfig
     return (
-        f"orchestra is ready in {time.perf_counter() - started:.2f}s: API at {cluster.url}\n"  # wall-clock: start-up figure
+        f"orchestra is ready in {time.perf_counter() - started:.2f}s: "  # wall-clock: start-up figure
+        f"API at {cluster.url}\n"
         f"  export KUBECONFIG={kc}\n"
         f"  kubectl get nodes,pods -A        (or: orchestra get pods -A)\n"
         f"  orchestra dashboard              (live view; Ctrl-C here stops the cluster)"

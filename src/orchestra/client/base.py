@@ -1,7 +1,7 @@
 """The client interface every controller, node agent and the dashboard use.
 
-Owns: the typed contract (`Client` Protocol). Objects are JSON dicts; callers never mutate what
-they get from a cache — copy first (objects.deep_copy).
+Owns: the typed contracts (`Client`, and `MetricsClient` for the resource metrics API). Objects are
+JSON dicts; callers never mutate what they get from a cache — copy first (objects.deep_copy).
 Must not import: apiserver, reconcilers, node, net, cli.
 """
 
@@ -57,11 +57,29 @@ class Client(Protocol):
         grace_period_seconds: int | None = None,
         uid: str | None = None,
     ) -> Obj | None:
-        """Returns the object if it still exists (finalizers, graceful deletion), else None. NotFound raises."""
+        """Returns the object if it still exists (finalizers, graceful deletion), else None. NotFound
+        raises."""
+        ...
+
+    async def get_scale(self, rt: ResourceType, namespace: str | None, name: str) -> Obj:
+        """GET <resource>/scale: the autoscaling/v1 Scale (spec.replicas, status.replicas and selector)."""
+        ...
+
+    async def update_scale(self, rt: ResourceType, scale: Obj) -> Obj:
+        """PUT <resource>/scale with the Scale's metadata.resourceVersion: raises Conflict when stale."""
         ...
 
     async def bind(self, namespace: str, name: str, node_name: str) -> None: ...
 
     async def finalize_namespace(self, obj: Obj) -> Obj:
         """PUT namespaces/{name}/finalize: only spec.finalizers changes."""
+        ...
+
+
+class MetricsClient(Protocol):
+    """The resource metrics API (metrics.k8s.io/v1beta1), what kube's HPA controller reads through
+    its resource metrics client: LocalMetricsClient in process, HttpMetricsClient over HTTP."""
+
+    async def pod_metrics(self, namespace: str, label_selector: str = "") -> list[Obj]:
+        """The PodMetrics a LIST returns: the namespace's matching pods that are Running and measured."""
         ...

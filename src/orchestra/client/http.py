@@ -22,6 +22,7 @@ import trio
 from ruamel.yaml import YAML
 
 from orchestra.api import errors
+from orchestra.api.metrics import API_VERSION as METRICS_API_VERSION
 from orchestra.api.registry import DEFAULT_REGISTRY, Registry, ResourceType
 from orchestra.client.base import WatchEvent
 from orchestra.objects import Obj
@@ -32,8 +33,9 @@ _BY_REASON: dict[str, type[errors.ApiError]] = {
     cls.reason: cls
     for cls in (
         errors.BadRequest, errors.Unauthorized, errors.Forbidden, errors.NotFound, errors.MethodNotAllowed,
-        errors.NotAcceptable, errors.AlreadyExists, errors.Conflict, errors.Gone, errors.RequestEntityTooLarge,
-        errors.UnsupportedMediaType, errors.Invalid, errors.TooManyRequests, errors.InternalError, errors.Timeout,
+        errors.NotAcceptable, errors.AlreadyExists, errors.Conflict, errors.Gone,
+        errors.RequestEntityTooLarge, errors.UnsupportedMediaType, errors.Invalid, errors.TooManyRequests,
+        errors.InternalError, errors.Timeout,
     )
 }  # fmt: skip
 _BY_CODE: dict[int, type[errors.ApiError]] = {
@@ -297,6 +299,16 @@ class HttpClient:
             return data
         return None
 
+    async def get_scale(self, rt: ResourceType, namespace: str | None, name: str) -> Obj:
+        scale = await self.request("GET", resource_path(rt, namespace, name, "scale"))
+        return scale  # type: ignore[no-any-return]
+
+    async def update_scale(self, rt: ResourceType, scale: Obj) -> Obj:
+        m = scale["metadata"]
+        path = resource_path(rt, m.get("namespace"), m["name"], "scale")
+        updated = await self.request("PUT", path, params=self._write_params(), body=scale)
+        return updated  # type: ignore[no-any-return]
+
     async def bind(self, namespace: str, name: str, node_name: str) -> None:
         body = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name, "namespace": namespace},
                 "target": {"apiVersion": "v1", "kind": "Node", "name": node_name}}
@@ -330,6 +342,19 @@ class HttpClient:
         if resp.status_code >= 400:
             raise api_error(_json(resp.content), resp.status_code, resp.text.strip())
         return resp.text
+
+
+class HttpMetricsClient:
+    """The MetricsClient interface over HTTP: GET /apis/metrics.k8s.io/v1beta1/namespaces/<ns>/pods."""
+
+    def __init__(self, client: HttpClient) -> None:
+        self.client = client
+
+    async def pod_metrics(self, namespace: str, label_selector: str = "") -> list[Obj]:
+        params = {"labelSelector": label_selector} if label_selector else None
+        path = f"/apis/{METRICS_API_VERSION}/namespaces/{namespace}/pods"
+        listed = await self.client.request("GET", path, params=params)
+        return [i for i in (listed or {}).get("items") or [] if isinstance(i, dict)]
 
 
 async def _unwind(agen: AsyncIterator[str]) -> None:

@@ -1,4 +1,5 @@
-"""LocalClient: the Client interface in-process, straight onto the API core (no HTTP, same rules).
+"""LocalClient: the Client interface in-process, straight onto the API core (no HTTP, same rules);
+LocalMetricsClient: the MetricsClient interface in process.
 
 Must not import: apiserver, reconcilers, node, net, cli.
 """
@@ -12,6 +13,7 @@ from typing import Any
 import orjson
 
 from orchestra.api.machinery.selectors import parse_field_selector, parse_label_selector
+from orchestra.api.metrics import UsageSource, pod_metrics_items
 from orchestra.api.registry import ResourceType
 from orchestra.api.request.core import ApiCore
 from orchestra.api.request.deletion import DeleteOptions
@@ -86,6 +88,13 @@ class LocalClient:
             propagation_policy=propagation_policy, grace_period_seconds=grace_period_seconds, uid=uid))
         return None if gone else obj
 
+    async def get_scale(self, rt: ResourceType, namespace: str | None, name: str) -> Obj:
+        return self.core.get_scale(rt, namespace, name)
+
+    async def update_scale(self, rt: ResourceType, scale: Obj) -> Obj:
+        m = scale["metadata"]
+        return await self.core.update_scale(rt, m.get("namespace"), m["name"], scale, None, self.opts)
+
     async def bind(self, namespace: str, name: str, node_name: str) -> None:
         await self.core.bind(namespace, name, {"target": {"kind": "Node", "name": node_name}})
 
@@ -102,3 +111,17 @@ class LocalClient:
         return rt
 
 
+class LocalMetricsClient:
+    """The resource metrics API in process: the API core's pods and the usage source the API server
+    answers metrics.k8s.io from, through the same code (api/metrics.py)."""
+
+    def __init__(self, core: ApiCore, source: UsageSource) -> None:
+        self.core = core
+        self.source = source
+
+    async def pod_metrics(self, namespace: str, label_selector: str = "") -> list[Obj]:
+        rt = self.core.registry.by_kind("Pod")
+        assert rt is not None
+        selector = parse_label_selector(label_selector or None)
+        pods = self.core.list(rt, namespace, label_selector=selector).items
+        return pod_metrics_items(pods, await self.source.usage())

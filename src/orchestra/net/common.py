@@ -7,6 +7,8 @@ from orchestra.objects import Obj
 
 # Services orchestra answers itself (kube-dns): the proxy leaves their ClusterIP ports alone.
 SERVED_BY_ORCHESTRA = "orchestra.io/served-by"
+# The IngressClass controller name orchestra's built-in ingress controller answers for.
+INGRESS_CONTROLLER = "orchestra.io/ingress-controller"
 
 
 def kind(name: str) -> ResourceType:

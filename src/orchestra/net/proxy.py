@@ -13,11 +13,7 @@ Must not import: apiserver, cli, runtime, node.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import itertools
 import logging
-import os
 from collections.abc import Callable
 from typing import Any
 
@@ -28,18 +24,13 @@ from orchestra.api.errors import ApiError
 from orchestra.client.base import Client
 from orchestra.controller.informer import Informer
 from orchestra.net.common import SERVED_BY_ORCHESTRA, kind, slice_service_key
+from orchestra.net.endpoints import Backends, endpoint_targets
+from orchestra.net.pumps import PUMP, bulk, connect
 from orchestra.objects import Obj, object_key
 
 log = logging.getLogger("orchestra.net.proxy")
 
-CONNECT_TIMEOUT = 3.0
 UDP_IDLE = 30.0
-BUFSIZE = 256 * 1024
-PIPE_SIZE = 1024 * 1024  # splice pipe capacity (fs.pipe-max-size is 1 MiB by default)
-F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
-NOTSENT_LOWAT_OFF = 2**31 - 1  # the kernel's default (net.ipv4.tcp_notsent_lowat, "unlimited")
-YIELD_EVERY = 8  # chunks a pump may move without waiting before it lets other tasks run
-SPLICE_FLAGS = getattr(os, "SPLICE_F_MOVE", 1) | getattr(os, "SPLICE_F_NONBLOCK", 2)
 DEFAULT_AFFINITY_TIMEOUT = 10800
 
 
@@ -48,51 +39,6 @@ class ListenKey:
     host: str
     port: int
     protocol: str  # TCP | UDP
-
-
-@attrs.define
-class Backends:
-    """The live backend list of one Service port; listeners read it on every new connection."""
-
-    service: str  # ns/name
-    port_name: str
-    target: list[tuple[str, int]] = attrs.field(factory=list)
-    affinity_timeout: float | None = None
-    _rr: Any = attrs.field(default=None)
-    _affinity: dict[str, tuple[tuple[str, int], float]] = attrs.field(factory=dict)
-    connections: int = 0
-
-    def pick(self, client_ip: str, exclude: set[tuple[str, int]] = frozenset()) -> tuple[str, int] | None:  # type: ignore[assignment]
-        choices = [b for b in self.target if b not in exclude]
-        if not choices:
-            return None
-        now = trio.current_time()
-        if self.affinity_timeout is not None:
-            hit = self._affinity.get(client_ip)
-            if hit and hit[0] in choices and now - hit[1] < self.affinity_timeout:
-                self._affinity[client_ip] = (hit[0], now)
-                return hit[0]
-        if self._rr is None or len(choices) != len(self.target):
-            self._rr = itertools.count()
-        chosen = choices[next(self._rr) % len(choices)]
-        if self.affinity_timeout is not None:
-            self._affinity[client_ip] = (chosen, now)
-        return chosen
-
-
-def _endpoint_targets(svc: Obj, port: Obj, slices: list[Obj]) -> list[tuple[str, int]]:
-    name = port.get("name") or ""
-    out: list[tuple[str, int]] = []
-    for sl in slices:
-        sport = next((p for p in sl.get("ports") or [] if (p.get("name") or "") == name), None)
-        if sport is None or sport.get("port") is None:
-            continue
-        for ep in sl.get("endpoints") or []:
-            if (ep.get("conditions") or {}).get("ready") is False:
-                continue
-            for ip in ep.get("addresses") or []:
-                out.append((ip, int(sport["port"])))
-    return sorted(set(out))
 
 
 class ServiceProxy:
@@ -158,7 +104,7 @@ class ServiceProxy:
             bk = self._backends.setdefault(
                 (key, port.get("name") or str(port["port"])), Backends(key, port.get("name") or "")
             )
-            bk.target = _endpoint_targets(svc or {}, port, slices)
+            bk.target = endpoint_targets(port.get("name") or "", slices)
             aff = (svc or {}).get("spec", {}).get("sessionAffinity") == "ClientIP"
             tmo = (
                 ((svc or {}).get("spec", {}).get("sessionAffinityConfig") or {}).get("clientIP") or {}
@@ -237,13 +183,13 @@ class ServiceProxy:
                     return  # no ready endpoint: close, like kube-proxy's REJECT
                 tried.add(backend)
                 try:
-                    upstream = await _connect(backend)
+                    upstream = await connect(backend)
                 except (OSError, trio.TooSlowError):
                     continue
                 break
             bk.connections += 1
-            _bulk(client.socket)
-            _bulk(upstream.socket)
+            bulk(client.socket)
+            bulk(upstream.socket)
             # the connection stays on its backend until either side closes, whatever the
             # EndpointSlices do meanwhile (kube-proxy keeps conntrack entries the same way)
             async with upstream, trio.open_nursery() as nursery:
@@ -302,81 +248,6 @@ class ServiceProxy:
             "connections": sum(b.connections for b in self._backends.values()),
             "sync_errors": self.sync_errors,
         }
-
-
-async def _connect(backend: tuple[str, int]) -> trio.SocketStream:
-    """A TCP connection to a numeric endpoint address (no resolver, no happy-eyeballs nursery:
-    this is on every connection's path)."""
-    family = trio.socket.AF_INET6 if ":" in backend[0] else trio.socket.AF_INET
-    sock = trio.socket.socket(family, trio.socket.SOCK_STREAM)
-    try:
-        with trio.fail_after(CONNECT_TIMEOUT):
-            await sock.connect(backend)
-    except BaseException:
-        sock.close()
-        raise
-    return trio.SocketStream(sock)
-
-
-def _bulk(sock: trio.socket.SocketType) -> None:
-    """Undo trio's TCP_NOTSENT_LOWAT (16 KiB, for interactive senders): with it every socket
-    accepts only ~16 KiB ahead of the wire, so a MiB takes dozens of wake-ups. TCP_NODELAY, which
-    trio also sets, stays: the proxy forwards what it has at once."""
-    if hasattr(trio.socket, "TCP_NOTSENT_LOWAT"):
-        with contextlib.suppress(OSError):  # not TCP (a test's socketpair): nothing to tune
-            sock.setsockopt(trio.socket.IPPROTO_TCP, trio.socket.TCP_NOTSENT_LOWAT, NOTSENT_LOWAT_OFF)
-
-
-async def _copy_pump(src: trio.SocketStream, dst: trio.SocketStream) -> None:
-    """Forward src → dst through user space (where os.splice is not available)."""
-    try:
-        while True:
-            data = await src.receive_some(BUFSIZE)
-            if not data:
-                break
-            await dst.send_all(data)
-        await dst.send_eof()  # half-close: the other direction may still be talking
-    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-        await trio.aclose_forcefully(dst)
-
-
-async def _splice_pump(src: trio.SocketStream, dst: trio.SocketStream) -> None:
-    """Forward src → dst in the kernel: socket → pipe → socket with splice(2), no copy through
-    Python. trio only waits for readiness; both sockets are non-blocking, and so is the pipe."""
-    rfd, wfd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-    try:
-        with contextlib.suppress(OSError):  # a smaller pipe only means more rounds
-            fcntl.fcntl(wfd, F_SETPIPE_SZ, PIPE_SIZE)
-        s, d = src.socket, dst.socket
-        busy = 0  # chunks moved since this task last waited
-        while True:
-            try:
-                n = os.splice(s.fileno(), wfd, PIPE_SIZE, flags=SPLICE_FLAGS)
-            except BlockingIOError:  # the pipe is empty here, so: nothing to read yet
-                await trio.lowlevel.wait_readable(s)
-                busy = 0
-                continue
-            if n == 0:
-                break
-            while n:
-                try:
-                    n -= os.splice(rfd, d.fileno(), n, flags=SPLICE_FLAGS)
-                except BlockingIOError:
-                    await trio.lowlevel.wait_writable(d)
-                    busy = 0
-            busy += 1
-            if busy >= YIELD_EVERY:  # a sender that never blocks must not starve the other tasks
-                await trio.lowlevel.checkpoint()
-                busy = 0
-        d.shutdown(trio.socket.SHUT_WR)  # half-close: the other direction may still be talking
-    except (trio.ClosedResourceError, OSError):
-        await trio.aclose_forcefully(dst)
-    finally:
-        os.close(rfd)
-        os.close(wfd)
-
-
-PUMP = _splice_pump if hasattr(os, "splice") else _copy_pump
 
 
 async def _udp_return(

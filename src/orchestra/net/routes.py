@@ -53,8 +53,8 @@ class ServiceRoute:
             return
         if os.geteuid() != 0:
             raise NetworkSetupError(
-                f"service networking needs root (CAP_NET_ADMIN) to route the service range {self.cidr} to lo; "
-                "run orchestra as root, or start it with --no-proxy"
+                "service networking needs root (CAP_NET_ADMIN) to route the service range "
+                f"{self.cidr} to lo; run orchestra as root, or start it with --no-proxy"
             )
         res = self._ip("route", "add", "local", self.cidr, "dev", "lo")
         if res.returncode != 0 and not self.present():

@@ -7,7 +7,8 @@ Entry points (long-lived components: `await nursery.start(x.run)`, run again aft
                    (the app hands it to the apiserver's streams).
   * simulated.py   `SimulatedNodes(client, runtime, count, ...)`: many agents on one (simulated)
                    runtime in one process (`--simulate-nodes N`).
-  * metrics.py     `UsageCollector`: usage() -> api/metrics.Usage for the metrics API.
+  * metrics.py     `UsageCollector`: usage() -> api/metrics.Usage for the metrics API (a simulated
+                   pod's usage is scripted by its orchestra.io/simulated-cpu|memory annotations).
 One pod's life: pod_worker.py (the level-based sync of one pod: sandbox, volumes, init containers,
 sidecars, containers, restarts, termination; a crash is contained to its pod), sandbox.py (pod spec
 -> runtime specs, DNS policy, labels), volumes.py (pod volumes on the host), env.py (container
@@ -15,7 +16,8 @@ environment), probes.py (exec/httpGet/tcpSocket/grpc probes; grpcprobe.GrpcCheck
 worker threads behind a limiter, bounded by the probe's timeout), hooks.py (lifecycle hooks;
 stopping one container, a sidecar after the containers it must outlive), sidecars.py (kubelet's
 sidecar rules: is_sidecar, regular_done, stop_after), ephemeral.py (ephemeral containers, mixed
-into the pod worker: started once, in the target's process namespace), status.py (pod status as
+into the pod worker: started once, in the target's process namespace), container_views.py (the
+ContainerView of each container the pod worker's status is built from, mixed in too), status.py (pod status as
 pure functions; ContainerView.sidecar marks restartable init containers for the phase and the
 Ready / ContainersReady / Initialized conditions), backoff.py (CrashLoopBackOff), context.py (what
 the workers of one agent share).

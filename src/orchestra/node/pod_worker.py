@@ -5,7 +5,8 @@ in order and kept running: sidecars.py), app containers, restarts with CrashLoop
 with ErrImagePull/ImagePullBackOff, liveness/startup kills, activeDeadlineSeconds, the terminal
 phases (sidecars stopped once the regular containers are done), graceful termination (hooks.py:
 preStop, SIGTERM, SIGKILL after the grace period; app containers first, then sidecars in reverse
-order; sandbox removal, the final delete with grace 0) — and writing the pod status when it changed.
+order; sandbox removal, the final delete with grace 0) — and writing the pod status when it changed
+(built from the containers' views: container_views.py; ephemeral containers: ephemeral.py).
 Every sync re-reads the runtime (containers labelled with the pod uid, the newest
 `orchestra.io/attempt` is the current instance, the one before it the previous instance kept for
 `logs --previous`), so a restarted agent simply carries on. The worker is woken by pod changes (not
@@ -24,6 +25,7 @@ import trio
 
 from orchestra.api.errors import ApiError, Conflict, NotFound
 from orchestra.controller.events import NORMAL, WARNING
+from orchestra.node.container_views import ContainerViews
 from orchestra.node.context import (
     AgentContext,
     attempt_of,
@@ -33,19 +35,13 @@ from orchestra.node.context import (
     should_restart,
     wake_view,
 )
-from orchestra.node.env import (
-    ConfigError,
-    NodeFacts,
-    Sources,
-    expand_command,
-    resolve_env,
-)
+from orchestra.node.env import ConfigError, NodeFacts, Sources, expand_command, resolve_env
 from orchestra.node.ephemeral import EphemeralContainers
 from orchestra.node.hooks import grace_for, run_hook, stop_container
 from orchestra.node.probes import ProbeManager
 from orchestra.node.sandbox import LABEL_ATTEMPT, LABEL_INIT, LABEL_NODE, resources_of, sandbox_spec
 from orchestra.node.sidecars import is_sidecar, regular_done, stop_after
-from orchestra.node.status import ContainerView, PodFacts, build_status
+from orchestra.node.status import PodFacts
 from orchestra.node.volumes import PodVolume, mounts_for
 from orchestra.objects import Obj, go_duration_seconds, now_rfc3339
 from orchestra.runtime.base import (
@@ -68,7 +64,7 @@ ERROR_RETRY = (1.0, 30.0)
 TERMINAL = ("Succeeded", "Failed")
 
 
-class PodWorker(EphemeralContainers):
+class PodWorker(EphemeralContainers, ContainerViews):
     def __init__(self, ctx: AgentContext, pod: Obj, *, sandbox_id: str | None = None) -> None:
         m = pod["metadata"]
         self.ctx = ctx
@@ -142,17 +138,10 @@ class PodWorker(EphemeralContainers):
                 self.ctx.counters.sync_errors += 1
                 expected = isinstance(exc, RuntimeFailure | ApiError | OSError)
                 self.ctx.counters.sync_crashes += not expected
-                log.log(
-                    logging.WARNING if expected else logging.ERROR,
-                    "pod %s/%s: sync failed: %s",
-                    self.namespace,
-                    self.name,
-                    exc,
-                    exc_info=not expected and self._errors == 1,
-                )
-                self._schedule(
-                    trio.current_time() + min(ERROR_RETRY[0] * 2 ** (self._errors - 1), ERROR_RETRY[1])
-                )
+                log.log(logging.WARNING if expected else logging.ERROR, "pod %s/%s: sync failed: %s",
+                        self.namespace, self.name, exc, exc_info=not expected and self._errors == 1)
+                self._schedule(trio.current_time()
+                               + min(ERROR_RETRY[0] * 2 ** (self._errors - 1), ERROR_RETRY[1]))
             with trio.move_on_at(self._deadline):
                 await wake.wait()
 
@@ -193,15 +182,9 @@ class PodWorker(EphemeralContainers):
         return self._facts(True, initialized, init_failed)
 
     def _facts(self, sandbox: bool, initialized: bool, init_failed: bool, **extra: str) -> PodFacts:
-        return PodFacts(
-            sandbox_ready=sandbox and bool(self.pod_ip),
-            pod_ip=self.pod_ip,
-            host_ip=self.ctx.host_ip,
-            start_time=now_rfc3339(),
-            initialized=initialized,
-            init_failed=init_failed,
-            **extra,
-        )
+        return PodFacts(sandbox_ready=sandbox and bool(self.pod_ip), pod_ip=self.pod_ip,
+                        host_ip=self.ctx.host_ip, start_time=now_rfc3339(), initialized=initialized,
+                        init_failed=init_failed, **extra)
 
     # --- observing ------------------------------------------------------------------------------
 
@@ -353,15 +336,13 @@ class PodWorker(EphemeralContainers):
         backoff = self.ctx.crash_backoff
         if backoff.in_backoff_since(key, seen):
             delay = backoff.get(key)
-            message = f"back-off {go_duration_seconds(round(delay))} restarting failed container={name} pod={pod_ref(self.pod)}"
+            message = (f"back-off {go_duration_seconds(round(delay))} restarting failed container={name} "
+                       f"pod={pod_ref(self.pod)}")
             self.waiting[name] = ("CrashLoopBackOff", message)
             if ("BackOff", cur.id) not in self._reported:
                 self._reported.add(("BackOff", cur.id))
-                self._event(
-                    WARNING,
-                    "BackOff",
-                    f"Back-off restarting failed container {name} in pod {pod_ref(self.pod)}",
-                )
+                self._event(WARNING, "BackOff",
+                            f"Back-off restarting failed container {name} in pod {pod_ref(self.pod)}")
             self._schedule(seen + delay)
             return False
         backoff.next(key, seen)
@@ -443,13 +424,9 @@ class PodWorker(EphemeralContainers):
             labels[LABEL_INIT] = "true"
         ports = []
         for p in c.get("ports") or []:
-            ports.append(
-                PortMapping(
-                    container_port=int(p.get("containerPort", 0)),
-                    host_port=int(p.get("hostPort") or 0),
-                    protocol=p.get("protocol", "TCP"),
-                )
-            )
+            ports.append(PortMapping(container_port=int(p.get("containerPort", 0)),
+                                     host_port=int(p.get("hostPort") or 0),
+                                     protocol=p.get("protocol", "TCP")))
         fields: dict[str, Any] = {  # (a dict: mypy cannot type attrs' tuple converters)
             "command": command, "args": args, "mounts": mounts_for(c, self.volumes), "ports": ports}
         return ContainerSpec(
@@ -506,9 +483,8 @@ class PodWorker(EphemeralContainers):
         message = "Pod was active on the node longer than the specified deadline"
         self._event(NORMAL, "DeadlineExceeded", message)
         await self._kill_all(grace_for(spec, {}, ""))
-        return self._facts(
-            bool(self.pod_ip), True, False, reason="DeadlineExceeded", message=message, phase="Failed"
-        )
+        return self._facts(bool(self.pod_ip), True, False,
+                           reason="DeadlineExceeded", message=message, phase="Failed")
 
     async def _kill_all(self, grace: float) -> None:
         """Stop every running container: the app containers at once, then the sidecars in reverse order."""
@@ -566,45 +542,11 @@ class PodWorker(EphemeralContainers):
 
     # --- status ---------------------------------------------------------------------------------
 
-    def _view(self, c: Obj, instances: list[ContainerStatus], *, init: bool) -> ContainerView:
-        name = c["name"]
-        cur = instances[0] if instances else None
-        prev = instances[1] if len(instances) > 1 else None
-        running = cur is not None and cur.state == ContainerState.RUNNING
-        probed = not init or is_sidecar(c)
-        health = self.probes.get(name, cur.id) if (self.probes and cur is not None and probed) else None
-        started = running and (health.started if health else not c.get("startupProbe"))
-        ready = running and (health.ready if health else not c.get("readinessProbe"))
-        restarts = attempt_of(cur) if cur is not None else max(self._initial_attempt(name) - 1, 0)
-        return ContainerView(
-            name=name,
-            image=c.get("image", ""),
-            current=cur,
-            previous=prev,
-            restart_count=restarts,
-            waiting=self.waiting.get(name),
-            ready=ready and started,
-            started=started,
-            image_id=self.image_ids.get(name, ""),
-            sidecar=init and is_sidecar(c),
-        )
-
-    def _status(self, pod: Obj, observed: dict[str, list[ContainerStatus]], facts: PodFacts) -> Obj:
-        spec = pod.get("spec") or {}
-        init_views = [
-            self._view(c, observed.get(c["name"], []), init=True) for c in spec.get("initContainers") or []
-        ]
-        views = [self._view(c, observed.get(c["name"], []), init=False) for c in spec.get("containers") or []]
-        return build_status(self._latest(), facts, init_views, views, now_rfc3339(),
-                            self._ephemeral_views(spec, observed))
-
     def _latest(self) -> Obj:
         """The newest copy of the pod we know: the informer's or the one our last write returned."""
-        return (
-            self._written
-            if self._written is not None and resource_version(self._written) > resource_version(self.pod)
-            else self.pod
-        )
+        return (self._written
+                if self._written is not None and resource_version(self._written) > resource_version(self.pod)
+                else self.pod)
 
     async def _write_status(self, status: Obj) -> None:
         for _ in range(3):
@@ -612,9 +554,8 @@ class PodWorker(EphemeralContainers):
             if latest.get("status") == status:
                 break
             try:
-                self._written = await self.ctx.client.update_status(
-                    self.ctx.pod_rt, {**latest, "status": status}
-                )
+                self._written = await self.ctx.client.update_status(self.ctx.pod_rt,
+                                                                    {**latest, "status": status})
                 self.ctx.counters.status_writes += 1
                 break
             except Conflict:  # someone else wrote the pod: re-read and try again
@@ -632,16 +573,9 @@ class PodWorker(EphemeralContainers):
 
     def _event(self, type_: str, reason: str, message: str) -> None:
         m = self.pod.get("metadata") or {}
-        ref = {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {
-                "name": m.get("name"),
-                "namespace": m.get("namespace"),
-                "uid": m.get("uid"),
-                "resourceVersion": m.get("resourceVersion"),
-            },
-        }
+        ref = {"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": m.get("name"), "namespace": m.get("namespace"), "uid": m.get("uid"),
+                            "resourceVersion": m.get("resourceVersion")}}
         self.ctx.recorder.event(ref, type_, reason, message)
 
     def _probe_failed(self, kind: str, name: str, message: str) -> None:

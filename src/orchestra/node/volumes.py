@@ -6,8 +6,8 @@ projected volumes (keys or items, modes; rewritten in place when their sources c
 read-only bind mount of the directory shows to the container at once), hostPath type checks,
 persistentVolumeClaim volumes (claim -> bound PV -> its hostPath / local path, bind-mounted as is;
 an unbound or missing claim is a ConfigError, so the pod waits in ContainerCreating with FailedMount),
-and removing the pod's own directories when the pod goes (never a claim's data). projected serviceAccountToken sources are skipped: orchestra
-issues no service-account tokens.
+and removing the pod's own directories when the pod goes (never a claim's data). projected
+serviceAccountToken sources are skipped: orchestra issues no service-account tokens.
 File writes are small and local, so they run inline rather than in threads: a thread would let
 the test's autojump clock leap while it runs.
 Must not import: the client, reconcilers, podman.

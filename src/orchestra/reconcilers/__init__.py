@@ -14,8 +14,13 @@ client: it reads its informers' caches and writes through the API with the resou
                           (Endpoints and EndpointSlices), disruption.py (PodDisruptionBudget status,
                           with api/policy/pdb.py), volumes.py (PVC binding, the local-path
                           provisioner), protection.py (removes the pvc-/pv-protection finalizers
-                          api/policy/admission.py adds).
-app/components.py starts all three groups under the cluster's supervisor.
+                          api/policy/admission.py adds), resourcequota.py (ResourceQuota status,
+                          with api/policy/quota/).
+  * autoscaling/          `hpa_controllers(client, metrics, timings=)`: the HorizontalPodAutoscaler
+                          controller; targets through `Client.get_scale`/`update_scale`, usage
+                          through a `client.base.MetricsClient` (the app hands it
+                          LocalMetricsClient when the server serves the resource metrics API).
+app/components.py starts all four groups under the cluster's supervisor.
 
 New code here: a new controller in a module of its own (a package once it needs several),
 composed in cluster.py or workloads/__init__.py; what it shares with the API (a kind's helper)

@@ -2,7 +2,8 @@
 
 Owns: constructing and starting the garbage collector, namespace lifecycle, node lifecycle,
 Endpoints/EndpointSlice, disruption (PodDisruptionBudget), persistent volume (binding, local-path
-provisioning under `volumes_root`) and storage in-use protection controllers on one client.
+provisioning under `volumes_root`), storage in-use protection and resource quota controllers on one
+client.
 `run_cluster_controllers` reports started() with the controllers once every one of them has synced
 its caches and started its workers.
 Must not import: node, net, apiserver, cli, runtime.
@@ -26,6 +27,7 @@ from orchestra.reconcilers.node_lifecycle import (
     NodeLifecycleTimings,
 )
 from orchestra.reconcilers.protection import StorageProtectionController
+from orchestra.reconcilers.resourcequota import ResourceQuotaController
 from orchestra.reconcilers.volumes import PersistentVolumeController
 
 
@@ -39,6 +41,7 @@ def cluster_controllers(client: Client, *, timings: NodeLifecycleTimings = DEFAU
         DisruptionController(client),
         PersistentVolumeController(client, volumes_root=volumes_root),
         StorageProtectionController(client),
+        ResourceQuotaController(client),
     ]
 
 

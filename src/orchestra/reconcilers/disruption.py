@@ -83,7 +83,10 @@ def _go_selector(sel: Any) -> str:
                     f"Values:[{' '.join(str(v) for v in e.get('values') or [])}],}},"
                     for e in sel.get("matchExpressions") or [] if isinstance(e, dict))
     pairs = "".join(f"{k}: {labels[k]}," for k in sorted(labels))
-    return f"&LabelSelector{{MatchLabels:map[string]string{{{pairs}}},MatchExpressions:[]LabelSelectorRequirement{{{exprs}}},}}"
+    return (
+        f"&LabelSelector{{MatchLabels:map[string]string{{{pairs}}},"
+        f"MatchExpressions:[]LabelSelectorRequirement{{{exprs}}},}}"
+    )
 
 
 class DisruptionController(Controller):
@@ -152,10 +155,11 @@ class DisruptionController(Controller):
                 WARNING,
                 "UnmanagedPods",
                 (
-                    f"Pods selected by this PodDisruptionBudget (selector: {_go_selector(spec(pdb).get('selector'))}) were "
-                    "found to be unmanaged. As a result, the status of the PDB cannot be calculated correctly, which may "
-                    'result in undefined behavior. To account for these pods please set ".spec.minAvailable" field of the '
-                    "PDB to an integer value."
+                    "Pods selected by this PodDisruptionBudget "
+                    f"(selector: {_go_selector(spec(pdb).get('selector'))}) were found to be unmanaged. "
+                    "As a result, the status of the PDB cannot be calculated correctly, which may result in "
+                    'undefined behavior. To account for these pods please set ".spec.minAvailable" field of '
+                    "the PDB to an integer value."
                 ),
             )
         now = self.clock()

@@ -443,19 +443,13 @@ class PodmanRuntime:
 
     @asynccontextmanager
     async def logs(
-        self,
-        container_id: str,
-        *,
-        follow: bool = False,
-        tail: int | None = None,
-        timestamps: bool = False,
+        self, container_id: str, *, follow: bool = False, tail: int | None = None, timestamps: bool = False,
         since: datetime | None = None,
     ) -> AsyncIterator[AsyncIterator[bytes]]:
         info = await self._inspect(container_id)
         tty = bool(info.get("Config", {}).get("Tty"))
-        async with self._streams.logs(
-            info["Id"], tty=tty, follow=follow, tail=tail, timestamps=timestamps, since=since
-        ) as lines:
+        async with self._streams.logs(info["Id"], tty=tty, follow=follow, tail=tail, timestamps=timestamps,
+                                      since=since) as lines:
             yield lines
 
     @asynccontextmanager
@@ -497,22 +491,14 @@ class PodmanRuntime:
         return await run_to_completion(self, container_id, cmd, timeout)
 
     @asynccontextmanager
-    async def attach(
-        self,
-        container_id: str,
-        *,
-        stdin: bool = False,
-        stdout: bool = True,
-        stderr: bool = True,
-        tty: bool = False,
-    ) -> AsyncIterator[AttachSession]:
+    async def attach(self, container_id: str, *, stdin: bool = False, stdout: bool = True,
+                     stderr: bool = True, tty: bool = False) -> AsyncIterator[AttachSession]:
         info = await self._inspect(container_id)
         config = stdio_config(info)
         check_attach(container_id, running=config.running, has_stdin=config.stdin, has_tty=config.tty,
                      stdin=stdin, stdout=stdout, stderr=stderr, tty=tty)
-        async with self._streams.attach(
-            info["Id"], config, stdin=stdin, stdout=stdout, stderr=stderr
-        ) as session:
+        async with self._streams.attach(info["Id"], config, stdin=stdin, stdout=stdout,
+                                        stderr=stderr) as session:
             yield session
 
     @asynccontextmanager

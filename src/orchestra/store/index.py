@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import bisect
 import heapq
-import itertools
 from collections.abc import Callable, Iterable, Iterator
 
 from orchestra.store.types import PUT, Event, KeyValue, rev_of
@@ -150,7 +149,7 @@ class KeyIndex:
             lo = bisect.bisect_left(keys, prefix)
             if start_after is not None:
                 lo = max(lo, bisect.bisect_right(keys, start_after))
-            its.append(itertools.islice(keys, lo, None))
+            its.append(_from(keys, lo))
         return heapq.merge(*its) if len(its) > 1 else its[0]
 
     def _sorted_keys(self) -> list[str]:
@@ -161,3 +160,9 @@ class KeyIndex:
             self._new_keys.clear()
             self._sorted.sort()
         return self._sorted
+
+
+def _from(keys: list[str], lo: int) -> Iterator[str]:
+    """keys[lo:] without copying them, and without walking the first `lo` as islice would."""
+    for i in range(lo, len(keys)):
+        yield keys[i]

@@ -63,7 +63,10 @@ DNS1035_LABEL_MSG = regex_error(
     "my-name",
     "abc-123",
 )
-QNAME_ERR = "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"
+QNAME_ERR = (
+    "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric "
+    "character"
+)
 LABEL_VALUE_MSG = regex_error(
     "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must "
     "start and end with an alphanumeric character",

@@ -3,14 +3,17 @@
 The verbs (api/request/core.py) run them on every write in this order: the strategy
 (`strategy.prepare_for_create` / `prepare_for_update`: what the server resets or derives, which
 kinds track metadata.generation), `defaults.default(kind, obj)`, admission (`admission.py`:
-Priority, DefaultStorageClass, StorageObjectInUseProtection), `validation.validate(kind, obj, old)
--> list[Cause]`, and for a new Service the allocation of its cluster IP and node ports
-(`allocators.ServiceAllocator`).
+Priority, DefaultStorageClass, DefaultIngressClass, StorageObjectInUseProtection, the LimitRanger's
+defaults), `validation.validate(kind, obj, old, subresource=, version=) -> list[Cause]`, for a new
+Service the allocation of its cluster IP and node ports (`allocators.ServiceAllocator`), then the
+validating plugins that read the namespace's policy objects (`admission.validate_limits`:
+limitranger.py; `admission.charge_quotas`: quota/, kube's ResourceQuota evaluators, also used by the
+quota controller).
 Helpers of one kind that other layers share live here too: pdb.py (which pods a
 PodDisruptionBudget selects, its DisruptionAllowed condition: pods/eviction and the disruption
-controller) and storageclass.py (a claim's class, the default class: admission, the printers, the
-scheduler's volume check and the volume controller). conversion.py converts a kind served in two
-versions (events.k8s.io/v1 Event <-> core/v1 Event) for api/request/views.py and the printers.
+controller), storageclass.py (a claim's class, the default class: admission, the printers, the
+scheduler's volume check and the volume controller) and ingressclass.py (the default IngressClass,
+the class an Ingress asks for: DefaultIngressClass admission and the ingress controller).
 
 New code here: a kind's defaults in defaults.py, its validation in validation/ (the module of its
 API group), what the server sets on create/update in strategy.py, an admission plugin's effect in

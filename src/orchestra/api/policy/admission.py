@@ -1,5 +1,5 @@
-"""Admission that reads other objects: kube-apiserver's Priority, DefaultStorageClass and
-StorageObjectInUseProtection plugins.
+"""Admission that reads other objects: kube-apiserver's Priority, DefaultStorageClass,
+DefaultIngressClass and StorageObjectInUseProtection plugins.
 
 Owns, for the write paths of the API core (after defaulting, before validation):
   * Pod create — spec.priority and spec.preemptionPolicy from the PriorityClass named by
@@ -11,9 +11,16 @@ Owns, for the write paths of the API core (after defaulting, before validation):
   * PersistentVolumeClaim create — a claim without spec.storageClassName (and without the beta
     annotation) gets the default StorageClass's name (the newest default when there are several);
     an explicit "" means "no class" and is kept;
+  * Ingress create — DefaultIngressClass: an Ingress that names no class (neither
+    spec.ingressClassName nor the `kubernetes.io/ingress.class` annotation) gets the default
+    IngressClass's name (the newest default when there are several);
   * PersistentVolumeClaim and PersistentVolume create — StorageObjectInUseProtection: the
     `kubernetes.io/pvc-protection` / `kubernetes.io/pv-protection` finalizer, which
     reconcilers/protection.py removes once nothing uses the object.
+  * LimitRanger (limitranger.py): a new pod's default resources (mutating, with admit_create), a
+    pod's or claim's min/max/ratio limits (validate_limits);
+  * ResourceQuota (quota/): charge_quotas, the quotas a write charges (api/request/quota.py stores
+    them with a compare-and-swap before the object).
 The built-in classes themselves (system-node-critical, system-cluster-critical) are created at
 start-up by the app's bootstrap. Pod updates keep the priority computed on create (strategy.py).
 Must not import: anything above the api layer.
@@ -22,14 +29,22 @@ Must not import: anything above the api layer.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 
 from orchestra.api.errors import Forbidden
+from orchestra.api.policy import limitranger
+from orchestra.api.policy.ingressclass import default_ingress_class, requested_class
+from orchestra.api.policy.quota.check import check_request
+from orchestra.api.policy.quota.check import forbidden as quota_forbidden
+from orchestra.api.policy.quota.evaluators import CREATE, UPDATE
 from orchestra.api.policy.storageclass import BETA_CLASS_ANNOTATION, is_default_class
 from orchestra.api.policy.validation.config import SYSTEM_PRIORITY_CLASSES
-from orchestra.objects import Obj, name_of
+from orchestra.objects import Obj, name_of, namespace_of
 
 PriorityClasses = Callable[[], list[Obj]]
 StorageClasses = Callable[[], list[Obj]]
+LimitRanges = Callable[[str], list[Obj]]  # the LimitRanges of a namespace
+IngressClasses = Callable[[], list[Obj]]
 PREEMPT_LOWER = "PreemptLowerPriority"
 PVC_PROTECTION = "kubernetes.io/pvc-protection"
 PV_PROTECTION = "kubernetes.io/pv-protection"
@@ -48,8 +63,8 @@ SYSTEM_CLASS_OBJECTS: tuple[Obj, ...] = (
         "kind": "PriorityClass",
         "metadata": {"name": "system-cluster-critical"},
         "value": SYSTEM_PRIORITY_CLASSES["system-cluster-critical"],
-        "description": "Used for system critical pods that must run in the cluster, but can be moved to another node "
-        "if necessary.",
+        "description": "Used for system critical pods that must run in the cluster, but can be moved to "
+        "another node if necessary.",
     },
 )
 
@@ -66,8 +81,14 @@ def default_class(classes: list[Obj]) -> Obj | None:
 
 
 def admit_create(kind: str, obj: Obj, priority_classes: PriorityClasses,
-                 storage_classes: StorageClasses | None = None) -> None:
-    if kind == "Pod":
+                 storage_classes: StorageClasses | None = None,
+                 limit_ranges: LimitRanges | None = None,
+                 ingress_classes: IngressClasses | None = None) -> None:
+    if kind == "Ingress" and ingress_classes is not None:
+        _admit_ingress(obj, ingress_classes)
+    elif kind == "Pod":
+        if limit_ranges is not None:
+            limitranger.mutate_pod(obj, limit_ranges(namespace_of(obj)))
         _admit_pod(obj, priority_classes)
     elif kind == "PriorityClass":
         _admit_priority_class(obj, priority_classes, updating=False)
@@ -103,6 +124,30 @@ def _admit_claim(pvc: Obj, storage_classes: StorageClasses) -> None:
     default = default_storage_class(storage_classes())
     if default is not None:
         spec["storageClassName"] = name_of(default)
+
+
+def validate_limits(kind: str, group_resource: str, obj: Obj, old: Obj | None,
+                    limit_ranges: LimitRanges) -> None:
+    """The LimitRanger's validation of a pod create or a claim create/update (403 when over a limit)."""
+    if kind in ("Pod", "PersistentVolumeClaim"):
+        why = limitranger.validate(kind, obj, old, limit_ranges(namespace_of(obj)))
+        if why:
+            raise quota_forbidden(group_resource, name_of(obj), why)
+
+
+def charge_quotas(group_resource: str, obj: Obj, old: Obj | None, quotas: list[Obj],
+                  now: datetime) -> list[Obj]:
+    """ResourceQuota: the quotas whose status.used this write raises (403 when one would go over)."""
+    return check_request(quotas, operation=UPDATE if old is not None else CREATE,
+                         group_resource=group_resource, obj=obj, old=old, now=now)
+
+
+def _admit_ingress(ingress: Obj, ingress_classes: IngressClasses) -> None:
+    if requested_class(ingress) is not None:
+        return
+    default = default_ingress_class(ingress_classes())
+    if default is not None:
+        ingress.setdefault("spec", {})["ingressClassName"] = name_of(default)
 
 
 def admit_update(kind: str, obj: Obj, priority_classes: PriorityClasses) -> None:

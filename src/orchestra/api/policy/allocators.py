@@ -75,7 +75,8 @@ class ServiceAllocator:
                     [
                         Cause(
                             "FieldValueInvalid",
-                            f'Invalid value: "{want}": provided IP is not in the valid range. The range of valid IPs is {self.network}',
+                            f'Invalid value: "{want}": provided IP is not in the '
+                            f'valid range. The range of valid IPs is {self.network}',
                             "spec.clusterIPs",
                         )
                     ],
@@ -87,7 +88,8 @@ class ServiceAllocator:
                     [
                         Cause(
                             "FieldValueInvalid",
-                            f'Invalid value: []string{{"{want}"}}: failed to allocate IP {want}: provided IP is already allocated',
+                            f'Invalid value: []string{{"{want}"}}: failed to '
+                            f'allocate IP {want}: provided IP is already allocated',
                             "spec.clusterIPs",
                         )
                     ],
@@ -121,7 +123,8 @@ class ServiceAllocator:
                     [
                         Cause(
                             "FieldValueInvalid",
-                            f"Invalid value: {want}: provided port is not in the valid range. The range of valid ports is {lo}-{hi}",
+                            f"Invalid value: {want}: provided port is not in the "
+                            f"valid range. The range of valid ports is {lo}-{hi}",
                             f"spec.ports[{index}].nodePort",
                         )
                     ],

@@ -1,8 +1,9 @@
 """Server-side defaulting, as kube-apiserver 1.32 does it on create and update.
 
 Owns: the `SetDefaults_*` functions of the built-in kinds (core/v1, apps/v1, batch/v1, discovery/v1,
-coordination/v1, storage/v1) plus the admission defaults a real cluster always applies to pods (Priority,
-DefaultTolerationSeconds, ServiceAccount name). One entry point: `default(kind, obj)`.
+coordination/v1, storage/v1, networking/v1, autoscaling/v2) plus the admission defaults a real
+cluster always applies to pods (Priority, DefaultTolerationSeconds, ServiceAccount name). One entry
+point: `default(kind, obj)`.
 Never overwrites a field the user set. Does not allocate anything (clusterIP, nodePort, Job selector
 and controller-uid labels belong to the core).
 Must not import: the store, the HTTP server, or anything above the api layer.
@@ -14,7 +15,7 @@ import base64
 from collections.abc import Callable
 from typing import Any
 
-from orchestra.objects import Obj, only_dicts
+from orchestra.objects import Obj, deep_copy, only_dicts
 from orchestra.objects.quantity import QuantityError, parse_quantity
 
 NOT_READY_TAINT = "node.kubernetes.io/not-ready"
@@ -445,6 +446,57 @@ def _default_storage_class(obj: Obj) -> None:
     obj.setdefault("volumeBindingMode", "Immediate")
 
 
+def _default_ingress(obj: Obj) -> None:
+    _map(_map(obj, "status"), "loadBalancer")  # IngressStatus is a struct: always serialized
+
+
+def _default_ingress_class(obj: Obj) -> None:
+    params = _map(obj, "spec").get("parameters")
+    if isinstance(params, dict) and params.get("scope") is None:
+        params["scope"] = "Cluster"
+
+
+# autoscaling/v2 SetDefaults_HorizontalPodAutoscaler: rules for what a given behavior leaves out. The
+# scale-down window stays unset: the controller applies its --horizontal-pod-autoscaler-downscale-
+# stabilization (300 s) then, as kube does.
+_HPA_SCALE_UP = {"stabilizationWindowSeconds": 0, "selectPolicy": "Max", "policies": [
+    {"type": "Pods", "value": 4, "periodSeconds": 15},
+    {"type": "Percent", "value": 100, "periodSeconds": 15}]}
+_HPA_SCALE_DOWN = {"selectPolicy": "Max",
+                   "policies": [{"type": "Percent", "value": 100, "periodSeconds": 15}]}
+_HPA_DEFAULT_METRIC = {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization",
+                                                                                "averageUtilization": 80}}}
+
+
+def _default_hpa(obj: Obj) -> None:
+    spec = _map(obj, "spec")
+    if spec.get("minReplicas") is None:
+        spec["minReplicas"] = 1
+    if not spec.get("metrics"):
+        spec["metrics"] = [deep_copy(_HPA_DEFAULT_METRIC)]
+    behavior = spec.get("behavior")
+    if isinstance(behavior, dict):  # GenerateHPAScale{Up,Down}Rules: fill in what each direction leaves unset
+        for key, rules in (("scaleUp", _HPA_SCALE_UP), ("scaleDown", _HPA_SCALE_DOWN)):
+            given = behavior.get(key)
+            given = given if isinstance(given, dict) else {}
+            behavior[key] = {**deep_copy(rules), **{k: v for k, v in given.items() if v is not None}}
+
+
+def _default_limit_range(obj: Obj) -> None:
+    """SetDefaults_LimitRangeItem for Container items: default from max, defaultRequest from default,
+    then from min (an empty map stays out, as Go omits it)."""
+    for item in only_dicts(_map(obj, "spec").get("limits")):
+        if item.get("type") != "Container":
+            continue
+        for target, sources in (("default", ("max",)), ("defaultRequest", ("default", "min"))):
+            values = dict(item.get(target) or {})
+            for source in sources:
+                for name, value in (item.get(source) or {}).items():
+                    values.setdefault(name, value)
+            if values:
+                item[target] = values
+
+
 _BY_KIND: dict[str, Callable[[Obj], None]] = {
     "Pod": _default_pod,
     "Deployment": _default_deployment,
@@ -470,5 +522,10 @@ _BY_KIND: dict[str, Callable[[Obj], None]] = {
     "PersistentVolume": _default_pv,
     "StorageClass": _default_storage_class,
     "APIService": _default_api_service,
+    "LimitRange": _default_limit_range,
+    "ResourceQuota": _noop,
+    "Ingress": _default_ingress,
+    "IngressClass": _default_ingress_class,
     "PodDisruptionBudget": _noop,  # policy/v1 defaults nothing (unhealthyPodEvictionPolicy stays unset)
+    "HorizontalPodAutoscaler": _default_hpa,
 }

@@ -1,9 +1,10 @@
 """Per-kind create/update strategies (kube-apiserver's `PrepareForCreate`/`PrepareForUpdate`).
 
 Owns: what the server resets, derives or keeps for each kind on create and update (status reset,
-pod QoS class and SchedulingGated condition, job selectors, namespace phase, a PodDisruptionBudget's
-zero status, a Local APIService's Available condition), what pods/ephemeralcontainers may change,
-and which kinds bump `metadata.generation`.
+pod QoS class and SchedulingGated condition, job selectors, namespace phase, the zero statuses of
+PodDisruptionBudgets and HorizontalPodAutoscalers, a Local APIService's Available condition), what a
+write through a subresource may change (status, namespaces/finalize, pods/ephemeralcontainers:
+`for_subresource`), and which kinds bump `metadata.generation`.
 Must not import: anything above the api layer.
 """
 
@@ -14,6 +15,9 @@ from typing import Any
 from orchestra.api.registry import ResourceType
 from orchestra.objects import Obj, deep_copy, meta, now_rfc3339
 
+# subresources besides status that the update/patch verbs write, each with a strategy of its own
+# (for_subresource); scale, binding, eviction and the streams have verbs of their own
+_OWN_SUBRESOURCES = {("Namespace", "finalize"), ("Pod", "ephemeralcontainers")}
 # Kinds whose create keeps a client-supplied status (kubelets create Nodes with status; events and
 # leases have no status; everything else starts with an empty status like kube-apiserver).
 _KEEP_STATUS_ON_CREATE = {
@@ -40,6 +44,9 @@ _NO_GENERATION = {
     "PriorityClass",
     "ControllerRevision",
     "APIService",
+    "HorizontalPodAutoscaler",
+    "ResourceQuota",
+    "LimitRange",
 }
 
 
@@ -69,9 +76,39 @@ def prepare_for_update(rt: ResourceType, new: Obj, old: Obj) -> None:
             new["status"] = {**new["status"], "phase": "Terminating"}
 
 
-def with_ephemeral_containers(old: Obj, new: Obj) -> Obj:
-    """podEphemeralContainersStrategy.PrepareForUpdate: the stored pod with only its
-    spec.ephemeralContainers taken from the write (dropNonEphemeralContainerUpdates)."""
+def takes_write(rt: ResourceType, subresource: str, verb: str) -> bool:
+    """Whether `verb` (update, patch) may write through `subresource` of `rt` ("": the object itself).
+    Only a subresource the type has, with that verb: an events.k8s.io Event has no status, and
+    namespaces/finalize takes only update."""
+    if not subresource:
+        return True
+    sub = next((s for s in rt.subresources if s.name == subresource), None)
+    return (sub is not None and verb in sub.verbs
+            and (subresource == "status" or (rt.kind, subresource) in _OWN_SUBRESOURCES))
+
+
+def for_subresource(old: Obj, new: Obj, subresource: str) -> Obj | None:
+    """What a write through `subresource` stores: the stored object with only the part that
+    subresource may change taken from the write (kube's statusStrategy, namespaceFinalizeStrategy and
+    podEphemeralContainersStrategy PrepareForUpdate); None for a write of the object itself."""
+    if subresource == "status":
+        merged = deep_copy(old)
+        merged["status"] = new.get("status", {})
+        return merged
+    if subresource == "finalize":  # namespaces/finalize: only spec.finalizers changes
+        merged = deep_copy(old)
+        spec = new.get("spec")
+        finalizers = list((spec if isinstance(spec, dict) else {}).get("finalizers") or [])
+        merged["spec"] = {**(merged.get("spec") or {}), "finalizers": finalizers}
+        return merged
+    if subresource == "ephemeralcontainers":
+        return _with_ephemeral_containers(old, new)
+    return None
+
+
+def _with_ephemeral_containers(old: Obj, new: Obj) -> Obj:
+    """dropNonEphemeralContainerUpdates: the stored pod with only its spec.ephemeralContainers taken
+    from the write."""
     merged = deep_copy(old)
     spec = new.get("spec")
     ephemeral = spec.get("ephemeralContainers") if isinstance(spec, dict) else None
@@ -118,6 +155,11 @@ def _pdb_create(pdb: Obj) -> None:
     pdb["status"] = {"disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0, "expectedPods": 0}
 
 
+def _hpa_create(hpa: Obj) -> None:
+    """The zero status autoscaling/v2 serializes (desiredReplicas and currentMetrics are not omitempty)."""
+    hpa["status"] = {"desiredReplicas": 0, "currentMetrics": None}
+
+
 def _namespace_create(ns: Obj) -> None:
     ns["status"] = {"phase": "Active"}
 
@@ -150,7 +192,8 @@ def _apiservice_create(service: Obj) -> None:
 
 
 _CREATE_HOOKS = {"Pod": _pod_create, "Namespace": _namespace_create, "Job": _job_create,
-                 "PodDisruptionBudget": _pdb_create, "APIService": _apiservice_create}
+                 "PodDisruptionBudget": _pdb_create, "HorizontalPodAutoscaler": _hpa_create,
+                 "APIService": _apiservice_create}
 
 
 def qos_class(spec: Obj) -> str:

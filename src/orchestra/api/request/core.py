@@ -20,6 +20,7 @@ from typing import Any
 import attrs
 import orjson
 
+from orchestra.api import conversion
 from orchestra.api.errors import (
     BadRequest,
     Cause,
@@ -40,23 +41,23 @@ from orchestra.api.machinery.selectors import FieldSelector, LabelSelector
 from orchestra.api.policy import admission, defaults, validation
 from orchestra.api.policy.allocators import ServiceAllocator
 from orchestra.api.policy.strategy import (
+    for_subresource,
     prepare_for_create,
     prepare_for_update,
+    takes_write,
     tracks_generation,
-    with_ephemeral_containers,
 )
 from orchestra.api.registry import DEFAULT_REGISTRY, Registry, ResourceType
 from orchestra.api.request import bodies, patch, typemeta
 from orchestra.api.request.deletion import DeletionMixin, finalizers_pending
 from orchestra.api.request.labelcache import LabelCache
 from orchestra.api.request.listoptions import EXACT, validate_list_options
+from orchestra.api.request.quota import PolicyAdmissionMixin
 from orchestra.api.request.schema import Schema, load_schema
 from orchestra.api.request.serverside import ApplyMixin
-from orchestra.api.request.stored import decode, meta, new_uid, parse_rv, random_suffix, spec_part, with_rv
+from orchestra.api.request.stored import Codec, meta, new_uid, parse_rv, random_suffix, spec_part, with_rv
 from orchestra.api.request.subresources import SubresourceMixin
 from orchestra.api.request.types import ListResult, WriteOptions, WriteResult
-from orchestra.api.request.viewable import viewable
-from orchestra.api.request.views import Views
 from orchestra.objects import Obj, deep_copy, now_rfc3339
 from orchestra.store import CompactedError, CompareFailed, KeyValue, Store
 
@@ -69,8 +70,6 @@ PATCH_TYPES = {
 }
 FIELD_VALIDATION = ("Strict", "Warn", "Ignore")
 MAX_RETRIES = 8
-# subresources written with their own strategy (kind, subresource)
-_OWN_SUBRESOURCES = {("Namespace", "finalize"), ("Pod", "ephemeralcontainers")}
 LABEL_CACHE_MIN = 256  # below this many objects a label-selected LIST just decodes them all
 
 
@@ -80,23 +79,23 @@ def _strip_rv(obj: Obj) -> None:
         m.pop("resourceVersion", None)
 
 
-class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
+class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, PolicyAdmissionMixin):
     """Kubernetes object semantics on top of a Store. All methods run in the trio thread."""
 
     def __init__(self, store: Store, *, registry: Registry = DEFAULT_REGISTRY, schema: Schema | None = None,
-                 allocator: ServiceAllocator | None = None) -> None:
+                 allocator: ServiceAllocator | None = None, codec: Codec | None = None) -> None:
         self.store = store
+        self.codec = codec or Codec()  # objects <-> store values (Secrets encrypted when configured)
         self.registry = registry
         self.schema = schema or load_schema()
         self.allocator = allocator or ServiceAllocator()
-        self.labels = LabelCache(decode)
+        self.labels = LabelCache(self.codec.decode)
         self._small: dict[str, tuple[int, builtins.list[Obj]]] = {}  # see _all_cached
-        self.views = Views(self)  # the versions served from another kind's objects (views.py)
 
     # --- reads -------------------------------------------------------------------------------
 
     def _load(self, kv: KeyValue) -> Obj:
-        return with_rv(decode(kv.value), kv)
+        return with_rv(self.codec.decode(kv), kv)
 
     def _get_kv(self, rt: ResourceType, namespace: str | None, name: str) -> KeyValue:
         kv = self.store.get(rt.key(namespace, name))
@@ -104,11 +103,9 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
             raise not_found(rt.group_resource, name, group=rt.group, plural=rt.plural)
         return kv
 
-    @viewable
     def get(self, rt: ResourceType, namespace: str | None, name: str) -> Obj:
-        return self._load(self._get_kv(rt, namespace, name))
+        return conversion.served(rt, self._load(self._get_kv(rt, namespace, name)))
 
-    @viewable
     def list(
         self,
         rt: ResourceType,
@@ -161,7 +158,7 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
                 continue
             obj = self._load(kv)
             if pred is None or pred(obj):
-                items.append(obj)
+                items.append(conversion.served(rt, obj))
                 if limit and len(items) >= limit and i + 1 < len(kvs):
                     next_token = self._encode_continue(rev, kv.key)
                     remaining = len(kvs) - i - 1
@@ -187,13 +184,13 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
 
     # --- create ------------------------------------------------------------------------------
 
-    @viewable
     async def create(
         self, rt: ResourceType, namespace: str | None, body: Any, opts: WriteOptions | None = None
     ) -> WriteResult:
         opts = opts or WriteOptions()
         obj = self._check_body(rt, namespace, body)
         warnings = self._schema_check(rt, obj, opts)
+        obj = conversion.stored(rt, obj)  # from here on the object is in the version the store keeps
         self._check_namespace(rt, namespace)
         m = meta(obj)
         if not m.get("name"):
@@ -222,29 +219,34 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
             m.pop("generation", None)
         prepare_for_create(rt, obj)
         obj = defaults.default(rt.kind, obj)
-        admission.admit_create(rt.kind, obj, self._priority_classes, self._storage_classes)
+        admission.admit_create(rt.kind, obj, self._priority_classes, self._storage_classes,
+                               self._limit_ranges, self._ingress_classes)
         self._validate(rt, obj, None)
         key = rt.key(namespace, m["name"])
         if self.store.get(key) is not None:  # before allocating anything for it
             raise already_exists(rt.group_resource, m["name"], group=rt.group, plural=rt.plural)
-        value = self._encode(obj)
+        value = self._encode(obj, key)
         if rt.kind == "Service":
             self.allocator.allocate(obj, self._all(rt))
-            value = self._encode(obj)
+            value = self._encode(obj, key)
+        self._admit_namespaced(rt, obj, None, opts)  # LimitRanger, ResourceQuota (charged here)
         if opts.dry_run:
-            return WriteResult(obj, warnings, created=True)
+            return WriteResult(conversion.served(rt, obj), warnings, created=True)
         try:
             kv = self.store.put(key, value, expect_mod_revision=0)
         except CompareFailed:
             raise already_exists(rt.group_resource, m["name"], group=rt.group, plural=rt.plural) from None
         await self.store.wait_durable(kv.mod_revision)
-        return WriteResult(with_rv(obj, kv), warnings, created=True)
+        return WriteResult(conversion.served(rt, with_rv(obj, kv)), warnings, created=True)
 
     def _priority_classes(self) -> builtins.list[Obj]:
         return self._all_cached("PriorityClass")
 
     def _storage_classes(self) -> builtins.list[Obj]:
         return self._all_cached("StorageClass")
+
+    def _ingress_classes(self) -> builtins.list[Obj]:
+        return self._all_cached("IngressClass")
 
     def _all_cached(self, kind: str) -> builtins.list[Obj]:
         """Every object of a small cluster-wide kind that admission reads on each create, re-read
@@ -259,7 +261,7 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
 
     def _all(self, rt: ResourceType) -> builtins.list[Obj]:
         kvs, _ = self.store.range(rt.key_prefix())
-        return [decode(kv.value) for kv in kvs]
+        return [self.codec.decode(kv) for kv in kvs]
 
     def _check_body(self, rt: ResourceType, namespace: str | None, body: Any) -> Obj:
         if not isinstance(body, dict):
@@ -269,7 +271,8 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
         typemeta.check_written_type(self.registry, rt, obj)
         if obj.get("metadata") is not None and not isinstance(obj.get("metadata"), dict):
             raise BadRequest(
-                f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: metadata must be an object'
+                f'{rt.kind} in version "{rt.version}" cannot be '
+                f'handled as a {rt.kind}: metadata must be an object'
             )
         m = meta(obj)
         if rt.namespaced:
@@ -328,19 +331,19 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
                 f"fieldValidation must be one of Strict, Warn, Ignore, got {opts.field_validation!r}"
             )
 
-    @staticmethod
-    def _encode(obj: Obj) -> bytes:
-        """The stored bytes of `obj`: 413 past 3 MiB, 400 past STORED_DEPTH levels (a patch can grow an
-        object past any body it came in)."""
+    def _encode(self, obj: Obj, key: str) -> bytes:
+        """The stored bytes of `obj` under `key`: 413 past 3 MiB, 400 past STORED_DEPTH levels (a patch can
+        grow an object past any body it came in); then the key's transformer (encryption)."""
         try:
-            return bodies.stored_bytes(obj)
+            return self.codec.to_storage(key, bodies.stored_bytes(obj))
         except bodies.ObjectLimitError as exc:
             if exc.too_large:
                 raise RequestEntityTooLarge(exc.message) from None
             raise BadRequest(exc.message) from None
 
     def _validate(self, rt: ResourceType, obj: Obj, old: Obj | None, subresource: str = "") -> None:
-        causes = validation.validate(rt.kind, obj, old, subresource=subresource)
+        # the stored form, with the rules of the version written in (events.k8s.io/v1's are stricter)
+        causes = validation.validate(rt.kind, obj, old, subresource=subresource, version=rt.api_version)
         if causes:
             raise invalid(rt.kind, str(meta(obj).get("name") or ""), causes, group=rt.group)
 
@@ -354,7 +357,7 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
         kv = self.store.get(ns_rt.key(None, namespace))
         if kv is None:
             raise NotFound(f'namespaces "{namespace}" not found', name=namespace, kind="namespaces")
-        if (decode(kv.value).get("metadata") or {}).get("deletionTimestamp"):
+        if (self.codec.decode(kv).get("metadata") or {}).get("deletionTimestamp"):
             raise Forbidden(
                 f'{rt.plural} "" is forbidden: unable to create new content in namespace {namespace} '
                 "because it is being terminated",
@@ -363,11 +366,10 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
 
     # --- update ------------------------------------------------------------------------------
 
-    @viewable
     async def update(self, rt: ResourceType, namespace: str | None, name: str, body: Any,
                      opts: WriteOptions | None = None, *, subresource: str = "") -> WriteResult:
         opts = opts or WriteOptions()
-        if subresource not in ("", "status") and (rt.kind, subresource) not in _OWN_SUBRESOURCES:
+        if not takes_write(rt, subresource, "update"):
             raise MethodNotAllowed(f"update is not supported on {rt.plural}/{subresource}")
         obj = self._check_body(rt, namespace, body)
         warnings = self._schema_check(rt, obj, opts)
@@ -394,8 +396,16 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
     async def _replace(
         self, rt: ResourceType, kv: KeyValue, new: Obj, opts: WriteOptions, subresource: str
     ) -> WriteResult:
+        """Write `new` (at `rt`'s version) over the stored `kv`; the result is at `rt`'s version too."""
+        result = await self._replace_stored(rt, kv, conversion.stored(rt, new), opts, subresource)
+        result.obj = conversion.served(rt, result.obj)
+        return result
+
+    async def _replace_stored(
+        self, rt: ResourceType, kv: KeyValue, new: Obj, opts: WriteOptions, subresource: str
+    ) -> WriteResult:
         """Write `new` over the stored `kv` (CAS on its revision), applying spec/status rules."""
-        old = decode(kv.value)
+        old = self.codec.decode(kv)
         new = self._merge_rules(rt, old, new, subresource)
         new = defaults.default(rt.kind, new)
         if not subresource:
@@ -413,7 +423,8 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
             return WriteResult(await self._remove(rt, kv, new))
         if new == old:
             return WriteResult(with_rv(new, kv))
-        value = self._encode(new)
+        value = self._encode(new, kv.key)
+        self._admit_namespaced(rt, new, old, opts, subresource)
         if opts.dry_run:
             return WriteResult(with_rv(new, kv))
         try:
@@ -426,18 +437,9 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
     def _merge_rules(self, rt: ResourceType, old: Obj, new: Obj, subresource: str) -> Obj:
         om, nm = meta(old), meta(new)
         _strip_rv(new)
-        if subresource == "status":
-            merged = deep_copy(old)
-            merged["status"] = new.get("status", {})
+        merged = for_subresource(old, new, subresource)  # status, finalize, ephemeralcontainers
+        if merged is not None:
             return merged
-        if subresource == "finalize":  # namespaces/finalize: only spec.finalizers changes
-            merged = deep_copy(old)
-            spec = new.get("spec")
-            finalizers = list((spec if isinstance(spec, dict) else {}).get("finalizers") or [])
-            merged["spec"] = {**(merged.get("spec") or {}), "finalizers": finalizers}
-            return merged
-        if subresource == "ephemeralcontainers":  # only spec.ephemeralContainers changes
-            return with_ephemeral_containers(old, new)
         # immutable server metadata
         for k in (
             "uid",
@@ -461,7 +463,8 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
             added = set(nm.get("finalizers") or []) - set(om.get("finalizers") or [])
             if added:
                 raise Forbidden(
-                    f"no new finalizers can be added if the object is being deleted, found new finalizers {sorted(added)!r}"
+                    "no new finalizers can be added if the object is being "
+                    f"deleted, found new finalizers {sorted(added)!r}"
                 )
         prepare_for_update(rt, new, old)
         if tracks_generation(rt) and spec_part(new) != spec_part(old):
@@ -470,7 +473,6 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
 
     # --- patch -------------------------------------------------------------------------------
 
-    @viewable
     async def patch(self, rt: ResourceType, namespace: str | None, name: str, content_type: str, body: bytes,
                     opts: WriteOptions | None = None, *, subresource: str = "") -> WriteResult:
         opts = opts or WriteOptions()
@@ -480,7 +482,7 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
                 f"the body of the request was in an unknown format - accepted media types include: "
                 f"{', '.join(t for t in PATCH_TYPES if 'cbor' not in t)}"
             )
-        if subresource not in ("", "status") and (rt.kind, subresource) != ("Pod", "ephemeralcontainers"):
+        if not takes_write(rt, subresource, "patch"):
             raise MethodNotAllowed(f"patch is not supported on {rt.plural}/{subresource}")
         self._field_validation(opts)
         if ptype == "apply":
@@ -491,7 +493,7 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin):
         opts = attrs.evolve(opts, decode_findings=findings)
         for _ in range(MAX_RETRIES):
             kv = self._get_kv(rt, namespace, name)
-            current = self._load(kv)
+            current = conversion.served(rt, self._load(kv))  # patches apply to the version requested
             patched = self._patched(rt, current, ptype, decoded.value)
             if subresource == "status":
                 # a status patch changes status only

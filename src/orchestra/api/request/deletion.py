@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from orchestra.api import conversion
 from orchestra.api.errors import BadRequest, Conflict, conflict
 from orchestra.api.policy import admission
 from orchestra.api.registry import ResourceType
-from orchestra.api.request.stored import decode, encode, meta, parse_rv, with_rv
-from orchestra.api.request.viewable import viewable
+from orchestra.api.request.stored import Codec, meta, parse_rv, with_rv
 from orchestra.objects import Obj, deep_copy, now_rfc3339
 from orchestra.store import CompareFailed, KeyValue
 
@@ -57,17 +57,23 @@ def delete_options(body: dict[str, Any], *, propagation_policy: str | None = Non
 
 class DeletionMixin:
     store: Store
+    codec: Codec
 
     if TYPE_CHECKING:  # provided by ApiCore
         def _get_kv(self, rt: ResourceType, namespace: str | None, name: str) -> KeyValue: ...
         def _load(self, kv: KeyValue) -> Obj: ...
 
-    @viewable
     async def delete(
         self, rt: ResourceType, namespace: str | None, name: str, opts: DeleteOptions | None = None
     ) -> tuple[Obj, bool]:
-        """Delete; returns (object, gone): gone=False when the object lives on (finalizers, grace)."""
-        opts = opts or DeleteOptions()
+        """Delete; returns (object, gone): gone=False when the object lives on (finalizers, grace).
+        The object is at `rt`'s version (api/conversion/)."""
+        obj, gone = await self._delete_stored(rt, namespace, name, opts or DeleteOptions())
+        return conversion.served(rt, obj), gone
+
+    async def _delete_stored(
+        self, rt: ResourceType, namespace: str | None, name: str, opts: DeleteOptions
+    ) -> tuple[Obj, bool]:
         admission.admit_delete(rt.kind, name)
         if opts.propagation_policy not in (None, "Background", "Foreground", "Orphan"):
             raise BadRequest(
@@ -112,7 +118,8 @@ class DeletionMixin:
             if opts.dry_run:
                 return new, False
             try:
-                nkv = self.store.put(kv.key, encode(new), expect_mod_revision=kv.mod_revision)
+                value = self.codec.encode(kv.key, new)
+                nkv = self.store.put(kv.key, value, expect_mod_revision=kv.mod_revision)
             except CompareFailed:
                 continue
             await self.store.wait_durable(nkv.mod_revision)
@@ -146,7 +153,7 @@ class DeletionMixin:
             ) from None
         rev = self.store.revision
         await self.store.wait_durable(rev)
-        out = decode(prev.value) if prev else obj
+        out = self.codec.decode(prev) if prev else obj
         meta(out)["resourceVersion"] = str(rev)
         return out
 

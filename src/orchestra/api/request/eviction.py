@@ -226,16 +226,16 @@ async def _mark_and_delete(core: ApiCore, pod: Obj, opts: DeleteOptions, now: Cl
         cm = current["metadata"]
         if opts.uid and opts.uid != cm.get("uid"):
             raise Conflict(
-                f'Operation cannot be fulfilled on Pod "{m["name"]}": the UID in the precondition ({opts.uid}) '
-                f"does not match the UID in record ({cm.get('uid')}). The object might have been deleted and "
-                "then recreated",
+                f'Operation cannot be fulfilled on Pod "{m["name"]}": the UID in the precondition '
+                f"({opts.uid}) does not match the UID in record ({cm.get('uid')}). The object might have "
+                "been deleted and then recreated",
                 name=m["name"],
                 kind="Pod",
             )
         if opts.resource_version and opts.resource_version != cm.get("resourceVersion"):
             raise Conflict(
-                f'Operation cannot be fulfilled on Pod "{m["name"]}": the ResourceVersion in the precondition '
-                f"({opts.resource_version}) does not match the ResourceVersion in record "
+                f'Operation cannot be fulfilled on Pod "{m["name"]}": the ResourceVersion in the '
+                f"precondition ({opts.resource_version}) does not match the ResourceVersion in record "
                 f"({cm.get('resourceVersion')}). The object might have been modified",
                 name=m["name"],
                 kind="Pod",

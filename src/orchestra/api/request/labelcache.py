@@ -21,7 +21,7 @@ Labels = Mapping[str, str]
 
 
 class LabelCache:
-    def __init__(self, decode: Callable[[bytes], dict[str, Any]]) -> None:
+    def __init__(self, decode: Callable[[KeyValue], dict[str, Any]]) -> None:
         self._decode = decode
         self._tables: dict[str, dict[str, tuple[int, Labels]]] = {}
 
@@ -35,7 +35,7 @@ class LabelCache:
         for kv in kvs:
             entry = old.get(kv.key)
             if entry is None or entry[0] != kv.mod_revision:
-                labels = (self._decode(kv.value).get("metadata") or {}).get("labels") or {}
+                labels = (self._decode(kv).get("metadata") or {}).get("labels") or {}
                 entry = (kv.mod_revision, labels)
             table[kv.key] = entry
             if matches(entry[1]):

@@ -43,6 +43,9 @@ _SPECIAL_REFS = {
 }
 
 _VERSIONS = {"1.32": "v1.32.0-local"}
+# Required fields whose absence kube's own validation words differently (api/policy/validation reports
+# them).
+_REQUIRED_BY_VALIDATION = {("HTTPIngressPath", "pathType"), ("HTTPIngressPath", "backend")}
 
 
 @attrs.frozen
@@ -173,7 +176,7 @@ class Schema:
             elif v is not None:
                 self._check(v, f, _join(path, k), d.struct, out)
         for r in d.required:
-            if obj.get(r) is None:
+            if obj.get(r) is None and (d.struct, r) not in _REQUIRED_BY_VALIDATION:
                 out.missing.append(Cause("FieldValueRequired", "Required value", _join(path, r)))
 
     def _check(self, v: Any, f: FieldInfo, path: str, struct: str, out: _Out) -> None:
@@ -231,7 +234,10 @@ class Schema:
             base64.b64decode(v, validate=True)
         except (binascii.Error, ValueError):
             gopath = _INDEX_RE.sub("", path)
-            msg = f"json: cannot unmarshal string into Go struct field {struct}.{gopath} of type []uint8: illegal base64 data"
+            msg = (
+                f"json: cannot unmarshal string into Go struct field {struct}.{gopath} of type []uint8: "
+                "illegal base64 data"
+            )
             out.type_errors.append(Cause("FieldValueInvalid", msg, path))
 
     def _check_quantity(self, v: Any, f: FieldInfo, path: str, struct: str, out: _Out) -> None:

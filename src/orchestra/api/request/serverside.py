@@ -13,6 +13,7 @@ from typing import Any
 
 import attrs
 
+from orchestra.api import conversion
 from orchestra.api.errors import (
     AlreadyExists,
     BadRequest,
@@ -52,7 +53,7 @@ class ApplyMixin:
         quiet = attrs.evolve(opts, field_validation="Ignore", decode_findings=())
         for _ in range(MAX_RETRIES):
             kv = self.store.get(rt.key(namespace, name))
-            live = self._load(kv) if kv else None
+            live = conversion.served(rt, self._load(kv)) if kv else None
             try:
                 merged = patch.apply_patch(live, config, opts.field_manager, force=opts.force,
                                            schema=self.schema, definition=rt.definition)

@@ -1,7 +1,10 @@
 """The API core's side of objects: their stored encoding and the metadata the server sets.
 
-Owns: the wire encoding of stored objects (orjson: `encode`/`decode`/`exact_bytes`), uids and
-generated name suffixes, `meta(obj)` for writing (creates metadata when absent; readers use
+Owns: the wire encoding of stored objects (orjson: `encode`/`decode`/`exact_bytes`), and
+`Codec`, the seam between objects and store values: after JSON, each resource's `Transformer`
+(kube's storage transformers: the Secret encryption of api/request/encryption.py), found by the
+key's resource prefix; a key of a resource without one is plain JSON. Uids and generated name
+suffixes, `meta(obj)` for writing (creates metadata when absent; readers use
 orchestra.objects.meta), `spec_part` (what a generation bump is computed from), resourceVersion
 parsing (`parse_rv`, a BadRequest for a bad one) and `with_rv`.
 The object vocabulary every layer shares (`Obj`, accessors, timestamps, `deep_copy`) lives in
@@ -13,11 +16,12 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 import orjson
 
-from orchestra.api.errors import BadRequest
+from orchestra.api.errors import BadRequest, InternalError
 from orchestra.objects import Obj
 
 _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # kube's utilrand alphabet (no vowels, no 0/1/3)
@@ -58,6 +62,73 @@ def decode(data: bytes) -> Obj:
     if not isinstance(obj, dict):
         raise ValueError("stored value is not an object")
     return obj
+
+
+class KeyValue(Protocol):
+    """What the codec reads of a store KeyValue (orchestra.store.KeyValue has these; not imported:
+    the scheduler imports this module and must not reach the store)."""
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def value(self) -> bytes: ...
+
+
+class Transformer(Protocol):
+    """kube's value.Transformer: one resource's plain bytes <-> the bytes the store keeps. `context`
+    is the store key, which an authenticating cipher binds the value to."""
+
+    def to_storage(self, data: bytes, context: bytes) -> bytes: ...
+
+    def from_storage(self, data: bytes, context: bytes) -> tuple[bytes, bool]:
+        """The plain bytes, and whether they were stored in a form a write would no longer use
+        (stale: a rewrite would change them). Raises TransformError when they cannot be read."""
+        ...
+
+
+class TransformError(Exception):
+    """A stored value no configured transformer can read (kube: "unable to transform key")."""
+
+
+class Codec:
+    """Objects <-> store values: JSON, through the transformer of the key's resource.
+
+    `transformers` maps key prefixes (`/registry/core/secrets/`, a ResourceType.key_prefix()) to the
+    transformer of that resource; keys under no prefix are plain JSON, with no cost beyond a
+    startswith per configured resource."""
+
+    def __init__(self, transformers: Mapping[str, Transformer] | None = None) -> None:
+        self.transformers = dict(transformers or {})
+        self._prefixes = tuple(self.transformers)
+
+    def transformer(self, key: str) -> Transformer | None:
+        if self._prefixes and key.startswith(self._prefixes):
+            for prefix, t in self.transformers.items():
+                if key.startswith(prefix):
+                    return t
+        return None
+
+    def to_storage(self, key: str, data: bytes) -> bytes:
+        t = self.transformer(key)
+        return data if t is None else t.to_storage(data, key.encode())
+
+    def plain(self, kv: KeyValue) -> tuple[bytes, bool]:
+        """The JSON bytes of a stored value and whether it is stale."""
+        t = self.transformer(kv.key)
+        if t is None:
+            return kv.value, False
+        try:
+            return t.from_storage(kv.value, kv.key.encode())
+        except TransformError as exc:  # kube's storage.NewInternalError: a 500 naming the key
+            why = f'unable to transform key "{kv.key}": {exc}'
+            raise InternalError(f"Internal error occurred: {why}") from None
+
+    def decode(self, kv: KeyValue) -> Obj:
+        return decode(self.plain(kv)[0]) if self._prefixes else decode(kv.value)
+
+    def encode(self, key: str, obj: Obj) -> bytes:
+        return self.to_storage(key, encode(obj))
 
 
 def spec_part(obj: Obj) -> Obj:

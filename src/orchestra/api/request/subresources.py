@@ -23,7 +23,7 @@ from orchestra.api.errors import (
 from orchestra.api.machinery.selectors import from_label_selector_object, selector_from_set
 from orchestra.api.registry import ResourceType
 from orchestra.api.request import patch
-from orchestra.api.request.stored import encode, meta
+from orchestra.api.request.stored import meta
 from orchestra.api.request.typemeta import check_body_types
 from orchestra.api.request.types import WriteOptions
 from orchestra.objects import Obj, now_rfc3339
@@ -130,12 +130,14 @@ class SubresourceMixin:
             pod = self._load(kv)
             if meta(pod).get("deletionTimestamp"):
                 raise Conflict(
-                    f'Operation cannot be fulfilled on pods/binding "{name}": pod {name} is being deleted, cannot be assigned to a host'
+                    f'Operation cannot be fulfilled on pods/binding "{name}": '
+                    f'pod {name} is being deleted, cannot be assigned to a host'
                 )
             spec = pod.setdefault("spec", {})
             if spec.get("nodeName"):
                 raise Conflict(
-                    f'Operation cannot be fulfilled on pods/binding "{name}": pod {name} is already assigned to node "{spec["nodeName"]}"',
+                    f'Operation cannot be fulfilled on pods/binding "{name}": '
+                    f'pod {name} is already assigned to node "{spec["nodeName"]}"',
                     name=name,
                     kind="pods/binding",
                 )
@@ -153,7 +155,8 @@ class SubresourceMixin:
             status["conditions"] = conds
             meta(pod).pop("resourceVersion", None)
             try:
-                nkv = self.store.put(kv.key, encode(pod), expect_mod_revision=kv.mod_revision)
+                value = self.codec.encode(kv.key, pod)
+                nkv = self.store.put(kv.key, value, expect_mod_revision=kv.mod_revision)
             except CompareFailed:
                 continue
             await self.store.wait_durable(nkv.mod_revision)

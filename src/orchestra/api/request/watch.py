@@ -5,8 +5,9 @@ follow; N = changes after N), reading that initial state page by page at one rev
 transitions (an object leaving a selector is DELETED, entering is ADDED), 410 Expired as an ERROR
 event, BOOKMARK events, and a watch's backlog (live events not read yet) for the server's bound on
 watchers that fall too far behind.
-A version served from another kind's objects (events.k8s.io/v1 Events) watches that kind and
-converts each object; its field selector is already in that kind's labels.
+A type served over another type's stored objects (`stored_as`: autoscaling/v1 HPAs, events.k8s.io/v1
+Events) watches the stored keys and converts each object (api/conversion/); selectors match the
+stored form (a field selector is already in the stored type's labels: parse_field_selector).
 Memory: a watch holds one page of store references at a time (page_size KeyValues of the initial
 list, or page_size history events) and decodes an object only when its event is taken from the page,
 so what it holds does not grow with the collection.
@@ -21,11 +22,12 @@ from contextlib import aclosing
 
 import trio
 
+from orchestra.api import conversion
 from orchestra.api.errors import Gone, Timeout
 from orchestra.api.machinery.selectors import FieldSelector, LabelSelector
 from orchestra.api.registry import ResourceType
 from orchestra.api.request.core import ApiCore, selector_predicate
-from orchestra.api.request.stored import decode, parse_rv
+from orchestra.api.request.stored import Codec, parse_rv
 from orchestra.objects import Obj
 from orchestra.store import CompactedError, Event, FutureRevisionError, KeyValue, Watcher
 from orchestra.store.types import rev_of
@@ -65,8 +67,7 @@ class WatchStream:
         if page_size < 1:
             raise ValueError("page_size must be positive")
         self.core = core
-        self.view = rt if rt.view_of is not None else None  # served converted (api/request/views.py)
-        self.rt = core.views.storage(rt) if self.view is not None else rt
+        self.rt = rt
         self.namespace = namespace
         self.rv = parse_rv(resource_version)
         self.label_selector = label_selector
@@ -88,21 +89,13 @@ class WatchStream:
         return min(limit, self._held + self._watcher.backlog(limit))
 
     async def pages(self) -> AsyncGenerator[Page, None]:
-        async with aclosing(self._pages()) as pages:
+        """The watch's pages; objects at the version of the watch's resource (api/conversion/)."""
+        converts = conversion.converts(self.rt)
+        async with aclosing(self._stored_pages()) as pages:
             async for page in pages:
-                yield page if self.view is None else self._converted(page)
+                yield _served(self.rt, page) if converts else page
 
-    def _converted(self, page: Page) -> Page:
-        assert self.view is not None
-        for kind, obj in page:
-            if kind == "BOOKMARK":
-                yield kind, {**obj, "kind": self.view.kind, "apiVersion": self.view.api_version}
-            elif kind == "ERROR":
-                yield kind, obj
-            else:
-                yield kind, self.core.views.out(self.view, obj)
-
-    async def _pages(self) -> AsyncGenerator[Page, None]:
+    async def _stored_pages(self) -> AsyncGenerator[Page, None]:
         store = self.core.store
         if self.rv and self.rv > store.revision:
             yield iter([_too_large(self.rv, store.revision)])
@@ -152,7 +145,7 @@ class WatchStream:
             for i in range(0, len(batch), self.page_size):
                 end = i + self.page_size
                 self._held = len(batch) - max(end, first_live) if end < len(batch) else 0
-                yield _translated(batch[i:end], pred)
+                yield _translated(self.core.codec, batch[i:end], pred)
             self._held = 0
             last_rv = batch[-1].kv.mod_revision
 
@@ -175,29 +168,34 @@ def initial_pages(
     if name is not None and (namespace or not rt.namespaced):  # as ApiCore.list: one key
         kv = store.get(rt.key(namespace, name), revision=revision)
         if kv is not None:
-            yield _added([kv], pred)
+            yield _added(core.codec, [kv], pred)
         return
     prefix = rt.key_prefix(namespace)
     start_after: str | None = None
     while True:
         kvs, _ = store.range(prefix, revision=revision, limit=page_size, start_after=start_after)
         if kvs:
-            yield _added(kvs, pred)
+            yield _added(core.codec, kvs, pred)
         if len(kvs) < page_size:
             return
         start_after = kvs[-1].key
 
 
-def _added(kvs: Sequence[KeyValue], pred: Predicate) -> Page:
+def _served(rt: ResourceType, page: Page) -> Page:
+    for etype, obj in page:
+        yield etype, (obj if etype in ("ERROR", "BOOKMARK") else conversion.served(rt, obj))
+
+
+def _added(codec: Codec, kvs: Sequence[KeyValue], pred: Predicate) -> Page:
     for kv in kvs:
-        obj = _load(kv.value, kv.mod_revision)
+        obj = _load(codec, kv)
         if pred is None or pred(obj):
             yield "ADDED", obj
 
 
-def _translated(events: Sequence[Event], pred: Predicate) -> Page:
+def _translated(codec: Codec, events: Sequence[Event], pred: Predicate) -> Page:
     for ev in events:
-        out = _translate(ev, pred)
+        out = _translate(codec, ev, pred)
         if out is not None:
             yield out
 
@@ -227,24 +225,23 @@ def _bookmark(rt: ResourceType, rv: int) -> Obj:
     return {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": {"resourceVersion": str(rv)}}
 
 
-def _load(value: bytes, rev: int) -> Obj:
-    obj = decode(value)
-    obj.setdefault("metadata", {})["resourceVersion"] = str(rev)
+def _load(codec: Codec, kv: KeyValue) -> Obj:
+    obj = codec.decode(kv)  # decrypted when the kind is encrypted at rest
+    obj.setdefault("metadata", {})["resourceVersion"] = str(kv.mod_revision)
     return obj
 
 
-def _translate(ev: Event, pred: Predicate) -> WatchEvent | None:
-    rev = ev.kv.mod_revision
+def _translate(codec: Codec, ev: Event, pred: Predicate) -> WatchEvent | None:
     if ev.type == "DELETE":
-        old = _load(ev.kv.value, rev)
+        old = _load(codec, ev.kv)  # a tombstone: the last value, at the deletion's revision
         if pred is None or pred(old):
             return "DELETED", old
         return None
-    new = _load(ev.kv.value, rev)
+    new = _load(codec, ev.kv)
     if pred is None:
         return ("ADDED" if ev.prev_kv is None else "MODIFIED"), new
     new_match = pred(new)
-    old_match = ev.prev_kv is not None and pred(decode(ev.prev_kv.value))
+    old_match = ev.prev_kv is not None and pred(codec.decode(ev.prev_kv))
     if new_match:
         return ("MODIFIED" if old_match else "ADDED"), new
     if old_match:

@@ -25,8 +25,10 @@ from ruamel.yaml import YAML
 from ruamel.yaml.composer import Composer
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from ruamel.yaml.scanner import Scanner
 
-__all__ = ["BoundedComposer", "YamlLimitError", "YamlValue", "load_yaml_value", "yaml_problem"]
+__all__ = ["BoundedComposer", "YamlLimitError", "YamlValue", "bound_flow_depth", "load_yaml_value",
+           "yaml_problem"]
 
 _MERGE = "tag:yaml.org,2002:merge"
 _STR = "tag:yaml.org,2002:str"
@@ -163,6 +165,24 @@ class BoundedComposer(Composer):  # type: ignore[misc]
         return node
 
 
+def bound_flow_depth(yaml: YAML, max_depth: int) -> None:
+    """Make `yaml` refuse flow collections (`[`, `{`) nested deeper than the composer allows while
+    scanning: ruamel's scanner keeps a possible simple key per open flow collection and re-checks
+    them all on every token, so 5,000 nested `[` took seconds (quadratic) before the composer ever
+    counted a level."""
+    base = yaml.Scanner or Scanner  # None means ruamel's pure scanner (typ="safe", pure=True)
+
+    class FlowBounded(base):  # type: ignore[misc,valid-type]
+        def fetch_flow_collection_start(self, token_class: Any, to_push: Any) -> None:
+            if self.flow_level > max_depth:
+                err = YamlLimitError(f"exceeded max depth of {max_depth}", None)
+                err.problem_mark = self.reader.get_mark()
+                raise err
+            super().fetch_flow_collection_start(token_class, to_push)
+
+    yaml.Scanner = FlowBounded
+
+
 def _depth_error(max_depth: int, event: Any) -> YamlLimitError:
     err = YamlLimitError(f"exceeded max depth of {max_depth}", None)
     err.problem_mark = getattr(event, "start_mark", None)
@@ -192,6 +212,7 @@ def load_yaml_value(text: str, *, max_depth: int, max_bytes: int) -> YamlValue:
 
     Limited.max_depth, Limited.max_bytes = max_depth, max_bytes
     yaml.Composer = Limited
+    bound_flow_depth(yaml, max_depth)
     node = yaml.compose(text)
     builder = _Builder(yaml)
     value = builder.value(node, "") if node is not None else None

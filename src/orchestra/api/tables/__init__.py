@@ -5,15 +5,19 @@ serves and the Table / PartialObjectMetadata envelope (also for watch events); a
 orchestra.objects.human_duration (kube's HumanDuration).
 The apiserver always prints with Wide=true: every row carries the priority-1 cells too.
 This package's public surface; the parts live in format (cells), columns, pods, workloads, core
-(the other kinds' printers), storage (PV, PVC, StorageClass), apis (ReplicationController, PodTemplate,
-ComponentStatus, APIService, events.k8s.io Event) and envelope (Table, rows, watch events).
+(the other kinds' printers), storage (PV, PVC, StorageClass), networking (Ingress, IngressClass),
+autoscaling (HorizontalPodAutoscaler), apis (ReplicationController, PodTemplate, ComponentStatus,
+APIService) and envelope (Table, rows, watch events). A kind served at another version than it is
+stored at is printed as the stored object (kube prints the internal type): envelope.py converts it.
 Used by the apiserver (`Accept: ...;as=Table`), the dashboard and `orchestra explain`.
 New code here: a kind's columns in columns.py and its row printer in the module of its group,
 registered in envelope.py.
 Must not import: api/request, the store, the HTTP server, or anything above the api layer (a table
-is a function of the objects; from the api it needs only the registry and api/policy's helpers).
+is a function of the objects; from the api it needs only the registry, api/policy's helpers and
+api/conversion, to read an object served at another version as the stored one).
 """
 
+from orchestra.api.tables.autoscaling import format_hpa_metrics
 from orchestra.api.tables.columns import (
     AGE_DESC,
     CONTAINERS_DESC,
@@ -33,6 +37,7 @@ from orchestra.api.tables.format import (
     selector_string,
     since,
 )
+from orchestra.api.tables.networking import format_hosts, ingress_addresses
 from orchestra.api.tables.pods import pod_status_reason
 from orchestra.api.tables.storage import access_modes
 from orchestra.objects import Obj
@@ -48,9 +53,12 @@ __all__ = [
     "access_modes",
     "column_definitions",
     "format_endpoints",
+    "format_hosts",
+    "format_hpa_metrics",
     "format_label_selector",
     "format_labels",
     "format_service_ports",
+    "ingress_addresses",
     "layout_containers",
     "node_roles",
     "pod_status_reason",

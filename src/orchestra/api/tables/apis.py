@@ -1,18 +1,16 @@
 """Row printers for the kinds kubectl probes beside the workloads: ReplicationController,
-PodTemplate, ComponentStatus, APIService (kube-aggregator's table convertor) and events.k8s.io/v1
-Event (printed as the core/v1 Event it is stored as, as kube's one internal printer does).
+PodTemplate, ComponentStatus and APIService (kube-aggregator's table convertor). events.k8s.io/v1
+Events are printed as the core/v1 Events they are stored as (envelope.py), as kube's one internal
+printer does.
 
 Owns: the cells of those kinds.
-Must not import: the other printers (but core's Event printer), the column definitions, or the
-Table envelope.
+Must not import: the other printers, the column definitions, or the Table envelope.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from orchestra.api.policy.conversion import event_to_core
-from orchestra.api.tables.core import print_event
 from orchestra.api.tables.format import Cell, format_labels, int_or_zero, layout_containers, since
 from orchestra.objects import Obj, as_dict, only_dicts
 
@@ -61,7 +59,3 @@ def print_api_service(obj: Obj, now: datetime) -> list[Cell]:
                 available = f"{available} ({condition['reason']})"
             break
     return [str(meta.get("name", "")), service, available, since(meta.get("creationTimestamp"), now)]
-
-
-def print_event_v1(obj: Obj, now: datetime) -> list[Cell]:
-    return print_event(event_to_core(obj), now)

@@ -1,6 +1,6 @@
 """Row printers for the core kinds: Service, Endpoints, EndpointSlice, Node, Namespace, Event,
-ConfigMap, Secret, ServiceAccount, Lease, PriorityClass, PodDisruptionBudget, and the generic fallback
-(Name, Created At).
+ConfigMap, Secret, ServiceAccount, Lease, PriorityClass, PodDisruptionBudget, ResourceQuota, and the
+generic fallback (Name, Created At).
 
 Owns: those kinds' cells, and the endpoint / node-role formatting that only they use.
 Must not import: the other printers, the column definitions, or the Table envelope.
@@ -14,6 +14,7 @@ from typing import Any
 
 from orchestra.api.tables.format import Cell, format_labels, format_service_ports, int_or_zero, since
 from orchestra.objects import Obj, as_dict, only_dicts
+from orchestra.objects.quantity import parse_or_none
 
 
 def _external_ip(spec: Obj, status: Obj) -> str:
@@ -244,6 +245,25 @@ def print_priority_class(obj: Obj, now: datetime) -> list[Cell]:
         since(meta.get("creationTimestamp"), now),
         str(obj.get("preemptionPolicy") or "PreemptLowerPriority"),
     ]
+
+
+def _quantity_text(value: Any) -> str:
+    q = parse_or_none(value)
+    return str(q) if q is not None else "0"
+
+
+def print_resource_quota(obj: Obj, now: datetime) -> list[Cell]:
+    """printResourceQuota: `name: used/hard` of every spec.hard resource, the `limits.*` ones in the
+    Limit column and the rest in the Request column."""
+    meta, status = as_dict(obj.get("metadata")), as_dict(obj.get("status"))
+    used, hard = as_dict(status.get("used")), as_dict(status.get("hard"))
+    columns: dict[bool, list[str]] = {False: [], True: []}
+    for name in sorted(as_dict(as_dict(obj.get("spec")).get("hard"))):
+        pieces = name.split(".")
+        is_limit = len(pieces) > 1 and pieces[0] == "limits"
+        columns[is_limit].append(f"{name}: {_quantity_text(used.get(name))}/{_quantity_text(hard.get(name))}")
+    return [str(meta.get("name", "")), since(meta.get("creationTimestamp"), now),
+            ", ".join(columns[False]), ", ".join(columns[True])]
 
 
 def _intstr_or_na(value: Any) -> str:

@@ -1,7 +1,8 @@
 """The meta.k8s.io/v1 Table envelope: rows from the per-kind printers, the row object
 (PartialObjectMetadata / full / none), pod row conditions, and the one-row Table of a watch event.
 
-Owns: table, table_row, table_row_event and the kind -> printer dispatch.
+Owns: table, table_row, table_row_event and the kind -> printer dispatch (a type served over
+another type's stored objects is printed as the stored object: api/conversion/).
 Must not import: the store, the HTTP server, or anything above the api layer.
 """
 
@@ -11,14 +12,15 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from orchestra.api import conversion
 from orchestra.api.registry import ResourceType
 from orchestra.api.tables.apis import (
     print_api_service,
     print_component_status,
-    print_event_v1,
     print_pod_template,
     print_replication_controller,
 )
+from orchestra.api.tables.autoscaling import print_hpa
 from orchestra.api.tables.columns import column_definitions
 from orchestra.api.tables.core import (
     print_configmap,
@@ -32,11 +34,13 @@ from orchestra.api.tables.core import (
     print_node,
     print_pdb,
     print_priority_class,
+    print_resource_quota,
     print_secret,
     print_service,
     print_serviceaccount,
 )
 from orchestra.api.tables.format import Cell
+from orchestra.api.tables.networking import print_ingress, print_ingress_class
 from orchestra.api.tables.pods import print_pod
 from orchestra.api.tables.storage import print_pv, print_pvc, print_storage_class
 from orchestra.api.tables.workloads import (
@@ -77,7 +81,10 @@ _PRINTERS: dict[str, Callable[[Obj, datetime], list[Cell]]] = {
     "PodTemplate": print_pod_template,
     "ComponentStatus": print_component_status,
     "APIService": print_api_service,
-    "Event.events.k8s.io": print_event_v1,  # a kind served in a second group: "<kind>.<group>"
+    "Ingress": print_ingress,
+    "IngressClass": print_ingress_class,
+    "HorizontalPodAutoscaler": print_hpa,
+    "ResourceQuota": print_resource_quota,
 }
 
 _POD_CONDITIONS = {
@@ -107,8 +114,9 @@ def _row_object(obj: Obj, include_object: str) -> Obj | None:
 
 def table_row(rt: ResourceType, obj: Obj, *, now: datetime, include_object: str = "Metadata") -> Obj:
     """One `rows[]` entry: cells (all columns, wide ones included), object, and pod conditions."""
-    printer = _PRINTERS.get(f"{rt.kind}.{rt.group}") or _PRINTERS.get(rt.kind, print_generic)
-    row: Obj = {"cells": printer(obj, now)}
+    # kube prints the internal object: a type served over another's objects prints the stored form
+    printed = conversion.stored(rt, obj) if rt.stored_as else obj
+    row: Obj = {"cells": _PRINTERS.get(rt.kind, print_generic)(printed, now)}
     if rt.kind == "Pod":
         conditions = _POD_CONDITIONS.get(str(as_dict(obj.get("status")).get("phase")))
         if conditions:

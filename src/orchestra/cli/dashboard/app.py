@@ -37,7 +37,9 @@ from orchestra.objects import now_rfc3339
 
 FRAME_SECONDS = 0.1  # at most ~10 frames a second, however fast events arrive
 TICK_SECONDS = 1.0  # ages move once a second
-HELP = "1-5/Tab view  ↑↓/jk move  Enter details  / filter  n namespace  d delete  s scale  r restart  q quit"
+HELP = (
+    "1-7/Tab view  ↑↓/jk move  Enter details  / filter  n namespace  d delete  s scale  r restart  q quit"
+)
 DETAIL_HELP = "↑↓/jk/PgUp/PgDn scroll  Esc back  q quit"
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 

@@ -95,7 +95,7 @@ class Ui:
     def _list_key(self, key: str, rows: list[Row], namespaces: list[str]) -> Action | None:
         if key in ("q", "ctrl-c"):
             return Action("quit")
-        if key in "12345" and len(key) == 1:
+        if len(key) == 1 and key.isdigit() and 1 <= int(key) <= len(self.views):
             self.view = int(key) - 1
         elif key == "tab":
             self.view = (self.view + 1) % len(self.views)

@@ -18,7 +18,7 @@ from orchestra.controller.informer import Informer
 from orchestra.objects import Obj
 
 KINDS = ("Namespace", "Node", "Pod", "Deployment", "StatefulSet", "DaemonSet", "Job", "Service",
-         "EndpointSlice", "Event")
+         "EndpointSlice", "Event", "HorizontalPodAutoscaler", "Ingress")
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job")
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 

@@ -1,4 +1,5 @@
-"""The five list views (Nodes, Pods, Workloads, Services, Events): rows from the model, and drawing them.
+"""The list views (Nodes, Pods, Workloads, Services, Events, Autoscalers, Ingresses): rows from the
+model, and drawing them.
 
 Owns: each view's columns and how one object becomes a `Row` of plain strings (cached per object
 resourceVersion, so 1,000 pods cost one dict lookup each when nothing changed), the filtered and
@@ -17,9 +18,15 @@ from typing import Any
 import attrs
 from rich.text import Text
 
-from orchestra.api.tables import format_service_ports, node_roles, pod_status_reason
+from orchestra.api.tables import (
+    format_hpa_metrics,
+    format_service_ports,
+    ingress_addresses,
+    node_roles,
+    pod_status_reason,
+)
 from orchestra.cli.dashboard.model import WORKLOAD_KINDS, Model, event_time
-from orchestra.objects import Obj, human_duration, meta, parse_time
+from orchestra.objects import Obj, as_dict, human_duration, meta, only_dicts, parse_time
 from orchestra.objects.quantity import QuantityError, parse_quantity
 
 GAP = "  "
@@ -132,6 +139,33 @@ def workload_row(kind: str, obj: Obj) -> Row:
     cells = (kind, str(m.get("namespace") or ""), str(m.get("name") or ""), *counts, "")
     styles = ("cyan", "dim", "", "", "yellow" if short else "green", "", "", "")
     return _make_row(kind, obj, cells, styles, sort=(m.get("namespace") or "", m.get("name") or "", kind))
+
+
+def _hpa_state(status: Obj) -> tuple[str, str]:
+    """What an autoscaler is up to, from its conditions: a failing one's reason first."""
+    conditions = {c.get("type"): c for c in status.get("conditions") or [] if isinstance(c, dict)}
+    for ctype in ("AbleToScale", "ScalingActive"):
+        if conditions.get(ctype, {}).get("status") == "False":
+            return str(conditions[ctype].get("reason") or ctype), "bold red"
+    limited = conditions.get("ScalingLimited", {})
+    if limited.get("status") == "True":
+        return str(limited.get("reason") or "ScalingLimited"), "yellow"
+    return ("Scaling", "green") if conditions else ("Waiting", "dim")
+
+
+def hpa_row(hpa: Obj) -> Row:
+    """An autoscaler: its target, current/target metrics, min/max and replicas (current -> desired)."""
+    spec, st, m = hpa.get("spec") or {}, hpa.get("status") or {}, meta(hpa)
+    ref = spec.get("scaleTargetRef") or {}
+    current, desired = _int(st.get("currentReplicas")), _int(st.get("desiredReplicas"))
+    low = spec.get("minReplicas")
+    state, style = _hpa_state(st)
+    cells = (str(m.get("namespace") or ""), str(m.get("name") or ""), f"{ref.get('kind')}/{ref.get('name')}",
+             format_hpa_metrics(spec.get("metrics"), st.get("currentMetrics")),
+             f"{low if low is not None else '<unset>'}-{_int(spec.get('maxReplicas'))}",
+             str(current) if current == desired else f"{current}->{desired}", state, "")
+    styles = ("dim", "", "cyan", "", "", "" if current == desired else "yellow", style, "")
+    return _make_row("HorizontalPodAutoscaler", hpa, cells, styles)
 
 
 def event_row(ev: Obj) -> Row:
@@ -383,6 +417,16 @@ class WorkloadsView(View):
         return workload_row(kind, obj)
 
 
+class AutoscalersView(View):
+    title, kinds = "Autoscalers", ("HorizontalPodAutoscaler",)
+    columns = (Column("NAMESPACE", 20), Column("NAME", 63, flex=True), Column("REFERENCE", 40, flex=True),
+               Column("TARGETS", 60, flex=True), Column("MIN-MAX", 9), Column("REPLICAS", 8, right=True),
+               Column("STATUS", 24), Column("AGE", 8))
+
+    def object_row(self, kind: str, obj: Obj) -> Row:
+        return hpa_row(obj)
+
+
 def ready_endpoints(slices: list[Obj]) -> int:
     """Endpoints that are ready (a missing `ready` condition means ready, as kube-proxy reads it)."""
     return sum(1 for s in slices for e in s.get("endpoints") or []
@@ -419,6 +463,48 @@ class ServicesView(View):
             yield _make_row("Service", svc, cells, styles)
 
 
+def _backend_text(backend: Any) -> str:
+    service, resource = as_dict(backend).get("service"), as_dict(backend).get("resource")
+    if isinstance(service, dict):
+        port = as_dict(service.get("port"))
+        return f"{service.get('name', '')}:{port.get('name') or port.get('number', '')}"
+    if isinstance(resource, dict):
+        return f"{resource.get('kind', '')}/{resource.get('name', '')}"
+    return "?"
+
+
+def ingress_routes(ing: Obj) -> str:
+    """`host/path→service:port` for every path, then `default→service:port`."""
+    spec = as_dict(ing.get("spec"))
+    out = []
+    for rule in only_dicts(spec.get("rules")):
+        host = str(rule.get("host") or "*")
+        paths = only_dicts(as_dict(rule.get("http")).get("paths"))
+        out += [f"{host}{p.get('path') or '/'}→{_backend_text(p.get('backend'))}" for p in paths]
+    if spec.get("defaultBackend"):
+        out.append(f"default→{_backend_text(spec['defaultBackend'])}")
+    return ", ".join(out)
+
+
+class IngressesView(View):
+    title, kinds = "Ingresses", ("Ingress",)
+    columns = (Column("NAMESPACE", 20), Column("NAME", 63, flex=True), Column("CLASS", 20),
+               Column("ADDRESS", 39), Column("ROUTES", 200, flex=True), Column("AGE", 8))
+
+    def object_row(self, kind: str, obj: Obj) -> Row:
+        m, spec = meta(obj), as_dict(obj.get("spec"))
+        address = ingress_addresses(as_dict(obj.get("status")))
+        cells = (
+            str(m.get("namespace") or ""),
+            str(m.get("name") or ""),
+            str(spec.get("ingressClassName") or "<none>"),
+            address or "<pending>",
+            ingress_routes(obj),
+            "",
+        )
+        return _make_row(kind, obj, cells, ("dim", "", "", "" if address else "yellow", "", ""))
+
+
 class EventsView(View):
     title, kinds = "Events", ("Event",)
     columns = (
@@ -440,7 +526,8 @@ class EventsView(View):
 
 
 def make_views() -> list[View]:
-    return [NodesView(), PodsView(), WorkloadsView(), ServicesView(), EventsView()]
+    return [NodesView(), PodsView(), WorkloadsView(), ServicesView(), EventsView(), AutoscalersView(),
+            IngressesView()]
 
 
 # --- drawing ---------------------------------------------------------------------------------------

@@ -119,7 +119,8 @@ async def ensure_claims(
                 sts,
                 WARNING,
                 "FailedCreate",
-                f"create Claim {name} for Pod {pod_name} in StatefulSet {meta(sts)['name']} failed error: {exc}",
+                f"create Claim {name} for Pod {pod_name} in "
+                f"StatefulSet {meta(sts)['name']} failed error: {exc}",
             )
             raise
         recorder.event(sts, NORMAL, "SuccessfulCreate",

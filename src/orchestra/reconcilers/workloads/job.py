@@ -345,7 +345,10 @@ def _pod_failure_policy(job: Obj, pods: list[Obj]) -> str | None:
             if matched is None:
                 continue
             if rule.get("action") == "FailJob":
-                return f"{matched} for pod {meta(pod).get('namespace')}/{meta(pod)['name']} matching FailJob rule at index {i}"
+                return (
+                    f"{matched} for pod {meta(pod).get('namespace')}/{meta(pod)['name']} "
+                    f"matching FailJob rule at index {i}"
+                )
             break  # Ignore / Count / FailIndex: first matching rule decides; not FailJob
     return None
 

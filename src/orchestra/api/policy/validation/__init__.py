@@ -8,9 +8,10 @@ This module is the package's public surface and the kind -> validator dispatch; 
 meta (object meta, selectors), container, pod, workloads (apps/v1), jobs and cron (batch/v1),
 service (Service, Endpoints, EndpointSlice), policy (PodDisruptionBudget), replication
 (ReplicationController, PodTemplate), apiregistration (APIService), events (events.k8s.io/v1 Events),
-ephemeral (pods/ephemeralcontainers), storage
-(PersistentVolumeClaim, PersistentVolume, StorageClass) and config (the other kinds); the cause
-constructors (field.py) and the name rules (names.py) every one of them uses are api/machinery's.
+ephemeral (pods/ephemeralcontainers), storage (PersistentVolumeClaim, PersistentVolume,
+StorageClass), autoscaling (HorizontalPodAutoscaler), quota (ResourceQuota, LimitRange), networking
+(Ingress, IngressClass) and config (the other kinds); the cause constructors (field.py) and the
+name rules (names.py) every one of them uses are api/machinery's.
 New code here: a kind's ValidateX / ValidateXUpdate in the module of its API group (a new module for
 a new group), added to _BY_KIND below; a rule several kinds share in meta.py, container.py or pod.py.
 Must not import: api/request, api/tables, the store, the HTTP server, or anything above the api layer.
@@ -26,6 +27,7 @@ from orchestra.api.errors import Cause
 from orchestra.api.machinery.field import INVALID
 from orchestra.api.machinery.names import LABEL_VALUE_MSG, max_len_error
 from orchestra.api.policy.validation.apiregistration import validate_api_service
+from orchestra.api.policy.validation.autoscaling import validate_hpa
 from orchestra.api.policy.validation.config import (
     validate_configmap,
     validate_controller_revision,
@@ -47,6 +49,7 @@ from orchestra.api.policy.validation.meta import (
     validate_labels,
     validate_object_meta,
 )
+from orchestra.api.policy.validation.networking import validate_ingress, validate_ingress_class
 from orchestra.api.policy.validation.pod import (
     POD_UPDATE_MSG,
     validate_pod,
@@ -55,6 +58,7 @@ from orchestra.api.policy.validation.pod import (
     validate_pod_template,
 )
 from orchestra.api.policy.validation.policy import validate_pdb
+from orchestra.api.policy.validation.quota import validate_limit_range, validate_resource_quota
 from orchestra.api.policy.validation.replication import (
     validate_pod_template_kind,
     validate_replication_controller,
@@ -106,6 +110,11 @@ _BY_KIND: dict[str, Callable[[Obj, Obj | None], list[Cause]]] = {
     "PersistentVolumeClaim": validate_pvc,
     "PersistentVolume": validate_pv,
     "StorageClass": validate_storage_class,
+    "Ingress": validate_ingress,
+    "IngressClass": validate_ingress_class,
+    "HorizontalPodAutoscaler": validate_hpa,
+    "ResourceQuota": validate_resource_quota,
+    "LimitRange": validate_limit_range,
 }
 
 

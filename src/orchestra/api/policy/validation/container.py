@@ -172,7 +172,8 @@ def _validate_env(env: Any, path: str) -> list[Cause]:
                 invalid(
                     f"{p}.name",
                     name,
-                    "a valid environment variable name must consist only of printable ASCII characters other than '='",
+                    "a valid environment variable name must consist "
+                    "only of printable ASCII characters other than '='",
                 )
             )
         errs += validate_env_value_from(var, f"{p}.valueFrom")

@@ -111,7 +111,8 @@ def _validate_tolerations(tolerations: Any, path: str) -> list[Cause]:
                 invalid(
                     f"{p}.operator",
                     op,
-                    'operator must be Exists when `key` is empty, which means "match all values and all keys"',
+                    'operator must be Exists when `key` is empty, '
+                    'which means "match all values and all keys"',
                 )
             )
         if t.get("tolerationSeconds") is not None and effect != "NoExecute":
@@ -128,7 +129,8 @@ def _validate_tolerations(tolerations: Any, path: str) -> list[Cause]:
                     invalid(
                         f"{p}.operator",
                         GoRepr(
-                            f'core.Toleration{{Key:{go_quote(key)}, Operator:"Exists", Value:{go_quote(str(value))}}}'
+                            f'core.Toleration{{Key:{go_quote(key)}, '
+                            f'Operator:"Exists", Value:{go_quote(str(value))}}}'
                         ),
                         "value must be empty when `operator` is 'Exists'",
                     )

@@ -39,8 +39,8 @@ UNHEALTHY_POD_EVICTION_POLICIES = ("AlwaysAllow", "IfHealthyBudget")  # sorted, 
 CONDITION_STATUSES = ("False", "True", "Unknown")
 CONDITION_REASON_FMT = "[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?"
 CONDITION_REASON_MSG = regex_error(
-    "a condition reason must start with alphabetic character, optionally followed by a string of alphanumeric "
-    "characters or '_,:', and must end with an alphanumeric character or '_'",
+    "a condition reason must start with alphabetic character, optionally followed by a string of "
+    "alphanumeric characters or '_,:', and must end with an alphanumeric character or '_'",
     CONDITION_REASON_FMT,
     "my_name",
     "MY_NAME",
@@ -73,7 +73,8 @@ def _go_spec(spec: Obj) -> GoRepr:
         f"MinAvailable:{ptr('intstr.IntOrString', 'minAvailable')}, "
         f"Selector:{ptr('v1.LabelSelector', 'selector')}, "
         f"MaxUnavailable:{ptr('intstr.IntOrString', 'maxUnavailable')}, "
-        f"UnhealthyPodEvictionPolicy:{ptr('policy.UnhealthyPodEvictionPolicyType', 'unhealthyPodEvictionPolicy')}}}"
+        "UnhealthyPodEvictionPolicy:"
+        f"{ptr('policy.UnhealthyPodEvictionPolicyType', 'unhealthyPodEvictionPolicy')}}}"
     )
 
 

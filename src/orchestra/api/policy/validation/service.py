@@ -74,7 +74,8 @@ def validate_service(obj: Obj, old: Obj | None) -> list[Cause]:
                     invalid(
                         f"{p}.nodePort",
                         node_port,
-                        f"provided port is not in the valid range. The range of valid ports is {NODE_PORT_RANGE[0]}-{NODE_PORT_RANGE[1]}",
+                        "provided port is not in the valid range. The range of "
+                        f"valid ports is {NODE_PORT_RANGE[0]}-{NODE_PORT_RANGE[1]}",
                     )
                 )
             key = (port.get("protocol"), node_port)

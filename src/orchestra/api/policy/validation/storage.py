@@ -31,12 +31,15 @@ VOLUME_MODES = ("Block", "Filesystem")
 PV_RECLAIM_POLICIES = ("Delete", "Recycle", "Retain")
 SC_RECLAIM_POLICIES = ("Delete", "Retain")
 BINDING_MODES = ("Immediate", "WaitForFirstConsumer")
-PVC_IMMUTABLE_MSG = "spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims"
+PVC_IMMUTABLE_MSG = (
+    "spec is immutable after creation except resources.requests and volumeAttributesClassName for bound "
+    "claims"
+)
 # The PersistentVolumeSource members orchestra knows by name; a PV must carry exactly one.
 PV_SOURCES = (
     "hostPath", "local", "nfs", "csi", "iscsi", "fc", "rbd", "cephfs", "cinder", "flexVolume", "flocker",
-    "gcePersistentDisk", "awsElasticBlockStore", "azureDisk", "azureFile", "glusterfs", "photonPersistentDisk",
-    "portworxVolume", "quobyte", "scaleIO", "storageos", "vsphereVolume",
+    "gcePersistentDisk", "awsElasticBlockStore", "azureDisk", "azureFile", "glusterfs",
+    "photonPersistentDisk", "portworxVolume", "quobyte", "scaleIO", "storageos", "vsphereVolume",
 )  # fmt: skip
 
 

@@ -253,7 +253,9 @@ def validate_statefulset(obj: Obj, old: Obj | None) -> list[Cause]:
             errs.append(
                 forbidden(
                     "spec",
-                    "updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden",
+                    "updates to statefulset spec for fields other than 'replicas', 'ordinals', "
+                    "'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and "
+                    "'minReadySeconds' are forbidden",
                 )
             )
     return errs

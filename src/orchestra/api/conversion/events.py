@@ -1,21 +1,17 @@
-"""Conversions between the versions of a kind that kube stores once and serves in several groups.
+"""Event between events.k8s.io/v1 (served) and core/v1 (the stored type): kube stores one Event and
+serves it in both groups.
 
 Owns: events.k8s.io/v1 Event <-> core/v1 Event (pkg/apis/events/v1/conversion.go: regarding is
 involvedObject, note is message, reportingController is reportingComponent, deprecatedSource /
 deprecatedFirstTimestamp / deprecatedLastTimestamp / deprecatedCount are source / firstTimestamp /
-lastTimestamp / count; the other fields keep their names), and `CONVERSIONS`, the table the request
-layer (api/request/views.py) serves such a version from. Stored objects are core/v1 Events.
+lastTimestamp / count; the other fields keep their names).
 A converted object is written as Go writes the type: a struct field without a pointer is always
 there (`regarding: {}`, `deprecatedSource: {}`), a zero time is `null`, empty strings and counts
 are left out.
-Must not import: api/request, api/tables, the store, or anything above the api layer.
+Must not import: anything above the api layer.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
-
-import attrs
 
 from orchestra.objects import Obj, as_dict
 
@@ -67,17 +63,3 @@ def event_to_core(event: Obj) -> Obj:
 def _set(value: object) -> bool:
     """Go's omitempty: null, "", 0 and {} are left out."""
     return value not in (None, "", 0, {})
-
-
-@attrs.frozen
-class Conversion:
-    """How one served version maps to and from the stored objects of another kind."""
-
-    to_storage: Callable[[Obj], Obj]
-    from_storage: Callable[[Obj], Obj]
-
-
-# (group, kind) of the served version -> its conversion
-CONVERSIONS: dict[tuple[str, str], Conversion] = {
-    ("events.k8s.io", "Event"): Conversion(event_to_core, event_from_core),
-}
