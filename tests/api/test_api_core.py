@@ -152,8 +152,17 @@ async def test_namespace_must_exist_and_not_terminate(core: ApiCore) -> None:
     await core.create(rt(core, "Namespace"), None, {"metadata": {"name": "dying"}})
     ns, gone = await core.delete(rt(core, "Namespace"), None, "dying")
     assert not gone and ns["status"]["phase"] == "Terminating"
-    with pytest.raises(Forbidden, match="being terminated"):
-        await core.create(cm, "dying", {"metadata": {"name": "c"}})
+    with pytest.raises(Forbidden) as info:
+        await core.create(rt(core, "EndpointSlice"), "dying",
+                          {"metadata": {"name": "c"}, "addressType": "IPv4", "endpoints": []})
+    status = info.value.status()  # NamespaceLifecycle's answer, with the cause clients test for
+    assert status["message"] == ('endpointslices.discovery.k8s.io "c" is forbidden: unable to create new '
+                                 "content in namespace dying because it is being terminated")
+    assert status["details"] == {
+        "name": "c", "group": "discovery.k8s.io", "kind": "endpointslices",
+        "causes": [{"reason": "NamespaceTerminating", "message": "namespace dying is being terminated",
+                    "field": "metadata.namespace"}],
+    }
 
 
 async def test_validation_errors(core: ApiCore) -> None:

@@ -174,6 +174,20 @@ async def test_label_selected_lists_and_watches_decrypt() -> None:
         ]
 
 
+async def test_watch_list_initial_events_decrypt() -> None:
+    """A watch-list stream (sendInitialEvents) reads its initial state through the codec too."""
+    with trio.fail_after(10):
+        api = await api_with(Store.open_memory(), config(("key1", KEY)))
+        for name in ("a", "b"):
+            await api.create("Secret", secret(name))
+        stream = watch(api.core, api.rt("Secret"), "default", send_initial_events=True,
+                       bookmark_interval=3600.0)
+        async with aclosing(stream) as events:
+            got = [await anext(events) for _ in range(3)]
+    assert [(t, o["metadata"].get("name"), o.get("data")) for t, o in got] == [
+        ("ADDED", "a", secret("a")["data"]), ("ADDED", "b", secret("b")["data"]), ("BOOKMARK", None, None)]
+
+
 async def test_plain_secrets_are_read_then_encrypted_by_the_migration_or_their_next_write() -> None:
     with trio.fail_after(10):
         store = Store.open_memory()

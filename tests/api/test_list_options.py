@@ -73,11 +73,24 @@ OPTION_CASES = [
         'is provided, resourceVersionMatch: Unsupported value: "Exact": supported values: "NotOlderThan"]',
     ),
     (
-        "watch-list-stream",
+        "watch-list-without-match",
         True,
-        {"match": "NotOlderThan", "send_initial_events": "true"},
-        "sendInitialEvents: Forbidden: sendInitialEvents is forbidden for watch unless the WatchList feature "
-        "gate is enabled",
+        {"send_initial_events": "true"},
+        "resourceVersionMatch: Forbidden: sendInitialEvents requires setting resourceVersionMatch to "
+        "NotOlderThan",
+    ),
+    (
+        "watch-list-exact",
+        True,
+        {"match": "Exact", "send_initial_events": "true"},
+        "[resourceVersionMatch: Forbidden: sendInitialEvents requires setting resourceVersionMatch to "
+        'NotOlderThan, resourceVersionMatch: Unsupported value: "Exact": supported values: "NotOlderThan"]',
+    ),
+    (
+        "watch-list-with-continue",
+        True,
+        {"match": "NotOlderThan", "send_initial_events": "true", "continue_token": "123"},
+        "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden when continue is provided",
     ),
 ]
 
@@ -104,8 +117,10 @@ def test_refused_options_are_422_listoptions(watch: bool, options: dict[str, str
         (False, {"resource_version": "3", "match": "Exact"}),
         (False, {"resource_version": "0", "match": "NotOlderThan"}),
         (True, {"resource_version": "3"}),
+        (True, {"match": "NotOlderThan", "send_initial_events": "true"}),
+        (True, {"match": "NotOlderThan", "send_initial_events": "false", "resource_version": "3"}),
     ],
-    ids=["nothing", "rv-0", "exact", "not-older-than-0", "watch-rv"],
+    ids=["nothing", "rv-0", "exact", "not-older-than-0", "watch-rv", "watch-list", "watch-list-off"],
 )
 def test_accepted_options(watch: bool, options: dict[str, str]) -> None:
     validate_list_options(watch=watch, **options)

@@ -40,14 +40,18 @@ class Client:
         self.body = b""
         self.ended = False  # the response ended or the connection closed (cleanly or not)
         self.complete = False  # the response ended with its chunked terminator
+        self.headers: dict[str, str] = {}
 
-    async def request(self, target: str) -> int:
-        req = h11.Request(method="GET", target=target, headers=[("host", "orchestra")])
+    async def request(self, target: str, *, accept: str = "application/json",
+                      headers: tuple[tuple[str, str], ...] = ()) -> int:
+        req = h11.Request(method="GET", target=target,
+                          headers=[("host", "orchestra"), ("accept", accept), *headers])
         head, end = self.conn.send(req), self.conn.send(h11.EndOfMessage())
         await self.stream.send_all((head or b"") + (end or b""))
         while True:
             event = await self._next()
             if isinstance(event, h11.Response):
+                self.headers = {k.decode(): v.decode() for k, v in event.headers}
                 return int(event.status_code)
 
     async def _next(self) -> Any:
@@ -72,6 +76,16 @@ class Client:
                 self.ended = True
                 self.complete = isinstance(event, h11.EndOfMessage)
         return lines
+
+    async def read_body(self) -> Any:
+        """The whole (non-streamed) response body, decoded as JSON."""
+        while not self.ended:
+            event = await self._next()
+            if isinstance(event, h11.Data):
+                self.body += event.data
+            elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
+                self.ended = True
+        return orjson.loads(self.body)
 
     async def read_to_end(self) -> list[dict[str, Any]]:
         return await self.read_lines(10**9)
@@ -202,7 +216,7 @@ async def test_a_watch_too_far_behind_is_closed_and_a_relist_works(
             # the client re-lists, then watches from the list's resourceVersion
             again = served.connect("memory")
             assert await again.request(CM_PATH) == 200
-            listed = orjson.loads((await again.read_to_end(), again.body)[1])
+            listed = await again.read_body()
             assert len(listed["items"]) == OBJECTS + LIMITS.backlog
             watcher = served.connect("memory")
             rv = listed["metadata"]["resourceVersion"]

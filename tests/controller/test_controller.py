@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
 import trio
 
-from orchestra.api.errors import Conflict
+from orchestra.api.errors import NAMESPACE_TERMINATING, Cause, Conflict, Forbidden, NotFound
 from orchestra.controller import Controller, PermanentError, Result, TemporaryError
 from tests.controller.harness import make_api
 
@@ -151,3 +152,40 @@ async def test_paced_events_wait_for_a_multiple_of_the_last_sync(autojump_clock:
             await trio.sleep(10)
             nursery.cancel_scope.cancel()
         assert [round(t - start, 6) for t in ctl.calls] == pytest.approx(expected)
+
+
+def _terminating() -> Forbidden:
+    return Forbidden('endpointslices.discovery.k8s.io "x" is forbidden: unable to create new content in '
+                     "namespace gone because it is being terminated",
+                     causes=[Cause(NAMESPACE_TERMINATING, "namespace gone is being terminated",
+                                   "metadata.namespace")])
+
+
+@pytest.mark.parametrize(
+    ("failure", "logged", "stat"),
+    [
+        (NotFound('pods "x" not found'), False, "races"),
+        (_terminating(), False, "races"),
+        (Forbidden('pods "x" is forbidden: quota exceeded'), True, "errors"),
+        (RuntimeError("bug"), True, "errors"),
+    ],
+    ids=["not-found", "namespace-terminating", "other-forbidden", "bug"],
+)
+async def test_routine_races_end_quietly(autojump_clock: trio.testing.MockClock,
+                                         caplog: pytest.LogCaptureFixture, failure: Exception,
+                                         logged: bool, stat: str) -> None:
+    """A reconcile whose object went away, or whose namespace is terminating, logs no traceback;
+    the key is retried with backoff all the same (the next reconcile sees the cache change)."""
+    with trio.fail_after(100):
+        api = await make_api()
+        ctl = Scripted(api.client, [failure, None])
+        async with trio.open_nursery() as nursery:
+            await nursery.start(ctl.run)
+            start = trio.current_time()
+            await api.create("ConfigMap", {"metadata": {"name": "a"}})
+            await trio.sleep(1)
+            nursery.cancel_scope.cancel()
+    assert [round(t - start, 6) for _, t in ctl.calls] == pytest.approx([0.0, 0.006])
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert bool(errors) == logged
+    assert getattr(ctl.statistics(), stat) == 1

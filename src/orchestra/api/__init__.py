@@ -34,8 +34,9 @@ Where a new kind's code goes:
   2. policy/defaults.py: its defaults (kube's SetDefaults_X).
   3. policy/validation/: its ValidateX/ValidateXUpdate in the module of its API group, dispatched
      from validation/__init__.py.
-  4. policy/strategy.py for what the server resets or derives on create/update; policy/admission.py
-     for admission plugins' effects.
+  4. policy/strategy.py for what the server resets or derives on create/update (with a status
+     subresource: the zero status a create answers, in _ZERO_STATUS; tests/api/test_create_status.py
+     covers every served version); policy/admission.py for admission plugins' effects.
   5. tables/: its columns (columns.py) and row printer (the module of its group).
   6. reconcilers/: its controller, composed in reconcilers/cluster.py (or workloads/__init__.py).
   7. cli/describe.py: a describer, if `orchestra describe` should do better than the generic one.

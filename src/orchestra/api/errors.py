@@ -10,6 +10,8 @@ from typing import Any
 
 import attrs
 
+NAMESPACE_TERMINATING = "NamespaceTerminating"  # v1.NamespaceTerminatingCause
+
 
 @attrs.frozen
 class Cause:
@@ -41,7 +43,10 @@ class ApiError(Exception):
         kind: str = "",
         causes: tuple[Cause, ...] | list[Cause] = (),
         retry_after: int | None = None,
+        details: bool = False,
     ) -> None:
+        """`details`: render `details` even when empty, as kube's NewGenericServerResponse does (its
+        404 for an unknown path is `"details":{}`)."""
         super().__init__(message)
         self.message = message
         self.name = name
@@ -49,8 +54,11 @@ class ApiError(Exception):
         self.kind = kind
         self.causes = tuple(causes)
         self.retry_after = retry_after
+        self.empty_details = details
 
     def status(self) -> dict[str, Any]:
+        """The Status, its fields in the order kube's encoder writes them (metav1.Status's and
+        StatusDetails' field order), so the bytes match kube-apiserver's."""
         details: dict[str, Any] = {}
         if self.name:
             details["name"] = self.name
@@ -68,13 +76,12 @@ class ApiError(Exception):
             "metadata": {},
             "status": "Failure",
             "message": self.message,
-            "reason": self.reason,
-            "code": self.code,
         }
-        if not self.reason:  # a bare Status (kube's eviction answers some failures that way)
-            del out["reason"]
-        if details:
+        if self.reason:  # else a bare Status (kube's eviction answers some failures that way)
+            out["reason"] = self.reason
+        if details or self.empty_details:
             out["details"] = details
+        out["code"] = self.code
         return out
 
 
@@ -142,6 +149,30 @@ class ServiceUnavailable(ApiError):
 
 class Timeout(ApiError):
     code, reason = 504, "Timeout"
+
+
+def namespace_terminating(err: ApiError) -> bool:
+    """A 403 refusing new content in a terminating namespace (apierrors.HasStatusCause(err,
+    v1.NamespaceTerminatingCause))."""
+    return isinstance(err, Forbidden) and any(c.reason == NAMESPACE_TERMINATING for c in err.causes)
+
+
+def new_content_forbidden(group_resource: str, name: str, namespace: str, *, group: str,
+                          plural: str) -> Forbidden:
+    """NamespaceLifecycle's 403 for a create in a terminating namespace, with the cause clients and
+    `namespace_terminating` test for."""
+    return Forbidden(
+        f'{group_resource} "{name}" is forbidden: unable to create new content in namespace {namespace} '
+        "because it is being terminated",
+        name=name, group=group, kind=plural,
+        causes=[Cause(NAMESPACE_TERMINATING, f"namespace {namespace} is being terminated",
+                      "metadata.namespace")],
+    )
+
+
+def path_not_found() -> NotFound:
+    """kube's 404 for a path no API serves: `"details":{}` and this message."""
+    return NotFound("the server could not find the requested resource", details=True)
 
 
 def not_found(group_resource: str, name: str, *, group: str, plural: str) -> NotFound:

@@ -18,7 +18,9 @@ Entry points:
                     exchange with the backend); components.py: componentstatuses.
 The rest: http.py (ASGI request/response plumbing, body decoding under api/request/bodies.py's
 limits), protobuf.py (Kubernetes protobuf request bodies -> JSON), discovery.py (discovery
-documents, /version, the OpenAPI v3 stub), watchserve.py (one watch streamed with flow control:
+documents, /version), openapi.py (`OpenApi(registry, schema)`: /openapi/v2 and /openapi/v3, built on
+first request; openapi_schemas.py converts the 1.32 definitions, openapi_pb.py writes v2 as gnostic's
+protobuf), watchserve.py (one watch streamed with flow control:
 `serve_watch(send, receive, stream, encode, *, lifetime, limits, stats)`; each write is awaited
 before more is decoded; a watch whose backlog stays at `WatchLimits.backlog` or more for `grace`
 seconds is closed, as kube's cacher closes unresponsive watchers),

@@ -1,13 +1,11 @@
-"""Discovery documents (legacy and aggregated v2/v2beta1), /version and the OpenAPI v3 stub.
+"""Discovery documents (legacy and aggregated v2/v2beta1) and /version (OpenAPI: openapi.py).
 
-Owns: the JSON documents kubectl reads to learn which resources exist and that the server does
-server-side field validation. Built once from the registry.
+Owns: the JSON documents kubectl reads to learn which resources exist. Built once from the registry.
 Must not import: cli, reconcilers, node, runtime.
 """
 
 from __future__ import annotations
 
-import hashlib
 import platform
 from typing import Any
 
@@ -157,67 +155,6 @@ class Discovery:
             }
 
         return self._cached(f"agg/{legacy_core}/{api_version}", build)
-
-    # --- openapi v3 (field-validation stub, see KUBE-API.md §3.4) ---
-
-    def openapi_index(self) -> bytes:
-        def build() -> dict[str, Any]:
-            paths = {}
-            for g in self.registry.groups():
-                for v in self.registry.versions(g):
-                    rel = f"api/{v}" if not g else f"apis/{g}/{v}"
-                    paths[rel] = {"serverRelativeURL": f"/openapi/v3/{rel}?hash={self._gv_hash(g, v)}"}
-            return {"paths": paths}
-
-        return self._cached("openapi", build)
-
-    def _gv_hash(self, group: str, version: str) -> str:
-        return hashlib.sha256(self.openapi_gv_doc(group, version) or b"").hexdigest()[:32].upper()
-
-    def openapi_gv_doc(self, group: str, version: str = "v1") -> bytes | None:
-        types = self.registry.in_group(group, version)
-        if not types:
-            return None
-
-        def build() -> dict[str, Any]:
-            paths: dict[str, Any] = {}
-            for t in types:
-                base = f"/api/{t.version}" if not t.group else f"/apis/{t.group}/{t.version}"
-                path = (
-                    f"{base}/namespaces/{{namespace}}/{t.plural}/{{name}}"
-                    if t.namespaced
-                    else f"{base}/{t.plural}/{{name}}"
-                )
-                op = {
-                    "x-kubernetes-group-version-kind": {
-                        "group": t.group,
-                        "version": t.version,
-                        "kind": t.kind,
-                    },
-                    "parameters": [
-                        {
-                            "name": "fieldValidation",
-                            "in": "query",
-                            "schema": {"type": "string", "uniqueItems": True},
-                        },
-                        {
-                            "name": "fieldManager",
-                            "in": "query",
-                            "schema": {"type": "string", "uniqueItems": True},
-                        },
-                        {"name": "dryRun", "in": "query", "schema": {"type": "string", "uniqueItems": True}},
-                    ],
-                    "responses": {"200": {"description": "OK"}},
-                }
-                paths[path] = {"patch": op, "put": dict(op)}
-            return {
-                "openapi": "3.0.0",
-                "info": {"title": "Kubernetes", "version": KUBE_VERSION},
-                "paths": paths,
-                "components": {"schemas": {}},
-            }
-
-        return self._cached(f"openapi/{group}/{version}", build)
 
 
 def _legacy_resource(t: ResourceType) -> dict[str, Any]:

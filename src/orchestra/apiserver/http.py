@@ -159,7 +159,8 @@ async def send_bytes(send: Send, status: int, body: bytes, content_type: bytes =
 async def send_json(
     send: Send, status: int, obj: Any, headers: list[tuple[bytes, bytes]] | None = None
 ) -> None:
-    await send_bytes(send, status, orjson.dumps(obj), JSON, headers)
+    """`obj` as kube's JSON serializer writes it: encoding/json's Encoder ends it with a newline."""
+    await send_bytes(send, status, orjson.dumps(obj, option=orjson.OPT_APPEND_NEWLINE), JSON, headers)
 
 
 async def send_error(send: Send, err: ApiError) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from orchestra.api import metrics
-from orchestra.api.errors import MethodNotAllowed, NotFound
+from orchestra.api.errors import MethodNotAllowed, NotFound, path_not_found
 from orchestra.api.machinery.selectors import parse_label_selector
 from orchestra.api.metrics import UsageSource, node_usages, pod_metrics_items
 from orchestra.api.request.core import ApiCore
@@ -38,7 +38,7 @@ class MetricsApi:
         elif len(parts) in (3, 4) and parts[0] == "namespaces" and parts[2] == "pods":
             await self._pods(req, parts[1], parts[3] if len(parts) == 4 else None)
         else:
-            raise NotFound("the server could not find the requested resource")
+            raise path_not_found()
 
     def _listed(
         self, kind: str, namespace: str | None, req: Request, name: str | None

@@ -20,7 +20,15 @@ import orjson
 import trio
 
 from orchestra.api import tables
-from orchestra.api.errors import ApiError, BadRequest, InternalError, MethodNotAllowed, NotFound, Unauthorized
+from orchestra.api.errors import (
+    ApiError,
+    BadRequest,
+    InternalError,
+    MethodNotAllowed,
+    NotFound,
+    Unauthorized,
+    path_not_found,
+)
 from orchestra.api.machinery.selectors import parse_field_selector, parse_label_selector
 from orchestra.api.metrics import METRICS_REGISTRY
 from orchestra.api.registry import ResourceType
@@ -28,11 +36,12 @@ from orchestra.api.request.bodies import Decoded
 from orchestra.api.request.core import ApiCore
 from orchestra.api.request.deletion import DELETE_OPTIONS, DeleteOptions, delete_options
 from orchestra.api.request.eviction import evict
-from orchestra.api.request.listoptions import validate_list_options
+from orchestra.api.request.listoptions import send_initial_events, validate_list_options
 from orchestra.api.request.stored import parse_rv
 from orchestra.api.request.typemeta import check_body_types
 from orchestra.api.request.types import WriteOptions, WriteResult
 from orchestra.api.request.watch import WatchStream
+from orchestra.apiserver import openapi
 from orchestra.apiserver.components import WARNING as COMPONENT_STATUS_WARNING
 from orchestra.apiserver.components import ComponentStatuses
 from orchestra.apiserver.discovery import Discovery, version_info, wants_aggregated
@@ -74,6 +83,7 @@ class ApiServer:
         self.discovery = Discovery(
             core.registry, server_address, read_only=METRICS_REGISTRY if metrics else None
         )
+        self.openapi = openapi.OpenApi(core.registry, core.schema)  # documents built on first request
         self.pod_streams = pod_streams
         self.proxy = ProxyHandler(core)  # pods/proxy, services/proxy, nodes/proxy
         self.component_statuses = ComponentStatuses(core.store)  # the app adds its components' probes
@@ -157,7 +167,7 @@ class ApiServer:
             return
         route = parse_resource_path(self.core.registry, parts)
         if route is None:
-            raise NotFound("the server could not find the requested resource")
+            raise path_not_found()
         await self._resource(req, route)
 
     async def _discovery(self, req: Request, parts: list[str]) -> bool:
@@ -178,24 +188,12 @@ class ApiServer:
         else:
             return False
         if body is None:
-            raise NotFound("the server could not find the requested resource")
+            raise path_not_found()
         await send_bytes(req.send, 200, body)
         return True
 
     async def _openapi(self, req: Request, parts: list[str]) -> None:
-        d = self.discovery
-        if parts == ["openapi", "v3"]:
-            await send_bytes(req.send, 200, d.openapi_index())
-            return
-        if len(parts) >= 4 and parts[1] == "v3":
-            group = "" if parts[2] == "api" else (parts[3] if len(parts) >= 5 else "")
-            version = parts[3] if parts[2] == "api" else (parts[4] if len(parts) >= 5 else "")
-            body = d.openapi_gv_doc(group, version) if (parts[2] == "api" or len(parts) >= 5) else None
-            if body is not None:
-                await send_bytes(req.send, 200, body)
-                return
-        # /openapi/v2 is protobuf-only in kubectl; a 404 makes it fall back cleanly
-        raise NotFound("the server could not find the requested resource")
+        await openapi.serve(self.openapi, req, parts)
 
     # --- resources ----------------------------------------------------------------------------
 
@@ -330,7 +328,8 @@ class ApiServer:
                 "apiVersion": route.rt.api_version,
                 "metadata": lm,
                 "items": listed.items,
-            }
+            },
+            option=orjson.OPT_APPEND_NEWLINE,
         )
         await send_bytes(req.send, 200, body)
 
@@ -405,7 +404,7 @@ class ApiServer:
                 raise BadRequest(f"pods/{sub} needs a node agent, and none is running in this server")
             await self.pod_streams.handle(req, route, pod)
         else:
-            raise NotFound("the server could not find the requested resource")
+            raise path_not_found()
 
     async def _component_statuses(self, req: Request, route: Route) -> None:
         """GET componentstatuses[/NAME]: computed now from the components (components.py)."""
@@ -457,20 +456,22 @@ class ApiServer:
             field_selector=field,
             bookmark_interval=bookmarks,
             page_size=self.watch_limits.page_size,
+            send_initial_events=send_initial_events(req.arg("sendInitialEvents")),
         )
         await serve_watch(req.send, req.receive, stream, self._watch_encoder(req, route.rt),
                           lifetime=timeout if timeout is not None else WATCH_DEFAULT_TIMEOUT,
                           limits=self.watch_limits, stats=self.watch_stats)
 
     def _watch_encoder(self, req: Request, rt: ResourceType) -> Callable[[str, dict[str, Any]], bytes]:
-        """One watch event as a JSON line; with a Table Accept each object is a one-row Table, and
-        only the first carries the column definitions."""
+        """One watch event as a JSON line; with a Table Accept each object (a BOOKMARK's too, as
+        kube's watch encoder converts every event) is a one-row Table, and only the first carries
+        the column definitions."""
         as_table = _wants_table(req)
         first = True
 
         def encode(etype: str, obj: dict[str, Any]) -> bytes:
             nonlocal first
-            if as_table and etype in ("ADDED", "MODIFIED", "DELETED"):
+            if as_table and etype in ("ADDED", "MODIFIED", "DELETED", "BOOKMARK"):
                 obj = self._table(req, rt, [obj], obj["metadata"].get("resourceVersion", ""))
                 if not first:
                     obj["columnDefinitions"] = []

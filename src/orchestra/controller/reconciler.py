@@ -6,6 +6,12 @@ Owns: the worker loop and what a reconcile's outcome does to its key —
   * `TemporaryError(delay=)`: re-queued after `delay`, or with the key's backoff when delay is None;
   * `PermanentError`: logged, forgotten, not retried (a later change to the object re-queues it);
   * the API's `Conflict`: re-queued at once with the key's backoff (5 ms, 10 ms, ...);
+  * the routine races of a cluster that changes under its controllers — `NotFound` (the object, or
+    one it writes for, was deleted while the reconcile ran: a status write of a deleted pod) and
+    the `Forbidden` of a namespace being terminated (kube's NamespaceTerminating cause) — end
+    quietly: one debug line, and the key is re-queued with its backoff, so the next reconcile sees
+    the deletion in the cache and finishes (client-go controllers check IsNotFound and
+    HasStatusCause(NamespaceTerminatingCause) for the same reason);
   * any other exception: logged with its traceback and re-queued with backoff.
 Subclasses create their informers in `__init__` (via `self.informer(...)`), map informer events
 to keys with `self.enqueue_on(informer, mapper)` — handlers only map events to keys — and
@@ -30,7 +36,7 @@ from typing import Any
 import attrs
 import trio
 
-from orchestra.api.errors import Conflict
+from orchestra.api.errors import Conflict, Forbidden, NotFound, namespace_terminating
 from orchestra.api.registry import DEFAULT_REGISTRY, Registry, ResourceType
 from orchestra.client.base import Client
 from orchestra.controller.errors import PermanentError, TemporaryError
@@ -59,9 +65,16 @@ class ControllerStatistics:
     reconciles: int
     errors: int
     conflicts: int
+    races: int  # NotFound / namespace-terminating outcomes (see the module docstring)
     requeues: int
     queue: QueueStatistics
     informers: tuple[dict[str, object], ...]
+
+
+def routine_race(exc: BaseException) -> bool:
+    """NotFound, or the Forbidden of a terminating namespace: the cluster changed under a reconcile
+    (see the module docstring); not worth a traceback."""
+    return isinstance(exc, NotFound) or (isinstance(exc, Forbidden) and namespace_terminating(exc))
 
 
 def registry_of(client: Client) -> Registry:
@@ -92,7 +105,7 @@ class Controller:
         self._runs = 0
         self._own_recorder = recorder is None
         self.recorder = recorder or EventRecorder(client, self.name)
-        self._stats = {"reconciles": 0, "errors": 0, "conflicts": 0, "requeues": 0}
+        self._stats = {"reconciles": 0, "errors": 0, "conflicts": 0, "races": 0, "requeues": 0}
         self._paced = False
         self._cost: dict[str, float] = {}  # last reconcile duration of keys that took over PACE_MIN_COST
 
@@ -200,9 +213,13 @@ class Controller:
             self._stats["conflicts"] += 1
             self.queue.add_rate_limited(key)
             return
-        except Exception:  # any other failure: log it and retry with backoff (client-go HandleError)
-            self._stats["errors"] += 1
-            log.exception("%s: reconcile %s failed", self.name, key)
+        except Exception as exc:  # log it and retry with backoff (client-go HandleError)
+            if routine_race(exc):
+                self._stats["races"] += 1
+                log.debug("%s: %s: %s (re-queued)", self.name, key, exc)
+            else:
+                self._stats["errors"] += 1
+                log.exception("%s: reconcile %s failed", self.name, key)
             self.queue.add_rate_limited(key)
             return
         finally:

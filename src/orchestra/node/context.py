@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 
-from orchestra.api.errors import NotFound
+from orchestra.api.errors import ApiError, NotFound
 from orchestra.api.registry import DEFAULT_REGISTRY
 from orchestra.client.base import Client
 from orchestra.controller.events import EventRecorder
@@ -25,7 +25,7 @@ from orchestra.node.probes import Prober
 from orchestra.node.sandbox import LABEL_ATTEMPT
 from orchestra.node.volumes import VolumeManager, claim_names
 from orchestra.objects import Obj, namespace_of
-from orchestra.runtime.base import ContainerStatus
+from orchestra.runtime.base import ContainerStatus, RuntimeFailure
 from orchestra.runtime.base import Runtime as RuntimeProtocol
 
 
@@ -70,6 +70,14 @@ class AgentContext:
     crash_backoff: Backoff = attrs.field(factory=Backoff)
     pull_backoff: Backoff = attrs.field(factory=Backoff)
     counters: AgentCounters = attrs.field(factory=AgentCounters)
+
+
+def expected_failure(exc: BaseException) -> bool:
+    """Whether a sync failure is an ordinary one (the runtime or the API refused or went away), also when
+    it arrives wrapped by a nursery's ExceptionGroup (as at teardown, when several calls fail at once)."""
+    if isinstance(exc, BaseExceptionGroup):
+        return all(expected_failure(e) for e in exc.exceptions)
+    return isinstance(exc, RuntimeFailure | ApiError | OSError)
 
 
 def attempt_of(c: ContainerStatus) -> int:

@@ -23,12 +23,13 @@ from typing import Any
 
 import trio
 
-from orchestra.api.errors import ApiError, Conflict, NotFound
+from orchestra.api.errors import Conflict, NotFound
 from orchestra.controller.events import NORMAL, WARNING
 from orchestra.node.container_views import ContainerViews
 from orchestra.node.context import (
     AgentContext,
     attempt_of,
+    expected_failure,
     fetch_sources,
     pod_ref,
     resource_version,
@@ -136,8 +137,7 @@ class PodWorker(EphemeralContainers, ContainerViews):
             except Exception as exc:  # retried with back-off; level-based. A bug or a pod the sync cannot
                 self._errors += 1  # digest is contained to this pod the same way, with its traceback
                 self.ctx.counters.sync_errors += 1
-                expected = isinstance(exc, RuntimeFailure | ApiError | OSError)
-                self.ctx.counters.sync_crashes += not expected
+                self.ctx.counters.sync_crashes += not (expected := expected_failure(exc))
                 log.log(logging.WARNING if expected else logging.ERROR, "pod %s/%s: sync failed: %s",
                         self.namespace, self.name, exc, exc_info=not expected and self._errors == 1)
                 self._schedule(trio.current_time()

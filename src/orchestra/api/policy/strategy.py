@@ -1,10 +1,10 @@
 """Per-kind create/update strategies (kube-apiserver's `PrepareForCreate`/`PrepareForUpdate`).
 
-Owns: what the server resets, derives or keeps for each kind on create and update (status reset,
-pod QoS class and SchedulingGated condition, job selectors, namespace phase, the zero statuses of
-PodDisruptionBudgets and HorizontalPodAutoscalers, a Local APIService's Available condition), what a
-write through a subresource may change (status, namespaces/finalize, pods/ephemeralcontainers:
-`for_subresource`), and which kinds bump `metadata.generation`.
+Owns: what the server resets, derives or keeps for each kind on create and update (status reset to
+the zero status kube serializes, pod QoS class and SchedulingGated condition, job selectors,
+namespace phase, a Local APIService's Available condition), what a write through a subresource may
+change (status, namespaces/finalize, pods/ephemeralcontainers: `for_subresource`), and which kinds
+bump `metadata.generation`.
 Must not import: anything above the api layer.
 """
 
@@ -49,6 +49,44 @@ _NO_GENERATION = {
     "LimitRange",
 }
 
+# The status each kind starts with, as kube-apiserver returns it from a create: its Go status struct
+# at its zero value, encoded (fields without omitempty and non-pointer structs are always written, so
+# a Deployment answers `"status":{}` and a ReplicaSet `"status":{"replicas":0}`), after defaulting
+# (SetDefaults_PersistentVolume[Claim] set phase Pending). Pods and namespaces: their hooks below.
+_ZERO_STATUS: dict[str, Obj] = {
+    "Service": {"loadBalancer": {}},
+    "Deployment": {},
+    "ReplicaSet": {"replicas": 0},
+    "ReplicationController": {"replicas": 0},
+    "DaemonSet": {"currentNumberScheduled": 0, "numberMisscheduled": 0, "desiredNumberScheduled": 0,
+                  "numberReady": 0},
+    "StatefulSet": {"replicas": 0, "availableReplicas": 0},
+    "Job": {},
+    "CronJob": {},
+    "PodDisruptionBudget": {"disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0,
+                            "expectedPods": 0},
+    "PersistentVolumeClaim": {"phase": "Pending"},
+    "PersistentVolume": {"phase": "Pending"},
+    "Ingress": {"loadBalancer": {}},
+    "ResourceQuota": {},  # hard and used are omitempty; the resourcequota controller fills them in
+    # autoscaling/v2, the stored version (desiredReplicas and currentMetrics are not omitempty);
+    # autoscaling/v1 shows it as {"currentReplicas": 0, "desiredReplicas": 0} (api/conversion/hpa.py).
+    "HorizontalPodAutoscaler": {"desiredReplicas": 0, "currentMetrics": None},
+}
+# A Node keeps the status its kubelet creates it with; its non-pointer structs are written anyway.
+_NODE_STATUS_STRUCTS: dict[str, Obj] = {
+    "daemonEndpoints": {"kubeletEndpoint": {"Port": 0}},
+    "nodeInfo": {field: "" for field in (
+        "machineID", "systemUUID", "bootID", "kernelVersion", "osImage", "containerRuntimeVersion",
+        "kubeletVersion", "kubeProxyVersion", "operatingSystem", "architecture")},
+}
+
+
+def zero_status(kind: str) -> Obj | None:
+    """The status a new object of `kind` starts with (a fresh copy), or None if it keeps its own."""
+    zero = _ZERO_STATUS.get(kind)
+    return None if zero is None else {k: (dict(v) if isinstance(v, dict) else v) for k, v in zero.items()}
+
 
 def tracks_generation(rt: ResourceType) -> bool:
     return rt.kind not in _NO_GENERATION
@@ -57,6 +95,9 @@ def tracks_generation(rt: ResourceType) -> bool:
 def prepare_for_create(rt: ResourceType, obj: Obj) -> None:
     if rt.has_subresource("status") and rt.kind not in _KEEP_STATUS_ON_CREATE:
         obj.pop("status", None)
+        zero = zero_status(rt.kind)
+        if zero is not None:
+            obj["status"] = zero
     hook = _CREATE_HOOKS.get(rt.kind)
     if hook:
         hook(obj)
@@ -149,15 +190,12 @@ def _pod_create(pod: Obj) -> None:
     pod["status"] = status
 
 
-def _pdb_create(pdb: Obj) -> None:
-    """A PodDisruptionBudget starts with the zero status kube serializes (its four counts are not
-    omitempty); the disruption controller fills it in."""
-    pdb["status"] = {"disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0, "expectedPods": 0}
-
-
-def _hpa_create(hpa: Obj) -> None:
-    """The zero status autoscaling/v2 serializes (desiredReplicas and currentMetrics are not omitempty)."""
-    hpa["status"] = {"desiredReplicas": 0, "currentMetrics": None}
+def _node_create(node: Obj) -> None:
+    status = node.get("status")
+    status = node["status"] = status if isinstance(status, dict) else {}
+    for field, zero in _NODE_STATUS_STRUCTS.items():
+        given = status.get(field)
+        status[field] = {**zero, **given} if isinstance(given, dict) else dict(zero)
 
 
 def _namespace_create(ns: Obj) -> None:
@@ -192,8 +230,7 @@ def _apiservice_create(service: Obj) -> None:
 
 
 _CREATE_HOOKS = {"Pod": _pod_create, "Namespace": _namespace_create, "Job": _job_create,
-                 "PodDisruptionBudget": _pdb_create, "HorizontalPodAutoscaler": _hpa_create,
-                 "APIService": _apiservice_create}
+                 "Node": _node_create, "APIService": _apiservice_create}
 
 
 def qos_class(spec: Obj) -> str:

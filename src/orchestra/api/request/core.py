@@ -35,6 +35,7 @@ from orchestra.api.errors import (
     already_exists,
     conflict,
     invalid,
+    new_content_forbidden,
     not_found,
 )
 from orchestra.api.machinery.selectors import FieldSelector, LabelSelector
@@ -191,7 +192,7 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, PolicyAdmissionMixin)
         obj = self._check_body(rt, namespace, body)
         warnings = self._schema_check(rt, obj, opts)
         obj = conversion.stored(rt, obj)  # from here on the object is in the version the store keeps
-        self._check_namespace(rt, namespace)
+        self._check_namespace(rt, namespace, meta(obj).get("name") or "")
         m = meta(obj)
         if not m.get("name"):
             if m.get("generateName"):
@@ -347,7 +348,9 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, PolicyAdmissionMixin)
         if causes:
             raise invalid(rt.kind, str(meta(obj).get("name") or ""), causes, group=rt.group)
 
-    def _check_namespace(self, rt: ResourceType, namespace: str | None) -> None:
+    def _check_namespace(self, rt: ResourceType, namespace: str | None, name: str) -> None:
+        """kube's NamespaceLifecycle admission: no namespace is 404; a terminating one refuses new
+        objects with 403 (errors.new_content_forbidden)."""
         if not rt.namespaced:
             return
         if not namespace:
@@ -358,11 +361,7 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, PolicyAdmissionMixin)
         if kv is None:
             raise NotFound(f'namespaces "{namespace}" not found', name=namespace, kind="namespaces")
         if (self.codec.decode(kv).get("metadata") or {}).get("deletionTimestamp"):
-            raise Forbidden(
-                f'{rt.plural} "" is forbidden: unable to create new content in namespace {namespace} '
-                "because it is being terminated",
-                kind=rt.plural,
-            )
+            raise new_content_forbidden(rt.group_resource, name, namespace, group=rt.group, plural=rt.plural)
 
     # --- update ------------------------------------------------------------------------------
 

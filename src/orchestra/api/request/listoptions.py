@@ -3,9 +3,9 @@
 Owns: `validate_list_options(...)`, raising the 422 kube answers before reading anything:
 `ListOptions.meta.k8s.io "" is invalid: resourceVersionMatch: Unsupported value: "Bogus": supported
 values: "Exact", "NotOlderThan", ""` (and the Forbidden rules: a match needs a resourceVersion, no
-match with continue, Exact never with "0", sendInitialEvents never on a list). orchestra serves no
-watch-list streams, so a watch with sendInitialEvents is refused as kube does with the WatchList
-feature gate off (clients then fall back to list + watch).
+match with continue, Exact never with "0", sendInitialEvents never on a list, and on a watch only
+with resourceVersionMatch=NotOlderThan), as with 1.32's WatchList feature gate on (its default);
+`send_initial_events(value)` reads the parameter the way kube's query decoder reads a *bool.
 Must not import: anything above the api layer.
 """
 
@@ -33,6 +33,17 @@ def validate_list_options(
         raise invalid("ListOptions", "", causes, group="meta.k8s.io")
 
 
+FALSE_WORDS = ("0", "f", "false", "n", "no")
+
+
+def send_initial_events(value: str | None) -> bool | None:
+    """sendInitialEvents as kube's parameter codec reads a *bool: absent is nil, "0", "f", "false",
+    "n" and "no" (any case) are false, anything else is true."""
+    if value is None:
+        return None
+    return value.lower() not in FALSE_WORDS
+
+
 def _list_errors(rv: str, match: str, cont: str, send_initial_events: str | None) -> list[Cause]:
     errs: list[Cause] = []
     if match:
@@ -51,15 +62,8 @@ def _list_errors(rv: str, match: str, cont: str, send_initial_events: str | None
 
 def _watch_errors(rv: str, match: str, cont: str, send_initial_events: str | None) -> list[Cause]:
     errs: list[Cause] = []
-    if send_initial_events is not None:
-        if match != NOT_OLDER_THAN:
-            errs.append(forbidden(MATCH, f"sendInitialEvents requires setting {MATCH} to {NOT_OLDER_THAN}"))
-        errs.append(
-            forbidden(
-                "sendInitialEvents",
-                "sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled",
-            )
-        )
+    if send_initial_events is not None and match != NOT_OLDER_THAN:
+        errs.append(forbidden(MATCH, f"sendInitialEvents requires setting {MATCH} to {NOT_OLDER_THAN}"))
     if match:
         if send_initial_events is None:
             errs.append(

@@ -139,6 +139,11 @@ class Schema:
     def has(self, definition: str) -> bool:
         return definition in self._raw
 
+    def raw(self, definition: str) -> dict[str, Any] | None:
+        """A definition as the package ships it (JSON-schema form, `#/$defs/` references): what the
+        OpenAPI documents are built from. Shared: callers must not modify it."""
+        return self._raw.get(definition)
+
     def fields(self, definition: str) -> dict[str, FieldInfo]:
         """All fields of a definition (empty for unknown or non-object definitions)."""
         d = self._compiled(definition)

@@ -131,7 +131,9 @@ class SubresourceMixin:
             if meta(pod).get("deletionTimestamp"):
                 raise Conflict(
                     f'Operation cannot be fulfilled on pods/binding "{name}": '
-                    f'pod {name} is being deleted, cannot be assigned to a host'
+                    f"pod {name} is being deleted, cannot be assigned to a host",
+                    name=name,
+                    kind="pods/binding",
                 )
             spec = pod.setdefault("spec", {})
             if spec.get("nodeName"):

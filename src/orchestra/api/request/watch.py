@@ -1,10 +1,14 @@
 """Kubernetes watch semantics over store watches, in bounded pages.
 
 Owns: resourceVersion rules for watch (unset/"0" = the current state as synthetic ADDED events, then
-follow; N = changes after N), reading that initial state page by page at one revision, selector
-transitions (an object leaving a selector is DELETED, entering is ADDED), 410 Expired as an ERROR
-event, BOOKMARK events, and a watch's backlog (live events not read yet) for the server's bound on
-watchers that fall too far behind.
+follow; N = changes after N), the watch-list form (sendInitialEvents with resourceVersionMatch=
+NotOlderThan, as kube-apiserver 1.32's cacher serves it: true = the state at the current revision, which
+is not older than any resourceVersion asked for, as ADDED events, then, when bookmarks are allowed, a
+BOOKMARK at that revision annotated `k8s.io/initial-events-end: "true"`, then the changes after it;
+false = no initial state: changes after N, or after the current revision for unset/"0"), reading
+that initial state page by page at one revision, selector transitions (an object leaving a selector
+is DELETED, entering is ADDED), 410 Expired as an ERROR event, BOOKMARK events, and a watch's
+backlog (live events not read yet) for the server's bound on watchers that fall too far behind.
 A type served over another type's stored objects (`stored_as`: autoscaling/v1 HPAs, events.k8s.io/v1
 Events) watches the stored keys and converts each object (api/conversion/); selectors match the
 stored form (a field selector is already in the stored type's labels: parse_field_selector).
@@ -38,6 +42,7 @@ Page = Iterator[WatchEvent]
 Predicate = Callable[[Obj], bool] | None
 
 PAGE_SIZE = 100  # objects (initial list) or history events (live) per page
+INITIAL_EVENTS_END = "k8s.io/initial-events-end"  # metav1.InitialEventsAnnotationKey
 
 
 def _status_event(err: Gone | Timeout) -> WatchEvent:
@@ -63,7 +68,10 @@ class WatchStream:
         field_selector: FieldSelector | None = None,
         bookmark_interval: float | None = None,
         page_size: int = PAGE_SIZE,
+        send_initial_events: bool | None = None,
     ) -> None:
+        """`send_initial_events`: None is the legacy form; True/False the watch-list form (checked
+        by listoptions.validate_list_options); `bookmark_interval` None means no bookmarks."""
         if page_size < 1:
             raise ValueError("page_size must be positive")
         self.core = core
@@ -74,6 +82,7 @@ class WatchStream:
         self.field_selector = field_selector
         self.bookmark_interval = bookmark_interval
         self.page_size = page_size
+        self.send_initial_events = send_initial_events
         self._watcher: Watcher | None = None
         self._live_from = 0  # events after this revision were written once the watch had begun ...
         self._held = 0  # ... and this many of them, taken from the store, are not yet in a page
@@ -100,8 +109,7 @@ class WatchStream:
         if self.rv and self.rv > store.revision:
             yield iter([_too_large(self.rv, store.revision)])
             return
-        # unset or "0": "get state and start at most recent"; the live part starts right after it
-        after = self.rv or store.revision
+        after = self._start_revision()
         try:
             watcher = store.watch(self.rt.key_prefix(self.namespace), start_revision=after + 1)
         except CompactedError:
@@ -112,10 +120,12 @@ class WatchStream:
             return
         self._watcher, self._live_from = watcher, store.revision
         try:
-            if not self.rv:
+            if self._sends_initial_state():
                 for page in initial_pages(self.core, self.rt, self.namespace, after, self.label_selector,
                                           self.field_selector, self.page_size):
                     yield page
+                if self.send_initial_events and self.bookmark_interval is not None:
+                    yield iter([("BOOKMARK", _bookmark(self.rt, after, initial_events_end=True))])
             async with aclosing(self._live(watcher, after)) as live:
                 async for page in live:
                     yield page
@@ -124,6 +134,20 @@ class WatchStream:
         finally:
             self._watcher = None
             watcher.close()
+
+    def _start_revision(self) -> int:
+        """The revision the live part follows from: N for a legacy watch at N or a watch-list stream
+        with sendInitialEvents=false at N; else the current one (legacy unset/"0": "get state and
+        start at most recent"; sendInitialEvents=true: the state not older than N, as the cacher
+        serves it, at the revision it has)."""
+        if self.send_initial_events:
+            return self.core.store.revision
+        return self.rv or self.core.store.revision
+
+    def _sends_initial_state(self) -> bool:
+        if self.send_initial_events is None:
+            return not self.rv
+        return self.send_initial_events
 
     async def _live(self, watcher: Watcher, last_rv: int) -> AsyncGenerator[Page, None]:
         pred = selector_predicate(self.label_selector, self.field_selector)
@@ -210,19 +234,24 @@ async def watch(
     field_selector: FieldSelector | None = None,
     bookmark_interval: float | None = None,
     page_size: int = PAGE_SIZE,
+    send_initial_events: bool | None = None,
 ) -> AsyncGenerator[WatchEvent, None]:
     """Yield (type, object) pairs like kube-apiserver's watch; ends only when cancelled or on ERROR."""
     stream = WatchStream(core, rt, namespace, resource_version=resource_version,
                          label_selector=label_selector, field_selector=field_selector,
-                         bookmark_interval=bookmark_interval, page_size=page_size)
+                         bookmark_interval=bookmark_interval, page_size=page_size,
+                         send_initial_events=send_initial_events)
     async with aclosing(stream.pages()) as pages:
         async for page in pages:
             for event in page:
                 yield event
 
 
-def _bookmark(rt: ResourceType, rv: int) -> Obj:
-    return {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": {"resourceVersion": str(rv)}}
+def _bookmark(rt: ResourceType, rv: int, *, initial_events_end: bool = False) -> Obj:
+    meta: Obj = {"resourceVersion": str(rv)}
+    if initial_events_end:
+        meta["annotations"] = {INITIAL_EVENTS_END: "true"}
+    return {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": meta}
 
 
 def _load(codec: Codec, kv: KeyValue) -> Obj:

@@ -1,0 +1,90 @@
+"""A real `orchestra up` subprocess for the client suites (Helm, kr8s, lightkube, the log audit):
+in-memory store, simulated nodes (or the host's Podman node), no service networking, on a free port."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import attrs
+import httpx
+
+
+@attrs.frozen
+class UpServer:
+    state: Path
+    url: str
+    proc: subprocess.Popen[bytes]
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.state / "kubeconfig"
+
+    @property
+    def log(self) -> Path:
+        return self.state.parent / f"{self.state.name}.log"
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def http(self) -> httpx.Client:
+        token = (self.state / "token").read_text().strip()
+        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=10,
+                            verify=ssl.create_default_context(cafile=str(self.state / "pki" / "ca.crt")))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def orchestra_up(state: Path, *extra: str, nodes: int = 1, podman: bool = False) -> Iterator[UpServer]:
+    """Start `orchestra up` (with `nodes` simulated nodes, or the Podman node when `podman`), wait
+    for /readyz, yield it; stop it with SIGINT (as Ctrl-C does)."""
+    port = _free_port()
+    log = (state.parent / f"{state.name}.log").open("wb")
+    nodes_args = [] if podman else ["--no-podman", "--simulate-nodes", str(nodes)]
+    env = dict(os.environ) if podman else {**os.environ, "ORCHESTRA_NO_PODMAN": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "orchestra", "up", "--memory", "--no-network", "--no-dashboard", *nodes_args,
+         "--state-dir", str(state), "--listen", f"127.0.0.1:{port}", *extra],
+        stdout=log, stderr=subprocess.STDOUT, env=env,
+    )
+    server = UpServer(state, f"https://127.0.0.1:{port}", proc)
+    try:
+        _wait_ready(server)
+        yield server
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def _wait_ready(server: UpServer, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise AssertionError(f"orchestra up exited with {server.proc.returncode}:\n{server.log_text()}")
+        if (server.state / "token").exists() and (server.state / "pki" / "ca.crt").exists():
+            try:
+                with server.http() as client:
+                    if client.get("/readyz").status_code == 200:
+                        return
+            except (httpx.HTTPError, OSError, ssl.SSLError):
+                pass  # not listening yet
+        time.sleep(0.05)
+    raise AssertionError(f"orchestra up not ready after {timeout}s:\n{server.log_text()}")
