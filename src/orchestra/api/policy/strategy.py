@@ -107,7 +107,7 @@ def prepare_for_update(rt: ResourceType, new: Obj, old: Obj) -> None:
     if rt.kind == "Service":
         _service_keep_allocations(new, old)
     if rt.kind == "Pod":  # the Priority admission plugin keeps what it computed on create
-        nspec, ospec = new.setdefault("spec", {}), old.get("spec") or {}
+        nspec, ospec = _spec(new), old.get("spec") or {}
         for field in ("priority", "preemptionPolicy"):
             if nspec.get(field) is None and ospec.get(field) is not None:
                 nspec[field] = ospec[field]
@@ -161,9 +161,18 @@ def _with_ephemeral_containers(old: Obj, new: Obj) -> Obj:
     return merged
 
 
+def _spec(obj: Obj) -> Obj:
+    """`obj`'s spec to fill in. `"spec": null` is Go's zero struct, an empty spec (validation then
+    names what it lacks); a spec of another type is left for validation and gets nothing."""
+    spec = obj.get("spec")
+    if spec is None:
+        spec = obj["spec"] = {}
+    return spec if isinstance(spec, dict) else {}
+
+
 def _service_keep_allocations(new: Obj, old: Obj) -> None:
     """Like kube's patchAllocatedValues: an update that leaves out clusterIP/nodePort keeps them."""
-    nspec, ospec = new.setdefault("spec", {}), old.get("spec") or {}
+    nspec, ospec = _spec(new), old.get("spec") or {}
     if (
         not nspec.get("clusterIP")
         and ospec.get("clusterIP")
