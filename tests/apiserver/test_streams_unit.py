@@ -246,6 +246,44 @@ async def test_spdy_exec_is_refused(autojump_clock: trio.testing.MockClock) -> N
         assert info.group_contains(BadRequest, match="over WebSocket only")
 
 
+async def test_spdy_port_forward_ends_the_error_stream_after_a_data_reset(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """kubectl >= 1.32 resets the data stream once the pod's side has ended (FIN), then waits for the
+    error stream to end before it closes the local connection: the error stream still gets its FIN."""
+    pods: list[trio.abc.Stream] = []
+
+    async def pod_that_answers_and_closes(host: str, port: int) -> trio.abc.Stream:
+        ours, theirs = trio.testing.memory_stream_pair()
+        await theirs.send_all(b"HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\nnot here")
+        await theirs.aclose()
+        pods.append(theirs)
+        return ours
+
+    with trio.fail_after(10):
+        client = FakeClient("websocket", b"", ["SPDY/3.1+portforward.k8s.io"])
+        conn = spdy.Connection()
+        client.to_server.send_nowait({"type": "websocket.receive", "bytes": conn.encode_all([
+            spdy.SynStream(1, {"streamtype": "error", "port": "8080", "requestid": "0"}),
+            spdy.SynStream(3, {"streamtype": "data", "port": "8080", "requestid": "0"}),
+        ])})
+
+        def sent() -> list[spdy.Frame]:
+            return spdy.Connection().receive_data(b"".join(client.binary())) if client.binary() else []
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_run, client, "portforward", None, pod_that_answers_and_closes)
+            while spdy.Data(3, b"", fin=True) not in sent():
+                await client.sent_event.wait()
+            client.to_server.send_nowait({"type": "websocket.receive",
+                                          "bytes": conn.encode(spdy.RstStream(3, spdy.RstStatus.CANCEL))})
+            while spdy.Data(1, b"", fin=True) not in sent():
+                await client.sent_event.wait()
+            client.to_server.send_nowait({"type": "websocket.disconnect", "code": 1000})
+        data = b"".join(f.data for f in sent() if isinstance(f, spdy.Data) and f.stream_id == 3)
+        assert data.endswith(b"not here")
+        assert not [f for f in sent() if isinstance(f, spdy.Data) and f.stream_id == 1 and f.data]
+
+
 async def test_spdy_port_forward_reports_connect_errors(autojump_clock: trio.testing.MockClock) -> None:
     async def refuse(host: str, port: int) -> trio.abc.Stream:
         raise ConnectionRefusedError(111, "Connection refused")

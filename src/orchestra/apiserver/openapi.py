@@ -3,11 +3,12 @@ and `/openapi/v3` (the discovery index) with `/openapi/v3/<api/v1|apis/<group>/<
 
 Owns: building each document from the registry (which kinds, at which paths) and the Kubernetes 1.32
 definitions (openapi_schemas.py converts them): per group-version, every kind served at it (also at
-a version stored as another, `ResourceType.stored_as`: autoscaling/v1 and v2 both), its list, its
-subresources' kinds and everything they refer to, with the operations kubectl looks for (a PATCH per
-kind tagged with its group/version/kind and declaring `fieldValidation`, so it lets the server
-validate fields). Documents are built on first request and kept (a few hundred ms each; start-up does none of
-it); each has an ETag (the upper-case hex SHA-512 of its bytes, as kube-openapi computes it), named by
+a type stored as another, `ResourceType.stored_as`: autoscaling/v1 and v2, events.k8s.io/v1 Events),
+its list, its subresources' kinds and everything they refer to, with the operations kubectl looks for
+(a PATCH per kind tagged with its group/version/kind and declaring `fieldValidation`, so it lets the
+server validate fields), each only if the kind has its verb (componentstatuses: read and list).
+Documents are built on first request and kept (a few hundred ms each; start-up does none of it);
+each has an ETag (the upper-case hex SHA-512 of its bytes, as kube-openapi computes it), named by
 the v3 index's `?hash=`; a stale `hash` is redirected like kube does, `If-None-Match` answers 304.
 Custom resources (openapi_crd.py makes their definitions) are in /openapi/v2 and in their
 group-version's v3 document, with kube's CRD operations (PATCH consumes no strategic merge patch, so
@@ -178,9 +179,9 @@ class OpenApi:
         paths: dict[str, Any] = {}
         for t in types:
             item, collection = _paths(t)
-            paths[item] = {verb: _v3_op(t, verb) for verb in ("get", "put", "patch", "delete")}
-            paths[collection] = {verb: _v3_op(t, verb) for verb in ("list", "post")}
-            paths[collection] = {("get" if v == "list" else v): op for v, op in paths[collection].items()}
+            paths[item] = {verb: _v3_op(t, verb) for verb in _ops(t, ("get", "put", "patch", "delete"))}
+            paths[collection] = {("get" if verb == "list" else verb): _v3_op(t, verb)
+                                 for verb in _ops(t, ("list", "post"))}
         crd_only = all(t.custom is not None for t in types)  # a custom group's document
         return {
             "openapi": "3.0.0",
@@ -194,8 +195,9 @@ class OpenApi:
         paths: dict[str, Any] = {}
         for t in types:
             item, collection = _paths(t)
-            paths[item] = {verb: _v2_op(t, verb) for verb in ("get", "put", "patch", "delete")}
-            paths[collection] = {"get": _v2_op(t, "list"), "post": _v2_op(t, "post")}
+            paths[item] = {verb: _v2_op(t, verb) for verb in _ops(t, ("get", "put", "patch", "delete"))}
+            paths[collection] = {("get" if verb == "list" else verb): _v2_op(t, verb)
+                                 for verb in _ops(t, ("list", "post"))}
         return {
             "swagger": "2.0",
             "info": {"title": "Kubernetes", "version": KUBE_VERSION},
@@ -230,6 +232,17 @@ def _paths(t: ResourceType) -> tuple[str, str]:
 _ACTIONS = {"get": "get", "put": "put", "patch": "patch", "delete": "delete", "list": "list", "post": "post"}
 _OP_IDS = {"get": "read", "put": "replace", "patch": "patch", "delete": "delete", "list": "list",
            "post": "create"}
+
+
+# the API verb (ResourceType.verbs) each operation needs
+_VERBS = {"get": "get", "put": "update", "patch": "patch", "delete": "delete", "list": "list",
+          "post": "create"}
+
+
+def _ops(t: ResourceType, ops: tuple[str, ...]) -> list[str]:
+    """The operations of `ops` the type serves: componentstatuses are only read and listed, as kube
+    publishes them."""
+    return [op for op in ops if _VERBS[op] in t.verbs]
 
 
 def _op_id(t: ResourceType, verb: str) -> str:

@@ -43,6 +43,8 @@ from orchestra.api.request.typemeta import check_body_types
 from orchestra.api.request.types import WriteOptions, WriteResult
 from orchestra.api.request.watch import WatchStream
 from orchestra.apiserver import openapi
+from orchestra.apiserver.components import WARNING as COMPONENT_STATUS_WARNING
+from orchestra.apiserver.components import ComponentStatuses
 from orchestra.apiserver.discovery import Discovery, version_info, wants_aggregated
 from orchestra.apiserver.http import (
     Receive,
@@ -56,6 +58,7 @@ from orchestra.apiserver.http import (
 )
 from orchestra.apiserver.metricsapi import PREFIX as METRICS_PREFIX
 from orchestra.apiserver.metricsapi import MetricsApi
+from orchestra.apiserver.proxy import ProxyHandler
 from orchestra.apiserver.routes import Route, parse_resource_path
 from orchestra.apiserver.watchserve import WatchLimits, WatchStatistics, serve_watch
 
@@ -83,6 +86,8 @@ class ApiServer:
         )
         self.openapi = openapi.OpenApi(core.registry, core.schema)  # documents built on first request
         self.pod_streams = pod_streams
+        self.proxy = ProxyHandler(core)  # pods/proxy, services/proxy, nodes/proxy
+        self.component_statuses = ComponentStatuses(core.store)  # the app adds its components' probes
         self.bookmark_interval = bookmark_interval
         self.watch_limits = watch_limits or WatchLimits()
         self.watch_stats = WatchStatistics()
@@ -197,7 +202,9 @@ class ApiServer:
 
     async def _resource(self, req: Request, route: Route) -> None:
         m = req.method
-        if route.subresource:
+        if (route.rt.group, route.rt.kind) == ("", "ComponentStatus") and not route.subresource:
+            await self._component_statuses(req, route)
+        elif route.subresource:
             await self._subresource(req, route)
         elif route.name is None:
             if m == "GET":
@@ -354,9 +361,8 @@ class ApiServer:
     async def _subresource(self, req: Request, route: Route) -> None:
         rt, sub, m = route.rt, route.subresource, req.method
         name = route.name or ""
-        if (sub == "status" and rt.has_subresource("status")) or (
-            rt.kind == "Namespace" and sub == "finalize"
-        ):
+        if (sub == "status" or (rt.kind, sub) in (("Namespace", "finalize"), ("Pod", "ephemeralcontainers"))
+                ) and rt.has_subresource(sub):
             if m == "GET":
                 await self._send_object(req, rt, self.core.get(rt, route.namespace, name))
             elif m == "PUT":
@@ -392,6 +398,8 @@ class ApiServer:
             )
         elif rt.kind == "Pod" and sub == "eviction" and m == "POST":
             await self._evict(req, route)
+        elif sub.split("/")[0] == "proxy" and rt.has_subresource("proxy"):
+            await self.proxy.handle(req, route)
         elif rt.kind == "Pod" and sub in ("log", "exec", "portforward", "attach"):
             pod = self.core.get(rt, route.namespace, name)
             if self.pod_streams is None:
@@ -399,6 +407,21 @@ class ApiServer:
             await self.pod_streams.handle(req, route, pod)
         else:
             raise path_not_found()
+
+    async def _component_statuses(self, req: Request, route: Route) -> None:
+        """GET componentstatuses[/NAME]: computed now from the components (components.py)."""
+        if req.method != "GET" or req.flag("watch"):
+            raise MethodNotAllowed(
+                f"the server does not allow this method on the requested resource ({req.method})")
+        warn = warning_headers([COMPONENT_STATUS_WARNING])
+        if route.name is not None:
+            obj = self.component_statuses.get(route.name)
+            body = self._table(req, route.rt, [obj], "") if _wants_table(req) else obj
+        else:
+            items = self.component_statuses.list()
+            body = self._table(req, route.rt, items, "") if _wants_table(req) else {
+                "kind": "ComponentStatusList", "apiVersion": "v1", "metadata": {}, "items": items}
+        await send_json(req.send, 200, body, warn)
 
     async def _evict(self, req: Request, route: Route) -> None:
         """pods/eviction (policy/v1 Eviction): a delete that honours PodDisruptionBudgets — 429

@@ -4,10 +4,11 @@ The verbs (api/request/core.py) run them on every write in this order: the strat
 (`strategy.prepare_for_create` / `prepare_for_update`: what the server resets or derives, which
 kinds track metadata.generation), `defaults.default(kind, obj)`, admission (`admission.py`:
 Priority, DefaultStorageClass, DefaultIngressClass, StorageObjectInUseProtection, the LimitRanger's
-defaults), `validation.validate(kind, obj, old) -> list[Cause]`, for a new Service the allocation of
-its cluster IP and node ports (`allocators.ServiceAllocator`), then the validating plugins that read
-the namespace's policy objects (`admission.validate_limits`: limitranger.py; `admission.
-charge_quotas`: quota/, kube's ResourceQuota evaluators, also used by the quota controller).
+defaults), `validation.validate(kind, obj, old, subresource=, version=) -> list[Cause]`, for a new
+Service the allocation of its cluster IP and node ports (`allocators.ServiceAllocator`), then the
+validating plugins that read the namespace's policy objects (`admission.validate_limits`:
+limitranger.py; `admission.charge_quotas`: quota/, kube's ResourceQuota evaluators, also used by the
+quota controller).
 Custom resources follow their CustomResourceDefinition: crd/ holds the schema machinery (structural
 schemas, validation, defaulting, pruning, CEL) and the CRD kind's own rules; quota admission counts
 them too (`count/<plural>.<group>`).
