@@ -74,7 +74,7 @@ class _Pair:
     outbound: trio.MemoryReceiveChannel[bytes] | None = None
     scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
     client_done: trio.Event = attrs.field(factory=trio.Event)  # the client FIN'd (or reset) the data stream
-    reset: bool = False
+    reset: set[int] = attrs.field(factory=set)  # the streams the client reset
 
 
 class SpdyPortForward:
@@ -115,7 +115,7 @@ class SpdyPortForward:
             case spdy.RstStream(stream_id):
                 pair = self._by_stream.get(stream_id)
                 if pair is not None:
-                    pair.reset = True
+                    pair.reset.add(stream_id)
                     pair.scope.cancel()
             case spdy.Ping():
                 await self._send(frame)
@@ -174,9 +174,11 @@ class SpdyPortForward:
                     async with tcp:
                         await self._pump(pair, tcp)
         self._forget(pair)
-        if pair.reset:
+        if pair.error_id in pair.reset:
             return
-        if error:
+        # As kubelet: the error stream always ends, even after the client reset the data stream
+        # (kubectl >= 1.32 resets it once the pod's side is done, then waits for the error stream).
+        if error and not pair.reset:
             msg = f"error forwarding port {pair.port} to pod {self._label}: {error}"
             await self._send(spdy.Data(pair.error_id, msg.encode()), spdy.Data(pair.data_id, b"", fin=True))
         await self._send(spdy.Data(pair.error_id, b"", fin=True))
