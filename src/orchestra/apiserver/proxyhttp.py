@@ -5,8 +5,9 @@ never HTTP by hand.
 Owns: dialling the backend (TLS without verification for https, as kube's proxy transport does;
 a failed dial is 503 "error trying to reach service: dial tcp IP:PORT: connect: connection
 refused"), the request sent on (method, escaped path, query, body streamed in either framing;
-hop-by-hop headers and those the Connection header names dropped, the Authorization header dropped
-as kube's authentication filter drops it, X-Forwarded-For appended, X-Forwarded-Uri set), and the
+hop-by-hop headers and those the Connection header names dropped, the Authorization and Impersonate-*
+headers dropped as kube's authentication and impersonation filters drop them once they have been used,
+X-Forwarded-For appended, X-Forwarded-Uri set), and the
 response streamed back as it arrives with the same header rules, CORS headers removed
 (corsRemovingTransport) and a Location that points into the backend rewritten to go through the
 proxy again (Transport.rewriteURL).
@@ -119,7 +120,8 @@ def _request_headers(req: Request, up: Upstream, forwarded_uri: str) -> tuple[He
     raw: Headers = [(bytes(k).lower(), bytes(v)) for k, v in req.scope.get("headers", [])]
     drop = _dropped(raw) | {b"authorization", b"x-forwarded-uri"}
     chunked = any(k == b"transfer-encoding" and b"chunked" in v.lower() for k, v in raw)
-    out = [(k, v) for k, v in raw if k not in drop]
+    # the caller's credentials and whom it acts as are the API server's, never the backend's
+    out = [(k, v) for k, v in raw if k not in drop and not k.startswith(b"impersonate-")]
     has_length = any(k == b"content-length" for k, _ in out)
     client = req.scope.get("client")
     if client:
