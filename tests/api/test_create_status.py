@@ -48,6 +48,11 @@ CASES: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = [
     ("networking.k8s.io/v1", "Ingress",
      {"defaultBackend": {"service": {"name": "web", "port": {"number": 80}}}}, {"loadBalancer": {}}),
     ("v1", "ResourceQuota", {"hard": {"pods": "10"}}, {}),
+    ("v1", "ReplicationController", {"selector": LABELS, "template": TEMPLATE}, {"replicas": 0}),
+    # conditions are omitempty; a Local APIService (no spec.service) is Available at once
+    ("apiregistration.k8s.io/v1", "APIService",
+     {"group": "x.example.com", "version": "v1", "groupPriorityMinimum": 100, "versionPriority": 10,
+      "service": {"namespace": "default", "name": "api"}, "insecureSkipTLSVerify": True}, {}),
     ("v1", "Pod", POD_SPEC, {"phase": "Pending", "qosClass": "BestEffort"}),
     ("v1", "Namespace", {}, {"phase": "Active"}),
     ("v1", "Node", {}, {"daemonEndpoints": {"kubeletEndpoint": {"Port": 0}}, "nodeInfo": ZERO_NODE_INFO}),
@@ -59,6 +64,7 @@ CASES: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = [
     ("certificates.k8s.io/v1", "CertificateSigningRequest",
      csr("x", request_pem("system:node:n1"))["spec"], {}),
 ]
+NAMES = {"APIService": "v1.x.example.com"}  # an APIService is named <version>.<group>
 
 
 @pytest.fixture
@@ -76,12 +82,13 @@ async def test_create_returns_the_zero_status(core: ApiCore, api_version: str, k
                                               spec: dict[str, Any], status: dict[str, Any]) -> None:
     rt = core.registry.by_api_version_kind(api_version, kind)
     assert rt is not None
-    body = {"metadata": {"name": f"zero-{kind.lower()}"}, "spec": spec}
+    name = NAMES.get(kind, f"zero-{kind.lower()}")
+    body = {"metadata": {"name": name}, "spec": spec}
     if kind == "Deployment":
         body["status"] = {"observedGeneration": 7}  # a client's status is dropped on create
     created = await core.create(rt, "default" if rt.namespaced else None, body)
     assert created.obj["status"] == status
-    stored = core.get(rt, "default" if rt.namespaced else None, f"zero-{kind.lower()}")
+    stored = core.get(rt, "default" if rt.namespaced else None, name)
     assert stored["status"] == status
 
 

@@ -6,6 +6,7 @@ import warnings
 
 import pytest
 
+from orchestra.api import conversion
 from orchestra.api.policy.defaults import default, image_pull_policy, qos_class
 from orchestra.api.registry import BUILTIN
 from tests.csrs import request_pem
@@ -494,6 +495,12 @@ SAMPLES = {
         "endpoints": [{"addresses": ["10.0.0.1"]}],
         "ports": [{"port": 80}],
     },
+    "ReplicationController": {"spec": {"template": _template()}},
+    "PodTemplate": {"template": _template()},
+    "ComponentStatus": {"conditions": [{"type": "Healthy", "status": "True", "message": "ok"}]},
+    "APIService": {"metadata": {"name": "v1.apps"},
+                   "spec": {"group": "apps", "version": "v1", "groupPriorityMinimum": 17800,
+                            "versionPriority": 15}},
     "Ingress": {"spec": {"rules": [{"host": "a.example.com", "http": {"paths": [{
         "path": "/",
         "pathType": "Prefix",
@@ -514,9 +521,24 @@ SAMPLES = {
     "NetworkPolicy": {"spec": {"ingress": [{"from": [{"podSelector": {"matchLabels": {"role": "client"}}}],
                                             "ports": [{"port": 80, "endPort": 90}]}],
                                "egress": [{"to": [{"ipBlock": {"cidr": "10.0.0.0/8"}}]}]}},
+    # the types served over another type's stored objects (`stored_as`)
+    "Event events.k8s.io/v1": {
+        "eventTime": "2024-05-01T10:00:00.000000Z", "reportingController": "kubelet",
+        "reportingInstance": "kubelet-n1", "action": "Start", "reason": "Started", "type": "Normal",
+        "regarding": {"kind": "Pod", "name": "x", "namespace": "default"},
+    },
+    "HorizontalPodAutoscaler autoscaling/v1": {"spec": {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}, "maxReplicas": 5,
+        "targetCPUUtilizationPercentage": 70}},
 }
-MODEL = {"Event": "CoreV1Event", "HorizontalPodAutoscaler": "V2HorizontalPodAutoscaler"}
-STORED = [rt for rt in BUILTIN if not rt.stored_as]  # one per kind: autoscaling/v1 HPAs are stored as v2
+MODEL = {"Event": "CoreV1Event", "Event events.k8s.io/v1": "EventsV1Event", "APIService": "V1APIService",
+         "HorizontalPodAutoscaler": "V2HorizontalPodAutoscaler",
+         "HorizontalPodAutoscaler autoscaling/v1": "V1HorizontalPodAutoscaler"}
+
+
+def _key(rt):
+    """A type served over another type's stored objects has a sample of its own: `<kind> <apiVersion>`."""
+    return f"{rt.kind} {rt.api_version}" if rt.stored_as else rt.kind
 
 
 def test_pdb_defaults_nothing():
@@ -527,30 +549,32 @@ def test_pdb_defaults_nothing():
 
 
 def test_samples_cover_every_registered_kind():
-    assert {rt.kind for rt in STORED} == set(SAMPLES)
+    assert {_key(rt) for rt in BUILTIN} == set(SAMPLES)
 
 
-@pytest.mark.parametrize("rt", STORED, ids=lambda rt: rt.kind)
+@pytest.mark.parametrize("rt", BUILTIN, ids=_key)
 def test_defaulted_objects_deserialize_with_official_client(rt):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         from kubernetes.client import ApiClient
 
-        obj = {"apiVersion": rt.api_version, "kind": rt.kind, **copy.deepcopy(SAMPLES[rt.kind])}
+        obj = {"apiVersion": rt.api_version, "kind": rt.kind, **copy.deepcopy(SAMPLES[_key(rt)])}
         obj["metadata"] = {**META, **obj.get("metadata", {})}
         if not rt.namespaced:
             obj["metadata"].pop("namespace")
-        obj = default(rt.kind, obj)
-        model = ApiClient()._ApiClient__deserialize(obj, MODEL.get(rt.kind, f"V1{rt.kind}"))
+        # a type served over another's stored objects: defaulted in the stored form, served converted
+        obj = conversion.served(rt, default(rt.kind, conversion.stored(rt, obj)))
+        model = ApiClient()._ApiClient__deserialize(obj, MODEL.get(_key(rt), f"V1{rt.kind}"))
     assert model.metadata.name == obj["metadata"]["name"]
 
 
-@pytest.mark.parametrize("rt", STORED, ids=lambda rt: rt.kind)
+@pytest.mark.parametrize("rt", BUILTIN, ids=_key)
 def test_defaulted_samples_pass_validation_on_create_and_noop_update(rt):
     from orchestra.api.policy.validation import validate
 
-    obj = {"apiVersion": rt.api_version, "kind": rt.kind, **copy.deepcopy(SAMPLES[rt.kind])}
+    obj = {"apiVersion": rt.api_version, "kind": rt.kind, **copy.deepcopy(SAMPLES[_key(rt)])}
     obj["metadata"] = {**META, **obj.get("metadata", {})}
-    obj = default(rt.kind, obj)
-    assert validate(rt.kind, obj, None) == []
-    assert validate(rt.kind, obj, copy.deepcopy(obj)) == []
+    # validated in the stored form, with the rules of the version it was written in (as the API core does)
+    obj = default(rt.kind, conversion.stored(rt, obj))
+    assert validate(rt.kind, obj, None, version=rt.api_version) == []
+    assert validate(rt.kind, obj, copy.deepcopy(obj), version=rt.api_version) == []

@@ -73,7 +73,7 @@ def _route(path: str) -> Any:
 
 def test_both_versions_are_served_and_v2_is_stored() -> None:
     assert V2 is not None and V1 is not None
-    assert (V2.stored_as, V1.stored_as) == ("", "v2")
+    assert (V2.stored_as, V1.stored_as) == ("", "autoscaling/v2")
     assert DEFAULT_REGISTRY.by_kind("HorizontalPodAutoscaler") is V2
     assert DEFAULT_REGISTRY.resolve("hpa") is V2
     assert [t.version for t in DEFAULT_REGISTRY.types if t.kind == "HorizontalPodAutoscaler"] == ["v2"]

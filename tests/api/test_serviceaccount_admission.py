@@ -155,3 +155,17 @@ async def test_updates_are_left_alone(core: ApiCore) -> None:
     created["metadata"]["labels"] = {"a": "b"}
     updated = (await core.update(rt, "default", "p", created)).obj
     assert updated["spec"]["volumes"] == created["spec"]["volumes"]
+
+
+async def test_ephemeral_containers_get_no_token_mount(core: ApiCore) -> None:
+    """kube's plugin mounts the token into init and app containers at create only: an ephemeral
+    container (pods/ephemeralcontainers, an update) has only the mounts it asks for."""
+    created = await create(core, "Pod", pod())
+    rt = core.registry.by_kind("Pod")
+    assert rt is not None
+    mounted = {"name": "mounted", "image": "i", "volumeMounts": [{**MOUNT, "mountPath": "/sa"}]}
+    created["spec"]["ephemeralContainers"] = [{"name": "dbg", "image": "i"}, mounted]
+    spec = (await core.update(rt, "default", "p", created, subresource="ephemeralcontainers")).obj["spec"]
+    assert [c.get("volumeMounts") for c in spec["ephemeralContainers"]] == [None, mounted["volumeMounts"]]
+    assert spec["containers"][0]["volumeMounts"] == [MOUNT]
+    assert spec["volumes"] == created["spec"]["volumes"]

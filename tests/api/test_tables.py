@@ -469,6 +469,23 @@ def test_event_cells():
     assert row[0] == "60s" and row[3] == "node" and row[5] == "kubelet, node-1" and row[8] == 1
 
 
+def test_a_type_served_over_another_prints_the_stored_form():
+    """kube prints the internal object: an events.k8s.io/v1 Event has the core Event's cells."""
+    events_v1 = DEFAULT_REGISTRY.by_path("events.k8s.io", "v1", "events")
+    assert events_v1 is not None
+    served = {"apiVersion": "events.k8s.io/v1", "kind": "Event",
+              "metadata": {"name": "e", "creationTimestamp": ts(60)},
+              "regarding": {"kind": "Pod", "name": "solo", "fieldPath": "spec.containers{web}"},
+              "reason": "Pulled", "note": "pulled", "type": "Normal",
+              "eventTime": "2024-05-01T11:59:00.000000Z",
+              "reportingController": "kubelet", "reportingInstance": "node-1", "deprecatedSource": {},
+              "deprecatedFirstTimestamp": None, "deprecatedLastTimestamp": None}  # fmt: skip
+    row = table(events_v1, [served], now=NOW)["rows"][0]
+    assert row["cells"] == ["60s", "Normal", "Pulled", "pod/solo", "spec.containers{web}", "kubelet, node-1",
+                            "pulled", "60s", 1, "e"]
+    assert table(events_v1, [served], now=NOW)["columnDefinitions"] == column_definitions(rt("Event"))
+
+
 def test_small_kinds():
     meta = {"name": "x", "creationTimestamp": ts(7)}
     assert cells("Namespace", {"metadata": meta, "status": {"phase": "Active"}}) == ["x", "Active", "7s"]

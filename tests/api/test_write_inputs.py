@@ -111,6 +111,29 @@ async def test_update_with_a_body_of_another_type_is_400(core: ApiCore, body: di
     assert err.message == message
 
 
+@pytest.mark.parametrize(
+    ("kind", "causes"),
+    [
+        ("Pod", ["spec.containers: Required value", "spec: Forbidden: pod updates may not change fields"]),
+        ("Service", ["spec.ports: Required value"]),
+    ],
+    ids=["pod", "service"],
+)
+async def test_an_update_with_a_null_spec_is_422_not_500(core: ApiCore, kind: str, causes: list[str]) -> None:
+    """`"spec": null` decodes as Go's zero struct: the update strategies (a Service keeping its
+    clusterIP, a pod its priority) read an empty spec, and validation names what it lacks."""
+    if kind == "Service":
+        service = {"metadata": {"name": "kp"}, "spec": {"ports": [{"port": 80}]}}
+        await core.create(_rt(core, kind), "default", service)
+    before = core.get(_rt(core, kind), "default", "kp")
+    body = {"apiVersion": "v1", "kind": kind, "metadata": {"name": "kp"}, "spec": None}
+    with trio.fail_after(10), pytest.raises(Invalid) as info:
+        await core.update(_rt(core, kind), "default", "kp", body)
+    for cause in causes:
+        assert cause in info.value.message, info.value.message
+    assert core.get(_rt(core, kind), "default", "kp") == before
+
+
 async def test_a_body_of_the_same_kind_in_another_version_does_not_match() -> None:
     """kube's check after decoding: another registered version of the kind is not this endpoint's."""
     deploy = next(t for t in BUILTIN if t.kind == "Deployment")

@@ -96,6 +96,8 @@ def test_every_v3_document_is_closed_and_has_its_kinds(openapi: OpenApi) -> None
                 if "get" not in t.verbs:  # create-only (TokenReview): its POST only, as kube lists it
                     assert _item_path(t) not in doc["paths"]
                     continue
+                if "patch" not in t.verbs:  # componentstatuses: get and list only
+                    continue
                 patch = doc["paths"][_item_path(t)]["patch"]
                 assert patch["x-kubernetes-group-version-kind"] == gvk
                 assert "fieldValidation" in [p["name"] for p in patch["parameters"]]
@@ -142,6 +144,44 @@ def test_authentication_kinds_and_token_requests(openapi: OpenApi, version: str)
         assert f"/apis/authentication.k8s.io/v1/{plural}/{{name}}" not in paths
     for kind in ("TokenReview", "TokenReviewSpec", "TokenReviewStatus", "SelfSubjectReview", "UserInfo"):
         assert f"io.k8s.api.authentication.v1.{kind}" in auth_defs
+
+
+# (document, item path, definition, group/version/kind, operations of the item, of the collection)
+CLIENT_KINDS = [
+    ("rc", "api/v1", "/api/v1/namespaces/{namespace}/replicationcontrollers/{name}",
+     "io.k8s.api.core.v1.ReplicationController", ("", "v1", "ReplicationController"),
+     {"get", "put", "patch", "delete"}, {"get", "post"}),
+    ("podtemplate", "api/v1", "/api/v1/namespaces/{namespace}/podtemplates/{name}",
+     "io.k8s.api.core.v1.PodTemplate", ("", "v1", "PodTemplate"),
+     {"get", "put", "patch", "delete"}, {"get", "post"}),
+    ("componentstatus", "api/v1", "/api/v1/componentstatuses/{name}",
+     "io.k8s.api.core.v1.ComponentStatus", ("", "v1", "ComponentStatus"), {"get"}, {"get"}),
+    ("events-v1", "apis/events.k8s.io/v1", "/apis/events.k8s.io/v1/namespaces/{namespace}/events/{name}",
+     "io.k8s.api.events.v1.Event", ("events.k8s.io", "v1", "Event"),
+     {"get", "put", "patch", "delete"}, {"get", "post"}),
+    ("apiservice", "apis/apiregistration.k8s.io/v1", "/apis/apiregistration.k8s.io/v1/apiservices/{name}",
+     "io.k8s.kube-aggregator.pkg.apis.apiregistration.v1.APIService",
+     ("apiregistration.k8s.io", "v1", "APIService"), {"get", "put", "patch", "delete"}, {"get", "post"}),
+]
+
+
+@pytest.mark.parametrize(("gv", "item", "name", "gvk", "item_ops", "collection_ops"),
+                         [c[1:] for c in CLIENT_KINDS], ids=[c[0] for c in CLIENT_KINDS])
+def test_the_kinds_kubectl_probes_are_published(openapi: OpenApi, gv: str, item: str, name: str,
+                                                gvk: tuple[str, str, str], item_ops: set[str],
+                                                collection_ops: set[str]) -> None:
+    """ReplicationController, PodTemplate, ComponentStatus, events.k8s.io/v1 Event (served over the
+    stored core Events) and APIService have their schemas and operations in v3 and v2 (`kubectl
+    explain rc`), with only the verbs each serves (kube publishes componentstatuses read-only)."""
+    want = dict(zip(("group", "version", "kind"), gvk, strict=True))
+    collection = item.removesuffix("/{name}")
+    for doc, schemas in ((openapi.v3(gv).doc, "components"), (openapi.v2().doc, "definitions")):
+        defs = doc[schemas]["schemas"] if schemas == "components" else doc[schemas]
+        assert want in defs[name]["x-kubernetes-group-version-kind"]
+        assert f"{name}List" in defs
+        assert set(doc["paths"][item]) == item_ops
+        assert set(doc["paths"][collection]) == collection_ops
+        assert doc["paths"][item]["get"]["x-kubernetes-group-version-kind"] == want
 
 
 def _gv(t: Any) -> str:

@@ -1,11 +1,13 @@
 """kubectl 1.32 against custom resources on a real orchestra API server (controllers on): a CRD and
 its objects applied from one directory, get with printer columns, describe, explain, patches,
-server-side apply, scale, wait, label, selectors, invalid objects, and the CRD's deletion."""
+server-side apply, scale, wait, label, selectors, invalid objects, the CRD's APIService, and the CRD's
+deletion."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -96,6 +98,8 @@ def test_custom_resources_with_kubectl(kubectl: Kubectl, kubectl_bin: str, live_
     second = kubectl("apply", "-f", str(folder))
     assert "gadget.kubectl.example.com/g1 created" in second.stdout
     kubectl("wait", "--for=condition=established", "crd/gadgets.kubectl.example.com", "--timeout=20s")
+    services = kubectl("get", "apiservices").stdout  # the CRD's group/version is a Local APIService
+    assert re.search(r"^v1\.kubectl\.example\.com\s+Local\s+True\s", services, re.M), services
 
     table = kubectl("get", "gadgets").stdout.splitlines()
     assert table[0].split() == ["NAME", "COLOR", "REPLICAS", "AGE"]
@@ -145,6 +149,8 @@ def test_custom_resources_with_kubectl(kubectl: Kubectl, kubectl_bin: str, live_
         watcher.terminate()
         seen = [line.split()[:2] for line in watcher.stdout.read().splitlines()]
     assert ["DELETED", "g1"] in seen  # its objects went before it
+    # and then its APIService (kube's crdregistration)
+    kubectl("wait", "--for=delete", "apiservice/v1.kubectl.example.com", "--timeout=20s")
     gone = kubectl("get", "gadgets", check=False)  # kubectl's cached discovery may still name the kind
     assert gone.returncode != 0 and ("doesn't have a resource type" in gone.stderr
                                      or "the server could not find the requested resource" in gone.stderr)

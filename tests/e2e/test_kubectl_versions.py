@@ -71,7 +71,13 @@ def _deployment(ns: str, replicas: int, value: str) -> str:
     (["service.spec.ports"], ["targetPort", "port\t<integer> -required-", "protocol"]),
     (["hpa.spec"], ["metrics", "behavior", "scaleTargetRef"]),
     (["hpa.spec", "--api-version=autoscaling/v1"], ["targetCPUUtilizationPercentage", "scaleTargetRef"]),
-], ids=["field", "recursive", "core-kind", "hpa-preferred-v2", "hpa-v1-served-not-stored"])
+    (["rc.spec"], ["selector", "template", "minReadySeconds"]),
+    (["podtemplates.template"], ["PodTemplateSpec", "spec"]),
+    (["cs"], ["ComponentStatus", "conditions"]),
+    (["events", "--api-version=events.k8s.io/v1"], ["regarding", "reportingController", "note"]),
+    (["apiservices.spec"], ["groupPriorityMinimum", "versionPriority"]),
+], ids=["field", "recursive", "core-kind", "hpa-preferred-v2", "hpa-v1-served-not-stored", "rc",
+        "podtemplate", "componentstatus", "events-v1-served-over-core", "apiservice"])
 def test_explain(kubectl: Kubectl, args: list[str], needles: list[str]) -> None:
     out = kubectl("explain", *args).stdout
     for needle in needles:

@@ -60,6 +60,13 @@ KINDS: dict[str, tuple[str, str, bool, dict[str, Any]]] = {
         },
     ),
     "ServiceAccount": ("CoreV1Api", "namespaced_service_account", True, {}),
+    "ReplicationController": (
+        "CoreV1Api",
+        "namespaced_replication_controller",
+        True,
+        {"spec": {"replicas": 0, "selector": {"app": "x"}, "template": TEMPLATE}},
+    ),
+    "PodTemplate": ("CoreV1Api", "namespaced_pod_template", True, {"template": TEMPLATE}),
     "Deployment": (
         "AppsV1Api",
         "namespaced_deployment",
@@ -198,3 +205,68 @@ def test_conflict_on_stale_resource_version(api: client.ApiClient) -> None:
         core.replace_namespaced_config_map("stale", "py", cm)
     assert exc.value.status == 409
     assert "the object has been modified" in exc.value.body
+
+
+def test_replication_controller_apis_like_the_clients_own_e2e(api: client.ApiClient) -> None:
+    """The official client's e2e test_replication_controller_apis, plus its scale subresource."""
+    core = client.CoreV1Api(api)
+    container = {"image": "nginx", "name": "nginx", "ports": [{"containerPort": 80, "protocol": "TCP"}]}
+    body = {"apiVersion": "v1", "kind": "ReplicationController", "metadata": {"labels": {"name": "frontend"},
+                                                                              "name": "frontend"},
+            "spec": {"replicas": 2, "selector": {"name": "frontend"},
+                     "template": {"metadata": {"labels": {"name": "frontend"}},
+                                  "spec": {"containers": [container]}}}}
+    created = core.create_namespaced_replication_controller(body=body, namespace="py")
+    assert created.metadata.name == "frontend" and created.spec.replicas == 2
+    assert core.read_namespaced_replication_controller(name="frontend", namespace="py").spec.replicas == 2
+    scale = core.patch_namespaced_replication_controller_scale("frontend", "py", {"spec": {"replicas": 0}})
+    assert scale.spec.replicas == 0 and scale.status.selector == "name=frontend"
+    listed = core.list_namespaced_replication_controller("py", field_selector="metadata.name=frontend")
+    assert [rc.metadata.name for rc in listed.items] == ["frontend"]
+    core.delete_namespaced_replication_controller(name="frontend", namespace="py", body={})
+    with pytest.raises(ApiException) as exc:
+        core.read_namespaced_replication_controller(name="frontend", namespace="py")
+    assert exc.value.status == 404
+
+
+def test_events_k8s_io_events(api: client.ApiClient) -> None:
+    """events.k8s.io/v1 through EventsV1Api; the same objects through CoreV1Api."""
+    core, events = client.CoreV1Api(api), client.EventsV1Api(api)
+    core.create_namespace({"metadata": {"name": "py-events"}})
+    body = {"metadata": {"name": "synced", "labels": {"t": "ev"}}, "eventTime": "2024-05-01T10:00:00.000000Z",
+            "reportingController": "example.com/ctl", "reportingInstance": "ctl-1", "action": "Sync",
+            "reason": "Synced", "type": "Normal", "note": "all good",
+            "regarding": {"kind": "Pod", "name": "p", "namespace": "py-events"}}
+    created = events.create_namespaced_event("py-events", body)
+    assert created.note == "all good" and created.regarding.name == "p"
+    listed = events.list_namespaced_event("py-events", label_selector="t=ev")
+    assert [e.metadata.name for e in listed.items] == ["synced"]
+    assert [e.metadata.name for e in events.list_event_for_all_namespaces(
+        field_selector="regarding.name=p,reportingController=example.com/ctl").items] == ["synced"]
+    legacy = core.read_namespaced_event("synced", "py-events")
+    assert legacy.message == "all good" and legacy.involved_object.name == "p"
+    assert legacy.reporting_component == "example.com/ctl"
+    seen: list[str] = []
+
+    def watcher() -> None:
+        w = watch.Watch()
+        for ev in w.stream(events.list_namespaced_event, "py-events",
+                           resource_version=listed.metadata.resource_version, timeout_seconds=10):
+            seen.append(ev["type"])
+            if ev["type"] == "MODIFIED":
+                assert ev["object"].series.count == 2
+                w.stop()
+
+    t = threading.Thread(target=watcher)
+    t.start()
+    series = {"series": {"count": 2, "lastObservedTime": "2024-05-01T10:01:00.000000Z"}}
+    assert events.patch_namespaced_event("synced", "py-events", series).series.count == 2
+    t.join(15)
+    assert "MODIFIED" in seen
+    with pytest.raises(ApiException) as exc:
+        events.create_namespaced_event("py-events", {**body, "metadata": {"name": "bad"}, "action": ""})
+    assert exc.value.status == 422 and "action: Required value" in exc.value.body
+    events.delete_namespaced_event("synced", "py-events")
+    with pytest.raises(ApiException) as gone:
+        core.read_namespaced_event("synced", "py-events")
+    assert gone.value.status == 404

@@ -172,8 +172,9 @@ async def test_v5_stdin_close_on_a_stdin_once_container(autojump_clock: trio.tes
         await _attach_over_asgi(client, {"name": "c", "stdin": True, "stdinOnce": True},
                                 ContainerScript(echo_stdin=True))
         assert client.sent[0] == {"type": "websocket.accept", "subprotocol": "v5.channel.k8s.io"}
-        # cat's output, then (its stdin closed, it exited) Success, then a clean close
-        assert client.binary() == [b"\x01hi\n", b'\x03{"metadata":{},"status":"Success"}']
+        # kube's empty "connection established" message, cat's output, then (its stdin closed, it
+        # exited) Success, then a clean close
+        assert client.binary() == [b"\x01", b"\x01hi\n", b'\x03{"metadata":{},"status":"Success"}']
         assert client.sent[-1] == {"type": "websocket.close", "code": 1000, "reason": ""}
 
 
@@ -228,8 +229,8 @@ async def test_a_runtime_failure_midway_is_an_internal_error_status(
         }
         route = Route(rt=None, namespace="default", name="p", subresource="attach")  # type: ignore[arg-type]
         await PodStreamsHandler(Locator(_BrokenRuntime(), "cid")).handle(client.request(), route, pod)  # type: ignore[arg-type]
-        first, status = client.binary()
-        assert first == b"\x01partial\n"
+        established, first, status = client.binary()
+        assert (established, first) == (b"\x01", b"\x01partial\n")
         assert (
             orjson.loads(status[1:])["message"]
             == "error attaching to container: the Podman service went away"

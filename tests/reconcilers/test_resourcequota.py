@@ -262,3 +262,30 @@ async def test_a_replicaset_over_quota_reports_kubes_failure(autojump_clock: tri
                 events = [e for e in api.list("Event", "default") if e["reason"] == "FailedCreate"]
                 assert events and events[0]["message"].startswith('Error creating: pods "web-')
                 nursery.cancel_scope.cancel()
+
+
+async def test_replication_controllers_and_pod_templates_count(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """kube's object-count quota: `replicationcontrollers` (its legacy name) and `count/...` of the
+    kinds served beside ReplicaSets, charged at admission and recounted by the controller."""
+    template = {"metadata": {"labels": {"app": "a"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}
+    rc = {"spec": {"replicas": 0, "selector": {"app": "a"}, "template": template}}
+    with trio.fail_after(60):
+        api = await make_api()
+        await api.create("ReplicationController", {"metadata": {"name": "old"}, **rc})
+        async with controller(api):
+            await synced(api, "q", {"replicationcontrollers": "2", "count/replicationcontrollers": "2",
+                                    "count/podtemplates": "1"})
+            assert used(api) == {"replicationcontrollers": "1", "count/replicationcontrollers": "1",
+                                 "count/podtemplates": "0"}
+            await api.create("ReplicationController", {"metadata": {"name": "new"}, **rc})
+            with pytest.raises(Forbidden, match="exceeded quota: q"):
+                await api.create("ReplicationController", {"metadata": {"name": "third"}, **rc})
+            await api.create("PodTemplate", {"metadata": {"name": "t1"}, "template": template})
+            with pytest.raises(Forbidden, match="exceeded quota: q, requested: count/podtemplates=1"):
+                await api.create("PodTemplate", {"metadata": {"name": "t2"}, "template": template})
+            await api.client.delete(api.rt("ReplicationController"), "default", "old")
+            await wait_for(api, lambda: (used(api) or {}).get("replicationcontrollers") == "1")
+            assert used(api) == {"replicationcontrollers": "1", "count/replicationcontrollers": "1",
+                                 "count/podtemplates": "1"}

@@ -329,3 +329,16 @@ async def test_stats_of_running_containers(runtime: Runtime, clock: object) -> N
         await runtime.stop_container(busy, 0)
         assert [s.id for s in await runtime.stats([busy, idle])] == [idle]
         assert await runtime.stats([]) == []
+
+
+async def test_a_container_can_join_anothers_process_namespace(runtime: Runtime, clock: object) -> None:
+    """An ephemeral container's targetContainerName: created in the target's process namespace
+    (Podman: pidns container:ID); a target that is not in the sandbox is NotFound."""
+    with trio.fail_after(30):
+        sandbox_id = await ready_sandbox(runtime, "pidns")
+        target = await run_container(runtime, sandbox_id, ctr("target"))
+        joined = await run_container(runtime, sandbox_id, ctr("joined", pid_namespace_of=target))
+        assert (await runtime.container_status(joined)).state == ContainerState.RUNNING
+        other = await ready_sandbox(runtime, "pidns-other")
+        with pytest.raises(NotFound):
+            await runtime.create_container(other, ctr("stranger", pid_namespace_of="0" * 64))

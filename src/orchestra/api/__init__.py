@@ -13,17 +13,19 @@ Areas (each package's docstring is its front door; arrows are checked by import-
                 one kind other layers share (pdb.py, storageclass.py).
   * tables/     representation: server-side Tables (`kubectl get` columns), cell for cell like kube.
   * machinery/  kube's apimachinery: label and field selectors, field errors, name rules.
-  * conversion/ a kind served at several versions of one stored object: `stored(rt, obj)` /
-                `served(rt, obj)` between a served version and the stored one (hpa.py: kube's
-                autoscaling v1 <-> v2); the verbs in request/ convert at every call.
+  * conversion/ types served over another type's stored objects: `stored(rt, obj)` /
+                `served(rt, obj)` between a served type and the stored one (hpa.py: kube's
+                autoscaling v1 <-> v2; events.py: events.k8s.io/v1 <-> core/v1 Events); the
+                verbs in request/ convert at every call.
   * serviceaccount/  ServiceAccount tokens: signing and checking the JWTs (PyJWT), their claims, and
                 whether what a token names still exists (the TokenRequest verb, the apiserver's token
                 authenticator and the token controllers use it).
   * errors.py   ApiError and its subclasses -> Status dicts; `Cause` (reason, message, field).
   * user.py     `UserInfo` (who asks: name, uid, groups, extra) and the well-known users and groups.
   * registry.py the kinds: `ResourceType`, `Registry`, `BUILTIN`, `DEFAULT_REGISTRY`;
-                `Registry.types` one per resource, `Registry.served` also the other versions a
-                kind is served at (`ResourceType.stored_as`, a CRD's other versions); custom kinds
+                `Registry.types` one per stored resource, `Registry.served` also the types served
+                over another's stored objects (`ResourceType.stored_as`: autoscaling/v1 HPAs,
+                events.k8s.io/v1 Events) and a CRD's other versions; custom kinds
                 (CustomResourceDefinitions) join a core's own registry at run time (`set_custom`).
   * metrics.py  metrics.k8s.io (NodeMetrics/PodMetrics, `Usage`), outside the main registry.
 Layers inside the api (top may import bottom): request | tables -> policy -> machinery | metrics |
@@ -33,8 +35,9 @@ a verb.
 Where a new kind's code goes:
   1. registry.py: its `ResourceType` in BUILTIN (group, plural, short names, subresources); the
      schema check, discovery, the garbage collector and namespace deletion then know it. Served at
-     more than one version: the storage version's type, `_also_served` for each other one, and the
-     conversions in conversion/ (policy sees the stored version only; tables convert to it).
+     more than one version or group: the storage version's type, `_also_served` for each other
+     one, and the conversions in conversion/ (policy sees the stored form only, validation also the
+     version written in; tables convert to the stored form).
   2. policy/defaults.py: its defaults (kube's SetDefaults_X).
   3. policy/validation/: its ValidateX/ValidateXUpdate in the module of its API group, dispatched
      from validation/__init__.py.

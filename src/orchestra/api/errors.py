@@ -143,6 +143,10 @@ class InternalError(ApiError):
     code, reason = 500, "InternalError"
 
 
+class ServiceUnavailable(ApiError):
+    code, reason = 503, "ServiceUnavailable"
+
+
 class Timeout(ApiError):
     code, reason = 504, "Timeout"
 

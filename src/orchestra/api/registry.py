@@ -78,8 +78,10 @@ class ResourceType:
     # The schema definition name in the Kubernetes OpenAPI document.
     definition: str = ""
     custom: CustomKind | None = attrs.field(default=None, eq=False, repr=False)
-    # Set on another served version of a kind stored at this version (autoscaling/v1
-    # HorizontalPodAutoscalers are stored as v2): requests at it are converted (api/conversion/).
+    # Set on a type served over another type's stored objects: that type's apiVersion (same kind and
+    # plural; kube stores one object and converts it for each version). autoscaling/v1
+    # HorizontalPodAutoscalers are stored as autoscaling/v2 ones, events.k8s.io/v1 Events as core
+    # ("v1") Events: requests at it are converted (api/conversion/), its keys are the stored type's.
     stored_as: str = ""
 
     @property
@@ -100,17 +102,24 @@ class ResourceType:
     def has_subresource(self, name: str) -> bool:
         return any(s.name == name for s in self.subresources)
 
+    @property
+    def storage_group(self) -> str:
+        """The group whose keys hold this type's objects: the stored type's (`stored_as`)."""
+        return self.stored_as.rpartition("/")[0] if self.stored_as else self.group
+
     def key_prefix(self, namespace: str | None = None) -> str:
-        """Store key prefix: `/registry/<group>/<plural>/[<namespace>/]`."""
-        base = f"/registry/{self.group or 'core'}/{self.plural}/"
+        """Store key prefix: `/registry/<storage group>/<plural>/[<namespace>/]`."""
         if self.namespaced and namespace:
-            return f"{base}{namespace}/"
-        return base
+            return f"{self._base()}{namespace}/"
+        return self._base()
 
     def key(self, namespace: str | None, name: str) -> str:
         if self.namespaced:
-            return f"/registry/{self.group or 'core'}/{self.plural}/{namespace}/{name}"
-        return f"/registry/{self.group or 'core'}/{self.plural}/{name}"
+            return f"{self._base()}{namespace}/{name}"
+        return f"{self._base()}{name}"
+
+    def _base(self) -> str:
+        return f"/registry/{self.storage_group or 'core'}/{self.plural}/"
 
 
 _STATUS = Subresource("status", "")  # kind filled in per type below
@@ -129,6 +138,8 @@ def _rt(
     scale: bool = False,
     extra: tuple[Subresource, ...] = (),
     definition_pkg: str = "",
+    definition: str = "",
+    verbs: tuple[str, ...] = ALL_VERBS,
     version: str = "v1",
 ) -> ResourceType:
     subs: list[Subresource] = []
@@ -147,16 +158,22 @@ def _rt(
         short_names=short,
         categories=cats,
         subresources=tuple(subs),
-        definition=f"io.k8s.api.{definition_pkg}.{version}.{kind}",
+        verbs=verbs,
+        definition=definition or f"io.k8s.api.{definition_pkg}.{version}.{kind}",
     )
 
 
-def _also_served(rt: ResourceType, version: str) -> ResourceType:
-    """`rt`'s kind served at another version too, stored at `rt`'s."""
-    return attrs.evolve(rt, version=version, stored_as=rt.version,
-                        definition=rt.definition.replace(f".{rt.version}.", f".{version}."))
+def _also_served(rt: ResourceType, version: str, *, group: str | None = None,
+                 definition_pkg: str = "") -> ResourceType:
+    """`rt`'s stored objects served as another type too: its kind at another version of its group
+    (autoscaling/v1), or at a version of another group (events.k8s.io/v1 Events are core Events)."""
+    definition = (f"io.k8s.api.{definition_pkg}.{version}.{rt.kind}" if definition_pkg
+                  else rt.definition.replace(f".{rt.version}.", f".{version}."))
+    return attrs.evolve(rt, group=rt.group if group is None else group, version=version,
+                        stored_as=rt.api_version, definition=definition)
 
 
+_PROXY_VERBS = ("create", "delete", "get", "patch", "update")
 _POD_STREAMS = (
     Subresource("log", "Pod", verbs=("get",)),
     Subresource("exec", "PodExecOptions", verbs=("create", "get")),
@@ -164,6 +181,8 @@ _POD_STREAMS = (
     Subresource("attach", "PodAttachOptions", verbs=("create", "get")),
     Subresource("binding", "Binding", verbs=("create",)),
     Subresource("eviction", "Eviction", group="policy", verbs=("create",)),
+    Subresource("ephemeralcontainers", "Pod"),
+    Subresource("proxy", "PodProxyOptions", verbs=_PROXY_VERBS),
 )
 
 CRD = ResourceType(
@@ -179,20 +198,30 @@ CRD = ResourceType(
     definition="io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition",
 )
 
+_EVENT = _rt("", "Event", "events", short=("ev",), status=False, definition_pkg="core")
 _HPA = _rt("autoscaling", "HorizontalPodAutoscaler", "horizontalpodautoscalers", short=("hpa",),
           cats=("all",), version="v2", definition_pkg="autoscaling")
 
 BUILTIN: tuple[ResourceType, ...] = (
-    _rt("", "Namespace", "namespaces", namespaced=False, short=("ns",), definition_pkg="core"),
+    _rt("", "Namespace", "namespaces", namespaced=False, short=("ns",), definition_pkg="core",
+        extra=(Subresource("finalize", "Namespace", verbs=("update",)),)),
     _rt("", "Pod", "pods", short=("po",), cats=("all",), extra=_POD_STREAMS, definition_pkg="core"),
-    _rt("", "Service", "services", short=("svc",), cats=("all",), definition_pkg="core"),
+    # before Service: `kubectl get all` lists the "all" category in discovery order, as kube's (alphabetical)
+    _rt("", "ReplicationController", "replicationcontrollers", short=("rc",), cats=("all",), scale=True,
+        definition_pkg="core"),
+    _rt("", "Service", "services", short=("svc",), cats=("all",), definition_pkg="core",
+        extra=(Subresource("proxy", "ServiceProxyOptions", verbs=_PROXY_VERBS),)),
     _rt("", "Endpoints", "endpoints", short=("ep",), status=False, definition_pkg="core"),
-    _rt("", "Node", "nodes", namespaced=False, short=("no",), definition_pkg="core"),
+    _rt("", "Node", "nodes", namespaced=False, short=("no",), definition_pkg="core",
+        extra=(Subresource("proxy", "NodeProxyOptions", verbs=_PROXY_VERBS),)),
     _rt("", "ConfigMap", "configmaps", short=("cm",), status=False, definition_pkg="core"),
     _rt("", "Secret", "secrets", status=False, definition_pkg="core"),
-    _rt("", "Event", "events", short=("ev",), status=False, definition_pkg="core"),
+    _EVENT,
     _rt("", "ServiceAccount", "serviceaccounts", short=("sa",), status=False, definition_pkg="core",
         extra=(Subresource("token", "TokenRequest", group=AUTHENTICATION, verbs=("create",)),)),
+    _rt("", "PodTemplate", "podtemplates", status=False, definition_pkg="core"),
+    _rt("", "ComponentStatus", "componentstatuses", namespaced=False, short=("cs",), status=False,
+        verbs=("get", "list"), definition_pkg="core"),
     _rt(
         "apps",
         "Deployment",
@@ -263,6 +292,9 @@ BUILTIN: tuple[ResourceType, ...] = (
     CRD,
     _HPA,
     _also_served(_HPA, "v1"),
+    _also_served(_EVENT, "v1", group="events.k8s.io", definition_pkg="events"),
+    _rt("apiregistration.k8s.io", "APIService", "apiservices", namespaced=False, cats=("api-extensions",),
+        definition="io.k8s.kube-aggregator.pkg.apis.apiregistration.v1.APIService"),
 )
 
 
@@ -272,10 +304,11 @@ class Registry:
     `types` holds one resource type per resource: a built-in kind at its storage version, a custom
     kind at its preferred version — what controllers, garbage collection and namespace deletion
     iterate, and what the version-less lookups (`by_plural`, `by_kind`, `resolve`) answer. `served`
-    adds every other version a kind is served at: built-in ones stored at another version
-    (`stored_as` set: api/conversion converts them) and a CRD's other served versions (its
-    `CustomKind` converts them); URL paths (`by_path`), discovery and type checks of bodies use those.
-    Custom kinds (`set_custom`) never shadow a built-in name.
+    adds every other type served: built-in ones served over another type's stored objects
+    (`stored_as` set: autoscaling/v1 HPAs, events.k8s.io/v1 Events; api/conversion converts them) and
+    a CRD's other served versions (its `CustomKind` converts them); URL paths (`by_path`), discovery,
+    APIServices and type checks of bodies use those. Custom kinds (`set_custom`) never shadow a
+    built-in name.
     """
 
     def __init__(self, types: Iterable[ResourceType] = BUILTIN) -> None:
@@ -301,6 +334,8 @@ class Registry:
             self._by_kind.setdefault(t.kind, t)
             for n in (t.plural, t.singular, t.kind.lower(), *t.short_names, t.group_resource):
                 self._names.setdefault(n, t)
+        for t in self.served:  # `events.events.k8s.io` names the type served in that group
+            self._names.setdefault(t.group_resource, t)
         self.generation += 1
 
     # --- custom kinds ---------------------------------------------------------------------------
@@ -345,7 +380,7 @@ class Registry:
     def groups(self) -> list[str]:
         """API groups in discovery order (the legacy core group "" first)."""
         seen: dict[str, None] = {}
-        for t in self.types:
+        for t in self.served:
             seen.setdefault(t.group, None)
         return list(seen)
 
@@ -360,6 +395,11 @@ class Registry:
             if t.group == group:
                 seen.setdefault(t.version, None)
         return list(seen)
+
+    def group_versions(self) -> list[tuple[str, str]]:
+        """Every (group, version) served, in discovery order (kube-aggregator registers an APIService
+        for each)."""
+        return [(g, v) for g in self.groups() for v in self.versions(g)]
 
 
 DEFAULT_REGISTRY = Registry()

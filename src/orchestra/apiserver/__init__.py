@@ -22,6 +22,8 @@ Entry points:
                     orchestra.streaming (also the node's kubelet API's); `ApiServer(pod_streams=)`
                     takes any `PodStreams`.
   * metricsapi.py   `MetricsApi(core, collector)`: GET routes under /apis/metrics.k8s.io/v1beta1.
+  * proxy.py        `ProxyHandler(core)`: pods/, services/, nodes/proxy (proxyhttp.py: the h11
+                    exchange with the backend); components.py: componentstatuses.
 The rest: http.py (ASGI request/response plumbing, body decoding under api/request/bodies.py's
 limits), protobuf.py (Kubernetes protobuf request bodies -> JSON), discovery.py (discovery
 documents, /version), openapi.py (`OpenApi(registry, schema)`: /openapi/v2 and /openapi/v3, built on

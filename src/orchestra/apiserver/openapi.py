@@ -3,15 +3,16 @@ and `/openapi/v3` (the discovery index) with `/openapi/v3/<api/v1|apis/<group>/<
 
 Owns: building each document from the registry (which kinds, at which paths) and the Kubernetes 1.32
 definitions (openapi_schemas.py converts them): per group-version, every kind served at it (also at
-a version stored as another, `ResourceType.stored_as`: autoscaling/v1 and v2 both), its list, its
-subresources' kinds (serviceaccounts/token's TokenRequest too) and everything they refer to, with
-the operations kubectl looks for (a PATCH per kind tagged with its group/version/kind and declaring
-`fieldValidation`, so it lets the server validate fields); the create-only TokenReview and
-SelfSubjectReview have only their POST, as in kube's documents (kubectl, finding no PATCH, looks
-for them among the CustomResourceDefinitions, then validates them itself). Documents are built on
-first request and kept (a few hundred ms each; start-up does none of it); each has an ETag (the
-upper-case hex SHA-512 of its bytes, as kube-openapi computes it), named by the v3 index's `?hash=`;
-a stale `hash` is redirected like kube does, `If-None-Match` answers 304.
+a type stored as another, `ResourceType.stored_as`: autoscaling/v1 and v2, events.k8s.io/v1 Events),
+its list, its subresources' kinds (serviceaccounts/token's TokenRequest too) and everything they refer
+to, with the operations kubectl looks for (a PATCH per kind tagged with its group/version/kind and
+declaring `fieldValidation`, so it lets the server validate fields), each only if the kind has its verb
+(componentstatuses: read and list; the create-only TokenReview and SelfSubjectReview have only their
+POST, as in kube's documents: kubectl, finding no PATCH, looks for them among the
+CustomResourceDefinitions, then validates them itself). Documents are built on first request and kept
+(a few hundred ms each; start-up does none of it); each has an ETag (the upper-case hex SHA-512 of its
+bytes, as kube-openapi computes it), named by the v3 index's `?hash=`; a stale `hash` is redirected
+like kube does, `If-None-Match` answers 304.
 Custom resources (openapi_crd.py makes their definitions) are in /openapi/v2 and in their
 group-version's v3 document, with kube's CRD operations (PATCH consumes no strategic merge patch, so
 kubectl's client-side apply sends a merge patch, as with kube); the documents they are in are rebuilt
@@ -181,9 +182,10 @@ class OpenApi:
         paths: dict[str, Any] = {}
         for t in types:
             item, collection = _paths(t)
-            if "get" in t.verbs:  # a create-only kind (TokenReview) has only its POST, as in kube
-                paths[item] = {verb: _v3_op(t, verb) for verb in ("get", "put", "patch", "delete")}
-            paths[collection] = {("get" if v == "list" else v): _v3_op(t, v) for v in _collection_verbs(t)}
+            if item_ops := _ops(t, ("get", "put", "patch", "delete")):  # TokenReview: only its POST
+                paths[item] = {verb: _v3_op(t, verb) for verb in item_ops}
+            paths[collection] = {("get" if verb == "list" else verb): _v3_op(t, verb)
+                                 for verb in _ops(t, ("list", "post"))}
         crd_only = all(t.custom is not None for t in types)  # a custom group's document
         return {
             "openapi": "3.0.0",
@@ -197,9 +199,10 @@ class OpenApi:
         paths: dict[str, Any] = {}
         for t in types:
             item, collection = _paths(t)
-            if "get" in t.verbs:  # a create-only kind (TokenReview) has only its POST, as in kube
-                paths[item] = {verb: _v2_op(t, verb) for verb in ("get", "put", "patch", "delete")}
-            paths[collection] = {("get" if v == "list" else v): _v2_op(t, v) for v in _collection_verbs(t)}
+            if item_ops := _ops(t, ("get", "put", "patch", "delete")):  # TokenReview: only its POST
+                paths[item] = {verb: _v2_op(t, verb) for verb in item_ops}
+            paths[collection] = {("get" if verb == "list" else verb): _v2_op(t, verb)
+                                 for verb in _ops(t, ("list", "post"))}
         return {
             "swagger": "2.0",
             "info": {"title": "Kubernetes", "version": KUBE_VERSION},
@@ -225,11 +228,6 @@ def _definition(t: ResourceType) -> str:
     return openapi_crd.definition_name(t) if t.custom is not None else t.definition
 
 
-def _collection_verbs(t: ResourceType) -> tuple[str, ...]:
-    """A create-only kind (TokenReview) has no list, nor a List definition to refer to."""
-    return ("list", "post") if "list" in t.verbs else ("post",)
-
-
 def _paths(t: ResourceType) -> tuple[str, str]:
     base = f"/{_gv_path(t)}"
     collection = f"{base}/namespaces/{{namespace}}/{t.plural}" if t.namespaced else f"{base}/{t.plural}"
@@ -239,6 +237,17 @@ def _paths(t: ResourceType) -> tuple[str, str]:
 _ACTIONS = {"get": "get", "put": "put", "patch": "patch", "delete": "delete", "list": "list", "post": "post"}
 _OP_IDS = {"get": "read", "put": "replace", "patch": "patch", "delete": "delete", "list": "list",
            "post": "create"}
+
+
+# the API verb (ResourceType.verbs) each operation needs
+_VERBS = {"get": "get", "put": "update", "patch": "patch", "delete": "delete", "list": "list",
+          "post": "create"}
+
+
+def _ops(t: ResourceType, ops: tuple[str, ...]) -> list[str]:
+    """The operations of `ops` the type serves: componentstatuses are only read and listed, as kube
+    publishes them."""
+    return [op for op in ops if _VERBS[op] in t.verbs]
 
 
 def _op_id(t: ResourceType, verb: str) -> str:

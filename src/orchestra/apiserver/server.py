@@ -52,6 +52,8 @@ from orchestra.apiserver.auth.authn import AdminToken, RequestAuthenticator
 from orchestra.apiserver.auth.authz import Authorizer
 from orchestra.apiserver.auth.rbacindex import RbacIndex
 from orchestra.apiserver.chain import CACERTS_PATH, PUBLIC_PATHS, RequestChain
+from orchestra.apiserver.components import WARNING as COMPONENT_STATUS_WARNING
+from orchestra.apiserver.components import ComponentStatuses
 from orchestra.apiserver.discovery import Discovery, version_info, wants_aggregated
 from orchestra.apiserver.http import (
     Receive,
@@ -65,6 +67,7 @@ from orchestra.apiserver.http import (
 )
 from orchestra.apiserver.metricsapi import PREFIX as METRICS_PREFIX
 from orchestra.apiserver.metricsapi import MetricsApi
+from orchestra.apiserver.proxy import ProxyHandler
 from orchestra.apiserver.routes import Route, parse_resource_path
 from orchestra.apiserver.watchserve import WatchLimits, WatchStatistics, serve_watch
 
@@ -105,6 +108,8 @@ class ApiServer:
         )
         self.openapi = openapi.OpenApi(core.registry, core.schema)  # documents built on first request
         self.pod_streams = pod_streams
+        self.proxy = ProxyHandler(core)  # pods/proxy, services/proxy, nodes/proxy
+        self.component_statuses = ComponentStatuses(core.store)  # the app adds its components' probes
         self.bookmark_interval = bookmark_interval
         self.watch_limits = watch_limits or WatchLimits()
         self.watch_stats = WatchStatistics()
@@ -219,6 +224,8 @@ class ApiServer:
         m = req.method
         if route.rt.verbs == ("create",):
             await self._review(req, route)
+        elif (route.rt.group, route.rt.kind) == ("", "ComponentStatus") and not route.subresource:
+            await self._component_statuses(req, route)
         elif route.subresource:
             await self._subresource(req, route)
         elif route.name is None:
@@ -377,9 +384,9 @@ class ApiServer:
     async def _subresource(self, req: Request, route: Route) -> None:
         rt, sub, m = route.rt, route.subresource, req.method
         name = route.name or ""
-        if (sub in ("status", "approval") and rt.has_subresource(sub)) or (
-            rt.kind == "Namespace" and sub == "finalize"
-        ):
+        own = (("Namespace", "finalize"), ("Pod", "ephemeralcontainers"),
+               ("CertificateSigningRequest", "approval"))
+        if (sub == "status" or (rt.kind, sub) in own) and rt.has_subresource(sub):
             if m == "GET":
                 await self._send_object(req, rt, self.core.get(rt, route.namespace, name))
             elif m == "PUT":
@@ -419,6 +426,8 @@ class ApiServer:
             body = await req.json_body()
             answered, warnings = await create_token(self.core, route.namespace or "", name, body)
             await send_json(req.send, 201, answered, warning_headers(warnings))
+        elif sub.split("/")[0] == "proxy" and rt.has_subresource("proxy"):
+            await self.proxy.handle(req, route)
         elif rt.kind == "Pod" and sub in ("log", "exec", "portforward", "attach"):
             pod = self.core.get(rt, route.namespace, name)
             if self.pod_streams is None:
@@ -445,6 +454,21 @@ class ApiServer:
         else:
             await send_json(req.send, 201, access_review(route.rt.kind, body, req.user, route.namespace,
                                                          self.chain.authorizer, self.rbac))
+
+    async def _component_statuses(self, req: Request, route: Route) -> None:
+        """GET componentstatuses[/NAME]: computed now from the components (components.py)."""
+        if req.method != "GET" or req.flag("watch"):
+            raise MethodNotAllowed(
+                f"the server does not allow this method on the requested resource ({req.method})")
+        warn = warning_headers([COMPONENT_STATUS_WARNING])
+        if route.name is not None:
+            obj = self.component_statuses.get(route.name)
+            body = self._table(req, route.rt, [obj], "") if _wants_table(req) else obj
+        else:
+            items = self.component_statuses.list()
+            body = self._table(req, route.rt, items, "") if _wants_table(req) else {
+                "kind": "ComponentStatusList", "apiVersion": "v1", "metadata": {}, "items": items}
+        await send_json(req.send, 200, body, warn)
 
     async def _evict(self, req: Request, route: Route) -> None:
         """pods/eviction (policy/v1 Eviction): a delete that honours PodDisruptionBudgets — 429

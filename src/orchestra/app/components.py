@@ -51,6 +51,37 @@ async def start_controllers(nursery: trio.Nursery, cluster: Cluster) -> None:
     for controller in controllers:
         await nursery.start(cluster.supervisor.run, controller.name, controller.run)
         cluster.controllers.append(controller)
+    statuses = cluster.server.component_statuses  # `kubectl get cs` reads these
+    statuses.add("scheduler", _health(cluster, [scheduler.name]))
+    statuses.add("controller-manager", _health(cluster, [c.name for c in controllers if c is not scheduler]))
+
+
+def _health(cluster: Cluster, names: list[str]) -> Any:
+    """A componentstatuses probe: healthy while every named component runs (none awaits a restart)."""
+
+    def probe() -> tuple[bool, str, str]:
+        stats = cluster.supervisor.statistics()
+        for name in names:
+            s = stats.get(name)
+            if s is None or not s.running or s.restart_at is not None:
+                why = f": {s.last_error}" if s is not None and s.last_error else ""
+                return False, "", f"{name} is not running{why}"
+        return True, "ok", ""
+
+    return probe
+
+
+async def start_api_services(nursery: trio.Nursery, cluster: Cluster) -> None:
+    """kube-aggregator's autoregister: an APIService for each group/version this server serves built
+    in, and (the controller watches CRDs, as kube's crdregistration) for each a CRD serves."""
+    from orchestra.reconcilers.apiservices import AutoRegisterController, api_services
+
+    served = cluster.core.registry.group_versions()
+    if cluster.server.metrics is not None:
+        served.append(("metrics.k8s.io", "v1beta1"))
+    client = LocalClient(cluster.core, field_manager="kube-apiserver")
+    controller = AutoRegisterController(client, api_services(served))
+    await nursery.start(cluster.supervisor.run, controller.name, controller.run)
 
 
 async def start_network(nursery: trio.Nursery, cluster: Cluster) -> None:

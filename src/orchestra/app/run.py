@@ -42,7 +42,13 @@ from orchestra.apiserver.server import ApiServer
 from orchestra.apiserver.streams import PodStreamsHandler
 from orchestra.apiserver.tls import ServingCert, ensure_serving_cert
 from orchestra.app.bootstrap import bootstrap, in_cluster_names, publish_api_endpoints
-from orchestra.app.components import AgentLocator, start_controllers, start_network, start_nodes
+from orchestra.app.components import (
+    AgentLocator,
+    start_api_services,
+    start_controllers,
+    start_network,
+    start_nodes,
+)
 from orchestra.app.config import Cluster, ClusterConfig
 from orchestra.app.kubelet import node_getter, remote_containers
 from orchestra.app.rbacpolicy import ensure_bootstrap_policy
@@ -120,6 +126,7 @@ async def _run(
                           shutdown=shutdown, audit=audit, tokens=tokens)
         log.info("API server ready at %s; kubeconfig %s", url, kubeconfig)
         write_cluster_id(state, cluster.cluster_id)
+        await start_api_services(nursery, cluster)
         if config.controllers:
             await start_controllers(nursery, cluster)
         if config.network:

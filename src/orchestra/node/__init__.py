@@ -21,10 +21,12 @@ env.py (container
 environment), probes.py (exec/httpGet/tcpSocket/grpc probes; grpcprobe.GrpcChecker runs grpcio in
 worker threads behind a limiter, bounded by the probe's timeout), hooks.py (lifecycle hooks;
 stopping one container, a sidecar after the containers it must outlive), sidecars.py (kubelet's
-sidecar rules: is_sidecar, regular_done, stop_after), status.py (pod status as pure functions;
-ContainerView.sidecar marks restartable init containers for the phase and the Ready /
-ContainersReady / Initialized conditions), backoff.py (CrashLoopBackOff), context.py (what the
-workers of one agent share).
+sidecar rules: is_sidecar, regular_done, stop_after), ephemeral.py (ephemeral containers, mixed
+into the pod worker: started once, in the target's process namespace), container_views.py (the
+ContainerView of each container the pod worker's status is built from, mixed in too), status.py (pod status as
+pure functions; ContainerView.sidecar marks restartable init containers for the phase and the
+Ready / ContainersReady / Initialized conditions), backoff.py (CrashLoopBackOff), context.py (what
+the workers of one agent share).
 
 New code here: kubelet behaviour; a pure rule in the module of its concept (status, env, sandbox,
 sidecars) and its effect in pod_worker.py; what the runtime must do goes into the Runtime protocol

@@ -5,7 +5,8 @@ in order and kept running: sidecars.py), app containers, restarts with CrashLoop
 with ErrImagePull/ImagePullBackOff, liveness/startup kills, activeDeadlineSeconds, the terminal
 phases (sidecars stopped once the regular containers are done), graceful termination (hooks.py:
 preStop, SIGTERM, SIGKILL after the grace period; app containers first, then sidecars in reverse
-order; sandbox removal, the final delete with grace 0) — and writing the pod status when it changed.
+order; sandbox removal, the final delete with grace 0) — and writing the pod status when it changed
+(built from the containers' views: container_views.py; ephemeral containers: ephemeral.py).
 Every sync re-reads the runtime (containers labelled with the pod uid, the newest
 `orchestra.io/attempt` is the current instance, the one before it the previous instance kept for
 `logs --previous`), so a restarted agent simply carries on. The worker is woken by pod changes (not
@@ -24,6 +25,7 @@ import trio
 
 from orchestra.api.errors import Conflict, NotFound
 from orchestra.controller.events import NORMAL, WARNING
+from orchestra.node.container_views import ContainerViews
 from orchestra.node.context import (
     AgentContext,
     attempt_of,
@@ -35,11 +37,12 @@ from orchestra.node.context import (
     wake_view,
 )
 from orchestra.node.env import ConfigError, NodeFacts, Sources, expand_command, resolve_env
+from orchestra.node.ephemeral import EphemeralContainers
 from orchestra.node.hooks import grace_for, run_hook, stop_container
 from orchestra.node.probes import ProbeManager
 from orchestra.node.sandbox import LABEL_ATTEMPT, LABEL_INIT, LABEL_NODE, resources_of, sandbox_spec
 from orchestra.node.sidecars import is_sidecar, regular_done, stop_after
-from orchestra.node.status import ContainerView, PodFacts, build_status
+from orchestra.node.status import PodFacts
 from orchestra.node.volumes import PodVolume, mounts_for
 from orchestra.objects import Obj, go_duration_seconds, now_rfc3339
 from orchestra.runtime.base import (
@@ -62,7 +65,7 @@ ERROR_RETRY = (1.0, 30.0)
 TERMINAL = ("Succeeded", "Failed")
 
 
-class PodWorker:
+class PodWorker(EphemeralContainers, ContainerViews):
     def __init__(self, ctx: AgentContext, pod: Obj, *, sandbox_id: str | None = None) -> None:
         m = pod["metadata"]
         self.ctx = ctx
@@ -173,6 +176,7 @@ class PodWorker:
         if initialized:
             for c in spec.get("containers") or []:
                 await self._step_container(spec, c, observed.get(c["name"], []))
+        await self._step_ephemeral(spec, observed)
         if (finishing or init_failed) and spec.get("initContainers"):
             await self._kill_all(grace_for(spec, {}, ""))  # the sidecars, the pod is done (computePodActions)
         return self._facts(True, initialized, init_failed)
@@ -537,28 +541,6 @@ class PodWorker:
                 pass
 
     # --- status ---------------------------------------------------------------------------------
-
-    def _view(self, c: Obj, instances: list[ContainerStatus], *, init: bool) -> ContainerView:
-        name = c["name"]
-        cur = instances[0] if instances else None
-        prev = instances[1] if len(instances) > 1 else None
-        running = cur is not None and cur.state == ContainerState.RUNNING
-        probed = not init or is_sidecar(c)
-        health = self.probes.get(name, cur.id) if (self.probes and cur is not None and probed) else None
-        started = running and (health.started if health else not c.get("startupProbe"))
-        ready = running and (health.ready if health else not c.get("readinessProbe"))
-        restarts = attempt_of(cur) if cur is not None else max(self._initial_attempt(name) - 1, 0)
-        return ContainerView(name=name, image=c.get("image", ""), current=cur, previous=prev,
-                             restart_count=restarts, waiting=self.waiting.get(name), ready=ready and started,
-                             started=started, image_id=self.image_ids.get(name, ""),
-                             sidecar=init and is_sidecar(c))
-
-    def _status(self, pod: Obj, observed: dict[str, list[ContainerStatus]], facts: PodFacts) -> Obj:
-        spec = pod.get("spec") or {}
-        init_views = [self._view(c, observed.get(c["name"], []), init=True)
-                      for c in spec.get("initContainers") or []]
-        views = [self._view(c, observed.get(c["name"], []), init=False) for c in spec.get("containers") or []]
-        return build_status(self._latest(), facts, init_views, views, now_rfc3339())
 
     def _latest(self) -> Obj:
         """The newest copy of the pod we know: the informer's or the one our last write returned."""

@@ -1,11 +1,12 @@
 """Pod status from what the runtime shows and what the agent decided: pure functions.
 
-Owns: containerStatuses / initContainerStatuses (state, lastState, restartCount, imageID,
-containerID, ready, started), the pod phase (kubelet's getPhase, sidecars included), the conditions
-PodReadyToStartContainers / Initialized / ContainersReady / Ready (PodScheduled is kept), and the
-rest of the status document. Every dict built here deserializes with the official Python client's
-models (their required fields are always present). lastTransitionTime only moves when a
-condition's status changes, so an unchanged pod produces an equal status and no write.
+Owns: containerStatuses / initContainerStatuses / ephemeralContainerStatuses (state, lastState,
+restartCount, imageID, containerID, ready, started), the pod phase (kubelet's getPhase, sidecars
+included), the conditions PodReadyToStartContainers / Initialized / ContainersReady / Ready
+(PodScheduled is kept), and the rest of the status document. Every dict built here deserializes
+with the official Python client's models (their required fields are always present).
+lastTransitionTime only moves when a condition's status changes, so an unchanged pod produces an
+equal status and no write.
 Must not import: the client, trio, podman.
 """
 
@@ -175,7 +176,7 @@ class PodFacts:
 
 
 def build_status(pod: Obj, facts: PodFacts, init_views: Sequence[ContainerView],
-                 views: Sequence[ContainerView], now: str) -> Obj:
+                 views: Sequence[ContainerView], now: str, ephemeral: Sequence[ContainerView] = ()) -> Obj:
     spec = pod.get("spec") or {}
     old: Obj = pod.get("status") or {}
     old_conditions = [c for c in old.get("conditions") or [] if isinstance(c, dict)]
@@ -229,6 +230,8 @@ def build_status(pod: Obj, facts: PodFacts, init_views: Sequence[ContainerView],
         status["initContainerStatuses"] = [container_status(v, default_waiting="PodInitializing")
                                            for v in init_views]
     status["containerStatuses"] = [container_status(v, default_waiting=default_waiting) for v in views]
+    if ephemeral:  # kubectl debug waits for its container's state here
+        status["ephemeralContainerStatuses"] = [container_status(v) for v in ephemeral]
     for key in ("qosClass", "nominatedNodeName", "resize", "resourceClaimStatuses"):
         if key in old:
             status[key] = old[key]

@@ -3,8 +3,10 @@
 Every reconciler is a `controller.Controller` (or, for the scheduler, a service of its own) on a
 client: it reads its informers' caches and writes through the API with the resourceVersion it read.
   * scheduler/            `Scheduler`: kube-scheduler's default profile (its package docstring).
-  * workloads/            `workload_controllers(client)`: ReplicaSet, Deployment, DaemonSet,
-                          StatefulSet, Job (with TTL-after-finished), CronJob.
+  * workloads/            `workload_controllers(client)`: ReplicaSet, ReplicationController,
+                          Deployment, DaemonSet, StatefulSet, Job (with TTL-after-finished), CronJob.
+  * apiservices.py        `AutoRegisterController`: kube-aggregator's autoregister (the served
+                          groups' APIServices), started by the app with the API server.
   * cluster.py            `cluster_controllers(client, ...)` / `run_cluster_controllers`: the others,
                           composed on one client: crd.py (CustomResourceDefinitions' names,
                           Established, and deletion of their objects), garbage_collector.py

@@ -176,6 +176,8 @@ def container_body(spec: ContainerSpec, pod: Mapping[str, Any], labels: Mapping[
         body["work_dir"] = spec.working_dir
     if spec.stop_signal:
         body["stop_signal"] = int(signal_module.Signals[spec.stop_signal.upper()])
+    if spec.pid_namespace_of:  # an ephemeral container's targetContainerName (podman --pid container:ID)
+        body["pidns"] = {"nsmode": "container", "value": spec.pid_namespace_of}
     if spec.mounts:
         body["mounts"] = [
             {

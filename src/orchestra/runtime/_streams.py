@@ -11,6 +11,7 @@ Must not import: podman (podman-py; `podman.py` is its only importer), anything 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -21,10 +22,14 @@ import h11
 import httpx
 import trio
 
-from orchestra.runtime._convert import StdioConfig, error_for, label_filters, stdio_config
+from orchestra.runtime._convert import StdioConfig, error_for, label_filters, parse_time, stdio_config
 from orchestra.runtime.base import InvalidState, NotFound, RuntimeUnavailable
 
 _READ_SIZE = 65536
+# What podman 4.3 writes on stderr, instead of the container's output, when the container exits
+# while the attach is being set up (conmon closed its attach socket under podman's read).
+_ATTACH_LOST = re.compile(rb"Error: read unixpacket \S*/attach: read: connection reset by peer\n?")
+ATTACH_RACE = 2.0  # seconds: a container that started this shortly before such an attach raced it
 
 
 class LibpodStreams:
@@ -258,7 +263,8 @@ class PodmanAttachSession:
         self._config = config
         self._stdin = stdin
         self._ended = False  # by us: the container may well still run
-        self._output = _Frames(self._receive, config.tty)
+        self._began = datetime.now(UTC)
+        self._output = _AttachOutput(self, _Frames(self._receive, config.tty))
 
     async def _receive(self) -> bytes:
         if self._ended:
@@ -291,6 +297,11 @@ class PodmanAttachSession:
             self._ended = True
             await self._stream.sock.aclose()  # a task blocked in receive gets ClosedResourceError
 
+    @property
+    def ended(self) -> bool:
+        """Whether we ended the session (an empty stream then lost nothing)."""
+        return self._ended
+
     async def resize(self, width: int, height: int) -> None:
         await self._streams._call(
             "POST", f"/containers/{self.container_id}/resize", params={"h": height, "w": width}
@@ -298,6 +309,22 @@ class PodmanAttachSession:
 
     def __aiter__(self) -> AsyncIterator[tuple[int, bytes]]:
         return self._output
+
+    async def lost_output(self) -> list[bytes]:
+        """Podman lost the output of a container that exited while we attached: its log, if it
+        started just before (a container that raced the attach, e.g. `kubectl run -i -- echo hi`;
+        kube's kubelet reports such a pod finished and kubectl shows its log instead)."""
+        try:
+            info = await self._streams._call("GET", f"/containers/{self.container_id}/json")
+        except NotFound:  # removed already: nothing to show
+            return []
+        state = info.get("State") or {}
+        started = parse_time(state.get("StartedAt"))
+        if state.get("Running") or started is None or (self._began - started).total_seconds() > ATTACH_RACE:
+            return []
+        async with self._streams.logs(self.container_id, tty=self._config.tty, follow=False, tail=None,
+                                      timestamps=False, since=None) as lines:
+            return [line async for line in lines]
 
     async def wait(self) -> int | None:
         async for _ in self._output:  # discard what the caller did not read
@@ -350,6 +377,42 @@ class _Frames:
             chunk = await self._receive()
             self._done = not chunk
             self._buffer += chunk
+
+
+class _AttachOutput:
+    """An attach's output frames, with podman's lost-output error (_ATTACH_LOST) replaced by what
+    the session can recover (`PodmanAttachSession.lost_output`)."""
+
+    def __init__(self, session: PodmanAttachSession, frames: _Frames):
+        self._session = session
+        self._frames = frames
+        self._delivered = bytearray()  # what got through before the loss (not sent twice)
+        self._recovered: bytes | None = None
+
+    def __aiter__(self) -> _AttachOutput:
+        return self
+
+    async def __anext__(self) -> tuple[int, bytes]:
+        if self._recovered is None:
+            try:
+                stream, data = await self._frames.__anext__()
+            except StopAsyncIteration:
+                if self._delivered or self._session.ended:
+                    raise
+                await self._recover()  # an empty stream: the output may be lost without a word
+            else:
+                if stream != 2 or not _ATTACH_LOST.fullmatch(data):
+                    self._delivered += data
+                    return stream, data
+                await self._recover()
+        if not self._recovered:
+            raise StopAsyncIteration
+        data, self._recovered = self._recovered, b""
+        return 1, data
+
+    async def _recover(self) -> None:
+        log = b"".join(await self._session.lost_output())
+        self._recovered = log[len(self._delivered):] if log.startswith(self._delivered) else b""
 
 
 class _Lines:

@@ -179,6 +179,7 @@ class ContainerSpec:
     stdin: bool = False
     stdin_once: bool = False  # an attach session's stdin EOF closes the container's stdin (kubectl run -i)
     stop_signal: str = ""  # "" = image default (SIGTERM)
+    pid_namespace_of: str = ""  # a container of the same sandbox whose processes this one sees
 
 
 # ----------------------------------------------------------------------------------------- status

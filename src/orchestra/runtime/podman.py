@@ -393,7 +393,7 @@ class PodmanRuntime:
         try:
             created = await self._post("/containers/create", body=body)
         except RuntimeFailure as exc:  # 4.3.1 answers 500 "image not known"
-            if isinstance(exc, NotFound) or "image not known" in str(exc):
+            if "image not known" in str(exc) or (isinstance(exc, NotFound) and "namespace" not in str(exc)):
                 raise ImageNotFound(f"image {spec.image!r} is not present: {exc}") from exc
             raise
         return str(created["Id"])

@@ -359,6 +359,8 @@ class SimulatedRuntime:
         sandbox = self._sandbox(sandbox_id)
         if not self._image_id(spec.image):
             raise ImageNotFound(f"image {spec.image!r} is not present")
+        if spec.pid_namespace_of and spec.pid_namespace_of not in sandbox.members:  # as Podman's pidns
+            raise NotFound(f"container {spec.pid_namespace_of} not found")
         labels = {
             **spec.labels,
             **{k: sandbox.labels[k] for k in (LABEL_POD_NAME, LABEL_POD_NAMESPACE, LABEL_POD_UID)},

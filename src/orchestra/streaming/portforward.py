@@ -74,8 +74,7 @@ class _Pair:
     outbound: trio.MemoryReceiveChannel[bytes] | None = None
     scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
     client_done: trio.Event = attrs.field(factory=trio.Event)  # the client FIN'd (or reset) the data stream
-    reset: bool = False  # the client reset the error stream: nothing more is sent for this request
-    data_reset: bool = False  # the client reset the data stream (kubectl does once the pod's side ended)
+    reset: set[int] = attrs.field(factory=set)  # the streams the client reset
 
 
 class SpdyPortForward:
@@ -116,13 +115,7 @@ class SpdyPortForward:
             case spdy.RstStream(stream_id):
                 pair = self._by_stream.get(stream_id)
                 if pair is not None:
-                    # kubectl resets the data stream when the pod's side ended and still waits for the
-                    # error stream's end before it closes the local connection: only an error-stream
-                    # reset ends the request without a word
-                    if stream_id == pair.data_id:
-                        pair.data_reset = True
-                    else:
-                        pair.reset = True
+                    pair.reset.add(stream_id)
                     pair.scope.cancel()
             case spdy.Ping():
                 await self._send(frame)
@@ -181,12 +174,13 @@ class SpdyPortForward:
                     async with tcp:
                         await self._pump(pair, tcp)
         self._forget(pair)
-        if pair.reset:
+        if pair.error_id in pair.reset:
             return
-        if error:
+        # As kubelet: the error stream always ends, even after the client reset the data stream
+        # (kubectl >= 1.32 resets it once the pod's side is done, then waits for the error stream).
+        if error and not pair.reset:
             msg = f"error forwarding port {pair.port} to pod {self._label}: {error}"
-            data_fin = [] if pair.data_reset else [spdy.Data(pair.data_id, b"", fin=True)]
-            await self._send(spdy.Data(pair.error_id, msg.encode()), *data_fin)
+            await self._send(spdy.Data(pair.error_id, msg.encode()), spdy.Data(pair.data_id, b"", fin=True))
         await self._send(spdy.Data(pair.error_id, b"", fin=True))
 
     async def _pump(self, pair: _Pair, tcp: trio.abc.Stream) -> None:

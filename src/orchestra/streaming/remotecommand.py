@@ -3,7 +3,8 @@
 Owns: the channels a client opens (`CommandChannels`: a WebSocket `ChannelSocket` speaking
 `v5`/`v4.channel.k8s.io`, or `SpdyChannels` on a raw SPDY/3.1 upgrade, one stream per
 `streamtype`), negotiating one of them before the upgrade (`negotiate`, errors as Status
-responses), upgrading and running a session over them (`serve_channels`), and pumping the
+responses), upgrading and running a session over them (`serve_channels`: on a WebSocket, kube's
+empty "connection established" message first, `established_channel`), and pumping the
 client's input (stdin, the v5 "close stdin", resize JSON) into a runtime session (`pump_input`).
 Raw SPDY upgrades come through the h11 server's `orchestra.raw_upgrade` extension (h11server.py);
 without it (hypercorn, with ORCHESTRA_HTTP_SERVER=hypercorn) an SPDY client gets a clear 400.
@@ -100,6 +101,7 @@ async def serve_channels(req: StreamRequest, ws: WebSocket | None, proto: str, f
     if ws is not None:
         await ws.accept(proto)
         chans = ChannelSocket(ws)
+        await chans.send(established_channel(flags), b"")
         await body(chans)
         await ws.close(1000)
         return
@@ -109,6 +111,18 @@ async def serve_channels(req: StreamRequest, ws: WebSocket | None, proto: str, f
         await spdy_chans.serve(lambda: body(spdy_chans))
     finally:
         await stream.aclose()
+
+
+def established_channel(flags: StreamFlags) -> int:
+    """Where kube's WebSocket servers (kubelet's, the apiserver's stream translator) write an empty
+    message right after the upgrade, "to notify the client the connection is established": the
+    lowest writable channel asked for. kubectl <= 1.33 (client-go before kubernetes#131203) reads
+    the connection before it has registered its streams and drops, logging "Unknown stream id N,
+    discarding message", what arrives in that window; sent first, that is this empty message, as
+    with kube, and not the command's first output."""
+    if flags.stdout:
+        return Channel.STDOUT
+    return Channel.STDERR if flags.stderr else Channel.ERROR
 
 
 def raw_spdy(req: StreamRequest) -> bool:

@@ -1,13 +1,15 @@
-"""Served versions of one stored kind: objects are stored at one version, and requests at another
-served version are converted on the way in and out (kube-apiserver's conversion through the
-internal type, done here directly between the two external versions).
+"""Types served over another type's stored objects (`ResourceType.stored_as`): objects are stored as
+one type, and requests at another served type — another version of the kind, or the kind in
+another group — are converted on the way in and out (kube-apiserver's conversion through the
+internal type, done here directly between the two external types).
 
 Owns: `stored(rt, obj)` — an object a request sent at `rt`'s version, as the store keeps it — and
 `served(rt, obj)` — a stored object as `rt`'s version shows it — looked up by (group, version,
 kind). Kinds without a conversion pass through unchanged (the same object, not a copy). A storage
 version may normalize too: autoscaling/v2 HorizontalPodAutoscalers drop the round-trip annotations
 autoscaling/v1 uses, as kube's v2 conversion does.
-The per-kind conversions live in this package (hpa.py, hpametrics.py).
+The per-kind conversions live in this package (hpa.py, hpametrics.py: autoscaling/v1 <-> v2;
+events.py: events.k8s.io/v1 <-> core/v1 Events).
 Used by the verbs (api/request: core, deletion, serverside, watch convert at every call) and by
 api/tables (a printer reads an object served at another version as the stored one).
 New code here: a kind's conversion in a module of its own, entered in _CONVERSIONS below.
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from orchestra.api.conversion import hpa
+from orchestra.api.conversion import events, hpa
 from orchestra.api.registry import ResourceType
 from orchestra.objects import Obj
 
@@ -30,6 +32,7 @@ Convert = Callable[[Obj], Obj]
 _CONVERSIONS: dict[tuple[str, str, str], tuple[Convert, Convert]] = {
     ("autoscaling", "v2", "HorizontalPodAutoscaler"): (hpa.normalize_v2, hpa.normalize_v2),
     ("autoscaling", "v1", "HorizontalPodAutoscaler"): (hpa.to_v2, hpa.to_v1),
+    ("events.k8s.io", "v1", "Event"): (events.event_to_core, events.event_from_core),
 }
 
 

@@ -98,6 +98,13 @@ _CONFIG_KEY_RE = anchored(CONFIG_KEY_FMT)
 PERCENT_RE = anchored(PERCENT_FMT)
 
 
+def is_path_segment_name(name: str) -> list[str]:
+    """path.ValidatePathSegmentName: what the generic registry requires of every object name."""
+    if name in (".", ".."):
+        return [f"may not be '{name}'"]
+    return [f"may not contain '{c}'" for c in ("/", "%") if c in name]
+
+
 def is_dns1123_label(value: str) -> list[str]:
     errs = [max_len_error(63)] if len(value) > 63 else []
     if not _DNS1123_LABEL_RE.match(value):

@@ -103,6 +103,12 @@ def from_label_selector_object(sel: Mapping[str, Any] | None) -> LabelSelector:
     return LabelSelector(tuple(reqs))
 
 
+def selector_from_set(labels: Mapping[str, Any] | None) -> LabelSelector:
+    """labels.SelectorFromSet: an equality requirement per pair (a ReplicationController's selector)."""
+    items = sorted((labels or {}).items()) if isinstance(labels, Mapping) else []
+    return LabelSelector(tuple(Requirement(str(k), "=", frozenset([str(v)])) for k, v in items))
+
+
 def selector_to_string(sel: Mapping[str, Any] | None) -> str:
     return str(from_label_selector_object(sel))
 
@@ -138,9 +144,13 @@ SUPPORTED_FIELDS: dict[str, set[str]] = {
     "Namespace": {"status.phase"},
     "Secret": {"type"},
     "ReplicaSet": {"status.replicas"},
+    "ReplicationController": {"status.replicas"},
     "Job": {"status.successful"},
     "Service": {"spec.clusterIP", "spec.type"},
 }
+
+
+_ZERO = {"status.replicas": "0", "status.successful": "0"}  # int32 fields: strconv.Itoa(0)
 
 
 def _field_value(obj: Mapping[str, Any], path: str) -> str:
@@ -148,11 +158,9 @@ def _field_value(obj: Mapping[str, Any], path: str) -> str:
         return str((obj.get("source") or {}).get("component") or obj.get("reportingComponent") or "")
     cur: Any = obj
     for part in path.split("."):
-        if not isinstance(cur, Mapping):
-            return ""
-        cur = cur.get(part)
-    if cur is None:
-        return "false" if path in ("spec.unschedulable", "spec.hostNetwork") else ""
+        cur = cur.get(part) if isinstance(cur, Mapping) else None
+    if cur is None:  # Go's zero value of the field, as kube formats it
+        return "false" if path in ("spec.unschedulable", "spec.hostNetwork") else _ZERO.get(path, "")
     if isinstance(cur, bool):
         return "true" if cur else "false"
     return str(cur)
@@ -181,21 +189,43 @@ class FieldSelector:
         return None
 
 
-def parse_field_selector(text: str | None, kind: str, fields: Iterable[str] | None = None) -> FieldSelector:
+# A version served from another kind's stored objects converts its field labels to the stored
+# kind's (AddFieldLabelConversionsForEvent in pkg/apis/events/v1): (group, kind) -> label -> stored label.
+FIELD_LABEL_MAPS: dict[tuple[str, str], dict[str, str]] = {
+    ("events.k8s.io", "Event"): {
+        "reason": "reason",
+        **{f"regarding.{f}": f"involvedObject.{f}"
+           for f in ("kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath")},
+        "reportingController": "reportingComponent",
+        "source": "source",
+        "type": "type",
+        "metadata.namespace": "metadata.namespace",
+        "metadata.name": "metadata.name",
+    },
+}
+
+
+def parse_field_selector(
+    text: str | None, kind: str, group: str = "", fields: Iterable[str] | None = None
+) -> FieldSelector:
     """fields.ParseSelector, then the kind's ConvertFieldLabel (400 `field label not supported: x`).
     `fields`: the selectable fields besides metadata.name and metadata.namespace (a custom
-    resource's selectableFields); by default the built-in kind's."""
+    resource's selectableFields); by default the built-in kind's. For a kind served from another
+    kind's objects (FIELD_LABEL_MAPS) the selector returned is in the stored kind's labels."""
     if not text:
         return FieldSelector()
     try:
         terms = parse_field_terms(text)
     except SelectorSyntaxError as exc:
         raise BadRequest(str(exc)) from None
-    allowed = _COMMON_FIELDS | (set(fields) if fields is not None else SUPPORTED_FIELDS.get(kind, set()))
+    mapping = FIELD_LABEL_MAPS.get((group, kind)) if fields is None else None
+    if mapping is None:
+        own = set(fields) if fields is not None else SUPPORTED_FIELDS.get(kind, set())
+        mapping = {f: f for f in _COMMON_FIELDS | own}
     for field, _op, _value in terms:
-        if field not in allowed:
+        if field not in mapping:
             raise BadRequest(f"field label not supported: {field}")
-    return FieldSelector(tuple(terms))
+    return FieldSelector(tuple((mapping[field], op, value) for field, op, value in terms))
 
 
 def object_filter(

@@ -255,6 +255,23 @@ def _default_replicaset(obj: Obj) -> None:
     _default_template(spec.get("template"))
 
 
+def _default_replication_controller(obj: Obj) -> None:
+    """SetDefaults_ReplicationController: selector and labels from the template's labels, 1 replica."""
+    spec = _map(obj, "spec")
+    template = spec.get("template")
+    template_meta = template.get("metadata") if isinstance(template, dict) else None
+    labels = template_meta.get("labels") if isinstance(template_meta, dict) else None
+    if isinstance(labels, dict):
+        if not spec.get("selector"):
+            spec["selector"] = dict(labels)
+        metadata = _map(obj, "metadata")
+        if not metadata.get("labels"):
+            metadata["labels"] = dict(labels)
+    if spec.get("replicas") is None:
+        spec["replicas"] = 1
+    _default_template(template)
+
+
 def _default_daemonset(obj: Obj) -> None:
     spec = _map(obj, "spec")
     strategy = _map(spec, "updateStrategy")
@@ -296,7 +313,8 @@ def _default_job(obj: Obj) -> None:
     if spec.get("backoffLimit") is None:
         spec["backoffLimit"] = 2147483647 if spec.get("backoffLimitPerIndex") is not None else 6
     template = spec.get("template")
-    labels = template.get("metadata", {}).get("labels") if isinstance(template, dict) else None
+    template_meta = template.get("metadata") if isinstance(template, dict) else None
+    labels = template_meta.get("labels") if isinstance(template_meta, dict) else None
     metadata = _map(obj, "metadata")
     if isinstance(labels, dict) and not metadata.get("labels"):
         metadata["labels"] = dict(labels)
@@ -400,6 +418,12 @@ def _noop(obj: Obj) -> None:
     _map(obj, "metadata")
 
 
+def _default_api_service(obj: Obj) -> None:
+    service = _map(obj, "spec").get("service")
+    if isinstance(service, dict) and service.get("port") is None:  # SetDefaults_ServiceReference
+        service["port"] = 443
+
+
 def _default_priority_class(pc: Obj) -> None:
     pc.setdefault("preemptionPolicy", "PreemptLowerPriority")
 
@@ -501,6 +525,8 @@ _BY_KIND: dict[str, Callable[[Obj], None]] = {
     "Pod": _default_pod,
     "Deployment": _default_deployment,
     "ReplicaSet": _default_replicaset,
+    "ReplicationController": _default_replication_controller,
+    "PodTemplate": lambda obj: _default_template(_map(obj, "template")),
     "DaemonSet": _default_daemonset,
     "StatefulSet": _default_statefulset,
     "Job": _default_job,
@@ -519,6 +545,7 @@ _BY_KIND: dict[str, Callable[[Obj], None]] = {
     "PersistentVolumeClaim": _default_pvc,
     "PersistentVolume": _default_pv,
     "StorageClass": _default_storage_class,
+    "APIService": _default_api_service,
     "LimitRange": _default_limit_range,
     "ResourceQuota": _noop,
     "Ingress": _default_ingress,

@@ -2,7 +2,9 @@
 
 Owns: what the server resets, derives or keeps for each kind on create and update (status reset to
 the zero status kube serializes, pod QoS class and SchedulingGated condition, job selectors,
-namespace phase), and which kinds bump `metadata.generation`.
+namespace phase, a Local APIService's Available condition), what a write through a subresource may
+change (status, namespaces/finalize, pods/ephemeralcontainers: `for_subresource`), and which kinds
+bump `metadata.generation`.
 Must not import: anything above the api layer.
 """
 
@@ -12,8 +14,12 @@ from typing import Any
 
 from orchestra.api.policy.crd import strategy as crd_strategy
 from orchestra.api.registry import ResourceType
-from orchestra.objects import Obj, meta
+from orchestra.objects import Obj, deep_copy, meta, now_rfc3339
 
+# subresources besides status that the update/patch verbs write, each with a strategy of its own
+# (for_subresource); scale, binding, eviction and the streams have verbs of their own
+_OWN_SUBRESOURCES = {("Namespace", "finalize"), ("Pod", "ephemeralcontainers"),
+                     ("CertificateSigningRequest", "approval")}
 # Kinds whose create keeps a client-supplied status (kubelets create Nodes with status; events and
 # leases have no status; everything else starts with an empty status like kube-apiserver).
 _KEEP_STATUS_ON_CREATE = {
@@ -39,6 +45,7 @@ _NO_GENERATION = {
     "Node",
     "PriorityClass",
     "ControllerRevision",
+    "APIService",
     "HorizontalPodAutoscaler",
     "ResourceQuota",
     "LimitRange",
@@ -56,6 +63,7 @@ _ZERO_STATUS: dict[str, Obj] = {
     "Service": {"loadBalancer": {}},
     "Deployment": {},
     "ReplicaSet": {"replicas": 0},
+    "ReplicationController": {"replicas": 0},
     "DaemonSet": {"currentNumberScheduled": 0, "numberMisscheduled": 0, "desiredNumberScheduled": 0,
                   "numberReady": 0},
     "StatefulSet": {"replicas": 0, "availableReplicas": 0},
@@ -106,7 +114,7 @@ def prepare_for_update(rt: ResourceType, new: Obj, old: Obj) -> None:
     if rt.kind == "Service":
         _service_keep_allocations(new, old)
     if rt.kind == "Pod":  # the Priority admission plugin keeps what it computed on create
-        nspec, ospec = new.setdefault("spec", {}), old.get("spec") or {}
+        nspec, ospec = _spec(new), old.get("spec") or {}
         for field in ("priority", "preemptionPolicy"):
             if nspec.get(field) is None and ospec.get(field) is not None:
                 nspec[field] = ospec[field]
@@ -120,9 +128,62 @@ def prepare_for_update(rt: ResourceType, new: Obj, old: Obj) -> None:
             new["status"] = {**new["status"], "phase": "Terminating"}
 
 
+def takes_write(rt: ResourceType, subresource: str, verb: str) -> bool:
+    """Whether `verb` (update, patch) may write through `subresource` of `rt` ("": the object itself).
+    Only a subresource the type has, with that verb: an events.k8s.io Event has no status, and
+    namespaces/finalize takes only update."""
+    if not subresource:
+        return True
+    sub = next((s for s in rt.subresources if s.name == subresource), None)
+    return (sub is not None and verb in sub.verbs
+            and (subresource == "status" or (rt.kind, subresource) in _OWN_SUBRESOURCES))
+
+
+def for_subresource(old: Obj, new: Obj, subresource: str) -> Obj | None:
+    """What a write through `subresource` stores: the stored object with only the part that
+    subresource may change taken from the write (kube's statusStrategy, namespaceFinalizeStrategy and
+    podEphemeralContainersStrategy PrepareForUpdate); None for a write of the object itself."""
+    if subresource == "status":
+        merged = deep_copy(old)
+        merged["status"] = new.get("status", {})
+        return merged
+    if subresource == "finalize":  # namespaces/finalize: only spec.finalizers changes
+        merged = deep_copy(old)
+        spec = new.get("spec")
+        finalizers = list((spec if isinstance(spec, dict) else {}).get("finalizers") or [])
+        merged["spec"] = {**(merged.get("spec") or {}), "finalizers": finalizers}
+        return merged
+    if subresource == "ephemeralcontainers":
+        return _with_ephemeral_containers(old, new)
+    return None
+
+
+def _with_ephemeral_containers(old: Obj, new: Obj) -> Obj:
+    """dropNonEphemeralContainerUpdates: the stored pod with only its spec.ephemeralContainers taken
+    from the write."""
+    merged = deep_copy(old)
+    spec = new.get("spec")
+    ephemeral = spec.get("ephemeralContainers") if isinstance(spec, dict) else None
+    merged_spec = merged.setdefault("spec", {})
+    if ephemeral is None:
+        merged_spec.pop("ephemeralContainers", None)
+    else:
+        merged_spec["ephemeralContainers"] = ephemeral
+    return merged
+
+
+def _spec(obj: Obj) -> Obj:
+    """`obj`'s spec to fill in. `"spec": null` is Go's zero struct, an empty spec (validation then
+    names what it lacks); a spec of another type is left for validation and gets nothing."""
+    spec = obj.get("spec")
+    if spec is None:
+        spec = obj["spec"] = {}
+    return spec if isinstance(spec, dict) else {}
+
+
 def _service_keep_allocations(new: Obj, old: Obj) -> None:
     """Like kube's patchAllocatedValues: an update that leaves out clusterIP/nodePort keeps them."""
-    nspec, ospec = new.setdefault("spec", {}), old.get("spec") or {}
+    nspec, ospec = _spec(new), old.get("spec") or {}
     if (
         not nspec.get("clusterIP")
         and ospec.get("clusterIP")
@@ -179,8 +240,18 @@ def _job_create(job: Obj) -> None:
     tmeta["labels"] = {**(tmeta.get("labels") or {}), **labels}
 
 
+def _apiservice_create(service: Obj) -> None:
+    """The APIService strategy: status reset; a Local one (no spec.service) is available at once."""
+    status: Obj = {}
+    if not (service.get("spec") or {}).get("service"):
+        status["conditions"] = [{"type": "Available", "status": "True", "lastTransitionTime": now_rfc3339(),
+                                 "reason": "Local", "message": "Local APIServices are always available"}]
+    service["status"] = status
+
+
 _CREATE_HOOKS = {"Pod": _pod_create, "Namespace": _namespace_create, "Job": _job_create,
-                 "Node": _node_create, "CustomResourceDefinition": crd_strategy.prepare_create}
+                 "Node": _node_create, "CustomResourceDefinition": crd_strategy.prepare_create,
+                 "APIService": _apiservice_create}
 
 
 def qos_class(spec: Obj) -> str:

@@ -28,10 +28,12 @@ Modules, one concept each:
     out, through api/policy/crd), customkinds.py (the registry kept in step with stored CRDs),
     customschema.py (a custom version's schema as server-side apply reads it).
 Kubernetes protobuf bodies are decoded before they get here (apiserver/protobuf.py).
-A kind served at several versions (autoscaling/v1 and v2 HorizontalPodAutoscalers): the verbs
-take and return objects at the requested resource's version and keep the stored one, converting
-with api/conversion (core, deletion, serverside, watch); the rules of api/policy see the stored
-version only. A custom resource's versions are its CRD's (custom.py `_presented`/`_stored`,
+A type served over another type's stored objects (`ResourceType.stored_as`: autoscaling/v1
+HorizontalPodAutoscalers stored as v2, events.k8s.io/v1 Events stored as core/v1 Events): the verbs
+take and return objects at the requested type and keep the stored one under the stored type's keys,
+converting with api/conversion (core, deletion, serverside, watch); the rules of api/policy see the
+stored form only (validation is told the version written in: events.k8s.io/v1 has stricter rules).
+A custom resource's versions are its CRD's (custom.py `_presented`/`_stored`,
 conversion None): its rules run at the version requested, the store keeps the storage version.
 
 New code here: a verb, a query parameter or a subresource every kind (or several) has; a rule

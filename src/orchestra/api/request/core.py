@@ -40,7 +40,13 @@ from orchestra.api.machinery.selectors import FieldSelector, LabelSelector
 from orchestra.api.policy import admission, certificates, defaults, validation
 from orchestra.api.policy.admission import AdmissionPlugin
 from orchestra.api.policy.allocators import ServiceAllocator
-from orchestra.api.policy.strategy import prepare_for_create, prepare_for_update, tracks_generation
+from orchestra.api.policy.strategy import (
+    for_subresource,
+    prepare_for_create,
+    prepare_for_update,
+    takes_write,
+    tracks_generation,
+)
 from orchestra.api.registry import DEFAULT_REGISTRY, Registry, ResourceType
 from orchestra.api.request import bodies, patch, typemeta
 from orchestra.api.request.admitting import AdmissionMixin
@@ -140,7 +146,7 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, PolicyAdmissionMixin,
                 raise _too_new(want, self.store.revision)
             if resource_version_match == EXACT or (not resource_version_match and limit):
                 revision = want  # Exact, and kube's legacy rule: a paged list at a given RV is exact
-        pred = selector_predicate(label_selector, field_selector)
+        match = selection(rt, label_selector, field_selector)
         name = field_selector.exact_name() if field_selector else None
         try:
             if name is not None and (namespace or not rt.namespaced):
@@ -163,8 +169,9 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, PolicyAdmissionMixin,
         for i, kv in enumerate(kvs):
             if wanted is not None and kv.key not in wanted:
                 continue
-            obj = self._load(kv) if read is None else read(self._load(kv))
-            if pred is None or pred(obj):
+            stored = self._load(kv)
+            obj = stored if read is None else read(stored)
+            if match is None or match(stored, obj):
                 items.append(obj)
                 if limit and len(items) >= limit and i + 1 < len(kvs):
                     next_token = encode_continue(rev, kv.key)
@@ -289,8 +296,9 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, PolicyAdmissionMixin,
             m.pop("namespace", None)
         return obj
 
-    def _validate(self, rt: ResourceType, obj: Obj, old: Obj | None) -> None:
-        causes = validation.validate(rt.kind, obj, old)
+    def _validate(self, rt: ResourceType, obj: Obj, old: Obj | None, subresource: str = "") -> None:
+        # the stored form, with the rules of the version written in (events.k8s.io/v1's are stricter)
+        causes = validation.validate(rt.kind, obj, old, subresource=subresource, version=rt.api_version)
         if causes:
             raise invalid(rt.kind, str(meta(obj).get("name") or ""), causes, group=rt.group)
 
@@ -314,9 +322,7 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, PolicyAdmissionMixin,
     async def update(self, rt: ResourceType, namespace: str | None, name: str, body: Any,
                      opts: WriteOptions | None = None, *, subresource: str = "") -> WriteResult:
         opts = opts or WriteOptions()
-        if subresource not in ("", "status", "finalize", "approval") or (
-            subresource == "finalize" and rt.kind != "Namespace"
-        ) or (subresource == "approval" and not rt.has_subresource(subresource)):
+        if not takes_write(rt, subresource, "update"):
             raise MethodNotAllowed(f"update is not supported on {rt.plural}/{subresource}")
         obj = self._check_body(rt, namespace, body)
         warnings = self._schema_check(rt, obj, opts)
@@ -378,7 +384,7 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, PolicyAdmissionMixin,
                 await self._admit("UPDATE", rt, meta(old).get("namespace"), new, old, opts)
             elif opts.user is not None:  # a client's status update: the plugins that look at those
                 await self._admit("UPDATE", rt, meta(old).get("namespace"), new, old, opts, subresource)
-            self._validate(rt, new, old)
+            self._validate(rt, new, old, subresource)
         elif not subresource:  # the configurable plugins see custom resources too, as in kube
             await self._admit("UPDATE", rt, meta(old).get("namespace"), new, old, opts)
         om = meta(old)
@@ -411,17 +417,10 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, PolicyAdmissionMixin,
         if rt.kind == "CertificateSigningRequest" and subresource in ("status", "approval"):
             new = {**new, "metadata": deep_copy(om)}
             return certificates.merge_update(old, new, subresource, now_rfc3339())
-        if subresource == "status":
-            if rt.custom is not None:
-                return self._custom_update(rt, new, old, "status")
-            merged = deep_copy(old)
-            merged["status"] = new.get("status", {})
-            return merged
-        if subresource == "finalize":  # namespaces/finalize: only spec.finalizers changes
-            merged = deep_copy(old)
-            spec = new.get("spec")
-            finalizers = list((spec if isinstance(spec, dict) else {}).get("finalizers") or [])
-            merged["spec"] = {**(merged.get("spec") or {}), "finalizers": finalizers}
+        if subresource == "status" and rt.custom is not None:
+            return self._custom_update(rt, new, old, "status")
+        merged = for_subresource(old, new, subresource)  # status, finalize, ephemeralcontainers
+        if merged is not None:
             return merged
         # immutable server metadata
         for k in (
@@ -471,8 +470,7 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, PolicyAdmissionMixin,
             raise UnsupportedMediaType(
                 "the body of the request was in an unknown format - accepted media types include: "
                 "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml")
-        approval = subresource == "approval" and rt.has_subresource(subresource)  # a CSR's approval
-        if subresource not in ("", "status") and not approval:
+        if not takes_write(rt, subresource, "patch"):
             raise MethodNotAllowed(f"patch is not supported on {rt.plural}/{subresource}")
         self._field_validation(opts)
         if ptype == "apply":
@@ -549,6 +547,24 @@ def selector_predicate(label: LabelSelector | None,
         return field is None or field.matches(obj)
 
     return match
+
+
+# (stored object, the object as the resource serves it) -> whether a LIST or WATCH's selectors take it
+Selection = Callable[[Obj, Obj], bool]
+
+
+def selection(rt: ResourceType, label: LabelSelector | None, field: FieldSelector | None) -> Selection | None:
+    """The selectors of a LIST or WATCH of `rt` (None without any). A built-in kind's read the stored
+    form: a type served over another's objects had its field selector put in the stored type's labels
+    (parse_field_selector: events.k8s.io/v1's `regarding.name` is core/v1's `involvedObject.name`), as
+    kube matches the internal object. A custom resource's read the version asked for (its
+    selectableFields are that version's)."""
+    pred = selector_predicate(label, field)
+    if pred is None:
+        return None
+    if rt.custom is not None:
+        return lambda _stored, shown: pred(shown)
+    return lambda stored, _shown: pred(stored)
 
 
 def _too_new(want: int, current: int) -> Timeout:

@@ -143,5 +143,5 @@ def _drop(m: dict[str, Any], dotted: str) -> None:
 def field_selector(rt: ResourceType, text: str | None) -> FieldSelector:
     """A LIST/WATCH field selector for `rt`: a custom resource's selectableFields, else the kind's."""
     if rt.custom is None:
-        return parse_field_selector(text, rt.kind)
-    return parse_field_selector(text, rt.kind, compiled(rt.custom).selectable)
+        return parse_field_selector(text, rt.kind, rt.group)
+    return parse_field_selector(text, rt.kind, rt.group, fields=compiled(rt.custom).selectable)

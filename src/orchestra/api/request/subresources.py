@@ -1,7 +1,8 @@
 """The scale and binding subresources of the API core.
 
-Owns: the autoscaling/v1 Scale view of Deployments/ReplicaSets/StatefulSets and of custom resources
-(through their CRD's specReplicasPath, statusReplicasPath, labelSelectorPath) and pods/binding
+Owns: the autoscaling/v1 Scale view of Deployments/ReplicaSets/StatefulSets/ReplicationControllers
+and of custom resources (through their CRD's specReplicasPath, statusReplicasPath,
+labelSelectorPath) and pods/binding
 (the scheduler's bind). Mixed into ApiCore; uses its get/update and the store.
 Must not import: anything above the api layer.
 """
@@ -20,7 +21,7 @@ from orchestra.api.errors import (
     conflict,
     invalid,
 )
-from orchestra.api.machinery.selectors import from_label_selector_object
+from orchestra.api.machinery.selectors import from_label_selector_object, selector_from_set
 from orchestra.api.policy.crd import resource
 from orchestra.api.policy.crd.model import Compiled, compiled
 from orchestra.api.registry import ResourceType
@@ -52,7 +53,9 @@ class SubresourceMixin:
         if rt is not None and rt.custom is not None:
             return _custom_scale(obj, compiled(rt.custom))
         spec, status = obj.get("spec") or {}, obj.get("status") or {}
-        selector = from_label_selector_object(spec.get("selector"))
+        selector = (  # a ReplicationController's selector is a plain label map
+            selector_from_set(spec.get("selector")) if obj.get("kind") == "ReplicationController"
+            else from_label_selector_object(spec.get("selector")))
         return {
             "kind": "Scale",
             "apiVersion": "autoscaling/v1",

@@ -9,6 +9,10 @@ false = no initial state: changes after N, or after the current revision for uns
 that initial state page by page at one revision, selector transitions (an object leaving a selector
 is DELETED, entering is ADDED), 410 Expired as an ERROR event, BOOKMARK events, and a watch's
 backlog (live events not read yet) for the server's bound on watchers that fall too far behind.
+A type served over another type's stored objects (`stored_as`: autoscaling/v1 HPAs, events.k8s.io/v1
+Events) watches the stored keys and converts each object (api/conversion/); selectors match the
+stored form (a field selector is already in the stored type's labels: parse_field_selector); a custom
+resource's match the version watched (its CRD's selectableFields of that version).
 Memory: a watch holds one page of store references at a time (page_size KeyValues of the initial
 list, or page_size history events) and decodes an object only when its event is taken from the page,
 so what it holds does not grow with the collection.
@@ -26,7 +30,7 @@ import trio
 from orchestra.api.errors import Gone, Timeout
 from orchestra.api.machinery.selectors import FieldSelector, LabelSelector
 from orchestra.api.registry import ResourceType
-from orchestra.api.request.core import ApiCore, selector_predicate
+from orchestra.api.request.core import ApiCore, Selection, selection
 from orchestra.api.request.stored import Codec, parse_rv
 from orchestra.objects import Obj
 from orchestra.store import CompactedError, Event, FutureRevisionError, KeyValue, Watcher
@@ -35,7 +39,7 @@ from orchestra.store.types import rev_of
 WatchEvent = tuple[str, Obj]
 # A page of events, decoded lazily as it is iterated; finish it before asking for the next page.
 Page = Iterator[WatchEvent]
-Predicate = Callable[[Obj], bool] | None
+Match = Selection | None  # the selectors (core.selection); None: every object
 Read = Callable[[Obj], Obj] | None  # a custom resource version's view of a stored object
 
 PAGE_SIZE = 100  # objects (initial list) or history events (live) per page
@@ -97,7 +101,8 @@ class WatchStream:
 
     async def pages(self) -> AsyncGenerator[Page, None]:
         """The watch's pages; objects at the version of the watch's resource (api/conversion/, a
-        custom resource's CRD), which the selectors read too."""
+        custom resource's CRD). The selectors read that version of a custom resource, the stored form
+        of a built-in kind (core.selection)."""
         store = self.core.store
         if self.rv and self.rv > store.revision:
             yield iter([_too_large(self.rv, store.revision)])
@@ -143,7 +148,7 @@ class WatchStream:
         return self.send_initial_events
 
     async def _live(self, watcher: Watcher, last_rv: int) -> AsyncGenerator[Page, None]:
-        pred = selector_predicate(self.label_selector, self.field_selector)
+        match = selection(self.rt, self.label_selector, self.field_selector)
         while True:
             batch: list[Event] | None = None
             try:
@@ -162,7 +167,7 @@ class WatchStream:
             for i in range(0, len(batch), self.page_size):
                 end = i + self.page_size
                 self._held = len(batch) - max(end, first_live) if end < len(batch) else 0
-                yield _translated(self.core.codec, batch[i:end], pred, self.read)
+                yield _translated(self.core.codec, batch[i:end], match, self.read)
             self._held = 0
             last_rv = batch[-1].kv.mod_revision
 
@@ -180,35 +185,35 @@ def initial_pages(
     order, read from the store `page_size` keys at a time. Raises CompactedError (when a page is
     read) once compaction has passed `revision`."""
     store = core.store
-    pred = selector_predicate(label_selector, field_selector)
+    match = selection(rt, label_selector, field_selector)
     read = core.reader(rt)
     name = field_selector.exact_name() if field_selector else None
     if name is not None and (namespace or not rt.namespaced):  # as ApiCore.list: one key
         kv = store.get(rt.key(namespace, name), revision=revision)
         if kv is not None:
-            yield _added(core.codec, [kv], pred, read)
+            yield _added(core.codec, [kv], match, read)
         return
     prefix = rt.key_prefix(namespace)
     start_after: str | None = None
     while True:
         kvs, _ = store.range(prefix, revision=revision, limit=page_size, start_after=start_after)
         if kvs:
-            yield _added(core.codec, kvs, pred, read)
+            yield _added(core.codec, kvs, match, read)
         if len(kvs) < page_size:
             return
         start_after = kvs[-1].key
 
 
-def _added(codec: Codec, kvs: Sequence[KeyValue], pred: Predicate, read: Read) -> Page:
+def _added(codec: Codec, kvs: Sequence[KeyValue], match: Match, read: Read) -> Page:
     for kv in kvs:
-        obj = _load(codec, kv, read)
-        if pred is None or pred(obj):
+        stored, obj = _load(codec, kv, read)
+        if match is None or match(stored, obj):
             yield "ADDED", obj
 
 
-def _translated(codec: Codec, events: Sequence[Event], pred: Predicate, read: Read) -> Page:
+def _translated(codec: Codec, events: Sequence[Event], match: Match, read: Read) -> Page:
     for ev in events:
-        out = _translate(codec, ev, pred, read)
+        out = _translate(codec, ev, match, read)
         if out is not None:
             yield out
 
@@ -243,24 +248,26 @@ def _bookmark(rt: ResourceType, rv: int, *, initial_events_end: bool = False) ->
     return {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": meta}
 
 
-def _load(codec: Codec, kv: KeyValue, read: Read) -> Obj:
+def _load(codec: Codec, kv: KeyValue, read: Read) -> tuple[Obj, Obj]:
+    """The stored object and the object as the watched resource serves it (the same one when `read`
+    is None; a custom resource's `read` changes the stored one in place)."""
     obj = codec.decode(kv)  # decrypted when the kind is encrypted at rest
     obj.setdefault("metadata", {})["resourceVersion"] = str(kv.mod_revision)
-    return obj if read is None else read(obj)
+    return obj, (obj if read is None else read(obj))
 
 
-def _translate(codec: Codec, ev: Event, pred: Predicate, read: Read) -> WatchEvent | None:
+def _translate(codec: Codec, ev: Event, match: Match, read: Read) -> WatchEvent | None:
     if ev.type == "DELETE":
-        old = _load(codec, ev.kv, read)  # a tombstone: the last value, at the deletion's revision
-        if pred is None or pred(old):
+        stored, old = _load(codec, ev.kv, read)  # a tombstone: the last value, at the deletion's revision
+        if match is None or match(stored, old):
             return "DELETED", old
         return None
-    new = _load(codec, ev.kv, read)
-    if pred is None:
+    stored, new = _load(codec, ev.kv, read)
+    if match is None:
         return ("ADDED" if ev.prev_kv is None else "MODIFIED"), new
-    new_match = pred(new)
+    new_match = match(stored, new)
     prev = None if ev.prev_kv is None else codec.decode(ev.prev_kv)
-    old_match = prev is not None and pred(prev if read is None else read(prev))
+    old_match = prev is not None and match(prev, prev if read is None else read(prev))
     if new_match:
         return ("MODIFIED" if old_match else "ADDED"), new
     if old_match:

@@ -6,7 +6,10 @@ orchestra.objects.human_duration (kube's HumanDuration).
 The apiserver always prints with Wide=true: every row carries the priority-1 cells too.
 This package's public surface; the parts live in format (cells), columns, pods, workloads, core
 (the other kinds' printers), storage (PV, PVC, StorageClass), networking (Ingress, IngressClass,
-NetworkPolicy), autoscaling (HorizontalPodAutoscaler) and envelope (Table, rows, watch events).
+NetworkPolicy), autoscaling (HorizontalPodAutoscaler), apis (ReplicationController, PodTemplate,
+ComponentStatus, APIService), custom (a CRD's printer columns) and envelope (Table, rows, watch
+events). A type served over another type's stored objects is printed as the stored object (kube
+prints the internal type): envelope.py converts it.
 Used by the apiserver (`Accept: ...;as=Table`), the dashboard and `orchestra explain`.
 New code here: a kind's columns in columns.py and its row printer in the module of its group,
 registered in envelope.py.

@@ -314,6 +314,46 @@ _COLUMNS: dict[str, list[dict[str, Any]]] = {
         _col("Holder", desc="holderIdentity contains the identity of the holder of a current lease."),
         _age_col(),
     ],
+    "ReplicationController": [
+        _name_col(),
+        _col("Desired", "integer", (
+            "Replicas is the number of desired replicas. This is a pointer to distinguish between explicit "
+            "zero and unspecified. Defaults to 1. More info: https://kubernetes.io/docs/concepts/workloads/"
+            "controllers/replicationcontroller#what-is-a-replicationcontroller"
+        )),
+        _col("Current", "integer", (
+            "Replicas is the most recently observed number of replicas. More info: https://kubernetes.io/"
+            "docs/concepts/workloads/controllers/replicationcontroller#what-is-a-replicationcontroller"
+        )),
+        _col("Ready", "integer", "The number of ready replicas for this replication controller."),
+        _age_col(),
+        *_wide_template_cols(selector=False),
+        _col("Selector", desc=(
+            "Selector is a label query over pods that should match the Replicas count. If Selector is empty, "
+            "it is defaulted to the labels present on the Pod template. Label keys and values that must "
+            "match in order to be controlled by this replication controller, if empty defaulted to labels on "
+            "Pod template. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/"
+            "labels/#label-selectors"
+        ), priority=1),
+    ],
+    "PodTemplate": [
+        _name_col(),
+        _col("Containers", desc=CONTAINERS_DESC),
+        _col("Images", desc=IMAGES_DESC),
+        _col("Pod Labels", desc="The labels for the pod template."),
+    ],
+    "ComponentStatus": [
+        _name_col(),
+        _col("Status", desc="Status of the component conditions"),
+        _col("Message", desc="Message of the component conditions"),
+        _col("Error", desc="Error of the component conditions"),
+    ],
+    "APIService": [
+        _name_col(),
+        _col("Service", desc="The reference to the service that hosts this API endpoint."),
+        _col("Available", desc="Whether this service is available."),
+        _age_col(),
+    ],
     "Ingress": [
         _name_col(),
         _col("Class", desc=(

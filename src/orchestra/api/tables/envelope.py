@@ -1,7 +1,8 @@
 """The meta.k8s.io/v1 Table envelope: rows from the per-kind printers, the row object
 (PartialObjectMetadata / full / none), pod row conditions, and the one-row Table of a watch event.
 
-Owns: table, table_row, table_row_event and the kind -> printer dispatch.
+Owns: table, table_row, table_row_event and the kind -> printer dispatch (a type served over
+another type's stored objects is printed as the stored object: api/conversion/).
 Must not import: the store, the HTTP server, or anything above the api layer.
 """
 
@@ -11,7 +12,14 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from orchestra.api import conversion
 from orchestra.api.registry import ResourceType
+from orchestra.api.tables.apis import (
+    print_api_service,
+    print_component_status,
+    print_pod_template,
+    print_replication_controller,
+)
 from orchestra.api.tables.autoscaling import print_hpa
 from orchestra.api.tables.certificates import print_csr
 from orchestra.api.tables.columns import column_definitions
@@ -72,6 +80,10 @@ _PRINTERS: dict[str, Callable[[Obj, datetime], list[Cell]]] = {
     "PersistentVolume": print_pv,
     "PersistentVolumeClaim": print_pvc,
     "StorageClass": print_storage_class,
+    "ReplicationController": print_replication_controller,
+    "PodTemplate": print_pod_template,
+    "ComponentStatus": print_component_status,
+    "APIService": print_api_service,
     "Ingress": print_ingress,
     "IngressClass": print_ingress_class,
     "NetworkPolicy": print_network_policy,
@@ -112,7 +124,9 @@ def table_row(rt: ResourceType, obj: Obj, *, now: datetime, include_object: str 
     if rt.custom is not None:
         row: Obj = {"cells": custom_cells(rt, obj, now)}
     else:
-        row = {"cells": _PRINTERS.get(rt.kind, print_generic)(obj, now)}
+        # kube prints the internal object: a type served over another's objects prints the stored form
+        printed = conversion.stored(rt, obj) if rt.stored_as else obj
+        row = {"cells": _PRINTERS.get(rt.kind, print_generic)(printed, now)}
     if rt.kind == "Pod":
         conditions = _POD_CONDITIONS.get(str(as_dict(obj.get("status")).get("phase")))
         if conditions:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from orchestra.api.machinery.selectors import from_label_selector_object
+from orchestra.api.machinery.selectors import LabelSelector, from_label_selector_object
 from orchestra.client.base import Client
 from orchestra.controller import Controller, Informer, keys_of_object, object_key
 from orchestra.controller.clock import Clock, wall_clock
@@ -66,9 +66,13 @@ class WorkloadController(Controller):
             labels = meta(pod).get("labels") or {}
             for owner in self.owners.by_index("namespace", namespace_of(pod)):
                 sel = (owner.get("spec") or {}).get("selector")
-                if sel and from_label_selector_object(sel).matches(labels):
+                if sel and self.selector_of(owner).matches(labels):
                     keys.add(object_key(owner))
         return keys
+
+    def selector_of(self, owner: Obj) -> LabelSelector:
+        """The owner's pod selector (a metav1.LabelSelector; the ReplicationController's differs)."""
+        return from_label_selector_object((owner.get("spec") or {}).get("selector"))
 
     def pods_of(self, owner: Obj) -> list[Obj]:
         """The pods `owner` may claim, from the cache: those it controls and the orphans of its

@@ -18,7 +18,6 @@ from collections.abc import Iterable
 from typing import Any
 
 from orchestra.api.errors import ApiError
-from orchestra.api.machinery.selectors import from_label_selector_object
 from orchestra.client.base import Client
 from orchestra.controller import Result, split_key
 from orchestra.objects import (
@@ -86,7 +85,7 @@ class ReplicaSetController(WorkloadController):
         rs = self.owners.get(ns, name)
         if rs is None:
             return None
-        selector = from_label_selector_object(spec(rs).get("selector"))
+        selector = self.selector_of(rs)
         candidates = [p for p in self.pods_of(rs) if is_pod_active(p)]
         pods = await claim(self.client, self.pods.rt, rs, selector, candidates,
                            on_write=lambda o: self.expect.wrote(key, self.pods, o))

@@ -6,11 +6,12 @@ messages (`Required value`, `Invalid value: "x": ...`, `Unsupported value: ...`)
 objects. Immutability of metadata.name/namespace/uid is the core's job, not this package's.
 This module is the package's public surface and the kind -> validator dispatch; the rules live in
 meta (object meta, selectors), container, pod, workloads (apps/v1), jobs and cron (batch/v1),
-service (Service, Endpoints, EndpointSlice), policy (PodDisruptionBudget), storage
-(PersistentVolumeClaim, PersistentVolume, StorageClass), autoscaling (HorizontalPodAutoscaler),
-quota (ResourceQuota, LimitRange), networking (Ingress, IngressClass), netpolicy (NetworkPolicy) and
-config (the other kinds); the cause constructors (field.py) and the name rules (names.py) every one of
-them uses are api/machinery's.
+service (Service, Endpoints, EndpointSlice), policy (PodDisruptionBudget), replication
+(ReplicationController, PodTemplate), apiregistration (APIService), events (events.k8s.io/v1 Events),
+ephemeral (pods/ephemeralcontainers), storage (PersistentVolumeClaim, PersistentVolume,
+StorageClass), autoscaling (HorizontalPodAutoscaler), quota (ResourceQuota, LimitRange), networking
+(Ingress, IngressClass), netpolicy (NetworkPolicy) and config (the other kinds); the cause
+constructors (field.py) and the name rules (names.py) every one of them uses are api/machinery's.
 New code here: a kind's ValidateX / ValidateXUpdate in the module of its API group (a new module for
 a new group), added to _BY_KIND below; a rule several kinds share in meta.py, container.py or pod.py.
 Must not import: api/request, api/tables, the store, the HTTP server, or anything above the api layer.
@@ -25,6 +26,7 @@ from typing import Any
 from orchestra.api.errors import Cause
 from orchestra.api.machinery.field import INVALID
 from orchestra.api.machinery.names import LABEL_VALUE_MSG, max_len_error
+from orchestra.api.policy.validation.apiregistration import validate_api_service
 from orchestra.api.policy.validation.autoscaling import validate_hpa
 from orchestra.api.policy.validation.certificates import validate_csr
 from orchestra.api.policy.validation.config import (
@@ -39,6 +41,7 @@ from orchestra.api.policy.validation.config import (
     validate_secret,
 )
 from orchestra.api.policy.validation.cron import cron_error
+from orchestra.api.policy.validation.events import validate_event_v1
 from orchestra.api.policy.validation.jobs import validate_cronjob, validate_job
 from orchestra.api.policy.validation.meta import (
     selector_matches,
@@ -52,6 +55,7 @@ from orchestra.api.policy.validation.networking import validate_ingress, validat
 from orchestra.api.policy.validation.pod import (
     POD_UPDATE_MSG,
     validate_pod,
+    validate_pod_ephemeral_update,
     validate_pod_spec,
     validate_pod_template,
 )
@@ -62,6 +66,10 @@ from orchestra.api.policy.validation.rbac import (
     validate_cluster_role_binding,
     validate_role,
     validate_role_binding,
+)
+from orchestra.api.policy.validation.replication import (
+    validate_pod_template_kind,
+    validate_replication_controller,
 )
 from orchestra.api.policy.validation.service import (
     NODE_PORT_RANGE,
@@ -88,6 +96,9 @@ _BY_KIND: dict[str, Callable[[Obj, Obj | None], list[Cause]]] = {
     "Pod": validate_pod,
     "Deployment": validate_deployment,
     "ReplicaSet": validate_replicaset,
+    "ReplicationController": validate_replication_controller,
+    "PodTemplate": validate_pod_template_kind,
+    "APIService": validate_api_service,
     "DaemonSet": validate_daemonset,
     "StatefulSet": validate_statefulset,
     "Job": validate_job,
@@ -129,9 +140,23 @@ def _validate_crd(obj: Obj, old: Obj | None) -> list[Cause]:
     return validate_crd(obj, old)
 
 
-def validate(kind: str, obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
-    """Every semantic problem with `obj` (a defaulted object), in kube's order; [] when valid."""
-    check = _BY_KIND.get(kind, validate_generic)
+# a write through a subresource with its own strategy, or through another version of the kind
+_BY_SUBRESOURCE: dict[tuple[str, str], Callable[[Obj, Obj], list[Cause]]] = {
+    ("Pod", "ephemeralcontainers"): validate_pod_ephemeral_update,
+}
+_BY_VERSION: dict[tuple[str, str], Callable[[Obj, Obj | None], list[Cause]]] = {
+    ("events.k8s.io/v1", "Event"): validate_event_v1,
+}
+
+
+def validate(kind: str, obj: dict[str, Any], old: dict[str, Any] | None, *, subresource: str = "",
+             version: str = "") -> list[Cause]:
+    """Every semantic problem with `obj` (a defaulted object), in kube's order; [] when valid.
+    `subresource`: the write's (pods/ephemeralcontainers validates only what it may change);
+    `version`: the apiVersion it was written in, when that has rules of its own (events.k8s.io/v1)."""
+    if old is not None and (kind, subresource) in _BY_SUBRESOURCE:
+        return _BY_SUBRESOURCE[(kind, subresource)](obj, old)
+    check = _BY_VERSION.get((version, kind)) or _BY_KIND.get(kind, validate_generic)
     causes = check(obj, old)
     if (old is not None and any(_is_selector_value_cause(c) for c in causes)
             and any(_is_selector_value_cause(c) for c in check(old, None))):

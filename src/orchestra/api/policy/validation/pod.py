@@ -39,6 +39,11 @@ from orchestra.api.policy.validation.container import (
     validate_resource_requirements,
 )
 from orchestra.api.policy.validation.downward import validate_downward_api_items
+from orchestra.api.policy.validation.ephemeral import (
+    ephemeral_update_causes,
+    static_pod_causes,
+    validate_ephemeral_containers,
+)
 from orchestra.api.policy.validation.meta import validate_annotations, validate_labels, validate_object_meta
 from orchestra.objects import Obj, as_dict, as_dicts, as_list
 
@@ -180,7 +185,7 @@ def validate_pod_spec(spec: Any, path: str) -> list[Cause]:
     errs += _validate_scheduling_gates(spec.get("schedulingGates"), f"{path}.schedulingGates")
     if spec.get("overhead") is not None:  # validateOverhead: the container rules, as limits
         errs += validate_resource_requirements({"limits": spec["overhead"]}, f"{path}.overhead")
-    return errs
+    return errs + validate_ephemeral_containers(spec, path, volumes)
 
 
 def _validate_scheduling_gates(gates: Any, path: str) -> list[Cause]:
@@ -210,7 +215,11 @@ def validate_pod_template(template: Any, path: str) -> list[Cause]:
     meta = as_dict(template.get("metadata"))
     errs = validate_labels(meta.get("labels"), f"{path}.metadata.labels")
     errs += validate_annotations(meta.get("annotations"), f"{path}.metadata.annotations")
-    return errs + validate_pod_spec(template.get("spec"), f"{path}.spec")
+    errs += validate_pod_spec(template.get("spec"), f"{path}.spec")
+    if as_dicts(as_dict(template.get("spec")).get("ephemeralContainers")):
+        errs.append(forbidden(f"{path}.spec.ephemeralContainers",
+                              "ephemeral containers not allowed in pod template"))
+    return errs
 
 
 # --- per kind ----------------------------------------------------------------------------------------
@@ -222,11 +231,23 @@ def validate_pod(obj: Obj, old: Obj | None) -> list[Cause]:
     errs += validate_pod_spec(spec, "spec")
     if old is None and spec.get("nodeName") and as_dicts(spec.get("schedulingGates")):
         errs.append(forbidden("spec.nodeName", "cannot be set until all schedulingGates have been cleared"))
+    if old is None and as_dicts(spec.get("ephemeralContainers")):
+        errs.append(forbidden("spec.ephemeralContainers", "cannot be set on create"))
     if old is not None:
         old_gates = as_dict(old.get("spec")).get("schedulingGates")
         errs += _validate_only_deleted_gates(spec.get("schedulingGates"), old_gates)
         errs += _validate_pod_update(spec, as_dict(old.get("spec")))
     return errs
+
+
+def validate_pod_ephemeral_update(obj: Obj, old: Obj) -> list[Cause]:
+    """ValidatePodEphemeralContainersUpdate (pods/ephemeralcontainers): the pod is valid and its
+    ephemeral containers were only added to."""
+    static = static_pod_causes(old)
+    if static:
+        return static
+    errs = validate_object_meta(obj.get("metadata"), is_dns1123_subdomain)
+    return errs + validate_pod_spec(obj.get("spec"), "spec") + ephemeral_update_causes(obj, old)
 
 
 POD_UPDATE_MSG = (

@@ -24,7 +24,14 @@ from orchestra.api.machinery.field import (
     required,
     too_long,
 )
-from orchestra.api.machinery.names import PERCENT_FMT, PERCENT_RE, anchored, is_qualified_name, regex_error
+from orchestra.api.machinery.names import (
+    PERCENT_FMT,
+    PERCENT_RE,
+    anchored,
+    is_path_segment_name,
+    is_qualified_name,
+    regex_error,
+)
 from orchestra.api.policy.validation.meta import validate_label_selector, validate_object_meta
 from orchestra.objects import Obj, as_dict, as_dicts
 
@@ -140,13 +147,6 @@ def _validate_status(status: Obj) -> list[Cause]:
         if is_int(value) and value < 0:
             errs.append(invalid(f"status.{field}", value, NEGATIVE))
     return errs
-
-
-def is_path_segment_name(name: str) -> list[str]:
-    """path.ValidatePathSegmentName: what the generic registry requires of every object name."""
-    if name in (".", ".."):
-        return [f"may not be '{name}'"]
-    return [f"may not contain '{c}'" for c in ("/", "%") if c in name]
 
 
 def validate_pdb(obj: Obj, old: Obj | None) -> list[Cause]:
