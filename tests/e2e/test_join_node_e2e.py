@@ -8,6 +8,7 @@ message."""
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import json
 import os
@@ -19,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +122,62 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             _stop(proc)
 
 
+class NodeDirs:
+    """Short state dirs for joined nodes (podman's CLI refuses a runroot over 50 chars), and their
+    joiners; whatever a test does, the finalizer stops the joiners, removes their pods (conmon keeps
+    a pod's containers running after its Podman service is gone) and bridges, and the dirs."""
+
+    def __init__(self) -> None:
+        self.dirs: list[Path] = []
+        self.joiners: list[subprocess.Popen[bytes]] = []
+
+    def new(self, name: str) -> Path:
+        short = Path(tempfile.mkdtemp(prefix="jn", dir="/tmp"))
+        self.dirs.append(short)
+        return short / name
+
+    def clean(self) -> None:
+        for joiner in self.joiners:
+            _stop(joiner)
+        for short in self.dirs:
+            for state in [p for p in short.iterdir() if (p / "podman").is_dir()] if short.exists() else []:
+                _remove_pods_and_bridge(state)
+            shutil.rmtree(short, ignore_errors=True)
+
+
+def _node_env(state: Path) -> dict[str, str]:
+    conf = state / "podman"
+    return {**os.environ, "CONTAINERS_CONF": str(conf / "containers.conf"),
+            "CONTAINERS_STORAGE_CONF": str(conf / "storage.conf")}
+
+
+def _bridge(state: Path) -> str:
+    return "orch" + hashlib.sha256(str((state / "podman").resolve()).encode()).hexdigest()[:8]
+
+
+def _bridge_exists(state: Path) -> bool:
+    return subprocess.run(["ip", "link", "show", _bridge(state)], capture_output=True).returncode == 0
+
+
+def _remove_pods_and_bridge(state: Path) -> None:
+    podman = ["podman", "--root", str(state / "podman" / "storage"),
+              "--runroot", str(state / "podman" / "run")]
+    subprocess.run([*podman, "pod", "rm", "--force", "--all"], capture_output=True, timeout=120,
+                   env=_node_env(state))
+    subprocess.run([*podman, "system", "reset", "--force"], capture_output=True, timeout=120,
+                   env=_node_env(state))
+    subprocess.run(["ip", "link", "delete", _bridge(state)], capture_output=True, timeout=30)
+
+
+@pytest.fixture
+def node_dirs() -> Iterator[NodeDirs]:
+    dirs = NodeDirs()
+    try:
+        yield dirs
+    finally:
+        dirs.clean()
+
+
 def _join(server: Server, state: Path, token: str, *extra: str, url: str = "") -> subprocess.Popen[bytes]:
     with (state.parent / f"{state.name}.log").open("wb") as log:  # the child keeps its own descriptor
         return subprocess.Popen([sys.executable, "-m", "orchestra", "join", url or server.url,
@@ -130,7 +187,8 @@ def _join(server: Server, state: Path, token: str, *extra: str, url: str = "") -
 
 def _podman(state: Path, *args: str) -> str:
     root = ["--root", str(state / "podman" / "storage"), "--runroot", str(state / "podman" / "run")]
-    done = subprocess.run(["podman", *root, *args], capture_output=True, text=True, timeout=60)
+    done = subprocess.run(["podman", *root, *args], capture_output=True, text=True, timeout=60,
+                          env=_node_env(state))
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -186,12 +244,14 @@ def _check_streams(server: Server, pod: str, kubelet_port: int) -> None:
     assert answer.endswith(b"served by worker-1\n")
 
 
-def test_a_joined_node_runs_pods_in_its_own_podman(server: Server, tmp_path: Path) -> None:
-    short = Path(tempfile.mkdtemp(prefix="jn", dir="/tmp"))  # podman's CLI refuses a runroot over 50 chars
-    state = short / "B"
+def test_a_joined_node_runs_pods_in_its_own_podman(server: Server, tmp_path: Path,
+                                                    node_dirs: NodeDirs) -> None:
+    state = node_dirs.new("B")
+    short = state.parent
     kubelet_port = _free_port()  # (not 10250: another cluster on this host may hold it)
     joiner = _join(server, state, server.token(), "--node-name", "worker-1", "--stop-pods",
                    "--kubelet-port", str(kubelet_port))
+    node_dirs.joiners.append(joiner)
     try:
         _wait("worker-1 Ready", lambda: "worker-1" in server.kubectl("get", "nodes") and
               server.ready("worker-1") == "True", timeout=90)
@@ -228,11 +288,8 @@ def test_a_joined_node_runs_pods_in_its_own_podman(server: Server, tmp_path: Pat
     finally:
         _stop(joiner)
     assert "Traceback" not in (short / "B.log").read_text()
-    assert _podman(state, "ps", "-q").strip() == ""  # --stop-pods removed them
-    subprocess.run(["podman", "--root", str(state / "podman" / "storage"), "--runroot",
-                    str(state / "podman" / "run"), "system", "reset", "--force"], capture_output=True,
-                   timeout=120)
-    shutil.rmtree(short, ignore_errors=True)
+    assert _podman(state, "ps", "-aq").strip() == ""  # --stop-pods removed them
+    assert not _bridge_exists(state), _bridge(state)
     _wait("worker-1 NotReady", lambda: server.ready("worker-1") != "True", timeout=60)
     server.kubectl("delete", "deployment", "pinned")
 
@@ -258,8 +315,9 @@ def test_join_refusals(server: Server, tmp_path: Path, case: str, message: str) 
     assert not (tmp_path / "D").exists() or not any((tmp_path / "D").iterdir())
 
 
-def test_a_kubelet_port_held_by_another_program_stops_the_join(server: Server) -> None:
-    short = Path(tempfile.mkdtemp(prefix="jn", dir="/tmp"))  # podman's CLI refuses a runroot over 50 chars
+def test_a_kubelet_port_held_by_another_program_stops_the_join(server: Server,
+                                                               node_dirs: NodeDirs) -> None:
+    short = node_dirs.new("E").parent
     with socket.socket() as held:
         held.bind(("0.0.0.0", 0))
         held.listen()
@@ -274,8 +332,46 @@ def test_a_kubelet_port_held_by_another_program_stops_the_join(server: Server) -
     assert (f"the kubelet API cannot listen on port {port}, which another program holds: "
             "choose another with --kubelet-port") in out, out
     assert "Traceback" not in out
-    subprocess.run(["podman", "--root", str(short / "E" / "podman" / "storage"), "--runroot",
-                    str(short / "E" / "podman" / "run"), "system", "reset", "--force"], capture_output=True,
-                   timeout=120)
-    shutil.rmtree(short, ignore_errors=True)
     server.kubectl("delete", "node", "worker-8")
+
+
+def _pinned_pod(server: Server, node: str) -> Callable[[], Any]:
+    def running() -> Any:
+        pods = json.loads(server.kubectl("get", "pods", "-l", f"app={node}", "-o", "json"))["items"]
+        live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+        return live[0] if live and live[0].get("status", {}).get("phase") == "Running" else None
+    return running
+
+
+def test_a_killed_joined_node_leaves_nothing_behind_the_next_join(server: Server,
+                                                                   node_dirs: NodeDirs) -> None:
+    """SIGKILL: no clean stop, the pods keep running under conmon; the next join of the same state dir
+    (which, like the killed one, was to remove its pods on exit) removes them, and its own clean stop
+    leaves no pod or bridge."""
+    state = node_dirs.new("K")
+    deployment = json.loads(json.dumps(DEPLOYMENT).replace("pinned", "worker-7")
+                            .replace("worker-1", "worker-7"))
+    args = ("--node-name", "worker-7", "--stop-pods", "--kubelet-port", str(_free_port()))
+    first = _join(server, state, server.token(), *args)
+    node_dirs.joiners.append(first)
+    server.kubectl("apply", "-f", "-", input=json.dumps(deployment))
+    try:
+        pod = _wait("worker-7's pod running", _pinned_pod(server, "worker-7"), timeout=120)
+        before = set(_podman(state, "ps", "-aq", "--no-trunc").split())
+        assert before and _bridge_exists(state)
+        first.kill()  # SIGKILL: nothing of the node's own stop runs
+        first.wait(timeout=30)
+        assert set(_podman(state, "ps", "-q", "--no-trunc").split()) & before  # left running
+        second = _join(server, state, server.token(), *args)
+        node_dirs.joiners.append(second)
+        _wait("worker-7's pod running again", lambda: (p := _pinned_pod(server, "worker-7")()) and
+              not set(_podman(state, "ps", "-aq", "--no-trunc").split()) & before and p, timeout=120)
+        assert "removed" in (state.parent / "K.log").read_text()
+        _stop(second)
+        assert second.returncode == 0, (state.parent / "K.log").read_text()
+        assert _podman(state, "ps", "-aq").strip() == ""
+        assert not _bridge_exists(state), _bridge(state)
+        assert pod["spec"]["nodeName"] == "worker-7"
+    finally:
+        server.kubectl("delete", "deployment", "worker-7", check=False)
+        server.kubectl("delete", "node", "worker-7", check=False)

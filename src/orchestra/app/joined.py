@@ -9,7 +9,9 @@ kubelet API (app/kubelet.py: on `kubelet_port`, published in the Node's daemonEn
 certificate for the Node's InternalIP and hostname from a kubelet-serving CSR, which the server's
 approver signs off when those are the Node's addresses; client certificates of the cluster CA, whose
 copy from the kubeconfig is <state-dir>/pki/ca.crt). On a stop its pods keep running (adopted on the
-next start) unless `stop_pods_on_exit`, as `orchestra up`.
+next start) unless `stop_pods_on_exit`, as `orchestra up`; what a dead earlier run of the same state
+dir left is removed at the start (app/joinleftovers.py), and the pods are labelled with the cluster
+(its CA's hash) and the state dir.
 Must not import: cli.
 """
 
@@ -27,6 +29,14 @@ import trio
 from cryptography import x509
 
 from orchestra.api.errors import AlreadyExists
+from orchestra.app.joinleftovers import (
+    clear_marker,
+    cluster_id_of,
+    read_marker,
+    remove_idle_bridge,
+    remove_leftovers,
+    write_marker,
+)
 from orchestra.client.http import Endpoint, HttpClient, KubeconfigError, TransportError
 from orchestra.node.join import JoinError, JoinRequest, join
 
@@ -124,15 +134,23 @@ async def run_joined_node(cfg: JoinConfig, *, task_status: Any = trio.TASK_STATU
             with service_scope:
                 await PodmanService(podman.dir, env=podman.env).run(task_status=task_status)
 
+        ca_data = Endpoint.from_kubeconfig(kubeconfig).ca_data
+        assert ca_data is not None  # join wrote the pinned CA into the kubeconfig
+        cluster_id, node_dir = cluster_id_of(ca_data), cfg.state_dir / "node"
+        earlier = read_marker(node_dir)  # an earlier run that did not stop cleanly
         async with trio.open_nursery() as nursery:
             socket_path = await nursery.start(service)
             # it outlives a stop until the pods are stopped through it (`up`'s way)
             service_scope.shield = True
             runtime = PodmanRuntime(socket_path)
+            stopped_cleanly = False
             try:
+                if await remove_leftovers(runtime, cluster_id, earlier):
+                    await remove_idle_bridge(podman.interface)
+                write_marker(node_dir, cluster_id, cfg.stop_pods_on_exit)
                 agent = NodeAgent(client, runtime, AgentConfig(
-                    node_name=cfg.node_name, state_dir=cfg.state_dir / "node", kubelet_port=cfg.kubelet_port,
-                    **heartbeat))
+                    node_name=cfg.node_name, state_dir=node_dir, kubelet_port=cfg.kubelet_port,
+                    cluster_id=cluster_id, cluster_state_dir=str(cfg.state_dir), **heartbeat))
                 rotation = CertificateRotation(client, kubeconfig, cfg.node_name,
                                                expiration_seconds=cfg.certificate_seconds)
                 async with trio.open_nursery() as node:
@@ -141,10 +159,15 @@ async def run_joined_node(cfg: JoinConfig, *, task_status: Any = trio.TASK_STATU
                     node.start_soon(_kubelet_api, cfg, client, kubeconfig, agent, runtime)
                     task_status.started((agent, rotation, cidr))
             finally:
+                # the pods go before the Podman service does (it is shielded from the stop until then)
                 with trio.CancelScope(shield=True), trio.move_on_after(STOP_GRACE_CAP + 15):
                     if cfg.stop_pods_on_exit:
                         await _stop_pods(runtime)
+                        await remove_idle_bridge(podman.interface)
                     await runtime.aclose()
+                    stopped_cleanly = True
+                if stopped_cleanly:  # else the next start finds the marker and removes what is left
+                    clear_marker(node_dir)
                 service_scope.cancel()
 
 
