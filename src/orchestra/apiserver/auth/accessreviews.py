@@ -26,6 +26,7 @@ from orchestra.api.user import UserInfo
 from orchestra.apiserver.auth.authz import Authorizer, Decision
 from orchestra.apiserver.auth.rbac import rules_for
 from orchestra.apiserver.auth.rbacindex import RbacIndex
+from orchestra.apiserver.auth.reviewbody import checked_review
 from orchestra.apiserver.requestinfo import RequestInfo
 from orchestra.objects import format_time
 
@@ -34,22 +35,8 @@ GROUP = "authorization.k8s.io"
 
 
 def _checked(body: Any, kind: str) -> dict[str, Any]:
-    prefix = f'{kind} in version "v1" cannot be handled as a {kind}: '
-    if not isinstance(body, dict):
-        raise BadRequest(prefix + "the request body is not a JSON object")
-    api_version, given = body.get("apiVersion") or API_VERSION, body.get("kind") or kind
-    if (api_version, given) != (API_VERSION, kind):
-        raise BadRequest(prefix + f'no kind "{given}" is registered for version "{api_version}"')
-    for field in ("metadata", "spec"):
-        if body.get(field) is not None and not isinstance(body[field], dict):
-            raise BadRequest(prefix + f"{field} must be an object")
-    return {
-        **body,
-        "apiVersion": API_VERSION,
-        "kind": kind,
-        "metadata": dict(body.get("metadata") or {}),
-        "spec": dict(body.get("spec") or {}),
-    }
+    review = checked_review(body, API_VERSION, kind)
+    return {**review, "metadata": dict(body.get("metadata") or {}), "spec": dict(body.get("spec") or {})}
 
 
 def _attributes_causes(spec: dict[str, Any]) -> list[Cause]:

@@ -17,26 +17,14 @@ from orchestra.api.errors import BadRequest
 from orchestra.api.user import UserInfo
 from orchestra.apiserver.auth.authn import RequestAuthenticator
 from orchestra.apiserver.auth.base import AuthenticationError
+from orchestra.apiserver.auth.reviewbody import checked_review
 from orchestra.objects import format_time
 
 API_VERSION = "authentication.k8s.io/v1"
 
 
-def _checked(body: Any, kind: str) -> dict[str, Any]:
-    prefix = f'{kind} in version "v1" cannot be handled as a {kind}: '
-    if not isinstance(body, dict):
-        raise BadRequest(prefix + "the request body is not a JSON object")
-    api_version, given = body.get("apiVersion") or API_VERSION, body.get("kind") or kind
-    if (api_version, given) != (API_VERSION, kind):
-        raise BadRequest(prefix + f'no kind "{given}" is registered for version "{api_version}"')
-    for field in ("metadata", "spec"):
-        if body.get(field) is not None and not isinstance(body[field], dict):
-            raise BadRequest(prefix + f"{field} must be an object")
-    return {**body, "apiVersion": API_VERSION, "kind": kind}
-
-
 def token_review(authenticator: RequestAuthenticator, body: Any) -> dict[str, Any]:
-    review = _checked(body, "TokenReview")
+    review = checked_review(body, API_VERSION, "TokenReview")
     spec = review.get("spec") or {}
     token = spec.get("token")
     if not isinstance(token, str) or not token:
@@ -56,7 +44,7 @@ def token_review(authenticator: RequestAuthenticator, body: Any) -> dict[str, An
 
 
 def self_subject_review(user: UserInfo, body: Any) -> dict[str, Any]:
-    review = _checked(body if body is not None else {}, "SelfSubjectReview")
+    review = checked_review(body if body is not None else {}, API_VERSION, "SelfSubjectReview")
     metadata = {**(review.get("metadata") or {}), "creationTimestamp": format_time(datetime.now(UTC))}
     return {"kind": "SelfSubjectReview", "apiVersion": API_VERSION, "metadata": metadata,
             "status": {"userInfo": user.to_json()}}
