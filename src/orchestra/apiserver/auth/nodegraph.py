@@ -5,24 +5,21 @@ pod uses — its ServiceAccount, the Secrets of imagePullSecrets, volumes (secre
 envFrom, the ConfigMaps of volumes (configMap, projected), env and envFrom, and its
 PersistentVolumeClaims (persistentVolumeClaim volumes, and `<pod>-<volume>` of ephemeral ones).
 `has_path(node, kind, namespace, name)` answers whether one of the node's pods uses that object.
-Like rbacindex.py it lists the pods once, then drains a store watcher of the pod prefix whenever the
-prefix's revision moved, so a decision sees every write acknowledged before it.
+Like rbacindex.py it is a WatchFedIndex (watchfed.py): it lists the pods once, then drains a store
+watcher of the pod prefix whenever the prefix's revision moved, so a decision sees every write
+acknowledged before it.
 Must not import: reconcilers, node, net, the api core's verbs.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
 from typing import Any
 
 import orjson
-import trio
 
+from orchestra.apiserver.auth.watchfed import WatchFedIndex
 from orchestra.objects import as_dict, only_dicts
-from orchestra.store import CompactedError, Event, Store, StoreClosedError
-
-log = logging.getLogger("orchestra.auth")
+from orchestra.store import KeyValue, Store
 
 PREFIX = "/registry/core/pods/"
 Ref = tuple[str, str, str]  # (kind, namespace, name)
@@ -76,48 +73,19 @@ def _volume_refs(ns: str, pod_name: str, volume: dict[str, Any]) -> set[Ref]:
     return refs
 
 
-class NodeGraph:
+class NodeGraph(WatchFedIndex):
     def __init__(self, store: Store) -> None:
-        self.store = store
-        self._relist()
+        super().__init__(store, PREFIX, "node authorizer graph")
 
-    def _relist(self) -> None:
-        self._synced = self.store.prefix_revision(PREFIX)
+    def _clear(self) -> None:
         self.pods: dict[str, tuple[str, frozenset[Ref]]] = {}  # store key -> (node, refs)
         self.edges: dict[tuple[str, Ref], int] = {}  # (node, ref) -> how many of its pods use it
-        kvs, revision = self.store.range(PREFIX)
-        for kv in kvs:
-            self._put(kv.key, kv.value)
-        self._watcher = self.store.watch(PREFIX, start_revision=revision + 1)
 
-    def sync(self) -> None:
-        revision = self.store.prefix_revision(PREFIX)
-        if revision == self._synced:
-            return
-        try:
-            for event in self._drain():
-                if event.type == "PUT":
-                    self._put(event.kv.key, event.kv.value)
-                else:
-                    self._delete(event.kv.key)
-        except CompactedError:
-            log.info("node authorizer graph fell behind the store's history; listing again")
-            self._relist()
-        except StoreClosedError:
-            return  # shutting down: keep answering from what is known
-        self._synced = revision
-
-    def _drain(self) -> Iterator[Event]:
-        while True:
-            try:
-                yield from self._watcher.receive_nowait()
-            except trio.WouldBlock:
-                return
-
-    def _put(self, key: str, value: bytes) -> None:
+    def _put(self, kv: KeyValue) -> None:
+        key = kv.key
         self._delete(key)
         try:
-            pod = orjson.loads(value)
+            pod = orjson.loads(kv.value)
         except orjson.JSONDecodeError:
             return  # not JSON: nothing a node may read through it
         node = as_dict(pod.get("spec")).get("nodeName")

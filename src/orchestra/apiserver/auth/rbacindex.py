@@ -17,17 +17,17 @@ encryption config names are read in the clear).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import attrs
 import orjson
-import trio
 
 from orchestra.api.errors import ApiError
 from orchestra.api.policy.rbac.rules import Rule, rules_of
 from orchestra.api.user import SERVICE_ACCOUNT_PREFIX, UserInfo
-from orchestra.store import CompactedError, Event, KeyValue, Store, StoreClosedError
+from orchestra.apiserver.auth.watchfed import WatchFedIndex
+from orchestra.store import KeyValue, Store
 
 log = logging.getLogger("orchestra.auth")
 
@@ -109,53 +109,20 @@ def _plain_json(kv: KeyValue) -> dict[str, Any]:
     return obj
 
 
-class RbacIndex:
+class RbacIndex(WatchFedIndex):
     def __init__(self, store: Store, *, decode: Callable[[KeyValue], dict[str, Any]] = _plain_json) -> None:
-        self.store = store
         self.decode = decode  # a store value -> its object (the API core's codec: transformers)
         self.generation = 0
         self._cache: dict[tuple[UserInfo, str], Resolved] = {}
-        self._relist()
+        super().__init__(store, PREFIX, "RBAC index")
 
     # --- keeping current ------------------------------------------------------------------------
 
-    def _relist(self) -> None:
-        self._synced = self.store.prefix_revision(PREFIX)  # tracked from here on
+    def _clear(self) -> None:
         self.roles: dict[tuple[str, str], tuple[Rule, ...]] = {}
         self.cluster_roles: dict[str, tuple[Rule, ...]] = {}
         self.bindings: dict[tuple[str, str, str], Binding] = {}  # (kind, namespace, name)
         self._by_subject: dict[tuple[str, SubjectKey], set[tuple[str, str, str]]] = {}  # (ns, key)
-        kvs, revision = self.store.range(PREFIX)
-        for kv in kvs:
-            self._put(kv)
-        self._watcher = self.store.watch(PREFIX, start_revision=revision + 1)
-        self._changed()
-
-    def sync(self) -> None:
-        """Apply the writes since the last call (cheap when there were none)."""
-        revision = self.store.prefix_revision(PREFIX)
-        if revision == self._synced:
-            return
-        try:
-            for event in self._drain():
-                if event.type == "PUT":
-                    self._put(event.kv)
-                else:
-                    self._delete(event.kv.key)
-        except CompactedError:
-            log.info("RBAC index fell behind the store's history; listing again")
-            self._relist()
-        except StoreClosedError:
-            return  # shutting down: keep answering from what is known
-        self._synced = revision
-        self._changed()
-
-    def _drain(self) -> Iterator[Event]:
-        while True:
-            try:
-                yield from self._watcher.receive_nowait()
-            except trio.WouldBlock:
-                return
 
     def _changed(self) -> None:
         self.generation += 1
