@@ -393,7 +393,7 @@ class AgentLocator:
 
     async def locate(self, pod: dict[str, Any], container: str, *, previous: bool = False) -> tuple[Any, str]:
         from orchestra.api.errors import BadRequest
-        from orchestra.node.agent import ContainerLookupError, find_container
+        from orchestra.node.agent import locate_container
 
         if self._elsewhere(pod):
             located: tuple[Any, str] = await self.remote.locate(pod, container, previous=previous)
@@ -404,11 +404,7 @@ class AgentLocator:
             raise BadRequest(
                 f'container "{container}" in pod "{name}" is waiting to start: ContainerCreating'
             )
-        try:
-            ref = await find_container(runtime, pod, container or None, previous=previous)
-        except ContainerLookupError as exc:
-            raise BadRequest(str(exc)) from None
-        return ref.runtime, ref.container_id
+        return await locate_container(runtime, pod, container, previous=previous)
 
     def pod_ip(self, pod: dict[str, Any]) -> str | None:
         ip = (pod.get("status") or {}).get("podIP")

@@ -4,7 +4,8 @@ Owns: wiring (Node registration + Lease, the pod informer with `spec.nodeName=<n
 runtime event stream, the EventRecorder with source component "kubelet"), adoption on start-up
 (sandboxes labelled with this node are kept for pods that still exist and are bound here, the
 rest are removed, and only then do pod workers start), one `PodWorker` task per pod uid, and the
-container lookup the log/exec/port-forward streams use (`find_container`).
+container lookup the log/exec/port-forward streams use (`find_container`, and `locate_container`
+with kube's 400).
 
     agent = NodeAgent(client, runtime, AgentConfig(node_name="node-1", state_dir=state / "node"))
     await nursery.start(agent.run)      # started() once registered, adopted and running pods
@@ -28,6 +29,7 @@ from typing import Any
 import attrs
 import trio
 
+from orchestra.api.errors import BadRequest
 from orchestra.api.registry import DEFAULT_REGISTRY, Registry
 from orchestra.client.base import Client
 from orchestra.controller.events import EventRecorder
@@ -152,6 +154,17 @@ async def find_container(runtime: RuntimeProtocol, pod: Obj, container: str | No
         )
     c = found[index]
     return ContainerRef(runtime, c.id, name, m.get("uid", ""), c.state, attempt_of(c))
+
+
+async def locate_container(runtime: RuntimeProtocol, pod: Obj, container: str, *,
+                           previous: bool = False) -> tuple[RuntimeProtocol, str]:
+    """The streams' ContainerLocator.locate over one runtime: (runtime, container id) of `container`
+    ("": the pod's default), a container that cannot be used being kube's 400 with kube's message."""
+    try:
+        ref = await find_container(runtime, pod, container or None, previous=previous)
+    except ContainerLookupError as exc:
+        raise BadRequest(str(exc)) from None
+    return ref.runtime, ref.container_id
 
 
 def _waiting_reason(pod: Obj, name: str) -> str:

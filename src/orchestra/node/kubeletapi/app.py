@@ -18,8 +18,8 @@ from typing import Any, Protocol
 import orjson
 from cryptography import x509
 
-from orchestra.api.errors import ApiError, BadRequest
-from orchestra.node.agent import ContainerLookupError, find_container
+from orchestra.api.errors import ApiError
+from orchestra.node.agent import locate_container
 from orchestra.node.kubeletapi import authz, paths
 from orchestra.objects import Obj
 from orchestra.runtime.base import Runtime
@@ -47,11 +47,7 @@ class NodeLocator:
     async def locate(
         self, pod: dict[str, Any], container: str, *, previous: bool = False
     ) -> tuple[Runtime, str]:
-        try:
-            ref = await find_container(self.runtime, pod, container or None, previous=previous)
-        except ContainerLookupError as exc:
-            raise BadRequest(str(exc)) from None
-        return ref.runtime, ref.container_id
+        return await locate_container(self.runtime, pod, container, previous=previous)
 
     def pod_ip(self, pod: dict[str, Any]) -> str | None:
         ip = (pod.get("status") or {}).get("podIP")
