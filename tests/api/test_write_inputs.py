@@ -325,3 +325,25 @@ async def test_patches_cannot_grow_an_object_past_the_size_limit(core: ApiCore) 
     with pytest.raises(RequestEntityTooLarge, match="Request entity too large: limit is 3145728"):
         await core.patch(cms, "default", "big", MERGE, orjson.dumps({"c": chunk, "d": chunk}), ignore)
     assert core.get(cms, "default", "big") == before
+
+
+# -- null pointer fields (Go: a nil pointer, defaulted like a missing field) ------------------------------
+
+DEPLOY = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+          "spec": {"selector": {"matchLabels": {"app": "d"}},
+                   "template": {"metadata": {"labels": {"app": "d"}},
+                                "spec": {"containers": [{"name": "c", "image": "i"}]}}}}
+
+
+async def test_null_replicas_default_to_one_and_scale_reads_null_status(core: ApiCore) -> None:
+    rt = _rt(core, "Deployment")
+    await core.create(rt, "default", DEPLOY)
+    stored = core.get(rt, "default", "d")
+    await core.update(rt, "default", "d", {**stored, "spec": {**stored["spec"], "replicas": None}})
+    stored = core.get(rt, "default", "d")
+    assert stored["spec"]["replicas"] == 1
+    await core.update(rt, "default", "d", {**stored, "status": {"replicas": None}}, subresource="status")
+    assert core.get_scale(rt, "default", "d")["status"]["replicas"] == 0
+    patched = await core.update_scale(rt, "default", "d", b'{"spec": {"replicas": 3}}',
+                                      "application/merge-patch+json")
+    assert patched["spec"]["replicas"] == 3

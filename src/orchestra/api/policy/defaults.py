@@ -235,9 +235,16 @@ def _default_template(template: Any) -> None:
 # --- workloads -------------------------------------------------------------------------------------
 
 
+def _unset_to(d: Obj, key: str, value: Any) -> None:
+    """Default a pointer field: JSON null decodes to a nil pointer in Go, which defaulting fills like a
+    missing one (a PUT with `"replicas": null` gets 1, as in kube)."""
+    if d.get(key) is None:
+        d[key] = value
+
+
 def _default_deployment(obj: Obj) -> None:
     spec = _map(obj, "spec")
-    spec.setdefault("replicas", 1)
+    _unset_to(spec, "replicas", 1)
     strategy = _map(spec, "strategy")
     strategy.setdefault("type", "RollingUpdate")
     if strategy["type"] == "RollingUpdate":
@@ -251,7 +258,7 @@ def _default_deployment(obj: Obj) -> None:
 
 def _default_replicaset(obj: Obj) -> None:
     spec = _map(obj, "spec")
-    spec.setdefault("replicas", 1)
+    _unset_to(spec, "replicas", 1)
     _default_template(spec.get("template"))
 
 
@@ -267,8 +274,7 @@ def _default_replication_controller(obj: Obj) -> None:
         metadata = _map(obj, "metadata")
         if not metadata.get("labels"):
             metadata["labels"] = dict(labels)
-    if spec.get("replicas") is None:
-        spec["replicas"] = 1
+    _unset_to(spec, "replicas", 1)
     _default_template(template)
 
 
@@ -291,7 +297,7 @@ def _default_statefulset(obj: Obj) -> None:
     strategy.setdefault("type", "RollingUpdate")
     if strategy["type"] == "RollingUpdate":
         _map(strategy, "rollingUpdate").setdefault("partition", 0)
-    spec.setdefault("replicas", 1)
+    _unset_to(spec, "replicas", 1)
     spec.setdefault("revisionHistoryLimit", 10)
     retention = _map(spec, "persistentVolumeClaimRetentionPolicy")
     retention.setdefault("whenDeleted", "Retain")

@@ -64,8 +64,8 @@ class SubresourceMixin:
                 for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
                 if k in m
             },
-            "spec": {"replicas": int(spec.get("replicas", 1))},
-            "status": {"replicas": int(status.get("replicas", 0)), "selector": str(selector)},
+            "spec": {"replicas": int(1 if spec.get("replicas") is None else spec["replicas"])},
+            "status": {"replicas": int(status.get("replicas") or 0), "selector": str(selector)},
         }
 
     async def update_scale(self: Any, rt: ResourceType, namespace: str | None, name: str, body: Any,
