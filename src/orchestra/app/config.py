@@ -23,6 +23,11 @@ class ClusterConfig:
     state_dir: Path
     listen_host: str = "127.0.0.1"
     listen_port: int = 6443
+    # kube-apiserver's --advertise-address: where nodes and pods reach this API server (the `kubernetes`
+    # Service's endpoint; in the serving certificate; served besides `listen_host` when that does not
+    # cover it). None: the listen address (loopback for a wildcard listener, which only this host's proxy
+    # uses).
+    advertise_address: str | None = None
     store: str = "durable"  # "durable" | "memory"
     simulate_nodes: int = 0
     apply_paths: tuple[Path, ...] = ()

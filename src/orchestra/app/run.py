@@ -105,7 +105,7 @@ async def _run(
         core = await _open_core(config, store, codec, new_key, tokens=tokens,
                                 admission=(ServiceAccountAdmission(), RbacEscalation(rbac, authorizer),
                                            RequesterAdmission(), NodeRestriction()))
-        tls = ensure_serving_cert(state, [config.listen_host, *in_cluster_names(core)])
+        tls = ensure_serving_cert(state, [*api_hosts(config), *in_cluster_names(core)])
         await bootstrap(core, ca_pem=tls.ca_cert.read_text())
         await ensure_bootstrap_policy(core)
         audit = AuditLog(state / "audit.log", max_bytes=config.audit_max_bytes, backups=config.audit_backups)
@@ -118,9 +118,12 @@ async def _run(
                            authorizer=authorizer, rbac=rbac, ca_pem=tls.ca_cert.read_bytes())
         bound = await nursery.start(serve_api, server, config.listen_host, config.listen_port, tls)
         url = _url(bound, config)
+        advertised = config.advertise_address
+        if advertised and config.listen_host not in ("0.0.0.0", advertised):  # a listener of its own
+            await nursery.start(serve_api, server, advertised, config.listen_port, tls)
         kubeconfig = state / "kubeconfig"
         write_kubeconfig(kubeconfig, url, token, tls.ca_cert)
-        await publish_api_endpoints(core, url)
+        await publish_api_endpoints(core, f"https://{advertised}:{config.listen_port}" if advertised else url)
         server.ready = True
         cluster = Cluster(config, store, core, server, token, kubeconfig, url, tls.ca_cert, locator=locator,
                           shutdown=shutdown, audit=audit, tokens=tokens)
@@ -134,6 +137,19 @@ async def _run(
             await start_network(nursery, cluster)
         await start_nodes(nursery, cluster)
         task_status.started(cluster)
+
+
+def api_hosts(config: ClusterConfig) -> list[str]:
+    """The addresses the serving certificate covers: the listen address, the advertised one, and for a
+    wildcard listener every address of this host (nodes joining from elsewhere dial one of them)."""
+    from orchestra.net.routes import host_addresses
+
+    hosts = [config.listen_host]
+    if config.advertise_address:
+        hosts.append(config.advertise_address)
+    if config.listen_host in ("0.0.0.0", "::"):
+        hosts += ["127.0.0.1", *host_addresses()]
+    return list(dict.fromkeys(hosts))
 
 
 def _authenticator(core: ApiCore, token: str, tokens: TokenIssuer, tls: ServingCert) -> RequestAuthenticator:

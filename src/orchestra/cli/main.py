@@ -145,6 +145,20 @@ def _check_cluster_cidr(value: str) -> str:
     return value
 
 
+def _check_ip(value: str | None) -> str | None:
+    import ipaddress
+
+    if value is None:
+        return None
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an IP address") from None
+    if address.is_unspecified:
+        raise click.BadParameter(f"{value} is not an address nodes can reach: give one of this host's")
+    return str(address)
+
+
 class OptionalListenType(ListenType):
     """HOST:PORT, or `off` (None)."""
 
@@ -181,6 +195,10 @@ Examples:
               help="Where the store, token and kubeconfig live [default: the user data dir].")
 @click.option("--listen", type=ListenType(), default="127.0.0.1:6443", show_default=True,
               envvar="ORCHESTRA_LISTEN", help="Address for the API server.")
+@click.option("--advertise-address", default=None, envvar="ORCHESTRA_ADVERTISE_ADDRESS", metavar="IP",
+              callback=lambda ctx, param, value: _check_ip(value),
+              help="Where nodes and pods reach the API server (the `kubernetes` Service's endpoint, in the "
+                   "serving certificate, listened on as well) [default: the --listen address].")
 @click.option("--memory", is_flag=True, envvar="ORCHESTRA_MEMORY",
               help="Keep state in memory only (lost on exit) instead of the durable store.")
 @click.option("--simulate-nodes", type=click.IntRange(min=0), default=0, show_default=True,
@@ -220,6 +238,7 @@ Examples:
 def up_command(
     state_dir: Path | None,
     listen: tuple[str, int],
+    advertise_address: str | None,
     memory: bool,
     simulate_nodes: int,
     apply_paths: tuple[Path, ...],
@@ -245,6 +264,7 @@ def up_command(
         state_dir=state_dir or default_state_dir(),
         listen_host=listen[0],
         listen_port=listen[1],
+        advertise_address=advertise_address,
         store="memory" if memory else "durable",
         simulate_nodes=simulate_nodes,
         apply_paths=tuple(apply_paths),
