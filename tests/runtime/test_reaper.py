@@ -31,9 +31,9 @@ def _gone(pid: int) -> bool:
     return state == "Z"
 
 
-def _start(command: list[str]) -> tuple[subprocess.Popen[bytes], int]:
+def _start(command: list[str], *options: str) -> tuple[subprocess.Popen[bytes], int]:
     read, write = os.pipe()
-    reaper = subprocess.Popen([*REAPER, *command], stdin=read)
+    reaper = subprocess.Popen([*REAPER, *options, "--", *command], stdin=read)
     os.close(read)
     return reaper, write
 
@@ -58,6 +58,30 @@ def test_sigterm_is_passed_on_and_a_stubborn_child_is_killed() -> None:
         assert reaper.wait(10) == 128 + signal.SIGKILL
         assert 4.5 < time.monotonic() - started < 8  # SIGKILL after the 5 s grace
         assert _gone(child)
+    finally:
+        os.close(lifeline)
+
+
+def test_grace_sets_the_time_before_sigkill() -> None:
+    stubborn = [sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+                "time.sleep(60)"]
+    reaper, lifeline = _start(stubborn, "--grace", "1.5")
+    try:
+        child = _child_pid(reaper)
+        time.sleep(0.3)
+        started = time.monotonic()
+        reaper.send_signal(signal.SIGTERM)
+        assert reaper.wait(10) == 128 + signal.SIGKILL
+        assert 1.3 < time.monotonic() - started < 4
+        assert _gone(child)
+    finally:
+        os.close(lifeline)
+
+
+def test_a_bad_grace_is_a_usage_error() -> None:
+    reaper, lifeline = _start(["true"], "--grace", "soon")
+    try:
+        assert reaper.wait(5) == 2
     finally:
         os.close(lifeline)
 

@@ -264,14 +264,18 @@ POD_CIDR_TIMEOUT = 60.0  # seconds simulated nodes wait for the node IPAM contro
 
 
 def pod_cidr_plan(config: Any) -> tuple[str, int]:
-    """The node IPAM controller's (cluster CIDR, node mask): room for the simulated nodes and one more
-    (this host's node or a joined one), clear of the service range and Podman's pods."""
+    """The node IPAM controller's (cluster CIDR, node mask): room for the simulated nodes, this host's
+    and its worker nodes (a joined one fits in the rest), clear of the service range, Podman's pods and
+    the workers' link."""
     from orchestra.node.podcidr import PODMAN_NETWORK, PodCIDRError, check_overlap, plan
     from orchestra.runtime.base import RuntimeUnavailable
 
     try:
-        cidr, mask = plan(config.simulate_nodes + 1, config.cluster_cidr)
-        check_overlap(cidr, {"the service CIDR": config.service_cidr, "Podman's network": PODMAN_NETWORK})
+        cidr, mask = plan(config.simulate_nodes + config.nodes, config.cluster_cidr)
+        in_use = {"the service CIDR": config.service_cidr, "Podman's network": PODMAN_NETWORK}
+        if config.nodes > 1:
+            in_use["the node link range"] = config.node_link_cidr
+        check_overlap(cidr, in_use)
     except PodCIDRError as exc:
         raise RuntimeUnavailable(f"--cluster-cidr: {exc}") from None
     return cidr, mask

@@ -30,6 +30,10 @@ class ClusterConfig:
     advertise_address: str | None = None
     store: str = "durable"  # "durable" | "memory"
     simulate_nodes: int = 0
+    # `orchestra up --nodes N`: this host's node plus N-1 worker nodes, each in a network namespace of its
+    # own on a link of `node_link_cidr` (app/multinode.py)
+    nodes: int = 1
+    node_link_cidr: str = "10.243.0.0/24"
     apply_paths: tuple[Path, ...] = ()
     dashboard: bool = False
     podman: bool = True
@@ -75,6 +79,7 @@ class Cluster:
     ingress: Any = None  # net.ingress.IngressController, when it runs
     netpol: Any = None  # net.netpol.NetworkPolicyEnforcer, when NetworkPolicies are enforced
     agents: list[Any] = attrs.field(factory=list)
+    workers: Any = None  # app.multinode.WorkerNodes, with `orchestra up --nodes N`
     locator: Any = None  # finds containers for pods/log, exec, portforward
     shutdown: Shutdown = attrs.field(factory=Shutdown)  # stop() / force() the cluster
     supervisor: Supervisor = attrs.field(factory=Supervisor)  # restarts a crashed component

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import attrs
 import trio
 from cryptography import x509
 
@@ -62,7 +63,8 @@ from orchestra.app.state import (
     write_cluster_id,
     write_kubeconfig,
 )
-from orchestra.net.routes import ServiceRoute
+from orchestra.net.nodelinks import NodeLinks
+from orchestra.net.routes import NetworkSetupError, ServiceRoute
 from orchestra.node.metrics import UsageCollector
 from orchestra.store import Store
 
@@ -76,12 +78,15 @@ async def run_cluster(config: ClusterConfig, *, shutdown: Shutdown | None = None
     start-up included; `shutdown.force()` cuts the clean-up short."""
     shutdown = shutdown or Shutdown()
     state = prepare_state_dir(Path(config.state_dir))
+    links = None
+    if config.nodes > 1:  # the workers' link first: the API server listens on its host end
+        links, config = _node_links(config)
     token = load_or_create_token(state)
     store = open_store(config)
     route = ServiceRoute(config.service_cidr)
     try:
         with shutdown.scope:
-            await _run(config, shutdown, state, token, store, route, task_status)
+            await _run(config, shutdown, state, token, store, route, links, task_status)
     finally:
         route.remove()
         store.close()
@@ -94,6 +99,7 @@ async def _run(
     token: str,
     store: Store,
     route: ServiceRoute,
+    links: NodeLinks | None,
     task_status: trio.TaskStatus[Cluster],
 ) -> None:
     async with trio.open_nursery() as nursery:
@@ -136,7 +142,25 @@ async def _run(
             route.ensure()
             await start_network(nursery, cluster)
         await start_nodes(nursery, cluster)
+        if links is not None:
+            from orchestra.app.multinode import WorkerNodes
+
+            cluster.workers = await nursery.start(WorkerNodes(cluster, links).run)
         task_status.started(cluster)
+
+
+def _node_links(config: ClusterConfig) -> tuple[NodeLinks, ClusterConfig]:
+    """The worker nodes' link (its bridge made now), and the config with the API server advertised on
+    the bridge's address (unless an address was given)."""
+    from orchestra.app.multinode import check_state_dir
+
+    if not (config.network and config.podman):
+        raise NetworkSetupError("--nodes needs Podman and service networking: drop --no-podman and "
+                                "--no-network")
+    check_state_dir(Path(config.state_dir), config.nodes)
+    links = NodeLinks(config.node_link_cidr)
+    address = links.ensure_bridge()
+    return links, attrs.evolve(config, advertise_address=config.advertise_address or address)
 
 
 def api_hosts(config: ClusterConfig) -> list[str]:

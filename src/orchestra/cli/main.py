@@ -203,6 +203,13 @@ Examples:
               help="Keep state in memory only (lost on exit) instead of the durable store.")
 @click.option("--simulate-nodes", type=click.IntRange(min=0), default=0, show_default=True,
               envvar="ORCHESTRA_SIMULATE_NODES", help="Also run N simulated nodes (no containers).")
+@click.option("--nodes", type=click.IntRange(min=1, max=200), default=1, show_default=True,
+              envvar="ORCHESTRA_NODES",
+              help="Real nodes on this host: this host's node plus N-1 workers (worker-1, ...), each in a "
+                   "network namespace of its own with its own Podman, joined like `orchestra join` nodes.")
+@click.option("--node-link-cidr", default="10.243.0.0/24", show_default=True, metavar="CIDR",
+              envvar="ORCHESTRA_NODE_LINK_CIDR",
+              help="With --nodes: the link between this host (its first address) and the worker nodes.")
 @click.option("--apply", "apply_paths", multiple=True, type=click.Path(exists=True, path_type=Path),
               envvar="ORCHESTRA_APPLY", help="Apply these manifests (file or "
                                              "directory) once ready (repeatable).")
@@ -241,6 +248,8 @@ def up_command(
     advertise_address: str | None,
     memory: bool,
     simulate_nodes: int,
+    nodes: int,
+    node_link_cidr: str,
     apply_paths: tuple[Path, ...],
     no_podman: bool,
     dashboard: bool | None,
@@ -267,6 +276,8 @@ def up_command(
         advertise_address=advertise_address,
         store="memory" if memory else "durable",
         simulate_nodes=simulate_nodes,
+        nodes=nodes,
+        node_link_cidr=node_link_cidr,
         apply_paths=tuple(apply_paths),
         dashboard=bool(dashboard),
         podman=not no_podman,

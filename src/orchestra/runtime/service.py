@@ -29,7 +29,8 @@ from orchestra.runtime.base import RuntimeUnavailable
 
 CONF_NAME = "containers.conf"
 # stdlib-only script, so no site-packages: it starts in milliseconds
-REAPER = (sys.executable, "-I", "-S", str(Path(__file__).with_name("reaper.py")), "--")
+REAPER = (sys.executable, "-I", "-S", str(Path(__file__).with_name("reaper.py")))
+REAPER_GRACE = 5.0  # seconds between SIGTERM and SIGKILL (reaper.py's default)
 SOCKET_ENV = "ORCHESTRA_PODMAN_SOCKET"
 
 
@@ -122,24 +123,12 @@ class PodmanService:
 
     async def run(self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
         cmd, env = self._prepare()
-        # The service runs under reaper.py, whose stdin is a pipe only this process writes to: when
-        # this process ends, even by SIGKILL, the pipe closes and the reaper stops the service.
-        lifeline_r, lifeline_w = os.pipe()
-        try:
-            with self.log_path.open("ab") as log:
-                async with trio.open_nursery() as nursery:
-                    process: trio.Process = await nursery.start(
-                        _run_quietly, [*REAPER, *cmd], env, log, lifeline_r
-                    )
-                    os.close(lifeline_r)
-                    lifeline_r = -1
-                    await self._wait_ready(process)
-                    task_status.started(self.socket_path)
-                    await process.wait()
-        finally:
-            for fd in (lifeline_r, lifeline_w):
-                if fd >= 0:
-                    os.close(fd)
+        with self.log_path.open("ab") as log:
+            async with trio.open_nursery() as nursery:
+                process = await start_reaped(nursery, cmd, env=env, log=log)
+                await self._wait_ready(process)
+                task_status.started(self.socket_path)
+                await process.wait()
         raise RuntimeUnavailable(
             f"podman system service exited with status {process.returncode}; "
             f"last lines of {self.log_path}:\n{self._log_tail()}"
@@ -170,25 +159,36 @@ class PodmanService:
         )
 
 
-async def _run_quietly(
-    cmd: list[str],
-    env: dict[str, str],
-    log: BinaryIO,
-    stdin: int,
-    *,
-    task_status: trio.TaskStatus[trio.Process],
-) -> None:
-    # trio.run_process sends SIGTERM on cancel and SIGKILL 5 s later; check=False because an
-    # exit is reported by PodmanService.run with the log tail, not as CalledProcessError.
-    # A session of its own: a Ctrl-C on the terminal goes to orchestra, which decides when the
-    # service stops (after --stop-pods has removed pods through it).
-    await trio.run_process(
-        cmd,
-        env=env,
-        stdin=stdin,
-        stdout=log,
-        stderr=log,
-        check=False,
-        start_new_session=True,
-        task_status=task_status,
-    )
+async def start_reaped(nursery: trio.Nursery, cmd: list[str], *, env: dict[str, str] | None, log: BinaryIO,
+                       grace: float = REAPER_GRACE) -> trio.Process:
+    """Start `cmd` in `nursery` under reaper.py, in a session of its own, output to `log`: it never
+    outlives this process (the reaper's stdin is a pipe only this process writes to; when this process
+    ends, even by SIGKILL, the pipe closes and the reaper stops the command: SIGTERM, SIGKILL `grace`
+    seconds later). Cancelling the task does the same. The Process is returned once started; its exit
+    is for the caller to read (no CalledProcessError)."""
+    lifeline_r, lifeline_w = os.pipe()
+    try:
+        process: trio.Process = await nursery.start(
+            _run_reaped, [*REAPER, "--grace", f"{grace:g}", "--", *cmd], env, log, lifeline_r, lifeline_w,
+            grace)
+    finally:
+        os.close(lifeline_r)
+    return process
+
+
+async def _run_reaped(cmd: list[str], env: dict[str, str] | None, log: BinaryIO, stdin: int, lifeline: int,
+                      grace: float, *, task_status: trio.TaskStatus[trio.Process]) -> None:
+    async def deliver_cancel(process: trio.Process) -> None:
+        process.terminate()  # the reaper passes it on and kills the command `grace` s later
+        with trio.move_on_after(grace + 2):
+            await process.wait()
+            return
+        process.kill()
+
+    # A session of its own: a Ctrl-C on the terminal goes to orchestra, which decides when the command
+    # stops (the Podman service: after --stop-pods has removed pods through it).
+    try:
+        await trio.run_process(cmd, env=env, stdin=stdin, stdout=log, stderr=log, check=False,
+                               start_new_session=True, deliver_cancel=deliver_cancel, task_status=task_status)
+    finally:
+        os.close(lifeline)
