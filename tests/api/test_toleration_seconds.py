@@ -1,15 +1,23 @@
 """The DefaultTolerationSeconds admission plugin: kube's cases (plugin/pkg/admission/
-defaulttolerationseconds), which writes it sees, and its effect through the API core."""
+defaulttolerationseconds), which writes it sees, and its effect through the API core, the HTTP API
+and `orchestra up`'s configuration (run_cluster, the flags' values or the timings profile's)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
 
 from orchestra.api.policy.admission import Attributes
 from orchestra.api.policy.tolerationseconds import DefaultTolerationSeconds
 from orchestra.api.request.core import ApiCore
+from orchestra.app import ClusterConfig, run_cluster
+from orchestra.app.config import Cluster
+from orchestra.client.http import HttpClient
 from orchestra.client.local import LocalClient
 from orchestra.store import Store
 
@@ -146,3 +154,40 @@ async def test_a_core_without_the_plugin_adds_none() -> None:
     pod = await client.create(client.kind("Pod"), "default", {
         "metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}})
     assert "tolerations" not in pod["spec"]
+
+
+# --- through `orchestra up`'s configuration and the HTTP API --------------------------------------
+
+
+@asynccontextmanager
+async def cluster(state: Path, **config: Any) -> AsyncIterator[Cluster]:
+    cfg = ClusterConfig(state_dir=state, listen_port=0, store="memory", podman=False, network=False,
+                        controllers=False, **config)
+    async with trio.open_nursery() as nursery:
+        running: Cluster = await nursery.start(run_cluster, cfg)
+        yield running
+        nursery.cancel_scope.cancel()
+
+
+CONFIGS = {
+    "kube-default": ({}, (300, 300)),
+    "fast-timings": ({"timings": "fast"}, (30, 30)),
+    "flags": ({"default_not_ready_toleration_seconds": 30, "default_unreachable_toleration_seconds": 60},
+              (30, 60)),
+    "fast-and-one-flag": ({"timings": "fast", "default_unreachable_toleration_seconds": 0}, (30, 0)),
+}
+
+
+@pytest.mark.parametrize(("config", "seconds"), CONFIGS.values(), ids=CONFIGS.keys())
+async def test_pods_created_over_http_get_the_configured_seconds(tmp_path: Path, config: Obj,
+                                                                 seconds: tuple[int, int]) -> None:
+    with trio.fail_after(60):
+        async with cluster(tmp_path, **config) as c, \
+                HttpClient.from_kubeconfig(c.kubeconfig, field_manager="test") as client:
+            pod = await client.create(client.kind("Pod"), "default", {
+                "metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}})
+            expected = [default_toleration(NOT_READY, seconds[0]),
+                        default_toleration(UNREACHABLE, seconds[1])]
+            assert pod["spec"]["tolerations"] == expected
+            stored = await client.get(client.kind("Pod"), "default", "p")
+            assert stored["spec"]["tolerations"] == expected

@@ -106,7 +106,7 @@ async def _run(
         core = await _open_core(config, store, codec, new_key, tokens=tokens,
                                 admission=(ServiceAccountAdmission(), RbacEscalation(rbac, authorizer),
                                            RequesterAdmission(), NodeRestriction(),
-                                           DefaultTolerationSeconds()))
+                                           DefaultTolerationSeconds(*config.toleration_seconds())))
         tls = ensure_serving_cert(state, [*api_hosts(config), *in_cluster_names(core)])
         await bootstrap(core, ca_pem=tls.ca_cert.read_text())
         await ensure_bootstrap_policy(core)
