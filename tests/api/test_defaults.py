@@ -40,39 +40,11 @@ def test_pod_spec_and_container_defaults():
     assert pod["status"] == {"phase": "Pending", "qosClass": "BestEffort"}
 
 
-def test_pod_gets_default_tolerations_once():
-    pod = default("Pod", {"spec": _pod_spec()})
-    assert pod["spec"]["tolerations"] == [
-        {
-            "key": "node.kubernetes.io/not-ready",
-            "operator": "Exists",
-            "effect": "NoExecute",
-            "tolerationSeconds": 300,
-        },
-        {
-            "key": "node.kubernetes.io/unreachable",
-            "operator": "Exists",
-            "effect": "NoExecute",
-            "tolerationSeconds": 300,
-        },
-    ]
-    again = default("Pod", copy.deepcopy(pod))
-    assert again == pod
-
-
-def test_user_toleration_for_not_ready_is_respected():
-    mine = {
-        "key": "node.kubernetes.io/not-ready",
-        "operator": "Exists",
-        "effect": "NoExecute",
-        "tolerationSeconds": 5,
-    }
-    pod = default("Pod", {"spec": {**_pod_spec(), "tolerations": [mine]}})
-    assert pod["spec"]["tolerations"][0] == mine
-    assert [t["key"] for t in pod["spec"]["tolerations"]] == [
-        "node.kubernetes.io/not-ready",
-        "node.kubernetes.io/unreachable",
-    ]
+def test_defaulting_adds_no_tolerations():
+    """They are the DefaultTolerationSeconds admission plugin's (tests/api/test_toleration_seconds.py)."""
+    assert "tolerations" not in default("Pod", {"spec": _pod_spec()})["spec"]
+    rs = default("ReplicaSet", {"spec": {"template": _template()}})
+    assert "tolerations" not in rs["spec"]["template"]["spec"]
 
 
 @pytest.mark.parametrize(

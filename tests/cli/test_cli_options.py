@@ -24,8 +24,11 @@ class FakeClusterConfig:
     state_dir: Path
     listen_host: str = "127.0.0.1"
     listen_port: int = 6443
+    advertise_address: str | None = None
     store: str = "durable"
     simulate_nodes: int = 0
+    nodes: int = 1
+    node_link_cidr: str = "10.243.0.0/24"
     apply_paths: tuple[Path, ...] = ()
     dashboard: bool = False
     podman: bool = True
@@ -36,6 +39,8 @@ class FakeClusterConfig:
     ingress_tls_listen: tuple[str, int] | None = ("0.0.0.0", 443)
     ingress_optional: frozenset[str] = frozenset({"http", "https"})
     cluster_cidr: str = ""
+    default_not_ready_toleration_seconds: int | None = None
+    default_unreachable_toleration_seconds: int | None = None
 
 
 @attrs.frozen
@@ -76,6 +81,8 @@ def fake_app(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
         "INGRESS_LISTEN",
         "INGRESS_TLS_LISTEN",
         "CLUSTER_CIDR",
+        "DEFAULT_NOT_READY_TOLERATION_SECONDS",
+        "DEFAULT_UNREACHABLE_TOLERATION_SECONDS",
     ):
         monkeypatch.delenv(f"ORCHESTRA_{var}", raising=False)
     return started
@@ -106,14 +113,31 @@ def test_up_options(fake_app: list[Any], tmp_path: Path) -> None:
         "--dashboard",
         "--cluster-cidr",
         "10.200.0.0/16",
+        "--nodes",
+        "3",
+        "--node-link-cidr",
+        "10.250.0.0/28",
+        "--advertise-address",
+        "192.0.2.7",
     ]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert fake_app == [FakeClusterConfig(
         state_dir=tmp_path / "s", listen_host="0.0.0.0", listen_port=7443, store="memory", simulate_nodes=5,
         apply_paths=(tmp_path / "a.yaml", tmp_path), dashboard=True, podman=False,
-        cluster_cidr="10.200.0.0/16",
+        cluster_cidr="10.200.0.0/16", nodes=3, node_link_cidr="10.250.0.0/28", advertise_address="192.0.2.7",
     )]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--advertise-address", "nowhere"], "Invalid value for '--advertise-address': 'nowhere' is not an IP address"),
+    (["--advertise-address", "0.0.0.0"], "is not an address nodes can reach"),
+    (["--nodes", "0"], "Invalid value for '--nodes'"),
+])
+def test_up_bad_node_options_are_usage_errors(fake_app: list[Any], args: list[str], message: str) -> None:
+    result = CliRunner().invoke(cli, ["up", *args])
+    assert result.exit_code != 0 and message in result.output, result.output
+    assert fake_app == []
 
 
 def test_up_bad_cluster_cidr_is_a_usage_error_with_exit_1(fake_app: list[Any]) -> None:
@@ -165,6 +189,40 @@ def test_up_ingress_listeners(fake_app: list[Any], tmp_path: Path, args: list[st
     assert result.exit_code == 0, result.output
     assert fake_app == [FakeClusterConfig(state_dir=tmp_path, ingress_listen=http, ingress_tls_listen=https,
                                           ingress_optional=frozenset(optional))]
+
+
+@pytest.mark.parametrize(("args", "env", "not_ready", "unreachable"), [
+    (["--default-not-ready-toleration-seconds", "30", "--default-unreachable-toleration-seconds", "0"], {},
+     30, 0),
+    (["--timings", "fast", "--default-unreachable-toleration-seconds", "600"], {}, None, 600),
+    ([], {"ORCHESTRA_DEFAULT_NOT_READY_TOLERATION_SECONDS": "20",
+          "ORCHESTRA_DEFAULT_UNREACHABLE_TOLERATION_SECONDS": "40"}, 20, 40),
+], ids=["options", "one-with-fast-timings", "environment"])
+def test_up_default_toleration_seconds(fake_app: list[Any], tmp_path: Path, args: list[str],
+                                       env: dict[str, str], not_ready: int | None,
+                                       unreachable: int | None) -> None:
+    """kube-apiserver's two flags; one not given stays None (the timings profile's value, see
+    ClusterConfig.toleration_seconds)."""
+    result = CliRunner().invoke(cli, ["up", "--state-dir", str(tmp_path), *args], env=env)
+    assert result.exit_code == 0, result.output
+    timings = "fast" if "fast" in args else "default"
+    assert fake_app == [FakeClusterConfig(state_dir=tmp_path, timings=timings,
+                                          default_not_ready_toleration_seconds=not_ready,
+                                          default_unreachable_toleration_seconds=unreachable)]
+
+
+def test_up_toleration_seconds_must_be_integers(fake_app: list[Any]) -> None:
+    result = CliRunner().invoke(cli, ["up", "--default-not-ready-toleration-seconds", "5m"])
+    assert result.exit_code == 1
+    assert "Invalid value for '--default-not-ready-toleration-seconds'" in result.stderr
+    assert fake_app == []
+
+
+def test_up_help_says_what_fast_timings_do_to_tolerations() -> None:
+    help_text = " ".join(CliRunner().invoke(cli, ["up", "--help"]).output.split())
+    assert "--default-not-ready-toleration-seconds SECONDS" in help_text
+    assert "--default-unreachable-toleration-seconds SECONDS" in help_text
+    assert "pods evicted 30 s (not 300 s) after their node goes not-ready or unreachable" in help_text
 
 
 def test_up_bad_ingress_listen_is_a_usage_error(fake_app: list[Any]) -> None:

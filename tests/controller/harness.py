@@ -8,6 +8,7 @@ import attrs
 import trio
 import trio.testing
 
+from orchestra.api.policy.tolerationseconds import DefaultTolerationSeconds
 from orchestra.api.request.core import ApiCore
 from orchestra.client.local import LocalClient
 from orchestra.store import Store
@@ -39,7 +40,7 @@ class Api:
 
 async def make_api(*namespaces: str) -> Api:
     store = Store.open_memory()
-    core = ApiCore(store)
+    core = ApiCore(store, admission=(DefaultTolerationSeconds(),))  # as every cluster runs it
     client = LocalClient(core)
     api = Api(store, core, client)
     for ns in ("default", *namespaces):

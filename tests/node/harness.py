@@ -13,6 +13,7 @@ import attrs
 import trio
 from kubernetes.client import ApiClient
 
+from orchestra.api.policy.tolerationseconds import DefaultTolerationSeconds
 from orchestra.api.request.core import ApiCore
 from orchestra.client.local import LocalClient
 from orchestra.node.agent import AgentConfig, NodeAgent
@@ -110,7 +111,7 @@ async def open_env(tmp_path: Path, script: SimScript | None = None, *, runtime: 
                    start: bool = True, tokens: Any = None, **config: Any) -> AsyncIterator[Env]:
     """`tokens`: the API core's TokenIssuer (serviceaccounts/token), when the test needs one."""
     store = Store.open_memory()
-    core = ApiCore(store, tokens=tokens)
+    core = ApiCore(store, tokens=tokens, admission=(DefaultTolerationSeconds(),))
     client = LocalClient(core, field_manager="kubelet")
     for ns in ("default", "kube-node-lease", "kube-system"):
         await client.create(client.kind("Namespace"), None, {"metadata": {"name": ns}})

@@ -16,6 +16,7 @@ import attrs
 import trio
 
 from orchestra.api.errors import NotFound
+from orchestra.api.policy.tolerationseconds import DefaultTolerationSeconds
 from orchestra.api.request.core import ApiCore
 from orchestra.app.bootstrap import bootstrap
 from orchestra.client.local import LocalClient, LocalMetricsClient
@@ -173,7 +174,7 @@ async def cluster(
     tmp_path: Path, *, nodes: int = 1, timings: HpaTimings | None = None
 ) -> AsyncIterator[Cluster]:
     store = Store.open_memory()
-    core = ApiCore(store)
+    core = ApiCore(store, admission=(DefaultTolerationSeconds(),))
     await bootstrap(core)
     client = LocalClient(core)
     # Pods are stamped with the wall clock (node agent); the controller and the collector read the

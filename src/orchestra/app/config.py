@@ -11,11 +11,14 @@ from typing import Any
 import attrs
 
 from orchestra.api.policy.allocators import DEFAULT_SERVICE_CIDR
+from orchestra.api.policy.tolerationseconds import DEFAULT_SECONDS
 from orchestra.api.request.core import ApiCore
 from orchestra.apiserver.server import ApiServer
 from orchestra.app.shutdown import Shutdown
 from orchestra.controller.supervisor import Supervisor
 from orchestra.store import Store
+
+FAST_TOLERATION_SECONDS = 30  # the default tolerations under `timings="fast"`
 
 
 @attrs.frozen
@@ -42,8 +45,14 @@ class ClusterConfig:
         False  # service proxy + cluster DNS (root: routes the service range); `orchestra up` turns it on
     )
     controllers: bool = True
-    # "default" (Kubernetes'), or "fast": 10 s node grace, HPA sync every 5 s and a 60 s downscale window
+    # "default" (Kubernetes'), or "fast": 10 s node grace, HPA sync every 5 s, a 60 s downscale window and
+    # 30 s default tolerations of not-ready and unreachable nodes
     timings: str = "default"
+    # kube-apiserver's --default-not-ready-toleration-seconds / --default-unreachable-toleration-seconds:
+    # the tolerationSeconds of the NoExecute tolerations the DefaultTolerationSeconds admission plugin
+    # gives pods. None: from `timings` (see `toleration_seconds`).
+    default_not_ready_toleration_seconds: int | None = None
+    default_unreachable_toleration_seconds: int | None = None
     service_cidr: str = DEFAULT_SERVICE_CIDR
     stop_pods_on_exit: bool = False  # else pods keep running and are adopted on the next start
     # the node IPAM controller's range: every Node's spec.podCIDR (a /24) comes from it
@@ -59,6 +68,14 @@ class ClusterConfig:
     ingress_optional: frozenset[str] = frozenset()
     audit_max_bytes: int = 100 * 1024 * 1024  # <state-dir>/audit.log is rotated past this size
     audit_backups: int = 3  # rotated files kept: audit.log.1 ... audit.log.N
+
+    def toleration_seconds(self) -> tuple[int, int]:
+        """(not-ready, unreachable) seconds: as given, else 300 each (kube-apiserver's), 30 with the fast
+        timings (a lost node's pods move about 40 s after its last heartbeat instead of 5 minutes)."""
+        profile = FAST_TOLERATION_SECONDS if self.timings == "fast" else DEFAULT_SECONDS
+        not_ready, unreachable = (self.default_not_ready_toleration_seconds,
+                                  self.default_unreachable_toleration_seconds)
+        return (profile if not_ready is None else not_ready, profile if unreachable is None else unreachable)
 
 
 @attrs.define

@@ -22,6 +22,7 @@ from orchestra.api.policy.allocators import ServiceAllocator
 from orchestra.api.policy.certificates import RequesterAdmission
 from orchestra.api.policy.noderestriction import NodeRestriction
 from orchestra.api.policy.serviceaccount import ServiceAccountAdmission
+from orchestra.api.policy.tolerationseconds import DefaultTolerationSeconds
 from orchestra.api.registry import DEFAULT_REGISTRY
 from orchestra.api.request import encryption
 from orchestra.api.request.core import ApiCore
@@ -110,7 +111,8 @@ async def _run(
         authorizer = cluster_authorizer(rbac, node=NodeAuthorizer(NodeGraph(store)))
         core = await _open_core(config, store, codec, new_key, tokens=tokens,
                                 admission=(ServiceAccountAdmission(), RbacEscalation(rbac, authorizer),
-                                           RequesterAdmission(), NodeRestriction()))
+                                           RequesterAdmission(), NodeRestriction(),
+                                           DefaultTolerationSeconds(*config.toleration_seconds())))
         tls = ensure_serving_cert(state, [*api_hosts(config), *in_cluster_names(core)])
         await bootstrap(core, ca_pem=tls.ca_cert.read_text())
         await ensure_bootstrap_policy(core)

@@ -240,7 +240,17 @@ Examples:
 @click.option("--timings", type=click.Choice(["default", "fast"]), default="default", show_default=True,
               envvar="ORCHESTRA_TIMINGS",
               help="Kubernetes' defaults, or fast for local use: node failure detection in 10 s (not 40 s), "
-                   "HPAs synced every 5 s (not 15 s) with a 60 s downscale stabilization (not 300 s).")
+                   "HPAs synced every 5 s (not 15 s) with a 60 s downscale stabilization (not 300 s), "
+                   "and pods evicted 30 s (not 300 s) after their node goes not-ready or unreachable "
+                   "(both --default-*-toleration-seconds set to 30).")
+@click.option("--default-not-ready-toleration-seconds", type=int, default=None, metavar="SECONDS",
+              envvar="ORCHESTRA_DEFAULT_NOT_READY_TOLERATION_SECONDS",
+              help="The tolerationSeconds of the toleration for not-ready:NoExecute that is added to every "
+                   "pod that does not already have such a toleration [default: 300; 30 with --timings fast].")
+@click.option("--default-unreachable-toleration-seconds", type=int, default=None, metavar="SECONDS",
+              envvar="ORCHESTRA_DEFAULT_UNREACHABLE_TOLERATION_SECONDS",
+              help="The tolerationSeconds of the toleration for unreachable:NoExecute that is added to every "
+                   "pod that does not already have such a toleration [default: 300; 30 with --timings fast].")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv: debug).")
 def up_command(
     state_dir: Path | None,
@@ -259,6 +269,8 @@ def up_command(
     ingress_listen: tuple[str, int] | None,
     ingress_tls_listen: tuple[str, int] | None,
     timings: str,
+    default_not_ready_toleration_seconds: int | None,
+    default_unreachable_toleration_seconds: int | None,
     verbose: int,
 ) -> None:
     import trio
@@ -283,6 +295,8 @@ def up_command(
         podman=not no_podman,
         network=not no_network,
         timings=timings,
+        default_not_ready_toleration_seconds=default_not_ready_toleration_seconds,
+        default_unreachable_toleration_seconds=default_unreachable_toleration_seconds,
         stop_pods_on_exit=stop_pods,
         cluster_cidr=cluster_cidr,
         ingress_listen=ingress_listen,

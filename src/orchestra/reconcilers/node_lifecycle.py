@@ -15,8 +15,9 @@ Owns (kube's node lifecycle controller + taint eviction controller, keyed by nod
     deviation);
   * NoExecute taint manager — pods on a node with NoExecute taints that do not tolerate them all
     are deleted at once; pods that do are deleted when the shortest matching tolerationSeconds has
-    passed since the taint was first seen (admission gives every pod 300 s for not-ready and
-    unreachable). Evicted pods get the DisruptionTarget condition and a TaintManagerEviction event.
+    passed since the taint was first seen (the DefaultTolerationSeconds admission plugin gives every
+    pod 300 s for not-ready and unreachable, 30 s with `orchestra up --timings fast`). Evicted pods
+    get the DisruptionTarget condition and a TaintManagerEviction event.
 Not built: zone disruption modes (kube stops evicting when a whole zone is down).
 Timings: DEFAULT_TIMINGS are kube-controller-manager's (node-monitor-grace-period 40 s,
 node-startup-grace-period 60 s); FAST_TIMINGS (10 s / 20 s) is the documented local profile.

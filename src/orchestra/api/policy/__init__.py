@@ -5,11 +5,12 @@ The verbs (api/request/core.py) run them on every write in this order: the strat
 kinds track metadata.generation), `defaults.default(kind, obj)`, admission (`admission.py`:
 Priority, DefaultStorageClass, DefaultIngressClass, StorageObjectInUseProtection, the LimitRanger's
 defaults; then the configurable plugins the core was given, such as serviceaccount.py's
-ServiceAccount plugin), `validation.validate(kind, obj, old, subresource=, version=) -> list[Cause]`,
-for a new Service the allocation of its cluster IP and node ports (`allocators.ServiceAllocator`), then
-the validating plugins that read the namespace's policy objects (`admission.validate_limits`:
-limitranger.py; `admission.charge_quotas`: quota/, kube's ResourceQuota evaluators, also used by the
-quota controller).
+ServiceAccount plugin and tolerationseconds.py's DefaultTolerationSeconds),
+`validation.validate(kind, obj, old, subresource=, version=) -> list[Cause]`, for a new Service the
+allocation of its cluster IP and node ports (`allocators.ServiceAllocator`), then the validating
+plugins that read the namespace's policy objects (`admission.validate_limits`: limitranger.py;
+`admission.charge_quotas`: quota/, kube's ResourceQuota evaluators, also used by the quota
+controller).
 Custom resources follow their CustomResourceDefinition: crd/ holds the schema machinery (structural
 schemas, validation, defaulting, pruning, CEL) and the CRD kind's own rules; quota admission counts
 them too (`count/<plural>.<group>`).

@@ -30,7 +30,8 @@ ApiError to refuse (validating). The core runs the plugins it was given (`ApiCor
 on create and update, after the built-in rules above and before validation, in their order.
 `Attributes` carries the operation, the object (and the old one on update), the requesting user
 (None for in-process components, whose path is trusted) and a `lookup` of other objects. The
-ServiceAccount plugin (serviceaccount.py) is the first; quota, limits and node restriction go here too.
+ServiceAccount plugin (serviceaccount.py) is the first, DefaultTolerationSeconds (tolerationseconds.py)
+another; quota, limits and node restriction go here too.
 Must not import: anything above the api layer.
 """
 

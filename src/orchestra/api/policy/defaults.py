@@ -1,8 +1,8 @@
 """Server-side defaulting, as kube-apiserver 1.32 does it on create and update.
 
 Owns: the `SetDefaults_*` functions of the built-in kinds (core/v1, apps/v1, batch/v1, discovery/v1,
-coordination/v1, storage/v1, networking/v1, autoscaling/v2) plus the admission defaults a real
-cluster always applies to pods (Priority, DefaultTolerationSeconds, ServiceAccount name). One entry
+coordination/v1, storage/v1, networking/v1, autoscaling/v2) plus the ServiceAccount name a real
+cluster always gives pods (its admission plugin, serviceaccount.py, may not be configured). One entry
 point: `default(kind, obj)`.
 Never overwrites a field the user set. Does not allocate anything (clusterIP, nodePort, Job selector
 and controller-uid labels belong to the core).
@@ -19,9 +19,6 @@ from orchestra.api.policy.crd.strategy import default_crd
 from orchestra.objects import Obj, deep_copy, only_dicts
 from orchestra.objects.quantity import QuantityError, parse_quantity
 
-NOT_READY_TAINT = "node.kubernetes.io/not-ready"
-UNREACHABLE_TAINT = "node.kubernetes.io/unreachable"
-DEFAULT_TOLERATION_SECONDS = 300
 DEFAULT_FILE_MODE = 420  # 0644
 
 
@@ -163,33 +160,6 @@ def _requests_from_limits(spec: Obj) -> None:
                     requests.setdefault(name, qty)
 
 
-def _covers_noexecute_key(tolerations: list[Obj], key: str) -> bool:
-    """The DefaultTolerationSeconds plugin's own test, not ToleratesTaint: some toleration names
-    `key` (or no key) with effect NoExecute (or none); its operator and value are not looked at."""
-    return any(
-        t.get("key", "") in (key, "") and t.get("effect", "") in ("NoExecute", "") for t in tolerations
-    )
-
-
-def _default_tolerations(spec: Obj) -> None:
-    """The DefaultTolerationSeconds admission plugin (pods only, never templates)."""
-    tolerations = spec.get("tolerations")
-    if not isinstance(tolerations, list):
-        tolerations = []
-    added = [
-        {
-            "key": key,
-            "operator": "Exists",
-            "effect": "NoExecute",
-            "tolerationSeconds": DEFAULT_TOLERATION_SECONDS,
-        }
-        for key in (NOT_READY_TAINT, UNREACHABLE_TAINT)
-        if not _covers_noexecute_key(only_dicts(tolerations), key)
-    ]
-    if added:
-        spec["tolerations"] = [*tolerations, *added]
-
-
 def _has_any(res: Any, kind: str) -> bool:
     return isinstance(res, dict) and isinstance(res.get(kind), dict) and bool(res[kind])
 
@@ -217,11 +187,11 @@ def _default_pod(pod: Obj) -> None:
     spec = default_pod_spec(_map(pod, "spec"))
     _requests_from_limits(spec)
     spec.setdefault("enableServiceLinks", True)
-    # Admission plugins every real cluster runs (ServiceAccount, DefaultTolerationSeconds); priority
-    # and preemptionPolicy come from the Priority admission plugin (api/policy/admission.py) on create.
+    # The ServiceAccount admission plugin's name, for cores without it; priority and preemptionPolicy
+    # come from the Priority admission plugin (admission.py) on create, the NoExecute tolerations from
+    # the DefaultTolerationSeconds plugin (tolerationseconds.py) the core is given.
     spec.setdefault("serviceAccountName", spec.get("serviceAccount") or "default")
     spec.setdefault("serviceAccount", spec["serviceAccountName"])
-    _default_tolerations(spec)
     status = _map(pod, "status")
     status.setdefault("phase", "Pending")
     status.setdefault("qosClass", qos_class(spec))
