@@ -130,7 +130,8 @@ def test_up_options(fake_app: list[Any], tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--advertise-address", "nowhere"], "Invalid value for '--advertise-address': 'nowhere' is not an IP address"),
+    (["--advertise-address", "nowhere"],
+     "Invalid value for '--advertise-address': 'nowhere' is not an IP address"),
     (["--advertise-address", "0.0.0.0"], "is not an address nodes can reach"),
     (["--nodes", "0"], "Invalid value for '--nodes'"),
 ])
