@@ -366,7 +366,9 @@ def test_a_killed_joined_node_leaves_nothing_behind_the_next_join(server: Server
         node_dirs.joiners.append(second)
         _wait("worker-7's pod running again", lambda: (p := _pinned_pod(server, "worker-7")()) and
               not set(_podman(state, "ps", "-aq", "--no-trunc").split()) & before and p, timeout=120)
-        assert "removed" in (state.parent / "K.log").read_text()
+        # the log line follows the last removal, which `podman ps` may already show done
+        _wait("the leftovers' removal logged", lambda: "removed" in (state.parent / "K.log").read_text(),
+              timeout=30)
         _stop(second)
         assert second.returncode == 0, (state.parent / "K.log").read_text()
         assert _podman(state, "ps", "-aq").strip() == ""

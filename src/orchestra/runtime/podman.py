@@ -30,6 +30,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 import podman
+import podman.api.uds
 import podman.errors
 import trio
 
@@ -77,6 +78,24 @@ from orchestra.runtime.base import (
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+
+
+class _ClosingUDSConnection(podman.api.uds.UDSConnection):
+    """podman-py's connection, but a socket whose connect fails (the service is gone or restarting) is
+    closed at once; podman-py leaves it to the garbage collector (a ResourceWarning some time later)."""
+
+    def connect(self) -> None:
+        sock = podman.api.uds.UDSSocket(self.uds)
+        try:
+            sock.settimeout(self.timeout)
+            sock.connect()
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+podman.api.uds.UDSConnectionPool.ConnectionCls = _ClosingUDSConnection
 
 API_VERSION = "4.3.1"
 _POD_LABELS = (LABEL_POD_NAME, LABEL_POD_NAMESPACE, LABEL_POD_UID)
