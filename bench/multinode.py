@@ -4,7 +4,7 @@ of pods on one node, in the same run.
 Starts `python -m orchestra up --memory --nodes 3 --stop-pods` (network on, real Podman: the host's node
 and worker-1, worker-2, each in its own network namespace) as a subprocess (bench/proxy.py's harness).
 - join: --joins times, a new node in a network namespace of its own on the same link
-  (`ip netns exec ... orchestra join https://10.243.0.1:PORT --token ...`, a fresh state dir each), timed
+  (`nsenter --net=... orchestra join https://10.243.0.1:PORT --token ...`, a fresh state dir each), timed
   from the process's start to its Node's Ready condition as the API shows it (polled every 20 ms); the
   join includes Python's start, the CSR, its own Podman service and network;
 - pod-to-pod: a server pod on worker-1, one client pod beside it on worker-1 and one on worker-2. The
@@ -124,7 +124,8 @@ class Bench:
                 names.append(name)
                 links.ensure_node(name, 10 + i)
                 state = Path(tempfile.mkdtemp(prefix="bj", dir="/tmp"))
-                cmd = ["ip", "netns", "exec", netns_name(name), sys.executable, "-m", "orchestra", "join",
+                cmd = ["nsenter", f"--net=/run/netns/{netns_name(name)}", sys.executable, "-m", "orchestra",
+                       "join",
                        f"https://{links.host_address}:{self.orch.port}", "--token", token,
                        "--node-name", name, "--state-dir", str(state / "n"), "--stop-pods"]
                 with (state / "join.log").open("wb") as log:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -68,3 +69,29 @@ def test_a_pinned_bridge_keeps_its_address(bridge: tuple[str, list[str]]) -> Non
 def test_missing_interface_is_left_alone() -> None:
     assert mac_pinned("no-such-if0") is None
     assert pin_mac("no-such-if0") is False
+
+
+def test_a_bridge_of_another_network_namespace_is_pinned_through_the_kernel() -> None:
+    """A worker node entered with `nsenter --net` sees the host's sysfs: the bridge is not listed there,
+    and the MAC is read and set with ioctls in the node's own namespace."""
+    ns = f"obrns{uuid.uuid4().hex[:6]}"
+    ip("netns", "add", ns)
+    try:
+        ip("-n", ns, "link", "add", "br0", "type", "bridge")
+        ip("-n", ns, "link", "add", "p0", "address", "02:00:00:00:00:05", "type", "veth", "peer", "name",
+           "p0p")
+        ip("-n", ns, "link", "set", "p0", "master", "br0")
+
+        def in_ns(*cmd: str) -> str:
+            return subprocess.run(["ip", "netns", "exec", ns, *cmd], check=True, capture_output=True,
+                                  text=True).stdout.strip()
+        assert in_ns("cat", "/sys/class/net/br0/addr_assign_type") != "3"
+        done = subprocess.run(
+            ["nsenter", f"--net=/run/netns/{ns}", sys.executable, "-c",
+             "from orchestra.runtime.bridge import pin_mac; print(pin_mac('br0'), pin_mac('nope0'))"],
+            check=True, capture_output=True, text=True)
+        assert done.stdout.split() == ["True", "False"]
+        assert in_ns("cat", "/sys/class/net/br0/addr_assign_type") == "3"
+        assert in_ns("cat", "/sys/class/net/br0/address") == "02:00:00:00:00:05"
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)

@@ -4,7 +4,7 @@ a real node in a Linux network namespace of its own, joined exactly as a node on
 Owns: the workers' lifetime. At start: their namespaces on one link (net/nodelinks.py: the bridge
 `orchnodes` on the host, 10.243.0.1, which the API server also listens on and advertises), a bootstrap
 token (`kube-system/bootstrap-token-<id>`, one hour, made in-process like `orchestra token create`), and
-per worker `ip netns exec orchestra-<name> orchestra join https://10.243.0.1:PORT --token ...
+per worker `nsenter --net=/run/netns/orchestra-<name> orchestra join https://10.243.0.1:PORT --token ...
 --node-name <name> --state-dir <state>/nodes/<name>` under reaper.py (it dies with this process, SIGKILL
 included); `started()` once every worker's Node is Ready (or its wait ran out: the cluster starts
 anyway and says which node is late). While the cluster runs, a worker that exits (a crash, a kill) is
@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives import serialization
 from orchestra.api.errors import ApiError
 from orchestra.api.policy import bootstraptoken as bt
 from orchestra.app.config import Cluster
-from orchestra.net.nodelinks import NodeLinks, netns_name
+from orchestra.net.nodelinks import NETNS_DIR, NodeLinks, netns_name
 from orchestra.net.routes import NetworkSetupError
 
 log = logging.getLogger("orchestra.nodes")
@@ -102,9 +102,12 @@ class WorkerNodes:
 
     def _command(self, worker: Worker) -> list[str]:
         config = self.cluster.config
-        cmd = ["ip", "netns", "exec", netns_name(worker.name), sys.executable, "-m", "orchestra", "join",
-               self.server, "--token", self._token, "--node-name", worker.name, "--state-dir",
-               str(worker.state_dir), "--timings", config.timings, "-v"]
+        # nsenter --net, not `ip netns exec`: that also remounts /sys in a mount namespace of its own,
+        # which hides the host's cgroup2 mount from Podman (and would keep the node's overlay mounts
+        # from the host's Podman tools)
+        cmd = ["nsenter", f"--net={NETNS_DIR / netns_name(worker.name)}", sys.executable, "-m", "orchestra",
+               "join", self.server, "--token", self._token, "--node-name", worker.name, "--state-dir",
+               str(worker.state_dir), "--timings", config.timings]
         return [*cmd, "--stop-pods"] if config.stop_pods_on_exit else cmd
 
     async def _keep_running(self, worker: Worker) -> None:

@@ -13,7 +13,7 @@ Must not import: apiserver, app, cli, reconcilers, node, runtime, the store.
     links = NodeLinks()                       # 10.243.0.0/24, bridge orchnodes
     links.ensure_bridge()                     # before the API server listens on links.host_address
     address = links.ensure_node("worker-1", 1)
-    ...  # `ip netns exec orchestra-worker-1 orchestra join https://10.243.0.1:6443 ...`
+    ...  # `nsenter --net=/run/netns/orchestra-worker-1 orchestra join https://10.243.0.1:6443 ...`
     links.remove(["worker-1"])
 """
 
@@ -25,6 +25,7 @@ import json
 import logging
 import shutil
 import subprocess
+from pathlib import Path
 
 import attrs
 
@@ -35,6 +36,7 @@ log = logging.getLogger("orchestra.net.nodelinks")
 DEFAULT_LINK_CIDR = "10.243.0.0/24"
 BRIDGE = "orchnodes"
 NETNS_PREFIX = "orchestra-"
+NETNS_DIR = Path("/run/netns")  # where `ip netns add` keeps the namespaces (for `nsenter --net=`)
 
 
 def _ip_binary() -> str:

@@ -8,7 +8,11 @@ until the entry is re-resolved, seconds to minutes later. Setting the address ex
 one it already has, makes the kernel keep it (`addr_assign_type` becomes NET_ADDR_SET) without
 disturbing anyone's cache; newer netavark does the same when it creates the bridge.
 
-Owns: reading and pinning a host interface's MAC through sysfs and SIOCSIFHWADDR.
+Owns: reading and pinning a host interface's MAC through sysfs and SIOCSIFHWADDR. A node in a network
+namespace of its own (`orchestra up --nodes`: entered with `nsenter --net`, so the host's cgroup and
+overlay mounts stay as they are) sees the host's sysfs, which does not list its interfaces: then the
+MAC is read with SIOCGIFHWADDR and set every time (setting a bridge's own address again changes
+nothing but marks it set).
 Must not import: anything above the runtime layer.
 """
 
@@ -25,6 +29,7 @@ log = logging.getLogger(__name__)
 SYSFS_NET = Path("/sys/class/net")
 NET_ADDR_SET = 3  # include/linux/netdevice.h: the address was set from user space
 SIOCSIFHWADDR = 0x8924
+SIOCGIFHWADDR = 0x8927
 ARPHRD_ETHER = 1
 
 
@@ -39,12 +44,19 @@ def mac_pinned(iface: str, sysfs: Path = SYSFS_NET) -> bool | None:
 def pin_mac(iface: str, sysfs: Path = SYSFS_NET) -> bool:
     """Set `iface`'s MAC to its current value, so it stays. True when this call pinned it; False when
     it was pinned already, does not exist, or cannot be changed (not root: logged once per call)."""
-    if mac_pinned(iface, sysfs) is not False:
+    pinned = mac_pinned(iface, sysfs)
+    if pinned:
         return False
-    try:
-        mac = bytes.fromhex((sysfs / iface / "address").read_text().strip().replace(":", ""))
-    except (OSError, ValueError):
-        return False
+    if pinned is None:  # not in this sysfs: maybe an interface of this network namespace, not the mount's
+        found = _kernel_mac(iface)
+        if found is None:
+            return False
+        mac = found
+    else:
+        try:
+            mac = bytes.fromhex((sysfs / iface / "address").read_text().strip().replace(":", ""))
+        except (OSError, ValueError):
+            return False
     request = struct.pack("16sH6s8x", iface.encode(), ARPHRD_ETHER, mac)
     try:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
@@ -53,5 +65,19 @@ def pin_mac(iface: str, sysfs: Path = SYSFS_NET) -> bool:
         log.warning("could not fix the MAC address of bridge %s (%s): deleting a pod may cut the other pods "
                     "off the host until their ARP entries expire", iface, exc)
         return False
-    log.info("fixed the MAC address of bridge %s at %s", iface, mac.hex(":"))
+    # (set again at every call when sysfs cannot tell: not worth a line each time)
+    say = log.debug if pinned is None else log.info
+    say("fixed the MAC address of bridge %s at %s", iface, mac.hex(":"))
     return True
+
+
+def _kernel_mac(iface: str) -> bytes | None:
+    """`iface`'s MAC in this network namespace (SIOCGIFHWADDR), or None when there is no such interface."""
+    request = struct.pack("16sH6s8x", iface.encode()[:15], 0, b"\0" * 6)
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            answer = fcntl.ioctl(sock, SIOCGIFHWADDR, request)
+    except OSError:
+        return None
+    family, mac = struct.unpack_from("16xH6s", answer)
+    return mac if family == ARPHRD_ETHER else None
