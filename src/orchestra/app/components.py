@@ -211,6 +211,8 @@ async def start_nodes(nursery: trio.Nursery, cluster: Cluster) -> None:
                     state_dir=config.state_dir / "node",
                     cluster_dns=dns,
                     control_plane=True,
+                    # with --nodes, the workers reach this node on their link, as on kind's network
+                    node_ip=config.advertise_address if config.nodes > 1 else None,
                     cluster_id=cluster_id,
                     cluster_state_dir=str(config.state_dir.resolve()),
                     **heartbeat,

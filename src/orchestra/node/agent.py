@@ -81,6 +81,7 @@ class AgentConfig:
     cluster_id: str = ""  # labels every runtime object, so another cluster on this host never adopts it
     cluster_state_dir: str = ""  # labels every sandbox: where the cluster lives (app/leftovers.py reads it)
     kubelet_port: int = 10250  # published as status.daemonEndpoints.kubeletEndpoint (the kubelet API)
+    node_ip: str | None = None  # kubelet's --node-ip: the Node's InternalIP (None: the default route's)
 
 
 @attrs.frozen
@@ -225,7 +226,8 @@ class NodeAgent:
         version = await self.runtime.version()
         runtime_version = f"{version.name}://{version.version}"
         cfg = self.config
-        self.host = cfg.host or probe_host(Path(cfg.state_dir), runtime_version, hostname=cfg.node_name)
+        self.host = cfg.host or probe_host(Path(cfg.state_dir), runtime_version, hostname=cfg.node_name,
+                                             node_ip=cfg.node_ip)
         tmpfs = cfg.tmpfs_memory_volumes
         if tmpfs is None:
             tmpfs = version.name == "podman" and os.geteuid() == 0

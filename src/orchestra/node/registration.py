@@ -83,8 +83,10 @@ def _arch() -> str:
     return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}.get(machine, machine)
 
 
-def probe_host(state_dir: Path, runtime_version: str, *, hostname: str | None = None) -> HostInfo:
-    """Read the real host (blocking reads of /proc and statvfs; a few microseconds)."""
+def probe_host(state_dir: Path, runtime_version: str, *, hostname: str | None = None,
+               node_ip: str | None = None) -> HostInfo:
+    """Read the real host (blocking reads of /proc and statvfs; a few microseconds); `node_ip` is
+    kubelet's --node-ip (default: the address of the interface holding the default route)."""
     state_dir.mkdir(parents=True, exist_ok=True)
     cpus = os.cpu_count() or 1
     mem_kib = _mem_total_kib()
@@ -107,7 +109,7 @@ def probe_host(state_dir: Path, runtime_version: str, *, hostname: str | None = 
         "operatingSystem": platform.system().lower(),
         "architecture": _arch(),
     }
-    return HostInfo(hostname or socket.gethostname(), host_ip(), capacity, allocatable, node_info)
+    return HostInfo(hostname or socket.gethostname(), node_ip or host_ip(), capacity, allocatable, node_info)
 
 
 def simulated_host(name: str, index: int, runtime_version: str) -> HostInfo:
