@@ -2,20 +2,21 @@
 
 Owns: the joined node's lifetime: join (node/join.py) unless <state-dir>/kubeconfig already holds a
 certificate for that server (a restarted node resumes as itself), its Node registered before any pod
-(so the node IPAM controller gives it a podCIDR), its own Podman (runtime/nodepodman.py: storage,
-run state and network of its own, the `orchestra` bridge on the podCIDR, its own `podman system
-service` under reaper.py), the node agent as system:node:<name> over HTTPS, certificate rotation,
-unless `network` is off the node's network (app/network.py: from the server's
-kube-system/orchestra-cluster ConfigMap, the service range routed to lo, the NetworkPolicy enforcer,
-the service proxy and cluster DNS, each supervised; the agent gets the cluster DNS address), the
-Service env of its containers, and the node's kubelet API (app/kubelet.py: on `kubelet_port`,
-published in the Node's daemonEndpoints, with a serving certificate for the Node's InternalIP and
-hostname from a kubelet-serving CSR, which the server's approver signs off when those are the Node's
-addresses; client certificates of the cluster CA, whose copy from the kubeconfig is
-<state-dir>/pki/ca.crt). On a stop its pods keep running (adopted on the next start) unless
-`stop_pods_on_exit`, as `orchestra up`; what a dead earlier run of the same state dir left is
-removed at the start (app/joinleftovers.py), and the pods are labelled with the cluster (its CA's
-hash) and the state dir.
+(so the node IPAM controller gives it a podCIDR), its own Podman (the cgroup filesystems mounted
+again when started by `ip netns exec`, runtime/cgroupmounts.py; runtime/nodepodman.py: storage, run
+state and network of its own, the `orchestra` bridge on the podCIDR, its own `podman system service`
+under reaper.py), the node agent as system:node:<name> over HTTPS, certificate rotation, unless
+`network` is off the node's network (app/network.py: from the server's kube-system/orchestra-cluster
+ConfigMap, the service range routed to lo, the NetworkPolicy enforcer, the service proxy and cluster
+DNS, each supervised; the agent gets the cluster DNS address), the Service env of its containers,
+and the node's kubelet API (app/kubelet.py: on `kubelet_port`, published in the Node's
+daemonEndpoints, with a serving certificate for the Node's InternalIP and hostname from a
+kubelet-serving CSR, which the server's approver signs off when those are the Node's addresses;
+client certificates of the cluster CA, whose copy from the kubeconfig is <state-dir>/pki/ca.crt). On
+a stop its pods keep running (adopted on the next start) unless `stop_pods_on_exit`, as `orchestra
+up`; what a dead earlier run of the same state dir left is removed at the start
+(app/joinleftovers.py), and the pods are labelled with the cluster (its CA's hash) and the state
+dir.
 Must not import: cli.
 """
 
@@ -124,6 +125,7 @@ async def run_joined_node(cfg: JoinConfig, *, task_status: Any = trio.TASK_STATU
     from orchestra.controller.supervisor import Supervisor
     from orchestra.node.agent import AgentConfig, NodeAgent
     from orchestra.node.certrotation import CertificateRotation
+    from orchestra.runtime.cgroupmounts import restore_cgroup_mounts
     from orchestra.runtime.images import BUSYBOX_IMAGE
     from orchestra.runtime.nodepodman import NodePodman
     from orchestra.runtime.podman import PodmanRuntime
@@ -133,6 +135,7 @@ async def run_joined_node(cfg: JoinConfig, *, task_status: Any = trio.TASK_STATU
     async with HttpClient.from_kubeconfig(kubeconfig, field_manager="kubelet") as client:
         cidr = await pod_cidr(client, cfg.node_name)
         settings = await fetch_settings(client) if cfg.network else None
+        await trio.to_thread.run_sync(restore_cgroup_mounts)  # (started by `ip netns exec`)
         podman = NodePodman(cfg.state_dir / "podman")
         await podman.ensure_network(cidr)
         if not await podman.load_host_image(BUSYBOX_IMAGE):
