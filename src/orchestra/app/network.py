@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -60,6 +61,7 @@ async def start_node_network(nursery: trio.Nursery, supervisor: Supervisor,
     from orchestra.net.proxy import ServiceProxy
     from orchestra.net.routes import NetworkSetupError
 
+    _check_dns_address(net.dns_ip)  # before the enforcer replaces the nftables table another one may own
     netpol = None
     if net.enforce_policies:
         netpol = await start_netpol(nursery, supervisor, client_for("network-policy"), net)
@@ -74,6 +76,19 @@ async def start_node_network(nursery: trio.Nursery, supervisor: Supervisor,
         raise NetworkSetupError(
             f"cannot serve cluster DNS on {net.dns_ip}:53 ({exc.strerror or exc}); {_ANOTHER}") from None
     return NodeNetworkComponents(proxy, dns, netpol)
+
+
+def _check_dns_address(dns_ip: str) -> None:
+    """NetworkSetupError when the cluster DNS address cannot be bound: another orchestra's network runs
+    in this network namespace (or the service range is not routed here)."""
+    from orchestra.net.routes import NetworkSetupError
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:  # a bind: no packet, no wait
+        try:
+            probe.bind((dns_ip, 53))
+        except OSError as exc:
+            raise NetworkSetupError(
+                f"cannot serve cluster DNS on {dns_ip}:53 ({exc.strerror or exc}); {_ANOTHER}") from None
 
 
 _ANOTHER = ("is another orchestra with networking (a server or a joined node) running in this network "
