@@ -30,8 +30,8 @@ from orchestra.apiserver.requestinfo import request_info
 from orchestra.apiserver.tls import issue_client_cert
 from orchestra.app import ClusterConfig, bootstrap, run_cluster
 from orchestra.app.clustersettings import ClusterSettings, fetch
+from orchestra.app.components import start_service_env
 from orchestra.app.config import Cluster
-from orchestra.app.network import start_service_env
 from orchestra.app.rbacpolicy import ensure_bootstrap_policy
 from orchestra.client.http import Endpoint, HttpClient
 from orchestra.client.local import LocalClient

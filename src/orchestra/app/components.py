@@ -1,4 +1,5 @@
 """Starting the components that come after the API: controllers, node agents (the network: network.py).
+`start_service_env` gives node agents (this host's and a joined node's) kubelet's Service variables.
 
 Each long-lived component runs under the cluster's Supervisor (controller/supervisor.py): one that
 raises is logged, counted and restarted with backoff, and never ends the process.
@@ -17,7 +18,9 @@ from typing import Any
 import trio
 
 from orchestra.app.config import Cluster
+from orchestra.client.base import Client
 from orchestra.client.local import LocalClient
+from orchestra.controller.supervisor import Supervisor
 
 log = logging.getLogger("orchestra")
 
@@ -86,7 +89,6 @@ async def start_api_services(nursery: trio.Nursery, cluster: Cluster) -> None:
 async def start_nodes(nursery: trio.Nursery, cluster: Cluster) -> None:
     """The node agents: this host's (Podman) and, with --simulate-nodes, N simulated ones."""
     from orchestra.app.leftovers import clean_up_host
-    from orchestra.app.network import start_service_env
     from orchestra.node.agent import AgentConfig, NodeAgent
     from orchestra.node.simulated import SimulatedNodes
     from orchestra.runtime.images import ensure_busybox_image
@@ -149,6 +151,24 @@ async def start_nodes(nursery: trio.Nursery, cluster: Cluster) -> None:
         cluster.locator.simulated = set(nodes.agents)
         await nursery.start(cluster.supervisor.run, "simulated-nodes", nodes.run)
         cluster.agents.append(nodes)
+
+
+async def start_service_env(nursery: trio.Nursery, supervisor: Supervisor, client: Client) -> Any:
+    """`extra_env(pod)` for node agents: kubelet's Service variables, from a shared Service informer
+    (started here unless another component started it), synced before this returns."""
+    from orchestra.controller import SharedInformers
+    from orchestra.net.common import kind
+    from orchestra.net.service_env import env_for_pod
+
+    services = SharedInformers.of(client).informer(kind("Service"))
+    if not services.running:  # shared: the endpoints controller may have started it already
+        await nursery.start(supervisor.run, "service-informer", services.run)
+    await services.wait_synced()
+
+    def extra_env(pod: dict[str, Any]) -> dict[str, str]:
+        return env_for_pod(pod, services.list())
+
+    return extra_env
 
 
 STOP_GRACE_CAP = 10  # seconds: `orchestra up --stop-pods` gives each pod its grace period, at most this

@@ -121,7 +121,8 @@ async def pod_cidr(client: HttpClient, name: str, *, wait_seconds: float = 30.0)
 async def run_joined_node(cfg: JoinConfig, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
     from orchestra.app.clustersettings import CLUSTER_DOMAIN
     from orchestra.app.clustersettings import fetch as fetch_settings
-    from orchestra.app.network import service_route, start_joined_network, start_service_env
+    from orchestra.app.components import start_service_env
+    from orchestra.app.network import service_route, start_joined_network
     from orchestra.controller.supervisor import Supervisor
     from orchestra.node.agent import AgentConfig, NodeAgent
     from orchestra.node.certrotation import CertificateRotation

@@ -1,13 +1,12 @@
-"""Starting a node's network: NetworkPolicy enforcement, the service proxy, cluster DNS, the Service env.
+"""Starting a node's network: NetworkPolicy enforcement, the service proxy, cluster DNS.
 
 Owns: `start_node_network` — what kube runs on every node as kube-proxy, node-local DNS and a
 network plugin's policy agent — shared by `orchestra up` (`start_network`, the host's node, with
 in-process clients, plus the ingress controller) and `orchestra join` (`start_joined_network`, a
 joined node over HTTPS as `system:node:<name>`, from the cluster's settings ConfigMap; within
-`service_route`, the service range routed to lo while it lasts); `start_service_env` (the
-Docker-links variables the node agent puts in containers, from a shared Service informer). Each
-component runs under a Supervisor (restarted after a crash). The service range must be routed to lo
-(net/routes.py) before `start_node_network`.
+`service_route`, the service range routed to lo while it lasts). Each component runs under a
+Supervisor (restarted after a crash). The service range must be routed to lo (net/routes.py) before
+`start_node_network`.
 Imports happen inside the starters, so the path to "API ready" loads none of them (start-up time).
 Must not import: cli.
 """
@@ -181,24 +180,6 @@ def _check_cluster_ips(proxy: Any, service_cidr: str) -> None:
             f"the service proxy cannot listen on the ClusterIP {host}:{port}/{protocol}"
             f"{f' (and {len(taken) - 1} more)' if len(taken) > 1 else ''}: the address is in use; {_ANOTHER} "
             f"(or free port {port}, which another program holds on every address)")
-
-
-async def start_service_env(nursery: trio.Nursery, supervisor: Supervisor, client: Client) -> Any:
-    """`extra_env(pod)` for node agents: kubelet's Service variables, from a shared Service informer
-    (started here unless another component started it), synced before this returns."""
-    from orchestra.controller import SharedInformers
-    from orchestra.net.common import kind
-    from orchestra.net.service_env import env_for_pod
-
-    services = SharedInformers.of(client).informer(kind("Service"))
-    if not services.running:  # shared: the endpoints controller may have started it already
-        await nursery.start(supervisor.run, "service-informer", services.run)
-    await services.wait_synced()
-
-    def extra_env(pod: dict[str, Any]) -> dict[str, str]:
-        return env_for_pod(pod, services.list())
-
-    return extra_env
 
 
 async def start_ingress(nursery: trio.Nursery, cluster: Cluster, host_ips: list[str]) -> None:
