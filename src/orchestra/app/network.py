@@ -23,7 +23,7 @@ from typing import Any
 import attrs
 import trio
 
-from orchestra.app.clustersettings import ClusterSettings
+from orchestra.app.clustersettings import CLUSTER_DOMAIN, ClusterSettings
 from orchestra.app.config import Cluster
 from orchestra.client.base import Client
 from orchestra.client.local import LocalClient
@@ -39,7 +39,7 @@ class NodeNetwork:
     node: str  # the NetworkPolicy enforcer polices this node's pods
     service_cidr: str
     dns_ip: str  # cluster DNS listens here (the kube-dns ClusterIP)
-    domain: str = "cluster.local"
+    domain: str = CLUSTER_DOMAIN
     enforce_policies: bool = True  # False: the node's pods are simulated (they send no packets)
     load_balancer_status: bool = True  # the proxy writes LoadBalancer Services' status (the server's only)
 
