@@ -15,8 +15,8 @@ import trio
 
 from orchestra.api.request.core import ApiCore
 from orchestra.app import ClusterConfig, bootstrap
-from orchestra.app.components import start_ingress
 from orchestra.app.config import Cluster
+from orchestra.app.network import start_ingress
 from orchestra.client.local import LocalClient
 from orchestra.net.ingress import IngressController, ListenError
 from orchestra.net.routes import NetworkSetupError

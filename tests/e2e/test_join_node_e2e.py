@@ -8,18 +8,12 @@ message."""
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import json
 import os
 import random
-import shutil
-import signal
 import socket
 import subprocess
-import sys
-import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +21,18 @@ from typing import Any
 import pytest
 
 from tests.conftest import KUBECTL
+from tests.e2e.joinnodes import (
+    NodeDirs,
+    Server,
+    bridge,
+    bridge_exists,
+    free_port,
+    join,
+    orchestra_up,
+    podman,
+    stop,
+    wait,
+)
 
 pytestmark = pytest.mark.kubectl
 SCRIPT = ("mkdir -p /srv && echo served by worker-1 > /srv/index.html && echo hello from worker-1"
@@ -41,12 +47,6 @@ DEPLOYMENT = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _cluster_cidr() -> str:
     """A 10.N.0.0/16 no route on this host overlaps: other clusters' joined nodes (tests running beside
     this one) have bridges on 10.244.1.0/24, and the API server reaches a pod on worker-1 by its IP
@@ -57,116 +57,11 @@ def _cluster_cidr() -> str:
     return f"10.{random.choice([n for n in range(100, 250) if str(n) not in taken])}.0.0/16"
 
 
-def _wait(what: str, fn: Any, timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout  # wall-clock: real processes
-    while time.monotonic() < deadline:
-        found = fn()
-        if found:
-            return found
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-class Server:
-    def __init__(self, state: Path, port: int) -> None:
-        self.state, self.url = state, f"https://127.0.0.1:{port}"
-
-    def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> str:
-        env = {**os.environ, "KUBECONFIG": str(self.state / "kubeconfig"), "HOME": str(self.state)}
-        proc = subprocess.run([KUBECTL, *args], capture_output=True, text=True, env=env, timeout=60,
-                              input=input)
-        if check and proc.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)}: {proc.stdout}\n{proc.stderr}")
-        return proc.stdout
-
-    def token(self) -> str:
-        made = subprocess.run([sys.executable, "-m", "orchestra", "token", "create", "--kubeconfig",
-                               str(self.state / "kubeconfig")], capture_output=True, text=True, timeout=60)
-        assert made.returncode == 0, made.stderr
-        return made.stdout.strip()
-
-    def node(self, name: str) -> dict[str, Any]:
-        return dict(json.loads(self.kubectl("get", "node", name, "-o", "json")))
-
-    def ready(self, name: str) -> str:
-        conditions = self.node(name).get("status", {}).get("conditions") or []
-        return next((c["status"] for c in conditions if c["type"] == "Ready"), "")
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    state = tmp_path_factory.mktemp("A")
-    port = _free_port()
-    with (state / "up.log").open("wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "orchestra", "up", "--no-network", "--no-dashboard",
-                                 "--timings", "fast", "--stop-pods", "--state-dir", str(state), "--listen",
-                                 f"127.0.0.1:{port}", "--cluster-cidr", _cluster_cidr()],
-                                stdout=log, stderr=subprocess.STDOUT)
-        try:
-            srv = Server(state, port)
-            _wait("orchestra up", lambda: proc.poll() is None and (state / "kubeconfig").exists()
-                  and subprocess.run([KUBECTL, "--kubeconfig", str(state / "kubeconfig"), "get", "--raw",
-                                      "/readyz"], capture_output=True).returncode == 0)
-            yield srv
-        finally:
-            _stop(proc)
-
-
-class NodeDirs:
-    """Short state dirs for joined nodes (podman's CLI refuses a runroot over 50 chars), and their
-    joiners; whatever a test does, the finalizer stops the joiners, removes their pods (conmon keeps
-    a pod's containers running after its Podman service is gone) and bridges, and the dirs."""
-
-    def __init__(self) -> None:
-        self.dirs: list[Path] = []
-        self.joiners: list[subprocess.Popen[bytes]] = []
-
-    def new(self, name: str) -> Path:
-        short = Path(tempfile.mkdtemp(prefix="jn", dir="/tmp"))
-        self.dirs.append(short)
-        return short / name
-
-    def clean(self) -> None:
-        for joiner in self.joiners:
-            _stop(joiner)
-        for short in self.dirs:
-            for state in [p for p in short.iterdir() if (p / "podman").is_dir()] if short.exists() else []:
-                _remove_pods_and_bridge(state)
-            shutil.rmtree(short, ignore_errors=True)
-
-
-def _node_env(state: Path) -> dict[str, str]:
-    conf = state / "podman"
-    return {**os.environ, "CONTAINERS_CONF": str(conf / "containers.conf"),
-            "CONTAINERS_STORAGE_CONF": str(conf / "storage.conf")}
-
-
-def _bridge(state: Path) -> str:
-    return "orch" + hashlib.sha256(str((state / "podman").resolve()).encode()).hexdigest()[:8]
-
-
-def _bridge_exists(state: Path) -> bool:
-    return subprocess.run(["ip", "link", "show", _bridge(state)], capture_output=True).returncode == 0
-
-
-def _remove_pods_and_bridge(state: Path) -> None:
-    podman = ["podman", "--root", str(state / "podman" / "storage"),
-              "--runroot", str(state / "podman" / "run")]
-    subprocess.run([*podman, "pod", "rm", "--force", "--all"], capture_output=True, timeout=120,
-                   env=_node_env(state))
-    subprocess.run([*podman, "system", "reset", "--force"], capture_output=True, timeout=120,
-                   env=_node_env(state))
-    subprocess.run(["ip", "link", "delete", _bridge(state)], capture_output=True, timeout=30)
+    with orchestra_up(tmp_path_factory.mktemp("A"), "--no-network", "--no-dashboard", "--timings", "fast",
+                      "--stop-pods", "--cluster-cidr", _cluster_cidr()) as srv:
+        yield srv
 
 
 @pytest.fixture
@@ -179,18 +74,9 @@ def node_dirs() -> Iterator[NodeDirs]:
 
 
 def _join(server: Server, state: Path, token: str, *extra: str, url: str = "") -> subprocess.Popen[bytes]:
-    with (state.parent / f"{state.name}.log").open("wb") as log:  # the child keeps its own descriptor
-        return subprocess.Popen([sys.executable, "-m", "orchestra", "join", url or server.url,
-                                 "--token", token, "--state-dir", str(state), "--timings", "fast", *extra],
-                                stdout=log, stderr=subprocess.STDOUT)
-
-
-def _podman(state: Path, *args: str) -> str:
-    root = ["--root", str(state / "podman" / "storage"), "--runroot", str(state / "podman" / "run")]
-    done = subprocess.run(["podman", *root, *args], capture_output=True, text=True, timeout=60,
-                          env=_node_env(state))
-    assert done.returncode == 0, done.stderr
-    return done.stdout
+    """A node in this host's network namespace, beside the server: its network is the server's to run
+    (--no-network)."""
+    return join(url or server.url, state, token, "--timings", "fast", "--no-network", *extra)
 
 
 def _port_forward_get(server: Server, pod: str) -> bytes:
@@ -220,7 +106,7 @@ def _check_streams(server: Server, pod: str, kubelet_port: int) -> None:
     """logs, exec and port-forward of a pod on worker-1: API server -> worker-1's kubelet API -> Podman."""
     node = server.node("worker-1")
     assert node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"] == kubelet_port
-    _wait("worker-1's serving certificate", lambda: any(
+    wait("worker-1's serving certificate", lambda: any(
         c.get("status", {}).get("certificate") for c in json.loads(server.kubectl(
             "get", "csr", "-o", "json"))["items"] if c["spec"]["username"] == "system:node:worker-1"
         and c["spec"]["signerName"] == "kubernetes.io/kubelet-serving"), timeout=60)
@@ -230,7 +116,7 @@ def _check_streams(server: Server, pod: str, kubelet_port: int) -> None:
     assert [[(k["type"], k["reason"]) for k in c["status"]["conditions"]] for c in serving] == [
         [("Approved", "AutoApproved")]]
     # the kubelet API may still be binding when its certificate is issued: the first logs may say so
-    logs = _wait("kubectl logs through worker-1", lambda: "hello from worker-1" in server.kubectl(
+    logs = wait("kubectl logs through worker-1", lambda: "hello from worker-1" in server.kubectl(
         "logs", pod, check=False) and server.kubectl("logs", pod), timeout=60)
     assert logs == "hello from worker-1\n"
     assert server.kubectl("exec", pod, "--", "sh", "-c", "hostname; cat /srv/index.html") == (
@@ -248,13 +134,13 @@ def test_a_joined_node_runs_pods_in_its_own_podman(server: Server, tmp_path: Pat
                                                     node_dirs: NodeDirs) -> None:
     state = node_dirs.new("B")
     short = state.parent
-    kubelet_port = _free_port()  # (not 10250: another cluster on this host may hold it)
+    kubelet_port = free_port()  # (not 10250: another cluster on this host may hold it)
     joiner = _join(server, state, server.token(), "--node-name", "worker-1", "--stop-pods",
                    "--kubelet-port", str(kubelet_port))
     node_dirs.joiners.append(joiner)
     try:
-        _wait("worker-1 Ready", lambda: "worker-1" in server.kubectl("get", "nodes") and
-              server.ready("worker-1") == "True", timeout=90)
+        wait("worker-1 Ready", lambda: "worker-1" in server.kubectl("get", "nodes") and
+             server.ready("worker-1") == "True", timeout=90)
         node = server.node("worker-1")
         cidr = node["spec"]["podCIDR"]
         assert node["spec"]["podCIDRs"] == [cidr] and ipaddress.ip_network(cidr).prefixlen == 24
@@ -270,10 +156,10 @@ def test_a_joined_node_runs_pods_in_its_own_podman(server: Server, tmp_path: Pat
             pods = json.loads(server.kubectl("get", "pods", "-l", "app=pinned", "-o", "json"))["items"]
             return pods[0] if pods and pods[0].get("status", {}).get("phase") == "Running" else None
 
-        pod = _wait("the pinned pod running", running, timeout=90)
+        pod = wait("the pinned pod running", running, timeout=90)
         assert pod["spec"]["nodeName"] == "worker-1"
         assert ipaddress.ip_address(pod["status"]["podIP"]) in ipaddress.ip_network(cidr)
-        names = _podman(state, "ps", "--format", "{{.Names}}").split()
+        names = podman(state, "ps", "--format", "{{.Names}}").split()
         assert any(pod["metadata"]["name"] in n for n in names), (names, (short / "B.log").read_text())
         # the node's own storage: the host's Podman does not hold the container
         host_names = subprocess.run(["podman", "ps", "--format", "{{.Names}}"], capture_output=True,
@@ -286,11 +172,11 @@ def test_a_joined_node_runs_pods_in_its_own_podman(server: Server, tmp_path: Pat
         assert "node name 'worker-1' is held by another live node" in (tmp_path / "C.log").read_text()
         assert not (tmp_path / "C" / "kubeconfig").exists()
     finally:
-        _stop(joiner)
+        stop(joiner)
     assert "Traceback" not in (short / "B.log").read_text()
-    assert _podman(state, "ps", "-aq").strip() == ""  # --stop-pods removed them
-    assert not _bridge_exists(state), _bridge(state)
-    _wait("worker-1 NotReady", lambda: server.ready("worker-1") != "True", timeout=60)
+    assert podman(state, "ps", "-aq").strip() == ""  # --stop-pods removed them
+    assert not bridge_exists(state), bridge(state)
+    wait("worker-1 NotReady", lambda: server.ready("worker-1") != "True", timeout=60)
     server.kubectl("delete", "deployment", "pinned")
 
 
@@ -307,7 +193,7 @@ def test_join_refusals(server: Server, tmp_path: Path, case: str, message: str) 
     elif case == "other-ca":
         token = "K10" + "0" * 64 + "::" + token.split("::")[1]
     else:
-        url = f"https://127.0.0.1:{_free_port()}"
+        url = f"https://127.0.0.1:{free_port()}"
     joiner = _join(server, tmp_path / "D", token, "--node-name", "worker-9", url=url)
     assert joiner.wait(timeout=60) == 1
     out = (tmp_path / "D.log").read_text()
@@ -327,7 +213,7 @@ def test_a_kubelet_port_held_by_another_program_stops_the_join(server: Server,
         try:
             assert joiner.wait(timeout=120) == 1
         finally:
-            _stop(joiner)
+            stop(joiner)
     out = (short / "E.log").read_text()
     assert (f"the kubelet API cannot listen on port {port}, which another program holds: "
             "choose another with --kubelet-port") in out, out
@@ -351,28 +237,28 @@ def test_a_killed_joined_node_leaves_nothing_behind_the_next_join(server: Server
     state = node_dirs.new("K")
     deployment = json.loads(json.dumps(DEPLOYMENT).replace("pinned", "worker-7")
                             .replace("worker-1", "worker-7"))
-    args = ("--node-name", "worker-7", "--stop-pods", "--kubelet-port", str(_free_port()))
+    args = ("--node-name", "worker-7", "--stop-pods", "--kubelet-port", str(free_port()))
     first = _join(server, state, server.token(), *args)
     node_dirs.joiners.append(first)
     server.kubectl("apply", "-f", "-", input=json.dumps(deployment))
     try:
-        pod = _wait("worker-7's pod running", _pinned_pod(server, "worker-7"), timeout=120)
-        before = set(_podman(state, "ps", "-aq", "--no-trunc").split())
-        assert before and _bridge_exists(state)
+        pod = wait("worker-7's pod running", _pinned_pod(server, "worker-7"), timeout=120)
+        before = set(podman(state, "ps", "-aq", "--no-trunc").split())
+        assert before and bridge_exists(state)
         first.kill()  # SIGKILL: nothing of the node's own stop runs
         first.wait(timeout=30)
-        assert set(_podman(state, "ps", "-q", "--no-trunc").split()) & before  # left running
+        assert set(podman(state, "ps", "-q", "--no-trunc").split()) & before  # left running
         second = _join(server, state, server.token(), *args)
         node_dirs.joiners.append(second)
-        _wait("worker-7's pod running again", lambda: (p := _pinned_pod(server, "worker-7")()) and
-              not set(_podman(state, "ps", "-aq", "--no-trunc").split()) & before and p, timeout=120)
+        wait("worker-7's pod running again", lambda: (p := _pinned_pod(server, "worker-7")()) and
+             not set(podman(state, "ps", "-aq", "--no-trunc").split()) & before and p, timeout=120)
         # the log line follows the last removal, which `podman ps` may already show done
-        _wait("the leftovers' removal logged", lambda: "removed" in (state.parent / "K.log").read_text(),
-              timeout=30)
-        _stop(second)
+        wait("the leftovers' removal logged", lambda: "removed" in (state.parent / "K.log").read_text(),
+             timeout=30)
+        stop(second)
         assert second.returncode == 0, (state.parent / "K.log").read_text()
-        assert _podman(state, "ps", "-aq").strip() == ""
-        assert not _bridge_exists(state), _bridge(state)
+        assert podman(state, "ps", "-aq").strip() == ""
+        assert not bridge_exists(state), bridge(state)
         assert pod["spec"]["nodeName"] == "worker-7"
     finally:
         server.kubectl("delete", "deployment", "worker-7", check=False)

@@ -10,7 +10,10 @@ directory's token, ServiceAccount signing key (pki/sa.key) and kubeconfig (state
 is <state-dir>/audit.log.
 components.py starts what comes after the API, each component under `Cluster.supervisor`
 (controller/supervisor.py: a crash is logged, counted and restarted, never the end of the process),
-with its imports inside the starter so the path to "API ready" loads none of them; leftovers.py
+with its imports inside the starter so the path to "API ready" loads none of them; network.py starts
+a node's network (NetworkPolicy enforcer, service proxy, cluster DNS, the Service env), one function
+for `orchestra up`'s host node and for a joined node (joined.py, `orchestra join`), which reads the
+settings the server publishes in `kube-system/orchestra-cluster` (clustersettings.py); leftovers.py
 removes what dead clusters left on this host (Podman pods, podman services); kubelet.py makes the API
 server's kubelet client (its certificate, the locator's RemoteContainers for pods of nodes in other
 processes) and a node's kubelet API server (`kubelet_api`, for a node agent run outside `up`).
@@ -18,9 +21,9 @@ This is the only layer that wires concrete parts together: the runtime adapter i
 agents, the node's container locator into the apiserver's streams, the usage collector into the
 metrics API.
 
-New code here: a new long-lived component's starter in components.py (started with
-`nursery.start`, under the supervisor), a cluster-wide setting in ClusterConfig, an object every
-cluster must have in bootstrap.py.
+New code here: a new long-lived component's starter in components.py, or network.py for a node's
+network (started with `nursery.start`, under the supervisor), a cluster-wide setting in
+ClusterConfig, an object every cluster must have in bootstrap.py.
 Must not import: cli (and so never click or rich).
 """
 

@@ -1,7 +1,8 @@
 """Objects every cluster has from its first start: system namespaces, well-known Services, the
 system PriorityClasses, the default StorageClass `local-path` (as k3s ships it), the default
-IngressClass `orchestra` (served by net/ingress), and in each system namespace its `default`
-ServiceAccount and `kube-root-ca.crt` ConfigMap (the serviceaccount and root-ca-cert-publisher
+IngressClass `orchestra` (served by net/ingress), the ConfigMap `kube-system/orchestra-cluster` of
+the settings a joined node's network needs (clustersettings.py), and in each system namespace its
+`default` ServiceAccount and `kube-root-ca.crt` ConfigMap (the serviceaccount and root-ca-cert-publisher
 controllers keep them in every namespace; made here too, so that pods applied the moment the API
 answers never wait for those controllers' first sync).
 
@@ -17,6 +18,7 @@ from orchestra.api.errors import AlreadyExists, NotFound
 from orchestra.api.policy.admission import SYSTEM_CLASS_OBJECTS
 from orchestra.api.policy.serviceaccount import default_service_account, root_ca_config_map
 from orchestra.api.request.core import ApiCore
+from orchestra.app.clustersettings import ClusterSettings, publish
 from orchestra.net.common import INGRESS_CONTROLLER, SERVED_BY_ORCHESTRA
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
@@ -43,10 +45,12 @@ ORCHESTRA_INGRESS_CLASS: dict[str, Any] = {
 }
 
 
-async def bootstrap(core: ApiCore, *, ca_pem: str | None = None) -> None:
+async def bootstrap(core: ApiCore, *, ca_pem: str | None = None,
+                    settings: ClusterSettings | None = None) -> None:
     """Objects every cluster has: the system namespaces (with their default ServiceAccount and, given
     the cluster CA, kube-root-ca.crt), the `kubernetes` Service, the system PriorityClasses
-    (kube-apiserver's post-start hook)."""
+    (kube-apiserver's post-start hook), and given its `settings` the ConfigMap joined nodes start
+    their network from (clustersettings.py)."""
     ns_rt = core.registry.by_kind("Namespace")
     svc_rt = core.registry.by_kind("Service")
     pc_rt = core.registry.by_kind("PriorityClass")
@@ -112,6 +116,8 @@ async def bootstrap(core: ApiCore, *, ca_pem: str | None = None) -> None:
         await core.create(ic_rt, None, ORCHESTRA_INGRESS_CLASS)
     except AlreadyExists:
         pass  # restart (or an administrator's own class of that name): keep it
+    if settings is not None:
+        await publish(core, settings)
 
 
 async def _furnish(core: ApiCore, namespace: str, ca_pem: str | None) -> None:

@@ -1,4 +1,5 @@
-"""Starting the components that come after the API: controllers, network, node agents.
+"""Starting the components that come after the API: controllers, node agents (the network: network.py).
+`start_service_env` gives node agents (this host's and a joined node's) kubelet's Service variables.
 
 Each long-lived component runs under the cluster's Supervisor (controller/supervisor.py): one that
 raises is logged, counted and restarted with backoff, and never ends the process.
@@ -17,8 +18,9 @@ from typing import Any
 import trio
 
 from orchestra.app.config import Cluster
+from orchestra.client.base import Client
 from orchestra.client.local import LocalClient
-from orchestra.controller import SharedInformers
+from orchestra.controller.supervisor import Supervisor
 
 log = logging.getLogger("orchestra")
 
@@ -84,94 +86,9 @@ async def start_api_services(nursery: trio.Nursery, cluster: Cluster) -> None:
     await nursery.start(cluster.supervisor.run, controller.name, controller.run)
 
 
-async def start_network(nursery: trio.Nursery, cluster: Cluster) -> None:
-    """NetworkPolicy enforcement, the service proxy (which marks its connections for it), cluster DNS
-    (the service range must already be routed to lo) and the ingress controller."""
-    from orchestra.net.dns import ClusterDNS
-    from orchestra.net.proxy import ServiceProxy
-    from orchestra.net.routes import NetworkSetupError, host_addresses
-
-    client = LocalClient(cluster.core, field_manager="kube-proxy")
-    host_ips = host_addresses()
-    if cluster.config.podman:  # the host's pods: simulated ones have no packets to police
-        cluster.netpol = await start_netpol(nursery, cluster)
-    mark = cluster.netpol.source_mark if cluster.netpol is not None else None
-    proxy = ServiceProxy(client, host_addresses=host_ips, source_mark=mark)
-    await nursery.start(cluster.supervisor.run, "kube-proxy", proxy.run)
-    dns = ClusterDNS(client, host=cluster.core.allocator.dns_ip)
-    try:
-        await nursery.start(cluster.supervisor.run, "cluster-dns", dns.run)
-    except OSError as exc:
-        raise NetworkSetupError(
-            f"cannot serve cluster DNS on {cluster.core.allocator.dns_ip}:53 ({exc.strerror or exc}); "
-            "is another orchestra with networking running on this host? Stop it, or start this one with "
-            "--no-network"
-        ) from None
-    cluster.proxy, cluster.dns = proxy, dns
-    if cluster.config.ingress_listen or cluster.config.ingress_tls_listen:
-        await start_ingress(nursery, cluster, host_ips)
-
-
-async def start_netpol(nursery: trio.Nursery, cluster: Cluster) -> Any:
-    """The NetworkPolicy enforcer of this host's node, or None (with a warning that says why) when
-    this host cannot enforce policies: then they are stored and served but change no traffic, as in
-    a kube cluster whose network plugin does not implement them."""
-    from orchestra.net.netpol import HostSettings, NetworkPolicyEnforcer, NftError
-    from orchestra.net.netpol.kernel import bridge_filtering, unavailable
-
-    reason = unavailable()
-    if reason is None:
-        bridge_warning = await trio.to_thread.run_sync(bridge_filtering)
-        if bridge_warning:
-            log.warning("%s", bridge_warning)
-        host = HostSettings(service_cidr=cluster.config.service_cidr, dns_ip=cluster.core.allocator.dns_ip)
-        enforcer = NetworkPolicyEnforcer(LocalClient(cluster.core, field_manager="network-policy"),
-                                         node=node_name(), host=host)
-        try:
-            await nursery.start(cluster.supervisor.run, "network-policy", enforcer.run)
-            return enforcer
-        except NftError as exc:
-            reason = f"nft refused the ruleset: {exc}"
-    log.warning("NetworkPolicies are not enforced on this node: %s", reason)
-    return None
-
-
-async def start_ingress(nursery: trio.Nursery, cluster: Cluster, host_ips: list[str]) -> None:
-    """The built-in ingress controller (IngressClass `orchestra`) on the configured listeners; its
-    default HTTPS certificate is signed by the cluster CA. A listener that was asked for and cannot
-    be bound stops the start; one left at `orchestra up`'s default only logs a warning."""
-    from orchestra.apiserver.tls import ensure_serving_cert
-    from orchestra.net.ingress import IngressController, ListenError
-    from orchestra.net.ingress.certs import context_from_files
-    from orchestra.net.routes import NetworkSetupError
-
-    config = cluster.config
-
-    def default_context() -> Any:  # files and key parsing: in a worker thread
-        cert = ensure_serving_cert(config.state_dir, ["ingress.local", *host_ips], name="ingress")
-        return context_from_files(cert.cert, cert.key)
-
-    tls_default = await trio.to_thread.run_sync(default_context) if config.ingress_tls_listen else None
-    ingress = IngressController(LocalClient(cluster.core, field_manager="ingress-controller"),
-                                http=config.ingress_listen, https=config.ingress_tls_listen,
-                                tls_default=tls_default, host_addresses=host_ips,
-                                optional=config.ingress_optional)
-    try:
-        await nursery.start(cluster.supervisor.run, "ingress-controller", ingress.run)
-    except ListenError as exc:
-        option = "--ingress-listen" if exc.scheme == "http" else "--ingress-tls-listen"
-        env = "ORCHESTRA_" + option[2:].upper().replace("-", "_")
-        raise NetworkSetupError(
-            f"the ingress controller {exc}, which {option} (or {env}) asked for; free the port, "
-            f"give another HOST:PORT, or turn it off with `{option} off`"
-        ) from None
-    cluster.ingress = ingress
-
-
 async def start_nodes(nursery: trio.Nursery, cluster: Cluster) -> None:
     """The node agents: this host's (Podman) and, with --simulate-nodes, N simulated ones."""
     from orchestra.app.leftovers import clean_up_host
-    from orchestra.net.service_env import env_for_pod
     from orchestra.node.agent import AgentConfig, NodeAgent
     from orchestra.node.simulated import SimulatedNodes
     from orchestra.runtime.images import ensure_busybox_image
@@ -181,14 +98,7 @@ async def start_nodes(nursery: trio.Nursery, cluster: Cluster) -> None:
     if not (config.podman or config.simulate_nodes):
         return
     client = LocalClient(cluster.core, field_manager="kubelet")
-    services = SharedInformers.of(client).informer(cluster.core.registry.by_kind("Service"))  # type: ignore[arg-type]
-    if not services.running:  # shared: the endpoints controller may have started it already
-        await nursery.start(cluster.supervisor.run, "service-informer", services.run)
-    await services.wait_synced()
-
-    def extra_env(pod: dict[str, Any]) -> dict[str, str]:
-        return env_for_pod(pod, services.list())
-
+    extra_env = await start_service_env(nursery, cluster.supervisor, client)
     dns = cluster.core.allocator.dns_ip if config.network else None
     # with fast node-failure detection (10 s grace) kubelets must renew faster than every 10 s
     heartbeat: dict[str, Any] = (
@@ -243,6 +153,24 @@ async def start_nodes(nursery: trio.Nursery, cluster: Cluster) -> None:
         cluster.locator.simulated = set(nodes.agents)
         await nursery.start(cluster.supervisor.run, "simulated-nodes", nodes.run)
         cluster.agents.append(nodes)
+
+
+async def start_service_env(nursery: trio.Nursery, supervisor: Supervisor, client: Client) -> Any:
+    """`extra_env(pod)` for node agents: kubelet's Service variables, from a shared Service informer
+    (started here unless another component started it), synced before this returns."""
+    from orchestra.controller import SharedInformers
+    from orchestra.net.common import kind
+    from orchestra.net.service_env import env_for_pod
+
+    services = SharedInformers.of(client).informer(kind("Service"))
+    if not services.running:  # shared: the endpoints controller may have started it already
+        await nursery.start(supervisor.run, "service-informer", services.run)
+    await services.wait_synced()
+
+    def extra_env(pod: dict[str, Any]) -> dict[str, str]:
+        return env_for_pod(pod, services.list())
+
+    return extra_env
 
 
 STOP_GRACE_CAP = 10  # seconds: `orchestra up --stop-pods` gives each pod its grace period, at most this

@@ -2,16 +2,21 @@
 
 Owns: the joined node's lifetime: join (node/join.py) unless <state-dir>/kubeconfig already holds a
 certificate for that server (a restarted node resumes as itself), its Node registered before any pod
-(so the node IPAM controller gives it a podCIDR), its own Podman (runtime/nodepodman.py: storage, run
+(so the node IPAM controller gives it a podCIDR), its own Podman (the cgroup filesystems mounted
+again when started by `ip netns exec`, runtime/cgroupmounts.py; runtime/nodepodman.py: storage, run
 state and network of its own, the `orchestra` bridge on the podCIDR, its own `podman system service`
-under reaper.py), the node agent as system:node:<name> over HTTPS, certificate rotation, and the node's
-kubelet API (app/kubelet.py: on `kubelet_port`, published in the Node's daemonEndpoints, with a serving
-certificate for the Node's InternalIP and hostname from a kubelet-serving CSR, which the server's
-approver signs off when those are the Node's addresses; client certificates of the cluster CA, whose
-copy from the kubeconfig is <state-dir>/pki/ca.crt). On a stop its pods keep running (adopted on the
-next start) unless `stop_pods_on_exit`, as `orchestra up`; what a dead earlier run of the same state
-dir left is removed at the start (app/joinleftovers.py), and the pods are labelled with the cluster
-(its CA's hash) and the state dir.
+under reaper.py), the node agent as system:node:<name> over HTTPS, certificate rotation, unless
+`network` is off the node's network (app/network.py: from the server's kube-system/orchestra-cluster
+ConfigMap, the service range routed to lo, the NetworkPolicy enforcer, the service proxy and cluster
+DNS, each supervised; the agent gets the cluster DNS address), the Service env of its containers,
+and the node's kubelet API (app/kubelet.py: on `kubelet_port`, published in the Node's
+daemonEndpoints, with a serving certificate for the Node's InternalIP and hostname from a
+kubelet-serving CSR, which the server's approver signs off when those are the Node's addresses;
+client certificates of the cluster CA, whose copy from the kubeconfig is <state-dir>/pki/ca.crt). On
+a stop its pods keep running (adopted on the next start) unless `stop_pods_on_exit`, as `orchestra
+up`; what a dead earlier run of the same state dir left is removed at the start
+(app/joinleftovers.py), and the pods are labelled with the cluster (its CA's hash) and the state
+dir.
 Must not import: cli.
 """
 
@@ -55,6 +60,9 @@ class JoinConfig:
     certificate_seconds: int | None = None  # requested client certificate lifetime (None: the signer's)
     timings: str = "default"
     kubelet_port: int = 10250  # the kubelet API (kubelet's --port)
+    # the node's service proxy, cluster DNS and NetworkPolicy enforcer (app/network.py); off for a node
+    # sharing its network namespace with the server or another node (theirs serve it)
+    network: bool = True
 
 
 async def fetch_ca(server: str) -> bytes:
@@ -111,8 +119,14 @@ async def pod_cidr(client: HttpClient, name: str, *, wait_seconds: float = 30.0)
 
 
 async def run_joined_node(cfg: JoinConfig, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    from orchestra.app.clustersettings import CLUSTER_DOMAIN
+    from orchestra.app.clustersettings import fetch as fetch_settings
+    from orchestra.app.components import start_service_env
+    from orchestra.app.network import service_route, start_joined_network
+    from orchestra.controller.supervisor import Supervisor
     from orchestra.node.agent import AgentConfig, NodeAgent
     from orchestra.node.certrotation import CertificateRotation
+    from orchestra.runtime.cgroupmounts import restore_cgroup_mounts
     from orchestra.runtime.images import BUSYBOX_IMAGE
     from orchestra.runtime.nodepodman import NodePodman
     from orchestra.runtime.podman import PodmanRuntime
@@ -121,6 +135,8 @@ async def run_joined_node(cfg: JoinConfig, *, task_status: Any = trio.TASK_STATU
     kubeconfig = await node_kubeconfig(cfg)
     async with HttpClient.from_kubeconfig(kubeconfig, field_manager="kubelet") as client:
         cidr = await pod_cidr(client, cfg.node_name)
+        settings = await fetch_settings(client) if cfg.network else None
+        await trio.to_thread.run_sync(restore_cgroup_mounts)  # (started by `ip netns exec`)
         podman = NodePodman(cfg.state_dir / "podman")
         await podman.ensure_network(cidr)
         if not await podman.load_host_image(BUSYBOX_IMAGE):
@@ -148,12 +164,20 @@ async def run_joined_node(cfg: JoinConfig, *, task_status: Any = trio.TASK_STATU
                 if await remove_leftovers(runtime, cluster_id, earlier):
                     await remove_idle_bridge(podman.interface)
                 write_marker(node_dir, cluster_id, cfg.stop_pods_on_exit)
-                agent = NodeAgent(client, runtime, AgentConfig(
-                    node_name=cfg.node_name, state_dir=node_dir, kubelet_port=cfg.kubelet_port,
-                    cluster_id=cluster_id, cluster_state_dir=str(cfg.state_dir), **heartbeat))
                 rotation = CertificateRotation(client, kubeconfig, cfg.node_name,
                                                expiration_seconds=cfg.certificate_seconds)
-                async with trio.open_nursery() as node:
+                # the network components stop before the service range's route goes
+                async with service_route(settings), trio.open_nursery() as node:
+                    supervisor = Supervisor()  # the network components restart after a crash
+                    extra_env = await start_service_env(node, supervisor, client)
+                    if settings is not None:
+                        await start_joined_network(node, supervisor, client, cfg.node_name, settings)
+                    agent = NodeAgent(client, runtime, AgentConfig(
+                        node_name=cfg.node_name, state_dir=node_dir, kubelet_port=cfg.kubelet_port,
+                        cluster_id=cluster_id, cluster_state_dir=str(cfg.state_dir),
+                        cluster_dns=settings.cluster_dns if settings else None,
+                        cluster_domain=settings.cluster_domain if settings else CLUSTER_DOMAIN, **heartbeat),
+                        extra_env=extra_env)
                     await node.start(agent.run)
                     await node.start(rotation.run)
                     node.start_soon(_kubelet_api, cfg, client, kubeconfig, agent, runtime)

@@ -1,7 +1,8 @@
 """The bootstrap RBAC policy at start: kube-apiserver's rbac/bootstrap-roles post-start hook.
 
 Owns: `ensure_bootstrap_policy(core)`: every ClusterRole and ClusterRoleBinding of
-api/policy/rbac/bootstrap.py is created when missing and otherwise reconciled additively
+api/policy/rbac/bootstrap.py, and its namespaced Roles and RoleBindings (their namespace made when
+missing, as kube's hook does), is created when missing and otherwise reconciled additively
 (api/policy/rbac/reconcile.py): what the wanted object has is added, nothing the administrator added
 is removed, and an object annotated `rbac.authorization.kubernetes.io/autoupdate: "false"` is left
 as it is. A binding whose roleRef differs is deleted and created again. Writes go through the API
@@ -15,7 +16,12 @@ import logging
 from typing import Any
 
 from orchestra.api.errors import AlreadyExists, Conflict, NotFound
-from orchestra.api.policy.rbac.bootstrap import CLUSTER_ROLE_BINDINGS, CLUSTER_ROLES
+from orchestra.api.policy.rbac.bootstrap import (
+    CLUSTER_ROLE_BINDINGS,
+    CLUSTER_ROLES,
+    NAMESPACED_ROLE_BINDINGS,
+    NAMESPACED_ROLES,
+)
 from orchestra.api.policy.rbac.reconcile import reconcile_binding, reconcile_role
 from orchestra.api.request.core import ApiCore
 from orchestra.api.request.deletion import DeleteOptions
@@ -24,21 +30,34 @@ log = logging.getLogger("orchestra")
 
 
 async def ensure_bootstrap_policy(core: ApiCore) -> None:
-    roles, bindings = core.registry.by_kind("ClusterRole"), core.registry.by_kind("ClusterRoleBinding")
-    assert roles is not None and bindings is not None
+    kinds: dict[str, Any] = {kind: core.registry.by_kind(kind) for kind in (
+        "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Namespace")}
     for wanted in CLUSTER_ROLES:
-        await _ensure(core, roles, wanted, lambda old, new: (reconcile_role(old, new), False))
+        await _ensure(core, kinds["ClusterRole"], wanted, _reconcile_role)
     for wanted in CLUSTER_ROLE_BINDINGS:
-        await _ensure(core, bindings, wanted, reconcile_binding)
+        await _ensure(core, kinds["ClusterRoleBinding"], wanted, reconcile_binding)
+    for namespace in {o["metadata"]["namespace"] for o in (*NAMESPACED_ROLES, *NAMESPACED_ROLE_BINDINGS)}:
+        try:
+            await core.create(kinds["Namespace"], None, {"metadata": {"name": namespace}})
+        except AlreadyExists:
+            pass  # the usual case: bootstrap() made the system namespaces first
+    for wanted in NAMESPACED_ROLES:
+        await _ensure(core, kinds["Role"], wanted, _reconcile_role)
+    for wanted in NAMESPACED_ROLE_BINDINGS:
+        await _ensure(core, kinds["RoleBinding"], wanted, reconcile_binding)
+
+
+def _reconcile_role(existing: dict[str, Any], wanted: dict[str, Any]) -> tuple[Any, bool]:
+    return reconcile_role(existing, wanted), False  # a role is updated in place, never re-created
 
 
 async def _ensure(core: ApiCore, rt: Any, wanted: dict[str, Any], reconcile: Any) -> None:
-    name = wanted["metadata"]["name"]
+    name, namespace = wanted["metadata"]["name"], wanted["metadata"].get("namespace")
     try:
-        existing = core.get(rt, None, name)
+        existing = core.get(rt, namespace, name)
     except NotFound:
         try:
-            await core.create(rt, None, wanted)
+            await core.create(rt, namespace, wanted)
         except AlreadyExists:
             pass  # made meanwhile: next start reconciles it
         return
@@ -48,14 +67,14 @@ async def _ensure(core: ApiCore, rt: Any, wanted: dict[str, Any], reconcile: Any
     try:
         if recreate:
             log.info("re-creating %s %s: its roleRef changed", rt.kind, name)
-            await core.delete(rt, None, name, DeleteOptions())
+            await core.delete(rt, namespace, name, DeleteOptions())
             updated["metadata"] = {
                 k: v
                 for k, v in updated["metadata"].items()
                 if k not in ("uid", "resourceVersion", "creationTimestamp")
             }
-            await core.create(rt, None, updated)
+            await core.create(rt, namespace, updated)
         else:
-            await core.update(rt, None, name, updated)
+            await core.update(rt, namespace, name, updated)
     except (Conflict, AlreadyExists, NotFound) as exc:  # changed meanwhile: the next start reconciles again
         log.warning("could not reconcile %s %s: %s", rt.kind, name, exc)

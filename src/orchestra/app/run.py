@@ -1,8 +1,9 @@
 """run_cluster(): one trio nursery hosting the store, the API server and every controller.
 
-Owns: start-up order (store → signing key, RBAC index and API core → certificates → bootstrap objects
-and RBAC policy → audit log → HTTP with its authenticators and RBAC → controllers → network → node
-agents) and clean shutdown. The API answers (and /readyz says ready) before the rest starts.
+Owns: start-up order (store → signing key, RBAC index and API core → certificates → bootstrap
+objects (with the cluster's settings for joined nodes) and RBAC policy → audit log → HTTP with its
+authenticators and RBAC → controllers → network → node agents) and clean shutdown. The API answers
+(and /readyz says ready) before the rest starts.
 Must not import: cli (and so never click or rich).
 """
 
@@ -44,15 +45,17 @@ from orchestra.apiserver.server import ApiServer
 from orchestra.apiserver.streams import PodStreamsHandler
 from orchestra.apiserver.tls import ServingCert, ensure_serving_cert
 from orchestra.app.bootstrap import bootstrap, in_cluster_names, publish_api_endpoints
+from orchestra.app.clustersettings import ClusterSettings
 from orchestra.app.components import (
     AgentLocator,
+    pod_cidr_plan,
     start_api_services,
     start_controllers,
-    start_network,
     start_nodes,
 )
 from orchestra.app.config import Cluster, ClusterConfig
 from orchestra.app.kubelet import node_getter, remote_containers
+from orchestra.app.network import start_network
 from orchestra.app.rbacpolicy import ensure_bootstrap_policy
 from orchestra.app.shutdown import Shutdown
 from orchestra.app.state import (
@@ -114,7 +117,9 @@ async def _run(
                                            RequesterAdmission(), NodeRestriction(),
                                            DefaultTolerationSeconds(*config.toleration_seconds())))
         tls = ensure_serving_cert(state, [*api_hosts(config), *in_cluster_names(core)])
-        await bootstrap(core, ca_pem=tls.ca_cert.read_text())
+        await bootstrap(core, ca_pem=tls.ca_cert.read_text(), settings=ClusterSettings(
+            service_cidr=config.service_cidr, cluster_cidr=pod_cidr_plan(config)[0],
+            cluster_dns=core.allocator.dns_ip))
         await ensure_bootstrap_policy(core)
         audit = AuditLog(state / "audit.log", max_bytes=config.audit_max_bytes, backups=config.audit_backups)
         await nursery.start(audit.run)

@@ -2,8 +2,8 @@
 
 Owns: the command line of a joined node and its foreground lifetime: run app/joined.py until Ctrl-C or
 SIGTERM (the first stops cleanly, keeping or removing pods as `orchestra up` does; a second forces),
-and turning a refused join (JoinError) or a host that cannot run pods (RuntimeUnavailable) into a
-one-line message.
+and turning a refused join (JoinError), a host that cannot run pods (RuntimeUnavailable) or the node's
+network (NetworkSetupError: --no-network) into a one-line message.
 The node side is imported lazily so other commands stay light.
 """
 
@@ -39,14 +39,18 @@ from orchestra.cli.errors import CliError
                    "(fast: for `orchestra up --timings fast`).")
 @click.option("--kubelet-port", type=click.IntRange(1, 65535), default=10250, show_default=True,
               help="The port of this node's kubelet API (the API server's logs, exec, attach, port-forward).")
+@click.option("--no-network", is_flag=True, envvar="ORCHESTRA_NO_NETWORK",
+              help="No service proxy, cluster DNS or NetworkPolicy enforcement on this node. Use it when the "
+                   "node shares its network namespace with the server or another node (theirs serve its "
+                   "pods; two cannot hold the same ClusterIPs), or cannot run them (not root).")
 @click.option("--wait", "wait_seconds", type=click.FloatRange(min=1), default=120.0, show_default=True,
               help="Seconds to wait for the node's certificate to be approved and signed.")
 @click.option("--certificate-ttl", type=click.IntRange(min=600), default=None, hidden=True,
               help="Requested lifetime of the node's client certificate, in seconds.")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv: debug).")
 def join_command(server: str, token: str, node_name: str, state_dir: Path | None, stop_pods: bool,
-                 timings: str, kubelet_port: int, wait_seconds: float, certificate_ttl: int | None,
-                 verbose: int) -> None:
+                 timings: str, kubelet_port: int, no_network: bool, wait_seconds: float,
+                 certificate_ttl: int | None, verbose: int) -> None:
     """Join this host to a cluster as a node with its own Podman, until Ctrl-C.
 
     \b
@@ -66,7 +70,7 @@ def join_command(server: str, token: str, node_name: str, state_dir: Path | None
                         state_dir=(state_dir or default_state_dir() / "node").resolve(),
                         stop_pods_on_exit=stop_pods,
                         wait_seconds=wait_seconds, certificate_seconds=certificate_ttl, timings=timings,
-                        kubelet_port=kubelet_port)
+                        kubelet_port=kubelet_port, network=not no_network)
     _configure_logging(verbose)
     try:
         trio.run(functools.partial(_main, config))
@@ -75,7 +79,8 @@ def join_command(server: str, token: str, node_name: str, state_dir: Path | None
         if all(isinstance(e, KeyboardInterrupt | trio.Cancelled) for e in leaves):
             click.echo("orchestra: node stopped", err=True)
             return
-        refused = [e for e in leaves if type(e).__name__ in ("JoinError", "RuntimeUnavailable")]
+        refused = [e for e in leaves
+                   if type(e).__name__ in ("JoinError", "RuntimeUnavailable", "NetworkSetupError")]
         if refused:
             raise CliError(f"cannot join {server}: {refused[0]}") from None
         raise

@@ -15,6 +15,7 @@ Must not import: apiserver, cli, runtime, node.
 
 from __future__ import annotations
 
+import errno
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -46,11 +47,15 @@ class ListenKey:
 class ServiceProxy:
     def __init__(self, client: Client, *, host_addresses: list[str], bind: Callable[[str], str] | None = None,
                  nodeport_host: str = "0.0.0.0",
-                 source_mark: Callable[[str], int | None] | None = None) -> None:
+                 source_mark: Callable[[str], int | None] | None = None,
+                 load_balancer_status: bool = True) -> None:
         """`host_addresses[0]` answers LoadBalancer Services; `bind` maps a ClusterIP to the address
         actually bound (identity in production, where the service range is routed to `lo`);
-        `source_mark(client address)` is the packet mark of the connection to the backend (None: none)."""
+        `source_mark(client address)` is the packet mark of the connection to the backend (None: none);
+        `load_balancer_status`: this proxy writes LoadBalancer Services' status (the server's does; a
+        joined node's proxy only serves them, as every kube-proxy does)."""
         self.client = client
+        self.load_balancer_status = load_balancer_status
         self.source_mark = source_mark
         self.host_addresses = host_addresses
         self.bind = bind or (lambda ip: ip)
@@ -63,6 +68,7 @@ class ServiceProxy:
         self._wake = trio.Event()
         self._nursery: trio.Nursery | None = None
         self.errors: dict[ListenKey, str] = {}
+        self.in_use: set[ListenKey] = set()  # of `errors`, those another socket holds (EADDRINUSE)
         self.sync_errors = 0
         self.services.add_handler(self._on_service)  # once: run() may run again on the same informers
         self.slices.add_handler(self._on_slice)
@@ -127,7 +133,7 @@ class ServiceProxy:
         if svc is None:
             for k in [k for k in self._backends if k[0] == key]:
                 del self._backends[k]
-        elif (svc.get("spec") or {}).get("type") == "LoadBalancer":
+        elif (svc.get("spec") or {}).get("type") == "LoadBalancer" and self.load_balancer_status:
             await self._set_lb_status(svc)
 
     async def _set_lb_status(self, svc: Obj) -> None:
@@ -154,11 +160,14 @@ class ServiceProxy:
             scope = await self._nursery.start(self._listen, lk, bk)
         except OSError as exc:
             self.errors[lk] = str(exc)
+            if exc.errno == errno.EADDRINUSE:
+                self.in_use.add(lk)
             log.warning(
                 "cannot listen on %s:%d/%s for %s: %s", lk.host, lk.port, lk.protocol, bk.service, exc
             )
             return
         self.errors.pop(lk, None)
+        self.in_use.discard(lk)
         self._listeners[lk] = (scope, bk)
 
     async def _listen(

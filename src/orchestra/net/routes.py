@@ -5,6 +5,9 @@ so a listener can sit on any ClusterIP and pods reach it through their default r
 (CAP_NET_ADMIN); orchestra adds the route at start and removes it at exit, unless it was already
 there (another instance, or the administrator, owns it then). The adding process's pid is kept in
 /run/orchestra, so a route left by a killed orchestra is taken over (and removed at exit) by the next.
+/run is shared by every network namespace of the host while routes are not, so that record is kept
+per network namespace (named by the inode of /proc/self/ns/net): a joined node in a namespace of its
+own and `orchestra up` on the host never take over or remove each other's route.
 Must not import: apiserver, cli, runtime, node.
 """
 
@@ -40,10 +43,11 @@ class ServiceRoute:
         return f"local {self.cidr}" in out
 
     marker_dir: Path = Path("/run/orchestra")  # host-wide: which process added the route
+    netns: int = attrs.field(factory=lambda: network_namespace())  # whose route it is
 
     @property
     def marker(self) -> Path:
-        return self.marker_dir / f"route-{self.cidr.replace('/', '_')}"
+        return self.marker_dir / f"route-netns{self.netns}-{self.cidr.replace('/', '_')}"
 
     def ensure(self) -> None:
         if self.present():
@@ -54,7 +58,7 @@ class ServiceRoute:
         if os.geteuid() != 0:
             raise NetworkSetupError(
                 "service networking needs root (CAP_NET_ADMIN) to route the service range "
-                f"{self.cidr} to lo; run orchestra as root, or start it with --no-proxy"
+                f"{self.cidr} to lo; run orchestra as root, or start it with --no-network"
             )
         res = self._ip("route", "add", "local", self.cidr, "dev", "lo")
         if res.returncode != 0 and not self.present():
@@ -90,6 +94,12 @@ class ServiceRoute:
         except PermissionError:  # alive, someone else's
             return False
         return False
+
+
+def network_namespace() -> int:
+    """This process's network namespace: the inode of /proc/self/ns/net (what `ip netns identify` and
+    `lsns` compare)."""
+    return os.stat("/proc/self/ns/net").st_ino
 
 
 def host_addresses() -> list[str]:

@@ -12,7 +12,8 @@
 * `images` - `ensure_busybox_image()`, the offline test image (twin of scripts/build-image.sh).
 
 Also: `bridge` (PodmanRuntime.start_sandbox pins the MAC of Podman's bridge networks once a sandbox
-has created the bridge), `reaper` (commands that must not outlive orchestra), `simscript` and
+has created the bridge), `reaper` (commands that must not outlive orchestra), `cgroupmounts` (the
+host's cgroup mounts again for a node started with `ip netns exec`, which hides them), `simscript` and
 `simstate` (the simulated runtime's script and per-container state).
 
 Contract points the node agent relies on (the rest is base.py's docstrings): `stats(container_ids)`

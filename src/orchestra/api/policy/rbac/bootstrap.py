@@ -11,6 +11,14 @@ clients that identify as those components over HTTP. Every object carries kube's
 `rbac.authorization.kubernetes.io/autoupdate: "true"` (reconcile.py keeps such objects current).
 The per-controller roles (`system:controller:*`) are left out: orchestra's controllers run in
 process, on the trusted path, and never present an identity.
+Orchestra's own additions (named `orchestra:*`) are those of kubeadm's join and of a node's network:
+in kube, kube-proxy and CoreDNS run with their own identities (`system:kube-proxy`, the kube-dns
+ServiceAccount); a node of `orchestra join` runs its service proxy, cluster DNS and NetworkPolicy
+enforcer itself, as `system:node:<name>`, so `system:nodes` is bound to `system:node-proxier` and to
+`orchestra:node-network` (what DNS and the enforcer read beyond that and the Node authorizer's rules).
+`NAMESPACED_ROLES` / `NAMESPACED_ROLE_BINDINGS` (kube's NamespaceRoles): the Role that lets joining
+and joined nodes read the `kube-system/orchestra-cluster` ConfigMap (`CLUSTER_SETTINGS`), kubeadm's
+`kubeadm:nodes-kubeadm-config` pattern.
 Must not import: anything (pure data).
 """
 
@@ -355,6 +363,11 @@ CLUSTER_ROLES: tuple[dict[str, Any], ...] = (
     ),
     # kubeadm:get-nodes: a joining node checks its name is not held by another live node
     _role("orchestra:get-nodes", [r("get", "", "nodes")]),
+    # a joined node's NetworkPolicy enforcer (net/netpol) watches namespaces and policies; its pods (all
+    # of them: policies select peers anywhere) the Node authorizer allows already, and what its proxy
+    # and cluster DNS watch (Services, EndpointSlices) system:node-proxier does
+    _role("orchestra:node-network", [r(("list", "watch"), "", "namespaces"),
+                                     r(("list", "watch"), "networking.k8s.io", "networkpolicies")]),
     _role(
         "system:node-problem-detector",
         [
@@ -442,4 +455,33 @@ CLUSTER_ROLE_BINDINGS: tuple[dict[str, Any], ...] = (
              role="system:certificates.k8s.io:certificatesigningrequests:nodeclient"),
     _binding("orchestra:node-autoapprove-certificate-rotation", ("Group", "system:nodes"),
              role="system:certificates.k8s.io:certificatesigningrequests:selfnodeclient"),
+    # a joined node runs kube-proxy's and CoreDNS's roles itself, as the node (see the docstring)
+    _binding("orchestra:node-proxier", ("Group", "system:nodes"), role="system:node-proxier"),
+    _binding("orchestra:node-network", ("Group", "system:nodes")),
+)
+
+CLUSTER_SETTINGS = "orchestra-cluster"  # kube-system's ConfigMap of what a node must know of the cluster
+SETTINGS_NAMESPACE = "kube-system"
+_SETTINGS_READER = "orchestra:nodes-cluster-settings"
+
+
+def _namespaced(namespace: str, obj: dict[str, Any]) -> dict[str, Any]:
+    """A ClusterRole or ClusterRoleBinding made a Role or RoleBinding of `namespace` (a binding's roleRef
+    then names a Role, as kube's namespaced bootstrap bindings do)."""
+    kind = obj["kind"].removeprefix("Cluster")
+    out = {**obj, "kind": kind, "metadata": {**obj["metadata"], "namespace": namespace}}
+    if "roleRef" in out:
+        out["roleRef"] = {**out["roleRef"], "kind": "Role"}
+    return out
+
+
+# kubeadm's kubeadm:nodes-kubeadm-config: bootstrap tokens and nodes read the cluster's settings (a
+# joined node starts its network from them), and no other ConfigMap of kube-system
+NAMESPACED_ROLES: tuple[dict[str, Any], ...] = (
+    _namespaced(SETTINGS_NAMESPACE, _role(_SETTINGS_READER, [
+        r("get", "", "configmaps", names=(CLUSTER_SETTINGS,))])),
+)
+NAMESPACED_ROLE_BINDINGS: tuple[dict[str, Any], ...] = (
+    _namespaced(SETTINGS_NAMESPACE, _binding(_SETTINGS_READER, ("Group", "system:bootstrappers"),
+                                             ("Group", "system:nodes"))),
 )
