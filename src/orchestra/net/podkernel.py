@@ -13,8 +13,9 @@ rewritten whole in one `iptables-restore --noflush` transaction (a chain declara
 one jump to each, inserted first in `nat POSTROUTING` / `filter FORWARD`, with the comment
 `orchestra-pod-network`. The nat chain ACCEPTs pod -> other node's pod: ACCEPT in a nat chain ends
 the nat table's walk for the packet, so netavark's MASQUERADE further down POSTROUTING never sees it
-(a RETURN in our own chain would return into POSTROUTING and reach it). A chain per node keeps two
-PodRoutes in one namespace (a joined node on the server's host) out of each other's rules.
+(a RETURN in our own chain would return into POSTROUTING and reach it). netavark appends its rules,
+so the jumps stay ahead of its masquerade. A chain per node keeps two PodRoutes in one namespace (a
+joined node on the server's host) out of each other's rules.
 Must not import: the rest of net (it runs the commands it is handed), the API, the store.
 """
 

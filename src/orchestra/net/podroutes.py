@@ -19,10 +19,11 @@ anyway and asks the kernel again (a route someone deleted comes back). Faults: a
 malformed annotation or address is logged once (again only when the problem changes) and skipped; a
 failed kernel command is logged with the command and retried with backoff for that peer only (a
 node-wide step, such as the firewall, for itself), while the peer's routes stay as they are.
-`remove()` takes out every route, the VXLAN device and the firewall chains; a stop without it leaves
-them (the node's pods keep running and the next start adopts them). Several PodRoutes in one
-network namespace keep their own firewall chains but share the routes and the VXLAN device (the
-same peers want the same routes there); `remove()` of one takes those out until the other's next pass.
+`remove()` (after `run()` has returned) takes out every route, the VXLAN device and the firewall
+chains; a stop without it leaves them (the node's pods keep running and the next start adopts them).
+Several PodRoutes in one network namespace keep their own firewall chains but share the routes and
+the VXLAN device (the same peers want the same routes there); `remove()` of one takes those out
+until the other's next pass.
 Must not import: apiserver, app, cli, reconcilers, node, runtime, the store.
 """
 
