@@ -3,7 +3,9 @@
 its pod network, and one PodRoutes per node namespace (RouteKernel(netns=...)) against one in-memory
 API holding their Nodes. A pod's TCP connection to a pod of another node must arrive with the
 client pod's own address: (a) three nodes on one shared link (host-gw), (b) two nodes on different
-subnets behind a router (VXLAN). `remove()` must leave no route, rule or device behind."""
+subnets behind a router (VXLAN; a router namespace rather than the host's, whose forwarding and
+firewall other clusters on this machine may be using), (c) `orchestra up --nodes`' shape, workers
+on a bridge of their host. `remove()` must leave no route, rule or device behind."""
 
 from __future__ import annotations
 
@@ -253,3 +255,49 @@ async def test_vxlan_between_nodes_behind_a_router_without_nat(lab: Lab, client:
     for i in (1, 2):
         assert our_routes(f"orpa-m{i}") == [] and not has_rules(f"orpa-m{i}")
         assert not has_vxlan_device(f"orpa-m{i}")
+
+
+async def test_workers_on_a_bridge_of_their_host(lab: Lab, client: LocalClient) -> None:
+    """`orchestra up --nodes`' shape: the host node's InternalIP is on its uplink, its workers sit on
+    a bridge it holds (default route via it). The workers reach each other host-gw; host and workers
+    see each other differently (a link on one side, a router on the other) and both use VXLAN."""
+    host, host_pod = lab.netns("orpa-h"), lab.netns("orpa-hp")
+    sh(IP, "-n", host, "link", "add", "orpa-up", "type", "veth", "peer", "name", "orpa-upp")
+    for dev in ("orpa-up", "orpa-upp"):
+        sh(IP, "-n", host, "link", "set", dev, "up")
+    sh(IP, "-n", host, "addr", "add", "10.231.40.1/24", "dev", "orpa-up")
+    sh(IP, "-n", host, "link", "add", "orpa-nb", "type", "bridge")
+    sh(IP, "-n", host, "addr", "add", "10.231.30.1/24", "dev", "orpa-nb")
+    sh(IP, "-n", host, "link", "set", "orpa-nb", "up")
+    pods = {0: lab.node_with_pod(host, host_pod, 0, "10.231.41.0/24")}
+    await add_node(client, "h", "10.231.40.1")
+    for i in (1, 2):
+        node, pod = lab.netns(f"orpa-w{i}"), lab.netns(f"orpa-wp{i}")
+        lab.link(host, f"orpa-nv{i}", node, f"orpa-we{i}")
+        sh(IP, "-n", host, "link", "set", f"orpa-nv{i}", "master", "orpa-nb")
+        sh(IP, "-n", node, "addr", "add", f"10.231.30.{i + 1}/24", "dev", f"orpa-we{i}")
+        sh(IP, "-n", node, "route", "add", "default", "via", "10.231.30.1")
+        pods[i] = lab.node_with_pod(node, pod, i, f"10.231.3{i}.0/24")
+        await add_node(client, f"w{i}", f"10.231.30.{i + 1}")
+    names = {0: ("h", "orpa-h", "10.231.41.0/24"), 1: ("w1", "orpa-w1", "10.231.31.0/24"),
+             2: ("w2", "orpa-w2", "10.231.32.0/24")}
+    routers = {i: PodRoutes(client, name, own_networks=[net], kernel=RouteKernel(netns=ns),
+                            vxlan_device=DEVICE) for i, (name, ns, net) in names.items()}
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            for r in routers.values():
+                await nursery.start(r.run)
+            await until(lambda: all(len(our_routes(ns)) == 2 for _n, ns, _net in names.values()))
+            assert routers[0].statistics()["nodes"] == {"vxlan": 2}
+            assert routers[1].statistics()["nodes"] == {"vxlan": 1, "host-gw": 1}
+            seen = await trio.to_thread.run_sync(tcp_peer, "orpa-wp1", "orpa-hp", pods[1], 18100)
+            assert seen == pods[0]
+            seen = await trio.to_thread.run_sync(tcp_peer, "orpa-hp", "orpa-wp2", pods[0], 18101)
+            assert seen == pods[2]
+            seen = await trio.to_thread.run_sync(tcp_peer, "orpa-wp2", "orpa-wp1", pods[2], 18102)
+            assert seen == pods[1]
+            nursery.cancel_scope.cancel()
+        for r in routers.values():
+            await r.remove()
+    for _n, ns, _net in names.values():
+        assert our_routes(ns) == [] and not has_rules(ns) and not has_vxlan_device(ns)

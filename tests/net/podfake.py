@@ -42,11 +42,16 @@ class FakeKernel:
     async def path_to(self, address: str) -> Path:
         self._call("path_to", address)
         if address in self.local:
-            return Path("local", "lo")
+            return Path("local", "lo", address)
         for net, dev in self.links.items():
             if ipaddress.IPv4Address(address) in ipaddress.IPv4Network(net):
-                return Path("link", dev)
-        return Path("gateway", "eth0")
+                return Path("link", dev, self._source(net))
+        return Path("gateway", "eth0", self._source(next(iter(self.links))))
+
+    def _source(self, net: str) -> str | None:
+        """This host's address on the link of `net` (what `ip route get` calls prefsrc)."""
+        return next((a for a in sorted(self.local) if ipaddress.IPv4Address(a) in ipaddress.IPv4Network(net)),
+                    None)
 
     async def routes(self) -> set[Route]:
         self._call("routes")

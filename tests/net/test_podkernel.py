@@ -57,11 +57,11 @@ def kernel() -> Iterator[RouteKernel]:
 
 async def test_paths_and_routes(kernel: RouteKernel) -> None:
     with trio.fail_after(20):
-        assert await kernel.path_to("10.231.0.1") == Path("local", "lo")
-        assert await kernel.path_to("10.231.0.7") == Path("link", "orpa-a")
+        assert await kernel.path_to("10.231.0.1") == Path("local", "lo", "10.231.0.1")
+        assert await kernel.path_to("10.231.0.7") == Path("link", "orpa-a", "10.231.0.1")
         mine = Route("10.231.5.0/24", "10.231.0.5", "orpa-a")
         await kernel.set_route(mine, replace=False)
-        assert await kernel.path_to("10.231.5.9") == Path("gateway", "orpa-a")
+        assert await kernel.path_to("10.231.5.9") == Path("gateway", "orpa-a", "10.231.0.1")
         assert await kernel.routes() == {mine}
         moved = Route("10.231.5.0/24", "10.231.0.6", "orpa-a")
         with pytest.raises(RouteKernelError, match=re.escape("route add 10.231.5.0/24")):

@@ -130,10 +130,11 @@ async def test_a_deleted_node_takes_its_routes_and_the_vxlan_device_along(
     routes, kernel, client = started
     await client.delete(kind("Node"), None, "n3")
     await until(lambda: kernel.routes_ == {hostgw("10.244.2.0/24", "10.0.0.2")})
-    assert kernel.vtep is None and not kernel.neighbours_ and not kernel.fdb_  # no VXLAN peer left
+    assert not kernel.neighbours_ and not kernel.fdb_  # no VXLAN peer left ...
+    assert kernel.vtep is not None  # ... but n2 might reach this node over VXLAN: the device stays
     assert routes.statistics()["nodes"] == {"host-gw": 1}
     await client.delete(kind("Node"), None, "n2")
-    await until(lambda: not kernel.routes_)
+    await until(lambda: not kernel.routes_ and kernel.vtep is None)  # no node routed: no device
     assert kernel.firewall[chain_name(ME)] == Firewall(chain_name(ME))
 
 
@@ -147,7 +148,7 @@ async def test_an_address_change_moves_the_route_and_may_change_the_mode(
     assert "delete_route" not in kernel.verbs()  # replaced in place: no moment without a route
     await set_address(client, "n3", "10.0.0.3")  # now on the shared link
     await until(lambda: hostgw("10.244.3.0/24", "10.0.0.3") in kernel.routes_)
-    assert kernel.vtep is None and not kernel.fdb_
+    assert not kernel.fdb_ and not kernel.neighbours_
 
 
 async def test_a_network_change_removes_the_old_route(
@@ -157,6 +158,39 @@ async def test_a_network_change_removes_the_old_route(
     await annotate(client, "n3", networks="10.246.3.0/24")
     await until(lambda: {r.dst for r in kernel.routes_} == {"10.244.2.0/24", "10.246.3.0/24"})
     assert kernel.neighbours_ == {Neighbour("10.246.3.0", vtep_mac("192.168.7.3"))}  # its VTEP moved too
+
+
+async def test_vxlan_when_this_nodes_address_is_not_on_the_shared_link(client: LocalClient) -> None:
+    """The host of `orchestra up --nodes`: its InternalIP is on eth0, its workers on a bridge it
+    holds; a worker sees the host behind its gateway (VXLAN), so the host must use VXLAN too."""
+    await add_node(client, ME, "10.0.0.1")
+    await add_node(client, "w1", "10.243.0.2", "10.244.2.0/24", vtep_mac("10.243.0.2"))
+    kernel = FakeKernel(links={"10.0.0.0/24": "eth0", "10.243.0.0/24": "orchnodes"},
+                        local={"10.0.0.1", "10.243.0.1"})
+    routes = PodRoutes(client, ME, own_networks=[MY_NET], kernel=kernel)  # type: ignore[arg-type]
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(routes.run)
+            assert kernel.routes_ == {vxlan("10.244.2.0/24")}
+            assert kernel.fdb_ == {FdbEntry(vtep_mac("10.243.0.2"), "10.243.0.2")}
+            assert routes.statistics()["nodes"] == {"vxlan": 1}
+            nursery.cancel_scope.cancel()
+
+
+async def test_a_vxlan_device_failure_holds_only_the_vxlan_peers(
+    started: tuple[PodRoutes, FakeKernel, LocalClient], autojump_clock: trio.testing.MockClock,
+) -> None:
+    routes, kernel, client = started
+    await client.delete(kind("Node"), None, "n3")
+    await until(lambda: kernel.routes_ == {hostgw("10.244.2.0/24", "10.0.0.2")})
+    kernel.vtep = None  # the device went (someone deleted it) ...
+    kernel.fail["ensure_vtep"] = 2  # ... and cannot be made for a while
+    await add_node(client, "n6", "192.168.7.6", "10.244.6.0/24", vtep_mac("192.168.7.6"))
+    await add_node(client, "n7", "10.0.0.7", "10.244.7.0/24")
+    await until(lambda: hostgw("10.244.7.0/24", "10.0.0.7") in kernel.routes_)
+    assert "vxlan" in routes.statistics()["retrying"] and kernel.vtep is None
+    await until(lambda: vxlan("10.244.6.0/24") in kernel.routes_)
+    assert kernel.vtep is not None and routes.statistics()["retrying"] == []
 
 
 async def test_unpublished_nodes_are_never_routed(client: LocalClient) -> None:

@@ -81,10 +81,11 @@ class Vtep:
 @attrs.frozen
 class Path:
     """How this host reaches an address: `local` (it is ours), `link` (on a shared link: no
-    gateway) or `gateway` (through a router)."""
+    gateway) or `gateway` (through a router); through `dev`, from this host's address `source`."""
 
     kind: str
     dev: str | None = None
+    source: str | None = None
 
 
 @attrs.frozen
@@ -154,9 +155,8 @@ class RouteKernel:
     async def path_to(self, address: str) -> Path:
         found = await self._json(self._iproute(self.ip, "-j", "route", "get", address))
         route = found[0] if found else {}
-        if route.get("type") == "local":
-            return Path("local", route.get("dev"))
-        return Path("gateway" if route.get("gateway") else "link", route.get("dev"))
+        kind = "local" if route.get("type") == "local" else "gateway" if route.get("gateway") else "link"
+        return Path(kind, route.get("dev"), route.get("prefsrc"))
 
     async def routes(self) -> set[Route]:
         found = await self._json(self._iproute(self.ip, "-j", "route", "show", "proto", str(ROUTE_PROTO)))

@@ -129,16 +129,20 @@ def published(own_networks: tuple[str, ...], address: str | None) -> dict[str, s
             VTEP_MAC_ANNOTATION: vtep_mac(address) if address else None}
 
 
-def plan(peer: Peer, path: Path, device: str) -> Plan:
-    """How to reach `peer` given the way to its address; MalformedNode when it needs VXLAN and
-    publishes no VTEP MAC."""
+def plan(peer: Peer, path: Path, device: str, own_address: str | None) -> Plan:
+    """How to reach `peer` given the way to its address and this node's InternalIP; MalformedNode
+    when it needs VXLAN and publishes no VTEP MAC.
+    host-gw needs the peer's address on a shared link AND this node's InternalIP as the source on
+    that link, so that the peer, asking the same of its side, decides the same: a node whose
+    InternalIP is elsewhere (the host of `orchestra up --nodes`, whose workers sit on a bridge
+    behind it) sees a worker on a link while the worker sees it behind a router; both use VXLAN."""
     if path.kind == "local":
         return Plan("local")
-    if path.kind == "link":
+    if path.kind == "link" and own_address is not None and path.source == own_address:
         return Plan("host-gw", tuple(Route(net, peer.address, path.dev) for net in peer.networks))
     if peer.vtep_mac is None:
-        raise MalformedNode(f"its address {peer.address} is behind a router (VXLAN) but it publishes no "
-                            f"{VTEP_MAC_ANNOTATION}")
+        raise MalformedNode(f"it is reached over VXLAN ({peer.address} is behind a router, or this node's "
+                            f"InternalIP is not on the link to it) but publishes no {VTEP_MAC_ANNOTATION}")
     gateway = vtep_address(peer.networks)
     return Plan("vxlan", tuple(Route(net, gateway, device, onlink=True) for net in peer.networks),
                 Neighbour(gateway, peer.vtep_mac), FdbEntry(peer.vtep_mac, peer.address))

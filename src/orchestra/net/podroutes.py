@@ -6,9 +6,11 @@ nursery.start(routes.run)`; run again after it raised). It publishes this node's
 its VTEP MAC) as annotations on its own Node (podpeers.py) and watches the Nodes; every other Node
 that publishes pod networks and has an InternalIP is a peer, reached
   * `local`   when its InternalIP is this host's (a joined node beside the server): nothing to route;
-  * `host-gw` when its InternalIP is on a link this host shares (`ip route get` names no gateway):
-              `CIDR via <its InternalIP>` for each of its networks;
-  * `vxlan`   otherwise: through the VXLAN device (podpeers.py has the scheme).
+  * `host-gw` when its InternalIP is on a link this host shares (`ip route get` names no gateway)
+              and this node's InternalIP is our address on that link (so both sides agree, see
+              podpeers.plan): `CIDR via <its InternalIP>` for each of its networks;
+  * `vxlan`   otherwise: through the VXLAN device (podpeers.py has the scheme), which is up while
+              any other node is routed (a peer may see this node differently).
 Every route carries protocol 94 (podkernel.ROUTE_PROTO): routes of that protocol no peer wants (a
 Node deleted, its address or networks changed) are removed. In this node's namespace, traffic from
 own_networks to the peers' networks is exempt from netavark's masquerade and accepted in FORWARD
@@ -72,6 +74,14 @@ RETRY_MAX = 60.0
 
 def _node_key(name: str) -> str:
     return f"node/{name}"  # no step is named so: node names have no "/"
+
+
+def _address(node: Obj | None) -> str | None:
+    """A Node's InternalIP; None when it has none (or a malformed one)."""
+    try:
+        return internal_ip(node) if node is not None else None
+    except MalformedNode:
+        return None
 
 
 def _view(node: Obj | None) -> tuple[Any, ...] | None:
@@ -147,12 +157,13 @@ class PodRoutes:
             self._forwarding = False
             self._next_resync = now + RESYNC
         own = self.nodes.get(None, self.node_name)
-        await self._step("publish", lambda: self._publish(own))
+        address = _address(own)
+        await self._step("publish", lambda: self._publish(own, address))
         if not self._forwarding:
             self._forwarding = await self._step("forwarding", self.kernel.ensure_forwarding)
         peers = self._peers()
-        plans, held = await self._plans(peers, own)
-        await self._apply(peers, plans, held, own)
+        plans, held = await self._plans(peers, address)
+        await self._apply(peers, plans, held, address)
         await self._step("firewall", lambda: self._set_firewall(peers))
 
     async def _step(self, key: str, action: Callable[[], Awaitable[None]]) -> bool:
@@ -187,13 +198,9 @@ class PodRoutes:
 
     # --- desired state -----------------------------------------------------------------------------
 
-    async def _publish(self, own: Obj | None) -> None:
+    async def _publish(self, own: Obj | None, address: str | None) -> None:
         if own is None:
             return  # its node agent has not registered it yet: its ADDED event wakes us
-        try:
-            address = internal_ip(own)
-        except MalformedNode:
-            address = None
         want = published(self.own_networks, address)
         annotations = as_dict(as_dict(own.get("metadata")).get("annotations"))
         if all(annotations.get(k) == v for k, v in want.items()):
@@ -232,7 +239,7 @@ class PodRoutes:
             del self._reported[gone]
         return peers
 
-    async def _plans(self, peers: list[Peer], own: Obj | None) -> tuple[dict[str, Plan], set[str]]:
+    async def _plans(self, peers: list[Peer], address: str | None) -> tuple[dict[str, Plan], set[str]]:
         """The plan of every peer whose way is known; `held`: the peers whose kernel state stays as it
         is this pass (waiting for a retry, or failing now)."""
         plans: dict[str, Plan] = {}
@@ -248,7 +255,7 @@ class PodRoutes:
                 continue
             try:
                 path = await self._path(peer)
-                plans[peer.name] = plan(peer, path, self.device)
+                plans[peer.name] = plan(peer, path, self.device, address)
             except RouteKernelError as exc:
                 self._failed(_node_key(peer.name), exc)
                 held.add(peer.name)
@@ -256,9 +263,9 @@ class PodRoutes:
             except MalformedNode as exc:
                 self._report(peer.name, str(exc))
                 continue
-            if plans[peer.name].mode == "vxlan" and self._vtep(own) is None:
+            if plans[peer.name].mode == "vxlan" and self._vtep(address) is None:
                 del plans[peer.name]
-                self._report(peer.name, "it is behind a router (VXLAN) and this node has no InternalIP yet")
+                self._report(peer.name, "it is reached over VXLAN and this node has no InternalIP yet")
                 held.add(peer.name)
         return plans, held
 
@@ -269,11 +276,7 @@ class PodRoutes:
             self._paths[peer.name] = known
         return known[1]
 
-    def _vtep(self, own: Obj | None) -> Vtep | None:
-        try:
-            address = internal_ip(own) if own is not None else None
-        except MalformedNode:
-            address = None
+    def _vtep(self, address: str | None) -> Vtep | None:
         if address is None or not self.own_networks:
             return None
         return Vtep(self.device, vtep_mac(address), vtep_address(self.own_networks), VNI, VXLAN_PORT,
@@ -282,7 +285,7 @@ class PodRoutes:
     # --- applying ----------------------------------------------------------------------------------
 
     async def _apply(self, peers: list[Peer], plans: dict[str, Plan], held: set[str],
-                     own: Obj | None) -> None:
+                     address: str | None) -> None:
         if not self._due("routes"):
             return
         try:
@@ -291,8 +294,12 @@ class PodRoutes:
             self._failed("routes", exc)
             return
         self._retry.pop("routes", None)
+        # the device is up while any other node is routed, whichever way this node reaches it: the
+        # other may reach this one over VXLAN (a view of the links that differs from ours)
+        routed = any(p.mode != "local" for p in plans.values()) or any(
+            self._modes.get(n) != "local" for n in held)
         vxlan = [name for name, p in plans.items() if p.mode == "vxlan"]
-        failed = await self._vxlan_entries(plans, vxlan, held, own) if vxlan else set()
+        failed = await self._vxlan_entries(plans, vxlan, held, address) if routed else set()
         ours = {r.dst for r in current}
         for name, p in plans.items():
             for route in p.routes:
@@ -310,7 +317,7 @@ class PodRoutes:
         for route in current:
             if route.dst not in wanted:
                 await self._step("stale routes", partial(self.kernel.delete_route, route))
-        if not vxlan and not any(self._modes.get(n) == "vxlan" for n in held):  # after its routes went
+        if not routed:  # after the routes through it went
             await self._step("vxlan", partial(self.kernel.delete_link, self.device))
         self._modes = {**{n: m for n, m in self._modes.items() if n in held},
                        **{name: p.mode for name, p in plans.items()}}
@@ -321,18 +328,21 @@ class PodRoutes:
             [r for r in current if r.dst in keep])
 
     async def _vxlan_entries(self, plans: dict[str, Plan], vxlan: list[str], held: set[str],
-                             own: Obj | None) -> set[str]:
+                             address: str | None) -> set[str]:
         """The device and its neighbour and forwarding entries for the VXLAN peers; returns the peers
-        that failed (all of them when the device could not be set up)."""
-        vtep = self._vtep(own)
-        assert vtep is not None  # _plans held every VXLAN peer without one
+        that failed (all VXLAN peers while the device cannot be set up: a node-wide step)."""
+        vtep = self._vtep(address)
+        if vtep is None:
+            return set()  # then there is no VXLAN peer: _plans held them
+        if not self._due("vxlan"):
+            return set(vxlan)
         try:
             await self.kernel.ensure_vtep(vtep)
             neighbours, fdb = await self.kernel.neighbours(self.device), await self.kernel.fdb(self.device)
         except RouteKernelError as exc:
-            for name in vxlan:
-                self._failed(_node_key(name), exc)
+            self._failed("vxlan", exc)
             return set(vxlan)
+        self._retry.pop("vxlan", None)
         want_n = {nb: n for n in vxlan if (nb := plans[n].neighbour) is not None}
         want_f = {fe: n for n in vxlan if (fe := plans[n].fdb) is not None}
         if not any(self._modes.get(n) == "vxlan" for n in held):  # else its entries stay, whichever
