@@ -247,6 +247,18 @@ NODE = {"metadata": {"name": "n1", "labels": {"kubernetes.io/hostname": "n1"}}, 
             id="taints",
         ),
         pytest.param(_attrs("Node", "UPDATE", "n1", NODE, NODE, sub="status"), None, id="own-status"),
+        pytest.param(  # what net/podroutes.py publishes: kube's plugin leaves a node's annotations alone
+            _attrs("Node", "UPDATE", "n1", {**NODE, "metadata": {
+                **NODE["metadata"], "annotations": {"orchestra.io/pod-networks": "10.244.1.0/24"}}}, NODE),
+            None,
+            id="own-annotations",
+        ),
+        pytest.param(
+            _attrs("Node", "UPDATE", "n2", {"metadata": {"name": "n2", "annotations": {"a": "b"}}},
+                   {"metadata": {"name": "n2"}}),
+            'nodes "n2" is forbidden: node "n1" is not allowed to modify node "n2"',
+            id="other-node-annotations",
+        ),
         pytest.param(
             _attrs("Lease", "CREATE", "n2", {}, namespace="kube-node-lease"),
             'leases.coordination.k8s.io "n2" is forbidden: can only access node lease with the same name '

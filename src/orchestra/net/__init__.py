@@ -1,5 +1,5 @@
-"""Cluster networking from Services, EndpointSlices, Ingresses and NetworkPolicies: kube-proxy's,
-CoreDNS's, an ingress controller's and a network plugin's policy roles, on trio.
+"""Cluster networking from Services, EndpointSlices, Ingresses, NetworkPolicies and Nodes: kube-proxy's,
+CoreDNS's, an ingress controller's and a network plugin's roles (policies, pod routes), on trio.
 
 Entry points (each a long-lived component: `await nursery.start(x.run)`, run again after it raised):
   * proxy.py        `ServiceProxy(client, *, host_addresses=...)`: a userspace proxy with one
@@ -21,6 +21,13 @@ Entry points (each a long-lived component: `await nursery.start(x.run)`, run aga
                     `source_mark(address)`, which the app hands the proxy (`ServiceProxy(...,
                     source_mark=)`) so policies see the client pod behind it. Its package docstring
                     names the parts (model, ranges, selection, compile, kernel, reconciler).
+  * podroutes.py    `PodRoutes(client, node_name, *, own_networks, kernel=None)`: the pod network
+                    across nodes (every pod reaches every pod by its address, no NAT): publishes
+                    this node's pod networks on its Node, routes the other nodes' (host-gw on a
+                    shared link, VXLAN otherwise), exempts them from netavark's masquerade;
+                    `remove()`, `statistics()`. Parts: podpeers.py (Node -> peer -> routes, the
+                    annotations, the VXLAN scheme), podkernel.py (`RouteKernel(netns=)`: iproute2
+                    and iptables, the only place that runs them).
   * routes.py       `ServiceRoute`: the service range routed to `lo` (needs root), taken over from a
                     killed orchestra; `host_addresses()`.
   * service_env.py  `env_for_pod(pod, services)`: the Docker-links variables the kubelet injects (the
