@@ -171,7 +171,8 @@ async def run_joined_node(cfg: JoinConfig, *, task_status: Any = trio.TASK_STATU
                     supervisor = Supervisor()  # the network components restart after a crash
                     extra_env = await start_service_env(node, supervisor, client)
                     if settings is not None:
-                        await start_joined_network(node, supervisor, client, cfg.node_name, settings)
+                        await start_joined_network(node, supervisor, client, cfg.node_name, settings,
+                                                   pod_cidr=cidr, remove_routes_at_exit=cfg.stop_pods_on_exit)
                     agent = NodeAgent(client, runtime, AgentConfig(
                         node_name=cfg.node_name, state_dir=node_dir, kubelet_port=cfg.kubelet_port,
                         cluster_id=cluster_id, cluster_state_dir=str(cfg.state_dir),

@@ -42,6 +42,10 @@ class NodeNetwork:
     domain: str = CLUSTER_DOMAIN
     enforce_policies: bool = True  # False: the node's pods are simulated (they send no packets)
     load_balancer_status: bool = True  # the proxy writes LoadBalancer Services' status (the server's only)
+    # the node's own pod networks, published on its Node and routed from the other nodes
+    # (net/podroutes.py); () when the node has no real pods
+    pod_networks: tuple[str, ...] = ()
+    remove_routes_at_exit: bool = False  # --stop-pods: the pod routes and their firewall rules go too
 
 
 @attrs.define
@@ -49,6 +53,7 @@ class NodeNetworkComponents:
     proxy: Any  # net.proxy.ServiceProxy
     dns: Any  # net.dns.ClusterDNS
     netpol: Any = None  # net.netpol.NetworkPolicyEnforcer, when policies are enforced here
+    routes: Any = None  # net.podroutes.PodRoutes, when the node has pod networks
 
 
 async def start_node_network(nursery: trio.Nursery, supervisor: Supervisor,
@@ -61,6 +66,12 @@ async def start_node_network(nursery: trio.Nursery, supervisor: Supervisor,
     from orchestra.net.routes import NetworkSetupError
 
     _check_dns_address(net.dns_ip)  # before the enforcer replaces the nftables table another one may own
+    routes = None
+    if net.pod_networks:
+        from orchestra.net.podroutes import PodRoutes
+
+        routes = PodRoutes(client_for("pod-routes"), net.node, own_networks=list(net.pod_networks))
+        await nursery.start(_pod_routes, supervisor, routes, net.remove_routes_at_exit)
     netpol = None
     if net.enforce_policies:
         netpol = await start_netpol(nursery, supervisor, client_for("network-policy"), net)
@@ -74,7 +85,19 @@ async def start_node_network(nursery: trio.Nursery, supervisor: Supervisor,
     except OSError as exc:
         raise NetworkSetupError(
             f"cannot serve cluster DNS on {net.dns_ip}:53 ({exc.strerror or exc}); {_ANOTHER}") from None
-    return NodeNetworkComponents(proxy, dns, netpol)
+    return NodeNetworkComponents(proxy, dns, netpol, routes)
+
+
+async def _pod_routes(supervisor: Supervisor, routes: Any, remove_at_exit: bool, *,
+                      task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    """The node's routes to the other nodes' pod networks, for the node's lifetime; removed at the end
+    with `remove_at_exit` (else kept, like the pods, for the next start)."""
+    try:
+        await supervisor.run("pod-routes", routes.run, task_status=task_status)
+    finally:
+        if remove_at_exit:
+            with trio.CancelScope(shield=True), trio.move_on_after(15):
+                await routes.remove()
 
 
 def _check_dns_address(dns_ip: str) -> None:
@@ -125,8 +148,14 @@ async def start_network(nursery: trio.Nursery, cluster: Cluster) -> None:
     from orchestra.net.routes import host_addresses
 
     host_ips = host_addresses()
-    net = NodeNetwork(node=node_name(), service_cidr=cluster.config.service_cidr,
-                      dns_ip=cluster.core.allocator.dns_ip, enforce_policies=cluster.config.podman)
+    from orchestra.node.podcidr import PODMAN_NETWORK
+
+    config = cluster.config
+    net = NodeNetwork(node=node_name(), service_cidr=config.service_cidr,
+                      dns_ip=cluster.core.allocator.dns_ip, enforce_policies=config.podman,
+                      # the host node's pods are on Podman's own network (not its podCIDR)
+                      pod_networks=(PODMAN_NETWORK,) if config.podman else (),
+                      remove_routes_at_exit=config.stop_pods_on_exit)
     started = await start_node_network(nursery, cluster.supervisor,
                                        lambda manager: LocalClient(cluster.core, field_manager=manager),
                                        net, host_ips)
@@ -152,7 +181,8 @@ async def service_route(settings: ClusterSettings | None) -> AsyncIterator[None]
 
 
 async def start_joined_network(nursery: trio.Nursery, supervisor: Supervisor, client: Client, node: str,
-                               settings: ClusterSettings) -> NodeNetworkComponents:
+                               settings: ClusterSettings, *, pod_cidr: str,
+                               remove_routes_at_exit: bool) -> NodeNetworkComponents:
     """A joined node's network, from the settings the server published (within `service_route`).
     NetworkSetupError, naming --no-network, when the cluster DNS address or a ClusterIP port is taken
     (another orchestra's network in this network namespace)."""
@@ -160,7 +190,8 @@ async def start_joined_network(nursery: trio.Nursery, supervisor: Supervisor, cl
 
     host_ips = await trio.to_thread.run_sync(host_addresses)
     net = NodeNetwork(node=node, service_cidr=settings.service_cidr, dns_ip=settings.cluster_dns,
-                      domain=settings.cluster_domain, load_balancer_status=False)
+                      domain=settings.cluster_domain, load_balancer_status=False, pod_networks=(pod_cidr,),
+                      remove_routes_at_exit=remove_routes_at_exit)
     started = await start_node_network(nursery, supervisor, lambda _: client, net, host_ips)
     _check_cluster_ips(started.proxy, settings.service_cidr)
     return started

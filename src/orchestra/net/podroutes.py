@@ -376,9 +376,12 @@ class PodRoutes:
                       nat=tuple((own, net) for own in self.own_networks for net in theirs),
                       forward=tuple(pair for own in self.own_networks for net in theirs
                                     for pair in ((net, own), (own, net))))
-        if fw != self._firewall:
-            await self.kernel.set_firewall(fw)
-            self._firewall = fw
+        if fw == self._firewall:
+            return
+        if not (fw.nat or fw.forward) and self._firewall is None:
+            return  # no other node yet: a cluster of one leaves the host's firewall alone
+        await self.kernel.set_firewall(fw)
+        self._firewall = fw
 
     # --- the way out -------------------------------------------------------------------------------
 
