@@ -163,6 +163,9 @@ WEB = {
         "template": {"metadata": {"labels": {"app": "web"}}, "spec": {
             "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
                                            "whenUnsatisfiable": "DoNotSchedule",
+                                           # a lost node's taint takes it out of the spread (kube's default,
+                                           # Ignore, would keep its 0 pods in the count: nothing could move)
+                                           "nodeTaintsPolicy": "Honor",
                                            "labelSelector": {"matchLabels": {"app": "web"}}}],
             "terminationGracePeriodSeconds": 2,
             "containers": [{"name": "web", "image": IMAGE, "command": ["sh", "-c", HTTPD],
@@ -234,7 +237,8 @@ def test_logs_exec_and_port_forward_reach_a_pod_on_a_worker(cluster: MultiNode,
     wait("the log line", lambda: "hello-from-worker" in cluster.kubectl("logs", pod), limit=20)
     port = _free_port()
     forward = subprocess.Popen([KUBECTL, "--kubeconfig", str(cluster.state / "kubeconfig"), "port-forward",
-                                f"pod/{pod}", f"{port}:8080"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                f"pod/{pod}", f"{port}:8080"], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
     try:
         def fetched() -> str | None:
             try:
