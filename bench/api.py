@@ -207,7 +207,7 @@ def auth_costs(n: int = 2000) -> None:
     from orchestra.api.serviceaccount.tokens import TokenIssuer, new_signing_key
     from orchestra.apiserver.auth.authn import AdminToken, RequestAuthenticator
     from orchestra.apiserver.auth.serviceaccounts import ServiceAccountTokens, StoreLookup
-    from orchestra.app import bootstrap
+    from orchestra.app.bootstrap import bootstrap
     from orchestra.store import Store
 
     async def go() -> None:

@@ -25,7 +25,7 @@ from orchestra.apiserver.h11server import HttpServer, server_ssl_context
 from orchestra.apiserver.serve import hypercorn_config
 from orchestra.apiserver.server import ApiServer
 from orchestra.apiserver.tls import ServingCert, ensure_serving_cert
-from orchestra.app import bootstrap
+from orchestra.app.bootstrap import bootstrap
 from orchestra.store import Store
 
 TOKEN = "bench-token"

@@ -15,7 +15,7 @@ from orchestra.api.policy.admission import Attributes
 from orchestra.api.policy.serviceaccount import ServiceAccountAdmission
 from orchestra.api.registry import ResourceType
 from orchestra.api.request.core import ApiCore
-from orchestra.app import bootstrap
+from orchestra.app.bootstrap import bootstrap
 from orchestra.client.local import LocalClient
 from orchestra.reconcilers.crd import CRDController
 from orchestra.store import Store

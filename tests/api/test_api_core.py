@@ -15,7 +15,7 @@ from orchestra.api.request.core import ApiCore
 from orchestra.api.request.deletion import DeleteOptions
 from orchestra.api.request.types import WriteOptions
 from orchestra.api.request.watch import watch
-from orchestra.app import bootstrap
+from orchestra.app.bootstrap import bootstrap
 from orchestra.store import Store
 
 

@@ -25,7 +25,7 @@ from orchestra.api.request.watch import watch
 from orchestra.apiserver.discovery import AGGREGATED_V2, Discovery
 from orchestra.apiserver.openapi import OpenApi
 from orchestra.apiserver.routes import parse_resource_path
-from orchestra.app import bootstrap
+from orchestra.app.bootstrap import bootstrap
 from orchestra.store import Store
 
 Obj = dict[str, Any]

@@ -10,7 +10,7 @@ import pytest
 from orchestra.api.errors import Invalid
 from orchestra.api.registry import DEFAULT_REGISTRY
 from orchestra.api.request.core import ApiCore
-from orchestra.app import bootstrap
+from orchestra.app.bootstrap import bootstrap
 from orchestra.objects import Obj
 from orchestra.store import Store
 

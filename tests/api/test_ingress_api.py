@@ -17,7 +17,7 @@ from orchestra.api.policy.validation import validate
 from orchestra.api.registry import DEFAULT_REGISTRY
 from orchestra.api.request.core import ApiCore
 from orchestra.api.tables import column_definitions, table_row
-from orchestra.app import bootstrap
+from orchestra.app.bootstrap import bootstrap
 from orchestra.store import Store
 
 Obj = dict[str, Any]

@@ -11,7 +11,7 @@ from orchestra.api.errors import ApiError, BadRequest, Gone
 from orchestra.api.machinery.selectors import parse_field_selector
 from orchestra.api.request.core import ApiCore
 from orchestra.api.request.listoptions import validate_list_options
-from orchestra.app import bootstrap
+from orchestra.app.bootstrap import bootstrap
 from orchestra.store import Store
 
 INVALID = 'ListOptions.meta.k8s.io "" is invalid: '

@@ -12,7 +12,7 @@ import trio.testing
 from orchestra.api.errors import AlreadyExists, Forbidden
 from orchestra.api.policy.serviceaccount import ServiceAccountAdmission, token_volume_source
 from orchestra.api.request.core import ApiCore
-from orchestra.app import bootstrap
+from orchestra.app.bootstrap import bootstrap
 from orchestra.store import Store
 
 MOUNT = {"name": "kube-api-access-abcde", "readOnly": True,

@@ -13,7 +13,7 @@ from orchestra.api.request.core import ApiCore
 from orchestra.api.request.tokenrequest import create_token
 from orchestra.api.serviceaccount import ISSUER
 from orchestra.api.serviceaccount.tokens import TokenIssuer, new_signing_key
-from orchestra.app import bootstrap
+from orchestra.app.bootstrap import bootstrap
 from orchestra.store import Store
 
 NOW = 1_800_000_000.0

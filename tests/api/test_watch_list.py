@@ -15,7 +15,7 @@ from orchestra.api.machinery.selectors import parse_label_selector
 from orchestra.api.registry import ResourceType
 from orchestra.api.request.core import ApiCore
 from orchestra.api.request.watch import INITIAL_EVENTS_END, watch
-from orchestra.app import bootstrap
+from orchestra.app.bootstrap import bootstrap
 from orchestra.store import Store
 
 BOOKMARKS = 3600.0  # bookmarks allowed; the periodic one never comes within a test

@@ -14,7 +14,7 @@ from orchestra.api.machinery.selectors import parse_field_selector, parse_label_
 from orchestra.api.registry import ResourceType
 from orchestra.api.request.core import ApiCore
 from orchestra.api.request.watch import WatchEvent, WatchStream, initial_pages, watch
-from orchestra.app import bootstrap
+from orchestra.app.bootstrap import bootstrap
 from orchestra.store import KeyValue, Store
 
 

@@ -22,7 +22,7 @@ from orchestra.api.request.bodies import MAX_DEPTH, STORED_DEPTH
 from orchestra.api.request.core import ApiCore
 from orchestra.api.request.typemeta import decode_error
 from orchestra.api.request.types import WriteOptions
-from orchestra.app import bootstrap
+from orchestra.app.bootstrap import bootstrap
 from orchestra.store import Store
 
 POD = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "kp", "labels": {"app": "a"}},

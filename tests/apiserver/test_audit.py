@@ -16,7 +16,7 @@ from orchestra.apiserver.audit.events import AuditRecord, to_event
 from orchestra.apiserver.audit.log import AuditLog
 from orchestra.apiserver.requestinfo import request_info
 from orchestra.apiserver.server import ApiServer
-from orchestra.app import bootstrap
+from orchestra.app.bootstrap import bootstrap
 from orchestra.store import Store
 
 TOKEN = "admin-token"

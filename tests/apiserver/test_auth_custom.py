@@ -16,7 +16,7 @@ import trio.testing
 from orchestra.api.request.core import ApiCore
 from orchestra.apiserver.audit.log import AuditLog
 from orchestra.apiserver.server import ApiServer
-from orchestra.app import bootstrap
+from orchestra.app.bootstrap import bootstrap
 from orchestra.client.local import LocalClient
 from orchestra.reconcilers.crd import CRDController
 from orchestra.store import Store

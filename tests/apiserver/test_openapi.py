@@ -15,7 +15,7 @@ from orchestra.api.request.core import ApiCore
 from orchestra.api.request.schema import load_schema
 from orchestra.apiserver.openapi import OpenApi, etag
 from orchestra.apiserver.openapi_schemas import convert, convert_definition
-from orchestra.app import bootstrap
+from orchestra.app.bootstrap import bootstrap
 from orchestra.store import Store
 from tests.apiserver.test_watch_http import serving
 

@@ -21,7 +21,7 @@ from orchestra.api.request.core import ApiCore
 from orchestra.api.request.schema import load_schema
 from orchestra.apiserver.openapi import OpenApi
 from orchestra.apiserver.openapi_crd import definition_name, definitions
-from orchestra.app import bootstrap
+from orchestra.app.bootstrap import bootstrap
 from orchestra.client.local import LocalClient
 from orchestra.reconcilers.crd import CRDController
 from orchestra.store import Store

@@ -22,7 +22,7 @@ from orchestra.apiserver.proxy import ProxyHandler, split_scheme_name_port
 from orchestra.apiserver.proxyhttp import rewrite_location
 from orchestra.apiserver.serve import serve_api
 from orchestra.apiserver.server import ApiServer
-from orchestra.app import bootstrap
+from orchestra.app.bootstrap import bootstrap
 from orchestra.store import Store
 
 POD_IP = "10.244.0.7"

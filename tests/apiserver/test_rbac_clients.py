@@ -30,7 +30,7 @@ from orchestra.apiserver.proxy import ProxyHandler
 from orchestra.apiserver.requestinfo import request_info
 from orchestra.apiserver.serve import serve_api
 from orchestra.apiserver.server import ApiServer
-from orchestra.app import bootstrap
+from orchestra.app.bootstrap import bootstrap
 from orchestra.app.rbacpolicy import ensure_bootstrap_policy
 from orchestra.store import Store
 from tests.apiserver.test_proxy import POD_IP, Backend, _objects

@@ -18,7 +18,7 @@ from orchestra.apiserver.auth.escalation import RbacEscalation
 from orchestra.apiserver.auth.rbac import cluster_authorizer
 from orchestra.apiserver.auth.rbacindex import RbacIndex
 from orchestra.apiserver.server import ApiServer
-from orchestra.app import bootstrap
+from orchestra.app.bootstrap import bootstrap
 from orchestra.app.rbacpolicy import ensure_bootstrap_policy
 from orchestra.client.local import LocalClient
 from orchestra.reconcilers.clusterroleaggregation import ClusterRoleAggregationController

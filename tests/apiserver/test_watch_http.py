@@ -22,7 +22,7 @@ from orchestra.api.request.watch import WatchStream
 from orchestra.apiserver.h11server import HttpServer
 from orchestra.apiserver.server import ApiServer
 from orchestra.apiserver.watchserve import FINAL_WRITE_TIMEOUT, WatchLimits
-from orchestra.app import bootstrap
+from orchestra.app.bootstrap import bootstrap
 from orchestra.store import Store
 
 OBJECTS = 300

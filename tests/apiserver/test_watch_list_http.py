@@ -10,7 +10,7 @@ import pytest
 import trio
 
 from orchestra.api.request.core import ApiCore
-from orchestra.app import bootstrap
+from orchestra.app.bootstrap import bootstrap
 from orchestra.store import Store
 from tests.apiserver.test_watch_http import serving
 

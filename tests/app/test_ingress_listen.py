@@ -14,7 +14,8 @@ import pytest
 import trio
 
 from orchestra.api.request.core import ApiCore
-from orchestra.app import ClusterConfig, bootstrap
+from orchestra.app import ClusterConfig
+from orchestra.app.bootstrap import bootstrap
 from orchestra.app.config import Cluster
 from orchestra.app.network import start_ingress
 from orchestra.client.local import LocalClient

@@ -28,7 +28,8 @@ from orchestra.apiserver.auth.rbac import cluster_authorizer
 from orchestra.apiserver.auth.rbacindex import RbacIndex
 from orchestra.apiserver.requestinfo import request_info
 from orchestra.apiserver.tls import issue_client_cert
-from orchestra.app import ClusterConfig, bootstrap, run_cluster
+from orchestra.app import ClusterConfig, run_cluster
+from orchestra.app.bootstrap import bootstrap
 from orchestra.app.clustersettings import ClusterSettings, fetch
 from orchestra.app.components import start_service_env
 from orchestra.app.config import Cluster

@@ -21,7 +21,7 @@ import pytest
 import trio
 
 from orchestra.api.request.core import ApiCore
-from orchestra.app import bootstrap
+from orchestra.app.bootstrap import bootstrap
 from orchestra.client.local import LocalClient
 from orchestra.net.common import kind
 from orchestra.net.podkernel import COMMENT, ROUTE_PROTO, RouteKernel

@@ -35,7 +35,8 @@ from orchestra.apiserver.serve import serve_api
 from orchestra.apiserver.server import ApiServer
 from orchestra.apiserver.streams import PodStreamsHandler
 from orchestra.apiserver.tls import ensure_serving_cert
-from orchestra.app import bootstrap, write_kubeconfig
+from orchestra.app import write_kubeconfig
+from orchestra.app.bootstrap import bootstrap
 from orchestra.runtime.base import ContainerSpec, PodSandboxSpec, Runtime
 from orchestra.runtime.simulated import ContainerScript, SimScript, SimulatedRuntime, open_simulated_runtime
 from orchestra.store import Store

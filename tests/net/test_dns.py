@@ -11,7 +11,7 @@ import pytest
 import trio
 
 from orchestra.api.request.core import ApiCore
-from orchestra.app import bootstrap
+from orchestra.app.bootstrap import bootstrap
 from orchestra.client.local import LocalClient
 from orchestra.net.dns import ClusterDNS
 from orchestra.store import Store

@@ -16,7 +16,7 @@ import trio
 import trio.testing
 
 from orchestra.api.request.core import ApiCore
-from orchestra.app import bootstrap
+from orchestra.app.bootstrap import bootstrap
 from orchestra.client.local import LocalClient
 from orchestra.net.ingress import IngressController
 from orchestra.net.ingress.certs import context_from_files

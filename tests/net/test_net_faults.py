@@ -11,7 +11,7 @@ import trio
 import trio.testing
 
 from orchestra.api.request.core import ApiCore
-from orchestra.app import bootstrap
+from orchestra.app.bootstrap import bootstrap
 from orchestra.client.local import LocalClient
 from orchestra.controller import RestartPolicy, Supervisor
 from orchestra.net.dns import ClusterDNS

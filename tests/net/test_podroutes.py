@@ -14,7 +14,7 @@ import trio
 import trio.testing
 
 from orchestra.api.request.core import ApiCore
-from orchestra.app import bootstrap
+from orchestra.app.bootstrap import bootstrap
 from orchestra.client.local import LocalClient
 from orchestra.net.common import kind
 from orchestra.net.podkernel import FdbEntry, Firewall, Neighbour, Route, RouteKernel, chain_name

@@ -12,7 +12,7 @@ import pytest
 import trio
 
 from orchestra.api.request.core import ApiCore
-from orchestra.app import bootstrap
+from orchestra.app.bootstrap import bootstrap
 from orchestra.client.local import LocalClient
 from orchestra.net.proxy import ServiceProxy
 from orchestra.store import Store

@@ -5,7 +5,8 @@ and API core (with the ServiceAccount admission plugin) -> certificates -> boots
 log -> HTTPS with its authenticators -> controllers -> network -> node agents; `task_status.started()` hands
 back a `Cluster` once the API is ready and the controllers' caches are synced), `ClusterConfig`
 and `Cluster` (config.py), `Shutdown` (shutdown.py: the graceful stop and the forced one),
-`bootstrap` and `SYSTEM_NAMESPACES` (bootstrap.py: the objects every cluster has), the state
+`bootstrap` and `SYSTEM_NAMESPACES` (import them from orchestra.app.bootstrap: the objects every
+cluster has), the state
 directory's token, ServiceAccount signing key (pki/sa.key) and kubeconfig (state.py); the audit log
 is <state-dir>/audit.log.
 components.py starts what comes after the API, each component under `Cluster.supervisor`
@@ -27,11 +28,29 @@ ClusterConfig, an object every cluster must have in bootstrap.py.
 Must not import: cli (and so never click or rich).
 """
 
-from orchestra.app.bootstrap import SYSTEM_NAMESPACES, bootstrap
-from orchestra.app.config import Cluster, ClusterConfig
-from orchestra.app.run import run_cluster
-from orchestra.app.shutdown import Shutdown
-from orchestra.app.state import load_or_create_token, write_kubeconfig
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["SYSTEM_NAMESPACES", "Cluster", "ClusterConfig", "Shutdown", "bootstrap", "load_or_create_token",
-           "run_cluster", "write_kubeconfig"]
+if TYPE_CHECKING:
+    from orchestra.app.config import Cluster, ClusterConfig
+    from orchestra.app.run import run_cluster
+    from orchestra.app.shutdown import Shutdown
+    from orchestra.app.state import load_or_create_token, write_kubeconfig
+
+# Imported on first use (PEP 562), so `orchestra join` (app/joined.py) loads none of the server side.
+# (`bootstrap` and SYSTEM_NAMESPACES: from orchestra.app.bootstrap, whose module name the function's
+# would clash with)
+_EXPORTS = {"Cluster": "config",
+            "ClusterConfig": "config", "run_cluster": "run", "Shutdown": "shutdown",
+            "load_or_create_token": "state", "write_kubeconfig": "state"}
+
+
+def __getattr__(name: str) -> Any:
+    import importlib
+
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'orchestra.app' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"orchestra.app.{module}"), name)
+
+
+__all__ = ["Cluster", "ClusterConfig", "Shutdown", "load_or_create_token", "run_cluster", "write_kubeconfig"]

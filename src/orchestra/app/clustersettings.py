@@ -11,16 +11,18 @@ Must not import: cli.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from orchestra.api.errors import ApiError, NotFound
 from orchestra.api.policy.rbac.bootstrap import CLUSTER_SETTINGS, SETTINGS_NAMESPACE
 from orchestra.api.registry import DEFAULT_REGISTRY
-from orchestra.api.request.core import ApiCore
 from orchestra.client.base import Client
 from orchestra.net.routes import NetworkSetupError
+
+if TYPE_CHECKING:  # the server's side; a joined node only fetches
+    from orchestra.api.request.core import ApiCore
 
 CLUSTER_DOMAIN = "cluster.local"
 _FIELDS = {"serviceCIDR": "service_cidr", "clusterCIDR": "cluster_cidr", "clusterDNS": "cluster_dns",

@@ -13,14 +13,15 @@ import functools
 import logging
 import re
 import socket
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
-from orchestra.app.config import Cluster
 from orchestra.client.base import Client
-from orchestra.client.local import LocalClient
 from orchestra.controller.supervisor import Supervisor
+
+if TYPE_CHECKING:
+    from orchestra.app.config import Cluster
 
 log = logging.getLogger("orchestra")
 
@@ -28,7 +29,7 @@ log = logging.getLogger("orchestra")
 async def start_controllers(nursery: trio.Nursery, cluster: Cluster) -> None:
     """kube-controller-manager's controllers and the scheduler, each started once its caches synced."""
     from orchestra.app.certificates import certificate_controllers
-    from orchestra.client.local import LocalMetricsClient
+    from orchestra.client.local import LocalClient, LocalMetricsClient
     from orchestra.reconcilers.autoscaling import DEFAULT_HPA_TIMINGS, FAST_HPA_TIMINGS, hpa_controllers
     from orchestra.reconcilers.cluster import cluster_controllers
     from orchestra.reconcilers.node_lifecycle import DEFAULT_TIMINGS, FAST_TIMINGS
@@ -76,6 +77,7 @@ def _health(cluster: Cluster, names: list[str]) -> Any:
 async def start_api_services(nursery: trio.Nursery, cluster: Cluster) -> None:
     """kube-aggregator's autoregister: an APIService for each group/version this server serves built
     in, and (the controller watches CRDs, as kube's crdregistration) for each a CRD serves."""
+    from orchestra.client.local import LocalClient
     from orchestra.reconcilers.apiservices import AutoRegisterController, api_services
 
     served = cluster.core.registry.group_versions()
@@ -89,6 +91,7 @@ async def start_api_services(nursery: trio.Nursery, cluster: Cluster) -> None:
 async def start_nodes(nursery: trio.Nursery, cluster: Cluster) -> None:
     """The node agents: this host's (Podman) and, with --simulate-nodes, N simulated ones."""
     from orchestra.app.leftovers import clean_up_host
+    from orchestra.client.local import LocalClient
     from orchestra.node.agent import AgentConfig, NodeAgent
     from orchestra.node.simulated import SimulatedNodes
     from orchestra.runtime.images import ensure_busybox_image

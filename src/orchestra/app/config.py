@@ -6,17 +6,19 @@ Must not import: cli.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from orchestra.api.policy.allocators import DEFAULT_SERVICE_CIDR
 from orchestra.api.policy.tolerationseconds import DEFAULT_SECONDS
-from orchestra.api.request.core import ApiCore
-from orchestra.apiserver.server import ApiServer
 from orchestra.app.shutdown import Shutdown
 from orchestra.controller.supervisor import Supervisor
-from orchestra.store import Store
+
+if TYPE_CHECKING:  # annotations only: a joined node imports this module without the server side
+    from orchestra.api.request.core import ApiCore
+    from orchestra.apiserver.server import ApiServer
+    from orchestra.store import Store
 
 FAST_TOLERATION_SECONDS = 30  # the default tolerations under `timings="fast"`
 

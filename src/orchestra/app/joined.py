@@ -113,7 +113,7 @@ async def pod_cidr(client: HttpClient, name: str, *, wait_seconds: float = 30.0)
             cidr = (node.get("spec") or {}).get("podCIDR")
             if cidr:
                 return str(cidr)
-            await trio.sleep(0.2)
+            await trio.sleep(0.05)
     raise JoinError(f"node {name} got no spec.podCIDR within {wait_seconds:g} s: is the node IPAM controller "
                     "running on the server (`kubectl get node -o yaml`), and is its --cluster-cidr full?")
 

@@ -18,16 +18,17 @@ import logging
 import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
 
 from orchestra.app.clustersettings import CLUSTER_DOMAIN, ClusterSettings
-from orchestra.app.config import Cluster
 from orchestra.client.base import Client
-from orchestra.client.local import LocalClient
 from orchestra.controller.supervisor import Supervisor
+
+if TYPE_CHECKING:
+    from orchestra.app.config import Cluster
 
 log = logging.getLogger("orchestra")
 
@@ -145,6 +146,7 @@ async def start_network(nursery: trio.Nursery, cluster: Cluster) -> None:
     """`orchestra up`'s network: the host node's (policies enforced when it runs Podman pods), then the
     ingress controller. The service range must already be routed to lo."""
     from orchestra.app.components import node_name
+    from orchestra.client.local import LocalClient
     from orchestra.net.routes import host_addresses
 
     host_ips = host_addresses()
@@ -218,6 +220,7 @@ async def start_ingress(nursery: trio.Nursery, cluster: Cluster, host_ips: list[
     default HTTPS certificate is signed by the cluster CA. A listener that was asked for and cannot
     be bound stops the start; one left at `orchestra up`'s default only logs a warning."""
     from orchestra.apiserver.tls import ensure_serving_cert
+    from orchestra.client.local import LocalClient
     from orchestra.net.ingress import IngressController, ListenError
     from orchestra.net.ingress.certs import context_from_files
     from orchestra.net.routes import NetworkSetupError

@@ -66,7 +66,7 @@ class JoinRequest:
     node_name: str
     state_dir: Path
     wait_seconds: float = 120.0  # for the CSR's approval and certificate
-    poll_seconds: float = 0.5
+    poll_seconds: float = 0.1
     expiration_seconds: int | None = None  # the certificate's requested lifetime (None: the signer's)
 
 
@@ -128,7 +128,7 @@ def csr_object(node_name: str, key: ec.EllipticCurvePrivateKey,
 
 
 async def request_certificate(api: Api, node_name: str, key: ec.EllipticCurvePrivateKey, *,
-                              wait_seconds: float, poll_seconds: float = 0.5,
+                              wait_seconds: float, poll_seconds: float = 0.1,
                               expiration_seconds: int | None = None) -> bytes:
     """Submit the node's CSR and wait for its certificate (PEM); JoinError when denied or not in time."""
     body = csr_object(node_name, key, expiration_seconds)
