@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import errno
+import functools
 import logging
 from pathlib import Path
 from typing import Any
@@ -139,8 +140,14 @@ async def run_joined_node(cfg: JoinConfig, *, task_status: Any = trio.TASK_STATU
         await trio.to_thread.run_sync(restore_cgroup_mounts)  # (started by `ip netns exec`)
         podman = NodePodman(cfg.state_dir / "podman")
         await podman.ensure_network(cidr)
-        if not await podman.load_host_image(BUSYBOX_IMAGE):
-            log.info("the host has no %s to copy: pods pull their images", BUSYBOX_IMAGE)
+        image_loaded = trio.Event()
+
+        async def load_image() -> None:  # meanwhile the service starts; pods wait for it (the agent does)
+            try:
+                if not await podman.load_host_image(BUSYBOX_IMAGE):
+                    log.info("the host has no %s to copy: pods pull their images", BUSYBOX_IMAGE)
+            finally:
+                image_loaded.set()
         heartbeat: dict[str, Any] = (
             {"lease_renew_seconds": 2.5, "lease_duration_seconds": 10, "status_update_seconds": 2.5}
             if cfg.timings == "fast" else {})
@@ -155,6 +162,7 @@ async def run_joined_node(cfg: JoinConfig, *, task_status: Any = trio.TASK_STATU
         cluster_id, node_dir = cluster_id_of(ca_data), cfg.state_dir / "node"
         earlier = read_marker(node_dir)  # an earlier run that did not stop cleanly
         async with trio.open_nursery() as nursery:
+            nursery.start_soon(load_image)
             socket_path = await nursery.start(service)
             # it outlives a stop until the pods are stopped through it (`up`'s way)
             service_scope.shield = True
@@ -169,16 +177,18 @@ async def run_joined_node(cfg: JoinConfig, *, task_status: Any = trio.TASK_STATU
                 # the network components stop before the service range's route goes
                 async with service_route(settings), trio.open_nursery() as node:
                     supervisor = Supervisor()  # the network components restart after a crash
+                    if settings is not None:  # started beside the agent (it fails the join if it cannot)
+                        node.start_soon(functools.partial(
+                            start_joined_network, node, supervisor, client, cfg.node_name, settings,
+                            pod_cidr=cidr, remove_routes_at_exit=cfg.stop_pods_on_exit))
                     extra_env = await start_service_env(node, supervisor, client)
-                    if settings is not None:
-                        await start_joined_network(node, supervisor, client, cfg.node_name, settings,
-                                                   pod_cidr=cidr, remove_routes_at_exit=cfg.stop_pods_on_exit)
                     agent = NodeAgent(client, runtime, AgentConfig(
                         node_name=cfg.node_name, state_dir=node_dir, kubelet_port=cfg.kubelet_port,
                         cluster_id=cluster_id, cluster_state_dir=str(cfg.state_dir),
                         cluster_dns=settings.cluster_dns if settings else None,
                         cluster_domain=settings.cluster_domain if settings else CLUSTER_DOMAIN, **heartbeat),
                         extra_env=extra_env)
+                    await image_loaded.wait()
                     await node.start(agent.run)
                     await node.start(rotation.run)
                     node.start_soon(_kubelet_api, cfg, client, kubeconfig, agent, runtime)

@@ -44,6 +44,11 @@ class MalformedNode(ValueError):
     """A Node whose published networks or address cannot be routed; the message says why."""
 
 
+class NotAddressedYet(MalformedNode):
+    """A Node that publishes its networks before its agent has posted its InternalIP (a new node's
+    first second): routed at its next update, not worth a warning."""
+
+
 @attrs.frozen
 class Peer:
     name: str
@@ -95,7 +100,7 @@ def peer_from_node(node: Obj) -> Peer | None:
     networks = parse_networks(str(text))
     address = internal_ip(node)
     if address is None:
-        raise MalformedNode("it publishes pod networks but has no InternalIP")
+        raise NotAddressedYet("it publishes pod networks but has no InternalIP yet")
     mac = annotations.get(VTEP_MAC_ANNOTATION)
     if mac is not None and not _MAC.match(str(mac)):
         raise MalformedNode(f"{VTEP_MAC_ANNOTATION} {mac!r} is not a MAC address (aa:bb:cc:dd:ee:ff)")

@@ -53,6 +53,7 @@ from orchestra.net.podpeers import (
     VXLAN_MTU,
     VXLAN_PORT,
     MalformedNode,
+    NotAddressedYet,
     Peer,
     Plan,
     internal_ip,
@@ -191,10 +192,11 @@ class PodRoutes:
         self.last_error = str(exc)
         log.error("pod network: %s failed (retry in %.0fs): %s", key.replace("/", " ", 1), delay, exc)
 
-    def _report(self, node: str, problem: str) -> None:
+    def _report(self, node: str, problem: str, *, waiting: bool = False) -> None:
+        """Say once why `node` is not routed (a warning, unless it only waits for an address)."""
         if self._reported.get(node) != problem:
             self._reported[node] = problem
-            log.warning("pod network: node %s is not routed: %s", node, problem)
+            (log.debug if waiting else log.warning)("pod network: node %s is not routed: %s", node, problem)
 
     # --- desired state -----------------------------------------------------------------------------
 
@@ -261,11 +263,12 @@ class PodRoutes:
                 held.add(peer.name)
                 continue
             except MalformedNode as exc:
-                self._report(peer.name, str(exc))
+                self._report(peer.name, str(exc), waiting=isinstance(exc, NotAddressedYet))
                 continue
             if plans[peer.name].mode == "vxlan" and self._vtep(address) is None:
                 del plans[peer.name]
-                self._report(peer.name, "it is reached over VXLAN and this node has no InternalIP yet")
+                self._report(peer.name, "it is reached over VXLAN and this node has no InternalIP yet",
+                             waiting=True)
                 held.add(peer.name)
         return plans, held
 
