@@ -6,8 +6,9 @@ import os
 import shutil
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
@@ -115,3 +116,18 @@ def kubectl_bin() -> str:
             )
         return found
     return KUBECTL
+
+
+@pytest.fixture
+async def memory_client() -> AsyncIterator[Any]:
+    """A LocalClient on an in-memory API core holding every cluster's bootstrap objects."""
+    from orchestra.api.request.core import ApiCore
+    from orchestra.app.bootstrap import bootstrap
+    from orchestra.client.local import LocalClient
+    from orchestra.store import Store
+
+    store = Store.open_memory()
+    core = ApiCore(store)
+    await bootstrap(core)
+    yield LocalClient(core)
+    store.close()

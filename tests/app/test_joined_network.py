@@ -6,30 +6,22 @@ is loopback), so no root and no route are needed."""
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator
 
 import pytest
 import trio
 import trio.testing
 
-from orchestra.api.request.core import ApiCore
-from orchestra.app.bootstrap import bootstrap
 from orchestra.app.network import _check_cluster_ips
 from orchestra.client.local import LocalClient
 from orchestra.net.common import kind
 from orchestra.net.proxy import ServiceProxy
 from orchestra.net.routes import NetworkSetupError
-from orchestra.store import Store
 from tests.net.test_proxy import to_loopback
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[LocalClient]:
-    store = Store.open_memory()
-    core = ApiCore(store)
-    await bootstrap(core)
-    yield LocalClient(core)
-    store.close()
+def client(memory_client: LocalClient) -> LocalClient:
+    return memory_client
 
 
 async def test_a_cluster_ip_port_another_socket_holds_stops_the_node(client: LocalClient) -> None:

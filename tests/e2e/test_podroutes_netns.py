@@ -14,19 +14,16 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import trio
 
-from orchestra.api.request.core import ApiCore
-from orchestra.app.bootstrap import bootstrap
 from orchestra.client.local import LocalClient
 from orchestra.net.common import kind
 from orchestra.net.podkernel import COMMENT, ROUTE_PROTO, RouteKernel
 from orchestra.net.podroutes import PodRoutes
-from orchestra.store import Store
 
 IP = shutil.which("ip") or "/usr/sbin/ip"
 DEVICE = "orpavx0"  # the VXLAN device's name in these namespaces
@@ -113,12 +110,8 @@ def lab() -> Iterator[Lab]:
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[LocalClient]:
-    store = Store.open_memory()
-    core = ApiCore(store)
-    await bootstrap(core)
-    yield LocalClient(core)
-    store.close()
+def client(memory_client: LocalClient) -> LocalClient:
+    return memory_client
 
 
 async def add_node(client: LocalClient, name: str, address: str) -> None:

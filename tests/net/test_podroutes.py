@@ -13,14 +13,11 @@ import pytest
 import trio
 import trio.testing
 
-from orchestra.api.request.core import ApiCore
-from orchestra.app.bootstrap import bootstrap
 from orchestra.client.local import LocalClient
 from orchestra.net.common import kind
 from orchestra.net.podkernel import FdbEntry, Firewall, Neighbour, Route, RouteKernel, chain_name
 from orchestra.net.podpeers import NETWORKS_ANNOTATION, VTEP_MAC_ANNOTATION, vtep_mac
 from orchestra.net.podroutes import RESYNC, PodRoutes
-from orchestra.store import Store
 from tests.net.podfake import FakeKernel
 
 ME = "n1"
@@ -28,12 +25,8 @@ MY_NET = "10.244.1.0/24"
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[LocalClient]:
-    store = Store.open_memory()
-    core = ApiCore(store)
-    await bootstrap(core)
-    yield LocalClient(core)
-    store.close()
+def client(memory_client: LocalClient) -> LocalClient:
+    return memory_client
 
 
 async def add_node(client: LocalClient, name: str, address: str | None, networks: str | None = None,
