@@ -15,6 +15,8 @@ import pytest
 import trio
 from hypothesis import settings
 
+from tests.etcdserver import EtcdServer, start_or_skip
+
 # CI runs the property tests with a fixed seed per test (a failure there is repeatable, and a clean
 # run means the same examples pass); locally every run explores new examples.
 settings.register_profile("ci", derandomize=True)
@@ -131,3 +133,12 @@ async def memory_client() -> AsyncIterator[Any]:
     await bootstrap(core)
     yield LocalClient(core)
     store.close()
+
+
+@pytest.fixture(scope="session")
+def etcd_server() -> Iterator[EtcdServer]:
+    """One throwaway etcd for the session (tests/etcdserver.py); skipped only when the binary is
+    missing. Tests keep to their own key prefix (tests.etcdserver.unique_prefix())."""
+    server = start_or_skip()
+    yield server
+    server.remove()

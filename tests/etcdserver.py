@@ -1,0 +1,123 @@
+"""A throwaway etcd for tests: Debian's etcd-server (`./dev` installs it) on free local ports, its
+data in a temporary directory, stopped (and its directory removed) afterwards.
+
+`etcd_server` (tests/conftest.py) is one per test session; tests that need their own keys use a
+fresh prefix (unique_prefix()), tests that restart or compact etcd start their own with EtcdServer."""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ETCD = shutil.which("etcd") or "/usr/bin/etcd"
+_prefixes = itertools.count()
+
+
+def etcd_missing() -> str | None:
+    """Why etcd cannot be started here (None when it can)."""
+    if shutil.which("etcd") is None and not Path(ETCD).exists():
+        return "the etcd binary is missing (./dev installs Debian's etcd-server)"
+    return None
+
+
+def unique_prefix(name: str = "t") -> str:
+    """A key prefix no other test of this session uses."""
+    return f"/orchestra-test/{name}-{next(_prefixes)}"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class EtcdServer:
+    """One etcd member listening on 127.0.0.1; start() blocks until it answers."""
+
+    def __init__(self, directory: Path | None = None) -> None:
+        self._own_dir = directory is None
+        self.directory = Path(tempfile.mkdtemp(prefix="orchestra-etcd-")) if directory is None else directory
+        self.client_port = _free_port()
+        self.peer_port = _free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.client_port}"
+
+    @property
+    def url(self) -> str:
+        """What `orchestra up --store` takes."""
+        return f"etcd://127.0.0.1:{self.client_port}"
+
+    def start(self, timeout: float = 20.0) -> EtcdServer:
+        peer = f"http://127.0.0.1:{self.peer_port}"
+        log = open(self.directory / "etcd.log", "ab")  # noqa: SIM115 - the child keeps it
+        self.proc = subprocess.Popen(
+            [ETCD, "--name", "t", "--data-dir", str(self.directory / "data"),
+             "--listen-client-urls", self.endpoint, "--advertise-client-urls", self.endpoint,
+             "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+             "--initial-cluster", f"t={peer}", "--logger", "zap", "--log-outputs", "stderr"],
+            stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"etcd exited with {self.proc.returncode}: {self.log_tail()}")
+            if self.healthy():
+                return self
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"etcd did not answer within {timeout} s: {self.log_tail()}")
+
+    def healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.endpoint}/health", timeout=1) as resp:
+                return bool(resp.status == 200)
+        except (OSError, urllib.error.URLError):
+            return False
+
+    def log_tail(self) -> str:
+        path = self.directory / "etcd.log"
+        return path.read_text(errors="replace")[-2000:] if path.exists() else ""
+
+    def stop(self) -> None:
+        """Stop etcd (SIGTERM, then SIGKILL); the data stays until remove()."""
+        if self.proc is None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    def kill(self) -> None:
+        """kill -9: what losing the etcd machine looks like to its clients."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+    def remove(self) -> None:
+        self.stop()
+        if self._own_dir:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def start_or_skip() -> EtcdServer:
+    why = etcd_missing()
+    if why:
+        pytest.skip(why)
+    return EtcdServer().start()
