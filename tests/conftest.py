@@ -15,7 +15,7 @@ import pytest
 import trio
 from hypothesis import settings
 
-from tests.etcdserver import EtcdServer, start_or_skip
+from tests.etcdserver import EtcdServer, shared_server
 
 # CI runs the property tests with a fixed seed per test (a failure there is repeatable, and a clean
 # run means the same examples pass); locally every run explores new examples.
@@ -137,8 +137,9 @@ async def memory_client() -> AsyncIterator[Any]:
 
 @pytest.fixture(scope="session")
 def etcd_server() -> Iterator[EtcdServer]:
-    """One throwaway etcd for the session (tests/etcdserver.py); skipped only when the binary is
-    missing. Tests keep to their own key prefix (tests.etcdserver.unique_prefix())."""
-    server = start_or_skip()
+    """One throwaway etcd for the session (tests/etcdserver.py; the one the store contract suite
+    uses too); skipped only when the binary is missing. Tests keep to their own key prefix
+    (tests.etcdserver.unique_prefix())."""
+    server = shared_server()
     yield server
     server.remove()

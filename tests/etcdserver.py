@@ -6,6 +6,7 @@ fresh prefix (unique_prefix()), tests that restart or compact etcd start their o
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import shutil
 import socket
@@ -30,8 +31,8 @@ def etcd_missing() -> str | None:
 
 
 def unique_prefix(name: str = "t") -> str:
-    """A key prefix no other test of this session uses."""
-    return f"/orchestra-test/{name}-{next(_prefixes)}"
+    """A key prefix no other test of this session uses (ending in "/": no prefix is another's)."""
+    return f"/orchestra-test/{name}-{next(_prefixes)}/"
 
 
 def _free_port() -> int:
@@ -121,3 +122,15 @@ def start_or_skip() -> EtcdServer:
     if why:
         pytest.skip(why)
     return EtcdServer().start()
+
+
+_shared: list[EtcdServer] = []
+
+
+def shared_server() -> EtcdServer:
+    """The session's etcd (started at first use, removed when the interpreter exits); skips the
+    calling test when etcd is missing."""
+    if not _shared:
+        _shared.append(start_or_skip())
+        atexit.register(_shared[0].remove)
+    return _shared[0]

@@ -200,9 +200,9 @@ async def test_plain_secrets_are_read_then_encrypted_by_the_migration_or_their_n
         await api.client.patch(api.rt("Secret"), "default", "a", {"metadata": {"labels": {"x": "y"}}})
         assert stored(api, "a").startswith(b"k8s:enc:aesgcm:v1:key1:")
         rv_b = api.get("Secret", "b")["metadata"]["resourceVersion"]  # type: ignore[index]
-        assert encryption.rewrite_stale(store, api.core.codec) == 2  # b and c; a is current
+        assert await encryption.rewrite_stale(store, api.core.codec) == 2  # b and c; a is current
         assert all(stored(api, n).startswith(b"k8s:enc:aesgcm:v1:key1:") for n in "abc")
-        assert encryption.rewrite_stale(store, api.core.codec) == 0
+        assert await encryption.rewrite_stale(store, api.core.codec) == 0
         b = api.get("Secret", "b")
         assert b is not None and b["data"] == secret("b")["data"] and b["metadata"]["resourceVersion"] != rv_b
 

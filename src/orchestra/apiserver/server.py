@@ -27,6 +27,7 @@ from orchestra.api.errors import (
     InternalError,
     MethodNotAllowed,
     NotFound,
+    ServiceUnavailable,
     path_not_found,
 )
 from orchestra.api.machinery.selectors import parse_label_selector
@@ -70,6 +71,7 @@ from orchestra.apiserver.metricsapi import MetricsApi
 from orchestra.apiserver.proxy import ProxyHandler
 from orchestra.apiserver.routes import Route, parse_resource_path
 from orchestra.apiserver.watchserve import WatchLimits, WatchStatistics, serve_watch
+from orchestra.store import StoreUnavailableError
 
 WATCH_DEFAULT_TIMEOUT = 1800.0  # kube-apiserver uses 30-60 min for watches without timeoutSeconds
 
@@ -135,6 +137,8 @@ class ApiServer:
             await self._fail(req, err)
         except trio.Cancelled:
             raise
+        except StoreUnavailableError as exc:  # etcd away: kube-apiserver's 503, and the client retries
+            await self._fail(req, ServiceUnavailable(f"storage is unavailable: {exc}"))
         except Exception as exc:
             await self._fail(req, InternalError(f"Internal error occurred: {type(exc).__name__}: {exc}"))
 

@@ -33,7 +33,7 @@ class ClusterConfig:
     # cover it). None: the listen address (loopback for a wildcard listener, which only this host's proxy
     # uses).
     advertise_address: str | None = None
-    store: str = "durable"  # "durable" | "memory"
+    store: str = "durable"  # "durable" | "memory" | "etcd://HOST:PORT[,HOST:PORT...]"
     simulate_nodes: int = 0
     # `orchestra up --nodes N`: this host's node plus N-1 worker nodes, each in a network namespace of its
     # own on a link of `node_link_cidr` (app/multinode.py)

@@ -86,14 +86,15 @@ async def run_cluster(config: ClusterConfig, *, shutdown: Shutdown | None = None
     if config.nodes > 1:  # the workers' link first: the API server listens on its host end
         links, config = _node_links(config)
     token = load_or_create_token(state)
-    store = open_store(config)
+    store = await open_store(config)
     route = ServiceRoute(config.service_cidr)
     try:
         with shutdown.scope:
             await _run(config, shutdown, state, token, store, route, links, task_status)
     finally:
         route.remove()
-        store.close()
+        with trio.CancelScope(shield=True):
+            await store.aclose()
 
 
 async def _run(
@@ -215,7 +216,7 @@ async def _open_core(config: ClusterConfig, store: Store, codec: Codec, new_key:
     snapshot drops the old log segments that held them in the clear."""
     core = ApiCore(store, allocator=ServiceAllocator(config.service_cidr), codec=codec, tokens=tokens,
                    admission=admission)
-    rewritten = encryption.rewrite_stale(store, core.codec)
+    rewritten = await encryption.rewrite_stale(store, core.codec)
     if rewritten:
         log.info("encrypted %d stored values written before encryption at rest was configured", rewritten)
     if rewritten or (new_key and store.revision):

@@ -120,10 +120,18 @@ def write_kubeconfig(path: Path, url: str, token: str, ca_cert: Path) -> None:
 HISTORY = 50_000
 
 
-def open_store(config: ClusterConfig) -> Store:
+async def open_store(config: ClusterConfig) -> Store:
+    """The store `config.store` names: "memory", "durable" (the log under the state directory) or an
+    etcd URL (etcd://HOST:PORT[,HOST:PORT]: the keys under /registry/, as kube-apiserver lays them
+    out; the store is then etcd's watch cache)."""
     if config.store == "memory":
         return Store.open_memory(max_history=HISTORY)
+    if config.store.startswith(("etcd://", "etcds://")):
+        return await Store.open_etcd(config.store, within=ETCD_KEYS, max_history=HISTORY)
     return Store.open_durable(config.state_dir / "store", fsync=config.fsync, max_history=HISTORY)  # type: ignore[arg-type]
+
+
+ETCD_KEYS = "/registry/"  # what an etcd-backed store keeps (and watches) of etcd's keys
 
 
 def prepare_state_dir(state: Path) -> Path:

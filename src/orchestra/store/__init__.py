@@ -56,6 +56,7 @@ from orchestra.store.types import (
     Put,
     StoreClosedError,
     StoreError,
+    StoreUnavailableError,
     TxnResult,
 )
 from orchestra.store.watch import Watcher
@@ -72,6 +73,7 @@ __all__ = [
     "Store",
     "StoreClosedError",
     "StoreError",
+    "StoreUnavailableError",
     "TxnResult",
     "Watcher",
 ]

@@ -67,7 +67,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
-from orchestra.store.types import Event, KeyValue, Op
+import trio
+
+from orchestra.store.types import Compare, Event, KeyValue, Op, TxnResult
 
 
 class Feed(Protocol):
@@ -111,3 +113,25 @@ class Backend(Protocol):
     def statistics(self) -> dict[str, object]: ...
 
     def close(self) -> None: ...
+
+
+class RemoteBackend(Backend, Protocol):
+    """A backend that owns the revisions (etcd): the store is its watch cache (module docstring)."""
+
+    async def open(self, feed: Feed) -> None:
+        """recover(), awaitable: load the kept state into the empty store (feed.restore)."""
+        ...
+
+    async def serve(self, feed: Feed, *,
+                    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Feed every later revision into `feed` (feed.apply), until cancelled; Store.run() runs it."""
+        ...
+
+    async def commit(self, compares: Sequence[Compare], success: Sequence[Op],
+                     failure: Sequence[Op]) -> TxnResult:
+        """Decide and keep one txn; return once `feed` has applied it (if it wrote)."""
+        ...
+
+    async def aclose(self) -> None:
+        """close(), and release connections."""
+        ...

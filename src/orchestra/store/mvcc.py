@@ -18,12 +18,14 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Iterable, Sequence
+from functools import partial
 from pathlib import Path
 
 import trio
 
-from orchestra.store.backend import Backend
+from orchestra.store.backend import Backend, RemoteBackend
 from orchestra.store.durable import DurableBackend, FsyncPolicy
+from orchestra.store.etcd import COMPACT_INTERVAL, EtcdBackend
 from orchestra.store.history import History
 from orchestra.store.index import KeyIndex
 from orchestra.store.memory import MemoryBackend
@@ -60,6 +62,7 @@ class Store:
         "_keys",
         "_max_history",
         "_notifier",
+        "_remote",
         "_retention",
         "_revision",
         "_tracked",
@@ -80,6 +83,7 @@ class Store:
         self._trim_at = max_history + max(1, max_history // 4)
         self._tracked: dict[str, int] = {}  # prefix -> revision of the last write under it
         self._closed = False
+        self._remote: RemoteBackend | None = None  # set by open_remote(): the backend decides writes
 
     @classmethod
     def open(cls, backend: Backend, *, retention_seconds: float = 300.0, max_history: int = 200_000) -> Store:
@@ -114,7 +118,78 @@ class Store:
         backend = DurableBackend.open(Path(directory), fsync=fsync, snapshot_every=snapshot_every)
         return cls.open(backend, retention_seconds=retention_seconds, max_history=max_history)
 
+    @classmethod
+    async def open_remote(cls, backend: RemoteBackend, *, retention_seconds: float = 300.0,
+                          max_history: int = 200_000) -> Store:
+        """The watch cache of a backend that owns the revisions (etcd): its keys are loaded now; run()
+        keeps them current from its watch, and must be running for the awaitable writes (aput,
+        adelete, atxn) to return. The sync writes raise StoreError on such a store."""
+        try:
+            store = cls(backend, retention_seconds=retention_seconds, max_history=max_history)
+            store._remote = backend
+            await backend.open(store._feed)
+        except BaseException:
+            backend.close()
+            raise
+        return store
+
+    @classmethod
+    async def open_etcd(cls, url: str, *, prefix: str = "", within: str = "",
+                        compact_interval: float = COMPACT_INTERVAL, retention_seconds: float = 300.0,
+                        max_history: int = 200_000) -> Store:
+        """A store kept in etcd at `url` (etcd://HOST:PORT[,HOST:PORT]): etcd key = prefix + key, the
+        keys under `within` only (orchestra.store.etcd)."""
+        _check_limits(retention_seconds, max_history)
+        backend = EtcdBackend.from_url(url, prefix=prefix, within=within, compact_interval=compact_interval)
+        return await cls.open_remote(backend, retention_seconds=retention_seconds, max_history=max_history)
+
     # --- writes ----------------------------------------------------------------------------------
+
+    async def aput(self, key: str, value: bytes, *, expect_mod_revision: int | None = None) -> KeyValue:
+        """put() on every backend: local ones decide at once (this is put()); a revision-owning one
+        (etcd) decides in its txn, and this returns once the write is in this store."""
+        remote = self._remote
+        if remote is None:
+            return self.put(key, value, expect_mod_revision=expect_mod_revision)
+        self._check_open()
+        compares = () if expect_mod_revision is None else (Compare(key, "mod", "==", expect_mod_revision),)
+        result = await remote.commit(compares, (Put(key, value),), ())
+        if not result.succeeded:
+            raise CompareFailed(key, expect_mod_revision or 0, _mod_of(result.responses[0]))
+        kv = result.responses[0]
+        assert kv is not None  # a put answers its new KeyValue
+        return kv
+
+    async def adelete(self, key: str, *, expect_mod_revision: int | None = None) -> KeyValue | None:
+        """delete() on every backend (see aput())."""
+        remote = self._remote
+        if remote is None:
+            return self.delete(key, expect_mod_revision=expect_mod_revision)
+        self._check_open()
+        compares = () if expect_mod_revision is None else (Compare(key, "mod", "==", expect_mod_revision),)
+        result = await remote.commit(compares, (Delete(key),), ())
+        if not result.succeeded:
+            raise CompareFailed(key, expect_mod_revision or 0, _mod_of(result.responses[0]))
+        return result.responses[0]
+
+    async def atxn(self, compares: Sequence[Compare], success: Sequence[Op],
+                   failure: Sequence[Op] = ()) -> TxnResult:
+        """txn() on every backend (see aput())."""
+        remote = self._remote
+        if remote is None:
+            return self.txn(compares, success, failure)
+        self._check_open()
+        for ops in (success, failure):
+            if len({op.key for op in ops}) != len(ops):
+                raise StoreError("duplicate key in one txn branch")
+        result = await remote.commit(compares, success, failure)
+        if not result.succeeded and not failure:  # the backend answered the compare keys: not ours
+            return TxnResult(False, result.revision, [])
+        return result
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosedError("store closed")
 
     def put(self, key: str, value: bytes, *, expect_mod_revision: int | None = None) -> KeyValue:
         """Set key; with expect_mod_revision (0 = must not exist) raise CompareFailed on mismatch."""
@@ -374,14 +449,22 @@ class Store:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Upkeep until cancelled or closed: retention compaction, and the backend's upkeep (the
-        durable one: batch fsync, snapshots)."""
+        durable one: batch fsync, snapshots; etcd: compaction), and a remote backend's watch that
+        feeds this store (started first: run() is started once it is)."""
+        async with trio.open_nursery() as nursery:
+            if self._remote is not None:
+                await nursery.start(partial(self._remote.serve, self._feed))
+            task_status.started()
+            await self._upkeep()
+            nursery.cancel_scope.cancel()
+
+    async def _upkeep(self) -> None:
         marks: deque[tuple[float, int]] = deque()  # (trio time, revision then), oldest first
         mark_every = min(1.0, max(_MARK_MIN, self._retention / 20))
         upkeep_every = self._backend.upkeep_interval  # math.inf: the backend needs no upkeep
         tick = min(mark_every, upkeep_every)
         last_mark = -math.inf
         next_upkeep = trio.current_time() + upkeep_every
-        task_status.started()
         while not self._closed:
             await trio.sleep(tick)
             now = trio.current_time()
@@ -432,6 +515,12 @@ class Store:
         self._notifier.close()
         self._backend.close()
 
+    async def aclose(self) -> None:
+        """close(), and a remote backend's connections too; idempotent."""
+        self.close()
+        if self._remote is not None:
+            await self._remote.aclose()
+
 
 class _StoreFeed:
     """The store as its backend sees it (orchestra.store.backend.Feed)."""
@@ -457,6 +546,10 @@ class _StoreFeed:
 
     def live(self) -> list[KeyValue]:
         return self._store._keys.live_values()
+
+
+def _mod_of(kv: KeyValue | None) -> int:
+    return 0 if kv is None else kv.mod_revision
 
 
 def _check_limits(retention_seconds: float, max_history: int) -> None:

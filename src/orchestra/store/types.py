@@ -52,6 +52,12 @@ class StoreClosedError(StoreError):
     """The store was closed."""
 
 
+class StoreUnavailableError(StoreError, ConnectionError):
+    """The backend cannot be reached or did not answer in time (etcd down, no quorum); the write may
+    or may not have happened. The API answers 503; in-process clients retry it as any connection
+    error (it is an OSError)."""
+
+
 @attrs.frozen
 class KeyValue:
     key: str

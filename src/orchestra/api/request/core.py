@@ -224,11 +224,11 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, PolicyAdmissionMixin,
         if rt.kind == "Service":
             self.allocator.allocate(obj, self._all(rt))
             value = self._encode(obj, key)
-        self._admit_namespaced(rt, obj, None, opts)  # LimitRanger, ResourceQuota (charged here)
+        await self._admit_namespaced(rt, obj, None, opts)  # LimitRanger, ResourceQuota (charged here)
         if opts.dry_run:
             return WriteResult(conversion.served(rt, obj), warnings, created=True)
         try:
-            kv = self.store.put(key, value, expect_mod_revision=0)
+            kv = await self.store.aput(key, value, expect_mod_revision=0)
         except CompareFailed:
             raise already_exists(rt.group_resource, m["name"], group=rt.group, plural=rt.plural) from None
         self._written(rt, obj, m["name"])
@@ -400,11 +400,11 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, PolicyAdmissionMixin,
         if new == old:
             return WriteResult(with_rv(new, kv))
         value = self._encode(self._stored(rt, new), kv.key)
-        self._admit_namespaced(rt, new, old, opts, subresource)
+        await self._admit_namespaced(rt, new, old, opts, subresource)
         if opts.dry_run:
             return WriteResult(with_rv(new, kv))
         try:
-            nkv = self.store.put(kv.key, value, expect_mod_revision=kv.mod_revision)
+            nkv = await self.store.aput(kv.key, value, expect_mod_revision=kv.mod_revision)
         except CompareFailed:
             raise conflict(rt.group_resource, om.get("name", ""), group=rt.group, plural=rt.plural) from None
         self._written(rt, new, om.get("name", ""))

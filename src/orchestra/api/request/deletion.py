@@ -130,7 +130,7 @@ class DeletionMixin:
                 return new, False
             try:
                 value = self.codec.encode(kv.key, self._stored(rt, new))
-                nkv = self.store.put(kv.key, value, expect_mod_revision=kv.mod_revision)
+                nkv = await self.store.aput(kv.key, value, expect_mod_revision=kv.mod_revision)
             except CompareFailed:
                 continue
             self._written(rt, new, name)
@@ -158,7 +158,7 @@ class DeletionMixin:
 
     async def _remove(self, rt: ResourceType, kv: KeyValue, obj: Obj) -> Obj:
         try:
-            prev = self.store.delete(kv.key, expect_mod_revision=kv.mod_revision)
+            prev = await self.store.adelete(kv.key, expect_mod_revision=kv.mod_revision)
         except CompareFailed:
             raise conflict(
                 rt.group_resource, meta(obj).get("name", ""), group=rt.group, plural=rt.plural

@@ -176,7 +176,7 @@ def new_config() -> dict[str, Any]:
     }
 
 
-def rewrite_stale(store: Store, codec: Any) -> int:
+async def rewrite_stale(store: Store, codec: Any) -> int:
     """Write every stale value under an encrypted prefix again with its first provider; the count."""
     rewritten = 0
     for prefix in codec.transformers:
@@ -186,7 +186,7 @@ def rewrite_stale(store: Store, codec: Any) -> int:
             if not stale:
                 continue
             try:
-                store.put(kv.key, codec.to_storage(kv.key, plain), expect_mod_revision=kv.mod_revision)
+                await store.aput(kv.key, codec.to_storage(kv.key, plain), expect_mod_revision=kv.mod_revision)
             except CompareFailed:
                 continue  # written meanwhile, by a writer that encrypted it
             rewritten += 1

@@ -50,7 +50,7 @@ class PolicyAdmissionMixin:
     def _limit_ranges(self: Any, namespace: str) -> list[Obj]:
         return [obj for _, obj in self._policy_objects("LimitRange", namespace)]
 
-    def _admit_namespaced(self: Any, rt: ResourceType, obj: Obj, old: Obj | None, opts: WriteOptions,
+    async def _admit_namespaced(self: Any, rt: ResourceType, obj: Obj, old: Obj | None, opts: WriteOptions,
                           subresource: str = "") -> None:
         namespace = meta(obj).get("namespace")
         if not rt.namespaced or not namespace or subresource:
@@ -67,17 +67,17 @@ class PolicyAdmissionMixin:
             if not charged or opts.dry_run:
                 return
             revisions = {name_of(q): kv for kv, q in stored}
-            names = {name_of(q) for q in charged if not self._store_quota(revisions[name_of(q)], q)}
+            names = {name_of(q) for q in charged if not await self._store_quota(revisions[name_of(q)], q)}
             if not names:
                 return
         raise conflict("resourcequotas", min(names or {""}), group="", plural="resourcequotas")
 
-    def _store_quota(self: Any, kv: Any, quota: Obj) -> bool:
+    async def _store_quota(self: Any, kv: Any, quota: Obj) -> bool:
         """Write a charged quota over the revision it was read at; False when it changed since."""
         quota = deep_copy(quota)
         meta(quota).pop("resourceVersion", None)
         try:
-            self.store.put(kv.key, self._encode(quota, kv.key), expect_mod_revision=kv.mod_revision)
+            await self.store.aput(kv.key, self._encode(quota, kv.key), expect_mod_revision=kv.mod_revision)
         except CompareFailed:
             return False
         return True

@@ -169,7 +169,7 @@ class SubresourceMixin:
             meta(pod).pop("resourceVersion", None)
             try:
                 value = self.codec.encode(kv.key, pod)
-                nkv = self.store.put(kv.key, value, expect_mod_revision=kv.mod_revision)
+                nkv = await self.store.aput(kv.key, value, expect_mod_revision=kv.mod_revision)
             except CompareFailed:
                 continue
             await self.store.wait_durable(nkv.mod_revision)
