@@ -2,10 +2,10 @@
 
 Owns: the wire - JSON bodies with base64 keys and values and int64s as strings, the KV calls (range,
 put, delete, txn with compares, compact), maintenance status, and the watch stream (one POST to
-/v3/watch whose response is a stream of JSON lines) - and the translation of etcd's and the
-network's errors into the store's (StoreUnavailableError, CompactedError, FutureRevisionError).
-Endpoints are tried in order; a request moves to the next one only when it could not connect, so a
-write is never sent twice.
+/v3/watch whose response is a stream of JSON lines; its connection is orchestra.store.etcdwatch's)
+- and the translation of etcd's and the network's errors into the store's (StoreUnavailableError,
+CompactedError, FutureRevisionError). Endpoints are tried in order; a request moves to the next one
+only when it could not connect, so a write is never sent twice.
 
 Why the gateway and not gRPC: the gateway is part of every etcd v3 server (3.4 serves it at /v3/),
 httpx is already the project's HTTP client and runs on trio natively, whereas the maintained gRPC
@@ -13,7 +13,7 @@ clients for Python (grpcio, grpclib) run on threads or asyncio, not trio, and wo
 protobuf stubs. The price is JSON instead of protobuf on the wire, measured small next to etcd's own
 fsync per write.
 
-Must not import: anything from orchestra except orchestra.store.types.
+Must not import: anything from orchestra except orchestra.store.{types, etcdwatch}.
 """
 
 from __future__ import annotations
@@ -21,13 +21,15 @@ from __future__ import annotations
 import base64
 import ssl
 from collections.abc import AsyncIterator, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from typing import Any
 
 import attrs
 import httpx
 import orjson
+import trio
 
+from orchestra.store.etcdwatch import WatchStream, open_watch
 from orchestra.store.types import (
     CompactedError,
     Compare,
@@ -173,6 +175,7 @@ class EtcdClient:
             raise ValueError("no etcd endpoints")
         self.endpoints = [e.rstrip("/") for e in endpoints]
         self._timeout = timeout
+        self._tls = tls
         self._http = httpx.AsyncClient(timeout=timeout, verify=tls if tls is not None else True)
         self._current = 0  # the endpoint that answered last: tried first
 
@@ -252,51 +255,46 @@ class EtcdClient:
 
     @asynccontextmanager
     async def watch(self, prefix: str, *, start_revision: int, progress_notify: bool = True,
-                    ) -> AsyncIterator[AsyncIterator[WatchResponse]]:
+                    ) -> AsyncIterator[WatchResponses]:
         """A watch of every key under `prefix` from `start_revision`, with prev_kv: yields the
         responses as they come (the first is `created`, or `canceled` with compact_revision when the
         start is compacted). The stream ends (StoreUnavailableError) when the connection does."""
         body = {"create_request": {"key": _b64(prefix), "range_end": prefix_end(prefix), "prev_kv": True,
                                    "start_revision": str(start_revision), "progress_notify": progress_notify}}
-        timeout = httpx.Timeout(self._timeout, read=None)  # a quiet watch is not a dead one
-        async with AsyncExitStack() as stack:
-            resp, endpoint = await self._open_watch(stack, orjson.dumps(body), timeout)
-            if resp.status_code != 200:
-                raise _error(_json_bytes(await resp.aread()), resp.status_code, body)
-            yield _responses(resp, endpoint)
+        stream = await self._open_watch(orjson.dumps(body))
+        try:
+            if stream.status != 200:
+                raise _error(_json_bytes(await stream.read_all()), stream.status, body)
+            yield WatchResponses(stream)
+        finally:
+            await stream.aclose()
 
-    async def _open_watch(self, stack: AsyncExitStack, content: bytes,
-                          limits: httpx.Timeout) -> tuple[httpx.Response, str]:
-        last: Exception | None = None
+    async def _open_watch(self, content: bytes) -> WatchStream:
+        last: BaseException | None = None
         for i in range(len(self.endpoints)):
             endpoint = self.endpoints[(self._current + i) % len(self.endpoints)]
-            request = self._http.build_request("POST", f"{endpoint}/v3/watch", content=content,
-                                               timeout=limits)
             try:
-                resp = await self._http.send(request, stream=True)
-            except httpx.ConnectError as exc:  # never reached etcd: the next endpoint may answer
+                return await open_watch(endpoint, content, tls=self._tls, connect_timeout=self._timeout)
+            except (OSError, trio.TooSlowError) as exc:  # never reached etcd: the next one may answer
                 last = exc
-                continue
-            except _UNAVAILABLE as exc:
-                raise StoreUnavailableError(f"etcd watch at {endpoint}: {_why(exc)}") from exc
-            stack.push_async_callback(resp.aclose)
-            return resp, endpoint
         raise StoreUnavailableError(f"etcd unreachable at {', '.join(self.endpoints)}: {_why(last)}")
 
 
-async def _responses(resp: httpx.Response, endpoint: str) -> AsyncIterator[WatchResponse]:
-    try:
-        async for line in resp.aiter_lines():
-            if not line.strip():
-                continue
-            doc = orjson.loads(line)
-            if "error" in doc:
-                err = doc["error"]
-                raise StoreUnavailableError(f"etcd watch at {endpoint}: {err.get('message') or err}")
-            yield _watch_response(doc.get("result") or {})
-    except _UNAVAILABLE as exc:
-        raise StoreUnavailableError(f"etcd watch at {endpoint}: {_why(exc)}") from exc
-    raise StoreUnavailableError(f"etcd watch at {endpoint}: the stream ended")
+class WatchResponses:
+    """The WatchResponses of one watch stream (an async iterator)."""
+
+    def __init__(self, stream: WatchStream) -> None:
+        self._stream = stream
+
+    def __aiter__(self) -> WatchResponses:
+        return self
+
+    async def __anext__(self) -> WatchResponse:
+        doc = await self._stream.__anext__()
+        if "error" in doc:
+            err = doc["error"]
+            raise StoreUnavailableError(f"etcd watch at {self._stream.endpoint}: {err.get('message') or err}")
+        return _watch_response(doc.get("result") or {})
 
 
 def _watch_response(doc: dict[str, Any]) -> WatchResponse:
@@ -337,7 +335,7 @@ def _error(doc: dict[str, Any], status: int, body: dict[str, Any]) -> StoreError
     return StoreError(f"etcd: {message}")
 
 
-def _why(exc: Exception | None) -> str:
+def _why(exc: BaseException | None) -> str:
     if exc is None:
         return "no endpoint"
     return str(exc) or type(exc).__name__
