@@ -70,6 +70,7 @@ def fake_app(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
         "STATE_DIR",
         "LISTEN",
         "MEMORY",
+        "STORE",
         "SIMULATE_NODES",
         "APPLY",
         "NO_PODMAN",
@@ -136,6 +137,26 @@ def test_up_options(fake_app: list[Any], tmp_path: Path) -> None:
     (["--nodes", "0"], "Invalid value for '--nodes'"),
 ])
 def test_up_bad_node_options_are_usage_errors(fake_app: list[Any], args: list[str], message: str) -> None:
+    result = CliRunner().invoke(cli, ["up", *args])
+    assert result.exit_code != 0 and message in result.output, result.output
+    assert fake_app == []
+
+
+@pytest.mark.parametrize(("args", "env"), [
+    (["--store", "etcd://10.0.0.1:2379,10.0.0.2:2379"], {}),
+    ([], {"ORCHESTRA_STORE": "etcd://10.0.0.1:2379,10.0.0.2:2379"}),
+], ids=["option", "environment"])
+def test_up_store_etcd(fake_app: list[Any], tmp_path: Path, args: list[str], env: dict[str, str]) -> None:
+    result = CliRunner().invoke(cli, ["up", "--state-dir", str(tmp_path), *args], env=env)
+    assert result.exit_code == 0, result.output
+    assert fake_app == [FakeClusterConfig(state_dir=tmp_path, store="etcd://10.0.0.1:2379,10.0.0.2:2379")]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--store", "http://10.0.0.1:2379"], "Invalid value for '--store': not an etcd URL: 'http://10.0.0.1:2379'"),
+    (["--store", "etcd://a:1", "--memory"], "--memory and --store exclude each other"),
+], ids=["not-etcd", "with-memory"])
+def test_up_bad_store_is_a_usage_error(fake_app: list[Any], args: list[str], message: str) -> None:
     result = CliRunner().invoke(cli, ["up", *args])
     assert result.exit_code != 0 and message in result.output, result.output
     assert fake_app == []

@@ -145,6 +145,19 @@ def _check_cluster_cidr(value: str) -> str:
     return value
 
 
+def _check_store(value: str | None) -> str | None:
+    """--store: an etcd URL (etcd://HOST:PORT[,HOST:PORT]), checked here so a typo is a usage error."""
+    if value is None:
+        return None
+    from orchestra.store.etcd import endpoints_from_url
+
+    try:
+        endpoints_from_url(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return value
+
+
 def _check_ip(value: str | None) -> str | None:
     import ipaddress
 
@@ -175,8 +188,9 @@ UP_HELP = """Run a cluster in this process until Ctrl-C.
 
 Starts the store, API server, scheduler, controllers and node agent, writes
 <state dir>/kubeconfig and prints how to point kubectl at it. State persists in the state
-directory across restarts (unless --memory). Every option can also be set in the environment
-(ORCHESTRA_STATE_DIR, ORCHESTRA_LISTEN, ORCHESTRA_MEMORY, ORCHESTRA_SIMULATE_NODES,
+directory across restarts (unless --memory; with --store, in etcd). Every option can also be
+set in the environment (ORCHESTRA_STATE_DIR, ORCHESTRA_LISTEN, ORCHESTRA_MEMORY, ORCHESTRA_STORE,
+ORCHESTRA_SIMULATE_NODES,
 ORCHESTRA_APPLY (paths separated by spaces), ORCHESTRA_NO_PODMAN, ORCHESTRA_DASHBOARD,
 ORCHESTRA_NO_NETWORK, ORCHESTRA_TIMINGS, ORCHESTRA_STOP_PODS, ORCHESTRA_INGRESS_LISTEN,
 ORCHESTRA_INGRESS_TLS_LISTEN, ORCHESTRA_CLUSTER_CIDR).
@@ -186,6 +200,7 @@ Examples:
   orchestra up
   orchestra up --listen 127.0.0.1:7443 --state-dir /tmp/demo --apply examples/
   orchestra up --memory --no-podman --simulate-nodes 100
+  orchestra up --store etcd://10.0.0.1:2379,10.0.0.2:2379,10.0.0.3:2379
   orchestra up --ingress-listen 127.0.0.1:8080 --ingress-tls-listen off
 """
 
@@ -201,6 +216,11 @@ Examples:
                    "serving certificate, listened on as well) [default: the --listen address].")
 @click.option("--memory", is_flag=True, envvar="ORCHESTRA_MEMORY",
               help="Keep state in memory only (lost on exit) instead of the durable store.")
+@click.option("--store", "store_url", default=None, envvar="ORCHESTRA_STORE", metavar="etcd://HOST:PORT[,...]",
+              callback=lambda ctx, param, value: _check_store(value),
+              help="Keep state in etcd (v3, through its gRPC gateway) under /registry/, as kube-apiserver "
+                   "does, instead of the durable store in the state directory; several endpoints of one "
+                   "etcd cluster separated by commas.")
 @click.option("--simulate-nodes", type=click.IntRange(min=0), default=0, show_default=True,
               envvar="ORCHESTRA_SIMULATE_NODES", help="Also run N simulated nodes (no containers).")
 @click.option("--nodes", type=click.IntRange(min=1, max=200), default=1, show_default=True,
@@ -257,6 +277,7 @@ def up_command(
     listen: tuple[str, int],
     advertise_address: str | None,
     memory: bool,
+    store_url: str | None,
     simulate_nodes: int,
     nodes: int,
     node_link_cidr: str,
@@ -281,12 +302,14 @@ def up_command(
         from orchestra.app import ClusterConfig
     except ImportError as exc:
         raise CliError(f"the cluster runtime is not available in this installation ({exc})") from None
+    if memory and store_url:
+        raise click.UsageError("--memory and --store exclude each other")
     config = ClusterConfig(
         state_dir=state_dir or default_state_dir(),
         listen_host=listen[0],
         listen_port=listen[1],
         advertise_address=advertise_address,
-        store="memory" if memory else "durable",
+        store=store_url or ("memory" if memory else "durable"),
         simulate_nodes=simulate_nodes,
         nodes=nodes,
         node_link_cidr=node_link_cidr,
