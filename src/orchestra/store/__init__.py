@@ -2,7 +2,7 @@
 
 Owns: revisions, the per-key revision index, the global event history, compare-and-swap, atomic
 transactions, range at a past revision, watches, compaction/retention, and persistence through a
-small backend contract (memory, the durable log; etcd later). This package is a leaf layer.
+small backend contract (memory, the durable log, etcd). This package is a leaf layer.
 Must not import: anything from orchestra outside orchestra.store.
 
 Semantics, fixed here so the API core can rely on them (whatever the backend):
@@ -26,6 +26,12 @@ Semantics, fixed here so the API core can rely on them (whatever the backend):
   run()). After reopening, the state and revision are as before but history is not: compact_revision
   is the revision at open, so a watch from before the restart gets CompactedError (a re-list).
 - After close(), writes, watch() and reading a watcher raise StoreClosedError.
+- Over etcd (open_etcd): etcd decides every write and owns the revisions (resourceVersion = etcd's
+  mod revision); the store is etcd's watch cache, fed by etcd's watch in run(). Writes are the
+  awaitable aput/adelete/atxn (on local backends they are put/delete/txn, unchanged); each returns
+  once its revision is in the cache. Revisions skip (etcd counts writes outside the store's keys).
+  etcd unreachable: StoreUnavailableError (an OSError; the API's 503); reads are served from the
+  cache meanwhile, and the watch resumes from where it was when etcd is back.
 
 The modules, each one concept (arrows: may import):
     types     KeyValue, Event, Put/Delete/Compare, TxnResult, StoreError and kin   (imports nothing)
@@ -36,11 +42,17 @@ The modules, each one concept (arrows: may import):
     memory    MemoryBackend: keeps nothing                                         -> backend, types
     log       the durable files: checksummed log records, snapshots, group-commit fsync (no orchestra)
     durable   DurableBackend: recovery, one record per commit, fsync policies      -> backend, log, types
+    etcdwatch one etcd watch stream: its connection, h11, JSON lines                 -> types
+    etcdclient the etcd v3 gateway client on httpx: KV, txn, compact, status, watch -> etcdwatch, types
+    etcd      EtcdBackend: the range at open, the watch feeding the cache, txn writes, compaction
+                                                                         -> backend, etcdclient, types
     mvcc      Store: every semantic above, once, over any Backend                 -> all but log
 The backend seam: the Store decides every write (CAS, the next revision) and hands the committed
 revision to backend.append() before the write returns; at open, backend.recover(feed) pushes the
 kept state back in through feed.restore()/feed.apply(), the same path into the index, history and
-watchers as a local write. orchestra.store.backend's docstring has the contract and the etcd plan.
+watchers as a local write. A backend that owns the revisions (etcd: a RemoteBackend) decides writes
+itself (commit()) and feeds every revision, its own writes too, through feed.apply(); its watch is a
+task of Store.run(). orchestra.store.backend's docstring has the contract and how etcd fits.
 import-linter checks these arrows (pyproject.toml).
 """
 

@@ -33,9 +33,9 @@ For both the MVCC layer decides every write (CAS against the in-process state, r
 then tells the backend; reopening restores the state and the revision, not the history (the store
 is compacted at the revision it opened at, so an older watch re-lists).
 
-How an etcd v3 backend fits (a later issue builds it): etcd owns the revision, the history and the
-watch stream, and the in-process store becomes a watch cache fed from etcd (kube-apiserver's cacher
-over etcd3 is the model).
+How the etcd v3 backend fits (orchestra.store.etcd; a RemoteBackend, below): etcd owns the revision,
+the history and the watch stream, and the in-process store becomes a watch cache fed from etcd
+(kube-apiserver's cacher over etcd3 is the model). As built:
 - recover(feed): a linearizable Range of the key prefix -> feed.restore(header.revision, kvs), then a
   Watch from header.revision + 1 whose events go to feed.apply(revision, ops) in revision order.
   etcd revisions skip (writes outside the prefix count too): apply() already allows that, and every
@@ -43,23 +43,26 @@ over etcd3 is the model).
 - writes: here is what differs, and the seam says so rather than hiding it. Local backends are told
   about a write after the MVCC layer decided it, synchronously (Store.put() returns the KeyValue).
   Over etcd only etcd can decide: a write is a remote Txn (compare mod_revision, then put/delete,
-  with prev_kv) whose response carries the revision. The etcd issue adds the one operation only a
-  revision-owning backend implements - `async commit(compares, success, failure) -> TxnResult` -
-  and awaitable Store writes that route to it (the API core already awaits wait_durable() after
-  each write, so its call sites barely change); append() is then not called, and the cache learns
-  of the write, like of every other, through feed.apply().
+  with prev_kv) whose response carries the revision. So a RemoteBackend has the one operation only a
+  revision-owning backend implements - `async commit(compares, success, failure) -> TxnResult`,
+  which returns once feed.apply() has brought the txn's revision in - and the Store has awaitable
+  writes (aput, adelete, atxn) that route to it; on local backends they are the sync writes. The
+  API core awaits them. append() is not called (it raises: the sync writes fail on such a store),
+  and the cache learns of the write, like of every other, through feed.apply().
+- open(feed) is recover(), awaitable (Store.open_remote / open_etcd), and serve(feed) the watch
+  task Store.run() starts first; aclose() closes the connections (Store.aclose()).
 - wait_durable(revision): return once the feed has applied `revision` (read-your-writes: what the
   API core needs after a write, and what it waits for today).
 - snapshot(feed): nothing (etcd snapshots itself).
-- upkeep(feed): etcd compaction (like kube-apiserver's compactor: every interval, compact etcd to the
-  revision seen one interval before). The watch stream is a long-lived task: Store.run() will start
-  it in a nursery then (today's backends need only the periodic call).
-- statistics(): endpoints, etcd's revision, its db size. close(): close the client.
+- upkeep(feed): etcd compaction (like kube-apiserver's compactor: every interval, 5 min by default,
+  compact etcd to the revision seen one interval before).
+- statistics(): endpoints, etcd's revision, the revision compacted to, connected or the last error,
+  reconnects. close(): wake writers still waiting; aclose(): close the client too.
 Store.compact() stays local in every case: it trims the in-process history (the cache's window);
 etcd's own history is compacted by upkeep(). A watch from before that window gets CompactedError
 (410, the client re-lists), as from a kube watch cache.
 
-Must not import: anything from orchestra except orchestra.store.types.
+Must not import: anything from orchestra except orchestra.store.types (and trio, for the task status).
 """
 
 from __future__ import annotations
