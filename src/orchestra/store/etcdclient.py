@@ -1,19 +1,19 @@
-"""An etcd v3 client on trio: etcd's gRPC JSON gateway (`/v3/...`) over httpx.
+"""An etcd v3 client on trio: etcd's gRPC JSON gateway (`/v3/...`) over HTTP/1.1.
 
 Owns: the wire - JSON bodies with base64 keys and values and int64s as strings, the KV calls (range,
 put, delete, txn with compares, compact), maintenance status, and the watch stream (one POST to
-/v3/watch whose response is a stream of JSON lines; its connection is orchestra.store.etcdwatch's)
-- and the translation of etcd's and the network's errors into the store's (StoreUnavailableError,
-CompactedError, FutureRevisionError). Endpoints are tried in order; a request moves to the next one
-only when it could not connect, so a write is never sent twice.
+/v3/watch whose response is a stream of JSON lines) - and the translation of etcd's errors into the
+store's (StoreUnavailableError, CompactedError, FutureRevisionError). The connections are
+orchestra.store.etcdhttp's. Endpoints are tried in order; a request moves to the next one only when
+it could not connect, so a write is never sent twice.
 
-Why the gateway and not gRPC: the gateway is part of every etcd v3 server (3.4 serves it at /v3/),
-httpx is already the project's HTTP client and runs on trio natively, whereas the maintained gRPC
-clients for Python (grpcio, grpclib) run on threads or asyncio, not trio, and would need generated
-protobuf stubs. The price is JSON instead of protobuf on the wire, measured small next to etcd's own
-fsync per write.
+Why the gateway and not gRPC: the gateway is part of every etcd v3 server (3.4 serves it at /v3/) and
+needs nothing but HTTP/1.1 on trio, whereas the maintained gRPC clients for Python (grpcio, grpclib)
+run on threads or asyncio, not trio, and need generated protobuf stubs. The price is JSON instead of
+protobuf on the wire, small next to etcd's own fsync per write. (Why h11 rather than httpx:
+orchestra.store.etcdhttp says.)
 
-Must not import: anything from orchestra except orchestra.store.{types, etcdwatch}.
+Must not import: anything from orchestra except orchestra.store.{types, etcdhttp}.
 """
 
 from __future__ import annotations
@@ -25,11 +25,10 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import attrs
-import httpx
 import orjson
 import trio
 
-from orchestra.store.etcdwatch import WatchStream, open_watch
+from orchestra.store.etcdhttp import Connection, Pool
 from orchestra.store.types import (
     CompactedError,
     Compare,
@@ -44,7 +43,6 @@ from orchestra.store.types import (
 _TARGET = {"mod": ("MOD", "mod_revision"), "create": ("CREATE", "create_revision"),
            "version": ("VERSION", "version"), "value": ("VALUE", "value")}
 _RESULT = {"==": "EQUAL", "!=": "NOT_EQUAL", "<": "LESS", ">": "GREATER"}
-_UNAVAILABLE = (httpx.TransportError,)  # connect, read, write, timeouts, protocol errors
 
 
 @attrs.frozen
@@ -174,32 +172,31 @@ class EtcdClient:
         if not endpoints:
             raise ValueError("no etcd endpoints")
         self.endpoints = [e.rstrip("/") for e in endpoints]
-        self._timeout = timeout
-        self._tls = tls
-        self._http = httpx.AsyncClient(timeout=timeout, verify=tls if tls is not None else True)
+        self._pools = [Pool(e, tls=tls, timeout=timeout) for e in self.endpoints]
         self._current = 0  # the endpoint that answered last: tried first
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        for pool in self._pools:
+            await pool.aclose()
 
     # --- calls -----------------------------------------------------------------------------------
 
     async def _call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         content = orjson.dumps(body)
-        last: Exception | None = None
-        for i in range(len(self.endpoints)):
-            index = (self._current + i) % len(self.endpoints)
+        last: BaseException | None = None
+        for i in range(len(self._pools)):
+            index = (self._current + i) % len(self._pools)
             try:
-                resp = await self._http.post(f"{self.endpoints[index]}{path}", content=content)
-            except httpx.ConnectError as exc:  # never reached etcd: the next endpoint may answer
-                last = exc
+                status, answer = await self._pools[index].call(path, content)
+            except (OSError, trio.TooSlowError) as exc:
+                if isinstance(exc, StoreUnavailableError):
+                    raise  # reached etcd, then lost it: the call may have happened
+                last = exc  # never reached etcd: the next endpoint may answer
                 continue
-            except _UNAVAILABLE as exc:
-                raise StoreUnavailableError(f"etcd {self.endpoints[index]}: {_why(exc)}") from exc
             self._current = index
-            doc = _json(resp)
-            if resp.status_code != 200:
-                raise _error(doc, resp.status_code, body)
+            doc = _json_bytes(answer)
+            if status != 200:
+                raise _error(doc, status, body)
             return doc
         raise StoreUnavailableError(f"etcd unreachable at {', '.join(self.endpoints)}: {_why(last)}")
 
@@ -261,39 +258,41 @@ class EtcdClient:
         start is compacted). The stream ends (StoreUnavailableError) when the connection does."""
         body = {"create_request": {"key": _b64(prefix), "range_end": prefix_end(prefix), "prev_kv": True,
                                    "start_revision": str(start_revision), "progress_notify": progress_notify}}
-        stream = await self._open_watch(orjson.dumps(body))
+        status, conn = await self._open_watch(orjson.dumps(body))
         try:
-            if stream.status != 200:
-                raise _error(_json_bytes(await stream.read_all()), stream.status, body)
-            yield WatchResponses(stream)
+            if status != 200:
+                raise _error(_json_bytes(await conn.read_body()), status, body)
+            yield WatchResponses(conn)
         finally:
-            await stream.aclose()
+            await conn.aclose()
 
-    async def _open_watch(self, content: bytes) -> WatchStream:
+    async def _open_watch(self, content: bytes) -> tuple[int, Connection]:
         last: BaseException | None = None
-        for i in range(len(self.endpoints)):
-            endpoint = self.endpoints[(self._current + i) % len(self.endpoints)]
+        for i in range(len(self._pools)):
+            pool = self._pools[(self._current + i) % len(self._pools)]
             try:
-                return await open_watch(endpoint, content, tls=self._tls, connect_timeout=self._timeout)
-            except (OSError, trio.TooSlowError) as exc:  # never reached etcd: the next one may answer
-                last = exc
+                return await pool.stream("/v3/watch", content)
+            except (OSError, trio.TooSlowError) as exc:
+                if isinstance(exc, StoreUnavailableError):
+                    raise
+                last = exc  # never reached etcd: the next one may answer
         raise StoreUnavailableError(f"etcd unreachable at {', '.join(self.endpoints)}: {_why(last)}")
 
 
 class WatchResponses:
     """The WatchResponses of one watch stream (an async iterator)."""
 
-    def __init__(self, stream: WatchStream) -> None:
-        self._stream = stream
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
 
     def __aiter__(self) -> WatchResponses:
         return self
 
     async def __anext__(self) -> WatchResponse:
-        doc = await self._stream.__anext__()
+        doc = await self._conn.next_json()  # (a lost connection: StoreUnavailableError)
         if "error" in doc:
             err = doc["error"]
-            raise StoreUnavailableError(f"etcd watch at {self._stream.endpoint}: {err.get('message') or err}")
+            raise StoreUnavailableError(f"etcd watch at {self._conn.endpoint}: {err.get('message') or err}")
         return _watch_response(doc.get("result") or {})
 
 
@@ -309,10 +308,6 @@ def _watch_response(doc: dict[str, Any]) -> WatchResponse:
 
 def _revision(doc: dict[str, Any]) -> int:
     return int(doc.get("header", {}).get("revision", 0))
-
-
-def _json(resp: httpx.Response) -> dict[str, Any]:
-    return _json_bytes(resp.content)
 
 
 def _json_bytes(data: bytes) -> dict[str, Any]:
