@@ -169,6 +169,9 @@ class InterferingStore:
             self.store.put(key, self.value)
         return self.store.put(key, value, expect_mod_revision=expect_mod_revision)
 
+    async def aput(self, key: str, value: bytes, *, expect_mod_revision: int | None = None) -> Any:
+        return self.put(key, value, expect_mod_revision=expect_mod_revision)  # (the API core's write)
+
 
 async def interfering_api() -> tuple[Api, InterferingStore]:
     store = InterferingStore(Store.open_memory())

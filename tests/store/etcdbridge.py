@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import attrs
+import outcome
 import trio
 
 from orchestra.store import (
@@ -29,6 +30,7 @@ from orchestra.store import (
     KeyValue,
     Put,
     Store,
+    StoreClosedError,
     TxnResult,
     Watcher,
 )
@@ -55,10 +57,32 @@ class TrioThread:
             await trio.sleep_forever()
 
     def run(self, afn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        if trio.lowlevel.in_trio_run():  # an async test's loop: it waits (blocked) for this one
+            return self._from_trio(lambda: outcome.acapture(afn, *args))
         return trio.from_thread.run(afn, *args, trio_token=self._token)
 
     def run_sync(self, fn: Callable[..., T], *args: Any) -> T:
+        if trio.lowlevel.in_trio_run():
+            async def call() -> outcome.Outcome[T]:
+                return outcome.capture(fn, *args)
+
+            return self._from_trio(call)
         return trio.from_thread.run_sync(fn, *args, trio_token=self._token)
+
+    def _from_trio(self, capture: Callable[[], Awaitable[outcome.Outcome[T]]]) -> T:
+        """Run in the store's loop and block the calling loop until done (trio.from_thread refuses
+        a call from inside a trio run)."""
+        assert self._token is not None and self.nursery is not None
+        done = threading.Event()
+        result: list[outcome.Outcome[T]] = []
+
+        async def task() -> None:
+            result.append(await capture())
+            done.set()
+
+        self._token.run_sync_soon(self.nursery.start_soon, task)
+        done.wait()
+        return result[0].unwrap()
 
     def stop(self) -> None:
         if self.nursery is not None and self._thread.is_alive():
@@ -76,6 +100,7 @@ class EtcdBridge:
         self.loop = TrioThread()
         self.store: Store = self.loop.run(self._open, url, prefix, kwargs)
         self.base = self.store.revision if base is None else base
+        self.closed = False
 
     async def _open(self, url: str, prefix: str, kwargs: dict[str, Any]) -> Store:
         store = await Store.open_etcd(url, prefix=prefix, **kwargs)
@@ -106,6 +131,7 @@ class EtcdBridge:
         return Event(ev.type, self._kv(ev.kv), self._kv(ev.prev_kv))  # type: ignore[arg-type]
 
     def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        self._check_open()
         try:
             return self.loop.run_sync(lambda: fn(*args, **kwargs))
         except (CompactedError, FutureRevisionError, CompareFailed) as exc:
@@ -115,10 +141,15 @@ class EtcdBridge:
         async def call() -> T:
             return await afn(*args, **kwargs)
 
+        self._check_open()
         try:
             return self.loop.run(call)
         except (CompactedError, FutureRevisionError, CompareFailed) as exc:
             raise self._error(exc) from None
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise StoreClosedError("store closed")
 
     def _error(self, exc: Exception) -> Exception:
         if isinstance(exc, CompactedError):
@@ -178,8 +209,11 @@ class EtcdBridge:
     def compact(self, revision: int) -> None:
         self._call(self.store.compact, self._at(revision))
 
-    def snapshot(self) -> None:
-        self.loop.run(self.store.snapshot)
+    async def snapshot(self) -> None:
+        await trio.to_thread.run_sync(self._await, self.store.snapshot)
+
+    async def wait_durable(self, revision: int) -> None:
+        await trio.to_thread.run_sync(self._await, self.store.wait_durable, self._at(revision))
 
     def statistics(self) -> dict[str, object]:
         stats = self._call(self.store.statistics)
@@ -188,9 +222,11 @@ class EtcdBridge:
         return stats
 
     def close(self) -> None:
-        if self.loop.nursery is None:
+        """Close the store (its watchers end with StoreClosedError), then stop its loop."""
+        if self.closed:
             return
         self.loop.run(self.store.aclose)
+        self.closed = True
         self.loop.stop()
 
 
@@ -203,8 +239,28 @@ class BridgedWatcher:
         bridge = self._bridge
         return [bridge._event(ev) for ev in bridge._call(self._watcher.receive_nowait)]
 
+    # (the async face: what a watcher of the test's own loop would be; each wait is a thread blocked
+    # on the store's loop, abandoned if the test is cancelled)
+    def __aiter__(self) -> BridgedWatcher:
+        return self
+
+    async def __anext__(self) -> list[Event]:
+        bridge = self._bridge
+        batch = await trio.to_thread.run_sync(bridge._await, self._watcher.__anext__, abandon_on_cancel=True)
+        return [bridge._event(ev) for ev in batch]
+
+    async def __aenter__(self) -> BridgedWatcher:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+    async def aclose(self) -> None:
+        self.close()
+
     def backlog(self, limit: int) -> int:
         return self._bridge._call(self._watcher.backlog, limit)
 
     def close(self) -> None:
-        self._bridge._call(self._watcher.close)
+        if not self._bridge.closed:
+            self._bridge._call(self._watcher.close)

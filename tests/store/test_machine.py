@@ -206,10 +206,7 @@ class StoreMachine(RuleBasedStateMachine):
 
     @rule()
     def snapshot(self) -> None:
-        if self.case.remote:
-            self.store.snapshot()  # type: ignore[unused-coroutine]  # the bridge waits for it itself
-        else:
-            trio.run(self.store.snapshot)
+        trio.run(self.store.snapshot)
 
     @precondition(lambda self: self.case.reopens and len(self.states) > 1)
     @rule()
