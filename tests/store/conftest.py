@@ -13,7 +13,6 @@ import pytest
 from orchestra.store import Store
 from tests.store.backends import BACKENDS, BackendCase, OpenStore
 
-
 SLOW = "thousands of writes within its 5 s bound: each is an etcd txn and an fsync here"
 LOOP = "needs the store in the test's own trio loop (wait_all_tasks_blocked, a virtual clock)"
 NOT_ON_ETCD = {  # tests of the contract suite that cannot run through tests/store/etcdbridge.py, and why
