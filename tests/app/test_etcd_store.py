@@ -105,6 +105,13 @@ async def test_etcd_away_is_503_with_a_clear_message_and_writes_resume_when_it_i
                 assert status["reason"] == "ServiceUnavailable"
                 assert status["message"].startswith("storage is unavailable: etcd unreachable at http://127.0.0.1:")
                 assert (await http.get(f"{CM}/before")).status_code == 200  # reads: from the watch cache
+                with trio.fail_after(10):
+                    while True:  # `kubectl get cs`: etcd-0 unhealthy once the watch has lost etcd
+                        cs = (await http.get("/api/v1/componentstatuses/etcd-0")).json()
+                        if cs["conditions"][0]["status"] == "False":
+                            break
+                        await trio.sleep(0.1)
+                assert cs["conditions"][0]["error"].startswith("etcd: etcd ")
                 await trio.to_thread.run_sync(etcd.start)
                 with trio.fail_after(30):
                     while True:  # the first writes after the restart may still be refused

@@ -233,6 +233,7 @@ async def test_a_reopened_store_has_the_keys_and_etcd_is_compacted_an_interval_b
             await until(lambda: int(store.statistics()["etcd_compacted"]) >= second.mod_revision)  # type: ignore[call-overload]
             with pytest.raises(CompactedError):
                 await store._backend.client.range(p, revision=first.mod_revision)  # type: ignore[attr-defined]
+            assert int(store.statistics()["etcd_db_size"]) > 0  # type: ignore[call-overload]
             await store.aclose()
             again = await open_running(nursery, etcd_server.url, p)
             assert again.get("k") == second

@@ -2,7 +2,8 @@
 plane, computed on every GET from the real components, never stored.
 
 Owns: `ComponentStatuses`, the named probes (a probe answers (healthy, message, error)) in kube's
-order — scheduler, controller-manager, etcd-0 (here: the store, probed by a read) — and the
+order — scheduler, controller-manager, etcd-0 (here: the store, probed by a read; over etcd, also
+whether its watch of etcd is connected) — and the
 ComponentStatus objects they make (a Healthy condition, True with kube's messages: "ok" and
 `{"health":"true","reason":""}`), with the deprecation warning kube sends. The app adds the probes
 of the scheduler and the controllers (app/run.py); a server without them lists the store only.
@@ -24,13 +25,16 @@ ETCD_OK = '{"health":"true","reason":""}'
 
 
 def store_probe(store: Store) -> Probe:
-    """etcd-0: the store answers a read."""
+    """etcd-0: the store answers a read (and over etcd, its watch of etcd is connected)."""
 
     def probe() -> tuple[bool, str, str]:
         try:
             store.get("/registry/core/namespaces/default")
         except (StoreClosedError, OSError) as exc:  # the store's ill health: reported, not raised
             return False, "", f"store read failed: {exc}"
+        stats = store.statistics()
+        if stats.get("etcd_connected") is False:
+            return False, "", f"etcd: {stats.get('etcd_error') or 'not connected'}"
         return True, ETCD_OK, ""
 
     return probe

@@ -83,7 +83,7 @@ class EtcdBackend:
         self._tie = itertools.count()
         self._compact_next = 0  # the revision upkeep() compacts to next time (seen one interval ago)
         self._stats: dict[str, object] = {"etcd_endpoints": ",".join(client.endpoints), "etcd_revision": 0,
-                                          "etcd_compacted": 0, "etcd_connected": False,
+                                          "etcd_compacted": 0, "etcd_db_size": 0, "etcd_connected": False,
                                           "etcd_error": "", "etcd_reconnects": 0}
 
     @classmethod
@@ -230,16 +230,17 @@ class EtcdBackend:
         return  # etcd snapshots itself
 
     async def upkeep(self, feed: Feed) -> None:
-        """Compact etcd to the revision seen one interval ago (kube-apiserver's compactor)."""
+        """Compact etcd to the revision seen one interval ago (kube-apiserver's compactor), and note
+        etcd's database size."""
         target = min(self._compact_next, feed.revision)
         self._compact_next = feed.revision
-        if target > int(self._stats["etcd_compacted"]):  # type: ignore[call-overload]
-            try:
+        try:
+            if target > int(self._stats["etcd_compacted"]):  # type: ignore[call-overload]
                 await self.client.compact(target)
-            except StoreUnavailableError as exc:  # etcd away: the next interval compacts further
-                self._stats["etcd_error"] = str(exc)
-                return
-            self._stats["etcd_compacted"] = target
+                self._stats["etcd_compacted"] = target
+            self._stats["etcd_db_size"] = int((await self.client.status()).get("dbSize", 0))
+        except StoreUnavailableError as exc:  # etcd away: the next interval compacts further
+            self._stats["etcd_error"] = str(exc)
 
     async def status(self) -> dict[str, object]:
         """etcd's own view (maintenance status of the endpoint that answers)."""
