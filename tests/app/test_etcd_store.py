@@ -122,3 +122,42 @@ async def test_etcd_away_is_503_with_a_clear_message_and_writes_resume_when_it_i
                 assert names == {"before", "after"}
     finally:
         etcd.remove()
+
+
+async def test_writes_without_a_resource_version_retry_conflicts_as_kube_does(tmp_path: Path) -> None:
+    """Over etcd another writer can win between the API's read (from the cache) and its txn: a patch,
+    an update without resourceVersion and a delete then read again and retry (GuaranteedUpdate)."""
+    etcd = start_or_skip()
+    try:
+        with trio.fail_after(120):
+            async with cluster(tmp_path / "state", etcd) as (_, http):
+                assert (await http.post(CM, json=configmap("busy"))).status_code == 201
+                merge = {"Content-Type": "application/merge-patch+json"}
+                codes: list[int] = []
+
+                async def patcher(who: str) -> None:
+                    for i in range(15):
+                        patch = {"metadata": {"labels": {f"{who}{i}": "x"}}}
+                        codes.append((await http.patch(f"{CM}/busy", json=patch, headers=merge)).status_code)
+
+                async def replacer() -> None:
+                    for i in range(15):
+                        obj = (await http.get(f"{CM}/busy")).json()
+                        del obj["metadata"]["resourceVersion"]  # unconditional
+                        obj["data"] = {"n": str(i)}
+                        codes.append((await http.put(f"{CM}/busy", json=obj)).status_code)
+
+                async with trio.open_nursery() as nursery:
+                    for who in "ab":
+                        nursery.start_soon(patcher, who)
+                    nursery.start_soon(replacer)
+                assert codes == [200] * 45
+                final = (await http.get(f"{CM}/busy")).json()
+                assert final["data"] == {"n": "14"}  # (the patches only add labels; a PUT may drop some)
+                pinned = dict(final, metadata={**final["metadata"], "resourceVersion": "2"})
+                assert (await http.put(f"{CM}/busy", json=pinned)).status_code == 409  # pinned: no retry
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(patcher, "c")
+                    assert (await http.delete(f"{CM}/busy")).status_code == 200
+    finally:
+        etcd.remove()

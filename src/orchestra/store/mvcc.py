@@ -155,7 +155,7 @@ class Store:
         compares = () if expect_mod_revision is None else (Compare(key, "mod", "==", expect_mod_revision),)
         result = await remote.commit(compares, (Put(key, value),), ())
         if not result.succeeded:
-            raise CompareFailed(key, expect_mod_revision or 0, _mod_of(result.responses[0]))
+            raise await self._compare_failed(remote, key, expect_mod_revision, result)
         kv = result.responses[0]
         assert kv is not None  # a put answers its new KeyValue
         return kv
@@ -169,7 +169,7 @@ class Store:
         compares = () if expect_mod_revision is None else (Compare(key, "mod", "==", expect_mod_revision),)
         result = await remote.commit(compares, (Delete(key),), ())
         if not result.succeeded:
-            raise CompareFailed(key, expect_mod_revision or 0, _mod_of(result.responses[0]))
+            raise await self._compare_failed(remote, key, expect_mod_revision, result)
         return result.responses[0]
 
     async def atxn(self, compares: Sequence[Compare], success: Sequence[Op],
@@ -186,6 +186,17 @@ class Store:
         if not result.succeeded and not failure:  # the backend answered the compare keys: not ours
             return TxnResult(False, result.revision, [])
         return result
+
+    @staticmethod
+    async def _compare_failed(remote: RemoteBackend, key: str, expected: int | None,
+                              result: TxnResult) -> CompareFailed:
+        """The CompareFailed of a remote CAS, once this store has seen the write that won (so the
+        caller's re-read and retry, kube's GuaranteedUpdate, sees it; a deletion's revision is not
+        known here: a retry may fail once more)."""
+        actual = _mod_of(result.responses[0])
+        if actual:
+            await remote.wait_durable(actual)
+        return CompareFailed(key, expected or 0, actual)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -373,6 +384,12 @@ class Store:
     @property
     def revision(self) -> int:
         return self._revision
+
+    @property
+    def remote(self) -> bool:
+        """Writes are decided by the backend (etcd), not here: a read and a later CAS can conflict
+        even with no await between them in this process."""
+        return self._remote is not None
 
     @property
     def compact_revision(self) -> int:

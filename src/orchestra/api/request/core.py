@@ -355,11 +355,22 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, PolicyAdmissionMixin,
                 ],
                 group=rt.group,
             )
-        if want_rv is not None and want_rv != kv.mod_revision:
-            raise conflict(rt.group_resource, name, group=rt.group, plural=rt.plural)
-        result = await self._replace(rt, kv, obj, opts, subresource)
-        result.warnings = warnings + result.warnings
-        return result
+        for _ in range(MAX_RETRIES):
+            if want_rv is not None and want_rv != kv.mod_revision:
+                raise conflict(rt.group_resource, name, group=rt.group, plural=rt.plural)
+            # an unconditional update is retried on a conflict, as kube's GuaranteedUpdate does; only
+            # a store that decides writes elsewhere (etcd) can conflict between this read and the write
+            again = deep_copy(obj) if want_rv is None and self.store.remote else None
+            try:
+                result = await self._replace(rt, kv, obj, opts, subresource)
+            except Conflict:
+                if again is None:
+                    raise
+                obj, kv = again, self._get_kv(rt, namespace, name)
+                continue
+            result.warnings = warnings + result.warnings
+            return result
+        raise conflict(rt.group_resource, name, group=rt.group, plural=rt.plural)
 
     async def _replace(
         self, rt: ResourceType, kv: KeyValue, new: Obj, opts: WriteOptions, subresource: str
@@ -495,9 +506,9 @@ class ApiCore(SubresourceMixin, DeletionMixin, ApplyMixin, PolicyAdmissionMixin,
             try:
                 result = await self._replace(rt, kv, patched, opts, subresource)
             except Conflict:
-                if want_rv is not None:
-                    raise
-                continue  # someone wrote in between: re-read and re-apply the patch
+                # someone wrote in between: re-read and re-apply the patch (a patch that pins a
+                # resourceVersion then fails the check above, as in kube)
+                continue
             result.warnings = warnings
             return result
         raise conflict(rt.group_resource, name, group=rt.group, plural=rt.plural)

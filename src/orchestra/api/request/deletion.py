@@ -112,7 +112,10 @@ class DeletionMixin:
             if not finalizers and grace == 0:
                 if opts.dry_run:
                     return obj, True
-                return await self._remove(rt, kv, obj), True
+                try:
+                    return await self._remove(rt, kv, obj), True
+                except Conflict:
+                    continue  # written meanwhile: read it again (a pinned resourceVersion then fails)
             if m.get("deletionTimestamp") and finalizers == list(m.get("finalizers") or []) and grace != 0:
                 return obj, False  # already terminating
             new = deep_copy(obj)
