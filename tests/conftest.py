@@ -15,7 +15,7 @@ import pytest
 import trio
 from hypothesis import settings
 
-from tests.etcdserver import EtcdServer, shared_server
+from tests.etcdserver import EtcdServer, session_store, shared_server
 
 # CI runs the property tests with a fixed seed per test (a failure there is repeatable, and a clean
 # run means the same examples pass); locally every run explores new examples.
@@ -96,18 +96,14 @@ class ClusterThread:
 
 
 @pytest.fixture(scope="session")
-def live_cluster(request: pytest.FixtureRequest,
-                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveCluster]:
+def live_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveCluster]:
     """The session's cluster, on the memory store; ORCHESTRA_TEST_STORE=etcd puts it on the session's
     etcd instead (so the kubectl and client suites can be run against etcd)."""
     from orchestra.app import ClusterConfig
 
     state = tmp_path_factory.mktemp("state")
     home = tmp_path_factory.mktemp("home")
-    store = "memory"
-    if os.environ.get("ORCHESTRA_TEST_STORE") == "etcd":
-        store = request.getfixturevalue("etcd_server").url
-    config = ClusterConfig(state_dir=state, listen_port=0, store=store, podman=False, network=False)
+    config = ClusterConfig(state_dir=state, listen_port=0, store=session_store(), podman=False, network=False)
     runner = ClusterThread(config)
     cluster = runner.start()
     yield LiveCluster(cluster.url, cluster.token, cluster.kubeconfig, state, home, cluster.ca_cert)  # type: ignore[attr-defined]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import itertools
+import os
 import shutil
 import socket
 import subprocess
@@ -134,3 +135,11 @@ def shared_server() -> EtcdServer:
         _shared.append(start_or_skip())
         atexit.register(_shared[0].remove)
     return _shared[0]
+
+
+def session_store() -> str:
+    """The store of the shared test clusters: "memory", or with ORCHESTRA_TEST_STORE=etcd the
+    session's etcd (to run the kubectl and client suites against etcd)."""
+    if os.environ.get("ORCHESTRA_TEST_STORE") == "etcd":
+        return shared_server().url
+    return "memory"

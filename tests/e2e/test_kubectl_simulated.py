@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ClusterThread, LiveCluster
+from tests.etcdserver import session_store
 
 pytestmark = pytest.mark.kubectl
 
@@ -159,8 +160,8 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveCluster]:
 
     state = tmp_path_factory.mktemp("sim-state")
     home = tmp_path_factory.mktemp("sim-home")
-    config = ClusterConfig(state_dir=state, listen_port=0, store="memory", podman=False, network=False,
-                           simulate_nodes=3, timings="fast")
+    config = ClusterConfig(state_dir=state, listen_port=0, store=session_store(), podman=False,
+                           network=False, simulate_nodes=3, timings="fast")
     runner = ClusterThread(config)
     cluster: Any = runner.start()
     yield LiveCluster(cluster.url, cluster.token, cluster.kubeconfig, state, home, cluster.ca_cert)

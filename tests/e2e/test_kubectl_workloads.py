@@ -26,6 +26,7 @@ import trio
 
 from orchestra.client.local import LocalClient
 from tests.conftest import ClusterThread, LiveCluster
+from tests.etcdserver import session_store
 
 pytestmark = pytest.mark.kubectl
 
@@ -51,8 +52,8 @@ def sim_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimCluster
 
     state = tmp_path_factory.mktemp("sim-state")
     home = tmp_path_factory.mktemp("sim-home")
-    config = ClusterConfig(state_dir=state, listen_port=0, store="memory", podman=False, network=False,
-                           simulate_nodes=3, timings="fast")
+    config = ClusterConfig(state_dir=state, listen_port=0, store=session_store(), podman=False,
+                           network=False, simulate_nodes=3, timings="fast")
     runner = ClusterThread(config)
     cluster: Any = runner.start()
     live = SimCluster(cluster.url, cluster.token, cluster.kubeconfig, state, home, cluster.ca_cert)
