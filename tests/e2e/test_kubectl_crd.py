@@ -8,9 +8,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import selectors
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -145,6 +147,10 @@ def test_custom_resources_with_kubectl(kubectl: Kubectl, kubectl_bin: str, live_
         assert watcher.stdout is not None
         assert watcher.stdout.readline().split()[:2] == ["EVENT", "NAME"]
         assert watcher.stdout.readline().split()[:2] == ["ADDED", "g1"]
+        # that line came from kubectl's list; its watch request may not have reached the server yet (and
+        # once the CRD is gone it would be a 404): a change it reports shows the watch is running
+        kubectl("label", "gadget", "g1", "watched=yes")
+        assert _line(watcher.stdout, timeout=20).split()[:2] == ["MODIFIED", "g1"]
         kubectl("delete", "crd", "gadgets.kubectl.example.com", "--timeout=30s")  # returns once it is gone
         watcher.terminate()
         seen = [line.split()[:2] for line in watcher.stdout.read().splitlines()]
@@ -154,6 +160,15 @@ def test_custom_resources_with_kubectl(kubectl: Kubectl, kubectl_bin: str, live_
     gone = kubectl("get", "gadgets", check=False)  # kubectl's cached discovery may still name the kind
     assert gone.returncode != 0 and ("doesn't have a resource type" in gone.stderr
                                      or "the server could not find the requested resource" in gone.stderr)
+
+
+def _line(stream: IO[str], *, timeout: float) -> str:
+    """The next line of a child's output, waiting at most `timeout` seconds for it."""
+    with selectors.DefaultSelector() as sel:
+        sel.register(stream, selectors.EVENT_READ)
+        if not sel.select(timeout):
+            raise AssertionError(f"no output within {timeout} s")
+    return stream.readline()
 
 
 EXPLAIN_CRD = """\
