@@ -72,7 +72,9 @@ PATCH_TYPES = {
     "application/apply-patch+yaml": "apply",
     "application/apply-patch+cbor": "apply-cbor",
 }
-MAX_RETRIES = 8
+# kube's GuaranteedUpdate retries a conflict for as long as it takes; every lost race means another write
+# won, so this bound is only a guard against a bug looping forever
+MAX_RETRIES = 100
 LABEL_CACHE_MIN = 256  # below this many objects a label-selected LIST just decodes them all
 
 

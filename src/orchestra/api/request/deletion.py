@@ -26,7 +26,7 @@ from orchestra.store import CompareFailed, KeyValue
 if TYPE_CHECKING:
     from orchestra.store import Store
 
-MAX_RETRIES = 8
+MAX_RETRIES = 100  # (as core.py's: kube retries a conflict for as long as it takes)
 DELETE_OPTIONS = "io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions"
 
 
