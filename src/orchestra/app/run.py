@@ -55,6 +55,7 @@ from orchestra.app.components import (
 )
 from orchestra.app.config import Cluster, ClusterConfig
 from orchestra.app.kubelet import node_getter, remote_containers
+from orchestra.app.leader import elected, start_elected_controllers
 from orchestra.app.network import start_network
 from orchestra.app.rbacpolicy import ensure_bootstrap_policy
 from orchestra.app.shutdown import Shutdown
@@ -144,7 +145,9 @@ async def _run(
         log.info("API server ready at %s; kubeconfig %s", url, kubeconfig)
         write_cluster_id(state, cluster.cluster_id)
         await start_api_services(nursery, cluster)
-        if config.controllers:
+        if config.controllers and elected(config):  # servers sharing etcd: controllers on the leader
+            await start_elected_controllers(nursery, cluster)
+        elif config.controllers:
             await start_controllers(nursery, cluster)
         if config.network:
             route.ensure()

@@ -76,6 +76,7 @@ class LeaderElector:
         self._observed_at = 0.0  # trio time it was first seen so
         self.leading = False  # True while lead() runs
         self.transitions = 0  # times this elector started leading
+        self._attempted = trio.Event()  # set once the first campaign's first attempt was decided
 
     @property
     def _key(self) -> str:
@@ -89,6 +90,10 @@ class LeaderElector:
     def is_leader(self) -> bool:
         return self.leader == self.identity
 
+    async def wait_first_attempt(self) -> None:
+        """Until the first attempt to acquire the Lease was decided (won, lost, failed, or gave up)."""
+        await self._attempted.wait()
+
     async def run(self, lead: Callable[[], Awaitable[Any]], *,
                   task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Forever: campaign until the Lease is ours, run `lead()` until it is lost, campaign again.
@@ -100,6 +105,7 @@ class LeaderElector:
                 await self._acquire()
                 await self._lead(lead)
         finally:
+            self._attempted.set()
             if self.is_leader():
                 with trio.CancelScope(shield=True), trio.move_on_after(RELEASE_TIMEOUT):
                     await self._release()
@@ -107,9 +113,12 @@ class LeaderElector:
     async def _acquire(self) -> None:
         log.info("%s: attempting to acquire the lease %s/%s", self.identity, self.namespace, self.name)
         while True:
+            won = False
             with trio.move_on_after(self.timings.renew_deadline):  # an attempt that hangs is given up
-                if await self._try_acquire_or_renew():
-                    break
+                won = await self._try_acquire_or_renew()
+            self._attempted.set()
+            if won:
+                break
             await trio.sleep(self.timings.retry_period * (1 + JITTER_FACTOR * self._rng.random()))
         log.info("%s: acquired the lease %s/%s", self.identity, self.namespace, self.name)
 
