@@ -2,7 +2,8 @@
 
 Owns: start-up order (store → signing key, RBAC index and API core → certificates → bootstrap
 objects (with the cluster's settings for joined nodes) and RBAC policy → audit log → HTTP with its
-authenticators and RBAC → controllers → network → node agents) and clean shutdown. The API answers
+authenticators and RBAC → controllers (on etcd: under the leader election of app/leader.py) → network →
+node agents) and clean shutdown. The API answers
 (and /readyz says ready) before the rest starts.
 Must not import: cli (and so never click or rich).
 """
