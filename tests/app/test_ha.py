@@ -11,11 +11,13 @@ from pathlib import Path
 
 import trio
 
+from orchestra.api.machinery.selectors import parse_label_selector
 from orchestra.app import ClusterConfig, run_cluster
 from orchestra.app.config import Cluster
 from orchestra.app.leader import LEASE_NAME, LEASE_NAMESPACE
 from tests.etcdserver import EtcdServer, start_or_skip
 
+IDENTITY_SELECTOR = "apiserver.kubernetes.io/identity=orchestra"
 SHARED = ("token", "encryption-config.json", "pki/ca.crt", "pki/ca.key", "pki/sa.key")
 
 
@@ -43,6 +45,14 @@ def holder(cluster: Cluster) -> str:
     return str(cluster.core.get(rt, LEASE_NAMESPACE, LEASE_NAME)["spec"]["holderIdentity"])
 
 
+def servers(cluster: Cluster) -> list[str]:
+    rt = cluster.core.registry.by_kind("Lease")
+    assert rt is not None
+    selector = parse_label_selector(IDENTITY_SELECTOR)
+    leases = cluster.core.list(rt, "kube-system", label_selector=selector).items
+    return sorted(lease["spec"]["holderIdentity"] for lease in leases)
+
+
 async def wait_until(predicate: object, step: float = 0.05) -> None:
     while not predicate():  # type: ignore[operator]  # noqa: ASYNC110 (state fed by a real etcd)
         await trio.sleep(step)
@@ -61,11 +71,13 @@ async def test_one_leader_runs_the_controllers_and_a_stopped_leader_hands_over(t
                     assert b.server.ca_pem == a.server.ca_pem  # one cluster CA
                     cs = b.server.component_statuses.get("scheduler")["conditions"][0]
                     assert cs["status"] == "True" and a.elector.identity in cs["message"]
+                    assert servers(b) == sorted([a.elector.identity, b.elector.identity])  # identity Leases
                     stop_a.cancel()  # a clean stop releases the Lease: b need not wait 6 s
                     stopped = trio.current_time()
                     await wait_until(lambda: b.elector.leading and b.controllers)
                     assert trio.current_time() - stopped < 5
                     assert holder(b) == b.elector.identity
+                    assert servers(b) == [b.elector.identity]  # a deleted its identity Lease on the way out
                     pods = b.core.registry.by_kind("Pod")
                     assert pods is not None
                     await b.core.create(pods, "default", {"metadata": {"name": "p"}, "spec": {

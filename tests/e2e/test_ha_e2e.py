@@ -188,6 +188,14 @@ def test_the_other_server_takes_over_when_the_leader_is_killed_mid_rollout(tmp_p
         assert len(pod_names) == len(set(pod_names)) == 4, pod_names  # no pod name twice
         assert all(p["spec"]["containers"][0]["image"] == "busybox:2" for p in pods)
         assert all(p["status"].get("phase") == "Running" for p in pods)
+        status = subprocess.run([sys.executable, "-m", "orchestra", "status", "--kubeconfig",
+                                 str(other.state / "kubeconfig")], capture_output=True, text=True, timeout=30)
+        assert status.returncode == 0, status.stderr
+        rows = {line.split()[0]: line.split()[2] for line in status.stdout.splitlines()[1:]
+                if "_127.0.0.1:" in line and not line.startswith("leader:")}
+        assert rows[new_id] == "leader", status.stdout
+        assert rows[leader_id] in ("standby", "unreachable"), status.stdout  # not renewed since the kill
+        assert f"leader: {new_id}" in status.stdout and "store: healthy" in status.stdout
         # every live pod runs on the surviving server's nodes: the dead server's were replaced
         survivor = "sim-a-" if other is a else "sim-b-"
         assert {p["spec"]["nodeName"] for p in pods} <= {f"{survivor}1", f"{survivor}2"}

@@ -7,7 +7,8 @@ Lease for kube-controller-manager and one for kube-scheduler, orchestra one for 
 one process). Each term of leadership starts them afresh in a nursery of its own, with informers of
 their own (a fresh informer scope), and a lost Lease cancels that nursery at once — the way
 kube-controller-manager exits when its renewal fails — before the server campaigns again. The
-server's identity: hostname, listen address and a random suffix. `kubectl get cs` reports a standby
+server's identity: hostname, listen address and a random suffix; each server also publishes an
+identity Lease of its own (servers.py) for `orchestra status`. `kubectl get cs` reports a standby
 server's scheduler and controller-manager healthy, naming the leader.
 Timings: kube's 15 s lease, 10 s renew deadline, 2 s retry; under `--timings fast` 6 s, 4 s and 1 s.
 Must not import: cli.
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from orchestra.app.servers import run_identity_lease
 from orchestra.client.local import LocalClient
 from orchestra.controller.leaderelection import DEFAULT_TIMINGS, FAST_TIMINGS, LeaderElector
 
@@ -76,6 +78,7 @@ async def start_elected_controllers(nursery: trio.Nursery, cluster: Cluster) -> 
             log.warning("stopped the scheduler and the controllers (%s no longer leads)", elector.identity)
 
     _standby_statuses(cluster, elector)
+    await nursery.start(run_identity_lease, client, elector.identity, cluster.url)
     await nursery.start(elector.run, lead)
     await elector.wait_first_attempt()
     if elector.is_leader():

@@ -40,6 +40,7 @@ LAZY_COMMANDS = {
     "explain": ("orchestra.cli.explain", "explain_command"),
     "join": ("orchestra.cli.join", "join_command"),
     "kubeconfig": ("orchestra.cli.kubeconfig", "kubeconfig_command"),
+    "status": ("orchestra.cli.status", "status_command"),
     "token": ("orchestra.cli.token", "token_command"),
     "why": ("orchestra.cli.explain", "why_command"),
 }
