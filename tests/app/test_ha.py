@@ -86,3 +86,37 @@ async def test_one_leader_runs_the_controllers_and_a_stopped_leader_hands_over(t
                     await wait_until(lambda: (b.core.get(pods, "default", "p")["spec"].get("nodeName") or ""))
     finally:
         etcd.remove()
+
+
+async def test_a_leader_whose_lease_is_taken_stops_its_controllers_then_leads_again(tmp_path: Path) -> None:
+    """The Lease written by someone else (as a server that took it over would): the leader's renewals
+    fail, it stops its controllers within the renew deadline, and once that holder's lease expired it
+    leads again with a fresh set of controllers that work (a new term's informers)."""
+    etcd = start_or_skip()
+    try:
+        with trio.fail_after(90):
+            async with server(tmp_path / "a", etcd, "sim-a-") as (a, _):
+                first = list(a.controllers)
+                rt = a.core.registry.by_kind("Lease")
+                assert rt is not None and first
+                lease = a.core.get(rt, LEASE_NAMESPACE, LEASE_NAME)
+                lease["spec"]["holderIdentity"] = "someone-else"
+                await a.core.update(rt, LEASE_NAMESPACE, LEASE_NAME, lease, None)
+                taken = trio.current_time()
+                await wait_until(lambda: not a.elector.leading)
+                assert trio.current_time() - taken <= 4 + 1 + 0.5  # fast: 4 s renew deadline, 1 s retry
+                assert a.controllers == []
+                cs = a.server.component_statuses.get("controller-manager")["conditions"][0]
+                assert "standby; leader someone-else" in cs["message"]
+                await wait_until(lambda: a.elector.leading and a.controllers)  # 6 s after it saw the change
+                assert trio.current_time() - taken >= 6
+                assert not any(new is old for new in a.controllers for old in first)
+                spec = a.core.get(rt, LEASE_NAMESPACE, LEASE_NAME)["spec"]
+                assert spec["holderIdentity"] == a.elector.identity and spec["leaseTransitions"] == 1
+                pods = a.core.registry.by_kind("Pod")
+                assert pods is not None
+                await a.core.create(pods, "default", {"metadata": {"name": "p"}, "spec": {
+                    "containers": [{"name": "c", "image": "busybox"}]}})
+                await wait_until(lambda: (a.core.get(pods, "default", "p")["spec"].get("nodeName") or ""))
+    finally:
+        etcd.remove()
