@@ -171,7 +171,7 @@ def test_the_other_server_takes_over_when_the_leader_is_killed_mid_rollout(tmp_p
         took_over = time.monotonic() - killed
         assert f"_{other.address}_" in new_id, (new_id, other.log_text()[-3000:])
         # the lease time (from the last renewal the other saw), plus at most one jittered 1 s retry
-        assert took_over <= FAST_LEASE_SECONDS + 3, took_over
+        assert took_over <= FAST_LEASE_SECONDS + 4, took_over  # (+ kubectl polling on a busy host)
         lease = other.kubectl_json(*LEASE)["spec"]
         assert lease["leaseTransitions"] >= 1 and lease["leaseDurationSeconds"] == FAST_LEASE_SECONDS
 
