@@ -120,3 +120,24 @@ async def test_a_leader_whose_lease_is_taken_stops_its_controllers_then_leads_ag
                 await wait_until(lambda: (a.core.get(pods, "default", "p")["spec"].get("nodeName") or ""))
     finally:
         etcd.remove()
+
+
+async def test_a_leader_that_loses_etcd_stops_leading_within_its_lease(tmp_path: Path) -> None:
+    """etcd killed: the leader's renewals fail, it stops its controllers before the lease (6 s, fast)
+    could have expired for anyone else; etcd back: it leads again."""
+    etcd = start_or_skip()
+    try:
+        with trio.fail_after(90):
+            async with server(tmp_path / "a", etcd, "sim-a-") as (a, _):
+                assert a.elector.leading and a.controllers
+                await trio.to_thread.run_sync(etcd.kill)
+                lost = trio.current_time()
+                await wait_until(lambda: not a.elector.leading)
+                # the last renewal was at most 1 s before the kill; then the 4 s renew deadline
+                assert trio.current_time() - lost <= 4 + 1 + 0.5 < 6
+                assert a.controllers == []
+                await trio.to_thread.run_sync(etcd.start)
+                await wait_until(lambda: a.elector.leading and a.controllers)
+                assert holder(a) == a.elector.identity
+    finally:
+        etcd.remove()

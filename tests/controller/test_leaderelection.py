@@ -13,6 +13,7 @@ from orchestra.api.errors import ServiceUnavailable
 from orchestra.client.local import LocalClient
 from orchestra.controller.clock import virtual_clock
 from orchestra.controller.leaderelection import DEFAULT_TIMINGS, LeaderElectionTimings, LeaderElector
+from orchestra.store import StoreUnavailableError
 from tests.controller.harness import Api, make_api
 
 NS, NAME = "kube-system", "orchestra-controllers"
@@ -24,11 +25,13 @@ class Unreliable:
     def __init__(self, client: LocalClient) -> None:
         self.inner = client
         self.registry = client.registry
-        self.mode = "ok"  # "ok" | "fail" | "hang"
+        self.mode = "ok"  # "ok" | "refused" | "unreachable" | "hang"
 
     async def _gate(self) -> None:
-        if self.mode == "fail":
+        if self.mode == "refused":  # what a remote client gets
             raise ServiceUnavailable("storage is unavailable")
+        if self.mode == "unreachable":  # what an in-process client gets: the store's StoreUnavailableError
+            raise StoreUnavailableError("etcd unreachable")
         if self.mode == "hang":
             await trio.sleep_forever()
 
@@ -112,7 +115,7 @@ async def test_acquires_a_new_lease_and_renews_it(autojump_clock: trio.testing.M
             nursery.cancel_scope.cancel()
 
 
-@pytest.mark.parametrize("mode", ["fail", "hang"])
+@pytest.mark.parametrize("mode", ["refused", "unreachable", "hang"])
 async def test_steps_down_when_renewals_fail_for_the_renew_deadline(
         autojump_clock: trio.testing.MockClock, mode: str) -> None:
     api = await api_with_kube_system()

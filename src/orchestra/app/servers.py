@@ -49,14 +49,14 @@ async def run_identity_lease(client: LocalClient, identity: str, url: str, *, cl
             try:
                 await _renew(client, rt, name, identity, url, clock)
                 await _collect(client, rt, name, clock())
-            except ApiError as exc:  # etcd unreachable: retried at the next tick
+            except (ApiError, OSError) as exc:  # etcd unreachable (StoreUnavailableError): retried
                 log.info("could not renew the identity lease %s/%s: %s", NAMESPACE, name, exc)
             await trio.sleep(RENEW_SECONDS)
     finally:
         with trio.CancelScope(shield=True), trio.move_on_after(2):
             try:
                 await client.delete(rt, NAMESPACE, name)
-            except ApiError:
+            except (ApiError, OSError):
                 pass  # best effort: another server collects it after LEASE_SECONDS
 
 

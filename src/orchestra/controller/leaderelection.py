@@ -35,6 +35,9 @@ log = logging.getLogger("orchestra.leaderelection")
 
 JITTER_FACTOR = 1.2  # client-go's: a candidate retries every retry period * [1, 2.2)
 RELEASE_TIMEOUT = 2.0  # seconds a clean stop waits to release the Lease
+# A refusal (Conflict, AlreadyExists, 503) or an unreachable API or store: an in-process client raises
+# the store's StoreUnavailableError, an OSError, where a remote one gets a 503 (store/types.py)
+UNREACHABLE_OR_REFUSED = (ApiError, OSError)
 
 
 @attrs.frozen
@@ -155,7 +158,7 @@ class LeaderElector:
             current = await self.client.get(self.rt, self.namespace, self.name)
         except NotFound:
             return await self._create(mine)
-        except ApiError as exc:
+        except UNREACHABLE_OR_REFUSED as exc:
             log.warning("%s: error retrieving the lease %s: %s", self.identity, self._key, exc)
             return False
         spec = dict(current.get("spec") or {})
@@ -182,7 +185,7 @@ class LeaderElector:
                  "metadata": {"name": self.name, "namespace": self.namespace}, "spec": spec}
         try:
             created = await self.client.create(self.rt, self.namespace, lease)
-        except ApiError as exc:  # AlreadyExists: another candidate won this round
+        except UNREACHABLE_OR_REFUSED as exc:  # AlreadyExists: another candidate won this round
             log.info("%s: could not create the lease %s: %s", self.identity, self._key, exc)
             return False
         self._observe(dict(created.get("spec") or {}))
@@ -193,7 +196,7 @@ class LeaderElector:
         try:
             merged = {**(current.get("spec") or {}), **spec}
             updated = await self.client.update(self.rt, {**current, "spec": merged})
-        except ApiError as exc:
+        except UNREACHABLE_OR_REFUSED as exc:
             log.info("%s: could not update the lease %s: %s", self.identity, self._key, exc)
             return False
         self._observe(dict(updated.get("spec") or {}))
@@ -203,7 +206,7 @@ class LeaderElector:
         """Give the Lease up (client-go's ReleaseOnCancel): no holder, a 1 s duration."""
         try:
             current = await self.client.get(self.rt, self.namespace, self.name)
-        except ApiError:
+        except UNREACHABLE_OR_REFUSED:
             return  # best effort: the Lease then expires after its duration
         if (current.get("spec") or {}).get("holderIdentity") != self.identity:
             return
