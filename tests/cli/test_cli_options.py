@@ -27,6 +27,7 @@ class FakeClusterConfig:
     advertise_address: str | None = None
     store: str = "durable"
     simulate_nodes: int = 0
+    simulated_node_prefix: str = "sim-node-"
     nodes: int = 1
     node_link_cidr: str = "10.243.0.0/24"
     apply_paths: tuple[Path, ...] = ()
@@ -106,6 +107,8 @@ def test_up_options(fake_app: list[Any], tmp_path: Path) -> None:
         "--memory",
         "--simulate-nodes",
         "5",
+        "--simulated-node-prefix",
+        "sim-b-",
         "--apply",
         str(tmp_path / "a.yaml"),
         "--apply",
@@ -125,7 +128,8 @@ def test_up_options(fake_app: list[Any], tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert fake_app == [FakeClusterConfig(
         state_dir=tmp_path / "s", listen_host="0.0.0.0", listen_port=7443, store="memory", simulate_nodes=5,
-        apply_paths=(tmp_path / "a.yaml", tmp_path), dashboard=True, podman=False,
+        simulated_node_prefix="sim-b-", apply_paths=(tmp_path / "a.yaml", tmp_path), dashboard=True,
+        podman=False,
         cluster_cidr="10.200.0.0/16", nodes=3, node_link_cidr="10.250.0.0/28", advertise_address="192.0.2.7",
     )]
 

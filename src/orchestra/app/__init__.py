@@ -9,6 +9,9 @@ and `Cluster` (config.py), `Shutdown` (shutdown.py: the graceful stop and the fo
 cluster has), the state
 directory's token, ServiceAccount signing key (pki/sa.key) and kubeconfig (state.py); the audit log
 is <state-dir>/audit.log.
+leader.py: on etcd, where several servers may share one cluster, the controllers and the scheduler
+run only on the server holding the Lease kube-system/orchestra-controllers (one term of leadership at
+a time; every server serves the API and runs its node agents).
 components.py starts what comes after the API, each component under `Cluster.supervisor`
 (controller/supervisor.py: a crash is logged, counted and restarted, never the end of the process),
 with its imports inside the starter so the path to "API ready" loads none of them; network.py starts

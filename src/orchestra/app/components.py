@@ -26,8 +26,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("orchestra")
 
 
-async def start_controllers(nursery: trio.Nursery, cluster: Cluster) -> None:
-    """kube-controller-manager's controllers and the scheduler, each started once its caches synced."""
+async def start_controllers(nursery: trio.Nursery, cluster: Cluster, *,
+                            informer_scope: object = None) -> None:
+    """kube-controller-manager's controllers and the scheduler, each started once its caches synced
+    (in informers of their own under `informer_scope`: app/leader.py starts them for each term it
+    leads)."""
     from orchestra.app.certificates import certificate_controllers
     from orchestra.client.local import LocalClient, LocalMetricsClient
     from orchestra.reconcilers.autoscaling import DEFAULT_HPA_TIMINGS, FAST_HPA_TIMINGS, hpa_controllers
@@ -36,10 +39,11 @@ async def start_controllers(nursery: trio.Nursery, cluster: Cluster) -> None:
     from orchestra.reconcilers.scheduler import Scheduler
     from orchestra.reconcilers.workloads import workload_controllers
 
-    client = LocalClient(cluster.core, field_manager="kube-controller-manager")
+    client = LocalClient(cluster.core, field_manager="kube-controller-manager", informer_scope=informer_scope)
     fast = cluster.config.timings == "fast"
     timings = FAST_TIMINGS if fast else DEFAULT_TIMINGS
-    scheduler = Scheduler(LocalClient(cluster.core, field_manager="default-scheduler"))
+    scheduler = Scheduler(LocalClient(cluster.core, field_manager="default-scheduler",
+                                      informer_scope=informer_scope))
     volumes_root = cluster.config.state_dir / "volumes"
     ipam = pod_cidr_plan(cluster.config)
     cluster_wide = cluster_controllers(client, timings=timings, volumes_root=volumes_root,
@@ -149,6 +153,7 @@ async def start_nodes(nursery: trio.Nursery, cluster: Cluster) -> None:
         await nursery.start(_simulated_host, cluster, sim)
         cluster.locator.fallback = sim
         nodes = SimulatedNodes(client, sim, config.simulate_nodes, state_dir=config.state_dir / "sim-nodes",
+                               name_prefix=config.simulated_node_prefix,
                                extra_env=extra_env, cluster_dns=dns,
                                # the node IPAM controller gives the Nodes their podCIDRs
                                pod_cidr_timeout=POD_CIDR_TIMEOUT if config.controllers else None,

@@ -35,6 +35,8 @@ class ClusterConfig:
     advertise_address: str | None = None
     store: str = "durable"  # "durable" | "memory" | "etcd://HOST:PORT[,HOST:PORT...]"
     simulate_nodes: int = 0
+    # the simulated nodes' names: PREFIX1..PREFIXN (servers sharing one etcd each need their own)
+    simulated_node_prefix: str = "sim-node-"
     # `orchestra up --nodes N`: this host's node plus N-1 worker nodes, each in a network namespace of its
     # own on a link of `node_link_cidr` (app/multinode.py)
     nodes: int = 1
@@ -104,6 +106,7 @@ class Cluster:
     supervisor: Supervisor = attrs.field(factory=Supervisor)  # restarts a crashed component
     audit: Any = None  # the AuditLog (<state-dir>/audit.log)
     tokens: Any = None  # the TokenIssuer that signs ServiceAccount tokens
+    elector: Any = None  # controller.leaderelection.LeaderElector, on etcd (app/leader.py)
 
     @property
     def cluster_id(self) -> str:

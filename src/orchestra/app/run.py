@@ -2,7 +2,8 @@
 
 Owns: start-up order (store → signing key, RBAC index and API core → certificates → bootstrap
 objects (with the cluster's settings for joined nodes) and RBAC policy → audit log → HTTP with its
-authenticators and RBAC → controllers → network → node agents) and clean shutdown. The API answers
+authenticators and RBAC → controllers (on etcd: under the leader election of app/leader.py) → network →
+node agents) and clean shutdown. The API answers
 (and /readyz says ready) before the rest starts.
 Must not import: cli (and so never click or rich).
 """
@@ -55,6 +56,7 @@ from orchestra.app.components import (
 )
 from orchestra.app.config import Cluster, ClusterConfig
 from orchestra.app.kubelet import node_getter, remote_containers
+from orchestra.app.leader import elected, start_elected_controllers
 from orchestra.app.network import start_network
 from orchestra.app.rbacpolicy import ensure_bootstrap_policy
 from orchestra.app.shutdown import Shutdown
@@ -144,7 +146,9 @@ async def _run(
         log.info("API server ready at %s; kubeconfig %s", url, kubeconfig)
         write_cluster_id(state, cluster.cluster_id)
         await start_api_services(nursery, cluster)
-        if config.controllers:
+        if config.controllers and elected(config):  # servers sharing etcd: controllers on the leader
+            await start_elected_controllers(nursery, cluster)
+        elif config.controllers:
             await start_controllers(nursery, cluster)
         if config.network:
             route.ensure()

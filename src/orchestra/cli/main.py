@@ -40,6 +40,7 @@ LAZY_COMMANDS = {
     "explain": ("orchestra.cli.explain", "explain_command"),
     "join": ("orchestra.cli.join", "join_command"),
     "kubeconfig": ("orchestra.cli.kubeconfig", "kubeconfig_command"),
+    "status": ("orchestra.cli.status", "status_command"),
     "token": ("orchestra.cli.token", "token_command"),
     "why": ("orchestra.cli.explain", "why_command"),
 }
@@ -223,6 +224,9 @@ Examples:
                    "etcd cluster separated by commas.")
 @click.option("--simulate-nodes", type=click.IntRange(min=0), default=0, show_default=True,
               envvar="ORCHESTRA_SIMULATE_NODES", help="Also run N simulated nodes (no containers).")
+@click.option("--simulated-node-prefix", default="sim-node-", show_default=True, metavar="PREFIX",
+              envvar="ORCHESTRA_SIMULATED_NODE_PREFIX",
+              help="The simulated nodes are PREFIX1..PREFIXN (servers sharing one etcd need different ones).")
 @click.option("--nodes", type=click.IntRange(min=1, max=200), default=1, show_default=True,
               envvar="ORCHESTRA_NODES",
               help="Real nodes on this host: this host's node plus N-1 workers (worker-1, ...), each in a "
@@ -279,6 +283,7 @@ def up_command(
     memory: bool,
     store_url: str | None,
     simulate_nodes: int,
+    simulated_node_prefix: str,
     nodes: int,
     node_link_cidr: str,
     apply_paths: tuple[Path, ...],
@@ -311,6 +316,7 @@ def up_command(
         advertise_address=advertise_address,
         store=store_url or ("memory" if memory else "durable"),
         simulate_nodes=simulate_nodes,
+        simulated_node_prefix=simulated_node_prefix,
         nodes=nodes,
         node_link_cidr=node_link_cidr,
         apply_paths=tuple(apply_paths),

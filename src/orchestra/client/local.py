@@ -26,8 +26,10 @@ from orchestra.objects import Obj
 
 
 class LocalClient:
-    def __init__(self, core: ApiCore, *, field_manager: str = "orchestra-controller") -> None:
+    def __init__(self, core: ApiCore, *, field_manager: str = "orchestra-controller",
+                 informer_scope: object = None) -> None:
         self.core = core
+        self.informer_scope = informer_scope  # see SharedInformers.of: None shares with the whole core
         self.registry = core.registry
         self.opts = WriteOptions(field_manager=field_manager, field_validation="Ignore")
 

@@ -23,6 +23,9 @@ built from. Public surface re-exported here; see each module for semantics:
                    backoff (trio time); cancellation passes through. So every long-lived component
                    (Controller, Informer, Scheduler, NodeAgent, SimulatedNodes, ServiceProxy,
                    ClusterDNS) must accept run() again after it raised.
+  * leaderelection.py `LeaderElector` (import it from there): client-go's leader election over a
+                   coordination.k8s.io/v1 Lease; runs `lead()` while holding it, cancels it when a renewal
+                   has failed for the renew deadline (app/leader.py runs the controllers under it).
   * events.py      `EventRecorder`: core/v1 Events like client-go's record package, never blocking.
   * clock.py       `Clock` (a callable giving an aware datetime), `wall_clock`, `virtual_clock(epoch)`:
                    the timestamps controllers write into objects; tests pass virtual_clock() (epoch +

@@ -347,8 +347,10 @@ class SharedInformers:
     @classmethod
     def of(cls, client: Client) -> SharedInformers:
         """The shared informers of `client`'s API: in-process clients of one API core (controllers,
-        scheduler, node agents, proxy) share one cache per kind, whatever their field manager."""
-        key = getattr(client, "core", client)
+        scheduler, node agents, proxy) share one cache per kind, whatever their field manager. A client
+        with an `informer_scope` shares only with clients of that scope (the controllers of one term
+        of leadership: their informers end with it, and the next term starts afresh)."""
+        key = getattr(client, "informer_scope", None) or getattr(client, "core", client)
         found = cls._by_client.get(key)
         if found is None:
             found = cls._by_client[key] = cls(client)

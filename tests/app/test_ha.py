@@ -1,0 +1,143 @@
+"""Two run_cluster servers over one real etcd (tests/etcdserver.py): both serve the API, exactly one
+holds the Lease kube-system/orchestra-controllers and runs the controllers; stopping it hands the
+Lease to the other, which starts its controllers and schedules pods."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import trio
+
+from orchestra.api.machinery.selectors import parse_label_selector
+from orchestra.app import ClusterConfig, run_cluster
+from orchestra.app.config import Cluster
+from orchestra.app.leader import LEASE_NAME, LEASE_NAMESPACE
+from tests.etcdserver import EtcdServer, start_or_skip
+
+IDENTITY_SELECTOR = "apiserver.kubernetes.io/identity=orchestra"
+SHARED = ("token", "encryption-config.json", "pki/ca.crt", "pki/ca.key", "pki/sa.key")
+
+
+def share_state(first: Path, second: Path) -> None:
+    """What a second server needs of the first's state directory (README: several servers)."""
+    for name in SHARED:
+        (second / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(first / name, second / name)
+
+
+@asynccontextmanager
+async def server(state: Path, etcd: EtcdServer,
+                 prefix: str) -> AsyncIterator[tuple[Cluster, trio.CancelScope]]:
+    cfg = ClusterConfig(state_dir=state, listen_port=0, podman=False, network=False, store=etcd.url,
+                        timings="fast", simulate_nodes=1, simulated_node_prefix=prefix)
+    async with trio.open_nursery() as nursery:
+        running: Cluster = await nursery.start(run_cluster, cfg)
+        yield running, nursery.cancel_scope
+        nursery.cancel_scope.cancel()
+
+
+def holder(cluster: Cluster) -> str:
+    rt = cluster.core.registry.by_kind("Lease")
+    assert rt is not None
+    return str(cluster.core.get(rt, LEASE_NAMESPACE, LEASE_NAME)["spec"]["holderIdentity"])
+
+
+def servers(cluster: Cluster) -> list[str]:
+    rt = cluster.core.registry.by_kind("Lease")
+    assert rt is not None
+    selector = parse_label_selector(IDENTITY_SELECTOR)
+    leases = cluster.core.list(rt, "kube-system", label_selector=selector).items
+    return sorted(lease["spec"]["holderIdentity"] for lease in leases)
+
+
+async def wait_until(predicate: object, step: float = 0.05) -> None:
+    while not predicate():  # type: ignore[operator]  # noqa: ASYNC110 (state fed by a real etcd)
+        await trio.sleep(step)
+
+
+async def test_one_leader_runs_the_controllers_and_a_stopped_leader_hands_over(tmp_path: Path) -> None:
+    etcd = start_or_skip()
+    try:
+        with trio.fail_after(90):
+            async with server(tmp_path / "a", etcd, "sim-a-") as (a, stop_a):
+                share_state(tmp_path / "a", tmp_path / "b")
+                async with server(tmp_path / "b", etcd, "sim-b-") as (b, _):
+                    assert a.elector.leading and a.controllers  # the first server won at once
+                    assert not b.elector.leading and not b.controllers
+                    assert holder(a) == holder(b) == a.elector.identity
+                    assert b.server.ca_pem == a.server.ca_pem  # one cluster CA
+                    cs = b.server.component_statuses.get("scheduler")["conditions"][0]
+                    assert cs["status"] == "True" and a.elector.identity in cs["message"]
+                    assert servers(b) == sorted([a.elector.identity, b.elector.identity])  # identity Leases
+                    stop_a.cancel()  # a clean stop releases the Lease: b need not wait 6 s
+                    stopped = trio.current_time()
+                    await wait_until(lambda: b.elector.leading and b.controllers)
+                    assert trio.current_time() - stopped < 5
+                    assert holder(b) == b.elector.identity
+                    assert servers(b) == [b.elector.identity]  # a deleted its identity Lease on the way out
+                    pods = b.core.registry.by_kind("Pod")
+                    assert pods is not None
+                    await b.core.create(pods, "default", {"metadata": {"name": "p"}, "spec": {
+                        "containers": [{"name": "c", "image": "busybox"}]}})
+                    # only b's scheduler runs now: it binds the pod
+                    await wait_until(lambda: (b.core.get(pods, "default", "p")["spec"].get("nodeName") or ""))
+    finally:
+        etcd.remove()
+
+
+async def test_a_leader_whose_lease_is_taken_stops_its_controllers_then_leads_again(tmp_path: Path) -> None:
+    """The Lease written by someone else (as a server that took it over would): the leader's renewals
+    fail, it stops its controllers within the renew deadline, and once that holder's lease expired it
+    leads again with a fresh set of controllers that work (a new term's informers)."""
+    etcd = start_or_skip()
+    try:
+        with trio.fail_after(90):
+            async with server(tmp_path / "a", etcd, "sim-a-") as (a, _):
+                first = list(a.controllers)
+                rt = a.core.registry.by_kind("Lease")
+                assert rt is not None and first
+                lease = a.core.get(rt, LEASE_NAMESPACE, LEASE_NAME)
+                lease["spec"]["holderIdentity"] = "someone-else"
+                await a.core.update(rt, LEASE_NAMESPACE, LEASE_NAME, lease, None)
+                taken = trio.current_time()
+                await wait_until(lambda: not a.elector.leading)
+                assert trio.current_time() - taken <= 4 + 1 + 0.5  # fast: 4 s renew deadline, 1 s retry
+                assert a.controllers == []
+                cs = a.server.component_statuses.get("controller-manager")["conditions"][0]
+                assert "standby; leader someone-else" in cs["message"]
+                await wait_until(lambda: a.elector.leading and a.controllers)  # 6 s after it saw the change
+                assert trio.current_time() - taken >= 6
+                assert not any(new is old for new in a.controllers for old in first)
+                spec = a.core.get(rt, LEASE_NAMESPACE, LEASE_NAME)["spec"]
+                assert spec["holderIdentity"] == a.elector.identity and spec["leaseTransitions"] == 1
+                pods = a.core.registry.by_kind("Pod")
+                assert pods is not None
+                await a.core.create(pods, "default", {"metadata": {"name": "p"}, "spec": {
+                    "containers": [{"name": "c", "image": "busybox"}]}})
+                await wait_until(lambda: (a.core.get(pods, "default", "p")["spec"].get("nodeName") or ""))
+    finally:
+        etcd.remove()
+
+
+async def test_a_leader_that_loses_etcd_stops_leading_within_its_lease(tmp_path: Path) -> None:
+    """etcd killed: the leader's renewals fail, it stops its controllers before the lease (6 s, fast)
+    could have expired for anyone else; etcd back: it leads again."""
+    etcd = start_or_skip()
+    try:
+        with trio.fail_after(90):
+            async with server(tmp_path / "a", etcd, "sim-a-") as (a, _):
+                assert a.elector.leading and a.controllers
+                await trio.to_thread.run_sync(etcd.kill)
+                lost = trio.current_time()
+                await wait_until(lambda: not a.elector.leading)
+                # the last renewal was at most 1 s before the kill; then the 4 s renew deadline
+                assert trio.current_time() - lost <= 4 + 1 + 0.5 < 6
+                assert a.controllers == []
+                await trio.to_thread.run_sync(etcd.start)
+                await wait_until(lambda: a.elector.leading and a.controllers)
+                assert holder(a) == a.elector.identity
+    finally:
+        etcd.remove()
