@@ -146,6 +146,12 @@ class EtcdBridge:
             return self.loop.run(call)
         except (CompactedError, FutureRevisionError, CompareFailed) as exc:
             raise self._error(exc) from None
+        except trio.RunFinishedError:
+            # close() ended the store's loop while this call waited in it: the store closed under it
+            # (a local store's waiter gets StoreClosedError; here the loop went before the answer did)
+            if self.closed:
+                raise StoreClosedError("store closed") from None
+            raise
 
     def _check_open(self) -> None:
         if self.closed:
