@@ -10,7 +10,6 @@ import atexit
 import itertools
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -20,13 +19,14 @@ from pathlib import Path
 
 import pytest
 
-ETCD = shutil.which("etcd") or "/usr/bin/etcd"
+from orchestra.app.etcdlocal import etcd_binary, etcd_command, free_port
+
 _prefixes = itertools.count()
 
 
 def etcd_missing() -> str | None:
     """Why etcd cannot be started here (None when it can)."""
-    if shutil.which("etcd") is None and not Path(ETCD).exists():
+    if etcd_binary() is None:
         return "the etcd binary is missing (./dev installs Debian's etcd-server)"
     return None
 
@@ -36,20 +36,14 @@ def unique_prefix(name: str = "t") -> str:
     return f"/orchestra-test/{name}-{next(_prefixes)}/"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class EtcdServer:
     """One etcd member listening on 127.0.0.1; start() blocks until it answers."""
 
     def __init__(self, directory: Path | None = None) -> None:
         self._own_dir = directory is None
         self.directory = Path(tempfile.mkdtemp(prefix="orchestra-etcd-")) if directory is None else directory
-        self.client_port = _free_port()
-        self.peer_port = _free_port()
+        self.client_port = free_port()
+        self.peer_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -62,13 +56,11 @@ class EtcdServer:
         return f"etcd://127.0.0.1:{self.client_port}"
 
     def start(self, timeout: float = 20.0) -> EtcdServer:
-        peer = f"http://127.0.0.1:{self.peer_port}"
+        etcd = etcd_binary()
+        assert etcd is not None, etcd_missing()
         log = open(self.directory / "etcd.log", "ab")  # noqa: SIM115 - the child keeps it
-        self.proc = subprocess.Popen(
-            [ETCD, "--name", "t", "--data-dir", str(self.directory / "data"),
-             "--listen-client-urls", self.endpoint, "--advertise-client-urls", self.endpoint,
-             "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-             "--initial-cluster", f"t={peer}", "--logger", "zap", "--log-outputs", "stderr"],
+        self.proc = subprocess.Popen(  # the command orchestra's own local etcd runs (app/etcdlocal.py)
+            etcd_command(etcd, self.directory / "data", self.client_port, self.peer_port, name="t"),
             stdout=log, stderr=log, stdin=subprocess.DEVNULL,
         )
         log.close()
@@ -85,7 +77,7 @@ class EtcdServer:
     def healthy(self) -> bool:
         try:
             with urllib.request.urlopen(f"{self.endpoint}/health", timeout=1) as resp:
-                return bool(resp.status == 200)
+                return bool(resp.status == 200 and b'"true"' in resp.read())
         except (OSError, urllib.error.URLError):
             return False
 

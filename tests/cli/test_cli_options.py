@@ -146,20 +146,25 @@ def test_up_bad_node_options_are_usage_errors(fake_app: list[Any], args: list[st
     assert fake_app == []
 
 
-@pytest.mark.parametrize(("args", "env"), [
-    (["--store", "etcd://10.0.0.1:2379,10.0.0.2:2379"], {}),
-    ([], {"ORCHESTRA_STORE": "etcd://10.0.0.1:2379,10.0.0.2:2379"}),
-], ids=["option", "environment"])
-def test_up_store_etcd(fake_app: list[Any], tmp_path: Path, args: list[str], env: dict[str, str]) -> None:
+@pytest.mark.parametrize(("args", "env", "store"), [
+    (["--store", "etcd://10.0.0.1:2379,10.0.0.2:2379"], {}, "etcd://10.0.0.1:2379,10.0.0.2:2379"),
+    ([], {"ORCHESTRA_STORE": "etcd://10.0.0.1:2379,10.0.0.2:2379"}, "etcd://10.0.0.1:2379,10.0.0.2:2379"),
+    (["--store", "etcd"], {}, "etcd"),  # the local etcd run_cluster starts under the state directory
+    ([], {"ORCHESTRA_STORE": "etcd"}, "etcd"),
+], ids=["option", "environment", "local-option", "local-environment"])
+def test_up_store_etcd(fake_app: list[Any], tmp_path: Path, args: list[str], env: dict[str, str],
+                       store: str) -> None:
     result = CliRunner().invoke(cli, ["up", "--state-dir", str(tmp_path), *args], env=env)
     assert result.exit_code == 0, result.output
-    assert fake_app == [FakeClusterConfig(state_dir=tmp_path, store="etcd://10.0.0.1:2379,10.0.0.2:2379")]
+    assert fake_app == [FakeClusterConfig(state_dir=tmp_path, store=store)]
 
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--store", "http://10.0.0.1:2379"], "Invalid value for '--store': not an etcd URL: 'http://10.0.0.1:2379'"),
     (["--store", "etcd://a:1", "--memory"], "--memory and --store exclude each other"),
-], ids=["not-etcd", "with-memory"])
+    (["--store", "etcd", "--memory"], "--memory and --store exclude each other"),
+    (["--store", "etcd3"], "Invalid value for '--store': not an etcd URL: 'etcd3'"),
+], ids=["not-etcd", "with-memory", "local-with-memory", "not-local"])
 def test_up_bad_store_is_a_usage_error(fake_app: list[Any], args: list[str], message: str) -> None:
     result = CliRunner().invoke(cli, ["up", *args])
     assert result.exit_code != 0 and message in result.output, result.output

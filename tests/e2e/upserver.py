@@ -1,5 +1,6 @@
 """A real `orchestra up` subprocess for the client suites (Helm, kr8s, lightkube, the log audit):
-in-memory store, simulated nodes (or the host's Podman node), no service networking, on a free port."""
+in-memory store (or the one asked for), simulated nodes (or the host's Podman node), no service
+networking, on a free port."""
 
 from __future__ import annotations
 
@@ -48,15 +49,17 @@ def _free_port() -> int:
 
 
 @contextmanager
-def orchestra_up(state: Path, *extra: str, nodes: int = 1, podman: bool = False) -> Iterator[UpServer]:
-    """Start `orchestra up` (with `nodes` simulated nodes, or the Podman node when `podman`), wait
-    for /readyz, yield it; stop it with SIGINT (as Ctrl-C does)."""
+def orchestra_up(state: Path, *extra: str, nodes: int = 1, podman: bool = False,
+                 store: tuple[str, ...] = ("--memory",)) -> Iterator[UpServer]:
+    """Start `orchestra up` (with `nodes` simulated nodes, or the Podman node when `podman`; on the
+    memory store unless `store` says otherwise, e.g. ("--store", "etcd")), wait for /readyz, yield it;
+    stop it with SIGINT (as Ctrl-C does)."""
     port = _free_port()
     log = (state.parent / f"{state.name}.log").open("wb")
     nodes_args = [] if podman else ["--no-podman", "--simulate-nodes", str(nodes)]
     env = dict(os.environ) if podman else {**os.environ, "ORCHESTRA_NO_PODMAN": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "orchestra", "up", "--memory", "--no-network", "--no-dashboard", *nodes_args,
+        [sys.executable, "-m", "orchestra", "up", *store, "--no-network", "--no-dashboard", *nodes_args,
          "--state-dir", str(state), "--listen", f"127.0.0.1:{port}", *extra],
         stdout=log, stderr=subprocess.STDOUT, env=env,
     )

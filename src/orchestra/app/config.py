@@ -33,7 +33,9 @@ class ClusterConfig:
     # cover it). None: the listen address (loopback for a wildcard listener, which only this host's proxy
     # uses).
     advertise_address: str | None = None
-    store: str = "durable"  # "durable" | "memory" | "etcd://HOST:PORT[,HOST:PORT...]"
+    # "durable" | "memory" | "etcd://HOST:PORT[,HOST:PORT...]" | "etcd" (a local etcd that run_cluster
+    # starts under <state_dir>/etcd: app/etcdlocal.py)
+    store: str = "durable"
     simulate_nodes: int = 0
     # the simulated nodes' names: PREFIX1..PREFIXN (servers sharing one etcd each need their own)
     simulated_node_prefix: str = "sim-node-"

@@ -1,9 +1,10 @@
 """run_cluster(): one trio nursery hosting the store, the API server and every controller.
 
-Owns: start-up order (store → signing key, RBAC index and API core → certificates → bootstrap
-objects (with the cluster's settings for joined nodes) and RBAC policy → audit log → HTTP with its
-authenticators and RBAC → controllers (on etcd: under the leader election of app/leader.py) → network →
-node agents) and clean shutdown. The API answers
+Owns: start-up order (the local etcd of `--store etcd` → store → signing key, RBAC index and API
+core → certificates → bootstrap objects (with the cluster's settings for joined nodes) and RBAC
+policy → audit log → HTTP with its authenticators and RBAC → controllers (on etcd: under the leader
+election of app/leader.py) → network → node agents) and clean shutdown (the store closes after the
+rest, the local etcd stops last). The API answers
 (and /readyz says ready) before the rest starts.
 Must not import: cli (and so never click or rich).
 """
@@ -55,6 +56,8 @@ from orchestra.app.components import (
     start_nodes,
 )
 from orchestra.app.config import Cluster, ClusterConfig
+from orchestra.app.etcdlocal import LOCAL as LOCAL_ETCD
+from orchestra.app.etcdlocal import LocalEtcd
 from orchestra.app.kubelet import node_getter, remote_containers
 from orchestra.app.leader import elected, start_elected_controllers
 from orchestra.app.network import start_network
@@ -88,15 +91,30 @@ async def run_cluster(config: ClusterConfig, *, shutdown: Shutdown | None = None
     if config.nodes > 1:  # the workers' link first: the API server listens on its host end
         links, config = _node_links(config)
     token = load_or_create_token(state)
-    store = await open_store(config)
     route = ServiceRoute(config.service_cidr)
-    try:
-        with shutdown.scope:
-            await _run(config, shutdown, state, token, store, route, links, task_status)
-    finally:
-        route.remove()
-        with trio.CancelScope(shield=True):
-            await store.aclose()
+    async with trio.open_nursery() as outlasting:  # the local etcd: stopped after the store closed
+        try:
+            with shutdown.scope:
+                config = await _local_etcd(outlasting, config, state)
+                store = await open_store(config)
+                try:
+                    await _run(config, shutdown, state, token, store, route, links, task_status)
+                finally:
+                    with trio.CancelScope(shield=True):
+                        await store.aclose()
+        finally:
+            route.remove()
+            outlasting.cancel_scope.cancel()
+
+
+async def _local_etcd(nursery: trio.Nursery, config: ClusterConfig, state: Path) -> ClusterConfig:
+    """With `--store etcd`: start the local etcd under <state-dir>/etcd (app/etcdlocal.py) and return
+    the config with its URL once it is healthy. It runs in `nursery`, which outlasts the cluster: a
+    stop of the cluster (--stop-pods clean-up included) still has its store."""
+    if config.store != LOCAL_ETCD:
+        return config
+    url = await nursery.start(LocalEtcd(state / "etcd").run)
+    return attrs.evolve(config, store=url)
 
 
 async def _run(

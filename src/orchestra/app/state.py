@@ -123,7 +123,8 @@ HISTORY = 50_000
 async def open_store(config: ClusterConfig) -> Store:
     """The store `config.store` names: "memory", "durable" (the log under the state directory) or an
     etcd URL (etcd://HOST:PORT[,HOST:PORT]: the keys under /registry/, as kube-apiserver lays them
-    out; the store is then etcd's watch cache)."""
+    out; the store is then etcd's watch cache). ("etcd", the local etcd, is run_cluster's to start:
+    it gives this the URL.)"""
     if config.store == "memory":
         return Store.open_memory(max_history=HISTORY)
     if config.store.startswith(("etcd://", "etcds://")):

@@ -147,9 +147,10 @@ def _check_cluster_cidr(value: str) -> str:
 
 
 def _check_store(value: str | None) -> str | None:
-    """--store: an etcd URL (etcd://HOST:PORT[,HOST:PORT]), checked here so a typo is a usage error."""
-    if value is None:
-        return None
+    """--store: `etcd` (a local etcd under the state directory) or an etcd URL
+    (etcd://HOST:PORT[,HOST:PORT]), checked here so a typo is a usage error."""
+    if value is None or value == "etcd":
+        return value
     from orchestra.store.etcd import endpoints_from_url
 
     try:
@@ -201,6 +202,7 @@ Examples:
   orchestra up
   orchestra up --listen 127.0.0.1:7443 --state-dir /tmp/demo --apply examples/
   orchestra up --memory --no-podman --simulate-nodes 100
+  orchestra up --store etcd
   orchestra up --store etcd://10.0.0.1:2379,10.0.0.2:2379,10.0.0.3:2379
   orchestra up --ingress-listen 127.0.0.1:8080 --ingress-tls-listen off
 """
@@ -217,11 +219,12 @@ Examples:
                    "serving certificate, listened on as well) [default: the --listen address].")
 @click.option("--memory", is_flag=True, envvar="ORCHESTRA_MEMORY",
               help="Keep state in memory only (lost on exit) instead of the durable store.")
-@click.option("--store", "store_url", default=None, envvar="ORCHESTRA_STORE", metavar="etcd://HOST:PORT[,...]",
-              callback=lambda ctx, param, value: _check_store(value),
+@click.option("--store", "store_url", default=None, envvar="ORCHESTRA_STORE",
+              metavar="etcd|etcd://HOST:PORT[,...]", callback=lambda ctx, param, value: _check_store(value),
               help="Keep state in etcd (v3, through its gRPC gateway) under /registry/, as kube-apiserver "
                    "does, instead of the durable store in the state directory; several endpoints of one "
-                   "etcd cluster separated by commas.")
+                   "etcd cluster separated by commas. `etcd` alone: orchestra runs a local etcd itself, "
+                   "its data in <state dir>/etcd.")
 @click.option("--simulate-nodes", type=click.IntRange(min=0), default=0, show_default=True,
               envvar="ORCHESTRA_SIMULATE_NODES", help="Also run N simulated nodes (no containers).")
 @click.option("--simulated-node-prefix", default="sim-node-", show_default=True, metavar="PREFIX",
@@ -343,7 +346,8 @@ def up_command(
             click.echo("orchestra: stopped", err=True)
             return
         setup = [e for e in leaves
-                 if type(e).__name__ in ("NetworkSetupError", "RuntimeUnavailable", "ConfigError")]
+                 if type(e).__name__ in ("NetworkSetupError", "RuntimeUnavailable", "ConfigError",
+                                           "EtcdStartError")]
         if setup:
             # the host is not ready for what was asked; the message says what to do
             raise CliError(f"cannot start the cluster: {setup[0]}") from None
