@@ -12,7 +12,12 @@ request), which RBAC authorizes (a Role and RoleBinding the bench creates: its r
 the admin rate it reaches); every request also goes to the audit log. `auth_costs()` times one
 authentication in process: the admin token, a ServiceAccount JWT uncached (ES256 signature, claims,
 lookups) and cached, and one authorization decision (system:masters; RBAC among 200 bindings).
-Usage: .venv/bin/python bench/api.py [--seconds 5] [--get-only] [--secrets]
+The etcd run (`--store etcd`: orchestra's local etcd under the state directory, app/etcdlocal.py) adds
+a row of puts/s straight into that etcd with orchestra's gateway client (orchestra.store.etcdclient),
+as many concurrent writers as client threads, new keys of a created ConfigMap's stored size, measured
+right after CREATE in the same run: CREATE through orchestra as a share of it (target >= 70 %); its
+WATCH row is a create to the event at an HTTP watch, through etcd.
+Usage: .venv/bin/python bench/api.py [--seconds 5] [--get-only] [--secrets] [--store S ...]
 `--secrets`: GET / LIST / create of Secrets on the durable store, stored in the clear (an
 EncryptionConfiguration with only the identity provider) and then encrypted (orchestra's default
 aesgcm config): the cost of encryption at rest.
@@ -317,13 +322,14 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=4)
     ap.add_argument("--get-only", action="store_true", help="only GET (admin and ServiceAccount token)")
     ap.add_argument("--secrets", action="store_true", help="Secrets in the clear vs encrypted at rest")
+    ap.add_argument("--store", action="append", choices=STORES, help="only these stores (repeatable)")
     args = ap.parse_args()
     if args.secrets:
         secrets_main(args.threads, args.seconds)
         return
     if not args.get_only:
         auth_costs()
-    for store in ("durable", "memory"):
+    for store in args.store or STORES:
         with tempfile.TemporaryDirectory() as d:
             proc, url, token = start_server(Path(d), store)
             try:
@@ -382,6 +388,8 @@ def main() -> None:
                     f"CREATE {rps:8.0f} req/s   p50 {pct(lat, 0.5):6.2f} ms  p99 {pct(lat, 0.99):6.2f} ms"
                     "   (target >= 500/s)"
                 )
+                if store == "etcd":
+                    etcd_row(Path(d), args, rps)
                 custom_rows(url, token, args, get_rps, rps)
                 if shutil.which("wrk"):
                     print(f"wrk CREATE {wrk(url, token, '', args.seconds, WRK_CREATE)}")
@@ -390,10 +398,68 @@ def main() -> None:
                     f"WATCH  delivery p50 {pct(wl, 0.5):6.2f} ms  p99 {pct(wl, 0.99):6.2f} ms  "
                     f"({len(wl)} events, create ack -> event read)"
                 )
-                print(f"RSS    {rss_mb(proc.pid):8.1f} MB (server process)")
+                etcd_rss = "".join(f" + {rss_mb(pid):.1f} MB etcd" for pid in etcd_pids(Path(d)))
+                print(f"RSS    {rss_mb(proc.pid):8.1f} MB (server process{etcd_rss})")
             finally:
                 proc.kill()
                 proc.wait()
+
+
+STORES = ("durable", "memory", "etcd")
+
+
+def etcd_row(state: Path, args: argparse.Namespace, create_rps: float) -> None:
+    """Puts/s straight into the server's local etcd (orchestra's gateway client, `args.threads`
+    concurrent writers, new keys of a created ConfigMap's stored size), and CREATE's share of it."""
+    import trio
+
+    from orchestra.store.etcdclient import EtcdClient
+
+    port = json.loads((state / "etcd" / "ports.json").read_text())["client"]
+    latencies: list[float] = []
+
+    async def go() -> float:
+        client = EtcdClient([f"http://127.0.0.1:{port}"])
+        stored, _ = await client.get("/registry/core/configmaps/default/c-0-0")
+        value = b"x" * (len(stored.value) if stored else 300)
+        done = 0
+
+        async def writer(i: int) -> None:
+            nonlocal done
+            n = 0
+            while True:
+                t0 = time.perf_counter()
+                await client.put(f"/bench-raw/configmaps/c-{i}-{n}", value)
+                latencies.append(time.perf_counter() - t0)
+                done, n = done + 1, n + 1
+
+        async with trio.open_nursery() as nursery:
+            for i in range(args.threads):
+                nursery.start_soon(writer, i)
+            t0 = time.perf_counter()
+            await trio.sleep(args.seconds)
+            elapsed = time.perf_counter() - t0
+            nursery.cancel_scope.cancel()
+        await client.aclose()
+        return done / elapsed
+
+    rps = trio.run(go)
+    print(f"ETCD   {rps:8.0f} puts/s p50 {pct(latencies, 0.5):6.2f} ms  p99 {pct(latencies, 0.99):6.2f} ms   "
+          f"(raw etcd, {args.threads} writers; CREATE through orchestra is {create_rps / rps:.0%} of it, "
+          "target >= 70 %)")
+
+
+def etcd_pids(state: Path) -> list[int]:
+    """The local etcd of the server on `state` (none on the other stores)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0") if entry.name.isdigit() else []
+        except OSError:  # exited meanwhile
+            continue
+        if argv and argv[0].endswith(b"/etcd") and str(state / "etcd" / "data").encode() in argv:
+            pids.append(int(entry.name))
+    return pids
 
 
 BENCH_CRD = {
