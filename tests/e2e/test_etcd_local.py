@@ -96,7 +96,8 @@ def test_the_api_serves_from_the_local_etcd_and_objects_survive_a_restart(tmp_pa
         assert wait_for(nodes, 30, "the simulated node registered") == ["sim-node-1"]
         ports = (state / "etcd" / "ports.json").read_bytes()
     assert "local etcd http://127.0.0.1:" in server.log_text()
-    assert etcd_pids(state) == []  # a clean stop stops etcd too
+    assert etcd_pids(state) == []  # a clean stop stops etcd too,
+    assert "etcd unreachable" not in server.log_text()  # after everything that uses it
     assert (state / "etcd" / "data" / "member").is_dir()
     assert not (state / "store").exists()  # nothing in the durable log: the state is etcd's
     with orchestra_up(state, store=LOCAL_ETCD) as server:

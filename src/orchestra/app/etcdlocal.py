@@ -3,13 +3,17 @@
 
 Owns `<state-dir>/etcd/`: `data/` (etcd's data directory), `etcd.log` (its output), `ports.json` (its
 client and peer ports: free ones picked at the first start and kept, so `etcdctl --endpoints
-http://127.0.0.1:<client>` stays valid across restarts; new ones only when another process took them).
+http://127.0.0.1:<client>` stays valid across restarts; new ones only when another process took them),
+`bootstrapped` (written once etcd was first healthy: a data directory without it is an interrupted
+first start, which etcd cannot resume, and is removed).
 It listens on 127.0.0.1 only (clients and peer), one member named `orchestra`.
 Owns too: the etcd command line (`etcd_command`, which tests/etcdserver.py uses as well), the health
 check (etcd's `GET /health`), and the process's life: it runs under runtime.service.start_reaped (it
 never outlives orchestra, SIGKILL included), `run()` reports its `etcd://` URL once it is healthy, and
 when it exits while orchestra runs it is started again (backoff 0.5 s doubling to 10 s) while the store
 answers 503 and its watch reconnects. Cancelling `run()` stops it (SIGTERM, SIGKILL 5 s later).
+At start, an etcd already on the data directory is stopped when it is an orphan (init's child: its
+reaper was killed too) and refused (EtcdStartError) when a live process runs it (another orchestra).
 Must not import: cli.
 
     url = await nursery.start(LocalEtcd(state_dir / "etcd").run)   # "etcd://127.0.0.1:PORT"
@@ -17,9 +21,12 @@ Must not import: cli.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import logging
 import os
 import shutil
+import signal
 import socket
 from pathlib import Path
 
@@ -37,6 +44,7 @@ MEMBER = "orchestra"
 START_TIMEOUT = 30.0  # first start: etcd elects itself in about a second
 RESTART_BACKOFF = (0.5, 10.0)  # first delay, cap (doubling), after etcd exited while orchestra runs
 STOP_GRACE = 5.0  # SIGTERM to SIGKILL when orchestra stops
+BOOTSTRAPPED = "bootstrapped"  # in the directory once etcd was healthy on its data directory
 
 
 class EtcdStartError(RuntimeError):
@@ -120,6 +128,8 @@ class LocalEtcd:
             raise EtcdStartError("--store etcd needs the etcd binary: install Debian's etcd-server "
                                  "(`apt-get install etcd-server`), or give --store etcd://HOST:PORT")
         self._prepare()
+        await self._stop_orphans()
+        self._drop_unfinished_bootstrap()
         backoff = RESTART_BACKOFF[0]
         first = True
         while True:
@@ -147,6 +157,7 @@ class LocalEtcd:
                 if await self._wait_healthy(process):
                     log.info("local etcd %s healthy (data %s, log %s)", self.endpoint,
                              self.directory / "data", self.log_path)
+                    self._mark_bootstrapped()
                     if first:
                         task_status.started(self.url)
                 elif first:
@@ -173,9 +184,41 @@ class LocalEtcd:
                     await trio.sleep(0.05)
         return False
 
+    async def _stop_orphans(self) -> None:
+        """An etcd on our data directory is either another orchestra's (an error: one state directory
+        serves one orchestra) or an orphan (its parent is init: the reaper was killed with orchestra,
+        e.g. by a kill of the whole process group), which is stopped so this start can take over."""
+        data = self.directory / "data"
+        for pid, ppid in etcds_on(data):
+            if ppid != 1:
+                raise EtcdStartError(f"an etcd (pid {pid}) already runs on {data}: is another orchestra "
+                                     f"running on {self.directory.parent}?")
+            log.warning("stopping etcd %d left running on %s by a killed orchestra", pid, data)
+            with contextlib.suppress(ProcessLookupError):  # gone by itself meanwhile
+                os.kill(pid, signal.SIGTERM)
+            with trio.move_on_after(STOP_GRACE) as waited:
+                await _gone(data, pid)
+            if waited.cancelled_caught:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
     def _prepare(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         os.chmod(self.directory, 0o700)  # etcd wants its data private; the log names keys
+
+    def _drop_unfinished_bootstrap(self) -> None:
+        """A data directory without the `bootstrapped` mark is from a first start stopped before etcd
+        was healthy (before orchestra wrote anything): etcd stopped mid-bootstrap keeps a member with
+        no voters, which never elects itself; so it goes, and etcd bootstraps afresh."""
+        data = self.directory / "data"
+        if data.is_dir() and not (self.directory / BOOTSTRAPPED).exists():
+            log.warning("removing %s: the first start of the local etcd there did not finish", data)
+            shutil.rmtree(data)
+
+    def _mark_bootstrapped(self) -> None:
+        mark = self.directory / BOOTSTRAPPED
+        if not mark.exists():
+            mark.write_text("etcd was healthy on this data directory; orchestra keeps it\n")
 
     def _choose_ports(self) -> None:
         """The recorded ports when they are free, else new ones (recorded)."""
@@ -193,6 +236,32 @@ class LocalEtcd:
                 pass
             path.write_bytes(orjson.dumps({"client": client, "peer": peer}))
         self.client_port, self.peer_port = client, peer
+
+
+def etcds_on(data_dir: Path, proc: Path = Path("/proc")) -> list[tuple[int, int]]:
+    """(pid, parent pid) of every etcd process whose --data-dir is `data_dir`."""
+    found = []
+    wanted = str(data_dir).encode()
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            stat = (entry / "stat").read_text()
+        except OSError:  # exited meanwhile, or not ours to read
+            continue
+        if Path(argv[0].decode(errors="replace")).name == "etcd" and \
+                any(a == b"--data-dir" and b == wanted for a, b in itertools.pairwise(argv)):
+            found.append((int(entry.name), int(stat.rsplit(")", 1)[1].split()[1])))
+    return found
+
+
+async def _gone(data_dir: Path, pid: int) -> None:
+    """Returns once etcd `pid` no longer runs on `data_dir`."""
+    while True:  # not our child: nothing to wait on but /proc
+        if all(p != pid for p, _ in etcds_on(data_dir)):
+            return
+        await trio.sleep(0.05)
 
 
 async def healthy(client: httpx.AsyncClient, endpoint: str) -> bool:
