@@ -240,20 +240,12 @@ class LocalEtcd:
 
 def etcds_on(data_dir: Path, proc: Path = Path("/proc")) -> list[tuple[int, int]]:
     """(pid, parent pid) of every etcd process whose --data-dir is `data_dir`."""
-    found = []
+    from orchestra.app.leftovers import processes
+
     wanted = str(data_dir).encode()
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-            stat = (entry / "stat").read_text()
-        except OSError:  # exited meanwhile, or not ours to read
-            continue
-        if Path(argv[0].decode(errors="replace")).name == "etcd" and \
-                any(a == b"--data-dir" and b == wanted for a, b in itertools.pairwise(argv)):
-            found.append((int(entry.name), int(stat.rsplit(")", 1)[1].split()[1])))
-    return found
+    return [(pid, ppid) for pid, ppid, argv in processes(proc)
+            if Path(argv[0].decode(errors="replace")).name == "etcd"
+            and any(a == b"--data-dir" and b == wanted for a, b in itertools.pairwise(argv))]
 
 
 async def _gone(data_dir: Path, pid: int) -> None:

@@ -19,6 +19,7 @@ import logging
 import os
 import signal
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -74,9 +75,8 @@ class OrphanService:
     socket: str
 
 
-def orphaned_podman_services(proc: Path = Path("/proc")) -> list[OrphanService]:
-    """`podman system service` processes orchestra started whose parent is gone (see the docstring)."""
-    found = []
+def processes(proc: Path = Path("/proc")) -> Iterator[tuple[int, int, list[bytes]]]:
+    """(pid, parent pid, argv) of every process this one may read."""
     for entry in proc.iterdir():
         if not entry.name.isdigit():
             continue
@@ -85,10 +85,16 @@ def orphaned_podman_services(proc: Path = Path("/proc")) -> list[OrphanService]:
             stat = (entry / "stat").read_text()
         except OSError:  # exited meanwhile, or not ours to read
             continue
+        yield int(entry.name), int(stat.rsplit(")", 1)[1].split()[1]), argv
+
+
+def orphaned_podman_services(proc: Path = Path("/proc")) -> list[OrphanService]:
+    """`podman system service` processes orchestra started whose parent is gone (see the docstring)."""
+    found = []
+    for pid, ppid, argv in processes(proc):
         socket = _service_socket([a.decode(errors="replace") for a in argv])
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
         if socket and ppid == 1 and _made_by_orchestra(Path(socket).parent):
-            found.append(OrphanService(int(entry.name), socket))
+            found.append(OrphanService(pid, socket))
     return found
 
 
