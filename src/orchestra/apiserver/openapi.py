@@ -379,7 +379,7 @@ async def serve(api: OpenApi, req: Request, parts: list[str]) -> None:
         await send_bytes(req.send, 301, b"", b"text/plain", [(b"location", location)])
         return
     if given:
-        expires = formatdate(time.time() + 365 * 24 * 3600, usegmt=True).encode()
+        expires = formatdate(time.time() + 365 * 24 * 3600, usegmt=True).encode()  # wall-clock: an HTTP date
         headers = [(b"vary", b"Accept"), (b"cache-control", b"public, immutable"), (b"expires", expires)]
     await _send_document(req, doc.json, doc.etag, b"application/json", headers)
 

@@ -194,13 +194,13 @@ def _defines_pending(crds: list[Document], docs: list[Document], session: Sessio
 
 
 def _wait_established(client: RestClient, names: list[str], limit: float = 30.0) -> None:
-    deadline = time.monotonic() + limit  # wall clock: waiting on a server
+    deadline = time.monotonic() + limit  # wall-clock: the CLI waits on a server
     for name in names:
         path = f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}"
         while True:
             conds = (client.get(path).get("status") or {}).get("conditions") or []
             if any(c.get("type") == "Established" and c.get("status") == "True" for c in conds):
                 break
-            if time.monotonic() > deadline:
+            if time.monotonic() > deadline:  # wall-clock: as above
                 raise CliError(f"customresourcedefinition {name} was not established after {limit:.0f} s")
-            time.sleep(0.05)
+            time.sleep(0.05)  # wall-clock: a synchronous CLI, no trio loop

@@ -84,7 +84,7 @@ class AuditRecord:
         self.code = code
         if self.info.long_running:
             self.started_sent = True
-            self.sink((self, STARTED, time.time()))
+            self.sink((self, STARTED, time.time()))  # wall-clock: audit stage timestamps are real times
 
     def failed_authentication(self, message: str, *, reason: str = "") -> None:
         """kube audits a refused credential once, at ResponseStarted, with how it was attempted;
@@ -93,12 +93,12 @@ class AuditRecord:
         self.reason = reason
         self.code = 401
         self.started_sent = True
-        self.sink((self, STARTED, time.time()))
+        self.sink((self, STARTED, time.time()))  # wall-clock: audit stage timestamps are real times
 
     def complete(self) -> None:
         if self.message:  # a failed authentication: already recorded
             return
-        self.sink((self, COMPLETE, time.time()))
+        self.sink((self, COMPLETE, time.time()))  # wall-clock: as above
 
 
 def _stamp(t: float) -> str:
