@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.e2e.upserver import UpServer, orchestra_up
+from tests.e2e.upserver import UpServer, orchestra_up, processes_naming
 from tests.etcdserver import etcd_missing
 
 pytestmark = [pytest.mark.slow,
@@ -41,19 +41,6 @@ def etcd_pids(state: Path) -> list[int]:
             found.append(int(entry.name))
     return found
 
-
-def processes_naming(state: Path) -> list[str]:
-    """Every process whose command line names the state directory (orchestra, reaper, etcd)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                argv = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:  # exited meanwhile
-                continue
-            if str(state) in argv:
-                found.append(f"{entry.name}: {argv}")
-    return found
 
 
 def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:

@@ -7,7 +7,6 @@ leaving no Podman service, and the next `up` removing a dead cluster's pods.
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess
@@ -17,6 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.e2e.upserver import processes_naming
 
 pytestmark = [pytest.mark.podman, pytest.mark.slow]
 
@@ -108,20 +109,6 @@ def _log(state: Path) -> str:
     return (state.parent / f"{state.name}.log").read_text(errors="replace")
 
 
-def _processes_of(state: Path) -> list[str]:
-    """Every process whose command line names the state directory (orchestra, reaper, Podman service)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                argv = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:  # exited meanwhile
-                continue
-            if str(state) in argv:
-                found.append(f"{entry.name}: {argv}")
-    return found
-
-
 def _pods_of(state: Path) -> list[str]:
     out = subprocess.run(
         [
@@ -168,7 +155,7 @@ def _remove_pods(state: Path) -> None:
 
 def _assert_nothing_left(state: Path) -> None:
     try:
-        assert _processes_of(state) == [], _log(state)
+        assert processes_naming(state) == [], _log(state)
         assert _pods_of(state) == [], _log(state)
         assert not _route_present(), _log(state)
     finally:
@@ -214,7 +201,7 @@ def test_a_second_signal_forces_a_quick_exit(tmp_path: Path, manifests: Path) ->
         assert took < 6, took
         assert "forcing the stop" in _log(state)
         # the reaper stops the Podman service once orchestra is gone (SIGKILL after 5 s at most)
-        _wait_for(lambda: _processes_of(state) == [], 10, "the Podman service to end")
+        _wait_for(lambda: processes_naming(state) == [], 10, "the Podman service to end")
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -229,7 +216,7 @@ def test_sigkill_leaves_no_podman_service_and_the_next_up_removes_the_dead_clust
         _wait_for(lambda: len(_pods_of(dead)) >= 3, 60, "the first cluster's pods")
         proc.kill()
         proc.wait()
-        _wait_for(lambda: _processes_of(dead) == [], 10, "the Podman service to end with its cluster")
+        _wait_for(lambda: processes_naming(dead) == [], 10, "the Podman service to end with its cluster")
         pods = _pods_of(dead)
         assert len(pods) >= 3
         # A memory cluster's state is gone with its process: the next start on the same directory is

@@ -91,3 +91,18 @@ def _wait_ready(server: UpServer, timeout: float = 30) -> None:
                 pass  # not listening yet
         time.sleep(0.05)
     raise AssertionError(f"orchestra up not ready after {timeout}s:\n{server.log_text()}")
+
+
+def processes_naming(state: Path) -> list[str]:
+    """Every process whose command line names the state directory (orchestra, reaper, Podman service,
+    etcd): what a stopped cluster must not leave behind."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                argv = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:  # exited meanwhile
+                continue
+            if str(state) in argv:
+                found.append(f"{entry.name}: {argv}")
+    return found
