@@ -48,8 +48,16 @@ def test_nodes_reach_the_host_and_each_other_and_remove_leaves_nothing(links: No
     forward = subprocess.run(["ip", "netns", "exec", ns, "cat", "/proc/sys/net/ipv4/ip_forward"],
                              capture_output=True, text=True, check=False)
     assert forward.stdout.strip() == "1"
+    # the link is a switch in a namespace of its own: its frames skip the host's netfilter
+    assert links.switch in links.namespaces()
+    kind = json.loads(ip("-j", "-d", "link", "show", "dev", BRIDGE).stdout)[0]["linkinfo"]["info_kind"]
+    assert kind == "veth"
+    if os.path.exists("/proc/sys/net/bridge/bridge-nf-call-iptables"):
+        nf = subprocess.run(["ip", "netns", "exec", links.switch, "cat",
+                             "/proc/sys/net/bridge/bridge-nf-call-iptables"], capture_output=True, text=True)
+        assert nf.stdout.strip() == "0"
     links.remove(NODES)
-    assert not {netns_name(n) for n in NODES} & links.namespaces()
+    assert not ({netns_name(n) for n in NODES} | {links.switch}) & links.namespaces()
     assert ip("link", "show", "dev", BRIDGE).returncode != 0
     assert all(ip("link", "show", "dev", host_veth(n)).returncode != 0 for n in NODES)
 
@@ -60,6 +68,20 @@ def test_a_half_made_node_is_completed(links: NodeLinks) -> None:
     assert links.ensure_node(NODES[0], 1) == "10.243.200.2"
     pinged = ip("netns", "exec", netns_name(NODES[0]), "busybox", "ping", "-c1", "-W2", "10.243.200.1")
     assert pinged.returncode == 0
+
+
+def test_a_link_of_the_older_layout_is_replaced(links: NodeLinks) -> None:
+    """Before the switch namespace the link was a bridge on the host with the nodes' veths on it: a
+    restarted cluster converts it, keeping the node's namespace (its pods run there)."""
+    ns = netns_name(NODES[0])
+    ip("link", "add", BRIDGE, "type", "bridge")
+    ip("netns", "add", ns)
+    ip("link", "add", host_veth(NODES[0]), "type", "veth", "peer", "name", "eth0", "netns", ns)
+    ip("link", "set", host_veth(NODES[0]), "master", BRIDGE, "up")
+    links.ensure_bridge()
+    assert links.ensure_node(NODES[0], 1) == "10.243.200.2"
+    assert ip("link", "show", "dev", host_veth(NODES[0])).returncode != 0
+    assert ip("netns", "exec", ns, "busybox", "ping", "-c1", "-W2", "10.243.200.1").returncode == 0
 
 
 def test_a_range_with_no_room_or_in_use_is_refused(links: NodeLinks) -> None:

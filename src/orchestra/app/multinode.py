@@ -1,17 +1,17 @@
 """`orchestra up --nodes N`: the control plane's host node plus N-1 worker nodes on this machine, each
 a real node in a Linux network namespace of its own, joined exactly as a node on another machine is.
 
-Owns: the workers' lifetime. At start: their namespaces on one link (net/nodelinks.py: the bridge
-`orchnodes` on the host, 10.243.0.1, which the API server also listens on and advertises), a bootstrap
-token (`kube-system/bootstrap-token-<id>`, one hour, made in-process like `orchestra token create`), and
-per worker `nsenter --net=/run/netns/orchestra-<name> orchestra join https://10.243.0.1:PORT --token ...
---node-name <name> --state-dir <state>/nodes/<name>` under reaper.py (it dies with this process, SIGKILL
-included); `started()` once every worker's Node is Ready (or its wait ran out: the cluster starts
-anyway and says which node is late). While the cluster runs, a worker that exits (a crash, a kill) is
-started again after a backoff of 1 s doubling to 30 s; it resumes with its certificate and adopts or
-removes its pods, as a restarted `orchestra join` does. At stop: the workers get SIGTERM (their pods
-keep running for the next start, or with --stop-pods are removed first); with --stop-pods the
-namespaces and the bridge are removed too, else they stay for the next `up` to adopt.
+Owns: the workers' lifetime. At start: their namespaces on one link (net/nodelinks.py: a switch
+namespace; the host's end `orchnodes`, 10.243.0.1, which the API server also listens on and advertises),
+a bootstrap token (`kube-system/bootstrap-token-<id>`, one hour, made in-process like `orchestra token
+create`), and per worker `nsenter --net=/run/netns/orchestra-<name> orchestra join
+https://10.243.0.1:PORT --token ... --node-name <name> --state-dir <state>/nodes/<name>` under reaper.py
+(it dies with this process, SIGKILL included); `started()` once every worker's Node is Ready (or its wait
+ran out: the cluster starts anyway and says which node is late). While the cluster runs, a worker that
+exits (a crash, a kill) is started again after a backoff of 1 s doubling to 30 s; it resumes with its
+certificate and adopts or removes its pods, as a restarted `orchestra join` does. At stop: the workers
+get SIGTERM (their pods keep running for the next start, or with --stop-pods are removed first); with
+--stop-pods the namespaces and the link are removed too, else they stay for the next `up` to adopt.
 Worker names are `worker-1` ... `worker-<N-1>`; each one's output is `<state>/nodes/<name>.log`, the pid
 of its process (the reaper's; its child is the `orchestra join`) is `<state>/nodes/<name>.pid`.
 Must not import: cli.
