@@ -266,3 +266,36 @@ async def test_etcd_going_away_is_unavailable_and_coming_back_resumes_the_watch(
                 await store.aclose()
     finally:
         server.remove()
+
+
+async def test_the_cache_follows_a_compaction_made_outside_orchestra() -> None:
+    """`etcdctl compact` (or another server's compactor) drops history the cache still held: within a
+    compaction check the cache drops it too, so a watch from before etcd's compaction revision is
+    CompactedError (the API's 410) rather than history etcd itself would refuse; a watch from the
+    compaction revision on still works, as etcd's own watch does."""
+    server = start_or_skip()  # compaction is etcd-wide: not the session's shared etcd
+    try:
+        with trio.fail_after(20):
+            async with trio.open_nursery() as nursery:
+                store = await open_running(nursery, server.url, "/c/", compaction_check=0.05)
+                first = await store.aput("k", b"1")
+                writes = [await store.aput("k", str(i).encode()) for i in range(2, 12)]
+                store.watch("", start_revision=first.mod_revision).close()  # the cache has it all
+                target = writes[6].mod_revision
+                await trio.to_thread.run_sync(lambda: subprocess.run(
+                    ["etcdctl", "--endpoints", server.endpoint, "compact", str(target)],
+                    check=True, env=dict(os.environ, ETCDCTL_API="3"), capture_output=True))
+                await until(lambda: store.compact_revision == target - 1)
+                with pytest.raises(CompactedError):
+                    store.watch("", start_revision=target - 1)
+                with pytest.raises(CompactedError):
+                    store.range("", revision=target - 2)
+                watcher = store.watch("", start_revision=target)  # etcd keeps `target` itself
+                async with watcher:
+                    batch = await watcher.__anext__()
+                assert [e.kv.mod_revision for e in batch] == [w.mod_revision for w in writes[6:]]
+                assert int(store.statistics()["etcd_compacted"]) == target  # type: ignore[call-overload]
+                assert store.get("k") == writes[-1]  # the state is untouched
+                await store.aclose()
+    finally:
+        server.remove()

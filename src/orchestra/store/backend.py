@@ -56,6 +56,10 @@ the history and the watch stream, and the in-process store becomes a watch cache
 - snapshot(feed): nothing (etcd snapshots itself).
 - upkeep(feed): etcd compaction (like kube-apiserver's compactor: every interval, 5 min by default,
   compact etcd to the revision seen one interval before).
+- the cache never serves history etcd has compacted, whoever compacted it (this server's compactor,
+  another server's, `etcdctl compact`): serve() checks every few seconds whether etcd still has the
+  oldest revision the cache serves, and if not compacts the cache to match (feed.compact), so a
+  watch or a LIST from a revision etcd dropped is 410 Expired, as kube-apiserver answers it.
 - statistics(): endpoints, etcd's revision, the revision compacted to, connected or the last error,
   reconnects. close(): wake writers still waiting; aclose(): close the client too.
 Store.compact() stays local in every case: it trims the in-process history (the cache's window);
@@ -83,6 +87,15 @@ class Feed(Protocol):
 
     @property
     def closed(self) -> bool: ...
+
+    @property
+    def compact_revision(self) -> int:
+        """The history at and before it is gone (watches must start after it)."""
+        ...
+
+    def compact(self, revision: int) -> None:
+        """Drop the history at and before `revision` (a remote backend's own history was compacted)."""
+        ...
 
     def restore(self, revision: int, live: Iterable[KeyValue]) -> None:
         """Load the state at `revision` into the empty store; compact_revision becomes `revision`."""

@@ -11,6 +11,11 @@ Owns: the etcd side of a Store opened with Store.open_etcd():
   watch has brought its revision into the cache (read-your-writes), within `write_timeout`;
 - upkeep(feed): compaction as kube-apiserver's compactor does it: every interval, compact etcd to
   the revision seen one interval before (never past what the cache has applied);
+- the cache follows etcd's compaction, whoever made it: every `compaction_check` seconds (while the
+  watch runs) a count-only read at the oldest revision the cache serves; if etcd no longer has it,
+  a binary search finds etcd's compaction and the cache drops its history before it (feed.compact),
+  so a watch or LIST from a revision etcd compacted is CompactedError (the API's 410), not history
+  etcd itself would refuse;
 - keys: etcd key = `prefix` + the store's key; only keys under `prefix` + `within` are kept.
 Errors: etcd unreachable, or a write not seen back in time, is StoreUnavailableError (the API's
 503); a watch that etcd's compaction overtook cannot be resumed (the cache would miss events): the
@@ -47,6 +52,7 @@ from orchestra.store.types import (
 
 COMPACT_INTERVAL = 300.0  # kube-apiserver's --etcd-compaction-interval default (5 min)
 WRITE_TIMEOUT = 10.0  # a committed write not back through the watch by then is a 503
+COMPACTION_CHECK = 5.0  # how often the cache checks that etcd still has the history it serves
 PAGE = 10_000  # keys per range request at open (kube's cacher pages its initial list too)
 
 
@@ -72,8 +78,10 @@ class EtcdBackend:
     name = "etcd"
 
     def __init__(self, client: EtcdClient, *, prefix: str = "", within: str = "",
-                 compact_interval: float = COMPACT_INTERVAL, write_timeout: float = WRITE_TIMEOUT) -> None:
+                 compact_interval: float = COMPACT_INTERVAL, write_timeout: float = WRITE_TIMEOUT,
+                 compaction_check: float = COMPACTION_CHECK) -> None:
         self.client = client
+        self.compaction_check = compaction_check
         self.prefix = prefix
         self.within = within
         self.upkeep_interval = compact_interval
@@ -113,7 +121,14 @@ class EtcdBackend:
     async def serve(self, feed: Feed, *,
                     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """The watch feeding the cache, until cancelled or the store closes; started once the first
-        watch is created (or has failed once: the store serves reads while etcd is away)."""
+        watch is created (or has failed once: the store serves reads while etcd is away). Beside it,
+        the cache follows etcd's compaction (follow_compaction)."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._follow_compaction, feed)
+            await self._watch(feed, task_status=task_status)
+            nursery.cancel_scope.cancel()
+
+    async def _watch(self, feed: Feed, *, task_status: trio.TaskStatus[None]) -> None:
         backoff = 0.1
         started = False
         while not feed.closed:
@@ -136,6 +151,38 @@ class EtcdBackend:
                 started = True
             await trio.sleep(backoff)
             backoff = min(backoff * 2, 2.0)
+
+    async def _follow_compaction(self, feed: Feed) -> None:
+        while not feed.closed:
+            await trio.sleep(self.compaction_check)
+            try:
+                await self.follow_compaction(feed)
+            except StoreUnavailableError:
+                pass  # etcd away: the watch loop reports it; check again next time
+
+    async def follow_compaction(self, feed: Feed) -> None:
+        """If etcd compacted past the oldest revision the cache serves (compact_revision + 1), find
+        etcd's compaction revision C (the oldest it still has) and compact the cache to C - 1: a watch
+        then starts at C or later, as etcd's own watch must."""
+        oldest = feed.compact_revision + 1
+        newest = feed.revision
+        key = self.prefix + self.within
+        if oldest > newest or await self.client.has_revision(key, oldest):
+            return
+        gone = oldest  # etcd dropped it; C is in (gone, newest + 1]
+        if not await self.client.has_revision(key, newest):
+            kept = newest + 1  # compacted past everything the cache holds (its watch fails on its own)
+        else:
+            kept = newest
+            while kept - gone > 1:
+                middle = (gone + kept) // 2
+                if await self.client.has_revision(key, middle):
+                    kept = middle
+                else:
+                    gone = middle
+        if not feed.closed:
+            feed.compact(kept - 1)
+        self._stats["etcd_compacted"] = max(int(self._stats["etcd_compacted"]), kept)  # type: ignore[call-overload]
 
     def _receive(self, feed: Feed, resp: WatchResponse) -> None:
         if resp.canceled:
@@ -238,6 +285,7 @@ class EtcdBackend:
             if target > int(self._stats["etcd_compacted"]):  # type: ignore[call-overload]
                 await self.client.compact(target)
                 self._stats["etcd_compacted"] = target
+                feed.compact(target - 1)  # etcd keeps `target` itself: a watch may start there
             self._stats["etcd_db_size"] = int((await self.client.status()).get("dbSize", 0))
         except StoreUnavailableError as exc:  # etcd away: the next interval compacts further
             self._stats["etcd_error"] = str(exc)

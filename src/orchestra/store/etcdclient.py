@@ -177,7 +177,7 @@ class EtcdClient:
 
     async def aclose(self) -> None:
         for pool in self._pools:
-            await pool.aclose()
+            await pool.shutdown()
 
     # --- calls -----------------------------------------------------------------------------------
 
@@ -236,6 +236,16 @@ class EtcdClient:
         doc = await self._call("/v3/kv/txn", plan.doc)
         succeeded, responses = plan.outcome(doc)
         return TxnResponse(succeeded, _revision(doc), [_op_response(r) for r in responses])
+
+    async def has_revision(self, key: str, revision: int) -> bool:
+        """Whether etcd still keeps `revision` (a count-only read of `key` at it; False once etcd's
+        compaction dropped it)."""
+        try:
+            await self._call("/v3/kv/range",
+                             {"key": _b64(key), "revision": str(revision), "count_only": True})
+        except CompactedError:
+            return False
+        return True
 
     async def compact(self, revision: int, *, physical: bool = False) -> None:
         """Drop etcd's history before `revision`; an already compacted revision is not an error."""

@@ -124,6 +124,7 @@ class Pool:
         self._timeout = timeout
         self._idle: list[Connection] = []
         self._limit = trio.CapacityLimiter(limit)
+        self._shut = False  # shutdown(): a call that ends later closes its connection
 
     async def call(self, path: str, body: bytes) -> tuple[int, bytes]:
         """POST and read the whole answer: (status, body). OSError (or trio.TooSlowError) when it
@@ -148,7 +149,7 @@ class Pool:
                 except BaseException:
                     await conn.aclose()
                     raise
-                if conn.reusable:
+                if conn.reusable and not self._shut:
                     self._idle.append(conn)
                 else:
                     await conn.aclose()
@@ -168,6 +169,11 @@ class Pool:
         except BaseException:
             await conn.aclose()
             raise
+
+    async def shutdown(self) -> None:
+        """Close the idle connections, and those of calls still under way once they end."""
+        self._shut = True
+        await self.aclose()
 
     async def aclose(self) -> None:
         """Close the idle connections."""

@@ -25,7 +25,7 @@ import trio
 
 from orchestra.store.backend import Backend, RemoteBackend
 from orchestra.store.durable import DurableBackend, FsyncPolicy
-from orchestra.store.etcd import COMPACT_INTERVAL, EtcdBackend
+from orchestra.store.etcd import COMPACT_INTERVAL, COMPACTION_CHECK, EtcdBackend
 from orchestra.store.history import History
 from orchestra.store.index import KeyIndex
 from orchestra.store.memory import MemoryBackend
@@ -135,12 +135,15 @@ class Store:
 
     @classmethod
     async def open_etcd(cls, url: str, *, prefix: str = "", within: str = "",
-                        compact_interval: float = COMPACT_INTERVAL, retention_seconds: float = 300.0,
+                        compact_interval: float = COMPACT_INTERVAL,
+                        compaction_check: float = COMPACTION_CHECK, retention_seconds: float = 300.0,
                         max_history: int = 200_000) -> Store:
         """A store kept in etcd at `url` (etcd://HOST:PORT[,HOST:PORT]): etcd key = prefix + key, the
-        keys under `within` only (orchestra.store.etcd)."""
+        keys under `within` only (orchestra.store.etcd; compaction_check: how often the cache checks
+        that etcd still has the history it serves)."""
         _check_limits(retention_seconds, max_history)
-        backend = EtcdBackend.from_url(url, prefix=prefix, within=within, compact_interval=compact_interval)
+        backend = EtcdBackend.from_url(url, prefix=prefix, within=within, compact_interval=compact_interval,
+                                       compaction_check=compaction_check)
         return await cls.open_remote(backend, retention_seconds=retention_seconds, max_history=max_history)
 
     # --- writes ----------------------------------------------------------------------------------
@@ -554,6 +557,13 @@ class _StoreFeed:
     @property
     def closed(self) -> bool:
         return self._store._closed
+
+    @property
+    def compact_revision(self) -> int:
+        return self._store._history.compact_revision
+
+    def compact(self, revision: int) -> None:
+        self._store.compact(revision)
 
     def restore(self, revision: int, live: Iterable[KeyValue]) -> None:
         self._store._restore(revision, live)
