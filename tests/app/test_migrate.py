@@ -71,7 +71,7 @@ async def cluster(state: Path, store: str) -> AsyncIterator[tuple[Cluster, httpx
         async with httpx.AsyncClient(base_url=running.url, verify=tls, timeout=30,
                                      headers={"Authorization": f"Bearer {running.token}"}) as http:
             yield running, http
-        nursery.cancel_scope.cancel()
+        running.shutdown.stop()  # as Ctrl-C does: the local etcd stops after everything that uses it
 
 
 async def ok(response: Any) -> dict[str, Any]:
@@ -309,3 +309,31 @@ def test_the_cli_says_what_went_wrong_and_exits_1(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "error: " in result.output and "does not exist" in result.output
     shutil.rmtree(tmp_path, ignore_errors=True)
     assert "Move a stopped cluster" in runner.invoke(cli, ["store", "migrate", "--help"]).output
+
+
+async def test_to_the_local_etcd_and_back_leaves_it_for_up_store_etcd(tmp_path: Path) -> None:
+    from tests.e2e.upserver import processes_naming
+    from tests.etcdserver import etcd_missing
+
+    if etcd_missing():
+        pytest.skip(etcd_missing() or "")
+    state = tmp_path / "state"
+    with trio.fail_after(120):
+        async with cluster(state, "durable") as (_, http):
+            await populate(http)
+            await wait_available(http)
+            before = await objects(http)
+        done = await migrate(state, to="etcd")
+        assert done.target.startswith("local etcd etcd://127.0.0.1:") and done.keys > 10
+        assert (state / "etcd" / "bootstrapped").exists()
+        assert not await trio.to_thread.run_sync(processes_naming, state)  # stopped after the copy
+        with pytest.raises(MigrationError, match="already holds"):
+            await migrate(state, to="etcd")  # now it holds the cluster
+        async with cluster(state, "etcd") as (running, http):
+            assert running.store.statistics()["backend"] == "etcd"
+            assert await objects(http) == before
+        back = await migrate(state, to="durable", overwrite=True)  # --from: the local etcd
+        assert back.source.startswith("local etcd ")
+        async with cluster(state, "durable") as (running, http):
+            assert (await objects(http))["secret"] == before["secret"]
+    assert not await trio.to_thread.run_sync(processes_naming, state)
