@@ -324,7 +324,7 @@ async def test_to_the_local_etcd_and_back_leaves_it_for_up_store_etcd(tmp_path: 
             await wait_available(http)
             before = await objects(http)
         done = await migrate(state, to="etcd")
-        assert done.target.startswith("local etcd etcd://127.0.0.1:") and done.keys > 10
+        assert done.target.startswith("the local etcd etcd://127.0.0.1:") and done.keys > 10
         assert (state / "etcd" / "bootstrapped").exists()
         assert not await trio.to_thread.run_sync(processes_naming, state)  # stopped after the copy
         with pytest.raises(MigrationError, match="already holds"):
@@ -333,7 +333,7 @@ async def test_to_the_local_etcd_and_back_leaves_it_for_up_store_etcd(tmp_path: 
             assert running.store.statistics()["backend"] == "etcd"
             assert await objects(http) == before
         back = await migrate(state, to="durable", overwrite=True)  # --from: the local etcd
-        assert back.source.startswith("local etcd ")
+        assert back.source.startswith("the local etcd ")
         async with cluster(state, "durable") as (running, http):
             assert (await objects(http))["secret"] == before["secret"]
     assert not await trio.to_thread.run_sync(processes_naming, state)

@@ -128,8 +128,9 @@ async def _to_etcd(state: Path, target: str, overwrite: bool) -> Migrated:
                 raise MigrationError(_not_empty(url, exc)) from None
             except CopyError as exc:
                 raise MigrationError(f"the copy into etcd at {url} failed: {exc}") from None
-        return Migrated(len(kvs), encrypted, f"durable log {state / STORE_DIR} (revision {revision})",
-                        url if target != LOCAL else f"local etcd {url} ({state / 'etcd'})", new_revision)
+        return Migrated(len(kvs), encrypted, f"the durable log {state / STORE_DIR} (revision {revision})",
+                        f"etcd at {url}" if target != LOCAL else f"the local etcd {url} ({state / 'etcd'})",
+                        new_revision)
     finally:
         store.close()
 
@@ -207,8 +208,8 @@ async def _to_durable(state: Path, source: str, overwrite: bool) -> Migrated:
         if old is not None:
             old.close()
     shutil.rmtree(state / REPLACED, ignore_errors=True)
-    where = f"local etcd {url} ({state / 'etcd'})" if source == LOCAL else url
-    return Migrated(len(kvs), encrypted, f"{where} (revision {revision})", f"durable log {target}",
+    where = f"the local etcd {url} ({state / 'etcd'})" if source == LOCAL else f"etcd at {url}"
+    return Migrated(len(kvs), encrypted, f"{where} (revision {revision})", f"the durable log {target}",
                     new_revision)
 
 
@@ -238,8 +239,8 @@ def _lock_target(target: Path, overwrite: bool) -> Store | None:
     if count and not overwrite:
         old.close()
         raise MigrationError(f"the durable log {target} already holds a cluster ({count} keys, revision "
-                             f"{old.revision}; a copy of it migrated to etcd earlier no longer follows the "
-                             "cluster): give --overwrite to replace it")
+                             f"{old.revision}; stale if the cluster has run on etcd since): give --overwrite "
+                             "to replace it")
     return old
 
 

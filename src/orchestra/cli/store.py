@@ -89,9 +89,10 @@ def migrate_command(to: str, source: str | None, state_dir: Path | None, overwri
     except MigrationError as exc:
         raise CliError(f"{exc}") from None
     click.echo(f"migrated {done.keys} objects ({done.encrypted} encrypted at rest, copied as stored) "
-               f"from the {done.source} to the {done.target}; resourceVersions are now its revisions (up to "
+               f"from {done.source} to {done.target}; resourceVersions are now its revisions (up to "
                f"{done.revision}): clients re-list")
     store = "" if to == DURABLE else f" --store {to}"
     click.echo(f"start the cluster with: orchestra up{store} --state-dir {state}")
-    left = "the durable log in " + str(state / "store") if to != DURABLE else f"etcd ({source})"
+    left = f"the durable log {state / 'store'}" if to != DURABLE else (
+        f"the local etcd in {state / 'etcd'}" if source == "etcd" else f"etcd at {source}")
     click.echo(f"({left} still holds the cluster as it was and no longer follows it)")
