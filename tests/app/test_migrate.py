@@ -214,6 +214,12 @@ async def test_a_missing_or_empty_source_is_refused(tmp_path: Path, etcd: EtcdSe
         await migrate(state, to="durable", source=etcd.url)
     with pytest.raises(MigrationError, match="has no local etcd"):
         await migrate(state, to="durable", source="etcd")
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    durable_cluster(odd, {"/registry/core/configmaps/default/a": CM, "/elsewhere/x": CM})
+    with pytest.raises(MigrationError, match=r"'/elsewhere/x' is outside '/registry/'.*nothing was"):
+        await migrate(odd, to=etcd.url)
+    assert await keys_of_etcd(etcd) == {}
 
 
 async def test_a_running_server_an_unreachable_etcd_and_a_full_target_are_refused(
@@ -337,3 +343,16 @@ async def test_to_the_local_etcd_and_back_leaves_it_for_up_store_etcd(tmp_path: 
         async with cluster(state, "durable") as (running, http):
             assert (await objects(http))["secret"] == before["secret"]
     assert not await trio.to_thread.run_sync(processes_naming, state)
+
+
+async def test_a_migration_killed_between_its_renames_gets_the_old_log_back(
+        tmp_path: Path, etcd: EtcdServer) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    durable_cluster(state, {"/registry/core/configmaps/default/a": CM})
+    (state / "store").rename(state / "store.replaced")  # killed after the first rename
+    (state / "store.migrating").mkdir()  # and its new log, complete or not
+    with pytest.raises(MigrationError, match="already holds a cluster"):
+        await migrate(state, to="durable", source=etcd.url)
+    assert list(await keys_of_log(state)) == ["/registry/core/configmaps/default/a"]
+    assert sorted(p.name for p in state.iterdir()) == ["store"]

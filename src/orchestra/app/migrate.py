@@ -128,6 +128,10 @@ async def _to_etcd(state: Path, target: str, overwrite: bool) -> Migrated:
                 raise MigrationError(_not_empty(url, exc)) from None
             except CopyError as exc:
                 raise MigrationError(f"the copy into etcd at {url} failed: {exc}") from None
+            except StoreUnavailableError:
+                raise  # (_etcd says it)
+            except StoreError as exc:  # refused before anything was written
+                raise MigrationError(f"etcd at {url}: {exc}; nothing was migrated") from None
         return Migrated(len(kvs), encrypted, f"the durable log {state / STORE_DIR} (revision {revision})",
                         f"etcd at {url}" if target != LOCAL else f"the local etcd {url} ({state / 'etcd'})",
                         new_revision)
@@ -199,7 +203,12 @@ async def _to_durable(state: Path, source: str, overwrite: bool) -> Migrated:
             if note is not None:
                 raise MigrationError(f"etcd at {url} holds an unfinished migration into it (from "
                                      f"{note.get('from')}): it is not a whole cluster; nothing was migrated")
-            kvs, revision = await read_keys(client, "", ETCD_KEYS)
+            try:
+                kvs, revision = await read_keys(client, "", ETCD_KEYS)
+            except StoreUnavailableError:
+                raise  # (_etcd says it)
+            except StoreError as exc:
+                raise MigrationError(f"reading etcd at {url}: {exc}; nothing was migrated") from None
         if not kvs:
             raise MigrationError(f"etcd at {url} holds no keys under {ETCD_KEYS}: nothing to migrate")
         encrypted = check_readable(state, kvs)
@@ -247,15 +256,20 @@ def _lock_target(target: Path, overwrite: bool) -> Store | None:
 async def _write_log(state: Path, kvs: Sequence[KeyValue], old: Store | None) -> int:
     """Write `kvs` as a new log (in their source revision order) beside the old one, then swap them."""
     staging = state / STAGING
-    store = Store.open_durable(staging, fsync="batch")
     try:
-        ordered = sorted(kvs, key=lambda kv: (kv.mod_revision, kv.key))
-        for i in range(0, len(ordered), TXN_KEYS):
-            store.txn([], [Put(kv.key, kv.value) for kv in ordered[i:i + TXN_KEYS]])
-        await store.snapshot()  # one fsynced file holds every key
-        revision = store.revision
-    finally:
-        store.close()  # (fsyncs the segment too)
+        store = Store.open_durable(staging, fsync="batch")
+        try:
+            ordered = sorted(kvs, key=lambda kv: (kv.mod_revision, kv.key))
+            for i in range(0, len(ordered), TXN_KEYS):
+                store.txn([], [Put(kv.key, kv.value) for kv in ordered[i:i + TXN_KEYS]])
+            await store.snapshot()  # one fsynced file holds every key
+            revision = store.revision
+        finally:
+            store.close()  # (fsyncs the segment too)
+    except (StoreError, OSError) as exc:  # e.g. the disk is full: the old log stays as it was
+        shutil.rmtree(staging, ignore_errors=True)
+        raise MigrationError(f"writing the new log in {staging} failed ({exc}); nothing was "
+                             "migrated") from None
     target = state / STORE_DIR
     if target.exists():
         os.rename(target, state / REPLACED)  # (the old log's lock goes with it)
