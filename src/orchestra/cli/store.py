@@ -39,7 +39,6 @@ durable log (<state dir>/store) into etcd (--to etcd://HOST:PORT[,...], or --to 
 local etcd that `orchestra up --store etcd` runs under <state dir>/etcd), or from etcd
 (--from, the local etcd by default) back into the durable log (--to durable).
 
-\b
 Stop the cluster first (its pods keep running; the next `orchestra up` adopts them), then
 start it on the new store with the same state directory (token, CA and encryption key stay
 there): `orchestra up --store etcd://...`, `orchestra up --store etcd` or `orchestra up`.
@@ -65,7 +64,7 @@ Examples:
               callback=lambda ctx, param, value: _check_place(value),
               help="Where the cluster goes: the durable log of the state directory, its local etcd, or an "
                    "etcd cluster.")
-@click.option("--from", "source", default=None, metavar="etcd|etcd://HOST:PORT[,...]",
+@click.option("--from", "source", default=None, metavar="etcd|etcd://HOST:PORT[,...]|durable",
               callback=lambda ctx, param, value: _check_place(value),
               help="With --to durable: the etcd the cluster is in [default: the local etcd, etcd]. "
                    "With --to etcd...: durable (the default and only choice).")
