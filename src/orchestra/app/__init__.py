@@ -19,7 +19,9 @@ a node's network (NetworkPolicy enforcer, service proxy, cluster DNS, the Servic
 for `orchestra up`'s host node and for a joined node (joined.py, `orchestra join`), which reads the
 settings the server publishes in `kube-system/orchestra-cluster` (clustersettings.py); leftovers.py
 removes what dead clusters left on this host (Podman pods, podman services); etcdlocal.py runs the
-local etcd of `--store etcd` under <state-dir>/etcd (started first, stopped last); kubelet.py makes the API
+local etcd of `--store etcd` under <state-dir>/etcd (started first, stopped last); migrate.py moves a
+stopped cluster between the durable log and etcd (`orchestra store migrate`), refusing a state
+directory that running.py finds an orchestra on; kubelet.py makes the API
 server's kubelet client (its certificate, the locator's RemoteContainers for pods of nodes in other
 processes) and a node's kubelet API server (`kubelet_api`, for a node agent run outside `up`).
 This is the only layer that wires concrete parts together: the runtime adapter into the node

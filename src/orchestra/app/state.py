@@ -19,6 +19,9 @@ from orchestra.api.request.encryption import ConfigError, new_config
 from orchestra.api.serviceaccount.tokens import key_pem, load_key, new_signing_key
 from orchestra.app.config import ClusterConfig
 from orchestra.store import Store
+from orchestra.store.etcd import endpoints_from_url
+from orchestra.store.etcdclient import EtcdClient
+from orchestra.store.etcdcopy import unfinished_copy
 
 
 def load_or_create_token(state_dir: Path) -> str:
@@ -128,11 +131,30 @@ async def open_store(config: ClusterConfig) -> Store:
     if config.store == "memory":
         return Store.open_memory(max_history=HISTORY)
     if config.store.startswith(("etcd://", "etcds://")):
+        await refuse_unfinished_migration(config.store)
         return await Store.open_etcd(config.store, within=ETCD_KEYS, max_history=HISTORY)
     return Store.open_durable(config.state_dir / "store", fsync=config.fsync, max_history=HISTORY)  # type: ignore[arg-type]
 
 
 ETCD_KEYS = "/registry/"  # what an etcd-backed store keeps (and watches) of etcd's keys
+
+
+class UnfinishedMigrationError(RuntimeError):
+    """etcd holds a partial copy of a cluster: `orchestra store migrate` into it did not finish."""
+
+
+async def refuse_unfinished_migration(url: str) -> None:
+    """Refuse an etcd that a migration into it still runs on, or was killed on (store/etcdcopy.py's
+    marker): its keys are part of a cluster, not all of it."""
+    client = EtcdClient(endpoints_from_url(url))
+    try:
+        note = await unfinished_copy(client)
+    finally:
+        await client.aclose()
+    if note is not None:
+        raise UnfinishedMigrationError(
+            f"etcd at {url} holds an unfinished `orchestra store migrate` (from {note.get('from')}): "
+            "it is running, or was interrupted; run it again with --overwrite, then start orchestra")
 
 
 def prepare_state_dir(state: Path) -> Path:

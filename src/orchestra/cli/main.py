@@ -41,6 +41,7 @@ LAZY_COMMANDS = {
     "join": ("orchestra.cli.join", "join_command"),
     "kubeconfig": ("orchestra.cli.kubeconfig", "kubeconfig_command"),
     "status": ("orchestra.cli.status", "status_command"),
+    "store": ("orchestra.cli.store", "store_command"),
     "token": ("orchestra.cli.token", "token_command"),
     "why": ("orchestra.cli.explain", "why_command"),
 }
@@ -347,7 +348,7 @@ def up_command(
             return
         setup = [e for e in leaves
                  if type(e).__name__ in ("NetworkSetupError", "RuntimeUnavailable", "ConfigError",
-                                           "EtcdStartError")]
+                                           "EtcdStartError", "UnfinishedMigrationError")]
         if setup:
             # the host is not ready for what was asked; the message says what to do
             raise CliError(f"cannot start the cluster: {setup[0]}") from None

@@ -25,6 +25,8 @@ Semantics, fixed here so the API core can rely on them (whatever the backend):
   covering r (group commit); "batch" and "never" return at once ("batch" fsyncs every ~50 ms in
   run()). After reopening, the state and revision are as before but history is not: compact_revision
   is the revision at open, so a watch from before the restart gets CompactedError (a re-list).
+  open_durable(read_only=True) reads a log without changing a file (a migration's source) and holds
+  its lock meanwhile; every write then raises StoreError.
 - After close(), writes, watch() and reading a watcher raise StoreClosedError.
 - Over etcd (open_etcd): etcd decides every write and owns the revisions (resourceVersion = etcd's
   mod revision); the store is etcd's watch cache, fed by etcd's watch in run(). Writes are the
@@ -46,6 +48,8 @@ The modules, each one concept (arrows: may import):
     etcdclient the etcd v3 gateway client: KV, txn, compact, status, watch, failover -> etcdhttp, types
     etcd      EtcdBackend: the range at open, the watch feeding the cache, txn writes, compaction
                                                                          -> backend, etcdclient, types
+    etcdcopy  a whole set of keys copied into etcd all or nothing (undone on failure, a marker
+              while it runs), and read back at one revision (`orchestra store migrate`) -> etcdclient, types
     mvcc      Store: every semantic above, once, over any Backend                 -> all but log
 The backend seam: the Store decides every write (CAS, the next revision) and hands the committed
 revision to backend.append() before the write returns; at open, backend.recover(feed) pushes the

@@ -24,28 +24,33 @@ __all__ = ["FSYNC_POLICIES", "DurableBackend", "FsyncPolicy"]
 class DurableBackend:
     """Open with DurableBackend.open(directory, fsync=..., snapshot_every=...); then Store.open()."""
 
-    __slots__ = ("_directory", "_log", "_snapshot_every")
+    __slots__ = ("_directory", "_log", "_read_only", "_snapshot_every")
 
     name = "durable"
     upkeep_interval = 0.05  # the batch-fsync interval
 
-    def __init__(self, directory: Path, log: DurableLog, snapshot_every: int) -> None:
+    def __init__(self, directory: Path, log: DurableLog, snapshot_every: int, *,
+                 read_only: bool = False) -> None:
         self._directory = directory
         self._log = log
         self._snapshot_every = snapshot_every
+        self._read_only = read_only
 
     @classmethod
     def open(
-        cls, directory: Path, *, fsync: FsyncPolicy = "always", snapshot_every: int = 50_000
+        cls, directory: Path, *, fsync: FsyncPolicy = "always", snapshot_every: int = 50_000,
+        read_only: bool = False,
     ) -> DurableBackend:
-        """Create `directory` if needed and lock it (a second open is refused)."""
+        """Create `directory` if needed and lock it (a second open is refused). read_only: recover
+        the state without changing a file (no torn-tail truncation, no clean-up) and refuse writes;
+        the directory must hold a store, and stays locked until close()."""
         if fsync not in FSYNC_POLICIES:
             raise ValueError(f"fsync must be one of {FSYNC_POLICIES}, not {fsync!r}")
         try:
-            log = DurableLog.open(directory, fsync=fsync)
+            log = DurableLog.open(directory, fsync=fsync, read_only=read_only)
         except (LogError, OSError) as exc:
             raise StoreError(f"cannot open {directory}: {exc}") from exc
-        return cls(directory, log, snapshot_every)
+        return cls(directory, log, snapshot_every, read_only=read_only)
 
     def recover(self, feed: Feed) -> None:
         log = self._log
@@ -55,11 +60,14 @@ class DurableBackend:
             for revision, ops in log.replay(snapshot_revision):  # in order, no gaps (or LogError)
                 feed.apply(revision, [Put(key, value) if kind == OP_PUT else Delete(key)
                                       for kind, key, value in ops])
-            log.start(feed.revision)
+            if not self._read_only:
+                log.start(feed.revision)
         except (LogError, OSError, StoreError) as exc:
             raise StoreError(f"cannot recover {self._directory}: {exc}") from exc
 
     def append(self, revision: int, events: Sequence[Event]) -> None:
+        if self._read_only:
+            raise StoreError(f"{self._directory} is open read-only")
         try:
             if len(events) == 1:  # a put or a delete: the common case, encoded without a list
                 kv = events[0].kv
@@ -82,6 +90,8 @@ class DurableBackend:
             raise StoreError(str(exc)) from exc
 
     async def snapshot(self, feed: Feed) -> None:
+        if self._read_only:
+            return  # nothing was written since the open
         try:
             await self._log.snapshot(feed.revision, feed.live())
         except LogError as exc:
@@ -90,6 +100,8 @@ class DurableBackend:
     async def upkeep(self, feed: Feed) -> None:
         """The "batch" fsync, and a snapshot once snapshot_every revisions followed the last one."""
         log = self._log
+        if self._read_only:
+            return
         try:
             await log.tick()
             if feed.revision - log.snapshot_revision >= self._snapshot_every and not feed.closed:

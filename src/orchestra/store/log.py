@@ -182,8 +182,9 @@ class DurableLog:
     """Segments + snapshots in one directory. Use `DurableLog.open`; then load_snapshot(),
     exhaust replay(), start(); then append_*() on every commit."""
 
-    def __init__(self, directory: Path, fsync: FsyncPolicy, lock_fd: int) -> None:
+    def __init__(self, directory: Path, fsync: FsyncPolicy, lock_fd: int, *, read_only: bool = False) -> None:
         self._directory = directory
+        self._read_only = read_only
         self._fsync = fsync
         self._lock_fd = lock_fd
         self._fd = -1
@@ -201,7 +202,13 @@ class DurableLog:
         self.truncated_bytes = 0
 
     @classmethod
-    def open(cls, directory: Path, *, fsync: FsyncPolicy) -> DurableLog:
+    def open(cls, directory: Path, *, fsync: FsyncPolicy, read_only: bool = False) -> DurableLog:
+        """Lock `directory` (created if needed) for this process. read_only: the directory must exist,
+        and nothing in it changes - load_snapshot() and replay() leave superseded files and a torn
+        tail where they are (the next writer's open cleans them up) and start() is refused; the lock
+        is taken all the same, so no writer opens the log while it is read."""
+        if read_only and not (directory / "LOCK").exists():
+            raise LogError(f"{directory} holds no store")
         directory.mkdir(parents=True, exist_ok=True)
         lock_fd = os.open(directory / "LOCK", os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -209,9 +216,10 @@ class DurableLog:
         except BlockingIOError:
             os.close(lock_fd)
             raise LogError(f"{directory} is in use by another open store") from None
-        for tmp in directory.glob("*.tmp"):
-            tmp.unlink()  # a snapshot that never got renamed: the log still holds its data
-        return cls(directory, fsync, lock_fd)
+        if not read_only:
+            for tmp in directory.glob("*.tmp"):
+                tmp.unlink()  # a snapshot that never got renamed: the log still holds its data
+        return cls(directory, fsync, lock_fd, read_only=read_only)
 
     @property
     def snapshot_revision(self) -> int:
@@ -221,7 +229,7 @@ class DurableLog:
         snapshots = _numbered(self._directory, "snap-", ".snap")
         if not snapshots:
             return 0, []
-        for _, old in snapshots[:-1]:
+        for _, old in snapshots[:-1] if not self._read_only else ():
             old.unlink()  # superseded; a crash interrupted the cleanup after the newest one
         path = snapshots[-1][1]
         data = path.read_bytes()
@@ -237,10 +245,10 @@ class DurableLog:
         segment. Raises LogError for a gap or damage anywhere but the tail."""
         segments = []
         for start, path in _numbered(self._directory, "wal-", ".log"):
-            if start <= after:
-                path.unlink()  # fully covered by the snapshot (rotation precedes the snapshot)
-            else:
+            if start > after:
                 segments.append((start, path))
+            elif not self._read_only:
+                path.unlink()  # fully covered by the snapshot (rotation precedes the snapshot)
         expected = after + 1
         for i, (start, path) in enumerate(segments):
             if start != expected:
@@ -255,7 +263,8 @@ class DurableLog:
             if good != len(data):
                 if i != len(segments) - 1:
                     raise LogError(f"{path.name} is damaged at offset {good} and is not the last segment")
-                os.truncate(path, good)  # a torn tail: that write was never acknowledged
+                if not self._read_only:
+                    os.truncate(path, good)  # a torn tail: that write was never acknowledged
                 self.truncated_bytes = len(data) - good
             if i != len(segments) - 1:
                 self._other_bytes += good
@@ -264,6 +273,8 @@ class DurableLog:
 
     def start(self, revision: int) -> None:
         """Open the newest segment (or a new one at revision + 1) for appending."""
+        if self._read_only:
+            raise LogError(f"{self._directory} is open read-only")
         if self._segment_start:
             path = _segment_path(self._directory, self._segment_start)
             self._fd = os.open(path, os.O_WRONLY | os.O_APPEND)

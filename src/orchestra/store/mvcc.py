@@ -111,11 +111,15 @@ class Store:
         snapshot_every: int = 50_000,
         retention_seconds: float = 300.0,
         max_history: int = 200_000,
+        read_only: bool = False,
     ) -> Store:
         """Open (creating if needed) the store in `directory`: load the newest snapshot, replay the
-        log after it (truncating a torn tail), and continue appending. Blocks while it reads."""
+        log after it (truncating a torn tail), and continue appending. Blocks while it reads.
+        read_only: the directory must hold a store; it is read without changing a file, kept locked
+        until close(), and every write raises StoreError."""
         _check_limits(retention_seconds, max_history)  # before the directory is created and locked
-        backend = DurableBackend.open(Path(directory), fsync=fsync, snapshot_every=snapshot_every)
+        backend = DurableBackend.open(Path(directory), fsync=fsync, snapshot_every=snapshot_every,
+                                      read_only=read_only)
         return cls.open(backend, retention_seconds=retention_seconds, max_history=max_history)
 
     @classmethod
