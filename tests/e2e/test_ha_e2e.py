@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import ssl
@@ -64,14 +63,14 @@ def _free_port() -> int:
 
 
 @contextmanager
-def orchestra_server(state: Path, etcd: EtcdServer, node_prefix: str) -> Iterator[Server]:
+def orchestra_server(state: Path, etcd: EtcdServer, node_prefix: str, *extra: str) -> Iterator[Server]:
     state.mkdir(parents=True, exist_ok=True)
     port = _free_port()
     with (state.parent / f"{state.name}.log").open("wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "orchestra", "up", "--store", etcd.url, "--no-network", "--no-podman",
              "--simulate-nodes", "2", "--simulated-node-prefix", node_prefix, "--timings", "fast",
-             "--no-dashboard", "--state-dir", str(state), "--listen", f"127.0.0.1:{port}"],
+             "--no-dashboard", "--state-dir", str(state), "--listen", f"127.0.0.1:{port}", *extra],
             stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "ORCHESTRA_NO_PODMAN": "1"},
         )
     server = Server(state, port, proc)
@@ -104,11 +103,16 @@ def _wait_ready(server: Server, timeout: float = 60) -> None:
     raise AssertionError(f"orchestra up not ready after {timeout}s:\n{server.log_text()}")
 
 
-def share_state(first: Path, second: Path) -> None:
-    """A second server of the cluster: the first's token, CA, ServiceAccount key and encryption key."""
-    for name in SHARED:
-        (second / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(first / name, second / name)
+def refused(state: Path, etcd: EtcdServer, *extra: str) -> str:
+    """`orchestra up` over the cluster's etcd that must refuse to start: its message."""
+    state.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "orchestra", "up", "--store", etcd.url, "--no-network", "--no-podman",
+         "--no-dashboard", "--state-dir", str(state), "--listen", f"127.0.0.1:{_free_port()}", *extra],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "ORCHESTRA_NO_PODMAN": "1"})
+    assert proc.returncode != 0, proc.stderr
+    assert not (state / "pki" / "ca.crt").exists()  # nothing of its own was made
+    return proc.stderr
 
 
 def holder(server: Server) -> str:
@@ -136,9 +140,15 @@ def test_the_other_server_takes_over_when_the_leader_is_killed_mid_rollout(tmp_p
     with ExitStack() as stack:
         stack.callback(etcd.remove)
         a = stack.enter_context(orchestra_server(tmp_path / "a", etcd, "sim-a-"))
-        share_state(a.state, tmp_path / "b")
-        b = stack.enter_context(orchestra_server(tmp_path / "b", etcd, "sim-b-"))
-        assert (b.state / "pki" / "ca.crt").read_bytes() == (a.state / "pki" / "ca.crt").read_bytes()
+        # another server of the cluster: a fresh state directory and the cluster's token (k3s' --token);
+        # it takes the CA, the keys and the token from the bootstrap record in etcd
+        token = (a.state / "token").read_text().strip()
+        b = stack.enter_context(orchestra_server(tmp_path / "b", etcd, "sim-b-", "--token", token))
+        for name in SHARED:
+            assert (b.state / name).read_bytes() == (a.state / name).read_bytes(), name
+        # a server without the token, or with another, is refused before it makes anything
+        assert "pass its token with --token" in refused(tmp_path / "c", etcd)
+        assert "holds another cluster" in refused(tmp_path / "d", etcd, "--token", "not-the-token")
 
         a.kubectl("apply", "-f", "-", input=deployment("busybox:1"))
         a.kubectl("rollout", "status", "deploy/web", "--timeout=90s", timeout=120)

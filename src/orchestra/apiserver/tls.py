@@ -46,6 +46,14 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)  # wall-clock: certificate validity is calendar time
 
 
+def ensure_ca(state_dir: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """The cluster CA under `state_dir`/pki, created (or renewed) as needed."""
+    pki = state_dir / "pki"
+    pki.mkdir(parents=True, exist_ok=True)
+    os.chmod(pki, 0o700)
+    return _ensure_ca(pki)
+
+
 def _ensure_ca(pki: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     crt, key = pki / "ca.crt", pki / "ca.key"
     if crt.exists() and key.exists():

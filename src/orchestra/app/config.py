@@ -36,6 +36,10 @@ class ClusterConfig:
     # "durable" | "memory" | "etcd://HOST:PORT[,HOST:PORT...]" | "etcd" (a local etcd that run_cluster
     # starts under <state_dir>/etcd: app/etcdlocal.py)
     store: str = "durable"
+    # k3s' --token: the cluster's admin token. On a first start it becomes the state directory's token;
+    # with an etcd store that already holds a cluster, it opens that cluster's bootstrap record
+    # (app/clusterbootstrap.py) so this server serves it too. None: the state directory's (or a new one).
+    cluster_token: str | None = None
     simulate_nodes: int = 0
     # the simulated nodes' names: PREFIX1..PREFIXN (servers sharing one etcd each need their own)
     simulated_node_prefix: str = "sim-node-"

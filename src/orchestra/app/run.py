@@ -90,12 +90,12 @@ async def run_cluster(config: ClusterConfig, *, shutdown: Shutdown | None = None
     links = None
     if config.nodes > 1:  # the workers' link first: the API server listens on its host end
         links, config = _node_links(config)
-    token = load_or_create_token(state)
     route = ServiceRoute(config.service_cidr)
     async with trio.open_nursery() as outlasting:  # the local etcd: stopped after the store closed
         try:
             with shutdown.scope:
                 config = await _local_etcd(outlasting, config, state)
+                token = await _cluster_token(config, state)
                 store = await open_store(config)
                 try:
                     await _run(config, shutdown, state, token, store, route, links, task_status)
@@ -105,6 +105,20 @@ async def run_cluster(config: ClusterConfig, *, shutdown: Shutdown | None = None
         finally:
             route.remove()
             outlasting.cancel_scope.cancel()
+
+
+async def _cluster_token(config: ClusterConfig, state: Path) -> str:
+    """The admin token, after (with an etcd store) the state directory took the shared files of the
+    cluster in that etcd, or gave them to it (app/clusterbootstrap.py)."""
+    from orchestra.app.clusterbootstrap import check_given_token, share_bootstrap
+    from orchestra.app.state import refuse_unfinished_migration
+
+    if config.store.startswith(("etcd://", "etcds://")):
+        await refuse_unfinished_migration(config.store)  # before anything is written into that etcd
+        log.info("%s", await share_bootstrap(config.store, state, config.cluster_token))
+    else:
+        check_given_token(state, config.cluster_token)
+    return load_or_create_token(state, config.cluster_token)
 
 
 async def _local_etcd(nursery: trio.Nursery, config: ClusterConfig, state: Path) -> ClusterConfig:

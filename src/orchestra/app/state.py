@@ -24,14 +24,14 @@ from orchestra.store.etcdclient import EtcdClient
 from orchestra.store.etcdcopy import unfinished_copy
 
 
-def load_or_create_token(state_dir: Path) -> str:
-    """The bearer token every API request needs; created once, mode 0600."""
+def load_or_create_token(state_dir: Path, given: str | None = None) -> str:
+    """The bearer token every API request needs; created once (`given`, else a random one), mode 0600."""
     path = state_dir / "token"
     if path.exists():
         token = path.read_text().strip()
         if token:
             return token
-    token = secrets.token_urlsafe(32)
+    token = given or secrets.token_urlsafe(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(token + "\n")

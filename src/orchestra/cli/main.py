@@ -226,6 +226,11 @@ Examples:
                    "does, instead of the durable store in the state directory; several endpoints of one "
                    "etcd cluster separated by commas. `etcd` alone: orchestra runs a local etcd itself, "
                    "its data in <state dir>/etcd.")
+@click.option("--token", "cluster_token", default=None, envvar="ORCHESTRA_TOKEN", metavar="TOKEN",
+              help="The cluster's admin token (k3s' --token). With --store etcd://... where another server "
+                   "already runs the cluster: that cluster's token (its first server's <state dir>/token), "
+                   "so this server takes the cluster's CA, keys and token from etcd and serves it too. On a "
+                   "first start: the token to use [default: the state directory's, or a new one].")
 @click.option("--simulate-nodes", type=click.IntRange(min=0), default=0, show_default=True,
               envvar="ORCHESTRA_SIMULATE_NODES", help="Also run N simulated nodes (no containers).")
 @click.option("--simulated-node-prefix", default="sim-node-", show_default=True, metavar="PREFIX",
@@ -286,6 +291,7 @@ def up_command(
     advertise_address: str | None,
     memory: bool,
     store_url: str | None,
+    cluster_token: str | None,
     simulate_nodes: int,
     simulated_node_prefix: str,
     nodes: int,
@@ -319,6 +325,7 @@ def up_command(
         listen_port=listen[1],
         advertise_address=advertise_address,
         store=store_url or ("memory" if memory else "durable"),
+        cluster_token=cluster_token or None,
         simulate_nodes=simulate_nodes,
         simulated_node_prefix=simulated_node_prefix,
         nodes=nodes,
@@ -348,7 +355,8 @@ def up_command(
             return
         setup = [e for e in leaves
                  if type(e).__name__ in ("NetworkSetupError", "RuntimeUnavailable", "ConfigError",
-                                           "EtcdStartError", "UnfinishedMigrationError")]
+                                           "EtcdStartError", "UnfinishedMigrationError",
+                                           "BootstrapError")]
         if setup:
             # the host is not ready for what was asked; the message says what to do
             raise CliError(f"cannot start the cluster: {setup[0]}") from None
