@@ -26,6 +26,7 @@ class FakeClusterConfig:
     listen_port: int = 6443
     advertise_address: str | None = None
     store: str = "durable"
+    cluster_token: str | None = None
     simulate_nodes: int = 0
     simulated_node_prefix: str = "sim-node-"
     nodes: int = 1
