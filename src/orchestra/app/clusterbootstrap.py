@@ -24,6 +24,7 @@ import base64
 import hashlib
 import os
 import secrets
+import ssl
 from pathlib import Path
 
 import orjson
@@ -135,11 +136,12 @@ def check_given_token(state_dir: Path, token: str | None) -> None:
                              "or use a fresh --state-dir")
 
 
-async def share_bootstrap(url: str, state_dir: Path, token: str | None = None, *, key: str = KEY) -> str:
+async def share_bootstrap(url: str, state_dir: Path, token: str | None = None, *, key: str = KEY,
+                          tls: ssl.SSLContext | None = None) -> str:
     """Make `state_dir` hold the shared files of the cluster in the etcd at `url` (see the module's
     docstring); returns what happened, for the log."""
     check_given_token(state_dir, token)
-    client = EtcdClient(endpoints_from_url(url))
+    client = EtcdClient(endpoints_from_url(url), tls=tls)
     try:
         kv, _ = await client.get(key)
         if kv is None:

@@ -40,6 +40,10 @@ class ClusterConfig:
     # with an etcd store that already holds a cluster, it opens that cluster's bootstrap record
     # (app/clusterbootstrap.py) so this server serves it too. None: the state directory's (or a new one).
     cluster_token: str | None = None
+    # kube-apiserver's --etcd-cafile/--etcd-certfile/--etcd-keyfile, for an `etcds://` store
+    etcd_cafile: str | None = None
+    etcd_certfile: str | None = None
+    etcd_keyfile: str | None = None
     simulate_nodes: int = 0
     # the simulated nodes' names: PREFIX1..PREFIXN (servers sharing one etcd each need their own)
     simulated_node_prefix: str = "sim-node-"

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import ssl
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -70,11 +71,11 @@ class Migrated:
 
 
 async def migrate(state_dir: Path, *, to: str, source: str | None = None,
-                  overwrite: bool = False) -> Migrated:
+                  overwrite: bool = False, tls: ssl.SSLContext | None = None) -> Migrated:
     """Move the cluster of `state_dir` to `to` ("durable", "etcd" or an etcd:// URL) from `source`
     (the other kind: the durable log for an etcd target; "etcd" or a URL for a durable one)."""
     try:
-        return await _migrate(state_dir, to, source, overwrite)
+        return await _migrate(state_dir, to, source, overwrite, tls)
     except BaseExceptionGroup as group:  # from the local etcd's nursery: the one error inside it
         leaves = _leaves(group)
         if len(leaves) == 1 and isinstance(leaves[0], MigrationError | CopyError):
@@ -88,14 +89,15 @@ def _leaves(exc: BaseException) -> list[BaseException]:
     return [exc]
 
 
-async def _migrate(state_dir: Path, to: str, source: str | None, overwrite: bool) -> Migrated:
+async def _migrate(state_dir: Path, to: str, source: str | None, overwrite: bool,
+                   tls: ssl.SSLContext | None) -> Migrated:
     check_stopped(state_dir)
     if to == DURABLE:
-        return await _to_durable(state_dir, source or LOCAL, overwrite)
+        return await _to_durable(state_dir, source or LOCAL, overwrite, tls)
     if source not in (None, DURABLE):
         raise MigrationError(f"--from {source} with --to {to}: a cluster moves between the durable log "
                              "and etcd (--to etcd... takes --from durable, the default)")
-    return await _to_etcd(state_dir, to, overwrite)
+    return await _to_etcd(state_dir, to, overwrite, tls)
 
 
 def check_stopped(state_dir: Path) -> None:
@@ -113,7 +115,7 @@ def check_stopped(state_dir: Path) -> None:
 # --- durable -> etcd -------------------------------------------------------------------------------
 
 
-async def _to_etcd(state: Path, target: str, overwrite: bool) -> Migrated:
+async def _to_etcd(state: Path, target: str, overwrite: bool, tls: ssl.SSLContext | None) -> Migrated:
     store = _open_log(state / STORE_DIR)
     try:
         kvs, revision = store.range("")
@@ -121,7 +123,7 @@ async def _to_etcd(state: Path, target: str, overwrite: bool) -> Migrated:
             raise MigrationError(f"the durable log {state / STORE_DIR} holds no objects: nothing to migrate")
         encrypted = check_readable(state, kvs)
         note = {"from": str(state / STORE_DIR), "source_revision": revision}
-        async with _etcd(state, target) as (url, client):
+        async with _etcd(state, target, tls) as (url, client):
             try:
                 new_revision = await copy_into(client, kvs, within=ETCD_KEYS, overwrite=overwrite, note=note)
             except TargetNotEmpty as exc:
@@ -160,7 +162,7 @@ def _not_empty(url: str, exc: TargetNotEmpty) -> str:
 
 
 @asynccontextmanager
-async def _etcd(state: Path, where: str) -> AsyncIterator[tuple[str, EtcdClient]]:
+async def _etcd(state: Path, where: str, tls: ssl.SSLContext | None) -> AsyncIterator[tuple[str, EtcdClient]]:
     """A client of the etcd at `where` (a URL, or "etcd": the local one, started now and stopped
     after); etcd's errors on the way in and out become MigrationErrors."""
     async with trio.open_nursery() as nursery:
@@ -174,7 +176,7 @@ async def _etcd(state: Path, where: str) -> AsyncIterator[tuple[str, EtcdClient]
             endpoints = endpoints_from_url(url)
         except ValueError as exc:
             raise MigrationError(str(exc)) from None
-        client = EtcdClient(endpoints)
+        client = EtcdClient(endpoints, tls=tls)
         try:
             yield url, client
         except StoreUnavailableError as exc:
@@ -188,7 +190,7 @@ async def _etcd(state: Path, where: str) -> AsyncIterator[tuple[str, EtcdClient]
 # --- etcd -> durable -------------------------------------------------------------------------------
 
 
-async def _to_durable(state: Path, source: str, overwrite: bool) -> Migrated:
+async def _to_durable(state: Path, source: str, overwrite: bool, tls: ssl.SSLContext | None) -> Migrated:
     if source == DURABLE:
         raise MigrationError("--to durable takes --from etcd (the local etcd) or --from etcd://HOST:PORT")
     if source == LOCAL and not (state / "etcd" / BOOTSTRAPPED).exists():
@@ -198,7 +200,7 @@ async def _to_durable(state: Path, source: str, overwrite: bool) -> Migrated:
     _recover_interrupted_swap(state)
     old = _lock_target(target, overwrite)
     try:
-        async with _etcd(state, source) as (url, client):
+        async with _etcd(state, source, tls) as (url, client):
             note = await unfinished_copy(client)
             if note is not None:
                 raise MigrationError(f"etcd at {url} holds an unfinished migration into it (from "

@@ -111,11 +111,12 @@ async def _cluster_token(config: ClusterConfig, state: Path) -> str:
     """The admin token, after (with an etcd store) the state directory took the shared files of the
     cluster in that etcd, or gave them to it (app/clusterbootstrap.py)."""
     from orchestra.app.clusterbootstrap import check_given_token, share_bootstrap
-    from orchestra.app.state import refuse_unfinished_migration
+    from orchestra.app.state import etcd_tls, refuse_unfinished_migration
 
     if config.store.startswith(("etcd://", "etcds://")):
-        await refuse_unfinished_migration(config.store)  # before anything is written into that etcd
-        log.info("%s", await share_bootstrap(config.store, state, config.cluster_token))
+        tls = etcd_tls(config)
+        await refuse_unfinished_migration(config.store, tls)  # before anything is written into that etcd
+        log.info("%s", await share_bootstrap(config.store, state, config.cluster_token, tls=tls))
     else:
         check_given_token(state, config.cluster_token)
     return load_or_create_token(state, config.cluster_token)

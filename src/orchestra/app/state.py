@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import os
 import secrets
+import ssl
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from orchestra.store import Store
 from orchestra.store.etcd import endpoints_from_url
 from orchestra.store.etcdclient import EtcdClient
 from orchestra.store.etcdcopy import unfinished_copy
+from orchestra.store.etcdtls import client_tls
 
 
 def load_or_create_token(state_dir: Path, given: str | None = None) -> str:
@@ -131,8 +133,9 @@ async def open_store(config: ClusterConfig) -> Store:
     if config.store == "memory":
         return Store.open_memory(max_history=HISTORY)
     if config.store.startswith(("etcd://", "etcds://")):
-        await refuse_unfinished_migration(config.store)
-        return await Store.open_etcd(config.store, within=ETCD_KEYS, max_history=HISTORY)
+        tls = etcd_tls(config)
+        await refuse_unfinished_migration(config.store, tls)
+        return await Store.open_etcd(config.store, within=ETCD_KEYS, max_history=HISTORY, tls=tls)
     return Store.open_durable(config.state_dir / "store", fsync=config.fsync, max_history=HISTORY)  # type: ignore[arg-type]
 
 
@@ -143,10 +146,17 @@ class UnfinishedMigrationError(RuntimeError):
     """etcd holds a partial copy of a cluster: `orchestra store migrate` into it did not finish."""
 
 
-async def refuse_unfinished_migration(url: str) -> None:
+def etcd_tls(config: ClusterConfig) -> ssl.SSLContext | None:
+    """The TLS context for an `etcds://` store (--etcd-cafile/--etcd-certfile/--etcd-keyfile)."""
+    if not config.store.startswith("etcds://"):
+        return None
+    return client_tls(config.etcd_cafile, config.etcd_certfile, config.etcd_keyfile)
+
+
+async def refuse_unfinished_migration(url: str, tls: ssl.SSLContext | None = None) -> None:
     """Refuse an etcd that a migration into it still runs on, or was killed on (store/etcdcopy.py's
     marker): its keys are part of a cluster, not all of it."""
-    client = EtcdClient(endpoints_from_url(url))
+    client = EtcdClient(endpoints_from_url(url), tls=tls)
     try:
         note = await unfinished_copy(client)
     finally:

@@ -25,6 +25,7 @@ from orchestra.cli.dashboard.input import is_interactive
 from orchestra.cli.delete import delete_command
 from orchestra.cli.describe import describe_object
 from orchestra.cli.errors import ApiStatusError, CliError
+from orchestra.cli.etcdoptions import check_etcd_tls
 from orchestra.cli.get import get_command
 from orchestra.cli.rest import resource_path
 from orchestra.cli.session import Session, client_options
@@ -226,6 +227,14 @@ Examples:
                    "does, instead of the durable store in the state directory; several endpoints of one "
                    "etcd cluster separated by commas. `etcd` alone: orchestra runs a local etcd itself, "
                    "its data in <state dir>/etcd.")
+@click.option("--etcd-cafile", default=None, envvar="ORCHESTRA_ETCD_CAFILE", metavar="FILE",
+              help="With --store etcds://...: the CA that signed etcd's serving certificates (PEM) [default: "
+                   "the system's CAs] (kube-apiserver's --etcd-cafile).")
+@click.option("--etcd-certfile", default=None, envvar="ORCHESTRA_ETCD_CERTFILE", metavar="FILE",
+              help="With --store etcds://...: the client certificate (PEM) for an etcd that asks for one "
+                   "(--client-cert-auth).")
+@click.option("--etcd-keyfile", default=None, envvar="ORCHESTRA_ETCD_KEYFILE", metavar="FILE",
+              help="With --store etcds://...: the client certificate's key (PEM).")
 @click.option("--token", "cluster_token", default=None, envvar="ORCHESTRA_TOKEN", metavar="TOKEN",
               help="The cluster's admin token (k3s' --token). With --store etcd://... where another server "
                    "already runs the cluster: that cluster's token (its first server's <state dir>/token), "
@@ -291,6 +300,9 @@ def up_command(
     advertise_address: str | None,
     memory: bool,
     store_url: str | None,
+    etcd_cafile: str | None,
+    etcd_certfile: str | None,
+    etcd_keyfile: str | None,
     cluster_token: str | None,
     simulate_nodes: int,
     simulated_node_prefix: str,
@@ -319,6 +331,7 @@ def up_command(
         raise CliError(f"the cluster runtime is not available in this installation ({exc})") from None
     if memory and store_url:
         raise click.UsageError("--memory and --store exclude each other")
+    check_etcd_tls(store_url, etcd_cafile, etcd_certfile, etcd_keyfile)
     config = ClusterConfig(
         state_dir=state_dir or default_state_dir(),
         listen_host=listen[0],
@@ -326,6 +339,9 @@ def up_command(
         advertise_address=advertise_address,
         store=store_url or ("memory" if memory else "durable"),
         cluster_token=cluster_token or None,
+        etcd_cafile=etcd_cafile,
+        etcd_certfile=etcd_certfile,
+        etcd_keyfile=etcd_keyfile,
         simulate_nodes=simulate_nodes,
         simulated_node_prefix=simulated_node_prefix,
         nodes=nodes,

@@ -12,6 +12,7 @@ import click
 
 from orchestra.cli.config import default_state_dir
 from orchestra.cli.errors import CliError
+from orchestra.cli.etcdoptions import check_etcd_tls
 
 
 def _check_place(value: str | None, *, durable_ok: bool = True) -> str | None:
@@ -70,13 +71,21 @@ Examples:
                    "With --to etcd...: durable (the default and only choice).")
 @click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), envvar="ORCHESTRA_STATE_DIR",
               help="The cluster's state directory [default: the user data dir].")
+@click.option("--etcd-cafile", default=None, envvar="ORCHESTRA_ETCD_CAFILE", metavar="FILE",
+              help="With etcds://...: the CA of etcd's serving certificates (PEM) [default: the system's].")
+@click.option("--etcd-certfile", default=None, envvar="ORCHESTRA_ETCD_CERTFILE", metavar="FILE",
+              help="With etcds://...: the client certificate (PEM).")
+@click.option("--etcd-keyfile", default=None, envvar="ORCHESTRA_ETCD_KEYFILE", metavar="FILE",
+              help="With etcds://...: the client certificate's key (PEM).")
 @click.option("--overwrite", is_flag=True,
               help="Replace what the target already holds (another cluster, or a migration that did not "
                    "finish) instead of refusing.")
-def migrate_command(to: str, source: str | None, state_dir: Path | None, overwrite: bool) -> None:
+def migrate_command(to: str, source: str | None, state_dir: Path | None, etcd_cafile: str | None,
+                    etcd_certfile: str | None, etcd_keyfile: str | None, overwrite: bool) -> None:
     import trio
 
     from orchestra.app.migrate import DURABLE, MigrationError, migrate
+    from orchestra.store.etcdtls import client_tls
 
     state = state_dir or default_state_dir()
     if to == DURABLE and source is None:
@@ -84,7 +93,10 @@ def migrate_command(to: str, source: str | None, state_dir: Path | None, overwri
     where = "the durable log" if to == DURABLE else to
     click.echo(f"migrating the cluster of {state} to {where} ...", err=True)
     try:
-        done = trio.run(lambda: migrate(state, to=to, source=source, overwrite=overwrite))
+        url = to if to.startswith("etcds://") else (source or "")
+        check_etcd_tls(url, etcd_cafile, etcd_certfile, etcd_keyfile)
+        tls = client_tls(etcd_cafile, etcd_certfile, etcd_keyfile) if url.startswith("etcds://") else None
+        done = trio.run(lambda: migrate(state, to=to, source=source, overwrite=overwrite, tls=tls))
     except MigrationError as exc:
         raise CliError(f"{exc}") from None
     click.echo(f"migrated {done.keys} objects ({done.encrypted} encrypted at rest, copied as stored) "

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import ssl
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
@@ -95,8 +96,8 @@ class EtcdBackend:
                                           "etcd_error": "", "etcd_reconnects": 0}
 
     @classmethod
-    def from_url(cls, url: str, **kwargs: object) -> EtcdBackend:
-        return cls(EtcdClient(endpoints_from_url(url)), **kwargs)  # type: ignore[arg-type]
+    def from_url(cls, url: str, *, tls: ssl.SSLContext | None = None, **kwargs: object) -> EtcdBackend:
+        return cls(EtcdClient(endpoints_from_url(url), tls=tls), **kwargs)  # type: ignore[arg-type]
 
     # --- open and the watch ----------------------------------------------------------------------
 

@@ -100,7 +100,7 @@ class Connection:
                 self.received = self.received or bool(data)  # (b"": the peer closed)
                 self._conn.receive_data(bytes(data))
         except _NETWORK as exc:
-            raise StoreUnavailableError(f"etcd {self.endpoint}: {exc or type(exc).__name__}") from exc
+            raise StoreUnavailableError(f"etcd {self.endpoint}: {reason(exc)}") from exc
 
 
 async def connect(endpoint: str, tls: ssl.SSLContext | None) -> Connection:
@@ -187,4 +187,22 @@ def _lost(endpoint: str, exc: BaseException, timeout: float) -> StoreUnavailable
         return exc
     if isinstance(exc, trio.TooSlowError):
         return StoreUnavailableError(f"etcd {endpoint}: no answer within {timeout:g} s")
-    return StoreUnavailableError(f"etcd {endpoint}: {exc or type(exc).__name__}")
+    return StoreUnavailableError(f"etcd {endpoint}: {reason(exc)}")
+
+
+def reason(exc: BaseException) -> str:
+    """What went wrong, for a person: trio's Broken* errors say nothing themselves; the TLS error (etcd
+    refused the client certificate, or its own was not trusted) is their cause."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ssl.SSLError):
+            what = cause.reason or str(cause)
+            refused = any(alert in str(what) for alert in ("CERTIFICATE_REQUIRED", "BAD_CERTIFICATE",
+                                                            "UNKNOWN_CA", "CERTIFICATE_UNKNOWN"))
+            hint = (" (etcd wants a client certificate it trusts: --etcd-certfile and --etcd-keyfile)"
+                    if refused else "")
+            return f"TLS: {what}{hint}"
+        if str(cause):
+            return str(cause)
+        cause = cause.__cause__ or cause.__context__
+    return type(exc).__name__

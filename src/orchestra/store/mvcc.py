@@ -16,6 +16,7 @@ open_durable() constructors.
 from __future__ import annotations
 
 import math
+import ssl
 from collections import deque
 from collections.abc import Iterable, Sequence
 from functools import partial
@@ -139,15 +140,15 @@ class Store:
 
     @classmethod
     async def open_etcd(cls, url: str, *, prefix: str = "", within: str = "",
-                        compact_interval: float = COMPACT_INTERVAL,
+                        tls: ssl.SSLContext | None = None, compact_interval: float = COMPACT_INTERVAL,
                         compaction_check: float = COMPACTION_CHECK, retention_seconds: float = 300.0,
                         max_history: int = 200_000) -> Store:
         """A store kept in etcd at `url` (etcd://HOST:PORT[,HOST:PORT]): etcd key = prefix + key, the
         keys under `within` only (orchestra.store.etcd; compaction_check: how often the cache checks
         that etcd still has the history it serves)."""
         _check_limits(retention_seconds, max_history)
-        backend = EtcdBackend.from_url(url, prefix=prefix, within=within, compact_interval=compact_interval,
-                                       compaction_check=compaction_check)
+        backend = EtcdBackend.from_url(url, tls=tls, prefix=prefix, within=within,
+                                       compact_interval=compact_interval, compaction_check=compaction_check)
         return await cls.open_remote(backend, retention_seconds=retention_seconds, max_history=max_history)
 
     # --- writes ----------------------------------------------------------------------------------
