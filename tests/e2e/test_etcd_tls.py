@@ -47,7 +47,8 @@ def make_pki(d: Path) -> None:
         key = ec.generate_private_key(ec.SECP256R1())
         cert = (x509.CertificateBuilder().subject_name(_name(ca_name)).issuer_name(_name(ca_name))
                 .public_key(key.public_key()).serial_number(x509.random_serial_number())
-                .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
+                .not_valid_before(now - dt.timedelta(minutes=5))
+                .not_valid_after(now + dt.timedelta(days=1))
                 .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
                 .sign(key, hashes.SHA256()))
         _write(d / ca_name, cert, key)
@@ -57,13 +58,16 @@ def make_pki(d: Path) -> None:
     for leaf, usage in (("server", [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
                         ("client", [ExtendedKeyUsageOID.CLIENT_AUTH])):
         key = ec.generate_private_key(ec.SECP256R1())
-        builder = (x509.CertificateBuilder().subject_name(_name(f"etcd-{leaf}")).issuer_name(ca_cert.subject)
+        builder = (x509.CertificateBuilder().subject_name(_name(f"etcd-{leaf}"))
+                   .issuer_name(ca_cert.subject)
                    .public_key(key.public_key()).serial_number(x509.random_serial_number())
-                   .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
+                   .not_valid_before(now - dt.timedelta(minutes=5))
+                   .not_valid_after(now + dt.timedelta(days=1))
                    .add_extension(x509.ExtendedKeyUsage(usage), critical=False))
         if leaf == "server":
             builder = builder.add_extension(x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]), critical=False)
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
+                critical=False)
         _write(d / leaf, builder.sign(ca_key, hashes.SHA256()), key)
 
 
@@ -136,7 +140,7 @@ def test_bad_tls_files_are_named() -> None:
         client_tls("/nonexistent")
     with pytest.raises(ValueError, match="go together"):
         client_tls(None, __file__, None)
-    with pytest.raises(ValueError, match="--etcd-cafile .*not a PEM CA certificate"):
+    with pytest.raises(ValueError, match=r"--etcd-cafile .*not a PEM CA certificate"):
         client_tls(__file__)
 
 
@@ -163,7 +167,8 @@ def test_orchestra_up_over_etcd_with_tls(tls_etcd: tuple[str, Path], tmp_path: P
                               capture_output=True, text=True)
         assert made.returncode == 0, made.stderr
         got = subprocess.run(["etcdctl", "--endpoints", url.replace("etcds://", "https://"), "--cacert",
-                              str(d / "ca.crt"), "--cert", str(d / "client.crt"), "--key", str(d / "client.key"),
+                              str(d / "ca.crt"), "--cert", str(d / "client.crt"), "--key",
+                              str(d / "client.key"),
                               "get", "--prefix", "--keys-only", "/registry/core/configmaps/default/over-tls"],
                              capture_output=True, text=True)
         assert "/registry/core/configmaps/default/over-tls" in got.stdout, got.stderr
@@ -181,4 +186,5 @@ def test_orchestra_up_over_etcd_with_tls(tls_etcd: tuple[str, Path], tmp_path: P
          f"127.0.0.1:{free_port()}"], capture_output=True, text=True, timeout=60,
         env={**os.environ, "ORCHESTRA_NO_PODMAN": "1"})
     assert refused.returncode != 0
-    assert "cannot start the cluster" in refused.stderr and "--etcd-certfile" in refused.stderr, refused.stderr
+    assert "cannot start the cluster" in refused.stderr, refused.stderr
+    assert "--etcd-certfile" in refused.stderr, refused.stderr

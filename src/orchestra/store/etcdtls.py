@@ -16,11 +16,13 @@ from pathlib import Path
 
 def client_tls(cafile: str | None = None, certfile: str | None = None,
                keyfile: str | None = None) -> ssl.SSLContext:
-    for option, path in (("--etcd-cafile", cafile), ("--etcd-certfile", certfile), ("--etcd-keyfile", keyfile)):
+    options = (("--etcd-cafile", cafile), ("--etcd-certfile", certfile), ("--etcd-keyfile", keyfile))
+    for option, path in options:
         if path is not None and not Path(path).is_file():
             raise ValueError(f"{option} {path}: no such file")
     if (certfile is None) != (keyfile is None):
-        raise ValueError("--etcd-certfile and --etcd-keyfile go together (the client certificate and its key)")
+        raise ValueError("--etcd-certfile and --etcd-keyfile go together (the client certificate and "
+                         "its key)")
     try:
         context = ssl.create_default_context(cafile=cafile)
     except (ssl.SSLError, OSError) as exc:
