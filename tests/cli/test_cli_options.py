@@ -27,6 +27,9 @@ class FakeClusterConfig:
     advertise_address: str | None = None
     store: str = "durable"
     cluster_token: str | None = None
+    etcd_cafile: str | None = None
+    etcd_certfile: str | None = None
+    etcd_keyfile: str | None = None
     simulate_nodes: int = 0
     simulated_node_prefix: str = "sim-node-"
     nodes: int = 1
