@@ -4,17 +4,21 @@ Lease to the other, which starts its controllers and schedules pods."""
 
 from __future__ import annotations
 
+import functools
 import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import orjson
 import trio
 
 from orchestra.api.machinery.selectors import parse_label_selector
 from orchestra.app import ClusterConfig, run_cluster
 from orchestra.app.config import Cluster
+from orchestra.app.joinservers import follow_servers, load_known
 from orchestra.app.leader import LEASE_NAME, LEASE_NAMESPACE
+from orchestra.client.http import Endpoint, HttpClient
 from tests.etcdserver import EtcdServer, start_or_skip
 
 IDENTITY_SELECTOR = "apiserver.kubernetes.io/identity=orchestra"
@@ -139,5 +143,59 @@ async def test_a_leader_that_loses_etcd_stops_leading_within_its_lease(tmp_path:
                 await trio.to_thread.run_sync(etcd.start)
                 await wait_until(lambda: a.elector.leading and a.controllers)
                 assert holder(a) == a.elector.identity
+    finally:
+        etcd.remove()
+
+
+async def test_the_kubernetes_endpoints_and_kubeconfigs_list_every_live_server(tmp_path: Path) -> None:
+    """Each server keeps `default/kubernetes` listing every live server (from the identity Leases) and
+    its kubeconfig naming the others; a client given one server learns the other from the Endpoints
+    (app/joinservers.py) and keeps working through it once the first stops; the stopped server leaves
+    the Endpoints at once."""
+    etcd = start_or_skip()
+    try:
+        with trio.fail_after(90):
+            async with server(tmp_path / "a", etcd, "sim-a-") as (a, stop_a):
+                share_state(tmp_path / "a", tmp_path / "b")
+                async with server(tmp_path / "b", etcd, "sim-b-") as (b, _):
+                    ep_rt = a.core.registry.by_kind("Endpoints")
+                    assert ep_rt is not None
+
+                    def listed() -> set[str]:
+                        eps = b.core.get(ep_rt, "default", "kubernetes")
+                        return {f"https://{addr['ip']}:{s['ports'][0]['port']}"
+                                for s in eps.get("subsets") or [] for addr in s["addresses"]}
+
+                    await wait_until(lambda: listed() == {a.url, b.url}, step=0.2)  # b: at its first renewal
+                    # a renews every 10 s: by then its kubeconfig names b as a context of its own
+                    await wait_until(lambda: b.url in (tmp_path / "a" / "kubeconfig").read_text(), step=0.2)
+                    doc = orjson.loads((tmp_path / "a" / "kubeconfig").read_bytes())
+                    assert doc["current-context"] == "orchestra"
+                    contexts = {c["name"]: c["context"]["cluster"] for c in doc["contexts"]}
+                    clusters = {c["name"]: c["cluster"]["server"] for c in doc["clusters"]}
+                    assert clusters[contexts["orchestra"]] == a.url
+                    assert clusters[contexts[f"orchestra-{b.url.removeprefix('https://')}"]] == b.url
+                    slice_rt = b.core.registry.by_kind("EndpointSlice")
+                    assert slice_rt is not None
+                    slices = b.core.list(slice_rt, "default").items
+                    ports = {p["port"] for s in slices if s["metadata"]["name"].startswith("kubernetes")
+                             for p in s["ports"]}
+                    assert ports == {int(a.url.rsplit(":", 1)[1]), int(b.url.rsplit(":", 1)[1])}
+
+                    endpoint = Endpoint.from_kubeconfig(tmp_path / "a" / "kubeconfig")
+                    async with HttpClient(endpoint) as client, trio.open_nursery() as follow:
+                        await follow.start(functools.partial(follow_servers, client, a.url, tmp_path / "node",
+                                                             interval=0.2))
+                        await wait_until(lambda: set(client.servers) == {a.url, b.url})
+                        assert load_known(tmp_path / "node") == [a.url, b.url]  # the join URL first
+                        stop_a.cancel()  # a stops: it takes itself out of the Endpoints on the way
+                        await wait_until(lambda: listed() == {b.url}, step=0.2)
+                        rt = client.kind("ConfigMap")
+                        await client.create(rt, "default", {"metadata": {"name": "through-b"}})
+                        assert client.url == b.url  # the create could not connect to a: sent to b
+                        events = client.watch(rt, "default", field_selector="metadata.name=through-b")
+                        assert (await anext(events))[0] == "ADDED"
+                        await events.aclose()  # type: ignore[attr-defined]
+                        follow.cancel_scope.cancel()
     finally:
         etcd.remove()

@@ -139,33 +139,52 @@ def in_cluster_names(core: ApiCore) -> list[str]:
             "kubernetes.default.svc.cluster.local"]
 
 
-async def publish_api_endpoints(core: ApiCore, url: str) -> None:
-    """Point the `kubernetes` Service at this API server, so pods reach it on 10.96.0.1:443."""
+def api_address(url: str) -> tuple[str, int]:
+    """(host, port) of an API server URL as the `kubernetes` Service's endpoints name it."""
     parsed = urlparse(url)
     host, port = parsed.hostname or "127.0.0.1", parsed.port or 443
     if host in ("0.0.0.0", "::"):
         host = "127.0.0.1"  # the proxy runs on this host, so loopback reaches a wildcard listener
-    slice_rt, ep_rt = core.registry.by_kind("EndpointSlice"), core.registry.by_kind("Endpoints")
-    assert slice_rt and ep_rt
+    return host, port
+
+
+def kubernetes_endpoints(addresses: list[tuple[str, int]]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The `default/kubernetes` Endpoints and EndpointSlices (bodies, without resourceVersions) listing
+    these API servers: one subset per port (servers may listen on different ports), one slice per port
+    and address family (the first named `kubernetes`, as kube's, the others `kubernetes-<port>[-v6]`)."""
+    ports = sorted({port for _, port in addresses})
+    subsets = [{"addresses": [{"ip": h} for h in sorted({h for h, p in addresses if p == port})],
+                "ports": [{"name": "https", "port": port, "protocol": "TCP"}]} for port in ports]
     eps: dict[str, Any] = {
         "metadata": {"name": "kubernetes", "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
-        "subsets": [
-            {"addresses": [{"ip": host}], "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}
-        ],
+        "subsets": subsets,
     }
-    sl: dict[str, Any] = {
-        "metadata": {
-            "name": "kubernetes",
-            "labels": {
-                "kubernetes.io/service-name": "kubernetes",
-                "endpointslice.kubernetes.io/managed-by": "orchestra",
+    groups = sorted({(port, ":" in host) for host, port in addresses}) or [(443, False)]
+    slices = []
+    for i, (port, v6) in enumerate(groups):
+        hosts = sorted({h for h, p in addresses if p == port and (":" in h) == v6})
+        slices.append({
+            "metadata": {
+                "name": "kubernetes" if i == 0 else f"kubernetes-{port}{'-v6' if v6 else ''}",
+                "labels": {
+                    "kubernetes.io/service-name": "kubernetes",
+                    "endpointslice.kubernetes.io/managed-by": "orchestra",
+                },
             },
-        },
-        "addressType": "IPv4",
-        "endpoints": [{"addresses": [host], "conditions": {"ready": True}}],
-        "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
-    }
-    for rt, body in ((ep_rt, eps), (slice_rt, sl)):
+            "addressType": "IPv6" if v6 else "IPv4",
+            "endpoints": [{"addresses": [h], "conditions": {"ready": True}} for h in hosts],
+            "ports": [{"name": "https", "port": port, "protocol": "TCP"}] if hosts else [],
+        })
+    return eps, slices
+
+
+async def publish_api_endpoints(core: ApiCore, url: str) -> None:
+    """Point the `kubernetes` Service at this API server, so pods reach it on 10.96.0.1:443 (one server;
+    servers sharing etcd list each other from their identity Leases: servers.py)."""
+    slice_rt, ep_rt = core.registry.by_kind("EndpointSlice"), core.registry.by_kind("Endpoints")
+    assert slice_rt and ep_rt
+    eps, slices = kubernetes_endpoints([api_address(url)])
+    for rt, body in ((ep_rt, eps), (slice_rt, slices[0])):
         try:
             current = core.get(rt, "default", "kubernetes")
         except NotFound:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import attrs
 
@@ -33,6 +34,9 @@ class ClusterConfig:
     # cover it). None: the listen address (loopback for a wildcard listener, which only this host's proxy
     # uses).
     advertise_address: str | None = None
+    # k3s's --tls-san: more names and addresses the API server's serving certificate covers (a load
+    # balancer's, another name of this host)
+    tls_sans: tuple[str, ...] = ()
     # "durable" | "memory" | "etcd://HOST:PORT[,HOST:PORT...]" | "etcd" (a local etcd that run_cluster
     # starts under <state_dir>/etcd: app/etcdlocal.py)
     store: str = "durable"
@@ -117,6 +121,15 @@ class Cluster:
     audit: Any = None  # the AuditLog (<state-dir>/audit.log)
     tokens: Any = None  # the TokenIssuer that signs ServiceAccount tokens
     elector: Any = None  # controller.leaderelection.LeaderElector, on etcd (app/leader.py)
+
+    @property
+    def advertised_url(self) -> str:
+        """Where nodes reach this server: the advertised address, else the URL it listens on."""
+        address = self.config.advertise_address
+        if not address:
+            return self.url
+        host = f"[{address}]" if ":" in address else address
+        return f"https://{host}:{urlsplit(self.url).port or self.config.listen_port}"
 
     @property
     def cluster_id(self) -> str:

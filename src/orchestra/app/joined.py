@@ -12,7 +12,9 @@ DNS, each supervised; the agent gets the cluster DNS address), the Service env o
 and the node's kubelet API (app/kubelet.py: on `kubelet_port`, published in the Node's
 daemonEndpoints, with a serving certificate for the Node's InternalIP and hostname from a
 kubelet-serving CSR, which the server's approver signs off when those are the Node's addresses;
-client certificates of the cluster CA, whose copy from the kubeconfig is <state-dir>/pki/ca.crt). On
+client certificates of the cluster CA, whose copy from the kubeconfig is <state-dir>/pki/ca.crt), and
+its client's failover between the cluster's API servers (app/joinservers.py: learned from the
+`kubernetes` Endpoints, kept in <state-dir>/servers.json, every one verified with the cluster CA). On
 a stop its pods keep running (adopted on the next start) unless `stop_pods_on_exit`, as `orchestra
 up`; what a dead earlier run of the same state dir left is removed at the start
 (app/joinleftovers.py), and the pods are labelled with the cluster (its CA's hash) and the state
@@ -43,6 +45,7 @@ from orchestra.app.joinleftovers import (
     remove_leftovers,
     write_marker,
 )
+from orchestra.app.joinservers import follow_servers, known_servers, load_known
 from orchestra.client.http import Endpoint, HttpClient, KubeconfigError, TransportError
 from orchestra.node.join import JoinError, JoinRequest, join
 
@@ -134,7 +137,9 @@ async def run_joined_node(cfg: JoinConfig, *, task_status: Any = trio.TASK_STATU
     from orchestra.runtime.service import PodmanService
 
     kubeconfig = await node_kubeconfig(cfg)
-    async with HttpClient.from_kubeconfig(kubeconfig, field_manager="kubelet") as client:
+    servers = known_servers(cfg.server, load_known(cfg.state_dir))  # a restart may find its server gone
+    async with HttpClient(Endpoint.from_kubeconfig(kubeconfig), field_manager="kubelet",
+                          servers=servers) as client:
         cidr = await pod_cidr(client, cfg.node_name)
         settings = await fetch_settings(client) if cfg.network else None
         await trio.to_thread.run_sync(restore_cgroup_mounts)  # (started by `ip netns exec`)
@@ -188,6 +193,8 @@ async def run_joined_node(cfg: JoinConfig, *, task_status: Any = trio.TASK_STATU
                         cluster_dns=settings.cluster_dns if settings else None,
                         cluster_domain=settings.cluster_domain if settings else CLUSTER_DOMAIN, **heartbeat),
                         extra_env=extra_env)
+                    await node.start(functools.partial(follow_servers, client, cfg.server, cfg.state_dir,
+                                                       interval=2.0 if cfg.timings == "fast" else 5.0))
                     await image_loaded.wait()
                     await node.start(agent.run)
                     await node.start(rotation.run)

@@ -8,7 +8,8 @@ one process). Each term of leadership starts them afresh in a nursery of its own
 their own (a fresh informer scope), and a lost Lease cancels that nursery at once — the way
 kube-controller-manager exits when its renewal fails — before the server campaigns again. The
 server's identity: hostname, listen address and a random suffix; each server also publishes an
-identity Lease of its own (servers.py) for `orchestra status`. `kubectl get cs` reports a standby
+identity Lease of its own (servers.py) for `orchestra status`, from which every server keeps the
+`kubernetes` Endpoints and lists the other servers in its kubeconfig. `kubectl get cs` reports a standby
 server's scheduler and controller-manager healthy, naming the leader.
 Timings: kube's 15 s lease, 10 s renew deadline, 2 s retry; under `--timings fast` 6 s, 4 s and 1 s.
 Must not import: cli.
@@ -16,14 +17,17 @@ Must not import: cli.
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 import socket
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import trio
 
 from orchestra.app.servers import run_identity_lease
+from orchestra.app.state import write_kubeconfig
 from orchestra.client.local import LocalClient
 from orchestra.controller.leaderelection import DEFAULT_TIMINGS, FAST_TIMINGS, LeaderElector
 
@@ -78,7 +82,8 @@ async def start_elected_controllers(nursery: trio.Nursery, cluster: Cluster) -> 
             log.warning("stopped the scheduler and the controllers (%s no longer leads)", elector.identity)
 
     _standby_statuses(cluster, elector)
-    await nursery.start(run_identity_lease, client, elector.identity, cluster.url)
+    await nursery.start(functools.partial(run_identity_lease, client, elector.identity,
+                                          cluster.advertised_url, on_servers=_kubeconfig_writer(cluster)))
     await nursery.start(elector.run, lead)
     await elector.wait_first_attempt()
     if elector.is_leader():
@@ -86,6 +91,21 @@ async def start_elected_controllers(nursery: trio.Nursery, cluster: Cluster) -> 
     else:
         log.info("standby (%s): the controllers run on the leader, %s", elector.identity, elector.leader)
     return elector
+
+
+def _kubeconfig_writer(cluster: Cluster) -> Callable[[list[str]], None]:
+    """Rewrite the server's kubeconfig when the set of live servers changes: every other server a
+    cluster and context of its own (kubectl does not fail over; `kubectl config use-context` does)."""
+    written: list[list[str]] = []
+
+    def write(servers: list[str]) -> None:
+        others = [s for s in servers if s != cluster.advertised_url]
+        if written and written[-1] == others:
+            return
+        write_kubeconfig(cluster.kubeconfig, cluster.url, cluster.token, cluster.ca_cert, others=others)
+        written[:] = [others]
+
+    return write
 
 
 def _standby_statuses(cluster: Cluster, elector: LeaderElector) -> None:

@@ -172,7 +172,9 @@ async def _run(
             await nursery.start(serve_api, server, advertised, config.listen_port, tls)
         kubeconfig = state / "kubeconfig"
         write_kubeconfig(kubeconfig, url, token, tls.ca_cert)
-        await publish_api_endpoints(core, f"https://{advertised}:{config.listen_port}" if advertised else url)
+        if not (config.controllers and elected(config)):  # else each server lists the live ones (servers.py)
+            await publish_api_endpoints(core, f"https://{advertised}:{config.listen_port}" if advertised
+                                        else url)
         server.ready = True
         cluster = Cluster(config, store, core, server, token, kubeconfig, url, tls.ca_cert, locator=locator,
                           shutdown=shutdown, audit=audit, tokens=tokens)
@@ -209,13 +211,15 @@ def _node_links(config: ClusterConfig) -> tuple[NodeLinks, ClusterConfig]:
 
 
 def api_hosts(config: ClusterConfig) -> list[str]:
-    """The addresses the serving certificate covers: the listen address, the advertised one, and for a
-    wildcard listener every address of this host (nodes joining from elsewhere dial one of them)."""
+    """The addresses the serving certificate covers: the listen address, the advertised one, the
+    --tls-san names, and for a wildcard listener every address of this host (nodes joining from
+    elsewhere dial one of them)."""
     from orchestra.net.routes import host_addresses
 
     hosts = [config.listen_host]
     if config.advertise_address:
         hosts.append(config.advertise_address)
+    hosts += config.tls_sans
     if config.listen_host in ("0.0.0.0", "::"):
         hosts += ["127.0.0.1", *host_addresses()]
     return list(dict.fromkeys(hosts))

@@ -10,8 +10,10 @@ import base64
 import os
 import secrets
 import ssl
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import orjson
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -95,20 +97,22 @@ def load_or_create_encryption_config(state_dir: Path) -> tuple[dict[str, Any], b
     return doc, False
 
 
-def write_kubeconfig(path: Path, url: str, token: str, ca_cert: Path) -> None:
+def write_kubeconfig(path: Path, url: str, token: str, ca_cert: Path, *, others: Sequence[str] = ()) -> None:
+    """The admin kubeconfig: this server as cluster and context `orchestra` (the current context), and
+    every other server of the cluster (`others`: servers sharing etcd) as `orchestra-<host:port>`."""
     ca_data = base64.b64encode(ca_cert.read_bytes()).decode()
+    servers = [("orchestra", url), *((f"orchestra-{urlparse(o).netloc}", o) for o in others if o != url)]
     doc = {
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [
-            {"name": "orchestra", "cluster": {"server": url, "certificate-authority-data": ca_data}}
+            {"name": name, "cluster": {"server": server, "certificate-authority-data": ca_data}}
+            for name, server in servers
         ],
         "users": [{"name": "orchestra-admin", "user": {"token": token}}],
         "contexts": [
-            {
-                "name": "orchestra",
-                "context": {"cluster": "orchestra", "user": "orchestra-admin", "namespace": "default"},
-            }
+            {"name": name, "context": {"cluster": name, "user": "orchestra-admin", "namespace": "default"}}
+            for name, _ in servers
         ],
         "current-context": "orchestra",
         "preferences": {},

@@ -176,6 +176,28 @@ def _check_ip(value: str | None) -> str | None:
     return str(address)
 
 
+def _check_tls_sans(values: tuple[str, ...]) -> tuple[str, ...]:
+    """--tls-san: IP addresses or DNS names (a leading `*.` for a wildcard), as a certificate holds them."""
+    import ipaddress
+    import re
+
+    label = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+    checked = []
+    for value in values:
+        name = value.strip().lower()
+        try:
+            checked.append(str(ipaddress.ip_address(name)))
+            continue
+        except ValueError:
+            pass
+        labels = name.removeprefix("*.").split(".")
+        if not name or len(name) > 253 or not all(label.match(part) for part in labels):
+            raise click.BadParameter(f"{value!r} is neither an IP address nor a DNS name (letters, digits "
+                                     "and '-' in dot-separated labels, optionally starting with '*.')")
+        checked.append(name)
+    return tuple(dict.fromkeys(checked))
+
+
 class OptionalListenType(ListenType):
     """HOST:PORT, or `off` (None)."""
 
@@ -219,6 +241,10 @@ Examples:
               callback=lambda ctx, param, value: _check_ip(value),
               help="Where nodes and pods reach the API server (the `kubernetes` Service's endpoint, in the "
                    "serving certificate, listened on as well) [default: the --listen address].")
+@click.option("--tls-san", "tls_sans", multiple=True, metavar="NAME_OR_IP", envvar="ORCHESTRA_TLS_SAN",
+              callback=lambda ctx, param, value: _check_tls_sans(value),
+              help="Another name or address the API server's serving certificate covers (repeatable; e.g. a "
+                   "load balancer's in front of several servers).")
 @click.option("--memory", is_flag=True, envvar="ORCHESTRA_MEMORY",
               help="Keep state in memory only (lost on exit) instead of the durable store.")
 @click.option("--store", "store_url", default=None, envvar="ORCHESTRA_STORE",
@@ -298,6 +324,7 @@ def up_command(
     state_dir: Path | None,
     listen: tuple[str, int],
     advertise_address: str | None,
+    tls_sans: tuple[str, ...],
     memory: bool,
     store_url: str | None,
     etcd_cafile: str | None,
@@ -337,6 +364,7 @@ def up_command(
         listen_host=listen[0],
         listen_port=listen[1],
         advertise_address=advertise_address,
+        tls_sans=tls_sans,
         store=store_url or ("memory" if memory else "durable"),
         cluster_token=cluster_token or None,
         etcd_cafile=etcd_cafile,

@@ -4,17 +4,22 @@ Owns: REST paths for a `ResourceType`, HTTPS with the cluster's CA and a bearer 
 certificate (`load_pem_chain`: a kubeconfig's client-certificate-data / client-key-data), turning
 `Status` replies into `orchestra.api.errors` exceptions (by reason, else by HTTP code), transport
 failures into `TransportError` (an `OSError`, which the Informer already retries), watch streams
-read line by line as an async generator that closes its response, and reading a kubeconfig.
+read line by line as an async generator that closes its response, reading a kubeconfig, and failing
+over between several API servers of one cluster (`set_servers`, as a k3s agent's client does): a
+request that could not connect moves to the next server and is sent there (it never reached the
+first, so nothing is sent twice; a GET is also sent again after a broken connection); any other
+broken connection moves later requests on and is raised as `TransportError` for the caller to retry.
 Must not import: apiserver, reconcilers, node, net, cli.
 """
 
 from __future__ import annotations
 
 import base64
+import logging
 import os
 import ssl
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +36,8 @@ from orchestra.client.base import WatchEvent
 from orchestra.objects import Obj
 
 MERGE_PATCH = "application/merge-patch+json"
+CONNECT_SECONDS = 5.0  # with several servers: a server that does not accept within this is passed over
+log = logging.getLogger("orchestra.client")
 
 _BY_REASON: dict[str, type[errors.ApiError]] = {
     cls.reason: cls
@@ -168,8 +175,9 @@ class HttpClient:
     """The `Client` protocol over HTTPS; use as `async with HttpClient.from_kubeconfig(p) as c:`."""
 
     def __init__(self, endpoint: Endpoint, *, registry: Registry = DEFAULT_REGISTRY, timeout: float = 30.0,
-                 field_manager: str = "orchestra") -> None:
-        self.endpoint = endpoint
+                 field_manager: str = "orchestra", servers: Iterable[str] = ()) -> None:
+        self.endpoint = endpoint  # (its `server` is the one this client was made for; `url`: the current)
+        self._servers = list(dict.fromkeys([endpoint.server, *(s.rstrip("/") for s in servers)]))
         self.registry = registry
         self.field_manager = field_manager
         headers = {"Accept": "application/json", "User-Agent": "orchestra-client"}
@@ -183,7 +191,8 @@ class HttpClient:
             load_pem_chain(verify, endpoint.cert_data, endpoint.key_data)
         self._tls = verify
         self._http = httpx.AsyncClient(
-            base_url=endpoint.server, headers=headers, verify=verify, timeout=timeout
+            base_url=endpoint.server, headers=headers, verify=verify,
+            timeout=httpx.Timeout(timeout, connect=min(timeout, CONNECT_SECONDS)),
         )
 
     @classmethod
@@ -200,7 +209,34 @@ class HttpClient:
 
     @property
     def url(self) -> str:
-        return self.endpoint.server
+        """The API server requests go to now."""
+        return str(self._http.base_url).rstrip("/")
+
+    @property
+    def servers(self) -> list[str]:
+        """The servers this client fails over between, in the order it tries them."""
+        return list(self._servers)
+
+    def set_servers(self, servers: Iterable[str]) -> None:
+        """Fail over between these servers (every server of the cluster, as learned); the current one
+        stays in use, and known, until it fails."""
+        known = list(dict.fromkeys(s.rstrip("/") for s in servers))
+        if self.url not in known:
+            known.append(self.url)
+        self._servers = known
+
+    def _fail_over(self, server: str, why: BaseException) -> bool:
+        """`server` failed: move to the next known server unless another request moved on already.
+        False when there is no other server."""
+        if len(self._servers) < 2:
+            return False
+        if self.url == server:
+            index = self._servers.index(server) if server in self._servers else -1
+            following = self._servers[(index + 1) % len(self._servers)]
+            log.warning("API server %s failed (%s): moving to %s", server, why or type(why).__name__,
+                        following)
+            self._http.base_url = httpx.URL(following)
+        return True
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -235,10 +271,16 @@ class HttpClient:
         if body is not None:
             content = body if isinstance(body, bytes) else orjson.dumps(body)
             headers["Content-Type"] = content_type
-        try:
-            return await self._http.request(method, path, params=params, content=content, headers=headers)
-        except httpx.HTTPError as exc:
-            raise TransportError(f"{method} {path}: {exc or type(exc).__name__}") from exc
+        for attempt in range(len(self._servers)):
+            server = self.url
+            try:
+                return await self._http.request(method, path, params=params, content=content, headers=headers)
+            except httpx.HTTPError as exc:
+                # not sent (it could not connect), or a read that may be sent again: the next server
+                again = _unsent(exc) or method == "GET"
+                if not self._fail_over(server, exc) or not again or attempt + 1 >= len(self._servers):
+                    raise TransportError(f"{method} {path} at {server}: {exc or type(exc).__name__}") from exc
+        raise AssertionError("unreachable: the loop returns or raises")
 
     def _write_params(self) -> dict[str, str]:
         return {"fieldManager": self.field_manager}
@@ -272,23 +314,30 @@ class HttpClient:
         if resource_version:
             params["resourceVersion"] = resource_version
         timeout = httpx.Timeout(self._http.timeout.connect, read=None)
-        try:
-            async with self._http.stream(
-                "GET", resource_path(rt, namespace), params=params, timeout=timeout
-            ) as resp:
-                if resp.status_code >= 400:
-                    body = await resp.aread()
-                    raise api_error(_json(body), resp.status_code, body.decode(errors="replace").strip())
-                lines = resp.aiter_lines()
-                try:
-                    async for line in lines:
-                        if line.strip():
-                            event = orjson.loads(line)
-                            yield str(event.get("type")), event.get("object") or {}
-                finally:
-                    await _unwind(lines)
-        except httpx.HTTPError as exc:
-            raise TransportError(f"watch {rt.plural}: {exc or type(exc).__name__}") from exc
+        for attempt in range(len(self._servers)):
+            server, opened = self.url, False
+            try:
+                async with self._http.stream(
+                    "GET", resource_path(rt, namespace), params=params, timeout=timeout
+                ) as resp:
+                    opened = True
+                    if resp.status_code >= 400:
+                        body = await resp.aread()
+                        raise api_error(_json(body), resp.status_code, body.decode(errors="replace").strip())
+                    lines = resp.aiter_lines()
+                    try:
+                        async for line in lines:
+                            if line.strip():
+                                event = orjson.loads(line)
+                                yield str(event.get("type")), event.get("object") or {}
+                    finally:
+                        await _unwind(lines)
+                return
+            except httpx.HTTPError as exc:
+                if (not self._fail_over(server, exc) or opened or not _unsent(exc)
+                        or attempt + 1 >= len(self._servers)):
+                    why = exc or type(exc).__name__
+                    raise TransportError(f"watch {rt.plural} at {server}: {why}") from exc
 
     async def create(self, rt: ResourceType, namespace: str | None, obj: Obj) -> Obj:
         ns = namespace or (obj.get("metadata") or {}).get("namespace")
@@ -416,6 +465,11 @@ async def _unwind(agen: AsyncIterator[str]) -> None:
                 return
             except httpx.HTTPError:
                 return  # the connection is gone: that also ended the chain
+
+
+def _unsent(exc: httpx.HTTPError) -> bool:
+    """The request never reached the server: it could not connect (refused, timed out, TLS)."""
+    return isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
 
 
 def _selectors(label_selector: str | None, field_selector: str | None) -> dict[str, str]:
