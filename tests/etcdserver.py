@@ -2,7 +2,9 @@
 data in a temporary directory, stopped (and its directory removed) afterwards.
 
 `etcd_server` (tests/conftest.py) is one per test session; tests that need their own keys use a
-fresh prefix (unique_prefix()), tests that restart or compact etcd start their own with EtcdServer."""
+fresh prefix (unique_prefix()), tests that restart or compact etcd start their own with EtcdServer;
+EtcdCluster is three members (an initial cluster on free local ports) whose members stop, are killed
+and start again one by one."""
 
 from __future__ import annotations
 
@@ -37,13 +39,18 @@ def unique_prefix(name: str = "t") -> str:
 
 
 class EtcdServer:
-    """One etcd member listening on 127.0.0.1; start() blocks until it answers."""
+    """One etcd member listening on 127.0.0.1; start() blocks until it answers. Alone, or a member
+    `name` of `initial_cluster` (name=http://127.0.0.1:PEER,...; EtcdCluster makes them)."""
 
-    def __init__(self, directory: Path | None = None) -> None:
+    def __init__(self, directory: Path | None = None, *, name: str = "t", peer_port: int | None = None,
+                 initial_cluster: str | None = None) -> None:
         self._own_dir = directory is None
         self.directory = Path(tempfile.mkdtemp(prefix="orchestra-etcd-")) if directory is None else directory
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.name = name
         self.client_port = free_port()
-        self.peer_port = free_port()
+        self.peer_port = peer_port or free_port()
+        self.initial_cluster = initial_cluster
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -56,14 +63,25 @@ class EtcdServer:
         return f"etcd://127.0.0.1:{self.client_port}"
 
     def start(self, timeout: float = 20.0) -> EtcdServer:
+        self.launch()
+        return self.wait_healthy(timeout)
+
+    def launch(self) -> None:
+        """Start the process without waiting (members of a cluster answer once a quorum runs)."""
         etcd = etcd_binary()
         assert etcd is not None, etcd_missing()
+        # the command orchestra's own local etcd runs (app/etcdlocal.py), in a cluster of several
+        command = etcd_command(etcd, self.directory / "data", self.client_port, self.peer_port,
+                               name=self.name)
+        if self.initial_cluster:
+            command[command.index("--initial-cluster") + 1] = self.initial_cluster
+            command += ["--initial-cluster-token", "orchestra-test"]
         log = open(self.directory / "etcd.log", "ab")  # noqa: SIM115 - the child keeps it
-        self.proc = subprocess.Popen(  # the command orchestra's own local etcd runs (app/etcdlocal.py)
-            etcd_command(etcd, self.directory / "data", self.client_port, self.peer_port, name="t"),
-            stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-        )
+        self.proc = subprocess.Popen(command, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         log.close()
+
+    def wait_healthy(self, timeout: float = 20.0) -> EtcdServer:
+        assert self.proc is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -108,6 +126,59 @@ class EtcdServer:
         self.stop()
         if self._own_dir:
             shutil.rmtree(self.directory, ignore_errors=True)
+
+
+class EtcdCluster:
+    """Three (or `size`) etcd members on 127.0.0.1, each with its own directory under one temporary
+    directory; `url` names every member's client address, as `orchestra up --store` takes them."""
+
+    def __init__(self, size: int = 3) -> None:
+        self.directory = Path(tempfile.mkdtemp(prefix="orchestra-etcd-cluster-"))
+        peers = [(f"m{i + 1}", free_port()) for i in range(size)]
+        initial = ",".join(f"{name}=http://127.0.0.1:{port}" for name, port in peers)
+        self.members = [EtcdServer(self.directory / name, name=name, peer_port=port, initial_cluster=initial)
+                        for name, port in peers]
+
+    @property
+    def url(self) -> str:
+        return "etcd://" + ",".join(f"127.0.0.1:{m.client_port}" for m in self.members)
+
+    def start(self, timeout: float = 30.0) -> EtcdCluster:
+        """Start every member together (each waits for a quorum) until all answer."""
+        for member in self.members:
+            member.launch()
+        try:
+            for member in self.members:
+                member.wait_healthy(timeout)
+        except BaseException:
+            self.remove()
+            raise
+        return self
+
+    def restart(self, *members: EtcdServer, timeout: float = 30.0) -> None:
+        """Start these stopped members again (together: two of three restore the quorum only together)."""
+        for member in members:
+            member.launch()
+        for member in members:
+            member.wait_healthy(timeout)
+
+    def wait_quorum(self, timeout: float = 30.0) -> None:
+        """Until every running member answers /health (true only while the cluster has a leader)."""
+        for member in self.members:
+            if member.proc is not None:
+                member.wait_healthy(timeout)
+
+    def remove(self) -> None:
+        for member in self.members:
+            member.stop()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def cluster_or_skip(size: int = 3) -> EtcdCluster:
+    why = etcd_missing()
+    if why:
+        pytest.skip(why)
+    return EtcdCluster(size).start()
 
 
 def start_or_skip() -> EtcdServer:

@@ -186,7 +186,9 @@ def _lost(endpoint: str, exc: BaseException, timeout: float) -> StoreUnavailable
     if isinstance(exc, StoreUnavailableError):
         return exc
     if isinstance(exc, trio.TooSlowError):
-        return StoreUnavailableError(f"etcd {endpoint}: no answer within {timeout:g} s")
+        # a member without a quorum holds every request (a write may still be applied once it has one)
+        return StoreUnavailableError(f"etcd {endpoint}: no answer within {timeout:g} s (are a majority of "
+                                     "the etcd cluster's members up?)")
     return StoreUnavailableError(f"etcd {endpoint}: {reason(exc)}")
 
 
