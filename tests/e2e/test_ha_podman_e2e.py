@@ -4,7 +4,8 @@ Deployment of 3 real busybox pods. The node learns B from the `kubernetes` Endpo
 is killed while ConfigMaps are written through A (writes keep succeeding on 2 of 3); a rollout is
 started through B and A is killed with SIGKILL in the middle: B takes the controllers' Lease within the
 lease time, the rollout completes through B, every ConfigMap A acknowledged is there, the node stays
-Ready, now talking to B, and runs each pod once (Podman's pods against the API's, by uid)."""
+Ready, now talking to B, and runs each pod once (Podman's pods against the API's, by uid); restarted
+with A's URL, the join reaches B from the servers it kept in its state dir and adopts its pods."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +108,13 @@ def diagnose(server: Server, node_state: Path, what: str) -> str:
     return "\n".join([what, server.kubectl("get", "pods,rs", "-o", "wide", check=False),
                       server.kubectl("get", "events", "--sort-by=.lastTimestamp", check=False)[-4000:],
                       (server.state / "up.log").read_text(errors="replace")[-4000:], node_log[-6000:]])
+
+
+def renewed_after(server: Server, node: str, since: float) -> bool:
+    """The node's Lease (kube-node-lease) renewed after the monotonic moment `since`."""
+    lease = json.loads(server.kubectl("-n", "kube-node-lease", "get", "lease", node, "-o", "json"))
+    renewed = datetime.fromisoformat(lease["spec"]["renewTime"].replace("Z", "+00:00")).timestamp()
+    return renewed > time.time() - (time.monotonic() - since)  # wall-clock: the Lease's times
 
 
 def holder(server: Server) -> str:
@@ -202,5 +211,19 @@ def test_a_joined_node_fails_over_when_the_leading_server_is_killed_mid_rollout(
         running = wait("Podman to run exactly the API's pods", lambda: (found := podman_pods(state))
                        and set(found) == uids and found, timeout=30)
         assert all(len(sandboxes) == 1 for sandboxes in running.values()), running  # no pod twice
+
+        # a restarted join, still given A's URL, reaches B from <state-dir>/servers.json and adopts its pods
+        stop(dirs.joiners[0])
+        restarted = time.monotonic()
+        dirs.joiners.append(join(a.url, state, "unused-on-a-resume", "--node-name", node, "--timings", "fast",
+                                 "--no-network"))
+        wait("the restarted node to renew its Lease through B", lambda: renewed_after(b, node, restarted),
+             timeout=60)
+        log = (state.parent / f"{state.name}.log").read_text(errors="replace")
+        assert f"moving to {b.url}" in log and dirs.joiners[1].poll() is None, log[-3000:]
+        assert ready_condition(b, node)["status"] == "True"
+        again = wait("Podman to run the same pods", lambda: (found := podman_pods(state))
+                     and set(found) == uids and found, timeout=30)
+        assert all(len(sandboxes) == 1 for sandboxes in again.values()), again
         print(f"acknowledged {len(writer.acknowledged)} writes through A ({writer.refused} refused while "
               f"etcd elected a leader); {leader} took the Lease {took_over:.1f} s after the kill")
