@@ -25,6 +25,7 @@ class FakeClusterConfig:
     listen_host: str = "127.0.0.1"
     listen_port: int = 6443
     advertise_address: str | None = None
+    tls_sans: tuple[str, ...] = ()
     store: str = "durable"
     cluster_token: str | None = None
     etcd_cafile: str | None = None
@@ -127,6 +128,12 @@ def test_up_options(fake_app: list[Any], tmp_path: Path) -> None:
         "10.250.0.0/28",
         "--advertise-address",
         "192.0.2.7",
+        "--tls-san",
+        "API.example.com",
+        "--tls-san",
+        "192.0.2.10",
+        "--tls-san",
+        "*.lb.example.com",
     ]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
@@ -135,6 +142,7 @@ def test_up_options(fake_app: list[Any], tmp_path: Path) -> None:
         simulated_node_prefix="sim-b-", apply_paths=(tmp_path / "a.yaml", tmp_path), dashboard=True,
         podman=False,
         cluster_cidr="10.200.0.0/16", nodes=3, node_link_cidr="10.250.0.0/28", advertise_address="192.0.2.7",
+        tls_sans=("api.example.com", "192.0.2.10", "*.lb.example.com"),
     )]
 
 
@@ -143,6 +151,8 @@ def test_up_options(fake_app: list[Any], tmp_path: Path) -> None:
      "Invalid value for '--advertise-address': 'nowhere' is not an IP address"),
     (["--advertise-address", "0.0.0.0"], "is not an address nodes can reach"),
     (["--nodes", "0"], "Invalid value for '--nodes'"),
+    (["--tls-san", "api_server.example"], "Invalid value for '--tls-san': 'api_server.example' is neither an IP"),
+    (["--tls-san", ""], "Invalid value for '--tls-san'"),
 ])
 def test_up_bad_node_options_are_usage_errors(fake_app: list[Any], args: list[str], message: str) -> None:
     result = CliRunner().invoke(cli, ["up", *args])
