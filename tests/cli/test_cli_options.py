@@ -151,7 +151,7 @@ def test_up_options(fake_app: list[Any], tmp_path: Path) -> None:
      "Invalid value for '--advertise-address': 'nowhere' is not an IP address"),
     (["--advertise-address", "0.0.0.0"], "is not an address nodes can reach"),
     (["--nodes", "0"], "Invalid value for '--nodes'"),
-    (["--tls-san", "api_server.example"], "Invalid value for '--tls-san': 'api_server.example' is neither an IP"),
+    (["--tls-san", "api_server.example"], "'--tls-san': 'api_server.example' is neither an IP"),
     (["--tls-san", ""], "Invalid value for '--tls-san'"),
 ])
 def test_up_bad_node_options_are_usage_errors(fake_app: list[Any], args: list[str], message: str) -> None:
