@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import trio
 
+from orchestra.client.http import TransportError
 from orchestra.controller import NORMAL, WARNING, EventRecorder
 from tests.controller.harness import make_api
 
@@ -108,3 +109,36 @@ async def test_expired_aggregate_starts_a_new_event(autojump_clock: trio.testing
         await rec.flush()
         (second,) = api.list("Event", "default")
         assert second["count"] == 1 and second["metadata"]["name"] != first["metadata"]["name"]
+
+
+class _Unreachable:
+    """A client whose server went away mid-write (HttpClient raises TransportError, an OSError)."""
+
+    def __init__(self, client: object) -> None:
+        self.client, self.calls = client, 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.client, name)
+
+    async def create(self, *args: object, **kwargs: object) -> object:
+        self.calls += 1
+        if self.calls == 1:
+            raise TransportError("POST events at https://127.0.0.1:1: connection reset")
+        return await self.client.create(*args, **kwargs)  # type: ignore[attr-defined]
+
+
+async def test_an_event_lost_with_the_server_is_dropped_and_the_writer_goes_on(
+        autojump_clock: trio.testing.MockClock) -> None:
+    with trio.fail_after(60):
+        api = await make_api()
+        pod = await _pod(api)
+        rec = EventRecorder(_Unreachable(api.client), "kubelet")  # type: ignore[arg-type]
+        async with trio.open_nursery() as nursery:
+            await nursery.start(rec.run)
+            rec.event(pod, NORMAL, "Lost", "written while the server died")
+            await trio.sleep(1)
+            rec.event(pod, NORMAL, "Kept", "written through the next server")
+            await trio.sleep(1)
+            nursery.cancel_scope.cancel()
+        assert [e["reason"] for e in api.list("Event", "default")] == ["Kept"]
+        assert rec.statistics().failed == 1

@@ -183,7 +183,8 @@ class EventRecorder:
             m = created["metadata"]
             self._remember(pending.agg, (m["namespace"], m["name"], int(created.get("count") or 1)))
             self._counts["created"] += 1
-        except ApiError as exc:  # e.g. the namespace is terminating: an event is best effort
+        except (ApiError, OSError) as exc:  # e.g. the namespace is terminating, or the server went away
+            # mid-write (an HTTP client's TransportError): an event is best effort
             self._counts["failed"] += 1
             log.debug(
                 "dropping event %s/%s: %s",

@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from orchestra.api.errors import ApiError
 from orchestra.api.registry import DEFAULT_REGISTRY, ResourceType
 from orchestra.client.base import Client
 from orchestra.objects import Obj, as_dict, only_dicts
@@ -146,7 +147,7 @@ class ServingCertificate:
         while True:
             try:
                 return await self._request()
-            except CsrRefused as exc:
+            except (CsrRefused, ApiError, OSError) as exc:  # (OSError: the API server went away)
                 log.warning("node %s: %s; asking again in %d s", self.node_name, exc, RETRY_SECONDS)
             await trio.sleep(RETRY_SECONDS)
 
