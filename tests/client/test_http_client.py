@@ -5,11 +5,13 @@ Informer running over HTTP exactly as it runs over LocalClient."""
 from __future__ import annotations
 
 import socket
+import ssl
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 
 import attrs
+import httpx
 import pytest
 import trio
 
@@ -255,3 +257,57 @@ async def test_bad_token_and_unreachable_server(live_cluster: LiveCluster) -> No
 def test_api_error_mapping(status: dict[str, object] | None, code: int, cls: type[errors.ApiError]) -> None:
     err = api_error(status, code, "plain text")
     assert type(err) is cls and err.code == code
+
+
+async def _hang_up(listener: trio.SSLListener[trio.SocketStream], accepted: list[int]) -> None:
+    """A server of the cluster's certificate that reads the request and closes the connection without
+    answering (one dying with the request in hand)."""
+    while True:
+        conn = await listener.accept()
+        with trio.move_on_after(2):
+            if await conn.receive_some(65536):
+                accepted.append(1)
+        await conn.aclose()
+
+
+async def test_failover_between_servers(live_cluster: LiveCluster, ns: str) -> None:
+    """A request that cannot connect goes to the next server; a GET whose connection broke is sent
+    again there; a write whose connection broke is not (it may have been applied) but the client
+    moves on, so the caller's retry reaches the live server."""
+    good = Endpoint.from_kubeconfig(live_cluster.kubeconfig)
+    with trio.fail_after(30):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            refused = f"https://127.0.0.1:{s.getsockname()[1]}"  # bound, never listening
+            async with HttpClient(attrs.evolve(good, server=refused), servers=[good.server]) as c:
+                rt = c.kind("ConfigMap")
+                await c.create(rt, ns, cm("via-next"))  # could not connect: sent to the next at once
+                assert c.url == good.server and c.servers == [refused, good.server]
+                events = c.watch(rt, ns)
+                assert (await anext(events))[0] == "ADDED"
+                await events.aclose()  # type: ignore[attr-defined]
+        tcp = (await trio.open_tcp_listeners(0, host="127.0.0.1"))[0]
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        pki = live_cluster.ca_cert.parent
+        tls.load_cert_chain(pki / "apiserver.crt", pki / "apiserver.key")
+        listener = trio.SSLListener(tcp, tls, https_compatible=True)
+        hang_up = f"https://127.0.0.1:{tcp.socket.getsockname()[1]}"
+        accepted: list[int] = []
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_hang_up, listener, accepted)
+            async with HttpClient(attrs.evolve(good, server=hang_up), servers=[good.server]) as c:
+                rt = c.kind("ConfigMap")
+                assert (await c.get(rt, ns, "via-next"))["metadata"]["name"] == "via-next"  # sent again
+                assert c.url == good.server and len(accepted) == 1
+                c.set_servers([hang_up, good.server])
+                c._http.base_url = httpx.URL(hang_up)  # back on the dying server
+                with pytest.raises(TransportError, match="POST .* at https://127.0.0.1"):
+                    await c.create(rt, ns, cm("not-resent"))
+                assert c.url == good.server and len(accepted) == 2  # not sent twice, but moved on
+                await c.create(rt, ns, cm("not-resent"))  # the caller's retry
+            nursery.cancel_scope.cancel()
+        await listener.aclose()
+        async with HttpClient(good) as alone:  # one server: nothing to fail over to
+            assert alone.servers == [good.server]
+            alone.set_servers([good.server])
+            assert (await alone.get(alone.kind("ConfigMap"), ns, "not-resent"))["metadata"]["name"]

@@ -233,7 +233,7 @@ class HttpClient:
         if self.url == server:
             index = self._servers.index(server) if server in self._servers else -1
             following = self._servers[(index + 1) % len(self._servers)]
-            log.warning("API server %s failed (%s): moving to %s", server, why or type(why).__name__,
+            log.warning("API server %s failed (%s): moving to %s", server, str(why) or type(why).__name__,
                         following)
             self._http.base_url = httpx.URL(following)
         return True
@@ -279,7 +279,8 @@ class HttpClient:
                 # not sent (it could not connect), or a read that may be sent again: the next server
                 again = _unsent(exc) or method == "GET"
                 if not self._fail_over(server, exc) or not again or attempt + 1 >= len(self._servers):
-                    raise TransportError(f"{method} {path} at {server}: {exc or type(exc).__name__}") from exc
+                    why = str(exc) or type(exc).__name__
+                    raise TransportError(f"{method} {path} at {server}: {why}") from exc
         raise AssertionError("unreachable: the loop returns or raises")
 
     def _write_params(self) -> dict[str, str]:
@@ -336,7 +337,7 @@ class HttpClient:
             except httpx.HTTPError as exc:
                 if (not self._fail_over(server, exc) or opened or not _unsent(exc)
                         or attempt + 1 >= len(self._servers)):
-                    why = exc or type(exc).__name__
+                    why = str(exc) or type(exc).__name__
                     raise TransportError(f"watch {rt.plural} at {server}: {why}") from exc
 
     async def create(self, rt: ResourceType, namespace: str | None, obj: Obj) -> Obj:
