@@ -301,7 +301,7 @@ async def test_failover_between_servers(live_cluster: LiveCluster, ns: str) -> N
                 assert c.url == good.server and len(accepted) == 1
                 c.set_servers([hang_up, good.server])
                 c._http.base_url = httpx.URL(hang_up)  # back on the dying server
-                with pytest.raises(TransportError, match="POST .* at https://127.0.0.1"):
+                with pytest.raises(TransportError, match=r"POST .* at https://127\.0\.0\.1:"):
                     await c.create(rt, ns, cm("not-resent"))
                 assert c.url == good.server and len(accepted) == 2  # not sent twice, but moved on
                 await c.create(rt, ns, cm("not-resent"))  # the caller's retry
