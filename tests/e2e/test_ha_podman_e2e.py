@@ -28,7 +28,6 @@ import pytest
 
 from tests.conftest import KUBECTL
 from tests.e2e.joinnodes import NodeDirs, Server, free_port, join, podman, stop, wait
-from tests.e2e.test_ha_e2e import share_state
 from tests.e2e.test_join_node_e2e import _cluster_cidr
 from tests.etcdserver import EtcdCluster, cluster_or_skip
 
@@ -51,8 +50,8 @@ def deployment(node: str) -> dict[str, Any]:
 
 
 @contextmanager
-def orchestra_server(state: Path, etcd: EtcdCluster,
-                     cidr: str) -> Iterator[tuple[Server, subprocess.Popen[bytes]]]:
+def orchestra_server(state: Path, etcd: EtcdCluster, cidr: str,
+                     *extra: str) -> Iterator[tuple[Server, subprocess.Popen[bytes]]]:
     """`orchestra up` over the etcd cluster without nodes of its own (--no-podman), until /readyz."""
     state.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -60,7 +59,7 @@ def orchestra_server(state: Path, etcd: EtcdCluster,
         proc = subprocess.Popen(
             [sys.executable, "-m", "orchestra", "up", "--store", etcd.url, "--no-network", "--no-podman",
              "--no-dashboard", "--timings", "fast", "--cluster-cidr", cidr, "--state-dir", str(state),
-             "--listen", f"127.0.0.1:{port}"], stdout=log, stderr=subprocess.STDOUT)
+             "--listen", f"127.0.0.1:{port}", *extra], stdout=log, stderr=subprocess.STDOUT)
     server = Server(state, port)
     try:
         wait(f"orchestra up {state.name}", lambda: proc.poll() is None and (state / "kubeconfig").exists()
@@ -146,8 +145,8 @@ def test_a_joined_node_fails_over_when_the_leading_server_is_killed_mid_rollout(
     with ExitStack() as stack:
         stack.callback(etcd.remove)
         a, a_proc = stack.enter_context(orchestra_server(tmp_path / "a", etcd, cidr))
-        share_state(a.state, tmp_path / "b")
-        b, _ = stack.enter_context(orchestra_server(tmp_path / "b", etcd, cidr))
+        token = (a.state / "token").read_text().strip()  # B: the cluster's token and a fresh state dir
+        b, _ = stack.enter_context(orchestra_server(tmp_path / "b", etcd, cidr, "--token", token))
         stack.callback(dirs.clean)  # the node stops (and its pods go) while B still serves
         assert f"_{a.url.removeprefix('https://')}_" in holder(b)  # A started first: it leads
 
