@@ -133,6 +133,11 @@ async def test_client_watch_then_compaction_cancels_an_old_watch(client: EtcdCli
         assert [(t, kv.key, kv.mod_revision) for t, kv, _ in resp.events] == [
             ("PUT", p + "a", first), ("PUT", p + "a", first + 1), ("DELETE", p + "a", first + 2)]
         assert resp.events[2][2] == KeyValue(p + "a", b"2", first, first + 1, 2)  # prev_kv
+        async with client.watch(p, start_revision=first, prev_kv=False) as stream:  # (the store's)
+            await anext(stream)
+            bare = await anext(stream)
+        assert [(t, kv.value, prev) for t, kv, prev in bare.events] == [
+            ("PUT", b"1", None), ("PUT", b"2", None), ("DELETE", b"", None)]
         await client.compact(first + 1)
         await client.compact(first)  # already compacted: not an error
         async with client.watch(p, start_revision=first) as stream:

@@ -4,7 +4,8 @@ has the plan this follows).
 
 Owns: the etcd side of a Store opened with Store.open_etcd():
 - open(feed): a linearizable range of the keys -> feed.restore(header.revision, kvs), paged;
-- serve(feed): the watch from feed.revision + 1 (with prev_kv and progress notifications) whose
+- serve(feed): the watch from feed.revision + 1 (with progress notifications; without prev_kv,
+  which the cache has: etcd would read and send each event's previous value for nothing) whose
   events go to feed.apply(revision, ops), one revision at a time; reconnects (next endpoint,
   backoff up to 2 s) from where it was when the stream breaks;
 - commit(compares, success, failure): a write is an etcd txn, which decides; it returns once the
@@ -135,7 +136,8 @@ class EtcdBackend:
         while not feed.closed:
             try:
                 start = feed.revision + 1
-                async with self.client.watch(self.prefix + self.within, start_revision=start) as stream:
+                async with self.client.watch(self.prefix + self.within, start_revision=start,
+                                             prev_kv=False) as stream:  # (the cache has the previous)
                     async for resp in stream:
                         if resp.created:
                             self._stats.update(etcd_connected=True, etcd_error="")

@@ -262,11 +262,12 @@ class EtcdClient:
 
     @asynccontextmanager
     async def watch(self, prefix: str, *, start_revision: int, progress_notify: bool = True,
-                    ) -> AsyncIterator[WatchResponses]:
-        """A watch of every key under `prefix` from `start_revision`, with prev_kv: yields the
-        responses as they come (the first is `created`, or `canceled` with compact_revision when the
-        start is compacted). The stream ends (StoreUnavailableError) when the connection does."""
-        body = {"create_request": {"key": _b64(prefix), "range_end": prefix_end(prefix), "prev_kv": True,
+                    prev_kv: bool = True) -> AsyncIterator[WatchResponses]:
+        """A watch of every key under `prefix` from `start_revision`, with each event's prev_kv
+        unless `prev_kv` is false (then None: etcd neither reads nor sends it): yields the responses
+        as they come (the first is `created`, or `canceled` with compact_revision when the start is
+        compacted). The stream ends (StoreUnavailableError) when the connection does."""
+        body = {"create_request": {"key": _b64(prefix), "range_end": prefix_end(prefix), "prev_kv": prev_kv,
                                    "start_revision": str(start_revision), "progress_notify": progress_notify}}
         status, conn = await self._open_watch(orjson.dumps(body))
         try:
