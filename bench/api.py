@@ -15,7 +15,10 @@ lookups) and cached, and one authorization decision (system:masters; RBAC among 
 The etcd run (`--store etcd`: orchestra's local etcd under the state directory, app/etcdlocal.py) adds
 a row of puts/s straight into that etcd with orchestra's gateway client (orchestra.store.etcdclient),
 as many concurrent writers as client threads, new keys of a created ConfigMap's stored size, measured
-right after CREATE in the same run: CREATE through orchestra as a share of it (target >= 70 %); its
+right after CREATE in the same run: CREATE through orchestra as a share of it (target >= 70 %); a CPU
+row then says where the CPU goes (/proc's user + system time over each row, per write): etcd's and the
+gateway client's per raw put, etcd's, the server's and the Python clients' per CREATE - on this 2-core
+machine their sum bounds the rates, and the machine is shared, so it is the steadier figure; its
 WATCH row is a create to the event at an HTTP watch, through etcd.
 Usage: .venv/bin/python bench/api.py [--seconds 5] [--get-only] [--secrets] [--store S ...]
 `--secrets`: GET / LIST / create of Secrets on the durable store, stored in the clear (an
@@ -28,6 +31,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import shutil
 import ssl
 import subprocess
@@ -78,6 +82,15 @@ _CTX: ssl.SSLContext | None = None
 def _conn(url: str, timeout: float) -> http.client.HTTPSConnection:
     """A keep-alive HTTPS connection that trusts the cluster CA (set by start_server)."""
     return http.client.HTTPSConnection(urlparse(url).netloc, timeout=timeout, context=_CTX)
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU the processes `pids` have used so far."""
+    ticks = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mb(pid: int) -> float:
@@ -373,6 +386,8 @@ def main() -> None:
                         f"{wrk(url, token, '/api/v1/namespaces/default/configmaps?limit=500', args.seconds)}"
                         "   (100 objects each)"
                     )
+                cpu = (cpu_seconds([proc.pid]), cpu_seconds(etcd_pids(Path(d))), time.process_time())
+                started = time.perf_counter()
                 rps, lat = load(
                     url,
                     token,
@@ -384,12 +399,15 @@ def main() -> None:
                         json.dumps({"metadata": {"name": f"c-{i}-{n}"}, "data": {"k": "v"}}),
                     ),
                 )
+                creates = rps * (time.perf_counter() - started)
+                now = (cpu_seconds([proc.pid]), cpu_seconds(etcd_pids(Path(d))), time.process_time())
+                create_cpu = [(done - before) / creates * 1000 for before, done in zip(cpu, now, strict=True)]
                 print(
                     f"CREATE {rps:8.0f} req/s   p50 {pct(lat, 0.5):6.2f} ms  p99 {pct(lat, 0.99):6.2f} ms"
                     "   (target >= 500/s)"
                 )
                 if store == "etcd":
-                    etcd_row(Path(d), args, rps)
+                    etcd_row(Path(d), args, rps, create_cpu)
                 custom_rows(url, token, args, get_rps, rps)
                 if shutil.which("wrk"):
                     print(f"wrk CREATE {wrk(url, token, '', args.seconds, WRK_CREATE)}")
@@ -408,15 +426,19 @@ def main() -> None:
 STORES = ("durable", "memory", "etcd")
 
 
-def etcd_row(state: Path, args: argparse.Namespace, create_rps: float) -> None:
+def etcd_row(state: Path, args: argparse.Namespace, create_rps: float, create_cpu: list[float]) -> None:
     """Puts/s straight into the server's local etcd (orchestra's gateway client, `args.threads`
-    concurrent writers, new keys of a created ConfigMap's stored size), and CREATE's share of it."""
+    concurrent writers, new keys of a created ConfigMap's stored size), and CREATE's share of it; then
+    the CPU milliseconds each costs, by process: etcd and the gateway client per raw put, and per
+    CREATE (`create_cpu`, measured around the CREATE row) the server, etcd and the Python clients."""
     import trio
 
     from orchestra.store.etcdclient import EtcdClient
 
     port = json.loads((state / "etcd" / "ports.json").read_text())["client"]
     latencies: list[float] = []
+    etcd = etcd_pids(state)
+    put_cpu: list[float] = []
 
     async def go() -> float:
         client = EtcdClient([f"http://127.0.0.1:{port}"])
@@ -436,10 +458,13 @@ def etcd_row(state: Path, args: argparse.Namespace, create_rps: float) -> None:
         async with trio.open_nursery() as nursery:
             for i in range(args.threads):
                 nursery.start_soon(writer, i)
+            cpu = (cpu_seconds(etcd), time.process_time())
             t0 = time.perf_counter()
             await trio.sleep(args.seconds)
             elapsed = time.perf_counter() - t0
             nursery.cancel_scope.cancel()
+        put_cpu.extend((after - before) / done * 1000 for before, after in zip(
+            cpu, (cpu_seconds(etcd), time.process_time()), strict=True))
         await client.aclose()
         return done / elapsed
 
@@ -447,6 +472,9 @@ def etcd_row(state: Path, args: argparse.Namespace, create_rps: float) -> None:
     print(f"ETCD   {rps:8.0f} puts/s p50 {pct(latencies, 0.5):6.2f} ms  p99 {pct(latencies, 0.99):6.2f} ms   "
           f"(raw etcd, {args.threads} writers; CREATE through orchestra is {create_rps / rps:.0%} of it, "
           "target >= 70 %)")
+    server, etcd_create, clients = create_cpu
+    print(f"CPU    ms per raw put: etcd {put_cpu[0]:.2f}, gateway client {put_cpu[1]:.2f};   "
+          f"per CREATE: etcd {etcd_create:.2f}, server {server:.2f}, Python clients {clients:.2f}")
 
 
 def etcd_pids(state: Path) -> list[int]:

@@ -44,7 +44,7 @@ The modules, each one concept (arrows: may import):
     memory    MemoryBackend: keeps nothing                                         -> backend, types
     log       the durable files: checksummed log records, snapshots, group-commit fsync (no orchestra)
     durable   DurableBackend: recovery, one record per commit, fsync policies      -> backend, log, types
-    etcdhttp  HTTP/1.1 to one etcd endpoint (h11 on trio): kept-alive calls, watch streams -> types
+    etcdhttp  HTTP/1.1 to one etcd endpoint (framed here, on trio): kept-alive calls, watches -> types
     etcdclient the etcd v3 gateway client: KV, txn, compact, status, watch, failover -> etcdhttp, types
     etcd      EtcdBackend: the range at open, the watch feeding the cache, txn writes, compaction
                                                                          -> backend, etcdclient, types

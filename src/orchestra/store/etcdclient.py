@@ -10,8 +10,8 @@ it could not connect, so a write is never sent twice.
 Why the gateway and not gRPC: the gateway is part of every etcd v3 server (3.4 serves it at /v3/) and
 needs nothing but HTTP/1.1 on trio, whereas the maintained gRPC clients for Python (grpcio, grpclib)
 run on threads or asyncio, not trio, and need generated protobuf stubs. The price is JSON instead of
-protobuf on the wire, small next to etcd's own fsync per write. (Why h11 rather than httpx:
-orchestra.store.etcdhttp says.)
+protobuf on the wire, small next to etcd's own fsync per write. (Why its own HTTP/1.1 framing rather
+than h11 or httpx: orchestra.store.etcdhttp says.)
 
 Must not import: anything from orchestra except orchestra.store.{types, etcdhttp}.
 """

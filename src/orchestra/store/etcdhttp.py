@@ -11,11 +11,11 @@ connection is not reused, nor after `Connection: close` or an HTTP/1.0 answer wi
 1xx answers are skipped, 204 and 304 have no body. Anything else (a malformed status line, header,
 length or chunk size, a head over 64 KiB, the connection closing mid-answer) is StoreUnavailableError.
 Why not h11, the project's HTTP/1.1 elsewhere: every write of an etcd store is one call here, and h11's
-general state machine and header validation were most of the client's CPU per call (bench/store.py;
-CHANGELOG 'etcd writes'). Why not httpx: an etcd client abandons requests as a matter of course (etcd
-killed mid-call, a watch cancelled or reconnected), and httpx's request and response bodies are async
-generators that nothing closes then - under trio each is a ResourceWarning. Here a connection is a
-plain object, and closing it closes the socket.
+general state machine and header validation, with trio's SocketStream, were about 60 % of the client's
+CPU per call (0.26 ms of a put's; 0.10 ms now: bench/api.py's CPU row). Why not httpx: an etcd client
+abandons requests as a matter of course (etcd killed mid-call, a watch cancelled or reconnected), and
+httpx's request and response bodies are async generators that nothing closes then - under trio each
+is a ResourceWarning. Here a connection is a plain object, and closing it closes the socket.
 
 Must not import: anything from orchestra except orchestra.store.types.
 """
