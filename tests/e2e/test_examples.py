@@ -19,6 +19,7 @@ import pytest
 
 from tests.conftest import KUBECTL, ClusterThread
 from tests.e2e.test_network_podman import preflight
+from tests.e2e.upserver import remove_pods
 
 pytestmark = [pytest.mark.podman, pytest.mark.kubectl, pytest.mark.slow]
 
@@ -80,10 +81,7 @@ def kubectl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kubectl]:
             env=env,
             check=False,
         ).stdout.split()
-        if pods:
-            subprocess.run(
-                ["podman", "pod", "rm", "-f", "-t", "0", *pods], capture_output=True, env=env, check=False
-            )
+        remove_pods(pods, env=env)
         if not routed_before:
             subprocess.run(
                 ["ip", "route", "del", "local", "10.96.0.0/16", "dev", "lo"], capture_output=True, check=False

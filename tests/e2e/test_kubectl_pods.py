@@ -33,6 +33,7 @@ import httpx
 import pytest
 
 from tests.conftest import KUBECTL, ClusterThread
+from tests.e2e.upserver import remove_pods
 
 pytestmark = [pytest.mark.podman, pytest.mark.kubectl, pytest.mark.slow]
 
@@ -137,8 +138,8 @@ class PodmanCluster:
             return
         label = f"label={LABEL_CLUSTER}={self.cluster_id}"
         pods = self.podman("pod", "ps", "-q", "--filter", label, check=False).stdout.split()
-        if pods:
-            self.podman("pod", "rm", "-f", "-t", "0", *pods, check=False)
+        conf = str(self.state / "podman" / "containers.conf")
+        remove_pods(pods, env={**os.environ, "CONTAINERS_CONF": conf})
         ctrs = self.podman("ps", "-aq", "--filter", label, check=False).stdout.split()
         if ctrs:
             self.podman("rm", "-f", "-t", "0", *ctrs, check=False)
