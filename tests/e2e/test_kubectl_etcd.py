@@ -28,7 +28,7 @@ import httpx
 import pytest
 
 from tests.conftest import KUBECTL
-from tests.e2e.upserver import UpServer, orchestra_up, remove_pods
+from tests.e2e.upserver import UpServer, orchestra_up, remove_cluster_containers
 from tests.etcdserver import EtcdServer, etcd_missing
 
 pytestmark = [pytest.mark.podman, pytest.mark.kubectl, pytest.mark.slow,
@@ -171,15 +171,7 @@ class Cluster:
         self.cluster_id = uid
 
     def remove_pods(self) -> None:
-        if not self.cluster_id:
-            return
-        label = f"label={LABEL_CLUSTER}={self.cluster_id}"
-        pods = self.podman("pod", "ps", "-q", "--filter", label, check=False).stdout.split()
-        conf = str(self.state / "podman" / "containers.conf")
-        remove_pods(pods, env={**os.environ, "CONTAINERS_CONF": conf})
-        ctrs = self.podman("ps", "-aq", "--filter", label, check=False).stdout.split()
-        if ctrs:
-            self.podman("rm", "-f", "-t", "0", *ctrs, check=False)
+        remove_cluster_containers(self.state, self.cluster_id)
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,7 @@ import httpx
 import pytest
 
 from tests.conftest import KUBECTL, ClusterThread
-from tests.e2e.upserver import remove_pods
+from tests.e2e.upserver import remove_cluster_containers
 
 pytestmark = [pytest.mark.podman, pytest.mark.kubectl, pytest.mark.slow]
 
@@ -134,15 +134,7 @@ class PodmanCluster:
 
     def remove_leftovers(self) -> None:
         """Everything this cluster's agent labelled; a no-op when the tests cleaned up."""
-        if not self.cluster_id:
-            return
-        label = f"label={LABEL_CLUSTER}={self.cluster_id}"
-        pods = self.podman("pod", "ps", "-q", "--filter", label, check=False).stdout.split()
-        conf = str(self.state / "podman" / "containers.conf")
-        remove_pods(pods, env={**os.environ, "CONTAINERS_CONF": conf})
-        ctrs = self.podman("ps", "-aq", "--filter", label, check=False).stdout.split()
-        if ctrs:
-            self.podman("rm", "-f", "-t", "0", *ctrs, check=False)
+        remove_cluster_containers(self.state, self.cluster_id)
 
 
 def start_cluster(

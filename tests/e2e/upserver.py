@@ -34,6 +34,25 @@ def remove_pods(pods: list[str], *, podman: tuple[str, ...] = ("podman",),
             proc.wait()
 
 
+def remove_cluster_containers(state: Path, cluster_id: str) -> None:
+    """Every Podman pod and container labelled with the cluster's id (`orchestra.io/cluster`), through
+    the Podman configuration of its state directory; nothing when the tests cleaned up already."""
+    if not cluster_id:
+        return
+    env = {**os.environ, "CONTAINERS_CONF": str(state / "podman" / "containers.conf")}
+    label = f"label=orchestra.io/cluster={cluster_id}"
+
+    def listed(*what: str) -> list[str]:
+        return subprocess.run(["podman", *what, "-q", "--filter", label], capture_output=True, text=True,
+                              env=env, timeout=60, check=False).stdout.split()
+
+    remove_pods(listed("pod", "ps"), env=env)
+    ctrs = listed("ps", "-a")
+    if ctrs:
+        subprocess.run(["podman", "rm", "-f", "-t", "0", *ctrs], capture_output=True, env=env, timeout=120,
+                       check=False)
+
+
 @attrs.frozen
 class UpServer:
     state: Path
