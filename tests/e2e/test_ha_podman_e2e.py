@@ -5,7 +5,9 @@ is killed while ConfigMaps are written through A (writes keep succeeding on 2 of
 started through B and A is killed with SIGKILL in the middle: B takes the controllers' Lease within the
 lease time, the rollout completes through B, every ConfigMap A acknowledged is there, the node stays
 Ready, now talking to B, and runs each pod once (Podman's pods against the API's, by uid); restarted
-with A's URL, the join reaches B from the servers it kept in its state dir and adopts its pods."""
+with A's URL, the join reaches B from the servers it kept in its state dir and adopts its pods.
+B joins with `--token` and a fresh state directory (the bootstrap record in etcd); servers without the
+token or with another are refused before they make anything; `orchestra status` names the new leader."""
 
 from __future__ import annotations
 
@@ -67,6 +69,18 @@ def orchestra_server(state: Path, etcd: EtcdCluster, cidr: str,
         yield server, proc
     finally:
         stop(proc)
+
+
+def refused(state: Path, etcd: EtcdCluster, *extra: str) -> str:
+    """`orchestra up` over the cluster's etcd that must refuse to start: its message."""
+    state.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "orchestra", "up", "--store", etcd.url, "--no-network", "--no-podman",
+         "--no-dashboard", "--state-dir", str(state), "--listen", f"127.0.0.1:{free_port()}", *extra],
+        capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0, proc.stderr
+    assert not (state / "pki" / "ca.crt").exists()  # nothing of its own was made
+    return proc.stderr
 
 
 class Writer(threading.Thread):
@@ -147,6 +161,10 @@ def test_a_joined_node_fails_over_when_the_leading_server_is_killed_mid_rollout(
         a, a_proc = stack.enter_context(orchestra_server(tmp_path / "a", etcd, cidr))
         token = (a.state / "token").read_text().strip()  # B: the cluster's token and a fresh state dir
         b, _ = stack.enter_context(orchestra_server(tmp_path / "b", etcd, cidr, "--token", token))
+        for name in ("token", "encryption-config.json", "pki/ca.crt", "pki/ca.key", "pki/sa.key"):
+            assert (b.state / name).read_bytes() == (a.state / name).read_bytes(), name
+        assert "pass its token with --token" in refused(tmp_path / "c", etcd)
+        assert "holds another cluster" in refused(tmp_path / "d", etcd, "--token", "not-the-token")
         stack.callback(dirs.clean)  # the node stops (and its pods go) while B still serves
         assert f"_{a.url.removeprefix('https://')}_" in holder(b)  # A started first: it leads
 
@@ -186,6 +204,13 @@ def test_a_joined_node_fails_over_when_the_leading_server_is_killed_mid_rollout(
                       timeout=30)
         took_over = time.monotonic() - killed
         assert took_over <= FAST_LEASE_SECONDS + 4, leader  # (+ retry and polling)
+
+        status = subprocess.run([sys.executable, "-m", "orchestra", "status", "--kubeconfig",
+                                 str(b.state / "kubeconfig")], capture_output=True, text=True, timeout=30)
+        assert status.returncode == 0 and f"leader: {leader}" in status.stdout, status
+        rows = {line.split()[0]: line.split()[2] for line in status.stdout.splitlines()[1:]
+                if "_127.0.0.1:" in line and not line.startswith("leader:")}
+        assert rows[leader] == "leader", status.stdout
 
         rollout = subprocess.run([KUBECTL, "--kubeconfig", str(b.state / "kubeconfig"), "rollout", "status",
                                   "deploy/web", "--timeout=50s"], capture_output=True, text=True, timeout=60)
