@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.upserver import processes_naming
+from tests.e2e.upserver import processes_naming, remove_pods
 
 pytestmark = [pytest.mark.podman, pytest.mark.slow]
 
@@ -148,9 +148,7 @@ def _wait_for(condition: object, timeout: float, what: str) -> None:
 
 
 def _remove_pods(state: Path) -> None:
-    pods = _pods_of(state)
-    if pods:
-        subprocess.run(["podman", "pod", "rm", "-f", "-t", "0", *pods], capture_output=True, check=False)
+    remove_pods(_pods_of(state))
 
 
 def _assert_nothing_left(state: Path) -> None:
