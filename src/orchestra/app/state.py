@@ -131,15 +131,14 @@ HISTORY = 50_000
 
 async def open_store(config: ClusterConfig) -> Store:
     """The store `config.store` names: "memory", "durable" (the log under the state directory) or an
-    etcd URL (etcd://HOST:PORT[,HOST:PORT]: the keys under /registry/, as kube-apiserver lays them
-    out; the store is then etcd's watch cache). ("etcd", the local etcd, is run_cluster's to start:
-    it gives this the URL.)"""
+    etcd URL (etcd://HOST:PORT[,HOST:PORT]: the keys under /registry/; the store is then etcd's watch
+    cache). ("etcd", the local etcd, is run_cluster's to start: it gives this the URL; run_cluster has
+    refused an etcd holding an unfinished migration before anything else touches it.)"""
     if config.store == "memory":
         return Store.open_memory(max_history=HISTORY)
     if config.store.startswith(("etcd://", "etcds://")):
-        tls = etcd_tls(config)
-        await refuse_unfinished_migration(config.store, tls)
-        return await Store.open_etcd(config.store, within=ETCD_KEYS, max_history=HISTORY, tls=tls)
+        return await Store.open_etcd(config.store, within=ETCD_KEYS, max_history=HISTORY,
+                                     tls=etcd_tls(config))
     return Store.open_durable(config.state_dir / "store", fsync=config.fsync, max_history=HISTORY)  # type: ignore[arg-type]
 
 
