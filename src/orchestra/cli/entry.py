@@ -12,17 +12,26 @@ import signal
 import sys
 from typing import Any, NoReturn
 
-from orchestra.cli.signals import Terminated
+from orchestra.cli.signals import Terminated, exit_code, received
 
 
 def _terminate(signum: int, frame: Any) -> NoReturn:
+    received.append(signum)
     raise Terminated
+
+
+def _interrupt(signum: int, frame: Any) -> NoReturn:
+    received.append(signum)
+    raise KeyboardInterrupt
 
 
 def main() -> None:
     signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, _interrupt)
     try:
         from orchestra.cli.main import main as cli_main
     except KeyboardInterrupt as exc:
         sys.exit(143 if isinstance(exc, Terminated) else 130)
+    if received:  # raised where Python dropped it (an import lock's weakref callback): still ours to obey
+        sys.exit(exit_code(received[-1]))
     cli_main()

@@ -11,3 +11,14 @@ from __future__ import annotations
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so every handler of that one applies."""
+
+
+# The signals the entry point's handlers raised for, in order. Python drops an exception raised where it
+# cannot propagate (a weakref callback of the import machinery, a __del__: "Exception ignored in ..."),
+# so a signal arriving there would be lost; whoever takes over the signals later looks here first.
+received: list[int] = []
+
+
+def exit_code(signum: int) -> int:
+    """130 for SIGINT, 143 for SIGTERM: 128 + the signal's number, as shells report it."""
+    return 128 + signum

@@ -47,6 +47,11 @@ FORCE_EXIT_AFTER = 5.0  # seconds a forced stop may take before the process exit
 async def _handle_signals(signals: Any, shutdown: Any) -> None:
     """First SIGTERM/SIGINT: stop cleanly. Second: cut the clean-up short (and if even that hangs,
     leave the process after FORCE_EXIT_AFTER s — a thread, so a blocked event loop cannot stop it)."""
+    from orchestra.cli.signals import received
+
+    if received:  # one arrived before the event loop took the signals over and was lost on the way
+        click.echo(f"orchestra: {signal.Signals(received[-1]).name}: stopping", err=True)
+        shutdown.stop()
     async for signum in signals:
         name = signal.Signals(signum).name
         if not shutdown.stopping:
