@@ -20,8 +20,9 @@ row then says where the CPU goes (/proc's user + system time over each row, per 
 gateway client's per raw put, etcd's, the server's and the Python clients' per CREATE - on this 2-core
 machine their sum bounds the rates, and the machine is shared, so it is the steadier figure; its
 WATCH row is a create to the event at an HTTP watch, through etcd. The BOUND row turns the CPU row into the
-ceiling it sets: CREATE's share of raw puts if the server and the clients cost no CPU at all, and the CPU per
-CREATE the 70 % target leaves them.
+ceiling it sets on this machine: the CREATE rate its cores allow for etcd's share of a CREATE alone (as if
+the server and the clients cost no CPU), and the CPU per CREATE the 70 % target leaves them (meaningful
+on a quiet machine only: other load leaves etcd's raw puts short of the cores).
 Usage: .venv/bin/python bench/api.py [--seconds 5] [--get-only] [--secrets] [--store S ...]
 `--secrets`: GET / LIST / create of Secrets on the durable store, stored in the clear (an
 EncryptionConfiguration with only the identity provider) and then encrypted (orchestra's default
@@ -477,14 +478,15 @@ def etcd_row(state: Path, args: argparse.Namespace, create_rps: float, create_cp
     server, etcd_create, clients = create_cpu
     print(f"CPU    ms per raw put: etcd {put_cpu[0]:.2f}, gateway client {put_cpu[1]:.2f};   "
           f"per CREATE: etcd {etcd_create:.2f}, server {server:.2f}, Python clients {clients:.2f}")
-    # While CPU bounds both rates (etcd, the server and the clients share this machine's cores), CREATE's
-    # share of raw puts is at most the ratio of their CPU costs: etcd's own work for a CREATE (a txn and
-    # the watch event that feeds the cache) already costs more than a raw put with its client.
-    raw = put_cpu[0] + put_cpu[1]
-    budget = raw / 0.70 - etcd_create
-    print(f"BOUND  CPU-bound ceiling with a server and clients that cost nothing: {raw / etcd_create:.0%} "
-          f"of raw puts; 70 % leaves the server and clients {budget:.2f} ms per CREATE "
-          f"(they spend {server + clients:.2f})")
+    # The machine's cores bound CREATE's rate at cores / (CPU per CREATE): etcd's own work for a CREATE (a
+    # txn and the watch event that feeds the cache) alone bounds it, however little the server and the
+    # clients spend; and the 70 % target leaves them what is left of cores / (0.7 x raw puts/s).
+    cores = os.cpu_count() or 1
+    ceiling = cores / etcd_create * 1000
+    budget = cores / (0.70 * rps) * 1000 - etcd_create
+    print(f"BOUND  {cores} cores: etcd's CPU alone caps CREATE at {ceiling:.0f}/s "
+          f"({ceiling / rps:.0%} of raw puts) with a server and clients costing nothing; 70 % leaves them "
+          f"{budget:.2f} ms per CREATE (they spend {server + clients:.2f})")
 
 
 def etcd_pids(state: Path) -> list[int]:
