@@ -445,7 +445,7 @@ def etcd_row(state: Path, args: argparse.Namespace, create_rps: float, create_cp
 
     async def go() -> float:
         client = EtcdClient([f"http://127.0.0.1:{port}"])
-        stored, _ = await client.get("/registry/core/configmaps/default/c-0-0")
+        stored, _ = await client.get("/registry/configmaps/default/c-0-0")
         value = b"x" * (len(stored.value) if stored else 300)
         done = 0
 

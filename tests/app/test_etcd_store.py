@@ -59,7 +59,7 @@ async def test_crud_and_watch_through_the_api_then_a_restart_finds_the_objects(t
                 created = await http.post(CM, json=configmap("one", a="1"))
                 assert created.status_code == 201, created.text
                 rv = created.json()["metadata"]["resourceVersion"]
-                key = "/registry/core/configmaps/default/one"  # kube-apiserver's layout (core: its group)
+                key = "/registry/configmaps/default/one"  # kube-apiserver's layout
                 stored = await trio.to_thread.run_sync(etcdctl_get, etcd, key)
                 assert [str(kv["mod_revision"]) for kv in stored["kvs"]] == [rv]  # resourceVersion = etcd's
                 listed = (await http.get(CM, params=MINE)).json()

@@ -27,6 +27,7 @@ from orchestra.cli.main import cli
 from orchestra.store import Store
 from orchestra.store.etcdclient import EtcdClient
 from orchestra.store.etcdcopy import MARKER, read_keys
+from orchestra.store.etcdkeys import KUBE_LAYOUT
 from tests.etcdserver import EtcdServer, start_or_skip
 
 CRD = {
@@ -157,8 +158,11 @@ async def test_a_cluster_moves_to_etcd_and_back_with_every_object(tmp_path: Path
             done = await migrate(state, to=etcd.url)
             assert done.keys == len(logged) and done.encrypted >= 1
             copied = await keys_of_etcd(etcd)
-            assert copied == logged  # byte for byte: the Secret as it was encrypted at rest
-            assert copied["/registry/core/secrets/default/db"].startswith(b"k8s:enc:aesgcm:v1:key1:")
+            # byte for byte, each object under kube-apiserver's key for it: the Secret as it was
+            # encrypted at rest (bound to its store key, which the etcd key maps back to)
+            assert copied == {KUBE_LAYOUT.to_etcd(key): value for key, value in logged.items()}
+            assert copied["/registry/secrets/default/db"].startswith(b"k8s:enc:aesgcm:v1:key1:")
+            assert "/registry/deployments/default/web" in copied, sorted(copied)
             assert await keys_of_log(state) == logged  # the source is never changed
             async with cluster(state, etcd.url) as (running, http):
                 assert running.store.statistics()["backend"] == "etcd"
@@ -173,7 +177,8 @@ async def test_a_cluster_moves_to_etcd_and_back_with_every_object(tmp_path: Path
             on_etcd = await keys_of_etcd(etcd)
             back = await migrate(state, to="durable", source=etcd.url, overwrite=True)
             assert back.keys == len(on_etcd)
-            assert await keys_of_log(state) == on_etcd
+            logged = await keys_of_log(state)
+            assert {KUBE_LAYOUT.to_etcd(key): value for key, value in logged.items()} == on_etcd
             assert not (state / "store.migrating").exists() and not (state / "store.replaced").exists()
             async with cluster(state, "durable") as (running, http):
                 assert running.store.statistics()["backend"] == "durable"
@@ -237,15 +242,15 @@ async def test_a_running_server_an_unreachable_etcd_and_a_full_target_are_refuse
         await migrate(state, to="etcd://127.0.0.1:1")
     client = EtcdClient([etcd.endpoint])
     try:
-        await client.put("/registry/core/configmaps/default/other", CM)
+        await client.put("/registry/configmaps/default/other", CM)
         with pytest.raises(MigrationError, match=r"already holds 1 keys under /registry/ .* --overwrite"):
             await migrate(state, to=etcd.url)
         assert (await migrate(state, to=etcd.url, overwrite=True)).keys == 1
-        assert list(await keys_of_etcd(etcd)) == ["/registry/core/configmaps/default/a"]
+        assert list(await keys_of_etcd(etcd)) == ["/registry/configmaps/default/a"]
         with pytest.raises(MigrationError, match="between the durable log and etcd"):
             await migrate(state, to=etcd.url, source=etcd.url)
     finally:
-        await client.delete("/registry/core/configmaps/default/a")
+        await client.delete("/registry/configmaps/default/a")
         await client.aclose()
 
 
@@ -268,7 +273,23 @@ async def test_an_unfinished_migration_in_etcd_is_refused_by_up_and_by_migrate(
         await refuse_unfinished_migration(etcd.url)  # finished now
     finally:
         await client.delete(MARKER)
+        await client.delete("/registry/configmaps/default/a")
+        await client.aclose()
+
+
+async def test_an_etcd_in_an_earlier_builds_key_layout_is_refused_at_start(etcd: EtcdServer) -> None:
+    client = EtcdClient([etcd.endpoint])
+    try:
+        await client.put("/registry/core/configmaps/default/a", CM)  # where earlier builds kept it
+        with pytest.raises(UnfinishedMigrationError, match=r"key layout of an earlier orchestra development "
+                                                            r"build \(/registry/core/configmaps/default/a;"):
+            await refuse_unfinished_migration(etcd.url)
         await client.delete("/registry/core/configmaps/default/a")
+        await client.put("/registry/configmaps/default/a", CM)  # kube-apiserver's key: this build's
+        await refuse_unfinished_migration(etcd.url)
+    finally:
+        await client.delete("/registry/core/configmaps/default/a")
+        await client.delete("/registry/configmaps/default/a")
         await client.aclose()
 
 

@@ -73,7 +73,7 @@ def test_the_api_serves_from_the_local_etcd_and_objects_survive_a_restart(tmp_pa
     with orchestra_up(state, store=LOCAL_ETCD) as server:
         assert len(etcd_pids(state)) == 1
         rv = create_configmap(server, "kept")["metadata"]["resourceVersion"]
-        stored = etcdctl_get(state, "/registry/core/configmaps/default/kept")
+        stored = etcdctl_get(state, "/registry/configmaps/default/kept")
         assert [str(kv["mod_revision"]) for kv in stored] == [rv]  # etcd holds it; its revision is the RV
 
         def nodes() -> list[str]:

@@ -169,9 +169,9 @@ def test_orchestra_up_over_etcd_with_tls(tls_etcd: tuple[str, Path], tmp_path: P
         got = subprocess.run(["etcdctl", "--endpoints", url.replace("etcds://", "https://"), "--cacert",
                               str(d / "ca.crt"), "--cert", str(d / "client.crt"), "--key",
                               str(d / "client.key"),
-                              "get", "--prefix", "--keys-only", "/registry/core/configmaps/default/over-tls"],
+                              "get", "--prefix", "--keys-only", "/registry/configmaps/default/over-tls"],
                              capture_output=True, text=True)
-        assert "/registry/core/configmaps/default/over-tls" in got.stdout, got.stderr
+        assert "/registry/configmaps/default/over-tls" in got.stdout, got.stderr
     finally:
         proc.send_signal(signal.SIGINT)
         try:

@@ -224,9 +224,14 @@ def test_apply_app_from_yaml_and_rollout(cluster: Cluster) -> None:
     cluster.kubectl("rollout", "status", "deployment/web", "-n", NS, "--timeout=90s", timeout=100)
     assert len(web_pods(cluster)) == 2
     assert list(cluster.sandboxes().values()) == ["Running", "Running"]
-    # etcd holds them, and the resourceVersion is etcd's mod revision
-    key = f"/registry/core/configmaps/{NS}/web-config"
+    # etcd holds them under kube-apiserver's keys, and the resourceVersion is etcd's mod revision
+    key = f"/registry/configmaps/{NS}/web-config"
     [kv] = json.loads(cluster.etcdctl("get", key, "-w", "json"))["kvs"]
+    for prefix, names in ((f"/registry/services/specs/{NS}/", ["web"]),
+                          (f"/registry/deployments/{NS}/", ["web"]),
+                          (f"/registry/pods/{NS}/", list(web_pods(cluster)))):
+        keys = cluster.etcdctl("get", "--prefix", "--keys-only", prefix).split()
+        assert {prefix + name for name in names} <= set(keys), (prefix, keys)
     assert str(kv["mod_revision"]) == cluster.json("get", "cm", "web-config", "-n", NS)["metadata"][
         "resourceVersion"]
     svc = cluster.json("get", "svc", "web", "-n", NS)

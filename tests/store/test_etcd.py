@@ -25,6 +25,7 @@ from orchestra.store import (
 )
 from orchestra.store.etcd import endpoints_from_url
 from orchestra.store.etcdclient import EtcdClient, Get
+from orchestra.store.etcdkeys import KUBE_LAYOUT
 from tests.etcdserver import EtcdServer, start_or_skip, unique_prefix
 
 
@@ -223,6 +224,46 @@ async def test_keys_written_by_etcdctl_arrive_and_keys_outside_are_left_alone(
             with pytest.raises(StoreError, match="outside this store's keys"):
                 await store.aput("/elsewhere", b"x")
             await store.aclose()
+
+
+async def test_kube_apiservers_layout_in_etcd_writes_watches_and_a_reopen(etcd_server: EtcdServer) -> None:
+    with trio.fail_after(15):
+        p = unique_prefix("layout")
+        raw = EtcdClient([etcd_server.endpoint])
+        async with trio.open_nursery() as nursery:
+            store = await open_running(nursery, etcd_server.url, p, within="/registry/", layout=KUBE_LAYOUT)
+            node = await store.aput("/registry/core/nodes/n1", b"node")
+            svc = await store.aput("/registry/core/services/default/web", b"svc")
+            assert node.key == "/registry/core/nodes/n1" and svc.key == "/registry/core/services/default/web"
+            held = {kv.key[len(p):]: kv.value for kv in (await raw.range(p))[0]}
+            assert held == {"/registry/minions/n1": b"node", "/registry/services/specs/default/web": b"svc"}
+            # an update and a compare are etcd's, on the etcd key
+            with pytest.raises(CompareFailed):
+                await store.aput("/registry/core/nodes/n1", b"again", expect_mod_revision=1)
+            await store.aput("/registry/core/nodes/n1", b"again", expect_mod_revision=node.mod_revision)
+            # what another writer puts at kube's key arrives under the store's; another layout's keys do not
+            await raw.put(p + "/registry/deployments/default/web", b"dep")
+            await raw.put(p + "/registry/core/pods/default/old", b"old layout")
+            await until(lambda: store.get("/registry/apps/deployments/default/web") is not None)
+            assert store.get("/registry/core/pods/default/old") is None
+            with pytest.raises(StoreError, match="has no place in etcd's kube-apiserver key layout"):
+                await store.aput("/registry/pods/default/x", b"x")
+            async with store.watch("/registry/", start_revision=node.mod_revision) as events:
+                await store.adelete("/registry/core/services/default/web")
+                seen: list[tuple[str, str]] = []
+                while ("DELETE", "/registry/core/services/default/web") not in seen:
+                    seen += [(e.type, e.kv.key) for e in await events.__anext__()]
+            assert seen == [("PUT", "/registry/core/nodes/n1"),
+                            ("PUT", "/registry/core/services/default/web"),
+                            ("PUT", "/registry/core/nodes/n1"),
+                            ("PUT", "/registry/apps/deployments/default/web"),
+                            ("DELETE", "/registry/core/services/default/web")]
+            await store.aclose()
+            again = await open_running(nursery, etcd_server.url, p, within="/registry/", layout=KUBE_LAYOUT)
+            assert sorted(kv.key for kv in again.range("/registry/")[0]) == [
+                "/registry/apps/deployments/default/web", "/registry/core/nodes/n1"]
+            await again.aclose()
+        await raw.aclose()
 
 
 async def test_a_reopened_store_has_the_keys_and_etcd_is_compacted_an_interval_behind(

@@ -19,7 +19,8 @@ Values are copied byte for byte: uid, creationTimestamp, generation, managedFiel
 ownerReferences and status are in them, and Secrets stay encrypted at rest as they were - with the
 state directory's key (encryption-config.json), which stays where it is. Copying ciphertext is right
 (re-encrypting is not needed): AES-GCM binds a value to its store key, and the keys are the same
-in both stores (the etcd layout is the store's keys under /registry/). resourceVersions become the
+in both stores (etcd holds them in kube-apiserver's layout, /registry/pods/..., which
+store/etcdkeys.py maps back to the same store keys). resourceVersions become the
 target's revisions: clients re-list, as after any restore of etcd. The source is never modified
 (it stays behind as it was and no longer follows the cluster).
 Must not import: cli.
@@ -44,7 +45,7 @@ from orchestra.api.request import encryption
 from orchestra.api.request.stored import Codec
 from orchestra.app.etcdlocal import BOOTSTRAPPED, LOCAL, EtcdStartError, LocalEtcd
 from orchestra.app.running import servers_on
-from orchestra.app.state import ENCRYPTION_CONFIG, ETCD_KEYS
+from orchestra.app.state import ENCRYPTION_CONFIG, ETCD_KEYS, ETCD_LAYOUT
 from orchestra.store import KeyValue, Put, Store, StoreError, StoreUnavailableError
 from orchestra.store.etcd import endpoints_from_url
 from orchestra.store.etcdclient import EtcdClient
@@ -125,7 +126,8 @@ async def _to_etcd(state: Path, target: str, overwrite: bool, tls: ssl.SSLContex
         note = {"from": str(state / STORE_DIR), "source_revision": revision}
         async with _etcd(state, target, tls) as (url, client):
             try:
-                new_revision = await copy_into(client, kvs, within=ETCD_KEYS, overwrite=overwrite, note=note)
+                new_revision = await copy_into(client, [_in_etcd(kv) for kv in kvs], within=ETCD_KEYS,
+                                               overwrite=overwrite, note=note)
             except TargetNotEmpty as exc:
                 raise MigrationError(_not_empty(url, exc)) from None
             except CopyError as exc:
@@ -207,6 +209,7 @@ async def _to_durable(state: Path, source: str, overwrite: bool, tls: ssl.SSLCon
                                      f"{note.get('from')}): it is not a whole cluster; nothing was migrated")
             try:
                 kvs, revision = await read_keys(client, "", ETCD_KEYS)
+                kvs = _from_etcd(kvs)
             except StoreUnavailableError:
                 raise  # (_etcd says it)
             except StoreError as exc:
@@ -222,6 +225,23 @@ async def _to_durable(state: Path, source: str, overwrite: bool, tls: ssl.SSLCon
     where = f"the local etcd {url} ({state / 'etcd'})" if source == LOCAL else f"etcd at {url}"
     return Migrated(len(kvs), encrypted, f"{where} (revision {revision})", f"the durable log {target}",
                     new_revision)
+
+
+def _in_etcd(kv: KeyValue) -> KeyValue:
+    """A store key as etcd holds it (kube-apiserver's layout: orchestra.store.etcdkeys); a key with no
+    place in it is a StoreError, before anything is written."""
+    return KeyValue(ETCD_LAYOUT.to_etcd(kv.key), kv.value, kv.create_revision, kv.mod_revision, kv.version)
+
+
+def _from_etcd(kvs: list[KeyValue]) -> list[KeyValue]:
+    """etcd's keys as the store's (the keys of another layout are not the cluster's: left out, as a
+    server on this etcd leaves them out)."""
+    found = []
+    for kv in kvs:
+        key = ETCD_LAYOUT.from_etcd(kv.key)
+        if key is not None:
+            found.append(KeyValue(key, kv.value, kv.create_revision, kv.mod_revision, kv.version))
+    return found
 
 
 def _recover_interrupted_swap(state: Path) -> None:

@@ -25,6 +25,7 @@ from orchestra.store import Store
 from orchestra.store.etcd import endpoints_from_url
 from orchestra.store.etcdclient import EtcdClient
 from orchestra.store.etcdcopy import unfinished_copy
+from orchestra.store.etcdkeys import KUBE_LAYOUT
 from orchestra.store.etcdtls import client_tls
 
 
@@ -137,12 +138,14 @@ async def open_store(config: ClusterConfig) -> Store:
     if config.store == "memory":
         return Store.open_memory(max_history=HISTORY)
     if config.store.startswith(("etcd://", "etcds://")):
-        return await Store.open_etcd(config.store, within=ETCD_KEYS, max_history=HISTORY,
-                                     tls=etcd_tls(config))
+        return await Store.open_etcd(config.store, within=ETCD_KEYS, layout=ETCD_LAYOUT,
+                                     max_history=HISTORY, tls=etcd_tls(config))
     return Store.open_durable(config.state_dir / "store", fsync=config.fsync, max_history=HISTORY)  # type: ignore[arg-type]
 
 
 ETCD_KEYS = "/registry/"  # what an etcd-backed store keeps (and watches) of etcd's keys
+ETCD_LAYOUT = KUBE_LAYOUT  # and where each object is among them: kube-apiserver's keys (/registry/pods/...)
+EARLIER_LAYOUT = "/registry/core/"  # earlier builds kept the core group's objects here (no longer read)
 
 
 class UnfinishedMigrationError(RuntimeError):
@@ -158,16 +161,24 @@ def etcd_tls(config: ClusterConfig) -> ssl.SSLContext | None:
 
 async def refuse_unfinished_migration(url: str, tls: ssl.SSLContext | None = None) -> None:
     """Refuse an etcd that a migration into it still runs on, or was killed on (store/etcdcopy.py's
-    marker): its keys are part of a cluster, not all of it."""
+    marker): its keys are part of a cluster, not all of it; and an etcd whose objects are in an
+    earlier build's key layout (which this one would not see)."""
     client = EtcdClient(endpoints_from_url(url), tls=tls)
     try:
         note = await unfinished_copy(client)
+        earlier, _, _ = await client.range(EARLIER_LAYOUT, limit=1)
     finally:
         await client.aclose()
     if note is not None:
         raise UnfinishedMigrationError(
             f"etcd at {url} holds an unfinished `orchestra store migrate` (from {note.get('from')}): "
             "it is running, or was interrupted; run it again with --overwrite, then start orchestra")
+    if earlier:
+        raise UnfinishedMigrationError(
+            f"etcd at {url} holds objects in the key layout of an earlier orchestra development build "
+            f"({earlier[0].key}; objects are now under kube-apiserver's keys, /registry/pods/...): move "
+            "them out with that build (`orchestra store migrate --to durable --from etcd://...`), then in "
+            "with this one (`orchestra store migrate --to etcd://...`)")
 
 
 def prepare_state_dir(state: Path) -> Path:

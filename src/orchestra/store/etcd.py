@@ -17,12 +17,14 @@ Owns: the etcd side of a Store opened with Store.open_etcd():
   a binary search finds etcd's compaction and the cache drops its history before it (feed.compact),
   so a watch or LIST from a revision etcd compacted is CompactedError (the API's 410), not history
   etcd itself would refuse;
-- keys: etcd key = `prefix` + the store's key; only keys under `prefix` + `within` are kept.
+- keys: etcd key = `prefix` + `layout`.to_etcd(the store's key) (orchestra.store.etcdkeys: orchestra
+  lays its keys out as kube-apiserver does); only keys under `prefix` + `within` are kept, and of those
+  only keys the layout maps back (another layout's keys are not the store's).
 Errors: etcd unreachable, or a write not seen back in time, is StoreUnavailableError (the API's
 503); a watch that etcd's compaction overtook cannot be resumed (the cache would miss events): the
 serve task fails with StoreError saying so.
 
-Must not import: anything from orchestra except orchestra.store.{types, backend, etcdclient}.
+Must not import: anything from orchestra except orchestra.store.{types, backend, etcdclient, etcdkeys}.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import trio
 
 from orchestra.store.backend import Feed
 from orchestra.store.etcdclient import EtcdClient, Get, WatchResponse
+from orchestra.store.etcdkeys import IDENTITY, KeyLayout
 from orchestra.store.types import (
     DELETE,
     Compare,
@@ -81,8 +84,9 @@ class EtcdBackend:
 
     def __init__(self, client: EtcdClient, *, prefix: str = "", within: str = "",
                  compact_interval: float = COMPACT_INTERVAL, write_timeout: float = WRITE_TIMEOUT,
-                 compaction_check: float = COMPACTION_CHECK) -> None:
+                 compaction_check: float = COMPACTION_CHECK, layout: KeyLayout = IDENTITY) -> None:
         self.client = client
+        self.layout = layout
         self.compaction_check = compaction_check
         self.prefix = prefix
         self.within = within
@@ -114,8 +118,12 @@ class EtcdBackend:
                                                     start=kvs[-1].key + "\0")
             kvs += page
         cut = len(self.prefix)
-        feed.restore(revision, [KeyValue(kv.key[cut:], kv.value, kv.create_revision, kv.mod_revision,
-                                         kv.version) for kv in kvs])
+        restored = []
+        for kv in kvs:
+            key = self.layout.from_etcd(kv.key[cut:])
+            if key is not None:
+                restored.append(KeyValue(key, kv.value, kv.create_revision, kv.mod_revision, kv.version))
+        feed.restore(revision, restored)
         self._feed = feed
         self._compact_next = revision
         self._stats["etcd_revision"] = revision
@@ -201,8 +209,9 @@ class EtcdBackend:
                 feed.apply(revision, ops)
                 ops = []
             revision = kv.mod_revision
-            key = kv.key[cut:]
-            ops.append(Delete(key) if kind == DELETE else Put(key, kv.value))
+            key = self.layout.from_etcd(kv.key[cut:])
+            if key is not None:
+                ops.append(Delete(key) if kind == DELETE else Put(key, kv.value))
         if ops:
             feed.apply(revision, ops)
         self._stats["etcd_revision"] = max(resp.revision, revision)
@@ -243,18 +252,17 @@ class EtcdBackend:
         compare order (what CompareFailed reports)."""
         for key in {c.key for c in compares} | {op.key for op in (*success, *failure)}:
             self._check_key(key)
-        p = self.prefix
         on_failure: list[Put | Delete | Get] = list(failure)
         if not failure:
             on_failure = [Get(key) for key in dict.fromkeys(c.key for c in compares)]
-        resp = await self.client.txn([Compare(p + c.key, c.target, c.op, c.value) for c in compares],
-                                     [_prefixed(op, p) for op in success],
-                                     [_prefixed(op, p) for op in on_failure])
+        resp = await self.client.txn([attrs.evolve(c, key=self._etcd_key(c.key)) for c in compares],
+                                     [attrs.evolve(op, key=self._etcd_key(op.key)) for op in success],
+                                     [attrs.evolve(op, key=self._etcd_key(op.key)) for op in on_failure])
         taken: Sequence[Put | Delete | Get] = success if resp.succeeded else on_failure
         responses: list[KeyValue | None] = []
         wrote = False
         for op, prev in zip(taken, resp.responses, strict=True):
-            prev = None if prev is None else KeyValue(prev.key[len(p):], prev.value, prev.create_revision,
+            prev = None if prev is None else KeyValue(op.key, prev.value, prev.create_revision,
                                                       prev.mod_revision, prev.version)
             if isinstance(op, Put):
                 responses.append(KeyValue(op.key, op.value, prev.create_revision if prev else resp.revision,
@@ -270,6 +278,9 @@ class EtcdBackend:
     def _check_key(self, key: str) -> None:
         if not key.startswith(self.within):
             raise StoreError(f"key {key!r} is outside this store's keys ({self.within!r}...)")
+
+    def _etcd_key(self, key: str) -> str:
+        return self.prefix + self.layout.to_etcd(key)
 
     async def wait_durable(self, revision: int) -> None:
         await self._until_applied(revision)  # etcd made it durable before it answered the write
@@ -312,7 +323,4 @@ class EtcdBackend:
         with trio.CancelScope(shield=True):
             await self.client.aclose()
 
-
-def _prefixed(op: Put | Delete | Get, prefix: str) -> Put | Delete | Get:
-    return attrs.evolve(op, key=prefix + op.key)
 

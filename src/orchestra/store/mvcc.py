@@ -27,6 +27,7 @@ import trio
 from orchestra.store.backend import Backend, RemoteBackend
 from orchestra.store.durable import DurableBackend, FsyncPolicy
 from orchestra.store.etcd import COMPACT_INTERVAL, COMPACTION_CHECK, EtcdBackend
+from orchestra.store.etcdkeys import IDENTITY, KeyLayout
 from orchestra.store.history import History
 from orchestra.store.index import KeyIndex
 from orchestra.store.memory import MemoryBackend
@@ -142,12 +143,13 @@ class Store:
     async def open_etcd(cls, url: str, *, prefix: str = "", within: str = "",
                         tls: ssl.SSLContext | None = None, compact_interval: float = COMPACT_INTERVAL,
                         compaction_check: float = COMPACTION_CHECK, retention_seconds: float = 300.0,
-                        max_history: int = 200_000) -> Store:
+                        max_history: int = 200_000, layout: KeyLayout = IDENTITY) -> Store:
         """A store kept in etcd at `url` (etcd://HOST:PORT[,HOST:PORT]): etcd key = prefix + key, the
         keys under `within` only (orchestra.store.etcd; compaction_check: how often the cache checks
-        that etcd still has the history it serves)."""
+        that etcd still has the history it serves; layout: where each key lives in etcd,
+        orchestra.store.etcdkeys)."""
         _check_limits(retention_seconds, max_history)
-        backend = EtcdBackend.from_url(url, tls=tls, prefix=prefix, within=within,
+        backend = EtcdBackend.from_url(url, tls=tls, prefix=prefix, within=within, layout=layout,
                                        compact_interval=compact_interval, compaction_check=compaction_check)
         return await cls.open_remote(backend, retention_seconds=retention_seconds, max_history=max_history)
 
