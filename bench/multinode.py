@@ -12,16 +12,25 @@ and worker-1, worker-2, each in its own network namespace) as a subprocess (benc
   this host's Python: busybox has no load generator), so it takes the pods' real path: veth, the node's
   bridge, and across nodes the host-gw route over the link. Latency: --requests sequential 64-byte
   request/response pairs on one TCP connection (p50/p99); throughput: --mib MiB sent on one connection.
-  Same-node and cross-node alternate in --rounds rounds so drift hits both alike.
+  Same-node and cross-node alternate in --rounds rounds (which goes first alternates too) so drift hits
+  both alike. The latency runs wherever the scheduler puts it; the throughput stream is measured twice
+  per round, sender and receiver pinned to two CPUs (the first and the last) and then both to the first,
+  the same for both pairs: left to the scheduler, which of the two a run gets decides the ratio (on two
+  CPUs the sender's CPU does the kernel's work of every hop up to the receiving socket, on one kernel,
+  and only the receiver's copy runs beside it; on one CPU all of it shares that CPU). Printed: medians,
+  each round's ratio, and the sender's CPU time per GiB (its own process; where the kernel charges
+  softirq time to the task it interrupts, as tick-based accounting without IRQ time accounting does,
+  that includes the hops: the path's cost, less swayed than MiB/s by other load).
 Targets (the multi-node issue): join to Ready <= 2 s; cross-node throughput >= 80 % of same-node.
 Needs root and no other network-enabled orchestra on the machine (10.96.0.10:53, the ClusterIPs).
-Usage: .venv/bin/python bench/multinode.py [--joins 3] [--requests 2000] [--mib 256] [--rounds 3]
+Usage: .venv/bin/python bench/multinode.py [--joins 3] [--requests 2000] [--mib 256] [--rounds 5]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import signal
 import statistics
@@ -36,7 +45,7 @@ from proxy import IMAGE, Orchestra  # bench/ is on sys.path when run as a script
 
 PORT = 5201
 SERVER = f"""
-import socket, threading
+import os, socket, threading
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("0.0.0.0", {PORT}))
 s.listen(16)
 def serve(c):
@@ -45,7 +54,10 @@ def serve(c):
     if mode == b"e":  # echo 64-byte messages
         while (m := c.recv(64)):
             c.sendall(m)
-    else:  # sink
+    else:  # sink, on the CPU the client names (-1: any)
+        cpu = int.from_bytes(c.recv(4, socket.MSG_WAITALL), "big", signed=True)
+        if cpu >= 0:
+            os.sched_setaffinity(0, {{cpu}})  # this thread
         while c.recv(1 << 20):
             pass
         c.sendall(b"k")
@@ -55,8 +67,9 @@ while True:
     threading.Thread(target=serve, args=(s.accept()[0],), daemon=True).start()
 """
 CLIENT = """
-import json, socket, sys, time
+import json, os, socket, sys, time
 host, port, requests, mib = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+placements = json.loads(sys.argv[5])  # [[name, client CPU, server CPU], ...]
 c = socket.create_connection((host, port)); c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 c.sendall(b"e"); msg = b"x" * 64; lat = []
 for _ in range(requests):
@@ -65,13 +78,29 @@ for _ in range(requests):
         got += len(c.recv(64 - got))
     lat.append((time.perf_counter() - t0) * 1e6)
 c.close()
-c = socket.create_connection((host, port)); c.sendall(b"s"); block = b"\\0" * (1 << 20)
-t0 = time.perf_counter()
-for _ in range(mib):
-    c.sendall(block)
-c.shutdown(socket.SHUT_WR); c.recv(1); secs = time.perf_counter() - t0
-print(json.dumps({"lat_us": lat, "mib_s": mib / secs}))
+out = {"lat_us": lat}
+for name, mine, theirs in placements:
+    if mine >= 0:
+        os.sched_setaffinity(0, {mine})
+    c = socket.create_connection((host, port)); c.sendall(b"s" + theirs.to_bytes(4, "big", signed=True))
+    block = b"\\0" * (1 << 20)
+    cpu0 = time.process_time(); t0 = time.perf_counter()
+    for _ in range(mib):
+        c.sendall(block)
+    c.shutdown(socket.SHUT_WR); c.recv(1); secs = time.perf_counter() - t0; cpu = time.process_time() - cpu0
+    c.close()
+    out[name] = {"mib_s": mib / secs, "cpu_s_gib": cpu / mib * 1024}
+print(json.dumps(out))
 """
+
+
+def placements() -> list[tuple[str, int, int]]:
+    """Where the throughput stream's sender and receiver run: on two CPUs (the first and the last), and
+    both on the first; with one CPU, wherever the scheduler puts them."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return [("any CPU", -1, -1)]
+    return [("two CPUs", cpus[0], cpus[-1]), ("one CPU", cpus[0], cpus[0])]
 
 
 def sleeper(name: str, node: str) -> dict[str, Any]:
@@ -159,20 +188,26 @@ class Bench:
         srv_ip = pods["srv"]["status"]["podIP"]
         server = subprocess.Popen(["nsenter", "-t", str(self.pid_of(pods["srv"])), "-n", sys.executable, "-c",
                                    SERVER], stdout=subprocess.PIPE, text=True)
-        results: dict[str, dict[str, list[float]]] = {k: {"p50": [], "p99": [], "mib_s": []}
-                                                      for k in ("same node", "cross node")}
+        where = placements()
+        keys = ["p50", "p99"] + [f"{k} {p}" for p, _c, _s in where for k in ("mib_s", "cpu_s_gib")]
+        results: dict[str, dict[str, list[float]]] = {label: {k: [] for k in keys}
+                                                      for label in ("same node", "cross node")}
         try:
             assert server.stdout is not None and server.stdout.readline().strip() == "ready"
-            for _ in range(rounds):
-                for label, pod in (("same node", "cli-same"), ("cross node", "cli-cross")):
+            pairs = [("same node", "cli-same"), ("cross node", "cli-cross")]
+            for i in range(rounds):
+                for label, pod in pairs if i % 2 == 0 else pairs[::-1]:
                     out = subprocess.run(["nsenter", "-t", str(self.pid_of(pods[pod])), "-n", sys.executable,
-                                          "-c", CLIENT, srv_ip, str(PORT), str(requests), str(mib)],
+                                          "-c", CLIENT, srv_ip, str(PORT), str(requests), str(mib),
+                                          json.dumps(where)],
                                          capture_output=True, text=True, check=True, timeout=600)
                     got = json.loads(out.stdout)
                     lat = sorted(got["lat_us"])
                     results[label]["p50"].append(lat[len(lat) // 2])
                     results[label]["p99"].append(lat[int(len(lat) * 0.99)])
-                    results[label]["mib_s"].append(got["mib_s"])
+                    for place, _c, _s in where:
+                        for k in ("mib_s", "cpu_s_gib"):
+                            results[label][f"{k} {place}"].append(got[place][k])
         finally:
             server.kill()
         return results
@@ -193,7 +228,7 @@ def main() -> None:
     parser.add_argument("--joins", type=int, default=3)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--mib", type=int, default=256)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     if shutil.which("nsenter") is None:
         sys.exit("needs nsenter (util-linux)")
@@ -208,13 +243,23 @@ def main() -> None:
         print(f"join -> Node Ready: median {statistics.median(joins):.2f} s "
               f"(runs: {', '.join(f'{t:.2f}' for t in joins)}; target <= 2 s)")
         res = bench.pod_to_pod(args.requests, args.mib, args.rounds)
+        same, cross = res["same node"], res["cross node"]
         for label, r in res.items():
-            p50, p99, rate = (statistics.median(r[k]) for k in ("p50", "p99", "mib_s"))
-            print(f"{label:>10}: p50 {p50:7.1f} us  p99 {p99:7.1f} us  throughput {rate:8.1f} MiB/s")
-        ratio = statistics.median(res["cross node"]["mib_s"]) / statistics.median(res["same node"]["mib_s"])
-        added = statistics.median(res["cross node"]["p50"]) - statistics.median(res["same node"]["p50"])
-        print(f"cross-node throughput {ratio * 100:.0f} % of same-node (target >= 80 %); "
-              f"added p50 {added:+.1f} us")
+            p50, p99 = statistics.median(r["p50"]), statistics.median(r["p99"])
+            print(f"{label:>10}: p50 {p50:7.1f} us  p99 {p99:7.1f} us")
+        for place, _c, _s in placements():
+            rate, cpu = f"mib_s {place}", f"cpu_s_gib {place}"
+            for label, r in res.items():
+                mib_s, cost = statistics.median(r[rate]), statistics.median(r[cpu])
+                print(f"{label:>10}, sender and receiver on {place}: throughput {mib_s:8.1f} MiB/s  "
+                      f"sender CPU {cost:.3f} s/GiB")
+            ratio = statistics.median(cross[rate]) / statistics.median(same[rate])
+            rounds = [c / s * 100 for c, s in zip(cross[rate], same[rate], strict=True)]
+            cost = statistics.median(cross[cpu]) / statistics.median(same[cpu])
+            print(f"cross-node throughput on {place}: {ratio * 100:.0f} % of same-node (target >= 80 %; "
+                  f"rounds {', '.join(f'{r:.0f}' for r in rounds)}); sender CPU per GiB x{cost:.2f}")
+        added = statistics.median(cross["p50"]) - statistics.median(same["p50"])
+        print(f"added p50 across nodes {added:+.1f} us")
     finally:
         bench.stop()
         print(f"(logs: {base})")
