@@ -116,14 +116,17 @@ class GarbageCollector(Controller):
         return [(rt, obj) for rt, inf in self.graph.items() for obj in inf.by_index("owner", uid)]
 
     def _keys(self, event_type: str, old: Obj | None, new: Obj | None) -> Iterable[str]:
-        """An object's own uid; its dependents when it is deleted or starts deleting; its owners
-        that are waiting on dependents (foreground) when it changes."""
+        """An object's own uid when there is something to do for it (it has owners, or is being
+        deleted: as kube's graph builder, an object with neither is not queued); its dependents when
+        it is deleted or starts deleting; its owners that are waiting on dependents (foreground) when
+        it changes."""
         obj = new if new is not None else old
         assert obj is not None
         uid = meta(obj).get("uid")
         if not uid:
             return []
-        keys = [uid]
+        keys = [uid] if new is not None and (meta(new).get("ownerReferences")
+                                             or meta(new).get("deletionTimestamp")) else []
         if new is None or meta(new).get("deletionTimestamp"):
             keys.extend(meta(d).get("uid", "") for _, d in self.dependents(uid))
         refs = {r.get("uid") for o in (old, new) if o for r in meta(o).get("ownerReferences") or []}
