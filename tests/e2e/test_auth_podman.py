@@ -22,7 +22,8 @@ import pytest
 
 from tests.conftest import KUBECTL, ClusterThread
 
-pytestmark = [pytest.mark.podman, pytest.mark.kubectl, pytest.mark.slow]
+# host_global: service networking on the host
+pytestmark = [pytest.mark.podman, pytest.mark.kubectl, pytest.mark.slow, pytest.mark.host_global]
 
 SERVICE_CIDR = "10.231.0.0/24"
 API_IP = "10.231.0.1"

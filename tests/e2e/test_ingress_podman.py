@@ -29,7 +29,8 @@ from tests.e2e.grpcimage import ensure_grpc_image
 from tests.e2e.test_network_podman import IMAGE, NS, NetCluster, preflight, service_routed
 from tests.net.certutil import CertAuthority, tls_secret
 
-pytestmark = [pytest.mark.podman, pytest.mark.slow]
+# host_global: service networking on the host
+pytestmark = [pytest.mark.podman, pytest.mark.slow, pytest.mark.host_global]
 
 Obj = dict[str, Any]
 CA = CertAuthority("e2e-ca")

@@ -25,7 +25,8 @@ import trio
 from tests.conftest import ClusterThread
 from tests.e2e.test_network_podman import IMAGE, SLEEPER, NetCluster, preflight, service_routed
 
-pytestmark = [pytest.mark.podman, pytest.mark.slow]
+# host_global: service networking and the nft table orchestra-netpol
+pytestmark = [pytest.mark.podman, pytest.mark.slow, pytest.mark.host_global]
 
 Obj = dict[str, Any]
 TABLE = "orchestra-netpol"
