@@ -16,6 +16,7 @@ import trio
 from hypothesis import settings
 
 from tests.etcdserver import EtcdServer, session_store, shared_server
+from tests.parallel import pytest_collection_modifyitems, pytest_xdist_make_scheduler  # noqa: F401 (hooks)
 
 # CI runs the property tests with a fixed seed per test (a failure there is repeatable, and a clean
 # run means the same examples pass); locally every run explores new examples.
@@ -24,8 +25,6 @@ if os.environ.get("CI"):
     settings.load_profile("ci")
 
 KUBECTL = "/usr/lib/google-cloud-sdk/bin/kubectl.1.32"
-# the xdist group of every test marked host_global (pyproject's markers): one worker runs them one by one
-HOST_GROUP = "host-global"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -34,22 +33,6 @@ def pytest_configure(config: pytest.Config) -> None:
     an inherited SIG_IGN): handle it here, so children start with the default again."""
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The work units of `./dev test` (pytest-xdist, `-n 2 --dist loadgroup --no-loadscope-reorder`):
-    a module's tests stay together on one worker (its module-scoped clusters start once, and its tests
-    were written to run one after another); every test marked host_global (service networking on the
-    host, fixed network names) is in one group, so no two of them ever run at once. That group comes
-    first, then the e2e modules, then the rest: the long serial group starts at once, and the last
-    units handed out are short ones, so both workers finish close together."""
-    for item in items:
-        group = HOST_GROUP if item.get_closest_marker("host_global") else item.nodeid.split("::", 1)[0]
-        item.add_marker(pytest.mark.xdist_group(group))
-    if getattr(config.option, "dist", "no") == "loadgroup":
-        items.sort(key=lambda item: 0 if item.get_closest_marker("host_global")
-                   else 1 if item.nodeid.startswith("tests/e2e/") else 2)
 
 
 @attrs.define

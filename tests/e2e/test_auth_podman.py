@@ -22,8 +22,7 @@ import pytest
 
 from tests.conftest import KUBECTL, ClusterThread
 
-# host_global: service networking on the host
-pytestmark = [pytest.mark.podman, pytest.mark.kubectl, pytest.mark.slow, pytest.mark.host_global]
+pytestmark = [pytest.mark.podman, pytest.mark.kubectl, pytest.mark.slow]
 
 SERVICE_CIDR = "10.231.0.0/24"
 API_IP = "10.231.0.1"

@@ -21,8 +21,7 @@ from tests.conftest import KUBECTL, ClusterThread
 from tests.e2e.test_network_podman import preflight
 from tests.e2e.upserver import remove_pods
 
-# host_global: service networking on the host
-pytestmark = [pytest.mark.podman, pytest.mark.kubectl, pytest.mark.slow, pytest.mark.host_global]
+pytestmark = [pytest.mark.podman, pytest.mark.kubectl, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"

@@ -29,8 +29,7 @@ from tests.e2e.grpcimage import ensure_grpc_image
 from tests.e2e.test_network_podman import IMAGE, NS, NetCluster, preflight, service_routed
 from tests.net.certutil import CertAuthority, tls_secret
 
-# host_global: service networking on the host
-pytestmark = [pytest.mark.podman, pytest.mark.slow, pytest.mark.host_global]
+pytestmark = [pytest.mark.podman, pytest.mark.slow]
 
 Obj = dict[str, Any]
 CA = CertAuthority("e2e-ca")

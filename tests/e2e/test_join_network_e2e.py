@@ -29,8 +29,7 @@ import pytest
 from tests.conftest import KUBECTL
 from tests.e2e.joinnodes import NodeDirs, Server, free_port, join, orchestra_up, podman, stop, wait
 
-# host_global: cluster DNS on 10.96.0.10:53, a fixed link 10.232.0.0/24
-pytestmark = [pytest.mark.kubectl, pytest.mark.podman, pytest.mark.slow, pytest.mark.host_global]
+pytestmark = [pytest.mark.kubectl, pytest.mark.podman, pytest.mark.slow]
 
 HOST_IP, NODE_IP = "10.232.0.1", "10.232.0.2"
 NODE = "netnode"

@@ -28,8 +28,7 @@ import pytest
 
 from tests.e2e.test_network_podman import preflight
 
-# host_global: service networking, the orchnodes link, worker-* namespaces
-pytestmark = [pytest.mark.podman, pytest.mark.slow, pytest.mark.host_global]
+pytestmark = [pytest.mark.podman, pytest.mark.slow]
 
 KUBECTL = "/usr/lib/google-cloud-sdk/bin/kubectl.1.32"
 IMAGE = "localhost/busybox:latest"

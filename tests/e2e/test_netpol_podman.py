@@ -25,8 +25,7 @@ import trio
 from tests.conftest import ClusterThread
 from tests.e2e.test_network_podman import IMAGE, SLEEPER, NetCluster, preflight, service_routed
 
-# host_global: service networking and the nft table orchestra-netpol
-pytestmark = [pytest.mark.podman, pytest.mark.slow, pytest.mark.host_global]
+pytestmark = [pytest.mark.podman, pytest.mark.slow]
 
 Obj = dict[str, Any]
 TABLE = "orchestra-netpol"

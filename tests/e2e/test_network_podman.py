@@ -30,8 +30,7 @@ from orchestra.node.sandbox import LABEL_NODE
 from orchestra.runtime.base import RuntimeFailure
 from tests.conftest import ClusterThread
 
-# host_global: service networking on the host
-pytestmark = [pytest.mark.podman, pytest.mark.slow, pytest.mark.host_global]
+pytestmark = [pytest.mark.podman, pytest.mark.slow]
 
 IMAGE = "localhost/busybox:latest"
 # wget's own -T segfaults in this busybox (Debian 1.35), so requests are bounded with `timeout`

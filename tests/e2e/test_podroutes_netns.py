@@ -31,7 +31,6 @@ DEVICE = "orpavx0"  # the VXLAN device's name in these namespaces
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="building network namespaces needs root"),
     pytest.mark.skipif(not os.path.exists(IP), reason="iproute2's ip is missing"),
-    pytest.mark.host_global,  # service networking, the orchnodes link, worker-* namespaces
 ]
 
 LISTEN = """

@@ -19,9 +19,7 @@ import pytest
 
 from tests.e2e.upserver import processes_naming, remove_pods
 
-# host_global: service networking; it looks for the service route and for dead clusters' pods on the
-# whole host
-pytestmark = [pytest.mark.podman, pytest.mark.slow, pytest.mark.host_global]
+pytestmark = [pytest.mark.podman, pytest.mark.slow]
 
 MANIFESTS = """
 apiVersion: apps/v1

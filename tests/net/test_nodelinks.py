@@ -13,9 +13,8 @@ import pytest
 from orchestra.net.nodelinks import NodeLinks, host_veth, netns_name
 from orchestra.net.routes import NetworkSetupError
 
-pytestmark = [pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None,
-                                 reason="needs root and iproute2 (it makes network namespaces)"),
-              pytest.mark.host_global]  # NodeLinks' names (netns nltest-*, switch): as --nodes makes
+pytestmark = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None,
+                                reason="needs root and iproute2 (it makes network namespaces)")
 
 BRIDGE = "orchnltest"
 NODES = ["nltest-1", "nltest-2"]
