@@ -19,7 +19,8 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     session.install("-e", ".[test]")
-    session.run("pytest", *session.posargs)
+    # as `./dev test`: two xdist workers, the units of tests/parallel.py
+    session.run("pytest", "-n", "2", "--dist", "loadscope", *session.posargs)
 
 
 @nox.session

@@ -16,6 +16,7 @@ import trio
 from hypothesis import settings
 
 from tests.etcdserver import EtcdServer, session_store, shared_server
+from tests.parallel import pytest_collection_modifyitems, pytest_xdist_make_scheduler  # noqa: F401 (hooks)
 
 # CI runs the property tests with a fixed seed per test (a failure there is repeatable, and a clean
 # run means the same examples pass); locally every run explores new examples.

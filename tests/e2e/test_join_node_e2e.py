@@ -53,7 +53,12 @@ def _cluster_cidr() -> str:
     through the host."""
     routes = subprocess.run(["ip", "-4", "route"], capture_output=True, text=True, timeout=10)
     routed = routes.stdout.split("\n")
-    taken = {line.split(".")[1] for line in routed if line.startswith("10.")}
+    # and never a range another test routes on the host at fixed addresses, though it may not yet when
+    # this one starts (both run at once under ./dev test's two workers): 10.231 (test_auth_podman's
+    # services), 10.232 (test_join_network_e2e's link), 10.243 (the --nodes link), 10.244-246 (the
+    # default cluster CIDR and the routes tests/net writes)
+    taken = {line.split(".")[1] for line in routed if line.startswith("10.")} | {
+        "231", "232", "243", "244", "245", "246"}
     return f"10.{random.choice([n for n in range(100, 250) if str(n) not in taken])}.0.0/16"
 
 

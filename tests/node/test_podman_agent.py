@@ -1,9 +1,12 @@
 """The agent against real Podman (pytest.mark.podman): busybox pods, probes, restarts, deletion,
-adoption. Each test cleans up every sandbox labelled with its node."""
+adoption. Each test's agent labels its pods with a cluster id of its own (as every cluster's agent
+does): the host's Podman also runs other tests' clusters, whose node is named node-1 too, and
+neither the agent's adoption nor the test's clean-up may touch those. Each test removes its pods."""
 
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -12,7 +15,7 @@ import pytest
 import trio
 
 from orchestra.node.agent import find_container
-from orchestra.node.sandbox import LABEL_NODE
+from orchestra.node.sandbox import LABEL_CLUSTER, LABEL_NODE
 from orchestra.runtime.base import ContainerState
 from orchestra.runtime.podman import PodmanRuntime
 
@@ -26,22 +29,30 @@ HTTPD = {"name": "web", "image": IMAGE, "command": ["httpd", "-f", "-p", "8080",
 SLEEPER = ["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"]
 
 
-async def _cleanup(runtime: PodmanRuntime) -> None:
+def mine(env: Env) -> dict[str, str]:
+    """The labels of this test's pods and containers."""
+    return {LABEL_CLUSTER: env.config["cluster_id"], LABEL_NODE: NODE}
+
+
+async def _cleanup(runtime: PodmanRuntime, labels: dict[str, str]) -> None:
     async with trio.open_nursery() as nursery:
-        for sandbox in await runtime.list_sandboxes({LABEL_NODE: NODE}):
+        for sandbox in await runtime.list_sandboxes(labels):
             nursery.start_soon(runtime.remove_sandbox, sandbox.id)
 
 
 @asynccontextmanager
 async def podman_env(tmp_path: Path, socket: str) -> AsyncIterator[Env]:
     runtime = PodmanRuntime(socket)
-    await _cleanup(runtime)
+    # the state dir label: should the test process die, a later `orchestra up` removes the pods once
+    # the directory is gone (app/leftovers.py)
+    cluster_id = f"agent-test-{uuid.uuid4().hex[:12]}"
     try:
-        async with open_env(tmp_path, runtime=runtime, probe_mode="network", host=None) as env:
+        async with open_env(tmp_path, runtime=runtime, probe_mode="network", host=None, cluster_id=cluster_id,
+                            cluster_state_dir=str(tmp_path)) as env:
             yield env
     finally:
         with trio.CancelScope(shield=True):
-            await _cleanup(runtime)
+            await _cleanup(runtime, {LABEL_CLUSTER: cluster_id, LABEL_NODE: NODE})
             await runtime.aclose()
 
 
@@ -62,7 +73,7 @@ async def test_httpd_pod_running_ready_and_healed(tmp_path: Path, podman_socket:
             async with stream:
                 await stream.send_all(b"GET / HTTP/1.0\r\n\r\n")
                 assert b"200" in await stream.receive_some(100)
-            sandboxes = await env.runtime.list_sandboxes({LABEL_NODE: NODE})
+            sandboxes = await env.runtime.list_sandboxes(mine(env))
             assert len(sandboxes) == 1 and sandboxes[0].ip == ip
             # `podman kill` is healed at once
             await env.runtime.kill_container(cs["containerID"].removeprefix("podman://"))
@@ -98,8 +109,8 @@ async def test_delete_within_grace_period(tmp_path: Path, podman_socket: str) ->
             await env.wait_pod("stubborn", lambda p: p is None, limit=20)
             stubborn = time.perf_counter() - t0
             assert polite < 2.5 and 2.5 <= stubborn <= 7  # SIGKILL after the 3 s grace period
-            assert await env.runtime.list_sandboxes({LABEL_NODE: NODE}) == []
-            assert await env.runtime.list_containers({LABEL_NODE: NODE}) == []
+            assert await env.runtime.list_sandboxes(mine(env)) == []
+            assert await env.runtime.list_containers(mine(env)) == []
 
 
 async def test_agent_restart_adopts_running_pods(tmp_path: Path, podman_socket: str) -> None:
@@ -113,8 +124,8 @@ async def test_agent_restart_adopts_running_pods(tmp_path: Path, podman_socket: 
             assert agent.statistics().adopted_sandboxes == 1
             await trio.sleep(2)
             assert state(env.pod("keep"))["containerID"] == cid
-            running = [c for c in await env.runtime.list_containers({LABEL_NODE: NODE})
+            running = [c for c in await env.runtime.list_containers(mine(env))
                        if c.state == ContainerState.RUNNING]
-            assert len(running) == 1 and len(await env.runtime.list_sandboxes({LABEL_NODE: NODE})) == 1
+            assert len(running) == 1 and len(await env.runtime.list_sandboxes(mine(env))) == 1
             ref = await find_container(env.runtime, env.pod("keep"), "c")  # type: ignore[arg-type]
             assert f"podman://{ref.container_id}" == cid
