@@ -209,7 +209,7 @@ async def _to_durable(state: Path, source: str, overwrite: bool, tls: ssl.SSLCon
                                      f"{note.get('from')}): it is not a whole cluster; nothing was migrated")
             try:
                 kvs, revision = await read_keys(client, "", ETCD_KEYS)
-                kvs = _from_etcd(kvs)
+                kvs = ETCD_LAYOUT.stored(kvs)  # (another layout's keys are not the cluster's)
             except StoreUnavailableError:
                 raise  # (_etcd says it)
             except StoreError as exc:
@@ -231,17 +231,6 @@ def _in_etcd(kv: KeyValue) -> KeyValue:
     """A store key as etcd holds it (kube-apiserver's layout: orchestra.store.etcdkeys); a key with no
     place in it is a StoreError, before anything is written."""
     return KeyValue(ETCD_LAYOUT.to_etcd(kv.key), kv.value, kv.create_revision, kv.mod_revision, kv.version)
-
-
-def _from_etcd(kvs: list[KeyValue]) -> list[KeyValue]:
-    """etcd's keys as the store's (the keys of another layout are not the cluster's: left out, as a
-    server on this etcd leaves them out)."""
-    found = []
-    for kv in kvs:
-        key = ETCD_LAYOUT.from_etcd(kv.key)
-        if key is not None:
-            found.append(KeyValue(key, kv.value, kv.create_revision, kv.mod_revision, kv.version))
-    return found
 
 
 def _recover_interrupted_swap(state: Path) -> None:

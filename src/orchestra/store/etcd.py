@@ -117,13 +117,7 @@ class EtcdBackend:
             page, _, more = await self.client.range(scope, revision=revision, limit=PAGE,
                                                     start=kvs[-1].key + "\0")
             kvs += page
-        cut = len(self.prefix)
-        restored = []
-        for kv in kvs:
-            key = self.layout.from_etcd(kv.key[cut:])
-            if key is not None:
-                restored.append(KeyValue(key, kv.value, kv.create_revision, kv.mod_revision, kv.version))
-        feed.restore(revision, restored)
+        feed.restore(revision, self.layout.stored(kvs, len(self.prefix)))
         self._feed = feed
         self._compact_next = revision
         self._stats["etcd_revision"] = revision
@@ -322,5 +316,3 @@ class EtcdBackend:
         self.close()
         with trio.CancelScope(shield=True):
             await self.client.aclose()
-
-

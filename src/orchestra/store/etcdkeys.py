@@ -16,7 +16,7 @@ the store's own tests over etcd use it), both KeyLayout:
 - from_etcd(key): the store key of an etcd key, or None for a key that is not one this layout
   writes (an older layout's `/registry/core/...`, `/registry/services/<other>/...`): the store ignores
   such keys. For every store key k, from_etcd(to_etcd(k)) == k, and for every etcd key e with a
-  store key, to_etcd(from_etcd(e)) == e.
+  store key, to_etcd(from_etcd(e)) == e. stored(kvs) maps etcd's key-values so, leaving those out.
 Values are not touched (a Secret encrypted with its store key as the authenticated data stays valid
 whichever layout etcd holds it in).
 
@@ -25,7 +25,9 @@ Must not import: anything from orchestra except orchestra.store.types.
 
 from __future__ import annotations
 
-from orchestra.store.types import StoreError
+from collections.abc import Iterable
+
+from orchestra.store.types import KeyValue, StoreError
 
 REGISTRY = "/registry/"
 
@@ -107,6 +109,16 @@ class KeyLayout:
         if first.partition("/")[0] in self.taken:
             return None
         return key
+
+    def stored(self, kvs: Iterable[KeyValue], cut: int = 0) -> list[KeyValue]:
+        """etcd's `kvs` under the store's keys (each etcd key less its first `cut` characters, the
+        prefix); the keys this layout does not write are left out."""
+        found = []
+        for kv in kvs:
+            key = self.from_etcd(kv.key[cut:])
+            if key is not None:
+                found.append(KeyValue(key, kv.value, kv.create_revision, kv.mod_revision, kv.version))
+        return found
 
 
 def _kube_forward() -> dict[tuple[str, str], str]:
