@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from collections.abc import AsyncIterator
 
 import dns.message
@@ -94,3 +95,33 @@ async def test_external_name_and_garbage(dns_server: tuple[ClusterDNS, LocalClie
     r = await ask(server, "ext.default.svc.cluster.local")
     assert "CNAME example.org." in r.answer[0].to_text()
     assert await server.answer(b"\x00garbage") is None
+
+
+async def test_an_ephemeral_port_taken_for_tcp_is_picked_again_and_a_given_port_is_not(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """With port 0 the kernel picks the UDP port; another process may hold that number for TCP."""
+    real = trio.open_tcp_listeners
+    refused: list[int] = []
+
+    async def taken_once(port: int, **kwargs: object) -> list[trio.SocketListener]:
+        if not refused:
+            refused.append(port)
+            raise OSError(errno.EADDRINUSE, "Address already in use")
+        return await real(port, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(trio, "open_tcp_listeners", taken_once)
+    store = Store.open_memory()
+    core = ApiCore(store)
+    await bootstrap(core)
+    server = ClusterDNS(LocalClient(core), host="127.0.0.1", port=0, upstreams=[])
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(server.run)
+        assert refused and port == server.bound_port
+        reply = await ask(server, "kubernetes.default.svc.cluster.local")
+        assert reply.rcode() == dns.rcode.NOERROR
+        nursery.cancel_scope.cancel()
+    refused.clear()
+    fixed = ClusterDNS(LocalClient(core), host="127.0.0.1", port=port, upstreams=[])
+    with pytest.raises(OSError, match="Address already in use"):
+        await fixed.run()
+    store.close()

@@ -16,6 +16,7 @@ Must not import: apiserver, cli, runtime, node.
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import logging
 from collections.abc import Iterable
@@ -37,6 +38,8 @@ from orchestra.client.base import Client
 from orchestra.controller.informer import Informer
 from orchestra.net.common import kind, slice_service_key
 from orchestra.objects import Obj
+
+BIND_ATTEMPTS = 5  # port 0: UDP ports the kernel picks until TCP has the same one free
 
 log = logging.getLogger("orchestra.net.dns")
 
@@ -272,13 +275,28 @@ class ClusterDNS:
                     if resp is not None:
                         await stream.send_all(len(resp).to_bytes(2, "big") + resp)
 
+    async def _bind(self) -> tuple[trio.socket.SocketType, list[trio.SocketListener]]:
+        """The UDP socket and the TCP listeners on one port: `self.port`, or with port 0 one the
+        kernel picks for UDP - which TCP may already use (another process's connection): then another
+        pick, a few times."""
+        family = trio.socket.AF_INET6 if ":" in self.host else trio.socket.AF_INET
+        for attempt in range(BIND_ATTEMPTS):
+            udp = trio.socket.socket(family, trio.socket.SOCK_DGRAM)
+            try:
+                await udp.bind((self.host, self.port))
+                return udp, await trio.open_tcp_listeners(udp.getsockname()[1], host=self.host)
+            except BaseException as exc:
+                udp.close()
+                taken = isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE
+                if self.port or not taken or attempt == BIND_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
     async def run(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
         """Serve until cancelled; `started()` reports the bound UDP/TCP port once both listen."""
-        family = trio.socket.AF_INET6 if ":" in self.host else trio.socket.AF_INET
-        with trio.socket.socket(family, trio.socket.SOCK_DGRAM) as udp:
-            await udp.bind((self.host, self.port))
+        udp, listeners = await self._bind()
+        with udp:
             port = udp.getsockname()[1]
-            listeners = await trio.open_tcp_listeners(port, host=self.host)
             async with trio.open_nursery() as nursery:
                 await nursery.start(self.services.run)
                 await nursery.start(self.slices.run)
